@@ -1,0 +1,69 @@
+"""agentrt: a durable runtime for tool-using agents, built on LangGraph.
+
+Plans become operations that are policy-checked, budgeted, approved by a person where a
+rule says so, executed exactly once, verified and traced; a run survives its process.
+"""
+
+from agentrt.approvals import ApprovalRequest, ApprovalStatus, Decision
+from agentrt.budget import Budget
+from agentrt.errors import (
+    AgentRuntimeError,
+    AlreadyDecided,
+    ApprovalError,
+    ApprovalExpired,
+    BudgetExceeded,
+    ConfigError,
+    IllegalTransition,
+    InvalidDecision,
+    NotAuthorized,
+    RunBusy,
+    RunError,
+    UnknownRun,
+)
+from agentrt.graphs import build_run_graph
+from agentrt.policies import Policy, PolicyDecision, Rule
+from agentrt.principal import Principal
+from agentrt.runtime import AgentRuntime, Run
+from agentrt.state import Action, Observation, ObservationKind, Plan, RunState, RunStatus, Usage
+from agentrt.tools import Effect, ToolContext, ToolError, ToolSpec, tool
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Action",
+    "AgentRuntime",
+    "AgentRuntimeError",
+    "AlreadyDecided",
+    "ApprovalError",
+    "ApprovalExpired",
+    "ApprovalRequest",
+    "ApprovalStatus",
+    "Budget",
+    "BudgetExceeded",
+    "ConfigError",
+    "Decision",
+    "Effect",
+    "IllegalTransition",
+    "InvalidDecision",
+    "NotAuthorized",
+    "Observation",
+    "ObservationKind",
+    "Plan",
+    "Policy",
+    "PolicyDecision",
+    "Principal",
+    "Rule",
+    "Run",
+    "RunBusy",
+    "RunError",
+    "RunState",
+    "RunStatus",
+    "ToolContext",
+    "ToolError",
+    "ToolSpec",
+    "UnknownRun",
+    "Usage",
+    "__version__",
+    "build_run_graph",
+    "tool",
+]

@@ -1,0 +1,272 @@
+"""Human gates: approval requests, decisions, and the checks a decision must pass.
+
+The approvals table is the truth. The approval node writes a request before it interrupts
+the graph; AgentRuntime.decide validates a decision against the stored request before any
+graph runs, and records it with a conditional update so that of two racing deciders
+exactly one wins.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from agentrt.errors import (
+    AlreadyDecided,
+    ApprovalExpired,
+    InvalidDecision,
+    NotAuthorized,
+)
+from agentrt.principal import Principal
+
+__all__ = [
+    "ApprovalRequest",
+    "ApprovalStatus",
+    "Decision",
+    "approval_id",
+    "args_digest",
+    "check_decision",
+]
+
+
+class ApprovalStatus(StrEnum):
+    """Where an approval request is in its life."""
+
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EDITED = "edited"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+def canonical_json(value: Any) -> str:
+    """One spelling per value: sorted keys, no spaces, so digests are stable."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def args_digest(args: Mapping[str, Any]) -> str:
+    """sha256 of the canonical JSON of a tool call's arguments."""
+    return hashlib.sha256(canonical_json(dict(args)).encode()).hexdigest()
+
+
+def approval_id(thread_id: str, step_id: str, kind: str) -> str:
+    """Deterministic id, so a re-run of the approval node finds its own request again."""
+    digest = hashlib.sha256(canonical_json([thread_id, step_id, kind]).encode()).hexdigest()
+    return f"apr_{digest[:20]}"
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ApprovalRequest:
+    """A request for a person to approve one action (or, kind "reconcile", to settle one)."""
+
+    id: str
+    """Deterministic from thread, step and kind."""
+    thread_id: str
+    """The run that waits."""
+    step_id: str
+    """The plan step the action belongs to."""
+    kind: Literal["action", "reconcile"]
+    """action: may this run? reconcile: did an interrupted effect happen?"""
+    tool: str
+    """Tool the action calls."""
+    args: dict[str, Any]
+    """Arguments, exactly as they will run."""
+    args_digest: str
+    """sha256 of the canonical arguments; a decision may bind itself to it."""
+    edited_args: dict[str, Any] | None = None
+    """For an edit decision: the arguments to run instead (validated against the schema)."""
+    rule_id: str | None
+    """Policy rule that asked for approval."""
+    reason: str
+    """Why approval is needed, from the rule."""
+    required_role: str | None
+    """Role the approver must hold; None means any principal may decide."""
+    four_eyes: bool
+    """If True, the run's own principal may not approve."""
+    requested_by: str
+    """Principal id the run acts for."""
+    tenant: str | None
+    """Tenant of the run."""
+    requested_at: float
+    """Epoch seconds."""
+    expires_at: float | None
+    """Epoch seconds after which a decision is refused; None: never."""
+    status: ApprovalStatus = ApprovalStatus.PENDING
+    """pending until decided."""
+    decided_by: str | None = None
+    """Principal id of the decider."""
+    decided_at: float | None = None
+    """Epoch seconds of the decision."""
+    comment: str | None = None
+    """The decider's reason or note."""
+
+
+class Decision(BaseModel):
+    """A person's answer to an approval request. Build one with approve, reject or edit."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
+
+    approval_id: str = Field(min_length=1)
+    """Id of the request this decides."""
+    outcome: Literal["approve", "reject", "edit"]
+    """What the person decided."""
+    by: Principal
+    """Who decided."""
+    reason: str | None = None
+    """Why; required for reject."""
+    args: dict[str, Any] | None = None
+    """For edit: the arguments to run instead."""
+    args_digest: str | None = None
+    """If set, the decision only applies to a request with exactly these arguments."""
+
+    @field_validator("by", mode="before")
+    @classmethod
+    def _principal(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            return Principal.from_dict(value)
+        if not isinstance(value, Principal):
+            raise ValueError(f"by must be a Principal, got {value!r}")
+        return value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Decision:
+        if self.outcome == "reject" and not (self.reason and self.reason.strip()):
+            raise ValueError("a reject decision needs a reason")
+        if self.outcome == "edit" and self.args is None:
+            raise ValueError("an edit decision needs args")
+        if self.outcome != "edit" and self.args is not None:
+            raise ValueError(f"args belong to an edit decision, not to {self.outcome!r}")
+        return self
+
+    @classmethod
+    def parse(cls, data: Any) -> Decision:
+        """Validate a decision from outside (JSON, CLI); errors become InvalidDecision."""
+        if isinstance(data, Decision):
+            return data
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or 'decision'}: {e['msg']} "
+                f"(got {e.get('input')!r})"
+                for e in exc.errors()
+            )
+            raise InvalidDecision(
+                f"malformed decision {data!r}: {problems}. Build one with Decision.approve(), "
+                "Decision.reject() or Decision.edit()",
+                approval_id=data.get("approval_id") if isinstance(data, Mapping) else None,
+            ) from None
+
+    @classmethod
+    def approve(
+        cls,
+        approval_id: str,
+        *,
+        by: Principal,
+        reason: str | None = None,
+        args_digest: str | None = None,
+    ) -> Decision:
+        """Approve the action as requested."""
+        return cls.parse(
+            {
+                "approval_id": approval_id,
+                "outcome": "approve",
+                "by": by,
+                "reason": reason,
+                "args_digest": args_digest,
+            }
+        )
+
+    @classmethod
+    def reject(
+        cls, approval_id: str, *, by: Principal, reason: str, args_digest: str | None = None
+    ) -> Decision:
+        """Refuse the action; the planner sees the reason."""
+        return cls.parse(
+            {
+                "approval_id": approval_id,
+                "outcome": "reject",
+                "by": by,
+                "reason": reason,
+                "args_digest": args_digest,
+            }
+        )
+
+    @classmethod
+    def edit(
+        cls,
+        approval_id: str,
+        *,
+        args: Mapping[str, Any],
+        by: Principal,
+        reason: str | None = None,
+        args_digest: str | None = None,
+    ) -> Decision:
+        """Run the action with other arguments; they go through the policy again."""
+        return cls.parse(
+            {
+                "approval_id": approval_id,
+                "outcome": "edit",
+                "by": by,
+                "reason": reason,
+                "args": dict(args),
+                "args_digest": args_digest,
+            }
+        )
+
+
+def check_decision(request: ApprovalRequest, decision: Decision, *, now: float) -> None:
+    """Raise the ApprovalError that refuses this decision, or return if it may be recorded."""
+    rid = request.id
+    if request.status is not ApprovalStatus.PENDING:
+        raise AlreadyDecided(
+            f"approval {rid!r} was already {request.status.value} by {request.decided_by!r}; "
+            "nothing to do",
+            approval_id=rid,
+        )
+    if decision.args_digest is not None and decision.args_digest != request.args_digest:
+        raise InvalidDecision(
+            f"decision for {rid!r} was made for arguments with digest {decision.args_digest!r}, "
+            f"but the request's arguments have digest {request.args_digest!r}; "
+            "review the current arguments and decide again",
+            approval_id=rid,
+        )
+    if request.expires_at is not None and now >= request.expires_at:
+        raise ApprovalExpired(
+            f"approval {rid!r} expired at {request.expires_at:.0f} (now {now:.0f}); "
+            "the run must ask again",
+            approval_id=rid,
+        )
+    if request.required_role and request.required_role not in decision.by.roles:
+        raise NotAuthorized(
+            f"{decision.by.id!r} cannot decide {rid!r}: it requires role "
+            f"{request.required_role!r}, and {decision.by.id!r} holds {list(decision.by.roles)!r}",
+            approval_id=rid,
+        )
+    if (
+        request.four_eyes
+        and decision.outcome != "reject"
+        and decision.by.id == request.requested_by
+    ):
+        raise NotAuthorized(
+            f"{decision.by.id!r} requested {rid!r} and cannot also approve it (four-eyes rule); "
+            "ask another approver",
+            approval_id=rid,
+        )
+    if (
+        decision.by.tenant is not None
+        and request.tenant is not None
+        and (decision.by.tenant != request.tenant)
+    ):
+        raise NotAuthorized(
+            f"{decision.by.id!r} of tenant {decision.by.tenant!r} cannot decide {rid!r} "
+            f"of tenant {request.tenant!r}",
+            approval_id=rid,
+        )

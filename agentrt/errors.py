@@ -1,0 +1,125 @@
+"""The exception tree of agentrt.
+
+    AgentRuntimeError
+    ├── ConfigError            the caller misused the API (bad policy, unknown tool, bad argument)
+    ├── IllegalTransition      a run status change the transition table does not allow
+    ├── UnknownRun             no run has this thread id
+    ├── RunBusy                another live process is driving this run
+    ├── RunError               a run failed
+    │   └── BudgetExceeded
+    └── ApprovalError          a decision was refused; the run is left as it was
+        ├── InvalidDecision    malformed, unknown approval id, or args digest mismatch
+        ├── ApprovalExpired
+        ├── NotAuthorized
+        └── AlreadyDecided
+
+Messages quote the offending value with !r and say what to do next.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AgentRuntimeError",
+    "AlreadyDecided",
+    "ApprovalError",
+    "ApprovalExpired",
+    "BudgetExceeded",
+    "ConfigError",
+    "IllegalTransition",
+    "InvalidDecision",
+    "NotAuthorized",
+    "RunBusy",
+    "RunError",
+    "UnknownRun",
+]
+
+
+class AgentRuntimeError(Exception):
+    """Root of every error agentrt raises on purpose."""
+
+
+class ConfigError(AgentRuntimeError):
+    """The caller misused the API: a bad policy file, an unknown tool, a bad argument."""
+
+
+class IllegalTransition(AgentRuntimeError):
+    """A run status change that the transition table in agentrt.state does not allow."""
+
+    def __init__(self, thread_id: str | None, current: str, target: str) -> None:
+        self.thread_id = thread_id
+        self.current = current
+        self.target = target
+        where = f"run {thread_id!r}" if thread_id else "a run"
+        super().__init__(
+            f"{where} cannot go from status {current!r} to {target!r}; "
+            "see agentrt.state.TRANSITIONS for the allowed moves"
+        )
+
+
+class UnknownRun(AgentRuntimeError):
+    """No run with this thread id exists in the store."""
+
+    def __init__(self, thread_id: str, db: str) -> None:
+        self.thread_id = thread_id
+        self.db = db
+        super().__init__(
+            f"no run with thread id {thread_id!r} in {db!r}; "
+            "list the known runs with rt.runs() or `agentrt runs`"
+        )
+
+
+class RunBusy(AgentRuntimeError):
+    """Another live process holds the lease on this run."""
+
+    def __init__(self, thread_id: str, owner: str, expires_at: float) -> None:
+        self.thread_id = thread_id
+        self.owner = owner
+        self.expires_at = expires_at
+        super().__init__(
+            f"run {thread_id!r} is being driven by {owner!r} (lease held until "
+            f"{expires_at:.0f}); wait for it to stop or for the lease to expire, then retry"
+        )
+
+
+class RunError(AgentRuntimeError):
+    """A run failed."""
+
+    def __init__(self, message: str, *, thread_id: str | None = None) -> None:
+        self.thread_id = thread_id
+        super().__init__(message)
+
+
+class BudgetExceeded(RunError):
+    """A run hit one of its budget limits."""
+
+    def __init__(self, limit: str, used: float, allowed: float, *, thread_id: str | None = None):
+        self.limit = limit
+        self.used = used
+        self.allowed = allowed
+        super().__init__(
+            f"budget limit {limit!r} reached: used {used:g} of {allowed:g}", thread_id=thread_id
+        )
+
+
+class ApprovalError(AgentRuntimeError):
+    """A decision on an approval request was refused; nothing changed."""
+
+    def __init__(self, message: str, *, approval_id: str | None = None) -> None:
+        self.approval_id = approval_id
+        super().__init__(message)
+
+
+class InvalidDecision(ApprovalError):
+    """The decision is malformed, names no pending request, or does not match its arguments."""
+
+
+class ApprovalExpired(ApprovalError):
+    """The approval request expired before the decision arrived."""
+
+
+class NotAuthorized(ApprovalError):
+    """The decider lacks the role the request requires, or is its own requester under four-eyes."""
+
+
+class AlreadyDecided(ApprovalError):
+    """Somebody already decided this approval request."""

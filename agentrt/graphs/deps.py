@@ -1,0 +1,49 @@
+"""What the nodes need from the runtime, handed to them in one object."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from langchain_core.language_models import BaseChatModel
+from langgraph.types import RetryPolicy
+from opentelemetry.trace import Tracer
+
+from agentrt.policies import Policy
+from agentrt.store.sqlite import Store
+from agentrt.tools.ledger import Ledger
+from agentrt.tools.registry import ToolRegistry
+
+__all__ = ["DEFAULT_INSTRUCTIONS", "RunDeps"]
+
+DEFAULT_INSTRUCTIONS = (
+    "You are an agent that completes the user's goal by calling the tools offered to you. "
+    "Each tool result comes back as a message; results whose status is an error tell you "
+    "the kind of failure (invalid_args, denied, rejected, error, skipped). Do not repeat a "
+    "denied or rejected action. When the goal is done, or cannot be done, answer in plain "
+    "text without calling a tool."
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunDeps:
+    """The runtime's services as the nodes see them."""
+
+    model: BaseChatModel
+    """The planner's chat model; must support tool calling."""
+    tools: ToolRegistry
+    """Tools by name."""
+    policy: Policy
+    """Rules every action passes before it runs."""
+    store: Store
+    """runs, approvals and effects tables."""
+    ledger: Ledger
+    """Exactly-once execution of side effects."""
+    tracer: Tracer
+    """Where agent.step and finer spans go."""
+    clock: Callable[[], float]
+    """Epoch seconds; injected so tests control time."""
+    instructions: str = DEFAULT_INSTRUCTIONS
+    """System prompt for the planner."""
+    model_retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(max_attempts=3))
+    """How a failing model call is retried (transient errors only)."""

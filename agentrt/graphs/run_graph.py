@@ -1,0 +1,98 @@
+"""build_run_graph: the plan/policy/approval/tool/verify/commit/finish graph, compiled.
+
+    START -> plan -> policy --allow----------------> tool -> verify --ok, steps left--> policy
+                       |--require_approval-> approval -^      |--ok, plan done----> plan
+                       |                      |--edit--> policy  |--failed--------> plan
+                       |                      '--reject-> plan   '--preview ok--> commit -> verify
+                       '--deny--------------------------------> plan
+    plan --final answer--> finish -> END      (any node --budget exceeded / fatal--> finish)
+
+Each node returns the route it chose in state["route"]; the edges below list, per node,
+exactly the routes the design allows, so the drawn graph is the design.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+
+from agentrt import nodes
+from agentrt.graphs.deps import RunDeps
+from agentrt.state import RunState
+
+__all__ = ["ROUTES", "build_run_graph"]
+
+ROUTES: dict[str, tuple[str, ...]] = {
+    "plan": ("policy", "finish"),
+    "policy": ("tool", "approval", "plan", "finish"),
+    "approval": ("tool", "policy", "plan", "finish"),
+    "tool": ("verify", "finish"),
+    "verify": ("policy", "plan", "commit", "finish"),
+    "commit": ("verify", "finish"),
+}
+
+NodeFn = Callable[[RunState, RunDeps], dict[str, Any]]
+
+
+def _step(kind: str, fn: NodeFn, state: RunState, deps: RunDeps) -> dict[str, Any]:
+    """Run one node inside its agent.step span, adding its time to the run's active time.
+
+    Only node time counts: time spent waiting for a person happens between nodes.
+    """
+    started = deps.clock()
+    with deps.tracer.start_as_current_span(
+        "agent.step",
+        attributes={"agentrt.step.kind": kind, "agentrt.run_id": state["thread_id"]},
+    ):
+        update = fn(state, deps)
+    usage = dict(update.get("usage") or state["usage"])
+    usage["active_seconds"] = usage["active_seconds"] + max(0.0, deps.clock() - started)
+    update["usage"] = usage
+    return update
+
+
+def _router(source: str) -> Callable[[RunState], str]:
+    allowed = ROUTES[source]
+
+    def route(state: RunState) -> str:
+        target = state.get("route")
+        if target not in allowed:
+            raise RuntimeError(f"node {source!r} chose route {target!r}; allowed: {allowed!r}")
+        return target
+
+    route.__name__ = f"route_after_{source}"
+    return route
+
+
+def build_run_graph(
+    deps: RunDeps, checkpointer: BaseCheckpointSaver[Any] | None = None
+) -> CompiledStateGraph[RunState, None, RunState, RunState]:
+    """Compile the run graph over ``deps``, checkpointing to ``checkpointer``."""
+    builder: StateGraph[RunState, None, RunState, RunState] = StateGraph(RunState)
+    node_fns: dict[str, NodeFn] = {
+        "plan": nodes.plan,
+        "policy": nodes.policy,
+        "approval": nodes.approval,
+        "tool": nodes.tool,
+        "verify": nodes.verify,
+        "commit": nodes.commit,
+        "finish": nodes.finish,
+    }
+    for name, fn in node_fns.items():
+        builder.add_node(
+            name,
+            partial(_step, name, fn, deps=deps),
+            # Only the planner talks to a remote service worth retrying at node level;
+            # tools have their own error contract.
+            retry_policy=deps.model_retry if name == "plan" else None,
+        )
+    builder.add_edge(START, "plan")
+    for source, targets in ROUTES.items():
+        builder.add_conditional_edges(source, _router(source), {t: t for t in targets})
+    builder.add_edge("finish", END)
+    return builder.compile(checkpointer=checkpointer)

@@ -1,0 +1,114 @@
+"""Helpers the nodes share: the current action, observations, and where to go next."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentrt.budget import Budget, first_exceeded
+from agentrt.graphs.deps import RunDeps
+from agentrt.principal import Principal
+from agentrt.state import Action, Event, Observation, ObservationKind, RunState, Stop, Usage
+from agentrt.tools.contract import ToolContext, ToolSpec
+from agentrt.tools.ledger import effect_key
+
+__all__ = [
+    "abandon_plan",
+    "advance",
+    "budget_stop",
+    "current_action",
+    "observation_event",
+    "tool_context",
+]
+
+
+def current_action(state: RunState) -> Action:
+    plan = state.get("plan")
+    cursor = state.get("cursor", 0)
+    if not plan or cursor >= len(plan["actions"]):
+        raise RuntimeError("no current action: the graph routed to an action node without one")
+    return plan["actions"][cursor]
+
+
+def observation_event(action: Action, kind: ObservationKind | str, content: str) -> Event:
+    obs = Observation(
+        step_id=action["step_id"],
+        call_id=action["call_id"],
+        tool=action["tool"],
+        kind=ObservationKind(kind).value,
+        content=content,
+    )
+    return Event(type="observation", step_id=action["step_id"], data=dict(obs))
+
+
+def abandon_plan(state: RunState, kind: ObservationKind | str, content: str) -> dict[str, Any]:
+    """The current action failed (or was refused): tell the planner, skip the rest, replan.
+
+    Every remaining action still gets an observation, so the model sees an answer to each
+    tool call it made.
+    """
+    plan = state["plan"]
+    assert plan is not None
+    cursor = state.get("cursor", 0)
+    action = plan["actions"][cursor]
+    events = [observation_event(action, kind, content)]
+    events += [
+        observation_event(
+            rest,
+            ObservationKind.SKIPPED,
+            f"not run: step {action['step_id']} ({action['tool']}) before it ended {kind}",
+        )
+        for rest in plan["actions"][cursor + 1 :]
+    ]
+    return {"events": events, "cursor": len(plan["actions"]), "outcome": None, "route": "plan"}
+
+
+def advance(state: RunState) -> dict[str, Any]:
+    """The current action is done: on to the next one, or back to the planner."""
+    plan = state["plan"]
+    assert plan is not None
+    cursor = state.get("cursor", 0) + 1
+    more = cursor < len(plan["actions"])
+    return {
+        "cursor": cursor,
+        "outcome": None,
+        "verdict": None,
+        "route": "policy" if more else "plan",
+    }
+
+
+def budget_stop(
+    state: RunState, deps: RunDeps, *, steps: int = 0, tool_calls: int = 0, cost_usd: float = 0.0
+) -> dict[str, Any] | None:
+    """Pre-flight: if the next spend would break a limit, the update that ends the run."""
+    exceeded = first_exceeded(
+        Budget.from_dict(state.get("budget")),
+        state["usage"],
+        now=deps.clock(),
+        next_steps=steps,
+        next_tool_calls=tool_calls,
+        next_cost_usd=cost_usd,
+    )
+    if exceeded is None:
+        return None
+    return {"stop": Stop(status="budget_exceeded", reason=str(exceeded)), "route": "finish"}
+
+
+def tool_context(state: RunState, action: Action, deps: RunDeps) -> ToolContext:
+    return ToolContext(
+        thread_id=state["thread_id"],
+        step_id=action["step_id"],
+        idempotency_key=effect_key(
+            state["thread_id"], action["step_id"], action["tool"], action["args"]
+        ),
+        principal=Principal.from_dict(state["principal"]),
+        deadline=Budget.from_dict(state.get("budget")).deadline,
+    )
+
+
+def spent(usage: Usage, spec: ToolSpec) -> Usage:
+    """Usage after one more call of ``spec``."""
+    return {
+        **usage,
+        "tool_calls": usage["tool_calls"] + 1,
+        "cost_usd": usage["cost_usd"] + spec.cost_usd,
+    }

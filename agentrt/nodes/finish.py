@@ -1,0 +1,21 @@
+"""finish: set the terminal status and the output."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentrt.graphs.deps import RunDeps
+from agentrt.state import Event, RunState, RunStatus
+
+__all__ = ["finish"]
+
+
+def finish(state: RunState, deps: RunDeps) -> dict[str, Any]:
+    stop = state.get("stop")
+    if stop is not None:
+        status, output, error = RunStatus(stop["status"]), None, stop["reason"]
+    else:
+        plan = state.get("plan")
+        status, output, error = RunStatus.SUCCEEDED, plan["final"] if plan else None, None
+    event = Event(type="finish", data={"status": status.value, "output": output, "error": error})
+    return {"status": status.value, "output": output, "error": error, "events": [event]}

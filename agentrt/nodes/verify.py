@@ -1,0 +1,47 @@
+"""verify: check what the tool returned before the planner (or commit) relies on it."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from agentrt.graphs.deps import RunDeps
+from agentrt.nodes.common import abandon_plan, advance, current_action, observation_event
+from agentrt.state import ObservationKind, Outcome, RunState
+from agentrt.tools.contract import ToolSpec
+
+__all__ = ["verify"]
+
+
+def _postcondition(spec: ToolSpec, args: dict[str, Any], outcome: Outcome) -> str | None:
+    """None if the tool's own check accepts the result, else why not."""
+    if spec.verify is None:
+        return None
+    try:
+        verdict = spec.verify(args, outcome["data"])
+    except Exception as exc:
+        return f"postcondition of {spec.name!r} raised {type(exc).__name__}: {exc}"
+    if verdict is False:
+        return f"postcondition of {spec.name!r} rejected the result"
+    if isinstance(verdict, str):
+        return f"postcondition of {spec.name!r} failed: {verdict}"
+    return None
+
+
+def verify(state: RunState, deps: RunDeps) -> dict[str, Any]:
+    action = current_action(state)
+    outcome = state["outcome"]
+    assert outcome is not None
+    assert outcome["step_id"] == action["step_id"]
+    if outcome["kind"] != ObservationKind.OK:
+        return abandon_plan(state, outcome["kind"], outcome["content"])
+    spec = deps.tools.get(action["tool"])
+    assert spec is not None
+    if outcome["phase"] == "preview":
+        # The preview of an irreversible effect: commit performs it only if it passes.
+        return {"route": "commit"}
+    problem = _postcondition(spec, action["args"], outcome)
+    if problem is not None:
+        return abandon_plan(state, ObservationKind.ERROR, problem)
+    update = advance(state)
+    update["events"] = [observation_event(action, ObservationKind.OK, outcome["content"])]
+    return update

@@ -1,0 +1,105 @@
+"""Reading policy files: YAML in, PolicyFile out, every error placed at file:line:column."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from agentrt.errors import ConfigError
+from agentrt.policies.model import PolicyFile
+
+__all__ = ["PolicyFileError", "load_policy_text", "locate"]
+
+
+class PolicyFileError(ConfigError):
+    """A policy file that cannot be used; the message names file:line:column."""
+
+    def __init__(self, source: str, line: int | None, column: int | None, message: str) -> None:
+        self.source = source
+        self.line = line
+        self.column = column
+        where = source if line is None else f"{source}:{line}:{column}"
+        super().__init__(f"{where}: {message}")
+
+
+def locate(node: yaml.Node | None, path: Sequence[str | int]) -> yaml.Node | None:
+    """The YAML node at a pydantic error location, or the deepest one that exists."""
+    for part in path:
+        if isinstance(node, yaml.MappingNode):
+            nxt = next((v for k, v in node.value if k.value == part), None)
+            if nxt is None:
+                # An unknown key: point at the key itself.
+                return next((k for k, _ in node.value if k.value == part), node)
+            node = nxt
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            if part >= len(node.value):
+                return node
+            node = node.value[part]
+        else:
+            return node
+    return node
+
+
+def _rule_id(data: Any, path: Sequence[str | int]) -> str | None:
+    if len(path) >= 2 and path[0] == "rules" and isinstance(path[1], int):
+        try:
+            rule = data["rules"][path[1]]
+            return str(rule.get("id")) if isinstance(rule, dict) else None
+        except (KeyError, IndexError, TypeError):
+            return None
+    return None
+
+
+def load_policy_text(text: str, source: str = "<string>") -> tuple[PolicyFile, yaml.Node | None]:
+    """Parse and validate policy YAML; raise PolicyFileError at the first problem's place."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        raise PolicyFileError(
+            source,
+            mark.line + 1 if mark else None,
+            mark.column + 1 if mark else None,
+            f"not valid YAML: {exc.problem}",
+        ) from None
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise PolicyFileError(source, 1, 1, f"a policy file is a mapping, got {data!r}")
+    try:
+        return PolicyFile.model_validate(data), node
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        path = [p for p in err["loc"] if isinstance(p, str | int)]
+        target = locate(node, path)
+        line = target.start_mark.line + 1 if target is not None else None
+        column = target.start_mark.column + 1 if target is not None else None
+        rule = _rule_id(data, path)
+        dotted = ".".join(str(p) for p in path)
+        msg = err["msg"]
+        if err["type"] == "extra_forbidden":
+            msg = f"unknown key {path[-1]!r}"
+        where = f"rule {rule!r}, " if rule else ""
+        more = f" (and {len(exc.errors()) - 1} more problems)" if len(exc.errors()) > 1 else ""
+        raise PolicyFileError(
+            source,
+            line,
+            column,
+            f"{where}{dotted or 'file'}: {msg} (got {err.get('input')!r}){more}",
+        ) from None
+
+
+def read_policy_file(path: str | Path) -> tuple[PolicyFile, yaml.Node | None, str]:
+    """Read and parse a policy file from disk."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"cannot read policy file {str(p)!r}: {exc.strerror}") from None
+    parsed, node = load_policy_text(text, str(p))
+    return parsed, node, text

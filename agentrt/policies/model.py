@@ -1,0 +1,99 @@
+"""The policy file format, as pydantic models: what a rule may say."""
+
+from __future__ import annotations
+
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from agentrt.tools.contract import Effect
+
+__all__ = ["ApprovalSpec", "Match", "PolicyFile", "Rule", "parse_duration"]
+
+Outcome = Literal["allow", "deny", "require_approval"]
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
+_UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(value: str | float | int) -> float:
+    """'90s', '15m', '4h', '3d' or a number of seconds -> seconds."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if value <= 0:
+            raise ValueError(f"a duration must be > 0, got {value!r}")
+        return float(value)
+    m = _DURATION.match(str(value))
+    if not m or float(m.group(1)) <= 0:
+        raise ValueError(f"{value!r} is not a duration like '90s', '15m', '4h' or '3d'")
+    return float(m.group(1)) * _UNIT[m.group(2)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Match(_Strict):
+    """Which actions a rule is about. Every given field must match; omitted means any."""
+
+    tools: list[str] = Field(default_factory=lambda: ["*"], min_length=1)
+    """Tool name globs, e.g. ["issue_*"]."""
+    effects: list[Effect] | None = None
+    """Effect classes: read, write, irreversible."""
+    roles: list[str] | None = None
+    """The run's principal holds at least one of these roles."""
+    tenants: list[str] | None = None
+    """The run's principal belongs to one of these tenants."""
+
+
+class ApprovalSpec(_Strict):
+    """Who must approve, for require_approval rules."""
+
+    role: str | None = None
+    """Role the approver must hold; None lets any principal approve."""
+    four_eyes: bool = False
+    """The run's own principal may not approve."""
+    expires_in: float | None = None
+    """Seconds (or '15m', '4h', '3d') until the request expires; None: never."""
+
+    @field_validator("expires_in", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> float | None:
+        return None if value is None else parse_duration(value)  # type: ignore[arg-type]
+
+
+class Rule(_Strict):
+    """One rule: when it matches an action, it says allow, deny or require_approval."""
+
+    id: str = Field(min_length=1, pattern=r"^[A-Za-z0-9_.:-]+$")
+    """Unique within the file; recorded with every decision it takes part in."""
+    match: Match = Field(default_factory=Match)
+    """Which actions the rule is about."""
+    when: str | None = None
+    """A CEL expression over args, tool and principal that must be true for the rule to match."""
+    decision: Outcome
+    """What the rule says."""
+    approval: ApprovalSpec | None = None
+    """For require_approval: who approves and until when."""
+    reason: str = ""
+    """Why, in words a person reviewing the decision understands."""
+
+
+class PolicyFile(_Strict):
+    """A whole policy file."""
+
+    version: int = 1
+    """Format version of the file."""
+    name: str = "policy"
+    """Name recorded with each decision."""
+    default: Literal["allow", "deny"] = "deny"
+    """What happens when no rule matches."""
+    rules: list[Rule] = Field(default_factory=list)
+    """Evaluated all together; the most restrictive matching decision wins."""
+
+    @field_validator("version")
+    @classmethod
+    def _known_version(cls, value: int) -> int:
+        if value != 1:
+            raise ValueError(f"unknown policy format version {value!r}; this agentrt reads 1")
+        return value

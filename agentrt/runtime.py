@@ -1,0 +1,546 @@
+"""AgentRuntime: the one object an app holds. Start, decide, resume and inspect runs."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import aiosqlite
+from langchain_core.language_models import BaseChatModel
+from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command, RetryPolicy, StateSnapshot
+from opentelemetry.trace import TracerProvider
+
+from agentrt.approvals import ApprovalRequest, ApprovalStatus, Decision, check_decision
+from agentrt.budget import Budget, empty_usage
+from agentrt.errors import (
+    AlreadyDecided,
+    ConfigError,
+    InvalidDecision,
+    RunBusy,
+    UnknownRun,
+)
+from agentrt.graphs import DEFAULT_INSTRUCTIONS, RunDeps, build_run_graph
+from agentrt.models import resolve_model
+from agentrt.policies import Policy
+from agentrt.principal import Principal
+from agentrt.state import TERMINAL, RunState, RunStatus, Usage
+from agentrt.store.sqlite import BUSY_TIMEOUT_MS, LeaseOwner, RunRecord, Store, connect
+from agentrt.tools.contract import ToolArgsError, ToolSpec
+from agentrt.tools.ledger import Ledger
+from agentrt.tools.registry import ToolRegistry
+from agentrt.tracing import make_tracer
+
+__all__ = ["DEFAULT_BUDGET", "AgentRuntime", "Run"]
+
+logger = logging.getLogger("agentrt")
+
+DEFAULT_BUDGET = Budget(max_steps=100)
+"""What a run may spend when neither the runtime nor the call says otherwise."""
+
+# LangGraph's recursion limit counts supersteps; the run's Budget is the real limit, so
+# this only has to stay out of its way.
+_RECURSION_LIMIT = 1_000_000
+
+_DECISION_STATUS = {
+    "approve": ApprovalStatus.APPROVED,
+    "reject": ApprovalStatus.REJECTED,
+    "edit": ApprovalStatus.EDITED,
+}
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Run:
+    """A snapshot of one run, as the store has it now."""
+
+    thread_id: str
+    """The run's identity; resume it with this."""
+    status: RunStatus
+    """Where the run is; see agentrt.state.TRANSITIONS."""
+    goal: str
+    """What the run was asked to do."""
+    principal: Principal
+    """Who the run acts for."""
+    output: str | None
+    """The final answer, once succeeded."""
+    error: str | None
+    """Why the run failed or stopped, if it did."""
+    usage: Usage
+    """What the run has spent."""
+    pending_approval: ApprovalRequest | None
+    """The request a person must decide before the run goes on."""
+    created_at: float
+    """Epoch seconds."""
+    updated_at: float
+    """Epoch seconds of the last status change."""
+
+
+class _Heartbeat:
+    """Keeps a run's lease alive from a background thread while this process drives it."""
+
+    def __init__(self, store: Store, thread_id: str, owner: LeaseOwner, ttl: float) -> None:
+        self._args = (thread_id, owner, ttl)
+        self._store = store
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="agentrt-lease", daemon=True)
+
+    def _beat(self) -> None:
+        thread_id, owner, ttl = self._args
+        while not self._stop.wait(ttl / 3):
+            try:
+                if not self._store.renew_lease(thread_id, owner, ttl):
+                    logger.warning("lost the lease on run %r", thread_id)
+                    return
+            except Exception:
+                logger.exception("could not renew the lease on run %r", thread_id)
+
+    def __enter__(self) -> _Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class AgentRuntime:
+    """A durable agent runtime over one SQLite file.
+
+    Every run is a thread of the compiled run graph (``rt.graph``), checkpointed after each
+    step, with a row in the runs table written before the first node runs. A run stopped at
+    an approval gate, or whose process died, goes on from its thread id in any process that
+    opens the same file.
+    """
+
+    def __init__(
+        self,
+        model: str | BaseChatModel,
+        tools: Sequence[ToolSpec] = (),
+        policy: Policy | None = None,
+        db: str | Path = "agentrt.db",
+        *,
+        tracing: str | TracerProvider | None = None,
+        capture_content: bool = False,
+        budget: Budget | None = None,
+        instructions: str = DEFAULT_INSTRUCTIONS,
+        clock: Callable[[], float] = time.time,
+        new_id: Callable[[], str] | None = None,
+        lease_ttl: float = 30.0,
+        model_retry: RetryPolicy | None = None,
+    ) -> None:
+        if capture_content:
+            raise ConfigError(
+                "capture_content=True needs the Redactor, which is not in this version; "
+                "leave it False (no prompts, arguments or results are put on spans)"
+            )
+        if lease_ttl <= 0:
+            raise ConfigError(f"lease_ttl must be > 0 seconds, got {lease_ttl!r}")
+        self.db = str(db)
+        self.tools = ToolRegistry(tools)
+        self.policy = policy if policy is not None else Policy.cautious()
+        if not isinstance(self.policy, Policy):
+            raise ConfigError(f"policy must be an agentrt Policy, got {self.policy!r}")
+        self.policy.check_tools(self.tools.names())
+        self.budget = budget if budget is not None else DEFAULT_BUDGET
+        self.clock = clock
+        self.lease_ttl = lease_ttl
+        self._new_id = new_id or (lambda: uuid.uuid4().hex)
+        self.store = Store(self.db, clock=clock)
+        self._saver = SqliteSaver(connect(self.db, autocommit=False))
+        self._saver.setup()
+        self.deps = RunDeps(
+            model=resolve_model(model),
+            tools=self.tools,
+            policy=self.policy,
+            store=self.store,
+            ledger=Ledger(self.store),
+            tracer=make_tracer(tracing),
+            clock=clock,
+            instructions=instructions,
+            model_retry=model_retry or RetryPolicy(max_attempts=3),
+        )
+        self.graph: CompiledStateGraph[RunState, None, RunState, RunState] = build_run_graph(
+            self.deps, self._saver
+        )
+        """The compiled run graph, checkpointed to ``db``; embed it or draw it."""
+
+    # lifecycle ----------------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Close the database connections."""
+        self._saver.conn.close()
+        self.store.close()
+
+    def __enter__(self) -> AgentRuntime:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # reading ------------------------------------------------------------------------------
+
+    def get(self, thread_id: str) -> Run:
+        """The run with this thread id; UnknownRun if there is none."""
+        return self._run(self._record(thread_id))
+
+    def runs(
+        self,
+        status: RunStatus | str | None = None,
+        *,
+        tenant: str | None = None,
+        limit: int = 100,
+    ) -> list[Run]:
+        """Runs, newest first, filtered by status and tenant."""
+        if status is not None:
+            status = _status(status)
+        return [
+            self._run(r) for r in self.store.list_runs(status=status, tenant=tenant, limit=limit)
+        ]
+
+    def approvals(
+        self,
+        *,
+        tenant: str | None = None,
+        status: ApprovalStatus | str | None = "pending",
+        thread_id: str | None = None,
+        limit: int = 100,
+    ) -> list[ApprovalRequest]:
+        """The review queue: approval requests across all runs, oldest first."""
+        if status is not None:
+            try:
+                status = ApprovalStatus(status).value
+            except ValueError:
+                raise ConfigError(
+                    f"unknown approval status {status!r}; use one of "
+                    f"{[s.value for s in ApprovalStatus]!r}"
+                ) from None
+        return self.store.list_approvals(
+            status=status, tenant=tenant, thread_id=thread_id, limit=limit
+        )
+
+    # driving ------------------------------------------------------------------------------
+
+    def start(
+        self,
+        goal: str,
+        *,
+        principal: Principal,
+        budget: Budget | None = None,
+        thread_id: str | None = None,
+    ) -> Run:
+        """Start a run toward ``goal`` for ``principal``; returns when it ends or waits."""
+        return self._drive(*self._create(goal, principal, budget, thread_id))
+
+    def decide(self, decision: Decision | dict[str, Any]) -> Run:
+        """Record a person's decision on an approval request, then carry the run on.
+
+        Every check happens before anything is written: a refused decision leaves the
+        request and the run exactly as they were.
+        """
+        request = self._record_decision(decision)
+        try:
+            return self.resume(request.thread_id)
+        except RunBusy:
+            # The decision is recorded; whoever holds the run will carry it on.
+            return self.get(request.thread_id)
+
+    def resume(self, thread_id: str) -> Run:
+        """Carry a run on from its last checkpoint: after a crash, or after a decision."""
+        graph_input = self._resume_input(thread_id)
+        if graph_input is _NOTHING:
+            return self.get(thread_id)
+        return self._drive(thread_id, graph_input)
+
+    async def astart(
+        self,
+        goal: str,
+        *,
+        principal: Principal,
+        budget: Budget | None = None,
+        thread_id: str | None = None,
+    ) -> Run:
+        """Async twin of start."""
+        return await self._adrive(*self._create(goal, principal, budget, thread_id))
+
+    async def adecide(self, decision: Decision | dict[str, Any]) -> Run:
+        """Async twin of decide."""
+        request = self._record_decision(decision)
+        try:
+            return await self.aresume(request.thread_id)
+        except RunBusy:
+            return self.get(request.thread_id)
+
+    async def aresume(self, thread_id: str) -> Run:
+        """Async twin of resume."""
+        graph_input = self._resume_input(thread_id)
+        if graph_input is _NOTHING:
+            return self.get(thread_id)
+        return await self._adrive(thread_id, graph_input)
+
+    # internals ----------------------------------------------------------------------------
+
+    def _config(self, thread_id: str) -> Any:
+        return {"configurable": {"thread_id": thread_id}, "recursion_limit": _RECURSION_LIMIT}
+
+    def _record(self, thread_id: str) -> RunRecord:
+        if not isinstance(thread_id, str) or not thread_id:
+            raise ConfigError(f"a thread id is a non-empty string, got {thread_id!r}")
+        record = self.store.get_run(thread_id)
+        if record is None:
+            raise UnknownRun(thread_id, self.db)
+        return record
+
+    def _run(self, record: RunRecord) -> Run:
+        pending = None
+        if record.status is RunStatus.AWAITING_APPROVAL:
+            waiting = self.store.list_approvals(thread_id=record.thread_id, limit=1)
+            pending = waiting[0] if waiting else None
+        return Run(
+            thread_id=record.thread_id,
+            status=record.status,
+            goal=record.goal,
+            principal=Principal.from_dict(record.principal),
+            output=record.output,
+            error=record.error,
+            usage=record.usage,
+            pending_approval=pending,
+            created_at=record.created_at,
+            updated_at=record.updated_at,
+        )
+
+    def _create(
+        self, goal: str, principal: Principal, budget: Budget | None, thread_id: str | None
+    ) -> tuple[str, RunState]:
+        if not isinstance(goal, str) or not goal.strip():
+            raise ConfigError(f"a run needs a goal in words, got {goal!r}")
+        if not isinstance(principal, Principal):
+            raise ConfigError(
+                f"principal must be an agentrt Principal, got {principal!r}; "
+                "e.g. Principal('alice', roles=['operator'], scopes=['orders:read'])"
+            )
+        if budget is not None and not isinstance(budget, Budget):
+            raise ConfigError(f"budget must be an agentrt Budget, got {budget!r}")
+        if thread_id is not None and (not isinstance(thread_id, str) or not thread_id):
+            raise ConfigError(f"thread_id must be a non-empty string or None, got {thread_id!r}")
+        thread_id = thread_id or self._new_id()
+        record = self.store.create_run(
+            thread_id=thread_id,
+            goal=goal,
+            principal=principal.to_dict(),
+            budget=(budget or self.budget).to_dict(),
+            usage=empty_usage(),
+        )
+        return thread_id, _initial_state(record)
+
+    def _record_decision(self, decision: Decision | dict[str, Any]) -> ApprovalRequest:
+        parsed = Decision.parse(decision)
+        request = self.store.get_approval(parsed.approval_id)
+        if request is None:
+            raise InvalidDecision(
+                f"no approval request has id {parsed.approval_id!r} in {self.db!r}; "
+                "list the pending ones with rt.approvals() or `agentrt approvals`",
+                approval_id=parsed.approval_id,
+            )
+        check_decision(request, parsed, now=self.clock())
+        edited = None
+        if parsed.outcome == "edit":
+            spec = self.tools.get(request.tool)
+            assert spec is not None
+            assert parsed.args is not None
+            try:
+                edited = spec.validate_args(parsed.args)
+            except ToolArgsError as exc:
+                raise InvalidDecision(
+                    f"edit of {request.id!r} rejected: {exc}", approval_id=request.id
+                ) from None
+        won = self.store.decide_approval(
+            request.id,
+            _DECISION_STATUS[parsed.outcome],
+            by=parsed.by.id,
+            comment=parsed.reason,
+            edited_args=edited,
+        )
+        if not won:
+            latest = self.store.get_approval(request.id)
+            raise AlreadyDecided(
+                f"approval {request.id!r} was decided by "
+                f"{latest.decided_by if latest else None!r} a moment earlier; nothing to do",
+                approval_id=request.id,
+            )
+        return request
+
+    def _resume_input(self, thread_id: str) -> Any:
+        """What to feed the graph to carry this run on, or _NOTHING if it cannot move now."""
+        record = self._record(thread_id)
+        if record.status in TERMINAL:
+            return _NOTHING
+        snapshot = self.graph.get_state(self._config(thread_id))
+        if not snapshot.values:
+            # Died before the first checkpoint: start over from the row, which holds it all.
+            return _initial_state(record)
+        if snapshot.interrupts:
+            if self.store.list_approvals(thread_id=thread_id, limit=1):
+                if record.status is not RunStatus.AWAITING_APPROVAL:
+                    self.store.set_status(thread_id, RunStatus.AWAITING_APPROVAL)
+                return _NOTHING  # still waiting for a person
+            # The approval node reads the decision from the table, not from this value.
+            return Command(resume={"decided": True})
+        if not snapshot.next:
+            # The graph finished, but the process died before the row said so.
+            self._settle(thread_id, snapshot)
+            return _NOTHING
+        return None
+
+    def _begin(self, thread_id: str) -> LeaseOwner:
+        owner = LeaseOwner.this_process(self._new_id())
+        self.store.acquire_lease(thread_id, owner, self.lease_ttl)
+        record = self._record(thread_id)
+        if record.status is not RunStatus.RUNNING:
+            try:
+                self.store.set_status(thread_id, RunStatus.RUNNING)
+            except BaseException:
+                self.store.release_lease(thread_id, owner)
+                raise
+        return owner
+
+    def _drive(self, thread_id: str, graph_input: Any) -> Run:
+        owner = self._begin(thread_id)
+        try:
+            with (
+                _Heartbeat(self.store, thread_id, owner, self.lease_ttl),
+                self.deps.tracer.start_as_current_span(
+                    "agent.run", attributes={"agentrt.run_id": thread_id}
+                ),
+            ):
+                try:
+                    self.graph.invoke(graph_input, self._config(thread_id), durability="sync")
+                except Exception as exc:
+                    return self._fail(thread_id, exc)
+                return self._settle(thread_id, self.graph.get_state(self._config(thread_id)))
+        finally:
+            self.store.release_lease(thread_id, owner)
+
+    async def _adrive(self, thread_id: str, graph_input: Any) -> Run:
+        owner = self._begin(thread_id)
+        try:
+            async with self._async_graph() as graph:
+                with (
+                    _Heartbeat(self.store, thread_id, owner, self.lease_ttl),
+                    self.deps.tracer.start_as_current_span(
+                        "agent.run", attributes={"agentrt.run_id": thread_id}
+                    ),
+                ):
+                    try:
+                        await graph.ainvoke(graph_input, self._config(thread_id), durability="sync")
+                    except Exception as exc:
+                        return self._fail(thread_id, exc)
+                    snapshot = await graph.aget_state(self._config(thread_id))
+                    return self._settle(thread_id, snapshot)
+        finally:
+            self.store.release_lease(thread_id, owner)
+
+    @asynccontextmanager
+    async def _async_graph(
+        self,
+    ) -> AsyncIterator[CompiledStateGraph[RunState, None, RunState, RunState]]:
+        # One aiosqlite connection per call: it is bound to the running event loop, and
+        # callers (notebooks, asyncio.run in scripts, servers) bring loops of their own.
+        async with aiosqlite.connect(self.db, timeout=BUSY_TIMEOUT_MS / 1000) as conn:
+            await conn.execute("PRAGMA journal_mode=WAL")
+            await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+            saver = AsyncSqliteSaver(conn)
+            await saver.setup()
+            yield build_run_graph(self.deps, saver)
+
+    def _settle(self, thread_id: str, snapshot: StateSnapshot) -> Run:
+        """Write what the graph ended with into the runs row."""
+        values = snapshot.values
+        usage = values.get("usage")
+        if snapshot.interrupts:
+            record = self.store.set_status(thread_id, RunStatus.AWAITING_APPROVAL, usage=usage)
+        else:
+            status = RunStatus(values["status"])
+            if status not in TERMINAL:
+                raise RuntimeError(
+                    f"run {thread_id!r} stopped in status {status.value!r} with nothing next"
+                )
+            record = self.store.set_status(
+                thread_id,
+                status,
+                output=values.get("output"),
+                error=values.get("error"),
+                usage=usage,
+            )
+        return self._run(record)
+
+    def _fail(self, thread_id: str, exc: Exception) -> Run:
+        """A node raised past its retries: end the run as failed, in the graph and the row."""
+        logger.error("run %r failed", thread_id, exc_info=exc)
+        reason = f"{type(exc).__name__}: {exc}"
+        config = self._config(thread_id)
+        snapshot = self.graph.get_state(config)
+        if snapshot.values:
+            # Mark the checkpoint itself terminal, so a resume does not re-run the failure.
+            self.graph.update_state(
+                config,
+                {
+                    "status": RunStatus.FAILED.value,
+                    "error": reason,
+                    "stop": {"status": "failed", "reason": reason},
+                },
+                as_node="finish",
+            )
+        usage = snapshot.values.get("usage") if snapshot.values else None
+        return self._run(
+            self.store.set_status(thread_id, RunStatus.FAILED, error=reason, usage=usage)
+        )
+
+
+class _Nothing:
+    """Marker: the run cannot move now (finished, or waiting for a person)."""
+
+
+_NOTHING: Any = _Nothing()
+
+
+def _initial_state(record: RunRecord) -> RunState:
+    return RunState(
+        thread_id=record.thread_id,
+        goal=record.goal,
+        principal=record.principal,
+        budget=record.budget,
+        status=RunStatus.RUNNING.value,
+        plan=None,
+        cursor=0,
+        verdict=None,
+        outcome=None,
+        usage=empty_usage(),
+        output=None,
+        error=None,
+        stop=None,
+        events=[],
+    )
+
+
+def _status(value: RunStatus | str) -> RunStatus:
+    try:
+        return RunStatus(value)
+    except ValueError:
+        raise ConfigError(
+            f"unknown run status {value!r}; use one of {[s.value for s in RunStatus]!r}"
+        ) from None

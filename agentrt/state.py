@@ -1,0 +1,208 @@
+"""The run's graph state and the vocabulary the nodes share.
+
+Everything in RunState is plain JSON data (TypedDicts, str enums, lists), so a checkpoint
+written by one version of an app reads back in the next one, and in another process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from enum import StrEnum
+from typing import Annotated, Any, Literal, NotRequired, TypedDict
+
+from langgraph.channels.delta import DeltaChannel
+
+from agentrt.errors import IllegalTransition
+
+__all__ = [
+    "TERMINAL",
+    "TRANSITIONS",
+    "Action",
+    "Event",
+    "Observation",
+    "ObservationKind",
+    "Outcome",
+    "Plan",
+    "PolicyVerdict",
+    "Route",
+    "RunState",
+    "RunStatus",
+    "Stop",
+    "Usage",
+    "check_transition",
+]
+
+
+class RunStatus(StrEnum):
+    """Where a run is in its life; a run ends in exactly one terminal status."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    AWAITING_APPROVAL = "awaiting_approval"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    BUDGET_EXCEEDED = "budget_exceeded"
+
+
+TERMINAL: frozenset[RunStatus] = frozenset(
+    {RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED, RunStatus.BUDGET_EXCEEDED}
+)
+
+# The one table of allowed moves. Anything not listed raises IllegalTransition.
+TRANSITIONS: Mapping[RunStatus, frozenset[RunStatus]] = {
+    RunStatus.PENDING: frozenset({RunStatus.RUNNING, RunStatus.FAILED, RunStatus.CANCELLED}),
+    RunStatus.RUNNING: frozenset(
+        {
+            RunStatus.AWAITING_APPROVAL,
+            RunStatus.SUCCEEDED,
+            RunStatus.FAILED,
+            RunStatus.CANCELLED,
+            RunStatus.BUDGET_EXCEEDED,
+        }
+    ),
+    RunStatus.AWAITING_APPROVAL: frozenset(
+        {RunStatus.RUNNING, RunStatus.FAILED, RunStatus.CANCELLED}
+    ),
+    RunStatus.SUCCEEDED: frozenset(),
+    RunStatus.FAILED: frozenset(),
+    RunStatus.CANCELLED: frozenset(),
+    RunStatus.BUDGET_EXCEEDED: frozenset(),
+}
+
+
+def check_transition(current: str, target: str, *, thread_id: str | None = None) -> RunStatus:
+    """Return ``target`` as a RunStatus if the table allows ``current -> target``, else raise."""
+    try:
+        cur, tgt = RunStatus(current), RunStatus(target)
+    except ValueError:
+        raise IllegalTransition(thread_id, current, target) from None
+    if tgt not in TRANSITIONS[cur]:
+        raise IllegalTransition(thread_id, cur.value, tgt.value)
+    return tgt
+
+
+class ObservationKind(StrEnum):
+    """What happened when the runtime tried an action; the planner sees it with the content."""
+
+    OK = "ok"
+    INVALID_ARGS = "invalid_args"
+    DENIED = "denied"
+    REJECTED = "rejected"
+    ERROR = "error"
+    SKIPPED = "skipped"
+
+
+class Action(TypedDict):
+    """One tool call the plan asks for. step_id is deterministic: '<plan revision>.<index>'."""
+
+    step_id: str
+    call_id: str
+    tool: str
+    args: dict[str, Any]
+    parse_error: NotRequired[str]
+
+
+class Plan(TypedDict):
+    """The model's answer to one plan step: actions to take, or a final answer."""
+
+    revision: int
+    content: str
+    actions: list[Action]
+    final: str | None
+
+
+class PolicyVerdict(TypedDict):
+    """What the policy said about one action, and which rule said it."""
+
+    step_id: str
+    outcome: Literal["allow", "deny", "require_approval"]
+    rule_id: str | None
+    matched: list[str]
+    reason: str
+    required_role: str | None
+    four_eyes: bool
+    expires_in: float | None
+    policy: str
+    policy_version: str
+
+
+class Stop(TypedDict):
+    """Why a run must end now, set by whichever node found out; finish reads it."""
+
+    status: Literal["failed", "budget_exceeded", "cancelled"]
+    reason: str
+
+
+Route = Literal["plan", "policy", "approval", "tool", "verify", "commit", "finish"]
+
+
+class Outcome(TypedDict):
+    """The result of running (or, for an irreversible tool, preparing) the current action."""
+
+    step_id: str
+    phase: Literal["preview", "done"]
+    kind: str
+    """An ObservationKind value (state holds plain strings, so checkpoints stay portable)."""
+    content: str
+    data: Any
+
+
+class Observation(TypedDict):
+    """What the planner is told about one action."""
+
+    step_id: str
+    call_id: str
+    tool: str
+    kind: str
+    """An ObservationKind value."""
+    content: str
+
+
+class Usage(TypedDict):
+    """What a run has spent so far; checkpointed, so a resume never hands out a fresh budget."""
+
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    tool_calls: int
+    steps: int
+    active_seconds: float
+
+
+class Event(TypedDict):
+    """One entry of the run's append-only event log."""
+
+    type: Literal["plan", "policy", "approval", "observation", "finish"]
+    step_id: NotRequired[str]
+    data: dict[str, Any]
+
+
+def append_events(log: list[Event], batches: Sequence[list[Event]]) -> list[Event]:
+    """DeltaChannel reducer: the log only grows; batching-invariant by construction."""
+    return [*log, *(event for batch in batches for event in batch)]
+
+
+class RunState(TypedDict, total=False):
+    """The graph state of one run.
+
+    ``events`` is a LangGraph DeltaChannel: each checkpoint stores only the events written
+    in its step (plus a snapshot now and then), so storage grows linearly with the run
+    instead of rewriting the whole log at every step.
+    """
+
+    thread_id: str
+    goal: str
+    principal: dict[str, Any]
+    budget: dict[str, Any]
+    status: str
+    plan: Plan | None
+    cursor: int
+    verdict: PolicyVerdict | None
+    outcome: Outcome | None
+    usage: Usage
+    output: str | None
+    error: str | None
+    stop: Stop | None
+    route: Route
+    events: Annotated[list[Event], DeltaChannel(append_events, snapshot_frequency=1000)]

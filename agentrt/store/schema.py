@@ -1,0 +1,72 @@
+"""agentrt's own tables, versioned. Each migration moves the schema up by one version."""
+
+from __future__ import annotations
+
+SCHEMA_VERSION = 1
+
+# MIGRATIONS[i] takes a database at version i to version i + 1. Never edit a released
+# entry: append a new one, so every existing file walks the same path.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE runs (
+        thread_id        TEXT PRIMARY KEY,
+        status           TEXT NOT NULL,
+        goal             TEXT NOT NULL,
+        principal        TEXT NOT NULL,
+        tenant           TEXT,
+        budget           TEXT NOT NULL,
+        usage            TEXT NOT NULL,
+        output           TEXT,
+        error            TEXT,
+        trace_id         TEXT,
+        created_at       REAL NOT NULL,
+        updated_at       REAL NOT NULL,
+        lease_owner      TEXT,
+        lease_host       TEXT,
+        lease_pid        INTEGER,
+        lease_expires_at REAL
+    );
+    CREATE INDEX runs_by_status ON runs (status, tenant, created_at);
+
+    CREATE TABLE approvals (
+        id            TEXT PRIMARY KEY,
+        thread_id     TEXT NOT NULL REFERENCES runs (thread_id) ON DELETE CASCADE,
+        step_id       TEXT NOT NULL,
+        kind          TEXT NOT NULL,
+        tool          TEXT NOT NULL,
+        args          TEXT NOT NULL,
+        args_digest   TEXT NOT NULL,
+        edited_args   TEXT,
+        rule_id       TEXT,
+        reason        TEXT NOT NULL,
+        required_role TEXT,
+        four_eyes     INTEGER NOT NULL DEFAULT 0,
+        requested_by  TEXT NOT NULL,
+        tenant        TEXT,
+        requested_at  REAL NOT NULL,
+        expires_at    REAL,
+        status        TEXT NOT NULL,
+        decided_by    TEXT,
+        decided_at    REAL,
+        comment       TEXT
+    );
+    CREATE INDEX approvals_queue ON approvals (status, tenant, requested_at);
+    CREATE INDEX approvals_by_run ON approvals (thread_id);
+
+    CREATE TABLE effects (
+        key          TEXT PRIMARY KEY,
+        thread_id    TEXT NOT NULL REFERENCES runs (thread_id) ON DELETE CASCADE,
+        step_id      TEXT NOT NULL,
+        tool         TEXT NOT NULL,
+        args_digest  TEXT NOT NULL,
+        status       TEXT NOT NULL,
+        result       TEXT,
+        error        TEXT,
+        started_at   REAL NOT NULL,
+        finished_at  REAL
+    );
+    CREATE INDEX effects_by_run ON effects (thread_id);
+    """,
+)
+
+assert len(MIGRATIONS) == SCHEMA_VERSION

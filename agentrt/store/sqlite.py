@@ -1,0 +1,473 @@
+"""The SQLite store: one file holding LangGraph's checkpoints and agentrt's own tables.
+
+One connection per Store, shared across threads under a lock; every write is its own
+short transaction, so a process killed at any instant leaves the file consistent.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from agentrt.approvals import ApprovalRequest, ApprovalStatus
+from agentrt.errors import ConfigError, RunBusy
+from agentrt.state import RunStatus, Usage, check_transition
+from agentrt.store.schema import MIGRATIONS, SCHEMA_VERSION
+
+__all__ = ["EffectRecord", "LeaseOwner", "RunRecord", "Store", "connect"]
+
+BUSY_TIMEOUT_MS = 10_000
+
+
+def connect(path: str | Path, *, autocommit: bool = True) -> sqlite3.Connection:
+    """Open the file with the pragmas every agentrt connection uses.
+
+    autocommit=False gives Python's implicit transactions, which LangGraph's SqliteSaver
+    expects (it commits after each checkpoint's statements).
+    """
+    conn = sqlite3.connect(str(path), check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
+    if autocommit:
+        conn.isolation_level = None
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA foreign_keys=ON")
+    # NORMAL is durable across process crashes in WAL mode; only power loss can drop the
+    # last commits, and that is the trade SQLite documents for WAL.
+    conn.execute("PRAGMA synchronous=NORMAL")
+    return conn
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseOwner:
+    """Identity of the process driving a run: host and pid let a dead owner be spotted."""
+
+    token: str
+    host: str
+    pid: int
+
+    @classmethod
+    def this_process(cls, token: str) -> LeaseOwner:
+        return cls(token=token, host=socket.gethostname(), pid=os.getpid())
+
+    @property
+    def label(self) -> str:
+        return f"{self.host}:{self.pid}:{self.token}"
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One row of the runs table."""
+
+    thread_id: str
+    status: RunStatus
+    goal: str
+    principal: dict[str, Any]
+    tenant: str | None
+    budget: dict[str, Any]
+    usage: Usage
+    output: str | None
+    error: str | None
+    trace_id: str | None
+    created_at: float
+    updated_at: float
+    lease_owner: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class EffectRecord:
+    """One row of the effects ledger."""
+
+    key: str
+    thread_id: str
+    step_id: str
+    tool: str
+    status: str
+    result: Any
+    error: str | None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A killed child that its parent has not reaped yet still answers kill(0).
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+class Store:
+    """agentrt's tables in one SQLite file: runs, approvals, effects."""
+
+    def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time) -> None:
+        self.path = str(path)
+        self.clock = clock
+        self._lock = threading.RLock()
+        self._conn = connect(self.path)
+        self._conn.row_factory = sqlite3.Row
+        self._migrate()
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction. IMMEDIATE takes the write lock up front: no upgrade deadlocks."""
+        with self._lock:
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield self._conn
+            except BaseException:
+                self._conn.execute("ROLLBACK")
+                raise
+            self._conn.execute("COMMIT")
+
+    def _migrate(self) -> None:
+        with self._tx() as db:
+            db.execute("CREATE TABLE IF NOT EXISTS agentrt_meta (key TEXT PRIMARY KEY, value TEXT)")
+            row = db.execute("SELECT value FROM agentrt_meta WHERE key='schema_version'").fetchone()
+            version = int(row["value"]) if row else 0
+            if version > SCHEMA_VERSION:
+                raise ConfigError(
+                    f"{self.path!r} has agentrt schema version {version}, newer than this "
+                    f"agentrt understands ({SCHEMA_VERSION}); upgrade agentrt"
+                )
+            for step in MIGRATIONS[version:]:
+                for statement in step.split(";"):
+                    if statement.strip():
+                        db.execute(statement)
+            db.execute(
+                "INSERT OR REPLACE INTO agentrt_meta (key, value) VALUES ('schema_version', ?)",
+                (str(SCHEMA_VERSION),),
+            )
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT value FROM agentrt_meta WHERE key='schema_version'"
+            ).fetchone()
+        return int(row["value"])
+
+    # runs ---------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        *,
+        thread_id: str,
+        goal: str,
+        principal: dict[str, Any],
+        budget: dict[str, Any],
+        usage: Usage,
+        trace_id: str | None = None,
+    ) -> RunRecord:
+        now = self.clock()
+        try:
+            with self._tx() as db:
+                db.execute(
+                    "INSERT INTO runs (thread_id, status, goal, principal, tenant, budget, usage, "
+                    "trace_id, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        thread_id,
+                        RunStatus.PENDING.value,
+                        goal,
+                        json.dumps(principal),
+                        principal.get("tenant"),
+                        json.dumps(budget),
+                        json.dumps(usage),
+                        trace_id,
+                        now,
+                        now,
+                    ),
+                )
+        except sqlite3.IntegrityError:
+            raise ConfigError(
+                f"thread id {thread_id!r} already names a run in {self.path!r}; pass a new id "
+                f"(or None for a fresh one), or continue that run with rt.resume({thread_id!r})"
+            ) from None
+        record = self.get_run(thread_id)
+        assert record is not None
+        return record
+
+    def get_run(self, thread_id: str) -> RunRecord | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT * FROM runs WHERE thread_id=?", (thread_id,)
+            ).fetchone()
+        return _run_record(row) if row else None
+
+    def list_runs(
+        self, *, status: str | None = None, tenant: str | None = None, limit: int = 100
+    ) -> list[RunRecord]:
+        sql, params = "SELECT * FROM runs WHERE 1=1", []
+        if status is not None:
+            sql += " AND status=?"
+            params.append(status)
+        if tenant is not None:
+            sql += " AND tenant=?"
+            params.append(tenant)
+        sql += " ORDER BY created_at DESC, thread_id LIMIT ?"
+        with self._lock:
+            rows = self._conn.execute(sql, (*params, limit)).fetchall()
+        return [_run_record(r) for r in rows]
+
+    def set_status(
+        self,
+        thread_id: str,
+        status: RunStatus,
+        *,
+        output: str | None = None,
+        error: str | None = None,
+        usage: Usage | None = None,
+    ) -> RunRecord:
+        """Move a run to ``status``, checked against the transition table in one transaction."""
+        with self._tx() as db:
+            row = db.execute("SELECT status FROM runs WHERE thread_id=?", (thread_id,)).fetchone()
+            if row is None:
+                raise KeyError(thread_id)
+            if row["status"] != status.value:
+                check_transition(row["status"], status, thread_id=thread_id)
+            db.execute(
+                "UPDATE runs SET status=?, output=COALESCE(?, output), error=COALESCE(?, error), "
+                "usage=COALESCE(?, usage), updated_at=? WHERE thread_id=?",
+                (
+                    status.value,
+                    output,
+                    error,
+                    json.dumps(usage) if usage is not None else None,
+                    self.clock(),
+                    thread_id,
+                ),
+            )
+        record = self.get_run(thread_id)
+        assert record is not None
+        return record
+
+    # leases -------------------------------------------------------------------------------
+
+    def acquire_lease(self, thread_id: str, owner: LeaseOwner, ttl: float) -> None:
+        """Take the run's lease, or raise RunBusy if a live process holds it.
+
+        A lease of a dead process on this host is taken over at once; one held elsewhere
+        must expire first.
+        """
+        now = self.clock()
+        with self._tx() as db:
+            row = db.execute(
+                "SELECT lease_owner, lease_host, lease_pid, lease_expires_at FROM runs "
+                "WHERE thread_id=?",
+                (thread_id,),
+            ).fetchone()
+            if row is None:
+                raise KeyError(thread_id)
+            held = row["lease_owner"] is not None and row["lease_owner"] != owner.label
+            if held and row["lease_expires_at"] > now:
+                same_host_dead = row["lease_host"] == owner.host and not _pid_alive(
+                    row["lease_pid"]
+                )
+                if not same_host_dead:
+                    raise RunBusy(thread_id, row["lease_owner"], row["lease_expires_at"])
+            db.execute(
+                "UPDATE runs SET lease_owner=?, lease_host=?, lease_pid=?, lease_expires_at=? "
+                "WHERE thread_id=?",
+                (owner.label, owner.host, owner.pid, now + ttl, thread_id),
+            )
+
+    def renew_lease(self, thread_id: str, owner: LeaseOwner, ttl: float) -> bool:
+        """Extend our lease; False if we lost it (it expired and someone else took it)."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE runs SET lease_expires_at=? WHERE thread_id=? AND lease_owner=?",
+                (self.clock() + ttl, thread_id, owner.label),
+            )
+        return cur.rowcount == 1
+
+    def release_lease(self, thread_id: str, owner: LeaseOwner) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE runs SET lease_owner=NULL, lease_host=NULL, lease_pid=NULL, "
+                "lease_expires_at=NULL WHERE thread_id=? AND lease_owner=?",
+                (thread_id, owner.label),
+            )
+
+    # approvals ----------------------------------------------------------------------------
+
+    def put_approval(self, req: ApprovalRequest) -> ApprovalRequest:
+        """Insert the request unless it exists; return the stored one (re-runs are no-ops)."""
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO approvals (id, thread_id, step_id, kind, tool, args, "
+                "args_digest, rule_id, reason, required_role, four_eyes, requested_by, tenant, "
+                "requested_at, expires_at, status) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                (
+                    req.id,
+                    req.thread_id,
+                    req.step_id,
+                    req.kind,
+                    req.tool,
+                    json.dumps(req.args),
+                    req.args_digest,
+                    req.rule_id,
+                    req.reason,
+                    req.required_role,
+                    int(req.four_eyes),
+                    req.requested_by,
+                    req.tenant,
+                    req.requested_at,
+                    req.expires_at,
+                    req.status.value,
+                ),
+            )
+        stored = self.get_approval(req.id)
+        assert stored is not None
+        return stored
+
+    def get_approval(self, approval_id: str) -> ApprovalRequest | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT * FROM approvals WHERE id=?", (approval_id,)
+            ).fetchone()
+        return _approval(row) if row else None
+
+    def list_approvals(
+        self,
+        *,
+        status: str | None = ApprovalStatus.PENDING.value,
+        tenant: str | None = None,
+        thread_id: str | None = None,
+        limit: int = 100,
+    ) -> list[ApprovalRequest]:
+        sql, params = "SELECT * FROM approvals WHERE 1=1", []
+        for column, value in (("status", status), ("tenant", tenant), ("thread_id", thread_id)):
+            if value is not None:
+                sql += f" AND {column}=?"
+                params.append(value)
+        sql += " ORDER BY requested_at, id LIMIT ?"
+        with self._lock:
+            rows = self._conn.execute(sql, (*params, limit)).fetchall()
+        return [_approval(r) for r in rows]
+
+    def decide_approval(
+        self,
+        approval_id: str,
+        status: ApprovalStatus,
+        *,
+        by: str,
+        comment: str | None,
+        edited_args: dict[str, Any] | None = None,
+    ) -> bool:
+        """Record a decision if the request is still pending; False if someone was first."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE approvals SET status=?, decided_by=?, decided_at=?, comment=?, "
+                "edited_args=? WHERE id=? AND status=?",
+                (
+                    status.value,
+                    by,
+                    self.clock(),
+                    comment,
+                    json.dumps(edited_args) if edited_args is not None else None,
+                    approval_id,
+                    ApprovalStatus.PENDING.value,
+                ),
+            )
+        return cur.rowcount == 1
+
+    # effects ledger -----------------------------------------------------------------------
+
+    def get_effect(self, key: str) -> EffectRecord | None:
+        with self._lock:
+            row = self._conn.execute("SELECT * FROM effects WHERE key=?", (key,)).fetchone()
+        if row is None:
+            return None
+        return EffectRecord(
+            key=row["key"],
+            thread_id=row["thread_id"],
+            step_id=row["step_id"],
+            tool=row["tool"],
+            status=row["status"],
+            result=json.loads(row["result"]) if row["result"] else None,
+            error=row["error"],
+        )
+
+    def start_effect(
+        self, *, key: str, thread_id: str, step_id: str, tool: str, args_digest: str
+    ) -> None:
+        with self._tx() as db:
+            db.execute(
+                "INSERT INTO effects (key, thread_id, step_id, tool, args_digest, status, "
+                "started_at) VALUES (?,?,?,?,?,'started',?) "
+                "ON CONFLICT (key) DO UPDATE SET started_at=excluded.started_at",
+                (key, thread_id, step_id, tool, args_digest, self.clock()),
+            )
+
+    def finish_effect(self, key: str, *, result: Any = None, error: str | None = None) -> None:
+        with self._tx() as db:
+            db.execute(
+                "UPDATE effects SET status=?, result=?, error=?, finished_at=? WHERE key=?",
+                (
+                    "failed" if error is not None else "done",
+                    json.dumps(result, default=str) if error is None else None,
+                    error,
+                    self.clock(),
+                    key,
+                ),
+            )
+
+
+def _run_record(row: sqlite3.Row) -> RunRecord:
+    return RunRecord(
+        thread_id=row["thread_id"],
+        status=RunStatus(row["status"]),
+        goal=row["goal"],
+        principal=json.loads(row["principal"]),
+        tenant=row["tenant"],
+        budget=json.loads(row["budget"]),
+        usage=json.loads(row["usage"]),
+        output=row["output"],
+        error=row["error"],
+        trace_id=row["trace_id"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        lease_owner=row["lease_owner"],
+    )
+
+
+def _approval(row: sqlite3.Row) -> ApprovalRequest:
+    return ApprovalRequest(
+        id=row["id"],
+        thread_id=row["thread_id"],
+        step_id=row["step_id"],
+        kind=row["kind"],
+        tool=row["tool"],
+        args=json.loads(row["args"]),
+        args_digest=row["args_digest"],
+        edited_args=json.loads(row["edited_args"]) if row["edited_args"] else None,
+        rule_id=row["rule_id"],
+        reason=row["reason"],
+        required_role=row["required_role"],
+        four_eyes=bool(row["four_eyes"]),
+        requested_by=row["requested_by"],
+        tenant=row["tenant"],
+        requested_at=row["requested_at"],
+        expires_at=row["expires_at"],
+        status=ApprovalStatus(row["status"]),
+        decided_by=row["decided_by"],
+        decided_at=row["decided_at"],
+        comment=row["comment"],
+    )

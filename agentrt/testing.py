@@ -1,0 +1,500 @@
+"""Deterministic, offline stand-ins for chat models, for testing agents.
+
+The centrepiece is `ScriptedChatModel`, a LangChain chat model that answers
+from a fixed script instead of calling a provider. Because it picks its answer
+from the conversation it is given rather than from how often it was called, a
+run that is checkpointed, killed and resumed in another process keeps following
+the same script, which is what durable-runtime tests need.
+
+Example:
+    ```python
+    from agentrt.testing import ScriptedChatModel, ai, tool_call
+
+    model = ScriptedChatModel(
+        [
+            ai("", tool_call("lookup_order", {"order_id": "42"})),
+            TimeoutError("provider hiccup"),
+            "Your order ships tomorrow.",
+        ]
+    )
+    ```
+"""
+
+import copy
+import json
+import re
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Self, TypeAlias
+
+from langchain_core.callbacks import (
+    AsyncCallbackManagerForLLMRun,
+    CallbackManagerForLLMRun,
+)
+from langchain_core.language_models import BaseChatModel, LanguageModelInput
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    ToolCall,
+    ToolCallChunk,
+    UsageMetadata,
+)
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable
+from langchain_core.tools import BaseTool
+from langchain_core.utils.function_calling import convert_to_openai_tool
+from pydantic import PrivateAttr, SkipValidation, field_validator, model_validator
+from typing_extensions import TypeIs
+
+__all__ = ["ScriptExhausted", "ScriptedCall", "ScriptedChatModel", "ai", "tool_call"]
+
+Responder: TypeAlias = Callable[[list[BaseMessage]], AIMessage | str]
+"""A step computed from the request's messages when its turn is served."""
+
+Fault: TypeAlias = BaseException | type[BaseException]
+"""A step that makes the model raise instead of answering."""
+
+Step: TypeAlias = AIMessage | str | Responder | Fault
+"""One entry of a `ScriptedChatModel` script."""
+
+_REPR_LIMIT = 200
+
+
+class ScriptExhausted(AssertionError):
+    """Signals that the code under test asked for more turns than were scripted.
+
+    It subclasses `AssertionError` so test runners report it as a failed
+    expectation rather than as a crash of the code under test.
+    """
+
+
+@dataclass(frozen=True)
+class ScriptedCall:
+    """Record of one request made to a `ScriptedChatModel`, for assertions."""
+
+    messages: tuple[BaseMessage, ...]
+    """Copies of the messages the model was called with."""
+
+    tool_names: tuple[str, ...]
+    """Names of the tools offered to the model for this call, in bind order."""
+
+    turn: int
+    """The turn asked for: the number of AI messages already in `messages`."""
+
+    step_index: int
+    """Index into the script's steps of the step served or raised.
+
+    Equal to `len(steps)` when the call raised `ScriptExhausted`, since no step
+    was involved.
+    """
+
+    outcome: AIMessage | BaseException
+    """The response produced by the script, or the exception raised."""
+
+
+@dataclass(frozen=True)
+class _Turn:
+    """One answering step of the script and the faults raised before it."""
+
+    step_index: int
+    response: AIMessage | str | Responder
+    faults: tuple[tuple[int, Fault], ...]
+
+
+def tool_call(name: str, args: dict[str, Any] | None = None, *, id: str | None = None) -> ToolCall:
+    """Build a `ToolCall` for a scripted AI message.
+
+    Leave `id` unset to let `ScriptedChatModel` assign a deterministic one
+    (`call_{turn}_{index}`), which is stable across processes.
+    """
+    return ToolCall(name=name, args=dict(args or {}), id=id, type="tool_call")
+
+
+def ai(content: str = "", *calls: ToolCall) -> AIMessage:
+    """Build a scripted `AIMessage` with optional text and tool calls.
+
+    Example:
+        `ai("", tool_call("lookup_order", {"order_id": "42"}))`
+    """
+    return AIMessage(content=content, tool_calls=list(calls))
+
+
+class ScriptedChatModel(BaseChatModel):
+    """Chat model that replays a fixed script, for deterministic offline tests.
+
+    A script is a sequence of steps. Each step is one of:
+
+    - an `AIMessage`, returned as is (with or without `tool_calls`);
+    - a `str`, returned as `AIMessage(content=...)`;
+    - a callable `(messages) -> AIMessage | str`, called with the request's
+      messages when its turn is served, for answers that depend on the input;
+    - an exception instance or class, raised instead of answering.
+
+    **Turns are indexed by the conversation, not by a call counter.** The
+    non-exception steps are the script's *turns*, in order. A request whose
+    messages already contain `k` `AIMessage`s is asking for turn `k`. So the
+    answer depends only on the conversation: a fresh instance (for example in
+    another process, resuming a checkpointed run after a crash) asked for the
+    same conversation gives the same answer, and the script carries on from
+    where the run is.
+
+    **Exception steps belong to the turn that follows them.** For turn `k`, the
+    exceptions listed immediately before turn `k`'s step are raised, in order,
+    on the first attempts of that turn made by *this instance*; the next attempt
+    returns the turn's response. With `[TimeoutError("x"), "done"]`, the first
+    call raises `TimeoutError("x")` and a retry with the same conversation
+    returns `"done"`. Attempts are counted in memory, so a new instance raises
+    the exceptions again: a fault simulates a transient failure as seen by one
+    process. Exceptions after the last turn are raised when the conversation
+    asks for the turn after the last one; once they are used up, that turn
+    raises `ScriptExhausted` like any turn past the end of the script.
+    Exception classes are instantiated with no arguments when raised.
+
+    Responses are fresh copies, so the scripted messages are never mutated.
+    Each response gets:
+
+    - deterministic ids `call_{turn}_{index}` for tool calls scripted without
+      one, so ids agree across processes;
+    - deterministic `usage_metadata` (about four characters per token) unless
+      the scripted message already has some;
+    - `response_metadata["model_name"]`, unless the scripted message sets it.
+
+    Every request is recorded in `calls`; `assert_complete()` checks that every
+    turn was served. Tools bound with `bind_tools` are recorded per call but do
+    not change the answer. Streaming yields the text in word-sized chunks and
+    each tool call as a `tool_call_chunks` entry; the chunks add up to the
+    non-streamed response's content, tool calls, usage and response metadata.
+    The model is safe to call from several threads.
+    """
+
+    steps: Annotated[tuple[Step, ...], SkipValidation]
+    """The script, as given (validated by this class, not by pydantic)."""
+
+    model_name: str = "scripted"
+    """Reported in `response_metadata` and the identifying parameters."""
+
+    _turns: tuple[_Turn, ...] = PrivateAttr(default=())
+    _trailing_faults: tuple[tuple[int, Fault], ...] = PrivateAttr(default=())
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _attempts: dict[int, int] = PrivateAttr(default_factory=dict)
+    _served: set[int] = PrivateAttr(default_factory=set)
+    _calls: list[ScriptedCall] = PrivateAttr(default_factory=list)
+
+    def __init__(
+        self, steps: Sequence[Step], *, model_name: str = "scripted", **kwargs: Any
+    ) -> None:
+        """Create a model that follows `steps`; see the class docstring."""
+        # Pydantic models take fields as keywords only; this wrapper exists so
+        # the script can be passed positionally.
+        kwargs.update(steps=steps, model_name=model_name)
+        super().__init__(**kwargs)
+
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _steps_as_tuple(cls, steps: Any) -> tuple[Any, ...]:
+        # A bare string is a Sequence too; splitting it into one-character
+        # steps would be a confusing silent mistake.
+        if isinstance(steps, str | bytes) or not isinstance(steps, Sequence):
+            msg = f"steps must be a sequence of steps, got {type(steps).__name__}"
+            raise TypeError(msg)
+        return tuple(steps)
+
+    @model_validator(mode="after")
+    def _compile_script(self) -> Self:
+        """Split the steps into turns and the faults that precede each one."""
+        turns: list[_Turn] = []
+        pending: list[tuple[int, Fault]] = []
+        for index, step in enumerate(self.steps):
+            if _is_fault(step):
+                pending.append((index, step))
+            elif isinstance(step, AIMessage | str) or callable(step):
+                turns.append(_Turn(index, step, tuple(pending)))
+                pending = []
+            else:
+                msg = (
+                    f"step {index} must be an AIMessage, a str, a callable or an "
+                    f"exception, got {type(step).__name__}: {_short_repr(step)}"
+                )
+                raise TypeError(msg)
+        self._turns = tuple(turns)
+        self._trailing_faults = tuple(pending)
+        return self
+
+    @property
+    def _llm_type(self) -> str:
+        return "scripted"
+
+    @property
+    def _identifying_params(self) -> Mapping[str, Any]:
+        return {"model_name": self.model_name}
+
+    @property
+    def calls(self) -> list[ScriptedCall]:
+        """Snapshot of every request made to this instance, oldest first."""
+        with self._lock:
+            return list(self._calls)
+
+    @property
+    def served_turns(self) -> frozenset[int]:
+        """Snapshot of the turns this instance has answered at least once."""
+        with self._lock:
+            return frozenset(self._served)
+
+    def assert_complete(self) -> None:
+        """Fail unless this instance answered every turn of the script.
+
+        Raises:
+            AssertionError: naming each turn (and its step index) never served.
+        """
+        served = self.served_turns
+        missing = [(turn, t.step_index) for turn, t in enumerate(self._turns) if turn not in served]
+        if missing:
+            listed = ", ".join(f"turn {turn} (step {step})" for turn, step in missing)
+            msg = (
+                f"{len(missing)} of {len(self._turns)} scripted turns were never "
+                f"served by this model: {listed}. The code under test stopped "
+                "calling the model earlier than the script expects."
+            )
+            raise AssertionError(msg)
+
+    def bind_tools(
+        self,
+        tools: Sequence[dict[str, Any] | type | Callable[..., Any] | BaseTool],
+        *,
+        tool_choice: str | None = None,
+        **kwargs: Any,
+    ) -> Runnable[LanguageModelInput, AIMessage]:
+        """Offer tools to the model, as a provider model would.
+
+        The returned runnable calls this instance, so the script and `calls`
+        are shared. The tools are recorded per call but never change the answer.
+        """
+        if tool_choice is not None:
+            kwargs["tool_choice"] = tool_choice
+        return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        message = self._respond(messages, kwargs.get("tools"))
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        # Answering never blocks, so there is no point in a worker thread.
+        return self._generate(messages, stop, **kwargs)
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        message = self._respond(messages, kwargs.get("tools"))
+        for chunk in _to_chunks(message):
+            yield ChatGenerationChunk(message=chunk)
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        # Nothing here awaits, so the sync generator is reused as is.
+        for chunk in self._stream(messages, stop, **kwargs):
+            yield chunk
+
+    def _respond(self, messages: list[BaseMessage], tools: Any) -> AIMessage:
+        """Serve or raise the step for the turn the conversation asks for."""
+        turn = sum(isinstance(m, AIMessage) for m in messages)
+        snapshot = tuple(m.model_copy(deep=True) for m in messages)
+        tool_names = _tool_names(tools)
+        scripted = self._turns[turn] if turn < len(self._turns) else None
+        if scripted is not None:
+            faults = scripted.faults
+        elif turn == len(self._turns):
+            faults = self._trailing_faults
+        else:
+            faults = ()
+
+        with self._lock:
+            attempt = self._attempts.get(turn, 0)
+            self._attempts[turn] = attempt + 1
+
+        def record(step_index: int, outcome: AIMessage | BaseException) -> None:
+            with self._lock:
+                self._calls.append(ScriptedCall(snapshot, tool_names, turn, step_index, outcome))
+                if isinstance(outcome, AIMessage):
+                    self._served.add(turn)
+
+        if attempt < len(faults):
+            step_index, fault = faults[attempt]
+            error = fault() if isinstance(fault, type) else fault
+            record(step_index, error)
+            # A scripted exception object may be raised again by another
+            # instance; drop the old traceback so it shows only this raise.
+            raise error.with_traceback(None)
+        if scripted is None:
+            exhausted = self._exhausted(turn, messages)
+            record(len(self.steps), exhausted)
+            raise exhausted
+        try:
+            # Callable steps are user code: run them outside the lock so they
+            # may themselves call the model.
+            message = self._render(scripted, turn, messages)
+        except Exception as exc:
+            record(scripted.step_index, exc)
+            raise
+        record(scripted.step_index, message)
+        # LangChain mutates what it gets back (e.g. assigning a run id); keep
+        # the recorded outcome exactly as the script produced it.
+        return message.model_copy(deep=True)
+
+    def _render(self, scripted: _Turn, turn: int, messages: list[BaseMessage]) -> AIMessage:
+        """Turn a response step into a fresh, fully populated AIMessage."""
+        response = scripted.response
+        if not isinstance(response, AIMessage | str):
+            response = response(list(messages))
+            if not isinstance(response, AIMessage | str):
+                msg = (
+                    f"step {scripted.step_index} returned "
+                    f"{type(response).__name__}; a callable step must return "
+                    "an AIMessage or a str"
+                )
+                raise TypeError(msg)
+        if isinstance(response, str):
+            message = AIMessage(content=response)
+        else:
+            message = response.model_copy(deep=True)
+
+        message.tool_calls = [
+            {**call, "id": call.get("id") or f"call_{turn}_{i}"}
+            for i, call in enumerate(message.tool_calls)
+        ]
+        message.response_metadata = {
+            "model_name": self.model_name,
+            **message.response_metadata,
+        }
+        if message.usage_metadata is None:
+            message.usage_metadata = _usage(messages, message)
+        return message
+
+    def _exhausted(self, turn: int, messages: list[BaseMessage]) -> ScriptExhausted:
+        last = _short_repr(messages[-1]) if messages else "<no messages>"
+        return ScriptExhausted(
+            f"ScriptedChatModel script exhausted: the conversation asks for turn "
+            f"{turn} (it holds {turn} AI messages) but the script has "
+            f"{len(self._turns)} turns ({len(self.steps)} steps). Last message of "
+            f"the request: {last}. Add a step to the script if the code under "
+            "test is right to call the model again."
+        )
+
+
+def _is_fault(step: object) -> TypeIs[Fault]:
+    return isinstance(step, BaseException) or (
+        isinstance(step, type) and issubclass(step, BaseException)
+    )
+
+
+def _short_repr(value: object) -> str:
+    text = repr(value)
+    if len(text) <= _REPR_LIMIT:
+        return text
+    return text[: _REPR_LIMIT - 3] + "..."
+
+
+def _tool_names(tools: Any) -> tuple[str, ...]:
+    """Names of the tools passed with a request, whatever form they come in."""
+    if not tools:
+        return ()
+    names: list[str] = []
+    for tool in tools:
+        spec = convert_to_openai_tool(tool)
+        function = spec.get("function")
+        # Provider built-in tools (e.g. {"type": "web_search"}) have no
+        # function block; their type is the closest thing to a name.
+        if isinstance(function, Mapping) and "name" in function:
+            names.append(str(function["name"]))
+        else:
+            names.append(str(spec.get("name") or spec.get("type")))
+    return tuple(names)
+
+
+def _content_length(content: str | list[str | dict[Any, Any]]) -> int:
+    if isinstance(content, str):
+        return len(content)
+    return len(json.dumps(content, sort_keys=True, default=str))
+
+
+def _usage(request: Sequence[BaseMessage], response: AIMessage) -> UsageMetadata:
+    """Token counts derived from character counts, identical on every run."""
+    input_tokens = max(1, sum(_content_length(m.content) for m in request) // 4)
+    output_chars = _content_length(response.content)
+    if response.tool_calls:
+        output_chars += len(json.dumps(response.tool_calls, sort_keys=True))
+    output_tokens = max(1, output_chars // 4)
+    return UsageMetadata(
+        input_tokens=input_tokens,
+        output_tokens=output_tokens,
+        total_tokens=input_tokens + output_tokens,
+    )
+
+
+def _to_chunks(message: AIMessage) -> Iterator[AIMessageChunk]:
+    """Split a response into chunks whose sum has its content and tool calls.
+
+    Identity fields ride on the first chunk and usage and response metadata on
+    the last, because chunk addition sums usage and concatenates string
+    metadata values. Scripted `invalid_tool_calls` are not streamed: chunk
+    addition re-parses tool-call arguments leniently, so they cannot survive it.
+    """
+    identity: dict[str, Any] = {
+        "id": message.id,
+        "name": message.name,
+        "additional_kwargs": copy.deepcopy(message.additional_kwargs),
+    }
+    pieces: list[str | list[str | dict[Any, Any]]]
+    if isinstance(message.content, str):
+        pieces = list(re.findall(r"\S+\s*|\s+", message.content))
+    else:
+        # Content blocks are already structured; splitting them would need
+        # provider-specific indexing, so they go out in one piece.
+        pieces = [copy.deepcopy(message.content)]
+    for piece in pieces:
+        yield AIMessageChunk(content=piece, **identity)
+        identity = {}
+
+    call_chunks = [
+        ToolCallChunk(
+            name=call["name"],
+            args=json.dumps(call["args"]),
+            id=call["id"],
+            index=i,
+            type="tool_call_chunk",
+        )
+        for i, call in enumerate(message.tool_calls)
+    ]
+    for call_chunk in call_chunks:
+        yield AIMessageChunk(content="", tool_call_chunks=[call_chunk], **identity)
+        identity = {}
+
+    yield AIMessageChunk(
+        content="",
+        usage_metadata=message.usage_metadata,
+        response_metadata=copy.deepcopy(message.response_metadata),
+        chunk_position="last",
+        **identity,
+    )

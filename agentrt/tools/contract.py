@@ -1,0 +1,291 @@
+"""The tool contract: @tool, ToolSpec and ToolContext.
+
+A tool is a plain function with typed parameters. @tool derives a pydantic model from its
+signature (and the "Args:" section of its docstring), so arguments from a model are
+validated before anything runs, and the same schema is what the model is offered.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import re
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any, Literal, get_type_hints, overload
+
+from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from pydantic.fields import FieldInfo
+
+from agentrt.errors import ConfigError
+from agentrt.principal import Principal
+
+__all__ = ["Effect", "ToolArgsError", "ToolContext", "ToolError", "ToolSpec", "tool"]
+
+
+class Effect(StrEnum):
+    """What calling a tool does to the world outside the run."""
+
+    READ = "read"
+    """No side effect: safe to call again."""
+    WRITE = "write"
+    """A side effect that can be undone or is harmless to record once more."""
+    IRREVERSIBLE = "irreversible"
+    """A side effect that cannot be taken back: prepared, verified, then committed once."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ToolContext:
+    """What a tool may know about the call it serves."""
+
+    thread_id: str
+    """The run's identity."""
+    step_id: str
+    """Deterministic id of the plan step: '<plan revision>.<index>'."""
+    idempotency_key: str
+    """Stable across retries and resumes of this one call; pass it to the system you call."""
+    principal: Principal
+    """Who the run acts for."""
+    deadline: float | None = None
+    """Epoch seconds after which the run's budget stops further work, if it has one."""
+
+
+class ToolError(Exception):
+    """Raised by a tool to report a failure the planner should see, with its kind."""
+
+    def __init__(self, message: str, *, kind: Literal["transient", "permanent"] = "permanent"):
+        self.kind = kind
+        super().__init__(message)
+
+
+class ToolArgsError(Exception):
+    """Arguments that fail the tool's schema. Becomes an invalid_args observation."""
+
+    def __init__(self, tool: str, errors: list[dict[str, Any]]) -> None:
+        self.tool = tool
+        self.errors = errors
+        parts = []
+        for err in errors[:5]:
+            loc = ".".join(str(p) for p in err.get("loc", ())) or "(arguments)"
+            value = err.get("input")
+            shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+            parts.append(f"{loc}: {err.get('msg')} (got {shown})")
+        more = f" and {len(errors) - 5} more" if len(errors) > 5 else ""
+        super().__init__(
+            f"arguments for tool {tool!r} do not match its schema: "
+            + "; ".join(parts)
+            + more
+            + ". Call it again with arguments that match the schema."
+        )
+
+
+_ARG_LINE = re.compile(r"^\s{2,}(\w+)(?:\s*\([^)]*\))?:\s*(.+)$")
+
+
+def _docstring_parts(doc: str | None) -> tuple[str, dict[str, str]]:
+    """Split a Google-style docstring into its description and per-argument texts."""
+    if not doc:
+        return "", {}
+    doc = inspect.cleandoc(doc)
+    head, _, rest = doc.partition("\nArgs:\n")
+    descriptions: dict[str, str] = {}
+    for line in rest.splitlines():
+        if line and not line.startswith(" "):
+            break  # the next section (Returns:, Raises:) starts
+        m = _ARG_LINE.match(line)
+        if m:
+            descriptions[m.group(1)] = m.group(2).strip()
+    return head.strip(), descriptions
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolSpec:
+    """A tool as the runtime sees it: its schema, effect class, scopes and behaviour."""
+
+    name: str
+    """Name the model calls it by; unique within a runtime."""
+    description: str
+    """What the model is told the tool is for."""
+    fn: Callable[..., Any]
+    """The function that does the work."""
+    args_model: type[BaseModel]
+    """Pydantic model of the arguments, derived from the signature; extra fields forbidden."""
+    effect: Effect = Effect.READ
+    """read, write or irreversible."""
+    scopes: tuple[str, ...] = ()
+    """Scopes a principal must hold, all of them, for the tool to be offered or run."""
+    idempotent: bool = False
+    """True if the tool passes ctx.idempotency_key on, so calling it twice is safe."""
+    cost_usd: float = 0.0
+    """Declared price of one call, counted against Budget.max_cost_usd."""
+    sensitive: tuple[str, ...] = ()
+    """Argument and result field names to mask wherever they are shown."""
+    verify: Callable[[dict[str, Any], Any], bool | str | None] | None = None
+    """Postcondition on (args, result): False or a message string fails the step."""
+    prepare: Callable[..., Any] | None = None
+    """For an irreversible tool: returns a preview of the effect without causing it."""
+    ctx_param: str | None = field(default=None)
+    """Name of the parameter that receives the ToolContext, if the function takes one."""
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """Call the underlying function directly, as if it were not decorated."""
+        return self.fn(*args, **kwargs)
+
+    def validate_args(self, args: Mapping[str, Any]) -> dict[str, Any]:
+        """Validate arguments against the schema; return them in their JSON form."""
+        if not isinstance(args, Mapping):
+            raise ToolArgsError(
+                self.name,
+                [{"loc": (), "msg": "arguments must be a JSON object", "input": args}],
+            )
+        try:
+            model = self.args_model.model_validate(dict(args))
+        except ValidationError as exc:
+            raise ToolArgsError(self.name, [dict(e) for e in exc.errors()]) from None
+        return model.model_dump(mode="json")
+
+    def call(self, args: Mapping[str, Any], ctx: ToolContext) -> Any:
+        """Run the tool on validated arguments."""
+        return self.fn(**self._bind(args, ctx))
+
+    def call_prepare(self, args: Mapping[str, Any], ctx: ToolContext) -> Any:
+        """Run the prepare hook (no side effect); a tool without one previews its arguments."""
+        if self.prepare is None:
+            return {"tool": self.name, "args": dict(args)}
+        return self.prepare(**self._bind(args, ctx, self.prepare))
+
+    def _bind(
+        self, args: Mapping[str, Any], ctx: ToolContext, fn: Callable[..., Any] | None = None
+    ) -> dict[str, Any]:
+        model = self.args_model.model_validate(dict(args))
+        kwargs = {name: getattr(model, name) for name in type(model).model_fields}
+        target = fn or self.fn
+        ctx_param = self.ctx_param if fn is None else _ctx_param(target)
+        if ctx_param:
+            kwargs[ctx_param] = ctx
+        return kwargs
+
+    def schema(self) -> dict[str, Any]:
+        """The OpenAI-style function schema offered to the model through bind_tools."""
+        params = self.args_model.model_json_schema()
+        params.pop("title", None)
+        return {
+            "type": "function",
+            "function": {"name": self.name, "description": self.description, "parameters": params},
+        }
+
+
+def _ctx_param(fn: Callable[..., Any]) -> str | None:
+    hints = get_type_hints(fn)
+    for name in inspect.signature(fn).parameters:
+        if hints.get(name) is ToolContext:
+            return name
+    return None
+
+
+def _args_model(fn: Callable[..., Any], name: str, arg_docs: Mapping[str, str]) -> type[BaseModel]:
+    try:
+        hints = get_type_hints(fn)
+    except NameError as exc:
+        raise ConfigError(
+            f"tool {name!r}: cannot resolve a type annotation ({exc}); "
+            "import the type at module level"
+        ) from None
+    fields: dict[str, Any] = {}
+    for pname, param in inspect.signature(fn).parameters.items():
+        if hints.get(pname) is ToolContext:
+            continue
+        if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
+            raise ConfigError(
+                f"tool {name!r}: parameter {pname!r} is *args/**kwargs; "
+                "a tool's arguments must be named so they can be validated"
+            )
+        if pname not in hints:
+            raise ConfigError(
+                f"tool {name!r}: parameter {pname!r} has no type annotation; "
+                "annotate it so its arguments can be validated"
+            )
+        default = ... if param.default is param.empty else param.default
+        fields[pname] = (hints[pname], FieldInfo(default=default, description=arg_docs.get(pname)))
+    model: type[BaseModel] = create_model(
+        f"{name}_args", __config__=ConfigDict(extra="forbid"), **fields
+    )
+    return model
+
+
+@overload
+def tool(fn: Callable[..., Any], /) -> ToolSpec: ...
+@overload
+def tool(
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    effect: Effect | str = Effect.READ,
+    scopes: Iterable[str] = (),
+    idempotent: bool = False,
+    cost_usd: float = 0.0,
+    sensitive: Iterable[str] = (),
+    verify: Callable[[dict[str, Any], Any], bool | str | None] | None = None,
+    prepare: Callable[..., Any] | None = None,
+) -> Callable[[Callable[..., Any]], ToolSpec]: ...
+def tool(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    description: str | None = None,
+    effect: Effect | str = Effect.READ,
+    scopes: Iterable[str] = (),
+    idempotent: bool = False,
+    cost_usd: float = 0.0,
+    sensitive: Iterable[str] = (),
+    verify: Callable[[dict[str, Any], Any], bool | str | None] | None = None,
+    prepare: Callable[..., Any] | None = None,
+) -> ToolSpec | Callable[[Callable[..., Any]], ToolSpec]:
+    """Declare a function as a tool: ``@tool`` or ``@tool(effect="write", scopes=[...])``."""
+
+    def decorate(f: Callable[..., Any]) -> ToolSpec:
+        tool_name = name or f.__name__
+        try:
+            eff = Effect(effect)
+        except ValueError:
+            raise ConfigError(
+                f"tool {tool_name!r}: effect {effect!r} is not one of {[e.value for e in Effect]!r}"
+            ) from None
+        if isinstance(scopes, str):
+            raise ConfigError(f"tool {tool_name!r}: scopes must be a list, got {scopes!r}")
+        if cost_usd < 0:
+            raise ConfigError(f"tool {tool_name!r}: cost_usd must be >= 0, got {cost_usd!r}")
+        if prepare is not None and eff is not Effect.IRREVERSIBLE:
+            raise ConfigError(
+                f"tool {tool_name!r}: prepare= is for irreversible tools, "
+                f"but its effect is {eff.value!r}"
+            )
+        summary, arg_docs = _docstring_parts(f.__doc__)
+        return ToolSpec(
+            name=tool_name,
+            description=description or summary or tool_name,
+            fn=f,
+            args_model=_args_model(f, tool_name, arg_docs),
+            effect=eff,
+            scopes=tuple(scopes),
+            idempotent=idempotent,
+            cost_usd=float(cost_usd),
+            sensitive=tuple(sensitive),
+            verify=verify,
+            prepare=prepare,
+            ctx_param=_ctx_param(f),
+        )
+
+    return decorate(fn) if fn is not None else decorate
+
+
+def to_json_text(value: Any) -> str:
+    """How a result is shown to the model: JSON where possible, str() otherwise."""
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, sort_keys=True, default=str)
+    except (TypeError, ValueError):
+        return str(value)

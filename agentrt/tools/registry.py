@@ -1,0 +1,42 @@
+"""The tools a runtime knows, by name, and which of them a principal may be offered."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+from agentrt.errors import ConfigError
+from agentrt.principal import Principal
+from agentrt.tools.contract import ToolSpec
+
+__all__ = ["ToolRegistry"]
+
+
+class ToolRegistry:
+    """Tools by name; names are unique."""
+
+    def __init__(self, tools: Iterable[ToolSpec]) -> None:
+        self._tools: dict[str, ToolSpec] = {}
+        for spec in tools:
+            if not isinstance(spec, ToolSpec):
+                raise ConfigError(
+                    f"{spec!r} is not an agentrt tool; decorate the function with @agentrt.tool"
+                )
+            if spec.name in self._tools:
+                raise ConfigError(f"two tools are named {spec.name!r}; tool names must be unique")
+            self._tools[spec.name] = spec
+
+    def get(self, name: str) -> ToolSpec | None:
+        return self._tools.get(name)
+
+    def names(self) -> list[str]:
+        return list(self._tools)
+
+    def offered_to(self, principal: Principal) -> list[ToolSpec]:
+        """Tools whose required scopes the principal holds: the only ones the model sees."""
+        return [t for t in self._tools.values() if set(t.scopes) <= set(principal.scopes)]
+
+    def __iter__(self) -> Iterator[ToolSpec]:
+        return iter(self._tools.values())
+
+    def __len__(self) -> int:
+        return len(self._tools)
