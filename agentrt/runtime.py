@@ -34,7 +34,7 @@ from agentrt.graphs import DEFAULT_INSTRUCTIONS, RunDeps, build_run_graph
 from agentrt.models import resolve_model
 from agentrt.policies import Policy
 from agentrt.principal import Principal
-from agentrt.state import TERMINAL, RunState, RunStatus, Usage
+from agentrt.state import TERMINAL, Event, RunState, RunStatus, Usage
 from agentrt.store.sqlite import BUSY_TIMEOUT_MS, LeaseOwner, RunRecord, Store, connect
 from agentrt.tools.contract import ToolArgsError, ToolSpec
 from agentrt.tools.ledger import Ledger
@@ -232,6 +232,11 @@ class AgentRuntime:
         return self.store.list_approvals(
             status=status, tenant=tenant, thread_id=thread_id, limit=limit
         )
+
+    def events(self, thread_id: str) -> list[Event]:
+        """The run's event log: plans, policy decisions, approvals, observations, finish."""
+        self._record(thread_id)
+        return list(self.graph.get_state(self._config(thread_id)).values.get("events", []))
 
     # driving ------------------------------------------------------------------------------
 
