@@ -80,23 +80,22 @@ def first_exceeded(
 
     Called before the spend (pre-flight): ``next_*`` is what is about to be spent.
     """
-    checks: list[tuple[str, float, float | None]] = [
-        ("max_steps", usage["steps"] + next_steps, budget.max_steps),
-        ("max_tool_calls", usage["tool_calls"] + next_tool_calls, budget.max_tool_calls),
-        ("max_cost_usd", usage["cost_usd"] + next_cost_usd, budget.max_cost_usd),
+    # Counts and money are known before the spend: stop if it would go past the limit.
+    spends: list[tuple[str, float, float, float | None]] = [
+        ("max_steps", usage["steps"], next_steps, budget.max_steps),
+        ("max_tool_calls", usage["tool_calls"], next_tool_calls, budget.max_tool_calls),
+        ("max_cost_usd", usage["cost_usd"], next_cost_usd, budget.max_cost_usd),
+    ]
+    for name, used, requested, allowed in spends:
+        if allowed is not None and used + requested > allowed:
+            return BudgetExceeded(name, used, allowed, requested=requested)
+    # Tokens and time are only known after the spend: once the limit is reached, stop.
+    measured: list[tuple[str, float, float | None]] = [
         ("max_tokens", usage["input_tokens"] + usage["output_tokens"], budget.max_tokens),
         ("max_active_seconds", usage["active_seconds"], budget.max_active_seconds),
     ]
-    for name, used, allowed in checks:
-        if allowed is None:
-            continue
-        # Counts about to be spent may reach the limit; spent tokens and time may not.
-        over = (
-            used > allowed
-            if name in {"max_steps", "max_tool_calls", "max_cost_usd"}
-            else (used >= allowed)
-        )
-        if over:
+    for name, used, allowed in measured:
+        if allowed is not None and used >= allowed:
             return BudgetExceeded(name, used, allowed)
     if budget.deadline is not None and now >= budget.deadline:
         return BudgetExceeded("deadline", now, budget.deadline)

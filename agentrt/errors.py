@@ -92,12 +92,23 @@ class RunError(AgentRuntimeError):
 class BudgetExceeded(RunError):
     """A run hit one of its budget limits."""
 
-    def __init__(self, limit: str, used: float, allowed: float, *, thread_id: str | None = None):
+    def __init__(
+        self,
+        limit: str,
+        used: float,
+        allowed: float,
+        *,
+        requested: float = 0.0,
+        thread_id: str | None = None,
+    ) -> None:
         self.limit = limit
         self.used = used
         self.allowed = allowed
+        self.requested = requested
+        next_spend = f", and the next action needs {requested:g} more" if requested else ""
         super().__init__(
-            f"budget limit {limit!r} reached: used {used:g} of {allowed:g}", thread_id=thread_id
+            f"budget limit {limit}={allowed:g} reached: {used:g} used{next_spend}",
+            thread_id=thread_id,
         )
 
 

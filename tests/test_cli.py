@@ -1,0 +1,165 @@
+"""The agentrt command, in-process through typer's runner."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from agentrt.cli import app
+
+runner = CliRunner()
+DEMO = ["--app", "agentrt.examples.refund_desk:build_runtime"]
+
+
+def cli(*args: str, input: str | None = None) -> tuple[int, str]:
+    result = runner.invoke(app, list(args), input=input)
+    return result.exit_code, result.output
+
+
+def test_demo_without_a_terminal_prints_the_commands(db: Path) -> None:
+    code, out = cli("demo", "--db", str(db))
+    assert code == 0
+    assert "status    awaiting_approval" in out
+    assert "No terminal to ask on. To decide, run one of:" in out
+    line = next(ln for ln in out.splitlines() if ln.strip().startswith("agentrt approve"))
+    approval_id = line.split()[2]
+    assert line.strip() == (
+        f"agentrt approve {approval_id} --as bob --role refund-approver "
+        f"--app agentrt.examples.refund_desk:build_runtime --db {db}"
+    )
+
+    # The printed command works as printed.
+    code, out = cli(*line.split()[1:])
+    assert code == 0, out
+    assert f"approve recorded for {approval_id}; the run is now succeeded" in out
+
+
+@pytest.mark.parametrize(
+    ("decision", "status"), [("approve", "succeeded"), ("reject", "succeeded")]
+)
+def test_demo_decides_when_told(db: Path, decision: str, status: str) -> None:
+    code, out = cli("demo", "--db", str(db), "--decision", decision)
+    assert code == 0, out
+    assert f"{decision} by bob:" in out
+    assert f"status    {status}" in out
+    expected = "Refunded $89.00" if decision == "approve" else "I did not refund order 42"
+    assert expected in out
+
+
+def test_inspect_and_decide_from_the_cli(db: Path) -> None:
+    cli("demo", "--db", str(db))
+    code, out = cli("approvals", *DEMO, "--db", str(db))
+    assert code == 0
+    header, row = out.splitlines()
+    assert header.split() == ["ID", "AGE", "TOOL", "ARGS", "RULE", "ROLE", "THREAD"]
+    approval_id, thread_id = row.split()[0], row.split()[-1]
+    assert "issue_refund" in row
+    assert "large-refunds" in row
+
+    code, out = cli("runs", *DEMO, "--db", str(db), "--status", "awaiting_approval")
+    assert code == 0
+    assert thread_id in out
+
+    code, out = cli(
+        "approve", approval_id, "--as", "carol", "--role", "operator", *DEMO, "--db", str(db)
+    )
+    assert code == 1
+    assert "error: 'carol' cannot decide" in out
+
+    code, out = cli(
+        "reject",
+        approval_id,
+        "--as",
+        "bob",
+        "--role",
+        "refund-approver",
+        "--reason",
+        "duplicate claim",
+        *DEMO,
+        "--db",
+        str(db),
+    )
+    assert code == 0, out
+    code, out = cli("show", thread_id, *DEMO, "--db", str(db))
+    assert code == 0
+    assert "approval 2.0: rejected by bob" in out
+    assert "[rejected]" in out
+
+
+def test_edit_from_the_cli(db: Path) -> None:
+    cli("demo", "--db", str(db))
+    code, out = cli("approvals", *DEMO, "--db", str(db))
+    approval_id = out.splitlines()[1].split()[0]
+    code, out = cli(
+        "edit",
+        approval_id,
+        "--as",
+        "bob",
+        "--role",
+        "refund-approver",
+        "--args",
+        "{not json",
+        *DEMO,
+        "--db",
+        str(db),
+    )
+    assert code == 2
+    assert "--args '{not json' is not JSON" in out
+    code, out = cli(
+        "edit",
+        approval_id,
+        "--as",
+        "bob",
+        "--role",
+        "refund-approver",
+        "--args",
+        '{"order_id": "42", "amount": 30}',
+        *DEMO,
+        "--db",
+        str(db),
+    )
+    assert code == 0, out
+    assert "the run is now succeeded" in out
+
+
+@pytest.mark.parametrize(
+    ("args", "code", "message"),
+    [
+        (["runs"], 2, "error: no app given: pass --app module:attribute"),
+        (["runs", "--app", "nonsense"], 2, "app 'nonsense' is not of the form module:attribute"),
+        (["runs", "--app", "no_such_module:rt"], 2, "cannot import module 'no_such_module'"),
+        (
+            ["runs", "--app", "agentrt.examples.refund_desk:nope"],
+            2,
+            "module 'agentrt.examples.refund_desk' has no attribute 'nope'",
+        ),
+        (["runs", "--app", "agentrt.examples.refund_desk:GOAL"], 2, "neither an AgentRuntime"),
+        (["show", "ghost", *DEMO], 1, "error: no run with thread id 'ghost'"),
+        (["resume", "ghost", *DEMO], 1, "error: no run with thread id 'ghost'"),
+        (["approve", "apr_x", "--as", "bob", *DEMO], 1, "no approval request has id 'apr_x'"),
+        (["runs", *DEMO, "--status", "paused"], 1, "unknown run status 'paused'"),
+        (["demo", "--decision", "maybe"], 2, "--decision must be approve or reject"),
+    ],
+)
+def test_errors_are_one_clear_line(
+    db: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], code: int, message: str
+) -> None:
+    monkeypatch.chdir(db.parent)
+    monkeypatch.delenv("AGENTRT_APP", raising=False)
+    if "--app" in args and args[0] != "demo":
+        args = [*args, "--db", str(db)]
+    got_code, out = cli(*args)
+    assert (got_code, message in out) == (code, True), out
+
+
+def test_app_from_agentrt_toml(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(db.parent)
+    monkeypatch.delenv("AGENTRT_APP", raising=False)
+    Path("agentrt.toml").write_text(
+        '[agentrt]\napp = "agentrt.examples.refund_desk:build_runtime"\ndb = "from-toml.db"\n'
+    )
+    code, out = cli("runs")
+    assert (code, out.strip()) == (0, "(none)")
+    assert (db.parent / "from-toml.db").exists()

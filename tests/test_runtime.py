@@ -1,0 +1,538 @@
+"""The runtime end to end, in one process: the demo's gate, decisions, refusals, failures."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage
+
+from agentrt import (
+    AgentRuntime,
+    AlreadyDecided,
+    ApprovalExpired,
+    Budget,
+    ConfigError,
+    Decision,
+    InvalidDecision,
+    NotAuthorized,
+    Policy,
+    Principal,
+    RunStatus,
+    UnknownRun,
+    tool,
+)
+from agentrt.examples import refund_desk
+from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR, payments_path
+from agentrt.testing import ScriptedChatModel, ai, tool_call
+from tests.conftest import FakeClock, Ids
+
+
+def summary(rt: AgentRuntime, thread_id: str) -> list[tuple[str, ...]]:
+    """The event log in one line per event, for asserting a whole run at once."""
+    rows: list[tuple[str, ...]] = []
+    for e in rt.events(thread_id):
+        d = e["data"]
+        if e["type"] == "plan":
+            rows.append(
+                ("plan", *(a["tool"] for a in d["actions"]))
+                if d["actions"]
+                else ("answer", d["content"])
+            )
+        elif e["type"] == "policy":
+            rows.append(("policy", e["step_id"], d["outcome"], str(d["rule_id"])))
+        elif e["type"] == "approval":
+            rows.append(("approval", e["step_id"], d["status"], str(d["decided_by"])))
+        elif e["type"] == "observation":
+            rows.append(("observed", e["step_id"], d["tool"], d["kind"]))
+        else:
+            rows.append(("finish", d["status"]))
+    return rows
+
+
+def refunds(db: Path) -> list[tuple[str, float]]:
+    path = payments_path(db)
+    if not path.exists():
+        return []
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT order_id, amount FROM refunds ORDER BY rowid").fetchall()
+
+
+def table(db: Path, name: str) -> list[tuple[Any, ...]]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(f"SELECT * FROM {name} ORDER BY 1").fetchall()
+
+
+UP_TO_GATE = [
+    ("plan", "lookup_order"),
+    ("policy", "0.0", "allow", "reads"),
+    ("observed", "0.0", "lookup_order", "ok"),
+    ("plan", "lookup_customer", "add_order_note"),
+    ("policy", "1.0", "allow", "reads"),
+    ("observed", "1.0", "lookup_customer", "ok"),
+    ("policy", "1.1", "allow", "notes"),
+    ("observed", "1.1", "add_order_note", "ok"),
+    ("plan", "issue_refund"),
+    ("policy", "2.0", "require_approval", "large-refunds"),
+]
+
+
+def test_demo_stops_at_the_gate_and_finishes_when_approved(desk: AgentRuntime, db: Path) -> None:
+    run = desk.start(GOAL, principal=OPERATOR)
+
+    assert run.status is RunStatus.AWAITING_APPROVAL
+    req = run.pending_approval
+    assert req is not None
+    assert (
+        req.tool,
+        req.args,
+        req.rule_id,
+        req.required_role,
+        req.four_eyes,
+        req.requested_by,
+    ) == (
+        "issue_refund",
+        {"order_id": "42", "amount": 89.0},
+        "large-refunds",
+        "refund-approver",
+        True,
+        "alice",
+    )
+    assert summary(desk, run.thread_id) == UP_TO_GATE
+    assert desk.approvals(tenant="acme") == [req]
+    assert desk.runs(status="awaiting_approval") == [run]
+    assert refunds(db) == []  # nothing irreversible happened before the decision
+
+    done = desk.decide(Decision.approve(req.id, by=APPROVER))
+
+    assert done.status is RunStatus.SUCCEEDED
+    assert done.output == "Refunded $89.00 to Dana Reyes for order 42 and noted the broken blender."
+    assert done.pending_approval is None
+    assert summary(desk, run.thread_id) == [
+        *UP_TO_GATE,
+        ("approval", "2.0", "approved", "bob"),
+        ("observed", "2.0", "issue_refund", "ok"),
+        ("answer", done.output),
+        ("finish", "succeeded"),
+    ]
+    assert refunds(db) == [("42", 89.0)]
+    assert done.usage["steps"] == 4
+    assert done.usage["tool_calls"] == 4
+    assert done.usage["input_tokens"] > 0
+    assert desk.approvals() == []
+    assert desk.get(run.thread_id) == done
+
+
+def test_rejection_is_observed_by_the_planner(desk: AgentRuntime, db: Path) -> None:
+    run = desk.start(GOAL, principal=OPERATOR)
+    assert run.pending_approval is not None
+
+    done = desk.decide(
+        Decision.reject(run.pending_approval.id, by=APPROVER, reason="outside the return window")
+    )
+
+    assert done.status is RunStatus.SUCCEEDED
+    assert done.output is not None
+    assert done.output.startswith("I did not refund order 42: [rejected] 'bob' rejected")
+    assert "outside the return window" in done.output
+    assert summary(desk, run.thread_id)[-4:] == [
+        ("approval", "2.0", "rejected", "bob"),
+        ("observed", "2.0", "issue_refund", "rejected"),
+        ("answer", done.output),
+        ("finish", "succeeded"),
+    ]
+    assert refunds(db) == []
+
+
+def test_an_edit_goes_back_through_policy(desk: AgentRuntime, db: Path) -> None:
+    run = desk.start(GOAL, principal=OPERATOR)
+    assert run.pending_approval is not None
+
+    done = desk.decide(
+        Decision.edit(
+            run.pending_approval.id,
+            args={"order_id": "42", "amount": 40},
+            by=APPROVER,
+            reason="partial refund",
+        )
+    )
+
+    assert done.status is RunStatus.SUCCEEDED
+    assert summary(desk, run.thread_id)[-6:] == [
+        ("policy", "2.0", "require_approval", "large-refunds"),
+        ("approval", "2.0", "edited", "bob"),
+        ("policy", "2.0", "allow", "small-refunds"),  # the edit was checked like a new action
+        ("observed", "2.0", "issue_refund", "ok"),
+        ("answer", done.output or ""),
+        ("finish", "succeeded"),
+    ]
+    assert refunds(db) == [("42", 40.0)]
+    [record] = desk.approvals(status="edited")
+    assert (record.args, record.edited_args) == (
+        {"order_id": "42", "amount": 89.0},
+        {"order_id": "42", "amount": 40.0},
+    )
+
+
+def test_an_edit_that_still_needs_approval_asks_again(desk: AgentRuntime) -> None:
+    run = desk.start(GOAL, principal=OPERATOR)
+    assert run.pending_approval is not None
+    first = run.pending_approval.id
+
+    again = desk.decide(Decision.edit(first, args={"order_id": "42", "amount": 60.0}, by=APPROVER))
+
+    assert again.status is RunStatus.AWAITING_APPROVAL
+    assert again.pending_approval is not None
+    assert again.pending_approval.id != first
+    assert again.pending_approval.args == {"order_id": "42", "amount": 60.0}
+    done = desk.decide(Decision.approve(again.pending_approval.id, by=APPROVER))
+    assert done.status is RunStatus.SUCCEEDED
+
+
+def _snapshot(db: Path) -> list[list[tuple[Any, ...]]]:
+    return [table(db, t) for t in ("runs", "approvals", "effects", "checkpoints", "writes")]
+
+
+@pytest.mark.parametrize(
+    ("make", "error", "message"),
+    [
+        (
+            lambda rid: Decision.approve("apr_nope", by=APPROVER),
+            InvalidDecision,
+            "no approval request has id 'apr_nope'",
+        ),
+        (
+            lambda rid: Decision.approve(rid, by=APPROVER, args_digest="0" * 64),
+            InvalidDecision,
+            "was made for arguments with digest '000",
+        ),
+        (
+            lambda rid: Decision.approve(rid, by=Principal("carol", roles=["operator"])),
+            NotAuthorized,
+            "it requires role 'refund-approver', and 'carol' holds ['operator']",
+        ),
+        (
+            lambda rid: Decision.approve(rid, by=Principal("alice", roles=["refund-approver"])),
+            NotAuthorized,
+            "'alice' requested",
+        ),
+        (
+            lambda rid: Decision.approve(
+                rid, by=Principal("eve", roles=["refund-approver"], tenant="globex")
+            ),
+            NotAuthorized,
+            "of tenant 'globex' cannot decide",
+        ),
+        (
+            lambda rid: Decision.edit(rid, args={"order_id": 42, "amount": "lots"}, by=APPROVER),
+            InvalidDecision,
+            "amount: Input should be a valid number",
+        ),
+        (
+            lambda rid: {"approval_id": rid, "outcome": "maybe", "by": {"id": "bob"}},
+            InvalidDecision,
+            "outcome: Input should be 'approve', 'reject' or 'edit' (got 'maybe')",
+        ),
+        (
+            lambda rid: {"approval_id": rid, "outcome": "reject", "by": {"id": "bob"}},
+            InvalidDecision,
+            "a reject decision needs a reason",
+        ),
+    ],
+    ids=[
+        "unknown-id",
+        "digest",
+        "role",
+        "four-eyes",
+        "tenant",
+        "edit-schema",
+        "malformed",
+        "reject-without-reason",
+    ],
+)
+def test_refused_decisions_change_nothing(
+    desk: AgentRuntime, db: Path, make: Any, error: type[Exception], message: str
+) -> None:
+    run = desk.start(GOAL, principal=OPERATOR)
+    assert run.pending_approval is not None
+    before = _snapshot(db)
+
+    with pytest.raises(error) as info:
+        desk.decide(make(run.pending_approval.id))
+
+    assert message in str(info.value)
+    assert _snapshot(db) == before
+    assert desk.get(run.thread_id) == run
+
+
+def test_expired_and_already_decided(desk: AgentRuntime, db: Path, clock: FakeClock) -> None:
+    run = desk.start(GOAL, principal=OPERATOR)
+    assert run.pending_approval is not None
+    rid = run.pending_approval.id
+    clock.advance(3 * 86400)  # the rule says expires_in: 3d
+    before = _snapshot(db)
+    with pytest.raises(ApprovalExpired, match=r"expired at .* the run must ask again"):
+        desk.decide(Decision.approve(rid, by=APPROVER))
+    assert _snapshot(db) == before
+
+    clock.advance(-1)
+    desk.decide(Decision.approve(rid, by=APPROVER))
+    with pytest.raises(AlreadyDecided, match="was already approved by 'bob'"):
+        desk.decide(Decision.reject(rid, by=APPROVER, reason="too late"))
+
+
+def test_unknown_thread_ids(desk: AgentRuntime, db: Path) -> None:
+    for call in (desk.get, desk.resume, desk.events):
+        with pytest.raises(UnknownRun, match=r"no run with thread id 'ghost' in .*agentrt runs"):
+            call("ghost")
+    assert table(db, "runs") == []
+
+
+def test_a_given_thread_id_must_be_new(desk: AgentRuntime, db: Path) -> None:
+    desk.start(GOAL, principal=OPERATOR, thread_id="t-1")
+    before = _snapshot(db)
+    with pytest.raises(ConfigError, match=r"'t-1' already names a run .* rt.resume\('t-1'\)"):
+        desk.start("another goal", principal=OPERATOR, thread_id="t-1")
+    assert _snapshot(db) == before
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"goal": "  "}, "a run needs a goal in words, got '  '"),
+        ({"principal": "alice"}, "principal must be an agentrt Principal, got 'alice'"),
+        ({"budget": {"max_steps": 3}}, "budget must be an agentrt Budget"),
+    ],
+)
+def test_bad_start_arguments(desk: AgentRuntime, db: Path, kwargs: Any, message: str) -> None:
+    args: dict[str, Any] = {"goal": GOAL, "principal": OPERATOR} | kwargs
+    with pytest.raises(ConfigError, match=message):
+        desk.start(args.pop("goal"), **args)
+    assert table(db, "runs") == []
+
+
+# Small runtimes built for one behaviour each -----------------------------------------------
+
+
+@tool(effect="read", scopes=["stock:read"])
+def count_stock(sku: str, warehouse: int = 1) -> dict[str, Any]:
+    """Count units of a SKU in a warehouse."""
+    return {"sku": sku, "warehouse": warehouse, "units": 7}
+
+
+@tool(effect="write", scopes=["stock:write"])
+def move_stock(sku: str, units: int) -> dict[str, Any]:
+    """Move units between warehouses."""
+    return {"moved": units}
+
+
+def runtime(db: Path, clock: FakeClock, steps: list[Any], **kwargs: Any) -> AgentRuntime:
+    kwargs.setdefault("policy", Policy.allow_all())
+    return AgentRuntime(
+        ScriptedChatModel(steps),
+        tools=[count_stock, move_stock],
+        db=db,
+        clock=clock,
+        new_id=Ids(),
+        **kwargs,
+    )
+
+
+WORKER = Principal("w", scopes=["stock:read", "stock:write"])
+
+
+def test_invalid_tool_arguments_are_observed_and_corrected(db: Path, clock: FakeClock) -> None:
+    model_steps = [
+        ai("", tool_call("count_stock", {"sku": 5, "warehouse": "north", "colour": "red"})),
+        ai("", tool_call("count_stock", {"sku": "A-1", "warehouse": "2"})),
+        "7 units",
+    ]
+    with runtime(db, clock, model_steps) as rt:
+        run = rt.start("count A-1", principal=WORKER)
+        assert run.status is RunStatus.SUCCEEDED
+        events = rt.events(run.thread_id)
+        bad = events[1]["data"]
+        assert bad["kind"] == "invalid_args"
+        assert bad["content"] == (
+            "arguments for tool 'count_stock' do not match its schema: "
+            "sku: Input should be a valid string (got 5); "
+            "warehouse: Input should be a valid integer, unable to parse string as an integer "
+            "(got 'north'); colour: Extra inputs are not permitted (got 'red'). "
+            "Call it again with arguments that match the schema."
+        )
+        # The model saw the error as a tool message, and the corrected call normalised "2".
+        model = rt.deps.model
+        assert isinstance(model, ScriptedChatModel)
+        assert "[invalid_args]" in str(model.calls[1].messages[-1].content)
+        assert events[3]["data"]["step_id"] == "1.0"
+        assert rt.events(run.thread_id)[4]["data"]["content"] == (
+            '{"sku": "A-1", "units": 7, "warehouse": 2}'
+        )
+
+
+def test_unparseable_arguments_are_invalid_args(db: Path, clock: FakeClock) -> None:
+    broken = AIMessage(
+        "",
+        invalid_tool_calls=[
+            {
+                "name": "count_stock",
+                "args": "{sku: oops",
+                "id": "c1",
+                "error": "bad json",
+                "type": "invalid_tool_call",
+            }
+        ],
+    )
+    with runtime(db, clock, [broken, "gave up"]) as rt:
+        run = rt.start("count", principal=WORKER)
+        obs = rt.events(run.thread_id)[1]["data"]
+        assert (obs["kind"], obs["call_id"]) == ("invalid_args", "c1")
+        assert "not valid JSON: '{sku: oops'" in obs["content"]
+        assert run.output == "gave up"
+
+
+def test_tools_are_offered_by_scope_and_unoffered_calls_are_denied(
+    db: Path, clock: FakeClock
+) -> None:
+    reader = Principal("r", scopes=["stock:read"])
+    steps = [ai("", tool_call("move_stock", {"sku": "A-1", "units": 3})), "ok, I cannot"]
+    with runtime(db, clock, steps) as rt:
+        run = rt.start("move stock", principal=reader)
+        model = rt.deps.model
+        assert isinstance(model, ScriptedChatModel)
+        assert model.calls[0].tool_names == ("count_stock",)
+        assert summary(rt, run.thread_id) == [
+            ("plan", "move_stock"),
+            ("policy", "0.0", "deny", "None"),
+            ("observed", "0.0", "move_stock", "denied"),
+            ("answer", "ok, I cannot"),
+            ("finish", "succeeded"),
+        ]
+        assert "lacks scopes ['stock:write']" in rt.events(run.thread_id)[2]["data"]["content"]
+
+
+def test_a_denial_skips_the_rest_of_the_plan(db: Path, clock: FakeClock) -> None:
+    steps = [
+        ai("", tool_call("delete_everything", {}), tool_call("count_stock", {"sku": "A"})),
+        "stopped",
+    ]
+    with runtime(db, clock, steps) as rt:
+        run = rt.start("go", principal=WORKER)
+        assert summary(rt, run.thread_id)[:4] == [
+            ("plan", "delete_everything", "count_stock"),
+            ("policy", "0.0", "deny", "None"),
+            ("observed", "0.0", "delete_everything", "denied"),
+            ("observed", "0.1", "count_stock", "skipped"),
+        ]
+
+
+def test_a_runaway_model_stops_at_max_steps(db: Path, clock: FakeClock) -> None:
+    steps = [ai("", tool_call("count_stock", {"sku": "A"})) for _ in range(10)]
+    with runtime(db, clock, steps) as rt:
+        run = rt.start("loop", principal=WORKER, budget=Budget(max_steps=3))
+        assert run.status is RunStatus.BUDGET_EXCEEDED
+        assert run.error == (
+            "budget limit max_steps=3 reached: 3 used, and the next action needs 1 more"
+        )
+        assert (run.usage["steps"], run.usage["tool_calls"]) == (3, 3)
+
+
+def test_no_tool_call_runs_past_max_tool_calls(db: Path, clock: FakeClock) -> None:
+    steps = [ai("", *(tool_call("count_stock", {"sku": str(i)}) for i in range(5)))]
+    with runtime(db, clock, steps) as rt:
+        run = rt.start("count", principal=WORKER, budget=Budget(max_tool_calls=2))
+        assert run.status is RunStatus.BUDGET_EXCEEDED
+        assert run.usage["tool_calls"] == 2
+        assert run.error == (
+            "budget limit max_tool_calls=2 reached: 2 used, and the next action needs 1 more"
+        )
+
+
+def test_a_model_that_keeps_failing_fails_the_run(db: Path, clock: FakeClock) -> None:
+    from langgraph.types import RetryPolicy
+
+    steps: list[Any] = [ValueError("provider said no")]
+    with runtime(db, clock, steps, model_retry=RetryPolicy(max_attempts=1)) as rt:
+        run = rt.start("x", principal=WORKER)
+        assert run.status is RunStatus.FAILED
+        assert run.error == "ValueError: provider said no"
+        # Terminal in the checkpoint too: resuming does not call the model again.
+        assert rt.resume(run.thread_id) == run
+        model = rt.deps.model
+        assert isinstance(model, ScriptedChatModel)
+        assert len(model.calls) == 1
+
+
+def test_transient_model_errors_are_retried(db: Path, clock: FakeClock) -> None:
+    from langgraph.types import RetryPolicy
+
+    retry = RetryPolicy(initial_interval=0.0, jitter=False, max_attempts=3)
+    steps: list[Any] = [ConnectionError("reset"), ConnectionError("reset"), "fine"]
+    with runtime(db, clock, steps, model_retry=retry) as rt:
+        run = rt.start("x", principal=WORKER)
+        assert (run.status, run.output) == (RunStatus.SUCCEEDED, "fine")
+
+
+def test_default_policy_asks_before_side_effects(db: Path, clock: FakeClock) -> None:
+    steps = [ai("", tool_call("move_stock", {"sku": "A", "units": 1})), "moved"]
+    with runtime(db, clock, steps, policy=None) as rt:
+        run = rt.start("move", principal=WORKER)
+        assert run.status is RunStatus.AWAITING_APPROVAL
+        assert run.pending_approval is not None
+        assert run.pending_approval.rule_id == "side-effects-need-approval"
+        done = rt.decide(Decision.approve(run.pending_approval.id, by=Principal("boss")))
+        assert done.status is RunStatus.SUCCEEDED
+
+
+def test_policy_naming_an_unknown_tool_is_refused(db: Path) -> None:
+    policy = Policy([{"id": "r1", "match": {"tools": ["send_email"]}, "decision": "allow"}])
+    with pytest.raises(ConfigError, match="rule 'r1' names tool 'send_email'"):
+        AgentRuntime(ScriptedChatModel(["x"]), tools=[count_stock], policy=policy, db=db)
+
+
+def test_async_twins(db: Path, clock: FakeClock) -> None:
+    async def scenario() -> tuple[Any, Any, Any]:
+        with refund_desk.build_runtime(db, clock=clock, new_id=Ids()) as rt:
+            run = await rt.astart(GOAL, principal=OPERATOR)
+            assert run.pending_approval is not None
+            waiting = await rt.aresume(run.thread_id)  # nothing to do until a person decides
+            done = await rt.adecide(Decision.approve(run.pending_approval.id, by=APPROVER))
+            return run, waiting, done
+
+    run, waiting, done = asyncio.run(scenario())
+    assert run.status is RunStatus.AWAITING_APPROVAL
+    assert waiting == run
+    assert done.status is RunStatus.SUCCEEDED
+    assert refunds(db) == [("42", 89.0)]
+
+
+def test_graph_is_the_compiled_design(desk: AgentRuntime) -> None:
+    graph = desk.graph.get_graph()
+    edges = sorted((e.source, e.target) for e in graph.edges)
+    assert edges == sorted(
+        [
+            ("__start__", "plan"),
+            ("plan", "policy"),
+            ("plan", "finish"),
+            ("policy", "tool"),
+            ("policy", "approval"),
+            ("policy", "plan"),
+            ("policy", "finish"),
+            ("approval", "tool"),
+            ("approval", "policy"),
+            ("approval", "plan"),
+            ("approval", "finish"),
+            ("tool", "verify"),
+            ("tool", "finish"),
+            ("verify", "policy"),
+            ("verify", "plan"),
+            ("verify", "commit"),
+            ("verify", "finish"),
+            ("commit", "verify"),
+            ("commit", "finish"),
+            ("finish", "__end__"),
+        ]
+    )
