@@ -12,6 +12,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import shutil
 import sys
 import time
 import tomllib
@@ -389,12 +390,12 @@ def demo(
                     .lower()
                 )
         if decision is None:
-            base = f"agentrt {{}} {request.id} --as {APPROVER.id} --role {APPROVER.roles[0]}"
+            base = f"{_command()} {{}} {request.id} --as {APPROVER.id} --role {APPROVER.roles[0]}"
             where = f"--app {DEMO_APP} --db {db}"
             typer.echo("\nNo terminal to ask on. To decide, run one of:")
             typer.echo(f"  {base.format('approve')} {where}")
             typer.echo(f"  {base.format('reject')} --reason 'not eligible' {where}")
-            typer.echo(f"then see the run with:\n  agentrt show {run.thread_id} {where}")
+            typer.echo(f"then see the run with:\n  {_command()} show {run.thread_id} {where}")
             return
         from agentrt.approvals import Decision
 
@@ -408,6 +409,15 @@ def demo(
             typer.echo(f"  {_describe(event)}")
         typer.echo("")
         _print_run(run)
+
+
+def _command() -> str:
+    """How to call this command again: by name if it is on PATH, else as it was invoked."""
+    invoked = Path(sys.argv[0])
+    if invoked.name != "agentrt":
+        return f"{Path(sys.executable).name} -m agentrt"
+    found = shutil.which("agentrt")
+    return "agentrt" if found and Path(found).resolve() == invoked.resolve() else str(invoked)
 
 
 def main() -> None:

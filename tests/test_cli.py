@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -23,15 +24,18 @@ def test_demo_without_a_terminal_prints_the_commands(db: Path) -> None:
     assert code == 0
     assert "status    awaiting_approval" in out
     assert "No terminal to ask on. To decide, run one of:" in out
-    line = next(ln for ln in out.splitlines() if ln.strip().startswith("agentrt approve"))
-    approval_id = line.split()[2]
-    assert line.strip() == (
-        f"agentrt approve {approval_id} --as bob --role refund-approver "
+    line = next(ln for ln in out.splitlines() if " approve apr_" in ln)
+    command, _, rest = line.strip().partition(" approve ")
+    approval_id = rest.split()[0]
+    # Under pytest the command is not invoked as `agentrt`, so it names the interpreter.
+    assert command == f"{Path(sys.executable).name} -m agentrt"
+    assert rest == (
+        f"{approval_id} --as bob --role refund-approver "
         f"--app agentrt.examples.refund_desk:build_runtime --db {db}"
     )
 
     # The printed command works as printed.
-    code, out = cli(*line.split()[1:])
+    code, out = cli("approve", *rest.split())
     assert code == 0, out
     assert f"approve recorded for {approval_id}; the run is now succeeded" in out
 
