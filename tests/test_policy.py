@@ -1,0 +1,594 @@
+"""Tests for agentrt.policies: loading policy files, their errors, and the engine's decisions."""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+import agentrt.examples
+from agentrt.errors import ConfigError
+from agentrt.policies import Policy, PolicyDecision, PolicyFileError
+from agentrt.principal import Principal
+from agentrt.tools import ToolSpec, tool
+
+REFUNDS_YAML = Path(agentrt.examples.__file__).parent / "refunds.yaml"
+
+
+@tool
+def lookup_order(order_id: str) -> dict[str, Any]:
+    """Look an order up."""
+    return {"order_id": order_id}
+
+
+@tool(effect="write", scopes=["orders:write"])
+def add_order_note(order_id: str, text: str) -> str:
+    """Add an internal note to an order."""
+    return "ok"
+
+
+@tool(effect="irreversible", scopes=["refunds:write"])
+def issue_refund(order_id: str, amount: float) -> str:
+    """Refund money to the customer."""
+    return "refunded"
+
+
+TOOLS: dict[str, ToolSpec] = {t.name: t for t in (lookup_order, add_order_note, issue_refund)}
+
+AGENT = Principal(
+    "agent-1", roles=["support"], tenant="acme", scopes=["orders:write", "refunds:write"]
+)
+NO_SCOPES = Principal("visitor", tenant="acme")
+
+
+def decide(policy: Policy, tool_name: str, args: dict[str, Any], principal: Principal = AGENT):
+    return policy.evaluate(TOOLS.get(tool_name), tool_name, args, principal)
+
+
+def write_policy(tmp_path: Path, text: str, name: str = "policy.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# loading -----------------------------------------------------------------------------------
+
+
+def test_refunds_example_loads_and_decides() -> None:
+    policy = Policy.from_file(REFUNDS_YAML)
+
+    assert (policy.name, policy.default, [cr.rule.id for cr in policy.rules]) == (
+        "refund-desk",
+        "deny",
+        ["reads", "notes", "small-refunds", "large-refunds"],
+    )
+    policy.check_tools(TOOLS)  # every tool the file names exists
+    common = {"policy": "refund-desk", "policy_version": policy.version}
+    assert decide(policy, "issue_refund", {"order_id": "7", "amount": 20.0}) == PolicyDecision(
+        outcome="allow",
+        rule_id="small-refunds",
+        matched=("small-refunds",),
+        reason="Refunds up to $50 need no approval.",
+        **common,
+    )
+    assert decide(policy, "issue_refund", {"order_id": "7", "amount": 80.0}) == PolicyDecision(
+        outcome="require_approval",
+        rule_id="large-refunds",
+        matched=("large-refunds",),
+        reason="Refunds over $50 need a refund approver.",
+        required_role="refund-approver",
+        four_eyes=True,
+        expires_in=259200.0,
+        **common,
+    )
+    assert decide(policy, "lookup_order", {"order_id": "7"}) == PolicyDecision(
+        outcome="allow",
+        rule_id="reads",
+        matched=("reads",),
+        reason="Looking things up has no side effect.",
+        **common,
+    )
+
+
+CASES = [
+    ("lookup_order", {"order_id": "1"}),
+    ("add_order_note", {"order_id": "1", "text": "hi"}),
+    ("issue_refund", {"order_id": "1", "amount": 50.0}),
+    ("issue_refund", {"order_id": "1", "amount": 50.01}),
+    ("issue_refund", {"order_id": "1"}),  # the conditions cannot evaluate
+    ("wipe_database", {}),
+]
+
+
+@pytest.mark.parametrize(("tool_name", "args"), CASES)
+def test_from_yaml_and_python_rules_decide_alike(tool_name: str, args: dict[str, Any]) -> None:
+    text = REFUNDS_YAML.read_text(encoding="utf-8")
+    from_yaml = Policy.from_yaml(text)
+    from_python = Policy(yaml.safe_load(text)["rules"], default="deny", name="refund-desk")
+
+    # The versions hash different texts (YAML vs the model's JSON); everything else agrees.
+    a = dataclasses.replace(decide(from_yaml, tool_name, args), policy_version="")
+    b = dataclasses.replace(decide(from_python, tool_name, args), policy_version="")
+    assert a == b
+
+
+# malformed files ---------------------------------------------------------------------------
+
+RULE_A = "rules:\n  - id: a\n    decision: allow\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "where", "message"),
+    [
+        pytest.param(
+            "version: 1\nname: a: b\n",
+            "2:8",
+            "not valid YAML: mapping values are not allowed here",
+            id="invalid-yaml",
+        ),
+        pytest.param(
+            "rules:\n  - id: a\n    decision: maybe\n",
+            "3:15",
+            "rule 'a', rules.0.decision: Input should be 'allow', 'deny' or 'require_approval' "
+            "(got 'maybe')",
+            id="unknown-decision",
+        ),
+        pytest.param(
+            "rules:\n  - id: a\n    decision: allow\n  - id: b\n    decision: deny\n"
+            "  - id: a\n    decision: deny\n",
+            "6:9",
+            "duplicate rule id 'a' (first used by rule #1)",
+            id="duplicate-id",
+        ),
+        pytest.param(
+            "version: 2\n" + RULE_A,
+            "1:10",
+            "version: Value error, unknown policy format version 2; this agentrt reads 1 (got 2)",
+            id="unknown-version",
+        ),
+        pytest.param(
+            "- id: a\n  decision: allow\n",
+            "1:1",
+            "a policy file is a mapping, got [{'id': 'a', 'decision': 'allow'}]",
+            id="not-a-mapping",
+        ),
+        pytest.param(
+            "rules:\n  - id: a\n    decision: require_approval\n    approval: {expires_in: soon}\n",
+            "4:28",
+            "rule 'a', rules.0.approval.expires_in: Value error, 'soon' is not a duration like "
+            "'90s', '15m', '4h' or '3d' (got 'soon')",
+            id="bad-duration",
+        ),
+    ],
+)
+def test_malformed_file_error_names_file_line_column(
+    tmp_path: Path, text: str, where: str, message: str
+) -> None:
+    path = write_policy(tmp_path, text)
+    with pytest.raises(PolicyFileError) as info:
+        Policy.from_file(path)
+    assert str(info.value) == f"{path}:{where}: {message}"
+    line, column = (int(n) for n in where.split(":"))
+    assert (info.value.source, info.value.line, info.value.column) == (str(path), line, column)
+    assert isinstance(info.value, ConfigError)
+    assert path.read_text(encoding="utf-8") == text  # loading never touches the file
+
+
+UNKNOWN_KEY = "rules:\n  - id: ok\n    decision: allow\n  - id: refunds\n    decision: deny\n"
+
+
+def test_unknown_key_in_rule_names_key_and_rule(tmp_path: Path) -> None:
+    path = write_policy(tmp_path, UNKNOWN_KEY + "    reasn: typo\n")
+    with pytest.raises(PolicyFileError) as info:
+        Policy.from_file(path)
+    assert info.value.line == 6
+    assert str(info.value).endswith(
+        ": rule 'refunds', rules.1.reasn: unknown key 'reasn' (got 'typo')"
+    )
+
+
+def test_unknown_key_error_points_at_the_key(tmp_path: Path) -> None:
+    path = write_policy(tmp_path, UNKNOWN_KEY + "    reasn: typo\n")
+    with pytest.raises(PolicyFileError) as info:
+        Policy.from_file(path)
+    assert str(info.value) == (
+        f"{path}:6:5: rule 'refunds', rules.1.reasn: unknown key 'reasn' (got 'typo')"
+    )
+
+
+def test_misspelt_decision_key_is_reported_as_unknown_key(tmp_path: Path) -> None:
+    path = write_policy(tmp_path, "rules:\n  - id: refunds\n    decison: allow\n")
+    with pytest.raises(PolicyFileError) as info:
+        Policy.from_file(path)
+    assert str(info.value).startswith(
+        f"{path}:3:5: rule 'refunds', rules.0.decison: unknown key 'decison'"
+    )
+
+
+def test_cel_syntax_error_names_rule_and_place(tmp_path: Path) -> None:
+    path = write_policy(
+        tmp_path, RULE_A + "  - id: big-refunds\n    decision: deny\n    when: 'args.amount >'\n"
+    )
+    with pytest.raises(PolicyFileError) as info:
+        Policy.from_file(path)
+    prefix = f"{path}:6:11: rule 'big-refunds': `when` is not a valid CEL expression: "
+    assert str(info.value).startswith(prefix)
+    assert "'args.amount >'" in str(info.value)
+    assert "\n" not in str(info.value)
+
+
+def test_rule_naming_a_missing_tool_is_refused(tmp_path: Path) -> None:
+    path = write_policy(
+        tmp_path,
+        "rules:\n  - id: globbed\n    match: {tools: ['issue_*']}\n    decision: allow\n"
+        "  - id: refunds\n    match:\n      tools: [isue_refund]\n    decision: allow\n",
+    )
+    policy = Policy.from_file(path)
+    with pytest.raises(PolicyFileError) as info:
+        policy.check_tools(["issue_refund", "lookup_order"])
+    assert str(info.value) == (
+        f"{path}:7:14: rule 'refunds' names tool 'isue_refund', which this runtime does not "
+        "have; known tools: ['issue_refund', 'lookup_order']"
+    )
+    policy.check_tools(["issue_refund", "isue_refund"])  # globs and known names pass
+
+
+def test_python_rules_naming_a_missing_tool_have_no_line() -> None:
+    policy = Policy([{"id": "x", "match": {"tools": ["nope"]}, "decision": "deny"}], name="p")
+    with pytest.raises(PolicyFileError) as info:
+        policy.check_tools([])
+    assert str(info.value) == (
+        "<policy p>: rule 'x' names tool 'nope', which this runtime does not have; known tools: []"
+    )
+
+
+def test_python_rules_are_validated() -> None:
+    with pytest.raises(ConfigError) as info:
+        Policy([{"id": "x", "decision": "maybe"}], name="p")
+    assert str(info.value).startswith("invalid policy 'p': ")
+    assert "'maybe'" in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("name", "problem"), [("missing.yaml", "No such file or directory"), (".", "Is a directory")]
+)
+def test_unreadable_policy_path(tmp_path: Path, name: str, problem: str) -> None:
+    path = tmp_path / name
+    with pytest.raises(ConfigError) as info:
+        Policy.from_file(path)
+    assert str(info.value) == f"cannot read policy file {str(path)!r}: {problem}; check the path"
+
+
+def test_non_utf8_policy_file_is_a_config_error(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("name: café\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1\.yaml"):
+        Policy.from_file(path)
+
+
+# engine semantics --------------------------------------------------------------------------
+
+
+def rule(rid: str, decision: str, **extra: Any) -> dict[str, Any]:
+    return {"id": rid, "decision": decision, **extra}
+
+
+def test_scopes_are_checked_before_any_rule() -> None:
+    policy = Policy([rule("everything", "allow")], name="open")
+    assert decide(policy, "issue_refund", {"order_id": "1", "amount": 1.0}, NO_SCOPES) == (
+        PolicyDecision(
+            outcome="deny",
+            rule_id=None,
+            matched=(),
+            reason="principal 'visitor' lacks scopes ['refunds:write'] required by tool "
+            "'issue_refund'",
+            policy="open",
+            policy_version=policy.version,
+        )
+    )
+    assert decide(policy, "lookup_order", {"order_id": "1"}, NO_SCOPES).outcome == "allow"
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(["ok", "ask", "no"])))
+def test_most_restrictive_decision_wins_in_any_order(order: tuple[str, ...]) -> None:
+    rules = {
+        "ok": rule("ok", "allow"),
+        "ask": rule("ask", "require_approval", approval={"role": "lead"}),
+        "no": rule("no", "deny", reason="refunds are frozen"),
+    }
+    policy = Policy([rules[r] for r in order], name="p")
+    assert decide(policy, "issue_refund", {"order_id": "1", "amount": 5.0}) == PolicyDecision(
+        outcome="deny",
+        rule_id="no",
+        matched=order,
+        reason="refunds are frozen",
+        policy="p",
+        policy_version=policy.version,
+    )
+    without_deny = Policy([rules[r] for r in order if r != "no"], name="p")
+    assert decide(without_deny, "issue_refund", {"order_id": "1", "amount": 5.0}) == (
+        PolicyDecision(
+            outcome="require_approval",
+            rule_id="ask",
+            matched=tuple(r for r in order if r != "no"),
+            reason="rule 'ask' says require_approval",
+            required_role="lead",
+            policy="p",
+            policy_version=without_deny.version,
+        )
+    )
+
+
+@pytest.mark.parametrize("default", ["deny", "allow"])
+def test_no_match_falls_to_the_default(default: str) -> None:
+    policy = Policy([rule("notes", "allow", match={"tools": ["add_order_note"]})], default=default)
+    assert decide(policy, "lookup_order", {"order_id": "1"}) == PolicyDecision(
+        outcome=default,
+        rule_id=None,
+        matched=(),
+        reason=f"no rule matched; the policy default is {default}",
+        policy="policy",
+        policy_version=policy.version,
+    )
+
+
+def test_default_is_deny_when_not_said() -> None:
+    assert Policy.from_yaml("name: quiet\n").default == "deny"
+    assert decide(Policy([]), "lookup_order", {"order_id": "1"}).outcome == "deny"
+
+
+def test_matched_lists_every_matching_rule_in_file_order() -> None:
+    policy = Policy(
+        [
+            rule("writes", "allow", match={"effects": ["write", "irreversible"]}),
+            rule("reads", "allow", match={"effects": ["read"]}),
+            rule("refunds", "require_approval", match={"tools": ["issue_*"]}),
+            rule("other-tenant", "deny", match={"tenants": ["globex"]}),
+            rule("supporters", "allow", match={"roles": ["support", "admin"]}),
+        ]
+    )
+    decision = decide(policy, "issue_refund", {"order_id": "1", "amount": 1.0})
+    assert (decision.outcome, decision.rule_id, decision.matched) == (
+        "require_approval",
+        "refunds",
+        ("writes", "refunds", "supporters"),
+    )
+
+
+@pytest.mark.parametrize(
+    ("when", "tool_name", "args", "matches"),
+    [
+        ("args.amount > 50.0", "issue_refund", {"order_id": "1", "amount": 50.5}, True),
+        ("args.amount > 50.0", "issue_refund", {"order_id": "1", "amount": 50.0}, False),
+        ('args.order_id.startsWith("vip-")', "lookup_order", {"order_id": "vip-1"}, True),
+        ('principal.tenant == "acme"', "lookup_order", {"order_id": "1"}, True),
+        ('principal.tenant == "globex"', "lookup_order", {"order_id": "1"}, False),
+        ('"support" in principal.roles', "lookup_order", {"order_id": "1"}, True),
+        ('principal.id == "agent-1"', "lookup_order", {"order_id": "1"}, True),
+        ('tool.effect == "irreversible"', "issue_refund", {"order_id": "1", "amount": 1.0}, True),
+        ('tool.effect == "irreversible"', "add_order_note", {"order_id": "1", "text": "x"}, False),
+        ('tool.name == "add_order_note"', "add_order_note", {"order_id": "1", "text": "x"}, True),
+        ('"refunds:write" in tool.scopes', "issue_refund", {"order_id": "1", "amount": 1.0}, True),
+    ],
+)
+def test_when_conditions_over_args_tool_and_principal(
+    when: str, tool_name: str, args: dict[str, Any], matches: bool
+) -> None:
+    policy = Policy([rule("cond", "require_approval", when=when)], default="allow")
+    decision = decide(policy, tool_name, args)
+    assert (decision.outcome, decision.matched) == (
+        ("require_approval", ("cond",)) if matches else ("allow", ())
+    )
+
+
+def test_tenantless_principal_is_seen_as_empty_tenant() -> None:
+    policy = Policy([rule("no-tenant", "deny", when='principal.tenant == ""')], default="allow")
+    loner = Principal("solo")
+    assert decide(policy, "lookup_order", {"order_id": "1"}, loner).rule_id == "no-tenant"
+
+
+def test_erroring_condition_never_allows() -> None:
+    policy = Policy([rule("big", "allow", when="args.missing > 1")], name="p")
+    assert decide(policy, "lookup_order", {"order_id": "1"}) == PolicyDecision(
+        outcome="deny",
+        rule_id=None,
+        matched=(),
+        reason="no rule matched; the policy default is deny",
+        policy="p",
+        policy_version=policy.version,
+    )
+
+
+@pytest.mark.parametrize("decision", ["deny", "require_approval"])
+def test_restrictive_rule_with_erroring_condition_still_applies(decision: str) -> None:
+    policy = Policy(
+        [
+            rule("reads", "allow"),
+            rule("guard", decision, when="args.missing > 1", reason="guarded"),
+        ],
+        name="p",
+    )
+    assert decide(policy, "lookup_order", {"order_id": "1"}) == PolicyDecision(
+        outcome=decision,
+        rule_id="guard",
+        matched=("reads", "guard"),
+        reason="guarded (its condition failed to evaluate: KeyError('missing'))",
+        policy="p",
+        policy_version=policy.version,
+    )
+
+
+def test_unknown_tool_is_denied() -> None:
+    policy = Policy(default="allow", name="lax")
+    assert decide(policy, "wipe_database", {"really": True}) == PolicyDecision(
+        outcome="deny",
+        rule_id=None,
+        matched=(),
+        reason="unknown tool 'wipe_database': the runtime has no such tool",
+        policy="lax",
+        policy_version=policy.version,
+    )
+
+
+@pytest.mark.parametrize(
+    ("expires_in", "seconds"), [("90s", 90.0), ("15m", 900.0), ("4h", 14400.0), ("3d", 259200.0)]
+)
+def test_require_approval_carries_role_four_eyes_and_expiry(
+    expires_in: str, seconds: float
+) -> None:
+    policy = Policy.from_yaml(
+        "rules:\n  - id: ask\n    decision: require_approval\n"
+        f"    approval: {{role: lead, four_eyes: true, expires_in: {expires_in}}}\n"
+    )
+    decision = decide(policy, "lookup_order", {"order_id": "1"})
+    assert (decision.required_role, decision.four_eyes, decision.expires_in) == (
+        "lead",
+        True,
+        seconds,
+    )
+
+
+def test_policy_version_is_a_content_hash(tmp_path: Path) -> None:
+    text = REFUNDS_YAML.read_text(encoding="utf-8")
+    path = write_policy(tmp_path, text)
+    first = Policy.from_file(path)
+    assert Policy.from_file(path).version == first.version == Policy.from_yaml(text).version
+
+    path.write_text(text.replace("$50 need a", "$50 needs a"), encoding="utf-8")
+    changed = Policy.from_file(path)
+    assert changed.version != first.version
+    args = {"order_id": "1", "amount": 99.0}
+    assert decide(changed, "issue_refund", args).policy_version == changed.version
+    assert decide(first, "issue_refund", args).policy_version == first.version
+
+
+# properties --------------------------------------------------------------------------------
+
+_RANK = {"deny": 0, "require_approval": 1, "allow": 2}
+
+_whens = st.sampled_from(
+    [
+        None,
+        "args.amount > 50.0",
+        "args.amount <= 50.0",
+        'principal.tenant == "acme"',
+        'tool.effect == "irreversible"',
+        "args.missing > 1",  # always fails to evaluate
+    ]
+)
+_matches = st.fixed_dictionaries(
+    {},
+    optional={
+        "tools": st.lists(st.sampled_from(["*", "issue_*", "lookup_order", "nope"]), min_size=1),
+        "effects": st.lists(st.sampled_from(["read", "write", "irreversible"]), min_size=1),
+        "roles": st.lists(st.sampled_from(["support", "admin"]), min_size=1),
+        "tenants": st.lists(st.sampled_from(["acme", "globex"]), min_size=1),
+    },
+)
+_rule_bodies = st.fixed_dictionaries(
+    {"decision": st.sampled_from(["allow", "deny", "require_approval"]), "match": _matches},
+    optional={"when": _whens},
+)
+_rule_lists = st.lists(_rule_bodies, max_size=6).map(
+    lambda bodies: [{"id": f"r{i}", **b} for i, b in enumerate(bodies)]
+)
+_calls = st.sampled_from(
+    [
+        ("issue_refund", {"order_id": "1", "amount": 20.0}),
+        ("issue_refund", {"order_id": "1", "amount": 80.0}),
+        ("lookup_order", {"order_id": "1"}),
+        ("add_order_note", {"order_id": "1", "text": "x"}),
+    ]
+)
+_principals = st.sampled_from(
+    [AGENT, Principal("boss", roles=["admin"], tenant="globex", scopes=["refunds:write"])]
+)
+_defaults = st.sampled_from(["allow", "deny"])
+_fast = settings(max_examples=100, deadline=None, derandomize=True, database=None)
+
+
+@_fast
+@given(
+    rules=_rule_lists,
+    extra=_rule_bodies.filter(lambda b: b["decision"] == "deny"),
+    position=st.integers(min_value=0),
+    default=_defaults,
+    call=_calls,
+    principal=_principals,
+)
+def test_adding_a_deny_rule_never_loosens(
+    *,
+    rules: list[dict[str, Any]],
+    extra: dict[str, Any],
+    position: int,
+    default: str,
+    call: tuple[str, dict[str, Any]],
+    principal: Principal,
+) -> None:
+    before = decide(Policy(rules, default=default), *call, principal)
+    more = list(rules)
+    more.insert(position % (len(rules) + 1), {"id": "added-deny", **extra})
+    after = decide(Policy(more, default=default), *call, principal)
+    assert _RANK[after.outcome] <= _RANK[before.outcome]
+    # The other rules match as before, and a matching deny always decides.
+    assert tuple(r for r in after.matched if r != "added-deny") == before.matched
+    if "added-deny" in after.matched:
+        assert after.outcome == "deny"
+
+
+@_fast
+@given(
+    rules=_rule_lists,
+    default=_defaults,
+    call=_calls,
+    principal=_principals,
+    data=st.data(),
+)
+def test_rule_order_never_changes_the_outcome(
+    *,
+    rules: list[dict[str, Any]],
+    default: str,
+    call: tuple[str, dict[str, Any]],
+    principal: Principal,
+    data: st.DataObject,
+) -> None:
+    shuffled = data.draw(st.permutations(rules))
+    a = decide(Policy(rules, default=default), *call, principal)
+    b = decide(Policy(shuffled, default=default), *call, principal)
+    assert (a.outcome, sorted(a.matched)) == (b.outcome, sorted(b.matched))
+    assert a.matched == tuple(r["id"] for r in rules if r["id"] in a.matched)
+    assert b.matched == tuple(r["id"] for r in shuffled if r["id"] in b.matched)
+
+
+def test_a_condition_that_is_not_a_bool_fails_closed() -> None:
+    policy = Policy(
+        [
+            {
+                "id": "amount-typo",
+                "match": {"tools": ["issue_refund"]},
+                "when": "args.amount",
+                "decision": "deny",
+                "reason": "big",
+            },
+            {
+                "id": "also-typo",
+                "match": {"tools": ["issue_refund"]},
+                "when": "args.amount",
+                "decision": "allow",
+            },
+        ],
+        default="allow",
+    )
+    decision = decide(policy, "issue_refund", {"order_id": "1", "amount": 5})
+    assert (decision.outcome, decision.rule_id, decision.matched) == (
+        "deny",
+        "amount-typo",
+        ("amount-typo",),
+    )
+    assert decision.reason == "big (its condition gave 5, not a bool)"

@@ -1,0 +1,485 @@
+"""Tests for agentrt.tools: the @tool contract, the registry and the effects ledger."""
+
+from __future__ import annotations
+
+import copy
+import math
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentrt.errors import ConfigError
+from agentrt.principal import Principal
+from agentrt.store import Store
+from agentrt.tools import (
+    Effect,
+    EffectInDoubt,
+    Ledger,
+    ToolArgsError,
+    ToolContext,
+    ToolRegistry,
+    ToolSpec,
+    effect_key,
+    tool,
+)
+from agentrt.tools.ledger import LedgerResult, RecordedFailure
+
+PRINCIPAL = Principal("agent-1", tenant="acme", scopes=["orders:write"])
+
+
+@tool(effect="write", scopes=["orders:write"], idempotent=True, cost_usd=0.01)
+def add_note(order_id: str, text: str, ctx: ToolContext, urgent: bool = False, count: int = 1):
+    """Add a note to an order.
+
+    Args:
+        order_id: The order to annotate.
+        text (str): What to write.
+        urgent: Flag the note for a person.
+
+    Returns:
+        The stored note.
+    """
+    return {"order_id": order_id, "text": text, "key": ctx.idempotency_key, "urgent": urgent}
+
+
+def make_ctx(step_id: str = "1.0", thread_id: str = "t1", args: dict[str, Any] | None = None):
+    key = effect_key(thread_id, step_id, "add_note", args or {"order_id": "o1", "text": "hi"})
+    return ToolContext(
+        thread_id=thread_id, step_id=step_id, idempotency_key=key, principal=PRINCIPAL
+    )
+
+
+# @tool -------------------------------------------------------------------------------------
+
+
+def test_tool_builds_its_spec_from_the_function() -> None:
+    assert isinstance(add_note, ToolSpec)
+    assert (
+        add_note.name,
+        add_note.description,
+        add_note.effect,
+        add_note.scopes,
+        add_note.idempotent,
+        add_note.cost_usd,
+        add_note.ctx_param,
+    ) == ("add_note", "Add a note to an order.", Effect.WRITE, ("orders:write",), True, 0.01, "ctx")
+
+
+def test_schema_is_the_openai_function_format() -> None:
+    assert add_note.schema() == {
+        "type": "function",
+        "function": {
+            "name": "add_note",
+            "description": "Add a note to an order.",
+            "parameters": {
+                "type": "object",
+                "additionalProperties": False,
+                "properties": {
+                    "order_id": {
+                        "description": "The order to annotate.",
+                        "title": "Order Id",
+                        "type": "string",
+                    },
+                    "text": {"description": "What to write.", "title": "Text", "type": "string"},
+                    "urgent": {
+                        "default": False,
+                        "description": "Flag the note for a person.",
+                        "title": "Urgent",
+                        "type": "boolean",
+                    },
+                    "count": {"default": 1, "title": "Count", "type": "integer"},
+                },
+                "required": ["order_id", "text"],
+            },
+        },
+    }
+
+
+def test_bare_decorator_and_overrides() -> None:
+    @tool
+    def ping() -> str:
+        return "pong"
+
+    @tool(name="pong", description="Answer a ping.")
+    def other(x: int) -> int:
+        """Ignored summary."""
+        return x
+
+    assert (ping.name, ping.description, ping.effect, ping.ctx_param) == (
+        "ping",
+        "ping",
+        Effect.READ,
+        None,
+    )
+    assert (other.name, other.description) == ("pong", "Answer a ping.")
+    assert ping() == "pong"  # a spec still calls like the function
+    assert other.call({"x": 3}, make_ctx()) == 3
+
+
+def test_call_injects_the_context_and_applies_defaults() -> None:
+    ctx = make_ctx()
+    assert add_note.call({"order_id": "o1", "text": "hi"}, ctx) == {
+        "order_id": "o1",
+        "text": "hi",
+        "key": ctx.idempotency_key,
+        "urgent": False,
+    }
+
+
+def test_validate_args_returns_json_form_with_defaults() -> None:
+    assert add_note.validate_args({"order_id": "o1", "text": "hi", "count": 3}) == {
+        "order_id": "o1",
+        "text": "hi",
+        "urgent": False,
+        "count": 3,
+    }
+
+
+SUFFIX = ". Call it again with arguments that match the schema."
+PREFIX = "arguments for tool 'add_note' do not match its schema: "
+
+
+@pytest.mark.parametrize(
+    ("args", "detail"),
+    [
+        pytest.param(
+            {"order_id": 7, "text": "hi"},
+            "order_id: Input should be a valid string (got 7)",
+            id="wrong-type",
+        ),
+        pytest.param(
+            {"order_id": "o1"},
+            "text: Field required (got {'order_id': 'o1'})",
+            id="missing",
+        ),
+        pytest.param(
+            {"order_id": "o1", "text": "hi", "colour": "red"},
+            "colour: Extra inputs are not permitted (got 'red')",
+            id="extra",
+        ),
+        pytest.param(
+            ["o1", "hi"],
+            "(arguments): arguments must be a JSON object (got ['o1', 'hi'])",
+            id="not-a-dict",
+        ),
+        pytest.param(
+            {"order_id": "o1", "text": "hi", "count": "x" * 10_000_000},
+            "count: Input should be a valid integer, unable to parse string as an integer "
+            f"(got '{'x' * 56}...)",
+            id="huge-value",
+        ),
+    ],
+)
+def test_validate_args_refuses_bad_arguments(args: Any, detail: str) -> None:
+    before = copy.deepcopy(args)
+    with pytest.raises(ToolArgsError) as info:
+        add_note.validate_args(args)
+    assert str(info.value) == PREFIX + detail + SUFFIX
+    assert len(str(info.value)) < 1000
+    assert info.value.tool == "add_note"
+    assert args == before  # the caller's arguments are left as they were
+
+
+def test_validate_args_lists_at_most_five_problems() -> None:
+    @tool
+    def many(*, a: int, b: int, c: int, d: int, e: int, f: int, g: int) -> None:
+        return None
+
+    with pytest.raises(ToolArgsError) as info:
+        many.validate_args({})
+    message = str(info.value)
+    assert message.count("Field required") == 5
+    assert " and 2 more." in message
+    assert message.endswith(SUFFIX)
+
+
+def test_huge_unknown_key_keeps_the_message_short() -> None:
+    with pytest.raises(ToolArgsError) as info:
+        add_note.validate_args({"order_id": "o1", "text": "hi", "k" * 10_000_000: 1})
+    assert len(str(info.value)) < 1000
+
+
+def test_extra_fields_are_forbidden_by_the_model() -> None:
+    assert add_note.args_model.model_config.get("extra") == "forbid"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        pytest.param(
+            {"effect": "delete"},
+            "tool 'f': effect 'delete' is not one of ['read', 'write', 'irreversible']",
+            id="unknown-effect",
+        ),
+        pytest.param(
+            {"scopes": "orders:write"},
+            "tool 'f': scopes must be a list, got the string 'orders:write'; "
+            "write scopes=['orders:write']",
+            id="scopes-string",
+        ),
+        pytest.param(
+            {"cost_usd": -0.5},
+            "tool 'f': cost_usd must be a finite number >= 0, got -0.5",
+            id="negative-cost",
+        ),
+        pytest.param(
+            {"effect": "write", "prepare": lambda x: x},
+            "tool 'f': prepare= is for irreversible tools, but its effect is 'write'",
+            id="prepare-on-write",
+        ),
+    ],
+)
+def test_bad_declarations_are_config_errors(kwargs: dict[str, Any], message: str) -> None:
+    def f(x: int) -> int:
+        return x
+
+    with pytest.raises(ConfigError) as info:
+        tool(**kwargs)(f)
+    assert str(info.value) == message
+
+
+def test_nan_cost_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="cost_usd"):
+        tool(cost_usd=math.nan)(lambda: None)
+
+
+def test_sensitive_as_a_string_is_a_config_error() -> None:
+    def pay(card_number: str) -> None:
+        return None
+
+    with pytest.raises(ConfigError, match="sensitive"):
+        tool(sensitive="card_number")(pay)
+
+
+def test_unannotated_parameter_is_refused() -> None:
+    def f(order_id, amount: float) -> None:  # type: ignore[no-untyped-def]
+        return None
+
+    with pytest.raises(ConfigError) as info:
+        tool(f)
+    assert str(info.value) == (
+        "tool 'f': parameter 'order_id' has no type annotation; "
+        "annotate it so its arguments can be validated"
+    )
+
+
+@pytest.mark.parametrize("star", ["args", "kwargs"])
+def test_star_parameters_are_refused(star: str) -> None:
+    def positional(*args: int) -> None:
+        return None
+
+    def keyword(**kwargs: int) -> None:
+        return None
+
+    with pytest.raises(ConfigError) as info:
+        tool(positional if star == "args" else keyword)
+    assert str(info.value) == (
+        f"tool {'positional' if star == 'args' else 'keyword'!r}: parameter {star!r} is "
+        "*args/**kwargs; a tool's arguments must be named so they can be validated"
+    )
+
+
+# registry ----------------------------------------------------------------------------------
+
+
+@tool
+def lookup(order_id: str) -> str:
+    return order_id
+
+
+@tool(effect="irreversible", scopes=["refunds:write", "orders:write"])
+def refund(order_id: str) -> str:
+    return order_id
+
+
+def test_registry_refuses_duplicate_names() -> None:
+    @tool(name="lookup")
+    def twin(order_id: str) -> str:
+        return order_id
+
+    with pytest.raises(ConfigError) as info:
+        ToolRegistry([lookup, add_note, twin])
+    assert str(info.value) == "two tools are named 'lookup'; tool names must be unique"
+
+
+def test_registry_refuses_a_plain_function() -> None:
+    def undecorated(order_id: str) -> str:
+        return order_id
+
+    with pytest.raises(ConfigError) as info:
+        ToolRegistry([lookup, undecorated])
+    assert str(info.value) == (
+        f"{undecorated!r} is not an agentrt tool; decorate the function with @agentrt.tool"
+    )
+    assert "undecorated" in str(info.value)
+
+
+def test_registry_offers_only_tools_whose_scopes_the_principal_holds() -> None:
+    registry = ToolRegistry([lookup, add_note, refund])
+    assert (len(registry), registry.names(), list(registry)) == (
+        3,
+        ["lookup", "add_note", "refund"],
+        [lookup, add_note, refund],
+    )
+    assert registry.get("refund") is refund
+    assert registry.get("nope") is None
+
+    def offered(*scopes: str) -> list[str]:
+        return [t.name for t in registry.offered_to(Principal("p", scopes=scopes))]
+
+    assert offered() == ["lookup"]
+    assert offered("orders:write") == ["lookup", "add_note"]
+    assert offered("refunds:write") == ["lookup"]  # refund needs both scopes
+    assert offered("refunds:write", "orders:write", "x") == ["lookup", "add_note", "refund"]
+
+
+# ledger ------------------------------------------------------------------------------------
+
+
+class Clock:
+    def __init__(self, now: float = 1_000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    s = Store(tmp_path / "agentrt.db", clock=Clock())
+    s.create_run(
+        thread_id="t1",
+        goal="refund order o1",
+        principal=PRINCIPAL.to_dict(),
+        budget={},
+        usage={
+            "input_tokens": 0,
+            "output_tokens": 0,
+            "cost_usd": 0.0,
+            "tool_calls": 0,
+            "steps": 0,
+            "active_seconds": 0.0,
+        },
+    )
+    yield s
+    s.close()
+
+
+def counting_tool(*, idempotent: bool = False, fail: bool = False) -> tuple[ToolSpec, list[str]]:
+    calls: list[str] = []
+
+    @tool(name="add_note", effect="write", idempotent=idempotent)
+    def spec(order_id: str, text: str, ctx: ToolContext) -> dict[str, Any]:
+        calls.append(ctx.idempotency_key)
+        if fail:
+            raise RuntimeError(f"note service down for {order_id}")
+        return {"note_id": len(calls), "order_id": order_id}
+
+    return spec, calls
+
+
+ARGS = {"order_id": "o1", "text": "hi"}
+
+
+def test_ledger_runs_once_and_replays_the_record(store: Store) -> None:
+    spec, calls = counting_tool()
+    ledger = Ledger(store)
+    ctx = make_ctx()
+
+    assert ledger.execute(spec, ARGS, ctx) == LedgerResult(
+        {"note_id": 1, "order_id": "o1"}, replayed=False
+    )
+    record = store.get_effect(ctx.idempotency_key)
+    assert record is not None
+    assert (record.status, record.thread_id, record.step_id, record.tool, record.error) == (
+        "done",
+        "t1",
+        "1.0",
+        "add_note",
+        None,
+    )
+    assert ledger.execute(spec, ARGS, ctx) == LedgerResult(
+        {"note_id": 1, "order_id": "o1"}, replayed=True
+    )
+    assert Ledger(store).execute(spec, ARGS, ctx).replayed  # a fresh ledger reads the record
+    assert calls == [ctx.idempotency_key]
+
+
+def test_ledger_records_a_failure_and_raises_it_again_without_calling(store: Store) -> None:
+    spec, calls = counting_tool(fail=True)
+    ledger = Ledger(store)
+    ctx = make_ctx()
+
+    with pytest.raises(RuntimeError, match="note service down for o1"):
+        ledger.execute(spec, ARGS, ctx)
+    record = store.get_effect(ctx.idempotency_key)
+    assert record is not None
+    assert (record.status, record.result, record.error) == (
+        "failed",
+        None,
+        "RuntimeError: note service down for o1",
+    )
+    with pytest.raises(RecordedFailure) as info:
+        ledger.execute(spec, ARGS, ctx)
+    assert str(info.value) == "RuntimeError: note service down for o1"
+    assert len(calls) == 1
+
+
+def start_only(store: Store, ctx: ToolContext) -> None:
+    """What a process killed between reserving and recording an effect leaves behind."""
+    store.start_effect(
+        key=ctx.idempotency_key,
+        thread_id=ctx.thread_id,
+        step_id=ctx.step_id,
+        tool="add_note",
+        args_digest="d",
+    )
+
+
+def test_unfinished_effect_of_a_non_idempotent_tool_is_in_doubt(store: Store) -> None:
+    spec, calls = counting_tool(idempotent=False)
+    ctx = make_ctx()
+    start_only(store, ctx)
+
+    with pytest.raises(EffectInDoubt) as info:
+        Ledger(store).execute(spec, ARGS, ctx)
+    assert str(info.value) == (
+        f"an earlier attempt of 'add_note' (effect key {ctx.idempotency_key[:16]}...) started "
+        "and was interrupted before recording its outcome; the tool is not idempotent, so "
+        "calling it again could repeat the effect. Check the target system, then settle the run."
+    )
+    assert calls == []
+    record = store.get_effect(ctx.idempotency_key)
+    assert record is not None
+    assert record.status == "started"
+
+
+def test_unfinished_effect_of_an_idempotent_tool_is_called_again(store: Store) -> None:
+    spec, calls = counting_tool(idempotent=True)
+    ctx = make_ctx()
+    start_only(store, ctx)
+
+    result = Ledger(store).execute(spec, ARGS, ctx)
+    assert result == LedgerResult({"note_id": 1, "order_id": "o1"}, replayed=False)
+    assert calls == [ctx.idempotency_key]
+    record = store.get_effect(ctx.idempotency_key)
+    assert record is not None
+    assert record.status == "done"
+
+
+def test_effect_key_is_deterministic_and_distinguishes_calls() -> None:
+    base = effect_key("t1", "1.0", "add_note", {"order_id": "o1", "text": "hi"})
+    assert base == effect_key("t1", "1.0", "add_note", {"text": "hi", "order_id": "o1"})
+    assert len(base) == 64
+    assert int(base, 16) >= 0
+    others = {
+        effect_key("t2", "1.0", "add_note", {"order_id": "o1", "text": "hi"}),
+        effect_key("t1", "1.1", "add_note", {"order_id": "o1", "text": "hi"}),
+        effect_key("t1", "1.0", "add_notes", {"order_id": "o1", "text": "hi"}),
+        effect_key("t1", "1.0", "add_note", {"order_id": "o2", "text": "hi"}),
+        effect_key("t1", "1.0", "add_note", {"order_id": "o1", "text": "hi", "x": None}),
+    }
+    assert len(others) == 5
+    assert base not in others
