@@ -218,14 +218,18 @@ class Policy:
             note = ""
             if cr.program is not None:
                 try:
-                    if cr.program.execute(activation) is not True:
-                        continue
+                    value = cr.program.execute(activation)
+                    problem = None if isinstance(value, bool) else f"gave {value!r}, not a bool"
                 except Exception as exc:
-                    # Fail closed: a condition that cannot be evaluated never allows, and
-                    # a restrictive rule whose condition breaks still applies.
+                    value, problem = False, f"failed to evaluate: {exc!r}"
+                if problem is not None:
+                    # Fail closed: a condition that cannot be read as true or false never
+                    # allows, and a restrictive rule whose condition breaks still applies.
                     if cr.rule.decision == "allow":
                         continue
-                    note = f" (its condition failed to evaluate: {exc!r})"
+                    note = f" (its condition {problem})"
+                elif value is not True:
+                    continue
             matched.append((cr.rule, note))
         if not matched:
             return PolicyDecision(

@@ -26,15 +26,22 @@ class PolicyFileError(ConfigError):
         super().__init__(f"{where}: {message}")
 
 
-def locate(node: yaml.Node | None, path: Sequence[str | int]) -> yaml.Node | None:
-    """The YAML node at a pydantic error location, or the deepest one that exists."""
-    for part in path:
+def locate(
+    node: yaml.Node | None, path: Sequence[str | int], *, at_key: bool = False
+) -> yaml.Node | None:
+    """The YAML node at a pydantic error location, or the deepest one that exists.
+
+    at_key: point at the last key itself rather than its value (for an unknown key).
+    """
+    for index, part in enumerate(path):
         if isinstance(node, yaml.MappingNode):
-            nxt = next((v for k, v in node.value if k.value == part), None)
-            if nxt is None:
-                # An unknown key: point at the key itself.
-                return next((k for k, _ in node.value if k.value == part), node)
-            node = nxt
+            pair = next(((k, v) for k, v in node.value if k.value == part), None)
+            if pair is None:
+                return node
+            if at_key and index == len(path) - 1:
+                key: yaml.Node = pair[0]
+                return key
+            node = pair[1]
         elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
             if part >= len(node.value):
                 return node
@@ -74,9 +81,11 @@ def load_policy_text(text: str, source: str = "<string>") -> tuple[PolicyFile, y
     try:
         return PolicyFile.model_validate(data), node
     except ValidationError as exc:
-        err = exc.errors()[0]
+        errors = exc.errors()
+        # A misspelt key also makes the real one "missing"; the typo is the useful report.
+        err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
         path = [p for p in err["loc"] if isinstance(p, str | int)]
-        target = locate(node, path)
+        target = locate(node, path, at_key=err["type"] == "extra_forbidden")
         line = target.start_mark.line + 1 if target is not None else None
         column = target.start_mark.column + 1 if target is not None else None
         rule = _rule_id(data, path)
@@ -85,7 +94,7 @@ def load_policy_text(text: str, source: str = "<string>") -> tuple[PolicyFile, y
         if err["type"] == "extra_forbidden":
             msg = f"unknown key {path[-1]!r}"
         where = f"rule {rule!r}, " if rule else ""
-        more = f" (and {len(exc.errors()) - 1} more problems)" if len(exc.errors()) > 1 else ""
+        more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
         raise PolicyFileError(
             source,
             line,
@@ -100,6 +109,12 @@ def read_policy_file(path: str | Path) -> tuple[PolicyFile, yaml.Node | None, st
     try:
         text = p.read_text(encoding="utf-8")
     except OSError as exc:
-        raise ConfigError(f"cannot read policy file {str(p)!r}: {exc.strerror}") from None
+        raise ConfigError(
+            f"cannot read policy file {str(p)!r}: {exc.strerror}; check the path"
+        ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"policy file {str(p)!r} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+        ) from None
     parsed, node = load_policy_text(text, str(p))
     return parsed, node, text

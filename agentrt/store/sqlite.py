@@ -20,7 +20,7 @@ from typing import Any
 
 from agentrt.approvals import ApprovalRequest, ApprovalStatus
 from agentrt.errors import ConfigError, RunBusy
-from agentrt.state import RunStatus, Usage, check_transition
+from agentrt.state import TERMINAL, RunStatus, Usage, check_transition
 from agentrt.store.schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = ["EffectRecord", "LeaseOwner", "RunRecord", "Store", "connect"]
@@ -240,7 +240,8 @@ class Store:
             row = db.execute("SELECT status FROM runs WHERE thread_id=?", (thread_id,)).fetchone()
             if row is None:
                 raise KeyError(thread_id)
-            if row["status"] != status.value:
+            # Staying put is fine for a live run (e.g. usage updates); a finished run is final.
+            if row["status"] != status.value or status in TERMINAL:
                 check_transition(row["status"], status, thread_id=thread_id)
             db.execute(
                 "UPDATE runs SET status=?, output=COALESCE(?, output), error=COALESCE(?, error), "

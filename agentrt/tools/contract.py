@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -67,9 +68,9 @@ class ToolArgsError(Exception):
         self.errors = errors
         parts = []
         for err in errors[:5]:
-            loc = ".".join(str(p) for p in err.get("loc", ())) or "(arguments)"
+            loc = _clip(".".join(str(p) for p in err.get("loc", ())) or "(arguments)", 60)
             value = err.get("input")
-            shown = repr(value) if len(repr(value)) <= 60 else repr(value)[:57] + "..."
+            shown = _clip(repr(value), 60)
             parts.append(f"{loc}: {err.get('msg')} (got {shown})")
         more = f" and {len(errors) - 5} more" if len(errors) > 5 else ""
         super().__init__(
@@ -78,6 +79,10 @@ class ToolArgsError(Exception):
             + more
             + ". Call it again with arguments that match the schema."
         )
+
+
+def _clip(text: str, width: int) -> str:
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 _ARG_LINE = re.compile(r"^\s{2,}(\w+)(?:\s*\([^)]*\))?:\s*(.+)$")
@@ -253,10 +258,16 @@ def tool(
             raise ConfigError(
                 f"tool {tool_name!r}: effect {effect!r} is not one of {[e.value for e in Effect]!r}"
             ) from None
-        if isinstance(scopes, str):
-            raise ConfigError(f"tool {tool_name!r}: scopes must be a list, got {scopes!r}")
-        if cost_usd < 0:
-            raise ConfigError(f"tool {tool_name!r}: cost_usd must be >= 0, got {cost_usd!r}")
+        for label, values in (("scopes", scopes), ("sensitive", sensitive)):
+            if isinstance(values, str):
+                raise ConfigError(
+                    f"tool {tool_name!r}: {label} must be a list, got the string {values!r}; "
+                    f"write {label}=[{values!r}]"
+                )
+        if not (isinstance(cost_usd, int | float) and math.isfinite(cost_usd) and cost_usd >= 0):
+            raise ConfigError(
+                f"tool {tool_name!r}: cost_usd must be a finite number >= 0, got {cost_usd!r}"
+            )
         if prepare is not None and eff is not Effect.IRREVERSIBLE:
             raise ConfigError(
                 f"tool {tool_name!r}: prepare= is for irreversible tools, "
