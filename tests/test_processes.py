@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.crashy_app import sink_path
+from agentrt import RunBusy
+from tests.crashy_app import build_runtime, sink_path
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENTRT = [sys.executable, "-m", "agentrt"]
@@ -102,6 +103,9 @@ def test_sigkill_inside_a_node_then_resume(tmp_path: Path, where: str, tool_call
     assert proc.stdout is not None
     line = proc.stdout.readline()
     assert line == f"BLOCKED {where}\n", proc.stderr.read() if proc.stderr else ""
+    # While its process lives, nobody else may drive the run.
+    with build_runtime(db) as rt, pytest.raises(RunBusy, match="'t-crash' is being driven by"):
+        rt.resume("t-crash")
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert proc.returncode == -signal.SIGKILL
