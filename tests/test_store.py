@@ -19,6 +19,7 @@ from agentrt.errors import ConfigError, IllegalTransition, RunBusy
 from agentrt.state import TERMINAL, RunStatus, Usage
 from agentrt.store import LeaseOwner, Store, connect
 from agentrt.store.schema import SCHEMA_VERSION
+from tests.conftest import FakeClock
 
 USAGE: Usage = {
     "input_tokens": 0,
@@ -32,19 +33,10 @@ ALICE = {"id": "alice", "roles": [], "tenant": "acme", "scopes": []}
 HOST = socket.gethostname()
 
 
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self, now: float = 1_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    """Times in these tests read from 1000 s, to keep the lease arithmetic legible."""
+    return FakeClock(1_000.0)
 
 
 @pytest.fixture
@@ -53,7 +45,7 @@ def db_path(tmp_path: Path) -> Path:
 
 
 @pytest.fixture
-def store(db_path: Path, clock: Clock) -> Iterator[Store]:
+def store(db_path: Path, clock: FakeClock) -> Iterator[Store]:
     s = Store(db_path, clock=clock)
     yield s
     s.close()
@@ -85,7 +77,7 @@ def test_new_file_gets_the_tables_and_schema_version(store: Store, db_path: Path
     assert ("schema_version", str(SCHEMA_VERSION)) in schema_of(db_path)
 
 
-def test_reopening_is_a_no_op(store: Store, db_path: Path, clock: Clock) -> None:
+def test_reopening_is_a_no_op(store: Store, db_path: Path, clock: FakeClock) -> None:
     new_run(store)
     store.close()
     before = schema_of(db_path)
@@ -149,7 +141,7 @@ def test_create_run_records_a_pending_run(store: Store) -> None:
     ) == ("t1", RunStatus.PENDING, "refund order 7", ALICE, "acme", USAGE, 1000.0, 1000.0, None)
 
 
-def test_create_run_twice_is_refused(store: Store, db_path: Path, clock: Clock) -> None:
+def test_create_run_twice_is_refused(store: Store, db_path: Path, clock: FakeClock) -> None:
     first = new_run(store)
     clock.now += 5
     with pytest.raises(ConfigError) as info:
@@ -163,14 +155,14 @@ def test_create_run_twice_is_refused(store: Store, db_path: Path, clock: Clock) 
     assert store.get_run("t1") == first
 
 
-def test_allowed_transition_moves_the_run(store: Store, clock: Clock) -> None:
+def test_allowed_transition_moves_the_run(store: Store, clock: FakeClock) -> None:
     new_run(store)
     clock.now += 1
     record = store.set_status("t1", RunStatus.RUNNING)
     assert (record.status, record.updated_at) == (RunStatus.RUNNING, 1001.0)
 
 
-def test_illegal_transition_is_refused_and_changes_nothing(store: Store, clock: Clock) -> None:
+def test_illegal_transition_is_refused_and_changes_nothing(store: Store, clock: FakeClock) -> None:
     new_run(store)
     running = store.set_status("t1", RunStatus.RUNNING)
     clock.now += 1
@@ -213,7 +205,7 @@ A = LeaseOwner("token-a", host=HOST, pid=os.getpid())
 B = LeaseOwner("token-b", host=HOST, pid=os.getpid())
 
 
-def test_a_live_lease_is_busy_until_it_expires(leased: Store, clock: Clock) -> None:
+def test_a_live_lease_is_busy_until_it_expires(leased: Store, clock: FakeClock) -> None:
     leased.acquire_lease("t1", A, ttl=30)
     assert leased.get_run("t1").lease_owner == A.label  # type: ignore[union-attr]
 
@@ -243,7 +235,7 @@ def test_a_dead_process_lease_is_taken_over_at_once(leased: Store) -> None:
     assert leased.get_run("t1").lease_owner == B.label  # type: ignore[union-attr]
 
 
-def test_a_lease_held_on_another_host_must_expire(leased: Store, clock: Clock) -> None:
+def test_a_lease_held_on_another_host_must_expire(leased: Store, clock: FakeClock) -> None:
     remote = LeaseOwner("token-r", host="other-host", pid=1)
     leased.acquire_lease("t1", remote, ttl=60)
     with pytest.raises(RunBusy, match="'other-host:1:token-r'"):
@@ -254,7 +246,7 @@ def test_a_lease_held_on_another_host_must_expire(leased: Store, clock: Clock) -
     assert leased.get_run("t1").lease_owner == B.label  # type: ignore[union-attr]
 
 
-def test_renew_and_release_belong_to_the_owner(leased: Store, clock: Clock) -> None:
+def test_renew_and_release_belong_to_the_owner(leased: Store, clock: FakeClock) -> None:
     leased.acquire_lease("t1", A, ttl=30)
     clock.now += 10
     assert leased.renew_lease("t1", B, ttl=30) is False
@@ -274,7 +266,7 @@ def test_renew_and_release_belong_to_the_owner(leased: Store, clock: Clock) -> N
     assert leased.get_run("t1").lease_owner == B.label  # type: ignore[union-attr]
 
 
-def test_acquire_is_reentrant_for_the_owner(leased: Store, clock: Clock) -> None:
+def test_acquire_is_reentrant_for_the_owner(leased: Store, clock: FakeClock) -> None:
     leased.acquire_lease("t1", A, ttl=30)
     clock.now += 10
     leased.acquire_lease("t1", A, ttl=30)
@@ -318,7 +310,7 @@ def test_put_approval_is_idempotent(leased: Store) -> None:
     assert leased.list_approvals() == [first]
 
 
-def test_decide_approval_first_decider_wins(leased: Store, clock: Clock) -> None:
+def test_decide_approval_first_decider_wins(leased: Store, clock: FakeClock) -> None:
     req = leased.put_approval(request())
     clock.now = 1500.0
     assert leased.decide_approval(req.id, ApprovalStatus.APPROVED, by="bob", comment="ok")

@@ -25,6 +25,7 @@ from agentrt.tools import (
     tool,
 )
 from agentrt.tools.ledger import LedgerResult, RecordedFailure
+from tests.conftest import FakeClock
 
 PRINCIPAL = Principal("agent-1", tenant="acme", scopes=["orders:write"])
 
@@ -338,17 +339,9 @@ def test_registry_offers_only_tools_whose_scopes_the_principal_holds() -> None:
 # ledger ------------------------------------------------------------------------------------
 
 
-class Clock:
-    def __init__(self, now: float = 1_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
 def store(tmp_path: Path) -> Iterator[Store]:
-    s = Store(tmp_path / "agentrt.db", clock=Clock())
+    s = Store(tmp_path / "agentrt.db", clock=FakeClock())
     s.create_run(
         thread_id="t1",
         goal="refund order o1",
