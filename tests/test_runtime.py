@@ -25,6 +25,7 @@ from agentrt import (
     UnknownRun,
     tool,
 )
+from agentrt.budget import empty_usage
 from agentrt.examples import refund_desk
 from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR, payments_path
 from agentrt.testing import ScriptedChatModel, ai, tool_call
@@ -536,3 +537,125 @@ def test_graph_is_the_compiled_design(desk: AgentRuntime) -> None:
             ("finish", "__end__"),
         ]
     )
+
+
+# Crash windows between the store and the checkpoint ----------------------------------------
+
+
+def test_died_before_the_first_checkpoint(desk: AgentRuntime, db: Path) -> None:
+    # The row is written before the first node; a process can die right after it.
+    desk.store.create_run(
+        thread_id="early",
+        goal=GOAL,
+        principal=OPERATOR.to_dict(),
+        budget=Budget(max_steps=10).to_dict(),
+        usage=empty_usage(),
+    )
+    assert desk.events("early") == []
+    run = desk.resume("early")
+    assert run.status is RunStatus.AWAITING_APPROVAL
+    assert summary(desk, "early") == UP_TO_GATE
+
+
+def test_died_after_the_graph_finished_but_before_the_row_said_so(
+    desk: AgentRuntime, db: Path
+) -> None:
+    run = desk.start(GOAL, principal=OPERATOR)
+    assert run.pending_approval is not None
+    done = desk.decide(Decision.approve(run.pending_approval.id, by=APPROVER))
+    with sqlite3.connect(db) as conn:
+        conn.execute(
+            "UPDATE runs SET status='running', output=NULL WHERE thread_id=?", (run.thread_id,)
+        )
+    model = desk.deps.model
+    assert isinstance(model, ScriptedChatModel)
+    calls = len(model.calls)
+
+    settled = desk.resume(run.thread_id)
+
+    assert (settled.status, settled.output) == (done.status, done.output)
+    assert len(model.calls) == calls  # settled from the checkpoint; nothing ran again
+    assert refunds(db) == [("42", 89.0)]
+
+
+def test_died_after_the_decision_was_recorded(desk: AgentRuntime, db: Path) -> None:
+    from agentrt import ApprovalStatus
+
+    run = desk.start(GOAL, principal=OPERATOR)
+    assert run.pending_approval is not None
+    # decide() writes the decision, then resumes; a crash can fall between the two.
+    assert desk.store.decide_approval(
+        run.pending_approval.id, ApprovalStatus.APPROVED, by="bob", comment=None
+    )
+    assert desk.get(run.thread_id).status is RunStatus.AWAITING_APPROVAL
+
+    done = desk.resume(run.thread_id)
+
+    assert done.status is RunStatus.SUCCEEDED
+    assert refunds(db) == [("42", 89.0)]
+
+
+class ScriptedStop:
+    """Stands in for the heartbeat's stop event: each wait advances the clock, then answers."""
+
+    def __init__(self, clock: FakeClock, answers: list[bool]) -> None:
+        self.clock, self.answers = clock, answers
+        self.waits: list[float] = []
+
+    def wait(self, seconds: float) -> bool:
+        self.waits.append(seconds)
+        self.clock.advance(seconds)
+        return self.answers.pop(0)
+
+
+def lease(db: Path, thread_id: str) -> tuple[Any, ...]:
+    with sqlite3.connect(db) as conn:
+        return conn.execute(
+            "SELECT lease_owner, lease_expires_at FROM runs WHERE thread_id=?", (thread_id,)
+        ).fetchone()
+
+
+def test_the_heartbeat_keeps_the_lease_alive_until_stopped(
+    desk: AgentRuntime, db: Path, clock: FakeClock
+) -> None:
+    from agentrt.runtime import _Heartbeat
+    from agentrt.store import LeaseOwner
+
+    desk.store.create_run(
+        thread_id="hb", goal="g", principal={"id": "p"}, budget={}, usage=empty_usage()
+    )
+    owner = LeaseOwner.this_process("me")
+    desk.store.acquire_lease("hb", owner, 30.0)
+    beat = _Heartbeat(desk.store, "hb", owner, 30.0)
+    stop = ScriptedStop(clock, [False, False, True])
+    beat._stop = stop
+
+    beat._beat()
+
+    assert stop.waits == [10.0, 10.0, 10.0]
+    # Renewed twice, each time to 30 s past the renewal; the third wait was the stop.
+    assert lease(db, "hb") == (owner.label, clock.now - 10.0 + 30.0)
+
+
+def test_the_heartbeat_stops_when_the_lease_was_lost(
+    desk: AgentRuntime, db: Path, clock: FakeClock
+) -> None:
+    from agentrt.runtime import _Heartbeat
+    from agentrt.store import LeaseOwner
+
+    desk.store.create_run(
+        thread_id="hb", goal="g", principal={"id": "p"}, budget={}, usage=empty_usage()
+    )
+    mine = LeaseOwner(token="me", host="elsewhere", pid=1)
+    theirs = LeaseOwner(token="them", host="elsewhere", pid=2)
+    desk.store.acquire_lease("hb", mine, 30.0)
+    clock.advance(31.0)  # expired: another host takes it
+    desk.store.acquire_lease("hb", theirs, 30.0)
+    beat = _Heartbeat(desk.store, "hb", mine, 30.0)
+    stop = ScriptedStop(clock, [False, False])
+    beat._stop = stop
+
+    beat._beat()  # returns after the first renewal fails, without waiting again
+
+    assert stop.waits == [10.0]
+    assert lease(db, "hb")[0] == theirs.label
