@@ -101,7 +101,7 @@ class _Heartbeat:
                 if not self._store.renew_lease(thread_id, owner, ttl):
                     logger.warning("lost the lease on run %r", thread_id)
                     return
-            except Exception:
+            except Exception:  # a failed renewal must not kill the run it protects
                 logger.exception("could not renew the lease on run %r", thread_id)
 
     def __enter__(self) -> _Heartbeat:
@@ -434,7 +434,7 @@ class AgentRuntime:
             ):
                 try:
                     self.graph.invoke(graph_input, self._config(thread_id), durability="sync")
-                except Exception as exc:
+                except Exception as exc:  # a failed run is a result, not a crash
                     return self._fail(thread_id, exc)
                 return self._settle(thread_id, self.graph.get_state(self._config(thread_id)))
         finally:
@@ -452,7 +452,7 @@ class AgentRuntime:
                 ):
                     try:
                         await graph.ainvoke(graph_input, self._config(thread_id), durability="sync")
-                    except Exception as exc:
+                    except Exception as exc:  # a failed run is a result, not a crash
                         return self._fail(thread_id, exc)
                     snapshot = await graph.aget_state(self._config(thread_id))
                     return self._settle(thread_id, snapshot)

@@ -251,8 +251,16 @@ def test_python_rules_naming_a_missing_tool_have_no_line() -> None:
 def test_python_rules_are_validated() -> None:
     with pytest.raises(ConfigError) as info:
         Policy([{"id": "x", "decision": "maybe"}], name="p")
-    assert str(info.value).startswith("invalid policy 'p': ")
-    assert "'maybe'" in str(info.value)
+    assert str(info.value) == (
+        "<policy p>: rule 'x', rules.0.decision: Input should be 'allow', 'deny' or "
+        "'require_approval' (got 'maybe')"
+    )
+    with pytest.raises(ConfigError) as info:
+        Policy([{"id": "ok", "decision": "allow"}, "reads"], name="p")
+    assert str(info.value) == (
+        "<policy p>: rule #2 is 'reads'; give a Rule or a mapping such as "
+        "{'id': 'reads', 'match': {'effects': ['read']}, 'decision': 'allow'}"
+    )
 
 
 @pytest.mark.parametrize(

@@ -659,3 +659,30 @@ def test_the_heartbeat_stops_when_the_lease_was_lost(
 
     assert stop.waits == [10.0]
     assert lease(db, "hb")[0] == theirs.label
+
+
+def test_verify_checks_the_preview_before_anything_irreversible(
+    desk: AgentRuntime, db: Path
+) -> None:
+    run = desk.start(GOAL, principal=OPERATOR)
+    assert run.pending_approval is not None
+    # An approver edits the amount past the order total, and approves the new request.
+    again = desk.decide(
+        Decision.edit(run.pending_approval.id, args={"order_id": "42", "amount": 500}, by=APPROVER)
+    )
+    assert again.pending_approval is not None
+    done = desk.decide(Decision.approve(again.pending_approval.id, by=APPROVER))
+
+    assert done.status is RunStatus.SUCCEEDED
+    assert summary(desk, run.thread_id)[-4:] == [
+        ("approval", "2.0", "approved", "bob"),
+        ("observed", "2.0", "issue_refund", "error"),
+        ("answer", done.output or ""),
+        ("finish", "succeeded"),
+    ]
+    assert done.output == (
+        "I did not refund order 42: [error] postcondition of 'issue_refund' failed: "
+        "amount 500.0 exceeds the order total 89.0"
+    )
+    assert refunds(db) == []
+    assert done.usage["tool_calls"] == 3  # the refund was previewed, never called

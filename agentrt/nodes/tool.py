@@ -33,7 +33,7 @@ def run_action(state: RunState, deps: RunDeps, spec: ToolSpec) -> dict[str, Any]
             result = deps.ledger.execute(spec, action["args"], ctx).result
     except EffectInDoubt as exc:
         return {"usage": usage, "stop": Stop(status="failed", reason=str(exc)), "route": "finish"}
-    except Exception as exc:
+    except Exception as exc:  # the error contract: a tool failure is an observation
         return {"usage": usage, "outcome": _failed(action["step_id"], exc), "route": "verify"}
     outcome = Outcome(
         step_id=action["step_id"],
@@ -65,7 +65,7 @@ def tool(state: RunState, deps: RunDeps) -> dict[str, Any]:
     # Plan, execute, verify, commit: an irreversible tool only previews here; commit acts.
     try:
         preview = spec.call_prepare(action["args"], tool_context(state, action, deps))
-    except Exception as exc:
+    except Exception as exc:  # a failed preview is an observation too
         return {"outcome": _failed(action["step_id"], exc), "route": "verify"}
     outcome = Outcome(
         step_id=action["step_id"],

@@ -18,7 +18,7 @@ def _postcondition(spec: ToolSpec, args: dict[str, Any], outcome: Outcome) -> st
         return None
     try:
         verdict = spec.verify(args, outcome["data"])
-    except Exception as exc:
+    except Exception as exc:  # a check that crashes is a check that failed
         return f"postcondition of {spec.name!r} raised {type(exc).__name__}: {exc}"
     if verdict is False:
         return f"postcondition of {spec.name!r} rejected the result"
@@ -36,12 +36,12 @@ def verify(state: RunState, deps: RunDeps) -> dict[str, Any]:
         return abandon_plan(state, outcome["kind"], outcome["content"])
     spec = deps.tools.get(action["tool"])
     assert spec is not None
-    if outcome["phase"] == "preview":
-        # The preview of an irreversible effect: commit performs it only if it passes.
-        return {"route": "commit"}
     problem = _postcondition(spec, action["args"], outcome)
     if problem is not None:
         return abandon_plan(state, ObservationKind.ERROR, problem)
+    if outcome["phase"] == "preview":
+        # The preview of an irreversible effect passed: only now may commit perform it.
+        return {"route": "commit"}
     update = advance(state)
     update["events"] = [observation_event(action, ObservationKind.OK, outcome["content"])]
     return update

@@ -13,7 +13,13 @@ import cel
 import yaml
 
 from agentrt.errors import ConfigError
-from agentrt.policies.loader import PolicyFileError, load_policy_text, locate, read_policy_file
+from agentrt.policies.loader import (
+    PolicyFileError,
+    load_policy_text,
+    locate,
+    read_policy_file,
+    validate_policy_data,
+)
 from agentrt.policies.model import PolicyFile, Rule
 from agentrt.principal import Principal
 from agentrt.tools.contract import ToolSpec
@@ -65,17 +71,20 @@ class Policy:
         default: Literal["allow", "deny"] = "deny",
         name: str = "policy",
     ) -> None:
-        try:
-            parsed = PolicyFile.model_validate(
-                {
-                    "name": name,
-                    "default": default,
-                    "rules": [r.model_dump() if isinstance(r, Rule) else dict(r) for r in rules],
-                }
-            )
-        except Exception as exc:
-            raise ConfigError(f"invalid policy {name!r}: {exc}") from None
-        self._init(parsed, None, source=f"<policy {name}>", text=parsed.model_dump_json())
+        source = f"<policy {name}>"
+        plain: list[dict[str, Any]] = []
+        for index, rule in enumerate(rules):
+            if isinstance(rule, Rule):
+                plain.append(rule.model_dump())
+            elif isinstance(rule, Mapping):
+                plain.append(dict(rule))
+            else:
+                raise ConfigError(
+                    f"{source}: rule #{index + 1} is {rule!r}; give a Rule or a mapping "
+                    "such as {'id': 'reads', 'match': {'effects': ['read']}, 'decision': 'allow'}"
+                )
+        parsed = validate_policy_data({"name": name, "default": default, "rules": plain}, source)
+        self._init(parsed, None, source=source, text=parsed.model_dump_json())
 
     @classmethod
     def from_file(cls, path: str | Path) -> Policy:
@@ -220,7 +229,7 @@ class Policy:
                 try:
                     value = cr.program.execute(activation)
                     problem = None if isinstance(value, bool) else f"gave {value!r}, not a bool"
-                except Exception as exc:
+                except Exception as exc:  # any CEL runtime error; handled below
                     value, problem = False, f"failed to evaluate: {exc!r}"
                 if problem is not None:
                     # Fail closed: a condition that cannot be read as true or false never

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from agentrt.errors import ConfigError
 from agentrt.policies.model import PolicyFile
 
-__all__ = ["PolicyFileError", "load_policy_text", "locate"]
+__all__ = ["PolicyFileError", "load_policy_text", "locate", "validate_policy_data"]
 
 
 class PolicyFileError(ConfigError):
@@ -78,8 +78,19 @@ def load_policy_text(text: str, source: str = "<string>") -> tuple[PolicyFile, y
         data = {}
     if not isinstance(data, dict):
         raise PolicyFileError(source, 1, 1, f"a policy file is a mapping, got {data!r}")
+    return validate_policy_data(data, source, node), node
+
+
+def validate_policy_data(
+    data: dict[str, Any], source: str, node: yaml.Node | None = None
+) -> PolicyFile:
+    """Validate parsed policy data; the first problem becomes a PolicyFileError.
+
+    With the YAML ``node`` the error is placed at file:line:column; without it (rules
+    built in Python) it names the rule and the field.
+    """
     try:
-        return PolicyFile.model_validate(data), node
+        return PolicyFile.model_validate(data)
     except ValidationError as exc:
         errors = exc.errors()
         # A misspelt key also makes the real one "missing"; the typo is the useful report.

@@ -127,7 +127,10 @@ class ToolSpec:
     sensitive: tuple[str, ...] = ()
     """Argument and result field names to mask wherever they are shown."""
     verify: Callable[[dict[str, Any], Any], bool | str | None] | None = None
-    """Postcondition on (args, result): False or a message string fails the step."""
+    """Postcondition on (args, result): False or a message string fails the step.
+
+    For an irreversible tool it checks the preview first (before anything happens), then
+    the committed result."""
     prepare: Callable[..., Any] | None = None
     """For an irreversible tool: returns a preview of the effect without causing it."""
     ctx_param: str | None = field(default=None)
