@@ -116,7 +116,8 @@ def _runtime(spec: str | None, db: str | None) -> Iterator[AgentRuntime]:
         _fail(exc)
     try:
         yield rt
-    except AgentRuntimeError as exc:
+    except (CliError, AgentRuntimeError) as exc:
+        # The one place a command's refusal becomes a line on stderr and an exit status.
         _fail(exc)
     finally:
         rt.close()
@@ -274,26 +275,21 @@ def _decide(
     args: str | None = None,
 ) -> None:
     from agentrt.approvals import Decision
-    from agentrt.errors import AgentRuntimeError
     from agentrt.principal import Principal
 
     with _runtime(app_spec, db) as rt:
-        try:
-            by = Principal(name, roles=roles, tenant=tenant)
-            payload: dict[str, Any] = {
-                "approval_id": approval_id,
-                "outcome": outcome,
-                "by": by,
-                "reason": reason,
-            }
-            if args is not None:
-                try:
-                    payload["args"] = json.loads(args)
-                except json.JSONDecodeError as exc:
-                    raise CliError(f"--args {args!r} is not JSON: {exc}") from None
-            run = rt.decide(Decision.parse(payload))
-        except (CliError, AgentRuntimeError) as exc:
-            _fail(exc)
+        payload: dict[str, Any] = {
+            "approval_id": approval_id,
+            "outcome": outcome,
+            "by": Principal(name, roles=roles, tenant=tenant),
+            "reason": reason,
+        }
+        if args is not None:
+            try:
+                payload["args"] = json.loads(args)
+            except json.JSONDecodeError as exc:
+                raise CliError(f"--args {args!r} is not JSON: {exc}") from None
+        run = rt.decide(Decision.parse(payload))
         typer.echo(f"{outcome} recorded for {approval_id}; the run is now {run.status.value}")
         _print_run(run)
 
