@@ -15,20 +15,14 @@ from typing import Any
 import pytest
 
 from agentrt.approvals import ApprovalRequest, ApprovalStatus, approval_id, args_digest
+from agentrt.budget import empty_usage
 from agentrt.errors import ConfigError, IllegalTransition, RunBusy
 from agentrt.state import TERMINAL, RunStatus, Usage
 from agentrt.store import LeaseOwner, Store, connect
 from agentrt.store.schema import SCHEMA_VERSION
 from tests.conftest import FakeClock
 
-USAGE: Usage = {
-    "input_tokens": 0,
-    "output_tokens": 0,
-    "cost_usd": 0.0,
-    "tool_calls": 0,
-    "steps": 0,
-    "active_seconds": 0.0,
-}
+USAGE: Usage = empty_usage()
 ALICE = {"id": "alice", "roles": [], "tenant": "acme", "scopes": []}
 HOST = socket.gethostname()
 
@@ -347,11 +341,6 @@ def test_list_approvals_filters(leased: Store) -> None:
 
 
 def test_a_finished_run_is_final(tmp_path: Path) -> None:
-    from agentrt.budget import empty_usage
-    from agentrt.errors import IllegalTransition
-    from agentrt.state import RunStatus
-    from agentrt.store import Store
-
     store = Store(tmp_path / "f.db")
     store.create_run(thread_id="t", goal="g", principal={"id": "p"}, budget={}, usage=empty_usage())
     store.set_status("t", RunStatus.RUNNING)

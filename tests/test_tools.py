@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from agentrt.budget import empty_usage
 from agentrt.errors import ConfigError
 from agentrt.principal import Principal
 from agentrt.store import Store
@@ -347,14 +348,7 @@ def store(tmp_path: Path) -> Iterator[Store]:
         goal="refund order o1",
         principal=PRINCIPAL.to_dict(),
         budget={},
-        usage={
-            "input_tokens": 0,
-            "output_tokens": 0,
-            "cost_usd": 0.0,
-            "tool_calls": 0,
-            "steps": 0,
-            "active_seconds": 0.0,
-        },
+        usage=empty_usage(),
     )
     yield s
     s.close()
