@@ -1,0 +1,24 @@
+"""The `agentrt` command: inspect runs, decide approvals, resume runs, run the demo.
+
+Commands work on an app given as module:attribute (like uvicorn): --app, the AGENTRT_APP
+environment variable, or `app = "..."` under [agentrt] in ./agentrt.toml. The attribute is
+an AgentRuntime, or a callable returning one (it is passed db= when --db is given).
+
+Each command group lives in its own module, registered on the one `app` by importing it here.
+Heavy imports (LangGraph, the app) happen inside the commands, so `agentrt --help` is quick.
+"""
+
+from __future__ import annotations
+
+from agentrt.cli import approvals, demo, runs  # noqa: F401  (registers the commands)
+from agentrt.cli.common import CliError, app, fail, load_runtime
+
+__all__ = ["app", "load_runtime", "main"]
+
+
+def main() -> None:
+    """Entry point of the `agentrt` script."""
+    try:
+        app()
+    except CliError as exc:
+        fail(exc)

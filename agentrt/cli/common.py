@@ -1,0 +1,169 @@
+"""What every `agentrt` command shares: the app option, loading the runtime, one error handler,
+and plain-text tables."""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import sys
+import time
+import tomllib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
+
+import typer
+
+if TYPE_CHECKING:
+    from agentrt.approvals import ApprovalRequest
+    from agentrt.runtime import AgentRuntime, Run
+
+DEMO_APP = "agentrt.examples.refund_desk:build_runtime"
+
+app = typer.Typer(
+    name="agentrt",
+    help="Inspect and drive agentrt runs: list, show, approve, reject, resume.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+AppOption = Annotated[
+    str | None,
+    typer.Option("--app", envvar="AGENTRT_APP", help="module:attribute of your AgentRuntime."),
+]
+DbOption = Annotated[
+    str | None, typer.Option("--db", help="SQLite file; passed to an app factory as db=.")
+]
+
+
+class CliError(Exception):
+    """A problem to report in one line, with exit status 2."""
+
+
+def _app_from_toml() -> tuple[str | None, str | None]:
+    path = Path("agentrt.toml")
+    if not path.is_file():
+        return None, None
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8")).get("agentrt", {})
+    except tomllib.TOMLDecodeError as exc:
+        raise CliError(f"agentrt.toml is not valid TOML: {exc}") from None
+    return data.get("app"), data.get("db")
+
+
+def load_runtime(spec: str | None, db: str | None) -> AgentRuntime:
+    """Import module:attribute and return the AgentRuntime it names (or makes)."""
+    from agentrt.runtime import AgentRuntime
+
+    toml_app, toml_db = _app_from_toml()
+    spec = spec or toml_app
+    db = db or toml_db
+    if not spec:
+        raise CliError(
+            "no app given: pass --app module:attribute, set AGENTRT_APP, or put "
+            '`app = "module:attribute"` under [agentrt] in agentrt.toml '
+            f"(the demo app is {DEMO_APP})"
+        )
+    module_name, sep, attr = spec.partition(":")
+    if not sep or not module_name or not attr:
+        raise CliError(f"app {spec!r} is not of the form module:attribute, e.g. {DEMO_APP}")
+    sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise CliError(f"cannot import module {module_name!r} of app {spec!r}: {exc}") from None
+    finally:
+        sys.path.pop(0)
+    target: Any = module
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise CliError(f"module {module_name!r} has no attribute {attr!r} (app {spec!r})")
+        target = getattr(target, part)
+    if isinstance(target, AgentRuntime):
+        if db is not None and Path(db).resolve() != Path(target.db).resolve():
+            raise CliError(
+                f"app {spec!r} is a runtime on {target.db!r}; --db {db!r} applies only to an "
+                "app factory (a callable that takes db=)"
+            )
+        return target
+    if callable(target):
+        runtime = target(db=db) if db is not None else target()
+        if isinstance(runtime, AgentRuntime):
+            return runtime
+        raise CliError(f"app factory {spec!r} returned {runtime!r}, not an AgentRuntime")
+    raise CliError(f"app {spec!r} is {target!r}, neither an AgentRuntime nor a factory of one")
+
+
+@contextmanager
+def runtime_from(spec: str | None, db: str | None) -> Iterator[AgentRuntime]:
+    from agentrt.errors import AgentRuntimeError
+
+    try:
+        rt = load_runtime(spec, db)
+    except (CliError, AgentRuntimeError) as exc:
+        fail(exc)
+    try:
+        yield rt
+    except (CliError, AgentRuntimeError) as exc:
+        # The one place a command's refusal becomes a line on stderr and an exit status.
+        fail(exc)
+    finally:
+        rt.close()
+
+
+def fail(exc: Exception) -> Any:
+    typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+    raise typer.Exit(2 if isinstance(exc, CliError) else 1)
+
+
+def age(since: float) -> str:
+    seconds = max(0, int(time.time() - since))
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size:
+            return f"{seconds // size}{unit}"
+    return f"{seconds}s"
+
+
+def table(headers: list[str], rows: list[list[str]]) -> None:
+    if not rows:
+        typer.echo("(none)")
+        return
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(headers)]
+    typer.echo("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    for row in rows:
+        typer.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+
+
+def short(value: Any, width: int = 60) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
+def print_run(run: Run) -> None:
+    typer.echo(f"thread    {run.thread_id}")
+    typer.echo(f"status    {run.status.value}")
+    typer.echo(f"goal      {run.goal}")
+    typer.echo(f"principal {run.principal.id} (tenant {run.principal.tenant})")
+    u = run.usage
+    typer.echo(
+        f"usage     {u['steps']} steps, {u['tool_calls']} tool calls, "
+        f"{u['input_tokens'] + u['output_tokens']} tokens, ${u['cost_usd']:.4f}, "
+        f"{u['active_seconds']:.2f}s active"
+    )
+    if run.output:
+        typer.echo(f"output    {run.output}")
+    if run.error:
+        typer.echo(f"error     {run.error}")
+    if run.pending_approval:
+        print_request(run.pending_approval)
+
+
+def print_request(req: ApprovalRequest) -> None:
+    typer.echo("waiting for approval:")
+    typer.echo(f"  id            {req.id}")
+    typer.echo(f"  action        {req.tool}({short(req.args, 200)})")
+    typer.echo(f"  rule          {req.rule_id}: {req.reason}")
+    typer.echo(f"  required role {req.required_role or '(any)'}")

@@ -1,0 +1,74 @@
+"""`agentrt demo`: the refund desk on a scripted model, offline, up to its approval gate."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from agentrt.cli.common import DEMO_APP, CliError, app, fail, print_run, runtime_from
+from agentrt.cli.runs import describe
+
+
+@app.command()
+def demo(
+    db: Annotated[str, typer.Option(help="SQLite file for the demo's runs.")] = "agentrt.db",
+    decision: Annotated[
+        str | None,
+        typer.Option(help="approve or reject without asking (default: ask on a terminal)."),
+    ] = None,
+) -> None:
+    """Run the refund desk on a scripted model, offline, up to its approval gate."""
+    from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR
+
+    if decision not in (None, "approve", "reject"):
+        fail(CliError(f"--decision must be approve or reject, got {decision!r}"))
+    with runtime_from(DEMO_APP, db) as rt:
+        typer.echo(f"goal: {GOAL}\nas:   {OPERATOR.id} (roles {list(OPERATOR.roles)})\n")
+        run = rt.start(GOAL, principal=OPERATOR)
+        for event in rt.events(run.thread_id):
+            typer.echo(f"  {describe(event)}")
+        typer.echo("")
+        print_run(run)
+        request = run.pending_approval
+        if request is None:
+            return
+        if decision is None and sys.stdin.isatty():
+            while decision not in ("approve", "reject"):
+                decision = (
+                    typer.prompt(f"\n{APPROVER.id} ({APPROVER.roles[0]}): approve or reject?")
+                    .strip()
+                    .lower()
+                )
+        if decision is None:
+            base = f"{_command()} {{}} {request.id} --as {APPROVER.id} --role {APPROVER.roles[0]}"
+            where = f"--app {DEMO_APP} --db {db}"
+            typer.echo("\nNo terminal to ask on. To decide, run one of:")
+            typer.echo(f"  {base.format('approve')} {where}")
+            typer.echo(f"  {base.format('reject')} --reason 'not eligible' {where}")
+            typer.echo(f"then see the run with:\n  {_command()} show {run.thread_id} {where}")
+            return
+        from agentrt.approvals import Decision
+
+        if decision == "approve":
+            chosen = Decision.approve(request.id, by=APPROVER)
+        else:
+            chosen = Decision.reject(request.id, by=APPROVER, reason="rejected in the demo")
+        run = rt.decide(chosen)
+        typer.echo(f"\n{decision} by {APPROVER.id}:")
+        for event in rt.events(run.thread_id)[-4:]:
+            typer.echo(f"  {describe(event)}")
+        typer.echo("")
+        print_run(run)
+
+
+def _command() -> str:
+    """How to call this command again: by name if it is on PATH, else as it was invoked."""
+    invoked = Path(sys.argv[0])
+    if invoked.name != "agentrt":
+        return f"{Path(sys.executable).name} -m agentrt"
+    found = shutil.which("agentrt")
+    return "agentrt" if found and Path(found).resolve() == invoked.resolve() else str(invoked)

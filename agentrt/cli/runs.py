@@ -1,0 +1,77 @@
+"""`agentrt runs`, `show` and `resume`: look at runs and carry them on."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+
+from agentrt.cli.common import AppOption, DbOption, age, app, print_run, runtime_from, short, table
+
+
+@app.command()
+def runs(
+    app_spec: AppOption = None,
+    db: DbOption = None,
+    status: Annotated[str | None, typer.Option(help="Only runs in this status.")] = None,
+    tenant: Annotated[str | None, typer.Option(help="Only runs of this tenant.")] = None,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+) -> None:
+    """List runs, newest first."""
+    with runtime_from(app_spec, db) as rt:
+        found = rt.runs(status, tenant=tenant, limit=limit)
+        table(
+            ["thread", "status", "age", "steps", "goal"],
+            [
+                [
+                    r.thread_id,
+                    r.status.value,
+                    age(r.created_at),
+                    str(r.usage["steps"]),
+                    short(r.goal, 50),
+                ]
+                for r in found
+            ],
+        )
+
+
+@app.command()
+def show(
+    thread_id: Annotated[str, typer.Argument(help="The run's thread id.")],
+    app_spec: AppOption = None,
+    db: DbOption = None,
+) -> None:
+    """Show one run: status, usage, output, pending approval, and its event log."""
+    with runtime_from(app_spec, db) as rt:
+        run = rt.get(thread_id)
+        print_run(run)
+        typer.echo("events:")
+        for event in rt.events(thread_id):
+            typer.echo(f"  {describe(event)}")
+
+
+def describe(event: Any) -> str:
+    data, kind = event["data"], event["type"]
+    if kind == "plan":
+        calls = ", ".join(f"{a['tool']}({short(a['args'], 40)})" for a in data["actions"])
+        return f"plan #{data['revision']}: " + (calls or f"answer: {short(data['content'])}")
+    if kind == "policy":
+        return f"policy {event['step_id']}: {data['outcome']} ({data['rule_id']}: {data['reason']})"
+    if kind == "approval":
+        return f"approval {event['step_id']}: {data['status']} by {data['decided_by']}"
+    if kind == "observation":
+        return (
+            f"result {event['step_id']} {data['tool']}: [{data['kind']}] {short(data['content'])}"
+        )
+    return f"finish: {data['status']}"
+
+
+@app.command()
+def resume(
+    thread_id: Annotated[str, typer.Argument(help="The run's thread id.")],
+    app_spec: AppOption = None,
+    db: DbOption = None,
+) -> None:
+    """Carry a run on from its last checkpoint (after a crash, or after a decision)."""
+    with runtime_from(app_spec, db) as rt:
+        print_run(rt.resume(thread_id))
