@@ -64,7 +64,8 @@ def approval_id(thread_id: str, step_id: str, kind: str) -> str:
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class ApprovalRequest:
-    """A request for a person to approve one action (or, kind "reconcile", to settle one)."""
+    """A request for a person to approve one action (or, kind "reconcile", to settle one;
+    kind "budget", to raise a limit the run reached)."""
 
     id: str
     """Deterministic from thread, step and kind."""
@@ -72,8 +73,9 @@ class ApprovalRequest:
     """The run that waits."""
     step_id: str
     """The plan step the action belongs to."""
-    kind: Literal["action", "reconcile"]
-    """action: may this run? reconcile: did an interrupted effect happen?"""
+    kind: Literal["action", "reconcile", "budget"]
+    """action: may this run? reconcile: did an interrupted effect happen? budget: raise a
+    limit? (args then hold the limit, its value, the usage and what the next action needs)"""
     tool: str
     """Tool the action calls."""
     args: dict[str, Any]
@@ -218,6 +220,28 @@ class Decision(BaseModel):
                 "reason": reason,
                 "args": dict(args),
                 "args_digest": args_digest,
+            }
+        )
+
+    @classmethod
+    def raise_limit(
+        cls,
+        approval_id: str,
+        *,
+        limit: str,
+        to: float,
+        by: Principal,
+        reason: str | None = None,
+    ) -> Decision:
+        """Answer a "budget" request: set ``limit`` (the one that tripped) to ``to``, higher
+        than before, and let the run go on. Reject the request to end the run instead."""
+        return cls.parse(
+            {
+                "approval_id": approval_id,
+                "outcome": "edit",
+                "by": by,
+                "reason": reason,
+                "args": {limit: to},
             }
         )
 

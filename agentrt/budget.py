@@ -1,26 +1,65 @@
-"""Budgets: the limits a run may spend up to, and the check made before each spend."""
+"""Budgets: the limits a run may spend up to, model prices, and the checks made before each spend.
+
+A run's budget is layered: the runtime's default, then its tenant's default, then the one
+given to ``start``. Each layer's limits replace the ones above it field by field; a limit
+left None in a layer is inherited, so a per-run budget can raise or lower a tenant's limit
+but never silently drop it (see ``Budget.over``).
+
+Every check is made before the spend (pre-flight): counts and money are refused if the next
+action would go past the limit; a model call is refused when the prompt plus the smallest
+answer does not fit, and otherwise its output cap is lowered to what remains.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass
-from typing import Any
+from dataclasses import asdict, dataclass, fields, replace
+from typing import Any, Literal, cast
 
 from agentrt.errors import BudgetExceeded, ConfigError
-from agentrt.state import Usage
+from agentrt.state import BudgetReport, Usage
 
-__all__ = ["Budget", "BudgetExceeded", "empty_usage", "first_exceeded"]
+__all__ = [
+    "DEFAULT_PRICES",
+    "MIN_OUTPUT_TOKENS",
+    "Budget",
+    "BudgetExceeded",
+    "ModelCallPlan",
+    "ModelPrice",
+    "budget_attributes",
+    "empty_usage",
+    "find_price",
+    "first_exceeded",
+    "plan_model_call",
+    "price_table",
+    "raised_budget",
+    "remaining",
+    "report",
+]
+
+OnExceed = Literal["stop", "ask"]
+
+MIN_OUTPUT_TOKENS = 1
+"""A model call needs room for at least this many output tokens, or it is not made."""
+
+# Floats add up with rounding error (0.1 + 0.2 > 0.3): money is compared to a nano-dollar.
+_USD_EPSILON = 1e-9
+
+_UNLIMITED = 2**62
+
+_LIMITS = ("max_tokens", "max_cost_usd", "max_tool_calls", "max_steps", "max_active_seconds")
+_COUNTS = ("max_tokens", "max_tool_calls", "max_steps")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Budget:
-    """Limits on what one run may spend. None means no limit."""
+    """Limits on what one run may spend. None means no limit (or, in a layer, inherit)."""
 
     max_tokens: int | None = None
     """Input plus output tokens over all model calls."""
     max_cost_usd: float | None = None
-    """Money, from declared tool costs (model prices join with the budgets work)."""
+    """Money: model tokens at the model's price, plus declared tool costs."""
     max_tool_calls: int | None = None
     """Tool executions, counted before each call."""
     max_steps: int | None = None
@@ -29,9 +68,14 @@ class Budget:
     """Time spent in the runtime's nodes; time waiting for a person does not count."""
     deadline: float | None = None
     """Epoch seconds after which no further model or tool call starts."""
+    on_exceed: OnExceed | None = None
+    """"stop" (the default): the run ends budget_exceeded. "ask": a person may raise the limit."""
+    approver_role: str | None = None
+    """With on_exceed="ask": the role a person needs to raise a limit; None lets anyone."""
 
     def __post_init__(self) -> None:
-        for name, value in asdict(self).items():
+        for name in (*_LIMITS, "deadline"):
+            value = getattr(self, name)
             if value is None:
                 continue
             if isinstance(value, bool) or not isinstance(value, int | float):
@@ -41,10 +85,39 @@ class Budget:
                     f"Budget.{name} must be a finite number >= 0, got {value!r}; "
                     "use None for no limit"
                 )
-        for name in ("max_tokens", "max_tool_calls", "max_steps"):
+        for name in _COUNTS:
             value = getattr(self, name)
             if value is not None and not isinstance(value, int):
                 raise ConfigError(f"Budget.{name} counts whole units, got {value!r}")
+        if self.on_exceed not in (None, "stop", "ask"):
+            raise ConfigError(f"Budget.on_exceed must be 'stop' or 'ask', got {self.on_exceed!r}")
+        if self.approver_role is not None and (
+            not isinstance(self.approver_role, str) or not self.approver_role
+        ):
+            raise ConfigError(
+                f"Budget.approver_role must be a role name or None, got {self.approver_role!r}"
+            )
+
+    @property
+    def asks(self) -> bool:
+        """True if a person is asked to raise a limit instead of the run ending."""
+        return self.on_exceed == "ask"
+
+    def over(self, base: Budget | None) -> Budget:
+        """This budget layered over ``base``: every field set here wins, None inherits."""
+        if base is None:
+            return self
+        return replace(
+            base, **{f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
+        )
+
+    def limits(self) -> dict[str, float]:
+        """The limits that are set, by field name (deadline included)."""
+        return {
+            name: value
+            for name in (*_LIMITS, "deadline")
+            if (value := getattr(self, name)) is not None
+        }
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form, as stored in the run's state and row."""
@@ -67,6 +140,116 @@ def empty_usage() -> Usage:
     )
 
 
+def tokens_used(usage: Usage) -> int:
+    """Input plus output tokens, the quantity max_tokens limits."""
+    return usage["input_tokens"] + usage["output_tokens"]
+
+
+# prices ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class ModelPrice:
+    """What a model charges, in US dollars per million tokens."""
+
+    input_per_mtok: float
+    """USD per million input (prompt) tokens."""
+    output_per_mtok: float
+    """USD per million output (completion) tokens."""
+
+    def __post_init__(self) -> None:
+        for name in ("input_per_mtok", "output_per_mtok"):
+            value = getattr(self, name)
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int | float)
+                or not math.isfinite(value)
+                or value < 0
+            ):
+                raise ConfigError(f"ModelPrice.{name} must be a number >= 0, got {value!r}")
+
+    def cost(self, input_tokens: int, output_tokens: int) -> float:
+        """USD for one call with these token counts."""
+        return (input_tokens * self.input_per_mtok + output_tokens * self.output_per_mtok) / 1e6
+
+
+def _p(input_per_mtok: float, output_per_mtok: float) -> ModelPrice:
+    return ModelPrice(input_per_mtok=input_per_mtok, output_per_mtok=output_per_mtok)
+
+
+DEFAULT_PRICES: Mapping[str, ModelPrice] = {
+    # OpenAI, standard tier list prices.
+    "gpt-5": _p(1.25, 10.0),
+    "gpt-5-mini": _p(0.25, 2.0),
+    "gpt-5-nano": _p(0.05, 0.40),
+    "gpt-4.1": _p(2.0, 8.0),
+    "gpt-4.1-mini": _p(0.40, 1.60),
+    "gpt-4.1-nano": _p(0.10, 0.40),
+    "gpt-4o": _p(2.50, 10.0),
+    "gpt-4o-mini": _p(0.15, 0.60),
+    "o3": _p(2.0, 8.0),
+    "o3-mini": _p(1.10, 4.40),
+    "o4-mini": _p(1.10, 4.40),
+    # Anthropic.
+    "claude-opus-4-5": _p(5.0, 25.0),
+    "claude-opus-4-1": _p(15.0, 75.0),
+    "claude-opus-4": _p(15.0, 75.0),
+    "claude-sonnet-4-5": _p(3.0, 15.0),
+    "claude-sonnet-4": _p(3.0, 15.0),
+    "claude-3-7-sonnet": _p(3.0, 15.0),
+    "claude-haiku-4-5": _p(1.0, 5.0),
+    "claude-3-5-haiku": _p(0.80, 4.0),
+    # Google (prompts up to 200k tokens).
+    "gemini-2.5-pro": _p(1.25, 10.0),
+    "gemini-2.5-flash": _p(0.30, 2.50),
+    "gemini-2.5-flash-lite": _p(0.10, 0.40),
+    "gemini-2.0-flash": _p(0.10, 0.40),
+    "gemini-2.0-flash-lite": _p(0.075, 0.30),
+}
+"""List prices (USD per million tokens) of common models, by name or name prefix.
+
+Providers change prices: pass your own with AgentRuntime(prices={...}), which is layered
+over this table.
+"""
+
+
+def price_table(
+    overrides: Mapping[str, ModelPrice | tuple[float, float]] | None = None,
+) -> dict[str, ModelPrice]:
+    """DEFAULT_PRICES with ``overrides`` on top; a tuple is (input, output) USD per million."""
+    table = dict(DEFAULT_PRICES)
+    for name, given in (overrides or {}).items():
+        if not isinstance(name, str) or not name:
+            raise ConfigError(f"a price is keyed by a model name, got {name!r}")
+        price = _p(*given) if isinstance(given, tuple) and len(given) == 2 else given
+        if not isinstance(price, ModelPrice):
+            raise ConfigError(
+                f"price of {name!r} must be a ModelPrice or (input, output) USD per million "
+                f"tokens, got {given!r}"
+            )
+        table[name] = price
+    return table
+
+
+def find_price(model_name: str | None, table: Mapping[str, ModelPrice]) -> ModelPrice | None:
+    """The price of ``model_name``: an exact entry, else the longest entry it starts with.
+
+    Dated snapshots ("gpt-4o-2024-08-06", "claude-sonnet-4-5-20250929") find their family,
+    and a "provider:" prefix is ignored.
+    """
+    if not model_name:
+        return None
+    name = model_name.rsplit(":", 1)[-1] if ":" in model_name else model_name
+    for candidate in (model_name, name):
+        if candidate in table:
+            return table[candidate]
+    matches = [key for key in table if name.startswith(key + "-") or name.startswith(key + "@")]
+    return table[max(matches, key=len)] if matches else None
+
+
+# checks ------------------------------------------------------------------------------------
+
+
 def first_exceeded(
     budget: Budget,
     usage: Usage,
@@ -81,17 +264,17 @@ def first_exceeded(
     Called before the spend (pre-flight): ``next_*`` is what is about to be spent.
     """
     # Counts and money are known before the spend: stop if it would go past the limit.
-    spends: list[tuple[str, float, float, float | None]] = [
-        ("max_steps", usage["steps"], next_steps, budget.max_steps),
-        ("max_tool_calls", usage["tool_calls"], next_tool_calls, budget.max_tool_calls),
-        ("max_cost_usd", usage["cost_usd"], next_cost_usd, budget.max_cost_usd),
+    spends: list[tuple[str, float, float, float | None, float]] = [
+        ("max_steps", usage["steps"], next_steps, budget.max_steps, 0.0),
+        ("max_tool_calls", usage["tool_calls"], next_tool_calls, budget.max_tool_calls, 0.0),
+        ("max_cost_usd", usage["cost_usd"], next_cost_usd, budget.max_cost_usd, _USD_EPSILON),
     ]
-    for name, used, requested, allowed in spends:
-        if allowed is not None and used + requested > allowed:
+    for name, used, requested, allowed, slack in spends:
+        if allowed is not None and used + requested > allowed + slack:
             return BudgetExceeded(name, used, allowed, requested=requested)
     # Tokens and time are only known after the spend: once the limit is reached, stop.
     measured: list[tuple[str, float, float | None]] = [
-        ("max_tokens", usage["input_tokens"] + usage["output_tokens"], budget.max_tokens),
+        ("max_tokens", tokens_used(usage), budget.max_tokens),
         ("max_active_seconds", usage["active_seconds"], budget.max_active_seconds),
     ]
     for name, used, allowed in measured:
@@ -100,3 +283,129 @@ def first_exceeded(
     if budget.deadline is not None and now >= budget.deadline:
         return BudgetExceeded("deadline", now, budget.deadline)
     return None
+
+
+@dataclass(frozen=True, slots=True)
+class ModelCallPlan:
+    """The pre-flight verdict on one model call."""
+
+    exceeded: BudgetExceeded | None
+    """Set if the call must not be made."""
+    cap: int | None
+    """The output cap to ask the model for; None leaves the model's own setting."""
+    capped_by: str | None
+    """The limit that lowered the cap below the model's own (max_tokens or max_cost_usd)."""
+
+
+def plan_model_call(
+    budget: Budget,
+    usage: Usage,
+    *,
+    now: float,
+    prompt_tokens: int,
+    model_cap: int | None,
+    can_cap: bool,
+    price: ModelPrice | None,
+) -> ModelCallPlan:
+    """Pre-flight for one model turn: may it run, and with what output cap.
+
+    The call costs the prompt's tokens plus up to the output cap. If the cap can be set,
+    it is lowered to what the token and money limits leave after the prompt; the call is
+    refused when that is below MIN_OUTPUT_TOKENS. If it cannot be set, the model's own cap
+    must fit whole.
+    """
+    exceeded = first_exceeded(budget, usage, now=now, next_steps=1)
+    if exceeded is not None:
+        return ModelCallPlan(exceeded, None, None)
+    # Per limit: what is used, what it allows, and the output tokens it leaves room for.
+    rooms: list[tuple[str, float, float, int]] = []
+    if budget.max_tokens is not None:
+        used = tokens_used(usage)
+        rooms.append(
+            ("max_tokens", used, budget.max_tokens, budget.max_tokens - used - prompt_tokens)
+        )
+    if budget.max_cost_usd is not None and price is not None:
+        left = budget.max_cost_usd - usage["cost_usd"] - price.cost(prompt_tokens, 0)
+        per_token = price.output_per_mtok / 1e6
+        # Free output: only the prompt must fit. Else a millionth of a token of float slack.
+        room = (
+            math.floor(left / per_token + 1e-6)
+            if per_token > 0
+            else (_UNLIMITED if left >= -_USD_EPSILON else 0)
+        )
+        rooms.append(("max_cost_usd", usage["cost_usd"], budget.max_cost_usd, room))
+    cap, capped_by = model_cap, None
+    needs = MIN_OUTPUT_TOKENS if can_cap else (model_cap or MIN_OUTPUT_TOKENS)
+    for name, spent, allowed, room in rooms:
+        if room < needs:
+            requested: float = prompt_tokens + needs
+            if name == "max_cost_usd" and price is not None:
+                requested = price.cost(prompt_tokens, needs)
+            exceeded = BudgetExceeded(name, spent, allowed, requested=requested)
+            return ModelCallPlan(exceeded, None, None)
+        if can_cap and room != _UNLIMITED and (cap is None or room < cap):
+            cap, capped_by = room, name
+    return ModelCallPlan(None, cap, capped_by)
+
+
+def remaining(budget: Budget, usage: Usage, *, now: float) -> dict[str, float]:
+    """What is left of each limit that is set, keyed by limit name; never below zero."""
+    used = {
+        "max_tokens": tokens_used(usage),
+        "max_cost_usd": usage["cost_usd"],
+        "max_tool_calls": usage["tool_calls"],
+        "max_steps": usage["steps"],
+        "max_active_seconds": usage["active_seconds"],
+        "deadline": now,
+    }
+    return {name: max(0.0, allowed - used[name]) for name, allowed in budget.limits().items()}
+
+
+_ATTRIBUTE_NAMES = {
+    "max_tokens": "agentrt.budget.tokens_remaining",
+    "max_cost_usd": "agentrt.budget.cost_usd_remaining",
+    "max_tool_calls": "agentrt.budget.tool_calls_remaining",
+    "max_steps": "agentrt.budget.steps_remaining",
+    "max_active_seconds": "agentrt.budget.active_seconds_remaining",
+    "deadline": "agentrt.budget.seconds_to_deadline",
+}
+
+
+def budget_attributes(budget: Budget, usage: Usage, *, now: float) -> dict[str, float]:
+    """remaining() under the span attribute names (agentrt.budget.*_remaining)."""
+    return {_ATTRIBUTE_NAMES[k]: v for k, v in remaining(budget, usage, now=now).items()}
+
+
+def report(
+    exceeded: BudgetExceeded, usage: Usage, *, action: str, node: str, step_id: str, tool: str
+) -> BudgetReport:
+    """The structured record of a stop: which limit, the usage, the action it stopped before."""
+    return BudgetReport(
+        limit=exceeded.limit,
+        allowed=exceeded.allowed,
+        used=exceeded.used,
+        requested=exceeded.requested,
+        action=action,
+        node=node,
+        step_id=step_id,
+        tool=tool,
+        usage=usage,
+        message=f"{exceeded}; stopped before {action}",
+    )
+
+
+def raised_budget(budget: Budget, limit: str, new_value: Any) -> Budget:
+    """``budget`` with ``limit`` raised to ``new_value``, or ConfigError saying why not."""
+    current = getattr(budget, limit, None) if limit in (*_LIMITS, "deadline") else None
+    if current is None:
+        raise ConfigError(f"{limit!r} is not a limit this run has; raise one of its set limits")
+    if isinstance(new_value, bool) or not isinstance(new_value, int | float):
+        raise ConfigError(f"the new {limit} must be a number, got {new_value!r}")
+    value: float = new_value
+    if limit in _COUNTS and isinstance(value, float) and value.is_integer():
+        value = int(value)  # "30" from a CLI arrives as 30.0
+    if not value > current:
+        raise ConfigError(
+            f"the new {limit} must be higher than the current {current!r}, got {new_value!r}"
+        )
+    return replace(budget, **cast(dict[str, Any], {limit: value}))

@@ -2,13 +2,34 @@
 
 from __future__ import annotations
 
+import json
+import logging
+import math
+from collections.abc import Sequence
 from typing import Any
 
-from langchain_core.language_models import BaseChatModel
+from langchain_core.language_models import BaseChatModel, BaseLanguageModel
+from langchain_core.messages import AIMessage, BaseMessage
 
 from agentrt.errors import ConfigError
 
-__all__ = ["resolve_model"]
+__all__ = [
+    "CAP_FIELDS",
+    "approximate_tokens",
+    "count_prompt_tokens",
+    "model_name_of",
+    "output_cap",
+    "output_cap_field",
+    "resolve_model",
+    "was_cut",
+]
+
+logger = logging.getLogger("agentrt")
+
+CAP_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens", "num_predict")
+"""Names chat model classes give their output cap (OpenAI, Anthropic, Google, Ollama...)."""
+
+_CUT_REASONS = frozenset({"length", "max_tokens", "MAX_TOKENS"})
 
 
 def resolve_model(model: str | BaseChatModel, **kwargs: Any) -> BaseChatModel:
@@ -44,3 +65,59 @@ def resolve_model(model: str | BaseChatModel, **kwargs: Any) -> BaseChatModel:
             "bind_tools); agentrt plans with tool calls, so pick a model that does"
         )
     return chat
+
+
+def model_name_of(model: BaseChatModel) -> str | None:
+    """The model's name as its provider knows it (e.g. "gpt-4o"), used to look up its price."""
+    for attr in ("model_name", "model", "model_id"):
+        value = getattr(model, attr, None)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+def output_cap_field(model: BaseChatModel) -> str | None:
+    """The field that caps the model's output, if its class has one agentrt can set per call."""
+    declared = type(model).model_fields
+    return next((name for name in CAP_FIELDS if name in declared), None)
+
+
+def output_cap(model: BaseChatModel) -> int | None:
+    """The output cap the model is configured with, or None if it has none."""
+    field = output_cap_field(model)
+    value = getattr(model, field, None) if field else None
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+def approximate_tokens(messages: Sequence[BaseMessage], tools: Sequence[Any] = ()) -> int:
+    """A token estimate for models that cannot count: about four characters a token, plus
+    four tokens a message for the role and separators, plus the tool schemas as JSON."""
+    chars = 0
+    for message in messages:
+        content = message.content
+        chars += len(content) if isinstance(content, str) else len(json.dumps(content))
+        if isinstance(message, AIMessage) and message.tool_calls:
+            chars += len(json.dumps(message.tool_calls, sort_keys=True, default=str))
+    if tools:
+        chars += len(json.dumps(list(tools), sort_keys=True, default=str))
+    return math.ceil(chars / 4) + 4 * len(messages)
+
+
+def count_prompt_tokens(
+    model: BaseChatModel, messages: Sequence[BaseMessage], tools: Sequence[Any] = ()
+) -> int:
+    """The prompt's token count: the model's own counter if its class has one, else
+    approximate_tokens (also when the counter fails, e.g. an unknown encoding)."""
+    method = type(model).get_num_tokens_from_messages
+    if method is not BaseLanguageModel.get_num_tokens_from_messages:
+        try:
+            return int(model.get_num_tokens_from_messages(list(messages), tools=list(tools)))
+        except Exception:  # an estimate must never stop a run; the approximation stands in
+            logger.warning("%s could not count tokens; approximating", type(model).__name__)
+    return approximate_tokens(messages, tools)
+
+
+def was_cut(response: AIMessage) -> bool:
+    """True if the provider says the answer stopped at the output cap."""
+    meta = response.response_metadata
+    return bool({meta.get("finish_reason"), meta.get("stop_reason")} & _CUT_REASONS)

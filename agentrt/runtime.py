@@ -6,12 +6,12 @@ import logging
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any
+from typing import Any, cast
 
 import aiosqlite
 from langchain_core.language_models import BaseChatModel
@@ -22,7 +22,7 @@ from langgraph.types import Command, RetryPolicy, StateSnapshot
 from opentelemetry.trace import TracerProvider
 
 from agentrt.approvals import ApprovalRequest, ApprovalStatus, Decision, check_decision
-from agentrt.budget import Budget, empty_usage
+from agentrt.budget import Budget, ModelPrice, empty_usage, find_price, price_table, raised_budget
 from agentrt.errors import (
     AlreadyDecided,
     ConfigError,
@@ -31,10 +31,10 @@ from agentrt.errors import (
     UnknownRun,
 )
 from agentrt.graphs import DEFAULT_INSTRUCTIONS, RunDeps, build_run_graph
-from agentrt.models import resolve_model
+from agentrt.models import model_name_of, output_cap, output_cap_field, resolve_model
 from agentrt.policies import Policy
 from agentrt.principal import Principal
-from agentrt.state import TERMINAL, Event, RunState, RunStatus, Usage
+from agentrt.state import TERMINAL, BudgetReport, Event, RunState, RunStatus, Usage
 from agentrt.store.sqlite import BUSY_TIMEOUT_MS, LeaseOwner, RunRecord, Store, connect
 from agentrt.tools.contract import ToolArgsError, ToolSpec
 from agentrt.tools.ledger import Ledger
@@ -77,6 +77,10 @@ class Run:
     """Why the run failed or stopped, if it did."""
     usage: Usage
     """What the run has spent."""
+    budget: Budget
+    """The limits in force: the runtime's, the tenant's and the run's, layered."""
+    budget_report: BudgetReport | None
+    """If a limit stopped the run: which, the usage, and the action it stopped before."""
     pending_approval: ApprovalRequest | None
     """The request a person must decide before the run goes on."""
     created_at: float
@@ -132,6 +136,8 @@ class AgentRuntime:
         tracing: str | TracerProvider | None = None,
         capture_content: bool = False,
         budget: Budget | None = None,
+        tenant_budgets: Mapping[str, Budget] | None = None,
+        prices: Mapping[str, ModelPrice | tuple[float, float]] | None = None,
         instructions: str = DEFAULT_INSTRUCTIONS,
         clock: Callable[[], float] = time.time,
         new_id: Callable[[], str] | None = None,
@@ -151,15 +157,48 @@ class AgentRuntime:
         if not isinstance(self.policy, Policy):
             raise ConfigError(f"policy must be an agentrt Policy, got {self.policy!r}")
         self.policy.check_tools(self.tools.names())
-        self.budget = budget if budget is not None else DEFAULT_BUDGET
+        if budget is not None and not isinstance(budget, Budget):
+            raise ConfigError(f"budget must be an agentrt Budget, got {budget!r}")
+        self.budget = DEFAULT_BUDGET if budget is None else budget.over(DEFAULT_BUDGET)
+        """The default limits of every run (over DEFAULT_BUDGET)."""
+        self.tenant_budgets = dict(tenant_budgets or {})
+        """Per tenant: limits layered over the default for that tenant's runs."""
+        for tenant, tenant_budget in self.tenant_budgets.items():
+            if not isinstance(tenant_budget, Budget):
+                raise ConfigError(
+                    f"tenant_budgets[{tenant!r}] must be an agentrt Budget, got {tenant_budget!r}"
+                )
         self.clock = clock
         self.lease_ttl = lease_ttl
         self._new_id = new_id or (lambda: uuid.uuid4().hex)
         self.store = Store(self.db, clock=clock)
         self._saver = SqliteSaver(connect(self.db, autocommit=False))
         self._saver.setup()
+        chat = resolve_model(model)
+        self.model_name = model_name_of(chat)
+        """The planner model's name, as its price is looked up."""
+        self.model_price = find_price(self.model_name, price_table(prices))
+        """What the model charges; None if neither the table nor prices= knows it."""
+        if self.model_price is None:
+            logger.info(
+                "no price for model %r: usage counts its tokens but no cost, and a "
+                "max_cost_usd limit is refused; pass prices={%r: (input, output)} in USD "
+                "per million tokens",
+                self.model_name,
+                self.model_name,
+            )
+        self._cap_field = output_cap_field(chat)
+        self._model_cap = output_cap(chat)
+        for where, checked in (
+            ("the runtime's budget", self.budget),
+            *(
+                (f"tenant {t!r}'s budget", b.over(self.budget))
+                for t, b in self.tenant_budgets.items()
+            ),
+        ):
+            self._check_enforceable(checked, where)
         self.deps = RunDeps(
-            model=resolve_model(model),
+            model=chat,
             tools=self.tools,
             policy=self.policy,
             store=self.store,
@@ -168,6 +207,7 @@ class AgentRuntime:
             clock=clock,
             instructions=instructions,
             model_retry=model_retry or RetryPolicy(max_attempts=3),
+            model_price=self.model_price,
         )
         self.graph: CompiledStateGraph[RunState, None, RunState, RunState] = build_run_graph(
             self.deps, self._saver
@@ -310,6 +350,31 @@ class AgentRuntime:
             raise UnknownRun(thread_id, self.db)
         return record
 
+    def budget_for(self, principal: Principal, budget: Budget | None = None) -> Budget:
+        """The limits a run of ``principal`` gets: the runtime's default, then the tenant's,
+        then ``budget``, each set field replacing the one before (None inherits)."""
+        layered = self.budget
+        tenant_budget = self.tenant_budgets.get(principal.tenant or "")
+        if tenant_budget is not None:
+            layered = tenant_budget.over(layered)
+        return budget.over(layered) if budget is not None else layered
+
+    def _check_enforceable(self, budget: Budget, where: str) -> None:
+        """ConfigError if a limit cannot be enforced before the spend with this model."""
+        if budget.max_cost_usd is not None and self.model_price is None:
+            raise ConfigError(
+                f"{where} sets max_cost_usd={budget.max_cost_usd!r}, but model "
+                f"{self.model_name!r} has no price, so its calls would count as free; pass "
+                f"prices={{{self.model_name!r}: (input_usd, output_usd)}} per million tokens"
+            )
+        limited = budget.max_tokens is not None or budget.max_cost_usd is not None
+        if limited and self._cap_field is None and self._model_cap is None:
+            raise ConfigError(
+                f"{where} limits tokens or cost, but model {self.model_name!r} has no output "
+                "cap agentrt can set (none of max_tokens, max_output_tokens, ...), so no call "
+                "could be checked before it spends; use a model class that has one"
+            )
+
     def _run(self, record: RunRecord) -> Run:
         pending = None
         if record.status is RunStatus.AWAITING_APPROVAL:
@@ -323,6 +388,8 @@ class AgentRuntime:
             output=record.output,
             error=record.error,
             usage=record.usage,
+            budget=Budget.from_dict(record.budget),
+            budget_report=cast(BudgetReport | None, record.budget_report),
             pending_approval=pending,
             created_at=record.created_at,
             updated_at=record.updated_at,
@@ -342,12 +409,14 @@ class AgentRuntime:
             raise ConfigError(f"budget must be an agentrt Budget, got {budget!r}")
         if thread_id is not None and (not isinstance(thread_id, str) or not thread_id):
             raise ConfigError(f"thread_id must be a non-empty string or None, got {thread_id!r}")
+        effective = self.budget_for(principal, budget)
+        self._check_enforceable(effective, "the run's budget")
         thread_id = thread_id or self._new_id()
         record = self.store.create_run(
             thread_id=thread_id,
             goal=goal,
             principal=principal.to_dict(),
-            budget=(budget or self.budget).to_dict(),
+            budget=effective.to_dict(),
             usage=empty_usage(),
         )
         return thread_id, _initial_state(record)
@@ -363,7 +432,9 @@ class AgentRuntime:
             )
         check_decision(request, parsed, now=self.clock())
         edited = None
-        if parsed.outcome == "edit":
+        if request.kind == "budget":
+            edited = self._check_raise(request, parsed)
+        elif parsed.outcome == "edit":
             spec = self.tools.get(request.tool)
             assert spec is not None
             assert parsed.args is not None
@@ -388,6 +459,33 @@ class AgentRuntime:
                 approval_id=request.id,
             )
         return request
+
+    def _check_raise(self, request: ApprovalRequest, decision: Decision) -> dict[str, Any] | None:
+        """The new limit a decision on a "budget" request carries, checked; None for reject."""
+        if decision.outcome == "reject":
+            return None
+        limit = request.args["limit"]
+        if decision.outcome == "approve" or not decision.args:
+            raise InvalidDecision(
+                f"{request.id!r} asks to raise {limit}; decide it with "
+                f"Decision.raise_limit({request.id!r}, limit={limit!r}, to=<new value>, by=...) "
+                "or reject it to end the run",
+                approval_id=request.id,
+            )
+        if set(decision.args) != {limit}:
+            raise InvalidDecision(
+                f"{request.id!r} asks to raise {limit}, but the decision sets "
+                f"{sorted(decision.args)!r}; give a new value for {limit!r} only",
+                approval_id=request.id,
+            )
+        record = self._record(request.thread_id)
+        try:
+            raised_budget(Budget.from_dict(record.budget), limit, decision.args[limit])
+        except ConfigError as exc:
+            raise InvalidDecision(
+                f"cannot raise {limit} of run {request.thread_id!r}: {exc}", approval_id=request.id
+            ) from None
+        return dict(decision.args)
 
     def _resume_input(self, thread_id: str) -> Any:
         """What to feed the graph to carry this run on, or _NOTHING if it cannot move now."""
@@ -484,12 +582,14 @@ class AgentRuntime:
                 raise RuntimeError(
                     f"run {thread_id!r} stopped in status {status.value!r} with nothing next"
                 )
+            stop = values.get("stop") or {}
             record = self.store.set_status(
                 thread_id,
                 status,
                 output=values.get("output"),
                 error=values.get("error"),
                 usage=usage,
+                budget_report=stop.get("budget"),
             )
         return self._run(record)
 
@@ -538,6 +638,7 @@ def _initial_state(record: RunRecord) -> RunState:
         output=None,
         error=None,
         stop=None,
+        over_budget=None,
         events=[],
     )
 

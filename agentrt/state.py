@@ -18,6 +18,7 @@ __all__ = [
     "TERMINAL",
     "TRANSITIONS",
     "Action",
+    "BudgetReport",
     "Event",
     "Observation",
     "ObservationKind",
@@ -132,9 +133,11 @@ class Stop(TypedDict):
 
     status: Literal["failed", "budget_exceeded", "cancelled"]
     reason: str
+    budget: NotRequired[BudgetReport]
+    """For budget_exceeded: the limit, the usage and the action the run stopped before."""
 
 
-Route = Literal["plan", "policy", "approval", "tool", "verify", "commit", "finish"]
+Route = Literal["plan", "policy", "approval", "tool", "verify", "commit", "budget_gate", "finish"]
 
 
 class Outcome(TypedDict):
@@ -168,6 +171,31 @@ class Usage(TypedDict):
     tool_calls: int
     steps: int
     active_seconds: float
+
+
+class BudgetReport(TypedDict):
+    """Why a budget stopped a run (or asks a person to raise a limit)."""
+
+    limit: str
+    """The Budget field that tripped, e.g. "max_tool_calls"."""
+    allowed: float
+    """Its value."""
+    used: float
+    """How much of it was spent (for deadline: the time of the check)."""
+    requested: float
+    """What the action needed on top (0 for tokens and time, known only after the spend)."""
+    action: str
+    """The action the run stopped before, in words."""
+    node: str
+    """The node that stopped: where the run goes back to if the limit is raised."""
+    step_id: str
+    """The plan step of that action."""
+    tool: str
+    """The tool it would have called; "" for a model call."""
+    usage: Usage
+    """The run's usage at the stop."""
+    message: str
+    """The whole report in one sentence."""
 
 
 class Event(TypedDict):
@@ -204,5 +232,6 @@ class RunState(TypedDict, total=False):
     output: str | None
     error: str | None
     stop: Stop | None
+    over_budget: BudgetReport | None
     route: Route
     events: Annotated[list[Event], DeltaChannel(append_events, snapshot_frequency=1000)]

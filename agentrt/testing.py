@@ -93,6 +93,9 @@ class ScriptedCall:
     outcome: AIMessage | BaseException
     """The response produced by the script, or the exception raised."""
 
+    max_tokens: int | None = None
+    """The output cap the call asked for (bound with ``bind(max_tokens=...)``), if any."""
+
 
 @dataclass(frozen=True)
 class _Turn:
@@ -173,7 +176,13 @@ class ScriptedChatModel(BaseChatModel):
     """The script, as given (validated by this class, not by pydantic)."""
 
     model_name: str = "scripted"
-    """Reported in `response_metadata` and the identifying parameters."""
+    """Reported in `response_metadata` and the identifying parameters; a runtime looks its
+    price up by this name, so name a priced model (or pass prices=) to test cost limits."""
+
+    max_tokens: int | None = None
+    """Output cap, as a provider model has one. A call bound with ``max_tokens`` overrides
+    it. An answer longer than the cap reports the cap as its output tokens and
+    ``finish_reason="length"``, as a provider that truncates would (the text is kept)."""
 
     _turns: tuple[_Turn, ...] = PrivateAttr(default=())
     _trailing_faults: tuple[tuple[int, Fault], ...] = PrivateAttr(default=())
@@ -282,7 +291,7 @@ class ScriptedChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        message = self._respond(messages, kwargs.get("tools"))
+        message = self._respond(messages, kwargs.get("tools"), kwargs.get("max_tokens"))
         return ChatResult(generations=[ChatGeneration(message=message)])
 
     async def _agenerate(
@@ -302,7 +311,7 @@ class ScriptedChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        message = self._respond(messages, kwargs.get("tools"))
+        message = self._respond(messages, kwargs.get("tools"), kwargs.get("max_tokens"))
         for chunk in _to_chunks(message):
             yield ChatGenerationChunk(message=chunk)
 
@@ -317,8 +326,17 @@ class ScriptedChatModel(BaseChatModel):
         for chunk in self._stream(messages, stop, **kwargs):
             yield chunk
 
-    def _respond(self, messages: list[BaseMessage], tools: Any) -> AIMessage:
+    def get_num_tokens_from_messages(
+        self, messages: list[BaseMessage], tools: Sequence[Any] | None = None
+    ) -> int:
+        """The input tokens this model will report for ``messages``: counts agree exactly."""
+        return _input_tokens(messages)
+
+    def _respond(
+        self, messages: list[BaseMessage], tools: Any, max_tokens: int | None = None
+    ) -> AIMessage:
         """Serve or raise the step for the turn the conversation asks for."""
+        cap = max_tokens if max_tokens is not None else self.max_tokens
         turn = sum(isinstance(m, AIMessage) for m in messages)
         snapshot = tuple(m.model_copy(deep=True) for m in messages)
         tool_names = _tool_names(tools)
@@ -336,7 +354,9 @@ class ScriptedChatModel(BaseChatModel):
 
         def record(step_index: int, outcome: AIMessage | BaseException) -> None:
             with self._lock:
-                self._calls.append(ScriptedCall(snapshot, tool_names, turn, step_index, outcome))
+                self._calls.append(
+                    ScriptedCall(snapshot, tool_names, turn, step_index, outcome, cap)
+                )
                 if isinstance(outcome, AIMessage):
                     self._served.add(turn)
 
@@ -354,7 +374,7 @@ class ScriptedChatModel(BaseChatModel):
         try:
             # Callable steps are user code: run them outside the lock so they
             # may themselves call the model.
-            message = self._render(scripted, turn, messages)
+            message = _capped(self._render(scripted, turn, messages), cap)
         except Exception as exc:
             record(scripted.step_index, exc)
             raise
@@ -439,9 +459,27 @@ def _content_length(content: str | list[str | dict[Any, Any]]) -> int:
     return len(json.dumps(content, sort_keys=True, default=str))
 
 
+def _input_tokens(request: Sequence[BaseMessage]) -> int:
+    return max(1, sum(_content_length(m.content) for m in request) // 4)
+
+
+def _capped(message: AIMessage, cap: int | None) -> AIMessage:
+    """The answer as a provider reports it when the output cap cuts it short."""
+    usage = message.usage_metadata
+    if cap is None or usage is None or usage["output_tokens"] <= cap:
+        return message
+    message.usage_metadata = UsageMetadata(
+        input_tokens=usage["input_tokens"],
+        output_tokens=cap,
+        total_tokens=usage["input_tokens"] + cap,
+    )
+    message.response_metadata = {**message.response_metadata, "finish_reason": "length"}
+    return message
+
+
 def _usage(request: Sequence[BaseMessage], response: AIMessage) -> UsageMetadata:
     """Token counts derived from character counts, identical on every run."""
-    input_tokens = max(1, sum(_content_length(m.content) for m in request) // 4)
+    input_tokens = _input_tokens(request)
     output_chars = _content_length(response.content)
     if response.tool_calls:
         output_chars += len(json.dumps(response.tool_calls, sort_keys=True))

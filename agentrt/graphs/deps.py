@@ -9,6 +9,7 @@ from langchain_core.language_models import BaseChatModel
 from langgraph.types import RetryPolicy
 from opentelemetry.trace import Tracer
 
+from agentrt.budget import ModelPrice
 from agentrt.policies import Policy
 from agentrt.store.sqlite import Store
 from agentrt.tools.ledger import Ledger
@@ -47,3 +48,5 @@ class RunDeps:
     """System prompt for the planner."""
     model_retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(max_attempts=3))
     """How a failing model call is retried (transient errors only)."""
+    model_price: ModelPrice | None = None
+    """What the planner's model charges; None: unpriced, model calls add no cost."""

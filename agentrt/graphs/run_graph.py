@@ -6,6 +6,8 @@
                        |                      '--reject-> plan   '--preview ok--> commit -> verify
                        '--deny--------------------------------> plan
     plan --final answer--> finish -> END      (any node --budget exceeded / fatal--> finish)
+    plan, tool, commit --limit reached, Budget(on_exceed="ask")--> budget_gate
+    budget_gate --limit raised--> back to the node that stopped;  --refused--> finish
 
 Each node returns the route it chose in state["route"]; the edges below list, per node,
 exactly the routes the design allows, so the drawn graph is the design.
@@ -22,18 +24,20 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
 from agentrt import nodes
+from agentrt.budget import Budget, budget_attributes
 from agentrt.graphs.deps import RunDeps
-from agentrt.state import RunState
+from agentrt.state import RunState, Usage
 
 __all__ = ["ROUTES", "build_run_graph"]
 
 ROUTES: dict[str, tuple[str, ...]] = {
-    "plan": ("policy", "finish"),
+    "plan": ("policy", "budget_gate", "finish"),
     "policy": ("tool", "approval", "plan", "finish"),
     "approval": ("tool", "policy", "plan", "finish"),
-    "tool": ("verify", "finish"),
+    "tool": ("verify", "budget_gate", "finish"),
     "verify": ("policy", "plan", "commit", "finish"),
-    "commit": ("verify", "finish"),
+    "commit": ("verify", "budget_gate", "finish"),
+    "budget_gate": ("plan", "tool", "commit", "finish"),
 }
 
 NodeFn = Callable[[RunState, RunDeps], dict[str, Any]]
@@ -48,11 +52,14 @@ def _step(kind: str, fn: NodeFn, state: RunState, deps: RunDeps) -> dict[str, An
     with deps.tracer.start_as_current_span(
         "agent.step",
         attributes={"agentrt.step.kind": kind, "agentrt.run_id": state["thread_id"]},
-    ):
+    ) as span:
         update = fn(state, deps)
-    usage = dict(update.get("usage") or state["usage"])
-    usage["active_seconds"] = usage["active_seconds"] + max(0.0, deps.clock() - started)
-    update["usage"] = usage
+        usage = Usage(**(update.get("usage") or state["usage"]))
+        now = deps.clock()
+        usage["active_seconds"] = usage["active_seconds"] + max(0.0, now - started)
+        update["usage"] = usage
+        budget = Budget.from_dict(update.get("budget") or state.get("budget"))
+        span.set_attributes(budget_attributes(budget, usage, now=now))
     return update
 
 
@@ -81,6 +88,7 @@ def build_run_graph(
         "tool": nodes.tool,
         "verify": nodes.verify,
         "commit": nodes.commit,
+        "budget_gate": nodes.budget_gate,
         "finish": nodes.finish,
     }
     for name, fn in node_fns.items():

@@ -1,6 +1,8 @@
-"""The run graph's nodes, one a file: plan, policy, approval, tool, verify, commit, finish."""
+"""The run graph's nodes, one a file: plan, policy, approval, tool, verify, commit, finish,
+and budget_gate."""
 
 from agentrt.nodes.approval import approval
+from agentrt.nodes.budget_gate import budget_gate
 from agentrt.nodes.commit import commit
 from agentrt.nodes.finish import finish
 from agentrt.nodes.plan import plan
@@ -8,4 +10,4 @@ from agentrt.nodes.policy import policy
 from agentrt.nodes.tool import tool
 from agentrt.nodes.verify import verify
 
-__all__ = ["approval", "commit", "finish", "plan", "policy", "tool", "verify"]
+__all__ = ["approval", "budget_gate", "commit", "finish", "plan", "policy", "tool", "verify"]

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentrt.budget import Budget, first_exceeded
+from agentrt.budget import Budget, first_exceeded, report
+from agentrt.errors import BudgetExceeded
 from agentrt.graphs.deps import RunDeps
 from agentrt.principal import Principal
 from agentrt.state import Action, Event, Observation, ObservationKind, RunState, Stop, Usage
@@ -17,6 +18,7 @@ __all__ = [
     "budget_stop",
     "current_action",
     "observation_event",
+    "over_budget",
     "tool_context",
 ]
 
@@ -77,9 +79,19 @@ def advance(state: RunState) -> dict[str, Any]:
 
 
 def budget_stop(
-    state: RunState, deps: RunDeps, *, steps: int = 0, tool_calls: int = 0, cost_usd: float = 0.0
+    state: RunState,
+    deps: RunDeps,
+    *,
+    node: str,
+    action: Action | None = None,
+    steps: int = 0,
+    tool_calls: int = 0,
+    cost_usd: float = 0.0,
 ) -> dict[str, Any] | None:
-    """Pre-flight: if the next spend would break a limit, the update that ends the run."""
+    """Pre-flight: if the next spend would break a limit, the update that stops before it.
+
+    ``action`` is the tool call about to run; None means the next model call.
+    """
     exceeded = first_exceeded(
         Budget.from_dict(state.get("budget")),
         state["usage"],
@@ -90,7 +102,36 @@ def budget_stop(
     )
     if exceeded is None:
         return None
-    return {"stop": Stop(status="budget_exceeded", reason=str(exceeded)), "route": "finish"}
+    return over_budget(state, exceeded, node=node, action=action)
+
+
+def over_budget(
+    state: RunState,
+    exceeded: BudgetExceeded,
+    *,
+    node: str,
+    action: Action | None,
+    usage: Usage | None = None,
+    what: str | None = None,
+) -> dict[str, Any]:
+    """The update for a tripped limit: end the run, or ask a person if the budget says so.
+
+    ``action`` is the tool call it stops before (None: a model call); ``what`` overrides
+    how that is put in words.
+    """
+    usage = usage or state["usage"]
+    if action is None:
+        step_id, tool = str(state["usage"]["steps"]), ""
+        what = what or f"model call (plan step {step_id})"
+    else:
+        step_id, tool = action["step_id"], action["tool"]
+        what = what or f"tool call {tool} (step {step_id})"
+    found = report(exceeded, usage, action=what, node=node, step_id=step_id, tool=tool)
+    update: dict[str, Any] = {"usage": usage}
+    if Budget.from_dict(state.get("budget")).asks:
+        return update | {"over_budget": found, "route": "budget_gate"}
+    stop = Stop(status="budget_exceeded", reason=found["message"], budget=found)
+    return update | {"stop": stop, "route": "finish"}
 
 
 def tool_context(state: RunState, action: Action, deps: RunDeps) -> ToolContext:

@@ -13,10 +13,13 @@ from langchain_core.messages import (
     ToolMessage,
 )
 
+from agentrt.budget import Budget, plan_model_call, tokens_used
+from agentrt.errors import BudgetExceeded
 from agentrt.graphs.deps import RunDeps
-from agentrt.nodes.common import budget_stop
+from agentrt.models import count_prompt_tokens, output_cap, output_cap_field, was_cut
+from agentrt.nodes.common import over_budget
 from agentrt.principal import Principal
-from agentrt.state import Action, Event, ObservationKind, Plan, RunState, RunStatus
+from agentrt.state import Action, Event, ObservationKind, Plan, RunState, RunStatus, Usage
 
 __all__ = ["build_messages", "plan"]
 
@@ -89,25 +92,43 @@ def _actions(response: AIMessage, revision: int) -> list[Action]:
 
 
 def plan(state: RunState, deps: RunDeps) -> dict[str, Any]:
-    stop = budget_stop(state, deps, steps=1)
-    if stop is not None:
-        return stop
     principal = Principal.from_dict(state["principal"])
     offered = [t.schema() for t in deps.tools.offered_to(principal)]
+    messages = build_messages(state, deps.instructions)
+    budget = Budget.from_dict(state.get("budget"))
+    cap_field = output_cap_field(deps.model)
+    # Counting can cost a request (some providers count server-side): only when a limit needs it.
+    counted = budget.max_tokens is not None or (
+        budget.max_cost_usd is not None and deps.model_price is not None
+    )
+    call = plan_model_call(
+        budget,
+        state["usage"],
+        now=deps.clock(),
+        prompt_tokens=count_prompt_tokens(deps.model, messages, offered) if counted else 0,
+        model_cap=output_cap(deps.model),
+        can_cap=cap_field is not None,
+        price=deps.model_price,
+    )
+    if call.exceeded is not None:
+        return over_budget(state, call.exceeded, node="plan", action=None)
     model = deps.model.bind_tools(offered) if offered else deps.model
-    response = model.invoke(build_messages(state, deps.instructions))
+    if call.capped_by is not None and cap_field is not None:
+        model = model.bind(**{cap_field: call.cap})
+    response = model.invoke(messages)
     if not isinstance(response, AIMessage):
         raise TypeError(f"the model returned {type(response).__name__}, expected an AIMessage")
 
-    usage = state["usage"]
-    meta = response.usage_metadata
-    revision = usage["steps"]
-    usage = {
-        **usage,
-        "input_tokens": usage["input_tokens"] + (meta["input_tokens"] if meta else 0),
-        "output_tokens": usage["output_tokens"] + (meta["output_tokens"] if meta else 0),
-        "steps": revision + 1,
-    }
+    usage = _spent(state["usage"], response, deps)
+    revision = state["usage"]["steps"]
+    if call.capped_by is not None and was_cut(response):
+        # The answer was cut at a cap the budget lowered: acting on half an answer is worse
+        # than stopping, and the budget is now spent up to that limit.
+        used = tokens_used(usage) if call.capped_by == "max_tokens" else usage["cost_usd"]
+        allowed = getattr(budget, call.capped_by)
+        cut = BudgetExceeded(call.capped_by, used, allowed)
+        what = f"acting on model answer {revision}, cut at {call.cap} output tokens"
+        return over_budget(state, cut, node="plan", action=None, usage=usage, what=what)
 
     content = (
         response.content if isinstance(response.content, str) else json.dumps(response.content)
@@ -132,4 +153,19 @@ def plan(state: RunState, deps: RunDeps) -> dict[str, Any]:
         "status": RunStatus.RUNNING.value,
         "events": [event],
         "route": "policy" if actions else "finish",
+    }
+
+
+def _spent(usage: Usage, response: AIMessage, deps: RunDeps) -> Usage:
+    """Usage after one model call: its reported tokens, their price, one more step."""
+    meta = response.usage_metadata
+    input_tokens = meta["input_tokens"] if meta else 0
+    output_tokens = meta["output_tokens"] if meta else 0
+    price = deps.model_price
+    return {
+        **usage,
+        "input_tokens": usage["input_tokens"] + input_tokens,
+        "output_tokens": usage["output_tokens"] + output_tokens,
+        "cost_usd": usage["cost_usd"] + (price.cost(input_tokens, output_tokens) if price else 0.0),
+        "steps": usage["steps"] + 1,
     }

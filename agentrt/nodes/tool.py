@@ -20,10 +20,11 @@ def run_action(state: RunState, deps: RunDeps, spec: ToolSpec) -> dict[str, Any]
     an Outcome the planner will see; an effect in doubt ends the run rather than risk a
     second charge, card, email.
     """
-    stop = budget_stop(state, deps, tool_calls=1, cost_usd=spec.cost_usd)
+    action = current_action(state)
+    node = "commit" if spec.effect is Effect.IRREVERSIBLE else "tool"
+    stop = budget_stop(state, deps, node=node, action=action, tool_calls=1, cost_usd=spec.cost_usd)
     if stop is not None:
         return stop
-    action = current_action(state)
     ctx = tool_context(state, action, deps)
     usage = spent(state["usage"], spec)
     try:

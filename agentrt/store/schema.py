@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # MIGRATIONS[i] takes a database at version i to version i + 1. Never edit a released
 # entry: append a new one, so every existing file walks the same path.
@@ -66,6 +66,10 @@ MIGRATIONS: tuple[str, ...] = (
         finished_at  REAL
     );
     CREATE INDEX effects_by_run ON effects (thread_id);
+    """,
+    # 2: why a budget stopped the run (limit, usage, the action it stopped before), as JSON.
+    """
+    ALTER TABLE runs ADD COLUMN budget_report TEXT;
     """,
 )
 

@@ -12,7 +12,7 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -80,6 +80,7 @@ class RunRecord:
     created_at: float
     updated_at: float
     lease_owner: str | None
+    budget_report: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +235,7 @@ class Store:
         output: str | None = None,
         error: str | None = None,
         usage: Usage | None = None,
+        budget_report: Mapping[str, Any] | None = None,
     ) -> RunRecord:
         """Move a run to ``status``, checked against the transition table in one transaction."""
         with self._tx() as db:
@@ -245,12 +247,14 @@ class Store:
                 check_transition(row["status"], status, thread_id=thread_id)
             db.execute(
                 "UPDATE runs SET status=?, output=COALESCE(?, output), error=COALESCE(?, error), "
-                "usage=COALESCE(?, usage), updated_at=? WHERE thread_id=?",
+                "usage=COALESCE(?, usage), budget_report=COALESCE(?, budget_report), "
+                "updated_at=? WHERE thread_id=?",
                 (
                     status.value,
                     output,
                     error,
                     json.dumps(usage) if usage is not None else None,
+                    json.dumps(budget_report) if budget_report is not None else None,
                     self.clock(),
                     thread_id,
                 ),
@@ -258,6 +262,14 @@ class Store:
         record = self.get_run(thread_id)
         assert record is not None
         return record
+
+    def set_budget(self, thread_id: str, budget: Mapping[str, Any]) -> None:
+        """Record the limits now in force (a person raised one)."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE runs SET budget=?, updated_at=? WHERE thread_id=?",
+                (json.dumps(dict(budget)), self.clock(), thread_id),
+            )
 
     # leases -------------------------------------------------------------------------------
 
@@ -446,6 +458,7 @@ def _run_record(row: sqlite3.Row) -> RunRecord:
         created_at=row["created_at"],
         updated_at=row["updated_at"],
         lease_owner=row["lease_owner"],
+        budget_report=json.loads(row["budget_report"]) if row["budget_report"] else None,
     )
 
 
