@@ -469,7 +469,7 @@ class AgentRuntime:
             raise InvalidDecision(
                 f"{request.id!r} asks to raise {limit}; decide it with "
                 f"Decision.raise_limit({request.id!r}, limit={limit!r}, to=<new value>, by=...) "
-                "or reject it to end the run",
+                "(`agentrt raise-limit` on the command line), or reject it to end the run",
                 approval_id=request.id,
             )
         if set(decision.args) != {limit}:

@@ -436,7 +436,8 @@ def test_a_runaway_model_stops_at_max_steps(db: Path, clock: FakeClock) -> None:
         run = rt.start("loop", principal=WORKER, budget=Budget(max_steps=3))
         assert run.status is RunStatus.BUDGET_EXCEEDED
         assert run.error == (
-            "budget limit max_steps=3 reached: 3 used, and the next action needs 1 more"
+            "budget limit max_steps=3 reached: 3 used, and the next action needs 1 more; "
+            "stopped before model call (plan step 3)"
         )
         assert (run.usage["steps"], run.usage["tool_calls"]) == (3, 3)
 
@@ -448,7 +449,8 @@ def test_no_tool_call_runs_past_max_tool_calls(db: Path, clock: FakeClock) -> No
         assert run.status is RunStatus.BUDGET_EXCEEDED
         assert run.usage["tool_calls"] == 2
         assert run.error == (
-            "budget limit max_tool_calls=2 reached: 2 used, and the next action needs 1 more"
+            "budget limit max_tool_calls=2 reached: 2 used, and the next action needs 1 more; "
+            "stopped before tool call count_stock (step 0.2)"
         )
 
 
@@ -534,6 +536,13 @@ def test_graph_is_the_compiled_design(desk: AgentRuntime) -> None:
             ("verify", "finish"),
             ("commit", "verify"),
             ("commit", "finish"),
+            ("plan", "budget_gate"),
+            ("tool", "budget_gate"),
+            ("commit", "budget_gate"),
+            ("budget_gate", "plan"),
+            ("budget_gate", "tool"),
+            ("budget_gate", "commit"),
+            ("budget_gate", "finish"),
             ("finish", "__end__"),
         ]
     )

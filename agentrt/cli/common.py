@@ -153,15 +153,52 @@ def print_run(run: Run) -> None:
         f"{u['input_tokens'] + u['output_tokens']} tokens, ${u['cost_usd']:.4f}, "
         f"{u['active_seconds']:.2f}s active"
     )
+    typer.echo(f"budget    {describe_budget(run)}")
     if run.output:
         typer.echo(f"output    {run.output}")
     if run.error:
         typer.echo(f"error     {run.error}")
+    if run.budget_report:
+        r = run.budget_report
+        typer.echo(
+            f"stopped   before {r['action']}: {r['limit']}={r['allowed']:g}, "
+            f"{r['used']:g} used, {r['requested']:g} more needed"
+        )
     if run.pending_approval:
         print_request(run.pending_approval)
 
 
+def describe_budget(run: Run) -> str:
+    """Each limit in force with what is left of it, e.g. "max_tool_calls 5 (2 left)"."""
+    from agentrt.budget import remaining
+
+    left = remaining(run.budget, run.usage, now=time.time())
+    parts = [
+        f"{name} {value:g} ({left[name]:g} left)"
+        if name != "deadline"
+        else f"deadline {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(value))} UTC"
+        for name, value in run.budget.limits().items()
+    ]
+    if run.budget.asks:
+        parts.append(f"ask {run.budget.approver_role or 'anyone'} to raise")
+    return ", ".join(parts) or "no limits"
+
+
 def print_request(req: ApprovalRequest) -> None:
+    if req.kind == "budget":
+        a = req.args
+        typer.echo("waiting for a person to raise a budget limit:")
+        typer.echo(f"  id            {req.id}")
+        typer.echo(
+            f"  limit         {a['limit']}={a['allowed']:g}, {a['used']:g} used, "
+            f"{a['requested']:g} more needed"
+        )
+        typer.echo(f"  reason        {req.reason}")
+        typer.echo(f"  required role {req.required_role or '(any)'}")
+        typer.echo(
+            f"  raise with    agentrt raise-limit {req.id} --to <new {a['limit']}> --as <you>"
+        )
+        return
     typer.echo("waiting for approval:")
     typer.echo(f"  id            {req.id}")
     typer.echo(f"  action        {req.tool}({short(req.args, 200)})")
