@@ -1,0 +1,245 @@
+"""Budget values, layering, prices and the pre-flight arithmetic, without a run."""
+
+from __future__ import annotations
+
+import pytest
+from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+
+from agentrt import Budget, ConfigError
+from agentrt.budget import (
+    DEFAULT_PRICES,
+    ModelPrice,
+    budget_attributes,
+    empty_usage,
+    find_price,
+    plan_model_call,
+    price_table,
+    raised_budget,
+    remaining,
+)
+from agentrt.models import approximate_tokens, count_prompt_tokens, output_cap, output_cap_field
+from agentrt.state import Usage
+from agentrt.testing import ScriptedChatModel
+
+
+def usage(**spent: float) -> Usage:
+    return Usage(**{**empty_usage(), **spent})  # type: ignore[typeddict-item]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"on_exceed": "maybe"}, "Budget.on_exceed must be 'stop' or 'ask', got 'maybe'"),
+        ({"approver_role": ""}, "Budget.approver_role must be a role name or None, got ''"),
+        ({"max_cost_usd": float("inf")}, "Budget.max_cost_usd must be a finite number >= 0"),
+    ],
+)
+def test_bad_budgets_are_refused(kwargs: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        Budget(**kwargs)  # type: ignore[arg-type]
+
+
+def test_layers_replace_set_fields_and_inherit_none() -> None:
+    runtime = Budget(max_steps=100, max_cost_usd=5.0)
+    tenant = Budget(max_cost_usd=1.0, on_exceed="ask", approver_role="finance")
+    run = Budget(max_steps=10, max_tool_calls=3)
+    assert run.over(tenant.over(runtime)) == Budget(
+        max_steps=10,
+        max_cost_usd=1.0,
+        max_tool_calls=3,
+        on_exceed="ask",
+        approver_role="finance",
+    )
+    assert Budget().over(runtime) == runtime
+    assert run.over(None) == run
+    assert Budget.from_dict(run.over(runtime).to_dict()) == run.over(runtime)
+
+
+def test_prices_find_dated_snapshots_and_providers_and_take_overrides() -> None:
+    table = price_table()
+    assert find_price("gpt-4o-2024-08-06", table) == DEFAULT_PRICES["gpt-4o"]
+    assert find_price("gpt-4o-mini-2024-07-18", table) == DEFAULT_PRICES["gpt-4o-mini"]
+    assert find_price("openai:gpt-4.1", table) == DEFAULT_PRICES["gpt-4.1"]
+    assert find_price("claude-sonnet-4-5-20250929", table) == DEFAULT_PRICES["claude-sonnet-4-5"]
+    assert find_price("claude-opus-4-1-20250805", table) == DEFAULT_PRICES["claude-opus-4-1"]
+    assert find_price("gemini-2.5-flash-lite", table) == DEFAULT_PRICES["gemini-2.5-flash-lite"]
+    assert find_price("gpt-4o1", table) is None  # a prefix only matches at a name boundary
+    assert find_price("llama-3", table) is None
+    assert find_price(None, table) is None
+
+    mine = price_table(
+        {"gpt-4o": (1.0, 3.0), "in-house": ModelPrice(input_per_mtok=0, output_per_mtok=0)}
+    )
+    assert find_price("gpt-4o", mine) == ModelPrice(input_per_mtok=1.0, output_per_mtok=3.0)
+    assert find_price("in-house", mine) == ModelPrice(input_per_mtok=0, output_per_mtok=0)
+    assert DEFAULT_PRICES["gpt-4o"].cost(1_000_000, 100_000) == pytest.approx(2.5 + 1.0)
+
+
+@pytest.mark.parametrize(
+    ("prices", "message"),
+    [
+        ({"m": 3.0}, "price of 'm' must be a ModelPrice or (input, output) USD per million"),
+        ({"m": (1.0, -2.0)}, "ModelPrice.output_per_mtok must be a number >= 0, got -2.0"),
+        ({"": (1.0, 2.0)}, "a price is keyed by a model name, got ''"),
+    ],
+)
+def test_bad_prices_are_refused(prices: dict[str, object], message: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        price_table(prices)  # type: ignore[arg-type]
+    assert message in str(caught.value)
+
+
+# Pre-flight of one model call: the prompt is 10 tokens, nothing spent yet.
+
+
+@pytest.mark.parametrize(("limit", "cap"), [(10, None), (11, 1), (12, 2), (500, 256)])
+def test_tokens_cap_the_answer_to_what_remains_after_the_prompt(
+    limit: int, cap: int | None
+) -> None:
+    call = plan_model_call(
+        Budget(max_tokens=limit),
+        usage(),
+        now=0.0,
+        prompt_tokens=10,
+        model_cap=256,
+        can_cap=True,
+        price=None,
+    )
+    if cap is None:
+        assert call.exceeded is not None
+        assert (call.exceeded.limit, call.exceeded.requested) == ("max_tokens", 11)
+    else:
+        assert call.exceeded is None
+        assert call.cap == cap
+        assert call.capped_by == (None if cap == 256 else "max_tokens")
+
+
+@pytest.mark.parametrize(("limit", "fits"), [(265, False), (266, True), (267, True)])
+def test_a_model_whose_cap_cannot_be_set_must_fit_whole(limit: int, fits: bool) -> None:
+    call = plan_model_call(
+        Budget(max_tokens=limit),
+        usage(),
+        now=0.0,
+        prompt_tokens=10,
+        model_cap=256,
+        can_cap=False,
+        price=None,
+    )
+    assert (call.exceeded is None) is fits
+    assert call.capped_by is None
+
+
+PRICE = ModelPrice(input_per_mtok=1.0, output_per_mtok=2.0)
+
+
+@pytest.mark.parametrize(
+    ("limit", "cap"),
+    # 10 prompt tokens cost $0.00001; each answer token $0.000002.
+    [(0.000011, None), (0.000012, 1), (0.000013, 1), (0.000014, 2), (1.0, 256)],
+)
+def test_money_caps_the_answer_to_what_it_can_pay_for(limit: float, cap: int | None) -> None:
+    call = plan_model_call(
+        Budget(max_cost_usd=limit),
+        usage(),
+        now=0.0,
+        prompt_tokens=10,
+        model_cap=256,
+        can_cap=True,
+        price=PRICE,
+    )
+    assert (call.cap if call.exceeded is None else None) == cap
+    if cap is None:
+        assert call.exceeded is not None
+        assert call.exceeded.limit == "max_cost_usd"
+        assert call.exceeded.requested == pytest.approx(0.000012)
+
+
+def test_the_tighter_of_tokens_and_money_sets_the_cap() -> None:
+    call = plan_model_call(
+        Budget(max_tokens=40, max_cost_usd=0.00003),  # 30 and 10 answer tokens
+        usage(),
+        now=0.0,
+        prompt_tokens=10,
+        model_cap=None,
+        can_cap=True,
+        price=PRICE,
+    )
+    assert (call.exceeded, call.cap, call.capped_by) == (None, 10, "max_cost_usd")
+
+
+def test_free_output_is_not_capped_by_money() -> None:
+    free = ModelPrice(input_per_mtok=1.0, output_per_mtok=0.0)
+    call = plan_model_call(
+        Budget(max_cost_usd=0.00001),
+        usage(),
+        now=0.0,
+        prompt_tokens=10,
+        model_cap=None,
+        can_cap=True,
+        price=free,
+    )
+    assert (call.exceeded, call.cap, call.capped_by) == (None, None, None)
+    over = plan_model_call(
+        Budget(max_cost_usd=0.000009),
+        usage(),
+        now=0.0,
+        prompt_tokens=10,
+        model_cap=None,
+        can_cap=True,
+        price=free,
+    )
+    assert over.exceeded is not None
+
+
+def test_remaining_and_span_attributes() -> None:
+    budget = Budget(max_tokens=100, max_tool_calls=3, max_steps=10, deadline=50.0)
+    spent = usage(input_tokens=30, output_tokens=20, tool_calls=3, steps=4)
+    assert remaining(budget, spent, now=40.0) == {
+        "max_tokens": 50,
+        "max_tool_calls": 0,
+        "max_steps": 6,
+        "deadline": 10.0,
+    }
+    assert budget_attributes(budget, spent, now=60.0) == {
+        "agentrt.budget.tokens_remaining": 50,
+        "agentrt.budget.tool_calls_remaining": 0,
+        "agentrt.budget.steps_remaining": 6,
+        "agentrt.budget.seconds_to_deadline": 0.0,
+    }
+    assert remaining(Budget(), spent, now=0.0) == {}
+
+
+def test_a_raise_must_name_a_set_limit_and_go_up() -> None:
+    budget = Budget(max_tool_calls=5, max_cost_usd=1.0)
+    assert raised_budget(budget, "max_tool_calls", 8) == Budget(max_tool_calls=8, max_cost_usd=1.0)
+    assert raised_budget(budget, "max_tool_calls", 8.0).max_tool_calls == 8
+    assert raised_budget(budget, "max_cost_usd", 1.5).max_cost_usd == 1.5
+    for limit, value, message in [
+        ("max_tool_calls", 5, "must be higher than the current 5, got 5"),
+        ("max_tool_calls", 4, "must be higher than the current 5, got 4"),
+        ("max_tool_calls", 7.5, "Budget.max_tool_calls counts whole units, got 7.5"),
+        ("max_tool_calls", "9", "the new max_tool_calls must be a number, got '9'"),
+        ("max_steps", 9, "'max_steps' is not a limit this run has"),
+        ("on_exceed", 9, "'on_exceed' is not a limit this run has"),
+    ]:
+        with pytest.raises(ConfigError) as caught:
+            raised_budget(budget, limit, value)
+        assert message in str(caught.value)
+
+
+def test_prompt_tokens_come_from_the_model_or_a_documented_approximation() -> None:
+    messages = [SystemMessage("x" * 40), HumanMessage("y" * 9), AIMessage("")]
+    # 49 characters -> 13 tokens, plus 4 a message.
+    assert approximate_tokens(messages) == 13 + 12
+    # The tool schemas count as their JSON: '[{"name": "t"}]' is 15 more characters.
+    assert approximate_tokens(messages, [{"name": "t"}]) == 16 + 12
+    # A model that counts (the scripted one counts as it reports) is asked instead.
+    model = ScriptedChatModel(["ok"])
+    assert count_prompt_tokens(model, messages) == 49 // 4
+    assert model.invoke(messages).usage_metadata["input_tokens"] == 49 // 4  # type: ignore[index]
+
+
+def test_the_output_cap_is_found_by_the_field_providers_use() -> None:
+    assert output_cap_field(ScriptedChatModel(["ok"])) == "max_tokens"
+    assert output_cap(ScriptedChatModel(["ok"])) is None
+    assert output_cap(ScriptedChatModel(["ok"], max_tokens=64)) == 64
