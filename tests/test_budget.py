@@ -235,8 +235,13 @@ def test_prompt_tokens_come_from_the_model_or_a_documented_approximation() -> No
     assert approximate_tokens(messages, [{"name": "t"}]) == 16 + 12
     # A model that counts (the scripted one counts as it reports) is asked instead.
     model = ScriptedChatModel(["ok"])
-    assert count_prompt_tokens(model, messages) == 49 // 4
-    assert model.invoke(messages).usage_metadata["input_tokens"] == 49 // 4  # type: ignore[index]
+    prompt = messages[:2]
+    assert count_prompt_tokens(model, prompt) == 49 // 4
+    assert model.invoke(prompt).usage_metadata == {
+        "input_tokens": 49 // 4,
+        "output_tokens": 1,
+        "total_tokens": 49 // 4 + 1,
+    }
 
 
 def test_the_output_cap_is_found_by_the_field_providers_use() -> None:
