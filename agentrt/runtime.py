@@ -480,12 +480,12 @@ class AgentRuntime:
             )
         record = self._record(request.thread_id)
         try:
-            raised_budget(Budget.from_dict(record.budget), limit, decision.args[limit])
+            raised = raised_budget(Budget.from_dict(record.budget), limit, decision.args[limit])
         except ConfigError as exc:
             raise InvalidDecision(
                 f"cannot raise {limit} of run {request.thread_id!r}: {exc}", approval_id=request.id
             ) from None
-        return dict(decision.args)
+        return {limit: getattr(raised, limit)}
 
     def _resume_input(self, thread_id: str) -> Any:
         """What to feed the graph to carry this run on, or _NOTHING if it cannot move now."""

@@ -56,11 +56,11 @@ def build_runtime(db: str | Path = "agentrt.db", **kwargs: Any) -> AgentRuntime:
         return {"pong": turn}
 
     kwargs.setdefault("budget", Budget(max_tool_calls=1000))
+    kwargs.setdefault("prices", {MODEL: PRICE})
     return AgentRuntime(
         ScriptedChatModel([again] * TURNS, model_name=MODEL, max_tokens=256),
         tools=[ping],
         policy=Policy.allow_all(),
         db=db,
-        prices={MODEL: PRICE},
         **kwargs,
     )

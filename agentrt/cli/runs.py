@@ -59,7 +59,7 @@ def describe(event: Any) -> str:
         return f"policy {event['step_id']}: {data['outcome']} ({data['rule_id']}: {data['reason']})"
     if kind == "approval" and data["kind"] == "budget":
         raised = data.get("edited_args") or {}
-        verdict = ", ".join(f"{k} raised to {v}" for k, v in raised.items()) or data["status"]
+        verdict = ", ".join(f"raised to {v}" for v in raised.values()) or data["status"]
         return f"budget {data['args']['limit']}: {verdict} by {data['decided_by']}"
     if kind == "approval":
         return f"approval {event['step_id']}: {data['status']} by {data['decided_by']}"
