@@ -18,6 +18,8 @@ Messages quote the offending value with !r and say what to do next.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 __all__ = [
     "AgentRuntimeError",
     "AlreadyDecided",
@@ -106,10 +108,14 @@ class BudgetExceeded(RunError):
         self.allowed = allowed
         self.requested = requested
         next_spend = f", and the next action needs {requested:g} more" if requested else ""
-        super().__init__(
-            f"budget limit {limit}={allowed:g} reached: {used:g} used{next_spend}",
-            thread_id=thread_id,
-        )
+        message = f"budget limit {limit}={allowed:g} reached: {used:g} used{next_spend}"
+        if limit == "deadline":
+            message = f"budget deadline {_utc(allowed)} reached: it is {_utc(used)}"
+        super().__init__(message, thread_id=thread_id)
+
+
+def _utc(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class ApprovalError(AgentRuntimeError):

@@ -3,6 +3,7 @@ tool calls, the raise-limit gate, spans, and the command line."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -24,7 +25,9 @@ from agentrt import (
     NotAuthorized,
     Policy,
     Principal,
+    Run,
     RunStatus,
+    ToolContext,
     tool,
 )
 from agentrt.budget import tokens_used
@@ -391,6 +394,56 @@ def test_a_model_call_over_budget_asks_too(db: Path, clock: FakeClock) -> None:
         assert run.status is RunStatus.AWAITING_APPROVAL
         assert run.usage["steps"] == 3
         assert budget_app.executions(db) == 3
+
+
+def test_a_tool_is_told_when_the_budget_stops_work(db: Path, clock: FakeClock) -> None:
+    told: list[float | None] = []
+
+    @tool(effect="read")
+    def slow(ctx: ToolContext) -> str:
+        """Take three seconds."""
+        told.append(ctx.deadline)
+        clock.advance(3.0)
+        return "done"
+
+    model = ScriptedChatModel([ai("", tool_call("slow")), ai("", tool_call("slow")), "ok"])
+    start = clock.now
+    with AgentRuntime(model, tools=[slow], policy=Policy.allow_all(), db=db, clock=clock) as rt:
+        run = rt.start("go", principal=OPS, budget=Budget(max_active_seconds=10.0))
+        assert run.status is RunStatus.SUCCEEDED
+        # 10 s of active time from the start; then 7 s left when the second call starts.
+        assert told == [start + 10.0, start + 3.0 + 7.0]
+        # The earlier of the deadline and the end of active time; past it, no call starts.
+        late = rt.start(
+            "go", principal=OPS, budget=Budget(max_active_seconds=10.0, deadline=start + 8)
+        )
+        assert told[2:] == [start + 8.0]
+        assert late.status is RunStatus.BUDGET_EXCEEDED
+        assert late.error is not None
+        assert late.error == (
+            "budget deadline 2027-01-15T08:00:08Z reached: it is 2027-01-15T08:00:09Z; "
+            "stopped before model call (plan step 1)"
+        )
+
+
+def test_waiting_for_a_person_is_not_active_time(db: Path, clock: FakeClock) -> None:
+    with budget_app.build_runtime(db, clock=clock, new_id=Ids()) as rt:
+        budget = Budget(max_tool_calls=1, max_active_seconds=60.0, on_exceed="ask")
+
+        async def scenario() -> tuple[Run, Run]:
+            waiting = await rt.astart("ping", principal=OPS, budget=budget)
+            assert waiting.pending_approval is not None
+            clock.advance(3600.0)  # an hour before anyone looks
+            raised = Decision.raise_limit(
+                waiting.pending_approval.id, limit="max_tool_calls", to=2, by=OWNER
+            )
+            return waiting, await rt.adecide(raised)
+
+        waiting, run = asyncio.run(scenario())
+        assert waiting.status is RunStatus.AWAITING_APPROVAL
+        assert run.status is RunStatus.AWAITING_APPROVAL
+        assert run.usage["tool_calls"] == 2
+        assert run.usage["active_seconds"] == 0.0
 
 
 def test_remaining_budget_is_on_every_step_span(db: Path, clock: FakeClock) -> None:

@@ -142,8 +142,18 @@ def tool_context(state: RunState, action: Action, deps: RunDeps) -> ToolContext:
             state["thread_id"], action["step_id"], action["tool"], action["args"]
         ),
         principal=Principal.from_dict(state["principal"]),
-        deadline=Budget.from_dict(state.get("budget")).deadline,
+        deadline=work_deadline(state, deps.clock()),
     )
+
+
+def work_deadline(state: RunState, now: float) -> float | None:
+    """When the budget stops further work: its deadline, or when active time runs out."""
+    budget = Budget.from_dict(state.get("budget"))
+    ends = [budget.deadline] if budget.deadline is not None else []
+    if budget.max_active_seconds is not None:
+        left = budget.max_active_seconds - state["usage"]["active_seconds"]
+        ends.append(now + max(0.0, left))
+    return min(ends, default=None)
 
 
 def spent(usage: Usage, spec: ToolSpec) -> Usage:
