@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from agentrt import Budget, ConfigError
 from agentrt.budget import (
     DEFAULT_PRICES,
+    ModelCallPlan,
     ModelPrice,
     budget_attributes,
     empty_usage,
@@ -91,20 +94,20 @@ def test_bad_prices_are_refused(prices: dict[str, object], message: str) -> None
 
 # Pre-flight of one model call: the prompt is 10 tokens, nothing spent yet.
 
+PRICE = ModelPrice(input_per_mtok=1.0, output_per_mtok=2.0)
+
+
+def preflight(budget: Budget, **given: Any) -> ModelCallPlan:
+    """plan_model_call for a 10-token prompt to a model capped at 256 that can be capped lower."""
+    args: dict[str, Any] = {"model_cap": 256, "can_cap": True, "price": None} | given
+    return plan_model_call(budget, usage(), now=0.0, prompt_tokens=10, **args)
+
 
 @pytest.mark.parametrize(("limit", "cap"), [(10, None), (11, 1), (12, 2), (500, 256)])
 def test_tokens_cap_the_answer_to_what_remains_after_the_prompt(
     limit: int, cap: int | None
 ) -> None:
-    call = plan_model_call(
-        Budget(max_tokens=limit),
-        usage(),
-        now=0.0,
-        prompt_tokens=10,
-        model_cap=256,
-        can_cap=True,
-        price=None,
-    )
+    call = preflight(Budget(max_tokens=limit))
     if cap is None:
         assert call.exceeded is not None
         assert (call.exceeded.limit, call.exceeded.requested) == ("max_tokens", 11)
@@ -116,20 +119,9 @@ def test_tokens_cap_the_answer_to_what_remains_after_the_prompt(
 
 @pytest.mark.parametrize(("limit", "fits"), [(265, False), (266, True), (267, True)])
 def test_a_model_whose_cap_cannot_be_set_must_fit_whole(limit: int, fits: bool) -> None:
-    call = plan_model_call(
-        Budget(max_tokens=limit),
-        usage(),
-        now=0.0,
-        prompt_tokens=10,
-        model_cap=256,
-        can_cap=False,
-        price=None,
-    )
+    call = preflight(Budget(max_tokens=limit), can_cap=False)
     assert (call.exceeded is None) is fits
     assert call.capped_by is None
-
-
-PRICE = ModelPrice(input_per_mtok=1.0, output_per_mtok=2.0)
 
 
 @pytest.mark.parametrize(
@@ -138,15 +130,7 @@ PRICE = ModelPrice(input_per_mtok=1.0, output_per_mtok=2.0)
     [(0.000011, None), (0.000012, 1), (0.000013, 1), (0.000014, 2), (1.0, 256)],
 )
 def test_money_caps_the_answer_to_what_it_can_pay_for(limit: float, cap: int | None) -> None:
-    call = plan_model_call(
-        Budget(max_cost_usd=limit),
-        usage(),
-        now=0.0,
-        prompt_tokens=10,
-        model_cap=256,
-        can_cap=True,
-        price=PRICE,
-    )
+    call = preflight(Budget(max_cost_usd=limit), price=PRICE)
     assert (call.cap if call.exceeded is None else None) == cap
     if cap is None:
         assert call.exceeded is not None
@@ -155,40 +139,17 @@ def test_money_caps_the_answer_to_what_it_can_pay_for(limit: float, cap: int | N
 
 
 def test_the_tighter_of_tokens_and_money_sets_the_cap() -> None:
-    call = plan_model_call(
-        Budget(max_tokens=40, max_cost_usd=0.00003),  # 30 and 10 answer tokens
-        usage(),
-        now=0.0,
-        prompt_tokens=10,
-        model_cap=None,
-        can_cap=True,
-        price=PRICE,
-    )
+    # Room for 30 answer tokens by count, 10 by money.
+    call = preflight(Budget(max_tokens=40, max_cost_usd=0.00003), model_cap=None, price=PRICE)
     assert (call.exceeded, call.cap, call.capped_by) == (None, 10, "max_cost_usd")
 
 
 def test_free_output_is_not_capped_by_money() -> None:
     free = ModelPrice(input_per_mtok=1.0, output_per_mtok=0.0)
-    call = plan_model_call(
-        Budget(max_cost_usd=0.00001),
-        usage(),
-        now=0.0,
-        prompt_tokens=10,
-        model_cap=None,
-        can_cap=True,
-        price=free,
-    )
+    call = preflight(Budget(max_cost_usd=0.00001), model_cap=None, price=free)
     assert (call.exceeded, call.cap, call.capped_by) == (None, None, None)
-    over = plan_model_call(
-        Budget(max_cost_usd=0.000009),
-        usage(),
-        now=0.0,
-        prompt_tokens=10,
-        model_cap=None,
-        can_cap=True,
-        price=free,
-    )
-    assert over.exceeded is not None
+    # The prompt alone must still fit.
+    assert preflight(Budget(max_cost_usd=0.000009), price=free).exceeded is not None
 
 
 def test_remaining_and_span_attributes() -> None:
