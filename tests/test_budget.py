@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
-from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
 
-from agentrt import Budget, ConfigError
+from agentrt import AgentRuntime, Budget, ConfigError
 from agentrt.budget import (
     DEFAULT_PRICES,
     ModelCallPlan,
@@ -209,3 +213,42 @@ def test_the_output_cap_is_found_by_the_field_providers_use() -> None:
     assert output_cap_field(ScriptedChatModel(["ok"])) == "max_tokens"
     assert output_cap(ScriptedChatModel(["ok"])) is None
     assert output_cap(ScriptedChatModel(["ok"], max_tokens=64)) == 64
+
+
+class _CannotCount(ScriptedChatModel):
+    def get_num_tokens_from_messages(
+        self, messages: list[BaseMessage], tools: Sequence[Any] | None = None
+    ) -> int:
+        raise KeyError("no encoding for this model")
+
+
+def test_a_counter_that_fails_falls_back_to_the_approximation(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    messages = [HumanMessage("y" * 9)]
+    assert count_prompt_tokens(_CannotCount(["ok"]), messages) == approximate_tokens(messages)
+    assert "_CannotCount could not count tokens; approximating" in caplog.text
+
+
+class _Uncapped(BaseChatModel):
+    """A chat model with no output cap field at all."""
+
+    model_name: str = "uncapped"
+
+    @property
+    def _llm_type(self) -> str:
+        return "uncapped"
+
+    def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
+        return ChatResult(generations=[ChatGeneration(message=AIMessage("ok"))])
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+        return self
+
+
+def test_token_and_cost_limits_need_a_model_whose_output_can_be_capped(tmp_path: Path) -> None:
+    for budget in (Budget(max_tokens=1000), Budget(max_cost_usd=1.0)):
+        with pytest.raises(ConfigError, match="has no output cap agentrt can set"):
+            AgentRuntime(_Uncapped(), db=tmp_path / "a.db", budget=budget, prices={"uncapped": (1, 1)})
+    # Other limits need no cap.
+    AgentRuntime(_Uncapped(), db=tmp_path / "b.db", budget=Budget(max_tool_calls=3)).close()
