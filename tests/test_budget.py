@@ -249,6 +249,8 @@ class _Uncapped(BaseChatModel):
 def test_token_and_cost_limits_need_a_model_whose_output_can_be_capped(tmp_path: Path) -> None:
     for budget in (Budget(max_tokens=1000), Budget(max_cost_usd=1.0)):
         with pytest.raises(ConfigError, match="has no output cap agentrt can set"):
-            AgentRuntime(_Uncapped(), db=tmp_path / "a.db", budget=budget, prices={"uncapped": (1, 1)})
+            AgentRuntime(
+                _Uncapped(), db=tmp_path / "a.db", budget=budget, prices={"uncapped": (1, 1)}
+            )
     # Other limits need no cap.
     AgentRuntime(_Uncapped(), db=tmp_path / "b.db", budget=Budget(max_tool_calls=3)).close()
