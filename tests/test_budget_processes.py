@@ -68,6 +68,8 @@ def test_a_killed_and_resumed_run_keeps_its_usage(tmp_path: Path) -> None:
         assert (before["steps"], before["tool_calls"]) == (4, 4)
         assert before["input_tokens"] > 0
         assert budget_app.executions(db) == 4
+        # The runs row kept up with the spend while the process lived.
+        assert spent(rt.get("t-kill").usage) == spent(before)
 
         run = rt.resume("t-kill")
         assert run.status is RunStatus.BUDGET_EXCEEDED

@@ -120,6 +120,7 @@ def plan(state: RunState, deps: RunDeps) -> dict[str, Any]:
         raise TypeError(f"the model returned {type(response).__name__}, expected an AIMessage")
 
     usage = _spent(state["usage"], response, deps)
+    deps.store.set_usage(state["thread_id"], usage)
     revision = state["usage"]["steps"]
     if call.capped_by is not None and was_cut(response):
         # The answer was cut at a cap the budget lowered: acting on half an answer is worse

@@ -27,6 +27,7 @@ def run_action(state: RunState, deps: RunDeps, spec: ToolSpec) -> dict[str, Any]
         return stop
     ctx = tool_context(state, action, deps)
     usage = spent(state["usage"], spec)
+    deps.store.set_usage(state["thread_id"], usage)  # the row shows the call before it runs
     try:
         if spec.effect is Effect.READ:
             result = spec.call(action["args"], ctx)

@@ -263,6 +263,11 @@ class Store:
         assert record is not None
         return record
 
+    def set_usage(self, thread_id: str, usage: Usage) -> None:
+        """Record what a live run has spent so far, so the row shows it while the run goes."""
+        with self._tx() as db:
+            db.execute("UPDATE runs SET usage=? WHERE thread_id=?", (json.dumps(usage), thread_id))
+
     def set_budget(self, thread_id: str, budget: Mapping[str, Any]) -> None:
         """Record the limits now in force (a person raised one)."""
         with self._tx() as db:
