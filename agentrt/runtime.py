@@ -8,7 +8,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import Any, cast
@@ -153,10 +153,7 @@ class AgentRuntime:
             raise ConfigError(f"lease_ttl must be > 0 seconds, got {lease_ttl!r}")
         self.db = str(db)
         self.tools = ToolRegistry(tools)
-        self.policy = policy if policy is not None else Policy.cautious()
-        if not isinstance(self.policy, Policy):
-            raise ConfigError(f"policy must be an agentrt Policy, got {self.policy!r}")
-        self.policy.check_tools(self.tools.names())
+        policy = self._checked(policy if policy is not None else Policy.cautious())
         if budget is not None and not isinstance(budget, Budget):
             raise ConfigError(f"budget must be an agentrt Budget, got {budget!r}")
         self.budget = DEFAULT_BUDGET if budget is None else budget.over(DEFAULT_BUDGET)
@@ -200,7 +197,7 @@ class AgentRuntime:
         self.deps = RunDeps(
             model=chat,
             tools=self.tools,
-            policy=self.policy,
+            policy=policy,
             store=self.store,
             ledger=Ledger(self.store),
             tracer=make_tracer(tracing),
@@ -212,7 +209,42 @@ class AgentRuntime:
         self.graph: CompiledStateGraph[RunState, None, RunState, RunState] = build_run_graph(
             self.deps, self._saver
         )
-        """The compiled run graph, checkpointed to ``db``; embed it or draw it."""
+        """The compiled run graph, checkpointed to ``db``; embed it or draw it (set_policy
+        compiles a new one)."""
+
+    # policy -------------------------------------------------------------------------------
+
+    @property
+    def policy(self) -> Policy:
+        """The policy every action is checked against from now on."""
+        return self.deps.policy
+
+    @policy.setter
+    def policy(self, policy: Policy) -> None:
+        self.set_policy(policy)
+
+    def set_policy(self, policy: Policy) -> None:
+        """Check actions against ``policy`` from now on, in this live runtime.
+
+        The policy is validated against the runtime's tools first; a refused one changes
+        nothing. Runs waiting at a gate, and runs resumed later, are decided by the new
+        policy (an approved action whose policy changed is checked again before it runs);
+        every decision records the version it used, and a run's history gets a
+        ``policy_changed`` event where its decisions switch versions. A segment already
+        being driven in another thread finishes on the policy it started with.
+
+        A Policy is a value: ``Policy.from_file`` reads the file once, so an edit on disk
+        takes effect only through this call (or a new process), after it was validated.
+        """
+        checked = self._checked(policy)
+        self.deps = replace(self.deps, policy=checked)
+        self.graph = build_run_graph(self.deps, self._saver)
+
+    def _checked(self, policy: Policy) -> Policy:
+        if not isinstance(policy, Policy):
+            raise ConfigError(f"policy must be an agentrt Policy, got {policy!r}")
+        policy.check_tools(self.tools.names())
+        return policy
 
     # lifecycle ----------------------------------------------------------------------------
 

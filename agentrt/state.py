@@ -201,7 +201,7 @@ class BudgetReport(TypedDict):
 class Event(TypedDict):
     """One entry of the run's append-only event log."""
 
-    type: Literal["plan", "policy", "approval", "observation", "finish"]
+    type: Literal["plan", "policy", "policy_changed", "approval", "observation", "finish"]
     step_id: NotRequired[str]
     data: dict[str, Any]
 

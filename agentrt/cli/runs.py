@@ -56,7 +56,16 @@ def describe(event: Any) -> str:
         calls = ", ".join(f"{a['tool']}({short(a['args'], 40)})" for a in data["actions"])
         return f"plan #{data['revision']}: " + (calls or f"answer: {short(data['content'])}")
     if kind == "policy":
-        return f"policy {event['step_id']}: {data['outcome']} ({data['rule_id']}: {data['reason']})"
+        return (
+            f"policy {event['step_id']}: {data['outcome']} ({data['rule_id']}: {data['reason']}) "
+            f"matched: {', '.join(data['matched']) or 'none'}; "
+            f"policy {data['policy']}@{data['policy_version']}"
+        )
+    if kind == "policy_changed":
+        return (
+            f"policy changed: {data['from_policy']}@{data['from_version']} -> "
+            f"{data['to_policy']}@{data['to_version']}"
+        )
     if kind == "approval" and data["kind"] == "budget":
         raised = data.get("edited_args") or {}
         verdict = ", ".join(f"raised to {v}" for v in raised.values()) or data["status"]

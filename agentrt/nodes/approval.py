@@ -60,6 +60,12 @@ def approval(state: RunState, deps: RunDeps) -> dict[str, Any]:
     event = Event(type="approval", step_id=request.step_id, data=_public(request))
 
     if request.status is ApprovalStatus.APPROVED:
+        verdict = state["verdict"]
+        if verdict is not None and verdict["policy_version"] != deps.policy.version:
+            # The policy changed while the run waited: the action is checked again under
+            # the current one, which may now deny it (this approval stands if it still asks
+            # for one: the request id is the same).
+            return {"events": [event], "verdict": None, "route": "policy"}
         return {"events": [event], "route": "tool"}
     if request.status is ApprovalStatus.EDITED:
         plan = state["plan"]

@@ -6,6 +6,7 @@ from typing import Any
 
 from agentrt.graphs.deps import RunDeps
 from agentrt.nodes.common import abandon_plan, current_action
+from agentrt.policies import PolicyDecision
 from agentrt.principal import Principal
 from agentrt.state import Event, ObservationKind, PolicyVerdict, RunState
 from agentrt.tools.contract import ToolArgsError
@@ -30,7 +31,13 @@ def policy(state: RunState, deps: RunDeps) -> dict[str, Any]:
             return abandon_plan(state, ObservationKind.INVALID_ARGS, str(exc))
 
     decision = deps.policy.evaluate(
-        spec, action["tool"], args, Principal.from_dict(state["principal"])
+        spec,
+        action["tool"],
+        args,
+        Principal.from_dict(state["principal"]),
+        run={"thread_id": state["thread_id"], "goal": state["goal"], "step_id": action["step_id"]},
+        usage=state["usage"],
+        budget=state.get("budget"),
     )
     verdict = PolicyVerdict(
         step_id=action["step_id"],
@@ -44,19 +51,22 @@ def policy(state: RunState, deps: RunDeps) -> dict[str, Any]:
         policy=decision.policy,
         policy_version=decision.policy_version,
     )
-    event = Event(type="policy", step_id=action["step_id"], data=dict(verdict))
+    events = [
+        *_version_change(state, decision),
+        Event(type="policy", step_id=action["step_id"], data=dict(verdict)),
+    ]
     if decision.outcome == "deny":
         update = abandon_plan(
             state, ObservationKind.DENIED, f"policy denied {action['tool']!r}: {decision.reason}"
         )
-        update["events"].insert(0, event)
+        update["events"][:0] = events
         return update | {"verdict": verdict}
 
     # Validation may have normalised the arguments (e.g. "42" -> 42): what runs, what is
     # approved and what the idempotency key covers must be the same thing.
     allowed: dict[str, Any] = {
         "verdict": verdict,
-        "events": [event],
+        "events": events,
         "route": "tool" if decision.outcome == "allow" else "approval",
     }
     if args != action["args"]:
@@ -71,3 +81,30 @@ def _with_args(state: RunState, args: dict[str, Any]) -> Any:
     actions = [dict(a) for a in plan["actions"]]
     actions[cursor]["args"] = args
     return {**plan, "actions": actions}
+
+
+def _version_change(state: RunState, decision: PolicyDecision) -> list[Event]:
+    """A policy_changed event if this decision used another policy than the run's last one.
+
+    A policy can be swapped between runs and while a run waits; the run's history says
+    when its decisions started coming from another version.
+    """
+    for event in reversed(state.get("events", [])):
+        if event["type"] in ("policy", "policy_changed"):
+            before = event["data"]
+            name = before.get("policy", before.get("to_policy"))
+            version = before.get("policy_version", before.get("to_version"))
+            if (name, version) == (decision.policy, decision.policy_version):
+                return []
+            return [
+                Event(
+                    type="policy_changed",
+                    data={
+                        "from_policy": name,
+                        "from_version": version,
+                        "to_policy": decision.policy,
+                        "to_version": decision.policy_version,
+                    },
+                )
+            ]
+    return []

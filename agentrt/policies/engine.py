@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,11 +26,12 @@ from agentrt.policies.model import PolicyFile, Rule
 from agentrt.principal import Principal
 from agentrt.tools.contract import ToolSpec
 
-__all__ = ["Policy", "PolicyDecision"]
+__all__ = ["Explanation", "Policy", "PolicyDecision", "RuleCheck"]
 
 Outcome = Literal["allow", "deny", "require_approval"]
 # Most restrictive first: a deny anywhere beats an approval requirement, which beats allow.
 _RANK: dict[str, int] = {"deny": 0, "require_approval": 1, "allow": 2}
+_CEL_PLACE = re.compile(r"<input>:(\d+):(\d+): (.*)")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -40,7 +43,7 @@ class PolicyDecision:
     rule_id: str | None
     """The rule that decided; None for the scopes check and for the default."""
     matched: tuple[str, ...]
-    """Every rule that matched, in file order."""
+    """Every rule that matched, in file order (the deciding one among them)."""
     reason: str
     """Why, in words."""
     required_role: str | None = None
@@ -53,6 +56,41 @@ class PolicyDecision:
     """Policy name."""
     policy_version: str = ""
     """Content hash of the policy that decided."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class RuleCheck:
+    """How one rule fared against one action."""
+
+    rule: Rule
+    """The rule, as the file says it."""
+    matched: bool
+    """Whether it took part in the decision."""
+    why: str
+    """What made it match or not, in words."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Explanation:
+    """A decision with the story of every rule: what `agentrt policy explain` prints."""
+
+    decision: PolicyDecision
+    """What evaluate() decides for the same action."""
+    checks: tuple[RuleCheck, ...]
+    """Every rule in file order; empty when the action was denied before any rule ran
+    (an unknown tool, or scopes the principal lacks)."""
+
+
+def _strictness(rule: Rule) -> tuple[int, bool, bool, float, str]:
+    """Sort key: the rule that decides is the smallest."""
+    spec = rule.approval
+    return (
+        _RANK[rule.decision],
+        spec is None or spec.role is None,
+        not (spec is not None and spec.four_eyes),
+        spec.expires_in if spec is not None and spec.expires_in is not None else math.inf,
+        rule.id,
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,13 +188,7 @@ class Policy:
                 try:
                     program = cel.compile(rule.when)
                 except ValueError as exc:
-                    raise self._error(
-                        node,
-                        ["rules", index, "when"],
-                        source,
-                        f"rule {rule.id!r}: `when` is not a valid CEL expression: "
-                        f"{str(exc).splitlines()[0]}",
-                    ) from None
+                    raise self._cel_error(node, index, source, rule, str(exc)) from None
             compiled.append(_CompiledRule(rule, program))
         self.rules: tuple[_CompiledRule, ...] = tuple(compiled)
         self._node = node
@@ -171,6 +203,37 @@ class Policy:
         return PolicyFileError(
             source, target.start_mark.line + 1, target.start_mark.column + 1, message
         )
+
+    @classmethod
+    def _cel_error(
+        cls, node: yaml.Node | None, index: int, source: str, rule: Rule, message: str
+    ) -> ConfigError:
+        """A CEL syntax error, placed at the offending character when the YAML allows."""
+        # The cel module reports "ERROR: <input>:LINE:COL: Syntax error: ..." after a
+        # first line that repeats the expression.
+        found = _CEL_PLACE.search(message)
+        detail = found.group(3) if found else message.splitlines()[0]
+        detail = re.sub(r" expecting \{.*\}$", "", detail)  # the grammar's token list
+        error = cls._error(
+            node,
+            ["rules", index, "when"],
+            source,
+            f"rule {rule.id!r}: `when` is not a valid CEL expression {rule.when!r}: {detail}",
+        )
+        target = locate(node, ["rules", index, "when"]) if node is not None else None
+        if (
+            found
+            and isinstance(error, PolicyFileError)
+            and isinstance(target, yaml.ScalarNode)
+            and target.start_mark.line == target.end_mark.line
+            and found.group(1) == "1"
+        ):
+            # One line in the file: the column inside the expression maps onto it
+            # (a quoted scalar starts one column before its text).
+            quoted = 1 if target.style in ("'", '"') else 0
+            column = target.start_mark.column + quoted + int(found.group(2))
+            return PolicyFileError(source, error.line, column, error.message)
+        return error
 
     def check_tools(self, tool_names: Iterable[str]) -> None:
         """Refuse a rule that names a tool (without wildcards) the runtime does not have."""
@@ -188,9 +251,56 @@ class Policy:
                 )
 
     def evaluate(
-        self, tool: ToolSpec | None, tool_name: str, args: Mapping[str, Any], principal: Principal
+        self,
+        tool: ToolSpec | None,
+        tool_name: str,
+        args: Mapping[str, Any],
+        principal: Principal,
+        *,
+        run: Mapping[str, Any] | None = None,
+        usage: Mapping[str, Any] | None = None,
+        budget: Mapping[str, Any] | None = None,
     ) -> PolicyDecision:
-        """Decide one action: scopes first, then every rule, most restrictive wins."""
+        """Decide one action: scopes first, then every rule, most restrictive wins.
+
+        ``run`` (thread_id, goal, step_id), ``usage`` and ``budget`` are what `when`
+        conditions see besides the action; a condition that reads one not given fails
+        to evaluate, and so never allows.
+        """
+        return self._decide(
+            tool, tool_name, args, principal, run=run, usage=usage, budget=budget, checks=None
+        )
+
+    def explain(
+        self,
+        tool: ToolSpec | None,
+        tool_name: str,
+        args: Mapping[str, Any],
+        principal: Principal,
+        *,
+        run: Mapping[str, Any] | None = None,
+        usage: Mapping[str, Any] | None = None,
+        budget: Mapping[str, Any] | None = None,
+    ) -> Explanation:
+        """evaluate(), plus how each rule fared and why: what `agentrt policy explain` shows."""
+        checks: list[RuleCheck] = []
+        decision = self._decide(
+            tool, tool_name, args, principal, run=run, usage=usage, budget=budget, checks=checks
+        )
+        return Explanation(decision=decision, checks=tuple(checks))
+
+    def _decide(
+        self,
+        tool: ToolSpec | None,
+        tool_name: str,
+        args: Mapping[str, Any],
+        principal: Principal,
+        *,
+        run: Mapping[str, Any] | None,
+        usage: Mapping[str, Any] | None,
+        budget: Mapping[str, Any] | None,
+        checks: list[RuleCheck] | None,
+    ) -> PolicyDecision:
         common: dict[str, Any] = {"policy": self.name, "policy_version": self.version}
         if tool is None:
             return PolicyDecision(
@@ -207,7 +317,7 @@ class Policy:
                 rule_id=None,
                 matched=(),
                 reason=f"principal {principal.id!r} lacks scopes {missing!r} "
-                f"required by tool {tool_name!r}",
+                f"required by tool {tool_name!r}, so the tool is not offered to it",
                 **common,
             )
         activation = {
@@ -219,10 +329,17 @@ class Policy:
                 "scopes": list(tool.scopes),
             },
             "principal": principal.to_dict() | {"tenant": principal.tenant or ""},
+            "run": dict(run or {}),
+            "usage": dict(usage or {}),
+            # An unset limit is absent rather than null: `has(budget.max_cost_usd)` asks.
+            "budget": {k: v for k, v in (budget or {}).items() if v is not None},
         }
         matched: list[tuple[Rule, str]] = []
         for cr in self.rules:
-            if not self._matches(cr.rule, tool, principal):
+            miss = self._mismatch(cr.rule, tool, principal, checks is not None)
+            if miss is not None:
+                if checks is not None:
+                    checks.append(RuleCheck(rule=cr.rule, matched=False, why=miss))
                 continue
             note = ""
             if cr.program is not None:
@@ -235,10 +352,20 @@ class Policy:
                     # Fail closed: a condition that cannot be read as true or false never
                     # allows, and a restrictive rule whose condition breaks still applies.
                     if cr.rule.decision == "allow":
+                        if checks is not None:
+                            why = f"`when` {problem}; an allow rule never matches on an error"
+                            checks.append(RuleCheck(rule=cr.rule, matched=False, why=why))
                         continue
                     note = f" (its condition {problem})"
                 elif value is not True:
+                    if checks is not None:
+                        checks.append(RuleCheck(rule=cr.rule, matched=False, why="`when` is false"))
                     continue
+            if checks is not None:
+                why = "`when` is true" if cr.program is not None and not note else "matches"
+                if note:
+                    why = f"`when` {note.strip(' ()')}; a {cr.rule.decision} rule applies anyway"
+                checks.append(RuleCheck(rule=cr.rule, matched=True, why=why))
             matched.append((cr.rule, note))
         if not matched:
             return PolicyDecision(
@@ -248,29 +375,61 @@ class Policy:
                 reason=f"no rule matched; the policy default is {self.default}",
                 **common,
             )
-        rule, note = min(matched, key=lambda m: _RANK[m[0].decision])
-        approval = rule.approval
+        # The winner does not depend on file order: the most restrictive kind, and among
+        # approval rules the strictest (a named role, four eyes, the shortest expiry),
+        # then the rule id.
+        rule, note = min(matched, key=lambda m: _strictness(m[0]))
+        extra: dict[str, Any] = {}
+        if rule.decision == "require_approval":
+            # Every matching approval rule's conditions hold at once.
+            specs = [r.approval for r, _ in matched if r.decision == "require_approval"]
+            expiries = [s.expires_in for s in specs if s and s.expires_in is not None]
+            extra = {
+                "required_role": rule.approval.role if rule.approval else None,
+                "four_eyes": any(s.four_eyes for s in specs if s),
+                "expires_in": min(expiries) if expiries else None,
+            }
         return PolicyDecision(
             outcome=rule.decision,
             rule_id=rule.id,
             matched=tuple(r.id for r, _ in matched),
             reason=(rule.reason or f"rule {rule.id!r} says {rule.decision}") + note,
-            required_role=approval.role if approval else None,
-            four_eyes=approval.four_eyes if approval else False,
-            expires_in=approval.expires_in if approval else None,
+            **extra,
             **common,
         )
 
     @staticmethod
-    def _matches(rule: Rule, tool: ToolSpec, principal: Principal) -> bool:
+    def _mismatch(rule: Rule, tool: ToolSpec, principal: Principal, explain: bool) -> str | None:
+        """Why ``rule`` is not about this action, or None if its match holds.
+
+        Without ``explain`` the reason is only "no": the hot path builds no strings.
+        """
         m = rule.match
         if not any(fnmatch.fnmatchcase(tool.name, pattern) for pattern in m.tools):
-            return False
+            return f"tool {tool.name!r} is not in {m.tools!r}" if explain else "no"
         if m.effects is not None and tool.effect not in m.effects:
-            return False
+            return (
+                f"effect {tool.effect.value!r} is not in {[e.value for e in m.effects]!r}"
+                if explain
+                else "no"
+            )
+        if m.scopes is not None and not any(
+            fnmatch.fnmatchcase(scope, pattern) for scope in tool.scopes for pattern in m.scopes
+        ):
+            return (
+                f"the tool's scopes {list(tool.scopes)!r} match none of {m.scopes!r}"
+                if explain
+                else "no"
+            )
         if m.roles is not None and not set(m.roles) & set(principal.roles):
-            return False
-        return m.tenants is None or principal.tenant in m.tenants
+            return (
+                f"principal roles {list(principal.roles)!r} hold none of {m.roles!r}"
+                if explain
+                else "no"
+            )
+        if m.tenants is not None and principal.tenant not in m.tenants:
+            return f"tenant {principal.tenant!r} is not in {m.tenants!r}" if explain else "no"
+        return None
 
     def __repr__(self) -> str:
         return (

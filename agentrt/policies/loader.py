@@ -12,7 +12,14 @@ from pydantic import ValidationError
 from agentrt.errors import ConfigError
 from agentrt.policies.model import PolicyFile
 
-__all__ = ["PolicyFileError", "load_policy_text", "locate", "validate_policy_data"]
+__all__ = [
+    "PolicyFileError",
+    "load_policy_text",
+    "locate",
+    "read_policy_file",
+    "rule_at_yaml_error",
+    "validate_policy_data",
+]
 
 
 class PolicyFileError(ConfigError):
@@ -22,6 +29,8 @@ class PolicyFileError(ConfigError):
         self.source = source
         self.line = line
         self.column = column
+        self.message = message
+        """The problem without its place."""
         where = source if line is None else f"{source}:{line}:{column}"
         super().__init__(f"{where}: {message}")
 
@@ -52,13 +61,81 @@ def locate(
 
 
 def _rule_id(data: Any, path: Sequence[str | int]) -> str | None:
+    """How an error names the rule it is in: its id quoted, or #N when it has none."""
     if len(path) >= 2 and path[0] == "rules" and isinstance(path[1], int):
         try:
             rule = data["rules"][path[1]]
-            return str(rule.get("id")) if isinstance(rule, dict) else None
         except (KeyError, IndexError, TypeError):
             return None
+        if isinstance(rule, dict) and rule.get("id") is not None:
+            return repr(str(rule["id"]))
+        return f"#{path[1] + 1}"
     return None
+
+
+def rule_at_yaml_error(text: str) -> str | None:
+    """The rule a YAML syntax error sits in, read from the events parsed before it.
+
+    The file cannot be loaded, so the rule's id comes from the part that parsed: the
+    parser's events are followed down ``rules: [ {id: ...} ]`` until the error.
+    """
+    # Each open container: [kind, key of the value being read (maps), next index (seqs),
+    # expecting a key (maps)], with the path of keys/indices that leads to it.
+    stack: list[list[Any]] = []
+    path: list[str | int] = []
+    ids: dict[int, str] = {}
+    current: int | None = None
+
+    def place() -> tuple[list[str | int] | None, bool]:
+        """Where the next node goes: its path, or None for a mapping key."""
+        if not stack:
+            return [], False
+        top = stack[-1]
+        if top[0] == "map":
+            if top[3]:
+                return None, True
+            return [*path, top[1]], False
+        return [*path, top[2]], False
+
+    def done_value() -> None:
+        if stack:
+            top = stack[-1]
+            if top[0] == "map":
+                top[3] = True
+            else:
+                top[2] += 1
+
+    try:
+        for event in yaml.parse(text, Loader=yaml.SafeLoader):
+            if isinstance(event, yaml.ScalarEvent | yaml.AliasEvent):
+                at, is_key = place()
+                if is_key:
+                    stack[-1][1] = getattr(event, "value", None)
+                    stack[-1][3] = False
+                    continue
+                if at is not None and len(at) == 3 and at[0] == "rules" and at[2] == "id":
+                    ids[int(at[1])] = str(getattr(event, "value", ""))
+                done_value()
+            elif isinstance(event, yaml.MappingStartEvent | yaml.SequenceStartEvent):
+                at, is_key = place()
+                if is_key or at is None:
+                    return None  # a complex key: not a policy file's shape
+                if len(at) == 2 and at[0] == "rules":
+                    current = int(at[1])
+                path[:] = at
+                kind = "map" if isinstance(event, yaml.MappingStartEvent) else "seq"
+                stack.append([kind, None, 0, True, list(at)])
+            elif isinstance(event, yaml.MappingEndEvent | yaml.SequenceEndEvent):
+                closed = stack.pop()
+                if len(closed[4]) == 2 and closed[4][0] == "rules":
+                    current = None
+                path[:] = stack[-1][4] if stack else []
+                done_value()
+    except yaml.YAMLError:
+        pass
+    if current is None:
+        return None
+    return repr(ids[current]) if current in ids else f"#{current + 1}"
 
 
 def load_policy_text(text: str, source: str = "<string>") -> tuple[PolicyFile, yaml.Node | None]:
@@ -68,11 +145,13 @@ def load_policy_text(text: str, source: str = "<string>") -> tuple[PolicyFile, y
         data = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark
+        rule = rule_at_yaml_error(text)
+        where = f"rule {rule}, " if rule else ""
         raise PolicyFileError(
             source,
             mark.line + 1 if mark else None,
             mark.column + 1 if mark else None,
-            f"not valid YAML: {exc.problem}",
+            f"{where}not valid YAML: {exc.problem}",
         ) from None
     if data is None:
         data = {}
@@ -104,7 +183,7 @@ def validate_policy_data(
         msg = err["msg"]
         if err["type"] == "extra_forbidden":
             msg = f"unknown key {path[-1]!r}"
-        where = f"rule {rule!r}, " if rule else ""
+        where = f"rule {rule}, " if rule else ""
         more = f" (and {len(errors) - 1} more problems)" if len(errors) > 1 else ""
         raise PolicyFileError(
             source,

@@ -40,6 +40,12 @@ class Match(_Strict):
     """Tool name globs, e.g. ["issue_*"]."""
     effects: list[Effect] | None = None
     """Effect classes: read, write, irreversible."""
+    scopes: list[str] | None = None
+    """Scope globs, e.g. ["payments:*"]: the tool requires at least one matching scope.
+
+    The scopes check runs before any rule, so the principal holds every scope the tool
+    requires; this field picks out actions by the kind of access they use.
+    """
     roles: list[str] | None = None
     """The run's principal holds at least one of these roles."""
     tenants: list[str] | None = None
@@ -70,7 +76,13 @@ class Rule(_Strict):
     match: Match = Field(default_factory=Match)
     """Which actions the rule is about."""
     when: str | None = None
-    """A CEL expression over args, tool and principal that must be true for the rule to match."""
+    """A CEL expression that must be true for the rule to match.
+
+    It sees ``args`` (the validated arguments), ``tool`` (name, effect, cost_usd, scopes),
+    ``principal`` (id, roles, tenant, scopes), ``run`` (thread_id, goal, step_id),
+    ``usage`` (what the run has spent) and ``budget`` (its limits; a limit that is not set
+    is absent, so test it with ``has(budget.max_cost_usd)``).
+    """
     decision: Outcome
     """What the rule says."""
     approval: ApprovalSpec | None = None
