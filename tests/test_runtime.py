@@ -49,6 +49,8 @@ def summary(rt: AgentRuntime, thread_id: str) -> list[tuple[str, ...]]:
             rows.append(("approval", e["step_id"], d["status"], str(d["decided_by"])))
         elif e["type"] == "observation":
             rows.append(("observed", e["step_id"], d["tool"], d["kind"]))
+        elif e["type"] == "policy_changed":
+            rows.append(("policy_changed", d["to_version"]))
         else:
             rows.append(("finish", d["status"]))
     return rows

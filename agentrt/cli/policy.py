@@ -136,7 +136,7 @@ def _stand_in(name: str, effect: str, scopes: list[str]) -> ToolSpec:
     """A tool with this name, effect and scopes, for explaining without an app."""
     from agentrt.tools.contract import tool
 
-    def stand_in(**args: Any) -> None:
+    def stand_in() -> None:
         """Stands in for the app's tool; never called."""
 
     return tool(name=name, effect=effect, scopes=scopes)(stand_in)

@@ -214,9 +214,5 @@ def demo_model() -> ScriptedChatModel:
 def build_runtime(db: str | Path = "agentrt.db", **kwargs: Any) -> AgentRuntime:
     """The refund desk runtime on ``db``; keyword arguments go to AgentRuntime."""
     kwargs.setdefault("model", demo_model())
-    return AgentRuntime(
-        tools=_tools(payments_path(db)),
-        policy=Policy.from_file(POLICY_FILE),
-        db=db,
-        **kwargs,
-    )
+    kwargs.setdefault("policy", Policy.from_file(POLICY_FILE))
+    return AgentRuntime(tools=_tools(payments_path(db)), db=db, **kwargs)

@@ -341,14 +341,14 @@ class Policy:
                 if checks is not None:
                     checks.append(RuleCheck(rule=cr.rule, matched=False, why=miss))
                 continue
-            note = ""
+            note = problem = ""
             if cr.program is not None:
                 try:
                     value = cr.program.execute(activation)
-                    problem = None if isinstance(value, bool) else f"gave {value!r}, not a bool"
+                    problem = "" if isinstance(value, bool) else f"gave {value!r}, not a bool"
                 except Exception as exc:  # any CEL runtime error; handled below
                     value, problem = False, f"failed to evaluate: {exc!r}"
-                if problem is not None:
+                if problem:
                     # Fail closed: a condition that cannot be read as true or false never
                     # allows, and a restrictive rule whose condition breaks still applies.
                     if cr.rule.decision == "allow":
@@ -362,9 +362,9 @@ class Policy:
                         checks.append(RuleCheck(rule=cr.rule, matched=False, why="`when` is false"))
                     continue
             if checks is not None:
-                why = "`when` is true" if cr.program is not None and not note else "matches"
-                if note:
-                    why = f"`when` {note.strip(' ()')}; a {cr.rule.decision} rule applies anyway"
+                why = "`when` is true" if cr.program is not None else "matches"
+                if problem:
+                    why = f"`when` {problem}; a {cr.rule.decision} rule applies anyway"
                 checks.append(RuleCheck(rule=cr.rule, matched=True, why=why))
             matched.append((cr.rule, note))
         if not matched:
