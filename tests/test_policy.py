@@ -234,7 +234,7 @@ def test_rule_naming_a_missing_tool_is_refused(tmp_path: Path) -> None:
     with pytest.raises(PolicyFileError) as info:
         policy.check_tools(["issue_refund", "lookup_order"])
     assert str(info.value) == (
-        f"{path}:7:14: rule 'refunds' names tool 'isue_refund', which this runtime does not "
+        f"{path}:7:15: rule 'refunds' names tool 'isue_refund', which this runtime does not "
         "have; known tools: ['issue_refund', 'lookup_order']"
     )
     policy.check_tools(["issue_refund", "isue_refund"])  # globs and known names pass

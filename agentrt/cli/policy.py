@@ -75,16 +75,18 @@ def _match_text(rule: Rule) -> str:
     return " ".join(parts) or "*"
 
 
-def _decision_text(rule: Rule) -> str:
+def _approval_text(rule: Rule) -> str:
     spec = rule.approval
-    if rule.decision != "require_approval" or spec is None:
-        return rule.decision
-    extras = [f"role={spec.role}"] if spec.role else []
+    if rule.decision != "require_approval":
+        return ""
+    if spec is None:
+        return "anyone"
+    terms = [f"role {spec.role}" if spec.role else "anyone"]
     if spec.four_eyes:
-        extras.append("four-eyes")
+        terms.append("four eyes")
     if spec.expires_in is not None:
-        extras.append(f"expires={_duration(spec.expires_in)}")
-    return f"{rule.decision}({', '.join(extras)})" if extras else rule.decision
+        terms.append(f"expires {_duration(spec.expires_in)}")
+    return ", ".join(terms)
 
 
 @policy_app.command()
@@ -102,11 +104,12 @@ def check(path: FileArgument, app_spec: AppOption = None, db: DbOption = None) -
             f"{len(policy.rules)} rules"
         )
         table(
-            ["id", "decision", "match", "when", "reason"],
+            ["id", "decision", "approval", "match", "when", "reason"],
             [
                 [
                     cr.rule.id,
-                    _decision_text(cr.rule),
+                    cr.rule.decision,
+                    _approval_text(cr.rule),
                     _match_text(cr.rule),
                     cr.rule.when or "-",
                     cr.rule.reason,

@@ -81,6 +81,23 @@ class Explanation:
     (an unknown tool, or scopes the principal lacks)."""
 
 
+def _measures(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Usage or budget for CEL: money, seconds and deadlines always as doubles.
+
+    CEL does no arithmetic across int and double, so a budget written as
+    ``max_cost_usd=1`` would break ``0.8 * budget.max_cost_usd``; counts stay ints.
+    """
+    return {
+        k: float(v)
+        if isinstance(v, int) and not isinstance(v, bool) and k.endswith(_DOUBLE_SUFFIXES)
+        else v
+        for k, v in values.items()
+    }
+
+
+_DOUBLE_SUFFIXES = ("_usd", "seconds", "deadline")
+
+
 def _strictness(rule: Rule) -> tuple[int, bool, bool, float, str]:
     """Sort key: the rule that decides is the smallest."""
     spec = rule.approval
@@ -239,12 +256,12 @@ class Policy:
         """Refuse a rule that names a tool (without wildcards) the runtime does not have."""
         names = set(tool_names)
         for index, cr in enumerate(self.rules):
-            for pattern in cr.rule.match.tools:
+            for at, pattern in enumerate(cr.rule.match.tools):
                 if any(ch in pattern for ch in "*?[") or pattern in names:
                     continue
                 raise self._error(
                     self._node,
-                    ["rules", index, "match", "tools"],
+                    ["rules", index, "match", "tools", at],
                     self.source,
                     f"rule {cr.rule.id!r} names tool {pattern!r}, which this runtime does not "
                     f"have; known tools: {sorted(names)!r}",
@@ -330,9 +347,9 @@ class Policy:
             },
             "principal": principal.to_dict() | {"tenant": principal.tenant or ""},
             "run": dict(run or {}),
-            "usage": dict(usage or {}),
+            "usage": _measures(usage or {}),
             # An unset limit is absent rather than null: `has(budget.max_cost_usd)` asks.
-            "budget": {k: v for k, v in (budget or {}).items() if v is not None},
+            "budget": _measures({k: v for k, v in (budget or {}).items() if v is not None}),
         }
         matched: list[tuple[Rule, str]] = []
         for cr in self.rules:
