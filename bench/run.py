@@ -19,11 +19,15 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
+import policy
 import storage
 
 __all__ = ["BENCHMARKS", "machine", "main", "write_results"]
 
-BENCHMARKS: tuple[tuple[str, Callable[[], str]], ...] = (("storage", storage.main),)
+BENCHMARKS: tuple[tuple[str, Callable[[], str]], ...] = (
+    ("storage", storage.main),
+    ("policy", policy.main),
+)
 """Every benchmark, in the order they run; add a new module's main here."""
 
 README = Path(__file__).with_name("README.md")

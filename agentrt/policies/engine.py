@@ -351,6 +351,9 @@ class Policy:
             # An unset limit is absent rather than null: `has(budget.max_cost_usd)` asks.
             "budget": _measures({k: v for k, v in (budget or {}).items() if v is not None}),
         }
+        # Built once per decision, on the first condition that runs: converting the
+        # activation to CEL values costs more than evaluating a condition.
+        context: cel.Context | None = None
         matched: list[tuple[Rule, str]] = []
         for cr in self.rules:
             miss = self._mismatch(cr.rule, tool, principal, checks is not None)
@@ -361,7 +364,9 @@ class Policy:
             note = problem = ""
             if cr.program is not None:
                 try:
-                    value = cr.program.execute(activation)
+                    if context is None:
+                        context = cel.Context(variables=activation)
+                    value = cr.program.execute(context)
                     problem = "" if isinstance(value, bool) else f"gave {value!r}, not a bool"
                 except Exception as exc:  # any CEL runtime error; handled below
                     value, problem = False, f"failed to evaluate: {exc!r}"
