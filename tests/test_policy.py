@@ -165,6 +165,36 @@ RULE_A = "rules:\n  - id: a\n    decision: allow\n"
             "'90s', '15m', '4h' or '3d' (got 'soon')",
             id="bad-duration",
         ),
+        pytest.param(
+            RULE_A + "  - id: refunds\n    match: {tools: [issue_refund}\n    decision: deny\n",
+            "5:33",
+            "rule 'refunds', not valid YAML: expected ',' or ']', but got '}'",
+            id="flow-in-rule",
+        ),
+        pytest.param(
+            RULE_A + "  - decision: deny\n    when: 'args.amount > 1\n",
+            "6:1",
+            "rule #2, not valid YAML: found unexpected end of stream",
+            id="rule-without-id",
+        ),
+        pytest.param(
+            RULE_A + "name: a: b\n",
+            "4:8",
+            "not valid YAML: mapping values are not allowed here",
+            id="outside-any-rule",
+        ),
+        pytest.param(
+            RULE_A + "  - decision: deny\n    when: 'x'\n    wen: 'y'\n",
+            "6:5",
+            "rule #2, rules.1.wen: unknown key 'wen' (got 'y') (and 1 more problems)",
+            id="unknown-key-in-rule-without-id",
+        ),
+        pytest.param(
+            "rules:\n  - id: wide\n    match: {scope: [payments:*]}\n    decision: deny\n",
+            "3:13",
+            "rule 'wide', rules.0.match.scope: unknown key 'scope' (got ['payments:*'])",
+            id="unknown-key-in-match",
+        ),
     ],
 )
 def test_malformed_file_error_names_file_line_column(
@@ -646,53 +676,6 @@ def test_rule_order_never_changes_any_part_of_the_decision() -> None:
             policy="p",
         )
     }
-
-
-# malformed files name the rule -----------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "where", "message"),
-    [
-        pytest.param(
-            RULE_A + "  - id: refunds\n    match: {tools: [issue_refund}\n    decision: deny\n",
-            "5:33",
-            "rule 'refunds', not valid YAML: expected ',' or ']', but got '}'",
-            id="flow-in-rule",
-        ),
-        pytest.param(
-            RULE_A + "  - decision: deny\n    when: 'args.amount > 1\n",
-            "6:1",
-            "rule #2, not valid YAML: found unexpected end of stream",
-            id="rule-without-id",
-        ),
-        pytest.param(
-            RULE_A + "name: a: b\n",
-            "4:8",
-            "not valid YAML: mapping values are not allowed here",
-            id="outside-any-rule",
-        ),
-        pytest.param(
-            RULE_A + "  - decision: deny\n    when: 'x'\n    wen: 'y'\n",
-            "6:5",
-            "rule #2, rules.1.wen: unknown key 'wen' (got 'y') (and 1 more problems)",
-            id="unknown-key-in-rule-without-id",
-        ),
-        pytest.param(
-            "rules:\n  - id: wide\n    match: {scope: [payments:*]}\n    decision: deny\n",
-            "3:13",
-            "rule 'wide', rules.0.match.scope: unknown key 'scope' (got ['payments:*'])",
-            id="unknown-key-in-match",
-        ),
-    ],
-)
-def test_errors_name_the_rule_they_are_in(
-    tmp_path: Path, text: str, where: str, message: str
-) -> None:
-    path = write_policy(tmp_path, text)
-    with pytest.raises(PolicyFileError) as info:
-        Policy.from_file(path)
-    assert str(info.value) == f"{path}:{where}: {message}"
 
 
 def test_cel_syntax_error_in_a_block_scalar_points_at_the_expression(tmp_path: Path) -> None:
