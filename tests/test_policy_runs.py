@@ -339,3 +339,26 @@ def test_prompt_injection_is_denied_and_nothing_runs(db: Path, clock: FakeClock)
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM effects").fetchone() == (0,)
         assert conn.execute("SELECT count(*) FROM approvals").fetchone() == (0,)
+
+
+def test_the_async_path_decides_with_the_swapped_policy(
+    desk: AgentRuntime, db: Path, tmp_path: Path
+) -> None:
+    import asyncio
+
+    frozen = Policy.from_file(edited_policy(tmp_path, *FREEZE))
+
+    async def scenario() -> Any:
+        run = await desk.astart(GOAL, principal=OPERATOR)
+        assert run.pending_approval is not None
+        desk.set_policy(frozen)
+        return await desk.adecide(Decision.approve(run.pending_approval.id, by=APPROVER))
+
+    done = asyncio.run(scenario())
+    assert refunds(db) == []
+    assert policy_events(desk, done.thread_id)[-1] == (
+        "2.0",
+        "deny",
+        "refund-freeze",
+        frozen.version,
+    )
