@@ -8,10 +8,12 @@ exactly one wins.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any, Literal
 
@@ -20,18 +22,24 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from agentrt.errors import (
     AlreadyDecided,
     ApprovalExpired,
+    ConfigError,
     InvalidDecision,
     NotAuthorized,
 )
 from agentrt.principal import Principal
 
 __all__ = [
+    "ApprovalPage",
     "ApprovalRequest",
     "ApprovalStatus",
     "Decision",
     "approval_id",
     "args_digest",
     "check_decision",
+    "decode_cursor",
+    "encode_cursor",
+    "escalation_of",
+    "masked",
 ]
 
 
@@ -108,6 +116,100 @@ class ApprovalRequest:
     """Epoch seconds of the decision."""
     comment: str | None = None
     """The decider's reason or note."""
+    on_expiry: Literal["reject", "escalate"] = "reject"
+    """What the request becomes when it expires undecided (from the policy rule)."""
+    escalate_to: str | None = None
+    """For on_expiry escalate: the role the follow-up request requires."""
+    escalated_from: str | None = None
+    """Id of the expired request this one escalates."""
+    escalated_to: str | None = None
+    """Id of the request that took over when this one expired."""
+
+    @property
+    def waited_seconds(self) -> float | None:
+        """How long the request waited for a person; None while it is pending."""
+        if self.decided_at is None:
+            return None
+        return max(0.0, self.decided_at - self.requested_at)
+
+
+class ApprovalPage(list[ApprovalRequest]):
+    """One page of the review queue; pass ``next_cursor`` back for the following page."""
+
+    next_cursor: str | None
+
+    def __init__(self, items: Iterable[ApprovalRequest], next_cursor: str | None) -> None:
+        super().__init__(items)
+        self.next_cursor = next_cursor
+        """None on the last page."""
+
+
+def encode_cursor(request: ApprovalRequest) -> str:
+    """An opaque queue position just after ``request``.
+
+    The queue is ordered by (requested_at, id) and a page starts strictly after its cursor,
+    so requests added meanwhile never shift a page or make it repeat a row.
+    """
+    raw = canonical_json([request.requested_at, request.id]).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[float, str]:
+    """Inverse of encode_cursor; ConfigError for anything else."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        at, rid = json.loads(raw)
+        if isinstance(at, bool) or not isinstance(at, int | float) or not isinstance(rid, str):
+            raise ValueError(cursor)
+    except (ValueError, TypeError, binascii.Error):
+        raise ConfigError(
+            f"queue cursor {cursor!r} is not one this queue handed out; pass the next_cursor "
+            "of the previous page, or None for the first page"
+        ) from None
+    return float(at), rid
+
+
+def escalation_of(request: ApprovalRequest, *, now: float) -> ApprovalRequest:
+    """The request that replaces ``request`` when it expires and its rule says escalate.
+
+    Its id is deterministic from the expired one, so a sweep that runs twice (or two sweeps
+    at once) make one follow-up, not two. It expires after the same time span and is then
+    rejected: escalation happens once, it does not climb forever.
+    """
+    assert request.escalate_to is not None
+    span = None if request.expires_at is None else request.expires_at - request.requested_at
+    return replace(
+        request,
+        id=approval_id(request.thread_id, request.step_id, f"escalation:{request.id}"),
+        required_role=request.escalate_to,
+        reason=f"{request.reason} (escalated: {request.id!r} expired undecided)",
+        requested_at=now,
+        expires_at=None if span is None else now + span,
+        status=ApprovalStatus.PENDING,
+        decided_by=None,
+        decided_at=None,
+        comment=None,
+        edited_args=None,
+        on_expiry="reject",
+        escalate_to=None,
+        escalated_from=request.id,
+        escalated_to=None,
+    )
+
+
+MASK = "***"
+
+
+def masked(value: Any, sensitive: Iterable[str]) -> Any:
+    """``value`` with every field named in ``sensitive`` replaced by ***, at any depth."""
+    fields = frozenset(sensitive)
+    if not fields:
+        return value
+    if isinstance(value, Mapping):
+        return {k: MASK if k in fields else masked(v, fields) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [masked(v, fields) for v in value]
+    return value
 
 
 class Decision(BaseModel):
@@ -249,6 +351,22 @@ class Decision(BaseModel):
 def check_decision(request: ApprovalRequest, decision: Decision, *, now: float) -> None:
     """Raise the ApprovalError that refuses this decision, or return if it may be recorded."""
     rid = request.id
+    if request.status is ApprovalStatus.EXPIRED:
+        then = (
+            f"; it was escalated to {request.escalated_to!r}, decide that one"
+            if request.escalated_to
+            else "; the run was told and went on without it"
+        )
+        raise ApprovalExpired(
+            f"approval {rid!r} expired undecided at {request.decided_at or 0:.0f}{then}",
+            approval_id=rid,
+        )
+    if request.status is ApprovalStatus.CANCELLED:
+        raise AlreadyDecided(
+            f"approval {rid!r} was cancelled because its run {request.thread_id!r} ended "
+            f"({request.comment}); nothing to decide",
+            approval_id=rid,
+        )
     if request.status is not ApprovalStatus.PENDING:
         raise AlreadyDecided(
             f"approval {rid!r} was already {request.status.value} by {request.decided_by!r}; "

@@ -21,11 +21,21 @@ from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, RetryPolicy, StateSnapshot
 from opentelemetry.trace import TracerProvider
 
-from agentrt.approvals import ApprovalRequest, ApprovalStatus, Decision, check_decision
+from agentrt.approvals import (
+    ApprovalPage,
+    ApprovalRequest,
+    ApprovalStatus,
+    Decision,
+    check_decision,
+    decode_cursor,
+    encode_cursor,
+    escalation_of,
+)
 from agentrt.budget import Budget, ModelPrice, empty_usage, find_price, price_table, raised_budget
 from agentrt.errors import (
     AlreadyDecided,
     ConfigError,
+    IllegalTransition,
     InvalidDecision,
     RunBusy,
     UnknownRun,
@@ -41,7 +51,7 @@ from agentrt.tools.ledger import Ledger
 from agentrt.tools.registry import ToolRegistry
 from agentrt.tracing import make_tracer
 
-__all__ = ["DEFAULT_BUDGET", "AgentRuntime", "Run"]
+__all__ = ["DEFAULT_BUDGET", "AgentRuntime", "Run", "Sweep"]
 
 logger = logging.getLogger("agentrt")
 
@@ -82,11 +92,26 @@ class Run:
     budget_report: BudgetReport | None
     """If a limit stopped the run: which, the usage, and the action it stopped before."""
     pending_approval: ApprovalRequest | None
-    """The request a person must decide before the run goes on."""
+    """The (first) request a person must decide before the run goes on."""
     created_at: float
     """Epoch seconds."""
     updated_at: float
     """Epoch seconds of the last status change."""
+    pending_approvals: tuple[ApprovalRequest, ...] = ()
+    """Every request of the gate the run waits at, one per action; it resumes when each
+    is decided."""
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class Sweep:
+    """What one rt.sweep_approvals() did."""
+
+    expired: tuple[ApprovalRequest, ...]
+    """Requests this sweep expired, as they were just before."""
+    escalated: tuple[ApprovalRequest, ...]
+    """New requests made because an expired one's rule said escalate."""
+    runs: tuple[Run, ...]
+    """The runs of the expired requests, as they are after being carried on."""
 
 
 class _Heartbeat:
@@ -286,13 +311,20 @@ class AgentRuntime:
 
     def approvals(
         self,
+        status: ApprovalStatus | str | None = "pending",
         *,
         tenant: str | None = None,
-        status: ApprovalStatus | str | None = "pending",
+        role: str | None = None,
         thread_id: str | None = None,
         limit: int = 100,
-    ) -> list[ApprovalRequest]:
-        """The review queue: approval requests across all runs, oldest first."""
+        cursor: str | None = None,
+    ) -> ApprovalPage:
+        """The review queue: approval requests across all runs, oldest first, one page.
+
+        Filters: status (None for all), tenant, the role a request requires, the run. The
+        page's ``next_cursor`` continues where it ended; requests added meanwhile never
+        make a page repeat or skip a row already listed.
+        """
         if status is not None:
             try:
                 status = ApprovalStatus(status).value
@@ -301,9 +333,53 @@ class AgentRuntime:
                     f"unknown approval status {status!r}; use one of "
                     f"{[s.value for s in ApprovalStatus]!r}"
                 ) from None
-        return self.store.list_approvals(
-            status=status, tenant=tenant, thread_id=thread_id, limit=limit
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
+            raise ConfigError(f"limit must be an int from 1 to 10000, got {limit!r}")
+        found = self.store.list_approvals(
+            status=status,
+            tenant=tenant,
+            role=role,
+            thread_id=thread_id,
+            after=None if cursor is None else decode_cursor(cursor),
+            limit=limit + 1,
         )
+        more = len(found) > limit
+        page = found[:limit]
+        return ApprovalPage(page, encode_cursor(page[-1]) if more else None)
+
+    def sweep_approvals(self, now: float | None = None) -> Sweep:
+        """Expire every pending request whose time is up, and carry its run on.
+
+        The rule that asked for the approval says what expiry means: reject (the planner
+        is told it expired) or escalate (a new request, for another role, linked to the
+        old one; the run keeps waiting). Each expiry is a conditional update, so sweeping
+        twice is a no-op and a decider racing the sweep either wins or gets ApprovalExpired.
+        """
+        now = self.clock() if now is None else now
+        expired: list[ApprovalRequest] = []
+        escalated: list[ApprovalRequest] = []
+        threads: dict[str, None] = {}
+        while due := self.store.due_approvals(now, limit=500):
+            for request in due:
+                follow = (
+                    escalation_of(request, now=now)
+                    if request.on_expiry == "escalate" and request.escalate_to
+                    else None
+                )
+                if not self.store.expire_approval(request.id, now=now, escalation=follow):
+                    continue  # decided (or swept) a moment ago by someone else
+                expired.append(request)
+                if follow is not None:
+                    escalated.append(follow)
+                threads[request.thread_id] = None
+        runs = []
+        for thread_id in threads:
+            try:
+                runs.append(self.resume(thread_id))
+            except RunBusy:
+                # Whoever drives the run now sees the expiry when it reaches the gate.
+                runs.append(self.get(thread_id))
+        return Sweep(expired=tuple(expired), escalated=tuple(escalated), runs=tuple(runs))
 
     def events(self, thread_id: str) -> list[Event]:
         """The run's event log: plans, policy decisions, approvals, observations, finish."""
@@ -342,6 +418,36 @@ class AgentRuntime:
         if graph_input is _NOTHING:
             return self.get(thread_id)
         return self._drive(thread_id, graph_input)
+
+    def cancel(self, thread_id: str, *, reason: str) -> Run:
+        """End a run that has not finished, as cancelled; its pending approvals are cancelled.
+
+        RunBusy if another process is driving it right now; IllegalTransition if it already
+        ended.
+        """
+        if not isinstance(reason, str) or not reason.strip():
+            raise ConfigError(f"cancelling a run needs a reason in words, got {reason!r}")
+        record = self._record(thread_id)
+        if record.status in TERMINAL:
+            raise IllegalTransition(thread_id, record.status.value, RunStatus.CANCELLED.value)
+        owner = LeaseOwner.this_process(self._new_id())
+        self.store.acquire_lease(thread_id, owner, self.lease_ttl)
+        try:
+            config = self._config(thread_id)
+            if self.graph.get_state(config).values:
+                # The checkpoint ends too, so a later resume has nothing left to run.
+                self.graph.update_state(
+                    config,
+                    {
+                        "status": RunStatus.CANCELLED.value,
+                        "error": reason,
+                        "stop": {"status": "cancelled", "reason": reason},
+                    },
+                    as_node="finish",
+                )
+            return self._run(self.store.set_status(thread_id, RunStatus.CANCELLED, error=reason))
+        finally:
+            self.store.release_lease(thread_id, owner)
 
     async def astart(
         self,
@@ -408,10 +514,10 @@ class AgentRuntime:
             )
 
     def _run(self, record: RunRecord) -> Run:
-        pending = None
+        waiting: list[ApprovalRequest] = []
         if record.status is RunStatus.AWAITING_APPROVAL:
-            waiting = self.store.list_approvals(thread_id=record.thread_id, limit=1)
-            pending = waiting[0] if waiting else None
+            waiting = self.store.list_approvals(thread_id=record.thread_id, limit=1000)
+            waiting.sort(key=_step_order)
         return Run(
             thread_id=record.thread_id,
             status=record.status,
@@ -419,12 +525,13 @@ class AgentRuntime:
             principal=Principal.from_dict(record.principal),
             output=record.output,
             error=record.error,
-            usage=record.usage,
+            usage={**record.usage, "waited_seconds": record.waited_seconds},
             budget=Budget.from_dict(record.budget),
             budget_report=cast(BudgetReport | None, record.budget_report),
-            pending_approval=pending,
+            pending_approval=waiting[0] if waiting else None,
             created_at=record.created_at,
             updated_at=record.updated_at,
+            pending_approvals=tuple(waiting),
         )
 
     def _create(
@@ -468,7 +575,12 @@ class AgentRuntime:
             edited = self._check_raise(request, parsed)
         elif parsed.outcome == "edit":
             spec = self.tools.get(request.tool)
-            assert spec is not None
+            if spec is None:
+                raise InvalidDecision(
+                    f"edit of {request.id!r} refused: this app has no tool {request.tool!r} "
+                    "to check the new arguments against; approve or reject instead",
+                    approval_id=request.id,
+                )
             assert parsed.args is not None
             try:
                 edited = spec.validate_args(parsed.args)
@@ -485,6 +597,9 @@ class AgentRuntime:
         )
         if not won:
             latest = self.store.get_approval(request.id)
+            if latest is not None and latest.status is not ApprovalStatus.PENDING:
+                # Someone (a decider or the sweep) was first: say who, as any late call would.
+                check_decision(latest, parsed, now=self.clock())
             raise AlreadyDecided(
                 f"approval {request.id!r} was decided by "
                 f"{latest.decided_by if latest else None!r} a moment earlier; nothing to do",
@@ -673,6 +788,11 @@ def _initial_state(record: RunRecord) -> RunState:
         over_budget=None,
         events=[],
     )
+
+
+def _step_order(request: ApprovalRequest) -> tuple[tuple[int, int | str], ...]:
+    """Plan order of a request's step id ('2.10' after '2.9')."""
+    return tuple((0, int(p)) if p.isdigit() else (1, p) for p in request.step_id.split("."))
 
 
 def _status(value: RunStatus | str) -> RunStatus:

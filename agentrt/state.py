@@ -20,6 +20,7 @@ __all__ = [
     "Action",
     "BudgetReport",
     "Event",
+    "GateItem",
     "Observation",
     "ObservationKind",
     "Outcome",
@@ -90,6 +91,7 @@ class ObservationKind(StrEnum):
     INVALID_ARGS = "invalid_args"
     DENIED = "denied"
     REJECTED = "rejected"
+    EXPIRED = "expired"
     ERROR = "error"
     SKIPPED = "skipped"
 
@@ -126,6 +128,15 @@ class PolicyVerdict(TypedDict):
     expires_in: float | None
     policy: str
     policy_version: str
+    on_expiry: NotRequired[Literal["reject", "escalate"]]
+    escalate_to: NotRequired[str | None]
+
+
+class GateItem(TypedDict):
+    """One action of a human gate, with the verdict that sent it there."""
+
+    action: Action
+    verdict: PolicyVerdict
 
 
 class Stop(TypedDict):
@@ -171,6 +182,9 @@ class Usage(TypedDict):
     tool_calls: int
     steps: int
     active_seconds: float
+    waited_seconds: NotRequired[float]
+    """Time stopped at human gates, never counted as active time. Kept in the runs table and
+    filled in on Run.usage; the checkpointed usage of a graph state does not hold it."""
 
 
 class BudgetReport(TypedDict):
@@ -227,6 +241,8 @@ class RunState(TypedDict, total=False):
     plan: Plan | None
     cursor: int
     verdict: PolicyVerdict | None
+    gate: list[GateItem] | None
+    """The actions of the current plan that wait for a person together, current one first."""
     outcome: Outcome | None
     usage: Usage
     output: str | None

@@ -1,9 +1,14 @@
-"""approval: the human gate. Record the request, interrupt, and act on the stored decision.
+"""approval: the human gate. Record the requests, interrupt once, act on the stored decisions.
+
+A gate carries every action of the current plan that needs a person (the policy node
+gathered them), so one interrupt asks about all of them and the run resumes when each has
+its decision. Each action then goes its own way when its turn comes: approved to the tool,
+rejected or expired to an observation, edited back through policy.
 
 The node runs twice: once up to interrupt(), and again from the top when the run resumes.
-The request id is deterministic and the insert ignores duplicates, so the second run finds
-the same record; the decision is read from the approvals table, where AgentRuntime.decide
-validated and wrote it, never taken on trust from the resume value.
+Request ids are deterministic and the insert ignores duplicates, so the second run finds
+the same records; decisions are read from the approvals table, where AgentRuntime.decide
+validated and wrote them, never taken on trust from the resume value.
 """
 
 from __future__ import annotations
@@ -15,20 +20,18 @@ from langgraph.types import interrupt
 
 from agentrt.approvals import ApprovalRequest, ApprovalStatus, approval_id, args_digest
 from agentrt.graphs.deps import RunDeps
-from agentrt.nodes.common import abandon_plan, current_action
-from agentrt.state import Event, ObservationKind, RunState, Stop
+from agentrt.nodes.common import advance, current_action, observation_event
+from agentrt.state import Event, GateItem, ObservationKind, RunState, Stop
+from agentrt.store.sqlite import Store
 
-__all__ = ["approval", "request_for"]
+__all__ = ["approval", "public", "request_for"]
 
 
-def request_for(state: RunState, deps: RunDeps) -> ApprovalRequest:
-    """The approval request for the current action, as the policy verdict describes it."""
-    action = current_action(state)
-    verdict = state["verdict"]
-    assert verdict is not None
+def request_for(state: RunState, item: GateItem, *, now: float) -> ApprovalRequest:
+    """The approval request for one gated action, as its policy verdict describes it."""
+    action, verdict = item["action"], item["verdict"]
     assert verdict["step_id"] == action["step_id"]
     digest = args_digest(action["args"])
-    now = deps.clock()
     return ApprovalRequest(
         # The digest is part of the id: an edited action that needs approval again is a
         # new request, not the decided one.
@@ -47,61 +50,95 @@ def request_for(state: RunState, deps: RunDeps) -> ApprovalRequest:
         tenant=state["principal"].get("tenant"),
         requested_at=now,
         expires_at=now + verdict["expires_in"] if verdict["expires_in"] else None,
+        on_expiry=verdict.get("on_expiry", "reject"),
+        escalate_to=verdict.get("escalate_to"),
     )
 
 
-def approval(state: RunState, deps: RunDeps) -> dict[str, Any]:
-    request = deps.store.put_approval(request_for(state, deps))
-    if request.status is ApprovalStatus.PENDING:
-        interrupt({"approval": _public(request)})
-        stored = deps.store.get_approval(request.id)
-        assert stored is not None
-        request = stored
-    event = Event(type="approval", step_id=request.step_id, data=_public(request))
+def _gate(state: RunState) -> list[GateItem]:
+    action = current_action(state)
+    gate = state.get("gate")
+    if gate and gate[0]["action"]["step_id"] == action["step_id"]:
+        return gate
+    verdict = state["verdict"]
+    assert verdict is not None
+    return [GateItem(action=action, verdict=verdict)]
 
-    if request.status is ApprovalStatus.APPROVED:
+
+def settled(store: Store, request: ApprovalRequest) -> ApprovalRequest:
+    """The request that decides this action: an expired one hands over to its escalation."""
+    while request.escalated_to is not None:
+        follow = store.get_approval(request.escalated_to)
+        assert follow is not None, f"escalation {request.escalated_to!r} is missing"
+        request = follow
+    return request
+
+
+def approval(state: RunState, deps: RunDeps) -> dict[str, Any]:
+    now = deps.clock()
+    asked = [deps.store.put_approval(request_for(state, item, now=now)) for item in _gate(state)]
+    requests = [settled(deps.store, r) for r in asked]
+    update: dict[str, Any] = {}
+    if any(r.status is ApprovalStatus.PENDING for r in requests):
+        interrupt(
+            {"approvals": [public(r) for r in requests if r.status is ApprovalStatus.PENDING]}
+        )
+        requests = [settled(deps.store, deps.store.get_approval(r.id) or r) for r in asked]
+        if any(r.status is ApprovalStatus.PENDING for r in requests):
+            # Resumed before every action was decided (only a caller driving rt.graph by
+            # hand can do that): gate again from policy, which interrupts once more.
+            return {"route": "policy"}
+
+    request = requests[0]
+    action = current_action(state)
+    event = Event(type="approval", step_id=request.step_id, data=public(request))
+    update["events"] = [event]
+    status = request.status
+    if status is ApprovalStatus.APPROVED:
         verdict = state["verdict"]
         if verdict is not None and verdict["policy_version"] != deps.policy.version:
             # The policy changed while the run waited: the action is checked again under
             # the current one, which may now deny it (this approval stands if it still asks
             # for one: the request id is the same).
-            return {"events": [event], "verdict": None, "route": "policy"}
-        return {"events": [event], "route": "tool"}
-    if request.status is ApprovalStatus.EDITED:
+            return update | {"verdict": None, "gate": None, "route": "policy"}
+        return update | {"route": "tool"}
+    if status is ApprovalStatus.EDITED:
         plan = state["plan"]
         assert plan is not None
         assert request.edited_args is not None
         actions = [dict(a) for a in plan["actions"]]
         actions[state.get("cursor", 0)]["args"] = request.edited_args
         # An edit never bypasses a rule: the edited action goes back through policy.
-        return {
-            "events": [event],
+        return update | {
             "plan": {**plan, "actions": actions},
             "verdict": None,
+            "gate": None,
             "route": "policy",
         }
-    if request.status is ApprovalStatus.REJECTED:
-        update = abandon_plan(
-            state,
-            ObservationKind.REJECTED,
-            f"{request.decided_by!r} rejected {request.tool!r}: {request.comment}",
+    if status in (ApprovalStatus.REJECTED, ApprovalStatus.EXPIRED):
+        kind, content = (
+            (
+                ObservationKind.REJECTED,
+                f"{request.decided_by!r} rejected {request.tool!r}: {request.comment}",
+            )
+            if status is ApprovalStatus.REJECTED
+            else (
+                ObservationKind.EXPIRED,
+                f"nobody decided on {request.tool!r} before its approval expired",
+            )
         )
-        update["events"].insert(0, event)
-        return update
-    if request.status is ApprovalStatus.EXPIRED:
-        update = abandon_plan(
-            state, ObservationKind.REJECTED, f"approval for {request.tool!r} expired undecided"
-        )
-        update["events"].insert(0, event)
-        return update
-    return {
-        "events": [event],
+        update["events"].append(observation_event(action, kind, content))
+        # Only this action is refused; the others of the gate were decided on their own.
+        return update | advance(state)
+    return update | {
         "stop": Stop(status="cancelled", reason=f"approval {request.id!r} was cancelled"),
         "route": "finish",
     }
 
 
-def _public(request: ApprovalRequest) -> dict[str, Any]:
+def public(request: ApprovalRequest) -> dict[str, Any]:
+    """The request as plain JSON data, for the interrupt value and the event log."""
     data = asdict(request)
     data["status"] = request.status.value
+    data["waited_seconds"] = request.waited_seconds
     return data

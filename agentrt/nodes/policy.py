@@ -6,30 +6,25 @@ from typing import Any
 
 from agentrt.graphs.deps import RunDeps
 from agentrt.nodes.common import abandon_plan, current_action
-from agentrt.policies import PolicyDecision
 from agentrt.principal import Principal
-from agentrt.state import Event, ObservationKind, PolicyVerdict, RunState
+from agentrt.state import Action, Event, GateItem, ObservationKind, PolicyVerdict, RunState
 from agentrt.tools.contract import ToolArgsError
 
-__all__ = ["policy"]
+__all__ = ["judge", "policy"]
 
 
-def policy(state: RunState, deps: RunDeps) -> dict[str, Any]:
-    action = current_action(state)
+def judge(action: Action, state: RunState, deps: RunDeps) -> tuple[dict[str, Any], PolicyVerdict]:
+    """The action's validated arguments and the policy's verdict on them.
+
+    Raises ToolArgsError (or ValueError for a call whose arguments were not JSON) if the
+    arguments do not fit the tool's schema.
+    """
     spec = deps.tools.get(action["tool"])
     args = action["args"]
     if spec is not None:
         if "parse_error" in action:
-            return abandon_plan(
-                state,
-                ObservationKind.INVALID_ARGS,
-                f"arguments for tool {action['tool']!r}: {action['parse_error']}",
-            )
-        try:
-            args = spec.validate_args(action["args"])
-        except ToolArgsError as exc:
-            return abandon_plan(state, ObservationKind.INVALID_ARGS, str(exc))
-
+            raise ValueError(f"arguments for tool {action['tool']!r}: {action['parse_error']}")
+        args = spec.validate_args(action["args"])
     decision = deps.policy.evaluate(
         spec,
         action["tool"],
@@ -50,14 +45,25 @@ def policy(state: RunState, deps: RunDeps) -> dict[str, Any]:
         expires_in=decision.expires_in,
         policy=decision.policy,
         policy_version=decision.policy_version,
+        on_expiry=decision.on_expiry,
+        escalate_to=decision.escalate_to,
     )
+    return args, verdict
+
+
+def policy(state: RunState, deps: RunDeps) -> dict[str, Any]:
+    action = current_action(state)
+    try:
+        args, verdict = judge(action, state, deps)
+    except (ToolArgsError, ValueError) as exc:
+        return abandon_plan(state, ObservationKind.INVALID_ARGS, str(exc))
     events = [
-        *_version_change(state, decision),
+        *_version_change(state, verdict),
         Event(type="policy", step_id=action["step_id"], data=dict(verdict)),
     ]
-    if decision.outcome == "deny":
+    if verdict["outcome"] == "deny":
         update = abandon_plan(
-            state, ObservationKind.DENIED, f"policy denied {action['tool']!r}: {decision.reason}"
+            state, ObservationKind.DENIED, f"policy denied {action['tool']!r}: {verdict['reason']}"
         )
         update["events"][:0] = events
         return update | {"verdict": verdict}
@@ -66,12 +72,35 @@ def policy(state: RunState, deps: RunDeps) -> dict[str, Any]:
     # approved and what the idempotency key covers must be the same thing.
     allowed: dict[str, Any] = {
         "verdict": verdict,
+        "gate": None,
         "events": events,
-        "route": "tool" if decision.outcome == "allow" else "approval",
+        "route": "tool" if verdict["outcome"] == "allow" else "approval",
     }
     if args != action["args"]:
         allowed["plan"] = _with_args(state, args)
+    if verdict["outcome"] == "require_approval":
+        allowed["gate"] = [GateItem(action={**action, "args": args}, verdict=verdict)]
+        allowed["gate"] += _later_gated(state, deps)
     return allowed
+
+
+def _later_gated(state: RunState, deps: RunDeps) -> list[GateItem]:
+    """The plan's later actions that will need a person too, so one gate asks about all.
+
+    Each of them passes policy again when its turn comes; the decision made here is found
+    then by its deterministic id, so nobody is asked twice.
+    """
+    plan = state["plan"]
+    assert plan is not None
+    gated: list[GateItem] = []
+    for action in plan["actions"][state.get("cursor", 0) + 1 :]:
+        try:
+            args, verdict = judge(action, state, deps)
+        except (ToolArgsError, ValueError):
+            continue  # told to the planner as invalid_args when its turn comes
+        if verdict["outcome"] == "require_approval":
+            gated.append(GateItem(action={**action, "args": args}, verdict=verdict))
+    return gated
 
 
 def _with_args(state: RunState, args: dict[str, Any]) -> Any:
@@ -83,7 +112,7 @@ def _with_args(state: RunState, args: dict[str, Any]) -> Any:
     return {**plan, "actions": actions}
 
 
-def _version_change(state: RunState, decision: PolicyDecision) -> list[Event]:
+def _version_change(state: RunState, verdict: PolicyVerdict) -> list[Event]:
     """A policy_changed event if this decision used another policy than the run's last one.
 
     A policy can be swapped between runs and while a run waits; the run's history says
@@ -94,7 +123,7 @@ def _version_change(state: RunState, decision: PolicyDecision) -> list[Event]:
             before = event["data"]
             name = before.get("policy", before.get("to_policy"))
             version = before.get("policy_version", before.get("to_version"))
-            if (name, version) == (decision.policy, decision.policy_version):
+            if (name, version) == (verdict["policy"], verdict["policy_version"]):
                 return []
             return [
                 Event(
@@ -102,8 +131,8 @@ def _version_change(state: RunState, decision: PolicyDecision) -> list[Event]:
                     data={
                         "from_policy": name,
                         "from_version": version,
-                        "to_policy": decision.policy,
-                        "to_version": decision.policy_version,
+                        "to_policy": verdict["policy"],
+                        "to_version": verdict["policy_version"],
                     },
                 )
             ]

@@ -52,6 +52,10 @@ class PolicyDecision:
     """For require_approval: the requester may not approve."""
     expires_in: float | None = None
     """For require_approval: seconds until the request expires."""
+    on_expiry: Literal["reject", "escalate"] = "reject"
+    """For require_approval: what an expired request becomes."""
+    escalate_to: str | None = None
+    """For require_approval with on_expiry escalate: the role asked next."""
     policy: str = ""
     """Policy name."""
     policy_version: str = ""
@@ -410,6 +414,9 @@ class Policy:
                 "required_role": rule.approval.role if rule.approval else None,
                 "four_eyes": any(s.four_eyes for s in specs if s),
                 "expires_in": min(expiries) if expiries else None,
+                # What expiry does is the deciding rule's, like its role.
+                "on_expiry": rule.approval.on_expiry if rule.approval else "reject",
+                "escalate_to": rule.approval.escalate_to if rule.approval else None,
             }
         return PolicyDecision(
             outcome=rule.decision,

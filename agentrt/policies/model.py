@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agentrt.tools.contract import Effect
 
@@ -62,10 +62,30 @@ class ApprovalSpec(_Strict):
     expires_in: float | None = None
     """Seconds (or '15m', '4h', '3d') until the request expires; None: never."""
 
+    on_expiry: Literal["reject", "escalate"] = "reject"
+    """What an expired request becomes: reject tells the planner it expired; escalate asks
+    a person holding ``escalate_to`` instead."""
+    escalate_to: str | None = None
+    """For on_expiry: escalate, the role the new request requires."""
+
     @field_validator("expires_in", mode="before")
     @classmethod
     def _duration(cls, value: object) -> float | None:
         return None if value is None else parse_duration(value)  # type: ignore[arg-type]
+
+    @model_validator(mode="after")
+    def _escalation(self) -> ApprovalSpec:
+        if self.on_expiry == "escalate":
+            if not self.escalate_to:
+                raise ValueError("on_expiry: escalate needs escalate_to: <role>")
+            if self.expires_in is None:
+                raise ValueError("on_expiry: escalate needs expires_in, or it never expires")
+        elif self.escalate_to is not None:
+            raise ValueError(
+                f"escalate_to {self.escalate_to!r} is set but on_expiry is 'reject'; "
+                "add on_expiry: escalate, or remove escalate_to"
+            )
+        return self
 
 
 class Rule(_Strict):

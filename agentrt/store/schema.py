@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # MIGRATIONS[i] takes a database at version i to version i + 1. Never edit a released
 # entry: append a new one, so every existing file walks the same path.
@@ -70,6 +70,21 @@ MIGRATIONS: tuple[str, ...] = (
     # 2: why a budget stopped the run (limit, usage, the action it stopped before), as JSON.
     """
     ALTER TABLE runs ADD COLUMN budget_report TEXT;
+    """,
+    # 3: human gates as whole records: what expiry does, escalation links, and one index
+    # per way the review queue is read (keyset order requested_at, id), plus the sweep's;
+    # and the time each run has spent waiting for a person.
+    """
+    ALTER TABLE runs ADD COLUMN waited_seconds REAL NOT NULL DEFAULT 0;
+    ALTER TABLE approvals ADD COLUMN on_expiry TEXT NOT NULL DEFAULT 'reject';
+    ALTER TABLE approvals ADD COLUMN escalate_to TEXT;
+    ALTER TABLE approvals ADD COLUMN escalated_from TEXT;
+    ALTER TABLE approvals ADD COLUMN escalated_to TEXT;
+    DROP INDEX approvals_queue;
+    CREATE INDEX approvals_queue ON approvals (status, requested_at, id);
+    CREATE INDEX approvals_queue_by_tenant ON approvals (status, tenant, requested_at, id);
+    CREATE INDEX approvals_queue_by_role ON approvals (status, required_role, requested_at, id);
+    CREATE INDEX approvals_due ON approvals (status, expires_at);
     """,
 )
 

@@ -81,6 +81,8 @@ class RunRecord:
     updated_at: float
     lease_owner: str | None
     budget_report: dict[str, Any] | None = None
+    waited_seconds: float = 0.0
+    """Time spent in awaiting_approval, summed over every gate."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -239,26 +241,51 @@ class Store:
     ) -> RunRecord:
         """Move a run to ``status``, checked against the transition table in one transaction."""
         with self._tx() as db:
-            row = db.execute("SELECT status FROM runs WHERE thread_id=?", (thread_id,)).fetchone()
+            row = db.execute(
+                "SELECT status, updated_at FROM runs WHERE thread_id=?", (thread_id,)
+            ).fetchone()
             if row is None:
                 raise KeyError(thread_id)
             # Staying put is fine for a live run (e.g. usage updates); a finished run is final.
             if row["status"] != status.value or status in TERMINAL:
                 check_transition(row["status"], status, thread_id=thread_id)
+            now = self.clock()
+            # Leaving the gate: the time since the run stopped there was a person's, not the
+            # run's; it is counted here, once, whichever process resumes the run.
+            waited = (
+                max(0.0, now - row["updated_at"])
+                if row["status"] == RunStatus.AWAITING_APPROVAL.value
+                and status.value != row["status"]
+                else 0.0
+            )
             db.execute(
                 "UPDATE runs SET status=?, output=COALESCE(?, output), error=COALESCE(?, error), "
                 "usage=COALESCE(?, usage), budget_report=COALESCE(?, budget_report), "
-                "updated_at=? WHERE thread_id=?",
+                "updated_at=?, waited_seconds=waited_seconds+? WHERE thread_id=?",
                 (
                     status.value,
                     output,
                     error,
                     json.dumps(usage) if usage is not None else None,
                     json.dumps(budget_report) if budget_report is not None else None,
-                    self.clock(),
+                    now,
+                    waited,
                     thread_id,
                 ),
             )
+            if status in TERMINAL:
+                # A person must not be left deciding for a run that can no longer act on it.
+                db.execute(
+                    "UPDATE approvals SET status=?, decided_at=?, comment=? "
+                    "WHERE thread_id=? AND status=?",
+                    (
+                        ApprovalStatus.CANCELLED.value,
+                        now,
+                        f"run ended {status.value}",
+                        thread_id,
+                        ApprovalStatus.PENDING.value,
+                    ),
+                )
         record = self.get_run(thread_id)
         assert record is not None
         return record
@@ -328,29 +355,7 @@ class Store:
     def put_approval(self, req: ApprovalRequest) -> ApprovalRequest:
         """Insert the request unless it exists; return the stored one (re-runs are no-ops)."""
         with self._tx() as db:
-            db.execute(
-                "INSERT OR IGNORE INTO approvals (id, thread_id, step_id, kind, tool, args, "
-                "args_digest, rule_id, reason, required_role, four_eyes, requested_by, tenant, "
-                "requested_at, expires_at, status) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                (
-                    req.id,
-                    req.thread_id,
-                    req.step_id,
-                    req.kind,
-                    req.tool,
-                    json.dumps(req.args),
-                    req.args_digest,
-                    req.rule_id,
-                    req.reason,
-                    req.required_role,
-                    int(req.four_eyes),
-                    req.requested_by,
-                    req.tenant,
-                    req.requested_at,
-                    req.expires_at,
-                    req.status.value,
-                ),
-            )
+            _insert_approval(db, req)
         stored = self.get_approval(req.id)
         assert stored is not None
         return stored
@@ -367,18 +372,64 @@ class Store:
         *,
         status: str | None = ApprovalStatus.PENDING.value,
         tenant: str | None = None,
+        role: str | None = None,
         thread_id: str | None = None,
+        after: tuple[float, str] | None = None,
         limit: int = 100,
     ) -> list[ApprovalRequest]:
-        sql, params = "SELECT * FROM approvals WHERE 1=1", []
-        for column, value in (("status", status), ("tenant", tenant), ("thread_id", thread_id)):
+        """Requests oldest first, by (requested_at, id); ``after`` starts past that key."""
+        sql, params = "SELECT * FROM approvals WHERE 1=1", list[Any]()
+        for column, value in (
+            ("status", status),
+            ("tenant", tenant),
+            ("required_role", role),
+            ("thread_id", thread_id),
+        ):
             if value is not None:
                 sql += f" AND {column}=?"
                 params.append(value)
+        if after is not None:
+            sql += " AND (requested_at, id) > (?, ?)"
+            params.extend(after)
         sql += " ORDER BY requested_at, id LIMIT ?"
         with self._lock:
             rows = self._conn.execute(sql, (*params, limit)).fetchall()
         return [_approval(r) for r in rows]
+
+    def due_approvals(self, now: float, *, limit: int = 1000) -> list[ApprovalRequest]:
+        """Pending requests whose expiry has passed, soonest-expired first."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT * FROM approvals WHERE status=? AND expires_at<=? "
+                "ORDER BY expires_at, id LIMIT ?",
+                (ApprovalStatus.PENDING.value, now, limit),
+            ).fetchall()
+        return [_approval(r) for r in rows]
+
+    def expire_approval(
+        self, approval_id: str, *, now: float, escalation: ApprovalRequest | None = None
+    ) -> bool:
+        """Mark a pending request expired (and insert its escalation) in one transaction.
+
+        Conditional on the request still being pending, like a decision: of a sweep and a
+        decider racing, exactly one wins. False if the request was no longer pending.
+        """
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE approvals SET status=?, decided_at=?, comment=?, escalated_to=? "
+                "WHERE id=? AND status=?",
+                (
+                    ApprovalStatus.EXPIRED.value,
+                    now,
+                    "expired undecided" + (", escalated" if escalation else ""),
+                    escalation.id if escalation else None,
+                    approval_id,
+                    ApprovalStatus.PENDING.value,
+                ),
+            )
+            if cur.rowcount == 1 and escalation is not None:
+                _insert_approval(db, escalation)
+        return cur.rowcount == 1
 
     def decide_approval(
         self,
@@ -464,6 +515,42 @@ def _run_record(row: sqlite3.Row) -> RunRecord:
         updated_at=row["updated_at"],
         lease_owner=row["lease_owner"],
         budget_report=json.loads(row["budget_report"]) if row["budget_report"] else None,
+        waited_seconds=row["waited_seconds"],
+    )
+
+
+_APPROVAL_COLUMNS = (
+    "id, thread_id, step_id, kind, tool, args, args_digest, rule_id, reason, required_role, "
+    "four_eyes, requested_by, tenant, requested_at, expires_at, status, on_expiry, "
+    "escalate_to, escalated_from"
+)
+
+
+def _insert_approval(db: sqlite3.Connection, req: ApprovalRequest) -> None:
+    db.execute(
+        f"INSERT OR IGNORE INTO approvals ({_APPROVAL_COLUMNS}) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            req.id,
+            req.thread_id,
+            req.step_id,
+            req.kind,
+            req.tool,
+            json.dumps(req.args),
+            req.args_digest,
+            req.rule_id,
+            req.reason,
+            req.required_role,
+            int(req.four_eyes),
+            req.requested_by,
+            req.tenant,
+            req.requested_at,
+            req.expires_at,
+            req.status.value,
+            req.on_expiry,
+            req.escalate_to,
+            req.escalated_from,
+        ),
     )
 
 
@@ -489,4 +576,8 @@ def _approval(row: sqlite3.Row) -> ApprovalRequest:
         decided_by=row["decided_by"],
         decided_at=row["decided_at"],
         comment=row["comment"],
+        on_expiry=row["on_expiry"],
+        escalate_to=row["escalate_to"],
+        escalated_from=row["escalated_from"],
+        escalated_to=row["escalated_to"],
     )
