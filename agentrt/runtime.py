@@ -347,6 +347,17 @@ class AgentRuntime:
         page = found[:limit]
         return ApprovalPage(page, encode_cursor(page[-1]) if more else None)
 
+    def approval(self, approval_id: str) -> ApprovalRequest:
+        """One approval request by id, whatever its status; InvalidDecision if unknown."""
+        request = self.store.get_approval(approval_id)
+        if request is None:
+            raise InvalidDecision(
+                f"no approval request has id {approval_id!r} in {self.db!r}; "
+                "list them with rt.approvals(None) or `agentrt approvals --status all`",
+                approval_id=approval_id,
+            )
+        return request
+
     def sweep_approvals(self, now: float | None = None) -> Sweep:
         """Expire every pending request whose time is up, and carry its run on.
 
@@ -562,13 +573,7 @@ class AgentRuntime:
 
     def _record_decision(self, decision: Decision | dict[str, Any]) -> ApprovalRequest:
         parsed = Decision.parse(decision)
-        request = self.store.get_approval(parsed.approval_id)
-        if request is None:
-            raise InvalidDecision(
-                f"no approval request has id {parsed.approval_id!r} in {self.db!r}; "
-                "list the pending ones with rt.approvals() or `agentrt approvals`",
-                approval_id=parsed.approval_id,
-            )
+        request = self.approval(parsed.approval_id)
         check_decision(request, parsed, now=self.clock())
         edited = None
         if request.kind == "budget":

@@ -1,4 +1,4 @@
-"""`agentrt approvals`, `approve`, `reject` and `edit`: the review queue from a terminal."""
+"""`agentrt approvals` (the review queue, `show`, `sweep`), `approve`, `reject` and `edit`."""
 
 from __future__ import annotations
 
@@ -16,36 +16,121 @@ from agentrt.cli.common import (
     print_run,
     runtime_from,
     short,
+    shown_args,
     table,
 )
 
+queue = typer.Typer(
+    help="The review queue: approval requests across all runs.",
+    invoke_without_command=True,
+    no_args_is_help=False,
+)
+app.add_typer(queue, name="approvals")
 
-@app.command()
+
+@queue.callback()
 def approvals(
+    ctx: typer.Context,
     app_spec: AppOption = None,
     db: DbOption = None,
+    status: Annotated[
+        str, typer.Option(help="pending, approved, rejected, edited, expired, cancelled, or all.")
+    ] = "pending",
     tenant: Annotated[str | None, typer.Option(help="Only this tenant's requests.")] = None,
-    status: Annotated[str, typer.Option(help="pending, approved, rejected, ...")] = "pending",
-    limit: Annotated[int, typer.Option(help="At most this many, oldest first.")] = 50,
+    role: Annotated[str | None, typer.Option(help="Only requests that require this role.")] = None,
+    limit: Annotated[int, typer.Option(help="Rows a page, oldest first.")] = 50,
+    cursor: Annotated[
+        str | None, typer.Option(help="Continue after a previous page (printed below it).")
+    ] = None,
 ) -> None:
-    """The review queue: approval requests across all runs."""
+    """The review queue: one page of approval requests across all runs, oldest first.
+
+    Arguments are shown with each tool's sensitive fields masked.
+    """
+    if ctx.invoked_subcommand is not None:
+        return
     with runtime_from(app_spec, db) as rt:
-        found = rt.approvals(tenant=tenant, status=status, limit=limit)
+        page = rt.approvals(
+            None if status == "all" else status,
+            tenant=tenant,
+            role=role,
+            limit=limit,
+            cursor=cursor,
+        )
+        now = rt.clock()
         table(
             ["id", "age", "tool", "args", "rule", "role", "thread"],
             [
                 [
                     a.id,
-                    age(a.requested_at),
+                    age(a.requested_at, now),
                     a.tool,
-                    short(a.args, 40),
+                    short(shown_args(rt, a), 40),
                     a.rule_id or "",
                     a.required_role or "(any)",
                     a.thread_id,
                 ]
-                for a in found
+                for a in page
             ],
         )
+        if page.next_cursor:
+            typer.echo(f"more: --cursor {page.next_cursor}")
+
+
+@queue.command("show")
+def show_request(
+    approval_id: Annotated[str, typer.Argument(help="Id from `agentrt approvals`.")],
+    app_spec: AppOption = None,
+    db: DbOption = None,
+) -> None:
+    """One request in full: arguments (masked), rule, who asked, who decided, how long it waited."""
+    with runtime_from(app_spec, db) as rt:
+        req = rt.approval(approval_id)
+        edited = None if req.edited_args is None else shown_args(rt, req, req.edited_args)
+        waited = req.waited_seconds
+        rows = [
+            ("id", req.id),
+            ("status", req.status.value),
+            ("run", f"{req.thread_id} step {req.step_id}"),
+            ("action", f"{req.tool}({short(shown_args(rt, req), 200)})"),
+            ("edited to", "" if edited is None else short(edited, 200)),
+            ("rule", f"{req.rule_id}: {req.reason}"),
+            ("role", (req.required_role or "(any)") + (" (four eyes)" if req.four_eyes else "")),
+            ("asked by", f"{req.requested_by} (tenant {req.tenant})"),
+            ("asked", f"{age(req.requested_at, rt.clock())} ago"),
+            ("expires", "never" if req.expires_at is None else f"at {req.expires_at:.0f}"),
+            ("decided by", f"{req.decided_by or ''} {req.comment or ''}".strip()),
+            ("waited", "" if waited is None else f"{waited:.0f}s"),
+            ("escalates", f"{req.on_expiry} {req.escalate_to or ''}".strip()),
+            ("escalated", req.escalated_to or req.escalated_from or ""),
+        ]
+        for label, value in rows:
+            if value:
+                typer.echo(f"{label:<11}{value}")
+
+
+@queue.command()
+def sweep(
+    app_spec: AppOption = None,
+    db: DbOption = None,
+    now: Annotated[
+        float | None, typer.Option(help="Epoch seconds to sweep as of (default: the app's clock).")
+    ] = None,
+) -> None:
+    """Expire overdue requests (reject or escalate, as their rule says) and carry runs on."""
+    with runtime_from(app_spec, db) as rt:
+        done = rt.sweep_approvals(now)
+        follow = {e.escalated_from: e for e in done.escalated}
+        for req in done.expired:
+            then = (
+                f"escalated to {follow[req.id].id} (role {follow[req.id].required_role})"
+                if req.id in follow
+                else "rejected"
+            )
+            typer.echo(f"expired {req.id} ({req.tool}, run {req.thread_id}): {then}")
+        for run in done.runs:
+            typer.echo(f"run {run.thread_id} is now {run.status.value}")
+        typer.echo(f"{len(done.expired)} expired, {len(done.escalated)} escalated")
 
 
 def _decide(
@@ -76,7 +161,7 @@ def _decide(
                 raise CliError(f"--args {args!r} is not JSON: {exc}") from None
         run = rt.decide(Decision.parse(payload))
         typer.echo(f"{outcome} recorded for {approval_id}; the run is now {run.status.value}")
-        print_run(run)
+        print_run(run, rt)
 
 
 AsOption = Annotated[str, typer.Option("--as", help="Your principal id.")]
@@ -96,7 +181,7 @@ def approve(
     app_spec: AppOption = None,
     db: DbOption = None,
 ) -> None:
-    """Approve a pending action; the run carries on."""
+    """Approve a pending action; the run carries on once its whole gate is decided."""
     _decide(app_spec, db, approval_id, "approve", name, role or [], tenant, reason)
 
 
@@ -110,7 +195,7 @@ def reject(
     app_spec: AppOption = None,
     db: DbOption = None,
 ) -> None:
-    """Reject a pending action; the agent is told why and replans."""
+    """Reject a pending action; the agent is told why."""
     _decide(app_spec, db, approval_id, "reject", name, role or [], tenant, reason)
 
 

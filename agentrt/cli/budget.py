@@ -41,4 +41,4 @@ def raise_limit(
             Decision.raise_limit(approval_id, limit=limit, to=value, by=by, reason=reason)
         )
         typer.echo(f"{limit} raised to {value:g} for {approval_id}; the run is now {run.status}")
-        print_run(run)
+        print_run(run, rt)

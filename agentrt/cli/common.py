@@ -119,8 +119,8 @@ def fail(exc: Exception) -> Any:
     raise typer.Exit(2 if isinstance(exc, CliError) else 1)
 
 
-def age(since: float) -> str:
-    seconds = max(0, int(time.time() - since))
+def age(since: float, now: float | None = None) -> str:
+    seconds = max(0, int((time.time() if now is None else now) - since))
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
         if seconds >= size:
             return f"{seconds // size}{unit}"
@@ -142,7 +142,22 @@ def short(value: Any, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def print_run(run: Run) -> None:
+def shown_args(rt: AgentRuntime, req: ApprovalRequest, args: Any = None) -> Any:
+    """A request's arguments (or ``args``) for display, its tool's sensitive fields masked.
+
+    A tool this app no longer has cannot say which fields are sensitive: nothing is shown.
+    """
+    from agentrt.approvals import masked
+
+    if req.kind == "budget":
+        return req.args if args is None else args  # limits and usage: nothing to hide
+    spec = rt.tools.get(req.tool)
+    if spec is None:
+        return f"(hidden: this app has no tool {req.tool!r})"
+    return masked(req.args if args is None else args, spec.sensitive)
+
+
+def print_run(run: Run, rt: AgentRuntime) -> None:
     typer.echo(f"thread    {run.thread_id}")
     typer.echo(f"status    {run.status.value}")
     typer.echo(f"goal      {run.goal}")
@@ -151,7 +166,8 @@ def print_run(run: Run) -> None:
     typer.echo(
         f"usage     {u['steps']} steps, {u['tool_calls']} tool calls, "
         f"{u['input_tokens'] + u['output_tokens']} tokens, ${u['cost_usd']:.4f}, "
-        f"{u['active_seconds']:.2f}s active"
+        f"{u['active_seconds']:.2f}s active, "
+        f"{u.get('waited_seconds', 0.0):.0f}s waiting for a person"
     )
     typer.echo(f"budget    {describe_budget(run)}")
     if run.output:
@@ -164,8 +180,8 @@ def print_run(run: Run) -> None:
             f"stopped   before {r['action']}: {r['limit']}={r['allowed']:g}, "
             f"{r['used']:g} used, {r['requested']:g} more needed"
         )
-    if run.pending_approval:
-        print_request(run.pending_approval)
+    for req in run.pending_approvals:
+        print_request(req, rt)
 
 
 def describe_budget(run: Run) -> str:
@@ -184,7 +200,7 @@ def describe_budget(run: Run) -> str:
     return ", ".join(parts) or "no limits"
 
 
-def print_request(req: ApprovalRequest) -> None:
+def print_request(req: ApprovalRequest, rt: AgentRuntime) -> None:
     if req.kind == "budget":
         a = req.args
         typer.echo("waiting for a person to raise a budget limit:")
@@ -201,6 +217,6 @@ def print_request(req: ApprovalRequest) -> None:
         return
     typer.echo("waiting for approval:")
     typer.echo(f"  id            {req.id}")
-    typer.echo(f"  action        {req.tool}({short(req.args, 200)})")
+    typer.echo(f"  action        {req.tool}({short(shown_args(rt, req), 200)})")
     typer.echo(f"  rule          {req.rule_id}: {req.reason}")
     typer.echo(f"  required role {req.required_role or '(any)'}")

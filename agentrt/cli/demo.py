@@ -32,7 +32,7 @@ def demo(
         for event in rt.events(run.thread_id):
             typer.echo(f"  {describe(event)}")
         typer.echo("")
-        print_run(run)
+        print_run(run, rt)
         request = run.pending_approval
         if request is None:
             return
@@ -62,7 +62,7 @@ def demo(
         for event in rt.events(run.thread_id)[-4:]:
             typer.echo(f"  {describe(event)}")
         typer.echo("")
-        print_run(run)
+        print_run(run, rt)
 
 
 def _command() -> str:

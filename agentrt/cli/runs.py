@@ -44,7 +44,7 @@ def show(
     """Show one run: status, usage, output, pending approval, and its event log."""
     with runtime_from(app_spec, db) as rt:
         run = rt.get(thread_id)
-        print_run(run)
+        print_run(run, rt)
         typer.echo("events:")
         for event in rt.events(thread_id):
             typer.echo(f"  {describe(event)}")
@@ -87,4 +87,16 @@ def resume(
 ) -> None:
     """Carry a run on from its last checkpoint (after a crash, or after a decision)."""
     with runtime_from(app_spec, db) as rt:
-        print_run(rt.resume(thread_id))
+        print_run(rt.resume(thread_id), rt)
+
+
+@app.command()
+def cancel(
+    thread_id: Annotated[str, typer.Argument(help="The run's thread id.")],
+    reason: Annotated[str, typer.Option(help="Why; kept as the run's error.")],
+    app_spec: AppOption = None,
+    db: DbOption = None,
+) -> None:
+    """End a run that has not finished; its pending approvals are cancelled."""
+    with runtime_from(app_spec, db) as rt:
+        print_run(rt.cancel(thread_id, reason=reason), rt)
