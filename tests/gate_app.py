@@ -104,10 +104,10 @@ def clock_from_env() -> Any:
 
 def build_runtime(db: str | Path = "agentrt.db", **kwargs: Any) -> AgentRuntime:
     kwargs.setdefault("clock", clock_from_env())
+    kwargs.setdefault("policy", Policy.from_yaml(POLICY))
     kwargs.setdefault("model", ScriptedChatModel([first_turn(), report("v1 done:")]))
     return AgentRuntime(
         tools=tools(db),
-        policy=Policy.from_yaml(POLICY),
         db=db,
         instructions="You pay people. v1.",
         **kwargs,

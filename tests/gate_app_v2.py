@@ -12,10 +12,10 @@ from tests.gate_app import POLICY, clock_from_env, first_turn, report, tools
 
 def build_runtime(db: str | Path = "agentrt.db", **kwargs: Any) -> AgentRuntime:
     kwargs.setdefault("clock", clock_from_env())
+    kwargs.setdefault("policy", Policy.from_yaml(POLICY))
     kwargs.setdefault("model", ScriptedChatModel([first_turn(), report("v2 settled:")]))
     return AgentRuntime(
         tools=tools(db),
-        policy=Policy.from_yaml(POLICY),
         db=db,
         instructions="You pay people, carefully. v2.",
         **kwargs,
