@@ -175,7 +175,7 @@ def test_expiry_that_rejects(db: Path, clock: FakeClock) -> None:
 def test_expiry_that_escalates_to_another_role(
     gates: AgentRuntime, db: Path, clock: FakeClock
 ) -> None:
-    thread, al, cy = waiting_at_gate(gates)
+    _, al, cy = waiting_at_gate(gates)
     clock.advance(7 * DAY)
 
     swept = gates.sweep_approvals()
@@ -264,7 +264,7 @@ def test_a_sweep_racing_a_decider_exactly_one_wins(
 def test_cancelling_a_waiting_run_cancels_its_approvals(
     gates: AgentRuntime, clock: FakeClock
 ) -> None:
-    thread, al, cy = waiting_at_gate(gates)
+    thread, al, _ = waiting_at_gate(gates)
     clock.advance(DAY)
 
     run = gates.cancel(thread, reason="customer withdrew")
@@ -298,9 +298,11 @@ def test_an_edit_is_refused_when_the_app_no_longer_has_the_tool(
     gates: AgentRuntime, db: Path, clock: FakeClock
 ) -> None:
     _, al, _ = waiting_at_gate(gates)
-    with AgentRuntime(gates.deps.model, tools=[], policy=Policy.allow_all(), db=db) as bare:
-        with pytest.raises(InvalidDecision, match="this app has no tool 'pay'"):
-            bare.decide(Decision.edit(al, args={"who": "al"}, by=PAYER))
+    with (
+        AgentRuntime(gates.deps.model, tools=[], policy=Policy.allow_all(), db=db) as bare,
+        pytest.raises(InvalidDecision, match="this app has no tool 'pay'"),
+    ):
+        bare.decide(Decision.edit(al, args={"who": "al"}, by=PAYER))
     assert gates.approval(al).status is ApprovalStatus.PENDING
 
 
@@ -427,7 +429,8 @@ def test_a_version_1_file_migrates_and_keeps_its_requests(db: Path) -> None:
             "CREATE TABLE agentrt_meta (key TEXT PRIMARY KEY, value TEXT);"
             "INSERT INTO agentrt_meta VALUES ('schema_version', '1');"
             "INSERT INTO runs (thread_id, status, goal, principal, budget, usage, created_at,"
-            " updated_at) VALUES ('t', 'awaiting_approval', 'g', '{\"id\": \"p\"}', '{}', '{}', 1, 1);"
+            " updated_at) VALUES ('t', 'awaiting_approval', 'g', '{\"id\": \"p\"}', '{}', '{}',"
+            " 1, 1);"
             "INSERT INTO approvals (id, thread_id, step_id, kind, tool, args, args_digest, reason,"
             " requested_by, requested_at, expires_at, status) VALUES ('apr_old', 't', '0.0',"
             " 'action', 'pay', '{}', 'd', 'why', 'p', 1, 5, 'pending');"
