@@ -1,0 +1,95 @@
+"""The review queue from a terminal: the table, pages, one request, sweep, cancel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from agentrt.cli import app
+from tests.gate_app import GOAL, OPS, T0, build_runtime
+
+DAY = 86400.0
+GATES = ["--app", "tests.gate_app:build_runtime"]
+
+
+def cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(app, list(args))
+    return result.exit_code, result.output
+
+
+@pytest.fixture
+def waiting(db: Path, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Two runs at their gates; the app's clock then reads two days later."""
+    monkeypatch.setenv("GATE_APP_NOW", str(T0))
+    with build_runtime(db) as rt:
+        ids = [r.id for _ in range(2) for r in rt.start(GOAL, principal=OPS).pending_approvals]
+    monkeypatch.setenv("GATE_APP_NOW", str(T0 + 2 * DAY))
+    return ids
+
+
+def test_the_queue_masks_sensitive_fields_and_pages(db: Path, waiting: list[str]) -> None:
+    code, out = cli("approvals", *GATES, "--db", str(db), "--limit", "3")
+    assert code == 0, out
+    header, *rows, more = out.splitlines()
+    assert header.split() == ["ID", "AGE", "TOOL", "ARGS", "RULE", "ROLE", "THREAD"]
+    assert len(rows) == 3
+    for row in rows:
+        assert row.split()[1:3] == ["2d", "pay"]
+        assert '"card": "***"' in row
+        assert "large-payments  payer" in row
+    assert "4111" not in out
+    assert more.startswith("more: --cursor ")
+
+    code, out = cli("approvals", *GATES, "--db", str(db), "--limit", "3", *more.split()[1:])
+    assert code == 0, out
+    _, last = out.splitlines()
+    assert {r.split()[0] for r in [*rows, last]} == set(waiting)
+
+    code, out = cli("approvals", *GATES, "--db", str(db), "--role", "treasurer")
+    assert (code, out) == (0, "(none)\n")
+
+
+def test_show_sweep_and_cancel(db: Path, waiting: list[str]) -> None:
+    code, out = cli("approvals", "show", waiting[0], *GATES, "--db", str(db))
+    assert code == 0, out
+    assert "status     pending" in out
+    assert '"card": "***"' in out
+    assert "role       payer (four eyes)" in out
+    assert "escalates  escalate treasurer" in out
+
+    code, out = cli("approvals", "sweep", *GATES, "--db", str(db), "--now", str(T0 + 7 * DAY))
+    assert code == 0, out
+    assert out.count("escalated to apr_") == 4
+    assert out.splitlines()[-1] == "4 expired, 4 escalated"
+    code, out = cli("approvals", "sweep", *GATES, "--db", str(db), "--now", str(T0 + 7 * DAY))
+    assert out.splitlines()[-1] == "0 expired, 0 escalated"
+
+    code, out = cli("approvals", *GATES, "--db", str(db), "--role", "treasurer")
+    thread = out.splitlines()[1].split()[-1]
+    code, out = cli("cancel", thread, "--reason", "duplicate", *GATES, "--db", str(db))
+    assert code == 0, out
+    assert "status    cancelled" in out
+    assert "error     duplicate" in out
+    code, out = cli("approvals", *GATES, "--db", str(db), "--status", "cancelled")
+    assert len(out.splitlines()) == 3  # the header and the run's two escalated requests
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--status", "stale"], "unknown approval status 'stale'"),
+        (["--cursor", "zzz"], "queue cursor 'zzz' is not one this queue handed out"),
+        (["show", "apr_nope"], "no approval request has id 'apr_nope'"),
+    ],
+)
+def test_queue_commands_refuse_clearly(
+    db: Path, waiting: list[str], args: list[str], message: str
+) -> None:
+    if args[0] == "show":
+        code, out = cli("approvals", *args, *GATES, "--db", str(db))
+    else:
+        code, out = cli("approvals", *GATES, "--db", str(db), *args)
+    assert code == 1
+    assert message in out
