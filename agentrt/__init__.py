@@ -4,7 +4,7 @@ Plans become operations that are policy-checked, budgeted, approved by a person 
 rule says so, executed exactly once, verified and traced; a run survives its process.
 """
 
-from agentrt.approvals import ApprovalRequest, ApprovalStatus, Decision
+from agentrt.approvals import ApprovalPage, ApprovalRequest, ApprovalStatus, Decision
 from agentrt.budget import Budget
 from agentrt.errors import (
     AgentRuntimeError,
@@ -23,7 +23,7 @@ from agentrt.errors import (
 from agentrt.graphs import build_run_graph
 from agentrt.policies import Policy, PolicyDecision, Rule
 from agentrt.principal import Principal
-from agentrt.runtime import AgentRuntime, Run
+from agentrt.runtime import AgentRuntime, Run, Sweep
 from agentrt.state import Action, Observation, ObservationKind, Plan, RunState, RunStatus, Usage
 from agentrt.tools import Effect, ToolContext, ToolError, ToolSpec, tool
 
@@ -36,6 +36,7 @@ __all__ = [
     "AlreadyDecided",
     "ApprovalError",
     "ApprovalExpired",
+    "ApprovalPage",
     "ApprovalRequest",
     "ApprovalStatus",
     "Budget",
@@ -58,6 +59,7 @@ __all__ = [
     "RunError",
     "RunState",
     "RunStatus",
+    "Sweep",
     "ToolContext",
     "ToolError",
     "ToolSpec",

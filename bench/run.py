@@ -19,6 +19,7 @@ from datetime import UTC, datetime
 from importlib.metadata import version
 from pathlib import Path
 
+import approvals
 import policy
 import storage
 
@@ -26,6 +27,7 @@ __all__ = ["BENCHMARKS", "machine", "main", "write_results"]
 
 BENCHMARKS: tuple[tuple[str, Callable[[], str]], ...] = (
     ("storage", storage.main),
+    ("approvals", approvals.main),
     ("policy", policy.main),
 )
 """Every benchmark, in the order they run; add a new module's main here."""
