@@ -20,8 +20,8 @@ __all__ = ["DEFAULT_INSTRUCTIONS", "RunDeps"]
 DEFAULT_INSTRUCTIONS = (
     "You are an agent that completes the user's goal by calling the tools offered to you. "
     "Each tool result comes back as a message; results whose status is an error tell you "
-    "the kind of failure (invalid_args, denied, rejected, error, skipped). Do not repeat a "
-    "denied or rejected action. When the goal is done, or cannot be done, answer in plain "
+    "the kind of failure (invalid_args, denied, rejected, expired, error, skipped). Do not "
+    "repeat a denied or rejected action. When the goal is done, or cannot be done, answer in plain "
     "text without calling a tool."
 )
 
