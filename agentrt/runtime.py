@@ -444,19 +444,7 @@ class AgentRuntime:
         owner = LeaseOwner.this_process(self._new_id())
         self.store.acquire_lease(thread_id, owner, self.lease_ttl)
         try:
-            config = self._config(thread_id)
-            if self.graph.get_state(config).values:
-                # The checkpoint ends too, so a later resume has nothing left to run.
-                self.graph.update_state(
-                    config,
-                    {
-                        "status": RunStatus.CANCELLED.value,
-                        "error": reason,
-                        "stop": {"status": "cancelled", "reason": reason},
-                    },
-                    as_node="finish",
-                )
-            return self._run(self.store.set_status(thread_id, RunStatus.CANCELLED, error=reason))
+            return self._end(thread_id, RunStatus.CANCELLED, reason)
         finally:
             self.store.release_lease(thread_id, owner)
 
@@ -748,24 +736,25 @@ class AgentRuntime:
     def _fail(self, thread_id: str, exc: Exception) -> Run:
         """A node raised past its retries: end the run as failed, in the graph and the row."""
         logger.error("run %r failed", thread_id, exc_info=exc)
-        reason = f"{type(exc).__name__}: {exc}"
+        return self._end(thread_id, RunStatus.FAILED, f"{type(exc).__name__}: {exc}")
+
+    def _end(self, thread_id: str, status: RunStatus, reason: str) -> Run:
+        """End a run in ``status``, in the checkpoint and the row."""
         config = self._config(thread_id)
         snapshot = self.graph.get_state(config)
         if snapshot.values:
-            # Mark the checkpoint itself terminal, so a resume does not re-run the failure.
+            # Mark the checkpoint itself terminal, so a resume has nothing left to run.
             self.graph.update_state(
                 config,
                 {
-                    "status": RunStatus.FAILED.value,
+                    "status": status.value,
                     "error": reason,
-                    "stop": {"status": "failed", "reason": reason},
+                    "stop": {"status": status.value, "reason": reason},
                 },
                 as_node="finish",
             )
         usage = snapshot.values.get("usage") if snapshot.values else None
-        return self._run(
-            self.store.set_status(thread_id, RunStatus.FAILED, error=reason, usage=usage)
-        )
+        return self._run(self.store.set_status(thread_id, status, error=reason, usage=usage))
 
 
 class _Nothing:

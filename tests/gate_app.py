@@ -102,13 +102,13 @@ def clock_from_env() -> Any:
     return (lambda: float(fixed)) if fixed else time.time
 
 
-def build_runtime(db: str | Path = "agentrt.db", **kwargs: Any) -> AgentRuntime:
+def make_runtime(db: str | Path, *, instructions: str, closing: str, **kwargs: Any) -> AgentRuntime:
+    """The app as one version deploys it: these tools and policy, its own planner."""
     kwargs.setdefault("clock", clock_from_env())
     kwargs.setdefault("policy", Policy.from_yaml(POLICY))
-    kwargs.setdefault("model", ScriptedChatModel([first_turn(), report("v1 done:")]))
-    return AgentRuntime(
-        tools=tools(db),
-        db=db,
-        instructions="You pay people. v1.",
-        **kwargs,
-    )
+    kwargs.setdefault("model", ScriptedChatModel([first_turn(), report(closing)]))
+    return AgentRuntime(tools=tools(db), db=db, instructions=instructions, **kwargs)
+
+
+def build_runtime(db: str | Path = "agentrt.db", **kwargs: Any) -> AgentRuntime:
+    return make_runtime(db, instructions="You pay people. v1.", closing="v1 done:", **kwargs)

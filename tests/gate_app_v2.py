@@ -5,18 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from agentrt import AgentRuntime, Policy
-from agentrt.testing import ScriptedChatModel
-from tests.gate_app import POLICY, clock_from_env, first_turn, report, tools
+from agentrt import AgentRuntime
+from tests.gate_app import make_runtime
 
 
 def build_runtime(db: str | Path = "agentrt.db", **kwargs: Any) -> AgentRuntime:
-    kwargs.setdefault("clock", clock_from_env())
-    kwargs.setdefault("policy", Policy.from_yaml(POLICY))
-    kwargs.setdefault("model", ScriptedChatModel([first_turn(), report("v2 settled:")]))
-    return AgentRuntime(
-        tools=tools(db),
-        db=db,
-        instructions="You pay people, carefully. v2.",
-        **kwargs,
+    return make_runtime(
+        db, instructions="You pay people, carefully. v2.", closing="v2 settled:", **kwargs
     )
