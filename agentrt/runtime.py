@@ -366,31 +366,26 @@ class AgentRuntime:
         old one; the run keeps waiting). Each expiry is a conditional update, so sweeping
         twice is a no-op and a decider racing the sweep either wins or gets ApprovalExpired.
         """
-        now = self.clock() if now is None else now
-        expired: list[ApprovalRequest] = []
-        escalated: list[ApprovalRequest] = []
-        threads: dict[str, None] = {}
-        while due := self.store.due_approvals(now, limit=500):
-            for request in due:
-                follow = (
-                    escalation_of(request, now=now)
-                    if request.on_expiry == "escalate" and request.escalate_to
-                    else None
-                )
-                if not self.store.expire_approval(request.id, now=now, escalation=follow):
-                    continue  # decided (or swept) a moment ago by someone else
-                expired.append(request)
-                if follow is not None:
-                    escalated.append(follow)
-                threads[request.thread_id] = None
+        expired, escalated = self._expire_due(self.clock() if now is None else now)
         runs = []
-        for thread_id in threads:
+        for thread_id in dict.fromkeys(r.thread_id for r in expired):
             try:
                 runs.append(self.resume(thread_id))
             except RunBusy:
                 # Whoever drives the run now sees the expiry when it reaches the gate.
                 runs.append(self.get(thread_id))
-        return Sweep(expired=tuple(expired), escalated=tuple(escalated), runs=tuple(runs))
+        return Sweep(expired=expired, escalated=escalated, runs=tuple(runs))
+
+    async def asweep_approvals(self, now: float | None = None) -> Sweep:
+        """Async twin of sweep_approvals."""
+        expired, escalated = self._expire_due(self.clock() if now is None else now)
+        runs = []
+        for thread_id in dict.fromkeys(r.thread_id for r in expired):
+            try:
+                runs.append(await self.aresume(thread_id))
+            except RunBusy:
+                runs.append(self.get(thread_id))
+        return Sweep(expired=expired, escalated=escalated, runs=tuple(runs))
 
     def events(self, thread_id: str) -> list[Event]:
         """The run's event log: plans, policy decisions, approvals, observations, finish."""
@@ -475,6 +470,27 @@ class AgentRuntime:
         return await self._adrive(thread_id, graph_input)
 
     # internals ----------------------------------------------------------------------------
+
+    def _expire_due(
+        self, now: float
+    ) -> tuple[tuple[ApprovalRequest, ...], tuple[ApprovalRequest, ...]]:
+        """Expire (or escalate) every request due at ``now``; those this call won, and the
+        escalations it made."""
+        expired: list[ApprovalRequest] = []
+        escalated: list[ApprovalRequest] = []
+        while due := self.store.due_approvals(now, limit=500):
+            for request in due:
+                follow = (
+                    escalation_of(request, now=now)
+                    if request.on_expiry == "escalate" and request.escalate_to
+                    else None
+                )
+                if not self.store.expire_approval(request.id, now=now, escalation=follow):
+                    continue  # decided (or swept) a moment ago by someone else
+                expired.append(request)
+                if follow is not None:
+                    escalated.append(follow)
+        return tuple(expired), tuple(escalated)
 
     def _config(self, thread_id: str) -> Any:
         return {"configurable": {"thread_id": thread_id}, "recursion_limit": _RECURSION_LIMIT}

@@ -3,6 +3,7 @@ requests, waited time, and the review queue with its pages."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -170,6 +171,21 @@ def test_expiry_that_rejects(db: Path, clock: FakeClock) -> None:
         assert (again.expired, again.escalated, again.runs) == ((), (), ())
         with pytest.raises(ApprovalExpired, match=r"expired undecided .* went on without it"):
             rt.decide(Decision.approve(al, by=PAYER))
+
+
+def test_the_async_sweep_carries_runs_on_like_the_sync_one(db: Path, clock: FakeClock) -> None:
+    async def scenario() -> Any:
+        with build_runtime(db, clock=clock, policy=Policy.from_yaml(REJECT_ON_EXPIRY)) as rt:
+            await rt.astart(GOAL, principal=OPS)
+            clock.advance(7 * DAY)
+            return await rt.asweep_approvals()
+
+    swept = asyncio.run(scenario())
+    assert len(swept.expired) == 2
+    assert [(r.status, r.output) for r in swept.runs] == [
+        (RunStatus.SUCCEEDED, "v1 done: pay:error pay:success pay:error")
+    ]
+    assert paid(db) == [("bo", 200)]
 
 
 def test_expiry_that_escalates_to_another_role(
