@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from langgraph.types import Command
 
 from agentrt import (
     AgentRuntime,
@@ -108,6 +109,20 @@ def test_one_gate_asks_about_every_action_of_the_step_and_each_goes_its_way(
         9000,
         {"who": "cy", "cents": 900, "card": "4333-3333"},
     )
+
+
+def test_resuming_the_graph_by_hand_before_the_gate_is_decided_asks_again(
+    gates: AgentRuntime, db: Path
+) -> None:
+    thread, al, cy = waiting_at_gate(gates)
+    gates.decide(Decision.approve(al, by=PAYER))
+    config: Any = {"configurable": {"thread_id": thread}}
+
+    gates.graph.invoke(Command(resume={"decided": True}), config)
+
+    [gate] = gates.graph.get_state(config).interrupts
+    assert [a["id"] for a in gate.value["approvals"]] == [cy]
+    assert paid(db) == []  # al was approved, but its gate is not done: nothing ran
 
 
 def test_a_rejected_action_is_observed_and_the_others_of_its_gate_still_run(

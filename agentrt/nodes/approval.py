@@ -78,7 +78,6 @@ def approval(state: RunState, deps: RunDeps) -> dict[str, Any]:
     now = deps.clock()
     asked = [deps.store.put_approval(request_for(state, item, now=now)) for item in _gate(state)]
     requests = [settled(deps.store, r) for r in asked]
-    update: dict[str, Any] = {}
     if any(r.status is ApprovalStatus.PENDING for r in requests):
         interrupt(
             {"approvals": [public(r) for r in requests if r.status is ApprovalStatus.PENDING]}
@@ -91,8 +90,9 @@ def approval(state: RunState, deps: RunDeps) -> dict[str, Any]:
 
     request = requests[0]
     action = current_action(state)
-    event = Event(type="approval", step_id=request.step_id, data=public(request))
-    update["events"] = [event]
+    update: dict[str, Any] = {
+        "events": [Event(type="approval", step_id=request.step_id, data=public(request))]
+    }
     status = request.status
     if status is ApprovalStatus.APPROVED:
         verdict = state["verdict"]
