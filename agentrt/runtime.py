@@ -540,7 +540,7 @@ class AgentRuntime:
             principal=Principal.from_dict(record.principal),
             output=record.output,
             error=record.error,
-            usage={**record.usage, "waited_seconds": record.waited_seconds},
+            usage=_with_waited(record.usage, record.waited_seconds),
             budget=Budget.from_dict(record.budget),
             budget_report=cast(BudgetReport | None, record.budget_report),
             pending_approval=waiting[0] if waiting else None,
@@ -798,6 +798,11 @@ def _initial_state(record: RunRecord) -> RunState:
         over_budget=None,
         events=[],
     )
+
+
+def _with_waited(usage: Usage, waited: float) -> Usage:
+    """The run's usage with its time at human gates, once it has waited at one."""
+    return {**usage, "waited_seconds": waited} if waited else usage
 
 
 def _step_order(request: ApprovalRequest) -> tuple[tuple[int, int | str], ...]:

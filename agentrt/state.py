@@ -184,7 +184,7 @@ class Usage(TypedDict):
     active_seconds: float
     waited_seconds: NotRequired[float]
     """Time stopped at human gates, never counted as active time. Kept in the runs table and
-    filled in on Run.usage; the checkpointed usage of a graph state does not hold it."""
+    filled in on Run.usage once the run has waited; the checkpointed usage does not hold it."""
 
 
 class BudgetReport(TypedDict):

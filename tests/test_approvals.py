@@ -29,7 +29,7 @@ from agentrt import (
 )
 from agentrt.approvals import masked
 from agentrt.policies.loader import PolicyFileError
-from agentrt.store.schema import MIGRATIONS
+from agentrt.store.schema import MIGRATIONS, SCHEMA_VERSION
 from agentrt.store.sqlite import Store
 from tests.conftest import FakeClock, Ids
 from tests.gate_app import GOAL, OPS, PAYER, POLICY, T0, TREASURER, build_runtime, paid
@@ -453,7 +453,7 @@ def test_expiry_settings_are_checked_where_they_are_written(approval: str, messa
     assert "p.yaml:4" in str(info.value)
 
 
-def test_a_version_1_file_migrates_and_keeps_its_requests(db: Path) -> None:
+def test_a_version_1_file_migrates_and_keeps_its_requests_and_runs(db: Path) -> None:
     with sqlite3.connect(db) as conn:
         conn.executescript(MIGRATIONS[0])
         conn.executescript(
@@ -468,7 +468,7 @@ def test_a_version_1_file_migrates_and_keeps_its_requests(db: Path) -> None:
         )
     store = Store(db)
     try:
-        assert store.schema_version == 2
+        assert store.schema_version == SCHEMA_VERSION
         [old] = store.due_approvals(10)
         assert (old.id, old.on_expiry, old.escalate_to, old.escalated_to) == (
             "apr_old",
