@@ -25,7 +25,8 @@ from agentrt.policies import Policy, PolicyDecision, Rule
 from agentrt.principal import Principal
 from agentrt.runtime import AgentRuntime, Run, Sweep
 from agentrt.state import Action, Observation, ObservationKind, Plan, RunState, RunStatus, Usage
-from agentrt.tools import Effect, ToolContext, ToolError, ToolSpec, tool
+from agentrt.tools import Effect, ToolContext, ToolError, ToolSpec, as_tool, tool
+from agentrt.tools.sandbox import run_python
 
 __version__ = "0.1.0"
 
@@ -66,6 +67,8 @@ __all__ = [
     "UnknownRun",
     "Usage",
     "__version__",
+    "as_tool",
     "build_run_graph",
+    "run_python",
     "tool",
 ]

@@ -52,6 +52,10 @@ class ApprovalStatus(StrEnum):
     EDITED = "edited"
     EXPIRED = "expired"
     CANCELLED = "cancelled"
+    RESOLVED = "resolved"
+    """reconcile: a person said the effect happened, and gave its result."""
+    RETRIED = "retried"
+    """reconcile: a person said the effect did not happen; the call runs again."""
 
 
 def canonical_json(value: Any) -> str:
@@ -92,6 +96,8 @@ class ApprovalRequest:
     """sha256 of the canonical arguments; a decision may bind itself to it."""
     edited_args: dict[str, Any] | None = None
     """For an edit decision: the arguments to run instead (validated against the schema)."""
+    result: Any = None
+    """For a resolve decision (kind reconcile): the result the effect had."""
     rule_id: str | None
     """Policy rule that asked for approval."""
     reason: str
@@ -213,13 +219,16 @@ def masked(value: Any, sensitive: Iterable[str]) -> Any:
 
 
 class Decision(BaseModel):
-    """A person's answer to an approval request. Build one with approve, reject or edit."""
+    """A person's answer to an approval request.
+
+    Build one with approve, reject or edit (kind action), or resolve or retry (kind
+    reconcile: an effect whose outcome nobody recorded)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid", arbitrary_types_allowed=True)
 
     approval_id: str = Field(min_length=1)
     """Id of the request this decides."""
-    outcome: Literal["approve", "reject", "edit"]
+    outcome: Literal["approve", "reject", "edit", "resolve", "retry"]
     """What the person decided."""
     by: Principal
     """Who decided."""
@@ -227,6 +236,8 @@ class Decision(BaseModel):
     """Why; required for reject."""
     args: dict[str, Any] | None = None
     """For edit: the arguments to run instead."""
+    result: Any = None
+    """For resolve: the result the effect had, as the tool would have returned it."""
     args_digest: str | None = None
     """If set, the decision only applies to a request with exactly these arguments."""
 
@@ -247,6 +258,10 @@ class Decision(BaseModel):
             raise ValueError("an edit decision needs args")
         if self.outcome != "edit" and self.args is not None:
             raise ValueError(f"args belong to an edit decision, not to {self.outcome!r}")
+        if self.outcome == "resolve" and "result" not in self.model_fields_set:
+            raise ValueError("a resolve decision needs the result the effect had")
+        if self.outcome != "resolve" and self.result is not None:
+            raise ValueError(f"result belongs to a resolve decision, not to {self.outcome!r}")
         return self
 
     @classmethod
@@ -264,7 +279,7 @@ class Decision(BaseModel):
             )
             raise InvalidDecision(
                 f"malformed decision {data!r}: {problems}. Build one with Decision.approve(), "
-                "Decision.reject() or Decision.edit()",
+                "Decision.reject(), Decision.edit(), Decision.resolve() or Decision.retry()",
                 approval_id=data.get("approval_id") if isinstance(data, Mapping) else None,
             ) from None
 
@@ -347,6 +362,55 @@ class Decision(BaseModel):
             }
         )
 
+    @classmethod
+    def resolve(
+        cls,
+        approval_id: str,
+        *,
+        result: Any,
+        by: Principal,
+        reason: str | None = None,
+        args_digest: str | None = None,
+    ) -> Decision:
+        """Settle an effect in doubt: it happened, and ``result`` is what it returned."""
+        return cls.parse(
+            {
+                "approval_id": approval_id,
+                "outcome": "resolve",
+                "by": by,
+                "reason": reason,
+                "result": result,
+                "args_digest": args_digest,
+            }
+        )
+
+    @classmethod
+    def retry(
+        cls,
+        approval_id: str,
+        *,
+        by: Principal,
+        reason: str | None = None,
+        args_digest: str | None = None,
+    ) -> Decision:
+        """Settle an effect in doubt: it did not happen; call the tool again (same key)."""
+        return cls.parse(
+            {
+                "approval_id": approval_id,
+                "outcome": "retry",
+                "by": by,
+                "reason": reason,
+                "args_digest": args_digest,
+            }
+        )
+
+
+_OUTCOMES_BY_KIND = {
+    "action": ("approve", "reject", "edit"),
+    "budget": ("approve", "reject", "edit"),
+    "reconcile": ("resolve", "retry"),
+}
+
 
 def check_decision(request: ApprovalRequest, decision: Decision, *, now: float) -> None:
     """Raise the ApprovalError that refuses this decision, or return if it may be recorded."""
@@ -371,6 +435,19 @@ def check_decision(request: ApprovalRequest, decision: Decision, *, now: float) 
         raise AlreadyDecided(
             f"approval {rid!r} was already {request.status.value} by {request.decided_by!r}; "
             "nothing to do",
+            approval_id=rid,
+        )
+    allowed = _OUTCOMES_BY_KIND[request.kind]
+    if decision.outcome not in allowed:
+        raise InvalidDecision(
+            f"approval {rid!r} is of kind {request.kind!r}, which takes {list(allowed)!r}, "
+            f"not {decision.outcome!r}"
+            + (
+                "; say whether the effect happened with Decision.resolve(id, result=...) "
+                "or Decision.retry(id)"
+                if request.kind == "reconcile"
+                else ""
+            ),
             approval_id=rid,
         )
     if decision.args_digest is not None and decision.args_digest != request.args_digest:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 import uuid
@@ -46,9 +47,10 @@ from agentrt.policies import Policy
 from agentrt.principal import Principal
 from agentrt.state import TERMINAL, BudgetReport, Event, RunState, RunStatus, Usage
 from agentrt.store.sqlite import BUSY_TIMEOUT_MS, LeaseOwner, RunRecord, Store, connect
-from agentrt.tools.contract import ToolArgsError, ToolSpec
+from agentrt.tools.contract import ToolArgsError
+from agentrt.tools.execution import ToolRunner
 from agentrt.tools.ledger import Ledger
-from agentrt.tools.registry import ToolRegistry
+from agentrt.tools.registry import ToolLike, ToolRegistry
 from agentrt.tracing import make_tracer
 
 __all__ = ["DEFAULT_BUDGET", "AgentRuntime", "Run", "Sweep"]
@@ -66,6 +68,8 @@ _DECISION_STATUS = {
     "approve": ApprovalStatus.APPROVED,
     "reject": ApprovalStatus.REJECTED,
     "edit": ApprovalStatus.EDITED,
+    "resolve": ApprovalStatus.RESOLVED,
+    "retry": ApprovalStatus.RETRIED,
 }
 
 
@@ -154,7 +158,7 @@ class AgentRuntime:
     def __init__(
         self,
         model: str | BaseChatModel,
-        tools: Sequence[ToolSpec] = (),
+        tools: Sequence[ToolLike] = (),
         policy: Policy | None = None,
         db: str | Path = "agentrt.db",
         *,
@@ -168,6 +172,8 @@ class AgentRuntime:
         new_id: Callable[[], str] | None = None,
         lease_ttl: float = 30.0,
         model_retry: RetryPolicy | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rand: Callable[[], float] = random.random,
     ) -> None:
         if capture_content:
             raise ConfigError(
@@ -227,6 +233,7 @@ class AgentRuntime:
             ledger=Ledger(self.store),
             tracer=make_tracer(tracing),
             clock=clock,
+            runner=ToolRunner(sleep=sleep, rand=rand, clock=clock),
             instructions=instructions,
             model_retry=model_retry or RetryPolicy(max_attempts=3),
             model_price=self.model_price,
@@ -580,8 +587,19 @@ class AgentRuntime:
         request = self.approval(parsed.approval_id)
         check_decision(request, parsed, now=self.clock())
         edited = None
+        result = parsed.result
         if request.kind == "budget":
             edited = self._check_raise(request, parsed)
+        elif parsed.outcome == "resolve":
+            spec = self.tools.get(request.tool)
+            result = spec.to_json(result) if spec else result
+            problem = spec.check_output(result) if spec else None
+            if problem is not None:
+                raise InvalidDecision(
+                    f"resolve of {request.id!r} rejected: {problem}; give the result as the "
+                    "tool would have returned it",
+                    approval_id=request.id,
+                )
         elif parsed.outcome == "edit":
             spec = self.tools.get(request.tool)
             if spec is None:
@@ -603,6 +621,7 @@ class AgentRuntime:
             by=parsed.by.id,
             comment=parsed.reason,
             edited_args=edited,
+            result=result,
         )
         if not won:
             latest = self.store.get_approval(request.id)
@@ -659,8 +678,10 @@ class AgentRuntime:
                 return _NOTHING  # still waiting for a person
             # The approval node reads the decision from the table, not from this value.
             return Command(resume={"decided": True})
-        if not snapshot.next:
-            # The graph finished, but the process died before the row said so.
+        if not snapshot.next and not snapshot.tasks:
+            # The graph finished, but the process died before the row said so. (A step
+            # whose node writes were saved but whose next checkpoint was not has tasks
+            # and no "next": invoking again applies those writes and goes on.)
             self._settle(thread_id, snapshot)
             return _NOTHING
         return None

@@ -93,6 +93,12 @@ class ObservationKind(StrEnum):
     REJECTED = "rejected"
     EXPIRED = "expired"
     ERROR = "error"
+    TRANSIENT = "transient"
+    """The tool failed in a way that may pass; its retries ran out."""
+    PERMANENT = "permanent"
+    """The tool failed, or its result failed verification; trying again will not help."""
+    TIMEOUT = "timeout"
+    """The tool did not finish within its timeout."""
     SKIPPED = "skipped"
 
 
@@ -148,7 +154,9 @@ class Stop(TypedDict):
     """For budget_exceeded: the limit, the usage and the action the run stopped before."""
 
 
-Route = Literal["plan", "policy", "approval", "tool", "verify", "commit", "budget_gate", "finish"]
+Route = Literal[
+    "plan", "policy", "approval", "tool", "verify", "commit", "budget_gate", "reconcile", "finish"
+]
 
 
 class Outcome(TypedDict):
@@ -160,6 +168,8 @@ class Outcome(TypedDict):
     """An ObservationKind value (state holds plain strings, so checkpoints stay portable)."""
     content: str
     data: Any
+    retries: NotRequired[int]
+    """Transient failures retried before this outcome."""
 
 
 class Observation(TypedDict):
@@ -171,6 +181,8 @@ class Observation(TypedDict):
     kind: str
     """An ObservationKind value."""
     content: str
+    retries: NotRequired[int]
+    """Transient failures the runtime retried before this observation."""
 
 
 class Usage(TypedDict):

@@ -44,7 +44,9 @@ def test_public_names() -> None:
         "UnknownRun",
         "Usage",
         "__version__",
+        "as_tool",
         "build_run_graph",
+        "run_python",
         "tool",
     ]
     for name in agentrt.__all__:

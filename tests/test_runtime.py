@@ -237,7 +237,8 @@ def _snapshot(db: Path) -> list[list[tuple[Any, ...]]]:
         (
             lambda rid: {"approval_id": rid, "outcome": "maybe", "by": {"id": "bob"}},
             InvalidDecision,
-            "outcome: Input should be 'approve', 'reject' or 'edit' (got 'maybe')",
+            "outcome: Input should be 'approve', 'reject', 'edit', 'resolve' or 'retry' "
+            "(got 'maybe')",
         ),
         (
             lambda rid: {"approval_id": rid, "outcome": "reject", "by": {"id": "bob"}},
@@ -531,12 +532,14 @@ def test_graph_is_the_compiled_design(desk: AgentRuntime) -> None:
             ("approval", "plan"),
             ("approval", "finish"),
             ("tool", "verify"),
+            ("tool", "reconcile"),
             ("tool", "finish"),
             ("verify", "policy"),
             ("verify", "plan"),
             ("verify", "commit"),
             ("verify", "finish"),
             ("commit", "verify"),
+            ("commit", "reconcile"),
             ("commit", "finish"),
             ("plan", "budget_gate"),
             ("tool", "budget_gate"),
@@ -545,6 +548,10 @@ def test_graph_is_the_compiled_design(desk: AgentRuntime) -> None:
             ("budget_gate", "tool"),
             ("budget_gate", "commit"),
             ("budget_gate", "finish"),
+            ("reconcile", "verify"),
+            ("reconcile", "tool"),
+            ("reconcile", "commit"),
+            ("reconcile", "finish"),
             ("finish", "__end__"),
         ]
     )
@@ -687,12 +694,12 @@ def test_verify_checks_the_preview_before_anything_irreversible(
     assert done.status is RunStatus.SUCCEEDED
     assert summary(desk, run.thread_id)[-4:] == [
         ("approval", "2.0", "approved", "bob"),
-        ("observed", "2.0", "issue_refund", "error"),
+        ("observed", "2.0", "issue_refund", "permanent"),
         ("answer", done.output or ""),
         ("finish", "succeeded"),
     ]
     assert done.output == (
-        "I did not refund order 42: [error] postcondition of 'issue_refund' failed: "
+        "I did not refund order 42: [permanent] postcondition of 'issue_refund' failed: "
         "amount 500.0 exceeds the order total 89.0"
     )
     assert refunds(db) == []

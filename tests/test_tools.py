@@ -25,6 +25,7 @@ from agentrt.tools import (
     effect_key,
     tool,
 )
+from agentrt.tools.execution import ToolFailure
 from agentrt.tools.ledger import LedgerResult, RecordedFailure
 from tests.conftest import FakeClock
 
@@ -313,7 +314,8 @@ def test_registry_refuses_a_plain_function() -> None:
     with pytest.raises(ConfigError) as info:
         ToolRegistry([lookup, undecorated])
     assert str(info.value) == (
-        f"{undecorated!r} is not an agentrt tool; decorate the function with @agentrt.tool"
+        f"{undecorated!r} is not an agentrt tool; decorate the function with @agentrt.tool, "
+        "or pass a LangChain tool (wrap it with as_tool() to declare its effect and scopes)"
     )
     assert "undecorated" in str(info.value)
 
@@ -399,18 +401,23 @@ def test_ledger_records_a_failure_and_raises_it_again_without_calling(store: Sto
     ledger = Ledger(store)
     ctx = make_ctx()
 
-    with pytest.raises(RuntimeError, match="note service down for o1"):
+    with pytest.raises(ToolFailure, match="note service down for o1") as first:
         ledger.execute(spec, ARGS, ctx)
+    assert (first.value.kind, first.value.retries) == ("permanent", 0)
     record = store.get_effect(ctx.idempotency_key)
     assert record is not None
-    assert (record.status, record.result, record.error) == (
+    assert (record.status, record.result, record.error, record.error_kind) == (
         "failed",
         None,
         "RuntimeError: note service down for o1",
+        "permanent",
     )
     with pytest.raises(RecordedFailure) as info:
         ledger.execute(spec, ARGS, ctx)
-    assert str(info.value) == "RuntimeError: note service down for o1"
+    assert (str(info.value), info.value.kind) == (
+        "RuntimeError: note service down for o1",
+        "permanent",
+    )
     assert len(calls) == 1
 
 
@@ -433,10 +440,12 @@ def test_unfinished_effect_of_a_non_idempotent_tool_is_in_doubt(store: Store) ->
     with pytest.raises(EffectInDoubt) as info:
         Ledger(store).execute(spec, ARGS, ctx)
     assert str(info.value) == (
-        f"an earlier attempt of 'add_note' (effect key {ctx.idempotency_key[:16]}...) started "
-        "and was interrupted before recording its outcome; the tool is not idempotent, so "
-        "calling it again could repeat the effect. Check the target system, then settle the run."
+        "an earlier attempt started and never recorded its outcome; 'add_note' is not "
+        "idempotent, so calling it again could repeat the effect (effect key "
+        f"{ctx.idempotency_key[:16]}..., attempt 1). Check the target system, then settle it: "
+        "resolve with the result if it happened, or retry if it did not."
     )
+    assert (info.value.attempt, info.value.key) == (1, ctx.idempotency_key)
     assert calls == []
     record = store.get_effect(ctx.idempotency_key)
     assert record is not None
@@ -453,7 +462,7 @@ def test_unfinished_effect_of_an_idempotent_tool_is_called_again(store: Store) -
     assert calls == [ctx.idempotency_key]
     record = store.get_effect(ctx.idempotency_key)
     assert record is not None
-    assert record.status == "done"
+    assert (record.status, record.attempts) == ("done", 2)
 
 
 def test_effect_key_is_deterministic_and_distinguishes_calls() -> None:

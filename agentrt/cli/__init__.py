@@ -10,7 +10,14 @@ Heavy imports (LangGraph, the app) happen inside the commands, so `agentrt --hel
 
 from __future__ import annotations
 
-from agentrt.cli import approvals, budget, demo, policy, runs  # noqa: F401  (registers the commands)
+from agentrt.cli import (  # noqa: F401  (registers the commands)
+    approvals,
+    budget,
+    demo,
+    policy,
+    reconcile,
+    runs,
+)
 from agentrt.cli.common import CliError, app, fail, load_runtime
 
 __all__ = ["app", "load_runtime", "main"]

@@ -12,6 +12,7 @@ from opentelemetry.trace import Tracer
 from agentrt.budget import ModelPrice
 from agentrt.policies import Policy
 from agentrt.store.sqlite import Store
+from agentrt.tools.execution import ToolRunner
 from agentrt.tools.ledger import Ledger
 from agentrt.tools.registry import ToolRegistry
 
@@ -20,8 +21,9 @@ __all__ = ["DEFAULT_INSTRUCTIONS", "RunDeps"]
 DEFAULT_INSTRUCTIONS = (
     "You are an agent that completes the user's goal by calling the tools offered to you. "
     "Each tool result comes back as a message; results whose status is an error tell you "
-    "the kind of failure (invalid_args, denied, rejected, expired, error, skipped). Do not "
-    "repeat a denied or rejected action. When the goal is done, or cannot be done, answer in plain "
+    "the kind of failure (invalid_args, denied, rejected, expired, transient, permanent, "
+    "timeout, skipped). Do not repeat a denied or rejected action. When the goal is done, or "
+    "cannot be done, answer in plain "
     "text without calling a tool."
 )
 
@@ -44,6 +46,8 @@ class RunDeps:
     """Where agent.step and finer spans go."""
     clock: Callable[[], float]
     """Epoch seconds; injected so tests control time."""
+    runner: ToolRunner = field(default_factory=ToolRunner)
+    """Calls tools with their timeout and retries; its sleep and jitter are injectable."""
     instructions: str = DEFAULT_INSTRUCTIONS
     """System prompt for the planner."""
     model_retry: RetryPolicy = field(default_factory=lambda: RetryPolicy(max_attempts=3))

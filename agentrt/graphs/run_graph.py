@@ -8,6 +8,8 @@
     plan --final answer--> finish -> END      (any node --budget exceeded / fatal--> finish)
     plan, tool, commit --limit reached, Budget(on_exceed="ask")--> budget_gate
     budget_gate --limit raised--> back to the node that stopped;  --refused--> finish
+    tool, commit --effect in doubt--> reconcile --resolved--> verify
+                                                '--retry--> tool (commit for irreversible)
 
 Each node returns the route it chose in state["route"]; the edges below list, per node,
 exactly the routes the design allows, so the drawn graph is the design.
@@ -34,10 +36,11 @@ ROUTES: dict[str, tuple[str, ...]] = {
     "plan": ("policy", "budget_gate", "finish"),
     "policy": ("tool", "approval", "plan", "finish"),
     "approval": ("tool", "policy", "plan", "finish"),
-    "tool": ("verify", "budget_gate", "finish"),
+    "tool": ("verify", "budget_gate", "reconcile", "finish"),
     "verify": ("policy", "plan", "commit", "finish"),
-    "commit": ("verify", "budget_gate", "finish"),
+    "commit": ("verify", "budget_gate", "reconcile", "finish"),
     "budget_gate": ("plan", "tool", "commit", "finish"),
+    "reconcile": ("verify", "tool", "commit", "finish"),
 }
 
 NodeFn = Callable[[RunState, RunDeps], dict[str, Any]]
@@ -89,6 +92,7 @@ def build_run_graph(
         "verify": nodes.verify,
         "commit": nodes.commit,
         "budget_gate": nodes.budget_gate,
+        "reconcile": nodes.reconcile,
         "finish": nodes.finish,
     }
     for name, fn in node_fns.items():

@@ -31,7 +31,9 @@ def current_action(state: RunState) -> Action:
     return plan["actions"][cursor]
 
 
-def observation_event(action: Action, kind: ObservationKind | str, content: str) -> Event:
+def observation_event(
+    action: Action, kind: ObservationKind | str, content: str, *, retries: int = 0
+) -> Event:
     obs = Observation(
         step_id=action["step_id"],
         call_id=action["call_id"],
@@ -39,10 +41,14 @@ def observation_event(action: Action, kind: ObservationKind | str, content: str)
         kind=ObservationKind(kind).value,
         content=content,
     )
+    if retries:
+        obs["retries"] = retries
     return Event(type="observation", step_id=action["step_id"], data=dict(obs))
 
 
-def abandon_plan(state: RunState, kind: ObservationKind | str, content: str) -> dict[str, Any]:
+def abandon_plan(
+    state: RunState, kind: ObservationKind | str, content: str, *, retries: int = 0
+) -> dict[str, Any]:
     """The current action failed (or was refused): tell the planner, skip the rest, replan.
 
     Every remaining action still gets an observation, so the model sees an answer to each
@@ -52,7 +58,7 @@ def abandon_plan(state: RunState, kind: ObservationKind | str, content: str) -> 
     assert plan is not None
     cursor = state.get("cursor", 0)
     action = plan["actions"][cursor]
-    events = [observation_event(action, kind, content)]
+    events = [observation_event(action, kind, content, retries=retries)]
     events += [
         observation_event(
             rest,

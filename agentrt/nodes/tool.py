@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from agentrt.graphs.deps import RunDeps
 from agentrt.nodes.common import budget_stop, current_action, spent, tool_context
-from agentrt.state import ObservationKind, Outcome, RunState, Stop
+from agentrt.state import ObservationKind, Outcome, RunState
 from agentrt.tools.contract import Effect, ToolSpec, to_json_text
+from agentrt.tools.execution import ToolFailure
 from agentrt.tools.ledger import EffectInDoubt
 
-__all__ = ["run_action", "tool"]
+__all__ = ["failed_outcome", "run_action", "tool"]
 
 
 def run_action(state: RunState, deps: RunDeps, spec: ToolSpec) -> dict[str, Any]:
     """Call the tool for the current action, through the ledger if it has a side effect.
 
-    Budget is checked first, so not one call past a limit starts. A tool's failure becomes
-    an Outcome the planner will see; an effect in doubt ends the run rather than risk a
-    second charge, card, email.
+    Budget is checked first, so not one call past a limit starts. A failure of any kind
+    becomes an Outcome the planner will see; an effect in doubt (the process died mid-call,
+    or a non-idempotent call timed out) goes to the reconcile gate, never called again
+    blindly.
     """
     action = current_action(state)
     node = "commit" if spec.effect is Effect.IRREVERSIBLE else "tool"
@@ -30,31 +32,50 @@ def run_action(state: RunState, deps: RunDeps, spec: ToolSpec) -> dict[str, Any]
     deps.store.set_usage(state["thread_id"], usage)  # the row shows the call before it runs
     try:
         if spec.effect is Effect.READ:
-            result = spec.call(action["args"], ctx)
+            called = deps.runner.call(spec, action["args"], ctx)
+            result, retries = called.result, called.retries
         else:
-            result = deps.ledger.execute(spec, action["args"], ctx).result
-    except EffectInDoubt as exc:
-        return {"usage": usage, "stop": Stop(status="failed", reason=str(exc)), "route": "finish"}
-    except Exception as exc:  # the error contract: a tool failure is an observation
-        return {"usage": usage, "outcome": _failed(action["step_id"], exc), "route": "verify"}
-    outcome = Outcome(
-        step_id=action["step_id"],
-        phase="done",
+            recorded = deps.ledger.execute(spec, action["args"], ctx, deps.runner)
+            result, retries = recorded.result, recorded.retries
+    except EffectInDoubt:
+        return {"usage": usage, "outcome": None, "route": "reconcile"}
+    except ToolFailure as failure:
+        return {
+            "usage": usage,
+            "outcome": failed_outcome(action["step_id"], failure),
+            "route": "verify",
+        }
+    return {
+        "usage": usage,
+        "outcome": ok_outcome(action["step_id"], "done", result, retries),
+        "route": "verify",
+    }
+
+
+def ok_outcome(
+    step_id: str, phase: Literal["preview", "done"], data: Any, retries: int = 0
+) -> Outcome:
+    """A successful result (or preview), as the planner and verify will see it."""
+    return Outcome(
+        step_id=step_id,
+        phase=phase,
         kind=ObservationKind.OK.value,
-        content=to_json_text(result),
-        data=result,
+        content=to_json_text(data),
+        data=data,
+        retries=retries,
     )
-    return {"usage": usage, "outcome": outcome, "route": "verify"}
 
 
-def _failed(step_id: str, exc: Exception) -> Outcome:
-    kind = getattr(exc, "kind", "permanent")
+def failed_outcome(step_id: str, failure: ToolFailure) -> Outcome:
+    """A failure with its contract kind; the content says the kind and how many retries."""
+    tried = f" (after {failure.retries} retries)" if failure.retries else ""
     return Outcome(
         step_id=step_id,
         phase="done",
-        kind=ObservationKind.ERROR.value,
-        content=f"{kind} error: {type(exc).__name__}: {exc}",
+        kind=ObservationKind(failure.kind).value,
+        content=f"{failure.kind} error{tried}: {failure.message}",
         data=None,
+        retries=failure.retries,
     )
 
 
@@ -65,15 +86,20 @@ def tool(state: RunState, deps: RunDeps) -> dict[str, Any]:
     if spec.effect is not Effect.IRREVERSIBLE:
         return run_action(state, deps, spec)
     # Plan, execute, verify, commit: an irreversible tool only previews here; commit acts.
+    if spec.prepare is None:
+        return {
+            "outcome": ok_outcome(
+                action["step_id"], "preview", {"tool": spec.name, "args": action["args"]}
+            ),
+            "route": "verify",
+        }
+    ctx = tool_context(state, action, deps)
     try:
-        preview = spec.call_prepare(action["args"], tool_context(state, action, deps))
-    except Exception as exc:  # a failed preview is an observation too
-        return {"outcome": _failed(action["step_id"], exc), "route": "verify"}
-    outcome = Outcome(
-        step_id=action["step_id"],
-        phase="preview",
-        kind=ObservationKind.OK.value,
-        content=to_json_text(preview),
-        data=preview,
-    )
-    return {"outcome": outcome, "route": "verify"}
+        called = deps.runner.call(spec, action["args"], ctx, fn=spec.prepare)
+    except ToolFailure as failure:  # a failed preview is an observation too
+        return {"outcome": failed_outcome(action["step_id"], failure), "route": "verify"}
+    preview = spec.to_json(called.result, preview=True)
+    return {
+        "outcome": ok_outcome(action["step_id"], "preview", preview, called.retries),
+        "route": "verify",
+    }

@@ -32,16 +32,24 @@ def verify(state: RunState, deps: RunDeps) -> dict[str, Any]:
     outcome = state["outcome"]
     assert outcome is not None
     assert outcome["step_id"] == action["step_id"]
+    retries = outcome.get("retries", 0)
     if outcome["kind"] != ObservationKind.OK:
-        return abandon_plan(state, outcome["kind"], outcome["content"])
+        return abandon_plan(state, outcome["kind"], outcome["content"], retries=retries)
     spec = deps.tools.get(action["tool"])
     assert spec is not None
-    problem = _postcondition(spec, action["args"], outcome)
+    preview = outcome["phase"] == "preview"
+    # The schema first (a result of the wrong shape makes the postcondition meaningless),
+    # then the tool's own check. Either failing is permanent: the same call would fail again.
+    problem = spec.check_output(outcome["data"], preview=preview) or _postcondition(
+        spec, action["args"], outcome
+    )
     if problem is not None:
-        return abandon_plan(state, ObservationKind.ERROR, problem)
-    if outcome["phase"] == "preview":
+        return abandon_plan(state, ObservationKind.PERMANENT, problem, retries=retries)
+    if preview:
         # The preview of an irreversible effect passed: only now may commit perform it.
         return {"route": "commit"}
     update = advance(state)
-    update["events"] = [observation_event(action, ObservationKind.OK, outcome["content"])]
+    update["events"] = [
+        observation_event(action, ObservationKind.OK, outcome["content"], retries=retries)
+    ]
     return update

@@ -86,6 +86,14 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX approvals_queue_by_role ON approvals (status, required_role, requested_at, id);
     CREATE INDEX approvals_due ON approvals (status, expires_at);
     """,
+    # 4: the ledger counts attempts (each one a reservation) and transient retries, keeps
+    # the error's contract kind, and a reconcile decision carries the result a person saw.
+    """
+    ALTER TABLE effects ADD COLUMN attempts INTEGER NOT NULL DEFAULT 1;
+    ALTER TABLE effects ADD COLUMN retries INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE effects ADD COLUMN error_kind TEXT;
+    ALTER TABLE approvals ADD COLUMN result TEXT;
+    """,
 )
 
 assert len(MIGRATIONS) == SCHEMA_VERSION

@@ -94,8 +94,15 @@ class EffectRecord:
     step_id: str
     tool: str
     status: str
+    """started, done, failed, or retry (a person said the in-doubt attempt did not act)."""
     result: Any
     error: str | None
+    error_kind: str | None = None
+    """The error contract kind of a failure: transient, permanent or timeout."""
+    attempts: int = 1
+    """How many times the key was reserved (each resume or retry decision adds one)."""
+    retries: int = 0
+    """Transient retries within the last attempt."""
 
 
 def _pid_alive(pid: int) -> bool:
@@ -439,18 +446,20 @@ class Store:
         by: str,
         comment: str | None,
         edited_args: dict[str, Any] | None = None,
+        result: Any = None,
     ) -> bool:
         """Record a decision if the request is still pending; False if someone was first."""
         with self._tx() as db:
             cur = db.execute(
                 "UPDATE approvals SET status=?, decided_by=?, decided_at=?, comment=?, "
-                "edited_args=? WHERE id=? AND status=?",
+                "edited_args=?, result=? WHERE id=? AND status=?",
                 (
                     status.value,
                     by,
                     self.clock(),
                     comment,
                     json.dumps(edited_args) if edited_args is not None else None,
+                    json.dumps(result) if status is ApprovalStatus.RESOLVED else None,
                     approval_id,
                     ApprovalStatus.PENDING.value,
                 ),
@@ -462,41 +471,96 @@ class Store:
     def get_effect(self, key: str) -> EffectRecord | None:
         with self._lock:
             row = self._conn.execute("SELECT * FROM effects WHERE key=?", (key,)).fetchone()
-        if row is None:
-            return None
-        return EffectRecord(
-            key=row["key"],
-            thread_id=row["thread_id"],
-            step_id=row["step_id"],
-            tool=row["tool"],
-            status=row["status"],
-            result=json.loads(row["result"]) if row["result"] else None,
-            error=row["error"],
-        )
+        return _effect(row) if row else None
+
+    def list_effects(self, thread_id: str) -> list[EffectRecord]:
+        """A run's ledger rows, in the order they were first reserved."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT * FROM effects WHERE thread_id=? ORDER BY rowid", (thread_id,)
+            ).fetchall()
+        return [_effect(r) for r in rows]
 
     def start_effect(
         self, *, key: str, thread_id: str, step_id: str, tool: str, args_digest: str
-    ) -> None:
+    ) -> int:
+        """Reserve the key (status started) and return which attempt this is, from 1."""
         with self._tx() as db:
-            db.execute(
+            row = db.execute(
                 "INSERT INTO effects (key, thread_id, step_id, tool, args_digest, status, "
                 "started_at) VALUES (?,?,?,?,?,'started',?) "
-                "ON CONFLICT (key) DO UPDATE SET started_at=excluded.started_at",
+                "ON CONFLICT (key) DO UPDATE SET status='started', attempts=attempts+1, "
+                "started_at=excluded.started_at, error=NULL, error_kind=NULL "
+                "RETURNING attempts",
                 (key, thread_id, step_id, tool, args_digest, self.clock()),
-            )
+            ).fetchone()
+        return int(row["attempts"])
 
-    def finish_effect(self, key: str, *, result: Any = None, error: str | None = None) -> None:
+    def finish_effect(
+        self,
+        key: str,
+        *,
+        result: Any = None,
+        error: str | None = None,
+        error_kind: str | None = None,
+        retries: int = 0,
+    ) -> None:
+        """Record the outcome of the started attempt: done with its result, or failed."""
         with self._tx() as db:
             db.execute(
-                "UPDATE effects SET status=?, result=?, error=?, finished_at=? WHERE key=?",
+                "UPDATE effects SET status=?, result=?, error=?, error_kind=?, retries=?, "
+                "finished_at=? WHERE key=?",
                 (
                     "failed" if error is not None else "done",
                     json.dumps(result, default=str) if error is None else None,
                     error,
+                    error_kind if error is not None else None,
+                    retries,
                     self.clock(),
                     key,
                 ),
             )
+
+    def note_in_doubt(self, key: str, reason: str, *, retries: int = 0) -> None:
+        """Say why a started effect is in doubt, leaving it started (a person settles it)."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE effects SET error=?, error_kind='timeout', retries=? "
+                "WHERE key=? AND status='started'",
+                (reason, retries, key),
+            )
+
+    def settle_effect(self, key: str, attempt: int, *, happened: bool, result: Any = None) -> bool:
+        """Apply a reconcile decision to the attempt it was about: done with ``result`` if the
+        effect happened, else 'retry'. False if that attempt is no longer the one in doubt."""
+        with self._tx() as db:
+            cur = db.execute(
+                "UPDATE effects SET status=?, result=?, finished_at=? "
+                "WHERE key=? AND status='started' AND attempts=?",
+                (
+                    "done" if happened else "retry",
+                    json.dumps(result, default=str) if happened else None,
+                    self.clock(),
+                    key,
+                    attempt,
+                ),
+            )
+        return cur.rowcount == 1
+
+
+def _effect(row: sqlite3.Row) -> EffectRecord:
+    return EffectRecord(
+        key=row["key"],
+        thread_id=row["thread_id"],
+        step_id=row["step_id"],
+        tool=row["tool"],
+        status=row["status"],
+        result=json.loads(row["result"]) if row["result"] is not None else None,
+        error=row["error"],
+        error_kind=row["error_kind"],
+        attempts=row["attempts"],
+        retries=row["retries"],
+    )
 
 
 def _run_record(row: sqlite3.Row) -> RunRecord:
@@ -564,6 +628,7 @@ def _approval(row: sqlite3.Row) -> ApprovalRequest:
         args=json.loads(row["args"]),
         args_digest=row["args_digest"],
         edited_args=json.loads(row["edited_args"]) if row["edited_args"] else None,
+        result=json.loads(row["result"]) if row["result"] is not None else None,
         rule_id=row["rule_id"],
         reason=row["reason"],
         required_role=row["required_role"],

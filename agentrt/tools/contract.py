@@ -16,7 +16,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal, get_type_hints, overload
 
-from pydantic import BaseModel, ConfigDict, ValidationError, create_model
+from langgraph.types import RetryPolicy
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
 from pydantic.fields import FieldInfo
 
 from agentrt.errors import ConfigError
@@ -53,10 +54,16 @@ class ToolContext:
 
 
 class ToolError(Exception):
-    """Raised by a tool to report a failure the planner should see, with its kind."""
+    """Raised by a tool to report a failure the planner should see, with its kind.
+
+    kind="transient" says the call did not act and may be tried again (it is retried per
+    the tool's RetryPolicy); "permanent" says trying again will not help.
+    """
 
     def __init__(self, message: str, *, kind: Literal["transient", "permanent"] = "permanent"):
-        self.kind = kind
+        if kind not in ("transient", "permanent"):
+            raise ValueError(f"ToolError kind must be 'transient' or 'permanent', got {kind!r}")
+        self.kind: Literal["transient", "permanent"] = kind
         super().__init__(message)
 
 
@@ -135,6 +142,17 @@ class ToolSpec:
     """For an irreversible tool: returns a preview of the effect without causing it."""
     ctx_param: str | None = field(default=None)
     """Name of the parameter that receives the ToolContext, if the function takes one."""
+    output: TypeAdapter[Any] | None = None
+    """Schema of the result (from the return annotation or output=); None: unchecked."""
+    preview_output: TypeAdapter[Any] | None = None
+    """Schema of prepare()'s preview, from its return annotation; None: unchecked."""
+    timeout: float | None = None
+    """Seconds one attempt may take; None: no limit (the run's deadline still bounds it)."""
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+    """How transient failures are retried: backoff, jitter, attempts, which errors."""
+    reconcile_role: str | None = None
+    """Role a person must hold to settle a call of this tool that is in doubt; None: anyone
+    of the run's tenant."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the underlying function directly, as if it were not decorated."""
@@ -154,18 +172,42 @@ class ToolSpec:
         return model.model_dump(mode="json")
 
     def call(self, args: Mapping[str, Any], ctx: ToolContext) -> Any:
-        """Run the tool on validated arguments."""
-        return self.fn(**self._bind(args, ctx))
+        """Run the tool on validated arguments, once, with no timeout or retry."""
+        return self.fn(**self.bind(args, ctx))
 
-    def call_prepare(self, args: Mapping[str, Any], ctx: ToolContext) -> Any:
-        """Run the prepare hook (no side effect); a tool without one previews its arguments."""
-        if self.prepare is None:
-            return {"tool": self.name, "args": dict(args)}
-        return self.prepare(**self._bind(args, ctx, self.prepare))
+    def to_json(self, result: Any, *, preview: bool = False) -> Any:
+        """The result (or preview) in its JSON form, as the ledger records it and the
+        planner reads it."""
+        adapter = self.preview_output if preview else self.output
+        if adapter is not None:
+            try:
+                return adapter.dump_python(result, mode="json")
+            except Exception:  # a result off its schema is verify's to report, as it is
+                pass
+        if isinstance(result, BaseModel):
+            return result.model_dump(mode="json")
+        return result
 
-    def _bind(
+    def check_output(self, data: Any, *, preview: bool = False) -> str | None:
+        """None if ``data`` (JSON form) fits the result (or preview) schema, else why not."""
+        adapter = self.preview_output if preview else self.output
+        if adapter is None:
+            return None
+        try:
+            adapter.validate_python(data)
+        except ValidationError as exc:
+            what = "preview" if preview else "result"
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in e['loc']) or '(value)'}: {e['msg']}"
+                for e in exc.errors()[:5]
+            )
+            return f"the {what} of {self.name!r} does not match its schema: {problems}"
+        return None
+
+    def bind(
         self, args: Mapping[str, Any], ctx: ToolContext, fn: Callable[..., Any] | None = None
     ) -> dict[str, Any]:
+        """Keyword arguments for the tool (or its hook ``fn``), with the context if it wants one."""
         model = self.args_model.model_validate(dict(args))
         kwargs = {name: getattr(model, name) for name in type(model).model_fields}
         target = fn or self.fn
@@ -178,6 +220,10 @@ class ToolSpec:
         """The OpenAI-style function schema offered to the model through bind_tools."""
         params = self.args_model.model_json_schema()
         params.pop("title", None)
+        if self.args_model.model_config.get("extra") == "forbid":
+            # Said explicitly: a model derived from a LangChain schema inherits its parent's
+            # JSON schema, which does not say it.
+            params["additionalProperties"] = False
         return {
             "type": "function",
             "function": {"name": self.name, "description": self.description, "parameters": params},
@@ -236,6 +282,10 @@ def tool(
     sensitive: Iterable[str] = (),
     verify: Callable[[dict[str, Any], Any], bool | str | None] | None = None,
     prepare: Callable[..., Any] | None = None,
+    output: Any = None,
+    timeout: float | None = None,
+    retry: RetryPolicy | None = None,
+    reconcile_role: str | None = None,
 ) -> Callable[[Callable[..., Any]], ToolSpec]: ...
 def tool(
     fn: Callable[..., Any] | None = None,
@@ -250,8 +300,18 @@ def tool(
     sensitive: Iterable[str] = (),
     verify: Callable[[dict[str, Any], Any], bool | str | None] | None = None,
     prepare: Callable[..., Any] | None = None,
+    output: Any = None,
+    timeout: float | None = None,
+    retry: RetryPolicy | None = None,
+    reconcile_role: str | None = None,
 ) -> ToolSpec | Callable[[Callable[..., Any]], ToolSpec]:
-    """Declare a function as a tool: ``@tool`` or ``@tool(effect="write", scopes=[...])``."""
+    """Declare a function as a tool: ``@tool`` or ``@tool(effect="write", scopes=[...])``.
+
+    The result schema comes from ``output`` (a type or pydantic model) or else from the
+    return annotation; ``timeout`` bounds one attempt in seconds; ``retry`` (LangGraph's
+    RetryPolicy) says how transient failures are retried, by default 3 attempts;
+    ``reconcile_role`` is the role needed to settle a call of it that is in doubt.
+    """
 
     def decorate(f: Callable[..., Any]) -> ToolSpec:
         tool_name = name or f.__name__
@@ -276,6 +336,20 @@ def tool(
                 f"tool {tool_name!r}: prepare= is for irreversible tools, "
                 f"but its effect is {eff.value!r}"
             )
+        if timeout is not None and not (
+            isinstance(timeout, int | float) and math.isfinite(timeout) and timeout > 0
+        ):
+            raise ConfigError(
+                f"tool {tool_name!r}: timeout must be a number of seconds > 0, got {timeout!r}"
+            )
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ConfigError(
+                f"tool {tool_name!r}: retry must be a langgraph.types.RetryPolicy, got {retry!r}"
+            )
+        if retry is not None and retry.max_attempts < 1:
+            raise ConfigError(
+                f"tool {tool_name!r}: retry.max_attempts must be >= 1, got {retry.max_attempts!r}"
+            )
         summary, arg_docs = _docstring_parts(f.__doc__)
         return ToolSpec(
             name=tool_name,
@@ -290,9 +364,40 @@ def tool(
             verify=verify,
             prepare=prepare,
             ctx_param=_ctx_param(f),
+            output=_adapter(tool_name, output)
+            if output is not None
+            else returns_schema(f, tool_name),
+            preview_output=returns_schema(prepare, tool_name) if prepare is not None else None,
+            timeout=float(timeout) if timeout is not None else None,
+            retry=retry or RetryPolicy(),
+            reconcile_role=reconcile_role,
         )
 
     return decorate(fn) if fn is not None else decorate
+
+
+def _adapter(name: str, schema: Any) -> TypeAdapter[Any]:
+    try:
+        return TypeAdapter(schema)
+    except Exception as exc:
+        raise ConfigError(
+            f"tool {name!r}: cannot build a result schema from {schema!r} ({exc}); "
+            "give a type or a pydantic model"
+        ) from None
+
+
+def returns_schema(fn: Callable[..., Any], name: str) -> TypeAdapter[Any] | None:
+    """The schema of what ``fn`` returns, from its annotation; None if it says nothing."""
+    try:
+        hint = get_type_hints(fn).get("return", Any)
+    except NameError as exc:
+        raise ConfigError(
+            f"tool {name!r}: cannot resolve the return annotation of {fn.__name__!r} ({exc}); "
+            "import the type at module level"
+        ) from None
+    if hint is Any:
+        return None
+    return _adapter(name, hint)
 
 
 def to_json_text(value: Any) -> str:

@@ -15,8 +15,16 @@ from typing import Any
 from agentrt.approvals import args_digest, canonical_json
 from agentrt.store.sqlite import Store
 from agentrt.tools.contract import ToolContext, ToolSpec
+from agentrt.tools.execution import FailureKind, ToolFailure, ToolRunner
 
-__all__ = ["EffectInDoubt", "Ledger", "LedgerResult", "effect_key"]
+__all__ = [
+    "EffectInDoubt",
+    "Ledger",
+    "LedgerResult",
+    "RecordedFailure",
+    "effect_key",
+    "failure_kind",
+]
 
 
 def effect_key(thread_id: str, step_id: str, tool: str, args: Mapping[str, Any]) -> str:
@@ -26,24 +34,35 @@ def effect_key(thread_id: str, step_id: str, tool: str, args: Mapping[str, Any])
 
 
 class EffectInDoubt(Exception):
-    """An earlier attempt of a non-idempotent call started and never recorded an outcome."""
+    """A call of a non-idempotent tool that started and has no recorded outcome.
 
-    def __init__(self, tool: str, key: str) -> None:
+    The process died mid-call, or the call timed out: the effect may or may not have
+    happened, so the run asks a person (the reconcile gate) instead of calling again.
+    """
+
+    def __init__(self, tool: str, key: str, attempt: int, reason: str) -> None:
         self.tool = tool
         self.key = key
+        self.attempt = attempt
+        self.reason = reason
         super().__init__(
-            f"an earlier attempt of {tool!r} (effect key {key[:16]}...) started and was "
-            "interrupted before recording its outcome; the tool is not idempotent, so calling "
-            "it again could repeat the effect. Check the target system, then settle the run."
+            f"{reason}; {tool!r} is not idempotent, so calling it again could repeat the "
+            f"effect (effect key {key[:16]}..., attempt {attempt}). Check the target system, "
+            "then settle it: resolve with the result if it happened, or retry if it did not."
         )
 
 
 @dataclass(frozen=True, slots=True)
 class LedgerResult:
-    """What the ledger gave back: the result, and whether it came from the record."""
+    """What the ledger gave back: the result, whether it came from the record, retries."""
 
     result: Any
     replayed: bool
+    retries: int = 0
+
+
+class RecordedFailure(ToolFailure):
+    """A failure an earlier attempt of the same step recorded in the ledger."""
 
 
 class Ledger:
@@ -52,21 +71,36 @@ class Ledger:
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def execute(self, spec: ToolSpec, args: Mapping[str, Any], ctx: ToolContext) -> LedgerResult:
+    def execute(
+        self,
+        spec: ToolSpec,
+        args: Mapping[str, Any],
+        ctx: ToolContext,
+        runner: ToolRunner | None = None,
+    ) -> LedgerResult:
         """Call the tool once for this step, or return what an earlier attempt recorded.
 
-        A recorded failure is raised again as the tool's error, so a re-run sees the same
-        outcome as the first run did.
+        done: the recorded result, nothing called. failed: the recorded failure again, so
+        a re-run sees what the first run saw. started: an idempotent tool is called again
+        with the same key; any other raises EffectInDoubt. A timeout of a non-idempotent
+        call leaves the key started and raises EffectInDoubt too.
         """
         key = ctx.idempotency_key
         record = self.store.get_effect(key)
         if record is not None and record.status == "done":
-            return LedgerResult(record.result, replayed=True)
+            return LedgerResult(record.result, replayed=True, retries=record.retries)
         if record is not None and record.status == "failed":
-            raise RecordedFailure(record.error or "failed")
+            raise RecordedFailure(
+                failure_kind(record.error_kind), record.error or "failed", retries=record.retries
+            )
         if record is not None and record.status == "started" and not spec.idempotent:
-            raise EffectInDoubt(spec.name, key)
-        self.store.start_effect(
+            raise EffectInDoubt(
+                spec.name,
+                key,
+                record.attempts,
+                record.error or "an earlier attempt started and never recorded its outcome",
+            )
+        attempt = self.store.start_effect(
             key=key,
             thread_id=ctx.thread_id,
             step_id=ctx.step_id,
@@ -74,13 +108,23 @@ class Ledger:
             args_digest=args_digest(args),
         )
         try:
-            result = spec.call(args, ctx)
-        except Exception as exc:
-            self.store.finish_effect(key, error=f"{type(exc).__name__}: {exc}")
+            called = (runner or ToolRunner()).call(spec, args, ctx)
+        except ToolFailure as failure:
+            if failure.kind == "timeout" and not spec.idempotent:
+                self.store.note_in_doubt(key, failure.message, retries=failure.retries)
+                raise EffectInDoubt(spec.name, key, attempt, failure.message) from None
+            self.store.finish_effect(
+                key, error=failure.message, error_kind=failure.kind, retries=failure.retries
+            )
             raise
-        self.store.finish_effect(key, result=result)
-        return LedgerResult(result, replayed=False)
+        self.store.finish_effect(key, result=called.result, retries=called.retries)
+        return LedgerResult(called.result, replayed=False, retries=called.retries)
 
 
-class RecordedFailure(Exception):
-    """A failure an earlier attempt of the same step recorded in the ledger."""
+def failure_kind(value: str | None) -> FailureKind:
+    """A recorded error kind as the contract's kind (unknown or missing: permanent)."""
+    if value == "transient":
+        return "transient"
+    if value == "timeout":
+        return "timeout"
+    return "permanent"

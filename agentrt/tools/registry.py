@@ -4,22 +4,32 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
 
+from langchain_core.tools import BaseTool
+
 from agentrt.errors import ConfigError
 from agentrt.principal import Principal
 from agentrt.tools.contract import ToolSpec
 
-__all__ = ["ToolRegistry"]
+__all__ = ["ToolLike", "ToolRegistry"]
+
+ToolLike = ToolSpec | BaseTool
+"""What a runtime accepts as a tool: an @agentrt.tool, or a LangChain tool as it is."""
 
 
 class ToolRegistry:
-    """Tools by name; names are unique."""
+    """Tools by name; names are unique. LangChain tools are wrapped with as_tool()."""
 
-    def __init__(self, tools: Iterable[ToolSpec]) -> None:
+    def __init__(self, tools: Iterable[ToolLike]) -> None:
+        from agentrt.tools.adapters import as_tool
+
         self._tools: dict[str, ToolSpec] = {}
-        for spec in tools:
+        for given in tools:
+            spec = as_tool(given) if isinstance(given, BaseTool) else given
             if not isinstance(spec, ToolSpec):
                 raise ConfigError(
-                    f"{spec!r} is not an agentrt tool; decorate the function with @agentrt.tool"
+                    f"{spec!r} is not an agentrt tool; decorate the function with "
+                    "@agentrt.tool, or pass a LangChain tool (wrap it with as_tool() to "
+                    "declare its effect and scopes)"
                 )
             if spec.name in self._tools:
                 raise ConfigError(f"two tools are named {spec.name!r}; tool names must be unique")

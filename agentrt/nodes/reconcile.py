@@ -1,0 +1,107 @@
+"""reconcile: the human gate for an effect in doubt.
+
+A non-idempotent tool whose call started and never recorded an outcome (its process died
+mid-call, or the call timed out) may or may not have acted. Calling it again could charge
+the card twice; assuming it failed could lose the charge. So a person looks at the target
+system and answers: it happened, with this result (resolve), or it did not (retry).
+
+Like the approval node this one runs twice around its interrupt. The request id is
+deterministic from the effect key and the attempt in doubt, and the decision is applied to
+the ledger with a conditional update on that attempt, so a re-run finds the ledger already
+settled and carries on from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from langgraph.types import interrupt
+
+from agentrt.approvals import ApprovalRequest, ApprovalStatus, approval_id, args_digest
+from agentrt.graphs.deps import RunDeps
+from agentrt.nodes.common import current_action, tool_context
+from agentrt.nodes.tool import failed_outcome, ok_outcome
+from agentrt.state import Event, RunState, Stop
+from agentrt.store.sqlite import EffectRecord
+from agentrt.tools.contract import Effect, ToolSpec
+from agentrt.tools.execution import ToolFailure
+from agentrt.tools.ledger import failure_kind
+
+__all__ = ["reconcile"]
+
+
+def _request(
+    state: RunState, deps: RunDeps, spec: ToolSpec, effect: EffectRecord
+) -> ApprovalRequest:
+    action = current_action(state)
+    return ApprovalRequest(
+        id=approval_id(
+            state["thread_id"], action["step_id"], f"reconcile:{effect.key}:{effect.attempts}"
+        ),
+        thread_id=state["thread_id"],
+        step_id=action["step_id"],
+        kind="reconcile",
+        tool=spec.name,
+        args=action["args"],
+        args_digest=args_digest(action["args"]),
+        rule_id=None,
+        reason=(
+            f"{spec.name!r} is not idempotent and its call (attempt {effect.attempts}) has no "
+            f"recorded outcome: {effect.error or 'the process stopped mid-call'}. Check the "
+            "target system: resolve with the result if the effect happened, retry if not"
+        ),
+        required_role=spec.reconcile_role,
+        four_eyes=False,
+        requested_by=state["principal"]["id"],
+        tenant=state["principal"].get("tenant"),
+        requested_at=deps.clock(),
+        expires_at=None,
+    )
+
+
+def reconcile(state: RunState, deps: RunDeps) -> dict[str, Any]:
+    action = current_action(state)
+    spec = deps.tools.get(action["tool"])
+    assert spec is not None
+    key = tool_context(state, action, deps).idempotency_key
+    # An irreversible tool's effect belongs to commit; the others act in tool.
+    again = "commit" if spec.effect is Effect.IRREVERSIBLE else "tool"
+    effect = deps.store.get_effect(key)
+    events: list[Event] = []
+    if effect is not None and effect.status == "started":
+        request = deps.store.put_approval(_request(state, deps, spec, effect))
+        if request.status is ApprovalStatus.PENDING:
+            interrupt({"approval": _public(request)})
+            stored = deps.store.get_approval(request.id)
+            assert stored is not None
+            request = stored
+        events.append(Event(type="approval", step_id=request.step_id, data=_public(request)))
+        if request.status is ApprovalStatus.RESOLVED:
+            deps.store.settle_effect(key, effect.attempts, happened=True, result=request.result)
+        elif request.status is ApprovalStatus.RETRIED:
+            deps.store.settle_effect(key, effect.attempts, happened=False)
+        else:
+            return {
+                "events": events,
+                "stop": Stop(status="cancelled", reason=f"reconcile {request.id!r} was cancelled"),
+                "route": "finish",
+            }
+        effect = deps.store.get_effect(key)
+    # The ledger now says what happened (this run's decision, or one applied before a crash).
+    if effect is None or effect.status in ("retry", "started"):
+        return {"events": events, "outcome": None, "route": again}
+    if effect.status == "failed":
+        failure = ToolFailure(
+            failure_kind(effect.error_kind), effect.error or "failed", retries=effect.retries
+        )
+        outcome = failed_outcome(action["step_id"], failure)
+    else:
+        outcome = ok_outcome(action["step_id"], "done", effect.result, effect.retries)
+    return {"events": events, "outcome": outcome, "route": "verify"}
+
+
+def _public(request: ApprovalRequest) -> dict[str, Any]:
+    data = asdict(request)
+    data["status"] = request.status.value
+    return data

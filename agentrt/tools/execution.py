@@ -1,0 +1,201 @@
+"""Calling a tool under its contract: timeout, retry of transient errors, one error kind.
+
+Every failure leaves here as a ToolFailure whose kind is one of the contract's kinds
+(transient, permanent, timeout), with the number of retries it took. Sleep, randomness and
+the clock are injected, so tests drive backoff and deadlines without waiting.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import random
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from langgraph.types import RetryPolicy
+
+from agentrt.tools.contract import ToolContext, ToolError, ToolSpec
+
+__all__ = ["Called", "ToolFailure", "ToolRunner", "backoff"]
+
+FailureKind = Literal["transient", "permanent", "timeout"]
+
+
+class ToolFailure(Exception):
+    """A tool call that did not produce a result, classified by the error contract."""
+
+    def __init__(self, kind: FailureKind, message: str, *, retries: int = 0) -> None:
+        self.kind: FailureKind = kind
+        self.message = message
+        self.retries = retries
+        super().__init__(message)
+
+
+@dataclass(frozen=True, slots=True)
+class Called:
+    """A tool's result, and how many retries it took to get it."""
+
+    result: Any
+    retries: int
+
+
+def backoff(policy: RetryPolicy, failures: int, rand: Callable[[], float]) -> float:
+    """Seconds to wait after the ``failures``-th failure: LangGraph's RetryPolicy formula."""
+    interval = min(
+        policy.max_interval, policy.initial_interval * policy.backoff_factor ** (failures - 1)
+    )
+    return interval + rand() if policy.jitter else interval
+
+
+def _matches(retry_on: Any, exc: Exception) -> bool:
+    if isinstance(retry_on, type):
+        return isinstance(exc, retry_on)
+    if isinstance(retry_on, Sequence):
+        return isinstance(exc, tuple(retry_on))
+    return bool(retry_on(exc))
+
+
+def classify(spec: ToolSpec, exc: Exception) -> FailureKind:
+    """The contract kind of an exception a tool raised.
+
+    A ToolError says its own kind. Any other exception is transient only where calling
+    again cannot repeat an effect (a read, or an idempotent tool) and the tool's
+    RetryPolicy.retry_on matches it: a non-idempotent tool that failed in an unknown way
+    may have half-acted, so only its own ToolError(kind="transient") is retried.
+    """
+    if isinstance(exc, ToolError):
+        return exc.kind
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if spec.effect == "read" or spec.idempotent:
+        return "transient" if _matches(spec.retry.retry_on, exc) else "permanent"
+    return "permanent"
+
+
+def _describe(exc: Exception) -> str:
+    return str(exc) if isinstance(exc, ToolError) else f"{type(exc).__name__}: {exc}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ToolRunner:
+    """Calls tools with their timeout and retry policy; its time sources are injectable."""
+
+    sleep: Callable[[float], None] = time.sleep
+    """Waits between retries; tests pass a recorder."""
+    rand: Callable[[], float] = random.random
+    """Jitter source in [0, 1)."""
+    clock: Callable[[], float] = time.time
+    """Epoch seconds, compared with ctx.deadline."""
+
+    def call(
+        self,
+        spec: ToolSpec,
+        args: Mapping[str, Any],
+        ctx: ToolContext,
+        *,
+        fn: Callable[..., Any] | None = None,
+    ) -> Called:
+        """Call ``spec`` (or its hook ``fn``) until it succeeds or the contract says stop.
+
+        Transient failures are retried with backoff and jitter; a timeout of a tool that is
+        not idempotent is never retried here (the caller decides whether it is in doubt).
+        """
+        policy = spec.retry
+        failures = 0
+        while True:
+            try:
+                result = self.call_once(spec, args, ctx, fn=fn)
+                return Called(spec.to_json(result) if fn is None else result, failures)
+            except Exception as exc:
+                kind = classify(spec, exc)
+                message = _describe(exc)
+            retryable = kind == "transient" or (kind == "timeout" and spec.idempotent)
+            failures += 1
+            if not retryable or failures >= policy.max_attempts:
+                raise ToolFailure(kind, message, retries=failures - 1)
+            wait = backoff(policy, failures, self.rand)
+            if ctx.deadline is not None and self.clock() + wait >= ctx.deadline:
+                raise ToolFailure(
+                    kind,
+                    f"{message} (no retry: the run's deadline comes first)",
+                    retries=failures - 1,
+                )
+            self.sleep(wait)
+
+    def call_once(
+        self,
+        spec: ToolSpec,
+        args: Mapping[str, Any],
+        ctx: ToolContext,
+        *,
+        fn: Callable[..., Any] | None = None,
+    ) -> Any:
+        """One attempt, bounded by the tool's timeout (and the run's deadline)."""
+        timeout = spec.timeout
+        if ctx.deadline is not None:
+            left = max(0.0, ctx.deadline - self.clock())
+            timeout = left if timeout is None else min(timeout, left)
+        target = fn or spec.fn
+        kwargs = spec.bind(args, ctx, fn)
+        if inspect.iscoroutinefunction(target):
+            return _run_async(target, kwargs, timeout, spec.name)
+        if timeout is None:
+            return target(**kwargs)
+        return _run_in_thread(target, kwargs, timeout, spec.name)
+
+
+def _timed_out(name: str, timeout: float) -> TimeoutError:
+    return TimeoutError(f"tool {name!r} did not finish within its timeout of {timeout:g}s")
+
+
+def _run_async(
+    target: Callable[..., Any], kwargs: dict[str, Any], timeout: float | None, name: str
+) -> Any:
+    """Run a coroutine tool to completion; at its timeout it is cancelled, not abandoned."""
+
+    async def bounded() -> Any:
+        try:
+            return await asyncio.wait_for(target(**kwargs), timeout)
+        except TimeoutError:
+            assert timeout is not None
+            raise _timed_out(name, timeout) from None
+
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(bounded())
+    # Called from inside a running loop (a sync node under ainvoke): use a loop of our own.
+    return _run_in_thread(lambda: asyncio.run(bounded()), {}, None, name)
+
+
+def _run_in_thread(
+    target: Callable[..., Any], kwargs: dict[str, Any], timeout: float | None, name: str
+) -> Any:
+    """Run a sync tool in a worker thread and wait at most ``timeout`` for it.
+
+    Python cannot kill a thread: a timed-out sync tool goes on in the background (daemon,
+    so it never holds the process open) and its late result is dropped. Tools that must be
+    stopped for real belong in the sandboxed subprocess runner.
+    """
+    outcome: dict[str, Any] = {}
+    finished = threading.Event()
+
+    def work() -> None:
+        try:
+            outcome["result"] = target(**kwargs)
+        except BaseException as exc:  # handed to the caller's thread below
+            outcome["error"] = exc
+        finally:
+            finished.set()
+
+    threading.Thread(target=work, name=f"agentrt-tool-{name}", daemon=True).start()
+    if not finished.wait(timeout):
+        assert timeout is not None
+        raise _timed_out(name, timeout)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["result"]

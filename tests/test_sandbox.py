@@ -1,0 +1,147 @@
+"""The sandboxed runner and run_python: real child processes, real limits, real kills."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from agentrt import AgentRuntime, Policy, Principal, RunStatus
+from agentrt.store.sqlite import _pid_alive
+from agentrt.testing import ScriptedChatModel, ai, tool_call
+from agentrt.tools import ToolError
+from agentrt.tools.sandbox import (
+    SandboxLimits,
+    landlock_abi,
+    run_python,
+    run_python_tool,
+    run_sandboxed,
+)
+
+pytestmark = pytest.mark.subprocess
+
+needs_landlock = pytest.mark.skipif(
+    landlock_abi() == 0, reason="this kernel has no Landlock to confine writes"
+)
+
+
+def py(code: str, limits: SandboxLimits | None = None) -> tuple[int, str, str, bool]:
+    done = run_sandboxed([sys.executable, "-I", "-c", code], limits=limits)
+    return done.returncode, done.stdout, done.stderr, done.timed_out
+
+
+@needs_landlock
+def test_it_cannot_write_outside_its_directory(tmp_path: Path) -> None:
+    outside = tmp_path / "escaped.txt"
+    code = f"""
+import os
+open("inside.txt", "w").write("fine")
+os.mkdir("sub")
+for path in [{str(outside)!r}, "../escaped.txt", os.path.expanduser("~/../escaped.txt")]:
+    try:
+        open(path, "w").write("x")
+        print("WROTE", path)
+    except PermissionError:
+        print("refused")
+"""
+    done = run_sandboxed([sys.executable, "-I", "-c", code])
+    assert done.stdout.split() == ["refused", "refused", "refused"]
+    assert (done.returncode, done.confined, done.files) == (0, True, {"inside.txt": 4})
+    assert not outside.exists()
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_the_tool_api_refuses_paths_outside() -> None:
+    for bad in ["/etc/passwd", "../up.txt", "a/../../up.txt", ""]:
+        with pytest.raises(ToolError, match="outside the sandbox's working directory"):
+            run_sandboxed(["true"], files={bad: "x"})
+
+
+def test_it_is_stopped_at_its_memory_limit() -> None:
+    code, out, err, _ = py(
+        "b = bytearray(400 * 1024 * 1024); print('allocated')",
+        SandboxLimits(memory_bytes=200 * 1024 * 1024),
+    )
+    assert code == 1
+    assert out == ""
+    assert err.rstrip().endswith("MemoryError")
+
+
+def test_it_is_killed_at_its_timeout_with_its_children() -> None:
+    done = run_sandboxed(
+        [
+            sys.executable,
+            "-I",
+            "-c",
+            "import subprocess, sys\n"
+            "child = subprocess.Popen([sys.executable, '-c', 'while True: pass'])\n"
+            "print(child.pid, flush=True)\n"
+            "while True: pass\n",
+        ],
+        limits=SandboxLimits(timeout=0.5),
+    )
+    assert (done.timed_out, done.returncode) == (True, -signal.SIGKILL)
+    # The group was killed, not only its leader; SIGKILL lands when the child next runs.
+    child, until = int(done.stdout), time.monotonic() + 10
+    while _pid_alive(child) and time.monotonic() < until:
+        os.sched_yield()
+    assert not _pid_alive(child)
+
+
+def test_it_is_stopped_at_its_cpu_limit() -> None:
+    code, _, _, timed_out = py("while True: pass", SandboxLimits(cpu_seconds=1, timeout=60))
+    assert not timed_out
+    assert code in (-signal.SIGXCPU, -signal.SIGKILL)
+
+
+def test_it_gets_none_of_the_parents_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-secret")
+    _, out, _, _ = py("import os; print(sorted(os.environ))", SandboxLimits(env={"MODE": "x"}))
+    assert out.strip() == "['HOME', 'LANG', 'MODE', 'PATH', 'TMPDIR']"
+
+
+def test_file_size_limit_caps_what_it_writes() -> None:
+    code, _, err, _ = py(
+        "open('big', 'wb').write(b'x' * 10_000_000)", SandboxLimits(file_size_bytes=1_000_000)
+    )
+    assert code != 0
+    assert "File too large" in err or code == -signal.SIGXFSZ
+
+
+def test_run_python_in_a_run(tmp_path: Path) -> None:
+    model = ScriptedChatModel(
+        [
+            ai(
+                "",
+                tool_call(
+                    "run_python",
+                    {"code": "print(open('data.txt').read().upper())", "files": {"data.txt": "hi"}},
+                ),
+            ),
+            ai("", tool_call("slow_python", {"code": "while True: pass"})),
+            "done",
+        ]
+    )
+    slow = run_python_tool(SandboxLimits(timeout=0.3), name="slow_python")
+    with AgentRuntime(
+        model, tools=[run_python, slow], policy=Policy.allow_all(), db=tmp_path / "a.db"
+    ) as rt:
+        assert rt.tools.get("run_python") is run_python
+        run = rt.start("compute", principal=Principal("p"))
+        obs = [e["data"] for e in rt.events(run.thread_id) if e["type"] == "observation"]
+    assert run.status is RunStatus.SUCCEEDED
+    assert obs[0]["kind"] == "ok"
+    assert '"stdout": "HI\\n"' in obs[0]["content"]
+    assert (obs[1]["kind"], obs[1]["content"]) == (
+        "timeout",
+        "timeout error: TimeoutError: the program was killed at its timeout of 0.3s",
+    )
+
+
+def test_run_python_is_only_present_when_registered(tmp_path: Path) -> None:
+    with AgentRuntime(ScriptedChatModel(["hi"]), db=tmp_path / "a.db") as rt:
+        assert rt.tools.names() == []
