@@ -8,15 +8,13 @@ it (the right field, higher than before), never from the resume value.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
-
-from langgraph.types import interrupt
 
 from agentrt.approvals import ApprovalRequest, ApprovalStatus, approval_id, args_digest
 from agentrt.budget import Budget, raised_budget
 from agentrt.graphs.deps import RunDeps
-from agentrt.state import BudgetReport, Event, RunState, Stop
+from agentrt.nodes.common import await_decision
+from agentrt.state import BudgetReport, RunState, Stop
 
 __all__ = ["budget_gate", "budget_request"]
 
@@ -55,13 +53,7 @@ def budget_request(state: RunState, found: BudgetReport, deps: RunDeps) -> Appro
 def budget_gate(state: RunState, deps: RunDeps) -> dict[str, Any]:
     found = state.get("over_budget")
     assert found is not None, "the graph routes here only with a tripped limit"
-    request = deps.store.put_approval(budget_request(state, found, deps))
-    if request.status is ApprovalStatus.PENDING:
-        interrupt({"approval": _public(request)})
-        stored = deps.store.get_approval(request.id)
-        assert stored is not None
-        request = stored
-    event = Event(type="approval", step_id=request.step_id, data=_public(request))
+    request, event = await_decision(deps, budget_request(state, found, deps))
     if request.status is ApprovalStatus.EDITED and request.edited_args:
         ((limit, value),) = request.edited_args.items()
         budget = raised_budget(Budget.from_dict(state.get("budget")), limit, value).to_dict()
@@ -79,9 +71,3 @@ def budget_gate(state: RunState, deps: RunDeps) -> dict[str, Any]:
         "stop": Stop(status="budget_exceeded", reason=reason, budget=found),
         "route": "finish",
     }
-
-
-def _public(request: ApprovalRequest) -> dict[str, Any]:
-    data = asdict(request)
-    data["status"] = request.status.value
-    return data

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
+from langgraph.types import interrupt
+
+from agentrt.approvals import ApprovalRequest, ApprovalStatus
 from agentrt.budget import Budget, first_exceeded, report
 from agentrt.errors import BudgetExceeded
 from agentrt.graphs.deps import RunDeps
@@ -169,3 +173,27 @@ def spent(usage: Usage, spec: ToolSpec) -> Usage:
         "tool_calls": usage["tool_calls"] + 1,
         "cost_usd": usage["cost_usd"] + spec.cost_usd,
     }
+
+
+def public_request(request: ApprovalRequest) -> dict[str, Any]:
+    """A request as plain data, for the interrupt value and the event log."""
+    data = asdict(request)
+    data["status"] = request.status.value
+    return data
+
+
+def await_decision(deps: RunDeps, request: ApprovalRequest) -> tuple[ApprovalRequest, Event]:
+    """Record ``request`` (a no-op if a re-run already did), wait for a person if it is
+    still pending, and return it as decided, with its event for the log.
+
+    A gate node runs twice around interrupt(): the id is deterministic and the insert
+    ignores duplicates, and the decision is read from the approvals table (where
+    AgentRuntime.decide validated it), never taken from the resume value.
+    """
+    request = deps.store.put_approval(request)
+    if request.status is ApprovalStatus.PENDING:
+        interrupt({"approval": public_request(request)})
+        stored = deps.store.get_approval(request.id)
+        assert stored is not None
+        request = stored
+    return request, Event(type="approval", step_id=request.step_id, data=public_request(request))

@@ -13,14 +13,11 @@ settled and carries on from it.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
-
-from langgraph.types import interrupt
 
 from agentrt.approvals import ApprovalRequest, ApprovalStatus, approval_id, args_digest
 from agentrt.graphs.deps import RunDeps
-from agentrt.nodes.common import current_action, tool_context
+from agentrt.nodes.common import await_decision, current_action, tool_context
 from agentrt.nodes.tool import failed_outcome, ok_outcome
 from agentrt.state import Event, RunState, Stop
 from agentrt.store.sqlite import EffectRecord
@@ -70,13 +67,8 @@ def reconcile(state: RunState, deps: RunDeps) -> dict[str, Any]:
     effect = deps.store.get_effect(key)
     events: list[Event] = []
     if effect is not None and effect.status == "started":
-        request = deps.store.put_approval(_request(state, deps, spec, effect))
-        if request.status is ApprovalStatus.PENDING:
-            interrupt({"approval": _public(request)})
-            stored = deps.store.get_approval(request.id)
-            assert stored is not None
-            request = stored
-        events.append(Event(type="approval", step_id=request.step_id, data=_public(request)))
+        request, event = await_decision(deps, _request(state, deps, spec, effect))
+        events.append(event)
         if request.status is ApprovalStatus.RESOLVED:
             deps.store.settle_effect(key, effect.attempts, happened=True, result=request.result)
         elif request.status is ApprovalStatus.RETRIED:
@@ -99,9 +91,3 @@ def reconcile(state: RunState, deps: RunDeps) -> dict[str, Any]:
     else:
         outcome = ok_outcome(action["step_id"], "done", effect.result, effect.retries)
     return {"events": events, "outcome": outcome, "route": "verify"}
-
-
-def _public(request: ApprovalRequest) -> dict[str, Any]:
-    data = asdict(request)
-    data["status"] = request.status.value
-    return data
