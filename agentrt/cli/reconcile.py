@@ -49,7 +49,7 @@ def _settle(
         typer.echo(
             f"{decision.outcome} recorded for {approval_id}; the run is now {run.status.value}"
         )
-        print_run(run)
+        print_run(run, rt)
 
 
 @reconcile_app.command()

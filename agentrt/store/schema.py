@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # MIGRATIONS[i] takes a database at version i to version i + 1. Never edit a released
 # entry: append a new one, so every existing file walks the same path.
