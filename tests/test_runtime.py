@@ -524,6 +524,7 @@ def test_graph_is_the_compiled_design(desk: AgentRuntime) -> None:
             ("plan", "policy"),
             ("plan", "finish"),
             ("policy", "tool"),
+            ("policy", "policy"),
             ("policy", "approval"),
             ("policy", "plan"),
             ("policy", "finish"),

@@ -34,7 +34,7 @@ __all__ = ["ROUTES", "build_run_graph"]
 
 ROUTES: dict[str, tuple[str, ...]] = {
     "plan": ("policy", "budget_gate", "finish"),
-    "policy": ("tool", "approval", "plan", "finish"),
+    "policy": ("tool", "approval", "policy", "plan", "finish"),
     "approval": ("tool", "policy", "plan", "finish"),
     "tool": ("verify", "budget_gate", "reconcile", "finish"),
     "verify": ("policy", "plan", "commit", "finish"),

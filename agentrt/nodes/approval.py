@@ -3,7 +3,8 @@
 A gate carries every action of the current plan that needs a person (the policy node
 gathered them), so one interrupt asks about all of them and the run resumes when each has
 its decision. Each action then goes its own way when its turn comes: approved to the tool,
-rejected or expired to an observation, edited back through policy.
+rejected or expired to an observation, edited back through policy. After a refusal, the
+plan's later actions that no person approved are skipped (policy node).
 
 The node runs twice: once up to interrupt(), and again from the top when the run resumes.
 Request ids are deterministic and the insert ignores duplicates, so the second run finds

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from agentrt.graphs.deps import RunDeps
-from agentrt.nodes.common import abandon_plan, current_action
+from agentrt.nodes.common import abandon_plan, advance, current_action, observation_event
 from agentrt.principal import Principal
 from agentrt.state import Action, Event, GateItem, ObservationKind, PolicyVerdict, RunState
 from agentrt.tools.contract import ToolArgsError
@@ -68,6 +68,20 @@ def policy(state: RunState, deps: RunDeps) -> dict[str, Any]:
         update["events"][:0] = events
         return update | {"verdict": verdict}
 
+    if verdict["outcome"] == "allow" and (refusal := _refused_earlier(state, action)):
+        # A person refused an earlier action of this plan; a later one that no person
+        # approved may depend on it ("tell the customer the refund went out"), so it does
+        # not run. Later actions a person approved in the same gate still do: they were
+        # decided knowing the refusal.
+        update = advance(state)
+        update["events"] = [
+            *events,
+            observation_event(
+                action, ObservationKind.SKIPPED, f"not run: {refusal} earlier in this plan"
+            ),
+        ]
+        return update | {"verdict": verdict}
+
     # Validation may have normalised the arguments (e.g. "42" -> 42): what runs, what is
     # approved and what the idempotency key covers must be the same thing.
     allowed: dict[str, Any] = {
@@ -101,6 +115,22 @@ def _later_gated(state: RunState, deps: RunDeps) -> list[GateItem]:
         if verdict["outcome"] == "require_approval":
             gated.append(GateItem(action={**action, "args": args}, verdict=verdict))
     return gated
+
+
+def _refused_earlier(state: RunState, action: Action) -> str | None:
+    """How an earlier action of the current plan was refused by a person, if one was."""
+    revision = action["step_id"].split(".", 1)[0]
+    for event in reversed(state.get("events", [])):
+        if event["type"] == "plan":
+            return None  # reached the start of this plan
+        data = event["data"]
+        if (
+            event["type"] == "observation"
+            and event.get("step_id", "").split(".", 1)[0] == revision
+            and data["kind"] in (ObservationKind.REJECTED, ObservationKind.EXPIRED)
+        ):
+            return f"{data['tool']} (step {event['step_id']}) was {data['kind']}"
+    return None
 
 
 def _with_args(state: RunState, args: dict[str, Any]) -> Any:
