@@ -362,3 +362,27 @@ def test_the_async_path_decides_with_the_swapped_policy(
         "refund-freeze",
         frozen.version,
     )
+
+
+def test_an_approval_does_not_cover_a_stricter_role_that_arrived_while_the_run_waited(
+    desk: AgentRuntime, db: Path, tmp_path: Path
+) -> None:
+    run = desk.start(GOAL, principal=OPERATOR)
+    assert run.pending_approval is not None
+    first = run.pending_approval.id
+    desk.policy = Policy.from_file(
+        edited_policy(tmp_path, "role: refund-approver", "role: finance-director")
+    )
+
+    again = desk.decide(Decision.approve(first, by=APPROVER))
+
+    # bob's approval answered the old terms; the new ones want a finance director.
+    assert refunds(db) == []
+    assert again.status is RunStatus.AWAITING_APPROVAL
+    assert again.pending_approval is not None
+    assert again.pending_approval.id != first
+    assert again.pending_approval.required_role == "finance-director"
+    director = Principal("dana", roles=["finance-director"], tenant=APPROVER.tenant)
+    done = desk.decide(Decision.approve(again.pending_approval.id, by=director))
+    assert done.status is RunStatus.SUCCEEDED
+    assert refunds(db) == [("42", 89.0)]

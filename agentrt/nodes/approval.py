@@ -35,8 +35,14 @@ def request_for(state: RunState, item: GateItem, *, now: float) -> ApprovalReque
     digest = args_digest(action["args"])
     return ApprovalRequest(
         # The digest is part of the id: an edited action that needs approval again is a
-        # new request, not the decided one.
-        id=approval_id(state["thread_id"], action["step_id"], f"action:{digest}"),
+        # new request, not the decided one. So are the role and four-eyes: if the policy
+        # changes while the run waits and asks for another approver, an approval given
+        # under the old terms does not cover the new ones.
+        id=approval_id(
+            state["thread_id"],
+            action["step_id"],
+            f"action:{digest}:{verdict['required_role'] or ''}:{int(verdict['four_eyes'])}",
+        ),
         thread_id=state["thread_id"],
         step_id=action["step_id"],
         kind="action",
@@ -100,7 +106,7 @@ def approval(state: RunState, deps: RunDeps) -> dict[str, Any]:
         if verdict is not None and verdict["policy_version"] != deps.policy.version:
             # The policy changed while the run waited: the action is checked again under
             # the current one, which may now deny it (this approval stands if it still asks
-            # for one: the request id is the same).
+            # for one on the same terms: same role and four-eyes give the same request id).
             return update | {"verdict": None, "gate": None, "route": "policy"}
         return update | {"route": "tool"}
     if status is ApprovalStatus.EDITED:
