@@ -284,6 +284,10 @@ class Decision(BaseModel):
             ) from None
 
     @classmethod
+    def _of(cls, approval_id: str, outcome: str, **fields: Any) -> Decision:
+        return cls.parse({"approval_id": approval_id, "outcome": outcome, **fields})
+
+    @classmethod
     def approve(
         cls,
         approval_id: str,
@@ -293,30 +297,14 @@ class Decision(BaseModel):
         args_digest: str | None = None,
     ) -> Decision:
         """Approve the action as requested."""
-        return cls.parse(
-            {
-                "approval_id": approval_id,
-                "outcome": "approve",
-                "by": by,
-                "reason": reason,
-                "args_digest": args_digest,
-            }
-        )
+        return cls._of(approval_id, "approve", by=by, reason=reason, args_digest=args_digest)
 
     @classmethod
     def reject(
         cls, approval_id: str, *, by: Principal, reason: str, args_digest: str | None = None
     ) -> Decision:
         """Refuse the action; the planner sees the reason."""
-        return cls.parse(
-            {
-                "approval_id": approval_id,
-                "outcome": "reject",
-                "by": by,
-                "reason": reason,
-                "args_digest": args_digest,
-            }
-        )
+        return cls._of(approval_id, "reject", by=by, reason=reason, args_digest=args_digest)
 
     @classmethod
     def edit(
@@ -329,15 +317,8 @@ class Decision(BaseModel):
         args_digest: str | None = None,
     ) -> Decision:
         """Run the action with other arguments; they go through the policy again."""
-        return cls.parse(
-            {
-                "approval_id": approval_id,
-                "outcome": "edit",
-                "by": by,
-                "reason": reason,
-                "args": dict(args),
-                "args_digest": args_digest,
-            }
+        return cls._of(
+            approval_id, "edit", by=by, reason=reason, args=dict(args), args_digest=args_digest
         )
 
     @classmethod
@@ -352,15 +333,7 @@ class Decision(BaseModel):
     ) -> Decision:
         """Answer a "budget" request: set ``limit`` (the one that tripped) to ``to``, higher
         than before, and let the run go on. Reject the request to end the run instead."""
-        return cls.parse(
-            {
-                "approval_id": approval_id,
-                "outcome": "edit",
-                "by": by,
-                "reason": reason,
-                "args": {limit: to},
-            }
-        )
+        return cls._of(approval_id, "edit", by=by, reason=reason, args={limit: to})
 
     @classmethod
     def resolve(
@@ -373,15 +346,8 @@ class Decision(BaseModel):
         args_digest: str | None = None,
     ) -> Decision:
         """Settle an effect in doubt: it happened, and ``result`` is what it returned."""
-        return cls.parse(
-            {
-                "approval_id": approval_id,
-                "outcome": "resolve",
-                "by": by,
-                "reason": reason,
-                "result": result,
-                "args_digest": args_digest,
-            }
+        return cls._of(
+            approval_id, "resolve", by=by, reason=reason, result=result, args_digest=args_digest
         )
 
     @classmethod
@@ -394,15 +360,7 @@ class Decision(BaseModel):
         args_digest: str | None = None,
     ) -> Decision:
         """Settle an effect in doubt: it did not happen; call the tool again (same key)."""
-        return cls.parse(
-            {
-                "approval_id": approval_id,
-                "outcome": "retry",
-                "by": by,
-                "reason": reason,
-                "args_digest": args_digest,
-            }
-        )
+        return cls._of(approval_id, "retry", by=by, reason=reason, args_digest=args_digest)
 
 
 _OUTCOMES_BY_KIND = {
