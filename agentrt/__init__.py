@@ -23,10 +23,12 @@ from agentrt.errors import (
 from agentrt.graphs import build_run_graph
 from agentrt.policies import Policy, PolicyDecision, Rule
 from agentrt.principal import Principal
+from agentrt.replay import ReplayReport
 from agentrt.runtime import AgentRuntime, Run, Sweep
 from agentrt.state import Action, Observation, ObservationKind, Plan, RunState, RunStatus, Usage
 from agentrt.tools import Effect, ToolContext, ToolError, ToolSpec, as_tool, tool
 from agentrt.tools.sandbox import run_python
+from agentrt.tracing import Redactor, Trace
 
 __version__ = "0.1.0"
 
@@ -54,6 +56,8 @@ __all__ = [
     "Policy",
     "PolicyDecision",
     "Principal",
+    "Redactor",
+    "ReplayReport",
     "Rule",
     "Run",
     "RunBusy",
@@ -64,6 +68,7 @@ __all__ = [
     "ToolContext",
     "ToolError",
     "ToolSpec",
+    "Trace",
     "UnknownRun",
     "Usage",
     "__version__",

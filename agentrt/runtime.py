@@ -7,12 +7,12 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 import aiosqlite
 from langchain_core.language_models import BaseChatModel
@@ -46,12 +46,18 @@ from agentrt.models import model_name_of, output_cap, output_cap_field, resolve_
 from agentrt.policies import Policy
 from agentrt.principal import Principal
 from agentrt.state import TERMINAL, BudgetReport, Event, RunState, RunStatus, Usage
+from agentrt.store import recordings
 from agentrt.store.sqlite import BUSY_TIMEOUT_MS, LeaseOwner, RunRecord, Store, connect
 from agentrt.tools.contract import ToolArgsError
 from agentrt.tools.execution import ToolRunner
 from agentrt.tools.ledger import Ledger
 from agentrt.tools.registry import ToolLike, ToolRegistry
-from agentrt.tracing import make_tracer
+from agentrt.tracing import Redactor, RunTracing, Trace, make_provider, new_trace_id
+from agentrt.tracing import attributes as A
+from agentrt.tracing.view import build_trace
+
+if TYPE_CHECKING:
+    from agentrt.replay import ReplayReport
 
 __all__ = ["DEFAULT_BUDGET", "AgentRuntime", "Run", "Sweep"]
 
@@ -162,8 +168,9 @@ class AgentRuntime:
         policy: Policy | None = None,
         db: str | Path = "agentrt.db",
         *,
-        tracing: str | TracerProvider | None = None,
+        tracing: str | TracerProvider | None = "sqlite",
         capture_content: bool = False,
+        redactor: Redactor | None = None,
         budget: Budget | None = None,
         tenant_budgets: Mapping[str, Budget] | None = None,
         prices: Mapping[str, ModelPrice | tuple[float, float]] | None = None,
@@ -175,11 +182,10 @@ class AgentRuntime:
         sleep: Callable[[float], None] = time.sleep,
         rand: Callable[[], float] = random.random,
     ) -> None:
-        if capture_content:
-            raise ConfigError(
-                "capture_content=True needs the Redactor, which is not in this version; "
-                "leave it False (no prompts, arguments or results are put on spans)"
-            )
+        if not isinstance(capture_content, bool):
+            raise ConfigError(f"capture_content must be True or False, got {capture_content!r}")
+        if redactor is not None and not isinstance(redactor, Redactor):
+            raise ConfigError(f"redactor must be an agentrt Redactor, got {redactor!r}")
         if lease_ttl <= 0:
             raise ConfigError(f"lease_ttl must be > 0 seconds, got {lease_ttl!r}")
         self.db = str(db)
@@ -225,13 +231,25 @@ class AgentRuntime:
             ),
         ):
             self._check_enforceable(checked, where)
+        self._tracing_setup = make_provider(tracing, self.db)
+        self.redactor = redactor or Redactor()
+        """What content passes before it reaches a span or a log line."""
+        _redact_logs(self.redactor)
+        self.tracing = RunTracing(
+            self._tracing_setup.tracer,
+            clock=clock,
+            capture_content=capture_content,
+            redactor=self.redactor,
+        )
+        """The runtime's spans; ``export_failures`` counts spans an exporter lost."""
         self.deps = RunDeps(
             model=chat,
             tools=self.tools,
             policy=policy,
             store=self.store,
             ledger=Ledger(self.store),
-            tracer=make_tracer(tracing),
+            tracer=self._tracing_setup.tracer,
+            tracing=self.tracing,
             clock=clock,
             runner=ToolRunner(sleep=sleep, rand=rand, clock=clock),
             instructions=instructions,
@@ -281,9 +299,17 @@ class AgentRuntime:
     # lifecycle ----------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the database connections."""
+        """Close the database connections and flush and stop the span exporter we built."""
+        if self._tracing_setup.provider is not None:
+            self._tracing_setup.provider.shutdown()
         self._saver.conn.close()
         self.store.close()
+
+    @property
+    def export_failures(self) -> int:
+        """Span batches the exporter failed to deliver (each logged); the runs went on."""
+        exporter = self._tracing_setup.exporter
+        return exporter.failures if exporter is not None else 0
 
     def __enter__(self) -> AgentRuntime:
         return self
@@ -398,6 +424,51 @@ class AgentRuntime:
         """The run's event log: plans, policy decisions, approvals, observations, finish."""
         self._record(thread_id)
         return list(self.graph.get_state(self._config(thread_id)).values.get("events", []))
+
+    def trace(self, thread_id: str) -> Trace:
+        """The run's spans from the SQLite span store: a tree and where the time went."""
+        record = self._record(thread_id)
+        trace_id, _ = recordings.run_trace(self.store, thread_id)
+        rows = recordings.spans_of(self.store, trace_id) if trace_id else []
+        if not rows:
+            raise ConfigError(
+                f"no spans are stored for run {thread_id!r} in {self.db!r}; spans go to the "
+                "database with tracing='sqlite' (the default); this run was driven with "
+                "another tracing setting"
+                + ("" if record.trace_id else " or before tracing existed")
+            )
+        assert trace_id is not None
+        return build_trace(thread_id, trace_id, rows)
+
+    def replay(self, thread_id: str) -> ReplayReport:
+        """Re-run a run from its recordings with today's code and policy; report divergence.
+
+        The model's answers come from model_calls, tool results from the ledger and the
+        event log: nothing real is called. The re-run happens in a scratch database, so
+        this file is not touched.
+        """
+        from agentrt.replay import replay_run
+
+        return replay_run(self, thread_id)
+
+    def prune(self, *, older_than: float, keep_latest: int = 0) -> list[str]:
+        """Delete finished runs last updated more than ``older_than`` seconds ago.
+
+        Their checkpoints, approvals, ledger entries, spans and model calls go with them;
+        the newest ``keep_latest`` runs stay whatever their age. A run waiting at a gate,
+        running, or stopped by a crash is never pruned. Returns the deleted thread ids.
+        """
+        if older_than < 0:
+            raise ConfigError(f"older_than must be >= 0 seconds, got {older_than!r}")
+        if keep_latest < 0:
+            raise ConfigError(f"keep_latest must be >= 0, got {keep_latest!r}")
+        doomed = recordings.prunable_runs(
+            self.store, before=self.clock() - older_than, keep_latest=keep_latest
+        )
+        for thread_id in doomed:
+            self._saver.delete_thread(thread_id)
+            recordings.delete_run(self.store, thread_id)
+        return doomed
 
     # driving ------------------------------------------------------------------------------
 
@@ -579,6 +650,7 @@ class AgentRuntime:
             principal=principal.to_dict(),
             budget=effective.to_dict(),
             usage=empty_usage(),
+            trace_id=new_trace_id(),
         )
         return thread_id, _initial_state(record)
 
@@ -703,15 +775,16 @@ class AgentRuntime:
         try:
             with (
                 _Heartbeat(self.store, thread_id, owner, self.lease_ttl),
-                self.deps.tracer.start_as_current_span(
-                    "agent.run", attributes={"agentrt.run_id": thread_id}
-                ),
+                self._segment(thread_id) as span,
             ):
                 try:
                     self.graph.invoke(graph_input, self._config(thread_id), durability="sync")
                 except Exception as exc:  # a failed run is a result, not a crash
-                    return self._fail(thread_id, exc)
-                return self._settle(thread_id, self.graph.get_state(self._config(thread_id)))
+                    run = self._fail(thread_id, exc)
+                else:
+                    run = self._settle(thread_id, self.graph.get_state(self._config(thread_id)))
+                self.tracing.set(span, {A.RUN_STATUS: run.status.value})
+                return run
         finally:
             self.store.release_lease(thread_id, owner)
 
@@ -721,18 +794,41 @@ class AgentRuntime:
             async with self._async_graph() as graph:
                 with (
                     _Heartbeat(self.store, thread_id, owner, self.lease_ttl),
-                    self.deps.tracer.start_as_current_span(
-                        "agent.run", attributes={"agentrt.run_id": thread_id}
-                    ),
+                    self._segment(thread_id) as span,
                 ):
                     try:
                         await graph.ainvoke(graph_input, self._config(thread_id), durability="sync")
                     except Exception as exc:  # a failed run is a result, not a crash
-                        return self._fail(thread_id, exc)
-                    snapshot = await graph.aget_state(self._config(thread_id))
-                    return self._settle(thread_id, snapshot)
+                        run = self._fail(thread_id, exc)
+                    else:
+                        snapshot = await graph.aget_state(self._config(thread_id))
+                        run = self._settle(thread_id, snapshot)
+                    self.tracing.set(span, {A.RUN_STATUS: run.status.value})
+                    return run
         finally:
             self.store.release_lease(thread_id, owner)
+
+    @contextmanager
+    def _segment(self, thread_id: str) -> Iterator[Any]:
+        """The agent.run span of one segment, in the run's trace, linked to the segment before.
+
+        The span id is written to the runs row as the segment starts, so the next segment
+        links to it even if this process dies mid-way.
+        """
+        trace_id, previous = recordings.run_trace(self.store, thread_id)
+        trace_id = trace_id or new_trace_id()
+        segment = "start" if previous is None else "resume"
+        with self.tracing.run(
+            thread_id, trace_id=trace_id, segment=segment, previous_span_id=previous
+        ) as span:
+            ctx = span.get_span_context()
+            recordings.set_trace(
+                self.store,
+                thread_id,
+                trace_id,
+                format(ctx.span_id, "016x") if ctx.is_valid else None,
+            )
+            yield span
 
     @asynccontextmanager
     async def _async_graph(
@@ -792,6 +888,16 @@ class AgentRuntime:
             )
         usage = snapshot.values.get("usage") if snapshot.values else None
         return self._run(self.store.set_status(thread_id, status, error=reason, usage=usage))
+
+
+_LOG_FILTERS: dict[Redactor, Any] = {}
+
+
+def _redact_logs(redactor: Redactor) -> None:
+    """Pass agentrt's log lines through ``redactor`` (once per distinct Redactor)."""
+    if redactor not in _LOG_FILTERS:
+        _LOG_FILTERS[redactor] = redactor.filter_logs()
+        logger.addFilter(_LOG_FILTERS[redactor])
 
 
 class _Nothing:

@@ -22,6 +22,7 @@ from pathlib import Path
 import approvals
 import policy
 import storage
+import tracing
 
 __all__ = ["BENCHMARKS", "machine", "main", "write_results"]
 
@@ -29,6 +30,7 @@ BENCHMARKS: tuple[tuple[str, Callable[[], str]], ...] = (
     ("storage", storage.main),
     ("approvals", approvals.main),
     ("policy", policy.main),
+    ("tracing", tracing.main),
 )
 """Every benchmark, in the order they run; add a new module's main here."""
 

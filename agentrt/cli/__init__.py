@@ -15,8 +15,11 @@ from agentrt.cli import (  # noqa: F401  (registers the commands)
     budget,
     demo,
     policy,
+    prune,
     reconcile,
+    replay,
     runs,
+    trace,
 )
 from agentrt.cli.common import CliError, app, fail, load_runtime
 

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from langchain_core.language_models import BaseChatModel
 from langgraph.types import RetryPolicy
-from opentelemetry.trace import Tracer
+from opentelemetry.trace import NoOpTracer, Tracer
 
 from agentrt.budget import ModelPrice
 from agentrt.policies import Policy
@@ -15,6 +16,7 @@ from agentrt.store.sqlite import Store
 from agentrt.tools.execution import ToolRunner
 from agentrt.tools.ledger import Ledger
 from agentrt.tools.registry import ToolRegistry
+from agentrt.tracing.spans import RunTracing
 
 __all__ = ["DEFAULT_INSTRUCTIONS", "RunDeps"]
 
@@ -43,7 +45,9 @@ class RunDeps:
     ledger: Ledger
     """Exactly-once execution of side effects."""
     tracer: Tracer
-    """Where agent.step and finer spans go."""
+    """The OpenTelemetry tracer behind ``tracing``."""
+    tracing: RunTracing = field(default_factory=lambda: RunTracing(NoOpTracer(), clock=time.time))
+    """Opens agent.step, llm.call, tool.call, policy.check and approval.wait spans."""
     clock: Callable[[], float]
     """Epoch seconds; injected so tests control time."""
     runner: ToolRunner = field(default_factory=ToolRunner)

@@ -52,18 +52,24 @@ def _step(kind: str, fn: NodeFn, state: RunState, deps: RunDeps) -> dict[str, An
     Only node time counts: time spent waiting for a person happens between nodes.
     """
     started = deps.clock()
-    with deps.tracer.start_as_current_span(
-        "agent.step",
-        attributes={"agentrt.step.kind": kind, "agentrt.run_id": state["thread_id"]},
-    ) as span:
+    with deps.tracing.step(kind, state["thread_id"], _step_id(kind, state)) as span:
         update = fn(state, deps)
         usage = Usage(**(update.get("usage") or state["usage"]))
         now = deps.clock()
         usage["active_seconds"] = usage["active_seconds"] + max(0.0, now - started)
         update["usage"] = usage
         budget = Budget.from_dict(update.get("budget") or state.get("budget"))
-        span.set_attributes(budget_attributes(budget, usage, now=now))
+        deps.tracing.set(span, budget_attributes(budget, usage, now=now))
     return update
+
+
+def _step_id(kind: str, state: RunState) -> str | None:
+    """The plan step an action node works on; plan and finish have none."""
+    plan = state.get("plan")
+    cursor = state.get("cursor", 0)
+    if kind in ("plan", "finish") or not plan or cursor >= len(plan["actions"]):
+        return None
+    return plan["actions"][cursor]["step_id"]
 
 
 def _router(source: str) -> Callable[[RunState], str]:

@@ -96,6 +96,7 @@ def approval(state: RunState, deps: RunDeps) -> dict[str, Any]:
             return {"route": "policy"}
 
     request = requests[0]
+    deps.tracing.approval_wait(request)
     action = current_action(state)
     update: dict[str, Any] = {
         "events": [Event(type="approval", step_id=request.step_id, data=public(request))]

@@ -196,4 +196,5 @@ def await_decision(deps: RunDeps, request: ApprovalRequest) -> tuple[ApprovalReq
         stored = deps.store.get_approval(request.id)
         assert stored is not None
         request = stored
+    deps.tracing.approval_wait(request)
     return request, Event(type="approval", step_id=request.step_id, data=public_request(request))

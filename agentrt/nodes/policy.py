@@ -25,15 +25,21 @@ def judge(action: Action, state: RunState, deps: RunDeps) -> tuple[dict[str, Any
         if "parse_error" in action:
             raise ValueError(f"arguments for tool {action['tool']!r}: {action['parse_error']}")
         args = spec.validate_args(action["args"])
-    decision = deps.policy.evaluate(
-        spec,
-        action["tool"],
-        args,
-        Principal.from_dict(state["principal"]),
-        run={"thread_id": state["thread_id"], "goal": state["goal"], "step_id": action["step_id"]},
-        usage=state["usage"],
-        budget=state.get("budget"),
-    )
+    with deps.tracing.policy_check(action) as check:
+        decision = deps.policy.evaluate(
+            spec,
+            action["tool"],
+            args,
+            Principal.from_dict(state["principal"]),
+            run={
+                "thread_id": state["thread_id"],
+                "goal": state["goal"],
+                "step_id": action["step_id"],
+            },
+            usage=state["usage"],
+            budget=state.get("budget"),
+        )
+        check.decision(decision)
     verdict = PolicyVerdict(
         step_id=action["step_id"],
         outcome=decision.outcome,

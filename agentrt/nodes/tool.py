@@ -31,12 +31,14 @@ def run_action(state: RunState, deps: RunDeps, spec: ToolSpec) -> dict[str, Any]
     usage = spent(state["usage"], spec)
     deps.store.set_usage(state["thread_id"], usage)  # the row shows the call before it runs
     try:
-        if spec.effect is Effect.READ:
-            called = deps.runner.call(spec, action["args"], ctx)
-            result, retries = called.result, called.retries
-        else:
-            recorded = deps.ledger.execute(spec, action["args"], ctx, deps.runner)
-            result, retries = recorded.result, recorded.retries
+        with deps.tracing.tool_call(spec, action, "commit" if node == "commit" else "call") as call:
+            if spec.effect is Effect.READ:
+                called = deps.runner.call(spec, action["args"], ctx)
+                result, retries = called.result, called.retries
+            else:
+                recorded = deps.ledger.execute(spec, action["args"], ctx, deps.runner)
+                result, retries = recorded.result, recorded.retries
+            call.result(result, retries=retries)
     except EffectInDoubt:
         return {"usage": usage, "outcome": None, "route": "reconcile"}
     except ToolFailure as failure:
@@ -95,7 +97,9 @@ def tool(state: RunState, deps: RunDeps) -> dict[str, Any]:
         }
     ctx = tool_context(state, action, deps)
     try:
-        called = deps.runner.call(spec, action["args"], ctx, fn=spec.prepare)
+        with deps.tracing.tool_call(spec, action, "preview") as call:
+            called = deps.runner.call(spec, action["args"], ctx, fn=spec.prepare)
+            call.result(called.result, retries=called.retries)
     except ToolFailure as failure:  # a failed preview is an observation too
         return {"outcome": failed_outcome(action["step_id"], failure), "route": "verify"}
     preview = spec.to_json(called.result, preview=True)

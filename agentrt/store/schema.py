@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # MIGRATIONS[i] takes a database at version i to version i + 1. Never edit a released
 # entry: append a new one, so every existing file walks the same path.
@@ -93,6 +93,38 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE effects ADD COLUMN retries INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE effects ADD COLUMN error_kind TEXT;
     ALTER TABLE approvals ADD COLUMN result TEXT;
+    """,
+    # 5: traces and recordings. runs.trace_span_id is the last segment's agent.run span,
+    # which the next segment links to; spans is the SQLite span store; model_calls keeps
+    # every model response, for replay.
+    """
+    ALTER TABLE runs ADD COLUMN trace_span_id TEXT;
+
+    CREATE TABLE spans (
+        span_id     TEXT PRIMARY KEY,
+        trace_id    TEXT NOT NULL,
+        parent_id   TEXT,
+        thread_id   TEXT,
+        name        TEXT NOT NULL,
+        start_ns    INTEGER NOT NULL,
+        end_ns      INTEGER,
+        status      TEXT NOT NULL,
+        attributes  TEXT NOT NULL,
+        events      TEXT NOT NULL,
+        links       TEXT NOT NULL
+    );
+    CREATE INDEX spans_by_trace ON spans (trace_id, start_ns);
+    CREATE INDEX spans_by_run ON spans (thread_id);
+
+    CREATE TABLE model_calls (
+        thread_id      TEXT NOT NULL REFERENCES runs (thread_id) ON DELETE CASCADE,
+        revision       INTEGER NOT NULL,
+        model          TEXT,
+        request_digest TEXT NOT NULL,
+        response       TEXT NOT NULL,
+        created_at     REAL NOT NULL,
+        PRIMARY KEY (thread_id, revision)
+    );
     """,
 )
 

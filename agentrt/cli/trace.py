@@ -1,0 +1,26 @@
+"""`agentrt trace THREAD`: a run's span tree with durations, and where the time went."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+
+from agentrt.cli.common import AppOption, DbOption, app, runtime_from
+
+
+@app.command()
+def trace(
+    thread_id: Annotated[str, typer.Argument(help="The run's thread id.")],
+    app_spec: AppOption = None,
+    db: DbOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the trace as JSON.")] = False,
+) -> None:
+    """Show a run's trace: every segment, step, model, tool and policy call, and waits."""
+    with runtime_from(app_spec, db) as rt:
+        found = rt.trace(thread_id)
+        if as_json:
+            typer.echo(json.dumps(found.to_dict(), indent=2, sort_keys=True))
+        else:
+            typer.echo(found.render())

@@ -1,0 +1,360 @@
+"""Record and replay: every model response is kept; a run can be re-run from its recordings.
+
+At the model call, the plan node records the response in model_calls (with a digest of
+the messages sent). ``replay_run`` re-runs a run in a scratch database with today's code
+and policy: the model's answers come from model_calls, a side-effecting tool's result
+from the ledger, a read tool's from the event log, an irreversible tool's preview from its
+own prepare hook (which has no side effect by contract). Approvals the run got are given
+again as recorded. Nothing real is called and the run's own database is not written.
+
+The replay's event log is compared with the run's: the report says "identical" or names
+the first divergence, e.g. "step 2.0: policy now requires approval for 'issue_refund'".
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from langchain_core.messages import AIMessage, BaseMessage, messages_from_dict, messages_to_dict
+from langgraph.types import RetryPolicy
+
+from agentrt.approvals import canonical_json
+from agentrt.budget import Budget
+from agentrt.errors import ConfigError
+from agentrt.models import output_cap
+from agentrt.principal import Principal
+from agentrt.state import Event, RunState
+from agentrt.store import recordings
+from agentrt.tools.contract import ToolContext, ToolError, ToolSpec
+from agentrt.tools.ledger import effect_key
+
+if TYPE_CHECKING:
+    from agentrt.graphs.deps import RunDeps
+    from agentrt.runtime import AgentRuntime
+
+__all__ = ["ReplayReport", "record_response", "replay_run", "request_digest"]
+
+_VERBS = {
+    "allow": "allows",
+    "deny": "denies",
+    "require_approval": "requires approval for",
+}
+
+
+def request_digest(messages: Sequence[BaseMessage]) -> str:
+    """sha256 of what the model was asked: each message's role, text and tool calls."""
+    payload = [
+        [m.type, m.content, [[c["name"], c["args"]] for c in getattr(m, "tool_calls", [])]]
+        for m in messages
+    ]
+    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
+
+
+def record_response(
+    deps: RunDeps, state: RunState, messages: Sequence[BaseMessage], response: AIMessage
+) -> None:
+    """Keep the model's response to this plan step, for replay."""
+    recordings.record_model_call(
+        deps.store,
+        state["thread_id"],
+        state["usage"]["steps"],
+        model=getattr(deps.model, "model_name", None),
+        request_digest=request_digest(messages),
+        response=messages_to_dict([response])[0],
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayReport:
+    """What a replay found: identical, or the first place the re-run went another way."""
+
+    thread_id: str
+    """The run that was replayed."""
+    identical: bool
+    """True if the re-run produced the same events, decisions and outcome."""
+    divergence: str | None
+    """The first difference, in words, e.g. "step 2.0: policy now denies 'issue_refund'"."""
+    step_id: str | None
+    """The plan step where it diverged, if the divergence is at a step."""
+    events: int
+    """How many events of the original run matched before the divergence."""
+
+    def __str__(self) -> str:
+        return "identical" if self.identical else f"diverged: {self.divergence}"
+
+
+class _Recording:
+    """What the original run left behind, looked up by step."""
+
+    def __init__(self, rt: AgentRuntime, thread_id: str, events: list[Event]) -> None:
+        self.rt = rt
+        self.thread_id = thread_id
+        self.actions: dict[str, dict[str, Any]] = {}
+        self.observations: dict[str, dict[str, Any]] = {}
+        self.approvals: dict[tuple[str, str], list[dict[str, Any]]] = {}
+        self.first_limits: dict[str, Any] = {}
+        for event in events:
+            data = event["data"]
+            if event["type"] == "plan":
+                for action in data["actions"]:
+                    self.actions[action["step_id"]] = action
+            elif event["type"] == "observation":
+                self.observations[data["step_id"]] = data
+            elif event["type"] == "approval":
+                key = (event["step_id"] or "", data.get("kind", "action"))
+                self.approvals.setdefault(key, []).append(data)
+                if key[1] == "budget":
+                    self.first_limits.setdefault(data["args"]["limit"], data["args"]["allowed"])
+        self.misses: dict[str, str] = {}
+
+    def result(self, spec: ToolSpec, args: dict[str, Any], ctx: ToolContext) -> Any:
+        """The recorded result of this call, or raise: the replay never calls a real tool."""
+        step = ctx.step_id
+        effect = self.rt.store.get_effect(effect_key(self.thread_id, step, spec.name, args))
+        if effect is not None and effect.status == "done":
+            return effect.result
+        if effect is not None and effect.status == "failed":
+            raise ToolError(effect.error or "failed")
+        seen = self.observations.get(step)
+        action = self.actions.get(step)
+        if (
+            effect is None
+            and seen is not None
+            and seen["tool"] == spec.name
+            and action is not None
+            and action["args"] == args
+        ):
+            if seen["kind"] != "ok":
+                raise ToolError(seen["content"])
+            try:
+                return json.loads(seen["content"])
+            except ValueError:
+                return seen["content"]
+        self.misses[step] = f"{spec.name!r} was called with arguments {args!r}, never recorded"
+        raise ToolError(f"replay: no recorded result for {spec.name!r} at step {step}")
+
+    def decision_for(self, request: Any) -> dict[str, Any] | None:
+        """The next recorded decision on a request like this one (same step and kind)."""
+        waiting = self.approvals.get((request.step_id, request.kind))
+        return waiting.pop(0) if waiting else None
+
+    def initial_budget(self, budget: Budget) -> Budget:
+        """The budget the run started with: the runs row holds it as people raised it."""
+        start = dataclasses.replace(budget, **self.first_limits)
+        # Time is not replayed: the replay runs now, in its own time.
+        return dataclasses.replace(start, deadline=None, max_active_seconds=None)
+
+    def stub(self, spec: ToolSpec) -> ToolSpec:
+        """``spec`` with its function replaced by the recording (prepare stays real)."""
+
+        def recorded(**kwargs: Any) -> Any:
+            ctx = kwargs.pop("ctx")
+            return self.result(spec, spec.validate_args(kwargs), ctx)
+
+        return dataclasses.replace(spec, fn=recorded, ctx_param="ctx")
+
+
+def _replay_model(
+    calls: list[recordings.ModelCall], asked: dict[int, str], rt: AgentRuntime
+) -> Any:
+    from agentrt.testing import ScriptedChatModel
+
+    def turn(call: recordings.ModelCall) -> Any:
+        def answer(messages: list[BaseMessage]) -> AIMessage:
+            asked[call.revision] = request_digest(messages)
+            message = messages_from_dict([call.response])[0]
+            assert isinstance(message, AIMessage)
+            return message
+
+        return answer
+
+    # Same name and output cap as the run's model, so prices and budget pre-flight match.
+    cap = output_cap(rt.deps.model)
+    return ScriptedChatModel(
+        [turn(c) for c in calls],
+        model_name=rt.model_name or "replay",
+        **({"max_tokens": cap} if cap is not None else {}),
+    )
+
+
+def _decision(request: Any, recorded: dict[str, Any]) -> Any:
+    from agentrt.approvals import Decision
+
+    by = Principal(
+        recorded.get("decided_by") or "replay",
+        roles=[request.required_role] if request.required_role else [],
+    )
+    status = recorded["status"]
+    if status == "approved":
+        return Decision.approve(request.id, by=by)
+    if status == "edited":
+        return Decision.edit(request.id, args=recorded["edited_args"], by=by)
+    return Decision.reject(request.id, by=by, reason=recorded.get("comment") or status)
+
+
+def replay_run(rt: AgentRuntime, thread_id: str) -> ReplayReport:
+    """Re-run ``thread_id`` from its recordings in a scratch database and compare."""
+    from agentrt.runtime import AgentRuntime
+
+    record = rt.store.get_run(thread_id)
+    run = rt.get(thread_id)
+    assert record is not None
+    calls = recordings.model_calls(rt.store, thread_id)
+    if not calls:
+        raise ConfigError(
+            f"run {thread_id!r} has no recorded model calls in {rt.db!r}, so it cannot be "
+            "replayed; runs record their model responses from this version of agentrt on"
+        )
+    original = rt.events(thread_id)
+    recording = _Recording(rt, thread_id, original)
+    asked: dict[int, str] = {}
+    budget = recording.initial_budget(Budget.from_dict(record.budget))
+    with tempfile.TemporaryDirectory(prefix="agentrt-replay-") as scratch:
+        replica = AgentRuntime(
+            _replay_model(calls, asked, rt),
+            tools=[recording.stub(spec) for spec in rt.tools],
+            policy=rt.policy,
+            db=Path(scratch) / "replay.db",
+            tracing=None,
+            budget=rt.budget,
+            prices={rt.model_name: rt.model_price} if rt.model_name and rt.model_price else None,
+            instructions=rt.deps.instructions,
+            clock=rt.clock,
+            new_id=lambda: f"replay-{thread_id}",
+            model_retry=RetryPolicy(max_attempts=1),
+        )
+        try:
+            again = replica.start(run.goal, principal=run.principal, budget=budget)
+            gates = 0
+            while again.pending_approval is not None and gates <= len(original):
+                gates += 1
+                request = again.pending_approval
+                recorded = recording.decision_for(request)
+                if recorded is None or recorded["status"] not in ("approved", "edited", "rejected"):
+                    break  # a gate the run did not meet: the comparison below names it
+                again = replica.decide(_decision(request, recorded))
+            replayed = replica.events(again.thread_id)
+        finally:
+            replica.close()
+    return _compare(
+        thread_id,
+        original=original,
+        replayed=replayed,
+        asked=asked,
+        calls=calls,
+        misses=recording.misses,
+    )
+
+
+def _compare(
+    thread_id: str,
+    *,
+    original: list[Event],
+    replayed: list[Event],
+    asked: dict[int, str],
+    calls: list[recordings.ModelCall],
+    misses: dict[str, str],
+) -> ReplayReport:
+    digests = {c.revision: c.request_digest for c in calls}
+    tools = {
+        a["step_id"]: a["tool"]
+        for e in (*original, *replayed)
+        if e["type"] == "plan"
+        for a in e["data"]["actions"]
+    }
+    for index, (was, now) in enumerate(zip(original, replayed, strict=False)):
+        if was["type"] == "plan" and now["type"] == "plan":
+            revision = now["data"]["revision"]
+            if asked.get(revision, digests.get(revision)) != digests.get(revision):
+                return _diverged(
+                    thread_id,
+                    index,
+                    None,
+                    f"plan {revision}: the model is now asked something other than what was "
+                    "recorded (instructions or history changed)",
+                )
+        if _key(was) != _key(now):
+            step = now.get("step_id") or was.get("step_id")
+            text = _difference(was, now, misses, tools)
+            return _diverged(thread_id, index, step, text)
+    if len(original) != len(replayed):
+        index = min(len(original), len(replayed))
+        if len(replayed) < len(original):
+            nxt = original[index]
+            text = f"the replay stopped where the run went on to {_describe(nxt)}"
+            return _diverged(thread_id, index, nxt.get("step_id"), _prefix(nxt, text))
+        extra = replayed[index]
+        text = f"the replay went on to {_describe(extra)} where the run had ended"
+        return _diverged(thread_id, index, extra.get("step_id"), _prefix(extra, text))
+    return ReplayReport(thread_id, True, None, None, len(original))
+
+
+def _diverged(thread_id: str, index: int, step: str | None, text: str) -> ReplayReport:
+    return ReplayReport(thread_id, False, text, step, index)
+
+
+def _prefix(event: Event, text: str) -> str:
+    step = event.get("step_id")
+    return f"step {step}: {text}" if step else text
+
+
+def _key(event: Event) -> Any:
+    data = event["data"]
+    kind = event["type"]
+    if kind == "plan":
+        return (kind, data["content"], [(a["tool"], a["args"]) for a in data["actions"]])
+    if kind == "policy":
+        return (kind, event.get("step_id"), data["outcome"], data["rule_id"])
+    if kind == "approval":
+        return (kind, event.get("step_id"), data["status"], data.get("edited_args"))
+    if kind == "observation":
+        return (kind, data["step_id"], data["tool"], data["kind"], data["content"])
+    return (kind, data.get("status"), data.get("output"), data.get("error"))
+
+
+def _describe(event: Event) -> str:
+    data = event["data"]
+    kind = event["type"]
+    if kind == "plan":
+        tools = ", ".join(a["tool"] for a in data["actions"])
+        return f"plan {data['revision']} ({tools or 'final answer'})"
+    if kind == "policy":
+        return f"policy {data['outcome']} ({data['rule_id']})"
+    if kind == "approval":
+        return f"approval {data['status']}"
+    if kind == "observation":
+        return f"{data['tool']} result [{data['kind']}]"
+    return f"finish {data.get('status')}"
+
+
+def _difference(was: Event, now: Event, misses: dict[str, str], tools: dict[str, str]) -> str:
+    """The first difference between two events at the same place, in words."""
+    step = now.get("step_id") or was.get("step_id")
+    if step is not None and step in misses:
+        return f"step {step}: {misses[step]}"
+    if was["type"] == now["type"] == "policy":
+        tool = tools.get(step or "", "?")
+        verb = _VERBS.get(now["data"]["outcome"], now["data"]["outcome"])
+        return (
+            f"step {step}: policy now {verb} {tool!r} (rule {now['data']['rule_id']}); "
+            f"the run had {was['data']['outcome']} (rule {was['data']['rule_id']})"
+        )
+    if was["type"] == now["type"] == "observation":
+        return (
+            f"step {step}: {now['data']['tool']} now gives [{now['data']['kind']}] "
+            f"{now['data']['content'][:120]!r}; the run had [{was['data']['kind']}] "
+            f"{was['data']['content'][:120]!r}"
+        )
+    if was["type"] == now["type"] == "finish":
+        return (
+            f"the run now ends {now['data']['status']} ({now['data'].get('error') or 'no error'}); "
+            f"it had ended {was['data']['status']}"
+        )
+    return _prefix(now, f"the replay has {_describe(now)} where the run had {_describe(was)}")

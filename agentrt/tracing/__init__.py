@@ -1,0 +1,25 @@
+"""Tracing: the runtime's OpenTelemetry spans, the Redactor, where spans go, and reading them.
+
+- attributes: every span name and attribute key (agentrt.* and GenAI conventions).
+- redact: the Redactor that content passes before it is put on a span or in a log.
+- spans: RunTracing, which opens the spans with explicit parents and sets attributes.
+- exporters: the SQLite span store, console, OTLP/HTTP, or the caller's TracerProvider.
+- view: a run's trace as a tree with durations and where the time went.
+"""
+
+from agentrt.tracing.exporters import TRACER_NAME, TracingSetup, make_provider
+from agentrt.tracing.redact import Detector, Redactor
+from agentrt.tracing.spans import RunTracing, new_trace_id
+from agentrt.tracing.view import Trace, TraceSpan
+
+__all__ = [
+    "TRACER_NAME",
+    "Detector",
+    "Redactor",
+    "RunTracing",
+    "Trace",
+    "TraceSpan",
+    "TracingSetup",
+    "make_provider",
+    "new_trace_id",
+]

@@ -1,0 +1,399 @@
+"""RunTracing: the runtime's spans, opened with explicit parents, attributes set in one place.
+
+agent.run spans are roots of the run's one trace (its id lives in the runs row, so every
+segment of a run, in any process, joins the same trace); agent.step spans take the run
+span of their thread as explicit parent, not whatever context LangGraph's executor
+happens to carry; llm.call, tool.call, policy.check and approval.wait nest under the step
+that opens them. Every time comes from the runtime's clock, so a test's clock and the
+span store agree.
+
+``RunTracing.set`` is the one place an attribute is set: content (prompts, arguments,
+results) goes on a span only with capture_content=True, and only through the Redactor.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import secrets
+from collections.abc import Callable, Collection, Iterator, Mapping
+from contextlib import contextmanager
+from typing import Any
+
+from langgraph.errors import GraphBubbleUp
+from opentelemetry import trace
+from opentelemetry.context import Context
+from opentelemetry.sdk.trace import Tracer as SdkTracer
+from opentelemetry.sdk.trace.id_generator import IdGenerator
+from opentelemetry.trace import Link, Span, SpanContext, Status, StatusCode, TraceFlags
+
+from agentrt.tracing import attributes as A
+from agentrt.tracing.redact import Redactor
+
+__all__ = ["ModelCallSpan", "PolicySpan", "RunTracing", "ToolCallSpan", "new_trace_id"]
+
+_RUN_TRACE: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "agentrt_run_trace", default=None
+)
+
+
+def new_trace_id() -> str:
+    """A fresh W3C trace id, as 32 hex digits."""
+    return secrets.token_hex(16)
+
+
+class _RunTraceIds(IdGenerator):
+    """Gives an agent.run root span the trace id its run already has; else the usual."""
+
+    def __init__(self, inner: IdGenerator) -> None:
+        self.inner = inner
+
+    def generate_span_id(self) -> int:
+        return self.inner.generate_span_id()
+
+    def generate_trace_id(self) -> int:
+        wanted = _RUN_TRACE.get()
+        return wanted if wanted is not None else self.inner.generate_trace_id()
+
+
+def _plain(value: Any) -> Any:
+    """An attribute value OpenTelemetry accepts: scalars, lists of str, else JSON text."""
+    if isinstance(value, str | bool | int | float):
+        return value
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return list(value)
+    return json.dumps(value, sort_keys=True, default=str)
+
+
+class RunTracing:
+    """Opens the runtime's spans and is the one place their attributes are set."""
+
+    def __init__(
+        self,
+        tracer: trace.Tracer,
+        *,
+        clock: Callable[[], float],
+        capture_content: bool = False,
+        redactor: Redactor | None = None,
+    ) -> None:
+        if isinstance(tracer, SdkTracer) and not isinstance(tracer.id_generator, _RunTraceIds):
+            # Only this tracer is changed, never the provider: the caller's other tracers
+            # keep their own ids.
+            tracer.id_generator = _RunTraceIds(tracer.id_generator)
+        self.tracer = tracer
+        self.clock = clock
+        self.capture_content = capture_content
+        self.redactor = redactor or Redactor()
+        self._runs: dict[str, Span] = {}
+        self._failed: dict[str, tuple[str, str | None, int]] = {}
+
+    def _ns(self, at: float | None = None) -> int:
+        return int((self.clock() if at is None else at) * 1e9)
+
+    def set(self, span: Span, attrs: Mapping[str, Any], *, sensitive: Collection[str] = ()) -> None:
+        """Set ``attrs`` on ``span``: the one place an attribute is set.
+
+        None values are skipped. Content keys are set only when content capture is on, and
+        then only after the Redactor, with the tool's declared ``sensitive`` fields.
+        """
+        if not span.is_recording():
+            return
+        for key, value in attrs.items():
+            if value is None:
+                continue
+            if key in A.CONTENT_KEYS:
+                if not self.capture_content:
+                    continue
+                span.set_attribute(key, _plain(self.redactor.redact(value, sensitive=sensitive)))
+                continue
+            span.set_attribute(key, _plain(value))
+
+    @contextmanager
+    def _span(
+        self,
+        name: str,
+        attrs: Mapping[str, Any],
+        *,
+        parent: Span | None = None,
+        links: list[Link] | None = None,
+        root: bool = False,
+    ) -> Iterator[Span]:
+        if root:
+            context: Context | None = Context()
+        elif parent is not None:
+            context = trace.set_span_in_context(parent)
+        else:
+            context = None  # the current one: the step this node runs in
+        span = self.tracer.start_span(name, context=context, links=links, start_time=self._ns())
+        self.set(span, attrs)
+        try:
+            with trace.use_span(
+                span, end_on_exit=False, record_exception=False, set_status_on_exception=False
+            ):
+                yield span
+        except GraphBubbleUp:
+            # An interrupt is LangGraph's way of pausing, not a failure.
+            self.set(span, {A.INTERRUPTED: True})
+            raise
+        except BaseException as exc:
+            # Not span.record_exception: an error message can quote arguments, so it is
+            # redacted like content, and the stack trace stays in the logs.
+            message = self.redactor.redact_text(str(exc))
+            span.add_event(
+                "exception",
+                {"exception.type": type(exc).__name__, "exception.message": message},
+                timestamp=self._ns(),
+            )
+            span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {message}"))
+            raise
+        finally:
+            span.end(end_time=self._ns())
+
+    # the spans ----------------------------------------------------------------------------
+
+    @contextmanager
+    def run(
+        self,
+        thread_id: str,
+        *,
+        trace_id: str,
+        segment: str,
+        previous_span_id: str | None = None,
+    ) -> Iterator[Span]:
+        """agent.run: one segment of a run, a root span of the run's trace.
+
+        A resumed segment links to the one before it (``previous_span_id``), which may
+        have been written by another process; a segment started inside an app's span
+        links to that span too.
+        """
+        links = []
+        if previous_span_id:
+            links.append(
+                Link(
+                    SpanContext(
+                        trace_id=int(trace_id, 16),
+                        span_id=int(previous_span_id, 16),
+                        is_remote=True,
+                        trace_flags=TraceFlags(TraceFlags.SAMPLED),
+                    ),
+                    {A.SEGMENT: "previous"},
+                )
+            )
+        caller = trace.get_current_span().get_span_context()
+        if caller.is_valid:
+            # Called inside the app's own span (a request, a job): the run keeps its own
+            # trace, which outlives that span, and links back to it.
+            links.append(Link(caller, {A.SEGMENT: "caller"}))
+        token: contextvars.Token[int | None] | None = _RUN_TRACE.set(int(trace_id, 16))
+        try:
+            with self._span(
+                A.AGENT_RUN,
+                {
+                    A.RUN_ID: thread_id,
+                    A.SEGMENT: segment,
+                    A.GEN_AI_CONVERSATION: thread_id,
+                    A.OPENINFERENCE_KIND: "AGENT",
+                },
+                links=links,
+                root=True,
+            ) as span:
+                assert token is not None
+                _RUN_TRACE.reset(token)
+                token = None
+                self._runs[thread_id] = span
+                try:
+                    yield span
+                finally:
+                    self._runs.pop(thread_id, None)
+        finally:
+            if token is not None:
+                _RUN_TRACE.reset(token)
+
+    @contextmanager
+    def step(self, kind: str, thread_id: str, step_id: str | None = None) -> Iterator[Span]:
+        """agent.step: one node of the run graph, under its thread's agent.run span.
+
+        A node that LangGraph retries after an error makes one span an attempt; the
+        retries carry agentrt.retry_count.
+        """
+        last = self._failed.pop(thread_id, None)
+        retries = last[2] + 1 if last is not None and last[:2] == (kind, step_id) else 0
+        try:
+            with self._span(
+                A.AGENT_STEP,
+                {
+                    A.STEP_KIND: kind,
+                    A.RUN_ID: thread_id,
+                    A.STEP_ID: step_id,
+                    A.RETRY_COUNT: retries or None,
+                    A.OPENINFERENCE_KIND: "CHAIN",
+                },
+                parent=self._runs.get(thread_id),
+            ) as span:
+                yield span
+        except GraphBubbleUp:
+            raise
+        except Exception:
+            self._failed[thread_id] = (kind, step_id, retries)
+            raise
+
+    @contextmanager
+    def llm_call(self, model: Any, messages: list[Any]) -> Iterator[ModelCallSpan]:
+        """llm.call: one call of the planner's model, with GenAI attributes."""
+        name, provider = _model_names(model)
+        with self._span(
+            A.LLM_CALL,
+            {
+                A.GEN_AI_OPERATION: "chat",
+                A.GEN_AI_REQUEST_MODEL: name,
+                A.GEN_AI_PROVIDER: provider,
+                A.OPENINFERENCE_KIND: "LLM",
+            },
+        ) as span:
+            handle = ModelCallSpan(self, span)
+            if self.capture_content:  # the whole conversation: build it only when kept
+                handle.content(A.GEN_AI_INPUT_MESSAGES, [_message(m) for m in messages])
+            yield handle
+
+    @contextmanager
+    def tool_call(
+        self,
+        spec: Any,
+        action: Mapping[str, Any],
+        phase: str = "call",
+    ) -> Iterator[ToolCallSpan]:
+        """tool.call: one call of a tool, with GenAI attributes; arguments are content."""
+        with self._span(
+            A.TOOL_CALL,
+            {
+                A.GEN_AI_OPERATION: "execute_tool",
+                A.GEN_AI_TOOL_NAME: action["tool"],
+                A.GEN_AI_TOOL_CALL_ID: action.get("call_id"),
+                A.GEN_AI_TOOL_TYPE: "function",
+                A.STEP_ID: action.get("step_id"),
+                A.TOOL_EFFECT: str(spec.effect.value) if spec is not None else None,
+                A.TOOL_PHASE: phase,
+                A.OPENINFERENCE_KIND: "TOOL",
+            },
+        ) as span:
+            handle = ToolCallSpan(self, span, tuple(spec.sensitive) if spec is not None else ())
+            handle.content(A.GEN_AI_TOOL_ARGUMENTS, action.get("args"))
+            yield handle
+
+    @contextmanager
+    def policy_check(self, action: Mapping[str, Any]) -> Iterator[PolicySpan]:
+        """policy.check: one evaluation of the policy for an action."""
+        with self._span(
+            A.POLICY_CHECK,
+            {
+                A.GEN_AI_TOOL_NAME: action["tool"],
+                A.STEP_ID: action.get("step_id"),
+                A.OPENINFERENCE_KIND: "GUARDRAIL",
+            },
+        ) as span:
+            yield PolicySpan(self, span)
+
+    def approval_wait(self, request: Any) -> None:
+        """approval.wait: from the request (the interrupt) to the decision, emitted once decided.
+
+        Its times are the approvals table's, so the wait is right even when the request and
+        the decision happened in different processes.
+        """
+        if request.decided_at is None:
+            return
+        span = self.tracer.start_span(A.APPROVAL_WAIT, start_time=self._ns(request.requested_at))
+        self.set(
+            span,
+            {
+                A.HUMAN_GATE: request.id,
+                A.STEP_ID: request.step_id,
+                A.GEN_AI_TOOL_NAME: request.tool,
+                A.APPROVAL_KIND: request.kind,
+                A.APPROVAL_STATUS: request.status.value,
+                A.APPROVAL_DECIDED_BY: request.decided_by,
+                A.APPROVAL_ROLE: request.required_role,
+            },
+        )
+        span.end(end_time=self._ns(max(request.decided_at, request.requested_at)))
+
+
+class _Handle:
+    def __init__(self, tracing: RunTracing, span: Span, sensitive: Collection[str] = ()) -> None:
+        self.tracing = tracing
+        self.span = span
+        self.sensitive = sensitive
+
+    def content(self, key: str, value: Any) -> None:
+        """Put content on the span (only with capture on, always redacted)."""
+        self.tracing.set(self.span, {key: value}, sensitive=self.sensitive)
+
+
+class ModelCallSpan(_Handle):
+    """The open llm.call span; record the model's response on it."""
+
+    def response(self, message: Any) -> None:
+        meta = getattr(message, "usage_metadata", None) or {}
+        info = getattr(message, "response_metadata", None) or {}
+        finish = info.get("finish_reason") or info.get("stop_reason")
+        self.tracing.set(
+            self.span,
+            {
+                A.GEN_AI_INPUT_TOKENS: meta.get("input_tokens"),
+                A.GEN_AI_OUTPUT_TOKENS: meta.get("output_tokens"),
+                A.GEN_AI_RESPONSE_MODEL: info.get("model_name") or info.get("model"),
+                A.GEN_AI_RESPONSE_ID: getattr(message, "id", None),
+                A.GEN_AI_FINISH_REASONS: [str(finish)] if finish else None,
+            },
+        )
+        if self.tracing.capture_content:
+            self.content(A.GEN_AI_OUTPUT_MESSAGES, [_message(message)])
+
+
+class ToolCallSpan(_Handle):
+    """The open tool.call span; record the result or the failure kind on it."""
+
+    def result(self, value: Any, *, outcome: str = "ok", retries: int = 0) -> None:
+        self.tracing.set(self.span, {A.TOOL_OUTCOME: outcome, A.RETRY_COUNT: retries or None})
+        self.content(A.GEN_AI_TOOL_RESULT, value)
+
+
+class PolicySpan(_Handle):
+    """The open policy.check span; record the decision on it."""
+
+    def decision(self, decision: Any) -> None:
+        self.tracing.set(
+            self.span,
+            {
+                A.POLICY_DECISION: decision.outcome,
+                A.POLICY_RULE: decision.rule_id,
+                A.POLICY_NAME: decision.policy,
+                A.POLICY_VERSION: decision.policy_version,
+                A.APPROVAL_ROLE: decision.required_role,
+            },
+        )
+
+
+def _model_names(model: Any) -> tuple[str | None, str | None]:
+    name = getattr(model, "model_name", None) or getattr(model, "model", None)
+    provider = None
+    try:
+        params = model._get_ls_params()
+        name = name or params.get("ls_model_name")
+        provider = params.get("ls_provider")
+    except Exception:  # naming is best effort; a model without ls params is still traced
+        pass
+    return (name if isinstance(name, str) else None, provider)
+
+
+def _message(message: Any) -> dict[str, Any]:
+    """A chat message as GenAI's input/output message shape: role, parts."""
+    role = {"human": "user", "ai": "assistant", "tool": "tool", "system": "system"}.get(
+        getattr(message, "type", ""), getattr(message, "type", "unknown")
+    )
+    out: dict[str, Any] = {"role": role, "content": getattr(message, "content", message)}
+    calls = getattr(message, "tool_calls", None)
+    if calls:
+        out["tool_calls"] = [
+            {"id": c.get("id"), "name": c.get("name"), "arguments": c.get("args")} for c in calls
+        ]
+    return out

@@ -1,0 +1,414 @@
+"""Spans: the tree a run makes (sync, async, concurrent runs), one trace across segments,
+the SQLite span store, where time went, exporters that fail, and the tracing setting."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage, BaseMessage
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+from agentrt import AgentRuntime, ConfigError, Decision, Policy, tool
+from agentrt.examples import refund_desk
+from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR
+from agentrt.testing import ScriptedChatModel, ai, tool_call
+from agentrt.tracing import attributes as A
+from tests.conftest import FakeClock, Ids
+
+
+def memory_runtime(
+    db: Path, clock: FakeClock, **kw: Any
+) -> tuple[AgentRuntime, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    rt = refund_desk.build_runtime(db, clock=clock, new_id=Ids(), tracing=provider, **kw)
+    return rt, exporter
+
+
+def tree(spans: list[ReadableSpan]) -> list[Any]:
+    """Spans as nested [name, what, children], siblings in the order they started."""
+    by_id = {s.context.span_id: s for s in spans if s.context is not None}
+    kids: dict[int | None, list[ReadableSpan]] = {}
+    for span in spans:
+        parent = span.parent.span_id if span.parent is not None else None
+        kids.setdefault(parent if parent in by_id else None, []).append(span)
+
+    def what(span: ReadableSpan) -> str:
+        a = span.attributes or {}
+        key = {
+            A.AGENT_RUN: A.SEGMENT,
+            A.AGENT_STEP: A.STEP_KIND,
+            A.LLM_CALL: A.GEN_AI_REQUEST_MODEL,
+            A.TOOL_CALL: A.GEN_AI_TOOL_NAME,
+            A.POLICY_CHECK: A.POLICY_DECISION,
+            A.APPROVAL_WAIT: A.APPROVAL_STATUS,
+        }[span.name]
+        return str(a.get(key))
+
+    def build(parent: int | None) -> list[Any]:
+        children = sorted(kids.get(parent, []), key=lambda s: (s.start_time, s.end_time))
+        return [[s.name, what(s), build(s.context.span_id)] for s in children]  # type: ignore[union-attr]
+
+    return build(None)
+
+
+def step(kind: str, *children: list[Any]) -> list[Any]:
+    return ["agent.step", kind, list(children)]
+
+
+LLM = ["llm.call", "refund-desk-script", []]
+
+
+def policy(decision: str) -> list[Any]:
+    return ["policy.check", decision, []]
+
+
+def call(name: str) -> list[Any]:
+    return ["tool.call", name, []]
+
+
+def action(tool_name: str) -> list[list[Any]]:
+    return [
+        step("policy", policy("allow")),
+        step("tool", call(tool_name)),
+        step("verify"),
+    ]
+
+
+DESK_TREE = [
+    [
+        "agent.run",
+        "start",
+        [
+            step("plan", LLM),
+            *action("lookup_order"),
+            step("plan", LLM),
+            *action("lookup_customer"),
+            *action("add_order_note"),
+            step("plan", LLM),
+            step("policy", policy("require_approval")),
+            step("approval"),
+        ],
+    ],
+    [
+        "agent.run",
+        "resume",
+        [
+            step("approval", ["approval.wait", "approved", []]),
+            step("tool", call("issue_refund")),
+            step("verify"),
+            step("commit", call("issue_refund")),
+            step("verify"),
+            step("plan", LLM),
+            step("finish"),
+        ],
+    ],
+]
+"""The refund desk's run through its gate: two segments, every span where it belongs."""
+
+
+def test_a_run_with_a_gate_makes_this_span_tree(db: Path, clock: FakeClock) -> None:
+    rt, exporter = memory_runtime(db, clock)
+    with rt:
+        run = rt.start(GOAL, principal=OPERATOR)
+        assert run.pending_approval is not None
+        clock.advance(3600)  # the approver takes an hour
+        rt.decide(Decision.approve(run.pending_approval.id, by=APPROVER))
+    spans = list(exporter.get_finished_spans())
+    assert tree(spans) == DESK_TREE
+
+    # One trace, whose id is in the runs row; the resumed segment links to the first.
+    with sqlite3.connect(db) as conn:
+        trace_id = conn.execute("SELECT trace_id FROM runs").fetchone()[0]
+    assert {format(s.context.trace_id, "032x") for s in spans if s.context} == {trace_id}
+    first, second = (s for s in spans if s.name == A.AGENT_RUN)
+    assert first.parent is None
+    assert second.parent is None
+    assert [link.context.span_id for link in second.links] == [first.context.span_id]  # type: ignore[union-attr]
+
+    # The wait covers the hour between the request and the decision, on the runtime's clock.
+    (wait,) = (s for s in spans if s.name == A.APPROVAL_WAIT)
+    assert wait.end_time is not None
+    assert wait.start_time is not None
+    assert (wait.end_time - wait.start_time) / 1e9 == pytest.approx(3600)
+    assert (wait.attributes or {})[A.APPROVAL_DECIDED_BY] == "bob"
+    gate = next(s for s in spans if (s.attributes or {}).get(A.STEP_KIND) == "approval")
+    assert (gate.attributes or {})[A.INTERRUPTED] is True
+    assert gate.status.is_unset  # pausing for a person is not an error
+
+
+def test_async_runs_make_the_same_tree(db: Path, clock: FakeClock) -> None:
+    rt, exporter = memory_runtime(db, clock)
+
+    async def scenario() -> None:
+        run = await rt.astart(GOAL, principal=OPERATOR)
+        assert run.pending_approval is not None
+        await rt.adecide(Decision.approve(run.pending_approval.id, by=APPROVER))
+
+    with rt:
+        asyncio.run(scenario())
+    assert tree(list(exporter.get_finished_spans())) == DESK_TREE
+
+
+def test_concurrent_async_runs_keep_their_own_traces(tmp_path: Path, clock: FakeClock) -> None:
+    # Three runs interleave on one event loop (each on its own file: concurrent async runs
+    # on one file wait on each other's SQLite locks); spans share one provider.
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    runtimes = [
+        refund_desk.build_runtime(tmp_path / f"{i}.db", clock=clock, tracing=provider)
+        for i in range(3)
+    ]
+
+    async def scenario() -> list[Any]:
+        return list(await asyncio.gather(*(rt.astart(GOAL, principal=OPERATOR) for rt in runtimes)))
+
+    runs = asyncio.run(scenario())
+    for rt in runtimes:
+        rt.close()
+    spans = list(exporter.get_finished_spans())
+    assert len({r.thread_id for r in runs}) == 3
+    for run in runs:
+        mine = [s for s in spans if (s.attributes or {}).get(A.RUN_ID) == run.thread_id]
+        trace_ids = {s.context.trace_id for s in mine if s.context}
+        assert len(trace_ids) == 1
+        ours = [s for s in spans if s.context and s.context.trace_id in trace_ids]
+        # Each run's trace holds exactly its own first segment, nested as a lone run's is.
+        assert tree(ours) == [DESK_TREE[0]]
+
+
+def test_several_tool_calls_of_one_plan_are_sibling_steps(db: Path, clock: FakeClock) -> None:
+    # The graph runs a plan's tool calls one after another, each in its own step.
+    @tool
+    def echo(text: str) -> str:
+        """Echo text."""
+        return text
+
+    model = ScriptedChatModel(
+        [ai("", tool_call("echo", {"text": "a"}), tool_call("echo", {"text": "b"})), "done"],
+        model_name="m",
+    )
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with AgentRuntime(
+        model, tools=[echo], policy=Policy.allow_all(), db=db, clock=clock, tracing=provider
+    ) as rt:
+        rt.start("echo twice", principal=OPERATOR)
+    m = ["llm.call", "m", []]
+    assert tree(list(exporter.get_finished_spans())) == [
+        [
+            "agent.run",
+            "start",
+            [step("plan", m), *action("echo"), *action("echo"), step("plan", m), step("finish")],
+        ]
+    ]
+    steps = [
+        (s.attributes or {}).get(A.STEP_ID)
+        for s in exporter.get_finished_spans()
+        if s.name == A.TOOL_CALL
+    ]
+    assert steps == ["0.0", "0.1"]
+
+
+def test_the_sqlite_span_store_is_the_default_and_feeds_rt_trace(db: Path) -> None:
+    clock = FakeClock()
+
+    def slow_model(turns: list[Any]) -> ScriptedChatModel:
+        def timed(answer: Any) -> Any:
+            def respond(messages: list[BaseMessage]) -> AIMessage:
+                clock.advance(2.0)  # the model thinks for two seconds
+                return answer if isinstance(answer, AIMessage) else AIMessage(answer)
+
+            return respond
+
+        return ScriptedChatModel([timed(t) for t in turns], model_name="slow")
+
+    @tool(effect="read")
+    def lookup(key: str) -> str:
+        """Look a key up."""
+        clock.advance(0.5)
+        return key.upper()
+
+    model = slow_model([ai("", tool_call("lookup", {"key": "k"})), "K"])
+    with AgentRuntime(model, tools=[lookup], policy=Policy.allow_all(), db=db, clock=clock) as rt:
+        run = rt.start("look k up", principal=OPERATOR)
+        found = rt.trace(run.thread_id)
+    went = found.time_went()
+    assert went == {
+        "model": 4.0,
+        "tools": 0.5,
+        "policy": 0.0,
+        "waiting for people": 0.0,
+        "runtime overhead": 0.0,
+    }
+    assert [(depth, s.name) for depth, s in found.spans()][:3] == [
+        (0, "agent.run"),
+        (1, "agent.step"),
+        (2, "llm.call"),
+    ]
+    text = found.render()
+    assert "where time went:" in text
+    assert "  model                     4.00s   88.9%" in text
+    assert "  tools                   500.0ms   11.1%" in text
+    assert "lookup: ok" in text
+
+
+def test_rt_trace_without_stored_spans_says_why(db: Path, clock: FakeClock) -> None:
+    with refund_desk.build_runtime(db, clock=clock, tracing=None) as rt:
+        run = rt.start(GOAL, principal=OPERATOR)
+        with pytest.raises(ConfigError, match=r"no spans are stored for run .*tracing='sqlite'"):
+            rt.trace(run.thread_id)
+
+
+def test_a_failing_exporter_neither_fails_nor_stops_a_run(
+    db: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    with refund_desk.build_runtime(db, clock=clock) as rt:
+        # Break the span store under the runtime: every export now raises.
+        with sqlite3.connect(db) as conn:
+            conn.execute("DROP TABLE spans")
+        with caplog.at_level(logging.WARNING, logger="agentrt"):
+            run = rt.start(GOAL, principal=OPERATOR)
+            assert run.pending_approval is not None
+            done = rt.decide(Decision.approve(run.pending_approval.id, by=APPROVER))
+        assert done.status == "succeeded"
+        assert rt.export_failures > 20  # one per span: every one was lost, and counted
+        assert "the sqlite span exporter failed on 1 span(s)" in caplog.text
+
+
+def test_an_exporter_that_reports_failure_is_counted(db: Path, clock: FakeClock) -> None:
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    with refund_desk.build_runtime(db, clock=clock, tracing="console") as rt:
+        assert rt._tracing_setup.exporter is not None
+
+        class Refusing:
+            def export(self, spans: Any) -> SpanExportResult:
+                return SpanExportResult.FAILURE
+
+        rt._tracing_setup.exporter.inner = Refusing()  # type: ignore[assignment]
+        run = rt.start(GOAL, principal=OPERATOR)
+        assert run.status == "awaiting_approval"
+        assert rt.export_failures > 0
+
+
+@pytest.mark.parametrize(
+    ("tracing", "message"),
+    [
+        ("jaeger", r"tracing='jaeger' is not a tracing mode; use 'sqlite'"),
+        (42, r"tracing=42 is not a tracing mode"),
+    ],
+)
+def test_bad_tracing_settings_are_refused(db: Path, tracing: Any, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        refund_desk.build_runtime(db, tracing=tracing)
+
+
+def test_otlp_without_its_extra_names_the_extra(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "opentelemetry.exporter.otlp.proto.http.trace_exporter", None)
+    with pytest.raises(ConfigError, match=r"optional extra 'otlp': pip install 'agentrt\[otlp\]'"):
+        refund_desk.build_runtime(db, tracing="otlp")
+
+
+def test_capture_content_must_be_a_bool(db: Path) -> None:
+    with pytest.raises(ConfigError, match="capture_content must be True or False, got 'yes'"):
+        refund_desk.build_runtime(db, capture_content="yes")
+
+
+def test_content_stays_off_spans_unless_asked(db: Path, clock: FakeClock) -> None:
+    rt, exporter = memory_runtime(db, clock)
+    with rt:
+        rt.start(GOAL, principal=OPERATOR)
+    keys = {k for s in exporter.get_finished_spans() for k in (s.attributes or {})}
+    assert not keys & A.CONTENT_KEYS
+    assert {A.GEN_AI_OPERATION, A.GEN_AI_TOOL_NAME, A.GEN_AI_INPUT_TOKENS} <= keys
+
+
+def test_content_capture_puts_redacted_content_on_spans(db: Path, clock: FakeClock) -> None:
+    rt, exporter = memory_runtime(db, clock, capture_content=True)
+    with rt:
+        rt.start(GOAL, principal=OPERATOR)
+    spans = list(exporter.get_finished_spans())
+    (first_tool,) = [
+        s for s in spans if (s.attributes or {}).get(A.STEP_ID) == "0.0" and s.name == A.TOOL_CALL
+    ]
+    attrs = first_tool.attributes or {}
+    assert attrs[A.GEN_AI_TOOL_ARGUMENTS] == '{"order_id": "42"}'
+    assert '"item": "blender"' in str(attrs[A.GEN_AI_TOOL_RESULT])
+    llm = next(s for s in spans if s.name == A.LLM_CALL)
+    assert GOAL in str((llm.attributes or {})[A.GEN_AI_INPUT_MESSAGES])
+
+
+def test_retried_model_calls_are_attempts_of_one_step(db: Path, clock: FakeClock) -> None:
+    from langgraph.types import RetryPolicy
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    model = ScriptedChatModel([ConnectionError("reset"), ConnectionError("reset"), "fine"])
+    with AgentRuntime(
+        model,
+        policy=Policy.allow_all(),
+        db=db,
+        clock=clock,
+        tracing=provider,
+        model_retry=RetryPolicy(initial_interval=0.0, jitter=False, max_attempts=3),
+    ) as rt:
+        assert rt.start("x", principal=OPERATOR).output == "fine"
+    plans = [
+        s for s in exporter.get_finished_spans() if (s.attributes or {}).get(A.STEP_KIND) == "plan"
+    ]
+    assert [(s.attributes or {}).get(A.RETRY_COUNT) for s in plans] == [None, 1, 2]
+    assert [s.status.status_code.name for s in plans] == ["ERROR", "ERROR", "UNSET"]
+    assert [e.attributes["exception.message"] for e in plans[0].events if e.attributes] == ["reset"]
+
+
+def test_a_locked_database_drops_spans_instead_of_waiting(db: Path, clock: FakeClock) -> None:
+    from opentelemetry.sdk.trace.export import SpanExportResult
+
+    from agentrt.tracing.exporters import LOCK_WAIT_MS
+
+    with refund_desk.build_runtime(db, clock=clock) as rt:
+        guarded = rt._tracing_setup.exporter
+        assert guarded is not None
+        conn = guarded.inner._conn  # type: ignore[attr-defined]
+        # Spans wait a quarter second for the lock, where the runtime's own writes wait 10 s.
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == LOCK_WAIT_MS == 250
+        span = TracerProvider().get_tracer("t").start_span("x")
+        span.end()
+        blocker = sqlite3.connect(db, isolation_level=None)
+        blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
+        try:
+            assert guarded.export([span]) is SpanExportResult.FAILURE  # type: ignore[list-item]
+        finally:
+            blocker.execute("ROLLBACK")
+            blocker.close()
+        assert guarded.failures == 1
+        assert guarded.export([span]) is SpanExportResult.SUCCESS  # type: ignore[list-item]
+
+
+def test_a_run_started_inside_an_app_span_keeps_its_trace_and_links_back(
+    db: Path, clock: FakeClock
+) -> None:
+    rt, exporter = memory_runtime(db, clock)
+    app_tracer = TracerProvider().get_tracer("app")
+    with rt, app_tracer.start_as_current_span("POST /refunds") as request:
+        rt.start(GOAL, principal=OPERATOR)
+    (run_span,) = (s for s in exporter.get_finished_spans() if s.name == A.AGENT_RUN)
+    assert run_span.parent is None
+    assert run_span.context is not None
+    assert run_span.context.trace_id != request.get_span_context().trace_id
+    assert [(link.context, dict(link.attributes or {})) for link in run_span.links] == [
+        (request.get_span_context(), {A.SEGMENT: "caller"})
+    ]

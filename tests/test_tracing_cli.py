@@ -1,0 +1,126 @@
+"""`agentrt trace` and `agentrt prune`, and rt.prune's retention rules."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from agentrt import AgentRuntime, ConfigError, Decision
+from agentrt.cli import app
+from agentrt.examples import refund_desk
+from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR
+from tests.conftest import FakeClock, Ids
+
+DAY = 86400.0
+DEMO = ["--app", "agentrt.examples.refund_desk:build_runtime"]
+runner = CliRunner()
+
+
+def finished(rt: AgentRuntime) -> str:
+    run = rt.start(GOAL, principal=OPERATOR)
+    assert run.pending_approval is not None
+    assert rt.decide(Decision.approve(run.pending_approval.id, by=APPROVER)).status == "succeeded"
+    return run.thread_id
+
+
+def rows_of(db: Path, thread_id: str) -> dict[str, int]:
+    with sqlite3.connect(db) as conn:
+        return {
+            table: conn.execute(
+                f"SELECT count(*) FROM {table} WHERE thread_id=?", (thread_id,)
+            ).fetchone()[0]
+            for table in ("runs", "approvals", "effects", "spans", "model_calls", "checkpoints")
+        }
+
+
+def test_prune_deletes_old_finished_runs_and_all_they_left(db: Path, clock: FakeClock) -> None:
+    with refund_desk.build_runtime(db, clock=clock, new_id=Ids()) as rt:
+        old = finished(rt)
+        waiting = rt.start(GOAL, principal=OPERATOR).thread_id
+        clock.advance(40 * DAY)
+        recent = finished(rt)
+        clock.advance(10 * DAY)
+        assert all(rows_of(db, old).values())
+
+        assert rt.prune(older_than=30 * DAY) == [old]
+
+        assert rows_of(db, old) == dict.fromkeys(rows_of(db, old), 0)
+        assert all(rows_of(db, recent).values())
+        assert rt.get(waiting).status == "awaiting_approval"
+        # A run at a gate is never pruned, however old; keep_latest spares the newest.
+        assert rt.prune(older_than=0, keep_latest=1) == []
+        assert rt.prune(older_than=0) == [recent]
+        assert [r.thread_id for r in rt.runs()] == [waiting]
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"older_than": -1.0}, "older_than must be >= 0 seconds, got -1.0"),
+        ({"older_than": 1.0, "keep_latest": -2}, "keep_latest must be >= 0, got -2"),
+    ],
+)
+def test_prune_refuses_negative_numbers(
+    desk: AgentRuntime, kwargs: dict[str, float], message: str
+) -> None:
+    with pytest.raises(ConfigError) as refused:
+        desk.prune(**kwargs)  # type: ignore[arg-type]
+    assert str(refused.value) == message
+
+
+def test_agentrt_prune_command(db: Path) -> None:
+    # Runs made in 2001 are older than 30 days by any real clock.
+    clock = FakeClock(1_000_000_000.0)
+    with refund_desk.build_runtime(db, clock=clock) as rt:
+        old = finished(rt)
+        clock.advance(DAY)
+        finished(rt)  # the newer one, which --keep-latest 1 keeps
+    result = runner.invoke(
+        app, ["prune", "--older-than", "30d", "--keep-latest", "1", *DEMO, "--db", str(db)]
+    )
+    assert result.exit_code == 0, result.output
+    assert result.output == f"pruned {old}\n1 run(s) pruned\n"
+
+    bad = runner.invoke(app, ["prune", "--older-than", "30 days", *DEMO, "--db", str(db)])
+    assert bad.exit_code == 2
+    assert "--older-than '30 days' is not an age; write a number and a unit, e.g. 30d" in bad.output
+
+
+def test_agentrt_trace_prints_the_tree_and_where_time_went(db: Path) -> None:
+    clock = FakeClock()
+    with refund_desk.build_runtime(db, clock=clock) as rt:
+        run = rt.start(GOAL, principal=OPERATOR)
+        assert run.pending_approval is not None
+        clock.advance(90)  # ninety seconds until bob decides
+        rt.decide(Decision.approve(run.pending_approval.id, by=APPROVER))
+
+    result = runner.invoke(app, ["trace", run.thread_id, *DEMO, "--db", str(db)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert lines[0].startswith("trace ")
+    assert lines[0].endswith(f"run {run.thread_id}  (2 segment(s))")
+    assert lines[1].split() == ["agent.run", "0.0ms", "start", "->", "awaiting_approval"]
+    assert "    approval.wait              1.5m  issue_refund: approved by bob" in lines
+    assert lines[-7:] == [
+        "where time went:",
+        "  model                     0.0ms    0.0%",
+        "  tools                     0.0ms    0.0%",
+        "  policy                    0.0ms    0.0%",
+        "  waiting for people         1.5m  100.0%",
+        "  runtime overhead          0.0ms    0.0%",
+        "  total                      1.5m",
+    ]
+
+    as_json = runner.invoke(app, ["trace", run.thread_id, "--json", *DEMO, "--db", str(db)])
+    data = json.loads(as_json.output)
+    assert data["time_went"]["waiting for people"] == 90.0
+    assert [s["name"] for s in data["spans"]] == ["agent.run", "agent.run"]
+    assert data["spans"][1]["links"][0]["span_id"] == data["spans"][0]["span_id"]
+
+    missing = runner.invoke(app, ["trace", "nope", *DEMO, "--db", str(db)])
+    assert missing.exit_code == 1
+    assert "nope" in missing.output
