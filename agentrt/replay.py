@@ -237,7 +237,11 @@ def replay_run(rt: AgentRuntime, thread_id: str) -> ReplayReport:
                 gates += 1
                 request = again.pending_approval
                 recorded = recording.decision_for(request)
-                if recorded is None or recorded["status"] not in ("approved", "edited", "rejected"):
+                if (
+                    request.kind not in ("action", "budget")  # a reconcile is about the world
+                    or recorded is None
+                    or recorded["status"] not in ("approved", "edited", "rejected")
+                ):
                     break  # a gate the run did not meet: the comparison below names it
                 again = replica.decide(_decision(request, recorded))
             replayed = replica.events(again.thread_id)
