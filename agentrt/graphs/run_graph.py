@@ -3,8 +3,11 @@
     START -> plan -> policy --allow----------------> tool -> verify --ok, steps left--> policy
                        |--require_approval-> approval -^      |--ok, plan done----> plan
                        |                      |--edit--> policy  |--failed--------> plan
-                       |                      '--reject-> plan   '--preview ok--> commit -> verify
-                       '--deny--------------------------------> plan
+                       |                      '--reject--> policy '--preview ok--> commit -> verify
+                       |                          (next action), or plan when none is left
+                       |--deny--------------------------------> plan
+                       '--skipped--> policy (next action): an action no person approved, after a
+                                      person refused an earlier one of the same plan
     plan --final answer--> finish -> END      (any node --budget exceeded / fatal--> finish)
     plan, tool, commit --limit reached, Budget(on_exceed="ask")--> budget_gate
     budget_gate --limit raised--> back to the node that stopped;  --refused--> finish
