@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import random
 import threading
@@ -9,7 +10,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
@@ -208,6 +209,7 @@ class AgentRuntime:
         self.store = Store(self.db, clock=clock)
         self._saver = SqliteSaver(connect(self.db, autocommit=False))
         self._saver.setup()
+        self._async_graphs: dict[asyncio.AbstractEventLoop, _SharedAsyncGraph] = {}
         chat = resolve_model(model)
         self.model_name = model_name_of(chat)
         """The planner model's name, as its price is looked up."""
@@ -530,21 +532,22 @@ class AgentRuntime:
         thread_id: str | None = None,
     ) -> Run:
         """Async twin of start."""
-        return await self._adrive(*self._create(goal, principal, budget, thread_id))
+        created = await asyncio.to_thread(self._create, goal, principal, budget, thread_id)
+        return await self._adrive(*created)
 
     async def adecide(self, decision: Decision | dict[str, Any]) -> Run:
         """Async twin of decide."""
-        request = self._record_decision(decision)
+        request = await asyncio.to_thread(self._record_decision, decision)
         try:
             return await self.aresume(request.thread_id)
         except RunBusy:
-            return self.get(request.thread_id)
+            return await asyncio.to_thread(self.get, request.thread_id)
 
     async def aresume(self, thread_id: str) -> Run:
         """Async twin of resume."""
-        graph_input = self._resume_input(thread_id)
+        graph_input = await asyncio.to_thread(self._resume_input, thread_id)
         if graph_input is _NOTHING:
-            return self.get(thread_id)
+            return await asyncio.to_thread(self.get, thread_id)
         return await self._adrive(thread_id, graph_input)
 
     # internals ----------------------------------------------------------------------------
@@ -789,7 +792,10 @@ class AgentRuntime:
             self.store.release_lease(thread_id, owner)
 
     async def _adrive(self, thread_id: str, graph_input: Any) -> Run:
-        owner = self._begin(thread_id)
+        # The store's sync connection never runs on the event loop: waiting there for
+        # SQLite's write lock would stall the loop, and with it the aiosqlite transaction
+        # of another run that holds the lock, until busy_timeout ("database is locked").
+        owner = await asyncio.to_thread(self._begin, thread_id)
         try:
             async with self._async_graph() as graph:
                 with (
@@ -799,14 +805,14 @@ class AgentRuntime:
                     try:
                         await graph.ainvoke(graph_input, self._config(thread_id), durability="sync")
                     except Exception as exc:  # a failed run is a result, not a crash
-                        run = self._fail(thread_id, exc)
+                        run = await asyncio.to_thread(self._fail, thread_id, exc)
                     else:
                         snapshot = await graph.aget_state(self._config(thread_id))
-                        run = self._settle(thread_id, snapshot)
+                        run = await asyncio.to_thread(self._settle, thread_id, snapshot)
                     self.tracing.set(span, {A.RUN_STATUS: run.status.value})
                     return run
         finally:
-            self.store.release_lease(thread_id, owner)
+            await asyncio.to_thread(self.store.release_lease, thread_id, owner)
 
     @contextmanager
     def _segment(self, thread_id: str) -> Iterator[Any]:
@@ -834,14 +840,36 @@ class AgentRuntime:
     async def _async_graph(
         self,
     ) -> AsyncIterator[CompiledStateGraph[RunState, None, RunState, RunState]]:
-        # One aiosqlite connection per call: it is bound to the running event loop, and
-        # callers (notebooks, asyncio.run in scripts, servers) bring loops of their own.
-        async with aiosqlite.connect(self.db, timeout=BUSY_TIMEOUT_MS / 1000) as conn:
-            await conn.execute("PRAGMA journal_mode=WAL")
-            await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-            saver = AsyncSqliteSaver(conn)
-            await saver.setup()
-            yield build_run_graph(self.deps, saver)
+        # An aiosqlite connection is bound to the running event loop, and callers
+        # (notebooks, asyncio.run in scripts, servers) bring loops of their own. The runs
+        # a loop drives at once share one connection: a connection per run made hundreds
+        # of writers queue on SQLite's write lock, and some waited past busy_timeout.
+        loop = asyncio.get_running_loop()
+        shared = self._async_graphs.setdefault(loop, _SharedAsyncGraph())
+        shared.users += 1
+        try:
+            async with shared.lock:
+                if shared.saver is None:
+                    conn = await aiosqlite.connect(self.db, timeout=BUSY_TIMEOUT_MS / 1000)
+                    shared.conn = conn
+                    await conn.execute("PRAGMA journal_mode=WAL")
+                    await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                    shared.saver = AsyncSqliteSaver(conn)
+                    await shared.saver.setup()
+                if shared.graph is None or shared.deps is not self.deps:
+                    # First run, or the policy changed: runs from now on use the new one,
+                    # runs in flight keep the graph they started with.
+                    shared.graph = build_run_graph(self.deps, shared.saver)
+                    shared.deps = self.deps
+                graph = shared.graph
+            yield graph
+        finally:
+            shared.users -= 1
+            if shared.users == 0:
+                # The last run out closes it; a run arriving meanwhile opens a new one.
+                self._async_graphs.pop(loop, None)
+                if shared.conn is not None:
+                    await shared.conn.close()
 
     def _settle(self, thread_id: str, snapshot: StateSnapshot) -> Run:
         """Write what the graph ended with into the runs row."""
@@ -898,6 +926,18 @@ def _redact_logs(redactor: Redactor) -> None:
     if redactor not in _LOG_FILTERS:
         _LOG_FILTERS[redactor] = redactor.filter_logs()
         logger.addFilter(_LOG_FILTERS[redactor])
+
+
+@dataclass(eq=False)
+class _SharedAsyncGraph:
+    """The async run graph and its connection, shared by the runs one event loop drives."""
+
+    users: int = 0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    conn: aiosqlite.Connection | None = None
+    saver: AsyncSqliteSaver | None = None
+    deps: RunDeps | None = None
+    graph: CompiledStateGraph[RunState, None, RunState, RunState] | None = None
 
 
 class _Nothing:
