@@ -4,33 +4,40 @@ Plans become operations that are policy-checked, budgeted, approved by a person 
 rule says so, executed exactly once, verified and traced; a run survives its process.
 """
 
-from agentrt.approvals import ApprovalPage, ApprovalRequest, ApprovalStatus, Decision
-from agentrt.budget import Budget
-from agentrt.errors import (
-    AgentRuntimeError,
-    AlreadyDecided,
-    ApprovalError,
-    ApprovalExpired,
-    BudgetExceeded,
-    ConfigError,
-    IllegalTransition,
-    InvalidDecision,
-    NotAuthorized,
-    RunBusy,
-    RunError,
-    UnknownRun,
-)
-from agentrt.graphs import build_run_graph
-from agentrt.policies import Policy, PolicyDecision, Rule
-from agentrt.principal import Principal
-from agentrt.replay import ReplayReport
-from agentrt.runtime import AgentRuntime, Run, Sweep
-from agentrt.state import Action, Observation, ObservationKind, Plan, RunState, RunStatus, Usage
-from agentrt.tools import Effect, ToolContext, ToolError, ToolSpec, as_tool, tool
-from agentrt.tools.sandbox import run_python
-from agentrt.tracing import Redactor, Trace
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from agentrt.approvals import ApprovalPage, ApprovalRequest, ApprovalStatus, Decision
+    from agentrt.budget import Budget
+    from agentrt.errors import (
+        AgentRuntimeError,
+        AlreadyDecided,
+        ApprovalError,
+        ApprovalExpired,
+        BudgetExceeded,
+        ConfigError,
+        IllegalTransition,
+        InvalidDecision,
+        NotAuthorized,
+        RunBusy,
+        RunError,
+        UnknownRun,
+    )
+    from agentrt.graphs import build_run_graph
+    from agentrt.policies import Policy, PolicyDecision, Rule
+    from agentrt.principal import Principal
+    from agentrt.replay import ReplayReport
+    from agentrt.runtime import AgentRuntime, Run, Sweep
+    from agentrt.state import Action, Observation, ObservationKind, Plan, RunState, RunStatus, Usage
+    from agentrt.tools import Effect, ToolContext, ToolError, ToolSpec, as_tool, tool
+    from agentrt.tools.sandbox import run_python
+    from agentrt.tracing import Redactor, Trace
 
 __version__ = "0.1.0"
+
 
 __all__ = [
     "Action",
@@ -77,3 +84,65 @@ __all__ = [
     "run_python",
     "tool",
 ]
+
+# Each public name and the module that defines it. Importing a module happens on first
+# use of one of its names, so `import agentrt` (and the `agentrt` command's --help) does
+# not pay for LangGraph and LangChain until something needs them.
+_SOURCES: dict[str, str] = {
+    "Action": "agentrt.state",
+    "AgentRuntime": "agentrt.runtime",
+    "AgentRuntimeError": "agentrt.errors",
+    "AlreadyDecided": "agentrt.errors",
+    "ApprovalError": "agentrt.errors",
+    "ApprovalExpired": "agentrt.errors",
+    "ApprovalPage": "agentrt.approvals",
+    "ApprovalRequest": "agentrt.approvals",
+    "ApprovalStatus": "agentrt.approvals",
+    "Budget": "agentrt.budget",
+    "BudgetExceeded": "agentrt.errors",
+    "ConfigError": "agentrt.errors",
+    "Decision": "agentrt.approvals",
+    "Effect": "agentrt.tools",
+    "IllegalTransition": "agentrt.errors",
+    "InvalidDecision": "agentrt.errors",
+    "NotAuthorized": "agentrt.errors",
+    "Observation": "agentrt.state",
+    "ObservationKind": "agentrt.state",
+    "Plan": "agentrt.state",
+    "Policy": "agentrt.policies",
+    "PolicyDecision": "agentrt.policies",
+    "Principal": "agentrt.principal",
+    "Redactor": "agentrt.tracing",
+    "ReplayReport": "agentrt.replay",
+    "Rule": "agentrt.policies",
+    "Run": "agentrt.runtime",
+    "RunBusy": "agentrt.errors",
+    "RunError": "agentrt.errors",
+    "RunState": "agentrt.state",
+    "RunStatus": "agentrt.state",
+    "Sweep": "agentrt.runtime",
+    "ToolContext": "agentrt.tools",
+    "ToolError": "agentrt.tools",
+    "ToolSpec": "agentrt.tools",
+    "Trace": "agentrt.tracing",
+    "UnknownRun": "agentrt.errors",
+    "Usage": "agentrt.state",
+    "as_tool": "agentrt.tools",
+    "build_run_graph": "agentrt.graphs",
+    "run_python": "agentrt.tools.sandbox",
+    "tool": "agentrt.tools",
+}
+
+
+def __getattr__(name: str) -> Any:
+    try:
+        source = _SOURCES[name]
+    except KeyError:
+        raise AttributeError(f"module 'agentrt' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(source), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
