@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any, NamedTuple
 
 from langchain_core.messages import (
     AIMessage,
@@ -25,14 +28,64 @@ from agentrt.state import Action, Event, ObservationKind, Plan, RunState, RunSta
 __all__ = ["build_messages", "plan"]
 
 
+class _Conversation(NamedTuple):
+    """A run's conversation as built at its last turn, and the log it was built from."""
+
+    instructions: str
+    goal: str
+    seen: int
+    """How many events the messages cover."""
+    last: Event | None
+    """The last of those events (the object itself, to tell this log from any other)."""
+    messages: list[BaseMessage]
+
+
+# Recent runs' conversations, by thread id. The log only grows, so a turn converts just the
+# events appended since the run's previous turn instead of the whole log (which made a
+# run's planning quadratic in its length). Bounded: a run not among the most recent ones
+# is rebuilt from its log, as in a new process.
+_CONVERSATIONS: OrderedDict[str, _Conversation] = OrderedDict()
+_CONVERSATIONS_MAX = 256
+_CONVERSATIONS_LOCK = threading.Lock()
+
+
 def build_messages(state: RunState, instructions: str) -> list[BaseMessage]:
-    """The conversation the model sees, rebuilt from the event log every time.
+    """The conversation the model sees, built from the event log.
 
     The log is the only record, so a resumed run in a new process asks the model exactly
-    what the original process would have asked.
+    what the original process would have asked. Within a process a run's messages are
+    kept between turns and extended with the events appended since, which gives the same
+    list: reused only while the log is the same objects up to where it was read.
     """
-    messages: list[BaseMessage] = [SystemMessage(instructions), HumanMessage(state["goal"])]
-    for event in state.get("events", []):
+    events = state.get("events", [])
+    key = state.get("thread_id", "")
+    goal = state["goal"]
+    with _CONVERSATIONS_LOCK:
+        cached = _CONVERSATIONS.get(key)
+    if (
+        cached is not None
+        and cached.instructions == instructions
+        and cached.goal == goal
+        and len(events) >= cached.seen
+        and (cached.seen == 0 or events[cached.seen - 1] is cached.last)
+    ):
+        messages = [*cached.messages, *_messages(events[cached.seen :])]
+    else:
+        messages = [SystemMessage(instructions), HumanMessage(goal), *_messages(events)]
+    with _CONVERSATIONS_LOCK:
+        _CONVERSATIONS[key] = _Conversation(
+            instructions, goal, len(events), events[-1] if events else None, messages
+        )
+        _CONVERSATIONS.move_to_end(key)
+        while len(_CONVERSATIONS) > _CONVERSATIONS_MAX:
+            _CONVERSATIONS.popitem(last=False)
+    return list(messages)  # the caller may change its list; the kept one stays as built
+
+
+def _messages(events: Sequence[Event]) -> list[BaseMessage]:
+    """The messages a stretch of the event log adds to the conversation."""
+    messages: list[BaseMessage] = []
+    for event in events:
         data = event["data"]
         if event["type"] == "plan":
             messages.append(
