@@ -1,55 +1,73 @@
 """Entry point of `make bench`: describe the machine, run every benchmark, record the results.
 
-Each benchmark is a module beside this file with a ``main() -> str`` that prints its results
-and returns them as markdown. This script prints the machine first, then writes the machine
-and every benchmark's markdown into README.md, between the results markers.
+Each benchmark is a module beside this file whose ``main()`` returns its result rows (see
+harness.py: a list of ``Row``, a ``Report`` with notes, or markdown). Add one by listing
+its module name in ``BENCHMARKS``.
 
-Run as ``.venv/bin/python bench/run.py`` (Python puts this directory on sys.path, which is
-how the benchmark modules are imported).
+    .venv/bin/python bench/run.py              # all of them; rewrites README.md's results
+    .venv/bin/python bench/run.py resume       # only some; prints, leaves README.md alone
+    BENCH_QUICK=1 .venv/bin/python bench/run.py  # smoke test: tiny sizes, README untouched
+
+Python puts this directory on sys.path, which is how the modules are imported.
 """
 
 from __future__ import annotations
 
-import os
-import platform
-import sqlite3
+import importlib
+import sys
 import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from datetime import UTC, datetime
-from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
-import approvals
-import policy
-import storage
-import tracing
+from harness import QUICK, Report, Row, machine, render_rows
 
-__all__ = ["BENCHMARKS", "machine", "main", "write_results"]
+__all__ = ["BENCHMARKS", "collect", "main", "run_one", "write_results"]
 
-BENCHMARKS: tuple[tuple[str, Callable[[], str]], ...] = (
-    ("storage", storage.main),
-    ("approvals", approvals.main),
-    ("policy", policy.main),
-    ("tracing", tracing.main),
+BENCHMARKS: tuple[str, ...] = (
+    "overhead",
+    "concurrency",
+    "resume",
+    "storage",
+    "policy",
+    "approvals",
+    "tracing",
 )
-"""Every benchmark, in the order they run; add a new module's main here."""
+"""Every benchmark module, in the order they run; one line each."""
 
 README = Path(__file__).with_name("README.md")
 START_MARKER = "<!-- results:start -->"
 END_MARKER = "<!-- results:end -->"
 
 
-def machine() -> list[tuple[str, str]]:
-    """What the numbers were measured on, as (what, value) pairs."""
-    return [
-        ("platform", platform.platform()),
-        ("python", f"{platform.python_implementation()} {platform.python_version()}"),
-        ("cpus", str(os.cpu_count())),
-        ("langgraph", version("langgraph")),
-        ("langgraph-checkpoint-sqlite", version("langgraph-checkpoint-sqlite")),
-        ("agentrt", version("agentrt")),
-        ("sqlite", sqlite3.sqlite_version),
-    ]
+def run_one(name: str) -> Report:
+    """Import benchmark ``name``, run its main() and normalise what it returns."""
+    module = importlib.import_module(name)
+    result: Any = module.main()
+    if isinstance(result, Report):
+        return result
+    if isinstance(result, str):
+        return Report(rows=[], notes=result)
+    rows = list(result)
+    if not all(isinstance(r, Row) for r in rows):
+        raise TypeError(f"bench module {name!r}: main() must return Rows, a Report or markdown")
+    return Report(rows=rows)
+
+
+def collect(names: Sequence[str]) -> tuple[list[Row], list[tuple[str, str]]]:
+    """Run the named benchmarks; every row, and each module's notes by name."""
+    rows: list[Row] = []
+    notes: list[tuple[str, str]] = []
+    for name in names:
+        print(f"== {name}", flush=True)
+        started = time.perf_counter()
+        report = run_one(name)
+        print(f"   ({time.perf_counter() - started:.1f} s)", flush=True)
+        rows += report.rows
+        if report.notes:
+            notes.append((name, report.notes))
+    return rows, notes
 
 
 def write_results(markdown: str, readme: Path = README) -> None:
@@ -62,8 +80,12 @@ def write_results(markdown: str, readme: Path = README) -> None:
     readme.write_text(f"{head}{start}\n{markdown}\n{end}{tail}", encoding="utf-8")
 
 
-def main() -> None:
-    """Run all benchmarks and record their results in README.md."""
+def main(argv: Sequence[str] = ()) -> None:
+    """Run the benchmarks named in ``argv`` (all if none); record a full run in README.md."""
+    unknown = [n for n in argv if n not in BENCHMARKS]
+    if unknown:
+        raise SystemExit(f"unknown benchmark(s) {unknown!r}; choose from {list(BENCHMARKS)!r}")
+    names = list(argv) or list(BENCHMARKS)
     info = machine()
     print("machine:")
     for key, value in info:
@@ -71,25 +93,29 @@ def main() -> None:
     print(flush=True)
 
     started = time.perf_counter()
-    sections = []
-    for name, bench in BENCHMARKS:
-        print(f"== {name}", flush=True)
-        sections.append(bench())
-        print()
+    rows, notes = collect(names)
     elapsed = time.perf_counter() - started
-    print(f"all benchmarks took {elapsed:.1f} s")
+    table = render_rows(rows)
+    print()
+    print("\n".join(table))
+    print(f"\nall benchmarks took {elapsed:.1f} s")
 
+    if QUICK or names != list(BENCHMARKS):
+        print("quick mode or a subset: README.md left as it was")
+        return
     when = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
-    machine_md = [
+    sections = [
         f"Measured {when} by `make bench` ({elapsed:.0f} s in all) on:",
-        "",
-        "| | |",
-        "|---|---|",
-        *(f"| {key} | {value} |" for key, value in info),
+        "\n".join(["| | |", "|---|---|", *(f"| {k} | {v} |" for k, v in info)]),
+        "Every ratio is agentrt / anchor from samples taken in the same run, interleaved: "
+        "median over the pairs, then (min-max, number of pairs). Values are median "
+        "(min-max).",
+        "\n".join(table),
+        *(f"### {name}\n\n{text}" for name, text in notes),
     ]
-    write_results("\n\n".join(["\n".join(machine_md), *sections]))
+    write_results("\n\n".join(sections))
     print(f"results written to {README}")
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

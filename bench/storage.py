@@ -24,22 +24,45 @@ import sqlite3
 import tempfile
 import time
 import typing
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
+from agents import GOAL, PRINCIPAL, agentrt_runtime
+from harness import QUICK, Report, Row
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
+from langchain_core.runnables import Runnable
 from langgraph.channels.delta import DeltaChannel
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
 
-from agentrt import AgentRuntime, Budget, Policy, Principal, RunState, tool
-from agentrt.testing import ScriptedChatModel, ai, tool_call
+from agentrt import RunState
 
-__all__ = ["STEPS", "Measurement", "StorageBytes", "main", "run_agentrt", "run_baseline"]
+__all__ = [
+    "STEPS",
+    "Measurement",
+    "StepModel",
+    "StorageBytes",
+    "main",
+    "run_agentrt",
+    "run_baseline",
+]
 
-STEPS: tuple[int, ...] = (100, 500)
-"""Run lengths, in steps (one model turn calling one tool); two, to see the growth."""
+STEPS: tuple[int, ...] = (10, 30) if QUICK else (100, 500, 2000)
+"""Run lengths, in steps (one model turn calling one tool), to see the growth."""
+
+KEEP_LIMIT = 20 if QUICK else 500
+"""Longest baseline run kept whole on disk; a longer one is counted as it is written.
+
+The operator.add baseline's storage is quadratic: 2000 steps would be about 4 GB. Past
+this length its checkpoints go to an in-memory SQLite through the same SqliteSaver,
+counted row by row as written and pruned behind, so only bytes are reported for it.
+"""
 
 # LangGraph counts supersteps against the recursion limit; a 500-step baseline needs 2000.
 _RECURSION_LIMIT = 1_000_000
@@ -47,16 +70,6 @@ _RECURSION_LIMIT = 1_000_000
 # agentrt uses SqliteSaver's default serializer; decoding with the same one lets us find
 # which checkpoints carry a full DeltaChannel snapshot of the event log.
 _SERDE = JsonPlusSerializer()
-
-
-@tool(effect="read")
-def noop(i: int) -> dict[str, Any]:
-    """Return a small fixed-shape result; the benchmark measures storage, not tools.
-
-    Args:
-        i: The step number, echoed back so each observation differs as in a real run.
-    """
-    return {"i": i, "ok": True}
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +111,8 @@ class Measurement:
     steps: int
     bytes: StorageBytes
     seconds: float
+    kept: bool = True
+    """False: counted as written and not kept, so no file size and no breakdown."""
 
     @property
     def per_step(self) -> float:
@@ -163,20 +178,46 @@ def measure(path: Path) -> StorageBytes:
     )
 
 
+class StepModel(BaseChatModel):
+    """Calls the no-op tool once a turn for ``steps`` turns, then answers "done".
+
+    ScriptedChatModel keeps a deep copy of every request it served, which for a 2000-step
+    run is millions of message copies (quadratic time and memory); storage does not
+    depend on the model, so this one only counts the turn.
+    """
+
+    steps: int
+
+    @property
+    def _llm_type(self) -> str:
+        return "bench-steps"
+
+    def bind_tools(self, tools: Sequence[Any], **kwargs: Any) -> Runnable[Any, AIMessage]:
+        return self
+
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        k = sum(isinstance(m, AIMessage) for m in messages)
+        calls = [{"name": "noop", "args": {"i": k}, "id": f"call_{k}_0", "type": "tool_call"}]
+        message = AIMessage(
+            content="" if k < self.steps else "done",
+            tool_calls=calls if k < self.steps else [],
+            usage_metadata={"input_tokens": 10, "output_tokens": 5, "total_tokens": 15},
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+
 def run_agentrt(steps: int, path: Path) -> Measurement:
     """Drive one agentrt run of ``steps`` tool calls, then a final answer, on ``path``."""
-    script = [ai("", tool_call("noop", {"i": k})) for k in range(steps)]
-    model = ScriptedChatModel([*script, "done"])
-    rt = AgentRuntime(
-        model,
-        tools=[noop],
-        policy=Policy.allow_all(),
-        db=path,
-        budget=Budget(max_steps=steps + 1),
-    )
+    rt = agentrt_runtime(StepModel(steps=steps), path, steps)
     try:
         started = time.perf_counter()
-        run = rt.start("loop", principal=Principal("bench"))
+        run = rt.start(GOAL, principal=PRINCIPAL)
         seconds = time.perf_counter() - started
     finally:
         rt.close()
@@ -245,8 +286,7 @@ def _verify(state: BaselineState) -> dict[str, Any]:
     return {"events": [{"type": "observation", "step_id": f"{k}.0", "data": observation}]}
 
 
-def run_baseline(steps: int, path: Path) -> Measurement:
-    """Run the plain LangGraph graph for ``steps`` four-node cycles on ``path``."""
+def _baseline_graph(steps: int, saver: SqliteSaver) -> Any:
     builder: StateGraph[BaselineState, None, BaselineState, BaselineState]
     builder = StateGraph(BaselineState)
     for name, fn in (("plan", _plan), ("policy", _policy), ("tool", _tool), ("verify", _verify)):
@@ -260,7 +300,24 @@ def run_baseline(steps: int, path: Path) -> Measurement:
         return END if len(state["events"]) >= 4 * steps else "plan"
 
     builder.add_conditional_edges("verify", again, ["plan", END])
+    return builder.compile(checkpointer=saver)
 
+
+def _invoke_baseline(steps: int, saver: SqliteSaver) -> float:
+    graph = _baseline_graph(steps, saver)
+    config: Any = {"configurable": {"thread_id": "bench"}, "recursion_limit": _RECURSION_LIMIT}
+    started = time.perf_counter()
+    final = graph.invoke({"events": []}, config, durability="sync")
+    seconds = time.perf_counter() - started
+    if len(final["events"]) != 4 * steps:
+        raise RuntimeError(f"the baseline wrote {len(final['events'])} events, not {4 * steps}")
+    return seconds
+
+
+def run_baseline(steps: int, path: Path) -> Measurement:
+    """Run the plain LangGraph graph for ``steps`` four-node cycles on ``path``."""
+    if steps > KEEP_LIMIT:
+        return _run_baseline_counted(steps)
     conn = sqlite3.connect(path, check_same_thread=False)
     # The same journal settings agentrt's connections use, so file sizes and times compare.
     conn.execute("PRAGMA journal_mode=WAL")
@@ -268,16 +325,70 @@ def run_baseline(steps: int, path: Path) -> Measurement:
     try:
         saver = SqliteSaver(conn)
         saver.setup()
-        graph = builder.compile(checkpointer=saver)
-        config: Any = {"configurable": {"thread_id": "bench"}, "recursion_limit": _RECURSION_LIMIT}
-        started = time.perf_counter()
-        final = graph.invoke({"events": []}, config, durability="sync")
-        seconds = time.perf_counter() - started
+        seconds = _invoke_baseline(steps, saver)
     finally:
         conn.close()
-    if len(final["events"]) != 4 * steps:
-        raise RuntimeError(f"the baseline wrote {len(final['events'])} events, not {4 * steps}")
     return Measurement(steps=steps, bytes=measure(path), seconds=seconds)
+
+
+class _CountingSaver(SqliteSaver):
+    """SqliteSaver that counts each row as written, then drops all but the newest."""
+
+    checkpoints = blob = meta = writes = event_writes = 0
+
+    def put(self, config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
+        saved = super().put(config, checkpoint, metadata, new_versions)
+        with self.lock:
+            n, blob, meta = self.conn.execute(
+                "SELECT count(*), sum(length(checkpoint)), sum(length(metadata)) "
+                "FROM checkpoints WHERE checkpoint_id = ?",
+                (checkpoint["id"],),
+            ).fetchone()
+            self.checkpoints += n
+            self.blob += blob
+            self.meta += meta
+            # The run goes forward only: nothing reads an older checkpoint or its writes.
+            self.conn.execute(
+                "DELETE FROM checkpoints WHERE checkpoint_id != ?", (checkpoint["id"],)
+            )
+            self.conn.commit()
+        return saved
+
+    def put_writes(self, config: Any, writes: Any, task_id: str, task_path: str = "") -> None:
+        super().put_writes(config, writes, task_id, task_path)
+        with self.lock:
+            total, events = self.conn.execute(
+                "SELECT coalesce(sum(length(value)), 0), "
+                "coalesce(sum(CASE WHEN channel = 'events' THEN length(value) END), 0) "
+                "FROM writes WHERE task_id = ?",
+                (task_id,),
+            ).fetchone()
+            self.writes += total
+            self.event_writes += events
+            self.conn.execute("DELETE FROM writes WHERE task_id = ?", (task_id,))
+            self.conn.commit()
+
+
+def _run_baseline_counted(steps: int) -> Measurement:
+    saver = _CountingSaver(sqlite3.connect(":memory:", check_same_thread=False))
+    saver.setup()
+    try:
+        seconds = _invoke_baseline(steps, saver)
+    finally:
+        saver.conn.close()
+    counted = StorageBytes(
+        checkpoints=saver.checkpoints,
+        checkpoint_blob=saver.blob,
+        metadata=saver.meta,
+        writes=saver.writes,
+        event_writes=saver.event_writes,
+        snapshots=saver.checkpoints - 1,  # every checkpoint after the input holds the log
+        snapshot_bytes=0,
+        values_bytes=0,
+        versions_bytes=0,
+        file=0,
+    )
+    return Measurement(steps=steps, bytes=counted, seconds=seconds, kept=False)
 
 
 # Reporting -------------------------------------------------------------------------------
@@ -294,6 +405,10 @@ def _kib(n: float) -> str:
     return f"{n / 1024:,.1f} KiB"
 
 
+def _file(m: Measurement) -> str:
+    return f"{m.file_per_step:,.0f}" if m.kept else "not kept"
+
+
 def _table(results: list[tuple[Measurement, Measurement]]) -> list[str]:
     rows = [
         "| steps | agentrt bytes/step | baseline bytes/step | agentrt / baseline "
@@ -303,17 +418,14 @@ def _table(results: list[tuple[Measurement, Measurement]]) -> list[str]:
     for ours, base in results:
         rows.append(
             f"| {ours.steps} | {ours.per_step:,.0f} | {base.per_step:,.0f} "
-            f"| {ours.per_step / base.per_step:.3f} "
-            f"| {ours.file_per_step:,.0f} | {base.file_per_step:,.0f} "
+            f"| {ours.per_step / base.per_step:.3f} | {_file(ours)} | {_file(base)} "
             f"| {ours.seconds:.1f} s | {base.seconds:.1f} s |"
         )
     first, last = results[0], results[-1]
     rows.append(
         f"| growth {first[0].steps} -> {last[0].steps} "
         f"| x{last[0].per_step / first[0].per_step:.2f} "
-        f"| x{last[1].per_step / first[1].per_step:.2f} | | "
-        f"x{last[0].file_per_step / first[0].file_per_step:.2f} "
-        f"| x{last[1].file_per_step / first[1].file_per_step:.2f} | | |"
+        f"| x{last[1].per_step / first[1].per_step:.2f} | | | | | |"
     )
     return rows
 
@@ -327,17 +439,19 @@ def _breakdown(results: list[tuple[Measurement, Measurement]]) -> list[str]:
     for pair in results:
         for label, m in zip(("agentrt", "baseline"), pair, strict=True):
             b = m.bytes
+            decoded = m.kept  # the parts below need the rows, decoded
             rows.append(
                 f"| {label} | {m.steps} | {b.checkpoints:,} | {_kib(b.checkpoint_blob)} "
-                f"| {_kib(b.values_bytes)} | {_kib(b.versions_bytes)} | {_kib(b.metadata)} "
+                f"| {_kib(b.values_bytes) if decoded else '-'} "
+                f"| {_kib(b.versions_bytes) if decoded else '-'} | {_kib(b.metadata)} "
                 f"| {_kib(b.writes)} ({_kib(b.event_writes)}) "
-                f"| {b.snapshots:,} | {_kib(b.snapshot_bytes)} |"
+                f"| {b.snapshots:,} | {_kib(b.snapshot_bytes) if decoded else '-'} |"
             )
     return rows
 
 
-def main() -> str:
-    """Run the storage benchmark, print its results, and return them as markdown."""
+def main() -> Report:
+    """Run the storage benchmark, print its results, and return its rows and tables."""
     results: list[tuple[Measurement, Measurement]] = []
     with tempfile.TemporaryDirectory(prefix="agentrt-bench-") as tmp:
         for steps in STEPS:
@@ -356,14 +470,25 @@ def main() -> str:
 
     freq = snapshot_frequency()
     first, last = results[0], results[-1]
+    rows = [
+        Row.of(
+            "storage",
+            f"checkpoint bytes per step, {ours.steps}-step run",
+            [ours.per_step],
+            "LangGraph state with an operator.add list",
+            [base.per_step],
+        )
+        for ours, base in results
+    ]
     lines = [
-        "### Storage: checkpoint bytes per step",
-        "",
         "Bytes/step = table content (`length()` of `checkpoints.checkpoint`, "
         "`checkpoints.metadata` and `writes.value`) / steps; file/step = SQLite file size "
         "after `PRAGMA wal_checkpoint(TRUNCATE)` / steps. One run each, no median: bytes are "
         "deterministic but for LangGraph's random channel-version suffixes, which vary in "
-        "length and move bytes/step by under 1% between runs.",
+        "length and move bytes/step by under 1% between runs. Baseline runs longer than "
+        f"{KEEP_LIMIT} steps are counted row by row as SqliteSaver writes them to an "
+        "in-memory database and pruned behind (kept, the 2000-step one would be about "
+        "4 GB), so they have no file size and no decoded breakdown.",
         "",
         *_table(results),
         "",
@@ -387,7 +512,7 @@ def main() -> str:
         f"{last[1].per_step / first[1].per_step:.2f} (quadratic total).",
     ]
     print("\n".join(lines))
-    return "\n".join(lines)
+    return Report(rows=rows, notes="\n".join(lines))
 
 
 if __name__ == "__main__":
