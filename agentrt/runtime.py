@@ -854,6 +854,9 @@ class AgentRuntime:
                     shared.conn = conn
                     await conn.execute("PRAGMA journal_mode=WAL")
                     await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+                    # As store.sqlite.connect: durable across process crashes in WAL mode,
+                    # without an fsync per checkpoint.
+                    await conn.execute("PRAGMA synchronous=NORMAL")
                     shared.saver = AsyncSqliteSaver(conn)
                     await shared.saver.setup()
                 if shared.graph is None or shared.deps is not self.deps:
