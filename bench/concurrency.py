@@ -149,11 +149,6 @@ def main() -> Report:
         b,
         better="higher",
     )
-    print(
-        f"  agentrt {row.agentrt.show()} runs/s, anchor {row.anchor.show()} runs/s, "
-        f"ratio {row.ratio.show()}",
-        flush=True,
-    )
     floor = RUNS / ((ACTIONS + 1) * LATENCY)
     notes = (
         f"If every run waited only on its {ACTIONS + 1} model calls, all {RUNS} would end "

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, TypedDict
 from unittest import mock
 
@@ -37,8 +38,8 @@ from harness import QUICK, Report, Row, paired
 from langgraph.graph import END, START, StateGraph
 
 import agentrt.nodes
-from agentrt.budget import empty_usage
 from agentrt.graphs import build_run_graph
+from agentrt.runtime import _initial_state as _initial_run_state
 from agentrt.state import RunState
 from agentrt.testing import ScriptedChatModel
 
@@ -125,22 +126,9 @@ def _empty_agentrt_nodes(cycles: int) -> Iterator[None]:
 
 
 def _initial_state() -> RunState:
-    return RunState(
-        thread_id="bench",
-        goal=GOAL,
-        principal=PRINCIPAL.to_dict(),
-        budget={},
-        status="running",
-        plan=None,
-        cursor=0,
-        verdict=None,
-        outcome=None,
-        usage=empty_usage(),
-        output=None,
-        error=None,
-        stop=None,
-        events=[],
-    )
+    # What AgentRuntime starts a run from, made from the fields of a runs row.
+    row = SimpleNamespace(thread_id="bench", goal=GOAL, principal=PRINCIPAL.to_dict(), budget={})
+    return _initial_run_state(row)
 
 
 class _Bare(TypedDict):
@@ -232,12 +220,6 @@ def main() -> Report:
             per_node(Path(tmp), checkpoint=False),
             per_node(Path(tmp), checkpoint=True),
         ]
-    for row in rows:
-        print(
-            f"  {row.measure}: agentrt {row.agentrt.show()}, anchor {row.anchor.show()}, "
-            f"ratio {row.ratio.show()}",
-            flush=True,
-        )
     notes = (
         f"Per action: {ACTIONS} actions a run, each a model turn calling the no-op tool, "
         "then a final answer; both sides use `ScriptedChatModel` and checkpoint every "

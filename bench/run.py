@@ -63,6 +63,11 @@ def collect(names: Sequence[str]) -> tuple[list[Row], list[tuple[str, str]]]:
         print(f"== {name}", flush=True)
         started = time.perf_counter()
         report = run_one(name)
+        for r in report.rows:
+            print(
+                f"  {r.bench}, {r.measure}: agentrt {r.agentrt.show()}, "
+                f"anchor {r.anchor.show()}, ratio {r.ratio.show()}"
+            )
         print(f"   ({time.perf_counter() - started:.1f} s)", flush=True)
         rows += report.rows
         if report.notes:
