@@ -45,6 +45,7 @@ __all__ = [
     "script",
     "sqlite_saver",
     "start_messages",
+    "timed_start",
 ]
 
 GOAL = "call the no-op tool until told to stop"
@@ -121,6 +122,19 @@ def agentrt_runtime(model: BaseChatModel, db: Path, actions: int) -> AgentRuntim
         db=db,
         budget=Budget(max_steps=actions + 1),
     )
+
+
+def timed_start(rt: AgentRuntime, actions: int) -> float:
+    """Seconds one ``rt.start`` takes; closes ``rt``; checks the run did all its actions."""
+    try:
+        started = time.perf_counter()
+        run = rt.start(GOAL, principal=PRINCIPAL)
+        seconds = time.perf_counter() - started
+    finally:
+        rt.close()
+    if run.status != "succeeded" or run.usage["tool_calls"] != actions:
+        raise RuntimeError(f"the agentrt run ended {run.status.value}: {run.error}")
+    return seconds
 
 
 def sqlite_saver(db: Path) -> Any:

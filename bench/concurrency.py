@@ -44,7 +44,8 @@ __all__ = ["main"]
 RUNS = 10 if QUICK else 500
 ACTIONS = 2 if QUICK else 5
 LATENCY = 0.002 if QUICK else 0.05
-REPEATS = 1 if QUICK else 3
+REPEATS = 1 if QUICK else 2
+"""Pairs of samples; each is a minute or two on two shared cores, and make bench has ten."""
 
 
 def _model() -> LatencyModel:

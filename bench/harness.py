@@ -29,6 +29,7 @@ __all__ = [
     "machine",
     "num",
     "paired",
+    "ratio",
     "render_rows",
     "timed",
 ]
@@ -57,6 +58,11 @@ class Spread:
         if self.n == 1 or self.low == self.high:
             return num(self.median)
         return f"{num(self.median)} ({num(self.low)}-{num(self.high)})"
+
+
+def ratio(x: float) -> str:
+    """A ratio: two decimals, or two significant digits below 0.1."""
+    return f"{x:.2f}" if x >= 0.1 else f"{x:.2g}"
 
 
 def num(x: float) -> str:
@@ -192,7 +198,7 @@ def render_rows(rows: Sequence[Row]) -> list[str]:
     for r in rows:
         lines.append(
             f"| {r.bench} | {r.measure} | {r.agentrt.show()} | {r.anchor_name} "
-            f"| {r.anchor.show()} | **{r.ratio.median:.2f}** "
-            f"({r.ratio.low:.2f}-{r.ratio.high:.2f}, n={r.ratio.n}) | {r.better} |"
+            f"| {r.anchor.show()} | **{ratio(r.ratio.median)}** "
+            f"({ratio(r.ratio.low)}-{ratio(r.ratio.high)}, n={r.ratio.n}) | {r.better} |"
         )
     return lines

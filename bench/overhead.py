@@ -33,6 +33,7 @@ from agents import (
     script,
     sqlite_saver,
     start_messages,
+    timed_start,
 )
 from harness import QUICK, Report, Row, paired
 from langgraph.graph import END, START, StateGraph
@@ -63,15 +64,7 @@ def per_action(tmp: Path) -> Row:
 
     def ours() -> float:
         rt = agentrt_runtime(ScriptedChatModel(script(ACTIONS)), _tmp_db(tmp, counter), ACTIONS)
-        try:
-            started = time.perf_counter()
-            run = rt.start(GOAL, principal=PRINCIPAL)
-            seconds = time.perf_counter() - started
-        finally:
-            rt.close()
-        if run.status != "succeeded" or run.usage["tool_calls"] != ACTIONS:
-            raise RuntimeError(f"agentrt run ended {run.status.value}: {run.error}")
-        return seconds * 1000 / ACTIONS
+        return timed_start(rt, ACTIONS) * 1000 / ACTIONS
 
     def anchor() -> float:
         model = ScriptedChatModel(script(ACTIONS))

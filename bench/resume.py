@@ -32,17 +32,21 @@ PYTHON = sys.executable
 AGENTRT = str(Path(sys.executable).with_name("agentrt"))
 
 
-def _resume_ms(side: str, db: Path) -> float:
-    from resume_child import RESUMED
-
-    started = time.monotonic()
-    done = subprocess.run(
-        [PYTHON, str(CHILD), side, "resume", str(db)],
+def _child(side: str, mode: str, db: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [PYTHON, str(CHILD), side, mode, str(db)],
         capture_output=True,
         text=True,
         timeout=120,
         check=False,
     )
+
+
+def _resume_ms(side: str, db: Path) -> float:
+    from resume_child import RESUMED
+
+    started = time.monotonic()
+    done = _child(side, "resume", db)
     lines = [ln for ln in done.stdout.splitlines() if ln.startswith(RESUMED)]
     if done.returncode != 0 or not lines:
         raise RuntimeError(f"{side} resume failed ({done.returncode}): {done.stderr[-2000:]}")
@@ -50,13 +54,7 @@ def _resume_ms(side: str, db: Path) -> float:
 
 
 def _setup(side: str, db: Path) -> None:
-    done = subprocess.run(
-        [PYTHON, str(CHILD), side, "setup", str(db)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    done = _child(side, "setup", db)
     # The tool kills the process with status 3 in the middle of the second action.
     if done.returncode != 3:
         raise RuntimeError(f"{side} setup ended {done.returncode}: {done.stderr[-2000:]}")

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
-from agents import GOAL, PRINCIPAL, agentrt_runtime
+from agents import agentrt_runtime, timed_start
 from harness import QUICK, Report, Row
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
@@ -214,15 +214,7 @@ class StepModel(BaseChatModel):
 
 def run_agentrt(steps: int, path: Path) -> Measurement:
     """Drive one agentrt run of ``steps`` tool calls, then a final answer, on ``path``."""
-    rt = agentrt_runtime(StepModel(steps=steps), path, steps)
-    try:
-        started = time.perf_counter()
-        run = rt.start(GOAL, principal=PRINCIPAL)
-        seconds = time.perf_counter() - started
-    finally:
-        rt.close()
-    if run.status != "succeeded":
-        raise RuntimeError(f"the agentrt run ended {run.status.value}: {run.error}")
+    seconds = timed_start(agentrt_runtime(StepModel(steps=steps), path, steps), steps)
     return Measurement(steps=steps, bytes=measure(path), seconds=seconds)
 
 
