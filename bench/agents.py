@@ -40,6 +40,8 @@ __all__ = [
     "MessagesState",
     "agent_loop",
     "agentrt_runtime",
+    "close_saver",
+    "config",
     "noop",
     "noop_lc",
     "script",
@@ -147,6 +149,7 @@ def sqlite_saver(db: Path) -> Any:
 
 
 def close_saver(saver: Any) -> None:
+    """Close the connection ``sqlite_saver`` opened."""
     conn: sqlite3.Connection = saver.conn
     conn.close()
 
@@ -208,4 +211,5 @@ def agent_loop(
 
 
 def config(thread_id: str) -> Any:
+    """The run config for ``thread_id``, with room for long runs."""
     return {"configurable": {"thread_id": thread_id}, "recursion_limit": RECURSION_LIMIT}

@@ -7,9 +7,10 @@ whose every checkpoint holds the whole log so far: storage quadratic in the run'
 
 Both graphs do the same shape of work per step, four checkpointed supersteps
 (plan -> policy -> tool -> verify) with ``durability="sync"`` into SQLite through
-LangGraph's SqliteSaver, one thread per run, each on its own temporary file.
+LangGraph's SqliteSaver, one thread per run, each on its own temporary file (but for
+baseline runs longer than KEEP_LIMIT, counted as written and not kept).
 
-Byte counts are deterministic (a scripted model, fixed events) except for LangGraph's
+Byte counts are deterministic (a turn-counting model, fixed events) except for LangGraph's
 channel version strings, whose random suffix (``random.random()`` formatted) varies in
 length by a few characters; that moves bytes/step by under 1% between runs, far below the
 effects measured, so every run is measured once and no median is taken. Wall times are
