@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+import typing
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -219,8 +220,9 @@ def main() -> Report:
         "superstep into SQLite with the same pragmas. agentrt runs 4 supersteps an action "
         "(plan, policy, tool, verify) where the bare agent runs 2 (model, tools), and "
         "writes its runs row, lease and closing status. Per node: node bodies are empty on "
-        "both sides, so the difference is agentrt's `_step` wrapper (span, clock, usage), "
-        "its routers and its 14-key RunState (a DeltaChannel event log among them)."
+        "both sides, so the difference is agentrt's `_step` wrapper (span, clock, usage, "
+        f"budget attributes), its routers and its {len(typing.get_type_hints(RunState))}-key "
+        "RunState (a DeltaChannel event log among them)."
     )
     return Report(rows=rows, notes=notes)
 

@@ -121,12 +121,6 @@ def main() -> Report:
         ),
         *startup_rows(),
     ]
-    for row in rows:
-        print(
-            f"  {row.measure}: agentrt {row.agentrt.show()}, anchor {row.anchor.show()}, "
-            f"ratio {row.ratio.show()}",
-            flush=True,
-        )
     notes = (
         "All in fresh processes of the benchmark's own interpreter. `import agentrt` "
         "loads the package's modules on first use of a name, so it and `agentrt --help` "

@@ -116,7 +116,8 @@ def main(argv: Sequence[str] = ()) -> None:
         "median over the pairs, then (min-max, number of pairs). Values are median "
         "(min-max).",
         "\n".join(table),
-        *(f"### {name}\n\n{text}" for name, text in notes),
+        # Notes that bring their own headings keep them; others get the module's name.
+        *(text if text.startswith("#") else f"### {name}\n\n{text}" for name, text in notes),
     ]
     write_results("\n\n".join(sections))
     print(f"results written to {README}")
