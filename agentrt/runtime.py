@@ -413,13 +413,14 @@ class AgentRuntime:
 
     async def asweep_approvals(self, now: float | None = None) -> Sweep:
         """Async twin of sweep_approvals."""
-        expired, escalated = self._expire_due(self.clock() if now is None else now)
+        when = self.clock() if now is None else now
+        expired, escalated = await asyncio.to_thread(self._expire_due, when)
         runs = []
         for thread_id in dict.fromkeys(r.thread_id for r in expired):
             try:
                 runs.append(await self.aresume(thread_id))
             except RunBusy:
-                runs.append(self.get(thread_id))
+                runs.append(await asyncio.to_thread(self.get, thread_id))
         return Sweep(expired=expired, escalated=escalated, runs=tuple(runs))
 
     def events(self, thread_id: str) -> list[Event]:
