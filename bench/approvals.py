@@ -21,14 +21,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from harness import QUICK
+
 from agentrt import AgentRuntime
 from agentrt.approvals import approval_id, args_digest
 from agentrt.testing import ScriptedChatModel
 
 __all__ = ["PAGE", "PENDING", "RUNS", "main", "seed"]
 
-RUNS = 100_000
-PENDING = 10_000
+RUNS = 2_000 if QUICK else 100_000
+PENDING = 200 if QUICK else 10_000
 PAGE = 50
 TENANTS = [f"tenant-{i}" for i in range(10)]
 ROLES = ["payer", "refund-approver", "treasurer", "support-lead"]

@@ -22,13 +22,14 @@ from collections.abc import Callable
 from typing import Any
 
 import cel
+from harness import QUICK
 
 from agentrt import Policy, Principal, tool
 from agentrt.budget import Budget, empty_usage
 
 __all__ = ["main"]
 
-REPEATS = 7
+REPEATS = 1 if QUICK else 7
 
 
 @tool(effect="irreversible", scopes=["payments:write"], cost_usd=0.01)
