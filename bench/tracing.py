@@ -20,14 +20,16 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness import QUICK
+
 from agentrt import AgentRuntime, Budget, Policy, Principal, tool
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 
 __all__ = ["CONFIGS", "ROUNDS", "STEPS", "main", "seconds_per_step"]
 
-STEPS = 60
+STEPS = 5 if QUICK else 60
 """Steps per run."""
-ROUNDS = 7
+ROUNDS = 1 if QUICK else 7
 """Runs per configuration; the median is reported."""
 CONFIGS: tuple[tuple[str, dict[str, Any]], ...] = (
     ("off (tracing=None)", {"tracing": None}),
