@@ -11,6 +11,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass, field, replace
+from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
@@ -798,11 +799,14 @@ class AgentRuntime:
         # of another run that holds the lock, until busy_timeout ("database is locked").
         owner = await asyncio.to_thread(self._begin, thread_id)
         try:
+            known = await asyncio.to_thread(recordings.run_trace, self.store, thread_id)
+            deferred: list[Callable[[], None]] = []
             async with self._async_graph() as graph:
                 with (
                     _Heartbeat(self.store, thread_id, owner, self.lease_ttl),
-                    self._segment(thread_id) as span,
+                    self._segment(thread_id, known, deferred) as span,
                 ):
+                    await asyncio.to_thread(deferred.pop())
                     try:
                         await graph.ainvoke(graph_input, self._config(thread_id), durability="sync")
                     except Exception as exc:  # a failed run is a result, not a crash
@@ -816,25 +820,37 @@ class AgentRuntime:
             await asyncio.to_thread(self.store.release_lease, thread_id, owner)
 
     @contextmanager
-    def _segment(self, thread_id: str) -> Iterator[Any]:
+    def _segment(
+        self,
+        thread_id: str,
+        known: tuple[str | None, str | None] | None = None,
+        deferred: list[Callable[[], None]] | None = None,
+    ) -> Iterator[Any]:
         """The agent.run span of one segment, in the run's trace, linked to the segment before.
 
         The span id is written to the runs row as the segment starts, so the next segment
         links to it even if this process dies mid-way.
         """
-        trace_id, previous = recordings.run_trace(self.store, thread_id)
+        if known is None:
+            known = recordings.run_trace(self.store, thread_id)
+        trace_id, previous = known
         trace_id = trace_id or new_trace_id()
         segment = "start" if previous is None else "resume"
         with self.tracing.run(
             thread_id, trace_id=trace_id, segment=segment, previous_span_id=previous
         ) as span:
             ctx = span.get_span_context()
-            recordings.set_trace(
+            write = partial(
+                recordings.set_trace,
                 self.store,
                 thread_id,
                 trace_id,
                 format(ctx.span_id, "016x") if ctx.is_valid else None,
             )
+            if deferred is None:
+                write()
+            else:
+                deferred.append(write)  # the async path writes it off the event loop
             yield span
 
     @asynccontextmanager

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import tempfile
 import time
 from collections import Counter
@@ -60,8 +61,9 @@ class _Complaints(logging.Handler):
         self.counts: Counter[str] = Counter()
 
     def emit(self, record: logging.LogRecord) -> None:
-        # "could not renew the lease on run 't7'" -> "could not renew the lease on run"
-        self.counts[record.getMessage().split(" '")[0]] += 1
+        # "... on run 't7'" and "(3 failed batches so far)" count as one kind each
+        message = re.sub(r"'[^']*'", "'...'", record.getMessage())
+        self.counts[re.sub(r"\d+", "N", message)] += 1
 
 
 COMPLAINTS = _Complaints()
@@ -162,9 +164,9 @@ def main() -> Report:
     if COMPLAINTS.counts:
         said = "; ".join(f"{msg!r} x{n}" for msg, n in COMPLAINTS.counts.most_common())
         notes += (
-            f" agentrt logged, over its {REPEATS} samples: {said}. The lease heartbeat "
-            "writes through the store's own connection, which waits for SQLite's write "
-            "lock behind the checkpoint writes of all the runs in flight."
+            f" agentrt logged, over its {REPEATS} samples: {said}. Its span store and "
+            "lease heartbeat write through connections of their own, which wait for "
+            "SQLite's write lock behind the checkpoint writes of all the runs in flight."
         )
         print(f"  agentrt logged: {said}", flush=True)
     return Report(rows=[row], notes=notes)

@@ -222,7 +222,9 @@ def main() -> Report:
         "writes its runs row, lease and closing status. Per node: node bodies are empty on "
         "both sides, so the difference is agentrt's `_step` wrapper (span, clock, usage, "
         f"budget attributes), its routers and its {len(typing.get_type_hints(RunState))}-key "
-        "RunState (a DeltaChannel event log among them)."
+        "RunState (a DeltaChannel event log among them). agentrt runs with its defaults, "
+        "so each node's agent.step span is written to the SQLite span store; "
+        "bench/tracing.py measures that part on its own."
     )
     return Report(rows=rows, notes=notes)
 
