@@ -153,6 +153,15 @@ class _Heartbeat:
         self._stop.set()
         self._thread.join()
 
+    async def __aenter__(self) -> _Heartbeat:
+        return self.__enter__()
+
+    async def __aexit__(self, *exc: object) -> None:
+        # A renewal in progress may wait on SQLite's write lock, held by a checkpoint
+        # transaction that needs the event loop: join where the loop is not blocked.
+        self._stop.set()
+        await asyncio.to_thread(self._thread.join)
+
 
 class AgentRuntime:
     """A durable agent runtime over one SQLite file.
@@ -801,11 +810,11 @@ class AgentRuntime:
         try:
             known = await asyncio.to_thread(recordings.run_trace, self.store, thread_id)
             deferred: list[Callable[[], None]] = []
-            async with self._async_graph() as graph:
-                with (
-                    _Heartbeat(self.store, thread_id, owner, self.lease_ttl),
-                    self._segment(thread_id, known, deferred) as span,
-                ):
+            async with (
+                self._async_graph() as graph,
+                _Heartbeat(self.store, thread_id, owner, self.lease_ttl),
+            ):
+                with self._segment(thread_id, known, deferred) as span:
                     await asyncio.to_thread(deferred.pop())
                     try:
                         await graph.ainvoke(graph_input, self._config(thread_id), durability="sync")
