@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from agentrt import AgentRuntime, Budget, Policy, Principal, RunStatus, tool
+from agentrt.runtime import _Heartbeat
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 
 
@@ -42,3 +44,37 @@ def test_concurrent_astart_runs_all_finish(db: Path) -> None:
             (f"t{i}", RunStatus.SUCCEEDED, "done", 3) for i in range(24)
         ]
         assert {r.status for r in rt.runs(limit=100)} == {RunStatus.SUCCEEDED}
+
+
+class _RenewalNeedsTheLoop:
+    """A store whose lease renewal waits until the event loop runs a callback.
+
+    It stands for a renewal blocked on SQLite's write lock while the lock's holder, a
+    checkpoint transaction, waits for the loop to commit.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.renewing = threading.Event()
+        self.loop_ran = threading.Event()
+
+    def renew_lease(self, thread_id: str, owner: object, ttl: float) -> bool:
+        self.renewing.set()
+        self.loop.call_soon_threadsafe(self.loop_ran.set)
+        return self.loop_ran.wait(timeout=30)
+
+
+def test_leaving_the_heartbeat_in_an_async_run_keeps_the_loop_free() -> None:
+    async def drive() -> bool:
+        store = _RenewalNeedsTheLoop(asyncio.get_running_loop())
+        # ttl 0: the heartbeat renews at once and keeps renewing, so a renewal is under way
+        # when the run leaves it.
+        beat = _Heartbeat(cast(Any, store), "t1", cast(Any, None), 0.0)
+        async with beat:
+            await asyncio.to_thread(store.renewing.wait, 30)
+            store.loop_ran.clear()
+        return store.loop_ran.is_set()
+
+    # Joining the renewal thread on the loop would wait the full 30 s for a callback the
+    # blocked loop cannot run; leaving off the loop lets the callback run at once.
+    assert asyncio.run(asyncio.wait_for(drive(), timeout=20)) is True
