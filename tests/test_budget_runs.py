@@ -326,6 +326,9 @@ def test_a_person_raises_the_limit_and_the_run_goes_on(db: Path, clock: FakeCloc
             "stopped before tool call ping (step 2.0)"
         )
         assert rt.approvals(tenant="acme") == [request]
+        # Every gate interrupts with the same shape, whatever its kind.
+        [gate] = rt.graph.get_state({"configurable": {"thread_id": run.thread_id}}).interrupts
+        assert [(a["id"], a["kind"]) for a in gate.value["approvals"]] == [(request.id, "budget")]
 
         refused = [
             (Decision.approve(request.id, by=OWNER), InvalidDecision, "decide it with"),

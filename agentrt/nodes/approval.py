@@ -14,18 +14,17 @@ validated and wrote them, never taken on trust from the resume value.
 
 from __future__ import annotations
 
-from dataclasses import asdict
 from typing import Any
 
 from langgraph.types import interrupt
 
 from agentrt.approvals import ApprovalRequest, ApprovalStatus, approval_id, args_digest
 from agentrt.graphs.deps import RunDeps
-from agentrt.nodes.common import advance, current_action, observation_event
+from agentrt.nodes.common import advance, current_action, observation_event, public_request
 from agentrt.state import Event, GateItem, ObservationKind, RunState, Stop
 from agentrt.store.sqlite import Store
 
-__all__ = ["approval", "public", "request_for"]
+__all__ = ["approval", "request_for"]
 
 
 def request_for(state: RunState, item: GateItem, *, now: float) -> ApprovalRequest:
@@ -86,9 +85,8 @@ def approval(state: RunState, deps: RunDeps) -> dict[str, Any]:
     asked = [deps.store.put_approval(request_for(state, item, now=now)) for item in _gate(state)]
     requests = [settled(deps.store, r) for r in asked]
     if any(r.status is ApprovalStatus.PENDING for r in requests):
-        interrupt(
-            {"approvals": [public(r) for r in requests if r.status is ApprovalStatus.PENDING]}
-        )
+        pending = [r for r in requests if r.status is ApprovalStatus.PENDING]
+        interrupt({"approvals": [public_request(r) for r in pending]})
         requests = [settled(deps.store, deps.store.get_approval(r.id) or r) for r in asked]
         if any(r.status is ApprovalStatus.PENDING for r in requests):
             # Resumed before every action was decided (only a caller driving rt.graph by
@@ -99,7 +97,7 @@ def approval(state: RunState, deps: RunDeps) -> dict[str, Any]:
     deps.tracing.approval_wait(request)
     action = current_action(state)
     update: dict[str, Any] = {
-        "events": [Event(type="approval", step_id=request.step_id, data=public(request))]
+        "events": [Event(type="approval", step_id=request.step_id, data=public_request(request))]
     }
     status = request.status
     if status is ApprovalStatus.APPROVED:
@@ -142,11 +140,3 @@ def approval(state: RunState, deps: RunDeps) -> dict[str, Any]:
         "stop": Stop(status="cancelled", reason=f"approval {request.id!r} was cancelled"),
         "route": "finish",
     }
-
-
-def public(request: ApprovalRequest) -> dict[str, Any]:
-    """The request as plain JSON data, for the interrupt value and the event log."""
-    data = asdict(request)
-    data["status"] = request.status.value
-    data["waited_seconds"] = request.waited_seconds
-    return data

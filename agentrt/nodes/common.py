@@ -179,6 +179,7 @@ def public_request(request: ApprovalRequest) -> dict[str, Any]:
     """A request as plain data, for the interrupt value and the event log."""
     data = asdict(request)
     data["status"] = request.status.value
+    data["waited_seconds"] = request.waited_seconds
     return data
 
 
@@ -192,7 +193,8 @@ def await_decision(deps: RunDeps, request: ApprovalRequest) -> tuple[ApprovalReq
     """
     request = deps.store.put_approval(request)
     if request.status is ApprovalStatus.PENDING:
-        interrupt({"approval": public_request(request)})
+        # The same shape as the action gate's, so code driving rt.graph reads one kind.
+        interrupt({"approvals": [public_request(request)]})
         stored = deps.store.get_approval(request.id)
         assert stored is not None
         request = stored
