@@ -39,7 +39,7 @@ if TYPE_CHECKING:
     from agentrt.graphs.deps import RunDeps
     from agentrt.runtime import AgentRuntime
 
-__all__ = ["ReplayReport", "record_response", "replay_run", "request_digest"]
+__all__ = ["ReplayReport", "record_response", "recorded_response", "replay_run", "request_digest"]
 
 _VERBS = {
     "allow": "allows",
@@ -69,6 +69,22 @@ def record_response(
         request_digest=request_digest(messages),
         response=messages_to_dict([response])[0],
     )
+
+
+def recorded_response(
+    deps: RunDeps, state: RunState, messages: Sequence[BaseMessage]
+) -> AIMessage | None:
+    """The response already recorded for this plan step, if it answered these very messages.
+
+    A plan step runs again when its process died after the model answered but before the
+    step's checkpoint: the answer was paid for, so it is used rather than asked (and paid)
+    for twice, and the resumed run goes on from the answer the original got.
+    """
+    found = recordings.model_call(deps.store, state["thread_id"], state["usage"]["steps"])
+    if found is None or found.request_digest != request_digest(messages):
+        return None
+    [message] = messages_from_dict([found.response])
+    return message if isinstance(message, AIMessage) else None
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,7 +1,9 @@
 """An app for crash tests: three side effects into a separate "payment system" file.
 
-With AGENTRT_TEST_BLOCK_AT=model|tool|verify, the process announces "BLOCKED <where>" on
-stdout and then blocks on stdin, so the test can SIGKILL it at a known point inside a node.
+With AGENTRT_TEST_BLOCK_AT=model|answered|tool|verify, the process announces "BLOCKED
+<where>" on stdout and then blocks on stdin, so the test can SIGKILL it at a known point
+inside a node ("answered": the model's answer is recorded, the plan step not yet
+checkpointed).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage
 
 from agentrt import AgentRuntime, Policy, ToolContext, tool
+from agentrt.store import recordings
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 
 
@@ -32,10 +35,26 @@ def _sink(db: str | Path) -> sqlite3.Connection:
     conn = sqlite3.connect(sink_path(db), isolation_level=None)
     conn.execute("CREATE TABLE IF NOT EXISTS charges (key TEXT PRIMARY KEY, who TEXT, cents INT)")
     conn.execute("CREATE TABLE IF NOT EXISTS calls (n INTEGER PRIMARY KEY, who TEXT)")
+    conn.execute("CREATE TABLE IF NOT EXISTS asks (n INTEGER PRIMARY KEY, turn INT)")
     return conn
 
 
+def _block_once_answered() -> None:
+    """Block right after a model answer is recorded, inside its plan step."""
+    original = recordings.record_model_call
+
+    def record_then_block(*args: Any, **kwargs: Any) -> None:
+        original(*args, **kwargs)
+        if args[2] == 1:  # the second plan step's answer
+            _block("answered")
+
+    recordings.record_model_call = record_then_block
+
+
 def build_runtime(db: str | Path = "agentrt.db") -> AgentRuntime:
+    if os.environ.get("AGENTRT_TEST_BLOCK_AT") == "answered":
+        _block_once_answered()
+
     def charged(args: dict[str, Any], result: Any) -> bool:
         _block("verify")
         return True
@@ -53,6 +72,8 @@ def build_runtime(db: str | Path = "agentrt.db") -> AgentRuntime:
         return {"charged": who, "cents": cents}
 
     def second_turn(messages: list[BaseMessage]) -> AIMessage:
+        with _sink(db) as conn:  # what a provider would bill
+            conn.execute("INSERT INTO asks (turn) VALUES (2)")
         _block("model")
         return ai(
             "",

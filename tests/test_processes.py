@@ -76,14 +76,18 @@ def charges(db: Path) -> tuple[list[tuple[str, int]], int]:
 
 
 @pytest.mark.parametrize(
-    ("where", "tool_calls"),
+    ("where", "tool_calls", "asks"),
     [
-        ("model", 1),  # killed while the model was answering turn 2: al charged once before
-        ("tool", 2),  # killed inside the first charge: called again with the same key
-        ("verify", 1),  # killed after the charge was recorded: the ledger answers, no call
+        ("model", 1, 2),  # killed while the model was answering turn 2: asked again
+        # killed after turn 2's answer was recorded, before its checkpoint: not asked again
+        ("answered", 1, 1),
+        ("tool", 2, 1),  # killed inside the first charge: called again with the same key
+        ("verify", 1, 1),  # killed after the charge was recorded: the ledger answers, no call
     ],
 )
-def test_sigkill_inside_a_node_then_resume(tmp_path: Path, where: str, tool_calls: int) -> None:
+def test_sigkill_inside_a_node_then_resume(
+    tmp_path: Path, where: str, tool_calls: int, asks: int
+) -> None:
     db = tmp_path / "agentrt.db"
     env = {**os.environ, "AGENTRT_TEST_BLOCK_AT": where}
     starter = (
@@ -131,3 +135,5 @@ def test_sigkill_inside_a_node_then_resume(tmp_path: Path, where: str, tool_call
     rows, calls = charges(db)
     assert rows == [("al", 100), ("bo", 200), ("cy", 300)]  # each effect exactly once
     assert calls == tool_calls + 2  # bo and cy were charged once each after the resume
+    with sqlite3.connect(sink_path(db)) as conn:
+        assert conn.execute("SELECT count(*) FROM asks").fetchone() == (asks,)

@@ -7,6 +7,7 @@ works the same without reading them.
 from __future__ import annotations
 
 import json
+import sqlite3
 from dataclasses import dataclass
 from typing import Any
 
@@ -99,20 +100,30 @@ def record_model_call(
         )
 
 
+def model_call(store: Store, thread_id: str, revision: int) -> ModelCall | None:
+    """The recorded response that produced plan ``revision`` of a run, if there is one."""
+    with store._lock:
+        row = store._conn.execute(
+            "SELECT * FROM model_calls WHERE thread_id=? AND revision=?", (thread_id, revision)
+        ).fetchone()
+    return _model_call(row) if row else None
+
+
 def model_calls(store: Store, thread_id: str) -> list[ModelCall]:
     with store._lock:
         rows = store._conn.execute(
             "SELECT * FROM model_calls WHERE thread_id=? ORDER BY revision", (thread_id,)
         ).fetchall()
-    return [
-        ModelCall(
-            revision=r["revision"],
-            model=r["model"],
-            request_digest=r["request_digest"],
-            response=json.loads(r["response"]),
-        )
-        for r in rows
-    ]
+    return [_model_call(r) for r in rows]
+
+
+def _model_call(row: sqlite3.Row) -> ModelCall:
+    return ModelCall(
+        revision=row["revision"],
+        model=row["model"],
+        request_digest=row["request_digest"],
+        response=json.loads(row["response"]),
+    )
 
 
 def spans_of(store: Store, trace_id: str) -> list[SpanRow]:
