@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import json
 from typing import Annotated, Any
 
 import typer
 
 from agentrt.cli.common import (
     AppOption,
-    CliError,
     DbOption,
     age,
     app,
+    json_option,
     print_run,
     runtime_from,
     short,
@@ -155,10 +154,7 @@ def _decide(
             "reason": reason,
         }
         if args is not None:
-            try:
-                payload["args"] = json.loads(args)
-            except json.JSONDecodeError as exc:
-                raise CliError(f"--args {args!r} is not JSON: {exc}") from None
+            payload["args"] = json_option("--args", args)
         run = rt.decide(Decision.parse(payload))
         typer.echo(f"{outcome} recorded for {approval_id}; the run is now {run.status.value}")
         print_run(run, rt)

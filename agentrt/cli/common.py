@@ -220,3 +220,13 @@ def print_request(req: ApprovalRequest, rt: AgentRuntime) -> None:
     typer.echo(f"  action        {req.tool}({short(shown_args(rt, req), 200)})")
     typer.echo(f"  rule          {req.rule_id}: {req.reason}")
     typer.echo(f"  required role {req.required_role or '(any)'}")
+
+
+def json_option(flag: str, text: str | None) -> Any:
+    """The value of an option given as JSON (None if it was not given)."""
+    if text is None:
+        return None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise CliError(f"{flag} {text!r} is not JSON: {exc}") from None

@@ -21,6 +21,7 @@ from agentrt.cli.common import (
     _app_from_toml,
     app,
     fail,
+    json_option,
     runtime_from,
     table,
 )
@@ -126,15 +127,6 @@ def check(path: FileArgument, app_spec: AppOption = None, db: DbOption = None) -
             typer.echo(f"every tool a rule names exists in the app ({len(rt.tools)} tools)")
 
 
-def _json_option(name: str, text: str | None) -> Any:
-    if text is None:
-        return None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CliError(f"{name} {text!r} is not JSON: {exc}") from None
-
-
 def _stand_in(name: str, effect: str, scopes: list[str]) -> ToolSpec:
     """A tool with this name, effect and scopes, for explaining without an app."""
     from agentrt.tools.contract import tool
@@ -183,12 +175,12 @@ def explain(
     from agentrt.tools.contract import ToolArgsError
 
     with _reported(), ExitStack() as stack:
-        parsed_args = _json_option("--args", args)
+        parsed_args = json_option("--args", args)
         if not isinstance(parsed_args, dict):
             raise CliError(f"--args must be a JSON object, got {args!r}")
         who = Principal(principal, roles=role or [], tenant=tenant, scopes=scope or [])
-        spent = _json_option("--usage", usage)
-        limits = _json_option("--budget", budget)
+        spent = json_option("--usage", usage)
+        limits = json_option("--budget", budget)
         policy = Policy.from_file(path)
         rt = _maybe_runtime(stack, app_spec, db)
         spec: ToolSpec | None

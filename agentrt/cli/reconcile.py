@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from agentrt.cli.approvals import AsOption, RoleOption, TenantOption
-from agentrt.cli.common import AppOption, CliError, DbOption, app, print_run, runtime_from
+from agentrt.cli.common import AppOption, DbOption, app, json_option, print_run, runtime_from
 
 reconcile_app = typer.Typer(
     help="Settle a non-idempotent call that was interrupted or timed out: did it happen?",
@@ -40,10 +39,7 @@ def _settle(
         if result is None:
             decision = Decision.retry(approval_id, by=by, reason=reason)
         else:
-            try:
-                value: Any = json.loads(result)
-            except json.JSONDecodeError as exc:
-                raise CliError(f"--result {result!r} is not JSON: {exc}") from None
+            value = json_option("--result", result)
             decision = Decision.resolve(approval_id, result=value, by=by, reason=reason)
         run = rt.decide(decision)
         typer.echo(
