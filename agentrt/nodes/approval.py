@@ -18,9 +18,15 @@ from typing import Any
 
 from langgraph.types import interrupt
 
-from agentrt.approvals import ApprovalRequest, ApprovalStatus, approval_id, args_digest
+from agentrt.approvals import ApprovalRequest, ApprovalStatus, args_digest
 from agentrt.graphs.deps import RunDeps
-from agentrt.nodes.common import advance, current_action, observation_event, public_request
+from agentrt.nodes.common import (
+    advance,
+    current_action,
+    gate_request,
+    observation_event,
+    public_request,
+)
 from agentrt.state import Event, GateItem, ObservationKind, RunState, Stop
 from agentrt.store.sqlite import Store
 
@@ -31,30 +37,23 @@ def request_for(state: RunState, item: GateItem, *, now: float) -> ApprovalReque
     """The approval request for one gated action, as its policy verdict describes it."""
     action, verdict = item["action"], item["verdict"]
     assert verdict["step_id"] == action["step_id"]
-    digest = args_digest(action["args"])
-    return ApprovalRequest(
+    return gate_request(
+        state,
+        kind="action",
         # The digest is part of the id: an edited action that needs approval again is a
         # new request, not the decided one. So are the role and four-eyes: if the policy
         # changes while the run waits and asks for another approver, an approval given
         # under the old terms does not cover the new ones.
-        id=approval_id(
-            state["thread_id"],
-            action["step_id"],
-            f"action:{digest}:{verdict['required_role'] or ''}:{int(verdict['four_eyes'])}",
-        ),
-        thread_id=state["thread_id"],
+        key=f"{args_digest(action['args'])}:{verdict['required_role'] or ''}:"
+        f"{int(verdict['four_eyes'])}",
         step_id=action["step_id"],
-        kind="action",
         tool=action["tool"],
         args=action["args"],
-        args_digest=digest,
-        rule_id=verdict["rule_id"],
         reason=verdict["reason"],
         required_role=verdict["required_role"],
+        now=now,
+        rule_id=verdict["rule_id"],
         four_eyes=verdict["four_eyes"],
-        requested_by=state["principal"]["id"],
-        tenant=state["principal"].get("tenant"),
-        requested_at=now,
         expires_at=now + verdict["expires_in"] if verdict["expires_in"] else None,
         on_expiry=verdict.get("on_expiry", "reject"),
         escalate_to=verdict.get("escalate_to"),

@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentrt.approvals import ApprovalRequest, ApprovalStatus, approval_id, args_digest
+from agentrt.approvals import ApprovalRequest, ApprovalStatus
 from agentrt.budget import Budget, raised_budget
 from agentrt.graphs.deps import RunDeps
-from agentrt.nodes.common import await_decision
+from agentrt.nodes.common import await_decision, gate_request
 from agentrt.state import BudgetReport, RunState, Stop
 
 __all__ = ["budget_gate", "budget_request"]
@@ -28,25 +28,17 @@ def budget_request(state: RunState, found: BudgetReport, deps: RunDeps) -> Appro
         "used": found["used"],
         "requested": found["requested"],
     }
-    return ApprovalRequest(
-        # The current value is part of the id: hitting the raised limit later is a new request.
-        id=approval_id(
-            state["thread_id"], found["step_id"], f"budget:{found['limit']}:{found['allowed']!r}"
-        ),
-        thread_id=state["thread_id"],
-        step_id=found["step_id"],
+    return gate_request(
+        state,
         kind="budget",
+        # The current value is part of the id: hitting the raised limit later is a new request.
+        key=f"{found['limit']}:{found['allowed']!r}",
+        step_id=found["step_id"],
         tool=found["tool"],
         args=args,
-        args_digest=args_digest(args),
-        rule_id=None,
         reason=found["message"],
         required_role=budget.approver_role,
-        four_eyes=False,
-        requested_by=state["principal"]["id"],
-        tenant=state["principal"].get("tenant"),
-        requested_at=deps.clock(),
-        expires_at=None,
+        now=deps.clock(),
     )
 
 

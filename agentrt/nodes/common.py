@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import asdict
-from typing import Any
+from typing import Any, Literal
 
 from langgraph.types import interrupt
 
-from agentrt.approvals import ApprovalRequest, ApprovalStatus
+from agentrt.approvals import ApprovalRequest, ApprovalStatus, approval_id, args_digest
 from agentrt.budget import Budget, first_exceeded, report
 from agentrt.errors import BudgetExceeded
 from agentrt.graphs.deps import RunDeps
@@ -173,6 +173,47 @@ def spent(usage: Usage, spec: ToolSpec) -> Usage:
         "tool_calls": usage["tool_calls"] + 1,
         "cost_usd": usage["cost_usd"] + spec.cost_usd,
     }
+
+
+def gate_request(
+    state: RunState,
+    *,
+    kind: Literal["action", "reconcile", "budget"],
+    key: str,
+    step_id: str,
+    tool: str,
+    args: dict[str, Any],
+    reason: str,
+    required_role: str | None,
+    now: float,
+    rule_id: str | None = None,
+    four_eyes: bool = False,
+    expires_at: float | None = None,
+    on_expiry: Literal["reject", "escalate"] = "reject",
+    escalate_to: str | None = None,
+) -> ApprovalRequest:
+    """A request of this run's, asked by its principal; its id is deterministic from the
+    thread, the step and ``key`` (what makes it a new question), so a re-run finds it.
+    """
+    return ApprovalRequest(
+        id=approval_id(state["thread_id"], step_id, f"{kind}:{key}"),
+        thread_id=state["thread_id"],
+        step_id=step_id,
+        kind=kind,
+        tool=tool,
+        args=args,
+        args_digest=args_digest(args),
+        reason=reason,
+        required_role=required_role,
+        requested_by=state["principal"]["id"],
+        tenant=state["principal"].get("tenant"),
+        requested_at=now,
+        rule_id=rule_id,
+        four_eyes=four_eyes,
+        expires_at=expires_at,
+        on_expiry=on_expiry,
+        escalate_to=escalate_to,
+    )
 
 
 def public_request(request: ApprovalRequest) -> dict[str, Any]:

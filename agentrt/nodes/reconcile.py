@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentrt.approvals import ApprovalRequest, ApprovalStatus, approval_id, args_digest
+from agentrt.approvals import ApprovalRequest, ApprovalStatus
 from agentrt.graphs.deps import RunDeps
-from agentrt.nodes.common import await_decision, current_action, tool_context
+from agentrt.nodes.common import await_decision, current_action, gate_request, tool_context
 from agentrt.nodes.tool import failed_outcome, ok_outcome
 from agentrt.state import Event, RunState, Stop
 from agentrt.store.sqlite import EffectRecord
@@ -32,28 +32,20 @@ def _request(
     state: RunState, deps: RunDeps, spec: ToolSpec, effect: EffectRecord
 ) -> ApprovalRequest:
     action = current_action(state)
-    return ApprovalRequest(
-        id=approval_id(
-            state["thread_id"], action["step_id"], f"reconcile:{effect.key}:{effect.attempts}"
-        ),
-        thread_id=state["thread_id"],
-        step_id=action["step_id"],
+    return gate_request(
+        state,
         kind="reconcile",
+        key=f"{effect.key}:{effect.attempts}",
+        step_id=action["step_id"],
         tool=spec.name,
         args=action["args"],
-        args_digest=args_digest(action["args"]),
-        rule_id=None,
         reason=(
             f"{spec.name!r} is not idempotent and its call (attempt {effect.attempts}) has no "
             f"recorded outcome: {effect.error or 'the process stopped mid-call'}. Check the "
             "target system: resolve with the result if the effect happened, retry if not"
         ),
         required_role=spec.reconcile_role,
-        four_eyes=False,
-        requested_by=state["principal"]["id"],
-        tenant=state["principal"].get("tenant"),
-        requested_at=deps.clock(),
-        expires_at=None,
+        now=deps.clock(),
     )
 
 
