@@ -61,8 +61,9 @@ def _step(kind: str, fn: NodeFn, state: RunState, deps: RunDeps) -> dict[str, An
         now = deps.clock()
         usage["active_seconds"] = usage["active_seconds"] + max(0.0, now - started)
         update["usage"] = usage
-        budget = Budget.from_dict(update.get("budget") or state.get("budget"))
-        deps.tracing.set(span, budget_attributes(budget, usage, now=now))
+        if span.is_recording():  # with tracing off, skip working out what is left
+            budget = Budget.from_dict(update.get("budget") or state.get("budget"))
+            deps.tracing.set(span, budget_attributes(budget, usage, now=now))
     return update
 
 
