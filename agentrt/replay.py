@@ -57,31 +57,28 @@ def request_digest(messages: Sequence[BaseMessage]) -> str:
     return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
 
 
-def record_response(
-    deps: RunDeps, state: RunState, messages: Sequence[BaseMessage], response: AIMessage
-) -> None:
-    """Keep the model's response to this plan step, for replay."""
+def record_response(deps: RunDeps, state: RunState, digest: str, response: AIMessage) -> None:
+    """Keep the model's response to this plan step (asked ``digest``), for replay."""
     recordings.record_model_call(
         deps.store,
         state["thread_id"],
         state["usage"]["steps"],
         model=getattr(deps.model, "model_name", None),
-        request_digest=request_digest(messages),
+        request_digest=digest,
         response=messages_to_dict([response])[0],
     )
 
 
-def recorded_response(
-    deps: RunDeps, state: RunState, messages: Sequence[BaseMessage]
-) -> AIMessage | None:
-    """The response already recorded for this plan step, if it answered these very messages.
+def recorded_response(deps: RunDeps, state: RunState, digest: str) -> AIMessage | None:
+    """The response already recorded for this plan step, if it answered the very messages
+    whose request_digest is ``digest``.
 
     A plan step runs again when its process died after the model answered but before the
     step's checkpoint: the answer was paid for, so it is used rather than asked (and paid)
     for twice, and the resumed run goes on from the answer the original got.
     """
     found = recordings.model_call(deps.store, state["thread_id"], state["usage"]["steps"])
-    if found is None or found.request_digest != request_digest(messages):
+    if found is None or found.request_digest != digest:
         return None
     [message] = messages_from_dict([found.response])
     return message if isinstance(message, AIMessage) else None

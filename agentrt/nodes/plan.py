@@ -22,7 +22,7 @@ from agentrt.graphs.deps import RunDeps
 from agentrt.models import count_prompt_tokens, output_cap, output_cap_field, was_cut
 from agentrt.nodes.common import over_budget
 from agentrt.principal import Principal
-from agentrt.replay import record_response, recorded_response
+from agentrt.replay import record_response, recorded_response, request_digest
 from agentrt.state import Action, Event, ObservationKind, Plan, RunState, RunStatus, Usage
 
 __all__ = ["build_messages", "plan"]
@@ -169,14 +169,15 @@ def plan(state: RunState, deps: RunDeps) -> dict[str, Any]:
     model = deps.model.bind_tools(offered) if offered else deps.model
     if call.capped_by is not None and cap_field is not None:
         model = model.bind(**{cap_field: call.cap})
-    recorded = recorded_response(deps, state, messages)
+    digest = request_digest(messages)  # what the record is keyed on, worked out once
+    recorded = recorded_response(deps, state, digest)
     with deps.tracing.llm_call(deps.model, messages) as llm:
         response = model.invoke(messages) if recorded is None else recorded
         llm.response(response)
     if not isinstance(response, AIMessage):
         raise TypeError(f"the model returned {type(response).__name__}, expected an AIMessage")
     if recorded is None:
-        record_response(deps, state, messages, response)
+        record_response(deps, state, digest, response)
 
     usage = _spent(state["usage"], response, deps)
     deps.store.set_usage(state["thread_id"], usage)
