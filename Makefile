@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench chaos install clean
+.PHONY: demo test lint typecheck pytest bench chaos install clean serve
 
 # The venv is rebuilt whenever pyproject.toml changes, so a fresh clone and a stale
 # machine both end up with exactly what the project declares.
@@ -16,6 +16,15 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# The review page's browser test drives Debian's Chromium and ChromeDriver (Playwright is
+# pointed at /usr/bin/chromium; it downloads no browser of its own). Installed once.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+CHROMIUM := /usr/bin/chromium
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+		chromium chromium-driver
+
 demo: $(STAMP)
 	$(BIN)/agentrt demo --db agentrt.db
 
@@ -26,7 +35,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP)
+pytest: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest
