@@ -15,7 +15,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from enum import StrEnum
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -27,6 +27,9 @@ from agentrt.errors import (
     NotAuthorized,
 )
 from agentrt.principal import Principal
+
+if TYPE_CHECKING:
+    from agentrt.tools.registry import ToolRegistry
 
 __all__ = [
     "ApprovalPage",
@@ -40,6 +43,7 @@ __all__ = [
     "encode_cursor",
     "escalation_of",
     "masked",
+    "shown_args",
 ]
 
 
@@ -216,6 +220,18 @@ def masked(value: Any, sensitive: Iterable[str]) -> Any:
     if isinstance(value, list | tuple):
         return [masked(v, fields) for v in value]
     return value
+
+
+def shown_args(request: ApprovalRequest, tools: ToolRegistry, args: Any = None) -> Any:
+    """A request's arguments (or ``args``) for a person to read, its tool's sensitive fields
+    masked. A tool the app no longer has cannot say which fields are sensitive: nothing is
+    shown."""
+    if request.kind == "budget":
+        return request.args if args is None else args  # limits and usage: nothing to hide
+    spec = tools.get(request.tool)
+    if spec is None:
+        return f"(hidden: this app has no tool {request.tool!r})"
+    return masked(request.args if args is None else args, spec.sensitive)
 
 
 class Decision(BaseModel):

@@ -403,17 +403,21 @@ class AgentRuntime:
             )
         return request
 
-    def sweep_approvals(self, now: float | None = None) -> Sweep:
+    def sweep_approvals(self, now: float | None = None, *, resume: bool = True) -> Sweep:
         """Expire every pending request whose time is up, and carry its run on.
 
         The rule that asked for the approval says what expiry means: reject (the planner
         is told it expired) or escalate (a new request, for another role, linked to the
         old one; the run keeps waiting). Each expiry is a conditional update, so sweeping
         twice is a no-op and a decider racing the sweep either wins or gets ApprovalExpired.
+        With ``resume=False`` the runs are returned as they are, for the caller to carry on.
         """
         expired, escalated = self._expire_due(self.clock() if now is None else now)
         runs = []
         for thread_id in dict.fromkeys(r.thread_id for r in expired):
+            if not resume:
+                runs.append(self.get(thread_id))
+                continue
             try:
                 runs.append(self.resume(thread_id))
             except RunBusy:
@@ -421,12 +425,15 @@ class AgentRuntime:
                 runs.append(self.get(thread_id))
         return Sweep(expired=expired, escalated=escalated, runs=tuple(runs))
 
-    async def asweep_approvals(self, now: float | None = None) -> Sweep:
+    async def asweep_approvals(self, now: float | None = None, *, resume: bool = True) -> Sweep:
         """Async twin of sweep_approvals."""
         when = self.clock() if now is None else now
         expired, escalated = await asyncio.to_thread(self._expire_due, when)
         runs = []
         for thread_id in dict.fromkeys(r.thread_id for r in expired):
+            if not resume:
+                runs.append(await asyncio.to_thread(self.get, thread_id))
+                continue
             try:
                 runs.append(await self.aresume(thread_id))
             except RunBusy:
@@ -496,13 +503,33 @@ class AgentRuntime:
         """Start a run toward ``goal`` for ``principal``; returns when it ends or waits."""
         return self._drive(*self._create(goal, principal, budget, thread_id))
 
-    def decide(self, decision: Decision | dict[str, Any]) -> Run:
+    def create(
+        self,
+        goal: str,
+        *,
+        principal: Principal,
+        budget: Budget | None = None,
+        thread_id: str | None = None,
+    ) -> Run:
+        """Write a run toward ``goal`` without driving it: status pending, nothing run yet.
+
+        Checked exactly as start checks it. ``resume`` (or ``aresume``) carries it on, in
+        this process or another: a service answers the request at once and drives the run
+        in the background.
+        """
+        thread_id, _ = self._create(goal, principal, budget, thread_id)
+        return self.get(thread_id)
+
+    def decide(self, decision: Decision | dict[str, Any], *, resume: bool = True) -> Run:
         """Record a person's decision on an approval request, then carry the run on.
 
         Every check happens before anything is written: a refused decision leaves the
-        request and the run exactly as they were.
+        request and the run exactly as they were. With ``resume=False`` the decision is
+        only recorded and the run is returned as it is; ``resume`` carries it on later.
         """
         request = self._record_decision(decision)
+        if not resume:
+            return self.get(request.thread_id)
         try:
             return self.resume(request.thread_id)
         except RunBusy:
@@ -546,9 +573,24 @@ class AgentRuntime:
         created = await asyncio.to_thread(self._create, goal, principal, budget, thread_id)
         return await self._adrive(*created)
 
-    async def adecide(self, decision: Decision | dict[str, Any]) -> Run:
+    async def acreate(
+        self,
+        goal: str,
+        *,
+        principal: Principal,
+        budget: Budget | None = None,
+        thread_id: str | None = None,
+    ) -> Run:
+        """Async twin of create."""
+        return await asyncio.to_thread(
+            partial(self.create, goal, principal=principal, budget=budget, thread_id=thread_id)
+        )
+
+    async def adecide(self, decision: Decision | dict[str, Any], *, resume: bool = True) -> Run:
         """Async twin of decide."""
         request = await asyncio.to_thread(self._record_decision, decision)
+        if not resume:
+            return await asyncio.to_thread(self.get, request.thread_id)
         try:
             return await self.aresume(request.thread_id)
         except RunBusy:

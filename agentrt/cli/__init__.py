@@ -14,11 +14,13 @@ from agentrt.cli import (  # noqa: F401  (registers the commands)
     approvals,
     budget,
     demo,
+    keys,
     policy,
     prune,
     reconcile,
     replay,
     runs,
+    serve,
     trace,
 )
 from agentrt.cli.common import CliError, app, fail, load_runtime

@@ -143,18 +143,10 @@ def short(value: Any, width: int = 60) -> str:
 
 
 def shown_args(rt: AgentRuntime, req: ApprovalRequest, args: Any = None) -> Any:
-    """A request's arguments (or ``args``) for display, its tool's sensitive fields masked.
+    """A request's arguments (or ``args``) for display, its tool's sensitive fields masked."""
+    from agentrt import approvals
 
-    A tool this app no longer has cannot say which fields are sensitive: nothing is shown.
-    """
-    from agentrt.approvals import masked
-
-    if req.kind == "budget":
-        return req.args if args is None else args  # limits and usage: nothing to hide
-    spec = rt.tools.get(req.tool)
-    if spec is None:
-        return f"(hidden: this app has no tool {req.tool!r})"
-    return masked(req.args if args is None else args, spec.sensitive)
+    return approvals.shown_args(req, rt.tools, args)
 
 
 def print_run(run: Run, rt: AgentRuntime) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # MIGRATIONS[i] takes a database at version i to version i + 1. Never edit a released
 # entry: append a new one, so every existing file walks the same path.
@@ -124,6 +124,18 @@ MIGRATIONS: tuple[str, ...] = (
         response       TEXT NOT NULL,
         created_at     REAL NOT NULL,
         PRIMARY KEY (thread_id, revision)
+    );
+    """,
+    # 6: the service's API keys. Only a key's sha256 is kept: the key itself is shown once,
+    # when it is made. A revoked key stays, so its id is never handed out again.
+    """
+    CREATE TABLE api_keys (
+        key_id      TEXT PRIMARY KEY,
+        key_hash    TEXT NOT NULL UNIQUE,
+        principal   TEXT NOT NULL,
+        label       TEXT,
+        created_at  REAL NOT NULL,
+        revoked_at  REAL
     );
     """,
 )

@@ -1,0 +1,83 @@
+"""`agentrt keys`: make, list and revoke the service's API keys."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from agentrt.cli.common import AppOption, DbOption, age, app, runtime_from, table
+
+keys_app = typer.Typer(help="API keys of `agentrt serve`: each acts as one principal.")
+app.add_typer(keys_app, name="keys")
+
+
+@keys_app.command("create")
+def create(
+    principal: Annotated[str, typer.Option("--id", help="Principal id the key acts as.")],
+    tenant: Annotated[str, typer.Option(help="Its tenant: the key sees only this tenant's runs.")],
+    role: Annotated[
+        list[str] | None, typer.Option(help="A role it holds (repeat for more).")
+    ] = None,
+    scope: Annotated[
+        list[str] | None, typer.Option(help="A scope it grants its runs (repeat for more).")
+    ] = None,
+    label: Annotated[str | None, typer.Option(help="What the key is for.")] = None,
+    app_spec: AppOption = None,
+    db: DbOption = None,
+) -> None:
+    """Make a key and print it once: only its hash is stored."""
+    from agentrt.principal import Principal
+    from agentrt.store.keys import create_key
+
+    with runtime_from(app_spec, db) as rt:
+        who = Principal(principal, roles=role or [], tenant=tenant, scopes=scope or [])
+        record, key = create_key(rt.store, who, label=label)
+        typer.echo(key)
+        typer.echo(
+            f"key {record.key_id} acts as {principal!r} of tenant {tenant!r}; it is shown "
+            "only now: keep it in your secret store",
+            err=True,
+        )
+
+
+@keys_app.command("list")
+def list_(
+    all_: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False,
+    app_spec: AppOption = None,
+    db: DbOption = None,
+) -> None:
+    """The keys (never the keys themselves): id, principal, tenant, roles, age."""
+    from agentrt.store.keys import list_keys
+
+    with runtime_from(app_spec, db) as rt:
+        now = rt.clock()
+        table(
+            ["key", "principal", "tenant", "roles", "label", "age", "revoked"],
+            [
+                [
+                    k.key_id,
+                    k.principal.id,
+                    k.principal.tenant or "",
+                    ",".join(k.principal.roles),
+                    k.label or "",
+                    age(k.created_at, now),
+                    "" if k.revoked_at is None else age(k.revoked_at, now) + " ago",
+                ]
+                for k in list_keys(rt.store, include_revoked=all_)
+            ],
+        )
+
+
+@keys_app.command("revoke")
+def revoke(
+    key_id: Annotated[str, typer.Argument(help="The key's id, from `agentrt keys list`.")],
+    app_spec: AppOption = None,
+    db: DbOption = None,
+) -> None:
+    """Revoke a key: requests made with it are refused (401) from now on."""
+    from agentrt.store.keys import revoke_key
+
+    with runtime_from(app_spec, db) as rt:
+        revoke_key(rt.store, key_id)
+        typer.echo(f"revoked {key_id}")

@@ -1,0 +1,55 @@
+"""`agentrt serve`: the runtime behind its HTTP API and review page, on uvicorn."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from agentrt.cli.common import AppOption, CliError, DbOption, app, runtime_from
+
+
+@app.command()
+def serve(
+    app_spec: AppOption = None,
+    db: DbOption = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
+    rate_limit: Annotated[str, typer.Option(help="Requests per API key.")] = "600/minute",
+    max_body_bytes: Annotated[int, typer.Option(help="Largest request body.")] = 256 * 1024,
+    max_concurrent_runs: Annotated[int, typer.Option(help="Runs driven at once.")] = 64,
+    threads: Annotated[
+        int, typer.Option(help="Threads for the run graph's nodes (model and tool calls).")
+    ] = 64,
+    sweep_every: Annotated[
+        float, typer.Option(help="Seconds between expiry sweeps of approvals; 0: none.")
+    ] = 30.0,
+    log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
+) -> None:
+    """Serve the app's runtime: the HTTP API (/runs, /approvals, /openapi.json) and /ui.
+
+    Callers need an API key (`agentrt keys create`). Runs left running by a process that
+    died are carried on at startup.
+    """
+    try:
+        import uvicorn
+
+        from agentrt.service import create_app
+    except ImportError as exc:
+        raise CliError(
+            f"`agentrt serve` needs the service extra ({exc.name} is missing): "
+            "pip install 'agentrt[service]'"
+        ) from None
+    with runtime_from(app_spec, db) as rt:
+        api = create_app(
+            rt,
+            rate_limit=rate_limit,
+            max_body_bytes=max_body_bytes,
+            max_concurrent_runs=max_concurrent_runs,
+            executor_threads=threads,
+            sweep_every=sweep_every or None,
+        )
+        typer.echo(
+            f"agentrt: serving {rt.db!r} on http://{host}:{port} (review page: /ui)", err=True
+        )
+        uvicorn.run(api, host=host, port=port, log_level=log_level)

@@ -1,0 +1,26 @@
+"""agentrt.service: the runtime behind an HTTP API, with a review page for approvers.
+
+    from agentrt.service import create_app, issue_key
+    key = issue_key(rt, Principal("bob", roles=["refund-approver"], tenant="acme"))
+    app = create_app(rt)            # a FastAPI app; or `agentrt serve --app module:rt`
+
+Needs the service extra: ``pip install 'agentrt[service]'``.
+"""
+
+from __future__ import annotations
+
+from agentrt.principal import Principal
+from agentrt.runtime import AgentRuntime
+from agentrt.service.app import create_app, sweep_once
+from agentrt.store.keys import ApiKey, create_key
+
+__all__ = ["ApiKey", "create_app", "issue_key", "sweep_once"]
+
+
+def issue_key(runtime: AgentRuntime, principal: Principal, *, label: str | None = None) -> str:
+    """Make an API key acting as ``principal`` in the runtime's database; returns the key.
+
+    Only its hash is stored: keep the key, it is never shown again. The principal needs a
+    tenant, since the service shows each key its own tenant's runs only.
+    """
+    return create_key(runtime.store, principal, label=label)[1]

@@ -1,0 +1,173 @@
+"""create_app: the runtime behind an HTTP API (FastAPI), with runs driven in the background."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI
+
+from agentrt import __version__
+from agentrt.errors import ConfigError
+from agentrt.runtime import AgentRuntime
+from agentrt.service.auth import service_of
+from agentrt.service.bodylimit import BodyLimit
+from agentrt.service.context import Service, ServiceSettings
+from agentrt.service.problems import Problem, install_problem_handlers
+from agentrt.service.ratelimit import RateLimiter
+from agentrt.service.routes import approvals, runs
+from agentrt.service.worker import RunWorker
+from agentrt.state import RunStatus
+
+__all__ = ["create_app"]
+
+logger = logging.getLogger("agentrt.service")
+
+
+def create_app(
+    runtime: AgentRuntime,
+    *,
+    rate_limit: str = ServiceSettings.rate_limit,
+    max_body_bytes: int = ServiceSettings.max_body_bytes,
+    max_concurrent_runs: int = ServiceSettings.max_concurrent_runs,
+    executor_threads: int | None = ServiceSettings.executor_threads,
+    sweep_every: float | None = ServiceSettings.sweep_every,
+    resume_stopped: bool = ServiceSettings.resume_stopped,
+    poll_interval: float = ServiceSettings.poll_interval,
+    shutdown_grace: float = ServiceSettings.shutdown_grace,
+) -> FastAPI:
+    """A FastAPI app serving ``runtime``: runs, approvals, traces, events, the review page.
+
+    Callers authenticate with API keys (``agentrt keys create``), each acting as one
+    Principal; a key sees only its tenant's runs and approvals. Runs are driven in the
+    background on the async runtime, at most ``max_concurrent_runs`` at once, so no request
+    waits on a model.
+
+    - ``rate_limit``: requests per API key, e.g. "600/minute" (429 past it).
+    - ``max_body_bytes``: larger request bodies are refused with 413.
+    - ``executor_threads``: size of the event loop's default thread pool, where the run
+      graph's nodes run under the async runtime; None leaves the loop's own (``agentrt
+      serve`` sets one for its loop).
+    - ``sweep_every``: seconds between sweeps that expire (or escalate) overdue approvals;
+      None turns the sweep off.
+    - ``resume_stopped``: on startup, carry on runs a dead process left running.
+    - ``poll_interval``: how often an event stream looks for news (runs can be moved by
+      other processes, e.g. a decision from the CLI).
+    - ``shutdown_grace``: seconds runs in hand get to finish on shutdown; the rest stop and
+      resume from their checkpoints later.
+    """
+    if not isinstance(runtime, AgentRuntime):
+        raise ConfigError(f"create_app serves an agentrt AgentRuntime, got {runtime!r}")
+    for name, value in (
+        ("max_body_bytes", max_body_bytes),
+        ("max_concurrent_runs", max_concurrent_runs),
+    ):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ConfigError(f"{name} must be a positive int, got {value!r}")
+    if executor_threads is not None and (
+        not isinstance(executor_threads, int) or executor_threads < 1
+    ):
+        raise ConfigError(
+            f"executor_threads must be a positive int or None, got {executor_threads!r}"
+        )
+    if sweep_every is not None and not sweep_every > 0:
+        raise ConfigError(f"sweep_every must be > 0 seconds or None, got {sweep_every!r}")
+    if not poll_interval > 0:
+        raise ConfigError(f"poll_interval must be > 0 seconds, got {poll_interval!r}")
+    settings = ServiceSettings(
+        rate_limit=rate_limit,
+        max_body_bytes=max_body_bytes,
+        max_concurrent_runs=max_concurrent_runs,
+        executor_threads=executor_threads,
+        sweep_every=sweep_every,
+        resume_stopped=resume_stopped,
+        poll_interval=poll_interval,
+        shutdown_grace=shutdown_grace,
+    )
+    service = Service(
+        runtime=runtime,
+        settings=settings,
+        worker=RunWorker(runtime, max_concurrent=max_concurrent_runs),
+        rate_limiter=RateLimiter(rate_limit),
+    )
+    app = FastAPI(
+        title="agentrt",
+        version=__version__,
+        summary="Runs of a tool-using agent: start them, follow them, decide their approvals.",
+        lifespan=_lifespan,
+        # Swagger UI and ReDoc load their scripts from a CDN, and the service runs on closed
+        # networks: /openapi.json is served, the pages that need the internet are not.
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.agentrt = service
+    install_problem_handlers(app)
+    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.include_router(runs.router)
+    app.include_router(approvals.router)
+    app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
+    return app
+
+
+async def healthz(service: Annotated[Service, Depends(service_of)]) -> dict[str, Any]:
+    """Liveness and readiness: the database answers. No key needed."""
+    try:
+        version = await asyncio.to_thread(lambda: service.runtime.store.schema_version)
+    except Exception as exc:
+        raise Problem(503, f"the database does not answer: {exc}", type="unavailable") from None
+    return {"status": "ok", "schema_version": version, "runs_in_hand": service.worker.in_flight}
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    service: Service = app.state.agentrt
+    settings = service.settings
+    if settings.executor_threads is not None:
+        asyncio.get_running_loop().set_default_executor(
+            ThreadPoolExecutor(settings.executor_threads, thread_name_prefix="agentrt")
+        )
+    if settings.resume_stopped:
+        await _resume_stopped(service)
+    sweeper = (
+        asyncio.create_task(_sweep_forever(service, settings.sweep_every), name="agentrt-sweep")
+        if settings.sweep_every is not None
+        else None
+    )
+    try:
+        yield
+    finally:
+        if sweeper is not None:
+            sweeper.cancel()
+        await service.worker.close(settings.shutdown_grace)
+
+
+async def _resume_stopped(service: Service) -> None:
+    """Hand every run a process left running (or never started) to the worker.
+
+    A run another live process drives is left to it (the worker meets RunBusy).
+    """
+    rt = service.runtime
+    for status in (RunStatus.RUNNING, RunStatus.PENDING):
+        for run in await asyncio.to_thread(rt.runs, status, limit=10_000):
+            service.worker.drive(run.thread_id)
+
+
+async def sweep_once(service: Service) -> int:
+    """Expire overdue approvals and hand their runs to the worker; how many expired."""
+    sweep = await service.runtime.asweep_approvals(resume=False)
+    for thread_id in dict.fromkeys(r.thread_id for r in sweep.expired):
+        service.worker.drive(thread_id)
+    return len(sweep.expired)
+
+
+async def _sweep_forever(service: Service, every: float) -> None:
+    while True:
+        await asyncio.sleep(every)
+        try:
+            await sweep_once(service)
+        except Exception:  # a failed sweep must not end the sweeping
+            logger.exception("the approval sweep failed; trying again in %s s", every)

@@ -1,0 +1,77 @@
+"""Who is calling: an API key, looked up by its hash, is a Principal with roles and a tenant.
+
+The API takes the key as ``Authorization: Bearer <key>`` (or ``X-API-Key``); the review page
+keeps it in an HttpOnly, SameSite=Strict cookie set by its sign-in form. Either way the
+caller's tenant bounds everything it may see: another tenant's runs and approvals answer
+404, exactly as ids that do not exist.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from agentrt.service.context import Service
+from agentrt.service.problems import Problem
+from agentrt.store import keys
+from agentrt.store.keys import ApiKey
+
+__all__ = ["COOKIE", "Caller", "authenticate", "key_from_request", "service_of"]
+
+COOKIE = "agentrt_key"
+
+
+def service_of(request: Request) -> Service:
+    service: Service = request.app.state.agentrt
+    return service
+
+
+def key_from_request(request: Request, *, cookie: bool = False) -> str | None:
+    """The API key a request carries, or None."""
+    header = request.headers.get("authorization")
+    if header:
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "bearer" and value.strip():
+            return value.strip()
+    if key := request.headers.get("x-api-key"):
+        return key.strip()
+    return request.cookies.get(COOKIE) if cookie else None
+
+
+async def authenticate(request: Request, key: str | None) -> ApiKey:
+    """The active key ``key`` names, counted against its rate; 401 or 429 otherwise."""
+    service = service_of(request)
+    if not key:
+        raise Problem(
+            401,
+            "this endpoint needs an API key: send 'Authorization: Bearer <key>' "
+            "(make one with `agentrt keys create`)",
+            type="unauthenticated",
+            headers={"WWW-Authenticate": 'Bearer realm="agentrt"'},
+        )
+    found = await asyncio.to_thread(keys.authenticate, service.runtime.store, key)
+    if found is None:
+        raise Problem(
+            401,
+            f"API key {_hint(key)!r} is unknown or revoked; ask for a new one "
+            "(`agentrt keys create`)",
+            type="unauthenticated",
+            headers={"WWW-Authenticate": 'Bearer realm="agentrt", error="invalid_token"'},
+        )
+    service.rate_limiter.hit(found.key_id)
+    return found
+
+
+async def _api_caller(request: Request) -> ApiKey:
+    return await authenticate(request, key_from_request(request))
+
+
+Caller = Annotated[ApiKey, Depends(_api_caller)]
+"""The API key of the request (401 without a valid one, 429 over its rate)."""
+
+
+def _hint(key: str) -> str:
+    """Enough of a key to recognise it in a message, never enough to use it."""
+    return key[:16] + "..." if len(key) > 16 else key

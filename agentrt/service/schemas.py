@@ -1,0 +1,170 @@
+"""What the HTTP API takes and gives, as pydantic models (and so in /openapi.json)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from agentrt.approvals import ApprovalRequest, shown_args
+from agentrt.runtime import AgentRuntime, Run
+
+__all__ = [
+    "ApprovalList",
+    "ApprovalOut",
+    "BudgetIn",
+    "DecisionIn",
+    "DecisionOut",
+    "RunIn",
+    "RunList",
+    "RunOut",
+    "approval_out",
+    "run_out",
+]
+
+
+class _In(BaseModel):
+    # A misspelt field is a 422 that names it, never a silently ignored option.
+    model_config = ConfigDict(extra="forbid")
+
+
+class BudgetIn(_In):
+    """Limits for one run, layered over the runtime's and the tenant's (None inherits)."""
+
+    max_tokens: int | None = Field(None, ge=0)
+    max_cost_usd: float | None = Field(None, ge=0)
+    max_tool_calls: int | None = Field(None, ge=0)
+    max_steps: int | None = Field(None, ge=0)
+    max_active_seconds: float | None = Field(None, ge=0)
+    deadline: float | None = Field(None, description="Epoch seconds.")
+    on_exceed: Literal["stop", "ask"] | None = None
+    approver_role: str | None = None
+
+
+class RunIn(_In):
+    """A run to start, acting for the caller's principal."""
+
+    goal: str = Field(min_length=1, max_length=20_000, description="What the run should do.")
+    budget: BudgetIn | None = None
+    thread_id: str | None = Field(
+        None,
+        min_length=1,
+        max_length=200,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="An id of your own (must be new); omitted: a new one.",
+    )
+
+
+class DecisionIn(_In):
+    """A person's decision, made as the caller's principal."""
+
+    outcome: Literal["approve", "reject", "edit", "resolve", "retry", "raise_limit"]
+    reason: str | None = Field(None, max_length=5_000, description="Required for reject.")
+    args: dict[str, Any] | None = Field(None, description="For edit: the arguments to run.")
+    result: Any = Field(None, description="For resolve: the result the effect had.")
+    to: float | None = Field(None, description="For raise_limit: the limit's new value.")
+    args_digest: str | None = Field(
+        None, description="If set, the decision applies only to exactly these arguments."
+    )
+
+
+class ApprovalOut(BaseModel):
+    id: str
+    thread_id: str
+    step_id: str
+    kind: str
+    status: str
+    tool: str
+    args: Any = Field(description="The arguments, with the tool's sensitive fields masked.")
+    args_digest: str
+    edited_args: Any = None
+    rule_id: str | None
+    reason: str
+    required_role: str | None
+    four_eyes: bool
+    requested_by: str
+    tenant: str | None
+    requested_at: float
+    expires_at: float | None
+    decided_by: str | None
+    decided_at: float | None
+    comment: str | None
+    waited_seconds: float | None
+    escalated_from: str | None
+    escalated_to: str | None
+
+
+class RunOut(BaseModel):
+    thread_id: str
+    status: str
+    goal: str
+    principal: dict[str, Any]
+    output: str | None
+    error: str | None
+    usage: dict[str, Any]
+    budget: dict[str, Any]
+    budget_report: dict[str, Any] | None
+    pending_approvals: list[ApprovalOut]
+    created_at: float
+    updated_at: float
+    driving: bool = Field(description="True while this server drives the run in the background.")
+
+
+class RunList(BaseModel):
+    runs: list[RunOut]
+
+
+class ApprovalList(BaseModel):
+    approvals: list[ApprovalOut]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page.")
+
+
+class DecisionOut(BaseModel):
+    approval: ApprovalOut
+    run: RunOut
+
+
+def approval_out(rt: AgentRuntime, req: ApprovalRequest) -> ApprovalOut:
+    return ApprovalOut(
+        id=req.id,
+        thread_id=req.thread_id,
+        step_id=req.step_id,
+        kind=req.kind,
+        status=req.status.value,
+        tool=req.tool,
+        args=shown_args(req, rt.tools),
+        args_digest=req.args_digest,
+        edited_args=None if req.edited_args is None else shown_args(req, rt.tools, req.edited_args),
+        rule_id=req.rule_id,
+        reason=req.reason,
+        required_role=req.required_role,
+        four_eyes=req.four_eyes,
+        requested_by=req.requested_by,
+        tenant=req.tenant,
+        requested_at=req.requested_at,
+        expires_at=req.expires_at,
+        decided_by=req.decided_by,
+        decided_at=req.decided_at,
+        comment=req.comment,
+        waited_seconds=req.waited_seconds,
+        escalated_from=req.escalated_from,
+        escalated_to=req.escalated_to,
+    )
+
+
+def run_out(rt: AgentRuntime, run: Run, *, driving: bool = False) -> RunOut:
+    return RunOut(
+        thread_id=run.thread_id,
+        status=run.status.value,
+        goal=run.goal,
+        principal=run.principal.to_dict(),
+        output=run.output,
+        error=run.error,
+        usage=dict(run.usage),
+        budget=run.budget.to_dict(),
+        budget_report=dict(run.budget_report) if run.budget_report else None,
+        pending_approvals=[approval_out(rt, r) for r in run.pending_approvals],
+        created_at=run.created_at,
+        updated_at=run.updated_at,
+        driving=driving,
+    )

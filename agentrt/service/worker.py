@@ -1,0 +1,95 @@
+"""Runs driven in the background of the server, so no request waits on a model.
+
+A request writes what it must (the run's row, a decision) and hands the thread id here;
+the worker carries the run on with ``aresume`` in a task, at most ``max_concurrent`` at a
+time. A run that is already being driven is not started twice: the worker notes that it
+must look again, and resumes once more when the current segment ends (a decision that
+arrived meanwhile is then acted on).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from agentrt.errors import RunBusy
+from agentrt.runtime import AgentRuntime
+
+__all__ = ["RunWorker"]
+
+logger = logging.getLogger("agentrt.service")
+
+
+class RunWorker:
+    def __init__(self, runtime: AgentRuntime, *, max_concurrent: int) -> None:
+        self.runtime = runtime
+        self.max_concurrent = max_concurrent
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._again: set[str] = set()
+        self._slots: asyncio.Semaphore | None = None
+
+    def driving(self, thread_id: str) -> bool:
+        """True while this worker has the run in hand (queued or running)."""
+        return thread_id in self._tasks
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._tasks)
+
+    def drive(self, thread_id: str) -> None:
+        """Carry the run on in the background (from a request handler, on the loop)."""
+        if thread_id in self._tasks:
+            self._again.add(thread_id)
+            return
+        self._tasks[thread_id] = asyncio.get_running_loop().create_task(
+            self._drive(thread_id), name=f"agentrt-run-{thread_id}"
+        )
+
+    async def _drive(self, thread_id: str) -> None:
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.max_concurrent)
+        try:
+            while True:
+                self._again.discard(thread_id)
+                async with self._slots:
+                    try:
+                        await self.runtime.aresume(thread_id)
+                    except RunBusy:
+                        # Another process drives it; it sees any decision at the gate.
+                        logger.info("run %r is driven elsewhere; left to it", thread_id)
+                    except Exception:
+                        logger.exception("driving run %r failed", thread_id)
+                if thread_id not in self._again:
+                    return
+        finally:
+            self._tasks.pop(thread_id, None)
+
+    async def wait(self, thread_id: str | None = None) -> None:
+        """Until the run (or, with None, every run this worker holds) is out of its hands."""
+        while True:
+            tasks = (
+                list(self._tasks.values())
+                if thread_id is None
+                else [t for t in [self._tasks.get(thread_id)] if t is not None]
+            )
+            if not tasks:
+                return
+            await asyncio.wait(tasks)
+
+    async def close(self, grace: float) -> None:
+        """Let runs in hand finish for ``grace`` seconds, then cancel the rest.
+
+        A cancelled run keeps its checkpoints and releases its lease; the next server (or
+        `agentrt resume`) carries it on from its last step.
+        """
+        tasks = list(self._tasks.values())
+        if not tasks:
+            return
+        _, pending = await asyncio.wait(tasks, timeout=grace)
+        for task in pending:
+            task.cancel()
+        if pending:
+            logger.warning(
+                "stopped %d runs mid-way; they resume from their checkpoints", len(pending)
+            )
+            await asyncio.wait(pending)
