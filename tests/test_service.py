@@ -114,7 +114,8 @@ def problem(response: httpx.Response, status: int, kind: str | None = None) -> d
     assert response.headers["content-type"] == PROBLEM
     body: dict[str, Any] = response.json()
     assert body["status"] == status
-    assert body["title"] and body["detail"]
+    assert body["title"]
+    assert body["detail"]
     if kind is not None:
         assert body["type"] == f"urn:agentrt:problem:{kind}", body
     return body
@@ -526,16 +527,20 @@ def test_keys_are_made_listed_and_revoked_from_the_command_line(db: Path) -> Non
     assert key.startswith("agrt_")
     assert "shown only now" in made.stderr
     listed = keys("list")
-    assert "bob" in listed.stdout and "refund-approver" in listed.stdout
-    assert key not in listed.stdout and key not in db.read_bytes().decode("latin-1")
+    assert "bob" in listed.stdout
+    assert "refund-approver" in listed.stdout
+    assert key not in listed.stdout
+    assert key not in db.read_bytes().decode("latin-1")
     key_id = key.removeprefix("agrt_").split("_")[0]
     assert keys("revoke", key_id).exit_code == 0
     assert "bob" not in keys("list").stdout
     assert "bob" in keys("list", "--all").stdout
     unknown = keys("revoke", "nope")
-    assert unknown.exit_code == 1 and "'nope'" in unknown.stderr
+    assert unknown.exit_code == 1
+    assert "'nope'" in unknown.stderr
     no_tenant = keys("create", "--id", "bob")
-    assert no_tenant.exit_code == 2 and "--tenant" in no_tenant.output
+    assert no_tenant.exit_code == 2
+    assert "--tenant" in no_tenant.output
 
 
 # helpers ----------------------------------------------------------------------------------
