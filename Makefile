@@ -28,6 +28,10 @@ $(CHROMIUM):
 demo: $(STAMP)
 	$(BIN)/agentrt demo --db agentrt.db
 
+# The demo app behind the HTTP API on :8000; make keys with `agentrt keys create --db agentrt.db`.
+serve: $(STAMP)
+	$(BIN)/agentrt serve --app agentrt.examples.refund_desk:build_runtime --db agentrt.db
+
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .

@@ -306,6 +306,7 @@ async def test_healthz_and_the_openapi_schema_need_no_key(api: Api) -> None:
         "/approvals/{approval_id}/decision",
         "/healthz",
     } <= set(schema["paths"])
+    assert set(schema["components"]["securitySchemes"]) == {"HTTPBearer", "APIKeyHeader"}
     # Swagger UI would load its scripts from a CDN; the service runs on closed networks.
     problem(await api.call("GET", "/docs", who=None), 404, "not-found")
 

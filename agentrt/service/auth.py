@@ -12,6 +12,7 @@ import asyncio
 from typing import Annotated
 
 from fastapi import Depends, Request
+from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
 from agentrt.service.context import Service
 from agentrt.service.problems import Problem
@@ -64,7 +65,17 @@ async def authenticate(request: Request, key: str | None) -> ApiKey:
     return found
 
 
-async def _api_caller(request: Request) -> ApiKey:
+# Declared for /openapi.json (the schemes a client may use); the key is read by
+# key_from_request, which also takes the review page's cookie.
+_bearer = HTTPBearer(auto_error=False, description="An API key: `agentrt keys create`.")
+_header = APIKeyHeader(name="X-API-Key", auto_error=False, description="The same key.")
+
+
+async def _api_caller(
+    request: Request,
+    _bearer_key: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    _header_key: Annotated[str | None, Depends(_header)],
+) -> ApiKey:
     return await authenticate(request, key_from_request(request))
 
 
