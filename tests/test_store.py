@@ -67,7 +67,15 @@ def schema_of(path: Path) -> list[tuple[str, str]]:
 def test_new_file_gets_the_tables_and_schema_version(store: Store, db_path: Path) -> None:
     assert store.schema_version == SCHEMA_VERSION
     tables = {name for kind, name in schema_of(db_path) if kind == "table"}
-    assert tables == {"agentrt_meta", "runs", "approvals", "effects", "spans", "model_calls"}
+    assert tables == {
+        "agentrt_meta",
+        "runs",
+        "approvals",
+        "effects",
+        "spans",
+        "model_calls",
+        "api_keys",
+    }
     assert ("schema_version", str(SCHEMA_VERSION)) in schema_of(db_path)
 
 
