@@ -17,13 +17,14 @@ from click.testing import Result
 from fastapi import FastAPI
 from typer.testing import CliRunner
 
-from agentrt import AgentRuntime, Principal, RunStatus
+from agentrt import AgentRuntime, Decision, Principal, RunStatus
 from agentrt.cli import app
 from agentrt.cli.common import DEMO_APP
 from agentrt.errors import ConfigError
 from agentrt.examples import refund_desk
 from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR
-from agentrt.service import create_app, issue_key, sweep_once
+from agentrt.service import create_app, issue_key
+from agentrt.service.app import sweep_once
 from agentrt.store.keys import list_keys, revoke_key
 from tests.conftest import FakeClock
 
@@ -270,12 +271,21 @@ async def test_resume_carries_on_a_run_a_dead_process_left(api: Api) -> None:
     assert api.rt.get(stopped.thread_id).status is not RunStatus.PENDING
 
 
-async def test_on_startup_the_service_carries_on_runs_left_running(desk: AgentRuntime) -> None:
-    left = desk.create(GOAL, principal=OPERATOR)
+async def test_on_startup_the_service_carries_on_runs_a_process_left(desk: AgentRuntime) -> None:
+    never_started = desk.create(GOAL, principal=OPERATOR)
+    decided = desk.start(GOAL, principal=OPERATOR)
+    assert decided.pending_approval is not None
+    # Decided, but the process that recorded it died before carrying the run on.
+    desk.decide(Decision.approve(decided.pending_approval.id, by=APPROVER), resume=False)
+    waiting = desk.start(GOAL, principal=OPERATOR)
+
     app = create_app(desk, sweep_every=None)
     async with app.router.lifespan_context(app):
-        await app.state.agentrt.worker.wait(left.thread_id)
-    assert desk.get(left.thread_id).status is RunStatus.AWAITING_APPROVAL
+        await app.state.agentrt.worker.wait()
+    assert desk.get(never_started.thread_id).status is RunStatus.AWAITING_APPROVAL
+    assert desk.get(decided.thread_id).status is RunStatus.SUCCEEDED
+    assert desk.get(waiting.thread_id).status is RunStatus.AWAITING_APPROVAL
+    assert desk.store.unfinished_runs() == []
 
 
 async def test_the_sweep_expires_overdue_approvals_and_carries_their_runs_on(

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from agentrt.principal import Principal
 from agentrt.runtime import AgentRuntime
-from agentrt.service.app import create_app, sweep_once
+from agentrt.service.app import create_app
 from agentrt.store.keys import ApiKey, create_key
 
-__all__ = ["ApiKey", "create_app", "issue_key", "sweep_once"]
+__all__ = ["ApiKey", "create_app", "issue_key"]
 
 
 def issue_key(runtime: AgentRuntime, principal: Principal, *, label: str | None = None) -> str:

@@ -21,7 +21,6 @@ from agentrt.service.problems import Problem, install_problem_handlers
 from agentrt.service.ratelimit import RateLimiter
 from agentrt.service.routes import approvals, runs
 from agentrt.service.worker import RunWorker
-from agentrt.state import RunStatus
 
 __all__ = ["create_app"]
 
@@ -146,14 +145,12 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 async def _resume_stopped(service: Service) -> None:
-    """Hand every run a process left running (or never started) to the worker.
-
-    A run another live process drives is left to it (the worker meets RunBusy).
-    """
-    rt = service.runtime
-    for status in (RunStatus.RUNNING, RunStatus.PENDING):
-        for run in await asyncio.to_thread(rt.runs, status, limit=10_000):
-            service.worker.drive(run.thread_id)
+    """Hand the worker every run a process left mid-way: running, never started, or decided
+    at its gate but not carried on. A run another live process drives is left to it (the
+    worker meets RunBusy)."""
+    store = service.runtime.store
+    for thread_id in await asyncio.to_thread(store.unfinished_runs):
+        service.worker.drive(thread_id)
 
 
 async def sweep_once(service: Service) -> int:

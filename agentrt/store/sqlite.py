@@ -236,6 +236,23 @@ class Store:
             rows = self._conn.execute(sql, (*params, limit)).fetchall()
         return [_run_record(r) for r in rows]
 
+    def unfinished_runs(self) -> list[str]:
+        """Runs a process may have left mid-way, oldest first: running, pending, or stopped
+        at a gate whose every request is decided (decided, but never carried on)."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT thread_id FROM runs r WHERE status IN (?, ?) OR (status = ? AND NOT "
+                "EXISTS (SELECT 1 FROM approvals a WHERE a.thread_id = r.thread_id AND "
+                "a.status = ?)) ORDER BY created_at, thread_id",
+                (
+                    RunStatus.RUNNING.value,
+                    RunStatus.PENDING.value,
+                    RunStatus.AWAITING_APPROVAL.value,
+                    ApprovalStatus.PENDING.value,
+                ),
+            ).fetchall()
+        return [r["thread_id"] for r in rows]
+
     def set_status(
         self,
         thread_id: str,
