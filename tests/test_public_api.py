@@ -66,6 +66,19 @@ def test_testing_names() -> None:
     ]
 
 
+def test_service_names() -> None:
+    import agentrt.service
+
+    assert sorted(agentrt.service.__all__) == [
+        "ApiKey",
+        "ServiceSettings",
+        "create_app",
+        "issue_key",
+    ]
+    for name in agentrt.service.__all__:
+        assert hasattr(agentrt.service, name), name
+
+
 def test_runtime_methods_of_the_design() -> None:
     for method in (
         "start",

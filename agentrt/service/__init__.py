@@ -9,12 +9,21 @@ Needs the service extra: ``pip install 'agentrt[service]'``.
 
 from __future__ import annotations
 
+try:
+    import fastapi  # noqa: F401
+except ImportError as exc:  # pragma: no cover - only without the extra
+    raise ImportError(
+        f"agentrt.service needs the service extra ({exc.name} is missing): "
+        "pip install 'agentrt[service]'"
+    ) from exc
+
 from agentrt.principal import Principal
 from agentrt.runtime import AgentRuntime
 from agentrt.service.app import create_app
+from agentrt.service.context import ServiceSettings
 from agentrt.store.keys import ApiKey, create_key
 
-__all__ = ["ApiKey", "create_app", "issue_key"]
+__all__ = ["ApiKey", "ServiceSettings", "create_app", "issue_key"]
 
 
 def issue_key(runtime: AgentRuntime, principal: Principal, *, label: str | None = None) -> str:

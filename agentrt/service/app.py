@@ -61,22 +61,6 @@ def create_app(
     """
     if not isinstance(runtime, AgentRuntime):
         raise ConfigError(f"create_app serves an agentrt AgentRuntime, got {runtime!r}")
-    for name, value in (
-        ("max_body_bytes", max_body_bytes),
-        ("max_concurrent_runs", max_concurrent_runs),
-    ):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ConfigError(f"{name} must be a positive int, got {value!r}")
-    if executor_threads is not None and (
-        not isinstance(executor_threads, int) or executor_threads < 1
-    ):
-        raise ConfigError(
-            f"executor_threads must be a positive int or None, got {executor_threads!r}"
-        )
-    if sweep_every is not None and not sweep_every > 0:
-        raise ConfigError(f"sweep_every must be > 0 seconds or None, got {sweep_every!r}")
-    if not poll_interval > 0:
-        raise ConfigError(f"poll_interval must be > 0 seconds, got {poll_interval!r}")
     settings = ServiceSettings(
         rate_limit=rate_limit,
         max_body_bytes=max_body_bytes,

@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass
 
 from agentrt.approvals import ApprovalRequest
-from agentrt.errors import UnknownRun
+from agentrt.errors import ConfigError, UnknownRun
 from agentrt.principal import Principal
 from agentrt.runtime import AgentRuntime, Run
 from agentrt.service.problems import Problem
@@ -18,16 +18,53 @@ __all__ = ["Service", "ServiceSettings"]
 
 @dataclass(frozen=True, kw_only=True)
 class ServiceSettings:
-    """The knobs of create_app; see its docstring."""
+    """How one app serves its runtime: the keyword arguments of create_app."""
 
     rate_limit: str = "600/minute"
+    """Requests one API key may make, as "N/second|minute|hour|day" (429 past it)."""
     max_body_bytes: int = 256 * 1024
+    """Largest request body accepted (413 past it)."""
     max_concurrent_runs: int = 64
+    """Runs the worker drives at once; more wait their turn."""
     executor_threads: int | None = None
+    """Size of the loop's default thread pool, where the graph's nodes run; None: the loop's."""
     sweep_every: float | None = 30.0
+    """Seconds between sweeps that expire overdue approvals; None: no sweep."""
     resume_stopped: bool = True
+    """On startup, carry on the runs a process left mid-way."""
     poll_interval: float = 0.5
+    """Seconds between an event stream's looks at its run."""
     shutdown_grace: float = 10.0
+    """Seconds runs in hand get to finish on shutdown before they are stopped."""
+
+    def __post_init__(self) -> None:
+        optional = {"executor_threads", "sweep_every"}
+        for name, positive in (
+            ("max_body_bytes", _positive_int),
+            ("max_concurrent_runs", _positive_int),
+            ("executor_threads", _positive_int),
+            ("sweep_every", _positive_seconds),
+            ("poll_interval", _positive_seconds),
+            ("shutdown_grace", _seconds),
+        ):
+            value = getattr(self, name)
+            if not (value is None and name in optional) and not positive(value):
+                raise ConfigError(f"{name} must be {positive.__doc__}, got {value!r}")
+
+
+def _positive_int(value: object) -> bool:
+    """a positive int"""
+    return isinstance(value, int) and not isinstance(value, bool) and value > 0
+
+
+def _seconds(value: object) -> bool:
+    """a number of seconds >= 0"""
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
+
+
+def _positive_seconds(value: object) -> bool:
+    """a number of seconds > 0"""
+    return _seconds(value) and value != 0
 
 
 @dataclass(eq=False)
