@@ -61,6 +61,12 @@ class Api:
             headers["Authorization"] = f"Bearer {self.keys[who]}"
         return await self.client.request(method, path, headers=headers, **kwargs)
 
+    async def decide(
+        self, approval_id: str, decision: dict[str, Any], who: str = "bob"
+    ) -> httpx.Response:
+        """POST a decision on ``approval_id`` as ``who``."""
+        return await self.call("POST", f"/approvals/{approval_id}/decision", who, json=decision)
+
     async def settled(self, thread_id: str) -> None:
         """Until the background worker has let go of the run."""
         await self.app.state.agentrt.worker.wait(thread_id)
@@ -151,9 +157,7 @@ async def test_a_run_started_over_http_waits_is_approved_over_http_and_finishes(
     one = (await api.call("GET", f"/approvals/{request['id']}", who="bob")).json()
     assert one["reason"] == "Refunds over $50 need a refund approver."
 
-    decided = await api.call(
-        "POST", f"/approvals/{request['id']}/decision", who="bob", json={"outcome": "approve"}
-    )
+    decided = await api.decide(request["id"], {"outcome": "approve"}, who="bob")
     assert decided.status_code == 200, decided.text
     assert decided.json()["approval"]["status"] == "approved"
     assert decided.json()["approval"]["decided_by"] == "bob"
@@ -170,11 +174,8 @@ async def test_a_run_started_over_http_waits_is_approved_over_http_and_finishes(
 
 async def test_a_reject_and_an_edit_over_http_reach_the_run(api: Api, db: Path) -> None:
     thread_id, approval = await api.waiting_run()
-    edited = await api.call(
-        "POST",
-        f"/approvals/{approval}/decision",
-        who="bob",
-        json={"outcome": "edit", "args": {"order_id": "42", "amount": 40.0}},
+    edited = await api.decide(
+        approval, {"outcome": "edit", "args": {"order_id": "42", "amount": 40.0}}, who="bob"
     )
     assert edited.status_code == 200, edited.text
     await api.settled(thread_id)
@@ -183,11 +184,8 @@ async def test_a_reject_and_an_edit_over_http_reach_the_run(api: Api, db: Path) 
     assert refunds(db) == [("42", 40.0)]
 
     second, approval = await api.waiting_run()
-    rejected = await api.call(
-        "POST",
-        f"/approvals/{approval}/decision",
-        who="bob",
-        json={"outcome": "reject", "reason": "the customer kept the blender"},
+    rejected = await api.decide(
+        approval, {"outcome": "reject", "reason": "the customer kept the blender"}, who="bob"
     )
     assert rejected.status_code == 200
     await api.settled(second)
@@ -199,9 +197,7 @@ async def test_events_stream_the_log_and_the_status_and_resume_after_last_event_
     api: Api,
 ) -> None:
     thread_id, approval = await api.waiting_run()
-    await api.call(
-        "POST", f"/approvals/{approval}/decision", who="bob", json={"outcome": "approve"}
-    )
+    await api.decide(approval, {"outcome": "approve"}, who="bob")
     await api.settled(thread_id)
 
     streamed = await api.call("GET", f"/runs/{thread_id}/events")
@@ -244,9 +240,7 @@ async def test_the_event_stream_follows_a_run_that_another_process_decides(
 
 async def test_a_decision_over_http_is_seen_from_the_command_line(api: Api, db: Path) -> None:
     thread_id, approval = await api.waiting_run()
-    await api.call(
-        "POST", f"/approvals/{approval}/decision", who="bob", json={"outcome": "approve"}
-    )
+    await api.decide(approval, {"outcome": "approve"}, who="bob")
     await api.settled(thread_id)
     shown = await asyncio.to_thread(cli, db, "show", thread_id)
     assert shown.returncode == 0, shown.stderr
@@ -342,18 +336,13 @@ async def test_401_without_a_key_with_an_unknown_key_and_with_a_revoked_key(api:
 async def test_403_for_an_approver_without_the_role_and_for_self_approval(api: Api) -> None:
     thread_id, approval = await api.waiting_run()
     role = problem(
-        await api.call("POST", f"/approvals/{approval}/decision", json={"outcome": "approve"}),
+        await api.decide(approval, {"outcome": "approve"}, who="alice"),
         403,
         "not-authorized",
     )
     assert "refund-approver" in role["detail"]
     self_approval = problem(
-        await api.call(
-            "POST",
-            f"/approvals/{approval}/decision",
-            who="alice-approver",
-            json={"outcome": "approve"},
-        ),
+        await api.decide(approval, {"outcome": "approve"}, who="alice-approver"),
         403,
         "not-authorized",
     )
@@ -391,16 +380,9 @@ async def test_409_for_a_second_decision_a_finished_run_and_a_taken_thread_id(
     thread_id, approval = await api.waiting_run()
     waiting = problem(await api.call("POST", f"/runs/{thread_id}/resume"), 409, "awaiting-approval")
     assert approval in waiting["detail"]
-    await api.call(
-        "POST", f"/approvals/{approval}/decision", who="bob", json={"outcome": "approve"}
-    )
+    await api.decide(approval, {"outcome": "approve"}, who="bob")
     again = problem(
-        await api.call(
-            "POST",
-            f"/approvals/{approval}/decision",
-            who="bob",
-            json={"outcome": "reject", "reason": "changed my mind"},
-        ),
+        await api.decide(approval, {"outcome": "reject", "reason": "changed my mind"}, who="bob"),
         409,
         "already-decided",
     )
@@ -449,31 +431,21 @@ async def test_422_names_what_is_wrong_and_changes_nothing(api: Api) -> None:
         )
         assert where in [e["where"] for e in refused["errors"]], refused
     no_reason = problem(
-        await api.call(
-            "POST", f"/approvals/{approval}/decision", who="bob", json={"outcome": "reject"}
-        ),
+        await api.decide(approval, {"outcome": "reject"}, who="bob"),
         422,
         "invalid-decision",
     )
     assert "reason" in no_reason["detail"]
     bad_edit = problem(
-        await api.call(
-            "POST",
-            f"/approvals/{approval}/decision",
-            who="bob",
-            json={"outcome": "edit", "args": {"order_id": "42", "amount": "lots"}},
+        await api.decide(
+            approval, {"outcome": "edit", "args": {"order_id": "42", "amount": "lots"}}, who="bob"
         ),
         422,
         "invalid-decision",
     )
     assert "amount" in bad_edit["detail"]
     raise_on_action = problem(
-        await api.call(
-            "POST",
-            f"/approvals/{approval}/decision",
-            who="bob",
-            json={"outcome": "raise_limit", "to": 9},
-        ),
+        await api.decide(approval, {"outcome": "raise_limit", "to": 9}, who="bob"),
         422,
         "invalid-decision",
     )
