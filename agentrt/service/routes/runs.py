@@ -43,18 +43,18 @@ async def start_run(body: RunIn, key: Caller, service: ServiceDep, response: Res
     budget = None
     if body.budget is not None:
         budget = Budget.from_dict(body.budget.model_dump(exclude_none=True))
-    try:
-        run = await service.runtime.acreate(
-            body.goal, principal=key.principal, budget=budget, thread_id=body.thread_id
+    rt = service.runtime
+    taken = body.thread_id and await asyncio.to_thread(rt.store.get_run, body.thread_id)
+    if taken:
+        # (Two requests racing for one new id: the loser gets the store's 422.)
+        raise Problem(
+            409,
+            f"thread id {body.thread_id!r} is taken; start with another id (or none)",
+            type="thread-id-taken",
         )
-    except ConfigError as exc:
-        if body.thread_id is not None and "already names a run" in str(exc):
-            raise Problem(
-                409,
-                f"thread id {body.thread_id!r} is taken; start with another id (or none)",
-                type="thread-id-taken",
-            ) from None
-        raise
+    run = await rt.acreate(
+        body.goal, principal=key.principal, budget=budget, thread_id=body.thread_id
+    )
     service.worker.drive(run.thread_id)
     response.headers["Location"] = f"/runs/{run.thread_id}"
     return _out(service, run)
