@@ -44,8 +44,10 @@ async def start_run(body: RunIn, key: Caller, service: ServiceDep, response: Res
     if body.budget is not None:
         budget = Budget.from_dict(body.budget.model_dump(exclude_none=True))
     rt = service.runtime
-    taken = body.thread_id and await asyncio.to_thread(rt.store.get_run, body.thread_id)
-    if taken:
+    if (
+        body.thread_id is not None
+        and (await asyncio.to_thread(rt.store.get_run, body.thread_id)) is not None
+    ):
         # (Two requests racing for one new id: the loser gets the store's 422.)
         raise Problem(
             409,
