@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Any, cast
+
+from pydantic import PrivateAttr
 
 from agentrt import AgentRuntime, Budget, Policy, Principal, RunStatus, tool
 from agentrt.runtime import _Heartbeat
@@ -77,3 +81,43 @@ def test_leaving_the_heartbeat_in_an_async_run_keeps_the_loop_free() -> None:
         return store.starved
 
     assert asyncio.run(drive()) is False
+
+
+_ASYNC_CALL: ContextVar[bool] = ContextVar("async_call", default=False)
+
+
+class _AnswersWhenAllWait(ScriptedChatModel):
+    """Answers a turn only once ``parties`` async calls wait for it at the same time; a
+    synchronous call is an error, since it would hold a thread while the model thinks."""
+
+    parties: int = 1
+    _barrier: asyncio.Barrier | None = PrivateAttr(default=None)
+
+    def _generate(self, *args: Any, **kwargs: Any) -> Any:
+        if not _ASYNC_CALL.get():
+            raise AssertionError("the async runtime asked the model synchronously")
+        return super()._generate(*args, **kwargs)
+
+    async def _agenerate(self, *args: Any, **kwargs: Any) -> Any:
+        if self._barrier is None:
+            self._barrier = asyncio.Barrier(self.parties)
+        async with asyncio.timeout(30):
+            await self._barrier.wait()
+        _ASYNC_CALL.set(True)
+        return await super()._agenerate(*args, **kwargs)
+
+
+def test_async_runs_waiting_on_their_model_hold_no_thread(db: Path) -> None:
+    runs = 8
+    model = _AnswersWhenAllWait([ai("", tool_call("echo", {"i": 1})), "done"], parties=runs)
+    with AgentRuntime(model, tools=[echo], policy=Policy.allow_all(), db=db) as rt:
+
+        async def drive() -> list[Any]:
+            # Two threads for the other nodes; eight runs inside the model at once.
+            asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(2))
+            return await asyncio.gather(
+                *(rt.astart("echo", principal=Principal("p")) for _ in range(runs))
+            )
+
+        finished = asyncio.run(drive())
+    assert [(r.status, r.output) for r in finished] == [(RunStatus.SUCCEEDED, "done")] * runs

@@ -20,13 +20,15 @@ exactly the routes the design allows, so the drawn graph is the design.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
 
+from langchain_core.runnables import RunnableLambda
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from opentelemetry.trace import Span
 
 from agentrt import nodes
 from agentrt.budget import Budget, budget_attributes
@@ -47,7 +49,7 @@ ROUTES: dict[str, tuple[str, ...]] = {
 }
 
 NodeFn = Callable[[RunState, RunDeps], dict[str, Any]]
-
+AsyncNodeFn = Callable[[RunState, RunDeps], Awaitable[dict[str, Any]]]
 
 def _step(kind: str, fn: NodeFn, state: RunState, deps: RunDeps) -> dict[str, Any]:
     """Run one node inside its agent.step span, adding its time to the run's active time.
@@ -56,14 +58,27 @@ def _step(kind: str, fn: NodeFn, state: RunState, deps: RunDeps) -> dict[str, An
     """
     started = deps.clock()
     with deps.tracing.step(kind, state["thread_id"], _step_id(kind, state)) as span:
-        update = fn(state, deps)
-        usage = Usage(**(update.get("usage") or state["usage"]))
-        now = deps.clock()
-        usage["active_seconds"] = usage["active_seconds"] + max(0.0, now - started)
-        update["usage"] = usage
-        if span.is_recording():  # with tracing off, skip working out what is left
-            budget = Budget.from_dict(update.get("budget") or state.get("budget"))
-            deps.tracing.set(span, budget_attributes(budget, usage, now=now))
+        return _accounted(fn(state, deps), state, deps, started, span)
+
+
+async def _astep(kind: str, fn: AsyncNodeFn, state: RunState, deps: RunDeps) -> dict[str, Any]:
+    """_step for a node's async body."""
+    started = deps.clock()
+    with deps.tracing.step(kind, state["thread_id"], _step_id(kind, state)) as span:
+        return _accounted(await fn(state, deps), state, deps, started, span)
+
+
+def _accounted(
+    update: dict[str, Any], state: RunState, deps: RunDeps, started: float, span: Span
+) -> dict[str, Any]:
+    """The node's update with its time added to the run's active time (and on its span)."""
+    usage = Usage(**(update.get("usage") or state["usage"]))
+    now = deps.clock()
+    usage["active_seconds"] = usage["active_seconds"] + max(0.0, now - started)
+    update["usage"] = usage
+    if span.is_recording():  # with tracing off, skip working out what is left
+        budget = Budget.from_dict(update.get("budget") or state.get("budget"))
+        deps.tracing.set(span, budget_attributes(budget, usage, now=now))
     return update
 
 
@@ -105,10 +120,16 @@ def build_run_graph(
         "reconcile": nodes.reconcile,
         "finish": nodes.finish,
     }
+    # Nodes with an async body of their own, which the async runtime (ainvoke) uses; the
+    # others run in the event loop's thread pool there. The planner waits on a remote model
+    # for seconds: as a coroutine it holds no thread while it waits.
+    async_fns: dict[str, AsyncNodeFn] = {"plan": nodes.aplan}
     for name, fn in node_fns.items():
+        sync = partial(_step, name, fn, deps=deps)
+        afn = async_fns.get(name)
         builder.add_node(
             name,
-            partial(_step, name, fn, deps=deps),
+            sync if afn is None else RunnableLambda(sync, partial(_astep, name, afn, deps=deps)),
             # Only the planner talks to a remote service worth retrying at node level;
             # tools have their own error contract.
             retry_policy=deps.model_retry if name == "plan" else None,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import threading
 from collections import OrderedDict
@@ -15,8 +16,9 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
+from langchain_core.runnables import Runnable
 
-from agentrt.budget import Budget, plan_model_call, tokens_used
+from agentrt.budget import Budget, ModelCallPlan, plan_model_call, tokens_used
 from agentrt.errors import BudgetExceeded
 from agentrt.graphs.deps import RunDeps
 from agentrt.models import count_prompt_tokens, output_cap, output_cap_field, was_cut
@@ -25,7 +27,7 @@ from agentrt.principal import Principal
 from agentrt.replay import record_response, recorded_response, request_digest
 from agentrt.state import Action, Event, ObservationKind, Plan, RunState, RunStatus, Usage
 
-__all__ = ["build_messages", "plan"]
+__all__ = ["aplan", "build_messages", "plan"]
 
 
 class _Conversation(NamedTuple):
@@ -145,7 +147,49 @@ def _actions(response: AIMessage, revision: int) -> list[Action]:
     return actions
 
 
+class _Ask(NamedTuple):
+    """A model call, worked out and checked against the budget, not yet made."""
+
+    model: Runnable[Any, Any]
+    """The planner, bound to the offered tools and the output cap."""
+    messages: list[BaseMessage]
+    digest: str
+    """What the call is recorded under."""
+    recorded: AIMessage | None
+    """The answer an earlier try of this step already got, if any: it is not asked again."""
+    budget: Budget
+    call: ModelCallPlan
+    """The pre-flight verdict: the output cap, and the limit that lowered it."""
+
+
 def plan(state: RunState, deps: RunDeps) -> dict[str, Any]:
+    ask = _ask(state, deps)
+    if not isinstance(ask, _Ask):
+        return ask
+    with deps.tracing.llm_call(deps.model, ask.messages) as llm:
+        response = ask.model.invoke(ask.messages) if ask.recorded is None else ask.recorded
+        llm.response(response)
+    return _answered(state, deps, ask, response)
+
+
+async def aplan(state: RunState, deps: RunDeps) -> dict[str, Any]:
+    """plan for the async runtime: while the model thinks, no thread is held.
+
+    What comes before and after the call reads and writes the store, so it runs in a
+    thread; a thousand runs waiting on their model need no thousand threads.
+    """
+    ask = await asyncio.to_thread(_ask, state, deps)
+    if not isinstance(ask, _Ask):
+        return ask
+    with deps.tracing.llm_call(deps.model, ask.messages) as llm:
+        response = await ask.model.ainvoke(ask.messages) if ask.recorded is None else ask.recorded
+        llm.response(response)
+    return await asyncio.to_thread(_answered, state, deps, ask, response)
+
+
+def _ask(state: RunState, deps: RunDeps) -> _Ask | dict[str, Any]:
+    """The model call this step makes; or, if the budget cannot pay for one, the update
+    that stops the run."""
     principal = Principal.from_dict(state["principal"])
     offered = [t.schema() for t in deps.tools.offered_to(principal)]
     messages = build_messages(state, deps.instructions)
@@ -166,29 +210,37 @@ def plan(state: RunState, deps: RunDeps) -> dict[str, Any]:
     )
     if call.exceeded is not None:
         return over_budget(state, call.exceeded, node="plan", action=None)
-    model = deps.model.bind_tools(offered) if offered else deps.model
+    model: Runnable[Any, Any] = deps.model.bind_tools(offered) if offered else deps.model
     if call.capped_by is not None and cap_field is not None:
         model = model.bind(**{cap_field: call.cap})
     digest = request_digest(messages)  # what the record is keyed on, worked out once
-    recorded = recorded_response(deps, state, digest)
-    with deps.tracing.llm_call(deps.model, messages) as llm:
-        response = model.invoke(messages) if recorded is None else recorded
-        llm.response(response)
+    return _Ask(
+        model=model,
+        messages=messages,
+        digest=digest,
+        recorded=recorded_response(deps, state, digest),
+        budget=budget,
+        call=call,
+    )
+
+
+def _answered(state: RunState, deps: RunDeps, ask: _Ask, response: Any) -> dict[str, Any]:
+    """The plan the model's answer makes (recorded, and its usage counted)."""
     if not isinstance(response, AIMessage):
         raise TypeError(f"the model returned {type(response).__name__}, expected an AIMessage")
-    if recorded is None:
-        record_response(deps, state, digest, response)
+    if ask.recorded is None:
+        record_response(deps, state, ask.digest, response)
 
     usage = _spent(state["usage"], response, deps)
     deps.store.set_usage(state["thread_id"], usage)
     revision = state["usage"]["steps"]
-    if call.capped_by is not None and was_cut(response):
+    capped_by = ask.call.capped_by
+    if capped_by is not None and was_cut(response):
         # The answer was cut at a cap the budget lowered: acting on half an answer is worse
         # than stopping, and the budget is now spent up to that limit.
-        used = tokens_used(usage) if call.capped_by == "max_tokens" else usage["cost_usd"]
-        allowed = getattr(budget, call.capped_by)
-        cut = BudgetExceeded(call.capped_by, used, allowed)
-        what = f"acting on model answer {revision}, cut at {call.cap} output tokens"
+        used = tokens_used(usage) if capped_by == "max_tokens" else usage["cost_usd"]
+        cut = BudgetExceeded(capped_by, used, getattr(ask.budget, capped_by))
+        what = f"acting on model answer {revision}, cut at {ask.call.cap} output tokens"
         return over_budget(state, cut, node="plan", action=None, usage=usage, what=what)
 
     content = (
