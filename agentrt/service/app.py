@@ -14,6 +14,7 @@ from fastapi import Depends, FastAPI
 from agentrt import __version__
 from agentrt.errors import ConfigError
 from agentrt.runtime import AgentRuntime
+from agentrt.service import ui
 from agentrt.service.auth import service_of
 from agentrt.service.bodylimit import BodyLimit
 from agentrt.service.context import Service, ServiceSettings
@@ -92,6 +93,7 @@ def create_app(
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
     app.include_router(runs.router)
     app.include_router(approvals.router)
+    ui.install(app)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     return app
 

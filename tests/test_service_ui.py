@@ -1,0 +1,434 @@
+"""The review page (/ui) over httpx's ASGI transport: sign-in, the queue, runs, deciding,
+and every refusal shown on the page it came from."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from html import unescape
+from pathlib import Path
+
+import httpx
+import pytest
+from fastapi import FastAPI
+
+from agentrt import AgentRuntime, Principal, RunStatus
+from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR
+from agentrt.service import create_app
+from agentrt.service.ui import routes
+from agentrt.store.keys import create_key, revoke_key
+from tests import gate_app
+from tests.conftest import FakeClock
+
+pytestmark = pytest.mark.anyio
+
+BASE = "http://agentrt.test"
+DAY = 86400.0
+EVE = Principal("eve", roles=["operator", "refund-approver"], tenant="globex")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+class Page:
+    """A browser of one app: a client with its cookies, posting forms from this origin."""
+
+    def __init__(self, app: FastAPI, client: httpx.AsyncClient) -> None:
+        self.app = app
+        self.client = client
+
+    @property
+    def rt(self) -> AgentRuntime:
+        runtime: AgentRuntime = self.app.state.agentrt.runtime
+        return runtime
+
+    def key(self, principal: Principal) -> str:
+        return create_key(self.rt.store, principal)[1]
+
+    async def sign_in(self, principal: Principal) -> httpx.Response:
+        return await self.client.post("/ui/login", data={"key": self.key(principal)})
+
+    async def waiting(self, goal: str = GOAL, principal: Principal = OPERATOR) -> tuple[str, str]:
+        """A run driven to its gate; its thread id and the request it waits for."""
+        run = await self.rt.acreate(goal, principal=principal)
+        self.app.state.agentrt.worker.drive(run.thread_id)
+        await self.settled(run.thread_id)
+        waiting = self.rt.get(run.thread_id)
+        assert waiting.status is RunStatus.AWAITING_APPROVAL, waiting
+        return run.thread_id, waiting.pending_approvals[0].id
+
+    async def settled(self, thread_id: str) -> None:
+        await self.app.state.agentrt.worker.wait(thread_id)
+
+    async def decide(self, approval_id: str, back: str = "/ui", **form: str) -> httpx.Response:
+        return await self.client.post(
+            f"/ui/approvals/{approval_id}/decision", data={"back": back, **form}
+        )
+
+
+@pytest.fixture
+async def page(desk: AgentRuntime) -> AsyncIterator[Page]:
+    async with _browser(desk) as browser:
+        yield browser
+
+
+@asynccontextmanager
+async def _browser(rt: AgentRuntime) -> AsyncIterator[Page]:
+    app = create_app(rt, sweep_every=None, rate_limit="10000/minute")
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=BASE, headers={"Origin": BASE}
+        ) as client,
+    ):
+        yield Page(app, client)
+
+
+def text(response: httpx.Response) -> str:
+    """The page's visible text, tags dropped and whitespace folded, to assert on."""
+    assert response.headers["content-type"].startswith("text/html"), response.headers
+    return " ".join(unescape(re.sub(r"<[^>]+>", " ", response.text)).split())
+
+
+def alert(response: httpx.Response) -> str:
+    """The error the page shows."""
+    found = re.findall(r'role="alert">(.*?)</p>', response.text, re.S)
+    assert len(found) == 1, response.text
+    return unescape(found[0])
+
+
+# signing in ----------------------------------------------------------------------------------
+
+
+async def test_without_a_key_every_page_sends_the_person_to_sign_in(page: Page) -> None:
+    for path in ("/ui", "/ui/runs", "/ui/runs/nope", "/ui/runs/nope/state"):
+        response = await page.client.get(path)
+        assert response.status_code == 303, path
+        assert response.headers["location"] == f"/ui/login?next={path.replace('/', '%2F')}"
+    form = await page.client.get("/ui/login?next=%2Fui%2Fruns")
+    assert form.status_code == 200
+    assert '<input type="hidden" name="next" value="/ui/runs">' in form.text
+    assert 'name="key" type="password"' in form.text
+
+
+async def test_signing_in_sets_a_strict_cookie_for_the_page_and_signing_out_drops_it(
+    page: Page,
+) -> None:
+    signed = await page.client.post(
+        "/ui/login", data={"key": page.key(APPROVER), "next": "/ui/runs"}
+    )
+    assert signed.status_code == 303
+    assert signed.headers["location"] == "/ui/runs"
+    cookie = signed.headers["set-cookie"]
+    assert cookie.startswith("agentrt_key=art_") or cookie.startswith("agentrt_key=")
+    assert {"HttpOnly", "Path=/ui", "SameSite=strict"} <= {p.strip() for p in cookie.split(";")}
+    queue = await page.client.get("/ui")
+    assert queue.status_code == 200
+    assert "bob refund-approver · acme" in text(queue)
+
+    out = await page.client.post("/ui/logout")
+    assert out.status_code == 303
+    assert out.headers["location"] == "/ui/login?why=signed-out"
+    assert "You have signed out." in text(await page.client.get(out.headers["location"]))
+    assert (await page.client.get("/ui")).status_code == 303
+
+
+async def test_a_wrong_key_is_refused_on_the_form_and_a_revoked_one_signs_the_person_out(
+    page: Page,
+) -> None:
+    wrong = await page.client.post("/ui/login", data={"key": "art_not-a-key"})
+    assert wrong.status_code == 401
+    assert alert(wrong).startswith("That key is unknown or has been revoked.")
+    empty = await page.client.post("/ui/login", data={"key": "  "})
+    assert (empty.status_code, alert(empty)) == (401, "Paste your API key.")
+
+    record, key = create_key(page.rt.store, APPROVER)
+    assert (await page.client.post("/ui/login", data={"key": key})).status_code == 303
+    revoke_key(page.rt.store, record.key_id)
+    sent = await page.client.get("/ui")
+    assert sent.status_code == 303
+    assert sent.headers["location"] == "/ui/login?next=%2Fui&why=unknown"
+    assert 'agentrt_key=""' in sent.headers["set-cookie"]  # the dead key is forgotten
+    shown = await page.client.get(sent.headers["location"])
+    assert "That key is unknown or has been revoked." in text(shown)
+
+
+async def test_after_signing_in_the_person_goes_only_to_a_page_of_the_review_page(
+    page: Page,
+) -> None:
+    for target in ("https://evil.example/", "//evil.example/ui", "/runs"):
+        signed = await page.client.post(
+            "/ui/login", data={"key": page.key(APPROVER), "next": target}
+        )
+        assert signed.headers["location"] == "/ui", target
+
+
+# the queue ------------------------------------------------------------------------------------
+
+
+async def test_the_queue_shows_each_request_with_what_an_approver_needs_to_decide(
+    page: Page, clock: FakeClock
+) -> None:
+    thread_id, approval_id = await page.waiting()
+    clock.advance(125)
+    await page.sign_in(APPROVER)
+    queue = await page.client.get("/ui")
+    assert queue.status_code == 200
+    shown = text(queue)
+    assert (
+        "issue_refund expires in 2d "
+        "Refunds over $50 need a refund approver. "
+        '{ "order_id": "42", "amount": 89.0 } '
+        "Rule large-refunds Needs role refund-approver · four eyes Asked by alice "
+        f"Waiting 2m Run {thread_id} · step "
+    ) in shown
+    for form in ("approve", "reject", "edit"):
+        assert f'name="outcome" value="{form}"' in queue.text
+    assert f'action="/ui/approvals/{approval_id}/decision"' in queue.text
+    # Everything the page loads is the server's own.
+    assert not re.search(r'(src|href)="(https?:)?//', queue.text)
+    css = await page.client.get("/ui/static/ui.css")
+    assert (css.status_code, css.headers["content-type"]) == (200, "text/css; charset=utf-8")
+    assert (await page.client.get("/ui/static/app.py")).status_code == 404
+
+
+async def test_the_queue_pages_through_the_tenant_requests(
+    page: Page, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    waiting = [await page.waiting() for _ in range(3)]
+    await page.sign_in(APPROVER)
+    monkeypatch.setattr(routes, "PAGE_SIZE", 2)
+    first = await page.client.get("/ui")
+    cursor = re.search(r'href="/ui\?cursor=([^"]+)">Next page', first.text)
+    assert cursor is not None
+    second = await page.client.get(f"/ui?cursor={cursor.group(1)}")
+    ids = re.findall(r'data-approval="([^"]+)"', first.text + second.text)
+    assert len(re.findall("data-approval=", first.text)) == 2
+    assert sorted(ids) == sorted(approval_id for _, approval_id in waiting)
+    assert "Next page" not in second.text
+    bad = await page.client.get("/ui?cursor=nonsense")
+    assert bad.status_code == 400
+    assert "is not a page of this queue" in alert(bad)
+
+
+async def test_sensitive_arguments_are_masked_on_every_page_and_kept_by_an_edit(
+    db: Path, clock: FakeClock
+) -> None:
+    rt = gate_app.build_runtime(db, clock=clock)
+    try:
+        async with _browser(rt) as page:
+            thread_id, approval_id = await page.waiting(gate_app.GOAL, gate_app.OPS)
+            await page.sign_in(gate_app.PAYER)
+            for path in ("/ui", f"/ui/runs/{thread_id}"):
+                shown = await page.client.get(path)
+                assert shown.status_code == 200
+                assert '"card": "***"' in unescape(shown.text), path
+                assert not re.search("4111|4333", shown.text), path
+
+            # The payer lowers the amount; the card they could not see stays the card.
+            edited = await page.decide(
+                approval_id,
+                outcome="edit",
+                args='{"who": "al", "cents": 4000, "card": "***"}',
+                reason="half now",
+            )
+            assert edited.status_code == 303, edited.text
+            decided = rt.approval(approval_id)
+            assert decided.edited_args == {"who": "al", "cents": 4000, "card": "4111-1111"}
+    finally:
+        rt.close()
+
+
+# deciding -------------------------------------------------------------------------------------
+
+
+async def test_approving_from_the_queue_carries_the_run_on_to_its_end(page: Page) -> None:
+    thread_id, approval_id = await page.waiting()
+    await page.sign_in(APPROVER)
+    queue = await page.client.get("/ui")
+    digest = re.search(r'name="args_digest" value="([0-9a-f]+)"', queue.text)
+    assert digest is not None
+    approved = await page.decide(approval_id, outcome="approve", args_digest=digest.group(1))
+    assert approved.status_code == 303
+    assert approved.headers["location"] == (
+        f"/ui?decided={approval_id}&outcome=approve&run={thread_id}"
+    )
+    after = await page.client.get(approved.headers["location"])
+    assert f"Approved {approval_id} ; the run goes on in the background: {thread_id}" in text(after)
+    await page.settled(thread_id)
+    assert page.rt.get(thread_id).status is RunStatus.SUCCEEDED
+    assert "Nothing waits for a decision." in text(await page.client.get("/ui"))
+
+
+async def test_the_run_page_shows_status_steps_and_trace_and_decides_too(page: Page) -> None:
+    thread_id, approval_id = await page.waiting()
+    await page.sign_in(APPROVER)
+    waiting = await page.client.get(f"/ui/runs/{thread_id}")
+    shown = text(waiting)
+    assert f"Run {thread_id} awaiting_approval" in shown
+    assert GOAL in shown
+    assert "For alice operator · acme" in shown
+    assert f'data-follow="/ui/runs/{thread_id}/state"' in waiting.text
+    assert 'plan Refunding the full amount. → issue_refund(order_id="42", amount=89.0)' in shown
+    assert "policy 2.0 require_approval by rule large-refunds" in shown
+    assert "agent.step approval 2.0 (waits for a person)" in shown
+    assert f'value="/ui/runs/{thread_id}"' in waiting.text  # its forms come back here
+    state = (await page.client.get(f"/ui/runs/{thread_id}/state")).json()
+    assert state["status"] == "awaiting_approval"
+    assert state["terminal"] is False
+
+    approved = await page.decide(approval_id, back=f"/ui/runs/{thread_id}", outcome="approve")
+    assert approved.headers["location"].startswith(f"/ui/runs/{thread_id}?decided=")
+    await page.settled(thread_id)
+    done = await page.client.get(approved.headers["location"])
+    shown = text(done)
+    assert f"Run {thread_id} succeeded" in shown
+    assert page.rt.get(thread_id).output in shown
+    assert "issue_refund: approved by bob" in shown
+    assert "data-follow" not in done.text  # an ended run is not followed
+    trace = re.search(r'<ul class="trace">(.*)</ul>', done.text, re.S)
+    assert trace is not None
+    spans = re.findall(r'<span class="span">([a-z_.]+)</span>', trace.group(1))
+    assert spans[0] == "agent.run"
+    assert {"agent.step", "tool.call", "approval.wait"} <= set(spans)
+    assert (await page.client.get(f"/ui/runs/{thread_id}/state")).json()["terminal"] is True
+
+
+async def test_rejecting_needs_a_reason_and_the_refusal_keeps_the_form(page: Page) -> None:
+    thread_id, approval_id = await page.waiting()
+    await page.sign_in(APPROVER)
+    refused = await page.decide(approval_id, outcome="reject", reason="   ")
+    assert refused.status_code == 422
+    assert "reason" in alert(refused)
+    assert f'id="approval-{approval_id}"' in refused.text  # the request is still there
+
+    rejected = await page.decide(approval_id, outcome="reject", reason="broken item <b>?")
+    assert rejected.status_code == 303
+    await page.settled(thread_id)
+    decided = page.rt.approval(approval_id)
+    assert (decided.status.value, decided.comment) == ("rejected", "broken item <b>?")
+
+
+async def test_an_edit_is_checked_against_the_tool_and_bad_json_is_shown_as_typed(
+    page: Page,
+) -> None:
+    thread_id, approval_id = await page.waiting()
+    await page.sign_in(APPROVER)
+    typed = '{"order_id": "42", "amount": 40,'
+    bad = await page.decide(approval_id, outcome="edit", args=typed, reason="partial")
+    assert bad.status_code == 422
+    assert alert(bad).startswith("the edited arguments are not JSON (Expecting property name")
+    assert ">" + typed.replace('"', "&#34;") + "</textarea>" in bad.text
+    assert 'value="partial"' in bad.text
+    assert '<details class="edit" open>' in bad.text
+
+    not_object = await page.decide(approval_id, outcome="edit", args="[40]")
+    assert alert(not_object) == "the edited arguments must be a JSON object, got '[40]'"
+    wrong = await page.decide(approval_id, outcome="edit", args='{"order_id": "42", "amount": "x"}')
+    assert wrong.status_code == 422
+    assert "amount" in alert(wrong)
+
+    edited = await page.decide(
+        approval_id, outcome="edit", args='{"order_id": "42", "amount": 40}', reason="partial"
+    )
+    assert edited.status_code == 303
+    await page.settled(thread_id)
+    assert page.rt.approval(approval_id).edited_args == {"order_id": "42", "amount": 40}
+    assert page.rt.get(thread_id).status is RunStatus.SUCCEEDED
+
+
+async def test_the_runtime_refusals_show_their_message_on_the_page(
+    page: Page, clock: FakeClock
+) -> None:
+    thread_id, approval_id = await page.waiting()
+    # alice asked: she holds no approver role (and four eyes would stop her anyway).
+    await page.sign_in(OPERATOR)
+    refused = await page.decide(approval_id, outcome="reject", reason="my own, too big")
+    assert refused.status_code == 403
+    assert "refund-approver" in alert(refused)
+    assert 'value="my own, too big"' in refused.text  # nothing typed is lost
+
+    # From the run page, the refusal comes back on the run page.
+    on_run = await page.decide(approval_id, back=f"/ui/runs/{thread_id}", outcome="approve")
+    assert on_run.status_code == 403
+    assert f"Run {thread_id} awaiting_approval" in text(on_run)
+
+    await page.sign_in(APPROVER)
+    assert (await page.decide(approval_id, outcome="approve")).status_code == 303
+    again = await page.decide(approval_id, outcome="approve")
+    assert again.status_code == 409
+    assert "already" in alert(again)
+
+    _, late = await page.waiting()
+    clock.advance(4 * DAY)
+    expired = await page.decide(late, outcome="approve")
+    assert expired.status_code == 409
+    assert "expired" in alert(expired)
+
+
+async def test_a_form_posted_from_another_site_is_refused(page: Page) -> None:
+    _, approval_id = await page.waiting()
+    await page.sign_in(APPROVER)
+    for headers in ({"Origin": "https://evil.example"}, {"Referer": "https://evil.example/x"}):
+        page.client.headers.pop("Origin", None)
+        refused = await page.client.post(
+            f"/ui/approvals/{approval_id}/decision",
+            data={"outcome": "approve"},
+            headers=headers,
+        )
+        assert refused.status_code == 403
+        assert "was not sent from this server's own page" in alert(refused)
+    nothing = await page.client.post(
+        f"/ui/approvals/{approval_id}/decision", data={"outcome": "approve"}
+    )
+    assert nothing.status_code == 403
+    same = await page.client.post(
+        "/ui/logout", headers={"Referer": f"{BASE}/ui"}
+    )  # a Referer of this host will do
+    assert same.status_code == 303
+    assert page.rt.approval(approval_id).status.value == "pending"
+
+
+async def test_another_tenant_sees_nothing_of_the_run(page: Page) -> None:
+    thread_id, approval_id = await page.waiting()
+    await page.sign_in(EVE)
+    assert "Nothing waits for a decision." in text(await page.client.get("/ui"))
+    assert thread_id not in (await page.client.get("/ui/runs")).text
+    for response in (
+        await page.client.get(f"/ui/runs/{thread_id}"),
+        await page.client.get(f"/ui/runs/{thread_id}/state"),
+        await page.decide(approval_id, outcome="approve"),
+    ):
+        assert response.status_code == 404
+        assert "in your tenant" in alert(response)
+    assert page.rt.approval(approval_id).status.value == "pending"
+
+
+# runs -----------------------------------------------------------------------------------------
+
+
+async def test_runs_list_the_tenant_runs_and_a_goal_is_shown_as_text(page: Page) -> None:
+    goal = '<script>alert("x")</script> & refund'
+    quiet = await page.rt.acreate(goal, principal=OPERATOR)  # written, never driven
+    await page.rt.acreate("other tenant", principal=EVE)
+    await page.sign_in(APPROVER)
+    listed = await page.client.get("/ui/runs")
+    assert "<script>alert" not in listed.text
+    assert "&lt;script&gt;alert(&#34;x&#34;)&lt;/script&gt; &amp; refund" in listed.text
+    assert "other tenant" not in listed.text
+    assert f'<a href="/ui/runs/{quiet.thread_id}">' in listed.text
+    pending = await page.client.get("/ui/runs?status=pending")
+    assert quiet.thread_id in pending.text
+    assert "No runs with status succeeded." in text(
+        await page.client.get("/ui/runs?status=succeeded")
+    )
+    assert (await page.client.get("/ui/runs?status=lost")).status_code == 400
+
+    run = await page.client.get(f"/ui/runs/{quiet.thread_id}")
+    assert "<script>alert" not in run.text
+    assert goal in text(run)
+    assert "No steps yet." in text(run)
+    assert "No spans are stored for this run" in text(run)
