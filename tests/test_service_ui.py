@@ -159,7 +159,7 @@ async def test_a_wrong_key_is_refused_on_the_form_and_a_revoked_one_signs_the_pe
 async def test_after_signing_in_the_person_goes_only_to_a_page_of_the_review_page(
     page: Page,
 ) -> None:
-    for target in ("https://evil.example/", "//evil.example/ui", "/runs"):
+    for target in ("https://evil.example/", "//evil.example/ui", "/ui\\\\evil", "/runs", "/uix"):
         signed = await page.client.post(
             "/ui/login", data={"key": page.key(APPROVER), "next": target}
         )
@@ -179,7 +179,7 @@ async def test_the_queue_shows_each_request_with_what_an_approver_needs_to_decid
     assert queue.status_code == 200
     shown = text(queue)
     assert (
-        "issue_refund expires in 2d "
+        "issue_refund expires in 2d 23h "
         "Refunds over $50 need a refund approver. "
         '{ "order_id": "42", "amount": 89.0 } '
         "Rule large-refunds Needs role refund-approver · four eyes Asked by alice "

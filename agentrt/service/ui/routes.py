@@ -186,7 +186,8 @@ async def logout() -> Response:
 
 def _local(target: str) -> str:
     """Only a path of the review page itself is a place to go after signing in."""
-    return target if target.startswith("/ui") and "//" not in target else "/ui"
+    own = target == "/ui" or target.startswith(("/ui/", "/ui?"))
+    return target if own and "//" not in target and "\\" not in target else "/ui"
 
 
 # pages -------------------------------------------------------------------------------------
@@ -493,15 +494,30 @@ def _when(epoch: float | None) -> str:
 
 
 def _ago(seconds: float) -> str:
-    seconds = max(0.0, seconds)
-    for size, unit in ((86400, "d"), (3600, "h"), (60, "m")):
-        if seconds >= size:
-            return f"{int(seconds // size)}{unit}"
-    return f"{int(seconds)}s"
+    """A span of time as a person reads it: 45s, 12m, 5h 20m, 2d 23h."""
+    whole = int(max(0.0, seconds))
+    days, hours, minutes = whole // 86400, whole % 86400 // 3600, whole % 3600 // 60
+    if days:
+        return f"{days}d {hours}h" if hours else f"{days}d"
+    if hours:
+        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
+    return f"{minutes}m" if minutes else f"{whole}s"
+
+
+def _spent(value: Any, name: str) -> str:
+    """One field of a run's usage or budget, in its unit."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        if name == "deadline":
+            return _when(value)
+        if name.endswith("seconds"):
+            return _secs(float(value))
+        if name.endswith("usd"):
+            return f"${value:.4f}".rstrip("0").rstrip(".") if value else "$0"
+    return str(value)
 
 
 def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, default=str, ensure_ascii=False)
 
 
-templates.env.filters.update(when=_when, ago=_ago, secs=_secs, pretty=_pretty)
+templates.env.filters.update(when=_when, ago=_ago, secs=_secs, pretty=_pretty, spent=_spent)
