@@ -104,10 +104,16 @@ def alert(response: httpx.Response) -> str:
 
 
 async def test_without_a_key_every_page_sends_the_person_to_sign_in(page: Page) -> None:
-    for path in ("/ui", "/ui/runs", "/ui/runs/nope", "/ui/runs/nope/state"):
+    for path in ("/ui", "/ui/runs", "/ui/runs/nope"):
         response = await page.client.get(path)
         assert response.status_code == 303, path
         assert response.headers["location"] == f"/ui/login?next={path.replace('/', '%2F')}"
+    for response in (
+        await page.client.get("/ui/runs/nope/state"),
+        await page.decide("apr_x", outcome="approve"),
+    ):
+        assert response.status_code == 303
+        assert response.headers["location"] == "/ui/login?next=%2Fui"
     form = await page.client.get("/ui/login?next=%2Fui%2Fruns")
     assert form.status_code == 200
     assert '<input type="hidden" name="next" value="/ui/runs">' in form.text

@@ -60,7 +60,9 @@ class SignInNeeded(Exception):
 
     def __init__(self, request: Request, why: str | None = None) -> None:
         super().__init__(why or "sign in")
-        self.next = request.url.path
+        # Back to the page asked for; a form post or the run page's poll go to the queue.
+        wanted = request.method == "GET" and not request.url.path.endswith("/state")
+        self.next = request.url.path if wanted else "/ui"
         self.why = why
 
 
@@ -110,10 +112,6 @@ def install(app: FastAPI) -> None:
 # who is asking -----------------------------------------------------------------------------
 
 
-def _service(request: Request) -> Service:
-    return auth.service_of(request)
-
-
 async def _signed_in(request: Request) -> ApiKey:
     key = auth.key_from_request(request, cookie=True)
     if not key:
@@ -139,7 +137,7 @@ def _same_origin(request: Request) -> None:
 
 
 Caller = Annotated[ApiKey, Depends(_signed_in)]
-ServiceDep = Annotated[Service, Depends(_service)]
+ServiceDep = Annotated[Service, Depends(auth.service_of)]
 SameOrigin = Depends(_same_origin)
 
 
@@ -477,7 +475,7 @@ def _page(
     status: int = 200,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    now = _service(request).runtime.clock()
+    now = auth.service_of(request).runtime.clock()
     return templates.TemplateResponse(
         request,
         name,
