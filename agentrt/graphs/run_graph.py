@@ -51,6 +51,7 @@ ROUTES: dict[str, tuple[str, ...]] = {
 NodeFn = Callable[[RunState, RunDeps], dict[str, Any]]
 AsyncNodeFn = Callable[[RunState, RunDeps], Awaitable[dict[str, Any]]]
 
+
 def _step(kind: str, fn: NodeFn, state: RunState, deps: RunDeps) -> dict[str, Any]:
     """Run one node inside its agent.step span, adding its time to the run's active time.
 
