@@ -9,7 +9,7 @@ from typing import Any
 from agentrt.store.recordings import SpanRow
 from agentrt.tracing import attributes as A
 
-__all__ = ["CATEGORIES", "Trace", "TraceSpan", "build_trace"]
+__all__ = ["CATEGORIES", "Trace", "TraceSpan", "build_trace", "format_seconds"]
 
 CATEGORIES = ("model", "tools", "policy", "waiting for people", "runtime overhead")
 """The summary's lines, in the order they print."""
@@ -132,15 +132,15 @@ class Trace:
         for depth, span in self.spans():
             name = "  " * depth + span.name
             mark = "  ERROR" if span.status == "ERROR" else ""
-            lines.append(f"{name:<24} {_secs(span.duration):>10}  {span.label}{mark}")
+            lines.append(f"{name:<24} {format_seconds(span.duration):>10}  {span.label}{mark}")
         went = self.time_went()
         total = sum(went.values())
         lines.append("")
         lines.append("where time went:")
         for category in CATEGORIES:
             share = went[category] / total * 100 if total else 0.0
-            lines.append(f"  {category:<20} {_secs(went[category]):>10}  {share:5.1f}%")
-        lines.append(f"  {'total':<20} {_secs(total):>10}")
+            lines.append(f"  {category:<20} {format_seconds(went[category]):>10}  {share:5.1f}%")
+        lines.append(f"  {'total':<20} {format_seconds(total):>10}")
         return "\n".join(lines)
 
     def to_dict(self) -> dict[str, Any]:
@@ -154,7 +154,8 @@ class Trace:
         }
 
 
-def _secs(seconds: float) -> str:
+def format_seconds(seconds: float) -> str:
+    """A duration as a person reads it: 1.5h, 2.0m, 3.20s, 45.1ms."""
     if seconds >= 3600:
         return f"{seconds / 3600:.1f}h"
     if seconds >= 60:

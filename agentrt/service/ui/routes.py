@@ -37,7 +37,7 @@ from agentrt.service.routes.approvals import decision_of
 from agentrt.service.schemas import DecisionIn, approval_out
 from agentrt.state import TERMINAL, RunStatus
 from agentrt.store.keys import ApiKey
-from agentrt.tracing.view import Trace, _secs
+from agentrt.tracing.view import Trace, format_seconds
 
 __all__ = ["install", "router"]
 
@@ -508,7 +508,7 @@ def _spent(value: Any, name: str) -> str:
         if name == "deadline":
             return _when(value)
         if name.endswith("seconds"):
-            return _secs(float(value))
+            return format_seconds(float(value))
         if name.endswith("usd"):
             return f"${value:.4f}".rstrip("0").rstrip(".") if value else "$0"
     return str(value)
@@ -518,4 +518,6 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, default=str, ensure_ascii=False)
 
 
-templates.env.filters.update(when=_when, ago=_ago, secs=_secs, pretty=_pretty, spent=_spent)
+templates.env.filters.update(
+    when=_when, ago=_ago, secs=format_seconds, pretty=_pretty, spent=_spent
+)
