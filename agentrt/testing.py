@@ -20,10 +20,13 @@ Example:
     ```
 """
 
+import asyncio
 import copy
 import json
+import math
 import re
 import threading
+import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Self, TypeAlias
@@ -170,6 +173,13 @@ class ScriptedChatModel(BaseChatModel):
     each tool call as a `tool_call_chunks` entry; the chunks add up to the
     non-streamed response's content, tool calls, usage and response metadata.
     The model is safe to call from several threads.
+
+    **Latency.** With ``latency=s`` every answer (and every scripted fault) takes ``s``
+    seconds, as a remote provider's does: a synchronous call blocks its thread with
+    `time.sleep`, as a sync HTTP client would, and an asynchronous one awaits
+    `asyncio.sleep`, so the event loop serves others meanwhile. A stream waits before its
+    first chunk. Use it to see how a runtime behaves with slow models (benchmarks, timeouts);
+    the default, 0, never sleeps.
     """
 
     steps: Annotated[tuple[Step, ...], SkipValidation]
@@ -183,6 +193,10 @@ class ScriptedChatModel(BaseChatModel):
     """Output cap, as a provider model has one. A call bound with ``max_tokens`` overrides
     it. An answer longer than the cap reports the cap as its output tokens and
     ``finish_reason="length"``, as a provider that truncates would (the text is kept)."""
+
+    latency: float = 0.0
+    """Seconds each call takes before it answers (or raises), like a provider's round trip;
+    0 answers at once. Sync calls ``time.sleep``, async calls ``asyncio.sleep``."""
 
     _turns: tuple[_Turn, ...] = PrivateAttr(default=())
     _trailing_faults: tuple[tuple[int, Fault], ...] = PrivateAttr(default=())
@@ -209,6 +223,19 @@ class ScriptedChatModel(BaseChatModel):
             msg = f"steps must be a sequence of steps, got {type(steps).__name__}"
             raise TypeError(msg)
         return tuple(steps)
+
+    @field_validator("latency", mode="before")
+    @classmethod
+    def _latency_in_seconds(cls, latency: Any) -> float:
+        if (
+            isinstance(latency, bool)
+            or not isinstance(latency, int | float)
+            or not math.isfinite(latency)
+            or latency < 0
+        ):
+            msg = f"latency must be a finite number of seconds >= 0, got {latency!r}"
+            raise ValueError(msg)
+        return float(latency)
 
     @model_validator(mode="after")
     def _compile_script(self) -> Self:
@@ -291,8 +318,9 @@ class ScriptedChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        message = self._respond(messages, kwargs.get("tools"), kwargs.get("max_tokens"))
-        return ChatResult(generations=[ChatGeneration(message=message)])
+        if self.latency:
+            time.sleep(self.latency)
+        return self._result(messages, kwargs)
 
     async def _agenerate(
         self,
@@ -301,8 +329,11 @@ class ScriptedChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> ChatResult:
-        # Answering never blocks, so there is no point in a worker thread.
-        return self._generate(messages, stop, **kwargs)
+        # Answering never blocks, so there is no point in a worker thread; only the
+        # latency is waited for, on the loop.
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        return self._result(messages, kwargs)
 
     def _stream(
         self,
@@ -311,9 +342,9 @@ class ScriptedChatModel(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        message = self._respond(messages, kwargs.get("tools"), kwargs.get("max_tokens"))
-        for chunk in _to_chunks(message):
-            yield ChatGenerationChunk(message=chunk)
+        if self.latency:
+            time.sleep(self.latency)
+        yield from self._chunks(messages, kwargs)
 
     async def _astream(
         self,
@@ -322,9 +353,21 @@ class ScriptedChatModel(BaseChatModel):
         run_manager: AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
-        # Nothing here awaits, so the sync generator is reused as is.
-        for chunk in self._stream(messages, stop, **kwargs):
+        if self.latency:
+            await asyncio.sleep(self.latency)
+        for chunk in self._chunks(messages, kwargs):
             yield chunk
+
+    def _result(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> ChatResult:
+        message = self._respond(messages, kwargs.get("tools"), kwargs.get("max_tokens"))
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    def _chunks(
+        self, messages: list[BaseMessage], kwargs: dict[str, Any]
+    ) -> Iterator[ChatGenerationChunk]:
+        message = self._respond(messages, kwargs.get("tools"), kwargs.get("max_tokens"))
+        for chunk in _to_chunks(message):
+            yield ChatGenerationChunk(message=chunk)
 
     def get_num_tokens_from_messages(
         self, messages: list[BaseMessage], tools: Sequence[Any] | None = None

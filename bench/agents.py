@@ -7,19 +7,13 @@ instructions plus the goal), and the same SQLite pragmas, so what differs is the
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import time
 from pathlib import Path
 from typing import Annotated, Any, TypedDict
 
-from langchain_core.callbacks import (
-    AsyncCallbackManagerForLLMRun,
-    CallbackManagerForLLMRun,
-)
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AnyMessage, BaseMessage, HumanMessage, SystemMessage
-from langchain_core.outputs import ChatResult
+from langchain_core.messages import AnyMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableLambda
 from langchain_core.tools import tool as lc_tool
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -31,12 +25,11 @@ from langgraph.prebuilt import ToolNode, tools_condition
 from agentrt import AgentRuntime, Budget, Policy, Principal, tool
 from agentrt.graphs import DEFAULT_INSTRUCTIONS
 from agentrt.store.sqlite import connect
-from agentrt.testing import ScriptedChatModel, ai, tool_call
+from agentrt.testing import ai, tool_call
 
 __all__ = [
     "GOAL",
     "PRINCIPAL",
-    "LatencyModel",
     "MessagesState",
     "agent_loop",
     "agentrt_runtime",
@@ -83,36 +76,6 @@ noop_lc.name = "noop"
 def script(actions: int) -> list[Any]:
     """``actions`` turns calling the no-op tool once each, then a final answer."""
     return [*(ai("", tool_call("noop", {"i": k})) for k in range(actions)), "done"]
-
-
-class LatencyModel(ScriptedChatModel):
-    """A scripted model that takes ``latency`` seconds to answer, like a remote provider.
-
-    The async path awaits (the event loop serves others meanwhile); the sync path blocks
-    its thread, as a sync HTTP client does.
-    """
-
-    latency: float = 0.05
-
-    def _generate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        time.sleep(self.latency)
-        return super()._generate(messages, stop, run_manager, **kwargs)
-
-    async def _agenerate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        await asyncio.sleep(self.latency)
-        return super()._generate(messages, stop, **kwargs)
 
 
 def agentrt_runtime(model: BaseChatModel, db: Path, actions: int) -> AgentRuntime:

@@ -7,9 +7,10 @@ the same supersteps (model, policy, tool, verify per action; model, finish at th
 one AsyncSqliteSaver, with ``ainvoke`` and ``durability="sync"``. The figure is runs
 completed per second of wall time.
 
-The model awaits ``asyncio.sleep`` when called asynchronously and blocks its thread with
-``time.sleep`` when called synchronously, as an HTTP client would: so a runtime that calls
-its model from a worker thread pays for it in threads, as it would in production.
+The model is ``ScriptedChatModel(latency=...)``: it awaits ``asyncio.sleep`` when called
+asynchronously and blocks its thread with ``time.sleep`` when called synchronously, as an
+HTTP client would: so a runtime that calls its model from a worker thread pays for it in
+threads, as it would in production.
 """
 
 from __future__ import annotations
@@ -28,7 +29,6 @@ from typing import Any
 from agents import (
     GOAL,
     PRINCIPAL,
-    LatencyModel,
     agent_loop,
     agentrt_runtime,
     config,
@@ -39,6 +39,7 @@ from harness import QUICK, Report, Row, paired
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from agentrt.store.sqlite import BUSY_TIMEOUT_MS
+from agentrt.testing import ScriptedChatModel
 
 __all__ = ["main"]
 
@@ -49,8 +50,8 @@ REPEATS = 1 if QUICK else 2
 """Pairs of samples; each is a minute or two on two shared cores, and make bench has ten."""
 
 
-def _model() -> LatencyModel:
-    return LatencyModel(script(ACTIONS), latency=LATENCY)
+def _model() -> ScriptedChatModel:
+    return ScriptedChatModel(script(ACTIONS), latency=LATENCY)
 
 
 class _Complaints(logging.Handler):

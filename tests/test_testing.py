@@ -1,7 +1,9 @@
 """Tests for agentrt.testing.ScriptedChatModel and its helpers."""
 
 import asyncio
+import re
 import threading
+import time
 from functools import reduce
 from operator import add
 from typing import Any
@@ -617,3 +619,70 @@ def test_a_resumed_run_continues_the_script_in_a_new_instance() -> None:
     assert final["messages"][-1].content == "It has shipped."
     assert [(c.turn, c.tool_names) for c in before_crash.calls] == [(0, ("lookup_order",))]
     assert [(c.turn, c.tool_names) for c in after_restart.calls] == [(1, ("lookup_order",))]
+
+
+# --- latency -----------------------------------------------------------------
+
+
+class Sleeps:
+    """Stands in for time.sleep and asyncio.sleep: records the delays, waits for none."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.blocking: list[float] = []
+        self.awaited: list[float] = []
+        original = asyncio.sleep
+
+        async def asleep(delay: float, result: Any = None) -> Any:
+            self.awaited.append(delay)
+            return await original(0, result)
+
+        monkeypatch.setattr(time, "sleep", self.blocking.append)
+        monkeypatch.setattr(asyncio, "sleep", asleep)
+
+
+def test_latency_blocks_each_sync_call_and_each_fault(monkeypatch: pytest.MonkeyPatch) -> None:
+    sleeps = Sleeps(monkeypatch)
+    model = ScriptedChatModel([TimeoutError("t"), "one", "two"], latency=0.25)
+
+    with pytest.raises(TimeoutError):
+        model.invoke([HI])
+    first = model.invoke([HI])
+    chunks = list(model.stream([HI, first]))
+
+    assert (first.content, reduce(add, chunks).content) == ("one", "two")
+    # the fault, the answer, and one wait before the stream's first chunk
+    assert (sleeps.blocking, sleeps.awaited) == ([0.25, 0.25, 0.25], [])
+
+
+def test_latency_is_awaited_on_the_async_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    sleeps = Sleeps(monkeypatch)
+    model = ScriptedChatModel(["one", "two"], latency=0.05)
+
+    async def scenario() -> tuple[AIMessage, list[AIMessageChunk]]:
+        first = await model.ainvoke([HI])
+        return first, [c async for c in model.astream([HI, first])]
+
+    first, chunks = asyncio.run(scenario())
+
+    assert (first.content, reduce(add, chunks).content) == ("one", "two")
+    assert (sleeps.blocking, sleeps.awaited) == ([], [0.05, 0.05])
+
+
+def test_no_latency_never_sleeps(monkeypatch: pytest.MonkeyPatch) -> None:
+    sleeps = Sleeps(monkeypatch)
+    model = ScriptedChatModel(["one", "two"])
+
+    first = model.invoke([HI])
+    asyncio.run(model.ainvoke([HI, first]))
+
+    assert model.latency == 0.0
+    assert (sleeps.blocking, sleeps.awaited) == ([], [])
+
+
+@pytest.mark.parametrize("latency", [-0.1, float("nan"), float("inf"), "0.1", True, None])
+def test_latency_must_be_seconds(latency: object) -> None:
+    with pytest.raises(
+        ValueError,
+        match=rf"latency must be a finite number of seconds >= 0, got {re.escape(repr(latency))}",
+    ):
+        ScriptedChatModel(["x"], latency=latency)
