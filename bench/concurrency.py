@@ -16,13 +16,9 @@ threads, as it would in production.
 from __future__ import annotations
 
 import asyncio
-import logging
-import re
 import tempfile
 import time
-from collections import Counter
-from collections.abc import Coroutine, Iterator
-from contextlib import contextmanager
+from collections.abc import Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -35,7 +31,7 @@ from agents import (
     script,
     start_messages,
 )
-from harness import QUICK, Report, Row, paired
+from harness import QUICK, Complaints, Report, Row, paired
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
 from agentrt.store.sqlite import BUSY_TIMEOUT_MS
@@ -54,33 +50,7 @@ def _model() -> ScriptedChatModel:
     return ScriptedChatModel(script(ACTIONS), latency=LATENCY)
 
 
-class _Complaints(logging.Handler):
-    """Counts what agentrt logs while it runs (e.g. lease renewals that failed)."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.counts: Counter[str] = Counter()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        # "... on run 't7'" and "(3 failed batches so far)" count as one kind each
-        message = re.sub(r"'[^']*'", "'...'", record.getMessage())
-        self.counts[re.sub(r"\d+", "N", message)] += 1
-
-
-COMPLAINTS = _Complaints()
-
-
-@contextmanager
-def _quiet_agentrt() -> Iterator[None]:
-    """Count agentrt's log records instead of printing their tracebacks."""
-    logger = logging.getLogger("agentrt")
-    logger.addHandler(COMPLAINTS)
-    propagate, logger.propagate = logger.propagate, False
-    try:
-        yield
-    finally:
-        logger.propagate = propagate
-        logger.removeHandler(COMPLAINTS)
+COMPLAINTS = Complaints()
 
 
 async def _agentrt(db: Path) -> float:
@@ -125,7 +95,7 @@ async def _bare(db: Path) -> float:
 
 
 def _run_quietly(coro: Coroutine[Any, Any, float]) -> float:
-    with _quiet_agentrt():
+    with COMPLAINTS.counting():
         return asyncio.run(coro)
 
 
@@ -163,7 +133,7 @@ def main() -> Report:
         "on the event loop."
     )
     if COMPLAINTS.counts:
-        said = "; ".join(f"{msg!r} x{n}" for msg, n in COMPLAINTS.counts.most_common())
+        said = COMPLAINTS.said()
         notes += (
             f" agentrt logged, over its {REPEATS} samples: {said}. Its span store and "
             "lease heartbeat write through connections of their own, which wait for "

@@ -12,17 +12,22 @@ and max.
 
 from __future__ import annotations
 
+import logging
 import os
 import platform
+import re
 import sqlite3
 import statistics
 import time
-from collections.abc import Callable, Sequence
+from collections import Counter
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from importlib.metadata import version
 
 __all__ = [
     "QUICK",
+    "Complaints",
     "Report",
     "Row",
     "Spread",
@@ -202,3 +207,39 @@ def render_rows(rows: Sequence[Row]) -> list[str]:
             f"({ratio(r.ratio.low)}-{ratio(r.ratio.high)}, n={r.ratio.n}) | {r.better} |"
         )
     return lines
+
+
+class Complaints(logging.Handler):
+    """Counts the warnings agentrt logs while it runs (e.g. span batches the store lost).
+
+    Messages that differ only in quoted values and numbers count as one kind, so
+    "... on run 't7'" and "(3 failed batches so far)" do not each make their own line.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.counts: Counter[str] = Counter()
+
+    @staticmethod
+    def kind(message: str) -> str:
+        """The message with its quoted values and numbers blanked out."""
+        return re.sub(r"\d+", "N", re.sub(r"'[^']*'", "'...'", message))
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.counts[self.kind(record.getMessage())] += 1
+
+    @contextmanager
+    def counting(self) -> Iterator[None]:
+        """Count agentrt's log records instead of printing their tracebacks."""
+        logger = logging.getLogger("agentrt")
+        logger.addHandler(self)
+        propagate, logger.propagate = logger.propagate, False
+        try:
+            yield
+        finally:
+            logger.propagate = propagate
+            logger.removeHandler(self)
+
+    def said(self) -> str:
+        """What was logged, most frequent first: "'message' xN; ..."."""
+        return "; ".join(f"{msg!r} x{n}" for msg, n in self.counts.most_common())

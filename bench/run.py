@@ -33,6 +33,7 @@ BENCHMARKS: tuple[str, ...] = (
     "policy",
     "approvals",
     "tracing",
+    "service",
 )
 """Every benchmark module, in the order they run; one line each."""
 
