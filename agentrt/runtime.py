@@ -8,18 +8,15 @@ import random
 import threading
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
-from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass, field, replace
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, cast
 
-import aiosqlite
 from langchain_core.language_models import BaseChatModel
-from langgraph.checkpoint.sqlite import SqliteSaver
-from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, RetryPolicy, StateSnapshot
 from opentelemetry.trace import TracerProvider
@@ -49,7 +46,8 @@ from agentrt.policies import Policy
 from agentrt.principal import Principal
 from agentrt.state import TERMINAL, BudgetReport, Event, RunState, RunStatus, Usage
 from agentrt.store import recordings
-from agentrt.store.sqlite import BUSY_TIMEOUT_MS, LeaseOwner, RunRecord, Store, connect
+from agentrt.store.checkpoints import Checkpoints
+from agentrt.store.sqlite import LeaseOwner, RunRecord, Store
 from agentrt.tools.contract import ToolArgsError
 from agentrt.tools.execution import ToolRunner
 from agentrt.tools.ledger import Ledger
@@ -217,9 +215,8 @@ class AgentRuntime:
         self.lease_ttl = lease_ttl
         self._new_id = new_id or (lambda: uuid.uuid4().hex)
         self.store = Store(self.db, clock=clock)
-        self._saver = SqliteSaver(connect(self.db, autocommit=False))
+        self._saver = Checkpoints(self.db)
         self._saver.setup()
-        self._async_graphs: dict[asyncio.AbstractEventLoop, _SharedAsyncGraph] = {}
         chat = resolve_model(model)
         self.model_name = model_name_of(chat)
         """The planner model's name, as its price is looked up."""
@@ -314,7 +311,7 @@ class AgentRuntime:
         """Close the database connections and flush and stop the span exporter we built."""
         if self._tracing_setup.provider is not None:
             self._tracing_setup.provider.shutdown()
-        self._saver.conn.close()
+        self._saver.close()
         self.store.close()
 
     @property
@@ -846,16 +843,13 @@ class AgentRuntime:
 
     async def _adrive(self, thread_id: str, graph_input: Any) -> Run:
         # The store's sync connection never runs on the event loop: waiting there for
-        # SQLite's write lock would stall the loop, and with it the aiosqlite transaction
-        # of another run that holds the lock, until busy_timeout ("database is locked").
+        # SQLite's write lock would stall every run the loop drives.
         owner = await asyncio.to_thread(self._begin, thread_id)
         try:
             known = await asyncio.to_thread(recordings.run_trace, self.store, thread_id)
             deferred: list[Callable[[], None]] = []
-            async with (
-                self._async_graph() as graph,
-                _Heartbeat(self.store, thread_id, owner, self.lease_ttl),
-            ):
+            graph = self.graph  # a policy set meanwhile applies from the next segment
+            async with _Heartbeat(self.store, thread_id, owner, self.lease_ttl):
                 with self._segment(thread_id, known, deferred) as span:
                     await asyncio.to_thread(deferred.pop())
                     try:
@@ -903,44 +897,6 @@ class AgentRuntime:
             else:
                 deferred.append(write)  # the async path writes it off the event loop
             yield span
-
-    @asynccontextmanager
-    async def _async_graph(
-        self,
-    ) -> AsyncIterator[CompiledStateGraph[RunState, None, RunState, RunState]]:
-        # An aiosqlite connection is bound to the running event loop, and callers
-        # (notebooks, asyncio.run in scripts, servers) bring loops of their own. The runs
-        # a loop drives at once share one connection: a connection per run made hundreds
-        # of writers queue on SQLite's write lock, and some waited past busy_timeout.
-        loop = asyncio.get_running_loop()
-        shared = self._async_graphs.setdefault(loop, _SharedAsyncGraph())
-        shared.users += 1
-        try:
-            async with shared.lock:
-                if shared.saver is None:
-                    conn = await aiosqlite.connect(self.db, timeout=BUSY_TIMEOUT_MS / 1000)
-                    shared.conn = conn
-                    await conn.execute("PRAGMA journal_mode=WAL")
-                    await conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-                    # As store.sqlite.connect: durable across process crashes in WAL mode,
-                    # without an fsync per checkpoint.
-                    await conn.execute("PRAGMA synchronous=NORMAL")
-                    shared.saver = AsyncSqliteSaver(conn)
-                    await shared.saver.setup()
-                if shared.graph is None or shared.deps is not self.deps:
-                    # First run, or the policy changed: runs from now on use the new one,
-                    # runs in flight keep the graph they started with.
-                    shared.graph = build_run_graph(self.deps, shared.saver)
-                    shared.deps = self.deps
-                graph = shared.graph
-            yield graph
-        finally:
-            shared.users -= 1
-            if shared.users == 0:
-                # The last run out closes it; a run arriving meanwhile opens a new one.
-                self._async_graphs.pop(loop, None)
-                if shared.conn is not None:
-                    await shared.conn.close()
 
     def _settle(self, thread_id: str, snapshot: StateSnapshot) -> Run:
         """Write what the graph ended with into the runs row."""
@@ -997,18 +953,6 @@ def _redact_logs(redactor: Redactor) -> None:
     if redactor not in _LOG_FILTERS:
         _LOG_FILTERS[redactor] = redactor.filter_logs()
         logger.addFilter(_LOG_FILTERS[redactor])
-
-
-@dataclass(eq=False)
-class _SharedAsyncGraph:
-    """The async run graph and its connection, shared by the runs one event loop drives."""
-
-    users: int = 0
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-    conn: aiosqlite.Connection | None = None
-    saver: AsyncSqliteSaver | None = None
-    deps: RunDeps | None = None
-    graph: CompiledStateGraph[RunState, None, RunState, RunState] | None = None
 
 
 class _Nothing:

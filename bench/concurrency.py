@@ -127,10 +127,12 @@ def main() -> Report:
     notes = (
         f"If every run waited only on its {ACTIONS + 1} model calls, all {RUNS} would end "
         f"in {(ACTIONS + 1) * LATENCY:.2f} s: {floor:,.0f} runs/s is the ceiling for both. "
-        "agentrt's nodes are synchronous, so under `astart` LangGraph runs each in the "
-        "event loop's default thread pool (min(32, cpus + 4) threads) and a model call "
-        "holds a thread for its whole latency; the anchor's model node awaits the model "
-        "on the event loop."
+        "Both await the model on the event loop. agentrt's other nodes are synchronous, so "
+        "LangGraph runs them in the loop's default thread pool (min(32, cpus + 4) threads), "
+        "and agentrt writes each checkpoint, statements and commit, in one call on a "
+        "worker thread of its own; the anchor's nodes are coroutines and its "
+        "AsyncSqliteSaver commits in a second await, holding SQLite's write lock until the "
+        "loop comes back to it."
     )
     if COMPLAINTS.counts:
         said = COMPLAINTS.said()

@@ -1,0 +1,102 @@
+"""LangGraph's checkpoints in the SQLite file, for sync and async runs alike.
+
+LangGraph's AsyncSqliteSaver writes a checkpoint as two awaits, the INSERT and then the
+commit, so its write transaction stays open until the event loop comes back to it. With a
+few hundred runs on one loop that is most of the time: the span store, the lease heartbeat
+and the store's own writes, each on a connection of its own, waited past busy_timeout and
+failed with "database is locked" (runs included). Here every method, async or not, is one
+whole call of SqliteSaver's: the statements and their commit, under its lock, in one thread.
+The async methods run on a worker thread of the saver's own, so checkpoints are written in
+the order they were asked for and no thread of the event loop's pool waits on SQLite.
+
+The same saver serves the sync graph and the async one: no connection is bound to a loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from pathlib import Path
+from typing import Any, TypeVar
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    DeltaChannelHistory,
+)
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+from agentrt.store.sqlite import connect
+
+__all__ = ["Checkpoints"]
+
+_T = TypeVar("_T")
+
+
+class Checkpoints(SqliteSaver):
+    """SqliteSaver with async methods that never hold a transaction across an await."""
+
+    def __init__(self, path: str | Path) -> None:
+        # autocommit=False: SqliteSaver runs each method's statements in Python's implicit
+        # transaction and commits at the end of it.
+        super().__init__(connect(path, autocommit=False))
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentrt-checkpoints")
+
+    def close(self) -> None:
+        """Finish the writes already asked for, then close the connection."""
+        self._worker.shutdown(wait=True)
+        self.conn.close()
+
+    async def _call(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._worker, partial(fn, *args, **kwargs)
+        )
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return await self._call(self.get_tuple, config)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        # Read in one go: a generator left open across awaits would hold the saver's lock.
+        found = await self._call(
+            lambda: list(self.list(config, filter=filter, before=before, limit=limit))
+        )
+        for item in found:
+            yield item
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return await self._call(self.put, config, checkpoint, metadata, new_versions)
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        await self._call(self.put_writes, config, writes, task_id, task_path)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await self._call(self.delete_thread, thread_id)
+
+    async def aget_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        return await self._call(self.get_delta_channel_history, config=config, channels=channels)
