@@ -27,8 +27,8 @@ def echo(i: int) -> dict[str, Any]:
 
 
 def test_concurrent_astart_runs_all_finish(db: Path) -> None:
-    # Store writes made on the event loop while another run's aiosqlite transaction
-    # waited for the loop used to stall until busy_timeout, then fail "database is locked".
+    # Runs on one loop share the file's write lock with the store's writes: none may wait
+    # on the other past busy_timeout ("database is locked").
     script = [ai("", tool_call("echo", {"i": k})) for k in range(3)]
     model = ScriptedChatModel([*script, "done"])
     with AgentRuntime(
