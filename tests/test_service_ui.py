@@ -13,13 +13,15 @@ import httpx
 import pytest
 from fastapi import FastAPI
 
-from agentrt import AgentRuntime, Principal, RunStatus
+from agentrt import AgentRuntime, Budget, Principal, RunStatus
 from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR
 from agentrt.service import create_app
 from agentrt.service.ui import routes
 from agentrt.store.keys import create_key, revoke_key
-from tests import gate_app
-from tests.conftest import FakeClock
+from agentrt.testing import ai, tool_call
+from tests import budget_app, gate_app
+from tests.conftest import FakeClock, Ids
+from tests.test_tools_runtime import CLERK, Sink, crash_then_resume, make_rt
 
 pytestmark = pytest.mark.anyio
 
@@ -411,6 +413,121 @@ async def test_another_tenant_sees_nothing_of_the_run(page: Page) -> None:
         assert response.status_code == 404
         assert "in your tenant" in alert(response)
     assert page.rt.approval(approval_id).status.value == "pending"
+
+
+async def test_a_budget_request_is_raised_or_ends_the_run_from_the_page(
+    db: Path, clock: FakeClock
+) -> None:
+    asks = Budget(max_tool_calls=2, on_exceed="ask", approver_role="budget-owner")
+    owner = Principal("fin", roles=["budget-owner"], tenant="acme")
+    with budget_app.build_runtime(db, clock=clock, new_id=Ids()) as rt:
+        async with _browser(rt) as page:
+            run = await rt.acreate("ping forever", principal=OPERATOR, budget=asks)
+            page.app.state.agentrt.worker.drive(run.thread_id)
+            await page.settled(run.thread_id)
+            [request] = rt.get(run.thread_id).pending_approvals
+            assert request.kind == "budget"
+            await page.sign_in(owner)
+            queue = await page.client.get("/ui")
+            shown = text(queue)
+            assert "Raise max_tool_calls from 2 to" in shown
+            assert "Raise the limit" in shown
+            assert "End the run" in shown
+            assert 'value="approve"' not in queue.text  # approving a budget request is refused
+
+            for typed, said in (
+                ("lots", "the new limit must be a number, got 'lots'"),
+                ("", "the new limit must be a number, got ''"),
+                ("1", "max_tool_calls"),
+            ):
+                refused = await page.decide(request.id, outcome="raise_limit", to=typed)
+                assert refused.status_code == 422, typed
+                assert said in alert(refused)
+                kept = re.search(r'<input name="to"[^>]*value="([^"]*)"', refused.text)
+                assert kept is not None
+                assert kept.group(1) == typed
+            assert rt.approval(request.id).status.value == "pending"
+
+            raised = await page.decide(request.id, outcome="raise_limit", to="4", reason="ok")
+            assert raised.status_code == 303
+            after = text(await page.client.get(raised.headers["location"]))
+            assert f"Raised the limit for {request.id} ; the run goes on" in after
+            await page.settled(run.thread_id)
+            assert rt.approval(request.id).edited_args == {"max_tool_calls": 4.0}
+            assert budget_app.executions(db) == 4
+            [again] = rt.get(run.thread_id).pending_approvals  # the raised limit, reached
+            assert again.args["allowed"] == 4
+
+            ended = await page.decide(again.id, outcome="reject", reason="enough pings")
+            assert ended.status_code == 303
+            await page.settled(run.thread_id)
+            assert rt.get(run.thread_id).status is RunStatus.BUDGET_EXCEEDED
+            assert budget_app.executions(db) == 4
+
+
+@asynccontextmanager
+async def _in_doubt(db: Path, clock: FakeClock) -> AsyncIterator[tuple[Page, Sink, str]]:
+    """A run whose email call died mid-way, waiting for a person to say what happened."""
+    sink = Sink()
+    script = [ai("", tool_call("send_email", {"to": "al"})), "done"]
+    with make_rt(db, clock, sink, [], script) as rt:
+        request_id = crash_then_resume(rt, sink)
+        async with _browser(rt) as page:
+            await page.sign_in(CLERK)
+            yield page, sink, request_id
+
+
+async def test_an_effect_in_doubt_is_settled_as_done_with_its_result(
+    db: Path, clock: FakeClock
+) -> None:
+    async with _in_doubt(db, clock) as (page, sink, request_id):
+        queue = await page.client.get("/ui")
+        shown = text(queue)
+        assert "send_email reconcile" in shown
+        assert "has no recorded outcome" in shown
+        assert "It happened" in shown
+        assert "It did not happen: call again" in shown
+        assert 'value="approve"' not in queue.text
+        assert 'value="reject"' not in queue.text
+
+        for typed, said in (
+            ("", 'the result is empty; write it as JSON, e.g. {"sent": true}'),
+            ('{"sent_to": ', "the result is not JSON (Expecting value at line 1, column 13)"),
+            ('["not", "a", "dict"]', "does not match its schema"),
+        ):
+            refused = await page.decide(request_id, outcome="resolve", result=typed)
+            assert refused.status_code == 422, typed
+            assert said in alert(refused)
+            assert typed.replace('"', "&#34;") + "</textarea>" in refused.text  # as typed
+        assert page.rt.approval(request_id).status.value == "pending"
+
+        settled = await page.decide(
+            request_id, outcome="resolve", result='{"sent_to": "al"}', reason="in the mail log"
+        )
+        assert settled.status_code == 303
+        after = text(await page.client.get(settled.headers["location"]))
+        assert f"Recorded the outcome of {request_id} ; the run goes on" in after
+        await page.settled("t1")
+        assert page.rt.get("t1").status is RunStatus.SUCCEEDED
+        assert len(sink.sent) == 1  # settled, not sent again
+        [effect] = page.rt.store.list_effects("t1")
+        assert (effect.status, effect.result) == ("done", {"sent_to": "al"})
+        assert page.rt.approval(request_id).comment == "in the mail log"
+
+
+async def test_an_effect_in_doubt_that_did_not_happen_is_called_again(
+    db: Path, clock: FakeClock
+) -> None:
+    async with _in_doubt(db, clock) as (page, sink, request_id):
+        retried = await page.decide(
+            request_id, back="/ui/runs/t1", outcome="retry", reason="not in the mail log"
+        )
+        assert retried.status_code == 303
+        assert retried.headers["location"].startswith("/ui/runs/t1?decided=")
+        await page.settled("t1")
+        assert page.rt.get("t1").status is RunStatus.SUCCEEDED
+        assert [to for to, _ in sink.sent] == ["al", "al"]
+        assert sink.sent[0][1] == sink.sent[1][1]  # the same idempotency key
 
 
 # runs -----------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -328,6 +329,10 @@ class DecisionForm(BaseModel):
     reason: str = ""
     args: str = ""
     """For edit: the arguments as JSON text."""
+    result: str = ""
+    """For resolve: what the tool returned, as JSON text."""
+    to: str = ""
+    """For raise_limit: the limit's new value."""
     args_digest: str = ""
     """For approve: the digest of the arguments the person saw."""
     back: str = "/ui"
@@ -344,7 +349,7 @@ async def decide(
 ) -> Response:
     """Decide as the signed-in person; back to the page it came from either way."""
     back = _local(posted.back)
-    form = {"outcome": posted.outcome, "reason": posted.reason, "args": posted.args}
+    form = posted.model_dump(exclude={"args_digest", "back"})
     try:
         request_ = await service.approval_for(key.principal, approval_id)
     except Problem as exc:
@@ -374,29 +379,27 @@ async def _decide(
     form: dict[str, str],
     args_digest: str,
 ) -> Run:
-    edited: Any = None
+    # Only what the form filled in, as an API client would send it.
+    body: dict[str, Any] = {"outcome": form["outcome"]}
+    if args_digest:
+        body["args_digest"] = args_digest
+    if form["reason"].strip():
+        body["reason"] = form["reason"].strip()
     if form["outcome"] == "edit":
-        try:
-            edited = json.loads(form["args"])
-        except json.JSONDecodeError as exc:
-            raise _Refused(
-                422,
-                f"the edited arguments are not JSON ({exc.msg} at line {exc.lineno}, column "
-                f'{exc.colno}); write them as a JSON object, e.g. {{"amount": 40}}',
-            ) from None
+        edited = _json_field(form["args"], "the edited arguments are", '{"amount": 40}')
         if not isinstance(edited, dict):
             raise _Refused(
                 422, f"the edited arguments must be a JSON object, got {form['args'].strip()!r}"
             )
         # The person saw masked values; a field left masked keeps what the run had.
-        edited = _unmasked(edited, request.args)
+        body["args"] = _unmasked(edited, request.args)
+    elif form["outcome"] == "resolve":
+        body["result"] = _json_field(form["result"], "the result is", '{"sent": true}')
+    elif form["outcome"] == "raise_limit":
+        body["to"] = _number(form["to"])
     try:
-        given = {"reason": form["reason"].strip(), "args": edited, "args_digest": args_digest}
-        # Only what the form filled in, as an API client would send it.
-        body = DecisionIn.model_validate(
-            {"outcome": form["outcome"], **{k: v for k, v in given.items() if v}}
-        )
-        decision = decision_of(request, body, key.principal)
+        parsed = DecisionIn.model_validate(body)
+        decision = decision_of(request, parsed, key.principal)
         run = await service.runtime.adecide(decision, resume=False)
     except ValidationError as exc:
         raise _Refused(422, "; ".join(_plain(e) for e in exc.errors())) from None
@@ -406,6 +409,30 @@ async def _decide(
         raise _Refused(status_of(exc)[0], str(exc)) from None
     service.worker.drive(run.thread_id)
     return run
+
+
+def _json_field(text: str, what_is: str, example: str) -> Any:
+    """JSON typed into a form; ``what_is`` names it for the refusal ("the result is")."""
+    if not text.strip():
+        raise _Refused(422, f"{what_is} empty; write it as JSON, e.g. {example}")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _Refused(
+            422,
+            f"{what_is} not JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
+            f"write it as JSON, e.g. {example}",
+        ) from None
+
+
+def _number(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise _Refused(422, f"the new limit must be a number, got {text.strip()!r}")
+    return value
 
 
 def _plain(error: Any) -> str:
