@@ -377,6 +377,29 @@ async def test_the_runtime_refusals_show_their_message_on_the_page(
     assert "expired" in alert(expired)
 
 
+async def test_a_key_over_its_rate_gets_a_page_saying_when_to_come_back(desk: AgentRuntime) -> None:
+    app = create_app(desk, sweep_every=None, rate_limit="3/minute")
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=BASE, headers={"Origin": BASE}
+        ) as client,
+    ):
+        page = Page(app, client)
+        signed_in = await page.sign_in(APPROVER)  # the first of the key's three
+        assert signed_in.status_code == 303
+        assert (await client.get("/ui")).status_code == 200
+        assert (await client.get("/ui/runs")).status_code == 200
+        for path in ("/ui", "/ui/runs/nope"):
+            slow = await client.get(path)
+            assert slow.status_code == 429, path
+            assert int(slow.headers["retry-after"]) >= 1
+            assert "Slow down" in text(slow)
+            assert alert(slow).startswith("this API key is over its rate of 3/minute; retry in")
+        other = await client.post("/ui/login", data={"key": page.key(OPERATOR)})
+        assert other.status_code == 303  # another key has a rate of its own
+
+
 async def test_a_form_posted_from_another_site_is_refused(page: Page) -> None:
     _, approval_id = await page.waiting()
     await page.sign_in(APPROVER)
