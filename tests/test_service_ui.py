@@ -78,8 +78,8 @@ async def page(desk: AgentRuntime) -> AsyncIterator[Page]:
 
 
 @asynccontextmanager
-async def _browser(rt: AgentRuntime) -> AsyncIterator[Page]:
-    app = create_app(rt, sweep_every=None, rate_limit="10000/minute")
+async def _browser(rt: AgentRuntime, rate_limit: str = "10000/minute") -> AsyncIterator[Page]:
+    app = create_app(rt, sweep_every=None, rate_limit=rate_limit)
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(
@@ -378,14 +378,8 @@ async def test_the_runtime_refusals_show_their_message_on_the_page(
 
 
 async def test_a_key_over_its_rate_gets_a_page_saying_when_to_come_back(desk: AgentRuntime) -> None:
-    app = create_app(desk, sweep_every=None, rate_limit="3/minute")
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url=BASE, headers={"Origin": BASE}
-        ) as client,
-    ):
-        page = Page(app, client)
+    async with _browser(desk, rate_limit="3/minute") as page:
+        client = page.client
         signed_in = await page.sign_in(APPROVER)  # the first of the key's three
         assert signed_in.status_code == 303
         assert (await client.get("/ui")).status_code == 200
