@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # MIGRATIONS[i] takes a database at version i to version i + 1. Never edit a released
 # entry: append a new one, so every existing file walks the same path.
@@ -137,6 +137,17 @@ MIGRATIONS: tuple[str, ...] = (
         created_at  REAL NOT NULL,
         revoked_at  REAL
     );
+    """,
+    # 7: human gates under attack. required_roles holds every role a combined requirement
+    # names (JSON list; required_role stays the first, for the queue's role index);
+    # edited_by and edited_from say who edited an action into this request and which
+    # request it came from (four-eyes binds the editor too). cancel_requested is a cancel
+    # asked of a run that another process drives, honoured at its next step.
+    """
+    ALTER TABLE approvals ADD COLUMN required_roles TEXT;
+    ALTER TABLE approvals ADD COLUMN edited_by TEXT;
+    ALTER TABLE approvals ADD COLUMN edited_from TEXT;
+    ALTER TABLE runs ADD COLUMN cancel_requested TEXT;
     """,
 )
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import sqlite3
 import threading
@@ -165,6 +166,21 @@ class Store:
                 "INSERT OR REPLACE INTO agentrt_meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
+
+    def redaction_salt(self) -> str:
+        """This file's own key for the Redactor's hash mode, made once at random.
+
+        A salt everyone knows would let anyone hash guesses (a card number, an email) and
+        match them against hashed content; one per store keeps digests comparable within
+        the store and useless outside it.
+        """
+        with self._tx() as db:
+            db.execute(
+                "INSERT OR IGNORE INTO agentrt_meta (key, value) VALUES ('redaction_salt', ?)",
+                (secrets.token_hex(16),),
+            )
+            row = db.execute("SELECT value FROM agentrt_meta WHERE key='redaction_salt'").fetchone()
+        return str(row["value"])
 
     @property
     def schema_version(self) -> int:
