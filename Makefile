@@ -28,7 +28,8 @@ $(CHROMIUM):
 demo: $(STAMP)
 	$(BIN)/agentrt demo --db agentrt.db
 
-# The demo app behind the HTTP API on :8000; make keys with `agentrt keys create --db agentrt.db`.
+# The demo app behind the HTTP API on :8000. Make its API keys first, with the database alone:
+# `agentrt keys create --id alice --tenant acme --role operator --db agentrt.db`.
 serve: $(STAMP)
 	$(BIN)/agentrt serve --app agentrt.examples.refund_desk:build_runtime --db agentrt.db
 

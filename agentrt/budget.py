@@ -3,7 +3,8 @@
 A run's budget is layered: the runtime's default, then its tenant's default, then the one
 given to ``start``. Each layer's limits replace the ones above it field by field; a limit
 left None in a layer is inherited, so a per-run budget can raise or lower a tenant's limit
-but never silently drop it (see ``Budget.over``).
+but never silently drop it (see ``Budget.over``). A caller who may only tighten the
+limits above it (a request over HTTP) gets ``Budget.tightened`` instead.
 
 Every check is made before the spend (pre-flight): counts and money are refused if the next
 action would go past the limit; a model call is refused when the prompt plus the smallest
@@ -110,6 +111,42 @@ class Budget:
         return replace(
             base, **{f.name: v for f in fields(self) if (v := getattr(self, f.name)) is not None}
         )
+
+    def tightened(self, by: Budget | None) -> Budget:
+        """This budget with ``by`` applied only where it is stricter: what a caller who may
+        not loosen this budget (e.g. over HTTP) gets when it asks for ``by``.
+
+        - Each limit (and the deadline) is the smaller of the two; a limit this budget
+          leaves unset is taken from ``by``; one ``by`` leaves unset stays as it is.
+        - ``on_exceed``: "stop" is always accepted (it ends the run at its limit, the
+          strictest answer); "ask" only if this budget already asks, since asking lets a
+          person raise a limit.
+        - ``approver_role``: only the value this budget already has, since it says who may
+          raise a limit, and no role is ordered above another.
+
+        A ``by`` that would loosen either of the last two is a ConfigError naming the field.
+        """
+        if by is None:
+            return self
+        if by.on_exceed == "ask" and not self.asks:
+            raise ConfigError(
+                f"on_exceed='ask' would let a person raise the limits set for you (in force: "
+                f"on_exceed={self.on_exceed!r}); leave on_exceed out, or ask for 'stop'"
+            )
+        if by.approver_role is not None and by.approver_role != self.approver_role:
+            raise ConfigError(
+                f"approver_role={by.approver_role!r} would change who may raise your limits "
+                f"(in force: {self.approver_role!r}); it is set by the runtime or your tenant "
+                "only: leave it out"
+            )
+        tighter: dict[str, Any] = {}
+        for name in (*_LIMITS, "deadline"):
+            asked, current = getattr(by, name), getattr(self, name)
+            if asked is not None:
+                tighter[name] = asked if current is None else min(asked, current)
+        if by.on_exceed == "stop":
+            tighter["on_exceed"] = "stop"
+        return replace(self, **tighter)
 
     def limits(self) -> dict[str, float]:
         """The limits that are set, by field name (deadline included)."""

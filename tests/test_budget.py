@@ -62,6 +62,27 @@ def test_layers_replace_set_fields_and_inherit_none() -> None:
     assert Budget.from_dict(run.over(runtime).to_dict()) == run.over(runtime)
 
 
+def test_tightened_takes_the_smaller_limit_and_never_loosens_who_may_raise() -> None:
+    above = Budget(max_steps=20, max_tool_calls=10, deadline=2_000.0)
+    asked = Budget(max_steps=10**9, max_tool_calls=3, max_cost_usd=0.5, deadline=9_000.0)
+    assert above.tightened(asked) == Budget(
+        max_steps=20, max_tool_calls=3, max_cost_usd=0.5, deadline=2_000.0
+    )
+    assert above.tightened(None) == above
+    assert above.tightened(Budget()) == above
+    # "stop" only tightens; "ask", or a role of one's own choosing, would let a run go on.
+    asking = Budget(max_steps=20, on_exceed="ask", approver_role="finance")
+    assert asking.tightened(Budget(on_exceed="stop")).on_exceed == "stop"
+    assert above.tightened(Budget(on_exceed="stop")).on_exceed == "stop"
+    assert asking.tightened(Budget(on_exceed="ask", approver_role="finance")) == asking
+    with pytest.raises(ConfigError, match="on_exceed='ask' would let a person raise"):
+        above.tightened(Budget(on_exceed="ask"))
+    with pytest.raises(ConfigError, match="approver_role='operator' would change who"):
+        asking.tightened(Budget(approver_role="operator"))
+    with pytest.raises(ConfigError, match="approver_role='operator' would change who"):
+        above.tightened(Budget(approver_role="operator"))
+
+
 def test_prices_find_dated_snapshots_and_providers_and_take_overrides() -> None:
     table = price_table()
     assert find_price("gpt-4o-2024-08-06", table) == DEFAULT_PRICES["gpt-4o"]

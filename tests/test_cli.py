@@ -9,6 +9,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agentrt.cli import app
+from agentrt.examples import refund_desk
 
 runner = CliRunner()
 DEMO = ["--app", "agentrt.examples.refund_desk:build_runtime"]
@@ -154,6 +155,7 @@ def test_errors_are_one_clear_line(
     monkeypatch.delenv("AGENTRT_APP", raising=False)
     if "--app" in args and args[0] != "demo":
         args = [*args, "--db", str(db)]
+        refund_desk.build_runtime(db).close()  # these commands use an existing database
     got_code, out = cli(*args)
     assert (got_code, message in out) == (code, True), out
 
@@ -165,5 +167,12 @@ def test_app_from_agentrt_toml(db: Path, monkeypatch: pytest.MonkeyPatch) -> Non
         '[agentrt]\napp = "agentrt.examples.refund_desk:build_runtime"\ndb = "from-toml.db"\n'
     )
     code, out = cli("runs")
+    assert (code, out.strip().splitlines()[-1]) == (
+        2,
+        "error: no database at 'from-toml.db'; "
+        "check the path (this command reads an existing database and does not make a new one)",
+    )
+    assert not (db.parent / "from-toml.db").exists()
+    refund_desk.build_runtime("from-toml.db").close()
+    code, out = cli("runs")
     assert (code, out.strip()) == (0, "(none)")
-    assert (db.parent / "from-toml.db").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import math
 from pathlib import Path
 from typing import Any
 
@@ -66,7 +67,7 @@ def test_refunds_example_loads_and_decides() -> None:
     assert (policy.name, policy.default, [cr.rule.id for cr in policy.rules]) == (
         "refund-desk",
         "deny",
-        ["reads", "notes", "small-refunds", "large-refunds"],
+        ["reads", "notes", "not-positive", "small-refunds", "large-refunds"],
     )
     policy.check_tools(TOOLS)  # every tool the file names exists
     common = {"policy": "refund-desk", "policy_version": policy.version}
@@ -94,6 +95,10 @@ def test_refunds_example_loads_and_decides() -> None:
         reason="Looking things up has no side effect.",
         **common,
     )
+    # A refund of nothing or less (or of no number) is refused, never allowed as "small".
+    for amount in (0.0, -5.0, -math.inf, math.nan):
+        refused = decide(policy, "issue_refund", {"order_id": "7", "amount": amount})
+        assert (refused.outcome, refused.rule_id) == ("deny", "not-positive"), amount
 
 
 CASES = [
@@ -194,6 +199,29 @@ RULE_A = "rules:\n  - id: a\n    decision: allow\n"
             "3:13",
             "rule 'wide', rules.0.match.scope: unknown key 'scope' (got ['payments:*'])",
             id="unknown-key-in-match",
+        ),
+        # A YAML loader keeps the last of two equal keys: "deny" would load as "allow".
+        pytest.param(
+            "rules:\n  - id: refunds\n    decision: deny\n    decision: allow\n",
+            "4:5",
+            "rule 'refunds', rules.0: duplicate key 'decision' (first at line 3, column 5); "
+            "YAML would keep only the last one, so say it once",
+            id="duplicate-key-in-rule",
+        ),
+        pytest.param(
+            "default: deny\n" + RULE_A + "default: allow\n",
+            "5:1",
+            "file: duplicate key 'default' (first at line 1, column 1); YAML would keep only "
+            "the last one, so say it once",
+            id="duplicate-top-level-key",
+        ),
+        pytest.param(
+            "rules:\n  - id: a\n    match: {tools: [x], roles: [r], tools: [y]}\n"
+            "    decision: allow\n",
+            "3:37",
+            "rule 'a', rules.0.match: duplicate key 'tools' (first at line 3, column 13); YAML "
+            "would keep only the last one, so say it once",
+            id="duplicate-key-in-flow-mapping",
         ),
     ],
 )

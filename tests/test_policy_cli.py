@@ -27,10 +27,12 @@ def test_check_lists_the_rules() -> None:
     code, out = cli("policy", "check", FILE)
     assert code == 0, out
     assert [" ".join(line.split()) for line in out.splitlines()] == [
-        f"{FILE}: policy 'refund-desk' version {VERSION}, default deny, 4 rules",
+        f"{FILE}: policy 'refund-desk' version {VERSION}, default deny, 5 rules",
         "ID DECISION APPROVAL MATCH WHEN REASON",
         "reads allow effects=read - Looking things up has no side effect.",
         "notes allow tools=add_order_note - Notes on an order are internal and easy to amend.",
+        "not-positive deny tools=issue_refund !(args.amount > 0.0) "
+        "A refund is an amount above zero.",
         "small-refunds allow tools=issue_refund args.amount <= 50.0 "
         "Refunds up to $50 need no approval.",
         "large-refunds require_approval role refund-approver, four eyes, expires 3d "
@@ -109,6 +111,7 @@ def test_explain_with_the_app(db: Path) -> None:
         "       RULE           SAYS              WHY",
         "-      reads          allow             effect 'irreversible' is not in ['read']",
         "-      notes          allow             tool 'issue_refund' is not in ['add_order_note']",
+        "-      not-positive   deny              `when` is false: !(args.amount > 0.0)",
         "-      small-refunds  allow             `when` is false: args.amount <= 50.0",
         "match  large-refunds  require_approval  `when` is true: args.amount > 50.0",
         "decision require_approval",

@@ -62,6 +62,15 @@ def test_an_approver_approves_the_refund_in_chromium_and_sees_the_run_finish(
             )
             try:
                 page = browser.new_page(viewport={"width": 1100, "height": 900})
+                # The pages' Content-Security-Policy allows no inline script: nothing the
+                # page needs may be one (Chromium reports each refusal on the console).
+                refused: list[str] = []
+                page.on(
+                    "console",
+                    lambda m: (
+                        refused.append(m.text) if "Content Security Policy" in m.text else None
+                    ),
+                )
                 page.goto(f"{server.url}/ui")
                 assert page.url.startswith(f"{server.url}/ui/login")
                 page.fill("input[name=key]", bob)
@@ -85,6 +94,13 @@ def test_an_approver_approves_the_refund_in_chromium_and_sees_the_run_finish(
                 expect(page.locator("#run-output")).to_have_text(output)
                 expect(page.locator(".steps")).to_contain_text("issue_refund: approved by bob")
                 page.screenshot(path=str(artifacts / "run.png"), full_page=True)
+
+                # The runs page's status filter applies as soon as it is changed.
+                page.goto(f"{server.url}/ui/runs")
+                page.select_option("#status", "succeeded")
+                page.wait_for_url(f"{server.url}/ui/runs?status=succeeded")
+                expect(page.locator("table.runs")).to_contain_text(thread_id)
+                assert refused == []
             finally:
                 browser.close()
 

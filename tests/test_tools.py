@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
 
 from agentrt.budget import empty_usage
 from agentrt.errors import ConfigError
@@ -183,6 +184,61 @@ def test_validate_args_refuses_bad_arguments(args: Any, detail: str) -> None:
     assert len(str(info.value)) < 1000
     assert info.value.tool == "add_note"
     assert args == before  # the caller's arguments are left as they were
+
+
+class Line(BaseModel):
+    price: float
+
+
+@tool
+def price_lines(lines: list[Line], extra: dict[str, Any], amount: float = 1.0) -> None:
+    """Price order lines."""
+
+
+@pytest.mark.parametrize(
+    ("args", "detail"),
+    [
+        pytest.param(
+            {"lines": [], "extra": {}, "amount": -math.inf},
+            "amount: Input should be a finite number (got -inf)",
+            id="a-float-field",
+        ),
+        pytest.param(
+            {"lines": [], "extra": {}, "amount": "nan"},
+            "amount: Input should be a finite number (got 'nan')",
+            id="a-string-that-parses-as-nan",
+        ),
+        pytest.param(
+            {"lines": [{"price": 2.0}, {"price": math.inf}], "extra": {}},
+            "lines.1.price: Input should be a finite number (got inf)",
+            id="a-nested-model",
+        ),
+        pytest.param(
+            {"lines": [], "extra": {"weights": [1.0, math.nan]}},
+            "extra.weights.1: Input should be a finite number (got nan)",
+            id="free-form-data",
+        ),
+    ],
+)
+def test_non_finite_numbers_are_invalid_arguments_wherever_they_are(
+    args: dict[str, Any], detail: str
+) -> None:
+    # A refund of -inf once passed every `amount <= 50` rule and ran without approval.
+    with pytest.raises(ToolArgsError) as info:
+        price_lines.validate_args(args)
+    assert str(info.value) == (
+        "arguments for tool 'price_lines' do not match its schema: " + detail + SUFFIX
+    )
+
+
+def test_a_tool_may_take_non_finite_numbers_when_it_says_so() -> None:
+    @tool(allow_non_finite=True)
+    def scale(factor: float, limits: list[float]) -> None:
+        """Scale by a factor, which may be infinite."""
+
+    valid = scale.validate_args({"factor": -math.inf, "limits": [0.0, math.inf]})
+    assert valid == {"factor": -math.inf, "limits": [0.0, math.inf]}
+    assert (scale.allow_non_finite, price_lines.allow_non_finite) == (True, False)
 
 
 def test_validate_args_lists_at_most_five_problems() -> None:

@@ -10,6 +10,10 @@ Heavy imports (LangGraph, the app) happen inside the commands, so `agentrt --hel
 
 from __future__ import annotations
 
+import sys
+
+import typer
+
 from agentrt.cli import (  # noqa: F401  (registers the commands)
     approvals,
     budget,
@@ -23,7 +27,7 @@ from agentrt.cli import (  # noqa: F401  (registers the commands)
     serve,
     trace,
 )
-from agentrt.cli.common import CliError, app, fail, load_runtime
+from agentrt.cli.common import CliError, app, load_runtime, not_text
 
 __all__ = ["app", "load_runtime", "main"]
 
@@ -31,6 +35,11 @@ __all__ = ["app", "load_runtime", "main"]
 def main() -> None:
     """Entry point of the `agentrt` script."""
     try:
+        why = not_text(sys.argv[1:])
+        if why is not None:
+            raise CliError(why)
         app()
     except CliError as exc:
-        fail(exc)
+        # Outside the command, so not through fail(): typer.Exit would be a traceback here.
+        typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
+        sys.exit(2)

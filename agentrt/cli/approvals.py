@@ -48,7 +48,7 @@ def approvals(
     """
     if ctx.invoked_subcommand is not None:
         return
-    with runtime_from(app_spec, db) as rt:
+    with runtime_from(app_spec, db, db_only=True) as rt:
         page = rt.approvals(
             None if status == "all" else status,
             tenant=tenant,
@@ -83,7 +83,7 @@ def show_request(
     db: DbOption = None,
 ) -> None:
     """One request in full: arguments (masked), rule, who asked, who decided, how long it waited."""
-    with runtime_from(app_spec, db) as rt:
+    with runtime_from(app_spec, db, db_only=True) as rt:
         req = rt.approval(approval_id)
         edited = None if req.edited_args is None else shown_args(rt, req, req.edited_args)
         waited = req.waited_seconds

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from typing import Annotated
 
 import typer
 
 from agentrt.cli.approvals import AsOption, RoleOption, TenantOption
-from agentrt.cli.common import AppOption, CliError, DbOption, app, print_run, runtime_from
+from agentrt.cli.common import AppOption, CliError, DbOption, app, fail, print_run, runtime_from
 
 
 @app.command("raise-limit")
@@ -28,7 +29,9 @@ def raise_limit(
     try:
         value = float(to)
     except ValueError:
-        raise CliError(f"--to {to!r} is not a number") from None
+        value = math.nan
+    if not math.isfinite(value):
+        fail(CliError(f"--to {to!r} is not a number; give the limit's new value, e.g. --to 40"))
     with runtime_from(app_spec, db) as rt:
         request = rt.store.get_approval(approval_id)
         if request is None or request.kind != "budget":

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib
 import json
 import os
+import sqlite3
 import sys
 import time
 import tomllib
@@ -35,8 +36,15 @@ AppOption = Annotated[
     typer.Option("--app", envvar="AGENTRT_APP", help="module:attribute of your AgentRuntime."),
 ]
 DbOption = Annotated[
-    str | None, typer.Option("--db", help="SQLite file; passed to an app factory as db=.")
+    str | None,
+    typer.Option(
+        "--db",
+        help="SQLite file; passed to an app factory as db=. Commands that only read and "
+        "write its tables (keys, runs, show, approvals, trace) need no app with it.",
+    ),
 ]
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 class CliError(Exception):
@@ -54,18 +62,30 @@ def _app_from_toml() -> tuple[str | None, str | None]:
     return data.get("app"), data.get("db")
 
 
-def load_runtime(spec: str | None, db: str | None) -> AgentRuntime:
-    """Import module:attribute and return the AgentRuntime it names (or makes)."""
+def load_runtime(
+    spec: str | None, db: str | None, *, db_only: bool = False, create: bool = True
+) -> AgentRuntime:
+    """Import module:attribute and return the AgentRuntime it names (or makes).
+
+    ``db_only``: with a database and no app, the runtime of the database alone (see
+    database_runtime). ``create``: False refuses a database path that does not exist,
+    rather than making a new empty file there.
+    """
     from agentrt.runtime import AgentRuntime
 
     toml_app, toml_db = _app_from_toml()
     spec = spec or toml_app
     db = db or toml_db
+    if db is not None:
+        check_database(db, create=create)
+    if not spec and db_only and db:
+        return database_runtime(db)
     if not spec:
         raise CliError(
             "no app given: pass --app module:attribute, set AGENTRT_APP, or put "
             '`app = "module:attribute"` under [agentrt] in agentrt.toml '
             f"(the demo app is {DEMO_APP})"
+            + ("; or give the database alone with --db FILE" if db_only else "")
         )
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
@@ -97,19 +117,71 @@ def load_runtime(spec: str | None, db: str | None) -> AgentRuntime:
     raise CliError(f"app {spec!r} is {target!r}, neither an AgentRuntime nor a factory of one")
 
 
+def check_database(db: str, *, create: bool) -> None:
+    """CliError unless ``db`` names a SQLite file, or (with ``create``) nothing yet."""
+    if "://" in db:  # a database URL: its server says whether it exists
+        return
+    path = Path(db)
+    if path.is_dir():
+        raise CliError(f"--db {db!r} is a directory; give the SQLite file in it")
+    if not path.exists():
+        if create:
+            return
+        raise CliError(
+            f"no database at {db!r}; check the path (this command reads an existing "
+            "database and does not make a new one)"
+        )
+    try:
+        with path.open("rb") as f:
+            header = f.read(len(_SQLITE_HEADER))
+    except OSError as exc:
+        raise CliError(f"cannot read database {db!r}: {exc.strerror}") from None
+    if header and header != _SQLITE_HEADER:
+        raise CliError(
+            f"{db!r} is not a SQLite database (it does not start with SQLite's header); check --db"
+        )
+
+
+def database_runtime(db: str) -> AgentRuntime:
+    """The runtime of database ``db`` alone, for commands that only use its tables.
+
+    It has no app: its model answers nothing (a command that would drive a run needs the
+    app), it has no tools (so no tool's arguments are shown: without its declaration no
+    field is known not to be sensitive), and it records no spans.
+    """
+    from agentrt.runtime import AgentRuntime
+    from agentrt.testing import ScriptedChatModel
+
+    return AgentRuntime(
+        ScriptedChatModel([], model_name="agentrt-database-only"), db=db, tracing=None
+    )
+
+
 @contextmanager
-def runtime_from(spec: str | None, db: str | None) -> Iterator[AgentRuntime]:
+def runtime_from(
+    spec: str | None, db: str | None, *, db_only: bool = False, create: bool = False
+) -> Iterator[AgentRuntime]:
+    """The app's runtime for one command; its refusals become one line and an exit status.
+
+    ``db_only``: the command needs only the database, so --db alone will do. ``create``:
+    the command may make a new database (else a --db that does not exist is an error).
+    """
     from agentrt.errors import AgentRuntimeError
 
     try:
-        rt = load_runtime(spec, db)
+        rt = load_runtime(spec, db, db_only=db_only, create=create)
     except (CliError, AgentRuntimeError) as exc:
         fail(exc)
+    except sqlite3.DatabaseError as exc:
+        where = f"database {db!r}" if db else "the app's database"
+        fail(CliError(f"cannot open {where}: {exc}; is it an agentrt SQLite database?"))
     try:
         yield rt
     except (CliError, AgentRuntimeError) as exc:
         # The one place a command's refusal becomes a line on stderr and an exit status.
         fail(exc)
+    except sqlite3.DatabaseError as exc:
+        fail(CliError(f"database {rt.db!r} cannot be read: {exc}"))
     finally:
         rt.close()
 
@@ -117,6 +189,25 @@ def runtime_from(spec: str | None, db: str | None) -> Iterator[AgentRuntime]:
 def fail(exc: Exception) -> Any:
     typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
     raise typer.Exit(2 if isinstance(exc, CliError) else 1)
+
+
+def not_text(args: list[str]) -> str | None:
+    """Why an argument is not text, or None. A shell passes bytes; Python hands over those
+    that do not decode in the locale's encoding as lone surrogates, which no file, database
+    or terminal can take."""
+    for arg in args:
+        try:
+            arg.encode("utf-8")
+        except UnicodeEncodeError:
+            try:
+                raw: object = arg.encode("utf-8", "surrogateescape")
+            except UnicodeEncodeError:
+                raw = arg.encode("utf-8", "backslashreplace").decode("utf-8")
+            return (
+                f"argument {raw!r} is not valid UTF-8 text; type it again in a terminal that "
+                "sends UTF-8 (e.g. with LANG=C.UTF-8)"
+            )
+    return None
 
 
 def age(since: float, now: float | None = None) -> str:

@@ -26,7 +26,7 @@ def demo(
 
     if decision not in (None, "approve", "reject"):
         fail(CliError(f"--decision must be approve or reject, got {decision!r}"))
-    with runtime_from(DEMO_APP, db) as rt:
+    with runtime_from(DEMO_APP, db, create=True) as rt:
         typer.echo(f"goal: {GOAL}\nas:   {OPERATOR.id} (roles {list(OPERATOR.roles)})\n")
         run = rt.start(GOAL, principal=OPERATOR)
         for event in rt.events(run.thread_id):

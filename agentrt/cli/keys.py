@@ -30,7 +30,7 @@ def create(
     from agentrt.principal import Principal
     from agentrt.store.keys import create_key
 
-    with runtime_from(app_spec, db) as rt:
+    with runtime_from(app_spec, db, db_only=True, create=True) as rt:
         who = Principal(principal, roles=role or [], tenant=tenant, scopes=scope or [])
         record, key = create_key(rt.store, who, label=label)
         typer.echo(key)
@@ -50,7 +50,7 @@ def list_(
     """The keys (never the keys themselves): id, principal, tenant, roles, age."""
     from agentrt.store.keys import list_keys
 
-    with runtime_from(app_spec, db) as rt:
+    with runtime_from(app_spec, db, db_only=True) as rt:
         now = rt.clock()
         table(
             ["key", "principal", "tenant", "roles", "label", "age", "revoked"],
@@ -78,6 +78,6 @@ def revoke(
     """Revoke a key: requests made with it are refused (401) from now on."""
     from agentrt.store.keys import revoke_key
 
-    with runtime_from(app_spec, db) as rt:
+    with runtime_from(app_spec, db, db_only=True) as rt:
         revoke_key(rt.store, key_id)
         typer.echo(f"revoked {key_id}")

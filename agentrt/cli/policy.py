@@ -54,7 +54,7 @@ def _maybe_runtime(stack: ExitStack, spec: str | None, db: str | None) -> AgentR
     """The app's runtime if one is configured; None when the file is checked alone."""
     if not (spec or _app_from_toml()[0]):
         return None
-    return stack.enter_context(runtime_from(spec, db))
+    return stack.enter_context(runtime_from(spec, db, create=True))
 
 
 def _duration(seconds: float) -> str:

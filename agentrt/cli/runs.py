@@ -18,7 +18,7 @@ def runs(
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
 ) -> None:
     """List runs, newest first."""
-    with runtime_from(app_spec, db) as rt:
+    with runtime_from(app_spec, db, db_only=True) as rt:
         found = rt.runs(status, tenant=tenant, limit=limit)
         table(
             ["thread", "status", "age", "steps", "goal"],
@@ -42,7 +42,7 @@ def show(
     db: DbOption = None,
 ) -> None:
     """Show one run: status, usage, output, pending approval, and its event log."""
-    with runtime_from(app_spec, db) as rt:
+    with runtime_from(app_spec, db, db_only=True) as rt:
         run = rt.get(thread_id)
         print_run(run, rt)
         typer.echo("events:")

@@ -40,7 +40,7 @@ def serve(
             f"`agentrt serve` needs the service extra ({exc.name} is missing): "
             "pip install 'agentrt[service]'"
         ) from None
-    with runtime_from(app_spec, db) as rt:
+    with runtime_from(app_spec, db, create=True) as rt:
         api = create_app(
             rt,
             rate_limit=rate_limit,

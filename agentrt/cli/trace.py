@@ -18,7 +18,7 @@ def trace(
     as_json: Annotated[bool, typer.Option("--json", help="Print the trace as JSON.")] = False,
 ) -> None:
     """Show a run's trace: every segment, step, model, tool and policy call, and waits."""
-    with runtime_from(app_spec, db) as rt:
+    with runtime_from(app_spec, db, db_only=True) as rt:
         found = rt.trace(thread_id)
         if as_json:
             typer.echo(json.dumps(found.to_dict(), indent=2, sort_keys=True))

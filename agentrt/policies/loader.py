@@ -138,6 +138,36 @@ def rule_at_yaml_error(text: str) -> str | None:
     return repr(ids[current]) if current in ids else f"#{current + 1}"
 
 
+def _duplicate_key(
+    node: yaml.Node | None, path: list[str | int] | None = None, seen: set[int] | None = None
+) -> tuple[list[str | int], yaml.ScalarNode, yaml.ScalarNode] | None:
+    """The first key given twice in one mapping, in document order: the path of the
+    mapping, the second key and the first. (A YAML loader silently keeps the last.)"""
+    path = path or []
+    seen = set() if seen is None else seen
+    if node is None or id(node) in seen:  # an alias of a node already walked
+        return None
+    seen.add(id(node))
+    if isinstance(node, yaml.MappingNode):
+        keys: dict[tuple[str, str], yaml.ScalarNode] = {}
+        for key, value in node.value:
+            if isinstance(key, yaml.ScalarNode):
+                first = keys.setdefault((key.tag, key.value), key)
+                if first is not key:
+                    return path, key, first
+            found = _duplicate_key(
+                value, [*path, key.value if isinstance(key.value, str) else "?"], seen
+            )
+            if found is not None:
+                return found
+    elif isinstance(node, yaml.SequenceNode):
+        for index, item in enumerate(node.value):
+            found = _duplicate_key(item, [*path, index], seen)
+            if found is not None:
+                return found
+    return None
+
+
 def load_policy_text(text: str, source: str = "<string>") -> tuple[PolicyFile, yaml.Node | None]:
     """Parse and validate policy YAML; raise PolicyFileError at the first problem's place."""
     try:
@@ -153,6 +183,20 @@ def load_policy_text(text: str, source: str = "<string>") -> tuple[PolicyFile, y
             mark.column + 1 if mark else None,
             f"{where}not valid YAML: {exc.problem}",
         ) from None
+    duplicate = _duplicate_key(node)
+    if duplicate is not None:
+        path, again, first = duplicate
+        rule = _rule_id(data, path)
+        where = f"rule {rule}, " if rule else ""
+        dotted = ".".join(str(p) for p in path) or "file"
+        raise PolicyFileError(
+            source,
+            again.start_mark.line + 1,
+            again.start_mark.column + 1,
+            f"{where}{dotted}: duplicate key {again.value!r} (first at line "
+            f"{first.start_mark.line + 1}, column {first.start_mark.column + 1}); YAML would "
+            "keep only the last one, so say it once",
+        )
     if data is None:
         data = {}
     if not isinstance(data, dict):

@@ -18,6 +18,7 @@ from agentrt.service import ui
 from agentrt.service.auth import service_of
 from agentrt.service.bodylimit import BodyLimit
 from agentrt.service.context import Service, ServiceSettings
+from agentrt.service.headers import SecurityHeaders
 from agentrt.service.problems import Problem, install_problem_handlers
 from agentrt.service.ratelimit import RateLimiter
 from agentrt.service.routes import approvals, runs
@@ -32,6 +33,10 @@ def create_app(
     runtime: AgentRuntime,
     *,
     rate_limit: str = ServiceSettings.rate_limit,
+    auth_failure_limit: str = ServiceSettings.auth_failure_limit,
+    login_limit: str = ServiceSettings.login_limit,
+    max_streams_per_key: int = ServiceSettings.max_streams_per_key,
+    max_goal_bytes: int = ServiceSettings.max_goal_bytes,
     max_body_bytes: int = ServiceSettings.max_body_bytes,
     max_concurrent_runs: int = ServiceSettings.max_concurrent_runs,
     executor_threads: int | None = ServiceSettings.executor_threads,
@@ -48,6 +53,12 @@ def create_app(
     waits on a model.
 
     - ``rate_limit``: requests per API key, e.g. "600/minute" (429 past it).
+    - ``auth_failure_limit``: failed authentications per client address (429 past it, for
+      every key from that address until the window moves on); ``login_limit``: sign-in
+      form posts per client address. Behind a reverse proxy the address is the proxy's
+      unless uvicorn is told to trust its forwarded headers.
+    - ``max_streams_per_key``: event streams one key may hold open at once (429 past it).
+    - ``max_goal_bytes``: the longest goal a run may be started with, in UTF-8 bytes (422).
     - ``max_body_bytes``: larger request bodies are refused with 413.
     - ``executor_threads``: size of the event loop's default thread pool, where the run
       graph's nodes run under the async runtime; None leaves the loop's own (``agentrt
@@ -64,6 +75,10 @@ def create_app(
         raise ConfigError(f"create_app serves an agentrt AgentRuntime, got {runtime!r}")
     settings = ServiceSettings(
         rate_limit=rate_limit,
+        auth_failure_limit=auth_failure_limit,
+        login_limit=login_limit,
+        max_streams_per_key=max_streams_per_key,
+        max_goal_bytes=max_goal_bytes,
         max_body_bytes=max_body_bytes,
         max_concurrent_runs=max_concurrent_runs,
         executor_threads=executor_threads,
@@ -77,6 +92,16 @@ def create_app(
         settings=settings,
         worker=RunWorker(runtime, max_concurrent=max_concurrent_runs),
         rate_limiter=RateLimiter(rate_limit),
+        auth_failures=RateLimiter(
+            auth_failure_limit,
+            setting="auth_failure_limit",
+            over="this address has failed to authenticate too often ({rate})",
+        ),
+        logins=RateLimiter(
+            login_limit,
+            setting="login_limit",
+            over="this address has sent the sign-in form too often ({rate})",
+        ),
     )
     app = FastAPI(
         title="agentrt",
@@ -91,6 +116,7 @@ def create_app(
     app.state.agentrt = service
     install_problem_handlers(app)
     app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(SecurityHeaders)  # outermost: on every answer, refusals included
     app.include_router(runs.router)
     app.include_router(approvals.router)
     ui.install(app)

@@ -19,7 +19,14 @@ from agentrt.service.problems import Problem
 from agentrt.store import keys
 from agentrt.store.keys import ApiKey
 
-__all__ = ["COOKIE", "Caller", "authenticate", "key_from_request", "service_of"]
+__all__ = [
+    "COOKIE",
+    "Caller",
+    "authenticate",
+    "client_address",
+    "key_from_request",
+    "service_of",
+]
 
 COOKIE = "agentrt_key"
 
@@ -41,10 +48,23 @@ def key_from_request(request: Request, *, cookie: bool = False) -> str | None:
     return request.cookies.get(COOKIE) if cookie else None
 
 
+def client_address(request: Request) -> str:
+    """Who is asking, as far as the connection tells: the client's IP address."""
+    return request.client.host if request.client else "unknown"
+
+
 async def authenticate(request: Request, key: str | None) -> ApiKey:
-    """The active key ``key`` names, counted against its rate; 401 or 429 otherwise."""
+    """The active key ``key`` names, counted against its rate; 401 or 429 otherwise.
+
+    A failure (no key, an unknown or revoked one) counts against the client address; an
+    address over ``auth_failure_limit`` gets 429 before any key it sends is looked at, so
+    guessing keys from it stops, and a right guess there looks like any other.
+    """
     service = service_of(request)
+    address = client_address(request)
+    service.auth_failures.refuse_if_over(address)
     if not key:
+        service.auth_failures.note(address)
         raise Problem(
             401,
             "this endpoint needs an API key: send 'Authorization: Bearer <key>' "
@@ -54,6 +74,7 @@ async def authenticate(request: Request, key: str | None) -> ApiKey:
         )
     found = await asyncio.to_thread(keys.authenticate, service.runtime.store, key)
     if found is None:
+        service.auth_failures.note(address)
         raise Problem(
             401,
             f"API key {_hint(key)!r} is unknown or revoked; ask for a new one "

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 
 from agentrt.approvals import ApprovalRequest
 from agentrt.errors import ConfigError, UnknownRun
@@ -13,7 +15,7 @@ from agentrt.service.problems import Problem
 from agentrt.service.ratelimit import RateLimiter
 from agentrt.service.worker import RunWorker
 
-__all__ = ["Service", "ServiceSettings"]
+__all__ = ["Service", "ServiceSettings", "StreamSlots"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -22,6 +24,15 @@ class ServiceSettings:
 
     rate_limit: str = "600/minute"
     """Requests one API key may make, as "N/second|minute|hour|day" (429 past it)."""
+    auth_failure_limit: str = "30/minute"
+    """Failed authentications (no key, an unknown or revoked one) one client address may
+    make; past it, that address gets 429 for every key until the window moves on."""
+    login_limit: str = "10/minute"
+    """Sign-in form posts one client address may make to /ui/login (429 past it)."""
+    max_streams_per_key: int = 8
+    """Event streams (GET /runs/{id}/events) one API key may hold open at once (429 past it)."""
+    max_goal_bytes: int = 64 * 1024
+    """Longest goal POST /runs accepts, in UTF-8 bytes (422 past it)."""
     max_body_bytes: int = 256 * 1024
     """Largest request body accepted (413 past it)."""
     max_concurrent_runs: int = 64
@@ -41,6 +52,8 @@ class ServiceSettings:
         optional = {"executor_threads", "sweep_every"}
         for name, positive in (
             ("max_body_bytes", _positive_int),
+            ("max_streams_per_key", _positive_int),
+            ("max_goal_bytes", _positive_int),
             ("max_concurrent_runs", _positive_int),
             ("executor_threads", _positive_int),
             ("sweep_every", _positive_seconds),
@@ -67,12 +80,56 @@ def _positive_seconds(value: object) -> bool:
     return _seconds(value) and value != 0
 
 
+class StreamSlots:
+    """The event streams each API key holds open, at most ``limit`` at once per key.
+
+    Kept in this process's memory, like the rate limits.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._open: dict[str, int] = {}
+
+    def open(self, key_id: str) -> int:
+        """How many streams ``key_id`` holds open now."""
+        return self._open.get(key_id, 0)
+
+    @contextmanager
+    def slot(self, key_id: str) -> Iterator[None]:
+        """Hold one of the key's slots for the block; a 429 Problem if none is free."""
+        if self.open(key_id) >= self.limit:
+            raise Problem(
+                429,
+                f"this API key already has {self.limit} event streams open, the most it may "
+                "hold at once; close one (or follow the run with GET /runs/{id}) and retry",
+                type="too-many-streams",
+                headers={"Retry-After": "5"},
+                retry_after=5,
+                max_streams_per_key=self.limit,
+            )
+        self._open[key_id] = self.open(key_id) + 1
+        try:
+            yield
+        finally:
+            left = self._open.pop(key_id) - 1
+            if left:
+                self._open[key_id] = left
+
+
 @dataclass(eq=False)
 class Service:
     runtime: AgentRuntime
     settings: ServiceSettings
     worker: RunWorker
     rate_limiter: RateLimiter
+    auth_failures: RateLimiter
+    """Failed authentications per client address."""
+    logins: RateLimiter
+    """Sign-in form posts per client address."""
+    streams: StreamSlots = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.streams = StreamSlots(self.settings.max_streams_per_key)
 
     async def run_for(self, principal: Principal, thread_id: str) -> Run:
         """The run, if it belongs to the caller's tenant; 404 (as for no run) otherwise."""

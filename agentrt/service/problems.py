@@ -8,6 +8,7 @@ instance, plus fields that say what to do (``retry_after``, ``errors``).
 from __future__ import annotations
 
 import logging
+import math
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -142,8 +143,8 @@ def install_problem_handlers(app: FastAPI) -> None:
         assert isinstance(exc, RequestValidationError)
         errors = [
             {
-                "where": ".".join(str(p) for p in e["loc"]),
-                "message": e["msg"],
+                "where": _text(".".join(str(p) for p in e["loc"])),
+                "message": _text(e["msg"]),
                 **({"got": e["input"]} if "input" in e and _is_json(e["input"]) else {}),
             }
             for e in exc.errors()
@@ -171,4 +172,21 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 
 def _is_json(value: Any) -> bool:
-    return value is None or isinstance(value, str | int | float | bool | list | dict)
+    """True if ``value`` can be echoed back in a JSON answer: finite numbers, text that is
+    valid Unicode (a body may carry NaN, or a lone surrogate as an escape)."""
+    if value is None or isinstance(value, bool | int):
+        return True
+    if isinstance(value, float):
+        return math.isfinite(value)
+    if isinstance(value, str):
+        return _text(value) == value
+    if isinstance(value, list):
+        return all(_is_json(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _is_json(k) and _is_json(v) for k, v in value.items())
+    return False
+
+
+def _text(text: str) -> str:
+    """``text`` as valid Unicode: characters UTF-8 cannot carry are shown escaped."""
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agentrt.approvals import ApprovalRequest, shown_args
 from agentrt.runtime import AgentRuntime, Run
@@ -27,6 +28,18 @@ class _In(BaseModel):
     # A misspelt field is a 422 that names it, never a silently ignored option.
     model_config = ConfigDict(extra="forbid")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _finite(cls, data: Any) -> Any:
+        # Python's JSON parser takes NaN and Infinity, which are not JSON; anywhere in a
+        # body (free-form arguments and results too) they are refused, not stored.
+        where = _non_finite(data)
+        if where is not None:
+            raise ValueError(
+                f"{where or 'the body'} is NaN or infinite; JSON numbers must be finite"
+            )
+        return data
+
 
 class BudgetIn(_In):
     """Limits for one run, layered over the runtime's and the tenant's (None inherits)."""
@@ -44,7 +57,11 @@ class BudgetIn(_In):
 class RunIn(_In):
     """A run to start, acting for the caller's principal."""
 
-    goal: str = Field(min_length=1, max_length=20_000, description="What the run should do.")
+    goal: str = Field(
+        min_length=1,
+        description="What the run should do; at most the service's max_goal_bytes "
+        "(64 KiB unless the server says otherwise) in UTF-8.",
+    )
     budget: BudgetIn | None = None
     thread_id: str | None = Field(
         None,
@@ -122,6 +139,23 @@ class ApprovalList(BaseModel):
 class DecisionOut(BaseModel):
     approval: ApprovalOut
     run: RunOut
+
+
+def _non_finite(value: Any, where: str = "") -> str | None:
+    """The dotted place of the first NaN or infinity in ``value``, or None."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else where
+    if isinstance(value, dict):
+        items: Any = value.items()
+    elif isinstance(value, list):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _non_finite(item, f"{where}.{key}" if where else str(key))
+        if found is not None:
+            return found
+    return None
 
 
 def approval_out(rt: AgentRuntime, req: ApprovalRequest) -> ApprovalOut:

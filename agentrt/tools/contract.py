@@ -13,6 +13,7 @@ import math
 import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from decimal import Decimal
 from enum import StrEnum
 from typing import Any, Literal, get_type_hints, overload
 
@@ -153,6 +154,9 @@ class ToolSpec:
     reconcile_role: str | None = None
     """Role a person must hold to settle a call of this tool that is in doubt; None: anyone
     of the run's tenant."""
+    allow_non_finite: bool = False
+    """True if the tool takes NaN and infinities as numbers; otherwise any argument that is
+    one, at any depth, is invalid (a refund of -inf is not a refund)."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the underlying function directly, as if it were not decorated."""
@@ -169,6 +173,16 @@ class ToolSpec:
             model = self.args_model.model_validate(dict(args))
         except ValidationError as exc:
             raise ToolArgsError(self.name, [dict(e) for e in exc.errors()]) from None
+        if not self.allow_non_finite:
+            # The args model refuses them in its own float fields; this catches the rest
+            # (nested models, dicts, Any), whatever their declared type.
+            found = _non_finite(model.model_dump())
+            if found is not None:
+                where, value = found
+                raise ToolArgsError(
+                    self.name,
+                    [{"loc": where, "msg": "Input should be a finite number", "input": value}],
+                )
         return model.model_dump(mode="json")
 
     def call(self, args: Mapping[str, Any], ctx: ToolContext) -> Any:
@@ -230,6 +244,25 @@ class ToolSpec:
         }
 
 
+def _non_finite(value: Any, where: tuple[Any, ...] = ()) -> tuple[tuple[Any, ...], Any] | None:
+    """Where the first NaN or infinity in ``value`` is, and the number; None if nowhere."""
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (where, value)
+    if isinstance(value, Decimal):
+        return None if value.is_finite() else (where, value)
+    if isinstance(value, Mapping):
+        items: Iterable[tuple[Any, Any]] = value.items()
+    elif isinstance(value, list | tuple | set | frozenset):
+        items = enumerate(value)
+    else:
+        return None
+    for key, item in items:
+        found = _non_finite(item, (*where, key))
+        if found is not None:
+            return found
+    return None
+
+
 def _ctx_param(fn: Callable[..., Any]) -> str | None:
     hints = get_type_hints(fn)
     for name in inspect.signature(fn).parameters:
@@ -238,7 +271,9 @@ def _ctx_param(fn: Callable[..., Any]) -> str | None:
     return None
 
 
-def _args_model(fn: Callable[..., Any], name: str, arg_docs: Mapping[str, str]) -> type[BaseModel]:
+def _args_model(
+    fn: Callable[..., Any], name: str, arg_docs: Mapping[str, str], *, allow_non_finite: bool
+) -> type[BaseModel]:
     try:
         hints = get_type_hints(fn)
     except NameError as exc:
@@ -263,7 +298,9 @@ def _args_model(fn: Callable[..., Any], name: str, arg_docs: Mapping[str, str]) 
         default = ... if param.default is param.empty else param.default
         fields[pname] = (hints[pname], FieldInfo(default=default, description=arg_docs.get(pname)))
     model: type[BaseModel] = create_model(
-        f"{name}_args", __config__=ConfigDict(extra="forbid"), **fields
+        f"{name}_args",
+        __config__=ConfigDict(extra="forbid", allow_inf_nan=allow_non_finite),
+        **fields,
     )
     return model
 
@@ -286,6 +323,7 @@ def tool(
     timeout: float | None = None,
     retry: RetryPolicy | None = None,
     reconcile_role: str | None = None,
+    allow_non_finite: bool = False,
 ) -> Callable[[Callable[..., Any]], ToolSpec]: ...
 def tool(
     fn: Callable[..., Any] | None = None,
@@ -304,6 +342,7 @@ def tool(
     timeout: float | None = None,
     retry: RetryPolicy | None = None,
     reconcile_role: str | None = None,
+    allow_non_finite: bool = False,
 ) -> ToolSpec | Callable[[Callable[..., Any]], ToolSpec]:
     """Declare a function as a tool: ``@tool`` or ``@tool(effect="write", scopes=[...])``.
 
@@ -311,6 +350,7 @@ def tool(
     return annotation; ``timeout`` bounds one attempt in seconds; ``retry`` (LangGraph's
     RetryPolicy) says how transient failures are retried, by default 3 attempts;
     ``reconcile_role`` is the role needed to settle a call of it that is in doubt.
+    Arguments that are NaN or infinite are invalid unless ``allow_non_finite=True``.
     """
 
     def decorate(f: Callable[..., Any]) -> ToolSpec:
@@ -355,7 +395,7 @@ def tool(
             name=tool_name,
             description=description or summary or tool_name,
             fn=f,
-            args_model=_args_model(f, tool_name, arg_docs),
+            args_model=_args_model(f, tool_name, arg_docs, allow_non_finite=allow_non_finite),
             effect=eff,
             scopes=tuple(scopes),
             idempotent=idempotent,
@@ -371,6 +411,7 @@ def tool(
             timeout=float(timeout) if timeout is not None else None,
             retry=retry or RetryPolicy(),
             reconcile_role=reconcile_role,
+            allow_non_finite=allow_non_finite,
         )
 
     return decorate(fn) if fn is not None else decorate

@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
+from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from agentrt.approvals import masked
 from agentrt.budget import Budget
 from agentrt.errors import ConfigError
-from agentrt.runtime import Run
+from agentrt.runtime import AgentRuntime, Run
 from agentrt.service.auth import Caller, service_of
 from agentrt.service.context import Service
 from agentrt.service.problems import Problem
@@ -39,27 +40,57 @@ def _out(service: Service, run: Run) -> RunOut:
 
 @router.post("/runs", status_code=202, response_model=RunOut)
 async def start_run(body: RunIn, key: Caller, service: ServiceDep, response: Response) -> RunOut:
-    """Start a run for the caller; it is driven in the background. Poll it or follow its events."""
+    """Start a run for the caller; it is driven in the background. Poll it or follow its events.
+
+    A ``budget`` can only tighten the limits the runtime and the caller's tenant set
+    (``Budget.tightened``): each limit is the smaller of the two.
+    """
+    rt = service.runtime
+    _check_goal(body.goal, service.settings.max_goal_bytes)
     budget = None
     if body.budget is not None:
-        budget = Budget.from_dict(body.budget.model_dump(exclude_none=True))
-    rt = service.runtime
+        asked = Budget.from_dict(body.budget.model_dump(exclude_none=True))
+        budget = rt.budget_for(key.principal).tightened(asked)
+    taken = Problem(
+        409,
+        # The same answer whoever holds the id: thread ids are one namespace across
+        # tenants, and this must not tell another tenant's id from the caller's own.
+        f"thread id {body.thread_id!r} is not available; start with another id (or none)",
+        type="thread-id-taken",
+    )
     if (
         body.thread_id is not None
         and (await asyncio.to_thread(rt.store.get_run, body.thread_id)) is not None
     ):
-        # (Two requests racing for one new id: the loser gets the store's 422.)
-        raise Problem(
-            409,
-            f"thread id {body.thread_id!r} is taken; start with another id (or none)",
-            type="thread-id-taken",
+        raise taken
+    try:
+        run = await rt.acreate(
+            body.goal, principal=key.principal, budget=budget, thread_id=body.thread_id
         )
-    run = await rt.acreate(
-        body.goal, principal=key.principal, budget=budget, thread_id=body.thread_id
-    )
+    except ConfigError:
+        # Two requests racing for one new id: the loser gets the same 409.
+        if (
+            body.thread_id is not None
+            and (await asyncio.to_thread(rt.store.get_run, body.thread_id)) is not None
+        ):
+            raise taken from None
+        raise
     service.worker.drive(run.thread_id)
     response.headers["Location"] = f"/runs/{run.thread_id}"
     return _out(service, run)
+
+
+def _check_goal(goal: str, limit: int) -> None:
+    size = len(goal.encode("utf-8", "surrogatepass"))
+    if size > limit:
+        raise Problem(
+            422,
+            f"the goal is {size} bytes (UTF-8), over this service's limit of {limit}; say "
+            "what the run should do in fewer words, and leave long material where a tool "
+            "can read it",
+            type="goal-too-long",
+            max_goal_bytes=limit,
+        )
 
 
 @router.get("/runs", response_model=RunList)
@@ -115,34 +146,80 @@ async def run_trace(run: TenantRun, service: ServiceDep) -> dict[str, Any]:
     return trace.to_dict()
 
 
-@router.get("/runs/{thread_id}/events", response_class=EventSourceResponse)
+_EVENT_ID_DIGITS = 18
+
+
+def _first_unsent(last_event_id: Annotated[str | None, Header()] = None) -> int:
+    """The index of the first event to send: the one after Last-Event-ID, or 0."""
+    text = (last_event_id or "").strip()
+    if not text:
+        return 0
+    if not (text.isascii() and text.isdigit() and len(text) <= _EVENT_ID_DIGITS):
+        shown = text if len(text) <= 40 else text[:37] + "..."
+        raise Problem(
+            400,
+            f"Last-Event-ID {shown!r} is not an id this stream sent (a whole number of at "
+            f"most {_EVENT_ID_DIGITS} digits); reconnect without it to get the run's events "
+            "from the start",
+            type="bad-last-event-id",
+        )
+    return int(text) + 1
+
+
+async def _stream_slot(key: Caller, service: ServiceDep) -> AsyncIterator[None]:
+    # Held until the stream ends: the request's dependencies close after its response.
+    with service.streams.slot(key.key_id):
+        yield
+
+
+def _checkpoint_id(rt: AgentRuntime, thread_id: str) -> str | None:
+    """The id of the run's latest checkpoint: cheap to read, and it changes whenever the
+    event log can have grown (reading the log itself costs as much as the run is big)."""
+    saver = rt.graph.checkpointer
+    assert isinstance(saver, BaseCheckpointSaver)
+    saved = saver.get_tuple({"configurable": {"thread_id": thread_id}})
+    return None if saved is None else cast(str, saved.config["configurable"]["checkpoint_id"])
+
+
+@router.get(
+    "/runs/{thread_id}/events",
+    response_class=EventSourceResponse,
+    dependencies=[Depends(_stream_slot)],
+)
 async def run_events(
     run: TenantRun,
     service: ServiceDep,
     request: Request,
-    last_event_id: Annotated[str | None, Header()] = None,
+    sent: Annotated[int, Depends(_first_unsent)],
 ) -> AsyncIterator[ServerSentEvent]:
     """Server-sent events: the run's event log as it grows, and each status change.
 
     Each log entry is an event named for its type (plan, policy, approval, observation,
     finish...) with its index as id, so a client that reconnects with Last-Event-ID gets
-    only what it missed. ``status`` events carry the whole run. The stream ends when the
-    run does. Sensitive tool arguments are masked.
+    only what it missed (400 for an id this stream never sent). ``status`` events carry
+    the whole run. The stream ends when the run does. Sensitive tool arguments are
+    masked. A key may hold ``max_streams_per_key`` streams open at once (429 past it).
     """
     rt = service.runtime
     sensitive = {field for spec in rt.tools for field in spec.sensitive}
-    sent = int(last_event_id) + 1 if last_event_id and last_event_id.isdigit() else 0
     status: RunStatus | None = None
     thread_id = run.thread_id
+    seen: str | None = None
     while True:
-        log = await asyncio.to_thread(rt.events, thread_id)
-        for index in range(sent, len(log)):
-            event = log[index]
-            yield ServerSentEvent(
-                data=masked(dict(event), sensitive), event=event["type"], id=str(index)
-            )
-        sent = max(sent, len(log))
+        # The run first: a run that has ended wrote its last checkpoint before, so the
+        # look at the log that follows sees all of it.
         current = await asyncio.to_thread(rt.get, thread_id)
+        # The log is read only when a new checkpoint says it may have grown.
+        checkpoint = await asyncio.to_thread(_checkpoint_id, rt, thread_id)
+        if checkpoint != seen:
+            seen = checkpoint
+            log = await asyncio.to_thread(rt.events, thread_id)
+            for index in range(sent, len(log)):
+                event = log[index]
+                yield ServerSentEvent(
+                    data=masked(dict(event), sensitive), event=event["type"], id=str(index)
+                )
+            sent = max(sent, len(log))
         if current.status is not status:
             status = current.status
             yield ServerSentEvent(data=_out(service, current).model_dump(), event="status")

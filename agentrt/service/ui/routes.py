@@ -158,6 +158,7 @@ async def login(
 ) -> Response:
     key = key.strip()
     try:
+        auth.service_of(request).logins.hit(auth.client_address(request))
         await auth.authenticate(request, key)
     except Problem as exc:
         if exc.status != 401:
