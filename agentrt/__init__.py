@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         UnknownRun,
     )
     from agentrt.graphs import build_run_graph
+    from agentrt.limits import SizeLimits
     from agentrt.policies import Policy, PolicyDecision, Rule
     from agentrt.principal import Principal
     from agentrt.replay import ReplayReport
@@ -71,6 +72,7 @@ __all__ = [
     "RunError",
     "RunState",
     "RunStatus",
+    "SizeLimits",
     "Sweep",
     "ToolContext",
     "ToolError",
@@ -120,6 +122,7 @@ _SOURCES: dict[str, str] = {
     "RunError": "agentrt.errors",
     "RunState": "agentrt.state",
     "RunStatus": "agentrt.state",
+    "SizeLimits": "agentrt.limits",
     "Sweep": "agentrt.runtime",
     "ToolContext": "agentrt.tools",
     "ToolError": "agentrt.tools",

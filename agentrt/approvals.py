@@ -30,6 +30,7 @@ from agentrt.principal import Principal
 
 if TYPE_CHECKING:
     from agentrt.tools.registry import ToolRegistry
+    from agentrt.tracing.redact import Redactor
 
 __all__ = [
     "ApprovalPage",
@@ -107,11 +108,21 @@ class ApprovalRequest:
     reason: str
     """Why approval is needed, from the rule."""
     required_role: str | None
-    """Role the approver must hold; None means any principal may decide."""
+    """Role the approver must hold; None means any principal may decide. When several
+    rules asked, the deciding rule's role (every one is in ``required_roles``)."""
     four_eyes: bool
-    """If True, the run's own principal may not approve."""
+    """If True, the run's own principal (and whoever edited the action into this request)
+    may not approve."""
     requested_by: str
     """Principal id the run acts for."""
+    required_roles: tuple[str, ...] = ()
+    """Every role the approver must hold: each require_approval rule that matched named
+    one. Empty on records from before combined requirements: then ``required_role``."""
+    edited_by: str | None = None
+    """Who edited the action into this request (an edit is a new request for the edited
+    arguments); under four-eyes the editor may not approve it either."""
+    edited_from: str | None = None
+    """Id of the request whose edit made this one; each edit is a new link, never a cycle."""
     tenant: str | None
     """Tenant of the run."""
     requested_at: float
@@ -134,6 +145,18 @@ class ApprovalRequest:
     """Id of the expired request this one escalates."""
     escalated_to: str | None = None
     """Id of the request that took over when this one expired."""
+
+    @property
+    def roles(self) -> tuple[str, ...]:
+        """Every role an approver must hold (empty: anyone may decide)."""
+        if self.required_roles:
+            return self.required_roles
+        return (self.required_role,) if self.required_role else ()
+
+    @property
+    def requesters(self) -> tuple[str, ...]:
+        """Who asked for these exact arguments: the run's principal, and the editor."""
+        return (self.requested_by,) + ((self.edited_by,) if self.edited_by else ())
 
     @property
     def waited_seconds(self) -> float | None:
@@ -188,10 +211,13 @@ def escalation_of(request: ApprovalRequest, *, now: float) -> ApprovalRequest:
     """
     assert request.escalate_to is not None
     span = None if request.expires_at is None else request.expires_at - request.requested_at
+    # The escalation role takes the deciding rule's place; any other tier still applies.
+    roles = (request.escalate_to, *(r for r in request.roles[1:] if r != request.escalate_to))
     return replace(
         request,
         id=approval_id(request.thread_id, request.step_id, f"escalation:{request.id}"),
         required_role=request.escalate_to,
+        required_roles=roles,
         reason=f"{request.reason} (escalated: {request.id!r} expired undecided)",
         requested_at=now,
         expires_at=None if span is None else now + span,
@@ -207,31 +233,37 @@ def escalation_of(request: ApprovalRequest, *, now: float) -> ApprovalRequest:
     )
 
 
-MASK = "***"
+def masked(value: Any, sensitive: Iterable[str], redactor: Redactor | None = None) -> Any:
+    """``value`` as a person may see it: the fields named in ``sensitive`` masked at any
+    depth, and all else the Redactor finds (``agentrt.tracing.shown``, the one path)."""
+    # Imported here: agentrt.tracing imports the store, which imports this module.
+    from agentrt.tracing.shown import shown
+
+    return shown(value, redactor, sensitive=tuple(sensitive))
 
 
-def masked(value: Any, sensitive: Iterable[str]) -> Any:
-    """``value`` with every field named in ``sensitive`` replaced by ***, at any depth."""
-    fields = frozenset(sensitive)
-    if not fields:
-        return value
-    if isinstance(value, Mapping):
-        return {k: MASK if k in fields else masked(v, fields) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [masked(v, fields) for v in value]
-    return value
+def shown_args(
+    request: ApprovalRequest,
+    tools: ToolRegistry,
+    args: Any = None,
+    *,
+    redactor: Redactor | None = None,
+) -> Any:
+    """A request's arguments (or ``args``, say its edited ones) for a person to read, as
+    ``masked`` shows them with the tool's sensitive fields; a value the request's own
+    sensitive arguments hold is masked wherever ``args`` repeat it. A tool the app no
+    longer has cannot say which fields are sensitive: nothing is shown."""
+    from agentrt.tracing.redact import Redactor
+    from agentrt.tracing.shown import secret_values, shown
 
-
-def shown_args(request: ApprovalRequest, tools: ToolRegistry, args: Any = None) -> Any:
-    """A request's arguments (or ``args``) for a person to read, its tool's sensitive fields
-    masked. A tool the app no longer has cannot say which fields are sensitive: nothing is
-    shown."""
+    value = request.args if args is None else args
     if request.kind == "budget":
-        return request.args if args is None else args  # limits and usage: nothing to hide
+        return shown(value, redactor)  # limits and usage: no tool fields to hide
     spec = tools.get(request.tool)
     if spec is None:
         return f"(hidden: this app has no tool {request.tool!r})"
-    return masked(request.args if args is None else args, spec.sensitive)
+    known = secret_values(request.args, redactor or Redactor(), spec.sensitive)
+    return shown(value, redactor, sensitive=spec.sensitive, known=known)
 
 
 class Decision(BaseModel):
@@ -437,29 +469,48 @@ def check_decision(request: ApprovalRequest, decision: Decision, *, now: float) 
             "the run must ask again",
             approval_id=rid,
         )
-    if request.required_role and request.required_role not in decision.by.roles:
+    missing = [role for role in request.roles if role not in decision.by.roles]
+    if missing:
+        needs = "role" if len(request.roles) == 1 else "every one of the roles"
         raise NotAuthorized(
-            f"{decision.by.id!r} cannot decide {rid!r}: it requires role "
-            f"{request.required_role!r}, and {decision.by.id!r} holds {list(decision.by.roles)!r}",
+            f"{decision.by.id!r} cannot decide {rid!r}: it requires {needs} "
+            f"{_words(request.roles)}, and {decision.by.id!r} holds {list(decision.by.roles)!r} "
+            f"(missing {missing!r})",
             approval_id=rid,
         )
     if (
-        request.four_eyes
+        (request.four_eyes or request.kind == "budget")
         and decision.outcome != "reject"
-        and decision.by.id == request.requested_by
+        and decision.by.id in request.requesters
     ):
+        asked = (
+            "edited the action into"
+            if decision.by.id == request.edited_by and decision.by.id != request.requested_by
+            else "requested"
+        )
+        rule = (
+            "a run's own requester never raises its budget"
+            if request.kind == "budget"
+            else ("four-eyes rule")
+        )
         raise NotAuthorized(
-            f"{decision.by.id!r} requested {rid!r} and cannot also approve it (four-eyes rule); "
+            f"{decision.by.id!r} {asked} {rid!r} and cannot also approve it ({rule}); "
             "ask another approver",
             approval_id=rid,
         )
-    if (
-        decision.by.tenant is not None
-        and request.tenant is not None
-        and (decision.by.tenant != request.tenant)
-    ):
+    if not decision.by.decides_for(request.tenant):
         raise NotAuthorized(
             f"{decision.by.id!r} of tenant {decision.by.tenant!r} cannot decide {rid!r} "
-            f"of tenant {request.tenant!r}",
+            f"of tenant {request.tenant!r}"
+            + (
+                f"; a principal decides across tenants only when it says so: "
+                f"tenant={Principal.ALL_TENANTS!r}"
+                if decision.by.tenant is None
+                else ""
+            ),
             approval_id=rid,
         )
+
+
+def _words(roles: tuple[str, ...]) -> str:
+    return " and ".join(repr(r) for r in roles)

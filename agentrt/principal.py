@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from agentrt.errors import ConfigError
 
@@ -23,7 +23,9 @@ class Principal:
     roles: tuple[str, ...] = field(default=())
     """Roles held, e.g. ("operator",); approval rules ask for one of these."""
     tenant: str | None = None
-    """Tenant the principal belongs to; runs and approvals are filtered by it."""
+    """Tenant the principal belongs to; runs and approvals are filtered by it. ``"*"``
+    (``Principal.ALL_TENANTS``) is a principal of no one tenant that decides for all:
+    crossing tenants is said, never implied by leaving the tenant out."""
     scopes: tuple[str, ...] = field(default=())
     """Scopes granted, e.g. ("orders:read",); a tool's required scopes must all be here."""
 
@@ -46,6 +48,14 @@ class Principal:
         object.__setattr__(self, "roles", tuple(roles))
         object.__setattr__(self, "tenant", tenant)
         object.__setattr__(self, "scopes", tuple(scopes))
+
+    ALL_TENANTS: ClassVar[str] = "*"
+    """The tenant of a principal that may decide every tenant's requests."""
+
+    def decides_for(self, tenant: str | None) -> bool:
+        """True if this principal may decide a request of ``tenant``: its own tenant's, or
+        any with ALL_TENANTS. A principal without a tenant decides tenantless requests only."""
+        return self.tenant in (Principal.ALL_TENANTS, tenant)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form, as stored in the run's state and row."""

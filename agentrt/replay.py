@@ -200,9 +200,9 @@ def _replay_model(
 def _decision(request: Any, recorded: dict[str, Any]) -> Any:
     from agentrt.approvals import Decision
 
+    # The decider as the record has it: the roles and tenant the request asked for.
     by = Principal(
-        recorded.get("decided_by") or "replay",
-        roles=[request.required_role] if request.required_role else [],
+        recorded.get("decided_by") or "replay", roles=request.roles, tenant=request.tenant
     )
     status = recorded["status"]
     if status == "approved":

@@ -6,6 +6,7 @@ written by one version of an app reads back in the next one, and in another proc
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from enum import StrEnum
 from typing import Annotated, Any, Literal, NotRequired, TypedDict
@@ -32,6 +33,8 @@ __all__ = [
     "Stop",
     "Usage",
     "check_transition",
+    "storable_text",
+    "unstorable",
 ]
 
 
@@ -41,6 +44,9 @@ class RunStatus(StrEnum):
     PENDING = "pending"
     RUNNING = "running"
     AWAITING_APPROVAL = "awaiting_approval"
+    WAITING_RETRY = "waiting_retry"
+    """Stopped by a failure that may pass (a provider outage, a database locked too long):
+    not an end; resume carries it on from its last step."""
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
@@ -57,6 +63,7 @@ TRANSITIONS: Mapping[RunStatus, frozenset[RunStatus]] = {
     RunStatus.RUNNING: frozenset(
         {
             RunStatus.AWAITING_APPROVAL,
+            RunStatus.WAITING_RETRY,
             RunStatus.SUCCEEDED,
             RunStatus.FAILED,
             RunStatus.CANCELLED,
@@ -66,6 +73,7 @@ TRANSITIONS: Mapping[RunStatus, frozenset[RunStatus]] = {
     RunStatus.AWAITING_APPROVAL: frozenset(
         {RunStatus.RUNNING, RunStatus.FAILED, RunStatus.CANCELLED}
     ),
+    RunStatus.WAITING_RETRY: frozenset({RunStatus.RUNNING, RunStatus.FAILED, RunStatus.CANCELLED}),
     RunStatus.SUCCEEDED: frozenset(),
     RunStatus.FAILED: frozenset(),
     RunStatus.CANCELLED: frozenset(),
@@ -110,6 +118,10 @@ class Action(TypedDict):
     tool: str
     args: dict[str, Any]
     parse_error: NotRequired[str]
+    edited_from: NotRequired[str]
+    """Set when a person edited the arguments: the request the edit decided."""
+    edited_by: NotRequired[str]
+    """Who made that edit; under four-eyes a requester of the edited action."""
 
 
 class Plan(TypedDict):
@@ -131,6 +143,8 @@ class PolicyVerdict(TypedDict):
     reason: str
     required_role: str | None
     four_eyes: bool
+    required_roles: NotRequired[list[str]]
+    """Every role the approver must hold (verdicts from before it: [required_role])."""
     expires_in: float | None
     policy: str
     policy_version: str
@@ -197,6 +211,9 @@ class Usage(TypedDict):
     waited_seconds: NotRequired[float]
     """Time stopped at human gates, never counted as active time. Kept in the runs table and
     filled in on Run.usage once the run has waited; the checkpointed usage does not hold it."""
+    retry_waited_seconds: NotRequired[float]
+    """Time spent waiting to retry after failures that may pass; like waited_seconds, only
+    on Run.usage, never active time."""
 
 
 class BudgetReport(TypedDict):
@@ -232,6 +249,51 @@ class Event(TypedDict):
     data: dict[str, Any]
 
 
+# What a checkpoint can hold: msgpack integers, and text that encodes as UTF-8.
+_INT_RANGE = (-(2**63), 2**64 - 1)
+
+
+def unstorable(value: Any, path: str = "") -> str | None:
+    """Why ``value`` cannot be kept in a checkpoint or a row, naming where in it; None if
+    it can. A model's JSON may hold integers past 64 bits and lone surrogates, which JSON
+    parsers accept and storage does not."""
+    if isinstance(value, bool) or value is None or isinstance(value, float):
+        return None
+    if isinstance(value, int):
+        if not _INT_RANGE[0] <= value <= _INT_RANGE[1]:
+            digits = len(str(abs(value)))
+            return f"{path or 'the value'} is an integer of {digits} digits, past 64 bits"
+        return None
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = value[exc.start : exc.end]
+            return f"{path or 'the value'} holds {bad!r}, which is not text (a lone surrogate)"
+        return None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            found = unstorable(key, f"a key of {path or 'the value'}") or unstorable(
+                item, f"{path}.{key}" if path else str(key)
+            )
+            if found:
+                return found
+        return None
+    if isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            if found := unstorable(item, f"{path}[{i}]"):
+                return found
+    return None
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable_text(text: str) -> str:
+    """``text`` with anything that is not text (lone surrogates) replaced by U+FFFD."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
 def append_events(log: list[Event], batches: Sequence[list[Event]]) -> list[Event]:
     """DeltaChannel reducer: the log only grows; batching-invariant by construction."""
     return [*log, *(event for batch in batches for event in batch)]
@@ -261,5 +323,11 @@ class RunState(TypedDict, total=False):
     error: str | None
     stop: Stop | None
     over_budget: BudgetReport | None
+    checking: str
+    """The step id policy last checked; with ``rechecks``, what stops a routing loop."""
+    rechecks: int
+    """How often policy checked that step again without a new decision in between."""
+    answered: str
+    """The approval request the approval node acted on last."""
     route: Route
     events: Annotated[list[Event], DeltaChannel(append_events, snapshot_frequency=1000)]

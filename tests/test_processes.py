@@ -49,7 +49,7 @@ def test_a_second_process_that_knows_only_db_and_thread_finishes_the_run(tmp_pat
                 "from agentrt.examples.refund_desk import build_runtime\n"
                 "rt = build_runtime(sys.argv[1])\n"
                 "req = rt.get(sys.argv[2]).pending_approval\n"
-                "bob = Principal('bob', roles=['refund-approver'])\n"
+                "bob = Principal('bob', roles=['refund-approver'], tenant='acme')\n"
                 "run = rt.decide(Decision.approve(req.id, by=bob))\n"
                 "print(json.dumps({'status': run.status, 'output': run.output}))\n"
             ),

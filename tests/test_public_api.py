@@ -39,6 +39,7 @@ def test_public_names() -> None:
         "RunError",
         "RunState",
         "RunStatus",
+        "SizeLimits",
         "Sweep",
         "ToolContext",
         "ToolError",

@@ -31,6 +31,8 @@ from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR, payments_path
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 from tests.conftest import FakeClock, Ids
 
+SECOND_APPROVER = Principal("cara", roles=["refund-approver"], tenant="acme")
+
 
 def summary(rt: AgentRuntime, thread_id: str) -> list[tuple[str, ...]]:
     """The event log in one line per event, for asserting a whole run at once."""
@@ -191,7 +193,11 @@ def test_an_edit_that_still_needs_approval_asks_again(desk: AgentRuntime) -> Non
     assert again.pending_approval is not None
     assert again.pending_approval.id != first
     assert again.pending_approval.args == {"order_id": "42", "amount": 60.0}
-    done = desk.decide(Decision.approve(again.pending_approval.id, by=APPROVER))
+    # Under four-eyes the editor asked for the new amount: another approver decides it.
+    assert again.pending_approval.edited_by == APPROVER.id
+    with pytest.raises(NotAuthorized, match="'bob' edited the action into"):
+        desk.decide(Decision.approve(again.pending_approval.id, by=APPROVER))
+    done = desk.decide(Decision.approve(again.pending_approval.id, by=SECOND_APPROVER))
     assert done.status is RunStatus.SUCCEEDED
 
 
@@ -685,16 +691,16 @@ def test_verify_checks_the_preview_before_anything_irreversible(
 ) -> None:
     run = desk.start(GOAL, principal=OPERATOR)
     assert run.pending_approval is not None
-    # An approver edits the amount past the order total, and approves the new request.
+    # An approver edits the amount past the order total; another approves the new request.
     again = desk.decide(
         Decision.edit(run.pending_approval.id, args={"order_id": "42", "amount": 500}, by=APPROVER)
     )
     assert again.pending_approval is not None
-    done = desk.decide(Decision.approve(again.pending_approval.id, by=APPROVER))
+    done = desk.decide(Decision.approve(again.pending_approval.id, by=SECOND_APPROVER))
 
     assert done.status is RunStatus.SUCCEEDED
     assert summary(desk, run.thread_id)[-4:] == [
-        ("approval", "2.0", "approved", "bob"),
+        ("approval", "2.0", "approved", "cara"),
         ("observed", "2.0", "issue_refund", "permanent"),
         ("answer", done.output or ""),
         ("finish", "succeeded"),

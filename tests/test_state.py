@@ -14,8 +14,16 @@ S = RunStatus
 def test_the_table_is_the_design() -> None:
     assert {k: set(v) for k, v in TRANSITIONS.items()} == {
         S.PENDING: {S.RUNNING, S.FAILED, S.CANCELLED},
-        S.RUNNING: {S.AWAITING_APPROVAL, S.SUCCEEDED, S.FAILED, S.CANCELLED, S.BUDGET_EXCEEDED},
+        S.RUNNING: {
+            S.AWAITING_APPROVAL,
+            S.WAITING_RETRY,
+            S.SUCCEEDED,
+            S.FAILED,
+            S.CANCELLED,
+            S.BUDGET_EXCEEDED,
+        },
         S.AWAITING_APPROVAL: {S.RUNNING, S.FAILED, S.CANCELLED},
+        S.WAITING_RETRY: {S.RUNNING, S.FAILED, S.CANCELLED},
         S.SUCCEEDED: set(),
         S.FAILED: set(),
         S.CANCELLED: set(),

@@ -130,7 +130,11 @@ def observations(rt: AgentRuntime, thread_id: str) -> list[dict[str, Any]]:
             "invalid_args",
             "admin: Extra inputs are not permitted",
         ),
-        (tool_call("send_email", {"to": "x" * 10_000_000, "cc": 1}), "invalid_args", "cc: Extra"),
+        (
+            tool_call("send_email", {"to": "x" * 10_000_000, "cc": 1}),
+            "invalid_args",
+            "the arguments are 10,000,016 bytes, over the runtime's limit of 262,144",
+        ),
         (tool_call("wipe_disk", {"all": True}), "denied", "'wipe_disk'"),
     ],
     ids=["wrong-type", "missing", "extra", "10MB-string", "unknown-tool"],
@@ -305,17 +309,42 @@ def test_cli_resolves_and_retries(rt: AgentRuntime, sink: Sink, db: Path) -> Non
     cli = CliRunner()
     app_spec = ["--app", "tests.test_tools_runtime:cli_runtime", "--db", str(db)]
     bad = cli.invoke(
-        app, ["reconcile", "resolve", rid, "--as", "clerk", "--result", "{", *app_spec]
+        app,
+        [
+            "reconcile",
+            "resolve",
+            rid,
+            "--as",
+            "clerk",
+            "--tenant",
+            "acme",
+            "--result",
+            "{",
+            *app_spec,
+        ],
     )
     assert bad.exit_code == 2
     assert "--result '{' is not JSON" in bad.output
     ok = cli.invoke(
         app,
-        ["reconcile", "resolve", rid, "--as", "clerk", "--result", '{"sent_to": "al"}', *app_spec],
+        [
+            "reconcile",
+            "resolve",
+            rid,
+            "--as",
+            "clerk",
+            "--tenant",
+            "acme",
+            "--result",
+            '{"sent_to": "al"}',
+            *app_spec,
+        ],
     )
     assert ok.exit_code == 0, ok.output
     assert f"resolve recorded for {rid}; the run is now succeeded" in ok.output
-    again = cli.invoke(app, ["reconcile", "retry", rid, "--as", "clerk", *app_spec])
+    again = cli.invoke(
+        app, ["reconcile", "retry", rid, "--as", "clerk", "--tenant", "acme", *app_spec]
+    )
     assert again.exit_code == 1  # a refused decision, not a usage error
     assert f"approval {rid!r} was already resolved by 'clerk'" in again.output
 
@@ -323,7 +352,9 @@ def test_cli_resolves_and_retries(rt: AgentRuntime, sink: Sink, db: Path) -> Non
 def test_cli_retry_calls_the_tool_again(rt: AgentRuntime, sink: Sink, db: Path) -> None:
     rid = crash_then_resume(rt, sink)
     app_spec = ["--app", "tests.test_tools_runtime:cli_runtime", "--db", str(db)]
-    done = CliRunner().invoke(app, ["reconcile", "retry", rid, "--as", "clerk", *app_spec])
+    done = CliRunner().invoke(
+        app, ["reconcile", "retry", rid, "--as", "clerk", "--tenant", "acme", *app_spec]
+    )
     assert done.exit_code == 0, done.output
     assert f"retry recorded for {rid}; the run is now succeeded" in done.output
     [effect] = rt.store.list_effects("t1")

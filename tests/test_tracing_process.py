@@ -102,7 +102,7 @@ def test_a_run_decided_in_a_second_process_is_one_trace(tmp_path: Path) -> None:
                 "from agentrt.examples.refund_desk import build_runtime\n"
                 "with build_runtime(sys.argv[1]) as rt:\n"
                 "    req = rt.get(sys.argv[2]).pending_approval\n"
-                "    bob = Principal('bob', roles=['refund-approver'])\n"
+                "    bob = Principal('bob', roles=['refund-approver'], tenant='acme')\n"
                 "    print(rt.decide(Decision.approve(req.id, by=bob)).status)\n"
             ),
             str(db),

@@ -44,7 +44,10 @@ def demo(
                     .lower()
                 )
         if decision is None:
-            base = f"{_command()} {{}} {request.id} --as {APPROVER.id} --role {APPROVER.roles[0]}"
+            base = (
+                f"{_command()} {{}} {request.id} --as {APPROVER.id} --role {APPROVER.roles[0]} "
+                f"--tenant {APPROVER.tenant}"
+            )
             where = f"--app {DEMO_APP} --db {db}"
             typer.echo("\nNo terminal to ask on. To decide, run one of:")
             typer.echo(f"  {base.format('approve')} {where}")

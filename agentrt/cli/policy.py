@@ -258,6 +258,13 @@ def _print_explanation(
     if decision.outcome == "require_approval":
         expires = _duration(decision.expires_in) if decision.expires_in is not None else "never"
         typer.echo(
-            f"  approver role {decision.required_role or '(any)'}, "
+            f"  approver {_roles(decision.required_roles)}, "
             f"four eyes {'yes' if decision.four_eyes else 'no'}, expires {expires}"
         )
+
+
+def _roles(roles: tuple[str, ...]) -> str:
+    """'role X', 'roles X and Y' (one approver holding both), or 'role (any)'."""
+    if len(roles) > 1:
+        return f"roles {' and '.join(roles)} (all of them)"
+    return f"role {roles[0] if roles else '(any)'}"

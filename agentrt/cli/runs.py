@@ -18,6 +18,8 @@ def runs(
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
 ) -> None:
     """List runs, newest first."""
+    from agentrt.tracing.shown import shown
+
     with runtime_from(app_spec, db, db_only=True) as rt:
         found = rt.runs(status, tenant=tenant, limit=limit)
         table(
@@ -28,7 +30,7 @@ def runs(
                     r.status.value,
                     age(r.created_at),
                     str(r.usage["steps"]),
-                    short(r.goal, 50),
+                    short(shown(r.goal, rt.redactor), 50),
                 ]
                 for r in found
             ],
@@ -42,11 +44,13 @@ def show(
     db: DbOption = None,
 ) -> None:
     """Show one run: status, usage, output, pending approval, and its event log."""
+    from agentrt.tracing.shown import shown_events
+
     with runtime_from(app_spec, db, db_only=True) as rt:
         run = rt.get(thread_id)
         print_run(run, rt)
         typer.echo("events:")
-        for event in rt.events(thread_id):
+        for event in shown_events(rt.events(thread_id), rt.redactor, rt.tools.sensitive_of):
             typer.echo(f"  {describe(event)}")
 
 
@@ -97,6 +101,14 @@ def cancel(
     app_spec: AppOption = None,
     db: DbOption = None,
 ) -> None:
-    """End a run that has not finished; its pending approvals are cancelled."""
-    with runtime_from(app_spec, db) as rt:
-        print_run(rt.cancel(thread_id, reason=reason), rt)
+    """End a run that has not finished; its pending approvals are cancelled.
+
+    A run another process is driving stops at its next step."""
+    with runtime_from(app_spec, db, db_only=True) as rt:
+        run = rt.cancel(thread_id, reason=reason)
+        if run.cancel_requested is not None:
+            typer.echo(
+                f"cancel requested: another process is driving {thread_id}; it ends the run "
+                "at its next step"
+            )
+        print_run(run, rt)

@@ -11,6 +11,7 @@ from langgraph.types import RetryPolicy
 from opentelemetry.trace import NoOpTracer, Tracer
 
 from agentrt.budget import ModelPrice
+from agentrt.limits import SizeLimits
 from agentrt.policies import Policy
 from agentrt.store.sqlite import Store
 from agentrt.tools.execution import ToolRunner
@@ -58,3 +59,5 @@ class RunDeps:
     """How a failing model call is retried (transient errors only)."""
     model_price: ModelPrice | None = None
     """What the planner's model charges; None: unpriced, model calls add no cost."""
+    limits: SizeLimits = field(default_factory=SizeLimits)
+    """Largest goal, arguments and result a run keeps."""

@@ -20,6 +20,7 @@ exactly the routes the design allows, so the drawn graph is the design.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -33,7 +34,7 @@ from opentelemetry.trace import Span
 from agentrt import nodes
 from agentrt.budget import Budget, budget_attributes
 from agentrt.graphs.deps import RunDeps
-from agentrt.state import RunState, Usage
+from agentrt.state import RunState, Stop, Usage
 
 __all__ = ["ROUTES", "build_run_graph"]
 
@@ -59,14 +60,30 @@ def _step(kind: str, fn: NodeFn, state: RunState, deps: RunDeps) -> dict[str, An
     """
     started = deps.clock()
     with deps.tracing.step(kind, state["thread_id"], _step_id(kind, state)) as span:
-        return _accounted(fn(state, deps), state, deps, started, span)
+        cancelled = _cancelled(kind, state, deps)
+        update = cancelled if cancelled is not None else fn(state, deps)
+        return _accounted(update, state, deps, started, span)
 
 
 async def _astep(kind: str, fn: AsyncNodeFn, state: RunState, deps: RunDeps) -> dict[str, Any]:
     """_step for a node's async body."""
     started = deps.clock()
     with deps.tracing.step(kind, state["thread_id"], _step_id(kind, state)) as span:
-        return _accounted(await fn(state, deps), state, deps, started, span)
+        # The store's connection stays off the event loop (it may wait on SQLite's lock).
+        cancelled = await asyncio.to_thread(_cancelled, kind, state, deps)
+        update = cancelled if cancelled is not None else await fn(state, deps)
+        return _accounted(update, state, deps, started, span)
+
+
+def _cancelled(kind: str, state: RunState, deps: RunDeps) -> dict[str, Any] | None:
+    """If someone asked to cancel the run while this process drives it, the update that
+    ends it here, before the node's work: between steps, never inside an effect."""
+    if kind == "finish":
+        return None
+    reason = deps.store.cancel_requested(state["thread_id"])
+    if reason is None:
+        return None
+    return {"stop": Stop(status="cancelled", reason=reason), "route": "finish"}
 
 
 def _accounted(

@@ -37,15 +37,21 @@ def request_for(state: RunState, item: GateItem, *, now: float) -> ApprovalReque
     """The approval request for one gated action, as its policy verdict describes it."""
     action, verdict = item["action"], item["verdict"]
     assert verdict["step_id"] == action["step_id"]
+    roles = verdict.get("required_roles") or (
+        [verdict["required_role"]] if verdict["required_role"] else []
+    )
+    edited_from = action.get("edited_from")
     return gate_request(
         state,
         kind="action",
-        # The digest is part of the id: an edited action that needs approval again is a
-        # new request, not the decided one. So are the role and four-eyes: if the policy
+        # The digest is part of the id, and so are the roles and four-eyes: if the policy
         # changes while the run waits and asks for another approver, an approval given
-        # under the old terms does not cover the new ones.
-        key=f"{args_digest(action['args'])}:{verdict['required_role'] or ''}:"
-        f"{int(verdict['four_eyes'])}",
+        # under the old terms does not cover the new ones. An edited action's request also
+        # names the request whose edit made it, so each edit is a new link of a chain:
+        # editing A to B and back to A asks about A again, it never finds A's decided
+        # request and loops.
+        key=f"{args_digest(action['args'])}:{'+'.join(roles)}:{int(verdict['four_eyes'])}"
+        + (f":edit-of:{edited_from}" if edited_from else ""),
         step_id=action["step_id"],
         tool=action["tool"],
         args=action["args"],
@@ -57,6 +63,9 @@ def request_for(state: RunState, item: GateItem, *, now: float) -> ApprovalReque
         expires_at=now + verdict["expires_in"] if verdict["expires_in"] else None,
         on_expiry=verdict.get("on_expiry", "reject"),
         escalate_to=verdict.get("escalate_to"),
+        required_roles=roles,
+        edited_by=action.get("edited_by"),
+        edited_from=edited_from,
     )
 
 
@@ -98,7 +107,13 @@ def approval(state: RunState, deps: RunDeps) -> dict[str, Any]:
     update: dict[str, Any] = {
         "events": [Event(type="approval", step_id=request.step_id, data=public_request(request))]
     }
+    if request.id != state.get("answered"):
+        # A decision not acted on before: whatever comes back to policy now is progress.
+        update |= {"answered": request.id, "rechecks": 0}
     status = request.status
+    if status is ApprovalStatus.EDITED and request.edited_args == request.args:
+        # Recorded by an older version: an edit to the same arguments approves them.
+        status = ApprovalStatus.APPROVED
     if status is ApprovalStatus.APPROVED:
         verdict = state["verdict"]
         if verdict is not None and verdict["policy_version"] != deps.policy.version:
@@ -112,7 +127,11 @@ def approval(state: RunState, deps: RunDeps) -> dict[str, Any]:
         assert plan is not None
         assert request.edited_args is not None
         actions = [dict(a) for a in plan["actions"]]
-        actions[state.get("cursor", 0)]["args"] = request.edited_args
+        edited = actions[state.get("cursor", 0)]
+        edited["args"] = request.edited_args
+        edited["edited_from"] = request.id
+        if request.decided_by is not None:
+            edited["edited_by"] = request.decided_by
         # An edit never bypasses a rule: the edited action goes back through policy.
         return update | {
             "plan": {**plan, "actions": actions},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict
 from typing import Any, Literal
 
@@ -191,6 +192,9 @@ def gate_request(
     expires_at: float | None = None,
     on_expiry: Literal["reject", "escalate"] = "reject",
     escalate_to: str | None = None,
+    required_roles: Sequence[str] = (),
+    edited_by: str | None = None,
+    edited_from: str | None = None,
 ) -> ApprovalRequest:
     """A request of this run's, asked by its principal; its id is deterministic from the
     thread, the step and ``key`` (what makes it a new question), so a re-run finds it.
@@ -213,6 +217,9 @@ def gate_request(
         expires_at=expires_at,
         on_expiry=on_expiry,
         escalate_to=escalate_to,
+        required_roles=tuple(required_roles),
+        edited_by=edited_by,
+        edited_from=edited_from,
     )
 
 

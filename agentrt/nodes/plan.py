@@ -21,11 +21,22 @@ from langchain_core.runnables import Runnable
 from agentrt.budget import Budget, ModelCallPlan, plan_model_call, tokens_used
 from agentrt.errors import BudgetExceeded
 from agentrt.graphs.deps import RunDeps
+from agentrt.limits import SizeLimits, json_size
 from agentrt.models import count_prompt_tokens, output_cap, output_cap_field, was_cut
 from agentrt.nodes.common import over_budget
 from agentrt.principal import Principal
 from agentrt.replay import record_response, recorded_response, request_digest
-from agentrt.state import Action, Event, ObservationKind, Plan, RunState, RunStatus, Usage
+from agentrt.state import (
+    Action,
+    Event,
+    ObservationKind,
+    Plan,
+    RunState,
+    RunStatus,
+    Usage,
+    storable_text,
+    unstorable,
+)
 
 __all__ = ["aplan", "build_messages", "plan"]
 
@@ -119,18 +130,22 @@ def _messages(events: Sequence[Event]) -> list[BaseMessage]:
     return messages
 
 
-def _actions(response: AIMessage, revision: int) -> list[Action]:
+def _actions(response: AIMessage, revision: int, limits: SizeLimits) -> list[Action]:
     actions: list[Action] = []
     for call in response.tool_calls:
         index = len(actions)
-        actions.append(
-            Action(
-                step_id=f"{revision}.{index}",
-                call_id=call.get("id") or f"call_{revision}_{index}",
-                tool=call["name"],
-                args=dict(call["args"]),
-            )
+        action = Action(
+            step_id=f"{revision}.{index}",
+            call_id=storable_text(call.get("id") or f"call_{revision}_{index}"),
+            tool=storable_text(call["name"]),
+            args=dict(call["args"]),
         )
+        if problem := _unkeepable(action["args"], limits):
+            # Kept, the run could not checkpoint (or would swell): the model is told, as for
+            # arguments that are not JSON, and nothing of them is stored.
+            action["args"] = {}
+            action["parse_error"] = problem
+        actions.append(action)
     # Calls whose arguments were not even JSON still get a step, so the model is told.
     for bad in response.invalid_tool_calls:
         index = len(actions)
@@ -138,13 +153,25 @@ def _actions(response: AIMessage, revision: int) -> list[Action]:
             Action(
                 step_id=f"{revision}.{index}",
                 call_id=bad.get("id") or f"call_{revision}_{index}",
-                tool=bad.get("name") or "",
+                tool=storable_text(bad.get("name") or ""),
                 args={},
                 parse_error=f"arguments are not valid JSON: {bad.get('args')!r} "
                 f"({bad.get('error') or 'parse error'})",
             )
         )
     return actions
+
+
+def _unkeepable(args: dict[str, Any], limits: SizeLimits) -> str | None:
+    if problem := unstorable(args):
+        return f"{problem}; give a value that fits"
+    size = json_size(args)
+    if size > limits.args_bytes:
+        return (
+            f"the arguments are {size:,} bytes, over the runtime's limit of "
+            f"{limits.args_bytes:,} (SizeLimits.args_bytes); pass less"
+        )
+    return None
 
 
 class _Ask(NamedTuple):
@@ -243,10 +270,10 @@ def _answered(state: RunState, deps: RunDeps, ask: _Ask, response: Any) -> dict[
         what = f"acting on model answer {revision}, cut at {ask.call.cap} output tokens"
         return over_budget(state, cut, node="plan", action=None, usage=usage, what=what)
 
-    content = (
+    content = storable_text(
         response.content if isinstance(response.content, str) else json.dumps(response.content)
     )
-    actions = _actions(response, revision)
+    actions = _actions(response, revision, deps.limits)
     new_plan = Plan(
         revision=revision,
         content=content,

@@ -7,10 +7,18 @@ from typing import Any
 from agentrt.graphs.deps import RunDeps
 from agentrt.nodes.common import abandon_plan, advance, current_action, observation_event
 from agentrt.principal import Principal
-from agentrt.state import Action, Event, GateItem, ObservationKind, PolicyVerdict, RunState
+from agentrt.state import (
+    Action,
+    Event,
+    GateItem,
+    ObservationKind,
+    PolicyVerdict,
+    RunState,
+    Stop,
+)
 from agentrt.tools.contract import ToolArgsError
 
-__all__ = ["judge", "policy"]
+__all__ = ["MAX_RECHECKS", "judge", "policy"]
 
 
 def judge(action: Action, state: RunState, deps: RunDeps) -> tuple[dict[str, Any], PolicyVerdict]:
@@ -47,6 +55,7 @@ def judge(action: Action, state: RunState, deps: RunDeps) -> tuple[dict[str, Any
         matched=list(decision.matched),
         reason=decision.reason,
         required_role=decision.required_role,
+        required_roles=list(decision.required_roles),
         four_eyes=decision.four_eyes,
         expires_in=decision.expires_in,
         policy=decision.policy,
@@ -57,8 +66,31 @@ def judge(action: Action, state: RunState, deps: RunDeps) -> tuple[dict[str, Any
     return args, verdict
 
 
+MAX_RECHECKS = 25
+"""How often one action may come back to policy with no person deciding in between.
+
+Every cycle of the run graph that does not pass the planner (whose model calls the budget
+bounds) passes policy on one action; a legitimate one comes back once or twice (an edit, a
+policy changed while the run waited), each time after a person acted. More means a loop:
+the run stops with an error instead of spinning and filling the disk with checkpoints.
+"""
+
+
 def policy(state: RunState, deps: RunDeps) -> dict[str, Any]:
     action = current_action(state)
+    rechecks = state.get("rechecks", 0) + 1 if state.get("checking") == action["step_id"] else 0
+    if rechecks > MAX_RECHECKS:
+        reason = (
+            f"action {action['tool']!r} (step {action['step_id']}) came back to policy "
+            f"{rechecks} times without running or a person deciding: the run went round a "
+            "loop and was stopped; report it with this run's trace"
+        )
+        return {"stop": Stop(status="failed", reason=reason), "route": "finish"}
+    loop_guard = {"checking": action["step_id"], "rechecks": rechecks}
+    return _policy(state, deps, action) | loop_guard
+
+
+def _policy(state: RunState, deps: RunDeps, action: Action) -> dict[str, Any]:
     try:
         args, verdict = judge(action, state, deps)
     except (ToolArgsError, ValueError) as exc:

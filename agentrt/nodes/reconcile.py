@@ -19,7 +19,7 @@ from agentrt.approvals import ApprovalRequest, ApprovalStatus
 from agentrt.graphs.deps import RunDeps
 from agentrt.nodes.common import await_decision, current_action, gate_request, tool_context
 from agentrt.nodes.tool import failed_outcome, ok_outcome
-from agentrt.state import Event, RunState, Stop
+from agentrt.state import Action, Event, RunState, Stop
 from agentrt.store.sqlite import EffectRecord
 from agentrt.tools.contract import Effect, ToolSpec
 from agentrt.tools.execution import ToolFailure
@@ -32,6 +32,22 @@ def _request(
     state: RunState, deps: RunDeps, spec: ToolSpec, effect: EffectRecord
 ) -> ApprovalRequest:
     action = current_action(state)
+    if spec.idempotent:  # only a call that kept killing its process comes here
+        why = (
+            f"{spec.name!r} was started {effect.attempts} times and its process died each "
+            "time before the call returned; it may be what kills the process"
+        )
+    else:
+        why = (
+            f"{spec.name!r} is not idempotent and its call (attempt {effect.attempts}) has no "
+            f"recorded outcome: {effect.error or 'the process stopped mid-call'}"
+        )
+    # Settling says whether an effect happens (again): by default it takes the person the
+    # action's own approval took, so its requester cannot retry it alone.
+    approved = _approval_of(state, deps, action)
+    roles = approved.roles if approved is not None else ()
+    if spec.reconcile_role is not None:
+        roles = (spec.reconcile_role,)
     return gate_request(
         state,
         kind="reconcile",
@@ -39,14 +55,26 @@ def _request(
         step_id=action["step_id"],
         tool=spec.name,
         args=action["args"],
-        reason=(
-            f"{spec.name!r} is not idempotent and its call (attempt {effect.attempts}) has no "
-            f"recorded outcome: {effect.error or 'the process stopped mid-call'}. Check the "
-            "target system: resolve with the result if the effect happened, retry if not"
-        ),
-        required_role=spec.reconcile_role,
+        reason=f"{why}. Check the target system: resolve with the result if the effect "
+        "happened, retry if not",
+        required_role=roles[0] if roles else None,
+        required_roles=roles,
+        four_eyes=approved.four_eyes if approved is not None else False,
         now=deps.clock(),
     )
+
+
+def _approval_of(state: RunState, deps: RunDeps, action: Action) -> ApprovalRequest | None:
+    """The request whose approval let this action run, if one did."""
+    decided = deps.store.list_approvals(status=None, thread_id=state["thread_id"], limit=10_000)
+    approved = [
+        r
+        for r in decided
+        if r.kind == "action"
+        and r.step_id == action["step_id"]
+        and r.status is ApprovalStatus.APPROVED
+    ]
+    return approved[-1] if approved else None
 
 
 def reconcile(state: RunState, deps: RunDeps) -> dict[str, Any]:

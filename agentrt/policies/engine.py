@@ -47,7 +47,10 @@ class PolicyDecision:
     reason: str
     """Why, in words."""
     required_role: str | None = None
-    """For require_approval: who may approve."""
+    """For require_approval: who may approve (the deciding rule's role)."""
+    required_roles: tuple[str, ...] = ()
+    """For require_approval: every role the approver must hold, one per matching
+    approval rule that names one, the deciding rule's first."""
     four_eyes: bool = False
     """For require_approval: the requester may not approve."""
     expires_in: float | None = None
@@ -60,6 +63,10 @@ class PolicyDecision:
     """Policy name."""
     policy_version: str = ""
     """Content hash of the policy that decided."""
+
+    def __post_init__(self) -> None:
+        if self.required_role and not self.required_roles:
+            object.__setattr__(self, "required_roles", (self.required_role,))
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -408,10 +415,15 @@ class Policy:
         extra: dict[str, Any] = {}
         if rule.decision == "require_approval":
             # Every matching approval rule's conditions hold at once.
+            # A higher tier adds its role to a lower one's; it never replaces it.
             specs = [r.approval for r, _ in matched if r.decision == "require_approval"]
             expiries = [s.expires_in for s in specs if s and s.expires_in is not None]
+            first = rule.approval.role if rule.approval else None
+            roles = [first] if first else []
+            roles += [s.role for s in specs if s and s.role and s.role not in roles]
             extra = {
-                "required_role": rule.approval.role if rule.approval else None,
+                "required_role": roles[0] if roles else None,
+                "required_roles": tuple(roles),
                 "four_eyes": any(s.four_eyes for s in specs if s),
                 "expires_in": min(expiries) if expiries else None,
                 # What expiry does is the deciding rule's, like its role.

@@ -31,7 +31,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from agentrt.store.sqlite import connect
+from agentrt.store.sqlite import connect, retry_locked
 
 __all__ = ["Checkpoints"]
 
@@ -46,6 +46,41 @@ class Checkpoints(SqliteSaver):
         # transaction and commits at the end of it.
         super().__init__(connect(path, autocommit=False))
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentrt-checkpoints")
+
+    # Writes wait out another process's write lock (retry_locked) instead of failing the
+    # run at busy_timeout.
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return retry_locked(
+            lambda: super(Checkpoints, self).put(config, checkpoint, metadata, new_versions),
+            undo=self._rollback,
+        )
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        retry_locked(
+            lambda: super(Checkpoints, self).put_writes(config, writes, task_id, task_path),
+            undo=self._rollback,
+        )
+
+    def delete_thread(self, thread_id: str) -> None:
+        retry_locked(lambda: super(Checkpoints, self).delete_thread(thread_id), undo=self._rollback)
+
+    def _rollback(self) -> None:
+        with self.lock:
+            if self.conn.in_transaction:
+                self.conn.rollback()
 
     def close(self) -> None:
         """Finish the writes already asked for, then close the connection."""

@@ -142,12 +142,18 @@ MIGRATIONS: tuple[str, ...] = (
     # names (JSON list; required_role stays the first, for the queue's role index);
     # edited_by and edited_from say who edited an action into this request and which
     # request it came from (four-eyes binds the editor too). cancel_requested is a cancel
-    # asked of a run that another process drives, honoured at its next step.
+    # asked of a run that another process drives, honoured at its next step. A run
+    # stopped by a failure that may pass waits in status waiting_retry until retry_at;
+    # transient_failures counts them in a row (the backoff grows with it) and
+    # retry_waited_seconds sums the time spent waiting so.
     """
     ALTER TABLE approvals ADD COLUMN required_roles TEXT;
     ALTER TABLE approvals ADD COLUMN edited_by TEXT;
     ALTER TABLE approvals ADD COLUMN edited_from TEXT;
     ALTER TABLE runs ADD COLUMN cancel_requested TEXT;
+    ALTER TABLE runs ADD COLUMN retry_at REAL;
+    ALTER TABLE runs ADD COLUMN transient_failures INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN retry_waited_seconds REAL NOT NULL DEFAULT 0;
     """,
 )
 

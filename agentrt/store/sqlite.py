@@ -17,16 +17,28 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from agentrt.approvals import ApprovalRequest, ApprovalStatus
 from agentrt.errors import ConfigError, RunBusy
 from agentrt.state import TERMINAL, RunStatus, Usage, check_transition
 from agentrt.store.schema import MIGRATIONS, SCHEMA_VERSION
 
-__all__ = ["EffectRecord", "LeaseOwner", "RunRecord", "Store", "connect"]
+__all__ = [
+    "LOCK_PATIENCE",
+    "EffectRecord",
+    "LeaseOwner",
+    "RunRecord",
+    "Store",
+    "begin_waiting",
+    "connect",
+    "locked",
+    "retry_locked",
+]
 
 BUSY_TIMEOUT_MS = 10_000
+_T = TypeVar("_T")
+_sleep = time.sleep  # between tries of a locked write; tests count the tries through it
 
 
 def connect(path: str | Path, *, autocommit: bool = True) -> sqlite3.Connection:
@@ -45,6 +57,44 @@ def connect(path: str | Path, *, autocommit: bool = True) -> sqlite3.Connection:
     # last commits, and that is the trade SQLite documents for WAL.
     conn.execute("PRAGMA synchronous=NORMAL")
     return conn
+
+
+LOCK_PATIENCE = 120.0
+"""Seconds a write keeps trying past busy_timeout while another process holds SQLite's
+write lock (a backup, a long migration, a stuck process), before it gives up."""
+
+
+def locked(exc: BaseException) -> bool:
+    """True for SQLite's "database is locked" / "busy": another writer, not a fault."""
+    return isinstance(exc, sqlite3.OperationalError) and (
+        "locked" in str(exc) or "busy" in str(exc)
+    )
+
+
+def retry_locked(attempt: Callable[[], _T], *, undo: Callable[[], None] | None = None) -> _T:
+    """``attempt()``, tried again with backoff while SQLite says the database is locked.
+
+    Each try already waited busy_timeout; between tries ``undo`` rolls back what a failed
+    one left open. Past LOCK_PATIENCE the error goes up: the run that wrote it then waits
+    to be retried (status waiting_retry), it does not fail.
+    """
+    waited, pause = 0.0, 0.05
+    while True:
+        try:
+            return attempt()
+        except sqlite3.OperationalError as exc:
+            if not locked(exc) or waited >= LOCK_PATIENCE:
+                raise
+            if undo is not None:
+                undo()
+            _sleep(pause)
+            waited += pause + BUSY_TIMEOUT_MS / 1000
+            pause = min(pause * 2, 2.0)
+
+
+def begin_waiting(conn: sqlite3.Connection) -> None:
+    """BEGIN IMMEDIATE, retried while another process holds the write lock."""
+    retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,6 +134,15 @@ class RunRecord:
     budget_report: dict[str, Any] | None = None
     waited_seconds: float = 0.0
     """Time spent in awaiting_approval, summed over every gate."""
+    cancel_requested: str | None = None
+    """Why someone asked to cancel the run while another process drove it; the driver
+    stops at its next step."""
+    retry_at: float | None = None
+    """For status waiting_retry: when the run may be carried on again."""
+    transient_failures: int = 0
+    """Failures that may pass, in a row (the wait before the next try grows with them)."""
+    retry_waited_seconds: float = 0.0
+    """Time spent in waiting_retry, summed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,7 +199,7 @@ class Store:
     def _tx(self) -> Iterator[sqlite3.Connection]:
         """A write transaction. IMMEDIATE takes the write lock up front: no upgrade deadlocks."""
         with self._lock:
-            self._conn.execute("BEGIN IMMEDIATE")
+            begin_waiting(self._conn)
             try:
                 yield self._conn
             except BaseException:
@@ -254,12 +313,14 @@ class Store:
 
     def unfinished_runs(self) -> list[str]:
         """Runs a process may have left mid-way, oldest first: running, pending, or stopped
-        at a gate whose every request is decided (decided, but never carried on)."""
+        at a gate whose every request is decided (decided, but never carried on) or whose
+        cancel was asked while another process drove it."""
         with self._lock:
             rows = self._conn.execute(
-                "SELECT thread_id FROM runs r WHERE status IN (?, ?) OR (status = ? AND NOT "
-                "EXISTS (SELECT 1 FROM approvals a WHERE a.thread_id = r.thread_id AND "
-                "a.status = ?)) ORDER BY created_at, thread_id",
+                "SELECT thread_id FROM runs r WHERE status IN (?, ?) OR (status = ? AND "
+                "(cancel_requested IS NOT NULL OR NOT EXISTS (SELECT 1 FROM approvals a "
+                "WHERE a.thread_id = r.thread_id AND a.status = ?))) "
+                "ORDER BY created_at, thread_id",
                 (
                     RunStatus.RUNNING.value,
                     RunStatus.PENDING.value,
@@ -278,8 +339,12 @@ class Store:
         error: str | None = None,
         usage: Usage | None = None,
         budget_report: Mapping[str, Any] | None = None,
+        retry_at: float | None = None,
     ) -> RunRecord:
-        """Move a run to ``status``, checked against the transition table in one transaction."""
+        """Move a run to ``status``, checked against the transition table in one transaction.
+
+        ``retry_at``: for waiting_retry, when the run may go on.
+        """
         with self._tx() as db:
             row = db.execute(
                 "SELECT status, updated_at FROM runs WHERE thread_id=?", (thread_id,)
@@ -292,24 +357,37 @@ class Store:
             now = self.clock()
             # Leaving the gate: the time since the run stopped there was a person's, not the
             # run's; it is counted here, once, whichever process resumes the run.
-            waited = (
-                max(0.0, now - row["updated_at"])
-                if row["status"] == RunStatus.AWAITING_APPROVAL.value
-                and status.value != row["status"]
-                else 0.0
-            )
+            leaving = status.value != row["status"]
+            stopped = max(0.0, now - row["updated_at"]) if leaving else 0.0
+            waited = stopped if row["status"] == RunStatus.AWAITING_APPROVAL.value else 0.0
+            retry_waited = stopped if row["status"] == RunStatus.WAITING_RETRY.value else 0.0
+            # Failures that may pass are counted in a row: a segment that ends any other way
+            # (a gate, an end) starts the count again.
+            again = status is RunStatus.WAITING_RETRY
             db.execute(
-                "UPDATE runs SET status=?, output=COALESCE(?, output), error=COALESCE(?, error), "
+                "UPDATE runs SET status=?, output=COALESCE(?, output), "
+                "error=CASE WHEN ? THEN ? ELSE COALESCE(?, error) END, "
                 "usage=COALESCE(?, usage), budget_report=COALESCE(?, budget_report), "
-                "updated_at=?, waited_seconds=waited_seconds+? WHERE thread_id=?",
+                "updated_at=?, waited_seconds=waited_seconds+?, "
+                "retry_waited_seconds=retry_waited_seconds+?, retry_at=?, "
+                "transient_failures=CASE WHEN ? THEN transient_failures+1 "
+                "WHEN ? = 'running' THEN transient_failures ELSE 0 END "
+                "WHERE thread_id=?",
                 (
                     status.value,
                     output,
+                    # Going on after waiting to retry: the failure that stopped it is past.
+                    retry_waited > 0 or (leaving and row["status"] == "waiting_retry"),
+                    error,
                     error,
                     json.dumps(usage) if usage is not None else None,
                     json.dumps(budget_report) if budget_report is not None else None,
                     now,
                     waited,
+                    retry_waited,
+                    retry_at if again else None,
+                    again,
+                    status.value,
                     thread_id,
                 ),
             )
@@ -330,6 +408,16 @@ class Store:
         assert record is not None
         return record
 
+    def due_retries(self, now: float) -> list[str]:
+        """Runs in waiting_retry whose time to go on has come, soonest first."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT thread_id FROM runs WHERE status=? AND retry_at<=? "
+                "ORDER BY retry_at, thread_id",
+                (RunStatus.WAITING_RETRY.value, now),
+            ).fetchall()
+        return [r["thread_id"] for r in rows]
+
     def set_usage(self, thread_id: str, usage: Usage) -> None:
         """Record what a live run has spent so far, so the row shows it while the run goes."""
         with self._tx() as db:
@@ -342,6 +430,22 @@ class Store:
                 "UPDATE runs SET budget=?, updated_at=? WHERE thread_id=?",
                 (json.dumps(dict(budget)), self.clock(), thread_id),
             )
+
+    def request_cancel(self, thread_id: str, reason: str) -> None:
+        """Ask whoever drives the run to cancel it at its next step (kept until it ends)."""
+        with self._tx() as db:
+            db.execute(
+                "UPDATE runs SET cancel_requested=? WHERE thread_id=? AND cancel_requested IS NULL",
+                (reason, thread_id),
+            )
+
+    def cancel_requested(self, thread_id: str) -> str | None:
+        """The reason a cancel was asked of this run, or None: read before each step."""
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT cancel_requested FROM runs WHERE thread_id=?", (thread_id,)
+            ).fetchone()
+        return row["cancel_requested"] if row else None
 
     # leases -------------------------------------------------------------------------------
 
@@ -422,12 +526,18 @@ class Store:
         for column, value in (
             ("status", status),
             ("tenant", tenant),
-            ("required_role", role),
             ("thread_id", thread_id),
         ):
             if value is not None:
                 sql += f" AND {column}=?"
                 params.append(value)
+        if role is not None:
+            # A combined requirement is listed under each role it needs.
+            sql += (
+                " AND (required_role=? OR (required_roles IS NOT NULL AND EXISTS "
+                "(SELECT 1 FROM json_each(required_roles) WHERE value=?)))"
+            )
+            params += [role, role]
         if after is not None:
             sql += " AND (requested_at, id) > (?, ?)"
             params.extend(after)
@@ -613,20 +723,24 @@ def _run_record(row: sqlite3.Row) -> RunRecord:
         lease_owner=row["lease_owner"],
         budget_report=json.loads(row["budget_report"]) if row["budget_report"] else None,
         waited_seconds=row["waited_seconds"],
+        cancel_requested=row["cancel_requested"],
+        retry_at=row["retry_at"],
+        transient_failures=row["transient_failures"],
+        retry_waited_seconds=row["retry_waited_seconds"],
     )
 
 
 _APPROVAL_COLUMNS = (
     "id, thread_id, step_id, kind, tool, args, args_digest, rule_id, reason, required_role, "
     "four_eyes, requested_by, tenant, requested_at, expires_at, status, on_expiry, "
-    "escalate_to, escalated_from"
+    "escalate_to, escalated_from, required_roles, edited_by, edited_from"
 )
 
 
 def _insert_approval(db: sqlite3.Connection, req: ApprovalRequest) -> None:
     db.execute(
         f"INSERT OR IGNORE INTO approvals ({_APPROVAL_COLUMNS}) "
-        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
             req.id,
             req.thread_id,
@@ -647,6 +761,9 @@ def _insert_approval(db: sqlite3.Connection, req: ApprovalRequest) -> None:
             req.on_expiry,
             req.escalate_to,
             req.escalated_from,
+            json.dumps(list(req.required_roles)) if req.required_roles else None,
+            req.edited_by,
+            req.edited_from,
         ),
     )
 
@@ -678,4 +795,7 @@ def _approval(row: sqlite3.Row) -> ApprovalRequest:
         escalate_to=row["escalate_to"],
         escalated_from=row["escalated_from"],
         escalated_to=row["escalated_to"],
+        required_roles=tuple(json.loads(row["required_roles"])) if row["required_roles"] else (),
+        edited_by=row["edited_by"],
+        edited_from=row["edited_from"],
     )

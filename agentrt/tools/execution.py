@@ -18,6 +18,8 @@ from typing import Any, Literal
 
 from langgraph.types import RetryPolicy
 
+from agentrt.limits import SizeLimits, json_size
+from agentrt.state import unstorable
 from agentrt.tools.contract import ToolContext, ToolError, ToolSpec
 
 __all__ = ["Called", "ToolFailure", "ToolRunner", "backoff"]
@@ -90,6 +92,8 @@ class ToolRunner:
     """Jitter source in [0, 1)."""
     clock: Callable[[], float] = time.time
     """Epoch seconds, compared with ctx.deadline."""
+    max_result_bytes: int = SizeLimits().result_bytes
+    """A result larger than this, as JSON, is a permanent failure (it would be stored)."""
 
     def call(
         self,
@@ -109,10 +113,14 @@ class ToolRunner:
         while True:
             try:
                 result = self.call_once(spec, args, ctx, fn=fn)
-                return Called(spec.to_json(result) if fn is None else result, failures)
+                out = spec.to_json(result) if fn is None else result
             except Exception as exc:
                 kind = classify(spec, exc)
                 message = _describe(exc)
+            else:
+                if problem := self._unkeepable(spec, out):
+                    raise ToolFailure("permanent", problem, retries=failures)
+                return Called(out, failures)
             retryable = kind == "transient" or (kind == "timeout" and spec.idempotent)
             failures += 1
             if not retryable or failures >= policy.max_attempts:
@@ -125,6 +133,20 @@ class ToolRunner:
                     retries=failures - 1,
                 )
             self.sleep(wait)
+
+    def _unkeepable(self, spec: ToolSpec, result: Any) -> str | None:
+        """Why a result cannot be kept (checkpoints, ledger, spans), or None if it can."""
+        if problem := unstorable(result, "result"):
+            # Kept as it is, it would fail the run at the next checkpoint.
+            return f"tool {spec.name!r} returned a value that cannot be stored: {problem}"
+        size = json_size(result)
+        if size > self.max_result_bytes:
+            return (
+                f"tool {spec.name!r} returned {size:,} bytes, over the runtime's limit of "
+                f"{self.max_result_bytes:,} (SizeLimits.result_bytes); return less (a summary "
+                "or a page of it), or raise the limit"
+            )
+        return None
 
     def call_once(
         self,

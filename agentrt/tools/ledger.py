@@ -18,6 +18,7 @@ from agentrt.tools.contract import ToolContext, ToolSpec
 from agentrt.tools.execution import FailureKind, ToolFailure, ToolRunner
 
 __all__ = [
+    "CRASH_LIMIT",
     "EffectInDoubt",
     "Ledger",
     "LedgerResult",
@@ -33,6 +34,11 @@ def effect_key(thread_id: str, step_id: str, tool: str, args: Mapping[str, Any])
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
+CRASH_LIMIT = 2
+"""Attempts of one call that may start and die with their process before a person is
+asked: an idempotent tool is called again after one crash, not after two."""
+
+
 class EffectInDoubt(Exception):
     """A call of a non-idempotent tool that started and has no recorded outcome.
 
@@ -40,15 +46,22 @@ class EffectInDoubt(Exception):
     happened, so the run asks a person (the reconcile gate) instead of calling again.
     """
 
-    def __init__(self, tool: str, key: str, attempt: int, reason: str) -> None:
+    def __init__(
+        self, tool: str, key: str, attempt: int, reason: str, *, idempotent: bool = False
+    ) -> None:
         self.tool = tool
         self.key = key
         self.attempt = attempt
         self.reason = reason
+        why = (
+            ""
+            if idempotent
+            else f"; {tool!r} is not idempotent, so calling it again could repeat the effect"
+        )
         super().__init__(
-            f"{reason}; {tool!r} is not idempotent, so calling it again could repeat the "
-            f"effect (effect key {key[:16]}..., attempt {attempt}). Check the target system, "
-            "then settle it: resolve with the result if it happened, or retry if it did not."
+            f"{reason}{why} (effect key {key[:16]}..., attempt {attempt}). Check the target "
+            "system, then settle it: resolve with the result if it happened, or retry if it "
+            "did not."
         )
 
 
@@ -99,6 +112,18 @@ class Ledger:
                 key,
                 record.attempts,
                 record.error or "an earlier attempt started and never recorded its outcome",
+            )
+        if record is not None and record.status == "started" and record.attempts >= CRASH_LIMIT:
+            # Idempotent, so calling again is safe for the effect, but not for the process:
+            # a call that died with its process this often is likely what kills it.
+            raise EffectInDoubt(
+                spec.name,
+                key,
+                record.attempts,
+                f"{spec.name!r} was started {record.attempts} times and its process died "
+                "each time before the call returned; it may be what kills the process, so "
+                "it is not started again without a person",
+                idempotent=True,
             )
         attempt = self.store.start_effect(
             key=key,

@@ -1,0 +1,41 @@
+"""SizeLimits: how large the content a run keeps may be.
+
+A goal, a tool call's arguments and a tool's result are each kept several times over (in
+checkpoints, the ledger, recorded model calls and spans), so one 10 MB value grows the
+database by far more. Past a limit the value is refused with an error that says which
+limit and how to raise it, before anything is written.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from agentrt.errors import ConfigError
+
+__all__ = ["SizeLimits", "json_size"]
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class SizeLimits:
+    """Largest goal, tool arguments and tool result a run accepts."""
+
+    goal_chars: int = 64_000
+    """Characters in a run's goal; a longer one is a ConfigError at start."""
+    args_bytes: int = 256 * 1024
+    """Bytes of one tool call's arguments as JSON; larger ones are invalid_args."""
+    result_bytes: int = 1024 * 1024
+    """Bytes of one tool result as JSON; a larger one is a permanent failure of the call."""
+
+    def __post_init__(self) -> None:
+        for name in ("goal_chars", "args_bytes", "result_bytes"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ConfigError(f"SizeLimits.{name} must be a whole number >= 1, got {value!r}")
+
+
+def json_size(value: Any) -> int:
+    """Bytes of ``value`` as compact JSON (UTF-8), as it would be stored."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
+    return len(text.encode("utf-8", errors="replace"))

@@ -1,0 +1,140 @@
+"""Values a model (or a caller) can send that storage cannot keep, and values too large to
+keep: each is refused with a message naming where it is, and the run goes on."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentrt import (
+    AgentRuntime,
+    ConfigError,
+    Decision,
+    InvalidDecision,
+    Policy,
+    Principal,
+    RunStatus,
+    SizeLimits,
+    tool,
+)
+from agentrt.state import unstorable
+from agentrt.testing import ScriptedChatModel, ai, tool_call
+
+P = Principal("p", tenant="acme")
+
+
+@tool(effect="read")
+def look(n: int, who: Any = "x") -> dict[str, Any]:
+    """Look something up.
+
+    Args:
+        n: A number.
+        who: Anything.
+    """
+    return {"n": n, "who": who}
+
+
+@tool(effect="read")
+def huge(n: int) -> dict[str, Any]:
+    """Return a huge number.
+
+    Args:
+        n: Its exponent.
+    """
+    return {"value": 2**n}
+
+
+def observations(rt: AgentRuntime, thread_id: str) -> list[tuple[str, str, str]]:
+    return [
+        (e["data"]["tool"], e["data"]["kind"], e["data"]["content"])
+        for e in rt.events(thread_id)
+        if e["type"] == "observation"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "problem"),
+    [
+        ({"n": 10**30}, "n is an integer of 31 digits, past 64 bits"),
+        ({"n": 1, "who": {"x": [2**70]}}, "who.x[0] is an integer of 22 digits, past 64 bits"),
+        ({"n": 1, "who": "\udc80"}, "who holds '\\udc80', which is not text (a lone surrogate)"),
+        ({"n": 1, "who": {"\udc80": 1}}, "a key of who holds '\\udc80', which is not text"),
+    ],
+)
+def test_arguments_storage_cannot_keep_are_invalid_args_and_the_run_goes_on(
+    db: Path, args: dict[str, Any], problem: str
+) -> None:
+    model = ScriptedChatModel([ai("", tool_call("look", args)), "gave up"])
+    with AgentRuntime(model, tools=[look], policy=Policy.allow_all(), db=db) as rt:
+        run = rt.start("look", principal=P)
+        [(name, kind, content)] = observations(rt, run.thread_id)
+    assert (run.status, run.output) == (RunStatus.SUCCEEDED, "gave up")
+    assert (name, kind) == ("look", "invalid_args")
+    assert content.startswith(f"arguments for tool 'look': {problem}")
+
+
+def test_a_lone_surrogate_in_the_answer_text_is_replaced(db: Path) -> None:
+    model = ScriptedChatModel(["done \udc80 here"])
+    with AgentRuntime(model, db=db) as rt:
+        run = rt.start("say something", principal=P)
+    assert (run.status, run.output) == (RunStatus.SUCCEEDED, "done \ufffd here")
+
+
+def test_a_result_storage_cannot_keep_is_a_permanent_failure(db: Path) -> None:
+    model = ScriptedChatModel([ai("", tool_call("huge", {"n": 70})), "ok"])
+    with AgentRuntime(model, tools=[huge], policy=Policy.allow_all(), db=db) as rt:
+        run = rt.start("huge", principal=P)
+        [(name, kind, content)] = observations(rt, run.thread_id)
+    assert run.status is RunStatus.SUCCEEDED
+    assert (name, kind, content) == (
+        "huge",
+        "permanent",
+        "permanent error: tool 'huge' returned a value that cannot be stored: "
+        "result.value is an integer of 22 digits, past 64 bits",
+    )
+
+
+def test_sizes_past_the_runtimes_limits_are_refused_by_name(db: Path) -> None:
+    limits = SizeLimits(goal_chars=20, args_bytes=40, result_bytes=30)
+    model = ScriptedChatModel(
+        [
+            ai("", tool_call("look", {"n": 1, "who": "x" * 50})),
+            ai("", tool_call("look", {"n": 1, "who": "y" * 20})),
+            "ok",
+        ]
+    )
+    with AgentRuntime(model, tools=[look], policy=Policy.allow_all(), db=db, limits=limits) as rt:
+        with pytest.raises(ConfigError, match=r"the goal is 21 characters, over .* of 20"):
+            rt.start("x" * 21, principal=P)
+        run = rt.start("look twice", principal=P)
+        first, second = observations(rt, run.thread_id)
+    assert first[1:] == (
+        "invalid_args",
+        "arguments for tool 'look': the arguments are 66 bytes, over the runtime's limit of "
+        "40 (SizeLimits.args_bytes); pass less",
+    )
+    assert second[1:] == (
+        "permanent",
+        "permanent error: tool 'look' returned 36 bytes, over the runtime's limit of 30 "
+        "(SizeLimits.result_bytes); return less (a summary or a page of it), or raise the limit",
+    )
+
+
+def test_a_goal_or_decision_storage_cannot_keep_is_refused_before_anything_is_written(
+    db: Path,
+) -> None:
+    with AgentRuntime(ScriptedChatModel([]), db=db) as rt:
+        with pytest.raises(ConfigError, match=r"run\.goal holds '\\udc80', which is not text"):
+            rt.start("refund \udc80", principal=P)
+        assert rt.runs() == []
+        with pytest.raises(InvalidDecision, match=r"decision\.reason holds"):
+            rt.decide(Decision.reject("apr_x", by=P, reason="no \udc80"))
+
+
+def test_unstorable_accepts_what_storage_keeps() -> None:
+    keepable = {"a": [1, -(2**63), 2**64 - 1, 1.5, None, True, "text é ✓"], "b": {"c": ""}}
+    assert unstorable(keepable) is None
+    assert unstorable(2**64) == "the value is an integer of 20 digits, past 64 bits"
+    assert unstorable(-(2**63) - 1) == "the value is an integer of 19 digits, past 64 bits"
