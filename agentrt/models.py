@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import logging
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -12,6 +11,7 @@ from langchain_core.language_models import BaseChatModel, BaseLanguageModel
 from langchain_core.messages import AIMessage, BaseMessage
 
 from agentrt.errors import ConfigError
+from agentrt.logs import get_logger
 
 __all__ = [
     "CAP_FIELDS",
@@ -24,7 +24,7 @@ __all__ = [
     "was_cut",
 ]
 
-logger = logging.getLogger("agentrt")
+logger = get_logger()
 
 CAP_FIELDS = ("max_tokens", "max_completion_tokens", "max_output_tokens", "num_predict")
 """Names chat model classes give their output cap (OpenAI, Anthropic, Google, Ollama...)."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import random
 import threading
 import time
@@ -41,6 +40,7 @@ from agentrt.errors import (
     UnknownRun,
 )
 from agentrt.graphs import DEFAULT_INSTRUCTIONS, RunDeps, build_run_graph
+from agentrt.logs import get_logger, redact_logs, stop_redacting_logs
 from agentrt.models import model_name_of, output_cap, output_cap_field, resolve_model
 from agentrt.policies import Policy
 from agentrt.principal import Principal
@@ -54,6 +54,7 @@ from agentrt.tools.ledger import Ledger
 from agentrt.tools.registry import ToolLike, ToolRegistry
 from agentrt.tracing import Redactor, RunTracing, Trace, make_provider, new_trace_id
 from agentrt.tracing import attributes as A
+from agentrt.tracing.shown import shown
 from agentrt.tracing.view import build_trace
 
 if TYPE_CHECKING:
@@ -61,7 +62,7 @@ if TYPE_CHECKING:
 
 __all__ = ["DEFAULT_BUDGET", "AgentRuntime", "Run", "Sweep"]
 
-logger = logging.getLogger("agentrt")
+logger = get_logger()
 
 DEFAULT_BUDGET = Budget(max_steps=100)
 """What a run may spend when neither the runtime nor the call says otherwise."""
@@ -241,14 +242,17 @@ class AgentRuntime:
         ):
             self._check_enforceable(checked, where)
         self._tracing_setup = make_provider(tracing, self.db)
-        self.redactor = redactor or Redactor()
-        """What content passes before it reaches a span or a log line."""
-        _redact_logs(self.redactor)
+        # The default hashes with this file's own random salt: a known salt would let
+        # anyone hash guesses (a card number) and match them against hashed content.
+        self.redactor = redactor or Redactor(salt=self.store.redaction_salt())
+        """What content passes before a person, a span or a log line sees it."""
+        redact_logs(self.redactor, self)
         self.tracing = RunTracing(
             self._tracing_setup.tracer,
             clock=clock,
             capture_content=capture_content,
             redactor=self.redactor,
+            sensitive_of=self.tools.sensitive_of,
         )
         """The runtime's spans; ``export_failures`` counts spans an exporter lost."""
         self.deps = RunDeps(
@@ -309,6 +313,7 @@ class AgentRuntime:
 
     def close(self) -> None:
         """Close the database connections and flush and stop the span exporter we built."""
+        stop_redacting_logs(self.redactor, self)
         if self._tracing_setup.provider is not None:
             self._tracing_setup.provider.shutdown()
         self._saver.close()
@@ -928,6 +933,9 @@ class AgentRuntime:
 
     def _end(self, thread_id: str, status: RunStatus, reason: str) -> Run:
         """End a run in ``status``, in the checkpoint and the row."""
+        # Redacted here, at the source: an error quotes what failed (a provider's message
+        # with the API key it was given), and the stored error is what every surface shows.
+        reason = shown(reason, self.redactor)
         config = self._config(thread_id)
         snapshot = self.graph.get_state(config)
         if snapshot.values:
@@ -943,16 +951,6 @@ class AgentRuntime:
             )
         usage = snapshot.values.get("usage") if snapshot.values else None
         return self._run(self.store.set_status(thread_id, status, error=reason, usage=usage))
-
-
-_LOG_FILTERS: dict[Redactor, Any] = {}
-
-
-def _redact_logs(redactor: Redactor) -> None:
-    """Pass agentrt's log lines through ``redactor`` (once per distinct Redactor)."""
-    if redactor not in _LOG_FILTERS:
-        _LOG_FILTERS[redactor] = redactor.filter_logs()
-        logger.addFilter(_LOG_FILTERS[redactor])
 
 
 class _Nothing:

@@ -31,6 +31,7 @@ from agentrt.approvals import masked
 from agentrt.policies.loader import PolicyFileError
 from agentrt.store.schema import MIGRATIONS, SCHEMA_VERSION
 from agentrt.store.sqlite import Store
+from agentrt.tracing import Redactor
 from tests.conftest import FakeClock, Ids
 from tests.gate_app import GOAL, OPS, PAYER, POLICY, T0, TREASURER, build_runtime, paid
 from tests.test_runtime import summary
@@ -426,13 +427,19 @@ def test_each_way_of_reading_the_queue_has_its_index(
 
 
 def test_sensitive_fields_are_masked_at_any_depth() -> None:
-    value = {"card": "4111", "who": "al", "nested": [{"card": "4222", "x": 1}]}
-    assert masked(value, ["card"]) == {
-        "card": "***",
+    # The one masking path (agentrt.tracing.shown): declared fields, and what the Redactor
+    # detects besides, such as an email or a value a sensitive field holds.
+    value = {"pin": "4111", "who": "al", "nested": [{"pin": "4222", "x": 1, "to": "al@x.io"}]}
+    assert masked(value, ["pin"]) == {
+        "pin": "[REDACTED:field]",
         "who": "al",
-        "nested": [{"card": "***", "x": 1}],
+        "nested": [{"pin": "[REDACTED:field]", "x": 1, "to": "[REDACTED:email]"}],
     }
-    assert masked(value, []) is value
+    assert masked({"note": "pin 4111 given"}, [], Redactor()) == {"note": "pin 4111 given"}
+    assert masked({"pin": "4111", "note": "pin 4111 given"}, ["pin"])["note"] == (
+        "pin [REDACTED:field] given"
+    )
+    assert masked({"who": "al", "x": 1}, []) == {"who": "al", "x": 1}
 
 
 # policy settings and the schema ------------------------------------------------------------

@@ -37,7 +37,7 @@ def test_the_queue_masks_sensitive_fields_and_pages(db: Path, waiting: list[str]
     assert len(rows) == 3
     for row in rows:
         assert row.split()[1:3] == ["2d", "pay"]
-        assert '"card": "***"' in row
+        assert '"card": "[REDACTED:field]"' in row
         assert "large-payments  payer" in row
     # The whole numbers: ids and the cursor are random enough to contain "4111".
     assert "4111-1111" not in out
@@ -57,7 +57,7 @@ def test_show_sweep_and_cancel(db: Path, waiting: list[str]) -> None:
     code, out = cli("approvals", "show", waiting[0], *GATES, "--db", str(db))
     assert code == 0, out
     assert "status     pending" in out
-    assert '"card": "***"' in out
+    assert '"card": "[REDACTED:field]"' in out
     assert "role       payer (four eyes)" in out
     assert "escalates  escalate treasurer" in out
 

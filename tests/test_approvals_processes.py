@@ -60,7 +60,7 @@ def test_a_gate_outlives_its_process_and_a_redeploy_and_is_decided_days_later(
     header, *rows = queue.stdout.splitlines()
     assert header.split() == ["ID", "AGE", "TOOL", "ARGS", "RULE", "ROLE", "THREAD"]
     assert sorted(row.split()[:3] for row in rows) == sorted([[al, "5d", "pay"], [cy, "5d", "pay"]])
-    assert all('"card": "***"' in row and "4111-1111" not in row for row in rows)
+    assert all('"card": "[REDACTED:field]"' in row and "4111-1111" not in row for row in rows)
 
     who = ["--as", "bob", "--role", "payer", "--tenant", "acme", *V2, "--db", db]
     approved = run_at(later, [*AGENTRT, "approve", al, *who])

@@ -233,14 +233,14 @@ async def test_sensitive_arguments_are_masked_on_every_page_and_kept_by_an_edit(
             for path in ("/ui", f"/ui/runs/{thread_id}"):
                 shown = await page.client.get(path)
                 assert shown.status_code == 200
-                assert '"card": "***"' in unescape(shown.text), path
+                assert '"card": "[REDACTED:field]"' in unescape(shown.text), path
                 assert not re.search("4111|4333", shown.text), path
 
             # The payer lowers the amount; the card they could not see stays the card.
             edited = await page.decide(
                 approval_id,
                 outcome="edit",
-                args='{"who": "al", "cents": 4000, "card": "***"}',
+                args='{"who": "al", "cents": 4000, "card": "[REDACTED:field]"}',
                 reason="half now",
             )
             assert edited.status_code == 303, edited.text

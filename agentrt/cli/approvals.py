@@ -83,6 +83,8 @@ def show_request(
     db: DbOption = None,
 ) -> None:
     """One request in full: arguments (masked), rule, who asked, who decided, how long it waited."""
+    from agentrt.tracing.shown import shown
+
     with runtime_from(app_spec, db, db_only=True) as rt:
         req = rt.approval(approval_id)
         edited = None if req.edited_args is None else shown_args(rt, req, req.edited_args)
@@ -98,7 +100,10 @@ def show_request(
             ("asked by", f"{req.requested_by} (tenant {req.tenant})"),
             ("asked", f"{age(req.requested_at, rt.clock())} ago"),
             ("expires", "never" if req.expires_at is None else f"at {req.expires_at:.0f}"),
-            ("decided by", f"{req.decided_by or ''} {req.comment or ''}".strip()),
+            (
+                "decided by",
+                f"{req.decided_by or ''} {shown(req.comment, rt.redactor) or ''}".strip(),
+            ),
             ("waited", "" if waited is None else f"{waited:.0f}s"),
             ("escalates", f"{req.on_expiry} {req.escalate_to or ''}".strip()),
             ("escalated", req.escalated_to or req.escalated_from or ""),

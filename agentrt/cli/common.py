@@ -234,13 +234,17 @@ def short(value: Any, width: int = 60) -> str:
 
 
 def shown_args(rt: AgentRuntime, req: ApprovalRequest, args: Any = None) -> Any:
-    """A request's arguments (or ``args``) for display, its tool's sensitive fields masked."""
+    """A request's arguments (or ``args``) for display, its tool's sensitive fields and
+    detected secrets masked."""
     from agentrt import approvals
 
-    return approvals.shown_args(req, rt.tools, args)
+    return approvals.shown_args(req, rt.tools, args, redactor=rt.redactor)
 
 
 def print_run(run: Run, rt: AgentRuntime) -> None:
+    from agentrt.tracing.shown import shown_run
+
+    run = shown_run(run, rt.redactor)  # goal, output and error as a person may see them
     typer.echo(f"thread    {run.thread_id}")
     typer.echo(f"status    {run.status.value}")
     typer.echo(f"goal      {run.goal}")

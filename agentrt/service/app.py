@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import AsyncIterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
@@ -13,6 +12,7 @@ from fastapi import Depends, FastAPI
 
 from agentrt import __version__
 from agentrt.errors import ConfigError
+from agentrt.logs import get_logger
 from agentrt.runtime import AgentRuntime
 from agentrt.service import ui
 from agentrt.service.auth import service_of
@@ -26,7 +26,7 @@ from agentrt.service.worker import RunWorker
 
 __all__ = ["create_app"]
 
-logger = logging.getLogger("agentrt.service")
+logger = get_logger("agentrt.service")
 
 
 def create_app(

@@ -7,7 +7,6 @@ instance, plus fields that say what to do (``retry_after``, ``errors``).
 
 from __future__ import annotations
 
-import logging
 import math
 from typing import Any
 
@@ -27,10 +26,11 @@ from agentrt.errors import (
     RunBusy,
     UnknownRun,
 )
+from agentrt.logs import get_logger
 
 __all__ = ["PROBLEM_JSON", "Problem", "install_problem_handlers", "problem_response"]
 
-logger = logging.getLogger("agentrt.service")
+logger = get_logger("agentrt.service")
 
 PROBLEM_JSON = "application/problem+json"
 

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agentrt.approvals import ApprovalRequest, shown_args
 from agentrt.runtime import AgentRuntime, Run
+from agentrt.tracing.shown import shown, shown_run
 
 __all__ = [
     "ApprovalList",
@@ -166,9 +167,11 @@ def approval_out(rt: AgentRuntime, req: ApprovalRequest) -> ApprovalOut:
         kind=req.kind,
         status=req.status.value,
         tool=req.tool,
-        args=shown_args(req, rt.tools),
+        args=shown_args(req, rt.tools, redactor=rt.redactor),
         args_digest=req.args_digest,
-        edited_args=None if req.edited_args is None else shown_args(req, rt.tools, req.edited_args),
+        edited_args=None
+        if req.edited_args is None
+        else shown_args(req, rt.tools, req.edited_args, redactor=rt.redactor),
         rule_id=req.rule_id,
         reason=req.reason,
         required_role=req.required_role,
@@ -179,7 +182,7 @@ def approval_out(rt: AgentRuntime, req: ApprovalRequest) -> ApprovalOut:
         expires_at=req.expires_at,
         decided_by=req.decided_by,
         decided_at=req.decided_at,
-        comment=req.comment,
+        comment=shown(req.comment, rt.redactor),
         waited_seconds=req.waited_seconds,
         escalated_from=req.escalated_from,
         escalated_to=req.escalated_to,
@@ -187,6 +190,7 @@ def approval_out(rt: AgentRuntime, req: ApprovalRequest) -> ApprovalOut:
 
 
 def run_out(rt: AgentRuntime, run: Run, *, driving: bool = False) -> RunOut:
+    run = shown_run(run, rt.redactor)  # what a person reads: the output may quote secrets
     return RunOut(
         thread_id=run.thread_id,
         status=run.status.value,

@@ -10,14 +10,14 @@ arrived meanwhile is then acted on).
 from __future__ import annotations
 
 import asyncio
-import logging
 
 from agentrt.errors import RunBusy
+from agentrt.logs import get_logger
 from agentrt.runtime import AgentRuntime
 
 __all__ = ["RunWorker"]
 
-logger = logging.getLogger("agentrt.service")
+logger = get_logger("agentrt.service")
 
 
 class RunWorker:

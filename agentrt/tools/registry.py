@@ -41,6 +41,11 @@ class ToolRegistry:
     def names(self) -> list[str]:
         return list(self._tools)
 
+    def sensitive_of(self, name: str) -> tuple[str, ...]:
+        """The fields tool ``name`` declares sensitive (none if there is no such tool)."""
+        spec = self._tools.get(name)
+        return spec.sensitive if spec is not None else ()
+
     def offered_to(self, principal: Principal) -> list[ToolSpec]:
         """Tools whose required scopes the principal holds: the only ones the model sees."""
         return [t for t in self._tools.values() if set(t.scopes) <= set(principal.scopes)]

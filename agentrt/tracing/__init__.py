@@ -2,6 +2,8 @@
 
 - attributes: every span name and attribute key (agentrt.* and GenAI conventions).
 - redact: the Redactor that content passes before it is put on a span or in a log.
+- shown: the one path content takes to a person or a log (spans, logs, the service,
+  the review page, the CLI): the Redactor with the tool's sensitive fields.
 - spans: RunTracing, which opens the spans with explicit parents and sets attributes.
 - exporters: the SQLite span store, console, OTLP/HTTP, or the caller's TracerProvider.
 - view: a run's trace as a tree with durations and where the time went.

@@ -10,7 +10,6 @@ slow or unreachable collector never holds a run up.
 from __future__ import annotations
 
 import json
-import logging
 import sqlite3
 import threading
 from collections.abc import Sequence
@@ -29,6 +28,7 @@ from opentelemetry.sdk.trace.export import (
 )
 
 from agentrt.errors import ConfigError
+from agentrt.logs import get_logger
 from agentrt.tracing import attributes as A
 
 __all__ = [
@@ -39,7 +39,7 @@ __all__ = [
     "make_provider",
 ]
 
-logger = logging.getLogger("agentrt")
+logger = get_logger()
 
 TRACER_NAME = "agentrt"
 MODES = ("sqlite", "console", "otlp")

@@ -2,13 +2,17 @@
 
 Three ways a value is recognised as sensitive:
 - its key name matches a pattern (password, token, api_key, authorization, ...);
-- a detector finds it inside text (emails, card numbers that pass the Luhn check, bearer
-  tokens, API keys of the common shapes);
-- the tool declared the field sensitive (``@tool(sensitive=[...])``).
+- a detector finds it inside text (emails, card numbers that pass the Luhn check, IBANs
+  that pass mod-97, bearer tokens, JWTs, API keys of the common shapes, AWS secret keys,
+  "password: ..." in prose);
+- the tool declared the field sensitive (``@tool(sensitive=[...])``); a value known to be
+  secret (``known=``) is also cut out wherever text repeats it.
+
+Key names are matched as written and in snake case, so ``accessToken`` is ``access_token``.
 
 What happens to it: "mask" (a marker naming the kind), "hash" (a short keyed digest, so
 equal values can still be correlated) or "drop" (the field is removed; a secret found in
-text is cut out).
+text is cut out). Redacting twice changes nothing: a marker is never redacted again.
 """
 
 from __future__ import annotations
@@ -16,7 +20,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import logging
 import re
+import traceback
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from functools import partial
@@ -24,10 +30,25 @@ from typing import Any, Literal
 
 from agentrt.errors import ConfigError
 
-__all__ = ["DEFAULT_DETECTORS", "DEFAULT_KEY_PATTERNS", "Detector", "Redactor", "luhn_valid"]
+__all__ = [
+    "DEFAULT_DETECTORS",
+    "DEFAULT_KEY_PATTERNS",
+    "Detector",
+    "Redactor",
+    "iban_valid",
+    "luhn_valid",
+]
 
 Mode = Literal["mask", "hash", "drop"]
 _MODES = ("mask", "hash", "drop")
+
+# What _replace writes: "[REDACTED:kind]" (mask) or "[kind:digest]" (hash). Met again it is
+# left as it is, so content redacted once can pass a Redactor again and keep its digests.
+_MARKER = re.compile(r"\[(?:REDACTED:[a-z_]+|[a-z_]+:[0-9a-f]{12})\]")
+
+MIN_KNOWN = 4
+"""Known secrets shorter than this are not searched for in text: "1" or "abc" would cut
+pieces out of unrelated words and numbers."""
 
 
 def luhn_valid(digits: str) -> bool:
@@ -43,9 +64,32 @@ def luhn_valid(digits: str) -> bool:
     return total % 10 == 0
 
 
+def iban_valid(text: str) -> bool:
+    """True if ``text`` (spaces allowed) is an IBAN whose ISO 13616 mod-97 check holds."""
+    compact = text.replace(" ", "").upper()
+    if not 15 <= len(compact) <= 34 or not re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9]+", compact):
+        return False
+    return int("".join(str(int(ch, 36)) for ch in compact[4:] + compact[:4])) % 97 == 1
+
+
 def _card(match: re.Match[str]) -> bool:
     digits = re.sub(r"[ -]", "", match.group(0))
     return 13 <= len(digits) <= 19 and luhn_valid(digits)
+
+
+def _iban(match: re.Match[str]) -> bool:
+    return iban_valid(match.group(0))
+
+
+_AWS_CONTEXT = re.compile(r"(?i)\baws|amazon|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")
+
+
+def _aws_secret(match: re.Match[str]) -> bool:
+    # Forty base64 characters alone could be anything (a git hash is forty hex digits):
+    # mixed case and digits, in a text that speaks of AWS, make it a secret access key.
+    value = match.group("secret")
+    mixed = all(re.search(c, value) for c in ("[a-z]", "[A-Z]", "[0-9]"))
+    return mixed and _AWS_CONTEXT.search(match.string) is not None
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -55,7 +99,8 @@ class Detector:
     kind: str
     """Name shown in the mask, e.g. 'email'."""
     pattern: re.Pattern[str]
-    """Candidates."""
+    """Candidates. If it has a group named ``secret``, only that part is replaced and the
+    rest (a key name, "password: ") stays readable."""
     check: Callable[[re.Match[str]], bool] | None = None
     """Optional confirmation of a candidate (the Luhn check for card numbers)."""
 
@@ -66,26 +111,68 @@ DEFAULT_DETECTORS: tuple[Detector, ...] = (
         pattern=re.compile(r"(?i)\bbearer\s+[A-Za-z0-9\-._~+/]{8,}=*"),
     ),
     Detector(
+        kind="jwt",
+        pattern=re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"),
+    ),
+    Detector(
         kind="api_key",
         pattern=re.compile(
             r"\b(?:sk|pk|rk)[-_](?:live[-_]|test[-_]|proj[-_])?[A-Za-z0-9_\-]{16,}"
             r"|\bgh[pousr]_[A-Za-z0-9]{30,}"
+            r"|\bgithub_pat_[A-Za-z0-9_]{22,}"
             r"|\bxox[abpr]-[A-Za-z0-9\-]{10,}"
             r"|\bAKIA[0-9A-Z]{16}\b"
             r"|\bAIza[0-9A-Za-z_\-]{35}"
         ),
     ),
     Detector(
+        kind="aws_secret",
+        pattern=re.compile(
+            r"(?i)\baws[\w\- ]{0,30}?secret[\w\- ]{0,30}?[\"']?\s*[:=]?\s*[\"']?"
+            r"(?P<secret>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
+        ),
+    ),
+    Detector(
+        kind="aws_secret",
+        pattern=re.compile(r"(?<![A-Za-z0-9/+=])(?P<secret>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"),
+        check=_aws_secret,
+    ),
+    Detector(
+        kind="iban",
+        pattern=re.compile(
+            r"\b[A-Z]{2}\d{2}(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,4})?)\b"
+        ),
+        check=_iban,
+    ),
+    Detector(
+        # Only from the start of a run of address characters: trying every position of a
+        # long run (a 100 kB argument, say) would take quadratic time.
         kind="email",
-        pattern=re.compile(r"[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}"),
+        pattern=re.compile(
+            r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}"
+        ),
     ),
     Detector(
         kind="card",
         pattern=re.compile(r"\b\d(?:[ -]?\d){12,18}\b"),
         check=_card,
     ),
+    Detector(
+        # "password: hunter2", "token=abc", "accessToken: ..." in prose or in a message
+        # that quotes a payload; the value ends at a closing quote, or else at a space
+        # (not at punctuation: a password may hold any, and more masked beats less).
+        # Never inside a marker ("[secret:1a2b...]" is one) nor on a value that is one.
+        kind="secret",
+        pattern=re.compile(
+            r"(?i)(?<![\[A-Za-z0-9_-])[A-Za-z_-]{0,40}?"
+            r"(?:password|passwd|passphrase|secret|token|api[_-]?key|access[_-]?key)"
+            r"(?![A-Za-z0-9])[\"']?\s*[:=]\s*(?P<q>[\"'])?"
+            r"(?P<secret>(?!\[)(?(q)[^\"'\n]+|[^\s\"']+))"
+        ),
+    ),
 )
-"""Bearer tokens, API keys, emails, card numbers (Luhn-checked), tried in that order."""
+"""Bearer tokens, JWTs, API keys, AWS secret keys, IBANs (mod-97), emails, card numbers
+(Luhn), and secrets written as "password: ..." in prose, tried in that order."""
 
 DEFAULT_KEY_PATTERNS: tuple[str, ...] = (
     r"pass(word|wd|phrase)?$",
@@ -101,7 +188,12 @@ DEFAULT_KEY_PATTERNS: tuple[str, ...] = (
     r"^(credit[-_]?)?card([-_]?(number|no|num))?$|^pan$",
     r"^cvv$|^cvc$",
 )
-"""Key names (searched, case-insensitive) whose values are always sensitive."""
+"""Key names (searched, case-insensitive, as written and in snake case) whose values are
+always sensitive."""
+
+# camelCase and PascalCase to snake case ("accessToken" -> "access_Token", "APIKey" ->
+# "API_Key"); spaces and dots too ("access token").
+_WORD_BREAK = re.compile(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])|[\s.]+")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,7 +207,8 @@ class Redactor:
     detectors: tuple[Detector, ...] = DEFAULT_DETECTORS
     """What to look for inside text."""
     salt: str = "agentrt"
-    """Key of the hash mode's HMAC: set your own so digests cannot be guessed from values."""
+    """Key of the hash mode's HMAC. A runtime given no Redactor uses its store's own random
+    salt; set your own so digests cannot be guessed from values."""
     _keys: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -131,13 +224,29 @@ class Redactor:
 
     def sensitive_key(self, key: str, declared: Collection[str] = ()) -> bool:
         """True if a field called ``key`` is sensitive by name or by the tool's declaration."""
-        return key in declared or self._keys.search(key) is not None
+        if key in declared or self._keys.search(key) is not None:
+            return True
+        snake = _WORD_BREAK.sub("_", key)
+        return snake != key and self._keys.search(snake) is not None
 
-    def redact(self, value: Any, *, sensitive: Collection[str] = ()) -> Any:
+    def redact(
+        self, value: Any, *, sensitive: Collection[str] = (), known: Collection[Any] = ()
+    ) -> Any:
         """A copy of ``value`` with every sensitive part masked, hashed or dropped.
 
-        ``sensitive`` are field names the tool declared; they apply at any depth.
+        ``sensitive`` are field names the tool declared; they apply at any depth. ``known``
+        are values known to be secret (say, a sensitive argument's): wherever text repeats
+        one, it is cut out too.
         """
+        return self._redact(value, sensitive, _literals(known))
+
+    def redact_text(
+        self, text: str, *, sensitive: Collection[str] = (), known: Collection[Any] = ()
+    ) -> str:
+        """``text`` with detected secrets replaced; JSON text is redacted field by field."""
+        return self._text(text, sensitive, _literals(known))
+
+    def _redact(self, value: Any, sensitive: Collection[str], known: re.Pattern[str] | None) -> Any:
         if isinstance(value, Mapping):
             out: dict[str, Any] = {}
             for key, item in value.items():
@@ -145,24 +254,25 @@ class Redactor:
                     if self.mode != "drop":
                         out[str(key)] = self._replace("field", _as_text(item))
                     continue
-                out[str(key)] = self.redact(item, sensitive=sensitive)
+                out[str(key)] = self._redact(item, sensitive, known)
             return out
         if isinstance(value, list | tuple):
-            return [self.redact(item, sensitive=sensitive) for item in value]
+            return [self._redact(item, sensitive, known) for item in value]
         if isinstance(value, str):
-            return self.redact_text(value, sensitive=sensitive)
+            return self._text(value, sensitive, known)
         return value
 
-    def redact_text(self, text: str, *, sensitive: Collection[str] = ()) -> str:
-        """``text`` with detected secrets replaced; JSON text is redacted field by field."""
+    def _text(self, text: str, sensitive: Collection[str], known: re.Pattern[str] | None) -> str:
         stripped = text.strip()
-        if stripped[:1] in ("{", "[") and (sensitive or self.key_patterns):
+        if stripped[:1] in ("{", "["):
             try:
                 parsed = json.loads(stripped)
             except ValueError:
                 pass
             else:
-                return json.dumps(self.redact(parsed, sensitive=sensitive), sort_keys=True)
+                return json.dumps(self._redact(parsed, sensitive, known), sort_keys=True)
+        if known is not None:
+            text = known.sub(lambda m: self._replace("field", m.group(0)), text)
         for detector in self.detectors:
             text = detector.pattern.sub(partial(self._found, detector), text)
         return text
@@ -170,9 +280,19 @@ class Redactor:
     def _found(self, detector: Detector, match: re.Match[str]) -> str:
         if detector.check is not None and not detector.check(match):
             return match.group(0)
-        return self._replace(detector.kind, match.group(0))
+        if "secret" not in detector.pattern.groupindex:
+            return self._replace(detector.kind, match.group(0))
+        start, end = match.span("secret")
+        whole, at = match.group(0), match.start()
+        return (
+            whole[: start - at]
+            + self._replace(detector.kind, match.group("secret"))
+            + whole[end - at :]
+        )
 
     def _replace(self, kind: str, value: str) -> str:
+        if _MARKER.fullmatch(value):
+            return value
         if self.mode == "drop":
             return ""
         if self.mode == "hash":
@@ -180,24 +300,53 @@ class Redactor:
             return f"[{kind}:{digest[:12]}]"
         return f"[REDACTED:{kind}]"
 
-    def filter_logs(self) -> Callable[[Any], bool]:
+    def redact_record(self, record: logging.LogRecord) -> None:
+        """Redact a log record in place: its message, and its exception's whole traceback
+        (the messages of the exceptions it was raised from included)."""
+        try:
+            message, broken = record.getMessage(), False
+        except Exception:  # a bad format string: show it redacted, never its raw arguments
+            message, broken = str(record.msg), True
+        cleaned = self.redact_text(message)
+        if cleaned != message or broken:
+            record.msg, record.args = cleaned, None
+        if record.exc_info and record.exc_info[1] is not None:
+            text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
+            cleaned = self.redact_text(text)
+            if cleaned != text:
+                # A formatter prints exc_text when exc_info is gone, and a handler that
+                # reads the exception object itself never gets it.
+                record.exc_info, record.exc_text = None, cleaned
+        elif record.exc_text:
+            record.exc_text = self.redact_text(record.exc_text)
+
+    def filter_logs(self) -> Callable[[logging.LogRecord], bool]:
         """A logging filter that redacts each record's message and exception text."""
 
-        def redacting(record: Any) -> bool:
-            message = record.getMessage()
-            cleaned = self.redact_text(message)
-            if cleaned != message:
-                record.msg, record.args = cleaned, None
-            if record.exc_info and record.exc_info[1] is not None:
-                exc = record.exc_info[1]
-                text = self.redact_text(str(exc))
-                if text != str(exc):
-                    # The traceback would print the exception's own message: replace it.
-                    record.exc_info = None
-                    record.exc_text = f"{type(exc).__name__}: {text}"
+        def redacting(record: logging.LogRecord) -> bool:
+            self.redact_record(record)
             return True
 
         return redacting
+
+
+def _literals(known: Collection[Any]) -> re.Pattern[str] | None:
+    """One pattern for the known secret values, longest first, not inside a longer word."""
+    values = {
+        str(v)
+        for v in known
+        if isinstance(v, str | int) and not isinstance(v, bool) and len(str(v)) >= MIN_KNOWN
+    }
+    values = {v for v in values if not _MARKER.fullmatch(v)}
+    if not values:
+        return None
+    parts = [
+        ("(?<![A-Za-z0-9])" if v[0].isalnum() else "")
+        + re.escape(v)
+        + ("(?![A-Za-z0-9])" if v[-1].isalnum() else "")
+        for v in sorted(values, key=len, reverse=True)
+    ]
+    return re.compile("|".join(parts))
 
 
 def _as_text(value: Any) -> str:

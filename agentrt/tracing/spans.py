@@ -8,7 +8,10 @@ that opens them. Every time comes from the runtime's clock, so a test's clock an
 span store agree.
 
 ``RunTracing.set`` is the one place an attribute is set: content (prompts, arguments,
-results) goes on a span only with capture_content=True, and only through the Redactor.
+results) goes on a span only with capture_content=True, and only as ``shown`` makes it (the
+Redactor, with the tool's declared sensitive fields: in a model call's messages too, for
+each tool call and tool result they hold). An error's message goes on the span whether
+capture is on or not, so it is shown the same way, with the failing call's secrets.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ from opentelemetry.trace import Link, Span, SpanContext, Status, StatusCode, Tra
 
 from agentrt.tracing import attributes as A
 from agentrt.tracing.redact import Redactor
+from agentrt.tracing.shown import SensitiveOf, secret_values, shown
 
 __all__ = ["ModelCallSpan", "PolicySpan", "RunTracing", "ToolCallSpan", "new_trace_id"]
 
@@ -75,6 +79,7 @@ class RunTracing:
         clock: Callable[[], float],
         capture_content: bool = False,
         redactor: Redactor | None = None,
+        sensitive_of: SensitiveOf | None = None,
     ) -> None:
         if isinstance(tracer, SdkTracer) and not isinstance(tracer.id_generator, _RunTraceIds):
             # Only this tracer is changed, never the provider: the caller's other tracers
@@ -84,17 +89,27 @@ class RunTracing:
         self.clock = clock
         self.capture_content = capture_content
         self.redactor = redactor or Redactor()
+        self.sensitive_of: SensitiveOf = sensitive_of or (lambda name: ())
+        """A tool's declared sensitive fields by name, for the tool calls in messages."""
         self._runs: dict[str, Span] = {}
         self._failed: dict[str, tuple[str, str | None, int]] = {}
 
     def _ns(self, at: float | None = None) -> int:
         return int((self.clock() if at is None else at) * 1e9)
 
-    def set(self, span: Span, attrs: Mapping[str, Any], *, sensitive: Collection[str] = ()) -> None:
+    def set(
+        self,
+        span: Span,
+        attrs: Mapping[str, Any],
+        *,
+        sensitive: Collection[str] = (),
+        known: Collection[Any] = (),
+    ) -> None:
         """Set ``attrs`` on ``span``: the one place an attribute is set.
 
         None values are skipped. Content keys are set only when content capture is on, and
-        then only after the Redactor, with the tool's declared ``sensitive`` fields.
+        then only as shown: the tool's declared ``sensitive`` fields and the ``known``
+        secret values of its call masked.
         """
         if not span.is_recording():
             return
@@ -104,7 +119,8 @@ class RunTracing:
             if key in A.CONTENT_KEYS:
                 if not self.capture_content:
                     continue
-                span.set_attribute(key, _plain(self.redactor.redact(value, sensitive=sensitive)))
+                masked = shown(value, self.redactor, sensitive=sensitive, known=known)
+                span.set_attribute(key, _plain(masked))
                 continue
             span.set_attribute(key, _plain(value))
 
@@ -117,6 +133,8 @@ class RunTracing:
         parent: Span | None = None,
         links: list[Link] | None = None,
         root: bool = False,
+        sensitive: Collection[str] = (),
+        known: Collection[Any] = (),
     ) -> Iterator[Span]:
         if root:
             context: Context | None = Context()
@@ -137,8 +155,8 @@ class RunTracing:
             raise
         except BaseException as exc:
             # Not span.record_exception: an error message can quote arguments, so it is
-            # redacted like content, and the stack trace stays in the logs.
-            message = self.redactor.redact_text(str(exc))
+            # shown like content (capture on or off), and the stack trace stays in the logs.
+            message = shown(str(exc), self.redactor, sensitive=sensitive, known=known)
             span.add_event(
                 "exception",
                 {"exception.type": type(exc).__name__, "exception.message": message},
@@ -252,7 +270,7 @@ class RunTracing:
         ) as span:
             handle = ModelCallSpan(self, span)
             if self.capture_content:  # the whole conversation: build it only when kept
-                handle.content(A.GEN_AI_INPUT_MESSAGES, [_message(m) for m in messages])
+                handle.content(A.GEN_AI_INPUT_MESSAGES, self.conversation(messages))
             yield handle
 
     @contextmanager
@@ -263,6 +281,9 @@ class RunTracing:
         phase: str = "call",
     ) -> Iterator[ToolCallSpan]:
         """tool.call: one call of a tool, with GenAI attributes; arguments are content."""
+        sensitive = tuple(spec.sensitive) if spec is not None else ()
+        # Its sensitive arguments' values, to cut out of the result and of an error text.
+        known = secret_values(action.get("args"), self.redactor, sensitive)
         with self._span(
             A.TOOL_CALL,
             {
@@ -275,8 +296,10 @@ class RunTracing:
                 A.TOOL_PHASE: phase,
                 A.OPENINFERENCE_KIND: "TOOL",
             },
+            sensitive=sensitive,
+            known=known,
         ) as span:
-            handle = ToolCallSpan(self, span, tuple(spec.sensitive) if spec is not None else ())
+            handle = ToolCallSpan(self, span, sensitive, known)
             handle.content(A.GEN_AI_TOOL_ARGUMENTS, action.get("args"))
             yield handle
 
@@ -292,6 +315,29 @@ class RunTracing:
             },
         ) as span:
             yield PolicySpan(self, span)
+
+    def conversation(self, messages: list[Any]) -> list[dict[str, Any]]:
+        """Chat messages in GenAI's shape, as shown: each tool call's arguments and each
+        tool result masked by that tool's sensitive fields, and every message by the
+        secret values those arguments hold (a result or an answer may repeat one)."""
+        tools: dict[Any, str] = {}  # tool call id -> tool name: a result is masked as its call
+        known: list[Any] = []
+        for message in messages:
+            for call in getattr(message, "tool_calls", None) or ():
+                tools[call.get("id")] = name = str(call.get("name"))
+                known += secret_values(call.get("args"), self.redactor, self.sensitive_of(name))
+        out = []
+        for message in messages:
+            item = _message(message)
+            fields: Collection[str] = ()
+            if item["role"] == "tool":
+                called = tools.get(getattr(message, "tool_call_id", None))
+                fields = self.sensitive_of(called or str(getattr(message, "name", "") or ""))
+            for call in item.get("tool_calls", ()):
+                sensitive = self.sensitive_of(str(call["name"]))
+                call["arguments"] = shown(call["arguments"], self.redactor, sensitive=sensitive)
+            out.append(shown(item, self.redactor, sensitive=fields, known=known))
+        return out
 
     def approval_wait(self, request: Any) -> None:
         """approval.wait: from the request (the interrupt) to the decision, emitted once decided.
@@ -318,14 +364,21 @@ class RunTracing:
 
 
 class _Handle:
-    def __init__(self, tracing: RunTracing, span: Span, sensitive: Collection[str] = ()) -> None:
+    def __init__(
+        self,
+        tracing: RunTracing,
+        span: Span,
+        sensitive: Collection[str] = (),
+        known: Collection[Any] = (),
+    ) -> None:
         self.tracing = tracing
         self.span = span
         self.sensitive = sensitive
+        self.known = known
 
     def content(self, key: str, value: Any) -> None:
-        """Put content on the span (only with capture on, always redacted)."""
-        self.tracing.set(self.span, {key: value}, sensitive=self.sensitive)
+        """Put content on the span (only with capture on, always as shown)."""
+        self.tracing.set(self.span, {key: value}, sensitive=self.sensitive, known=self.known)
 
 
 class ModelCallSpan(_Handle):
@@ -346,7 +399,7 @@ class ModelCallSpan(_Handle):
             },
         )
         if self.tracing.capture_content:
-            self.content(A.GEN_AI_OUTPUT_MESSAGES, [_message(message)])
+            self.content(A.GEN_AI_OUTPUT_MESSAGES, self.tracing.conversation([message]))
 
 
 class ToolCallSpan(_Handle):

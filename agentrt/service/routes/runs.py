@@ -10,7 +10,6 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
-from agentrt.approvals import masked
 from agentrt.budget import Budget
 from agentrt.errors import ConfigError
 from agentrt.runtime import AgentRuntime, Run
@@ -19,6 +18,7 @@ from agentrt.service.context import Service
 from agentrt.service.problems import Problem
 from agentrt.service.schemas import RunIn, RunList, RunOut, run_out
 from agentrt.state import TERMINAL, RunStatus
+from agentrt.tracing.shown import shown_events
 
 __all__ = ["router"]
 
@@ -197,11 +197,11 @@ async def run_events(
     Each log entry is an event named for its type (plan, policy, approval, observation,
     finish...) with its index as id, so a client that reconnects with Last-Event-ID gets
     only what it missed (400 for an id this stream never sent). ``status`` events carry
-    the whole run. The stream ends when the run does. Sensitive tool arguments are
-    masked. A key may hold ``max_streams_per_key`` streams open at once (429 past it).
+    the whole run. The stream ends when the run does. Content is shown as everywhere
+    else (agentrt.tracing.shown): tools' sensitive fields and detected secrets masked.
+    A key may hold ``max_streams_per_key`` streams open at once (429 past it).
     """
     rt = service.runtime
-    sensitive = {field for spec in rt.tools for field in spec.sensitive}
     status: RunStatus | None = None
     thread_id = run.thread_id
     seen: str | None = None
@@ -214,11 +214,11 @@ async def run_events(
         if checkpoint != seen:
             seen = checkpoint
             log = await asyncio.to_thread(rt.events, thread_id)
-            for index in range(sent, len(log)):
-                event = log[index]
-                yield ServerSentEvent(
-                    data=masked(dict(event), sensitive), event=event["type"], id=str(index)
-                )
+            shown_log = await asyncio.to_thread(
+                shown_events, log, rt.redactor, rt.tools.sensitive_of, start=sent
+            )
+            for index, event in enumerate(shown_log, start=sent):
+                yield ServerSentEvent(data=event, event=log[index]["type"], id=str(index))
             sent = max(sent, len(log))
         if current.status is not status:
             status = current.status

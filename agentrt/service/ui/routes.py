@@ -28,7 +28,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from pydantic import BaseModel, ValidationError
 
-from agentrt.approvals import MASK, ApprovalRequest, masked
+from agentrt.approvals import ApprovalRequest, shown_args
 from agentrt.errors import AgentRuntimeError, ConfigError
 from agentrt.runtime import Run
 from agentrt.service import auth
@@ -38,6 +38,7 @@ from agentrt.service.routes.approvals import decision_of
 from agentrt.service.schemas import DecisionIn, approval_out
 from agentrt.state import TERMINAL, RunStatus
 from agentrt.store.keys import ApiKey
+from agentrt.tracing.shown import shown_events, shown_run
 from agentrt.tracing.view import Trace, format_seconds
 
 __all__ = ["install", "router"]
@@ -252,7 +253,12 @@ async def runs(
     return _page(
         request,
         "runs.html",
-        {"key": key, "runs": found, "status": status, "statuses": _STATUSES},
+        {
+            "key": key,
+            "runs": [shown_run(r, service.runtime.redactor) for r in found],
+            "status": status,
+            "statuses": _STATUSES,
+        },
     )
 
 
@@ -273,8 +279,8 @@ async def _run_page(
 ) -> Response:
     run = await _tenant_run(service, key, thread_id)
     rt = service.runtime
-    sensitive = {f for spec in rt.tools for f in spec.sensitive}
     log = await asyncio.to_thread(rt.events, thread_id)
+    shown_log = await asyncio.to_thread(shown_events, log, rt.redactor, rt.tools.sensitive_of)
     try:
         trace: Trace | None = await asyncio.to_thread(rt.trace, thread_id)
     except ConfigError:
@@ -284,12 +290,12 @@ async def _run_page(
         "run.html",
         {
             "key": key,
-            "run": run,
+            "run": shown_run(run, rt.redactor),
             "terminal": run.status in TERMINAL,
             "version": _version(run),
             "driving": service.worker.driving(thread_id),
             "approvals": [approval_out(rt, r) for r in run.pending_approvals],
-            "steps": [_step(i, masked(dict(e), sensitive)) for i, e in enumerate(log)],
+            "steps": [_step(i, e) for i, e in enumerate(shown_log)],
             "trace": trace,
             "time_went": trace.time_went() if trace else {},
             "refusal": refusal,
@@ -392,8 +398,10 @@ async def _decide(
             raise _Refused(
                 422, f"the edited arguments must be a JSON object, got {form['args'].strip()!r}"
             )
-        # The person saw masked values; a field left masked keeps what the run had.
-        body["args"] = _unmasked(edited, request.args)
+        # The person saw masked values; a field left as shown keeps what the run had.
+        rt = service.runtime
+        seen = shown_args(request, rt.tools, redactor=rt.redactor)
+        body["args"] = _unmasked(edited, request.args, seen)
     elif form["outcome"] == "resolve":
         body["result"] = _json_field(form["result"], "the result is", '{"sent": true}')
     elif form["outcome"] == "raise_limit":
@@ -441,11 +449,20 @@ def _plain(error: Any) -> str:
     return f"{where}: {error['msg']}" if where else str(error["msg"])
 
 
-def _unmasked(edited: Any, original: Any) -> Any:
-    if edited == MASK:
+def _unmasked(edited: Any, original: Any, seen: Any) -> Any:
+    """The edit as meant: a value left exactly as it was shown (masked, or with a secret cut
+    out of its text) is the run's own value, and a field the view dropped stays."""
+    if edited == seen:
         return original
-    if isinstance(edited, dict) and isinstance(original, dict):
-        return {k: _unmasked(v, original.get(k)) if k in original else v for k, v in edited.items()}
+    if isinstance(edited, dict) and isinstance(original, dict) and isinstance(seen, dict):
+        out = {
+            k: _unmasked(v, original[k], seen.get(k)) if k in original else v
+            for k, v in edited.items()
+        }
+        return out | {k: v for k, v in original.items() if k not in seen and k not in out}
+    lists = all(isinstance(x, list) for x in (edited, original, seen))
+    if lists and len(edited) == len(original) == len(seen):
+        return [_unmasked(*parts) for parts in zip(edited, original, seen, strict=True)]
     return edited
 
 

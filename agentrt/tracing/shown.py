@@ -1,0 +1,131 @@
+"""What a person or a log sees: content through the Redactor, one path for every surface.
+
+Spans (with content capture on or off), log lines, runs and event logs as the service, the
+review page and the CLI show them, and approval requests in the queue all pass ``shown``
+with the runtime's Redactor and the tool's declared sensitive fields; so a detector added
+to the Redactor applies everywhere at once. What a run executes from (the checkpoint, the
+ledger, the approvals table) is never masked: only what leaves for a person or a log.
+
+Beyond the Redactor's own work, ``shown`` knows that a secret given in one place is
+repeated in others: a tool's error quotes its sensitive argument, a result echoes it. The
+values of sensitive fields are collected first and cut out of every text shown with them.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Collection, Mapping, Sequence
+from contextlib import suppress
+from dataclasses import replace
+from typing import TYPE_CHECKING, Any
+
+from agentrt.tracing.redact import Redactor
+
+if TYPE_CHECKING:
+    from agentrt.runtime import Run
+
+__all__ = ["SensitiveOf", "secret_values", "shown", "shown_events", "shown_run"]
+
+SensitiveOf = Callable[[str], Collection[str]]
+"""A tool's declared sensitive fields, by tool name (none for a tool the app lacks)."""
+
+_DEFAULT = Redactor()
+
+
+def shown(
+    value: Any,
+    redactor: Redactor | None = None,
+    *,
+    sensitive: Collection[str] = (),
+    known: Collection[Any] = (),
+) -> Any:
+    """``value`` as a person or a log may see it: a redacted copy (dicts, lists, JSON text
+    inside strings, free text). ``sensitive`` are the tool's declared field names; the
+    values of sensitive fields in ``value`` and the ``known`` secret values are also cut
+    out wherever text repeats them. None stays None."""
+    if value is None:
+        return None
+    r = redactor or _DEFAULT
+    found = secret_values(value, r, sensitive)
+    return r.redact(value, sensitive=sensitive, known=[*known, *found])
+
+
+def secret_values(value: Any, redactor: Redactor, sensitive: Collection[str] = ()) -> list[Any]:
+    """The values held by sensitive fields of ``value``, at any depth (JSON text included)."""
+    found: list[Any] = []
+
+    def walk(item: Any, secret: bool) -> None:
+        if isinstance(item, str) and item.strip()[:1] in ("{", "["):
+            with suppress(ValueError):
+                item = json.loads(item)
+        if isinstance(item, Mapping):
+            for key, inner in item.items():
+                walk(inner, secret or redactor.sensitive_key(str(key), sensitive))
+        elif isinstance(item, list | tuple):
+            for inner in item:
+                walk(inner, secret)
+        elif secret and isinstance(item, str | int) and not isinstance(item, bool):
+            found.append(item)
+
+    walk(value, False)
+    return found
+
+
+def shown_events(
+    events: Sequence[Mapping[str, Any]],
+    redactor: Redactor | None,
+    sensitive_of: SensitiveOf,
+    *,
+    start: int = 0,
+) -> list[dict[str, Any]]:
+    """A run's event log from ``start`` on, as shown: each action's arguments masked by its
+    tool's sensitive fields, and every event masked with the secret values any of them
+    held (an error that quotes one, a result or an answer that repeats it)."""
+    r = redactor or _DEFAULT
+    known: list[Any] = []
+    for event in events:  # the whole log: a value is secret wherever the run repeats it
+        data = _data(event)
+        if event.get("type") == "plan":
+            for action in _actions(data):
+                known += secret_values(action, r, sensitive_of(str(action.get("tool", ""))))
+        else:
+            known += secret_values(data, r, _fields(data, sensitive_of))
+    out: list[dict[str, Any]] = []
+    for event in events[start:]:
+        data = _data(event)
+        if event.get("type") != "plan":
+            out.append(shown(dict(event), r, sensitive=_fields(data, sensitive_of), known=known))
+            continue
+        shown_data = shown({k: v for k, v in data.items() if k != "actions"}, r, known=known)
+        shown_data["actions"] = [
+            shown(a, r, sensitive=sensitive_of(str(a.get("tool", ""))), known=known)
+            for a in _actions(data)
+        ]
+        rest = shown({k: v for k, v in event.items() if k != "data"}, r, known=known)
+        out.append({**rest, "data": shown_data})
+    return out
+
+
+def _data(event: Mapping[str, Any]) -> Mapping[str, Any]:
+    data = event.get("data")
+    return data if isinstance(data, Mapping) else {}
+
+
+def _actions(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [a for a in data.get("actions") or () if isinstance(a, Mapping)]
+
+
+def _fields(data: Mapping[str, Any], sensitive_of: SensitiveOf) -> Collection[str]:
+    """The sensitive fields of the tool an event is about (observation, approval)."""
+    return sensitive_of(str(data["tool"])) if data.get("tool") else ()
+
+
+def shown_run(run: Run, redactor: Redactor | None = None) -> Run:
+    """``run`` with its goal, output and error as shown; the rest is kept (its pending
+    requests' arguments are shown through ``approvals.shown_args``)."""
+    return replace(
+        run,
+        goal=shown(run.goal, redactor),
+        output=shown(run.output, redactor),
+        error=shown(run.error, redactor),
+    )

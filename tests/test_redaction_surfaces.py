@@ -1,0 +1,297 @@
+"""One masking path (agentrt.tracing.shown) for every place content is shown: each finding
+of the review of redaction, one test each. tests/test_secrets_walk.py walks them all."""
+
+from __future__ import annotations
+
+import ast
+import html
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from typer.testing import CliRunner
+
+from agentrt import AgentRuntime, Decision, Policy, Principal, tool
+from agentrt.cli import app as cli_app
+from agentrt.logs import get_logger
+from agentrt.service import create_app, issue_key
+from agentrt.service.ui.routes import _unmasked
+from agentrt.testing import ScriptedChatModel, ai, tool_call
+from agentrt.tracing import Redactor
+from agentrt.tracing import attributes as A
+from agentrt.tracing.redact import iban_valid
+from tests import secrets_app as S
+from tests.test_service import parse_sse
+
+ROOT = Path(__file__).resolve().parent.parent
+PIN = "zebra-58213-quartz"  # no detector knows it: only unlock's declaration makes it secret
+ALICE = Principal("alice", tenant="acme")
+
+
+@tool(effect="read", sensitive=["pin"])
+def unlock(door: str, pin: str) -> dict[str, Any]:
+    """Unlock a door; the result echoes the pin, as a careless API would."""
+    if door == "back":
+        raise ValueError(f"door {door!r} refused pin {pin}; the password: hunter2-x9 is stale")
+    return {"door": door, "pin": pin}
+
+
+def traced(
+    db: Path, model: ScriptedChatModel, **kw: Any
+) -> tuple[AgentRuntime, InMemorySpanExporter]:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    rt = AgentRuntime(
+        model, tools=[unlock], policy=Policy.allow_all(), db=db, tracing=provider, **kw
+    )
+    return rt, exporter
+
+
+def everything(spans: tuple[ReadableSpan, ...]) -> str:
+    """Every attribute, event and status of every span, as text."""
+    return "\n".join(
+        f"{s.name} {dict(s.attributes or {})} {s.status.description} "
+        + " ".join(f"{e.name} {dict(e.attributes or {})}" for e in s.events)
+        for s in spans
+    )
+
+
+# (a) ----------------------------------------------------------------------------------------
+
+
+def test_llm_call_messages_mask_tool_calls_and_results_by_their_tools_fields(db: Path) -> None:
+    model = ScriptedChatModel([ai("", tool_call("unlock", {"door": "front", "pin": PIN})), "ok"])
+    rt, exporter = traced(db, model, capture_content=True)
+    with rt:
+        assert rt.start("open the front door", principal=ALICE).status == "succeeded"
+    spans = exporter.get_finished_spans()
+    llm = [s for s in spans if s.name == A.LLM_CALL]
+    sent = json.loads(str((llm[-1].attributes or {})[A.GEN_AI_INPUT_MESSAGES]))
+    assert sent[2]["tool_calls"][0]["arguments"] == {"door": "front", "pin": "[REDACTED:field]"}
+    assert json.loads(sent[3]["content"]) == {"door": "front", "pin": "[REDACTED:field]"}
+    answered = str((llm[0].attributes or {})[A.GEN_AI_OUTPUT_MESSAGES])
+    assert '"pin": "[REDACTED:field]"' in answered
+    assert PIN not in everything(spans)
+
+
+# (b) ----------------------------------------------------------------------------------------
+
+
+def test_a_tool_error_on_its_span_is_masked_with_capture_off(db: Path) -> None:
+    model = ScriptedChatModel([ai("", tool_call("unlock", {"door": "back", "pin": PIN})), "no"])
+    rt, exporter = traced(db, model)
+    with rt:
+        rt.start("open the back door", principal=ALICE)
+    spans = exporter.get_finished_spans()
+    (call,) = [s for s in spans if s.name == A.TOOL_CALL]
+    (event,) = call.events
+    assert dict(event.attributes or {})["exception.message"] == (
+        "ValueError: door 'back' refused pin [REDACTED:field]; "
+        "the password: [REDACTED:secret] is stale"
+    )
+    assert (
+        call.status.description
+        == f"ToolFailure: {dict(event.attributes or {})['exception.message']}"
+    )
+    text = everything(spans)
+    assert PIN not in text
+    assert "hunter2-x9" not in text
+    assert not A.CONTENT_KEYS & {k for s in spans for k in (s.attributes or {})}
+
+
+# (c) ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def settled(db: Path) -> Iterator[tuple[AgentRuntime, str]]:
+    """The secrets app's run, approved and finished."""
+    rt = S.build_runtime(db)
+    run = rt.start(S.GOAL, principal=S.OPERATOR)
+    assert run.pending_approval is not None
+    run = rt.decide(Decision.approve(run.pending_approval.id, by=S.APPROVER, reason=S.COMMENT))
+    assert run.status == "succeeded"
+    yield rt, run.thread_id
+    rt.close()
+
+
+@pytest.mark.anyio
+async def test_results_and_errors_are_masked_on_the_run_page_the_stream_and_show(
+    settled: tuple[AgentRuntime, str], db: Path
+) -> None:
+    rt, thread_id = settled
+    app = create_app(rt, sweep_every=None, rate_limit="10000/minute")
+    key = issue_key(rt, S.APPROVER)
+    base = "http://agentrt.test"
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url=base, headers={"Origin": base}
+        ) as http,
+    ):
+        stream = await http.get(
+            f"/runs/{thread_id}/events", headers={"Authorization": f"Bearer {key}"}
+        )
+        await http.post("/ui/login", data={"key": key})
+        page = (await http.get(f"/ui/runs/{thread_id}")).text
+    shown = CliRunner().invoke(
+        cli_app, ["show", thread_id, "--app", "tests.secrets_app:build_runtime", "--db", str(db)]
+    )
+    assert shown.exit_code == 0, shown.output
+    observations = [json.loads(e["data"]) for e in parse_sse(stream.text)]
+    results = [o["data"]["content"] for o in observations if o.get("type") == "observation"]
+    assert '"accessToken": "[REDACTED:field]"' in results[0]  # inside the JSON text
+    assert "refused pin [REDACTED:field]; ask ops with [REDACTED:api_key]" in results[1]
+    page = html.unescape(page)
+    assert '"accessToken": "[REDACTED:field]"' in page
+    assert "refused pin [REDACTED:field]" in page
+    assert 'plan #1: transfer({"iban": "[REDACTED:iban]", ' in shown.output
+    for text in (stream.text, page, shown.output):
+        for secret in (S.ACCESS_TOKEN, S.PIN, S.IBAN, S.PASSWORD, S.GITHUB_PAT, S.JWT):
+            assert secret not in text
+
+
+# (d) ----------------------------------------------------------------------------------------
+
+
+def test_every_agentrt_logger_is_redacted_once_whenever_it_was_made(
+    db: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    before = logging.getLogger("agentrt.plugin.before")  # plain logging, before any runtime
+    runtimes = [S.build_runtime(db), S.build_runtime(db)]
+    after = get_logger("agentrt.plugin.after")  # made after them
+    service = logging.getLogger("agentrt.service")
+    with caplog.at_level(logging.DEBUG):
+        service.error("driving run %r failed: card %s", "t1", S.CARD)
+        before.warning("key %s", S.OPENAI_KEY)
+        after.info("token: %s", S.COMMENT_TOKEN)
+        try:
+            try:
+                raise KeyError(S.EMAIL)
+            except KeyError as cause:
+                raise RuntimeError("store refused the write") from cause
+        except RuntimeError:
+            service.exception("GET /runs failed")
+    for rt in runtimes:
+        rt.close()
+    assert "driving run 't1' failed: card [REDACTED:card]" in caplog.text
+    assert "key [REDACTED:api_key]" in caplog.text
+    assert "token: [REDACTED:secret]" in caplog.text
+    assert "KeyError: '[REDACTED:email]'" in caplog.text  # the cause, in the traceback
+    assert "raise RuntimeError" in caplog.text  # whose frames are kept
+    for secret in (S.CARD, S.OPENAI_KEY, S.COMMENT_TOKEN, S.EMAIL):
+        assert secret not in caplog.text
+    for logger in (before, after, service, logging.getLogger("agentrt")):
+        assert len(logger.filters) == 1, logger.name  # one filter, however many runtimes
+
+
+def test_agentrt_makes_its_loggers_with_get_logger_only() -> None:
+    """A logger made with plain logging.getLogger after a runtime starts would be missed."""
+    found = []
+    for path in (ROOT / "agentrt").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Attribute)
+                and node.attr == "getLogger"
+                and path.name != "logs.py"
+            ):
+                found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert found == []
+
+
+# (e) ----------------------------------------------------------------------------------------
+
+
+def test_run_error_is_redacted_where_the_runtime_writes_it(db: Path) -> None:
+    with S.build_runtime(db) as rt:
+        run = rt.start(S.FAIL_GOAL, principal=S.OPERATOR)
+        stored = rt.store.get_run(run.thread_id)
+        checkpoint = rt.graph.get_state({"configurable": {"thread_id": run.thread_id}}).values
+    assert run.status == "failed"
+    expected = "RuntimeError: Error code: 401 - Incorrect API key provided: [REDACTED:api_key]."
+    for error in (run.error, stored.error if stored else None, checkpoint["error"]):
+        assert (error or "").startswith(expected), error
+
+
+# (f) ----------------------------------------------------------------------------------------
+
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0"
+AWS = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+PAT = "github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz0123456789ABCD"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (f"session {JWT} expired", "session [REDACTED:jwt] expired"),
+        (f"clone with {PAT}", "clone with [REDACTED:api_key]"),
+        (f"aws_secret_access_key = {AWS}", "aws_secret_access_key = [REDACTED:aws_secret]"),
+        (f"AWS rejected {AWS} today", "AWS rejected [REDACTED:aws_secret] today"),
+        (f"blob {AWS} alone", f"blob {AWS} alone"),  # forty characters, no AWS around
+        ("commit 3f786850e387550fdab836ed7e6dc881de23001b", None),  # a git hash is no key
+        ("pay GB82 WEST 1234 5698 7654 32 now", "pay [REDACTED:iban] now"),
+        ("pay DE89370400440532013000 now", "pay [REDACTED:iban] now"),
+        ("ref GB82 WEST 1234 5698 7654 33 now", None),  # fails mod-97
+        ("my password: hunter2&x, thanks", "my password: [REDACTED:secret] thanks"),
+        ("login password=s3cr3t now", "login password=[REDACTED:secret] now"),
+        ("Invalid token: abc123def", "Invalid token: [REDACTED:secret]"),
+        ('sent {"accessToken": "a b c"}', 'sent {"accessToken": "[REDACTED:secret]"}'),
+        ("tokens: 42, max_tokens=5, secretary: Jane", None),
+    ],
+)
+def test_detectors_find_what_the_review_found_missing(text: str, expected: str | None) -> None:
+    assert Redactor().redact_text(text) == (text if expected is None else expected)
+
+
+def test_camel_case_key_names_are_sensitive() -> None:
+    value = {"accessToken": "a", "apiKey": "b", "clientSecret": "c", "APIKey": "d", "idToken": "e"}
+    assert set(Redactor().redact(value).values()) == {"[REDACTED:field]"}
+    kept = {"inputTokens": 3, "tokenCount": 4, "maxTokens": 5}
+    assert Redactor().redact(kept) == kept
+
+
+def test_iban_check() -> None:
+    assert iban_valid("GB82 WEST 1234 5698 7654 32")
+    assert not iban_valid("GB82 WEST 1234 5698 7654 33")
+
+
+def test_redacting_twice_changes_nothing_and_known_values_are_cut_from_text() -> None:
+    for mode in ("mask", "hash"):
+        r = Redactor(mode=mode)  # type: ignore[arg-type]
+        once = r.redact({"password": "pw", "note": f"mail {S.EMAIL}, password: pw2"})
+        assert r.redact(once) == once
+    cut = Redactor().redact({"note": f"pin {PIN} or {PIN}x"}, known=[PIN, "abc"])
+    assert cut == {"note": f"pin [REDACTED:field] or {PIN}x"}
+
+
+# the salt ------------------------------------------------------------------------------------
+
+
+def test_the_default_redactor_hashes_with_the_stores_own_salt(tmp_path: Path) -> None:
+    def salt(db: Path, **kw: Any) -> str:
+        with AgentRuntime(ScriptedChatModel(["x"]), db=db, tracing=None, **kw) as rt:
+            return rt.redactor.salt
+
+    first = salt(tmp_path / "a.db")
+    assert first not in ("agentrt", "")
+    assert salt(tmp_path / "a.db") == first  # the file's own, kept
+    assert salt(tmp_path / "b.db") != first
+    assert salt(tmp_path / "a.db", redactor=Redactor(mode="hash", salt="ours")) == "ours"
+
+
+# the review page's edit ----------------------------------------------------------------------
+
+
+def test_an_edit_keeps_what_the_person_could_not_see() -> None:
+    original = {"note": f"card {S.CARD}", "cents": 10, "pin": PIN, "hidden": 1}
+    seen = {"note": "card [REDACTED:card]", "cents": 10, "pin": "[REDACTED:field]"}
+    edited = {"note": "card [REDACTED:card]", "cents": 5, "pin": "[REDACTED:field]"}
+    assert _unmasked(edited, original, seen) == {**original, "cents": 5}
+    assert _unmasked({**edited, "pin": "new"}, original, seen)["pin"] == "new"
