@@ -3,7 +3,7 @@ API, then every surface a person or a log sees is read and searched for every se
 
 Surfaces: the spans in the SQLite span store (content capture on and off: attributes,
 events, status, links), every log record of every agentrt logger, the CLI (runs, show,
-trace, approvals, approvals show), every API response (runs, a run, its trace, the
+trace, replay, approvals, approvals show), every API response (runs, a run, its trace, the
 approvals, one approval, the event stream, the answers to POSTs, a 500), and the review
 page (queue, runs, each run). Secrets stay exact where a run executes from: the
 checkpoint, the ledger, the approvals table.
@@ -240,6 +240,7 @@ def _cli(db: Path, runs: list[str], walk: Walk) -> None:
         *(["show", t] for t in runs),
         *(["trace", t] for t in runs),
         ["trace", approved, "--json"],
+        ["replay", approved],
         ["approvals", "--status", "all"],
         *(["approvals", "show", r.id] for r in _requests(db)),
     ]

@@ -23,13 +23,14 @@ def demo(
 ) -> None:
     """Run the refund desk on a scripted model, offline, up to its approval gate."""
     from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR
+    from agentrt.tracing.shown import shown_events
 
     if decision not in (None, "approve", "reject"):
         fail(CliError(f"--decision must be approve or reject, got {decision!r}"))
     with runtime_from(DEMO_APP, db, create=True) as rt:
         typer.echo(f"goal: {GOAL}\nas:   {OPERATOR.id} (roles {list(OPERATOR.roles)})\n")
         run = rt.start(GOAL, principal=OPERATOR)
-        for event in rt.events(run.thread_id):
+        for event in shown_events(rt.events(run.thread_id), rt.redactor, rt.tools.sensitive_of):
             typer.echo(f"  {describe(event)}")
         typer.echo("")
         print_run(run, rt)
@@ -62,7 +63,8 @@ def demo(
             chosen = Decision.reject(request.id, by=APPROVER, reason="rejected in the demo")
         run = rt.decide(chosen)
         typer.echo(f"\n{decision} by {APPROVER.id}:")
-        for event in rt.events(run.thread_id)[-4:]:
+        log = shown_events(rt.events(run.thread_id), rt.redactor, rt.tools.sensitive_of)
+        for event in log[-4:]:
             typer.echo(f"  {describe(event)}")
         typer.echo("")
         print_run(run, rt)

@@ -19,8 +19,10 @@ def replay(
 
     Prints "identical", or the first divergence and exits with status 3.
     """
+    from agentrt.tracing.shown import shown
+
     with runtime_from(app_spec, db) as rt:
         report = rt.replay(thread_id)
-        typer.echo(str(report))
+        typer.echo(shown(str(report), rt.redactor))  # a divergence quotes arguments
         if not report.identical:
             raise typer.Exit(3)

@@ -24,7 +24,14 @@ from agentrt.tracing.redact import Redactor
 if TYPE_CHECKING:
     from agentrt.runtime import Run
 
-__all__ = ["SensitiveOf", "secret_values", "shown", "shown_events", "shown_run"]
+__all__ = [
+    "SensitiveOf",
+    "secret_values",
+    "shown",
+    "shown_events",
+    "shown_messages",
+    "shown_run",
+]
 
 SensitiveOf = Callable[[str], Collection[str]]
 """A tool's declared sensitive fields, by tool name (none for a tool the app lacks)."""
@@ -118,6 +125,47 @@ def _actions(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 def _fields(data: Mapping[str, Any], sensitive_of: SensitiveOf) -> Collection[str]:
     """The sensitive fields of the tool an event is about (observation, approval)."""
     return sensitive_of(str(data["tool"])) if data.get("tool") else ()
+
+
+def shown_messages(
+    messages: Sequence[Any], redactor: Redactor | None, sensitive_of: SensitiveOf
+) -> list[dict[str, Any]]:
+    """Chat messages in GenAI's shape (role, content, tool calls), as shown: each tool
+    call's arguments and each tool result masked by that tool's sensitive fields, and every
+    message by the secret values those arguments hold (a result or an answer may repeat one)."""
+    r = redactor or _DEFAULT
+    tools: dict[Any, str] = {}  # tool call id -> tool name: a result is masked as its call
+    known: list[Any] = []
+    for message in messages:
+        for call in getattr(message, "tool_calls", None) or ():
+            tools[call.get("id")] = name = str(call.get("name"))
+            known += secret_values(call.get("args"), r, sensitive_of(name))
+    out = []
+    for message in messages:
+        item = _genai_message(message)
+        fields: Collection[str] = ()
+        if item["role"] == "tool":
+            called = tools.get(getattr(message, "tool_call_id", None))
+            fields = sensitive_of(called or str(getattr(message, "name", "") or ""))
+        for call in item.get("tool_calls", ()):
+            fields_of = sensitive_of(str(call["name"]))
+            call["arguments"] = shown(call["arguments"], r, sensitive=fields_of)
+        out.append(shown(item, r, sensitive=fields, known=known))
+    return out
+
+
+def _genai_message(message: Any) -> dict[str, Any]:
+    """A chat message as GenAI's input/output message shape: role, parts."""
+    role = {"human": "user", "ai": "assistant", "tool": "tool", "system": "system"}.get(
+        getattr(message, "type", ""), getattr(message, "type", "unknown")
+    )
+    out: dict[str, Any] = {"role": role, "content": getattr(message, "content", message)}
+    calls = getattr(message, "tool_calls", None)
+    if calls:
+        out["tool_calls"] = [
+            {"id": c.get("id"), "name": c.get("name"), "arguments": c.get("args")} for c in calls
+        ]
+    return out
 
 
 def shown_run(run: Run, redactor: Redactor | None = None) -> Run:

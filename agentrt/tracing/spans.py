@@ -32,7 +32,7 @@ from opentelemetry.trace import Link, Span, SpanContext, Status, StatusCode, Tra
 
 from agentrt.tracing import attributes as A
 from agentrt.tracing.redact import Redactor
-from agentrt.tracing.shown import SensitiveOf, secret_values, shown
+from agentrt.tracing.shown import SensitiveOf, secret_values, shown, shown_messages
 
 __all__ = ["ModelCallSpan", "PolicySpan", "RunTracing", "ToolCallSpan", "new_trace_id"]
 
@@ -317,27 +317,8 @@ class RunTracing:
             yield PolicySpan(self, span)
 
     def conversation(self, messages: list[Any]) -> list[dict[str, Any]]:
-        """Chat messages in GenAI's shape, as shown: each tool call's arguments and each
-        tool result masked by that tool's sensitive fields, and every message by the
-        secret values those arguments hold (a result or an answer may repeat one)."""
-        tools: dict[Any, str] = {}  # tool call id -> tool name: a result is masked as its call
-        known: list[Any] = []
-        for message in messages:
-            for call in getattr(message, "tool_calls", None) or ():
-                tools[call.get("id")] = name = str(call.get("name"))
-                known += secret_values(call.get("args"), self.redactor, self.sensitive_of(name))
-        out = []
-        for message in messages:
-            item = _message(message)
-            fields: Collection[str] = ()
-            if item["role"] == "tool":
-                called = tools.get(getattr(message, "tool_call_id", None))
-                fields = self.sensitive_of(called or str(getattr(message, "name", "") or ""))
-            for call in item.get("tool_calls", ()):
-                sensitive = self.sensitive_of(str(call["name"]))
-                call["arguments"] = shown(call["arguments"], self.redactor, sensitive=sensitive)
-            out.append(shown(item, self.redactor, sensitive=fields, known=known))
-        return out
+        """Chat messages in GenAI's shape (role, content, tool calls), as shown."""
+        return shown_messages(messages, self.redactor, self.sensitive_of)
 
     def approval_wait(self, request: Any) -> None:
         """approval.wait: from the request (the interrupt) to the decision, emitted once decided.
@@ -436,17 +417,3 @@ def _model_names(model: Any) -> tuple[str | None, str | None]:
     except Exception:  # naming is best effort; a model without ls params is still traced
         pass
     return (name if isinstance(name, str) else None, provider)
-
-
-def _message(message: Any) -> dict[str, Any]:
-    """A chat message as GenAI's input/output message shape: role, parts."""
-    role = {"human": "user", "ai": "assistant", "tool": "tool", "system": "system"}.get(
-        getattr(message, "type", ""), getattr(message, "type", "unknown")
-    )
-    out: dict[str, Any] = {"role": role, "content": getattr(message, "content", message)}
-    calls = getattr(message, "tool_calls", None)
-    if calls:
-        out["tool_calls"] = [
-            {"id": c.get("id"), "name": c.get("name"), "arguments": c.get("args")} for c in calls
-        ]
-    return out
