@@ -39,12 +39,14 @@ from agentrt.errors import (
     RunBusy,
     UnknownRun,
 )
+from agentrt.faults import retry_delay, transient_cause
 from agentrt.graphs import DEFAULT_INSTRUCTIONS, RunDeps, build_run_graph
+from agentrt.limits import SizeLimits
 from agentrt.logs import get_logger, redact_logs, stop_redacting_logs
 from agentrt.models import model_name_of, output_cap, output_cap_field, resolve_model
 from agentrt.policies import Policy
 from agentrt.principal import Principal
-from agentrt.state import TERMINAL, BudgetReport, Event, RunState, RunStatus, Usage
+from agentrt.state import TERMINAL, BudgetReport, Event, RunState, RunStatus, Usage, unstorable
 from agentrt.store import recordings
 from agentrt.store.checkpoints import Checkpoints
 from agentrt.store.sqlite import LeaseOwner, RunRecord, Store
@@ -111,6 +113,11 @@ class Run:
     pending_approvals: tuple[ApprovalRequest, ...] = ()
     """Every request of the gate the run waits at, one per action; it resumes when each
     is decided."""
+    cancel_requested: str | None = None
+    """Set when a cancel was asked while another process drove the run: the reason. The
+    run ends cancelled at its next step."""
+    retry_at: float | None = None
+    """For status waiting_retry: when it may go on (resume carries it on at any time)."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -191,6 +198,7 @@ class AgentRuntime:
         model_retry: RetryPolicy | None = None,
         sleep: Callable[[float], None] = time.sleep,
         rand: Callable[[], float] = random.random,
+        limits: SizeLimits | None = None,
     ) -> None:
         if not isinstance(capture_content, bool):
             raise ConfigError(f"capture_content must be True or False, got {capture_content!r}")
@@ -198,6 +206,10 @@ class AgentRuntime:
             raise ConfigError(f"redactor must be an agentrt Redactor, got {redactor!r}")
         if lease_ttl <= 0:
             raise ConfigError(f"lease_ttl must be > 0 seconds, got {lease_ttl!r}")
+        if limits is not None and not isinstance(limits, SizeLimits):
+            raise ConfigError(f"limits must be an agentrt SizeLimits, got {limits!r}")
+        self.limits = limits or SizeLimits()
+        """Largest goal, tool arguments and tool result a run keeps."""
         self.db = str(db)
         self.tools = ToolRegistry(tools)
         policy = self._checked(policy if policy is not None else Policy.cautious())
@@ -264,10 +276,13 @@ class AgentRuntime:
             tracer=self._tracing_setup.tracer,
             tracing=self.tracing,
             clock=clock,
-            runner=ToolRunner(sleep=sleep, rand=rand, clock=clock),
+            runner=ToolRunner(
+                sleep=sleep, rand=rand, clock=clock, max_result_bytes=self.limits.result_bytes
+            ),
             instructions=instructions,
             model_retry=model_retry or RetryPolicy(max_attempts=3),
             model_price=self.model_price,
+            limits=self.limits,
         )
         self.graph: CompiledStateGraph[RunState, None, RunState, RunState] = build_run_graph(
             self.deps, self._saver
@@ -548,8 +563,9 @@ class AgentRuntime:
     def cancel(self, thread_id: str, *, reason: str) -> Run:
         """End a run that has not finished, as cancelled; its pending approvals are cancelled.
 
-        RunBusy if another process is driving it right now; IllegalTransition if it already
-        ended.
+        A run another process is driving right now is asked to stop: it ends cancelled at
+        its next step (never inside an effect), and the returned run says
+        ``cancel_requested``. IllegalTransition if it already ended.
         """
         if not isinstance(reason, str) or not reason.strip():
             raise ConfigError(f"cancelling a run needs a reason in words, got {reason!r}")
@@ -557,7 +573,14 @@ class AgentRuntime:
         if record.status in TERMINAL:
             raise IllegalTransition(thread_id, record.status.value, RunStatus.CANCELLED.value)
         owner = LeaseOwner.this_process(self._new_id())
-        self.store.acquire_lease(thread_id, owner, self.lease_ttl)
+        try:
+            self.store.acquire_lease(thread_id, owner, self.lease_ttl)
+        except RunBusy:
+            self.store.request_cancel(thread_id, reason)
+            try:  # the driver may have let go meanwhile, before it saw the request
+                self.store.acquire_lease(thread_id, owner, self.lease_ttl)
+            except RunBusy:
+                return self.get(thread_id)
         try:
             return self._end(thread_id, RunStatus.CANCELLED, reason)
         finally:
@@ -676,13 +699,15 @@ class AgentRuntime:
             principal=Principal.from_dict(record.principal),
             output=record.output,
             error=record.error,
-            usage=_with_waited(record.usage, record.waited_seconds),
+            usage=_with_waited(record.usage, record.waited_seconds, record.retry_waited_seconds),
             budget=Budget.from_dict(record.budget),
             budget_report=cast(BudgetReport | None, record.budget_report),
             pending_approval=waiting[0] if waiting else None,
             created_at=record.created_at,
             updated_at=record.updated_at,
             pending_approvals=tuple(waiting),
+            cancel_requested=None if record.status in TERMINAL else record.cancel_requested,
+            retry_at=record.retry_at if record.status is RunStatus.WAITING_RETRY else None,
         )
 
     def _create(
@@ -690,6 +715,12 @@ class AgentRuntime:
     ) -> tuple[str, RunState]:
         if not isinstance(goal, str) or not goal.strip():
             raise ConfigError(f"a run needs a goal in words, got {goal!r}")
+        if len(goal) > self.limits.goal_chars:
+            raise ConfigError(
+                f"the goal is {len(goal):,} characters, over the runtime's limit of "
+                f"{self.limits.goal_chars:,} (SizeLimits.goal_chars); shorten it, or pass the "
+                "material to a tool instead of the goal"
+            )
         if not isinstance(principal, Principal):
             raise ConfigError(
                 f"principal must be an agentrt Principal, got {principal!r}; "
@@ -699,6 +730,9 @@ class AgentRuntime:
             raise ConfigError(f"budget must be an agentrt Budget, got {budget!r}")
         if thread_id is not None and (not isinstance(thread_id, str) or not thread_id):
             raise ConfigError(f"thread_id must be a non-empty string or None, got {thread_id!r}")
+        given = {"goal": goal, "principal": principal.to_dict(), "thread_id": thread_id}
+        if problem := unstorable(given, "run"):
+            raise ConfigError(f"this run cannot be stored: {problem}; pass text only")
         effective = self.budget_for(principal, budget)
         self._check_enforceable(effective, "the run's budget")
         thread_id = thread_id or self._new_id()
@@ -714,6 +748,12 @@ class AgentRuntime:
 
     def _record_decision(self, decision: Decision | dict[str, Any]) -> ApprovalRequest:
         parsed = Decision.parse(decision)
+        given = {"reason": parsed.reason, "args": parsed.args, "result": parsed.result}
+        if problem := unstorable(given | {"by": parsed.by.to_dict()}, "decision"):
+            raise InvalidDecision(
+                f"decision on {parsed.approval_id!r} cannot be recorded: {problem}",
+                approval_id=parsed.approval_id,
+            )
         request = self.approval(parsed.approval_id)
         check_decision(request, parsed, now=self.clock())
         edited = None
@@ -745,9 +785,14 @@ class AgentRuntime:
                 raise InvalidDecision(
                     f"edit of {request.id!r} rejected: {exc}", approval_id=request.id
                 ) from None
+        status = _DECISION_STATUS[parsed.outcome]
+        if status is ApprovalStatus.EDITED and edited == request.args:
+            # "Approve with these arguments" without changing them is an approval: recorded
+            # as one, so the action runs instead of asking about itself again.
+            status, edited = ApprovalStatus.APPROVED, None
         won = self.store.decide_approval(
             request.id,
-            _DECISION_STATUS[parsed.outcome],
+            status,
             by=parsed.by.id,
             comment=parsed.reason,
             edited_args=edited,
@@ -797,6 +842,10 @@ class AgentRuntime:
         record = self._record(thread_id)
         if record.status in TERMINAL:
             return _NOTHING
+        if record.cancel_requested is not None:
+            # Asked while another process drove it, which let go before its next step.
+            self.cancel(thread_id, reason=record.cancel_requested)
+            return _NOTHING
         snapshot = self.graph.get_state(self._config(thread_id))
         if not snapshot.values:
             # Died before the first checkpoint: start over from the row, which holds it all.
@@ -841,6 +890,8 @@ class AgentRuntime:
                     run = self._fail(thread_id, exc)
                 else:
                     run = self._settle(thread_id, self.graph.get_state(self._config(thread_id)))
+                    if run.cancel_requested is not None:  # asked after its last step
+                        run = self._end(thread_id, RunStatus.CANCELLED, run.cancel_requested)
                 self.tracing.set(span, {A.RUN_STATUS: run.status.value})
                 return run
         finally:
@@ -864,6 +915,10 @@ class AgentRuntime:
                     else:
                         snapshot = await graph.aget_state(self._config(thread_id))
                         run = await asyncio.to_thread(self._settle, thread_id, snapshot)
+                        if run.cancel_requested is not None:  # asked after its last step
+                            run = await asyncio.to_thread(
+                                self._end, thread_id, RunStatus.CANCELLED, run.cancel_requested
+                            )
                     self.tracing.set(span, {A.RUN_STATUS: run.status.value})
                     return run
         finally:
@@ -927,7 +982,22 @@ class AgentRuntime:
         return self._run(record)
 
     def _fail(self, thread_id: str, exc: Exception) -> Run:
-        """A node raised past its retries: end the run as failed, in the graph and the row."""
+        """A node raised past its retries: end the run as failed, in the graph and the row;
+        or, for a failure that may pass, leave it waiting to be retried."""
+        cause = transient_cause(exc)
+        if cause is not None:
+            failures = self._record(thread_id).transient_failures + 1
+            delay = retry_delay(failures)
+            logger.warning(
+                "run %r waits to retry in %.0fs: %s", thread_id, delay, cause, exc_info=exc
+            )
+            record = self.store.set_status(
+                thread_id,
+                RunStatus.WAITING_RETRY,
+                error=f"waiting to retry: {cause}",
+                retry_at=self.clock() + delay,
+            )
+            return self._run(record)
         logger.error("run %r failed", thread_id, exc_info=exc)
         return self._end(thread_id, RunStatus.FAILED, f"{type(exc).__name__}: {exc}")
 
@@ -980,9 +1050,14 @@ def _initial_state(record: RunRecord) -> RunState:
     )
 
 
-def _with_waited(usage: Usage, waited: float) -> Usage:
-    """The run's usage with its time at human gates, once it has waited at one."""
-    return {**usage, "waited_seconds": waited} if waited else usage
+def _with_waited(usage: Usage, waited: float, retry_waited: float = 0.0) -> Usage:
+    """The run's usage with its time at human gates, once it has waited at one, and its
+    time waiting to retry after failures that may pass."""
+    if waited:
+        usage = {**usage, "waited_seconds": waited}
+    if retry_waited:
+        usage = {**usage, "retry_waited_seconds": retry_waited}
+    return usage
 
 
 def _step_order(request: ApprovalRequest) -> tuple[tuple[int, int | str], ...]:

@@ -393,7 +393,10 @@ def test_a_model_call_over_budget_asks_too(db: Path, clock: FakeClock) -> None:
         request = run.pending_approval
         assert request is not None
         assert (request.tool, request.args["limit"]) == ("", "max_steps")
-        run = rt.decide(Decision.raise_limit(request.id, limit="max_steps", to=3, by=OPS))
+        # Without an approver role anyone may raise it, except the run's own requester.
+        with pytest.raises(NotAuthorized, match="never raises its budget"):
+            rt.decide(Decision.raise_limit(request.id, limit="max_steps", to=3, by=OPS))
+        run = rt.decide(Decision.raise_limit(request.id, limit="max_steps", to=3, by=OWNER))
         assert run.status is RunStatus.AWAITING_APPROVAL
         assert run.usage["steps"] == 3
         assert budget_app.executions(db) == 3
@@ -501,14 +504,38 @@ def test_show_and_raise_limit_from_the_command_line(db: Path) -> None:
 
     refused = runner.invoke(
         app,
-        ["raise-limit", request.id, "--to", "1", "--as", "fin", "--role", "budget-owner", *spec],
+        [
+            "raise-limit",
+            request.id,
+            "--to",
+            "1",
+            "--as",
+            "fin",
+            "--role",
+            "budget-owner",
+            "--tenant",
+            "acme",
+            *spec,
+        ],
     )
     assert refused.exit_code == 1
     assert "must be higher than the current 2, got 1" in refused.output
 
     raised = runner.invoke(
         app,
-        ["raise-limit", request.id, "--to", "3", "--as", "fin", "--role", "budget-owner", *spec],
+        [
+            "raise-limit",
+            request.id,
+            "--to",
+            "3",
+            "--as",
+            "fin",
+            "--role",
+            "budget-owner",
+            "--tenant",
+            "acme",
+            *spec,
+        ],
     )
     assert raised.exit_code == 0, raised.output
     assert f"max_tool_calls raised to 3 for {request.id}; the run is now awaiting_approval" in (

@@ -31,7 +31,7 @@ def test_demo_without_a_terminal_prints_the_commands(db: Path) -> None:
     # Under pytest the command is not invoked as `agentrt`, so it names the interpreter.
     assert command == f"{Path(sys.executable).name} -m agentrt"
     assert rest == (
-        f"{approval_id} --as bob --role refund-approver "
+        f"{approval_id} --as bob --role refund-approver --tenant acme "
         f"--app agentrt.examples.refund_desk:build_runtime --db {db}"
     )
 
@@ -80,6 +80,8 @@ def test_inspect_and_decide_from_the_cli(db: Path) -> None:
         "bob",
         "--role",
         "refund-approver",
+        "--tenant",
+        "acme",
         "--reason",
         "duplicate claim",
         *DEMO,
@@ -104,6 +106,8 @@ def test_edit_from_the_cli(db: Path) -> None:
         "bob",
         "--role",
         "refund-approver",
+        "--tenant",
+        "acme",
         "--args",
         "{not json",
         *DEMO,
@@ -119,6 +123,8 @@ def test_edit_from_the_cli(db: Path) -> None:
         "bob",
         "--role",
         "refund-approver",
+        "--tenant",
+        "acme",
         "--args",
         '{"order_id": "42", "amount": 30}',
         *DEMO,

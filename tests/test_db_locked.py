@@ -146,3 +146,42 @@ def test_a_run_that_still_cannot_write_waits_to_retry_and_resumes(
     # idempotent tool was called again, with the same key.
     assert len(keys) == 2
     assert keys[0] == keys[1]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_the_service_sweep_carries_on_a_run_once_its_wait_to_retry_is_over(
+    db: Path, anyio_backend: str
+) -> None:
+    import sqlite3
+
+    from agentrt.service import create_app
+    from agentrt.service.app import sweep_once
+    from tests.conftest import FakeClock
+
+    clock = FakeClock()
+    locked = sqlite3.OperationalError("database is locked")
+    # Three tries of the first turn fail (the planner's own retries), then it answers.
+    model = ScriptedChatModel([locked, locked, locked, "done"])
+    rt = AgentRuntime(model, db=db, clock=clock, tracing=None)
+    app = create_app(rt, sweep_every=None, resume_stopped=False)
+    async with app.router.lifespan_context(app):
+        run = await rt.astart("go", principal=P, thread_id="t")
+        assert run.status is RunStatus.WAITING_RETRY
+        assert run.retry_at == clock.now + 5.0
+
+        service = app.state.agentrt
+        await sweep_once(service)  # not yet due: nothing to do
+        await service.worker.wait("t")
+        assert rt.get("t").status is RunStatus.WAITING_RETRY
+
+        clock.advance(5.0)
+        await sweep_once(service)
+        await service.worker.wait("t")
+    done = rt.get("t")
+    rt.close()
+    assert (done.status, done.output, done.usage["retry_waited_seconds"]) == (
+        RunStatus.SUCCEEDED,
+        "done",
+        5.0,
+    )

@@ -697,8 +697,10 @@ def test_rule_order_never_changes_any_part_of_the_decision() -> None:
             rule_id="ask-lead",
             matched=(),
             reason="rule 'ask-lead' says require_approval",
-            # Every matching approval rule holds: four eyes from one, the shortest expiry.
+            # Every matching approval rule holds: each one's role (the strictest rule's
+            # first), four eyes from one, the shortest expiry.
             required_role="lead",
+            required_roles=("lead", "ops"),
             four_eyes=True,
             expires_in=3600.0,
             policy="p",

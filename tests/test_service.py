@@ -565,3 +565,18 @@ def parse_sse(text: str) -> list[dict[str, str]]:
 
 def walk(spans: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [s for span in spans for s in (span, *walk(span.get("children", [])))]
+
+
+@pytest.mark.timeout(30)
+async def test_an_edit_that_changes_nothing_over_http_approves_and_the_run_goes_on(
+    api: Api,
+) -> None:
+    # "Approve with these arguments" on the review page posts the very same body.
+    thread_id, approval = await api.waiting_run()
+    current = (await api.call("GET", f"/approvals/{approval}", "bob")).json()["args"]
+    decided = await api.decide(approval, {"outcome": "edit", "args": current}, who="bob")
+    assert decided.status_code == 200, decided.text
+    await api.settled(thread_id)
+    run = (await api.call("GET", f"/runs/{thread_id}")).json()
+    assert run["status"] == "succeeded"
+    assert api.rt.approval(approval).status.value == "approved"

@@ -169,7 +169,12 @@ AsOption = Annotated[str, typer.Option("--as", help="Your principal id.")]
 RoleOption = Annotated[
     list[str] | None, typer.Option("--role", help="A role you hold; repeat for several.")
 ]
-TenantOption = Annotated[str | None, typer.Option(help="Your tenant.")]
+TenantOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Your tenant; only a principal of that tenant (or '*', every tenant) decides."
+    ),
+]
 
 
 @app.command()

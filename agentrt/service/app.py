@@ -166,9 +166,12 @@ async def _resume_stopped(service: Service) -> None:
 
 
 async def sweep_once(service: Service) -> int:
-    """Expire overdue approvals and hand their runs to the worker; how many expired."""
-    sweep = await service.runtime.asweep_approvals(resume=False)
-    for thread_id in dict.fromkeys(r.thread_id for r in sweep.expired):
+    """Expire overdue approvals and hand their runs to the worker, and the runs whose wait
+    to retry (after a failure that may pass) is over; how many approvals expired."""
+    rt = service.runtime
+    sweep = await rt.asweep_approvals(resume=False)
+    due = await asyncio.to_thread(rt.store.due_retries, rt.clock())
+    for thread_id in dict.fromkeys([*(r.thread_id for r in sweep.expired), *due]):
         service.worker.drive(thread_id)
     return len(sweep.expired)
 
