@@ -295,3 +295,19 @@ def test_an_edit_keeps_what_the_person_could_not_see() -> None:
     edited = {"note": "card [REDACTED:card]", "cents": 5, "pin": "[REDACTED:field]"}
     assert _unmasked(edited, original, seen) == {**original, "cents": 5}
     assert _unmasked({**edited, "pin": "new"}, original, seen)["pin"] == "new"
+
+
+def test_show_with_the_database_alone_hides_every_field_of_a_tool_it_cannot_see(
+    db: Path,
+) -> None:
+    # Without the app nothing says which of unlock's fields are harmless: none are shown.
+    model = ScriptedChatModel([ai("", tool_call("unlock", {"door": "front", "pin": PIN})), "in"])
+    rt, _ = traced(db, model)
+    with rt:
+        run = rt.start("let me in", principal=ALICE)
+    shown = CliRunner().invoke(cli_app, ["show", run.thread_id, "--db", str(db)])
+    assert shown.exit_code == 0, shown.output
+    assert "unlock(" in shown.output
+    assert PIN not in shown.output
+    assert "58213" not in shown.output
+    assert '"door": "[REDACTED:field]"' in shown.output

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Collection, Iterable, Iterator
 
 from langchain_core.tools import BaseTool
 
@@ -10,10 +10,30 @@ from agentrt.errors import ConfigError
 from agentrt.principal import Principal
 from agentrt.tools.contract import ToolSpec
 
-__all__ = ["ToolLike", "ToolRegistry"]
+__all__ = ["EVERY_FIELD", "ToolLike", "ToolRegistry"]
 
 ToolLike = ToolSpec | BaseTool
 """What a runtime accepts as a tool: an @agentrt.tool, or a LangChain tool as it is."""
+
+
+class _EveryField(Collection[str]):
+    """A collection of field names that holds every name."""
+
+    def __contains__(self, item: object) -> bool:
+        return True
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(())
+
+    def __len__(self) -> int:
+        return 0
+
+    def __repr__(self) -> str:
+        return "EVERY_FIELD"
+
+
+EVERY_FIELD: Collection[str] = _EveryField()
+"""The sensitive fields of a tool nobody declared: all of them."""
 
 
 class ToolRegistry:
@@ -41,10 +61,12 @@ class ToolRegistry:
     def names(self) -> list[str]:
         return list(self._tools)
 
-    def sensitive_of(self, name: str) -> tuple[str, ...]:
-        """The fields tool ``name`` declares sensitive (none if there is no such tool)."""
+    def sensitive_of(self, name: str) -> Collection[str]:
+        """The fields tool ``name`` declares sensitive. For a tool this app does not have
+        (a database read without its app, a tool since removed) nothing says which of its
+        fields are harmless: every field counts as sensitive."""
         spec = self._tools.get(name)
-        return spec.sensitive if spec is not None else ()
+        return spec.sensitive if spec is not None else EVERY_FIELD
 
     def offered_to(self, principal: Principal) -> list[ToolSpec]:
         """Tools whose required scopes the principal holds: the only ones the model sees."""

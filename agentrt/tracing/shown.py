@@ -85,32 +85,64 @@ def shown_events(
     *,
     start: int = 0,
 ) -> list[dict[str, Any]]:
-    """A run's event log from ``start`` on, as shown: each action's arguments masked by its
-    tool's sensitive fields, and every event masked with the secret values any of them
-    held (an error that quotes one, a result or an answer that repeats it)."""
+    """A run's event log from ``start`` on, as shown: the tool's own content (each
+    action's arguments, a result, a request's arguments) masked by its tool's sensitive
+    fields, and every event masked with the secret values any of them held (an error that
+    quotes one, a result or an answer that repeats it)."""
     r = redactor or _DEFAULT
     known: list[Any] = []
     for event in events:  # the whole log: a value is secret wherever the run repeats it
-        data = _data(event)
-        if event.get("type") == "plan":
-            for action in _actions(data):
-                known += secret_values(action, r, sensitive_of(str(action.get("tool", ""))))
-        else:
-            known += secret_values(data, r, _fields(data, sensitive_of))
-    out: list[dict[str, Any]] = []
-    for event in events[start:]:
-        data = _data(event)
-        if event.get("type") != "plan":
-            out.append(shown(dict(event), r, sensitive=_fields(data, sensitive_of), known=known))
-            continue
-        shown_data = shown({k: v for k, v in data.items() if k != "actions"}, r, known=known)
-        shown_data["actions"] = [
-            shown(a, r, sensitive=sensitive_of(str(a.get("tool", ""))), known=known)
+        for tool, content in _tool_content(event):
+            known += secret_values(content, r, sensitive_of(tool))
+    return [_shown_event(event, r, sensitive_of, known) for event in events[start:]]
+
+
+# Where an event holds what a tool was given or gave back: the part its declared sensitive
+# fields are about. Everything else (ids, kinds, reasons) is the runtime's own words.
+_TOOL_KEYS = {"observation": ("content",), "approval": ("args", "edited_args", "result")}
+
+
+def _tool_content(event: Mapping[str, Any]) -> list[tuple[str, Any]]:
+    """(tool name, content) for each part of ``event`` that is a tool's content."""
+    data = _data(event)
+    if event.get("type") == "plan":
+        return [(str(a.get("tool", "")), a.get("args")) for a in _actions(data)]
+    keys = _TOOL_KEYS.get(str(event.get("type")), ())
+    return [(str(data.get("tool", "")), data[k]) for k in keys if data.get(k) is not None]
+
+
+def _shown_event(
+    event: Mapping[str, Any], r: Redactor, sensitive_of: SensitiveOf, known: list[Any]
+) -> dict[str, Any]:
+    data = dict(_data(event))
+    if event.get("type") == "plan":
+        data["actions"] = [
+            {
+                **shown({k: v for k, v in a.items() if k != "args"}, r, known=known),
+                "args": shown(
+                    a.get("args"), r, sensitive=sensitive_of(str(a.get("tool", ""))), known=known
+                ),
+            }
             for a in _actions(data)
         ]
-        rest = shown({k: v for k, v in event.items() if k != "data"}, r, known=known)
-        out.append({**rest, "data": shown_data})
-    return out
+    else:
+        fields = sensitive_of(str(data["tool"])) if data.get("tool") else ()
+        for key in _TOOL_KEYS.get(str(event.get("type")), ()):
+            if data.get(key) is not None:
+                data[key] = shown(data[key], r, sensitive=fields, known=known)
+    # The rest of the event: detectors and the known secret values only.
+    rest = shown(
+        {k: v for k, v in data.items() if k != "actions" and k not in _tool_keys(event)},
+        r,
+        known=known,
+    )
+    kept = {k: v for k, v in data.items() if k == "actions" or k in _tool_keys(event)}
+    head = shown({k: v for k, v in event.items() if k != "data"}, r, known=known)
+    return {**head, "data": {**rest, **kept}}
+
+
+def _tool_keys(event: Mapping[str, Any]) -> tuple[str, ...]:
+    return _TOOL_KEYS.get(str(event.get("type")), ())
 
 
 def _data(event: Mapping[str, Any]) -> Mapping[str, Any]:
@@ -120,11 +152,6 @@ def _data(event: Mapping[str, Any]) -> Mapping[str, Any]:
 
 def _actions(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
     return [a for a in data.get("actions") or () if isinstance(a, Mapping)]
-
-
-def _fields(data: Mapping[str, Any], sensitive_of: SensitiveOf) -> Collection[str]:
-    """The sensitive fields of the tool an event is about (observation, approval)."""
-    return sensitive_of(str(data["tool"])) if data.get("tool") else ()
 
 
 def shown_messages(
