@@ -25,6 +25,13 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
 		chromium chromium-driver
 
+# The sandbox (run_python) runs code in Debian's bubblewrap; its tests need the real thing.
+BWRAP := /usr/bin/bwrap
+$(BWRAP):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+		bubblewrap
+
 demo: $(STAMP)
 	$(BIN)/agentrt demo --db agentrt.db
 
@@ -40,7 +47,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) $(CHROMIUM)
+pytest: $(STAMP) $(CHROMIUM) $(BWRAP)
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest

@@ -1,0 +1,102 @@
+"""The sandbox's settings (SandboxLimits) and what a call did (SandboxResult)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Literal
+
+from agentrt.errors import ConfigError
+
+Isolation = Literal["bubblewrap", "landlock"]
+"""How code is kept in: "bubblewrap" (namespaces) or "landlock" (the weaker opt-in mode)."""
+
+ISOLATIONS: tuple[Isolation, ...] = ("bubblewrap", "landlock")
+
+
+@dataclass(frozen=True, kw_only=True)
+class SandboxLimits:
+    """What one sandboxed call may use, and how it is kept in."""
+
+    timeout: float = 10.0
+    """Wall-clock seconds before every process of the call is killed."""
+    cpu_seconds: int = 5
+    """RLIMIT_CPU: CPU seconds each process may use before the kernel stops it."""
+    memory_bytes: int = 512 * 1024 * 1024
+    """Memory for the whole call where a cgroup bounds it (SandboxResult.bound "cgroup"), and
+    always each process's address space (RLIMIT_AS): one oversized allocation is a MemoryError."""
+    max_processes: int = 64
+    """Processes and threads the call may have at once, its first process included (a cgroup's
+    pids.max, or RLIMIT_NPROC in the sandbox's user namespace; not bounded in landlock mode)."""
+    file_size_bytes: int = 16 * 1024 * 1024
+    """RLIMIT_FSIZE: largest file a process may write, its captured output included; also
+    the size of each of the sandbox's private /tmp and /dev/shm."""
+    max_output_chars: int = 64_000
+    """stdout and stderr are each cut to this many characters in the result."""
+    env: Mapping[str, str] = field(default_factory=dict)
+    """Extra environment variables; nothing of the parent's environment is passed."""
+    isolation: Isolation = "bubblewrap"
+    """"bubblewrap" (the default; needs the `bwrap` binary) or "landlock", the weaker mode
+    for hosts without it, which confines writes only: see agentrt.tools.sandbox.landlock."""
+    require_confinement: bool = True
+    """Landlock mode only: refuse to run where the kernel has no Landlock to confine writes."""
+    uid: int = 65534
+    """The unprivileged user the code runs as when agentrt runs as root (nobody)."""
+    gid: int = 65534
+    """The group the code runs as when agentrt runs as root (nogroup)."""
+
+    def __post_init__(self) -> None:
+        if self.isolation not in ISOLATIONS:
+            raise ConfigError(
+                f"SandboxLimits(isolation={self.isolation!r}) is not one of {ISOLATIONS!r}; "
+                "use 'bubblewrap' unless bubblewrap cannot be installed"
+            )
+        for name in ("timeout", "cpu_seconds", "memory_bytes", "max_processes", "file_size_bytes"):
+            value = getattr(self, name)
+            if value <= 0:
+                raise ConfigError(f"SandboxLimits({name}={value!r}) must be positive")
+        for name in ("uid", "gid"):
+            value = getattr(self, name)
+            if value <= 0:
+                raise ConfigError(
+                    f"SandboxLimits({name}={value!r}) must name an unprivileged id (not root)"
+                )
+
+
+Bound = Literal["cgroup", "rlimit", "per-process"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class SandboxResult:
+    """What a sandboxed call did, and how it was kept in."""
+
+    returncode: int
+    """Exit status of the program; negative: killed by that signal."""
+    stdout: str
+    """What it wrote to stdout, cut to max_output_chars."""
+    stderr: str
+    """What it wrote to stderr, cut to max_output_chars."""
+    timed_out: bool
+    """True if it was killed at its timeout."""
+    confined: bool
+    """True if its writes were confined to its working directory."""
+    files: dict[str, int]
+    """Files left in the working directory (relative path -> size), before it was removed."""
+    isolation: Literal["bubblewrap", "landlock", "none"]
+    """"bubblewrap" (namespaces), "landlock" (writes confined, nothing else) or "none"
+    (Landlock mode on a kernel without Landlock, with require_confinement=False)."""
+    bound: Bound
+    """What bounded its processes and memory: "cgroup" (memory_bytes and max_processes for the
+    whole call), "rlimit" (max_processes for the whole call, memory_bytes per process: no
+    writable cgroup) or "per-process" (Landlock mode: memory per process, no process count)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """How one isolation mode's run ended (internal: run_sandboxed adds output and files)."""
+
+    returncode: int
+    timed_out: bool
+    confined: bool
+    isolation: Literal["bubblewrap", "landlock", "none"]
+    bound: Bound

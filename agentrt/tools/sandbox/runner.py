@@ -1,0 +1,231 @@
+"""run_sandboxed: one call, from a fresh working directory to the last process killed."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import signal
+import subprocess
+import tempfile
+import threading
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import IO
+
+from agentrt.tools.contract import ToolError
+from agentrt.tools.sandbox import bubblewrap, cgroups, landlock, workdir
+from agentrt.tools.sandbox.cgroups import CallCgroup
+from agentrt.tools.sandbox.limits import Outcome, SandboxLimits, SandboxResult
+
+_swept_by = 0  # the pid that swept: a forked child sweeps again
+_sweep_lock = threading.Lock()
+
+
+def run_sandboxed(
+    argv: Sequence[str],
+    *,
+    files: Mapping[str, str] | None = None,
+    limits: SandboxLimits | None = None,
+) -> SandboxResult:
+    """Run ``argv`` in a fresh working directory holding ``files``, under ``limits``.
+
+    By default in bubblewrap (see agentrt.tools.sandbox.bubblewrap for what the program can
+    and cannot reach); a host without it gets a ToolError saying what to install, unless
+    ``limits.isolation`` opts into the weaker "landlock" mode. Every process the call starts
+    is dead when this returns, and its working directory removed.
+    """
+    limits = limits or SandboxLimits()
+    files = files or {}
+    for name in files:
+        workdir.check_name(name)
+    bwrap = None
+    if limits.isolation == "bubblewrap":
+        bwrap = bubblewrap.find_bwrap()
+        if bwrap is None:
+            raise ToolError(
+                "bubblewrap (the `bwrap` command) is not installed, so the sandbox cannot "
+                "isolate this code; install it (Debian and Ubuntu: apt-get install bubblewrap; "
+                "Fedora: dnf install bubblewrap), or accept the weaker mode, which confines "
+                "writes only, with SandboxLimits(isolation='landlock')"
+            )
+    _sweep_once()
+    as_root = os.geteuid() == 0
+    owner = (limits.uid, limits.gid) if bwrap is not None and as_root else None
+    root = workdir.make(files, owner)
+    try:
+        with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
+            if bwrap is not None:
+                outcome = _run_bubblewrap(bwrap, argv, root, limits, out=out, err=err)
+            else:
+                outcome = landlock.run(argv, root, limits, out, err)
+            stdout, stderr = (_read(f, limits.max_output_chars) for f in (out, err))
+        return SandboxResult(
+            returncode=outcome.returncode,
+            stdout=stdout,
+            stderr=stderr,
+            timed_out=outcome.timed_out,
+            confined=outcome.confined,
+            files=workdir.listing(root),
+            isolation=outcome.isolation,
+            bound=outcome.bound,
+        )
+    finally:
+        workdir.remove(root)
+
+
+def _sweep_once() -> None:
+    """Once a process: remove what dead owners left (a SIGKILL gives no chance to clean up)."""
+    global _swept_by  # noqa: PLW0603 (a once-per-process latch)
+    with _sweep_lock:
+        if _swept_by == os.getpid():
+            return
+        _swept_by = os.getpid()
+    bubblewrap.sweep_orphans()
+    cgroups.sweep()
+    workdir.sweep()
+
+
+def _run_bubblewrap(
+    bwrap: str,
+    argv: Sequence[str],
+    root: Path,
+    limits: SandboxLimits,
+    *,
+    out: IO[bytes],
+    err: IO[bytes],
+) -> Outcome:
+    max_tasks = limits.max_processes + bubblewrap.OVERHEAD_TASKS
+    cgroup = CallCgroup.create(limits.memory_bytes, max_tasks)
+    # The launcher's lifeline (see launcher.py): the write end stays here, unshared.
+    lifeline, held = os.pipe()
+    try:
+        with tempfile.TemporaryFile() as status, tempfile.TemporaryFile() as info:
+            sources, in_child = bubblewrap.prepare_child(limits, root, cgroup, status.fileno())
+            cmd = bubblewrap.command(
+                bwrap,
+                argv,
+                root,
+                sources,
+                limits,
+                status_fd=status.fileno(),
+                info_fd=info.fileno(),
+                lifeline_fd=lifeline,
+                # Without a cgroup, the launcher bounds the count with RLIMIT_NPROC.
+                max_processes=0 if cgroup else limits.max_processes + bubblewrap.INSIDE_TASKS,
+            )
+            try:
+                proc = subprocess.Popen(
+                    cmd,
+                    cwd="/",
+                    env=bubblewrap.environment(limits),
+                    stdin=subprocess.DEVNULL,
+                    stdout=out,
+                    stderr=err,
+                    pass_fds=(status.fileno(), info.fileno(), lifeline),
+                    preexec_fn=in_child,  # noqa: PLW1509 (cgroup, mounts, uid: in the child)
+                )
+            except subprocess.SubprocessError as e:
+                said = [line for line in _lines(status) if line.startswith("setup-failed ")]
+                reason = said[-1].removeprefix("setup-failed ") if said else str(e)
+                raise ToolError(
+                    f"the sandbox could not be set up: {reason}; as root, agentrt needs "
+                    "CAP_SYS_ADMIN to bind a Python or temporary directory that "
+                    f"uid {limits.uid} cannot reach, or put them where it can"
+                ) from e
+            timed_out = False
+            try:
+                proc.wait(timeout=limits.timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+                _kill(proc, info)
+            except BaseException:  # interrupted while waiting: the sandbox goes first
+                _kill(proc, info)
+                raise
+            report = _lines(status)
+    finally:
+        os.close(lifeline)
+        os.close(held)
+        if cgroup is not None:
+            cgroup.close()
+    return Outcome(
+        returncode=_returncode(report, proc.returncode, timed_out, argv, err),
+        timed_out=timed_out,
+        confined=True,
+        isolation="bubblewrap",
+        bound="cgroup" if cgroup is not None else "rlimit",
+    )
+
+
+def _returncode(
+    report: list[str], bwrap_code: int, timed_out: bool, argv: Sequence[str], err: IO[bytes]
+) -> int:
+    """The program's exit status, from the launcher's report where there is one."""
+    if timed_out:
+        return -signal.SIGKILL
+    for line in report:
+        word, _, rest = line.partition(" ")
+        if word == "exited":
+            return os.waitstatus_to_exitcode(int(rest))
+        if word == "cannot-run":
+            raise ToolError(
+                f"cannot run {argv[0]!r} in the sandbox: {rest.partition(' ')[2]}; it sees "
+                "only /usr, /bin, the Python prefix and its working directory"
+            )
+    if "started" not in report:
+        err.seek(0)
+        said = err.read(2000).decode("utf-8", errors="replace").strip()
+        raise ToolError(
+            f"bubblewrap could not start the sandbox (exit status {bwrap_code}): {said!r}; "
+            "if it could not make namespaces, the host must allow unprivileged user "
+            "namespaces (sysctl user.max_user_namespaces > 0, and on Debian "
+            "kernel.unprivileged_userns_clone=1)"
+        )
+    # The launcher itself was killed (the OOM killer, or the program): bubblewrap's 128+N.
+    return -(bwrap_code - 128) if bwrap_code > 128 else bwrap_code
+
+
+def _kill(proc: subprocess.Popen[bytes], info: IO[bytes]) -> None:
+    """Kill the sandbox's PID 1, and so every process in it, and wait until they are gone."""
+    init = _sandbox_init(proc.pid, info)
+    if init is not None:
+        with contextlib.suppress(ProcessLookupError):
+            signal.pidfd_send_signal(init, signal.SIGKILL)
+    proc.kill()
+    proc.wait()
+    if init is not None:
+        # Readable once PID 1 has exited, which the kernel allows only after every other
+        # process of its namespace has.
+        select.select([init], [], [], 5.0)
+        os.close(init)
+
+
+def _sandbox_init(bwrap_pid: int, info: IO[bytes]) -> int | None:
+    """A pidfd of the sandbox's PID 1 (bwrap's --info-fd names it), or None if not known."""
+    info.seek(0)
+    try:
+        pid = int(json.loads(info.read() or b"{}")["child-pid"])
+        fd = os.pidfd_open(pid)
+    except (ValueError, KeyError, OSError):
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            parent = int(f.read().rsplit(")", 1)[1].split()[1])
+    except (OSError, ValueError, IndexError):
+        parent = 0
+    if parent != bwrap_pid:  # exited and its pid reused: not ours to signal
+        os.close(fd)
+        return None
+    return fd
+
+
+def _lines(f: IO[bytes]) -> list[str]:
+    f.seek(0)
+    return f.read(4096).decode("utf-8", errors="replace").splitlines()
+
+
+def _read(f: IO[bytes], limit: int) -> str:
+    f.seek(0)
+    text = f.read(limit * 4).decode("utf-8", errors="replace")
+    return text if len(text) <= limit else text[:limit] + "\n[output cut]"
