@@ -17,7 +17,7 @@ import dataclasses
 import hashlib
 import json
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,12 +28,14 @@ from langgraph.types import RetryPolicy
 from agentrt.approvals import canonical_json
 from agentrt.budget import Budget
 from agentrt.errors import ConfigError
+from agentrt.events import describe
 from agentrt.models import output_cap
 from agentrt.principal import Principal
 from agentrt.state import Event, RunState
 from agentrt.store import recordings
 from agentrt.tools.contract import ToolContext, ToolError, ToolSpec
 from agentrt.tools.ledger import effect_key
+from agentrt.tracing.shown import shown_events
 
 if TYPE_CHECKING:
     from agentrt.graphs.deps import RunDeps
@@ -260,6 +262,11 @@ def replay_run(rt: AgentRuntime, thread_id: str) -> ReplayReport:
             replayed = replica.events(again.thread_id)
         finally:
             replica.close()
+
+    def said(log: list[Event], index: int) -> str:
+        """The event at ``index`` of ``log`` in words, masked as every surface shows it."""
+        return describe(shown_events(log, rt.redactor, rt.tools.sensitive_of, start=index)[0])
+
     return _compare(
         thread_id,
         original=original,
@@ -267,6 +274,7 @@ def replay_run(rt: AgentRuntime, thread_id: str) -> ReplayReport:
         asked=asked,
         calls=calls,
         misses=recording.misses,
+        said=said,
     )
 
 
@@ -278,7 +286,9 @@ def _compare(
     asked: dict[int, str],
     calls: list[recordings.ModelCall],
     misses: dict[str, str],
+    said: Callable[[list[Event], int], str],
 ) -> ReplayReport:
+    """``said(log, index)`` puts an event in words for the report."""
     digests = {c.revision: c.request_digest for c in calls}
     tools = {
         a["step_id"]: a["tool"]
@@ -299,16 +309,17 @@ def _compare(
                 )
         if _key(was) != _key(now):
             step = now.get("step_id") or was.get("step_id")
-            text = _difference(was, now, misses, tools)
+            words = (said(original, index), said(replayed, index))
+            text = _difference(was, now, misses, tools, words)
             return _diverged(thread_id, index, step, text)
     if len(original) != len(replayed):
         index = min(len(original), len(replayed))
         if len(replayed) < len(original):
             nxt = original[index]
-            text = f"the replay stopped where the run went on to {_describe(nxt)}"
+            text = f"the replay stopped where the run went on to {said(original, index)}"
             return _diverged(thread_id, index, nxt.get("step_id"), _prefix(nxt, text))
         extra = replayed[index]
-        text = f"the replay went on to {_describe(extra)} where the run had ended"
+        text = f"the replay went on to {said(replayed, index)} where the run had ended"
         return _diverged(thread_id, index, extra.get("step_id"), _prefix(extra, text))
     return ReplayReport(thread_id, True, None, None, len(original))
 
@@ -333,26 +344,14 @@ def _key(event: Event) -> Any:
         return (kind, event.get("step_id"), data["status"], data.get("edited_args"))
     if kind == "observation":
         return (kind, data["step_id"], data["tool"], data["kind"], data["content"])
-    return (kind, data.get("status"), data.get("output"), data.get("error"))
+    return (kind, event.get("step_id"), data)  # finish, policy_changed: all of it
 
 
-def _describe(event: Event) -> str:
-    data = event["data"]
-    kind = event["type"]
-    if kind == "plan":
-        tools = ", ".join(a["tool"] for a in data["actions"])
-        return f"plan {data['revision']} ({tools or 'final answer'})"
-    if kind == "policy":
-        return f"policy {data['outcome']} ({data['rule_id']})"
-    if kind == "approval":
-        return f"approval {data['status']}"
-    if kind == "observation":
-        return f"{data['tool']} result [{data['kind']}]"
-    return f"finish {data.get('status')}"
-
-
-def _difference(was: Event, now: Event, misses: dict[str, str], tools: dict[str, str]) -> str:
-    """The first difference between two events at the same place, in words."""
+def _difference(
+    was: Event, now: Event, misses: dict[str, str], tools: dict[str, str], words: tuple[str, str]
+) -> str:
+    """The first difference between two events at the same place, in words; ``words`` are
+    the two events described (as shown)."""
     step = now.get("step_id") or was.get("step_id")
     if step is not None and step in misses:
         return f"step {step}: {misses[step]}"
@@ -374,4 +373,4 @@ def _difference(was: Event, now: Event, misses: dict[str, str], tools: dict[str,
             f"the run now ends {now['data']['status']} ({now['data'].get('error') or 'no error'}); "
             f"it had ended {was['data']['status']}"
         )
-    return _prefix(now, f"the replay has {_describe(now)} where the run had {_describe(was)}")
+    return _prefix(now, f"the replay has {words[1]} where the run had {words[0]}")

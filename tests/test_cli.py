@@ -91,7 +91,7 @@ def test_inspect_and_decide_from_the_cli(db: Path) -> None:
     assert code == 0, out
     code, out = cli("show", thread_id, *DEMO, "--db", str(db))
     assert code == 0
-    assert "approval 2.0: rejected by bob" in out
+    assert "approval 2.0: issue_refund rejected by bob: duplicate claim" in out
     assert "[rejected]" in out
 
 

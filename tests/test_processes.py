@@ -65,7 +65,7 @@ def test_a_second_process_that_knows_only_db_and_thread_finishes_the_run(tmp_pat
     shown = run([*AGENTRT, "show", thread_id, *DEMO, "--db", str(db)])
     assert shown.returncode == 0, shown.stderr
     assert "status    succeeded" in shown.stdout
-    assert "approval 2.0: approved by bob" in shown.stdout
+    assert "approval 2.0: issue_refund approved by bob" in shown.stdout
 
 
 def charges(db: Path) -> tuple[list[tuple[str, int]], int]:

@@ -22,7 +22,7 @@ from agentrt import AgentRuntime, Decision, Policy, Principal, tool
 from agentrt.cli import app as cli_app
 from agentrt.logs import get_logger
 from agentrt.service import create_app, issue_key
-from agentrt.service.ui.routes import _unmasked
+from agentrt.service.ui.forms import unmasked
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 from agentrt.tracing import Redactor
 from agentrt.tracing import attributes as A
@@ -293,8 +293,8 @@ def test_an_edit_keeps_what_the_person_could_not_see() -> None:
     original = {"note": f"card {S.CARD}", "cents": 10, "pin": PIN, "hidden": 1}
     seen = {"note": "card [REDACTED:card]", "cents": 10, "pin": "[REDACTED:field]"}
     edited = {"note": "card [REDACTED:card]", "cents": 5, "pin": "[REDACTED:field]"}
-    assert _unmasked(edited, original, seen) == {**original, "cents": 5}
-    assert _unmasked({**edited, "pin": "new"}, original, seen)["pin"] == "new"
+    assert unmasked(edited, original, seen) == {**original, "cents": 5}
+    assert unmasked({**edited, "pin": "new"}, original, seen)["pin"] == "new"
 
 
 def test_show_with_the_database_alone_hides_every_field_of_a_tool_it_cannot_see(

@@ -127,6 +127,29 @@ def test_changed_instructions_show_at_the_first_plan(db: Path, clock: FakeClock)
     assert report.events == 0
 
 
+def test_a_policy_changed_while_the_run_waited_is_named_in_words(
+    db: Path, clock: FakeClock, tmp_path: Path
+) -> None:
+    before = Policy.from_file(POLICY_FILE).version
+    edited = tmp_path / "edited.yaml"
+    edited.write_text(
+        POLICY_FILE.read_text(encoding="utf-8").replace("$50 need a", "$50 needs a"),
+        encoding="utf-8",
+    )
+    with desk(db, clock) as rt:
+        run = rt.start(GOAL, principal=OPERATOR)
+        assert run.pending_approval is not None
+        rt.policy = Policy.from_file(edited)  # swapped while the run waits for a person
+        rt.decide(Decision.approve(run.pending_approval.id, by=APPROVER))
+        report = rt.replay(run.thread_id)
+    # The replay runs on today's policy from the start, so it never sees the change.
+    assert report.divergence == (
+        'step 2.0: the replay has result 2.0: issue_refund: [ok] {"amount": 89.0, '
+        '"currency": "USD", "order_id": "42", "refund_id": "rf_33da56... where the run had '
+        f"policy changed: refund-desk@{before} -> refund-desk@{rt.policy.version}"
+    )
+
+
 def test_a_run_without_recordings_cannot_be_replayed(db: Path, clock: FakeClock) -> None:
     thread_id = approved_run(db, clock)
     with sqlite3.connect(db) as conn:

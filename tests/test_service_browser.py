@@ -92,7 +92,9 @@ def test_an_approver_approves_the_refund_in_chromium_and_sees_the_run_finish(
                 output = api.get(f"/runs/{thread_id}").json()["output"]
                 assert output
                 expect(page.locator("#run-output")).to_have_text(output)
-                expect(page.locator(".steps")).to_contain_text("issue_refund: approved by bob")
+                expect(page.locator(".steps")).to_contain_text(
+                    "approval 2.0: issue_refund approved by bob"
+                )
                 page.screenshot(path=str(artifacts / "run.png"), full_page=True)
 
                 # The runs page's status filter applies as soon as it is changed.

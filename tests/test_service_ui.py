@@ -280,8 +280,11 @@ async def test_the_run_page_shows_status_steps_and_trace_and_decides_too(page: P
     assert GOAL in shown
     assert "For alice operator · acme" in shown
     assert f'data-follow="/ui/runs/{thread_id}/state"' in waiting.text
-    assert 'plan Refunding the full amount. → issue_refund(order_id="42", amount=89.0)' in shown
-    assert "policy 2.0 require_approval by rule large-refunds" in shown
+    assert (
+        'plan #2: Refunding the full amount. -> issue_refund({"order_id": "42", "amount": 89.0})'
+        in shown
+    )
+    assert "policy 2.0: require_approval (large-refunds: Refunds over $50 need a refund" in shown
     assert "agent.step approval 2.0 (waits for a person)" in shown
     assert f'value="/ui/runs/{thread_id}"' in waiting.text  # its forms come back here
     state = (await page.client.get(f"/ui/runs/{thread_id}/state")).json()
@@ -295,7 +298,7 @@ async def test_the_run_page_shows_status_steps_and_trace_and_decides_too(page: P
     shown = text(done)
     assert f"Run {thread_id} succeeded" in shown
     assert page.rt.get(thread_id).output in shown
-    assert "issue_refund: approved by bob" in shown
+    assert "approval 2.0: issue_refund approved by bob" in shown
     assert "data-follow" not in done.text  # an ended run is not followed
     trace = re.search(r'<ul class="trace">(.*)</ul>', done.text, re.S)
     assert trace is not None

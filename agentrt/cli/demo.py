@@ -10,7 +10,6 @@ from typing import Annotated
 import typer
 
 from agentrt.cli.common import DEMO_APP, CliError, app, fail, print_run, runtime_from
-from agentrt.cli.runs import describe
 
 
 @app.command()
@@ -22,6 +21,7 @@ def demo(
     ] = None,
 ) -> None:
     """Run the refund desk on a scripted model, offline, up to its approval gate."""
+    from agentrt.events import describe
     from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR
     from agentrt.tracing.shown import shown_events
 

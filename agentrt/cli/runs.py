@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
@@ -44,6 +44,7 @@ def show(
     db: DbOption = None,
 ) -> None:
     """Show one run: status, usage, output, pending approval, and its event log."""
+    from agentrt.events import describe
     from agentrt.tracing.shown import shown_events
 
     with runtime_from(app_spec, db, db_only=True) as rt:
@@ -52,35 +53,6 @@ def show(
         typer.echo("events:")
         for event in shown_events(rt.events(thread_id), rt.redactor, rt.tools.sensitive_of):
             typer.echo(f"  {describe(event)}")
-
-
-def describe(event: Any) -> str:
-    data, kind = event["data"], event["type"]
-    if kind == "plan":
-        calls = ", ".join(f"{a['tool']}({short(a['args'], 40)})" for a in data["actions"])
-        return f"plan #{data['revision']}: " + (calls or f"answer: {short(data['content'])}")
-    if kind == "policy":
-        return (
-            f"policy {event['step_id']}: {data['outcome']} ({data['rule_id']}: {data['reason']}) "
-            f"matched: {', '.join(data['matched']) or 'none'}; "
-            f"policy {data['policy']}@{data['policy_version']}"
-        )
-    if kind == "policy_changed":
-        return (
-            f"policy changed: {data['from_policy']}@{data['from_version']} -> "
-            f"{data['to_policy']}@{data['to_version']}"
-        )
-    if kind == "approval" and data["kind"] == "budget":
-        raised = data.get("edited_args") or {}
-        verdict = ", ".join(f"raised to {v}" for v in raised.values()) or data["status"]
-        return f"budget {data['args']['limit']}: {verdict} by {data['decided_by']}"
-    if kind == "approval":
-        return f"approval {event['step_id']}: {data['status']} by {data['decided_by']}"
-    if kind == "observation":
-        return (
-            f"result {event['step_id']} {data['tool']}: [{data['kind']}] {short(data['content'])}"
-        )
-    return f"finish: {data['status']}"
 
 
 @app.command()

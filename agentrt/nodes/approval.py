@@ -19,6 +19,7 @@ from typing import Any
 from langgraph.types import interrupt
 
 from agentrt.approvals import ApprovalRequest, ApprovalStatus, args_digest
+from agentrt.events import approval_event
 from agentrt.graphs.deps import RunDeps
 from agentrt.nodes.common import (
     advance,
@@ -27,7 +28,7 @@ from agentrt.nodes.common import (
     observation_event,
     public_request,
 )
-from agentrt.state import Event, GateItem, ObservationKind, RunState, Stop
+from agentrt.state import GateItem, ObservationKind, RunState, Stop
 from agentrt.store.sqlite import Store
 
 __all__ = ["approval", "request_for"]
@@ -104,9 +105,7 @@ def approval(state: RunState, deps: RunDeps) -> dict[str, Any]:
     request = requests[0]
     deps.tracing.approval_wait(request)
     action = current_action(state)
-    update: dict[str, Any] = {
-        "events": [Event(type="approval", step_id=request.step_id, data=public_request(request))]
-    }
+    update: dict[str, Any] = {"events": [approval_event(public_request(request))]}
     if request.id != state.get("answered"):
         # A decision not acted on before: whatever comes back to policy now is progress.
         update |= {"answered": request.id, "rechecks": 0}

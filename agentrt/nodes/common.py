@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from langgraph.types import interrupt
 
+from agentrt import events
 from agentrt.approvals import ApprovalRequest, ApprovalStatus, approval_id, args_digest
 from agentrt.budget import Budget, first_exceeded, report
 from agentrt.errors import BudgetExceeded
@@ -48,7 +49,7 @@ def observation_event(
     )
     if retries:
         obs["retries"] = retries
-    return Event(type="observation", step_id=action["step_id"], data=dict(obs))
+    return events.observation_event(obs)
 
 
 def abandon_plan(
@@ -247,4 +248,4 @@ def await_decision(deps: RunDeps, request: ApprovalRequest) -> tuple[ApprovalReq
         assert stored is not None
         request = stored
     deps.tracing.approval_wait(request)
-    return request, Event(type="approval", step_id=request.step_id, data=public_request(request))
+    return request, events.approval_event(public_request(request))

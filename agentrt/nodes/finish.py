@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from agentrt.events import finish_event
 from agentrt.graphs.deps import RunDeps
-from agentrt.state import Event, RunState, RunStatus
+from agentrt.state import RunState, RunStatus
 
 __all__ = ["finish"]
 
@@ -17,5 +18,5 @@ def finish(state: RunState, deps: RunDeps) -> dict[str, Any]:
     else:
         plan = state.get("plan")
         status, output, error = RunStatus.SUCCEEDED, plan["final"] if plan else None, None
-    event = Event(type="finish", data={"status": status.value, "output": output, "error": error})
+    event = finish_event(status, output, error)
     return {"status": status.value, "output": output, "error": error, "events": [event]}

@@ -6,7 +6,6 @@ import asyncio
 import json
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 from langchain_core.messages import (
@@ -14,12 +13,12 @@ from langchain_core.messages import (
     BaseMessage,
     HumanMessage,
     SystemMessage,
-    ToolMessage,
 )
 from langchain_core.runnables import Runnable
 
 from agentrt.budget import Budget, ModelCallPlan, plan_model_call, tokens_used
 from agentrt.errors import BudgetExceeded
+from agentrt.events import as_messages, plan_event
 from agentrt.graphs.deps import RunDeps
 from agentrt.limits import SizeLimits, json_size
 from agentrt.models import count_prompt_tokens, output_cap, output_cap_field, was_cut
@@ -29,7 +28,6 @@ from agentrt.replay import record_response, recorded_response, request_digest
 from agentrt.state import (
     Action,
     Event,
-    ObservationKind,
     Plan,
     RunState,
     RunStatus,
@@ -82,9 +80,9 @@ def build_messages(state: RunState, instructions: str) -> list[BaseMessage]:
         and len(events) >= cached.seen
         and (cached.seen == 0 or events[cached.seen - 1] is cached.last)
     ):
-        messages = [*cached.messages, *_messages(events[cached.seen :])]
+        messages = [*cached.messages, *as_messages(events[cached.seen :])]
     else:
-        messages = [SystemMessage(instructions), HumanMessage(goal), *_messages(events)]
+        messages = [SystemMessage(instructions), HumanMessage(goal), *as_messages(events)]
     with _CONVERSATIONS_LOCK:
         _CONVERSATIONS[key] = _Conversation(
             instructions, goal, len(events), events[-1] if events else None, messages
@@ -93,41 +91,6 @@ def build_messages(state: RunState, instructions: str) -> list[BaseMessage]:
         while len(_CONVERSATIONS) > _CONVERSATIONS_MAX:
             _CONVERSATIONS.popitem(last=False)
     return list(messages)  # the caller may change its list; the kept one stays as built
-
-
-def _messages(events: Sequence[Event]) -> list[BaseMessage]:
-    """The messages a stretch of the event log adds to the conversation."""
-    messages: list[BaseMessage] = []
-    for event in events:
-        data = event["data"]
-        if event["type"] == "plan":
-            messages.append(
-                AIMessage(
-                    content=data["content"],
-                    tool_calls=[
-                        {
-                            "id": a["call_id"],
-                            "name": a["tool"],
-                            "args": a["args"],
-                            "type": "tool_call",
-                        }
-                        for a in data["actions"]
-                    ],
-                )
-            )
-        elif event["type"] == "observation":
-            kind = data["kind"]
-            messages.append(
-                ToolMessage(
-                    content=data["content"]
-                    if kind == ObservationKind.OK
-                    else f"[{kind}] {data['content']}",
-                    tool_call_id=data["call_id"],
-                    name=data["tool"],
-                    status="success" if kind == ObservationKind.OK else "error",
-                )
-            )
-    return messages
 
 
 def _actions(response: AIMessage, revision: int, limits: SizeLimits) -> list[Action]:
@@ -280,10 +243,7 @@ def _answered(state: RunState, deps: RunDeps, ask: _Ask, response: Any) -> dict[
         actions=actions,
         final=None if actions else content,
     )
-    event = Event(
-        type="plan",
-        data={"revision": revision, "content": content, "actions": [dict(a) for a in actions]},
-    )
+    event = plan_event(revision, content, actions)
     return {
         "plan": new_plan,
         "cursor": 0,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from agentrt.events import policy_changed_event, policy_event
 from agentrt.graphs.deps import RunDeps
 from agentrt.nodes.common import abandon_plan, advance, current_action, observation_event
 from agentrt.principal import Principal
@@ -97,7 +98,7 @@ def _policy(state: RunState, deps: RunDeps, action: Action) -> dict[str, Any]:
         return abandon_plan(state, ObservationKind.INVALID_ARGS, str(exc))
     events = [
         *_version_change(state, verdict),
-        Event(type="policy", step_id=action["step_id"], data=dict(verdict)),
+        policy_event(verdict),
     ]
     if verdict["outcome"] == "deny":
         update = abandon_plan(
@@ -194,14 +195,11 @@ def _version_change(state: RunState, verdict: PolicyVerdict) -> list[Event]:
             if (name, version) == (verdict["policy"], verdict["policy_version"]):
                 return []
             return [
-                Event(
-                    type="policy_changed",
-                    data={
-                        "from_policy": name,
-                        "from_version": version,
-                        "to_policy": verdict["policy"],
-                        "to_version": verdict["policy_version"],
-                    },
+                policy_changed_event(
+                    from_policy=name,
+                    from_version=version,
+                    to_policy=verdict["policy"],
+                    to_version=verdict["policy_version"],
                 )
             ]
     return []

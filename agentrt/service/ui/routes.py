@@ -14,19 +14,14 @@ that, a Referer) naming this server's own host, or it is refused with 403.
 from __future__ import annotations
 
 import asyncio
-import json
-import math
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
-from fastapi.templating import Jinja2Templates
-from jinja2 import Environment, FileSystemLoader, select_autoescape
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from agentrt.approvals import ApprovalRequest, shown_args
 from agentrt.errors import AgentRuntimeError, ConfigError
@@ -36,23 +31,18 @@ from agentrt.service.context import Service
 from agentrt.service.problems import Problem, status_of
 from agentrt.service.routes.approvals import decision_of
 from agentrt.service.schemas import DecisionIn, approval_out
+from agentrt.service.ui import views
+from agentrt.service.ui.forms import DecisionForm, Refused, json_field, number, plain, unmasked
 from agentrt.state import TERMINAL, RunStatus
 from agentrt.store.keys import ApiKey
 from agentrt.tracing.shown import shown_events, shown_run
-from agentrt.tracing.view import Trace, format_seconds
+from agentrt.tracing.view import Trace
 
 __all__ = ["install", "router"]
 
 _HERE = Path(__file__).parent
 _STATIC = {"ui.css": "text/css", "ui.js": "text/javascript"}
 PAGE_SIZE = 50
-
-templates = Jinja2Templates(
-    env=Environment(
-        loader=FileSystemLoader(_HERE / "templates"),
-        autoescape=select_autoescape(default=True, default_for_string=True),
-    )
-)
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -98,7 +88,7 @@ def install(app: FastAPI) -> None:
 
     async def on_page_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, PageError)
-        return _page(
+        return views.page(
             request,
             "error.html",
             {"status": exc.status, "message": exc.message},
@@ -150,7 +140,7 @@ SameOrigin = Depends(_same_origin)
 async def login_form(
     request: Request, next: str = "/ui", why: Annotated[str | None, Query()] = None
 ) -> Response:
-    return _page(request, "login.html", {"next": _local(next), "notice": _WHY.get(why or "")})
+    return views.page(request, "login.html", {"next": _local(next), "notice": _WHY.get(why or "")})
 
 
 @router.post("/login", dependencies=[SameOrigin])
@@ -165,7 +155,9 @@ async def login(
         if exc.status != 401:
             raise PageError(exc.status, exc.detail, exc.headers) from None
         message = "Paste your API key." if not key else _WHY["unknown"]
-        return _page(request, "login.html", {"next": _local(next), "error": message}, status=401)
+        return views.page(
+            request, "login.html", {"next": _local(next), "error": message}, status=401
+        )
     response = RedirectResponse(_local(next), status_code=303)
     response.set_cookie(
         auth.COOKIE,
@@ -225,7 +217,7 @@ async def _queue(
         )
     except (ConfigError, ValueError):
         raise PageError(400, f"{cursor!r} is not a page of this queue; start at /ui") from None
-    return _page(
+    return views.page(
         request,
         "queue.html",
         {
@@ -250,7 +242,7 @@ async def runs(
         )
     except (ConfigError, ValueError):
         raise PageError(400, f"{status!r} is not a run status; use one of {_STATUSES}") from None
-    return _page(
+    return views.page(
         request,
         "runs.html",
         {
@@ -285,7 +277,7 @@ async def _run_page(
         trace: Trace | None = await asyncio.to_thread(rt.trace, thread_id)
     except ConfigError:
         trace = None
-    return _page(
+    return views.page(
         request,
         "run.html",
         {
@@ -295,7 +287,7 @@ async def _run_page(
             "version": _version(run),
             "driving": service.worker.driving(thread_id),
             "approvals": [approval_out(rt, r) for r in run.pending_approvals],
-            "steps": [_step(i, e) for i, e in enumerate(shown_log)],
+            "steps": [views.step(i, e) for i, e in enumerate(shown_log)],
             "trace": trace,
             "time_went": trace.time_went() if trace else {},
             "refusal": refusal,
@@ -329,23 +321,6 @@ async def static(name: str) -> FileResponse:
 # deciding ----------------------------------------------------------------------------------
 
 
-class DecisionForm(BaseModel):
-    """A decide form as the browser posts it (checked by DecisionIn after)."""
-
-    outcome: str
-    reason: str = ""
-    args: str = ""
-    """For edit: the arguments as JSON text."""
-    result: str = ""
-    """For resolve: what the tool returned, as JSON text."""
-    to: str = ""
-    """For raise_limit: the limit's new value."""
-    args_digest: str = ""
-    """For approve: the digest of the arguments the person saw."""
-    back: str = "/ui"
-    """The page the form is on, where the answer goes."""
-
-
 @router.post("/approvals/{approval_id}/decision", dependencies=[SameOrigin])
 async def decide(
     request: Request,
@@ -363,20 +338,13 @@ async def decide(
         raise PageError(exc.status, exc.detail) from None
     try:
         run = await _decide(service, key, request_, form, posted.args_digest)
-    except _Refused as refused:
+    except Refused as refused:
         refusal = Refusal(approval_id, refused.message, refused.status, form)
         if back.startswith("/ui/runs/"):
             return await _run_page(request, key, service, request_.thread_id, refusal)
         return await _queue(request, key, service, None, refusal)
     done = urlencode({"decided": approval_id, "outcome": posted.outcome, "run": run.thread_id})
     return RedirectResponse(f"{back}?{done}", status_code=303)
-
-
-class _Refused(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 async def _decide(
@@ -393,80 +361,34 @@ async def _decide(
     if form["reason"].strip():
         body["reason"] = form["reason"].strip()
     if form["outcome"] == "edit":
-        edited = _json_field(form["args"], "the edited arguments are", '{"amount": 40}')
+        edited = json_field(form["args"], "the edited arguments are", '{"amount": 40}')
         if not isinstance(edited, dict):
-            raise _Refused(
+            raise Refused(
                 422, f"the edited arguments must be a JSON object, got {form['args'].strip()!r}"
             )
         # The person saw masked values; a field left as shown keeps what the run had.
         rt = service.runtime
         seen = shown_args(request, rt.tools, redactor=rt.redactor)
-        body["args"] = _unmasked(edited, request.args, seen)
+        body["args"] = unmasked(edited, request.args, seen)
     elif form["outcome"] == "resolve":
-        body["result"] = _json_field(form["result"], "the result is", '{"sent": true}')
+        body["result"] = json_field(form["result"], "the result is", '{"sent": true}')
     elif form["outcome"] == "raise_limit":
-        body["to"] = _number(form["to"])
+        body["to"] = number(form["to"])
     try:
         parsed = DecisionIn.model_validate(body)
         decision = decision_of(request, parsed, key.principal)
         run = await service.runtime.adecide(decision, resume=False)
     except ValidationError as exc:
-        raise _Refused(422, "; ".join(_plain(e) for e in exc.errors())) from None
+        raise Refused(422, "; ".join(plain(e) for e in exc.errors())) from None
     except Problem as exc:
-        raise _Refused(exc.status, exc.detail) from None
+        raise Refused(exc.status, exc.detail) from None
     except AgentRuntimeError as exc:
-        raise _Refused(status_of(exc)[0], str(exc)) from None
+        raise Refused(status_of(exc)[0], str(exc)) from None
     service.worker.drive(run.thread_id)
     return run
 
 
-def _json_field(text: str, what_is: str, example: str) -> Any:
-    """JSON typed into a form; ``what_is`` names it for the refusal ("the result is")."""
-    if not text.strip():
-        raise _Refused(422, f"{what_is} empty; write it as JSON, e.g. {example}")
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise _Refused(
-            422,
-            f"{what_is} not JSON ({exc.msg} at line {exc.lineno}, column {exc.colno}); "
-            f"write it as JSON, e.g. {example}",
-        ) from None
-
-
-def _number(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = math.nan
-    if not math.isfinite(value):
-        raise _Refused(422, f"the new limit must be a number, got {text.strip()!r}")
-    return value
-
-
-def _plain(error: Any) -> str:
-    where = ".".join(str(p) for p in error["loc"])
-    return f"{where}: {error['msg']}" if where else str(error["msg"])
-
-
-def _unmasked(edited: Any, original: Any, seen: Any) -> Any:
-    """The edit as meant: a value left exactly as it was shown (masked, or with a secret cut
-    out of its text) is the run's own value, and a field the view dropped stays."""
-    if edited == seen:
-        return original
-    if isinstance(edited, dict) and isinstance(original, dict) and isinstance(seen, dict):
-        out = {
-            k: _unmasked(v, original[k], seen.get(k)) if k in original else v
-            for k, v in edited.items()
-        }
-        return out | {k: v for k, v in original.items() if k not in seen and k not in out}
-    lists = all(isinstance(x, list) for x in (edited, original, seen))
-    if lists and len(edited) == len(original) == len(seen):
-        return [_unmasked(*parts) for parts in zip(edited, original, seen, strict=True)]
-    return edited
-
-
-# what the templates get ----------------------------------------------------------------------
+# a run, as the signed-in person may see it ---------------------------------------------------
 
 
 async def _tenant_run(service: Service, key: ApiKey, thread_id: str) -> Run:
@@ -476,93 +398,3 @@ async def _tenant_run(service: Service, key: ApiKey, thread_id: str) -> Run:
         raise PageError(
             exc.status, f"No run {thread_id!r} in your tenant. The runs page lists yours."
         ) from None
-
-
-def _step(index: int, event: dict[str, Any]) -> dict[str, Any]:
-    """One entry of the event log, with a line that says what happened."""
-    data: dict[str, Any] = event.get("data", {})
-    kind = event["type"]
-    if kind == "plan":
-        calls = ", ".join(f"{a['tool']}({_args(a.get('args'))})" for a in data.get("actions", []))
-        line = " ".join(x for x in (str(data.get("content") or ""), calls and f"→ {calls}") if x)
-    elif kind == "policy":
-        line = f"{data.get('outcome')} by rule {data.get('rule_id')!s}: {data.get('reason', '')}"
-    elif kind == "approval":
-        line = f"{data.get('tool')}: {data.get('status')}"
-        if data.get("decided_by"):
-            line += f" by {data['decided_by']}"
-    elif kind == "observation":
-        line = f"{data.get('tool')} {data.get('kind')}: {data.get('content', '')}"
-    elif kind == "finish":
-        line = str(data.get("status")) + (f": {data['error']}" if data.get("error") else "")
-    else:
-        line = ""
-    return {
-        "index": index,
-        "type": kind,
-        "step_id": event.get("step_id", ""),
-        "line": line,
-        "json": json.dumps(data, indent=2, default=str, ensure_ascii=False),
-    }
-
-
-def _args(args: Any) -> str:
-    if not isinstance(args, dict):
-        return json.dumps(args, default=str)
-    return ", ".join(f"{k}={json.dumps(v, default=str)}" for k, v in args.items())
-
-
-def _page(
-    request: Request,
-    name: str,
-    context: dict[str, Any],
-    *,
-    status: int = 200,
-    headers: dict[str, str] | None = None,
-) -> Response:
-    now = auth.service_of(request).runtime.clock()
-    return templates.TemplateResponse(
-        request,
-        name,
-        {"now": now, "query": request.query_params, **context},
-        status_code=status,
-        headers={"Cache-Control": "no-store", **(headers or {})},
-    )
-
-
-def _when(epoch: float | None) -> str:
-    if epoch is None:
-        return ""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
-
-
-def _ago(seconds: float) -> str:
-    """A span of time as a person reads it: 45s, 12m, 5h 20m, 2d 23h."""
-    whole = int(max(0.0, seconds))
-    days, hours, minutes = whole // 86400, whole % 86400 // 3600, whole % 3600 // 60
-    if days:
-        return f"{days}d {hours}h" if hours else f"{days}d"
-    if hours:
-        return f"{hours}h {minutes}m" if minutes else f"{hours}h"
-    return f"{minutes}m" if minutes else f"{whole}s"
-
-
-def _spent(value: Any, name: str) -> str:
-    """One field of a run's usage or budget, in its unit."""
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        if name == "deadline":
-            return _when(value)
-        if name.endswith("seconds"):
-            return format_seconds(float(value))
-        if name.endswith("usd"):
-            return f"${value:.4f}".rstrip("0").rstrip(".") if value else "$0"
-    return str(value)
-
-
-def _pretty(value: Any) -> str:
-    return json.dumps(value, indent=2, default=str, ensure_ascii=False)
-
-
-templates.env.filters.update(
-    when=_when, ago=_ago, secs=format_seconds, pretty=_pretty, spent=_spent
-)
