@@ -14,76 +14,37 @@ the first divergence, e.g. "step 2.0: policy now requires approval for 'issue_re
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from langchain_core.messages import AIMessage, BaseMessage, messages_from_dict, messages_to_dict
+from langchain_core.messages import AIMessage, BaseMessage, messages_from_dict
 from langgraph.types import RetryPolicy
 
-from agentrt.approvals import canonical_json
 from agentrt.budget import Budget
+from agentrt.digests import effect_key, request_digest
 from agentrt.errors import ConfigError
 from agentrt.events import describe
 from agentrt.models import output_cap
 from agentrt.principal import Principal
-from agentrt.state import Event, RunState
-from agentrt.store import recordings
+from agentrt.state import Event
+from agentrt.store import ModelCall
 from agentrt.tools.contract import ToolContext, ToolError, ToolSpec
-from agentrt.tools.ledger import effect_key
 from agentrt.tracing.shown import shown_events
 
 if TYPE_CHECKING:
-    from agentrt.graphs.deps import RunDeps
     from agentrt.runtime import AgentRuntime
 
-__all__ = ["ReplayReport", "record_response", "recorded_response", "replay_run", "request_digest"]
+__all__ = ["ReplayReport", "replay_run"]
 
 _VERBS = {
     "allow": "allows",
     "deny": "denies",
     "require_approval": "requires approval for",
 }
-
-
-def request_digest(messages: Sequence[BaseMessage]) -> str:
-    """sha256 of what the model was asked: each message's role, text and tool calls."""
-    payload = [
-        [m.type, m.content, [[c["name"], c["args"]] for c in getattr(m, "tool_calls", [])]]
-        for m in messages
-    ]
-    return hashlib.sha256(canonical_json(payload).encode()).hexdigest()
-
-
-def record_response(deps: RunDeps, state: RunState, digest: str, response: AIMessage) -> None:
-    """Keep the model's response to this plan step (asked ``digest``), for replay."""
-    recordings.record_model_call(
-        deps.store,
-        state["thread_id"],
-        state["usage"]["steps"],
-        model=getattr(deps.model, "model_name", None),
-        request_digest=digest,
-        response=messages_to_dict([response])[0],
-    )
-
-
-def recorded_response(deps: RunDeps, state: RunState, digest: str) -> AIMessage | None:
-    """The response already recorded for this plan step, if it answered the very messages
-    whose request_digest is ``digest``.
-
-    A plan step runs again when its process died after the model answered but before the
-    step's checkpoint: the answer was paid for, so it is used rather than asked (and paid)
-    for twice, and the resumed run goes on from the answer the original got.
-    """
-    found = recordings.model_call(deps.store, state["thread_id"], state["usage"]["steps"])
-    if found is None or found.request_digest != digest:
-        return None
-    [message] = messages_from_dict([found.response])
-    return message if isinstance(message, AIMessage) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,11 +138,11 @@ class _Recording:
 
 
 def _replay_model(
-    calls: list[recordings.ModelCall], asked: dict[int, str], rt: AgentRuntime
+    calls: list[ModelCall], asked: dict[int, str], rt: AgentRuntime
 ) -> Any:
     from agentrt.testing import ScriptedChatModel
 
-    def turn(call: recordings.ModelCall) -> Any:
+    def turn(call: ModelCall) -> Any:
         def answer(messages: list[BaseMessage]) -> AIMessage:
             asked[call.revision] = request_digest(messages)
             message = messages_from_dict([call.response])[0]
@@ -216,12 +177,10 @@ def _decision(request: Any, recorded: dict[str, Any]) -> Any:
 
 def replay_run(rt: AgentRuntime, thread_id: str) -> ReplayReport:
     """Re-run ``thread_id`` from its recordings in a scratch database and compare."""
-    from agentrt.runtime import AgentRuntime
-
     record = rt.store.get_run(thread_id)
     run = rt.get(thread_id)
     assert record is not None
-    calls = recordings.model_calls(rt.store, thread_id)
+    calls = rt.store.model_calls(thread_id)
     if not calls:
         raise ConfigError(
             f"run {thread_id!r} has no recorded model calls in {rt.db!r}, so it cannot be "
@@ -232,7 +191,7 @@ def replay_run(rt: AgentRuntime, thread_id: str) -> ReplayReport:
     asked: dict[int, str] = {}
     budget = recording.initial_budget(Budget.from_dict(record.budget))
     with tempfile.TemporaryDirectory(prefix="agentrt-replay-") as scratch:
-        replica = AgentRuntime(
+        replica = type(rt)(
             _replay_model(calls, asked, rt),
             tools=[recording.stub(spec) for spec in rt.tools],
             policy=rt.policy,
@@ -284,7 +243,7 @@ def _compare(
     original: list[Event],
     replayed: list[Event],
     asked: dict[int, str],
-    calls: list[recordings.ModelCall],
+    calls: list[ModelCall],
     misses: dict[str, str],
     said: Callable[[list[Event], int], str],
 ) -> ReplayReport:

@@ -24,7 +24,7 @@ from langgraph.prebuilt import ToolNode, tools_condition
 
 from agentrt import AgentRuntime, Budget, Policy, Principal, tool
 from agentrt.graphs import DEFAULT_INSTRUCTIONS
-from agentrt.store.sqlite import connect
+from agentrt.store.sqlite.database import connect
 from agentrt.testing import ai, tool_call
 
 __all__ = [

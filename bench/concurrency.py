@@ -34,7 +34,7 @@ from agents import (
 from harness import QUICK, Complaints, Report, Row, paired
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 
-from agentrt.store.sqlite import BUSY_TIMEOUT_MS
+from agentrt.store.sqlite.database import BUSY_TIMEOUT_MS
 from agentrt.testing import ScriptedChatModel
 
 __all__ = ["main"]

@@ -41,7 +41,7 @@ from langgraph.graph import END, START, StateGraph
 
 import agentrt.nodes
 from agentrt.graphs import build_run_graph
-from agentrt.runtime import _initial_state as _initial_run_state
+from agentrt.runs.record import initial_state as _initial_run_state
 from agentrt.state import RunState
 from agentrt.testing import ScriptedChatModel
 

@@ -70,7 +70,7 @@ def langgraph_main(mode: str, db: Path) -> None:
     from langgraph.graph import END, START, MessagesState, StateGraph
     from langgraph.prebuilt import ToolNode, tools_condition
 
-    from agentrt.store.sqlite import connect
+    from agentrt.store.sqlite.database import connect
     from agentrt.testing import ScriptedChatModel, ai, tool_call
 
     @tool

@@ -35,7 +35,7 @@ from typing import Any
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from agentrt import AgentRuntime, Decision, Policy, Principal, ToolContext, tool
-from agentrt.store.sqlite import Store
+from agentrt.store.sqlite import SqliteStore
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 from agentrt.tools import effect_key
 
@@ -73,8 +73,8 @@ def _around(owner: Any, name: str) -> None:
 def arm(at: int) -> None:
     """Count kill points in this process; die at the ``at``-th (0: never)."""
     _armed.update(at=at, seen=0)
-    for name in ("start_effect", "finish_effect", "settle_effect", "set_status", "put_approval"):
-        _around(Store, name)
+    for name in ("start_effect", "finish_effect", "settle_effect", "change_run", "put_approval"):
+        _around(SqliteStore, name)
     for name in ("put", "put_writes"):
         _around(SqliteSaver, name)
 

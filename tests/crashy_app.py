@@ -17,7 +17,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage
 
 from agentrt import AgentRuntime, Policy, ToolContext, tool
-from agentrt.store import recordings
+from agentrt.store.sqlite.recordings import RecordingsTable
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 
 
@@ -41,14 +41,14 @@ def _sink(db: str | Path) -> sqlite3.Connection:
 
 def _block_once_answered() -> None:
     """Block right after a model answer is recorded, inside its plan step."""
-    original = recordings.record_model_call
+    original = RecordingsTable.record_model_call
 
-    def record_then_block(*args: Any, **kwargs: Any) -> None:
-        original(*args, **kwargs)
-        if args[2] == 1:  # the second plan step's answer
+    def record_then_block(self: Any, thread_id: str, revision: int, **kwargs: Any) -> None:
+        original(self, thread_id, revision, **kwargs)
+        if revision == 1:  # the second plan step's answer
             _block("answered")
 
-    recordings.record_model_call = record_then_block
+    RecordingsTable.record_model_call = record_then_block  # type: ignore[method-assign]
 
 
 def build_runtime(db: str | Path = "agentrt.db") -> AgentRuntime:

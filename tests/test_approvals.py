@@ -27,10 +27,11 @@ from agentrt import (
     Principal,
     RunStatus,
 )
-from agentrt.approvals import masked
+from agentrt.approvals.display import masked
 from agentrt.policies.loader import PolicyFileError
-from agentrt.store.schema import MIGRATIONS, SCHEMA_VERSION
-from agentrt.store.sqlite import Store
+from agentrt.runs import lifecycle
+from agentrt.store.sqlite import SqliteStore
+from agentrt.store.sqlite.schema import MIGRATIONS, SCHEMA_VERSION
 from agentrt.tracing import Redactor
 from tests.conftest import FakeClock, Ids
 from tests.gate_app import GOAL, OPS, PAYER, POLICY, T0, TREASURER, build_runtime, paid
@@ -323,7 +324,7 @@ def test_cancelling_a_waiting_run_cancels_its_approvals(
 
 def test_a_run_failing_at_its_gate_cancels_its_approvals(gates: AgentRuntime) -> None:
     thread, _, _ = waiting_at_gate(gates)
-    gates.store.set_status(thread, RunStatus.FAILED, error="operator error")
+    lifecycle.move(gates.store, thread, RunStatus.FAILED, now=T0, error="operator error")
     assert {r.status for r in gates.approvals(None)} == {ApprovalStatus.CANCELLED}
     assert gates.approvals() == []
 
@@ -475,7 +476,7 @@ def test_a_version_1_file_migrates_and_keeps_its_requests_and_runs(db: Path) -> 
             " requested_by, requested_at, expires_at, status) VALUES ('apr_old', 't', '0.0',"
             " 'action', 'pay', '{}', 'd', 'why', 'p', 1, 5, 'pending');"
         )
-    store = Store(db)
+    store = SqliteStore(db)
     try:
         assert store.schema_version == SCHEMA_VERSION
         [old] = store.due_approvals(10)

@@ -11,7 +11,7 @@ from typing import Any
 from langgraph.checkpoint.base import empty_checkpoint
 
 from agentrt import AgentRuntime, Policy, Principal, RunStatus
-from agentrt.store.checkpoints import Checkpoints
+from agentrt.store.sqlite.checkpoints import Checkpoints
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 from tests.test_concurrency import echo
 

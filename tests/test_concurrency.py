@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from pathlib import Path
@@ -12,7 +13,8 @@ from typing import Any, cast
 from pydantic import PrivateAttr
 
 from agentrt import AgentRuntime, Budget, Policy, Principal, RunStatus, tool
-from agentrt.runtime import _Heartbeat
+from agentrt.runs.lease import Heartbeat, LeaseOwner
+from agentrt.runs.ops import Call, Operation, run_async
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 
 
@@ -62,7 +64,7 @@ class _RenewalNeedsTheLoop:
         self.released = threading.Event()
         self.starved = False
 
-    def renew_lease(self, thread_id: str, owner: object, ttl: float) -> bool:
+    def renew_lease(self, thread_id: str, owner: str, expires_at: float) -> bool:
         self.renewing.set()
         if not self.released.wait(timeout=30):
             self.starved = True
@@ -70,17 +72,20 @@ class _RenewalNeedsTheLoop:
 
 
 def test_leaving_the_heartbeat_in_an_async_run_keeps_the_loop_free() -> None:
-    async def drive() -> bool:
-        store = _RenewalNeedsTheLoop()
-        # ttl 0: the heartbeat renews at once and keeps renewing.
-        async with _Heartbeat(cast(Any, store), "t1", cast(Any, None), 0.0):
-            await asyncio.to_thread(store.renewing.wait, 30)
-            # Runs only if leaving the heartbeat lets the loop go on while the renewal
-            # in progress waits; joining that thread on the loop would starve it 30 s.
-            asyncio.get_running_loop().call_soon(store.released.set)
-        return store.starved
+    store = _RenewalNeedsTheLoop()
 
-    assert asyncio.run(drive()) is False
+    def segment() -> Operation[None]:
+        # ttl 0: the heartbeat renews at once and keeps renewing.
+        beat = Heartbeat(cast(Any, store), "t1", LeaseOwner.this_process("me"), 0.0, time.time)
+        beat.start()
+        yield Call.of(store.renewing.wait, 30)
+        # Runs only if stopping the heartbeat lets the loop go on while the renewal in
+        # progress waits; joining that thread on the loop would starve it 30 s.
+        asyncio.get_running_loop().call_soon(store.released.set)
+        yield Call.of(beat.stop)
+
+    asyncio.run(run_async(segment()))
+    assert store.starved is False
 
 
 _ASYNC_CALL: ContextVar[bool] = ContextVar("async_call", default=False)

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from agentrt import AgentRuntime, Policy, Principal, RunStatus, ToolContext, tool
-from agentrt.store import sqlite as store_sqlite
+from agentrt.store.sqlite import database as store_sqlite
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 
 pytestmark = pytest.mark.subprocess

@@ -643,15 +643,14 @@ def lease(db: Path, thread_id: str) -> tuple[Any, ...]:
 def test_the_heartbeat_keeps_the_lease_alive_until_stopped(
     desk: AgentRuntime, db: Path, clock: FakeClock
 ) -> None:
-    from agentrt.runtime import _Heartbeat
-    from agentrt.store import LeaseOwner
+    from agentrt.runs.lease import Heartbeat, LeaseOwner, acquire
 
     desk.store.create_run(
         thread_id="hb", goal="g", principal={"id": "p"}, budget={}, usage=empty_usage()
     )
     owner = LeaseOwner.this_process("me")
-    desk.store.acquire_lease("hb", owner, 30.0)
-    beat = _Heartbeat(desk.store, "hb", owner, 30.0)
+    acquire(desk.store, "hb", owner, 30.0, now=clock())
+    beat = Heartbeat(desk.store, "hb", owner, 30.0, clock)
     stop = ScriptedStop(clock, [False, False, True])
     beat._stop = stop
 
@@ -665,18 +664,17 @@ def test_the_heartbeat_keeps_the_lease_alive_until_stopped(
 def test_the_heartbeat_stops_when_the_lease_was_lost(
     desk: AgentRuntime, db: Path, clock: FakeClock
 ) -> None:
-    from agentrt.runtime import _Heartbeat
-    from agentrt.store import LeaseOwner
+    from agentrt.runs.lease import Heartbeat, LeaseOwner, acquire
 
     desk.store.create_run(
         thread_id="hb", goal="g", principal={"id": "p"}, budget={}, usage=empty_usage()
     )
     mine = LeaseOwner(token="me", host="elsewhere", pid=1)
     theirs = LeaseOwner(token="them", host="elsewhere", pid=2)
-    desk.store.acquire_lease("hb", mine, 30.0)
+    acquire(desk.store, "hb", mine, 30.0, now=clock())
     clock.advance(31.0)  # expired: another host takes it
-    desk.store.acquire_lease("hb", theirs, 30.0)
-    beat = _Heartbeat(desk.store, "hb", mine, 30.0)
+    acquire(desk.store, "hb", theirs, 30.0, now=clock())
+    beat = Heartbeat(desk.store, "hb", mine, 30.0, clock)
     stop = ScriptedStop(clock, [False, False])
     beat._stop = stop
 

@@ -25,7 +25,6 @@ from agentrt.examples import refund_desk
 from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR
 from agentrt.service import create_app, issue_key
 from agentrt.service.app import sweep_once
-from agentrt.store.keys import list_keys, revoke_key
 from tests.conftest import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -325,8 +324,8 @@ async def test_401_without_a_key_with_an_unknown_key_and_with_a_revoked_key(api:
     assert "unknown or revoked" in problem(wrong, 401)["detail"]
     assert wrong.headers["www-authenticate"].startswith("Bearer")
     assert (await api.call("GET", "/runs", who="bob")).status_code == 200
-    (bob,) = [k for k in list_keys(api.rt.store) if k.principal.id == "bob"]
-    revoke_key(api.rt.store, bob.key_id)
+    (bob,) = [k for k in api.rt.keys.list() if k.principal.id == "bob"]
+    api.rt.keys.revoke(bob.key_id)
     problem(await api.call("GET", "/runs", who="bob"), 401, "unauthenticated")
     # X-API-Key works as well as the Authorization header.
     other = await api.client.get("/runs", headers={"X-API-Key": api.keys["alice"]})

@@ -17,7 +17,6 @@ from agentrt import AgentRuntime, Budget, Principal, RunStatus
 from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR
 from agentrt.service import create_app
 from agentrt.service.ui import routes
-from agentrt.store.keys import create_key, revoke_key
 from agentrt.testing import ai, tool_call
 from tests import budget_app, gate_app
 from tests.conftest import FakeClock, Ids
@@ -48,7 +47,7 @@ class Page:
         return runtime
 
     def key(self, principal: Principal) -> str:
-        return create_key(self.rt.store, principal)[1]
+        return self.rt.keys.create(principal)[1]
 
     async def sign_in(self, principal: Principal) -> httpx.Response:
         return await self.client.post("/ui/login", data={"key": self.key(principal)})
@@ -153,9 +152,9 @@ async def test_a_wrong_key_is_refused_on_the_form_and_a_revoked_one_signs_the_pe
     empty = await page.client.post("/ui/login", data={"key": "  "})
     assert (empty.status_code, alert(empty)) == (401, "Paste your API key.")
 
-    record, key = create_key(page.rt.store, APPROVER)
+    record, key = page.rt.keys.create(APPROVER)
     assert (await page.client.post("/ui/login", data={"key": key})).status_code == 303
-    revoke_key(page.rt.store, record.key_id)
+    page.rt.keys.revoke(record.key_id)
     sent = await page.client.get("/ui")
     assert sent.status_code == 303
     assert sent.headers["location"] == "/ui/login?next=%2Fui&why=unknown"

@@ -14,7 +14,7 @@ from pydantic import BaseModel
 from agentrt.budget import empty_usage
 from agentrt.errors import ConfigError
 from agentrt.principal import Principal
-from agentrt.store import Store
+from agentrt.store.sqlite import SqliteStore as Store
 from agentrt.tools import (
     Effect,
     EffectInDoubt,

@@ -377,16 +377,17 @@ def test_retried_model_calls_are_attempts_of_one_step(db: Path, clock: FakeClock
 def test_a_locked_database_drops_spans_instead_of_waiting(db: Path, clock: FakeClock) -> None:
     from opentelemetry.sdk.trace.export import SpanExportResult
 
-    from agentrt.tracing.exporters import LOCK_WAIT_MS
+    from agentrt.store.sqlite.spans import SPAN_LOCK_WAIT_MS
 
     with refund_desk.build_runtime(db, clock=clock) as rt:
         guarded = rt._tracing_setup.exporter
         assert guarded is not None
-        conn = guarded.inner._conn  # type: ignore[attr-defined]
-        # Spans wait a quarter second for the lock, where the runtime's own writes wait 10 s.
-        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == LOCK_WAIT_MS == 250
         span = TracerProvider().get_tracer("t").start_span("x")
         span.end()
+        assert guarded.export([span]) is SpanExportResult.SUCCESS  # type: ignore[list-item]
+        # Spans wait a quarter second for the lock, where the runtime's own writes wait 10 s.
+        conn = rt.store._span_conn  # type: ignore[attr-defined]
+        assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == SPAN_LOCK_WAIT_MS == 250
         blocker = sqlite3.connect(db, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
         try:

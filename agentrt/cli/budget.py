@@ -24,6 +24,7 @@ def raise_limit(
 ) -> None:
     """Raise the limit a run stopped at; it carries on. (Reject the request to end the run.)"""
     from agentrt.approvals import Decision
+    from agentrt.errors import InvalidDecision
     from agentrt.principal import Principal
 
     try:
@@ -33,7 +34,10 @@ def raise_limit(
     if not math.isfinite(value):
         fail(CliError(f"--to {to!r} is not a number; give the limit's new value, e.g. --to 40"))
     with runtime_from(app_spec, db) as rt:
-        request = rt.store.get_approval(approval_id)
+        try:
+            request = rt.approval(approval_id)
+        except InvalidDecision:
+            request = None
         if request is None or request.kind != "budget":
             raise CliError(
                 f"{approval_id!r} is not a budget request; list them with `agentrt approvals`"

@@ -236,9 +236,9 @@ def short(value: Any, width: int = 60) -> str:
 def shown_args(rt: AgentRuntime, req: ApprovalRequest, args: Any = None) -> Any:
     """A request's arguments (or ``args``) for display, its tool's sensitive fields and
     detected secrets masked."""
-    from agentrt import approvals
+    from agentrt.approvals.display import shown_args
 
-    return approvals.shown_args(req, rt.tools, args, redactor=rt.redactor)
+    return shown_args(req, rt.tools, args, redactor=rt.redactor)
 
 
 def print_run(run: Run, rt: AgentRuntime) -> None:

@@ -28,11 +28,10 @@ def create(
 ) -> None:
     """Make a key and print it once: only its hash is stored."""
     from agentrt.principal import Principal
-    from agentrt.store.keys import create_key
 
     with runtime_from(app_spec, db, db_only=True, create=True) as rt:
         who = Principal(principal, roles=role or [], tenant=tenant, scopes=scope or [])
-        record, key = create_key(rt.store, who, label=label)
+        record, key = rt.keys.create(who, label=label)
         typer.echo(key)
         typer.echo(
             f"key {record.key_id} acts as {principal!r} of tenant {tenant!r}; it is shown "
@@ -48,7 +47,6 @@ def list_(
     db: DbOption = None,
 ) -> None:
     """The keys (never the keys themselves): id, principal, tenant, roles, age."""
-    from agentrt.store.keys import list_keys
 
     with runtime_from(app_spec, db, db_only=True) as rt:
         now = rt.clock()
@@ -64,7 +62,7 @@ def list_(
                     age(k.created_at, now),
                     "" if k.revoked_at is None else age(k.revoked_at, now) + " ago",
                 ]
-                for k in list_keys(rt.store, include_revoked=all_)
+                for k in rt.keys.list(include_revoked=all_)
             ],
         )
 
@@ -76,8 +74,7 @@ def revoke(
     db: DbOption = None,
 ) -> None:
     """Revoke a key: requests made with it are refused (401) from now on."""
-    from agentrt.store.keys import revoke_key
 
     with runtime_from(app_spec, db, db_only=True) as rt:
-        revoke_key(rt.store, key_id)
+        rt.keys.revoke(key_id)
         typer.echo(f"revoked {key_id}")

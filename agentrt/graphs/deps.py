@@ -13,7 +13,7 @@ from opentelemetry.trace import NoOpTracer, Tracer
 from agentrt.budget import ModelPrice
 from agentrt.limits import SizeLimits
 from agentrt.policies import Policy
-from agentrt.store.sqlite import Store
+from agentrt.store.protocols import Store
 from agentrt.tools.execution import ToolRunner
 from agentrt.tools.ledger import Ledger
 from agentrt.tools.registry import ToolRegistry

@@ -18,7 +18,8 @@ from typing import Any
 
 from langgraph.types import interrupt
 
-from agentrt.approvals import ApprovalRequest, ApprovalStatus, args_digest
+from agentrt.approvals import ApprovalRequest, ApprovalStatus
+from agentrt.digests import args_digest
 from agentrt.events import approval_event
 from agentrt.graphs.deps import RunDeps
 from agentrt.nodes.common import (
@@ -29,7 +30,7 @@ from agentrt.nodes.common import (
     public_request,
 )
 from agentrt.state import GateItem, ObservationKind, RunState, Stop
-from agentrt.store.sqlite import Store
+from agentrt.store.protocols import ApprovalStore
 
 __all__ = ["approval", "request_for"]
 
@@ -80,7 +81,7 @@ def _gate(state: RunState) -> list[GateItem]:
     return [GateItem(action=action, verdict=verdict)]
 
 
-def settled(store: Store, request: ApprovalRequest) -> ApprovalRequest:
+def settled(store: ApprovalStore, request: ApprovalRequest) -> ApprovalRequest:
     """The request that decides this action: an expired one hands over to its escalation."""
     while request.escalated_to is not None:
         follow = store.get_approval(request.escalated_to)

@@ -9,14 +9,14 @@ from typing import Any, Literal
 from langgraph.types import interrupt
 
 from agentrt import events
-from agentrt.approvals import ApprovalRequest, ApprovalStatus, approval_id, args_digest
+from agentrt.approvals import ApprovalRequest, ApprovalStatus
 from agentrt.budget import Budget, first_exceeded, report
+from agentrt.digests import approval_id, args_digest, effect_key
 from agentrt.errors import BudgetExceeded
 from agentrt.graphs.deps import RunDeps
 from agentrt.principal import Principal
 from agentrt.state import Action, Event, Observation, ObservationKind, RunState, Stop, Usage
 from agentrt.tools.contract import ToolContext, ToolSpec
-from agentrt.tools.ledger import effect_key
 
 __all__ = [
     "abandon_plan",

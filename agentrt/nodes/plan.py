@@ -13,10 +13,13 @@ from langchain_core.messages import (
     BaseMessage,
     HumanMessage,
     SystemMessage,
+    messages_from_dict,
+    messages_to_dict,
 )
 from langchain_core.runnables import Runnable
 
 from agentrt.budget import Budget, ModelCallPlan, plan_model_call, tokens_used
+from agentrt.digests import request_digest
 from agentrt.errors import BudgetExceeded
 from agentrt.events import as_messages, plan_event
 from agentrt.graphs.deps import RunDeps
@@ -24,7 +27,6 @@ from agentrt.limits import SizeLimits, json_size
 from agentrt.models import count_prompt_tokens, output_cap, output_cap_field, was_cut
 from agentrt.nodes.common import over_budget
 from agentrt.principal import Principal
-from agentrt.replay import record_response, recorded_response, request_digest
 from agentrt.state import (
     Action,
     Event,
@@ -135,6 +137,32 @@ def _unkeepable(args: dict[str, Any], limits: SizeLimits) -> str | None:
             f"{limits.args_bytes:,} (SizeLimits.args_bytes); pass less"
         )
     return None
+
+
+def record_response(deps: RunDeps, state: RunState, digest: str, response: AIMessage) -> None:
+    """Keep the model's response to this plan step (asked ``digest``): for resume and replay."""
+    deps.store.record_model_call(
+        state["thread_id"],
+        state["usage"]["steps"],
+        model=getattr(deps.model, "model_name", None),
+        request_digest=digest,
+        response=messages_to_dict([response])[0],
+    )
+
+
+def recorded_response(deps: RunDeps, state: RunState, digest: str) -> AIMessage | None:
+    """The response already recorded for this plan step, if it answered the very messages
+    whose request_digest is ``digest``.
+
+    A plan step runs again when its process died after the model answered but before the
+    step's checkpoint: the answer was paid for, so it is used rather than asked (and paid)
+    for twice, and the resumed run goes on from the answer the original got.
+    """
+    found = deps.store.model_call(state["thread_id"], state["usage"]["steps"])
+    if found is None or found.request_digest != digest:
+        return None
+    [message] = messages_from_dict([found.response])
+    return message if isinstance(message, AIMessage) else None
 
 
 class _Ask(NamedTuple):

@@ -19,8 +19,8 @@ from agentrt.approvals import ApprovalRequest, ApprovalStatus
 from agentrt.graphs.deps import RunDeps
 from agentrt.nodes.common import await_decision, current_action, gate_request, tool_context
 from agentrt.nodes.tool import failed_outcome, ok_outcome
+from agentrt.records import EffectRecord
 from agentrt.state import Action, Event, RunState, Stop
-from agentrt.store.sqlite import EffectRecord
 from agentrt.tools.contract import Effect, ToolSpec
 from agentrt.tools.execution import ToolFailure
 from agentrt.tools.ledger import failure_kind

@@ -18,10 +18,10 @@ except ImportError as exc:  # pragma: no cover - only without the extra
     ) from exc
 
 from agentrt.principal import Principal
+from agentrt.records import ApiKey
 from agentrt.runtime import AgentRuntime
 from agentrt.service.app import create_app
 from agentrt.service.context import ServiceSettings
-from agentrt.store.keys import ApiKey, create_key
 
 __all__ = ["ApiKey", "ServiceSettings", "create_app", "issue_key"]
 
@@ -32,4 +32,4 @@ def issue_key(runtime: AgentRuntime, principal: Principal, *, label: str | None 
     Only its hash is stored: keep the key, it is never shown again. The principal needs a
     tenant, since the service shows each key its own tenant's runs only.
     """
-    return create_key(runtime.store, principal, label=label)[1]
+    return runtime.keys.create(principal, label=label)[1]

@@ -127,7 +127,7 @@ def create_app(
 async def healthz(service: Annotated[Service, Depends(service_of)]) -> dict[str, Any]:
     """Liveness and readiness: the database answers. No key needed."""
     try:
-        version = await asyncio.to_thread(lambda: service.runtime.store.schema_version)
+        version = await asyncio.to_thread(lambda: service.runtime.schema_version)
     except Exception as exc:
         raise Problem(503, f"the database does not answer: {exc}", type="unavailable") from None
     return {"status": "ok", "schema_version": version, "runs_in_hand": service.worker.in_flight}
@@ -160,8 +160,7 @@ async def _resume_stopped(service: Service) -> None:
     """Hand the worker every run a process left mid-way: running, never started, or decided
     at its gate but not carried on. A run another live process drives is left to it (the
     worker meets RunBusy)."""
-    store = service.runtime.store
-    for thread_id in await asyncio.to_thread(store.unfinished_runs):
+    for thread_id in await asyncio.to_thread(service.runtime.unfinished_runs):
         service.worker.drive(thread_id)
 
 
@@ -170,7 +169,7 @@ async def sweep_once(service: Service) -> int:
     to retry (after a failure that may pass) is over; how many approvals expired."""
     rt = service.runtime
     sweep = await rt.asweep_approvals(resume=False)
-    due = await asyncio.to_thread(rt.store.due_retries, rt.clock())
+    due = await asyncio.to_thread(rt.due_retries)
     for thread_id in dict.fromkeys([*(r.thread_id for r in sweep.expired), *due]):
         service.worker.drive(thread_id)
     return len(sweep.expired)

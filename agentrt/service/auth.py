@@ -14,10 +14,9 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader, HTTPAuthorizationCredentials, HTTPBearer
 
+from agentrt.records import ApiKey
 from agentrt.service.context import Service
 from agentrt.service.problems import Problem
-from agentrt.store import keys
-from agentrt.store.keys import ApiKey
 
 __all__ = [
     "COOKIE",
@@ -72,7 +71,7 @@ async def authenticate(request: Request, key: str | None) -> ApiKey:
             type="unauthenticated",
             headers={"WWW-Authenticate": 'Bearer realm="agentrt"'},
         )
-    found = await asyncio.to_thread(keys.authenticate, service.runtime.store, key)
+    found = await asyncio.to_thread(service.runtime.keys.authenticate, key)
     if found is None:
         service.auth_failures.note(address)
         raise Problem(

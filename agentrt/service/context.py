@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from agentrt.approvals import ApprovalRequest
-from agentrt.errors import ConfigError, UnknownRun
+from agentrt.errors import ConfigError, InvalidDecision, UnknownRun
 from agentrt.principal import Principal
 from agentrt.runtime import AgentRuntime, Run
 from agentrt.service.problems import Problem
@@ -147,7 +147,10 @@ class Service:
 
     async def approval_for(self, principal: Principal, approval_id: str) -> ApprovalRequest:
         """The request, if it belongs to the caller's tenant; 404 otherwise."""
-        found = await asyncio.to_thread(self.runtime.store.get_approval, approval_id)
+        try:
+            found = await asyncio.to_thread(self.runtime.approval, approval_id)
+        except InvalidDecision:
+            found = None
         if found is None or found.tenant != principal.tenant:
             raise Problem(
                 404,

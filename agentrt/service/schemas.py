@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agentrt.approvals import ApprovalRequest, shown_args
+from agentrt.approvals import ApprovalRequest
+from agentrt.approvals.display import shown_args
 from agentrt.runtime import AgentRuntime, Run
 from agentrt.tracing.shown import shown, shown_run
 

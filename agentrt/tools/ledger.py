@@ -3,19 +3,23 @@
 key = sha256(thread_id, step_id, tool name, canonical args). Reserve (started), call, record
 (done or failed), each in its own committed transaction, so a process killed at any point
 leaves a record that tells the next attempt what it may do.
+
+The procedure is written once (``Ledger.steps``) and driven two ways: ``execute`` in the
+calling thread, ``aexecute`` on the caller's event loop with every store call in a worker
+thread (SQLite may wait on its lock) and the tool call awaited.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from agentrt.approvals import args_digest, canonical_json
-from agentrt.store.sqlite import Store
+from agentrt.digests import args_digest, effect_key
+from agentrt.store.protocols import EffectRecord, EffectStore
 from agentrt.tools.contract import ToolContext, ToolSpec
 from agentrt.tools.execution import FailureKind, ToolFailure, ToolRunner
+from agentrt.tools.steps import Steps, adrive, blocking, drive
 
 __all__ = [
     "CRASH_LIMIT",
@@ -25,13 +29,8 @@ __all__ = [
     "RecordedFailure",
     "effect_key",
     "failure_kind",
+    "outcome_of",
 ]
-
-
-def effect_key(thread_id: str, step_id: str, tool: str, args: Mapping[str, Any]) -> str:
-    """The idempotency key of one call: the same for every attempt of that step."""
-    payload = canonical_json([thread_id, step_id, tool, dict(args)])
-    return hashlib.sha256(payload.encode()).hexdigest()
 
 
 CRASH_LIMIT = 2
@@ -81,7 +80,7 @@ class RecordedFailure(ToolFailure):
 class Ledger:
     """Exactly-once execution of side-effecting tools, on the store's effects table."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: EffectStore) -> None:
         self.store = store
 
     def execute(
@@ -98,34 +97,30 @@ class Ledger:
         with the same key; any other raises EffectInDoubt. A timeout of a non-idempotent
         call leaves the key started and raises EffectInDoubt too.
         """
+        return drive(self.steps(spec, args, ctx, runner or ToolRunner()))
+
+    async def aexecute(
+        self,
+        spec: ToolSpec,
+        args: Mapping[str, Any],
+        ctx: ToolContext,
+        runner: ToolRunner | None = None,
+    ) -> LedgerResult:
+        """``execute`` for async callers: the same procedure, with the store's calls in a
+        worker thread and the tool awaited (async tools on the runner's tool loop)."""
+        return await adrive(self.steps(spec, args, ctx, runner or ToolRunner()))
+
+    def steps(
+        self, spec: ToolSpec, args: Mapping[str, Any], ctx: ToolContext, runner: ToolRunner
+    ) -> Steps[LedgerResult]:
+        """The ledger's procedure, as steps for ``drive`` or ``adrive``."""
         key = ctx.idempotency_key
-        record = self.store.get_effect(key)
-        if record is not None and record.status == "done":
-            return LedgerResult(record.result, replayed=True, retries=record.retries)
-        if record is not None and record.status == "failed":
-            raise RecordedFailure(
-                failure_kind(record.error_kind), record.error or "failed", retries=record.retries
-            )
-        if record is not None and record.status == "started" and not spec.idempotent:
-            raise EffectInDoubt(
-                spec.name,
-                key,
-                record.attempts,
-                record.error or "an earlier attempt started and never recorded its outcome",
-            )
-        if record is not None and record.status == "started" and record.attempts >= CRASH_LIMIT:
-            # Idempotent, so calling again is safe for the effect, but not for the process:
-            # a call that died with its process this often is likely what kills it.
-            raise EffectInDoubt(
-                spec.name,
-                key,
-                record.attempts,
-                f"{spec.name!r} was started {record.attempts} times and its process died "
-                "each time before the call returned; it may be what kills the process, so "
-                "it is not started again without a person",
-                idempotent=True,
-            )
-        attempt = self.store.start_effect(
+        record = yield blocking(self.store.get_effect, key)
+        recorded = outcome_of(spec, key, record)
+        if recorded is not None:
+            return recorded
+        attempt = yield blocking(
+            self.store.start_effect,
             key=key,
             thread_id=ctx.thread_id,
             step_id=ctx.step_id,
@@ -133,17 +128,60 @@ class Ledger:
             args_digest=args_digest(args),
         )
         try:
-            called = (runner or ToolRunner()).call(spec, args, ctx)
+            called = yield from runner.attempts(spec, args, ctx)
         except ToolFailure as failure:
             if failure.kind == "timeout" and not spec.idempotent:
-                self.store.note_in_doubt(key, failure.message, retries=failure.retries)
+                yield blocking(
+                    self.store.note_in_doubt, key, failure.message, retries=failure.retries
+                )
                 raise EffectInDoubt(spec.name, key, attempt, failure.message) from None
-            self.store.finish_effect(
-                key, error=failure.message, error_kind=failure.kind, retries=failure.retries
+            yield blocking(
+                self.store.finish_effect,
+                key,
+                error=failure.message,
+                error_kind=failure.kind,
+                retries=failure.retries,
             )
-            raise
-        self.store.finish_effect(key, result=called.result, retries=called.retries)
+            raise failure from None
+        yield blocking(self.store.finish_effect, key, result=called.result, retries=called.retries)
         return LedgerResult(called.result, replayed=False, retries=called.retries)
+
+
+def outcome_of(spec: ToolSpec, key: str, record: EffectRecord | None) -> LedgerResult | None:
+    """What an earlier attempt's record says, before anything is called.
+
+    None: nothing recorded, or an idempotent call that may start again. A result: done.
+    Raises the recorded failure, or EffectInDoubt for a call that started and may have
+    acted (a non-idempotent tool, or one whose process kept dying in it).
+    """
+    if record is None:
+        return None
+    if record.status == "done":
+        return LedgerResult(record.result, replayed=True, retries=record.retries)
+    if record.status == "failed":
+        raise RecordedFailure(
+            failure_kind(record.error_kind), record.error or "failed", retries=record.retries
+        )
+    if record.status == "started" and not spec.idempotent:
+        raise EffectInDoubt(
+            spec.name,
+            key,
+            record.attempts,
+            record.error or "an earlier attempt started and never recorded its outcome",
+        )
+    if record.status == "started" and record.attempts >= CRASH_LIMIT:
+        # Idempotent, so calling again is safe for the effect, but not for the process:
+        # a call that died with its process this often is likely what kills it.
+        raise EffectInDoubt(
+            spec.name,
+            key,
+            record.attempts,
+            f"{spec.name!r} was started {record.attempts} times and its process died "
+            "each time before the call returned; it may be what kills the process, so "
+            "it is not started again without a person",
+            idempotent=True,
+        )
+    return None
 
 
 def failure_kind(value: str | None) -> FailureKind:

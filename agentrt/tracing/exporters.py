@@ -1,21 +1,17 @@
-"""Where spans go: the SQLite span store (default), the console, OTLP/HTTP, or the caller's.
+"""Where spans go: the run's store (default), the console, OTLP/HTTP, or the caller's.
 
 Every exporter agentrt builds is wrapped in GuardedExporter: an exporter that raises or
-reports failure is logged and counted, and the run goes on. The SQLite store exports each
-span as it ends (one small insert, so `agentrt trace` sees a run the moment a segment
+reports failure is logged and counted, and the run goes on. The store takes each span as
+it ends (one small insert, so `agentrt trace` sees a run the moment a segment
 stops, in any process); OTLP goes through a batch processor on a background thread, so a
 slow or unreachable collector never holds a run up.
 """
 
 from __future__ import annotations
 
-import json
-import sqlite3
-import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -29,12 +25,14 @@ from opentelemetry.sdk.trace.export import (
 
 from agentrt.errors import ConfigError
 from agentrt.logs import get_logger
+from agentrt.records import SpanRow
 from agentrt.tracing import attributes as A
 
 __all__ = [
     "TRACER_NAME",
     "GuardedExporter",
-    "SqliteSpanExporter",
+    "SpanSink",
+    "StoreSpanExporter",
     "TracingSetup",
     "make_provider",
 ]
@@ -43,7 +41,6 @@ logger = get_logger()
 
 TRACER_NAME = "agentrt"
 MODES = ("sqlite", "console", "otlp")
-LOCK_WAIT_MS = 250
 
 
 class GuardedExporter(SpanExporter):
@@ -101,80 +98,59 @@ def _hex(value: int, width: int) -> str:
     return format(value, f"0{width}x")
 
 
-class SqliteSpanExporter(SpanExporter):
-    """Writes finished spans into the `spans` table of the run's database."""
+class SpanSink(Protocol):
+    """Where stored spans go: the store's span table (agentrt.store's SpanStore), handed in."""
 
-    def __init__(self, path: str | Path) -> None:
-        from agentrt.store.sqlite import connect
+    def write_spans(self, rows: Sequence[SpanRow]) -> None: ...
 
-        self.path = str(path)
-        self._conn: sqlite3.Connection | None = connect(self.path)
-        # A span waits at most this long for the file's write lock, then is dropped and
-        # counted: a busy database never holds a run up for the sake of its spans.
-        self._conn.execute(f"PRAGMA busy_timeout={LOCK_WAIT_MS}")
-        self._lock = threading.Lock()
+
+class StoreSpanExporter(SpanExporter):
+    """Writes finished spans into the run's store (the `spans` table of its database)."""
+
+    def __init__(self, sink: SpanSink) -> None:
+        self._sink: SpanSink | None = sink
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        rows = [_row(span) for span in spans if span.context is not None]
-        with self._lock:
-            if self._conn is None:
-                return SpanExportResult.FAILURE
-            self._conn.execute("BEGIN IMMEDIATE")
-            try:
-                self._conn.executemany(
-                    "INSERT OR REPLACE INTO spans (span_id, trace_id, parent_id, thread_id, "
-                    "name, start_ns, end_ns, status, attributes, events, links) "
-                    "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-                    rows,
-                )
-            except BaseException:
-                self._conn.execute("ROLLBACK")
-                raise
-            self._conn.execute("COMMIT")
+        sink = self._sink
+        if sink is None:
+            return SpanExportResult.FAILURE
+        sink.write_spans([_row(span) for span in spans if span.context is not None])
         return SpanExportResult.SUCCESS
 
     def shutdown(self) -> None:
-        with self._lock:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+        self._sink = None
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         return True
 
 
-def _row(span: ReadableSpan) -> tuple[Any, ...]:
+def _row(span: ReadableSpan) -> SpanRow:
     ctx = span.context
     assert ctx is not None
     attributes = dict(span.attributes or {})
-    return (
-        _hex(ctx.span_id, 16),
-        _hex(ctx.trace_id, 32),
-        _hex(span.parent.span_id, 16) if span.parent is not None else None,
-        attributes.get(A.RUN_ID),
-        span.name,
-        span.start_time,
-        span.end_time,
-        span.status.status_code.name,
-        json.dumps(attributes, default=list),
-        json.dumps(
-            [
-                {"name": e.name, "time_ns": e.timestamp, "attributes": dict(e.attributes or {})}
-                for e in span.events
-            ],
-            default=list,
-        ),
-        json.dumps(
-            [
-                {
-                    "trace_id": _hex(link.context.trace_id, 32),
-                    "span_id": _hex(link.context.span_id, 16),
-                    "attributes": dict(link.attributes or {}),
-                }
-                for link in span.links
-            ],
-            default=list,
-        ),
+    thread_id = attributes.get(A.RUN_ID)
+    return SpanRow(
+        span_id=_hex(ctx.span_id, 16),
+        trace_id=_hex(ctx.trace_id, 32),
+        parent_id=_hex(span.parent.span_id, 16) if span.parent is not None else None,
+        thread_id=thread_id if isinstance(thread_id, str) else None,
+        name=span.name,
+        start_ns=span.start_time or 0,
+        end_ns=span.end_time,
+        status=span.status.status_code.name,
+        attributes=attributes,
+        events=[
+            {"name": e.name, "time_ns": e.timestamp, "attributes": dict(e.attributes or {})}
+            for e in span.events
+        ],
+        links=[
+            {
+                "trace_id": _hex(link.context.trace_id, 32),
+                "span_id": _hex(link.context.span_id, 16),
+                "attributes": dict(link.attributes or {}),
+            }
+            for link in span.links
+        ],
     )
 
 
@@ -202,8 +178,11 @@ class TracingSetup:
     """The guarded exporter agentrt built, whose failures are counted."""
 
 
-def make_provider(tracing: Any, db: str | Path) -> TracingSetup:
-    """Turn ``tracing=`` into a tracer: "sqlite", "console", "otlp", None or a TracerProvider."""
+def make_provider(tracing: Any, sink: SpanSink) -> TracingSetup:
+    """Turn ``tracing=`` into a tracer: "sqlite", "console", "otlp", None or a TracerProvider.
+
+    "sqlite" (the default's name, kept for what it always meant: spans in the run's own
+    database) writes to ``sink``, the store."""
     if tracing is None:
         return TracingSetup(trace.NoOpTracer(), None, None)
     if isinstance(tracing, trace.TracerProvider):
@@ -216,7 +195,7 @@ def make_provider(tracing: Any, db: str | Path) -> TracingSetup:
         )
     provider = TracerProvider()
     if tracing == "sqlite":
-        exporter = GuardedExporter(SqliteSpanExporter(db), "sqlite")
+        exporter = GuardedExporter(StoreSpanExporter(sink), "sqlite")
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     elif tracing == "console":
         exporter = GuardedExporter(ConsoleSpanExporter(), "console")

@@ -17,12 +17,26 @@ import json
 from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import replace
-from typing import TYPE_CHECKING, Any
+from typing import Any, ClassVar, Protocol, TypeVar
 
 from agentrt.tracing.redact import Redactor
 
-if TYPE_CHECKING:
-    from agentrt.runtime import Run
+_R = TypeVar("_R", bound="_Shown")
+
+
+class _Shown(Protocol):
+    """A dataclass with a goal, an output and an error to show (a Run)."""
+
+    __dataclass_fields__: ClassVar[dict[str, Any]]
+
+    @property
+    def goal(self) -> str: ...
+
+    @property
+    def output(self) -> str | None: ...
+
+    @property
+    def error(self) -> str | None: ...
 
 __all__ = [
     "SensitiveOf",
@@ -195,9 +209,9 @@ def _genai_message(message: Any) -> dict[str, Any]:
     return out
 
 
-def shown_run(run: Run, redactor: Redactor | None = None) -> Run:
+def shown_run(run: _R, redactor: Redactor | None = None) -> _R:
     """``run`` with its goal, output and error as shown; the rest is kept (its pending
-    requests' arguments are shown through ``approvals.shown_args``)."""
+    requests' arguments are shown through ``approvals.display.shown_args``)."""
     return replace(
         run,
         goal=shown(run.goal, redactor),

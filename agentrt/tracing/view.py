@@ -6,7 +6,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentrt.store.recordings import SpanRow
+from agentrt.records import SpanRow
 from agentrt.tracing import attributes as A
 
 __all__ = ["CATEGORIES", "Trace", "TraceSpan", "build_trace", "format_seconds"]

@@ -60,7 +60,7 @@ async def start_run(body: RunIn, key: Caller, service: ServiceDep, response: Res
     )
     if (
         body.thread_id is not None
-        and (await asyncio.to_thread(rt.store.get_run, body.thread_id)) is not None
+        and await asyncio.to_thread(rt.exists, body.thread_id)
     ):
         raise taken
     try:
@@ -71,7 +71,7 @@ async def start_run(body: RunIn, key: Caller, service: ServiceDep, response: Res
         # Two requests racing for one new id: the loser gets the same 409.
         if (
             body.thread_id is not None
-            and (await asyncio.to_thread(rt.store.get_run, body.thread_id)) is not None
+            and await asyncio.to_thread(rt.exists, body.thread_id)
         ):
             raise taken from None
         raise

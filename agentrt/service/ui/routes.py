@@ -23,8 +23,10 @@ from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from agentrt.approvals import ApprovalRequest, shown_args
+from agentrt.approvals import ApprovalRequest
+from agentrt.approvals.display import shown_args
 from agentrt.errors import AgentRuntimeError, ConfigError
+from agentrt.records import ApiKey
 from agentrt.runtime import Run
 from agentrt.service import auth
 from agentrt.service.context import Service
@@ -34,7 +36,6 @@ from agentrt.service.schemas import DecisionIn, approval_out
 from agentrt.service.ui import views
 from agentrt.service.ui.forms import DecisionForm, Refused, json_field, number, plain, unmasked
 from agentrt.state import TERMINAL, RunStatus
-from agentrt.store.keys import ApiKey
 from agentrt.tracing.shown import shown_events, shown_run
 from agentrt.tracing.view import Trace
 

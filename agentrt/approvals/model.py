@@ -1,51 +1,23 @@
-"""Human gates: approval requests, decisions, and the checks a decision must pass.
+"""Human gates as values: a request for a person, its status, and a person's decision.
 
-The approvals table is the truth. The approval node writes a request before it interrupts
-the graph; AgentRuntime.decide validates a decision against the stored request before any
-graph runs, and records it with a conditional update so that of two racing deciders
-exactly one wins.
+The approvals table is the truth. A gate node writes a request before it interrupts the
+graph; a decision is checked against the stored request (approvals.checks) before any graph
+runs, and recorded with a conditional update, so of two racing deciders exactly one wins.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import hashlib
-import json
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from agentrt.errors import (
-    AlreadyDecided,
-    ApprovalExpired,
-    ConfigError,
-    InvalidDecision,
-    NotAuthorized,
-)
+from agentrt.errors import InvalidDecision
 from agentrt.principal import Principal
 
-if TYPE_CHECKING:
-    from agentrt.tools.registry import ToolRegistry
-    from agentrt.tracing.redact import Redactor
-
-__all__ = [
-    "ApprovalPage",
-    "ApprovalRequest",
-    "ApprovalStatus",
-    "Decision",
-    "approval_id",
-    "args_digest",
-    "check_decision",
-    "decode_cursor",
-    "encode_cursor",
-    "escalation_of",
-    "masked",
-    "shown_args",
-]
+__all__ = ["ApprovalPage", "ApprovalRequest", "ApprovalStatus", "Decision"]
 
 
 class ApprovalStatus(StrEnum):
@@ -61,22 +33,6 @@ class ApprovalStatus(StrEnum):
     """reconcile: a person said the effect happened, and gave its result."""
     RETRIED = "retried"
     """reconcile: a person said the effect did not happen; the call runs again."""
-
-
-def canonical_json(value: Any) -> str:
-    """One spelling per value: sorted keys, no spaces, so digests are stable."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def args_digest(args: Mapping[str, Any]) -> str:
-    """sha256 of the canonical JSON of a tool call's arguments."""
-    return hashlib.sha256(canonical_json(dict(args)).encode()).hexdigest()
-
-
-def approval_id(thread_id: str, step_id: str, kind: str) -> str:
-    """Deterministic id, so a re-run of the approval node finds its own request again."""
-    digest = hashlib.sha256(canonical_json([thread_id, step_id, kind]).encode()).hexdigest()
-    return f"apr_{digest[:20]}"
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -175,95 +131,6 @@ class ApprovalPage(list[ApprovalRequest]):
         super().__init__(items)
         self.next_cursor = next_cursor
         """None on the last page."""
-
-
-def encode_cursor(request: ApprovalRequest) -> str:
-    """An opaque queue position just after ``request``.
-
-    The queue is ordered by (requested_at, id) and a page starts strictly after its cursor,
-    so requests added meanwhile never shift a page or make it repeat a row.
-    """
-    raw = canonical_json([request.requested_at, request.id]).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> tuple[float, str]:
-    """Inverse of encode_cursor; ConfigError for anything else."""
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        at, rid = json.loads(raw)
-        if isinstance(at, bool) or not isinstance(at, int | float) or not isinstance(rid, str):
-            raise ValueError(cursor)
-    except (ValueError, TypeError, binascii.Error):
-        raise ConfigError(
-            f"queue cursor {cursor!r} is not one this queue handed out; pass the next_cursor "
-            "of the previous page, or None for the first page"
-        ) from None
-    return float(at), rid
-
-
-def escalation_of(request: ApprovalRequest, *, now: float) -> ApprovalRequest:
-    """The request that replaces ``request`` when it expires and its rule says escalate.
-
-    Its id is deterministic from the expired one, so a sweep that runs twice (or two sweeps
-    at once) make one follow-up, not two. It expires after the same time span and is then
-    rejected: escalation happens once, it does not climb forever.
-    """
-    assert request.escalate_to is not None
-    span = None if request.expires_at is None else request.expires_at - request.requested_at
-    # The escalation role takes the deciding rule's place; any other tier still applies.
-    roles = (request.escalate_to, *(r for r in request.roles[1:] if r != request.escalate_to))
-    return replace(
-        request,
-        id=approval_id(request.thread_id, request.step_id, f"escalation:{request.id}"),
-        required_role=request.escalate_to,
-        required_roles=roles,
-        reason=f"{request.reason} (escalated: {request.id!r} expired undecided)",
-        requested_at=now,
-        expires_at=None if span is None else now + span,
-        status=ApprovalStatus.PENDING,
-        decided_by=None,
-        decided_at=None,
-        comment=None,
-        edited_args=None,
-        on_expiry="reject",
-        escalate_to=None,
-        escalated_from=request.id,
-        escalated_to=None,
-    )
-
-
-def masked(value: Any, sensitive: Iterable[str], redactor: Redactor | None = None) -> Any:
-    """``value`` as a person may see it: the fields named in ``sensitive`` masked at any
-    depth, and all else the Redactor finds (``agentrt.tracing.shown``, the one path)."""
-    # Imported here: agentrt.tracing imports the store, which imports this module.
-    from agentrt.tracing.shown import shown
-
-    return shown(value, redactor, sensitive=tuple(sensitive))
-
-
-def shown_args(
-    request: ApprovalRequest,
-    tools: ToolRegistry,
-    args: Any = None,
-    *,
-    redactor: Redactor | None = None,
-) -> Any:
-    """A request's arguments (or ``args``, say its edited ones) for a person to read, as
-    ``masked`` shows them with the tool's sensitive fields; a value the request's own
-    sensitive arguments hold is masked wherever ``args`` repeat it. A tool the app no
-    longer has cannot say which fields are sensitive: nothing is shown."""
-    from agentrt.tracing.redact import Redactor
-    from agentrt.tracing.shown import secret_values, shown
-
-    value = request.args if args is None else args
-    if request.kind == "budget":
-        return shown(value, redactor)  # limits and usage: no tool fields to hide
-    spec = tools.get(request.tool)
-    if spec is None:
-        return f"(hidden: this app has no tool {request.tool!r})"
-    known = secret_values(request.args, redactor or Redactor(), spec.sensitive)
-    return shown(value, redactor, sensitive=spec.sensitive, known=known)
 
 
 class Decision(BaseModel):
@@ -409,108 +276,3 @@ class Decision(BaseModel):
     ) -> Decision:
         """Settle an effect in doubt: it did not happen; call the tool again (same key)."""
         return cls._of(approval_id, "retry", by=by, reason=reason, args_digest=args_digest)
-
-
-_OUTCOMES_BY_KIND = {
-    "action": ("approve", "reject", "edit"),
-    "budget": ("approve", "reject", "edit"),
-    "reconcile": ("resolve", "retry"),
-}
-
-
-def check_decision(request: ApprovalRequest, decision: Decision, *, now: float) -> None:
-    """Raise the ApprovalError that refuses this decision, or return if it may be recorded."""
-    rid = request.id
-    if request.status is ApprovalStatus.EXPIRED:
-        then = (
-            f"; it was escalated to {request.escalated_to!r}, decide that one"
-            if request.escalated_to
-            else "; the run was told and went on without it"
-        )
-        raise ApprovalExpired(
-            f"approval {rid!r} expired undecided at {request.decided_at or 0:.0f}{then}",
-            approval_id=rid,
-        )
-    if request.status is ApprovalStatus.CANCELLED:
-        raise AlreadyDecided(
-            f"approval {rid!r} was cancelled because its run {request.thread_id!r} ended "
-            f"({request.comment}); nothing to decide",
-            approval_id=rid,
-        )
-    if request.status is not ApprovalStatus.PENDING:
-        raise AlreadyDecided(
-            f"approval {rid!r} was already {request.status.value} by {request.decided_by!r}; "
-            "nothing to do",
-            approval_id=rid,
-        )
-    allowed = _OUTCOMES_BY_KIND[request.kind]
-    if decision.outcome not in allowed:
-        raise InvalidDecision(
-            f"approval {rid!r} is of kind {request.kind!r}, which takes {list(allowed)!r}, "
-            f"not {decision.outcome!r}"
-            + (
-                "; say whether the effect happened with Decision.resolve(id, result=...) "
-                "or Decision.retry(id)"
-                if request.kind == "reconcile"
-                else ""
-            ),
-            approval_id=rid,
-        )
-    if decision.args_digest is not None and decision.args_digest != request.args_digest:
-        raise InvalidDecision(
-            f"decision for {rid!r} was made for arguments with digest {decision.args_digest!r}, "
-            f"but the request's arguments have digest {request.args_digest!r}; "
-            "review the current arguments and decide again",
-            approval_id=rid,
-        )
-    if request.expires_at is not None and now >= request.expires_at:
-        raise ApprovalExpired(
-            f"approval {rid!r} expired at {request.expires_at:.0f} (now {now:.0f}); "
-            "the run must ask again",
-            approval_id=rid,
-        )
-    missing = [role for role in request.roles if role not in decision.by.roles]
-    if missing:
-        needs = "role" if len(request.roles) == 1 else "every one of the roles"
-        raise NotAuthorized(
-            f"{decision.by.id!r} cannot decide {rid!r}: it requires {needs} "
-            f"{_words(request.roles)}, and {decision.by.id!r} holds {list(decision.by.roles)!r} "
-            f"(missing {missing!r})",
-            approval_id=rid,
-        )
-    if (
-        (request.four_eyes or request.kind == "budget")
-        and decision.outcome != "reject"
-        and decision.by.id in request.requesters
-    ):
-        asked = (
-            "edited the action into"
-            if decision.by.id == request.edited_by and decision.by.id != request.requested_by
-            else "requested"
-        )
-        rule = (
-            "a run's own requester never raises its budget"
-            if request.kind == "budget"
-            else ("four-eyes rule")
-        )
-        raise NotAuthorized(
-            f"{decision.by.id!r} {asked} {rid!r} and cannot also approve it ({rule}); "
-            "ask another approver",
-            approval_id=rid,
-        )
-    if not decision.by.decides_for(request.tenant):
-        raise NotAuthorized(
-            f"{decision.by.id!r} of tenant {decision.by.tenant!r} cannot decide {rid!r} "
-            f"of tenant {request.tenant!r}"
-            + (
-                f"; a principal decides across tenants only when it says so: "
-                f"tenant={Principal.ALL_TENANTS!r}"
-                if decision.by.tenant is None
-                else ""
-            ),
-            approval_id=rid,
-        )
-
-
-def _words(roles: tuple[str, ...]) -> str:
-    return " and ".join(repr(r) for r in roles)

@@ -31,7 +31,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.sqlite import SqliteSaver
 
-from agentrt.store.sqlite import connect, retry_locked
+from agentrt.store.sqlite.database import connect, retry_locked
 
 __all__ = ["Checkpoints"]
 

@@ -1,0 +1,49 @@
+"""Every hash agentrt keys a record by, in one low module.
+
+Each is sha256 over one canonical JSON spelling of its parts, so the same call, request or
+question gets the same id in any process and any version: a re-run of a node finds what
+the first run wrote, and two processes agree on what they are looking at.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+__all__ = ["approval_id", "args_digest", "canonical_json", "effect_key", "request_digest"]
+
+
+def canonical_json(value: Any) -> str:
+    """One spelling per value: sorted keys, no spaces, so digests are stable."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def _sha256(value: Any) -> str:
+    return hashlib.sha256(canonical_json(value).encode()).hexdigest()
+
+
+def args_digest(args: Mapping[str, Any]) -> str:
+    """sha256 of the canonical JSON of a tool call's arguments."""
+    return _sha256(dict(args))
+
+
+def effect_key(thread_id: str, step_id: str, tool: str, args: Mapping[str, Any]) -> str:
+    """The idempotency key of one call: the same for every attempt of that step."""
+    return _sha256([thread_id, step_id, tool, dict(args)])
+
+
+def approval_id(thread_id: str, step_id: str, kind: str) -> str:
+    """Deterministic id, so a re-run of a gate node finds its own request again."""
+    return f"apr_{_sha256([thread_id, step_id, kind])[:20]}"
+
+
+def request_digest(messages: Sequence[Any]) -> str:
+    """sha256 of what a model was asked: each message's role, text and tool calls."""
+    return _sha256(
+        [
+            [m.type, m.content, [[c["name"], c["args"]] for c in getattr(m, "tool_calls", [])]]
+            for m in messages
+        ]
+    )

@@ -1,0 +1,376 @@
+"""Driving runs: create, begin (take the lease), drive a segment, settle, end.
+
+Every operation here is written once (agentrt.runs.ops): a generator that yields the
+blocking work it needs and the graph run, driven by ``run_sync`` for ``rt.start`` and by
+``run_async`` for ``rt.astart``. A segment is one stretch of a run in one process: from
+start or resume to the next gate, the end, or a failure. Its row says where it is, its
+checkpoints say what it did, and its lease says who drives it.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from functools import partial
+from typing import Any
+
+from langgraph.types import Command, StateSnapshot
+from opentelemetry.trace import Span
+
+from agentrt.approvals.decisions import record_decision
+from agentrt.approvals.expiry import expire_due
+from agentrt.approvals.model import ApprovalRequest, Decision
+from agentrt.budget import Budget, empty_usage
+from agentrt.errors import ConfigError, IllegalTransition, RunBusy, UnknownRun
+from agentrt.faults import retry_delay, transient_cause
+from agentrt.limits import SizeLimits
+from agentrt.logs import get_logger
+from agentrt.principal import Principal
+from agentrt.records import RunRecord
+from agentrt.runs import lifecycle
+from agentrt.runs.budgets import BudgetLayers
+from agentrt.runs.lease import Heartbeat, LeaseOwner, acquire
+from agentrt.runs.ops import Call, Invoke, Operation, Snapshot
+from agentrt.runs.record import Run, Sweep, initial_state, run_of
+from agentrt.state import TERMINAL, RunState, RunStatus, unstorable
+from agentrt.store.protocols import Store
+from agentrt.tools.registry import ToolRegistry
+from agentrt.tracing import RunTracing, new_trace_id
+from agentrt.tracing import attributes as A
+from agentrt.tracing.redact import Redactor
+from agentrt.tracing.shown import shown
+
+__all__ = ["NOTHING", "Driver"]
+
+logger = get_logger()
+
+# LangGraph's recursion limit counts supersteps; the run's Budget is the real limit, so
+# this only has to stay out of its way.
+_RECURSION_LIMIT = 1_000_000
+
+
+class _Nothing:
+    """Marker: the run cannot move now (finished, or waiting for a person)."""
+
+
+NOTHING: Any = _Nothing()
+
+
+def config(thread_id: str) -> Any:
+    """The graph config of a run's thread."""
+    return {"configurable": {"thread_id": thread_id}, "recursion_limit": _RECURSION_LIMIT}
+
+
+class Driver:
+    """Carries runs of one runtime through their lifecycle."""
+
+    def __init__(
+        self,
+        *,
+        store: Store,
+        graph: Callable[[], Any],
+        tools: ToolRegistry,
+        tracing: RunTracing,
+        redactor: Redactor,
+        budgets: BudgetLayers,
+        limits: SizeLimits,
+        clock: Callable[[], float],
+        lease_ttl: float,
+        new_id: Callable[[], str] | None = None,
+    ) -> None:
+        self.store = store
+        self.graph = graph
+        """The compiled run graph now in force (a new policy compiles a new one)."""
+        self.tools = tools
+        self.tracing = tracing
+        self.redactor = redactor
+        self.budgets = budgets
+        self.limits = limits
+        self.clock = clock
+        self.lease_ttl = lease_ttl
+        self.new_id = new_id or (lambda: uuid.uuid4().hex)
+
+    # reading ------------------------------------------------------------------------------
+
+    def record(self, thread_id: str) -> RunRecord:
+        if not isinstance(thread_id, str) or not thread_id:
+            raise ConfigError(f"a thread id is a non-empty string, got {thread_id!r}")
+        found = self.store.get_run(thread_id)
+        if found is None:
+            raise UnknownRun(thread_id, self.store.location)
+        return found
+
+    def get(self, thread_id: str) -> Run:
+        return run_of(self.record(thread_id), self.store)
+
+    # operations (agentrt.runs.ops) --------------------------------------------------------
+
+    def start(
+        self, goal: str, principal: Principal, budget: Budget | None, thread_id: str | None
+    ) -> Operation[Run]:
+        created = yield Call.of(self.create, goal, principal, budget, thread_id)
+        run: Run = yield from self.drive(*created)
+        return run
+
+    def resume(self, thread_id: str) -> Operation[Run]:
+        graph = self.graph()
+        graph_input = yield Call.of(self.resume_input, graph, thread_id)
+        if graph_input is NOTHING:
+            now: Run = yield Call.of(self.get, thread_id)
+            return now
+        run: Run = yield from self.drive(thread_id, graph_input, graph)
+        return run
+
+    def decide(self, decision: Decision | dict[str, Any], resume: bool) -> Operation[Run]:
+        request: ApprovalRequest = yield Call.of(
+            record_decision,
+            self.store,
+            self.tools,
+            decision,
+            clock=self.clock,
+            where=self.store.location,
+        )
+        run: Run = yield from self.carry_on(request.thread_id, resume)
+        return run
+
+    def sweep(self, now: float | None, resume: bool) -> Operation[Sweep]:
+        when = self.clock() if now is None else now
+        expired, escalated = yield Call.of(expire_due, self.store, when)
+        runs = []
+        for thread_id in dict.fromkeys(r.thread_id for r in expired):
+            runs.append((yield from self.carry_on(thread_id, resume)))
+        return Sweep(expired=expired, escalated=escalated, runs=tuple(runs))
+
+    def carry_on(self, thread_id: str, resume: bool) -> Operation[Run]:
+        """Resume the run unless told not to; a run another process drives is left to it
+        (it sees any decision when it reaches the gate)."""
+        if resume:
+            try:
+                resumed: Run = yield from self.resume(thread_id)
+            except RunBusy:
+                pass
+            else:
+                return resumed
+        now: Run = yield Call.of(self.get, thread_id)
+        return now
+
+    def drive(self, thread_id: str, graph_input: Any, graph: Any = None) -> Operation[Run]:
+        """One segment: take the lease, run the graph until it stops, settle the row."""
+        graph = graph or self.graph()
+        owner = yield Call.of(self.begin, thread_id)
+        try:
+            beat = Heartbeat(self.store, thread_id, owner, self.lease_ttl, self.clock).start()
+            try:
+                known = yield Call.of(self.store.run_trace, thread_id)
+                with self._segment(thread_id, known) as (span, write_trace):
+                    yield Call.of(write_trace)
+                    run: Run
+                    try:
+                        yield Invoke(graph, graph_input, config(thread_id))
+                    except Exception as exc:  # a failed run is a result, not a crash
+                        run = yield Call.of(self.fail, graph, thread_id, exc)
+                    else:
+                        snapshot = yield Snapshot(graph, config(thread_id))
+                        run = yield Call.of(self.settle, graph, thread_id, snapshot)
+                    self.tracing.set(span, {A.RUN_STATUS: run.status.value})
+                    return run
+            finally:
+                # A renewal in progress may wait on SQLite's lock: stopped off the loop.
+                yield Call.of(beat.stop)
+        finally:
+            yield Call.of(self.store.release_lease, thread_id, owner.label)
+
+    # blocking steps -----------------------------------------------------------------------
+
+    def create(
+        self, goal: str, principal: Principal, budget: Budget | None, thread_id: str | None
+    ) -> tuple[str, RunState]:
+        """Check a new run and write its row (status pending); its first state."""
+        if not isinstance(goal, str) or not goal.strip():
+            raise ConfigError(f"a run needs a goal in words, got {goal!r}")
+        if len(goal) > self.limits.goal_chars:
+            raise ConfigError(
+                f"the goal is {len(goal):,} characters, over the runtime's limit of "
+                f"{self.limits.goal_chars:,} (SizeLimits.goal_chars); shorten it, or pass the "
+                "material to a tool instead of the goal"
+            )
+        if not isinstance(principal, Principal):
+            raise ConfigError(
+                f"principal must be an agentrt Principal, got {principal!r}; "
+                "e.g. Principal('alice', roles=['operator'], scopes=['orders:read'])"
+            )
+        if budget is not None and not isinstance(budget, Budget):
+            raise ConfigError(f"budget must be an agentrt Budget, got {budget!r}")
+        if thread_id is not None and (not isinstance(thread_id, str) or not thread_id):
+            raise ConfigError(f"thread_id must be a non-empty string or None, got {thread_id!r}")
+        given = {"goal": goal, "principal": principal.to_dict(), "thread_id": thread_id}
+        if problem := unstorable(given, "run"):
+            raise ConfigError(f"this run cannot be stored: {problem}; pass text only")
+        effective = self.budgets.for_run(principal, budget)
+        self.budgets.check(effective, "the run's budget")
+        thread_id = thread_id or self.new_id()
+        record = self.store.create_run(
+            thread_id=thread_id,
+            goal=goal,
+            principal=principal.to_dict(),
+            budget=effective.to_dict(),
+            usage=empty_usage(),
+            trace_id=new_trace_id(),
+        )
+        if record is None:
+            raise ConfigError(
+                f"thread id {thread_id!r} already names a run in {self.store.location!r}; "
+                "pass a new id (or None for a fresh one), or continue that run with "
+                f"rt.resume({thread_id!r})"
+            )
+        return thread_id, initial_state(record)
+
+    def resume_input(self, graph: Any, thread_id: str) -> Any:
+        """What to feed the graph to carry this run on, or NOTHING if it cannot move now."""
+        record = self.record(thread_id)
+        if record.status in TERMINAL:
+            return NOTHING
+        if record.cancel_requested is not None:
+            # Asked while another process drove it, which let go before its next step.
+            self.cancel(thread_id, reason=record.cancel_requested)
+            return NOTHING
+        snapshot = graph.get_state(config(thread_id))
+        if not snapshot.values:
+            # Died before the first checkpoint: start over from the row, which holds it all.
+            return initial_state(record)
+        if snapshot.interrupts:
+            if self.store.list_approvals(thread_id=thread_id, limit=1):
+                if record.status is not RunStatus.AWAITING_APPROVAL:
+                    self.move(thread_id, RunStatus.AWAITING_APPROVAL)
+                return NOTHING  # still waiting for a person
+            # The gate nodes read the decision from the table, not from this value.
+            return Command(resume={"decided": True})
+        if not snapshot.next and not snapshot.tasks:
+            # The graph finished, but the process died before the row said so. (A step
+            # whose node writes were saved but whose next checkpoint was not has tasks
+            # and no "next": invoking again applies those writes and goes on.)
+            self.settle(graph, thread_id, snapshot)
+            return NOTHING
+        return None
+
+    def begin(self, thread_id: str) -> LeaseOwner:
+        """Take the run's lease and mark it running; RunBusy if a live process drives it."""
+        owner = LeaseOwner.this_process(self.new_id())
+        acquire(self.store, thread_id, owner, self.lease_ttl, now=self.clock())
+        if self.record(thread_id).status is not RunStatus.RUNNING:
+            try:
+                self.move(thread_id, RunStatus.RUNNING)
+            except BaseException:
+                self.store.release_lease(thread_id, owner.label)
+                raise
+        return owner
+
+    def settle(self, graph: Any, thread_id: str, snapshot: StateSnapshot) -> Run:
+        """Write what the graph ended with into the runs row."""
+        values = snapshot.values
+        usage = values.get("usage")
+        if snapshot.interrupts:
+            record = self.move(thread_id, RunStatus.AWAITING_APPROVAL, usage=usage)
+        else:
+            status = RunStatus(values["status"])
+            if status not in TERMINAL:
+                raise RuntimeError(
+                    f"run {thread_id!r} stopped in status {status.value!r} with nothing next"
+                )
+            stop = values.get("stop") or {}
+            record = self.move(
+                thread_id,
+                status,
+                output=values.get("output"),
+                error=values.get("error"),
+                usage=usage,
+                budget_report=stop.get("budget"),
+            )
+        run = run_of(record, self.store)
+        if run.cancel_requested is not None:  # asked after its last step
+            return self.end(graph, thread_id, RunStatus.CANCELLED, run.cancel_requested)
+        return run
+
+    def fail(self, graph: Any, thread_id: str, exc: Exception) -> Run:
+        """A node raised past its retries: end the run as failed, in the graph and the row;
+        or, for a failure that may pass, leave it waiting to be retried."""
+        cause = transient_cause(exc)
+        if cause is not None:
+            delay = retry_delay(self.record(thread_id).transient_failures + 1)
+            logger.warning(
+                "run %r waits to retry in %.0fs: %s", thread_id, delay, cause, exc_info=exc
+            )
+            record = self.move(
+                thread_id,
+                RunStatus.WAITING_RETRY,
+                error=f"waiting to retry: {cause}",
+                retry_at=self.clock() + delay,
+            )
+            return run_of(record, self.store)
+        logger.error("run %r failed", thread_id, exc_info=exc)
+        return self.end(graph, thread_id, RunStatus.FAILED, f"{type(exc).__name__}: {exc}")
+
+    def end(self, graph: Any, thread_id: str, status: RunStatus, reason: str) -> Run:
+        """End a run in ``status``, in the checkpoint and the row."""
+        # Redacted here, at the source: an error quotes what failed (a provider's message
+        # with the API key it was given), and the stored error is what every surface shows.
+        reason = shown(reason, self.redactor)
+        snapshot = graph.get_state(config(thread_id))
+        if snapshot.values:
+            # Mark the checkpoint itself terminal, so a resume has nothing left to run.
+            graph.update_state(
+                config(thread_id),
+                {
+                    "status": status.value,
+                    "error": reason,
+                    "stop": {"status": status.value, "reason": reason},
+                },
+                as_node="finish",
+            )
+        usage = snapshot.values.get("usage") if snapshot.values else None
+        return run_of(self.move(thread_id, status, error=reason, usage=usage), self.store)
+
+    def cancel(self, thread_id: str, *, reason: str) -> Run:
+        """End a run that has not finished, as cancelled; a run another process drives is
+        asked to stop at its next step."""
+        if not isinstance(reason, str) or not reason.strip():
+            raise ConfigError(f"cancelling a run needs a reason in words, got {reason!r}")
+        record = self.record(thread_id)
+        if record.status in TERMINAL:
+            raise IllegalTransition(thread_id, record.status.value, RunStatus.CANCELLED.value)
+        owner = LeaseOwner.this_process(self.new_id())
+        try:
+            acquire(self.store, thread_id, owner, self.lease_ttl, now=self.clock())
+        except RunBusy:
+            self.store.request_cancel(thread_id, reason)
+            try:  # the driver may have let go meanwhile, before it saw the request
+                acquire(self.store, thread_id, owner, self.lease_ttl, now=self.clock())
+            except RunBusy:
+                return self.get(thread_id)
+        try:
+            return self.end(self.graph(), thread_id, RunStatus.CANCELLED, reason)
+        finally:
+            self.store.release_lease(thread_id, owner.label)
+
+    def move(self, thread_id: str, status: RunStatus, **change: Any) -> RunRecord:
+        return lifecycle.move(
+            self.store, thread_id, status, now=self.clock(), where=self.store.location, **change
+        )
+
+    @contextmanager
+    def _segment(
+        self, thread_id: str, known: tuple[str | None, str | None]
+    ) -> Iterator[tuple[Span, Callable[[], None]]]:
+        """The agent.run span of one segment, in the run's trace, linked to the segment
+        before; and the write that records its span id on the row, so the next segment
+        links to it even if this process dies mid-way."""
+        trace_id, previous = known
+        trace_id = trace_id or new_trace_id()
+        segment = "start" if previous is None else "resume"
+        with self.tracing.run(
+            thread_id, trace_id=trace_id, segment=segment, previous_span_id=previous
+        ) as span:
+            ctx = span.get_span_context()
+            span_id = format(ctx.span_id, "016x") if ctx.is_valid else None
+            yield span, partial(self.store.set_trace, thread_id, trace_id, span_id)

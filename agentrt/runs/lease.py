@@ -1,0 +1,120 @@
+"""Who drives a run: a lease on its row, renewed by a heartbeat while a process drives it.
+
+A second process that tries to drive the same run gets RunBusy. A lease whose owner is gone
+is not a wall: on the same host a dead owner's pid is seen at once and its lease taken
+over; elsewhere the lease must expire first (its owner stopped renewing it).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agentrt.errors import RunBusy
+from agentrt.logs import get_logger
+from agentrt.store.protocols import LeaseStore
+
+__all__ = ["Heartbeat", "LeaseOwner", "acquire", "pid_alive"]
+
+logger = get_logger()
+
+
+@dataclass(frozen=True, slots=True)
+class LeaseOwner:
+    """Identity of the process driving a run: host and pid let a dead owner be spotted."""
+
+    token: str
+    host: str
+    pid: int
+
+    @classmethod
+    def this_process(cls, token: str) -> LeaseOwner:
+        return cls(token=token, host=socket.gethostname(), pid=os.getpid())
+
+    @property
+    def label(self) -> str:
+        return f"{self.host}:{self.pid}:{self.token}"
+
+
+def pid_alive(pid: int) -> bool:
+    """True if process ``pid`` of this host runs (a zombie does not)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A killed child that its parent has not reaped yet still answers kill(0).
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def acquire(
+    store: LeaseStore, thread_id: str, owner: LeaseOwner, ttl: float, *, now: float
+) -> None:
+    """Take the run's lease for ``ttl`` seconds, or raise RunBusy if a live process holds it.
+
+    KeyError for an unknown run. The write is conditional on the owner read just before,
+    so of two processes taking an expired lease at once exactly one wins.
+    """
+    while True:
+        held = store.lease_of(thread_id)
+        if held is not None and held.owner != owner.label and held.expires_at > now:
+            same_host_dead = held.host == owner.host and not pid_alive(held.pid)
+            if not same_host_dead:
+                raise RunBusy(thread_id, held.owner, held.expires_at)
+        if store.take_lease(
+            thread_id,
+            expected=None if held is None else held.owner,
+            owner=owner.label,
+            host=owner.host,
+            pid=owner.pid,
+            expires_at=now + ttl,
+        ):
+            return
+
+
+class Heartbeat:
+    """Keeps a run's lease alive from a background thread while this process drives it.
+
+    ``stop()`` may wait for a renewal in progress, which may wait for SQLite's write lock:
+    the async driver calls it off the event loop.
+    """
+
+    def __init__(
+        self,
+        store: LeaseStore,
+        thread_id: str,
+        owner: LeaseOwner,
+        ttl: float,
+        clock: Callable[[], float],
+    ) -> None:
+        self._store = store
+        self._args = (thread_id, owner, ttl)
+        self._clock = clock
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._beat, name="agentrt-lease", daemon=True)
+
+    def start(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def _beat(self) -> None:
+        thread_id, owner, ttl = self._args
+        while not self._stop.wait(ttl / 3):
+            try:
+                if not self._store.renew_lease(thread_id, owner.label, self._clock() + ttl):
+                    logger.warning("lost the lease on run %r", thread_id)
+                    return
+            except Exception:  # a failed renewal must not kill the run it protects
+                logger.exception("could not renew the lease on run %r", thread_id)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()

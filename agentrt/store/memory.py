@@ -1,0 +1,490 @@
+"""A store in memory: every table family as dicts under one lock.
+
+For tests of one node or one rule without a database file (agentrt.testing's node harness
+uses it), and as the second backend of the store conformance suite, which keeps the
+protocol honest about what is SQLite's and what every store must do. Nothing survives the
+process: it is not a backend for runs that must outlive one.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+from agentrt.approvals.model import ApprovalRequest, ApprovalStatus
+from agentrt.records import ApiKey, EffectRecord, LeaseRecord, ModelCall, RunRecord, SpanRow
+from agentrt.state import TERMINAL, RunStatus, Usage
+from agentrt.store.protocols import RunChange
+
+__all__ = ["MemoryStore"]
+
+
+class MemoryStore:
+    """agentrt.store.protocols.Store, in this process's memory."""
+
+    schema_version = 0
+    """No schema: nothing is migrated."""
+
+    def __init__(self, *, clock: Callable[[], float] = time.time) -> None:
+        self.clock = clock
+        self.location = ":memory:"
+        self._lock = threading.RLock()
+        self._runs: dict[str, RunRecord] = {}
+        self._traces: dict[str, tuple[str | None, str | None]] = {}
+        self._leases: dict[str, LeaseRecord] = {}
+        self._approvals: dict[str, ApprovalRequest] = {}
+        self._effects: dict[str, EffectRecord] = {}
+        self._calls: dict[tuple[str, int], ModelCall] = {}
+        self._keys: dict[str, tuple[ApiKey, str]] = {}
+        self._spans: dict[str, SpanRow] = {}
+        self._salt = secrets.token_hex(16)
+
+    def redaction_salt(self) -> str:
+        return self._salt
+
+    def close(self) -> None:
+        """Nothing to close."""
+
+    # runs ---------------------------------------------------------------------------------
+
+    def create_run(
+        self,
+        *,
+        thread_id: str,
+        goal: str,
+        principal: dict[str, Any],
+        budget: dict[str, Any],
+        usage: Usage,
+        trace_id: str | None = None,
+    ) -> RunRecord | None:
+        now = self.clock()
+        with self._lock:
+            if thread_id in self._runs:
+                return None
+            record = RunRecord(
+                thread_id=thread_id,
+                status=RunStatus.PENDING,
+                goal=goal,
+                principal=dict(principal),
+                tenant=principal.get("tenant"),
+                budget=dict(budget),
+                usage=usage,
+                output=None,
+                error=None,
+                trace_id=trace_id,
+                created_at=now,
+                updated_at=now,
+                lease_owner=None,
+            )
+            self._runs[thread_id] = record
+            self._traces[thread_id] = (trace_id, None)
+            return self._with_lease(record)
+
+    def get_run(self, thread_id: str) -> RunRecord | None:
+        with self._lock:
+            found = self._runs.get(thread_id)
+            return self._with_lease(found) if found else None
+
+    def list_runs(
+        self, *, status: str | None = None, tenant: str | None = None, limit: int = 100
+    ) -> list[RunRecord]:
+        with self._lock:
+            found = [
+                r
+                for r in self._runs.values()
+                if (status is None or r.status.value == status)
+                and (tenant is None or r.tenant == tenant)
+            ]
+            found.sort(key=lambda r: r.thread_id)
+            found.sort(key=lambda r: r.created_at, reverse=True)
+            return [self._with_lease(r) for r in found[:limit]]
+
+    def change_run(self, thread_id: str, change: RunChange) -> RunRecord | None:
+        now = self.clock()
+        with self._lock:
+            record = self._runs.get(thread_id)
+            if record is None or record.status is not change.from_status:
+                return None
+            error = None if change.clear_error else record.error
+            self._runs[thread_id] = replace(
+                record,
+                status=change.status,
+                output=change.output if change.output is not None else record.output,
+                error=change.error if change.error is not None else error,
+                usage=change.usage if change.usage is not None else record.usage,
+                budget_report=dict(change.budget_report)
+                if change.budget_report is not None
+                else record.budget_report,
+                updated_at=now,
+                waited_seconds=record.waited_seconds + change.add_waited,
+                retry_waited_seconds=record.retry_waited_seconds + change.add_retry_waited,
+                retry_at=change.retry_at,
+                transient_failures=change.transient_failures,
+            )
+            if change.cancel_pending is not None:
+                for request in self._approvals.values():
+                    if request.thread_id == thread_id and request.status is ApprovalStatus.PENDING:
+                        self._approvals[request.id] = replace(
+                            request,
+                            status=ApprovalStatus.CANCELLED,
+                            decided_at=now,
+                            comment=change.cancel_pending,
+                        )
+            return self.get_run(thread_id)
+
+    def unfinished_runs(self) -> list[str]:
+        with self._lock:
+            pending = {
+                r.thread_id for r in self._approvals.values() if r.status is ApprovalStatus.PENDING
+            }
+            found = [
+                r
+                for r in self._runs.values()
+                if r.status in (RunStatus.RUNNING, RunStatus.PENDING)
+                or (
+                    r.status is RunStatus.AWAITING_APPROVAL
+                    and (r.cancel_requested is not None or r.thread_id not in pending)
+                )
+            ]
+            return [r.thread_id for r in sorted(found, key=lambda r: (r.created_at, r.thread_id))]
+
+    def due_retries(self, now: float) -> list[str]:
+        with self._lock:
+            due = [
+                r
+                for r in self._runs.values()
+                if r.status is RunStatus.WAITING_RETRY
+                and r.retry_at is not None
+                and r.retry_at <= now
+            ]
+            return [r.thread_id for r in sorted(due, key=lambda r: (r.retry_at, r.thread_id))]
+
+    def set_usage(self, thread_id: str, usage: Usage) -> None:
+        self._update(thread_id, usage=usage)
+
+    def set_budget(self, thread_id: str, budget: Mapping[str, Any]) -> None:
+        self._update(thread_id, budget=dict(budget), updated_at=self.clock())
+
+    def request_cancel(self, thread_id: str, reason: str) -> None:
+        with self._lock:
+            record = self._runs.get(thread_id)
+            if record is not None and record.cancel_requested is None:
+                self._runs[thread_id] = replace(record, cancel_requested=reason)
+
+    def cancel_requested(self, thread_id: str) -> str | None:
+        with self._lock:
+            record = self._runs.get(thread_id)
+            return record.cancel_requested if record else None
+
+    def run_trace(self, thread_id: str) -> tuple[str | None, str | None]:
+        with self._lock:
+            return self._traces.get(thread_id, (None, None))
+
+    def set_trace(self, thread_id: str, trace_id: str, span_id: str | None) -> None:
+        with self._lock:
+            if thread_id in self._runs:
+                self._traces[thread_id] = (trace_id, span_id)
+                self._update(thread_id, trace_id=trace_id)
+
+    def prunable_runs(self, *, before: float, keep_latest: int = 0) -> list[str]:
+        with self._lock:
+            newest = {r.thread_id for r in self.list_runs(limit=max(0, keep_latest))}
+            old = [
+                r
+                for r in self._runs.values()
+                if r.status in TERMINAL and r.updated_at < before and r.thread_id not in newest
+            ]
+            return [r.thread_id for r in sorted(old, key=lambda r: (r.created_at, r.thread_id))]
+
+    def delete_run(self, thread_id: str) -> None:
+        with self._lock:
+            trace_id, _ = self._traces.pop(thread_id, (None, None))
+            self._runs.pop(thread_id, None)
+            self._leases.pop(thread_id, None)
+            for table in (self._approvals, self._effects):
+                for key in [k for k, v in table.items() if v.thread_id == thread_id]:
+                    del table[key]
+            for call in [k for k in self._calls if k[0] == thread_id]:
+                del self._calls[call]
+            for span in [
+                k
+                for k, v in self._spans.items()
+                if v.thread_id == thread_id or (trace_id and v.trace_id == trace_id)
+            ]:
+                del self._spans[span]
+
+    def _update(self, thread_id: str, **fields: Any) -> None:
+        with self._lock:
+            record = self._runs.get(thread_id)
+            if record is not None:
+                self._runs[thread_id] = replace(record, **fields)
+
+    def _with_lease(self, record: RunRecord) -> RunRecord:
+        lease = self._leases.get(record.thread_id)
+        return replace(record, lease_owner=lease.owner if lease else None)
+
+    # leases -------------------------------------------------------------------------------
+
+    def lease_of(self, thread_id: str) -> LeaseRecord | None:
+        with self._lock:
+            if thread_id not in self._runs:
+                raise KeyError(thread_id)
+            return self._leases.get(thread_id)
+
+    def take_lease(
+        self,
+        thread_id: str,
+        *,
+        expected: str | None,
+        owner: str,
+        host: str,
+        pid: int,
+        expires_at: float,
+    ) -> bool:
+        with self._lock:
+            held = self._leases.get(thread_id)
+            if thread_id not in self._runs or (held.owner if held else None) != expected:
+                return False
+            self._leases[thread_id] = LeaseRecord(owner, host, pid, expires_at)
+            return True
+
+    def renew_lease(self, thread_id: str, owner: str, expires_at: float) -> bool:
+        with self._lock:
+            held = self._leases.get(thread_id)
+            if held is None or held.owner != owner:
+                return False
+            self._leases[thread_id] = replace(held, expires_at=expires_at)
+            return True
+
+    def release_lease(self, thread_id: str, owner: str) -> None:
+        with self._lock:
+            held = self._leases.get(thread_id)
+            if held is not None and held.owner == owner:
+                del self._leases[thread_id]
+
+    # approvals ----------------------------------------------------------------------------
+
+    def put_approval(self, request: ApprovalRequest) -> ApprovalRequest:
+        with self._lock:
+            return self._approvals.setdefault(request.id, request)
+
+    def get_approval(self, approval_id: str) -> ApprovalRequest | None:
+        with self._lock:
+            return self._approvals.get(approval_id)
+
+    def list_approvals(
+        self,
+        *,
+        status: str | None = ApprovalStatus.PENDING.value,
+        tenant: str | None = None,
+        role: str | None = None,
+        thread_id: str | None = None,
+        after: tuple[float, str] | None = None,
+        limit: int = 100,
+    ) -> list[ApprovalRequest]:
+        with self._lock:
+            found = [
+                r
+                for r in self._approvals.values()
+                if (status is None or r.status.value == status)
+                and (tenant is None or r.tenant == tenant)
+                and (role is None or role in r.roles)
+                and (thread_id is None or r.thread_id == thread_id)
+                and (after is None or (r.requested_at, r.id) > after)
+            ]
+            return sorted(found, key=lambda r: (r.requested_at, r.id))[:limit]
+
+    def due_approvals(self, now: float, *, limit: int = 1000) -> list[ApprovalRequest]:
+        with self._lock:
+            due = [
+                r
+                for r in self._approvals.values()
+                if r.status is ApprovalStatus.PENDING
+                and r.expires_at is not None
+                and r.expires_at <= now
+            ]
+            return sorted(due, key=lambda r: (r.expires_at or 0.0, r.id))[:limit]
+
+    def expire_approval(
+        self, approval_id: str, *, now: float, escalation: ApprovalRequest | None = None
+    ) -> bool:
+        with self._lock:
+            request = self._approvals.get(approval_id)
+            if request is None or request.status is not ApprovalStatus.PENDING:
+                return False
+            self._approvals[approval_id] = replace(
+                request,
+                status=ApprovalStatus.EXPIRED,
+                decided_at=now,
+                comment="expired undecided" + (", escalated" if escalation else ""),
+                escalated_to=escalation.id if escalation else None,
+            )
+            if escalation is not None:
+                self._approvals.setdefault(escalation.id, escalation)
+            return True
+
+    def decide_approval(
+        self,
+        approval_id: str,
+        status: ApprovalStatus,
+        *,
+        by: str,
+        comment: str | None,
+        edited_args: dict[str, Any] | None = None,
+        result: Any = None,
+    ) -> bool:
+        with self._lock:
+            request = self._approvals.get(approval_id)
+            if request is None or request.status is not ApprovalStatus.PENDING:
+                return False
+            self._approvals[approval_id] = replace(
+                request,
+                status=status,
+                decided_by=by,
+                decided_at=self.clock(),
+                comment=comment,
+                edited_args=edited_args,
+                result=result if status is ApprovalStatus.RESOLVED else None,
+            )
+            return True
+
+    # effects ------------------------------------------------------------------------------
+
+    def get_effect(self, key: str) -> EffectRecord | None:
+        with self._lock:
+            return self._effects.get(key)
+
+    def list_effects(self, thread_id: str) -> list[EffectRecord]:
+        with self._lock:
+            return [e for e in self._effects.values() if e.thread_id == thread_id]
+
+    def start_effect(
+        self, *, key: str, thread_id: str, step_id: str, tool: str, args_digest: str
+    ) -> int:
+        with self._lock:
+            found = self._effects.get(key)
+            attempts = 1 if found is None else found.attempts + 1
+            self._effects[key] = EffectRecord(
+                key=key,
+                thread_id=thread_id,
+                step_id=step_id,
+                tool=tool,
+                status="started",
+                result=None if found is None else found.result,
+                error=None,
+                attempts=attempts,
+                retries=0 if found is None else found.retries,
+            )
+            return attempts
+
+    def finish_effect(
+        self,
+        key: str,
+        *,
+        result: Any = None,
+        error: str | None = None,
+        error_kind: str | None = None,
+        retries: int = 0,
+    ) -> None:
+        with self._lock:
+            found = self._effects.get(key)
+            if found is not None:
+                failed = error is not None
+                self._effects[key] = replace(
+                    found,
+                    status="failed" if failed else "done",
+                    result=None if failed else result,
+                    error=error,
+                    error_kind=error_kind if failed else None,
+                    retries=retries,
+                )
+
+    def note_in_doubt(self, key: str, reason: str, *, retries: int = 0) -> None:
+        with self._lock:
+            found = self._effects.get(key)
+            if found is not None and found.status == "started":
+                self._effects[key] = replace(
+                    found, error=reason, error_kind="timeout", retries=retries
+                )
+
+    def settle_effect(self, key: str, attempt: int, *, happened: bool, result: Any = None) -> bool:
+        with self._lock:
+            found = self._effects.get(key)
+            if found is None or found.status != "started" or found.attempts != attempt:
+                return False
+            self._effects[key] = replace(
+                found,
+                status="done" if happened else "retry",
+                result=result if happened else None,
+            )
+            return True
+
+    # recordings, keys, spans --------------------------------------------------------------
+
+    def record_model_call(
+        self,
+        thread_id: str,
+        revision: int,
+        *,
+        model: str | None,
+        request_digest: str,
+        response: dict[str, Any],
+    ) -> None:
+        with self._lock:
+            self._calls[(thread_id, revision)] = ModelCall(
+                revision, model, request_digest, response
+            )
+
+    def model_call(self, thread_id: str, revision: int) -> ModelCall | None:
+        with self._lock:
+            return self._calls.get((thread_id, revision))
+
+    def model_calls(self, thread_id: str) -> list[ModelCall]:
+        with self._lock:
+            return sorted(
+                (c for (t, _), c in self._calls.items() if t == thread_id),
+                key=lambda c: c.revision,
+            )
+
+    def add_key(self, key: ApiKey, key_hash: str) -> None:
+        with self._lock:
+            self._keys[key.key_id] = (key, key_hash)
+
+    def key_by_hash(self, key_hash: str) -> ApiKey | None:
+        with self._lock:
+            for key, digest in self._keys.values():
+                if digest == key_hash and key.active:
+                    return key
+            return None
+
+    def list_keys(self, *, include_revoked: bool = False) -> list[ApiKey]:
+        with self._lock:
+            keys = [k for k, _ in self._keys.values() if include_revoked or k.active]
+            return sorted(keys, key=lambda k: (k.created_at, k.key_id))
+
+    def revoke_key(self, key_id: str) -> ApiKey | None:
+        with self._lock:
+            found = self._keys.get(key_id)
+            if found is None:
+                return None
+            key, digest = found
+            if key.active:
+                key = replace(key, revoked_at=self.clock())
+                self._keys[key_id] = (key, digest)
+            return key
+
+    def write_spans(self, rows: Sequence[SpanRow]) -> None:
+        with self._lock:
+            for row in rows:
+                self._spans[row.span_id] = row
+
+    def spans_of(self, trace_id: str) -> list[SpanRow]:
+        with self._lock:
+            return sorted(
+                (s for s in self._spans.values() if s.trace_id == trace_id),
+                key=lambda s: s.start_ns,
+            )

@@ -1,0 +1,330 @@
+"""What every store must do, one protocol per table family, and the records they hold.
+
+A backend (SQLite today, Postgres when a team outgrows one machine) implements ``Store``:
+every family below, each write its own transaction. The families hold data and apply
+conditional updates; the rules that decide what to write (which status may follow which,
+when a lease may be taken over, what a decision means) live above, next to the code that
+drives runs. tests/store_conformance.py says what each method must do, for every backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from agentrt.approvals.model import ApprovalRequest, ApprovalStatus
+from agentrt.records import (
+    ApiKey,
+    EffectRecord,
+    LeaseRecord,
+    ModelCall,
+    RunRecord,
+    SpanRow,
+)
+from agentrt.state import RunStatus, Usage
+
+__all__ = [
+    "ApiKey",
+    "ApprovalStore",
+    "EffectRecord",
+    "EffectStore",
+    "KeyStore",
+    "LeaseRecord",
+    "LeaseStore",
+    "ModelCall",
+    "RecordingStore",
+    "RunChange",
+    "RunRecord",
+    "RunStore",
+    "SpanRow",
+    "SpanStore",
+    "Store",
+]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RunChange:
+    """A move of a run from one status to another, with what goes with it, written at once.
+
+    Worked out above the store (runs/lifecycle.py) from the row as it was read; the store
+    applies it only if the run is still in ``from_status``.
+    """
+
+    from_status: RunStatus
+    """The status the change was worked out from."""
+    status: RunStatus
+    """The status it moves to (may equal from_status: a live run's usage update)."""
+    output: str | None = None
+    """Set when not None."""
+    error: str | None = None
+    """Set when not None (see clear_error)."""
+    clear_error: bool = False
+    """Empty the error first (the failure that made the run wait is past)."""
+    usage: Usage | None = None
+    """Set when not None."""
+    budget_report: Mapping[str, Any] | None = None
+    """Set when not None."""
+    add_waited: float = 0.0
+    """Seconds to add to waited_seconds (time at a human gate)."""
+    add_retry_waited: float = 0.0
+    """Seconds to add to retry_waited_seconds."""
+    retry_at: float | None = None
+    """The new retry_at (None clears it)."""
+    transient_failures: int = 0
+    """The new count of failures that may pass, in a row."""
+    cancel_pending: str | None = None
+    """If set: every pending approval of the run becomes cancelled with this comment."""
+
+
+class RunStore(Protocol):
+    """The runs table: one row a run, written before its first node runs."""
+
+    def create_run(
+        self,
+        *,
+        thread_id: str,
+        goal: str,
+        principal: dict[str, Any],
+        budget: dict[str, Any],
+        usage: Usage,
+        trace_id: str | None = None,
+    ) -> RunRecord | None:
+        """Insert a pending run; None if the thread id is taken."""
+        ...
+
+    def get_run(self, thread_id: str) -> RunRecord | None: ...
+
+    def list_runs(
+        self, *, status: str | None = None, tenant: str | None = None, limit: int = 100
+    ) -> list[RunRecord]:
+        """Newest first."""
+        ...
+
+    def change_run(self, thread_id: str, change: RunChange) -> RunRecord | None:
+        """Apply ``change`` if the run is still in change.from_status; the row after it, or
+        None if the run moved meanwhile (the caller reads it again and decides anew)."""
+        ...
+
+    def unfinished_runs(self) -> list[str]:
+        """Running or pending runs, and runs at a gate that has no pending request or whose
+        cancel was asked, oldest first: what a process may have left mid-way."""
+        ...
+
+    def due_retries(self, now: float) -> list[str]:
+        """Runs in waiting_retry whose retry_at has come, soonest first."""
+        ...
+
+    def set_usage(self, thread_id: str, usage: Usage) -> None: ...
+
+    def set_budget(self, thread_id: str, budget: Mapping[str, Any]) -> None: ...
+
+    def request_cancel(self, thread_id: str, reason: str) -> None:
+        """Keep the first reason a cancel was asked for, until the run ends."""
+        ...
+
+    def cancel_requested(self, thread_id: str) -> str | None: ...
+
+    def run_trace(self, thread_id: str) -> tuple[str | None, str | None]:
+        """The run's trace id and the span id of its last agent.run segment."""
+        ...
+
+    def set_trace(self, thread_id: str, trace_id: str, span_id: str | None) -> None: ...
+
+    def prunable_runs(self, *, before: float, keep_latest: int = 0) -> list[str]:
+        """Finished runs last updated before ``before``, except the newest keep_latest."""
+        ...
+
+    def delete_run(self, thread_id: str) -> None:
+        """The run's row and everything of it: approvals, effects, model calls, spans."""
+        ...
+
+
+class LeaseStore(Protocol):
+    """Who drives a run: a lease on its row, taken and renewed with conditional writes."""
+
+    def lease_of(self, thread_id: str) -> LeaseRecord | None:
+        """The lease as it stands (possibly expired); None if nobody holds one.
+        KeyError for an unknown run."""
+        ...
+
+    def take_lease(
+        self,
+        thread_id: str,
+        *,
+        expected: str | None,
+        owner: str,
+        host: str,
+        pid: int,
+        expires_at: float,
+    ) -> bool:
+        """Set the lease if its owner is still ``expected`` (None: nobody); False if not."""
+        ...
+
+    def renew_lease(self, thread_id: str, owner: str, expires_at: float) -> bool:
+        """Extend ``owner``'s lease; False if it no longer holds it."""
+        ...
+
+    def release_lease(self, thread_id: str, owner: str) -> None: ...
+
+
+class ApprovalStore(Protocol):
+    """Approval requests: the review queue across all runs."""
+
+    def put_approval(self, request: ApprovalRequest) -> ApprovalRequest:
+        """Insert unless the id exists; the stored request either way."""
+        ...
+
+    def get_approval(self, approval_id: str) -> ApprovalRequest | None: ...
+
+    def list_approvals(
+        self,
+        *,
+        status: str | None = ApprovalStatus.PENDING.value,
+        tenant: str | None = None,
+        role: str | None = None,
+        thread_id: str | None = None,
+        after: tuple[float, str] | None = None,
+        limit: int = 100,
+    ) -> list[ApprovalRequest]:
+        """Oldest first by (requested_at, id); ``after`` starts past that key; ``role``
+        matches any role a request needs."""
+        ...
+
+    def due_approvals(self, now: float, *, limit: int = 1000) -> list[ApprovalRequest]:
+        """Pending requests whose expiry has passed, soonest-expired first."""
+        ...
+
+    def expire_approval(
+        self, approval_id: str, *, now: float, escalation: ApprovalRequest | None = None
+    ) -> bool:
+        """Mark a pending request expired and insert its escalation, at once; False if it
+        was no longer pending."""
+        ...
+
+    def decide_approval(
+        self,
+        approval_id: str,
+        status: ApprovalStatus,
+        *,
+        by: str,
+        comment: str | None,
+        edited_args: dict[str, Any] | None = None,
+        result: Any = None,
+    ) -> bool:
+        """Record a decision if the request is still pending; False if someone was first."""
+        ...
+
+
+class EffectStore(Protocol):
+    """The effects ledger: one row per side-effecting call, keyed by its idempotency key."""
+
+    def get_effect(self, key: str) -> EffectRecord | None: ...
+
+    def list_effects(self, thread_id: str) -> list[EffectRecord]:
+        """In the order they were first reserved."""
+        ...
+
+    def start_effect(
+        self, *, key: str, thread_id: str, step_id: str, tool: str, args_digest: str
+    ) -> int:
+        """Reserve the key (status started); which attempt this is, from 1."""
+        ...
+
+    def finish_effect(
+        self,
+        key: str,
+        *,
+        result: Any = None,
+        error: str | None = None,
+        error_kind: str | None = None,
+        retries: int = 0,
+    ) -> None:
+        """done with the result, or failed with the error."""
+        ...
+
+    def note_in_doubt(self, key: str, reason: str, *, retries: int = 0) -> None:
+        """Say why a started effect is in doubt, leaving it started."""
+        ...
+
+    def settle_effect(self, key: str, attempt: int, *, happened: bool, result: Any = None) -> bool:
+        """done (happened) or retry, if ``attempt`` is still the one in doubt."""
+        ...
+
+
+class RecordingStore(Protocol):
+    """Model responses, kept the moment they arrive: for resume and replay."""
+
+    def record_model_call(
+        self,
+        thread_id: str,
+        revision: int,
+        *,
+        model: str | None,
+        request_digest: str,
+        response: dict[str, Any],
+    ) -> None:
+        """Keep a response; a re-run of the same plan step replaces it."""
+        ...
+
+    def model_call(self, thread_id: str, revision: int) -> ModelCall | None: ...
+
+    def model_calls(self, thread_id: str) -> list[ModelCall]:
+        """By revision."""
+        ...
+
+
+class KeyStore(Protocol):
+    """The service's API keys, by the sha256 of the key (never the key itself)."""
+
+    def add_key(self, key: ApiKey, key_hash: str) -> None: ...
+
+    def key_by_hash(self, key_hash: str) -> ApiKey | None:
+        """The active key with this hash."""
+        ...
+
+    def list_keys(self, *, include_revoked: bool = False) -> list[ApiKey]:
+        """Oldest first."""
+        ...
+
+    def revoke_key(self, key_id: str) -> ApiKey | None:
+        """Revoke (once: a second revoke keeps the first time); None for an unknown id."""
+        ...
+
+
+class SpanStore(Protocol):
+    """Finished spans, for `agentrt trace` and the review page."""
+
+    def write_spans(self, rows: Sequence[SpanRow]) -> None:
+        """Insert or replace; raises if the store cannot take them now (the exporter
+        counts the loss and the run goes on)."""
+        ...
+
+    def spans_of(self, trace_id: str) -> list[SpanRow]:
+        """In start order."""
+        ...
+
+
+class Store(
+    RunStore, LeaseStore, ApprovalStore, EffectStore, RecordingStore, KeyStore, SpanStore, Protocol
+):
+    """Every table family of one database."""
+
+    @property
+    def location(self) -> str:
+        """Where the data is, for messages (a path, or a URL with its password hidden)."""
+        ...
+
+    @property
+    def clock(self) -> Callable[[], float]:
+        """Epoch seconds for the times the store writes (created_at, decided_at, ...)."""
+        ...
+
+    @property
+    def schema_version(self) -> int: ...
+
+    def redaction_salt(self) -> str:
+        """This database's own key for the Redactor's hash mode, made once at random."""
+        ...
+
+    def close(self) -> None: ...

@@ -1,0 +1,200 @@
+"""Approval requests in SQLite: inserted once, decided or expired by conditional updates."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from agentrt.approvals.model import ApprovalRequest, ApprovalStatus
+from agentrt.store.sqlite.database import Database
+
+__all__ = ["ApprovalsTable"]
+
+
+class ApprovalsTable:
+    """ApprovalStore on SQLite."""
+
+    db: Database
+
+    def put_approval(self, req: ApprovalRequest) -> ApprovalRequest:
+        """Insert the request unless it exists; return the stored one (re-runs are no-ops)."""
+        with self.db.tx() as db:
+            _insert_approval(db, req)
+        stored = self.get_approval(req.id)
+        assert stored is not None
+        return stored
+
+    def get_approval(self, approval_id: str) -> ApprovalRequest | None:
+        with self.db.read() as db:
+            row = db.execute("SELECT * FROM approvals WHERE id=?", (approval_id,)).fetchone()
+        return _approval(row) if row else None
+
+    def list_approvals(
+        self,
+        *,
+        status: str | None = ApprovalStatus.PENDING.value,
+        tenant: str | None = None,
+        role: str | None = None,
+        thread_id: str | None = None,
+        after: tuple[float, str] | None = None,
+        limit: int = 100,
+    ) -> list[ApprovalRequest]:
+        """Requests oldest first, by (requested_at, id); ``after`` starts past that key."""
+        sql, params = "SELECT * FROM approvals WHERE 1=1", list[Any]()
+        for column, value in (
+            ("status", status),
+            ("tenant", tenant),
+            ("thread_id", thread_id),
+        ):
+            if value is not None:
+                sql += f" AND {column}=?"
+                params.append(value)
+        if role is not None:
+            # A combined requirement is listed under each role it needs.
+            sql += (
+                " AND (required_role=? OR (required_roles IS NOT NULL AND EXISTS "
+                "(SELECT 1 FROM json_each(required_roles) WHERE value=?)))"
+            )
+            params += [role, role]
+        if after is not None:
+            sql += " AND (requested_at, id) > (?, ?)"
+            params.extend(after)
+        sql += " ORDER BY requested_at, id LIMIT ?"
+        with self.db.read() as db:
+            rows = db.execute(sql, (*params, limit)).fetchall()
+        return [_approval(r) for r in rows]
+
+    def due_approvals(self, now: float, *, limit: int = 1000) -> list[ApprovalRequest]:
+        """Pending requests whose expiry has passed, soonest-expired first."""
+        with self.db.read() as db:
+            rows = db.execute(
+                "SELECT * FROM approvals WHERE status=? AND expires_at<=? "
+                "ORDER BY expires_at, id LIMIT ?",
+                (ApprovalStatus.PENDING.value, now, limit),
+            ).fetchall()
+        return [_approval(r) for r in rows]
+
+    def expire_approval(
+        self, approval_id: str, *, now: float, escalation: ApprovalRequest | None = None
+    ) -> bool:
+        """Mark a pending request expired (and insert its escalation) in one transaction.
+
+        Conditional on the request still being pending, like a decision: of a sweep and a
+        decider racing, exactly one wins. False if the request was no longer pending.
+        """
+        with self.db.tx() as db:
+            cur = db.execute(
+                "UPDATE approvals SET status=?, decided_at=?, comment=?, escalated_to=? "
+                "WHERE id=? AND status=?",
+                (
+                    ApprovalStatus.EXPIRED.value,
+                    now,
+                    "expired undecided" + (", escalated" if escalation else ""),
+                    escalation.id if escalation else None,
+                    approval_id,
+                    ApprovalStatus.PENDING.value,
+                ),
+            )
+            if cur.rowcount == 1 and escalation is not None:
+                _insert_approval(db, escalation)
+        return cur.rowcount == 1
+
+    def decide_approval(
+        self,
+        approval_id: str,
+        status: ApprovalStatus,
+        *,
+        by: str,
+        comment: str | None,
+        edited_args: dict[str, Any] | None = None,
+        result: Any = None,
+    ) -> bool:
+        """Record a decision if the request is still pending; False if someone was first."""
+        with self.db.tx() as db:
+            cur = db.execute(
+                "UPDATE approvals SET status=?, decided_by=?, decided_at=?, comment=?, "
+                "edited_args=?, result=? WHERE id=? AND status=?",
+                (
+                    status.value,
+                    by,
+                    self.db.clock(),
+                    comment,
+                    json.dumps(edited_args) if edited_args is not None else None,
+                    json.dumps(result) if status is ApprovalStatus.RESOLVED else None,
+                    approval_id,
+                    ApprovalStatus.PENDING.value,
+                ),
+            )
+        return cur.rowcount == 1
+
+
+_APPROVAL_COLUMNS = (
+    "id, thread_id, step_id, kind, tool, args, args_digest, rule_id, reason, required_role, "
+    "four_eyes, requested_by, tenant, requested_at, expires_at, status, on_expiry, "
+    "escalate_to, escalated_from, required_roles, edited_by, edited_from"
+)
+
+
+def _insert_approval(db: sqlite3.Connection, req: ApprovalRequest) -> None:
+    db.execute(
+        f"INSERT OR IGNORE INTO approvals ({_APPROVAL_COLUMNS}) "
+        "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (
+            req.id,
+            req.thread_id,
+            req.step_id,
+            req.kind,
+            req.tool,
+            json.dumps(req.args),
+            req.args_digest,
+            req.rule_id,
+            req.reason,
+            req.required_role,
+            int(req.four_eyes),
+            req.requested_by,
+            req.tenant,
+            req.requested_at,
+            req.expires_at,
+            req.status.value,
+            req.on_expiry,
+            req.escalate_to,
+            req.escalated_from,
+            json.dumps(list(req.required_roles)) if req.required_roles else None,
+            req.edited_by,
+            req.edited_from,
+        ),
+    )
+
+
+def _approval(row: sqlite3.Row) -> ApprovalRequest:
+    return ApprovalRequest(
+        id=row["id"],
+        thread_id=row["thread_id"],
+        step_id=row["step_id"],
+        kind=row["kind"],
+        tool=row["tool"],
+        args=json.loads(row["args"]),
+        args_digest=row["args_digest"],
+        edited_args=json.loads(row["edited_args"]) if row["edited_args"] else None,
+        result=json.loads(row["result"]) if row["result"] is not None else None,
+        rule_id=row["rule_id"],
+        reason=row["reason"],
+        required_role=row["required_role"],
+        four_eyes=bool(row["four_eyes"]),
+        requested_by=row["requested_by"],
+        tenant=row["tenant"],
+        requested_at=row["requested_at"],
+        expires_at=row["expires_at"],
+        status=ApprovalStatus(row["status"]),
+        decided_by=row["decided_by"],
+        decided_at=row["decided_at"],
+        comment=row["comment"],
+        on_expiry=row["on_expiry"],
+        escalate_to=row["escalate_to"],
+        escalated_from=row["escalated_from"],
+        escalated_to=row["escalated_to"],
+        required_roles=tuple(json.loads(row["required_roles"])) if row["required_roles"] else (),
+        edited_by=row["edited_by"],
+        edited_from=row["edited_from"],
+    )

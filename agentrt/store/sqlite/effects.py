@@ -1,0 +1,112 @@
+"""The effects ledger in SQLite: reserve, record, settle; each its own transaction."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from typing import Any
+
+from agentrt.store.protocols import EffectRecord
+from agentrt.store.sqlite.database import Database
+
+__all__ = ["EffectsTable"]
+
+
+class EffectsTable:
+    """EffectStore on SQLite."""
+
+    db: Database
+
+    def get_effect(self, key: str) -> EffectRecord | None:
+        with self.db.read() as db:
+            row = db.execute("SELECT * FROM effects WHERE key=?", (key,)).fetchone()
+        return _effect(row) if row else None
+
+    def list_effects(self, thread_id: str) -> list[EffectRecord]:
+        """A run's ledger rows, in the order they were first reserved."""
+        with self.db.read() as db:
+            rows = db.execute(
+                "SELECT * FROM effects WHERE thread_id=? ORDER BY rowid", (thread_id,)
+            ).fetchall()
+        return [_effect(r) for r in rows]
+
+    def start_effect(
+        self, *, key: str, thread_id: str, step_id: str, tool: str, args_digest: str
+    ) -> int:
+        """Reserve the key (status started) and return which attempt this is, from 1."""
+        with self.db.tx() as db:
+            row = db.execute(
+                "INSERT INTO effects (key, thread_id, step_id, tool, args_digest, status, "
+                "started_at) VALUES (?,?,?,?,?,'started',?) "
+                "ON CONFLICT (key) DO UPDATE SET status='started', attempts=attempts+1, "
+                "started_at=excluded.started_at, error=NULL, error_kind=NULL "
+                "RETURNING attempts",
+                (key, thread_id, step_id, tool, args_digest, self.db.clock()),
+            ).fetchone()
+        return int(row["attempts"])
+
+    def finish_effect(
+        self,
+        key: str,
+        *,
+        result: Any = None,
+        error: str | None = None,
+        error_kind: str | None = None,
+        retries: int = 0,
+    ) -> None:
+        """Record the outcome of the started attempt: done with its result, or failed."""
+        with self.db.tx() as db:
+            db.execute(
+                "UPDATE effects SET status=?, result=?, error=?, error_kind=?, retries=?, "
+                "finished_at=? WHERE key=?",
+                (
+                    "failed" if error is not None else "done",
+                    json.dumps(result, default=str) if error is None else None,
+                    error,
+                    error_kind if error is not None else None,
+                    retries,
+                    self.db.clock(),
+                    key,
+                ),
+            )
+
+    def note_in_doubt(self, key: str, reason: str, *, retries: int = 0) -> None:
+        """Say why a started effect is in doubt, leaving it started (a person settles it)."""
+        with self.db.tx() as db:
+            db.execute(
+                "UPDATE effects SET error=?, error_kind='timeout', retries=? "
+                "WHERE key=? AND status='started'",
+                (reason, retries, key),
+            )
+
+    def settle_effect(self, key: str, attempt: int, *, happened: bool, result: Any = None) -> bool:
+        """Apply a reconcile decision to the attempt it was about: done with ``result`` if the
+        effect happened, else 'retry'. False if that attempt is no longer the one in doubt."""
+        with self.db.tx() as db:
+            cur = db.execute(
+                "UPDATE effects SET status=?, result=?, finished_at=? "
+                "WHERE key=? AND status='started' AND attempts=?",
+                (
+                    "done" if happened else "retry",
+                    json.dumps(result, default=str) if happened else None,
+                    self.db.clock(),
+                    key,
+                    attempt,
+                ),
+            )
+        return cur.rowcount == 1
+
+
+def _effect(row: sqlite3.Row) -> EffectRecord:
+    return EffectRecord(
+        key=row["key"],
+        thread_id=row["thread_id"],
+        step_id=row["step_id"],
+        tool=row["tool"],
+        status=row["status"],
+        result=json.loads(row["result"]) if row["result"] is not None else None,
+        error=row["error"],
+        error_kind=row["error_kind"],
+        attempts=row["attempts"],
+        retries=row["retries"],
+    )

@@ -1,0 +1,235 @@
+"""The runs table in SQLite: one row a run, changed only by conditional writes."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Mapping
+from typing import Any
+
+from agentrt.approvals.model import ApprovalStatus
+from agentrt.state import TERMINAL, RunStatus, Usage
+from agentrt.store.protocols import RunChange, RunRecord
+from agentrt.store.sqlite.database import Database
+
+__all__ = ["RunsTable"]
+
+
+class RunsTable:
+    """RunStore on SQLite."""
+
+    db: Database
+
+    def create_run(
+        self,
+        *,
+        thread_id: str,
+        goal: str,
+        principal: dict[str, Any],
+        budget: dict[str, Any],
+        usage: Usage,
+        trace_id: str | None = None,
+    ) -> RunRecord | None:
+        now = self.db.clock()
+        try:
+            with self.db.tx() as db:
+                db.execute(
+                    "INSERT INTO runs (thread_id, status, goal, principal, tenant, budget, usage, "
+                    "trace_id, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    (
+                        thread_id,
+                        RunStatus.PENDING.value,
+                        goal,
+                        json.dumps(principal),
+                        principal.get("tenant"),
+                        json.dumps(budget),
+                        json.dumps(usage),
+                        trace_id,
+                        now,
+                        now,
+                    ),
+                )
+        except sqlite3.IntegrityError:
+            return None
+        return self.get_run(thread_id)
+
+    def get_run(self, thread_id: str) -> RunRecord | None:
+        with self.db.read() as db:
+            row = db.execute("SELECT * FROM runs WHERE thread_id=?", (thread_id,)).fetchone()
+        return _run_record(row) if row else None
+
+    def list_runs(
+        self, *, status: str | None = None, tenant: str | None = None, limit: int = 100
+    ) -> list[RunRecord]:
+        sql, params = "SELECT * FROM runs WHERE 1=1", list[Any]()
+        if status is not None:
+            sql += " AND status=?"
+            params.append(status)
+        if tenant is not None:
+            sql += " AND tenant=?"
+            params.append(tenant)
+        sql += " ORDER BY created_at DESC, thread_id LIMIT ?"
+        with self.db.read() as db:
+            rows = db.execute(sql, (*params, limit)).fetchall()
+        return [_run_record(r) for r in rows]
+
+    def change_run(self, thread_id: str, change: RunChange) -> RunRecord | None:
+        now = self.db.clock()
+        with self.db.tx() as db:
+            cur = db.execute(
+                "UPDATE runs SET status=?, output=COALESCE(?, output), "
+                "error=CASE WHEN ? THEN ? ELSE COALESCE(?, error) END, "
+                "usage=COALESCE(?, usage), budget_report=COALESCE(?, budget_report), "
+                "updated_at=?, waited_seconds=waited_seconds+?, "
+                "retry_waited_seconds=retry_waited_seconds+?, retry_at=?, transient_failures=? "
+                "WHERE thread_id=? AND status=?",
+                (
+                    change.status.value,
+                    change.output,
+                    change.clear_error,
+                    change.error,
+                    change.error,
+                    json.dumps(change.usage) if change.usage is not None else None,
+                    json.dumps(dict(change.budget_report))
+                    if change.budget_report is not None
+                    else None,
+                    now,
+                    change.add_waited,
+                    change.add_retry_waited,
+                    change.retry_at,
+                    change.transient_failures,
+                    thread_id,
+                    change.from_status.value,
+                ),
+            )
+            if cur.rowcount != 1:
+                return None
+            if change.cancel_pending is not None:
+                db.execute(
+                    "UPDATE approvals SET status=?, decided_at=?, comment=? "
+                    "WHERE thread_id=? AND status=?",
+                    (
+                        ApprovalStatus.CANCELLED.value,
+                        now,
+                        change.cancel_pending,
+                        thread_id,
+                        ApprovalStatus.PENDING.value,
+                    ),
+                )
+        return self.get_run(thread_id)
+
+    def unfinished_runs(self) -> list[str]:
+        with self.db.read() as db:
+            rows = db.execute(
+                "SELECT thread_id FROM runs r WHERE status IN (?, ?) OR (status = ? AND "
+                "(cancel_requested IS NOT NULL OR NOT EXISTS (SELECT 1 FROM approvals a "
+                "WHERE a.thread_id = r.thread_id AND a.status = ?))) "
+                "ORDER BY created_at, thread_id",
+                (
+                    RunStatus.RUNNING.value,
+                    RunStatus.PENDING.value,
+                    RunStatus.AWAITING_APPROVAL.value,
+                    ApprovalStatus.PENDING.value,
+                ),
+            ).fetchall()
+        return [r["thread_id"] for r in rows]
+
+    def due_retries(self, now: float) -> list[str]:
+        with self.db.read() as db:
+            rows = db.execute(
+                "SELECT thread_id FROM runs WHERE status=? AND retry_at<=? "
+                "ORDER BY retry_at, thread_id",
+                (RunStatus.WAITING_RETRY.value, now),
+            ).fetchall()
+        return [r["thread_id"] for r in rows]
+
+    def set_usage(self, thread_id: str, usage: Usage) -> None:
+        with self.db.tx() as db:
+            db.execute("UPDATE runs SET usage=? WHERE thread_id=?", (json.dumps(usage), thread_id))
+
+    def set_budget(self, thread_id: str, budget: Mapping[str, Any]) -> None:
+        with self.db.tx() as db:
+            db.execute(
+                "UPDATE runs SET budget=?, updated_at=? WHERE thread_id=?",
+                (json.dumps(dict(budget)), self.db.clock(), thread_id),
+            )
+
+    def request_cancel(self, thread_id: str, reason: str) -> None:
+        with self.db.tx() as db:
+            db.execute(
+                "UPDATE runs SET cancel_requested=? WHERE thread_id=? AND cancel_requested IS NULL",
+                (reason, thread_id),
+            )
+
+    def cancel_requested(self, thread_id: str) -> str | None:
+        with self.db.read() as db:
+            row = db.execute(
+                "SELECT cancel_requested FROM runs WHERE thread_id=?", (thread_id,)
+            ).fetchone()
+        return row["cancel_requested"] if row else None
+
+    def run_trace(self, thread_id: str) -> tuple[str | None, str | None]:
+        with self.db.read() as db:
+            row = db.execute(
+                "SELECT trace_id, trace_span_id FROM runs WHERE thread_id=?", (thread_id,)
+            ).fetchone()
+        return (row["trace_id"], row["trace_span_id"]) if row else (None, None)
+
+    def set_trace(self, thread_id: str, trace_id: str, span_id: str | None) -> None:
+        with self.db.tx() as db:
+            db.execute(
+                "UPDATE runs SET trace_id=?, trace_span_id=? WHERE thread_id=?",
+                (trace_id, span_id, thread_id),
+            )
+
+    def prunable_runs(self, *, before: float, keep_latest: int = 0) -> list[str]:
+        terminal = sorted(s.value for s in TERMINAL)
+        marks = ",".join("?" * len(terminal))
+        with self.db.read() as db:
+            newest = {
+                r["thread_id"]
+                for r in db.execute(
+                    "SELECT thread_id FROM runs ORDER BY created_at DESC, thread_id LIMIT ?",
+                    (max(0, keep_latest),),
+                )
+            }
+            rows = db.execute(
+                f"SELECT thread_id FROM runs WHERE status IN ({marks}) AND updated_at < ? "
+                "ORDER BY created_at, thread_id",
+                (*terminal, before),
+            ).fetchall()
+        return [r["thread_id"] for r in rows if r["thread_id"] not in newest]
+
+    def delete_run(self, thread_id: str) -> None:
+        with self.db.tx() as db:
+            trace = db.execute(
+                "SELECT trace_id FROM runs WHERE thread_id=?", (thread_id,)
+            ).fetchone()
+            db.execute("DELETE FROM spans WHERE thread_id=?", (thread_id,))
+            if trace is not None and trace["trace_id"]:
+                db.execute("DELETE FROM spans WHERE trace_id=?", (trace["trace_id"],))
+            db.execute("DELETE FROM runs WHERE thread_id=?", (thread_id,))
+
+
+def _run_record(row: sqlite3.Row) -> RunRecord:
+    return RunRecord(
+        thread_id=row["thread_id"],
+        status=RunStatus(row["status"]),
+        goal=row["goal"],
+        principal=json.loads(row["principal"]),
+        tenant=row["tenant"],
+        budget=json.loads(row["budget"]),
+        usage=json.loads(row["usage"]),
+        output=row["output"],
+        error=row["error"],
+        trace_id=row["trace_id"],
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        lease_owner=row["lease_owner"],
+        budget_report=json.loads(row["budget_report"]) if row["budget_report"] else None,
+        waited_seconds=row["waited_seconds"],
+        cancel_requested=row["cancel_requested"],
+        retry_at=row["retry_at"],
+        transient_failures=row["transient_failures"],
+        retry_waited_seconds=row["retry_waited_seconds"],
+    )

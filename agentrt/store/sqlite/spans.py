@@ -1,0 +1,92 @@
+"""Finished spans in SQLite: the span store behind `agentrt trace` and the review page.
+
+Span writes wait only briefly for the write lock: a busy file must never hold a run up for
+the sake of its spans, so a write that cannot get the lock in time fails, and the exporter
+counts the loss.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+from collections.abc import Sequence
+
+from agentrt.store.protocols import SpanRow
+from agentrt.store.sqlite.database import Database, connect
+
+__all__ = ["SPAN_LOCK_WAIT_MS", "SpansTable"]
+
+SPAN_LOCK_WAIT_MS = 250
+"""How long a batch of spans waits for the file's write lock before it is dropped."""
+
+
+class SpansTable:
+    """SpanStore on SQLite, on a connection of its own with a short busy timeout."""
+
+    db: Database
+    _span_conn: sqlite3.Connection | None
+    _span_lock: threading.Lock
+
+    def write_spans(self, rows: Sequence[SpanRow]) -> None:
+        with self._span_lock:
+            conn = self._span_conn
+            if conn is None:
+                conn = self._span_conn = connect(self.db.path)
+                conn.execute(f"PRAGMA busy_timeout={SPAN_LOCK_WAIT_MS}")
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                conn.executemany(
+                    "INSERT OR REPLACE INTO spans (span_id, trace_id, parent_id, thread_id, "
+                    "name, start_ns, end_ns, status, attributes, events, links) "
+                    "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                    [_values(r) for r in rows],
+                )
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    def spans_of(self, trace_id: str) -> list[SpanRow]:
+        with self.db.read() as db:
+            rows = db.execute(
+                "SELECT * FROM spans WHERE trace_id=? ORDER BY start_ns, rowid", (trace_id,)
+            ).fetchall()
+        return [
+            SpanRow(
+                span_id=r["span_id"],
+                trace_id=r["trace_id"],
+                parent_id=r["parent_id"],
+                thread_id=r["thread_id"],
+                name=r["name"],
+                start_ns=r["start_ns"],
+                end_ns=r["end_ns"],
+                status=r["status"],
+                attributes=json.loads(r["attributes"]),
+                events=json.loads(r["events"]),
+                links=json.loads(r["links"]),
+            )
+            for r in rows
+        ]
+
+    def close_spans(self) -> None:
+        with self._span_lock:
+            if self._span_conn is not None:
+                self._span_conn.close()
+                self._span_conn = None
+
+
+def _values(row: SpanRow) -> tuple[object, ...]:
+    return (
+        row.span_id,
+        row.trace_id,
+        row.parent_id,
+        row.thread_id,
+        row.name,
+        row.start_ns,
+        row.end_ns,
+        row.status,
+        json.dumps(row.attributes, default=list),
+        json.dumps(row.events, default=list),
+        json.dumps(row.links, default=list),
+    )

@@ -1,0 +1,577 @@
+"""What every store must do (agentrt.store.protocols), run against each backend.
+
+The same tests run on the SQLite store and the in-memory one; a backend joins by adding
+itself to BACKENDS. The rules above the store (which status may follow which, when a lease
+is taken over) are run through the code that owns them (runs.lifecycle, runs.lease), over
+each backend, since they rely on its conditional writes.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import socket
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentrt.approvals import ApprovalRequest, ApprovalStatus
+from agentrt.approvals.expiry import escalation_of
+from agentrt.budget import empty_usage
+from agentrt.digests import approval_id, args_digest
+from agentrt.errors import IllegalTransition, RunBusy
+from agentrt.principal import Principal
+from agentrt.records import ApiKey, SpanRow
+from agentrt.runs import lifecycle
+from agentrt.runs.lease import LeaseOwner, acquire
+from agentrt.state import TERMINAL, RunStatus, Usage
+from agentrt.store.memory import MemoryStore
+from agentrt.store.protocols import RunChange, Store
+from agentrt.store.sqlite import SqliteStore
+from tests.conftest import FakeClock
+
+USAGE: Usage = empty_usage()
+ALICE = {"id": "alice", "roles": [], "tenant": "acme", "scopes": []}
+HOST = socket.gethostname()
+
+BACKENDS: dict[str, Callable[[Path, FakeClock], Store]] = {
+    "sqlite": lambda tmp, clock: SqliteStore(tmp / "agentrt.db", clock=clock),
+    "memory": lambda tmp, clock: MemoryStore(clock=clock),
+}
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """Times in these tests read from 1000 s, to keep the lease arithmetic legible."""
+    return FakeClock(1_000.0)
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def store(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> Iterator[Store]:
+    s = BACKENDS[request.param](tmp_path, clock)
+    yield s
+    s.close()
+
+
+def new_run(store: Store, thread_id: str = "t1", principal: dict[str, Any] = ALICE) -> Any:
+    return store.create_run(
+        thread_id=thread_id, goal="refund order 7", principal=principal, budget={}, usage=USAGE
+    )
+
+
+def move(store: Store, thread_id: str, status: RunStatus, **kw: Any) -> Any:
+    return lifecycle.move(store, thread_id, status, now=store.clock(), **kw)
+
+
+# runs --------------------------------------------------------------------------------------
+
+
+def test_create_run_records_a_pending_run(store: Store) -> None:
+    record = new_run(store)
+    assert (
+        record.thread_id,
+        record.status,
+        record.goal,
+        record.principal,
+        record.tenant,
+        record.usage,
+        record.created_at,
+        record.updated_at,
+        record.lease_owner,
+    ) == ("t1", RunStatus.PENDING, "refund order 7", ALICE, "acme", USAGE, 1000.0, 1000.0, None)
+
+
+def test_create_run_twice_is_refused_and_keeps_the_first(store: Store, clock: FakeClock) -> None:
+    first = new_run(store)
+    clock.now += 5
+    again = store.create_run(
+        thread_id="t1", goal="something else", principal=ALICE, budget={}, usage=USAGE
+    )
+    assert again is None
+    assert store.get_run("t1") == first
+
+
+def test_list_runs_newest_first_by_status_and_tenant(store: Store, clock: FakeClock) -> None:
+    new_run(store, "a")
+    clock.now += 1
+    new_run(store, "b", principal=ALICE | {"tenant": "globex"})
+    clock.now += 1
+    new_run(store, "c")
+    move(store, "c", RunStatus.RUNNING)
+    assert [r.thread_id for r in store.list_runs()] == ["c", "b", "a"]
+    assert [r.thread_id for r in store.list_runs(tenant="acme")] == ["c", "a"]
+    assert [r.thread_id for r in store.list_runs(status="running")] == ["c"]
+    assert [r.thread_id for r in store.list_runs(limit=1)] == ["c"]
+
+
+def test_allowed_transition_moves_the_run(store: Store, clock: FakeClock) -> None:
+    new_run(store)
+    clock.now += 1
+    record = move(store, "t1", RunStatus.RUNNING)
+    assert (record.status, record.updated_at) == (RunStatus.RUNNING, 1001.0)
+
+
+def test_illegal_transition_is_refused_and_changes_nothing(store: Store, clock: FakeClock) -> None:
+    new_run(store)
+    running = move(store, "t1", RunStatus.RUNNING)
+    clock.now += 1
+    with pytest.raises(IllegalTransition) as info:
+        move(store, "t1", RunStatus.PENDING, output="x", error="y")
+    assert str(info.value) == (
+        "run 't1' cannot go from status 'running' to 'pending'; "
+        "see agentrt.state.TRANSITIONS for the allowed moves"
+    )
+    assert store.get_run("t1") == running
+
+
+@pytest.mark.parametrize("terminal", sorted(TERMINAL))
+def test_terminal_status_cannot_be_left(store: Store, terminal: RunStatus) -> None:
+    new_run(store)
+    move(store, "t1", RunStatus.RUNNING)
+    ended = move(store, "t1", terminal, output="done")
+    for target in RunStatus:
+        if target is terminal:
+            continue
+        with pytest.raises(IllegalTransition) as info:
+            move(store, "t1", target)
+        assert str(info.value) == (
+            f"run 't1' cannot go from status {terminal.value!r} to {target.value!r}; "
+            "see agentrt.state.TRANSITIONS for the allowed moves"
+        )
+    assert store.get_run("t1") == ended
+
+
+def test_a_finished_run_is_final(store: Store) -> None:
+    new_run(store, "t")
+    move(store, "t", RunStatus.RUNNING)
+    move(store, "t", RunStatus.RUNNING, usage=empty_usage())  # a live run may stay put
+    done = move(store, "t", RunStatus.SUCCEEDED, output="first")
+    with pytest.raises(IllegalTransition, match="from status 'succeeded' to 'succeeded'"):
+        move(store, "t", RunStatus.SUCCEEDED, output="rewritten")
+    assert store.get_run("t") == done
+
+
+def test_a_change_applies_only_from_the_status_it_was_worked_out_from(store: Store) -> None:
+    new_run(store)
+    stale = RunChange(from_status=RunStatus.PENDING, status=RunStatus.RUNNING)
+    assert store.change_run("t1", stale) is not None
+    # Another process moved it meanwhile: the same change from "pending" no longer applies.
+    assert store.change_run("t1", stale) is None
+    assert store.change_run("nobody", stale) is None
+
+
+def test_time_at_a_gate_and_waiting_to_retry_is_counted_on_leaving(
+    store: Store, clock: FakeClock
+) -> None:
+    new_run(store)
+    move(store, "t1", RunStatus.RUNNING)
+    move(store, "t1", RunStatus.AWAITING_APPROVAL)
+    clock.now += 40
+    move(store, "t1", RunStatus.RUNNING)
+    waiting = move(store, "t1", RunStatus.WAITING_RETRY, error="waiting to retry: x", retry_at=9.0)
+    assert (waiting.retry_at, waiting.transient_failures, waiting.error) == (
+        9.0,
+        1,
+        "waiting to retry: x",
+    )
+    clock.now += 5
+    again = move(store, "t1", RunStatus.RUNNING)
+    assert (again.waited_seconds, again.retry_waited_seconds, again.retry_at, again.error) == (
+        40.0,
+        5.0,
+        None,
+        None,
+    )
+    assert again.transient_failures == 1  # still going: counted until the segment ends
+    assert move(store, "t1", RunStatus.SUCCEEDED).transient_failures == 0
+
+
+def test_ending_a_run_cancels_its_pending_approvals(store: Store, clock: FakeClock) -> None:
+    new_run(store)
+    pending = store.put_approval(request())
+    decided = store.put_approval(request(step_id="2.0"))
+    store.decide_approval(decided.id, ApprovalStatus.APPROVED, by="bob", comment=None)
+    move(store, "t1", RunStatus.RUNNING)
+    clock.now += 3
+    move(store, "t1", RunStatus.FAILED, error="boom")
+    cancelled = store.get_approval(pending.id)
+    assert cancelled is not None
+    assert (cancelled.status, cancelled.decided_at, cancelled.comment) == (
+        ApprovalStatus.CANCELLED,
+        1003.0,
+        "run ended failed",
+    )
+    assert store.get_approval(decided.id).status is ApprovalStatus.APPROVED  # type: ignore[union-attr]
+
+
+def test_unfinished_runs_and_due_retries(store: Store, clock: FakeClock) -> None:
+    for thread_id in ("pending", "running", "gate", "decided", "done", "retry"):
+        new_run(store, thread_id)
+        clock.now += 1
+    for thread_id in ("running", "gate", "decided", "done", "retry"):
+        move(store, thread_id, RunStatus.RUNNING)
+    move(store, "gate", RunStatus.AWAITING_APPROVAL)
+    store.put_approval(request("gate"))
+    move(store, "decided", RunStatus.AWAITING_APPROVAL)
+    move(store, "done", RunStatus.SUCCEEDED)
+    move(store, "retry", RunStatus.WAITING_RETRY, retry_at=2000.0)
+    assert store.unfinished_runs() == ["pending", "running", "decided"]
+    store.request_cancel("gate", "withdrawn")
+    store.request_cancel("gate", "again")  # the first reason is kept
+    assert store.cancel_requested("gate") == "withdrawn"
+    assert store.unfinished_runs() == ["pending", "running", "gate", "decided"]
+    assert store.due_retries(1999.0) == []
+    assert store.due_retries(2000.0) == ["retry"]
+
+
+def test_usage_budget_and_trace_are_kept(store: Store) -> None:
+    new_run(store)
+    store.set_usage("t1", USAGE | {"steps": 3})
+    store.set_budget("t1", {"max_steps": 9})
+    store.set_trace("t1", "a" * 32, "b" * 16)
+    record = store.get_run("t1")
+    assert record is not None
+    assert (record.usage["steps"], record.budget, record.trace_id) == (
+        3,
+        {"max_steps": 9},
+        "a" * 32,
+    )
+    assert store.run_trace("t1") == ("a" * 32, "b" * 16)
+    assert store.run_trace("nobody") == (None, None)
+
+
+def test_prune_picks_old_finished_runs_and_delete_takes_everything(
+    store: Store, clock: FakeClock
+) -> None:
+    for thread_id in ("old", "older-but-running", "new"):
+        new_run(store, thread_id)
+        move(store, thread_id, RunStatus.RUNNING)
+        clock.now += 10
+    move(store, "old", RunStatus.SUCCEEDED)
+    move(store, "new", RunStatus.SUCCEEDED)
+    assert store.prunable_runs(before=clock.now + 1) == ["old", "new"]
+    assert store.prunable_runs(before=clock.now + 1, keep_latest=1) == ["old"]
+    store.put_approval(request("old"))
+    store.start_effect(key="k", thread_id="old", step_id="1.0", tool="x", args_digest="d")
+    store.record_model_call("old", 0, model="m", request_digest="r", response={"a": 1})
+    store.set_trace("old", "c" * 32, None)
+    store.write_spans([span("s1", "c" * 32, thread_id="old")])
+    store.delete_run("old")
+    assert store.get_run("old") is None
+    assert store.list_approvals(status=None, thread_id="old") == []
+    assert (store.get_effect("k"), store.model_calls("old"), store.spans_of("c" * 32)) == (
+        None,
+        [],
+        [],
+    )
+
+
+# leases (the takeover rule is runs.lease's; the conditional write is the store's) ----------
+
+
+@pytest.fixture
+def leased(store: Store) -> Store:
+    new_run(store)
+    return store
+
+
+A = LeaseOwner("token-a", host=HOST, pid=os.getpid())
+B = LeaseOwner("token-b", host=HOST, pid=os.getpid())
+
+
+def take(store: Store, owner: LeaseOwner, ttl: float = 30) -> None:
+    acquire(store, "t1", owner, ttl, now=store.clock())
+
+
+def owner_of(store: Store) -> str | None:
+    record = store.get_run("t1")
+    assert record is not None
+    return record.lease_owner
+
+
+def test_a_live_lease_is_busy_until_it_expires(leased: Store, clock: FakeClock) -> None:
+    take(leased, A)
+    assert owner_of(leased) == A.label
+
+    clock.now += 29
+    with pytest.raises(RunBusy) as info:
+        take(leased, B)
+    assert str(info.value) == (
+        f"run 't1' is being driven by {A.label!r} (lease held until 1030); "
+        "wait for it to stop or for the lease to expire, then retry"
+    )
+    assert (info.value.owner, info.value.expires_at) == (A.label, 1030.0)
+    assert owner_of(leased) == A.label
+
+    clock.now = 1030.5
+    take(leased, B)
+    assert owner_of(leased) == B.label
+    assert leased.renew_lease("t1", A.label, clock.now + 30) is False  # A lost it
+
+
+def test_a_dead_process_lease_is_taken_over_at_once(leased: Store) -> None:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()  # reaped: the pid no longer names a process
+    dead = LeaseOwner("token-dead", host=HOST, pid=child.pid)
+    take(leased, dead, ttl=3600)
+
+    take(leased, B)
+    assert owner_of(leased) == B.label
+
+
+def test_a_lease_held_on_another_host_must_expire(leased: Store, clock: FakeClock) -> None:
+    remote = LeaseOwner("token-r", host="other-host", pid=1)
+    take(leased, remote, ttl=60)
+    with pytest.raises(RunBusy, match="'other-host:1:token-r'"):
+        take(leased, B)
+    assert owner_of(leased) == remote.label
+    clock.now += 60
+    take(leased, B)
+    assert owner_of(leased) == B.label
+
+
+def test_renew_and_release_belong_to_the_owner(leased: Store, clock: FakeClock) -> None:
+    take(leased, A)
+    clock.now += 10
+    assert leased.renew_lease("t1", B.label, clock.now + 30) is False
+    leased.release_lease("t1", B.label)  # not B's to release
+    with pytest.raises(RunBusy, match="lease held until 1030"):  # A's lease as it was
+        take(leased, B)
+
+    clock.now += 10
+    assert leased.renew_lease("t1", A.label, clock.now + 30) is True
+    clock.now += 20  # past the first expiry, within the renewed one
+    with pytest.raises(RunBusy, match="lease held until 1050"):
+        take(leased, B)
+
+    leased.release_lease("t1", A.label)
+    assert owner_of(leased) is None
+    take(leased, B)  # free for anyone now
+    assert owner_of(leased) == B.label
+
+
+def test_acquire_is_reentrant_for_the_owner(leased: Store, clock: FakeClock) -> None:
+    take(leased, A)
+    clock.now += 10
+    take(leased, A)
+    clock.now += 25  # past the first expiry
+    with pytest.raises(RunBusy, match="lease held until 1040"):
+        take(leased, B)
+
+
+def test_taking_a_lease_is_conditional_on_its_owner(leased: Store) -> None:
+    assert leased.lease_of("t1") is None
+    assert leased.take_lease(
+        "t1", expected=None, owner=A.label, host=HOST, pid=1, expires_at=2000.0
+    )
+    # B read the lease as free before A took it: its write must not win.
+    assert not leased.take_lease(
+        "t1", expected=None, owner=B.label, host=HOST, pid=1, expires_at=2000.0
+    )
+    held = leased.lease_of("t1")
+    assert held is not None
+    assert (held.owner, held.expires_at) == (A.label, 2000.0)
+    with pytest.raises(KeyError):
+        leased.lease_of("nobody")
+
+
+# approvals ---------------------------------------------------------------------------------
+
+
+def request(
+    thread_id: str = "t1", step_id: str = "1.0", *, requested_at: float = 1000.0, **extra: Any
+) -> ApprovalRequest:
+    args = {"order_id": "7", "amount": 80.0}
+    fields: dict[str, Any] = {
+        "id": approval_id(thread_id, step_id, "action"),
+        "thread_id": thread_id,
+        "step_id": step_id,
+        "kind": "action",
+        "tool": "issue_refund",
+        "args": args,
+        "args_digest": args_digest(args),
+        "rule_id": "large-refunds",
+        "reason": "Refunds over $50 need a refund approver.",
+        "required_role": "refund-approver",
+        "four_eyes": True,
+        "requested_by": "alice",
+        "tenant": "acme",
+        "requested_at": requested_at,
+        "expires_at": requested_at + 259200.0,
+    }
+    return ApprovalRequest(**(fields | extra))
+
+
+def test_put_approval_is_idempotent(leased: Store) -> None:
+    first = request(required_roles=("refund-approver", "director"), edited_by="bob")
+    assert leased.put_approval(first) == first
+    again = leased.put_approval(request(requested_at=2000.0, reason="asked again"))
+    assert again == first
+    assert leased.list_approvals() == [first]
+
+
+def test_decide_approval_first_decider_wins(leased: Store, clock: FakeClock) -> None:
+    req = leased.put_approval(request())
+    clock.now = 1500.0
+    assert leased.decide_approval(req.id, ApprovalStatus.APPROVED, by="bob", comment="ok")
+    clock.now = 1600.0
+    assert not leased.decide_approval(
+        req.id, ApprovalStatus.REJECTED, by="carol", comment="no", edited_args={"amount": 1}
+    )
+    assert leased.get_approval(req.id) == dataclasses.replace(
+        req, status=ApprovalStatus.APPROVED, decided_by="bob", decided_at=1500.0, comment="ok"
+    )
+
+
+def test_edits_and_resolutions_keep_what_was_decided(leased: Store) -> None:
+    edited = leased.put_approval(request())
+    resolved = leased.put_approval(request(step_id="2.0", kind="reconcile"))
+    assert leased.decide_approval(
+        edited.id, ApprovalStatus.EDITED, by="bob", comment=None, edited_args={"amount": 5.0}
+    )
+    assert leased.decide_approval(
+        resolved.id, ApprovalStatus.RESOLVED, by="bob", comment=None, result={"id": "r1"}
+    )
+    assert leased.get_approval(edited.id).edited_args == {"amount": 5.0}  # type: ignore[union-attr]
+    assert leased.get_approval(resolved.id).result == {"id": "r1"}  # type: ignore[union-attr]
+
+
+def test_decide_unknown_approval_is_false(leased: Store) -> None:
+    assert not leased.decide_approval("apr_nope", ApprovalStatus.APPROVED, by="bob", comment=None)
+    assert leased.get_approval("apr_nope") is None
+
+
+def test_list_approvals_filters(leased: Store) -> None:
+    new_run(leased, "t2", principal=ALICE | {"tenant": "globex"})
+    a = leased.put_approval(request("t1", "1.0", requested_at=1000.0))
+    b = leased.put_approval(request("t1", "2.0", requested_at=1001.0))
+    c = leased.put_approval(request("t2", "1.0", requested_at=1002.0, tenant="globex"))
+    tiers = leased.put_approval(
+        request("t1", "3.0", requested_at=1003.0, required_roles=("refund-approver", "director"))
+    )
+    leased.decide_approval(b.id, ApprovalStatus.REJECTED, by="bob", comment="no")
+    b = leased.get_approval(b.id)  # type: ignore[assignment]
+
+    assert leased.list_approvals() == [a, c, tiers]  # pending by default, oldest first
+    assert leased.list_approvals(status=None) == [a, b, c, tiers]
+    assert leased.list_approvals(status="rejected") == [b]
+    assert leased.list_approvals(tenant="globex") == [c]
+    assert leased.list_approvals(status=None, tenant="acme") == [a, b, tiers]
+    assert leased.list_approvals(thread_id="t1") == [a, tiers]
+    assert leased.list_approvals(status=None, thread_id="t2", tenant="acme") == []
+    assert leased.list_approvals(status=None, limit=2) == [a, b]
+    assert leased.list_approvals(role="director") == [tiers]  # any role a request needs
+    assert leased.list_approvals(after=(1000.0, a.id)) == [c, tiers]
+
+
+def test_due_approvals_expire_once_with_their_escalation(leased: Store) -> None:
+    early = leased.put_approval(request(step_id="1.0", requested_at=1000.0, expires_at=1100.0))
+    leased.put_approval(request(step_id="2.0", requested_at=1000.0, expires_at=5000.0))
+    assert leased.due_approvals(1200.0) == [early]
+    follow = escalation_of(
+        dataclasses.replace(early, escalate_to="treasurer", on_expiry="escalate"), now=1200.0
+    )
+    assert leased.expire_approval(early.id, now=1200.0, escalation=follow)
+    assert not leased.expire_approval(early.id, now=1201.0, escalation=follow)  # once
+    expired = leased.get_approval(early.id)
+    assert expired is not None
+    assert (expired.status, expired.escalated_to) == (ApprovalStatus.EXPIRED, follow.id)
+    assert leased.get_approval(follow.id) == follow
+    assert leased.due_approvals(1200.0) == []
+
+
+# effects -----------------------------------------------------------------------------------
+
+
+def test_the_ledger_reserves_records_and_settles(leased: Store) -> None:
+    key = dict(key="k1", thread_id="t1", step_id="1.0", tool="pay", args_digest="d")
+    assert leased.start_effect(**key) == 1
+    leased.note_in_doubt("k1", "timed out", retries=2)
+    doubt = leased.get_effect("k1")
+    assert doubt is not None
+    assert (doubt.status, doubt.error, doubt.error_kind, doubt.retries) == (
+        "started",
+        "timed out",
+        "timeout",
+        2,
+    )
+    assert not leased.settle_effect("k1", 2, happened=True, result=1)  # not the attempt in doubt
+    assert leased.settle_effect("k1", 1, happened=False)
+    assert leased.get_effect("k1").status == "retry"  # type: ignore[union-attr]
+    assert leased.start_effect(**key) == 2
+    leased.finish_effect("k1", result={"ok": True}, retries=1)
+    done = leased.get_effect("k1")
+    assert done is not None
+    assert (done.status, done.result, done.attempts, done.retries) == ("done", {"ok": True}, 2, 1)
+    leased.start_effect(key="k2", thread_id="t1", step_id="2.0", tool="pay", args_digest="e")
+    leased.finish_effect("k2", error="card declined", error_kind="permanent")
+    failed = leased.get_effect("k2")
+    assert failed is not None
+    assert (failed.status, failed.error, failed.error_kind) == (
+        "failed",
+        "card declined",
+        "permanent",
+    )
+    assert [e.key for e in leased.list_effects("t1")] == ["k1", "k2"]
+
+
+# recordings, keys, spans -------------------------------------------------------------------
+
+
+def test_model_calls_are_kept_per_revision_and_replaced_by_a_rerun(leased: Store) -> None:
+    leased.record_model_call("t1", 1, model="m", request_digest="r1", response={"n": 1})
+    leased.record_model_call("t1", 0, model="m", request_digest="r0", response={"n": 0})
+    leased.record_model_call("t1", 1, model="m", request_digest="r1b", response={"n": 2})
+    assert [(c.revision, c.request_digest) for c in leased.model_calls("t1")] == [
+        (0, "r0"),
+        (1, "r1b"),
+    ]
+    assert leased.model_call("t1", 1).response == {"n": 2}  # type: ignore[union-attr]
+    assert leased.model_call("t1", 7) is None
+
+
+def test_keys_are_found_by_hash_and_revoked_once(store: Store, clock: FakeClock) -> None:
+    alice = Principal("alice", roles=["operator"], tenant="acme")
+    store.add_key(ApiKey("k1", alice, "laptop", 1000.0), "hash-1")
+    clock.now += 1
+    store.add_key(ApiKey("k2", alice, None, 1001.0), "hash-2")
+    assert store.key_by_hash("hash-1") == ApiKey("k1", alice, "laptop", 1000.0)
+    clock.now = 1500.0
+    revoked = store.revoke_key("k1")
+    assert revoked is not None
+    assert revoked.revoked_at == 1500.0
+    clock.now = 1600.0
+    assert store.revoke_key("k1").revoked_at == 1500.0  # type: ignore[union-attr]
+    assert store.revoke_key("nope") is None
+    assert store.key_by_hash("hash-1") is None
+    assert [k.key_id for k in store.list_keys()] == ["k2"]
+    assert [k.key_id for k in store.list_keys(include_revoked=True)] == ["k1", "k2"]
+
+
+def span(span_id: str, trace_id: str, *, thread_id: str | None = None, start: int = 1) -> SpanRow:
+    return SpanRow(
+        span_id=span_id,
+        trace_id=trace_id,
+        parent_id=None,
+        thread_id=thread_id,
+        name="agent.run",
+        start_ns=start,
+        end_ns=start + 1,
+        status="OK",
+        attributes={"a": 1},
+        events=[{"name": "e", "time_ns": 1, "attributes": {}}],
+        links=[],
+    )
+
+
+def test_spans_are_read_back_by_trace_in_start_order(store: Store) -> None:
+    store.write_spans([span("s2", "t" * 32, start=5), span("s1", "t" * 32, start=2)])
+    store.write_spans([span("s3", "u" * 32)])
+    assert store.spans_of("t" * 32) == [
+        span("s1", "t" * 32, start=2),
+        span("s2", "t" * 32, start=5),
+    ]

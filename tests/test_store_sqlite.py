@@ -1,0 +1,140 @@
+"""What is SQLite's own about the SQLite store: its schema, migrations, pragmas, URLs."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentrt.budget import empty_usage
+from agentrt.errors import ConfigError
+from agentrt.store import open_store, sqlite_path
+from agentrt.store.sqlite import SqliteStore, connect
+from agentrt.store.sqlite.schema import SCHEMA_VERSION
+from tests.conftest import FakeClock
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "agentrt.db"
+
+
+@pytest.fixture
+def store(db_path: Path) -> Iterator[SqliteStore]:
+    s = SqliteStore(db_path, clock=FakeClock(1000.0))
+    yield s
+    s.close()
+
+
+def schema_of(path: Path) -> list[tuple[str, str]]:
+    conn = sqlite3.connect(path)
+    try:
+        rows = conn.execute("SELECT type, name FROM sqlite_master ORDER BY type, name").fetchall()
+        meta = conn.execute(
+            "SELECT key, value FROM agentrt_meta WHERE key='schema_version'"
+        ).fetchall()
+    finally:
+        conn.close()
+    return rows + meta
+
+
+def test_new_file_gets_the_tables_and_schema_version(store: SqliteStore, db_path: Path) -> None:
+    assert store.schema_version == SCHEMA_VERSION
+    tables = {name for kind, name in schema_of(db_path) if kind == "table"}
+    assert tables == {
+        "agentrt_meta",
+        "runs",
+        "approvals",
+        "effects",
+        "spans",
+        "model_calls",
+        "api_keys",
+    }
+    assert ("schema_version", str(SCHEMA_VERSION)) in schema_of(db_path)
+
+
+def test_reopening_is_a_no_op(store: SqliteStore, db_path: Path) -> None:
+    store.create_run(
+        thread_id="t1", goal="g", principal={"id": "p"}, budget={}, usage=empty_usage()
+    )
+    store.close()
+    before = schema_of(db_path)
+
+    again = SqliteStore(db_path)
+    try:
+        assert again.schema_version == SCHEMA_VERSION
+        assert [r.thread_id for r in again.list_runs()] == ["t1"]
+    finally:
+        again.close()
+    assert schema_of(db_path) == before
+
+
+def test_newer_schema_is_refused(db_path: Path) -> None:
+    conn = sqlite3.connect(db_path)
+    conn.execute("CREATE TABLE agentrt_meta (key TEXT PRIMARY KEY, value TEXT)")
+    conn.execute("INSERT INTO agentrt_meta VALUES ('schema_version', ?)", (SCHEMA_VERSION + 1,))
+    conn.commit()
+    conn.close()
+    before = schema_of(db_path)
+
+    with pytest.raises(ConfigError) as info:
+        SqliteStore(db_path)
+    assert str(info.value) == (
+        f"{str(db_path)!r} has agentrt schema version {SCHEMA_VERSION + 1}, newer than this "
+        f"agentrt understands ({SCHEMA_VERSION}); upgrade agentrt"
+    )
+    assert schema_of(db_path) == before  # no tables created, version left alone
+
+
+def test_store_connection_pragmas(store: SqliteStore, db_path: Path) -> None:
+    def pragmas(conn: sqlite3.Connection) -> tuple[Any, ...]:
+        return tuple(
+            conn.execute(f"PRAGMA {name}").fetchone()[0]
+            for name in ("journal_mode", "busy_timeout", "foreign_keys")
+        )
+
+    with store.db.read() as conn:
+        assert pragmas(conn) == ("wal", 10000, 1)
+    conn = connect(db_path)
+    try:
+        assert pragmas(conn) == ("wal", 10000, 1)
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("agentrt.db", "agentrt.db"),
+        ("sqlite:///agentrt.db", "agentrt.db"),
+        ("sqlite:///data/run.db", "data/run.db"),
+        ("sqlite:////var/lib/agentrt.db", "/var/lib/agentrt.db"),
+    ],
+)
+def test_a_path_or_sqlite_url_names_the_file(url: str, path: str) -> None:
+    assert sqlite_path(url) == path
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("sqlite://", "names no file; write sqlite:///relative/file.db"),
+        ("sqlite:///", "names no file"),
+        ("mysql://db/agentrt", "has scheme 'mysql', which this agentrt cannot open"),
+    ],
+)
+def test_other_urls_are_refused_by_name(url: str, message: str) -> None:
+    with pytest.raises(ConfigError, match=message):
+        sqlite_path(url)
+
+
+def test_open_store_gives_the_store_and_its_checkpointer(tmp_path: Path) -> None:
+    opened = open_store(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        assert opened.store.location == str(tmp_path / "x.db")
+        assert opened.checkpointer.get_tuple({"configurable": {"thread_id": "none"}}) is None
+    finally:
+        opened.close()
