@@ -1,16 +1,33 @@
-"""Tools: the contract (@tool), the registry, the exactly-once ledger, the sandbox."""
+"""Tools: the contract (@tool), toolsets and the registry, the tool loop, the exactly-once
+ledger, the sandbox."""
 
 from agentrt.tools.adapters import as_tool
 from agentrt.tools.contract import Effect, ToolArgsError, ToolContext, ToolError, ToolSpec, tool
 from agentrt.tools.execution import ToolFailure, ToolRunner
+from agentrt.tools.jsonargs import JsonSchemaArgs, schema_tool
 from agentrt.tools.ledger import EffectInDoubt, Ledger, effect_key
-from agentrt.tools.registry import ToolLike, ToolRegistry
+from agentrt.tools.loop import LoopThread, LoopTimeout, default_loop
+from agentrt.tools.registry import ToolChanges, ToolLike, ToolRegistry
+from agentrt.tools.toolset import (
+    FunctionToolset,
+    LangChainToolset,
+    LocalToolset,
+    Toolset,
+    toolset_tool,
+)
 
 __all__ = [
     "Effect",
     "EffectInDoubt",
+    "FunctionToolset",
+    "JsonSchemaArgs",
+    "LangChainToolset",
     "Ledger",
+    "LocalToolset",
+    "LoopThread",
+    "LoopTimeout",
     "ToolArgsError",
+    "ToolChanges",
     "ToolContext",
     "ToolError",
     "ToolFailure",
@@ -18,7 +35,11 @@ __all__ = [
     "ToolRegistry",
     "ToolRunner",
     "ToolSpec",
+    "Toolset",
     "as_tool",
+    "default_loop",
     "effect_key",
+    "schema_tool",
     "tool",
+    "toolset_tool",
 ]

@@ -2,20 +2,20 @@
 
 A tool is a plain function with typed parameters. @tool derives a pydantic model from its
 signature (and the "Args:" section of its docstring), so arguments from a model are
-validated before anything runs, and the same schema is what the model is offered.
+validated before anything runs, and the same schema is what the model is offered. A tool
+described over the wire (an MCP tool, a LangChain tool with a dict schema) has a JSON
+Schema instead (agentrt.tools.jsonargs), checked by the same rules.
 """
 
 from __future__ import annotations
 
+import copy
 import inspect
-import json
 import math
-import re
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
-from decimal import Decimal
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any, Literal, get_type_hints, overload
+from typing import TYPE_CHECKING, Any, Literal, get_type_hints, overload
 
 from langgraph.types import RetryPolicy
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
@@ -23,8 +23,28 @@ from pydantic.fields import FieldInfo
 
 from agentrt.errors import ConfigError
 from agentrt.principal import Principal
+from agentrt.tools.schemas import (
+    docstring_parts,
+    non_finite,
+    result_adapter,
+    returns_schema,
+    to_json_text,
+)
 
-__all__ = ["Effect", "ToolArgsError", "ToolContext", "ToolError", "ToolSpec", "tool"]
+if TYPE_CHECKING:
+    from agentrt.tools.jsonargs import JsonSchemaArgs
+
+__all__ = [
+    "Effect",
+    "ToolArgsError",
+    "ToolContext",
+    "ToolError",
+    "ToolSpec",
+    "non_finite",
+    "returns_schema",
+    "to_json_text",
+    "tool",
+]
 
 
 class Effect(StrEnum):
@@ -93,25 +113,6 @@ def _clip(text: str, width: int) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-_ARG_LINE = re.compile(r"^\s{2,}(\w+)(?:\s*\([^)]*\))?:\s*(.+)$")
-
-
-def _docstring_parts(doc: str | None) -> tuple[str, dict[str, str]]:
-    """Split a Google-style docstring into its description and per-argument texts."""
-    if not doc:
-        return "", {}
-    doc = inspect.cleandoc(doc)
-    head, _, rest = doc.partition("\nArgs:\n")
-    descriptions: dict[str, str] = {}
-    for line in rest.splitlines():
-        if line and not line.startswith(" "):
-            break  # the next section (Returns:, Raises:) starts
-        m = _ARG_LINE.match(line)
-        if m:
-            descriptions[m.group(1)] = m.group(2).strip()
-    return head.strip(), descriptions
-
-
 @dataclass(frozen=True, kw_only=True)
 class ToolSpec:
     """A tool as the runtime sees it: its schema, effect class, scopes and behaviour."""
@@ -121,9 +122,14 @@ class ToolSpec:
     description: str
     """What the model is told the tool is for."""
     fn: Callable[..., Any]
-    """The function that does the work."""
-    args_model: type[BaseModel]
-    """Pydantic model of the arguments, derived from the signature; extra fields forbidden."""
+    """The function that does the work: called with the arguments as keywords, or, for a
+    tool with ``args_schema``, as ``fn(args=<dict>, ctx=<ToolContext>)``."""
+    args_model: type[BaseModel] | None = None
+    """Pydantic model of the arguments, derived from the signature; extra fields forbidden.
+    None for a tool whose arguments a JSON Schema describes (``args_schema``)."""
+    args_schema: JsonSchemaArgs | None = None
+    """The arguments' JSON Schema, for a tool described over the wire (an MCP tool, a
+    LangChain tool with a dict schema); None for a tool with ``args_model``."""
     effect: Effect = Effect.READ
     """read, write or irreversible."""
     scopes: tuple[str, ...] = ()
@@ -158,12 +164,22 @@ class ToolSpec:
     """True if the tool takes NaN and infinities as numbers; otherwise any argument that is
     one, at any depth, is invalid (a refund of -inf is not a refund)."""
 
+    def __post_init__(self) -> None:
+        if (self.args_model is None) == (self.args_schema is None):
+            raise ConfigError(
+                f"tool {self.name!r}: describe its arguments once, as a pydantic model "
+                "(args_model) or as a JSON Schema (args_schema), not both or neither"
+            )
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         """Call the underlying function directly, as if it were not decorated."""
         return self.fn(*args, **kwargs)
 
     def validate_args(self, args: Mapping[str, Any]) -> dict[str, Any]:
         """Validate arguments against the schema; return them in their JSON form."""
+        if self.args_schema is not None:
+            return self.args_schema.validate(args, allow_non_finite=self.allow_non_finite)
+        assert self.args_model is not None  # one of the two, as __post_init__ checked
         if not isinstance(args, Mapping):
             raise ToolArgsError(
                 self.name,
@@ -176,7 +192,7 @@ class ToolSpec:
         if not self.allow_non_finite:
             # The args model refuses them in its own float fields; this catches the rest
             # (nested models, dicts, Any), whatever their declared type.
-            found = _non_finite(model.model_dump())
+            found = non_finite(model.model_dump())
             if found is not None:
                 where, value = found
                 raise ToolArgsError(
@@ -222,16 +238,49 @@ class ToolSpec:
         self, args: Mapping[str, Any], ctx: ToolContext, fn: Callable[..., Any] | None = None
     ) -> dict[str, Any]:
         """Keyword arguments for the tool (or its hook ``fn``), with the context if it wants one."""
-        model = self.args_model.model_validate(dict(args))
-        kwargs = {name: getattr(model, name) for name in type(model).model_fields}
+        if self.args_schema is not None:
+            # JSON-Schema property names need not be Python identifiers: one dict, copied so
+            # the tool cannot change the arguments the run keeps.
+            kwargs: dict[str, Any] = {"args": copy.deepcopy(dict(args))}
+        else:
+            assert self.args_model is not None
+            model = self.args_model.model_validate(dict(args))
+            kwargs = {name: getattr(model, name) for name in type(model).model_fields}
         target = fn or self.fn
         ctx_param = self.ctx_param if fn is None else _ctx_param(target)
         if ctx_param:
             kwargs[ctx_param] = ctx
         return kwargs
 
+    def calling(self, call: Callable[[dict[str, Any], ToolContext], Any]) -> ToolSpec:
+        """This tool with its work done by ``call(args, ctx)`` instead (a replay's
+        recording, a test double): ``args`` validated, in their JSON form, for either kind
+        of schema. Everything else, prepare included, stays."""
+        if self.args_schema is not None:
+
+            def by_dict(args: dict[str, Any], ctx: ToolContext) -> Any:
+                return call(args, ctx)
+
+            return replace(self, fn=by_dict, ctx_param="ctx")
+
+        def by_keywords(_ctx: ToolContext, **kwargs: Any) -> Any:
+            return call(self.validate_args(kwargs), _ctx)
+
+        # "_ctx" cannot be an argument's name: pydantic fields never start with "_".
+        return replace(self, fn=by_keywords, ctx_param="_ctx")
+
     def schema(self) -> dict[str, Any]:
         """The OpenAI-style function schema offered to the model through bind_tools."""
+        if self.args_schema is not None:
+            return {
+                "type": "function",
+                "function": {
+                    "name": self.name,
+                    "description": self.description,
+                    "parameters": self.args_schema.offered(),
+                },
+            }
+        assert self.args_model is not None
         params = self.args_model.model_json_schema()
         params.pop("title", None)
         if self.args_model.model_config.get("extra") == "forbid":
@@ -242,25 +291,6 @@ class ToolSpec:
             "type": "function",
             "function": {"name": self.name, "description": self.description, "parameters": params},
         }
-
-
-def _non_finite(value: Any, where: tuple[Any, ...] = ()) -> tuple[tuple[Any, ...], Any] | None:
-    """Where the first NaN or infinity in ``value`` is, and the number; None if nowhere."""
-    if isinstance(value, float):
-        return None if math.isfinite(value) else (where, value)
-    if isinstance(value, Decimal):
-        return None if value.is_finite() else (where, value)
-    if isinstance(value, Mapping):
-        items: Iterable[tuple[Any, Any]] = value.items()
-    elif isinstance(value, list | tuple | set | frozenset):
-        items = enumerate(value)
-    else:
-        return None
-    for key, item in items:
-        found = _non_finite(item, (*where, key))
-        if found is not None:
-            return found
-    return None
 
 
 def _ctx_param(fn: Callable[..., Any]) -> str | None:
@@ -390,7 +420,7 @@ def tool(
             raise ConfigError(
                 f"tool {tool_name!r}: retry.max_attempts must be >= 1, got {retry.max_attempts!r}"
             )
-        summary, arg_docs = _docstring_parts(f.__doc__)
+        summary, arg_docs = docstring_parts(f.__doc__)
         return ToolSpec(
             name=tool_name,
             description=description or summary or tool_name,
@@ -404,7 +434,7 @@ def tool(
             verify=verify,
             prepare=prepare,
             ctx_param=_ctx_param(f),
-            output=_adapter(tool_name, output)
+            output=result_adapter(tool_name, output)
             if output is not None
             else returns_schema(f, tool_name),
             preview_output=returns_schema(prepare, tool_name) if prepare is not None else None,
@@ -415,37 +445,3 @@ def tool(
         )
 
     return decorate(fn) if fn is not None else decorate
-
-
-def _adapter(name: str, schema: Any) -> TypeAdapter[Any]:
-    try:
-        return TypeAdapter(schema)
-    except Exception as exc:
-        raise ConfigError(
-            f"tool {name!r}: cannot build a result schema from {schema!r} ({exc}); "
-            "give a type or a pydantic model"
-        ) from None
-
-
-def returns_schema(fn: Callable[..., Any], name: str) -> TypeAdapter[Any] | None:
-    """The schema of what ``fn`` returns, from its annotation; None if it says nothing."""
-    try:
-        hint = get_type_hints(fn).get("return", Any)
-    except NameError as exc:
-        raise ConfigError(
-            f"tool {name!r}: cannot resolve the return annotation of {fn.__name__!r} ({exc}); "
-            "import the type at module level"
-        ) from None
-    if hint is Any:
-        return None
-    return _adapter(name, hint)
-
-
-def to_json_text(value: Any) -> str:
-    """How a result is shown to the model: JSON where possible, str() otherwise."""
-    if isinstance(value, str):
-        return value
-    try:
-        return json.dumps(value, sort_keys=True, default=str)
-    except (TypeError, ValueError):
-        return str(value)

@@ -3,6 +3,10 @@
 Every failure leaves here as a ToolFailure whose kind is one of the contract's kinds
 (transient, permanent, timeout), with the number of retries it took. Sleep, randomness and
 the clock are injected, so tests drive backoff and deadlines without waiting.
+
+Async tools run on the tool loop (agentrt.tools.loop), whether the caller is sync
+(``call``) or async (``acall``): one loop for every call, so a session a toolset opened on
+it stays usable. The retry loop is written once (``attempts``) and driven either way.
 """
 
 from __future__ import annotations
@@ -12,8 +16,9 @@ import inspect
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Literal
 
 from langgraph.types import RetryPolicy
@@ -21,6 +26,8 @@ from langgraph.types import RetryPolicy
 from agentrt.limits import SizeLimits, json_size
 from agentrt.state import unstorable
 from agentrt.tools.contract import ToolContext, ToolError, ToolSpec
+from agentrt.tools.loop import LoopThread, LoopTimeout, default_loop
+from agentrt.tools.steps import Step, Steps, adrive, drive
 
 __all__ = ["Called", "ToolFailure", "ToolRunner", "backoff"]
 
@@ -94,6 +101,15 @@ class ToolRunner:
     """Epoch seconds, compared with ctx.deadline."""
     max_result_bytes: int = SizeLimits().result_bytes
     """A result larger than this, as JSON, is a permanent failure (it would be stored)."""
+    loop: LoopThread | None = None
+    """Where async tools run; None: the process-wide default_loop(). A runtime passes its own."""
+    asleep: Callable[[float], Awaitable[None]] | None = None
+    """Waits between retries on the async path; None: asyncio.sleep if ``sleep`` is
+    time.sleep, else ``sleep`` in a worker thread (so an injected recorder serves both)."""
+
+    def tool_loop(self) -> LoopThread:
+        """The loop async tools run on."""
+        return self.loop if self.loop is not None else default_loop()
 
     def call(
         self,
@@ -108,11 +124,38 @@ class ToolRunner:
         Transient failures are retried with backoff and jitter; a timeout of a tool that is
         not idempotent is never retried here (the caller decides whether it is in doubt).
         """
+        return drive(self.attempts(spec, args, ctx, fn=fn))
+
+    async def acall(
+        self,
+        spec: ToolSpec,
+        args: Mapping[str, Any],
+        ctx: ToolContext,
+        *,
+        fn: Callable[..., Any] | None = None,
+    ) -> Called:
+        """``call`` for async callers: never blocks the caller's loop (sync tools go to a
+        worker thread, async ones to the tool loop)."""
+        return await adrive(self.attempts(spec, args, ctx, fn=fn))
+
+    def attempts(
+        self,
+        spec: ToolSpec,
+        args: Mapping[str, Any],
+        ctx: ToolContext,
+        *,
+        fn: Callable[..., Any] | None = None,
+    ) -> Steps[Called]:
+        """The retry loop of ``call`` as steps, for ``drive``/``adrive`` or a ledger's
+        own procedure (``yield from``)."""
         policy = spec.retry
         failures = 0
         while True:
             try:
-                result = self.call_once(spec, args, ctx, fn=fn)
+                result = yield Step(
+                    partial(self.call_once, spec, args, ctx, fn=fn),
+                    partial(self.acall_once, spec, args, ctx, fn=fn),
+                )
                 out = spec.to_json(result) if fn is None else result
             except Exception as exc:
                 kind = classify(spec, exc)
@@ -132,7 +175,15 @@ class ToolRunner:
                     f"{message} (no retry: the run's deadline comes first)",
                     retries=failures - 1,
                 )
-            self.sleep(wait)
+            yield Step(partial(self.sleep, wait), partial(self._asleep, wait))
+
+    async def _asleep(self, seconds: float) -> None:
+        if self.asleep is not None:
+            await self.asleep(seconds)
+        elif self.sleep is time.sleep:
+            await asyncio.sleep(seconds)
+        else:
+            await asyncio.to_thread(self.sleep, seconds)
 
     def _unkeepable(self, spec: ToolSpec, result: Any) -> str | None:
         """Why a result cannot be kept (checkpoints, ledger, spans), or None if it can."""
@@ -148,6 +199,14 @@ class ToolRunner:
             )
         return None
 
+    def _bound(self, spec: ToolSpec, ctx: ToolContext) -> float | None:
+        """Seconds one attempt may take: the tool's timeout, cut to the run's deadline."""
+        timeout = spec.timeout
+        if ctx.deadline is not None:
+            left = max(0.0, ctx.deadline - self.clock())
+            timeout = left if timeout is None else min(timeout, left)
+        return timeout
+
     def call_once(
         self,
         spec: ToolSpec,
@@ -157,41 +216,47 @@ class ToolRunner:
         fn: Callable[..., Any] | None = None,
     ) -> Any:
         """One attempt, bounded by the tool's timeout (and the run's deadline)."""
-        timeout = spec.timeout
-        if ctx.deadline is not None:
-            left = max(0.0, ctx.deadline - self.clock())
-            timeout = left if timeout is None else min(timeout, left)
+        timeout = self._bound(spec, ctx)
         target = fn or spec.fn
         kwargs = spec.bind(args, ctx, fn)
-        if inspect.iscoroutinefunction(target):
-            return _run_async(target, kwargs, timeout, spec.name)
-        if timeout is None:
-            return target(**kwargs)
-        return _run_in_thread(target, kwargs, timeout, spec.name)
+        if not inspect.iscoroutinefunction(target):
+            return _call_sync(target, kwargs, timeout, spec.name)
+        try:
+            return self.tool_loop().run(target(**kwargs), timeout)
+        except LoopTimeout as exc:
+            raise _timed_out(spec.name, exc.timeout) from None
+
+    async def acall_once(
+        self,
+        spec: ToolSpec,
+        args: Mapping[str, Any],
+        ctx: ToolContext,
+        *,
+        fn: Callable[..., Any] | None = None,
+    ) -> Any:
+        """``call_once`` for async callers."""
+        timeout = self._bound(spec, ctx)
+        target = fn or spec.fn
+        kwargs = spec.bind(args, ctx, fn)
+        if not inspect.iscoroutinefunction(target):
+            return await asyncio.to_thread(_call_sync, target, kwargs, timeout, spec.name)
+        try:
+            return await self.tool_loop().arun(target(**kwargs), timeout)
+        except LoopTimeout as exc:
+            raise _timed_out(spec.name, exc.timeout) from None
 
 
 def _timed_out(name: str, timeout: float) -> TimeoutError:
     return TimeoutError(f"tool {name!r} did not finish within its timeout of {timeout:g}s")
 
 
-def _run_async(
+def _call_sync(
     target: Callable[..., Any], kwargs: dict[str, Any], timeout: float | None, name: str
 ) -> Any:
-    """Run a coroutine tool to completion; at its timeout it is cancelled, not abandoned."""
-
-    async def bounded() -> Any:
-        try:
-            return await asyncio.wait_for(target(**kwargs), timeout)
-        except TimeoutError:
-            assert timeout is not None
-            raise _timed_out(name, timeout) from None
-
-    try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(bounded())
-    # Called from inside a running loop (a sync node under ainvoke): use a loop of our own.
-    return _run_in_thread(lambda: asyncio.run(bounded()), {}, None, name)
+    """A sync tool: in this thread, or in a worker thread when it has a timeout."""
+    if timeout is None:
+        return target(**kwargs)
+    return _run_in_thread(target, kwargs, timeout, name)
 
 
 def _run_in_thread(

@@ -1,19 +1,34 @@
-"""The tools a runtime knows, by name, and which of them a principal may be offered."""
+"""The tools a runtime knows, by name, where each came from, and which a principal is offered.
+
+Plain tools (@agentrt.tool functions, LangChain tools) are fixed when the registry is made.
+Toolsets are listed: local ones (FunctionToolset, LangChainToolset) at once, others (an MCP
+server) by ``start()``, and any of them again by ``refresh()``. Every toolset method runs
+on the registry's tool loop, the one the runner calls async tools on, so a session a
+toolset opens in ``start`` serves every later call. A name two tools share is a ConfigError
+naming where each came from, and leaves the registry as it was.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Iterator
+import asyncio
+from collections.abc import Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import TypeAlias
 
 from langchain_core.tools import BaseTool
 
 from agentrt.errors import ConfigError
 from agentrt.principal import Principal
+from agentrt.tools.adapters import as_tool
 from agentrt.tools.contract import ToolSpec
+from agentrt.tools.loop import LoopThread, default_loop
+from agentrt.tools.toolset import LocalToolset, Toolset, close_toolset, start_toolset
 
-__all__ = ["EVERY_FIELD", "ToolLike", "ToolRegistry"]
+__all__ = ["EVERY_FIELD", "ToolChanges", "ToolLike", "ToolRegistry"]
 
-ToolLike = ToolSpec | BaseTool
-"""What a runtime accepts as a tool: an @agentrt.tool, or a LangChain tool as it is."""
+ToolLike: TypeAlias = ToolSpec | BaseTool | Toolset
+"""What a runtime accepts as a tool: an @agentrt.tool, a LangChain tool as it is, or a
+toolset of them."""
 
 
 class _EveryField(Collection[str]):
@@ -36,30 +51,78 @@ EVERY_FIELD: Collection[str] = _EveryField()
 """The sensitive fields of a tool nobody declared: all of them."""
 
 
+@dataclass(frozen=True, slots=True)
+class ToolChanges:
+    """What a refresh changed, by tool name."""
+
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    replaced: tuple[str, ...] = ()
+    """Still there, as a new spec (its schema or options may differ)."""
+
+
+# One entry per item given, in order: a plain tool, or a toolset by name.
+_Source: TypeAlias = ToolSpec | str
+
+
 class ToolRegistry:
     """Tools by name; names are unique. LangChain tools are wrapped with as_tool()."""
 
-    def __init__(self, tools: Iterable[ToolLike]) -> None:
-        from agentrt.tools.adapters import as_tool
-
-        self._tools: dict[str, ToolSpec] = {}
+    def __init__(self, tools: Iterable[ToolLike] = (), *, loop: LoopThread | None = None) -> None:
+        self._loop = loop
+        self._sources: list[_Source] = []
+        self._toolsets: dict[str, Toolset] = {}
+        self._listed: dict[str, tuple[ToolSpec, ...]] = {}
+        self._started: set[str] = set()
+        self._busy: asyncio.Lock | None = None
+        plain: set[str] = set()
         for given in tools:
-            spec = as_tool(given) if isinstance(given, BaseTool) else given
-            if not isinstance(spec, ToolSpec):
+            if isinstance(given, ToolSpec | BaseTool):
+                spec = as_tool(given) if isinstance(given, BaseTool) else given
+                if spec.name in plain:
+                    raise ConfigError(
+                        f"two tools are named {spec.name!r}; tool names must be unique"
+                    )
+                plain.add(spec.name)
+                self._sources.append(spec)
+            elif isinstance(given, Toolset):
+                if given.name in self._toolsets:
+                    raise ConfigError(
+                        f"two toolsets are named {given.name!r}; give one of them another "
+                        "name= so each tool's origin can be told"
+                    )
+                self._toolsets[given.name] = given
+                self._sources.append(given.name)
+                if isinstance(given, LocalToolset):
+                    self._listed[given.name] = _checked(given.name, given.tools())
+            else:
                 raise ConfigError(
-                    f"{spec!r} is not an agentrt tool; decorate the function with "
+                    f"{given!r} is not an agentrt tool; decorate the function with "
                     "@agentrt.tool, or pass a LangChain tool (wrap it with as_tool() to "
                     "declare its effect and scopes)"
                 )
-            if spec.name in self._tools:
-                raise ConfigError(f"two tools are named {spec.name!r}; tool names must be unique")
-            self._tools[spec.name] = spec
+        self._tools, self._origins = self._merged(self._listed)
+
+    # reading -----------------------------------------------------------------------------
 
     def get(self, name: str) -> ToolSpec | None:
         return self._tools.get(name)
 
     def names(self) -> list[str]:
         return list(self._tools)
+
+    def origin(self, name: str) -> str | None:
+        """The name of the toolset tool ``name`` came from; None for a plain tool (or none)."""
+        return self._origins.get(name)
+
+    @property
+    def toolsets(self) -> list[Toolset]:
+        return list(self._toolsets.values())
+
+    @property
+    def loop(self) -> LoopThread:
+        """Where toolsets start, list, close and (through the runner) are called."""
+        return self._loop if self._loop is not None else default_loop()
 
     def sensitive_of(self, name: str) -> Collection[str]:
         """The fields tool ``name`` declares sensitive. For a tool this app does not have
@@ -77,3 +140,128 @@ class ToolRegistry:
 
     def __len__(self) -> int:
         return len(self._tools)
+
+    # toolsets' lifecycle, on the tool loop -----------------------------------------------
+
+    def start(self) -> ToolChanges:
+        """Start every toolset not started yet and list them all (blocks until done)."""
+        if not self._toolsets:  # plain tools only: no need for a loop at all
+            return ToolChanges()
+        return self.loop.run(self._refresh(None, start=True))
+
+    async def astart(self) -> ToolChanges:
+        """``start`` for async callers."""
+        if not self._toolsets:
+            return ToolChanges()
+        return await self.loop.arun(self._refresh(None, start=True))
+
+    def refresh(self, toolset: str | None = None) -> ToolChanges:
+        """List toolset ``toolset`` (None: every toolset) again; what changed.
+
+        A toolset not started yet is started first. A name clash refuses the whole refresh:
+        the registry keeps the tools it had.
+        """
+        return self.loop.run(self._refresh(toolset, start=True))
+
+    async def arefresh(self, toolset: str | None = None) -> ToolChanges:
+        """``refresh`` for async callers."""
+        return await self.loop.arun(self._refresh(toolset, start=True))
+
+    def close(self) -> None:
+        """Close every started toolset, last started first; the first error is raised
+        after all were tried."""
+        if self._started:
+            self.loop.run(self._close())
+
+    async def aclose(self) -> None:
+        """``close`` for async callers."""
+        if self._started:
+            await self.loop.arun(self._close())
+
+    async def _refresh(self, name: str | None, *, start: bool) -> ToolChanges:
+        if name is not None and name not in self._toolsets:
+            raise ConfigError(
+                f"no toolset named {name!r}; this registry has {sorted(self._toolsets)!r}"
+            )
+        if self._busy is None:  # made here, on the tool loop it then belongs to
+            self._busy = asyncio.Lock()
+        async with self._busy:  # one refresh at a time: each builds on the last
+            targets = [name] if name is not None else list(self._toolsets)
+            listed = dict(self._listed)
+            for target in targets:
+                toolset = self._toolsets[target]
+                if start and target not in self._started:
+                    try:
+                        await start_toolset(toolset)
+                    except BaseException as exc:
+                        exc.add_note(f"(while starting toolset {target!r})")
+                        raise
+                    self._started.add(target)
+                listed[target] = _checked(target, await toolset.list_tools())
+            tools, origins = self._merged(listed)
+            before = self._tools
+            self._listed, self._tools, self._origins = listed, tools, origins
+        return ToolChanges(
+            added=tuple(n for n in tools if n not in before),
+            removed=tuple(n for n in before if n not in tools),
+            replaced=tuple(n for n in tools if n in before and tools[n] is not before[n]),
+        )
+
+    async def _close(self) -> None:
+        first: BaseException | None = None
+        for name in reversed(list(self._toolsets)):
+            if name not in self._started:
+                continue
+            self._started.discard(name)
+            try:
+                await close_toolset(self._toolsets[name])
+            except Exception as exc:  # the others still get closed
+                exc.add_note(f"(while closing toolset {name!r})")
+                first = first or exc
+        if first is not None:
+            raise first
+
+    def _merged(
+        self, listed: Mapping[str, tuple[ToolSpec, ...]]
+    ) -> tuple[dict[str, ToolSpec], dict[str, str | None]]:
+        """Every tool by name, in the order given, and where each came from."""
+        tools: dict[str, ToolSpec] = {}
+        origins: dict[str, str | None] = {}
+        for source in self._sources:
+            batch = (
+                [(source, None)]
+                if isinstance(source, ToolSpec)
+                else [(spec, source) for spec in listed.get(source, ())]
+            )
+            for spec, origin in batch:
+                if spec.name in tools and origin is not None and origins[spec.name] == origin:
+                    raise ConfigError(
+                        f"toolset {origin!r} lists two tools named {spec.name!r}; tool names "
+                        "must be unique"
+                    )
+                if spec.name in tools:
+                    raise ConfigError(
+                        f"two tools are named {spec.name!r}: one from "
+                        f"{_where(origins[spec.name])}, one from {_where(origin)}; tool names "
+                        "must be unique: rename one, or leave one of them out"
+                    )
+                tools[spec.name] = spec
+                origins[spec.name] = origin
+        return tools, origins
+
+
+def _where(origin: str | None) -> str:
+    return "the tools list" if origin is None else f"toolset {origin!r}"
+
+
+def _checked(toolset: str, specs: Iterable[object]) -> tuple[ToolSpec, ...]:
+    """A toolset's listing, each an agentrt tool (a toolset's bug named, not a crash later)."""
+    out = []
+    for spec in specs:
+        if not isinstance(spec, ToolSpec):
+            raise ConfigError(
+                f"toolset {toolset!r} listed {spec!r}, which is not an agentrt ToolSpec; "
+                "a toolset's list_tools() returns ToolSpecs (see agentrt.tools.toolset_tool)"
+            )
+        out.append(spec)
+    return tuple(out)

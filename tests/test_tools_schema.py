@@ -1,0 +1,250 @@
+"""Tools whose arguments a JSON Schema describes: offered as given, checked like pydantic's.
+
+The same rules as for @tool functions: a bad argument is a ToolArgsError naming its field
+(an invalid_args observation in a run, nothing called), extra properties are refused unless
+the schema allows them, NaN and infinities are refused unless the tool allows them.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.tools import StructuredTool
+
+from agentrt import AgentRuntime, Policy, Principal
+from agentrt.errors import ConfigError
+from agentrt.testing import ScriptedChatModel, ai, tool_call
+from agentrt.tools import ToolArgsError, ToolContext, ToolRunner, ToolSpec, schema_tool, tool
+
+CTX = ToolContext(thread_id="t", step_id="1.0", idempotency_key="k", principal=Principal("p"))
+
+REFUND = {
+    "type": "object",
+    "properties": {
+        "order_id": {"type": "string", "description": "The order."},
+        "amount": {"type": "number", "minimum": 0},
+        "lines": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {"sku": {"type": "string"}, "qty": {"type": "integer"}},
+                "required": ["sku"],
+            },
+        },
+    },
+    "required": ["order_id", "amount"],
+}
+
+
+def refund_tool(schema: dict[str, Any] = REFUND, **options: Any) -> ToolSpec:
+    def refund(args: dict[str, Any], ctx: ToolContext) -> dict[str, Any]:
+        return {"refunded": args["amount"], "key": ctx.idempotency_key}
+
+    return schema_tool(refund, name="refund", description="Refund.", schema=schema, **options)
+
+
+def problems(spec: ToolSpec, args: Any) -> list[tuple[tuple[Any, ...], str]]:
+    with pytest.raises(ToolArgsError) as info:
+        spec.validate_args(args)
+    return [(tuple(e["loc"]), e["msg"]) for e in info.value.errors]
+
+
+def test_the_schema_is_offered_closed_to_extra_properties() -> None:
+    spec = refund_tool()
+    assert spec.schema() == {
+        "type": "function",
+        "function": {
+            "name": "refund",
+            "description": "Refund.",
+            "parameters": {**REFUND, "additionalProperties": False},
+        },
+    }
+    assert (spec.effect, spec.args_model, spec.output) == ("write", None, None)
+
+
+def test_good_arguments_come_back_in_json_form_and_run() -> None:
+    spec = refund_tool()
+    args = spec.validate_args({"order_id": "o1", "amount": 5, "lines": ({"sku": "a"},)})
+    assert args == {"order_id": "o1", "amount": 5, "lines": [{"sku": "a"}]}
+    assert ToolRunner().call(spec, args, CTX).result == {"refunded": 5, "key": "k"}
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        ({"order_id": "o1", "amount": "5"}, [(("amount",), "Input is not of type 'number'")]),
+        (
+            {"order_id": "o1", "amount": -1},
+            [(("amount",), "Input is less than the minimum of 0")],
+        ),
+        ({"amount": 1}, [(("order_id",), "Field required")]),
+        ({}, [(("order_id",), "Field required"), (("amount",), "Field required")]),
+        (
+            {"order_id": "o1", "amount": 1, "admin": True},
+            [(("admin",), "Extra inputs are not permitted")],
+        ),
+        (
+            {"order_id": "o1", "amount": 1, "lines": [{"sku": "a"}, {"qty": "2"}]},
+            [
+                (("lines", 1, "sku"), "Field required"),
+                (("lines", 1, "qty"), "Input is not of type 'integer'"),
+            ],
+        ),
+        (
+            {"order_id": "o1", "amount": math.inf},
+            [(("amount",), "Input should be a finite number")],
+        ),
+        (
+            {"order_id": "o1", "amount": 1, "lines": [{"sku": "a", "qty": 1, "w": math.nan}]},
+            [(("lines", 0, "w"), "Input should be a finite number")],
+        ),
+        (["o1", 5], [((), "arguments must be a JSON object")]),
+    ],
+    ids=[
+        "wrong-type",
+        "minimum",
+        "missing",
+        "both-missing",
+        "extra",
+        "nested",
+        "infinity",
+        "nested-nan",
+        "not-an-object",
+    ],
+)
+def test_bad_arguments_name_the_field(args: Any, expected: list[Any]) -> None:
+    spec = refund_tool()
+    found = problems(spec, args)
+    assert sorted(found, key=str) == sorted(expected, key=str)
+
+
+def test_the_error_message_reads_like_a_pydantic_tools() -> None:
+    with pytest.raises(ToolArgsError) as info:
+        refund_tool().validate_args({"order_id": "o1", "amount": "five"})
+    assert str(info.value) == (
+        "arguments for tool 'refund' do not match its schema: amount: Input is not of type "
+        "'number' (got 'five'). Call it again with arguments that match the schema."
+    )
+
+
+def test_a_schema_may_allow_extra_properties_and_a_tool_non_finite_numbers() -> None:
+    open_schema = {**REFUND, "additionalProperties": {"type": "string"}}
+    spec = refund_tool(open_schema, allow_non_finite=True)
+    assert spec.validate_args({"order_id": "o1", "amount": math.inf, "note": "x"})["note"] == "x"
+    assert problems(spec, {"order_id": "o1", "amount": 1, "note": 2}) == [
+        (("note",), "Input is not of type 'string'")
+    ]
+    assert spec.schema()["function"]["parameters"]["additionalProperties"] == {"type": "string"}
+
+
+def test_a_composed_schema_is_closed_with_unevaluated_properties() -> None:
+    composed = {
+        "type": "object",
+        "allOf": [{"properties": {"a": {"type": "integer"}}, "required": ["a"]}],
+        "properties": {"b": {"type": "string"}},
+    }
+    spec = refund_tool(composed)
+    assert spec.validate_args({"a": 1, "b": "x"}) == {"a": 1, "b": "x"}
+    assert problems(spec, {"a": 1, "c": 2}) == [
+        ((), "Unevaluated properties are not allowed ('c' was unexpected)")
+    ]
+
+
+def test_a_value_json_cannot_carry_is_invalid() -> None:
+    assert problems(refund_tool(), {"order_id": "o1", "amount": 1, "lines": {1, 2}})[0][1] == (
+        "arguments must be JSON values (Object of type set is not JSON serializable)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("schema", "message"),
+    [
+        (
+            {"type": "array"},
+            "tool 'refund': its argument schema has type 'array'; a tool's arguments are a JSON "
+            "object of named values, so the schema's type must be 'object'",
+        ),
+        (
+            {"type": "object", "properties": {"a": {"type": "nope"}}},
+            "tool 'refund': its argument schema is not a valid JSON Schema at properties/a/type:",
+        ),
+        (
+            {"type": "object", "default": object},
+            "tool 'refund': its argument schema is not JSON (",
+        ),
+        ("{}", "tool 'refund': its argument schema must be a JSON Schema object (a dict), got"),
+    ],
+    ids=["not-an-object", "invalid", "not-json", "a-string"],
+)
+def test_a_bad_schema_is_a_config_error(schema: Any, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        refund_tool(schema)
+    assert str(info.value).startswith(message)
+
+
+def test_a_spec_describes_its_arguments_exactly_once() -> None:
+    import dataclasses
+
+    with pytest.raises(ConfigError, match=r"^tool 'refund': describe its arguments once"):
+        dataclasses.replace(refund_tool(), args_model=tool(lambda: None).args_model)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("kind", ["pydantic", "json-schema"])
+def test_calling_swaps_the_work_for_either_kind_of_schema(kind: str) -> None:
+    @tool
+    def add(a: int, b: int = 1) -> int:
+        """Add."""
+        return a + b
+
+    plus = refund_tool() if kind == "json-schema" else add
+    args = {"order_id": "o1", "amount": 2} if kind == "json-schema" else {"a": 2}
+    seen: list[tuple[dict[str, Any], str]] = []
+    stub = plus.calling(lambda a, ctx: seen.append((a, ctx.idempotency_key)) or "stubbed")
+    assert ToolRunner().call(stub, plus.validate_args(args), CTX).result == "stubbed"
+    assert seen == [(plus.validate_args(args), "k")]
+
+
+# LangChain tools with a dict args_schema -----------------------------------------------------
+
+
+def test_a_langchain_tool_with_a_dict_schema_is_offered_and_checked(db: Path) -> None:
+    refunds: list[dict[str, Any]] = []
+
+    def refund(**kwargs: Any) -> str:
+        refunds.append(kwargs)
+        return "refunded"
+
+    lc = StructuredTool.from_function(
+        refund, name="refund", description="Refund an order.", args_schema=REFUND
+    )
+    model = ScriptedChatModel(
+        [
+            ai("", tool_call("refund", {"order_id": "o1", "amount": 5})),
+            ai("", tool_call("refund", {"order_id": "o2", "amount": "lots"})),
+            ai("", tool_call("refund", {"order_id": "o3", "amount": 1, "admin": True})),
+            "done",
+        ]
+    )
+    with AgentRuntime(model, tools=[lc], policy=Policy.allow_all(), db=db) as rt:
+        spec = rt.tools.get("refund")
+        assert spec is not None
+        assert spec.schema()["function"] == {
+            "name": "refund",
+            "description": "Refund an order.",
+            "parameters": {**REFUND, "additionalProperties": False},
+        }
+        run = rt.start("refund", principal=Principal("p"))
+        seen = [
+            (e["data"]["kind"], e["data"]["content"])
+            for e in rt.events(run.thread_id)
+            if e["type"] == "observation"
+        ]
+    assert model.calls[0].tool_names == ("refund",)
+    assert refunds == [{"order_id": "o1", "amount": 5}]  # nothing else ran
+    assert seen[0] == ("ok", "refunded")
+    assert [kind for kind, _ in seen[1:]] == ["invalid_args", "invalid_args"]
+    assert "amount: Input is not of type 'number' (got 'lots')" in seen[1][1]
+    assert "admin: Extra inputs are not permitted (got True)" in seen[2][1]
