@@ -137,9 +137,7 @@ class _Recording:
         return dataclasses.replace(spec, fn=recorded, ctx_param="ctx")
 
 
-def _replay_model(
-    calls: list[ModelCall], asked: dict[int, str], rt: AgentRuntime
-) -> Any:
+def _replay_model(calls: list[ModelCall], asked: dict[int, str], rt: AgentRuntime) -> Any:
     from agentrt.testing import ScriptedChatModel
 
     def turn(call: ModelCall) -> Any:

@@ -8,12 +8,10 @@ ways (agentrt.runs.ops).
 
 from __future__ import annotations
 
-import asyncio
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from functools import partial
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -38,7 +36,7 @@ from agentrt.principal import Principal
 from agentrt.replay import ReplayReport, replay_run
 from agentrt.runs.budgets import DEFAULT_BUDGET, BudgetLayers
 from agentrt.runs.driver import Driver, config
-from agentrt.runs.ops import run_async, run_sync
+from agentrt.runs.ops import Call, Operation, asynchronous, synchronous
 from agentrt.runs.record import Run, Sweep, run_of, status_named
 from agentrt.state import Event, RunState, RunStatus
 from agentrt.store import open_store
@@ -359,82 +357,71 @@ class AgentRuntime:
             self.store.delete_run(thread_id)
         return doomed
 
-    # driving: each operation once (runs/driver.py), driven sync or async -----------------
+    # driving: each operation written once (runs/driver.py), driven sync or async ---------
 
-    def start(
+    def _start(
         self,
         goal: str,
         *,
         principal: Principal,
         budget: Budget | None = None,
         thread_id: str | None = None,
-    ) -> Run:
-        """Start a run toward ``goal`` for ``principal``; returns when it ends or waits."""
-        return run_sync(self._driver.start(goal, principal, budget, thread_id))
+    ) -> Operation[Run]:
+        """Start a run toward ``goal`` for ``principal``; returns when it ends or waits.
 
-    async def astart(
+        ``thread_id``: None for a new id; a given id must be new.
+        """
+        return self._driver.start(goal, principal, budget, thread_id)
+
+    start = synchronous(_start)
+    astart = asynchronous(_start)
+
+    def _create(
         self,
         goal: str,
         *,
         principal: Principal,
         budget: Budget | None = None,
         thread_id: str | None = None,
-    ) -> Run:
-        """start, on the running event loop: while the model thinks, no thread is held."""
-        return await run_async(self._driver.start(goal, principal, budget, thread_id))
-
-    def create(
-        self,
-        goal: str,
-        *,
-        principal: Principal,
-        budget: Budget | None = None,
-        thread_id: str | None = None,
-    ) -> Run:
+    ) -> Operation[Run]:
         """Write a run toward ``goal`` without driving it: status pending, nothing run yet.
 
         Checked exactly as start checks it. ``resume`` (or ``aresume``) carries it on, in
         this process or another: a service answers the request at once and drives the run
         in the background.
         """
-        created, _ = self._driver.create(goal, principal, budget, thread_id)
-        return self.get(created)
+        created = yield Call.of(self._driver.create, goal, principal, budget, thread_id)
+        run: Run = yield Call.of(self.get, created[0])
+        return run
 
-    async def acreate(
-        self,
-        goal: str,
-        *,
-        principal: Principal,
-        budget: Budget | None = None,
-        thread_id: str | None = None,
-    ) -> Run:
-        """create, with its database work off the event loop."""
-        create = partial(self.create, goal, principal=principal, budget=budget)
-        return await asyncio.to_thread(create, thread_id=thread_id)
+    create = synchronous(_create)
+    acreate = asynchronous(_create)
 
-    def decide(self, decision: Decision | dict[str, Any], *, resume: bool = True) -> Run:
+    def _decide(
+        self, decision: Decision | dict[str, Any], *, resume: bool = True
+    ) -> Operation[Run]:
         """Record a person's decision on an approval request, then carry the run on.
 
         Every check happens before anything is written: a refused decision leaves the
         request and the run exactly as they were. With ``resume=False`` the decision is
         only recorded and the run is returned as it is; ``resume`` carries it on later.
         """
-        return run_sync(self._driver.decide(decision, resume))
+        return self._driver.decide(decision, resume)
 
-    async def adecide(self, decision: Decision | dict[str, Any], *, resume: bool = True) -> Run:
-        """decide, on the running event loop."""
-        return await run_async(self._driver.decide(decision, resume))
+    decide = synchronous(_decide)
+    adecide = asynchronous(_decide)
 
-    def resume(self, thread_id: str) -> Run:
+    def _resume(self, thread_id: str) -> Operation[Run]:
         """Carry a run on from its last checkpoint: after a crash, a decision, or a wait to
         retry."""
-        return run_sync(self._driver.resume(thread_id))
+        return self._driver.resume(thread_id)
 
-    async def aresume(self, thread_id: str) -> Run:
-        """resume, on the running event loop."""
-        return await run_async(self._driver.resume(thread_id))
+    resume = synchronous(_resume)
+    aresume = asynchronous(_resume)
 
-    def sweep_approvals(self, now: float | None = None, *, resume: bool = True) -> Sweep:
+    def _sweep_approvals(
+        self, now: float | None = None, *, resume: bool = True
+    ) -> Operation[Sweep]:
         """Expire every pending request whose time is up, and carry its run on.
 
         The rule that asked for the approval says what expiry means: reject (the planner
@@ -443,11 +430,10 @@ class AgentRuntime:
         twice is a no-op and a decider racing the sweep either wins or gets ApprovalExpired.
         With ``resume=False`` the runs are returned as they are, for the caller to carry on.
         """
-        return run_sync(self._driver.sweep(now, resume))
+        return self._driver.sweep(now, resume)
 
-    async def asweep_approvals(self, now: float | None = None, *, resume: bool = True) -> Sweep:
-        """sweep_approvals, on the running event loop."""
-        return await run_async(self._driver.sweep(now, resume))
+    sweep_approvals = synchronous(_sweep_approvals)
+    asweep_approvals = asynchronous(_sweep_approvals)
 
     def cancel(self, thread_id: str, *, reason: str) -> Run:
         """End a run that has not finished, as cancelled; its pending approvals are cancelled.

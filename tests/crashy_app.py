@@ -43,9 +43,9 @@ def _block_once_answered() -> None:
     """Block right after a model answer is recorded, inside its plan step."""
     original = RecordingsTable.record_model_call
 
-    def record_then_block(self: Any, thread_id: str, revision: int, **kwargs: Any) -> None:
-        original(self, thread_id, revision, **kwargs)
-        if revision == 1:  # the second plan step's answer
+    def record_then_block(self: Any, thread_id: str, call: Any) -> None:
+        original(self, thread_id, call)
+        if call.revision == 1:  # the second plan step's answer
             _block("answered")
 
     RecordingsTable.record_model_call = record_then_block  # type: ignore[method-assign]

@@ -29,6 +29,7 @@ from agentrt import (
 )
 from agentrt.approvals.display import masked
 from agentrt.policies.loader import PolicyFileError
+from agentrt.records import Decided
 from agentrt.runs import lifecycle
 from agentrt.store.sqlite import SqliteStore
 from agentrt.store.sqlite.schema import MIGRATIONS, SCHEMA_VERSION
@@ -265,7 +266,7 @@ def test_a_decider_racing_the_sweep_exactly_one_wins(
         due = listed(now, limit=limit)
         if due:
             assert store.decide_approval(
-                al, ApprovalStatus.APPROVED, by="bob", comment="just in time"
+                al, Decided(status=ApprovalStatus.APPROVED, by="bob", comment="just in time")
             )
         return due
 

@@ -28,6 +28,7 @@ from agentrt import (
 from agentrt.budget import empty_usage
 from agentrt.examples import refund_desk
 from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR, payments_path
+from agentrt.records import Decided, NewRun
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 from tests.conftest import FakeClock, Ids
 
@@ -570,11 +571,13 @@ def test_graph_is_the_compiled_design(desk: AgentRuntime) -> None:
 def test_died_before_the_first_checkpoint(desk: AgentRuntime, db: Path) -> None:
     # The row is written before the first node; a process can die right after it.
     desk.store.create_run(
-        thread_id="early",
-        goal=GOAL,
-        principal=OPERATOR.to_dict(),
-        budget=Budget(max_steps=10).to_dict(),
-        usage=empty_usage(),
+        NewRun(
+            thread_id="early",
+            goal=GOAL,
+            principal=OPERATOR.to_dict(),
+            budget=Budget(max_steps=10).to_dict(),
+            usage=empty_usage(),
+        )
     )
     assert desk.events("early") == []
     run = desk.resume("early")
@@ -610,7 +613,7 @@ def test_died_after_the_decision_was_recorded(desk: AgentRuntime, db: Path) -> N
     assert run.pending_approval is not None
     # decide() writes the decision, then resumes; a crash can fall between the two.
     assert desk.store.decide_approval(
-        run.pending_approval.id, ApprovalStatus.APPROVED, by="bob", comment=None
+        run.pending_approval.id, Decided(status=ApprovalStatus.APPROVED, by="bob")
     )
     assert desk.get(run.thread_id).status is RunStatus.AWAITING_APPROVAL
 
@@ -646,7 +649,7 @@ def test_the_heartbeat_keeps_the_lease_alive_until_stopped(
     from agentrt.runs.lease import Heartbeat, LeaseOwner, acquire
 
     desk.store.create_run(
-        thread_id="hb", goal="g", principal={"id": "p"}, budget={}, usage=empty_usage()
+        NewRun(thread_id="hb", goal="g", principal={"id": "p"}, budget={}, usage=empty_usage())
     )
     owner = LeaseOwner.this_process("me")
     acquire(desk.store, "hb", owner, 30.0, now=clock())
@@ -667,7 +670,7 @@ def test_the_heartbeat_stops_when_the_lease_was_lost(
     from agentrt.runs.lease import Heartbeat, LeaseOwner, acquire
 
     desk.store.create_run(
-        thread_id="hb", goal="g", principal={"id": "p"}, budget={}, usage=empty_usage()
+        NewRun(thread_id="hb", goal="g", principal={"id": "p"}, budget={}, usage=empty_usage())
     )
     mine = LeaseOwner(token="me", host="elsewhere", pid=1)
     theirs = LeaseOwner(token="them", host="elsewhere", pid=2)

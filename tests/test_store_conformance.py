@@ -25,7 +25,15 @@ from agentrt.budget import empty_usage
 from agentrt.digests import approval_id, args_digest
 from agentrt.errors import IllegalTransition, RunBusy
 from agentrt.principal import Principal
-from agentrt.records import ApiKey, SpanRow
+from agentrt.records import (
+    ApiKey,
+    ApprovalQuery,
+    Decided,
+    LeaseRecord,
+    ModelCall,
+    NewRun,
+    SpanRow,
+)
 from agentrt.runs import lifecycle
 from agentrt.runs.lease import LeaseOwner, acquire
 from agentrt.state import TERMINAL, RunStatus, Usage
@@ -59,8 +67,18 @@ def store(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> I
 
 def new_run(store: Store, thread_id: str = "t1", principal: dict[str, Any] = ALICE) -> Any:
     return store.create_run(
-        thread_id=thread_id, goal="refund order 7", principal=principal, budget={}, usage=USAGE
+        NewRun(
+            thread_id=thread_id, goal="refund order 7", principal=principal, budget={}, usage=USAGE
+        )
     )
+
+
+def decide(store: Store, approval_id: str, status: ApprovalStatus, *, by: str, **kw: Any) -> bool:
+    return store.decide_approval(approval_id, Decided(status=status, by=by, **kw))
+
+
+def listed(store: Store, **query: Any) -> list[ApprovalRequest]:
+    return store.list_approvals(ApprovalQuery(**query))
 
 
 def move(store: Store, thread_id: str, status: RunStatus, **kw: Any) -> Any:
@@ -89,7 +107,7 @@ def test_create_run_twice_is_refused_and_keeps_the_first(store: Store, clock: Fa
     first = new_run(store)
     clock.now += 5
     again = store.create_run(
-        thread_id="t1", goal="something else", principal=ALICE, budget={}, usage=USAGE
+        NewRun(thread_id="t1", goal="something else", principal=ALICE, budget={}, usage=USAGE)
     )
     assert again is None
     assert store.get_run("t1") == first
@@ -194,7 +212,7 @@ def test_ending_a_run_cancels_its_pending_approvals(store: Store, clock: FakeClo
     new_run(store)
     pending = store.put_approval(request())
     decided = store.put_approval(request(step_id="2.0"))
-    store.decide_approval(decided.id, ApprovalStatus.APPROVED, by="bob", comment=None)
+    decide(store, decided.id, ApprovalStatus.APPROVED, by="bob", comment=None)
     move(store, "t1", RunStatus.RUNNING)
     clock.now += 3
     move(store, "t1", RunStatus.FAILED, error="boom")
@@ -257,12 +275,12 @@ def test_prune_picks_old_finished_runs_and_delete_takes_everything(
     assert store.prunable_runs(before=clock.now + 1, keep_latest=1) == ["old"]
     store.put_approval(request("old"))
     store.start_effect(key="k", thread_id="old", step_id="1.0", tool="x", args_digest="d")
-    store.record_model_call("old", 0, model="m", request_digest="r", response={"a": 1})
+    store.record_model_call("old", ModelCall(0, "m", "r", {"a": 1}))
     store.set_trace("old", "c" * 32, None)
     store.write_spans([span("s1", "c" * 32, thread_id="old")])
     store.delete_run("old")
     assert store.get_run("old") is None
-    assert store.list_approvals(status=None, thread_id="old") == []
+    assert listed(store, status=None, thread_id="old") == []
     assert (store.get_effect("k"), store.model_calls("old"), store.spans_of("c" * 32)) == (
         None,
         [],
@@ -365,13 +383,9 @@ def test_acquire_is_reentrant_for_the_owner(leased: Store, clock: FakeClock) -> 
 
 def test_taking_a_lease_is_conditional_on_its_owner(leased: Store) -> None:
     assert leased.lease_of("t1") is None
-    assert leased.take_lease(
-        "t1", expected=None, owner=A.label, host=HOST, pid=1, expires_at=2000.0
-    )
+    assert leased.take_lease("t1", LeaseRecord(A.label, HOST, 1, 2000.0), expected=None)
     # B read the lease as free before A took it: its write must not win.
-    assert not leased.take_lease(
-        "t1", expected=None, owner=B.label, host=HOST, pid=1, expires_at=2000.0
-    )
+    assert not leased.take_lease("t1", LeaseRecord(B.label, HOST, 1, 2000.0), expected=None)
     held = leased.lease_of("t1")
     assert held is not None
     assert (held.owner, held.expires_at) == (A.label, 2000.0)
@@ -411,16 +425,16 @@ def test_put_approval_is_idempotent(leased: Store) -> None:
     assert leased.put_approval(first) == first
     again = leased.put_approval(request(requested_at=2000.0, reason="asked again"))
     assert again == first
-    assert leased.list_approvals() == [first]
+    assert listed(leased) == [first]
 
 
 def test_decide_approval_first_decider_wins(leased: Store, clock: FakeClock) -> None:
     req = leased.put_approval(request())
     clock.now = 1500.0
-    assert leased.decide_approval(req.id, ApprovalStatus.APPROVED, by="bob", comment="ok")
+    assert decide(leased, req.id, ApprovalStatus.APPROVED, by="bob", comment="ok")
     clock.now = 1600.0
-    assert not leased.decide_approval(
-        req.id, ApprovalStatus.REJECTED, by="carol", comment="no", edited_args={"amount": 1}
+    assert not decide(
+        leased, req.id, ApprovalStatus.REJECTED, by="carol", comment="no", edited_args={"amount": 1}
     )
     assert leased.get_approval(req.id) == dataclasses.replace(
         req, status=ApprovalStatus.APPROVED, decided_by="bob", decided_at=1500.0, comment="ok"
@@ -430,18 +444,23 @@ def test_decide_approval_first_decider_wins(leased: Store, clock: FakeClock) -> 
 def test_edits_and_resolutions_keep_what_was_decided(leased: Store) -> None:
     edited = leased.put_approval(request())
     resolved = leased.put_approval(request(step_id="2.0", kind="reconcile"))
-    assert leased.decide_approval(
-        edited.id, ApprovalStatus.EDITED, by="bob", comment=None, edited_args={"amount": 5.0}
+    assert decide(
+        leased,
+        edited.id,
+        ApprovalStatus.EDITED,
+        by="bob",
+        comment=None,
+        edited_args={"amount": 5.0},
     )
-    assert leased.decide_approval(
-        resolved.id, ApprovalStatus.RESOLVED, by="bob", comment=None, result={"id": "r1"}
+    assert decide(
+        leased, resolved.id, ApprovalStatus.RESOLVED, by="bob", comment=None, result={"id": "r1"}
     )
     assert leased.get_approval(edited.id).edited_args == {"amount": 5.0}  # type: ignore[union-attr]
     assert leased.get_approval(resolved.id).result == {"id": "r1"}  # type: ignore[union-attr]
 
 
 def test_decide_unknown_approval_is_false(leased: Store) -> None:
-    assert not leased.decide_approval("apr_nope", ApprovalStatus.APPROVED, by="bob", comment=None)
+    assert not decide(leased, "apr_nope", ApprovalStatus.APPROVED, by="bob", comment=None)
     assert leased.get_approval("apr_nope") is None
 
 
@@ -453,19 +472,19 @@ def test_list_approvals_filters(leased: Store) -> None:
     tiers = leased.put_approval(
         request("t1", "3.0", requested_at=1003.0, required_roles=("refund-approver", "director"))
     )
-    leased.decide_approval(b.id, ApprovalStatus.REJECTED, by="bob", comment="no")
+    decide(leased, b.id, ApprovalStatus.REJECTED, by="bob", comment="no")
     b = leased.get_approval(b.id)  # type: ignore[assignment]
 
-    assert leased.list_approvals() == [a, c, tiers]  # pending by default, oldest first
-    assert leased.list_approvals(status=None) == [a, b, c, tiers]
-    assert leased.list_approvals(status="rejected") == [b]
-    assert leased.list_approvals(tenant="globex") == [c]
-    assert leased.list_approvals(status=None, tenant="acme") == [a, b, tiers]
-    assert leased.list_approvals(thread_id="t1") == [a, tiers]
-    assert leased.list_approvals(status=None, thread_id="t2", tenant="acme") == []
-    assert leased.list_approvals(status=None, limit=2) == [a, b]
-    assert leased.list_approvals(role="director") == [tiers]  # any role a request needs
-    assert leased.list_approvals(after=(1000.0, a.id)) == [c, tiers]
+    assert listed(leased) == [a, c, tiers]  # pending by default, oldest first
+    assert listed(leased, status=None) == [a, b, c, tiers]
+    assert listed(leased, status="rejected") == [b]
+    assert listed(leased, tenant="globex") == [c]
+    assert listed(leased, status=None, tenant="acme") == [a, b, tiers]
+    assert listed(leased, thread_id="t1") == [a, tiers]
+    assert listed(leased, status=None, thread_id="t2", tenant="acme") == []
+    assert listed(leased, status=None, limit=2) == [a, b]
+    assert listed(leased, role="director") == [tiers]  # any role a request needs
+    assert listed(leased, after=(1000.0, a.id)) == [c, tiers]
 
 
 def test_due_approvals_expire_once_with_their_escalation(leased: Store) -> None:
@@ -523,9 +542,9 @@ def test_the_ledger_reserves_records_and_settles(leased: Store) -> None:
 
 
 def test_model_calls_are_kept_per_revision_and_replaced_by_a_rerun(leased: Store) -> None:
-    leased.record_model_call("t1", 1, model="m", request_digest="r1", response={"n": 1})
-    leased.record_model_call("t1", 0, model="m", request_digest="r0", response={"n": 0})
-    leased.record_model_call("t1", 1, model="m", request_digest="r1b", response={"n": 2})
+    leased.record_model_call("t1", ModelCall(1, "m", "r1", {"n": 1}))
+    leased.record_model_call("t1", ModelCall(0, "m", "r0", {"n": 0}))
+    leased.record_model_call("t1", ModelCall(1, "m", "r1b", {"n": 2}))
     assert [(c.revision, c.request_digest) for c in leased.model_calls("t1")] == [
         (0, "r0"),
         (1, "r1b"),

@@ -11,6 +11,7 @@ import pytest
 
 from agentrt.budget import empty_usage
 from agentrt.errors import ConfigError
+from agentrt.records import NewRun
 from agentrt.store import open_store, sqlite_path
 from agentrt.store.sqlite import SqliteStore, connect
 from agentrt.store.sqlite.schema import SCHEMA_VERSION
@@ -58,7 +59,7 @@ def test_new_file_gets_the_tables_and_schema_version(store: SqliteStore, db_path
 
 def test_reopening_is_a_no_op(store: SqliteStore, db_path: Path) -> None:
     store.create_run(
-        thread_id="t1", goal="g", principal={"id": "p"}, budget={}, usage=empty_usage()
+        NewRun(thread_id="t1", goal="g", principal={"id": "p"}, budget={}, usage=empty_usage())
     )
     store.close()
     before = schema_of(db_path)

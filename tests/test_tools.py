@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from agentrt.budget import empty_usage
 from agentrt.errors import ConfigError
 from agentrt.principal import Principal
+from agentrt.records import NewRun
 from agentrt.store.sqlite import SqliteStore as Store
 from agentrt.tools import (
     Effect,
@@ -402,11 +403,13 @@ def test_registry_offers_only_tools_whose_scopes_the_principal_holds() -> None:
 def store(tmp_path: Path) -> Iterator[Store]:
     s = Store(tmp_path / "agentrt.db", clock=FakeClock())
     s.create_run(
-        thread_id="t1",
-        goal="refund order o1",
-        principal=PRINCIPAL.to_dict(),
-        budget={},
-        usage=empty_usage(),
+        NewRun(
+            thread_id="t1",
+            goal="refund order o1",
+            principal=PRINCIPAL.to_dict(),
+            budget={},
+            usage=empty_usage(),
+        )
     )
     yield s
     s.close()

@@ -14,6 +14,7 @@ from agentrt.approvals.checks import check_decision
 from agentrt.approvals.model import ApprovalRequest, ApprovalStatus, Decision
 from agentrt.budget import Budget, raised_budget
 from agentrt.errors import AlreadyDecided, ConfigError, InvalidDecision
+from agentrt.records import Decided
 from agentrt.state import unstorable
 from agentrt.store.protocols import ApprovalStore, RunStore
 from agentrt.tools.contract import ToolArgsError
@@ -73,14 +74,10 @@ def record_decision(
         # "Approve with these arguments" without changing them is an approval: recorded
         # as one, so the action runs instead of asking about itself again.
         status, edited = ApprovalStatus.APPROVED, None
-    won = store.decide_approval(
-        request.id,
-        status,
-        by=parsed.by.id,
-        comment=parsed.reason,
-        edited_args=edited,
-        result=result,
+    decided = Decided(
+        status=status, by=parsed.by.id, comment=parsed.reason, edited_args=edited, result=result
     )
+    won = store.decide_approval(request.id, decided)
     if not won:
         latest = store.get_approval(request.id)
         if latest is not None and latest.status is not ApprovalStatus.PENDING:

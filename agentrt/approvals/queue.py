@@ -10,6 +10,7 @@ import json
 from agentrt.approvals.model import ApprovalPage, ApprovalRequest, ApprovalStatus
 from agentrt.digests import canonical_json
 from agentrt.errors import ConfigError
+from agentrt.records import ApprovalQuery
 from agentrt.store.protocols import ApprovalStore
 
 __all__ = ["decode_cursor", "encode_cursor", "queue_page"]
@@ -62,12 +63,14 @@ def queue_page(
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= 10_000:
         raise ConfigError(f"limit must be an int from 1 to 10000, got {limit!r}")
     found = store.list_approvals(
-        status=status,
-        tenant=tenant,
-        role=role,
-        thread_id=thread_id,
-        after=None if cursor is None else decode_cursor(cursor),
-        limit=limit + 1,
+        ApprovalQuery(
+            status=status,
+            tenant=tenant,
+            role=role,
+            thread_id=thread_id,
+            after=None if cursor is None else decode_cursor(cursor),
+            limit=limit + 1,
+        )
     )
     page = found[:limit]
     return ApprovalPage(page, encode_cursor(page[-1]) if len(found) > limit else None)

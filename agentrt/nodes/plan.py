@@ -27,6 +27,7 @@ from agentrt.limits import SizeLimits, json_size
 from agentrt.models import count_prompt_tokens, output_cap, output_cap_field, was_cut
 from agentrt.nodes.common import over_budget
 from agentrt.principal import Principal
+from agentrt.records import ModelCall
 from agentrt.state import (
     Action,
     Event,
@@ -141,13 +142,13 @@ def _unkeepable(args: dict[str, Any], limits: SizeLimits) -> str | None:
 
 def record_response(deps: RunDeps, state: RunState, digest: str, response: AIMessage) -> None:
     """Keep the model's response to this plan step (asked ``digest``): for resume and replay."""
-    deps.store.record_model_call(
-        state["thread_id"],
-        state["usage"]["steps"],
+    call = ModelCall(
+        revision=state["usage"]["steps"],
         model=getattr(deps.model, "model_name", None),
         request_digest=digest,
         response=messages_to_dict([response])[0],
     )
+    deps.store.record_model_call(state["thread_id"], call)
 
 
 def recorded_response(deps: RunDeps, state: RunState, digest: str) -> AIMessage | None:

@@ -19,7 +19,7 @@ from agentrt.approvals import ApprovalRequest, ApprovalStatus
 from agentrt.graphs.deps import RunDeps
 from agentrt.nodes.common import await_decision, current_action, gate_request, tool_context
 from agentrt.nodes.tool import failed_outcome, ok_outcome
-from agentrt.records import EffectRecord
+from agentrt.records import ApprovalQuery, EffectRecord
 from agentrt.state import Action, Event, RunState, Stop
 from agentrt.tools.contract import Effect, ToolSpec
 from agentrt.tools.execution import ToolFailure
@@ -66,7 +66,9 @@ def _request(
 
 def _approval_of(state: RunState, deps: RunDeps, action: Action) -> ApprovalRequest | None:
     """The request whose approval let this action run, if one did."""
-    decided = deps.store.list_approvals(status=None, thread_id=state["thread_id"], limit=10_000)
+    decided = deps.store.list_approvals(
+        ApprovalQuery(status=None, thread_id=state["thread_id"], limit=10_000)
+    )
     approved = [
         r
         for r in decided

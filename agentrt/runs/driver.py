@@ -27,7 +27,7 @@ from agentrt.faults import retry_delay, transient_cause
 from agentrt.limits import SizeLimits
 from agentrt.logs import get_logger
 from agentrt.principal import Principal
-from agentrt.records import RunRecord
+from agentrt.records import ApprovalQuery, NewRun, RunRecord
 from agentrt.runs import lifecycle
 from agentrt.runs.budgets import BudgetLayers
 from agentrt.runs.lease import Heartbeat, LeaseOwner, acquire
@@ -211,12 +211,14 @@ class Driver:
         self.budgets.check(effective, "the run's budget")
         thread_id = thread_id or self.new_id()
         record = self.store.create_run(
-            thread_id=thread_id,
-            goal=goal,
-            principal=principal.to_dict(),
-            budget=effective.to_dict(),
-            usage=empty_usage(),
-            trace_id=new_trace_id(),
+            NewRun(
+                thread_id=thread_id,
+                goal=goal,
+                principal=principal.to_dict(),
+                budget=effective.to_dict(),
+                usage=empty_usage(),
+                trace_id=new_trace_id(),
+            )
         )
         if record is None:
             raise ConfigError(
@@ -240,7 +242,7 @@ class Driver:
             # Died before the first checkpoint: start over from the row, which holds it all.
             return initial_state(record)
         if snapshot.interrupts:
-            if self.store.list_approvals(thread_id=thread_id, limit=1):
+            if self.store.list_approvals(ApprovalQuery(thread_id=thread_id, limit=1)):
                 if record.status is not RunStatus.AWAITING_APPROVAL:
                     self.move(thread_id, RunStatus.AWAITING_APPROVAL)
                 return NOTHING  # still waiting for a person

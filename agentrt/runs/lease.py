@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from agentrt.errors import RunBusy
 from agentrt.logs import get_logger
+from agentrt.records import LeaseRecord
 from agentrt.store.protocols import LeaseStore
 
 __all__ = ["Heartbeat", "LeaseOwner", "acquire", "pid_alive"]
@@ -69,14 +70,8 @@ def acquire(
             same_host_dead = held.host == owner.host and not pid_alive(held.pid)
             if not same_host_dead:
                 raise RunBusy(thread_id, held.owner, held.expires_at)
-        if store.take_lease(
-            thread_id,
-            expected=None if held is None else held.owner,
-            owner=owner.label,
-            host=owner.host,
-            pid=owner.pid,
-            expires_at=now + ttl,
-        ):
+        lease = LeaseRecord(owner=owner.label, host=owner.host, pid=owner.pid, expires_at=now + ttl)
+        if store.take_lease(thread_id, lease, expected=None if held is None else held.owner):
             return
 
 

@@ -17,13 +17,25 @@ operation's own try/finally (releasing a lease, ending a span) reads as plain co
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Coroutine, Generator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from functools import wraps
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
-__all__ = ["Call", "Invoke", "Operation", "Snapshot", "run_async", "run_sync"]
+__all__ = [
+    "Call",
+    "Invoke",
+    "Operation",
+    "Snapshot",
+    "asynchronous",
+    "run_async",
+    "run_sync",
+    "synchronous",
+]
 
 _T = TypeVar("_T")
+_S = TypeVar("_S")
+_P = ParamSpec("_P")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,3 +141,36 @@ async def _do_async(op: Op) -> Any:
     if isinstance(op, Invoke):
         return await op.graph.ainvoke(op.input, op.config, durability="sync")
     return await op.graph.aget_state(op.config)
+
+
+def synchronous(
+    operation: Callable[Concatenate[_S, _P], Operation[_T]],
+) -> Callable[Concatenate[_S, _P], _T]:
+    """A method that drives ``operation`` in the caller's thread (``rt.start``)."""
+
+    @wraps(operation)
+    def method(self: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        return run_sync(operation(self, *args, **kwargs))
+
+    _name(method, operation.__name__.lstrip("_"))
+    return method
+
+
+def asynchronous(
+    operation: Callable[Concatenate[_S, _P], Operation[_T]],
+) -> Callable[Concatenate[_S, _P], Coroutine[Any, Any, _T]]:
+    """A coroutine method that drives ``operation`` on the running loop (``rt.astart``)."""
+
+    @wraps(operation)
+    async def method(self: _S, /, *args: _P.args, **kwargs: _P.kwargs) -> _T:
+        return await run_async(operation(self, *args, **kwargs))
+
+    _name(method, "a" + operation.__name__.lstrip("_"))
+    method.__doc__ = f"{operation.__doc__}\n\nThe same operation, on the running event loop."
+    return method
+
+
+def _name(method: Any, name: str) -> None:
+    """Name a derived method as the class names it (``_start`` becomes ``start``)."""
+    method.__qualname__ = method.__qualname__.rsplit(".", 1)[0] + "." + name
+    method.__name__ = name

@@ -9,7 +9,7 @@ from agentrt.approvals.model import ApprovalRequest
 from agentrt.budget import Budget, empty_usage
 from agentrt.errors import ConfigError
 from agentrt.principal import Principal
-from agentrt.records import RunRecord
+from agentrt.records import ApprovalQuery, RunRecord
 from agentrt.state import TERMINAL, BudgetReport, RunState, RunStatus, Usage
 from agentrt.store.protocols import ApprovalStore
 
@@ -70,7 +70,7 @@ def run_of(record: RunRecord, approvals: ApprovalStore) -> Run:
     """The Run a row describes; a run at a gate lists its pending requests in plan order."""
     waiting: list[ApprovalRequest] = []
     if record.status is RunStatus.AWAITING_APPROVAL:
-        waiting = approvals.list_approvals(thread_id=record.thread_id, limit=1000)
+        waiting = approvals.list_approvals(ApprovalQuery(thread_id=record.thread_id, limit=1000))
         waiting.sort(key=_step_order)
     return Run(
         thread_id=record.thread_id,

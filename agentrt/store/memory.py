@@ -16,7 +16,17 @@ from dataclasses import replace
 from typing import Any
 
 from agentrt.approvals.model import ApprovalRequest, ApprovalStatus
-from agentrt.records import ApiKey, EffectRecord, LeaseRecord, ModelCall, RunRecord, SpanRow
+from agentrt.records import (
+    ApiKey,
+    ApprovalQuery,
+    Decided,
+    EffectRecord,
+    LeaseRecord,
+    ModelCall,
+    NewRun,
+    RunRecord,
+    SpanRow,
+)
 from agentrt.state import TERMINAL, RunStatus, Usage
 from agentrt.store.protocols import RunChange
 
@@ -51,37 +61,28 @@ class MemoryStore:
 
     # runs ---------------------------------------------------------------------------------
 
-    def create_run(
-        self,
-        *,
-        thread_id: str,
-        goal: str,
-        principal: dict[str, Any],
-        budget: dict[str, Any],
-        usage: Usage,
-        trace_id: str | None = None,
-    ) -> RunRecord | None:
+    def create_run(self, run: NewRun) -> RunRecord | None:
         now = self.clock()
         with self._lock:
-            if thread_id in self._runs:
+            if run.thread_id in self._runs:
                 return None
             record = RunRecord(
-                thread_id=thread_id,
+                thread_id=run.thread_id,
                 status=RunStatus.PENDING,
-                goal=goal,
-                principal=dict(principal),
-                tenant=principal.get("tenant"),
-                budget=dict(budget),
-                usage=usage,
+                goal=run.goal,
+                principal=dict(run.principal),
+                tenant=run.principal.get("tenant"),
+                budget=dict(run.budget),
+                usage=run.usage,
                 output=None,
                 error=None,
-                trace_id=trace_id,
+                trace_id=run.trace_id,
                 created_at=now,
                 updated_at=now,
                 lease_owner=None,
             )
-            self._runs[thread_id] = record
-            self._traces[thread_id] = (trace_id, None)
+            self._runs[run.thread_id] = record
+            self._traces[run.thread_id] = (run.trace_id, None)
             return self._with_lease(record)
 
     def get_run(self, thread_id: str) -> RunRecord | None:
@@ -235,21 +236,12 @@ class MemoryStore:
                 raise KeyError(thread_id)
             return self._leases.get(thread_id)
 
-    def take_lease(
-        self,
-        thread_id: str,
-        *,
-        expected: str | None,
-        owner: str,
-        host: str,
-        pid: int,
-        expires_at: float,
-    ) -> bool:
+    def take_lease(self, thread_id: str, lease: LeaseRecord, *, expected: str | None) -> bool:
         with self._lock:
             held = self._leases.get(thread_id)
             if thread_id not in self._runs or (held.owner if held else None) != expected:
                 return False
-            self._leases[thread_id] = LeaseRecord(owner, host, pid, expires_at)
+            self._leases[thread_id] = lease
             return True
 
     def renew_lease(self, thread_id: str, owner: str, expires_at: float) -> bool:
@@ -276,27 +268,19 @@ class MemoryStore:
         with self._lock:
             return self._approvals.get(approval_id)
 
-    def list_approvals(
-        self,
-        *,
-        status: str | None = ApprovalStatus.PENDING.value,
-        tenant: str | None = None,
-        role: str | None = None,
-        thread_id: str | None = None,
-        after: tuple[float, str] | None = None,
-        limit: int = 100,
-    ) -> list[ApprovalRequest]:
+    def list_approvals(self, query: ApprovalQuery) -> list[ApprovalRequest]:
+        q = query
         with self._lock:
             found = [
                 r
                 for r in self._approvals.values()
-                if (status is None or r.status.value == status)
-                and (tenant is None or r.tenant == tenant)
-                and (role is None or role in r.roles)
-                and (thread_id is None or r.thread_id == thread_id)
-                and (after is None or (r.requested_at, r.id) > after)
+                if (q.status is None or r.status.value == q.status)
+                and (q.tenant is None or r.tenant == q.tenant)
+                and (q.role is None or q.role in r.roles)
+                and (q.thread_id is None or r.thread_id == q.thread_id)
+                and (q.after is None or (r.requested_at, r.id) > q.after)
             ]
-            return sorted(found, key=lambda r: (r.requested_at, r.id))[:limit]
+            return sorted(found, key=lambda r: (r.requested_at, r.id))[: q.limit]
 
     def due_approvals(self, now: float, *, limit: int = 1000) -> list[ApprovalRequest]:
         with self._lock:
@@ -327,28 +311,19 @@ class MemoryStore:
                 self._approvals.setdefault(escalation.id, escalation)
             return True
 
-    def decide_approval(
-        self,
-        approval_id: str,
-        status: ApprovalStatus,
-        *,
-        by: str,
-        comment: str | None,
-        edited_args: dict[str, Any] | None = None,
-        result: Any = None,
-    ) -> bool:
+    def decide_approval(self, approval_id: str, decided: Decided) -> bool:
         with self._lock:
             request = self._approvals.get(approval_id)
             if request is None or request.status is not ApprovalStatus.PENDING:
                 return False
             self._approvals[approval_id] = replace(
                 request,
-                status=status,
-                decided_by=by,
+                status=decided.status,
+                decided_by=decided.by,
                 decided_at=self.clock(),
-                comment=comment,
-                edited_args=edited_args,
-                result=result if status is ApprovalStatus.RESOLVED else None,
+                comment=decided.comment,
+                edited_args=decided.edited_args,
+                result=decided.result if decided.status is ApprovalStatus.RESOLVED else None,
             )
             return True
 
@@ -425,19 +400,9 @@ class MemoryStore:
 
     # recordings, keys, spans --------------------------------------------------------------
 
-    def record_model_call(
-        self,
-        thread_id: str,
-        revision: int,
-        *,
-        model: str | None,
-        request_digest: str,
-        response: dict[str, Any],
-    ) -> None:
+    def record_model_call(self, thread_id: str, call: ModelCall) -> None:
         with self._lock:
-            self._calls[(thread_id, revision)] = ModelCall(
-                revision, model, request_digest, response
-            )
+            self._calls[(thread_id, call.revision)] = call
 
     def model_call(self, thread_id: str, revision: int) -> ModelCall | None:
         with self._lock:

@@ -13,12 +13,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from agentrt.approvals.model import ApprovalRequest, ApprovalStatus
+from agentrt.approvals.model import ApprovalRequest
 from agentrt.records import (
     ApiKey,
+    ApprovalQuery,
+    Decided,
     EffectRecord,
     LeaseRecord,
     ModelCall,
+    NewRun,
     RunRecord,
     SpanRow,
 )
@@ -26,13 +29,16 @@ from agentrt.state import RunStatus, Usage
 
 __all__ = [
     "ApiKey",
+    "ApprovalQuery",
     "ApprovalStore",
+    "Decided",
     "EffectRecord",
     "EffectStore",
     "KeyStore",
     "LeaseRecord",
     "LeaseStore",
     "ModelCall",
+    "NewRun",
     "RecordingStore",
     "RunChange",
     "RunRecord",
@@ -80,16 +86,7 @@ class RunChange:
 class RunStore(Protocol):
     """The runs table: one row a run, written before its first node runs."""
 
-    def create_run(
-        self,
-        *,
-        thread_id: str,
-        goal: str,
-        principal: dict[str, Any],
-        budget: dict[str, Any],
-        usage: Usage,
-        trace_id: str | None = None,
-    ) -> RunRecord | None:
+    def create_run(self, run: NewRun) -> RunRecord | None:
         """Insert a pending run; None if the thread id is taken."""
         ...
 
@@ -148,16 +145,7 @@ class LeaseStore(Protocol):
         KeyError for an unknown run."""
         ...
 
-    def take_lease(
-        self,
-        thread_id: str,
-        *,
-        expected: str | None,
-        owner: str,
-        host: str,
-        pid: int,
-        expires_at: float,
-    ) -> bool:
+    def take_lease(self, thread_id: str, lease: LeaseRecord, *, expected: str | None) -> bool:
         """Set the lease if its owner is still ``expected`` (None: nobody); False if not."""
         ...
 
@@ -177,18 +165,8 @@ class ApprovalStore(Protocol):
 
     def get_approval(self, approval_id: str) -> ApprovalRequest | None: ...
 
-    def list_approvals(
-        self,
-        *,
-        status: str | None = ApprovalStatus.PENDING.value,
-        tenant: str | None = None,
-        role: str | None = None,
-        thread_id: str | None = None,
-        after: tuple[float, str] | None = None,
-        limit: int = 100,
-    ) -> list[ApprovalRequest]:
-        """Oldest first by (requested_at, id); ``after`` starts past that key; ``role``
-        matches any role a request needs."""
+    def list_approvals(self, query: ApprovalQuery) -> list[ApprovalRequest]:
+        """Oldest first by (requested_at, id)."""
         ...
 
     def due_approvals(self, now: float, *, limit: int = 1000) -> list[ApprovalRequest]:
@@ -202,16 +180,7 @@ class ApprovalStore(Protocol):
         was no longer pending."""
         ...
 
-    def decide_approval(
-        self,
-        approval_id: str,
-        status: ApprovalStatus,
-        *,
-        by: str,
-        comment: str | None,
-        edited_args: dict[str, Any] | None = None,
-        result: Any = None,
-    ) -> bool:
+    def decide_approval(self, approval_id: str, decided: Decided) -> bool:
         """Record a decision if the request is still pending; False if someone was first."""
         ...
 
@@ -255,15 +224,7 @@ class EffectStore(Protocol):
 class RecordingStore(Protocol):
     """Model responses, kept the moment they arrive: for resume and replay."""
 
-    def record_model_call(
-        self,
-        thread_id: str,
-        revision: int,
-        *,
-        model: str | None,
-        request_digest: str,
-        response: dict[str, Any],
-    ) -> None:
+    def record_model_call(self, thread_id: str, call: ModelCall) -> None:
         """Keep a response; a re-run of the same plan step replaces it."""
         ...
 

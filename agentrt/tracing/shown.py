@@ -38,6 +38,7 @@ class _Shown(Protocol):
     @property
     def error(self) -> str | None: ...
 
+
 __all__ = [
     "SensitiveOf",
     "secret_values",

@@ -58,10 +58,7 @@ async def start_run(body: RunIn, key: Caller, service: ServiceDep, response: Res
         f"thread id {body.thread_id!r} is not available; start with another id (or none)",
         type="thread-id-taken",
     )
-    if (
-        body.thread_id is not None
-        and await asyncio.to_thread(rt.exists, body.thread_id)
-    ):
+    if body.thread_id is not None and await asyncio.to_thread(rt.exists, body.thread_id):
         raise taken
     try:
         run = await rt.acreate(
@@ -69,10 +66,7 @@ async def start_run(body: RunIn, key: Caller, service: ServiceDep, response: Res
         )
     except ConfigError:
         # Two requests racing for one new id: the loser gets the same 409.
-        if (
-            body.thread_id is not None
-            and await asyncio.to_thread(rt.exists, body.thread_id)
-        ):
+        if body.thread_id is not None and await asyncio.to_thread(rt.exists, body.thread_id):
             raise taken from None
         raise
     service.worker.drive(run.thread_id)

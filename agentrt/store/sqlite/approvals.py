@@ -7,6 +7,7 @@ import sqlite3
 from typing import Any
 
 from agentrt.approvals.model import ApprovalRequest, ApprovalStatus
+from agentrt.records import ApprovalQuery, Decided
 from agentrt.store.sqlite.database import Database
 
 __all__ = ["ApprovalsTable"]
@@ -30,39 +31,29 @@ class ApprovalsTable:
             row = db.execute("SELECT * FROM approvals WHERE id=?", (approval_id,)).fetchone()
         return _approval(row) if row else None
 
-    def list_approvals(
-        self,
-        *,
-        status: str | None = ApprovalStatus.PENDING.value,
-        tenant: str | None = None,
-        role: str | None = None,
-        thread_id: str | None = None,
-        after: tuple[float, str] | None = None,
-        limit: int = 100,
-    ) -> list[ApprovalRequest]:
-        """Requests oldest first, by (requested_at, id); ``after`` starts past that key."""
+    def list_approvals(self, query: ApprovalQuery) -> list[ApprovalRequest]:
         sql, params = "SELECT * FROM approvals WHERE 1=1", list[Any]()
         for column, value in (
-            ("status", status),
-            ("tenant", tenant),
-            ("thread_id", thread_id),
+            ("status", query.status),
+            ("tenant", query.tenant),
+            ("thread_id", query.thread_id),
         ):
             if value is not None:
                 sql += f" AND {column}=?"
                 params.append(value)
-        if role is not None:
+        if query.role is not None:
             # A combined requirement is listed under each role it needs.
             sql += (
                 " AND (required_role=? OR (required_roles IS NOT NULL AND EXISTS "
                 "(SELECT 1 FROM json_each(required_roles) WHERE value=?)))"
             )
-            params += [role, role]
-        if after is not None:
+            params += [query.role, query.role]
+        if query.after is not None:
             sql += " AND (requested_at, id) > (?, ?)"
-            params.extend(after)
+            params.extend(query.after)
         sql += " ORDER BY requested_at, id LIMIT ?"
         with self.db.read() as db:
-            rows = db.execute(sql, (*params, limit)).fetchall()
+            rows = db.execute(sql, (*params, query.limit)).fetchall()
         return [_approval(r) for r in rows]
 
     def due_approvals(self, now: float, *, limit: int = 1000) -> list[ApprovalRequest]:
@@ -100,28 +91,19 @@ class ApprovalsTable:
                 _insert_approval(db, escalation)
         return cur.rowcount == 1
 
-    def decide_approval(
-        self,
-        approval_id: str,
-        status: ApprovalStatus,
-        *,
-        by: str,
-        comment: str | None,
-        edited_args: dict[str, Any] | None = None,
-        result: Any = None,
-    ) -> bool:
-        """Record a decision if the request is still pending; False if someone was first."""
+    def decide_approval(self, approval_id: str, decided: Decided) -> bool:
+        resolved = decided.status is ApprovalStatus.RESOLVED
         with self.db.tx() as db:
             cur = db.execute(
                 "UPDATE approvals SET status=?, decided_by=?, decided_at=?, comment=?, "
                 "edited_args=?, result=? WHERE id=? AND status=?",
                 (
-                    status.value,
-                    by,
+                    decided.status.value,
+                    decided.by,
                     self.db.clock(),
-                    comment,
-                    json.dumps(edited_args) if edited_args is not None else None,
-                    json.dumps(result) if status is ApprovalStatus.RESOLVED else None,
+                    decided.comment,
+                    json.dumps(decided.edited_args) if decided.edited_args is not None else None,
+                    json.dumps(decided.result) if resolved else None,
                     approval_id,
                     ApprovalStatus.PENDING.value,
                 ),

@@ -31,21 +31,12 @@ class LeasesTable:
             expires_at=row["lease_expires_at"],
         )
 
-    def take_lease(
-        self,
-        thread_id: str,
-        *,
-        expected: str | None,
-        owner: str,
-        host: str,
-        pid: int,
-        expires_at: float,
-    ) -> bool:
+    def take_lease(self, thread_id: str, lease: LeaseRecord, *, expected: str | None) -> bool:
         with self.db.tx() as db:
             cur = db.execute(
                 "UPDATE runs SET lease_owner=?, lease_host=?, lease_pid=?, lease_expires_at=? "
                 "WHERE thread_id=? AND lease_owner IS ?",
-                (owner, host, pid, expires_at, thread_id, expected),
+                (lease.owner, lease.host, lease.pid, lease.expires_at, thread_id, expected),
             )
         return cur.rowcount == 1
 

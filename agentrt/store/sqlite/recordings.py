@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from typing import Any
 
 from agentrt.store.protocols import ModelCall
 from agentrt.store.sqlite.database import Database
@@ -17,25 +16,17 @@ class RecordingsTable:
 
     db: Database
 
-    def record_model_call(
-        self,
-        thread_id: str,
-        revision: int,
-        *,
-        model: str | None,
-        request_digest: str,
-        response: dict[str, Any],
-    ) -> None:
+    def record_model_call(self, thread_id: str, call: ModelCall) -> None:
         with self.db.tx() as db:
             db.execute(
                 "INSERT OR REPLACE INTO model_calls (thread_id, revision, model, "
                 "request_digest, response, created_at) VALUES (?,?,?,?,?,?)",
                 (
                     thread_id,
-                    revision,
-                    model,
-                    request_digest,
-                    json.dumps(response, default=str),
+                    call.revision,
+                    call.model,
+                    call.request_digest,
+                    json.dumps(call.response, default=str),
                     self.db.clock(),
                 ),
             )

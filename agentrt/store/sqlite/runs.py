@@ -9,7 +9,7 @@ from typing import Any
 
 from agentrt.approvals.model import ApprovalStatus
 from agentrt.state import TERMINAL, RunStatus, Usage
-from agentrt.store.protocols import RunChange, RunRecord
+from agentrt.store.protocols import NewRun, RunChange, RunRecord
 from agentrt.store.sqlite.database import Database
 
 __all__ = ["RunsTable"]
@@ -20,16 +20,7 @@ class RunsTable:
 
     db: Database
 
-    def create_run(
-        self,
-        *,
-        thread_id: str,
-        goal: str,
-        principal: dict[str, Any],
-        budget: dict[str, Any],
-        usage: Usage,
-        trace_id: str | None = None,
-    ) -> RunRecord | None:
+    def create_run(self, run: NewRun) -> RunRecord | None:
         now = self.db.clock()
         try:
             with self.db.tx() as db:
@@ -37,21 +28,21 @@ class RunsTable:
                     "INSERT INTO runs (thread_id, status, goal, principal, tenant, budget, usage, "
                     "trace_id, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
                     (
-                        thread_id,
+                        run.thread_id,
                         RunStatus.PENDING.value,
-                        goal,
-                        json.dumps(principal),
-                        principal.get("tenant"),
-                        json.dumps(budget),
-                        json.dumps(usage),
-                        trace_id,
+                        run.goal,
+                        json.dumps(run.principal),
+                        run.principal.get("tenant"),
+                        json.dumps(run.budget),
+                        json.dumps(run.usage),
+                        run.trace_id,
                         now,
                         now,
                     ),
                 )
         except sqlite3.IntegrityError:
             return None
-        return self.get_run(thread_id)
+        return self.get_run(run.thread_id)
 
     def get_run(self, thread_id: str) -> RunRecord | None:
         with self.db.read() as db:
