@@ -36,9 +36,9 @@ from agentrt.principal import Principal
 from agentrt.replay import ReplayReport, replay_run
 from agentrt.runs.budgets import DEFAULT_BUDGET, BudgetLayers
 from agentrt.runs.driver import Driver, config
-from agentrt.runs.ops import Call, Operation, asynchronous, synchronous
 from agentrt.runs.record import Run, Sweep, run_of, status_named
 from agentrt.state import Event, RunState, RunStatus
+from agentrt.steps import Steps, asynchronous, blocking, synchronous
 from agentrt.store import open_store
 from agentrt.tools.execution import ToolRunner
 from agentrt.tools.ledger import Ledger
@@ -96,6 +96,9 @@ class AgentRuntime:
         """Largest goal, tool arguments and tool result a run keeps."""
         self.db = str(db)
         self.tools = ToolRegistry(tools)
+        """The tools runs may call. Toolsets start here (their tools are known only then),
+        on the tool loop where async tools run; close() closes them."""
+        self.tools.start()
         policy = self._checked(policy if policy is not None else Policy.cautious())
         chat = resolve_model(model)
         self.model_name = model_name_of(chat)
@@ -228,6 +231,7 @@ class AgentRuntime:
     def close(self) -> None:
         """Close the database connections and flush and stop the span exporter we built."""
         stop_redacting_logs(self.redactor, self)
+        self.tools.close()
         if self._tracing_setup.provider is not None:
             self._tracing_setup.provider.shutdown()
         self._opened.close()
@@ -366,7 +370,7 @@ class AgentRuntime:
         principal: Principal,
         budget: Budget | None = None,
         thread_id: str | None = None,
-    ) -> Operation[Run]:
+    ) -> Steps[Run]:
         """Start a run toward ``goal`` for ``principal``; returns when it ends or waits.
 
         ``thread_id``: None for a new id; a given id must be new.
@@ -383,23 +387,21 @@ class AgentRuntime:
         principal: Principal,
         budget: Budget | None = None,
         thread_id: str | None = None,
-    ) -> Operation[Run]:
+    ) -> Steps[Run]:
         """Write a run toward ``goal`` without driving it: status pending, nothing run yet.
 
         Checked exactly as start checks it. ``resume`` (or ``aresume``) carries it on, in
         this process or another: a service answers the request at once and drives the run
         in the background.
         """
-        created = yield Call.of(self._driver.create, goal, principal, budget, thread_id)
-        run: Run = yield Call.of(self.get, created[0])
+        created = yield blocking(self._driver.create, goal, principal, budget, thread_id)
+        run: Run = yield blocking(self.get, created[0])
         return run
 
     create = synchronous(_create)
     acreate = asynchronous(_create)
 
-    def _decide(
-        self, decision: Decision | dict[str, Any], *, resume: bool = True
-    ) -> Operation[Run]:
+    def _decide(self, decision: Decision | dict[str, Any], *, resume: bool = True) -> Steps[Run]:
         """Record a person's decision on an approval request, then carry the run on.
 
         Every check happens before anything is written: a refused decision leaves the
@@ -411,7 +413,7 @@ class AgentRuntime:
     decide = synchronous(_decide)
     adecide = asynchronous(_decide)
 
-    def _resume(self, thread_id: str) -> Operation[Run]:
+    def _resume(self, thread_id: str) -> Steps[Run]:
         """Carry a run on from its last checkpoint: after a crash, a decision, or a wait to
         retry."""
         return self._driver.resume(thread_id)
@@ -419,9 +421,7 @@ class AgentRuntime:
     resume = synchronous(_resume)
     aresume = asynchronous(_resume)
 
-    def _sweep_approvals(
-        self, now: float | None = None, *, resume: bool = True
-    ) -> Operation[Sweep]:
+    def _sweep_approvals(self, now: float | None = None, *, resume: bool = True) -> Steps[Sweep]:
         """Expire every pending request whose time is up, and carry its run on.
 
         The rule that asked for the approval says what expiry means: reject (the planner

@@ -14,7 +14,7 @@ from pydantic import PrivateAttr
 
 from agentrt import AgentRuntime, Budget, Policy, Principal, RunStatus, tool
 from agentrt.runs.lease import Heartbeat, LeaseOwner
-from agentrt.runs.ops import Call, Operation, run_async
+from agentrt.steps import Steps, adrive, blocking
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 
 
@@ -74,17 +74,17 @@ class _RenewalNeedsTheLoop:
 def test_leaving_the_heartbeat_in_an_async_run_keeps_the_loop_free() -> None:
     store = _RenewalNeedsTheLoop()
 
-    def segment() -> Operation[None]:
+    def segment() -> Steps[None]:
         # ttl 0: the heartbeat renews at once and keeps renewing.
         beat = Heartbeat(cast(Any, store), "t1", LeaseOwner.this_process("me"), 0.0, time.time)
         beat.start()
-        yield Call.of(store.renewing.wait, 30)
+        yield blocking(store.renewing.wait, 30)
         # Runs only if stopping the heartbeat lets the loop go on while the renewal in
         # progress waits; joining that thread on the loop would starve it 30 s.
         asyncio.get_running_loop().call_soon(store.released.set)
-        yield Call.of(beat.stop)
+        yield blocking(beat.stop)
 
-    asyncio.run(run_async(segment()))
+    asyncio.run(adrive(segment()))
     assert store.starved is False
 
 

@@ -255,17 +255,22 @@ def test_settling_an_approved_effect_in_doubt_takes_the_approvals_terms(db: Path
     assert sent == ["al", "al"]
 
 
-def test_a_routing_loop_stops_the_run_instead_of_spinning(
-    db: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from agentrt import nodes
+def test_a_routing_loop_stops_the_run_instead_of_spinning(db: Path) -> None:
+    import dataclasses
+
+    from agentrt.graphs import build_run_graph
+    from agentrt.nodes import NODES
     from agentrt.nodes.policy import MAX_RECHECKS
 
     def approval_that_loops(state: object, deps: object) -> dict[str, str]:
         return {"route": "policy"}  # a node bug: back to policy with nothing decided
 
-    monkeypatch.setattr(nodes, "approval", approval_that_loops)
+    buggy = tuple(
+        dataclasses.replace(n, body=approval_that_loops) if n.name == "approval" else n
+        for n in NODES
+    )
     with build_runtime(db, clock=FakeClock(T0), new_id=Ids()) as rt:
+        rt.graph = build_run_graph(rt.deps, rt._opened.checkpointer, nodes=buggy)
         run = rt.start(GOAL, principal=OPS)
     assert run.status is RunStatus.FAILED
     assert run.error == (

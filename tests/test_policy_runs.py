@@ -22,11 +22,9 @@ from agentrt import (
 from agentrt.budget import empty_usage
 from agentrt.examples import refund_desk
 from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR, POLICY_FILE
-from agentrt.graphs.deps import RunDeps
 from agentrt.nodes.policy import policy as policy_node
 from agentrt.state import Action, Event, RunState
-from agentrt.testing import ScriptedChatModel, ai, tool_call
-from agentrt.tools.registry import ToolRegistry
+from agentrt.testing import ScriptedChatModel, ai, node_deps, tool_call
 from tests.conftest import FakeClock, Ids
 from tests.test_runtime import refunds, summary
 
@@ -207,15 +205,7 @@ def test_an_edited_action_is_decided_as_a_new_one(
     *, rules: list[dict[str, Any]], default: str, original: Any, edited: Any, order: str
 ) -> None:
     policy = Policy(rules, default=default)
-    deps: Any = RunDeps(
-        model=None,  # type: ignore[arg-type]
-        tools=ToolRegistry([pay]),
-        policy=policy,
-        store=None,  # type: ignore[arg-type]
-        ledger=None,  # type: ignore[arg-type]
-        tracer=None,  # type: ignore[arg-type]
-        clock=lambda: 0.0,
-    )
+    deps = node_deps(tools=[pay], policy=policy, clock=lambda: 0.0)
     new_args = {"order_id": order, "amount": edited}
     # After an edit the approval node puts the edited (validated) args into the plan and
     # sends the action back to policy; the history holds the first decision and the edit.

@@ -62,7 +62,10 @@ def test_testing_names() -> None:
         "ScriptExhausted",
         "ScriptedCall",
         "ScriptedChatModel",
+        "action",
         "ai",
+        "node_deps",
+        "run_state",
         "tool_call",
     ]
 

@@ -14,14 +14,17 @@
     tool, commit --effect in doubt--> reconcile --resolved--> verify
                                                 '--retry--> tool (commit for irreversible)
 
-Each node returns the route it chose in state["route"]; the edges below list, per node,
-exactly the routes the design allows, so the drawn graph is the design.
+Each node module declares itself (agentrt.nodes.spec.Node): its body, the routes it may
+take, its retry policy. The graph is derived from those declarations alone: each node
+returns the route it chose in state["route"], and the router allows exactly the routes the
+node declared, so the drawn graph is the design.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
@@ -31,59 +34,51 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from opentelemetry.trace import Span
 
-from agentrt import nodes
 from agentrt.budget import Budget, budget_attributes
-from agentrt.graphs.deps import RunDeps
+from agentrt.nodes import NODES, Node
+from agentrt.nodes.deps import RunDeps
 from agentrt.state import RunState, Stop, Usage
+from agentrt.steps import Steps, adrive, blocking, drive
 
 __all__ = ["ROUTES", "build_run_graph"]
 
-ROUTES: dict[str, tuple[str, ...]] = {
-    "plan": ("policy", "budget_gate", "finish"),
-    "policy": ("tool", "approval", "policy", "plan", "finish"),
-    "approval": ("tool", "policy", "plan", "finish"),
-    "tool": ("verify", "budget_gate", "reconcile", "finish"),
-    "verify": ("policy", "plan", "commit", "finish"),
-    "commit": ("verify", "budget_gate", "reconcile", "finish"),
-    "budget_gate": ("plan", "tool", "commit", "finish"),
-    "reconcile": ("verify", "tool", "commit", "finish"),
-}
-
-NodeFn = Callable[[RunState, RunDeps], dict[str, Any]]
-AsyncNodeFn = Callable[[RunState, RunDeps], Awaitable[dict[str, Any]]]
+ROUTES: dict[str, tuple[str, ...]] = {n.name: n.routes for n in NODES if n.routes}
+"""Per node, the routes it may take (finish has none: the run ends)."""
 
 
-def _step(kind: str, fn: NodeFn, state: RunState, deps: RunDeps) -> dict[str, Any]:
-    """Run one node inside its agent.step span, adding its time to the run's active time.
+@dataclass(slots=True)
+class _Step:
+    update: dict[str, Any] = field(default_factory=dict)
+
+
+@contextmanager
+def _stepping(kind: str, state: RunState, deps: RunDeps) -> Iterator[_Step]:
+    """One node inside its agent.step span, adding its time to the run's active time.
 
     Only node time counts: time spent waiting for a person happens between nodes.
     """
     started = deps.clock()
+    step = _Step()
     with deps.tracing.step(kind, state["thread_id"], _step_id(kind, state)) as span:
-        cancelled = _cancelled(kind, state, deps)
-        update = cancelled if cancelled is not None else fn(state, deps)
-        return _accounted(update, state, deps, started, span)
+        yield step
+        step.update = _accounted(step.update, state, deps, started, span)
 
 
-async def _astep(kind: str, fn: AsyncNodeFn, state: RunState, deps: RunDeps) -> dict[str, Any]:
-    """_step for a node's async body."""
-    started = deps.clock()
-    with deps.tracing.step(kind, state["thread_id"], _step_id(kind, state)) as span:
+def _body(node: Node, state: RunState, deps: RunDeps) -> dict[str, Any]:
+    with _stepping(node.name, state, deps) as step:
+        assert node.body is not None
+        step.update = _cancelled(node.name, state, deps) or node.body(state, deps)
+    return step.update
+
+
+def _steps(node: Node, state: RunState, deps: RunDeps) -> Steps[dict[str, Any]]:
+    with _stepping(node.name, state, deps) as step:
+        assert node.steps is not None
         # The store's connection stays off the event loop (it may wait on SQLite's lock).
-        cancelled = await asyncio.to_thread(_cancelled, kind, state, deps)
-        update = cancelled if cancelled is not None else await fn(state, deps)
-        return _accounted(update, state, deps, started, span)
-
-
-def _cancelled(kind: str, state: RunState, deps: RunDeps) -> dict[str, Any] | None:
-    """If someone asked to cancel the run while this process drives it, the update that
-    ends it here, before the node's work: between steps, never inside an effect."""
-    if kind == "finish":
-        return None
-    reason = deps.store.cancel_requested(state["thread_id"])
-    if reason is None:
-        return None
-    return {"stop": Stop(status="cancelled", reason=reason), "route": "finish"}
+        step.update = (yield blocking(_cancelled, node.name, state, deps)) or (
+            yield from node.steps(state, deps)
+        )
+    return step.update
 
 
 def _accounted(
@@ -100,6 +95,17 @@ def _accounted(
     return update
 
 
+def _cancelled(kind: str, state: RunState, deps: RunDeps) -> dict[str, Any] | None:
+    """If someone asked to cancel the run while this process drives it, the update that
+    ends it here, before the node's work: between steps, never inside an effect."""
+    if kind == "finish":
+        return None
+    reason = deps.store.cancel_requested(state["thread_id"])
+    if reason is None:
+        return None
+    return {"stop": Stop(status="cancelled", reason=reason), "route": "finish"}
+
+
 def _step_id(kind: str, state: RunState) -> str | None:
     """The plan step an action node works on; plan and finish have none."""
     plan = state.get("plan")
@@ -109,68 +115,63 @@ def _step_id(kind: str, state: RunState) -> str | None:
     return plan["actions"][cursor]["step_id"]
 
 
-def _router(source: str) -> Callable[[RunState], str]:
-    allowed = ROUTES[source]
+def _router(node: Node) -> Callable[[RunState], str]:
+    allowed = node.routes
 
     def route(state: RunState) -> str:
         target = state.get("route")
         if target not in allowed:
-            raise RuntimeError(f"node {source!r} chose route {target!r}; allowed: {allowed!r}")
+            raise RuntimeError(f"node {node.name!r} chose route {target!r}; allowed: {allowed!r}")
         return target
 
-    route.__name__ = f"route_after_{source}"
+    route.__name__ = f"route_after_{node.name}"
     return route
 
 
-def _both_ways(
-    name: str, sync: Callable[[RunState], Any], afn: Callable[[RunState], Awaitable[Any]]
-) -> Any:
-    """A node with a sync body for invoke and an async one for ainvoke.
+def _runnable(node: Node, deps: RunDeps) -> Any:
+    """The node as LangGraph runs it: a plain function, or, for a body written as steps, a
+    sync body for invoke and an async one for ainvoke.
 
     LangGraph wraps a plain function node in its RunnableCallable with tracing off; a
     RunnableLambda would run LangChain's callback machinery on every call, which made the
     per-node overhead benchmark 18% slower. LangGraph keeps that class private, so if it
     moves, the node falls back to the public, slower equivalent.
     """
+    if node.steps is None:
+        return partial(_body, node, deps=deps)
+
+    def sync(state: RunState) -> dict[str, Any]:
+        return drive(_steps(node, state, deps))
+
+    async def aio(state: RunState) -> dict[str, Any]:
+        return await adrive(_steps(node, state, deps))
+
     try:
         from langgraph._internal._runnable import RunnableCallable
     except ImportError:  # pragma: no cover - a LangGraph that moved it
-        return RunnableLambda(sync, afn, name=name)
-    return RunnableCallable(sync, afn, name=name, trace=False)
+        return RunnableLambda(sync, aio, name=node.name)
+    return RunnableCallable(sync, aio, name=node.name, trace=False)
 
 
 def build_run_graph(
-    deps: RunDeps, checkpointer: BaseCheckpointSaver[Any] | None = None
+    deps: RunDeps,
+    checkpointer: BaseCheckpointSaver[Any] | None = None,
+    *,
+    nodes: Sequence[Node] = NODES,
 ) -> CompiledStateGraph[RunState, None, RunState, RunState]:
-    """Compile the run graph over ``deps``, checkpointing to ``checkpointer``."""
+    """Compile the run graph over ``deps`` from the nodes' declarations, checkpointing to
+    ``checkpointer``. ``nodes`` replaces the declarations (a test, a benchmark)."""
     builder: StateGraph[RunState, None, RunState, RunState] = StateGraph(RunState)
-    node_fns: dict[str, NodeFn] = {
-        "plan": nodes.plan,
-        "policy": nodes.policy,
-        "approval": nodes.approval,
-        "tool": nodes.tool,
-        "verify": nodes.verify,
-        "commit": nodes.commit,
-        "budget_gate": nodes.budget_gate,
-        "reconcile": nodes.reconcile,
-        "finish": nodes.finish,
-    }
-    # Nodes with an async body of their own, which the async runtime (ainvoke) uses; the
-    # others run in the event loop's thread pool there. The planner waits on a remote model
-    # for seconds: as a coroutine it holds no thread while it waits.
-    async_fns: dict[str, AsyncNodeFn] = {"plan": nodes.aplan}
-    for name, fn in node_fns.items():
-        sync = partial(_step, name, fn, deps=deps)
-        afn = async_fns.get(name)
+    for node in nodes:
         builder.add_node(
-            name,
-            sync if afn is None else _both_ways(name, sync, partial(_astep, name, afn, deps=deps)),
-            # Only the planner talks to a remote service worth retrying at node level;
-            # tools have their own error contract.
-            retry_policy=deps.model_retry if name == "plan" else None,
+            node.name,
+            _runnable(node, deps),
+            retry_policy=deps.model_retry if node.retry == "model" else None,
         )
-    builder.add_edge(START, "plan")
-    for source, targets in ROUTES.items():
-        builder.add_conditional_edges(source, _router(source), {t: t for t in targets})
-    builder.add_edge("finish", END)
+        if node.entry:
+            builder.add_edge(START, node.name)
+        if node.routes:
+            builder.add_conditional_edges(node.name, _router(node), {t: t for t in node.routes})
+        else:
+            builder.add_edge(node.name, END)
     return builder.compile(checkpointer=checkpointer)

@@ -1,27 +1,33 @@
-"""The run graph's nodes, one a file.
+"""The run graph's nodes, one a file, each declaring itself (agentrt.nodes.spec.Node).
 
-plan, policy, approval, tool, verify, commit, reconcile, finish, and budget_gate.
+The graph (agentrt.graphs) is built from NODES alone: a new node is its module, its entry
+here, and its name in state.Route.
 """
 
-from agentrt.nodes.approval import approval
-from agentrt.nodes.budget_gate import budget_gate
-from agentrt.nodes.commit import commit
-from agentrt.nodes.finish import finish
-from agentrt.nodes.plan import aplan, plan
-from agentrt.nodes.policy import policy
-from agentrt.nodes.reconcile import reconcile
-from agentrt.nodes.tool import tool
-from agentrt.nodes.verify import verify
+from agentrt.nodes import (
+    approval,
+    budget_gate,
+    commit,
+    finish,
+    plan,
+    policy,
+    reconcile,
+    tool,
+    verify,
+)
+from agentrt.nodes.spec import Node
 
-__all__ = [
-    "aplan",
-    "approval",
-    "budget_gate",
-    "commit",
-    "finish",
-    "plan",
-    "policy",
-    "reconcile",
-    "tool",
-    "verify",
-]
+__all__ = ["NODES", "Node"]
+
+NODES: tuple[Node, ...] = (
+    plan.NODE,
+    policy.NODE,
+    approval.NODE,
+    tool.NODE,
+    verify.NODE,
+    commit.NODE,
+    budget_gate.NODE,
+    reconcile.NODE,
+    finish.NODE,
+)
+"""Every node of the run graph."""

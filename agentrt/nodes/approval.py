@@ -21,7 +21,6 @@ from langgraph.types import interrupt
 from agentrt.approvals import ApprovalRequest, ApprovalStatus
 from agentrt.digests import args_digest
 from agentrt.events import approval_event
-from agentrt.graphs.deps import RunDeps
 from agentrt.nodes.common import (
     advance,
     current_action,
@@ -29,10 +28,12 @@ from agentrt.nodes.common import (
     observation_event,
     public_request,
 )
+from agentrt.nodes.deps import RunDeps
+from agentrt.nodes.spec import Node
 from agentrt.state import GateItem, ObservationKind, RunState, Stop
 from agentrt.store.protocols import ApprovalStore
 
-__all__ = ["approval", "request_for"]
+__all__ = ["NODE", "approval", "request_for"]
 
 
 def request_for(state: RunState, item: GateItem, *, now: float) -> ApprovalRequest:
@@ -158,3 +159,6 @@ def approval(state: RunState, deps: RunDeps) -> dict[str, Any]:
         "stop": Stop(status="cancelled", reason=f"approval {request.id!r} was cancelled"),
         "route": "finish",
     }
+
+
+NODE = Node(name="approval", body=approval, routes=("tool", "policy", "plan", "finish"))

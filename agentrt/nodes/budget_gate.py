@@ -12,11 +12,12 @@ from typing import Any
 
 from agentrt.approvals import ApprovalRequest, ApprovalStatus
 from agentrt.budget import Budget, raised_budget
-from agentrt.graphs.deps import RunDeps
 from agentrt.nodes.common import await_decision, gate_request
+from agentrt.nodes.deps import RunDeps
+from agentrt.nodes.spec import Node
 from agentrt.state import BudgetReport, RunState, Stop
 
-__all__ = ["budget_gate", "budget_request"]
+__all__ = ["NODE", "budget_gate", "budget_request"]
 
 
 def budget_request(state: RunState, found: BudgetReport, deps: RunDeps) -> ApprovalRequest:
@@ -63,3 +64,6 @@ def budget_gate(state: RunState, deps: RunDeps) -> dict[str, Any]:
         "stop": Stop(status="budget_exceeded", reason=reason, budget=found),
         "route": "finish",
     }
+
+
+NODE = Node(name="budget_gate", body=budget_gate, routes=("plan", "tool", "commit", "finish"))

@@ -13,7 +13,7 @@ from agentrt.approvals import ApprovalRequest, ApprovalStatus
 from agentrt.budget import Budget, first_exceeded, report
 from agentrt.digests import approval_id, args_digest, effect_key
 from agentrt.errors import BudgetExceeded
-from agentrt.graphs.deps import RunDeps
+from agentrt.nodes.deps import RunDeps
 from agentrt.principal import Principal
 from agentrt.state import Action, Event, Observation, ObservationKind, RunState, Stop, Usage
 from agentrt.tools.contract import ToolContext, ToolSpec

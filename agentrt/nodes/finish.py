@@ -5,10 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from agentrt.events import finish_event
-from agentrt.graphs.deps import RunDeps
+from agentrt.nodes.deps import RunDeps
+from agentrt.nodes.spec import Node
 from agentrt.state import RunState, RunStatus
 
-__all__ = ["finish"]
+__all__ = ["NODE", "finish"]
 
 
 def finish(state: RunState, deps: RunDeps) -> dict[str, Any]:
@@ -20,3 +21,6 @@ def finish(state: RunState, deps: RunDeps) -> dict[str, Any]:
         status, output, error = RunStatus.SUCCEEDED, plan["final"] if plan else None, None
     event = finish_event(status, output, error)
     return {"status": status.value, "output": output, "error": error, "events": [event]}
+
+
+NODE = Node(name="finish", body=finish, routes=())

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 from collections import OrderedDict
@@ -22,10 +21,11 @@ from agentrt.budget import Budget, ModelCallPlan, plan_model_call, tokens_used
 from agentrt.digests import request_digest
 from agentrt.errors import BudgetExceeded
 from agentrt.events import as_messages, plan_event
-from agentrt.graphs.deps import RunDeps
 from agentrt.limits import SizeLimits, json_size
 from agentrt.models import count_prompt_tokens, output_cap, output_cap_field, was_cut
 from agentrt.nodes.common import over_budget
+from agentrt.nodes.deps import RunDeps
+from agentrt.nodes.spec import Node
 from agentrt.principal import Principal
 from agentrt.records import ModelCall
 from agentrt.state import (
@@ -38,8 +38,9 @@ from agentrt.state import (
     storable_text,
     unstorable,
 )
+from agentrt.steps import Step, Steps, blocking
 
-__all__ = ["aplan", "build_messages", "plan"]
+__all__ = ["NODE", "build_messages", "plan"]
 
 
 class _Conversation(NamedTuple):
@@ -181,29 +182,23 @@ class _Ask(NamedTuple):
     """The pre-flight verdict: the output cap, and the limit that lowered it."""
 
 
-def plan(state: RunState, deps: RunDeps) -> dict[str, Any]:
-    ask = _ask(state, deps)
+def plan(state: RunState, deps: RunDeps) -> Steps[dict[str, Any]]:
+    """Ask the model for the next steps. Under the async runtime no thread is held while
+    the model thinks; what comes before and after the call reads and writes the store, so
+    it runs in a worker thread (a thousand runs waiting on their model need no thousand
+    threads)."""
+    ask: _Ask | dict[str, Any] = yield blocking(_ask, state, deps)
     if not isinstance(ask, _Ask):
         return ask
     with deps.tracing.llm_call(deps.model, ask.messages) as llm:
-        response = ask.model.invoke(ask.messages) if ask.recorded is None else ask.recorded
+        response = ask.recorded
+        if response is None:
+            response = yield Step(
+                lambda: ask.model.invoke(ask.messages), lambda: ask.model.ainvoke(ask.messages)
+            )
         llm.response(response)
-    return _answered(state, deps, ask, response)
-
-
-async def aplan(state: RunState, deps: RunDeps) -> dict[str, Any]:
-    """plan for the async runtime: while the model thinks, no thread is held.
-
-    What comes before and after the call reads and writes the store, so it runs in a
-    thread; a thousand runs waiting on their model need no thousand threads.
-    """
-    ask = await asyncio.to_thread(_ask, state, deps)
-    if not isinstance(ask, _Ask):
-        return ask
-    with deps.tracing.llm_call(deps.model, ask.messages) as llm:
-        response = await ask.model.ainvoke(ask.messages) if ask.recorded is None else ask.recorded
-        llm.response(response)
-    return await asyncio.to_thread(_answered, state, deps, ask, response)
+    update: dict[str, Any] = yield blocking(_answered, state, deps, ask, response)
+    return update
 
 
 def _ask(state: RunState, deps: RunDeps) -> _Ask | dict[str, Any]:
@@ -298,3 +293,14 @@ def _spent(usage: Usage, response: AIMessage, deps: RunDeps) -> Usage:
         "cost_usd": usage["cost_usd"] + (price.cost(input_tokens, output_tokens) if price else 0.0),
         "steps": usage["steps"] + 1,
     }
+
+
+NODE = Node(
+    name="plan",
+    steps=plan,
+    routes=("policy", "budget_gate", "finish"),
+    # Only the planner talks to a remote service worth retrying at node level; tools have
+    # their own error contract.
+    retry="model",
+    entry=True,
+)

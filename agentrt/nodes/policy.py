@@ -5,8 +5,9 @@ from __future__ import annotations
 from typing import Any
 
 from agentrt.events import policy_changed_event, policy_event
-from agentrt.graphs.deps import RunDeps
 from agentrt.nodes.common import abandon_plan, advance, current_action, observation_event
+from agentrt.nodes.deps import RunDeps
+from agentrt.nodes.spec import Node
 from agentrt.principal import Principal
 from agentrt.state import (
     Action,
@@ -19,7 +20,7 @@ from agentrt.state import (
 )
 from agentrt.tools.contract import ToolArgsError
 
-__all__ = ["MAX_RECHECKS", "judge", "policy"]
+__all__ = ["MAX_RECHECKS", "NODE", "judge", "policy"]
 
 
 def judge(action: Action, state: RunState, deps: RunDeps) -> tuple[dict[str, Any], PolicyVerdict]:
@@ -203,3 +204,6 @@ def _version_change(state: RunState, verdict: PolicyVerdict) -> list[Event]:
                 )
             ]
     return []
+
+
+NODE = Node(name="policy", body=policy, routes=("tool", "approval", "policy", "plan", "finish"))

@@ -16,8 +16,9 @@ from __future__ import annotations
 from typing import Any
 
 from agentrt.approvals import ApprovalRequest, ApprovalStatus
-from agentrt.graphs.deps import RunDeps
 from agentrt.nodes.common import await_decision, current_action, gate_request, tool_context
+from agentrt.nodes.deps import RunDeps
+from agentrt.nodes.spec import Node
 from agentrt.nodes.tool import failed_outcome, ok_outcome
 from agentrt.records import ApprovalQuery, EffectRecord
 from agentrt.state import Action, Event, RunState, Stop
@@ -25,7 +26,7 @@ from agentrt.tools.contract import Effect, ToolSpec
 from agentrt.tools.execution import ToolFailure
 from agentrt.tools.ledger import failure_kind
 
-__all__ = ["reconcile"]
+__all__ = ["NODE", "reconcile"]
 
 
 def _request(
@@ -113,3 +114,6 @@ def reconcile(state: RunState, deps: RunDeps) -> dict[str, Any]:
     else:
         outcome = ok_outcome(action["step_id"], "done", effect.result, effect.retries)
     return {"events": events, "outcome": outcome, "route": "verify"}
+
+
+NODE = Node(name="reconcile", body=reconcile, routes=("verify", "tool", "commit", "finish"))

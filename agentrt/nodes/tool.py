@@ -4,23 +4,26 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from agentrt.graphs.deps import RunDeps
 from agentrt.nodes.common import budget_stop, current_action, spent, tool_context
+from agentrt.nodes.deps import RunDeps
+from agentrt.nodes.spec import Node
 from agentrt.state import ObservationKind, Outcome, RunState
+from agentrt.steps import Steps, blocking
 from agentrt.tools.contract import Effect, ToolSpec, to_json_text
 from agentrt.tools.execution import ToolFailure
 from agentrt.tools.ledger import EffectInDoubt
 
-__all__ = ["failed_outcome", "run_action", "tool"]
+__all__ = ["NODE", "failed_outcome", "ok_outcome", "run_action", "tool"]
 
 
-def run_action(state: RunState, deps: RunDeps, spec: ToolSpec) -> dict[str, Any]:
+def run_action(state: RunState, deps: RunDeps, spec: ToolSpec) -> Steps[dict[str, Any]]:
     """Call the tool for the current action, through the ledger if it has a side effect.
 
     Budget is checked first, so not one call past a limit starts. A failure of any kind
     becomes an Outcome the planner will see; an effect in doubt (the process died mid-call,
     or a non-idempotent call timed out) goes to the reconcile gate, never called again
-    blindly.
+    blindly. Under the async runtime the call is awaited (an async tool on the runtime's
+    tool loop), and the store is written from a worker thread.
     """
     action = current_action(state)
     node = "commit" if spec.effect is Effect.IRREVERSIBLE else "tool"
@@ -29,14 +32,14 @@ def run_action(state: RunState, deps: RunDeps, spec: ToolSpec) -> dict[str, Any]
         return stop
     ctx = tool_context(state, action, deps)
     usage = spent(state["usage"], spec)
-    deps.store.set_usage(state["thread_id"], usage)  # the row shows the call before it runs
+    yield blocking(deps.store.set_usage, state["thread_id"], usage)  # shown before it runs
     try:
         with deps.tracing.tool_call(spec, action, "commit" if node == "commit" else "call") as call:
             if spec.effect is Effect.READ:
-                called = deps.runner.call(spec, action["args"], ctx)
+                called = yield from deps.runner.attempts(spec, action["args"], ctx)
                 result, retries = called.result, called.retries
             else:
-                recorded = deps.ledger.execute(spec, action["args"], ctx, deps.runner)
+                recorded = yield from deps.ledger.steps(spec, action["args"], ctx, deps.runner)
                 result, retries = recorded.result, recorded.retries
             call.result(result, retries=retries)
     except EffectInDoubt:
@@ -81,12 +84,13 @@ def failed_outcome(step_id: str, failure: ToolFailure) -> Outcome:
     )
 
 
-def tool(state: RunState, deps: RunDeps) -> dict[str, Any]:
+def tool(state: RunState, deps: RunDeps) -> Steps[dict[str, Any]]:
     action = current_action(state)
     spec = deps.tools.get(action["tool"])
     assert spec is not None, "policy lets no unknown tool through"
     if spec.effect is not Effect.IRREVERSIBLE:
-        return run_action(state, deps, spec)
+        update: dict[str, Any] = yield from run_action(state, deps, spec)
+        return update
     # Plan, execute, verify, commit: an irreversible tool only previews here; commit acts.
     if spec.prepare is None:
         return {
@@ -98,7 +102,7 @@ def tool(state: RunState, deps: RunDeps) -> dict[str, Any]:
     ctx = tool_context(state, action, deps)
     try:
         with deps.tracing.tool_call(spec, action, "preview") as call:
-            called = deps.runner.call(spec, action["args"], ctx, fn=spec.prepare)
+            called = yield from deps.runner.attempts(spec, action["args"], ctx, fn=spec.prepare)
             call.result(called.result, retries=called.retries)
     except ToolFailure as failure:  # a failed preview is an observation too
         return {"outcome": failed_outcome(action["step_id"], failure), "route": "verify"}
@@ -107,3 +111,6 @@ def tool(state: RunState, deps: RunDeps) -> dict[str, Any]:
         "outcome": ok_outcome(action["step_id"], "preview", preview, called.retries),
         "route": "verify",
     }
+
+
+NODE = Node(name="tool", steps=tool, routes=("verify", "budget_gate", "reconcile", "finish"))

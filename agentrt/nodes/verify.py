@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from agentrt.graphs.deps import RunDeps
 from agentrt.nodes.common import abandon_plan, advance, current_action, observation_event
+from agentrt.nodes.deps import RunDeps
+from agentrt.nodes.spec import Node
 from agentrt.state import ObservationKind, Outcome, RunState
 from agentrt.tools.contract import ToolSpec
 
-__all__ = ["verify"]
+__all__ = ["NODE", "verify"]
 
 
 def _postcondition(spec: ToolSpec, args: dict[str, Any], outcome: Outcome) -> str | None:
@@ -53,3 +54,6 @@ def verify(state: RunState, deps: RunDeps) -> dict[str, Any]:
         observation_event(action, ObservationKind.OK, outcome["content"], retries=retries)
     ]
     return update
+
+
+NODE = Node(name="verify", body=verify, routes=("policy", "plan", "commit", "finish"))

@@ -1,8 +1,8 @@
 """Driving runs: create, begin (take the lease), drive a segment, settle, end.
 
-Every operation here is written once (agentrt.runs.ops): a generator that yields the
-blocking work it needs and the graph run, driven by ``run_sync`` for ``rt.start`` and by
-``run_async`` for ``rt.astart``. A segment is one stretch of a run in one process: from
+Every operation here is written once (agentrt.steps): a generator that yields the
+blocking work it needs and the graph run, driven in the caller's thread for ``rt.start``
+and on the event loop for ``rt.astart``. A segment is one stretch of a run in one process: from
 start or resume to the next gate, the end, or a failure. Its row says where it is, its
 checkpoints say what it did, and its lease says who drives it.
 """
@@ -31,9 +31,9 @@ from agentrt.records import ApprovalQuery, NewRun, RunRecord
 from agentrt.runs import lifecycle
 from agentrt.runs.budgets import BudgetLayers
 from agentrt.runs.lease import Heartbeat, LeaseOwner, acquire
-from agentrt.runs.ops import Call, Invoke, Operation, Snapshot
 from agentrt.runs.record import Run, Sweep, initial_state, run_of
 from agentrt.state import TERMINAL, RunState, RunStatus, unstorable
+from agentrt.steps import Step, Steps, blocking
 from agentrt.store.protocols import Store
 from agentrt.tools.registry import ToolRegistry
 from agentrt.tracing import RunTracing, new_trace_id
@@ -60,6 +60,19 @@ NOTHING: Any = _Nothing()
 def config(thread_id: str) -> Any:
     """The graph config of a run's thread."""
     return {"configurable": {"thread_id": thread_id}, "recursion_limit": _RECURSION_LIMIT}
+
+
+def _invoke(graph: Any, graph_input: Any, cfg: Any) -> Step[Any]:
+    """Run the graph until it stops, checkpointing each step (the async planner awaits its
+    model without holding a thread)."""
+    return Step(
+        lambda: graph.invoke(graph_input, cfg, durability="sync"),
+        lambda: graph.ainvoke(graph_input, cfg, durability="sync"),
+    )
+
+
+def _snapshot(graph: Any, cfg: Any) -> Step[StateSnapshot]:
+    return Step(lambda: graph.get_state(cfg), lambda: graph.aget_state(cfg))
 
 
 class Driver:
@@ -104,26 +117,26 @@ class Driver:
     def get(self, thread_id: str) -> Run:
         return run_of(self.record(thread_id), self.store)
 
-    # operations (agentrt.runs.ops) --------------------------------------------------------
+    # operations (agentrt.steps) --------------------------------------------------------
 
     def start(
         self, goal: str, principal: Principal, budget: Budget | None, thread_id: str | None
-    ) -> Operation[Run]:
-        created = yield Call.of(self.create, goal, principal, budget, thread_id)
+    ) -> Steps[Run]:
+        created = yield blocking(self.create, goal, principal, budget, thread_id)
         run: Run = yield from self.drive(*created)
         return run
 
-    def resume(self, thread_id: str) -> Operation[Run]:
+    def resume(self, thread_id: str) -> Steps[Run]:
         graph = self.graph()
-        graph_input = yield Call.of(self.resume_input, graph, thread_id)
+        graph_input = yield blocking(self.resume_input, graph, thread_id)
         if graph_input is NOTHING:
-            now: Run = yield Call.of(self.get, thread_id)
+            now: Run = yield blocking(self.get, thread_id)
             return now
         run: Run = yield from self.drive(thread_id, graph_input, graph)
         return run
 
-    def decide(self, decision: Decision | dict[str, Any], resume: bool) -> Operation[Run]:
-        request: ApprovalRequest = yield Call.of(
+    def decide(self, decision: Decision | dict[str, Any], resume: bool) -> Steps[Run]:
+        request: ApprovalRequest = yield blocking(
             record_decision,
             self.store,
             self.tools,
@@ -134,15 +147,15 @@ class Driver:
         run: Run = yield from self.carry_on(request.thread_id, resume)
         return run
 
-    def sweep(self, now: float | None, resume: bool) -> Operation[Sweep]:
+    def sweep(self, now: float | None, resume: bool) -> Steps[Sweep]:
         when = self.clock() if now is None else now
-        expired, escalated = yield Call.of(expire_due, self.store, when)
+        expired, escalated = yield blocking(expire_due, self.store, when)
         runs = []
         for thread_id in dict.fromkeys(r.thread_id for r in expired):
             runs.append((yield from self.carry_on(thread_id, resume)))
         return Sweep(expired=expired, escalated=escalated, runs=tuple(runs))
 
-    def carry_on(self, thread_id: str, resume: bool) -> Operation[Run]:
+    def carry_on(self, thread_id: str, resume: bool) -> Steps[Run]:
         """Resume the run unless told not to; a run another process drives is left to it
         (it sees any decision when it reaches the gate)."""
         if resume:
@@ -152,34 +165,34 @@ class Driver:
                 pass
             else:
                 return resumed
-        now: Run = yield Call.of(self.get, thread_id)
+        now: Run = yield blocking(self.get, thread_id)
         return now
 
-    def drive(self, thread_id: str, graph_input: Any, graph: Any = None) -> Operation[Run]:
+    def drive(self, thread_id: str, graph_input: Any, graph: Any = None) -> Steps[Run]:
         """One segment: take the lease, run the graph until it stops, settle the row."""
         graph = graph or self.graph()
-        owner = yield Call.of(self.begin, thread_id)
+        owner = yield blocking(self.begin, thread_id)
         try:
             beat = Heartbeat(self.store, thread_id, owner, self.lease_ttl, self.clock).start()
             try:
-                known = yield Call.of(self.store.run_trace, thread_id)
+                known = yield blocking(self.store.run_trace, thread_id)
                 with self._segment(thread_id, known) as (span, write_trace):
-                    yield Call.of(write_trace)
+                    yield blocking(write_trace)
                     run: Run
                     try:
-                        yield Invoke(graph, graph_input, config(thread_id))
+                        yield _invoke(graph, graph_input, config(thread_id))
                     except Exception as exc:  # a failed run is a result, not a crash
-                        run = yield Call.of(self.fail, graph, thread_id, exc)
+                        run = yield blocking(self.fail, graph, thread_id, exc)
                     else:
-                        snapshot = yield Snapshot(graph, config(thread_id))
-                        run = yield Call.of(self.settle, graph, thread_id, snapshot)
+                        snapshot = yield _snapshot(graph, config(thread_id))
+                        run = yield blocking(self.settle, graph, thread_id, snapshot)
                     self.tracing.set(span, {A.RUN_STATUS: run.status.value})
                     return run
             finally:
                 # A renewal in progress may wait on SQLite's lock: stopped off the loop.
-                yield Call.of(beat.stop)
+                yield blocking(beat.stop)
         finally:
-            yield Call.of(self.store.release_lease, thread_id, owner.label)
+            yield blocking(self.store.release_lease, thread_id, owner.label)
 
     # blocking steps -----------------------------------------------------------------------
 

@@ -25,9 +25,9 @@ from langgraph.types import RetryPolicy
 
 from agentrt.limits import SizeLimits, json_size
 from agentrt.state import unstorable
+from agentrt.steps import Step, Steps, adrive, drive
 from agentrt.tools.contract import ToolContext, ToolError, ToolSpec
 from agentrt.tools.loop import LoopThread, LoopTimeout, default_loop
-from agentrt.tools.steps import Step, Steps, adrive, drive
 
 __all__ = ["Called", "ToolFailure", "ToolRunner", "backoff"]
 

@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from agentrt.digests import args_digest, effect_key
+from agentrt.steps import Steps, adrive, blocking, drive
 from agentrt.store.protocols import EffectRecord, EffectStore
 from agentrt.tools.contract import ToolContext, ToolSpec
 from agentrt.tools.execution import FailureKind, ToolFailure, ToolRunner
-from agentrt.tools.steps import Steps, adrive, blocking, drive
 
 __all__ = [
     "CRASH_LIMIT",

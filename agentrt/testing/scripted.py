@@ -1,30 +1,14 @@
-"""Deterministic, offline stand-ins for chat models, for testing agents.
+"""ScriptedChatModel: a LangChain chat model that answers from a fixed script.
 
-The centrepiece is `ScriptedChatModel`, a LangChain chat model that answers
-from a fixed script instead of calling a provider. Because it picks its answer
-from the conversation it is given rather than from how often it was called, a
-run that is checkpointed, killed and resumed in another process keeps following
-the same script, which is what durable-runtime tests need.
-
-Example:
-    ```python
-    from agentrt.testing import ScriptedChatModel, ai, tool_call
-
-    model = ScriptedChatModel(
-        [
-            ai("", tool_call("lookup_order", {"order_id": "42"})),
-            TimeoutError("provider hiccup"),
-            "Your order ships tomorrow.",
-        ]
-    )
-    ```
+It picks its answer from the conversation it is given rather than from how often it was
+called, so a run that is checkpointed, killed and resumed in another process keeps
+following the same script. Its docstring has the whole contract.
 """
 
+from __future__ import annotations
+
 import asyncio
-import copy
-import json
 import math
-import re
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -38,11 +22,8 @@ from langchain_core.callbacks import (
 from langchain_core.language_models import BaseChatModel, LanguageModelInput
 from langchain_core.messages import (
     AIMessage,
-    AIMessageChunk,
     BaseMessage,
     ToolCall,
-    ToolCallChunk,
-    UsageMetadata,
 )
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable
@@ -50,6 +31,8 @@ from langchain_core.tools import BaseTool
 from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import PrivateAttr, SkipValidation, field_validator, model_validator
 from typing_extensions import TypeIs
+
+from agentrt.testing import wire
 
 __all__ = ["ScriptExhausted", "ScriptedCall", "ScriptedChatModel", "ai", "tool_call"]
 
@@ -366,14 +349,14 @@ class ScriptedChatModel(BaseChatModel):
         self, messages: list[BaseMessage], kwargs: dict[str, Any]
     ) -> Iterator[ChatGenerationChunk]:
         message = self._respond(messages, kwargs.get("tools"), kwargs.get("max_tokens"))
-        for chunk in _to_chunks(message):
+        for chunk in wire.to_chunks(message):
             yield ChatGenerationChunk(message=chunk)
 
     def get_num_tokens_from_messages(
         self, messages: list[BaseMessage], tools: Sequence[Any] | None = None
     ) -> int:
         """The input tokens this model will report for ``messages``: counts agree exactly."""
-        return _input_tokens(messages)
+        return wire.input_tokens(messages)
 
     def _respond(
         self, messages: list[BaseMessage], tools: Any, max_tokens: int | None = None
@@ -382,7 +365,7 @@ class ScriptedChatModel(BaseChatModel):
         cap = max_tokens if max_tokens is not None else self.max_tokens
         turn = sum(isinstance(m, AIMessage) for m in messages)
         snapshot = tuple(m.model_copy(deep=True) for m in messages)
-        tool_names = _tool_names(tools)
+        tool_names = wire.tool_names(tools)
         scripted = self._turns[turn] if turn < len(self._turns) else None
         if scripted is not None:
             faults = scripted.faults
@@ -417,7 +400,7 @@ class ScriptedChatModel(BaseChatModel):
         try:
             # Callable steps are user code: run them outside the lock so they
             # may themselves call the model.
-            message = _capped(self._render(scripted, turn, messages), cap)
+            message = wire.capped(self._render(scripted, turn, messages), cap)
         except Exception as exc:
             record(scripted.step_index, exc)
             raise
@@ -452,7 +435,7 @@ class ScriptedChatModel(BaseChatModel):
             **message.response_metadata,
         }
         if message.usage_metadata is None:
-            message.usage_metadata = _usage(messages, message)
+            message.usage_metadata = wire.usage(messages, message)
         return message
 
     def _exhausted(self, turn: int, messages: list[BaseMessage]) -> ScriptExhausted:
@@ -477,105 +460,3 @@ def _short_repr(value: object) -> str:
     if len(text) <= _REPR_LIMIT:
         return text
     return text[: _REPR_LIMIT - 3] + "..."
-
-
-def _tool_names(tools: Any) -> tuple[str, ...]:
-    """Names of the tools passed with a request, whatever form they come in."""
-    if not tools:
-        return ()
-    names: list[str] = []
-    for tool in tools:
-        spec = convert_to_openai_tool(tool)
-        function = spec.get("function")
-        # Provider built-in tools (e.g. {"type": "web_search"}) have no
-        # function block; their type is the closest thing to a name.
-        if isinstance(function, Mapping) and "name" in function:
-            names.append(str(function["name"]))
-        else:
-            names.append(str(spec.get("name") or spec.get("type")))
-    return tuple(names)
-
-
-def _content_length(content: str | list[str | dict[Any, Any]]) -> int:
-    if isinstance(content, str):
-        return len(content)
-    return len(json.dumps(content, sort_keys=True, default=str))
-
-
-def _input_tokens(request: Sequence[BaseMessage]) -> int:
-    return max(1, sum(_content_length(m.content) for m in request) // 4)
-
-
-def _capped(message: AIMessage, cap: int | None) -> AIMessage:
-    """The answer as a provider reports it when the output cap cuts it short."""
-    usage = message.usage_metadata
-    if cap is None or usage is None or usage["output_tokens"] <= cap:
-        return message
-    message.usage_metadata = UsageMetadata(
-        input_tokens=usage["input_tokens"],
-        output_tokens=cap,
-        total_tokens=usage["input_tokens"] + cap,
-    )
-    message.response_metadata = {**message.response_metadata, "finish_reason": "length"}
-    return message
-
-
-def _usage(request: Sequence[BaseMessage], response: AIMessage) -> UsageMetadata:
-    """Token counts derived from character counts, identical on every run."""
-    input_tokens = _input_tokens(request)
-    output_chars = _content_length(response.content)
-    if response.tool_calls:
-        output_chars += len(json.dumps(response.tool_calls, sort_keys=True))
-    output_tokens = max(1, output_chars // 4)
-    return UsageMetadata(
-        input_tokens=input_tokens,
-        output_tokens=output_tokens,
-        total_tokens=input_tokens + output_tokens,
-    )
-
-
-def _to_chunks(message: AIMessage) -> Iterator[AIMessageChunk]:
-    """Split a response into chunks whose sum has its content and tool calls.
-
-    Identity fields ride on the first chunk and usage and response metadata on
-    the last, because chunk addition sums usage and concatenates string
-    metadata values. Scripted `invalid_tool_calls` are not streamed: chunk
-    addition re-parses tool-call arguments leniently, so they cannot survive it.
-    """
-    identity: dict[str, Any] = {
-        "id": message.id,
-        "name": message.name,
-        "additional_kwargs": copy.deepcopy(message.additional_kwargs),
-    }
-    pieces: list[str | list[str | dict[Any, Any]]]
-    if isinstance(message.content, str):
-        pieces = list(re.findall(r"\S+\s*|\s+", message.content))
-    else:
-        # Content blocks are already structured; splitting them would need
-        # provider-specific indexing, so they go out in one piece.
-        pieces = [copy.deepcopy(message.content)]
-    for piece in pieces:
-        yield AIMessageChunk(content=piece, **identity)
-        identity = {}
-
-    call_chunks = [
-        ToolCallChunk(
-            name=call["name"],
-            args=json.dumps(call["args"]),
-            id=call["id"],
-            index=i,
-            type="tool_call_chunk",
-        )
-        for i, call in enumerate(message.tool_calls)
-    ]
-    for call_chunk in call_chunks:
-        yield AIMessageChunk(content="", tool_call_chunks=[call_chunk], **identity)
-        identity = {}
-
-    yield AIMessageChunk(
-        content="",
-        usage_metadata=message.usage_metadata,
-        response_metadata=copy.deepcopy(message.response_metadata),
-        chunk_position="last",
-        **identity,
-    )
