@@ -348,32 +348,24 @@ class Kind:
     """Its constructor."""
     describe: Callable[[Mapping[str, Any], str, int | None], str]
     """Its line for a person: (data, step id or "", width)."""
-    messages: Callable[[Mapping[str, Any]], list[BaseMessage]]
-    """What it adds to the planner's conversation."""
+    messages: Callable[[Mapping[str, Any]], list[BaseMessage]] = _no_messages
+    """What it adds to the planner's conversation; by default nothing (the runtime's own
+    business, see ``as_messages``)."""
 
 
 KINDS: Mapping[str, Kind] = {
     "plan": Kind(data=PlanData, make=plan_event, describe=_describe_plan, messages=_plan_messages),
-    "policy": Kind(
-        data=PolicyData, make=policy_event, describe=_describe_policy, messages=_no_messages
-    ),
+    "policy": Kind(data=PolicyData, make=policy_event, describe=_describe_policy),
     "policy_changed": Kind(
-        data=PolicyChangedData,
-        make=policy_changed_event,
-        describe=_describe_policy_changed,
-        messages=_no_messages,
+        data=PolicyChangedData, make=policy_changed_event, describe=_describe_policy_changed
     ),
-    "approval": Kind(
-        data=ApprovalData, make=approval_event, describe=_describe_approval, messages=_no_messages
-    ),
+    "approval": Kind(data=ApprovalData, make=approval_event, describe=_describe_approval),
     "observation": Kind(
         data=ObservationData,
         make=observation_event,
         describe=_describe_observation,
         messages=_observation_messages,
     ),
-    "finish": Kind(
-        data=FinishData, make=finish_event, describe=_describe_finish, messages=_no_messages
-    ),
+    "finish": Kind(data=FinishData, make=finish_event, describe=_describe_finish),
 }
 """Every kind of event, by its ``type``."""

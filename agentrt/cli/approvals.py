@@ -2,22 +2,16 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from agentrt.cli.common import (
-    AppOption,
-    DbOption,
-    age,
-    app,
-    json_option,
-    print_run,
-    runtime_from,
-    short,
-    shown_args,
-    table,
-)
+from agentrt.cli.common import age, app, json_option, print_run, short, shown_args, table
+from agentrt.cli.options import AppOptions, OptionGroup, grouped
+
+if TYPE_CHECKING:
+    from agentrt.principal import Principal
 
 queue = typer.Typer(
     help="The review queue: approval requests across all runs.",
@@ -26,12 +20,14 @@ queue = typer.Typer(
 )
 app.add_typer(queue, name="approvals")
 
+ApprovalArgument = Annotated[str, typer.Argument(help="Id from `agentrt approvals`.")]
+
 
 @queue.callback()
+@grouped
 def approvals(
     ctx: typer.Context,
-    app_spec: AppOption = None,
-    db: DbOption = None,
+    app_options: AppOptions,
     status: Annotated[
         str, typer.Option(help="pending, approved, rejected, edited, expired, cancelled, or all.")
     ] = "pending",
@@ -48,7 +44,7 @@ def approvals(
     """
     if ctx.invoked_subcommand is not None:
         return
-    with runtime_from(app_spec, db, db_only=True) as rt:
+    with app_options.runtime(db_only=True) as rt:
         page = rt.approvals(
             None if status == "all" else status,
             tenant=tenant,
@@ -77,15 +73,12 @@ def approvals(
 
 
 @queue.command("show")
-def show_request(
-    approval_id: Annotated[str, typer.Argument(help="Id from `agentrt approvals`.")],
-    app_spec: AppOption = None,
-    db: DbOption = None,
-) -> None:
+@grouped
+def show_request(approval_id: ApprovalArgument, app_options: AppOptions) -> None:
     """One request in full: arguments (masked), rule, who asked, who decided, how long it waited."""
     from agentrt.tracing.shown import shown
 
-    with runtime_from(app_spec, db, db_only=True) as rt:
+    with app_options.runtime(db_only=True) as rt:
         req = rt.approval(approval_id)
         edited = None if req.edited_args is None else shown_args(rt, req, req.edited_args)
         waited = req.waited_seconds
@@ -114,15 +107,15 @@ def show_request(
 
 
 @queue.command()
+@grouped
 def sweep(
-    app_spec: AppOption = None,
-    db: DbOption = None,
+    app_options: AppOptions,
     now: Annotated[
         float | None, typer.Option(help="Epoch seconds to sweep as of (default: the app's clock).")
     ] = None,
 ) -> None:
     """Expire overdue requests (reject or escalate, as their rule says) and carry runs on."""
-    with runtime_from(app_spec, db) as rt:
+    with app_options.runtime() as rt:
         done = rt.sweep_approvals(now)
         follow = {e.escalated_from: e for e in done.escalated}
         for req in done.expired:
@@ -137,26 +130,47 @@ def sweep(
         typer.echo(f"{len(done.expired)} expired, {len(done.escalated)} escalated")
 
 
+@dataclass(frozen=True)
+class Decider(OptionGroup):
+    """--as, --role and --tenant: the person who decides."""
+
+    name: Annotated[str, typer.Option("--as", help="Your principal id.")]
+    role: Annotated[
+        list[str] | None, typer.Option("--role", help="A role you hold; repeat for several.")
+    ] = None
+    tenant: Annotated[
+        str | None,
+        typer.Option(
+            help="Your tenant; only a principal of that tenant (or '*', every tenant) decides."
+        ),
+    ] = None
+
+    def principal(self) -> Principal:
+        from agentrt.principal import Principal
+
+        return Principal(self.name, roles=self.role or [], tenant=self.tenant)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DecisionOptions(OptionGroup):
+    """What deciding a request takes besides the request: who decides, a note, the app."""
+
+    decider: Decider
+    reason: Annotated[str | None, typer.Option(help="A note kept with the decision.")] = None
+    app: AppOptions
+
+
 def _decide(
-    app_spec: str | None,
-    db: str | None,
-    approval_id: str,
-    outcome: str,
-    name: str,
-    roles: list[str],
-    tenant: str | None,
-    reason: str | None,
-    args: str | None = None,
+    options: DecisionOptions, approval_id: str, outcome: str, args: str | None = None
 ) -> None:
     from agentrt.approvals import Decision
-    from agentrt.principal import Principal
 
-    with runtime_from(app_spec, db) as rt:
+    with options.app.runtime() as rt:
         payload: dict[str, Any] = {
             "approval_id": approval_id,
             "outcome": outcome,
-            "by": Principal(name, roles=roles, tenant=tenant),
-            "reason": reason,
+            "by": options.decider.principal(),
+            "reason": options.reason,
         }
         if args is not None:
             payload["args"] = json_option("--args", args)
@@ -165,56 +179,31 @@ def _decide(
         print_run(run, rt)
 
 
-AsOption = Annotated[str, typer.Option("--as", help="Your principal id.")]
-RoleOption = Annotated[
-    list[str] | None, typer.Option("--role", help="A role you hold; repeat for several.")
-]
-TenantOption = Annotated[
-    str | None,
-    typer.Option(
-        help="Your tenant; only a principal of that tenant (or '*', every tenant) decides."
-    ),
-]
-
-
 @app.command()
-def approve(
-    approval_id: Annotated[str, typer.Argument(help="Id from `agentrt approvals`.")],
-    name: AsOption,
-    role: RoleOption = None,
-    tenant: TenantOption = None,
-    reason: Annotated[str | None, typer.Option(help="A note kept with the decision.")] = None,
-    app_spec: AppOption = None,
-    db: DbOption = None,
-) -> None:
+@grouped
+def approve(approval_id: ApprovalArgument, decision: DecisionOptions) -> None:
     """Approve a pending action; the run carries on once its whole gate is decided."""
-    _decide(app_spec, db, approval_id, "approve", name, role or [], tenant, reason)
+    _decide(decision, approval_id, "approve")
 
 
 @app.command()
+@grouped
 def reject(
-    approval_id: Annotated[str, typer.Argument(help="Id from `agentrt approvals`.")],
-    name: AsOption,
+    approval_id: ApprovalArgument,
+    decider: Decider,
     reason: Annotated[str, typer.Option(help="Why; the agent is told.")],
-    role: RoleOption = None,
-    tenant: TenantOption = None,
-    app_spec: AppOption = None,
-    db: DbOption = None,
+    app_options: AppOptions,
 ) -> None:
     """Reject a pending action; the agent is told why."""
-    _decide(app_spec, db, approval_id, "reject", name, role or [], tenant, reason)
+    _decide(DecisionOptions(decider=decider, reason=reason, app=app_options), approval_id, "reject")
 
 
 @app.command()
+@grouped
 def edit(
-    approval_id: Annotated[str, typer.Argument(help="Id from `agentrt approvals`.")],
-    name: AsOption,
+    approval_id: ApprovalArgument,
+    decision: DecisionOptions,
     args: Annotated[str, typer.Option(help="The arguments to run instead, as JSON.")],
-    role: RoleOption = None,
-    tenant: TenantOption = None,
-    reason: Annotated[str | None, typer.Option(help="A note kept with the decision.")] = None,
-    app_spec: AppOption = None,
-    db: DbOption = None,
 ) -> None:
     """Run the action with other arguments; they pass through the policy again."""
-    _decide(app_spec, db, approval_id, "edit", name, role or [], tenant, reason, args)
+    _decide(decision, approval_id, "edit", args)

@@ -7,25 +7,21 @@ from typing import Annotated
 
 import typer
 
-from agentrt.cli.approvals import AsOption, RoleOption, TenantOption
-from agentrt.cli.common import AppOption, CliError, DbOption, app, fail, print_run, runtime_from
+from agentrt.cli.approvals import DecisionOptions
+from agentrt.cli.common import CliError, app, fail, print_run
+from agentrt.cli.options import grouped
 
 
 @app.command("raise-limit")
+@grouped
 def raise_limit(
     approval_id: Annotated[str, typer.Argument(help="Id of the budget request.")],
     to: Annotated[str, typer.Option(help="The new value of the limit the run reached.")],
-    name: AsOption,
-    role: RoleOption = None,
-    tenant: TenantOption = None,
-    reason: Annotated[str | None, typer.Option(help="A note kept with the decision.")] = None,
-    app_spec: AppOption = None,
-    db: DbOption = None,
+    decision: DecisionOptions,
 ) -> None:
     """Raise the limit a run stopped at; it carries on. (Reject the request to end the run.)"""
     from agentrt.approvals import Decision
     from agentrt.errors import InvalidDecision
-    from agentrt.principal import Principal
 
     try:
         value = float(to)
@@ -33,7 +29,7 @@ def raise_limit(
         value = math.nan
     if not math.isfinite(value):
         fail(CliError(f"--to {to!r} is not a number; give the limit's new value, e.g. --to 40"))
-    with runtime_from(app_spec, db) as rt:
+    with decision.app.runtime() as rt:
         try:
             request = rt.approval(approval_id)
         except InvalidDecision:
@@ -43,9 +39,9 @@ def raise_limit(
                 f"{approval_id!r} is not a budget request; list them with `agentrt approvals`"
             )
         limit = request.args["limit"]
-        by = Principal(name, roles=role or [], tenant=tenant)
+        by = decision.decider.principal()
         run = rt.decide(
-            Decision.raise_limit(approval_id, limit=limit, to=value, by=by, reason=reason)
+            Decision.raise_limit(approval_id, limit=limit, to=value, by=by, reason=decision.reason)
         )
         typer.echo(f"{limit} raised to {value:g} for {approval_id}; the run is now {run.status}")
         print_run(run, rt)

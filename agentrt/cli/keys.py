@@ -6,13 +6,15 @@ from typing import Annotated
 
 import typer
 
-from agentrt.cli.common import AppOption, DbOption, age, app, runtime_from, table
+from agentrt.cli.common import age, app, table
+from agentrt.cli.options import AppOptions, grouped
 
 keys_app = typer.Typer(help="API keys of `agentrt serve`: each acts as one principal.")
 app.add_typer(keys_app, name="keys")
 
 
 @keys_app.command("create")
+@grouped
 def create(
     principal: Annotated[str, typer.Option("--id", help="Principal id the key acts as.")],
     tenant: Annotated[str, typer.Option(help="Its tenant: the key sees only this tenant's runs.")],
@@ -23,13 +25,13 @@ def create(
         list[str] | None, typer.Option(help="A scope it grants its runs (repeat for more).")
     ] = None,
     label: Annotated[str | None, typer.Option(help="What the key is for.")] = None,
-    app_spec: AppOption = None,
-    db: DbOption = None,
+    *,
+    app_options: AppOptions,
 ) -> None:
     """Make a key and print it once: only its hash is stored."""
     from agentrt.principal import Principal
 
-    with runtime_from(app_spec, db, db_only=True, create=True) as rt:
+    with app_options.runtime(db_only=True, create=True) as rt:
         who = Principal(principal, roles=role or [], tenant=tenant, scopes=scope or [])
         record, key = rt.keys.create(who, label=label)
         typer.echo(key)
@@ -41,14 +43,15 @@ def create(
 
 
 @keys_app.command("list")
+@grouped
 def list_(
     all_: Annotated[bool, typer.Option("--all", help="Include revoked keys.")] = False,
-    app_spec: AppOption = None,
-    db: DbOption = None,
+    *,
+    app_options: AppOptions,
 ) -> None:
     """The keys (never the keys themselves): id, principal, tenant, roles, age."""
 
-    with runtime_from(app_spec, db, db_only=True) as rt:
+    with app_options.runtime(db_only=True) as rt:
         now = rt.clock()
         table(
             ["key", "principal", "tenant", "roles", "label", "age", "revoked"],
@@ -68,13 +71,13 @@ def list_(
 
 
 @keys_app.command("revoke")
+@grouped
 def revoke(
     key_id: Annotated[str, typer.Argument(help="The key's id, from `agentrt keys list`.")],
-    app_spec: AppOption = None,
-    db: DbOption = None,
+    app_options: AppOptions,
 ) -> None:
     """Revoke a key: requests made with it are refused (401) from now on."""
 
-    with runtime_from(app_spec, db, db_only=True) as rt:
+    with app_options.runtime(db_only=True) as rt:
         rt.keys.revoke(key_id)
         typer.echo(f"revoked {key_id}")

@@ -14,17 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from agentrt.cli.common import (
-    AppOption,
-    CliError,
-    DbOption,
-    _app_from_toml,
-    app,
-    fail,
-    json_option,
-    runtime_from,
-    table,
-)
+from agentrt.cli.common import CliError, _app_from_toml, app, fail, json_option, table
+from agentrt.cli.options import AppOptions, grouped
 
 if TYPE_CHECKING:
     from agentrt.policies import Policy, Rule
@@ -50,11 +41,11 @@ def _reported() -> Iterator[None]:
         fail(exc)
 
 
-def _maybe_runtime(stack: ExitStack, spec: str | None, db: str | None) -> AgentRuntime | None:
+def _maybe_runtime(stack: ExitStack, app_options: AppOptions) -> AgentRuntime | None:
     """The app's runtime if one is configured; None when the file is checked alone."""
-    if not (spec or _app_from_toml()[0]):
+    if not (app_options.app_spec or _app_from_toml()[0]):
         return None
-    return stack.enter_context(runtime_from(spec, db, create=True))
+    return stack.enter_context(app_options.runtime(create=True))
 
 
 def _duration(seconds: float) -> str:
@@ -91,13 +82,14 @@ def _approval_text(rule: Rule) -> str:
 
 
 @policy_app.command()
-def check(path: FileArgument, app_spec: AppOption = None, db: DbOption = None) -> None:
+@grouped
+def check(path: FileArgument, app_options: AppOptions) -> None:
     """Validate a policy file and list its rules; with an app, check the tools it names."""
     from agentrt.policies import Policy
 
     with _reported(), ExitStack() as stack:
         policy = Policy.from_file(path)
-        rt = _maybe_runtime(stack, app_spec, db)
+        rt = _maybe_runtime(stack, app_options)
         if rt is not None:
             policy.check_tools(rt.tools.names())
         typer.echo(
@@ -138,6 +130,7 @@ def _stand_in(name: str, effect: str, scopes: list[str]) -> ToolSpec:
 
 
 @policy_app.command()
+@grouped
 def explain(
     path: FileArgument,
     tool_name: Annotated[str, typer.Option("--tool", help="The tool the action calls.")],
@@ -165,8 +158,8 @@ def explain(
         list[str] | None,
         typer.Option("--tool-scope", help="Without an app: a scope the tool requires."),
     ] = None,
-    app_spec: AppOption = None,
-    db: DbOption = None,
+    *,
+    app_options: AppOptions,
 ) -> None:
     """Show which rules match an action, and why the decision comes out as it does."""
     from agentrt.budget import empty_usage
@@ -182,7 +175,7 @@ def explain(
         spent = json_option("--usage", usage)
         limits = json_option("--budget", budget)
         policy = Policy.from_file(path)
-        rt = _maybe_runtime(stack, app_spec, db)
+        rt = _maybe_runtime(stack, app_options)
         spec: ToolSpec | None
         if rt is not None:
             if effect is not None or tool_scope:

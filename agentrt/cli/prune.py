@@ -7,7 +7,8 @@ from typing import Annotated
 
 import typer
 
-from agentrt.cli.common import AppOption, CliError, DbOption, app, fail, runtime_from
+from agentrt.cli.common import CliError, app, fail
+from agentrt.cli.options import AppOptions, grouped
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 
@@ -24,12 +25,12 @@ def parse_age(text: str) -> float:
 
 
 @app.command()
+@grouped
 def prune(
     older_than: Annotated[
         str, typer.Option("--older-than", help="Age since the run last changed, e.g. 30d.")
     ],
-    app_spec: AppOption = None,
-    db: DbOption = None,
+    app_options: AppOptions,
     keep_latest: Annotated[
         int, typer.Option("--keep-latest", min=0, help="Keep the newest N runs whatever their age.")
     ] = 0,
@@ -42,7 +43,7 @@ def prune(
         seconds = parse_age(older_than)
     except CliError as exc:
         fail(exc)
-    with runtime_from(app_spec, db) as rt:
+    with app_options.runtime() as rt:
         gone = rt.prune(older_than=seconds, keep_latest=keep_latest)
         for thread_id in gone:
             typer.echo(f"pruned {thread_id}")

@@ -6,8 +6,9 @@ from typing import Annotated
 
 import typer
 
-from agentrt.cli.approvals import AsOption, RoleOption, TenantOption
-from agentrt.cli.common import AppOption, DbOption, app, json_option, print_run, runtime_from
+from agentrt.cli.approvals import DecisionOptions
+from agentrt.cli.common import app, json_option, print_run
+from agentrt.cli.options import grouped
 
 reconcile_app = typer.Typer(
     help="Settle a non-idempotent call that was interrupted or timed out: did it happen?",
@@ -18,29 +19,18 @@ app.add_typer(reconcile_app, name="reconcile")
 IdArgument = Annotated[
     str, typer.Argument(help="Id of the reconcile request (`agentrt approvals`).")
 ]
-NoteOption = Annotated[str | None, typer.Option(help="A note kept with the decision.")]
 
 
-def _settle(
-    app_spec: str | None,
-    db: str | None,
-    approval_id: str,
-    name: str,
-    roles: list[str],
-    tenant: str | None,
-    reason: str | None,
-    result: str | None,
-) -> None:
+def _settle(options: DecisionOptions, approval_id: str, result: str | None) -> None:
     from agentrt.approvals import Decision
-    from agentrt.principal import Principal
 
-    by = Principal(name, roles=roles, tenant=tenant)
-    with runtime_from(app_spec, db) as rt:
+    by = options.decider.principal()
+    with options.app.runtime() as rt:
         if result is None:
-            decision = Decision.retry(approval_id, by=by, reason=reason)
+            decision = Decision.retry(approval_id, by=by, reason=options.reason)
         else:
             value = json_option("--result", result)
-            decision = Decision.resolve(approval_id, result=value, by=by, reason=reason)
+            decision = Decision.resolve(approval_id, result=value, by=by, reason=options.reason)
         run = rt.decide(decision)
         typer.echo(
             f"{decision.outcome} recorded for {approval_id}; the run is now {run.status.value}"
@@ -49,29 +39,18 @@ def _settle(
 
 
 @reconcile_app.command()
+@grouped
 def resolve(
     approval_id: IdArgument,
-    name: AsOption,
+    decision: DecisionOptions,
     result: Annotated[str, typer.Option(help="What the effect returned, as JSON.")],
-    role: RoleOption = None,
-    tenant: TenantOption = None,
-    reason: NoteOption = None,
-    app_spec: AppOption = None,
-    db: DbOption = None,
 ) -> None:
     """The effect happened: record RESULT as its outcome; the run goes on without a call."""
-    _settle(app_spec, db, approval_id, name, role or [], tenant, reason, result)
+    _settle(decision, approval_id, result)
 
 
 @reconcile_app.command()
-def retry(
-    approval_id: IdArgument,
-    name: AsOption,
-    role: RoleOption = None,
-    tenant: TenantOption = None,
-    reason: NoteOption = None,
-    app_spec: AppOption = None,
-    db: DbOption = None,
-) -> None:
+@grouped
+def retry(approval_id: IdArgument, decision: DecisionOptions) -> None:
     """The effect did not happen: call the tool again, with the same idempotency key."""
-    _settle(app_spec, db, approval_id, name, role or [], tenant, reason, None)
+    _settle(decision, approval_id, None)

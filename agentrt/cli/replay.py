@@ -2,26 +2,22 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import typer
 
-from agentrt.cli.common import AppOption, DbOption, app, runtime_from
+from agentrt.cli.common import app
+from agentrt.cli.options import AppOptions, ThreadArgument, grouped
 
 
 @app.command()
-def replay(
-    thread_id: Annotated[str, typer.Argument(help="The run's thread id.")],
-    app_spec: AppOption = None,
-    db: DbOption = None,
-) -> None:
+@grouped
+def replay(thread_id: ThreadArgument, app_options: AppOptions) -> None:
     """Re-run a run with today's code and policy on its recorded model answers and results.
 
     Prints "identical", or the first divergence and exits with status 3.
     """
     from agentrt.tracing.shown import shown
 
-    with runtime_from(app_spec, db) as rt:
+    with app_options.runtime() as rt:
         report = rt.replay(thread_id)
         typer.echo(shown(str(report), rt.redactor))  # a divergence quotes arguments
         if not report.identical:

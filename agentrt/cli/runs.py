@@ -6,13 +6,14 @@ from typing import Annotated
 
 import typer
 
-from agentrt.cli.common import AppOption, DbOption, age, app, print_run, runtime_from, short, table
+from agentrt.cli.common import age, app, print_run, short, table
+from agentrt.cli.options import AppOptions, ThreadArgument, grouped
 
 
 @app.command()
+@grouped
 def runs(
-    app_spec: AppOption = None,
-    db: DbOption = None,
+    app_options: AppOptions,
     status: Annotated[str | None, typer.Option(help="Only runs in this status.")] = None,
     tenant: Annotated[str | None, typer.Option(help="Only runs of this tenant.")] = None,
     limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
@@ -20,7 +21,7 @@ def runs(
     """List runs, newest first."""
     from agentrt.tracing.shown import shown
 
-    with runtime_from(app_spec, db, db_only=True) as rt:
+    with app_options.runtime(db_only=True) as rt:
         found = rt.runs(status, tenant=tenant, limit=limit)
         table(
             ["thread", "status", "age", "steps", "goal"],
@@ -38,16 +39,13 @@ def runs(
 
 
 @app.command()
-def show(
-    thread_id: Annotated[str, typer.Argument(help="The run's thread id.")],
-    app_spec: AppOption = None,
-    db: DbOption = None,
-) -> None:
+@grouped
+def show(thread_id: ThreadArgument, app_options: AppOptions) -> None:
     """Show one run: status, usage, output, pending approval, and its event log."""
     from agentrt.events import describe
     from agentrt.tracing.shown import shown_events
 
-    with runtime_from(app_spec, db, db_only=True) as rt:
+    with app_options.runtime(db_only=True) as rt:
         run = rt.get(thread_id)
         print_run(run, rt)
         typer.echo("events:")
@@ -56,27 +54,24 @@ def show(
 
 
 @app.command()
-def resume(
-    thread_id: Annotated[str, typer.Argument(help="The run's thread id.")],
-    app_spec: AppOption = None,
-    db: DbOption = None,
-) -> None:
+@grouped
+def resume(thread_id: ThreadArgument, app_options: AppOptions) -> None:
     """Carry a run on from its last checkpoint (after a crash, or after a decision)."""
-    with runtime_from(app_spec, db) as rt:
+    with app_options.runtime() as rt:
         print_run(rt.resume(thread_id), rt)
 
 
 @app.command()
+@grouped
 def cancel(
-    thread_id: Annotated[str, typer.Argument(help="The run's thread id.")],
+    thread_id: ThreadArgument,
     reason: Annotated[str, typer.Option(help="Why; kept as the run's error.")],
-    app_spec: AppOption = None,
-    db: DbOption = None,
+    app_options: AppOptions,
 ) -> None:
     """End a run that has not finished; its pending approvals are cancelled.
 
     A run another process is driving stops at its next step."""
-    with runtime_from(app_spec, db, db_only=True) as rt:
+    with app_options.runtime(db_only=True) as rt:
         run = rt.cancel(thread_id, reason=reason)
         if run.cancel_requested is not None:
             typer.echo(

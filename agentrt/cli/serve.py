@@ -6,13 +6,14 @@ from typing import Annotated
 
 import typer
 
-from agentrt.cli.common import AppOption, CliError, DbOption, app, runtime_from
+from agentrt.cli.common import CliError, app
+from agentrt.cli.options import AppOptions, grouped
 
 
 @app.command()
+@grouped
 def serve(
-    app_spec: AppOption = None,
-    db: DbOption = None,
+    app_options: AppOptions,
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8000,
     rate_limit: Annotated[str, typer.Option(help="Requests per API key.")] = "600/minute",
@@ -40,7 +41,7 @@ def serve(
             f"`agentrt serve` needs the service extra ({exc.name} is missing): "
             "pip install 'agentrt[service]'"
         ) from None
-    with runtime_from(app_spec, db, create=True) as rt:
+    with app_options.runtime(create=True) as rt:
         api = create_app(
             rt,
             rate_limit=rate_limit,

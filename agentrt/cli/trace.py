@@ -7,18 +7,19 @@ from typing import Annotated
 
 import typer
 
-from agentrt.cli.common import AppOption, DbOption, app, runtime_from
+from agentrt.cli.common import app
+from agentrt.cli.options import AppOptions, ThreadArgument, grouped
 
 
 @app.command()
+@grouped
 def trace(
-    thread_id: Annotated[str, typer.Argument(help="The run's thread id.")],
-    app_spec: AppOption = None,
-    db: DbOption = None,
+    thread_id: ThreadArgument,
+    app_options: AppOptions,
     as_json: Annotated[bool, typer.Option("--json", help="Print the trace as JSON.")] = False,
 ) -> None:
     """Show a run's trace: every segment, step, model, tool and policy call, and waits."""
-    with runtime_from(app_spec, db, db_only=True) as rt:
+    with app_options.runtime(db_only=True) as rt:
         found = rt.trace(thread_id)
         if as_json:
             typer.echo(json.dumps(found.to_dict(), indent=2, sort_keys=True))

@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI
+from typing_extensions import Unpack
 
 from agentrt import __version__
 from agentrt.errors import ConfigError
@@ -17,7 +18,7 @@ from agentrt.runtime import AgentRuntime
 from agentrt.service import ui
 from agentrt.service.auth import service_of
 from agentrt.service.bodylimit import BodyLimit
-from agentrt.service.context import Service, ServiceSettings
+from agentrt.service.context import Service, ServiceOptions, ServiceSettings
 from agentrt.service.headers import SecurityHeaders
 from agentrt.service.problems import Problem, install_problem_handlers
 from agentrt.service.ratelimit import RateLimiter
@@ -29,28 +30,15 @@ __all__ = ["create_app"]
 logger = get_logger("agentrt.service")
 
 
-def create_app(
-    runtime: AgentRuntime,
-    *,
-    rate_limit: str = ServiceSettings.rate_limit,
-    auth_failure_limit: str = ServiceSettings.auth_failure_limit,
-    login_limit: str = ServiceSettings.login_limit,
-    max_streams_per_key: int = ServiceSettings.max_streams_per_key,
-    max_goal_bytes: int = ServiceSettings.max_goal_bytes,
-    max_body_bytes: int = ServiceSettings.max_body_bytes,
-    max_concurrent_runs: int = ServiceSettings.max_concurrent_runs,
-    executor_threads: int | None = ServiceSettings.executor_threads,
-    sweep_every: float | None = ServiceSettings.sweep_every,
-    resume_stopped: bool = ServiceSettings.resume_stopped,
-    poll_interval: float = ServiceSettings.poll_interval,
-    shutdown_grace: float = ServiceSettings.shutdown_grace,
-) -> FastAPI:
+def create_app(runtime: AgentRuntime, **options: Unpack[ServiceOptions]) -> FastAPI:
     """A FastAPI app serving ``runtime``: runs, approvals, traces, events, the review page.
 
     Callers authenticate with API keys (``agentrt keys create``), each acting as one
     Principal; a key sees only its tenant's runs and approvals. Runs are driven in the
     background on the async runtime, at most ``max_concurrent_runs`` at once, so no request
     waits on a model.
+
+    The options are ServiceSettings' fields, each with its default there:
 
     - ``rate_limit``: requests per API key, e.g. "600/minute" (429 past it).
     - ``auth_failure_limit``: failed authentications per client address (429 past it, for
@@ -73,32 +61,19 @@ def create_app(
     """
     if not isinstance(runtime, AgentRuntime):
         raise ConfigError(f"create_app serves an agentrt AgentRuntime, got {runtime!r}")
-    settings = ServiceSettings(
-        rate_limit=rate_limit,
-        auth_failure_limit=auth_failure_limit,
-        login_limit=login_limit,
-        max_streams_per_key=max_streams_per_key,
-        max_goal_bytes=max_goal_bytes,
-        max_body_bytes=max_body_bytes,
-        max_concurrent_runs=max_concurrent_runs,
-        executor_threads=executor_threads,
-        sweep_every=sweep_every,
-        resume_stopped=resume_stopped,
-        poll_interval=poll_interval,
-        shutdown_grace=shutdown_grace,
-    )
+    settings = ServiceSettings(**options)
     service = Service(
         runtime=runtime,
         settings=settings,
-        worker=RunWorker(runtime, max_concurrent=max_concurrent_runs),
-        rate_limiter=RateLimiter(rate_limit),
+        worker=RunWorker(runtime, max_concurrent=settings.max_concurrent_runs),
+        rate_limiter=RateLimiter(settings.rate_limit),
         auth_failures=RateLimiter(
-            auth_failure_limit,
+            settings.auth_failure_limit,
             setting="auth_failure_limit",
             over="this address has failed to authenticate too often ({rate})",
         ),
         logins=RateLimiter(
-            login_limit,
+            settings.login_limit,
             setting="login_limit",
             over="this address has sent the sign-in form too often ({rate})",
         ),
@@ -115,7 +90,7 @@ def create_app(
     )
     app.state.agentrt = service
     install_problem_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)  # outermost: on every answer, refusals included
     app.include_router(runs.router)
     app.include_router(approvals.router)

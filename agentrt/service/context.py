@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TypedDict
 
 from agentrt.approvals import ApprovalRequest
 from agentrt.errors import ConfigError, InvalidDecision, UnknownRun
@@ -15,7 +16,7 @@ from agentrt.service.problems import Problem
 from agentrt.service.ratelimit import RateLimiter
 from agentrt.service.worker import RunWorker
 
-__all__ = ["Service", "ServiceSettings", "StreamSlots"]
+__all__ = ["Service", "ServiceOptions", "ServiceSettings", "StreamSlots"]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -63,6 +64,24 @@ class ServiceSettings:
             value = getattr(self, name)
             if not (value is None and name in optional) and not positive(value):
                 raise ConfigError(f"{name} must be {positive.__doc__}, got {value!r}")
+
+
+class ServiceOptions(TypedDict, total=False):
+    """create_app's keyword arguments: ServiceSettings' fields, any of them, as typed there
+    (where each has its default and what it means)."""
+
+    rate_limit: str
+    auth_failure_limit: str
+    login_limit: str
+    max_streams_per_key: int
+    max_goal_bytes: int
+    max_body_bytes: int
+    max_concurrent_runs: int
+    executor_threads: int | None
+    sweep_every: float | None
+    resume_stopped: bool
+    poll_interval: float
+    shutdown_grace: float
 
 
 def _positive_int(value: object) -> bool:

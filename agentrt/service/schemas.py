@@ -161,33 +161,18 @@ def _non_finite(value: Any, where: str = "") -> str | None:
 
 
 def approval_out(rt: AgentRuntime, req: ApprovalRequest) -> ApprovalOut:
-    return ApprovalOut(
-        id=req.id,
-        thread_id=req.thread_id,
-        step_id=req.step_id,
-        kind=req.kind,
+    """A request as the API shows it: each field the request's own of that name, but its
+    status as a string and its arguments and comment as a person may see them."""
+    data = {name: getattr(req, name) for name in ApprovalOut.model_fields}
+    data.update(
         status=req.status.value,
-        tool=req.tool,
         args=shown_args(req, rt.tools, redactor=rt.redactor),
-        args_digest=req.args_digest,
         edited_args=None
         if req.edited_args is None
         else shown_args(req, rt.tools, req.edited_args, redactor=rt.redactor),
-        rule_id=req.rule_id,
-        reason=req.reason,
-        required_role=req.required_role,
-        four_eyes=req.four_eyes,
-        requested_by=req.requested_by,
-        tenant=req.tenant,
-        requested_at=req.requested_at,
-        expires_at=req.expires_at,
-        decided_by=req.decided_by,
-        decided_at=req.decided_at,
         comment=shown(req.comment, rt.redactor),
-        waited_seconds=req.waited_seconds,
-        escalated_from=req.escalated_from,
-        escalated_to=req.escalated_to,
     )
+    return ApprovalOut.model_validate(data)
 
 
 def run_out(rt: AgentRuntime, run: Run, *, driving: bool = False) -> RunOut:

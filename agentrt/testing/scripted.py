@@ -13,6 +13,7 @@ import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Any, Self, TypeAlias
 
 from langchain_core.callbacks import (
@@ -32,6 +33,7 @@ from langchain_core.utils.function_calling import convert_to_openai_tool
 from pydantic import PrivateAttr, SkipValidation, field_validator, model_validator
 from typing_extensions import TypeIs
 
+from agentrt import steps as procedure
 from agentrt.testing import wire
 
 __all__ = ["ScriptExhausted", "ScriptedCall", "ScriptedChatModel", "ai", "tool_call"]
@@ -108,6 +110,15 @@ def ai(content: str = "", *calls: ToolCall) -> AIMessage:
         `ai("", tool_call("lookup_order", {"order_id": "42"}))`
     """
     return AIMessage(content=content, tool_calls=list(calls))
+
+
+def _whole(message: AIMessage) -> ChatResult:
+    return ChatResult(generations=[ChatGeneration(message=message)])
+
+
+def _chunks(message: AIMessage) -> Iterator[ChatGenerationChunk]:
+    for chunk in wire.to_chunks(message):
+        yield ChatGenerationChunk(message=chunk)
 
 
 class ScriptedChatModel(BaseChatModel):
@@ -294,63 +305,40 @@ class ScriptedChatModel(BaseChatModel):
             kwargs["tool_choice"] = tool_choice
         return self.bind(tools=[convert_to_openai_tool(t) for t in tools], **kwargs)
 
-    def _generate(
+    def _answer(
         self,
         messages: list[BaseMessage],
         stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
+        run_manager: CallbackManagerForLLMRun | AsyncCallbackManagerForLLMRun | None = None,
         **kwargs: Any,
-    ) -> ChatResult:
-        if self.latency:
-            time.sleep(self.latency)
-        return self._result(messages, kwargs)
+    ) -> procedure.Steps[AIMessage]:
+        """The scripted answer to ``messages``, once the model's latency has passed.
 
-    async def _agenerate(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> ChatResult:
-        # Answering never blocks, so there is no point in a worker thread; only the
-        # latency is waited for, on the loop.
+        The one procedure behind LangChain's four hooks: whole or streamed, sync or async.
+        Async, the latency is awaited on the loop: answering never blocks, so there is no
+        point in a worker thread.
+        """
         if self.latency:
-            await asyncio.sleep(self.latency)
-        return self._result(messages, kwargs)
+            yield procedure.Step(
+                partial(time.sleep, self.latency), partial(asyncio.sleep, self.latency)
+            )
+        return self._respond(messages, kwargs.get("tools"), kwargs.get("max_tokens"))
 
-    def _stream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: CallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> Iterator[ChatGenerationChunk]:
-        if self.latency:
-            time.sleep(self.latency)
-        yield from self._chunks(messages, kwargs)
+    # LangChain's hooks, each driving the one procedure: in the caller's thread, or on the
+    # running loop; the answer whole, or in the chunks a provider streams.
 
-    async def _astream(
-        self,
-        messages: list[BaseMessage],
-        stop: list[str] | None = None,
-        run_manager: AsyncCallbackManagerForLLMRun | None = None,
-        **kwargs: Any,
-    ) -> AsyncIterator[ChatGenerationChunk]:
-        if self.latency:
-            await asyncio.sleep(self.latency)
-        for chunk in self._chunks(messages, kwargs):
+    def _generate(self, *args: Any, **kwargs: Any) -> ChatResult:
+        return _whole(procedure.drive(self._answer(*args, **kwargs)))
+
+    async def _agenerate(self, *args: Any, **kwargs: Any) -> ChatResult:
+        return _whole(await procedure.adrive(self._answer(*args, **kwargs)))
+
+    def _stream(self, *args: Any, **kwargs: Any) -> Iterator[ChatGenerationChunk]:
+        yield from _chunks(procedure.drive(self._answer(*args, **kwargs)))
+
+    async def _astream(self, *args: Any, **kwargs: Any) -> AsyncIterator[ChatGenerationChunk]:
+        for chunk in _chunks(await procedure.adrive(self._answer(*args, **kwargs))):
             yield chunk
-
-    def _result(self, messages: list[BaseMessage], kwargs: dict[str, Any]) -> ChatResult:
-        message = self._respond(messages, kwargs.get("tools"), kwargs.get("max_tokens"))
-        return ChatResult(generations=[ChatGeneration(message=message)])
-
-    def _chunks(
-        self, messages: list[BaseMessage], kwargs: dict[str, Any]
-    ) -> Iterator[ChatGenerationChunk]:
-        message = self._respond(messages, kwargs.get("tools"), kwargs.get("max_tokens"))
-        for chunk in wire.to_chunks(message):
-            yield ChatGenerationChunk(message=chunk)
 
     def get_num_tokens_from_messages(
         self, messages: list[BaseMessage], tools: Sequence[Any] | None = None

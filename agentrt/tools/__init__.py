@@ -1,10 +1,10 @@
 """Tools: the contract (@tool), toolsets and the registry, the tool loop, the exactly-once
 ledger, the sandbox."""
 
-from agentrt.tools.adapters import as_tool
+from agentrt.tools.adapters import as_tool, schema_tool
 from agentrt.tools.contract import Effect, ToolArgsError, ToolContext, ToolError, ToolSpec, tool
 from agentrt.tools.execution import ToolFailure, ToolRunner
-from agentrt.tools.jsonargs import JsonSchemaArgs, schema_tool
+from agentrt.tools.jsonargs import JsonSchemaArgs
 from agentrt.tools.ledger import EffectInDoubt, Ledger, effect_key
 from agentrt.tools.loop import LoopThread, LoopTimeout, default_loop
 from agentrt.tools.registry import ToolChanges, ToolLike, ToolRegistry

@@ -1,52 +1,57 @@
-"""LangChain tools as agentrt tools: BaseTool, StructuredTool and langchain_core's @tool.
+"""Tools described by something other than a Python signature: LangChain tools (BaseTool,
+StructuredTool, langchain_core's @tool) through ``as_tool``, and tools whose arguments a JSON
+Schema describes (an MCP server's, a LangChain tool with a dict schema) through
+``schema_tool``.
 
-The schema the LangChain tool offers a model (its tool_call_schema) becomes the argument
+The schema a LangChain tool offers a model (its tool_call_schema) becomes the argument
 schema, with extra fields forbidden as for every agentrt tool: a pydantic model as it is, a
 JSON-Schema dict through agentrt.tools.jsonargs (LangChain itself does not check those).
-Nothing in a LangChain tool says whether it has a side effect, so it is "write" (through
-the ledger) unless declared.
+Nothing in such a description says whether the tool has a side effect, so it is "write"
+(through the ledger) unless declared. Either way, the options are checked exactly as @tool
+checks them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langchain_core.tools import BaseTool
-from langgraph.types import RetryPolicy
 from pydantic import BaseModel, ConfigDict
+from typing_extensions import Unpack
 
 from agentrt.errors import ConfigError
-from agentrt.tools.contract import Effect, ToolContext, ToolSpec, returns_schema, tool
-from agentrt.tools.jsonargs import schema_tool
+from agentrt.tools.contract import (
+    Effect,
+    SchemaToolOptions,
+    ToolContext,
+    ToolOptions,
+    ToolSpec,
+    refuse_unknown,
+    returns_schema,
+    tool,
+)
+from agentrt.tools.jsonargs import JsonSchemaArgs
 
-__all__ = ["as_tool"]
+__all__ = ["as_tool", "schema_tool"]
 
 
-def as_tool(
-    lc_tool: BaseTool,
-    *,
-    effect: Effect | str = Effect.WRITE,
-    scopes: Iterable[str] = (),
-    idempotent: bool = False,
-    cost_usd: float = 0.0,
-    sensitive: Iterable[str] = (),
-    timeout: float | None = None,
-    retry: RetryPolicy | None = None,
-    reconcile_role: str | None = None,
-) -> ToolSpec:
+def as_tool(lc_tool: BaseTool, **options: Unpack[ToolOptions]) -> ToolSpec:
     """Wrap a LangChain tool, declaring what LangChain cannot say: effect, scopes, ...
+    (ToolOptions; the effect is "write" unless said).
 
     The call gets the idempotency key, thread and step in its RunnableConfig metadata
     (``agentrt_idempotency_key``, ...), so an idempotent LangChain tool can pass it on.
     """
+    refuse_unknown(options, ToolOptions.__optional_keys__, "as_tool")
     if not isinstance(lc_tool, BaseTool):
         raise ConfigError(f"{lc_tool!r} is not a LangChain BaseTool; as_tool() takes one")
     schema = lc_tool.tool_call_schema
     func = getattr(lc_tool, "func", None)
     is_async = func is None and getattr(lc_tool, "coroutine", None) is not None
+    description = lc_tool.description or lc_tool.name
 
     def config(ctx: ToolContext) -> RunnableConfig:
         return {
@@ -77,16 +82,9 @@ def as_tool(
         spec = schema_tool(
             acall_dict if is_async else call_dict,
             name=lc_tool.name,
-            description=lc_tool.description or lc_tool.name,
+            description=description,
             schema=_without_description(schema, lc_tool.description),
-            effect=effect,
-            scopes=scopes,
-            idempotent=idempotent,
-            cost_usd=cost_usd,
-            sensitive=sensitive,
-            timeout=timeout,
-            retry=retry,
-            reconcile_role=reconcile_role,
+            **options,
         )
         return replace(spec, output=output)
     if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
@@ -99,26 +97,53 @@ def as_tool(
         (schema,),
         {"model_config": ConfigDict(extra="forbid"), "__module__": __name__},
     )
-    # @tool checks the declared options exactly as for a function tool.
-    template = tool(
-        name=lc_tool.name,
-        description=lc_tool.description or lc_tool.name,
-        effect=effect,
-        scopes=list(scopes),
-        idempotent=idempotent,
-        cost_usd=cost_usd,
-        sensitive=list(sensitive),
-        timeout=timeout,
-        retry=retry,
-        reconcile_role=reconcile_role,
-    )(_no_args)
     return replace(
-        template,
+        _declared(lc_tool.name, description, options),
         fn=acall if is_async else call,
         args_model=args_model,
         ctx_param="_ctx",
         output=output,
     )
+
+
+def schema_tool(
+    fn: Callable[..., Any],
+    *,
+    name: str,
+    description: str,
+    schema: Mapping[str, Any],
+    **options: Unpack[SchemaToolOptions],
+) -> ToolSpec:
+    """A tool whose arguments a JSON Schema describes, done by ``fn(args, ctx)``.
+
+    ``fn`` (sync, or async: then it runs on the tool loop) gets the validated arguments as
+    one dict (JSON-Schema property names need not be Python identifiers) and the call's
+    ToolContext. Its options (SchemaToolOptions) are checked exactly as @tool checks them;
+    the effect is "write" (through the ledger) unless said, since nothing in a schema says
+    otherwise.
+    """
+    refuse_unknown(options, SchemaToolOptions.__optional_keys__, "schema_tool")
+    declared = _declared(name, description, options)
+    return replace(
+        declared,
+        fn=fn,
+        args_model=None,
+        args_schema=JsonSchemaArgs(schema, tool=name),
+        ctx_param="ctx",
+        output=declared.output if options.get("output") is not None else None,
+    )
+
+
+def _declared(name: str, description: str, options: ToolOptions) -> ToolSpec:
+    """A spec carrying ``options`` (ToolOptions, or schema_tool's) as @tool checks them, for
+    a tool whose work and argument schema come from elsewhere: the caller puts those in.
+    Its effect is "write" unless said."""
+    unless_said: ToolOptions = {"effect": Effect.WRITE}
+    return tool(name=name, description=description, **(unless_said | options))(_no_work)
+
+
+def _no_work() -> Any:
+    """Stands in for the tool's work while its options are checked; never called."""
 
 
 def _without_description(schema: dict[str, Any], description: str | None) -> dict[str, Any]:
@@ -127,7 +152,3 @@ def _without_description(schema: dict[str, Any], description: str | None) -> dic
     if description and schema.get("description") == description:
         return {k: v for k, v in schema.items() if k != "description"}
     return schema
-
-
-def _no_args() -> Any:
-    """Placeholder the options are validated against; never called."""

@@ -12,17 +12,19 @@ from __future__ import annotations
 import copy
 import inspect
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any, Literal, get_type_hints, overload
+from typing import TYPE_CHECKING, Any, TypedDict, get_type_hints, overload
 
 from langgraph.types import RetryPolicy
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create_model
 from pydantic.fields import FieldInfo
+from typing_extensions import Unpack
 
 from agentrt.errors import ConfigError
 from agentrt.principal import Principal
+from agentrt.tools.errors import ToolArgsError, ToolError
 from agentrt.tools.schemas import (
     docstring_parts,
     non_finite,
@@ -36,9 +38,12 @@ if TYPE_CHECKING:
 
 __all__ = [
     "Effect",
+    "FunctionToolOptions",
+    "SchemaToolOptions",
     "ToolArgsError",
     "ToolContext",
     "ToolError",
+    "ToolOptions",
     "ToolSpec",
     "non_finite",
     "returns_schema",
@@ -72,45 +77,6 @@ class ToolContext:
     """Who the run acts for."""
     deadline: float | None = None
     """Epoch seconds after which the run's budget stops further work, if it has one."""
-
-
-class ToolError(Exception):
-    """Raised by a tool to report a failure the planner should see, with its kind.
-
-    kind="transient" says the call did not act and may be tried again (it is retried per
-    the tool's RetryPolicy); "permanent" says trying again will not help.
-    """
-
-    def __init__(self, message: str, *, kind: Literal["transient", "permanent"] = "permanent"):
-        if kind not in ("transient", "permanent"):
-            raise ValueError(f"ToolError kind must be 'transient' or 'permanent', got {kind!r}")
-        self.kind: Literal["transient", "permanent"] = kind
-        super().__init__(message)
-
-
-class ToolArgsError(Exception):
-    """Arguments that fail the tool's schema. Becomes an invalid_args observation."""
-
-    def __init__(self, tool: str, errors: list[dict[str, Any]]) -> None:
-        self.tool = tool
-        self.errors = errors
-        parts = []
-        for err in errors[:5]:
-            loc = _clip(".".join(str(p) for p in err.get("loc", ())) or "(arguments)", 60)
-            value = err.get("input")
-            shown = _clip(repr(value), 60)
-            parts.append(f"{loc}: {err.get('msg')} (got {shown})")
-        more = f" and {len(errors) - 5} more" if len(errors) > 5 else ""
-        super().__init__(
-            f"arguments for tool {tool!r} do not match its schema: "
-            + "; ".join(parts)
-            + more
-            + ". Call it again with arguments that match the schema."
-        )
-
-
-def _clip(text: str, width: int) -> str:
-    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -335,56 +301,93 @@ def _args_model(
     return model
 
 
+class ToolOptions(TypedDict, total=False):
+    """What a tool declares about its effect and its calls, whatever describes its
+    arguments: as_tool's options, and part of schema_tool's and @tool's. Wherever they are
+    given, they are checked as @tool checks them."""
+
+    effect: Effect | str
+    """read, write or irreversible. @tool's default is read; a LangChain or JSON-Schema
+    tool's is write, since nothing in a schema says it has no side effect."""
+    scopes: Iterable[str]
+    """Scopes a principal must hold, all of them, for the tool to be offered or run."""
+    idempotent: bool
+    """True if the tool passes ctx.idempotency_key on, so calling it twice is safe."""
+    cost_usd: float
+    """Declared price of one call, counted against Budget.max_cost_usd."""
+    sensitive: Iterable[str]
+    """Argument and result field names to mask wherever they are shown."""
+    timeout: float | None
+    """Seconds one attempt may take; None: no limit (the run's deadline still bounds it)."""
+    retry: RetryPolicy | None
+    """How transient failures are retried (LangGraph's RetryPolicy); None: 3 attempts."""
+    reconcile_role: str | None
+    """Role a person must hold to settle a call of it that is in doubt; None: anyone of
+    the run's tenant."""
+
+
+class SchemaToolOptions(ToolOptions, total=False):
+    """schema_tool's options: ToolOptions, and how the arguments and the result are checked."""
+
+    allow_non_finite: bool
+    """True if the tool takes NaN and infinities as numbers; otherwise any argument that is
+    one, at any depth, is invalid."""
+    output: Any
+    """The result's schema, a type or pydantic model; None: unchecked (for @tool, the
+    return annotation's)."""
+
+
+class FunctionToolOptions(SchemaToolOptions, total=False):
+    """@tool's options: schema_tool's, a name and a description (by default the function's
+    own), and the hooks schema_tool does not take (verify, prepare)."""
+
+    name: str | None
+    """Name the model calls it by; None: the function's name."""
+    description: str | None
+    """What the model is told it is for; None: the docstring's summary."""
+    verify: Callable[[dict[str, Any], Any], bool | str | None] | None
+    """Postcondition on (args, result): False or a message string fails the step."""
+    prepare: Callable[..., Any] | None
+    """For an irreversible tool: returns a preview of the effect without causing it."""
+
+
+def refuse_unknown(options: Mapping[str, Any], takes: Collection[str], caller: str) -> None:
+    """Refuse an option that ``caller`` does not take, as Python refuses an unknown keyword
+    argument: options come in as ``**options``, which takes any name at run time."""
+    for key in options:
+        if key not in takes:
+            raise TypeError(f"{caller}() got an unexpected keyword argument {key!r}")
+
+
 @overload
 def tool(fn: Callable[..., Any], /) -> ToolSpec: ...
 @overload
+def tool(**options: Unpack[FunctionToolOptions]) -> Callable[[Callable[..., Any]], ToolSpec]: ...
 def tool(
-    *,
-    name: str | None = None,
-    description: str | None = None,
-    effect: Effect | str = Effect.READ,
-    scopes: Iterable[str] = (),
-    idempotent: bool = False,
-    cost_usd: float = 0.0,
-    sensitive: Iterable[str] = (),
-    verify: Callable[[dict[str, Any], Any], bool | str | None] | None = None,
-    prepare: Callable[..., Any] | None = None,
-    output: Any = None,
-    timeout: float | None = None,
-    retry: RetryPolicy | None = None,
-    reconcile_role: str | None = None,
-    allow_non_finite: bool = False,
-) -> Callable[[Callable[..., Any]], ToolSpec]: ...
-def tool(
-    fn: Callable[..., Any] | None = None,
-    /,
-    *,
-    name: str | None = None,
-    description: str | None = None,
-    effect: Effect | str = Effect.READ,
-    scopes: Iterable[str] = (),
-    idempotent: bool = False,
-    cost_usd: float = 0.0,
-    sensitive: Iterable[str] = (),
-    verify: Callable[[dict[str, Any], Any], bool | str | None] | None = None,
-    prepare: Callable[..., Any] | None = None,
-    output: Any = None,
-    timeout: float | None = None,
-    retry: RetryPolicy | None = None,
-    reconcile_role: str | None = None,
-    allow_non_finite: bool = False,
+    fn: Callable[..., Any] | None = None, /, **options: Unpack[FunctionToolOptions]
 ) -> ToolSpec | Callable[[Callable[..., Any]], ToolSpec]:
     """Declare a function as a tool: ``@tool`` or ``@tool(effect="write", scopes=[...])``.
 
-    The result schema comes from ``output`` (a type or pydantic model) or else from the
-    return annotation; ``timeout`` bounds one attempt in seconds; ``retry`` (LangGraph's
-    RetryPolicy) says how transient failures are retried, by default 3 attempts;
-    ``reconcile_role`` is the role needed to settle a call of it that is in doubt.
-    Arguments that are NaN or infinite are invalid unless ``allow_non_finite=True``.
+    The options are FunctionToolOptions'. The result schema comes from ``output`` (a type
+    or pydantic model) or else from the return annotation; ``timeout`` bounds one attempt
+    in seconds; ``retry`` (LangGraph's RetryPolicy) says how transient failures are
+    retried, by default 3 attempts; ``reconcile_role`` is the role needed to settle a call
+    of it that is in doubt. Arguments that are NaN or infinite are invalid unless
+    ``allow_non_finite=True``.
     """
+    refuse_unknown(options, FunctionToolOptions.__optional_keys__, "tool")
 
     def decorate(f: Callable[..., Any]) -> ToolSpec:
-        tool_name = name or f.__name__
+        tool_name = options.get("name") or f.__name__
+        effect = options.get("effect", Effect.READ)
+        scopes = options.get("scopes", ())
+        sensitive = options.get("sensitive", ())
+        cost_usd = options.get("cost_usd", 0.0)
+        prepare = options.get("prepare")
+        timeout = options.get("timeout")
+        retry = options.get("retry")
+        output = options.get("output")
+        allow_non_finite = options.get("allow_non_finite", False)
         try:
             eff = Effect(effect)
         except ValueError:
@@ -423,15 +426,15 @@ def tool(
         summary, arg_docs = docstring_parts(f.__doc__)
         return ToolSpec(
             name=tool_name,
-            description=description or summary or tool_name,
+            description=options.get("description") or summary or tool_name,
             fn=f,
             args_model=_args_model(f, tool_name, arg_docs, allow_non_finite=allow_non_finite),
             effect=eff,
             scopes=tuple(scopes),
-            idempotent=idempotent,
+            idempotent=options.get("idempotent", False),
             cost_usd=float(cost_usd),
             sensitive=tuple(sensitive),
-            verify=verify,
+            verify=options.get("verify"),
             prepare=prepare,
             ctx_param=_ctx_param(f),
             output=result_adapter(tool_name, output)
@@ -440,7 +443,7 @@ def tool(
             preview_output=returns_schema(prepare, tool_name) if prepare is not None else None,
             timeout=float(timeout) if timeout is not None else None,
             retry=retry or RetryPolicy(),
-            reconcile_role=reconcile_role,
+            reconcile_role=options.get("reconcile_role"),
             allow_non_finite=allow_non_finite,
         )
 

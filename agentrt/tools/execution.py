@@ -6,7 +6,9 @@ the clock are injected, so tests drive backoff and deadlines without waiting.
 
 Async tools run on the tool loop (agentrt.tools.loop), whether the caller is sync
 (``call``) or async (``acall``): one loop for every call, so a session a toolset opened on
-it stays usable. The retry loop is written once (``attempts``) and driven either way.
+it stays usable. The retry loop and one attempt are each written once, as steps
+(agentrt.steps), and driven either way; ``attempts`` is the retry loop for a procedure
+that drives it inside its own.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from langgraph.types import RetryPolicy
 
 from agentrt.limits import SizeLimits, json_size
 from agentrt.state import unstorable
-from agentrt.steps import Step, Steps, adrive, drive
+from agentrt.steps import Step, Steps, asynchronous, blocking, synchronous
 from agentrt.tools.contract import ToolContext, ToolError, ToolSpec
 from agentrt.tools.loop import LoopThread, LoopTimeout, default_loop
 
@@ -111,34 +113,7 @@ class ToolRunner:
         """The loop async tools run on."""
         return self.loop if self.loop is not None else default_loop()
 
-    def call(
-        self,
-        spec: ToolSpec,
-        args: Mapping[str, Any],
-        ctx: ToolContext,
-        *,
-        fn: Callable[..., Any] | None = None,
-    ) -> Called:
-        """Call ``spec`` (or its hook ``fn``) until it succeeds or the contract says stop.
-
-        Transient failures are retried with backoff and jitter; a timeout of a tool that is
-        not idempotent is never retried here (the caller decides whether it is in doubt).
-        """
-        return drive(self.attempts(spec, args, ctx, fn=fn))
-
-    async def acall(
-        self,
-        spec: ToolSpec,
-        args: Mapping[str, Any],
-        ctx: ToolContext,
-        *,
-        fn: Callable[..., Any] | None = None,
-    ) -> Called:
-        """``call`` for async callers: never blocks the caller's loop (sync tools go to a
-        worker thread, async ones to the tool loop)."""
-        return await adrive(self.attempts(spec, args, ctx, fn=fn))
-
-    def attempts(
+    def _call(
         self,
         spec: ToolSpec,
         args: Mapping[str, Any],
@@ -146,16 +121,18 @@ class ToolRunner:
         *,
         fn: Callable[..., Any] | None = None,
     ) -> Steps[Called]:
-        """The retry loop of ``call`` as steps, for ``drive``/``adrive`` or a ledger's
-        own procedure (``yield from``)."""
+        """Call ``spec`` (or its hook ``fn``) until it succeeds or the contract says stop.
+
+        Transient failures are retried with backoff and jitter; a timeout of a tool that is
+        not idempotent is never retried here (the caller decides whether it is in doubt).
+        Async callers never block their loop: sync tools go to a worker thread, async ones
+        to the tool loop.
+        """
         policy = spec.retry
         failures = 0
         while True:
             try:
-                result = yield Step(
-                    partial(self.call_once, spec, args, ctx, fn=fn),
-                    partial(self.acall_once, spec, args, ctx, fn=fn),
-                )
+                result = yield from self._call_once(spec, args, ctx, fn=fn)
                 out = spec.to_json(result) if fn is None else result
             except Exception as exc:
                 kind = classify(spec, exc)
@@ -176,6 +153,11 @@ class ToolRunner:
                     retries=failures - 1,
                 )
             yield Step(partial(self.sleep, wait), partial(self._asleep, wait))
+
+    call = synchronous(_call)
+    acall = asynchronous(_call)
+    attempts = _call
+    """The retry loop as steps, for a ledger's or a node's own procedure (``yield from``)."""
 
     async def _asleep(self, seconds: float) -> None:
         if self.asleep is not None:
@@ -207,43 +189,33 @@ class ToolRunner:
             timeout = left if timeout is None else min(timeout, left)
         return timeout
 
-    def call_once(
+    def _call_once(
         self,
         spec: ToolSpec,
         args: Mapping[str, Any],
         ctx: ToolContext,
         *,
         fn: Callable[..., Any] | None = None,
-    ) -> Any:
+    ) -> Steps[Any]:
         """One attempt, bounded by the tool's timeout (and the run's deadline)."""
         timeout = self._bound(spec, ctx)
         target = fn or spec.fn
         kwargs = spec.bind(args, ctx, fn)
         if not inspect.iscoroutinefunction(target):
-            return _call_sync(target, kwargs, timeout, spec.name)
+            return (yield blocking(_call_sync, target, kwargs, timeout, spec.name))
+        loop = self.tool_loop()
         try:
-            return self.tool_loop().run(target(**kwargs), timeout)
+            return (
+                yield Step(
+                    lambda: loop.run(target(**kwargs), timeout),
+                    lambda: loop.arun(target(**kwargs), timeout),
+                )
+            )
         except LoopTimeout as exc:
             raise _timed_out(spec.name, exc.timeout) from None
 
-    async def acall_once(
-        self,
-        spec: ToolSpec,
-        args: Mapping[str, Any],
-        ctx: ToolContext,
-        *,
-        fn: Callable[..., Any] | None = None,
-    ) -> Any:
-        """``call_once`` for async callers."""
-        timeout = self._bound(spec, ctx)
-        target = fn or spec.fn
-        kwargs = spec.bind(args, ctx, fn)
-        if not inspect.iscoroutinefunction(target):
-            return await asyncio.to_thread(_call_sync, target, kwargs, timeout, spec.name)
-        try:
-            return await self.tool_loop().arun(target(**kwargs), timeout)
-        except LoopTimeout as exc:
-            raise _timed_out(spec.name, exc.timeout) from None
+    call_once = synchronous(_call_once)
+    acall_once = asynchronous(_call_once)
 
 
 def _timed_out(name: str, timeout: float) -> TimeoutError:

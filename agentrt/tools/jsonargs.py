@@ -1,5 +1,6 @@
-"""Tools whose arguments come as a JSON Schema: LangChain tools with a dict args_schema,
-MCP tools, anything described over the wire rather than by a Python signature.
+"""Arguments that come as a JSON Schema: those of LangChain tools with a dict args_schema,
+MCP tools, anything described over the wire rather than by a Python signature (such a tool
+is made with agentrt.tools.adapters.schema_tool).
 
 The schema is what the model is offered and what arguments are checked against (with the
 ``jsonschema`` library), with the pydantic path's rules: an object of named arguments,
@@ -12,20 +13,18 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from dataclasses import replace
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
-from langgraph.types import RetryPolicy
-
 from agentrt.errors import ConfigError
-from agentrt.tools.contract import Effect, ToolArgsError, ToolSpec, non_finite, tool
+from agentrt.tools.errors import ToolArgsError
+from agentrt.tools.schemas import non_finite
 
 if TYPE_CHECKING:
     from jsonschema.exceptions import ValidationError
     from jsonschema.protocols import Validator
 
-__all__ = ["JsonSchemaArgs", "schema_tool"]
+__all__ = ["JsonSchemaArgs"]
 
 # Keywords that put properties in subschemas, where a top-level additionalProperties
 # cannot see them: such a schema is closed with unevaluatedProperties instead.
@@ -174,55 +173,3 @@ def _extra(instance: Mapping[str, Any], schema: Any) -> list[str]:
     return [
         key for key in instance if key not in named and not any(re.search(p, key) for p in patterns)
     ]
-
-
-def schema_tool(
-    fn: Callable[..., Any],
-    *,
-    name: str,
-    description: str,
-    schema: Mapping[str, Any],
-    effect: Effect | str = Effect.WRITE,
-    scopes: Iterable[str] = (),
-    idempotent: bool = False,
-    cost_usd: float = 0.0,
-    sensitive: Iterable[str] = (),
-    timeout: float | None = None,
-    retry: RetryPolicy | None = None,
-    reconcile_role: str | None = None,
-    allow_non_finite: bool = False,
-    output: Any = None,
-) -> ToolSpec:
-    """A tool whose arguments a JSON Schema describes, done by ``fn(args, ctx)``.
-
-    ``fn`` (sync, or async: then it runs on the tool loop) gets the validated arguments as
-    one dict (JSON-Schema property names need not be Python identifiers) and the call's
-    ToolContext. Its options are checked exactly as @tool checks them; the effect is
-    "write" (through the ledger) unless said, since nothing in a schema says otherwise.
-    """
-    template = tool(
-        name=name,
-        description=description,
-        effect=effect,
-        scopes=list(scopes),
-        idempotent=idempotent,
-        cost_usd=cost_usd,
-        sensitive=list(sensitive),
-        timeout=timeout,
-        retry=retry,
-        reconcile_role=reconcile_role,
-        allow_non_finite=allow_non_finite,
-        output=output,
-    )(_no_args)
-    return replace(
-        template,
-        fn=fn,
-        args_model=None,
-        args_schema=JsonSchemaArgs(schema, tool=name),
-        ctx_param="ctx",
-        output=template.output if output is not None else None,
-    )
-
-
-def _no_args() -> Any:
-    """Placeholder the options are validated against; never called."""

@@ -4,9 +4,9 @@ key = sha256(thread_id, step_id, tool name, canonical args). Reserve (started), 
 (done or failed), each in its own committed transaction, so a process killed at any point
 leaves a record that tells the next attempt what it may do.
 
-The procedure is written once (``Ledger.steps``) and driven two ways: ``execute`` in the
-calling thread, ``aexecute`` on the caller's event loop with every store call in a worker
-thread (SQLite may wait on its lock) and the tool call awaited.
+The procedure is written once, as steps (``Ledger.steps``), and driven two ways:
+``execute`` in the calling thread, ``aexecute`` on the caller's event loop with every store
+call in a worker thread (SQLite may wait on its lock) and the tool call awaited.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agentrt.digests import args_digest, effect_key
-from agentrt.steps import Steps, adrive, blocking, drive
+from agentrt.steps import Steps, asynchronous, blocking, synchronous
 from agentrt.store.protocols import EffectRecord, EffectStore
 from agentrt.tools.contract import ToolContext, ToolSpec
 from agentrt.tools.execution import FailureKind, ToolFailure, ToolRunner
@@ -83,37 +83,23 @@ class Ledger:
     def __init__(self, store: EffectStore) -> None:
         self.store = store
 
-    def execute(
+    def _execute(
         self,
         spec: ToolSpec,
         args: Mapping[str, Any],
         ctx: ToolContext,
         runner: ToolRunner | None = None,
-    ) -> LedgerResult:
+    ) -> Steps[LedgerResult]:
         """Call the tool once for this step, or return what an earlier attempt recorded.
 
         done: the recorded result, nothing called. failed: the recorded failure again, so
         a re-run sees what the first run saw. started: an idempotent tool is called again
         with the same key; any other raises EffectInDoubt. A timeout of a non-idempotent
-        call leaves the key started and raises EffectInDoubt too.
+        call leaves the key started and raises EffectInDoubt too. Async callers get the
+        store's calls in a worker thread and the tool awaited (async tools on the runner's
+        tool loop).
         """
-        return drive(self.steps(spec, args, ctx, runner or ToolRunner()))
-
-    async def aexecute(
-        self,
-        spec: ToolSpec,
-        args: Mapping[str, Any],
-        ctx: ToolContext,
-        runner: ToolRunner | None = None,
-    ) -> LedgerResult:
-        """``execute`` for async callers: the same procedure, with the store's calls in a
-        worker thread and the tool awaited (async tools on the runner's tool loop)."""
-        return await adrive(self.steps(spec, args, ctx, runner or ToolRunner()))
-
-    def steps(
-        self, spec: ToolSpec, args: Mapping[str, Any], ctx: ToolContext, runner: ToolRunner
-    ) -> Steps[LedgerResult]:
-        """The ledger's procedure, as steps for ``drive`` or ``adrive``."""
+        runner = runner or ToolRunner()
         key = ctx.idempotency_key
         record = yield blocking(self.store.get_effect, key)
         recorded = outcome_of(spec, key, record)
@@ -145,6 +131,11 @@ class Ledger:
             raise failure from None
         yield blocking(self.store.finish_effect, key, result=called.result, retries=called.retries)
         return LedgerResult(called.result, replayed=False, retries=called.retries)
+
+    execute = synchronous(_execute)
+    aexecute = asynchronous(_execute)
+    steps = _execute
+    """The ledger's procedure as steps, for a node's own procedure (``yield from``)."""
 
 
 def outcome_of(spec: ToolSpec, key: str, record: EffectRecord | None) -> LedgerResult | None:

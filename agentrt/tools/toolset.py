@@ -20,11 +20,11 @@ from typing import Any, Protocol, runtime_checkable
 
 from langchain_core.tools import BaseTool
 from langgraph.types import RetryPolicy
+from typing_extensions import Unpack
 
 from agentrt.errors import ConfigError
-from agentrt.tools.adapters import as_tool
-from agentrt.tools.contract import Effect, ToolContext, ToolSpec
-from agentrt.tools.jsonargs import schema_tool
+from agentrt.tools.adapters import as_tool, schema_tool
+from agentrt.tools.contract import Effect, SchemaToolOptions, ToolContext, ToolOptions, ToolSpec
 
 __all__ = [
     "FunctionToolset",
@@ -162,7 +162,7 @@ class LangChainToolset(LocalToolset):
         retry: RetryPolicy | None = None,
     ) -> None:
         super().__init__(name)
-        self._options: dict[str, Any] = {
+        self._options: ToolOptions = {
             "effect": effect,
             "scopes": tuple(scopes),
             "idempotent": idempotent,
@@ -191,7 +191,7 @@ def toolset_tool(
     name: str,
     description: str,
     schema: Mapping[str, Any],
-    **options: Any,
+    **options: Unpack[SchemaToolOptions],
 ) -> ToolSpec:
     """A tool of a remote toolset (an MCP server's): its arguments a JSON Schema, its work
     ``toolset.call(spec, args, ctx)`` on the tool loop. ``options`` are schema_tool's

@@ -133,16 +133,23 @@ class RunTracing:
         parent: Span | None = None,
         links: list[Link] | None = None,
         root: bool = False,
+        trace_id: int | None = None,
         sensitive: Collection[str] = (),
         known: Collection[Any] = (),
     ) -> Iterator[Span]:
+        """A span under ``parent`` (or the current span); ``root``: under none, in trace
+        ``trace_id`` if given (a run's own trace), else a new trace."""
         if root:
             context: Context | None = Context()
         elif parent is not None:
             context = trace.set_span_in_context(parent)
         else:
             context = None  # the current one: the step this node runs in
-        span = self.tracer.start_span(name, context=context, links=links, start_time=self._ns())
+        token = _RUN_TRACE.set(trace_id)  # what _RunTraceIds gives this span, and no other
+        try:
+            span = self.tracer.start_span(name, context=context, links=links, start_time=self._ns())
+        finally:
+            _RUN_TRACE.reset(token)
         self.set(span, attrs)
         try:
             with trace.use_span(
@@ -202,30 +209,23 @@ class RunTracing:
             # Called inside the app's own span (a request, a job): the run keeps its own
             # trace, which outlives that span, and links back to it.
             links.append(Link(caller, {A.SEGMENT: "caller"}))
-        token: contextvars.Token[int | None] | None = _RUN_TRACE.set(int(trace_id, 16))
-        try:
-            with self._span(
-                A.AGENT_RUN,
-                {
-                    A.RUN_ID: thread_id,
-                    A.SEGMENT: segment,
-                    A.GEN_AI_CONVERSATION: thread_id,
-                    A.OPENINFERENCE_KIND: "AGENT",
-                },
-                links=links,
-                root=True,
-            ) as span:
-                assert token is not None
-                _RUN_TRACE.reset(token)
-                token = None
-                self._runs[thread_id] = span
-                try:
-                    yield span
-                finally:
-                    self._runs.pop(thread_id, None)
-        finally:
-            if token is not None:
-                _RUN_TRACE.reset(token)
+        with self._span(
+            A.AGENT_RUN,
+            {
+                A.RUN_ID: thread_id,
+                A.SEGMENT: segment,
+                A.GEN_AI_CONVERSATION: thread_id,
+                A.OPENINFERENCE_KIND: "AGENT",
+            },
+            links=links,
+            root=True,
+            trace_id=int(trace_id, 16),
+        ) as span:
+            self._runs[thread_id] = span
+            try:
+                yield span
+            finally:
+                self._runs.pop(thread_id, None)
 
     @contextmanager
     def step(self, kind: str, thread_id: str, step_id: str | None = None) -> Iterator[Span]:

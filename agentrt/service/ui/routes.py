@@ -14,9 +14,11 @@ that, a Referer) naming this server's own host, or it is refused with 403.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
@@ -46,6 +48,8 @@ _STATIC = {"ui.css": "text/css", "ui.js": "text/javascript"}
 PAGE_SIZE = 50
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
+
+_T = TypeVar("_T")
 
 
 class SignInNeeded(Exception):
@@ -212,12 +216,12 @@ async def _queue(
     refusal: Refusal | None = None,
 ) -> Response:
     rt = service.runtime
-    try:
-        page = await asyncio.to_thread(
+    page = await _listed(
+        partial(
             rt.approvals, "pending", tenant=key.principal.tenant, limit=PAGE_SIZE, cursor=cursor
-        )
-    except (ConfigError, ValueError):
-        raise PageError(400, f"{cursor!r} is not a page of this queue; start at /ui") from None
+        ),
+        f"{cursor!r} is not a page of this queue; start at /ui",
+    )
     return views.page(
         request,
         "queue.html",
@@ -237,12 +241,10 @@ async def _queue(
 async def runs(
     request: Request, key: Caller, service: ServiceDep, status: str | None = None
 ) -> Response:
-    try:
-        found = await asyncio.to_thread(
-            service.runtime.runs, status or None, tenant=key.principal.tenant, limit=200
-        )
-    except (ConfigError, ValueError):
-        raise PageError(400, f"{status!r} is not a run status; use one of {_STATUSES}") from None
+    found = await _listed(
+        partial(service.runtime.runs, status or None, tenant=key.principal.tenant, limit=200),
+        f"{status!r} is not a run status; use one of {_STATUSES}",
+    )
     return views.page(
         request,
         "runs.html",
@@ -256,6 +258,16 @@ async def runs(
 
 
 _STATUSES = [s.value for s in RunStatus]
+
+
+async def _listed(fetch: Callable[[], _T], refused: str) -> _T:
+    """A page of a list (the queue, the runs), fetched off the event loop; a filter the
+    runtime refuses (a cursor of no page, an unknown status) is a 400 page saying
+    ``refused``."""
+    try:
+        return await asyncio.to_thread(fetch)
+    except (ConfigError, ValueError):
+        raise PageError(400, refused) from None
 
 
 @router.get("/runs/{thread_id}", response_class=HTMLResponse)
