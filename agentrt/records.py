@@ -18,6 +18,7 @@ __all__ = [
     "ApiKey",
     "ApprovalQuery",
     "Decided",
+    "EffectOutcome",
     "EffectRecord",
     "LeaseRecord",
     "ModelCall",
@@ -32,11 +33,17 @@ class NewRun:
     """A run's row as it is first written (status pending)."""
 
     thread_id: str
+    """The run's id: the thread of the run graph."""
     goal: str
+    """What the run is asked to do."""
     principal: dict[str, Any]
+    """Who it acts for, as Principal.to_dict() writes it."""
     budget: dict[str, Any]
+    """The limits in force, layered."""
     usage: Usage
+    """What it has spent: nothing yet."""
     trace_id: str | None = None
+    """Its OpenTelemetry trace, shared by every segment."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -73,19 +80,33 @@ class RunRecord:
     """One row of the runs table."""
 
     thread_id: str
+    """The run's id."""
     status: RunStatus
+    """Where it is in its life (state.TRANSITIONS)."""
     goal: str
+    """What it was asked to do."""
     principal: dict[str, Any]
+    """Who it acts for, as Principal.to_dict() writes it."""
     tenant: str | None
+    """The principal's tenant, kept apart for the queue's filters."""
     budget: dict[str, Any]
+    """The limits in force (people may have raised one)."""
     usage: Usage
+    """What it has spent, as its last step recorded."""
     output: str | None
+    """The final answer, once succeeded."""
     error: str | None
+    """Why it failed, stopped or waits to retry."""
     trace_id: str | None
+    """Its OpenTelemetry trace."""
     created_at: float
+    """Epoch seconds."""
     updated_at: float
+    """Epoch seconds of the last status change."""
     lease_owner: str | None
+    """Who drives it now (host:pid:token), if anyone."""
     budget_report: dict[str, Any] | None = None
+    """If a limit stopped it: which, the usage, the action it stopped before."""
     waited_seconds: float = 0.0
     """Time spent in awaiting_approval, summed over every gate."""
     cancel_requested: str | None = None
@@ -106,8 +127,11 @@ class LeaseRecord:
     owner: str
     """The owner's label: host, pid and token."""
     host: str
+    """The host the owner runs on."""
     pid: int
+    """Its process id there: a dead owner on this host is taken over at once."""
     expires_at: float
+    """Epoch seconds; a lease not renewed by then is free."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -115,19 +139,43 @@ class EffectRecord:
     """One row of the effects ledger."""
 
     key: str
+    """The idempotency key: sha256 of thread, step, tool and arguments."""
     thread_id: str
+    """The run the call belongs to."""
     step_id: str
+    """The plan step it acts for."""
     tool: str
+    """The tool called."""
     status: str
     """started, done, failed, or retry (a person said the in-doubt attempt did not act)."""
     result: Any
+    """What a done call returned."""
     error: str | None
+    """Why a failed call failed, or why a started one is in doubt."""
     error_kind: str | None = None
     """The error contract kind of a failure: transient, permanent or timeout."""
     attempts: int = 1
     """How many times the key was reserved (each resume or retry decision adds one)."""
     retries: int = 0
     """Transient retries within the last attempt."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EffectOutcome:
+    """How a started call ended: its result, or its error (then the call failed)."""
+
+    result: Any = None
+    """What the call returned, if it did."""
+    error: str | None = None
+    """Why it failed; set: the call failed."""
+    error_kind: str | None = None
+    """The error contract kind of a failure: transient, permanent or timeout."""
+    retries: int = 0
+    """Transient retries within the attempt."""
+
+    @property
+    def failed(self) -> bool:
+        return self.error is not None
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,24 +19,26 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from langchain_core.messages import AIMessage, BaseMessage, messages_from_dict
 from langgraph.types import RetryPolicy
 
-from agentrt.budget import Budget
+from agentrt.budget import Budget, ModelPrice
 from agentrt.digests import effect_key, request_digest
 from agentrt.errors import ConfigError
 from agentrt.events import describe
 from agentrt.models import output_cap
+from agentrt.nodes.deps import RunDeps
+from agentrt.policies import Policy
 from agentrt.principal import Principal
+from agentrt.records import ModelCall
 from agentrt.state import Event
-from agentrt.store import ModelCall
+from agentrt.store.protocols import Store
 from agentrt.tools.contract import ToolContext, ToolError, ToolSpec
+from agentrt.tools.registry import ToolRegistry
+from agentrt.tracing.redact import Redactor
 from agentrt.tracing.shown import shown_events
-
-if TYPE_CHECKING:
-    from agentrt.runtime import AgentRuntime
 
 __all__ = ["ReplayReport", "replay_run"]
 
@@ -45,6 +47,29 @@ _VERBS = {
     "deny": "denies",
     "require_approval": "requires approval for",
 }
+
+
+class AgentRuntime(Protocol):
+    """What replay reads of the runtime whose run it re-runs (agentrt.AgentRuntime)."""
+
+    db: str
+    store: Store
+    tools: ToolRegistry
+    model_name: str | None
+    model_price: ModelPrice | None
+    deps: RunDeps
+    clock: Callable[[], float]
+    redactor: Redactor
+
+    @property
+    def policy(self) -> Policy: ...
+
+    @property
+    def budget(self) -> Budget: ...
+
+    def get(self, thread_id: str) -> Any: ...
+
+    def events(self, thread_id: str) -> list[Event]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -173,8 +198,10 @@ def _decision(request: Any, recorded: dict[str, Any]) -> Any:
     return Decision.reject(request.id, by=by, reason=recorded.get("comment") or status)
 
 
-def replay_run(rt: AgentRuntime, thread_id: str) -> ReplayReport:
-    """Re-run ``thread_id`` from its recordings in a scratch database and compare."""
+def replay_run(rt: AgentRuntime, thread_id: str, *, build: Callable[..., Any]) -> ReplayReport:
+    """Re-run ``thread_id`` from its recordings in a scratch database and compare.
+
+    ``build`` makes the scratch runtime (AgentRuntime itself: replay is below it)."""
     record = rt.store.get_run(thread_id)
     run = rt.get(thread_id)
     assert record is not None
@@ -189,7 +216,7 @@ def replay_run(rt: AgentRuntime, thread_id: str) -> ReplayReport:
     asked: dict[int, str] = {}
     budget = recording.initial_budget(Budget.from_dict(record.budget))
     with tempfile.TemporaryDirectory(prefix="agentrt-replay-") as scratch:
-        replica = type(rt)(
+        replica = build(
             _replay_model(calls, asked, rt),
             tools=[recording.stub(spec) for spec in rt.tools],
             policy=rt.policy,

@@ -20,9 +20,9 @@ from langchain_core.language_models import BaseChatModel
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import RetryPolicy
 from opentelemetry.trace import TracerProvider
+from typing_extensions import Unpack
 
 from agentrt.apikeys import ApiKeys
-from agentrt.approvals.decisions import approval_named
 from agentrt.approvals.model import ApprovalPage, ApprovalRequest, ApprovalStatus, Decision
 from agentrt.approvals.queue import queue_page
 from agentrt.budget import Budget, ModelPrice, find_price, price_table
@@ -35,7 +35,8 @@ from agentrt.policies import Policy
 from agentrt.principal import Principal
 from agentrt.replay import ReplayReport, replay_run
 from agentrt.runs.budgets import DEFAULT_BUDGET, BudgetLayers
-from agentrt.runs.driver import Driver, config
+from agentrt.runs.decisions import approval_named
+from agentrt.runs.driver import Driver, NewRunRequest, config
 from agentrt.runs.record import Run, Sweep, run_of, status_named
 from agentrt.state import Event, RunState, RunStatus
 from agentrt.steps import Steps, asynchronous, blocking, synchronous
@@ -165,14 +166,10 @@ class AgentRuntime:
         self.keys = ApiKeys(self.store, clock=clock, where=self.db)
         """The service's API keys in this database: create, list, revoke, authenticate."""
         self._driver = Driver(
-            store=self.store,
+            self.deps,
             graph=lambda: self.graph,
-            tools=self.tools,
-            tracing=self.tracing,
             redactor=self.redactor,
             budgets=self._budgets,
-            limits=self.limits,
-            clock=clock,
             lease_ttl=lease_ttl,
             new_id=new_id,
         )
@@ -328,7 +325,7 @@ class AgentRuntime:
         event log: nothing real is called. The re-run happens in a scratch database, so
         this one is not touched.
         """
-        return replay_run(self, thread_id)
+        return replay_run(self, thread_id, build=AgentRuntime)
 
     def unfinished_runs(self) -> list[str]:
         """Runs a process may have left mid-way (running, pending, decided at their gate but
@@ -363,38 +360,25 @@ class AgentRuntime:
 
     # driving: each operation written once (runs/driver.py), driven sync or async ---------
 
-    def _start(
-        self,
-        goal: str,
-        *,
-        principal: Principal,
-        budget: Budget | None = None,
-        thread_id: str | None = None,
-    ) -> Steps[Run]:
+    def _start(self, goal: str, **request: Unpack[NewRunRequest]) -> Steps[Run]:
         """Start a run toward ``goal`` for ``principal``; returns when it ends or waits.
 
-        ``thread_id``: None for a new id; a given id must be new.
+        ``budget`` layers over the runtime's and the tenant's limits; ``thread_id``: None
+        for a new id, a given id must be new.
         """
-        return self._driver.start(goal, principal, budget, thread_id)
+        return self._driver.start(goal, **request)
 
     start = synchronous(_start)
     astart = asynchronous(_start)
 
-    def _create(
-        self,
-        goal: str,
-        *,
-        principal: Principal,
-        budget: Budget | None = None,
-        thread_id: str | None = None,
-    ) -> Steps[Run]:
+    def _create(self, goal: str, **request: Unpack[NewRunRequest]) -> Steps[Run]:
         """Write a run toward ``goal`` without driving it: status pending, nothing run yet.
 
         Checked exactly as start checks it. ``resume`` (or ``aresume``) carries it on, in
         this process or another: a service answers the request at once and drives the run
         in the background.
         """
-        created = yield blocking(self._driver.create, goal, principal, budget, thread_id)
+        created = yield blocking(self._driver.create, goal, **request)
         run: Run = yield blocking(self.get, created[0])
         return run
 

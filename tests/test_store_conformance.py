@@ -29,6 +29,7 @@ from agentrt.records import (
     ApiKey,
     ApprovalQuery,
     Decided,
+    EffectOutcome,
     LeaseRecord,
     ModelCall,
     NewRun,
@@ -522,12 +523,12 @@ def test_the_ledger_reserves_records_and_settles(leased: Store) -> None:
     assert leased.settle_effect("k1", 1, happened=False)
     assert leased.get_effect("k1").status == "retry"  # type: ignore[union-attr]
     assert leased.start_effect(**key) == 2
-    leased.finish_effect("k1", result={"ok": True}, retries=1)
+    leased.finish_effect("k1", EffectOutcome(result={"ok": True}, retries=1))
     done = leased.get_effect("k1")
     assert done is not None
     assert (done.status, done.result, done.attempts, done.retries) == ("done", {"ok": True}, 2, 1)
     leased.start_effect(key="k2", thread_id="t1", step_id="2.0", tool="pay", args_digest="e")
-    leased.finish_effect("k2", error="card declined", error_kind="permanent")
+    leased.finish_effect("k2", EffectOutcome(error="card declined", error_kind="permanent"))
     failed = leased.get_effect("k2")
     assert failed is not None
     assert (failed.status, failed.error, failed.error_kind) == (

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Collection, Iterable
+from typing import Any, Protocol
 
 from agentrt.approvals.model import ApprovalRequest
-from agentrt.tools.registry import ToolRegistry
 from agentrt.tracing.redact import Redactor
 from agentrt.tracing.shown import secret_values, shown
 
-__all__ = ["masked", "shown_args"]
+__all__ = ["Tools", "masked", "shown_args"]
+
+
+class Tools(Protocol):
+    """What display asks of the app's tools (a ToolRegistry): which it has, and which of
+    their fields are sensitive."""
+
+    def names(self) -> list[str]: ...
+
+    def sensitive_of(self, name: str) -> Collection[str]: ...
 
 
 def masked(value: Any, sensitive: Iterable[str], redactor: Redactor | None = None) -> Any:
@@ -21,7 +29,7 @@ def masked(value: Any, sensitive: Iterable[str], redactor: Redactor | None = Non
 
 def shown_args(
     request: ApprovalRequest,
-    tools: ToolRegistry,
+    tools: Tools,
     args: Any = None,
     *,
     redactor: Redactor | None = None,
@@ -33,8 +41,8 @@ def shown_args(
     value = request.args if args is None else args
     if request.kind == "budget":
         return shown(value, redactor)  # limits and usage: no tool fields to hide
-    spec = tools.get(request.tool)
-    if spec is None:
+    if request.tool not in tools.names():
         return f"(hidden: this app has no tool {request.tool!r})"
-    known = secret_values(request.args, redactor or Redactor(), spec.sensitive)
-    return shown(value, redactor, sensitive=spec.sensitive, known=known)
+    sensitive = tools.sensitive_of(request.tool)
+    known = secret_values(request.args, redactor or Redactor(), sensitive)
+    return shown(value, redactor, sensitive=sensitive, known=known)

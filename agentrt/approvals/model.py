@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, Literal, TypedDict
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from typing_extensions import Unpack
 
 from agentrt.errors import InvalidDecision
 from agentrt.principal import Principal
@@ -59,14 +60,14 @@ class ApprovalRequest:
     """For an edit decision: the arguments to run instead (validated against the schema)."""
     result: Any = None
     """For a resolve decision (kind reconcile): the result the effect had."""
-    rule_id: str | None
+    rule_id: str | None = None
     """Policy rule that asked for approval."""
     reason: str
     """Why approval is needed, from the rule."""
     required_role: str | None
     """Role the approver must hold; None means any principal may decide. When several
     rules asked, the deciding rule's role (every one is in ``required_roles``)."""
-    four_eyes: bool
+    four_eyes: bool = False
     """If True, the run's own principal (and whoever edited the action into this request)
     may not approve."""
     requested_by: str
@@ -83,7 +84,7 @@ class ApprovalRequest:
     """Tenant of the run."""
     requested_at: float
     """Epoch seconds."""
-    expires_at: float | None
+    expires_at: float | None = None
     """Epoch seconds after which a decision is refused; None: never."""
     status: ApprovalStatus = ApprovalStatus.PENDING
     """pending until decided."""
@@ -131,6 +132,15 @@ class ApprovalPage(list[ApprovalRequest]):
         super().__init__(items)
         self.next_cursor = next_cursor
         """None on the last page."""
+
+
+class Terms(TypedDict, total=False):
+    """What any decision may add: why, and the arguments it was made for."""
+
+    reason: str | None
+    """Why; kept with the decision (a reject must give one)."""
+    args_digest: str | None
+    """If set, the decision only applies to a request with exactly these arguments."""
 
 
 class Decision(BaseModel):
@@ -203,16 +213,9 @@ class Decision(BaseModel):
         return cls.parse({"approval_id": approval_id, "outcome": outcome, **fields})
 
     @classmethod
-    def approve(
-        cls,
-        approval_id: str,
-        *,
-        by: Principal,
-        reason: str | None = None,
-        args_digest: str | None = None,
-    ) -> Decision:
+    def approve(cls, approval_id: str, *, by: Principal, **terms: Unpack[Terms]) -> Decision:
         """Approve the action as requested."""
-        return cls._of(approval_id, "approve", by=by, reason=reason, args_digest=args_digest)
+        return cls._of(approval_id, "approve", by=by, **terms)
 
     @classmethod
     def reject(
@@ -223,28 +226,14 @@ class Decision(BaseModel):
 
     @classmethod
     def edit(
-        cls,
-        approval_id: str,
-        *,
-        args: Mapping[str, Any],
-        by: Principal,
-        reason: str | None = None,
-        args_digest: str | None = None,
+        cls, approval_id: str, *, args: Mapping[str, Any], by: Principal, **terms: Unpack[Terms]
     ) -> Decision:
         """Run the action with other arguments; they go through the policy again."""
-        return cls._of(
-            approval_id, "edit", by=by, reason=reason, args=dict(args), args_digest=args_digest
-        )
+        return cls._of(approval_id, "edit", by=by, args=dict(args), **terms)
 
     @classmethod
     def raise_limit(
-        cls,
-        approval_id: str,
-        *,
-        limit: str,
-        to: float,
-        by: Principal,
-        reason: str | None = None,
+        cls, approval_id: str, *, limit: str, to: float, by: Principal, reason: str | None = None
     ) -> Decision:
         """Answer a "budget" request: set ``limit`` (the one that tripped) to ``to``, higher
         than before, and let the run go on. Reject the request to end the run instead."""
@@ -252,27 +241,12 @@ class Decision(BaseModel):
 
     @classmethod
     def resolve(
-        cls,
-        approval_id: str,
-        *,
-        result: Any,
-        by: Principal,
-        reason: str | None = None,
-        args_digest: str | None = None,
+        cls, approval_id: str, *, result: Any, by: Principal, **terms: Unpack[Terms]
     ) -> Decision:
         """Settle an effect in doubt: it happened, and ``result`` is what it returned."""
-        return cls._of(
-            approval_id, "resolve", by=by, reason=reason, result=result, args_digest=args_digest
-        )
+        return cls._of(approval_id, "resolve", by=by, result=result, **terms)
 
     @classmethod
-    def retry(
-        cls,
-        approval_id: str,
-        *,
-        by: Principal,
-        reason: str | None = None,
-        args_digest: str | None = None,
-    ) -> Decision:
+    def retry(cls, approval_id: str, *, by: Principal, **terms: Unpack[Terms]) -> Decision:
         """Settle an effect in doubt: it did not happen; call the tool again (same key)."""
-        return cls._of(approval_id, "retry", by=by, reason=reason, args_digest=args_digest)
+        return cls._of(approval_id, "retry", by=by, **terms)

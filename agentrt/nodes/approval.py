@@ -66,7 +66,7 @@ def request_for(state: RunState, item: GateItem, *, now: float) -> ApprovalReque
         expires_at=now + verdict["expires_in"] if verdict["expires_in"] else None,
         on_expiry=verdict.get("on_expiry", "reject"),
         escalate_to=verdict.get("escalate_to"),
-        required_roles=roles,
+        required_roles=tuple(roles),
         edited_by=action.get("edited_by"),
         edited_from=edited_from,
     )

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import asdict
-from typing import Any, Literal
+from typing import Any, Literal, Required, TypedDict
 
 from langgraph.types import interrupt
+from typing_extensions import Unpack
 
 from agentrt import events
 from agentrt.approvals import ApprovalRequest, ApprovalStatus
@@ -177,25 +177,32 @@ def spent(usage: Usage, spec: ToolSpec) -> Usage:
     }
 
 
+class RequestTerms(TypedDict, total=False):
+    """What a gate asks a person, as ApprovalRequest names it (the id, the run's thread,
+    principal and tenant, and the time come from the gate itself)."""
+
+    tool: Required[str]
+    args: Required[dict[str, Any]]
+    reason: Required[str]
+    required_role: Required[str | None]
+    required_roles: tuple[str, ...]
+    rule_id: str | None
+    four_eyes: bool
+    expires_at: float | None
+    on_expiry: Literal["reject", "escalate"]
+    escalate_to: str | None
+    edited_by: str | None
+    edited_from: str | None
+
+
 def gate_request(
     state: RunState,
     *,
     kind: Literal["action", "reconcile", "budget"],
     key: str,
     step_id: str,
-    tool: str,
-    args: dict[str, Any],
-    reason: str,
-    required_role: str | None,
     now: float,
-    rule_id: str | None = None,
-    four_eyes: bool = False,
-    expires_at: float | None = None,
-    on_expiry: Literal["reject", "escalate"] = "reject",
-    escalate_to: str | None = None,
-    required_roles: Sequence[str] = (),
-    edited_by: str | None = None,
-    edited_from: str | None = None,
+    **terms: Unpack[RequestTerms],
 ) -> ApprovalRequest:
     """A request of this run's, asked by its principal; its id is deterministic from the
     thread, the step and ``key`` (what makes it a new question), so a re-run finds it.
@@ -205,22 +212,11 @@ def gate_request(
         thread_id=state["thread_id"],
         step_id=step_id,
         kind=kind,
-        tool=tool,
-        args=args,
-        args_digest=args_digest(args),
-        reason=reason,
-        required_role=required_role,
+        args_digest=args_digest(terms["args"]),
         requested_by=state["principal"]["id"],
         tenant=state["principal"].get("tenant"),
         requested_at=now,
-        rule_id=rule_id,
-        four_eyes=four_eyes,
-        expires_at=expires_at,
-        on_expiry=on_expiry,
-        escalate_to=escalate_to,
-        required_roles=tuple(required_roles),
-        edited_by=edited_by,
-        edited_from=edited_from,
+        **terms,
     )
 
 

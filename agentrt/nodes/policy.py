@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from agentrt.events import policy_changed_event, policy_event
 from agentrt.nodes.common import abandon_plan, advance, current_action, observation_event
@@ -50,21 +50,8 @@ def judge(action: Action, state: RunState, deps: RunDeps) -> tuple[dict[str, Any
             budget=state.get("budget"),
         )
         check.decision(decision)
-    verdict = PolicyVerdict(
-        step_id=action["step_id"],
-        outcome=decision.outcome,
-        rule_id=decision.rule_id,
-        matched=list(decision.matched),
-        reason=decision.reason,
-        required_role=decision.required_role,
-        required_roles=list(decision.required_roles),
-        four_eyes=decision.four_eyes,
-        expires_in=decision.expires_in,
-        policy=decision.policy,
-        policy_version=decision.policy_version,
-        on_expiry=decision.on_expiry,
-        escalate_to=decision.escalate_to,
-    )
+    # The verdict is the decision as state keeps it: plain JSON data, for this step.
+    verdict = cast(PolicyVerdict, {"step_id": action["step_id"], **decision.to_dict()})
     return args, verdict
 
 

@@ -7,7 +7,7 @@ import hashlib
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any, Literal
 
@@ -67,6 +67,13 @@ class PolicyDecision:
     def __post_init__(self) -> None:
         if self.required_role and not self.required_roles:
             object.__setattr__(self, "required_roles", (self.required_role,))
+
+    def to_dict(self) -> dict[str, Any]:
+        """The decision as plain JSON data (tuples as lists), as a run's state keeps it."""
+        return {
+            k: list(v) if isinstance(v, tuple) else v
+            for k, v in ((f.name, getattr(self, f.name)) for f in fields(self))
+        }
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)

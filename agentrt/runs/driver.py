@@ -13,12 +13,12 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import partial
-from typing import Any
+from typing import Any, Required, TypedDict
 
 from langgraph.types import Command, StateSnapshot
 from opentelemetry.trace import Span
+from typing_extensions import Unpack
 
-from agentrt.approvals.decisions import record_decision
 from agentrt.approvals.expiry import expire_due
 from agentrt.approvals.model import ApprovalRequest, Decision
 from agentrt.budget import Budget, empty_usage
@@ -26,10 +26,12 @@ from agentrt.errors import ConfigError, IllegalTransition, RunBusy, UnknownRun
 from agentrt.faults import retry_delay, transient_cause
 from agentrt.limits import SizeLimits
 from agentrt.logs import get_logger
+from agentrt.nodes.deps import RunDeps
 from agentrt.principal import Principal
 from agentrt.records import ApprovalQuery, NewRun, RunRecord
 from agentrt.runs import lifecycle
 from agentrt.runs.budgets import BudgetLayers
+from agentrt.runs.decisions import record_decision
 from agentrt.runs.lease import Heartbeat, LeaseOwner, acquire
 from agentrt.runs.record import Run, Sweep, initial_state, run_of
 from agentrt.state import TERMINAL, RunState, RunStatus, unstorable
@@ -41,7 +43,7 @@ from agentrt.tracing import attributes as A
 from agentrt.tracing.redact import Redactor
 from agentrt.tracing.shown import shown
 
-__all__ = ["NOTHING", "Driver"]
+__all__ = ["NOTHING", "Driver", "NewRunRequest"]
 
 logger = get_logger()
 
@@ -75,32 +77,40 @@ def _snapshot(graph: Any, cfg: Any) -> Step[StateSnapshot]:
     return Step(lambda: graph.get_state(cfg), lambda: graph.aget_state(cfg))
 
 
+class NewRunRequest(TypedDict, total=False):
+    """Who a new run acts for, and what may be said of it besides its goal."""
+
+    principal: Required[Principal]
+    """Who the run acts for: its roles, tenant and scopes."""
+    budget: Budget | None
+    """Limits over the runtime's and the tenant's (None: theirs)."""
+    thread_id: str | None
+    """The run's id; None for a new one. A given id must be new."""
+
+
 class Driver:
     """Carries runs of one runtime through their lifecycle."""
 
     def __init__(
         self,
+        deps: RunDeps,
         *,
-        store: Store,
         graph: Callable[[], Any],
-        tools: ToolRegistry,
-        tracing: RunTracing,
         redactor: Redactor,
         budgets: BudgetLayers,
-        limits: SizeLimits,
-        clock: Callable[[], float],
         lease_ttl: float,
         new_id: Callable[[], str] | None = None,
     ) -> None:
-        self.store = store
+        # The parts every run shares; the policy (which set_policy swaps) is the graph's.
+        self.store: Store = deps.store
+        self.tools: ToolRegistry = deps.tools
+        self.tracing: RunTracing = deps.tracing
+        self.limits: SizeLimits = deps.limits
+        self.clock = deps.clock
         self.graph = graph
         """The compiled run graph now in force (a new policy compiles a new one)."""
-        self.tools = tools
-        self.tracing = tracing
         self.redactor = redactor
         self.budgets = budgets
-        self.limits = limits
-        self.clock = clock
         self.lease_ttl = lease_ttl
         self.new_id = new_id or (lambda: uuid.uuid4().hex)
 
@@ -119,10 +129,8 @@ class Driver:
 
     # operations (agentrt.steps) --------------------------------------------------------
 
-    def start(
-        self, goal: str, principal: Principal, budget: Budget | None, thread_id: str | None
-    ) -> Steps[Run]:
-        created = yield blocking(self.create, goal, principal, budget, thread_id)
+    def start(self, goal: str, **request: Unpack[NewRunRequest]) -> Steps[Run]:
+        created = yield blocking(self.create, goal, **request)
         run: Run = yield from self.drive(*created)
         return run
 
@@ -196,10 +204,11 @@ class Driver:
 
     # blocking steps -----------------------------------------------------------------------
 
-    def create(
-        self, goal: str, principal: Principal, budget: Budget | None, thread_id: str | None
-    ) -> tuple[str, RunState]:
+    def create(self, goal: str, **request: Unpack[NewRunRequest]) -> tuple[str, RunState]:
         """Check a new run and write its row (status pending); its first state."""
+        principal = request["principal"]
+        budget = request.get("budget")
+        thread_id = request.get("thread_id")
         if not isinstance(goal, str) or not goal.strip():
             raise ConfigError(f"a run needs a goal in words, got {goal!r}")
         if len(goal) > self.limits.goal_chars:

@@ -15,10 +15,11 @@ from dataclasses import dataclass
 
 from agentrt.errors import RunBusy
 from agentrt.logs import get_logger
+from agentrt.processes import pid_alive
 from agentrt.records import LeaseRecord
 from agentrt.store.protocols import LeaseStore
 
-__all__ = ["Heartbeat", "LeaseOwner", "acquire", "pid_alive"]
+__all__ = ["Heartbeat", "LeaseOwner", "acquire"]
 
 logger = get_logger()
 
@@ -38,22 +39,6 @@ class LeaseOwner:
     @property
     def label(self) -> str:
         return f"{self.host}:{self.pid}:{self.token}"
-
-
-def pid_alive(pid: int) -> bool:
-    """True if process ``pid`` of this host runs (a zombie does not)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    # A killed child that its parent has not reaped yet still answers kill(0).
-    try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True
 
 
 def acquire(

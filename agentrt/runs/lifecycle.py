@@ -11,27 +11,33 @@ two processes moving one run cannot both win.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypedDict
+
+from typing_extensions import Unpack
 
 from agentrt.errors import UnknownRun
 from agentrt.state import TERMINAL, RunStatus, Usage, check_transition
 from agentrt.store.protocols import RunChange, RunRecord, RunStore
 
-__all__ = ["change_for", "move"]
+__all__ = ["Carried", "change_for", "move"]
+
+
+class Carried(TypedDict, total=False):
+    """What a status move may carry: each set when given (not None)."""
+
+    output: str | None
+    error: str | None
+    usage: Usage | None
+    budget_report: Mapping[str, Any] | None
+    retry_at: float | None
+    """For waiting_retry: when the run may go on."""
 
 
 def change_for(
-    record: RunRecord,
-    status: RunStatus,
-    *,
-    now: float,
-    output: str | None = None,
-    error: str | None = None,
-    usage: Usage | None = None,
-    budget_report: Mapping[str, Any] | None = None,
-    retry_at: float | None = None,
+    record: RunRecord, status: RunStatus, *, now: float, **carried: Unpack[Carried]
 ) -> RunChange:
     """The change that moves ``record`` to ``status``; IllegalTransition if it may not."""
+    error = carried.get("error")
     current = record.status
     # Staying put is fine for a live run (e.g. usage updates); a finished run is final.
     if current is not status or status in TERMINAL:
@@ -48,14 +54,14 @@ def change_for(
     return RunChange(
         from_status=current,
         status=status,
-        output=output,
+        output=carried.get("output"),
         error=error,
         clear_error=was_waiting_retry and error is None,
-        usage=usage,
-        budget_report=budget_report,
+        usage=carried.get("usage"),
+        budget_report=carried.get("budget_report"),
         add_waited=stopped if current is RunStatus.AWAITING_APPROVAL else 0.0,
         add_retry_waited=stopped if was_waiting_retry else 0.0,
-        retry_at=retry_at if status is RunStatus.WAITING_RETRY else None,
+        retry_at=carried.get("retry_at") if status is RunStatus.WAITING_RETRY else None,
         transient_failures=failures,
         cancel_pending=f"run ended {status.value}" if status in TERMINAL else None,
     )
@@ -67,12 +73,8 @@ def move(
     status: RunStatus,
     *,
     now: float,
-    output: str | None = None,
-    error: str | None = None,
-    usage: Usage | None = None,
-    budget_report: Mapping[str, Any] | None = None,
-    retry_at: float | None = None,
     where: str = "this store",
+    **carried: Unpack[Carried],
 ) -> RunRecord:
     """Move a run to ``status`` and return its row after; IllegalTransition if the table
     forbids the move from where the run is when it is written."""
@@ -80,17 +82,7 @@ def move(
         record = store.get_run(thread_id)
         if record is None:
             raise UnknownRun(thread_id, where)
-        change = change_for(
-            record,
-            status,
-            now=now,
-            output=output,
-            error=error,
-            usage=usage,
-            budget_report=budget_report,
-            retry_at=retry_at,
-        )
-        moved = store.change_run(thread_id, change)
+        moved = store.change_run(thread_id, change_for(record, status, now=now, **carried))
         if moved is not None:
             return moved
         # Another process moved the run between the read and the write: decide again from

@@ -1,5 +1,8 @@
 """Persistence behind one set of protocols (agentrt.store.protocols): SQLite today.
 
+The records the store keeps are agentrt.records; the protocols, one per table family, are
+agentrt.store.protocols.
+
 ``open_store(url)`` gives the store and its LangGraph checkpointer for a path or URL:
 ``agentrt.db``, ``sqlite:///path/to/file.db``. Nothing outside this package touches a
 database connection.
@@ -16,44 +19,9 @@ from typing import Any
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from agentrt.errors import ConfigError
-from agentrt.store.protocols import (
-    ApiKey,
-    ApprovalStore,
-    EffectRecord,
-    EffectStore,
-    KeyStore,
-    LeaseRecord,
-    LeaseStore,
-    ModelCall,
-    RecordingStore,
-    RunChange,
-    RunRecord,
-    RunStore,
-    SpanRow,
-    SpanStore,
-    Store,
-)
+from agentrt.store.protocols import Store
 
-__all__ = [
-    "ApiKey",
-    "ApprovalStore",
-    "EffectRecord",
-    "EffectStore",
-    "KeyStore",
-    "LeaseRecord",
-    "LeaseStore",
-    "ModelCall",
-    "OpenedStore",
-    "RecordingStore",
-    "RunChange",
-    "RunRecord",
-    "RunStore",
-    "SpanRow",
-    "SpanStore",
-    "Store",
-    "open_store",
-    "sqlite_path",
-]
+__all__ = ["OpenedStore", "Store", "open_store", "sqlite_path"]
 
 
 @dataclass(frozen=True, slots=True)

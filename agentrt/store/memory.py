@@ -11,22 +11,13 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import replace
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import asdict, replace
+from typing import Any, TypeVar
 
+from agentrt import records
 from agentrt.approvals.model import ApprovalRequest, ApprovalStatus
-from agentrt.records import (
-    ApiKey,
-    ApprovalQuery,
-    Decided,
-    EffectRecord,
-    LeaseRecord,
-    ModelCall,
-    NewRun,
-    RunRecord,
-    SpanRow,
-)
+from agentrt.records import ApprovalQuery, Decided, EffectOutcome, NewRun
 from agentrt.state import TERMINAL, RunStatus, Usage
 from agentrt.store.protocols import RunChange
 
@@ -43,14 +34,14 @@ class MemoryStore:
         self.clock = clock
         self.location = ":memory:"
         self._lock = threading.RLock()
-        self._runs: dict[str, RunRecord] = {}
+        self._runs: dict[str, records.RunRecord] = {}
         self._traces: dict[str, tuple[str | None, str | None]] = {}
-        self._leases: dict[str, LeaseRecord] = {}
+        self._leases: dict[str, records.LeaseRecord] = {}
         self._approvals: dict[str, ApprovalRequest] = {}
-        self._effects: dict[str, EffectRecord] = {}
-        self._calls: dict[tuple[str, int], ModelCall] = {}
-        self._keys: dict[str, tuple[ApiKey, str]] = {}
-        self._spans: dict[str, SpanRow] = {}
+        self._effects: dict[str, records.EffectRecord] = {}
+        self._calls: dict[tuple[str, int], records.ModelCall] = {}
+        self._keys: dict[str, tuple[records.ApiKey, str]] = {}
+        self._spans: dict[str, records.SpanRow] = {}
         self._salt = secrets.token_hex(16)
 
     def redaction_salt(self) -> str:
@@ -61,22 +52,17 @@ class MemoryStore:
 
     # runs ---------------------------------------------------------------------------------
 
-    def create_run(self, run: NewRun) -> RunRecord | None:
+    def create_run(self, run: NewRun) -> records.RunRecord | None:
         now = self.clock()
         with self._lock:
             if run.thread_id in self._runs:
                 return None
-            record = RunRecord(
-                thread_id=run.thread_id,
+            record = records.RunRecord(
+                **asdict(run),  # copies: what was given is not what is kept
                 status=RunStatus.PENDING,
-                goal=run.goal,
-                principal=dict(run.principal),
                 tenant=run.principal.get("tenant"),
-                budget=dict(run.budget),
-                usage=run.usage,
                 output=None,
                 error=None,
-                trace_id=run.trace_id,
                 created_at=now,
                 updated_at=now,
                 lease_owner=None,
@@ -85,14 +71,14 @@ class MemoryStore:
             self._traces[run.thread_id] = (run.trace_id, None)
             return self._with_lease(record)
 
-    def get_run(self, thread_id: str) -> RunRecord | None:
+    def get_run(self, thread_id: str) -> records.RunRecord | None:
         with self._lock:
             found = self._runs.get(thread_id)
             return self._with_lease(found) if found else None
 
     def list_runs(
         self, *, status: str | None = None, tenant: str | None = None, limit: int = 100
-    ) -> list[RunRecord]:
+    ) -> list[records.RunRecord]:
         with self._lock:
             found = [
                 r
@@ -104,7 +90,7 @@ class MemoryStore:
             found.sort(key=lambda r: r.created_at, reverse=True)
             return [self._with_lease(r) for r in found[:limit]]
 
-    def change_run(self, thread_id: str, change: RunChange) -> RunRecord | None:
+    def change_run(self, thread_id: str, change: RunChange) -> records.RunRecord | None:
         now = self.clock()
         with self._lock:
             record = self._runs.get(thread_id)
@@ -155,14 +141,8 @@ class MemoryStore:
 
     def due_retries(self, now: float) -> list[str]:
         with self._lock:
-            due = [
-                r
-                for r in self._runs.values()
-                if r.status is RunStatus.WAITING_RETRY
-                and r.retry_at is not None
-                and r.retry_at <= now
-            ]
-            return [r.thread_id for r in sorted(due, key=lambda r: (r.retry_at, r.thread_id))]
+            waiting = (r for r in self._runs.values() if r.status is RunStatus.WAITING_RETRY)
+            return [r.thread_id for r in _due(waiting, now, lambda r: (r.retry_at, r.thread_id))]
 
     def set_usage(self, thread_id: str, usage: Usage) -> None:
         self._update(thread_id, usage=usage)
@@ -224,19 +204,21 @@ class MemoryStore:
             if record is not None:
                 self._runs[thread_id] = replace(record, **fields)
 
-    def _with_lease(self, record: RunRecord) -> RunRecord:
+    def _with_lease(self, record: records.RunRecord) -> records.RunRecord:
         lease = self._leases.get(record.thread_id)
         return replace(record, lease_owner=lease.owner if lease else None)
 
     # leases -------------------------------------------------------------------------------
 
-    def lease_of(self, thread_id: str) -> LeaseRecord | None:
+    def lease_of(self, thread_id: str) -> records.LeaseRecord | None:
         with self._lock:
             if thread_id not in self._runs:
                 raise KeyError(thread_id)
             return self._leases.get(thread_id)
 
-    def take_lease(self, thread_id: str, lease: LeaseRecord, *, expected: str | None) -> bool:
+    def take_lease(
+        self, thread_id: str, lease: records.LeaseRecord, *, expected: str | None
+    ) -> bool:
         with self._lock:
             held = self._leases.get(thread_id)
             if thread_id not in self._runs or (held.owner if held else None) != expected:
@@ -284,56 +266,52 @@ class MemoryStore:
 
     def due_approvals(self, now: float, *, limit: int = 1000) -> list[ApprovalRequest]:
         with self._lock:
-            due = [
-                r
-                for r in self._approvals.values()
-                if r.status is ApprovalStatus.PENDING
-                and r.expires_at is not None
-                and r.expires_at <= now
-            ]
-            return sorted(due, key=lambda r: (r.expires_at or 0.0, r.id))[:limit]
+            pending = (r for r in self._approvals.values() if r.status is ApprovalStatus.PENDING)
+            return _due(pending, now, lambda r: (r.expires_at, r.id))[:limit]
 
     def expire_approval(
         self, approval_id: str, *, now: float, escalation: ApprovalRequest | None = None
     ) -> bool:
         with self._lock:
-            request = self._approvals.get(approval_id)
-            if request is None or request.status is not ApprovalStatus.PENDING:
-                return False
-            self._approvals[approval_id] = replace(
-                request,
+            expired = self._still_pending(
+                approval_id,
                 status=ApprovalStatus.EXPIRED,
                 decided_at=now,
                 comment="expired undecided" + (", escalated" if escalation else ""),
                 escalated_to=escalation.id if escalation else None,
             )
-            if escalation is not None:
+            if expired and escalation is not None:
                 self._approvals.setdefault(escalation.id, escalation)
-            return True
+            return expired
 
     def decide_approval(self, approval_id: str, decided: Decided) -> bool:
+        return self._still_pending(
+            approval_id,
+            status=decided.status,
+            decided_by=decided.by,
+            decided_at=self.clock(),
+            comment=decided.comment,
+            edited_args=decided.edited_args,
+            result=decided.result if decided.status is ApprovalStatus.RESOLVED else None,
+        )
+
+    def _still_pending(self, approval_id: str, **changes: Any) -> bool:
+        """Apply ``changes`` if the request is still pending (the conditional update a
+        decision and an expiry both are); False if it is not."""
         with self._lock:
             request = self._approvals.get(approval_id)
             if request is None or request.status is not ApprovalStatus.PENDING:
                 return False
-            self._approvals[approval_id] = replace(
-                request,
-                status=decided.status,
-                decided_by=decided.by,
-                decided_at=self.clock(),
-                comment=decided.comment,
-                edited_args=decided.edited_args,
-                result=decided.result if decided.status is ApprovalStatus.RESOLVED else None,
-            )
+            self._approvals[approval_id] = replace(request, **changes)
             return True
 
     # effects ------------------------------------------------------------------------------
 
-    def get_effect(self, key: str) -> EffectRecord | None:
+    def get_effect(self, key: str) -> records.EffectRecord | None:
         with self._lock:
             return self._effects.get(key)
 
-    def list_effects(self, thread_id: str) -> list[EffectRecord]:
+    def list_effects(self, thread_id: str) -> list[records.EffectRecord]:
         with self._lock:
             return [e for e in self._effects.values() if e.thread_id == thread_id]
 
@@ -343,7 +321,7 @@ class MemoryStore:
         with self._lock:
             found = self._effects.get(key)
             attempts = 1 if found is None else found.attempts + 1
-            self._effects[key] = EffectRecord(
+            self._effects[key] = records.EffectRecord(
                 key=key,
                 thread_id=thread_id,
                 step_id=step_id,
@@ -356,26 +334,17 @@ class MemoryStore:
             )
             return attempts
 
-    def finish_effect(
-        self,
-        key: str,
-        *,
-        result: Any = None,
-        error: str | None = None,
-        error_kind: str | None = None,
-        retries: int = 0,
-    ) -> None:
+    def finish_effect(self, key: str, outcome: EffectOutcome) -> None:
         with self._lock:
             found = self._effects.get(key)
             if found is not None:
-                failed = error is not None
                 self._effects[key] = replace(
                     found,
-                    status="failed" if failed else "done",
-                    result=None if failed else result,
-                    error=error,
-                    error_kind=error_kind if failed else None,
-                    retries=retries,
+                    status="failed" if outcome.failed else "done",
+                    result=None if outcome.failed else outcome.result,
+                    error=outcome.error,
+                    error_kind=outcome.error_kind if outcome.failed else None,
+                    retries=outcome.retries,
                 )
 
     def note_in_doubt(self, key: str, reason: str, *, retries: int = 0) -> None:
@@ -400,38 +369,38 @@ class MemoryStore:
 
     # recordings, keys, spans --------------------------------------------------------------
 
-    def record_model_call(self, thread_id: str, call: ModelCall) -> None:
+    def record_model_call(self, thread_id: str, call: records.ModelCall) -> None:
         with self._lock:
             self._calls[(thread_id, call.revision)] = call
 
-    def model_call(self, thread_id: str, revision: int) -> ModelCall | None:
+    def model_call(self, thread_id: str, revision: int) -> records.ModelCall | None:
         with self._lock:
             return self._calls.get((thread_id, revision))
 
-    def model_calls(self, thread_id: str) -> list[ModelCall]:
+    def model_calls(self, thread_id: str) -> list[records.ModelCall]:
         with self._lock:
             return sorted(
                 (c for (t, _), c in self._calls.items() if t == thread_id),
                 key=lambda c: c.revision,
             )
 
-    def add_key(self, key: ApiKey, key_hash: str) -> None:
+    def add_key(self, key: records.ApiKey, key_hash: str) -> None:
         with self._lock:
             self._keys[key.key_id] = (key, key_hash)
 
-    def key_by_hash(self, key_hash: str) -> ApiKey | None:
+    def key_by_hash(self, key_hash: str) -> records.ApiKey | None:
         with self._lock:
             for key, digest in self._keys.values():
                 if digest == key_hash and key.active:
                     return key
             return None
 
-    def list_keys(self, *, include_revoked: bool = False) -> list[ApiKey]:
+    def list_keys(self, *, include_revoked: bool = False) -> list[records.ApiKey]:
         with self._lock:
             keys = [k for k, _ in self._keys.values() if include_revoked or k.active]
             return sorted(keys, key=lambda k: (k.created_at, k.key_id))
 
-    def revoke_key(self, key_id: str) -> ApiKey | None:
+    def revoke_key(self, key_id: str) -> records.ApiKey | None:
         with self._lock:
             found = self._keys.get(key_id)
             if found is None:
@@ -442,14 +411,26 @@ class MemoryStore:
                 self._keys[key_id] = (key, digest)
             return key
 
-    def write_spans(self, rows: Sequence[SpanRow]) -> None:
+    def write_spans(self, rows: Sequence[records.SpanRow]) -> None:
         with self._lock:
             for row in rows:
                 self._spans[row.span_id] = row
 
-    def spans_of(self, trace_id: str) -> list[SpanRow]:
+    def spans_of(self, trace_id: str) -> list[records.SpanRow]:
         with self._lock:
             return sorted(
                 (s for s in self._spans.values() if s.trace_id == trace_id),
                 key=lambda s: s.start_ns,
             )
+
+
+_T = TypeVar("_T")
+
+
+def _due(
+    items: Iterable[_T], now: float, when: Callable[[_T], tuple[float | None, str]]
+) -> list[_T]:
+    """The items whose time (the first of ``when``) has come by ``now``, soonest first, ties
+    by the second (an id)."""
+    due = [(at, item) for item in items if (at := when(item))[0] is not None and at[0] <= now]
+    return [item for _, item in sorted(due, key=lambda pair: pair[0])]

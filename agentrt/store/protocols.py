@@ -18,6 +18,7 @@ from agentrt.records import (
     ApiKey,
     ApprovalQuery,
     Decided,
+    EffectOutcome,
     EffectRecord,
     LeaseRecord,
     ModelCall,
@@ -200,15 +201,7 @@ class EffectStore(Protocol):
         """Reserve the key (status started); which attempt this is, from 1."""
         ...
 
-    def finish_effect(
-        self,
-        key: str,
-        *,
-        result: Any = None,
-        error: str | None = None,
-        error_kind: str | None = None,
-        retries: int = 0,
-    ) -> None:
+    def finish_effect(self, key: str, outcome: EffectOutcome) -> None:
         """done with the result, or failed with the error."""
         ...
 

@@ -23,7 +23,8 @@ from agentrt.nodes.deps import RunDeps
 from agentrt.policies import Policy
 from agentrt.principal import Principal
 from agentrt.records import NewRun
-from agentrt.state import Action, Event, Plan, RunState, RunStatus
+from agentrt.runs.record import initial_state
+from agentrt.state import Action, Event, Plan, RunState
 from agentrt.store.memory import MemoryStore
 from agentrt.store.protocols import Store
 from agentrt.testing.scripted import ScriptedChatModel
@@ -83,34 +84,21 @@ def run_state(
     run's row is written to ``deps.store`` too, as a runtime would have."""
     principal = principal or Principal("tester", tenant="test")
     limits = (budget or Budget(max_steps=100)).to_dict()
-    if deps.store.get_run(thread_id) is None:
-        deps.store.create_run(
-            NewRun(
-                thread_id=thread_id,
-                goal=goal,
-                principal=principal.to_dict(),
-                budget=limits,
-                usage=empty_usage(),
-            )
+    record = deps.store.get_run(thread_id) or deps.store.create_run(
+        NewRun(
+            thread_id=thread_id,
+            goal=goal,
+            principal=principal.to_dict(),
+            budget=limits,
+            usage=empty_usage(),
         )
-    revision = int(actions[0]["step_id"].split(".")[0]) if actions else 0
-    plan = Plan(revision=revision, content="", actions=list(actions), final=None)
-    state = RunState(
-        thread_id=thread_id,
-        goal=goal,
-        principal=principal.to_dict(),
-        budget=limits,
-        status=RunStatus.RUNNING.value,
-        plan=plan if actions else None,
-        cursor=cursor,
-        verdict=None,
-        outcome=None,
-        usage=empty_usage(),
-        output=None,
-        error=None,
-        stop=None,
-        over_budget=None,
-        events=list(events),
     )
+    assert record is not None
+    revision = int(actions[0]["step_id"].split(".")[0]) if actions else 0
+    state = initial_state(record)
+    if actions:
+        state["plan"] = Plan(revision=revision, content="", actions=list(actions), final=None)
+    state["cursor"] = cursor
+    state["events"] = list(events)
     state.update(fields)  # type: ignore[typeddict-item]
     return state

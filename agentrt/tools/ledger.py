@@ -16,8 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from agentrt.digests import args_digest, effect_key
+from agentrt.records import EffectOutcome, EffectRecord
 from agentrt.steps import Steps, asynchronous, blocking, synchronous
-from agentrt.store.protocols import EffectRecord, EffectStore
+from agentrt.store.protocols import EffectStore
 from agentrt.tools.contract import ToolContext, ToolSpec
 from agentrt.tools.execution import FailureKind, ToolFailure, ToolRunner
 
@@ -121,15 +122,13 @@ class Ledger:
                     self.store.note_in_doubt, key, failure.message, retries=failure.retries
                 )
                 raise EffectInDoubt(spec.name, key, attempt, failure.message) from None
-            yield blocking(
-                self.store.finish_effect,
-                key,
-                error=failure.message,
-                error_kind=failure.kind,
-                retries=failure.retries,
+            failed = EffectOutcome(
+                error=failure.message, error_kind=failure.kind, retries=failure.retries
             )
+            yield blocking(self.store.finish_effect, key, failed)
             raise failure from None
-        yield blocking(self.store.finish_effect, key, result=called.result, retries=called.retries)
+        done = EffectOutcome(result=called.result, retries=called.retries)
+        yield blocking(self.store.finish_effect, key, done)
         return LedgerResult(called.result, replayed=False, retries=called.retries)
 
     execute = synchronous(_execute)

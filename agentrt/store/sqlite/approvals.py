@@ -8,7 +8,7 @@ from typing import Any
 
 from agentrt.approvals.model import ApprovalRequest, ApprovalStatus
 from agentrt.records import ApprovalQuery, Decided
-from agentrt.store.sqlite.database import Database
+from agentrt.store.sqlite.database import Database, record_of
 
 __all__ = ["ApprovalsTable"]
 
@@ -27,9 +27,7 @@ class ApprovalsTable:
         return stored
 
     def get_approval(self, approval_id: str) -> ApprovalRequest | None:
-        with self.db.read() as db:
-            row = db.execute("SELECT * FROM approvals WHERE id=?", (approval_id,)).fetchone()
-        return _approval(row) if row else None
+        return self.db.one("SELECT * FROM approvals WHERE id=?", (approval_id,), _approval)
 
     def list_approvals(self, query: ApprovalQuery) -> list[ApprovalRequest]:
         sql, params = "SELECT * FROM approvals WHERE 1=1", list[Any]()
@@ -52,19 +50,16 @@ class ApprovalsTable:
             sql += " AND (requested_at, id) > (?, ?)"
             params.extend(query.after)
         sql += " ORDER BY requested_at, id LIMIT ?"
-        with self.db.read() as db:
-            rows = db.execute(sql, (*params, query.limit)).fetchall()
-        return [_approval(r) for r in rows]
+        return self.db.all(sql, (*params, query.limit), _approval)
 
     def due_approvals(self, now: float, *, limit: int = 1000) -> list[ApprovalRequest]:
         """Pending requests whose expiry has passed, soonest-expired first."""
-        with self.db.read() as db:
-            rows = db.execute(
-                "SELECT * FROM approvals WHERE status=? AND expires_at<=? "
-                "ORDER BY expires_at, id LIMIT ?",
-                (ApprovalStatus.PENDING.value, now, limit),
-            ).fetchall()
-        return [_approval(r) for r in rows]
+        return self.db.all(
+            "SELECT * FROM approvals WHERE status=? AND expires_at<=? "
+            "ORDER BY expires_at, id LIMIT ?",
+            (ApprovalStatus.PENDING.value, now, limit),
+            _approval,
+        )
 
     def expire_approval(
         self, approval_id: str, *, now: float, escalation: ApprovalRequest | None = None
@@ -150,33 +145,13 @@ def _insert_approval(db: sqlite3.Connection, req: ApprovalRequest) -> None:
 
 
 def _approval(row: sqlite3.Row) -> ApprovalRequest:
-    return ApprovalRequest(
-        id=row["id"],
-        thread_id=row["thread_id"],
-        step_id=row["step_id"],
-        kind=row["kind"],
-        tool=row["tool"],
-        args=json.loads(row["args"]),
-        args_digest=row["args_digest"],
-        edited_args=json.loads(row["edited_args"]) if row["edited_args"] else None,
-        result=json.loads(row["result"]) if row["result"] is not None else None,
-        rule_id=row["rule_id"],
-        reason=row["reason"],
-        required_role=row["required_role"],
-        four_eyes=bool(row["four_eyes"]),
-        requested_by=row["requested_by"],
-        tenant=row["tenant"],
-        requested_at=row["requested_at"],
-        expires_at=row["expires_at"],
-        status=ApprovalStatus(row["status"]),
-        decided_by=row["decided_by"],
-        decided_at=row["decided_at"],
-        comment=row["comment"],
-        on_expiry=row["on_expiry"],
-        escalate_to=row["escalate_to"],
-        escalated_from=row["escalated_from"],
-        escalated_to=row["escalated_to"],
-        required_roles=tuple(json.loads(row["required_roles"])) if row["required_roles"] else (),
-        edited_by=row["edited_by"],
-        edited_from=row["edited_from"],
+    return record_of(
+        ApprovalRequest,
+        row,
+        args=json.loads,
+        edited_args=json.loads,
+        result=json.loads,
+        four_eyes=bool,
+        status=ApprovalStatus,
+        required_roles=lambda text: tuple(json.loads(text)),
     )

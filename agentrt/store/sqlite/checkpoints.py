@@ -23,9 +23,6 @@ from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
-    ChannelVersions,
-    Checkpoint,
-    CheckpointMetadata,
     CheckpointTuple,
     DeltaChannelHistory,
 )
@@ -48,34 +45,19 @@ class Checkpoints(SqliteSaver):
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentrt-checkpoints")
 
     # Writes wait out another process's write lock (retry_locked) instead of failing the
-    # run at busy_timeout.
+    # run at busy_timeout. Each is SqliteSaver's own method, with its own signature.
 
-    def put(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        return retry_locked(
-            lambda: super(Checkpoints, self).put(config, checkpoint, metadata, new_versions),
-            undo=self._rollback,
-        )
+    def put(self, *args: Any, **kwargs: Any) -> RunnableConfig:
+        return self._waiting(super().put, *args, **kwargs)
 
-    def put_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        retry_locked(
-            lambda: super(Checkpoints, self).put_writes(config, writes, task_id, task_path),
-            undo=self._rollback,
-        )
+    def put_writes(self, *args: Any, **kwargs: Any) -> None:
+        self._waiting(super().put_writes, *args, **kwargs)
 
     def delete_thread(self, thread_id: str) -> None:
-        retry_locked(lambda: super(Checkpoints, self).delete_thread(thread_id), undo=self._rollback)
+        self._waiting(super().delete_thread, thread_id)
+
+    def _waiting(self, write: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        return retry_locked(lambda: write(*args, **kwargs), undo=self._rollback)
 
     def _rollback(self) -> None:
         with self.lock:
@@ -110,23 +92,11 @@ class Checkpoints(SqliteSaver):
         for item in found:
             yield item
 
-    async def aput(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        return await self._call(self.put, config, checkpoint, metadata, new_versions)
+    async def aput(self, *args: Any, **kwargs: Any) -> RunnableConfig:
+        return await self._call(self.put, *args, **kwargs)
 
-    async def aput_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        await self._call(self.put_writes, config, writes, task_id, task_path)
+    async def aput_writes(self, *args: Any, **kwargs: Any) -> None:
+        await self._call(self.put_writes, *args, **kwargs)
 
     async def adelete_thread(self, thread_id: str) -> None:
         await self._call(self.delete_thread, thread_id)

@@ -11,10 +11,11 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import MISSING, fields
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from agentrt.errors import ConfigError
 from agentrt.store.sqlite.schema import MIGRATIONS, SCHEMA_VERSION
@@ -26,6 +27,7 @@ __all__ = [
     "begin_waiting",
     "connect",
     "locked",
+    "record_of",
     "retry_locked",
 ]
 
@@ -121,6 +123,20 @@ class Database:
         with self._lock:
             yield self._conn
 
+    def one(
+        self, sql: str, params: Sequence[Any], record: Callable[[sqlite3.Row], _T]
+    ) -> _T | None:
+        """The first row ``sql`` reads, as ``record`` makes it; None if there is none."""
+        with self.read() as db:
+            row = db.execute(sql, params).fetchone()
+        return record(row) if row is not None else None
+
+    def all(self, sql: str, params: Sequence[Any], record: Callable[[sqlite3.Row], _T]) -> list[_T]:
+        """Every row ``sql`` reads, as ``record`` makes each."""
+        with self.read() as db:
+            rows = db.execute(sql, params).fetchall()
+        return [record(r) for r in rows]
+
     def close(self) -> None:
         with self._lock:
             self._conn.close()
@@ -164,3 +180,23 @@ class Database:
             )
             row = db.execute("SELECT value FROM agentrt_meta WHERE key='redaction_salt'").fetchone()
         return str(row["value"])
+
+
+def record_of(cls: type[_T], row: sqlite3.Row, **decode: Callable[[Any], Any]) -> _T:
+    """A record of dataclass ``cls`` from a row whose columns are named as its fields.
+
+    ``decode`` turns a column's stored form into the field's value (JSON text, an enum); a
+    NULL column leaves a field that has a default to it.
+    """
+    values: dict[str, Any] = {}
+    columns = set(row.keys())
+    for f in fields(cls):  # type: ignore[arg-type]
+        if f.name not in columns:
+            continue
+        raw = row[f.name]
+        if raw is None:
+            if f.default is MISSING and f.default_factory is MISSING:
+                values[f.name] = None
+            continue
+        values[f.name] = decode[f.name](raw) if f.name in decode else raw
+    return cls(**values)

@@ -6,8 +6,8 @@ import json
 import sqlite3
 from typing import Any
 
-from agentrt.store.protocols import EffectRecord
-from agentrt.store.sqlite.database import Database
+from agentrt.records import EffectOutcome, EffectRecord
+from agentrt.store.sqlite.database import Database, record_of
 
 __all__ = ["EffectsTable"]
 
@@ -18,17 +18,13 @@ class EffectsTable:
     db: Database
 
     def get_effect(self, key: str) -> EffectRecord | None:
-        with self.db.read() as db:
-            row = db.execute("SELECT * FROM effects WHERE key=?", (key,)).fetchone()
-        return _effect(row) if row else None
+        return self.db.one("SELECT * FROM effects WHERE key=?", (key,), _effect)
 
     def list_effects(self, thread_id: str) -> list[EffectRecord]:
         """A run's ledger rows, in the order they were first reserved."""
-        with self.db.read() as db:
-            rows = db.execute(
-                "SELECT * FROM effects WHERE thread_id=? ORDER BY rowid", (thread_id,)
-            ).fetchall()
-        return [_effect(r) for r in rows]
+        return self.db.all(
+            "SELECT * FROM effects WHERE thread_id=? ORDER BY rowid", (thread_id,), _effect
+        )
 
     def start_effect(
         self, *, key: str, thread_id: str, step_id: str, tool: str, args_digest: str
@@ -45,26 +41,18 @@ class EffectsTable:
             ).fetchone()
         return int(row["attempts"])
 
-    def finish_effect(
-        self,
-        key: str,
-        *,
-        result: Any = None,
-        error: str | None = None,
-        error_kind: str | None = None,
-        retries: int = 0,
-    ) -> None:
+    def finish_effect(self, key: str, outcome: EffectOutcome) -> None:
         """Record the outcome of the started attempt: done with its result, or failed."""
         with self.db.tx() as db:
             db.execute(
                 "UPDATE effects SET status=?, result=?, error=?, error_kind=?, retries=?, "
                 "finished_at=? WHERE key=?",
                 (
-                    "failed" if error is not None else "done",
-                    json.dumps(result, default=str) if error is None else None,
-                    error,
-                    error_kind if error is not None else None,
-                    retries,
+                    "failed" if outcome.failed else "done",
+                    None if outcome.failed else json.dumps(outcome.result, default=str),
+                    outcome.error,
+                    outcome.error_kind if outcome.failed else None,
+                    outcome.retries,
                     self.db.clock(),
                     key,
                 ),
@@ -98,15 +86,4 @@ class EffectsTable:
 
 
 def _effect(row: sqlite3.Row) -> EffectRecord:
-    return EffectRecord(
-        key=row["key"],
-        thread_id=row["thread_id"],
-        step_id=row["step_id"],
-        tool=row["tool"],
-        status=row["status"],
-        result=json.loads(row["result"]) if row["result"] is not None else None,
-        error=row["error"],
-        error_kind=row["error_kind"],
-        attempts=row["attempts"],
-        retries=row["retries"],
-    )
+    return record_of(EffectRecord, row, result=json.loads)

@@ -7,7 +7,7 @@ import sqlite3
 
 from agentrt.principal import Principal
 from agentrt.store.protocols import ApiKey
-from agentrt.store.sqlite.database import Database
+from agentrt.store.sqlite.database import Database, record_of
 
 __all__ = ["KeysTable"]
 
@@ -32,17 +32,13 @@ class KeysTable:
             )
 
     def key_by_hash(self, key_hash: str) -> ApiKey | None:
-        with self.db.read() as db:
-            row = db.execute(
-                "SELECT * FROM api_keys WHERE key_hash=? AND revoked_at IS NULL", (key_hash,)
-            ).fetchone()
-        return _key(row) if row else None
+        return self.db.one(
+            "SELECT * FROM api_keys WHERE key_hash=? AND revoked_at IS NULL", (key_hash,), _key
+        )
 
     def list_keys(self, *, include_revoked: bool = False) -> list[ApiKey]:
         where = "" if include_revoked else " WHERE revoked_at IS NULL"
-        with self.db.read() as db:
-            rows = db.execute(f"SELECT * FROM api_keys{where} ORDER BY created_at, key_id")
-            return [_key(r) for r in rows.fetchall()]
+        return self.db.all(f"SELECT * FROM api_keys{where} ORDER BY created_at, key_id", (), _key)
 
     def revoke_key(self, key_id: str) -> ApiKey | None:
         with self.db.tx() as db:
@@ -50,15 +46,8 @@ class KeysTable:
                 "UPDATE api_keys SET revoked_at=? WHERE key_id=? AND revoked_at IS NULL",
                 (self.db.clock(), key_id),
             )
-            row = db.execute("SELECT * FROM api_keys WHERE key_id=?", (key_id,)).fetchone()
-        return _key(row) if row else None
+        return self.db.one("SELECT * FROM api_keys WHERE key_id=?", (key_id,), _key)
 
 
 def _key(row: sqlite3.Row) -> ApiKey:
-    return ApiKey(
-        key_id=row["key_id"],
-        principal=Principal.from_dict(json.loads(row["principal"])),
-        label=row["label"],
-        created_at=row["created_at"],
-        revoked_at=row["revoked_at"],
-    )
+    return record_of(ApiKey, row, principal=lambda text: Principal.from_dict(json.loads(text)))

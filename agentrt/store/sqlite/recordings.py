@@ -6,7 +6,7 @@ import json
 import sqlite3
 
 from agentrt.store.protocols import ModelCall
-from agentrt.store.sqlite.database import Database
+from agentrt.store.sqlite.database import Database, record_of
 
 __all__ = ["RecordingsTable"]
 
@@ -32,25 +32,19 @@ class RecordingsTable:
             )
 
     def model_call(self, thread_id: str, revision: int) -> ModelCall | None:
-        with self.db.read() as db:
-            row = db.execute(
-                "SELECT * FROM model_calls WHERE thread_id=? AND revision=?",
-                (thread_id, revision),
-            ).fetchone()
-        return _model_call(row) if row else None
+        return self.db.one(
+            "SELECT * FROM model_calls WHERE thread_id=? AND revision=?",
+            (thread_id, revision),
+            _model_call,
+        )
 
     def model_calls(self, thread_id: str) -> list[ModelCall]:
-        with self.db.read() as db:
-            rows = db.execute(
-                "SELECT * FROM model_calls WHERE thread_id=? ORDER BY revision", (thread_id,)
-            ).fetchall()
-        return [_model_call(r) for r in rows]
+        return self.db.all(
+            "SELECT * FROM model_calls WHERE thread_id=? ORDER BY revision",
+            (thread_id,),
+            _model_call,
+        )
 
 
 def _model_call(row: sqlite3.Row) -> ModelCall:
-    return ModelCall(
-        revision=row["revision"],
-        model=row["model"],
-        request_digest=row["request_digest"],
-        response=json.loads(row["response"]),
-    )
+    return record_of(ModelCall, row, response=json.loads)

@@ -10,7 +10,7 @@ from typing import Any
 from agentrt.approvals.model import ApprovalStatus
 from agentrt.state import TERMINAL, RunStatus, Usage
 from agentrt.store.protocols import NewRun, RunChange, RunRecord
-from agentrt.store.sqlite.database import Database
+from agentrt.store.sqlite.database import Database, record_of
 
 __all__ = ["RunsTable"]
 
@@ -45,9 +45,7 @@ class RunsTable:
         return self.get_run(run.thread_id)
 
     def get_run(self, thread_id: str) -> RunRecord | None:
-        with self.db.read() as db:
-            row = db.execute("SELECT * FROM runs WHERE thread_id=?", (thread_id,)).fetchone()
-        return _run_record(row) if row else None
+        return self.db.one("SELECT * FROM runs WHERE thread_id=?", (thread_id,), _run_record)
 
     def list_runs(
         self, *, status: str | None = None, tenant: str | None = None, limit: int = 100
@@ -60,9 +58,7 @@ class RunsTable:
             sql += " AND tenant=?"
             params.append(tenant)
         sql += " ORDER BY created_at DESC, thread_id LIMIT ?"
-        with self.db.read() as db:
-            rows = db.execute(sql, (*params, limit)).fetchall()
-        return [_run_record(r) for r in rows]
+        return self.db.all(sql, (*params, limit), _run_record)
 
     def change_run(self, thread_id: str, change: RunChange) -> RunRecord | None:
         now = self.db.clock()
@@ -203,24 +199,12 @@ class RunsTable:
 
 
 def _run_record(row: sqlite3.Row) -> RunRecord:
-    return RunRecord(
-        thread_id=row["thread_id"],
-        status=RunStatus(row["status"]),
-        goal=row["goal"],
-        principal=json.loads(row["principal"]),
-        tenant=row["tenant"],
-        budget=json.loads(row["budget"]),
-        usage=json.loads(row["usage"]),
-        output=row["output"],
-        error=row["error"],
-        trace_id=row["trace_id"],
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        lease_owner=row["lease_owner"],
-        budget_report=json.loads(row["budget_report"]) if row["budget_report"] else None,
-        waited_seconds=row["waited_seconds"],
-        cancel_requested=row["cancel_requested"],
-        retry_at=row["retry_at"],
-        transient_failures=row["transient_failures"],
-        retry_waited_seconds=row["retry_waited_seconds"],
+    return record_of(
+        RunRecord,
+        row,
+        status=RunStatus,
+        principal=json.loads,
+        budget=json.loads,
+        usage=json.loads,
+        budget_report=json.loads,
     )

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Sequence
 
 from agentrt.store.protocols import SpanRow
-from agentrt.store.sqlite.database import Database, connect
+from agentrt.store.sqlite.database import Database, connect, record_of
 
 __all__ = ["SPAN_LOCK_WAIT_MS", "SpansTable"]
 
@@ -48,26 +48,9 @@ class SpansTable:
             conn.execute("COMMIT")
 
     def spans_of(self, trace_id: str) -> list[SpanRow]:
-        with self.db.read() as db:
-            rows = db.execute(
-                "SELECT * FROM spans WHERE trace_id=? ORDER BY start_ns, rowid", (trace_id,)
-            ).fetchall()
-        return [
-            SpanRow(
-                span_id=r["span_id"],
-                trace_id=r["trace_id"],
-                parent_id=r["parent_id"],
-                thread_id=r["thread_id"],
-                name=r["name"],
-                start_ns=r["start_ns"],
-                end_ns=r["end_ns"],
-                status=r["status"],
-                attributes=json.loads(r["attributes"]),
-                events=json.loads(r["events"]),
-                links=json.loads(r["links"]),
-            )
-            for r in rows
-        ]
+        return self.db.all(
+            "SELECT * FROM spans WHERE trace_id=? ORDER BY start_ns, rowid", (trace_id,), _span
+        )
 
     def close_spans(self) -> None:
         with self._span_lock:
@@ -90,3 +73,7 @@ def _values(row: SpanRow) -> tuple[object, ...]:
         json.dumps(row.events, default=list),
         json.dumps(row.links, default=list),
     )
+
+
+def _span(row: sqlite3.Row) -> SpanRow:
+    return record_of(SpanRow, row, attributes=json.loads, events=json.loads, links=json.loads)

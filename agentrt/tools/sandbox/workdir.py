@@ -17,6 +17,7 @@ import warnings
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
+from agentrt.processes import pid_alive
 from agentrt.tools.contract import ToolError
 
 PREFIX = "agentrt-sandbox-"
@@ -119,15 +120,7 @@ def owner_alive(name: str) -> bool:
     if found is None:
         return True  # not ours to judge
     pid = int(found.group(1))
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid == os.getpid() or pid_alive(pid)
 
 
 def sweep() -> None:
