@@ -139,6 +139,9 @@ class AgentRuntime:
             capture_content=capture_content,
             redactor=self.redactor,
             sensitive_of=self.tools.sensitive_of,
+            flush=self._tracing_setup.provider.force_flush
+            if self._tracing_setup.provider is not None
+            else None,
         )
         """The runtime's spans; ``export_failures`` counts spans an exporter lost."""
         self.deps = RunDeps(

@@ -199,6 +199,7 @@ class Driver:
             finally:
                 # A renewal in progress may wait on SQLite's lock: stopped off the loop.
                 yield blocking(beat.stop)
+                yield blocking(self.tracing.flush)
         finally:
             yield blocking(self.store.release_lease, thread_id, owner.label)
 

@@ -1,10 +1,10 @@
 """Where spans go: the run's store (default), the console, OTLP/HTTP, or the caller's.
 
 Every exporter agentrt builds is wrapped in GuardedExporter: an exporter that raises or
-reports failure is logged and counted, and the run goes on. The store takes each span as
-it ends (one small insert, so `agentrt trace` sees a run the moment a segment
-stops, in any process); OTLP goes through a batch processor on a background thread, so a
-slow or unreachable collector never holds a run up.
+reports failure is logged and counted, and the run goes on. The store takes spans in
+batches, from a background thread, and is flushed as each segment ends (so `agentrt trace`
+sees a run the moment a segment stops, in any process); OTLP goes through a batch processor
+too, so a slow or unreachable collector never holds a run up.
 """
 
 from __future__ import annotations
@@ -195,8 +195,11 @@ def make_provider(tracing: Any, sink: SpanSink) -> TracingSetup:
         )
     provider = TracerProvider()
     if tracing == "sqlite":
+        # Batched: one transaction for many spans, on a thread of the processor's own,
+        # instead of one per span in the run's thread. The runtime flushes at the end of
+        # each segment, so a segment's spans are stored when it stops.
         exporter = GuardedExporter(StoreSpanExporter(sink), "sqlite")
-        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=1000))
     elif tracing == "console":
         exporter = GuardedExporter(ConsoleSpanExporter(), "console")
         provider.add_span_processor(SimpleSpanProcessor(exporter))

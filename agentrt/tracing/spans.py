@@ -80,6 +80,7 @@ class RunTracing:
         capture_content: bool = False,
         redactor: Redactor | None = None,
         sensitive_of: SensitiveOf | None = None,
+        flush: Callable[[], object] | None = None,
     ) -> None:
         if isinstance(tracer, SdkTracer) and not isinstance(tracer.id_generator, _RunTraceIds):
             # Only this tracer is changed, never the provider: the caller's other tracers
@@ -91,8 +92,15 @@ class RunTracing:
         self.redactor = redactor or Redactor()
         self.sensitive_of: SensitiveOf = sensitive_of or (lambda name: ())
         """A tool's declared sensitive fields by name, for the tool calls in messages."""
+        self._flush = flush
         self._runs: dict[str, Span] = {}
         self._failed: dict[str, tuple[str, str | None, int]] = {}
+
+    def flush(self) -> None:
+        """Deliver the spans still held for export: a segment's spans are readable (by
+        `agentrt trace`, in any process) once it ends."""
+        if self._flush is not None:
+            self._flush()
 
     def _ns(self, at: float | None = None) -> int:
         return int((self.clock() if at is None else at) * 1e9)
