@@ -26,7 +26,7 @@ import weakref
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from agentrt.tracing.redact import Redactor
+    from agentrt.redaction import Redactor
 
 __all__ = ["ROOT", "get_logger", "redact_logs", "stop_redacting_logs"]
 
@@ -95,7 +95,7 @@ def _redactors() -> list[Redactor]:
     if found:
         return list(found.values())
     if not _DEFAULT:
-        from agentrt.tracing.redact import Redactor  # here: agentrt.tracing imports this module
+        from agentrt.redaction import Redactor  # here: agentrt.tracing imports this module
 
         _DEFAULT.append(Redactor())
     return _DEFAULT

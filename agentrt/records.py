@@ -10,14 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from agentrt.approvals.model import ApprovalStatus
 from agentrt.principal import Principal
 from agentrt.state import RunStatus, Usage
 
 __all__ = [
     "ApiKey",
-    "ApprovalQuery",
-    "Decided",
     "EffectOutcome",
     "EffectRecord",
     "LeaseRecord",
@@ -44,35 +41,6 @@ class NewRun:
     """What it has spent: nothing yet."""
     trace_id: str | None = None
     """Its OpenTelemetry trace, shared by every segment."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ApprovalQuery:
-    """Which approval requests to list: each given field must match."""
-
-    status: str | None = "pending"
-    """None: every status."""
-    tenant: str | None = None
-    role: str | None = None
-    """Any role a request needs."""
-    thread_id: str | None = None
-    after: tuple[float, str] | None = None
-    """Start past this (requested_at, id): the queue's cursor."""
-    limit: int = 100
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Decided:
-    """A decision as it is written onto its request."""
-
-    status: ApprovalStatus
-    """What the request becomes."""
-    by: str
-    comment: str | None = None
-    edited_args: dict[str, Any] | None = None
-    """For an edit: the arguments to run instead."""
-    result: Any = None
-    """For a resolve: the result the effect had."""
 
 
 @dataclass(frozen=True, slots=True)

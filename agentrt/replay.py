@@ -33,11 +33,11 @@ from agentrt.nodes.deps import RunDeps
 from agentrt.policies import Policy
 from agentrt.principal import Principal
 from agentrt.records import ModelCall
+from agentrt.redaction import Redactor
 from agentrt.state import Event
 from agentrt.store.protocols import Store
 from agentrt.tools.contract import ToolContext, ToolError, ToolSpec
 from agentrt.tools.registry import ToolRegistry
-from agentrt.tracing.redact import Redactor
 from agentrt.tracing.shown import shown_events
 
 __all__ = ["ReplayReport", "replay_run"]

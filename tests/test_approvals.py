@@ -28,8 +28,8 @@ from agentrt import (
     RunStatus,
 )
 from agentrt.approvals.display import masked
+from agentrt.approvals.model import Decided
 from agentrt.policies.loader import PolicyFileError
-from agentrt.records import Decided
 from agentrt.runs import lifecycle
 from agentrt.store.sqlite import SqliteStore
 from agentrt.store.sqlite.schema import MIGRATIONS, SCHEMA_VERSION

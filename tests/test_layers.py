@@ -27,8 +27,6 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "agentrt.apikeys",
         "agentrt.testing",
         "agentrt.approvals.display",
-        "agentrt.approvals.expiry",
-        "agentrt.approvals.queue",
         "agentrt.graphs",
     ),
     ("agentrt.nodes",),
@@ -48,8 +46,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "agentrt.processes",
         "agentrt.logs",
         "agentrt.models",
-        "agentrt.approvals",  # the values: model and checks (its other rooms are above)
-        "agentrt.tracing.redact",  # the Redactor: log lines pass it too, from every layer
+        "agentrt.approvals",  # requests and decisions, their checks, the queue, expiry
+        "agentrt.redaction",  # the Redactor: log lines pass it too, from every layer
     ),
 )
 

@@ -21,12 +21,12 @@ from typer.testing import CliRunner
 from agentrt import AgentRuntime, Decision, Policy, Principal, tool
 from agentrt.cli import app as cli_app
 from agentrt.logs import get_logger
+from agentrt.redaction import iban_valid
 from agentrt.service import create_app, issue_key
 from agentrt.service.ui.forms import unmasked
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 from agentrt.tracing import Redactor
 from agentrt.tracing import attributes as A
-from agentrt.tracing.redact import iban_valid
 from tests import secrets_app as S
 from tests.test_service import parse_sse
 

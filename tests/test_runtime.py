@@ -25,10 +25,11 @@ from agentrt import (
     UnknownRun,
     tool,
 )
+from agentrt.approvals.model import Decided
 from agentrt.budget import empty_usage
 from agentrt.examples import refund_desk
 from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR, payments_path
-from agentrt.records import Decided, NewRun
+from agentrt.records import NewRun
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 from tests.conftest import FakeClock, Ids
 

@@ -21,20 +21,12 @@ import pytest
 
 from agentrt.approvals import ApprovalRequest, ApprovalStatus
 from agentrt.approvals.expiry import escalation_of
+from agentrt.approvals.model import ApprovalQuery, Decided
 from agentrt.budget import empty_usage
 from agentrt.digests import approval_id, args_digest
 from agentrt.errors import IllegalTransition, RunBusy
 from agentrt.principal import Principal
-from agentrt.records import (
-    ApiKey,
-    ApprovalQuery,
-    Decided,
-    EffectOutcome,
-    LeaseRecord,
-    ModelCall,
-    NewRun,
-    SpanRow,
-)
+from agentrt.records import ApiKey, EffectOutcome, LeaseRecord, ModelCall, NewRun, SpanRow
 from agentrt.runs import lifecycle
 from agentrt.runs.lease import LeaseOwner, acquire
 from agentrt.state import TERMINAL, RunStatus, Usage

@@ -10,9 +10,9 @@ from typing import Any
 import pytest
 
 from agentrt import AgentRuntime, ConfigError, Policy, Principal, ToolContext, tool
+from agentrt.redaction import luhn_valid
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 from agentrt.tracing import Redactor
-from agentrt.tracing.redact import luhn_valid
 from tests.conftest import FakeClock
 
 API_KEY = "sk-live-4eC39HqLyjWDarjtT1zdp7dc"

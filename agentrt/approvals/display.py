@@ -6,7 +6,7 @@ from collections.abc import Collection, Iterable
 from typing import Any, Protocol
 
 from agentrt.approvals.model import ApprovalRequest
-from agentrt.tracing.redact import Redactor
+from agentrt.redaction import Redactor
 from agentrt.tracing.shown import secret_values, shown
 
 __all__ = ["Tools", "masked", "shown_args"]

@@ -3,12 +3,23 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Protocol
 
 from agentrt.approvals.model import ApprovalRequest, ApprovalStatus
 from agentrt.digests import approval_id
-from agentrt.store.protocols import ApprovalStore
 
-__all__ = ["escalation_of", "expire_due"]
+__all__ = ["Expiring", "escalation_of", "expire_due"]
+
+
+class Expiring(Protocol):
+    """What expiry reads and writes (the store's approvals table): each expiry is a
+    conditional update, so two sweeps, or a sweep and a decider, never both win."""
+
+    def due_approvals(self, now: float, *, limit: int = 1000) -> list[ApprovalRequest]: ...
+
+    def expire_approval(
+        self, approval_id: str, *, now: float, escalation: ApprovalRequest | None = None
+    ) -> bool: ...
 
 
 def escalation_of(request: ApprovalRequest, *, now: float) -> ApprovalRequest:
@@ -43,7 +54,7 @@ def escalation_of(request: ApprovalRequest, *, now: float) -> ApprovalRequest:
 
 
 def expire_due(
-    store: ApprovalStore, now: float
+    store: Expiring, now: float
 ) -> tuple[tuple[ApprovalRequest, ...], tuple[ApprovalRequest, ...]]:
     """Expire (or escalate) every request due at ``now``; those this call won, and the
     escalations it made.

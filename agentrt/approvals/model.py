@@ -18,7 +18,14 @@ from typing_extensions import Unpack
 from agentrt.errors import InvalidDecision
 from agentrt.principal import Principal
 
-__all__ = ["ApprovalPage", "ApprovalRequest", "ApprovalStatus", "Decision"]
+__all__ = [
+    "ApprovalPage",
+    "ApprovalQuery",
+    "ApprovalRequest",
+    "ApprovalStatus",
+    "Decided",
+    "Decision",
+]
 
 
 class ApprovalStatus(StrEnum):
@@ -250,3 +257,32 @@ class Decision(BaseModel):
     def retry(cls, approval_id: str, *, by: Principal, **terms: Unpack[Terms]) -> Decision:
         """Settle an effect in doubt: it did not happen; call the tool again (same key)."""
         return cls._of(approval_id, "retry", by=by, **terms)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApprovalQuery:
+    """Which approval requests to list: each given field must match."""
+
+    status: str | None = "pending"
+    """None: every status."""
+    tenant: str | None = None
+    role: str | None = None
+    """Any role a request needs."""
+    thread_id: str | None = None
+    after: tuple[float, str] | None = None
+    """Start past this (requested_at, id): the queue's cursor."""
+    limit: int = 100
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decided:
+    """A decision as it is written onto its request."""
+
+    status: ApprovalStatus
+    """What the request becomes."""
+    by: str
+    comment: str | None = None
+    edited_args: dict[str, Any] | None = None
+    """For an edit: the arguments to run instead."""
+    result: Any = None
+    """For a resolve: the result the effect had."""

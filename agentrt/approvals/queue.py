@@ -6,14 +6,19 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+from typing import Protocol
 
-from agentrt.approvals.model import ApprovalPage, ApprovalRequest, ApprovalStatus
+from agentrt.approvals.model import ApprovalPage, ApprovalQuery, ApprovalRequest, ApprovalStatus
 from agentrt.digests import canonical_json
 from agentrt.errors import ConfigError
-from agentrt.records import ApprovalQuery
-from agentrt.store.protocols import ApprovalStore
 
-__all__ = ["decode_cursor", "encode_cursor", "queue_page"]
+__all__ = ["Listing", "decode_cursor", "encode_cursor", "queue_page"]
+
+
+class Listing(Protocol):
+    """Where the queue's requests are read from (the store's approvals table)."""
+
+    def list_approvals(self, query: ApprovalQuery) -> list[ApprovalRequest]: ...
 
 
 def encode_cursor(request: ApprovalRequest) -> str:
@@ -42,7 +47,7 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
 
 
 def queue_page(
-    store: ApprovalStore,
+    store: Listing,
     status: ApprovalStatus | str | None,
     *,
     tenant: str | None,

@@ -16,11 +16,12 @@ from __future__ import annotations
 from typing import Any
 
 from agentrt.approvals import ApprovalRequest, ApprovalStatus
+from agentrt.approvals.model import ApprovalQuery
 from agentrt.nodes.common import await_decision, current_action, gate_request, tool_context
 from agentrt.nodes.deps import RunDeps
 from agentrt.nodes.spec import Node
 from agentrt.nodes.tool import failed_outcome, ok_outcome
-from agentrt.records import ApprovalQuery, EffectRecord
+from agentrt.records import EffectRecord
 from agentrt.state import Action, Event, RunState, Stop
 from agentrt.tools.contract import Effect, ToolSpec
 from agentrt.tools.execution import ToolFailure

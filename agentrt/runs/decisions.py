@@ -11,10 +11,9 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from agentrt.approvals.checks import check_decision
-from agentrt.approvals.model import ApprovalRequest, ApprovalStatus, Decision
+from agentrt.approvals.model import ApprovalRequest, ApprovalStatus, Decided, Decision
 from agentrt.budget import Budget, raised_budget
 from agentrt.errors import AlreadyDecided, ConfigError, InvalidDecision
-from agentrt.records import Decided
 from agentrt.state import unstorable
 from agentrt.store.protocols import ApprovalStore, RunStore
 from agentrt.tools.contract import ToolArgsError

@@ -20,7 +20,7 @@ from opentelemetry.trace import Span
 from typing_extensions import Unpack
 
 from agentrt.approvals.expiry import expire_due
-from agentrt.approvals.model import ApprovalRequest, Decision
+from agentrt.approvals.model import ApprovalQuery, ApprovalRequest, Decision
 from agentrt.budget import Budget, empty_usage
 from agentrt.errors import ConfigError, IllegalTransition, RunBusy, UnknownRun
 from agentrt.faults import retry_delay, transient_cause
@@ -28,7 +28,8 @@ from agentrt.limits import SizeLimits
 from agentrt.logs import get_logger
 from agentrt.nodes.deps import RunDeps
 from agentrt.principal import Principal
-from agentrt.records import ApprovalQuery, NewRun, RunRecord
+from agentrt.records import NewRun, RunRecord
+from agentrt.redaction import Redactor
 from agentrt.runs import lifecycle
 from agentrt.runs.budgets import BudgetLayers
 from agentrt.runs.decisions import record_decision
@@ -40,7 +41,6 @@ from agentrt.store.protocols import Store
 from agentrt.tools.registry import ToolRegistry
 from agentrt.tracing import RunTracing, new_trace_id
 from agentrt.tracing import attributes as A
-from agentrt.tracing.redact import Redactor
 from agentrt.tracing.shown import shown
 
 __all__ = ["NOTHING", "Driver", "NewRunRequest"]

@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import cast
 
-from agentrt.approvals.model import ApprovalRequest
+from agentrt.approvals.model import ApprovalQuery, ApprovalRequest
 from agentrt.budget import Budget, empty_usage
 from agentrt.errors import ConfigError
 from agentrt.principal import Principal
-from agentrt.records import ApprovalQuery, RunRecord
+from agentrt.records import RunRecord
 from agentrt.state import TERMINAL, BudgetReport, RunState, RunStatus, Usage
 from agentrt.store.protocols import ApprovalStore
 

@@ -16,8 +16,8 @@ from dataclasses import asdict, replace
 from typing import Any, TypeVar
 
 from agentrt import records
-from agentrt.approvals.model import ApprovalRequest, ApprovalStatus
-from agentrt.records import ApprovalQuery, Decided, EffectOutcome, NewRun
+from agentrt.approvals.model import ApprovalQuery, ApprovalRequest, ApprovalStatus, Decided
+from agentrt.records import EffectOutcome, NewRun
 from agentrt.state import TERMINAL, RunStatus, Usage
 from agentrt.store.protocols import RunChange
 

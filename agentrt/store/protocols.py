@@ -13,11 +13,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from agentrt.approvals.model import ApprovalRequest
+from agentrt.approvals.model import ApprovalQuery, ApprovalRequest, Decided
 from agentrt.records import (
     ApiKey,
-    ApprovalQuery,
-    Decided,
     EffectOutcome,
     EffectRecord,
     LeaseRecord,

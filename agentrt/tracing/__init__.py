@@ -9,8 +9,8 @@
 - view: a run's trace as a tree with durations and where the time went.
 """
 
+from agentrt.redaction import Detector, Redactor
 from agentrt.tracing.exporters import TRACER_NAME, TracingSetup, make_provider
-from agentrt.tracing.redact import Detector, Redactor
 from agentrt.tracing.spans import RunTracing, new_trace_id
 from agentrt.tracing.view import Trace, TraceSpan
 

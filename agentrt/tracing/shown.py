@@ -19,7 +19,7 @@ from contextlib import suppress
 from dataclasses import replace
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from agentrt.tracing.redact import Redactor
+from agentrt.redaction import Redactor
 
 _R = TypeVar("_R", bound="_Shown")
 

@@ -30,8 +30,8 @@ from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import Link, Span, SpanContext, Status, StatusCode, TraceFlags
 
+from agentrt.redaction import Redactor
 from agentrt.tracing import attributes as A
-from agentrt.tracing.redact import Redactor
 from agentrt.tracing.shown import SensitiveOf, secret_values, shown, shown_messages
 
 __all__ = ["ModelCallSpan", "PolicySpan", "RunTracing", "ToolCallSpan", "new_trace_id"]

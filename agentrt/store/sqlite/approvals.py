@@ -6,8 +6,7 @@ import json
 import sqlite3
 from typing import Any
 
-from agentrt.approvals.model import ApprovalRequest, ApprovalStatus
-from agentrt.records import ApprovalQuery, Decided
+from agentrt.approvals.model import ApprovalQuery, ApprovalRequest, ApprovalStatus, Decided
 from agentrt.store.sqlite.database import Database, record_of
 
 __all__ = ["ApprovalsTable"]
