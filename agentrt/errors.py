@@ -18,7 +18,7 @@ Messages quote the offending value with !r and say what to do next.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from agentrt.readable import iso, moment
 
 __all__ = [
     "AgentRuntimeError",
@@ -73,13 +73,17 @@ class UnknownRun(AgentRuntimeError):
 class RunBusy(AgentRuntimeError):
     """Another live process holds the lease on this run."""
 
-    def __init__(self, thread_id: str, owner: str, expires_at: float) -> None:
+    def __init__(
+        self, thread_id: str, owner: str, expires_at: float, *, now: float | None = None
+    ) -> None:
         self.thread_id = thread_id
         self.owner = owner
         self.expires_at = expires_at
+        """When the lease runs out unless its owner renews it, in epoch seconds."""
         super().__init__(
             f"run {thread_id!r} is being driven by {owner!r} (lease held until "
-            f"{expires_at:.0f}); wait for it to stop or for the lease to expire, then retry"
+            f"{moment(expires_at, now=now)}); wait for it to stop or for the lease to "
+            "expire, then retry"
         )
 
 
@@ -110,12 +114,8 @@ class BudgetExceeded(RunError):
         next_spend = f", and the next action needs {requested:g} more" if requested else ""
         message = f"budget limit {limit}={allowed:g} reached: {used:g} used{next_spend}"
         if limit == "deadline":
-            message = f"budget deadline {_utc(allowed)} reached: it is {_utc(used)}"
+            message = f"budget deadline {iso(allowed)} reached: it is {iso(used)}"
         super().__init__(message, thread_id=thread_id)
-
-
-def _utc(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 class ApprovalError(AgentRuntimeError):

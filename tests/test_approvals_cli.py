@@ -8,6 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from agentrt.cli import app
+from agentrt.readable import iso
 from tests.gate_app import GOAL, OPS, T0, build_runtime
 
 DAY = 86400.0
@@ -59,7 +60,8 @@ def test_show_sweep_and_cancel(db: Path, waiting: list[str]) -> None:
     assert "status     pending" in out
     assert '"card": "[REDACTED:field]"' in out
     assert "role       payer (four eyes)" in out
-    assert "escalates  escalate treasurer" in out
+    assert f"expires    {iso(T0 + 7 * DAY)} (in 5d)" in out  # the app's clock: two days on
+    assert "on expiry  it escalates: a new request for role treasurer" in out
 
     code, out = cli("approvals", "sweep", *GATES, "--db", str(db), "--now", str(T0 + 7 * DAY))
     assert code == 0, out

@@ -48,6 +48,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "agentrt.models",
         "agentrt.approvals",  # requests and decisions, their checks, the queue, expiry
         "agentrt.redaction",  # the Redactor: log lines pass it too, from every layer
+        "agentrt.readable",  # times and money as people read them, in messages and screens
     ),
 )
 

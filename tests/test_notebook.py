@@ -15,16 +15,40 @@ NOTEBOOK = Path(__file__).resolve().parents[1] / "notebooks" / "quickstart.ipynb
 KERNEL = "agentrt-test-python3"
 CELL_TIMEOUT = 60
 
+# Put before the notebook's cells: in the kernel, as in tests (conftest.py), a connection
+# off this machine fails loudly. LangGraph's default picture of a graph would make one.
+OFFLINE = """
+import ipaddress, socket
+_connect = socket.socket.connect
+def _guarded(self, address):
+    if self.family in (socket.AF_INET, socket.AF_INET6):
+        host = address[0]
+        try:
+            loopback = host == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            loopback = False
+        if not loopback:
+            raise RuntimeError(f"the notebook is offline: refused a connection to {address!r}")
+    return _connect(self, address)
+socket.socket.connect = _guarded
+"""
 
-def _text(cell: Any) -> str:
-    """Everything a code cell printed or displayed, as one string."""
+
+def _text(cell: Any, kind: str = "text/plain") -> str:
+    """Everything a code cell printed or displayed (as ``kind``), as one string."""
     parts: list[str] = []
     for out in cell.outputs:
         if out["output_type"] == "stream":
             parts.append(out["text"])
         elif out["output_type"] in {"execute_result", "display_data"}:
-            parts.append(out["data"].get("text/plain", ""))
+            parts.append(out["data"].get(kind, ""))
     return "".join(parts)
+
+
+def _cell(cells: list[Any], needle: str) -> Any:
+    """The one code cell whose source holds ``needle``."""
+    (found,) = [c for c in cells if needle in c.source]
+    return found
 
 
 @pytest.mark.subprocess
@@ -47,6 +71,7 @@ def test_quickstart_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert stored == [], "the notebook has stored outputs; clear them before committing"
     # Not part of the notebook: shows which environment the kernel ran in.
     nb.cells.append(nbformat.v4.new_code_cell("import sys\nprint(sys.prefix)"))
+    nb.cells.insert(0, nbformat.v4.new_code_cell(OFFLINE))
 
     client = nbclient.NotebookClient(
         nb,
@@ -60,7 +85,20 @@ def test_quickstart_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert [o for c in code for o in c.outputs if o["output_type"] == "error"] == []
     assert _text(code[-1]).strip() == sys.prefix
     # The closing cells: the run finished, and a second runtime on the same file sees it.
-    durable = [c for c in code if "rt2.get(" in c.source]
-    assert len(durable) == 1
-    assert "status: succeeded" in _text(durable[0])
+    assert "status: succeeded" in _text(_cell(code, "rt2.get("))
     assert list(scratch.glob("agentrt-quickstart-*/refund_desk.db"))
+    # The run graph, drawn from text made offline: never LangGraph's web-drawn picture.
+    drawn = _text(_cell(code, "draw_mermaid()"), "text/markdown")
+    assert drawn.startswith("```mermaid\n")
+    assert "plan -.-> policy;" in drawn
+    assert not [o for c in code for o in c.outputs if "image/png" in o.get("data", {})]
+    # Inside a finished run: no next node, its log, its trace.
+    assert "next nodes: ()" in _text(_cell(code, "rt.graph.get_state("))
+    assert "approval 2.0: issue_refund approved by bob" in _text(_cell(code, "describe(event)"))
+    assert "where time went:" in _text(_cell(code, ".render()"))
+    # A child process killed inside a tool; its run resumed here, charged once.
+    assert "ended with -9" in _text(_cell(code, "subprocess.run("))
+    resumed = _text(_cell(code, "shop_rt.resume("))
+    assert "left as: running" in resumed
+    assert "resumed: succeeded - Charged al $5.00." in resumed
+    assert "charges: [('al', 500)]" in resumed

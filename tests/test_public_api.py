@@ -76,6 +76,7 @@ def test_service_names() -> None:
     assert sorted(agentrt.service.__all__) == [
         "ApiKey",
         "ServiceSettings",
+        "agentrt_lifespan",
         "create_app",
         "issue_key",
     ]

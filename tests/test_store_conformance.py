@@ -312,8 +312,8 @@ def test_a_live_lease_is_busy_until_it_expires(leased: Store, clock: FakeClock) 
     with pytest.raises(RunBusy) as info:
         take(leased, B)
     assert str(info.value) == (
-        f"run 't1' is being driven by {A.label!r} (lease held until 1030); "
-        "wait for it to stop or for the lease to expire, then retry"
+        f"run 't1' is being driven by {A.label!r} (lease held until 1970-01-01T00:17:10Z "
+        "(in 1s)); wait for it to stop or for the lease to expire, then retry"
     )
     assert (info.value.owner, info.value.expires_at) == (A.label, 1030.0)
     assert owner_of(leased) == A.label
@@ -350,13 +350,13 @@ def test_renew_and_release_belong_to_the_owner(leased: Store, clock: FakeClock) 
     clock.now += 10
     assert leased.renew_lease("t1", B.label, clock.now + 30) is False
     leased.release_lease("t1", B.label)  # not B's to release
-    with pytest.raises(RunBusy, match="lease held until 1030"):  # A's lease as it was
+    with pytest.raises(RunBusy, match="lease held until 1970-01-01T00:17:10Z"):  # A's, as it was
         take(leased, B)
 
     clock.now += 10
     assert leased.renew_lease("t1", A.label, clock.now + 30) is True
     clock.now += 20  # past the first expiry, within the renewed one
-    with pytest.raises(RunBusy, match="lease held until 1050"):
+    with pytest.raises(RunBusy, match="lease held until 1970-01-01T00:17:30Z"):
         take(leased, B)
 
     leased.release_lease("t1", A.label)
@@ -370,7 +370,7 @@ def test_acquire_is_reentrant_for_the_owner(leased: Store, clock: FakeClock) -> 
     clock.now += 10
     take(leased, A)
     clock.now += 25  # past the first expiry
-    with pytest.raises(RunBusy, match="lease held until 1040"):
+    with pytest.raises(RunBusy, match="lease held until 1970-01-01T00:17:20Z"):
         take(leased, B)
 
 

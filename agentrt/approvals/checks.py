@@ -5,6 +5,7 @@ from __future__ import annotations
 from agentrt.approvals.model import ApprovalRequest, ApprovalStatus, Decision
 from agentrt.errors import AlreadyDecided, ApprovalExpired, InvalidDecision, NotAuthorized
 from agentrt.principal import Principal
+from agentrt.readable import moment
 
 __all__ = ["check_decision"]
 
@@ -26,7 +27,8 @@ def check_decision(request: ApprovalRequest, decision: Decision, *, now: float) 
             else "; the run was told and went on without it"
         )
         raise ApprovalExpired(
-            f"approval {rid!r} expired undecided at {request.decided_at or 0:.0f}{then}",
+            f"approval {rid!r} expired undecided at "
+            f"{moment(request.decided_at or request.expires_at or now, now=now)}{then}",
             approval_id=rid,
         )
     if request.status is ApprovalStatus.CANCELLED:
@@ -63,7 +65,7 @@ def check_decision(request: ApprovalRequest, decision: Decision, *, now: float) 
         )
     if request.expires_at is not None and now >= request.expires_at:
         raise ApprovalExpired(
-            f"approval {rid!r} expired at {request.expires_at:.0f} (now {now:.0f}); "
+            f"approval {rid!r} expired at {moment(request.expires_at, now=now)}; "
             "the run must ask again",
             approval_id=rid,
         )

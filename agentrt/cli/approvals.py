@@ -7,10 +7,21 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from agentrt.cli.common import age, app, json_option, print_run, short, shown_args, table
+from agentrt.cli.common import (
+    age,
+    app,
+    json_option,
+    print_run,
+    rule_of,
+    short,
+    shown_args,
+    table,
+)
 from agentrt.cli.options import AppOptions, OptionGroup, grouped
+from agentrt.readable import moment
 
 if TYPE_CHECKING:
+    from agentrt.approvals import ApprovalRequest
     from agentrt.principal import Principal
 
 queue = typer.Typer(
@@ -80,6 +91,7 @@ def show_request(approval_id: ApprovalArgument, app_options: AppOptions) -> None
 
     with app_options.runtime(db_only=True) as rt:
         req = rt.approval(approval_id)
+        now = rt.clock()
         edited = None if req.edited_args is None else shown_args(rt, req, req.edited_args)
         waited = req.waited_seconds
         rows = [
@@ -88,22 +100,32 @@ def show_request(approval_id: ApprovalArgument, app_options: AppOptions) -> None
             ("run", f"{req.thread_id} step {req.step_id}"),
             ("action", f"{req.tool}({short(shown_args(rt, req), 200)})"),
             ("edited to", "" if edited is None else short(edited, 200)),
-            ("rule", f"{req.rule_id}: {req.reason}"),
+            rule_of(req),
             ("role", (req.required_role or "(any)") + (" (four eyes)" if req.four_eyes else "")),
             ("asked by", f"{req.requested_by} (tenant {req.tenant})"),
-            ("asked", f"{age(req.requested_at, rt.clock())} ago"),
-            ("expires", "never" if req.expires_at is None else f"at {req.expires_at:.0f}"),
+            ("asked", f"{age(req.requested_at, now)} ago"),
+            ("expires", "never" if req.expires_at is None else moment(req.expires_at, now=now)),
             (
                 "decided by",
                 f"{req.decided_by or ''} {shown(req.comment, rt.redactor) or ''}".strip(),
             ),
             ("waited", "" if waited is None else f"{waited:.0f}s"),
-            ("escalates", f"{req.on_expiry} {req.escalate_to or ''}".strip()),
+            ("on expiry", "" if req.expires_at is None else _on_expiry(req)),
             ("escalated", req.escalated_to or req.escalated_from or ""),
         ]
         for label, value in rows:
             if value:
                 typer.echo(f"{label:<11}{value}")
+
+
+def _on_expiry(req: ApprovalRequest) -> str:
+    """What happens to the request if nobody decides it in time, in words."""
+    if req.on_expiry == "escalate" and req.escalate_to:
+        return (
+            f"it escalates: a new request for role {req.escalate_to}, with as long to decide, "
+            "then rejected"
+        )
+    return "it is rejected: the agent is told nobody decided, and goes on without it"
 
 
 @queue.command()

@@ -17,6 +17,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from agentrt.readable import moment, usd
+
 if TYPE_CHECKING:
     from agentrt.approvals import ApprovalRequest
     from agentrt.runtime import AgentRuntime, Run
@@ -29,6 +31,9 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help, as click prints it: typer's Rich panels give every flag a type ("--json
+    # <bool>") as if it took a value, and read brackets in help texts as markup.
+    rich_markup_mode=None,
 )
 
 AppOption = Annotated[
@@ -252,7 +257,7 @@ def print_run(run: Run, rt: AgentRuntime) -> None:
     u = run.usage
     typer.echo(
         f"usage     {u['steps']} steps, {u['tool_calls']} tool calls, "
-        f"{u['input_tokens'] + u['output_tokens']} tokens, ${u['cost_usd']:.4f}, "
+        f"{u['input_tokens'] + u['output_tokens']} tokens, {usd(u['cost_usd'])}, "
         f"{u['active_seconds']:.2f}s active, "
         f"{u.get('waited_seconds', 0.0):.0f}s waiting for a person"
     )
@@ -261,6 +266,8 @@ def print_run(run: Run, rt: AgentRuntime) -> None:
         typer.echo(f"output    {run.output}")
     if run.error:
         typer.echo(f"error     {run.error}")
+    if run.retry_at is not None:
+        typer.echo(f"retry at  {moment(run.retry_at)} (or now: agentrt resume)")
     if run.budget_report:
         r = run.budget_report
         typer.echo(
@@ -275,11 +282,12 @@ def describe_budget(run: Run) -> str:
     """Each limit in force with what is left of it, e.g. "max_tool_calls 5 (2 left)"."""
     from agentrt.budget import remaining
 
-    left = remaining(run.budget, run.usage, now=time.time())
+    now = time.time()
+    left = remaining(run.budget, run.usage, now=now)
     parts = [
         f"{name} {value:g} ({left[name]:g} left)"
         if name != "deadline"
-        else f"deadline {time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(value))} UTC"
+        else f"deadline {moment(value, now=now)}"
         for name, value in run.budget.limits().items()
     ]
     if run.budget.asks:
@@ -302,11 +310,30 @@ def print_request(req: ApprovalRequest, rt: AgentRuntime) -> None:
             f"  raise with    agentrt raise-limit {req.id} --to <new {a['limit']}> --as <you>"
         )
         return
-    typer.echo("waiting for approval:")
+    in_doubt = req.kind == "reconcile"
+    typer.echo(
+        "waiting for a person to say whether an effect happened:"
+        if in_doubt
+        else "waiting for approval:"
+    )
     typer.echo(f"  id            {req.id}")
     typer.echo(f"  action        {req.tool}({short(shown_args(rt, req), 200)})")
-    typer.echo(f"  rule          {req.rule_id}: {req.reason}")
+    label, because = rule_of(req)
+    typer.echo(f"  {label:<14}{because}")
     typer.echo(f"  required role {req.required_role or '(any)'}")
+    if in_doubt:
+        typer.echo(
+            f"  settle with   agentrt reconcile resolve {req.id} --result '<JSON>' --as <you> "
+            f"(it happened), or agentrt reconcile retry {req.id} --as <you> (it did not)"
+        )
+
+
+def rule_of(req: ApprovalRequest) -> tuple[str, str]:
+    """A label and a line: the rule that asked for the request, with its reason; or, for a
+    request no rule asked for (an effect in doubt), the reason alone."""
+    if req.rule_id is None:
+        return "reason", req.reason
+    return "rule", f"{req.rule_id}: {req.reason}"
 
 
 def json_option(flag: str, text: str | None) -> Any:

@@ -37,13 +37,8 @@ def demo(
         request = run.pending_approval
         if request is None:
             return
-        if decision is None and sys.stdin.isatty():
-            while decision not in ("approve", "reject"):
-                decision = (
-                    typer.prompt(f"\n{APPROVER.id} ({APPROVER.roles[0]}): approve or reject?")
-                    .strip()
-                    .lower()
-                )
+        if decision is None and _on_terminal():
+            decision = _ask(f"\n{APPROVER.id} ({APPROVER.roles[0]}): approve or reject? [y/n]")
         if decision is None:
             base = (
                 f"{_command()} {{}} {request.id} --as {APPROVER.id} --role {APPROVER.roles[0]} "
@@ -68,6 +63,28 @@ def demo(
             typer.echo(f"  {describe(event)}")
         typer.echo("")
         print_run(run, rt)
+
+
+_ANSWERS = {
+    **dict.fromkeys(("approve", "a", "y", "yes"), "approve"),
+    **dict.fromkeys(("reject", "r", "n", "no"), "reject"),
+}
+
+
+def _on_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+def _ask(question: str) -> str:
+    """approve or reject, as the person at the terminal answers; asked again, with the
+    choices listed, until an answer is understood."""
+    while True:
+        answer = typer.prompt(question).strip().lower()
+        if answer in _ANSWERS:
+            return _ANSWERS[answer]
+        typer.echo(
+            f"{answer!r} is not a choice here: type approve (or y, yes) or reject (or n, no)"
+        )
 
 
 def _command() -> str:

@@ -54,7 +54,7 @@ def acquire(
         if held is not None and held.owner != owner.label and held.expires_at > now:
             same_host_dead = held.host == owner.host and not pid_alive(held.pid)
             if not same_host_dead:
-                raise RunBusy(thread_id, held.owner, held.expires_at)
+                raise RunBusy(thread_id, held.owner, held.expires_at, now=now)
         lease = LeaseRecord(owner=owner.label, host=owner.host, pid=owner.pid, expires_at=now + ttl)
         if store.take_lease(thread_id, lease, expected=None if held is None else held.owner):
             return

@@ -3,6 +3,7 @@
     from agentrt.service import create_app, issue_key
     key = issue_key(rt, Principal("bob", roles=["refund-approver"], tenant="acme"))
     app = create_app(rt)            # a FastAPI app; or `agentrt serve --app module:rt`
+    # mounted in your own app: enter agentrt_lifespan(your_app) in your app's lifespan
 
 Needs the service extra: ``pip install 'agentrt[service]'``.
 """
@@ -20,10 +21,10 @@ except ImportError as exc:  # pragma: no cover - only without the extra
 from agentrt.principal import Principal
 from agentrt.records import ApiKey
 from agentrt.runtime import AgentRuntime
-from agentrt.service.app import create_app
+from agentrt.service.app import agentrt_lifespan, create_app
 from agentrt.service.context import ServiceSettings
 
-__all__ = ["ApiKey", "ServiceSettings", "create_app", "issue_key"]
+__all__ = ["ApiKey", "ServiceSettings", "agentrt_lifespan", "create_app", "issue_key"]
 
 
 def issue_key(runtime: AgentRuntime, principal: Principal, *, label: str | None = None) -> str:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Annotated, Any
 
 from fastapi import Depends, FastAPI
+from starlette.routing import Mount
+from starlette.types import ASGIApp
 from typing_extensions import Unpack
 
 from agentrt import __version__
@@ -25,7 +27,7 @@ from agentrt.service.ratelimit import RateLimiter
 from agentrt.service.routes import approvals, runs
 from agentrt.service.worker import RunWorker
 
-__all__ = ["create_app"]
+__all__ = ["agentrt_lifespan", "create_app"]
 
 logger = get_logger("agentrt.service")
 
@@ -58,6 +60,10 @@ def create_app(runtime: AgentRuntime, **options: Unpack[ServiceOptions]) -> Fast
       other processes, e.g. a decision from the CLI).
     - ``shutdown_grace``: seconds runs in hand get to finish on shutdown; the rest stop and
       resume from their checkpoints later.
+
+    The app's lifespan does that start-up and shut-down work (carrying on stopped runs, the
+    sweep, the grace). Starlette runs only the lifespan of the app it serves: mounted in
+    your own app, enter ``agentrt_lifespan`` in your app's lifespan.
     """
     if not isinstance(runtime, AgentRuntime):
         raise ConfigError(f"create_app serves an agentrt AgentRuntime, got {runtime!r}")
@@ -109,26 +115,83 @@ async def healthz(service: Annotated[Service, Depends(service_of)]) -> dict[str,
 
 
 @asynccontextmanager
+async def agentrt_lifespan(app: ASGIApp) -> AsyncIterator[None]:
+    """The start-up and shut-down work of the agentrt apps in ``app``, for your own lifespan.
+
+    Starlette runs the lifespan of the app it serves, never those of the apps mounted in
+    it; so an app from create_app, mounted, would not carry on stopped runs, sweep its
+    approvals or give runs their grace at shutdown. Enter this in your app's lifespan::
+
+        agentrt = create_app(rt)
+
+        @asynccontextmanager
+        async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+            async with agentrt_lifespan(app):  # your own start-up around it, as you like
+                yield
+
+        app = FastAPI(lifespan=lifespan)
+        app.mount("/agentrt", agentrt)
+
+    ``app`` is an app create_app made, or an app mounting one or more (found through its
+    mounts, at any depth). ConfigError if there is none, or if one is started already.
+    """
+    found = list(_agentrt_apps(app))
+    if not found:
+        raise ConfigError(
+            f"{app!r} is not an app create_app made and mounts none; pass the app "
+            "create_app returned, or the app you mounted it in"
+        )
+    async with AsyncExitStack() as stack:
+        for served in found:
+            await stack.enter_async_context(_lifespan(served))
+        yield
+
+
+def _agentrt_apps(app: object) -> Iterator[FastAPI]:
+    """The apps create_app made: ``app`` itself, or those mounted in it (each once)."""
+    seen: set[int] = set()
+    todo = [app]
+    while todo:
+        current = todo.pop(0)
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, FastAPI) and isinstance(
+            getattr(current.state, "agentrt", None), Service
+        ):
+            yield current
+            continue
+        todo.extend(r.app for r in getattr(current, "routes", ()) if isinstance(r, Mount))
+
+
+@asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     service: Service = app.state.agentrt
-    settings = service.settings
-    if settings.executor_threads is not None:
-        asyncio.get_running_loop().set_default_executor(
-            ThreadPoolExecutor(settings.executor_threads, thread_name_prefix="agentrt")
+    if service.started:
+        raise ConfigError(
+            "this agentrt app's lifespan is running already: the app Starlette serves runs "
+            "its own, so enter agentrt_lifespan only for an app that is mounted"
         )
-    if settings.resume_stopped:
-        await _resume_stopped(service)
-    sweeper = (
-        asyncio.create_task(_sweep_forever(service, settings.sweep_every), name="agentrt-sweep")
-        if settings.sweep_every is not None
-        else None
-    )
+    service.started = True
+    settings = service.settings
+    sweeper: asyncio.Task[None] | None = None
     try:
+        if settings.executor_threads is not None:
+            asyncio.get_running_loop().set_default_executor(
+                ThreadPoolExecutor(settings.executor_threads, thread_name_prefix="agentrt")
+            )
+        if settings.resume_stopped:
+            await _resume_stopped(service)
+        if settings.sweep_every is not None:
+            sweeper = asyncio.create_task(
+                _sweep_forever(service, settings.sweep_every), name="agentrt-sweep"
+            )
         yield
     finally:
         if sweeper is not None:
             sweeper.cancel()
         await service.worker.close(settings.shutdown_grace)
+        service.started = False
 
 
 async def _resume_stopped(service: Service) -> None:

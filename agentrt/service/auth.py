@@ -32,6 +32,7 @@ COOKIE = "agentrt_key"
 
 def service_of(request: Request) -> Service:
     service: Service = request.app.state.agentrt
+    service.check_started()
     return service
 
 

@@ -10,6 +10,7 @@ from typing import TypedDict
 
 from agentrt.approvals import ApprovalRequest
 from agentrt.errors import ConfigError, InvalidDecision, UnknownRun
+from agentrt.logs import get_logger
 from agentrt.principal import Principal
 from agentrt.runtime import AgentRuntime, Run
 from agentrt.service.problems import Problem
@@ -17,6 +18,8 @@ from agentrt.service.ratelimit import RateLimiter
 from agentrt.service.worker import RunWorker
 
 __all__ = ["Service", "ServiceOptions", "ServiceSettings", "StreamSlots"]
+
+logger = get_logger("agentrt.service")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,9 +149,26 @@ class Service:
     logins: RateLimiter
     """Sign-in form posts per client address."""
     streams: StreamSlots = field(init=False)
+    started: bool = field(default=False, init=False)
+    """True while the app's lifespan runs (its own, or agentrt_lifespan's when mounted)."""
+    _told_unstarted: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.streams = StreamSlots(self.settings.max_streams_per_key)
+
+    def check_started(self) -> None:
+        """Say once, in the log, that requests are served with no lifespan running: mounted
+        in another app without agentrt_lifespan, no stopped run is carried on, no approval
+        expires and shutdown gives runs no grace."""
+        if self.started or self._told_unstarted:
+            return
+        self._told_unstarted = True
+        logger.warning(
+            "agentrt is serving requests but its lifespan is not running, so stopped runs "
+            "are not carried on, approvals do not expire and shutdown has no grace; an app "
+            "mounted in yours needs `async with agentrt_lifespan(app):` in your lifespan "
+            "(from agentrt.service import agentrt_lifespan)"
+        )
 
     async def run_for(self, principal: Principal, thread_id: str) -> Run:
         """The run, if it belongs to the caller's tenant; 404 (as for no run) otherwise."""

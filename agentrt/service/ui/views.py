@@ -15,6 +15,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from agentrt.events import describe
+from agentrt.readable import usd
 from agentrt.service import auth
 from agentrt.tracing.view import format_seconds
 
@@ -90,7 +91,7 @@ def _spent(value: Any, name: str) -> str:
         if name.endswith("seconds"):
             return format_seconds(float(value))
         if name.endswith("usd"):
-            return f"${value:.4f}".rstrip("0").rstrip(".") if value else "$0"
+            return usd(value)
     return str(value)
 
 
