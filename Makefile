@@ -32,6 +32,15 @@ $(BWRAP):
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
 		bubblewrap
 
+# The Postgres store's tests start a throwaway server of their own from Debian's postgresql
+# (initdb and pg_ctl in /usr/lib/postgresql/*/bin; tests/postgres.py). Installed once.
+.PHONY: postgresql
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+			postgresql; }
+
 demo: $(STAMP)
 	$(BIN)/agentrt demo --db agentrt.db
 
@@ -47,7 +56,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) $(CHROMIUM) $(BWRAP)
+pytest: $(STAMP) $(CHROMIUM) $(BWRAP) postgresql
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest

@@ -28,6 +28,9 @@ def _block(where: str) -> None:
 
 
 def sink_path(db: str | Path) -> Path:
+    """Beside a database file; for a database URL, where AGENTRT_TEST_SINK says."""
+    if "://" in str(db):
+        return Path(os.environ["AGENTRT_TEST_SINK"])
     return Path(db).with_name("payments.db")
 
 

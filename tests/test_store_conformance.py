@@ -1,7 +1,8 @@
 """What every store must do (agentrt.store.protocols), run against each backend.
 
-The same tests run on the SQLite store and the in-memory one; a backend joins by adding
-itself to BACKENDS. The rules above the store (which status may follow which, when a lease
+The same tests run on the SQLite store, the PostgreSQL one (a fresh database on the
+session's throwaway server, tests/postgres.py) and the in-memory one; a backend joins by
+adding itself to BACKENDS. The rules above the store (which status may follow which, when a lease
 is taken over) are run through the code that owns them (runs.lifecycle, runs.lease), over
 each backend, since they rely on its conditional writes.
 """
@@ -14,7 +15,6 @@ import socket
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -31,6 +31,7 @@ from agentrt.runs import lifecycle
 from agentrt.runs.lease import LeaseOwner, acquire
 from agentrt.state import TERMINAL, RunStatus, Usage
 from agentrt.store.memory import MemoryStore
+from agentrt.store.postgres import PostgresStore
 from agentrt.store.protocols import RunChange, Store
 from agentrt.store.sqlite import SqliteStore
 from tests.conftest import FakeClock
@@ -39,9 +40,15 @@ USAGE: Usage = empty_usage()
 ALICE = {"id": "alice", "roles": [], "tenant": "acme", "scopes": []}
 HOST = socket.gethostname()
 
-BACKENDS: dict[str, Callable[[Path, FakeClock], Store]] = {
-    "sqlite": lambda tmp, clock: SqliteStore(tmp / "agentrt.db", clock=clock),
-    "memory": lambda tmp, clock: MemoryStore(clock=clock),
+# Each makes a store from the test's request (for the fixtures it needs) and the clock.
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest, FakeClock], Store]] = {
+    "sqlite": lambda request, clock: SqliteStore(
+        request.getfixturevalue("tmp_path") / "agentrt.db", clock=clock
+    ),
+    "postgres": lambda request, clock: PostgresStore(
+        request.getfixturevalue("postgres_url"), clock=clock
+    ),
+    "memory": lambda request, clock: MemoryStore(clock=clock),
 }
 
 
@@ -52,8 +59,8 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture(params=sorted(BACKENDS))
-def store(request: pytest.FixtureRequest, tmp_path: Path, clock: FakeClock) -> Iterator[Store]:
-    s = BACKENDS[request.param](tmp_path, clock)
+def store(request: pytest.FixtureRequest, clock: FakeClock) -> Iterator[Store]:
+    s = BACKENDS[request.param](request, clock)
     yield s
     s.close()
 

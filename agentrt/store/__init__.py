@@ -1,11 +1,11 @@
-"""Persistence behind one set of protocols (agentrt.store.protocols): SQLite today.
+"""Persistence behind one set of protocols (agentrt.store.protocols): SQLite or PostgreSQL.
 
 The records the store keeps are agentrt.records; the protocols, one per table family, are
 agentrt.store.protocols.
 
 ``open_store(url)`` gives the store and its LangGraph checkpointer for a path or URL:
-``agentrt.db``, ``sqlite:///path/to/file.db``. Nothing outside this package touches a
-database connection.
+``agentrt.db``, ``sqlite:///path/to/file.db``, or ``postgresql://user:password@host/db``
+(the ``postgres`` extra). Nothing outside this package touches a database connection.
 """
 
 from __future__ import annotations
@@ -14,14 +14,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from agentrt.errors import ConfigError
 from agentrt.store.protocols import Store
 
-__all__ = ["OpenedStore", "Store", "open_store", "sqlite_path"]
+if TYPE_CHECKING:
+    from agentrt.store.postgres.database import PoolSettings
+
+__all__ = ["OpenedStore", "Store", "is_postgres", "open_store", "sqlite_path"]
+
+POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,14 +61,31 @@ def sqlite_path(url: str | Path) -> str:
         scheme = text.split("://", 1)[0]
         raise ConfigError(
             f"database URL {text!r} has scheme {scheme!r}, which this agentrt cannot open; "
-            "give a SQLite file path (agentrt.db) or sqlite:///path/to/file.db"
+            "give a SQLite file path (agentrt.db), sqlite:///path/to/file.db or "
+            "postgresql://user:password@host/database"
         )
     return text
 
 
-def open_store(url: str | Path, *, clock: Callable[[], float] = time.time) -> OpenedStore:
-    """The store and checkpointer for ``url`` (a SQLite path or ``sqlite:///`` URL),
-    migrated to this agentrt's schema."""
+def is_postgres(url: str | Path) -> bool:
+    """True for a ``postgresql://`` (or ``postgres://``) URL."""
+    return str(url).startswith(POSTGRES_SCHEMES)
+
+
+def open_store(
+    url: str | Path,
+    *,
+    clock: Callable[[], float] = time.time,
+    pool: PoolSettings | None = None,
+) -> OpenedStore:
+    """The store and checkpointer for ``url``, migrated to this agentrt's schema: a SQLite
+    path or ``sqlite:///`` URL, or a ``postgresql://`` URL (its query may size the pool:
+    ``?pool_max_size=20``; ``pool`` sets the same, and how long a call keeps trying a server
+    it cannot reach)."""
+    if is_postgres(url):
+        return _open_postgres(str(url), clock=clock, pool=pool)
+    if pool is not None:
+        raise ConfigError(f"pool= applies to a postgresql:// database, not to {str(url)!r}")
     from agentrt.store.sqlite import SqliteStore
     from agentrt.store.sqlite.checkpoints import Checkpoints
 
@@ -72,3 +94,18 @@ def open_store(url: str | Path, *, clock: Callable[[], float] = time.time) -> Op
     saver = Checkpoints(path)
     saver.setup()
     return OpenedStore(store=store, checkpointer=saver)
+
+
+def _open_postgres(
+    url: str, *, clock: Callable[[], float], pool: PoolSettings | None
+) -> OpenedStore:
+    try:
+        from agentrt.store.postgres import PostgresStore
+        from agentrt.store.postgres.checkpoints import Checkpoints as PostgresCheckpoints
+    except ImportError as exc:
+        raise ConfigError(
+            f"a postgresql:// database needs the optional extra 'postgres' ({exc.name} is "
+            "missing): pip install 'agentrt[postgres]'"
+        ) from None
+    store = PostgresStore(url, clock=clock, pool=pool)
+    return OpenedStore(store=store, checkpointer=PostgresCheckpoints(store.db))

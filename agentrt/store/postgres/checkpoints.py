@@ -1,0 +1,161 @@
+"""LangGraph's checkpoints in the same PostgreSQL database, for sync and async runs alike.
+
+LangGraph's PostgresSaver on the store's pool, with three changes. Its async methods are
+the sync ones run on worker threads of the saver's own (as the SQLite saver does), so one
+saver serves the sync graph and the async one and no connection is bound to an event loop.
+Every call is tried again while the server is out of reach: a checkpoint write is an upsert
+(what it writes is keyed by thread, namespace, checkpoint and channel version), so writing
+it twice is writing it once. And the lock PostgresSaver holds around every call, which a
+single shared connection needs, is dropped: each call has a pooled connection to itself.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
+from typing import Any, TypeVar
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import (
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+    CheckpointTuple,
+    DeltaChannelHistory,
+)
+from langgraph.checkpoint.postgres import PostgresSaver
+
+from agentrt.store.postgres.database import Database
+
+__all__ = ["Checkpoints"]
+
+_T = TypeVar("_T")
+
+
+class Checkpoints(PostgresSaver):
+    """PostgresSaver on the store's pool: async methods on worker threads, every call
+    patient with a server that restarts."""
+
+    def __init__(self, db: Database) -> None:
+        super().__init__(db.pool)
+        self.db = db
+        # PostgresSaver's lock guards one shared connection; on a pool it only serialises.
+        self.lock = contextlib.nullcontext()  # type: ignore[assignment]
+        self._worker = ThreadPoolExecutor(
+            max_workers=db.settings.max_size, thread_name_prefix="agentrt-checkpoints"
+        )
+
+    def setup(self) -> None:
+        """Nothing to do: opening the store migrated LangGraph's tables with agentrt's."""
+
+    # sync: PostgresSaver's own, tried again while the server is out of reach ----------------
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return self.db.patiently(lambda: super(Checkpoints, self).get_tuple(config))
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        # Read in one go, so a failed try has handed out nothing yet.
+        found = self.db.patiently(
+            lambda: [
+                *super(Checkpoints, self).list(config, filter=filter, before=before, limit=limit)
+            ]
+        )
+        return iter(found)
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return self.db.patiently(
+            lambda: super(Checkpoints, self).put(config, checkpoint, metadata, new_versions)
+        )
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        self.db.patiently(
+            lambda: super(Checkpoints, self).put_writes(config, writes, task_id, task_path)
+        )
+
+    def delete_thread(self, thread_id: str) -> None:
+        self.db.patiently(lambda: super(Checkpoints, self).delete_thread(thread_id))
+
+    def get_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        return self.db.patiently(
+            lambda: super(Checkpoints, self).get_delta_channel_history(
+                config=config, channels=channels
+            )
+        )
+
+    def close(self) -> None:
+        """Finish the calls already asked for; the store closes the pool."""
+        self._worker.shutdown(wait=True)
+
+    # async: the same, on the saver's worker threads -----------------------------------------
+
+    async def _call(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._worker, partial(fn, *args, **kwargs)
+        )
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return await self._call(self.get_tuple, config)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        found = await self._call(
+            lambda: [*self.list(config, filter=filter, before=before, limit=limit)]
+        )
+        for item in found:
+            yield item
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return await self._call(self.put, config, checkpoint, metadata, new_versions)
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        await self._call(self.put_writes, config, writes, task_id, task_path)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await self._call(self.delete_thread, thread_id)
+
+    async def aget_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        return await self._call(self.get_delta_channel_history, config=config, channels=channels)

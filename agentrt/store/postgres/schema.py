@@ -1,0 +1,159 @@
+"""agentrt's own tables in PostgreSQL, versioned. Each migration moves the schema up by one.
+
+The list is Postgres's own (its version 1 is what SQLite reached in eight): the same
+numbering idea, a version recorded in agentrt_meta, a newer schema refused.
+
+Choices: ids sort byte-wise (COLLATE "C"), as SQLite and the in-memory store sort them, so
+a queue page and its cursor agree on every backend. Documents are ``json``, not ``jsonb``:
+json keeps the text as written (key order, 1e20 as a float, ``\\u0000``), which jsonb
+would normalise. Times are epoch seconds (double precision), as the records hold them.
+"""
+
+from __future__ import annotations
+
+__all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
+
+SCHEMA_VERSION = 1
+
+# MIGRATIONS[i] takes a database at version i to version i + 1. Never edit a released
+# entry: append a new one, so every existing database walks the same path.
+MIGRATIONS: tuple[str, ...] = (
+    """
+    CREATE TABLE runs (
+        thread_id            TEXT COLLATE "C" PRIMARY KEY,
+        status               TEXT NOT NULL,
+        goal                 TEXT NOT NULL,
+        principal            JSON NOT NULL,
+        tenant               TEXT,
+        budget               JSON NOT NULL,
+        usage                JSON NOT NULL,
+        output               TEXT,
+        error                TEXT,
+        trace_id             TEXT,
+        trace_span_id        TEXT,
+        created_at           DOUBLE PRECISION NOT NULL,
+        updated_at           DOUBLE PRECISION NOT NULL,
+        lease_owner          TEXT,
+        lease_host           TEXT,
+        lease_pid            INTEGER,
+        lease_expires_at     DOUBLE PRECISION,
+        budget_report        JSON,
+        waited_seconds       DOUBLE PRECISION NOT NULL DEFAULT 0,
+        cancel_requested     TEXT,
+        retry_at             DOUBLE PRECISION,
+        transient_failures   INTEGER NOT NULL DEFAULT 0,
+        retry_waited_seconds DOUBLE PRECISION NOT NULL DEFAULT 0
+    );
+    CREATE INDEX runs_newest ON runs (created_at DESC, thread_id);
+    CREATE INDEX runs_by_status ON runs (status, created_at DESC, thread_id);
+    CREATE INDEX runs_by_tenant ON runs (tenant, status, created_at DESC, thread_id);
+    CREATE INDEX runs_due_retries ON runs (status, retry_at);
+
+    -- roles: every role an approver must hold (required_roles, else required_role), for
+    -- the queue's role filter; its GIN index finds the requests that need a role.
+    CREATE TABLE approvals (
+        id             TEXT COLLATE "C" PRIMARY KEY,
+        thread_id      TEXT COLLATE "C" NOT NULL REFERENCES runs (thread_id) ON DELETE CASCADE,
+        step_id        TEXT NOT NULL,
+        kind           TEXT NOT NULL,
+        tool           TEXT NOT NULL,
+        args           JSON NOT NULL,
+        args_digest    TEXT NOT NULL,
+        edited_args    JSON,
+        result         JSON,
+        rule_id        TEXT,
+        reason         TEXT NOT NULL,
+        required_role  TEXT,
+        required_roles TEXT[] NOT NULL DEFAULT '{}',
+        roles          TEXT[] GENERATED ALWAYS AS (
+            CASE
+                WHEN cardinality(required_roles) > 0 THEN required_roles
+                WHEN required_role IS NOT NULL THEN ARRAY[required_role]
+                ELSE '{}'::TEXT[]
+            END
+        ) STORED,
+        four_eyes      BOOLEAN NOT NULL DEFAULT FALSE,
+        requested_by   TEXT NOT NULL,
+        edited_by      TEXT,
+        edited_from    TEXT,
+        tenant         TEXT,
+        requested_at   DOUBLE PRECISION NOT NULL,
+        expires_at     DOUBLE PRECISION,
+        status         TEXT NOT NULL,
+        decided_by     TEXT,
+        decided_at     DOUBLE PRECISION,
+        comment        TEXT,
+        on_expiry      TEXT NOT NULL DEFAULT 'reject',
+        escalate_to    TEXT,
+        escalated_from TEXT,
+        escalated_to   TEXT
+    );
+    CREATE INDEX approvals_queue ON approvals (status, requested_at, id);
+    CREATE INDEX approvals_queue_by_tenant ON approvals (status, tenant, requested_at, id);
+    CREATE INDEX approvals_by_role ON approvals USING GIN (roles);
+    CREATE INDEX approvals_due ON approvals (status, expires_at, id);
+    CREATE INDEX approvals_by_run ON approvals (thread_id, requested_at, id);
+
+    -- seq: the order keys were first reserved (a re-reservation keeps its place).
+    CREATE TABLE effects (
+        seq          BIGINT GENERATED ALWAYS AS IDENTITY,
+        key          TEXT COLLATE "C" PRIMARY KEY,
+        thread_id    TEXT COLLATE "C" NOT NULL REFERENCES runs (thread_id) ON DELETE CASCADE,
+        step_id      TEXT NOT NULL,
+        tool         TEXT NOT NULL,
+        args_digest  TEXT NOT NULL,
+        status       TEXT NOT NULL,
+        result       JSON,
+        error        TEXT,
+        error_kind   TEXT,
+        attempts     INTEGER NOT NULL DEFAULT 1,
+        retries      INTEGER NOT NULL DEFAULT 0,
+        started_at   DOUBLE PRECISION NOT NULL,
+        finished_at  DOUBLE PRECISION
+    );
+    CREATE INDEX effects_by_run ON effects (thread_id, seq);
+
+    CREATE TABLE model_calls (
+        thread_id      TEXT COLLATE "C" NOT NULL REFERENCES runs (thread_id) ON DELETE CASCADE,
+        revision       INTEGER NOT NULL,
+        model          TEXT,
+        request_digest TEXT NOT NULL,
+        response       JSON NOT NULL,
+        prompt_tokens  BIGINT,
+        cap            BIGINT,
+        created_at     DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (thread_id, revision)
+    );
+
+    -- Only a key's sha256 is kept; a revoked key stays, so its id is never handed out again.
+    CREATE TABLE api_keys (
+        key_id      TEXT COLLATE "C" PRIMARY KEY,
+        key_hash    TEXT NOT NULL UNIQUE,
+        principal   JSON NOT NULL,
+        label       TEXT,
+        created_at  DOUBLE PRECISION NOT NULL,
+        revoked_at  DOUBLE PRECISION
+    );
+    CREATE INDEX api_keys_oldest ON api_keys (created_at, key_id);
+
+    -- seq breaks ties of start_ns in the order spans were first written.
+    CREATE TABLE spans (
+        seq         BIGINT GENERATED ALWAYS AS IDENTITY,
+        span_id     TEXT COLLATE "C" PRIMARY KEY,
+        trace_id    TEXT COLLATE "C" NOT NULL,
+        parent_id   TEXT,
+        thread_id   TEXT COLLATE "C",
+        name        TEXT NOT NULL,
+        start_ns    BIGINT NOT NULL,
+        end_ns      BIGINT,
+        status      TEXT NOT NULL,
+        attributes  JSON NOT NULL,
+        events      JSON NOT NULL,
+        links       JSON NOT NULL
+    );
+    CREATE INDEX spans_by_trace ON spans (trace_id, start_ns, seq);
+    CREATE INDEX spans_by_run ON spans (thread_id);
+    """,
+)
+
+assert len(MIGRATIONS) == SCHEMA_VERSION

@@ -1,0 +1,621 @@
+"""The PostgreSQL store beyond the conformance suite: what is Postgres's own.
+
+Its schema and version guard, the URL (a hidden password, the pool's settings), the
+indexes the review queue reads, conditional writes raced across connections, a COMMIT
+whose answer was lost, a server that restarts under a run, and whole runs of the demo
+through AgentRuntime and the CLI on a ``postgresql://`` URL. The server is the session's
+throwaway one (tests/postgres.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from typer.testing import CliRunner
+
+from agentrt import AgentRuntime, ConfigError, Decision, Principal, RunStatus, tool
+from agentrt.approvals import ApprovalRequest, ApprovalStatus
+from agentrt.approvals.model import ApprovalQuery, Decided
+from agentrt.budget import empty_usage
+from agentrt.cli import app as cli_app
+from agentrt.digests import approval_id, args_digest
+from agentrt.examples import refund_desk
+from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR
+from agentrt.records import NewRun
+from agentrt.runs import lifecycle
+from agentrt.service import issue_key
+from agentrt.store import open_store
+from agentrt.store.postgres import DatabaseUnavailable, PoolSettings, PostgresStore
+from agentrt.store.postgres import database as pg_database
+from agentrt.store.postgres.approvals import queue_sql
+from agentrt.store.postgres.database import Database, hidden_password
+from agentrt.store.postgres.schema import SCHEMA_VERSION
+from agentrt.testing import ScriptedChatModel, ai, tool_call
+from tests import crashy_app
+from tests.conftest import FakeClock, Ids
+from tests.postgres import PostgresServer, _free_port
+from tests.serving import serve, wait_for
+
+ALICE = {"id": "alice", "roles": [], "tenant": "acme", "scopes": []}
+
+
+@pytest.fixture
+def store(postgres_url: str) -> Iterator[PostgresStore]:
+    s = PostgresStore(postgres_url, clock=FakeClock(1000.0))
+    yield s
+    s.close()
+
+
+def sql(url: str, statement: str, params: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    """A statement on a connection of the test's own, outside the store."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        cur = conn.execute(statement, params or None)
+        return cur.fetchall() if cur.description else []
+
+
+def new_run(store: PostgresStore, thread_id: str = "t1") -> Any:
+    return store.create_run(
+        NewRun(thread_id=thread_id, goal="g", principal=ALICE, budget={}, usage=empty_usage())
+    )
+
+
+def request(thread_id: str, step_id: str, **extra: Any) -> ApprovalRequest:
+    args = {"order_id": "7", "amount": 80.0}
+    fields: dict[str, Any] = {
+        "id": approval_id(thread_id, step_id, "action"),
+        "thread_id": thread_id,
+        "step_id": step_id,
+        "kind": "action",
+        "tool": "issue_refund",
+        "args": args,
+        "args_digest": args_digest(args),
+        "reason": "large refund",
+        "required_role": "refund-approver",
+        "requested_by": "alice",
+        "tenant": "acme",
+        "requested_at": 1000.0,
+    }
+    return ApprovalRequest(**(fields | extra))
+
+
+# the schema and the URL ------------------------------------------------------------------
+
+
+def test_a_new_database_gets_both_sets_of_tables_and_its_version(
+    empty_postgres_url: str,
+) -> None:
+    url = empty_postgres_url
+    store = PostgresStore(url)
+    try:
+        tables = {
+            name
+            for (name,) in sql(url, "SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        }
+        assert tables == {
+            "agentrt_meta",
+            "runs",
+            "approvals",
+            "effects",
+            "model_calls",
+            "api_keys",
+            "spans",
+            # LangGraph's own
+            "checkpoints",
+            "checkpoint_blobs",
+            "checkpoint_writes",
+            "checkpoint_migrations",
+        }
+        assert store.schema_version == SCHEMA_VERSION == 1
+        salt = store.redaction_salt()
+        assert len(salt) == 32
+        assert store.redaction_salt() == salt  # made once
+    finally:
+        store.close()
+    again = PostgresStore(url)  # reopening migrates nothing and keeps the salt
+    try:
+        assert (again.schema_version, again.redaction_salt()) == (SCHEMA_VERSION, salt)
+    finally:
+        again.close()
+
+
+def test_opening_a_new_database_at_once_from_many_places_migrates_it_once(
+    empty_postgres_url: str,
+) -> None:
+    postgres_url = empty_postgres_url
+    opened: list[PostgresStore] = []
+    errors: list[BaseException] = []
+    start = threading.Barrier(4)
+
+    def open_one() -> None:
+        start.wait()
+        try:
+            opened.append(PostgresStore(postgres_url))
+        except BaseException as exc:  # pragma: no cover - the failure is the assertion
+            errors.append(exc)
+
+    threads = [threading.Thread(target=open_one) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for s in opened:
+        s.close()
+    assert errors == []
+    assert sql(postgres_url, "SELECT value FROM agentrt_meta WHERE key = 'schema_version'") == [
+        (str(SCHEMA_VERSION),)
+    ]
+
+
+def test_a_newer_schema_is_refused_and_the_message_hides_the_password(
+    postgres_url: str,
+) -> None:
+    PostgresStore(postgres_url).close()
+    sql(postgres_url, "UPDATE agentrt_meta SET value = '99' WHERE key = 'schema_version'")
+    shown = hidden_password(postgres_url)
+    assert ":***@" in shown
+    with pytest.raises(ConfigError) as info:
+        PostgresStore(postgres_url)
+    assert str(info.value) == (
+        f"{shown!r} has agentrt schema version 99, newer than this agentrt understands "
+        f"({SCHEMA_VERSION}); upgrade agentrt"
+    )
+    with pytest.raises(ConfigError, match="newer than this agentrt understands"):
+        refund_desk.build_runtime(postgres_url)  # through the runtime too
+    # Nothing of LangGraph's was touched on a database this agentrt does not understand.
+    assert sql(postgres_url, "SELECT count(*) FROM checkpoints") == [(0,)]
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            "postgresql://app:s3cret@db.internal:5432/agentrt",
+            "postgresql://app:***@db.internal:5432/agentrt",
+        ),
+        ("postgresql://app@db/agentrt", "postgresql://app@db/agentrt"),
+        (
+            "postgres://db/agentrt?user=app&password=s3cret&sslmode=require",
+            "postgres://db/agentrt?user=app&password=***&sslmode=require",
+        ),
+        (
+            "postgresql://app:p%40ss@h1:5432,h2:5433/agentrt",
+            "postgresql://app:***@h1:5432,h2:5433/agentrt",
+        ),
+    ],
+)
+def test_the_location_hides_the_password(url: str, shown: str) -> None:
+    assert hidden_password(url) == shown
+
+
+def test_the_store_location_hides_the_password(store: PostgresStore, postgres_url: str) -> None:
+    password = postgres_url.split(":")[2].split("@", maxsplit=1)[0]
+    assert store.location == postgres_url.replace(password, "***")
+
+
+def test_the_url_query_sizes_the_pool_and_libpq_never_sees_it(postgres_url: str) -> None:
+    s = PostgresStore(f"{postgres_url}?pool_min_size=0&pool_max_size=3&pool_timeout=2.5")
+    try:
+        assert (s.db.settings.min_size, s.db.settings.max_size, s.db.settings.timeout) == (
+            0,
+            3,
+            2.5,
+        )
+        assert (s.db.pool.min_size, s.db.pool.max_size) == (0, 3)
+        new_run(s)
+        assert s.get_run("t1") is not None
+    finally:
+        s.close()
+    keyword = PostgresStore(postgres_url, pool=PoolSettings(max_size=2, patience=5.0))
+    try:
+        assert (keyword.db.settings.max_size, keyword.db.settings.patience) == (2, 5.0)
+    finally:
+        keyword.close()
+
+
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("pool_max_size=lots", "pool_max_size='lots' is not a number"),
+        ("pool_min_size=5&pool_max_size=2", "min_size=5, max_size=2"),
+    ],
+)
+def test_bad_pool_settings_are_refused_by_name(
+    postgres_server: PostgresServer, query: str, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        PostgresStore(postgres_server.url("postgres") + "?" + query)
+
+
+def test_a_server_that_cannot_be_reached_is_one_clear_error(tmp_path: Path) -> None:
+    url = f"postgresql://app:s3cret@127.0.0.1:{_free_port()}/agentrt"
+    with pytest.raises(ConfigError) as info:
+        open_store(url)
+    message = str(info.value)
+    assert message.startswith("cannot connect to 'postgresql://app:***@127.0.0.1:")
+    assert "s3cret" not in message
+    with pytest.raises(ConfigError, match="pool= applies to a postgresql:// database"):
+        open_store(tmp_path / "agentrt.db", pool=PoolSettings())
+
+
+# the queue's indexes -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def busy_queue(postgres_server: PostgresServer) -> Iterator[str]:
+    """A database whose queue has a history: 20,000 requests over 100 runs and 50 tenants,
+    one in 20 pending, one in 500 needing a director; its statistics gathered."""
+    url = postgres_server.create_database()
+    PostgresStore(url).close()
+    sql(
+        url,
+        "INSERT INTO runs (thread_id, status, goal, principal, tenant, budget, usage, "
+        "created_at, updated_at) SELECT 't' || i, 'running', 'g', '{}', 'acme', '{}', '{}', "
+        "i, i FROM generate_series(0, 99) i",
+    )
+    sql(
+        url,
+        "INSERT INTO approvals (id, thread_id, step_id, kind, tool, args, args_digest, reason, "
+        "required_role, required_roles, requested_by, tenant, requested_at, status) "
+        "SELECT 'apr_' || i, 't' || (i % 100), i::text, 'action', 'pay', '{}', 'd', 'r', "
+        "'refund-approver', CASE WHEN i % 500 = 0 THEN ARRAY['refund-approver', 'director'] "
+        "ELSE '{}' END, 'alice', 'tenant' || (i % 50), i, "
+        "CASE WHEN i % 20 = 0 THEN 'pending' ELSE 'approved' END "
+        "FROM generate_series(1, 20000) i",
+    )
+    sql(url, "ANALYZE")
+    yield url
+    postgres_server.drop_database(url)
+
+
+@pytest.mark.parametrize(
+    ("query", "index"),
+    [
+        (ApprovalQuery(), "approvals_queue"),
+        (ApprovalQuery(after=(15000.0, "apr_15000")), "approvals_queue"),
+        (ApprovalQuery(tenant="tenant10"), "approvals_queue_by_tenant"),
+        (ApprovalQuery(role="director"), "approvals_by_role"),
+        (ApprovalQuery(thread_id="t7", status=None), "approvals_by_run"),
+        (ApprovalQuery(status="approved", tenant="tenant7", limit=10), "approvals_queue_by_tenant"),
+    ],
+)
+def test_each_way_the_queue_is_read_has_an_index(
+    busy_queue: str, query: ApprovalQuery, index: str
+) -> None:
+    statement, params = queue_sql(query)
+    plan = "\n".join(str(row[0]) for row in sql(busy_queue, "EXPLAIN " + statement, tuple(params)))
+    assert index in plan, plan
+    assert "Seq Scan" not in plan, plan
+    with_ids = statement.replace("SELECT ", "SELECT id, ", 1)
+    found = [r[0] for r in sql(busy_queue, with_ids, tuple(params))]
+    assert found  # and the query finds what it should
+    if query.role == "director":
+        assert found == [f"apr_{i}" for i in range(500, 20001, 500)][:100]
+
+
+# conditional writes across connections -----------------------------------------------------
+
+
+def race(n: int, each: Callable[[int], Any]) -> list[Any]:
+    """``each(i)`` for i in range(n), all released at once from threads of their own."""
+    results: list[Any] = [None] * n
+    start = threading.Barrier(n)
+
+    def go(i: int) -> None:
+        start.wait()
+        results[i] = each(i)
+
+    threads = [threading.Thread(target=go, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
+
+
+def test_of_racing_writers_on_other_connections_exactly_one_wins(postgres_url: str) -> None:
+    stores = [PostgresStore(postgres_url, clock=FakeClock(1000.0)) for _ in range(4)]
+    try:
+        for n in range(5):
+            thread_id = f"t{n}"
+            new_run(stores[0], thread_id)
+            req = stores[0].put_approval(request(thread_id, "1.0"))
+            decided = race(
+                4,
+                lambda i, req=req: stores[i].decide_approval(
+                    req.id, Decided(status=ApprovalStatus.APPROVED, by=f"approver-{i}")
+                ),
+            )
+            assert sorted(decided) == [False, False, False, True]
+            # Each worked its move out from the same read: only the first write applies.
+            read = stores[0].get_run(thread_id)
+            assert read is not None
+            change = lifecycle.change_for(read, RunStatus.RUNNING, now=1000.0)
+            moved = race(4, lambda i, t=thread_id, c=change: stores[i].change_run(t, c))
+            assert sum(m is not None for m in moved) == 1
+    finally:
+        for s in stores:
+            s.close()
+
+
+# a COMMIT whose answer was lost ------------------------------------------------------------
+
+
+def test_a_commit_that_happened_but_whose_answer_was_lost_is_not_done_twice(
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    new_run(store)
+    commits: list[str] = []
+    real_commit = Database._commit
+
+    def lost_answer(self: Database, conn: Any) -> None:
+        real_commit(self, conn)
+        commits.append("committed")
+        if len(commits) == 1:
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(Database, "_commit", lost_answer)
+    # A conditional move: done twice, the second would find the run moved and say None.
+    moved = lifecycle.move(store, "t1", RunStatus.RUNNING, now=1000.0)
+    assert moved.status is RunStatus.RUNNING
+    assert commits == ["committed"]  # asked the server, which said it committed: not redone
+    attempts = store.start_effect(
+        key="k", thread_id="t1", step_id="1.0", tool="pay", args_digest="d"
+    )
+    assert attempts == 1
+
+
+def test_a_commit_that_never_reached_the_server_is_done_again(
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    new_run(store)
+    tries: list[str] = []
+    real_commit = Database._commit
+
+    def connection_lost(self: Database, conn: Any) -> None:
+        tries.append("commit")
+        if len(tries) == 1:
+            conn.close()  # the server sees its client gone and rolls the transaction back
+            raise psycopg.OperationalError("server closed the connection unexpectedly")
+        real_commit(self, conn)
+
+    monkeypatch.setattr(Database, "_commit", connection_lost)
+    assert store.start_effect(key="k", thread_id="t1", step_id="1.0", tool="pay", args_digest="d")
+    assert tries == ["commit", "commit"]
+    effect = store.get_effect("k")
+    assert effect is not None
+    assert effect.attempts == 1  # reserved once, though asked twice
+
+
+def test_past_its_patience_a_write_gives_the_error_up(
+    postgres_server: PostgresServer, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(pg_database, "_sleep", slept.append)  # no waiting on the wall clock
+    s = PostgresStore(postgres_url, pool=PoolSettings(timeout=0.2, patience=0.1))
+    name = postgres_url.rsplit("/", 1)[1]
+    try:
+        new_run(s)
+        # The database stops taking connections, and the ones the store holds are cut.
+        sql(postgres_server.admin_url, f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+        sql(
+            postgres_server.admin_url,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+            (name,),
+        )
+        with pytest.raises(DatabaseUnavailable) as info:
+            s.set_usage("t1", empty_usage())
+        assert slept  # it did try again before giving up
+        assert isinstance(info.value.__cause__, psycopg.OperationalError)
+        assert isinstance(info.value, ConnectionError)  # a failure that may pass
+        assert str(info.value).startswith(
+            f"the database {s.location!r} could not be used for 0.1 s ("
+        )
+    finally:
+        sql(postgres_server.admin_url, f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+        s.close()
+
+
+# whole runs through the runtime --------------------------------------------------------------
+
+
+@pytest.fixture
+def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AGENTRT_APP", raising=False)
+    return tmp_path
+
+
+def desk_on(url: str, **kwargs: Any) -> AgentRuntime:
+    """The refund desk on ``url``. Its "payment system" is a SQLite file beside the runtime's
+    database (payments_path); beside a URL that is a relative path whose folder must exist."""
+    refund_desk.payments_path(url).parent.mkdir(parents=True, exist_ok=True)
+    kwargs.setdefault("clock", FakeClock())
+    kwargs.setdefault("new_id", Ids())
+    return refund_desk.build_runtime(url, **kwargs)
+
+
+def refunds(url: str) -> list[tuple[str, float]]:
+    path = refund_desk.payments_path(url)
+    if not path.exists():
+        return []
+    with sqlite3.connect(path) as conn:
+        return conn.execute("SELECT order_id, amount FROM refunds ORDER BY rowid").fetchall()
+
+
+def test_the_demo_runs_start_to_finish_on_postgres(postgres_url: str, in_tmp: Path) -> None:
+    with desk_on(postgres_url) as rt:
+        assert rt.store.schema_version == SCHEMA_VERSION
+        assert ":***@" in rt.store.location
+        run = rt.start(GOAL, principal=OPERATOR)
+        assert run.status is RunStatus.AWAITING_APPROVAL
+        req = run.pending_approval
+        assert req is not None
+        assert (req.tool, req.args, req.required_role) == (
+            "issue_refund",
+            {"order_id": "42", "amount": 89.0},
+            "refund-approver",
+        )
+        assert rt.approvals(tenant="acme", role="refund-approver") == [req]
+        assert rt.runs(status="awaiting_approval") == [run]
+        assert refunds(postgres_url) == []
+
+    # Another process (here another runtime on the same database) carries it on.
+    with desk_on(postgres_url) as other:
+        done = other.decide(Decision.approve(req.id, by=APPROVER))
+        assert done.status is RunStatus.SUCCEEDED
+        assert done.output == (
+            "Refunded $89.00 to Dana Reyes for order 42 and noted the broken blender."
+        )
+        assert [e["type"] for e in other.events(run.thread_id)][-3:] == [
+            "observation",
+            "plan",
+            "finish",
+        ]
+        assert other.approvals() == []
+        trace = other.trace(run.thread_id)
+        assert trace is not None
+    assert refunds(postgres_url) == [("42", 89.0)]
+
+
+def test_an_async_run_on_postgres(postgres_url: str, in_tmp: Path) -> None:
+    async def scenario() -> tuple[Any, Any, Any]:
+        with desk_on(postgres_url) as rt:
+            run = await rt.astart(GOAL, principal=OPERATOR)
+            assert run.pending_approval is not None
+            waiting = await rt.aresume(run.thread_id)  # nothing to do until a person decides
+            done = await rt.adecide(Decision.approve(run.pending_approval.id, by=APPROVER))
+            return run, waiting, done
+
+    run, waiting, done = asyncio.run(scenario())
+    assert run.status is RunStatus.AWAITING_APPROVAL
+    assert waiting == run
+    assert done.status is RunStatus.SUCCEEDED
+    assert refunds(postgres_url) == [("42", 89.0)]
+
+
+def restart_between_steps(server: PostgresServer) -> Any:
+    """A tool that restarts the server while the run is going: the step after it meets
+    every pooled connection cut."""
+
+    @tool(effect="read")
+    def restart_database() -> dict[str, str]:
+        """Restart the database server."""
+        server.restart()
+        return {"restarted": "yes"}
+
+    return restart_database
+
+
+@pytest.mark.parametrize("driven", ["sync", "async"])
+def test_a_run_survives_its_server_restarting_between_two_steps(
+    postgres_server: PostgresServer, postgres_url: str, in_tmp: Path, driven: str
+) -> None:
+    if not postgres_server.owned:
+        pytest.skip("the server is not the tests' own: it is not theirs to restart")
+    model = ScriptedChatModel(
+        [
+            ai("Restarting.", tool_call("restart_database", {})),
+            ai("Restarted, and still here."),
+        ]
+    )
+    with AgentRuntime(
+        model, tools=[restart_between_steps(postgres_server)], db=postgres_url, new_id=Ids()
+    ) as rt:
+        if driven == "sync":
+            run = rt.start("restart the database", principal=OPERATOR)
+        else:
+            run = asyncio.run(rt.astart("restart the database", principal=OPERATOR))
+        assert (run.status, run.output, run.error) == (
+            RunStatus.SUCCEEDED,
+            "Restarted, and still here.",
+            None,
+        )
+        assert [e["type"] for e in rt.events(run.thread_id)] == [
+            "plan",
+            "policy",
+            "observation",
+            "plan",
+            "finish",
+        ]
+
+
+def test_a_run_at_a_gate_is_decided_after_its_server_restarted(
+    postgres_server: PostgresServer, postgres_url: str, in_tmp: Path
+) -> None:
+    if not postgres_server.owned:
+        pytest.skip("the server is not the tests' own: it is not theirs to restart")
+    with desk_on(postgres_url) as rt:
+        run = rt.start(GOAL, principal=OPERATOR)
+        assert run.pending_approval is not None
+        postgres_server.restart()
+        done = rt.decide(Decision.approve(run.pending_approval.id, by=APPROVER))
+        assert done.status is RunStatus.SUCCEEDED
+    assert refunds(postgres_url) == [("42", 89.0)]
+
+
+@pytest.mark.subprocess
+def test_a_server_on_postgres_killed_mid_effect_carries_the_run_on_when_it_starts_again(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGENTRT_TEST_SINK", str(tmp_path / "payments.db"))
+    with crashy_app.build_runtime(postgres_url) as rt:
+        key = issue_key(rt, Principal("ops", roles=["operator"], tenant="shop"))
+
+    app = "tests.crashy_app:build_runtime"
+    with serve(app, postgres_url, env={"AGENTRT_TEST_BLOCK_AT": "tool"}) as first:
+        with first.client(key) as api:
+            started = api.post("/runs", json={"goal": "Charge al, bo and cy."})
+            assert started.status_code == 202, started.text
+            thread_id = started.json()["thread_id"]
+        assert first.process.stdout is not None
+        # The first charge has reached the payment system; its answer has not come back.
+        assert first.process.stdout.readline() == "BLOCKED tool\n"
+        first.kill()
+
+    with serve(app, postgres_url) as second, second.client(key) as api:
+        assert api.get("/healthz").json()["schema_version"] == SCHEMA_VERSION
+        run = wait_for(api, thread_id, {"succeeded", "failed"})
+        assert run["status"] == "succeeded", run
+
+    with sqlite3.connect(crashy_app.sink_path(postgres_url)) as sink:
+        charges = sink.execute("SELECT who, cents FROM charges ORDER BY who").fetchall()
+        calls = sink.execute("SELECT who FROM calls ORDER BY n").fetchall()
+    assert charges == [("al", 100), ("bo", 200), ("cy", 300)]
+    # al's charge was called again after the kill, with the same idempotency key.
+    assert [c[0] for c in calls] == ["al", "al", "bo", "cy"]
+
+
+# the agentrt command ------------------------------------------------------------------------
+
+
+def cli(*args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(cli_app, list(args))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    return result.exit_code, result.output
+
+
+def test_the_command_works_on_a_postgres_url(postgres_url: str, in_tmp: Path) -> None:
+    code, out = cli("keys", "create", "--id", "alice", "--tenant", "acme", "--db", postgres_url)
+    assert code == 0, out
+    assert "alice" in cli("keys", "list", "--db", postgres_url)[1]
+    with desk_on(postgres_url) as rt:
+        run = rt.start(GOAL, principal=OPERATOR)
+    code, out = cli("runs", "--db", postgres_url)
+    assert code == 0, out
+    assert run.thread_id in out
+    assert "awaiting_approval" in out
+    code, out = cli("approvals", "--db", postgres_url)
+    assert code == 0, out
+    assert out.splitlines()[1].split()[0] == run.pending_approval.id  # type: ignore[union-attr]
+    code, out = cli("show", run.thread_id, "--db", postgres_url)
+    assert code == 0, out
+    assert "awaiting_approval" in out
+    password = postgres_url.split(":")[2].split("@", maxsplit=1)[0]
+    assert password not in out
