@@ -272,11 +272,13 @@ def find_price(model_name: str | None, table: Mapping[str, ModelPrice]) -> Model
     """The price of ``model_name``: an exact entry, else the longest entry it starts with.
 
     Dated snapshots ("gpt-4o-2024-08-06", "claude-sonnet-4-5-20250929") find their family,
-    and a "provider:" prefix is ignored.
+    and a "provider:" prefix is ignored, as is a router's "vendor/" ("openai/gpt-4o-mini",
+    as OpenRouter names models, is OpenAI's gpt-4o-mini).
     """
     if not model_name:
         return None
     name = model_name.rsplit(":", 1)[-1] if ":" in model_name else model_name
+    name = name.rsplit("/", 1)[-1]
     for candidate in (model_name, name):
         if candidate in table:
             return table[candidate]

@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import logging
 import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from agentrt.redaction import Redactor
 
-__all__ = ["ROOT", "get_logger", "redact_logs", "stop_redacting_logs"]
+__all__ = ["ROOT", "get_logger", "quiet", "redact_logs", "stop_redacting_logs"]
 
 ROOT = "agentrt"
 """The name every agentrt logger is under."""
@@ -39,13 +42,32 @@ _LIVE: dict[int, tuple[weakref.ref[Redactor], set[int]]] = {}
 _DEFAULT: list[Redactor] = []
 
 
+# Set inside ``quiet``: agentrt's records made in this context are dropped.
+_QUIET: ContextVar[bool] = ContextVar("agentrt_logs_quiet", default=False)
+
+
 class _Redacting(logging.Filter):
-    """Redacts a record in place (message, exception and its causes); drops nothing."""
+    """Redacts a record in place (message, exception and its causes); drops only what is
+    made inside ``quiet``."""
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if _QUIET.get():
+            return False
         for redactor in _redactors():
             redactor.redact_record(record)
         return True
+
+
+@contextmanager
+def quiet() -> Iterator[None]:
+    """Drop agentrt's log records made in this context (this thread, and the tasks and
+    worker threads it starts with its context): a replay's scratch run fails where the
+    recordings end by design, and says what it found in its report, not as an ERROR."""
+    token = _QUIET.set(True)
+    try:
+        yield
+    finally:
+        _QUIET.reset(token)
 
 
 _FILTER = _Redacting("redact")

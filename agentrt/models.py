@@ -2,24 +2,32 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import warnings
+import weakref
 from collections.abc import Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel, BaseLanguageModel
 from langchain_core.messages import AIMessage, BaseMessage
+from langgraph.types import RetryPolicy
 
 from agentrt.errors import ConfigError
+from agentrt.faults import retryable_model_error
 from agentrt.logs import get_logger
 
 __all__ = [
     "CAP_FIELDS",
     "approximate_tokens",
     "count_prompt_tokens",
+    "default_model_retry",
+    "estimated_usage",
     "model_name_of",
     "output_cap",
     "output_cap_field",
+    "reporting_usage",
     "resolve_model",
     "was_cut",
 ]
@@ -107,14 +115,76 @@ def count_prompt_tokens(
     model: BaseChatModel, messages: Sequence[BaseMessage], tools: Sequence[Any] = ()
 ) -> int:
     """The prompt's token count: the model's own counter if its class has one, else
-    approximate_tokens (also when the counter fails, e.g. an unknown encoding)."""
+    approximate_tokens (also when the counter fails, e.g. an unknown encoding offline)."""
     method = type(model).get_num_tokens_from_messages
     if method is not BaseLanguageModel.get_num_tokens_from_messages:
-        try:
-            return int(model.get_num_tokens_from_messages(list(messages), tools=list(tools)))
-        except Exception:  # an estimate must never stop a run; the approximation stands in
-            logger.warning("%s could not count tokens; approximating", type(model).__name__)
+        with warnings.catch_warnings(record=True) as said:
+            warnings.simplefilter("always")
+            try:
+                counted = int(model.get_num_tokens_from_messages(list(messages), tools=list(tools)))
+            except Exception:  # an estimate must never stop a run; the approximation stands in
+                counted = None
+        if said:
+            # e.g. "counting tokens in tool schemas is not yet supported": once, not per call.
+            _once(model, "warned", "%s counting tokens: %s", type(model).__name__, said[0].message)
+        if counted is not None:
+            return counted
+        _once(
+            model, "approximating", "%s could not count tokens; approximating", type(model).__name__
+        )
     return approximate_tokens(messages, tools)
+
+
+# What was already said about a model, by its id: a runtime's model speaks once, not at
+# every call. (Chat models are not hashable; the entry goes when the model does.)
+_SAID: dict[int, set[str]] = {}
+
+
+def _once(model: Any, what: str, message: str, *args: Any) -> None:
+    key = id(model)
+    if key not in _SAID:
+        _SAID[key] = set()
+        # An object without weak references keeps its entry: it is one small set.
+        with contextlib.suppress(TypeError):
+            weakref.finalize(model, _SAID.pop, key, None)
+    if what not in _SAID[key]:
+        _SAID[key].add(what)
+        logger.warning(message, *args)
+
+
+def estimated_usage(
+    model: BaseChatModel, messages: Sequence[BaseMessage], tools: Sequence[Any], answer: AIMessage
+) -> tuple[int, int]:
+    """Input and output tokens estimated for an answer that reported none (a stream whose
+    client asked for no usage): never a silent zero against a token or cost limit."""
+    _once(
+        model,
+        "no-usage",
+        "%s reported no token usage; agentrt estimates it (usage['estimated_tokens'])",
+        type(model).__name__,
+    )
+    output = approximate_tokens([answer]) - 4  # the answer's own tokens, not a message's
+    return approximate_tokens(messages, tools), max(1, output)
+
+
+def reporting_usage(model: BaseChatModel) -> BaseChatModel:
+    """``model`` set to report token usage when it streams, where its class can
+    (``stream_usage``, as OpenAI's): a copy, the caller's model is left as it was."""
+    if (
+        "stream_usage" in type(model).model_fields
+        and getattr(model, "stream_usage", None) is not True
+    ):
+        return model.model_copy(update={"stream_usage": True})
+    return model
+
+
+def default_model_retry(model: BaseChatModel) -> RetryPolicy:
+    """How the planner's call is retried within its step: only errors that may pass (a rate
+    limit, a 5xx, a dropped connection), never a bad request; and not at all when the
+    model's client retries those itself (OpenAI's and Anthropic's do: retrying on top
+    multiplies the requests a rate limit sees). Past the retries the run waits to retry."""
+    own = "max_retries" in type(model).model_fields and getattr(model, "max_retries", 1) != 0
+    return RetryPolicy(max_attempts=1 if own else 3, retry_on=retryable_model_error)
 
 
 def was_cut(response: AIMessage) -> bool:

@@ -157,6 +157,10 @@ class ModelCall:
     """sha256 of the messages the model was sent."""
     response: dict[str, Any]
     """The AIMessage, as langchain_core.load.dumpd wrote it."""
+    prompt_tokens: int | None = None
+    """The prompt's tokens as the budget's pre-flight counted them (None: not counted)."""
+    cap: int | None = None
+    """The output cap the call was made with, if the budget lowered it."""
 
 
 @dataclass(frozen=True, slots=True)

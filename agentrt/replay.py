@@ -16,26 +16,30 @@ from __future__ import annotations
 import dataclasses
 import json
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
+from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, messages_from_dict
 from langgraph.types import RetryPolicy
+from pydantic import SkipValidation
 
 from agentrt.budget import Budget, ModelPrice
 from agentrt.digests import effect_key, request_digest
 from agentrt.errors import ConfigError
 from agentrt.events import describe
-from agentrt.models import output_cap
+from agentrt.logs import quiet
+from agentrt.models import count_prompt_tokens, output_cap
 from agentrt.nodes.deps import RunDeps
 from agentrt.policies import Policy
 from agentrt.principal import Principal
 from agentrt.records import ModelCall
 from agentrt.redaction import Redactor
-from agentrt.state import Event
+from agentrt.state import Event, RunStatus
 from agentrt.store.protocols import Store
+from agentrt.testing.scripted import ScriptedChatModel, ScriptExhausted
 from agentrt.tools.contract import ToolContext, ToolError, ToolSpec
 from agentrt.tools.registry import ToolRegistry
 from agentrt.tracing.shown import shown_events
@@ -86,9 +90,14 @@ class ReplayReport:
     """The plan step where it diverged, if the divergence is at a step."""
     events: int
     """How many events of the original run matched before the divergence."""
+    note: str | None = None
+    """What an identical replay could not cover, e.g. a model call the run never got an
+    answer to (its provider failed): the replay matches up to it."""
 
     def __str__(self) -> str:
-        return "identical" if self.identical else f"diverged: {self.divergence}"
+        if not self.identical:
+            return f"diverged: {self.divergence}"
+        return f"identical ({self.note})" if self.note else "identical"
 
 
 class _Recording:
@@ -162,9 +171,30 @@ class _Recording:
         return dataclasses.replace(spec, fn=recorded, ctx_param="ctx")
 
 
-def _replay_model(calls: list[ModelCall], asked: dict[int, str], rt: AgentRuntime) -> Any:
-    from agentrt.testing import ScriptedChatModel
+class _ReplayChatModel(ScriptedChatModel):
+    """The recorded answers, in order; it counts a prompt's tokens as the run's own model
+    did for the same request (recorded with each call), so the pre-flight sets the same
+    caps and stops where the run stopped. A request never recorded is counted as the
+    scripted model counts."""
 
+    prompt_counts: dict[str, int] = {}
+    """Prompt tokens by request digest, as the run's pre-flight counted them."""
+
+    counter: Annotated[BaseChatModel | None, SkipValidation] = None
+    """The run's own model, to count what no recording has (a call the budget refused)."""
+
+    def get_num_tokens_from_messages(
+        self, messages: list[BaseMessage], tools: Sequence[Any] | None = None
+    ) -> int:
+        counted = self.prompt_counts.get(request_digest(messages))
+        if counted is not None:
+            return counted
+        if self.counter is not None:
+            return count_prompt_tokens(self.counter, messages, tools or ())
+        return super().get_num_tokens_from_messages(messages, tools)
+
+
+def _replay_model(calls: list[ModelCall], asked: dict[int, str], rt: AgentRuntime) -> Any:
     def turn(call: ModelCall) -> Any:
         def answer(messages: list[BaseMessage]) -> AIMessage:
             asked[call.revision] = request_digest(messages)
@@ -175,11 +205,14 @@ def _replay_model(calls: list[ModelCall], asked: dict[int, str], rt: AgentRuntim
         return answer
 
     # Same name and output cap as the run's model, so prices and budget pre-flight match.
-    cap = output_cap(rt.deps.model)
-    return ScriptedChatModel(
-        [turn(c) for c in calls],
+    return _ReplayChatModel(
+        steps=tuple(turn(c) for c in calls),
         model_name=rt.model_name or "replay",
-        **({"max_tokens": cap} if cap is not None else {}),
+        max_tokens=output_cap(rt.deps.model),
+        prompt_counts={
+            c.request_digest: c.prompt_tokens for c in calls if c.prompt_tokens is not None
+        },
+        counter=rt.deps.model,
     )
 
 
@@ -206,12 +239,18 @@ def replay_run(rt: AgentRuntime, thread_id: str, *, build: Callable[..., Any]) -
     run = rt.get(thread_id)
     assert record is not None
     calls = rt.store.model_calls(thread_id)
-    if not calls:
-        raise ConfigError(
-            f"run {thread_id!r} has no recorded model calls in {rt.db!r}, so it cannot be "
-            "replayed; runs record their model responses from this version of agentrt on"
-        )
     original = rt.events(thread_id)
+    if not calls:
+        if any(e["type"] == "plan" for e in original):
+            raise ConfigError(
+                f"run {thread_id!r} has no recorded model calls in {rt.db!r}, so it cannot "
+                "be replayed: it ran on a version of agentrt that did not record them"
+            )
+        ended = f"it is {run.status.value}" + (f": {run.error}" if run.error else "")
+        raise ConfigError(
+            f"run {thread_id!r} never got an answer from its model ({ended}), so there is "
+            "nothing to replay"
+        )
     recording = _Recording(rt, thread_id, original)
     asked: dict[int, str] = {}
     budget = recording.initial_budget(Budget.from_dict(record.budget))
@@ -230,22 +269,30 @@ def replay_run(rt: AgentRuntime, thread_id: str, *, build: Callable[..., Any]) -
             model_retry=RetryPolicy(max_attempts=1),
         )
         try:
-            again = replica.start(run.goal, principal=run.principal, budget=budget)
-            gates = 0
-            while again.pending_approval is not None and gates <= len(original):
-                gates += 1
-                request = again.pending_approval
-                recorded = recording.decision_for(request)
-                if (
-                    request.kind not in ("action", "budget")  # a reconcile is about the world
-                    or recorded is None
-                    or recorded["status"] not in ("approved", "edited", "rejected")
-                ):
-                    break  # a gate the run did not meet: the comparison below names it
-                again = replica.decide(_decision(request, recorded))
+            with quiet():  # where the recordings end the replica fails, by design
+                again = replica.start(run.goal, principal=run.principal, budget=budget)
+                gates = 0
+                while again.pending_approval is not None and gates <= len(original):
+                    gates += 1
+                    request = again.pending_approval
+                    recorded = recording.decision_for(request)
+                    if (
+                        request.kind not in ("action", "budget")  # a reconcile: the world's
+                        or recorded is None
+                        or recorded["status"] not in ("approved", "edited", "rejected")
+                    ):
+                        break  # a gate the run did not meet: the comparison below names it
+                    again = replica.decide(_decision(request, recorded))
             replayed = replica.events(again.thread_id)
         finally:
             replica.close()
+    # Asked for an answer the run never got (its provider failed, or it waits to retry):
+    # the replay ends there; whether the run ended there too is the comparison's to say.
+    ran_out = again.status is RunStatus.FAILED and (again.error or "").startswith(
+        ScriptExhausted.__name__
+    )
+    if ran_out and replayed and replayed[-1]["type"] == "finish":
+        replayed = replayed[:-1]
 
     def said(log: list[Event], index: int) -> str:
         """The event at ``index`` of ``log`` in words, masked as every surface shows it."""
@@ -259,6 +306,7 @@ def replay_run(rt: AgentRuntime, thread_id: str, *, build: Callable[..., Any]) -
         calls=calls,
         misses=recording.misses,
         said=said,
+        unanswered=run.status.value if ran_out else None,
     )
 
 
@@ -271,8 +319,10 @@ def _compare(
     calls: list[ModelCall],
     misses: dict[str, str],
     said: Callable[[list[Event], int], str],
+    unanswered: str | None = None,
 ) -> ReplayReport:
-    """``said(log, index)`` puts an event in words for the report."""
+    """``said(log, index)`` puts an event in words for the report. ``unanswered`` (the
+    run's status) says the replay stopped at a model call the run has no answer to."""
     digests = {c.revision: c.request_digest for c in calls}
     tools = {
         a["step_id"]: a["tool"]
@@ -296,6 +346,21 @@ def _compare(
             words = (said(original, index), said(replayed, index))
             text = _difference(was, now, misses, tools, words)
             return _diverged(thread_id, index, step, text)
+    rest = original[len(replayed) :]
+    if unanswered is not None and (
+        not rest
+        or (
+            len(rest) == 1
+            and rest[0]["type"] == "finish"
+            and rest[0]["data"]["status"] in ("failed", "cancelled")
+        )
+    ):
+        # The run stopped at the same call: it failed there, or waits to retry it.
+        note = (
+            f"as far as the recordings go: the run got no answer to its next model call "
+            f"(it is {unanswered})"
+        )
+        return ReplayReport(thread_id, True, None, None, len(replayed), note)
     if len(original) != len(replayed):
         index = min(len(original), len(replayed))
         if len(replayed) < len(original):

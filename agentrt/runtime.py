@@ -30,7 +30,14 @@ from agentrt.errors import ConfigError
 from agentrt.graphs import DEFAULT_INSTRUCTIONS, RunDeps, build_run_graph
 from agentrt.limits import SizeLimits
 from agentrt.logs import get_logger, redact_logs, stop_redacting_logs
-from agentrt.models import model_name_of, output_cap, output_cap_field, resolve_model
+from agentrt.models import (
+    default_model_retry,
+    model_name_of,
+    output_cap,
+    output_cap_field,
+    reporting_usage,
+    resolve_model,
+)
 from agentrt.policies import Policy
 from agentrt.principal import Principal
 from agentrt.replay import ReplayReport, replay_run
@@ -101,7 +108,7 @@ class AgentRuntime:
         on the tool loop where async tools run; close() closes them."""
         self.tools.start()
         policy = self._checked(policy if policy is not None else Policy.cautious())
-        chat = resolve_model(model)
+        chat = reporting_usage(resolve_model(model))
         self.model_name = model_name_of(chat)
         """The planner model's name, as its price is looked up."""
         self.model_price = find_price(self.model_name, price_table(prices))
@@ -157,7 +164,7 @@ class AgentRuntime:
                 sleep=sleep, rand=rand, clock=clock, max_result_bytes=self.limits.result_bytes
             ),
             instructions=instructions,
-            model_retry=model_retry or RetryPolicy(max_attempts=3),
+            model_retry=model_retry or default_model_retry(chat),
             model_price=self.model_price,
             limits=self.limits,
         )
@@ -255,9 +262,13 @@ class AgentRuntime:
 
     # reading ------------------------------------------------------------------------------
 
-    def get(self, thread_id: str) -> Run:
+    def _get(self, thread_id: str) -> Steps[Run]:
         """The run with this thread id; UnknownRun if there is none."""
-        return self._driver.get(thread_id)
+        run: Run = yield blocking(self._driver.get, thread_id)
+        return run
+
+    get = synchronous(_get)
+    aget = asynchronous(_get)
 
     def runs(
         self, status: RunStatus | str | None = None, *, tenant: str | None = None, limit: int = 100

@@ -211,6 +211,9 @@ class Usage(TypedDict):
     waited_seconds: NotRequired[float]
     """Time stopped at human gates, never counted as active time. Kept in the runs table and
     filled in on Run.usage once the run has waited; the checkpointed usage does not hold it."""
+    estimated_tokens: NotRequired[int]
+    """Of the tokens counted, how many were estimated: the model reported no usage for
+    some answers (a stream whose client asked for none). Never a silent zero."""
     retry_waited_seconds: NotRequired[float]
     """Time spent waiting to retry after failures that may pass; like waited_seconds, only
     on Run.usage, never active time."""

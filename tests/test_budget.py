@@ -91,6 +91,13 @@ def test_prices_find_dated_snapshots_and_providers_and_take_overrides() -> None:
     assert find_price("claude-sonnet-4-5-20250929", table) == DEFAULT_PRICES["claude-sonnet-4-5"]
     assert find_price("claude-opus-4-1-20250805", table) == DEFAULT_PRICES["claude-opus-4-1"]
     assert find_price("gemini-2.5-flash-lite", table) == DEFAULT_PRICES["gemini-2.5-flash-lite"]
+    # A router's names: the vendor's model; a variant such as ":free" stays unpriced.
+    assert find_price("openai/gpt-4o-mini", table) == DEFAULT_PRICES["gpt-4o-mini"]
+    assert (
+        find_price("openrouter:anthropic/claude-sonnet-4-5", table)
+        == DEFAULT_PRICES["claude-sonnet-4-5"]
+    )
+    assert find_price("openai/gpt-4o-mini:free", table) is None
     assert find_price("gpt-4o1", table) is None  # a prefix only matches at a name boundary
     assert find_price("llama-3", table) is None
     assert find_price(None, table) is None

@@ -161,8 +161,9 @@ async def test_the_service_sweep_carries_on_a_run_once_its_wait_to_retry_is_over
 
     clock = FakeClock()
     locked = sqlite3.OperationalError("database is locked")
-    # Three tries of the first turn fail (the planner's own retries), then it answers.
-    model = ScriptedChatModel([locked, locked, locked, "done"])
+    # The first turn fails (the planner retries only model errors: the store already
+    # waited out the lock), then it answers.
+    model = ScriptedChatModel([locked, "done"])
     rt = AgentRuntime(model, db=db, clock=clock, tracing=None)
     app = create_app(rt, sweep_every=None, resume_stopped=False)
     async with app.router.lifespan_context(app):

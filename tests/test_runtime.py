@@ -514,6 +514,9 @@ def test_async_twins(db: Path, clock: FakeClock) -> None:
             assert run.pending_approval is not None
             waiting = await rt.aresume(run.thread_id)  # nothing to do until a person decides
             done = await rt.adecide(Decision.approve(run.pending_approval.id, by=APPROVER))
+            assert await rt.aget(run.thread_id) == done
+            with pytest.raises(UnknownRun):
+                await rt.aget("no-such-thread")
             return run, waiting, done
 
     run, waiting, done = asyncio.run(scenario())

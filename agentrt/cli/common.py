@@ -260,6 +260,12 @@ def print_run(run: Run, rt: AgentRuntime) -> None:
         f"{u['input_tokens'] + u['output_tokens']} tokens, {usd(u['cost_usd'])}, "
         f"{u['active_seconds']:.2f}s active, "
         f"{u.get('waited_seconds', 0.0):.0f}s waiting for a person"
+        + (
+            f", {u['retry_waited_seconds']:.0f}s waiting to retry"
+            if u.get("retry_waited_seconds")
+            else ""
+        )
+        + (f" ({u['estimated_tokens']} tokens estimated)" if u.get("estimated_tokens") else "")
     )
     typer.echo(f"budget    {describe_budget(run)}")
     if run.output:

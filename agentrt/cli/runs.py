@@ -56,9 +56,29 @@ def show(thread_id: ThreadArgument, app_options: AppOptions) -> None:
 @app.command()
 @grouped
 def resume(thread_id: ThreadArgument, app_options: AppOptions) -> None:
-    """Carry a run on from its last checkpoint (after a crash, or after a decision)."""
+    """Carry a run on from its last checkpoint (after a crash, or after a decision).
+
+    A run that has finished cannot be carried on: that is said, with its status and
+    error, and the exit status is 1. A run waiting to retry is carried on at once."""
+    from agentrt.state import TERMINAL, RunStatus
+
     with app_options.runtime() as rt:
-        print_run(rt.resume(thread_id), rt)
+        before = rt.get(thread_id)
+        if before.status in TERMINAL:
+            print_run(before, rt)
+            typer.echo(
+                f"cannot resume {thread_id}: it already ended ({before.status.value}); "
+                "start a new run to try again",
+                err=True,
+            )
+            raise typer.Exit(1)
+        run = rt.resume(thread_id)
+        print_run(run, rt)
+        if run.status is RunStatus.AWAITING_APPROVAL:
+            typer.echo(
+                "waiting for a decision: agentrt approve or agentrt reject the request above, "
+                "then resume"
+            )
 
 
 @app.command()

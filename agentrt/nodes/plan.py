@@ -22,7 +22,13 @@ from agentrt.digests import request_digest
 from agentrt.errors import BudgetExceeded
 from agentrt.events import as_messages, plan_event
 from agentrt.limits import SizeLimits, json_size
-from agentrt.models import count_prompt_tokens, output_cap, output_cap_field, was_cut
+from agentrt.models import (
+    count_prompt_tokens,
+    estimated_usage,
+    output_cap,
+    output_cap_field,
+    was_cut,
+)
 from agentrt.nodes.common import over_budget
 from agentrt.nodes.deps import RunDeps
 from agentrt.nodes.spec import Node
@@ -141,13 +147,16 @@ def _unkeepable(args: dict[str, Any], limits: SizeLimits) -> str | None:
     return None
 
 
-def record_response(deps: RunDeps, state: RunState, digest: str, response: AIMessage) -> None:
-    """Keep the model's response to this plan step (asked ``digest``): for resume and replay."""
+def record_response(deps: RunDeps, state: RunState, ask: _Ask, response: AIMessage) -> None:
+    """Keep the model's response to this plan step: for resume, and for replay (with what
+    the pre-flight counted and the cap it set, so a replay checks the same numbers)."""
     call = ModelCall(
         revision=state["usage"]["steps"],
         model=getattr(deps.model, "model_name", None),
-        request_digest=digest,
+        request_digest=ask.digest,
         response=messages_to_dict([response])[0],
+        prompt_tokens=ask.prompt_tokens,
+        cap=ask.call.cap if ask.call.capped_by is not None else None,
     )
     deps.store.record_model_call(state["thread_id"], call)
 
@@ -180,6 +189,10 @@ class _Ask(NamedTuple):
     budget: Budget
     call: ModelCallPlan
     """The pre-flight verdict: the output cap, and the limit that lowered it."""
+    offered: list[dict[str, Any]]
+    """The tools' schemas the model is offered."""
+    prompt_tokens: int | None
+    """The prompt's tokens as the pre-flight counted them; None when no limit needed it."""
 
 
 def plan(state: RunState, deps: RunDeps) -> Steps[dict[str, Any]]:
@@ -190,7 +203,8 @@ def plan(state: RunState, deps: RunDeps) -> Steps[dict[str, Any]]:
     ask: _Ask | dict[str, Any] = yield blocking(_ask, state, deps)
     if not isinstance(ask, _Ask):
         return ask
-    with deps.tracing.llm_call(deps.model, ask.messages) as llm:
+    cap = ask.call.cap if ask.call.cap is not None else output_cap(deps.model)
+    with deps.tracing.llm_call(deps.model, ask.messages, max_tokens=cap) as llm:
         response = ask.recorded
         if response is None:
             response = yield Step(
@@ -213,11 +227,12 @@ def _ask(state: RunState, deps: RunDeps) -> _Ask | dict[str, Any]:
     counted = budget.max_tokens is not None or (
         budget.max_cost_usd is not None and deps.model_price is not None
     )
+    prompt_tokens = count_prompt_tokens(deps.model, messages, offered) if counted else None
     call = plan_model_call(
         budget,
         state["usage"],
         now=deps.clock(),
-        prompt_tokens=count_prompt_tokens(deps.model, messages, offered) if counted else 0,
+        prompt_tokens=prompt_tokens or 0,
         model_cap=output_cap(deps.model),
         can_cap=cap_field is not None,
         price=deps.model_price,
@@ -235,6 +250,8 @@ def _ask(state: RunState, deps: RunDeps) -> _Ask | dict[str, Any]:
         recorded=recorded_response(deps, state, digest),
         budget=budget,
         call=call,
+        offered=offered,
+        prompt_tokens=prompt_tokens,
     )
 
 
@@ -243,9 +260,9 @@ def _answered(state: RunState, deps: RunDeps, ask: _Ask, response: Any) -> dict[
     if not isinstance(response, AIMessage):
         raise TypeError(f"the model returned {type(response).__name__}, expected an AIMessage")
     if ask.recorded is None:
-        record_response(deps, state, ask.digest, response)
+        record_response(deps, state, ask, response)
 
-    usage = _spent(state["usage"], response, deps)
+    usage = _spent(state["usage"], response, deps, ask)
     deps.store.set_usage(state["thread_id"], usage)
     revision = state["usage"]["steps"]
     capped_by = ask.call.capped_by
@@ -280,19 +297,29 @@ def _answered(state: RunState, deps: RunDeps, ask: _Ask, response: Any) -> dict[
     }
 
 
-def _spent(usage: Usage, response: AIMessage, deps: RunDeps) -> Usage:
-    """Usage after one model call: its reported tokens, their price, one more step."""
+def _spent(usage: Usage, response: AIMessage, deps: RunDeps, ask: _Ask) -> Usage:
+    """Usage after one model call: its reported tokens (estimated, and said so, when the
+    answer reports none), their price, one more step."""
     meta = response.usage_metadata
-    input_tokens = meta["input_tokens"] if meta else 0
-    output_tokens = meta["output_tokens"] if meta else 0
+    estimated = 0
+    if meta is not None:
+        input_tokens, output_tokens = meta["input_tokens"], meta["output_tokens"]
+    else:
+        input_tokens, output_tokens = estimated_usage(
+            deps.model, ask.messages, ask.offered, response
+        )
+        estimated = input_tokens + output_tokens
     price = deps.model_price
-    return {
+    spent: Usage = {
         **usage,
         "input_tokens": usage["input_tokens"] + input_tokens,
         "output_tokens": usage["output_tokens"] + output_tokens,
         "cost_usd": usage["cost_usd"] + (price.cost(input_tokens, output_tokens) if price else 0.0),
         "steps": usage["steps"] + 1,
     }
+    if estimated:
+        spent["estimated_tokens"] = usage.get("estimated_tokens", 0) + estimated
+    return spent
 
 
 NODE = Node(

@@ -23,7 +23,7 @@ from agentrt.approvals.expiry import expire_due
 from agentrt.approvals.model import ApprovalQuery, ApprovalRequest, Decision
 from agentrt.budget import Budget, empty_usage
 from agentrt.errors import ConfigError, IllegalTransition, RunBusy, UnknownRun
-from agentrt.faults import retry_delay, transient_cause
+from agentrt.faults import retry_after, retry_delay, transient_cause
 from agentrt.limits import SizeLimits
 from agentrt.logs import get_logger
 from agentrt.nodes.deps import RunDeps
@@ -191,6 +191,7 @@ class Driver:
                         yield _invoke(graph, graph_input, config(thread_id))
                     except Exception as exc:  # a failed run is a result, not a crash
                         run = yield blocking(self.fail, graph, thread_id, exc)
+                        self.tracing.failed(span, exc, run.error or str(exc))
                     else:
                         snapshot = yield _snapshot(graph, config(thread_id))
                         run = yield blocking(self.settle, graph, thread_id, snapshot)
@@ -322,10 +323,11 @@ class Driver:
         or, for a failure that may pass, leave it waiting to be retried."""
         cause = transient_cause(exc)
         if cause is not None:
-            delay = retry_delay(self.record(thread_id).transient_failures + 1)
-            logger.warning(
-                "run %r waits to retry in %.0fs: %s", thread_id, delay, cause, exc_info=exc
-            )
+            failures = self.record(thread_id).transient_failures + 1
+            delay = retry_delay(failures, at_least=retry_after(exc))
+            # Expected now and then: one line; the stack trace only for those who ask.
+            logger.warning("run %r waits to retry in %.0fs: %s", thread_id, delay, cause)
+            logger.debug("run %r stopped to wait by", thread_id, exc_info=exc)
             record = self.move(
                 thread_id,
                 RunStatus.WAITING_RETRY,

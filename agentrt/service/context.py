@@ -173,7 +173,7 @@ class Service:
     async def run_for(self, principal: Principal, thread_id: str) -> Run:
         """The run, if it belongs to the caller's tenant; 404 (as for no run) otherwise."""
         try:
-            run = await asyncio.to_thread(self.runtime.get, thread_id)
+            run = await self.runtime.aget(thread_id)
         except UnknownRun:
             run = None
         if run is None or run.principal.tenant != principal.tenant:

@@ -70,6 +70,8 @@ GEN_AI_PROVIDER = "gen_ai.provider.name"
 GEN_AI_CONVERSATION = "gen_ai.conversation.id"
 GEN_AI_AGENT_NAME = "gen_ai.agent.name"
 GEN_AI_REQUEST_MODEL = "gen_ai.request.model"
+GEN_AI_REQUEST_MAX_TOKENS = "gen_ai.request.max_tokens"
+"""The output cap the call was made with: the model's own, or one a budget lowered."""
 GEN_AI_RESPONSE_MODEL = "gen_ai.response.model"
 GEN_AI_RESPONSE_ID = "gen_ai.response.id"
 GEN_AI_FINISH_REASONS = "gen_ai.response.finish_reasons"
@@ -84,6 +86,9 @@ GEN_AI_TOOL_ARGUMENTS = "gen_ai.tool.call.arguments"
 GEN_AI_TOOL_RESULT = "gen_ai.tool.call.result"
 
 OPENINFERENCE_KIND = "openinference.span.kind"
+
+ERROR_TYPE = "error.type"
+"""OpenTelemetry's name for what ended a span in error: the exception's class."""
 
 CONTENT_KEYS = frozenset(
     {GEN_AI_INPUT_MESSAGES, GEN_AI_OUTPUT_MESSAGES, GEN_AI_TOOL_ARGUMENTS, GEN_AI_TOOL_RESULT}

@@ -263,15 +263,26 @@ class RunTracing:
             self._failed[thread_id] = (kind, step_id, retries)
             raise
 
+    def failed(self, span: Span, exc: BaseException, message: str) -> None:
+        """Mark ``span`` as ended by ``exc`` (a run's segment that failed, or stopped to
+        wait for a retry): status ERROR with ``message`` as shown, and error.type."""
+        shown_message = shown(message, self.redactor)
+        span.set_status(Status(StatusCode.ERROR, shown_message))
+        self.set(span, {A.ERROR_TYPE: type(exc).__name__})
+
     @contextmanager
-    def llm_call(self, model: Any, messages: list[Any]) -> Iterator[ModelCallSpan]:
-        """llm.call: one call of the planner's model, with GenAI attributes."""
+    def llm_call(
+        self, model: Any, messages: list[Any], *, max_tokens: int | None = None
+    ) -> Iterator[ModelCallSpan]:
+        """llm.call: one call of the planner's model, with GenAI attributes; ``max_tokens``
+        is the output cap it is called with, if any."""
         name, provider = _model_names(model)
         with self._span(
             A.LLM_CALL,
             {
                 A.GEN_AI_OPERATION: "chat",
                 A.GEN_AI_REQUEST_MODEL: name,
+                A.GEN_AI_REQUEST_MAX_TOKENS: max_tokens,
                 A.GEN_AI_PROVIDER: provider,
                 A.OPENINFERENCE_KIND: "LLM",
             },
@@ -383,7 +394,7 @@ class ModelCallSpan(_Handle):
                 A.GEN_AI_INPUT_TOKENS: meta.get("input_tokens"),
                 A.GEN_AI_OUTPUT_TOKENS: meta.get("output_tokens"),
                 A.GEN_AI_RESPONSE_MODEL: info.get("model_name") or info.get("model"),
-                A.GEN_AI_RESPONSE_ID: getattr(message, "id", None),
+                A.GEN_AI_RESPONSE_ID: _response_id(message, info),
                 A.GEN_AI_FINISH_REASONS: [str(finish)] if finish else None,
             },
         )
@@ -413,6 +424,13 @@ class PolicySpan(_Handle):
                 A.APPROVAL_ROLE: decision.required_role,
             },
         )
+
+
+def _response_id(message: Any, info: Mapping[str, Any]) -> str | None:
+    """The provider's id of the answer (chatcmpl-...), if the client carried it over. A
+    message id LangChain made up (its run id, lc_run--...) names no response: left out."""
+    given = info.get("id") or getattr(message, "id", None)
+    return given if isinstance(given, str) and not given.startswith("lc_") else None
 
 
 def _model_names(model: Any) -> tuple[str | None, str | None]:

@@ -20,7 +20,8 @@ class RecordingsTable:
         with self.db.tx() as db:
             db.execute(
                 "INSERT OR REPLACE INTO model_calls (thread_id, revision, model, "
-                "request_digest, response, created_at) VALUES (?,?,?,?,?,?)",
+                "request_digest, response, created_at, prompt_tokens, cap) "
+                "VALUES (?,?,?,?,?,?,?,?)",
                 (
                     thread_id,
                     call.revision,
@@ -28,6 +29,8 @@ class RecordingsTable:
                     call.request_digest,
                     json.dumps(call.response, default=str),
                     self.db.clock(),
+                    call.prompt_tokens,
+                    call.cap,
                 ),
             )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 # MIGRATIONS[i] takes a database at version i to version i + 1. Never edit a released
 # entry: append a new one, so every existing file walks the same path.
@@ -154,6 +154,12 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN retry_at REAL;
     ALTER TABLE runs ADD COLUMN transient_failures INTEGER NOT NULL DEFAULT 0;
     ALTER TABLE runs ADD COLUMN retry_waited_seconds REAL NOT NULL DEFAULT 0;
+    """,
+    # 8: a recorded model call keeps what the pre-flight counted and the cap it set, so a
+    # replay checks the budget against the same numbers the run did.
+    """
+    ALTER TABLE model_calls ADD COLUMN prompt_tokens INTEGER;
+    ALTER TABLE model_calls ADD COLUMN cap INTEGER;
     """,
 )
 

@@ -1,0 +1,299 @@
+"""A real provider client over HTTP: langchain-openai's ChatOpenAI against an
+OpenAI-compatible server on 127.0.0.1 (tests/openai_server.py), through agentrt.
+
+Outages and rate limits leave a run waiting to retry, never failed; errors a retry cannot
+fix fail at once with the provider's message, asked once; usage is counted when streamed
+(or estimated, and said so); replay checks the same numbers the run checked; the spans
+carry the provider's ids and caps. Offline, as the tests are, ChatOpenAI cannot load its
+tokenizer (tiktoken downloads it): the fixture below makes that so on any machine.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from agentrt import AgentRuntime, Budget, ConfigError, Decision, Policy, RunStatus
+from agentrt.cli import app as cli_app
+from tests.conftest import FakeClock
+from tests.openai_server import Fault, OpenAIServer, Reply, openai_server
+from tests.provider_app import OPERATOR, TREASURER, build_runtime, chat, transfers
+
+# The client waits what the server asks (retry-after-ms) between its own retries: 1 ms.
+DOWN = Fault(503, "upstream connect error", headers={"retry-after-ms": "1"})
+PAY = Reply(tool_calls=[("transfer", {"account": "acme-7", "amount": 900})])
+
+
+@pytest.fixture(autouse=True)
+def offline_tokenizer(monkeypatch: pytest.MonkeyPatch) -> None:
+    import tiktoken
+
+    def offline(*args: Any, **kwargs: Any) -> Any:
+        raise ConnectionError("no network: cannot download the tokenizer")
+
+    monkeypatch.setattr(tiktoken, "encoding_for_model", offline)
+    monkeypatch.setattr(tiktoken, "get_encoding", offline)
+
+
+def runtime(
+    db: Path, server: OpenAIServer, clock: Callable[[], float], **options: Any
+) -> AgentRuntime:
+    model = chat(server.url, **options.pop("client", {}))
+    return build_runtime(db, model=model, clock=clock, **options)
+
+
+def approved(rt: AgentRuntime, thread_id: str = "t") -> Any:
+    run = rt.start("pay acme-7 $900", principal=OPERATOR, thread_id=thread_id)
+    assert run.status is RunStatus.AWAITING_APPROVAL, run
+    return rt.decide(Decision.approve(run.pending_approval.id, by=TREASURER))
+
+
+def test_an_outage_after_an_approved_transfer_waits_and_resume_finishes_it_once(
+    db: Path, clock: FakeClock
+) -> None:
+    with openai_server([PAY, DOWN, DOWN, DOWN, Reply("sent $900 to acme-7")]) as server:
+        with runtime(db, server, clock) as rt:
+            run = approved(rt)
+            # The client's own retries (3 requests), none by agentrt on top; then it waits.
+            assert (run.status, len(server.requests)) == (RunStatus.WAITING_RETRY, 4)
+            assert run.retry_at == clock.now + 5.0
+            assert run.error == (
+                "waiting to retry: the model provider failed in a way that may pass: "
+                "Error code: 503 - upstream connect error"
+            )
+            assert transfers(db) == ["acme-7 900"]
+
+            clock.advance(5.0)
+            done = rt.resume("t")
+        assert (done.status, done.output) == (RunStatus.SUCCEEDED, "sent $900 to acme-7")
+        assert done.usage["retry_waited_seconds"] == 5.0
+        assert transfers(db) == ["acme-7 900"]  # the transfer happened once
+        assert len(server.requests) == 5
+
+
+def test_the_cli_carries_on_a_waiting_run_and_refuses_to_resume_a_finished_one(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The CLI's runtime keeps the real time, so this one does too.
+    runner = CliRunner()
+    app = ["--app", "tests.provider_app:build_runtime", "--db", str(db)]
+    with openai_server([PAY, DOWN, DOWN, DOWN, Reply("sent")]) as server:
+        monkeypatch.setenv("AGENTRT_TEST_OPENAI_URL", server.url)
+        with runtime(db, server, time.time) as rt:
+            assert approved(rt).status is RunStatus.WAITING_RETRY
+
+        shown = runner.invoke(cli_app, ["show", "t", "--db", str(db)])
+        assert shown.exit_code == 0, shown.output
+        assert "status    waiting_retry" in shown.output
+        assert "retry at" in shown.output
+        assert "(or now: agentrt resume)" in shown.output
+
+        resumed = runner.invoke(cli_app, ["resume", "t", *app])
+        assert resumed.exit_code == 0, resumed.output
+        assert "status    succeeded" in resumed.output
+        assert "s waiting to retry" in resumed.output  # how long, in real seconds
+
+        again = runner.invoke(cli_app, ["resume", "t", *app])
+    assert again.exit_code == 1
+    assert "cannot resume t: it already ended (succeeded); start a new run" in again.output
+    assert transfers(db) == ["acme-7 900"]
+    assert len(server.requests) == 5  # the refused resume asked nothing
+
+
+@pytest.mark.parametrize(
+    ("fault", "error"),
+    [
+        (Fault(400, "Invalid 'messages[1].content'"), "OpenAIInvalidRequestError"),
+        (Fault(401, "Incorrect API key provided"), "OpenAIAuthenticationError"),
+        (Fault(403, "Project does not have access to model"), "OpenAIPermissionDeniedError"),
+        (Fault(404, "The model 'gpt-4o-mini' does not exist"), "OpenAIModelNotFoundError"),
+        (
+            Fault(400, "maximum context length is 128000 tokens", code="context_length_exceeded"),
+            "OpenAIInvalidRequestError",
+        ),
+    ],
+)
+def test_an_error_no_retry_can_fix_is_sent_once_and_fails_with_the_providers_message(
+    db: Path, clock: FakeClock, fault: Fault, error: str
+) -> None:
+    with openai_server([fault, Reply("never asked")]) as server, runtime(db, server, clock) as rt:
+        run = rt.start("pay acme-7 $900", principal=OPERATOR, thread_id="t")
+        trace = rt.trace("t")
+    assert len(server.requests) == 1
+    assert run.status is RunStatus.FAILED
+    assert fault.message in (run.error or "")
+    # The segment's span says it failed, and with what.
+    segment = trace.roots[0]
+    assert (segment.status, segment.attributes["error.type"]) == ("ERROR", error), segment
+
+
+def test_a_rate_limit_is_retried_by_the_client_alone(db: Path, clock: FakeClock) -> None:
+    limited = Fault(429, "Rate limit reached", headers={"retry-after-ms": "1"})
+    with openai_server([limited] * 3 + [Reply("done")]) as server, runtime(db, server, clock) as rt:
+        run = rt.start("pay acme-7 $900", principal=OPERATOR, thread_id="t")
+        assert len(server.requests) == 3  # the client's three, not nine: none on top
+        assert run.status is RunStatus.WAITING_RETRY
+        assert run.retry_at == clock.now + 5.0
+
+
+def test_a_retry_after_longer_than_the_client_waits_is_kept(db: Path, clock: FakeClock) -> None:
+    # Past the client's patience (two minutes) it does not retry at all; agentrt then waits
+    # what the provider asked, not its own 5 s.
+    limited = Fault(429, "Rate limit reached for gpt-4o-mini", headers={"retry-after": "600"})
+    with openai_server([limited, Reply("done")]) as server, runtime(db, server, clock) as rt:
+        run = rt.start("pay acme-7 $900", principal=OPERATOR, thread_id="t")
+        assert (run.status, len(server.requests)) == (RunStatus.WAITING_RETRY, 1)
+        assert run.retry_at == clock.now + 600.0
+        clock.advance(600.0)
+        done = rt.resume("t")
+    assert (done.status, done.output, done.usage["retry_waited_seconds"]) == (
+        RunStatus.SUCCEEDED,
+        "done",
+        600.0,
+    )
+
+
+def test_the_planner_retries_a_client_that_does_not_retry_itself(
+    db: Path, clock: FakeClock
+) -> None:
+    with (
+        openai_server([DOWN, Reply("done")]) as server,
+        runtime(db, server, clock, client={"max_retries": 0}) as rt,
+    ):
+        run = rt.start("pay acme-7 $900", principal=OPERATOR, thread_id="t")
+    assert (run.status, run.output, len(server.requests)) == (RunStatus.SUCCEEDED, "done", 2)
+
+
+def tokens_run(db: Path, server: OpenAIServer, clock: FakeClock, **client: Any) -> Any:
+    with runtime(
+        db, server, clock, client=client, policy=Policy.allow_all(), budget=Budget(max_tokens=600)
+    ) as rt:
+        return rt.start("pay acme-7 $5, three times", principal=OPERATOR, thread_id="t")
+
+
+SPENDY = [
+    Reply(
+        tool_calls=[("transfer", {"account": "acme-7", "amount": 5})],
+        prompt_tokens=200,
+        completion_tokens=150,
+    ),
+    Reply("paid", prompt_tokens=260, completion_tokens=20),
+]
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_a_streamed_answer_counts_its_usage_as_the_unstreamed_one_does(
+    tmp_path: Path, clock: FakeClock, streaming: bool
+) -> None:
+    with openai_server(SPENDY) as server:
+        run = tokens_run(tmp_path / "t.db", server, clock, streaming=streaming)
+    asked = server.requests[0]
+    assert asked.get("stream_options") == ({"include_usage": True} if streaming else None)
+    # 350 tokens spent on the first call; the second cannot fit in the 250 left.
+    assert run.status is RunStatus.BUDGET_EXCEEDED
+    assert (run.usage["input_tokens"], run.usage["output_tokens"]) == (200, 150)
+    assert "estimated_tokens" not in run.usage
+    assert len(server.requests) == 1
+
+
+def test_a_stream_without_usage_is_estimated_never_counted_as_zero(
+    db: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A server that never sends a usage chunk, though asked: the answer says nothing.
+    long_answer = Reply(tool_calls=[("transfer", {"account": "acme-7 " * 200, "amount": 5})])
+    with openai_server([long_answer] * 2 + [Reply("paid")], stream_usage=False) as server:
+        run = tokens_run(db, server, clock, streaming=True)
+    usage = run.usage
+    assert usage["estimated_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+    assert usage["output_tokens"] > 350  # the long arguments, about four characters a token
+    assert run.status is RunStatus.BUDGET_EXCEEDED  # as a counted run of this size would
+    said = [r.getMessage() for r in caplog.records if "reported no token usage" in r.message]
+    assert said == [
+        "ChatOpenAI reported no token usage; agentrt estimates it (usage['estimated_tokens'])"
+    ]
+
+
+def test_the_tokenizer_that_cannot_load_is_reported_once_per_runtime(
+    db: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    script = [PAY, Reply("paid")] * 2
+    with (
+        openai_server(script) as server,
+        runtime(db, server, clock, policy=Policy.allow_all(), budget=Budget(max_tokens=5000)) as rt,
+    ):
+        for thread_id in ("a", "b"):
+            run = rt.start("pay acme-7", principal=OPERATOR, thread_id=thread_id)
+            assert run.status is RunStatus.SUCCEEDED, run.error
+    assert len(server.requests) == 4  # four counted calls
+    said = [r.getMessage() for r in caplog.records if r.name.startswith("agentrt")]
+    assert said == [
+        "ChatOpenAI counting tokens: Counting tokens in tool schemas is not yet supported. "
+        "Ignoring tools.",
+        "ChatOpenAI could not count tokens; approximating",
+    ]
+
+
+def test_a_budget_stopped_run_replays_identical_on_the_numbers_it_recorded(
+    db: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    script = [
+        Reply(tool_calls=[("transfer", {"account": "acme-7", "amount": 5})], prompt_tokens=180)
+    ] * 3
+    with (
+        openai_server(script) as server,
+        runtime(db, server, clock, policy=Policy.allow_all(), budget=Budget(max_tokens=450)) as rt,
+    ):
+        run = rt.start("pay acme-7 $5 a few times", principal=OPERATOR, thread_id="t")
+        assert run.status is RunStatus.BUDGET_EXCEEDED
+        (call,) = rt.store.model_calls("t")
+        caplog.clear()
+        report = rt.replay("t")
+        trace = rt.trace("t")
+    assert str(report) == "identical"
+    assert [r for r in caplog.records if r.levelno >= logging.ERROR] == []
+    # What the pre-flight counted and the cap it set are kept with the call, and the cap
+    # is what the server was asked for.
+    assert call.prompt_tokens is not None
+    assert call.cap is not None
+    assert server.requests[0]["max_completion_tokens"] == call.cap == 450 - call.prompt_tokens
+    (llm,) = [s for _, s in trace.spans() if s.name == "llm.call"]
+    assert llm.attributes["gen_ai.request.max_tokens"] == call.cap
+    assert llm.attributes["gen_ai.response.id"] == "chatcmpl-test0"
+
+
+def test_replay_of_a_run_whose_provider_failed_matches_up_to_the_failed_call(
+    db: Path, clock: FakeClock
+) -> None:
+    with (
+        openai_server([PAY, Fault(400, "Invalid 'tools[0]'")]) as server,
+        runtime(db, server, clock) as rt,
+    ):
+        run = approved(rt)
+        assert run.status is RunStatus.FAILED
+        report = rt.replay("t")
+    assert report.identical
+    assert str(report) == (
+        "identical (as far as the recordings go: the run got no answer to its next model "
+        "call (it is failed))"
+    )
+
+
+def test_replay_of_a_run_that_never_got_an_answer_says_so(db: Path, clock: FakeClock) -> None:
+    with (
+        openai_server([Fault(401, "Incorrect API key provided")]) as server,
+        runtime(db, server, clock) as rt,
+    ):
+        rt.start("pay acme-7 $900", principal=OPERATOR, thread_id="t")
+        with pytest.raises(ConfigError) as info:
+            rt.replay("t")
+    assert str(info.value).startswith(
+        "run 't' never got an answer from its model (it is failed: "
+        "OpenAIAuthenticationError: Error code: 401 - Incorrect API key provided), "
+    )
+    assert str(info.value).endswith("so there is nothing to replay")
