@@ -27,6 +27,7 @@ __all__ = [
     "ApprovalExpired",
     "BudgetExceeded",
     "ConfigError",
+    "DatabaseUnavailable",
     "IllegalTransition",
     "InvalidDecision",
     "NotAuthorized",
@@ -84,6 +85,23 @@ class RunBusy(AgentRuntimeError):
             f"run {thread_id!r} is being driven by {owner!r} (lease held until "
             f"{moment(expires_at, now=now)}); wait for it to stop or for the lease to "
             "expire, then retry"
+        )
+
+
+class DatabaseUnavailable(AgentRuntimeError, ConnectionError):
+    """The database could not be used for as long as the store's patience lasts: the server
+    was gone, refused connections, or kept breaking them. The call did not happen (or, for
+    a COMMIT that got no answer, the server never said it did). A run that meets it waits
+    to retry (agentrt.faults)."""
+
+    def __init__(self, location: str, patience: float, cause: BaseException) -> None:
+        self.location = location
+        self.patience = patience
+        text = str(cause).strip()
+        first = text.splitlines()[0] if text else type(cause).__name__
+        super().__init__(
+            f"the database {location!r} could not be used for {patience:g} s ({first}); "
+            "the call gave up"
         )
 
 

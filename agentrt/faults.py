@@ -1,7 +1,8 @@
 """Which failures may pass: a run stopped by one waits and is carried on, it does not fail.
 
 A failure that may pass says nothing about the run: another process held the database's
-write lock too long, a provider was down or rate-limited for a minute. Ending the run for
+write lock too long, the database server was restarting, a provider was down or
+rate-limited for a minute. Ending the run for
 it would lose work a person may already have approved; the run waits in status
 waiting_retry instead, and resume (or the service's sweep, once retry_at has come) carries
 it on from its last step. Every node may run twice, so going on from there repeats no
@@ -22,6 +23,8 @@ from typing import Any
 
 from langchain_core.exceptions import ModelError
 
+from agentrt.errors import DatabaseUnavailable
+
 __all__ = ["retry_after", "retry_delay", "retryable_model_error", "transient_cause"]
 
 # HTTP statuses a retry may get past: a timeout, a conflict, a rate limit, a server error.
@@ -35,6 +38,8 @@ def transient_cause(exc: BaseException) -> str | None:
     decides: a bad request raised while handling a timeout is a bad request.
     """
     for cause in _chain(exc):
+        if isinstance(cause, DatabaseUnavailable):
+            return f"the database could not be reached: {cause}"
         if isinstance(cause, sqlite3.OperationalError) and _locked(cause):
             return f"the database stayed locked by another process ({cause})"
         passing = _passing(cause)
@@ -46,8 +51,9 @@ def transient_cause(exc: BaseException) -> str | None:
 
 
 def retryable_model_error(exc: Exception) -> bool:
-    """retry_on for the planner's RetryPolicy: only model errors that may pass."""
-    return _passing(exc) is True
+    """retry_on for the planner's RetryPolicy: only model errors that may pass (the
+    store's own failures have waited out their patience already)."""
+    return not isinstance(exc, DatabaseUnavailable) and _passing(exc) is True
 
 
 def retry_after(exc: BaseException) -> float | None:

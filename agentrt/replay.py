@@ -243,8 +243,8 @@ def replay_run(rt: AgentRuntime, thread_id: str, *, build: Callable[..., Any]) -
     if not calls:
         if any(e["type"] == "plan" for e in original):
             raise ConfigError(
-                f"run {thread_id!r} has no recorded model calls in {rt.db!r}, so it cannot "
-                "be replayed: it ran on a version of agentrt that did not record them"
+                f"run {thread_id!r} has no recorded model calls in {rt.store.location!r}, so "
+                "it cannot be replayed: it ran on a version of agentrt that did not record them"
             )
         ended = f"it is {run.status.value}" + (f": {run.error}" if run.error else "")
         raise ConfigError(

@@ -60,7 +60,8 @@ logger = get_logger()
 
 
 class AgentRuntime:
-    """A durable agent runtime over one database (a SQLite file by default).
+    """A durable agent runtime over one database: a SQLite file by default, or PostgreSQL
+    (``db="postgresql://..."``, the postgres extra) shared by processes on many machines.
 
     Every run is a thread of the compiled run graph (``rt.graph``), checkpointed after each
     step, with a row in the runs table written before the first node runs. A run stopped at
@@ -173,7 +174,7 @@ class AgentRuntime:
         )
         """The compiled run graph, checkpointed to ``db``; embed it or draw it (set_policy
         compiles a new one)."""
-        self.keys = ApiKeys(self.store, clock=clock, where=self.db)
+        self.keys = ApiKeys(self.store, clock=clock, where=self.store.location)
         """The service's API keys in this database: create, list, revoke, authenticate."""
         self._driver = Driver(
             self.deps,
@@ -310,7 +311,7 @@ class AgentRuntime:
 
     def approval(self, approval_id: str) -> ApprovalRequest:
         """One approval request by id, whatever its status; InvalidDecision if unknown."""
-        return approval_named(self.store, approval_id, where=self.db)
+        return approval_named(self.store, approval_id, where=self.store.location)
 
     def events(self, thread_id: str) -> list[Event]:
         """The run's event log: plans, policy decisions, approvals, observations, finish."""
@@ -324,9 +325,9 @@ class AgentRuntime:
         rows = self.store.spans_of(trace_id) if trace_id else []
         if not rows:
             raise ConfigError(
-                f"no spans are stored for run {thread_id!r} in {self.db!r}; spans go to the "
-                "database with tracing='sqlite' (the default); this run was driven with "
-                "another tracing setting"
+                f"no spans are stored for run {thread_id!r} in {self.store.location!r}; spans "
+                "go to the database with tracing='sqlite' (the default); this run was driven "
+                "with another tracing setting"
                 + ("" if record.trace_id else " or before tracing existed")
             )
         assert trace_id is not None

@@ -273,6 +273,9 @@ def unstorable(value: Any, path: str = "") -> str | None:
         except UnicodeEncodeError as exc:
             bad = value[exc.start : exc.end]
             return f"{path or 'the value'} holds {bad!r}, which is not text (a lone surrogate)"
+        if "\x00" in value:
+            # PostgreSQL's text and JSON cannot hold it; refused on every backend alike.
+            return f"{path or 'the value'} holds a NUL character (U+0000), which is not text"
         return None
     if isinstance(value, Mapping):
         for key, item in value.items():
@@ -289,12 +292,12 @@ def unstorable(value: Any, path: str = "") -> str | None:
     return None
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
+_NOT_TEXT = re.compile("[\ud800-\udfff\x00]")
 
 
 def storable_text(text: str) -> str:
-    """``text`` with anything that is not text (lone surrogates) replaced by U+FFFD."""
-    return _SURROGATE.sub("\ufffd", text)
+    """``text`` with anything that is not text (lone surrogates, NUL) replaced by U+FFFD."""
+    return _NOT_TEXT.sub("\ufffd", text)
 
 
 def append_events(log: list[Event], batches: Sequence[list[Event]]) -> list[Event]:

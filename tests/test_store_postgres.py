@@ -433,9 +433,8 @@ def in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def desk_on(url: str, **kwargs: Any) -> AgentRuntime:
-    """The refund desk on ``url``. Its "payment system" is a SQLite file beside the runtime's
-    database (payments_path); beside a URL that is a relative path whose folder must exist."""
-    refund_desk.payments_path(url).parent.mkdir(parents=True, exist_ok=True)
+    """The refund desk on ``url``. Its "payment system" is a SQLite file in the working
+    directory, named after the database (payments_path)."""
     kwargs.setdefault("clock", FakeClock())
     kwargs.setdefault("new_id", Ids())
     return refund_desk.build_runtime(url, **kwargs)
@@ -447,6 +446,28 @@ def refunds(url: str) -> list[tuple[str, float]]:
         return []
     with sqlite3.connect(path) as conn:
         return conn.execute("SELECT order_id, amount FROM refunds ORDER BY rowid").fetchall()
+
+
+def test_the_demo_command_runs_on_a_url_and_keeps_its_password_out_of_file_names(
+    postgres_url: str, in_tmp: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from agentrt.cli import app
+
+    result = CliRunner().invoke(app, ["demo", "--db", postgres_url])
+    assert result.exit_code == 0, result.output
+    assert "status    awaiting_approval" in result.output
+    name = postgres_url.rsplit("/", 1)[1]
+    assert sorted(p.name for p in in_tmp.iterdir()) == [f"{name}.payments.db"]
+    password = postgres_url.split("@", 1)[0].rsplit(":", 1)[1]
+    assert password not in result.output
+    # The printed commands read the URL from AGENTRT_DB, and work so.
+    line = next(ln for ln in result.output.splitlines() if " approve apr_" in ln)
+    args = line.split(" approve ", 1)[1].split()
+    decided = CliRunner().invoke(app, ["approve", *args], env={"AGENTRT_DB": postgres_url})
+    assert decided.exit_code == 0, decided.output
+    assert "status    succeeded" in decided.output
 
 
 def test_the_demo_runs_start_to_finish_on_postgres(postgres_url: str, in_tmp: Path) -> None:

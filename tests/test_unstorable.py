@@ -61,6 +61,7 @@ def observations(rt: AgentRuntime, thread_id: str) -> list[tuple[str, str, str]]
         ({"n": 1, "who": {"x": [2**70]}}, "who.x[0] is an integer of 22 digits, past 64 bits"),
         ({"n": 1, "who": "\udc80"}, "who holds '\\udc80', which is not text (a lone surrogate)"),
         ({"n": 1, "who": {"\udc80": 1}}, "a key of who holds '\\udc80', which is not text"),
+        ({"n": 1, "who": "a\x00b"}, "who holds a NUL character (U+0000), which is not text"),
     ],
 )
 def test_arguments_storage_cannot_keep_are_invalid_args_and_the_run_goes_on(
@@ -75,11 +76,18 @@ def test_arguments_storage_cannot_keep_are_invalid_args_and_the_run_goes_on(
     assert content.startswith(f"arguments for tool 'look': {problem}")
 
 
-def test_a_lone_surrogate_in_the_answer_text_is_replaced(db: Path) -> None:
-    model = ScriptedChatModel(["done \udc80 here"])
-    with AgentRuntime(model, db=db) as rt:
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_what_is_not_text_in_the_answer_is_replaced(
+    backend: str, db: Path, request: pytest.FixtureRequest
+) -> None:
+    where = str(db) if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    model = ScriptedChatModel(["done \udc80 here\x00"])
+    with AgentRuntime(model, db=where) as rt:
         run = rt.start("say something", principal=P)
-    assert (run.status, run.output) == (RunStatus.SUCCEEDED, "done \ufffd here")
+        with pytest.raises(ConfigError, match=r"run\.goal holds a NUL character"):
+            rt.start("refund\x00 order 42", principal=P)
+        assert [r.thread_id for r in rt.runs()] == [run.thread_id]
+    assert (run.status, run.output) == (RunStatus.SUCCEEDED, "done \ufffd here\ufffd")
 
 
 def test_a_result_storage_cannot_keep_is_a_permanent_failure(db: Path) -> None:

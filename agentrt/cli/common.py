@@ -44,8 +44,10 @@ DbOption = Annotated[
     str | None,
     typer.Option(
         "--db",
-        help="SQLite file; passed to an app factory as db=. Commands that only read and "
-        "write its tables (keys, runs, show, approvals, trace) need no app with it.",
+        envvar="AGENTRT_DB",
+        help="SQLite file or postgresql:// URL; passed to an app factory as db=. Commands "
+        "that only read and write its tables (keys, runs, show, approvals, trace) need no "
+        "app with it.",
     ),
 ]
 
@@ -110,7 +112,7 @@ def load_runtime(
     if isinstance(target, AgentRuntime):
         if db is not None and Path(db).resolve() != Path(target.db).resolve():
             raise CliError(
-                f"app {spec!r} is a runtime on {target.db!r}; --db {db!r} applies only to an "
+                f"app {spec!r} is a runtime on {target.store.location!r}; --db applies only to an "
                 "app factory (a callable that takes db=)"
             )
         return target
@@ -186,7 +188,7 @@ def runtime_from(
         # The one place a command's refusal becomes a line on stderr and an exit status.
         fail(exc)
     except sqlite3.DatabaseError as exc:
-        fail(CliError(f"database {rt.db!r} cannot be read: {exc}"))
+        fail(CliError(f"database {rt.store.location!r} cannot be read: {exc}"))
     finally:
         rt.close()
 

@@ -14,7 +14,12 @@ from agentrt.cli.common import DEMO_APP, CliError, app, fail, print_run, runtime
 
 @app.command()
 def demo(
-    db: Annotated[str, typer.Option(help="SQLite file for the demo's runs.")] = "agentrt.db",
+    db: Annotated[
+        str,
+        typer.Option(
+            envvar="AGENTRT_DB", help="SQLite file or postgresql:// URL for the demo's runs."
+        ),
+    ] = "agentrt.db",
     decision: Annotated[
         str | None,
         typer.Option(help="approve or reject without asking (default: ask on a terminal)."),
@@ -46,6 +51,12 @@ def demo(
             )
             where = f"--app {DEMO_APP} --db {db}"
             typer.echo("\nNo terminal to ask on. To decide, run one of:")
+            if rt.store.location != db:  # a URL with a password, which is never printed
+                where = f"--app {DEMO_APP}"
+                typer.echo(
+                    f"  (with AGENTRT_DB set to the database URL, {rt.store.location}, "
+                    "password included)"
+                )
             typer.echo(f"  {base.format('approve')} {where}")
             typer.echo(f"  {base.format('reject')} --reason 'not eligible' {where}")
             typer.echo(f"then see the run with:\n  {_command()} show {run.thread_id} {where}")

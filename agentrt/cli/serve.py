@@ -51,6 +51,7 @@ def serve(
             sweep_every=sweep_every or None,
         )
         typer.echo(
-            f"agentrt: serving {rt.db!r} on http://{host}:{port} (review page: /ui)", err=True
+            f"agentrt: serving {rt.store.location!r} on http://{host}:{port} (review page: /ui)",
+            err=True,
         )
         uvicorn.run(api, host=host, port=port, log_level=log_level)

@@ -13,10 +13,12 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
 
 from agentrt import AgentRuntime, Policy, Principal, ToolContext, ToolError, tool
+from agentrt.store import is_postgres, sqlite_path
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 
 __all__ = [
@@ -66,8 +68,14 @@ _CUSTOMERS: dict[str, dict[str, Any]] = {
 
 
 def payments_path(db: str | Path) -> Path:
-    """Where the demo's payment system keeps its refunds and notes, beside the runtime db."""
-    p = Path(db)
+    """Where the demo's payment system keeps its refunds and notes: beside the runtime's
+    SQLite file, or for a server's URL (postgresql://...) in the working directory, named
+    after the database (never after the URL, which holds a password)."""
+    text = str(db)
+    if is_postgres(text):
+        name = urlsplit(text).path.strip("/") or "agentrt"
+        return Path(f"{name}.payments.db")
+    p = Path(sqlite_path(text))
     return p.with_name(p.stem + ".payments.db")
 
 

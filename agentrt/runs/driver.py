@@ -35,7 +35,7 @@ from agentrt.runs.budgets import BudgetLayers
 from agentrt.runs.decisions import record_decision
 from agentrt.runs.lease import Heartbeat, LeaseOwner, acquire
 from agentrt.runs.record import Run, Sweep, initial_state, run_of
-from agentrt.state import TERMINAL, RunState, RunStatus, unstorable
+from agentrt.state import TERMINAL, RunState, RunStatus, storable_text, unstorable
 from agentrt.steps import Step, Steps, blocking
 from agentrt.store.protocols import Store
 from agentrt.tools.registry import ToolRegistry
@@ -331,7 +331,7 @@ class Driver:
             record = self.move(
                 thread_id,
                 RunStatus.WAITING_RETRY,
-                error=f"waiting to retry: {cause}",
+                error=storable_text(shown(f"waiting to retry: {cause}", self.redactor)),
                 retry_at=self.clock() + delay,
             )
             return run_of(record, self.store)
@@ -342,7 +342,7 @@ class Driver:
         """End a run in ``status``, in the checkpoint and the row."""
         # Redacted here, at the source: an error quotes what failed (a provider's message
         # with the API key it was given), and the stored error is what every surface shows.
-        reason = shown(reason, self.redactor)
+        reason = storable_text(shown(reason, self.redactor))
         snapshot = graph.get_state(config(thread_id))
         if snapshot.values:
             # Mark the checkpoint itself terminal, so a resume has nothing left to run.

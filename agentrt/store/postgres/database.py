@@ -33,7 +33,7 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.types.json import Json
 from psycopg_pool import ConnectionPool
 
-from agentrt.errors import AgentRuntimeError, ConfigError
+from agentrt.errors import ConfigError, DatabaseUnavailable
 from agentrt.logs import get_logger
 from agentrt.store.postgres.schema import MIGRATIONS, SCHEMA_VERSION
 
@@ -141,20 +141,6 @@ def parse_url(url: str, settings: PoolSettings) -> tuple[str, PoolSettings]:
     if "connect_timeout" not in given:
         conninfo = make_conninfo(conninfo, connect_timeout=max(1, round(settings.timeout)))
     return conninfo, settings
-
-
-class DatabaseUnavailable(AgentRuntimeError, ConnectionError):
-    """The database could not be used for as long as the store's patience lasts: the server
-    was gone, refused connections, or kept breaking them. The call did not happen (or, for
-    a COMMIT that got no answer, the server never said it did)."""
-
-    def __init__(self, location: str, patience: float, cause: BaseException) -> None:
-        self.location = location
-        self.patience = patience
-        super().__init__(
-            f"the database {location!r} could not be used for {patience:g} s "
-            f"({_first_line(cause)}); the call gave up"
-        )
 
 
 class CommitInDoubt(Exception):
