@@ -41,6 +41,8 @@ logger = get_logger()
 
 TRACER_NAME = "agentrt"
 MODES = ("sqlite", "console", "otlp")
+SPAN_QUEUE_SIZE = 1_000_000
+"""Spans the store's processor holds before it writes them: no run outgrows it."""
 
 
 class GuardedExporter(SpanExporter):
@@ -198,8 +200,13 @@ def make_provider(tracing: Any, sink: SpanSink) -> TracingSetup:
         # Batched: one transaction for many spans, on a thread of the processor's own,
         # instead of one per span in the run's thread. The runtime flushes at the end of
         # each segment, so a segment's spans are stored when it stops.
+        # The queue is as long as memory allows: the processor drops spans past it (2,048
+        # by default, a few hundred steps without a flush, or a burst of concurrent runs),
+        # and the run's own record of what happened must not lose any.
         exporter = GuardedExporter(StoreSpanExporter(sink), "sqlite")
-        provider.add_span_processor(BatchSpanProcessor(exporter, schedule_delay_millis=1000))
+        provider.add_span_processor(
+            BatchSpanProcessor(exporter, schedule_delay_millis=1000, max_queue_size=SPAN_QUEUE_SIZE)
+        )
     elif tracing == "console":
         exporter = GuardedExporter(ConsoleSpanExporter(), "console")
         provider.add_span_processor(SimpleSpanProcessor(exporter))
