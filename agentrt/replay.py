@@ -44,7 +44,7 @@ from agentrt.tools.contract import ToolContext, ToolError, ToolSpec
 from agentrt.tools.registry import ToolRegistry
 from agentrt.tracing.shown import shown_events
 
-__all__ = ["ReplayReport", "replay_run"]
+__all__ = ["ReplayReport", "Replayed", "recorded_model", "replay_logs", "replay_run"]
 
 _VERBS = {
     "allow": "allows",
@@ -98,6 +98,19 @@ class ReplayReport:
         if not self.identical:
             return f"diverged: {self.divergence}"
         return f"identical ({self.note})" if self.note else "identical"
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    """A replay with both logs it compared: what a caller needs beyond the verdict (the
+    evals' what-if counts the policy's decisions in them)."""
+
+    report: ReplayReport
+    """Identical, or the first divergence."""
+    original: list[Event]
+    """The run's own event log."""
+    replayed: list[Event]
+    """The re-run's event log; it matches ``original`` up to ``report.events``."""
 
 
 class _Recording:
@@ -231,10 +244,34 @@ def _decision(request: Any, recorded: dict[str, Any]) -> Any:
     return Decision.reject(request.id, by=by, reason=recorded.get("comment") or status)
 
 
-def replay_run(rt: AgentRuntime, thread_id: str, *, build: Callable[..., Any]) -> ReplayReport:
+def recorded_model(rt: AgentRuntime, thread_id: str) -> BaseChatModel:
+    """A chat model that gives run ``thread_id``'s recorded answers, turn by turn, with the
+    run's model name and output cap: the run's model as it answered, to run again live."""
+    calls = rt.store.model_calls(thread_id)
+    if not calls:
+        raise ConfigError(
+            f"run {thread_id!r} has no recorded model calls in {rt.store.location!r}; "
+            "give a run that asked its model at least once"
+        )
+    model: BaseChatModel = _replay_model(calls, {}, rt)
+    return model
+
+
+def replay_run(
+    rt: AgentRuntime, thread_id: str, *, build: Callable[..., Any], policy: Policy | None = None
+) -> ReplayReport:
     """Re-run ``thread_id`` from its recordings in a scratch database and compare.
 
-    ``build`` makes the scratch runtime (AgentRuntime itself: replay is below it)."""
+    ``build`` makes the scratch runtime (AgentRuntime itself: replay is below it);
+    ``policy``: decide the re-run's actions by this policy rather than the runtime's (a
+    what-if for a policy not yet live)."""
+    return replay_logs(rt, thread_id, build=build, policy=policy).report
+
+
+def replay_logs(
+    rt: AgentRuntime, thread_id: str, *, build: Callable[..., Any], policy: Policy | None = None
+) -> Replayed:
+    """``replay_run``, with the two event logs it compared."""
     record = rt.store.get_run(thread_id)
     run = rt.get(thread_id)
     assert record is not None
@@ -258,7 +295,7 @@ def replay_run(rt: AgentRuntime, thread_id: str, *, build: Callable[..., Any]) -
         replica = build(
             _replay_model(calls, asked, rt),
             tools=[recording.stub(spec) for spec in rt.tools],
-            policy=rt.policy,
+            policy=rt.policy if policy is None else policy,
             db=Path(scratch) / "replay.db",
             tracing=None,
             budget=rt.budget,
@@ -298,7 +335,7 @@ def replay_run(rt: AgentRuntime, thread_id: str, *, build: Callable[..., Any]) -
         """The event at ``index`` of ``log`` in words, masked as every surface shows it."""
         return describe(shown_events(log, rt.redactor, rt.tools.sensitive_of, start=index)[0])
 
-    return _compare(
+    report = _compare(
         thread_id,
         original=original,
         replayed=replayed,
@@ -308,6 +345,7 @@ def replay_run(rt: AgentRuntime, thread_id: str, *, build: Callable[..., Any]) -
         said=said,
         unanswered=run.status.value if ran_out else None,
     )
+    return Replayed(report, original, replayed)
 
 
 def _compare(
