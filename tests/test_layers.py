@@ -19,7 +19,13 @@ PACKAGE = Path(__file__).resolve().parent.parent / "agentrt"
 # its own layer or any below it. (agentrt/__init__.py, the public door, re-exports lazily
 # from every layer and is left out.)
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("agentrt.cli", "agentrt.service", "agentrt.__main__", "agentrt.examples"),
+    (
+        "agentrt.cli",
+        "agentrt.service",
+        "agentrt.__main__",
+        "agentrt.examples",
+        "agentrt.evals",  # runs cases through the runtime's door, as a user's code would
+    ),
     ("agentrt.runtime",),
     (
         "agentrt.runs",

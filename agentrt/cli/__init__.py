@@ -18,6 +18,7 @@ from agentrt.cli import (  # noqa: F401  (registers the commands)
     approvals,
     budget,
     demo,
+    eval,
     keys,
     policy,
     prune,

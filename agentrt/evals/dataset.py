@@ -1,0 +1,327 @@
+"""Eval datasets: cases in a YAML or JSONL file, validated before anything runs.
+
+A case is a goal, who asks (principal), its limits (budget), optionally the model's
+answers (a script, or a recorded run's), what to decide at approval gates, and what to
+expect of the outcome and the trajectory. Every problem is reported before the first case
+runs, naming the file, the line where YAML gives one, the case and the field, e.g.
+``refunds.yaml:14: case 'big-refund', field expect.tols: unknown field; known fields: ...``.
+
+CEL conditions are compiled, regular expressions and JSON schemas checked, and custom
+scorers imported here, so a typo fails the load, not the fifth case of a CI run.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import re
+import sys
+import types
+import typing
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import cel
+import yaml
+from pydantic import BaseModel, ValidationError
+
+from agentrt.budget import Budget
+from agentrt.errors import ConfigError
+from agentrt.evals.schema import CaseSpec, DatasetFile, DecideSpec, Defaults, Expect, JudgeConfig
+from agentrt.policies.loader import locate
+from agentrt.principal import Principal
+
+__all__ = [
+    "Case",
+    "CaseSpec",
+    "Dataset",
+    "DatasetError",
+    "Expect",
+    "load_dataset",
+    "parse_dataset",
+]
+
+
+class DatasetError(ConfigError):
+    """A dataset the eval cannot run: the file, line, case and field, and what is wrong."""
+
+    def __init__(
+        self,
+        source: str,
+        message: str,
+        *,
+        case: str | None = None,
+        field: str | None = None,
+        line: int | None = None,
+    ) -> None:
+        self.source, self.case, self.field, self.line = source, case, field, line
+        self.problem = message
+        where = f"{source}:{line}" if line else source
+        parts = [where]
+        if case is not None:
+            parts.append(f"case {case!r}")
+        if field:
+            parts.append(f"field {field}")
+        super().__init__(", ".join(parts) + f": {message}")
+
+
+Scorer = Callable[..., Any]
+
+
+@dataclass(frozen=True, slots=True)
+class Case:
+    """A case ready to run: defaults applied, conditions compiled, scorers imported."""
+
+    spec: CaseSpec
+    principal: Principal
+    budget: Budget | None
+    decide: DecideSpec | None
+    where: tuple[tuple[str, Any], ...]
+    """Each CEL condition with its compiled program."""
+    scorers: tuple[tuple[str, Scorer], ...]
+    """Each custom scorer's "module:function" with the function."""
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+
+@dataclass(frozen=True, slots=True)
+class Dataset:
+    """The cases of one file, in order."""
+
+    name: str
+    source: str
+    cases: tuple[Case, ...]
+    judge: JudgeConfig
+
+    def recorded_runs(self) -> list[str]:
+        """Thread ids of the runs whose answers cases replay (`model: {recorded: ID}`)."""
+        return [c.spec.model.recorded for c in self.cases if c.spec.model and c.spec.model.recorded]
+
+
+def load_dataset(path: str | Path) -> Dataset:
+    """Read and check a dataset: ``.jsonl`` is one case per line, anything else YAML."""
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DatasetError(str(path), f"cannot read the dataset: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise DatasetError(str(path), "the dataset is not UTF-8 text") from None
+    return parse_dataset(text, source=str(path), jsonl=p.suffix == ".jsonl", name=p.stem)
+
+
+def parse_dataset(
+    text: str, *, source: str = "<string>", jsonl: bool = False, name: str = "dataset"
+) -> Dataset:
+    """A dataset from its text; DatasetError at the first problem."""
+    node: yaml.Node | None = None
+    lines: list[int] = []
+    if jsonl:
+        cases: list[Any] = []
+        for number, line in enumerate(text.splitlines(), start=1):
+            if not line.strip():
+                continue
+            try:
+                cases.append(json.loads(line))
+            except json.JSONDecodeError as exc:
+                raise DatasetError(source, f"not a JSON object: {exc.msg}", line=number) from None
+            lines.append(number)
+        data: Any = {"cases": cases}
+    else:
+        try:
+            node = yaml.compose(text, Loader=yaml.SafeLoader)
+            data = yaml.safe_load(text)
+        except yaml.MarkedYAMLError as exc:
+            mark = exc.problem_mark
+            at = mark.line + 1 if mark else None
+            raise DatasetError(source, f"not valid YAML: {exc.problem}", line=at) from None
+    if not isinstance(data, dict):
+        raise DatasetError(source, "a dataset is a mapping with a `cases:` list")
+    try:
+        parsed = DatasetFile.model_validate(data)
+    except ValidationError as exc:
+        raise _first_error(exc, data, source, node, lines) from None
+    if not parsed.cases:
+        raise DatasetError(source, "the dataset has no cases; add some under `cases:`")
+    seen: set[str] = set()
+    ready: list[Case] = []
+    for index, spec in enumerate(parsed.cases):
+        place = _Place(source, spec.name, index, node, lines)
+        if spec.name in seen:
+            raise place.error("name", f"two cases are named {spec.name!r}; names must be unique")
+        seen.add(spec.name)
+        ready.append(_ready(spec, parsed.defaults, place))
+    return Dataset(name=parsed.name or name, source=source, cases=tuple(ready), judge=parsed.judge)
+
+
+@dataclass(frozen=True, slots=True)
+class _Place:
+    """Where a case is in its file, to name it in an error."""
+
+    source: str
+    case: str
+    index: int
+    node: yaml.Node | None
+    lines: list[int]
+
+    def error(self, field: str, message: str) -> DatasetError:
+        path: list[str | int] = ["cases", self.index]
+        for part in re.split(r"[.\[\]]+", field):
+            if part:
+                path.append(int(part) if part.isdigit() else part)
+        return DatasetError(
+            self.source,
+            message,
+            case=self.case,
+            field=field,
+            line=_line(path, self.node, self.lines),
+        )
+
+
+def _line(path: Sequence[str | int], node: yaml.Node | None, lines: list[int]) -> int | None:
+    if node is not None:
+        found = locate(node, path, at_key=True)
+        return found.start_mark.line + 1 if found is not None else None
+    if len(path) >= 2 and path[0] == "cases" and isinstance(path[1], int) and path[1] < len(lines):
+        return lines[path[1]]
+    return None
+
+
+def _first_error(
+    exc: ValidationError, data: Any, source: str, node: yaml.Node | None, lines: list[int]
+) -> DatasetError:
+    """The deepest validation error, by case name and dotted field: of a union's errors
+    (one per member tried), the member that got furthest says what is wrong."""
+    found = [(_in_file(e, data), e) for e in exc.errors()]
+    path, error = max(found, key=lambda pe: len(pe[0]))
+    case = None
+    if len(path) >= 2 and path[0] == "cases" and isinstance(path[1], int):
+        try:
+            raw = data["cases"][path[1]]
+            case = raw.get("name") if isinstance(raw, dict) else None
+        except (IndexError, KeyError, TypeError):
+            pass
+        case = case or f"#{path[1] + 1}"
+        field_path = path[2:]
+    else:
+        field_path = path
+    field = "".join(
+        f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p))
+        for i, p in enumerate(field_path)
+    )
+    message = error["msg"].removeprefix("Value error, ")
+    if error["type"] == "extra_forbidden":
+        known = _known_fields(DatasetFile, path[:-1])
+        message = "unknown field" + (f"; known fields: {', '.join(known)}" if known else "")
+    elif error["type"] == "missing":
+        message = "required field missing"
+    return DatasetError(
+        source, message, case=case, field=field or None, line=_line(path, node, lines)
+    )
+
+
+def _in_file(error: Any, data: Any) -> list[str | int]:
+    """An error's location as a path in the file: a union's member names (``str``,
+    ``TurnSpec``) that pydantic puts in the location are not keys there."""
+    loc = list(error["loc"])
+    path: list[str | int] = []
+    here = data
+    for index, part in enumerate(loc):
+        in_list = isinstance(part, int) and isinstance(here, list) and part < len(here)
+        if in_list or (isinstance(part, str) and isinstance(here, dict) and part in here):
+            path.append(part)
+            here = here[part]
+        elif index == len(loc) - 1 and error["type"] == "missing":
+            path.append(part)
+    return path
+
+
+def _known_fields(model: Any, path: Sequence[str | int]) -> list[str]:
+    """The field names of the model found at ``path`` under ``model``."""
+    for part in path:
+        if isinstance(part, int):
+            continue
+        fields = getattr(model, "model_fields", None)
+        if not fields or part not in fields:
+            return []
+        model = _model_in(fields[part].annotation)
+    fields = getattr(model, "model_fields", None)
+    return list(fields) if fields else []
+
+
+def _model_in(annotation: Any) -> Any:
+    """The pydantic model inside an annotation (list[X], X | None, ...), if any."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if isinstance(annotation, types.UnionType) or typing.get_origin(annotation) is not None:
+        for arg in typing.get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None
+
+
+def _ready(spec: CaseSpec, defaults: Defaults, place: _Place) -> Case:
+    who = spec.principal or defaults.principal
+    if who is None:
+        raise place.error("principal", "no principal: give the case one, or set defaults.principal")
+    try:
+        principal = who.principal()
+    except ConfigError as exc:
+        raise place.error("principal", str(exc)) from None
+    limits = {**(defaults.budget or {}), **(spec.budget or {})}
+    try:
+        budget = Budget.from_dict(limits) if limits else None
+    except (ConfigError, TypeError) as exc:
+        raise place.error("budget", str(exc)) from None
+    where: list[tuple[str, Any]] = []
+    for index, expression in enumerate(spec.expect.where):
+        try:
+            where.append((expression, cel.compile(expression)))
+        except ValueError as exc:
+            found = re.search(r"<input>:\d+:\d+: (.*)", str(exc))
+            detail = found.group(1) if found else str(exc).splitlines()[0]
+            detail = re.sub(r" expecting \{.*\}$", "", detail)
+            raise place.error(
+                f"expect.where[{index}]",
+                f"not a valid CEL expression {expression!r}: {detail}",
+            ) from None
+    scorers = [
+        (name, _scorer(name, place, f"scorers[{index}]")) for index, name in enumerate(spec.scorers)
+    ]
+    return Case(
+        spec=spec,
+        principal=principal,
+        budget=budget,
+        decide=spec.decide or defaults.decide,
+        where=tuple(where),
+        scorers=tuple(scorers),
+    )
+
+
+def _scorer(name: str, place: _Place, field: str) -> Scorer:
+    """Import a custom scorer "module:function"."""
+    module_name, sep, attr = name.partition(":")
+    if not sep or not module_name or not attr:
+        raise place.error(field, f"scorer {name!r} is not of the form module:function")
+    sys.path.insert(0, os.getcwd())
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise place.error(field, f"cannot import module {module_name!r}: {exc}") from None
+    finally:
+        sys.path.pop(0)
+    target: Any = module
+    for part in attr.split("."):
+        if not hasattr(target, part):
+            raise place.error(field, f"module {module_name!r} has no scorer {attr!r}")
+        target = getattr(target, part)
+    if not callable(target):
+        raise place.error(field, f"scorer {name!r} is {target!r}, not a function")
+    scorer: Scorer = target
+    return scorer

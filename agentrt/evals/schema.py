@@ -1,0 +1,212 @@
+"""What a dataset file may say: the pydantic models its YAML (or each JSONL line) is
+validated against. Every model refuses unknown fields, so a typo is an error, not a
+silently ignored expectation."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+import jsonschema
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from agentrt.principal import Principal
+from agentrt.state import RunStatus
+
+__all__ = [
+    "CaseSpec",
+    "DatasetFile",
+    "DecideSpec",
+    "Defaults",
+    "Expect",
+    "JudgeConfig",
+    "JudgeSpec",
+    "ModelSpec",
+    "OutputExpect",
+    "PrincipalSpec",
+    "ToolsExpect",
+    "TurnSpec",
+]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class PrincipalSpec(_Strict):
+    """Who a run acts for (or who decides at a gate)."""
+
+    id: str
+    roles: list[str] = []
+    tenant: str | None = None
+    scopes: list[str] = []
+
+    def principal(self) -> Principal:
+        return Principal(self.id, roles=self.roles, tenant=self.tenant, scopes=self.scopes)
+
+
+class CallSpec(_Strict):
+    """One tool call of a scripted answer."""
+
+    name: str
+    args: dict[str, Any] = {}
+
+
+class TurnSpec(_Strict):
+    """One scripted answer: text, tool calls, or both."""
+
+    content: str = ""
+    tool_calls: list[CallSpec] = []
+
+
+class ModelSpec(_Strict):
+    """The model's answers for this case, instead of the app's model."""
+
+    script: list[str | TurnSpec] | None = None
+    """Answers in turn order (agentrt.testing.ScriptedChatModel); a string is a final answer."""
+    recorded: str | None = None
+    """A run's thread id: its recorded answers, in order."""
+    name: str | None = None
+    """The scripted model's name, as prices are looked up (default: the app model's)."""
+
+    @model_validator(mode="after")
+    def _one_source(self) -> ModelSpec:
+        if (self.script is None) == (self.recorded is None):
+            raise ValueError("give exactly one of script (a list of answers) or recorded")
+        return self
+
+
+class DecideSpec(_Strict):
+    """What a person says at every approval gate the run meets."""
+
+    decision: Literal["approve", "reject"]
+    by: PrincipalSpec
+    reason: str = "rejected by the eval"
+
+
+class ToolsExpect(_Strict):
+    """Which tools the run called."""
+
+    called: list[str] | None = None
+    """Each was called at least once."""
+    not_called: list[str] | None = None
+    """None of these was called."""
+    only: list[str] | None = None
+    """The set of tools called is exactly this."""
+    sequence: list[str] | None = None
+    """Called in this order (other calls may come between)."""
+    counts: dict[str, int] | None = None
+    """How many times each was called."""
+
+
+class OutputExpect(_Strict):
+    """What the run's final answer says."""
+
+    contains: list[str] = []
+    not_contains: list[str] = []
+    regex: str | None = None
+    """A regular expression that must match somewhere in the output."""
+    json_schema: dict[str, Any] | None = None
+    """The output parses as JSON and is valid against this schema."""
+
+    @field_validator("contains", "not_contains", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"not a valid regular expression {value!r}: {exc}") from None
+        return value
+
+    @field_validator("json_schema")
+    @classmethod
+    def _schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            try:
+                jsonschema.Draft202012Validator.check_schema(value)
+            except jsonschema.SchemaError as exc:
+                raise ValueError(f"not a valid JSON schema: {exc.message}") from None
+        return value
+
+
+class Expect(_Strict):
+    """What a case's run must show: its outcome and its trajectory."""
+
+    status: RunStatus | list[RunStatus] | None = None
+    tools: ToolsExpect | None = None
+    where: list[str] = []
+    """CEL conditions over the trajectory (calls, approvals, denials, status, output,
+    usage, goal); each must be true."""
+    approvals: int | list[str] | None = None
+    """Approvals requested: how many, or the rule ids that asked (as a set)."""
+    denials: int | list[str] | None = None
+    """Actions denied: how many, or the rule ids that denied (as a set; "(no rule)" for a
+    denial by scopes or the policy's default)."""
+    max_cost_usd: float | None = None
+    max_tokens: int | None = None
+    max_steps: int | None = None
+    max_tool_calls: int | None = None
+    output: OutputExpect | None = None
+
+    @field_validator("where", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+
+class JudgeSpec(_Strict):
+    """An LLM-as-judge check: the judge model grades the run against a rubric."""
+
+    rubric: str
+    pass_score: float = Field(default=0.5, ge=0.0, le=1.0)
+    """A score at or above this passes, when the judge gives one."""
+
+
+class CaseSpec(_Strict):
+    """One case as the file writes it."""
+
+    name: str
+    goal: str
+    principal: PrincipalSpec | None = None
+    budget: dict[str, Any] | None = None
+    model: ModelSpec | None = None
+    decide: DecideSpec | None = None
+    expect: Expect = Expect()
+    scorers: list[str] = []
+    """Custom scorers, "module:function": called with the Trajectory, they return a bool,
+    a score from 0 to 1 (0.5 and up passes) or an agentrt.evals.Score."""
+    judge: str | JudgeSpec | None = None
+    """A rubric (or {rubric, pass_score}) for the LLM judge."""
+
+
+class Defaults(_Strict):
+    """What every case has unless it says otherwise."""
+
+    principal: PrincipalSpec | None = None
+    budget: dict[str, Any] | None = None
+    decide: DecideSpec | None = None
+
+
+class JudgeConfig(_Strict):
+    """The judge model and its own budget, for every case with a `judge` rubric."""
+
+    model: str | None = None
+    """A "provider:name" chat model (the models extra); `--judge module:attr` overrides."""
+    max_tokens: int | None = 200_000
+    max_cost_usd: float | None = None
+    max_calls: int | None = None
+
+
+class DatasetFile(_Strict):
+    """A YAML dataset file."""
+
+    name: str | None = None
+    defaults: Defaults = Defaults()
+    judge: JudgeConfig = JudgeConfig()
+    cases: list[CaseSpec]

@@ -1,0 +1,297 @@
+"""Scorers, the judge, the report's arithmetic and regressions, through the Python API."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+
+from agentrt.evals import (
+    Call,
+    DatasetError,
+    EvalReport,
+    Judge,
+    JudgeBudget,
+    RunResult,
+    Score,
+    Trajectory,
+    parse_dataset,
+    percentile,
+    regressions,
+    run_eval,
+)
+from agentrt.evals.scorers import checks_of
+from agentrt.examples import refund_desk
+from agentrt.testing import ScriptedChatModel
+from tests import eval_app
+from tests.conftest import FakeClock, Ids
+
+
+def trajectory(
+    *calls: Call, output: str = "Refunded $89.00.", status: str = "succeeded"
+) -> Trajectory:
+    return Trajectory(
+        thread_id="t",
+        goal="Refund order 42",
+        status=status,
+        output=output,
+        error=None,
+        usage={
+            "input_tokens": 900,
+            "output_tokens": 100,
+            "tokens": 1000,
+            "cost_usd": 0.02,
+            "tool_calls": len(calls),
+            "steps": 3,
+        },
+        calls=calls,
+        latency_seconds=0.5,
+    )
+
+
+def call(tool: str, decision: str = "allow", rule: str | None = "reads", **args: object) -> Call:
+    return Call(
+        step_id="0.0",
+        tool=tool,
+        args=dict(args),
+        decision=decision,
+        rule=rule,
+        result="ok",
+        content="{}",
+    )
+
+
+LOOKUP = call("lookup_order", order_id="42")
+REFUND = call("issue_refund", "require_approval", "large-refunds", order_id="42", amount=89.0)
+DENIED = call("issue_refund", "deny", None, order_id="42", amount=-1.0)
+
+
+def scores(expect: str, t: Trajectory, scorers: str = "") -> list[Score]:
+    text = f"cases:\n  - name: c\n    goal: g\n    principal: {{id: a}}\n    expect: {expect}\n" + (
+        f"    scorers: {scorers}\n" if scorers else ""
+    )
+    [case] = parse_dataset(text).cases
+    return [check(t) for check in checks_of(case)]
+
+
+@pytest.mark.parametrize(
+    ("expect", "reason"),
+    [
+        ("{tools: {called: [lookup_order, issue_refund]}}", ""),
+        ("{tools: {called: [lookup_customer]}}", "never called ['lookup_customer']"),
+        ("{tools: {not_called: [issue_refund]}}", "called ['issue_refund'], which it should not"),
+        (
+            "{tools: {only: [lookup_order]}}",
+            "called the set ['issue_refund', 'lookup_order']; expected exactly ['lookup_order']",
+        ),
+        (
+            "{tools: {sequence: [issue_refund, lookup_order]}}",
+            "did not call ['issue_refund', 'lookup_order'] in that order",
+        ),
+        ("{tools: {counts: {lookup_order: 2}}}", "called 'lookup_order' 1 times; expected 2"),
+    ],
+)
+def test_tools_expectations(expect: str, reason: str) -> None:
+    [score] = scores(expect, trajectory(LOOKUP, REFUND))
+    expected = reason + " (calls: ['lookup_order', 'issue_refund'])" if reason else ""
+    assert (score.name, score.passed, score.reason) == ("tools", not reason, expected)
+
+
+def test_where_conditions_read_the_trajectory() -> None:
+    t = trajectory(LOOKUP, REFUND, DENIED)
+    [ok] = scores(
+        '{where: ["calls.exists(c, c.tool == \\"issue_refund\\" && c.args.amount > 50.0)", '
+        '"size(denials) == 1 && denials[0].rule == \\"\\"", "usage.tokens < 5000"]}',
+        t,
+    )
+    assert ok == Score("where", True)
+    [false] = scores('{where: "size(approvals) == 2"}', t)
+    assert false == Score("where", False, "'size(approvals) == 2' is false")
+    [broken] = scores('{where: "calls[0].args.nope == 1"}', t)
+    assert not broken.passed
+    assert broken.reason.startswith("'calls[0].args.nope == 1' failed to evaluate:")
+    [not_bool] = scores('{where: "size(calls)"}', t)
+    assert not_bool.reason == "'size(calls)' gave 3, not true or false"
+
+
+def test_approvals_denials_and_limits() -> None:
+    t = trajectory(LOOKUP, REFUND, DENIED)
+    assert scores("{approvals: [large-refunds], denials: ['(no rule)']}", t) == [
+        Score("approvals", True),
+        Score("denials", True),
+    ]
+    assert scores("{approvals: 0, denials: [not-positive]}", t) == [
+        Score("approvals", False, "1 approvals (['large-refunds']); expected 0"),
+        Score("denials", False, "denials by rules ['(no rule)']; expected ['not-positive']"),
+    ]
+    assert scores("{max_tokens: 999, max_cost_usd: 0.02, max_steps: 2}", t) == [
+        Score("limits", False, "tokens 1000 > 999; steps 3 > 2")
+    ]
+
+
+def test_output_checks() -> None:
+    schema = "{type: object, required: [refund_id], properties: {refund_id: {type: string}}}"
+    passing = trajectory(output='{"refund_id": "rf_1"}')
+    assert scores(f"{{output: {{json_schema: {schema}, contains: rf_}}}}", passing) == [
+        Score("output", True)
+    ]
+    [failing] = scores(
+        f"{{output: {{json_schema: {schema}, not_contains: refund_id, regex: '^\\d+$'}}}}",
+        trajectory(output='{"refund_id": 7}'),
+    )
+    assert failing.reason == (
+        "output contains 'refund_id'; does not match /^\\d+$/; does not fit the schema: 7 is not "
+        "of type 'string'; it was '{\"refund_id\": 7}'"
+    )
+
+
+def test_custom_scorers_answer_in_any_form() -> None:
+    names = [f"tests.eval_app:{n}" for n in ("says_amount", "low_score", "full_score", "broken")]
+    found = scores("{}", trajectory(), scorers=json.dumps([*names, "tests.eval_app:wrong_type"]))
+    assert found == [
+        Score("tests.eval_app:says_amount", True),
+        Score("tests.eval_app:low_score", False, "score 0.25", 0.25),
+        Score("tests.eval_app:full_score", True, "every call was looked up first", 1.0),
+        Score("tests.eval_app:broken", False, "raised KeyError: 'amount'"),
+        Score(
+            "tests.eval_app:wrong_type",
+            False,
+            "returned 'yes'; a scorer returns a bool, a number from 0 to 1 or a Score",
+        ),
+    ]
+
+
+def test_the_judge_sees_rubric_goal_trajectory_and_output() -> None:
+    model = eval_app.judge_pass()
+    score = asyncio.run(
+        Judge(model).score("States the amount.", trajectory(LOOKUP), pass_score=0.5)
+    )
+    assert score == Score("judge", True, "The refund amount is stated.", 0.9)
+    [asked] = model.calls
+    system, human = asked.messages
+    assert "answer with one JSON object" in str(system.content)
+    assert str(human.content) == (
+        "<Rubric>\nStates the amount.\n</Rubric>\n\n<Goal>\nRefund order 42\n</Goal>\n\n"
+        "<Trajectory>\n- (nothing)\n</Trajectory>\n\n"
+        "<Outcome>\nstatus: succeeded\noutput: Refunded $89.00.\n</Outcome>"
+    )
+
+
+def test_a_score_under_the_pass_score_fails_and_a_rambling_judge_fails() -> None:
+    strict = asyncio.run(Judge(eval_app.judge_pass()).score("r", trajectory(), pass_score=0.95))
+    assert (strict.passed, strict.value) == (False, 0.9)
+    rambling = asyncio.run(Judge(eval_app.judge_rambles()).score("r", trajectory(), pass_score=0.5))
+    assert not rambling.passed
+    assert rambling.reason.startswith("the judge did not answer the JSON verdict asked for")
+    assert rambling.reason.endswith("'I think it is fine.'")
+
+
+def test_the_judge_stops_at_its_own_budget(db: Path, clock: FakeClock) -> None:
+    text = """
+judge: {max_calls: 1}
+defaults:
+  principal: {id: alice, tenant: acme, scopes: [orders:read, orders:write, payments:write]}
+cases:
+  - {name: first, goal: Refund order 42., judge: The output names the amount.}
+  - {name: second, goal: Refund order 42., judge: The output names the amount.}
+"""
+    judge = ScriptedChatModel(['{"pass": true, "score": 1, "reason": "ok"}'])
+    with refund_desk.build_runtime(db, clock=clock, new_id=Ids()) as rt:
+        report = run_eval(rt, parse_dataset(text), concurrency=1, judge=judge)
+    verdicts = sorted((s.passed, s.reason) for r in report.runs for s in r.scores)
+    assert verdicts == [
+        (False, "not judged: the judge's budget is spent (max_calls 1 reached)"),
+        (True, "ok"),
+    ]
+    assert len(judge.calls) == 1
+
+
+def test_a_judge_cost_limit_needs_a_price() -> None:
+    judge = Judge(eval_app.judge_pass(), budget=JudgeBudget(max_cost_usd=0.1))
+    assert judge.spent() == "max_cost_usd is set but model 'judge-script' has no known price"
+    priced = Judge(
+        eval_app.judge_pass(), budget=JudgeBudget(max_cost_usd=0.1), prices={"judge-script": (1, 1)}
+    )
+    assert priced.spent() is None
+
+
+def test_percentiles_interpolate_between_ranks() -> None:
+    values = [0.4, 0.1, 0.3, 0.2, 1.0]
+    assert (percentile(values, 50), percentile(values, 95), percentile([], 50)) == (
+        0.3,
+        pytest.approx(0.88),
+        0.0,
+    )
+
+
+def run(case: str, n: int, passed: bool, *failing: str) -> RunResult:
+    scores_ = [Score(name, False, "no") for name in failing] or [Score("status", passed)]
+    return RunResult(
+        case=case, repeat=n, thread_id=f"{case}-{n}", status="succeeded", scores=tuple(scores_)
+    )
+
+
+def test_regressions_name_the_case_and_the_scorers_that_now_fail() -> None:
+    baseline = EvalReport(
+        dataset="d",
+        eval_id="a",
+        repeat=2,
+        runs=(run("a", 1, True), run("a", 2, True), run("b", 1, False, "tools"), run("b", 2, True)),
+    )
+    now = EvalReport(
+        dataset="d",
+        eval_id="b",
+        repeat=2,
+        runs=(
+            run("a", 1, True),
+            run("a", 2, False, "status"),
+            run("b", 1, True),
+            run("c", 1, False, "x"),
+        ),
+    )
+    assert regressions(baseline, now) == [
+        "case 'a' passed 2/2 in the baseline, 1/2 now (status now fail)"
+    ]
+    assert regressions(now, now) == []
+    assert EvalReport.from_dict(json.loads(json.dumps(now.to_dict()))) == now
+
+
+def test_a_jsonl_dataset_names_the_line_of_a_bad_case() -> None:
+    good = json.dumps({"name": "a", "goal": "g", "principal": {"id": "x"}})
+    bad = json.dumps({"name": "b", "goal": "g", "principal": {"id": "x"}, "expect": {"tool": {}}})
+    with pytest.raises(DatasetError) as caught:
+        parse_dataset(f"{good}\n\n{bad}\n", source="cases.jsonl", jsonl=True)
+    assert str(caught.value).startswith(
+        "cases.jsonl:3, case 'b', field expect.tool: unknown field; known fields: status,"
+    )
+    with pytest.raises(DatasetError, match=r"^cases.jsonl:2: not a JSON object"):
+        parse_dataset(f"{good}\n{{nope\n", source="cases.jsonl", jsonl=True)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("cases: []", "<string>: the dataset has no cases; add some under `cases:`"),
+        ("cases:\n  - {name: a, goal: g}", "case 'a', field principal: no principal"),
+        (
+            "cases:\n  - {name: a, goal: g, principal: {id: x}}\n  - {name: a, goal: h, "
+            "principal: {id: x}}",
+            "<string>:3, case 'a', field name: two cases are named 'a'",
+        ),
+        (
+            "cases:\n  - {name: a, goal: g, principal: {id: x}, model: {}}",
+            "field model: give exactly one of script (a list of answers) or recorded",
+        ),
+        (
+            "cases:\n  - {name: a, goal: g, principal: {id: x}, expect: {output: {regex: '('}}}",
+            "field expect.output.regex: not a valid regular expression '('",
+        ),
+        ("cases: [1", "<string>:1: not valid YAML"),
+    ],
+)
+def test_dataset_problems_are_named(text: str, message: str) -> None:
+    with pytest.raises(DatasetError) as caught:
+        parse_dataset(text)
+    assert message in str(caught.value)
