@@ -333,14 +333,15 @@ class AgentRuntime:
         assert trace_id is not None
         return build_trace(thread_id, trace_id, rows)
 
-    def replay(self, thread_id: str) -> ReplayReport:
+    def replay(self, thread_id: str, *, policy: Policy | None = None) -> ReplayReport:
         """Re-run a run from its recordings with today's code and policy; report divergence.
 
         The model's answers come from model_calls, tool results from the ledger and the
         event log: nothing real is called. The re-run happens in a scratch database, so
-        this one is not touched.
+        this one is not touched. ``policy``: decide the re-run's actions by this policy
+        instead of the runtime's (a what-if for a policy not yet live).
         """
-        return replay_run(self, thread_id, build=AgentRuntime)
+        return replay_run(self, thread_id, build=AgentRuntime, policy=policy)
 
     def unfinished_runs(self) -> list[str]:
         """Runs a process may have left mid-way (running, pending, decided at their gate but

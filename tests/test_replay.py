@@ -100,6 +100,21 @@ def test_a_policy_that_now_asks_for_approval_is_named_at_its_step(
     )
 
 
+def test_replay_under_a_policy_not_yet_live_leaves_the_runtimes_own(
+    db: Path, clock: FakeClock
+) -> None:
+    with desk(db, clock, policy=Policy.from_yaml(LENIENT)) as rt:
+        thread_id = rt.start(GOAL, principal=OPERATOR).thread_id
+        live = rt.policy
+        what_if = rt.replay(thread_id, policy=Policy.from_file(POLICY_FILE))
+        assert rt.policy is live
+        assert rt.replay(thread_id).identical  # the runtime's own policy, as before
+    assert what_if.divergence == (
+        "step 2.0: policy now requires approval for 'issue_refund' (rule large-refunds); "
+        "the run had allow (rule small-refunds)"
+    )
+
+
 def test_a_policy_that_now_denies_is_named_at_its_step(db: Path, clock: FakeClock) -> None:
     thread_id = approved_run(db, clock)
     strict = Policy.from_yaml(
