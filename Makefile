@@ -71,10 +71,19 @@ bench: $(VENV)/.bench-installed
 
 # Crash chaos: 500+ real SIGKILLs at seeded points of a four-effect workflow, each run
 # resumed to the end; prints kills, resumes, reconciles, duplicates (0) and lost (0).
-CHAOS_KILLS ?= 500
+# CHAOS_MODE=postgres: 3 `agentrt worker` processes on a throwaway PostgreSQL (or
+# CHAOS_DB=postgresql://...), 200 runs, a random worker SIGKILLed 100+ times and restarted.
+CHAOS_MODE ?= sqlite
+CHAOS_KILLS ?= $(if $(filter postgres,$(CHAOS_MODE)),100,500)
+CHAOS_RUNS ?= 200
 CHAOS_SEED ?= 1
-chaos: $(STAMP)
+chaos: $(STAMP) $(if $(filter postgres,$(CHAOS_MODE)),postgresql)
+ifeq ($(CHAOS_MODE),postgres)
+	$(BIN)/python -m tests.chaos_workers --runs $(CHAOS_RUNS) --min-kills $(CHAOS_KILLS) \
+		--seed $(CHAOS_SEED) $(if $(CHAOS_DB),--db $(CHAOS_DB))
+else
 	$(BIN)/python -m tests.chaos_app --min-kills $(CHAOS_KILLS) --seed $(CHAOS_SEED)
+endif
 
 clean:
 	rm -rf $(VENV) .mypy_cache .pytest_cache .ruff_cache agentrt.egg-info

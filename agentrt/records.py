@@ -41,6 +41,9 @@ class NewRun:
     """What it has spent: nothing yet."""
     trace_id: str | None = None
     """Its OpenTelemetry trace, shared by every segment."""
+    lease: LeaseRecord | None = None
+    """Held from the start by a process that drives the run at once (``rt.start``), so no
+    worker claims it meanwhile; None leaves a new run to whoever claims it."""
 
 
 @dataclass(frozen=True, slots=True)

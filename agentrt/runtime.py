@@ -45,6 +45,7 @@ from agentrt.runs.budgets import DEFAULT_BUDGET, BudgetLayers
 from agentrt.runs.decisions import approval_named
 from agentrt.runs.driver import Driver, NewRunRequest, config
 from agentrt.runs.record import Run, Sweep, run_of, status_named
+from agentrt.runs.workers import Worker, WorkerSettings
 from agentrt.state import Event, RunState, RunStatus
 from agentrt.steps import Steps, asynchronous, blocking, synchronous
 from agentrt.store import open_store
@@ -434,6 +435,21 @@ class AgentRuntime:
 
     sweep_approvals = synchronous(_sweep_approvals)
     asweep_approvals = asynchronous(_sweep_approvals)
+
+    def worker(
+        self,
+        *,
+        concurrency: int = 8,
+        poll: float | None = None,
+        sweep_every: float | None = 30.0,
+    ) -> Worker:
+        """A worker over this runtime's database: ``run()`` claims the runs that need a
+        driver (made with ``create``, decided with ``resume=False``, left by a stopped or
+        dead process, due to retry) and drives them, ``concurrency`` at a time, until
+        ``stop()``. Any number of workers may share the database; ``agentrt worker`` runs
+        one. See agentrt.runs.workers."""
+        settings = WorkerSettings(concurrency=concurrency, poll=poll, sweep_every=sweep_every)
+        return Worker(self._driver, settings)
 
     def cancel(self, thread_id: str, *, reason: str) -> Run:
         """End a run that has not finished, as cancelled; its pending approvals are cancelled.

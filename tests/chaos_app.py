@@ -27,6 +27,7 @@ import signal
 import sqlite3
 import sys
 import tempfile
+import time
 import traceback
 from collections.abc import Callable
 from pathlib import Path
@@ -83,7 +84,15 @@ def arm(at: int) -> None:
 
 
 def sink_path(db: str | Path) -> Path:
-    return Path(db).with_name("sink.db")
+    """The outside world's file: CHAOS_SINK, else beside a SQLite database."""
+    given = os.environ.get("CHAOS_SINK")
+    return Path(given) if given else Path(db).with_name("sink.db")
+
+
+# Seconds each side effect and each model answer take (CHAOS_LATENCY): under worker chaos,
+# where kills come from outside at random moments, time inside the calls is what puts
+# kills there.
+LATENCY = float(os.environ.get("CHAOS_LATENCY", "0"))
 
 
 def _sink(db: str | Path) -> sqlite3.Connection:
@@ -105,6 +114,9 @@ def _effect(db: str | Path, tool_name: str, table: str, ctx: ToolContext, dedupe
         conn.execute(
             "INSERT INTO calls (tool, key) VALUES (?, ?)", (tool_name, ctx.idempotency_key)
         )
+    if LATENCY:
+        time.sleep(LATENCY)  # the call is on its way; the effect has not happened yet
+    with _sink(db) as conn:
         verb = "INSERT OR IGNORE" if dedupe else "INSERT"
         cur = conn.execute(
             f"{verb} INTO {table} (key, thread) VALUES (?, ?)", (ctx.idempotency_key, ctx.thread_id)
@@ -161,10 +173,12 @@ def build_runtime(db: str | Path = "agentrt.db") -> AgentRuntime:
                 tool_call("notify_warehouse", {"sku": "A1"}),
             ),
             "all done",
-        ]
+        ],
+        latency=LATENCY,
     )
     tools = [reserve_stock, charge_card, send_email, notify_warehouse]
-    return AgentRuntime(model, tools=tools, policy=Policy.allow_all(), db=db)
+    lease_ttl = float(os.environ.get("CHAOS_LEASE_TTL", "30"))
+    return AgentRuntime(model, tools=tools, policy=Policy.allow_all(), db=db, lease_ttl=lease_ttl)
 
 
 # the driver -------------------------------------------------------------------------------

@@ -87,4 +87,8 @@ def build_runtime(db: str | Path = "agentrt.db") -> AgentRuntime:
     model = ScriptedChatModel(
         [ai("", tool_call("charge", {"who": "al", "cents": 100})), second_turn, "charged three"]
     )
-    return AgentRuntime(model, tools=[charge], policy=Policy.allow_all(), db=db)
+    # A lease's expiry is what frees a dead process's run on PostgreSQL: tests shorten it.
+    lease_ttl = float(os.environ.get("AGENTRT_TEST_LEASE_TTL", "30"))
+    return AgentRuntime(
+        model, tools=[charge], policy=Policy.allow_all(), db=db, lease_ttl=lease_ttl
+    )

@@ -43,7 +43,7 @@ class Server:
 
 @contextmanager
 def serve(
-    app: str, db: Path, *, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+    app: str, db: Path | str, *, env: dict[str, str] | None = None, args: tuple[str, ...] = ()
 ) -> Iterator[Server]:
     """Start `agentrt serve` on a free port and yield it once /healthz answers; stop it after."""
     port = free_port()
@@ -116,3 +116,75 @@ def wait_for(
         if time.monotonic() > deadline:
             raise TimeoutError(f"run {thread_id!r} still {run['status']!r} after {timeout} s")
         time.sleep(0.05)  # the run moves in the server's process
+
+
+@dataclass
+class WorkerProcess:
+    """An `agentrt worker` process; its log (stderr) goes to a file."""
+
+    process: subprocess.Popen[str]
+    log: Path
+
+    @property
+    def pid(self) -> int:
+        return self.process.pid
+
+    def text(self) -> str:
+        return self.log.read_text() if self.log.exists() else ""
+
+    def wait_started(self, timeout: float = 60.0) -> None:
+        """Until the worker says it drives runs (it has opened the database)."""
+        deadline = time.monotonic() + timeout
+        while "worker: driving runs from" not in self.text():
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"agentrt worker exited with {self.process.returncode}: {self.text()}"
+                )
+            if time.monotonic() > deadline:
+                raise TimeoutError(
+                    f"agentrt worker did not start within {timeout} s: {self.text()}"
+                )
+            time.sleep(0.05)  # it starts in another process; nothing to wait on
+
+    def terminate(self, timeout: float = 30.0) -> int:
+        """SIGTERM, and its exit status once it has stopped."""
+        self.process.send_signal(signal.SIGTERM)
+        return self.process.wait(timeout=timeout)
+
+    def kill(self) -> None:
+        """SIGKILL: no shutdown, leases left to expire."""
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(timeout=30)
+
+
+@contextmanager
+def worker(
+    app: str,
+    db: Path | str,
+    log: Path,
+    *,
+    env: dict[str, str] | None = None,
+    args: tuple[str, ...] = (),
+    started: bool = True,
+) -> Iterator[WorkerProcess]:
+    """Start `agentrt worker` and yield it (once it drives runs, if ``started``); stop it
+    after if it still runs."""
+    with log.open("w") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "agentrt", "worker", "--app", app, "--db", str(db), *args],
+            cwd=ROOT,
+            env={**os.environ, **(env or {})},
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+            text=True,
+        )
+    running = WorkerProcess(process, log)
+    try:
+        if started:
+            running.wait_started()
+        yield running
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait(timeout=30)

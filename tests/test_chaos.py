@@ -38,3 +38,25 @@ def test_fifty_sigkills_lose_nothing_and_repeat_nothing(tmp_path: Path) -> None:
     assert report["retried"] >= 1
     assert report["idempotent_recalls"] >= 1
     assert report["reconciles"] == report["resolved"] + report["retried"]
+
+
+def test_workers_killed_at_random_on_postgres_lose_nothing_and_repeat_nothing(
+    postgres_url: str, tmp_path: Path
+) -> None:
+    """The small version of `make chaos CHAOS_MODE=postgres` (tests/chaos_workers.py)."""
+    args = ["--db", postgres_url, "--runs", "24", "--min-kills", "8", "--seed", "3"]
+    done = subprocess.run(
+        [sys.executable, "-m", "tests.chaos_workers", *args, "--dir", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+        check=False,
+    )
+    report = json.loads(done.stdout.splitlines()[-1])
+    assert report["failures"] == [], done.stderr[-3000:]
+    assert done.returncode == 0
+    assert report["kills"] >= 8
+    assert report["workers_started"] == 3 + report["kills"]
+    assert (report["duplicates"], report["lost"]) == (0, 0)
+    assert report["reconciles"] == report["resolved"] + report["retried"]

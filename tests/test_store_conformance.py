@@ -14,6 +14,7 @@ import os
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -32,7 +33,7 @@ from agentrt.runs.lease import LeaseOwner, acquire
 from agentrt.state import TERMINAL, RunStatus, Usage
 from agentrt.store.memory import MemoryStore
 from agentrt.store.postgres import PostgresStore
-from agentrt.store.protocols import RunChange, Store
+from agentrt.store.protocols import Claim, RunChange, Store
 from agentrt.store.sqlite import SqliteStore
 from tests.conftest import FakeClock
 
@@ -63,6 +64,9 @@ def store(request: pytest.FixtureRequest, clock: FakeClock) -> Iterator[Store]:
     s = BACKENDS[request.param](request, clock)
     yield s
     s.close()
+
+
+NEW: dict[str, Any] = {"goal": "refund order 7", "principal": ALICE, "budget": {}, "usage": USAGE}
 
 
 def new_run(store: Store, thread_id: str = "t1", principal: dict[str, Any] = ALICE) -> Any:
@@ -331,13 +335,24 @@ def test_a_live_lease_is_busy_until_it_expires(leased: Store, clock: FakeClock) 
     assert leased.renew_lease("t1", A.label, clock.now + 30) is False  # A lost it
 
 
-def test_a_dead_process_lease_is_taken_over_at_once(leased: Store) -> None:
+def test_a_dead_process_lease_is_taken_over_at_once_on_one_host(
+    leased: Store, clock: FakeClock
+) -> None:
     child = subprocess.Popen([sys.executable, "-c", "pass"])
     child.wait()  # reaped: the pid no longer names a process
     dead = LeaseOwner("token-dead", host=HOST, pid=child.pid)
-    take(leased, dead, ttl=3600)
+    take(leased, dead, ttl=60)
 
-    take(leased, B)
+    if leased.one_host:
+        take(leased, B)
+    else:
+        # Shared across hosts, a host name and pid may be another container's live process:
+        # only the lease's expiry frees it.
+        assert isinstance(leased, PostgresStore)
+        with pytest.raises(RunBusy):
+            take(leased, B)
+        clock.now += 60
+        take(leased, B)
     assert owner_of(leased) == B.label
 
 
@@ -391,6 +406,104 @@ def test_taking_a_lease_is_conditional_on_its_owner(leased: Store) -> None:
     assert (held.owner, held.expires_at) == (A.label, 2000.0)
     with pytest.raises(KeyError):
         leased.lease_of("nobody")
+
+
+# claiming runs for workers ----------------------------------------------------------------
+
+W = LeaseRecord("host:1:worker", "host", 1, 0.0)
+
+
+def claimed(store: Store, *, limit: int = 10, ttl: float = 30, owner: LeaseRecord = W) -> Claim:
+    now = store.clock()
+    return store.claim_runs(dataclasses.replace(owner, expires_at=now + ttl), now=now, limit=limit)
+
+
+def test_claim_takes_the_runs_that_need_a_driver_oldest_first(
+    store: Store, clock: FakeClock
+) -> None:
+    names = (
+        "pending", "running-free", "running-expired", "running-held", "gate-waiting",
+        "gate-decided", "gate-cancel", "retry-due", "retry-later", "done", "born-leased",
+    )  # fmt: skip
+    for thread_id in names:
+        if thread_id == "born-leased":
+            held = LeaseRecord(A.label, HOST, os.getpid(), clock.now + 30)
+            store.create_run(NewRun(**NEW, thread_id=thread_id, lease=held))
+        else:
+            new_run(store, thread_id)
+        clock.now += 1
+    for thread_id in names[1:-1]:
+        move(store, thread_id, RunStatus.RUNNING)
+    for thread_id in ("running-expired", "running-held"):
+        assert store.take_lease(
+            thread_id, LeaseRecord(A.label, HOST, 1, clock.now + 5), expected=None
+        )
+    store.renew_lease("running-held", A.label, clock.now + 100)
+    for thread_id in ("gate-waiting", "gate-decided", "gate-cancel"):
+        move(store, thread_id, RunStatus.AWAITING_APPROVAL)
+        store.put_approval(request(thread_id))
+    decide(store, request("gate-decided").id, ApprovalStatus.APPROVED, by="bob")
+    store.request_cancel("gate-cancel", "withdrawn")
+    move(store, "retry-due", RunStatus.WAITING_RETRY, retry_at=clock.now + 3)
+    move(store, "retry-later", RunStatus.WAITING_RETRY, retry_at=clock.now + 50)
+    move(store, "done", RunStatus.SUCCEEDED)
+    clock.now += 10  # past running-expired's lease and retry-due's time
+
+    first = claimed(store, limit=3)
+    assert first.thread_ids == ("pending", "running-free", "running-expired")
+    rest = claimed(store)
+    assert rest.thread_ids == ("gate-decided", "gate-cancel", "retry-due")
+    # Soonest: born-leased's lease (never renewed), before the first claim's, retry-later's
+    # time and running-held's lease.
+    assert rest.next_at == 1040.0
+    assert claimed(store).thread_ids == ()
+    assert (store.lease_of("pending"), store.lease_of("retry-due")) == (
+        dataclasses.replace(W, expires_at=1051.0),
+        dataclasses.replace(W, expires_at=1051.0),
+    )
+    clock.now = 1040.0  # born-leased's owner never renewed it: free now
+    assert claimed(store).thread_ids == ("born-leased",)
+    clock.now = 1051.0  # the first claims' leases expired too: claimable again
+    assert claimed(store, limit=1).thread_ids == ("pending",)
+
+
+def test_a_claim_is_empty_when_nothing_needs_a_driver(store: Store) -> None:
+    assert claimed(store) == Claim(thread_ids=(), next_at=None)
+    new_run(store)
+    assert claimed(store, limit=0).thread_ids == ()
+
+
+def test_concurrent_claims_take_each_run_once(
+    store: Store, request: pytest.FixtureRequest, clock: FakeClock
+) -> None:
+    for n in range(60):
+        new_run(store, f"r{n:02d}")
+    # Each claimer has a store of its own (its own connections), as workers do.
+    backend = request.node.callspec.params["store"]
+    others = [store] if backend == "memory" else [BACKENDS[backend](request, clock) for _ in "ab"]
+    stores = [store, *others]
+    taken: list[list[str]] = [[] for _ in range(6)]
+
+    def claimer(n: int) -> None:
+        me = dataclasses.replace(W, owner=f"host:1:w{n}")
+        while found := claimed(stores[n % len(stores)], limit=3, owner=me).thread_ids:
+            taken[n].extend(found)
+
+    threads = [threading.Thread(target=claimer, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    everything = sorted(t for got in taken for t in got)
+    assert everything == [f"r{n:02d}" for n in range(60)]  # each once, none left
+    for n, got in enumerate(taken):
+        for thread_id in got:
+            held = store.lease_of(thread_id)
+            assert held is not None
+            assert held.owner == f"host:1:w{n}"
+    for other in others:
+        if other is not store:
+            other.close()
 
 
 # approvals ---------------------------------------------------------------------------------

@@ -112,7 +112,7 @@ def test_a_new_database_gets_both_sets_of_tables_and_its_version(
             "checkpoint_writes",
             "checkpoint_migrations",
         }
-        assert store.schema_version == SCHEMA_VERSION == 1
+        assert store.schema_version == SCHEMA_VERSION == 2
         salt = store.redaction_salt()
         assert len(salt) == 32
         assert store.redaction_salt() == salt  # made once
@@ -589,6 +589,7 @@ def test_a_server_on_postgres_killed_mid_effect_carries_the_run_on_when_it_start
     with crashy_app.build_runtime(postgres_url) as rt:
         key = issue_key(rt, Principal("ops", roles=["operator"], tenant="shop"))
 
+    monkeypatch.setenv("AGENTRT_TEST_LEASE_TTL", "5")
     app = "tests.crashy_app:build_runtime"
     with serve(app, postgres_url, env={"AGENTRT_TEST_BLOCK_AT": "tool"}) as first:
         with first.client(key) as api:
@@ -600,6 +601,8 @@ def test_a_server_on_postgres_killed_mid_effect_carries_the_run_on_when_it_start
         assert first.process.stdout.readline() == "BLOCKED tool\n"
         first.kill()
 
+    # No pid is trusted on a database other hosts share: the run is carried on once the
+    # dead server's lease has expired.
     with serve(app, postgres_url) as second, second.client(key) as api:
         assert api.get("/healthz").json()["schema_version"] == SCHEMA_VERSION
         run = wait_for(api, thread_id, {"succeeded", "failed"})

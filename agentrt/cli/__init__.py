@@ -27,6 +27,7 @@ from agentrt.cli import (  # noqa: F401  (registers the commands)
     runs,
     serve,
     trace,
+    worker,
 )
 from agentrt.cli.common import CliError, app, load_runtime, not_text
 

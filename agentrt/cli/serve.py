@@ -19,6 +19,14 @@ def serve(
     rate_limit: Annotated[str, typer.Option(help="Requests per API key.")] = "600/minute",
     max_body_bytes: Annotated[int, typer.Option(help="Largest request body.")] = 256 * 1024,
     max_concurrent_runs: Annotated[int, typer.Option(help="Runs driven at once.")] = 64,
+    worker: Annotated[
+        bool,
+        typer.Option(
+            "--worker/--no-worker",
+            help="--no-worker: answer the API and drive no run; `agentrt worker` processes "
+            "on the same database carry the runs on.",
+        ),
+    ] = True,
     threads: Annotated[
         int, typer.Option(help="Threads for the run graph's nodes (model and tool calls).")
     ] = 64,
@@ -30,7 +38,8 @@ def serve(
     """Serve the app's runtime: the HTTP API (/runs, /approvals, /openapi.json) and /ui.
 
     Callers need an API key (`agentrt keys create`). Runs left running by a process that
-    died are carried on at startup.
+    died are carried on at startup. With --no-worker the server drives no run: start
+    `agentrt worker` processes on the same database, as many as the load needs.
     """
     try:
         import uvicorn
@@ -47,11 +56,13 @@ def serve(
             rate_limit=rate_limit,
             max_body_bytes=max_body_bytes,
             max_concurrent_runs=max_concurrent_runs,
+            drive_runs=worker,
             executor_threads=threads,
             sweep_every=sweep_every or None,
         )
         typer.echo(
-            f"agentrt: serving {rt.store.location!r} on http://{host}:{port} (review page: /ui)",
+            f"agentrt: serving {rt.store.location!r} on http://{host}:{port} (review page: /ui)"
+            + ("" if worker else "; driving no runs: `agentrt worker` processes do"),
             err=True,
         )
         uvicorn.run(api, host=host, port=port, log_level=log_level)

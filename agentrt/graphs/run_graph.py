@@ -36,7 +36,7 @@ from opentelemetry.trace import Span
 
 from agentrt.budget import Budget, budget_attributes
 from agentrt.nodes import NODES, Node
-from agentrt.nodes.deps import RunDeps
+from agentrt.nodes.deps import RunDeps, StepStopped
 from agentrt.state import RunState, Stop, Usage
 from agentrt.steps import Steps, adrive, blocking, drive
 
@@ -65,6 +65,7 @@ def _stepping(kind: str, state: RunState, deps: RunDeps) -> Iterator[_Step]:
 
 
 def _body(node: Node, state: RunState, deps: RunDeps) -> dict[str, Any]:
+    _stop_check(deps)
     with _stepping(node.name, state, deps) as step:
         assert node.body is not None
         step.update = _cancelled(node.name, state, deps) or node.body(state, deps)
@@ -72,6 +73,7 @@ def _body(node: Node, state: RunState, deps: RunDeps) -> dict[str, Any]:
 
 
 def _steps(node: Node, state: RunState, deps: RunDeps) -> Steps[dict[str, Any]]:
+    _stop_check(deps)
     with _stepping(node.name, state, deps) as step:
         assert node.steps is not None
         # The store's connection stays off the event loop (it may wait on SQLite's lock).
@@ -93,6 +95,13 @@ def _accounted(
         budget = Budget.from_dict(update.get("budget") or state.get("budget"))
         deps.tracing.set(span, budget_attributes(budget, usage, now=now))
     return update
+
+
+def _stop_check(deps: RunDeps) -> None:
+    """Before a node's work: if this process is stopping, stop here. The node has not run,
+    so the checkpoint before it is where the run goes on, in whichever process resumes it."""
+    if deps.stopping.is_set():
+        raise StepStopped("this process stops driving runs; the run goes on elsewhere")
 
 
 def _cancelled(kind: str, state: RunState, deps: RunDeps) -> dict[str, Any] | None:

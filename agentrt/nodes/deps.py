@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -19,7 +20,7 @@ from agentrt.tools.ledger import Ledger
 from agentrt.tools.registry import ToolRegistry
 from agentrt.tracing.spans import RunTracing
 
-__all__ = ["DEFAULT_INSTRUCTIONS", "RunDeps"]
+__all__ = ["DEFAULT_INSTRUCTIONS", "RunDeps", "StepStopped"]
 
 DEFAULT_INSTRUCTIONS = (
     "You are an agent that completes the user's goal by calling the tools offered to you. "
@@ -29,6 +30,11 @@ DEFAULT_INSTRUCTIONS = (
     "cannot be done, answer in plain "
     "text without calling a tool."
 )
+
+
+class StepStopped(Exception):
+    """Raised before a node's work when this process stops driving runs (``stopping``): the
+    run stays where its last checkpoint left it, for another process to carry on."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,3 +67,6 @@ class RunDeps:
     """What the planner's model charges; None: unpriced, model calls add no cost."""
     limits: SizeLimits = field(default_factory=SizeLimits)
     """Largest goal, arguments and result a run keeps."""
+    stopping: threading.Event = field(default_factory=threading.Event)
+    """Set when this process stops driving runs (a worker told to shut down): each run
+    stops before its next step, resumable, rather than being cancelled."""

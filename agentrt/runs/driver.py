@@ -26,9 +26,9 @@ from agentrt.errors import ConfigError, IllegalTransition, RunBusy, UnknownRun
 from agentrt.faults import retry_after, retry_delay, transient_cause
 from agentrt.limits import SizeLimits
 from agentrt.logs import get_logger
-from agentrt.nodes.deps import RunDeps
+from agentrt.nodes.deps import RunDeps, StepStopped
 from agentrt.principal import Principal
-from agentrt.records import NewRun, RunRecord
+from agentrt.records import LeaseRecord, NewRun, RunRecord
 from agentrt.redaction import Redactor
 from agentrt.runs import lifecycle
 from agentrt.runs.budgets import BudgetLayers
@@ -113,6 +113,8 @@ class Driver:
         self.budgets = budgets
         self.lease_ttl = lease_ttl
         self.new_id = new_id or (lambda: uuid.uuid4().hex)
+        self.stopping = deps.stopping
+        """Set: runs this process drives stop before their next step (stop_at_next_step)."""
 
     # reading ------------------------------------------------------------------------------
 
@@ -130,18 +132,36 @@ class Driver:
     # operations (agentrt.steps) --------------------------------------------------------
 
     def start(self, goal: str, **request: Unpack[NewRunRequest]) -> Steps[Run]:
-        created = yield blocking(self.create, goal, **request)
-        run: Run = yield from self.drive(*created)
+        # Leased from birth: a worker sharing the database must not claim it meanwhile.
+        thread_id, state, owner = yield blocking(self.create, goal, leased=True, **request)
+        run: Run = yield from self.drive(thread_id, state, owner=owner)
         return run
 
-    def resume(self, thread_id: str) -> Steps[Run]:
+    def resume(self, thread_id: str, owner: LeaseOwner | None = None) -> Steps[Run]:
         graph = self.graph()
-        graph_input = yield blocking(self.resume_input, graph, thread_id)
+        graph_input = yield blocking(self.resume_input, graph, thread_id, owner)
         if graph_input is NOTHING:
             now: Run = yield blocking(self.get, thread_id)
             return now
-        run: Run = yield from self.drive(thread_id, graph_input, graph)
+        run: Run = yield from self.drive(thread_id, graph_input, graph, owner=owner)
         return run
+
+    def take_over(self, thread_id: str, owner: LeaseOwner) -> Steps[Run]:
+        """Carry on a run this process claimed (its lease held by ``owner``); the lease is
+        let go at the end, also when the run had nothing to do."""
+        try:
+            if self.stopping.is_set():  # claimed just as this process began to stop
+                run: Run = yield blocking(self.get, thread_id)
+            else:
+                run = yield from self.resume(thread_id, owner)
+        finally:
+            yield blocking(self.store.release_lease, thread_id, owner.label)
+        return run
+
+    def stop_at_next_step(self) -> None:
+        """Stop every run this process drives before its next step, resumable (status
+        running, lease let go), for another process to carry on: a worker shutting down."""
+        self.stopping.set()
 
     def decide(self, decision: Decision | dict[str, Any], resume: bool) -> Steps[Run]:
         request: ApprovalRequest = yield blocking(
@@ -176,12 +196,22 @@ class Driver:
         now: Run = yield blocking(self.get, thread_id)
         return now
 
-    def drive(self, thread_id: str, graph_input: Any, graph: Any = None) -> Steps[Run]:
-        """One segment: take the lease, run the graph until it stops, settle the row."""
+    def drive(
+        self,
+        thread_id: str,
+        graph_input: Any,
+        graph: Any = None,
+        *,
+        owner: LeaseOwner | None = None,
+    ) -> Steps[Run]:
+        """One segment: take the lease (as ``owner``, who may hold it already), run the
+        graph until it stops, settle the row."""
         graph = graph or self.graph()
-        owner = yield blocking(self.begin, thread_id)
+        owner = yield blocking(self.begin, thread_id, owner)
         try:
-            beat = Heartbeat(self.store, thread_id, owner, self.lease_ttl, self.clock).start()
+            beat = Heartbeat(self.store, thread_id, owner, self.lease_ttl, self.store.clock)
+            beat.start()
+
             try:
                 known = yield blocking(self.store.run_trace, thread_id)
                 with self._segment(thread_id, known) as (span, write_trace):
@@ -189,6 +219,8 @@ class Driver:
                     run: Run
                     try:
                         yield _invoke(graph, graph_input, config(thread_id))
+                    except StepStopped:  # this process stops: left running, resumable
+                        run = yield blocking(self.get, thread_id)
                     except Exception as exc:  # a failed run is a result, not a crash
                         run = yield blocking(self.fail, graph, thread_id, exc)
                         self.tracing.failed(span, exc, run.error or str(exc))
@@ -206,8 +238,12 @@ class Driver:
 
     # blocking steps -----------------------------------------------------------------------
 
-    def create(self, goal: str, **request: Unpack[NewRunRequest]) -> tuple[str, RunState]:
-        """Check a new run and write its row (status pending); its first state."""
+    def create(
+        self, goal: str, *, leased: bool = False, **request: Unpack[NewRunRequest]
+    ) -> tuple[str, RunState, LeaseOwner | None]:
+        """Check a new run and write its row (status pending); its id, its first state,
+        and, when ``leased``, the owner of this process the row is leased to (who drives
+        it at once). Unleased, the run waits for whoever claims it."""
         principal = request["principal"]
         budget = request.get("budget")
         thread_id = request.get("thread_id")
@@ -234,6 +270,7 @@ class Driver:
         effective = self.budgets.for_run(principal, budget)
         self.budgets.check(effective, "the run's budget")
         thread_id = thread_id or self.new_id()
+        owner = LeaseOwner.this_process(self.new_id()) if leased else None
         record = self.store.create_run(
             NewRun(
                 thread_id=thread_id,
@@ -242,6 +279,7 @@ class Driver:
                 budget=effective.to_dict(),
                 usage=empty_usage(),
                 trace_id=new_trace_id(),
+                lease=None if owner is None else self.lease_for(owner),
             )
         )
         if record is None:
@@ -250,16 +288,17 @@ class Driver:
                 "pass a new id (or None for a fresh one), or continue that run with "
                 f"rt.resume({thread_id!r})"
             )
-        return thread_id, initial_state(record)
+        return thread_id, initial_state(record), owner
 
-    def resume_input(self, graph: Any, thread_id: str) -> Any:
-        """What to feed the graph to carry this run on, or NOTHING if it cannot move now."""
+    def resume_input(self, graph: Any, thread_id: str, owner: LeaseOwner | None = None) -> Any:
+        """What to feed the graph to carry this run on, or NOTHING if it cannot move now
+        (``owner``: the lease this process holds on it already, if any)."""
         record = self.record(thread_id)
         if record.status in TERMINAL:
             return NOTHING
         if record.cancel_requested is not None:
             # Asked while another process drove it, which let go before its next step.
-            self.cancel(thread_id, reason=record.cancel_requested)
+            self.cancel(thread_id, reason=record.cancel_requested, owner=owner)
             return NOTHING
         snapshot = graph.get_state(config(thread_id))
         if not snapshot.values:
@@ -280,10 +319,10 @@ class Driver:
             return NOTHING
         return None
 
-    def begin(self, thread_id: str) -> LeaseOwner:
+    def begin(self, thread_id: str, owner: LeaseOwner | None = None) -> LeaseOwner:
         """Take the run's lease and mark it running; RunBusy if a live process drives it."""
-        owner = LeaseOwner.this_process(self.new_id())
-        acquire(self.store, thread_id, owner, self.lease_ttl, now=self.clock())
+        owner = owner or LeaseOwner.this_process(self.new_id())
+        acquire(self.store, thread_id, owner, self.lease_ttl, now=self.store.clock())
         if self.record(thread_id).status is not RunStatus.RUNNING:
             try:
                 self.move(thread_id, RunStatus.RUNNING)
@@ -358,27 +397,32 @@ class Driver:
         usage = snapshot.values.get("usage") if snapshot.values else None
         return run_of(self.move(thread_id, status, error=reason, usage=usage), self.store)
 
-    def cancel(self, thread_id: str, *, reason: str) -> Run:
+    def cancel(self, thread_id: str, *, reason: str, owner: LeaseOwner | None = None) -> Run:
         """End a run that has not finished, as cancelled; a run another process drives is
-        asked to stop at its next step."""
+        asked to stop at its next step. ``owner``: the lease this process holds already."""
         if not isinstance(reason, str) or not reason.strip():
             raise ConfigError(f"cancelling a run needs a reason in words, got {reason!r}")
         record = self.record(thread_id)
         if record.status in TERMINAL:
             raise IllegalTransition(thread_id, record.status.value, RunStatus.CANCELLED.value)
-        owner = LeaseOwner.this_process(self.new_id())
+        owner = owner or LeaseOwner.this_process(self.new_id())
         try:
-            acquire(self.store, thread_id, owner, self.lease_ttl, now=self.clock())
+            acquire(self.store, thread_id, owner, self.lease_ttl, now=self.store.clock())
         except RunBusy:
             self.store.request_cancel(thread_id, reason)
             try:  # the driver may have let go meanwhile, before it saw the request
-                acquire(self.store, thread_id, owner, self.lease_ttl, now=self.clock())
+                acquire(self.store, thread_id, owner, self.lease_ttl, now=self.store.clock())
             except RunBusy:
                 return self.get(thread_id)
         try:
             return self.end(self.graph(), thread_id, RunStatus.CANCELLED, reason)
         finally:
             self.store.release_lease(thread_id, owner.label)
+
+    def lease_for(self, owner: LeaseOwner) -> LeaseRecord:
+        """``owner``'s lease from now, on the store's clock."""
+        expires_at = self.store.clock() + self.lease_ttl
+        return LeaseRecord(owner=owner.label, host=owner.host, pid=owner.pid, expires_at=expires_at)
 
     def move(self, thread_id: str, status: RunStatus, **change: Any) -> RunRecord:
         return lifecycle.move(

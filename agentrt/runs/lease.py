@@ -1,8 +1,11 @@
 """Who drives a run: a lease on its row, renewed by a heartbeat while a process drives it.
 
 A second process that tries to drive the same run gets RunBusy. A lease whose owner is gone
-is not a wall: on the same host a dead owner's pid is seen at once and its lease taken
-over; elsewhere the lease must expire first (its owner stopped renewing it).
+is not a wall: on a store only this machine uses (a SQLite file) a dead owner's pid is
+seen at once and its lease taken over; on a database shared across hosts (PostgreSQL),
+where the same host name and pid may stand for another process in another container, the
+lease must expire first (its owner stopped renewing it). Lease times are the store's clock
+(``Store.clock``: on PostgreSQL, the server's), so hosts' clocks do not matter.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from agentrt.processes import pid_alive
 from agentrt.records import LeaseRecord
 from agentrt.store.protocols import LeaseStore
 
-__all__ = ["Heartbeat", "LeaseOwner", "acquire"]
+__all__ = ["Heartbeat", "LeaseOwner", "acquire", "owner_dead"]
 
 logger = get_logger()
 
@@ -51,13 +54,22 @@ def acquire(
     """
     while True:
         held = store.lease_of(thread_id)
-        if held is not None and held.owner != owner.label and held.expires_at > now:
-            same_host_dead = held.host == owner.host and not pid_alive(held.pid)
-            if not same_host_dead:
-                raise RunBusy(thread_id, held.owner, held.expires_at, now=now)
+        if (
+            held is not None
+            and held.owner != owner.label
+            and held.expires_at > now
+            and not (store.one_host and owner_dead(held, owner.host))
+        ):
+            raise RunBusy(thread_id, held.owner, held.expires_at, now=now)
         lease = LeaseRecord(owner=owner.label, host=owner.host, pid=owner.pid, expires_at=now + ttl)
         if store.take_lease(thread_id, lease, expected=None if held is None else held.owner):
             return
+
+
+def owner_dead(held: LeaseRecord, host: str) -> bool:
+    """True if the lease's owner ran on ``host`` (this one) and its process is gone; for a
+    store that only this machine uses (``one_host``), where a pid names a process here."""
+    return held.host == host and not pid_alive(held.pid)
 
 
 class Heartbeat:

@@ -50,6 +50,9 @@ def create_app(runtime: AgentRuntime, **options: Unpack[ServiceOptions]) -> Fast
     - ``max_streams_per_key``: event streams one key may hold open at once (429 past it).
     - ``max_goal_bytes``: the longest goal a run may be started with, in UTF-8 bytes (422).
     - ``max_body_bytes``: larger request bodies are refused with 413.
+    - ``drive_runs``: False serves the API only (``agentrt serve --no-worker``): runs are
+      written pending and decisions recorded, and processes running ``agentrt worker``
+      on the same database carry them on.
     - ``executor_threads``: size of the event loop's default thread pool, where the run
       graph's nodes run under the async runtime; None leaves the loop's own (``agentrt
       serve`` sets one for its loop).
@@ -71,7 +74,9 @@ def create_app(runtime: AgentRuntime, **options: Unpack[ServiceOptions]) -> Fast
     service = Service(
         runtime=runtime,
         settings=settings,
-        worker=RunWorker(runtime, max_concurrent=settings.max_concurrent_runs),
+        worker=RunWorker(
+            runtime, max_concurrent=settings.max_concurrent_runs, enabled=settings.drive_runs
+        ),
         rate_limiter=RateLimiter(settings.rate_limit),
         auth_failures=RateLimiter(
             settings.auth_failure_limit,
@@ -180,7 +185,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
             asyncio.get_running_loop().set_default_executor(
                 ThreadPoolExecutor(settings.executor_threads, thread_name_prefix="agentrt")
             )
-        if settings.resume_stopped:
+        if settings.resume_stopped and settings.drive_runs:
             await _resume_stopped(service)
         if settings.sweep_every is not None:
             sweeper = asyncio.create_task(
@@ -207,7 +212,7 @@ async def sweep_once(service: Service) -> int:
     to retry (after a failure that may pass) is over; how many approvals expired."""
     rt = service.runtime
     sweep = await rt.asweep_approvals(resume=False)
-    due = await asyncio.to_thread(rt.due_retries)
+    due = await asyncio.to_thread(rt.due_retries) if service.worker.enabled else []
     for thread_id in dict.fromkeys([*(r.thread_id for r in sweep.expired), *due]):
         service.worker.drive(thread_id)
     return len(sweep.expired)

@@ -41,6 +41,9 @@ class ServiceSettings:
     """Largest request body accepted (413 past it)."""
     max_concurrent_runs: int = 64
     """Runs the worker drives at once; more wait their turn."""
+    drive_runs: bool = True
+    """False: the API drives no run. It writes runs (pending) and decisions and answers;
+    workers sharing the database (``agentrt worker``) claim the runs and carry them on."""
     executor_threads: int | None = None
     """Size of the loop's default thread pool, where the graph's nodes run; None: the loop's."""
     sweep_every: float | None = 30.0
@@ -53,6 +56,8 @@ class ServiceSettings:
     """Seconds runs in hand get to finish on shutdown before they are stopped."""
 
     def __post_init__(self) -> None:
+        if not isinstance(self.drive_runs, bool):
+            raise ConfigError(f"drive_runs must be True or False, got {self.drive_runs!r}")
         optional = {"executor_threads", "sweep_every"}
         for name, positive in (
             ("max_body_bytes", _positive_int),
@@ -80,6 +85,7 @@ class ServiceOptions(TypedDict, total=False):
     max_goal_bytes: int
     max_body_bytes: int
     max_concurrent_runs: int
+    drive_runs: bool
     executor_threads: int | None
     sweep_every: float | None
     resume_stopped: bool

@@ -4,12 +4,18 @@ A request writes what it must (the run's row, a decision) and hands the thread i
 the worker carries the run on with ``aresume`` in a task, at most ``max_concurrent`` at a
 time. A run that is already being driven is not started twice: the worker notes that it
 must look again, and resumes once more when the current segment ends (a decision that
-arrived meanwhile is then acted on).
+arrived meanwhile is then acted on). A run another process holds the lease of is tried
+again when that lease would expire: if its holder died (on another host, or on a
+database shared across hosts, where no pid is checked), it is taken over then.
+
+Under ``serve --no-worker`` (``enabled=False``) it drives nothing: processes running
+``agentrt worker`` claim the runs the requests wrote.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 
 from agentrt.errors import RunBusy
 from agentrt.logs import get_logger
@@ -21,11 +27,14 @@ logger = get_logger("agentrt.service")
 
 
 class RunWorker:
-    def __init__(self, runtime: AgentRuntime, *, max_concurrent: int) -> None:
+    def __init__(self, runtime: AgentRuntime, *, max_concurrent: int, enabled: bool = True) -> None:
         self.runtime = runtime
         self.max_concurrent = max_concurrent
+        self.enabled = enabled
+        """False: drive nothing (workers do)."""
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._again: set[str] = set()
+        self._later: dict[str, asyncio.TimerHandle] = {}
         self._slots: asyncio.Semaphore | None = None
 
     def driving(self, thread_id: str) -> bool:
@@ -38,6 +47,11 @@ class RunWorker:
 
     def drive(self, thread_id: str) -> None:
         """Carry the run on in the background (from a request handler, on the loop)."""
+        if not self.enabled:
+            return
+        later = self._later.pop(thread_id, None)
+        if later is not None:
+            later.cancel()
         if thread_id in self._tasks:
             self._again.add(thread_id)
             return
@@ -54,15 +68,29 @@ class RunWorker:
                 async with self._slots:
                     try:
                         await self.runtime.aresume(thread_id)
-                    except RunBusy:
+                    except RunBusy as busy:
                         # Another process drives it; it sees any decision at the gate.
                         logger.info("run %r is driven elsewhere; left to it", thread_id)
+                        self._try_when_free(thread_id, busy.expires_at)
                     except Exception:
                         logger.exception("driving run %r failed", thread_id)
                 if thread_id not in self._again:
                     return
         finally:
             self._tasks.pop(thread_id, None)
+
+    def _try_when_free(self, thread_id: str, expires_at: float) -> None:
+        """Look at the run again when its lease would expire: a live holder renews it
+        (and the look finds it busy, or done), a dead one does not."""
+        ttl = self.runtime.lease_ttl
+        delay = min(max(expires_at - time.time(), 0.0), ttl) + min(1.0, ttl / 10)
+        self._later[thread_id] = asyncio.get_running_loop().call_later(
+            delay, self._later_due, thread_id
+        )
+
+    def _later_due(self, thread_id: str) -> None:
+        self._later.pop(thread_id, None)
+        self.drive(thread_id)
 
     async def wait(self, thread_id: str | None = None) -> None:
         """Until the run (or, with None, every run this worker holds) is out of its hands."""
@@ -82,6 +110,7 @@ class RunWorker:
         A cancelled run keeps its checkpoints and releases its lease; the next server (or
         `agentrt resume`) carries it on from its last step.
         """
+        self._forget_later()
         tasks = list(self._tasks.values())
         if not tasks:
             return
@@ -93,3 +122,9 @@ class RunWorker:
                 "stopped %d runs mid-way; they resume from their checkpoints", len(pending)
             )
             await asyncio.wait(pending)
+        self._forget_later()  # those the last runs asked for
+
+    def _forget_later(self) -> None:
+        for later in self._later.values():
+            later.cancel()
+        self._later.clear()

@@ -19,7 +19,7 @@ from agentrt import records
 from agentrt.approvals.model import ApprovalQuery, ApprovalRequest, ApprovalStatus, Decided
 from agentrt.records import EffectOutcome, NewRun
 from agentrt.state import TERMINAL, RunStatus, Usage
-from agentrt.store.protocols import RunChange
+from agentrt.store.protocols import Claim, RunChange
 
 __all__ = ["MemoryStore"]
 
@@ -57,8 +57,10 @@ class MemoryStore:
         with self._lock:
             if run.thread_id in self._runs:
                 return None
+            given = asdict(run)  # copies: what was given is not what is kept
+            given.pop("lease")
             record = records.RunRecord(
-                **asdict(run),  # copies: what was given is not what is kept
+                **given,
                 status=RunStatus.PENDING,
                 tenant=run.principal.get("tenant"),
                 output=None,
@@ -69,6 +71,8 @@ class MemoryStore:
             )
             self._runs[run.thread_id] = record
             self._traces[run.thread_id] = (run.trace_id, None)
+            if run.lease is not None:
+                self._leases[run.thread_id] = run.lease
             return self._with_lease(record)
 
     def get_run(self, thread_id: str) -> records.RunRecord | None:
@@ -209,6 +213,40 @@ class MemoryStore:
         return replace(record, lease_owner=lease.owner if lease else None)
 
     # leases -------------------------------------------------------------------------------
+
+    one_host = True
+    """Only this process sees the store."""
+
+    def claim_runs(self, lease: records.LeaseRecord, *, now: float, limit: int) -> Claim:
+        with self._lock:
+            pending = {
+                r.thread_id for r in self._approvals.values() if r.status is ApprovalStatus.PENDING
+            }
+            claimable, later = [], []
+            for r in self._runs.values():
+                held = self._leases.get(r.thread_id)
+                if held is not None and held.expires_at > now:
+                    later.append(held.expires_at)
+                    continue
+                if r.status is RunStatus.WAITING_RETRY:
+                    if r.retry_at is None or r.retry_at > now:
+                        later += [] if r.retry_at is None else [r.retry_at]
+                        continue
+                elif r.status is RunStatus.AWAITING_APPROVAL:
+                    if r.cancel_requested is None and r.thread_id in pending:
+                        continue
+                elif r.status not in (RunStatus.PENDING, RunStatus.RUNNING):
+                    continue
+                claimable.append(r)
+            claimable.sort(key=lambda r: (r.created_at, r.thread_id))
+            taken = tuple(r.thread_id for r in claimable[: max(0, limit)])
+            for thread_id in taken:
+                self._leases[thread_id] = lease
+            return Claim(thread_ids=taken, next_at=min(later, default=None))
+
+    def listen(self, wake: Callable[[], None]) -> None:
+        """The store's one process polls."""
+        return None
 
     def lease_of(self, thread_id: str) -> records.LeaseRecord | None:
         with self._lock:

@@ -30,12 +30,14 @@ __all__ = [
     "ApiKey",
     "ApprovalQuery",
     "ApprovalStore",
+    "Claim",
     "Decided",
     "EffectRecord",
     "EffectStore",
     "KeyStore",
     "LeaseRecord",
     "LeaseStore",
+    "Listening",
     "ModelCall",
     "NewRun",
     "RecordingStore",
@@ -82,6 +84,25 @@ class RunChange:
     """If set: every pending approval of the run becomes cancelled with this comment."""
 
 
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What one claim_runs took, and when another look may find more."""
+
+    thread_ids: tuple[str, ...]
+    """The runs now leased to the claimant, oldest first."""
+    next_at: float | None
+    """The soonest moment a run that could not be claimed now may become claimable (a
+    wait to retry ends, a lease not renewed expires); None if no such moment is known."""
+
+
+class Listening(Protocol):
+    """A store telling a process, from a thread of its own, that a run may need a driver."""
+
+    def close(self) -> None:
+        """Stop listening (and close what listening held open)."""
+        ...
+
+
 class RunStore(Protocol):
     """The runs table: one row a run, written before its first node runs."""
 
@@ -122,7 +143,8 @@ class RunStore(Protocol):
     def cancel_requested(self, thread_id: str) -> str | None: ...
 
     def run_trace(self, thread_id: str) -> tuple[str | None, str | None]:
-        """The run's trace id and the span id of its last agent.run segment."""
+        """The run's trace id and the span id of its last agent.run segment that ended
+        (None before one has: the next segment is the run's root)."""
         ...
 
     def set_trace(self, thread_id: str, trace_id: str, span_id: str | None) -> None: ...
@@ -138,6 +160,27 @@ class RunStore(Protocol):
 
 class LeaseStore(Protocol):
     """Who drives a run: a lease on its row, taken and renewed with conditional writes."""
+
+    @property
+    def one_host(self) -> bool:
+        """True when every process using this store runs on this machine (a SQLite file):
+        a lease owner's pid names a process here. False for a database shared across hosts,
+        where only a lease's expiry says its owner is gone."""
+        ...
+
+    def claim_runs(self, lease: LeaseRecord, *, now: float, limit: int) -> Claim:
+        """Lease up to ``limit`` runs that need a driver and have none, oldest first: new
+        (pending), left running (released mid-way, or their lease expired by ``now``),
+        decided at their gate (no pending request left) or asked to cancel there, and
+        waiting to retry with retry_at come. Each taken run gets ``lease``. Exactly once:
+        of processes claiming at the same time, each run goes to one of them."""
+        ...
+
+    def listen(self, wake: Callable[[], None]) -> Listening | None:
+        """Call ``wake`` (from another thread) whenever a run may have come to need a
+        driver: created without a lease, decided at its gate, asked to cancel, released with
+        work left, or set to wait to retry. None if this store cannot tell: poll instead."""
+        ...
 
     def lease_of(self, thread_id: str) -> LeaseRecord | None:
         """The lease as it stands (possibly expired); None if nobody holds one.

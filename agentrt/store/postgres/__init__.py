@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 
 from agentrt.store.postgres.approvals import ApprovalsTable
+from agentrt.store.postgres.clock import ServerClock
 from agentrt.store.postgres.database import (
     Database,
     DatabaseUnavailable,
@@ -54,6 +55,17 @@ class PostgresStore(
         pool: PoolSettings | None = None,
     ) -> None:
         self.db = Database(url, clock=clock, pool=pool)
+        if clock is time.time:
+            # Not told otherwise: the server's clock, one for every host (see clock.py).
+            self.db.clock = ServerClock(self._server_time)
+
+    def _server_time(self) -> float:
+        with self.db.pool.connection(timeout=self.db.settings.timeout) as conn:
+            row = conn.execute(
+                "SELECT extract(epoch FROM clock_timestamp())::float8 AS t"
+            ).fetchone()
+        assert row is not None
+        return float(row["t"])
 
     @property
     def location(self) -> str:

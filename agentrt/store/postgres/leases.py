@@ -1,21 +1,86 @@
 """Run leases in PostgreSQL: columns of the runs row, swapped only from the owner one read.
 
 Each is one UPDATE whose WHERE names the owner: under READ COMMITTED a racing writer waits
-for the row, then finds the owner changed and touches nothing.
+for the row, then finds the owner changed and touches nothing. Workers claim runs with
+one UPDATE over the rows a ``FOR UPDATE SKIP LOCKED`` select picked: a row another
+claimer has locked is skipped, not waited for, and a row it has just leased no longer
+matches, so each run goes to one worker.
 """
 
 from __future__ import annotations
 
-from agentrt.store.postgres.database import Database, one_row
-from agentrt.store.protocols import LeaseRecord
+from collections.abc import Callable
+from typing import Any
+
+from agentrt.approvals.model import ApprovalStatus
+from agentrt.state import RunStatus
+from agentrt.store.postgres.database import Cursor, Database, one_row
+from agentrt.store.postgres.listen import Listener
+from agentrt.store.protocols import Claim, LeaseRecord
 
 __all__ = ["LeasesTable"]
+
+_LIVE = (
+    RunStatus.PENDING.value,
+    RunStatus.RUNNING.value,
+    RunStatus.AWAITING_APPROVAL.value,
+    RunStatus.WAITING_RETRY.value,
+)
+
+# The runs that need a driver and have none (see LeaseStore.claim_runs), oldest first, off
+# the partial index runs_to_drive; leased in the same statement. The last row carries when
+# a look may next find something (the rows taken are not in it: the select reads the
+# table as it was before the update).
+_CLAIM = f"""
+WITH picked AS (
+    SELECT thread_id FROM runs r
+    WHERE status IN {_LIVE}
+      AND (lease_owner IS NULL OR lease_expires_at <= %(now)s)
+      AND (status IN ('{RunStatus.PENDING.value}', '{RunStatus.RUNNING.value}')
+           OR (status = '{RunStatus.WAITING_RETRY.value}' AND retry_at <= %(now)s)
+           OR (status = '{RunStatus.AWAITING_APPROVAL.value}' AND (cancel_requested IS NOT NULL
+               OR NOT EXISTS (SELECT 1 FROM approvals a WHERE a.thread_id = r.thread_id
+                              AND a.status = '{ApprovalStatus.PENDING.value}'))))
+    ORDER BY created_at, thread_id
+    LIMIT %(limit)s
+    FOR UPDATE OF r SKIP LOCKED
+), taken AS (
+    UPDATE runs SET lease_owner = %(owner)s, lease_host = %(host)s, lease_pid = %(pid)s,
+        lease_expires_at = %(expires_at)s
+    FROM picked WHERE runs.thread_id = picked.thread_id
+    RETURNING runs.thread_id, runs.created_at
+)
+SELECT thread_id, created_at, NULL::double precision AS next_at FROM taken
+UNION ALL
+SELECT NULL, NULL, least(
+    (SELECT min(retry_at) FROM runs
+     WHERE status = '{RunStatus.WAITING_RETRY.value}' AND retry_at > %(now)s),
+    (SELECT min(lease_expires_at) FROM runs
+     WHERE lease_owner IS NOT NULL AND lease_expires_at > %(now)s))
+"""
 
 
 class LeasesTable:
     """LeaseStore on PostgreSQL."""
 
     db: Database
+
+    one_host = False
+    """A server is shared by processes on any number of machines: a pid says nothing."""
+
+    def claim_runs(self, lease: LeaseRecord, *, now: float, limit: int) -> Claim:
+        params = {
+            "now": now,
+            "limit": max(0, limit),
+            "owner": lease.owner,
+            "host": lease.host,
+            "pid": lease.pid,
+            "expires_at": lease.expires_at,
+        }
+        return self.db.apply(_CLAIM, params, _claim)
+
+    def listen(self, wake: Callable[[], None]) -> Listener:
+        return Listener(self.db.conninfo, self.db.location, wake)
 
     def lease_of(self, thread_id: str) -> LeaseRecord | None:
         found = self.db.one(
@@ -61,3 +126,10 @@ class LeasesTable:
             "lease_expires_at=NULL WHERE thread_id=%s AND lease_owner=%s",
             (thread_id, owner),
         )
+
+
+def _claim(cur: Cursor) -> Claim:
+    rows: list[Any] = cur.fetchall()
+    taken = sorted((r["created_at"], r["thread_id"]) for r in rows if r["thread_id"] is not None)
+    next_at = next((r["next_at"] for r in rows if r["thread_id"] is None), None)
+    return Claim(thread_ids=tuple(t for _, t in taken), next_at=next_at)

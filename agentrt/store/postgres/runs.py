@@ -51,6 +51,7 @@ class RunsTable:
 
     def create_run(self, run: NewRun) -> RunRecord | None:
         now = self.db.clock()
+        lease = run.lease
         params = (
             run.thread_id,
             RunStatus.PENDING.value,
@@ -62,10 +63,16 @@ class RunsTable:
             run.trace_id,
             now,
             now,
+            *(
+                (None, None, None, None)
+                if lease is None
+                else (lease.owner, lease.host, lease.pid, lease.expires_at)
+            ),
         )
         return self.db.apply(
             "INSERT INTO runs (thread_id, status, goal, principal, tenant, budget, usage, "
-            "trace_id, created_at, updated_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+            "trace_id, created_at, updated_at, lease_owner, lease_host, lease_pid, "
+            "lease_expires_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
             f"ON CONFLICT (thread_id) DO NOTHING RETURNING {RUN}",
             params,
             _returned,

@@ -11,9 +11,12 @@ would normalise. Times are epoch seconds (double precision), as the records hold
 
 from __future__ import annotations
 
-__all__ = ["MIGRATIONS", "SCHEMA_VERSION"]
+__all__ = ["CHANNEL", "MIGRATIONS", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+CHANNEL = "agentrt_runs"
+"""Where the database says a run may need a driver (LISTEN/NOTIFY); the payload is its id."""
 
 # MIGRATIONS[i] takes a database at version i to version i + 1. Never edit a released
 # entry: append a new one, so every existing database walks the same path.
@@ -153,6 +156,46 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX spans_by_trace ON spans (trace_id, start_ns, seq);
     CREATE INDEX spans_by_run ON spans (thread_id);
+    """,
+    # 2: workers. They claim the runs that need a driver, oldest first, from the live ones
+    # only (runs_to_drive), and find the soonest lease to expire (runs_leased). The
+    # database tells them when a run may need a driver, on the channel agentrt_runs (the
+    # run's id as payload), from triggers, so every writer tells: a run created without a
+    # lease, released with work left, set to wait to retry, or asked to cancel; a request
+    # decided or expired. A notification is sent when its transaction commits.
+    f"""
+    CREATE INDEX runs_to_drive ON runs (created_at, thread_id)
+        WHERE status IN ('pending', 'running', 'awaiting_approval', 'waiting_retry');
+    CREATE INDEX runs_leased ON runs (lease_expires_at) WHERE lease_owner IS NOT NULL;
+
+    CREATE FUNCTION agentrt_run_wakes() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        IF TG_OP = 'INSERT' THEN
+            IF NEW.lease_owner IS NULL THEN
+                PERFORM pg_notify('{CHANNEL}', NEW.thread_id);
+            END IF;
+        ELSIF (OLD.lease_owner IS NOT NULL AND NEW.lease_owner IS NULL
+               AND (NEW.status IN ('pending', 'running')
+                    OR (NEW.status = 'awaiting_approval' AND NOT EXISTS (
+                        SELECT 1 FROM approvals a
+                        WHERE a.thread_id = NEW.thread_id AND a.status = 'pending'))))
+           OR (NEW.status = 'waiting_retry' AND OLD.status IS DISTINCT FROM 'waiting_retry')
+           OR (NEW.cancel_requested IS NOT NULL AND OLD.cancel_requested IS NULL) THEN
+            PERFORM pg_notify('{CHANNEL}', NEW.thread_id);
+        END IF;
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER runs_wake AFTER INSERT OR UPDATE ON runs
+        FOR EACH ROW EXECUTE FUNCTION agentrt_run_wakes();
+
+    CREATE FUNCTION agentrt_approval_wakes() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('{CHANNEL}', NEW.thread_id);
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER approvals_wake AFTER UPDATE OF status ON approvals
+        FOR EACH ROW WHEN (OLD.status = 'pending' AND NEW.status <> 'pending')
+        EXECUTE FUNCTION agentrt_approval_wakes();
     """,
 )
 

@@ -1,17 +1,84 @@
-"""Run leases in SQLite: columns of the runs row, swapped only from the owner one read."""
+"""Run leases in SQLite: columns of the runs row, swapped only from the owner one read.
+
+Claiming runs for a worker is a read, then (only if it found any) the same read again and
+the lease written inside one write transaction: SQLite has one writer at a time, so two
+workers on the file never take the same run.
+"""
 
 from __future__ import annotations
 
-from agentrt.store.protocols import LeaseRecord
+from collections.abc import Callable
+from typing import Any
+
+from agentrt.approvals.model import ApprovalStatus
+from agentrt.state import RunStatus
+from agentrt.store.protocols import Claim, LeaseRecord
 from agentrt.store.sqlite.database import Database
 
 __all__ = ["LeasesTable"]
+
+_LIVE = (
+    RunStatus.PENDING.value,
+    RunStatus.RUNNING.value,
+    RunStatus.AWAITING_APPROVAL.value,
+    RunStatus.WAITING_RETRY.value,
+)
+
+# The runs that need a driver and have none (see LeaseStore.claim_runs), oldest first.
+# Parameters: now, now, limit. (``+a.status`` keeps SQLite from reading the approvals by
+# status, all the pending ones, rather than by run.)
+_CLAIMABLE = f"""
+SELECT thread_id FROM runs r
+WHERE status IN {_LIVE}
+  AND (lease_owner IS NULL OR lease_expires_at <= ?)
+  AND (status IN ('{RunStatus.PENDING.value}', '{RunStatus.RUNNING.value}')
+       OR (status = '{RunStatus.WAITING_RETRY.value}' AND retry_at <= ?)
+       OR (status = '{RunStatus.AWAITING_APPROVAL.value}' AND (cancel_requested IS NOT NULL
+           OR NOT EXISTS (SELECT 1 FROM approvals a WHERE a.thread_id = r.thread_id
+                          AND +a.status = '{ApprovalStatus.PENDING.value}'))))
+ORDER BY created_at, thread_id
+LIMIT ?
+"""
+
+# When a look may next find something: a wait to retry ending, or a lease left to expire
+# (a finished run's leftover lease, from a process that died just after the end, costs
+# one needless look at most).
+_NEXT = f"""
+SELECT min(at) AS at FROM (
+    SELECT min(retry_at) AS at FROM runs
+    WHERE status = '{RunStatus.WAITING_RETRY.value}' AND retry_at > ?
+    UNION ALL
+    SELECT min(lease_expires_at) FROM runs WHERE lease_owner IS NOT NULL AND lease_expires_at > ?
+)
+"""
 
 
 class LeasesTable:
     """LeaseStore on SQLite."""
 
     db: Database
+
+    one_host = True
+    """A SQLite file is shared only by processes on one machine (WAL needs shared memory)."""
+
+    def claim_runs(self, lease: LeaseRecord, *, now: float, limit: int) -> Claim:
+        params = (now, now, max(0, limit))
+        taken: tuple[str, ...] = ()
+        # Most looks find nothing: a read first, which never waits for the write lock.
+        if self.db.all(_CLAIMABLE, params, _thread_id):
+            with self.db.tx() as db:
+                taken = tuple(r["thread_id"] for r in db.execute(_CLAIMABLE, params))
+                db.executemany(
+                    "UPDATE runs SET lease_owner=?, lease_host=?, lease_pid=?, "
+                    "lease_expires_at=? WHERE thread_id=?",
+                    [(lease.owner, lease.host, lease.pid, lease.expires_at, t) for t in taken],
+                )
+        next_at = self.db.one(_NEXT, (now, now), lambda row: row["at"])
+        return Claim(thread_ids=taken, next_at=next_at)
+
+    def listen(self, wake: Callable[[], None]) -> None:
+        """SQLite tells no one of a commit: workers on a file poll."""
+        return None
 
     def lease_of(self, thread_id: str) -> LeaseRecord | None:
         with self.db.read() as db:
@@ -55,3 +122,7 @@ class LeasesTable:
                 "lease_expires_at=NULL WHERE thread_id=? AND lease_owner=?",
                 (thread_id, owner),
             )
+
+
+def _thread_id(row: Any) -> str:
+    return str(row["thread_id"])

@@ -24,9 +24,11 @@ class RunsTable:
         now = self.db.clock()
         try:
             with self.db.tx() as db:
+                lease = run.lease
                 db.execute(
                     "INSERT INTO runs (thread_id, status, goal, principal, tenant, budget, usage, "
-                    "trace_id, created_at, updated_at) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                    "trace_id, created_at, updated_at, lease_owner, lease_host, lease_pid, "
+                    "lease_expires_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         run.thread_id,
                         RunStatus.PENDING.value,
@@ -38,6 +40,11 @@ class RunsTable:
                         run.trace_id,
                         now,
                         now,
+                        *(
+                            (None, None, None, None)
+                            if lease is None
+                            else (lease.owner, lease.host, lease.pid, lease.expires_at)
+                        ),
                     ),
                 )
         except sqlite3.IntegrityError:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 9
 
 # MIGRATIONS[i] takes a database at version i to version i + 1. Never edit a released
 # entry: append a new one, so every existing file walks the same path.
@@ -160,6 +160,10 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE model_calls ADD COLUMN prompt_tokens INTEGER;
     ALTER TABLE model_calls ADD COLUMN cap INTEGER;
+    """,
+    # 9: workers claiming runs find the soonest lease to expire among those held.
+    """
+    CREATE INDEX runs_leased ON runs (lease_expires_at) WHERE lease_owner IS NOT NULL;
     """,
 )
 

@@ -1,0 +1,62 @@
+"""`agentrt worker`: a process that drives the runs in a database, beside any number of others."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from types import FrameType
+from typing import Annotated
+
+import typer
+
+from agentrt.cli.common import CliError, app
+from agentrt.cli.options import AppOptions, grouped
+
+
+@app.command()
+@grouped
+def worker(
+    app_options: AppOptions,
+    concurrency: Annotated[int, typer.Option(help="Runs driven at once.")] = 8,
+    poll: Annotated[
+        float,
+        typer.Option(
+            help="Seconds between looks for runs when nothing wakes the worker; 0: 10 s on "
+            "PostgreSQL, which says when a run needs a driver, 0.25 s on SQLite."
+        ),
+    ] = 0.0,
+    sweep_every: Annotated[
+        float, typer.Option(help="Seconds between expiry sweeps of approvals; 0: none.")
+    ] = 30.0,
+    log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Drive the runs of the app's database, with any number of other workers.
+
+    A worker claims each run that needs a driver, and no other worker gets it: new runs
+    (from rt.create, or POST /runs under `agentrt serve --no-worker`), runs whose gate was
+    decided, runs whose process stopped or died (once its lease expires; at once for a
+    process on this machine over SQLite), and runs whose wait to retry is over.
+
+    SIGTERM or Ctrl-C: claim nothing more, let each run finish the step it is in, let go
+    of it (another worker carries it on at once) and exit 0.
+    """
+    level = logging.getLevelNamesMapping().get(log_level.upper())
+    if level is None:
+        raise CliError(f"--log-level {log_level!r} is not one of debug, info, warning, error")
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    with app_options.runtime(create=True) as rt:
+        pool = rt.worker(
+            concurrency=concurrency, poll=poll or None, sweep_every=sweep_every or None
+        )
+
+        def stop(signum: int, frame: FrameType | None) -> None:
+            typer.echo(
+                f"agentrt worker: {signal.Signals(signum).name}: stopping once each run in "
+                "hand finishes its step",
+                err=True,
+            )
+            pool.stop()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        pool.run()

@@ -1,0 +1,336 @@
+"""Workers: `agentrt worker` processes claim the runs other processes wrote and drive them.
+
+Real processes on a real SQLite file and a real PostgreSQL (tests/postgres.py), stopped
+with real SIGTERM and SIGKILL. The app (tests/worker_app.py) writes every tool call, with
+the pid that made it, to a sink: an effect is a key, a call is a row.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from agentrt import AgentRuntime, Decision
+from agentrt.errors import ConfigError
+from agentrt.runs.workers import WorkerSettings
+from tests import worker_app
+from tests.postgres import PostgresServer
+from tests.serving import worker
+
+APP = "tests.worker_app:build_runtime"
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh database of each kind; the sink beside the test's files."""
+    monkeypatch.setenv("WORKER_APP_SINK", str(tmp_path / "sink.db"))
+    if request.param == "postgres":
+        return str(request.getfixturevalue("postgres_url"))
+    return str(tmp_path / "agentrt.db")
+
+
+@pytest.fixture
+def pg(postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv("WORKER_APP_SINK", str(tmp_path / "sink.db"))
+    return postgres_url
+
+
+@pytest.fixture
+def rt(db: str) -> Iterator[AgentRuntime]:
+    with worker_app.build_runtime(db) as runtime:
+        yield runtime
+
+
+def sink(db: str, sql: str, *params: object) -> list[tuple[object, ...]]:
+    with worker_app.connect_sink(db) as conn:  # its tables, though no call came yet
+        return conn.execute(sql, params).fetchall()
+
+
+def calls_by_thread(db: str) -> dict[str, list[tuple[str, int]]]:
+    """Each run's tool calls in order: (what, pid)."""
+    found: dict[str, list[tuple[str, int]]] = {}
+    for thread, what, pid in sink(db, "SELECT thread, what, pid FROM calls ORDER BY n"):
+        found.setdefault(str(thread), []).append((str(what), int(pid)))  # type: ignore[call-overload]
+    return found
+
+
+def wait_until(
+    check: Callable[[], bool], what: str, timeout: float = 60.0, every: float = 0.05
+) -> float:
+    """Seconds until ``check()`` holds (other processes move the runs; nothing to wait on)."""
+    started = time.monotonic()
+    while not check():
+        if time.monotonic() - started > timeout:
+            raise TimeoutError(f"not within {timeout} s: {what}")
+        time.sleep(every)
+    return time.monotonic() - started
+
+
+def statuses(rt: AgentRuntime, thread_ids: list[str]) -> list[str]:
+    return [rt.get(t).status.value for t in thread_ids]
+
+
+def all_succeeded(rt: AgentRuntime, thread_ids: list[str]) -> Callable[[], bool]:
+    return lambda: statuses(rt, thread_ids) == ["succeeded"] * len(thread_ids)
+
+
+def create(rt: AgentRuntime, goal: str, n: int) -> list[str]:
+    return [rt.create(goal, principal=worker_app.OPS).thread_id for _ in range(n)]
+
+
+# in one process -------------------------------------------------------------------------------
+
+
+def test_worker_settings_are_checked() -> None:
+    with pytest.raises(ConfigError, match="concurrency must be 1 or more runs, got 0"):
+        WorkerSettings(concurrency=0)
+    with pytest.raises(ConfigError, match="poll must be a number of seconds > 0 or None"):
+        WorkerSettings(poll=-1)
+
+
+def test_a_stopping_worker_leaves_its_run_resumable_at_the_next_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("WORKER_APP_SINK", str(tmp_path / "sink.db"))
+    db = str(tmp_path / "agentrt.db")
+    with worker_app.build_runtime(db) as first:
+        thread_id = create(first, "note 3", 1)[0]
+        pool = first.worker(concurrency=1, poll=0.05)
+        # The worker is told to stop while the run's first tool call is under way.
+        original = worker_app._effect
+        monkeypatch.setattr(worker_app, "_effect", lambda *a: (original(*a), pool.stop())[0])
+        pool.run()  # returns once the run has stopped
+        left = first.get(thread_id)
+        assert (left.status.value, left.cancel_requested, left.error) == ("running", None, None)
+        assert first.store.lease_of(thread_id) is None
+        # It finished the step it was in (the call and its checkpoint), no more.
+        assert [w for w, _ in calls_by_thread(db)[thread_id]] == ["note 1"]
+        monkeypatch.setattr(worker_app, "_effect", original)
+    with worker_app.build_runtime(db) as second:
+        assert second.resume(thread_id).status.value == "succeeded"
+    assert [w for w, _ in calls_by_thread(db)[thread_id]] == ["note 1", "note 2", "note 3"]
+
+
+def test_a_run_started_in_process_is_never_claimed(rt: AgentRuntime) -> None:
+    # A worker looking all the time: a run written unleased would be claimed between its
+    # row and the start's own lease, and the start would meet RunBusy.
+    pool = rt.worker(concurrency=2, poll=0.001)
+    runner = threading.Thread(target=pool.run)
+    runner.start()
+    try:
+        runs = [rt.start("note 1", principal=worker_app.OPS) for _ in range(5)]
+    finally:
+        pool.stop()
+        runner.join()
+    assert [r.status.value for r in runs] == ["succeeded"] * 5
+    assert pool.driven == 0  # the starting process drove each one
+
+
+# worker processes ---------------------------------------------------------------------------
+
+pytestmark = pytest.mark.subprocess
+
+
+def test_a_worker_process_drives_the_runs_another_process_wrote(
+    rt: AgentRuntime, db: str, tmp_path: Path
+) -> None:
+    with worker(APP, db, tmp_path / "worker.log", args=("--concurrency", "4")) as w:
+        notes = create(rt, "note 2", 4)
+        paying = create(rt, "pay 500", 1)[0]
+        wait_until(all_succeeded(rt, notes), "the notes ran")
+        wait_until(lambda: rt.get(paying).status.value == "awaiting_approval", "the gate")
+        gate = rt.get(paying).pending_approval
+        assert gate is not None
+        decided = rt.decide(Decision.approve(gate.id, by=worker_app.PAYER), resume=False)
+        assert decided.status.value == "awaiting_approval"  # recorded; the worker goes on
+        wait_until(all_succeeded(rt, [paying]), "the decided run went on")
+        assert w.terminate() == 0
+        pids = {pid for calls in calls_by_thread(db).values() for _, pid in calls}
+        assert pids == {w.pid}
+    assert "Traceback" not in w.text(), w.text()
+    assert sorted(w for calls in calls_by_thread(db).values() for w, _ in calls) == sorted(
+        ["note 1", "note 2"] * 4 + ["pay 500"]
+    )
+
+
+def test_workers_racing_for_runs_drive_each_one_once(
+    rt: AgentRuntime, db: str, tmp_path: Path
+) -> None:
+    args = ("--concurrency", "4")
+    env = {"WORKER_APP_LATENCY": "0.01"}
+    with (
+        worker(APP, db, tmp_path / "a.log", args=args, env=env) as a,
+        worker(APP, db, tmp_path / "b.log", args=args, env=env) as b,
+        worker(APP, db, tmp_path / "c.log", args=args, env=env) as c,
+    ):
+        runs = create(rt, "note 2", 40)
+        wait_until(all_succeeded(rt, runs), "every run ended", timeout=120)
+        assert [a.terminate(), b.terminate(), c.terminate()] == [0, 0, 0]
+    calls = calls_by_thread(db)
+    # Driven twice, a run's calls would repeat (the ledger calls an idempotent tool again).
+    assert {t: [w for w, _ in c] for t, c in calls.items()} == {
+        t: ["note 1", "note 2"] for t in runs
+    }
+    assert all(len({pid for _, pid in c}) == 1 for c in calls.values())
+    assert len({c[0][1] for c in calls.values()}) > 1  # the work was shared
+
+
+def in_progress(db: str, runs: list[str]) -> Callable[[], bool]:
+    return lambda: set(calls_by_thread(db)) >= set(runs)
+
+
+def test_sigterm_stops_each_run_at_its_next_step_resumable(tmp_path: Path) -> None:
+    db = str(tmp_path / "agentrt.db")
+    env = {"WORKER_APP_LATENCY": "0.3", "WORKER_APP_SINK": str(tmp_path / "sink.db")}
+    with worker_app.build_runtime(db) as rt:
+        runs = create(rt, "note 3", 3)
+        with worker(APP, db, tmp_path / "a.log", env=env, args=("--concurrency", "3")) as a:
+            wait_until(in_progress(db, runs), "each run made its first call")
+            assert a.terminate() == 0
+        assert "Traceback" not in a.text(), a.text()
+        for thread_id in runs:  # not cancelled, not failed: where it stopped, let go
+            run = rt.get(thread_id)
+            assert (run.status.value, run.cancel_requested) == ("running", None)
+            assert rt.store.lease_of(thread_id) is None
+        with worker(APP, db, tmp_path / "b.log", env=env) as b:
+            wait_until(all_succeeded(rt, runs), "the second worker finished them")
+            assert b.terminate() == 0
+    calls = calls_by_thread(tmp_path / "agentrt.db")
+    for thread_id in runs:  # every call once: the stop fell between steps
+        assert [w for w, _ in calls[thread_id]] == ["note 1", "note 2", "note 3"]
+        assert {pid for _, pid in calls[thread_id]} == {a.pid, b.pid}
+
+
+def test_after_sigterm_another_worker_takes_the_runs_over_at_once(pg: str, tmp_path: Path) -> None:
+    env = {"WORKER_APP_LATENCY": "0.4"}  # runs long enough to outlast b's start
+    with worker_app.build_runtime(pg) as rt:
+        runs = create(rt, "note 8", 3)
+        with worker(APP, pg, tmp_path / "a.log", env=env, args=("--concurrency", "3")) as a:
+            wait_until(in_progress(pg, runs), "each run made its first call")
+            # b looks on its own only every minute, and a's leases last 30 s: only the
+            # database's word that a's runs were let go can bring b to them sooner.
+            with worker(APP, pg, tmp_path / "b.log", env=env, args=("--poll", "60")) as b:
+                assert a.terminate() == 0
+                took = wait_until(all_succeeded(rt, runs), "b finished a's runs")
+                assert b.terminate() == 0
+    assert took < 15
+    calls = calls_by_thread(pg)
+    for thread_id in runs:
+        assert [w for w, _ in calls[thread_id]] == [f"note {k}" for k in range(1, 9)]
+        assert {pid for _, pid in calls[thread_id]} == {a.pid, b.pid}
+
+
+def test_a_killed_workers_runs_are_taken_over_when_its_leases_expire(
+    pg: str, tmp_path: Path
+) -> None:
+    env = {"WORKER_APP_LATENCY": "0.4", "WORKER_APP_LEASE_TTL": "2"}
+    with worker_app.build_runtime(pg) as rt:
+        runs = create(rt, "note 8", 3)
+        with worker(APP, pg, tmp_path / "a.log", env=env, args=("--concurrency", "3")) as a:
+            wait_until(in_progress(pg, runs), "each run made its first call")
+            with worker(APP, pg, tmp_path / "b.log", env=env, args=("--poll", "60")) as b:
+                a.kill()
+                killed = time.monotonic()
+                wait_until(
+                    lambda: (
+                        rt.store.lease_of(runs[0]) is None
+                        or any(
+                            (held := rt.store.lease_of(t)) is not None and str(b.pid) in held.owner
+                            for t in runs
+                        )
+                    ),
+                    "b claimed a run",
+                    timeout=15,
+                )
+                took = time.monotonic() - killed
+                wait_until(all_succeeded(rt, runs), "b finished a's runs")
+                assert b.terminate() == 0
+    # Taken over when a's last leases ran out (2 s from its last renewal), not at b's
+    # next look a minute later; and not at once either (a dead pid is no proof on a
+    # database that other hosts share).
+    assert 0.3 < took < 6
+    calls = calls_by_thread(pg)
+    effects = sink(pg, "SELECT thread, what FROM effects ORDER BY thread, what")
+    assert effects == sorted((t, f"note {k}") for t in runs for k in range(1, 9))
+    assert all({pid for _, pid in calls[t]} == {a.pid, b.pid} for t in runs)
+
+
+def test_workers_carry_on_across_a_postgres_restart(
+    pg: str, postgres_server: PostgresServer, tmp_path: Path
+) -> None:
+    if not postgres_server.owned:
+        pytest.skip("the server is not the tests' own: it cannot be restarted")
+    env = {"WORKER_APP_LATENCY": "0.05"}
+    with worker_app.build_runtime(pg) as rt:
+        runs = create(rt, "note 3", 16)
+        with (
+            worker(APP, pg, tmp_path / "a.log", env=env, args=("--concurrency", "4")) as a,
+            worker(APP, pg, tmp_path / "b.log", env=env, args=("--concurrency", "4")) as b,
+        ):
+            wait_until(lambda: len(sink(pg, "SELECT key FROM calls")) >= 8, "some calls")
+            postgres_server.restart()
+            wait_until(all_succeeded(rt, runs), "every run ended", timeout=120)
+            assert (a.process.poll(), b.process.poll()) == (None, None)  # still working
+            assert [a.terminate(), b.terminate()] == [0, 0]
+    effects = sink(pg, "SELECT thread, what FROM effects ORDER BY thread, what")
+    assert effects == sorted((t, f"note {k}") for t in runs for k in (1, 2, 3))
+
+
+def test_two_api_servers_and_two_workers_share_one_postgres(pg: str, tmp_path: Path) -> None:
+    from tests.serving import serve, wait_for
+
+    with worker_app.build_runtime(pg) as rt:
+        ops, payer, stranger = (
+            rt.keys.create(p)[1] for p in (worker_app.OPS, worker_app.PAYER, worker_app.STRANGER)
+        )
+    api_only = ("--no-worker",)
+    with (
+        serve(APP, pg, args=api_only) as one,
+        serve(APP, pg, args=api_only) as two,
+        worker(APP, pg, tmp_path / "a.log") as a,
+        worker(APP, pg, tmp_path / "b.log") as b,
+        one.client(ops) as ops_one,
+        two.client(ops) as ops_two,
+        two.client(payer) as payer_two,
+        two.client(stranger) as stranger_two,
+    ):
+        started = ops_one.post("/runs", json={"goal": "pay 500"})
+        assert started.status_code == 202, started.text
+        thread_id = started.json()["thread_id"]
+        assert (started.json()["status"], started.json()["driving"]) == ("pending", False)
+        gated = wait_for(ops_two, thread_id, {"awaiting_approval"})
+        (request,) = gated["pending_approvals"]  # type: ignore[misc]
+        # Another tenant sees nothing of it, on either server.
+        assert stranger_two.get(f"/runs/{thread_id}").status_code == 404
+        assert thread_id not in stranger_two.get("/runs").text
+        assert stranger_two.get("/approvals").json()["approvals"] == []
+        assert (
+            stranger_two.post(
+                f"/approvals/{request['id']}/decision", json={"outcome": "approve"}
+            ).status_code
+            == 404
+        )
+        queue = payer_two.get("/approvals").json()["approvals"]
+        assert [r["id"] for r in queue] == [request["id"]]
+        decided = payer_two.post(
+            f"/approvals/{request['id']}/decision", json={"outcome": "approve"}
+        )
+        assert decided.status_code == 200, decided.text
+        assert decided.json()["run"]["driving"] is False  # recorded; a worker goes on
+        done = wait_for(ops_one, thread_id, {"succeeded", "failed"})
+        assert done["status"] == "succeeded", done
+        noted = ops_two.post("/runs", json={"goal": "note 2"}).json()["thread_id"]
+        assert wait_for(ops_one, noted, {"succeeded", "failed"})["status"] == "succeeded"
+        assert ops_one.get(f"/runs/{noted}/trace").status_code == 200
+        assert [r["thread_id"] for r in ops_two.get("/runs").json()["runs"]] == [noted, thread_id]
+        for server in (ops_one, ops_two):
+            assert server.get("/healthz").json()["runs_in_hand"] == 0
+        assert [a.terminate(), b.terminate()] == [0, 0]
+    # Only the workers made calls: the servers drove nothing.
+    pids = {pid for calls in calls_by_thread(pg).values() for _, pid in calls}
+    assert pids <= {a.pid, b.pid}
+    assert len(pids) >= 1
