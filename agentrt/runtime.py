@@ -91,6 +91,7 @@ class AgentRuntime:
         sleep: Callable[[float], None] = time.sleep,
         rand: Callable[[], float] = random.random,
         limits: SizeLimits | None = None,
+        name: str = "agentrt",
     ) -> None:
         if not isinstance(capture_content, bool):
             raise ConfigError(f"capture_content must be True or False, got {capture_content!r}")
@@ -98,6 +99,8 @@ class AgentRuntime:
             raise ConfigError(f"redactor must be an agentrt Redactor, got {redactor!r}")
         if lease_ttl <= 0:
             raise ConfigError(f"lease_ttl must be > 0 seconds, got {lease_ttl!r}")
+        if not isinstance(name, str) or not name.strip():
+            raise ConfigError(f"name must be the agent's name in words, got {name!r}")
         if limits is not None and not isinstance(limits, SizeLimits):
             raise ConfigError(f"limits must be an agentrt SizeLimits, got {limits!r}")
         if budget is not None and not isinstance(budget, Budget):
@@ -151,6 +154,7 @@ class AgentRuntime:
             flush=self._tracing_setup.provider.force_flush
             if self._tracing_setup.provider is not None
             else None,
+            agent_name=name,
         )
         """The runtime's spans; ``export_failures`` counts spans an exporter lost."""
         self.deps = RunDeps(

@@ -460,7 +460,11 @@ def test_remaining_budget_is_on_every_step_span(db: Path, clock: FakeClock) -> N
         db, clock=clock, new_id=Ids(), tracing=provider, budget=Budget(max_tool_calls=2)
     ) as rt:
         rt.start("ping forever", principal=OPS)
-    steps = [s for s in exporter.get_finished_spans() if s.name == "agent.step"]
+    steps = [
+        s
+        for s in exporter.get_finished_spans()
+        if (s.attributes or {}).get("agentrt.span.kind") == "agent.step"
+    ]
     seen = [
         (
             s.attributes["agentrt.step.kind"],

@@ -61,7 +61,7 @@ def test_commands_that_need_only_the_database_work_with_db_alone(db: Path) -> No
     for args, shown in [
         (["runs"], thread_id),
         (["show", thread_id], "status    awaiting_approval"),
-        (["trace", thread_id], "agent.run"),
+        (["trace", thread_id], "invoke_agent refund-desk"),
     ]:
         code, out = cli(*args, "--db", str(db))
         assert (code, shown in out) == (0, True), (args, out)

@@ -262,7 +262,7 @@ def test_a_budget_stopped_run_replays_identical_on_the_numbers_it_recorded(
     assert call.prompt_tokens is not None
     assert call.cap is not None
     assert server.requests[0]["max_completion_tokens"] == call.cap == 450 - call.prompt_tokens
-    (llm,) = [s for _, s in trace.spans() if s.name == "llm.call"]
+    (llm,) = [s for _, s in trace.spans() if s.kind == "llm.call"]
     assert llm.attributes["gen_ai.request.max_tokens"] == call.cap
     assert llm.attributes["gen_ai.response.id"] == "chatcmpl-test0"
 

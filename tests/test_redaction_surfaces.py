@@ -73,10 +73,12 @@ def test_llm_call_messages_mask_tool_calls_and_results_by_their_tools_fields(db:
     with rt:
         assert rt.start("open the front door", principal=ALICE).status == "succeeded"
     spans = exporter.get_finished_spans()
-    llm = [s for s in spans if s.name == A.LLM_CALL]
+    llm = [s for s in spans if (s.attributes or {})[A.SPAN_KIND] == A.LLM_CALL]
     sent = json.loads(str((llm[-1].attributes or {})[A.GEN_AI_INPUT_MESSAGES]))
-    assert sent[2]["tool_calls"][0]["arguments"] == {"door": "front", "pin": "[REDACTED:field]"}
-    assert json.loads(sent[3]["content"]) == {"door": "front", "pin": "[REDACTED:field]"}
+    (call,) = sent[1]["parts"]
+    assert call["arguments"] == {"door": "front", "pin": "[REDACTED:field]"}
+    (result,) = sent[2]["parts"]
+    assert json.loads(result["response"]) == {"door": "front", "pin": "[REDACTED:field]"}
     answered = str((llm[0].attributes or {})[A.GEN_AI_OUTPUT_MESSAGES])
     assert '"pin": "[REDACTED:field]"' in answered
     assert PIN not in everything(spans)
@@ -91,7 +93,7 @@ def test_a_tool_error_on_its_span_is_masked_with_capture_off(db: Path) -> None:
     with rt:
         rt.start("open the back door", principal=ALICE)
     spans = exporter.get_finished_spans()
-    (call,) = [s for s in spans if s.name == A.TOOL_CALL]
+    (call,) = [s for s in spans if (s.attributes or {})[A.SPAN_KIND] == A.TOOL_CALL]
     (event,) = call.events
     assert dict(event.attributes or {})["exception.message"] == (
         "ValueError: door 'back' refused pin [REDACTED:field]; "

@@ -206,5 +206,5 @@ def test_a_run_whose_budget_a_person_raised_replays_identical(db: Path, clock: F
         report = rt.replay(run.thread_id)
         assert str(report) == "identical", report
         assert budget_app.executions(db) == pings  # the replay pinged nothing
-        waits = [s for _, s in rt.trace(run.thread_id).spans() if s.name == "approval.wait"]
+        waits = [s for _, s in rt.trace(run.thread_id).spans() if s.kind == "approval.wait"]
         assert [w.attributes["agentrt.approval.kind"] for w in waits] == ["budget", "budget"]

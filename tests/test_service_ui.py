@@ -284,7 +284,7 @@ async def test_the_run_page_shows_status_steps_and_trace_and_decides_too(page: P
         in shown
     )
     assert "policy 2.0: require_approval (large-refunds: Refunds over $50 need a refund" in shown
-    assert "agent.step approval 2.0 (waits for a person)" in shown
+    assert "approval 2.0 (waits for a person)" in shown
     assert f'value="/ui/runs/{thread_id}"' in waiting.text  # its forms come back here
     state = (await page.client.get(f"/ui/runs/{thread_id}/state")).json()
     assert state["status"] == "awaiting_approval"
@@ -301,9 +301,11 @@ async def test_the_run_page_shows_status_steps_and_trace_and_decides_too(page: P
     assert "data-follow" not in done.text  # an ended run is not followed
     trace = re.search(r'<ul class="trace">(.*)</ul>', done.text, re.S)
     assert trace is not None
-    spans = re.findall(r'<span class="span">([a-z_.]+)</span>', trace.group(1))
-    assert spans[0] == "agent.run"
-    assert {"agent.step", "tool.call", "approval.wait"} <= set(spans)
+    spans = re.findall(r'<span class="span">([^<]+)</span>', trace.group(1))
+    assert spans[0] == "invoke_agent refund-desk"
+    assert {"approval 2.0", "execute_tool issue_refund", "await_approval issue_refund"} <= set(
+        spans
+    )
     assert (await page.client.get(f"/ui/runs/{thread_id}/state")).json()["terminal"] is True
 
 

@@ -22,6 +22,7 @@ from agentrt.examples import refund_desk
 from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 from agentrt.tracing import attributes as A
+from agentrt.tracing.spans import root_span_id
 from tests.conftest import FakeClock, Ids
 
 
@@ -35,8 +36,13 @@ def memory_runtime(
     return rt, exporter
 
 
+def kind(span: ReadableSpan) -> str:
+    """What a span is in agentrt's taxonomy (its name says it in the conventions' words)."""
+    return str((span.attributes or {})[A.SPAN_KIND])
+
+
 def tree(spans: list[ReadableSpan]) -> list[Any]:
-    """Spans as nested [name, what, children], siblings in the order they started."""
+    """Spans as nested [kind, what, children], siblings in the order they started."""
     by_id = {s.context.span_id: s for s in spans if s.context is not None}
     kids: dict[int | None, list[ReadableSpan]] = {}
     for span in spans:
@@ -52,12 +58,12 @@ def tree(spans: list[ReadableSpan]) -> list[Any]:
             A.TOOL_CALL: A.GEN_AI_TOOL_NAME,
             A.POLICY_CHECK: A.POLICY_DECISION,
             A.APPROVAL_WAIT: A.APPROVAL_STATUS,
-        }[span.name]
+        }[kind(span)]
         return str(a.get(key))
 
     def build(parent: int | None) -> list[Any]:
         children = sorted(kids.get(parent, []), key=lambda s: (s.start_time, s.end_time))
-        return [[s.name, what(s), build(s.context.span_id)] for s in children]  # type: ignore[union-attr]
+        return [[kind(s), what(s), build(s.context.span_id)] for s in children]  # type: ignore[union-attr]
 
     return build(None)
 
@@ -85,36 +91,33 @@ def action(tool_name: str) -> list[list[Any]]:
     ]
 
 
-DESK_TREE = [
+FIRST_STEPS = [
+    step("plan", LLM),
+    *action("lookup_order"),
+    step("plan", LLM),
+    *action("lookup_customer"),
+    *action("add_order_note"),
+    step("plan", LLM),
+    step("policy", policy("require_approval")),
+    step("approval"),
+]
+RESUMED = [
+    "agent.run",
+    "resume",
     [
-        "agent.run",
-        "start",
-        [
-            step("plan", LLM),
-            *action("lookup_order"),
-            step("plan", LLM),
-            *action("lookup_customer"),
-            *action("add_order_note"),
-            step("plan", LLM),
-            step("policy", policy("require_approval")),
-            step("approval"),
-        ],
-    ],
-    [
-        "agent.run",
-        "resume",
-        [
-            step("approval", ["approval.wait", "approved", []]),
-            step("tool", call("issue_refund")),
-            step("verify"),
-            step("commit", call("issue_refund")),
-            step("verify"),
-            step("plan", LLM),
-            step("finish"),
-        ],
+        ["approval.wait", "approved", []],
+        step("approval"),
+        step("tool", call("issue_refund")),
+        step("verify"),
+        step("commit", call("issue_refund")),
+        step("verify"),
+        step("plan", LLM),
+        step("finish"),
     ],
 ]
-"""The refund desk's run through its gate: two segments, every span where it belongs."""
+DESK_TREE = [["agent.run", "start", [*FIRST_STEPS, RESUMED]]]
+"""The refund desk's run through its gate: one root, the first segment's; the resumed
+segment under it, beginning with the wait for the person; every span where it belongs."""
 
 
 def test_a_run_with_a_gate_makes_this_span_tree(db: Path, clock: FakeClock) -> None:
@@ -127,20 +130,31 @@ def test_a_run_with_a_gate_makes_this_span_tree(db: Path, clock: FakeClock) -> N
     spans = list(exporter.get_finished_spans())
     assert tree(spans) == DESK_TREE
 
-    # One trace, whose id is in the runs row; the resumed segment links to the first.
+    # One trace, whose id is in the runs row, with one root: the resumed segment hangs
+    # under the first and links to it.
     with sqlite3.connect(db) as conn:
         trace_id = conn.execute("SELECT trace_id FROM runs").fetchone()[0]
     assert {format(s.context.trace_id, "032x") for s in spans if s.context} == {trace_id}
-    first, second = (s for s in spans if s.name == A.AGENT_RUN)
+    first, second = (s for s in spans if kind(s) == A.AGENT_RUN)
     assert first.parent is None
-    assert second.parent is None
-    assert [link.context.span_id for link in second.links] == [first.context.span_id]  # type: ignore[union-attr]
+    assert first.context is not None
+    assert second.parent is not None
+    assert second.parent.span_id == first.context.span_id
+    assert [link.context.span_id for link in second.links] == [first.context.span_id]
+    assert format(first.context.span_id, "016x") == root_span_id(trace_id)
 
-    # The wait covers the hour between the request and the decision, on the runtime's clock.
-    (wait,) = (s for s in spans if s.name == A.APPROVAL_WAIT)
+    # The wait covers the hour between the request and the decision, on the runtime's
+    # clock, inside the segment that resumed from it.
+    (wait,) = (s for s in spans if kind(s) == A.APPROVAL_WAIT)
     assert wait.end_time is not None
     assert wait.start_time is not None
     assert (wait.end_time - wait.start_time) / 1e9 == pytest.approx(3600)
+    assert wait.parent is not None
+    assert second.context is not None
+    assert wait.parent.span_id == second.context.span_id
+    assert second.start_time is not None
+    assert second.end_time is not None
+    assert second.start_time <= wait.start_time <= wait.end_time <= second.end_time
     assert (wait.attributes or {})[A.APPROVAL_DECIDED_BY] == "bob"
     gate = next(s for s in spans if (s.attributes or {}).get(A.STEP_KIND) == "approval")
     assert (gate.attributes or {})[A.INTERRUPTED] is True
@@ -185,7 +199,7 @@ def test_concurrent_async_runs_keep_their_own_traces(tmp_path: Path, clock: Fake
         assert len(trace_ids) == 1
         ours = [s for s in spans if s.context and s.context.trace_id in trace_ids]
         # Each run's trace holds exactly its own first segment, nested as a lone run's is.
-        assert tree(ours) == [DESK_TREE[0]]
+        assert tree(ours) == [["agent.run", "start", FIRST_STEPS]]
 
 
 def test_several_tool_calls_of_one_plan_are_sibling_steps(db: Path, clock: FakeClock) -> None:
@@ -217,7 +231,7 @@ def test_several_tool_calls_of_one_plan_are_sibling_steps(db: Path, clock: FakeC
     steps = [
         (s.attributes or {}).get(A.STEP_ID)
         for s in exporter.get_finished_spans()
-        if s.name == A.TOOL_CALL
+        if kind(s) == A.TOOL_CALL
     ]
     assert steps == ["0.0", "0.1"]
 
@@ -253,16 +267,16 @@ def test_the_sqlite_span_store_is_the_default_and_feeds_rt_trace(db: Path) -> No
         "waiting for people": 0.0,
         "runtime overhead": 0.0,
     }
-    assert [(depth, s.name) for depth, s in found.spans()][:3] == [
-        (0, "agent.run"),
-        (1, "agent.step"),
-        (2, "llm.call"),
+    assert [(depth, s.kind, s.name) for depth, s in found.spans()][:3] == [
+        (0, "agent.run", "invoke_agent agentrt"),
+        (1, "agent.step", "plan"),
+        (2, "llm.call", "chat slow"),
     ]
     text = found.render()
     assert "where time went:" in text
     assert "  model                     4.00s   88.9%" in text
     assert "  tools                   500.0ms   11.1%" in text
-    assert "lookup: ok" in text
+    assert re.search(r"\n    execute_tool lookup +500\.0ms  ok\n", text)
 
 
 def test_rt_trace_without_stored_spans_says_why(db: Path, clock: FakeClock) -> None:
@@ -349,12 +363,12 @@ def test_content_capture_puts_redacted_content_on_spans(db: Path, clock: FakeClo
         rt.start(GOAL, principal=OPERATOR)
     spans = list(exporter.get_finished_spans())
     (first_tool,) = [
-        s for s in spans if (s.attributes or {}).get(A.STEP_ID) == "0.0" and s.name == A.TOOL_CALL
+        s for s in spans if (s.attributes or {}).get(A.STEP_ID) == "0.0" and kind(s) == A.TOOL_CALL
     ]
     attrs = first_tool.attributes or {}
     assert attrs[A.GEN_AI_TOOL_ARGUMENTS] == '{"order_id": "42"}'
     assert '"item": "blender"' in str(attrs[A.GEN_AI_TOOL_RESULT])
-    llm = next(s for s in spans if s.name == A.LLM_CALL)
+    llm = next(s for s in spans if kind(s) == A.LLM_CALL)
     assert GOAL in str((llm.attributes or {})[A.GEN_AI_INPUT_MESSAGES])
 
 
@@ -414,7 +428,7 @@ def test_a_run_started_inside_an_app_span_keeps_its_trace_and_links_back(
     app_tracer = TracerProvider().get_tracer("app")
     with rt, app_tracer.start_as_current_span("POST /refunds") as request:
         rt.start(GOAL, principal=OPERATOR)
-    (run_span,) = (s for s in exporter.get_finished_spans() if s.name == A.AGENT_RUN)
+    (run_span,) = (s for s in exporter.get_finished_spans() if kind(s) == A.AGENT_RUN)
     assert run_span.parent is None
     assert run_span.context is not None
     assert run_span.context.trace_id != request.get_span_context().trace_id

@@ -103,8 +103,19 @@ def test_agentrt_trace_prints_the_tree_and_where_time_went(db: Path) -> None:
     lines = result.output.splitlines()
     assert lines[0].startswith("trace ")
     assert lines[0].endswith(f"run {run.thread_id}  (2 segment(s))")
-    assert lines[1].split() == ["agent.run", "0.0ms", "start", "->", "awaiting_approval"]
-    assert "    approval.wait              1.5m  issue_refund: approved by bob" in lines
+    # One root, the first segment; the resumed one under it, from the request on.
+    assert lines[1].split() == [
+        "invoke_agent",
+        "refund-desk",
+        "0.0ms",
+        "start",
+        "->",
+        "awaiting_approval",
+    ]
+    assert "  approval 2.0                        0.0ms  (waits for a person)" in lines
+    assert "  resume refund-desk                   1.5m  resume -> succeeded" in lines
+    assert "    await_approval issue_refund        1.5m  approved by bob" in lines
+    assert "      execute_tool issue_refund       0.0ms  commit: ok" in lines
     assert lines[-7:] == [
         "where time went:",
         "  model                     0.0ms    0.0%",
@@ -118,8 +129,11 @@ def test_agentrt_trace_prints_the_tree_and_where_time_went(db: Path) -> None:
     as_json = runner.invoke(app, ["trace", run.thread_id, "--json", *DEMO, "--db", str(db)])
     data = json.loads(as_json.output)
     assert data["time_went"]["waiting for people"] == 90.0
-    assert [s["name"] for s in data["spans"]] == ["agent.run", "agent.run"]
-    assert data["spans"][1]["links"][0]["span_id"] == data["spans"][0]["span_id"]
+    (root,) = data["spans"]
+    assert (root["kind"], root["name"]) == ("agent.run", "invoke_agent refund-desk")
+    resumed = root["children"][-1]
+    assert (resumed["kind"], resumed["parent_id"]) == ("agent.run", root["span_id"])
+    assert resumed["links"][0]["span_id"] == root["span_id"]
 
     missing = runner.invoke(app, ["trace", "nope", *DEMO, "--db", str(db)])
     assert missing.exit_code == 1

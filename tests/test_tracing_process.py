@@ -54,6 +54,10 @@ class Normalizer:
         assert span["start"] <= span["end"]
         assert span["duration"] == pytest.approx(span["end"] - span["start"])
         attributes = {k: self.text(v) for k, v in span["attributes"].items()}
+        if "agentrt.segment.driven_from" in attributes:
+            # When the second process began: after the wait the span starts with.
+            assert attributes["agentrt.segment.driven_from"] >= span["start"]
+            attributes["agentrt.segment.driven_from"] = "<time>"
         if "gen_ai.response.id" in attributes:
             attributes["gen_ai.response.id"] = "<response-id>"
         if "agentrt.policy.version" in attributes:
@@ -62,6 +66,7 @@ class Normalizer:
             attributes["agentrt.policy.version"] = "<policy-version>"
         return {
             "name": span["name"],
+            "kind": span["kind"],
             "span_id": self.span(span["span_id"]),
             "parent_id": self.span(span["parent_id"]),
             "start": "<time>",
@@ -114,10 +119,17 @@ def test_a_run_decided_in_a_second_process_is_one_trace(tmp_path: Path) -> None:
 
     with build_runtime(db) as rt:
         found = rt.trace(thread_id).to_dict()
-    first_segment, resumed = found["spans"]
-    # The two segments were written by two processes into one trace, the second linked
-    # to the first through the runs row.
+    # The two segments were written by two processes into one trace with one root: the
+    # first segment; the second hangs under it and links to it, through the runs row.
+    (first_segment,) = found["spans"]
+    resumed = first_segment["children"][-1]
+    assert resumed["kind"] == "agent.run"
+    assert resumed["parent_id"] == first_segment["span_id"]
     assert resumed["links"][0]["span_id"] == first_segment["span_id"]
+    # It began when the wait for bob did (in the first process), so the wait lies inside.
+    wait = resumed["children"][0]
+    assert (wait["kind"], wait["name"]) == ("approval.wait", "await_approval issue_refund")
+    assert resumed["start"] <= wait["start"] <= wait["end"] <= resumed["end"]
     normal = Normalizer(thread_id, found["trace_id"])
     tree = [normal.node(s) for s in found["spans"]]
 

@@ -223,4 +223,5 @@ def build_runtime(db: str | Path = "agentrt.db", **kwargs: Any) -> AgentRuntime:
     """The refund desk runtime on ``db``; keyword arguments go to AgentRuntime."""
     kwargs.setdefault("model", demo_model())
     kwargs.setdefault("policy", Policy.from_file(POLICY_FILE))
+    kwargs.setdefault("name", "refund-desk")
     return AgentRuntime(tools=_tools(payments_path(db)), db=db, **kwargs)

@@ -204,14 +204,19 @@ def plan(state: RunState, deps: RunDeps) -> Steps[dict[str, Any]]:
     if not isinstance(ask, _Ask):
         return ask
     cap = ask.call.cap if ask.call.cap is not None else output_cap(deps.model)
-    with deps.tracing.llm_call(deps.model, ask.messages, max_tokens=cap) as llm:
+    with deps.tracing.llm_call(deps.model, ask.messages, max_tokens=cap, tools=ask.offered) as llm:
         response = ask.recorded
         if response is None:
             response = yield Step(
                 lambda: ask.model.invoke(ask.messages), lambda: ask.model.ainvoke(ask.messages)
             )
-        llm.response(response)
-    update: dict[str, Any] = yield blocking(_answered, state, deps, ask, response)
+        tokens = _tokens(response, deps, ask) if isinstance(response, AIMessage) else None
+        price = deps.model_price
+        # What the call cost by agentrt's own prices (those the budget counts with): a
+        # tracing backend's own table may not know the model, or price it otherwise.
+        cost = (price.cost(tokens[0], 0), price.cost(0, tokens[1])) if price and tokens else None
+        llm.response(response, cost=cost)
+    update: dict[str, Any] = yield blocking(_answered, state, deps, ask, response, tokens)
     return update
 
 
@@ -255,14 +260,17 @@ def _ask(state: RunState, deps: RunDeps) -> _Ask | dict[str, Any]:
     )
 
 
-def _answered(state: RunState, deps: RunDeps, ask: _Ask, response: Any) -> dict[str, Any]:
+def _answered(
+    state: RunState, deps: RunDeps, ask: _Ask, response: Any, tokens: _Tokens | None
+) -> dict[str, Any]:
     """The plan the model's answer makes (recorded, and its usage counted)."""
     if not isinstance(response, AIMessage):
         raise TypeError(f"the model returned {type(response).__name__}, expected an AIMessage")
     if ask.recorded is None:
         record_response(deps, state, ask, response)
 
-    usage = _spent(state["usage"], response, deps, ask)
+    assert tokens is not None  # worked out for every AIMessage
+    usage = _spent(state["usage"], tokens, deps)
     deps.store.set_usage(state["thread_id"], usage)
     revision = state["usage"]["steps"]
     capped_by = ask.call.capped_by
@@ -297,28 +305,36 @@ def _answered(state: RunState, deps: RunDeps, ask: _Ask, response: Any) -> dict[
     }
 
 
-def _spent(usage: Usage, response: AIMessage, deps: RunDeps, ask: _Ask) -> Usage:
-    """Usage after one model call: its reported tokens (estimated, and said so, when the
-    answer reports none), their price, one more step."""
+class _Tokens(NamedTuple):
+    """One answer's tokens: as it reported them, or estimated when it reported none."""
+
+    input: int
+    output: int
+    estimated: int
+    """How many of them were estimated (0: all reported)."""
+
+
+def _tokens(response: AIMessage, deps: RunDeps, ask: _Ask) -> _Tokens:
     meta = response.usage_metadata
-    estimated = 0
     if meta is not None:
-        input_tokens, output_tokens = meta["input_tokens"], meta["output_tokens"]
-    else:
-        input_tokens, output_tokens = estimated_usage(
-            deps.model, ask.messages, ask.offered, response
-        )
-        estimated = input_tokens + output_tokens
+        return _Tokens(meta["input_tokens"], meta["output_tokens"], 0)
+    input_tokens, output_tokens = estimated_usage(deps.model, ask.messages, ask.offered, response)
+    return _Tokens(input_tokens, output_tokens, input_tokens + output_tokens)
+
+
+def _spent(usage: Usage, tokens: _Tokens, deps: RunDeps) -> Usage:
+    """Usage after one model call: its tokens (estimated, and said so, when the answer
+    reports none), their price, one more step."""
     price = deps.model_price
     spent: Usage = {
         **usage,
-        "input_tokens": usage["input_tokens"] + input_tokens,
-        "output_tokens": usage["output_tokens"] + output_tokens,
-        "cost_usd": usage["cost_usd"] + (price.cost(input_tokens, output_tokens) if price else 0.0),
+        "input_tokens": usage["input_tokens"] + tokens.input,
+        "output_tokens": usage["output_tokens"] + tokens.output,
+        "cost_usd": usage["cost_usd"] + (price.cost(tokens.input, tokens.output) if price else 0.0),
         "steps": usage["steps"] + 1,
     }
-    if estimated:
-        spent["estimated_tokens"] = usage.get("estimated_tokens", 0) + estimated
+    if tokens.estimated:
+        spent["estimated_tokens"] = usage.get("estimated_tokens", 0) + tokens.estimated
     return spent
 
 

@@ -10,13 +10,10 @@ checkpoints say what it did, and its lease says who drives it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from functools import partial
+from collections.abc import Callable
 from typing import Any, Required, TypedDict
 
 from langgraph.types import Command, StateSnapshot
-from opentelemetry.trace import Span
 from typing_extensions import Unpack
 
 from agentrt.approvals.expiry import expire_due
@@ -35,12 +32,12 @@ from agentrt.runs.budgets import BudgetLayers
 from agentrt.runs.decisions import record_decision
 from agentrt.runs.lease import Heartbeat, LeaseOwner, acquire
 from agentrt.runs.record import Run, Sweep, initial_state, run_of
+from agentrt.runs.segments import SegmentTrace, segment_span, segment_trace
 from agentrt.state import TERMINAL, RunState, RunStatus, storable_text, unstorable
 from agentrt.steps import Step, Steps, blocking
 from agentrt.store.protocols import Store
 from agentrt.tools.registry import ToolRegistry
 from agentrt.tracing import RunTracing, new_trace_id
-from agentrt.tracing import attributes as A
 from agentrt.tracing.shown import shown
 
 __all__ = ["NOTHING", "Driver", "NewRunRequest"]
@@ -113,6 +110,9 @@ class Driver:
         self.budgets = budgets
         self.lease_ttl = lease_ttl
         self.new_id = new_id or (lambda: uuid.uuid4().hex)
+        self._segments: dict[str, SegmentTrace] = {}
+        """The trace of each segment this process drives now, by thread (its lease makes
+        it the only one)."""
         self.stopping = deps.stopping
         """Set: runs this process drives stop before their next step (stop_at_next_step)."""
 
@@ -213,9 +213,8 @@ class Driver:
             beat.start()
 
             try:
-                known = yield blocking(self.store.run_trace, thread_id)
-                with self._segment(thread_id, known) as (span, write_trace):
-                    yield blocking(write_trace)
+                known = yield blocking(self._segment_trace, graph, thread_id, graph_input)
+                with segment_span(self.tracing, known) as span:
                     run: Run
                     try:
                         yield _invoke(graph, graph_input, config(thread_id))
@@ -227,12 +226,12 @@ class Driver:
                     else:
                         snapshot = yield _snapshot(graph, config(thread_id))
                         run = yield blocking(self.settle, graph, thread_id, snapshot)
-                    self.tracing.set(span, {A.RUN_STATUS: run.status.value})
+                    self.tracing.settled(span, run.status.value, output=run.output, error=run.error)
                     return run
             finally:
                 # A renewal in progress may wait on SQLite's lock: stopped off the loop.
                 yield blocking(beat.stop)
-                yield blocking(self.tracing.flush)
+                yield blocking(self._segment_ended, thread_id)
         finally:
             yield blocking(self.store.release_lease, thread_id, owner.label)
 
@@ -429,19 +428,18 @@ class Driver:
             self.store, thread_id, status, now=self.clock(), where=self.store.location, **change
         )
 
-    @contextmanager
-    def _segment(
-        self, thread_id: str, known: tuple[str | None, str | None]
-    ) -> Iterator[tuple[Span, Callable[[], None]]]:
-        """The agent.run span of one segment, in the run's trace, linked to the segment
-        before; and the write that records its span id on the row, so the next segment
-        links to it even if this process dies mid-way."""
-        trace_id, previous = known
-        trace_id = trace_id or new_trace_id()
-        segment = "start" if previous is None else "resume"
-        with self.tracing.run(
-            thread_id, trace_id=trace_id, segment=segment, previous_span_id=previous
-        ) as span:
-            ctx = span.get_span_context()
-            span_id = format(ctx.span_id, "016x") if ctx.is_valid else None
-            yield span, partial(self.store.set_trace, thread_id, trace_id, span_id)
+    def _segment_trace(self, graph: Any, thread_id: str, graph_input: Any) -> SegmentTrace:
+        """Where this segment's span goes in the run's trace (agentrt.runs.segments)."""
+        known = segment_trace(
+            self.store, graph, self.record(thread_id), graph_input, config(thread_id)
+        )
+        self._segments[thread_id] = known
+        return known
+
+    def _segment_ended(self, thread_id: str) -> None:
+        """Hand the segment's spans to the exporter, then record on the row that it ended:
+        the next segment hangs under the run's root and links to this one."""
+        self.tracing.flush()
+        known = self._segments.pop(thread_id, None)
+        if known is not None and known.span_id is not None:
+            self.store.set_trace(thread_id, known.trace_id, known.span_id)

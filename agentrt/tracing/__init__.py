@@ -1,10 +1,12 @@
 """Tracing: the runtime's OpenTelemetry spans, the Redactor, where spans go, and reading them.
 
-- attributes: every span name and attribute key (agentrt.* and GenAI conventions).
+- attributes: every attribute key and span kind (agentrt.*, GenAI conventions, OpenInference).
 - redact: the Redactor that content passes before it is put on a span or in a log.
 - shown: the one path content takes to a person or a log (spans, logs, the service,
   the review page, the CLI): the Redactor with the tool's sensitive fields.
-- spans: RunTracing, which opens the spans with explicit parents and sets attributes.
+- spans: RunTracing, which opens the spans with explicit parents and sets attributes;
+  handles: the open spans a node records its outcome on.
+- messages: chat messages in the GenAI conventions' shape ({role, parts}).
 - exporters: the SQLite span store, console, OTLP/HTTP, or the caller's TracerProvider.
 - view: a run's trace as a tree with durations and where the time went.
 """

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from opentelemetry import trace
+from opentelemetry.sdk.resources import SERVICE_NAME, OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
@@ -40,6 +41,9 @@ __all__ = [
 logger = get_logger()
 
 TRACER_NAME = "agentrt"
+SERVICE = "agentrt"
+"""service.name of the spans agentrt's own provider makes, unless OTEL_SERVICE_NAME or
+OTEL_RESOURCE_ATTRIBUTES names the service."""
 MODES = ("sqlite", "console", "otlp")
 SPAN_QUEUE_SIZE = 1_000_000
 """Spans the store's processor holds before it writes them: no run outgrows it."""
@@ -168,6 +172,16 @@ def otlp_exporter() -> SpanExporter:
     return OTLPSpanExporter()
 
 
+def resource() -> Resource:
+    """What the process's spans say about it: the OTEL_* environment's resource, with
+    service.name "agentrt" where the environment names no service (OpenTelemetry's own
+    default, unknown_service, is a row nobody can place)."""
+    found = Resource.create()
+    if OTELResourceDetector().detect().attributes.get(SERVICE_NAME):
+        return found
+    return found.merge(Resource({SERVICE_NAME: SERVICE}))
+
+
 @dataclass(frozen=True, slots=True)
 class TracingSetup:
     """What a `tracing=` argument turned into."""
@@ -195,7 +209,7 @@ def make_provider(tracing: Any, sink: SpanSink) -> TracingSetup:
             "database, read by `agentrt trace`), 'console', 'otlp', None, or an "
             "opentelemetry TracerProvider"
         )
-    provider = TracerProvider()
+    provider = TracerProvider(resource=resource())
     if tracing == "sqlite":
         # Batched: one transaction for many spans, on a thread of the processor's own,
         # instead of one per span in the run's thread. The runtime flushes at the end of

@@ -20,6 +20,7 @@ from dataclasses import replace
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from agentrt.redaction import Redactor
+from agentrt.tracing.messages import input_message, output_message
 
 _R = TypeVar("_R", bound="_Shown")
 
@@ -170,11 +171,17 @@ def _actions(data: Mapping[str, Any]) -> list[Mapping[str, Any]]:
 
 
 def shown_messages(
-    messages: Sequence[Any], redactor: Redactor | None, sensitive_of: SensitiveOf
+    messages: Sequence[Any],
+    redactor: Redactor | None,
+    sensitive_of: SensitiveOf,
+    *,
+    output: bool = False,
 ) -> list[dict[str, Any]]:
-    """Chat messages in GenAI's shape (role, content, tool calls), as shown: each tool
-    call's arguments and each tool result masked by that tool's sensitive fields, and every
-    message by the secret values those arguments hold (a result or an answer may repeat one)."""
+    """Chat messages in the GenAI conventions' shape (``agentrt.tracing.messages``: role,
+    parts; with ``output``, each with its finish_reason), as shown: each tool call's
+    arguments and each tool result masked by that tool's sensitive fields, and every
+    message by the secret values those arguments hold (a result or an answer may repeat
+    one)."""
     r = redactor or _DEFAULT
     tools: dict[Any, str] = {}  # tool call id -> tool name: a result is masked as its call
     known: list[Any] = []
@@ -184,29 +191,16 @@ def shown_messages(
             known += secret_values(call.get("args"), r, sensitive_of(name))
     out = []
     for message in messages:
-        item = _genai_message(message)
-        fields: Collection[str] = ()
-        if item["role"] == "tool":
-            called = tools.get(getattr(message, "tool_call_id", None))
-            fields = sensitive_of(called or str(getattr(message, "name", "") or ""))
-        for call in item.get("tool_calls", ()):
-            fields_of = sensitive_of(str(call["name"]))
-            call["arguments"] = shown(call["arguments"], r, sensitive=fields_of)
-        out.append(shown(item, r, sensitive=fields, known=known))
-    return out
-
-
-def _genai_message(message: Any) -> dict[str, Any]:
-    """A chat message as GenAI's input/output message shape: role, parts."""
-    role = {"human": "user", "ai": "assistant", "tool": "tool", "system": "system"}.get(
-        getattr(message, "type", ""), getattr(message, "type", "unknown")
-    )
-    out: dict[str, Any] = {"role": role, "content": getattr(message, "content", message)}
-    calls = getattr(message, "tool_calls", None)
-    if calls:
-        out["tool_calls"] = [
-            {"id": c.get("id"), "name": c.get("name"), "arguments": c.get("args")} for c in calls
-        ]
+        item = output_message(message) if output else input_message(message)
+        for part in item["parts"]:
+            if part["type"] == "tool_call":
+                fields: Collection[str] = sensitive_of(part["name"])
+                part["arguments"] = shown(part["arguments"], r, sensitive=fields, known=known)
+            elif part["type"] == "tool_call_response":
+                called = tools.get(part["id"])
+                fields = sensitive_of(called or str(getattr(message, "name", "") or ""))
+                part["response"] = shown(part["response"], r, sensitive=fields, known=known)
+        out.append(shown(item, r, known=known))
     return out
 
 

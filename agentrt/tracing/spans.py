@@ -1,22 +1,27 @@
 """RunTracing: the runtime's spans, opened with explicit parents, attributes set in one place.
 
-agent.run spans are roots of the run's one trace (its id lives in the runs row, so every
-segment of a run, in any process, joins the same trace); agent.step spans take the run
-span of their thread as explicit parent, not whatever context LangGraph's executor
-happens to carry; llm.call, tool.call, policy.check and approval.wait nest under the step
-that opens them. Every time comes from the runtime's clock, so a test's clock and the
-span store agree.
+A run is one trace (its id lives in the runs row) with one root: the agent.run span of its
+first segment (the first to end, if one was killed). Every later segment (a resume, in any
+process) is an agent.run under that root, linked to the segment before it; a segment that
+resumes from a human gate begins where the wait for the person began, so the
+approval.wait it holds lies inside it.
+agent.step spans take the run span of their thread as explicit parent, not whatever
+context LangGraph's executor happens to carry; llm.call, tool.call and policy.check nest
+under the step that opens them. Every time comes from the runtime's clock, so a test's
+clock and the span store agree.
 
-``RunTracing.set`` is the one place an attribute is set: content (prompts, arguments,
-results) goes on a span only with capture_content=True, and only as ``shown`` makes it (the
-Redactor, with the tool's declared sensitive fields: in a model call's messages too, for
-each tool call and tool result they hold). An error's message goes on the span whether
-capture is on or not, so it is shown the same way, with the failing call's secrets.
+``RunTracing.set`` is the one place an attribute is set: content (the goal and the answer,
+prompts, arguments, results) goes on a span only with capture_content=True, and only as
+``shown`` makes it (the Redactor, with the tool's declared sensitive fields: in a model
+call's messages too, for each tool call and tool result they hold). An error's message goes
+on the span whether capture is on or not, so it is shown the same way, with the failing
+call's secrets.
 """
 
 from __future__ import annotations
 
 import contextvars
+import hashlib
 import json
 import secrets
 from collections.abc import Callable, Collection, Iterator, Mapping
@@ -26,18 +31,39 @@ from typing import Any
 from langgraph.errors import GraphBubbleUp
 from opentelemetry import trace
 from opentelemetry.context import Context
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.sdk.trace.id_generator import IdGenerator
-from opentelemetry.trace import Link, Span, SpanContext, Status, StatusCode, TraceFlags
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    Span,
+    SpanContext,
+    Status,
+    StatusCode,
+    TraceFlags,
+)
 
 from agentrt.redaction import Redactor
 from agentrt.tracing import attributes as A
+from agentrt.tracing.handles import ModelCallSpan, PolicySpan, ToolCallSpan
+from agentrt.tracing.messages import split_system, tool_definitions
 from agentrt.tracing.shown import SensitiveOf, secret_values, shown, shown_messages
 
-__all__ = ["ModelCallSpan", "PolicySpan", "RunTracing", "ToolCallSpan", "new_trace_id"]
+__all__ = [
+    "ModelCallSpan",
+    "PolicySpan",
+    "RunTracing",
+    "ToolCallSpan",
+    "new_trace_id",
+    "root_span_id",
+]
 
 _RUN_TRACE: contextvars.ContextVar[int | None] = contextvars.ContextVar(
     "agentrt_run_trace", default=None
+)
+_RUN_ROOT: contextvars.ContextVar[int | None] = contextvars.ContextVar(
+    "agentrt_run_root", default=None
 )
 
 
@@ -46,14 +72,24 @@ def new_trace_id() -> str:
     return secrets.token_hex(16)
 
 
+def root_span_id(trace_id: str) -> str:
+    """The span id of a run's root span, as 16 hex digits: worked out from the run's trace
+    id, so every segment, in any process, knows the root it hangs under without asking
+    anyone (whichever segment is the first to end becomes it)."""
+    digest = hashlib.sha256(bytes.fromhex(trace_id)).hexdigest()[:16]
+    return digest if int(digest, 16) else "0" * 15 + "1"  # an all-zero span id is invalid
+
+
 class _RunTraceIds(IdGenerator):
-    """Gives an agent.run root span the trace id its run already has; else the usual."""
+    """Gives a run's root span the trace id its run already has, and the span id
+    root_span_id() says; any other span the usual ids."""
 
     def __init__(self, inner: IdGenerator) -> None:
         self.inner = inner
 
     def generate_span_id(self) -> int:
-        return self.inner.generate_span_id()
+        wanted = _RUN_ROOT.get()
+        return wanted if wanted is not None else self.inner.generate_span_id()
 
     def generate_trace_id(self) -> int:
         wanted = _RUN_TRACE.get()
@@ -81,6 +117,7 @@ class RunTracing:
         redactor: Redactor | None = None,
         sensitive_of: SensitiveOf | None = None,
         flush: Callable[[], object] | None = None,
+        agent_name: str = "agentrt",
     ) -> None:
         if isinstance(tracer, SdkTracer) and not isinstance(tracer.id_generator, _RunTraceIds):
             # Only this tracer is changed, never the provider: the caller's other tracers
@@ -92,6 +129,8 @@ class RunTracing:
         self.redactor = redactor or Redactor()
         self.sensitive_of: SensitiveOf = sensitive_of or (lambda name: ())
         """A tool's declared sensitive fields by name, for the tool calls in messages."""
+        self.agent_name = agent_name
+        """gen_ai.agent.name, and what a run's spans are named after."""
         self._flush = flush
         self._runs: dict[str, Span] = {}
         self._failed: dict[str, tuple[str, str | None, int]] = {}
@@ -135,6 +174,7 @@ class RunTracing:
     @contextmanager
     def _span(
         self,
+        kind: str,
         name: str,
         attrs: Mapping[str, Any],
         *,
@@ -142,23 +182,33 @@ class RunTracing:
         links: list[Link] | None = None,
         root: bool = False,
         trace_id: int | None = None,
+        span_id: int | None = None,
+        start: float | None = None,
         sensitive: Collection[str] = (),
         known: Collection[Any] = (),
     ) -> Iterator[Span]:
-        """A span under ``parent`` (or the current span); ``root``: under none, in trace
-        ``trace_id`` if given (a run's own trace), else a new trace."""
+        """A span of agentrt's ``kind`` called ``name``, under ``parent`` (or the current
+        span); ``root``: under none, in trace ``trace_id`` if given (a run's own trace),
+        else a new trace, with id ``span_id`` if given. It starts now, or at ``start`` if
+        that is earlier."""
         if root:
             context: Context | None = Context()
         elif parent is not None:
             context = trace.set_span_in_context(parent)
         else:
             context = None  # the current one: the step this node runs in
-        token = _RUN_TRACE.set(trace_id)  # what _RunTraceIds gives this span, and no other
+        now = self.clock()
+        began = now if start is None else min(now, start)
+        # What _RunTraceIds gives this span, and no other.
+        token, root_token = _RUN_TRACE.set(trace_id), _RUN_ROOT.set(span_id)
         try:
-            span = self.tracer.start_span(name, context=context, links=links, start_time=self._ns())
+            span = self.tracer.start_span(
+                name, context=context, links=links, start_time=self._ns(began)
+            )
         finally:
+            _RUN_ROOT.reset(root_token)
             _RUN_TRACE.reset(token)
-        self.set(span, attrs)
+        self.set(span, {A.SPAN_KIND: kind, **attrs})
         try:
             with trace.use_span(
                 span, end_on_exit=False, record_exception=False, set_status_on_exception=False
@@ -190,28 +240,28 @@ class RunTracing:
         thread_id: str,
         *,
         trace_id: str,
-        segment: str,
+        root: bool,
         previous_span_id: str | None = None,
+        since: float | None = None,
+        goal: str | None = None,
+        user: str | None = None,
+        tenant: str | None = None,
     ) -> Iterator[Span]:
-        """agent.run: one segment of a run, a root span of the run's trace.
+        """agent.run: one segment of a run, in the run's trace.
 
-        A resumed segment links to the one before it (``previous_span_id``), which may
-        have been written by another process; a segment started inside an app's span
-        links to that span too.
+        The ``root`` segment (the run's first to end) is the trace's root, with the span id
+        root_span_id() gives; every other segment hangs under it, wherever it runs, and
+        links to the segment before it (``previous_span_id``, the last that ended).
+        ``since``: when the wait this segment resumes from began (the span starts there,
+        so the wait lies inside it). A segment started inside an app's span links to that
+        span too. The goal is the span's input (content); the principal and tenant say
+        whose run it is.
         """
+        tid = int(trace_id, 16)
+        rid = int(root_span_id(trace_id), 16)
         links = []
         if previous_span_id:
-            links.append(
-                Link(
-                    SpanContext(
-                        trace_id=int(trace_id, 16),
-                        span_id=int(previous_span_id, 16),
-                        is_remote=True,
-                        trace_flags=TraceFlags(TraceFlags.SAMPLED),
-                    ),
-                    {A.SEGMENT: "previous"},
-                )
-            )
+            links.append(Link(_remote(tid, previous_span_id), {A.SEGMENT: "previous"}))
         caller = trace.get_current_span().get_span_context()
         if caller.is_valid:
             # Called inside the app's own span (a request, a job): the run keeps its own
@@ -219,15 +269,28 @@ class RunTracing:
             links.append(Link(caller, {A.SEGMENT: "caller"}))
         with self._span(
             A.AGENT_RUN,
+            f"{'invoke_agent' if root else 'resume'} {self.agent_name}",
             {
                 A.RUN_ID: thread_id,
-                A.SEGMENT: segment,
+                A.SEGMENT: "start" if root else "resume",
+                A.DRIVEN_FROM: self.clock() if since is not None else None,
+                A.GEN_AI_OPERATION: "invoke_agent",
+                A.GEN_AI_AGENT_NAME: self.agent_name,
                 A.GEN_AI_CONVERSATION: thread_id,
+                A.SESSION_ID: thread_id,
+                A.USER_ID: user,
+                A.TENANT: tenant,
+                A.METADATA: {"tenant": tenant} if tenant is not None else None,
+                A.INPUT_VALUE: goal,
+                A.INPUT_MIME_TYPE: "text/plain" if self.capture_content and goal else None,
                 A.OPENINFERENCE_KIND: "AGENT",
             },
+            parent=None if root else NonRecordingSpan(_remote(tid, rid)),
             links=links,
-            root=True,
-            trace_id=int(trace_id, 16),
+            root=root,
+            trace_id=tid,
+            span_id=rid if root else None,
+            start=since,
         ) as span:
             self._runs[thread_id] = span
             try:
@@ -235,9 +298,22 @@ class RunTracing:
             finally:
                 self._runs.pop(thread_id, None)
 
+    def settled(self, span: Span, status: str, *, output: str | None, error: str | None) -> None:
+        """Record how a segment ended on its agent.run span: the run's status, and as its
+        output the answer (content) or why it failed. A run that failed or ran out of
+        budget is an error, said by its status, unless an exception already said more."""
+        self.set(span, {A.RUN_STATUS: status})
+        said = output if output is not None else error
+        if said is not None and self.capture_content:
+            self.set(span, {A.OUTPUT_VALUE: said, A.OUTPUT_MIME_TYPE: "text/plain"})
+        if status in ("failed", "budget_exceeded") and not _errored(span):
+            span.set_status(Status(StatusCode.ERROR, shown(error or status, self.redactor)))
+            self.set(span, {A.ERROR_TYPE: status})
+
     @contextmanager
     def step(self, kind: str, thread_id: str, step_id: str | None = None) -> Iterator[Span]:
-        """agent.step: one node of the run graph, under its thread's agent.run span.
+        """agent.step: one node of the run graph, under its thread's agent.run span, named
+        for the node and the plan step it works on (``plan``, ``policy 1.0``).
 
         A node that LangGraph retries after an error makes one span an attempt; the
         retries carry agentrt.retry_count.
@@ -247,6 +323,7 @@ class RunTracing:
         try:
             with self._span(
                 A.AGENT_STEP,
+                kind if step_id is None else f"{kind} {step_id}",
                 {
                     A.STEP_KIND: kind,
                     A.RUN_ID: thread_id,
@@ -272,24 +349,35 @@ class RunTracing:
 
     @contextmanager
     def llm_call(
-        self, model: Any, messages: list[Any], *, max_tokens: int | None = None
+        self,
+        model: Any,
+        messages: list[Any],
+        *,
+        max_tokens: int | None = None,
+        tools: list[dict[str, Any]] | None = None,
     ) -> Iterator[ModelCallSpan]:
-        """llm.call: one call of the planner's model, with GenAI attributes; ``max_tokens``
-        is the output cap it is called with, if any."""
+        """llm.call (``chat {model}``): one call of the planner's model, with GenAI
+        attributes; ``max_tokens`` is the output cap it is called with, if any, and
+        ``tools`` the function schemas it is offered."""
         name, provider = _model_names(model)
         with self._span(
             A.LLM_CALL,
+            f"chat {name}" if name else "chat",
             {
                 A.GEN_AI_OPERATION: "chat",
                 A.GEN_AI_REQUEST_MODEL: name,
                 A.GEN_AI_REQUEST_MAX_TOKENS: max_tokens,
+                A.GEN_AI_REQUEST_TEMPERATURE: _temperature(model),
                 A.GEN_AI_PROVIDER: provider,
                 A.OPENINFERENCE_KIND: "LLM",
             },
         ) as span:
             handle = ModelCallSpan(self, span)
             if self.capture_content:  # the whole conversation: build it only when kept
-                handle.content(A.GEN_AI_INPUT_MESSAGES, self.conversation(messages))
+                system, history = split_system(messages)
+                handle.content(A.GEN_AI_SYSTEM_INSTRUCTIONS, system or None)
+                handle.content(A.GEN_AI_INPUT_MESSAGES, self.conversation(history))
+                handle.content(A.GEN_AI_TOOL_DEFINITIONS, tool_definitions(tools or ()) or None)
             yield handle
 
     @contextmanager
@@ -299,19 +387,22 @@ class RunTracing:
         action: Mapping[str, Any],
         phase: str = "call",
     ) -> Iterator[ToolCallSpan]:
-        """tool.call: one call of a tool, with GenAI attributes; arguments are content."""
+        """tool.call (``execute_tool {tool}``): one call of a tool, with GenAI attributes;
+        arguments are content."""
         sensitive = tuple(spec.sensitive) if spec is not None else ()
         # Its sensitive arguments' values, to cut out of the result and of an error text.
         known = secret_values(action.get("args"), self.redactor, sensitive)
         with self._span(
             A.TOOL_CALL,
+            f"execute_tool {action['tool']}",
             {
                 A.GEN_AI_OPERATION: "execute_tool",
                 A.GEN_AI_TOOL_NAME: action["tool"],
                 A.GEN_AI_TOOL_CALL_ID: action.get("call_id"),
-                A.GEN_AI_TOOL_TYPE: "function",
+                A.GEN_AI_TOOL_TYPE: "extension" if getattr(spec, "server", None) else "function",
                 A.STEP_ID: action.get("step_id"),
                 A.TOOL_EFFECT: str(spec.effect.value) if spec is not None else None,
+                A.TOOL_SERVER: getattr(spec, "server", None),
                 A.TOOL_PHASE: phase,
                 A.OPENINFERENCE_KIND: "TOOL",
             },
@@ -324,113 +415,77 @@ class RunTracing:
 
     @contextmanager
     def policy_check(self, action: Mapping[str, Any]) -> Iterator[PolicySpan]:
-        """policy.check: one evaluation of the policy for an action."""
+        """policy.check (``check_policy {tool}``): one evaluation of the policy for an
+        action. The tool is named by agentrt.tool.name: this span executes nothing."""
         with self._span(
             A.POLICY_CHECK,
+            f"check_policy {action['tool']}",
             {
-                A.GEN_AI_TOOL_NAME: action["tool"],
+                A.TOOL_NAME: action["tool"],
                 A.STEP_ID: action.get("step_id"),
                 A.OPENINFERENCE_KIND: "GUARDRAIL",
             },
         ) as span:
             yield PolicySpan(self, span)
 
-    def conversation(self, messages: list[Any]) -> list[dict[str, Any]]:
-        """Chat messages in GenAI's shape (role, content, tool calls), as shown."""
-        return shown_messages(messages, self.redactor, self.sensitive_of)
+    def conversation(self, messages: list[Any], *, output: bool = False) -> list[dict[str, Any]]:
+        """Chat messages in the GenAI conventions' shape (role, parts; with ``output``,
+        a finish_reason each), as shown."""
+        return shown_messages(messages, self.redactor, self.sensitive_of, output=output)
 
     def approval_wait(self, request: Any) -> None:
-        """approval.wait: from the request (the interrupt) to the decision, emitted once decided.
+        """approval.wait (``await_approval {tool}``): from the request (the interrupt) to the
+        decision, emitted once decided, under the segment that resumed from it (which
+        began when the wait did).
 
         Its times are the approvals table's, so the wait is right even when the request and
-        the decision happened in different processes.
+        the decision happened in different processes. A person's review is a guardrail, not
+        a tool call: the tool is named by agentrt.tool.name.
         """
         if request.decided_at is None:
             return
-        span = self.tracer.start_span(A.APPROVAL_WAIT, start_time=self._ns(request.requested_at))
+        parent = self._runs.get(request.thread_id)
+        context = trace.set_span_in_context(parent) if parent is not None else None
+        span = self.tracer.start_span(
+            f"await_approval {request.tool}",
+            context=context,
+            start_time=self._ns(request.requested_at),
+        )
         self.set(
             span,
             {
+                A.SPAN_KIND: A.APPROVAL_WAIT,
                 A.HUMAN_GATE: request.id,
+                A.RUN_ID: request.thread_id,
                 A.STEP_ID: request.step_id,
-                A.GEN_AI_TOOL_NAME: request.tool,
+                A.TOOL_NAME: request.tool,
                 A.APPROVAL_KIND: request.kind,
                 A.APPROVAL_STATUS: request.status.value,
                 A.APPROVAL_DECIDED_BY: request.decided_by,
                 A.APPROVAL_ROLE: request.required_role,
+                A.OPENINFERENCE_KIND: "GUARDRAIL",
             },
         )
         span.end(end_time=self._ns(max(request.decided_at, request.requested_at)))
 
 
-class _Handle:
-    def __init__(
-        self,
-        tracing: RunTracing,
-        span: Span,
-        sensitive: Collection[str] = (),
-        known: Collection[Any] = (),
-    ) -> None:
-        self.tracing = tracing
-        self.span = span
-        self.sensitive = sensitive
-        self.known = known
-
-    def content(self, key: str, value: Any) -> None:
-        """Put content on the span (only with capture on, always as shown)."""
-        self.tracing.set(self.span, {key: value}, sensitive=self.sensitive, known=self.known)
+def _remote(trace_id: int, span_id: str | int) -> SpanContext:
+    """The context of a span another segment (maybe another process) wrote."""
+    return SpanContext(
+        trace_id=trace_id,
+        span_id=span_id if isinstance(span_id, int) else int(span_id, 16),
+        is_remote=True,
+        trace_flags=TraceFlags(TraceFlags.SAMPLED),
+    )
 
 
-class ModelCallSpan(_Handle):
-    """The open llm.call span; record the model's response on it."""
-
-    def response(self, message: Any) -> None:
-        meta = getattr(message, "usage_metadata", None) or {}
-        info = getattr(message, "response_metadata", None) or {}
-        finish = info.get("finish_reason") or info.get("stop_reason")
-        self.tracing.set(
-            self.span,
-            {
-                A.GEN_AI_INPUT_TOKENS: meta.get("input_tokens"),
-                A.GEN_AI_OUTPUT_TOKENS: meta.get("output_tokens"),
-                A.GEN_AI_RESPONSE_MODEL: info.get("model_name") or info.get("model"),
-                A.GEN_AI_RESPONSE_ID: _response_id(message, info),
-                A.GEN_AI_FINISH_REASONS: [str(finish)] if finish else None,
-            },
-        )
-        if self.tracing.capture_content:
-            self.content(A.GEN_AI_OUTPUT_MESSAGES, self.tracing.conversation([message]))
+def _errored(span: Span) -> bool:
+    return isinstance(span, ReadableSpan) and span.status.status_code is StatusCode.ERROR
 
 
-class ToolCallSpan(_Handle):
-    """The open tool.call span; record the result or the failure kind on it."""
-
-    def result(self, value: Any, *, outcome: str = "ok", retries: int = 0) -> None:
-        self.tracing.set(self.span, {A.TOOL_OUTCOME: outcome, A.RETRY_COUNT: retries or None})
-        self.content(A.GEN_AI_TOOL_RESULT, value)
-
-
-class PolicySpan(_Handle):
-    """The open policy.check span; record the decision on it."""
-
-    def decision(self, decision: Any) -> None:
-        self.tracing.set(
-            self.span,
-            {
-                A.POLICY_DECISION: decision.outcome,
-                A.POLICY_RULE: decision.rule_id,
-                A.POLICY_NAME: decision.policy,
-                A.POLICY_VERSION: decision.policy_version,
-                A.APPROVAL_ROLE: decision.required_role,
-            },
-        )
-
-
-def _response_id(message: Any, info: Mapping[str, Any]) -> str | None:
-    """The provider's id of the answer (chatcmpl-...), if the client carried it over. A
-    message id LangChain made up (its run id, lc_run--...) names no response: left out."""
-    given = info.get("id") or getattr(message, "id", None)
-    return given if isinstance(given, str) and not given.startswith("lc_") else None
+def _temperature(model: Any) -> float | None:
+    value = getattr(model, "temperature", None)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def _model_names(model: Any) -> tuple[str | None, str | None]:

@@ -45,30 +45,45 @@ class TraceSpan:
         return max(0.0, self.end - self.start)
 
     @property
+    def kind(self) -> str:
+        """What the span is in agentrt's taxonomy (agent.run, agent.step, llm.call, ...):
+        its agentrt.span.kind, or, for a span stored before spans had names of their own,
+        its name."""
+        return str(self.attributes.get(A.SPAN_KIND) or self.name)
+
+    @property
     def label(self) -> str:
-        """A short description: the step kind, the model, the tool and what happened."""
+        """What happened, beside the name that says what the span is: how a segment ended,
+        a model call's tokens, a tool's outcome, a policy decision, who decided. A span
+        named by its kind alone (stored before) also says its step or tool."""
         a = self.attributes
-        if self.name == A.AGENT_RUN:
+        kind = self.kind
+        old = self.name == kind
+        if kind == A.AGENT_RUN:
             return f"{a.get(A.SEGMENT, '')} -> {a.get(A.RUN_STATUS, '?')}"
-        if self.name == A.AGENT_STEP:
-            step = f" {a[A.STEP_ID]}" if A.STEP_ID in a else ""
-            gate = " (waits for a person)" if a.get(A.INTERRUPTED) else ""
-            return f"{a.get(A.STEP_KIND, '?')}{step}{gate}"
-        if self.name == A.LLM_CALL:
-            return str(a.get(A.GEN_AI_REQUEST_MODEL) or "model")
-        if self.name == A.TOOL_CALL:
+        if kind == A.AGENT_STEP:
+            said = [str(a[k]) for k in (A.STEP_KIND, A.STEP_ID) if old and k in a]
+            if a.get(A.RETRY_COUNT):
+                said.append(f"retry {a[A.RETRY_COUNT]}")
+            if a.get(A.INTERRUPTED):
+                said.append("(waits for a person)")
+            return " ".join(said)
+        if kind == A.LLM_CALL:
+            model = f"{a.get(A.GEN_AI_REQUEST_MODEL) or 'model'}: " if old else ""
+            if A.GEN_AI_INPUT_TOKENS not in a:
+                return model.rstrip(": ")
+            tokens = f"{a[A.GEN_AI_INPUT_TOKENS]} in, {a.get(A.GEN_AI_OUTPUT_TOKENS, 0)} out"
+            return f"{model}{tokens}"
+        tool = a.get(A.TOOL_NAME) or a.get(A.GEN_AI_TOOL_NAME)
+        named = f"{tool}: " if old and tool else ""
+        if kind == A.TOOL_CALL:
             phase = a.get(A.TOOL_PHASE)
-            extra = f" {phase}" if phase and phase != "call" else ""
-            return f"{a.get(A.GEN_AI_TOOL_NAME)}{extra}: {a.get(A.TOOL_OUTCOME, '?')}"
-        if self.name == A.POLICY_CHECK:
-            return (
-                f"{a.get(A.GEN_AI_TOOL_NAME)}: {a.get(A.POLICY_DECISION)} ({a.get(A.POLICY_RULE)})"
-            )
-        if self.name == A.APPROVAL_WAIT:
-            return (
-                f"{a.get(A.GEN_AI_TOOL_NAME)}: {a.get(A.APPROVAL_STATUS)} "
-                f"by {a.get(A.APPROVAL_DECIDED_BY)}"
-            )
+            named = f"{named}{phase}: " if phase and phase != "call" else named
+            return f"{named}{a.get(A.TOOL_OUTCOME, '?')}"
+        if kind == A.POLICY_CHECK:
+            return f"{named}{a.get(A.POLICY_DECISION)} ({a.get(A.POLICY_RULE)})"
+        if kind == A.APPROVAL_WAIT:
+            return f"{named}{a.get(A.APPROVAL_STATUS)} by {a.get(A.APPROVAL_DECIDED_BY)}"
         return ""
 
     def walk(self) -> Iterator[tuple[int, TraceSpan]]:
@@ -82,6 +97,7 @@ class TraceSpan:
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name,
+            "kind": self.kind,
             "span_id": self.span_id,
             "parent_id": self.parent_id,
             "start": self.start,
@@ -102,37 +118,49 @@ class Trace:
     thread_id: str
     trace_id: str
     roots: list[TraceSpan]
-    """agent.run segments in start order (and any span whose parent was not stored)."""
+    """The run's root segment, with every later segment under it (and any span whose
+    parent was not stored; a run traced before it had one root has one a segment)."""
 
     def spans(self) -> Iterator[tuple[int, TraceSpan]]:
         """Every span, depth first, with its depth."""
         for root in self.roots:
             yield from root.walk()
 
+    def segments(self) -> list[TraceSpan]:
+        """The agent.run spans, one a segment, in start order."""
+        found = [span for _, span in self.spans() if span.kind == A.AGENT_RUN]
+        return sorted(found, key=lambda s: (s.start, s.end))
+
     def time_went(self) -> dict[str, float]:
         """Seconds per category: model, tools, policy, waiting for people, runtime overhead.
 
         Runtime overhead is the segments' time not spent in the model, tools or policy:
-        checkpoints, the store, the graph. Waiting happens between segments.
+        checkpoints, the store, the graph. A segment resumed from a gate begins when the
+        wait for the person did; only the time since it was driven counts.
         """
         totals = dict.fromkeys(CATEGORIES, 0.0)
         running = 0.0
         for _, span in self.spans():
-            if span.name == A.AGENT_RUN:
-                running += span.duration
-            elif span.name in _CATEGORY_OF:
-                totals[_CATEGORY_OF[span.name]] += span.duration
+            if span.kind == A.AGENT_RUN:
+                began = span.attributes.get(A.DRIVEN_FROM)
+                driven = began if isinstance(began, int | float) else span.start
+                running += max(0.0, span.end - max(span.start, driven))
+            elif span.kind in _CATEGORY_OF:
+                totals[_CATEGORY_OF[span.kind]] += span.duration
         busy = totals["model"] + totals["tools"] + totals["policy"]
         totals["runtime overhead"] = max(0.0, running - busy)
         return totals
 
     def render(self) -> str:
         """The tree with durations, then the summary, as text."""
-        lines = [f"trace {self.trace_id}  run {self.thread_id}  ({len(self.roots)} segment(s))"]
-        for depth, span in self.spans():
-            name = "  " * depth + span.name
+        segments = len(self.segments())
+        lines = [f"trace {self.trace_id}  run {self.thread_id}  ({segments} segment(s))"]
+        rows = [("  " * depth + span.name, span) for depth, span in self.spans()]
+        width = max([24, *(len(name) for name, _ in rows)])
+        for name, span in rows:
             mark = "  ERROR" if span.status == "ERROR" else ""
-            lines.append(f"{name:<24} {format_seconds(span.duration):>10}  {span.label}{mark}")
+            line = f"{name:<{width}} {format_seconds(span.duration):>10}  {span.label}{mark}"
+            lines.append(line.rstrip())
         went = self.time_went()
         total = sum(went.values())
         lines.append("")
