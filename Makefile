@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck pytest bench chaos install clean serve
+.PHONY: demo test lint typecheck pytest bench chaos install clean serve screenshots
 
 # The venv is rebuilt whenever pyproject.toml changes, so a fresh clone and a stale
 # machine both end up with exactly what the project declares.
@@ -32,6 +32,18 @@ $(BWRAP):
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
 		bubblewrap
 
+# The tracing tests send a run's spans to a real Arize Phoenix on 127.0.0.1 and read them back.
+# Phoenix is large, so it gets a virtual environment of its own, kept across clones under
+# ~/.cache and installed once; the tests find its Python through AGENTRT_PHOENIX_PYTHON.
+PHOENIX_VERSION := 20.26.1
+PHOENIX_VENV ?= $(HOME)/.cache/agentrt/phoenix-$(PHOENIX_VERSION)
+PHOENIX_PYTHON := $(PHOENIX_VENV)/bin/python
+$(PHOENIX_VENV)/.installed:
+	$(PYTHON) -m venv $(PHOENIX_VENV)
+	$(PHOENIX_PYTHON) -m pip install --quiet --upgrade pip
+	$(PHOENIX_PYTHON) -m pip install --quiet 'arize-phoenix==$(PHOENIX_VERSION)'
+	touch $@
+
 # The Postgres store's tests start a throwaway server of their own from Debian's postgresql
 # (initdb and pg_ctl in /usr/lib/postgresql/*/bin; tests/postgres.py). Installed once.
 .PHONY: postgresql
@@ -40,6 +52,10 @@ postgresql:
 		$(SUDO) apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
 			postgresql; }
+
+# The README's picture of a run in Arize Phoenix (docs/phoenix-trace.png), taken again.
+screenshots: $(STAMP) $(CHROMIUM) $(PHOENIX_VENV)/.installed
+	AGENTRT_PHOENIX_PYTHON=$(PHOENIX_PYTHON) $(BIN)/python docs/screenshots.py
 
 demo: $(STAMP)
 	$(BIN)/agentrt demo --db agentrt.db
@@ -56,8 +72,8 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) $(CHROMIUM) $(BWRAP) postgresql
-	$(BIN)/python -m pytest
+pytest: $(STAMP) $(CHROMIUM) $(BWRAP) postgresql $(PHOENIX_VENV)/.installed
+	AGENTRT_PHOENIX_PYTHON=$(PHOENIX_PYTHON) $(BIN)/python -m pytest
 
 test: lint typecheck pytest
 

@@ -12,6 +12,7 @@ import pytest
 
 from agentrt import AgentRuntime
 from agentrt.examples import refund_desk
+from tests.phoenix import phoenix  # noqa: F401
 from tests.postgres import empty_postgres_url, postgres_server, postgres_url  # noqa: F401
 
 _real_connect = socket.socket.connect
