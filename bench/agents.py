@@ -78,7 +78,7 @@ def script(actions: int) -> list[Any]:
     return [*(ai("", tool_call("noop", {"i": k})) for k in range(actions)), "done"]
 
 
-def agentrt_runtime(model: BaseChatModel, db: Path, actions: int) -> AgentRuntime:
+def agentrt_runtime(model: BaseChatModel, db: Path | str, actions: int) -> AgentRuntime:
     """agentrt with the no-op tool, a policy that allows it, and room for ``actions``."""
     return AgentRuntime(
         model,

@@ -34,6 +34,7 @@ BENCHMARKS: tuple[str, ...] = (
     "approvals",
     "tracing",
     "service",
+    "workers",
 )
 """Every benchmark module, in the order they run; one line each."""
 

@@ -103,8 +103,9 @@ class Server:
 
 
 @contextmanager
-def _serving(db: Path, log: Path) -> Iterator[Server]:
-    """`agentrt serve` on a free port with a key made by `agentrt keys create`; stopped after."""
+def _serving(db: Path | str, log: Path, *args: str) -> Iterator[Server]:
+    """`agentrt serve` on a free port with a key made by `agentrt keys create`; stopped after.
+    ``args``: more of serve's options (``--no-worker``)."""
     made = subprocess.run(
         [*_cli("keys", "create", "--id", PRINCIPAL.id, "--tenant", "bench"), "--db", str(db)],
         cwd=BENCH,
@@ -125,6 +126,7 @@ def _serving(db: Path, log: Path) -> Iterator[Server]:
                 RATE_LIMIT,
                 "--log-level",
                 "warning",
+                *args,
             ],
             cwd=BENCH,
             stdout=subprocess.DEVNULL,

@@ -29,4 +29,5 @@ PRINCIPAL = Principal("bench", tenant="bench")
 
 def build_runtime(db: str | Path = "service-bench.db") -> AgentRuntime:
     """The benchmark's runtime on ``db``: the no-op tool, allow-all, a slow scripted model."""
-    return agentrt_runtime(ScriptedChatModel(script(ACTIONS), latency=LATENCY), Path(db), ACTIONS)
+    # The database as given: a postgresql:// URL is no path.
+    return agentrt_runtime(ScriptedChatModel(script(ACTIONS), latency=LATENCY), db, ACTIONS)

@@ -87,7 +87,7 @@ def test_the_makefile_comment_before_make_serve_makes_a_key_with_the_database_al
 
 @pytest.mark.subprocess
 def test_the_service_walkthrough_works_as_printed(tmp_path: Path) -> None:
-    lines = sh_block("agentrt serve")
+    lines = sh_block("agentrt serve --app agentrt.examples.refund_desk")
     keys = [line for line in lines if line.startswith("agentrt keys create")]
     (serve,) = [line for line in lines if line.startswith("agentrt serve")]
     calls = [line for line in lines if line.startswith("curl")]

@@ -211,7 +211,6 @@ class Driver:
         try:
             beat = Heartbeat(self.store, thread_id, owner, self.lease_ttl, self.store.clock)
             beat.start()
-
             try:
                 known = yield blocking(self._segment_trace, graph, thread_id, graph_input)
                 with segment_span(self.tracing, known) as span:
