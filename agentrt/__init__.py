@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from agentrt.runtime import AgentRuntime, Run, Sweep
     from agentrt.state import Action, Observation, ObservationKind, Plan, RunState, RunStatus, Usage
     from agentrt.tools import Effect, ToolContext, ToolError, ToolSpec, as_tool, tool
+    from agentrt.tools.mcp import MCPServer
     from agentrt.tools.sandbox import run_python
     from agentrt.tracing import Redactor, Trace
 
@@ -57,6 +58,7 @@ __all__ = [
     "Effect",
     "IllegalTransition",
     "InvalidDecision",
+    "MCPServer",
     "NotAuthorized",
     "Observation",
     "ObservationKind",
@@ -107,6 +109,7 @@ _SOURCES: dict[str, str] = {
     "Effect": "agentrt.tools",
     "IllegalTransition": "agentrt.errors",
     "InvalidDecision": "agentrt.errors",
+    "MCPServer": "agentrt.tools.mcp",
     "NotAuthorized": "agentrt.errors",
     "Observation": "agentrt.state",
     "ObservationKind": "agentrt.state",

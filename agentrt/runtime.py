@@ -112,7 +112,12 @@ class AgentRuntime:
         """The tools runs may call. Toolsets start here (their tools are known only then),
         on the tool loop where async tools run; close() closes them."""
         self.tools.start()
-        policy = self._checked(policy if policy is not None else Policy.cautious())
+        try:
+            policy = self._checked(policy if policy is not None else Policy.cautious())
+            self.tools.override(policy.tool_settings)
+        except BaseException:
+            self.tools.close()  # a server the runtime started is not left running
+            raise
         chat = reporting_usage(resolve_model(model))
         self.model_name = model_name_of(chat)
         """The planner model's name, as its price is looked up."""
@@ -230,13 +235,14 @@ class AgentRuntime:
         takes effect only through this call (or a new process), after it was validated.
         """
         checked = self._checked(policy)
+        self.tools.override(checked.tool_settings)
         self.deps = replace(self.deps, policy=checked)
         self.graph = build_run_graph(self.deps, self._opened.checkpointer)
 
     def _checked(self, policy: Policy) -> Policy:
         if not isinstance(policy, Policy):
             raise ConfigError(f"policy must be an agentrt Policy, got {policy!r}")
-        policy.check_tools(self.tools.names())
+        policy.check_tools(self.tools.names(), servers=self.tools.servers())
         return policy
 
     # lifecycle ----------------------------------------------------------------------------

@@ -24,6 +24,7 @@ def test_public_names() -> None:
         "Effect",
         "IllegalTransition",
         "InvalidDecision",
+        "MCPServer",
         "NotAuthorized",
         "Observation",
         "ObservationKind",

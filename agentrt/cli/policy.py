@@ -61,7 +61,12 @@ def _match_text(rule: Rule) -> str:
     parts = [] if m.tools == ["*"] else [f"tools={','.join(m.tools)}"]
     if m.effects is not None:
         parts.append(f"effects={','.join(e.value for e in m.effects)}")
-    for label, values in (("scopes", m.scopes), ("roles", m.roles), ("tenants", m.tenants)):
+    for label, values in (
+        ("scopes", m.scopes),
+        ("roles", m.roles),
+        ("tenants", m.tenants),
+        ("servers", m.servers),
+    ):
         if values is not None:
             parts.append(f"{label}={','.join(values)}")
     return " ".join(parts) or "*"
@@ -91,7 +96,7 @@ def check(path: FileArgument, app_options: AppOptions) -> None:
         policy = Policy.from_file(path)
         rt = _maybe_runtime(stack, app_options)
         if rt is not None:
-            policy.check_tools(rt.tools.names())
+            policy.check_tools(rt.tools.names(), servers=rt.tools.servers())
         typer.echo(
             f"{path}: policy {policy.name!r} version {policy.version}, default {policy.default}, "
             f"{len(policy.rules)} rules"

@@ -143,6 +143,7 @@ class Policy:
         *,
         default: Literal["allow", "deny"] = "deny",
         name: str = "policy",
+        tools: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         source = f"<policy {name}>"
         plain: list[dict[str, Any]] = []
@@ -156,7 +157,8 @@ class Policy:
                     f"{source}: rule #{index + 1} is {rule!r}; give a Rule or a mapping "
                     "such as {'id': 'reads', 'match': {'effects': ['read']}, 'decision': 'allow'}"
                 )
-        parsed = validate_policy_data({"name": name, "default": default, "rules": plain}, source)
+        data = {"name": name, "default": default, "rules": plain, "tools": dict(tools or {})}
+        parsed = validate_policy_data(data, source)
         self._init(parsed, None, source=source, text=parsed.model_dump_json())
 
     @classmethod
@@ -226,13 +228,19 @@ class Policy:
                     raise self._cel_error(node, index, source, rule, str(exc)) from None
             compiled.append(_CompiledRule(rule, program))
         self.rules: tuple[_CompiledRule, ...] = tuple(compiled)
+        self._tools = dict(parsed.tools)
         self._node = node
 
     @staticmethod
     def _error(
-        node: yaml.Node | None, path: list[str | int], source: str, message: str
+        node: yaml.Node | None,
+        path: list[str | int],
+        source: str,
+        message: str,
+        *,
+        at_key: bool = False,
     ) -> ConfigError:
-        target = locate(node, path) if node is not None else None
+        target = locate(node, path, at_key=at_key) if node is not None else None
         if target is None:
             return PolicyFileError(source, None, None, message)
         return PolicyFileError(
@@ -270,9 +278,48 @@ class Policy:
             return PolicyFileError(source, error.line, column, error.message)
         return error
 
-    def check_tools(self, tool_names: Iterable[str]) -> None:
-        """Refuse a rule that names a tool (without wildcards) the runtime does not have."""
+    @property
+    def tool_settings(self) -> dict[str, dict[str, Any]]:
+        """What the file's ``tools:`` section says of each tool, by name: only the options
+        it gives (ToolOverride's fields)."""
+        return {
+            name: {
+                k: tuple(v) if isinstance(v, list) else v
+                for k, v in settings.model_dump(exclude_none=True).items()
+            }
+            for name, settings in self._tools.items()
+        }
+
+    def check_tools(
+        self, tool_names: Iterable[str], *, servers: Iterable[str] | None = None
+    ) -> None:
+        """Refuse a rule that names a tool (without wildcards) the runtime does not have,
+        a ``tools:`` entry for a tool it does not have, and, given the runtime's MCP
+        ``servers``, a rule that names a server (without wildcards) it does not have."""
         names = set(tool_names)
+        for name in self._tools:
+            if name not in names:
+                raise self._error(
+                    self._node,
+                    ["tools", name],
+                    self.source,
+                    f"the tools section sets options of tool {name!r}, which this runtime "
+                    f"does not have; known tools: {sorted(names)!r}",
+                    at_key=True,
+                )
+        if servers is not None:
+            known = set(servers)
+            for index, cr in enumerate(self.rules):
+                for at, pattern in enumerate(cr.rule.match.servers or ()):
+                    if any(ch in pattern for ch in "*?[") or pattern in known:
+                        continue
+                    raise self._error(
+                        self._node,
+                        ["rules", index, "match", "servers", at],
+                        self.source,
+                        f"rule {cr.rule.id!r} names MCP server {pattern!r}, which this runtime "
+                        f"does not have; its servers: {sorted(known)!r}",
+                    )
         for index, cr in enumerate(self.rules):
             for at, pattern in enumerate(cr.rule.match.tools):
                 if any(ch in pattern for ch in "*?[") or pattern in names:
@@ -477,6 +524,15 @@ class Policy:
             )
         if m.tenants is not None and principal.tenant not in m.tenants:
             return f"tenant {principal.tenant!r} is not in {m.tenants!r}" if explain else "no"
+        if m.servers is not None and not (
+            tool.server is not None
+            and any(fnmatch.fnmatchcase(tool.server, pattern) for pattern in m.servers)
+        ):
+            if not explain:
+                return "no"
+            if tool.server is None:
+                return f"tool {tool.name!r} is not an MCP server's"
+            return f"MCP server {tool.server!r} is not in {m.servers!r}"
         return None
 
     def __repr__(self) -> str:

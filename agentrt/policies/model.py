@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from agentrt.tools.contract import Effect
 
-__all__ = ["ApprovalSpec", "Match", "PolicyFile", "Rule", "parse_duration"]
+__all__ = ["ApprovalSpec", "Match", "PolicyFile", "Rule", "ToolSettings", "parse_duration"]
 
 Outcome = Literal["allow", "deny", "require_approval"]
 
@@ -50,6 +50,9 @@ class Match(_Strict):
     """The run's principal holds at least one of these roles."""
     tenants: list[str] | None = None
     """The run's principal belongs to one of these tenants."""
+    servers: list[str] | None = None
+    """MCP server name globs: the tool is one of these servers' (e.g. ["git"] for every
+    tool the server named git offers)."""
 
 
 class ApprovalSpec(_Strict):
@@ -111,6 +114,29 @@ class Rule(_Strict):
     """Why, in words a person reviewing the decision understands."""
 
 
+class ToolSettings(_Strict):
+    """What the policy says of one tool over what the tool says of itself (an MCP server's
+    annotations, a LangChain tool's silence): each field given replaces the tool's own."""
+
+    effect: Effect | None = None
+    """read, write or irreversible."""
+    idempotent: bool | None = None
+    """True if calling it twice with the same arguments is safe."""
+    scopes: list[str] | None = None
+    """Scopes a principal must hold, all of them, for the tool to be offered or run."""
+    cost_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
+    """Declared price of one call, counted against Budget.max_cost_usd."""
+    sensitive: list[str] | None = None
+    """Argument and result field names to mask wherever they are shown."""
+    timeout: float | None = None
+    """Seconds (or '90s', '5m') one attempt may take."""
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _duration(cls, value: object) -> float | None:
+        return None if value is None else parse_duration(value)  # type: ignore[arg-type]
+
+
 class PolicyFile(_Strict):
     """A whole policy file."""
 
@@ -122,6 +148,9 @@ class PolicyFile(_Strict):
     """What happens when no rule matches."""
     rules: list[Rule] = Field(default_factory=list)
     """Evaluated all together; the most restrictive matching decision wins."""
+    tools: dict[str, ToolSettings] = Field(default_factory=dict)
+    """Per tool name: its effect, idempotency, scopes, price, sensitive fields or timeout,
+    in place of what the tool says (each name must be a tool the runtime has)."""
 
     @field_validator("version")
     @classmethod

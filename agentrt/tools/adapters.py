@@ -86,7 +86,7 @@ def as_tool(lc_tool: BaseTool, **options: Unpack[ToolOptions]) -> ToolSpec:
             schema=_without_description(schema, lc_tool.description),
             **options,
         )
-        return replace(spec, output=output)
+        return replace(spec, output=output, source="langchain")
     if not (isinstance(schema, type) and issubclass(schema, BaseModel)):
         raise ConfigError(
             f"LangChain tool {lc_tool.name!r} has an args_schema of type "
@@ -103,6 +103,7 @@ def as_tool(lc_tool: BaseTool, **options: Unpack[ToolOptions]) -> ToolSpec:
         args_model=args_model,
         ctx_param="_ctx",
         output=output,
+        source="langchain",
     )
 
 
@@ -131,6 +132,7 @@ def schema_tool(
         args_schema=JsonSchemaArgs(schema, tool=name),
         ctx_param="ctx",
         output=declared.output if options.get("output") is not None else None,
+        source="schema",
     )
 
 

@@ -129,6 +129,12 @@ class ToolSpec:
     allow_non_finite: bool = False
     """True if the tool takes NaN and infinities as numbers; otherwise any argument that is
     one, at any depth, is invalid (a refund of -inf is not a refund)."""
+    source: str = "function"
+    """What described the tool: "function" (@tool), "langchain" (as_tool), "schema"
+    (schema_tool) or "mcp" (an MCP server's listing)."""
+    server: str | None = None
+    """The MCP server that runs the tool, by its name in the runtime; None for a tool this
+    process runs. Policy rules match it (``match: {servers: [...]}``)."""
 
     def __post_init__(self) -> None:
         if (self.args_model is None) == (self.args_schema is None):

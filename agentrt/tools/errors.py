@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-__all__ = ["ToolArgsError", "ToolError"]
+__all__ = ["OutcomeUnknown", "ToolArgsError", "ToolError"]
 
 
 class ToolError(Exception):
@@ -24,6 +24,16 @@ class ToolError(Exception):
             raise ValueError(f"ToolError kind must be 'transient' or 'permanent', got {kind!r}")
         self.kind: Literal["transient", "permanent"] = kind
         super().__init__(message)
+
+
+class OutcomeUnknown(TimeoutError):
+    """A call whose outcome cannot be known: the request went out and the answer never came
+    back (the server it went to died, or the connection dropped, mid-call).
+
+    It counts as a timeout, the other case of an answer that never came: a read, or an
+    idempotent tool, is called again; for any other tool the effect is in doubt, and the
+    ledger asks a person (the reconcile gate) rather than calling it twice.
+    """
 
 
 class ToolArgsError(Exception):

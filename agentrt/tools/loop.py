@@ -81,6 +81,11 @@ class LoopThread:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def thread_ident(self) -> int | None:
+        """The loop's thread id: code there must await (``arun``), never block (``run``)."""
+        return self._thread.ident
+
     def run(self, aw: Awaitable[T], timeout: float | None = None) -> T:
         """Run ``aw`` on this loop and wait for its result in the calling thread."""
         self._check_usable(aw)

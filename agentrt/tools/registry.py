@@ -6,23 +6,35 @@ server) by ``start()``, and any of them again by ``refresh()``. Every toolset me
 on the registry's tool loop, the one the runner calls async tools on, so a session a
 toolset opens in ``start`` serves every later call. A name two tools share is a ConfigError
 naming where each came from, and leaves the registry as it was.
+
+A toolset that knows its list changed (an MCP server's tools/list_changed) says so with
+``changed``; the registry lists it again when tools are next offered to a planner, so a
+run that starts later plans with the new list. A tool a refresh removed is still found by
+``get``: a run that planned a call of it goes on with the spec it planned with (and the
+call fails if the server no longer has it). Overrides (``override``) replace what a tool
+says of itself with what the app says, on every listing.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import TypeAlias
+from typing import Any, TypeAlias
 
 from langchain_core.tools import BaseTool
 
 from agentrt.errors import ConfigError
+from agentrt.logs import get_logger
 from agentrt.principal import Principal
 from agentrt.tools.adapters import as_tool
 from agentrt.tools.contract import ToolSpec
 from agentrt.tools.loop import LoopThread, default_loop
+from agentrt.tools.overrides import ToolOverride, overrides_of, unknown_names
 from agentrt.tools.toolset import LocalToolset, Toolset, close_toolset, start_toolset
+
+logger = get_logger("agentrt.tools")
 
 __all__ = ["EVERY_FIELD", "ToolChanges", "ToolLike", "ToolRegistry"]
 
@@ -75,6 +87,11 @@ class ToolRegistry:
         self._listed: dict[str, tuple[ToolSpec, ...]] = {}
         self._started: set[str] = set()
         self._busy: asyncio.Lock | None = None
+        self._overrides: dict[str, ToolOverride] = {}
+        # An overridden spec per (listed spec, override), so a listing that did not change
+        # gives the same objects again (a refresh reports no change for them).
+        self._applied: dict[tuple[int, ToolOverride], tuple[ToolSpec, ToolSpec]] = {}
+        self._retired: dict[str, ToolSpec] = {}
         plain: set[str] = set()
         for given in tools:
             if isinstance(given, ToolSpec | BaseTool):
@@ -106,7 +123,9 @@ class ToolRegistry:
     # reading -----------------------------------------------------------------------------
 
     def get(self, name: str) -> ToolSpec | None:
-        return self._tools.get(name)
+        """The tool named ``name``; also one a refresh removed, for the runs that planned
+        with it."""
+        return self._tools.get(name) or self._retired.get(name)
 
     def names(self) -> list[str]:
         return list(self._tools)
@@ -118,6 +137,32 @@ class ToolRegistry:
     @property
     def toolsets(self) -> list[Toolset]:
         return list(self._toolsets.values())
+
+    def servers(self) -> list[str]:
+        """The names of its toolsets that are MCP servers (what ``match: servers`` names)."""
+        return [n for n, t in self._toolsets.items() if _kind(t) == "MCP server"]
+
+    def override(self, overrides: Mapping[str, ToolOverride | Mapping[str, Any]] | None) -> None:
+        """Replace what tools say of themselves with ``overrides`` (by tool name), from now
+        on and on every later listing; None or {} drops every override.
+
+        A name no tool has is a ConfigError naming the tools there are, and changes nothing.
+        """
+        checked = overrides_of(overrides)
+        unknown = unknown_names(checked, self._raw_names(self._listed))
+        if unknown:
+            raise ConfigError(
+                f"overrides name tools this runtime does not have: {unknown!r}; its tools are "
+                f"{sorted(self._raw_names(self._listed))!r}"
+            )
+        before = self._overrides
+        self._overrides = checked
+        try:
+            self._tools, self._origins = self._merged(self._listed)
+        except BaseException:
+            self._overrides = before
+            raise
+        self._prune_applied()
 
     @property
     def loop(self) -> LoopThread:
@@ -132,8 +177,44 @@ class ToolRegistry:
         return spec.sensitive if spec is not None else EVERY_FIELD
 
     def offered_to(self, principal: Principal) -> list[ToolSpec]:
-        """Tools whose required scopes the principal holds: the only ones the model sees."""
+        """Tools whose required scopes the principal holds: the only ones the model sees.
+
+        A toolset whose list changed since it was listed is listed again first."""
+        self.pick_up_changes()
         return [t for t in self._tools.values() if set(t.scopes) <= set(principal.scopes)]
+
+    def changed(self) -> list[str]:
+        """The toolsets that say their tools changed since they were last listed."""
+        return [
+            n
+            for n, t in self._toolsets.items()
+            if n in self._started and getattr(t, "changed", False) is True
+        ]
+
+    def pick_up_changes(self) -> ToolChanges:
+        """List again each toolset whose list changed (blocks until done).
+
+        Called as a plan is made. A listing that fails (the server is down, a new name
+        clashes) is logged and the registry keeps the tools it had: a planner is never
+        stopped by a server's change of list.
+        """
+        names = self.changed()
+        # On the tool loop's own thread nothing may wait for the loop: the next plan lists.
+        if not names or threading.get_ident() == self.loop.thread_ident:
+            return ToolChanges()
+        try:
+            changes = self.loop.run(self._refresh_each(names))
+        except Exception as exc:
+            logger.warning("the tools of %s changed, but listing them again failed: %s", names, exc)
+            return ToolChanges()
+        if changes.added or changes.removed or changes.replaced:
+            logger.info(
+                "tools changed: added %s, removed %s, replaced %s",
+                list(changes.added),
+                list(changes.removed),
+                list(changes.replaced),
+            )
+        return changes
 
     def __iter__(self) -> Iterator[ToolSpec]:
         return iter(self._tools.values())
@@ -147,13 +228,21 @@ class ToolRegistry:
         """Start every toolset not started yet and list them all (blocks until done)."""
         if not self._toolsets:  # plain tools only: no need for a loop at all
             return ToolChanges()
-        return self.loop.run(self._refresh(None, start=True))
+        try:
+            return self.loop.run(self._refresh(None, start=True))
+        except BaseException:
+            self.close()  # what did start is not left running
+            raise
 
     async def astart(self) -> ToolChanges:
         """``start`` for async callers."""
         if not self._toolsets:
             return ToolChanges()
-        return await self.loop.arun(self._refresh(None, start=True))
+        try:
+            return await self.loop.arun(self._refresh(None, start=True))
+        except BaseException:
+            await self.aclose()
+            raise
 
     def refresh(self, toolset: str | None = None) -> ToolChanges:
         """List toolset ``toolset`` (None: every toolset) again; what changed.
@@ -178,6 +267,17 @@ class ToolRegistry:
         if self._started:
             await self.loop.arun(self._close())
 
+    async def _refresh_each(self, names: Iterable[str]) -> ToolChanges:
+        added: list[str] = []
+        removed: list[str] = []
+        replaced: list[str] = []
+        for name in names:
+            changes = await self._refresh(name, start=True)
+            added += changes.added
+            removed += changes.removed
+            replaced += changes.replaced
+        return ToolChanges(tuple(added), tuple(removed), tuple(replaced))
+
     async def _refresh(self, name: str | None, *, start: bool) -> ToolChanges:
         if name is not None and name not in self._toolsets:
             raise ConfigError(
@@ -201,6 +301,11 @@ class ToolRegistry:
             tools, origins = self._merged(listed)
             before = self._tools
             self._listed, self._tools, self._origins = listed, tools, origins
+            for gone in set(before) - set(tools):
+                self._retired[gone] = before[gone]
+            for back in set(tools) & set(self._retired):
+                del self._retired[back]
+            self._prune_applied()
         return ToolChanges(
             added=tuple(n for n in tools if n not in before),
             removed=tuple(n for n in before if n not in tools),
@@ -240,18 +345,53 @@ class ToolRegistry:
                         "must be unique"
                     )
                 if spec.name in tools:
+                    hint = (
+                        " (an MCP server takes prefix= to set its tools apart)"
+                        if "MCP server" in (self._where(origins[spec.name]) + self._where(origin))
+                        else ""
+                    )
                     raise ConfigError(
                         f"two tools are named {spec.name!r}: one from "
-                        f"{_where(origins[spec.name])}, one from {_where(origin)}; tool names "
-                        "must be unique: rename one, or leave one of them out"
+                        f"{self._where(origins[spec.name])}, one from {self._where(origin)}; "
+                        f"tool names must be unique: rename one{hint}, or leave one of them out"
                     )
-                tools[spec.name] = spec
+                tools[spec.name] = self._overridden(spec)
                 origins[spec.name] = origin
         return tools, origins
 
+    def _overridden(self, spec: ToolSpec) -> ToolSpec:
+        override = self._overrides.get(spec.name)
+        if override is None:
+            return spec
+        key = (id(spec), override)
+        cached = self._applied.get(key)
+        if cached is not None and cached[0] is spec:
+            return cached[1]
+        applied = override.apply(spec)
+        self._applied[key] = (spec, applied)
+        return applied
 
-def _where(origin: str | None) -> str:
-    return "the tools list" if origin is None else f"toolset {origin!r}"
+    def _prune_applied(self) -> None:
+        """Forget overridden specs of listings the registry no longer holds."""
+        live = {id(spec) for specs in self._listed.values() for spec in specs}
+        live |= {id(s) for s in self._sources if isinstance(s, ToolSpec)}
+        self._applied = {k: v for k, v in self._applied.items() if k[0] in live}
+
+    def _raw_names(self, listed: Mapping[str, tuple[ToolSpec, ...]]) -> list[str]:
+        names = [s.name for s in self._sources if isinstance(s, ToolSpec)]
+        return names + [spec.name for specs in listed.values() for spec in specs]
+
+    def _where(self, origin: str | None) -> str:
+        if origin is None:
+            return "the tools list"
+        toolset = self._toolsets.get(origin)
+        return f"{_kind(toolset) if toolset is not None else 'toolset'} {origin!r}"
+
+
+def _kind(toolset: Toolset) -> str:
+    """What a toolset is, in words ("toolset", "MCP server"): its ``kind``, if it says."""
+    kind = getattr(toolset, "kind", None)
+    return kind if isinstance(kind, str) and kind else "toolset"
 
 
 def _checked(toolset: str, specs: Iterable[object]) -> tuple[ToolSpec, ...]:

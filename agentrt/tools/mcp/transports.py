@@ -1,0 +1,148 @@
+"""How an MCPServer reaches its server: a subprocess over stdio, or Streamable HTTP.
+
+Each transport checks what it was given when the server is declared, says where it goes
+without its secrets (an env value, a header, a password in a URL never appear), and opens
+the SDK's transport for a session: a stdio server is checked for first (its program must
+exist) and its stderr goes to the log.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+from agentrt.errors import ConfigError
+from agentrt.tools.mcp.connection import StderrToLog, WatchedTransport
+
+__all__ = ["Http", "Stdio", "http_transport", "stdio_transport"]
+
+
+@dataclass(frozen=True, slots=True)
+class Stdio:
+    """A server this process starts, talking JSON-RPC on its stdin and stdout."""
+
+    command: str
+    args: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+    """Added to the SDK's minimal environment (HOME, PATH, ...)."""
+    cwd: str | None
+
+    @property
+    def kind(self) -> str:
+        return "stdio"
+
+    def shown(self) -> str:
+        return " ".join([self.command, *self.args])
+
+    def open(self, server: str, on_end: Callable[[], None]) -> WatchedTransport:
+        """The SDK's stdio transport (the process starts as it is entered)."""
+        from mcp import StdioServerParameters
+        from mcp.client.stdio import get_default_environment, stdio_client
+
+        self._check(server, get_default_environment() | dict(self.env))
+        stderr = StderrToLog(server)
+        params = StdioServerParameters(
+            command=self.command, args=list(self.args), env=dict(self.env), cwd=self.cwd
+        )
+        return WatchedTransport(
+            stdio_client(params, errlog=stderr.file), on_end, after_enter=stderr.spawned
+        )
+
+    def _check(self, server: str, env: Mapping[str, str]) -> None:
+        command = self.command
+        if os.sep in command:
+            found = os.access(command, os.X_OK) and Path(command).is_file()
+        else:
+            found = shutil.which(command, path=env.get("PATH")) is not None
+        if not found:
+            raise ConfigError(
+                f"MCP server {server!r}: command {command!r} was not found (searched "
+                f"{'its path' if os.sep in command else 'PATH'}); install the server, or give "
+                "the full path to its program"
+            )
+        if self.cwd is not None and not Path(self.cwd).is_dir():
+            raise ConfigError(f"MCP server {server!r}: cwd {self.cwd!r} is not a directory")
+
+
+@dataclass(frozen=True, slots=True)
+class Http:
+    """A server that runs elsewhere, reached over Streamable HTTP."""
+
+    url: str
+    headers: tuple[tuple[str, str], ...]
+
+    @property
+    def kind(self) -> str:
+        return "http"
+
+    def shown(self) -> str:
+        parts = urlsplit(self.url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{host}{port}{parts.path}"
+
+    def open(self, server: str, on_end: Callable[[], None]) -> WatchedTransport:
+        """The SDK's Streamable HTTP transport, on an HTTP client with the headers."""
+        from mcp.client.streamable_http import streamable_http_client
+        from mcp.shared._httpx_utils import create_mcp_http_client
+
+        http = create_mcp_http_client(headers=dict(self.headers) or None)
+        return WatchedTransport(
+            streamable_http_client(self.url, http_client=http), on_end, on_exit=http.aclose
+        )
+
+
+def stdio_transport(
+    server: str,
+    command: Any,
+    args: Iterable[str] | Any,
+    env: Mapping[str, str] | None,
+    cwd: str | Path | None,
+) -> Stdio:
+    """A stdio transport from what the app gave, each part checked."""
+    if not isinstance(command, str) or not command.strip():
+        raise ConfigError(f"MCP server {server!r}: command must be a program, got {command!r}")
+    if isinstance(args, str):
+        raise ConfigError(
+            f"MCP server {server!r}: args must be a list of strings, got the string {args!r}; "
+            f"write args=[{args!r}]"
+        )
+    arg_list = tuple(args)
+    if not all(isinstance(a, str) for a in arg_list):
+        raise ConfigError(f"MCP server {server!r}: args must be strings, got {list(arg_list)!r}")
+    if env is not None and not (
+        isinstance(env, Mapping)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in env.items())
+    ):
+        raise ConfigError(
+            f"MCP server {server!r}: env must map variable names to strings "
+            "(its values are not shown here)"
+        )
+    return Stdio(
+        command=command,
+        args=arg_list,
+        env=tuple(sorted((env or {}).items())),
+        cwd=None if cwd is None else str(cwd),
+    )
+
+
+def http_transport(server: str, url: Any, headers: Mapping[str, str] | None) -> Http:
+    """An HTTP transport from what the app gave, each part checked."""
+    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+        raise ConfigError(
+            f"MCP server {server!r}: url must be an http:// or https:// URL, got {url!r}"
+        )
+    if headers is not None and not (
+        isinstance(headers, Mapping)
+        and all(isinstance(k, str) and isinstance(v, str) for k, v in headers.items())
+    ):
+        raise ConfigError(
+            f"MCP server {server!r}: headers must map header names to strings "
+            "(their values are not shown here)"
+        )
+    return Http(url=url, headers=tuple(sorted((headers or {}).items())))

@@ -1,0 +1,260 @@
+"""What an MCP server says of its tools, and what the app says over it: effects from
+annotations (none: a write), function names every provider takes, result schemas checked
+by verify, overrides in Python and in the policy file, and the clear errors of bad input
+(a schema that is not JSON Schema, two tools with one name, an override of a tool that is
+not there, a server command that does not exist). The server's stderr reaches the log
+redacted."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import pytest
+from mcp.types import ToolAnnotations
+
+from agentrt import AgentRuntime, ConfigError, Effect, Policy, Principal, RunStatus, tool
+from agentrt.policies import PolicyFileError
+from agentrt.testing import ScriptedChatModel, ai, tool_call
+from agentrt.tools.mcp import MCPServer
+from agentrt.tools.mcp.contracts import effect_of, function_names
+from tests.mcp_helpers import ROOT, TIME_SERVER, children
+from tests.mcp_odd_server import SECRET
+
+pytestmark = pytest.mark.subprocess
+
+ALICE = Principal("alice", roles=["operator"], tenant="acme", scopes=["clock"])
+
+
+def odd(*flags: str, **options: object) -> MCPServer:
+    return MCPServer.stdio(
+        sys.executable, ["-m", "tests.mcp_odd_server", *flags], name="odd", cwd=ROOT, **options
+    )  # type: ignore[arg-type]
+
+
+def time_server(name: str = "time", **options: object) -> MCPServer:
+    return MCPServer.stdio(TIME_SERVER, name=name, **options)  # type: ignore[arg-type]
+
+
+def runtime(db: Path, *tools: object, model: object = None, **kwargs: object) -> AgentRuntime:
+    return AgentRuntime(
+        model or ScriptedChatModel(["nothing to do"]),  # type: ignore[arg-type]
+        tools=list(tools),  # type: ignore[arg-type]
+        policy=kwargs.pop("policy", Policy.allow_all()),  # type: ignore[arg-type]
+        db=db,
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+# what a server says ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("annotations", "effect", "idempotent"),
+    [
+        (None, "write", False),
+        (ToolAnnotations(), "write", False),
+        (ToolAnnotations(read_only_hint=True, idempotent_hint=True), "read", True),
+        (ToolAnnotations(read_only_hint=False), "write", False),
+        (ToolAnnotations(destructive_hint=False, idempotent_hint=True), "write", True),
+        (ToolAnnotations(destructive_hint=True), "irreversible", False),
+    ],
+)
+def test_annotations_say_the_effect_and_nothing_said_is_a_write(
+    annotations: ToolAnnotations | None, effect: str, idempotent: bool
+) -> None:
+    assert effect_of(annotations) == (Effect(effect), idempotent)
+
+
+def test_names_become_function_names_and_two_alike_are_refused() -> None:
+    assert function_names("s", ["ok", "odd.name/x y"], None) == {
+        "ok": "ok",
+        "odd_name_x_y": "odd.name/x y",
+    }
+    assert function_names("s", ["status"], "git") == {"git_status": "status"}
+    assert list(function_names("s", ["x" * 80], None)) == ["x" * 64]
+    with pytest.raises(ConfigError) as caught:
+        function_names("s", ["a.b", "a/b"], None)
+    assert str(caught.value) == (
+        "MCP server 's' lists tools 'a.b' and 'a/b', which both become the function name "
+        "'a_b' (letters, digits, _ and -, at most 64); leave one out with exclude=[...]"
+    )
+
+
+def test_a_servers_odd_tools_are_offered_checked_and_called_by_their_own_names(
+    db: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    model = ScriptedChatModel(
+        [
+            ai(
+                "",
+                tool_call("odd_name_with_spaces", {"text": "hello"}),
+                tool_call("count_right", {}),
+                tool_call("count_wrong", {}),
+            ),
+            ai("", tool_call("wipe", {})),
+            "done",
+        ]
+    )
+    caplog.set_level(logging.INFO, logger="agentrt.mcp")
+    with runtime(db, odd(), model=model) as rt:
+        assert {t.name: (t.effect.value, t.server) for t in rt.tools} == {
+            "odd_name_with_spaces": ("read", "odd"),
+            "count_right": ("read", "odd"),
+            "count_wrong": ("read", "odd"),
+            "wipe": ("irreversible", "odd"),
+        }
+        run = rt.start("odd things", principal=ALICE)
+        assert run.status is RunStatus.SUCCEEDED
+        seen = {
+            e["data"]["tool"]: (e["data"]["kind"], e["data"]["content"])
+            for e in rt.events(run.thread_id)
+            if e["type"] == "observation"
+        }
+    assert seen["odd_name_with_spaces"] == ("ok", "hello")
+    assert seen["count_right"] == ("ok", '{"n": 3}')
+    kind, said = seen["count_wrong"]
+    assert kind == "permanent"
+    assert "the result of 'count_wrong' does not match its schema" in said
+    assert "n: '3' is not of type 'integer' (by the server's outputSchema)" in said
+    assert seen["wipe"] == ("permanent", "permanent error: refused: nothing to wipe")
+    # The server's stderr is in the log, its secret masked.
+    logged = [r.getMessage() for r in caplog.records if r.name == "agentrt.mcp"]
+    assert "MCP server 'odd': odd server starting; Authorization: [REDACTED:bearer]" in logged
+    assert not any(SECRET in line or "sk0dd5ecret" in line for line in caplog.text.splitlines())
+
+
+# bad input -------------------------------------------------------------------------------
+
+
+def test_a_command_that_does_not_exist_is_a_config_error(db: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        runtime(db, MCPServer.stdio("mcp-server-nowhere", name="nowhere"))
+    assert str(caught.value).startswith(
+        "MCP server 'nowhere': command 'mcp-server-nowhere' was not found (searched PATH); "
+        "install the server, or give the full path to its program"
+    )
+
+
+def test_an_input_schema_that_is_not_json_schema_names_the_server_and_tool(db: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        runtime(db, odd("--bad-schema"))
+    message = str(caught.value)
+    assert message.startswith("MCP server 'odd', tool 'broken': tool 'broken': its argument")
+    assert "is not a valid JSON Schema at properties/x/type" in message
+    assert message.endswith("leave it out with exclude=['broken']")
+    assert children("tests.mcp_odd_server") == []  # the runtime that failed stopped it
+    with runtime(db, odd("--bad-schema", exclude=["broken"])) as rt:
+        assert "broken" not in rt.tools.names()
+
+
+def test_two_tools_of_one_name_are_refused_naming_both(db: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        runtime(db, time_server("clock"), time_server("time"))
+    assert str(caught.value) == (
+        "two tools are named 'get_current_time': one from MCP server 'clock', one from MCP "
+        "server 'time'; tool names must be unique: rename one (an MCP server takes prefix= to "
+        "set its tools apart), or leave one of them out"
+    )
+
+    @tool
+    def get_current_time(timezone: str) -> str:
+        """The time, as this app tells it."""
+        return "noon"
+
+    with pytest.raises(ConfigError, match="one from the tools list, one from MCP server 'time'"):
+        runtime(db, get_current_time, time_server())
+    with runtime(db, get_current_time, time_server(prefix="tz")) as rt:
+        assert sorted(rt.tools.names()) == [
+            "get_current_time",
+            "tz_convert_time",
+            "tz_get_current_time",
+        ]
+
+
+def test_overrides_and_filters_name_tools_the_server_offers(db: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        runtime(db, time_server(overrides={"get_time": {"effect": "write"}}))
+    assert str(caught.value).startswith(
+        "MCP server 'time': overrides name tools it does not offer: ['get_time']; it offers "
+        "['convert_time', 'get_current_time']"
+    )
+    with pytest.raises(ConfigError, match=r"include names tools it does not list: \['clock'\]"):
+        runtime(db, time_server(include=["clock"]))
+    with pytest.raises(ConfigError, match="has unknown options \\['colour'\\]"):
+        time_server(overrides={"convert_time": {"colour": "red"}})
+    with pytest.raises(ConfigError, match="effect 'sometimes' is not one of"):
+        runtime(db, time_server(overrides={"convert_time": {"effect": "sometimes"}}))
+    with runtime(db, time_server(include=["convert_time"])) as rt:
+        assert rt.tools.names() == ["convert_time"]
+
+
+POLICY = """\
+name: clocks
+default: allow
+rules:
+  - id: clock-changes
+    match: {servers: [time], effects: [write]}
+    decision: require_approval
+tools:
+  get_current_time:
+    scopes: [clock]
+    timeout: 5s
+  convert_time:
+    effect: write
+    cost_usd: 0.25
+"""
+
+
+def test_the_policy_file_sets_a_tools_options_over_the_server_and_the_app(db: Path) -> None:
+    server = time_server(overrides={"convert_time": {"effect": "irreversible", "scopes": ["x"]}})
+    with runtime(db, server, policy=Policy.from_yaml(POLICY)) as rt:
+        now = rt.tools.get("get_current_time")
+        convert = rt.tools.get("convert_time")
+        assert now is not None
+        assert convert is not None
+        assert (now.effect, now.scopes, now.timeout) == (Effect.READ, ("clock",), 5.0)
+        # The policy's effect wins over the app's; the app's scopes stay where it says none.
+        assert (convert.effect, convert.scopes, convert.cost_usd) == (Effect.WRITE, ("x",), 0.25)
+        decision = rt.policy.evaluate(convert, "convert_time", {}, Principal("p", scopes=["x"]))
+        assert (decision.outcome, decision.rule_id) == ("require_approval", "clock-changes")
+        # A principal without the scope is not offered the tool.
+        offered = [t.name for t in rt.tools.offered_to(Principal("p", scopes=["x"]))]
+        assert offered == ["convert_time"]
+
+
+def test_a_policy_file_naming_a_tool_or_server_the_runtime_lacks_is_refused_with_its_line(
+    db: Path, tmp_path: Path
+) -> None:
+    path = tmp_path / "clocks.yaml"
+    path.write_text(POLICY.replace("  convert_time:", "  convert_times:"))
+    with pytest.raises(PolicyFileError) as caught:
+        runtime(db, time_server(), policy=Policy.from_file(path))
+    assert str(caught.value) == (
+        f"{path}:11:3: the tools section sets options of tool 'convert_times', which this "
+        "runtime does not have; known tools: ['convert_time', 'get_current_time']"
+    )
+    path.write_text(POLICY.replace("servers: [time]", "servers: [tmie]"))
+    with pytest.raises(PolicyFileError) as caught:
+        runtime(db, time_server(), policy=Policy.from_file(path))
+    assert str(caught.value) == (
+        f"{path}:5:23: rule 'clock-changes' names MCP server 'tmie', which this runtime does "
+        "not have; its servers: ['time']"
+    )
+    assert children("mcp-server-time") == []
+
+
+def test_a_server_is_described_without_its_secrets() -> None:
+    stdio = MCPServer.stdio("srv", ["--flag"], name="a", env={"TOKEN": "s3cret-value"})
+    http = MCPServer.http(
+        "https://user:pw@mcp.example.com/mcp", name="b", headers={"Authorization": "Bearer xyz"}
+    )
+    assert repr(stdio) == "MCPServer.stdio('srv --flag', name='a')"
+    assert repr(http) == "MCPServer.http('https://mcp.example.com/mcp', name='b')"
+    with pytest.raises(ConfigError, match="args must be a list of strings, got the string"):
+        MCPServer.stdio("srv", "--flag", name="a")
+    with pytest.raises(ConfigError, match="url must be an http:// or https:// URL"):
+        MCPServer.http("ftp://example.com", name="b")
+    with pytest.raises(ConfigError, match="an MCP server's name must be letters"):
+        MCPServer.stdio("srv", name="two words")
