@@ -12,11 +12,13 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
+from functools import cached_property
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import RetryPolicy
 from opentelemetry.trace import TracerProvider
@@ -27,6 +29,7 @@ from agentrt.approvals.model import ApprovalPage, ApprovalRequest, ApprovalStatu
 from agentrt.approvals.queue import queue_page
 from agentrt.budget import Budget, ModelPrice, find_price, price_table
 from agentrt.errors import ConfigError
+from agentrt.governed import Governor, OwnGraphs, governed_tool_node, thread_config
 from agentrt.graphs import DEFAULT_INSTRUCTIONS, RunDeps, build_run_graph
 from agentrt.limits import SizeLimits
 from agentrt.logs import get_logger, redact_logs, stop_redacting_logs
@@ -45,10 +48,12 @@ from agentrt.runs.budgets import DEFAULT_BUDGET, BudgetLayers
 from agentrt.runs.decisions import approval_named
 from agentrt.runs.driver import Driver, NewRunRequest, config
 from agentrt.runs.record import Run, Sweep, run_of, status_named
+from agentrt.runs.stats import RunStats, compute_stats
 from agentrt.runs.workers import Worker, WorkerSettings
 from agentrt.state import Event, RunState, RunStatus
 from agentrt.steps import Steps, asynchronous, blocking, synchronous
 from agentrt.store import open_store
+from agentrt.tools.contract import ToolSpec
 from agentrt.tools.execution import ToolRunner
 from agentrt.tools.ledger import Ledger
 from agentrt.tools.registry import ToolLike, ToolRegistry
@@ -193,6 +198,7 @@ class AgentRuntime:
             budgets=self._budgets,
             lease_ttl=lease_ttl,
             new_id=new_id,
+            own_graphs=OwnGraphs(self.store),
         )
 
     # configuration ------------------------------------------------------------------------
@@ -385,6 +391,76 @@ class AgentRuntime:
             self.store.delete_run(thread_id)
         return doomed
 
+    def stats(self, *, since: float | None = None, tenant: str | None = None) -> RunStats:
+        """What the runs created at or after ``since`` (epoch seconds; None: every run) of
+        ``tenant`` (None: every tenant) did: counts by status, spend by tenant and day,
+        approval waits, denials by rule, budget stops and the slowest tools."""
+        return compute_stats(self.store, since=since, tenant=tenant)
+
+    # the app's own graph (agentrt.governed) ---------------------------------------------
+
+    def thread(
+        self,
+        *,
+        principal: Principal,
+        thread_id: str | None = None,
+        budget: Budget | None = None,
+        goal: str = "a thread of the app's own graph",
+        graph: str = "app",
+    ) -> RunnableConfig:
+        """Open a thread of the app's own graph as a run (in rt.runs and the review queue)
+        acting for ``principal`` under ``budget``; the config to invoke the graph with.
+
+        ``graph``: the name it is attached by (``attach``). An open thread's id gives its
+        config again (for the same principal).
+        """
+        if thread_id is not None and (found := self.store.get_run(thread_id)) is not None:
+            return self._own.reopened(found, principal, graph)
+        created, _, _ = self._driver.create(
+            goal,
+            principal=principal,
+            budget=budget,
+            thread_id=thread_id,
+            lease=self._own.lease_for(graph),
+        )
+        return thread_config(created)
+
+    def tool_node(self, tools: Sequence[str | ToolSpec] | None = None, **options: Any) -> Any:
+        """A governed drop-in for LangGraph's ToolNode (a real ``ToolNode``): every call goes
+        through the policy, the human gate, the budget and the ledger, traced. ``tools``:
+        the runtime's tools it offers (None: all); ``name=``, ``messages_key=`` as ToolNode.
+        """
+        return governed_tool_node(self._governor, self.tools, tools, **options)
+
+    def middleware(self, tools: Sequence[str | ToolSpec] | None = None) -> Any:
+        """A langchain v1 AgentMiddleware for ``create_agent``: the same guarantees around
+        tool calls, and budgets before each model call; it adds the runtime's tools (or
+        ``tools``) to the agent. Needs ``agentrt[agents]``."""
+        from agentrt.governed.middleware import governed_middleware
+
+        return governed_middleware(
+            self._governor, lambda: self.deps, self.tools, tools, self._price_of
+        )
+
+    def attach(self, graph: Any, *, name: str = "app") -> None:
+        """Let ``decide``, ``sweep_approvals`` and ``resume`` carry on the threads of this
+        compiled graph (opened with ``thread(..., graph=name)``)."""
+        self._own.attach(graph, name)
+
+    @property
+    def _own(self) -> OwnGraphs:
+        """The app graphs' threads, which decide, the sweep and resume hand over to."""
+        own: OwnGraphs = self._driver.own_graphs
+        return own
+
+    @cached_property
+    def _governor(self) -> Governor:
+        """Governs the tool calls of the app graphs' threads, on the runtime's parts now."""
+        return Governor(lambda: self.deps)
+
+    def _price_of(self, model: BaseChatModel) -> ModelPrice | None:
+        return self.model_price if model_name_of(model) == self.model_name else None
+
     # driving: each operation written once (runs/driver.py), driven sync or async ---------
 
     def _start(self, goal: str, **request: Unpack[NewRunRequest]) -> Steps[Run]:
@@ -427,7 +503,12 @@ class AgentRuntime:
     def _resume(self, thread_id: str) -> Steps[Run]:
         """Carry a run on from its last checkpoint: after a crash, a decision, or a wait to
         retry."""
-        return self._driver.resume(thread_id)
+        own = yield blocking(self._own.for_resume, thread_id)
+        if own is not None:  # a thread of the app's own graph: that graph carries it on
+            carried: Run = yield from own
+            return carried
+        resumed: Run = yield from self._driver.resume(thread_id)
+        return resumed
 
     resume = synchronous(_resume)
     aresume = asynchronous(_resume)

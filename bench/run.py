@@ -35,6 +35,7 @@ BENCHMARKS: tuple[str, ...] = (
     "tracing",
     "service",
     "workers",
+    "stats",
 )
 """Every benchmark module, in the order they run; one line each."""
 

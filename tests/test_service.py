@@ -25,6 +25,7 @@ from agentrt.examples import refund_desk
 from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR
 from agentrt.service import create_app, issue_key
 from agentrt.service.app import sweep_once
+from agentrt.store.sqlite.schema import SCHEMA_VERSION
 from tests.conftest import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -297,7 +298,11 @@ async def test_the_sweep_expires_overdue_approvals_and_carries_their_runs_on(
 
 async def test_healthz_and_the_openapi_schema_need_no_key(api: Api) -> None:
     health = await api.call("GET", "/healthz", who=None)
-    assert health.json() == {"status": "ok", "schema_version": 9, "runs_in_hand": 0}
+    assert health.json() == {
+        "status": "ok",
+        "schema_version": SCHEMA_VERSION,
+        "runs_in_hand": 0,
+    }
     schema = (await api.call("GET", "/openapi.json", who=None)).json()
     assert {
         "/runs",

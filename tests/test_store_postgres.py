@@ -112,7 +112,7 @@ def test_a_new_database_gets_both_sets_of_tables_and_its_version(
             "checkpoint_writes",
             "checkpoint_migrations",
         }
-        assert store.schema_version == SCHEMA_VERSION == 2
+        assert store.schema_version == SCHEMA_VERSION == 3
         salt = store.redaction_salt()
         assert len(salt) == 32
         assert store.redaction_salt() == salt  # made once

@@ -27,6 +27,7 @@ from agentrt.cli import (  # noqa: F401  (registers the commands)
     replay,
     runs,
     serve,
+    stats,
     tools,
     trace,
     worker,

@@ -33,6 +33,7 @@ from agentrt.runs.decisions import record_decision
 from agentrt.runs.lease import Heartbeat, LeaseOwner, acquire
 from agentrt.runs.record import Run, Sweep, initial_state, run_of
 from agentrt.runs.segments import SegmentTrace, segment_span, segment_trace
+from agentrt.runs.stats import denials_of
 from agentrt.state import TERMINAL, RunState, RunStatus, storable_text, unstorable
 from agentrt.steps import Step, Steps, blocking
 from agentrt.store.protocols import Store
@@ -97,6 +98,7 @@ class Driver:
         budgets: BudgetLayers,
         lease_ttl: float,
         new_id: Callable[[], str] | None = None,
+        own_graphs: Any = None,
     ) -> None:
         # The parts every run shares; the policy (which set_policy swaps) is the graph's.
         self.store: Store = deps.store
@@ -115,6 +117,9 @@ class Driver:
         it the only one)."""
         self.stopping = deps.stopping
         """Set: runs this process drives stop before their next step (stop_at_next_step)."""
+        self.own_graphs: Any = own_graphs
+        """Set by the runtime (agentrt.governed.OwnGraphs): carries on the threads of apps'
+        own graphs, which the run graph never drives."""
 
     # reading ------------------------------------------------------------------------------
 
@@ -187,6 +192,12 @@ class Driver:
         """Resume the run unless told not to; a run another process drives is left to it
         (it sees any decision when it reaches the gate)."""
         if resume:
+            own = None
+            if self.own_graphs is not None:
+                own = yield blocking(self.own_graphs.resumer, thread_id)
+            if own is not None:  # a thread of the app's own graph: that graph carries it on
+                carried: Run = yield from own
+                return carried
             try:
                 resumed: Run = yield from self.resume(thread_id)
             except RunBusy:
@@ -237,11 +248,17 @@ class Driver:
     # blocking steps -----------------------------------------------------------------------
 
     def create(
-        self, goal: str, *, leased: bool = False, **request: Unpack[NewRunRequest]
+        self,
+        goal: str,
+        *,
+        leased: bool = False,
+        lease: LeaseRecord | None = None,
+        **request: Unpack[NewRunRequest],
     ) -> tuple[str, RunState, LeaseOwner | None]:
         """Check a new run and write its row (status pending); its id, its first state,
         and, when ``leased``, the owner of this process the row is leased to (who drives
-        it at once). Unleased, the run waits for whoever claims it."""
+        it at once). Unleased, the run waits for whoever claims it. ``lease``: the row is
+        born with this lease instead (an app's own graph drives the run)."""
         principal = request["principal"]
         budget = request.get("budget")
         thread_id = request.get("thread_id")
@@ -277,7 +294,7 @@ class Driver:
                 budget=effective.to_dict(),
                 usage=empty_usage(),
                 trace_id=new_trace_id(),
-                lease=None if owner is None else self.lease_for(owner),
+                lease=lease if owner is None else self.lease_for(owner),
             )
         )
         if record is None:
@@ -333,8 +350,9 @@ class Driver:
         """Write what the graph ended with into the runs row."""
         values = snapshot.values
         usage = values.get("usage")
+        denials = denials_of(values.get("events", ()))
         if snapshot.interrupts:
-            record = self.move(thread_id, RunStatus.AWAITING_APPROVAL, usage=usage)
+            record = self.move(thread_id, RunStatus.AWAITING_APPROVAL, usage=usage, denials=denials)
         else:
             status = RunStatus(values["status"])
             if status not in TERMINAL:
@@ -349,6 +367,7 @@ class Driver:
                 error=values.get("error"),
                 usage=usage,
                 budget_report=stop.get("budget"),
+                denials=denials,
             )
         run = run_of(record, self.store)
         if run.cancel_requested is not None:  # asked after its last step
@@ -393,7 +412,9 @@ class Driver:
                 as_node="finish",
             )
         usage = snapshot.values.get("usage") if snapshot.values else None
-        return run_of(self.move(thread_id, status, error=reason, usage=usage), self.store)
+        denials = denials_of(snapshot.values.get("events", ())) if snapshot.values else None
+        record = self.move(thread_id, status, error=reason, usage=usage, denials=denials)
+        return run_of(record, self.store)
 
     def cancel(self, thread_id: str, *, reason: str, owner: LeaseOwner | None = None) -> Run:
         """End a run that has not finished, as cancelled; a run another process drives is

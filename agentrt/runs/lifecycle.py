@@ -31,6 +31,8 @@ class Carried(TypedDict, total=False):
     budget_report: Mapping[str, Any] | None
     retry_at: float | None
     """For waiting_retry: when the run may go on."""
+    denials: Mapping[str, int] | None
+    """The run's policy denials so far, by rule id."""
 
 
 def change_for(
@@ -64,6 +66,7 @@ def change_for(
         retry_at=carried.get("retry_at") if status is RunStatus.WAITING_RETRY else None,
         transient_failures=failures,
         cancel_pending=f"run ended {status.value}" if status in TERMINAL else None,
+        denials=carried.get("denials"),
     )
 
 

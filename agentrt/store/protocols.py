@@ -82,6 +82,9 @@ class RunChange:
     """The new count of failures that may pass, in a row."""
     cancel_pending: str | None = None
     """If set: every pending approval of the run becomes cancelled with this comment."""
+    denials: Mapping[str, int] | None = None
+    """Set when not None: the run's policy denials so far by rule id ("" for the policy's
+    default), for run analytics."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ from agentrt.store.postgres.leases import LeasesTable
 from agentrt.store.postgres.recordings import RecordingsTable
 from agentrt.store.postgres.runs import RunsTable
 from agentrt.store.postgres.spans import SpansTable
+from agentrt.store.postgres.stats import StatsTable
 
 __all__ = [
     "Database",
@@ -44,6 +45,7 @@ class PostgresStore(
     RecordingsTable,
     KeysTable,
     SpansTable,
+    StatsTable,
 ):
     """agentrt's tables in one PostgreSQL database (agentrt.store.protocols.Store)."""
 

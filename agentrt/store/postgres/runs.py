@@ -31,7 +31,8 @@ WITH moved AS (
         waited_seconds = waited_seconds + %(add_waited)s,
         retry_waited_seconds = retry_waited_seconds + %(add_retry_waited)s,
         retry_at = %(retry_at)s::double precision,
-        transient_failures = %(transient_failures)s
+        transient_failures = %(transient_failures)s,
+        denials = COALESCE(%(denials)s::json, denials)
     WHERE thread_id = %(thread_id)s AND status = %(from_status)s
     RETURNING {RUN}
 ), cancelled AS (
@@ -112,6 +113,7 @@ class RunsTable:
             "retry_at": change.retry_at,
             "transient_failures": change.transient_failures,
             "cancel_pending": change.cancel_pending,
+            "denials": doc(dict(change.denials) if change.denials is not None else None),
             "cancelled": ApprovalStatus.CANCELLED.value,
             "pending": ApprovalStatus.PENDING.value,
         }

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 __all__ = ["CHANNEL", "MIGRATIONS", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 CHANNEL = "agentrt_runs"
 """Where the database says a run may need a driver (LISTEN/NOTIFY); the payload is its id."""
@@ -196,6 +196,13 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE TRIGGER approvals_wake AFTER UPDATE OF status ON approvals
         FOR EACH ROW WHEN (OLD.status = 'pending' AND NEW.status <> 'pending')
         EXECUTE FUNCTION agentrt_approval_wakes();
+    """,
+    # 3: run analytics. denials counts the run's policy denials by rule id (JSON object;
+    # "" for the policy's default); one tenant's window of runs is read by creation time
+    # (every tenant's by runs_newest).
+    """
+    ALTER TABLE runs ADD COLUMN denials JSON;
+    CREATE INDEX runs_by_tenant_time ON runs (tenant, created_at);
     """,
 )
 

@@ -28,6 +28,7 @@ from agentrt.store.sqlite.leases import LeasesTable
 from agentrt.store.sqlite.recordings import RecordingsTable
 from agentrt.store.sqlite.runs import RunsTable
 from agentrt.store.sqlite.spans import SpansTable
+from agentrt.store.sqlite.stats import StatsTable
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
@@ -49,6 +50,7 @@ class SqliteStore(
     RecordingsTable,
     KeysTable,
     SpansTable,
+    StatsTable,
 ):
     """agentrt's tables in one SQLite file (agentrt.store.protocols.Store)."""
 

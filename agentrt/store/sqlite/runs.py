@@ -75,7 +75,8 @@ class RunsTable:
                 "error=CASE WHEN ? THEN ? ELSE COALESCE(?, error) END, "
                 "usage=COALESCE(?, usage), budget_report=COALESCE(?, budget_report), "
                 "updated_at=?, waited_seconds=waited_seconds+?, "
-                "retry_waited_seconds=retry_waited_seconds+?, retry_at=?, transient_failures=? "
+                "retry_waited_seconds=retry_waited_seconds+?, retry_at=?, transient_failures=?, "
+                "denials=COALESCE(?, denials) "
                 "WHERE thread_id=? AND status=?",
                 (
                     change.status.value,
@@ -92,6 +93,7 @@ class RunsTable:
                     change.add_retry_waited,
                     change.retry_at,
                     change.transient_failures,
+                    json.dumps(dict(change.denials)) if change.denials is not None else None,
                     thread_id,
                     change.from_status.value,
                 ),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 9
+SCHEMA_VERSION = 10
 
 # MIGRATIONS[i] takes a database at version i to version i + 1. Never edit a released
 # entry: append a new one, so every existing file walks the same path.
@@ -164,6 +164,14 @@ MIGRATIONS: tuple[str, ...] = (
     # 9: workers claiming runs find the soonest lease to expire among those held.
     """
     CREATE INDEX runs_leased ON runs (lease_expires_at) WHERE lease_owner IS NOT NULL;
+    """,
+    # 10: run analytics. denials counts the run's policy denials by rule id (JSON object;
+    # "" for the policy's default); the window of runs a figure covers is read by creation
+    # time, of every tenant or of one.
+    """
+    ALTER TABLE runs ADD COLUMN denials TEXT;
+    CREATE INDEX runs_by_time ON runs (created_at);
+    CREATE INDEX runs_by_tenant_time ON runs (tenant, created_at);
     """,
 )
 

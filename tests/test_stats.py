@@ -1,0 +1,443 @@
+"""Run analytics (`rt.stats`, `agentrt stats`): figures from a seeded store, checked against
+the seed, on SQLite and PostgreSQL; and a real run's denials and tool times counted."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from agentrt import ConfigError
+from agentrt.approvals import ApprovalRequest, ApprovalStatus
+from agentrt.approvals.model import Decided
+from agentrt.digests import approval_id, args_digest
+from agentrt.examples import refund_desk
+from agentrt.examples.refund_desk import OPERATOR
+from agentrt.records import NewRun, SpanRow
+from agentrt.runs.stats import compute_stats, denials_of, percentile
+from agentrt.state import RunStatus, Usage
+from agentrt.store.analytics import Count, Spend, StatsQuery, ToolTiming
+from agentrt.store.postgres import PostgresStore
+from agentrt.store.protocols import RunChange, Store
+from agentrt.store.sqlite import SqliteStore
+from agentrt.testing import ScriptedChatModel, ai, tool_call
+from tests.conftest import FakeClock, Ids
+
+DAY = 86400.0
+MIDNIGHT = 1_799_971_200.0  # 2027-01-15T00:00:00Z
+TENANTS = ("acme", "globex", "initech")
+ENDS = ("succeeded", "succeeded", "failed", "budget_exceeded", "awaiting_approval", "cancelled")
+
+BACKENDS: dict[str, Callable[[pytest.FixtureRequest, FakeClock], Store]] = {
+    "sqlite": lambda request, clock: SqliteStore(
+        request.getfixturevalue("tmp_path") / "agentrt.db", clock=clock
+    ),
+    "postgres": lambda request, clock: PostgresStore(
+        request.getfixturevalue("postgres_url"), clock=clock
+    ),
+}
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def store(request: pytest.FixtureRequest, clock: FakeClock) -> Iterator[Store]:
+    s = BACKENDS[request.param](request, clock)
+    yield s
+    s.close()
+
+
+@dataclass
+class Seeded:
+    """One seeded run, as the test wrote it: what the figures must add up to."""
+
+    thread_id: str
+    tenant: str
+    created_at: float
+    status: str
+    usage: Usage
+    denials: dict[str, int]
+    limit: str | None
+    waits: list[tuple[str, str, float]] = field(default_factory=list)
+    tools: list[tuple[str, float]] = field(default_factory=list)
+
+
+def seed(store: Store, clock: FakeClock, n: int = 48) -> list[Seeded]:
+    """``n`` runs over four days and three tenants, every end status, with approvals
+    decided after known waits (and some left pending), denials and tool spans."""
+    runs = []
+    for i in range(n):
+        created = MIDNIGHT + (i % 4) * DAY + i * 60
+        clock.now = created
+        thread_id, trace_id = f"run-{i:03d}", f"{i + 1:032x}"
+        tenant = TENANTS[i % 3]
+        principal = {"id": "alice", "roles": [], "tenant": tenant, "scopes": []}
+        usage = Usage(
+            input_tokens=100 + i,
+            output_tokens=10 + i,
+            cost_usd=0.01 * (i + 1),
+            tool_calls=2,
+            steps=3,
+            active_seconds=1.0,
+        )
+        status = ENDS[i % 6]
+        denials = {"no-wires": 1 + i % 2, "": 1} if i % 5 == 0 else {}
+        limit = (
+            ("max_tool_calls", "max_cost_usd")[i // 6 % 2] if status == "budget_exceeded" else None
+        )
+        run = Seeded(thread_id, tenant, created, status, usage, denials, limit)
+        made = store.create_run(
+            NewRun(
+                thread_id=thread_id,
+                goal="refund",
+                principal=principal,
+                budget={},
+                usage=usage,
+                trace_id=trace_id,
+            )
+        )
+        assert made is not None
+        if status != "cancelled":
+            assert store.change_run(
+                thread_id, RunChange(from_status=RunStatus.PENDING, status=RunStatus.RUNNING)
+            )
+        gates = [("large-refunds", "refund-approver", 30.0 * (i + 1))] if i % 4 == 0 else []
+        gates += [("wires", "treasurer", 600.0 + i)] if i % 8 == 0 else []
+        for step, (rule, role, wait) in enumerate(gates):
+            request = _request(thread_id, f"{step}.0", rule, role, tenant, at=created + 10)
+            store.put_approval(request)
+            clock.now = created + 10 + wait
+            assert store.decide_approval(
+                request.id, Decided(status=ApprovalStatus.APPROVED, by="bob")
+            )
+            run.waits.append((rule, role, wait))
+        if status == "awaiting_approval":  # a request nobody decided yet: no wait counted
+            store.put_approval(
+                _request(
+                    thread_id, "9.0", "large-refunds", "refund-approver", tenant, at=created + 20
+                )
+            )
+        spans = [("lookup_order", 0.1 + i * 0.001)]
+        spans += [("issue_refund", 1.0 + (i % 7) * 0.1)] if i % 2 == 0 else []
+        store.write_spans(
+            [
+                _span(trace_id, f"{i:08x}{k:08x}", f"execute_tool {tool}", created, seconds)
+                for k, (tool, seconds) in enumerate(spans)
+            ]
+            + [_span(trace_id, f"{i:08x}ffffffff", "check_policy issue_refund", created, 9.0)]
+        )
+        run.tools = spans
+        current = RunStatus.PENDING if status == "cancelled" else RunStatus.RUNNING
+        moved = store.change_run(
+            thread_id,
+            RunChange(
+                from_status=current,
+                status=RunStatus(status),
+                usage=usage,
+                denials=denials or None,
+                budget_report={"limit": limit, "message": "over"} if limit else None,
+            ),
+        )
+        assert moved is not None
+        assert moved.status.value == status
+        runs.append(run)
+    return runs
+
+
+def _request(
+    thread_id: str, step_id: str, rule: str, role: str, tenant: str, *, at: float
+) -> ApprovalRequest:
+    args = {"order_id": "7", "amount": 80.0}
+    return ApprovalRequest(
+        id=approval_id(thread_id, step_id, "action"),
+        thread_id=thread_id,
+        step_id=step_id,
+        kind="action",
+        tool="issue_refund",
+        args=args,
+        args_digest=args_digest(args),
+        rule_id=rule,
+        reason="needs a person",
+        required_role=role,
+        four_eyes=False,
+        requested_by="alice",
+        tenant=tenant,
+        requested_at=at,
+        expires_at=None,
+    )
+
+
+def _span(trace_id: str, span_id: str, name: str, start: float, seconds: float) -> SpanRow:
+    start_ns = int(start * 1e9)
+    return SpanRow(
+        span_id=span_id,
+        trace_id=trace_id,
+        parent_id=None,
+        thread_id=None,
+        name=name,
+        start_ns=start_ns,
+        end_ns=start_ns + round(seconds * 1e9),
+        status="OK",
+        attributes={},
+        events=[],
+        links=[],
+    )
+
+
+def expected(runs: list[Seeded], *, since: float | None = None, tenant: str | None = None) -> Any:
+    """The figures, summed from the seed by hand."""
+    chosen = [
+        r
+        for r in runs
+        if (since is None or r.created_at >= since) and (tenant is None or r.tenant == tenant)
+    ]
+    spend: dict[tuple[str, str], list[float]] = defaultdict(lambda: [0, 0, 0, 0.0])
+    for r in chosen:
+        day = datetime.fromtimestamp(r.created_at, UTC).strftime("%Y-%m-%d")
+        row = spend[(day, r.tenant)]
+        row[0] += 1
+        row[1] += r.usage["input_tokens"]
+        row[2] += r.usage["output_tokens"]
+        row[3] += r.usage["cost_usd"]
+    waits: dict[tuple[str, str], list[float]] = defaultdict(list)
+    denials: Counter[str] = Counter()
+    tools: dict[str, list[float]] = defaultdict(list)
+    for r in chosen:
+        for rule, role, wait in r.waits:
+            waits[(rule, role)].append(wait)
+        denials.update(r.denials)
+        for tool, seconds in r.tools:
+            tools[tool].append(seconds)
+    return {
+        "status": Counter(r.status for r in chosen),
+        "spend": sorted(spend.items()),
+        "waits": {
+            key: (
+                len(v),
+                sorted(v)[math.ceil(0.5 * len(v)) - 1],
+                sorted(v)[math.ceil(0.95 * len(v)) - 1],
+                max(v),
+            )
+            for key, v in waits.items()
+        },
+        "denials": denials,
+        "stops": Counter(r.limit for r in chosen if r.limit),
+        "tools": {t: (len(v), sum(v) / len(v), max(v)) for t, v in tools.items()},
+    }
+
+
+def _rounded(values: tuple[float, ...]) -> tuple[float, ...]:
+    return tuple(round(v, 6) for v in values)
+
+
+@pytest.mark.parametrize(
+    "window",
+    [
+        {},
+        {"since": MIDNIGHT + 2 * DAY},
+        {"tenant": "acme"},
+        {"since": MIDNIGHT + DAY, "tenant": "globex"},
+    ],
+    ids=["all", "since", "tenant", "both"],
+)
+def test_figures_add_up_to_the_seed(store: Store, clock: FakeClock, window: dict[str, Any]) -> None:
+    want = expected(seed(store, clock), **window)
+    got = compute_stats(store, **window)
+
+    assert Counter(got.runs_by_status) == want["status"]
+    assert [((s.day, s.tenant), s.runs, s.input_tokens, s.output_tokens) for s in got.spend] == [
+        (key, row[0], row[1], row[2]) for key, row in want["spend"]
+    ]
+    assert [s.cost_usd for s in got.spend] == pytest.approx([row[3] for _, row in want["spend"]])
+    assert {
+        (w.rule_id, w.required_role): _rounded(
+            (w.decided, w.p50_seconds, w.p95_seconds, w.max_seconds)
+        )
+        for w in got.approval_waits
+    } == {key: _rounded(v) for key, v in want["waits"].items()}
+    # The longest p95 first.
+    assert [w.p95_seconds for w in got.approval_waits] == sorted(
+        (w.p95_seconds for w in got.approval_waits), reverse=True
+    )
+    assert {c.key or "": c.count for c in got.denials} == want["denials"]
+    assert {c.key: c.count for c in got.budget_stops} == want["stops"]
+    assert {
+        t.tool: _rounded((t.calls, t.mean_seconds, t.max_seconds)) for t in got.slowest_tools
+    } == {tool: _rounded(v) for tool, v in want["tools"].items()}
+    assert got.slowest_tools[0].tool == "issue_refund"  # the slowest on average first
+    assert got.runs == sum(want["status"].values())
+
+
+def test_the_report_sums_by_tenant_and_by_day(store: Store, clock: FakeClock) -> None:
+    seed(store, clock, n=12)
+    figures = compute_stats(store)
+    assert [(s.tenant, s.runs) for s in figures.by_tenant()] == [
+        ("initech", 4),  # the costliest first: run i costs 0.01 * (i + 1)
+        ("globex", 4),
+        ("acme", 4),
+    ]
+    assert [(s.day, s.runs) for s in figures.by_day()] == [
+        ("2027-01-15", 3),
+        ("2027-01-16", 3),
+        ("2027-01-17", 3),
+        ("2027-01-18", 3),
+    ]
+    assert figures.cost_usd == pytest.approx(sum(0.01 * (i + 1) for i in range(12)))
+    data = json.loads(json.dumps(figures.to_dict()))
+    assert (data["runs"], data["by_tenant"][0]["tenant"]) == (12, "initech")
+    assert data["denials"] == [
+        {"rule_id": "no-wires", "count": 4},  # runs 0, 5 and 10: 1 + 2 + 1
+        {"rule_id": None, "count": 3},  # the policy's default, once each
+    ]
+
+
+def test_an_empty_window_has_no_figures(store: Store, clock: FakeClock) -> None:
+    seed(store, clock, n=6)
+    figures = compute_stats(store, since=MIDNIGHT + 30 * DAY)
+    assert (figures.runs, figures.spend, figures.approval_waits, figures.slowest_tools) == (
+        0,
+        [],
+        [],
+        [],
+    )
+    assert compute_stats(store, tenant="nobody").runs == 0
+
+
+def test_the_queries_read_through_indexes(tmp_path: Path, clock: FakeClock) -> None:
+    store = SqliteStore(tmp_path / "agentrt.db", clock=clock)
+    seed(store, clock, n=6)
+    query = StatsQuery(since=MIDNIGHT, tenant="acme")
+    plans = []
+    with store.db.read() as db:
+        for sql, params in [
+            ("SELECT * FROM runs r WHERE r.tenant = ? AND r.created_at >= ?", ["acme", MIDNIGHT]),
+            ("SELECT * FROM runs r WHERE r.created_at >= ?", [MIDNIGHT]),
+            (
+                "SELECT * FROM runs r JOIN spans s ON s.trace_id = r.trace_id "
+                "WHERE r.created_at >= ?",
+                [MIDNIGHT],
+            ),
+        ]:
+            rows = db.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()
+            plans.append(" | ".join(r["detail"] for r in rows))
+    assert "USING INDEX runs_by_tenant_time" in plans[0]
+    assert "USING INDEX runs_by_time" in plans[1]
+    assert "USING INDEX spans_by_trace" in plans[2]
+    assert query.tenant == "acme"
+    store.close()
+
+
+def test_bad_windows_are_refused_by_name(tmp_path: Path, clock: FakeClock) -> None:
+    store = SqliteStore(tmp_path / "agentrt.db", clock=clock)
+    with pytest.raises(ConfigError, match="tenant must be a tenant's name or None, got ''"):
+        compute_stats(store, tenant="")
+    with pytest.raises(ConfigError, match="since must be epoch seconds or None, got 'yesterday'"):
+        compute_stats(store, since="yesterday")  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="keeps no run analytics"):
+        compute_stats(object())
+    store.close()
+
+
+def test_percentile_is_nearest_rank() -> None:
+    values = [float(v) for v in range(1, 21)]
+    assert (percentile(values, 0.5), percentile(values, 0.95), percentile(values, 1.0)) == (
+        10.0,
+        19.0,
+        20.0,
+    )
+    assert percentile([], 0.5) == 0.0
+    assert percentile([7.0], 0.95) == 7.0
+
+
+def test_denials_are_counted_by_rule_from_the_event_log() -> None:
+    events: list[Any] = [
+        {"type": "policy", "data": {"outcome": "deny", "rule_id": "r1"}},
+        {"type": "policy", "data": {"outcome": "allow", "rule_id": "r2"}},
+        {"type": "policy", "data": {"outcome": "deny", "rule_id": None}},
+        {"type": "policy", "data": {"outcome": "deny", "rule_id": "r1"}},
+        {"type": "observation", "data": {"kind": "denied"}},
+    ]
+    assert denials_of(events) == {"r1": 2, "": 1}
+
+
+def _denied_run_desk(db: Path, clock: FakeClock) -> Any:
+    model = ScriptedChatModel(
+        [
+            ai("Looking.", tool_call("lookup_order", {"order_id": "42"})),
+            ai("Refunding nothing.", tool_call("issue_refund", {"order_id": "42", "amount": 0})),
+            ai("Refunding less.", tool_call("issue_refund", {"order_id": "42", "amount": -5})),
+            "I could not refund the order.",
+        ]
+    )
+    return refund_desk.build_runtime(db, model=model, clock=clock, new_id=Ids())
+
+
+def test_a_real_runs_denials_and_tool_calls_are_counted(db: Path, clock: FakeClock) -> None:
+    with _denied_run_desk(db, clock) as rt:
+        run = rt.start("Refund order 42", principal=OPERATOR)
+        assert run.status is RunStatus.SUCCEEDED
+        figures = rt.stats()
+        assert figures.runs_by_status == {"succeeded": 1}
+        assert figures.denials == [Count("not-positive", 2)]
+        assert [t.tool for t in figures.slowest_tools] == ["lookup_order"]
+        assert figures.slowest_tools[0].calls == 1
+        assert figures.spend == [
+            Spend(
+                "acme",
+                figures.spend[0].day,
+                1,
+                run.usage["input_tokens"],
+                run.usage["output_tokens"],
+                run.usage["cost_usd"],
+            )
+        ]
+        assert rt.stats(since=clock() + 1).runs == 0
+        assert isinstance(figures.slowest_tools[0], ToolTiming)
+
+
+runner = CliRunner()
+
+
+def test_agentrt_stats_prints_the_figures_and_json(db: Path, clock: FakeClock) -> None:
+    from agentrt.cli import app
+
+    clock.now = 1_000_000_000.0  # 2001: long before the window below, which ends now
+    with _denied_run_desk(db, clock) as rt:
+        rt.start("Refund order 42", principal=OPERATOR)
+    result = runner.invoke(app, ["stats", "--db", str(db), "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert (data["runs"], data["runs_by_status"], data["denials"]) == (
+        1,
+        {"succeeded": 1},
+        [{"rule_id": "not-positive", "count": 2}],
+    )
+    assert data["by_tenant"][0]["tenant"] == "acme"
+
+    result = runner.invoke(app, ["stats", "--db", str(db), "--tenant", "acme"])
+    assert result.exit_code == 0, result.output
+    out = result.output
+    assert out.startswith("every run of tenant 'acme': 1 run(s)")
+    for heading in (
+        "runs by status:",
+        "cost and tokens by tenant:",
+        "denials by rule:",
+        "approval waits by rule and role:",
+        "budget stops by limit:",
+        "slowest tools (from the span store):",
+    ):
+        assert heading in out
+    assert "not-positive  2" in out
+
+    result = runner.invoke(app, ["stats", "--db", str(db), "--since", "7d", "--json"])
+    assert (result.exit_code, json.loads(result.output)["runs"]) == (0, 0)
+
+    result = runner.invoke(app, ["stats", "--db", str(db), "--since", "a week"])
+    assert result.exit_code == 2
+    assert "--since 'a week' is not an age; write a number and a unit" in result.output
