@@ -16,13 +16,13 @@
 
 Each node module declares itself (agentrt.nodes.spec.Node): its body, the routes it may
 take, its retry policy. The graph is derived from those declarations alone: each node
-returns the route it chose in state["route"], and the router allows exactly the routes the
-node declared, so the drawn graph is the design.
+returns the route it chose in state["route"], and its wrapper sends the run there (a
+Command) only if the node declared that route, so the drawn graph is the design.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -32,6 +32,7 @@ from langchain_core.runnables import RunnableLambda
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Command
 from opentelemetry.trace import Span
 
 from agentrt.budget import Budget, budget_attributes
@@ -64,15 +65,15 @@ def _stepping(kind: str, state: RunState, deps: RunDeps) -> Iterator[_Step]:
         step.update = _accounted(step.update, state, deps, started, span)
 
 
-def _body(node: Node, state: RunState, deps: RunDeps) -> dict[str, Any]:
+def _body(node: Node, state: RunState, deps: RunDeps) -> Command[str]:
     _stop_check(deps)
     with _stepping(node.name, state, deps) as step:
         assert node.body is not None
         step.update = _cancelled(node.name, state, deps) or node.body(state, deps)
-    return step.update
+    return _goto(node, step.update)
 
 
-def _steps(node: Node, state: RunState, deps: RunDeps) -> Steps[dict[str, Any]]:
+def _steps(node: Node, state: RunState, deps: RunDeps) -> Steps[Command[str]]:
     _stop_check(deps)
     with _stepping(node.name, state, deps) as step:
         assert node.steps is not None
@@ -80,7 +81,22 @@ def _steps(node: Node, state: RunState, deps: RunDeps) -> Steps[dict[str, Any]]:
         step.update = (yield blocking(_cancelled, node.name, state, deps)) or (
             yield from node.steps(state, deps)
         )
-    return step.update
+    return _goto(node, step.update)
+
+
+def _goto(node: Node, update: dict[str, Any]) -> Command[str]:
+    """The node's update, sent on to the route it chose, which must be one it declared.
+
+    The node names its next node itself (a Command) rather than through a conditional
+    edge: LangGraph runs a conditional edge on a fresh copy of every channel of the state,
+    which cost more than the rest of an empty node's machinery.
+    """
+    if not node.routes:
+        return Command(update=update)
+    target = update.get("route")
+    if target not in node.routes:
+        raise RuntimeError(f"node {node.name!r} chose route {target!r}; allowed: {node.routes!r}")
+    return Command(update=update, goto=target)
 
 
 def _accounted(
@@ -124,19 +140,6 @@ def _step_id(kind: str, state: RunState) -> str | None:
     return plan["actions"][cursor]["step_id"]
 
 
-def _router(node: Node) -> Callable[[RunState], str]:
-    allowed = node.routes
-
-    def route(state: RunState) -> str:
-        target = state.get("route")
-        if target not in allowed:
-            raise RuntimeError(f"node {node.name!r} chose route {target!r}; allowed: {allowed!r}")
-        return target
-
-    route.__name__ = f"route_after_{node.name}"
-    return route
-
-
 def _runnable(node: Node, deps: RunDeps) -> Any:
     """The node as LangGraph runs it: a plain function, or, for a body written as steps, a
     sync body for invoke and an async one for ainvoke.
@@ -149,10 +152,10 @@ def _runnable(node: Node, deps: RunDeps) -> Any:
     if node.steps is None:
         return partial(_body, node, deps=deps)
 
-    def sync(state: RunState) -> dict[str, Any]:
+    def sync(state: RunState) -> Command[str]:
         return drive(_steps(node, state, deps))
 
-    async def aio(state: RunState) -> dict[str, Any]:
+    async def aio(state: RunState) -> Command[str]:
         return await adrive(_steps(node, state, deps))
 
     try:
@@ -176,11 +179,11 @@ def build_run_graph(
             node.name,
             _runnable(node, deps),
             retry_policy=deps.model_retry if node.retry == "model" else None,
+            # Where its Command may go: what LangGraph draws and checks the graph by.
+            destinations=node.routes or None,
         )
         if node.entry:
             builder.add_edge(START, node.name)
-        if node.routes:
-            builder.add_conditional_edges(node.name, _router(node), {t: t for t in node.routes})
-        else:
+        if not node.routes:
             builder.add_edge(node.name, END)
     return builder.compile(checkpointer=checkpointer)
