@@ -43,6 +43,7 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.graph import END, START, StateGraph
 
 from agentrt import RunState
+from agentrt.store.sqlite.compact import CompactSerializer
 
 __all__ = [
     "STEPS",
@@ -68,8 +69,10 @@ counted row by row as written and pruned behind, so only bytes are reported for 
 # LangGraph counts supersteps against the recursion limit; a 500-step baseline needs 2000.
 _RECURSION_LIMIT = 1_000_000
 
-# agentrt uses SqliteSaver's default serializer; decoding with the same one lets us find
-# which checkpoints carry a full DeltaChannel snapshot of the event log.
+# Decoding with agentrt's serializer (which reads plain msgpack too) lets us find which
+# checkpoints carry a full DeltaChannel snapshot of the event log; parts are sized as
+# LangGraph's msgpack, before agentrt deflates a checkpoint.
+_LOAD = CompactSerializer()
 _SERDE = JsonPlusSerializer()
 
 
@@ -127,7 +130,7 @@ class Measurement:
 
 
 def _size(value: Any) -> int:
-    """Bytes of ``value`` as the checkpointer serializes it."""
+    """Bytes of ``value`` in LangGraph's msgpack (before agentrt's deflate)."""
     return len(_SERDE.dumps_typed(value)[1])
 
 
@@ -150,7 +153,7 @@ def measure(path: Path) -> StorageBytes:
         ).fetchone()
         snapshots = snapshot_bytes = values_bytes = versions_bytes = 0
         for type_, data in conn.execute("SELECT type, checkpoint FROM checkpoints"):
-            checkpoint = _SERDE.loads_typed((type_, data))
+            checkpoint = _LOAD.loads_typed((type_, data))
             values = checkpoint["channel_values"]
             # Re-serialized piecewise, so the parts add up to about the blob, not exactly.
             values_bytes += _size(values)

@@ -10,6 +10,9 @@ The async methods run on a worker thread of the saver's own, so checkpoints are 
 the order they were asked for and no thread of the event loop's pool waits on SQLite.
 
 The same saver serves the sync graph and the async one: no connection is bound to a loop.
+
+Checkpoints are stored compact (agentrt.store.sqlite.compact): short channel versions,
+values deflated against a dictionary of the run state's shape.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from langgraph.checkpoint.base import (
 )
 from langgraph.checkpoint.sqlite import SqliteSaver
 
+from agentrt.store.sqlite.compact import CompactSerializer, next_version
 from agentrt.store.sqlite.database import connect, retry_locked
 
 __all__ = ["Checkpoints"]
@@ -41,8 +45,11 @@ class Checkpoints(SqliteSaver):
     def __init__(self, path: str | Path) -> None:
         # autocommit=False: SqliteSaver runs each method's statements in Python's implicit
         # transaction and commits at the end of it.
-        super().__init__(connect(path, autocommit=False))
+        super().__init__(connect(path, autocommit=False), serde=CompactSerializer())
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentrt-checkpoints")
+
+    def get_next_version(self, current: str | None, channel: None) -> str:
+        return next_version(current)
 
     # Writes wait out another process's write lock (retry_locked) instead of failing the
     # run at busy_timeout. Each is SqliteSaver's own method, with its own signature.

@@ -1,0 +1,98 @@
+"""Checkpoints as the SQLite store writes them: short versions, values deflated, and what
+the layout before it wrote still read and carried on."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import pytest
+from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
+from langgraph.checkpoint.sqlite import SqliteSaver
+
+from agentrt import Decision, RunStatus
+from agentrt.store.sqlite import checkpoints
+from agentrt.store.sqlite.compact import CODEC, CompactSerializer, Deflate, next_version
+from tests.conftest import FakeClock
+from tests.gate_app import GOAL, OPS, PAYER, T0, build_runtime, paid
+
+
+def _types(db: Path) -> tuple[set[str], set[str]]:
+    """The value types of the checkpoints table, and of the writes table."""
+    with sqlite3.connect(db) as conn:
+        blobs = {t for (t,) in conn.execute("SELECT DISTINCT type FROM checkpoints")}
+        writes = {t for (t,) in conn.execute("SELECT DISTINCT type FROM writes")}
+    return blobs, writes
+
+
+def test_versions_sort_as_text_in_the_order_they_are_made() -> None:
+    made, current = [], None
+    for _ in range(12_000):
+        current = next_version(current)
+        made.append(current)
+    assert made[:3] == ["a1", "a2", "a3"]
+    assert (made[8], made[9], made[99], made[9_999]) == ("a9", "b10", "c100", "e10000")
+    assert sorted(made) == made
+    # LangGraph compares a channel's version with the empty one of its type.
+    assert made[0] > ""
+
+
+def test_a_version_sqlitesaver_wrote_sorts_below_and_its_count_goes_on() -> None:
+    saver = SqliteSaver(sqlite3.connect(":memory:"))
+    old = saver.get_next_version(saver.get_next_version(None, None), None)  # count 2
+    assert len(old) > 30
+    assert next_version(old) == "a3"
+    assert old < next_version(old) < next_version(next_version(old))
+
+
+def test_a_run_is_checkpointed_deflated_and_reads_back(tmp_path: Path) -> None:
+    db = tmp_path / "agentrt.db"
+    with build_runtime(db, clock=FakeClock(T0)) as rt:
+        run = rt.start(GOAL, principal=OPS)
+        assert run.status is RunStatus.AWAITING_APPROVAL
+        state = rt.graph.get_state({"configurable": {"thread_id": run.thread_id}})
+    blobs, writes = _types(db)
+    assert blobs == {f"msgpack+{CODEC}"}
+    assert f"msgpack+{CODEC}" in writes
+    assert state.values["goal"] == GOAL
+    assert state.values["principal"]["id"] == OPS.id
+
+
+def test_deflate_pays_only_where_it_shortens_and_round_trips() -> None:
+    serde = CompactSerializer()
+    usage = {"input_tokens": 10, "output_tokens": 2, "cost_usd": 0.0, "tool_calls": 1}
+    usage |= {"steps": 1, "active_seconds": 0.25}
+    plain = JsonPlusSerializer().dumps_typed(usage)
+    type_, packed = serde.dumps_typed(usage)
+    assert (type_, len(packed) < len(plain[1]) // 2) == (f"msgpack+{CODEC}", True)
+    assert serde.loads_typed((type_, packed)) == usage
+    assert serde.dumps_typed("policy") == ("msgpack", JsonPlusSerializer().dumps_typed("policy")[1])
+    assert serde.loads_typed(plain) == usage  # as the layout before stored it
+
+
+def test_a_value_in_a_codec_this_version_lacks_is_refused_by_name() -> None:
+    with pytest.raises(ValueError, match=r"stored as 'z9'.*reads 'z1'"):
+        Deflate().decrypt("z9", b"")
+
+
+def test_a_run_stopped_at_a_gate_under_the_layout_before_goes_on(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The layout before: SqliteSaver's 49-character versions, its plain msgpack values.
+    db = tmp_path / "agentrt.db"
+    with monkeypatch.context() as before:
+        before.setattr(checkpoints, "CompactSerializer", JsonPlusSerializer)
+        before.setattr(checkpoints.Checkpoints, "get_next_version", SqliteSaver.get_next_version)
+        with build_runtime(db, clock=FakeClock(T0)) as rt:
+            run = rt.start(GOAL, principal=OPS)
+            al, cy = (r.id for r in run.pending_approvals)
+            rt.decide(Decision.approve(al, by=PAYER))
+    assert _types(db)[0] == {"msgpack"}
+    assert paid(db) == []
+
+    with build_runtime(db, clock=FakeClock(T0)) as rt:
+        done = rt.decide(Decision.approve(cy, by=PAYER))
+        assert done.status is RunStatus.SUCCEEDED
+        assert rt.get(run.thread_id).usage["tool_calls"] == 3
+    assert paid(db) == [("al", 5000), ("bo", 200), ("cy", 9000)]
+    assert _types(db)[0] == {"msgpack", f"msgpack+{CODEC}"}
