@@ -34,6 +34,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "agentrt.testing",
         "agentrt.approvals.display",
         "agentrt.graphs",
+        "agentrt.governed",  # the run graph's parts inside an app's own graph
     ),
     ("agentrt.nodes",),
     ("agentrt.tools", "agentrt.policies", "agentrt.tracing"),

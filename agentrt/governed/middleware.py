@@ -1,0 +1,173 @@
+"""rt.middleware(): agentrt's guarantees as a langchain v1 AgentMiddleware for create_agent.
+
+Around every tool call (``wrap_tool_call``) the Governor applies the policy, the human gate
+with its approval records, the budget and the exactly-once ledger, as the run graph does;
+around every model call (``wrap_model_call``) the budget is checked before the call (steps,
+tokens, cost, time) and the call's usage counted after it, with an llm span. Where
+``HumanInTheLoopMiddleware`` is used today it drops in: the gate is a row in the review
+queue with roles, four-eyes and expiry, not a bare interrupt.
+
+langchain (v1) is an optional dependency: install ``agentrt[agents]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, ToolMessage
+from langgraph.config import get_config
+from langgraph.types import Command
+
+from agentrt.budget import Budget, ModelPrice, first_exceeded
+from agentrt.errors import ConfigError
+from agentrt.governed.calls import Governor, stop_thread
+from agentrt.governed.threads import live_record, thread_id_of, to_running
+from agentrt.governed.tool_node import ToolCallHandler, langchain_tools, offered_names
+from agentrt.nodes.deps import RunDeps
+from agentrt.records import RunRecord
+from agentrt.steps import Steps, adrive, blocking, drive
+from agentrt.tools.contract import ToolSpec
+from agentrt.tools.registry import ToolRegistry
+
+__all__ = ["governed_middleware"]
+
+try:
+    from langchain.agents.middleware import AgentMiddleware
+    from langchain.agents.middleware.types import ModelRequest, ModelResponse
+except ImportError:  # pragma: no cover - the extra says what to install
+    AgentMiddleware = None  # type: ignore[assignment,misc]
+
+
+def governed_middleware(
+    governor: Governor,
+    deps: Callable[[], RunDeps],
+    registry: ToolRegistry,
+    tools: Iterable[str | ToolSpec] | None,
+    price_of: Callable[[BaseChatModel], ModelPrice | None],
+) -> Any:
+    """An AgentMiddleware instance for ``create_agent(..., middleware=[...])``."""
+    if AgentMiddleware is None:
+        raise ConfigError(
+            "rt.middleware() is a langchain v1 AgentMiddleware for create_agent; install "
+            "langchain with pip install 'agentrt[agents]'"
+        )
+    names = offered_names(registry, tools)
+    return _Middleware(
+        ToolCallHandler(governor, names),
+        _ModelBudget(deps, price_of),
+        langchain_tools(registry, names),
+    )
+
+
+if AgentMiddleware is not None:
+
+    class _Middleware(AgentMiddleware):
+        """agentrt around create_agent's tool calls and model calls."""
+
+        def __init__(self, calls: ToolCallHandler, budget: _ModelBudget, tools: list[Any]) -> None:
+            super().__init__()
+            self._calls = calls
+            self._budget = budget
+            self.tools = tools
+
+        @property
+        def name(self) -> str:
+            return "agentrt"
+
+        def wrap_tool_call(
+            self, request: Any, handler: Callable[[Any], ToolMessage | Command[Any]]
+        ) -> ToolMessage | Command[Any]:
+            return self._calls.wrap(request, handler)
+
+        async def awrap_tool_call(
+            self, request: Any, handler: Callable[[Any], Awaitable[ToolMessage | Command[Any]]]
+        ) -> ToolMessage | Command[Any]:
+            return await self._calls.awrap(request, handler)
+
+        def wrap_model_call(
+            self, request: ModelRequest, handler: Callable[[ModelRequest], ModelResponse]
+        ) -> Any:
+            with self._budget.call(request.model, get_config()) as count:
+                response = handler(request)
+                count(response)
+                return response
+
+        async def awrap_model_call(
+            self,
+            request: ModelRequest,
+            handler: Callable[[ModelRequest], Awaitable[ModelResponse]],
+        ) -> Any:
+            config = get_config()
+            record = await adrive(self._budget.preflight(request.model, config))
+            response = await handler(request)
+            await adrive(self._budget.counted(record.thread_id, request.model, response))
+            return response
+
+
+class _ModelBudget:
+    """Model-call budgets of create_agent threads: checked before, counted after."""
+
+    def __init__(
+        self, deps: Callable[[], RunDeps], price_of: Callable[[BaseChatModel], ModelPrice | None]
+    ) -> None:
+        self._deps = deps
+        self._price_of = price_of
+
+    @contextmanager
+    def call(self, model: BaseChatModel, config: Any) -> Iterator[Callable[[Any], None]]:
+        record: RunRecord = drive(self.preflight(model, config))
+        yield lambda response: drive(self.counted(record.thread_id, model, response))
+
+    def preflight(self, model: BaseChatModel, config: Any) -> Steps[RunRecord]:
+        """The thread's row, running; BudgetExceeded (the row ended so) if the next model
+        call would break a limit."""
+        deps = self._deps()
+        thread_id = thread_id_of(config)
+        found: RunRecord = yield blocking(live_record, deps.store, thread_id)
+        record: RunRecord = yield blocking(to_running, deps.store, found, now=deps.clock())
+        exceeded = first_exceeded(
+            Budget.from_dict(record.budget), record.usage, now=deps.clock(), next_steps=1
+        )
+        if exceeded is not None:
+            step = str(record.usage["steps"])
+            yield blocking(
+                stop_thread,
+                deps,
+                record,
+                exceeded,
+                what=f"model call (step {step})",
+                node="model",
+                step_id=step,
+                tool="",
+            )
+        return record
+
+    def counted(self, thread_id: str, model: BaseChatModel, response: Any) -> Steps[None]:
+        """Add one step and the answer's tokens and cost to the thread's usage."""
+        deps = self._deps()
+        messages = getattr(response, "result", None) or [response]
+        tokens_in = tokens_out = 0
+        for message in messages:
+            meta = message.usage_metadata if isinstance(message, AIMessage) else None
+            if meta:
+                tokens_in += int(meta.get("input_tokens", 0))
+                tokens_out += int(meta.get("output_tokens", 0))
+        price = self._price_of(model)
+        record = yield blocking(deps.store.get_run, thread_id)
+        assert record is not None
+        usage = record.usage
+        yield blocking(
+            deps.store.set_usage,
+            thread_id,
+            {
+                **usage,
+                "input_tokens": usage["input_tokens"] + tokens_in,
+                "output_tokens": usage["output_tokens"] + tokens_out,
+                "cost_usd": usage["cost_usd"]
+                + (price.cost(tokens_in, tokens_out) if price else 0.0),
+                "steps": usage["steps"] + 1,
+            },
+        )
