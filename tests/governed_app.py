@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from langchain_core.messages import HumanMessage
+from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from agentrt import AgentRuntime, Budget, Decision, Policy, ToolContext, tool
@@ -84,7 +85,11 @@ def tools(workdir: Path) -> list[Any]:
         """
         return {"order_id": order_id, "total": 89.0}
 
-    @tool(effect="irreversible", scopes=["payments:write"], idempotent=True)
+    # AGENTRT_TEST_NOT_IDEMPOTENT=1: a payment system that takes no idempotency key, so a
+    # call cut off mid-effect is in doubt and goes to a person.
+    idempotent = os.environ.get("AGENTRT_TEST_NOT_IDEMPOTENT") != "1"
+
+    @tool(effect="irreversible", scopes=["payments:write"], idempotent=idempotent)
     def issue_refund(order_id: str, amount: float, ctx: ToolContext) -> dict[str, Any]:
         """Refund an order.
 
@@ -111,8 +116,11 @@ def tools(workdir: Path) -> list[Any]:
 
 
 @contextmanager
-def app(kind: str, workdir: Path, script: str = "large") -> Iterator[tuple[AgentRuntime, Any]]:
-    """The runtime (agentrt.db) and the app's compiled graph (checkpoints.db) of ``kind``."""
+def app(
+    kind: str, workdir: Path, script: str = "large", *, in_memory: bool = False
+) -> Iterator[tuple[AgentRuntime, Any]]:
+    """The runtime (agentrt.db) and the app's compiled graph (checkpoints.db, or in memory
+    for async graphs: SqliteSaver is sync only) of ``kind``."""
     model = ScriptedChatModel(SCRIPTS[script])
     rt = AgentRuntime(
         model,
@@ -120,7 +128,8 @@ def app(kind: str, workdir: Path, script: str = "large") -> Iterator[tuple[Agent
         policy=Policy.from_yaml(POLICY),
         db=workdir / "agentrt.db",
     )
-    with rt, SqliteSaver.from_conn_string(str(workdir / "checkpoints.db")) as saver:
+    with rt, SqliteSaver.from_conn_string(str(workdir / "checkpoints.db")) as on_disk:
+        saver = InMemorySaver() if in_memory else on_disk
         graph = build_graph(rt, model, saver) if kind == "graph" else build_agent(rt, model, saver)
         yield rt, graph
 

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.parametrize("kind", KINDS)
 
 
 def child(*args: str, hang: bool = False) -> subprocess.Popen[str]:
-    env = {**os.environ, "AGENTRT_TEST_HANG": "1" if hang else "0"}
+    env = {**os.environ, "AGENTRT_TEST_HANG": "1" if hang else "0"}  # and the test's own
     return subprocess.Popen(
         [sys.executable, "-m", "tests.governed_app", *args],
         cwd=ROOT,
@@ -108,6 +108,8 @@ def test_a_gate_is_approved_from_another_process(kind: str, tmp_path: Path) -> N
         "await_approval issue_refund",
     ):
         assert part in shown, shown
+    # The agent's model calls are the middleware's too: budgeted, and in the trace.
+    assert ("chat scripted" in shown) is (kind == "agent"), shown
 
 
 @pytest.mark.subprocess
@@ -130,7 +132,11 @@ def test_sigkill_in_the_middle_of_an_effect_then_resume_acts_once(
         config = {"configurable": {"thread_id": THREAD}}
         effect = rt.store.list_effects(THREAD)
         assert [e.status for e in effect] == ["started"]
-        graph.invoke(None, config)  # the app carries its graph on from its checkpoint
+        if kind == "graph":  # attached: the runtime carries the graph on
+            rt.attach(graph)
+            assert rt.resume(THREAD).status is RunStatus.RUNNING
+        else:  # the app carries its agent on from its checkpoint
+            graph.invoke(None, config)
         # The idempotent refund was called again with the same key: one refund.
         first, again = calls(tmp_path)
         assert first == again
@@ -213,3 +219,35 @@ def test_an_edit_goes_back_through_policy_and_runs_the_edited_call(
         assert run.status is RunStatus.RUNNING
         # 40 is under the approval threshold: policy allows the edited call at once.
         assert [(o, a) for _, o, a in refunds(tmp_path)] == [("42", 40.0)]
+
+
+@pytest.mark.subprocess
+def test_an_effect_in_doubt_goes_to_a_person_who_says_retry(
+    kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("AGENTRT_TEST_NOT_IDEMPOTENT", "1")
+    proc = child("start", kind, str(tmp_path), "small", hang=True)
+    try:
+        assert proc.stdout is not None
+        assert proc.stdout.readline() == "effect started\n", proc.communicate()
+        proc.send_signal(signal.SIGKILL)
+    finally:
+        proc.kill()
+        proc.communicate(timeout=30)
+
+    with app(kind, tmp_path, "small") as (rt, graph):
+        rt.attach(graph)
+        config = {"configurable": {"thread_id": THREAD}}
+        graph.invoke(None, config)  # not called blindly again: a person is asked
+        assert len(calls(tmp_path)) == 1
+        assert rt.get(THREAD).status is RunStatus.AWAITING_APPROVAL
+        (request,) = rt.approvals(tenant="acme")
+        assert (request.kind, request.tool) == ("reconcile", "issue_refund")
+        assert "is not idempotent" in request.reason
+        # The person checked the payment system: nothing happened, so it may run again.
+        rt.decide(Decision.retry(request.id, by=APPROVER))
+        assert len(calls(tmp_path)) == 2
+        assert [o for _, o, _ in refunds(tmp_path)] == ["43"]
+        (message,) = tool_messages(graph, config)
+        assert message.status == "success"
+        assert graph.get_state(config).values["messages"][-1].content == "Order 43 is refunded."

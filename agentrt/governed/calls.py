@@ -18,7 +18,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.messages import ToolMessage
 from langgraph.types import interrupt
@@ -36,14 +36,14 @@ from agentrt.records import RunRecord
 from agentrt.runs import lifecycle
 from agentrt.runs.decisions import record_decision
 from agentrt.runs.segments import SegmentTrace, segment_span
-from agentrt.state import Action, GateItem, RunState, RunStatus
+from agentrt.state import Action, GateItem, RunState, RunStatus, Usage
 from agentrt.steps import Steps, blocking
 from agentrt.tools.contract import Effect, ToolArgsError, ToolSpec, to_json_text
 from agentrt.tools.execution import ToolFailure
 from agentrt.tools.ledger import EffectInDoubt
 from agentrt.tracing import new_trace_id
 
-__all__ = ["Governor", "stop_thread"]
+__all__ = ["Governor", "segment", "stop_thread"]
 
 logger = get_logger()
 
@@ -82,7 +82,7 @@ class Governor:
         yield blocking(lock.acquire)
         try:
             record = yield blocking(self._begin, deps, thread_id)
-            with self._segment(deps, record), deps.tracing.step("tool", thread_id, step_id):
+            with segment(deps, record), deps.tracing.step("tool", thread_id, step_id):
                 message: ToolMessage = yield from self._govern(deps, record, action, offered)
             return message
         finally:
@@ -301,35 +301,46 @@ class Governor:
             return _RETRY
         raise RunError(f"reconcile {decided.id!r} was cancelled", thread_id=state["thread_id"])
 
-    # tracing ------------------------------------------------------------------------------
-
-    @contextmanager
-    def _segment(self, deps: RunDeps, record: RunRecord) -> Iterator[None]:
-        """One agent.run segment of the thread's one trace, around one governed call."""
-        trace_id, previous = deps.store.run_trace(record.thread_id)
-        known = SegmentTrace(
-            thread_id=record.thread_id,
-            trace_id=trace_id or record.trace_id or new_trace_id(),
-            previous=previous,
-            since=None,
-            goal=record.goal,
-            user=record.principal.get("id"),
-            tenant=record.tenant,
-        )
-        try:
-            with segment_span(deps.tracing, known):
-                yield
-        finally:
-            deps.tracing.flush()
-            if known.span_id is not None:
-                deps.store.set_trace(record.thread_id, known.trace_id, known.span_id)
-
 
 class _Retry:
     """Marker: a person said the effect in doubt did not happen; call again."""
 
 
 _RETRY: Any = _Retry()
+
+
+@contextmanager
+def segment(deps: RunDeps, record: RunRecord) -> Iterator[None]:
+    """One agent.run segment of the thread's one trace, around one governed call: the
+    first to end is the run's root, later ones hang under it (agentrt.runs.segments)."""
+    trace_id, previous = deps.store.run_trace(record.thread_id)
+    known = SegmentTrace(
+        thread_id=record.thread_id,
+        trace_id=trace_id or record.trace_id or new_trace_id(),
+        previous=previous,
+        since=None,
+        goal=record.goal,
+        user=record.principal.get("id"),
+        tenant=record.tenant,
+    )
+    began = deps.clock()
+    try:
+        with segment_span(deps.tracing, known) as span:
+            try:
+                yield
+            finally:
+                # Active time is counted here (the app's graph keeps no agentrt state);
+                # waiting for a person happens between segments and never counts.
+                now = deps.store.get_run(record.thread_id)
+                if now is not None:
+                    spent = max(0.0, deps.clock() - began)
+                    usage = {**now.usage, "active_seconds": now.usage["active_seconds"] + spent}
+                    deps.store.set_usage(record.thread_id, cast(Usage, usage))
+                    deps.tracing.settled(span, now.status.value, output=now.output, error=now.error)
+    finally:
+        deps.tracing.flush()
+        if known.span_id is not None:
+            deps.store.set_trace(record.thread_id, known.trace_id, known.span_id)
 
 
 def _budget(record: RunRecord) -> Budget:

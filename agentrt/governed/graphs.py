@@ -22,7 +22,9 @@ from agentrt.errors import ConfigError, RunError
 from agentrt.governed.threads import graph_lease, graph_name, is_own_graph
 from agentrt.principal import Principal
 from agentrt.records import RunRecord
+from agentrt.runs import lifecycle
 from agentrt.runs.record import Run, run_of
+from agentrt.state import RunStatus
 from agentrt.steps import Step, Steps, blocking
 from agentrt.store.protocols import Store
 
@@ -108,6 +110,25 @@ class OwnGraphs:
         now = yield blocking(self.store.get_run, record.thread_id)
         assert now is not None
         return run_of(now, self.store)
+
+    def cancel(self, thread_id: str, *, reason: str, now: float) -> Run | None:
+        """End an own-graph thread as cancelled at once, its pending requests with it
+        (None: a run of agentrt's run graph, which the driver cancels). A governed call in
+        flight elsewhere finishes its effect; the thread's next one is refused."""
+        record = self.store.get_run(thread_id)
+        if record is None or not is_own_graph(record):
+            return None
+        if not isinstance(reason, str) or not reason.strip():
+            raise ConfigError(f"cancelling a run needs a reason in words, got {reason!r}")
+        moved = lifecycle.move(
+            self.store,
+            thread_id,
+            RunStatus.CANCELLED,
+            now=now,
+            where=self.store.location,
+            error=reason,
+        )
+        return run_of(moved, self.store)
 
     def for_resume(self, thread_id: str) -> Steps[Run] | None:
         """For rt.resume: how to carry on an own-graph thread (None: a run of agentrt's run

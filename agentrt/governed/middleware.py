@@ -12,8 +12,7 @@ langchain (v1) is an optional dependency: install ``agentrt[agents]``.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -23,12 +22,12 @@ from langgraph.types import Command
 
 from agentrt.budget import Budget, ModelPrice, first_exceeded
 from agentrt.errors import ConfigError
-from agentrt.governed.calls import Governor, stop_thread
+from agentrt.governed.calls import Governor, segment, stop_thread
 from agentrt.governed.threads import live_record, thread_id_of, to_running
 from agentrt.governed.tool_node import ToolCallHandler, langchain_tools, offered_names
 from agentrt.nodes.deps import RunDeps
 from agentrt.records import RunRecord
-from agentrt.steps import Steps, adrive, blocking, drive
+from agentrt.steps import Step, Steps, adrive, blocking, drive
 from agentrt.tools.contract import ToolSpec
 from agentrt.tools.registry import ToolRegistry
 
@@ -90,21 +89,24 @@ if AgentMiddleware is not None:
         def wrap_model_call(
             self, request: ModelRequest, handler: Callable[[ModelRequest], ModelResponse]
         ) -> Any:
-            with self._budget.call(request.model, get_config()) as count:
-                response = handler(request)
-                count(response)
-                return response
+            return drive(self._budget.model_call(request, Step(lambda: handler(request), _aio)))
 
         async def awrap_model_call(
             self,
             request: ModelRequest,
             handler: Callable[[ModelRequest], Awaitable[ModelResponse]],
         ) -> Any:
-            config = get_config()
-            record = await adrive(self._budget.preflight(request.model, config))
-            response = await handler(request)
-            await adrive(self._budget.counted(record.thread_id, request.model, response))
-            return response
+            return await adrive(
+                self._budget.model_call(request, Step(_sync, lambda: handler(request)))
+            )
+
+
+def _sync() -> Any:
+    raise AssertionError("an async model call is awaited, never called in a thread")
+
+
+async def _aio() -> Any:
+    raise AssertionError("a sync model call is called, never awaited")
 
 
 class _ModelBudget:
@@ -116,10 +118,24 @@ class _ModelBudget:
         self._deps = deps
         self._price_of = price_of
 
-    @contextmanager
-    def call(self, model: BaseChatModel, config: Any) -> Iterator[Callable[[Any], None]]:
-        record: RunRecord = drive(self.preflight(model, config))
-        yield lambda response: drive(self.counted(record.thread_id, model, response))
+    def model_call(self, request: Any, call: Step[Any]) -> Steps[Any]:
+        """One model call of a create_agent thread: budget first, then the call in an llm
+        span of the thread's trace, then its usage counted."""
+        deps = self._deps()
+        record = yield from self.preflight(request.model, get_config())
+        with (
+            segment(deps, record),
+            deps.tracing.step("plan", record.thread_id),
+            deps.tracing.llm_call(request.model, list(request.messages)) as llm,
+        ):
+            response = yield call
+            answers = [
+                m for m in getattr(response, "result", [response]) if isinstance(m, AIMessage)
+            ]
+            if answers:
+                llm.response(answers[-1])
+        yield from self.counted(record.thread_id, request.model, response)
+        return response
 
     def preflight(self, model: BaseChatModel, config: Any) -> Steps[RunRecord]:
         """The thread's row, running; BudgetExceeded (the row ended so) if the next model

@@ -1,0 +1,166 @@
+"""Threads of an app's own graph as runs: async graphs, cancel, workers leave them alone,
+an effect in doubt goes to a person, the model-call budget of create_agent, and the
+examples as a user runs them."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from langchain_core.messages import HumanMessage, ToolMessage
+from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.types import Command
+
+from agentrt import (
+    ApprovalStatus,
+    Budget,
+    BudgetExceeded,
+    ConfigError,
+    Decision,
+    Principal,
+    RunError,
+    RunStatus,
+)
+from agentrt.examples.own_graph import build_runtime, scripted_model
+from agentrt.examples.refund_desk import APPROVER, OPERATOR
+from agentrt.records import LeaseRecord
+from tests.governed_app import KINDS, THREAD, app, refunds, start
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_an_async_graph_waits_at_the_gate_and_goes_on_after_adecide(
+    kind: str, tmp_path: Path
+) -> None:
+    with app(kind, tmp_path, in_memory=True) as (rt, graph):
+        rt.attach(graph)
+        config = rt.thread(principal=OPERATOR, thread_id=THREAD)
+
+        async def scenario() -> RunStatus:
+            await graph.ainvoke({"messages": [HumanMessage("Refund the order")]}, config)
+            (request,) = rt.approvals(tenant="acme")
+            run = await rt.adecide(Decision.approve(request.id, by=APPROVER))
+            return run.status
+
+        assert asyncio.run(scenario()) is RunStatus.RUNNING
+        assert [(o, a) for _, o, a in refunds(tmp_path)] == [("42", 89.0)]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_cancel_ends_a_waiting_thread_and_its_requests(kind: str, tmp_path: Path) -> None:
+    with app(kind, tmp_path) as (rt, graph):
+        config = start(rt, graph)
+        (request,) = rt.approvals(tenant="acme")
+        run = rt.cancel(THREAD, reason="customer withdrew")
+        assert (run.status, run.error) == (RunStatus.CANCELLED, "customer withdrew")
+        assert rt.approval(request.id).status is ApprovalStatus.CANCELLED
+        with pytest.raises(RunError, match="ended cancelled: customer withdrew"):
+            graph.invoke(Command(resume={"decided": True}), config)
+        assert refunds(tmp_path) == []
+
+
+def test_workers_never_claim_a_thread_of_the_apps_graph(tmp_path: Path) -> None:
+    with app("graph", tmp_path, "small") as (rt, graph):
+        rt.thread(principal=OPERATOR, thread_id=THREAD)
+        claim = LeaseRecord(owner="worker", host="h", pid=1, expires_at=rt.clock() + 60)
+        assert rt.store.claim_runs(claim, now=rt.clock(), limit=10).thread_ids == ()
+        assert rt.get(THREAD).status is RunStatus.PENDING
+        # Nor does resume start agentrt's run graph on it: the graph is not attached.
+        assert rt.resume(THREAD).status is RunStatus.PENDING
+        assert refunds(tmp_path) == []
+        start(rt, graph)
+        assert rt.get(THREAD).status is RunStatus.RUNNING
+
+
+def test_a_thread_is_opened_once_for_one_principal(tmp_path: Path) -> None:
+    with app("graph", tmp_path) as (rt, _):
+        first = rt.thread(principal=OPERATOR, thread_id=THREAD)
+        assert rt.thread(principal=OPERATOR, thread_id=THREAD) == first
+        with pytest.raises(ConfigError, match="acts for 'alice'"):
+            rt.thread(principal=Principal("mallory"), thread_id=THREAD)
+        run = rt.start("a run of agentrt's own graph", principal=OPERATOR, thread_id="own")
+        with pytest.raises(ConfigError, match="not a thread of graph 'app'"):
+            rt.thread(principal=OPERATOR, thread_id=run.thread_id)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_graph_invoked_without_an_open_thread_is_told_how(kind: str, tmp_path: Path) -> None:
+    with (
+        app(kind, tmp_path, "small") as (_, graph),
+        pytest.raises(ConfigError, match=r"open it first with config = rt.thread\(principal=..."),
+    ):
+        graph.invoke({"messages": [HumanMessage("hi")]}, {"configurable": {"thread_id": "x"}})
+
+
+def test_the_agents_model_calls_are_budgeted_before_each_call(tmp_path: Path) -> None:
+    with app("agent", tmp_path, "two_calls") as (rt, graph):
+        with pytest.raises(BudgetExceeded, match="max_steps=2 reached"):
+            start(rt, graph, budget=Budget(max_steps=2))
+        run = rt.get(THREAD)
+        assert run.status is RunStatus.BUDGET_EXCEEDED
+        assert run.budget_report is not None
+        assert run.budget_report["limit"] == "max_steps"
+        assert run.usage["steps"] == 2
+        assert run.usage["input_tokens"] > 0
+        assert run.usage["tool_calls"] == 2
+        assert rt.deps.model.calls.__len__() == 2  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("example", ["own_graph", "create_agent"])
+def test_the_examples_run_as_a_user_runs_them(example: str, tmp_path: Path) -> None:
+    out = subprocess.run(
+        [sys.executable, "-m", f"agentrt.examples.{example}", str(tmp_path)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+    ).stdout
+    assert out.splitlines() == [
+        "waiting: issue_refund {'order_id': '42', 'amount': 89.0} for a refund-approver",
+        "running: Order 42 is refunded.",
+    ]
+
+
+def test_tool_messages_keep_the_call_ids_of_the_model(tmp_path: Path) -> None:
+    with app("graph", tmp_path, "two_calls") as (rt, graph):
+        config = start(rt, graph)
+        messages = graph.get_state(config).values["messages"]
+        asked = [c["id"] for m in messages for c in getattr(m, "tool_calls", [])]
+        answered = [m.tool_call_id for m in messages if isinstance(m, ToolMessage)]
+        assert answered == asked
+        assert len(answered) == 2
+
+
+def readme_block(containing: str) -> str:
+    """The README's one ```python block that holds ``containing``."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    (block,) = [b for b in re.findall(r"```python\n(.*?)```", readme, re.S) if containing in b]
+    return str(block)
+
+
+def test_the_readme_own_graph_and_create_agent_blocks_run_as_printed(tmp_path: Path) -> None:
+    model = scripted_model()
+    with build_runtime(tmp_path / "agentrt.db", model) as rt:
+        names = {
+            "rt": rt,
+            "model": model,
+            "checkpointer": InMemorySaver(),
+            "alice": OPERATOR,
+            "bob": APPROVER,
+            "Decision": Decision,
+        }
+        exec(compile(readme_block("rt.tool_node()"), "README.md", "exec"), names)
+        exec(compile(readme_block("rt.middleware()"), "README.md", "exec"), names)
+        for thread_id in ("refund-42", "refund-43"):
+            assert rt.get(thread_id).status is RunStatus.RUNNING
+            assert rt.approval(names["request"].id).status is ApprovalStatus.APPROVED
+        payments = tmp_path / "agentrt.payments.db"
+        with sqlite3.connect(payments) as db:
+            assert db.execute("SELECT count(*) FROM refunds").fetchone() == (2,)
