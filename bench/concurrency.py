@@ -51,6 +51,9 @@ def _model() -> ScriptedChatModel:
 
 
 COMPLAINTS = Complaints()
+SPANS = {"lost": 0, "held": 0}
+"""Over agentrt's samples: span batches its store lost, and those a busy database made it
+hold for a later write."""
 
 
 async def _agentrt(db: Path) -> float:
@@ -63,6 +66,9 @@ async def _agentrt(db: Path) -> float:
         seconds = time.perf_counter() - started
     finally:
         rt.close()
+        exporter = rt._tracing_setup.exporter
+        SPANS["lost"] += rt.export_failures
+        SPANS["held"] += exporter.held if exporter is not None else 0
     bad = [r for r in runs if r.status != "succeeded" or r.usage["tool_calls"] != ACTIONS]
     if bad:
         raise RuntimeError(f"{len(bad)} agentrt runs failed, e.g. {bad[0].status}: {bad[0].error}")
@@ -134,6 +140,12 @@ def main() -> Report:
         "AsyncSqliteSaver commits in a second await, holding SQLite's write lock until the "
         "loop comes back to it."
     )
+    notes += (
+        f" Span batches the span store lost over agentrt's {REPEATS} samples: "
+        f"{SPANS['lost']}; held while the database was busy and written with a later batch: "
+        f"{SPANS['held']}."
+    )
+    print(f"  span batches lost: {SPANS['lost']}, held and written later: {SPANS['held']}")
     if COMPLAINTS.counts:
         said = COMPLAINTS.said()
         notes += (

@@ -396,7 +396,16 @@ def test_retried_model_calls_are_attempts_of_one_step(db: Path, clock: FakeClock
     assert [e.attributes["exception.message"] for e in plans[0].events if e.attributes] == ["reset"]
 
 
-def test_a_locked_database_drops_spans_instead_of_waiting(db: Path, clock: FakeClock) -> None:
+def _stored(db: Path, *names: str) -> list[str]:
+    with sqlite3.connect(db) as conn:
+        marks = ",".join("?" * len(names))
+        rows = conn.execute(f"SELECT name FROM spans WHERE name IN ({marks})", names)
+        return sorted(name for (name,) in rows)
+
+
+def test_a_locked_database_holds_spans_for_the_next_batch_instead_of_waiting(
+    db: Path, clock: FakeClock
+) -> None:
     from opentelemetry.sdk.trace.export import SpanExportResult
 
     from agentrt.store.sqlite.spans import SPAN_LOCK_WAIT_MS
@@ -404,21 +413,73 @@ def test_a_locked_database_drops_spans_instead_of_waiting(db: Path, clock: FakeC
     with refund_desk.build_runtime(db, clock=clock) as rt:
         guarded = rt._tracing_setup.exporter
         assert guarded is not None
-        span = TracerProvider().get_tracer("t").start_span("x")
-        span.end()
-        assert guarded.export([span]) is SpanExportResult.SUCCESS  # type: ignore[list-item]
+        first, second, third = (TracerProvider().get_tracer("t").start_span(n) for n in "abc")
+        for span in (first, second, third):
+            span.end()
+        assert guarded.export([first]) is SpanExportResult.SUCCESS  # type: ignore[list-item]
         # Spans wait a quarter second for the lock, where the runtime's own writes wait 10 s.
         conn = rt.store._span_conn  # type: ignore[attr-defined]
         assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == SPAN_LOCK_WAIT_MS == 250
         blocker = sqlite3.connect(db, isolation_level=None)
         blocker.execute("BEGIN IMMEDIATE")  # another process holds the write lock
         try:
-            assert guarded.export([span]) is SpanExportResult.FAILURE  # type: ignore[list-item]
+            assert guarded.export([second]) is SpanExportResult.FAILURE  # type: ignore[list-item]
         finally:
             blocker.execute("ROLLBACK")
             blocker.close()
-        assert guarded.failures == 1
-        assert guarded.export([span]) is SpanExportResult.SUCCESS  # type: ignore[list-item]
+        assert (guarded.held, guarded.failures) == (1, 0)
+        assert _stored(db, "a", "b", "c") == ["a"]
+        # The held span goes with the next batch: nothing is lost.
+        assert guarded.export([third]) is SpanExportResult.SUCCESS  # type: ignore[list-item]
+        assert _stored(db, "a", "b", "c") == ["a", "b", "c"]
+        assert rt.export_failures == 0
+
+
+def test_spans_held_by_a_busy_database_are_written_as_the_runtime_closes(
+    db: Path, clock: FakeClock
+) -> None:
+    rt = refund_desk.build_runtime(db, clock=clock)
+    guarded = rt._tracing_setup.exporter
+    assert guarded is not None
+    span = TracerProvider().get_tracer("t").start_span("held")
+    span.end()
+    blocker = sqlite3.connect(db, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        guarded.export([span])  # type: ignore[list-item]
+        rt.deps.tracing.flush()  # a segment's flush while still locked: held again
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert guarded.held == 2
+    rt.close()
+    assert _stored(db, "held") == ["held"]
+    assert rt.export_failures == 0
+
+
+def test_spans_a_database_never_takes_before_closing_are_counted_lost(
+    db: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from agentrt.tracing import exporters
+
+    monkeypatch.setattr(exporters, "CLOSING_PATIENCE", 0.3)
+    rt = refund_desk.build_runtime(db, clock=clock)
+    guarded = rt._tracing_setup.exporter
+    assert guarded is not None
+    span = TracerProvider().get_tracer("t").start_span("never")
+    span.end()
+    blocker = sqlite3.connect(db, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")
+    try:
+        guarded.export([span])  # type: ignore[list-item]
+        with caplog.at_level(logging.WARNING, logger="agentrt"):
+            rt.close()
+    finally:
+        blocker.execute("ROLLBACK")
+        blocker.close()
+    assert rt.export_failures == 1
+    assert "the sqlite span exporter failed on 1 span(s): the database stayed busy" in caplog.text
+    assert _stored(db, "never") == []
 
 
 def test_a_run_started_inside_an_app_span_keeps_its_trace_and_links_back(

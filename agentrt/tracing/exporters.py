@@ -5,10 +5,16 @@ reports failure is logged and counted, and the run goes on. The store takes span
 batches, from a background thread, and is flushed as each segment ends (so `agentrt trace`
 sees a run the moment a segment stops, in any process); OTLP goes through a batch processor
 too, so a slow or unreachable collector never holds a run up.
+
+A batch the store cannot take because the database is busy (many runs' checkpoints hold
+its write lock in turn) is not lost: the store's exporter holds it and writes it with the
+next batch, the next flush, or at the latest when the runtime closes. Only a failure that
+will not pass (a broken table) loses spans, each counted and logged.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -25,6 +31,7 @@ from opentelemetry.sdk.trace.export import (
 )
 
 from agentrt.errors import ConfigError
+from agentrt.faults import transient_cause
 from agentrt.logs import get_logger
 from agentrt.records import SpanRow
 from agentrt.tracing import attributes as A
@@ -33,6 +40,7 @@ __all__ = [
     "TRACER_NAME",
     "GuardedExporter",
     "SpanSink",
+    "SpansHeld",
     "StoreSpanExporter",
     "TracingSetup",
     "make_provider",
@@ -47,6 +55,17 @@ OTEL_RESOURCE_ATTRIBUTES names the service."""
 MODES = ("sqlite", "console", "otlp")
 SPAN_QUEUE_SIZE = 1_000_000
 """Spans the store's processor holds before it writes them: no run outgrows it."""
+CLOSING_PATIENCE = 30.0
+"""Seconds the store's exporter keeps trying, as the runtime closes, to write spans a busy
+database could not take yet."""
+
+
+class SpansHeld(Exception):
+    """The database was busy: the spans are held, to be written with the next batch."""
+
+    def __init__(self, count: int, cause: str) -> None:
+        self.count = count
+        super().__init__(f"{count} span(s) held for the next batch: {cause}")
 
 
 class GuardedExporter(SpanExporter):
@@ -59,10 +78,16 @@ class GuardedExporter(SpanExporter):
         """Batches this exporter failed to export."""
         self.exported = 0
         """Spans exported."""
+        self.held = 0
+        """Batches held back by a busy database (written later, not lost)."""
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
         try:
             result = self.inner.export(spans)
+        except SpansHeld as held:
+            self.held += 1
+            logger.info("the %s span exporter: %s", self.name, held)
+            return SpanExportResult.FAILURE
         except Exception:
             self.failures += 1
             logger.warning(
@@ -89,12 +114,25 @@ class GuardedExporter(SpanExporter):
     def shutdown(self) -> None:
         try:
             self.inner.shutdown()
+        except SpansHeld as held:
+            self.failures += 1
+            logger.warning(
+                "the %s span exporter failed on %d span(s): the database stayed busy as the "
+                "runtime closed (%d failed batches so far)",
+                self.name,
+                held.count,
+                self.failures,
+            )
         except Exception:
             logger.warning("the %s span exporter failed to shut down", self.name, exc_info=True)
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         try:
             return self.inner.force_flush(timeout_millis)
+        except SpansHeld as held:
+            self.held += 1
+            logger.info("the %s span exporter: %s", self.name, held)
+            return False
         except Exception:
             logger.warning("the %s span exporter failed to flush", self.name, exc_info=True)
             return False
@@ -111,23 +149,63 @@ class SpanSink(Protocol):
 
 
 class StoreSpanExporter(SpanExporter):
-    """Writes finished spans into the run's store (the `spans` table of its database)."""
+    """Writes finished spans into the run's store (the `spans` table of its database);
+    holds those a busy database could not take, for the next write."""
 
     def __init__(self, sink: SpanSink) -> None:
         self._sink: SpanSink | None = sink
+        self._held: list[SpanRow] = []
 
     def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        sink = self._sink
-        if sink is None:
+        if self._sink is None:
             return SpanExportResult.FAILURE
-        sink.write_spans([_row(span) for span in spans if span.context is not None])
+        self._write([_row(span) for span in spans if span.context is not None])
         return SpanExportResult.SUCCESS
 
+    def _write(self, rows: list[SpanRow]) -> None:
+        """Write the held rows and ``rows``; SpansHeld if the database was too busy."""
+        assert self._sink is not None
+        rows, self._held = self._held + rows, []
+        if not rows:
+            return
+        try:
+            self._sink.write_spans(rows)
+        except Exception as exc:
+            cause = transient_cause(exc)
+            if cause is None:
+                raise  # will not pass: GuardedExporter counts these spans as lost
+            self._held = rows
+            raise SpansHeld(len(rows), cause) from exc
+
     def shutdown(self) -> None:
+        if self._sink is not None and self._held:
+            deadline = time.monotonic() + CLOSING_PATIENCE
+            while self._held:
+                try:
+                    self._write([])
+                except SpansHeld:
+                    if time.monotonic() >= deadline:
+                        raise
+                    time.sleep(0.05)
         self._sink = None
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
+        """Try the held spans again (the batch processor flushes only what it queued)."""
+        if self._sink is not None and self._held:
+            self._write([])
         return True
+
+
+class _StoreSpanProcessor(BatchSpanProcessor):
+    """The batch processor, whose flush also tries the spans its exporter holds."""
+
+    def __init__(self, exporter: GuardedExporter) -> None:
+        super().__init__(exporter, schedule_delay_millis=1000, max_queue_size=SPAN_QUEUE_SIZE)
+        self._guarded = exporter
+
+    def force_flush(self, timeout_millis: int | None = None) -> bool:
+        flushed = super().force_flush(timeout_millis)
+        return self._guarded.force_flush() and flushed
 
 
 def _row(span: ReadableSpan) -> SpanRow:
@@ -135,20 +213,24 @@ def _row(span: ReadableSpan) -> SpanRow:
     assert ctx is not None
     attributes = dict(span.attributes or {})
     thread_id = attributes.get(A.RUN_ID)
+    parent = span.parent
     return SpanRow(
-        span_id=_hex(ctx.span_id, 16),
-        trace_id=_hex(ctx.trace_id, 32),
-        parent_id=_hex(span.parent.span_id, 16) if span.parent is not None else None,
+        span_id=f"{ctx.span_id:016x}",
+        trace_id=f"{ctx.trace_id:032x}",
+        parent_id=f"{parent.span_id:016x}" if parent is not None else None,
         thread_id=thread_id if isinstance(thread_id, str) else None,
         name=span.name,
         start_ns=span.start_time or 0,
         end_ns=span.end_time,
         status=span.status.status_code.name,
         attributes=attributes,
+        # Most spans have neither: skip building the empty lists' comprehensions.
         events=[
             {"name": e.name, "time_ns": e.timestamp, "attributes": dict(e.attributes or {})}
             for e in span.events
-        ],
+        ]
+        if span.events
+        else [],
         links=[
             {
                 "trace_id": _hex(link.context.trace_id, 32),
@@ -156,7 +238,9 @@ def _row(span: ReadableSpan) -> SpanRow:
                 "attributes": dict(link.attributes or {}),
             }
             for link in span.links
-        ],
+        ]
+        if span.links
+        else [],
     )
 
 
@@ -218,9 +302,7 @@ def make_provider(tracing: Any, sink: SpanSink) -> TracingSetup:
         # by default, a few hundred steps without a flush, or a burst of concurrent runs),
         # and the run's own record of what happened must not lose any.
         exporter = GuardedExporter(StoreSpanExporter(sink), "sqlite")
-        provider.add_span_processor(
-            BatchSpanProcessor(exporter, schedule_delay_millis=1000, max_queue_size=SPAN_QUEUE_SIZE)
-        )
+        provider.add_span_processor(_StoreSpanProcessor(exporter))
     elif tracing == "console":
         exporter = GuardedExporter(ConsoleSpanExporter(), "console")
         provider.add_span_processor(SimpleSpanProcessor(exporter))

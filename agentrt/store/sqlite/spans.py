@@ -59,6 +59,10 @@ class SpansTable:
                 self._span_conn = None
 
 
+# One encoder for every span (json.dumps with an argument builds a new one each call).
+_encode = json.JSONEncoder(default=list).encode
+
+
 def _values(row: SpanRow) -> tuple[object, ...]:
     return (
         row.span_id,
@@ -69,9 +73,9 @@ def _values(row: SpanRow) -> tuple[object, ...]:
         row.start_ns,
         row.end_ns,
         row.status,
-        json.dumps(row.attributes, default=list),
-        json.dumps(row.events, default=list),
-        json.dumps(row.links, default=list),
+        _encode(row.attributes),
+        _encode(row.events) if row.events else "[]",
+        _encode(row.links) if row.links else "[]",
     )
 
 
