@@ -48,6 +48,9 @@ __all__ = ["main", "per_action", "per_node"]
 
 ACTIONS = 3 if QUICK else 20
 """Tool-calling turns per run (plus one closing answer)."""
+LONG_ACTIONS = 6 if QUICK else 200
+"""The same, for a long run: what is paid once a run (the runs row, the lease, building the
+conversation) weighs less there, what grows with the run more."""
 CYCLES = 3 if QUICK else 50
 """plan -> policy -> tool -> verify cycles per run of the per-node graphs."""
 REPEATS = 2 if QUICK else 7
@@ -58,16 +61,18 @@ def _tmp_db(tmp: Path, counter: list[int]) -> Path:
     return tmp / f"run-{counter[0]}.db"
 
 
-def per_action(tmp: Path) -> Row:
+def per_action(tmp: Path, actions: int = ACTIONS, repeats: int = REPEATS) -> Row:
     """ms per action: agentrt's start() against the bare agent loop's invoke()."""
     counter = [0]
+    tmp = tmp / f"{actions}-actions"  # each row's files apart: the anchor's thread id is fixed
+    tmp.mkdir()
 
     def ours() -> float:
-        rt = agentrt_runtime(ScriptedChatModel(script(ACTIONS)), _tmp_db(tmp, counter), ACTIONS)
-        return timed_start(rt, ACTIONS) * 1000 / ACTIONS
+        rt = agentrt_runtime(ScriptedChatModel(script(actions)), _tmp_db(tmp, counter), actions)
+        return timed_start(rt, actions) * 1000 / actions
 
     def anchor() -> float:
-        model = ScriptedChatModel(script(ACTIONS))
+        model = ScriptedChatModel(script(actions))
         saver = sqlite_saver(_tmp_db(tmp, counter))
         try:
             graph = agent_loop(model, saver)
@@ -77,15 +82,15 @@ def per_action(tmp: Path) -> Row:
         finally:
             close_saver(saver)
         # system + goal, then per action an AI message and a tool message, then the answer
-        if len(final["messages"]) != 2 + 2 * ACTIONS + 1:
+        if len(final["messages"]) != 2 + 2 * actions + 1:
             raise RuntimeError(f"the bare agent made {len(final['messages'])} messages")
         model.assert_complete()
-        return seconds * 1000 / ACTIONS
+        return seconds * 1000 / actions
 
-    a, b = paired(ours, anchor, REPEATS)
+    a, b = paired(ours, anchor, repeats)
     return Row.of(
         "per action",
-        f"ms per action ({ACTIONS}-action run, sync checkpoints)",
+        f"ms per action ({actions}-action run, sync checkpoints)",
         a,
         "bare LangGraph: model node + ToolNode",
         b,
@@ -212,20 +217,22 @@ def main() -> Report:
     with tempfile.TemporaryDirectory(prefix="agentrt-bench-") as tmp:
         rows = [
             per_action(Path(tmp)),
+            per_action(Path(tmp), LONG_ACTIONS, repeats=2 if QUICK else 3),
             per_node(Path(tmp), checkpoint=False),
             per_node(Path(tmp), checkpoint=True),
         ]
     notes = (
-        f"Per action: {ACTIONS} actions a run, each a model turn calling the no-op tool, "
-        "then a final answer; both sides use `ScriptedChatModel` and checkpoint every "
-        "superstep into SQLite with the same pragmas. agentrt runs 4 supersteps an action "
-        "(plan, policy, tool, verify) where the bare agent runs 2 (model, tools), and "
-        "writes its runs row, lease and closing status. Per node: node bodies are empty on "
-        "both sides, so the difference is agentrt's `_step` wrapper (span, clock, usage, "
-        f"budget attributes), its routers and its {len(typing.get_type_hints(RunState))}-key "
-        "RunState (a DeltaChannel event log among them). agentrt runs with its defaults, "
-        "so each node's agent.step span is written to the SQLite span store; "
-        "bench/tracing.py measures that part on its own."
+        f"Per action: {ACTIONS} (and {LONG_ACTIONS}) actions a run, each a model turn "
+        "calling the no-op tool, then a final answer; both sides use `ScriptedChatModel` "
+        "and checkpoint every superstep into SQLite with the same pragmas. agentrt runs 4 "
+        "supersteps an action (plan, policy, tool, verify) where the bare agent runs 2 "
+        "(model, tools), and writes its runs row, lease and closing status. Per node: node "
+        "bodies are empty on both sides, so the difference is agentrt's `_step` wrapper "
+        "(span, clock, usage, budget attributes, the cancel check, the route it sends the "
+        f"run on) and its {len(typing.get_type_hints(RunState))}-key RunState (a "
+        "DeltaChannel event log among them). agentrt runs with its defaults, so each node's "
+        "agent.step span is written to the SQLite span store; bench/tracing.py measures that "
+        "part on its own."
     )
     return Report(rows=rows, notes=notes)
 

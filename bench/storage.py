@@ -10,10 +10,11 @@ Both graphs do the same shape of work per step, four checkpointed supersteps
 LangGraph's SqliteSaver, one thread per run, each on its own temporary file (but for
 baseline runs longer than KEEP_LIMIT, counted as written and not kept).
 
-Byte counts are deterministic (a turn-counting model, fixed events) except for LangGraph's
-channel version strings, whose random suffix (``random.random()`` formatted) varies in
-length by a few characters; that moves bytes/step by under 1% between runs, far below the
-effects measured, so every run is measured once and no median is taken. Wall times are
+Byte counts are deterministic (a turn-counting model, fixed events) except for the
+baseline's channel version strings (SqliteSaver's own), whose random suffix
+(``random.random()`` formatted) varies in length by a few characters; that moves
+bytes/step by under 1% between runs, far below the effects measured, so every run is
+measured once and no median is taken. Wall times are
 single runs, for scale only.
 """
 
@@ -480,8 +481,10 @@ def main() -> Report:
         "Bytes/step = table content (`length()` of `checkpoints.checkpoint`, "
         "`checkpoints.metadata` and `writes.value`) / steps; file/step = SQLite file size "
         "after `PRAGMA wal_checkpoint(TRUNCATE)` / steps. One run each, no median: bytes are "
-        "deterministic but for LangGraph's random channel-version suffixes, which vary in "
-        "length and move bytes/step by under 1% between runs. Baseline runs longer than "
+        "deterministic but for the baseline's random channel-version suffixes (SqliteSaver's "
+        "own), which vary in length and move bytes/step by under 1% between runs. agentrt "
+        "stores its checkpoints compact (short versions, values deflated). Baseline runs "
+        "longer than "
         f"{KEEP_LIMIT} steps are counted row by row as SqliteSaver writes them to an "
         "in-memory database and pruned behind (kept, the 2000-step one would be about "
         "4 GB), so they have no file size and no decoded breakdown.",
@@ -491,9 +494,10 @@ def main() -> Report:
         f"agentrt's `events` DeltaChannel has snapshot_frequency={freq} (counted in channel "
         "updates: 3 events a step, so a whole-log snapshot about every "
         f"{freq // 3} steps). Where the bytes go (state values and versions are the blobs' "
-        "channel_values and channel_versions + versions_seen, re-serialized apart, so "
-        "approximate; whole-log copies are the checkpoints whose blob holds the whole event "
-        "log: agentrt's snapshots, the baseline's every checkpoint):",
+        "channel_values and channel_versions + versions_seen, re-serialized apart as "
+        "LangGraph's msgpack before agentrt deflates them, so approximate; whole-log "
+        "copies are the checkpoints whose blob holds the whole event log: agentrt's "
+        "snapshots, the baseline's every checkpoint):",
         "",
         *_breakdown(results),
         "",
