@@ -298,6 +298,7 @@ def replay_logs(
             policy=rt.policy if policy is None else policy,
             db=Path(scratch) / "replay.db",
             tracing=None,
+            metrics=False,
             budget=rt.budget,
             prices={rt.model_name: rt.model_price} if rt.model_name and rt.model_price else None,
             instructions=rt.deps.instructions,

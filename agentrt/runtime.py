@@ -21,6 +21,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import RetryPolicy
+from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 from typing_extensions import Unpack
 
@@ -58,6 +59,7 @@ from agentrt.tools.execution import ToolRunner
 from agentrt.tools.ledger import Ledger
 from agentrt.tools.registry import ToolLike, ToolRegistry
 from agentrt.tracing import Redactor, RunTracing, Trace, make_provider
+from agentrt.tracing.metrics import RunMetrics, make_meter, metric_points
 from agentrt.tracing.view import build_trace
 
 __all__ = ["DEFAULT_BUDGET", "AgentRuntime", "Run", "Sweep"]
@@ -96,6 +98,7 @@ class AgentRuntime:
         sleep: Callable[[float], None] = time.sleep,
         rand: Callable[[], float] = random.random,
         limits: SizeLimits | None = None,
+        metrics: bool | MeterProvider = True,
         name: str = "agentrt",
     ) -> None:
         if not isinstance(capture_content, bool):
@@ -165,8 +168,9 @@ class AgentRuntime:
             if self._tracing_setup.provider is not None
             else None,
             agent_name=name,
+            metrics=self._run_metrics(metrics, tracing, name),
         )
-        """The runtime's spans; ``export_failures`` counts spans an exporter lost."""
+        """The runtime's spans and metrics; ``export_failures`` counts spans an exporter lost."""
         self.deps = RunDeps(
             model=chat,
             tools=self.tools,
@@ -259,6 +263,8 @@ class AgentRuntime:
         self.tools.close()
         if self._tracing_setup.provider is not None:
             self._tracing_setup.provider.shutdown()
+        if self._metrics_setup.provider is not None:
+            self._metrics_setup.provider.shutdown()  # exports what is left
         self._opened.close()
 
     @property
@@ -266,6 +272,16 @@ class AgentRuntime:
         """Span batches the exporter failed to deliver (each logged); the runs went on."""
         exporter = self._tracing_setup.exporter
         return exporter.failures if exporter is not None else 0
+
+    def _run_metrics(self, setting: Any, tracing: Any, name: str) -> RunMetrics:
+        self._metrics_setup = make_meter(setting, tracing)
+        return RunMetrics(self._metrics_setup.meter, app=name, model=self.model_name)
+
+    def metrics(self) -> dict[str, list[dict[str, Any]]]:
+        """The runtime's metrics as they stand, by name (agentrt.runs.started, ...): each
+        point's attributes and value, read from memory with no collector. Empty when
+        ``metrics=`` handed them to the caller's MeterProvider or turned them off."""
+        return metric_points(self._metrics_setup.reader)
 
     def __enter__(self) -> AgentRuntime:
         return self

@@ -106,13 +106,16 @@ def test_a_new_database_gets_both_sets_of_tables_and_its_version(
             "model_calls",
             "api_keys",
             "spans",
+            "outbox",
+            "webhook_cursors",
+            "webhook_deliveries",
             # LangGraph's own
             "checkpoints",
             "checkpoint_blobs",
             "checkpoint_writes",
             "checkpoint_migrations",
         }
-        assert store.schema_version == SCHEMA_VERSION == 3
+        assert store.schema_version == SCHEMA_VERSION == 4
         salt = store.redaction_salt()
         assert len(salt) == 32
         assert store.redaction_salt() == salt  # made once

@@ -53,6 +53,10 @@ def test_new_file_gets_the_tables_and_schema_version(store: SqliteStore, db_path
         "spans",
         "model_calls",
         "api_keys",
+        "outbox",
+        "webhook_cursors",
+        "webhook_deliveries",
+        "sqlite_sequence",  # the outbox's AUTOINCREMENT: seq is never reused
     }
     assert ("schema_version", str(SCHEMA_VERSION)) in schema_of(db_path)
 

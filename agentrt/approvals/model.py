@@ -269,6 +269,12 @@ class ApprovalQuery:
     role: str | None = None
     """Any role a request needs."""
     thread_id: str | None = None
+    tool: str | None = None
+    """Requests to call this tool."""
+    rule_id: str | None = None
+    """Requests this rule asked for."""
+    requested_before: float | None = None
+    """Requests asked at or before this time (epoch seconds): waiting at least so long."""
     after: tuple[float, str] | None = None
     """Start past this (requested_at, id): the queue's cursor."""
     limit: int = 100

@@ -55,8 +55,13 @@ def queue_page(
     thread_id: str | None,
     limit: int,
     cursor: str | None,
+    tool: str | None = None,
+    rule_id: str | None = None,
+    requested_before: float | None = None,
 ) -> ApprovalPage:
-    """One page of the queue, oldest first; its next_cursor continues where it ended."""
+    """One page of the queue, oldest first; its next_cursor continues where it ended.
+    ``tool``, ``rule_id`` and ``requested_before`` narrow it further (the review page's
+    filters)."""
     if status is not None:
         try:
             status = ApprovalStatus(status).value
@@ -73,6 +78,9 @@ def queue_page(
             tenant=tenant,
             role=role,
             thread_id=thread_id,
+            tool=tool,
+            rule_id=rule_id,
+            requested_before=requested_before,
             after=None if cursor is None else decode_cursor(cursor),
             limit=limit + 1,
         )

@@ -177,6 +177,8 @@ class Driver:
             clock=self.clock,
             where=self.store.location,
         )
+        if request.kind == "reconcile":  # a person settled an effect in doubt
+            self.tracing.metrics.reconciled(request.tool, str(Decision.parse(decision).outcome))
         run: Run = yield from self.carry_on(request.thread_id, resume)
         return run
 
@@ -303,6 +305,7 @@ class Driver:
                 "pass a new id (or None for a fresh one), or continue that run with "
                 f"rt.resume({thread_id!r})"
             )
+        self.tracing.metrics.run_started(record.tenant)
         return thread_id, initial_state(record), owner
 
     def resume_input(self, graph: Any, thread_id: str, owner: LeaseOwner | None = None) -> Any:
@@ -337,7 +340,7 @@ class Driver:
     def begin(self, thread_id: str, owner: LeaseOwner | None = None) -> LeaseOwner:
         """Take the run's lease and mark it running; RunBusy if a live process drives it."""
         owner = owner or LeaseOwner.this_process(self.new_id())
-        acquire(self.store, thread_id, owner, self.lease_ttl, now=self.store.clock())
+        self._acquire(thread_id, owner)
         if self.record(thread_id).status is not RunStatus.RUNNING:
             try:
                 self.move(thread_id, RunStatus.RUNNING)
@@ -426,11 +429,11 @@ class Driver:
             raise IllegalTransition(thread_id, record.status.value, RunStatus.CANCELLED.value)
         owner = owner or LeaseOwner.this_process(self.new_id())
         try:
-            acquire(self.store, thread_id, owner, self.lease_ttl, now=self.store.clock())
+            self._acquire(thread_id, owner)
         except RunBusy:
             self.store.request_cancel(thread_id, reason)
             try:  # the driver may have let go meanwhile, before it saw the request
-                acquire(self.store, thread_id, owner, self.lease_ttl, now=self.store.clock())
+                self._acquire(thread_id, owner)
             except RunBusy:
                 return self.get(thread_id)
         try:
@@ -444,9 +447,22 @@ class Driver:
         return LeaseRecord(owner=owner.label, host=owner.host, pid=owner.pid, expires_at=expires_at)
 
     def move(self, thread_id: str, status: RunStatus, **change: Any) -> RunRecord:
-        return lifecycle.move(
+        record = lifecycle.move(
             self.store, thread_id, status, now=self.clock(), where=self.store.location, **change
         )
+        if status in TERMINAL:  # a finished run moves no more: counted once
+            limit = (record.budget_report or {}).get("limit")
+            self.tracing.metrics.run_ended(status.value, record.tenant, limit=limit)
+        return record
+
+    def _acquire(self, thread_id: str, owner: LeaseOwner) -> None:
+        """Take the run's lease (RunBusy if a live process holds it), counting a takeover."""
+        now = self.store.clock()
+        taken = acquire(self.store, thread_id, owner, self.lease_ttl, now=now)
+        if taken is not None:
+            self.tracing.metrics.lease_taken_over(
+                "expired" if taken.expires_at <= now else "owner_gone"
+            )
 
     def _segment_trace(self, graph: Any, thread_id: str, graph_input: Any) -> SegmentTrace:
         """Where this segment's span goes in the run's trace (agentrt.runs.segments)."""

@@ -46,8 +46,10 @@ class LeaseOwner:
 
 def acquire(
     store: LeaseStore, thread_id: str, owner: LeaseOwner, ttl: float, *, now: float
-) -> None:
+) -> LeaseRecord | None:
     """Take the run's lease for ``ttl`` seconds, or raise RunBusy if a live process holds it.
+    Returns the lease it took over from another owner (expired, or its process gone), if
+    it did.
 
     KeyError for an unknown run. The write is conditional on the owner read just before,
     so of two processes taking an expired lease at once exactly one wins.
@@ -63,7 +65,7 @@ def acquire(
             raise RunBusy(thread_id, held.owner, held.expires_at, now=now)
         lease = LeaseRecord(owner=owner.label, host=owner.host, pid=owner.pid, expires_at=now + ttl)
         if store.take_lease(thread_id, lease, expected=None if held is None else held.owner):
-            return
+            return held if held is not None and held.owner != owner.label else None
 
 
 def owner_dead(held: LeaseRecord, host: str) -> bool:

@@ -19,12 +19,14 @@ from agentrt import records
 from agentrt.approvals.model import ApprovalQuery, ApprovalRequest, ApprovalStatus, Decided
 from agentrt.records import EffectOutcome, NewRun
 from agentrt.state import TERMINAL, RunStatus, Usage
+from agentrt.store.memory_outbox import OutboxMemory
+from agentrt.store.outbox import EventType, approval_event, run_event
 from agentrt.store.protocols import Claim, RunChange
 
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore:
+class MemoryStore(OutboxMemory):
     """agentrt.store.protocols.Store, in this process's memory."""
 
     schema_version = 0
@@ -43,6 +45,7 @@ class MemoryStore:
         self._keys: dict[str, tuple[records.ApiKey, str]] = {}
         self._spans: dict[str, records.SpanRow] = {}
         self._salt = secrets.token_hex(16)
+        self._outbox_init()
 
     def redaction_salt(self) -> str:
         return self._salt
@@ -116,6 +119,8 @@ class MemoryStore:
                 retry_at=change.retry_at,
                 transient_failures=change.transient_failures,
             )
+            moved = self._runs[thread_id]
+            self._tell(run_event(moved, from_status=change.from_status, now=now))
             if change.cancel_pending is not None:
                 for request in self._approvals.values():
                     if request.thread_id == thread_id and request.status is ApprovalStatus.PENDING:
@@ -190,6 +195,7 @@ class MemoryStore:
             trace_id, _ = self._traces.pop(thread_id, (None, None))
             self._runs.pop(thread_id, None)
             self._leases.pop(thread_id, None)
+            self._forget_run(thread_id)
             for table in (self._approvals, self._effects):
                 for key in [k for k, v in table.items() if v.thread_id == thread_id]:
                     del table[key]
@@ -282,6 +288,8 @@ class MemoryStore:
 
     def put_approval(self, request: ApprovalRequest) -> ApprovalRequest:
         with self._lock:
+            if request.id not in self._approvals:
+                self._tell(approval_event(EventType.APPROVAL_REQUESTED, request, now=self.clock()))
             return self._approvals.setdefault(request.id, request)
 
     def get_approval(self, approval_id: str) -> ApprovalRequest | None:
@@ -298,6 +306,9 @@ class MemoryStore:
                 and (q.tenant is None or r.tenant == q.tenant)
                 and (q.role is None or q.role in r.roles)
                 and (q.thread_id is None or r.thread_id == q.thread_id)
+                and (q.tool is None or r.tool == q.tool)
+                and (q.rule_id is None or r.rule_id == q.rule_id)
+                and (q.requested_before is None or r.requested_at <= q.requested_before)
                 and (q.after is None or (r.requested_at, r.id) > q.after)
             ]
             return sorted(found, key=lambda r: (r.requested_at, r.id))[: q.limit]
@@ -318,20 +329,30 @@ class MemoryStore:
                 comment="expired undecided" + (", escalated" if escalation else ""),
                 escalated_to=escalation.id if escalation else None,
             )
+            if expired:
+                gone = self._approvals[approval_id]
+                self._tell(approval_event(EventType.APPROVAL_EXPIRED, gone, now=now))
             if expired and escalation is not None:
                 self._approvals.setdefault(escalation.id, escalation)
+                self._tell(approval_event(EventType.APPROVAL_ESCALATED, escalation, now=now))
             return expired
 
     def decide_approval(self, approval_id: str, decided: Decided) -> bool:
-        return self._still_pending(
-            approval_id,
-            status=decided.status,
-            decided_by=decided.by,
-            decided_at=self.clock(),
-            comment=decided.comment,
-            edited_args=decided.edited_args,
-            result=decided.result if decided.status is ApprovalStatus.RESOLVED else None,
-        )
+        now = self.clock()
+        with self._lock:
+            won = self._still_pending(
+                approval_id,
+                status=decided.status,
+                decided_by=decided.by,
+                decided_at=now,
+                comment=decided.comment,
+                edited_args=decided.edited_args,
+                result=decided.result if decided.status is ApprovalStatus.RESOLVED else None,
+            )
+            if won:
+                request = self._approvals[approval_id]
+                self._tell(approval_event(EventType.APPROVAL_DECIDED, request, now=now))
+            return won
 
     def _still_pending(self, approval_id: str, **changes: Any) -> bool:
         """Apply ``changes`` if the request is still pending (the conditional update a

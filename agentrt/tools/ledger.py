@@ -46,6 +46,9 @@ class EffectInDoubt(Exception):
     happened, so the run asks a person (the reconcile gate) instead of calling again.
     """
 
+    kind = "in_doubt"
+    """How the tool.call it ends is counted (agentrt.tool.calls, agentrt.outcome)."""
+
     def __init__(
         self, tool: str, key: str, attempt: int, reason: str, *, idempotent: bool = False
     ) -> None:

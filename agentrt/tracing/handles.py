@@ -11,6 +11,7 @@ from typing import Any, Protocol
 from opentelemetry.trace import Span
 
 from agentrt.tracing import attributes as A
+from agentrt.tracing.metrics import RunMetrics
 
 __all__ = ["ModelCallSpan", "PolicySpan", "ToolCallSpan"]
 
@@ -19,6 +20,7 @@ class Tracing(Protocol):
     """What a handle needs of RunTracing (agentrt.tracing.spans), which hands them out."""
 
     capture_content: bool
+    metrics: RunMetrics
 
     def set(
         self,
@@ -72,6 +74,11 @@ class ModelCallSpan(_Handle):
                 A.GEN_AI_FINISH_REASONS: [str(finish)] if finish else None,
             },
         )
+        self.tracing.metrics.model_call(
+            meta.get("input_tokens") or 0,
+            meta.get("output_tokens") or 0,
+            None if cost is None else cost[0] + cost[1],
+        )
         if cost is not None:
             prompt, completion = cost
             self.tracing.set(
@@ -91,7 +98,11 @@ class ModelCallSpan(_Handle):
 class ToolCallSpan(_Handle):
     """The open tool.call span; record the result or the failure kind on it."""
 
+    outcome = "ok"
+    """How the call went, as counted when the span ends."""
+
     def result(self, value: Any, *, outcome: str = "ok", retries: int = 0) -> None:
+        self.outcome = outcome
         self.tracing.set(self.span, {A.TOOL_OUTCOME: outcome, A.RETRY_COUNT: retries or None})
         self.content(A.GEN_AI_TOOL_RESULT, value)
 
@@ -100,6 +111,7 @@ class PolicySpan(_Handle):
     """The open policy.check span; record the decision on it."""
 
     def decision(self, decision: Any) -> None:
+        self.tracing.metrics.policy_decision(decision.outcome, decision.rule_id)
         self.tracing.set(
             self.span,
             {

@@ -48,6 +48,7 @@ from agentrt.redaction import Redactor
 from agentrt.tracing import attributes as A
 from agentrt.tracing.handles import ModelCallSpan, PolicySpan, ToolCallSpan
 from agentrt.tracing.messages import split_system, tool_definitions
+from agentrt.tracing.metrics import RunMetrics
 from agentrt.tracing.shown import SensitiveOf, secret_values, shown, shown_messages
 
 __all__ = [
@@ -118,6 +119,7 @@ class RunTracing:
         sensitive_of: SensitiveOf | None = None,
         flush: Callable[[], object] | None = None,
         agent_name: str = "agentrt",
+        metrics: RunMetrics | None = None,
     ) -> None:
         if isinstance(tracer, SdkTracer) and not isinstance(tracer.id_generator, _RunTraceIds):
             # Only this tracer is changed, never the provider: the caller's other tracers
@@ -132,6 +134,8 @@ class RunTracing:
         self.agent_name = agent_name
         """gen_ai.agent.name, and what a run's spans are named after."""
         self._flush = flush
+        self.metrics = metrics or RunMetrics.off()
+        """Where runs, calls and decisions are counted (agentrt.tracing.metrics)."""
         self._runs: dict[str, Span] = {}
         self._failed: dict[str, tuple[str, str | None, int]] = {}
 
@@ -411,7 +415,12 @@ class RunTracing:
         ) as span:
             handle = ToolCallSpan(self, span, sensitive, known)
             handle.content(A.GEN_AI_TOOL_ARGUMENTS, action.get("args"))
-            yield handle
+            try:
+                yield handle
+            except Exception as exc:
+                self.metrics.tool_call(action["tool"], str(getattr(exc, "kind", "error")), phase)
+                raise
+            self.metrics.tool_call(action["tool"], handle.outcome, phase)
 
     @contextmanager
     def policy_check(self, action: Mapping[str, Any]) -> Iterator[PolicySpan]:
@@ -467,6 +476,12 @@ class RunTracing:
             },
         )
         span.end(end_time=self._ns(max(request.decided_at, request.requested_at)))
+        self.metrics.approval_waited(
+            request.decided_at - request.requested_at,
+            status=request.status.value,
+            rule=request.rule_id,
+            role=request.required_role,
+        )
 
 
 def _remote(trace_id: int, span_id: str | int) -> SpanContext:

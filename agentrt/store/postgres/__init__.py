@@ -23,6 +23,7 @@ from agentrt.store.postgres.database import (
 from agentrt.store.postgres.effects import EffectsTable
 from agentrt.store.postgres.keys import KeysTable
 from agentrt.store.postgres.leases import LeasesTable
+from agentrt.store.postgres.outbox import OutboxTable
 from agentrt.store.postgres.recordings import RecordingsTable
 from agentrt.store.postgres.runs import RunsTable
 from agentrt.store.postgres.spans import SpansTable
@@ -46,6 +47,7 @@ class PostgresStore(
     KeysTable,
     SpansTable,
     StatsTable,
+    OutboxTable,
 ):
     """agentrt's tables in one PostgreSQL database (agentrt.store.protocols.Store)."""
 

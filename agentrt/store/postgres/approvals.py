@@ -12,14 +12,15 @@ from typing import Any
 from psycopg.rows import DictRow
 
 from agentrt.approvals.model import ApprovalQuery, ApprovalRequest, ApprovalStatus, Decided
+from agentrt.store.outbox import EventType, approval_event
 from agentrt.store.postgres.database import (
     Conn,
     Database,
     columns_of,
     doc,
-    one_row,
     record_of,
 )
+from agentrt.store.postgres.outbox import insert_event
 
 __all__ = ["ApprovalsTable", "queue_sql"]
 
@@ -34,8 +35,11 @@ class ApprovalsTable:
     def put_approval(self, req: ApprovalRequest) -> ApprovalRequest:
         """Insert the request unless it exists; return the stored one (re-runs are no-ops)."""
 
+        now = self.db.clock()
+
         def put(conn: Conn) -> ApprovalRequest:
-            _insert_approval(conn, req)
+            if _insert_approval(conn, req):
+                insert_event(conn, approval_event(EventType.APPROVAL_REQUESTED, req, now=now))
             # A statement of its own: under READ COMMITTED it sees a row that a racing
             # insert committed while this one waited on the id.
             row = conn.execute(
@@ -86,29 +90,47 @@ class ApprovalsTable:
                     ApprovalStatus.PENDING.value,
                 ),
             )
+            if cur.rowcount == 1:
+                _tell(conn, EventType.APPROVAL_EXPIRED, approval_id, now=now)
             if cur.rowcount == 1 and escalation is not None:
                 _insert_approval(conn, escalation)
+                told = approval_event(EventType.APPROVAL_ESCALATED, escalation, now=now)
+                insert_event(conn, told)
             return cur.rowcount == 1
 
         return self.db.write(expire)
 
     def decide_approval(self, approval_id: str, decided: Decided) -> bool:
         resolved = decided.status is ApprovalStatus.RESOLVED
-        return self.db.apply(
-            "UPDATE approvals SET status=%s, decided_by=%s, decided_at=%s, comment=%s, "
-            "edited_args=%s, result=%s WHERE id=%s AND status=%s",
-            (
-                decided.status.value,
-                decided.by,
-                self.db.clock(),
-                decided.comment,
-                doc(decided.edited_args),
-                doc(decided.result) if resolved else None,
-                approval_id,
-                ApprovalStatus.PENDING.value,
-            ),
-            one_row,
-        )
+        now = self.db.clock()
+
+        def decide(conn: Conn) -> bool:
+            cur = conn.execute(
+                "UPDATE approvals SET status=%s, decided_by=%s, decided_at=%s, comment=%s, "
+                "edited_args=%s, result=%s WHERE id=%s AND status=%s",
+                (
+                    decided.status.value,
+                    decided.by,
+                    now,
+                    decided.comment,
+                    doc(decided.edited_args),
+                    doc(decided.result) if resolved else None,
+                    approval_id,
+                    ApprovalStatus.PENDING.value,
+                ),
+            )
+            if cur.rowcount == 1:
+                _tell(conn, EventType.APPROVAL_DECIDED, approval_id, now=now)
+            return cur.rowcount == 1
+
+        return self.db.write(decide)
+
+
+def _tell(conn: Conn, kind: EventType, approval_id: str, *, now: float) -> None:
+    """The event of ``kind`` about the request as the transaction has just left it."""
+    row = conn.execute(f"SELECT {APPROVAL} FROM approvals WHERE id=%s", (approval_id,)).fetchone()
+    assert row is not None
+    insert_event(conn, approval_event(kind, _approval(row), now=now))
 
 
 def queue_sql(query: ApprovalQuery) -> tuple[str, list[Any]]:
@@ -118,10 +140,15 @@ def queue_sql(query: ApprovalQuery) -> tuple[str, list[Any]]:
         ("status", query.status),
         ("tenant", query.tenant),
         ("thread_id", query.thread_id),
+        ("tool", query.tool),
+        ("rule_id", query.rule_id),
     ):
         if value is not None:
             sql += f" AND {column}=%s"
             params.append(value)
+    if query.requested_before is not None:
+        sql += " AND requested_at <= %s"
+        params.append(query.requested_before)
     if query.role is not None:
         # A combined requirement is listed under each role it needs.
         sql += " AND roles @> ARRAY[%s::text]"
@@ -141,8 +168,9 @@ _INSERT_COLUMNS = (
 )
 
 
-def _insert_approval(conn: Conn, req: ApprovalRequest) -> None:
-    conn.execute(
+def _insert_approval(conn: Conn, req: ApprovalRequest) -> bool:
+    """Insert ``req`` unless its id exists; True if it was inserted."""
+    cur = conn.execute(
         f"INSERT INTO approvals ({_INSERT_COLUMNS}) "
         "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
         "ON CONFLICT (id) DO NOTHING",
@@ -171,6 +199,7 @@ def _insert_approval(conn: Conn, req: ApprovalRequest) -> None:
             req.edited_from,
         ),
     )
+    return cur.rowcount == 1
 
 
 def _approval(row: DictRow) -> ApprovalRequest:

@@ -9,7 +9,9 @@ from psycopg.rows import DictRow
 
 from agentrt.approvals.model import ApprovalStatus
 from agentrt.state import TERMINAL, RunStatus, Usage
-from agentrt.store.postgres.database import Cursor, Database, columns_of, doc, record_of
+from agentrt.store.outbox import TOLD_STATUSES, run_event
+from agentrt.store.postgres.database import Conn, Cursor, Database, columns_of, doc, record_of
+from agentrt.store.postgres.outbox import insert_event
 from agentrt.store.protocols import NewRun, RunChange, RunRecord
 
 __all__ = ["RunsTable"]
@@ -96,6 +98,7 @@ class RunsTable:
         return self.db.all(sql, (*params, max(0, limit)), _run_record)
 
     def change_run(self, thread_id: str, change: RunChange) -> RunRecord | None:
+        now = self.db.clock()
         params = {
             "thread_id": thread_id,
             "from_status": change.from_status.value,
@@ -107,7 +110,7 @@ class RunsTable:
             "budget_report": doc(
                 dict(change.budget_report) if change.budget_report is not None else None
             ),
-            "now": self.db.clock(),
+            "now": now,
             "add_waited": change.add_waited,
             "add_retry_waited": change.add_retry_waited,
             "retry_at": change.retry_at,
@@ -117,7 +120,17 @@ class RunsTable:
             "cancelled": ApprovalStatus.CANCELLED.value,
             "pending": ApprovalStatus.PENDING.value,
         }
-        return self.db.apply(_CHANGE, params, _returned)
+        if change.status is change.from_status or change.status not in TOLD_STATUSES:
+            return self.db.apply(_CHANGE, params, _returned)
+
+        def move(conn: Conn) -> RunRecord | None:
+            # Told in the same transaction: no event for a move that rolled back.
+            moved = _returned(conn.execute(_CHANGE, params))
+            if moved is not None:
+                insert_event(conn, run_event(moved, from_status=change.from_status, now=now))
+            return moved
+
+        return self.db.write(move)
 
     def unfinished_runs(self) -> list[str]:
         return self.db.all(

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 __all__ = ["CHANNEL", "MIGRATIONS", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 CHANNEL = "agentrt_runs"
 """Where the database says a run may need a driver (LISTEN/NOTIFY); the payload is its id."""
@@ -203,6 +203,46 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE runs ADD COLUMN denials JSON;
     CREATE INDEX runs_by_tenant_time ON runs (tenant, created_at);
+    """,
+    # 4: the outbox (as SQLite's 11). seq is an identity: a writer takes the outbox's
+    # advisory lock before it inserts, held until it commits, so seq order is commit order
+    # and a cursor never passes an event that commits later.
+    """
+    CREATE TABLE outbox (
+        seq         BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        id          TEXT COLLATE "C" NOT NULL UNIQUE,
+        type        TEXT NOT NULL,
+        thread_id   TEXT COLLATE "C" NOT NULL REFERENCES runs (thread_id) ON DELETE CASCADE,
+        tenant      TEXT,
+        data        JSON NOT NULL,
+        created_at  DOUBLE PRECISION NOT NULL
+    );
+    CREATE INDEX outbox_by_run ON outbox (thread_id, seq);
+
+    CREATE TABLE webhook_cursors (
+        endpoint    TEXT COLLATE "C" PRIMARY KEY,
+        seq         BIGINT NOT NULL
+    );
+
+    CREATE TABLE webhook_deliveries (
+        endpoint      TEXT COLLATE "C" NOT NULL,
+        event_id      TEXT COLLATE "C" NOT NULL REFERENCES outbox (id) ON DELETE CASCADE,
+        seq           BIGINT NOT NULL,
+        thread_id     TEXT COLLATE "C" NOT NULL,
+        status        TEXT NOT NULL,
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        next_at       DOUBLE PRECISION NOT NULL,
+        claimed_by    TEXT,
+        claimed_until DOUBLE PRECISION,
+        last_error    TEXT,
+        last_status   INTEGER,
+        delivered_at  DOUBLE PRECISION,
+        updated_at    DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (endpoint, event_id)
+    );
+    CREATE INDEX deliveries_due ON webhook_deliveries (endpoint, status, next_at, seq);
+    CREATE INDEX deliveries_by_run ON webhook_deliveries (endpoint, thread_id, status, seq);
+    CREATE INDEX deliveries_by_status ON webhook_deliveries (status, seq);
     """,
 )
 

@@ -25,6 +25,7 @@ from agentrt.store.sqlite.database import (
 from agentrt.store.sqlite.effects import EffectsTable
 from agentrt.store.sqlite.keys import KeysTable
 from agentrt.store.sqlite.leases import LeasesTable
+from agentrt.store.sqlite.outbox import OutboxTable
 from agentrt.store.sqlite.recordings import RecordingsTable
 from agentrt.store.sqlite.runs import RunsTable
 from agentrt.store.sqlite.spans import SpansTable
@@ -51,6 +52,7 @@ class SqliteStore(
     KeysTable,
     SpansTable,
     StatsTable,
+    OutboxTable,
 ):
     """agentrt's tables in one SQLite file (agentrt.store.protocols.Store)."""
 

@@ -7,7 +7,9 @@ import sqlite3
 from typing import Any
 
 from agentrt.approvals.model import ApprovalQuery, ApprovalRequest, ApprovalStatus, Decided
+from agentrt.store.outbox import EventType, approval_event
 from agentrt.store.sqlite.database import Database, record_of
+from agentrt.store.sqlite.outbox import insert_event
 
 __all__ = ["ApprovalsTable"]
 
@@ -19,8 +21,10 @@ class ApprovalsTable:
 
     def put_approval(self, req: ApprovalRequest) -> ApprovalRequest:
         """Insert the request unless it exists; return the stored one (re-runs are no-ops)."""
+        now = self.db.clock()
         with self.db.tx() as db:
-            _insert_approval(db, req)
+            if _insert_approval(db, req):
+                insert_event(db, approval_event(EventType.APPROVAL_REQUESTED, req, now=now))
         stored = self.get_approval(req.id)
         assert stored is not None
         return stored
@@ -34,10 +38,15 @@ class ApprovalsTable:
             ("status", query.status),
             ("tenant", query.tenant),
             ("thread_id", query.thread_id),
+            ("tool", query.tool),
+            ("rule_id", query.rule_id),
         ):
             if value is not None:
                 sql += f" AND {column}=?"
                 params.append(value)
+        if query.requested_before is not None:
+            sql += " AND requested_at <= ?"
+            params.append(query.requested_before)
         if query.role is not None:
             # A combined requirement is listed under each role it needs.
             sql += (
@@ -81,12 +90,16 @@ class ApprovalsTable:
                     ApprovalStatus.PENDING.value,
                 ),
             )
+            if cur.rowcount == 1:
+                _tell(db, EventType.APPROVAL_EXPIRED, approval_id, now=now)
             if cur.rowcount == 1 and escalation is not None:
                 _insert_approval(db, escalation)
+                insert_event(db, approval_event(EventType.APPROVAL_ESCALATED, escalation, now=now))
         return cur.rowcount == 1
 
     def decide_approval(self, approval_id: str, decided: Decided) -> bool:
         resolved = decided.status is ApprovalStatus.RESOLVED
+        now = self.db.clock()
         with self.db.tx() as db:
             cur = db.execute(
                 "UPDATE approvals SET status=?, decided_by=?, decided_at=?, comment=?, "
@@ -94,7 +107,7 @@ class ApprovalsTable:
                 (
                     decided.status.value,
                     decided.by,
-                    self.db.clock(),
+                    now,
                     decided.comment,
                     json.dumps(decided.edited_args) if decided.edited_args is not None else None,
                     json.dumps(decided.result) if resolved else None,
@@ -102,7 +115,15 @@ class ApprovalsTable:
                     ApprovalStatus.PENDING.value,
                 ),
             )
+            if cur.rowcount == 1:
+                _tell(db, EventType.APPROVAL_DECIDED, approval_id, now=now)
         return cur.rowcount == 1
+
+
+def _tell(db: sqlite3.Connection, kind: EventType, approval_id: str, *, now: float) -> None:
+    """The event of ``kind`` about the request as the transaction has just left it."""
+    row = db.execute("SELECT * FROM approvals WHERE id=?", (approval_id,)).fetchone()
+    insert_event(db, approval_event(kind, _approval(row), now=now))
 
 
 _APPROVAL_COLUMNS = (
@@ -112,8 +133,9 @@ _APPROVAL_COLUMNS = (
 )
 
 
-def _insert_approval(db: sqlite3.Connection, req: ApprovalRequest) -> None:
-    db.execute(
+def _insert_approval(db: sqlite3.Connection, req: ApprovalRequest) -> bool:
+    """Insert ``req`` unless its id exists; True if it was inserted."""
+    cur = db.execute(
         f"INSERT OR IGNORE INTO approvals ({_APPROVAL_COLUMNS}) "
         "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (
@@ -141,6 +163,7 @@ def _insert_approval(db: sqlite3.Connection, req: ApprovalRequest) -> None:
             req.edited_from,
         ),
     )
+    return cur.rowcount == 1
 
 
 def _approval(row: sqlite3.Row) -> ApprovalRequest:

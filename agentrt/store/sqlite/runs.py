@@ -9,8 +9,10 @@ from typing import Any
 
 from agentrt.approvals.model import ApprovalStatus
 from agentrt.state import TERMINAL, RunStatus, Usage
+from agentrt.store.outbox import TOLD_STATUSES, run_event
 from agentrt.store.protocols import NewRun, RunChange, RunRecord
 from agentrt.store.sqlite.database import Database, record_of
+from agentrt.store.sqlite.outbox import insert_event
 
 __all__ = ["RunsTable"]
 
@@ -100,6 +102,11 @@ class RunsTable:
             )
             if cur.rowcount != 1:
                 return None
+            if change.status is not change.from_status and change.status in TOLD_STATUSES:
+                # Told in the same transaction: no event for a move that rolled back.
+                row = db.execute("SELECT * FROM runs WHERE thread_id=?", (thread_id,)).fetchone()
+                moved = _run_record(row)
+                insert_event(db, run_event(moved, from_status=change.from_status, now=now))
             if change.cancel_pending is not None:
                 db.execute(
                     "UPDATE approvals SET status=?, decided_at=?, comment=? "

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 # MIGRATIONS[i] takes a database at version i to version i + 1. Never edit a released
 # entry: append a new one, so every existing file walks the same path.
@@ -172,6 +172,48 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN denials TEXT;
     CREATE INDEX runs_by_time ON runs (created_at);
     CREATE INDEX runs_by_tenant_time ON runs (tenant, created_at);
+    """,
+    # 11: the outbox. Events are written in the transaction of the change they describe;
+    # seq is the order they were written in (AUTOINCREMENT: never reused, so a cursor past
+    # a deleted run's events stays right). webhook_cursors says how far each endpoint's
+    # deliveries were made from it; webhook_deliveries is one event for one endpoint, with
+    # its tries, its claim and the dead letter.
+    """
+    CREATE TABLE outbox (
+        seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+        id          TEXT NOT NULL UNIQUE,
+        type        TEXT NOT NULL,
+        thread_id   TEXT NOT NULL REFERENCES runs (thread_id) ON DELETE CASCADE,
+        tenant      TEXT,
+        data        TEXT NOT NULL,
+        created_at  REAL NOT NULL
+    );
+    CREATE INDEX outbox_by_run ON outbox (thread_id, seq);
+
+    CREATE TABLE webhook_cursors (
+        endpoint    TEXT PRIMARY KEY,
+        seq         INTEGER NOT NULL
+    );
+
+    CREATE TABLE webhook_deliveries (
+        endpoint      TEXT NOT NULL,
+        event_id      TEXT NOT NULL REFERENCES outbox (id) ON DELETE CASCADE,
+        seq           INTEGER NOT NULL,
+        thread_id     TEXT NOT NULL,
+        status        TEXT NOT NULL,
+        attempts      INTEGER NOT NULL DEFAULT 0,
+        next_at       REAL NOT NULL,
+        claimed_by    TEXT,
+        claimed_until REAL,
+        last_error    TEXT,
+        last_status   INTEGER,
+        delivered_at  REAL,
+        updated_at    REAL NOT NULL,
+        PRIMARY KEY (endpoint, event_id)
+    );
+    CREATE INDEX deliveries_due ON webhook_deliveries (endpoint, status, next_at, seq);
+    CREATE INDEX deliveries_by_run ON webhook_deliveries (endpoint, thread_id, status, seq);
+    CREATE INDEX deliveries_by_status ON webhook_deliveries (status, seq);
     """,
 )
 

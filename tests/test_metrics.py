@@ -1,0 +1,195 @@
+"""The runtime's OpenTelemetry metrics, read back from an in-memory metric reader."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+from agentrt import AgentRuntime, Budget, ConfigError, Decision, Policy, Principal, tool
+from agentrt.examples import refund_desk
+from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR
+from agentrt.records import LeaseRecord
+from agentrt.state import RunStatus
+from agentrt.testing import ScriptedChatModel, ai, tool_call
+from agentrt.tracing.metrics import metric_points
+from tests.conftest import FakeClock, Ids
+
+APP = {"agentrt.app": "refund-desk"}
+
+
+def sums(points: dict[str, list[dict[str, Any]]], name: str, *keys: str) -> Counter[Any]:
+    """A metric's values summed by the given attributes (one key: by its value alone)."""
+    found: Counter[Any] = Counter()
+    for point in points.get(name, []):
+        attrs = point["attributes"]
+        key = tuple(attrs.get(k) for k in keys)
+        found[key[0] if len(keys) == 1 else key] += point["value"]
+    return found
+
+
+@pytest.fixture
+def reader() -> InMemoryMetricReader:
+    return InMemoryMetricReader()
+
+
+def desk(db: Path, clock: FakeClock, reader: InMemoryMetricReader, **kwargs: Any) -> AgentRuntime:
+    provider = MeterProvider(metric_readers=[reader])
+    return refund_desk.build_runtime(db, clock=clock, new_id=Ids(), metrics=provider, **kwargs)
+
+
+def test_a_run_through_a_gate_is_counted(
+    db: Path, clock: FakeClock, reader: InMemoryMetricReader
+) -> None:
+    with desk(db, clock, reader, prices={"refund-desk-script": (3.0, 15.0)}) as rt:
+        run = rt.start(GOAL, principal=OPERATOR)
+        assert run.pending_approval is not None
+        clock.advance(120)
+        done = rt.decide(Decision.approve(run.pending_approval.id, by=APPROVER))
+        assert done.status is RunStatus.SUCCEEDED
+        events = rt.events(run.thread_id)
+        points = metric_points(reader)
+
+    assert sums(points, "agentrt.runs.started", "agentrt.tenant", "agentrt.app") == {
+        ("acme", "refund-desk"): 1
+    }
+    assert sums(points, "agentrt.runs.ended", "agentrt.run.status", "agentrt.tenant") == {
+        ("succeeded", "acme"): 1
+    }
+    # One point a model answer: the demo's four turns, every one counted with its tokens.
+    assert sums(points, "agentrt.model.calls", "gen_ai.request.model") == {"refund-desk-script": 4}
+    tokens = sums(points, "agentrt.model.tokens", "gen_ai.token.type")
+    assert tokens == {
+        "input": done.usage["input_tokens"],
+        "output": done.usage["output_tokens"],
+    }
+    assert sum(p["value"] for p in points["agentrt.model.cost"]) == pytest.approx(
+        done.usage["cost_usd"]
+    )
+    # Tools: each call once by its outcome; the refund twice (its preview, then its commit).
+    assert sums(points, "agentrt.tool.calls", "gen_ai.tool.name", "agentrt.tool.phase") == {
+        ("lookup_order", "call"): 1,
+        ("lookup_customer", "call"): 1,
+        ("add_order_note", "call"): 1,
+        ("issue_refund", "preview"): 1,
+        ("issue_refund", "commit"): 1,
+    }
+    # Policy: a point each time the policy decided, as the run's own log says.
+    logged = Counter(
+        (e["data"]["outcome"], e["data"]["rule_id"]) for e in events if e["type"] == "policy"
+    )
+    assert sums(points, "agentrt.policy.decisions", "agentrt.outcome", "agentrt.policy.rule") == (
+        logged
+    )
+    assert logged[("require_approval", "large-refunds")] == 1
+    [wait] = points["agentrt.approval.wait"]
+    assert wait["attributes"] == {
+        **APP,
+        "agentrt.outcome": "approved",
+        "agentrt.policy.rule": "large-refunds",
+        "agentrt.approval.role": "refund-approver",
+    }
+    assert (wait["count"], wait["sum"], wait["buckets"]["300.0"]) == (1, 120.0, 1)
+    assert "agentrt.budget.stops" not in points
+
+
+def test_a_budget_stop_and_a_denial_are_counted_by_limit_and_rule(
+    db: Path, clock: FakeClock, reader: InMemoryMetricReader
+) -> None:
+    model = ScriptedChatModel(
+        [
+            ai("", tool_call("issue_refund", {"order_id": "42", "amount": -1})),
+            ai("", tool_call("lookup_order", {"order_id": "42"})),
+            ai("", tool_call("lookup_order", {"order_id": "43"})),
+            "unreachable",
+        ]
+    )
+    with desk(db, clock, reader, model=model) as rt:
+        run = rt.start(GOAL, principal=OPERATOR, budget=Budget(max_tool_calls=1))
+        assert run.status is RunStatus.BUDGET_EXCEEDED
+        points = metric_points(reader)
+    assert sums(points, "agentrt.budget.stops", "agentrt.budget.limit", "agentrt.tenant") == {
+        ("max_tool_calls", "acme"): 1
+    }
+    assert sums(points, "agentrt.runs.ended", "agentrt.run.status") == {"budget_exceeded": 1}
+    decisions = sums(points, "agentrt.policy.decisions", "agentrt.outcome", "agentrt.policy.rule")
+    assert decisions[("deny", "not-positive")] == 1
+
+
+class Crash(BaseException):
+    """The process dying in the middle of a call."""
+
+
+def test_a_reconcile_and_a_lease_takeover_are_counted(
+    db: Path, clock: FakeClock, reader: InMemoryMetricReader
+) -> None:
+    calls: list[str] = []
+
+    @tool(effect="write")
+    def send(to: str) -> str:
+        """Send a letter."""
+        calls.append(to)
+        if len(calls) == 1:
+            raise Crash  # after the effect, before its result is recorded
+        return "sent"
+
+    model = ScriptedChatModel([ai("", tool_call("send", {"to": "al"})), "sent it"])
+    provider = MeterProvider(metric_readers=[reader])
+    ops = Principal("ops", tenant="acme")
+    with AgentRuntime(
+        model, tools=[send], policy=Policy.allow_all(), db=db, clock=clock, metrics=provider
+    ) as rt:
+        with pytest.raises(Crash):
+            rt.start("mail al", principal=ops, thread_id="t1")
+        # Another process held the run and its lease ran out: the resume takes it over.
+        stale = LeaseRecord(owner="far:1:x", host="far", pid=1, expires_at=clock() - 5)
+        assert rt.store.take_lease("t1", stale, expected=None)
+        waiting = rt.resume("t1")
+        assert waiting.pending_approval is not None
+        assert waiting.pending_approval.kind == "reconcile"
+        done = rt.decide(Decision.resolve(waiting.pending_approval.id, result="sent", by=ops))
+        assert done.status is RunStatus.SUCCEEDED
+        points = metric_points(reader)
+    assert calls == ["al"]
+    assert sums(points, "agentrt.lease.takeovers", "agentrt.outcome") == {"expired": 1}
+    assert sums(points, "agentrt.ledger.reconciles", "gen_ai.tool.name", "agentrt.outcome") == {
+        ("send", "resolve"): 1
+    }
+    # The call that died never ended; the resume found its effect in doubt and called nothing.
+    assert sums(points, "agentrt.tool.calls", "gen_ai.tool.name", "agentrt.outcome") == {
+        ("send", "in_doubt"): 1
+    }
+
+
+def test_rt_metrics_reads_them_without_a_collector(db: Path, clock: FakeClock) -> None:
+    with refund_desk.build_runtime(db, clock=clock, new_id=Ids()) as rt:
+        assert rt.metrics() == {}
+        rt.start(GOAL, principal=OPERATOR)
+        figures = rt.metrics()
+    assert sums(figures, "agentrt.runs.started", "agentrt.tenant") == {"acme": 1}
+    assert json.loads(json.dumps(figures)) == figures  # plain data
+
+
+def test_console_tracing_exports_the_metrics_too(
+    db: Path, clock: FakeClock, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with refund_desk.build_runtime(db, clock=clock, new_id=Ids(), tracing="console") as rt:
+        rt.start(GOAL, principal=OPERATOR)
+        capsys.readouterr()
+    # Closing the runtime exports what the periodic reader has not yet sent.
+    out = capsys.readouterr().out
+    assert '"name": "agentrt.runs.started"' in out
+    assert '"name": "agentrt.policy.decisions"' in out
+
+
+def test_metrics_off_and_a_bad_setting(db: Path, clock: FakeClock) -> None:
+    with refund_desk.build_runtime(db, clock=clock, metrics=False) as rt:
+        rt.start(GOAL, principal=OPERATOR)
+        assert rt.metrics() == {}
+    with pytest.raises(ConfigError, match="metrics='yes' is not a metrics setting; use True"):
+        refund_desk.build_runtime(db, clock=clock, metrics="yes")
