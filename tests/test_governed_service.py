@@ -25,8 +25,9 @@ def anyio_backend() -> str:
 async def served(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[tuple[httpx.AsyncClient, dict[str, str], object]]:
-    # In memory: the service's worker awaits the graph, and SqliteSaver is sync only.
-    with app(request.param, tmp_path, in_memory=True) as (rt, graph):
+    # The service's worker awaits the graph it carries on: the agent's checkpointer can be
+    # awaited (in memory), the graph's cannot (SqliteSaver), and both go on.
+    with app(request.param, tmp_path, in_memory=request.param == "agent") as (rt, graph):
         rt.attach(graph)
         start(rt, graph)
         keys = {"alice": issue_key(rt, OPERATOR), "bob": issue_key(rt, APPROVER)}

@@ -11,6 +11,8 @@ app resumes the graph itself with ``Command(resume=...)``.
 
 from __future__ import annotations
 
+import asyncio
+from collections.abc import Awaitable, Callable
 from contextlib import suppress
 from typing import Any
 
@@ -93,7 +95,10 @@ class OwnGraphs:
         )
         if graph is not None and not pending:
             config = thread_config(record.thread_id)
-            snapshot = yield Step(lambda: graph.get_state(config), lambda: graph.aget_state(config))
+            snapshot = yield Step(
+                lambda: graph.get_state(config),
+                lambda: _awaited(graph.aget_state, graph.get_state, config),
+            )
             if snapshot.interrupts or snapshot.next:
                 # The gate reads its decision from the approvals table, not from this value.
                 resume = (
@@ -105,7 +110,7 @@ class OwnGraphs:
                 with suppress(RunError):  # a budget stop or a cancel: the row says so
                     yield Step(
                         lambda: graph.invoke(graph_input, config),
-                        lambda: graph.ainvoke(graph_input, config),
+                        lambda: _awaited(graph.ainvoke, graph.invoke, graph_input, config),
                     )
         now = yield blocking(self.store.get_run, record.thread_id)
         assert now is not None
@@ -135,3 +140,13 @@ class OwnGraphs:
         graph). A thread whose graph is not attached is left as it is: the app carries it
         on with graph.invoke(None, config) or Command(resume=...)."""
         return self.resumer(thread_id)
+
+
+async def _awaited(aio: Callable[..., Awaitable[Any]], sync: Callable[..., Any], *args: Any) -> Any:
+    """``aio(*args)``; on a checkpointer with no async side (SqliteSaver, which says so
+    before any node runs), ``sync(*args)`` in a worker thread: a service awaits every
+    graph it carries on, and the app's checkpointer is the app's choice."""
+    try:
+        return await aio(*args)
+    except NotImplementedError:
+        return await asyncio.to_thread(sync, *args)
