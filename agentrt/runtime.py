@@ -61,6 +61,7 @@ from agentrt.tools.registry import ToolLike, ToolRegistry
 from agentrt.tracing import Redactor, RunTracing, Trace, make_provider
 from agentrt.tracing.metrics import RunMetrics, make_meter, metric_points
 from agentrt.tracing.view import build_trace
+from agentrt.webhooks import Dispatcher, Webhooks
 
 __all__ = ["DEFAULT_BUDGET", "AgentRuntime", "Run", "Sweep"]
 
@@ -99,22 +100,23 @@ class AgentRuntime:
         rand: Callable[[], float] = random.random,
         limits: SizeLimits | None = None,
         metrics: bool | MeterProvider = True,
+        webhooks: Webhooks | None = None,
         name: str = "agentrt",
     ) -> None:
-        if not isinstance(capture_content, bool):
-            raise ConfigError(f"capture_content must be True or False, got {capture_content!r}")
-        if redactor is not None and not isinstance(redactor, Redactor):
-            raise ConfigError(f"redactor must be an agentrt Redactor, got {redactor!r}")
-        if lease_ttl <= 0:
-            raise ConfigError(f"lease_ttl must be > 0 seconds, got {lease_ttl!r}")
-        if not isinstance(name, str) or not name.strip():
-            raise ConfigError(f"name must be the agent's name in words, got {name!r}")
-        if limits is not None and not isinstance(limits, SizeLimits):
-            raise ConfigError(f"limits must be an agentrt SizeLimits, got {limits!r}")
-        if budget is not None and not isinstance(budget, Budget):
-            raise ConfigError(f"budget must be an agentrt Budget, got {budget!r}")
+        _check_settings(
+            capture_content=capture_content,
+            lease_ttl=lease_ttl,
+            name=name,
+            typed={
+                "redactor": (redactor, Redactor),
+                "limits": (limits, SizeLimits),
+                "budget": (budget, Budget),
+                "webhooks": (webhooks, Webhooks),
+            },
+        )
         self.limits = limits or SizeLimits()
         """Largest goal, tool arguments and tool result a run keeps."""
+        self.webhooks = webhooks or Webhooks()  # none by default: events wait in the outbox
         self.db = str(db)
         self.tools = ToolRegistry(tools)
         """The tools runs may call. Toolsets start here (their tools are known only then),
@@ -558,6 +560,12 @@ class AgentRuntime:
         settings = WorkerSettings(concurrency=concurrency, poll=poll, sweep_every=sweep_every)
         return Worker(self._driver, settings)
 
+    def dispatcher(self, *, poll: float = 1.0) -> Dispatcher:
+        """A dispatcher of this runtime's webhooks: ``run()`` sends the outbox's events to
+        its endpoints until ``stop()``; ``deliver_due()`` is one pass. ``agentrt serve``,
+        ``agentrt worker`` and ``agentrt notify`` run one. See agentrt.webhooks."""
+        return Dispatcher(self.store, self.webhooks, clock=self.clock, poll=poll)
+
     def cancel(self, thread_id: str, *, reason: str) -> Run:
         """End a run that has not finished, as cancelled; its pending approvals are cancelled.
 
@@ -567,3 +575,23 @@ class AgentRuntime:
         """
         own = self._own.cancel(thread_id, reason=reason, now=self.clock())
         return own if own is not None else self._driver.cancel(thread_id, reason=reason)
+
+
+def _check_settings(
+    *,
+    capture_content: object,
+    lease_ttl: float,
+    name: object,
+    typed: dict[str, tuple[object, type]],
+) -> None:
+    """ConfigError naming the first of AgentRuntime's arguments that is not what it must be
+    (``typed``: each optional argument and the agentrt type it must have when given)."""
+    if not isinstance(capture_content, bool):
+        raise ConfigError(f"capture_content must be True or False, got {capture_content!r}")
+    for what, (given, kind) in typed.items():
+        if given is not None and not isinstance(given, kind):
+            raise ConfigError(f"{what} must be an agentrt {kind.__name__}, got {given!r}")
+    if lease_ttl <= 0:
+        raise ConfigError(f"lease_ttl must be > 0 seconds, got {lease_ttl!r}")
+    if not isinstance(name, str) or not name.strip():
+        raise ConfigError(f"name must be the agent's name in words, got {name!r}")

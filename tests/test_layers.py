@@ -34,6 +34,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "agentrt.testing",
         "agentrt.approvals.display",
         "agentrt.graphs",
+        "agentrt.webhooks",  # the outbox's events to endpoints: signed, retried, dead-lettered
         "agentrt.governed",  # the run graph's parts inside an app's own graph
     ),
     ("agentrt.nodes",),

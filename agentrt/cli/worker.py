@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import threading
 from types import FrameType
 from typing import Annotated
 
@@ -29,6 +30,9 @@ def worker(
         float, typer.Option(help="Seconds between expiry sweeps of approvals; 0: none.")
     ] = 30.0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
+    notify: Annotated[
+        bool, typer.Option(help="Also send the app's webhooks (if it names endpoints).")
+    ] = True,
 ) -> None:
     """Drive the runs of the app's database, with any number of other workers.
 
@@ -59,4 +63,15 @@ def worker(
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        pool.run()
+        dispatcher = rt.dispatcher() if notify and rt.webhooks.endpoints else None
+        sending = threading.Thread(
+            target=dispatcher.run if dispatcher else lambda: None, name="agentrt-webhooks"
+        )
+        sending.start()
+        try:
+            pool.run()
+        finally:
+            if dispatcher is not None:
+                dispatcher.stop()
+                sending.join()
+                dispatcher.close()

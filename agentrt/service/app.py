@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack, asynccontextmanager
@@ -24,7 +25,7 @@ from agentrt.service.context import Service, ServiceOptions, ServiceSettings
 from agentrt.service.headers import SecurityHeaders
 from agentrt.service.problems import Problem, install_problem_handlers
 from agentrt.service.ratelimit import RateLimiter
-from agentrt.service.routes import approvals, runs
+from agentrt.service.routes import approvals, runs, webhooks
 from agentrt.service.worker import RunWorker
 
 __all__ = ["agentrt_lifespan", "create_app"]
@@ -65,8 +66,10 @@ def create_app(runtime: AgentRuntime, **options: Unpack[ServiceOptions]) -> Fast
       resume from their checkpoints later.
 
     The app's lifespan does that start-up and shut-down work (carrying on stopped runs, the
-    sweep, the grace). Starlette runs only the lifespan of the app it serves: mounted in
-    your own app, enter ``agentrt_lifespan`` in your app's lifespan.
+    sweep, the grace, and sending the runtime's webhooks from a thread of their own when
+    ``AgentRuntime(webhooks=...)`` names endpoints). Starlette runs only the lifespan of the
+    app it serves: mounted in your own app, enter ``agentrt_lifespan`` in your app's
+    lifespan.
     """
     if not isinstance(runtime, AgentRuntime):
         raise ConfigError(f"create_app serves an agentrt AgentRuntime, got {runtime!r}")
@@ -105,6 +108,7 @@ def create_app(runtime: AgentRuntime, **options: Unpack[ServiceOptions]) -> Fast
     app.add_middleware(SecurityHeaders)  # outermost: on every answer, refusals included
     app.include_router(runs.router)
     app.include_router(approvals.router)
+    app.include_router(webhooks.router)
     ui.install(app)
     app.add_api_route("/healthz", healthz, methods=["GET"], tags=["health"])
     return app
@@ -180,7 +184,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     service.started = True
     settings = service.settings
     sweeper: asyncio.Task[None] | None = None
+    # The runtime's webhooks are sent from a thread of their own: a slow receiver never
+    # holds up a request, and any number of processes may dispatch the same outbox.
+    dispatcher = service.runtime.dispatcher() if service.runtime.webhooks.endpoints else None
+    sending = threading.Thread(
+        target=dispatcher.run if dispatcher else lambda: None, name="agentrt-webhooks", daemon=True
+    )
     try:
+        sending.start()
         if settings.executor_threads is not None:
             asyncio.get_running_loop().set_default_executor(
                 ThreadPoolExecutor(settings.executor_threads, thread_name_prefix="agentrt")
@@ -195,6 +206,10 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     finally:
         if sweeper is not None:
             sweeper.cancel()
+        if dispatcher is not None:
+            dispatcher.stop()
+            await asyncio.to_thread(sending.join, 30)
+            dispatcher.close()
         await service.worker.close(settings.shutdown_grace)
         service.started = False
 

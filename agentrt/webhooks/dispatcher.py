@@ -1,0 +1,260 @@
+"""The dispatcher: the outbox's events sent to each endpoint, at least once, in order per run.
+
+One pass (``deliver_due``), for each endpoint: make its deliveries from the outbox past its
+cursor (the events it takes: its tenant's, of the types it asked for), claim those due, and
+send each, signed, with the event's stable id. A 2xx answer marks it delivered; anything
+else (an error status, a timeout, a refused connection) schedules the next try with
+exponential backoff and jitter, until the schedule's last attempt makes it dead.
+
+A claim lasts a while (``claim_ttl``): a dispatcher killed between sending and marking
+leaves its claim to run out, and the next pass (this process's, another's) sends the event
+again with the same id. Receivers dedupe on ``webhook-id``. Any number of dispatchers may
+share a database: the store hands each delivery to one of them at a time.
+
+Nothing it logs or stores holds a secret or an endpoint's URL; errors are said in words
+(``HTTP 503``, ``timed out``, ``connection refused``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+
+from agentrt.logs import get_logger
+from agentrt.readable import iso
+from agentrt.store.outbox import Delivery, DeliveryOutcome, DeliveryStatus, OutboxEvent
+from agentrt.store.protocols import OutboxStore
+from agentrt.webhooks.config import WebhookEndpoint, Webhooks
+from agentrt.webhooks.signing import signed_headers
+
+__all__ = ["Dispatcher", "Pass", "Sender", "body_of"]
+
+logger = get_logger("agentrt.webhooks")
+
+_FAN_OUT = 500
+"""Events looked at per endpoint and round when making deliveries."""
+
+_ROUNDS = 20
+"""Claims per endpoint and pass: a run's events go one after another, so a pass sends up
+to this many of one run's."""
+
+
+class Sender(Protocol):
+    """Posts one request; httpx.Client is one (tests may pass a client on a transport)."""
+
+    def post(
+        self, url: str, *, content: bytes, headers: dict[str, str], timeout: float
+    ) -> httpx.Response: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Pass:
+    """What one pass did."""
+
+    delivered: int = 0
+    """Sends a receiver took."""
+    retrying: int = 0
+    """Sends that failed and will be tried again."""
+    dead: int = 0
+    """Deliveries given up."""
+
+
+def body_of(event: OutboxEvent, public_url: str | None) -> bytes:
+    """The JSON an endpoint receives for ``event``: its id, type, time and data, and links
+    to the review page (which asks the reviewer to sign in) when the public URL is known."""
+    links: dict[str, str] = {}
+    if public_url is not None:
+        base = public_url.rstrip("/")
+        links["run"] = f"{base}/ui/runs/{event.thread_id}"
+        approval = event.data.get("approval_id")
+        if isinstance(approval, str):
+            links["review"] = f"{base}/ui/approvals/{approval}"
+    document: dict[str, Any] = {
+        "id": event.id,
+        "type": event.type,
+        "timestamp": iso(event.created_at),
+        "thread_id": event.thread_id,
+        "tenant": event.tenant,
+        "data": event.data,
+        "links": links,
+    }
+    return json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
+
+
+class Dispatcher:
+    """Sends the outbox's events to a runtime's webhook endpoints.
+
+    ``deliver_due()`` is one pass (tests drive it with their own clock); ``run()`` passes
+    until ``stop()``, waking every ``poll`` seconds.
+    """
+
+    def __init__(
+        self,
+        store: OutboxStore,
+        webhooks: Webhooks,
+        *,
+        clock: Callable[[], float] = time.time,
+        rand: Callable[[], float] = random.random,
+        sender: Sender | None = None,
+        owner: str | None = None,
+        claim_ttl: float = 60.0,
+        batch: int = 50,
+        poll: float = 1.0,
+    ) -> None:
+        self.store = store
+        self.webhooks = webhooks
+        self.clock = clock
+        self.rand = rand
+        self.owner = owner or f"{socket.gethostname()}:{os.getpid()}:{id(self):x}"
+        """Who holds this dispatcher's claims."""
+        self.claim_ttl = claim_ttl
+        self.batch = batch
+        self.poll = poll
+        self._own_sender = sender is None
+        self.sender: Sender = sender if sender is not None else httpx.Client()
+        self._stop = threading.Event()
+
+    def deliver_due(self) -> Pass:
+        """One pass over every endpoint: new deliveries made, due ones sent."""
+        counts: Counter[DeliveryStatus] = Counter()
+        for endpoint in self.webhooks.endpoints:
+            self.fan_out(endpoint)
+            # A claim holds each run's oldest pending event only (order per run); once
+            # those are sent, the next of each run may go in the same pass.
+            for _ in range(_ROUNDS):
+                now = self.clock()
+                claimed = self.store.claim_deliveries(
+                    endpoint.name,
+                    owner=self.owner,
+                    now=now,
+                    until=now + self.claim_ttl,
+                    limit=self.batch,
+                )
+                if not claimed:
+                    break
+                counts.update(self._send(endpoint, d) for d in claimed)
+        return Pass(
+            delivered=counts[DeliveryStatus.DELIVERED],
+            retrying=counts[DeliveryStatus.PENDING],
+            dead=counts[DeliveryStatus.DEAD],
+        )
+
+    def fan_out(self, endpoint: WebhookEndpoint) -> None:
+        """Make ``endpoint``'s deliveries of the events past its cursor that it takes."""
+        while True:
+            cursor = self.store.outbox_cursor(endpoint.name)
+            events = self.store.outbox_events(after=cursor, limit=_FAN_OUT)
+            if not events:
+                return
+            taken = [e for e in events if endpoint.takes(e)]
+            upto = events[-1].seq
+            if not self.store.add_deliveries(
+                endpoint.name, taken, cursor=cursor, upto=upto, now=self.clock()
+            ):
+                continue  # another dispatcher moved the cursor first: look again
+            if len(events) < _FAN_OUT:
+                return
+
+    def _send(self, endpoint: WebhookEndpoint, delivery: Delivery) -> DeliveryStatus:
+        event = delivery.event
+        body = body_of(event, self.webhooks.public_url)
+        headers = signed_headers(endpoint.key, event.id, int(self.clock()), body)
+        attempts = delivery.attempts + 1
+        error: str | None
+        code: int | None = None
+        try:
+            answer = self.sender.post(
+                endpoint.url, content=body, headers=headers, timeout=endpoint.timeout
+            )
+            code = answer.status_code
+            error = None if 200 <= code < 300 else f"HTTP {code}"
+        except httpx.TimeoutException:
+            error = f"timed out after {endpoint.timeout:g} s"
+        except httpx.TransportError as exc:
+            # The exception's text may hold the URL; its kind says enough.
+            error = _kind_of(exc)
+        now = self.clock()
+        if error is None:
+            outcome = DeliveryOutcome(
+                status=DeliveryStatus.DELIVERED, attempts=attempts, now=now, http_status=code
+            )
+        elif attempts >= self.webhooks.retry.max_attempts:
+            outcome = DeliveryOutcome(
+                status=DeliveryStatus.DEAD,
+                attempts=attempts,
+                now=now,
+                error=f"gave up after {attempts} sends: {error}",
+                http_status=code,
+            )
+        else:
+            wait = self.webhooks.retry.delay(attempts, self.rand())
+            outcome = DeliveryOutcome(
+                status=DeliveryStatus.PENDING,
+                attempts=attempts,
+                now=now,
+                next_at=now + wait,
+                error=error,
+                http_status=code,
+            )
+        if not self.store.finish_delivery(
+            endpoint.name, event.id, owner=self.owner, outcome=outcome
+        ):
+            logger.info(
+                "delivery of %s to %r was taken over by another dispatcher", event.id, endpoint.name
+            )
+        elif outcome.status is DeliveryStatus.DEAD:
+            logger.warning(
+                "webhook %s (%s) to endpoint %r is dead: %s; `agentrt webhooks retry` sends it "
+                "again",
+                event.id,
+                event.type,
+                endpoint.name,
+                outcome.error,
+            )
+        elif error is not None:
+            logger.info(
+                "webhook %s to endpoint %r failed (%s); try %d at %s",
+                event.id,
+                endpoint.name,
+                error,
+                attempts + 1,
+                iso(outcome.next_at or now),
+            )
+        return outcome.status
+
+    def run(self) -> None:
+        """Pass after pass until stop(); a failed pass (the database away) is logged and
+        the next one tried."""
+        while not self._stop.is_set():
+            try:
+                self.deliver_due()
+            except Exception:
+                logger.exception("a webhook pass failed; trying again in %s s", self.poll)
+            self._stop.wait(self.poll)
+
+    def stop(self) -> None:
+        """End run() after the pass in hand."""
+        self._stop.set()
+
+    def close(self) -> None:
+        """Close the HTTP client this dispatcher made."""
+        if self._own_sender and isinstance(self.sender, httpx.Client):
+            self.sender.close()
+
+
+def _kind_of(exc: httpx.TransportError) -> str:
+    if isinstance(exc, httpx.ConnectError):
+        return "could not connect"
+    if isinstance(exc, httpx.RemoteProtocolError):
+        return "the receiver broke the HTTP exchange"
+    return type(exc).__name__

@@ -1,0 +1,427 @@
+"""Webhooks from the outbox to a real receiver on 127.0.0.1: retried with backoff and jitter
+on the test's clock, each event taken once by id and in order per run, signed as Standard
+Webhooks says (checked with its reference library), dead-lettered, sent again by hand,
+each tenant's events only to its own endpoints, and no secret or URL in a log line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import logging
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
+from typer.testing import CliRunner
+
+from agentrt import AgentRuntime, Decision, Principal
+from agentrt.cli import app as cli
+from agentrt.errors import ConfigError
+from agentrt.examples import refund_desk
+from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR
+from agentrt.service import create_app, issue_key
+from agentrt.store.outbox import DeliveryQuery
+from agentrt.webhooks import (
+    Dispatcher,
+    RetrySchedule,
+    SignatureError,
+    WebhookEndpoint,
+    Webhooks,
+    verify,
+)
+from tests.conftest import FakeClock
+from tests.serving import ROOT, worker
+from tests.webhook_receiver import Receiver
+
+SECRET = "whsec_" + base64.b64encode(b"a key of thirty-two bytes, made!").decode()
+pytestmark = pytest.mark.anyio
+
+GLOBEX_SECRET = "whsec_" + base64.b64encode(b"globex's own key, thirty-two b!!").decode()
+GLOBEX = Principal("gina", roles=["operator"], tenant="globex", scopes=OPERATOR.scopes)
+
+
+def endpoint(
+    receiver: Receiver, name: str = "ops", tenant: str = "acme", **kw: object
+) -> WebhookEndpoint:
+    secret = kw.pop("secret", SECRET)
+    return WebhookEndpoint(name=name, url=receiver.url, secret=str(secret), tenant=tenant, **kw)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def desk(tmp_path: Path, clock: FakeClock) -> Iterator[AgentRuntime]:
+    rt = refund_desk.build_runtime(tmp_path / "agentrt.db", clock=clock, tracing=None)
+    yield rt
+    rt.close()
+
+
+def refund(rt: AgentRuntime, principal: Principal = OPERATOR) -> str:
+    """A refund that waits for a person, approved and finished: three events."""
+    run = rt.start(GOAL, principal=principal)
+    assert run.pending_approval is not None
+    approver = (
+        APPROVER
+        if principal is OPERATOR
+        else Principal("gus", roles=["refund-approver"], tenant=principal.tenant)
+    )
+    rt.decide(Decision.approve(run.pending_approval.id, by=approver))
+    return run.thread_id
+
+
+def drain(dispatcher: Dispatcher, clock: FakeClock, *, passes: int = 60) -> None:
+    """Pass after pass, the clock moved to the next try each time, until nothing is due."""
+    store = dispatcher.store
+    for _ in range(passes):
+        dispatcher.deliver_due()
+        pending = store.list_deliveries(DeliveryQuery(status="pending"))
+        if not pending:
+            return
+        # Later events of a run wait behind its first (their own time has come already).
+        clock.now = min((d.next_at for d in pending if d.next_at > clock.now), default=clock.now)
+    raise AssertionError("deliveries still pending after every pass")
+
+
+def test_a_failing_receiver_gets_each_event_once_by_id_in_order_after_backoff(
+    desk: AgentRuntime, clock: FakeClock
+) -> None:
+    with Receiver(fail_first=2) as receiver:
+        webhooks = Webhooks(
+            endpoints=(endpoint(receiver),), public_url="https://agents.example.com/desk/"
+        )
+        thread_id = refund(desk)
+        dispatcher = Dispatcher(desk.store, webhooks, clock=clock, rand=lambda: 0.5)
+        start = clock.now
+        drain(dispatcher, clock)
+
+    events = desk.store.outbox_events(thread_id=thread_id)
+    ids = [e.id for e in events]
+    assert [e.type for e in events] == ["approval.requested", "approval.decided", "run.succeeded"]
+    assert receiver.accepted() == ids  # each taken once, in the order they happened
+    assert Counter(receiver.ids()) == dict.fromkeys(ids, 3)  # two refusals each, same id
+    # Backoff with jitter on the test's clock: 5 s then 10 s, each cut by 0.25 * 0.5.
+    first = [int(r.headers["webhook-timestamp"]) for r in receiver.received if r.event_id == ids[0]]
+    assert first == [int(start), int(start + 4.375), int(start + 4.375 + 8.75)]
+    body = receiver.received[-1].document
+    assert body["id"] == ids[-1]
+    assert body["type"] == "run.succeeded"
+    assert body["links"]["run"] == f"https://agents.example.com/desk/ui/runs/{thread_id}"
+    asked = receiver.received[0].document
+    approval_id = asked["data"]["approval_id"]
+    assert asked["links"]["review"] == f"https://agents.example.com/desk/ui/approvals/{approval_id}"
+    assert asked["tenant"] == "acme"
+    assert "args" not in asked["data"]  # the arguments stay behind the page's sign-in
+    delivered = desk.store.list_deliveries(DeliveryQuery(status="delivered"))
+    assert {(d.event.id, d.attempts) for d in delivered} == {(i, 3) for i in ids}
+
+
+def test_the_signature_is_standard_webhooks(desk: AgentRuntime) -> None:
+    now = FakeClock(time.time())  # the reference library checks against the wall clock
+    with Receiver() as receiver:
+        refund(desk)
+        dispatcher = Dispatcher(desk.store, Webhooks(endpoints=(endpoint(receiver),)), clock=now)
+        dispatcher.deliver_due()
+    sent = receiver.received[0]
+    reference = Webhook(SECRET)
+    assert reference.verify(sent.body, sent.headers)["id"] == sent.event_id
+    assert verify(SECRET, sent.headers, sent.body, now=now()) == sent.event_id
+    tampered = sent.body.replace(b"acme", b"evil")
+    with pytest.raises(WebhookVerificationError):
+        reference.verify(tampered, sent.headers)
+    with pytest.raises(SignatureError, match="no v1 signature"):
+        verify(SECRET, sent.headers, tampered, now=now())
+    with pytest.raises(SignatureError, match="more than 300 s"):
+        verify(SECRET, sent.headers, sent.body, now=now() + 301)
+    with pytest.raises(SignatureError, match="no v1 signature"):
+        verify(GLOBEX_SECRET, sent.headers, sent.body, now=now())
+
+
+def test_a_tenants_events_reach_only_its_own_endpoints(
+    desk: AgentRuntime, clock: FakeClock
+) -> None:
+    with Receiver() as acme, Receiver() as globex, Receiver() as operator:
+        webhooks = Webhooks(
+            endpoints=(
+                endpoint(acme, "acme-ops"),
+                endpoint(globex, "globex-ops", tenant="globex", secret=GLOBEX_SECRET),
+                endpoint(operator, "operator", tenant="*", events=("run.*",)),
+            )
+        )
+        mine = refund(desk)
+        theirs = refund(desk, GLOBEX)
+        drain(Dispatcher(desk.store, webhooks, clock=clock), clock)
+
+    def runs_of(receiver: Receiver) -> set[str]:
+        return {r.document["thread_id"] for r in receiver.received}
+
+    assert runs_of(acme) == {mine}
+    assert runs_of(globex) == {theirs}
+    assert {r.document["tenant"] for r in globex.received} == {"globex"}
+    assert runs_of(operator) == {mine, theirs}
+    assert {r.document["type"] for r in operator.received} == {"run.succeeded"}
+    # Each endpoint signs with its own secret.
+    for r in globex.received:
+        verify(GLOBEX_SECRET, r.headers, r.body, now=clock())
+        with pytest.raises(SignatureError):
+            verify(SECRET, r.headers, r.body, now=clock())
+
+
+def test_given_up_deliveries_are_dead_listed_and_sent_again_by_hand(
+    desk: AgentRuntime, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="agentrt")
+    with Receiver(fail_first=3, fail_status=500) as receiver:
+        webhooks = Webhooks(
+            endpoints=(endpoint(receiver, events=("run.succeeded",)),),
+            retry=RetrySchedule(first_delay=60, max_attempts=3),
+        )
+        thread_id = refund(desk)
+        dispatcher = Dispatcher(desk.store, webhooks, clock=clock, rand=lambda: 0.0)
+        drain(dispatcher, clock)
+        (dead,) = desk.store.list_deliveries(DeliveryQuery(status="dead"))
+        assert dead.event.type == "run.succeeded"
+        assert dead.attempts == 3
+        assert dead.last_error == "gave up after 3 sends: HTTP 500"
+        assert dead.last_status == 500
+
+        runner = CliRunner()
+        listed = runner.invoke(
+            cli, ["webhooks", "deliveries", "--status", "dead", "--db", desk.db, "--json"]
+        )
+        assert listed.exit_code == 0, listed.output
+        assert [(d["event_id"], d["status"], d["attempts"]) for d in json.loads(listed.stdout)] == [
+            (dead.event.id, "dead", 3)
+        ]
+        again = runner.invoke(
+            cli, ["webhooks", "retry", dead.event.id, "--endpoint", "ops", "--db", desk.db]
+        )
+        assert again.exit_code == 0, again.output
+        refused = runner.invoke(
+            cli, ["webhooks", "retry", dead.event.id, "--endpoint", "ops", "--db", desk.db]
+        )
+        assert refused.exit_code == 2
+        assert "is pending, not dead" in refused.output
+        assert dispatcher.deliver_due().delivered == 1  # the receiver works again
+
+    assert receiver.accepted() == [dead.event.id]
+    assert desk.store.list_deliveries(DeliveryQuery(status="dead")) == []
+    # No line told the secret or the endpoint's URL (its path may hold a token).
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert "dead" in logged
+    assert SECRET not in logged
+    assert receiver.path not in logged
+    assert thread_id  # the run's id may be logged; it is not a secret
+
+
+async def test_the_api_lists_a_tenants_dead_letters_and_sends_one_again(
+    desk: AgentRuntime, clock: FakeClock
+) -> None:
+    with Receiver(fail_first=1) as receiver:
+        webhooks = Webhooks(
+            endpoints=(endpoint(receiver, tenant="*", events=("run.*",)),),
+            retry=RetrySchedule(max_attempts=1),
+        )
+        mine, theirs = refund(desk), refund(desk, GLOBEX)
+        drain(Dispatcher(desk.store, webhooks, clock=clock), clock)
+    keys = {"alice": issue_key(desk, OPERATOR), "gina": issue_key(desk, GLOBEX)}
+    app = create_app(desk, sweep_every=None, rate_limit="10000/minute")
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://agentrt.test"
+        ) as client,
+    ):
+
+        async def call(method: str, path: str, who: str) -> httpx.Response:
+            return await client.request(
+                method, path, headers={"Authorization": f"Bearer {keys[who]}"}
+            )
+
+        answer = await call("GET", "/webhooks/deliveries?status=dead", "alice")
+        assert answer.status_code == 200, answer.text
+        (dead,) = answer.json()["deliveries"]
+        assert (dead["thread_id"], dead["type"], dead["endpoint"]) == (mine, "run.succeeded", "ops")
+        assert dead["last_error"] == "gave up after 1 sends: HTTP 503"
+        assert "url" not in dead
+        theirs_listed = (await call("GET", "/webhooks/deliveries", "gina")).json()["deliveries"]
+        assert {d["thread_id"] for d in theirs_listed} == {theirs}
+        path = f"/webhooks/deliveries/ops/{dead['event_id']}/retry"
+        assert (await call("POST", path, "gina")).status_code == 404  # not globex's
+        retried = await call("POST", path, "alice")
+        assert retried.status_code == 200, retried.text
+        assert (retried.json()["status"], retried.json()["attempts"]) == ("pending", 0)
+        assert (await call("POST", path, "alice")).status_code == 409
+
+
+def test_a_bad_webhooks_file_names_the_line_and_what_to_do(tmp_path: Path) -> None:
+    text = """
+public_url: https://agents.example.com
+endpoints:
+  - name: ops
+    url: https://hooks.example.com/agentrt
+    secret_env: OPS_WEBHOOK_SECRET
+    events: ["approval.*"]
+"""
+    with pytest.raises(ConfigError, match=r"webhooks.yaml:4: endpoints\.0\.tenant: Field required"):
+        Webhooks.from_yaml(text, source="webhooks.yaml", environ={})
+    fixed = text.replace("    events:", "    tenant: acme\n    events:")
+    with pytest.raises(ConfigError, match="'OPS_WEBHOOK_SECRET' holding its secret is not set"):
+        Webhooks.from_yaml(fixed, source="webhooks.yaml", environ={})
+    loaded = Webhooks.from_yaml(fixed, environ={"OPS_WEBHOOK_SECRET": SECRET})
+    (ops,) = loaded.endpoints
+    assert (ops.name, ops.tenant, ops.events) == ("ops", "acme", ("approval.*",))
+    assert SECRET not in repr(loaded)
+    assert "hooks.example.com" not in repr(loaded)
+    with pytest.raises(ConfigError, match=r"'approvals\.\*' matches no event type"):
+        Webhooks.from_yaml(
+            fixed.replace("approval.*", "approvals.*"), environ={"OPS_WEBHOOK_SECRET": SECRET}
+        )
+    with pytest.raises(ConfigError, match="tenant must name a tenant, or be '\\*'"):
+        WebhookEndpoint(name="x", url="https://h.example.com", secret=SECRET, tenant="")
+
+
+NOTIFY_APP = "tests.webhook_app:build_runtime"
+WEBHOOKS_YAML = """
+public_url: https://agents.example.com
+endpoints:
+  - name: ops
+    url: {url}
+    secret_env: OPS_WEBHOOK_SECRET
+    tenant: acme
+"""
+
+
+@pytest.mark.subprocess
+def test_a_dispatcher_killed_between_sending_and_marking_loses_nothing(
+    desk: AgentRuntime, tmp_path: Path
+) -> None:
+    thread_id = refund(desk)
+    ids = [e.id for e in desk.store.outbox_events(thread_id=thread_id)]
+    with Receiver() as receiver:
+        config = tmp_path / "webhooks.yaml"
+        config.write_text(WEBHOOKS_YAML.format(url=receiver.url))
+        receiver.hold = True  # the first request is held unanswered: sent, never marked
+        log = (tmp_path / "notify.log").open("w")
+        process = subprocess.Popen(
+            [sys.executable, "-m", "agentrt", "notify", "--app", NOTIFY_APP, "--db", desk.db],
+            cwd=ROOT,
+            env=os.environ | {"WEBHOOKS_FILE": str(config), "OPS_WEBHOOK_SECRET": SECRET},
+            stdout=log,
+            stderr=log,
+        )
+        try:
+            assert receiver.arrived.wait(60), (tmp_path / "notify.log").read_text()
+            process.send_signal(signal.SIGKILL)
+            assert process.wait(30) == -signal.SIGKILL
+        finally:
+            if process.poll() is None:
+                process.kill()
+            log.close()
+        receiver.release.set()
+        (held,) = desk.store.list_deliveries(DeliveryQuery(event_id=ids[0]))
+        assert (held.status.value, held.attempts) == ("pending", 0)  # sent, never marked
+
+        # The next dispatcher (here, on a clock past the dead one's claim) sends it again.
+        later = FakeClock(time.time() + 120)
+        webhooks = Webhooks.from_file(config, environ={"OPS_WEBHOOK_SECRET": SECRET})
+        drain(Dispatcher(desk.store, webhooks, clock=later), later)
+
+    assert receiver.ids() == [ids[0], *ids]  # the first again, with the same id
+    assert receiver.accepted() == ids  # and every event taken, in order
+    assert {r.headers["webhook-id"] for r in receiver.received[:2]} == {ids[0]}
+    for r in receiver.received:
+        verify(SECRET, r.headers, r.body, now=int(r.headers["webhook-timestamp"]))
+
+
+async def test_serve_sends_the_runtimes_webhooks_from_its_own_thread(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    with Receiver() as receiver:
+        webhooks = Webhooks(endpoints=(endpoint(receiver, events=("approval.requested",)),))
+        rt = refund_desk.build_runtime(
+            tmp_path / "agentrt.db", clock=clock, tracing=None, webhooks=webhooks
+        )
+        app = create_app(rt, sweep_every=None)
+        try:
+            async with app.router.lifespan_context(app):
+                run = await rt.astart(GOAL, principal=OPERATOR)
+                assert run.pending_approval is not None
+                got = await asyncio.to_thread(receiver.arrived_any.wait, 60)
+                assert got, "the service's dispatcher sent nothing"
+        finally:
+            rt.close()
+    (sent,) = receiver.received
+    assert sent.document["data"]["approval_id"] == run.pending_approval.id
+
+
+def test_the_readmes_webhooks_file_loads_as_printed() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    (block,) = [b for b in re.findall(r"```yaml\n(.*?)```", readme, re.S) if "webhooks.yaml" in b]
+    secrets = {"ACME_WEBHOOK_SECRET": SECRET, "OPS_WEBHOOK_SECRET": GLOBEX_SECRET}
+    loaded = Webhooks.from_yaml(block, source="README.md", environ=secrets)
+    assert [(e.name, e.tenant, e.events) for e in loaded.endpoints] == [
+        ("acme-reviewers", "acme", ("approval.*", "run.failed")),
+        ("ops", "*", ("run.failed", "run.budget_exceeded")),
+    ]
+    assert loaded.public_url == "https://agents.example.com"
+    assert loaded.retry == RetrySchedule()  # the defaults, as the README says them
+
+
+def test_the_cli_shows_endpoints_without_their_secrets_and_sends_one_pass(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = str(tmp_path / "agentrt.db")
+    with Receiver() as receiver:
+        config = tmp_path / "webhooks.yaml"
+        config.write_text(WEBHOOKS_YAML.format(url=receiver.url))
+        monkeypatch.setenv("WEBHOOKS_FILE", str(config))
+        monkeypatch.setenv("OPS_WEBHOOK_SECRET", SECRET)
+        with refund_desk.build_runtime(db, tracing=None) as rt:
+            refund(rt)
+        runner = CliRunner()
+        shown = runner.invoke(cli, ["webhooks", "endpoints", "--app", NOTIFY_APP, "--db", db])
+        assert shown.exit_code == 0, shown.output
+        assert "ops" in shown.output
+        assert "acme" in shown.output
+        assert "127.0.0.1" in shown.output
+        assert receiver.path not in shown.output
+        assert SECRET not in shown.output
+        sent = runner.invoke(cli, ["notify", "--once", "--app", NOTIFY_APP, "--db", db])
+        assert sent.exit_code == 0, sent.output
+        assert "delivered 3, to retry 0, dead 0" in sent.output
+    assert len(receiver.accepted()) == 3
+    demo = "agentrt.examples.refund_desk:build_runtime"
+    none = runner.invoke(cli, ["notify", "--once", "--app", demo, "--db", db])
+    assert none.exit_code == 2
+    assert "names no webhook endpoints" in none.output
+
+
+@pytest.mark.subprocess
+def test_a_worker_sends_the_webhooks_of_the_runs_it_drives(tmp_path: Path) -> None:
+    db = tmp_path / "agentrt.db"
+    with Receiver() as receiver:
+        config = tmp_path / "webhooks.yaml"
+        config.write_text(WEBHOOKS_YAML.format(url=receiver.url))
+        env = {"WEBHOOKS_FILE": str(config), "OPS_WEBHOOK_SECRET": SECRET}
+        with refund_desk.build_runtime(db, tracing=None) as rt:
+            created = rt.create(GOAL, principal=OPERATOR)  # left for a worker to drive
+        with worker(NOTIFY_APP, db, tmp_path / "worker.log", env=env) as process:
+            assert receiver.arrived_any.wait(60), process.text()
+            assert process.terminate() == 0  # SIGTERM: the dispatcher stops with the pool
+    (sent,) = receiver.received
+    assert sent.document["type"] == "approval.requested"
+    assert sent.document["thread_id"] == created.thread_id
