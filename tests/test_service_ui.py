@@ -187,6 +187,7 @@ async def test_the_queue_shows_each_request_with_what_an_approver_needs_to_decid
     shown = text(queue)
     assert (
         "issue_refund expires in 2d 23h "
+        f"Goal: {GOAL} "
         "Refunds over $50 need a refund approver. "
         '{ "order_id": "42", "amount": 89.0 } '
         "Rule large-refunds Needs role refund-approver · four eyes Asked by alice "
@@ -299,9 +300,9 @@ async def test_the_run_page_shows_status_steps_and_trace_and_decides_too(page: P
     assert page.rt.get(thread_id).output in shown
     assert "approval 2.0: issue_refund approved by bob" in shown
     assert "data-follow" not in done.text  # an ended run is not followed
-    trace = re.search(r'<ul class="trace">(.*)</ul>', done.text, re.S)
-    assert trace is not None
-    spans = re.findall(r'<span class="span">([^<]+)</span>', trace.group(1))
+    assert 'class="waterfall"' in done.text  # the trace, as bars on a time axis
+    waterfall = done.text[done.text.index('class="waterfall"') :]
+    spans = re.findall(r'<span class="wf-name d\d"[^>]*>([^<]+?)(?: <small>|</span>)', waterfall)
     assert spans[0] == "invoke_agent refund-desk"
     assert {"approval 2.0", "execute_tool issue_refund", "await_approval issue_refund"} <= set(
         spans
@@ -576,3 +577,43 @@ async def test_runs_list_the_tenant_runs_and_a_goal_is_shown_as_text(page: Page)
     assert goal in text(run)
     assert "No steps yet." in text(run)
     assert "No spans are stored for this run" in text(run)
+
+
+async def test_a_notifications_link_shows_nothing_before_a_sign_in_and_decides_nothing(
+    page: Page,
+) -> None:
+    thread_id, approval_id = await page.waiting()
+    link = f"/ui/approvals/{approval_id}"
+    # Opened from mail or chat the SameSite=Strict cookie is left out: the page sends the
+    # browser to the same address again from this site, which carries it.
+    hop = await page.client.get(link)
+    assert hop.status_code == 200
+    assert f'content="0; url={link}?hop=1"' in hop.text
+    assert approval_id not in text(hop).replace(link, "")
+    again = await page.client.get(f"{link}?hop=1")
+    assert again.status_code == 303
+    assert again.headers["location"] == f"/ui/login?next=%2Fui%2Fapprovals%2F{approval_id}"
+    await page.sign_in(APPROVER)
+    opened = await page.client.get(link)
+    assert opened.status_code == 303
+    assert opened.headers["location"] == f"/ui/runs/{thread_id}#approval-{approval_id}"
+    assert page.rt.get(thread_id).status is RunStatus.AWAITING_APPROVAL  # nothing decided
+    await page.sign_in(EVE)
+    assert (await page.client.get(link)).status_code == 404  # not globex's
+
+
+async def test_the_queue_filters_and_a_tenant_key_sees_its_own_tenant_only(page: Page) -> None:
+    await page.waiting()
+    await page.sign_in(APPROVER)
+
+    def cards(response: httpx.Response) -> int:
+        return len(re.findall("data-approval=", response.text))
+
+    assert cards(await page.client.get("/ui?tool=issue_refund&rule=large-refunds")) == 1
+    assert cards(await page.client.get("/ui?tool=lookup_order")) == 0
+    assert cards(await page.client.get("/ui?rule=small-refunds")) == 0
+    assert cards(await page.client.get("/ui?age=1d")) == 0
+    assert cards(await page.client.get("/ui?age=nonsense")) == 1  # no such filter: none
+    assert cards(await page.client.get("/ui?tenant=globex")) == 1  # acme's key stays acme's
+    await page.sign_in(EVE)
+    assert cards(await page.client.get("/ui?tenant=acme")) == 0

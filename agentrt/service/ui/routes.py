@@ -27,6 +27,7 @@ from pydantic import ValidationError
 
 from agentrt.approvals import ApprovalRequest
 from agentrt.approvals.display import shown_args
+from agentrt.approvals.queue import queue_page
 from agentrt.errors import AgentRuntimeError, ConfigError
 from agentrt.records import ApiKey
 from agentrt.runtime import Run
@@ -35,8 +36,9 @@ from agentrt.service.context import Service
 from agentrt.service.problems import Problem, status_of
 from agentrt.service.routes.approvals import decision_of
 from agentrt.service.schemas import DecisionIn, approval_out
-from agentrt.service.ui import views
+from agentrt.service.ui import review, views
 from agentrt.service.ui.forms import DecisionForm, Refused, json_field, number, plain, unmasked
+from agentrt.service.ui.waterfall import waterfall
 from agentrt.state import TERMINAL, RunStatus
 from agentrt.tracing.shown import shown_events, shown_run
 from agentrt.tracing.view import Trace
@@ -216,25 +218,46 @@ async def _queue(
     refusal: Refusal | None = None,
 ) -> Response:
     rt = service.runtime
+    filters = review.queue_filters(key, request.query_params)
     page = await _listed(
         partial(
-            rt.approvals, "pending", tenant=key.principal.tenant, limit=PAGE_SIZE, cursor=cursor
+            queue_page,
+            rt.store,
+            "pending",
+            tenant=review.tenant_of(key, filters),
+            role=None,
+            thread_id=None,
+            limit=PAGE_SIZE,
+            cursor=cursor,
+            tool=filters.tool,
+            rule_id=filters.rule,
+            requested_before=filters.requested_before(rt.clock()),
         ),
         f"{cursor!r} is not a page of this queue; start at /ui",
     )
+    goals = {r.thread_id: await _goal(service, key, r.thread_id) for r in page}
     return views.page(
         request,
         "queue.html",
         {
             "key": key,
             "approvals": [approval_out(rt, r) for r in page],
+            "goals": goals,
             "next_cursor": page.next_cursor,
             "cursor": cursor,
             "refusal": refusal,
             "back": "/ui",
+            "filters": filters,
+            "choices": review.filter_choices(rt),
         },
         status=refusal.status if refusal else 200,
     )
+
+
+async def _goal(service: Service, key: ApiKey, thread_id: str) -> str:
+    """A queued request's run goal, as its page shows it."""
+    run = await _tenant_run(service, key, thread_id)
+    return shown_run(run, service.runtime.redactor).goal
 
 
 @router.get("/runs", response_class=HTMLResponse)
@@ -290,6 +313,10 @@ async def _run_page(
         trace: Trace | None = await asyncio.to_thread(rt.trace, thread_id)
     except ConfigError:
         trace = None
+    shown = [approval_out(rt, r) for r in run.pending_approvals]
+    contexts = await asyncio.to_thread(
+        review.contexts_of, rt, shown_run(run, rt.redactor), shown, shown_log, policy=rt.policy
+    )
     return views.page(
         request,
         "run.html",
@@ -299,9 +326,11 @@ async def _run_page(
             "terminal": run.status in TERMINAL,
             "version": _version(run),
             "driving": service.worker.driving(thread_id),
-            "approvals": [approval_out(rt, r) for r in run.pending_approvals],
+            "approvals": shown,
+            "contexts": contexts,
             "steps": [views.step(i, e) for i, e in enumerate(shown_log)],
             "trace": trace,
+            "waterfall": waterfall(trace) if trace else None,
             "time_went": trace.time_went() if trace else {},
             "refusal": refusal,
             "back": f"/ui/runs/{thread_id}",
@@ -329,6 +358,33 @@ async def static(name: str) -> FileResponse:
     if name not in _STATIC:
         raise PageError(404, f"no file {name!r} here")
     return FileResponse(_HERE / "static" / name, media_type=_STATIC[name])
+
+
+# a notification's link -----------------------------------------------------------------------
+
+
+@router.get("/approvals/{approval_id}", response_class=HTMLResponse)
+async def approval_link(
+    request: Request, approval_id: str, service: ServiceDep, hop: int = 0
+) -> Response:
+    """Where a notification's link lands: the request on its run's page, for a signed-in
+    person of its tenant. No decision is taken here; the page's forms decide, with every
+    check decide applies.
+
+    The sign-in cookie is SameSite=Strict, so a browser opening the link from a mail or a
+    chat (another site) leaves it out: the first answer sends the browser to this same
+    address again from this site, which then carries the cookie.
+    """
+    if hop == 0 and auth.key_from_request(request, cookie=True) is None:
+        return views.page(request, "hop.html", {"target": f"{request.url.path}?hop=1"})
+    key = await _signed_in(request)
+    try:
+        found = await service.approval_for(key.principal, approval_id)
+    except Problem:
+        raise PageError(
+            404, f"No approval request {approval_id!r} in your tenant. The queue lists yours."
+        ) from None
+    return RedirectResponse(f"/ui/runs/{found.thread_id}#approval-{found.id}", status_code=303)
 
 
 # deciding ----------------------------------------------------------------------------------

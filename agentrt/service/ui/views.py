@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import Request
 from fastapi.responses import Response
@@ -99,6 +100,16 @@ def _pretty(value: Any) -> str:
     return json.dumps(value, indent=2, default=str, ensure_ascii=False)
 
 
+def _combine_query(query: Mapping[str, str], **more: str) -> str:
+    """A query string of ``query`` and ``more`` (the queue's filters kept across pages)."""
+    return urlencode({**query, **more})
+
+
 templates.env.filters.update(
-    when=_when, ago=_ago, secs=format_seconds, pretty=_pretty, spent=_spent
+    when=_when,
+    ago=_ago,
+    secs=format_seconds,
+    pretty=_pretty,
+    spent=_spent,
+    combine_query=_combine_query,
 )
