@@ -32,13 +32,23 @@ from agentrt.state import Action, Event, Observation, ObservationKind, PolicyVer
 
 __all__ = [
     "KINDS",
+    "LIVE_KINDS",
+    "WARN_AT",
     "ApprovalData",
+    "BudgetWarningData",
     "FinishData",
+    "GateData",
     "Kind",
     "ObservationData",
     "PlanData",
     "PolicyChangedData",
     "PolicyData",
+    "StepData",
+    "StreamEvent",
+    "StreamKind",
+    "TokenData",
+    "ToolCallData",
+    "ToolResultData",
     "approval_event",
     "as_messages",
     "describe",
@@ -192,6 +202,9 @@ def describe(event: Mapping[str, Any], *, width: int | None = 80) -> str:
     step = str(event.get("step_id") or "")
     found = KINDS.get(kind)
     if found is None:
+        live = LIVE_KINDS.get(kind)
+        if live is not None:
+            return live(data, step, width)
         return _join(kind, step, _text(_json(data), width))
     return found.describe(data, step, width)
 
@@ -369,3 +382,160 @@ KINDS: Mapping[str, Kind] = {
     "finish": Kind(data=FinishData, make=finish_event, describe=_describe_finish),
 }
 """Every kind of event, by its ``type``."""
+
+
+# streamed as they happen ------------------------------------------------------------------
+#
+# ``rt.stream`` yields the log's own kinds as they are written and, besides, kinds that
+# only a live watcher needs: never stored, so not in ``Event``'s ``type`` nor in ``KINDS``.
+
+
+class StepData(TypedDict):
+    """A ``step_started`` or ``step_ended`` event: one node of the run graph."""
+
+    node: str
+    """The node: plan, policy, approval, tool, verify, commit, ..., finish."""
+    error: NotRequired[str | None]
+    """On ``step_ended``: what the node raised, if it did."""
+
+
+class TokenData(TypedDict):
+    """A ``token`` event: a piece of the model's answer as the chat model streams it."""
+
+    text: str
+    node: str
+
+
+class ToolCallData(TypedDict):
+    """A ``tool_call`` event: the tool or commit node is about to run this action."""
+
+    tool: str
+    args: dict[str, Any]
+    call_id: str
+    node: str
+
+
+class ToolResultData(TypedDict):
+    """A ``tool_result`` event: what the call gave back (the verify node judges it next)."""
+
+    tool: str
+    kind: str
+    """ok, or the error's kind."""
+    content: Any
+    node: str
+
+
+class GateData(TypedDict):
+    """A ``gate`` event: the run stopped for a person; these requests wait for a decision."""
+
+    approvals: list[dict[str, Any]]
+
+
+class BudgetWarningData(TypedDict):
+    """A ``budget_warning`` event: a limit is past ``WARN_AT`` of its value after a step."""
+
+    limit: str
+    """The Budget field, e.g. ``max_tool_calls``."""
+    used: float
+    max: float
+
+
+WARN_AT = 0.8
+"""The share of a budget limit past which a stream warns, once a limit."""
+
+StreamKind: TypeAlias = Literal[
+    "plan",
+    "policy",
+    "policy_changed",
+    "approval",
+    "observation",
+    "finish",
+    "step_started",
+    "step_ended",
+    "token",
+    "tool_call",
+    "tool_result",
+    "gate",
+    "budget_warning",
+    "custom",
+]
+"""Every kind a stream yields: the log's kinds and the live ones."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StreamEvent:
+    """One thing a run did, as it happened (``rt.stream``); a log kind is its log entry."""
+
+    thread_id: str
+    """The run it belongs to."""
+    type: StreamKind
+    """What happened: a log kind (plan, policy, ...) or a live one (token, gate, ...)."""
+    data: Mapping[str, Any]
+    """Its content, typed per kind (PlanData, TokenData, GateData, ...)."""
+    step_id: str | None = None
+    """The plan step it is about, if any."""
+    index: int | None = None
+    """For a log kind: its place in the run's log, as ``rt.events`` numbers it (the
+    service's event ids); None for a live kind."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """As plain data, shaped as a log entry with the thread id besides."""
+        return {
+            "thread_id": self.thread_id,
+            "type": self.type,
+            "step_id": self.step_id,
+            "data": dict(self.data),
+        }
+
+    def describe(self, *, width: int | None = 80) -> str:
+        """The event in one line of words, as ``describe`` says a log entry."""
+        return describe(self.to_dict(), width=width)
+
+
+def _describe_step(data: Mapping[str, Any], step: str, width: int | None) -> str:
+    said = _word(data.get("node"))
+    if data.get("error"):
+        said += f" raised {_text(data['error'], width)}"
+    return _join("step", step, said)
+
+
+def _describe_token(data: Mapping[str, Any], step: str, width: int | None) -> str:
+    return f"token: {_text(data.get('text'), width)}"
+
+
+def _describe_tool_call(data: Mapping[str, Any], step: str, width: int | None) -> str:
+    args = _text(_json(data.get("args", {})), width)
+    return _join("call", step, f"{_word(data.get('tool'))}({args})")
+
+
+def _describe_tool_result(data: Mapping[str, Any], step: str, width: int | None) -> str:
+    said = f"{_word(data.get('tool'))}: [{_word(data.get('kind'))}]"
+    content = _text(_json(data.get("content")), width)
+    return _join("returned", step, f"{said} {content}" if content else said)
+
+
+def _describe_gate(data: Mapping[str, Any], step: str, width: int | None) -> str:
+    asked = [a for a in data.get("approvals") or () if isinstance(a, Mapping)]
+    said = ", ".join(f"{_word(a.get('tool'))} ({_word(a.get('id'))})" for a in asked)
+    return f"gate: waits for a person on {said or '?'}"
+
+
+def _describe_budget_warning(data: Mapping[str, Any], step: str, width: int | None) -> str:
+    return f"budget: {_word(data.get('limit'))} at {data.get('used')} of {data.get('max')}"
+
+
+def _describe_custom(data: Mapping[str, Any], step: str, width: int | None) -> str:
+    return _join("custom", step, _text(_json(data), width))
+
+
+LIVE_KINDS: Mapping[str, Callable[[Mapping[str, Any], str, int | None], str]] = {
+    "step_started": lambda d, s, w: _describe_step(d, s, w).replace("step", "started", 1),
+    "step_ended": lambda d, s, w: _describe_step(d, s, w).replace("step", "ended", 1),
+    "token": _describe_token,
+    "tool_call": _describe_tool_call,
+    "tool_result": _describe_tool_result,
+    "gate": _describe_gate,
+    "budget_warning": _describe_budget_warning,
+    "custom": _describe_custom,
+}
+"""The kinds only a stream yields, each with its line for a person."""

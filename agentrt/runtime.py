@@ -50,6 +50,7 @@ from agentrt.runs.decisions import approval_named
 from agentrt.runs.driver import Driver, NewRunRequest, config
 from agentrt.runs.record import Run, Sweep, run_of, status_named
 from agentrt.runs.stats import RunStats, compute_stats
+from agentrt.runs.streaming import astreamed, streamed
 from agentrt.runs.workers import Worker, WorkerSettings
 from agentrt.state import Event, RunState, RunStatus
 from agentrt.steps import Steps, asynchronous, blocking, synchronous
@@ -530,6 +531,11 @@ class AgentRuntime:
 
     resume = synchronous(_resume)
     aresume = asynchronous(_resume)
+
+    # The same operations, watched: their events as they happen (runs/streaming.py).
+    stream, astream = streamed(_start), astreamed(_start)
+    stream_resume, astream_resume = streamed(_resume), astreamed(_resume)
+    stream_decide, astream_decide = streamed(_decide), astreamed(_decide)
 
     def _sweep_approvals(self, now: float | None = None, *, resume: bool = True) -> Steps[Sweep]:
         """Expire every pending request whose time is up, and carry its run on.

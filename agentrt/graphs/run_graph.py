@@ -66,7 +66,7 @@ def _stepping(kind: str, state: RunState, deps: RunDeps) -> Iterator[_Step]:
 
 
 def _body(node: Node, state: RunState, deps: RunDeps) -> Command[str]:
-    _stop_check(deps)
+    _stop_check(deps, state["thread_id"])
     with _stepping(node.name, state, deps) as step:
         assert node.body is not None
         step.update = _cancelled(node.name, state, deps) or node.body(state, deps)
@@ -74,7 +74,7 @@ def _body(node: Node, state: RunState, deps: RunDeps) -> Command[str]:
 
 
 def _steps(node: Node, state: RunState, deps: RunDeps) -> Steps[Command[str]]:
-    _stop_check(deps)
+    _stop_check(deps, state["thread_id"])
     with _stepping(node.name, state, deps) as step:
         assert node.steps is not None
         # The store's connection stays off the event loop (it may wait on SQLite's lock).
@@ -113,11 +113,13 @@ def _accounted(
     return update
 
 
-def _stop_check(deps: RunDeps) -> None:
+def _stop_check(deps: RunDeps, thread_id: str) -> None:
     """Before a node's work: if this process is stopping, stop here. The node has not run,
     so the checkpoint before it is where the run goes on, in whichever process resumes it."""
     if deps.stopping.is_set():
         raise StepStopped("this process stops driving runs; the run goes on elsewhere")
+    if thread_id in deps.stopping_threads:
+        raise StepStopped("the caller stopped following this run; resume carries it on")
 
 
 def _cancelled(kind: str, state: RunState, deps: RunDeps) -> dict[str, Any] | None:

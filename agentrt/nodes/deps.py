@@ -70,3 +70,5 @@ class RunDeps:
     stopping: threading.Event = field(default_factory=threading.Event)
     """Set when this process stops driving runs (a worker told to shut down): each run
     stops before its next step, resumable, rather than being cancelled."""
+    stopping_threads: set[str] = field(default_factory=set)
+    """Runs this process stops before their next step, resumable (a stream its caller left)."""

@@ -34,6 +34,7 @@ from agentrt.runs.lease import Heartbeat, LeaseOwner, acquire
 from agentrt.runs.record import Run, Sweep, initial_state, run_of
 from agentrt.runs.segments import SegmentTrace, segment_span, segment_trace
 from agentrt.runs.stats import denials_of
+from agentrt.runs.streaming import graph_run
 from agentrt.state import TERMINAL, RunState, RunStatus, storable_text, unstorable
 from agentrt.steps import Step, Steps, blocking
 from agentrt.store.protocols import Store
@@ -65,10 +66,7 @@ def config(thread_id: str) -> Any:
 def _invoke(graph: Any, graph_input: Any, cfg: Any) -> Step[Any]:
     """Run the graph until it stops, checkpointing each step (the async planner awaits its
     model without holding a thread)."""
-    return Step(
-        lambda: graph.invoke(graph_input, cfg, durability="sync"),
-        lambda: graph.ainvoke(graph_input, cfg, durability="sync"),
-    )
+    return graph_run(graph, graph_input, cfg)  # rt.stream runs it with graph.stream
 
 
 def _snapshot(graph: Any, cfg: Any) -> Step[StateSnapshot]:
