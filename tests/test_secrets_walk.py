@@ -164,7 +164,7 @@ async def _service(rt: AgentRuntime, walk: Walk, monkeypatch: pytest.MonkeyPatch
         # A store that fails under the worker, and a request that fails: both are logged.
         broken = f"store refused card {S.LOG_CARD} with key {S.OPENAI_KEY}"
         with monkeypatch.context() as patch:
-            patch.setattr(rt, "aresume", _afails(RuntimeError(broken)))
+            patch.setattr(rt, "astream_resume", _fails(RuntimeError(broken)))  # what it drives with
             patch.setattr(rt, "trace", _fails(OSError(broken)))
             lost = await http.post("/runs", json={"goal": S.GOAL}, headers=olive)
             await worker.wait(lost.json()["thread_id"])
@@ -200,13 +200,6 @@ def _route(path: str) -> str:
 
 def _fails(exc: Exception) -> Any:
     def fails(*args: Any, **kwargs: Any) -> Any:
-        raise exc
-
-    return fails
-
-
-def _afails(exc: Exception) -> Any:
-    async def fails(*args: Any, **kwargs: Any) -> Any:
         raise exc
 
     return fails

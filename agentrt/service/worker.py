@@ -10,18 +10,28 @@ database shared across hosts, where no pid is checked), it is taken over then.
 
 Under ``serve --no-worker`` (``enabled=False``) it drives nothing: processes running
 ``agentrt worker`` claim the runs the requests wrote.
+
+It drives each segment with ``astream_resume`` and hands every event, as it happens, to
+whoever ``watch``es the run (the event stream of /runs/{id}/events), then ``None`` when
+the segment has ended and the run's row says where it stopped.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from agentrt.errors import RunBusy
+from agentrt.events import StreamEvent
 from agentrt.logs import get_logger
 from agentrt.runtime import AgentRuntime
 
-__all__ = ["RunWorker"]
+__all__ = ["WATCH_BACKLOG", "RunWorker"]
+
+WATCH_BACKLOG = 10_000
+"""Events a watcher may fall behind by (a slow client of the event stream)."""
 
 logger = get_logger("agentrt.service")
 
@@ -36,6 +46,36 @@ class RunWorker:
         self._again: set[str] = set()
         self._later: dict[str, asyncio.TimerHandle] = {}
         self._slots: asyncio.Semaphore | None = None
+        self._watchers: dict[str, set[asyncio.Queue[StreamEvent | None]]] = {}
+
+    @contextmanager
+    def watch(self, thread_id: str) -> Iterator[asyncio.Queue[StreamEvent | None]]:
+        """The run's events as this worker drives it, while the block lasts: each event,
+        then None once a segment has ended. A watcher that falls behind by
+        ``WATCH_BACKLOG`` events is sent None instead of what it missed (it reads the
+        log again)."""
+        queue: asyncio.Queue[StreamEvent | None] = asyncio.Queue(WATCH_BACKLOG)
+        self._watchers.setdefault(thread_id, set()).add(queue)
+        try:
+            yield queue
+        finally:
+            watchers = self._watchers.get(thread_id, set())
+            watchers.discard(queue)
+            if not watchers:
+                self._watchers.pop(thread_id, None)
+
+    def watched(self, thread_id: str) -> bool:
+        """True while someone watches the run."""
+        return thread_id in self._watchers
+
+    def _tell(self, thread_id: str, event: StreamEvent | None) -> None:
+        for queue in self._watchers.get(thread_id, ()):
+            try:
+                queue.put_nowait(event)
+            except asyncio.QueueFull:
+                while not queue.empty():  # behind: what it missed is in the log
+                    queue.get_nowait()
+                queue.put_nowait(None)
 
     def driving(self, thread_id: str) -> bool:
         """True while this worker has the run in hand (queued or running)."""
@@ -67,13 +107,16 @@ class RunWorker:
                 self._again.discard(thread_id)
                 async with self._slots:
                     try:
-                        await self.runtime.aresume(thread_id)
+                        async for event in self.runtime.astream_resume(thread_id):
+                            self._tell(thread_id, event)
                     except RunBusy as busy:
                         # Another process drives it; it sees any decision at the gate.
                         logger.info("run %r is driven elsewhere; left to it", thread_id)
                         self._try_when_free(thread_id, busy.expires_at)
                     except Exception:
                         logger.exception("driving run %r failed", thread_id)
+                    finally:
+                        self._tell(thread_id, None)
                 if thread_id not in self._again:
                     return
         finally:

@@ -45,6 +45,7 @@ __all__ = [
     "secret_values",
     "shown",
     "shown_events",
+    "shown_live",
     "shown_messages",
     "shown_run",
 ]
@@ -113,9 +114,33 @@ def shown_events(
     return [_shown_event(event, r, sensitive_of, known) for event in events[start:]]
 
 
+def shown_live(
+    event: Mapping[str, Any],
+    log: Sequence[Mapping[str, Any]],
+    redactor: Redactor | None,
+    sensitive_of: SensitiveOf,
+) -> dict[str, Any]:
+    """A streamed event the log does not keep (a token, a tool call, a gate, ...) as
+    shown: masked as a log entry is, with the secret values ``log`` (the run's log so far)
+    holds."""
+    if event.get("type") != "gate":
+        return shown_events([*log, event], redactor, sensitive_of, start=len(log))[0]
+    # A gate holds requests: each is masked as the log's approval entries are.
+    asked = [{"type": "approval", "data": a} for a in _data(event).get("approvals") or ()]
+    masked = shown_events([*log, *asked], redactor, sensitive_of, start=len(log))
+    head = shown_events([*log, {**event, "data": {}}], redactor, sensitive_of, start=len(log))
+    return {**head[0], "data": {"approvals": [m["data"] for m in masked]}}
+
+
 # Where an event holds what a tool was given or gave back: the part its declared sensitive
 # fields are about. Everything else (ids, kinds, reasons) is the runtime's own words.
-_TOOL_KEYS = {"observation": ("content",), "approval": ("args", "edited_args", "result")}
+_TOOL_KEYS = {
+    "observation": ("content",),
+    "approval": ("args", "edited_args", "result"),
+    # streamed only (agentrt.events.LIVE_KINDS), never in a log
+    "tool_call": ("args",),
+    "tool_result": ("content",),
+}
 
 
 def _tool_content(event: Mapping[str, Any]) -> list[tuple[str, Any]]:

@@ -12,13 +12,14 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from agentrt.budget import Budget
 from agentrt.errors import ConfigError
+from agentrt.events import StreamEvent
 from agentrt.runtime import AgentRuntime, Run
 from agentrt.service.auth import Caller, service_of
 from agentrt.service.context import Service
 from agentrt.service.problems import Problem
 from agentrt.service.schemas import RunIn, RunList, RunOut, run_out
 from agentrt.state import TERMINAL, RunStatus
-from agentrt.tracing.shown import shown_events
+from agentrt.tracing.shown import shown_events, shown_live
 
 __all__ = ["router"]
 
@@ -175,6 +176,23 @@ def _checkpoint_id(rt: AgentRuntime, thread_id: str) -> str | None:
     return None if saved is None else cast(str, saved.config["configurable"]["checkpoint_id"])
 
 
+async def _pushed(
+    event: StreamEvent, log: list[Any], sent: int, rt: AgentRuntime
+) -> AsyncIterator[ServerSentEvent]:
+    """A pushed event as the stream sends it: a log entry with its index as id (appended
+    to ``log``), once; a live kind without an id. Masked as the log is."""
+    if event.index is None:
+        data = shown_live(event.to_dict(), log, rt.redactor, rt.tools.sensitive_of)
+        yield ServerSentEvent(data=data, event=event.type)
+        return
+    if event.index != len(log):  # read from the checkpoint already, or some missed
+        return
+    log.append({"type": event.type, "step_id": event.step_id, "data": dict(event.data)})
+    if event.index >= sent:
+        data = shown_events(log, rt.redactor, rt.tools.sensitive_of, start=event.index)[0]
+        yield ServerSentEvent(data=data, event=event.type, id=str(event.index))
+
+
 @router.get(
     "/runs/{thread_id}/events",
     response_class=EventSourceResponse,
@@ -194,29 +212,57 @@ async def run_events(
     the whole run. The stream ends when the run does. Content is shown as everywhere
     else (agentrt.tracing.shown): tools' sensitive fields and detected secrets masked.
     A key may hold ``max_streams_per_key`` streams open at once (429 past it).
+
+    A run this process drives is pushed as it happens (``RunWorker.watch``): its log
+    entries, and besides them, without an id, what only a watcher needs (step_started,
+    token, tool_call, tool_result, gate, budget_warning, step_ended, custom; see
+    ``agentrt.events.StreamEvent``). A run another process drives (an ``agentrt worker``)
+    is looked at every ``poll_interval``.
     """
     rt = service.runtime
     status: RunStatus | None = None
     thread_id = run.thread_id
     seen: str | None = None
-    while True:
-        # The run first: a run that has ended wrote its last checkpoint before, so the
-        # look at the log that follows sees all of it.
-        current = await asyncio.to_thread(rt.get, thread_id)
-        # The log is read only when a new checkpoint says it may have grown.
-        checkpoint = await asyncio.to_thread(_checkpoint_id, rt, thread_id)
-        if checkpoint != seen:
-            seen = checkpoint
-            log = await asyncio.to_thread(rt.events, thread_id)
-            shown_log = await asyncio.to_thread(
-                shown_events, log, rt.redactor, rt.tools.sensitive_of, start=sent
-            )
-            for index, event in enumerate(shown_log, start=sent):
-                yield ServerSentEvent(data=event, event=log[index]["type"], id=str(index))
-            sent = max(sent, len(log))
-        if current.status is not status:
-            status = current.status
-            yield ServerSentEvent(data=_out(service, current).model_dump(), event="status")
-        if status in TERMINAL or await request.is_disconnected():
-            return
-        await asyncio.sleep(service.settings.poll_interval)
+    log: list[Any] = []
+    """The run's log as far as this stream has read it or been told."""
+    look = "all"
+    with service.worker.watch(thread_id) as told:
+        while True:
+            if look == "all":
+                # The run first: a run that has ended wrote its last checkpoint before, so
+                # the look at the log that follows sees all of it.
+                current = await asyncio.to_thread(rt.get, thread_id)
+                # The log is read only when a new checkpoint says it may have grown.
+                checkpoint = await asyncio.to_thread(_checkpoint_id, rt, thread_id)
+                if checkpoint != seen:
+                    seen = checkpoint
+                    log = await asyncio.to_thread(rt.events, thread_id)
+                    shown_log = await asyncio.to_thread(
+                        shown_events, log, rt.redactor, rt.tools.sensitive_of, start=sent
+                    )
+                    for index, event in enumerate(shown_log, start=sent):
+                        yield ServerSentEvent(data=event, event=log[index]["type"], id=str(index))
+                    sent = max(sent, len(log))
+            elif look == "status":
+                current = await asyncio.to_thread(rt.get, thread_id)
+                if current.status in TERMINAL:  # ended past what was pushed: read it all
+                    look = "all"
+                    continue
+            if look and current.status is not status:
+                status = current.status
+                yield ServerSentEvent(data=_out(service, current).model_dump(), event="status")
+            if look and (status in TERMINAL or await request.is_disconnected()):
+                return
+            try:
+                told_event = await asyncio.wait_for(told.get(), service.settings.poll_interval)
+            except TimeoutError:  # driven elsewhere, or waiting: look again
+                told_event = None
+            look = "all" if told_event is None else ""
+            if told_event is not None:
+                async for pushed in _pushed(told_event, log, sent, rt):
+                    yield pushed
+                if told_event.index is not None and told_event.index > len(log):
+                    look = "all"  # some were missed: read the log again
+                sent = max(sent, len(log)) if told_event.index is not None else sent
+                if told_event.type == "step_ended":
+                    look = "status"
