@@ -10,10 +10,13 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from agentrt import AgentRuntime, RunStatus
-from agentrt.events import KINDS
+from agentrt import AgentRuntime, Decision, RunStatus
+from agentrt.events import KINDS, describe
+from agentrt.examples.refund_desk import APPROVER
 from agentrt.service import create_app
+from agentrt.tracing.shown import shown_events
 from tests.test_service import Api, keys_for, parse_sse
+from tests.test_service_ui import _browser
 
 pytestmark = pytest.mark.anyio
 
@@ -67,3 +70,41 @@ async def test_a_run_this_process_drives_is_pushed_as_it_happens(api: Api) -> No
     assert call["data"]["tool"] == "issue_refund"
     words = "".join(json.loads(e["data"])["data"]["text"] for e in live if e["event"] == "token")
     assert "Refunded $89.00" in words
+
+
+async def test_the_run_page_follows_a_live_run_from_its_event_stream(desk: AgentRuntime) -> None:
+    async with _browser(desk) as page:
+        thread_id, approval = await page.waiting()
+        await page.sign_in(APPROVER)
+        drawn = await page.client.get(f"/ui/runs/{thread_id}")
+        assert f'data-events="/ui/runs/{thread_id}/events"' in drawn.text
+        assert f'data-logged="{len(desk.events(thread_id))}"' in drawn.text
+        assert 'id="live-feed"' in drawn.text
+        worker = page.app.state.agentrt.worker
+        feed = asyncio.create_task(page.client.get(f"/ui/runs/{thread_id}/events"))
+        while not worker.watched(thread_id):
+            await asyncio.sleep(0)
+        await desk.adecide(Decision.approve(approval, by=APPROVER), resume=False)
+        worker.drive(thread_id)  # as the page's own decision does
+        events = parse_sse((await asyncio.wait_for(feed, 30)).text)
+    log = desk.events(thread_id)
+    lines = [json.loads(e["data"])["line"] for e in events if e["event"] in KINDS]
+    assert lines == [describe(e) for e in shown_events(log, desk.redactor, lambda _: ())]
+    live = [json.loads(e["data"]) for e in events if e["event"] == "tool_call"]
+    assert [c["line"] for c in live] == [
+        'call 2.0: issue_refund({"order_id": "42", "amount": 89.0})',  # the tool prepares
+        'call 2.0: issue_refund({"order_id": "42", "amount": 89.0})',  # commit pays
+    ]
+    assert json.loads(events[-1]["data"])["status"] == "succeeded"
+
+
+async def test_the_run_page_is_drawn_without_a_feed_once_the_run_is_over(
+    desk: AgentRuntime,
+) -> None:
+    async with _browser(desk) as page:
+        thread_id, approval = await page.waiting()
+        await desk.adecide(Decision.approve(approval, by=APPROVER))
+        await page.sign_in(APPROVER)
+        drawn = await page.client.get(f"/ui/runs/{thread_id}")
+    assert drawn.status_code == 200
+    assert "data-events" not in drawn.text

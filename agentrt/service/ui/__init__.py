@@ -5,6 +5,14 @@ CDN), since the service often runs on closed networks. ``install(app)`` adds it;
 create_app does.
 """
 
-from agentrt.service.ui.routes import install
+from fastapi import FastAPI
+
+from agentrt.service.ui import live, routes
 
 __all__ = ["install"]
+
+
+def install(app: FastAPI) -> None:
+    """Add the review page to ``app``: the queue, runs and deciding, and each run's live feed."""
+    routes.install(app)
+    app.include_router(live.router)

@@ -81,3 +81,50 @@ document.querySelectorAll("select[data-submit]").forEach((el) => {
     event.preventDefault();
   });
 })();
+
+// A run that is not over shows live on its page, from its event stream (server-sent
+// events, pushed as the run goes when this server drives it): each step is added to the
+// list as it happens and the model's words as it writes them. When the run's status
+// changes the page is drawn again (its requests, its trace), unless the person is typing.
+(function () {
+  "use strict";
+  const page = document.querySelector("[data-events]");
+  const feed = document.getElementById("live-feed");
+  if (!page || !feed || !window.EventSource) return;
+  const drawn = Number(page.dataset.logged); // log entries the page was drawn with
+  const logKinds = ["plan", "policy", "policy_changed", "approval", "observation", "finish"];
+  const liveKinds = ["tool_call", "tool_result", "gate", "budget_warning", "custom"];
+  const typing = () => Array.from(document.querySelectorAll("main input:not([type=hidden]), main textarea"))
+    .some((el) => el === document.activeElement || (el.value !== el.defaultValue));
+  const source = new EventSource(page.dataset.events);
+  let words = null;
+  function add(kind, line) {
+    const item = document.createElement("li");
+    item.className = "step live t-" + kind;
+    item.textContent = line;
+    feed.append(item);
+    feed.hidden = false;
+    return item;
+  }
+  logKinds.forEach((kind) => source.addEventListener(kind, (message) => {
+    if (Number(message.lastEventId) < drawn) return; // on the page already
+    words = null;
+    add(kind, JSON.parse(message.data).line);
+  }));
+  liveKinds.forEach((kind) => source.addEventListener(kind, (message) => {
+    words = null;
+    add(kind, JSON.parse(message.data).line);
+  }));
+  source.addEventListener("token", (message) => {
+    if (!words) words = add("token", "");
+    words.textContent += JSON.parse(message.data).data.text;
+  });
+  source.addEventListener("status", (message) => {
+    const status = JSON.parse(message.data).status;
+    if (status === page.dataset.status) return;
+    page.dataset.status = status;
+    if (typing()) { document.querySelector(".live").hidden = false; return; }
+    source.close();
+    window.location.reload();
+  });
+})();

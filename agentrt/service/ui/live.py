@@ -1,0 +1,56 @@
+"""The run page's live feed: the API's event stream of a run, signed in by the page's cookie.
+
+The page's script (static/ui.js) opens it with EventSource, which sends cookies but no
+Authorization header; what it streams is ``routes.runs.run_events``, each event with its
+line in words (``agentrt.events.describe`` of the masked event) for the page to show.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.sse import EventSourceResponse, ServerSentEvent
+
+from agentrt.events import describe
+from agentrt.runtime import Run
+from agentrt.service.problems import Problem
+from agentrt.service.routes.runs import _first_unsent, run_events
+from agentrt.service.ui.routes import Caller, PageError, ServiceDep
+
+__all__ = ["router"]
+
+router = APIRouter(prefix="/ui", include_in_schema=False)
+
+
+async def _page_run(thread_id: str, key: Caller, service: ServiceDep) -> Run:
+    try:
+        return await service.run_for(key.principal, thread_id)
+    except Problem as exc:
+        raise PageError(exc.status, f"No run {thread_id!r} in your tenant.") from None
+
+
+async def _slot(key: Caller, service: ServiceDep) -> AsyncIterator[None]:
+    # As the API's stream: held until the stream ends, max_streams_per_key a key.
+    with service.streams.slot(key.key_id):
+        yield
+
+
+@router.get(
+    "/runs/{thread_id}/events",
+    response_class=EventSourceResponse,
+    dependencies=[Depends(_slot)],
+)
+async def run_feed(
+    run: Annotated[Run, Depends(_page_run)],
+    service: ServiceDep,
+    request: Request,
+    sent: Annotated[int, Depends(_first_unsent)],
+) -> AsyncIterator[ServerSentEvent]:
+    """The run's events as /runs/{id}/events sends them, each with a ``line`` to show."""
+    async for event in run_events(run, service, request, sent):
+        data: Any = event.data
+        if event.event != "status" and isinstance(data, dict):
+            data = {**data, "line": describe(data)}
+        yield ServerSentEvent(data=data, event=event.event, id=event.id)
