@@ -110,3 +110,36 @@ def test_an_approver_approves_the_refund_in_chromium_and_sees_the_run_finish(
     for shot in ("queue.png", "run.png"):
         assert (artifacts / shot).stat().st_size > 10_000
         shutil.copy(artifacts / shot, KEPT / f"review-{shot}")
+
+
+def test_the_run_page_shows_a_run_live_as_it_goes(tmp_path: Path) -> None:
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing; `make install` installs Debian's chromium")
+    db = tmp_path / "agentrt.db"
+    slow = "tests.slow_desk_app:build_runtime"  # each model answer takes a second
+    alice = make_key(
+        db, "--id", "alice", "--tenant", "acme", "--role", "operator",
+        *(f"--scope={s}" for s in OPERATOR.scopes),
+    )  # fmt: skip
+    with serve(slow, db) as server, server.client(alice) as api, sync_playwright() as p:
+        browser = p.chromium.launch(
+            executable_path=str(CHROMIUM), args=["--no-sandbox"], headless=True
+        )
+        try:
+            page = browser.new_page()
+            page.goto(f"{server.url}/ui")
+            page.fill("input[name=key]", alice)
+            page.get_by_role("button", name="Sign in").click()
+            page.wait_for_url(f"{server.url}/ui")
+            started = api.post("/runs", json={"goal": GOAL})
+            thread_id = started.json()["thread_id"]
+            page.goto(f"{server.url}/ui/runs/{thread_id}")
+            # Pushed by the event stream while the model thinks: no reload draws these.
+            feed = page.locator("#live-feed")
+            expect(feed).to_contain_text('call 0.0: lookup_order({"order_id": "42"})')
+            expect(feed).to_contain_text("Checking the customer")  # the model's words
+            # At the gate the page is drawn again, with the request to decide.
+            expect(page.locator("#run-status")).to_have_text("awaiting_approval")
+            expect(page.locator("article.approval")).to_have_count(1)
+        finally:
+            browser.close()

@@ -123,6 +123,12 @@ document.querySelectorAll("select[data-submit]").forEach((el) => {
     const status = JSON.parse(message.data).status;
     if (status === page.dataset.status) return;
     page.dataset.status = status;
+    const shown = document.getElementById("run-status");
+    if (status === "running" || status === "pending") { // the feed shows it: no redraw
+      shown.textContent = status;
+      shown.className = "status s-" + status;
+      return;
+    }
     if (typing()) { document.querySelector(".live").hidden = false; return; }
     source.close();
     window.location.reload();
