@@ -46,8 +46,8 @@ def _block_once_answered() -> None:
     """Block right after a model answer is recorded, inside its plan step."""
     original = RecordingsTable.record_model_call
 
-    def record_then_block(self: Any, thread_id: str, call: Any) -> None:
-        original(self, thread_id, call)
+    def record_then_block(self: Any, thread_id: str, call: Any, **kw: Any) -> None:
+        original(self, thread_id, call, **kw)
         if call.revision == 1:  # the second plan step's answer
             _block("answered")
 

@@ -666,6 +666,15 @@ def test_model_calls_are_kept_per_revision_and_replaced_by_a_rerun(leased: Store
     assert leased.model_call("t1", 7) is None
 
 
+def test_a_model_call_kept_with_its_usage_sets_the_runs_usage(leased: Store) -> None:
+    leased.record_model_call("t1", ModelCall(0, "m", "r0", {"n": 0}), usage=USAGE | {"steps": 1})
+    leased.record_model_call("t1", ModelCall(0, "m", "r0b", {"n": 1}), usage=USAGE | {"steps": 2})
+    record = leased.get_run("t1")
+    assert record is not None
+    assert record.usage["steps"] == 2
+    assert [c.request_digest for c in leased.model_calls("t1")] == ["r0b"]
+
+
 def test_keys_are_found_by_hash_and_revoked_once(store: Store, clock: FakeClock) -> None:
     alice = Principal("alice", roles=["operator"], tenant="acme")
     store.add_key(ApiKey("k1", alice, "laptop", 1000.0), "hash-1")

@@ -147,9 +147,12 @@ def _unkeepable(args: dict[str, Any], limits: SizeLimits) -> str | None:
     return None
 
 
-def record_response(deps: RunDeps, state: RunState, ask: _Ask, response: AIMessage) -> None:
+def record_response(
+    deps: RunDeps, state: RunState, ask: _Ask, response: AIMessage, usage: Usage | None = None
+) -> None:
     """Keep the model's response to this plan step: for resume, and for replay (with what
-    the pre-flight counted and the cap it set, so a replay checks the same numbers)."""
+    the pre-flight counted and the cap it set, so a replay checks the same numbers); with
+    ``usage``, the run's usage after it, in the same write."""
     call = ModelCall(
         revision=state["usage"]["steps"],
         model=getattr(deps.model, "model_name", None),
@@ -158,7 +161,7 @@ def record_response(deps: RunDeps, state: RunState, ask: _Ask, response: AIMessa
         prompt_tokens=ask.prompt_tokens,
         cap=ask.call.cap if ask.call.capped_by is not None else None,
     )
-    deps.store.record_model_call(state["thread_id"], call)
+    deps.store.record_model_call(state["thread_id"], call, usage=usage)
 
 
 def recorded_response(deps: RunDeps, state: RunState, digest: str) -> AIMessage | None:
@@ -266,12 +269,12 @@ def _answered(
     """The plan the model's answer makes (recorded, and its usage counted)."""
     if not isinstance(response, AIMessage):
         raise TypeError(f"the model returned {type(response).__name__}, expected an AIMessage")
-    if ask.recorded is None:
-        record_response(deps, state, ask, response)
-
     assert tokens is not None  # worked out for every AIMessage
     usage = _spent(state["usage"], tokens, deps)
-    deps.store.set_usage(state["thread_id"], usage)
+    if ask.recorded is None:  # the answer and its cost kept in one transaction
+        record_response(deps, state, ask, response, usage)
+    else:
+        deps.store.set_usage(state["thread_id"], usage)
     revision = state["usage"]["steps"]
     capped_by = ask.call.capped_by
     if capped_by is not None and was_cut(response):

@@ -428,8 +428,12 @@ class MemoryStore(OutboxMemory):
 
     # recordings, keys, spans --------------------------------------------------------------
 
-    def record_model_call(self, thread_id: str, call: records.ModelCall) -> None:
+    def record_model_call(
+        self, thread_id: str, call: records.ModelCall, *, usage: Usage | None = None
+    ) -> None:
         with self._lock:
+            if usage is not None:
+                self._update(thread_id, usage=usage)
             self._calls[(thread_id, call.revision)] = call
 
     def model_call(self, thread_id: str, revision: int) -> records.ModelCall | None:

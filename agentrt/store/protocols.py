@@ -263,8 +263,12 @@ class EffectStore(Protocol):
 class RecordingStore(Protocol):
     """Model responses, kept the moment they arrive: for resume and replay."""
 
-    def record_model_call(self, thread_id: str, call: ModelCall) -> None:
-        """Keep a response; a re-run of the same plan step replaces it."""
+    def record_model_call(
+        self, thread_id: str, call: ModelCall, *, usage: Usage | None = None
+    ) -> None:
+        """Keep a response; a re-run of the same plan step replaces it. With ``usage``, the
+        run's usage is set to it in the same write (the answer and what it cost, one
+        transaction a plan step instead of two)."""
         ...
 
     def model_call(self, thread_id: str, revision: int) -> ModelCall | None: ...

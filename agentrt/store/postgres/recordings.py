@@ -11,6 +11,7 @@ from typing import Any
 
 from psycopg.rows import DictRow
 
+from agentrt.state import Usage
 from agentrt.store.postgres.database import Database, columns_of, doc, record_of
 from agentrt.store.protocols import ModelCall
 
@@ -25,16 +26,25 @@ _RECORD = (
     + ", ".join(f"{name}=excluded.{name}" for name in _FIELDS if name != "revision")
 )
 
+_WITH_USAGE = "WITH usage_set AS (UPDATE runs SET usage=%s WHERE thread_id=%s) " + _RECORD
+
 
 class RecordingsTable:
     """RecordingStore on PostgreSQL."""
 
     db: Database
 
-    def record_model_call(self, thread_id: str, call: ModelCall) -> None:
+    def record_model_call(
+        self, thread_id: str, call: ModelCall, *, usage: Usage | None = None
+    ) -> None:
         values: list[Any] = [getattr(call, name) for name in _FIELDS]
         values[_FIELDS.index("response")] = doc(call.response, default=str)
-        self.db.execute(_RECORD, (thread_id, self.db.clock(), *values))
+        if usage is None:
+            self.db.execute(_RECORD, (thread_id, self.db.clock(), *values))
+            return
+        # One statement, so one round trip and one transaction; an upsert and a plain set,
+        # so running it again after a lost connection comes to the same end.
+        self.db.execute(_WITH_USAGE, (doc(usage), thread_id, thread_id, self.db.clock(), *values))
 
     def model_call(self, thread_id: str, revision: int) -> ModelCall | None:
         return self.db.one(

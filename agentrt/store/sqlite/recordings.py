@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 
+from agentrt.state import Usage
 from agentrt.store.protocols import ModelCall
 from agentrt.store.sqlite.database import Database, record_of
 
@@ -16,8 +17,14 @@ class RecordingsTable:
 
     db: Database
 
-    def record_model_call(self, thread_id: str, call: ModelCall) -> None:
+    def record_model_call(
+        self, thread_id: str, call: ModelCall, *, usage: Usage | None = None
+    ) -> None:
         with self.db.tx() as db:
+            if usage is not None:
+                db.execute(
+                    "UPDATE runs SET usage=? WHERE thread_id=?", (json.dumps(usage), thread_id)
+                )
             db.execute(
                 "INSERT OR REPLACE INTO model_calls (thread_id, revision, model, "
                 "request_digest, response, created_at, prompt_tokens, cap) "
