@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from agentrt.replay import ReplayReport
     from agentrt.runtime import AgentRuntime, Run, Sweep
     from agentrt.state import Action, Observation, ObservationKind, Plan, RunState, RunStatus, Usage
+    from agentrt.summaries import Summarize
     from agentrt.tools import Effect, ToolContext, ToolError, ToolSpec, as_tool, tool
     from agentrt.tools.mcp import MCPServer
     from agentrt.tools.sandbox import run_python
@@ -75,6 +76,7 @@ __all__ = [
     "RunState",
     "RunStatus",
     "SizeLimits",
+    "Summarize",
     "Sweep",
     "ToolContext",
     "ToolError",
@@ -126,6 +128,7 @@ _SOURCES: dict[str, str] = {
     "RunState": "agentrt.state",
     "RunStatus": "agentrt.state",
     "SizeLimits": "agentrt.limits",
+    "Summarize": "agentrt.summaries",
     "Sweep": "agentrt.runtime",
     "ToolContext": "agentrt.tools",
     "ToolError": "agentrt.tools",

@@ -39,6 +39,7 @@ from agentrt.records import ModelCall
 from agentrt.redaction import Redactor
 from agentrt.state import Event, RunStatus
 from agentrt.store.protocols import Store
+from agentrt.summaries import Summarize
 from agentrt.testing.scripted import ScriptedChatModel, ScriptExhausted
 from agentrt.tools.contract import ToolContext, ToolError, ToolSpec
 from agentrt.tools.registry import ToolRegistry
@@ -61,6 +62,7 @@ class AgentRuntime(Protocol):
     tools: ToolRegistry
     model_name: str | None
     model_price: ModelPrice | None
+    summarize: Summarize | None
     deps: RunDeps
     clock: Callable[[], float]
     redactor: Redactor
@@ -208,10 +210,17 @@ class _ReplayChatModel(ScriptedChatModel):
 
 
 def _replay_model(calls: list[ModelCall], asked: dict[int, str], rt: AgentRuntime) -> Any:
+    # A run that summarized asked with fewer turns in its messages than it had taken (and
+    # its summaries with none), so an answer is found by the request it answered first,
+    # and by its place in the order only for a request the run never made.
+    by_request = {c.request_digest: c for c in calls}
+
     def turn(call: ModelCall) -> Any:
         def answer(messages: list[BaseMessage]) -> AIMessage:
-            asked[call.revision] = request_digest(messages)
-            message = messages_from_dict([call.response])[0]
+            digest = request_digest(messages)
+            chosen = by_request.get(digest, call)
+            asked[chosen.revision] = digest
+            message = messages_from_dict([chosen.response])[0]
             assert isinstance(message, AIMessage)
             return message
 
@@ -299,6 +308,10 @@ def replay_logs(
             db=Path(scratch) / "replay.db",
             tracing=None,
             metrics=False,
+            # The recorded answers write the summaries too, where the run summarized.
+            summarize=None
+            if rt.summarize is None
+            else dataclasses.replace(rt.summarize, model=None),
             budget=rt.budget,
             prices={rt.model_name: rt.model_price} if rt.model_name and rt.model_price else None,
             instructions=rt.deps.instructions,

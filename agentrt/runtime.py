@@ -55,6 +55,7 @@ from agentrt.runs.workers import Worker, WorkerSettings
 from agentrt.state import Event, RunState, RunStatus
 from agentrt.steps import Steps, asynchronous, blocking, synchronous
 from agentrt.store import open_store
+from agentrt.summaries import Summarize, Summarizing
 from agentrt.tools.contract import ToolSpec
 from agentrt.tools.execution import ToolRunner
 from agentrt.tools.ledger import Ledger
@@ -101,6 +102,7 @@ class AgentRuntime:
         rand: Callable[[], float] = random.random,
         limits: SizeLimits | None = None,
         metrics: bool | MeterProvider = True,
+        summarize: Summarize | None = None,
         webhooks: Webhooks | None = None,
         name: str = "agentrt",
     ) -> None:
@@ -190,6 +192,7 @@ class AgentRuntime:
             model_retry=model_retry or default_model_retry(chat),
             model_price=self.model_price,
             limits=self.limits,
+            summarize=self._summarizing(summarize, chat, prices),
         )
         self.graph: CompiledStateGraph[RunState, None, RunState, RunState] = build_run_graph(
             self.deps, opened.checkpointer
@@ -275,6 +278,24 @@ class AgentRuntime:
         """Span batches the exporter failed to deliver (each logged); the runs went on."""
         exporter = self._tracing_setup.exporter
         return exporter.failures if exporter is not None else 0
+
+    def _summarizing(
+        self,
+        summarize: Summarize | None,
+        chat: BaseChatModel,
+        prices: Mapping[str, ModelPrice | tuple[float, float]] | None,
+    ) -> Summarizing | None:
+        if summarize is not None and not isinstance(summarize, Summarize):
+            raise ConfigError(f"summarize must be an agentrt Summarize, got {summarize!r}")
+        self.summarize = summarize
+        """When a long run's older turns are condensed (None: never)."""
+        if summarize is None:
+            return None
+        if summarize.model is None:
+            return Summarizing(settings=summarize, model=chat, price=self.model_price)
+        writer = reporting_usage(summarize.model)
+        price = find_price(model_name_of(writer), price_table(prices))
+        return Summarizing(settings=summarize, model=writer, price=price)
 
     def _run_metrics(self, setting: Any, tracing: Any, name: str) -> RunMetrics:
         self._metrics_setup = make_meter(setting, tracing)

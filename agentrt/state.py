@@ -31,6 +31,7 @@ __all__ = [
     "RunState",
     "RunStatus",
     "Stop",
+    "Summary",
     "Usage",
     "check_transition",
     "storable_text",
@@ -169,8 +170,29 @@ class Stop(TypedDict):
 
 
 Route = Literal[
-    "plan", "policy", "approval", "tool", "verify", "commit", "budget_gate", "reconcile", "finish"
+    "plan",
+    "policy",
+    "approval",
+    "tool",
+    "verify",
+    "commit",
+    "budget_gate",
+    "reconcile",
+    "summarize",
+    "finish",
 ]
+
+
+class Summary(TypedDict):
+    """What the planner sees instead of the run's older turns (the log keeps them all)."""
+
+    text: str
+    """The model's summary of those turns (and of the summary before it)."""
+    upto: int
+    """How many events of the log it covers; the planner sees the rest verbatim."""
+    kept: list[str]
+    """The approvals and denials among those events, word for word: the planner must
+    still respect them, so no summary rewrites them."""
 
 
 class Outcome(TypedDict):
@@ -335,5 +357,8 @@ class RunState(TypedDict, total=False):
     """How often policy checked that step again without a new decision in between."""
     answered: str
     """The approval request the approval node acted on last."""
+    summary: Summary | None
+    """The run's older turns, condensed by the summarize node once the conversation
+    passed Summarize.at_tokens; None until then."""
     route: Route
     events: Annotated[list[Event], DeltaChannel(append_events, snapshot_frequency=1000)]

@@ -57,6 +57,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "agentrt.approvals",  # requests and decisions, their checks, the queue, expiry
         "agentrt.redaction",  # the Redactor: log lines pass it too, from every layer
         "agentrt.readable",  # times and money as people read them, in messages and screens
+        "agentrt.summaries",  # when a long run's older turns are condensed, and which
     ),
 )
 

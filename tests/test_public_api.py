@@ -41,6 +41,7 @@ def test_public_names() -> None:
         "RunState",
         "RunStatus",
         "SizeLimits",
+        "Summarize",
         "Sweep",
         "ToolContext",
         "ToolError",

@@ -564,6 +564,10 @@ def test_graph_is_the_compiled_design(desk: AgentRuntime) -> None:
             ("reconcile", "tool"),
             ("reconcile", "commit"),
             ("reconcile", "finish"),
+            ("plan", "summarize"),
+            ("summarize", "plan"),
+            ("summarize", "budget_gate"),
+            ("summarize", "finish"),
             ("finish", "__end__"),
         ]
     )

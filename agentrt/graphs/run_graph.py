@@ -13,6 +13,7 @@
     budget_gate --limit raised--> back to the node that stopped;  --refused--> finish
     tool, commit --effect in doubt--> reconcile --resolved--> verify
                                                 '--retry--> tool (commit for irreversible)
+    plan --prompt past Summarize.at_tokens--> summarize (older turns condensed) --> plan
 
 Each node module declares itself (agentrt.nodes.spec.Node): its body, the routes it may
 take, its retry policy. The graph is derived from those declarations alone: each node

@@ -12,6 +12,7 @@ from agentrt.nodes import (
     plan,
     policy,
     reconcile,
+    summarize,
     tool,
     verify,
 )
@@ -28,6 +29,7 @@ NODES: tuple[Node, ...] = (
     commit.NODE,
     budget_gate.NODE,
     reconcile.NODE,
+    summarize.NODE,
     finish.NODE,
 )
 """Every node of the run graph."""

@@ -15,6 +15,7 @@ from agentrt.budget import ModelPrice
 from agentrt.limits import SizeLimits
 from agentrt.policies import Policy
 from agentrt.store.protocols import Store
+from agentrt.summaries import Summarizing
 from agentrt.tools.execution import ToolRunner
 from agentrt.tools.ledger import Ledger
 from agentrt.tools.registry import ToolRegistry
@@ -67,6 +68,8 @@ class RunDeps:
     """What the planner's model charges; None: unpriced, model calls add no cost."""
     limits: SizeLimits = field(default_factory=SizeLimits)
     """Largest goal, arguments and result a run keeps."""
+    summarize: Summarizing | None = None
+    """When and with what a long run's older turns are condensed; None: never."""
     stopping: threading.Event = field(default_factory=threading.Event)
     """Set when this process stops driving runs (a worker told to shut down): each run
     stops before its next step, resumable, rather than being cancelled."""

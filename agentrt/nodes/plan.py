@@ -45,6 +45,7 @@ from agentrt.state import (
     unstorable,
 )
 from agentrt.steps import Step, Steps, blocking
+from agentrt.summaries import cut_point, summary_message
 
 __all__ = ["NODE", "build_messages", "plan"]
 
@@ -79,8 +80,12 @@ def build_messages(state: RunState, instructions: str) -> list[BaseMessage]:
     list: reused only while the log is the same objects up to where it was read.
     """
     events = state.get("events", [])
-    key = state.get("thread_id", "")
     goal = state["goal"]
+    if summary := state.get("summary"):
+        # The older turns condensed: what is left verbatim is bounded, built afresh.
+        head = [SystemMessage(instructions), HumanMessage(goal), summary_message(summary)]
+        return [*head, *as_messages(events[summary["upto"] :])]
+    key = state.get("thread_id", "")
     with _CONVERSATIONS_LOCK:
         cached = _CONVERSATIONS.get(key)
     if (
@@ -231,11 +236,16 @@ def _ask(state: RunState, deps: RunDeps) -> _Ask | dict[str, Any]:
     messages = build_messages(state, deps.instructions)
     budget = Budget.from_dict(state.get("budget"))
     cap_field = output_cap_field(deps.model)
-    # Counting can cost a request (some providers count server-side): only when a limit needs it.
-    counted = budget.max_tokens is not None or (
-        budget.max_cost_usd is not None and deps.model_price is not None
+    # Counting can cost a request (some providers count server-side): only when a limit
+    # or the summarize threshold needs it.
+    counted = (
+        budget.max_tokens is not None
+        or (budget.max_cost_usd is not None and deps.model_price is not None)
+        or deps.summarize is not None
     )
     prompt_tokens = count_prompt_tokens(deps.model, messages, offered) if counted else None
+    if _long(state, deps, prompt_tokens):
+        return {"route": "summarize"}
     call = plan_model_call(
         budget,
         state["usage"],
@@ -261,6 +271,18 @@ def _ask(state: RunState, deps: RunDeps) -> _Ask | dict[str, Any]:
         offered=offered,
         prompt_tokens=prompt_tokens,
     )
+
+
+def _long(state: RunState, deps: RunDeps, prompt_tokens: int | None) -> bool:
+    """Whether the prompt passed Summarize.at_tokens with older turns left to condense."""
+    if deps.summarize is None or prompt_tokens is None:
+        return False
+    if prompt_tokens <= deps.summarize.settings.at_tokens:
+        return False
+    summary = state.get("summary")
+    start = summary["upto"] if summary else 0
+    keep = deps.summarize.settings.keep_turns
+    return cut_point(state.get("events", []), start, keep) is not None
 
 
 def _answered(
@@ -344,7 +366,7 @@ def _spent(usage: Usage, tokens: _Tokens, deps: RunDeps) -> Usage:
 NODE = Node(
     name="plan",
     steps=plan,
-    routes=("policy", "budget_gate", "finish"),
+    routes=("policy", "summarize", "budget_gate", "finish"),
     # Only the planner talks to a remote service worth retrying at node level; tools have
     # their own error contract.
     retry="model",

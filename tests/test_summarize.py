@@ -1,0 +1,264 @@
+"""Long runs: the summarize node keeps the planner's prompt in bounds, the run still ends
+as it should, the log keeps everything, and replay of a summarized run is identical."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+
+from agentrt import AgentRuntime, Budget, ConfigError, Policy, Principal, Summarize, tool
+from agentrt.state import RunStatus
+from agentrt.summaries import cut_point, kept_decisions
+from agentrt.testing import ScriptedChatModel, ai, tool_call
+from tests.conftest import FakeClock, Ids
+
+OPS = Principal("ops", tenant="acme", scopes=["records:read"])
+FILLER = "lorem ipsum dolor sit amet " * 12  # a result worth condensing (~80 tokens)
+_RECORD = re.compile(r"record (\d+):")
+
+
+@tool(effect="read", scopes=["records:read"])
+def lookup(n: int) -> str:
+    """Read record n.
+
+    Args:
+        n: Which record.
+    """
+    return f"record {n}: {FILLER}"
+
+
+def last_record(messages: list[BaseMessage]) -> int | None:
+    for message in reversed(messages):
+        if isinstance(message, ToolMessage):
+            found = _RECORD.search(str(message.content))
+            return int(found.group(1)) if found else None
+    return None
+
+
+def reader(total: int) -> Any:
+    """A planner that reads records 0..total-1 one a turn, then says how far it got: it
+    decides from the conversation alone, so a condensed one serves as well as a whole."""
+
+    def turn(messages: list[BaseMessage]) -> AIMessage:
+        seen = last_record(messages)
+        nxt = 0 if seen is None else seen + 1
+        if nxt >= total:
+            condensed = any("[Earlier in this run, condensed]" in str(m.content) for m in messages)
+            return AIMessage(f"read {total} records (condensed: {condensed})")
+        return ai("", tool_call("lookup", {"n": nxt}))
+
+    return turn
+
+
+def condense(messages: list[BaseMessage]) -> str:
+    """A summarizer: which records the turns it is given (and the summary before) read."""
+    text = "\n".join(str(m.content) for m in messages)
+    read = sorted({int(n) for n in _RECORD.findall(text)} | _summarized(text))
+    return f"Records {read[0]} to {read[-1]} were read." if read else "Nothing read yet."
+
+
+def _summarized(text: str) -> set[int]:
+    found = re.search(r"Records (\d+) to (\d+) were read", text)
+    return set(range(int(found.group(1)), int(found.group(2)) + 1)) if found else set()
+
+
+def runtime(
+    db: Path, clock: FakeClock, total: int, summarize: Summarize | None, **kwargs: Any
+) -> tuple[AgentRuntime, ScriptedChatModel]:
+    planner = ScriptedChatModel([reader(total)] * (total + 2), model_name="planner")
+    rt = AgentRuntime(
+        planner,
+        tools=[lookup],
+        policy=Policy.allow_all(),
+        db=db,
+        clock=clock,
+        new_id=Ids(),
+        summarize=summarize,
+        budget=Budget(max_steps=10 * total),
+        prices={"planner": (1.0, 2.0), "summarizer": (10.0, 20.0)},
+        **kwargs,
+    )
+    return rt, planner
+
+
+def largest_prompt(model: ScriptedChatModel) -> int:
+    return max(model.get_num_tokens_from_messages(list(c.messages)) for c in model.calls)
+
+
+LIMIT = 2_000
+
+
+def test_a_long_run_summarizes_and_still_finishes(db: Path, clock: FakeClock) -> None:
+    writer = ScriptedChatModel([condense], model_name="summarizer")
+    settings = Summarize(at_tokens=1_500, keep_turns=3, model=writer)
+    rt, planner = runtime(db, clock, 80, settings)
+    with rt:
+        run = rt.start("Read every record", principal=OPS)
+        assert run.status is RunStatus.SUCCEEDED
+        assert run.output == "read 80 records (condensed: True)"
+        events = rt.events(run.thread_id)
+        state = rt.graph.get_state({"configurable": {"thread_id": run.thread_id}}).values
+        spans = [span for _, span in rt.trace(run.thread_id).spans()]
+        report = rt.replay(run.thread_id)
+
+    # Every record read once, in order: the log keeps every turn, the summarized ones too.
+    plans = [e["data"]["actions"] for e in events if e["type"] == "plan"]
+    assert plans[-1] == []  # the answer
+    reads = [actions[0]["args"]["n"] for actions in plans[:-1]]
+    assert reads == list(range(80))
+    assert len([e for e in events if e["type"] == "observation"]) == 80
+    # The planner's prompt stayed under the limit; summaries were written along the way.
+    assert largest_prompt(planner) < LIMIT
+    summaries = len(writer.calls)
+    assert summaries >= 3
+    assert state["summary"]["text"].startswith("Records 0 to ")
+    # The planner's last prompt: instructions, goal, the summary, then whole turns verbatim
+    # (at least the 3 kept, and those since the last summary), never the first ones.
+    last = list(planner.calls[-1].messages)
+    assert isinstance(last[2], HumanMessage)
+    assert str(last[2].content).startswith("[Earlier in this run, condensed]")
+    assert isinstance(last[3], AIMessage)
+    assert 3 <= sum(isinstance(m, AIMessage) for m in last) < 20
+    assert last_record(last) == 79
+    # The summaries' cost counts: each a model call (a step) at the summarizer's price.
+    assert run.usage["steps"] == 81 + summaries
+    summary_cost = sum(
+        (
+            c.outcome.usage_metadata["input_tokens"] * 10.0
+            + c.outcome.usage_metadata["output_tokens"] * 20.0
+        )
+        / 1e6
+        for c in writer.calls
+        if isinstance(c.outcome, AIMessage) and c.outcome.usage_metadata
+    )
+    plan_cost = sum(
+        (
+            c.outcome.usage_metadata["input_tokens"] * 1.0
+            + c.outcome.usage_metadata["output_tokens"] * 2.0
+        )
+        / 1e6
+        for c in planner.calls
+        if isinstance(c.outcome, AIMessage) and c.outcome.usage_metadata
+    )
+    assert run.usage["cost_usd"] == pytest.approx(plan_cost + summary_cost)
+    # Traced as its own step, with its model call under it.
+    steps = [s for s in spans if s.attributes.get("agentrt.step.kind") == "summarize"]
+    assert len(steps) == summaries
+    # Replay re-runs it from the recorded answers, summaries included: identical.
+    assert report.identical, report.divergence
+
+
+@pytest.mark.parametrize("condensed", [True, False], ids=["summarize", "without"])
+def test_a_500_step_run_stays_under_its_context_size_only_with_summarize(
+    db: Path, clock: FakeClock, condensed: bool
+) -> None:
+    writer = ScriptedChatModel([condense], model_name="summarizer")
+    settings = Summarize(at_tokens=1_500, model=writer) if condensed else None
+    rt, planner = runtime(db, clock, 500, settings)
+    with rt:
+        run = rt.start("Read every record", principal=OPS)
+    assert run.status is RunStatus.SUCCEEDED
+    assert run.output == f"read 500 records (condensed: {condensed})"
+    if condensed:
+        assert largest_prompt(planner) < LIMIT
+    else:  # every result stays in the prompt: ~80 tokens a step
+        assert largest_prompt(planner) > 15 * LIMIT
+
+
+class Crash(BaseException):
+    """The process dying while the summary is being written."""
+
+
+def test_a_run_killed_while_summarizing_resumes_and_finishes(db: Path, clock: FakeClock) -> None:
+    died: list[int] = []
+
+    def dies_once(messages: list[BaseMessage]) -> str:
+        if not died:
+            died.append(1)
+            raise Crash
+        return condense(messages)
+
+    writer = ScriptedChatModel([dies_once], model_name="summarizer")
+    settings = Summarize(at_tokens=1_500, keep_turns=3, model=writer)
+    rt, _ = runtime(db, clock, 40, settings)
+    with rt, pytest.raises(Crash):
+        rt.start("Read every record", principal=OPS, thread_id="long")
+    # Another process (a new runtime on the same file) carries it on from the checkpoint
+    # before the summarize step, which runs again.
+    again, _ = runtime(db, clock, 40, settings)
+    with again:
+        assert again.get("long").status is RunStatus.RUNNING
+        run = again.resume("long")
+        assert run.status is RunStatus.SUCCEEDED
+        assert run.output == "read 40 records (condensed: True)"
+        reads = [e for e in again.events("long") if e["type"] == "observation"]
+        assert [e["data"]["content"].split(":")[0] for e in reads] == [
+            f"record {n}" for n in range(40)
+        ]
+        assert again.replay("long").identical
+
+
+def test_the_runtime_model_writes_the_summary_when_none_is_given(
+    db: Path, clock: FakeClock
+) -> None:
+    def either(messages: list[BaseMessage]) -> Any:
+        if "Turns to fold into the summary:" in str(messages[-1].content):
+            return condense(messages)
+        return reader(30)(messages)
+
+    model = ScriptedChatModel([either] * 40, model_name="planner")
+    with AgentRuntime(
+        model,
+        tools=[lookup],
+        policy=Policy.allow_all(),
+        db=db,
+        clock=clock,
+        new_id=Ids(),
+        summarize=Summarize(at_tokens=1_000, keep_turns=2),
+    ) as rt:
+        run = rt.start("Read every record", principal=OPS)
+        assert run.output == "read 30 records (condensed: True)"
+        assert rt.replay(run.thread_id).identical
+
+
+def test_approvals_and_denials_are_kept_word_for_word() -> None:
+    events: list[Any] = [
+        {"type": "plan", "step_id": "0", "data": {"actions": [{"call_id": "a"}]}},
+        {
+            "type": "observation",
+            "step_id": "0.0",
+            "data": {"call_id": "a", "tool": "wire", "kind": "denied", "content": "no wires"},
+        },
+        {"type": "plan", "step_id": "1", "data": {"actions": [{"call_id": "b"}]}},
+        {
+            "type": "observation",
+            "step_id": "1.0",
+            "data": {"call_id": "b", "tool": "look", "kind": "ok", "content": "fine"},
+        },
+        {"type": "plan", "step_id": "2", "data": {"actions": [{"call_id": "c"}]}},
+        {"type": "plan", "step_id": "3", "data": {"actions": [{"call_id": "d"}]}},
+    ]
+    assert kept_decisions(events) == ["wire (step 0.0): [denied] no wires"]
+    # Keep the last turn: the cut falls at plan 2, whose call "c" has no answer yet,
+    # so it stays with the verbatim part, and so does everything after it.
+    assert cut_point(events, 0, 1) == 4
+    assert cut_point(events, 0, 4) is None  # fewer turns than kept: nothing to condense
+    assert cut_point(events, 4, 1) is None
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"at_tokens": 0}, "Summarize.at_tokens must be > 0, got 0"),
+        ({"at_tokens": "4k"}, "Summarize.at_tokens is a number of tokens, got '4k'"),
+        ({"at_tokens": 10, "keep_turns": 0}, "Summarize.keep_turns must be >= 1"),
+        ({"at_tokens": 10, "model": "gpt-4o"}, "Summarize.model must be a LangChain chat model"),
+    ],
+)
+def test_bad_settings_are_refused_by_name(kwargs: dict[str, Any], message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        Summarize(**kwargs)
