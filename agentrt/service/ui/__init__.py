@@ -7,12 +7,14 @@ create_app does.
 
 from fastapi import FastAPI
 
-from agentrt.service.ui import live, routes
+from agentrt.service.ui import live, routes, stats
 
 __all__ = ["install"]
 
 
 def install(app: FastAPI) -> None:
-    """Add the review page to ``app``: the queue, runs and deciding, and each run's live feed."""
+    """Add the review page to ``app``: the queue, runs and deciding, each run's live feed,
+    and the stats page."""
     routes.install(app)
+    app.include_router(stats.router)
     app.include_router(live.router)
