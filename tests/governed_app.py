@@ -137,7 +137,9 @@ def app(
 def start(rt: AgentRuntime, graph: Any, budget: Budget | None = None) -> dict[str, Any]:
     """Open thread t1 for the operator and invoke the app's graph until it stops."""
     config = rt.thread(principal=OPERATOR, thread_id=THREAD, budget=budget, goal="Refund")
-    graph.invoke({"messages": [HumanMessage("Refund the order")]}, config)
+    # Each step's checkpoint written before the next starts: the crash tests kill the
+    # process mid-effect and expect to resume from the step that called the tool.
+    graph.invoke({"messages": [HumanMessage("Refund the order")]}, config, durability="sync")
     return config
 
 

@@ -108,9 +108,12 @@ class OwnGraphs:
                 )
                 graph_input: Any = Command(resume=resume) if resume is not None else None
                 with suppress(RunError):  # a budget stop or a cancel: the row says so
+                    # Each step checkpointed before the next, as agentrt's own graph runs.
                     yield Step(
-                        lambda: graph.invoke(graph_input, config),
-                        lambda: _awaited(graph.ainvoke, graph.invoke, graph_input, config),
+                        lambda: graph.invoke(graph_input, config, durability="sync"),
+                        lambda: _awaited(
+                            graph.ainvoke, graph.invoke, graph_input, config, durability="sync"
+                        ),
                     )
         now = yield blocking(self.store.get_run, record.thread_id)
         assert now is not None
@@ -142,11 +145,13 @@ class OwnGraphs:
         return self.resumer(thread_id)
 
 
-async def _awaited(aio: Callable[..., Awaitable[Any]], sync: Callable[..., Any], *args: Any) -> Any:
-    """``aio(*args)``; on a checkpointer with no async side (SqliteSaver, which says so
-    before any node runs), ``sync(*args)`` in a worker thread: a service awaits every
+async def _awaited(
+    aio: Callable[..., Awaitable[Any]], sync: Callable[..., Any], *args: Any, **kwargs: Any
+) -> Any:
+    """``aio(*args, **kwargs)``; on a checkpointer with no async side (SqliteSaver, which
+    says so before any node runs), ``sync(...)`` in a worker thread: a service awaits every
     graph it carries on, and the app's checkpointer is the app's choice."""
     try:
-        return await aio(*args)
+        return await aio(*args, **kwargs)
     except NotImplementedError:
-        return await asyncio.to_thread(sync, *args)
+        return await asyncio.to_thread(sync, *args, **kwargs)
