@@ -43,6 +43,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     (
         "agentrt.state",
         "agentrt.events",
+        "agentrt.live_kinds",  # what only a live stream yields, beside the log's kinds
+        "agentrt.wording",  # the pieces an event's line for a person is made of
         "agentrt.digests",
         "agentrt.budget",
         "agentrt.errors",
