@@ -42,6 +42,9 @@ class Step(Generic[T]):
     """Does it in the calling thread."""
     aio: Callable[[], Awaitable[T]]
     """Does it without blocking the running event loop."""
+    threaded: bool = False
+    """A blocking call that ``aio`` sends to a worker thread: another blocking call may
+    share that thread's trip (each trip costs the event loop a hand-off)."""
 
 
 Steps: TypeAlias = Generator[Step[Any], Any, T]
@@ -50,7 +53,7 @@ Steps: TypeAlias = Generator[Step[Any], Any, T]
 
 def blocking(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Step[T]:
     """A blocking call (a store method): as it is when sync, in a worker thread when async."""
-    return Step(lambda: fn(*args, **kwargs), lambda: asyncio.to_thread(fn, *args, **kwargs))
+    return Step(lambda: fn(*args, **kwargs), lambda: asyncio.to_thread(fn, *args, **kwargs), True)
 
 
 class _Stepper:

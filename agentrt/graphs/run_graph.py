@@ -23,11 +23,11 @@ Command) only if the node declared that route, so the drawn graph is the design.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableLambda
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -40,9 +40,11 @@ from agentrt.budget import Budget, budget_attributes
 from agentrt.nodes import NODES, Node
 from agentrt.nodes.deps import RunDeps, StepStopped
 from agentrt.state import RunState, Stop, Usage
-from agentrt.steps import Steps, adrive, blocking, drive
+from agentrt.steps import Step, Steps, adrive, blocking, drive
 
 __all__ = ["ROUTES", "build_run_graph"]
+
+_T = TypeVar("_T")
 
 ROUTES: dict[str, tuple[str, ...]] = {n.name: n.routes for n in NODES if n.routes}
 """Per node, the routes it may take (finish has none: the run ends)."""
@@ -78,11 +80,70 @@ def _steps(node: Node, state: RunState, deps: RunDeps) -> Steps[Command[str]]:
     _stop_check(deps, state["thread_id"])
     with _stepping(node.name, state, deps) as step:
         assert node.steps is not None
-        # The store's connection stays off the event loop (it may wait on SQLite's lock).
-        step.update = (yield blocking(_cancelled, node.name, state, deps)) or (
-            yield from node.steps(state, deps)
-        )
+        step.update = yield from _checked(node.name, state, deps, node.steps(state, deps))
     return _goto(node, step.update)
+
+
+def _checked(
+    kind: str, state: RunState, deps: RunDeps, steps: Steps[dict[str, Any]]
+) -> Steps[dict[str, Any]]:
+    """The node's steps after the cancel check, which reads the store and so stays off the
+    event loop: done in the same worker-thread trip as the node's first blocking call when
+    it starts with one (plan, tool), one hand-off fewer a node. Cancelled, the node's steps
+    are closed before any of their work is done."""
+    try:
+        first = next(steps)
+    except StopIteration as done:  # the node needed nothing done (a budget stop)
+        stopped: dict[str, Any] | None = yield blocking(_cancelled, kind, state, deps)
+        return stopped or done.value
+    cancelled: dict[str, Any] | None
+    if not first.threaded:
+        cancelled = yield blocking(_cancelled, kind, state, deps)
+        if cancelled is not None:
+            steps.close()
+            return cancelled
+        return (yield from _rest(steps, first))
+
+    def check_then_call() -> tuple[dict[str, Any] | None, Any, Exception | None]:
+        cancelled = _cancelled(kind, state, deps)  # its error is the segment's, as before
+        if cancelled is not None:
+            return cancelled, None, None
+        try:
+            return None, first.sync(), None
+        except Exception as exc:  # the node's own call failed: the node sees it
+            return None, None, exc
+
+    try:
+        cancelled, result, error = yield blocking(check_then_call)
+    except BaseException:
+        steps.close()
+        raise
+    if cancelled is not None:
+        steps.close()
+        return cancelled
+    if error is not None:
+        return (yield from _rest(steps, None, partial(steps.throw, error)))
+    return (yield from _rest(steps, None, partial(steps.send, result)))
+
+
+def _rest(
+    steps: Steps[_T], step: Step[Any] | None, advance: Callable[[], Step[Any]] | None = None
+) -> Steps[_T]:
+    """What ``yield from steps`` does, for steps already started: from ``step`` it waits
+    on, or from ``advance`` (handing on its first step's outcome)."""
+    while True:
+        if advance is not None:
+            try:
+                step = advance()
+            except StopIteration as done:
+                return done.value  # type: ignore[no-any-return]
+        assert step is not None
+        try:
+            sent = yield step
+        except BaseException as exc:  # handed on, as yield from does
+            advance = partial(steps.throw, exc)
+        else:
+            advance = partial(steps.send, sent)
 
 
 def _goto(node: Node, update: dict[str, Any]) -> Command[str]:
