@@ -12,13 +12,11 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from functools import cached_property
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.runnables import RunnableConfig
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import RetryPolicy
 from opentelemetry.metrics import MeterProvider
@@ -26,11 +24,11 @@ from opentelemetry.trace import TracerProvider
 from typing_extensions import Unpack
 
 from agentrt.apikeys import ApiKeys
-from agentrt.approvals.model import ApprovalPage, ApprovalRequest, ApprovalStatus, Decision
-from agentrt.approvals.queue import queue_page
+from agentrt.approvals.model import Decision
 from agentrt.budget import Budget, ModelPrice, find_price, price_table
 from agentrt.errors import ConfigError
-from agentrt.governed import Governor, OwnGraphs, governed_tool_node, thread_config
+from agentrt.governed import OwnGraphs
+from agentrt.governed.door import OwnGraphDoor
 from agentrt.graphs import DEFAULT_INSTRUCTIONS, RunDeps, build_run_graph
 from agentrt.limits import SizeLimits
 from agentrt.logs import get_logger, redact_logs, stop_redacting_logs
@@ -46,23 +44,20 @@ from agentrt.policies import Policy
 from agentrt.principal import Principal
 from agentrt.replay import ReplayReport, replay_run
 from agentrt.runs.budgets import DEFAULT_BUDGET, BudgetLayers
-from agentrt.runs.decisions import approval_named
-from agentrt.runs.driver import Driver, NewRunRequest, config
-from agentrt.runs.record import Run, Sweep, run_of, status_named
-from agentrt.runs.stats import RunStats, compute_stats
+from agentrt.runs.driver import Driver, NewRunRequest
+from agentrt.runs.reading import RunReading
+from agentrt.runs.record import Run, Sweep
 from agentrt.runs.streaming import astreamed, streamed
 from agentrt.runs.workers import Worker, WorkerSettings
-from agentrt.state import Event, RunState, RunStatus
+from agentrt.state import RunState
 from agentrt.steps import Steps, asynchronous, blocking, synchronous
 from agentrt.store import open_store
 from agentrt.summaries import Summarize, Summarizing
-from agentrt.tools.contract import ToolSpec
 from agentrt.tools.execution import ToolRunner
 from agentrt.tools.ledger import Ledger
 from agentrt.tools.registry import ToolLike, ToolRegistry
-from agentrt.tracing import Redactor, RunTracing, Trace, make_provider
+from agentrt.tracing import Redactor, RunTracing, make_provider
 from agentrt.tracing.metrics import RunMetrics, make_meter, metric_points
-from agentrt.tracing.view import build_trace
 from agentrt.webhooks import Dispatcher, Webhooks
 
 __all__ = ["DEFAULT_BUDGET", "AgentRuntime", "Run", "Sweep"]
@@ -70,7 +65,7 @@ __all__ = ["DEFAULT_BUDGET", "AgentRuntime", "Run", "Sweep"]
 logger = get_logger()
 
 
-class AgentRuntime:
+class AgentRuntime(RunReading, OwnGraphDoor):
     """A durable agent runtime over one database: a SQLite file by default, or PostgreSQL
     (``db="postgresql://..."``, the postgres extra) shared by processes on many machines.
 
@@ -328,68 +323,6 @@ class AgentRuntime:
     get = synchronous(_get)
     aget = asynchronous(_get)
 
-    def runs(
-        self, status: RunStatus | str | None = None, *, tenant: str | None = None, limit: int = 100
-    ) -> list[Run]:
-        """Runs, newest first, filtered by status and tenant."""
-        named = None if status is None else status_named(status)
-        found = self.store.list_runs(status=named, tenant=tenant, limit=limit)
-        return [run_of(r, self.store) for r in found]
-
-    def approvals(
-        self,
-        status: ApprovalStatus | str | None = "pending",
-        *,
-        tenant: str | None = None,
-        role: str | None = None,
-        thread_id: str | None = None,
-        limit: int = 100,
-        cursor: str | None = None,
-    ) -> ApprovalPage:
-        """The review queue: approval requests across all runs, oldest first, one page.
-
-        Filters: status (None for all), tenant, a role a request requires, the run. The
-        page's ``next_cursor`` continues where it ended; requests added meanwhile never
-        make a page repeat or skip a row already listed.
-        """
-        return queue_page(
-            self.store,
-            status,
-            tenant=tenant,
-            role=role,
-            thread_id=thread_id,
-            limit=limit,
-            cursor=cursor,
-        )
-
-    def exists(self, thread_id: str) -> bool:
-        """True if a run has this thread id (in any tenant)."""
-        return self.store.get_run(thread_id) is not None
-
-    def approval(self, approval_id: str) -> ApprovalRequest:
-        """One approval request by id, whatever its status; InvalidDecision if unknown."""
-        return approval_named(self.store, approval_id, where=self.store.location)
-
-    def events(self, thread_id: str) -> list[Event]:
-        """The run's event log: plans, policy decisions, approvals, observations, finish."""
-        self._driver.record(thread_id)
-        return list(self.graph.get_state(config(thread_id)).values.get("events", []))
-
-    def trace(self, thread_id: str) -> Trace:
-        """The run's spans from the database's span store: a tree and where the time went."""
-        record = self._driver.record(thread_id)
-        trace_id, _ = self.store.run_trace(thread_id)
-        rows = self.store.spans_of(trace_id) if trace_id else []
-        if not rows:
-            raise ConfigError(
-                f"no spans are stored for run {thread_id!r} in {self.store.location!r}; spans "
-                "go to the database with tracing='sqlite' (the default); this run was driven "
-                "with another tracing setting"
-                + ("" if record.trace_id else " or before tracing existed")
-            )
-        assert trace_id is not None
-        return build_trace(thread_id, trace_id, rows)
-
     def replay(self, thread_id: str, *, policy: Policy | None = None) -> ReplayReport:
         """Re-run a run from its recordings with today's code and policy; report divergence.
 
@@ -399,107 +332,6 @@ class AgentRuntime:
         instead of the runtime's (a what-if for a policy not yet live).
         """
         return replay_run(self, thread_id, build=AgentRuntime, policy=policy)
-
-    def unfinished_runs(self) -> list[str]:
-        """Runs a process may have left mid-way (running, pending, decided at their gate but
-        not carried on, or asked to cancel), oldest first: what a service resumes at start."""
-        return self.store.unfinished_runs()
-
-    def due_retries(self) -> list[str]:
-        """Runs waiting to retry whose wait is over, soonest first."""
-        return self.store.due_retries(self.clock())
-
-    @property
-    def schema_version(self) -> int:
-        """The database's agentrt schema version."""
-        return self.store.schema_version
-
-    def prune(self, *, older_than: float, keep_latest: int = 0) -> list[str]:
-        """Delete finished runs last updated more than ``older_than`` seconds ago.
-
-        Their checkpoints, approvals, ledger entries, spans and model calls go with them;
-        the newest ``keep_latest`` runs stay whatever their age. A run waiting at a gate,
-        running, or stopped by a crash is never pruned. Returns the deleted thread ids.
-        """
-        if older_than < 0:
-            raise ConfigError(f"older_than must be >= 0 seconds, got {older_than!r}")
-        if keep_latest < 0:
-            raise ConfigError(f"keep_latest must be >= 0, got {keep_latest!r}")
-        doomed = self.store.prunable_runs(before=self.clock() - older_than, keep_latest=keep_latest)
-        for thread_id in doomed:
-            self._opened.checkpointer.delete_thread(thread_id)
-            self.store.delete_run(thread_id)
-        return doomed
-
-    def stats(self, *, since: float | None = None, tenant: str | None = None) -> RunStats:
-        """What the runs created at or after ``since`` (epoch seconds; None: every run) of
-        ``tenant`` (None: every tenant) did: counts by status, spend by tenant and day,
-        approval waits, denials by rule, budget stops and the slowest tools."""
-        return compute_stats(self.store, since=since, tenant=tenant)
-
-    # the app's own graph (agentrt.governed) ---------------------------------------------
-
-    def thread(
-        self,
-        *,
-        principal: Principal,
-        thread_id: str | None = None,
-        budget: Budget | None = None,
-        goal: str = "a thread of the app's own graph",
-        graph: str = "app",
-    ) -> RunnableConfig:
-        """Open a thread of the app's own graph as a run (in rt.runs and the review queue)
-        acting for ``principal`` under ``budget``; the config to invoke the graph with.
-
-        ``graph``: the name it is attached by (``attach``). An open thread's id gives its
-        config again (for the same principal).
-        """
-        if thread_id is not None and (found := self.store.get_run(thread_id)) is not None:
-            return self._own.reopened(found, principal, graph)
-        created, _, _ = self._driver.create(
-            goal,
-            principal=principal,
-            budget=budget,
-            thread_id=thread_id,
-            lease=self._own.lease_for(graph),
-        )
-        return thread_config(created)
-
-    def tool_node(self, tools: Sequence[str | ToolSpec] | None = None, **options: Any) -> Any:
-        """A governed drop-in for LangGraph's ToolNode (a real ``ToolNode``): every call goes
-        through the policy, the human gate, the budget and the ledger, traced. ``tools``:
-        the runtime's tools it offers (None: all); ``name=``, ``messages_key=`` as ToolNode.
-        """
-        return governed_tool_node(self._governor, self.tools, tools, **options)
-
-    def middleware(self, tools: Sequence[str | ToolSpec] | None = None) -> Any:
-        """A langchain v1 AgentMiddleware for ``create_agent``: the same guarantees around
-        tool calls, and budgets before each model call; it adds the runtime's tools (or
-        ``tools``) to the agent. Needs ``agentrt[agents]``."""
-        from agentrt.governed.middleware import governed_middleware
-
-        return governed_middleware(
-            self._governor, lambda: self.deps, self.tools, tools, self._price_of
-        )
-
-    def attach(self, graph: Any, *, name: str = "app") -> None:
-        """Let ``decide``, ``sweep_approvals`` and ``resume`` carry on the threads of this
-        compiled graph (opened with ``thread(..., graph=name)``)."""
-        self._own.attach(graph, name)
-
-    @property
-    def _own(self) -> OwnGraphs:
-        """The app graphs' threads, which decide, the sweep and resume hand over to."""
-        own: OwnGraphs = self._driver.own_graphs
-        return own
-
-    @cached_property
-    def _governor(self) -> Governor:
-        """Governs the tool calls of the app graphs' threads, on the runtime's parts now."""
-        return Governor(lambda: self.deps)
-
-    def _price_of(self, model: BaseChatModel) -> ModelPrice | None:
-        return self.model_price if model_name_of(model) == self.model_name else None
 
     # driving: each operation written once (runs/driver.py), driven sync or async ---------
 

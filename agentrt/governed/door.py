@@ -1,0 +1,100 @@
+"""AgentRuntime's side of an app's own graph: ``rt.thread``, ``rt.tool_node``,
+``rt.middleware`` and ``rt.attach``. A part of the door (``agentrt.runtime``), kept in a
+file of its own, over the attributes the runtime sets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import cached_property
+from typing import Any
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import RunnableConfig
+
+from agentrt.budget import Budget, ModelPrice
+from agentrt.governed.calls import Governor
+from agentrt.governed.graphs import OwnGraphs, thread_config
+from agentrt.governed.tool_node import governed_tool_node
+from agentrt.graphs import RunDeps
+from agentrt.models import model_name_of
+from agentrt.principal import Principal
+from agentrt.runs.driver import Driver
+from agentrt.store.protocols import Store
+from agentrt.tools.contract import ToolSpec
+from agentrt.tools.registry import ToolRegistry
+
+__all__ = ["OwnGraphDoor"]
+
+
+class OwnGraphDoor:
+    """The runtime's parts offered to an app's own graph (mixed into AgentRuntime)."""
+
+    store: Store
+    tools: ToolRegistry
+    deps: RunDeps
+    model_name: str | None
+    model_price: ModelPrice | None
+    _driver: Driver
+
+    def thread(
+        self,
+        *,
+        principal: Principal,
+        thread_id: str | None = None,
+        budget: Budget | None = None,
+        goal: str = "a thread of the app's own graph",
+        graph: str = "app",
+    ) -> RunnableConfig:
+        """Open a thread of the app's own graph as a run (in rt.runs and the review queue)
+        acting for ``principal`` under ``budget``; the config to invoke the graph with.
+
+        ``graph``: the name it is attached by (``attach``). An open thread's id gives its
+        config again (for the same principal).
+        """
+        if thread_id is not None and (found := self.store.get_run(thread_id)) is not None:
+            return self._own.reopened(found, principal, graph)
+        created, _, _ = self._driver.create(
+            goal,
+            principal=principal,
+            budget=budget,
+            thread_id=thread_id,
+            lease=self._own.lease_for(graph),
+        )
+        return thread_config(created)
+
+    def tool_node(self, tools: Sequence[str | ToolSpec] | None = None, **options: Any) -> Any:
+        """A governed drop-in for LangGraph's ToolNode (a real ``ToolNode``): every call goes
+        through the policy, the human gate, the budget and the ledger, traced. ``tools``:
+        the runtime's tools it offers (None: all); ``name=``, ``messages_key=`` as ToolNode.
+        """
+        return governed_tool_node(self._governor, self.tools, tools, **options)
+
+    def middleware(self, tools: Sequence[str | ToolSpec] | None = None) -> Any:
+        """A langchain v1 AgentMiddleware for ``create_agent``: the same guarantees around
+        tool calls, and budgets before each model call; it adds the runtime's tools (or
+        ``tools``) to the agent. Needs ``agentrt[agents]``."""
+        from agentrt.governed.middleware import governed_middleware
+
+        return governed_middleware(
+            self._governor, lambda: self.deps, self.tools, tools, self._price_of
+        )
+
+    def attach(self, graph: Any, *, name: str = "app") -> None:
+        """Let ``decide``, ``sweep_approvals`` and ``resume`` carry on the threads of this
+        compiled graph (opened with ``thread(..., graph=name)``)."""
+        self._own.attach(graph, name)
+
+    @property
+    def _own(self) -> OwnGraphs:
+        """The app graphs' threads, which decide, the sweep and resume hand over to."""
+        own: OwnGraphs = self._driver.own_graphs
+        return own
+
+    @cached_property
+    def _governor(self) -> Governor:
+        """Governs the tool calls of the app graphs' threads, on the runtime's parts now."""
+        return Governor(lambda: self.deps)
+
+    def _price_of(self, model: BaseChatModel) -> ModelPrice | None:
+        return self.model_price if model_name_of(model) == self.model_name else None

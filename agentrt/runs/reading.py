@@ -1,0 +1,133 @@
+"""AgentRuntime's reading side: runs, the review queue, a run's events and trace, prune
+and stats. A part of the door (``agentrt.runtime``), kept in a file of its own; each method
+is one line into the room that does the work, over the attributes the runtime sets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from agentrt.approvals.model import ApprovalPage, ApprovalRequest, ApprovalStatus
+from agentrt.approvals.queue import queue_page
+from agentrt.errors import ConfigError
+from agentrt.runs.decisions import approval_named
+from agentrt.runs.driver import Driver, config
+from agentrt.runs.record import Run, run_of, status_named
+from agentrt.runs.stats import RunStats, compute_stats
+from agentrt.state import Event, RunStatus
+from agentrt.store import OpenedStore
+from agentrt.store.protocols import Store
+from agentrt.tracing import Trace
+from agentrt.tracing.view import build_trace
+
+__all__ = ["RunReading"]
+
+
+class RunReading:
+    """What an AgentRuntime reads and tidies in its database (mixed into it)."""
+
+    store: Store
+    graph: Any
+    clock: Callable[[], float]
+    _driver: Driver
+    _opened: OpenedStore
+
+    def runs(
+        self, status: RunStatus | str | None = None, *, tenant: str | None = None, limit: int = 100
+    ) -> list[Run]:
+        """Runs, newest first, filtered by status and tenant."""
+        named = None if status is None else status_named(status)
+        found = self.store.list_runs(status=named, tenant=tenant, limit=limit)
+        return [run_of(r, self.store) for r in found]
+
+    def approvals(
+        self,
+        status: ApprovalStatus | str | None = "pending",
+        *,
+        tenant: str | None = None,
+        role: str | None = None,
+        thread_id: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+    ) -> ApprovalPage:
+        """The review queue: approval requests across all runs, oldest first, one page.
+
+        Filters: status (None for all), tenant, a role a request requires, the run. The
+        page's ``next_cursor`` continues where it ended; requests added meanwhile never
+        make a page repeat or skip a row already listed.
+        """
+        return queue_page(
+            self.store,
+            status,
+            tenant=tenant,
+            role=role,
+            thread_id=thread_id,
+            limit=limit,
+            cursor=cursor,
+        )
+
+    def exists(self, thread_id: str) -> bool:
+        """True if a run has this thread id (in any tenant)."""
+        return self.store.get_run(thread_id) is not None
+
+    def approval(self, approval_id: str) -> ApprovalRequest:
+        """One approval request by id, whatever its status; InvalidDecision if unknown."""
+        return approval_named(self.store, approval_id, where=self.store.location)
+
+    def events(self, thread_id: str) -> list[Event]:
+        """The run's event log: plans, policy decisions, approvals, observations, finish."""
+        self._driver.record(thread_id)
+        return list(self.graph.get_state(config(thread_id)).values.get("events", []))
+
+    def trace(self, thread_id: str) -> Trace:
+        """The run's spans from the database's span store: a tree and where the time went."""
+        record = self._driver.record(thread_id)
+        trace_id, _ = self.store.run_trace(thread_id)
+        rows = self.store.spans_of(trace_id) if trace_id else []
+        if not rows:
+            raise ConfigError(
+                f"no spans are stored for run {thread_id!r} in {self.store.location!r}; spans "
+                "go to the database with tracing='sqlite' (the default); this run was driven "
+                "with another tracing setting"
+                + ("" if record.trace_id else " or before tracing existed")
+            )
+        assert trace_id is not None
+        return build_trace(thread_id, trace_id, rows)
+
+    def unfinished_runs(self) -> list[str]:
+        """Runs a process may have left mid-way (running, pending, decided at their gate but
+        not carried on, or asked to cancel), oldest first: what a service resumes at start."""
+        return self.store.unfinished_runs()
+
+    def due_retries(self) -> list[str]:
+        """Runs waiting to retry whose wait is over, soonest first."""
+        return self.store.due_retries(self.clock())
+
+    @property
+    def schema_version(self) -> int:
+        """The database's agentrt schema version."""
+        return self.store.schema_version
+
+    def prune(self, *, older_than: float, keep_latest: int = 0) -> list[str]:
+        """Delete finished runs last updated more than ``older_than`` seconds ago.
+
+        Their checkpoints, approvals, ledger entries, spans and model calls go with them;
+        the newest ``keep_latest`` runs stay whatever their age. A run waiting at a gate,
+        running, or stopped by a crash is never pruned. Returns the deleted thread ids.
+        """
+        if older_than < 0:
+            raise ConfigError(f"older_than must be >= 0 seconds, got {older_than!r}")
+        if keep_latest < 0:
+            raise ConfigError(f"keep_latest must be >= 0, got {keep_latest!r}")
+        doomed = self.store.prunable_runs(before=self.clock() - older_than, keep_latest=keep_latest)
+        for thread_id in doomed:
+            self._opened.checkpointer.delete_thread(thread_id)
+            self.store.delete_run(thread_id)
+        return doomed
+
+    def stats(self, *, since: float | None = None, tenant: str | None = None) -> RunStats:
+        """What the runs created at or after ``since`` (epoch seconds; None: every run) of
+        ``tenant`` (None: every tenant) did: counts by status, spend by tenant and day,
+        approval waits, denials by rule, budget stops and the slowest tools."""
+        return compute_stats(self.store, since=since, tenant=tenant)
