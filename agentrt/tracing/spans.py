@@ -20,10 +20,7 @@ call's secrets.
 
 from __future__ import annotations
 
-import contextvars
-import hashlib
 import json
-import secrets
 from collections.abc import Callable, Collection, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
@@ -33,20 +30,25 @@ from opentelemetry import trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace import Tracer as SdkTracer
-from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import (
     Link,
     NonRecordingSpan,
     Span,
-    SpanContext,
     Status,
     StatusCode,
-    TraceFlags,
 )
 
 from agentrt.redaction import Redactor
 from agentrt.tracing import attributes as A
 from agentrt.tracing.handles import ModelCallSpan, PolicySpan, ToolCallSpan
+from agentrt.tracing.ids import (
+    RUN_ROOT,
+    RUN_TRACE,
+    RunTraceIds,
+    new_trace_id,
+    remote_context,
+    root_span_id,
+)
 from agentrt.tracing.messages import split_system, tool_definitions
 from agentrt.tracing.metrics import RunMetrics
 from agentrt.tracing.shown import SensitiveOf, secret_values, shown, shown_messages
@@ -59,42 +61,6 @@ __all__ = [
     "new_trace_id",
     "root_span_id",
 ]
-
-_RUN_TRACE: contextvars.ContextVar[int | None] = contextvars.ContextVar(
-    "agentrt_run_trace", default=None
-)
-_RUN_ROOT: contextvars.ContextVar[int | None] = contextvars.ContextVar(
-    "agentrt_run_root", default=None
-)
-
-
-def new_trace_id() -> str:
-    """A fresh W3C trace id, as 32 hex digits."""
-    return secrets.token_hex(16)
-
-
-def root_span_id(trace_id: str) -> str:
-    """The span id of a run's root span, as 16 hex digits: worked out from the run's trace
-    id, so every segment, in any process, knows the root it hangs under without asking
-    anyone (whichever segment is the first to end becomes it)."""
-    digest = hashlib.sha256(bytes.fromhex(trace_id)).hexdigest()[:16]
-    return digest if int(digest, 16) else "0" * 15 + "1"  # an all-zero span id is invalid
-
-
-class _RunTraceIds(IdGenerator):
-    """Gives a run's root span the trace id its run already has, and the span id
-    root_span_id() says; any other span the usual ids."""
-
-    def __init__(self, inner: IdGenerator) -> None:
-        self.inner = inner
-
-    def generate_span_id(self) -> int:
-        wanted = _RUN_ROOT.get()
-        return wanted if wanted is not None else self.inner.generate_span_id()
-
-    def generate_trace_id(self) -> int:
-        wanted = _RUN_TRACE.get()
-        return wanted if wanted is not None else self.inner.generate_trace_id()
 
 
 def _plain(value: Any) -> Any:
@@ -121,10 +87,10 @@ class RunTracing:
         agent_name: str = "agentrt",
         metrics: RunMetrics | None = None,
     ) -> None:
-        if isinstance(tracer, SdkTracer) and not isinstance(tracer.id_generator, _RunTraceIds):
+        if isinstance(tracer, SdkTracer) and not isinstance(tracer.id_generator, RunTraceIds):
             # Only this tracer is changed, never the provider: the caller's other tracers
             # keep their own ids.
-            tracer.id_generator = _RunTraceIds(tracer.id_generator)
+            tracer.id_generator = RunTraceIds(tracer.id_generator)
         self.tracer = tracer
         self.clock = clock
         self.capture_content = capture_content
@@ -203,15 +169,15 @@ class RunTracing:
             context = None  # the current one: the step this node runs in
         now = self.clock()
         began = now if start is None else min(now, start)
-        # What _RunTraceIds gives this span, and no other.
-        token, root_token = _RUN_TRACE.set(trace_id), _RUN_ROOT.set(span_id)
+        # What RunTraceIds gives this span, and no other.
+        token, root_token = RUN_TRACE.set(trace_id), RUN_ROOT.set(span_id)
         try:
             span = self.tracer.start_span(
                 name, context=context, links=links, start_time=self._ns(began)
             )
         finally:
-            _RUN_ROOT.reset(root_token)
-            _RUN_TRACE.reset(token)
+            RUN_ROOT.reset(root_token)
+            RUN_TRACE.reset(token)
         self.set(span, {A.SPAN_KIND: kind, **attrs})
         try:
             with trace.use_span(
@@ -265,7 +231,7 @@ class RunTracing:
         rid = int(root_span_id(trace_id), 16)
         links = []
         if previous_span_id:
-            links.append(Link(_remote(tid, previous_span_id), {A.SEGMENT: "previous"}))
+            links.append(Link(remote_context(tid, previous_span_id), {A.SEGMENT: "previous"}))
         caller = trace.get_current_span().get_span_context()
         if caller.is_valid:
             # Called inside the app's own span (a request, a job): the run keeps its own
@@ -289,7 +255,7 @@ class RunTracing:
                 A.INPUT_MIME_TYPE: "text/plain" if self.capture_content and goal else None,
                 A.OPENINFERENCE_KIND: "AGENT",
             },
-            parent=None if root else NonRecordingSpan(_remote(tid, rid)),
+            parent=None if root else NonRecordingSpan(remote_context(tid, rid)),
             links=links,
             root=root,
             trace_id=tid,
@@ -482,16 +448,6 @@ class RunTracing:
             rule=request.rule_id,
             role=request.required_role,
         )
-
-
-def _remote(trace_id: int, span_id: str | int) -> SpanContext:
-    """The context of a span another segment (maybe another process) wrote."""
-    return SpanContext(
-        trace_id=trace_id,
-        span_id=span_id if isinstance(span_id, int) else int(span_id, 16),
-        is_remote=True,
-        trace_flags=TraceFlags(TraceFlags.SAMPLED),
-    )
 
 
 def _errored(span: Span) -> bool:
