@@ -39,6 +39,7 @@ from agentrt import AgentRuntime, Decision, Policy, Principal, ToolContext, tool
 from agentrt.store.sqlite import SqliteStore
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 from agentrt.tools import effect_key
+from agentrt.tools.ledger import CRASH_LIMIT
 
 OPERATOR = Principal("ops", roles=["operator"], tenant="acme")
 CLERK = Principal("clerk", roles=["operator"], tenant="acme")
@@ -230,6 +231,10 @@ def _settle(db: Path, thread: str) -> dict[str, Any] | None:
     if not pending:
         return None
     rid, step, tool_name, args_text = pending[0]
+    if tool_name not in NOT_IDEMPOTENT:
+        # The crash-loop guard: an idempotent call whose process died CRASH_LIMIT times.
+        # The system dedupes on the key, so calling again is safe: the operator says so.
+        return Decision.retry(rid, by=CLERK).model_dump(mode="json")
     key = effect_key(thread, step, tool_name, json.loads(args_text))
     table, field = {"send_email": ("emails", "to"), "notify_warehouse": ("notices", "sku")}[
         tool_name
@@ -346,10 +351,14 @@ def _audit(db: Path, failures: list[str]) -> dict[str, int]:
                 f"{thread}: {tool_name} ran {attempts} times with "
                 f"{retried.get(f'{thread} {step}', 0)} retries authorised"
             )
-    for thread, tool_name in _query(
-        db, "SELECT thread_id, tool FROM approvals WHERE kind='reconcile'"
+    for thread, tool_name, step in _query(
+        db, "SELECT thread_id, tool, step_id FROM approvals WHERE kind='reconcile'"
     ):
-        if tool_name not in NOT_IDEMPOTENT:
+        started = _query(
+            db, "SELECT attempts FROM effects WHERE thread_id=? AND step_id=?", thread, step
+        )
+        crash_loop = bool(started) and started[0][0] >= CRASH_LIMIT
+        if tool_name not in NOT_IDEMPOTENT and not crash_loop:
             failures.append(f"{thread}: idempotent {tool_name} was sent to reconcile")
     resolved = _query(
         db, "SELECT count(*) FROM approvals WHERE kind='reconcile' AND status='resolved'"

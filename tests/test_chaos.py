@@ -17,20 +17,22 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.subprocess
 
 
-def test_fifty_sigkills_lose_nothing_and_repeat_nothing(tmp_path: Path) -> None:
-    args = ["--min-kills", "50", "--seed", "3", "--dir", str(tmp_path)]
+def test_eighty_sigkills_lose_nothing_and_repeat_nothing(tmp_path: Path) -> None:
+    # 80 kills with this seed reach each window below several times (50 reached one of
+    # them once, which a loaded machine's timing could take away).
+    args = ["--min-kills", "80", "--seed", "3", "--dir", str(tmp_path)]
     done = subprocess.run(
         [sys.executable, "-m", "tests.chaos_app", *args],
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=110,
+        timeout=300,
         check=False,
     )
     report = json.loads(done.stdout.splitlines()[-1])
     assert report["failures"] == [], done.stderr[-3000:]
     assert done.returncode == 0
-    assert report["kills"] >= 50
+    assert report["kills"] >= 80
     assert (report["duplicates"], report["lost"]) == (0, 0)
     # The seed reaches each kind of window: non-idempotent calls in doubt settled both ways
     # by a person, and idempotent calls made again with the same key.
