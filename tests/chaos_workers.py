@@ -58,8 +58,11 @@ class Workers:
         self.started = 0
         self.born: list[float] = []
         self.procs: list[subprocess.Popen[bytes]] = []
+        self.numbers: list[int] = []
+        """Each slot's worker number, which names its log."""
         for _ in range(count):
             self.procs.append(self._start())
+            self.numbers.append(self.started)
             self.born.append(time.monotonic())
 
     def _start(self) -> subprocess.Popen[bytes]:
@@ -84,12 +87,20 @@ class Workers:
         self.procs[n].kill()
         self.procs[n].wait()
         self.procs[n] = self._start()
+        self.numbers[n] = self.started
         self.born[n] = time.monotonic()
         return True
 
     def stop(self) -> list[int | None]:
-        """SIGTERM each; their exit statuses."""
-        for proc in self.procs:
+        """SIGTERM each once it has said it is ready; their exit statuses. (A SIGTERM while
+        Python still imports, before agentrt runs at all, ends a process by the signal.)"""
+        for n, proc in enumerate(self.procs):
+            log = self.workdir / f"worker-{self.numbers[n]}.log"
+            deadline = time.monotonic() + 120
+            while b"agentrt worker: ready" not in log.read_bytes():
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    break
+                time.sleep(0.05)
             proc.terminate()
         codes: list[int | None] = []
         for proc in self.procs:

@@ -205,6 +205,24 @@ def test_sigterm_stops_each_run_at_its_next_step_resumable(tmp_path: Path) -> No
         assert {pid for _, pid in calls[thread_id]} == {a.pid, b.pid}
 
 
+def test_a_sigterm_while_the_worker_starts_is_obeyed_once_it_is_up(tmp_path: Path) -> None:
+    db = str(tmp_path / "agentrt.db")
+    gate = tmp_path / "open"
+    env = {"WORKER_APP_OPEN_GATE": str(gate)}
+    with worker_app.build_runtime(db) as rt:
+        (run,) = create(rt, "note 1", 1)
+        with worker(APP, db, tmp_path / "a.log", env=env, started=False) as a:
+            waiting = Path(f"{gate}.waiting")
+            wait_until(waiting.exists, "the worker is opening its app")
+            a.process.terminate()  # while the app opens: before the worker exists
+            gate.touch()
+            assert a.process.wait(timeout=60) == 0
+        assert "agentrt worker: ready" in a.text(), a.text()
+        assert "SIGTERM: stopping" in a.text(), a.text()
+        assert rt.get(run).status.value == "pending"  # nothing claimed
+    assert calls_by_thread(db) == {}
+
+
 def test_after_sigterm_another_worker_takes_the_runs_over_at_once(pg: str, tmp_path: Path) -> None:
     env = {"WORKER_APP_LATENCY": "0.4"}  # runs long enough to outlast b's start
     with worker_app.build_runtime(pg) as rt:

@@ -7,7 +7,8 @@ makes one turn calling ``pay`` with C cents, which needs a payer's approval abov
 Every call of either tool is written to a sink, a SQLite file named by WORKER_APP_SINK
 (beside a SQLite database when unset), with the pid of the process that made it: the
 tests count effects (one row a key), calls (every attempt) and who made them.
-WORKER_APP_LATENCY sets the model's seconds per answer; WORKER_APP_LEASE_TTL the lease.
+WORKER_APP_LATENCY sets the model's seconds per answer; WORKER_APP_LEASE_TTL the lease;
+WORKER_APP_OPEN_GATE a file the app waits for before it opens (a slow start).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import os
 import re
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -97,6 +99,11 @@ def build_runtime(db: str | Path = "agentrt.db", **options: Any) -> AgentRuntime
         _effect(db, ctx, f"pay {cents}")
         return {"paid": cents}
 
+    opening = os.environ.get("WORKER_APP_OPEN_GATE")
+    if opening:  # a slow start: say so, then wait until the test lets the app open
+        Path(opening + ".waiting").touch()
+        while not Path(opening).exists():
+            time.sleep(0.02)
     latency = float(os.environ.get("WORKER_APP_LATENCY", "0"))
     model = ScriptedChatModel([_turn] * 12, latency=latency)
     options.setdefault("lease_ttl", float(os.environ.get("WORKER_APP_LEASE_TTL", "30")))

@@ -48,6 +48,11 @@ def worker(
     if level is None:
         raise CliError(f"--log-level {log_level!r} is not one of debug, info, warning, error")
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # A signal while the app and its database open (seconds, on a busy machine) is kept and
+    # obeyed once the worker exists: it then claims nothing and exits 0.
+    signalled: list[int] = []
+    signal.signal(signal.SIGTERM, lambda signum, frame: signalled.append(signum))
+    signal.signal(signal.SIGINT, lambda signum, frame: signalled.append(signum))
     with app_options.runtime(create=True) as rt:
         pool = rt.worker(
             concurrency=concurrency, poll=poll or None, sweep_every=sweep_every or None
@@ -63,6 +68,9 @@ def worker(
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
+        for signum in signalled:
+            stop(signum, None)
+        typer.echo(f"agentrt worker: ready, driving up to {concurrency} runs at once", err=True)
         dispatcher = rt.dispatcher() if notify and rt.webhooks.endpoints else None
         sending = threading.Thread(
             target=dispatcher.run if dispatcher else lambda: None, name="agentrt-webhooks"
