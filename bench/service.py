@@ -2,10 +2,11 @@
 
 A real server process (`agentrt serve` on 127.0.0.1, a free port, its default thread pool
 and run limit) serves ``service_app:build_runtime``: runs of ACTIONS tool calls whose model
-takes LATENCY seconds an answer. An API key is made with `agentrt keys create`. An
-``httpx.AsyncClient`` fires N runs at once (POST /runs), then polls each (GET
-/runs/{id}) until it has ended. Figures: runs per second of wall time (first POST to the
-last run seen finished) and the latency of every API request made meanwhile.
+takes LATENCY seconds an answer. An API key is made with `agentrt keys create`. N callers
+(an ``httpx.AsyncClient`` each, one connection) start N runs at once (POST /runs), then
+poll each (GET /runs/{id}) until it has ended. Figures: runs per second of wall time
+(first POST to the last run seen finished) and the latency of every API request made
+meanwhile.
 
 Anchors, measured in the same run: for runs/s, the same N runs driven in this process
 with ``await rt.astart(...)`` on the same app, same model latency, same thread pool size
@@ -152,19 +153,29 @@ def _healthy(server: Server) -> bool:
         return False
 
 
-async def _over_http(server: Server, n: int, batch: str) -> Batch:
-    """Start n runs at once over HTTP and poll each until it ends."""
+async def _over_http(server: Server, n: int, batch: str, *, spread: float = 0.0) -> Batch:
+    """Start n runs over HTTP, at once or one every ``spread / n`` seconds, and poll each
+    until it ends.
+
+    Each run has a caller of its own (an ``httpx.AsyncClient`` with one connection), as n
+    separate clients would. One client with n connections spends its time choosing one:
+    httpcore's pool looks at every connection for every request (a getpeername call
+    each), so at n = 100 the benchmark's own loop was busy 86% of the time and a request
+    waited there hundreds of ms before it was sent, while the server sat idle.
+    """
     post_ms: list[float] = []
     get_ms: list[float] = []
     # uvicorn closes a connection idle for 5 s, httpx's default expiry is 5 s too: a request
     # sent on a connection as the server closes it fails. Expire ours well before.
-    limits = httpx.Limits(max_connections=n, max_keepalive_connections=n, keepalive_expiry=1)
+    limits = httpx.Limits(max_connections=1, max_keepalive_connections=1, keepalive_expiry=1)
     headers = {"Authorization": f"Bearer {server.key}"}
-    async with httpx.AsyncClient(
-        base_url=server.url, headers=headers, limits=limits, timeout=120
-    ) as client:
 
-        async def one(i: int) -> float:
+    def caller() -> httpx.AsyncClient:
+        return httpx.AsyncClient(base_url=server.url, headers=headers, limits=limits, timeout=120)
+
+    async def one(i: int, client: httpx.AsyncClient) -> float:
+        async with client:
+            await asyncio.sleep(i * spread / n)
             sent = time.perf_counter()
             answer = await client.post("/runs", json={"goal": GOAL, "thread_id": f"{batch}-{i}"})
             post_ms.append((time.perf_counter() - sent) * 1000)
@@ -181,12 +192,16 @@ async def _over_http(server: Server, n: int, batch: str) -> Batch:
                         raise RuntimeError(f"run {batch}-{i} ended {run['status']}: {run['error']}")
                     return time.perf_counter()
 
-        cpu = server.cpu_seconds()
-        started = time.perf_counter()
-        ended = await asyncio.gather(*(one(i) for i in range(n)))
-        seconds = max(ended) - started
-        cpu = server.cpu_seconds() - cpu
-        idle_ms = []
+    # Made before the clock starts: making one (its SSL context) takes milliseconds of this
+    # loop, which would fall on the requests already sent.
+    clients = [caller() for _ in range(n)]
+    cpu = server.cpu_seconds()
+    started = time.perf_counter()
+    ended = await asyncio.gather(*(one(i, client) for i, client in enumerate(clients)))
+    seconds = max(ended) - started
+    cpu = server.cpu_seconds() - cpu
+    idle_ms = []
+    async with caller() as client:
         for _ in range(IDLE_GETS):
             sent = time.perf_counter()
             (await client.get(f"/runs/{batch}-0")).raise_for_status()

@@ -55,6 +55,10 @@ REPEATS = 1 if QUICK else 2
 """Interleaved pairs per figure."""
 API_RUNS = 4 if QUICK else 100
 """Runs in flight while the API's latency is measured."""
+API_SPREAD = 0.2 if QUICK else 1.0
+"""Seconds over which those runs arrive (evenly): runs in flight, not a burst of POSTs in
+one millisecond, which one server process answers one at a time (the service benchmark
+times such bursts)."""
 STEPS = RUNS * ACTIONS
 """Steps a batch makes: one model turn calling one tool each (storage per step)."""
 
@@ -301,7 +305,9 @@ def _api_latency(server: Any, logs: Path) -> Row:
         url = server.create_database()
         try:
             with _serving(url, logs / "api.log", "--no-worker") as api, _workers(url, 2, logs):
-                batch = asyncio.run(_over_http(api, API_RUNS, f"w{next(batches)}"))
+                batch = asyncio.run(
+                    _over_http(api, API_RUNS, f"w{next(batches)}", spread=API_SPREAD)
+                )
         finally:
             server.drop_database(url)
         return _pct(batch.post_ms + batch.get_ms, 95)
@@ -309,7 +315,7 @@ def _api_latency(server: Any, logs: Path) -> Row:
     def driving() -> float:
         path = logs / f"d{next(batches)}.db"
         with _serving(path, logs / "serve.log") as api:
-            batch = asyncio.run(_over_http(api, API_RUNS, f"d{next(batches)}"))
+            batch = asyncio.run(_over_http(api, API_RUNS, f"d{next(batches)}", spread=API_SPREAD))
         return _pct(batch.post_ms + batch.get_ms, 95)
 
     ours, anchor = paired(api_only, driving, REPEATS, warmup=0)

@@ -19,7 +19,7 @@ from agentrt.errors import ConfigError
 from agentrt.logs import get_logger
 from agentrt.runtime import AgentRuntime
 from agentrt.service import ui
-from agentrt.service.auth import service_of
+from agentrt.service.auth import current_service
 from agentrt.service.bodylimit import BodyLimit
 from agentrt.service.context import Service, ServiceOptions, ServiceSettings
 from agentrt.service.headers import SecurityHeaders
@@ -114,7 +114,7 @@ def create_app(runtime: AgentRuntime, **options: Unpack[ServiceOptions]) -> Fast
     return app
 
 
-async def healthz(service: Annotated[Service, Depends(service_of)]) -> dict[str, Any]:
+async def healthz(service: Annotated[Service, Depends(current_service)]) -> dict[str, Any]:
     """Liveness and readiness: the database answers. No key needed."""
     try:
         version = await asyncio.to_thread(lambda: service.runtime.schema_version)

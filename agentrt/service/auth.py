@@ -23,6 +23,7 @@ __all__ = [
     "Caller",
     "authenticate",
     "client_address",
+    "current_service",
     "key_from_request",
     "service_of",
 ]
@@ -34,6 +35,13 @@ def service_of(request: Request) -> Service:
     service: Service = request.app.state.agentrt
     service.check_started()
     return service
+
+
+async def current_service(request: Request) -> Service:
+    """``service_of`` as a dependency. A coroutine, because FastAPI sends every plain
+    function dependency to its thread pool and back: a thread hop on every request for a
+    lookup that takes microseconds."""
+    return service_of(request)
 
 
 def key_from_request(request: Request, *, cookie: bool = False) -> str | None:

@@ -9,7 +9,7 @@ from fastapi import APIRouter, Depends, Query
 
 from agentrt.approvals import ApprovalRequest, ApprovalStatus, Decision
 from agentrt.principal import Principal
-from agentrt.service.auth import Caller, service_of
+from agentrt.service.auth import Caller, current_service
 from agentrt.service.context import Service
 from agentrt.service.problems import Problem
 from agentrt.service.schemas import (
@@ -25,7 +25,7 @@ __all__ = ["decision_of", "router"]
 
 router = APIRouter(tags=["approvals"])
 
-ServiceDep = Annotated[Service, Depends(service_of)]
+ServiceDep = Annotated[Service, Depends(current_service)]
 
 
 @router.get("/approvals", response_model=ApprovalList)

@@ -14,7 +14,7 @@ from agentrt.budget import Budget
 from agentrt.errors import ConfigError
 from agentrt.events import StreamEvent
 from agentrt.runtime import AgentRuntime, Run
-from agentrt.service.auth import Caller, service_of
+from agentrt.service.auth import Caller, current_service
 from agentrt.service.context import Service
 from agentrt.service.problems import Problem
 from agentrt.service.schemas import RunIn, RunList, RunOut, run_out
@@ -25,7 +25,7 @@ __all__ = ["router"]
 
 router = APIRouter(tags=["runs"])
 
-ServiceDep = Annotated[Service, Depends(service_of)]
+ServiceDep = Annotated[Service, Depends(current_service)]
 
 
 async def _tenant_run(thread_id: str, key: Caller, service: ServiceDep) -> Run:

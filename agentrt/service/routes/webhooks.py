@@ -14,7 +14,7 @@ from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
 from agentrt.readable import iso
-from agentrt.service.auth import Caller, service_of
+from agentrt.service.auth import Caller, current_service
 from agentrt.service.context import Service
 from agentrt.service.problems import Problem
 from agentrt.store.outbox import Delivery, DeliveryQuery
@@ -23,7 +23,7 @@ __all__ = ["DeliveryList", "DeliveryOut", "router"]
 
 router = APIRouter(tags=["webhooks"])
 
-ServiceDep = Annotated[Service, Depends(service_of)]
+ServiceDep = Annotated[Service, Depends(current_service)]
 
 
 class DeliveryOut(BaseModel):

@@ -136,7 +136,7 @@ def _same_origin(request: Request) -> None:
 
 
 Caller = Annotated[ApiKey, Depends(_signed_in)]
-ServiceDep = Annotated[Service, Depends(auth.service_of)]
+ServiceDep = Annotated[Service, Depends(auth.current_service)]
 SameOrigin = Depends(_same_origin)
 
 
