@@ -4,9 +4,9 @@ A real server process (`agentrt serve` on 127.0.0.1, a free port, its default th
 and run limit) serves ``service_app:build_runtime``: runs of ACTIONS tool calls whose model
 takes LATENCY seconds an answer. An API key is made with `agentrt keys create`. N callers
 (an ``httpx.AsyncClient`` each, one connection) start N runs at once (POST /runs), then
-poll each (GET /runs/{id}) until it has ended. Figures: runs per second of wall time
-(first POST to the last run seen finished) and the latency of every API request made
-meanwhile.
+wait for each to end (GET /runs/{id}/join), while a few monitoring callers read runs in
+flight (GET /runs/{id}). Figures: runs per second of wall time (first POST to the last
+run ended) and the latency of the POSTs and the monitoring GETs.
 
 Anchors, measured in the same run: for runs/s, the same N runs driven in this process
 with ``await rt.astart(...)`` on the same app, same model latency, same thread pool size
@@ -45,8 +45,10 @@ LEVELS = (2, 4) if QUICK else (20, 100)
 """Runs started at once, one row pair each."""
 REPEATS = 1 if QUICK else 3
 """Interleaved pairs (HTTP batch, in-process batch) at each level."""
-POLL = 0.02 if QUICK else 0.1
-"""Seconds between one run's polls: the resolution of its finish time over HTTP."""
+PROBERS = 5
+"""Monitoring callers reading runs in flight (GET /runs/{id}) while a batch goes."""
+PROBE_EVERY = 0.01 if QUICK else 0.05
+"""Seconds each prober waits between its requests."""
 IDLE_GETS = 5 if QUICK else 50
 """Requests that time the idle server after each batch, the latency anchor."""
 
@@ -154,8 +156,9 @@ def _healthy(server: Server) -> bool:
 
 
 async def _over_http(server: Server, n: int, batch: str, *, spread: float = 0.0) -> Batch:
-    """Start n runs over HTTP, at once or one every ``spread / n`` seconds, and poll each
-    until it ends.
+    """Start n runs over HTTP, at once or one every ``spread / n`` seconds, and wait for
+    each to end with ``GET /runs/{id}/join``, while PROBERS callers read runs in flight
+    (``GET /runs/{id}``) every PROBE_EVERY seconds each.
 
     Each run has a caller of its own (an ``httpx.AsyncClient`` with one connection), as n
     separate clients would. One client with n connections spends its time choosing one:
@@ -165,6 +168,7 @@ async def _over_http(server: Server, n: int, batch: str, *, spread: float = 0.0)
     """
     post_ms: list[float] = []
     get_ms: list[float] = []
+    going: list[str] = []
     # uvicorn closes a connection idle for 5 s, httpx's default expiry is 5 s too: a request
     # sent on a connection as the server closes it fails. Expire ours well before.
     limits = httpx.Limits(max_connections=1, max_keepalive_connections=1, keepalive_expiry=1)
@@ -174,31 +178,47 @@ async def _over_http(server: Server, n: int, batch: str, *, spread: float = 0.0)
         return httpx.AsyncClient(base_url=server.url, headers=headers, limits=limits, timeout=120)
 
     async def one(i: int, client: httpx.AsyncClient) -> float:
+        thread_id = f"{batch}-{i}"
         async with client:
             await asyncio.sleep(i * spread / n)
             sent = time.perf_counter()
-            answer = await client.post("/runs", json={"goal": GOAL, "thread_id": f"{batch}-{i}"})
+            answer = await client.post("/runs", json={"goal": GOAL, "thread_id": thread_id})
             post_ms.append((time.perf_counter() - sent) * 1000)
             if answer.status_code != 202:
                 raise RuntimeError(f"POST /runs answered {answer.status_code}: {answer.text}")
+            going.append(thread_id)
             while True:
-                await asyncio.sleep(POLL)
-                sent = time.perf_counter()
-                answer = await client.get(f"/runs/{batch}-{i}")
-                get_ms.append((time.perf_counter() - sent) * 1000)
+                answer = await client.get(f"/runs/{thread_id}/join", params={"timeout": 60})
                 run = answer.raise_for_status().json()
                 if run["status"] in TERMINAL:
+                    going.remove(thread_id)
                     if run["status"] != "succeeded":
-                        raise RuntimeError(f"run {batch}-{i} ended {run['status']}: {run['error']}")
+                        raise RuntimeError(f"run {thread_id} ended {run['status']}: {run['error']}")
                     return time.perf_counter()
+
+    async def probe(k: int, client: httpx.AsyncClient) -> None:
+        async with client:
+            while not done.is_set():
+                await asyncio.sleep(PROBE_EVERY)
+                if not going:
+                    continue
+                k += PROBERS
+                sent = time.perf_counter()
+                (await client.get(f"/runs/{going[k % len(going)]}")).raise_for_status()
+                get_ms.append((time.perf_counter() - sent) * 1000)
 
     # Made before the clock starts: making one (its SSL context) takes milliseconds of this
     # loop, which would fall on the requests already sent.
     clients = [caller() for _ in range(n)]
+    probers = [caller() for _ in range(PROBERS)]
+    done = asyncio.Event()
     cpu = server.cpu_seconds()
     started = time.perf_counter()
+    probing = [asyncio.create_task(probe(k, client)) for k, client in enumerate(probers)]
     ended = await asyncio.gather(*(one(i, client) for i, client in enumerate(clients)))
     seconds = max(ended) - started
+    done.set()
+    await asyncio.gather(*probing)
     cpu = server.cpu_seconds() - cpu
     idle_ms = []
     async with caller() as client:
@@ -326,9 +346,11 @@ def _notes(levels: dict[int, Level], local: Complaints, server: Complaints) -> s
         f"{MAX_RUNS} runs driven at once) but `--rate-limit {RATE_LIMIT}`, since one key "
         f"makes every request. A run is {ACTIONS} model turns calling the no-op read tool "
         f"and a final answer, {ACTIONS + 1} model calls of {LATENCY * 1000:.0f} ms: were "
-        f"waiting on the model all, N runs would end in {ceiling:.2f} s. Each run is polled "
-        f"every {POLL * 1000:.0f} ms, so its finish is seen up to that late. Runs/s are "
-        "per sample; latencies pool every request of the samples at that level.\n\n"
+        f"waiting on the model all, N runs would end in {ceiling:.2f} s. Each run's caller "
+        "waits for its end with `GET /runs/{id}/join` (answered as the run ends); "
+        f"{PROBERS} monitoring callers read runs in flight (`GET /runs/{{id}}`), each "
+        f"every {PROBE_EVERY * 1000:.0f} ms: those are the GETs below. Runs/s are per "
+        "sample; latencies pool every request of the samples at that level.\n\n"
     ) + "\n".join(lines)
     if server.counts:
         text += f"\n\nThe server logged: {server.said()}."

@@ -51,7 +51,8 @@ class ServiceSettings:
     resume_stopped: bool = True
     """On startup, carry on the runs a process left mid-way."""
     poll_interval: float = 0.5
-    """Seconds between an event stream's looks at its run."""
+    """Seconds between the looks an event stream or a join takes at a run this process
+    does not drive."""
     shutdown_grace: float = 10.0
     """Seconds runs in hand get to finish on shutdown before they are stopped."""
 

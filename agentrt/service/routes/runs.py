@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from typing import Annotated, Any, cast
 
@@ -106,6 +107,50 @@ async def list_runs(
 async def get_run(run: TenantRun, service: ServiceDep) -> RunOut:
     """One run: status, usage, budget, output, and the approvals it waits for."""
     return _out(service, run)
+
+
+GOING = frozenset({RunStatus.PENDING, RunStatus.RUNNING})
+"""The statuses a run leaves without anyone acting: what a join waits out."""
+
+MAX_JOIN_SECONDS = 300.0
+
+
+def _going(run: Run, service: Service) -> bool:
+    """True while the run goes on without anyone acting: it is pending or running, this
+    process has it in hand, or its gate was decided and a worker is yet to carry it on."""
+    return (
+        run.status in GOING
+        or service.worker.driving(run.thread_id)
+        or (run.status is RunStatus.AWAITING_APPROVAL and not run.pending_approvals)
+    )
+
+
+@router.get("/runs/{thread_id}/join", response_model=RunOut)
+async def join_run(
+    run: TenantRun,
+    service: ServiceDep,
+    timeout: Annotated[float, Query(gt=0, le=MAX_JOIN_SECONDS)] = 30.0,
+) -> RunOut:
+    """Wait until the run stops going (it ended, waits at a gate or to retry), at most
+    ``timeout`` seconds, then answer as ``GET /runs/{id}`` does: one request for a run's
+    outcome where polling makes many. A run still going at the timeout is answered as it
+    is; join again.
+
+    A run this process drives is answered as its segment ends; one another process drives
+    (an ``agentrt worker``) is looked at every ``poll_interval``.
+    """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    current = run
+    while _going(current, service) and (left := deadline - loop.time()) > 0:
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(left):
+                if service.worker.driving(run.thread_id):
+                    await service.worker.wait(run.thread_id)  # until it lets the run go
+                else:
+                    await asyncio.sleep(service.settings.poll_interval)
+        current = await service.runtime.aget(run.thread_id)
+    return _out(service, current)
 
 
 @router.post("/runs/{thread_id}/resume", status_code=202, response_model=RunOut)
