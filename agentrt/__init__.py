@@ -35,7 +35,10 @@ if TYPE_CHECKING:
     from agentrt.state import Action, Observation, ObservationKind, Plan, RunState, RunStatus, Usage
     from agentrt.summaries import Summarize
     from agentrt.tools import Effect, ToolContext, ToolError, ToolSpec, as_tool, tool
+    from agentrt.tools.credentials import CredentialError, Credentials
     from agentrt.tools.mcp import MCPServer
+    from agentrt.tools.memory import Memory, MemoryItem
+    from agentrt.tools.memory_tools import memory_tools
     from agentrt.tools.sandbox import run_python
     from agentrt.tracing import Redactor, Trace
 
@@ -55,11 +58,15 @@ __all__ = [
     "Budget",
     "BudgetExceeded",
     "ConfigError",
+    "CredentialError",
+    "Credentials",
     "Decision",
     "Effect",
     "IllegalTransition",
     "InvalidDecision",
     "MCPServer",
+    "Memory",
+    "MemoryItem",
     "NotAuthorized",
     "Observation",
     "ObservationKind",
@@ -87,6 +94,7 @@ __all__ = [
     "__version__",
     "as_tool",
     "build_run_graph",
+    "memory_tools",
     "run_python",
     "tool",
 ]
@@ -107,11 +115,15 @@ _SOURCES: dict[str, str] = {
     "Budget": "agentrt.budget",
     "BudgetExceeded": "agentrt.errors",
     "ConfigError": "agentrt.errors",
+    "CredentialError": "agentrt.tools.credentials",
+    "Credentials": "agentrt.tools.credentials",
     "Decision": "agentrt.approvals",
     "Effect": "agentrt.tools",
     "IllegalTransition": "agentrt.errors",
     "InvalidDecision": "agentrt.errors",
     "MCPServer": "agentrt.tools.mcp",
+    "Memory": "agentrt.tools.memory",
+    "MemoryItem": "agentrt.tools.memory",
     "NotAuthorized": "agentrt.errors",
     "Observation": "agentrt.state",
     "ObservationKind": "agentrt.state",
@@ -138,6 +150,7 @@ _SOURCES: dict[str, str] = {
     "Usage": "agentrt.state",
     "as_tool": "agentrt.tools",
     "build_run_graph": "agentrt.graphs",
+    "memory_tools": "agentrt.tools.memory_tools",
     "run_python": "agentrt.tools.sandbox",
     "tool": "agentrt.tools",
 }

@@ -22,8 +22,9 @@ import hmac
 import json
 import logging
 import re
+import threading
 import traceback
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
@@ -49,6 +50,31 @@ _MARKER = re.compile(r"\[(?:REDACTED:[a-z_]+|[a-z_]+:[0-9a-f]{12})\]")
 MIN_KNOWN = 4
 """Known secrets shorter than this are not searched for in text: "1" or "abc" would cut
 pieces out of unrelated words and numbers."""
+
+MAX_REMEMBERED = 10_000
+"""Values a Redactor keeps from ``remember``; past it the oldest are let go (a provider
+that rotates every call would otherwise grow it without end)."""
+
+
+class _Remembered:
+    """Secret values told to a Redactor, and one pattern that finds any of them."""
+
+    def __init__(self) -> None:
+        self._values: dict[str, None] = {}
+        self._lock = threading.Lock()
+        self.pattern: re.Pattern[str] | None = None
+
+    def add(self, values: Iterable[str]) -> None:
+        with self._lock:
+            new = [v for v in values if isinstance(v, str) and v and v not in self._values]
+            if not new:
+                return
+            for value in new:
+                self._values[value] = None
+            while len(self._values) > MAX_REMEMBERED:
+                del self._values[next(iter(self._values))]
+            ordered = sorted(self._values, key=len, reverse=True)
+            self.pattern = re.compile("|".join(re.escape(v) for v in ordered))
 
 
 def luhn_valid(digits: str) -> bool:
@@ -210,6 +236,9 @@ class Redactor:
     """Key of the hash mode's HMAC. A runtime given no Redactor uses its store's own random
     salt; set your own so digests cannot be guessed from values."""
     _keys: re.Pattern[str] = field(init=False, repr=False, compare=False)
+    _remembered: _Remembered = field(
+        default_factory=_Remembered, init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
         if self.mode not in _MODES:
@@ -228,6 +257,11 @@ class Redactor:
             return True
         snake = _WORD_BREAK.sub("_", key)
         return snake != key and self._keys.search(snake) is not None
+
+    def remember(self, values: Iterable[str]) -> None:
+        """Secret values to cut out of any text from now on, wherever they stand (marked
+        "credential"): the runtime tells it each credential it resolves for a tool."""
+        self._remembered.add(values)
 
     def redact(
         self, value: Any, *, sensitive: Collection[str] = (), known: Collection[Any] = ()
@@ -273,6 +307,9 @@ class Redactor:
                 return json.dumps(self._redact(parsed, sensitive, known), sort_keys=True)
         if known is not None:
             text = known.sub(lambda m: self._replace("field", m.group(0)), text)
+        remembered = self._remembered.pattern
+        if remembered is not None:
+            text = remembered.sub(lambda m: self._replace("credential", m.group(0)), text)
         for detector in self.detectors:
             text = detector.pattern.sub(partial(self._found, detector), text)
         return text

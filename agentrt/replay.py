@@ -42,6 +42,7 @@ from agentrt.store.protocols import Store
 from agentrt.summaries import Summarize
 from agentrt.testing.scripted import ScriptedChatModel, ScriptExhausted
 from agentrt.tools.contract import ToolContext, ToolError, ToolSpec
+from agentrt.tools.credentials import Credentials
 from agentrt.tools.registry import ToolRegistry
 from agentrt.tracing.shown import shown_events
 
@@ -318,6 +319,8 @@ def replay_logs(
             clock=rt.clock,
             new_id=lambda: f"replay-{thread_id}",
             model_retry=RetryPolicy(max_attempts=1),
+            # Nothing real is called: a tool's credentials are stand-ins, never the secrets.
+            credentials=Credentials.from_callable(lambda name, _: f"agentrt-replay-{name}-0x5e"),
         )
         try:
             with quiet():  # where the recordings end the replica fails, by design

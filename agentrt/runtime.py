@@ -53,8 +53,10 @@ from agentrt.state import RunState
 from agentrt.steps import Steps, asynchronous, blocking, synchronous
 from agentrt.store import open_store
 from agentrt.summaries import Summarize, Summarizing
+from agentrt.tools.credentials import Credentials, check_provider
 from agentrt.tools.execution import ToolRunner
 from agentrt.tools.ledger import Ledger
+from agentrt.tools.memory import Memory
 from agentrt.tools.registry import ToolLike, ToolRegistry
 from agentrt.tracing import Redactor, RunTracing, make_provider
 from agentrt.tracing.metrics import RunMetrics, make_meter, metric_points
@@ -99,6 +101,7 @@ class AgentRuntime(RunReading, OwnGraphDoor):
         metrics: bool | MeterProvider = True,
         summarize: Summarize | None = None,
         webhooks: Webhooks | None = None,
+        credentials: Credentials | None = None,
         name: str = "agentrt",
     ) -> None:
         _check_settings(
@@ -123,6 +126,8 @@ class AgentRuntime(RunReading, OwnGraphDoor):
         try:
             policy = self._checked(policy if policy is not None else Policy.cautious())
             self.tools.override(policy.tool_settings)
+            needs = {n: spec.credentials for n in self.tools.names() if (spec := self.tools.get(n))}
+            check_provider(needs, credentials)
         except BaseException:
             self.tools.close()  # a server the runtime started is not left running
             raise
@@ -188,6 +193,8 @@ class AgentRuntime(RunReading, OwnGraphDoor):
             model_price=self.model_price,
             limits=self.limits,
             summarize=self._summarizing(summarize, chat, prices),
+            memories=opened.memories,
+            credentials=credentials,
         )
         self.graph: CompiledStateGraph[RunState, None, RunState, RunState] = build_run_graph(
             self.deps, opened.checkpointer
@@ -322,6 +329,13 @@ class AgentRuntime(RunReading, OwnGraphDoor):
 
     get = synchronous(_get)
     aget = asynchronous(_get)
+
+    def memory(self, tenant: str | None, *, principal: str | None = None) -> Memory:
+        """Tenant ``tenant``'s long-term memory, as its runs' tools see it (``principal``:
+        that principal's own items): to read, seed or clean up what runs remember."""
+        return Memory(
+            self._opened.memories, tenant=tenant, principal=principal, personal=bool(principal)
+        )
 
     def replay(self, thread_id: str, *, policy: Policy | None = None) -> ReplayReport:
         """Re-run a run from its recordings with today's code and policy; report divergence.

@@ -1,6 +1,7 @@
 """An app whose runs are full of secrets, one of every kind the Redactor knows, seeded where
 a real run would carry them: the model's tool arguments, tool results, a tool's error
-message, the model's answer, a provider error's message, an approver's comment.
+message, the model's answer, a provider error's message, an approver's comment, and a
+credential a tool is given (which it logs, echoes in its result and in its error).
 
 Every secret is distinct, so a leak names the place it came from. NEEDLES are what a
 surface must never contain: each secret, its other spellings, and a fragment of it (a
@@ -16,8 +17,10 @@ from typing import Any
 from langchain_core.messages import BaseMessage, HumanMessage
 from langgraph.types import RetryPolicy
 
-from agentrt import AgentRuntime, Policy, Principal, tool
+from agentrt import AgentRuntime, Policy, Principal, ToolContext, ToolError, tool
+from agentrt.logs import get_logger
 from agentrt.testing import ScriptedChatModel, ai, tool_call
+from agentrt.tools.credentials import Credentials
 
 OPENAI_KEY = "sk-proj-Wk3vQ9zLm2Xr7TbN4pYc8HdF1sJgAeU6"  # a provider error quotes it
 CARD = "4242 4242 4242 4242"  # passes Luhn; a charge's argument
@@ -33,6 +36,7 @@ ANSWER_KEY = "sk-live-AnsW3rKeyQ8vL2mX9rT4bY7"  # in the model's final answer
 ANSWER_EMAIL = "answers.walker@example.net"  # in the model's final answer
 COMMENT_TOKEN = "cmt-9f8e7d6c5b4a-walker"  # "token: ..." in an approver's comment
 LOG_CARD = "5555 5555 5555 4444"  # in what a failing store says (the service's logs)
+CRM_KEY = "orchid-velvet-31337-lantern"  # a credential: no detector knows its shape
 
 SECRETS = {
     "openai key": (OPENAI_KEY, "Wk3vQ9zLm2Xr7TbN4pYc8HdF"),
@@ -49,6 +53,7 @@ SECRETS = {
     "answer email": (ANSWER_EMAIL, "answers.walker"),
     "comment token": (COMMENT_TOKEN, "9f8e7d6c5b4a"),
     "logged card": (LOG_CARD, LOG_CARD.replace(" ", "")),
+    "crm credential": (CRM_KEY,),
 }
 """Name -> needles: the secret and the spellings and fragments that would leak it."""
 
@@ -65,6 +70,8 @@ POLICY = """
 version: 1
 name: walk
 default: allow
+credentials:
+  crm: {tenants: [acme]}
 rules:
   - id: transfers
     match: {tools: [transfer]}
@@ -92,6 +99,16 @@ def transfer(iban: str, memo: str) -> dict[str, Any]:
     return {"sent": True}
 
 
+@tool(effect="write", idempotent=True, credentials=["crm"])
+def crm_sync(account: str, fail: bool, ctx: ToolContext) -> dict[str, Any]:
+    """Sync an account with the CRM."""
+    key = ctx.credentials["crm"]
+    get_logger("agentrt.walk.crm").warning("syncing %s with key %s", account, key)
+    if fail:
+        raise ToolError(f"the CRM refused key {key} for {account}")
+    return {"synced": account, "auth": f"Basic {key}", key: "echoed as a key too"}
+
+
 def _first_turn(messages: list[BaseMessage]) -> Any:
     goal = next(m.content for m in messages if isinstance(m, HumanMessage))
     if goal == FAIL_GOAL:
@@ -116,6 +133,11 @@ def _first_turn(messages: list[BaseMessage]) -> Any:
 SCRIPT = [
     _first_turn,
     ai("", tool_call("transfer", {"iban": IBAN, "memo": f"the password: {PASSWORD} works"})),
+    ai(
+        "",
+        tool_call("crm_sync", {"account": "walker", "fail": False}),
+        tool_call("crm_sync", {"account": "walker", "fail": True}),
+    ),
     f"Done. Your new key is {ANSWER_KEY}; write to {ANSWER_EMAIL} with questions.",
 ]
 
@@ -124,9 +146,10 @@ def build_runtime(db: str | Path = "walk.db", **kwargs: Any) -> AgentRuntime:
     kwargs.setdefault("capture_content", True)
     return AgentRuntime(
         ScriptedChatModel(SCRIPT),
-        tools=[charge, unlock, transfer],
+        tools=[charge, unlock, transfer, crm_sync],
         policy=Policy.from_yaml(POLICY),
         db=db,
+        credentials=Credentials.from_callable(lambda name, principal: CRM_KEY),
         # One attempt: the provider error is final at once, with no retry's backoff to wait.
         model_retry=RetryPolicy(max_attempts=1),
         **kwargs,

@@ -6,7 +6,7 @@ events, status, links), every log record of every agentrt logger, the CLI (runs,
 trace, replay, approvals, approvals show), every API response (runs, a run, its trace, the
 approvals, one approval, the event stream, the answers to POSTs, a 500), and the review
 page (queue, runs, each run). Secrets stay exact where a run executes from: the
-checkpoint, the ledger, the approvals table.
+checkpoint, the ledger, the approvals table; a tool's credential is in none of them.
 """
 
 from __future__ import annotations
@@ -114,6 +114,7 @@ async def test_seeded_secrets_reach_no_surface(
         "agentrt.service ERROR GET /runs/",  # the 500 handler
         "agentrt.walk.late WARNING late: [REDACTED:card]",
         "agentrt.walk.early ERROR early: key [REDACTED:api_key]",
+        "agentrt.walk.crm WARNING syncing walker with key [REDACTED:credential]",
     ):
         assert line in logs, line
     assert "Incorrect API key provided: [REDACTED:api_key]" in logs
@@ -216,6 +217,12 @@ def _stored_data_is_exact(rt: AgentRuntime, runs: list[str]) -> None:
         ledger = "\n".join(str(r) for r in conn.execute("SELECT * FROM effects"))
     assert S.ACCESS_TOKEN in ledger
     assert S.JWT in ledger
+    # A credential is not kept even there: the tool's echoes of it were cut out.
+    assert S.CRM_KEY not in ledger
+    assert "the CRM refused key [REDACTED:credential] for walker" in ledger
+    state = rt.graph.get_state({"configurable": {"thread_id": approved}}).values
+    assert S.CRM_KEY not in str(state)
+    assert "Basic [REDACTED:credential]" in str(state)
 
 
 def _spans(db: Path) -> str:

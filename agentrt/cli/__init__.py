@@ -21,6 +21,7 @@ from agentrt.cli import (  # noqa: F401  (registers the commands)
     eval,
     keys,
     mcp,
+    memory,
     notify,
     policy,
     prune,

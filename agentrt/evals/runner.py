@@ -135,6 +135,7 @@ def sibling(rt: AgentRuntime, model: BaseChatModel) -> AgentRuntime:
         lease_ttl=rt.lease_ttl,
         model_retry=rt.deps.model_retry,
         limits=rt.limits,
+        credentials=rt.deps.credentials,
     )
 
 

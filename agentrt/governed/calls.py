@@ -29,7 +29,13 @@ from agentrt.errors import ApprovalError, BudgetExceeded, RunError
 from agentrt.governed.threads import live_record, thread_id_of, thread_state, to_running
 from agentrt.logs import get_logger
 from agentrt.nodes.approval import request_for, settled
-from agentrt.nodes.common import gate_request, public_request, spent, tool_context
+from agentrt.nodes.common import (
+    gate_request,
+    public_request,
+    spent,
+    tool_context,
+    with_credentials,
+)
 from agentrt.nodes.deps import RunDeps
 from agentrt.nodes.policy import MAX_RECHECKS, judge
 from agentrt.records import RunRecord
@@ -39,6 +45,7 @@ from agentrt.runs.segments import SegmentTrace, segment_span
 from agentrt.state import Action, GateItem, RunState, RunStatus, Usage
 from agentrt.steps import Steps, blocking
 from agentrt.tools.contract import Effect, ToolArgsError, ToolSpec, to_json_text
+from agentrt.tools.credentials import CredentialError
 from agentrt.tools.execution import ToolFailure
 from agentrt.tools.ledger import EffectInDoubt
 from agentrt.tracing import new_trace_id
@@ -208,7 +215,10 @@ class Governor:
     def _run(
         self, deps: RunDeps, state: RunState, action: Action, spec: ToolSpec
     ) -> Steps[ToolMessage]:
-        ctx = tool_context(state, action, deps)
+        try:
+            ctx = yield blocking(with_credentials, tool_context(state, action, deps), spec, deps)
+        except CredentialError as exc:  # nothing was called, nothing is spent
+            return _error(action, "permanent", f"permanent error: {exc}")
         effect = None
         if spec.effect is not Effect.READ:
             effect = yield blocking(deps.store.get_effect, ctx.idempotency_key)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any, Literal, Required, TypedDict
 
 from langgraph.types import interrupt
@@ -16,7 +16,9 @@ from agentrt.errors import BudgetExceeded
 from agentrt.nodes.deps import RunDeps
 from agentrt.principal import Principal
 from agentrt.state import Action, Event, Observation, ObservationKind, RunState, Stop, Usage
-from agentrt.tools.contract import ToolContext, ToolSpec
+from agentrt.tools.contract import Effect, ToolContext, ToolSpec
+from agentrt.tools.credentials import resolve_for
+from agentrt.tools.memory import Memory
 
 __all__ = [
     "abandon_plan",
@@ -26,6 +28,7 @@ __all__ = [
     "observation_event",
     "over_budget",
     "tool_context",
+    "with_credentials",
 ]
 
 
@@ -146,16 +149,45 @@ def over_budget(
     return update | {"stop": stop, "route": "finish"}
 
 
-def tool_context(state: RunState, action: Action, deps: RunDeps) -> ToolContext:
+def tool_context(
+    state: RunState, action: Action, deps: RunDeps, *, preview: bool = False
+) -> ToolContext:
+    """The context of the current action's call (``preview``: of its prepare step, which
+    may read memory but not write it, as a read tool may not)."""
+    principal = Principal.from_dict(state["principal"])
+    spec = deps.tools.get(action["tool"])
+    writes = not preview and spec is not None and spec.effect is not Effect.READ
     return ToolContext(
         thread_id=state["thread_id"],
         step_id=action["step_id"],
         idempotency_key=effect_key(
             state["thread_id"], action["step_id"], action["tool"], action["args"]
         ),
-        principal=Principal.from_dict(state["principal"]),
+        principal=principal,
         deadline=work_deadline(state, deps.clock()),
+        memory=Memory(
+            deps.memories,
+            tenant=principal.tenant,
+            principal=principal.id,
+            writable=writes,
+            tool=action["tool"],
+        ),
     )
+
+
+def with_credentials(ctx: ToolContext, spec: ToolSpec, deps: RunDeps) -> ToolContext:
+    """``ctx`` with the credentials ``spec`` declares, resolved now for the run's principal
+    (and told to the Redactor); CredentialError naming the first that cannot be."""
+    if not spec.credentials:
+        return ctx
+    secrets = resolve_for(
+        spec.name,
+        spec.credentials,
+        ctx.principal,
+        deps.credentials,
+        remember=deps.tracing.redactor.remember,
+    )
+    return replace(ctx, credentials=secrets)
 
 
 def work_deadline(state: RunState, now: float) -> float | None:

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from langchain_core.language_models import BaseChatModel
+from langgraph.store.base import BaseStore
 from langgraph.types import RetryPolicy
 from opentelemetry.trace import NoOpTracer, Tracer
 
@@ -16,6 +17,7 @@ from agentrt.limits import SizeLimits
 from agentrt.policies import Policy
 from agentrt.store.protocols import Store
 from agentrt.summaries import Summarizing
+from agentrt.tools.credentials import Credentials
 from agentrt.tools.execution import ToolRunner
 from agentrt.tools.ledger import Ledger
 from agentrt.tools.registry import ToolRegistry
@@ -75,3 +77,7 @@ class RunDeps:
     stops before its next step, resumable, rather than being cancelled."""
     stopping_threads: set[str] = field(default_factory=set)
     """Runs this process stops before their next step, resumable (a stream its caller left)."""
+    memories: BaseStore | None = None
+    """LangGraph's long-term store on the run's database: tools' memory across threads."""
+    credentials: Credentials | None = None
+    """Resolves the credentials a tool declares, at each call; None: no tool may have any."""

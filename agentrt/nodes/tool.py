@@ -4,12 +4,19 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from agentrt.nodes.common import budget_stop, current_action, spent, tool_context
+from agentrt.nodes.common import (
+    budget_stop,
+    current_action,
+    spent,
+    tool_context,
+    with_credentials,
+)
 from agentrt.nodes.deps import RunDeps
 from agentrt.nodes.spec import Node
 from agentrt.state import ObservationKind, Outcome, RunState
 from agentrt.steps import Steps, blocking
 from agentrt.tools.contract import Effect, ToolSpec, to_json_text
+from agentrt.tools.credentials import CredentialError
 from agentrt.tools.execution import ToolFailure
 from agentrt.tools.ledger import EffectInDoubt
 
@@ -30,7 +37,10 @@ def run_action(state: RunState, deps: RunDeps, spec: ToolSpec) -> Steps[dict[str
     stop = budget_stop(state, deps, node=node, action=action, tool_calls=1, cost_usd=spec.cost_usd)
     if stop is not None:
         return stop
-    ctx = tool_context(state, action, deps)
+    try:
+        ctx = yield blocking(with_credentials, tool_context(state, action, deps), spec, deps)
+    except CredentialError as exc:  # nothing was called, nothing is spent
+        return {"outcome": unresolved(action["step_id"], exc), "route": "verify"}
     usage = spent(state["usage"], spec)
     yield blocking(deps.store.set_usage, state["thread_id"], usage)  # shown before it runs
     try:
@@ -84,6 +94,11 @@ def failed_outcome(step_id: str, failure: ToolFailure) -> Outcome:
     )
 
 
+def unresolved(step_id: str, error: CredentialError) -> Outcome:
+    """A call that did not happen because a credential it needs could not be resolved."""
+    return failed_outcome(step_id, ToolFailure("permanent", str(error)))
+
+
 def tool(state: RunState, deps: RunDeps) -> Steps[dict[str, Any]]:
     action = current_action(state)
     spec = deps.tools.get(action["tool"])
@@ -99,7 +114,12 @@ def tool(state: RunState, deps: RunDeps) -> Steps[dict[str, Any]]:
             ),
             "route": "verify",
         }
-    ctx = tool_context(state, action, deps)
+    try:
+        ctx = yield blocking(
+            with_credentials, tool_context(state, action, deps, preview=True), spec, deps
+        )
+    except CredentialError as exc:
+        return {"outcome": unresolved(action["step_id"], exc), "route": "verify"}
     try:
         with deps.tracing.tool_call(spec, action, "preview") as call:
             called = yield from deps.runner.attempts(spec, action["args"], ctx, fn=spec.prepare)

@@ -16,6 +16,7 @@ import yaml
 
 from agentrt.errors import ConfigError
 from agentrt.policies.decisions import Explanation, PolicyDecision, RuleCheck
+from agentrt.policies.grants import credential_refusal
 from agentrt.policies.loader import (
     PolicyFileError,
     load_policy_text,
@@ -79,6 +80,7 @@ class Policy:
         default: Literal["allow", "deny"] = "deny",
         name: str = "policy",
         tools: Mapping[str, Mapping[str, Any]] | None = None,
+        credentials: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> None:
         source = f"<policy {name}>"
         plain: list[dict[str, Any]] = []
@@ -92,7 +94,13 @@ class Policy:
                     f"{source}: rule #{index + 1} is {rule!r}; give a Rule or a mapping "
                     "such as {'id': 'reads', 'match': {'effects': ['read']}, 'decision': 'allow'}"
                 )
-        data = {"name": name, "default": default, "rules": plain, "tools": dict(tools or {})}
+        data = {
+            "name": name,
+            "default": default,
+            "rules": plain,
+            "tools": dict(tools or {}),
+            "credentials": dict(credentials or {}),
+        }
         parsed = validate_policy_data(data, source)
         self._init(parsed, None, source=source, text=parsed.model_dump_json())
 
@@ -136,8 +144,8 @@ class Policy:
 
     @classmethod
     def allow_all(cls) -> Policy:
-        """A policy that allows every action a principal's scopes permit."""
-        return cls(default="allow", name="allow-all")
+        """A policy that allows every action a principal's scopes permit, credentials too."""
+        return cls(default="allow", name="allow-all", credentials={"*": {}})
 
     def _init(self, parsed: PolicyFile, node: yaml.Node | None, *, source: str, text: str) -> None:
         self.name = parsed.name
@@ -164,6 +172,8 @@ class Policy:
             compiled.append(_CompiledRule(rule, program))
         self.rules: tuple[_CompiledRule, ...] = tuple(compiled)
         self._tools = dict(parsed.tools)
+        self.credentials = dict(parsed.credentials)
+        """Who may use each credential (CredentialGrant by name)."""
         self._node = node
 
     @staticmethod
@@ -337,6 +347,13 @@ class Policy:
                 f"required by tool {tool_name!r}, so the tool is not offered to it",
                 **common,
             )
+        refused = credential_refusal(
+            self.credentials, tool.credentials, tool_name, principal, self.name
+        )
+        if refused is not None:
+            return PolicyDecision(
+                outcome="deny", rule_id=None, matched=(), reason=refused, **common
+            )
         activation = {
             "args": dict(args),
             "tool": {
@@ -344,6 +361,7 @@ class Policy:
                 "effect": tool.effect.value,
                 "cost_usd": tool.cost_usd,
                 "scopes": list(tool.scopes),
+                "credentials": list(tool.credentials),
             },
             "principal": principal.to_dict() | {"tenant": principal.tenant or ""},
             "run": dict(run or {}),
@@ -459,6 +477,10 @@ class Policy:
             )
         if m.tenants is not None and principal.tenant not in m.tenants:
             return f"tenant {principal.tenant!r} is not in {m.tenants!r}" if explain else "no"
+        if m.credentials is not None and not any(
+            fnmatch.fnmatchcase(c, p) for c in tool.credentials for p in m.credentials
+        ):
+            return f"the tool's credentials match none of {m.credentials!r}" if explain else "no"
         if m.servers is not None and not (
             tool.server is not None
             and any(fnmatch.fnmatchcase(tool.server, pattern) for pattern in m.servers)

@@ -9,7 +9,15 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from agentrt.tools.contract import Effect
 
-__all__ = ["ApprovalSpec", "Match", "PolicyFile", "Rule", "ToolSettings", "parse_duration"]
+__all__ = [
+    "ApprovalSpec",
+    "CredentialGrant",
+    "Match",
+    "PolicyFile",
+    "Rule",
+    "ToolSettings",
+    "parse_duration",
+]
 
 Outcome = Literal["allow", "deny", "require_approval"]
 
@@ -53,6 +61,8 @@ class Match(_Strict):
     servers: list[str] | None = None
     """MCP server name globs: the tool is one of these servers' (e.g. ["git"] for every
     tool the server named git offers)."""
+    credentials: list[str] | None = None
+    """Credential name globs: the tool needs at least one matching credential."""
 
 
 class ApprovalSpec(_Strict):
@@ -137,6 +147,19 @@ class ToolSettings(_Strict):
         return None if value is None else parse_duration(value)  # type: ignore[arg-type]
 
 
+class CredentialGrant(_Strict):
+    """Who may use one credential: every field given must hold; omitted means anyone."""
+
+    principals: list[str] | None = None
+    """The run's principal is one of these ids."""
+    roles: list[str] | None = None
+    """The run's principal holds at least one of these roles."""
+    tenants: list[str] | None = None
+    """The run's principal belongs to one of these tenants."""
+    reason: str = ""
+    """Why, in words, for a principal who is refused."""
+
+
 class PolicyFile(_Strict):
     """A whole policy file."""
 
@@ -151,6 +174,9 @@ class PolicyFile(_Strict):
     tools: dict[str, ToolSettings] = Field(default_factory=dict)
     """Per tool name: its effect, idempotency, scopes, price, sensitive fields or timeout,
     in place of what the tool says (each name must be a tool the runtime has)."""
+    credentials: dict[str, CredentialGrant] = Field(default_factory=dict)
+    """Per credential name ("*": any): who may run a tool that needs it. A credential not
+    named is granted to no one."""
 
     @field_validator("version")
     @classmethod

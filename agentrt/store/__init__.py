@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.store.base import BaseStore
 
 from agentrt.errors import ConfigError
 from agentrt.store.protocols import Store
@@ -31,16 +32,19 @@ POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 @dataclass(frozen=True, slots=True)
 class OpenedStore:
-    """A store and the LangGraph checkpointer on the same database."""
+    """A store, the LangGraph checkpointer and LangGraph's long-term store (the runs'
+    memory across threads) on the same database."""
 
     store: Store
     checkpointer: BaseCheckpointSaver[Any]
+    memories: BaseStore | None = None
 
     def close(self) -> None:
-        """Close the checkpointer's connection, then the store's."""
-        close = getattr(self.checkpointer, "close", None)
-        if close is not None:
-            close()
+        """Close the checkpointer's and the memories' connections, then the store's."""
+        for part in (self.checkpointer, self.memories):
+            close = getattr(part, "close", None)
+            if close is not None:
+                close()
         self.store.close()
 
 
@@ -86,6 +90,7 @@ def open_store(
         return _open_postgres(str(url), clock=clock, pool=pool)
     if pool is not None:
         raise ConfigError(f"pool= applies to a postgresql:// database, not to {str(url)!r}")
+    from agentrt.store.longterm import SqliteMemories
     from agentrt.store.sqlite import SqliteStore
     from agentrt.store.sqlite.checkpoints import Checkpoints
 
@@ -93,13 +98,14 @@ def open_store(
     store = SqliteStore(path, clock=clock)
     saver = Checkpoints(path)
     saver.setup()
-    return OpenedStore(store=store, checkpointer=saver)
+    return OpenedStore(store=store, checkpointer=saver, memories=SqliteMemories(path))
 
 
 def _open_postgres(
     url: str, *, clock: Callable[[], float], pool: PoolSettings | None
 ) -> OpenedStore:
     try:
+        from agentrt.store.longterm import postgres_memories
         from agentrt.store.postgres import PostgresStore
         from agentrt.store.postgres.checkpoints import Checkpoints as PostgresCheckpoints
     except ImportError as exc:
@@ -108,4 +114,8 @@ def _open_postgres(
             "missing): pip install 'agentrt[postgres]'"
         ) from None
     store = PostgresStore(url, clock=clock, pool=pool)
-    return OpenedStore(store=store, checkpointer=PostgresCheckpoints(store.db))
+    return OpenedStore(
+        store=store,
+        checkpointer=PostgresCheckpoints(store.db),
+        memories=postgres_memories(store.db),
+    )

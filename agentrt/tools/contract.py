@@ -25,7 +25,9 @@ from typing_extensions import Unpack
 
 from agentrt.errors import ConfigError
 from agentrt.principal import Principal
+from agentrt.tools.credentials import Secrets
 from agentrt.tools.errors import ToolArgsError, ToolError
+from agentrt.tools.memory import Memory
 from agentrt.tools.schemas import (
     docstring_parts,
     non_finite,
@@ -78,6 +80,11 @@ class ToolContext:
     """Who the run acts for."""
     deadline: float | None = None
     """Epoch seconds after which the run's budget stops further work, if it has one."""
+    memory: Memory = field(default_factory=lambda: Memory(None, tenant=None))
+    """The run's tenant's long-term memory, shared across its threads (``.personal``: the
+    principal's own); read-only for a tool declared effect="read"."""
+    credentials: Secrets = field(default_factory=Secrets, repr=False)
+    """The credentials the tool declared, resolved for this call: ``ctx.credentials["crm"]``."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -107,6 +114,9 @@ class ToolSpec:
     """Declared price of one call, counted against Budget.max_cost_usd."""
     sensitive: tuple[str, ...] = ()
     """Argument and result field names to mask wherever they are shown."""
+    credentials: tuple[str, ...] = ()
+    """Credentials the tool needs, by name: resolved at each call by the runtime's provider
+    and given in ``ctx.credentials``, never to the model, the state or the ledger."""
     verify: Callable[[dict[str, Any], Any], bool | str | None] | None = None
     """Postcondition on (args, result): False or a message string fails the step.
 
@@ -330,6 +340,8 @@ class ToolOptions(TypedDict, total=False):
     """Declared price of one call, counted against Budget.max_cost_usd."""
     sensitive: Iterable[str]
     """Argument and result field names to mask wherever they are shown."""
+    credentials: Iterable[str]
+    """Credentials the tool needs, by name (``ctx.credentials[name]`` in the call)."""
     timeout: float | None
     """Seconds one attempt may take; None: no limit (the run's deadline still bounds it)."""
     retry: RetryPolicy | None
@@ -395,6 +407,7 @@ def tool(
         effect = options.get("effect", Effect.READ)
         scopes = options.get("scopes", ())
         sensitive = options.get("sensitive", ())
+        credentials = options.get("credentials", ())
         cost_usd = options.get("cost_usd", 0.0)
         prepare = options.get("prepare")
         timeout = options.get("timeout")
@@ -407,7 +420,11 @@ def tool(
             raise ConfigError(
                 f"tool {tool_name!r}: effect {effect!r} is not one of {[e.value for e in Effect]!r}"
             ) from None
-        for label, values in (("scopes", scopes), ("sensitive", sensitive)):
+        for label, values in (
+            ("scopes", scopes),
+            ("sensitive", sensitive),
+            ("credentials", credentials),
+        ):
             if isinstance(values, str):
                 raise ConfigError(
                     f"tool {tool_name!r}: {label} must be a list, got the string {values!r}; "
@@ -447,6 +464,7 @@ def tool(
             idempotent=options.get("idempotent", False),
             cost_usd=float(cost_usd),
             sensitive=tuple(sensitive),
+            credentials=tuple(credentials),
             verify=options.get("verify"),
             prepare=prepare,
             ctx_param=_ctx_param(f),

@@ -133,10 +133,11 @@ class ToolRunner:
         while True:
             try:
                 result = yield from self._call_once(spec, args, ctx, fn=fn)
-                out = spec.to_json(result) if fn is None else result
+                # A credential the tool echoes is cut out before anything keeps the result.
+                out = ctx.credentials.scrub(spec.to_json(result) if fn is None else result)
             except Exception as exc:
                 kind = classify(spec, exc)
-                message = _describe(exc)
+                message = ctx.credentials.scrub(_describe(exc))
             else:
                 if problem := self._unkeepable(spec, out):
                     raise ToolFailure("permanent", problem, retries=failures)

@@ -27,6 +27,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
 from langgraph.checkpoint.postgres import PostgresSaver
+from langgraph.store.postgres import PostgresStore as PostgresMemories
 from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow, dict_row
@@ -345,8 +346,10 @@ class Database:
                     "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                     (str(SCHEMA_VERSION),),
                 )
-            # LangGraph's own migrations (its CREATE INDEX CONCURRENTLY needs autocommit).
+            # LangGraph's own migrations (its CREATE INDEX CONCURRENTLY needs autocommit):
+            # the checkpointer's, and the long-term store's (the runs' memory).
             PostgresSaver(conn).setup()
+            PostgresMemories(conn).setup()
 
     def _lock_migrations(self, conn: Conn) -> None:
         """The database's migration lock (a session lock: closing the connection frees it).

@@ -1,0 +1,255 @@
+"""Scoped credentials: what a tool needs to reach another system, given only to that tool.
+
+A tool declares the credentials it needs (``@tool(credentials=["crm"])``); the runtime's
+provider (``AgentRuntime(credentials=Credentials.from_env())``) resolves them at each call
+for the run's principal and tenant, and the tool reads them from ``ctx.credentials``.
+Nothing is kept past the call (or past the provider's ``ttl``), so a rotated secret is used
+from the next call on, with no restart.
+
+The values never leave the call: whatever the tool returns or raises has them cut out
+before it is kept (state, ledger, spans, the model), and the runtime's Redactor is told
+them, so a log line or a page that repeats one shows a marker instead.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import threading
+import time
+from collections.abc import Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agentrt.errors import AgentRuntimeError, ConfigError
+from agentrt.principal import Principal
+
+__all__ = [
+    "CREDENTIAL_MARKER",
+    "CredentialError",
+    "Credentials",
+    "Secrets",
+    "check_provider",
+    "resolve_for",
+]
+
+CREDENTIAL_MARKER = "[REDACTED:credential]"
+"""What a credential's value becomes wherever a tool's result or error repeats it."""
+
+Fetch = Callable[[str, Principal], "str | None"]
+"""A provider's lookup: the credential's name and the run's principal (its tenant on it)
+-> the value, or None if it has none for them."""
+
+
+class CredentialError(AgentRuntimeError):
+    """A credential a tool needs could not be resolved: the tool was not called."""
+
+    def __init__(self, name: str, tool: str, principal: Principal, why: str) -> None:
+        self.name = name
+        self.tool = tool
+        super().__init__(
+            f"credential {name!r} for tool {tool!r} could not be resolved for principal "
+            f"{principal.id!r} of tenant {principal.tenant!r}: {why}; the tool was not called"
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Credentials:
+    """Where a runtime's tools get their credentials, resolved at each call.
+
+    Build one with ``from_env``, ``from_file`` or ``from_callable`` (a vault client).
+    """
+
+    fetch: Fetch
+    """Looks one credential up for a principal; None if there is none for it."""
+    source: str = "a callable"
+    """What the provider reads, in words, for error messages."""
+    ttl: float = 0.0
+    """Seconds a resolved value may be used again for the same principal before it is
+    fetched anew; 0: fetched at every call."""
+    clock: Callable[[], float] = time.monotonic
+    """Seconds, for ttl; injected by tests."""
+    _kept: dict[tuple[str, str | None, str], tuple[float, str]] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
+    _lock: threading.Lock = field(
+        default_factory=threading.Lock, init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        if not callable(self.fetch):
+            raise ConfigError(f"Credentials fetch must be callable, got {self.fetch!r}")
+        if not (isinstance(self.ttl, int | float) and self.ttl >= 0):
+            raise ConfigError(f"Credentials ttl must be a number of seconds >= 0, got {self.ttl!r}")
+
+    @classmethod
+    def from_env(
+        cls, prefix: str = "AGENTRT_CREDENTIAL_", *, environ: Mapping[str, str] | None = None
+    ) -> Credentials:
+        """From environment variables, read at each call: ``<prefix><TENANT>__<NAME>`` for
+        one tenant, else ``<prefix><NAME>`` (upper case, other characters as "_"), e.g.
+        AGENTRT_CREDENTIAL_ACME__CRM, then AGENTRT_CREDENTIAL_CRM for credential "crm"."""
+
+        def fetch(name: str, principal: Principal) -> str | None:
+            env = os.environ if environ is None else environ
+            tenant = [f"{prefix}{_env(principal.tenant)}__{_env(name)}"] if principal.tenant else []
+            for var in (*tenant, f"{prefix}{_env(name)}"):
+                if env.get(var):
+                    return env[var]
+            return None
+
+        return cls(fetch=fetch, source=f"environment variables {prefix}*")
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Credentials:
+        """From a JSON or YAML file, read at each call (so rewriting it rotates them):
+        ``{"crm": "...", "tenants": {"acme": {"crm": "..."}}}``, a tenant's own first."""
+        where = Path(path)
+
+        def fetch(name: str, principal: Principal) -> str | None:
+            try:
+                data = yaml.safe_load(where.read_text()) or {}
+            except OSError as exc:
+                raise OSError(f"cannot read {str(where)!r}: {exc.strerror}") from None
+            except yaml.YAMLError:
+                raise ValueError(f"{str(where)!r} is not JSON or YAML") from None
+            if not isinstance(data, dict):
+                raise ValueError(f"{str(where)!r} must hold a mapping of names to values")
+            tenants = data.get("tenants") or {}
+            own = tenants.get(principal.tenant) if isinstance(tenants, dict) else None
+            for scope in (own or {}, data):
+                value = scope.get(name) if isinstance(scope, dict) else None
+                if isinstance(value, str) and value:
+                    return value
+            return None
+
+        return cls(fetch=fetch, source=f"file {str(where)!r}")
+
+    @classmethod
+    def from_callable(
+        cls, fetch: Fetch, *, ttl: float = 0.0, clock: Callable[[], float] = time.monotonic
+    ) -> Credentials:
+        """From ``fetch(name, principal)`` (a vault client, say): called at each call, or
+        once a ``ttl`` for the same name and principal."""
+        return cls(fetch=fetch, ttl=ttl, clock=clock)
+
+    def resolve(self, name: str, principal: Principal) -> str:
+        """The value of ``name`` for ``principal``; LookupError if the provider has none,
+        or what the provider raised."""
+        key = (name, principal.tenant, principal.id)
+        if self.ttl:
+            with self._lock:
+                kept = self._kept.get(key)
+            if kept is not None and self.clock() < kept[0]:
+                return kept[1]
+        value = self.fetch(name, principal)
+        if value is None or value == "":
+            raise LookupError(f"no value for it in {self.source}")
+        if not isinstance(value, str):
+            raise TypeError(f"{self.source} gave a {type(value).__name__}, not text")
+        if self.ttl:
+            with self._lock:
+                self._kept[key] = (self.clock() + self.ttl, value)
+        return value
+
+
+def _env(name: str | None) -> str:
+    return re.sub(r"[^A-Z0-9]", "_", (name or "").upper())
+
+
+class Secrets(Mapping[str, str]):
+    """The credentials of one call, by name: ``ctx.credentials["crm"]``. Its repr names
+    them and never shows a value."""
+
+    def __init__(self, values: Mapping[str, str] | None = None, *, tool: str | None = None):
+        self._values = dict(values or {})
+        self._tool = tool
+
+    def __getitem__(self, name: str) -> str:
+        try:
+            return self._values[name]
+        except KeyError:
+            who = f"tool {self._tool!r}" if self._tool else "this tool"
+            raise KeyError(
+                f"{who} has no credential {name!r}; declare it: @tool(credentials=[{name!r}]) "
+                f"(it has {sorted(self._values)!r})"
+            ) from None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"Secrets({sorted(self._values)!r})"
+
+    def scrub(self, value: Any) -> Any:
+        """``value`` (JSON data or text) with every credential's value cut out."""
+        secrets = [v for v in self._values.values() if v]
+        if not secrets:
+            return value
+        pattern = re.compile("|".join(re.escape(v) for v in sorted(secrets, key=len, reverse=True)))
+        return _scrub(value, pattern)
+
+
+def _scrub(value: Any, pattern: re.Pattern[str]) -> Any:
+    if isinstance(value, str):
+        return pattern.sub(CREDENTIAL_MARKER, value)
+    if isinstance(value, Mapping):
+        return {_scrub(k, pattern): _scrub(v, pattern) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(item, pattern) for item in value]
+    if isinstance(value, bytes | bytearray):
+        return _scrub(bytes(value).decode("utf-8", "replace"), pattern)
+    if isinstance(value, int | float | bool) or value is None:
+        return value
+    # Not JSON: what it would be shown as, cut (a result that is not JSON fails anyway).
+    text = json.dumps(value, default=str)
+    return pattern.sub(CREDENTIAL_MARKER, text) if pattern.search(text) else value
+
+
+def resolve_for(
+    tool: str,
+    names: Collection[str],
+    principal: Principal,
+    provider: Credentials | None,
+    *,
+    remember: Callable[[Collection[str]], None] | None = None,
+) -> Secrets:
+    """The credentials ``tool`` declared, resolved now for ``principal``; CredentialError
+    naming the first that cannot be (never its value). ``remember`` is told the values
+    (the Redactor, so any echo of one is masked)."""
+    values: dict[str, str] = {}
+    for name in names:
+        if provider is None:
+            raise CredentialError(
+                name, tool, principal, "the runtime has no credential provider (credentials=)"
+            )
+        try:
+            values[name] = provider.resolve(name, principal)
+        except Exception as exc:  # any provider failure: the call does not happen
+            raise CredentialError(name, tool, principal, f"{type(exc).__name__}: {exc}") from None
+    if remember is not None and values:
+        remember(values.values())
+    return Secrets(values, tool=tool)
+
+
+def check_provider(needs: Mapping[str, Collection[str]], provider: object) -> None:
+    """ConfigError unless ``provider`` is Credentials (or None while no tool in ``needs``,
+    tool name -> the credentials it declares, needs one)."""
+    if provider is not None and not isinstance(provider, Credentials):
+        raise ConfigError(
+            f"credentials must be an agentrt Credentials (Credentials.from_env(), .from_file(), "
+            f".from_callable()), got {provider!r}"
+        )
+    needing = {name: sorted(names) for name, names in needs.items() if names}
+    if provider is None and needing:
+        raise ConfigError(
+            f"tools {needing!r} need credentials but the runtime has no provider; pass "
+            "AgentRuntime(credentials=Credentials.from_env()) or another Credentials"
+        )

@@ -1,0 +1,283 @@
+"""Memory across threads, as a tool sees it: one tenant's items in LangGraph's long-term store.
+
+A tool reads and writes memory through ``ctx.memory`` (its run's tenant's shared items) or
+``ctx.memory.personal`` (the run's principal's own). The namespace a tool names is always
+put under its tenant's (and principal's) root here, never by the tool: a tool cannot name
+another tenant's items, so memory is never mixed between tenants.
+
+Writing memory is a side effect: a tool declared ``effect="read"`` gets a memory it can
+only read (its calls are not recorded in the ledger, so a write there could happen twice);
+a write tool's calls pass policy, approvals and the ledger like any other effect.
+``memory_tools()`` gives the model the same access as tools of its own.
+
+Layout in the store: ("tenants", <tenant>, "shared", *namespace) and ("tenants", <tenant>,
+"principals", <principal id>, *namespace); a run without a tenant uses ("no-tenant", ...).
+Labels are escaped ("." and "%"), as LangGraph allows no period in a label.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from langgraph.store.base import BaseStore, Item
+
+from agentrt.tools.errors import ToolError
+
+__all__ = ["Memory", "MemoryItem", "Namespace", "memory_root", "parse_namespace", "tenant_items"]
+
+Namespace = str | Sequence[str]
+"""A namespace: a path of labels, as a tuple, or as one string with "/" between them
+("notes/customers")."""
+
+
+def _escape(label: str) -> str:
+    return label.replace("%", "%25").replace(".", "%2E")
+
+
+def _unescape(label: str) -> str:
+    return label.replace("%2E", ".").replace("%25", "%")
+
+
+def parse_namespace(namespace: Namespace) -> tuple[str, ...]:
+    """The labels of ``namespace``; ValueError naming it if one is empty or not text."""
+    labels = tuple(namespace.split("/")) if isinstance(namespace, str) else tuple(namespace)
+    if namespace in ("", ()):
+        return ()
+    for label in labels:
+        if not isinstance(label, str) or not label or "\x00" in label:
+            raise ValueError(
+                f"memory namespace {namespace!r} has the label {label!r}; every label must "
+                "be non-empty text without NUL, e.g. 'notes/customers' or ('notes', 'customers')"
+            )
+    return labels
+
+
+def memory_root(tenant: str | None, principal: str | None = None) -> tuple[str, ...]:
+    """Where a tenant's items (or, given ``principal``, that principal's own) start."""
+    root = ("tenants", _escape(tenant)) if tenant is not None else ("no-tenant",)
+    if principal is None:
+        return (*root, "shared")
+    return (*root, "principals", _escape(principal))
+
+
+@dataclass(frozen=True, slots=True)
+class MemoryItem:
+    """One remembered value: where it is, its key, the value, and when it was written."""
+
+    namespace: tuple[str, ...]
+    """The namespace the tool named (its tenant's root not included)."""
+    key: str
+    """Unique within the namespace."""
+    value: dict[str, Any]
+    """The JSON object remembered."""
+    created_at: datetime
+    """When the key was first written."""
+    updated_at: datetime
+    """When it was last written."""
+    principal: str | None = None
+    """Whose own item it is; None for the tenant's shared items."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON form, as a tool result or the CLI shows it."""
+        return {
+            "namespace": "/".join(self.namespace),
+            "key": self.key,
+            "value": self.value,
+            "created_at": self.created_at.isoformat(),
+            "updated_at": self.updated_at.isoformat(),
+            **({"principal": self.principal} if self.principal is not None else {}),
+        }
+
+
+class Memory:
+    """One tenant's long-term memory (or one principal's own): get, search, put, delete.
+
+    Made by the runtime for each tool call (``ctx.memory``) and by ``rt.memory(tenant)``;
+    the tenant is the run's, never the tool's to choose.
+    """
+
+    def __init__(
+        self,
+        store: BaseStore | None,
+        *,
+        tenant: str | None,
+        principal: str | None = None,
+        personal: bool = False,
+        writable: bool = True,
+        tool: str | None = None,
+    ) -> None:
+        if personal and principal is None:
+            raise ValueError("a personal memory needs the principal whose it is")
+        self._store = store
+        self.tenant = tenant
+        """The tenant whose items these are."""
+        self.principal = principal
+        """The principal the view is for (the run's); its own items are ``personal``."""
+        self.is_personal = personal
+        """True for the principal's own items, False for the tenant's shared ones."""
+        self.writable = writable
+        """False for a tool declared effect="read": it may only read."""
+        self._tool = tool
+        self._root = memory_root(tenant, principal if personal else None)
+
+    @property
+    def personal(self) -> Memory:
+        """The principal's own items, which the tenant's other principals never see:
+        ``ctx.memory.personal``."""
+        if self.principal is None:
+            raise ValueError("this memory was made for no principal; it has no personal part")
+        return Memory(
+            self._store,
+            tenant=self.tenant,
+            principal=self.principal,
+            personal=True,
+            writable=self.writable,
+            tool=self._tool,
+        )
+
+    @property
+    def backend(self) -> BaseStore:
+        """LangGraph's store behind this view (every tenant's items: not for tools)."""
+        return self._backend()
+
+    def _where(self, namespace: Namespace) -> tuple[str, ...]:
+        return (*self._root, *(_escape(label) for label in parse_namespace(namespace)))
+
+    def _backend(self) -> BaseStore:
+        if self._store is None:
+            raise ToolError(
+                "this ToolContext has no memory: it was made outside a runtime; give the "
+                "tool a ToolContext from AgentRuntime, or pass memory=Memory(...)"
+            )
+        return self._store
+
+    def _writing(self, what: str, namespace: Namespace, key: str) -> None:
+        if not self.writable:
+            who = f"tool {self._tool!r}" if self._tool else "this tool"
+            raise ToolError(
+                f"{who} is declared effect='read', so it may read memory but not {what} "
+                f"{'/'.join(parse_namespace(namespace))}:{key!r}; declare it effect='write' "
+                "(its calls then pass policy, approvals and the ledger)"
+            )
+        if not isinstance(key, str) or not key:
+            raise ToolError(f"a memory key must be non-empty text, got {key!r}")
+
+    def _item(self, item: Item) -> MemoryItem:
+        return self._item_under(item, len(self._root))
+
+    def _item_under(self, item: Item, depth: int) -> MemoryItem:
+        return MemoryItem(
+            namespace=tuple(_unescape(label) for label in item.namespace[depth:]),
+            key=item.key,
+            value=dict(item.value),
+            created_at=item.created_at,
+            updated_at=item.updated_at,
+            principal=self.principal if self.is_personal else None,
+        )
+
+    def get(self, namespace: Namespace, key: str) -> MemoryItem | None:
+        """The item at ``namespace``/``key``, or None."""
+        found = self._backend().get(self._where(namespace), key)
+        return None if found is None else self._item(found)
+
+    def search(
+        self,
+        namespace: Namespace = (),
+        *,
+        filter: Mapping[str, Any] | None = None,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> list[MemoryItem]:
+        """Items under ``namespace`` (and the namespaces below it), the latest first;
+        ``filter`` keeps those whose value has these fields equal."""
+        found = self._backend().search(
+            self._where(namespace), filter=dict(filter or {}), limit=limit, offset=offset
+        )
+        return [self._item(item) for item in found]
+
+    def put(self, namespace: Namespace, key: str, value: Mapping[str, Any]) -> None:
+        """Remember ``value`` (a JSON object) at ``namespace``/``key``, replacing what was."""
+        self._writing("write", namespace, key)
+        if not isinstance(value, Mapping):
+            raise ToolError(f"a memory value must be a JSON object (a dict), got {value!r}")
+        try:
+            json.dumps(value, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise ToolError(f"a memory value must be JSON data: {exc}") from None
+        self._backend().put(self._where(namespace), key, dict(value), index=False)
+
+    def delete(self, namespace: Namespace, key: str) -> bool:
+        """Forget ``namespace``/``key``; False if there was nothing there."""
+        self._writing("delete", namespace, key)
+        where = self._where(namespace)
+        store = self._backend()
+        if store.get(where, key) is None:
+            return False
+        store.delete(where, key)
+        return True
+
+    # An async tool awaits these: the store's calls run on a worker thread, so the tool
+    # loop goes on serving other calls meanwhile.
+
+    async def aget(self, namespace: Namespace, key: str) -> MemoryItem | None:
+        """``get``, awaited."""
+        return await asyncio.to_thread(self.get, namespace, key)
+
+    async def asearch(
+        self,
+        namespace: Namespace = (),
+        *,
+        filter: Mapping[str, Any] | None = None,
+        limit: int = 10,
+        offset: int = 0,
+    ) -> list[MemoryItem]:
+        """``search``, awaited."""
+        return await asyncio.to_thread(
+            lambda: self.search(namespace, filter=filter, limit=limit, offset=offset)
+        )
+
+    async def aput(self, namespace: Namespace, key: str, value: Mapping[str, Any]) -> None:
+        """``put``, awaited."""
+        await asyncio.to_thread(self.put, namespace, key, value)
+
+    async def adelete(self, namespace: Namespace, key: str) -> bool:
+        """``delete``, awaited."""
+        return await asyncio.to_thread(self.delete, namespace, key)
+
+    def __repr__(self) -> str:
+        whose = f", personal to {self.principal!r}" if self.is_personal else ""
+        mode = "" if self.writable else ", read-only"
+        return f"Memory(tenant={self.tenant!r}{whose}{mode})"
+
+
+def tenant_items(
+    store: BaseStore,
+    tenant: str | None,
+    namespace: Namespace = (),
+    *,
+    principal: str | None = None,
+    everyone: bool = False,
+    limit: int = 100,
+) -> list[MemoryItem]:
+    """A tenant's items for a person (``agentrt memory list``): its shared items under
+    ``namespace``, or ``principal``'s own, or (``everyone``) the shared and every
+    principal's own items together."""
+    if not everyone:
+        view = Memory(store, tenant=tenant, principal=principal, personal=principal is not None)
+        return view.search(namespace, limit=limit)
+    top = memory_root(tenant)[:-1]
+    labels = tuple(_escape(label) for label in parse_namespace(namespace))
+    items: list[MemoryItem] = []
+    for item in store.search(top, limit=limit):
+        rest = item.namespace[len(top) :]
+        whose = None if rest[0] == "shared" else _unescape(rest[1])
+        depth = len(top) + (1 if whose is None else 2)
+        if item.namespace[depth : depth + len(labels)] == labels:
+            view = Memory(store, tenant=tenant, principal=whose, personal=whose is not None)
+            items.append(view._item_under(item, depth))
+    return items

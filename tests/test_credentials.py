@@ -1,0 +1,254 @@
+"""Scoped credentials: declared by a tool, resolved at each call for the run's principal by
+the runtime's provider, given only to the call, granted by the policy, and never kept."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentrt import AgentRuntime, ConfigError, Policy, Principal, RunStatus, ToolContext, tool
+from agentrt.logs import get_logger
+from agentrt.testing import ScriptedChatModel, ai, tool_call
+from agentrt.tools.credentials import Credentials, Secrets
+from tests.conftest import FakeClock
+
+ALICE = Principal("alice", roles=["support"], tenant="acme")
+EVE = Principal("eve", roles=["intern"], tenant="acme")
+BOB = Principal("bob", roles=["support"], tenant="globex")
+
+ACME_KEY = "crm-acme-Quill7Harbor"
+GLOBEX_KEY = "crm-globex-Fable2Otter"
+
+POLICY = """
+version: 1
+name: crm
+default: allow
+credentials:
+  crm:
+    roles: [support]
+    reason: Only support staff use the CRM on a customer's behalf.
+"""
+
+calls: list[str] = []
+
+
+@tool(credentials=["crm"])
+def crm_lookup(customer: str, ctx: ToolContext) -> dict[str, Any]:
+    """Look a customer up in the CRM."""
+    key = ctx.credentials["crm"]
+    calls.append(key)
+    # A careless tool: it logs its key and echoes it back in what it returns.
+    get_logger("agentrt.tests.crm").warning("calling the CRM with %s", key)
+    return {"customer": customer, "tier": "gold", "debug": f"authorised with {key}"}
+
+
+@pytest.fixture(autouse=True)
+def _no_calls() -> None:
+    calls.clear()
+
+
+def vault(name: str, principal: Principal) -> str | None:
+    return {"acme": ACME_KEY, "globex": GLOBEX_KEY}.get(principal.tenant or "")
+
+
+def runtime(db: Path, provider: Credentials | None, *, turns: int = 1, **kw: Any) -> AgentRuntime:
+    script: list[Any] = [
+        ai("", tool_call("crm_lookup", {"customer": f"c{i}"})) for i in range(turns)
+    ]
+    return AgentRuntime(
+        ScriptedChatModel([*script, "Done."]),
+        tools=[crm_lookup],
+        policy=kw.pop("policy", Policy.from_yaml(POLICY)),
+        db=db,
+        credentials=provider,
+        **kw,
+    )
+
+
+def observations(rt: AgentRuntime, thread_id: str) -> list[dict[str, Any]]:
+    return [e["data"] for e in rt.events(thread_id) if e["type"] == "observation"]
+
+
+def test_the_tool_gets_its_tenants_credential_and_nothing_keeps_it(db: Path) -> None:
+    with runtime(db, Credentials.from_callable(vault), capture_content=True) as rt:
+        acme = rt.start("Look c0 up.", principal=ALICE)
+        globex = rt.start("Look c0 up.", principal=BOB)
+        assert calls == [ACME_KEY, GLOBEX_KEY]
+        seen = observations(rt, acme.thread_id)[0]
+        assert seen["kind"] == "ok"
+        assert json.loads(seen["content"])["debug"] == "authorised with [REDACTED:credential]"
+        state = str(rt.graph.get_state({"configurable": {"thread_id": acme.thread_id}}).values)
+        assert ACME_KEY not in state
+        assert "[REDACTED:credential]" in state
+        for run in (acme, globex):
+            assert rt.get(run.thread_id).status is RunStatus.SUCCEEDED
+    with sqlite3.connect(db) as conn:  # ledger, spans, runs, recordings: every table
+        tables = [r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")]
+        for table in tables:
+            text = "\n".join(str(row) for row in conn.execute(f'SELECT * FROM "{table}"'))
+            assert ACME_KEY not in text, table
+            assert GLOBEX_KEY not in text, table
+
+
+def test_a_provider_that_fails_names_the_credential_and_nothing_runs(db: Path) -> None:
+    def sealed(name: str, principal: Principal) -> str:
+        raise RuntimeError("the vault is sealed")
+
+    with runtime(db, Credentials.from_callable(sealed)) as rt:
+        run = rt.start("Look c0 up.", principal=ALICE)
+        assert calls == []
+        seen = observations(rt, run.thread_id)[0]
+        assert seen["kind"] == "permanent"
+        assert seen["content"] == (
+            "permanent error: credential 'crm' for tool 'crm_lookup' could not be resolved "
+            "for principal 'alice' of tenant 'acme': RuntimeError: the vault is sealed; the "
+            "tool was not called"
+        )
+        assert rt.get(run.thread_id).usage["tool_calls"] == 0  # nothing spent
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM effects").fetchone() == (0,)
+
+
+def test_a_provider_without_the_value_says_so(db: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("AGENTRT_CREDENTIAL_CRM", raising=False)
+    monkeypatch.delenv("AGENTRT_CREDENTIAL_ACME__CRM", raising=False)
+    with runtime(db, Credentials.from_env()) as rt:
+        run = rt.start("Look c0 up.", principal=ALICE)
+        content = observations(rt, run.thread_id)[0]["content"]
+        assert "credential 'crm' for tool 'crm_lookup' could not be resolved" in content
+        assert (
+            "LookupError: no value for it in environment variables AGENTRT_CREDENTIAL_*" in content
+        )
+        assert calls == []
+
+
+def test_a_principal_without_the_grant_is_denied_before_the_call(db: Path) -> None:
+    asked: list[str] = []
+
+    def counting(name: str, principal: Principal) -> str:
+        asked.append(principal.id)
+        return ACME_KEY
+
+    with runtime(db, Credentials.from_callable(counting)) as rt:
+        run = rt.start("Look c0 up.", principal=EVE)
+        seen = observations(rt, run.thread_id)[0]
+        assert seen["kind"] == "denied"
+        assert seen["content"] == (
+            "policy denied 'crm_lookup': principal 'eve' may not use credential 'crm', which "
+            "tool 'crm_lookup' needs: Only support staff use the CRM on a customer's behalf."
+        )
+        assert (asked, calls) == ([], [])  # not even resolved
+
+        explained = rt.policy.explain(rt.tools.get("crm_lookup"), "crm_lookup", {}, EVE)
+        assert explained.decision.outcome == "deny"
+
+
+def test_a_credential_the_policy_does_not_grant_is_granted_to_no_one(db: Path) -> None:
+    policy = Policy.from_yaml("version: 1\nname: bare\ndefault: allow\n")
+    with runtime(db, Credentials.from_callable(vault), policy=policy) as rt:
+        run = rt.start("Look c0 up.", principal=ALICE)
+        content = observations(rt, run.thread_id)[0]["content"]
+        assert "needs credential 'crm', which policy 'bare' grants to no one" in content
+        assert "grant it under `credentials: {crm: {roles: [...]}}`" in content
+        assert calls == []
+
+
+def test_rotation_needs_no_restart(db: Path, tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets.yaml"
+    secrets.write_text("crm: crm-shared-Old1Lantern\ntenants:\n  acme: {crm: crm-acme-Old2Comet}\n")
+
+    def rotate_then_call(messages: list[Any]) -> Any:
+        secrets.write_text("tenants:\n  acme: {crm: crm-acme-New3Meadow}\n")  # rotated
+        return ai("", tool_call("crm_lookup", {"customer": "c1"}))
+
+    script = [ai("", tool_call("crm_lookup", {"customer": "c0"})), rotate_then_call, "Done."]
+    with AgentRuntime(
+        ScriptedChatModel(script),
+        tools=[crm_lookup],
+        policy=Policy.from_yaml(POLICY),
+        db=db,
+        credentials=Credentials.from_file(secrets),
+    ) as rt:
+        run = rt.start("Look c0 and c1 up.", principal=ALICE)  # one run, one process
+        assert run.status is RunStatus.SUCCEEDED
+        assert calls == ["crm-acme-Old2Comet", "crm-acme-New3Meadow"]
+        bob = rt.start("Look c0 and c1 up.", principal=BOB)  # no value for globex's tenant
+        assert "crm-shared" not in str(observations(rt, bob.thread_id))
+    assert calls[2:] == []  # globex has neither a key of its own nor the old shared one
+
+
+def test_a_ttl_keeps_a_value_for_that_long_only(db: Path, clock: FakeClock) -> None:
+    fetched: list[str] = []
+
+    def rotating(name: str, principal: Principal) -> str:
+        fetched.append(name)
+        return f"crm-acme-Gen{len(fetched)}Willow"
+
+    provider = Credentials.from_callable(rotating, ttl=60, clock=clock)
+    with runtime(db, provider, turns=2) as rt:
+        rt.start("Look c0 and c1 up.", principal=ALICE)  # two calls within the ttl
+        clock.advance(61)
+        rt.start("Look c0 and c1 up.", principal=ALICE)  # past it: fetched again
+    assert calls == ["crm-acme-Gen1Willow"] * 2 + ["crm-acme-Gen2Willow"] * 2
+    assert len(fetched) == 2
+
+
+def test_environment_variables_per_tenant_first(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {"AGENTRT_CREDENTIAL_CRM": "crm-any-Tide5", "AGENTRT_CREDENTIAL_ACME__CRM": "crm-acme"}
+    provider = Credentials.from_env(environ=env)
+    assert provider.resolve("crm", ALICE) == "crm-acme"
+    assert provider.resolve("crm", BOB) == "crm-any-Tide5"
+
+
+def test_a_runtime_refuses_tools_needing_credentials_without_a_provider(db: Path) -> None:
+    with pytest.raises(ConfigError, match=r"tools \{'crm_lookup': \['crm'\]\} need credentials"):
+        runtime(db, None)
+    with pytest.raises(ConfigError, match="credentials must be an agentrt Credentials"):
+        runtime(db, vault)  # type: ignore[arg-type]
+
+
+def test_secrets_show_no_value_and_name_what_is_missing() -> None:
+    secrets = Secrets({"crm": ACME_KEY}, tool="crm_lookup")
+    assert ACME_KEY not in repr(secrets)
+    assert ACME_KEY not in repr(
+        ToolContext(
+            thread_id="t", step_id="1.0", idempotency_key="k", principal=ALICE, credentials=secrets
+        )
+    )
+    with pytest.raises(KeyError, match=r"tool 'crm_lookup' has no credential 'erp'; declare it"):
+        secrets["erp"]
+
+
+def test_the_redactor_masks_a_resolved_value_in_any_log_line(
+    db: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with (
+        caplog.at_level(logging.WARNING, logger="agentrt.tests.crm"),
+        runtime(db, Credentials.from_callable(vault)) as rt,
+    ):
+        rt.start("Look c0 up.", principal=ALICE)
+        assert rt.redactor.redact_text(f"leaked {ACME_KEY}!") == "leaked [REDACTED:credential]!"
+    logged = [r.getMessage() for r in caplog.records if r.name == "agentrt.tests.crm"]
+    assert logged == ["calling the CRM with [REDACTED:credential]"]
+
+
+def test_a_rule_matches_tools_by_the_credentials_they_need(db: Path) -> None:
+    policy = Policy.from_yaml(
+        POLICY
+        + """rules:
+  - id: crm-needs-a-person
+    match: {credentials: ["crm*"]}
+    decision: require_approval
+    reason: Calls made with the CRM key are checked first.
+"""
+    )
+    with runtime(db, Credentials.from_callable(vault), policy=policy) as rt:
+        run = rt.start("Look c0 up.", principal=ALICE)
+        assert run.pending_approval is not None
+        assert run.pending_approval.rule_id == "crm-needs-a-person"
+        assert calls == []
