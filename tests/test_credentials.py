@@ -252,3 +252,37 @@ def test_a_rule_matches_tools_by_the_credentials_they_need(db: Path) -> None:
         assert run.pending_approval is not None
         assert run.pending_approval.rule_id == "crm-needs-a-person"
         assert calls == []
+
+
+def test_the_tool_node_in_an_apps_own_graph_resolves_and_refuses_alike(
+    db: Path, tmp_path: Path
+) -> None:
+    from langchain_core.messages import HumanMessage, ToolMessage
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from agentrt.examples.own_graph import build_graph
+
+    def sealed_for_globex(name: str, principal: Principal) -> str:
+        if principal.tenant == "globex":
+            raise RuntimeError("the vault is sealed")
+        return ACME_KEY
+
+    model = ScriptedChatModel([ai("", tool_call("crm_lookup", {"customer": "c0"})), "Done."])
+    with runtime(db, Credentials.from_callable(sealed_for_globex)) as rt:
+        graph = build_graph(rt, model, InMemorySaver())
+        said: dict[str, ToolMessage] = {}
+        for who in (ALICE, BOB):
+            config = rt.thread(principal=who, thread_id=f"crm-{who.id}")
+            graph.invoke({"messages": [HumanMessage("Look c0 up.")]}, config)
+            values = graph.get_state(config).values["messages"]
+            said[who.id] = next(m for m in values if isinstance(m, ToolMessage))
+    assert calls == [ACME_KEY]
+    assert said["alice"].status == "success"
+    assert ACME_KEY not in said["alice"].content
+    assert "[REDACTED:credential]" in said["alice"].content
+    assert said["bob"].status == "error"
+    assert said["bob"].content == (
+        "permanent error: credential 'crm' for tool 'crm_lookup' could not be resolved for "
+        "principal 'bob' of tenant 'globex': RuntimeError: the vault is sealed; the tool was "
+        "not called"
+    )

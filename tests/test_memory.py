@@ -17,6 +17,7 @@ from typer.testing import CliRunner
 from agentrt import AgentRuntime, Decision, Policy, Principal, RunStatus, ToolContext, tool
 from agentrt.cli import app as cli_app
 from agentrt.testing import ScriptedChatModel, ai, tool_call
+from agentrt.tools.memory import tenant_items
 from agentrt.tools.memory_tools import memory_tools
 
 ALICE = Principal("alice", tenant="acme")
@@ -285,4 +286,21 @@ def test_an_async_tool_awaits_memory(database: str) -> None:
             1,
             {"text": "hi"},
             True,
+        ]
+
+
+def test_tenants_and_principals_whose_names_extend_others_stay_apart(database: str) -> None:
+    # A namespace is matched label by label: "acme" is no prefix of "acme2" or "acme.io",
+    # and principal "al" sees nothing of "alice"'s (their labels as text start alike).
+    with runtime(database, []) as rt:
+        for tenant in ("acme", "acme2", "acme.io", "acme%2Eio"):
+            rt.memory(tenant).put("notes", "n", {"tenant": tenant})
+        rt.memory("acme", principal="alice").put("notes", "n", {"whose": "alice"})
+        for tenant in ("acme", "acme2", "acme.io", "acme%2Eio"):
+            assert [i.value for i in rt.memory(tenant).search()] == [{"tenant": tenant}]
+        assert rt.memory("acme", principal="al").search() == []
+        everyone = tenant_items(rt.memory("acme").backend, "acme", everyone=True)
+        assert sorted((i.principal or "", i.value.get("tenant", "")) for i in everyone) == [
+            ("", "acme"),
+            ("alice", ""),
         ]
