@@ -14,7 +14,7 @@ import pytest
 from agentrt import AgentRuntime, ConfigError, Policy, Principal, RunStatus, ToolContext, tool
 from agentrt.logs import get_logger
 from agentrt.testing import ScriptedChatModel, ai, tool_call
-from agentrt.tools.credentials import Credentials, Secrets
+from agentrt.tools.credentials import CredentialError, Credentials, Secrets
 from tests.conftest import FakeClock
 
 ALICE = Principal("alice", roles=["support"], tenant="acme")
@@ -286,3 +286,43 @@ def test_the_tool_node_in_an_apps_own_graph_resolves_and_refuses_alike(
         "principal 'bob' of tenant 'globex': RuntimeError: the vault is sealed; the tool was "
         "not called"
     )
+
+
+def test_a_recorded_effect_is_not_resolved_again(db: Path) -> None:
+    from dataclasses import replace
+
+    from agentrt.nodes.common import with_credentials
+
+    @tool(effect="write", idempotent=True, credentials=["crm"])
+    def crm_update(customer: str, ctx: ToolContext) -> str:
+        """Update a customer in the CRM."""
+        calls.append(ctx.credentials["crm"])
+        return "updated"
+
+    def sealed(name: str, principal: Principal) -> str:
+        raise RuntimeError("the vault is sealed")
+
+    script = [ai("", tool_call("crm_update", {"customer": "c0"})), "Done."]
+    with AgentRuntime(
+        ScriptedChatModel(script),
+        tools=[crm_update],
+        policy=Policy.from_yaml(POLICY),
+        db=db,
+        credentials=Credentials.from_callable(vault),
+    ) as rt:
+        run = rt.start("Update c0.", principal=ALICE)
+        with sqlite3.connect(db) as conn:
+            ((key,),) = conn.execute("SELECT key FROM effects WHERE status = 'done'").fetchall()
+        # The step runs again (a crash after the ledger's record, before the checkpoint):
+        # the ledger answers, so a provider that fails now changes nothing.
+        again = ToolContext(
+            thread_id=run.thread_id, step_id="1.0", idempotency_key=key, principal=ALICE
+        )
+        deps = replace(rt.deps, credentials=Credentials.from_callable(sealed))
+        spec = rt.tools.get("crm_update")
+        assert spec is not None
+        assert with_credentials(again, spec, deps) is again
+        fresh = replace(again, idempotency_key="not-recorded")
+        with pytest.raises(CredentialError, match="the vault is sealed"):
+            with_credentials(fresh, spec, deps)
+    assert calls == [ACME_KEY]

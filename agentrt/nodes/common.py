@@ -177,9 +177,16 @@ def tool_context(
 
 def with_credentials(ctx: ToolContext, spec: ToolSpec, deps: RunDeps) -> ToolContext:
     """``ctx`` with the credentials ``spec`` declares, resolved now for the run's principal
-    (and told to the Redactor); CredentialError naming the first that cannot be."""
+    (and told to the Redactor); CredentialError naming the first that cannot be.
+
+    A side effect the ledger already has an outcome for is not called again, so nothing is
+    resolved for it: a provider down at a re-run does not hide the recorded result."""
     if not spec.credentials:
         return ctx
+    if spec.effect is not Effect.READ:
+        recorded = deps.store.get_effect(ctx.idempotency_key)
+        if recorded is not None and recorded.status in ("done", "failed"):
+            return ctx
     secrets = resolve_for(
         spec.name,
         spec.credentials,
