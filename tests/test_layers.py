@@ -50,6 +50,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "agentrt.errors",
         "agentrt.principal",
         "agentrt.records",
+        "agentrt.artifacts",  # an artifact's reference, its digest and name rules
         "agentrt.limits",
         "agentrt.faults",
         "agentrt.steps",

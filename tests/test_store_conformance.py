@@ -23,6 +23,7 @@ import pytest
 from agentrt.approvals import ApprovalRequest, ApprovalStatus
 from agentrt.approvals.expiry import escalation_of
 from agentrt.approvals.model import ApprovalQuery, Decided
+from agentrt.artifacts import ArtifactRecord, ArtifactRef, artifact_digest
 from agentrt.budget import empty_usage
 from agentrt.digests import approval_id, args_digest
 from agentrt.errors import IllegalTransition, RunBusy
@@ -716,3 +717,71 @@ def test_spans_are_read_back_by_trace_in_start_order(store: Store) -> None:
         span("s1", "t" * 32, start=2),
         span("s2", "t" * 32, start=5),
     ]
+
+
+def artifact(thread_id: str, name: str, content: bytes, **kw: Any) -> ArtifactRecord:
+    ref = ArtifactRef(
+        name=name,
+        media_type=kw.pop("media_type", "text/plain"),
+        size=len(content),
+        digest=artifact_digest(content),
+        preview=kw.pop("preview", "its first lines"),
+    )
+    return ArtifactRecord(thread_id=thread_id, ref=ref, tenant="acme", **kw)
+
+
+def test_artifacts_keep_content_once_and_each_run_names_it(store: Store, clock: FakeClock) -> None:
+    new_run(store, "t1")
+    new_run(store, "t2")
+    report = b"order,amount\n7,12.50\n"
+    store.put_artifact(artifact("t1", "report.csv", report, step_id="1.0"), report)
+    store.put_artifact(artifact("t1", "again.csv", report), report)
+    store.put_artifact(artifact("t2", "report.csv", report), report)
+
+    listed = store.list_artifacts("t1")
+    assert [a.ref.name for a in listed] == ["again.csv", "report.csv"]
+    assert listed[1] == artifact("t1", "report.csv", report, step_id="1.0", created_at=1000.0)
+    assert store.get_artifact("t2", "report.csv") == artifact(
+        "t2", "report.csv", report, created_at=1000.0
+    )
+    assert store.get_artifact("t2", "again.csv") is None
+    assert store.artifact_content(artifact_digest(report)) == report
+    assert store.artifact_content(artifact_digest(b"never put")) is None
+
+    # The same name put again (a re-run of the step) names the new content.
+    newer = bytes(range(256))  # not text: content is bytes, kept as they are
+    clock.advance(5)
+    store.put_artifact(
+        artifact("t1", "report.csv", newer, media_type="application/octet-stream"), newer
+    )
+    got = store.get_artifact("t1", "report.csv")
+    assert got is not None
+    assert got.ref.digest == artifact_digest(newer)
+    assert (got.ref.media_type, got.ref.size, got.created_at) == (
+        "application/octet-stream",
+        256,
+        1005.0,
+    )
+    assert store.artifact_content(got.ref.digest) == newer
+    # Nothing is unreferenced yet: three names refer to two contents.
+    assert store.drop_unreferenced_artifacts() == 0
+
+
+def test_content_goes_when_no_run_refers_to_it(store: Store) -> None:
+    new_run(store, "t1")
+    new_run(store, "t2")
+    shared, own = b"shared bytes", b"t1's own bytes"
+    store.put_artifact(artifact("t1", "a.txt", shared), shared)
+    store.put_artifact(artifact("t2", "b.txt", shared), shared)
+    store.put_artifact(artifact("t1", "c.txt", own), own)
+
+    store.delete_run("t1")
+    assert store.list_artifacts("t1") == []
+    assert store.drop_unreferenced_artifacts() == 1  # t1's own; t2 still names the shared
+    assert store.artifact_content(artifact_digest(own)) is None
+    assert store.artifact_content(artifact_digest(shared)) == shared
+
+    store.delete_run("t2")
+    assert store.drop_unreferenced_artifacts() == 1  # kept once, so dropped once
+    assert store.artifact_content(artifact_digest(shared)) is None
+    assert store.drop_unreferenced_artifacts() == 0

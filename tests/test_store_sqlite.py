@@ -57,6 +57,8 @@ def test_new_file_gets_the_tables_and_schema_version(store: SqliteStore, db_path
         "webhook_cursors",
         "webhook_deliveries",
         "sqlite_sequence",  # the outbox's AUTOINCREMENT: seq is never reused
+        "artifact_blobs",
+        "artifacts",
     }
     assert ("schema_version", str(SCHEMA_VERSION)) in schema_of(db_path)
 

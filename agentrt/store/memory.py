@@ -19,6 +19,7 @@ from agentrt import records
 from agentrt.approvals.model import ApprovalQuery, ApprovalRequest, ApprovalStatus, Decided
 from agentrt.records import EffectOutcome, NewRun
 from agentrt.state import TERMINAL, RunStatus, Usage
+from agentrt.store.memory_artifacts import ArtifactsMemory
 from agentrt.store.memory_outbox import OutboxMemory
 from agentrt.store.outbox import EventType, approval_event, run_event
 from agentrt.store.protocols import Claim, RunChange
@@ -26,7 +27,7 @@ from agentrt.store.protocols import Claim, RunChange
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore(OutboxMemory):
+class MemoryStore(ArtifactsMemory, OutboxMemory):
     """agentrt.store.protocols.Store, in this process's memory."""
 
     schema_version = 0

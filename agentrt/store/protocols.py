@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from agentrt.approvals.model import ApprovalQuery, ApprovalRequest, Decided
+from agentrt.artifacts import ArtifactRecord
 from agentrt.records import (
     ApiKey,
     EffectOutcome,
@@ -31,6 +32,8 @@ __all__ = [
     "ApiKey",
     "ApprovalQuery",
     "ApprovalStore",
+    "ArtifactRecord",
+    "ArtifactStore",
     "Claim",
     "Decided",
     "EffectRecord",
@@ -309,6 +312,34 @@ class SpanStore(Protocol):
         ...
 
 
+class ArtifactStore(Protocol):
+    """Artifacts: content kept once by its sha256, and each run's references to it by name.
+
+    A run's references go with the run (delete_run); content stays until
+    drop_unreferenced_artifacts finds no run that refers to it.
+    """
+
+    def put_artifact(self, record: ArtifactRecord, content: bytes) -> None:
+        """Keep ``content`` under record.ref.digest (not written again if that digest is
+        kept) and the run's reference under (thread_id, name), replacing one of that name,
+        in one write. ``content`` must hash to the digest: the caller computed it."""
+        ...
+
+    def get_artifact(self, thread_id: str, name: str) -> ArtifactRecord | None: ...
+
+    def list_artifacts(self, thread_id: str) -> list[ArtifactRecord]:
+        """The run's artifacts, by name."""
+        ...
+
+    def artifact_content(self, digest: str) -> bytes | None:
+        """The content kept under ``digest``; None if none is."""
+        ...
+
+    def drop_unreferenced_artifacts(self) -> int:
+        """Delete the content no run's artifact refers to any more; how many went."""
+        ...
+
+
 class OutboxStore(Protocol):
     """Events written in the transaction of the change they describe (store/outbox.py says
     which: a store writes them from change_run, put_approval, decide_approval and
@@ -371,6 +402,7 @@ class Store(
     KeyStore,
     SpanStore,
     OutboxStore,
+    ArtifactStore,
     Protocol,
 ):
     """Every table family of one database."""

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 
 from agentrt.store.postgres.approvals import ApprovalsTable
+from agentrt.store.postgres.artifacts import ArtifactsTable
 from agentrt.store.postgres.clock import ServerClock
 from agentrt.store.postgres.database import (
     Database,
@@ -48,6 +49,7 @@ class PostgresStore(
     SpansTable,
     StatsTable,
     OutboxTable,
+    ArtifactsTable,
 ):
     """agentrt's tables in one PostgreSQL database (agentrt.store.protocols.Store)."""
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 __all__ = ["CHANNEL", "MIGRATIONS", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 CHANNEL = "agentrt_runs"
 """Where the database says a run may need a driver (LISTEN/NOTIFY); the payload is its id."""
@@ -243,6 +243,31 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX deliveries_due ON webhook_deliveries (endpoint, status, next_at, seq);
     CREATE INDEX deliveries_by_run ON webhook_deliveries (endpoint, thread_id, status, seq);
     CREATE INDEX deliveries_by_status ON webhook_deliveries (status, seq);
+    """,
+    # 5: artifacts (as SQLite's 12). Content once by its sha256, however many runs refer to
+    # it; each run's references by name, gone with the run; content no reference names is
+    # dropped by prune.
+    """
+    CREATE TABLE artifact_blobs (
+        digest      TEXT COLLATE "C" PRIMARY KEY,
+        size        BIGINT NOT NULL,
+        content     BYTEA NOT NULL,
+        created_at  DOUBLE PRECISION NOT NULL
+    );
+
+    CREATE TABLE artifacts (
+        thread_id   TEXT COLLATE "C" NOT NULL REFERENCES runs (thread_id) ON DELETE CASCADE,
+        name        TEXT COLLATE "C" NOT NULL,
+        digest      TEXT COLLATE "C" NOT NULL REFERENCES artifact_blobs (digest),
+        media_type  TEXT NOT NULL,
+        size        BIGINT NOT NULL,
+        preview     TEXT NOT NULL,
+        tenant      TEXT,
+        step_id     TEXT,
+        created_at  DOUBLE PRECISION NOT NULL,
+        PRIMARY KEY (thread_id, name)
+    );
+    CREATE INDEX artifacts_by_digest ON artifacts (digest);
     """,
 )
 

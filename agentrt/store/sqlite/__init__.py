@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from agentrt.store.sqlite.approvals import ApprovalsTable
+from agentrt.store.sqlite.artifacts import ArtifactsTable
 from agentrt.store.sqlite.database import (
     BUSY_TIMEOUT_MS,
     LOCK_PATIENCE,
@@ -53,6 +54,7 @@ class SqliteStore(
     SpansTable,
     StatsTable,
     OutboxTable,
+    ArtifactsTable,
 ):
     """agentrt's tables in one SQLite file (agentrt.store.protocols.Store)."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 
 # MIGRATIONS[i] takes a database at version i to version i + 1. Never edit a released
 # entry: append a new one, so every existing file walks the same path.
@@ -214,6 +214,31 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX deliveries_due ON webhook_deliveries (endpoint, status, next_at, seq);
     CREATE INDEX deliveries_by_run ON webhook_deliveries (endpoint, thread_id, status, seq);
     CREATE INDEX deliveries_by_status ON webhook_deliveries (status, seq);
+    """,
+    # 12: artifacts. Content is kept once, by its sha256 (artifact_blobs), however many
+    # runs refer to it; artifacts is each run's references by name, gone with the run.
+    # Content no reference names is dropped by prune (drop_unreferenced_artifacts).
+    """
+    CREATE TABLE artifact_blobs (
+        digest      TEXT PRIMARY KEY,
+        size        INTEGER NOT NULL,
+        content     BLOB NOT NULL,
+        created_at  REAL NOT NULL
+    );
+
+    CREATE TABLE artifacts (
+        thread_id   TEXT NOT NULL REFERENCES runs (thread_id) ON DELETE CASCADE,
+        name        TEXT NOT NULL,
+        digest      TEXT NOT NULL REFERENCES artifact_blobs (digest),
+        media_type  TEXT NOT NULL,
+        size        INTEGER NOT NULL,
+        preview     TEXT NOT NULL,
+        tenant      TEXT,
+        step_id     TEXT,
+        created_at  REAL NOT NULL,
+        PRIMARY KEY (thread_id, name)
+    );
+    CREATE INDEX artifacts_by_digest ON artifacts (digest);
     """,
 )
 
