@@ -55,6 +55,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "agentrt.faults",
         "agentrt.steps",
         "agentrt.processes",
+        "agentrt.collector",  # the garbage collector of a process that serves runs
         "agentrt.logs",
         "agentrt.models",
         "agentrt.approvals",  # requests and decisions, their checks, the queue, expiry

@@ -8,6 +8,7 @@ import typer
 
 from agentrt.cli.common import CliError, app
 from agentrt.cli.options import AppOptions, grouped
+from agentrt.collector import tune_for_serving
 
 
 @app.command()
@@ -65,4 +66,5 @@ def serve(
             + ("" if worker else "; driving no runs: `agentrt worker` processes do"),
             err=True,
         )
+        tune_for_serving()
         uvicorn.run(api, host=host, port=port, log_level=log_level)

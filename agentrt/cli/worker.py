@@ -12,6 +12,7 @@ import typer
 
 from agentrt.cli.common import CliError, app
 from agentrt.cli.options import AppOptions, grouped
+from agentrt.collector import tune_for_serving
 
 
 @app.command()
@@ -76,6 +77,7 @@ def worker(
             target=dispatcher.run if dispatcher else lambda: None, name="agentrt-webhooks"
         )
         sending.start()
+        tune_for_serving()
         try:
             pool.run()
         finally:
