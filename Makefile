@@ -32,6 +32,14 @@ $(BWRAP):
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
 		bubblewrap
 
+# rt.draw() draws the run graph with Graphviz's dot (Debian's graphviz), offline; the
+# notebook and its test show it. Installed once.
+DOT := /usr/bin/dot
+$(DOT):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends \
+		graphviz
+
 # The tracing tests send a run's spans to a real Arize Phoenix on 127.0.0.1 and read them back.
 # Phoenix is large, so it gets a virtual environment of its own, kept across clones under
 # ~/.cache and installed once; the tests find its Python through AGENTRT_PHOENIX_PYTHON.
@@ -72,7 +80,7 @@ lint: $(STAMP)
 typecheck: $(STAMP)
 	$(BIN)/mypy
 
-pytest: $(STAMP) $(CHROMIUM) $(BWRAP) postgresql $(PHOENIX_VENV)/.installed
+pytest: $(STAMP) $(CHROMIUM) $(BWRAP) $(DOT) postgresql $(PHOENIX_VENV)/.installed
 	AGENTRT_PHOENIX_PYTHON=$(PHOENIX_PYTHON) $(BIN)/python -m pytest
 
 test: lint typecheck pytest

@@ -87,10 +87,12 @@ def test_quickstart_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     # The closing cells: the run finished, and a second runtime on the same file sees it.
     assert "status: succeeded" in _text(_cell(code, "rt2.get("))
     assert list(scratch.glob("agentrt-quickstart-*/refund_desk.db"))
-    # The run graph, drawn from text made offline: never LangGraph's web-drawn picture.
-    drawn = _text(_cell(code, "draw_mermaid()"), "text/markdown")
-    assert drawn.startswith("```mermaid\n")
-    assert "plan -.-> policy;" in drawn
+    # The run graph, drawn on this machine: never LangGraph's web-drawn picture.
+    drawn = _text(_cell(code, "rt.draw()"), "image/svg+xml")
+    assert drawn.lstrip().startswith("<?xml")
+    assert "</svg>" in drawn
+    for node in ("plan", "policy", "approval", "tool", "verify", "commit", "finish"):
+        assert f">{node}</text>" in drawn
     assert not [o for c in code for o in c.outputs if "image/png" in o.get("data", {})]
     # Inside a finished run: no next node, its log, its trace.
     assert "next nodes: ()" in _text(_cell(code, "rt.graph.get_state("))

@@ -15,8 +15,10 @@ from langchain_core.runnables import RunnableConfig
 from agentrt.budget import Budget, ModelPrice
 from agentrt.governed.calls import Governor
 from agentrt.governed.graphs import OwnGraphs, thread_config
+from agentrt.governed.served import served_graph
 from agentrt.governed.tool_node import governed_tool_node
 from agentrt.graphs import RunDeps
+from agentrt.graphs.drawing import GraphPicture
 from agentrt.models import model_name_of
 from agentrt.principal import Principal
 from agentrt.runs.driver import Driver
@@ -31,6 +33,7 @@ class OwnGraphDoor:
     """The runtime's parts offered to an app's own graph (mixed into AgentRuntime)."""
 
     store: Store
+    graph: Any
     tools: ToolRegistry
     deps: RunDeps
     model_name: str | None
@@ -79,6 +82,20 @@ class OwnGraphDoor:
         return governed_middleware(
             self._governor, lambda: self.deps, self.tools, tools, self._price_of
         )
+
+    def served_graph(self, *, principal: Principal, name: str = "studio") -> Any:
+        """The run graph for a LangGraph API server (``langgraph dev``, LangGraph Studio):
+        compiled without a checkpointer (the server's), each server thread a run acting for
+        ``principal``, started with ``{"goal": ..., "budget": {...}}``; a gate is answered
+        with ``Command(resume=decision)``, checked as ``decide`` checks it. Return it from
+        the factory langgraph.json names."""
+        return served_graph(self.deps, self._driver, principal=principal, name=name)
+
+    def draw(self, graph: Any = None) -> GraphPicture:
+        """The run graph's picture (or that of ``graph``, an app's own compiled graph),
+        drawn on this machine: no web service. In a notebook it shows as SVG (Graphviz);
+        ``.mermaid``, ``.dot``, ``.svg()`` and ``.png()`` give it as text or an image."""
+        return GraphPicture((self.graph if graph is None else graph).get_graph())
 
     def attach(self, graph: Any, *, name: str = "app") -> None:
         """Let ``decide``, ``sweep_approvals`` and ``resume`` carry on the threads of this

@@ -42,7 +42,7 @@ from agentrt.nodes.deps import RunDeps, StepStopped
 from agentrt.state import RunState, Stop, Usage
 from agentrt.steps import Step, Steps, adrive, blocking, drive
 
-__all__ = ["ROUTES", "build_run_graph"]
+__all__ = ["ROUTES", "build_run_graph", "run_graph_builder"]
 
 _T = TypeVar("_T")
 
@@ -229,15 +229,20 @@ def _runnable(node: Node, deps: RunDeps) -> Any:
     return RunnableCallable(sync, aio, name=node.name, trace=False)
 
 
-def build_run_graph(
+def run_graph_builder(
     deps: RunDeps,
-    checkpointer: BaseCheckpointSaver[Any] | None = None,
     *,
     nodes: Sequence[Node] = NODES,
-) -> CompiledStateGraph[RunState, None, RunState, RunState]:
-    """Compile the run graph over ``deps`` from the nodes' declarations, checkpointing to
-    ``checkpointer``. ``nodes`` replaces the declarations (a test, a benchmark)."""
-    builder: StateGraph[RunState, None, RunState, RunState] = StateGraph(RunState)
+    input_schema: type[Any] | None = None,
+    output_schema: type[Any] | None = None,
+) -> StateGraph[RunState, None, Any, Any]:
+    """The run graph over ``deps`` from the nodes' declarations, not yet compiled: a graph
+    served by a LangGraph API server (agentrt.governed.served) adds its own first node.
+    ``input_schema`` and ``output_schema``: what the graph takes and answers (None: the
+    whole RunState)."""
+    builder: StateGraph[RunState, None, Any, Any] = StateGraph(
+        RunState, input_schema=input_schema, output_schema=output_schema
+    )
     for node in nodes:
         builder.add_node(
             node.name,
@@ -250,4 +255,18 @@ def build_run_graph(
             builder.add_edge(START, node.name)
         if not node.routes:
             builder.add_edge(node.name, END)
-    return builder.compile(checkpointer=checkpointer)
+    return builder
+
+
+def build_run_graph(
+    deps: RunDeps,
+    checkpointer: BaseCheckpointSaver[Any] | None = None,
+    *,
+    nodes: Sequence[Node] = NODES,
+) -> CompiledStateGraph[RunState, None, RunState, RunState]:
+    """Compile the run graph over ``deps`` from the nodes' declarations, checkpointing to
+    ``checkpointer``. ``nodes`` replaces the declarations (a test, a benchmark)."""
+    compiled: CompiledStateGraph[RunState, None, RunState, RunState] = run_graph_builder(
+        deps, nodes=nodes
+    ).compile(checkpointer=checkpointer)
+    return compiled

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from langgraph.types import interrupt
-
 from agentrt.approvals import ApprovalRequest, ApprovalStatus
 from agentrt.digests import args_digest
 from agentrt.events import approval_event
@@ -27,6 +25,7 @@ from agentrt.nodes.common import (
     gate_request,
     observation_event,
     public_request,
+    wait_for_people,
 )
 from agentrt.nodes.deps import RunDeps
 from agentrt.nodes.spec import Node
@@ -96,9 +95,11 @@ def approval(state: RunState, deps: RunDeps) -> dict[str, Any]:
     asked = [deps.store.put_approval(request_for(state, item, now=now)) for item in _gate(state)]
     requests = [settled(deps.store, r) for r in asked]
     if any(r.status is ApprovalStatus.PENDING for r in requests):
-        pending = [r for r in requests if r.status is ApprovalStatus.PENDING]
-        interrupt({"approvals": [public_request(r) for r in pending]})
-        requests = [settled(deps.store, deps.store.get_approval(r.id) or r) for r in asked]
+        requests = wait_for_people(
+            deps,
+            requests,
+            lambda: [settled(deps.store, deps.store.get_approval(r.id) or r) for r in asked],
+        )
         if any(r.status is ApprovalStatus.PENDING for r in requests):
             # Resumed before every action was decided (only a caller driving rt.graph by
             # hand can do that): gate again from policy, which interrupts once more.

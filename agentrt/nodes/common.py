@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, replace
 from typing import Any, Literal, Required, TypedDict
 
@@ -28,6 +29,7 @@ __all__ = [
     "observation_event",
     "over_budget",
     "tool_context",
+    "wait_for_people",
     "with_credentials",
 ]
 
@@ -277,10 +279,45 @@ def await_decision(deps: RunDeps, request: ApprovalRequest) -> tuple[ApprovalReq
     """
     request = deps.store.put_approval(request)
     if request.status is ApprovalStatus.PENDING:
+        asked = request.id
+
+        def reread() -> list[ApprovalRequest]:
+            stored = deps.store.get_approval(asked)
+            assert stored is not None
+            return [stored]
+
         # The same shape as the action gate's, so code driving rt.graph reads one kind.
-        interrupt({"approvals": [public_request(request)]})
-        stored = deps.store.get_approval(request.id)
-        assert stored is not None
-        request = stored
+        (request,) = wait_for_people(deps, [request], reread)
     deps.tracing.approval_wait(request)
     return request, events.approval_event(public_request(request))
+
+
+def wait_for_people(
+    deps: RunDeps,
+    requests: Sequence[ApprovalRequest],
+    reread: Callable[[], list[ApprovalRequest]],
+) -> list[ApprovalRequest]:
+    """Interrupt for the pending ones of ``requests``; after the resume, the requests as
+    the approvals table has them now (``reread``).
+
+    Where the runtime takes decisions from resume values (``deps.decisions_in_resume``),
+    those handed in are recorded first, each checked as rt.decide checks it, and while a
+    request is still pending the gate asks again in the same step, saying why (``refused``):
+    LangGraph keeps a resume value for the step it answered, so a refused value can only be
+    followed by another interrupt, never replaced. Otherwise one interrupt, and the caller
+    sees what is still pending.
+    """
+    pending = [r for r in requests if r.status is ApprovalStatus.PENDING]
+    asked: dict[str, Any] = {"approvals": [public_request(r) for r in pending]}
+    while True:
+        given = interrupt(asked)
+        if deps.decisions_in_resume is None:
+            return reread()
+        refused = deps.decisions_in_resume(given, pending)
+        now = reread()
+        pending = [r for r in now if r.status is ApprovalStatus.PENDING]
+        if not pending:
+            return now
+        asked = {"approvals": [public_request(r) for r in pending]}
+        if refused is not None:
+            asked["refused"] = refused

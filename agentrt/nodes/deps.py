@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langgraph.store.base import BaseStore
 from langgraph.types import RetryPolicy
 from opentelemetry.trace import NoOpTracer, Tracer
 
+from agentrt.approvals import ApprovalRequest
 from agentrt.budget import ModelPrice
 from agentrt.limits import SizeLimits
 from agentrt.policies import Policy
@@ -23,7 +25,10 @@ from agentrt.tools.ledger import Ledger
 from agentrt.tools.registry import ToolRegistry
 from agentrt.tracing.spans import RunTracing
 
-__all__ = ["DEFAULT_INSTRUCTIONS", "RunDeps", "StepStopped"]
+__all__ = ["DEFAULT_INSTRUCTIONS", "DecisionsInResume", "RunDeps", "StepStopped"]
+
+DecisionsInResume = Callable[[Any, Sequence[ApprovalRequest]], dict[str, str] | None]
+"""Records the decisions a resume value hands a gate's pending requests; why none counted."""
 
 DEFAULT_INSTRUCTIONS = (
     "You are an agent that completes the user's goal by calling the tools offered to you. "
@@ -77,6 +82,12 @@ class RunDeps:
     stops before its next step, resumable, rather than being cancelled."""
     stopping_threads: set[str] = field(default_factory=set)
     """Runs this process stops before their next step, resumable (a stream its caller left)."""
+    decisions_in_resume: DecisionsInResume | None = None
+    """Records the decisions a resume value (``Command(resume=...)``) hands a gate on its
+    pending requests, each checked as rt.decide checks it; returns why the value decided
+    none of them (None: it did). None: a gate reads its decisions only from the approvals
+    table, where rt.decide wrote them (the driver resumes with none). A graph served by a
+    LangGraph API server sets it: there a person answers a gate with Studio's resume."""
     memories: BaseStore | None = None
     """LangGraph's long-term store on the run's database: tools' memory across threads."""
     credentials: Credentials | None = None
