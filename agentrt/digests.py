@@ -42,8 +42,15 @@ def approval_id(thread_id: str, step_id: str, kind: str) -> str:
 def request_digest(messages: Sequence[Any]) -> str:
     """sha256 of what a model was asked: each message's role, text and tool calls."""
     return _sha256(
-        [
-            [m.type, m.content, [[c["name"], c["args"]] for c in getattr(m, "tool_calls", [])]]
-            for m in messages
-        ]
+        [[m.type, m.content, [[c["name"], c["args"]] for c in _tool_calls(m)]] for m in messages]
     )
+
+
+def _tool_calls(message: Any) -> Any:
+    """A message's tool calls, or none. Read from the instance's fields: ``getattr`` with a
+    default on a message that has no such field goes through pydantic's ``__getattr__``,
+    which raises and catches, and a plan step asks that of every message so far."""
+    fields = getattr(message, "__dict__", None)
+    if fields is None:
+        return getattr(message, "tool_calls", [])
+    return fields.get("tool_calls", [])
