@@ -60,14 +60,13 @@ async def start_run(body: RunIn, key: Caller, service: ServiceDep, response: Res
         f"thread id {body.thread_id!r} is not available; start with another id (or none)",
         type="thread-id-taken",
     )
-    if body.thread_id is not None and await asyncio.to_thread(rt.exists, body.thread_id):
-        raise taken
     try:
         run = await rt.acreate(
             body.goal, principal=key.principal, budget=budget, thread_id=body.thread_id
         )
     except ConfigError:
-        # Two requests racing for one new id: the loser gets the same 409.
+        # The id names a run already (created refuses it in the same write that would take
+        # it, so two requests racing for one new id get the same answer): 409.
         if body.thread_id is not None and await asyncio.to_thread(rt.exists, body.thread_id):
             raise taken from None
         raise
