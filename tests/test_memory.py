@@ -304,3 +304,25 @@ def test_tenants_and_principals_whose_names_extend_others_stay_apart(database: s
             ("", "acme"),
             ("alice", ""),
         ]
+
+
+def test_isolation_does_not_rest_on_the_stores_prefix_match() -> None:
+    from langgraph.store.base import SearchItem
+    from langgraph.store.memory import InMemoryStore
+
+    from agentrt.tools.memory import Memory
+
+    class TextPrefixStore(InMemoryStore):
+        """A store whose search matches the dotted prefix as text, as a LIKE 'p%' would."""
+
+        def search(self, namespace_prefix: tuple[str, ...], /, **kw: Any) -> list[SearchItem]:
+            text = ".".join(namespace_prefix)
+            found = super().search((), limit=1000)
+            return [i for i in found if ".".join(i.namespace).startswith(text)]
+
+    store = TextPrefixStore()
+    Memory(store, tenant="acme", principal="alice", personal=True).put("notes", "n", {"v": 1})
+    Memory(store, tenant="acme2").put("notes", "n", {"v": 2})
+    assert Memory(store, tenant="acme", principal="al", personal=True).search() == []
+    assert tenant_items(store, "acme", everyone=True)[0].value == {"v": 1}
+    assert len(tenant_items(store, "acme", everyone=True)) == 1

@@ -195,10 +195,11 @@ class Memory:
     ) -> list[MemoryItem]:
         """Items under ``namespace`` (and the namespaces below it), the latest first;
         ``filter`` keeps those whose value has these fields equal."""
-        found = self._backend().search(
-            self._where(namespace), filter=dict(filter or {}), limit=limit, offset=offset
-        )
-        return [self._item(item) for item in found]
+        where = self._where(namespace)
+        found = self._backend().search(where, filter=dict(filter or {}), limit=limit, offset=offset)
+        # Label by label, whatever the store's own prefix match does: "al" is no prefix
+        # of "alice", nor "acme" of "acme2".
+        return [self._item(item) for item in found if item.namespace[: len(where)] == where]
 
     def put(self, namespace: Namespace, key: str, value: Mapping[str, Any]) -> None:
         """Remember ``value`` (a JSON object) at ``namespace``/``key``, replacing what was."""
@@ -274,6 +275,8 @@ def tenant_items(
     labels = tuple(_escape(label) for label in parse_namespace(namespace))
     items: list[MemoryItem] = []
     for item in store.search(top, limit=limit):
+        if item.namespace[: len(top)] != top:
+            continue  # another tenant's, however the store matched the prefix
         rest = item.namespace[len(top) :]
         whose = None if rest[0] == "shared" else _unescape(rest[1])
         depth = len(top) + (1 if whose is None else 2)
