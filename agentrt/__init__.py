@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from agentrt.approvals import ApprovalPage, ApprovalRequest, ApprovalStatus, Decision
+    from agentrt.artifacts import ArtifactRef, UnknownArtifact
     from agentrt.budget import Budget
     from agentrt.errors import (
         AgentRuntimeError,
@@ -55,6 +56,7 @@ __all__ = [
     "ApprovalPage",
     "ApprovalRequest",
     "ApprovalStatus",
+    "ArtifactRef",
     "Budget",
     "BudgetExceeded",
     "ConfigError",
@@ -89,6 +91,7 @@ __all__ = [
     "ToolError",
     "ToolSpec",
     "Trace",
+    "UnknownArtifact",
     "UnknownRun",
     "Usage",
     "__version__",
@@ -112,6 +115,7 @@ _SOURCES: dict[str, str] = {
     "ApprovalPage": "agentrt.approvals",
     "ApprovalRequest": "agentrt.approvals",
     "ApprovalStatus": "agentrt.approvals",
+    "ArtifactRef": "agentrt.artifacts",
     "Budget": "agentrt.budget",
     "BudgetExceeded": "agentrt.errors",
     "ConfigError": "agentrt.errors",
@@ -146,6 +150,7 @@ _SOURCES: dict[str, str] = {
     "ToolError": "agentrt.tools",
     "ToolSpec": "agentrt.tools",
     "Trace": "agentrt.tracing",
+    "UnknownArtifact": "agentrt.artifacts",
     "UnknownRun": "agentrt.errors",
     "Usage": "agentrt.state",
     "as_tool": "agentrt.tools",

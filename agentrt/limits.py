@@ -2,8 +2,10 @@
 
 A goal, a tool call's arguments and a tool's result are each kept several times over (in
 checkpoints, the ledger, recorded model calls and spans), so one 10 MB value grows the
-database by far more. Past a limit the value is refused with an error that says which
-limit and how to raise it, before anything is written.
+database by far more. A result past inline_result_bytes is therefore kept once, as an
+artifact (agentrt.artifacts), and the run keeps its reference. Past a limit a value is
+refused with an error that says which limit and how to raise it, before anything is
+written.
 """
 
 from __future__ import annotations
@@ -25,11 +27,16 @@ class SizeLimits:
     """Characters in a run's goal; a longer one is a ConfigError at start."""
     args_bytes: int = 256 * 1024
     """Bytes of one tool call's arguments as JSON; larger ones are invalid_args."""
-    result_bytes: int = 1024 * 1024
-    """Bytes of one tool result as JSON; a larger one is a permanent failure of the call."""
+    result_bytes: int = 64 * 1024 * 1024
+    """Bytes of one tool result as JSON, or of one artifact a tool puts; a larger one is a
+    permanent failure of the call."""
+    inline_result_bytes: int = 64 * 1024
+    """Bytes of one tool result as JSON past which it is stored once, as an artifact: the
+    run's state, the ledger, spans and the model see its reference (name, media type,
+    size, digest and the start of it as a preview) instead."""
 
     def __post_init__(self) -> None:
-        for name in ("goal_chars", "args_bytes", "result_bytes"):
+        for name in ("goal_chars", "args_bytes", "result_bytes", "inline_result_bytes"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ConfigError(f"SizeLimits.{name} must be a whole number >= 1, got {value!r}")

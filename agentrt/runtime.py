@@ -186,7 +186,11 @@ class AgentRuntime(RunReading, OwnGraphDoor):
             tracing=self.tracing,
             clock=clock,
             runner=ToolRunner(
-                sleep=sleep, rand=rand, clock=clock, max_result_bytes=self.limits.result_bytes
+                sleep=sleep,
+                rand=rand,
+                clock=clock,
+                max_result_bytes=self.limits.result_bytes,
+                inline_result_bytes=self.limits.inline_result_bytes,
             ),
             instructions=instructions,
             model_retry=model_retry or default_model_retry(chat),

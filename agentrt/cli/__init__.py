@@ -16,6 +16,7 @@ import typer
 
 from agentrt.cli import (  # noqa: F401  (registers the commands)
     approvals,
+    artifacts,
     budget,
     demo,
     eval,

@@ -41,13 +41,18 @@ def runs(
 @app.command()
 @grouped
 def show(thread_id: ThreadArgument, app_options: AppOptions) -> None:
-    """Show one run: status, usage, output, pending approval, and its event log."""
+    """Show one run: status, usage, output, pending approval, its artifacts and its event
+    log."""
+    from agentrt.cli.artifacts import print_artifacts
     from agentrt.events import describe
     from agentrt.tracing.shown import shown_events
 
     with app_options.runtime(db_only=True) as rt:
         run = rt.get(thread_id)
         print_run(run, rt)
+        if rt.artifacts(thread_id):
+            typer.echo("artifacts:")
+            print_artifacts(rt, thread_id, indent="  ")
         typer.echo("events:")
         for event in shown_events(rt.events(thread_id), rt.redactor, rt.tools.sensitive_of):
             typer.echo(f"  {describe(event)}")

@@ -17,6 +17,7 @@ from agentrt.errors import BudgetExceeded
 from agentrt.nodes.deps import RunDeps
 from agentrt.principal import Principal
 from agentrt.state import Action, Event, Observation, ObservationKind, RunState, Stop, Usage
+from agentrt.tools.artifacts import ToolArtifacts
 from agentrt.tools.contract import Effect, ToolContext, ToolSpec
 from agentrt.tools.credentials import resolve_for
 from agentrt.tools.memory import Memory
@@ -167,6 +168,13 @@ def tool_context(
         ),
         principal=principal,
         deadline=work_deadline(state, deps.clock()),
+        artifacts=ToolArtifacts(
+            deps.store,
+            state["thread_id"],
+            tenant=state["principal"].get("tenant"),
+            step_id=action["step_id"],
+            max_bytes=deps.limits.result_bytes,
+        ),
         memory=Memory(
             deps.memories,
             tenant=principal.tenant,

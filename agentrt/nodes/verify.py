@@ -2,23 +2,25 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from agentrt.artifacts import ArtifactRef, is_artifact_ref
 from agentrt.nodes.common import abandon_plan, advance, current_action, observation_event
 from agentrt.nodes.deps import RunDeps
 from agentrt.nodes.spec import Node
-from agentrt.state import ObservationKind, Outcome, RunState
+from agentrt.state import ObservationKind, RunState
 from agentrt.tools.contract import ToolSpec
 
 __all__ = ["NODE", "verify"]
 
 
-def _postcondition(spec: ToolSpec, args: dict[str, Any], outcome: Outcome) -> str | None:
+def _postcondition(spec: ToolSpec, args: dict[str, Any], data: Any) -> str | None:
     """None if the tool's own check accepts the result, else why not."""
     if spec.verify is None:
         return None
     try:
-        verdict = spec.verify(args, outcome["data"])
+        verdict = spec.verify(args, data)
     except Exception as exc:  # a check that crashes is a check that failed
         return f"postcondition of {spec.name!r} raised {type(exc).__name__}: {exc}"
     if verdict is False:
@@ -26,6 +28,19 @@ def _postcondition(spec: ToolSpec, args: dict[str, Any], outcome: Outcome) -> st
     if isinstance(verdict, str):
         return f"postcondition of {spec.name!r} failed: {verdict}"
     return None
+
+
+def _as_returned(spec: ToolSpec, data: Any, deps: RunDeps, *, preview: bool) -> Any:
+    """What the tool returned: a result the runtime kept as an artifact (too large to
+    inline) is read back when the tool's result schema does not take the reference."""
+    if not is_artifact_ref(data) or spec.check_output(data, preview=preview) is None:
+        return data
+    ref = ArtifactRef.from_json(data)
+    content = deps.store.artifact_content(ref.digest)
+    if content is None:
+        return data
+    text = content.decode("utf-8", errors="replace")
+    return json.loads(text) if ref.media_type == "application/json" else text
 
 
 def verify(state: RunState, deps: RunDeps) -> dict[str, Any]:
@@ -41,9 +56,8 @@ def verify(state: RunState, deps: RunDeps) -> dict[str, Any]:
     preview = outcome["phase"] == "preview"
     # The schema first (a result of the wrong shape makes the postcondition meaningless),
     # then the tool's own check. Either failing is permanent: the same call would fail again.
-    problem = spec.check_output(outcome["data"], preview=preview) or _postcondition(
-        spec, action["args"], outcome
-    )
+    data = _as_returned(spec, outcome["data"], deps, preview=preview)
+    problem = spec.check_output(data, preview=preview) or _postcondition(spec, action["args"], data)
     if problem is not None:
         return abandon_plan(state, ObservationKind.PERMANENT, problem, retries=retries)
     if preview:

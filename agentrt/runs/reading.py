@@ -10,6 +10,7 @@ from typing import Any
 
 from agentrt.approvals.model import ApprovalPage, ApprovalRequest, ApprovalStatus
 from agentrt.approvals.queue import queue_page
+from agentrt.artifacts import ArtifactRef
 from agentrt.errors import ConfigError
 from agentrt.runs.decisions import approval_named
 from agentrt.runs.driver import Driver, config
@@ -18,6 +19,7 @@ from agentrt.runs.stats import RunStats, compute_stats
 from agentrt.state import Event, RunStatus
 from agentrt.store import OpenedStore
 from agentrt.store.protocols import Store
+from agentrt.tools.artifacts import artifact_of
 from agentrt.tracing import Trace
 from agentrt.tracing.view import build_trace
 
@@ -95,6 +97,16 @@ class RunReading:
         assert trace_id is not None
         return build_trace(thread_id, trace_id, rows)
 
+    def artifacts(self, thread_id: str) -> list[ArtifactRef]:
+        """The run's artifacts (files its tools put, results too large to inline), by
+        name; UnknownRun if there is no such run."""
+        self._driver.record(thread_id)
+        return [a.ref for a in self.store.list_artifacts(thread_id)]
+
+    def artifact(self, thread_id: str, name: str) -> bytes:
+        """The content of the run's artifact ``name``; UnknownRun or UnknownArtifact."""
+        return artifact_of(self.store, self._driver.record(thread_id).thread_id, name)[1]
+
     def unfinished_runs(self) -> list[str]:
         """Runs a process may have left mid-way (running, pending, decided at their gate but
         not carried on, or asked to cancel), oldest first: what a service resumes at start."""
@@ -112,9 +124,10 @@ class RunReading:
     def prune(self, *, older_than: float, keep_latest: int = 0) -> list[str]:
         """Delete finished runs last updated more than ``older_than`` seconds ago.
 
-        Their checkpoints, approvals, ledger entries, spans and model calls go with them;
-        the newest ``keep_latest`` runs stay whatever their age. A run waiting at a gate,
-        running, or stopped by a crash is never pruned. Returns the deleted thread ids.
+        Their checkpoints, approvals, ledger entries, spans, model calls and artifacts go
+        with them (an artifact's content stays while a kept run refers to it); the newest
+        ``keep_latest`` runs stay whatever their age. A run waiting at a gate, running, or
+        stopped by a crash is never pruned. Returns the deleted thread ids.
         """
         if older_than < 0:
             raise ConfigError(f"older_than must be >= 0 seconds, got {older_than!r}")
@@ -124,6 +137,7 @@ class RunReading:
         for thread_id in doomed:
             self._opened.checkpointer.delete_thread(thread_id)
             self.store.delete_run(thread_id)
+        self.store.drop_unreferenced_artifacts()
         return doomed
 
     def stats(self, *, since: float | None = None, tenant: str | None = None) -> RunStats:

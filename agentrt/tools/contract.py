@@ -23,8 +23,10 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError, create
 from pydantic.fields import FieldInfo
 from typing_extensions import Unpack
 
+from agentrt.artifacts import ArtifactRef, is_artifact_ref
 from agentrt.errors import ConfigError
 from agentrt.principal import Principal
+from agentrt.tools.artifacts import ToolArtifacts
 from agentrt.tools.credentials import Secrets
 from agentrt.tools.errors import ToolArgsError, ToolError
 from agentrt.tools.memory import Memory
@@ -80,6 +82,9 @@ class ToolContext:
     """Who the run acts for."""
     deadline: float | None = None
     """Epoch seconds after which the run's budget stops further work, if it has one."""
+    artifacts: ToolArtifacts = field(default_factory=lambda: ToolArtifacts(None, ""))
+    """The run's artifacts: ``put(name, data, media_type=..., preview=...)`` keeps a file
+    and gives its ArtifactRef (return it, or pass it on), ``get(name)`` gives its bytes."""
     memory: Memory = field(default_factory=lambda: Memory(None, tenant=None))
     """The run's tenant's long-term memory, shared across its threads (``.personal``: the
     principal's own); read-only for a tool declared effect="read"."""
@@ -191,6 +196,10 @@ class ToolSpec:
     def to_json(self, result: Any, *, preview: bool = False) -> Any:
         """The result (or preview) in its JSON form, as the ledger records it and the
         planner reads it."""
+        if isinstance(result, ArtifactRef):
+            return result.to_json()
+        if is_artifact_ref(result):
+            return result  # already a reference's JSON form (a recording, a replay)
         adapter = self.preview_output if preview else self.output
         if adapter is not None:
             try:

@@ -25,9 +25,11 @@ from typing import Any, Literal
 
 from langgraph.types import RetryPolicy
 
+from agentrt.artifacts import is_artifact_ref
 from agentrt.limits import SizeLimits, json_size
 from agentrt.state import unstorable
 from agentrt.steps import Step, Steps, asynchronous, blocking, synchronous
+from agentrt.tools.artifacts import refs_as_json, result_artifact
 from agentrt.tools.contract import ToolContext, ToolError, ToolSpec
 from agentrt.tools.loop import LoopThread, LoopTimeout, default_loop
 
@@ -103,6 +105,9 @@ class ToolRunner:
     """Epoch seconds, compared with ctx.deadline."""
     max_result_bytes: int = SizeLimits().result_bytes
     """A result larger than this, as JSON, is a permanent failure (it would be stored)."""
+    inline_result_bytes: int | None = None
+    """A result larger than this, as JSON, is kept as an artifact (ctx.artifacts) and the
+    run keeps its reference (SizeLimits.inline_result_bytes); None: every result inline."""
     loop: LoopThread | None = None
     """Where async tools run; None: the process-wide default_loop(). A runtime passes its own."""
     asleep: Callable[[float], Awaitable[None]] | None = None
@@ -139,8 +144,13 @@ class ToolRunner:
                 kind = classify(spec, exc)
                 message = ctx.credentials.scrub(_describe(exc))
             else:
+                if fn is None:
+                    out = refs_as_json(out)
                 if problem := self._unkeepable(spec, out):
                     raise ToolFailure("permanent", problem, retries=failures)
+                if fn is None and self._too_large_to_inline(out):
+                    kept = blocking(result_artifact, ctx.artifacts, spec.name, ctx.step_id, out)
+                    out = (yield kept).to_json()
                 return Called(out, failures)
             retryable = kind == "transient" or (kind == "timeout" and spec.idempotent)
             failures += 1
@@ -181,6 +191,13 @@ class ToolRunner:
                 "or a page of it), or raise the limit"
             )
         return None
+
+    def _too_large_to_inline(self, result: Any) -> bool:
+        """True if the run should keep ``result`` as an artifact and only its reference:
+        past inline_result_bytes, and not a reference already."""
+        if self.inline_result_bytes is None or is_artifact_ref(result):
+            return False
+        return json_size(result) > self.inline_result_bytes
 
     def _bound(self, spec: ToolSpec, ctx: ToolContext) -> float | None:
         """Seconds one attempt may take: the tool's timeout, cut to the run's deadline."""

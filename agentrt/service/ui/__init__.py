@@ -7,7 +7,7 @@ create_app does.
 
 from fastapi import FastAPI
 
-from agentrt.service.ui import live, routes, stats
+from agentrt.service.ui import artifacts, live, routes, stats
 
 __all__ = ["install"]
 
@@ -18,3 +18,4 @@ def install(app: FastAPI) -> None:
     routes.install(app)
     app.include_router(stats.router)
     app.include_router(live.router)
+    app.include_router(artifacts.router)

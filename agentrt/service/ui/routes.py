@@ -35,6 +35,7 @@ from agentrt.service import auth
 from agentrt.service.context import Service
 from agentrt.service.problems import Problem, status_of
 from agentrt.service.routes.approvals import decision_of
+from agentrt.service.routes.artifacts import artifacts_out
 from agentrt.service.schemas import DecisionIn, approval_out
 from agentrt.service.ui import review, views
 from agentrt.service.ui.forms import DecisionForm, Refused, json_field, number, plain, unmasked
@@ -329,6 +330,7 @@ async def _run_page(
             "approvals": shown,
             "contexts": contexts,
             "steps": [views.step(i, e) for i, e in enumerate(shown_log)],
+            "artifacts": await asyncio.to_thread(artifacts_out, rt, thread_id),
             "trace": trace,
             "waterfall": waterfall(trace) if trace else None,
             "time_went": trace.time_went() if trace else {},

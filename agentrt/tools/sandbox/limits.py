@@ -89,6 +89,9 @@ class SandboxResult:
     """What bounded its processes and memory: "cgroup" (memory_bytes and max_processes for the
     whole call), "rlimit" (max_processes for the whole call, memory_bytes per process: no
     writable cgroup) or "per-process" (Landlock mode: memory per process, no process count)."""
+    written: dict[str, bytes] = field(default_factory=dict)
+    """With ``keep_written``: the content of each file the program wrote or changed
+    (relative path -> bytes), read before the directory was removed."""
 
 
 @dataclass(frozen=True, kw_only=True)

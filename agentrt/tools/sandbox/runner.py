@@ -28,13 +28,15 @@ def run_sandboxed(
     *,
     files: Mapping[str, str] | None = None,
     limits: SandboxLimits | None = None,
+    keep_written: bool = False,
 ) -> SandboxResult:
     """Run ``argv`` in a fresh working directory holding ``files``, under ``limits``.
 
     By default in bubblewrap (see agentrt.tools.sandbox.bubblewrap for what the program can
     and cannot reach); a host without it gets a ToolError saying what to install, unless
     ``limits.isolation`` opts into the weaker "landlock" mode. Every process the call starts
-    is dead when this returns, and its working directory removed.
+    is dead when this returns, and its working directory removed. ``keep_written``: the
+    files the program wrote come back in ``written``, read once every process is dead.
     """
     limits = limits or SandboxLimits()
     files = files or {}
@@ -70,6 +72,7 @@ def run_sandboxed(
             files=workdir.listing(root),
             isolation=outcome.isolation,
             bound=outcome.bound,
+            written=workdir.written(root, files) if keep_written else {},
         )
     finally:
         workdir.remove(root)

@@ -75,6 +75,29 @@ def listing(root: Path) -> dict[str, int]:
     return found
 
 
+def written(root: Path, inputs: Mapping[str, str]) -> dict[str, bytes]:
+    """The regular files under ``root`` the program made or changed (an input it left as
+    it was is not one; nor is Python's bytecode cache), relative path -> content.
+
+    Called once every process of the call is dead, so nothing moves under it; a link is
+    never followed (O_NOFOLLOW), so a link to a file outside is not read through.
+    """
+    found: dict[str, bytes] = {}
+    for name in sorted(listing(root)):
+        if "__pycache__" in PurePosixPath(name).parts:
+            continue
+        try:
+            fd = os.open(os.path.join(root, name), os.O_RDONLY | os.O_NOFOLLOW)
+            with os.fdopen(fd, "rb") as f:
+                content = f.read()
+        except OSError:  # a file the code made unreadable (mode 000): not returned
+            continue
+        given = inputs.get(name)
+        if given is None or given.encode("utf-8") != content:
+            found[name] = content
+    return found
+
+
 def unlock(root: Path) -> None:
     """Give every directory under ``root`` (itself included) rwx for its owner.
 

@@ -1,0 +1,64 @@
+"""`agentrt artifacts THREAD [NAME]`: a run's artifacts, listed, or one written out."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+
+from agentrt.cli.common import app
+from agentrt.cli.options import AppOptions, ThreadArgument, grouped
+
+if TYPE_CHECKING:
+    from agentrt.runtime import AgentRuntime
+
+__all__ = ["artifacts", "print_artifacts"]
+
+
+@app.command()
+@grouped
+def artifacts(
+    thread_id: ThreadArgument,
+    app_options: AppOptions,
+    name: Annotated[
+        str | None, typer.Argument(help="An artifact's name: write its content out.")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Write the artifact to this file (default: stdout)."),
+    ] = None,
+) -> None:
+    """List a run's artifacts (files its tools kept, results too large to inline), or
+    write one out: ``agentrt artifacts THREAD report.csv --out report.csv``."""
+    from agentrt.cli.common import CliError
+
+    if name is None and out is not None:
+        raise CliError("--out needs an artifact's name: agentrt artifacts THREAD NAME --out FILE")
+    with app_options.runtime(db_only=True) as rt:
+        if name is None:
+            if not print_artifacts(rt, thread_id):
+                typer.echo(f"run {thread_id} has no artifacts")
+            return
+        content = rt.artifact(thread_id, name)
+        if out is None:
+            sys.stdout.buffer.write(content)
+            sys.stdout.buffer.flush()
+        else:
+            out.write_bytes(content)
+            typer.echo(f"wrote {len(content):,} bytes to {out}", err=True)
+
+
+def print_artifacts(rt: AgentRuntime, thread_id: str, *, indent: str = "") -> int:
+    """One line an artifact of the run (name, media type, size, masked preview); how many."""
+    from agentrt.tracing.shown import shown
+
+    refs = rt.artifacts(thread_id)
+    for ref in refs:
+        preview = str(shown(ref.preview, rt.redactor)).replace("\n", " ")
+        typer.echo(
+            f"{indent}{ref.name:<24} {ref.media_type:<28} {ref.size:>12,} B  "
+            f"sha256:{ref.digest[:12]}  {preview}"
+        )
+    return len(refs)

@@ -1,0 +1,200 @@
+"""A run's artifacts as its tools see them (``ctx.artifacts``), and results made artifacts.
+
+A tool puts a file (``ctx.artifacts.put("report.csv", data, media_type="text/csv",
+preview="42 rows")``) and returns the ArtifactRef it gets, or gets one an earlier step
+made (``ctx.artifacts.get("report.csv")``). A result past SizeLimits.inline_result_bytes is
+put by the runtime itself (``result_artifact``): the ledger, the run's state, spans and
+the model keep only the reference.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import mimetypes
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from agentrt.artifacts import (
+    PREVIEW_CHARS,
+    ArtifactRecord,
+    ArtifactRef,
+    UnknownArtifact,
+    artifact_digest,
+    check_name,
+    is_artifact_ref,
+    preview_of,
+)
+from agentrt.errors import ConfigError
+from agentrt.limits import SizeLimits
+from agentrt.store.protocols import ArtifactStore
+
+__all__ = ["ToolArtifacts", "artifact_of", "refs_as_json", "result_artifact"]
+
+_UNSHOWN = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
+_UNNAMEABLE = re.compile(r"[^A-Za-z0-9._\-]")
+
+
+class ToolArtifacts:
+    """One run's artifacts, for the tool call a ToolContext serves."""
+
+    def __init__(
+        self,
+        store: ArtifactStore | None,
+        thread_id: str,
+        *,
+        tenant: str | None = None,
+        step_id: str | None = None,
+        max_bytes: int = SizeLimits().result_bytes,
+    ) -> None:
+        if store is None:
+            # A ToolContext made by hand (a tool's own unit test): kept in this process.
+            from agentrt.store.memory import MemoryStore
+
+            store = MemoryStore()
+        self.store: ArtifactStore = store
+        self.thread_id = thread_id
+        self.tenant = tenant
+        self.step_id = step_id
+        self.max_bytes = max_bytes
+        """Largest content a put takes (SizeLimits.result_bytes)."""
+
+    def put(
+        self,
+        name: str,
+        data: bytes | str,
+        *,
+        media_type: str | None = None,
+        preview: str | None = None,
+    ) -> ArtifactRef:
+        """Keep ``data`` as the run's artifact ``name`` (stored once by its sha256; a name
+        put again names the new content) and return its reference, to return or pass on.
+
+        ``media_type`` defaults from the name (``.csv`` is text/csv), else text/plain for
+        text and application/octet-stream for bytes. ``preview`` is what the model reads
+        instead of the content (cut to PREVIEW_CHARS); for text it defaults to its start.
+        """
+        check_name(name)
+        if isinstance(data, str):
+            content = data.encode("utf-8")
+            text: str | None = data
+        elif isinstance(data, bytes | bytearray | memoryview):
+            content, text = bytes(data), None
+        else:
+            raise ConfigError(
+                f"artifact {name!r}: data must be bytes or str, got {type(data).__name__}; "
+                "serialize it first (json.dumps, a CSV writer)"
+            )
+        if len(content) > self.max_bytes:
+            raise ConfigError(
+                f"artifact {name!r} is {len(content):,} bytes, over the runtime's limit of "
+                f"{self.max_bytes:,} (SizeLimits.result_bytes); keep less, or raise the limit"
+            )
+        media_type = media_type or _media_type(name, text is not None)
+        if text is None and preview is None and _textual(media_type):
+            text = content[: PREVIEW_CHARS * 4].decode("utf-8", errors="replace")
+        ref = ArtifactRef(
+            name=name,
+            media_type=media_type,
+            size=len(content),
+            digest=artifact_digest(content),
+            preview=_shown(preview if preview is not None else preview_of(text or "")),
+        )
+        record = ArtifactRecord(
+            thread_id=self.thread_id, ref=ref, tenant=self.tenant, step_id=self.step_id
+        )
+        self.store.put_artifact(record, content)
+        return ref
+
+    def get(self, ref: ArtifactRef | Mapping[str, Any] | str) -> bytes:
+        """The content of this run's artifact ``ref`` (a reference, its JSON form, or its
+        name); UnknownArtifact if the run has none of that name."""
+        name = _name_of(ref)
+        try:
+            return artifact_of(self.store, self.thread_id, name)[1]
+        except UnknownArtifact:
+            known = [a.ref.name for a in self.store.list_artifacts(self.thread_id)]
+            raise UnknownArtifact(self.thread_id, name, known=known) from None
+
+    def list(self) -> list[ArtifactRef]:
+        """The run's artifacts so far, by name."""
+        return [a.ref for a in self.store.list_artifacts(self.thread_id)]
+
+    async def aput(
+        self,
+        name: str,
+        data: bytes | str,
+        *,
+        media_type: str | None = None,
+        preview: str | None = None,
+    ) -> ArtifactRef:
+        """``put`` for an async tool: the store is written from a worker thread."""
+        return await asyncio.to_thread(self.put, name, data, media_type=media_type, preview=preview)
+
+    async def aget(self, ref: ArtifactRef | Mapping[str, Any] | str) -> bytes:
+        """``get`` for an async tool."""
+        return await asyncio.to_thread(self.get, ref)
+
+
+def artifact_of(store: ArtifactStore, thread_id: str, name: str) -> tuple[ArtifactRecord, bytes]:
+    """Run ``thread_id``'s artifact ``name`` and its content; UnknownArtifact if none."""
+    record = store.get_artifact(thread_id, name)
+    content = None if record is None else store.artifact_content(record.ref.digest)
+    if record is None or content is None:
+        raise UnknownArtifact(thread_id, name)
+    return record, content
+
+
+def result_artifact(artifacts: ToolArtifacts, tool: str, step_id: str, result: Any) -> ArtifactRef:
+    """Keep a tool's too-large result (JSON form) as an artifact: a string as text, any
+    other value as JSON, named for the tool and the step (a re-run of the step names the
+    same), previewed by its start."""
+    stem = _UNNAMEABLE.sub("_", f"{tool}-{step_id}").lstrip("._-") or "result"
+    if isinstance(result, str):
+        return artifacts.put(f"{stem}.txt", result, media_type="text/plain; charset=utf-8")
+    text = json.dumps(result, ensure_ascii=False, separators=(",", ":"), default=str)
+    return artifacts.put(f"{stem}.json", text, media_type="application/json")
+
+
+def refs_as_json(value: Any) -> Any:
+    """``value`` with every ArtifactRef in it (at any depth of dicts, lists and tuples) in
+    its JSON form, as results are kept."""
+    if isinstance(value, ArtifactRef):
+        return value.to_json()
+    if isinstance(value, dict):
+        return {k: refs_as_json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [refs_as_json(v) for v in value]
+    return value
+
+
+def _name_of(ref: ArtifactRef | Mapping[str, Any] | str) -> str:
+    if isinstance(ref, ArtifactRef):
+        return ref.name
+    if isinstance(ref, str):
+        return ref
+    if is_artifact_ref(dict(ref)):
+        return str(ref["name"])
+    raise ConfigError(
+        f"{ref!r:.200} is not an artifact: give its name, an ArtifactRef, or the reference "
+        "a tool returned"
+    )
+
+
+def _media_type(name: str, text: bool) -> str:
+    guessed, _ = mimetypes.guess_type(name)
+    if guessed is not None:
+        return guessed
+    return "text/plain; charset=utf-8" if text else "application/octet-stream"
+
+
+def _textual(media_type: str) -> bool:
+    kind = media_type.split(";", 1)[0].strip()
+    return kind.startswith("text/") or kind in ("application/json", "application/xml")
+
+
+def _shown(preview: str) -> str:
+    """A preview as it can be kept anywhere (no control characters, PostgreSQL's text takes
+    no NUL) and read at a glance."""
+    return preview_of(_UNSHOWN.sub("", str(preview)), PREVIEW_CHARS)

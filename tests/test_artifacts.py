@@ -1,0 +1,377 @@
+"""Artifacts: files and large results kept once, by content, and referred to everywhere else.
+
+A run of real tools on a real SQLite file: a 10 MB result grows the database by its size
+once (it grew by about 38 MB, 58 MB with content on spans, before artifacts), a tool puts a
+file and another step reads it back, prune drops content no kept run names.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import random
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from typer.testing import CliRunner
+
+from agentrt import (
+    AgentRuntime,
+    ArtifactRef,
+    ConfigError,
+    Policy,
+    Principal,
+    RunStatus,
+    SizeLimits,
+    ToolContext,
+    UnknownArtifact,
+    tool,
+)
+from agentrt.artifacts import artifact_digest, is_artifact_ref
+from agentrt.cli import app as cli_app
+from agentrt.service import create_app, issue_key
+from agentrt.testing import ScriptedChatModel, ai, tool_call
+from agentrt.tools.sandbox import run_python
+from tests.conftest import FakeClock
+
+P = Principal("p", tenant="acme")
+TEN_MB = 10_000_000
+REPORT = b"Refunds\norder,amount\n7,12.50\n"
+
+
+def noise(size: int, seed: int = 7) -> str:
+    """``size`` characters that compress no better than base64 of random bytes does."""
+    return base64.b64encode(random.Random(seed).randbytes(size * 3 // 4)).decode()
+
+
+@tool(effect="write")
+def export(rows: int) -> dict[str, Any]:
+    """Export the orders table.
+
+    Args:
+        rows: How many characters of export to make.
+    """
+    return {"format": "orders-v1", "data": noise(rows)}
+
+
+@tool(effect="read")
+def write_report(title: str, ctx: ToolContext) -> ArtifactRef:
+    """Write a CSV report.
+
+    Args:
+        title: The report's first line.
+    """
+    return ctx.artifacts.put(
+        "report.csv", f"{title}\norder,amount\n7,12.50\n", preview=f"{title}: 1 row"
+    )
+
+
+@tool(effect="read")
+def read_report(name: str, ctx: ToolContext) -> dict[str, Any]:
+    """Read an artifact back.
+
+    Args:
+        name: The artifact's name.
+    """
+    return {"lines": ctx.artifacts.get(name).decode().splitlines()}
+
+
+def db_bytes(path: Path) -> int:
+    """The file's size with its WAL folded in (what a backup or a copy of it weighs)."""
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    return path.stat().st_size
+
+
+def runtime(db: Path, model: ScriptedChatModel, **kw: Any) -> AgentRuntime:
+    return AgentRuntime(
+        model,
+        tools=[export, write_report, read_report],
+        policy=Policy.allow_all(),
+        db=db,
+        limits=SizeLimits(result_bytes=32_000_000),
+        **kw,
+    )
+
+
+def observations(rt: AgentRuntime, thread_id: str) -> list[str]:
+    return [e["data"]["content"] for e in rt.events(thread_id) if e["type"] == "observation"]
+
+
+def test_a_10_mb_result_is_stored_once_and_the_run_keeps_its_reference(db: Path) -> None:
+    model = ScriptedChatModel([ai("", tool_call("export", {"rows": TEN_MB})), "exported"])
+    with runtime(db, ScriptedChatModel([])):
+        pass
+    before = db_bytes(db)
+    # Content on spans too: every surface that used to copy the result is on.
+    with runtime(db, model, capture_content=True) as rt:
+        run = rt.start("export the orders", principal=P)
+        assert run.status is RunStatus.SUCCEEDED
+        (ref,) = rt.artifacts(run.thread_id)
+        content = rt.artifact(run.thread_id, ref.name)
+        (seen,) = observations(rt, run.thread_id)
+        (effect,) = rt.store.list_effects(run.thread_id)
+        spans = rt.store.spans_of(rt.store.run_trace(run.thread_id)[0] or "")
+    grew = db_bytes(db) - before
+
+    assert json.loads(content) == {"format": "orders-v1", "data": noise(TEN_MB)}
+    assert (ref.name, ref.media_type) == ("export-0.0.json", "application/json")
+    assert (ref.size, ref.digest) == (len(content), artifact_digest(content))
+    assert ref.preview.startswith('{"format":"orders-v1","data":"')
+    assert len(ref.preview) == 200
+    # The model, the ledger and the spans see the reference, not the 10 MB.
+    assert json.loads(seen) == ref.to_json()
+    assert effect.result == ref.to_json()
+    assert max(len(json.dumps(s.attributes)) for s in spans) < 10_000
+    # Stored once: the file grows by the content and little more (38 MB before artifacts).
+    assert len(content) < grew < len(content) + 1_000_000, f"grew {grew:,} bytes"
+
+
+def test_a_tool_puts_a_file_and_a_later_step_reads_it(db: Path) -> None:
+    model = ScriptedChatModel(
+        [
+            ai("", tool_call("write_report", {"title": "Refunds"})),
+            ai("", tool_call("read_report", {"name": "report.csv"})),
+            ai("", tool_call("read_report", {"name": "missing.csv"})),
+            "done",
+        ]
+    )
+    with runtime(db, model) as rt:
+        run = rt.start("report", principal=P)
+        refs = rt.artifacts(run.thread_id)
+        wrote, read, missing = observations(rt, run.thread_id)
+        with pytest.raises(UnknownArtifact) as unknown:
+            rt.artifact(run.thread_id, "nope.txt")
+
+    (ref,) = refs
+    content = REPORT
+    assert ref == ArtifactRef(
+        name="report.csv",
+        media_type="text/csv",
+        size=len(content),
+        digest=artifact_digest(content),
+        preview="Refunds: 1 row",
+    )
+    assert json.loads(wrote) == ref.to_json()
+    assert json.loads(read) == {"lines": ["Refunds", "order,amount", "7,12.50"]}
+    assert missing == (
+        "permanent error: UnknownArtifact: this run has no artifact named 'missing.csv'; "
+        "it has 'report.csv'"
+    )
+    assert str(unknown.value).startswith(f"run {run.thread_id!r} has no artifact named 'nope.txt'")
+
+
+def test_a_small_result_stays_inline(db: Path) -> None:
+    model = ScriptedChatModel([ai("", tool_call("export", {"rows": 100})), "ok"])
+    with runtime(db, model) as rt:
+        run = rt.start("export a little", principal=P)
+        (seen,) = observations(rt, run.thread_id)
+        assert rt.artifacts(run.thread_id) == []
+    assert not is_artifact_ref(json.loads(seen))
+    assert json.loads(seen)["data"] == noise(100)
+
+
+def test_prune_drops_the_content_no_kept_run_refers_to(db: Path, clock: FakeClock) -> None:
+    script = [ai("", tool_call("write_report", {"title": "Same"})), "ok"]
+    with runtime(db, ScriptedChatModel(script * 3), clock=clock) as rt:
+        old = rt.start("report", principal=P).thread_id
+        clock.advance(3600)
+        kept = rt.start("report", principal=P).thread_id
+        (shared,) = rt.artifacts(kept)
+        assert rt.artifacts(old) == [shared]  # the same content: one copy for both
+        # A replay of a run that put an artifact goes the same way.
+        assert rt.replay(old).identical
+
+        assert rt.prune(older_than=1800) == [old]
+        assert rt.artifact(kept, "report.csv").startswith(b"Same\n")  # still named by kept
+        assert rt.store.artifact_content(shared.digest) is not None
+
+        clock.advance(1)
+        assert rt.prune(older_than=0) == [kept]
+        assert rt.store.artifact_content(shared.digest) is None
+
+
+def test_bad_artifact_input_is_refused_by_name() -> None:
+    ctx = ToolContext(thread_id="t", step_id="1.0", idempotency_key="k", principal=P)
+    with pytest.raises(ConfigError, match=r"artifact name '../etc/passwd' is not usable"):
+        ctx.artifacts.put("../etc/passwd", b"x")
+    with pytest.raises(ConfigError, match=r"artifact 'a.bin': data must be bytes or str, got int"):
+        ctx.artifacts.put("a.bin", 3)  # type: ignore[arg-type]
+    # A context made by hand keeps its artifacts in memory: a tool's own test can use it.
+    ref = ctx.artifacts.put("a.bin", b"\x00\x01", preview="two\x00 bytes")
+    assert (ref.media_type, ref.preview) == ("application/octet-stream", "two bytes")
+    assert ctx.artifacts.get(ref) == ctx.artifacts.get("a.bin") == b"\x00\x01"
+
+
+# the service and the command ----------------------------------------------------------------
+
+SECRET = "sk-live-4f9a8b7c6d5e4f3a2b1c0d9e"
+
+
+@tool(effect="read")
+def leaky_report(ctx: ToolContext) -> ArtifactRef:
+    """Write a report whose preview quotes a secret."""
+    return ctx.artifacts.put(
+        "keys.txt", f"api_key={SECRET}\n", preview=f"api_key={SECRET}", media_type="text/plain"
+    )
+
+
+def two_runs(db: Path) -> tuple[str, str]:
+    """A run that wrote report.csv and one whose artifact's preview quotes a secret."""
+    made = []
+    for call in (tool_call("write_report", {"title": "Refunds"}), tool_call("leaky_report")):
+        with served_runtime(db, ScriptedChatModel([ai("", call), "done"])) as rt:
+            made.append(rt.start("report", principal=P).thread_id)
+    return made[0], made[1]
+
+
+def served_runtime(db: Path, model: ScriptedChatModel | None = None) -> AgentRuntime:
+    return AgentRuntime(
+        model or ScriptedChatModel([]),
+        tools=[write_report, leaky_report],
+        policy=Policy.allow_all(),
+        db=db,
+    )
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_the_api_serves_a_runs_artifacts_to_its_tenant_only(db: Path) -> None:
+    ours, leaky = two_runs(db)
+    rt = served_runtime(db)
+    keys = {
+        "acme": issue_key(rt, P),
+        "globex": issue_key(rt, Principal("eve", tenant="globex")),
+    }
+    app = create_app(rt, sweep_every=None)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
+
+        async def get(path: str, who: str = "acme") -> httpx.Response:
+            headers = {"Authorization": f"Bearer {keys[who]}"}
+            return await client.get(path, headers=headers)
+
+        listed = await get(f"/runs/{ours}/artifacts")
+        served = await get(f"/runs/{ours}/artifacts/report.csv")
+        other_list = await get(f"/runs/{ours}/artifacts", "globex")
+        other_get = await get(f"/runs/{ours}/artifacts/report.csv", "globex")
+        unknown = await get(f"/runs/{ours}/artifacts/nope.csv")
+        masked = await get(f"/runs/{leaky}/artifacts")
+        client.cookies.set("agentrt_key", keys["acme"])
+        page = await client.get(f"/ui/runs/{ours}")
+        leaky_page = await client.get(f"/ui/runs/{leaky}")
+        download = await client.get(f"/ui/runs/{ours}/artifacts/report.csv")
+        client.cookies.set("agentrt_key", keys["globex"])
+        refused_download = await client.get(f"/ui/runs/{ours}/artifacts/report.csv")
+    rt.close()
+
+    assert listed.status_code == 200, listed.text
+    assert listed.json()["artifacts"] == [
+        {
+            "name": "report.csv",
+            "media_type": "text/csv",
+            "size": 29,
+            "digest": artifact_digest(REPORT),
+            "preview": "Refunds: 1 row",
+            "url": f"/runs/{ours}/artifacts/report.csv",
+        }
+    ]
+    assert served.status_code == 200
+    assert served.content == REPORT
+    assert served.headers["content-type"].startswith("text/csv")
+    assert served.headers["content-disposition"] == 'attachment; filename="report.csv"'
+    # Another tenant is told nothing is there, as for any run of another tenant.
+    for refused in (other_list, other_get):
+        assert refused.status_code == 404
+        assert refused.json()["type"] == "urn:agentrt:problem:unknown-run"
+    assert unknown.status_code == 404
+    assert unknown.json()["type"] == "urn:agentrt:problem:unknown-artifact"
+    assert unknown.json()["detail"] == (
+        f"run {ours!r} has no artifact named 'nope.csv'; list its artifacts with "
+        f"GET /runs/{ours}/artifacts"
+    )
+    # A preview passes the Redactor like any output, in the API and on the page.
+    (leaked,) = masked.json()["artifacts"]
+    assert SECRET not in leaked["preview"]
+    assert leaked["preview"].startswith("api_key=")
+    assert page.status_code == 200
+    assert f'href="/ui/runs/{ours}/artifacts/report.csv"' in page.text
+    assert "Refunds: 1 row" in page.text
+    assert leaky_page.status_code == 200
+    assert "keys.txt" in leaky_page.text
+    assert SECRET not in leaky_page.text
+    assert (download.status_code, download.content) == (200, REPORT)
+    assert refused_download.status_code == 404
+
+
+def test_the_command_lists_and_writes_out_artifacts(db: Path, tmp_path: Path) -> None:
+    thread, leaky = two_runs(db)
+
+    def cli(*args: str) -> tuple[int, str]:
+        result = CliRunner().invoke(cli_app, [*args, "--db", str(db)])
+        return result.exit_code, result.output
+
+    code, listed = cli("artifacts", thread)
+    assert code == 0, listed
+    assert listed.split() == [
+        "report.csv",
+        "text/csv",
+        "29",
+        "B",
+        f"sha256:{artifact_digest(REPORT)[:12]}",
+        "Refunds:",
+        "1",
+        "row",
+    ]
+    code, shown = cli("show", leaky)
+    assert code == 0, shown
+    assert "artifacts:\n  keys.txt" in shown
+    assert SECRET not in shown
+    out = tmp_path / "report.csv"
+    code, said = cli("artifacts", thread, "report.csv", "--out", str(out))
+    assert (code, out.read_bytes()) == (0, REPORT), said
+    code, said = cli("artifacts", thread, "nope.csv")
+    assert code == 1
+    assert f"error: run {thread!r} has no artifact named 'nope.csv'" in said
+
+
+@pytest.mark.subprocess
+def test_run_python_returns_the_files_its_program_wrote(db: Path) -> None:
+    program = (
+        "import os\n"
+        "os.makedirs('out')\n"
+        "open('out/summary.csv', 'w').write('n,total\\n3,36.0\\n')\n"
+        "open('chart.png', 'wb').write(bytes([137, 80, 78, 71, 0, 1]))\n"
+        "open('data.txt', 'w').write('changed')\n"
+        "print('wrote')\n"
+    )
+    call = tool_call("run_python", {"code": program, "files": {"data.txt": "given", "in.txt": "x"}})
+    with AgentRuntime(
+        ScriptedChatModel([ai("", call), "done"]),
+        tools=[run_python],
+        policy=Policy.allow_all(),
+        db=db,
+    ) as rt:
+        run = rt.start("compute", principal=P)
+        (seen,) = observations(rt, run.thread_id)
+        refs = {r.name: r for r in rt.artifacts(run.thread_id)}
+        contents = {name: rt.artifact(run.thread_id, name) for name in refs}
+
+    result = json.loads(seen)
+    assert result["stdout"] == "wrote\n"
+    # Written or changed: kept; the program and an input it left alone: not.
+    assert contents == {
+        "chart.png": bytes([137, 80, 78, 71, 0, 1]),
+        "data.txt": b"changed",
+        "out-summary.csv": b"n,total\n3,36.0\n",
+    }
+    assert result["artifacts"] == [refs[n].to_json() for n in sorted(refs)]
+    assert refs["chart.png"].media_type == "image/png"
+    assert refs["chart.png"].preview == ""
+    assert refs["out-summary.csv"].preview == "n,total\n3,36.0\n"
