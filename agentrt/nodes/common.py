@@ -20,6 +20,8 @@ from agentrt.state import Action, Event, Observation, ObservationKind, RunState,
 from agentrt.tools.artifacts import ToolArtifacts
 from agentrt.tools.contract import Effect, ToolContext, ToolSpec
 from agentrt.tools.credentials import resolve_for
+from agentrt.tools.execution import ToolFailure
+from agentrt.tools.ledger import EffectInDoubt, outcome_of
 from agentrt.tools.memory import Memory
 
 __all__ = [
@@ -189,14 +191,13 @@ def with_credentials(ctx: ToolContext, spec: ToolSpec, deps: RunDeps) -> ToolCon
     """``ctx`` with the credentials ``spec`` declares, resolved now for the run's principal
     (and told to the Redactor); CredentialError naming the first that cannot be.
 
-    A side effect the ledger already has an outcome for is not called again, so nothing is
-    resolved for it: a provider down at a re-run does not hide the recorded result."""
+    A side effect the ledger answers for without calling the tool (its recorded result or
+    failure, or a call in doubt, which only a person settles) resolves nothing: a provider
+    down at a re-run must not turn an effect in doubt into "the tool was not called"."""
     if not spec.credentials:
         return ctx
-    if spec.effect is not Effect.READ:
-        recorded = deps.store.get_effect(ctx.idempotency_key)
-        if recorded is not None and recorded.status in ("done", "failed"):
-            return ctx
+    if spec.effect is not Effect.READ and ledger_answers(spec, ctx, deps):
+        return ctx
     secrets = resolve_for(
         spec.name,
         spec.credentials,
@@ -205,6 +206,15 @@ def with_credentials(ctx: ToolContext, spec: ToolSpec, deps: RunDeps) -> ToolCon
         remember=deps.tracing.redactor.remember,
     )
     return replace(ctx, credentials=secrets)
+
+
+def ledger_answers(spec: ToolSpec, ctx: ToolContext, deps: RunDeps) -> bool:
+    """True if the ledger's record of this call settles it without calling the tool."""
+    record = deps.store.get_effect(ctx.idempotency_key)
+    try:
+        return outcome_of(spec, ctx.idempotency_key, record) is not None
+    except (ToolFailure, EffectInDoubt):  # a recorded failure, or in doubt: no call either
+        return True
 
 
 def work_deadline(state: RunState, now: float) -> float | None:
