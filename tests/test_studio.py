@@ -9,9 +9,11 @@ import json
 import os
 import re
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import closing
@@ -204,23 +206,49 @@ def _cfg(thread_id: str) -> Any:
 # langgraph dev, in a subprocess -------------------------------------------------------------
 
 OFFLINE = {
-    # No analytics, no version check, no LangSmith tracing; and any other call out fails
-    # at once on a closed local port instead of reaching the network.
+    # No analytics, no version check, no LangSmith tracing.
     "LANGGRAPH_CLI_NO_ANALYTICS": "1",
     "LANGGRAPH_NO_VERSION_CHECK": "true",
     "LANGSMITH_TRACING": "false",
     "LANGCHAIN_TRACING_V2": "false",
-    "HTTP_PROXY": "http://127.0.0.1:9",
-    "HTTPS_PROXY": "http://127.0.0.1:9",
     "NO_PROXY": "127.0.0.1,localhost",
 }
 
 
+class Doorman:
+    """A proxy that lets nobody out: the server's HTTP(S)_PROXY, recording each call that
+    tried to leave this machine (its first line, e.g. ``CONNECT host:443``)."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self._socket = socket.create_server(("127.0.0.1", 0))
+        self.url = f"http://127.0.0.1:{self._socket.getsockname()[1]}"
+        threading.Thread(target=self._turn_away, daemon=True).start()
+
+    def _turn_away(self) -> None:
+        while True:
+            try:
+                conn, _ = self._socket.accept()
+            except OSError:  # closed
+                return
+            with conn:
+                conn.settimeout(5)
+                try:
+                    self.calls.append(conn.recv(4096).split(b"\r\n", 1)[0].decode())
+                except OSError as exc:
+                    self.calls.append(f"unreadable call: {exc}")
+
+    def close(self) -> None:
+        self._socket.close()
+
+
 @pytest.fixture
-def langgraph_dev(tmp_path: Path) -> Iterator[str]:
+def langgraph_dev(tmp_path: Path) -> Iterator[tuple[str, Doorman]]:
     """``langgraph dev`` with the repository's langgraph.json, run in ``tmp_path`` (where
-    agentrt's database and the server's own files go); its URL once it answers."""
+    agentrt's database and the server's own files go); its URL once it answers, and the
+    proxy that saw whatever it tried to send off this machine."""
     port = free_port()
+    doorman = Doorman()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LANGSMITH", "LANGCHAIN"))}
     env.pop("AGENTRT_DB", None)
     log = (tmp_path / "langgraph-dev.log").open("w")
@@ -238,7 +266,7 @@ def langgraph_dev(tmp_path: Path) -> Iterator[str]:
             str(port),
         ],
         cwd=tmp_path,
-        env={**env, **OFFLINE},
+        env={**env, **OFFLINE, "HTTP_PROXY": doorman.url, "HTTPS_PROXY": doorman.url},
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
@@ -255,7 +283,7 @@ def langgraph_dev(tmp_path: Path) -> Iterator[str]:
                 pass
             assert time.monotonic() < deadline, (tmp_path / "langgraph-dev.log").read_text()
             time.sleep(0.2)
-        yield url
+        yield url, doorman
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         try:
@@ -264,19 +292,21 @@ def langgraph_dev(tmp_path: Path) -> Iterator[str]:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait(timeout=20)
         log.close()
+        doorman.close()
 
 
 @pytest.mark.subprocess
 def test_langgraph_dev_runs_a_thread_to_its_gate_and_past_it(
-    langgraph_dev: str, tmp_path: Path
+    langgraph_dev: tuple[str, Doorman], tmp_path: Path
 ) -> None:
     from langgraph_sdk import get_client
 
+    url, doorman = langgraph_dev
     config = json.loads((ROOT / "langgraph.json").read_text())
     assert list(config["graphs"]) == ["refund_desk"]
 
     async def drive() -> tuple[dict[str, Any], ...]:
-        async with get_client(url=langgraph_dev) as client:
+        async with get_client(url=url) as client:
             (assistant,) = await client.assistants.search(graph_id="refund_desk")
             schemas = await client.assistants.get_schemas(assistant["assistant_id"])
             thread = await client.threads.create()
@@ -330,6 +360,8 @@ def test_langgraph_dev_runs_a_thread_to_its_gate_and_past_it(
         assert (run.status.value, run.principal) == ("succeeded", OPERATOR)
         (decided,) = rt.approvals("approved", thread_id=thread_id)
         assert (decided.id, decided.decided_by) == (request["id"], "bob")
+    # All of it on this machine: the server tried to reach nothing beyond it.
+    assert doorman.calls == []
 
 
 def test_langgraph_json_names_the_refund_desk_factory() -> None:
