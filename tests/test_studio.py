@@ -146,6 +146,30 @@ def test_the_readmes_decision_answers_the_gate(desk: Any) -> None:
     assert _refunds(db) == [("42", 89.0)]
 
 
+def test_running_again_from_a_checkpoint_before_the_refund_refunds_nothing_twice(
+    desk: Any,
+) -> None:
+    rt, graph, db = desk
+    graph.invoke({"goal": "Refund order 42"}, _cfg("t-10"))
+    (request,) = rt.approvals(thread_id="t-10")
+    graph.invoke(Command(resume={**_decision(request.id), "by": BOB}), _cfg("t-10"))
+    assert _refunds(db) == [("42", 89.0)]
+    # Studio's replay: the thread run again from the checkpoint where the refund was next.
+    (before,) = [
+        s
+        for s in graph.get_state_history(_cfg("t-10"))
+        if s.next == ("tool",) and s.values["plan"]["actions"][0]["tool"] == "issue_refund"
+    ]
+    graph.invoke(None, before.config)
+    assert graph.get_state(_cfg("t-10")).values["status"] == "succeeded"
+    assert _refunds(db) == [("42", 89.0)]
+    assert rt.get("t-10").status.value == "succeeded"
+
+
+def _decision(approval_id: str) -> dict[str, Any]:
+    return {"approval_id": approval_id, "outcome": "approve"}
+
+
 def test_a_decision_made_elsewhere_counts_when_the_thread_is_resumed(desk: Any) -> None:
     rt, graph, db = desk
     config = {"configurable": {"thread_id": "t-3"}}
