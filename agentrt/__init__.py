@@ -25,6 +25,7 @@ if TYPE_CHECKING:
         NotAuthorized,
         RunBusy,
         RunError,
+        ThreadBusy,
         UnknownRun,
     )
     from agentrt.graphs import build_run_graph
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from agentrt.policies import Policy, PolicyDecision, Rule
     from agentrt.principal import Principal
     from agentrt.replay import ReplayReport
+    from agentrt.runs.messages import DoubleTexting, ThreadMessage
     from agentrt.runtime import AgentRuntime, Run, Sweep
     from agentrt.state import Action, Observation, ObservationKind, Plan, RunState, RunStatus, Usage
     from agentrt.summaries import Summarize
@@ -63,6 +65,7 @@ __all__ = [
     "CredentialError",
     "Credentials",
     "Decision",
+    "DoubleTexting",
     "Effect",
     "IllegalTransition",
     "InvalidDecision",
@@ -87,6 +90,8 @@ __all__ = [
     "SizeLimits",
     "Summarize",
     "Sweep",
+    "ThreadBusy",
+    "ThreadMessage",
     "ToolContext",
     "ToolError",
     "ToolSpec",
@@ -122,6 +127,7 @@ _SOURCES: dict[str, str] = {
     "CredentialError": "agentrt.tools.credentials",
     "Credentials": "agentrt.tools.credentials",
     "Decision": "agentrt.approvals",
+    "DoubleTexting": "agentrt.runs.messages",
     "Effect": "agentrt.tools",
     "IllegalTransition": "agentrt.errors",
     "InvalidDecision": "agentrt.errors",
@@ -146,6 +152,8 @@ _SOURCES: dict[str, str] = {
     "SizeLimits": "agentrt.limits",
     "Summarize": "agentrt.summaries",
     "Sweep": "agentrt.runtime",
+    "ThreadBusy": "agentrt.errors",
+    "ThreadMessage": "agentrt.runs.messages",
     "ToolContext": "agentrt.tools",
     "ToolError": "agentrt.tools",
     "ToolSpec": "agentrt.tools",

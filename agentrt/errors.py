@@ -5,6 +5,7 @@
     ├── IllegalTransition      a run status change the transition table does not allow
     ├── UnknownRun             no run has this thread id
     ├── RunBusy                another live process is driving this run
+    ├── ThreadBusy             a message came while the thread was busy, and the policy said reject
     ├── RunError               a run failed
     │   └── BudgetExceeded
     └── ApprovalError          a decision was refused; the run is left as it was
@@ -33,6 +34,7 @@ __all__ = [
     "NotAuthorized",
     "RunBusy",
     "RunError",
+    "ThreadBusy",
     "UnknownRun",
 ]
 
@@ -85,6 +87,22 @@ class RunBusy(AgentRuntimeError):
             f"run {thread_id!r} is being driven by {owner!r} (lease held until "
             f"{moment(expires_at, now=now)}); wait for it to stop or for the lease to "
             "expire, then retry"
+        )
+
+
+class ThreadBusy(AgentRuntimeError):
+    """A message came while its thread was still at work or waiting at a gate, and the
+    double-texting policy was reject: nothing was kept."""
+
+    def __init__(self, thread_id: str, status: str) -> None:
+        self.thread_id = thread_id
+        self.status = status
+        """The thread's status when the message came."""
+        super().__init__(
+            f"thread {thread_id!r} is {status} and cannot take a message now; nothing was "
+            "kept. Send it again once the thread has finished, or pass "
+            "double_texting='enqueue' (run it after the current one) or 'interrupt' (stop "
+            "the current one at its next safe point and run this one)"
         )
 
 

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, NotRequired, TypeAlias, TypedDict, cast
 
-from langchain_core.messages import AIMessage, BaseMessage, ToolMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
 
 from agentrt.live_kinds import (
     LIVE_KINDS,
@@ -54,6 +54,7 @@ __all__ = [
     "FinishData",
     "GateData",
     "Kind",
+    "MessageData",
     "ObservationData",
     "PlanData",
     "PolicyChangedData",
@@ -68,6 +69,7 @@ __all__ = [
     "as_messages",
     "describe",
     "finish_event",
+    "message_event",
     "observation_event",
     "plan_event",
     "policy_changed_event",
@@ -153,6 +155,18 @@ class FinishData(TypedDict):
     error: str | None
 
 
+class MessageData(TypedDict):
+    """A ``message`` event: a person's follow-up on the thread, which the planner answers next."""
+
+    index: int
+    """The message's place in the thread (1 for the first follow-up; 0 is the goal)."""
+    text: str
+    by: str | None
+    """Who sent it (the principal's id)."""
+    interrupted: NotRequired[int | None]
+    """The message it interrupted, if it was sent to interrupt one."""
+
+
 # making them ----------------------------------------------------------------------------------
 
 
@@ -197,6 +211,14 @@ def finish_event(status: RunStatus | str, output: str | None, error: str | None)
     """The run ended in ``status``, with its output or its error."""
     data = FinishData(status=RunStatus(status).value, output=output, error=error)
     return Event(type="finish", data=dict(data))
+
+
+def message_event(index: int, text: str, by: str | None, interrupted: int | None = None) -> Event:
+    """A person sent message ``index`` on the thread (``interrupted``: the one it stopped)."""
+    data = MessageData(index=index, text=text, by=by)
+    if interrupted is not None:
+        data["interrupted"] = interrupted
+    return Event(type="message", data=dict(data))
 
 
 # saying them --------------------------------------------------------------------------------
@@ -289,13 +311,22 @@ def _describe_finish(data: Mapping[str, Any], step: str, width: int | None) -> s
     return _join("finish", step, f"{status}: {error}" if error else status)
 
 
+def _describe_message(data: Mapping[str, Any], step: str, width: int | None) -> str:
+    by = data.get("by")
+    said = f"#{_word(data.get('index'))}" + (f" from {_word(by)}" if by else "")
+    if data.get("interrupted") is not None:
+        said += f" (interrupting #{_word(data.get('interrupted'))})"
+    return _join("message", step, f"{said}: {_text(data.get('text'), width)}")
+
+
 # the planner's conversation --------------------------------------------------------------------
 
 
 def as_messages(events: Sequence[Event]) -> list[BaseMessage]:
     """The messages a stretch of the event log adds to the planner's conversation: a plan
-    is the model's own turn, an observation answers its tool call; the other kinds are the
-    runtime's business (the planner learns of a denial or a refusal by its observation)."""
+    is the model's own turn, an observation answers its tool call, a message is the
+    person's next turn on the thread; the other kinds are the runtime's business (the
+    planner learns of a denial or a refusal by its observation)."""
     messages: list[BaseMessage] = []
     for event in events:
         if (kind := KINDS.get(event["type"])) is not None:
@@ -322,6 +353,10 @@ def _observation_messages(data: Mapping[str, Any]) -> list[BaseMessage]:
             status="success" if ok else "error",
         )
     ]
+
+
+def _message_messages(data: Mapping[str, Any]) -> list[BaseMessage]:
+    return [HumanMessage(content=data["text"])]
 
 
 def _no_messages(data: Mapping[str, Any]) -> list[BaseMessage]:
@@ -360,6 +395,12 @@ KINDS: Mapping[str, Kind] = {
         messages=_observation_messages,
     ),
     "finish": Kind(data=FinishData, make=finish_event, describe=_describe_finish),
+    "message": Kind(
+        data=MessageData,
+        make=message_event,
+        describe=_describe_message,
+        messages=_message_messages,
+    ),
 }
 """Every kind of event, by its ``type``."""
 

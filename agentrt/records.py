@@ -18,7 +18,10 @@ __all__ = [
     "EffectOutcome",
     "EffectRecord",
     "LeaseRecord",
+    "MessageOpening",
+    "MessageRecord",
     "ModelCall",
+    "NewMessage",
     "NewRun",
     "RunRecord",
     "SpanRow",
@@ -89,6 +92,9 @@ class RunRecord:
     """Failures that may pass, in a row (the wait before the next try grows with them)."""
     retry_waited_seconds: float = 0.0
     """Time spent in waiting_retry, summed."""
+    message: int = 0
+    """The thread's current message: 0 for the goal it was started with, then each
+    follow-up taken (agentrt.runs.messages)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,3 +214,82 @@ class ApiKey:
             "created_at": self.created_at,
             "revoked_at": self.revoked_at,
         }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewMessage:
+    """A message sent to a thread, as it is first written."""
+
+    thread_id: str
+    """The thread it goes on."""
+    text: str
+    """What the person said."""
+    principal: dict[str, Any]
+    """Who sent it, as Principal.to_dict() writes it; the message's run acts for them."""
+    budget: dict[str, Any] | None = None
+    """Limits on this message alone (Budget.to_dict()); None: the thread's only."""
+    interrupt: bool = False
+    """Queued to stop the thread's current message at its next safe point."""
+
+
+@dataclass(frozen=True, slots=True)
+class MessageRecord:
+    """One message of a thread: the goal it was started with (index 0) or a follow-up."""
+
+    thread_id: str
+    index: int
+    """Its place in the thread: 0 the goal, then 1, 2, ... in the order they were sent."""
+    text: str
+    principal: dict[str, Any]
+    """Who sent it."""
+    status: str
+    """queued, current, or how it ended: a terminal run status or interrupted."""
+    created_at: float
+    """When it was sent."""
+    budget: dict[str, Any] | None = None
+    """Its own limits (None: the thread's only)."""
+    interrupt: bool = False
+    """Sent to interrupt the message before it."""
+    usage_before: Usage | None = None
+    """The thread's usage when the message was taken (None while queued)."""
+    usage: Usage | None = None
+    """What the message spent, once it ended."""
+    output: str | None = None
+    """Its answer, once it ended with one."""
+    error: str | None = None
+    """Why it ended without one."""
+    started_at: float | None = None
+    ended_at: float | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageOpening:
+    """A thread taking its next message, with what goes with it, written at once.
+
+    Worked out above the store (runs/messages.py) from the run's row as it was read: the
+    store applies it only if the run is still in ``from_status`` at ``from_message``.
+    """
+
+    from_status: RunStatus
+    """The run's status when it was read."""
+    from_message: int
+    """The run's current message when it was read."""
+    index: int
+    """The queued message to take."""
+    closing: str
+    """How the current message ended: a terminal run status, or interrupted."""
+    output: str | None = None
+    """The current message's answer, if it had one."""
+    error: str | None = None
+    spent: Usage
+    """What the current message spent."""
+    first: MessageRecord | None = None
+    """The thread's goal as message 0, written the first time the thread goes on."""
+    usage_before: Usage
+    """The thread's usage now: where the new message's spending starts."""
+    lease: LeaseRecord
+    """The run is leased to the process that takes the message, in the same write."""
+    add_waited: float = 0.0
+    """Seconds the run waited at a gate the message interrupts."""
+    cancel_pending: str | None = None
+    """If set: every pending approval of the run becomes cancelled with this comment."""

@@ -78,6 +78,8 @@ class AgentRuntime(Protocol):
 
     def events(self, thread_id: str) -> list[Event]: ...
 
+    def messages(self, thread_id: str) -> list[Any]: ...
+
 
 @dataclass(frozen=True, slots=True)
 class ReplayReport:
@@ -325,18 +327,32 @@ def replay_logs(
         try:
             with quiet():  # where the recordings end the replica fails, by design
                 again = replica.start(run.goal, principal=run.principal, budget=budget)
-                gates = 0
-                while again.pending_approval is not None and gates <= len(original):
-                    gates += 1
-                    request = again.pending_approval
-                    recorded = recording.decision_for(request)
-                    if (
-                        request.kind not in ("action", "budget")  # a reconcile: the world's
-                        or recorded is None
-                        or recorded["status"] not in ("approved", "edited", "rejected")
-                    ):
-                        break  # a gate the run did not meet: the comparison below names it
-                    again = replica.decide(_decision(request, recorded))
+                # Each follow-up the thread took, in the order taken, sent as it was.
+                taken = sorted(
+                    (m for m in rt.messages(thread_id)[1:] if m.started_at is not None),
+                    key=lambda m: (m.started_at, m.index),
+                )
+                for message in [None, *taken]:
+                    if message is not None:
+                        again = replica.send(
+                            again.thread_id,
+                            message.text,
+                            principal=message.principal,
+                            budget=message.budget,
+                            double_texting="interrupt" if message.interrupt else "enqueue",
+                        )
+                    gates = 0
+                    while again.pending_approval is not None and gates <= len(original):
+                        gates += 1
+                        request = again.pending_approval
+                        recorded = recording.decision_for(request)
+                        if (
+                            request.kind not in ("action", "budget")  # a reconcile: the world's
+                            or recorded is None
+                            or recorded["status"] not in ("approved", "edited", "rejected")
+                        ):
+                            break  # a gate the run did not meet: the comparison names it
+                        again = replica.decide(_decision(request, recorded))
             replayed = replica.events(again.thread_id)
         finally:
             replica.close()

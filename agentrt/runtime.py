@@ -44,7 +44,9 @@ from agentrt.policies import Policy
 from agentrt.principal import Principal
 from agentrt.replay import ReplayReport, replay_run
 from agentrt.runs.budgets import DEFAULT_BUDGET, BudgetLayers
+from agentrt.runs.conversing import Conversing
 from agentrt.runs.driver import Driver, NewRunRequest
+from agentrt.runs.messages import DoubleTexting, check_double_texting
 from agentrt.runs.reading import RunReading
 from agentrt.runs.record import Run, Sweep
 from agentrt.runs.streaming import astreamed, streamed
@@ -67,7 +69,7 @@ __all__ = ["DEFAULT_BUDGET", "AgentRuntime", "Run", "Sweep"]
 logger = get_logger()
 
 
-class AgentRuntime(RunReading, OwnGraphDoor):
+class AgentRuntime(RunReading, OwnGraphDoor, Conversing):
     """A durable agent runtime over one database: a SQLite file by default, or PostgreSQL
     (``db="postgresql://..."``, the postgres extra) shared by processes on many machines.
 
@@ -101,6 +103,7 @@ class AgentRuntime(RunReading, OwnGraphDoor):
         metrics: bool | MeterProvider = True,
         summarize: Summarize | None = None,
         webhooks: Webhooks | None = None,
+        double_texting: DoubleTexting | str = DoubleTexting.REJECT,
         credentials: Credentials | None = None,
         name: str = "agentrt",
     ) -> None:
@@ -118,6 +121,9 @@ class AgentRuntime(RunReading, OwnGraphDoor):
         self.limits = limits or SizeLimits()
         """Largest goal, tool arguments and tool result a run keeps."""
         self.webhooks = webhooks or Webhooks()  # none by default: events wait in the outbox
+        self.double_texting: DoubleTexting = check_double_texting(double_texting)
+        """What a message does that comes while its thread is busy (agentrt.runs.messages):
+        reject, enqueue or interrupt; ``send`` may say otherwise per call."""
         self.db = str(db)
         self.tools = ToolRegistry(tools)
         """The tools runs may call. Toolsets start here (their tools are known only then),

@@ -269,7 +269,9 @@ class BudgetReport(TypedDict):
 class Event(TypedDict):
     """One entry of the run's append-only event log."""
 
-    type: Literal["plan", "policy", "policy_changed", "approval", "observation", "finish"]
+    type: Literal[
+        "plan", "policy", "policy_changed", "approval", "observation", "finish", "message"
+    ]
     step_id: NotRequired[str]
     data: dict[str, Any]
 
@@ -361,4 +363,7 @@ class RunState(TypedDict, total=False):
     """The run's older turns, condensed by the summarize node once the conversation
     passed Summarize.at_tokens; None until then."""
     route: Route
+    message: int
+    """The thread's message this stretch of the run answers: 0 the goal, then each
+    follow-up (agentrt.runs.messages)."""
     events: Annotated[list[Event], DeltaChannel(append_events, snapshot_frequency=1000)]

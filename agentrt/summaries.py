@@ -4,8 +4,9 @@ A run's conversation is built from its event log, which only grows. Past
 ``Summarize.at_tokens`` (counted as the budget pre-flight counts a prompt) the summarize
 node asks a model to condense the older turns into a summary the planner reads instead
 of them. What is never condensed: the latest ``keep_turns`` turns, every tool call not
-yet answered (a turn is cut only whole, at a plan), and every approval and denial,
-which the summary message quotes word for word. The log itself keeps every event, so
+yet answered (a turn is cut only whole, at a plan), the person's latest follow-up on a
+thread that went on, and every approval and denial, which the summary message quotes
+word for word. The log itself keeps every event, so
 replay and the trace still show everything.
 """
 
@@ -97,7 +98,8 @@ class Summarizing:
 def cut_point(events: Sequence[Event], start: int, keep_turns: int) -> int | None:
     """Where the verbatim part of the log begins if the turns from ``start`` are condensed
     now: at a plan, ``keep_turns`` plans from the end, moved earlier past any plan whose
-    tool calls are not all answered. None when nothing past ``start`` can be condensed."""
+    tool calls are not all answered, and never past the person's latest follow-up (a
+    thread that went on). None when nothing past ``start`` can be condensed."""
     plans = [i for i in range(start, len(events)) if events[i]["type"] == "plan"]
     if len(plans) <= keep_turns:
         return None
@@ -110,6 +112,9 @@ def cut_point(events: Sequence[Event], start: int, keep_turns: int) -> int | Non
         if not calls <= answered:
             cut = i  # a call still waiting for its answer stays with its answer
             break
+    said = [i for i in range(start, len(events)) if events[i]["type"] == "message"]
+    if said and said[-1] < cut:
+        cut = said[-1]  # the person's latest message stays word for word: it is the question
     return cut if cut > start else None
 
 
@@ -149,6 +154,8 @@ def _line(message: BaseMessage) -> str:
             f"{c['name']}({json.dumps(c['args'], sort_keys=True)})" for c in message.tool_calls
         )
         return f"agent: {text}" + (f" [calls {calls}]" if calls else "")
+    if isinstance(message, HumanMessage):  # a follow-up the person sent on the thread
+        return f"person: {text}"
     name: Any = getattr(message, "name", None)
     return f"{name or message.type} returned: {text}"
 

@@ -8,7 +8,7 @@ import json
 from typing import Any, NotRequired, get_args, get_origin, get_type_hints, is_typeddict
 
 import pytest
-from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.messages import AIMessage, HumanMessage, ToolMessage
 
 from agentrt import events
 from agentrt.approvals import ApprovalRequest, ApprovalStatus
@@ -18,6 +18,7 @@ from agentrt.events import (
     as_messages,
     describe,
     finish_event,
+    message_event,
     observation_event,
     plan_event,
     policy_changed_event,
@@ -158,6 +159,11 @@ SAID: list[tuple[Event, str]] = [
         finish_event("failed", None, "the run went round a loop"),
         "finish: failed: the run went round a loop",
     ),
+    (message_event(1, "And order 43?", "alice"), "message: #1 from alice: And order 43?"),
+    (
+        message_event(2, "Stop, refund 44 instead.", "bob", interrupted=1),
+        "message: #2 from bob (interrupting #1): Stop, refund 44 instead.",
+    ),
 ]
 
 
@@ -243,10 +249,11 @@ def test_free_text_is_folded_to_one_line_and_cut_to_the_width() -> None:
     assert describe(call) == 'plan #5: note({"note": "' + "y" * 27 + "...)"
 
 
-def test_the_planner_sees_plans_and_observations_and_nothing_else() -> None:
+def test_the_planner_sees_plans_observations_and_messages_and_nothing_else() -> None:
     log = [event for event, _ in SAID]
     messages = as_messages(log)
-    assert [type(m) for m in messages] == [AIMessage] * 3 + [ToolMessage] * 2
+    assert [type(m) for m in messages] == [AIMessage] * 3 + [ToolMessage] * 2 + [HumanMessage] * 2
+    assert [m.content for m in messages[5:]] == ["And order 43?", "Stop, refund 44 instead."]
     assert messages[0].tool_calls == [
         {"id": "c1", "name": "lookup_order", "args": {"order_id": "42"}, "type": "tool_call"}
     ]

@@ -98,6 +98,12 @@ def test_quickstart_notebook_runs(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
     assert "next nodes: ()" in _text(_cell(code, "rt.graph.get_state("))
     assert "approval 2.0: issue_refund approved by bob" in _text(_cell(code, "describe(event)"))
     assert "where time went:" in _text(_cell(code, ".render()"))
+    # A follow-up on the finished thread, its events as they come, a segment of its trace.
+    followed = _text(_cell(code, "rt3.stream_send("))
+    assert "message: #1 from alice: Did the refund go through?" in followed
+    assert "plan #4: answer: Yes: order 42 was refunded $89.00" in followed
+    assert "#1 succeeded: 'Did the refund go through?' (1 steps, 0 tool calls)" in followed
+    assert "'send refund-desk']" in followed
     # A child process killed inside a tool; its run resumed here, charged once.
     assert "ended with -9" in _text(_cell(code, "subprocess.run("))
     resumed = _text(_cell(code, "shop_rt.resume("))

@@ -20,9 +20,9 @@ class _Store:
         self.cancel = cancel
         self.calls: list[str] = []
 
-    def cancel_requested(self, thread_id: str) -> str | None:
+    def stop_requests(self, thread_id: str) -> tuple[str | None, bool]:
         self.calls.append("check")
-        return self.cancel
+        return self.cancel, False
 
 
 def _deps(store: _Store) -> Any:

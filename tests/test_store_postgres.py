@@ -111,6 +111,7 @@ def test_a_new_database_gets_both_sets_of_tables_and_its_version(
             "webhook_deliveries",
             "artifact_blobs",
             "artifacts",
+            "messages",
             # LangGraph's own
             "checkpoints",
             "checkpoint_blobs",
@@ -119,7 +120,7 @@ def test_a_new_database_gets_both_sets_of_tables_and_its_version(
             "store",  # the long-term store: runs' memory across threads
             "store_migrations",
         }
-        assert store.schema_version == SCHEMA_VERSION == 5
+        assert store.schema_version == SCHEMA_VERSION == 6
         salt = store.redaction_salt()
         assert len(salt) == 32
         assert store.redaction_salt() == salt  # made once

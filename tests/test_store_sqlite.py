@@ -56,6 +56,7 @@ def test_new_file_gets_the_tables_and_schema_version(store: SqliteStore, db_path
         "outbox",
         "webhook_cursors",
         "webhook_deliveries",
+        "messages",
         "sqlite_sequence",  # the outbox's AUTOINCREMENT: seq is never reused
         "artifact_blobs",
         "artifacts",

@@ -21,6 +21,7 @@ from agentrt.readable import moment, usd
 
 if TYPE_CHECKING:
     from agentrt.approvals import ApprovalRequest
+    from agentrt.runs.messages import ThreadMessage
     from agentrt.runtime import AgentRuntime, Run
 
 DEMO_APP = "agentrt.examples.refund_desk:build_runtime"
@@ -284,6 +285,22 @@ def print_run(run: Run, rt: AgentRuntime) -> None:
         )
     for req in run.pending_approvals:
         print_request(req, rt)
+
+
+def message_line(message: ThreadMessage, rt: AgentRuntime) -> str:
+    """One message of a thread in a line: who said what, how it ended, what it spent."""
+    from agentrt.tracing.shown import shown
+
+    u = message.usage
+    answer = message.output if message.output is not None else message.error
+    said = f"#{message.index} {message.status:<17} {message.principal.id}: "
+    said += short(shown(message.text, rt.redactor), 40)
+    if answer:
+        said += f" -> {short(shown(answer, rt.redactor), 40)}"
+    return (
+        f"{said}  ({u['steps']} steps, {u['tool_calls']} tool calls, "
+        f"{u['input_tokens'] + u['output_tokens']} tokens, {usd(u['cost_usd'])})"
+    )
 
 
 def describe_budget(run: Run) -> str:

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from agentrt.cli.common import age, app, print_run, short, table
+from agentrt.cli.common import age, app, message_line, print_run, short, table
 from agentrt.cli.options import AppOptions, ThreadArgument, grouped
 
 
@@ -53,6 +53,11 @@ def show(thread_id: ThreadArgument, app_options: AppOptions) -> None:
         if rt.artifacts(thread_id):
             typer.echo("artifacts:")
             print_artifacts(rt, thread_id, indent="  ")
+        said = rt.messages(thread_id)
+        if len(said) > 1:  # a thread that went on: each message, its answer and its spend
+            typer.echo("messages:")
+            for m in said:
+                typer.echo(f"  {message_line(m, rt)}")
         typer.echo("events:")
         for event in shown_events(rt.events(thread_id), rt.redactor, rt.tools.sensitive_of):
             typer.echo(f"  {describe(event)}")
@@ -69,7 +74,8 @@ def resume(thread_id: ThreadArgument, app_options: AppOptions) -> None:
 
     with app_options.runtime() as rt:
         before = rt.get(thread_id)
-        if before.status in TERMINAL:
+        queued = any(m.status == "queued" for m in rt.messages(thread_id))
+        if before.status in TERMINAL and not queued:  # a queued message: it is answered
             print_run(before, rt)
             typer.echo(
                 f"cannot resume {thread_id}: it already ended ({before.status.value}); "

@@ -39,6 +39,7 @@ from opentelemetry.trace import Span
 from agentrt.budget import Budget, budget_attributes
 from agentrt.nodes import NODES, Node
 from agentrt.nodes.deps import RunDeps, StepStopped
+from agentrt.runs.messages import INTERRUPT_BEFORE
 from agentrt.state import RunState, Stop, Usage
 from agentrt.steps import Step, Steps, adrive, blocking, drive
 
@@ -189,8 +190,12 @@ def _cancelled(kind: str, state: RunState, deps: RunDeps) -> dict[str, Any] | No
     ends it here, before the node's work: between steps, never inside an effect."""
     if kind == "finish":
         return None
-    reason = deps.store.cancel_requested(state["thread_id"])
+    reason, interrupt = deps.store.stop_requests(state["thread_id"])
     if reason is None:
+        if interrupt and kind in INTERRUPT_BEFORE:
+            # A message was sent to interrupt the run: it stops here, where nothing is half
+            # done, and whoever drives it next takes the message (agentrt.runs.messages).
+            raise StepStopped("a new message interrupts the run; it is taken next")
         return None
     return {"stop": Stop(status="cancelled", reason=reason), "route": "finish"}
 

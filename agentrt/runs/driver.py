@@ -35,6 +35,7 @@ from agentrt.runs.record import Run, Sweep, initial_state, run_of
 from agentrt.runs.segments import SegmentTrace, segment_span, segment_trace
 from agentrt.runs.stats import denials_of
 from agentrt.runs.streaming import graph_run
+from agentrt.runs.taking import MessageTaking
 from agentrt.state import TERMINAL, RunState, RunStatus, storable_text, unstorable
 from agentrt.steps import Step, Steps, blocking
 from agentrt.store.protocols import Store
@@ -84,8 +85,9 @@ class NewRunRequest(TypedDict, total=False):
     """The run's id; None for a new one. A given id must be new."""
 
 
-class Driver:
-    """Carries runs of one runtime through their lifecycle."""
+class Driver(MessageTaking):
+    """Carries runs of one runtime through their lifecycle (and threads on to their next
+    message: agentrt.runs.taking)."""
 
     def __init__(
         self,
@@ -115,6 +117,7 @@ class Driver:
         it the only one)."""
         self.stopping = deps.stopping
         """Set: runs this process drives stop before their next step (stop_at_next_step)."""
+        self.stopping_threads = deps.stopping_threads
         self.own_graphs: Any = own_graphs
         """Set by the runtime (agentrt.governed.OwnGraphs): carries on the threads of apps'
         own graphs, which the run graph never drives."""
@@ -138,16 +141,17 @@ class Driver:
         # Leased from birth: a worker sharing the database must not claim it meanwhile.
         thread_id, state, owner = yield blocking(self.create, goal, leased=True, **request)
         run: Run = yield from self.drive(thread_id, state, owner=owner)
-        return run
+        return (yield from self.follow_on(run))
 
     def resume(self, thread_id: str, owner: LeaseOwner | None = None) -> Steps[Run]:
         graph = self.graph()
+        owner = owner or LeaseOwner.this_process(self.new_id())
         graph_input = yield blocking(self.resume_input, graph, thread_id, owner)
         if graph_input is NOTHING:
             now: Run = yield blocking(self.get, thread_id)
             return now
         run: Run = yield from self.drive(thread_id, graph_input, graph, owner=owner)
-        return run
+        return (yield from self.follow_on(run))
 
     def take_over(self, thread_id: str, owner: LeaseOwner) -> Steps[Run]:
         """Carry on a run this process claimed (its lease held by ``owner``); the lease is
@@ -310,6 +314,12 @@ class Driver:
         """What to feed the graph to carry this run on, or NOTHING if it cannot move now
         (``owner``: the lease this process holds on it already, if any)."""
         record = self.record(thread_id)
+        if record.status in TERMINAL or record.cancel_requested is None:
+            waiting = self.message_waiting(record)  # a message for the thread to take now
+            if waiting is not None:
+                owner = owner or LeaseOwner.this_process(self.new_id())
+                taken = self.take_message(graph, config(thread_id), record, waiting, owner)
+                return NOTHING if taken is None else taken
         if record.status in TERMINAL:
             return NOTHING
         if record.cancel_requested is not None:
@@ -317,6 +327,9 @@ class Driver:
             self.cancel(thread_id, reason=record.cancel_requested, owner=owner)
             return NOTHING
         snapshot = graph.get_state(config(thread_id))
+        if snapshot.values and snapshot.values.get("message", 0) < record.message:
+            # The thread took a message, and its process died before the graph was given it.
+            return self.answer_input(record, snapshot.values)
         if not snapshot.values:
             # Died before the first checkpoint: start over from the row, which holds it all.
             return initial_state(record)

@@ -52,6 +52,9 @@ class Run:
     run ends cancelled at its next step."""
     retry_at: float | None = None
     """For status waiting_retry: when it may go on (resume carries it on at any time)."""
+    message: int = 0
+    """The thread's message the run is answering (or answered last): 0 its goal, then each
+    follow-up (``rt.send``); ``rt.messages`` lists them."""
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -88,6 +91,7 @@ def run_of(record: RunRecord, approvals: ApprovalStore) -> Run:
         pending_approvals=tuple(waiting),
         cancel_requested=None if record.status in TERMINAL else record.cancel_requested,
         retry_at=record.retry_at if record.status is RunStatus.WAITING_RETRY else None,
+        message=record.message,
     )
 
 

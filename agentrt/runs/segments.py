@@ -39,6 +39,8 @@ class SegmentTrace:
     user: str | None
     """The id of the principal the run acts for."""
     tenant: str | None
+    message: int | None = None
+    """For a segment that takes a follow-up message: its index (its text is ``goal``)."""
     span_id: str | None = None
     """This segment's own span id, once its span is open."""
 
@@ -49,6 +51,11 @@ def segment_trace(
     """The trace of the segment about to drive ``record``'s run with ``graph_input``."""
     trace_id, previous = store.run_trace(record.thread_id)
     since = None
+    goal, message = record.goal, None
+    if isinstance(graph_input, dict) and graph_input.get("message"):  # a follow-up taken
+        message = int(graph_input["message"])
+        said = [e for e in graph_input.get("events", ()) if e["type"] == "message"]
+        goal = said[-1]["data"]["text"] if said else goal
     if isinstance(graph_input, Command):  # resuming from a gate: the wait began at its requests
         requests = [
             r
@@ -62,9 +69,10 @@ def segment_trace(
         trace_id=trace_id or record.trace_id or new_trace_id(),
         previous=previous,
         since=since,
-        goal=record.goal,
-        user=record.principal.get("id"),
+        goal=goal,
+        user=(graph_input.get("principal") if message else record.principal or {}).get("id"),
         tenant=record.tenant,
+        message=message,
     )
 
 
@@ -80,6 +88,7 @@ def segment_span(tracing: RunTracing, known: SegmentTrace) -> Iterator[Span]:
         goal=known.goal,
         user=known.user,
         tenant=known.tenant,
+        message=known.message,
     ) as span:
         ctx = span.get_span_context()
         known.span_id = format(ctx.span_id, "016x") if ctx.is_valid else None

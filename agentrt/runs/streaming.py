@@ -47,6 +47,8 @@ class GraphRun(Step[Any]):
     """LangGraph's (mode, chunk) pairs, in the calling thread."""
     achunks: Callable[[], AsyncIterator[Any]]
     """The same on the running event loop."""
+    given: tuple[Mapping[str, Any], ...] = ()
+    """Log entries the run's input appends (a follow-up message): no node writes them."""
 
 
 def graph_run(graph: Any, graph_input: Any, cfg: Any) -> GraphRun:
@@ -57,6 +59,7 @@ def graph_run(graph: Any, graph_input: Any, cfg: Any) -> GraphRun:
         thread_id=cfg["configurable"]["thread_id"],
         chunks=lambda: graph.stream(graph_input, cfg, durability="sync", stream_mode=_MODES),
         achunks=lambda: graph.astream(graph_input, cfg, durability="sync", stream_mode=_MODES),
+        given=tuple(graph_input.get("events") or ()) if isinstance(graph_input, Mapping) else (),
     )
 
 
@@ -69,7 +72,7 @@ def stream(steps: Steps[Any], deps: RunDeps) -> Iterator[StreamEvent]:
         if not isinstance(step, GraphRun):
             stepper.do_here()
             continue
-        translate = Translate(step.thread_id)
+        translate = Translate(step.thread_id, list(step.given))
         chunks = step.chunks()
         try:
             for chunk in chunks:
@@ -109,7 +112,7 @@ async def astream(steps: Steps[Any], deps: RunDeps) -> AsyncIterator[StreamEvent
             else:
                 stepper.send(result)
             continue
-        translate = Translate(step.thread_id)
+        translate = Translate(step.thread_id, list(step.given))
         chunks = step.achunks()
         try:
             async for chunk in chunks:
@@ -146,6 +149,8 @@ class Translate:
     """LangGraph's stream chunks of one run, as agentrt's events."""
 
     thread_id: str
+    given: list[Mapping[str, Any]] = field(default_factory=list)
+    """The input's own log entries, yielded before the first node's events."""
     _before: dict[str, Mapping[str, Any]] = field(default_factory=dict)
     """Each running task's usage when it started, to warn on a limit it crosses."""
 
@@ -186,7 +191,14 @@ class Translate:
         self._before[str(task.get("id"))] = state
         action = _action(node, state)
         step_id = action.get("step_id") if action else None
-        events = [self._event("step_started", {"node": node}, step_id)]
+        # The first node sees the input's entries last in the log: numbered from there.
+        at = len(state.get("events") or ()) - len(self.given)
+        events = [
+            self._event(e["type"], e.get("data") or {}, e.get("step_id"), at + i)
+            for i, e in enumerate(self.given)
+        ]
+        self.given = []
+        events.append(self._event("step_started", {"node": node}, step_id))
         if node in _ACTION_NODES and action:
             call = {
                 "tool": action.get("tool"),

@@ -25,7 +25,7 @@ from agentrt.service.context import Service, ServiceOptions, ServiceSettings
 from agentrt.service.headers import SecurityHeaders
 from agentrt.service.problems import Problem, install_problem_handlers
 from agentrt.service.ratelimit import RateLimiter
-from agentrt.service.routes import approvals, artifacts, runs, webhooks
+from agentrt.service.routes import approvals, artifacts, messages, runs, webhooks
 from agentrt.service.worker import RunWorker
 
 __all__ = ["agentrt_lifespan", "create_app"]
@@ -107,6 +107,7 @@ def create_app(runtime: AgentRuntime, **options: Unpack[ServiceOptions]) -> Fast
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(SecurityHeaders)  # outermost: on every answer, refusals included
     app.include_router(runs.router)
+    app.include_router(messages.router)
     app.include_router(artifacts.router)
     app.include_router(approvals.router)
     app.include_router(webhooks.router)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agentrt.approvals import ApprovalRequest
 from agentrt.approvals.display import shown_args
+from agentrt.runs.messages import ThreadMessage
 from agentrt.runtime import AgentRuntime, Run
 from agentrt.tracing.shown import shown, shown_run
 
@@ -18,10 +19,14 @@ __all__ = [
     "BudgetIn",
     "DecisionIn",
     "DecisionOut",
+    "MessageIn",
+    "MessageList",
+    "MessageOut",
     "RunIn",
     "RunList",
     "RunOut",
     "approval_out",
+    "message_out",
     "run_out",
 ]
 
@@ -71,6 +76,24 @@ class RunIn(_In):
         max_length=200,
         pattern=r"^[A-Za-z0-9._:-]+$",
         description="An id of your own (must be new); omitted: a new one.",
+    )
+
+
+class MessageIn(_In):
+    """A follow-up on a thread, sent as the caller's principal."""
+
+    message: str = Field(
+        min_length=1,
+        description="What the person says next; at most the service's max_goal_bytes in UTF-8.",
+    )
+    budget: BudgetIn | None = Field(
+        None, description="Limits on this message alone; the thread's still bind across all."
+    )
+    double_texting: Literal["reject", "enqueue", "interrupt"] | None = Field(
+        None,
+        description="If the thread is still at work or waits at a gate: reject (409), "
+        "enqueue (answered after the current message), or interrupt (the current one stops "
+        "at its next safe point). Omitted: the runtime's policy.",
     )
 
 
@@ -126,7 +149,33 @@ class RunOut(BaseModel):
     pending_approvals: list[ApprovalOut]
     created_at: float
     updated_at: float
+    message: int = Field(0, description="The thread's current message: 0 its goal, then 1, 2...")
     driving: bool = Field(description="True while this server drives the run in the background.")
+
+
+class MessageOut(BaseModel):
+    """One message of a thread: its goal (index 0) or a follow-up."""
+
+    thread_id: str
+    index: int
+    text: str
+    principal: dict[str, Any]
+    status: str = Field(
+        description="queued; the run's status while it is answered; then how it ended (a "
+        "terminal status, or interrupted)."
+    )
+    output: str | None
+    error: str | None
+    usage: dict[str, Any] = Field(description="What answering it spent.")
+    budget: dict[str, Any] | None
+    interrupt: bool
+    created_at: float
+    started_at: float | None
+    ended_at: float | None
+
+
+class MessageList(BaseModel):
+    messages: list[MessageOut]
 
 
 class RunList(BaseModel):
@@ -190,5 +239,14 @@ def run_out(rt: AgentRuntime, run: Run, *, driving: bool = False) -> RunOut:
         pending_approvals=[approval_out(rt, r) for r in run.pending_approvals],
         created_at=run.created_at,
         updated_at=run.updated_at,
+        message=run.message,
         driving=driving,
     )
+
+
+def message_out(rt: AgentRuntime, message: ThreadMessage) -> MessageOut:
+    """A message as the API shows it: its text and answer as a person may read them."""
+    data = message.to_dict()
+    for said in ("text", "output", "error"):
+        data[said] = shown(data[said], rt.redactor)
+    return MessageOut.model_validate(data)

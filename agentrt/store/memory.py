@@ -20,6 +20,7 @@ from agentrt.approvals.model import ApprovalQuery, ApprovalRequest, ApprovalStat
 from agentrt.records import EffectOutcome, NewRun
 from agentrt.state import TERMINAL, RunStatus, Usage
 from agentrt.store.memory_artifacts import ArtifactsMemory
+from agentrt.store.memory_messages import MessagesMemory
 from agentrt.store.memory_outbox import OutboxMemory
 from agentrt.store.outbox import EventType, approval_event, run_event
 from agentrt.store.protocols import Claim, RunChange
@@ -27,7 +28,7 @@ from agentrt.store.protocols import Claim, RunChange
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore(ArtifactsMemory, OutboxMemory):
+class MemoryStore(MessagesMemory, ArtifactsMemory, OutboxMemory):
     """agentrt.store.protocols.Store, in this process's memory."""
 
     schema_version = 0
@@ -235,7 +236,9 @@ class MemoryStore(ArtifactsMemory, OutboxMemory):
                 if held is not None and held.expires_at > now:
                     later.append(held.expires_at)
                     continue
-                if r.status is RunStatus.WAITING_RETRY:
+                if self._message_waits(r):
+                    pass
+                elif r.status is RunStatus.WAITING_RETRY:
                     if r.retry_at is None or r.retry_at > now:
                         later += [] if r.retry_at is None else [r.retry_at]
                         continue

@@ -20,7 +20,10 @@ from agentrt.records import (
     EffectOutcome,
     EffectRecord,
     LeaseRecord,
+    MessageOpening,
+    MessageRecord,
     ModelCall,
+    NewMessage,
     NewRun,
     RunRecord,
     SpanRow,
@@ -42,6 +45,7 @@ __all__ = [
     "LeaseRecord",
     "LeaseStore",
     "Listening",
+    "MessageStore",
     "ModelCall",
     "NewRun",
     "OutboxStore",
@@ -340,6 +344,38 @@ class ArtifactStore(Protocol):
         ...
 
 
+class MessageStore(Protocol):
+    """A thread's messages: the goal it began with and the follow-ups sent after."""
+
+    def add_message(self, message: NewMessage) -> MessageRecord | None:
+        """Keep ``message`` queued on its thread, numbered after every message it has;
+        None if there is no such run."""
+        ...
+
+    def thread_messages(self, thread_id: str) -> list[MessageRecord]:
+        """Every message kept for the thread, by index (message 0 is kept from the first
+        time the thread goes on)."""
+        ...
+
+    def queued_message(self, thread_id: str) -> MessageRecord | None:
+        """The message the thread takes next: an interrupting one first, then the oldest."""
+        ...
+
+    def open_message(self, thread_id: str, opening: MessageOpening) -> RunRecord | None:
+        """Take the thread's next message: close the current one as ``opening`` says
+        (writing message 0 first if given), mark the new one current, move the run to
+        running at that message (output, error and stop requests cleared), lease it and
+        cancel its pending approvals if asked, at once. None (nothing written) if the run
+        is no longer in ``from_status`` at ``from_message``, or the queued message was
+        taken meanwhile."""
+        ...
+
+    def stop_requests(self, thread_id: str) -> tuple[str | None, bool]:
+        """In one read: why a cancel was asked (None: it was not), and whether a message
+        waits to interrupt the thread's current one."""
+        ...
+
+
 class OutboxStore(Protocol):
     """Events written in the transaction of the change they describe (store/outbox.py says
     which: a store writes them from change_run, put_approval, decide_approval and
@@ -403,6 +439,7 @@ class Store(
     SpanStore,
     OutboxStore,
     ArtifactStore,
+    MessageStore,
     Protocol,
 ):
     """Every table family of one database."""

@@ -216,6 +216,7 @@ class RunTracing:
         goal: str | None = None,
         user: str | None = None,
         tenant: str | None = None,
+        message: int | None = None,
     ) -> Iterator[Span]:
         """agent.run: one segment of a run, in the run's trace.
 
@@ -225,7 +226,8 @@ class RunTracing:
         ``since``: when the wait this segment resumes from began (the span starts there,
         so the wait lies inside it). A segment started inside an app's span links to that
         span too. The goal is the span's input (content); the principal and tenant say
-        whose run it is.
+        whose run it is. A segment that takes a follow-up ``message`` (its index; the goal
+        is then its text) is named ``send <agent>``.
         """
         tid = int(trace_id, 16)
         rid = int(root_span_id(trace_id), 16)
@@ -237,12 +239,15 @@ class RunTracing:
             # Called inside the app's own span (a request, a job): the run keeps its own
             # trace, which outlives that span, and links back to it.
             links.append(Link(caller, {A.SEGMENT: "caller"}))
+        segment = "message" if message else "start" if root else "resume"
+        named = {"message": "send", "start": "invoke_agent", "resume": "resume"}[segment]
         with self._span(
             A.AGENT_RUN,
-            f"{'invoke_agent' if root else 'resume'} {self.agent_name}",
+            f"{named} {self.agent_name}",
             {
                 A.RUN_ID: thread_id,
-                A.SEGMENT: "start" if root else "resume",
+                A.SEGMENT: segment,
+                A.MESSAGE_INDEX: message,
                 A.DRIVEN_FROM: self.clock() if since is not None else None,
                 A.GEN_AI_OPERATION: "invoke_agent",
                 A.GEN_AI_AGENT_NAME: self.agent_name,

@@ -36,7 +36,7 @@ from agentrt.service.context import Service
 from agentrt.service.problems import Problem, status_of
 from agentrt.service.routes.approvals import decision_of
 from agentrt.service.routes.artifacts import artifacts_out
-from agentrt.service.schemas import DecisionIn, approval_out
+from agentrt.service.schemas import DecisionIn, approval_out, message_out
 from agentrt.service.ui import review, views
 from agentrt.service.ui.forms import DecisionForm, Refused, json_field, number, plain, unmasked
 from agentrt.service.ui.waterfall import waterfall
@@ -314,6 +314,7 @@ async def _run_page(
         trace: Trace | None = await asyncio.to_thread(rt.trace, thread_id)
     except ConfigError:
         trace = None
+    said = await asyncio.to_thread(rt.messages, thread_id)
     shown = [approval_out(rt, r) for r in run.pending_approvals]
     contexts = await asyncio.to_thread(
         review.contexts_of, rt, shown_run(run, rt.redactor), shown, shown_log, policy=rt.policy
@@ -323,6 +324,7 @@ async def _run_page(
         "run.html",
         {
             "key": key,
+            "messages": [message_out(rt, m) for m in said],
             "run": shown_run(run, rt.redactor),
             "terminal": run.status in TERMINAL,
             "version": _version(run),

@@ -24,6 +24,7 @@ from agentrt.store.postgres.database import (
 from agentrt.store.postgres.effects import EffectsTable
 from agentrt.store.postgres.keys import KeysTable
 from agentrt.store.postgres.leases import LeasesTable
+from agentrt.store.postgres.messages import MessagesTable
 from agentrt.store.postgres.outbox import OutboxTable
 from agentrt.store.postgres.recordings import RecordingsTable
 from agentrt.store.postgres.runs import RunsTable
@@ -50,6 +51,7 @@ class PostgresStore(
     StatsTable,
     OutboxTable,
     ArtifactsTable,
+    MessagesTable,
 ):
     """agentrt's tables in one PostgreSQL database (agentrt.store.protocols.Store)."""
 

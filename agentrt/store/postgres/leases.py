@@ -60,6 +60,25 @@ SELECT NULL, NULL, least(
 """
 
 
+# Threads a message waits for (a finished one with one queued, a live one with one sent to
+# interrupt it) that no one drives, off messages_queued; leased in the same statement.
+_CLAIM_WAITING = f"""
+WITH picked AS (
+    SELECT r.thread_id FROM runs r
+    WHERE r.thread_id IN (SELECT m.thread_id FROM messages m WHERE m.status = 'queued'
+                          AND (m.interrupt OR r.status NOT IN {_LIVE}))
+      AND (lease_owner IS NULL OR lease_expires_at <= %(now)s)
+    ORDER BY created_at, thread_id
+    LIMIT %(limit)s
+    FOR UPDATE OF r SKIP LOCKED
+)
+UPDATE runs SET lease_owner = %(owner)s, lease_host = %(host)s, lease_pid = %(pid)s,
+    lease_expires_at = %(expires_at)s
+FROM picked WHERE runs.thread_id = picked.thread_id
+RETURNING runs.thread_id, runs.created_at, NULL::double precision AS next_at
+"""
+
+
 class LeasesTable:
     """LeaseStore on PostgreSQL."""
 
@@ -77,7 +96,12 @@ class LeasesTable:
             "pid": lease.pid,
             "expires_at": lease.expires_at,
         }
-        return self.db.apply(_CLAIM, params, _claim)
+        claim = self.db.apply(_CLAIM, params, _claim)
+        if len(claim.thread_ids) >= limit:
+            return claim
+        params["limit"] = limit - len(claim.thread_ids)
+        waiting = self.db.apply(_CLAIM_WAITING, params, _claim)
+        return Claim(thread_ids=claim.thread_ids + waiting.thread_ids, next_at=claim.next_at)
 
     def listen(self, wake: Callable[[], None]) -> Listener:
         return Listener(self.db.conninfo, self.db.location, wake)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 __all__ = ["CHANNEL", "MIGRATIONS", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 CHANNEL = "agentrt_runs"
 """Where the database says a run may need a driver (LISTEN/NOTIFY); the payload is its id."""
@@ -268,6 +268,29 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (thread_id, name)
     );
     CREATE INDEX artifacts_by_digest ON artifacts (digest);
+    """,
+    # 6: threads that go on (as SQLite's 13).
+    """
+    ALTER TABLE runs ADD COLUMN message INTEGER NOT NULL DEFAULT 0;
+
+    CREATE TABLE messages (
+        thread_id    TEXT COLLATE "C" NOT NULL REFERENCES runs (thread_id) ON DELETE CASCADE,
+        idx          INTEGER NOT NULL,
+        text         TEXT NOT NULL,
+        principal    JSON NOT NULL,
+        status       TEXT NOT NULL,
+        budget       JSON,
+        interrupt    BOOLEAN NOT NULL DEFAULT FALSE,
+        usage_before JSON,
+        usage        JSON,
+        output       TEXT,
+        error        TEXT,
+        created_at   DOUBLE PRECISION NOT NULL,
+        started_at   DOUBLE PRECISION,
+        ended_at     DOUBLE PRECISION,
+        PRIMARY KEY (thread_id, idx)
+    );
+    CREATE INDEX messages_queued ON messages (status, thread_id);
     """,
 )
 

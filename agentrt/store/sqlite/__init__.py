@@ -26,6 +26,7 @@ from agentrt.store.sqlite.database import (
 from agentrt.store.sqlite.effects import EffectsTable
 from agentrt.store.sqlite.keys import KeysTable
 from agentrt.store.sqlite.leases import LeasesTable
+from agentrt.store.sqlite.messages import MessagesTable
 from agentrt.store.sqlite.outbox import OutboxTable
 from agentrt.store.sqlite.recordings import RecordingsTable
 from agentrt.store.sqlite.runs import RunsTable
@@ -55,6 +56,7 @@ class SqliteStore(
     StatsTable,
     OutboxTable,
     ArtifactsTable,
+    MessagesTable,
 ):
     """agentrt's tables in one SQLite file (agentrt.store.protocols.Store)."""
 

@@ -24,18 +24,26 @@ _LIVE = (
     RunStatus.WAITING_RETRY.value,
 )
 
-# The runs that need a driver and have none (see LeaseStore.claim_runs), oldest first.
-# Parameters: now, now, limit. (``+a.status`` keeps SQLite from reading the approvals by
-# status, all the pending ones, rather than by run.)
+# The runs that need a driver and have none (see LeaseStore.claim_runs), oldest first:
+# live runs that can move, and threads with a message waiting for them (a finished thread
+# with one queued, a live one with one sent to interrupt it).
+# Parameters: now, now, now, limit. (``+a.status`` keeps SQLite from reading the approvals
+# by status, all the pending ones, rather than by run.)
 _CLAIMABLE = f"""
-SELECT thread_id FROM runs r
-WHERE status IN {_LIVE}
-  AND (lease_owner IS NULL OR lease_expires_at <= ?)
-  AND (status IN ('{RunStatus.PENDING.value}', '{RunStatus.RUNNING.value}')
-       OR (status = '{RunStatus.WAITING_RETRY.value}' AND retry_at <= ?)
-       OR (status = '{RunStatus.AWAITING_APPROVAL.value}' AND (cancel_requested IS NOT NULL
-           OR NOT EXISTS (SELECT 1 FROM approvals a WHERE a.thread_id = r.thread_id
-                          AND +a.status = '{ApprovalStatus.PENDING.value}'))))
+SELECT thread_id FROM (
+    SELECT thread_id, created_at FROM runs r
+    WHERE status IN {_LIVE}
+      AND (lease_owner IS NULL OR lease_expires_at <= ?)
+      AND (status IN ('{RunStatus.PENDING.value}', '{RunStatus.RUNNING.value}')
+           OR (status = '{RunStatus.WAITING_RETRY.value}' AND retry_at <= ?)
+           OR (status = '{RunStatus.AWAITING_APPROVAL.value}' AND (cancel_requested IS NOT NULL
+               OR NOT EXISTS (SELECT 1 FROM approvals a WHERE a.thread_id = r.thread_id
+                              AND +a.status = '{ApprovalStatus.PENDING.value}'))))
+    UNION
+    SELECT r.thread_id, r.created_at FROM messages m JOIN runs r ON r.thread_id = m.thread_id
+    WHERE m.status = 'queued' AND (r.lease_owner IS NULL OR r.lease_expires_at <= ?)
+      AND (r.status NOT IN {_LIVE} OR m.interrupt)
+)
 ORDER BY created_at, thread_id
 LIMIT ?
 """
@@ -62,7 +70,7 @@ class LeasesTable:
     """A SQLite file is shared only by processes on one machine (WAL needs shared memory)."""
 
     def claim_runs(self, lease: LeaseRecord, *, now: float, limit: int) -> Claim:
-        params = (now, now, max(0, limit))
+        params = (now, now, now, max(0, limit))
         taken: tuple[str, ...] = ()
         # Most looks find nothing: a read first, which never waits for the write lock.
         if self.db.all(_CLAIMABLE, params, _thread_id):

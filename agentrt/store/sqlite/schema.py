@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 12
+SCHEMA_VERSION = 13
 
 # MIGRATIONS[i] takes a database at version i to version i + 1. Never edit a released
 # entry: append a new one, so every existing file walks the same path.
@@ -239,6 +239,31 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (thread_id, name)
     );
     CREATE INDEX artifacts_by_digest ON artifacts (digest);
+    """,
+    # 13: threads that go on. messages keeps a thread's follow-ups (and its goal as
+    # message 0, from the first time it goes on), queued or taken, each with its own
+    # limits and what it spent; runs.message is the thread's current one.
+    """
+    ALTER TABLE runs ADD COLUMN message INTEGER NOT NULL DEFAULT 0;
+
+    CREATE TABLE messages (
+        thread_id    TEXT NOT NULL REFERENCES runs (thread_id) ON DELETE CASCADE,
+        idx          INTEGER NOT NULL,
+        text         TEXT NOT NULL,
+        principal    TEXT NOT NULL,
+        status       TEXT NOT NULL,
+        budget       TEXT,
+        interrupt    INTEGER NOT NULL DEFAULT 0,
+        usage_before TEXT,
+        usage        TEXT,
+        output       TEXT,
+        error        TEXT,
+        created_at   REAL NOT NULL,
+        started_at   REAL,
+        ended_at     REAL,
+        PRIMARY KEY (thread_id, idx)
+    );
+    CREATE INDEX messages_queued ON messages (status, thread_id);
     """,
 )
 

@@ -1,0 +1,199 @@
+"""The driver's side of threads that go on: taking a thread's next message, and carrying
+on once a message ends while another waits (agentrt.runs.messages says what it means)."""
+
+from __future__ import annotations
+
+import threading
+from typing import TYPE_CHECKING, Any
+
+from agentrt.approvals.model import ApprovalQuery
+from agentrt.budget import Budget
+from agentrt.errors import ConfigError, ThreadBusy, UnknownRun
+from agentrt.governed.threads import is_own_graph
+from agentrt.limits import SizeLimits
+from agentrt.principal import Principal
+from agentrt.records import LeaseRecord, MessageRecord, NewMessage, RunRecord
+from agentrt.runs.budgets import BudgetLayers
+from agentrt.runs.lease import LeaseOwner
+from agentrt.runs.messages import DoubleTexting, check_double_texting, message_input, opening_for
+from agentrt.runs.record import Run, initial_state
+from agentrt.state import TERMINAL, RunState, RunStatus, unstorable
+from agentrt.steps import Steps, blocking
+from agentrt.store.protocols import Store
+
+__all__ = ["MessageTaking"]
+
+
+class MessageTaking:
+    """Mixed into the Driver: what it does when a message waits for a thread."""
+
+    store: Store
+    clock: Any
+    limits: SizeLimits
+    budgets: BudgetLayers
+    stopping: threading.Event
+    stopping_threads: set[str]
+
+    if TYPE_CHECKING:  # the Driver's own
+
+        def record(self, thread_id: str) -> RunRecord: ...
+
+        def carry_on(self, thread_id: str, resume: bool) -> Steps[Run]: ...
+
+        def _acquire(self, thread_id: str, owner: LeaseOwner) -> None: ...
+
+        def lease_for(self, owner: LeaseOwner) -> LeaseRecord: ...
+
+        def resume(self, thread_id: str, owner: LeaseOwner | None = None) -> Steps[Run]: ...
+
+    def send(
+        self,
+        thread_id: str,
+        message: str,
+        *,
+        principal: Principal,
+        budget: Budget | None,
+        double_texting: DoubleTexting | str,
+        resume: bool,
+    ) -> Steps[Run]:
+        """Keep a follow-up on the thread, then (``resume``) carry the thread on: the
+        message is answered now if the thread was idle, else as the policy says."""
+        yield blocking(
+            self.accept,
+            thread_id,
+            message,
+            principal=principal,
+            budget=budget,
+            double_texting=double_texting,
+        )
+        run: Run = yield from self.carry_on(thread_id, resume)
+        return run
+
+    def accept(
+        self,
+        thread_id: str,
+        message: str,
+        *,
+        principal: Principal,
+        budget: Budget | None,
+        double_texting: DoubleTexting | str,
+    ) -> MessageRecord:
+        """Check a follow-up and keep it queued on its thread; ThreadBusy if the thread is
+        busy and the policy rejects it (nothing kept)."""
+        if not isinstance(message, str) or not message.strip():
+            raise ConfigError(f"a message is text in words, got {message!r}")
+        if len(message) > self.limits.goal_chars:
+            raise ConfigError(
+                f"the message is {len(message):,} characters, over the runtime's limit of "
+                f"{self.limits.goal_chars:,} (SizeLimits.goal_chars); shorten it, or pass the "
+                "material to a tool instead"
+            )
+        if problem := unstorable(message, "the message"):
+            raise ConfigError(f"this message cannot be stored: {problem}; pass text only")
+        if not isinstance(principal, Principal):
+            raise ConfigError(
+                f"principal must be an agentrt Principal, got {principal!r}; "
+                "e.g. Principal('alice', roles=['operator'], tenant='acme')"
+            )
+        if budget is not None:
+            if not isinstance(budget, Budget):
+                raise ConfigError(f"budget must be an agentrt Budget, got {budget!r}")
+            self.budgets.check(budget, "the message's budget")
+        mode = check_double_texting(double_texting)
+        record = self.record(thread_id)
+        if not principal.decides_for(record.tenant):
+            # Another tenant's thread answers as no thread at all: ids do not leak.
+            raise UnknownRun(thread_id, self.store.location)
+        if is_own_graph(record):
+            raise ConfigError(
+                f"thread {thread_id!r} is driven by an app's own graph, which keeps its own "
+                "conversation: send the message through that graph (graph.invoke on its "
+                "thread), not rt.send"
+            )
+        busy = record.status not in TERMINAL
+        if busy and mode is DoubleTexting.REJECT:
+            raise ThreadBusy(thread_id, record.status.value)
+        kept = self.store.add_message(
+            NewMessage(
+                thread_id=thread_id,
+                text=message,
+                principal=principal.to_dict(),
+                budget=budget.to_dict() if budget is not None else None,
+                interrupt=busy and mode is DoubleTexting.INTERRUPT and not self._settling(record),
+            )
+        )
+        if kept is None:  # pruned meanwhile
+            raise UnknownRun(thread_id, self.store.location)
+        return kept
+
+    def _settling(self, record: RunRecord) -> bool:
+        """The thread waits at a reconcile gate: an effect in doubt that a person must
+        settle before anything else happens on the thread."""
+        return record.status is RunStatus.AWAITING_APPROVAL and any(
+            r.kind == "reconcile"
+            for r in self.store.list_approvals(ApprovalQuery(thread_id=record.thread_id))
+        )
+
+    def message_waiting(self, record: RunRecord) -> int | None:
+        """The queued message this thread takes now, if one waits for it: any queued one
+        once the thread has finished, one sent to interrupt while it is live (unless it
+        waits at a reconcile gate, where an effect in doubt must be settled first)."""
+        if record.status in TERMINAL:
+            queued = self.store.queued_message(record.thread_id)
+            return queued.index if queued is not None else None
+        _, interrupt = self.store.stop_requests(record.thread_id)
+        if not interrupt or self._settling(record):
+            return None
+        queued = self.store.queued_message(record.thread_id)
+        return queued.index if queued is not None else None
+
+    def take_message(
+        self, graph: Any, cfg: Any, record: RunRecord, index: int, owner: LeaseOwner
+    ) -> dict[str, Any] | None:
+        """Make queued message ``index`` the thread's current one, leased to ``owner``;
+        the graph input that answers it, or None if another process took it first."""
+        self._acquire(record.thread_id, owner)  # RunBusy while a live process drives it
+        values: RunState = graph.get_state(cfg).values or RunState()
+        opening = opening_for(
+            self.store,
+            record,
+            values,
+            index=index,
+            lease=self.lease_for(owner),
+            now=self.clock(),
+        )
+        opened = self.store.open_message(record.thread_id, opening)
+        if opened is None:
+            self.store.release_lease(record.thread_id, owner.label)
+            return None
+        interrupted = None if record.status in TERMINAL else record.message
+        return self.answer_input(opened, values, interrupted=interrupted)
+
+    def answer_input(
+        self, record: RunRecord, values: RunState, *, interrupted: int | None = None
+    ) -> dict[str, Any]:
+        """The graph input that answers the thread's current message (``record.message``)."""
+        [message] = [
+            m for m in self.store.thread_messages(record.thread_id) if m.index == record.message
+        ]
+        given = message_input(
+            message, Budget.from_dict(record.budget), values, interrupted=interrupted
+        )
+        # A thread that never reached its first checkpoint (cancelled while pending) starts
+        # from its row, as a new run does, with the message after its goal.
+        return given if values else {**initial_state(record), **given}
+
+    def follow_on(self, run: Run) -> Steps[Run]:
+        """After a segment: if the run finished, or stopped for an interrupting message,
+        and a message waits for the thread, take it and drive it too (a process or caller
+        that is stopping leaves it to whoever drives the thread next)."""
+        if run.status not in TERMINAL and run.status is not RunStatus.RUNNING:
+            return run
+        if self.stopping.is_set() or run.thread_id in self.stopping_threads:
+            return run
+        record = yield blocking(self.store.get_run, run.thread_id)
+        waiting = yield blocking(self.message_waiting, record)
+        if waiting is None:
+            return run
+        carried: Run = yield from self.resume(run.thread_id)
+        return carried

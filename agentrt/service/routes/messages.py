@@ -1,0 +1,82 @@
+"""/runs/{id}/messages: follow-ups on a thread, and the thread's messages so far."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Response
+
+from agentrt.budget import Budget
+from agentrt.errors import ThreadBusy
+from agentrt.runtime import Run
+from agentrt.service.auth import Caller, current_service
+from agentrt.service.context import Service
+from agentrt.service.problems import Problem
+from agentrt.service.schemas import MessageIn, MessageList, MessageOut, message_out
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["runs"])
+
+ServiceDep = Annotated[Service, Depends(current_service)]
+
+
+async def _tenant_run(thread_id: str, key: Caller, service: ServiceDep) -> Run:
+    return await service.run_for(key.principal, thread_id)
+
+
+TenantRun = Annotated[Run, Depends(_tenant_run)]
+
+
+@router.post("/runs/{thread_id}/messages", status_code=202, response_model=MessageOut)
+async def send_message(
+    run: TenantRun, body: MessageIn, key: Caller, service: ServiceDep, response: Response
+) -> MessageOut:
+    """Send a follow-up on the thread, as the caller; it is answered in the background
+    with the thread's history. Follow it with GET /runs/{id}/events or poll the run.
+
+    A thread still at work or waiting at a gate: ``double_texting`` says what happens (409
+    for reject; the runtime's policy when omitted). A ``budget`` limits this message alone
+    and can only tighten what the runtime and the caller's tenant allow.
+    """
+    rt = service.runtime
+    size = len(body.message.encode("utf-8", "surrogatepass"))
+    limit = service.settings.max_goal_bytes
+    if size > limit:
+        raise Problem(
+            422,
+            f"the message is {size} bytes (UTF-8), over this service's limit of {limit}; "
+            "say it in fewer words, and leave long material where a tool can read it",
+            type="message-too-long",
+            max_goal_bytes=limit,
+        )
+    budget = None
+    if body.budget is not None:
+        asked = Budget.from_dict(body.budget.model_dump(exclude_none=True))
+        rt.budget_for(key.principal).tightened(asked)  # refuses what would loosen a limit
+        budget = asked
+    try:
+        await rt.asend(
+            run.thread_id,
+            body.message,
+            principal=key.principal,
+            budget=budget,
+            double_texting=body.double_texting,
+            resume=False,
+        )
+    except ThreadBusy as busy:
+        raise Problem(409, str(busy), type="thread-busy", status_now=busy.status) from None
+    kept = (await asyncio.to_thread(rt.messages, run.thread_id))[-1]
+    service.worker.drive(run.thread_id)
+    response.headers["Location"] = f"/runs/{run.thread_id}/messages"
+    return message_out(rt, kept)
+
+
+@router.get("/runs/{thread_id}/messages", response_model=MessageList)
+async def list_messages(run: TenantRun, service: ServiceDep) -> MessageList:
+    """The thread's messages in order: its goal (index 0), then each follow-up, queued or
+    answered, with its answer and what it spent."""
+    rt = service.runtime
+    found = await asyncio.to_thread(rt.messages, run.thread_id)
+    return MessageList(messages=[message_out(rt, m) for m in found])

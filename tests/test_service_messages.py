@@ -1,0 +1,147 @@
+"""POST /runs/{id}/messages and GET /runs/{id}/messages: follow-ups over HTTP, with the
+tenant check, double-texting and each message's usage."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from agentrt import AgentRuntime
+from agentrt.service import create_app, issue_key
+from tests import threads_app
+from tests.conftest import FakeClock, Ids
+from tests.test_service import Api, problem
+from tests.threads_app import OPS, PAYER, STRANGER, effects
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def threads(db: Path, clock: FakeClock) -> Iterator[AgentRuntime]:
+    with threads_app.build_runtime(db, clock=clock, new_id=Ids()) as rt:
+        yield rt
+
+
+@pytest.fixture
+async def api(threads: AgentRuntime) -> AsyncIterator[Api]:
+    app = create_app(threads, poll_interval=0.01, sweep_every=None, rate_limit="10000/minute")
+    keys = {
+        "alice": issue_key(threads, OPS),
+        "bob": issue_key(threads, PAYER),
+        "eve": issue_key(threads, STRANGER),
+    }
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://agentrt.test"
+        ) as client,
+    ):
+        yield Api(app, client, keys)
+
+
+async def started(api: Api, goal: str) -> str:
+    made = await api.call("POST", "/runs", json={"goal": goal})
+    assert made.status_code == 202, made.text
+    thread_id: str = made.json()["thread_id"]
+    await api.settled(thread_id)
+    return thread_id
+
+
+async def test_a_follow_up_over_http_is_answered_with_the_threads_history(api: Api) -> None:
+    thread_id = await started(api, "note 1")
+    sent = await api.call("POST", f"/runs/{thread_id}/messages", "bob", json={"message": "note 2"})
+    assert sent.status_code == 202, sent.text
+    assert sent.headers["location"] == f"/runs/{thread_id}/messages"
+    body = sent.json()
+    assert (body["index"], body["status"], body["text"], body["principal"]["id"]) == (
+        1,
+        "queued",
+        "note 2",
+        "bob",
+    )
+    await api.settled(thread_id)
+    run = (await api.call("GET", f"/runs/{thread_id}")).json()
+    assert (run["status"], run["output"], run["message"]) == ("succeeded", "noted 2", 1)
+    listed = (await api.call("GET", f"/runs/{thread_id}/messages")).json()["messages"]
+    assert [(m["index"], m["status"], m["output"]) for m in listed] == [
+        (0, "succeeded", "noted 1"),
+        (1, "succeeded", "noted 2"),
+    ]
+    assert [(m["usage"]["steps"], m["usage"]["tool_calls"]) for m in listed] == [(2, 1), (3, 2)]
+    assert sum(m["usage"]["input_tokens"] for m in listed) == run["usage"]["input_tokens"]
+
+
+async def test_another_tenants_thread_is_a_404_as_an_unknown_one(api: Api) -> None:
+    thread_id = await started(api, "hello")
+    theirs = await api.call("POST", f"/runs/{thread_id}/messages", "eve", json={"message": "hi"})
+    unknown = await api.call("POST", "/runs/nope/messages", "eve", json={"message": "hi"})
+    said = problem(theirs, 404, "unknown-run")["detail"].replace(thread_id, "ID")
+    assert said == problem(unknown, 404, "unknown-run")["detail"].replace("nope", "ID")
+    problem(await api.call("GET", f"/runs/{thread_id}/messages", "eve"), 404, "unknown-run")
+    listed = (await api.call("GET", f"/runs/{thread_id}/messages")).json()["messages"]
+    assert len(listed) == 1  # nothing kept
+
+
+async def test_a_message_to_a_busy_thread_is_rejected_enqueued_or_interrupts(
+    api: Api, threads: AgentRuntime
+) -> None:
+    thread_id = await started(api, "pay 500")
+    path = f"/runs/{thread_id}/messages"
+    refused = await api.call("POST", path, json={"message": "note 1"})
+    body = problem(refused, 409, "thread-busy")
+    assert "double_texting='enqueue'" in body["detail"]
+    queued = await api.call("POST", path, json={"message": "note 1", "double_texting": "enqueue"})
+    assert (queued.status_code, queued.json()["status"]) == (202, "queued")
+    await api.settled(thread_id)
+    assert (await api.call("GET", f"/runs/{thread_id}")).json()["status"] == "awaiting_approval"
+    # Interrupting: the gate's request is superseded, then the queue is answered in turn.
+    cut = await api.call("POST", path, json={"message": "hello", "double_texting": "interrupt"})
+    assert (cut.status_code, cut.json()["index"], cut.json()["interrupt"]) == (202, 2, True)
+    await api.settled(thread_id)
+    listed = (await api.call("GET", path)).json()["messages"]
+    assert [(m["index"], m["status"]) for m in listed] == [
+        (0, "interrupted"),
+        (1, "succeeded"),
+        (2, "succeeded"),
+    ]
+    assert [m["output"] for m in listed[1:]] == ["noted 1", "you said: hello"]
+    assert effects(threads.db) == ["note 1/1"]  # the payment never ran
+    queue = (await api.call("GET", "/approvals?status=cancelled", "bob")).json()["approvals"]
+    assert [a["comment"] for a in queue] == ["superseded by message #2"]
+
+
+async def test_bad_messages_are_refused_by_name(api: Api) -> None:
+    thread_id = await started(api, "hello")
+    path = f"/runs/{thread_id}/messages"
+    problem(await api.call("POST", path, json={"message": ""}), 422)
+    problem(await api.call("POST", path, json={"message": "x", "double_texting": "later"}), 422)
+    problem(await api.call("POST", path, json={"message": "x", "colour": "red"}), 422)
+    loosened = await api.call("POST", path, json={"message": "x", "budget": {"on_exceed": "ask"}})
+    assert "on_exceed='ask'" in problem(loosened, 422)["detail"]
+    listed = (await api.call("GET", path)).json()["messages"]
+    assert len(listed) == 1
+
+
+async def test_the_review_page_shows_a_threads_messages(threads: AgentRuntime) -> None:
+    from tests.test_service_ui import _browser, text
+
+    async with _browser(threads) as page:
+        run = threads.start("note 1", principal=OPS)
+        threads.send(run.thread_id, "card 4111 1111 1111 1111 hello", principal=PAYER)
+        alone = threads.start("hello", principal=OPS)
+        await page.sign_in(OPS)
+        shown = text(await page.client.get(f"/ui/runs/{run.thread_id}"))
+        said = shown.split("Messages", 1)[1].split("Steps", 1)[0]
+        assert said.startswith(" olga succeeded note 1 noted 1 steps 2 · tool_calls 1 · ")
+        assert " bob succeeded card " in said
+        assert "4111 1111 1111 1111" not in shown  # masked as every surface masks content
+        # A thread of one message has no list of them.
+        assert "Messages" not in text(await page.client.get(f"/ui/runs/{alone.thread_id}"))

@@ -1,0 +1,259 @@
+"""What every store must do with a thread's messages (MessageStore), on each backend of the
+conformance suite: SQLite, PostgreSQL (a real server, tests/postgres.py) and memory."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from agentrt.approvals import ApprovalRequest, ApprovalStatus
+from agentrt.approvals.model import ApprovalQuery
+from agentrt.budget import empty_usage
+from agentrt.records import LeaseRecord, MessageOpening, MessageRecord, NewMessage
+from agentrt.runs import lifecycle
+from agentrt.state import RunStatus, Usage
+from agentrt.store.protocols import Store
+from tests.conftest import FakeClock
+from tests.test_store_conformance import ALICE, BACKENDS, HOST, W, claimed, new_run
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock(1_000.0)  # as the conformance suite's
+
+
+@pytest.fixture(params=sorted(BACKENDS))
+def store(request: pytest.FixtureRequest, clock: FakeClock) -> Iterator[Store]:
+    """Each backend of the conformance suite (tests/test_store_conformance.py)."""
+    s = BACKENDS[request.param](request, clock)
+    yield s
+    s.close()
+
+
+BOB = {"id": "bob", "roles": [], "tenant": "acme", "scopes": []}
+LEASE = LeaseRecord(owner=f"{HOST}:1:me", host=HOST, pid=1, expires_at=1_030.0)
+
+
+def spent(tokens: int, steps: int = 1) -> Usage:
+    return {**empty_usage(), "input_tokens": tokens, "steps": steps}
+
+
+def finished(store: Store, thread_id: str = "t1", output: str = "done") -> None:
+    lifecycle.move(store, thread_id, RunStatus.RUNNING, now=store.clock())
+    lifecycle.move(
+        store, thread_id, RunStatus.SUCCEEDED, now=store.clock(), output=output, usage=spent(10)
+    )
+
+
+def opening(store: Store, index: int, **changes: Any) -> MessageOpening:
+    run = store.get_run("t1")
+    assert run is not None
+    first = None
+    if run.message == 0:
+        first = MessageRecord(
+            thread_id="t1",
+            index=0,
+            text=run.goal,
+            principal=run.principal,
+            status="current",
+            created_at=run.created_at,
+            usage_before=empty_usage(),
+            started_at=run.created_at,
+        )
+    made = MessageOpening(
+        from_status=run.status,
+        from_message=run.message,
+        index=index,
+        closing=run.status.value,
+        output=run.output,
+        spent=spent(10),
+        first=first,
+        usage_before=run.usage,
+        lease=LEASE,
+    )
+    return dataclasses.replace(made, **changes)
+
+
+def test_messages_are_numbered_after_the_goal_and_queued_in_order(store: Store) -> None:
+    new_run(store)
+    assert store.thread_messages("t1") == []
+    assert store.queued_message("t1") is None
+    one = store.add_message(NewMessage(thread_id="t1", text="and 43?", principal=BOB))
+    two = store.add_message(
+        NewMessage(thread_id="t1", text="and 44?", principal=ALICE, budget={"max_steps": 3})
+    )
+    assert one is not None
+    assert two is not None
+    assert (one.index, one.status, one.text, one.principal) == (1, "queued", "and 43?", BOB)
+    assert (two.index, two.budget, two.interrupt) == (2, {"max_steps": 3}, False)
+    assert [m.index for m in store.thread_messages("t1")] == [1, 2]
+    queued = store.queued_message("t1")
+    assert queued is not None
+    assert queued.index == 1
+    # One sent to interrupt goes ahead of those merely queued.
+    store.add_message(NewMessage(thread_id="t1", text="stop", principal=BOB, interrupt=True))
+    queued = store.queued_message("t1")
+    assert queued is not None
+    assert (queued.index, queued.interrupt) == (3, True)
+    assert store.add_message(NewMessage(thread_id="nope", text="x", principal=BOB)) is None
+
+
+def test_taking_a_message_closes_the_one_before_and_reopens_the_run_leased(
+    store: Store, clock: FakeClock
+) -> None:
+    new_run(store)
+    finished(store)
+    store.add_message(NewMessage(thread_id="t1", text="and 43?", principal=BOB))
+    clock.advance(5)
+    opened = store.open_message("t1", opening(store, 1))
+    assert opened is not None
+    assert (opened.status, opened.message, opened.output, opened.error) == (
+        RunStatus.RUNNING,
+        1,
+        None,
+        None,
+    )
+    assert opened.usage == spent(10)  # the thread's usage goes on across messages
+    assert store.lease_of("t1") == LEASE
+    goal, one = store.thread_messages("t1")
+    assert (goal.index, goal.text, goal.status, goal.output, goal.usage) == (
+        0,
+        "refund order 7",
+        "succeeded",
+        "done",
+        spent(10),
+    )
+    assert goal.ended_at == clock.now
+    assert (one.status, one.usage_before, one.started_at) == ("current", spent(10), clock.now)
+    # The run is no longer where the opening was worked out from: nothing is written.
+    store.add_message(NewMessage(thread_id="t1", text="and 44?", principal=BOB))
+    assert store.open_message("t1", opening(store, 2, from_status=RunStatus.SUCCEEDED)) is None
+    assert store.open_message("t1", opening(store, 2, from_message=0)) is None
+    queued = store.queued_message("t1")
+    assert queued is not None
+    assert queued.index == 2
+
+
+def test_a_queued_message_is_taken_once(store: Store) -> None:
+    new_run(store)
+    finished(store)
+    store.add_message(NewMessage(thread_id="t1", text="and 43?", principal=BOB))
+    first = opening(store, 1)
+    assert store.open_message("t1", first) is not None
+    # A second taker worked out from the same row finds it taken.
+    assert store.open_message("t1", first) is None
+    assert [m.status for m in store.thread_messages("t1")] == ["succeeded", "current"]
+
+
+def test_an_interrupting_message_cancels_the_pending_requests_of_the_gate(
+    store: Store, clock: FakeClock
+) -> None:
+    new_run(store)
+    lifecycle.move(store, "t1", RunStatus.RUNNING, now=clock())
+    lifecycle.move(store, "t1", RunStatus.AWAITING_APPROVAL, now=clock())
+    request = ApprovalRequest(
+        id="a1",
+        thread_id="t1",
+        step_id="0.0",
+        kind="action",
+        tool="refund",
+        args={"order_id": "7"},
+        args_digest="d",
+        rule_id="r",
+        reason="big",
+        required_role=None,
+        four_eyes=False,
+        requested_by="alice",
+        tenant="acme",
+        requested_at=clock(),
+        expires_at=None,
+    )
+    store.put_approval(request)
+    assert store.stop_requests("t1") == (None, False)
+    store.add_message(NewMessage(thread_id="t1", text="never mind", principal=BOB, interrupt=True))
+    assert store.stop_requests("t1") == (None, True)
+    clock.advance(60)
+    taken = opening(
+        store,
+        1,
+        closing="interrupted",
+        output=None,
+        add_waited=60.0,
+        cancel_pending="superseded by message #1",
+    )
+    opened = store.open_message("t1", taken)
+    assert opened is not None
+    assert opened.status is RunStatus.RUNNING
+    assert opened.waited_seconds == 60.0
+    assert store.stop_requests("t1") == (None, False)
+    [cancelled] = store.list_approvals(ApprovalQuery(thread_id="t1", status=None))
+    assert (cancelled.status, cancelled.comment) == (
+        ApprovalStatus.CANCELLED,
+        "superseded by message #1",
+    )
+    assert [m.status for m in store.thread_messages("t1")] == ["interrupted", "current"]
+
+
+def test_stop_requests_read_a_cancel_and_an_interrupt_at_once(store: Store) -> None:
+    new_run(store)
+    assert store.stop_requests("t1") == (None, False)
+    assert store.stop_requests("nope") == (None, False)
+    store.add_message(NewMessage(thread_id="t1", text="later", principal=BOB))
+    assert store.stop_requests("t1") == (None, False)  # merely queued: nothing to stop
+    store.request_cancel("t1", "enough")
+    assert store.stop_requests("t1") == ("enough", False)
+
+
+def test_a_thread_a_message_waits_for_is_claimed(store: Store, clock: FakeClock) -> None:
+    new_run(store, "idle")
+    finished(store, "idle")
+    new_run(store, "queued")
+    finished(store, "queued")
+    new_run(store, "at-gate")
+    lifecycle.move(store, "at-gate", RunStatus.RUNNING, now=clock())
+    lifecycle.move(store, "at-gate", RunStatus.AWAITING_APPROVAL, now=clock())
+    new_run(store, "at-gate-interrupted")
+    lifecycle.move(store, "at-gate-interrupted", RunStatus.RUNNING, now=clock())
+    lifecycle.move(store, "at-gate-interrupted", RunStatus.AWAITING_APPROVAL, now=clock())
+    for thread_id in ("at-gate", "at-gate-interrupted"):
+        request = ApprovalRequest(
+            id=f"a-{thread_id}",
+            thread_id=thread_id,
+            step_id="0.0",
+            kind="action",
+            tool="refund",
+            args={},
+            args_digest="d",
+            rule_id="r",
+            reason="big",
+            required_role=None,
+            four_eyes=False,
+            requested_by="alice",
+            tenant="acme",
+            requested_at=clock(),
+            expires_at=None,
+        )
+        store.put_approval(request)
+    store.add_message(NewMessage(thread_id="queued", text="more", principal=BOB))
+    store.add_message(NewMessage(thread_id="at-gate", text="later", principal=BOB))
+    store.add_message(
+        NewMessage(thread_id="at-gate-interrupted", text="now", principal=BOB, interrupt=True)
+    )
+    # A finished thread with a message queued, and a gate a message interrupts; not an idle
+    # thread, nor a gate whose message waits its turn.
+    assert sorted(claimed(store).thread_ids) == ["at-gate-interrupted", "queued"]
+    assert claimed(store, owner=dataclasses.replace(W, owner="w2")).thread_ids == ()
+
+
+def test_a_deleted_run_takes_its_messages_with_it(store: Store) -> None:
+    new_run(store)
+    store.add_message(NewMessage(thread_id="t1", text="more", principal=BOB))
+    store.delete_run("t1")
+    assert store.thread_messages("t1") == []
+    new_run(store)  # the same id, a new thread: numbered from 1 again
+    again = store.add_message(NewMessage(thread_id="t1", text="more", principal=BOB))
+    assert again is not None
+    assert again.index == 1
