@@ -66,7 +66,12 @@ class _Remembered:
 
     def add(self, values: Iterable[str]) -> None:
         with self._lock:
-            new = [v for v in values if isinstance(v, str) and v and v not in self._values]
+            # Too short a value is not looked for (MIN_KNOWN): it would cut up other text.
+            new = [
+                v
+                for v in values
+                if isinstance(v, str) and len(v) >= MIN_KNOWN and v not in self._values
+            ]
             if not new:
                 return
             for value in new:
@@ -260,7 +265,8 @@ class Redactor:
 
     def remember(self, values: Iterable[str]) -> None:
         """Secret values to cut out of any text from now on, wherever they stand (marked
-        "credential"): the runtime tells it each credential it resolves for a tool."""
+        "credential"): the runtime tells it each credential it resolves for a tool. One
+        shorter than MIN_KNOWN is let go: "1" or "abc" would cut up unrelated text."""
         self._remembered.add(values)
 
     def redact(

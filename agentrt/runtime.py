@@ -270,7 +270,9 @@ class AgentRuntime(RunReading, OwnGraphDoor, Conversing):
     def _checked(self, policy: Policy) -> Policy:
         if not isinstance(policy, Policy):
             raise ConfigError(f"policy must be an agentrt Policy, got {policy!r}")
-        policy.check_tools(self.tools.names(), servers=self.tools.servers())
+        policy.check_tools(
+            self.tools.names(), servers=self.tools.servers(), credentials=self.tools.credentials()
+        )
         return policy
 
     # lifecycle ----------------------------------------------------------------------------

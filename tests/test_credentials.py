@@ -122,7 +122,8 @@ def test_a_provider_without_the_value_says_so(db: Path, monkeypatch: pytest.Monk
         content = observations(rt, run.thread_id)[0]["content"]
         assert "credential 'crm' for tool 'crm_lookup' could not be resolved" in content
         assert (
-            "LookupError: no value for it in environment variables AGENTRT_CREDENTIAL_*" in content
+            "LookupError: no value for it in the environment: set AGENTRT_CREDENTIAL_ACME__CRM "
+            "or AGENTRT_CREDENTIAL_CRM" in content
         )
         assert calls == []
 

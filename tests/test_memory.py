@@ -299,7 +299,7 @@ def test_tenants_and_principals_whose_names_extend_others_stay_apart(database: s
         for tenant in ("acme", "acme2", "acme.io", "acme%2Eio"):
             assert [i.value for i in rt.memory(tenant).search()] == [{"tenant": tenant}]
         assert rt.memory("acme", principal="al").search() == []
-        everyone = tenant_items(rt.memory("acme").backend, "acme", everyone=True)
+        everyone = tenant_items(rt.deps.memories, "acme", everyone=True)
         assert sorted((i.principal or "", i.value.get("tenant", "")) for i in everyone) == [
             ("", "acme"),
             ("alice", ""),

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
-from typing import Annotated
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from agentrt.cli.common import CliError, app, short, table
 from agentrt.cli.options import AppOptions, grouped
+
+if TYPE_CHECKING:
+    from agentrt.tools.memory import Memory
 
 memory_app = typer.Typer(help="Memory across threads: one tenant's remembered items.")
 app.add_typer(memory_app, name="memory")
@@ -40,8 +44,10 @@ def list_(
     from agentrt.tools.memory import tenant_items
 
     with app_options.runtime(db_only=True) as rt:
+        if rt.deps.memories is None:
+            raise CliError(f"the database {rt.db!r} keeps no memory")
         items = tenant_items(
-            rt.memory(tenant).backend,
+            rt.deps.memories,
             tenant,
             _namespace(namespace),
             principal=principal,
@@ -74,11 +80,12 @@ def show(
     app_options: AppOptions,
 ) -> None:
     """One item as JSON."""
-    with app_options.runtime(db_only=True) as rt:
-        item = rt.memory(tenant, principal=principal).get(_namespace(namespace), key)
-        if item is None:
-            raise _unknown(namespace, key, tenant, principal)
-        typer.echo(json.dumps(item.to_dict(), indent=2, sort_keys=True))
+
+    def show_item(memory: Memory) -> str | None:
+        item = memory.get(namespace, key)
+        return None if item is None else json.dumps(item.to_dict(), indent=2, sort_keys=True)
+
+    _one_item(app_options, namespace, key, tenant, principal, show_item)
 
 
 @memory_app.command("delete")
@@ -92,10 +99,36 @@ def delete(
     app_options: AppOptions,
 ) -> None:
     """Forget one item; later runs of the tenant no longer find it."""
+
+    def delete_item(memory: Memory) -> str | None:
+        if not memory.delete(namespace, key):
+            return None
+        return f"deleted {namespace}/{key} of tenant {tenant!r}"
+
+    _one_item(app_options, namespace, key, tenant, principal, delete_item)
+
+
+def _one_item(
+    app_options: AppOptions,
+    namespace: str,
+    key: str,
+    tenant: str,
+    principal: str | None,
+    act: Callable[[Memory], str | None],
+) -> None:
+    """Check ``namespace``, open the tenant's (or ``principal``'s own) memory and print
+    what ``act`` says of the item; None from it: there is no such item."""
+    from agentrt.tools.errors import ToolError
+
     with app_options.runtime(db_only=True) as rt:
-        if not rt.memory(tenant, principal=principal).delete(_namespace(namespace), key):
+        _namespace(namespace)
+        try:
+            said = act(rt.memory(tenant, principal=principal))
+        except ToolError as exc:  # a key that is no key, say
+            raise CliError(str(exc)) from None
+        if said is None:
             raise _unknown(namespace, key, tenant, principal)
-        typer.echo(f"deleted {namespace}/{key} of tenant {tenant!r}")
+        typer.echo(said)
 
 
 def _namespace(text: str) -> str:

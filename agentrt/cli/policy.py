@@ -96,7 +96,9 @@ def check(path: FileArgument, app_options: AppOptions) -> None:
         policy = Policy.from_file(path)
         rt = _maybe_runtime(stack, app_options)
         if rt is not None:
-            policy.check_tools(rt.tools.names(), servers=rt.tools.servers())
+            policy.check_tools(
+                rt.tools.names(), servers=rt.tools.servers(), credentials=rt.tools.credentials()
+            )
         typer.echo(
             f"{path}: policy {policy.name!r} version {policy.version}, default {policy.default}, "
             f"{len(policy.rules)} rules"

@@ -126,9 +126,8 @@ def tool(state: RunState, deps: RunDeps) -> Steps[dict[str, Any]]:
             call.result(called.result, retries=called.retries)
     except ToolFailure as failure:  # a failed preview is an observation too
         return {"outcome": failed_outcome(action["step_id"], failure), "route": "verify"}
-    preview = spec.to_json(called.result, preview=True)
-    return {
-        "outcome": ok_outcome(action["step_id"], "preview", preview, called.retries),
+    return {  # the preview in its JSON form, credentials cut out (ToolRunner.attempts)
+        "outcome": ok_outcome(action["step_id"], "preview", called.result, called.retries),
         "route": "verify",
     }
 

@@ -16,7 +16,7 @@ import yaml
 
 from agentrt.errors import ConfigError
 from agentrt.policies.decisions import Explanation, PolicyDecision, RuleCheck
-from agentrt.policies.grants import credential_refusal
+from agentrt.policies.grants import credential_refusal, ungranted_names
 from agentrt.policies.loader import (
     PolicyFileError,
     load_policy_text,
@@ -236,12 +236,21 @@ class Policy:
         }
 
     def check_tools(
-        self, tool_names: Iterable[str], *, servers: Iterable[str] | None = None
+        self,
+        tool_names: Iterable[str],
+        *,
+        servers: Iterable[str] | None = None,
+        credentials: Iterable[str] | None = None,
     ) -> None:
         """Refuse a rule that names a tool (without wildcards) the runtime does not have,
         a ``tools:`` entry for a tool it does not have, and, given the runtime's MCP
-        ``servers``, a rule that names a server (without wildcards) it does not have."""
+        ``servers``, a rule that names a server (without wildcards) it does not have, and,
+        given the ``credentials`` its tools declare, a grant of one no tool declares."""
         names = set(tool_names)
+        if credentials is not None and (typo := ungranted_names(self.credentials, credentials)):
+            raise self._error(
+                self._node, ["credentials", typo[0]], self.source, typo[1], at_key=True
+            )
         for name in self._tools:
             if name not in names:
                 raise self._error(

@@ -8,12 +8,12 @@ does not name is granted to no one; ``"*"`` names every credential.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 from agentrt.policies.model import CredentialGrant
 from agentrt.principal import Principal
 
-__all__ = ["credential_refusal"]
+__all__ = ["credential_refusal", "ungranted_names"]
 
 
 def credential_refusal(
@@ -51,3 +51,18 @@ def _unmet(grant: CredentialGrant, principal: Principal) -> str:
     if grant.tenants is not None and principal.tenant not in grant.tenants:
         terms.append(f"tenants {grant.tenants!r}")
     return " and ".join(terms)
+
+
+def ungranted_names(
+    grants: Mapping[str, CredentialGrant], declared: Iterable[str]
+) -> tuple[str, str] | None:
+    """The first grant naming a credential no tool declares (a typo, most likely: the
+    credential it meant stays granted to no one), and why, in words; None if none does."""
+    known = sorted(set(declared))
+    for name in grants:
+        if name != "*" and name not in known:
+            return name, (
+                f"the credentials section grants credential {name!r}, which no tool of this "
+                f"runtime declares; the tools' credentials: {known!r}"
+            )
+    return None

@@ -439,6 +439,12 @@ def tool(
                     f"tool {tool_name!r}: {label} must be a list, got the string {values!r}; "
                     f"write {label}=[{values!r}]"
                 )
+        credentials = tuple(credentials)
+        if not all(isinstance(name, str) and name for name in credentials):
+            raise ConfigError(
+                f"tool {tool_name!r}: credentials must be names (non-empty text), got "
+                f"{list(credentials)!r}; e.g. credentials=['crm']"
+            )
         if not (isinstance(cost_usd, int | float) and math.isfinite(cost_usd) and cost_usd >= 0):
             raise ConfigError(
                 f"tool {tool_name!r}: cost_usd must be a finite number >= 0, got {cost_usd!r}"
@@ -473,7 +479,7 @@ def tool(
             idempotent=options.get("idempotent", False),
             cost_usd=float(cost_usd),
             sensitive=tuple(sensitive),
-            credentials=tuple(credentials),
+            credentials=credentials,
             verify=options.get("verify"),
             prepare=prepare,
             ctx_param=_ctx_param(f),

@@ -14,6 +14,7 @@ them, so a log line or a page that repeats one shows a marker instead.
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import threading
@@ -24,9 +25,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic_core import to_jsonable_python
 
 from agentrt.errors import AgentRuntimeError, ConfigError
 from agentrt.principal import Principal
+from agentrt.redaction import MIN_KNOWN
 
 __all__ = [
     "CREDENTIAL_MARKER",
@@ -34,6 +37,7 @@ __all__ = [
     "Credentials",
     "Secrets",
     "check_provider",
+    "env_name",
     "resolve_for",
 ]
 
@@ -82,25 +86,38 @@ class Credentials:
 
     def __post_init__(self) -> None:
         if not callable(self.fetch):
-            raise ConfigError(f"Credentials fetch must be callable, got {self.fetch!r}")
-        if not (isinstance(self.ttl, int | float) and self.ttl >= 0):
-            raise ConfigError(f"Credentials ttl must be a number of seconds >= 0, got {self.ttl!r}")
+            raise ConfigError(
+                f"Credentials fetch must be callable, got {self.fetch!r}; give a function "
+                "(name, principal) -> value, e.g. Credentials.from_callable(vault_lookup)"
+            )
+        ttl = self.ttl
+        if isinstance(ttl, bool) or not (isinstance(ttl, int | float) and 0 <= ttl < math.inf):
+            raise ConfigError(
+                f"Credentials ttl must be a number of seconds >= 0, got {ttl!r}; "
+                "0 fetches the value at every call"
+            )
 
     @classmethod
     def from_env(
         cls, prefix: str = "AGENTRT_CREDENTIAL_", *, environ: Mapping[str, str] | None = None
     ) -> Credentials:
         """From environment variables, read at each call: ``<prefix><TENANT>__<NAME>`` for
-        one tenant, else ``<prefix><NAME>`` (upper case, other characters as "_"), e.g.
-        AGENTRT_CREDENTIAL_ACME__CRM, then AGENTRT_CREDENTIAL_CRM for credential "crm"."""
+        one tenant, else ``<prefix><NAME>``, e.g. AGENTRT_CREDENTIAL_ACME__CRM, then
+        AGENTRT_CREDENTIAL_CRM for credential "crm" of tenant "acme".
+
+        A name of lower-case letters and digits, words joined by single "_", is spelled in
+        upper case (``stripe_key``: STRIPE_KEY). Any other name (``acme.io``, ``Acme``,
+        ``acme-io``) is spelled "_" and the hex of its UTF-8 bytes (``acme.io``:
+        _61636D652E696F), so two tenants never share a variable; a missing value's error
+        names the variables read. ``env_name`` spells one."""
 
         def fetch(name: str, principal: Principal) -> str | None:
             env = os.environ if environ is None else environ
-            tenant = [f"{prefix}{_env(principal.tenant)}__{_env(name)}"] if principal.tenant else []
-            for var in (*tenant, f"{prefix}{_env(name)}"):
+            tried = _env_vars(prefix, name, principal.tenant)
+            for var in tried:
                 if env.get(var):
                     return env[var]
-            return None
+            raise LookupError(f"no value for it in the environment: set {' or '.join(tried)}")
 
         return cls(fetch=fetch, source=f"environment variables {prefix}*")
 
@@ -118,13 +135,22 @@ class Credentials:
             except yaml.YAMLError:
                 raise ValueError(f"{str(where)!r} is not JSON or YAML") from None
             if not isinstance(data, dict):
-                raise ValueError(f"{str(where)!r} must hold a mapping of names to values")
+                raise ValueError(
+                    f"{str(where)!r} holds a {type(data).__name__}; it must hold a mapping of "
+                    'names to values, e.g. {"crm": "...", "tenants": {"acme": {"crm": "..."}}}'
+                )
             tenants = data.get("tenants") or {}
             own = tenants.get(principal.tenant) if isinstance(tenants, dict) else None
-            for scope in (own or {}, data):
+            for scope, at in ((own or {}, f"tenants.{principal.tenant}.{name}"), (data, name)):
                 value = scope.get(name) if isinstance(scope, dict) else None
-                if isinstance(value, str) and value:
-                    return value
+                if value is None or value == "":
+                    continue
+                if not isinstance(value, str):
+                    raise ValueError(
+                        f"{at} in {str(where)!r} is a {type(value).__name__}, not text; "
+                        "quote it in the file"
+                    )
+                return value
             return None
 
         return cls(fetch=fetch, source=f"file {str(where)!r}")
@@ -157,8 +183,23 @@ class Credentials:
         return value
 
 
-def _env(name: str | None) -> str:
-    return re.sub(r"[^A-Z0-9]", "_", (name or "").upper())
+_PLAIN = re.compile(r"[a-z0-9]+(?:_[a-z0-9]+)*")
+
+
+def env_name(name: str) -> str:
+    """How ``from_env`` spells a tenant or credential name in a variable: a plain name
+    (lower-case letters and digits, single "_" between words) in upper case, any other
+    "_" and the hex of its UTF-8 bytes. No two names share a spelling: a plain one has
+    no "__" and never starts with "_", a hex one has no "_" after its first."""
+    if _PLAIN.fullmatch(name):
+        return name.upper()
+    return "_" + name.encode("utf-8").hex().upper()
+
+
+def _env_vars(prefix: str, name: str, tenant: str | None) -> list[str]:
+    """The variables ``from_env`` reads for ``name``: the tenant's own first."""
+    shared = f"{prefix}{env_name(name)}"
+    return [f"{prefix}{env_name(tenant)}__{env_name(name)}", shared] if tenant else [shared]
 
 
 class Secrets(Mapping[str, str]):
@@ -189,8 +230,10 @@ class Secrets(Mapping[str, str]):
         return f"Secrets({sorted(self._values)!r})"
 
     def scrub(self, value: Any) -> Any:
-        """``value`` (JSON data or text) with every credential's value cut out."""
-        secrets = [v for v in self._values.values() if v]
+        """``value`` (JSON data or text) with every credential's value cut out (a value
+        shorter than MIN_KNOWN is not looked for: it would cut up unrelated words; the
+        runtime refuses to resolve one)."""
+        secrets = [v for v in self._values.values() if len(v) >= MIN_KNOWN]
         if not secrets:
             return value
         pattern = re.compile("|".join(re.escape(v) for v in sorted(secrets, key=len, reverse=True)))
@@ -208,9 +251,9 @@ def _scrub(value: Any, pattern: re.Pattern[str]) -> Any:
         return _scrub(bytes(value).decode("utf-8", "replace"), pattern)
     if isinstance(value, int | float | bool) or value is None:
         return value
-    # Not JSON: what it would be shown as, cut (a result that is not JSON fails anyway).
-    text = json.dumps(value, default=str)
-    return pattern.sub(CREDENTIAL_MARKER, text) if pattern.search(text) else value
+    # Not JSON: its JSON form, every field (a repr may hide one), cut if it holds one.
+    data = to_jsonable_python(value, fallback=str)
+    return _scrub(data, pattern) if pattern.search(json.dumps(data)) else value
 
 
 def resolve_for(
@@ -231,9 +274,20 @@ def resolve_for(
                 name, tool, principal, "the runtime has no credential provider (credentials=)"
             )
         try:
-            values[name] = provider.resolve(name, principal)
+            value = provider.resolve(name, principal)
         except Exception as exc:  # any provider failure: the call does not happen
             raise CredentialError(name, tool, principal, f"{type(exc).__name__}: {exc}") from None
+        if len(value) < MIN_KNOWN:
+            # Too short to find again: masking it would cut pieces out of unrelated text.
+            raise CredentialError(
+                name,
+                tool,
+                principal,
+                f"its value in {provider.source} is {len(value)} characters, shorter than "
+                f"{MIN_KNOWN}, so it could not be kept out of what the run shows; give the "
+                "real secret",
+            )
+        values[name] = value
     if remember is not None and values:
         remember(values.values())
     return Secrets(values, tool=tool)

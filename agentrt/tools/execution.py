@@ -126,7 +126,8 @@ class ToolRunner:
         *,
         fn: Callable[..., Any] | None = None,
     ) -> Steps[Called]:
-        """Call ``spec`` (or its hook ``fn``) until it succeeds or the contract says stop.
+        """Call ``spec`` (or its hook ``fn``, its ``prepare``) until it succeeds or the
+        contract says stop; the result comes back in its JSON form (a hook's: the preview's).
 
         Transient failures are retried with backoff and jitter; a timeout of a tool that is
         not idempotent is never retried here (the caller decides whether it is in doubt).
@@ -138,8 +139,9 @@ class ToolRunner:
         while True:
             try:
                 result = yield from self._call_once(spec, args, ctx, fn=fn)
-                # A credential the tool echoes is cut out before anything keeps the result.
-                out = ctx.credentials.scrub(spec.to_json(result) if fn is None else result)
+                # The JSON form (a hook's: the preview's) is what is kept, so a credential
+                # the tool echoes is cut out of that: a field its repr hides is in it too.
+                out = ctx.credentials.scrub(spec.to_json(result, preview=fn is not None))
             except Exception as exc:
                 kind = classify(spec, exc)
                 message = ctx.credentials.scrub(_describe(exc))

@@ -26,6 +26,7 @@ from typing import Any
 
 from langgraph.store.base import BaseStore, Item
 
+from agentrt.tools.credentials import Secrets
 from agentrt.tools.errors import ToolError
 
 __all__ = ["Memory", "MemoryItem", "Namespace", "memory_root", "parse_namespace", "tenant_items"]
@@ -45,16 +46,26 @@ def _unescape(label: str) -> str:
 
 def parse_namespace(namespace: Namespace) -> tuple[str, ...]:
     """The labels of ``namespace``; ValueError naming it if one is empty or not text."""
-    labels = tuple(namespace.split("/")) if isinstance(namespace, str) else tuple(namespace)
+    if isinstance(namespace, str):
+        labels: tuple[object, ...] = tuple(namespace.split("/"))
+    elif isinstance(namespace, Sequence):
+        labels = tuple(namespace)
+    else:
+        raise ValueError(
+            f"memory namespace {namespace!r} is a {type(namespace).__name__}; give labels as "
+            "text with \"/\" between them, e.g. 'notes/customers', or as ('notes', 'customers')"
+        )
     if namespace in ("", ()):
         return ()
+    checked: list[str] = []
     for label in labels:
         if not isinstance(label, str) or not label or "\x00" in label:
             raise ValueError(
                 f"memory namespace {namespace!r} has the label {label!r}; every label must "
                 "be non-empty text without NUL, e.g. 'notes/customers' or ('notes', 'customers')"
             )
-    return labels
+        checked.append(label)
+    return tuple(checked)
 
 
 def memory_root(tenant: str | None, principal: str | None = None) -> tuple[str, ...]:
@@ -110,6 +121,7 @@ class Memory:
         personal: bool = False,
         writable: bool = True,
         tool: str | None = None,
+        secrets: Secrets | None = None,
     ) -> None:
         if personal and principal is None:
             raise ValueError("a personal memory needs the principal whose it is")
@@ -123,6 +135,8 @@ class Memory:
         self.writable = writable
         """False for a tool declared effect="read": it may only read."""
         self._tool = tool
+        # The call's credentials: cut out of whatever it writes, as out of its result.
+        self._secrets = secrets if secrets is not None else Secrets()
         self._root = memory_root(tenant, principal if personal else None)
 
     @property
@@ -138,15 +152,23 @@ class Memory:
             personal=True,
             writable=self.writable,
             tool=self._tool,
+            secrets=self._secrets,
         )
 
-    @property
-    def backend(self) -> BaseStore:
-        """LangGraph's store behind this view (every tenant's items: not for tools)."""
-        return self._backend()
+    def scrubbing(self, secrets: Secrets) -> Memory:
+        """This view, cutting ``secrets`` (a call's credentials) out of what it writes."""
+        return Memory(
+            self._store,
+            tenant=self.tenant,
+            principal=self.principal,
+            personal=self.is_personal,
+            writable=self.writable,
+            tool=self._tool,
+            secrets=secrets,
+        )
 
     def _where(self, namespace: Namespace) -> tuple[str, ...]:
-        return (*self._root, *(_escape(label) for label in parse_namespace(namespace)))
+        return (*self._root, *(_escape(label) for label in _labels(namespace)))
 
     def _backend(self) -> BaseStore:
         if self._store is None:
@@ -161,11 +183,10 @@ class Memory:
             who = f"tool {self._tool!r}" if self._tool else "this tool"
             raise ToolError(
                 f"{who} is declared effect='read', so it may read memory but not {what} "
-                f"{'/'.join(parse_namespace(namespace))}:{key!r}; declare it effect='write' "
+                f"{'/'.join(_labels(namespace))}:{key!r}; declare it effect='write' "
                 "(its calls then pass policy, approvals and the ledger)"
             )
-        if not isinstance(key, str) or not key:
-            raise ToolError(f"a memory key must be non-empty text, got {key!r}")
+        _check_key(key)
 
     def _item(self, item: Item) -> MemoryItem:
         return self._item_under(item, len(self._root))
@@ -182,6 +203,7 @@ class Memory:
 
     def get(self, namespace: Namespace, key: str) -> MemoryItem | None:
         """The item at ``namespace``/``key``, or None."""
+        _check_key(key)
         found = self._backend().get(self._where(namespace), key)
         return None if found is None else self._item(found)
 
@@ -204,13 +226,22 @@ class Memory:
     def put(self, namespace: Namespace, key: str, value: Mapping[str, Any]) -> None:
         """Remember ``value`` (a JSON object) at ``namespace``/``key``, replacing what was."""
         self._writing("write", namespace, key)
+        where = f"{'/'.join(_labels(namespace))}:{key!r}"
         if not isinstance(value, Mapping):
-            raise ToolError(f"a memory value must be a JSON object (a dict), got {value!r}")
+            raise ToolError(
+                f"the memory value for {where} must be a JSON object (a dict), got a "
+                f"{type(value).__name__}: {_shown(value)}; wrap it, e.g. {{'value': ...}}"
+            )
         try:
             json.dumps(value, allow_nan=False)
         except (TypeError, ValueError) as exc:
-            raise ToolError(f"a memory value must be JSON data: {exc}") from None
-        self._backend().put(self._where(namespace), key, dict(value), index=False)
+            raise ToolError(
+                f"the memory value for {where} must be JSON data (text, numbers, true/false, "
+                f"null, lists and objects): {exc}"
+            ) from None
+        # A credential the tool writes would come back, unmasked, to whoever reads it.
+        value = self._secrets.scrub(dict(value))
+        self._backend().put(self._where(namespace), key, value, index=False)
 
     def delete(self, namespace: Namespace, key: str) -> bool:
         """Forget ``namespace``/``key``; False if there was nothing there."""
@@ -256,6 +287,27 @@ class Memory:
         return f"Memory(tenant={self.tenant!r}{whose}{mode})"
 
 
+def _labels(namespace: Namespace) -> tuple[str, ...]:
+    """parse_namespace, failing the tool's call (ToolError) on a bad namespace."""
+    try:
+        return parse_namespace(namespace)
+    except ValueError as exc:
+        raise ToolError(str(exc)) from None
+
+
+def _check_key(key: object) -> None:
+    if not isinstance(key, str) or not key:
+        raise ToolError(
+            f"a memory key must be non-empty text, got {_shown(key)}; name the item, "
+            "e.g. 'customer-42'"
+        )
+
+
+def _shown(value: object) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else f"{text[:77]}..."
+
+
 def tenant_items(
     store: BaseStore,
     tenant: str | None,
@@ -272,15 +324,31 @@ def tenant_items(
         view = Memory(store, tenant=tenant, principal=principal, personal=principal is not None)
         return view.search(namespace, limit=limit)
     top = memory_root(tenant)[:-1]
-    labels = tuple(_escape(label) for label in parse_namespace(namespace))
+    # Each root (the shared one, each principal's own) is searched under ``namespace`` on
+    # its own: one search of the whole tenant would cut at ``limit`` before the namespace
+    # is looked at, and miss older items of the namespace asked for.
     items: list[MemoryItem] = []
-    for item in store.search(top, limit=limit):
-        if item.namespace[: len(top)] != top:
-            continue  # another tenant's, however the store matched the prefix
-        rest = item.namespace[len(top) :]
-        whose = None if rest[0] == "shared" else _unescape(rest[1])
-        depth = len(top) + (1 if whose is None else 2)
-        if item.namespace[depth : depth + len(labels)] == labels:
-            view = Memory(store, tenant=tenant, principal=whose, personal=whose is not None)
-            items.append(view._item_under(item, depth))
-    return items
+    for root in _roots(store, top):
+        whose = None if root[len(top)] == "shared" else _unescape(root[len(top) + 1])
+        view = Memory(store, tenant=tenant, principal=whose, personal=whose is not None)
+        items.extend(view.search(namespace, limit=limit))
+    items.sort(key=lambda item: item.updated_at, reverse=True)
+    return items[:limit]
+
+
+def _roots(store: BaseStore, top: tuple[str, ...], page: int = 1000) -> list[tuple[str, ...]]:
+    """The roots under a tenant's ``top`` that hold items: shared, and each principal's."""
+    roots: set[tuple[str, ...]] = set()
+    offset = 0
+    while True:
+        found = store.list_namespaces(prefix=top, max_depth=len(top) + 2, limit=page, offset=offset)
+        for namespace in found:
+            if namespace[: len(top)] != top or len(namespace) == len(top):
+                continue  # another tenant's, however the store matched the prefix
+            if namespace[len(top)] == "shared":
+                roots.add((*top, "shared"))
+            elif namespace[len(top)] == "principals" and len(namespace) > len(top) + 1:
+                roots.add(namespace[: len(top) + 2])
+        if len(found) < page:
+            return sorted(roots)
+        offset += page

@@ -21,7 +21,10 @@ def memory_tools(*, personal: bool = False, prefix: str = "memory") -> list[Tool
     (``personal=True``: of the run's principal's own), named ``<prefix>_search``,
     ``<prefix>_get``, ``<prefix>_put`` and ``<prefix>_forget``."""
     if not isinstance(prefix, str) or not prefix.isidentifier():
-        raise ConfigError(f"memory_tools prefix must be a Python identifier, got {prefix!r}")
+        raise ConfigError(
+            f"memory_tools prefix must be a Python identifier (letters, digits and _), got "
+            f"{prefix!r}; the tools are named <prefix>_search and so on, e.g. prefix='notes'"
+        )
     whose = "your own" if personal else "the team's shared"
 
     def view(ctx: ToolContext) -> Memory:

@@ -142,6 +142,10 @@ class ToolRegistry:
         """The names of its toolsets that are MCP servers (what ``match: servers`` names)."""
         return [n for n, t in self._toolsets.items() if _kind(t) == "MCP server"]
 
+    def credentials(self) -> set[str]:
+        """Every credential its tools declare (what a policy's ``credentials:`` grants)."""
+        return {c for name in self.names() if (spec := self.get(name)) for c in spec.credentials}
+
     def override(self, overrides: Mapping[str, ToolOverride | Mapping[str, Any]] | None) -> None:
         """Replace what tools say of themselves with ``overrides`` (by tool name), from now
         on and on every later listing; None or {} drops every override.

@@ -1,0 +1,159 @@
+"""A credential stays out of what a run keeps, however a tool lets it slip: in a preview
+object whose repr hides the field, in what it writes to memory, or as a value too short
+to be found again (refused before the call)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from agentrt import AgentRuntime, Decision, Policy, Principal, RunStatus, ToolContext, tool
+from agentrt.redaction import MIN_KNOWN, Redactor
+from agentrt.testing import ScriptedChatModel, ai, tool_call
+from agentrt.tools.credentials import CREDENTIAL_MARKER, Credentials, Secrets
+from agentrt.tools.memory_tools import memory_tools
+
+ALICE = Principal("alice", roles=["support"], tenant="acme")
+PAY_KEY = "pay-acme-Cobalt9Wren"
+
+POLICY = """
+version: 1
+name: pay
+default: allow
+credentials:
+  pay:
+    roles: [support]
+"""
+
+
+@dataclass
+class Quote:
+    """What the payment system quotes, with the authorisation it was quoted under (a
+    field its repr hides, as a careless client library would)."""
+
+    amount: int
+    auth: str = field(repr=False)
+
+
+def quote(cents: int, ctx: ToolContext) -> Quote:
+    return Quote(amount=cents, auth=ctx.credentials["pay"])
+
+
+@tool(effect="irreversible", prepare=quote, credentials=["pay"])
+def pay(cents: int, ctx: ToolContext) -> dict[str, Any]:
+    """Pay a supplier."""
+    return {"paid": cents}
+
+
+def keys(value: str) -> Credentials:
+    return Credentials.from_callable(lambda name, principal: value)
+
+
+def checkpoints_text(rt: AgentRuntime, thread_id: str) -> str:
+    """Every checkpoint of the thread, decoded (the SQLite file keeps them deflated)."""
+    config = {"configurable": {"thread_id": thread_id}}
+    return "\n".join(
+        json.dumps(snapshot.values, default=repr) for snapshot in rt.graph.get_state_history(config)
+    )
+
+
+def test_a_preview_field_the_repr_hides_is_scrubbed_from_every_checkpoint(db: Path) -> None:
+    script = [ai("", tool_call("pay", {"cents": 700})), "Paid."]
+    with AgentRuntime(
+        ScriptedChatModel(script),
+        tools=[pay],
+        policy=Policy.from_yaml(
+            POLICY + "rules:\n  - {id: ask, match: {tools: [pay]}, decision: require_approval}\n"
+        ),
+        db=db,
+        credentials=keys(PAY_KEY),
+    ) as rt:
+        run = rt.start("Pay 7.", principal=ALICE)
+        assert run.status is RunStatus.AWAITING_APPROVAL
+        assert run.pending_approval is not None
+        bob = Principal("bob", tenant="acme")
+        done = rt.decide(Decision.approve(run.pending_approval.id, by=bob))
+        assert done.status is RunStatus.SUCCEEDED
+        kept = checkpoints_text(rt, run.thread_id)
+        assert '"amount": 700' in kept  # the preview is there...
+        assert CREDENTIAL_MARKER in kept  # ...with its hidden field cut out
+        assert PAY_KEY not in kept
+        assert PAY_KEY not in json.dumps([e["data"] for e in rt.events(run.thread_id)])
+
+
+def test_a_credential_a_tool_writes_to_memory_is_cut_out(db: Path) -> None:
+    @tool(effect="write", idempotent=True, credentials=["pay"])
+    def note_payee(payee: str, ctx: ToolContext) -> str:
+        """Remember a payee (carelessly, with the key it was checked under)."""
+        ctx.memory.put("payees", payee, {"checked_with": ctx.credentials["pay"]})
+        return "noted"
+
+    get_payee = memory_tools()[1]
+    script = [
+        ai("", tool_call("note_payee", {"payee": "p1"})),
+        ai("", tool_call("memory_get", {"namespace": "payees", "key": "p1"})),
+        "Done.",
+    ]
+    with AgentRuntime(
+        ScriptedChatModel(script),
+        tools=[note_payee, get_payee],
+        policy=Policy.from_yaml(POLICY),
+        db=db,
+        credentials=keys(PAY_KEY),
+    ) as rt:
+        run = rt.start("Note p1.", principal=ALICE)
+        assert run.status is RunStatus.SUCCEEDED
+        item = rt.memory("acme").get("payees", "p1")
+        assert item is not None
+        assert item.value == {"checked_with": CREDENTIAL_MARKER}
+        observed = [e["data"] for e in rt.events(run.thread_id) if e["type"] == "observation"]
+        assert CREDENTIAL_MARKER in observed[1]["content"]
+        assert PAY_KEY not in checkpoints_text(rt, run.thread_id)
+    with sqlite3.connect(db) as conn:
+        assert PAY_KEY not in repr(conn.execute("SELECT * FROM store").fetchall())
+
+
+@pytest.mark.parametrize("value", ["a", "ab", "abc"])
+def test_a_credential_too_short_to_mask_is_refused_naming_it_not_its_value(
+    db: Path, value: str
+) -> None:
+    calls: list[str] = []
+
+    @tool(credentials=["pay"])
+    def balance(ctx: ToolContext) -> str:
+        """The account's balance."""
+        calls.append(ctx.credentials["pay"])
+        return "abacus cabbage: 100"
+
+    script = [ai("", tool_call("balance", {})), "Done."]
+    with AgentRuntime(
+        ScriptedChatModel(script),
+        tools=[balance],
+        policy=Policy.from_yaml(POLICY),
+        db=db,
+        credentials=keys(value),
+    ) as rt:
+        run = rt.start("Balance?", principal=ALICE)
+        (seen,) = [e["data"] for e in rt.events(run.thread_id) if e["type"] == "observation"]
+    assert calls == []
+    assert seen["content"] == (
+        "permanent error: credential 'pay' for tool 'balance' could not be resolved for "
+        f"principal 'alice' of tenant 'acme': its value in a callable is {len(value)} "
+        f"characters, shorter than {MIN_KNOWN}, so it could not be kept out of what the run "
+        "shows; give the real secret; the tool was not called"
+    )
+
+
+def test_short_values_cut_up_no_other_text() -> None:
+    text = "abacus cabbage 1234"
+    assert Secrets({"pay": "ab", "pin": "1"}).scrub(text) == text
+    redactor = Redactor()
+    redactor.remember(["ab", "1"])
+    assert redactor.redact(text) == text
+    redactor.remember(["cabbage"])
+    assert redactor.redact(text) == "abacus [REDACTED:credential] 1234"

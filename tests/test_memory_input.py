@@ -1,0 +1,220 @@
+"""Memory refuses bad input with an error naming the value and what to do (a tool's call
+fails with it, the CLI prints it), lists a tenant's items under a namespace however many
+newer items lie elsewhere, and gives tools no door to the store behind it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from agentrt import AgentRuntime, ConfigError, Policy, Principal, RunStatus, ToolContext, tool
+from agentrt.cli import app as cli_app
+from agentrt.testing import ScriptedChatModel, ai, tool_call
+from agentrt.tools.errors import ToolError
+from agentrt.tools.memory import Memory, tenant_items
+from agentrt.tools.memory_tools import memory_tools
+
+ALICE = Principal("alice", tenant="acme")
+
+
+def runtime(db: str, script: list[Any], **kw: Any) -> AgentRuntime:
+    return AgentRuntime(
+        ScriptedChatModel(script),
+        tools=[*memory_tools(), *kw.pop("tools", [])],
+        policy=Policy.allow_all(),
+        db=db,
+        tracing=None,
+        **kw,
+    )
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "sqlite":
+        return str(tmp_path / "agentrt.db")
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+def test_everyone_under_a_namespace_is_not_cut_short_by_newer_items_elsewhere(
+    database: str,
+) -> None:
+    with runtime(database, []) as rt:
+        rt.memory("acme").put("customers", "42", {"prefers": "email"})
+        for n in range(5):
+            rt.memory("acme", principal="alice").put("notes", str(n), {"n": n})
+        rt.memory("acme2").put("customers", "1", {"other": "tenant"})
+        assert rt.deps.memories is not None
+        found = tenant_items(rt.deps.memories, "acme", "customers", everyone=True, limit=3)
+        assert [(i.namespace, i.key, i.principal) for i in found] == [(("customers",), "42", None)]
+        everything = tenant_items(rt.deps.memories, "acme", everyone=True, limit=3)
+        assert len(everything) == 3
+        assert {i.principal for i in everything} <= {None, "alice"}
+        notes = tenant_items(rt.deps.memories, "acme", "notes", everyone=True, limit=10)
+        assert sorted(i.key for i in notes) == ["0", "1", "2", "3", "4"]
+
+
+def test_cli_lists_a_namespace_of_everyone_past_newer_items(tmp_path: Path) -> None:
+    db = str(tmp_path / "agentrt.db")
+    with runtime(db, []) as rt:
+        rt.memory("acme").put("customers", "42", {"prefers": "email"})
+        for n in range(5):
+            rt.memory("acme", principal="alice").put("notes", str(n), {"n": n})
+    listed = cli("list", "customers", "--tenant", "acme", "--all", "--limit", "3", "--db", db)
+    assert listed.exit_code == 0, listed.output
+    assert "email" in listed.output
+
+
+def cli(*args: str) -> Any:
+    return CliRunner().invoke(cli_app, ["memory", *args])
+
+
+@pytest.mark.parametrize("command", ["list", "show", "delete"])
+def test_cli_names_a_bad_namespace(tmp_path: Path, command: str) -> None:
+    db = str(tmp_path / "agentrt.db")
+    runtime(db, []).close()
+    args = ["customers//eu"] if command == "list" else ["customers//eu", "42"]
+    done = cli(command, *args, "--tenant", "acme", "--db", db)
+    assert done.exit_code == 2, done.output
+    assert (
+        "memory namespace 'customers//eu' has the label ''; every label must be non-empty "
+        "text without NUL, e.g. 'notes/customers' or ('notes', 'customers')"
+    ) in " ".join(done.output.split())
+
+
+def test_cli_names_an_empty_key(tmp_path: Path) -> None:
+    db = str(tmp_path / "agentrt.db")
+    runtime(db, []).close()
+    done = cli("show", "customers", "", "--tenant", "acme", "--db", db)
+    assert done.exit_code == 2, done.output
+    assert "a memory key must be non-empty text, got ''; name the item, e.g. 'customer-42'" in (
+        " ".join(done.output.split())
+    )
+
+
+@pytest.fixture
+def memory(tmp_path: Path) -> Any:
+    with runtime(str(tmp_path / "agentrt.db"), []) as rt:
+        yield rt.memory("acme")
+
+
+@pytest.mark.parametrize(
+    ("namespace", "label"),
+    [("notes//x", "''"), (("notes", ""), "''"), (("notes", 7), "7"), ("a\x00b", "'a\\x00b'")],
+)
+def test_a_bad_namespace_label_is_named(memory: Memory, namespace: Any, label: str) -> None:
+    for call in (
+        lambda: memory.get(namespace, "k"),
+        lambda: memory.search(namespace),
+        lambda: memory.put(namespace, "k", {"a": 1}),
+        lambda: memory.delete(namespace, "k"),
+    ):
+        with pytest.raises(ToolError) as info:
+            call()
+        assert str(info.value) == (
+            f"memory namespace {namespace!r} has the label {label}; every label must be "
+            "non-empty text without NUL, e.g. 'notes/customers' or ('notes', 'customers')"
+        )
+
+
+def test_a_namespace_that_is_no_path_is_named(memory: Memory) -> None:
+    with pytest.raises(ToolError) as info:
+        memory.get(42, "k")  # type: ignore[arg-type]
+    assert str(info.value) == (
+        'memory namespace 42 is a int; give labels as text with "/" between them, e.g. '
+        "'notes/customers', or as ('notes', 'customers')"
+    )
+
+
+@pytest.mark.parametrize("key", ["", None, 42])
+def test_a_key_must_be_non_empty_text(memory: Memory, key: Any) -> None:
+    for call in (
+        lambda: memory.get("notes", key),
+        lambda: memory.put("notes", key, {"a": 1}),
+        lambda: memory.delete("notes", key),
+    ):
+        with pytest.raises(ToolError) as info:
+            call()
+        assert str(info.value) == (
+            f"a memory key must be non-empty text, got {key!r}; name the item, e.g. 'customer-42'"
+        )
+
+
+def test_a_value_must_be_a_json_object(memory: Memory) -> None:
+    with pytest.raises(ToolError) as info:
+        memory.put("notes", "k", ["email"])  # type: ignore[arg-type]
+    assert str(info.value) == (
+        "the memory value for notes:'k' must be a JSON object (a dict), got a list: "
+        "['email']; wrap it, e.g. {'value': ...}"
+    )
+    with pytest.raises(ToolError) as info:
+        memory.put("notes", "k", {"seen": {1, 2}})
+    assert str(info.value) == (
+        "the memory value for notes:'k' must be JSON data (text, numbers, true/false, null, "
+        "lists and objects): Object of type set is not JSON serializable"
+    )
+    with pytest.raises(ToolError) as info:
+        memory.put("notes", "k", {"score": float("nan")})
+    assert "Out of range float values are not JSON compliant" in str(info.value)
+    assert memory.search() == []
+
+
+def test_a_models_bad_namespace_fails_its_call_with_the_reason(tmp_path: Path) -> None:
+    script = [
+        ai("", tool_call("memory_put", {"namespace": "a//b", "key": "k", "value": {"x": 1}})),
+        "Done.",
+    ]
+    with runtime(str(tmp_path / "agentrt.db"), script) as rt:
+        run = rt.start("Remember.", principal=ALICE)
+        assert run.status is RunStatus.SUCCEEDED
+        (seen,) = [e["data"] for e in rt.events(run.thread_id) if e["type"] == "observation"]
+    assert seen["kind"] == "permanent"
+    assert "memory namespace 'a//b' has the label ''" in seen["content"]
+
+
+@pytest.mark.parametrize("prefix", ["a-b", "", "notes tools", "1st"])
+def test_memory_tools_prefix_must_be_an_identifier(prefix: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        memory_tools(prefix=prefix)
+    assert str(info.value) == (
+        f"memory_tools prefix must be a Python identifier (letters, digits and _), got "
+        f"{prefix!r}; the tools are named <prefix>_search and so on, e.g. prefix='notes'"
+    )
+
+
+def test_a_tool_gets_no_door_to_the_store_behind_its_memory(tmp_path: Path) -> None:
+    seen: list[Any] = []
+
+    @tool
+    def peek(ctx: ToolContext) -> str:
+        """Look at what the memory view offers."""
+        seen.append(sorted(n for n in dir(ctx.memory) if not n.startswith("_")))
+        return json.dumps(seen[-1])
+
+    with runtime(
+        str(tmp_path / "agentrt.db"), [ai("", tool_call("peek", {})), "Ok."], tools=[peek]
+    ) as rt:
+        rt.start("Peek.", principal=ALICE)
+        assert not hasattr(rt.memory("acme"), "backend")
+    assert seen == [
+        [
+            "adelete",
+            "aget",
+            "aput",
+            "asearch",
+            "delete",
+            "get",
+            "is_personal",
+            "personal",
+            "principal",
+            "put",
+            "scrubbing",
+            "search",
+            "tenant",
+            "writable",
+        ]
+    ]
