@@ -1,5 +1,6 @@
 """An app whose runs are full of secrets, one of every kind the Redactor knows, seeded where
-a real run would carry them: the model's tool arguments, tool results, a tool's error
+a real run would carry them: the model's tool arguments, tool results (and an artifact's
+preview), a tool's error
 message, the model's answer, a provider error's message, an approver's comment, and a
 credential a tool is given (which it logs, echoes in its result and in its error).
 
@@ -82,9 +83,19 @@ rules:
 
 
 @tool(effect="write", idempotent=True, sensitive=["card_number"])
-def charge(customer_email: str, card_number: str, note: str) -> dict[str, Any]:
+def charge(customer_email: str, card_number: str, note: str, ctx: ToolContext) -> dict[str, Any]:
     """Charge a card and mail the receipt."""
-    return {"receipt_to": customer_email, "accessToken": ACCESS_TOKEN, "ticket": JWT}
+    receipt = ctx.artifacts.put(  # an artifact whose preview quotes secrets
+        "receipt.txt",
+        f"receipt for {customer_email}\nticket {JWT}\n",
+        preview=f"receipt for {customer_email}, ticket {JWT}",
+    )
+    return {
+        "receipt_to": customer_email,
+        "accessToken": ACCESS_TOKEN,
+        "ticket": JWT,
+        "receipt": receipt,
+    }
 
 
 @tool(effect="write", idempotent=True, sensitive=["pin"])

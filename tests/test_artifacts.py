@@ -70,6 +70,28 @@ def write_report(title: str, ctx: ToolContext) -> ArtifactRef:
 
 
 @tool(effect="read")
+def counted_report(rows: int, ctx: ToolContext) -> dict[str, Any]:
+    """Write a report and say how many rows it has.
+
+    Args:
+        rows: How many rows.
+    """
+    ref = ctx.artifacts.put("rows.txt", "row\n" * rows)
+    return {"rows": rows, "files": (ref,)}
+
+
+@tool(effect="read")
+async def copy_report(name: str, ctx: ToolContext) -> ArtifactRef:
+    """Copy an artifact, from an async tool.
+
+    Args:
+        name: The artifact to copy.
+    """
+    data = await ctx.artifacts.aget(name)
+    return await ctx.artifacts.aput(f"copy-of-{name}", data, preview="a copy")
+
+
+@tool(effect="read")
 def read_report(name: str, ctx: ToolContext) -> dict[str, Any]:
     """Read an artifact back.
 
@@ -90,7 +112,7 @@ def db_bytes(path: Path) -> int:
 def runtime(db: Path, model: ScriptedChatModel, **kw: Any) -> AgentRuntime:
     return AgentRuntime(
         model,
-        tools=[export, write_report, read_report],
+        tools=[export, write_report, read_report, counted_report, copy_report],
         policy=Policy.allow_all(),
         db=db,
         limits=SizeLimits(result_bytes=32_000_000),
@@ -163,6 +185,40 @@ def test_a_tool_puts_a_file_and_a_later_step_reads_it(db: Path) -> None:
         "it has 'report.csv'"
     )
     assert str(unknown.value).startswith(f"run {run.thread_id!r} has no artifact named 'nope.txt'")
+
+
+def test_a_reference_inside_a_result_is_kept_as_its_json_form(db: Path) -> None:
+    model = ScriptedChatModel([ai("", tool_call("counted_report", {"rows": 3})), "ok"])
+    with runtime(db, model) as rt:
+        run = rt.start("count", principal=P)
+        (seen,) = observations(rt, run.thread_id)
+        (ref,) = rt.artifacts(run.thread_id)
+    assert json.loads(seen) == {"rows": 3, "files": [ref.to_json()]}
+    assert (ref.name, ref.media_type, ref.size) == ("rows.txt", "text/plain", 12)
+    assert ref.preview == "row\nrow\nrow\n"
+
+
+async def _copied(db: Path) -> tuple[list[ArtifactRef], bytes]:
+    script = [
+        ai("", tool_call("write_report", {"title": "Async"})),
+        ai("", tool_call("copy_report", {"name": "report.csv"})),
+        "ok",
+    ]
+    with runtime(db, ScriptedChatModel(script)) as rt:
+        run = await rt.astart("copy", principal=P)
+        return rt.artifacts(run.thread_id), rt.artifact(run.thread_id, "copy-of-report.csv")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("anyio_backend", ["asyncio"])
+async def test_an_async_tool_reads_and_puts_artifacts(db: Path) -> None:
+    refs, copied = await _copied(db)
+    assert [(r.name, r.media_type, r.preview) for r in refs] == [
+        ("copy-of-report.csv", "text/csv", "a copy"),
+        ("report.csv", "text/csv", "Async: 1 row"),
+    ]
+    assert refs[0].digest == refs[1].digest  # the same content, kept once
+    assert copied == b"Async\norder,amount\n7,12.50\n"
 
 
 def test_a_small_result_stays_inline(db: Path) -> None:

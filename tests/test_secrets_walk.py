@@ -3,10 +3,11 @@ API, then every surface a person or a log sees is read and searched for every se
 
 Surfaces: the spans in the SQLite span store (content capture on and off: attributes,
 events, status, links), every log record of every agentrt logger, the CLI (runs, show,
-trace, replay, approvals, approvals show), every API response (runs, a run, its trace, the
-approvals, one approval, the event stream, the answers to POSTs, a 500), and the review
-page (queue, runs, each run). Secrets stay exact where a run executes from: the
-checkpoint, the ledger, the approvals table; a tool's credential is in none of them.
+trace, replay, approvals, approvals show, artifacts), every API response (runs, a run, its
+trace, its artifacts, the approvals, one approval, the event stream, the answers to POSTs,
+a 500), and the review page (queue, runs, each run). Secrets stay exact where a run executes
+from: the checkpoint, the ledger, the approvals table; a tool's credential is in none of
+them.
 """
 
 from __future__ import annotations
@@ -177,6 +178,7 @@ async def _service(rt: AgentRuntime, walk: Walk, monkeypatch: pytest.MonkeyPatch
         for thread_id in runs:
             await get(f"/runs/{thread_id}")
             await get(f"/runs/{thread_id}/trace")
+            await get(f"/runs/{thread_id}/artifacts")
         for thread_id in (approved, failed):  # the streams of runs that ended
             assert "event: status" in await get(f"/runs/{thread_id}/events")
         await get("/approvals", abe)
@@ -239,6 +241,7 @@ def _cli(db: Path, runs: list[str], walk: Walk) -> None:
         ["runs"],
         *(["show", t] for t in runs),
         *(["trace", t] for t in runs),
+        *(["artifacts", t] for t in runs),
         ["trace", approved, "--json"],
         ["replay", approved],
         ["approvals", "--status", "all"],

@@ -48,17 +48,22 @@ class ToolArtifacts:
         step_id: str | None = None,
         max_bytes: int = SizeLimits().result_bytes,
     ) -> None:
-        if store is None:
-            # A ToolContext made by hand (a tool's own unit test): kept in this process.
-            from agentrt.store.memory import MemoryStore
-
-            store = MemoryStore()
-        self.store: ArtifactStore = store
+        self._store = store
         self.thread_id = thread_id
         self.tenant = tenant
         self.step_id = step_id
         self.max_bytes = max_bytes
         """Largest content a put takes (SizeLimits.result_bytes)."""
+
+    @property
+    def store(self) -> ArtifactStore:
+        """Where the artifacts are kept: the run's store (in memory for a ToolContext made
+        by hand, as in a tool's own unit test; made at first use)."""
+        if self._store is None:
+            from agentrt.store.memory import MemoryStore
+
+            self._store = MemoryStore()
+        return self._store
 
     def put(
         self,
@@ -159,13 +164,15 @@ def result_artifact(artifacts: ToolArtifacts, tool: str, step_id: str, result: A
 
 def refs_as_json(value: Any) -> Any:
     """``value`` with every ArtifactRef in it (at any depth of dicts, lists and tuples) in
-    its JSON form, as results are kept."""
+    its JSON form, as results are kept; ``value`` itself, untouched, if it holds none."""
     if isinstance(value, ArtifactRef):
         return value.to_json()
     if isinstance(value, dict):
-        return {k: refs_as_json(v) for k, v in value.items()}
+        items = {k: refs_as_json(v) for k, v in value.items()}
+        return items if any(items[k] is not v for k, v in value.items()) else value
     if isinstance(value, list | tuple):
-        return [refs_as_json(v) for v in value]
+        seq = [refs_as_json(v) for v in value]
+        return seq if any(a is not b for a, b in zip(seq, value, strict=True)) else value
     return value
 
 
