@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from agentrt import AgentRuntime, Policy, Principal, RunStatus, ToolContext, tool
+from agentrt import AgentRuntime, Decision, Policy, Principal, RunStatus, ToolContext, tool
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 from agentrt.tools.credentials import Credentials
 
@@ -107,3 +107,78 @@ def test_a_call_in_doubt_goes_to_the_reconcile_gate_though_the_provider_fails(
     assert transfers(db) == [("acct-9", 5000)]  # not sent twice
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT status FROM effects").fetchall() == [("started",)]
+
+    # The bank says nothing arrived, the vault is back: the retry is given the key.
+    with build(db) as rt:
+        assert run.pending_approval is not None
+        done = rt.decide(
+            Decision.retry(run.pending_approval.id, by=Principal("rita", tenant="acme"))
+        )
+        assert done.status is RunStatus.SUCCEEDED
+    assert transfers(db) == [("acct-9", 5000), ("acct-9", 5000)]
+
+
+class Crash(BaseException):
+    """The process dying mid-call, in this process: nothing catches it, the ledger keeps
+    the call started."""
+
+
+def test_an_apps_own_graph_asks_a_person_then_retries_with_the_credential(
+    tmp_path: Path,
+) -> None:
+    from langchain_core.messages import HumanMessage, ToolMessage
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from agentrt.examples.own_graph import build_graph
+
+    sent: list[str] = []
+    crash = [True]
+    sealed = [False]
+
+    @tool(effect="write", credentials=["bank"])
+    def transfer(to: str, cents: int, ctx: ToolContext) -> dict[str, Any]:
+        """Move money to an account; the bank does not dedupe."""
+        sent.append(ctx.credentials["bank"])
+        if crash.pop() if crash else False:
+            raise Crash
+        return {"sent": cents, "to": to}
+
+    def vault(name: str, principal: Principal) -> str:
+        if sealed[0]:
+            raise RuntimeError("the vault is sealed")
+        return BANK_KEY
+
+    def runtime() -> AgentRuntime:
+        return AgentRuntime(
+            ScriptedChatModel([]),
+            tools=[transfer],
+            policy=Policy.from_yaml(POLICY),
+            db=tmp_path / "agentrt.db",
+            credentials=Credentials.from_callable(vault),
+        )
+
+    saver = InMemorySaver()
+    call = ai("", tool_call("transfer", {"to": "acct-9", "cents": 5000}))
+    with runtime() as rt:
+        graph = build_graph(rt, ScriptedChatModel([call]), saver)
+        config = rt.thread(principal=TREASURER, thread_id="t-own")
+        with pytest.raises(Crash):
+            graph.invoke({"messages": [HumanMessage("Send 50 to acct-9.")]}, config)
+    assert sent == [BANK_KEY]
+
+    sealed[0] = True  # down at the resume: the call in doubt goes to a person all the same
+    with runtime() as rt:
+        graph = build_graph(rt, ScriptedChatModel([call, "Sent."]), saver)
+        rt.attach(graph)
+        graph.invoke(None, config)
+        assert rt.get("t-own").status is RunStatus.AWAITING_APPROVAL
+        (request,) = rt.approvals(tenant="acme")
+        assert (request.kind, request.tool) == ("reconcile", "transfer")
+        assert sent == [BANK_KEY]
+        # The bank says nothing arrived; the vault is back: the retry is given the key.
+        sealed[0] = False
+        rt.decide(Decision.retry(request.id, by=Principal("rita", tenant="acme")))
+        messages = graph.get_state(config).values["messages"]
+    (message,) = [m for m in messages if isinstance(m, ToolMessage)]
+    assert message.status == "success", message.content
+    assert sent == [BANK_KEY, BANK_KEY]

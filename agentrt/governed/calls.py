@@ -237,6 +237,12 @@ class Governor:
             except EffectInDoubt:
                 settled_result = yield from self._reconcile(deps, state, action, spec)
                 if settled_result is _RETRY:
+                    # The ledger now calls again, so the call needs its credentials (none
+                    # were resolved while the ledger answered for it).
+                    try:
+                        ctx = yield blocking(with_credentials, ctx, spec, deps)
+                    except CredentialError as exc:
+                        return _error(action, "permanent", f"permanent error: {exc}")
                     continue
                 result = settled_result
             except ToolFailure as failure:
