@@ -362,6 +362,7 @@ class Driver(MessageTaking):
 
     def settle(self, graph: Any, thread_id: str, snapshot: StateSnapshot) -> Run:
         """Write what the graph ended with into the runs row."""
+        self._spans_before_status()
         values = snapshot.values
         usage = values.get("usage")
         denials = denials_of(values.get("events", ()))
@@ -391,6 +392,7 @@ class Driver(MessageTaking):
     def fail(self, graph: Any, thread_id: str, exc: Exception) -> Run:
         """A node raised past its retries: end the run as failed, in the graph and the row;
         or, for a failure that may pass, leave it waiting to be retried."""
+        self._spans_before_status()
         cause = transient_cause(exc)
         if cause is not None:
             failures = self.record(thread_id).transient_failures + 1
@@ -482,6 +484,11 @@ class Driver(MessageTaking):
         )
         self._segments[thread_id] = known
         return known
+
+    def _spans_before_status(self) -> None:
+        """Node spans stored before the row says where the run stopped: whoever sees that
+        status can read its trace (the segment's own span closes just after)."""
+        self.tracing.flush()
 
     def _segment_ended(self, thread_id: str) -> None:
         """Hand the segment's spans to the exporter, then record on the row that it ended:
