@@ -69,6 +69,8 @@ def test_keys_with_nothing_in_their_window_are_forgotten() -> None:
     assert list(limiter._events) == ["k"]
 
 
-def test_a_rate_it_cannot_read_names_the_setting() -> None:
+def test_a_rate_it_cannot_read_or_that_lets_nothing_through_names_the_setting() -> None:
     with pytest.raises(ConfigError, match="'fast' is not understood; write it like '120/minute'"):
         RateLimiter("fast")
+    with pytest.raises(ConfigError, match="login limit '0/minute' lets no request through"):
+        RateLimiter("0/minute", setting="login limit")

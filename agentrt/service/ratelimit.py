@@ -48,6 +48,11 @@ class RateLimiter:
                 f"{setting} {rate!r} is not understood; write it like '120/minute', "
                 "'10/second' or '5000/hour'"
             ) from None
+        if self.item.amount < 1:
+            raise ConfigError(
+                f"{setting} {rate!r} lets no request through; give at least one a period, "
+                "e.g. '120/minute'"
+            )
         self.rate = rate
         self.over = over
         self._limit = self.item.amount
