@@ -178,6 +178,7 @@ class AgentRuntime(RunReading, OwnGraphDoor, Conversing):
             flush=self._tracing_setup.provider.force_flush
             if self._tracing_setup.provider is not None
             else None,
+            stored=tracing == "sqlite",
             agent_name=name,
             metrics=self._run_metrics(metrics, tracing, name),
         )

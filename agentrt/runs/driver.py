@@ -315,7 +315,7 @@ class Driver(MessageTaking):
         (``owner``: the lease this process holds on it already, if any)."""
         record = self.record(thread_id)
         if record.status in TERMINAL or record.cancel_requested is None:
-            waiting = self.message_waiting(record)  # a message for the thread to take now
+            waiting = self.message_to_take(graph, config(thread_id), record)
             if waiting is not None:
                 owner = owner or LeaseOwner.this_process(self.new_id())
                 taken = self.take_message(graph, config(thread_id), record, waiting, owner)
@@ -488,7 +488,8 @@ class Driver(MessageTaking):
     def _spans_before_status(self) -> None:
         """Node spans stored before the row says where the run stopped: whoever sees that
         status can read its trace (the segment's own span closes just after)."""
-        self.tracing.flush()
+        if self.tracing.stored:  # elsewhere (OTLP) no one reads them by the row: no wait
+            self.tracing.flush()
 
     def _segment_ended(self, thread_id: str) -> None:
         """Hand the segment's spans to the exporter, then record on the row that it ended:

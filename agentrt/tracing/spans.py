@@ -84,6 +84,7 @@ class RunTracing:
         redactor: Redactor | None = None,
         sensitive_of: SensitiveOf | None = None,
         flush: Callable[[], object] | None = None,
+        stored: bool = False,
         agent_name: str = "agentrt",
         metrics: RunMetrics | None = None,
     ) -> None:
@@ -100,6 +101,9 @@ class RunTracing:
         self.agent_name = agent_name
         """gen_ai.agent.name, and what a run's spans are named after."""
         self._flush = flush
+        self.stored = stored
+        """True when the spans go to the run's database (tracing="sqlite"), where `agentrt
+        trace` and the API read them."""
         self.metrics = metrics or RunMetrics.off()
         """Where runs, calls and decisions are counted (agentrt.tracing.metrics)."""
         self._runs: dict[str, Span] = {}
