@@ -472,3 +472,28 @@ def test_a_long_threads_summary_never_condenses_the_latest_message() -> None:
     log = [*turns[:1], message_event(1, "and then?", "olga"), *turns[1:]]
     assert cut_point(log, 0, keep_turns=4) == 1
     assert cut_point(turns, 0, keep_turns=4) == 2  # no message: as before
+
+
+def test_an_interrupt_sent_to_a_run_its_caller_left_between_an_effect_and_its_check(
+    rt: AgentRuntime, db: Path
+) -> None:
+    # The caller stops reading once the call ran: the run is left free before verify.
+    for event in rt.stream("note 2", principal=OPS, thread_id="t"):
+        if event.type == "tool_result":
+            break
+    assert rt.get("t").status is RunStatus.RUNNING
+    run = rt.send("t", "hello", principal=OPS, double_texting="interrupt")
+    assert (run.status, run.message, run.output) == (SUCCEEDED, 1, "you said: hello")
+    # The call that ran was verified and told to the planner as done, the next one skipped.
+    log = [(e["type"], e.get("step_id"), e["data"].get("kind")) for e in rt.events("t")]
+    assert log[:5] == [
+        ("plan", None, None),
+        ("policy", "0.0", None),
+        ("observation", "0.0", "ok"),
+        ("message", None, None),
+        ("plan", None, None),
+    ]
+    kinds = [s.attributes[A.STEP_KIND] for _, s in rt.trace("t").spans() if s.kind == A.AGENT_STEP]
+    assert kinds.count("verify") == 1
+    assert effects(db) == ["note 1/2"]
+    assert [m.status for m in rt.messages("t")] == ["interrupted", "succeeded"]

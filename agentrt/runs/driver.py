@@ -315,7 +315,7 @@ class Driver(MessageTaking):
         (``owner``: the lease this process holds on it already, if any)."""
         record = self.record(thread_id)
         if record.status in TERMINAL or record.cancel_requested is None:
-            waiting = self.message_waiting(record)  # a message for the thread to take now
+            waiting = self.message_to_take(graph, config(thread_id), record)
             if waiting is not None:
                 owner = owner or LeaseOwner.this_process(self.new_id())
                 taken = self.take_message(graph, config(thread_id), record, waiting, owner)

@@ -15,7 +15,13 @@ from agentrt.principal import Principal
 from agentrt.records import LeaseRecord, MessageRecord, NewMessage, RunRecord
 from agentrt.runs.budgets import BudgetLayers
 from agentrt.runs.lease import LeaseOwner
-from agentrt.runs.messages import DoubleTexting, check_double_texting, message_input, opening_for
+from agentrt.runs.messages import (
+    INTERRUPT_BEFORE,
+    DoubleTexting,
+    check_double_texting,
+    message_input,
+    opening_for,
+)
 from agentrt.runs.record import Run, initial_state
 from agentrt.state import TERMINAL, RunState, RunStatus, unstorable
 from agentrt.steps import Steps, blocking
@@ -146,6 +152,22 @@ class MessageTaking:
             return None
         queued = self.store.queued_message(record.thread_id)
         return queued.index if queued is not None else None
+
+    def message_to_take(self, graph: Any, cfg: Any, record: RunRecord) -> int | None:
+        """The queued message this thread takes now (message_waiting), a live run's only
+        where its checkpoint stands at a safe point. A run stops before every node when its
+        driver stops (its caller stopped reading, its worker stops, its process died), so a
+        live, free run may stand between an effect and its verification, or before a
+        reconcile gate: it is resumed as usual then, and the graph stops it before its next
+        safe node (agentrt.graphs.run_graph), where the message is taken."""
+        waiting = self.message_waiting(record)
+        if waiting is None or record.status in TERMINAL:
+            return waiting
+        snapshot = graph.get_state(cfg)
+        if not snapshot.values:  # it never began: nothing is half done
+            return waiting
+        safe = bool(snapshot.next) and all(node in INTERRUPT_BEFORE for node in snapshot.next)
+        return waiting if safe else None
 
     def take_message(
         self, graph: Any, cfg: Any, record: RunRecord, index: int, owner: LeaseOwner
