@@ -223,6 +223,38 @@ def test_a_cancelled_thread_stops_before_its_next_step(desk: Any) -> None:
     assert _refunds(db) == []
 
 
+@pytest.mark.parametrize(
+    ("edit", "named"),
+    [
+        ({"principal": {"id": "mallory", "roles": ["operator"], "tenant": "globex"}}, "principal"),
+        ({"goal": "Refund order 43 twice"}, "goal"),
+        ({"budget": {"max_tool_calls": 1000, "max_steps": 1000}}, "budget"),
+    ],
+)
+def test_state_edited_on_the_server_to_act_for_another_is_refused(
+    desk: Any, edit: dict[str, Any], named: str
+) -> None:
+    rt, graph, db = desk
+    # Studio may stop a thread before any node and write any channel of its state.
+    graph.invoke({"goal": "Refund order 42"}, _cfg("t-9"), interrupt_before=["plan"])
+    graph.update_state(_cfg("t-9"), edit)
+    with pytest.raises(RunError, match=f"its state's {named} was changed on the server"):
+        graph.invoke(None, _cfg("t-9"))
+    assert rt.get("t-9").principal == OPERATOR
+    assert rt.approvals(thread_id="t-9") == []
+    assert _refunds(db) == []
+
+
+def test_a_tighter_budget_written_into_the_state_is_kept(desk: Any) -> None:
+    _, graph, db = desk
+    graph.invoke({"goal": "Refund order 42"}, _cfg("t-10"), interrupt_before=["plan"])
+    budget = graph.get_state(_cfg("t-10")).values["budget"]
+    graph.update_state(_cfg("t-10"), {"budget": {**budget, "max_tool_calls": 1}})
+    graph.invoke(None, _cfg("t-10"))
+    assert graph.get_state(_cfg("t-10")).values["status"] == "budget_exceeded"
+    assert _refunds(db) == []
+
+
 def _cfg(thread_id: str) -> Any:
     return {"configurable": {"thread_id": thread_id}}
 

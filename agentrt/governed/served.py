@@ -170,14 +170,14 @@ class _Served:
 
     def _checked(self, body: NodeBody) -> NodeBody:
         def checked(state: RunState, deps: RunDeps) -> dict[str, Any]:
-            self._live(state["thread_id"])
+            self._live(state["thread_id"], state)
             return body(state, deps)
 
         return checked
 
     def _checked_steps(self, steps: NodeSteps) -> NodeSteps:
         def checked(state: RunState, deps: RunDeps) -> Steps[dict[str, Any]]:
-            yield blocking(self._live, state["thread_id"])
+            yield blocking(self._live, state["thread_id"], state)
             update: dict[str, Any] = yield from steps(state, deps)
             return update
 
@@ -186,7 +186,7 @@ class _Served:
     def _gate(self, body: NodeBody) -> NodeBody:
         def gate(state: RunState, deps: RunDeps) -> dict[str, Any]:
             thread_id = state["thread_id"]
-            self._running(thread_id)  # answered (or reached): the run goes on
+            self._running(thread_id, state)  # answered (or reached): the run goes on
             try:
                 return body(state, deps)
             except GraphInterrupt:
@@ -198,7 +198,7 @@ class _Served:
     def _finish(self, body: NodeBody) -> NodeBody:
         def finish(state: RunState, deps: RunDeps) -> dict[str, Any]:
             update = body(state, deps)
-            record = self._live(state["thread_id"])
+            record = self._live(state["thread_id"], state)
             if record.status not in TERMINAL:  # a re-run of this step finds it written
                 stop = state.get("stop")
                 self.driver.move(
@@ -216,7 +216,7 @@ class _Served:
 
     # the row ------------------------------------------------------------------------------
 
-    def _live(self, thread_id: str) -> RunRecord:
+    def _live(self, thread_id: str, state: RunState | None = None) -> RunRecord:
         record = self.driver.record(thread_id)
         if record.status is RunStatus.CANCELLED:
             raise RunError(
@@ -224,10 +224,12 @@ class _Served:
                 "start a new thread",
                 thread_id=thread_id,
             )
+        if state is not None:
+            _unedited(state, record)
         return record
 
-    def _running(self, thread_id: str) -> RunRecord:
-        record = self._live(thread_id)
+    def _running(self, thread_id: str, state: RunState | None = None) -> RunRecord:
+        record = self._live(thread_id, state)
         if record.status in (RunStatus.PENDING, RunStatus.AWAITING_APPROVAL):
             record = self.driver.move(thread_id, RunStatus.RUNNING)
         return record
@@ -312,3 +314,29 @@ def _refusal(kind: str, message: str) -> dict[str, str]:
 def _short(value: Any) -> str:
     text = repr(value)
     return text if len(text) <= _SHOWN else text[:_SHOWN] + "..."
+
+
+def _unedited(state: RunState, record: RunRecord) -> None:
+    """Refuse a thread whose state was edited where it must not be: the server lets anyone
+    with Studio write any channel (``update_state``), and the nodes read who the run acts
+    for, and its limits, from the state. The row, written by ``open`` and by a person's
+    raise at a budget gate, says what they are: the same principal, goal and thread, and a
+    budget no looser (a row raised by a gate whose step died before its checkpoint is
+    looser than its state, never the other way)."""
+    started = initial_state(record)
+    edited = [key for key in ("thread_id", "goal", "principal") if state.get(key) != started[key]]
+    budget = Budget.from_dict(state.get("budget"))
+    try:
+        looser = Budget.from_dict(record.budget).tightened(budget) != budget
+    except ConfigError:  # it would let a limit be raised, or by someone else
+        looser = True
+    if looser:
+        edited.append("budget")
+    if edited:
+        raise RunError(
+            f"run {record.thread_id!r}: its state's {' and '.join(edited)} "
+            f"{'was' if len(edited) == 1 else 'were'} changed on the server; a run acts for "
+            "the principal, goal and budget its row was started with (agentrt's store), so "
+            "it stops here; start a new thread",
+            thread_id=record.thread_id,
+        )
