@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from agentrt.approvals import ApprovalRequest, ApprovalStatus
-from agentrt.approvals.model import ApprovalQuery
+from agentrt.approvals.model import ApprovalQuery, Decided
 from agentrt.budget import empty_usage
 from agentrt.records import LeaseRecord, MessageOpening, MessageRecord, NewMessage
 from agentrt.runs import lifecycle
@@ -246,6 +246,39 @@ def test_a_thread_a_message_waits_for_is_claimed(store: Store, clock: FakeClock)
     # thread, nor a gate whose message waits its turn.
     assert sorted(claimed(store).thread_ids) == ["at-gate-interrupted", "queued"]
     assert claimed(store, owner=dataclasses.replace(W, owner="w2")).thread_ids == ()
+
+
+def test_an_interrupt_waits_unclaimed_while_a_reconcile_gate_holds_the_thread(
+    store: Store, clock: FakeClock
+) -> None:
+    # Taken over, the thread could not take the message (an effect in doubt is settled
+    # first): claimed, it would be let go and claimed again at once, over and over.
+    new_run(store)
+    lifecycle.move(store, "t1", RunStatus.RUNNING, now=clock())
+    lifecycle.move(store, "t1", RunStatus.AWAITING_APPROVAL, now=clock())
+    request = ApprovalRequest(
+        id="r1",
+        thread_id="t1",
+        step_id="0.0",
+        kind="reconcile",
+        tool="send_mail",
+        args={},
+        args_digest="d",
+        rule_id=None,
+        reason="in doubt",
+        required_role=None,
+        four_eyes=False,
+        requested_by="alice",
+        tenant="acme",
+        requested_at=clock(),
+        expires_at=None,
+    )
+    store.put_approval(request)
+    store.add_message(NewMessage(thread_id="t1", text="now", principal=BOB, interrupt=True))
+    assert claimed(store).thread_ids == ()
+    # Settled, the thread moves again: claimed to go on (and take the message after).
+    assert store.decide_approval("r1", Decided(status=ApprovalStatus.RESOLVED, by="olga"))
+    assert claimed(store).thread_ids == ("t1",)
 
 
 def test_a_deleted_run_takes_its_messages_with_it(store: Store) -> None:

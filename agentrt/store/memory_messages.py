@@ -43,11 +43,19 @@ class MessagesMemory:
 
     def _message_waits(self, record: records.RunRecord) -> bool:
         """A message waits for the thread: one queued on a finished thread, or one sent to
-        interrupt a live one (for claim_runs)."""
+        interrupt a live one that no reconcile gate holds (for claim_runs)."""
         queued = [
             m for m in self._messages.get(record.thread_id, {}).values() if m.status == QUEUED
         ]
-        return any(m.interrupt or record.status in TERMINAL for m in queued)
+        if record.status in TERMINAL:
+            return bool(queued)
+        settling = any(
+            a.thread_id == record.thread_id
+            and a.kind == "reconcile"
+            and a.status is ApprovalStatus.PENDING
+            for a in self._approvals.values()
+        )
+        return not settling and any(m.interrupt for m in queued)
 
     def _next_index(self, thread_id: str) -> int | None:
         record = self._runs.get(thread_id)

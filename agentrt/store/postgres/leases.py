@@ -61,12 +61,17 @@ SELECT NULL, NULL, least(
 
 
 # Threads a message waits for (a finished one with one queued, a live one with one sent to
-# interrupt it) that no one drives, off messages_queued; leased in the same statement.
+# interrupt it, unless a reconcile gate holds it: an effect in doubt is settled first) that
+# no one drives, off messages_queued; leased in the same statement.
 _CLAIM_WAITING = f"""
 WITH picked AS (
     SELECT r.thread_id FROM runs r
     WHERE r.thread_id IN (SELECT m.thread_id FROM messages m WHERE m.status = 'queued'
-                          AND (m.interrupt OR r.status NOT IN {_LIVE}))
+                          AND (r.status NOT IN {_LIVE}
+                               OR (m.interrupt AND NOT EXISTS (
+                                   SELECT 1 FROM approvals a WHERE a.thread_id = r.thread_id
+                                   AND a.status = '{ApprovalStatus.PENDING.value}'
+                                   AND a.kind = 'reconcile'))))
       AND (lease_owner IS NULL OR lease_expires_at <= %(now)s)
     ORDER BY created_at, thread_id
     LIMIT %(limit)s

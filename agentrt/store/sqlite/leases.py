@@ -26,7 +26,8 @@ _LIVE = (
 
 # The runs that need a driver and have none (see LeaseStore.claim_runs), oldest first:
 # live runs that can move, and threads with a message waiting for them (a finished thread
-# with one queued, a live one with one sent to interrupt it).
+# with one queued, a live one with one sent to interrupt it, unless a reconcile gate holds
+# it: an effect in doubt is settled first, and the message taken after).
 # Parameters: now, now, now, limit. (``+a.status`` keeps SQLite from reading the approvals
 # by status, all the pending ones, rather than by run.)
 _CLAIMABLE = f"""
@@ -42,7 +43,10 @@ SELECT thread_id FROM (
     UNION
     SELECT r.thread_id, r.created_at FROM messages m JOIN runs r ON r.thread_id = m.thread_id
     WHERE m.status = 'queued' AND (r.lease_owner IS NULL OR r.lease_expires_at <= ?)
-      AND (r.status NOT IN {_LIVE} OR m.interrupt)
+      AND (r.status NOT IN {_LIVE}
+           OR (m.interrupt AND NOT EXISTS (SELECT 1 FROM approvals a
+               WHERE a.thread_id = r.thread_id AND +a.status = '{ApprovalStatus.PENDING.value}'
+                 AND a.kind = 'reconcile')))
 )
 ORDER BY created_at, thread_id
 LIMIT ?
