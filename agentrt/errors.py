@@ -35,6 +35,7 @@ __all__ = [
     "RunBusy",
     "RunError",
     "ThreadBusy",
+    "ThreadTaken",
     "UnknownRun",
 ]
 
@@ -45,6 +46,10 @@ class AgentRuntimeError(Exception):
 
 class ConfigError(AgentRuntimeError):
     """The caller misused the API: a bad policy file, an unknown tool, a bad argument."""
+
+
+class ThreadTaken(ConfigError):
+    """A new run was given a thread id that already names a run."""
 
 
 class IllegalTransition(AgentRuntimeError):

@@ -19,7 +19,7 @@ from typing_extensions import Unpack
 from agentrt.approvals.expiry import expire_due
 from agentrt.approvals.model import ApprovalQuery, ApprovalRequest, Decision
 from agentrt.budget import Budget, empty_usage
-from agentrt.errors import ConfigError, IllegalTransition, RunBusy, UnknownRun
+from agentrt.errors import ConfigError, IllegalTransition, RunBusy, ThreadTaken, UnknownRun
 from agentrt.faults import retry_after, retry_delay, transient_cause
 from agentrt.limits import SizeLimits
 from agentrt.logs import get_logger
@@ -302,7 +302,7 @@ class Driver(MessageTaking):
             )
         )
         if record is None:
-            raise ConfigError(
+            raise ThreadTaken(
                 f"thread id {thread_id!r} already names a run in {self.store.location!r}; "
                 "pass a new id (or None for a fresh one), or continue that run with "
                 f"rt.resume({thread_id!r})"

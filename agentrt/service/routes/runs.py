@@ -12,7 +12,7 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
 from agentrt.budget import Budget
-from agentrt.errors import ConfigError
+from agentrt.errors import ConfigError, ThreadTaken
 from agentrt.events import StreamEvent
 from agentrt.runtime import AgentRuntime, Run
 from agentrt.service.auth import Caller, current_service
@@ -64,12 +64,10 @@ async def start_run(body: RunIn, key: Caller, service: ServiceDep, response: Res
         run = await rt.acreate(
             body.goal, principal=key.principal, budget=budget, thread_id=body.thread_id
         )
-    except ConfigError:
-        # The id names a run already (created refuses it in the same write that would take
-        # it, so two requests racing for one new id get the same answer): 409.
-        if body.thread_id is not None and await asyncio.to_thread(rt.exists, body.thread_id):
-            raise taken from None
-        raise
+    except ThreadTaken:
+        # Refused by the write that would take the id, so two requests racing for one new
+        # id get the same answer; never the store's own message (it names the server's file).
+        raise taken from None
     service.worker.drive(run.thread_id)
     response.headers["Location"] = f"/runs/{run.thread_id}"
     return _out(service, run)
