@@ -3,8 +3,11 @@ tenant check, double-texting and each message's usage."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -145,3 +148,31 @@ async def test_the_review_page_shows_a_threads_messages(threads: AgentRuntime) -
         assert "4111 1111 1111 1111" not in shown  # masked as every surface masks content
         # A thread of one message has no list of them.
         assert "Messages" not in text(await page.client.get(f"/ui/runs/{alone.thread_id}"))
+
+
+async def test_two_follow_ups_sent_at_once_each_answer_with_their_own_message(
+    api: Api, threads: AgentRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    thread_id = await started(api, "hello")
+    # Both are kept before either request reads anything back.
+    both = threading.Barrier(2, timeout=10)
+    add_message = threads.store.add_message
+
+    def kept_together(message: Any) -> Any:
+        kept = add_message(message)
+        both.wait()
+        return kept
+
+    monkeypatch.setattr(threads.store, "add_message", kept_together)
+    path = f"/runs/{thread_id}/messages"
+    sent = await asyncio.gather(
+        api.call("POST", path, json={"message": "first"}),
+        api.call("POST", path, "bob", json={"message": "second"}),
+    )
+    answered = sorted(
+        (s.json()["text"], s.json()["principal"]["id"], s.json()["index"]) for s in sent
+    )
+    assert answered in (
+        [("first", "olga", 1), ("second", "bob", 2)],
+        [("first", "olga", 2), ("second", "bob", 1)],
+    )

@@ -9,7 +9,7 @@ from agentrt.budget import Budget
 from agentrt.errors import UnknownRun
 from agentrt.principal import Principal
 from agentrt.runs.driver import Driver
-from agentrt.runs.messages import DoubleTexting, ThreadMessage, thread_messages
+from agentrt.runs.messages import DoubleTexting, ThreadMessage, message_seen, thread_messages
 from agentrt.runs.record import Run
 from agentrt.runs.streaming import astreamed, streamed
 from agentrt.steps import Steps, asynchronous, synchronous
@@ -60,6 +60,27 @@ class Conversing:
     send = synchronous(_send)
     asend = asynchronous(_send)
     stream_send, astream_send = streamed(_send), astreamed(_send)
+
+    def keep_message(
+        self,
+        thread_id: str,
+        message: str,
+        *,
+        principal: Principal,
+        budget: Budget | None = None,
+        double_texting: DoubleTexting | str | None = None,
+    ) -> ThreadMessage:
+        """Keep a follow-up on the thread for whoever drives it next (``resume``, a
+        worker), checked as ``send`` checks it; the message as kept (queued, with its
+        index), whatever others send to the thread at the same time."""
+        kept = self._driver.accept(
+            thread_id,
+            message,
+            principal=principal,
+            budget=budget,
+            double_texting=self.double_texting if double_texting is None else double_texting,
+        )
+        return message_seen(kept, self._driver.record(thread_id))
 
     def messages(
         self, thread_id: str, *, principal: Principal | None = None

@@ -48,8 +48,10 @@ __all__ = [
     "DoubleTexting",
     "ThreadMessage",
     "check_double_texting",
+    "goal_message",
     "message_input",
     "message_limits",
+    "message_seen",
     "opening_for",
     "spent_since",
     "thread_messages",
@@ -185,18 +187,7 @@ def opening_for(
     finished = record.status in TERMINAL
     kept = {m.index: m for m in store.thread_messages(record.thread_id)}
     current = kept.get(record.message)
-    first = None
-    if record.message == 0 and 0 not in kept:
-        first = MessageRecord(
-            thread_id=record.thread_id,
-            index=0,
-            text=record.goal,
-            principal=record.principal,
-            status="current",
-            created_at=record.created_at,
-            usage_before=empty_usage(),
-            started_at=record.created_at,
-        )
+    first = goal_message(record) if record.message == 0 and 0 not in kept else None
     before = current.usage_before if current is not None else None
     gate = record.status is RunStatus.AWAITING_APPROVAL
     return MessageOpening(
@@ -277,21 +268,28 @@ def thread_messages(store: Store, record: RunRecord) -> list[ThreadMessage]:
     thread first goes on)."""
     kept = store.thread_messages(record.thread_id)
     if not kept or kept[0].index != 0:
-        first = MessageRecord(
-            thread_id=record.thread_id,
-            index=0,
-            text=record.goal,
-            principal=record.principal,
-            status="current",
-            created_at=record.created_at,
-            usage_before=empty_usage(),
-            started_at=record.created_at,
-        )
-        kept = [first, *kept]
-    return [_seen(m, record) for m in kept]
+        kept = [goal_message(record), *kept]
+    return [message_seen(m, record) for m in kept]
 
 
-def _seen(message: MessageRecord, record: RunRecord) -> ThreadMessage:
+def goal_message(record: RunRecord) -> MessageRecord:
+    """Message 0, the goal the thread was started with, as its row holds it: kept in the
+    messages table only once the thread first goes on."""
+    return MessageRecord(
+        thread_id=record.thread_id,
+        index=0,
+        text=record.goal,
+        principal=record.principal,
+        status="current",
+        created_at=record.created_at,
+        usage_before=empty_usage(),
+        started_at=record.created_at,
+    )
+
+
+def message_seen(message: MessageRecord, record: RunRecord) -> ThreadMessage:
+    """One kept message as a caller sees it, the current one's figures read from
+    ``record``, its thread's row."""
     live = message.status == "current"
     if live:
         status, output, error = record.status.value, record.output, record.error

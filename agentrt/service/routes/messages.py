@@ -9,10 +9,10 @@ from fastapi import APIRouter, Depends, Response
 
 from agentrt.budget import Budget
 from agentrt.errors import ThreadBusy
-from agentrt.runtime import Run
 from agentrt.service.auth import Caller, current_service
 from agentrt.service.context import Service
 from agentrt.service.problems import Problem
+from agentrt.service.routes.runs import TenantRun
 from agentrt.service.schemas import MessageIn, MessageList, MessageOut, message_out
 
 __all__ = ["router"]
@@ -20,13 +20,6 @@ __all__ = ["router"]
 router = APIRouter(tags=["runs"])
 
 ServiceDep = Annotated[Service, Depends(current_service)]
-
-
-async def _tenant_run(thread_id: str, key: Caller, service: ServiceDep) -> Run:
-    return await service.run_for(key.principal, thread_id)
-
-
-TenantRun = Annotated[Run, Depends(_tenant_run)]
 
 
 @router.post("/runs/{thread_id}/messages", status_code=202, response_model=MessageOut)
@@ -57,17 +50,16 @@ async def send_message(
         rt.budget_for(key.principal).tightened(asked)  # refuses what would loosen a limit
         budget = asked
     try:
-        await rt.asend(
+        kept = await asyncio.to_thread(
+            rt.keep_message,
             run.thread_id,
             body.message,
             principal=key.principal,
             budget=budget,
             double_texting=body.double_texting,
-            resume=False,
         )
     except ThreadBusy as busy:
         raise Problem(409, str(busy), type="thread-busy", status_now=busy.status) from None
-    kept = (await asyncio.to_thread(rt.messages, run.thread_id))[-1]
     service.worker.drive(run.thread_id)
     response.headers["Location"] = f"/runs/{run.thread_id}/messages"
     return message_out(rt, kept)
