@@ -176,3 +176,50 @@ async def test_two_follow_ups_sent_at_once_each_answer_with_their_own_message(
         [("first", "olga", 1), ("second", "bob", 2)],
         [("first", "olga", 2), ("second", "bob", 1)],
     )
+
+
+def _telling(seen: threading.Event, read: Any) -> Any:
+    def looked(thread_id: str) -> Any:
+        seen.set()
+        return read(thread_id)
+
+    return looked
+
+
+async def test_join_waits_for_a_message_that_another_process_answers(
+    threads: AgentRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The API drives no runs (agentrt serve --no-worker): a runtime beside it (a worker's,
+    # here the test's) answers the follow-ups, once a join has looked at the thread.
+    app = create_app(threads, drive_runs=False, sweep_every=None, poll_interval=0.01)
+    seen = threading.Event()
+    for name in ("queued_message", "stop_requests"):  # what tells of a message waiting
+        monkeypatch.setattr(threads.store, name, _telling(seen, getattr(threads.store, name)))
+
+    def answer(thread_id: str) -> None:
+        seen.wait(5)
+        threads.resume(thread_id)
+
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://agentrt.test"
+        ) as client,
+    ):
+        api = Api(app, client, {"alice": issue_key(threads, OPS)})
+        done = threads.start("note 1", principal=OPS)
+        gate = threads.start("pay 500", principal=OPS)
+        for run, follow_up, how in (
+            (done, "hello", "enqueue"),  # a finished thread with a message queued
+            (gate, "note 1", "interrupt"),  # a gate a message interrupts
+        ):
+            path = f"/runs/{run.thread_id}"
+            sent = await api.call(
+                "POST", f"{path}/messages", json={"message": follow_up, "double_texting": how}
+            )
+            assert sent.status_code == 202, sent.text
+            seen.clear()
+            joining = asyncio.create_task(api.call("GET", f"{path}/join?timeout=30"))
+            await asyncio.to_thread(answer, run.thread_id)
+            joined = (await joining).json()
+            assert (joined["status"], joined["message"]) == ("succeeded", 1), joined

@@ -112,14 +112,27 @@ GOING = frozenset({RunStatus.PENDING, RunStatus.RUNNING})
 MAX_JOIN_SECONDS = 300.0
 
 
-def _going(run: Run, service: Service) -> bool:
+async def _going(run: Run, service: Service) -> bool:
     """True while the run goes on without anyone acting: it is pending or running, this
-    process has it in hand, or its gate was decided and a worker is yet to carry it on."""
-    return (
+    process has it in hand, its gate was decided and a worker is yet to carry it on, or a
+    message waits for whoever drives the thread next."""
+    if (
         run.status in GOING
         or service.worker.driving(run.thread_id)
         or (run.status is RunStatus.AWAITING_APPROVAL and not run.pending_approvals)
-    )
+    ):
+        return True
+    return await asyncio.to_thread(_message_waits, service.runtime, run)
+
+
+def _message_waits(rt: AgentRuntime, run: Run) -> bool:
+    """A message the thread takes once someone drives it: one queued on a finished
+    thread, or one sent to interrupt a live one (not while a reconcile gate holds it: the
+    effect in doubt is settled first, by a person)."""
+    if run.status in TERMINAL:
+        return rt.store.queued_message(run.thread_id) is not None
+    _, interrupt = rt.store.stop_requests(run.thread_id)
+    return interrupt and not any(r.kind == "reconcile" for r in run.pending_approvals)
 
 
 @router.get("/runs/{thread_id}/join", response_model=RunOut)
@@ -139,7 +152,7 @@ async def join_run(
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     current = run
-    while _going(current, service) and (left := deadline - loop.time()) > 0:
+    while await _going(current, service) and (left := deadline - loop.time()) > 0:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(left):
                 if service.worker.driving(run.thread_id):
