@@ -158,16 +158,16 @@ async def test_two_follow_ups_sent_at_once_each_answer_with_their_own_message(
     both = threading.Barrier(2, timeout=10)
     add_message = threads.store.add_message
 
-    def kept_together(message: Any) -> Any:
-        kept = add_message(message)
+    def kept_together(message: Any, **options: Any) -> Any:
+        kept = add_message(message, **options)
         both.wait()
         return kept
 
     monkeypatch.setattr(threads.store, "add_message", kept_together)
     path = f"/runs/{thread_id}/messages"
     sent = await asyncio.gather(
-        api.call("POST", path, json={"message": "first"}),
-        api.call("POST", path, "bob", json={"message": "second"}),
+        api.call("POST", path, json={"message": "first", "double_texting": "enqueue"}),
+        api.call("POST", path, "bob", json={"message": "second", "double_texting": "enqueue"}),
     )
     answered = sorted(
         (s.json()["text"], s.json()["principal"]["id"], s.json()["index"]) for s in sent

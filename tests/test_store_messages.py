@@ -4,7 +4,9 @@ conformance suite: SQLite, PostgreSQL (a real server, tests/postgres.py) and mem
 from __future__ import annotations
 
 import dataclasses
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -290,3 +292,42 @@ def test_a_deleted_run_takes_its_messages_with_it(store: Store) -> None:
     again = store.add_message(NewMessage(thread_id="t1", text="more", principal=BOB))
     assert again is not None
     assert again.index == 1
+
+
+def test_only_if_idle_keeps_a_message_only_on_a_thread_with_nothing_to_do(
+    store: Store, clock: FakeClock
+) -> None:
+    new_run(store)
+    lifecycle.move(store, "t1", RunStatus.RUNNING, now=clock())
+    later = NewMessage(thread_id="t1", text="later", principal=BOB)
+    assert store.add_message(later, only_if_idle=True) is None  # at work
+    finished(store)
+    kept = store.add_message(later, only_if_idle=True)
+    assert kept is not None
+    assert kept.index == 1
+    # One is queued: the thread has something to do, for only_if_idle, not for the others.
+    assert store.add_message(later, only_if_idle=True) is None
+    assert store.add_message(later) is not None
+    assert (
+        store.add_message(dataclasses.replace(later, thread_id="nope"), only_if_idle=True) is None
+    )
+    assert [m.index for m in store.thread_messages("t1")] == [1, 2]
+
+
+def test_of_messages_sent_at_once_to_an_idle_thread_only_if_idle_keeps_one(
+    store: Store,
+) -> None:
+    new_run(store)
+    finished(store)
+    together = threading.Barrier(6, timeout=10)
+
+    def send(n: int) -> MessageRecord | None:
+        together.wait()
+        return store.add_message(
+            NewMessage(thread_id="t1", text=f"m{n}", principal=BOB), only_if_idle=True
+        )
+
+    with ThreadPoolExecutor(6) as pool:
+        kept = [m for m in pool.map(send, range(6)) if m is not None]
+    assert len(kept) == 1
+    assert [m.text for m in store.thread_messages("t1")] == [kept[0].text]

@@ -20,6 +20,7 @@ from agentrt import (
     ConfigError,
     Decision,
     Policy,
+    Run,
     RunStatus,
     ThreadBusy,
     ToolContext,
@@ -497,3 +498,49 @@ def test_an_interrupt_sent_to_a_run_its_caller_left_between_an_effect_and_its_ch
     assert kinds.count("verify") == 1
     assert effects(db) == ["note 1/2"]
     assert [m.status for m in rt.messages("t")] == ["interrupted", "succeeded"]
+
+
+def test_of_two_messages_sent_at_once_to_an_idle_thread_reject_answers_one(
+    rt: AgentRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = rt.start("hello", principal=OPS)
+    # Both senders find the thread idle before either keeps its message, and both have
+    # tried to keep it before either goes on.
+    read, added, looks = (
+        threading.Barrier(2, timeout=10),
+        threading.Barrier(2, timeout=10),
+        iter(range(2)),
+    )
+    get_run, add_message = rt.store.get_run, rt.store.add_message
+
+    def read_together(thread_id: str) -> Any:
+        found = get_run(thread_id)
+        if next(looks, None) is not None:
+            read.wait()
+        return found
+
+    def add_together(message: Any, **options: Any) -> Any:
+        kept = add_message(message, **options)
+        added.wait()
+        return kept
+
+    monkeypatch.setattr(rt.store, "get_run", read_together)
+    monkeypatch.setattr(rt.store, "add_message", add_together)
+    outcomes: list[Any] = []
+
+    def send(text: str) -> None:
+        try:
+            outcomes.append(rt.send(run.thread_id, text, principal=OPS, double_texting="reject"))
+        except ThreadBusy as busy:
+            outcomes.append(busy)
+
+    senders = [threading.Thread(target=send, args=(text,)) for text in ("one", "two")]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join(30)
+    [answered] = [o for o in outcomes if isinstance(o, Run)]
+    [refused] = [o for o in outcomes if isinstance(o, ThreadBusy)]
+    assert answered.output in ("you said: one", "you said: two")
+    assert refused.status in ("queued", "running")  # the other's message, kept first
+    assert [m.index for m in rt.messages(run.thread_id)] == [0, 1]  # nothing else kept

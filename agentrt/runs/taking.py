@@ -117,7 +117,8 @@ class MessageTaking:
                 "thread), not rt.send"
             )
         busy = record.status not in TERMINAL
-        if busy and mode is DoubleTexting.REJECT:
+        rejecting = mode is DoubleTexting.REJECT
+        if busy and rejecting:
             raise ThreadBusy(thread_id, record.status.value)
         kept = self.store.add_message(
             NewMessage(
@@ -126,10 +127,18 @@ class MessageTaking:
                 principal=principal.to_dict(),
                 budget=budget.to_dict() if budget is not None else None,
                 interrupt=busy and mode is DoubleTexting.INTERRUPT and not self._settling(record),
-            )
+            ),
+            # Idle as the write finds it: of two messages sent at once, one is kept.
+            only_if_idle=rejecting,
         )
-        if kept is None:  # pruned meanwhile
-            raise UnknownRun(thread_id, self.store.location)
+        if kept is None:
+            now = self.store.get_run(thread_id)
+            if now is None:  # pruned meanwhile
+                raise UnknownRun(thread_id, self.store.location)
+            # Gone on meanwhile, or another message came first and waits to be answered.
+            raise ThreadBusy(
+                thread_id, now.status.value if now.status not in TERMINAL else "queued"
+            )
         return kept
 
     def _settling(self, record: RunRecord) -> bool:

@@ -63,10 +63,17 @@ class MessagesMemory:
             return None
         return max([record.message, *self._messages.get(thread_id, {})]) + 1
 
-    def add_message(self, message: NewMessage) -> MessageRecord | None:
+    def add_message(
+        self, message: NewMessage, *, only_if_idle: bool = False
+    ) -> MessageRecord | None:
         with self._lock:
             index = self._next_index(message.thread_id)
             if index is None:
+                return None
+            if only_if_idle and (
+                self._runs[message.thread_id].status not in TERMINAL
+                or self.queued_message(message.thread_id) is not None
+            ):
                 return None
             kept = _new(message, index, QUEUED, self.clock())
             self._messages.setdefault(message.thread_id, {})[index] = kept

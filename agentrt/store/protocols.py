@@ -347,9 +347,13 @@ class ArtifactStore(Protocol):
 class MessageStore(Protocol):
     """A thread's messages: the goal it began with and the follow-ups sent after."""
 
-    def add_message(self, message: NewMessage) -> MessageRecord | None:
+    def add_message(
+        self, message: NewMessage, *, only_if_idle: bool = False
+    ) -> MessageRecord | None:
         """Keep ``message`` queued on its thread, numbered after every message it has;
-        None if there is no such run."""
+        None if there is no such run, or (``only_if_idle``) if the thread is busy: its run
+        is live or a message is queued on it. Checked in the write's own transaction, so
+        of messages sent at once to an idle thread only_if_idle keeps one."""
         ...
 
     def thread_messages(self, thread_id: str) -> list[MessageRecord]:

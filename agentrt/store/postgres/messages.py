@@ -9,7 +9,7 @@ from psycopg.rows import DictRow
 
 from agentrt.approvals.model import ApprovalStatus
 from agentrt.records import MessageOpening, MessageRecord, NewMessage, RunRecord
-from agentrt.state import RunStatus
+from agentrt.state import TERMINAL, RunStatus
 from agentrt.store.postgres.database import Conn, Database, columns_of, doc, record_of
 
 __all__ = ["MessagesTable"]
@@ -37,13 +37,16 @@ class MessagesTable:
 
     db: Database
 
-    def add_message(self, message: NewMessage) -> MessageRecord | None:
+    def add_message(
+        self, message: NewMessage, *, only_if_idle: bool = False
+    ) -> MessageRecord | None:
         now = self.db.clock()
 
         def add(conn: Conn) -> int | None:
-            index = _next_index(conn, message.thread_id)
-            if index is not None:
-                _insert(conn, message, index, QUEUED, now)
+            index = _next_index(conn, message.thread_id)  # the run's row locked
+            if index is None or (only_if_idle and not _idle(conn, message.thread_id)):
+                return None
+            _insert(conn, message, index, QUEUED, now)
             return index
 
         index = self.db.write(add)
@@ -168,6 +171,18 @@ def _open(conn: Conn, thread_id: str, opening: MessageOpening, now: float) -> Ru
 def _next_index(conn: Conn, thread_id: str) -> int | None:
     row = conn.execute(_NEXT, (thread_id,)).fetchone()
     return int(row["idx"]) if row is not None else None
+
+
+def _idle(conn: Conn, thread_id: str) -> bool:
+    """The thread's run has ended and no message is queued on it (its row locked by
+    _next_index, so no other message is kept meanwhile)."""
+    row = conn.execute(
+        "SELECT 1 FROM runs r WHERE r.thread_id=%s AND r.status = ANY(%s) "
+        "AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.thread_id = r.thread_id "
+        "AND m.status=%s)",
+        (thread_id, [status.value for status in TERMINAL], QUEUED),
+    ).fetchone()
+    return row is not None
 
 
 def _insert(conn: Conn, message: NewMessage, index: int, status: str, now: float) -> None:

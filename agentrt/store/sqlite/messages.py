@@ -8,7 +8,7 @@ from typing import Any
 
 from agentrt.approvals.model import ApprovalStatus
 from agentrt.records import MessageOpening, MessageRecord, NewMessage, RunRecord
-from agentrt.state import RunStatus
+from agentrt.state import TERMINAL, RunStatus
 from agentrt.store.sqlite.database import Database
 
 __all__ = ["MessagesTable"]
@@ -22,11 +22,13 @@ class MessagesTable:
 
     db: Database
 
-    def add_message(self, message: NewMessage) -> MessageRecord | None:
+    def add_message(
+        self, message: NewMessage, *, only_if_idle: bool = False
+    ) -> MessageRecord | None:
         now = self.db.clock()
         with self.db.tx() as db:
             index = _next_index(db, message.thread_id)
-            if index is None:
+            if index is None or (only_if_idle and not _idle(db, message.thread_id)):
                 return None
             _insert(db, message, index, QUEUED, now)
         return self._message(message.thread_id, index)
@@ -135,6 +137,18 @@ def _next_index(db: sqlite3.Connection, thread_id: str) -> int | None:
         (thread_id,),
     ).fetchone()
     return int(row["idx"]) if row is not None else None
+
+
+def _idle(db: sqlite3.Connection, thread_id: str) -> bool:
+    """The thread's run has ended and no message is queued on it."""
+    ended = tuple(status.value for status in TERMINAL)
+    row = db.execute(
+        f"SELECT 1 FROM runs r WHERE r.thread_id=? AND r.status IN ({','.join('?' * len(ended))}) "
+        "AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.thread_id = r.thread_id "
+        "AND m.status=?)",
+        (thread_id, *ended, QUEUED),
+    ).fetchone()
+    return row is not None
 
 
 def _insert(
