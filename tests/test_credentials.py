@@ -327,3 +327,37 @@ def test_a_recorded_effect_is_not_resolved_again(db: Path) -> None:
         with pytest.raises(CredentialError, match="the vault is sealed"):
             with_credentials(fresh, spec, deps)
     assert calls == [ACME_KEY]
+
+
+@tool(credentials=["crm"])
+def crm_export(segment: str, ctx: ToolContext) -> Any:
+    """Export a CRM segment as a file."""
+    key = ctx.credentials["crm"]
+    # A careless tool again: the key in the file it writes and in the file's preview.
+    return ctx.artifacts.put(
+        "export.csv", f"customer,tier\nc0,gold\n# pulled with {key}\n", preview=f"via {key}"
+    )
+
+
+def test_what_a_tool_puts_as_an_artifact_has_its_credentials_cut_out(db: Path) -> None:
+    script = [ai("", tool_call("crm_export", {"segment": "gold"})), "Done."]
+    with AgentRuntime(
+        ScriptedChatModel(script),
+        tools=[crm_export],
+        policy=Policy.from_yaml(POLICY),
+        db=db,
+        credentials=Credentials.from_callable(vault),
+    ) as rt:
+        run = rt.start("Export the gold segment.", principal=ALICE)
+        assert run.status is RunStatus.SUCCEEDED
+    # Another process's view: a runtime that never resolved the credential, so its
+    # Redactor does not know the value; what was stored must not hold it.
+    with AgentRuntime(ScriptedChatModel([]), tools=[], db=db) as other:
+        (ref,) = other.artifacts(run.thread_id)
+        content = other.artifact(run.thread_id, "export.csv").decode()
+    assert ref.preview == "via [REDACTED:credential]"
+    assert content == "customer,tier\nc0,gold\n# pulled with [REDACTED:credential]\n"
+    with sqlite3.connect(db) as conn:
+        for table in ("artifacts", "artifact_blobs"):
+            text = "\n".join(str(row) for row in conn.execute(f'SELECT * FROM "{table}"'))
+            assert ACME_KEY not in text, table

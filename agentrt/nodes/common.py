@@ -205,8 +205,13 @@ def with_credentials(ctx: ToolContext, spec: ToolSpec, deps: RunDeps) -> ToolCon
         deps.credentials,
         remember=deps.tracing.redactor.remember,
     )
-    # The call's memory cuts the values out of what the tool writes there too.
-    return replace(ctx, credentials=secrets, memory=ctx.memory.scrubbing(secrets))
+    # The call's memory and artifacts cut the values out of what the tool writes there too.
+    return replace(
+        ctx,
+        credentials=secrets,
+        memory=ctx.memory.scrubbing(secrets),
+        artifacts=ctx.artifacts.scrubbing(secrets),
+    )
 
 
 def ledger_answers(spec: ToolSpec, ctx: ToolContext, deps: RunDeps) -> bool:

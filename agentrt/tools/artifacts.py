@@ -14,7 +14,7 @@ import json
 import mimetypes
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from agentrt.artifacts import (
     PREVIEW_CHARS,
@@ -29,6 +29,9 @@ from agentrt.artifacts import (
 from agentrt.errors import ConfigError
 from agentrt.limits import SizeLimits
 from agentrt.store.protocols import ArtifactStore
+
+if TYPE_CHECKING:
+    from agentrt.tools.credentials import Secrets
 
 __all__ = ["ToolArtifacts", "artifact_of", "refs_as_json", "result_artifact"]
 
@@ -54,6 +57,21 @@ class ToolArtifacts:
         self.step_id = step_id
         self.max_bytes = max_bytes
         """Largest content a put takes (SizeLimits.result_bytes)."""
+        self._secrets: Secrets | None = None
+
+    def scrubbing(self, secrets: Secrets) -> ToolArtifacts:
+        """These artifacts for one call, cutting ``secrets`` (its credentials) out of what
+        it puts: the preview, and content that is text. Bytes that are not UTF-8 (an image,
+        a PDF) are kept as the tool wrote them."""
+        made = ToolArtifacts(
+            self._store,
+            self.thread_id,
+            tenant=self.tenant,
+            step_id=self.step_id,
+            max_bytes=self.max_bytes,
+        )
+        made._secrets = secrets
+        return made
 
     @property
     def store(self) -> ArtifactStore:
@@ -91,6 +109,8 @@ class ToolArtifacts:
                 f"artifact {name!r}: data must be bytes or str, got {type(data).__name__}; "
                 "serialize it first (json.dumps, a CSV writer)"
             )
+        if self._secrets is not None:
+            content, text, preview = _scrubbed(self._secrets, content, text, preview)
         if len(content) > self.max_bytes:
             raise ConfigError(
                 f"artifact {name!r} is {len(content):,} bytes, over the runtime's limit of "
@@ -140,6 +160,24 @@ class ToolArtifacts:
     async def aget(self, ref: ArtifactRef | Mapping[str, Any] | str) -> bytes:
         """``get`` for an async tool."""
         return await asyncio.to_thread(self.get, ref)
+
+
+def _scrubbed(
+    secrets: Secrets, content: bytes, text: str | None, preview: str | None
+) -> tuple[bytes, str | None, str | None]:
+    """Content, its text and a preview with ``secrets`` cut out (content only if text)."""
+    decoded = text
+    if decoded is None:
+        try:
+            decoded = content.decode("utf-8")
+        except UnicodeDecodeError:
+            decoded = None
+    if decoded is not None:
+        cut = secrets.scrub(decoded)
+        if cut != decoded:
+            content = cut.encode("utf-8")
+            text = cut if text is not None else None
+    return content, text, None if preview is None else secrets.scrub(preview)
 
 
 def artifact_of(store: ArtifactStore, thread_id: str, name: str) -> tuple[ArtifactRecord, bytes]:
