@@ -293,3 +293,7 @@ class MessageOpening:
     """Seconds the run waited at a gate the message interrupts."""
     cancel_pending: str | None = None
     """If set: every pending approval of the run becomes cancelled with this comment."""
+    supersede: tuple[str, ...] = ()
+    """Approvals given at the gate the message interrupts but never carried out (decided
+    after the message was sent, before the run went on): cancelled with cancel_pending's
+    comment too, if they are still approved or edited."""

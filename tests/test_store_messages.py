@@ -331,3 +331,48 @@ def test_of_messages_sent_at_once_to_an_idle_thread_only_if_idle_keeps_one(
         kept = [m for m in pool.map(send, range(6)) if m is not None]
     assert len(kept) == 1
     assert [m.text for m in store.thread_messages("t1")] == [kept[0].text]
+
+
+def test_an_interrupting_message_supersedes_an_approval_never_carried_out(
+    store: Store, clock: FakeClock
+) -> None:
+    new_run(store)
+    lifecycle.move(store, "t1", RunStatus.RUNNING, now=clock())
+    lifecycle.move(store, "t1", RunStatus.AWAITING_APPROVAL, now=clock())
+    for n in (1, 2):
+        store.put_approval(
+            ApprovalRequest(
+                id=f"a{n}",
+                thread_id="t1",
+                step_id=f"0.{n}",
+                kind="action",
+                tool="refund",
+                args={},
+                args_digest="d",
+                rule_id="r",
+                reason="big",
+                required_role=None,
+                four_eyes=False,
+                requested_by="alice",
+                tenant="acme",
+                requested_at=clock(),
+                expires_at=None,
+            )
+        )
+        assert store.decide_approval(f"a{n}", Decided(status=ApprovalStatus.APPROVED, by="bob"))
+    store.add_message(NewMessage(thread_id="t1", text="stop", principal=BOB, interrupt=True))
+    taken = opening(
+        store,
+        1,
+        closing="interrupted",
+        cancel_pending="superseded by message #1",
+        supersede=("a2",),
+    )
+    assert store.open_message("t1", taken) is not None
+    found = {r.id: r for r in store.list_approvals(ApprovalQuery(thread_id="t1", status=None))}
+    assert found["a1"].status is ApprovalStatus.APPROVED  # carried out before: left alone
+    assert (found["a2"].status, found["a2"].comment, found["a2"].decided_by) == (
+        ApprovalStatus.CANCELLED,
+        "superseded by message #1",
+        "bob",
+    )

@@ -544,3 +544,22 @@ def test_of_two_messages_sent_at_once_to_an_idle_thread_reject_answers_one(
     assert answered.output in ("you said: one", "you said: two")
     assert refused.status in ("queued", "running")  # the other's message, kept first
     assert [m.index for m in rt.messages(run.thread_id)] == [0, 1]  # nothing else kept
+
+
+def test_an_approval_given_after_an_interrupt_was_sent_is_superseded_with_the_gate(
+    rt: AgentRuntime, db: Path
+) -> None:
+    run = rt.start("pay 500", principal=OPS)
+    request = run.pending_approval
+    assert request is not None
+    # Kept to interrupt the gate; the payer approves before anyone carries the thread on.
+    rt.send(run.thread_id, "note 1", principal=OPS, double_texting="interrupt", resume=False)
+    taken = rt.decide(Decision.approve(request.id, by=PAYER))
+    assert (taken.status, taken.message, taken.output) == (SUCCEEDED, 1, "noted 1")
+    assert effects(db) == ["note 1/1"]  # never paid, and the request does not say it was
+    [superseded] = rt.approvals(status=None, thread_id=run.thread_id)
+    assert (superseded.status.value, superseded.comment, superseded.decided_by) == (
+        "cancelled",
+        "superseded by message #1",
+        "bob",
+    )

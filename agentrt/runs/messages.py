@@ -34,6 +34,7 @@ from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import Any
 
+from agentrt.approvals.model import ApprovalQuery, ApprovalStatus
 from agentrt.budget import Budget, empty_usage, tokens_used
 from agentrt.errors import ConfigError
 from agentrt.events import message_event, observation_event
@@ -203,6 +204,25 @@ def opening_for(
         lease=lease,
         add_waited=max(0.0, now - record.updated_at) if gate else 0.0,
         cancel_pending=None if finished else f"superseded by message #{index}",
+        supersede=_given_at_gate(store, record, values) if gate else (),
+    )
+
+
+def _given_at_gate(store: Store, record: RunRecord, values: RunState) -> tuple[str, ...]:
+    """The approvals given for the actions of the gate the run stands at and not acted on
+    yet: a message that interrupts the gate supersedes them, as it does the pending ones."""
+    plan, cursor = values.get("plan"), values.get("cursor", 0)
+    if not plan or cursor >= len(plan["actions"]):
+        return ()
+    at = {plan["actions"][cursor]["step_id"]}
+    gate = values.get("gate") or []
+    if gate and gate[0]["action"]["step_id"] in at:
+        at |= {item["action"]["step_id"] for item in gate}
+    given = (ApprovalStatus.APPROVED, ApprovalStatus.EDITED)
+    return tuple(
+        r.id
+        for r in store.list_approvals(ApprovalQuery(thread_id=record.thread_id, status=None))
+        if r.step_id in at and r.status in given and r.id != values.get("answered")
     )
 
 

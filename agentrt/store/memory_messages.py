@@ -134,8 +134,12 @@ class MessagesMemory:
             )
             self._leases[thread_id] = opening.lease
             if opening.cancel_pending is not None:
+                given = (ApprovalStatus.APPROVED, ApprovalStatus.EDITED)
                 for request in list(self._approvals.values()):
-                    if request.thread_id == thread_id and request.status is ApprovalStatus.PENDING:
+                    if request.thread_id == thread_id and (
+                        request.status is ApprovalStatus.PENDING
+                        or (request.id in opening.supersede and request.status in given)
+                    ):
                         self._approvals[request.id] = replace(
                             request,
                             status=ApprovalStatus.CANCELLED,

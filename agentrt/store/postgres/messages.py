@@ -165,6 +165,19 @@ def _open(conn: Conn, thread_id: str, opening: MessageOpening, now: float) -> Ru
                 ApprovalStatus.PENDING.value,
             ),
         )
+        if opening.supersede:
+            conn.execute(
+                "UPDATE approvals SET status=%s, decided_at=%s, comment=%s "
+                "WHERE id = ANY(%s) AND thread_id=%s AND status = ANY(%s)",
+                (
+                    ApprovalStatus.CANCELLED.value,
+                    now,
+                    opening.cancel_pending,
+                    list(opening.supersede),
+                    thread_id,
+                    [ApprovalStatus.APPROVED.value, ApprovalStatus.EDITED.value],
+                ),
+            )
     return record_of(RunRecord, moved, status=RunStatus)
 
 

@@ -111,6 +111,22 @@ class MessagesTable:
                         ApprovalStatus.PENDING.value,
                     ),
                 )
+                db.executemany(
+                    "UPDATE approvals SET status=?, decided_at=?, comment=? "
+                    "WHERE id=? AND thread_id=? AND status IN (?, ?)",
+                    [
+                        (
+                            ApprovalStatus.CANCELLED.value,
+                            now,
+                            opening.cancel_pending,
+                            approval_id,
+                            thread_id,
+                            ApprovalStatus.APPROVED.value,
+                            ApprovalStatus.EDITED.value,
+                        )
+                        for approval_id in opening.supersede
+                    ],
+                )
         return self.get_run(thread_id)  # type: ignore[attr-defined,no-any-return]
 
     def stop_requests(self, thread_id: str) -> tuple[str | None, bool]:
