@@ -18,6 +18,7 @@ BENCH = Path(__file__).parents[1] / "bench"
 
 
 @pytest.mark.subprocess
+@pytest.mark.timeout(300)  # every benchmark at toy size: about a minute, three on a busy machine
 def test_quick_mode_runs_every_benchmark_and_leaves_the_readme() -> None:
     readme = (BENCH / "README.md").read_bytes()
     done = subprocess.run(
@@ -25,7 +26,7 @@ def test_quick_mode_runs_every_benchmark_and_leaves_the_readme() -> None:
         env={**os.environ, "BENCH_QUICK": "1"},
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=280,
         check=False,
     )
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
