@@ -17,9 +17,10 @@ from typing import Any, TypeVar
 
 from agentrt import records
 from agentrt.approvals.model import ApprovalQuery, ApprovalRequest, ApprovalStatus, Decided
-from agentrt.records import EffectOutcome, NewRun
+from agentrt.records import NewRun
 from agentrt.state import TERMINAL, RunStatus, Usage
 from agentrt.store.memory_artifacts import ArtifactsMemory
+from agentrt.store.memory_effects import EffectsMemory
 from agentrt.store.memory_messages import MessagesMemory
 from agentrt.store.memory_outbox import OutboxMemory
 from agentrt.store.outbox import EventType, approval_event, run_event
@@ -28,7 +29,7 @@ from agentrt.store.protocols import Claim, RunChange
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore(MessagesMemory, ArtifactsMemory, OutboxMemory):
+class MemoryStore(MessagesMemory, ArtifactsMemory, OutboxMemory, EffectsMemory):
     """agentrt.store.protocols.Store, in this process's memory."""
 
     schema_version = 0
@@ -42,7 +43,6 @@ class MemoryStore(MessagesMemory, ArtifactsMemory, OutboxMemory):
         self._traces: dict[str, tuple[str | None, str | None]] = {}
         self._leases: dict[str, records.LeaseRecord] = {}
         self._approvals: dict[str, ApprovalRequest] = {}
-        self._effects: dict[str, records.EffectRecord] = {}
         self._calls: dict[tuple[str, int], records.ModelCall] = {}
         self._keys: dict[str, tuple[records.ApiKey, str]] = {}
         self._spans: dict[str, records.SpanRow] = {}
@@ -366,68 +366,6 @@ class MemoryStore(MessagesMemory, ArtifactsMemory, OutboxMemory):
             if request is None or request.status is not ApprovalStatus.PENDING:
                 return False
             self._approvals[approval_id] = replace(request, **changes)
-            return True
-
-    # effects ------------------------------------------------------------------------------
-
-    def get_effect(self, key: str) -> records.EffectRecord | None:
-        with self._lock:
-            return self._effects.get(key)
-
-    def list_effects(self, thread_id: str) -> list[records.EffectRecord]:
-        with self._lock:
-            return [e for e in self._effects.values() if e.thread_id == thread_id]
-
-    def start_effect(
-        self, *, key: str, thread_id: str, step_id: str, tool: str, args_digest: str
-    ) -> int:
-        with self._lock:
-            found = self._effects.get(key)
-            attempts = 1 if found is None else found.attempts + 1
-            self._effects[key] = records.EffectRecord(
-                key=key,
-                thread_id=thread_id,
-                step_id=step_id,
-                tool=tool,
-                status="started",
-                result=None if found is None else found.result,
-                error=None,
-                attempts=attempts,
-                retries=0 if found is None else found.retries,
-            )
-            return attempts
-
-    def finish_effect(self, key: str, outcome: EffectOutcome) -> None:
-        with self._lock:
-            found = self._effects.get(key)
-            if found is not None:
-                self._effects[key] = replace(
-                    found,
-                    status="failed" if outcome.failed else "done",
-                    result=None if outcome.failed else outcome.result,
-                    error=outcome.error,
-                    error_kind=outcome.error_kind if outcome.failed else None,
-                    retries=outcome.retries,
-                )
-
-    def note_in_doubt(self, key: str, reason: str, *, retries: int = 0) -> None:
-        with self._lock:
-            found = self._effects.get(key)
-            if found is not None and found.status == "started":
-                self._effects[key] = replace(
-                    found, error=reason, error_kind="timeout", retries=retries
-                )
-
-    def settle_effect(self, key: str, attempt: int, *, happened: bool, result: Any = None) -> bool:
-        with self._lock:
-            found = self._effects.get(key)
-            if found is None or found.status != "started" or found.attempts != attempt:
-                return False
-            self._effects[key] = replace(
-                found,
-                status="done" if happened else "retry",
-                result=result if happened else None,
-            )
             return True
 
     # recordings, keys, spans --------------------------------------------------------------
