@@ -38,6 +38,8 @@ ANSWER_EMAIL = "answers.walker@example.net"  # in the model's final answer
 COMMENT_TOKEN = "cmt-9f8e7d6c5b4a-walker"  # "token: ..." in an approver's comment
 LOG_CARD = "5555 5555 5555 4444"  # in what a failing store says (the service's logs)
 CRM_KEY = "orchid-velvet-31337-lantern"  # a credential: no detector knows its shape
+FOLLOW_CARD = "4000 0566 5566 5556"  # passes Luhn; in a follow-up's text
+FOLLOW_KEY = "sk-live-F0ll0wUpK3yW4lkerQ2zX"  # in the follow-up's answer
 
 SECRETS = {
     "openai key": (OPENAI_KEY, "Wk3vQ9zLm2Xr7TbN4pYc8HdF"),
@@ -55,10 +57,13 @@ SECRETS = {
     "comment token": (COMMENT_TOKEN, "9f8e7d6c5b4a"),
     "logged card": (LOG_CARD, LOG_CARD.replace(" ", "")),
     "crm credential": (CRM_KEY,),
+    "follow-up card": (FOLLOW_CARD, FOLLOW_CARD.replace(" ", "")),
+    "follow-up answer key": (FOLLOW_KEY, "F0ll0wUpK3y"),
 }
 """Name -> needles: the secret and the spellings and fragments that would leak it."""
 
 GOAL = "Settle the walker account."
+FOLLOW_UP = f"Put it on my other card, {FOLLOW_CARD}, and mail {EMAIL}."
 FAIL_GOAL = "Settle the walker account with the broken provider."
 COMMENT = f"checked by phone; token: {COMMENT_TOKEN}"
 OPERATOR = Principal("olive", roles=["operator"], tenant="acme")
@@ -150,6 +155,7 @@ SCRIPT = [
         tool_call("crm_sync", {"account": "walker", "fail": True}),
     ),
     f"Done. Your new key is {ANSWER_KEY}; write to {ANSWER_EMAIL} with questions.",
+    f"Noted. The card is on file; your next key is {FOLLOW_KEY}.",  # answers FOLLOW_UP
 ]
 
 

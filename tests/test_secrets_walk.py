@@ -4,10 +4,11 @@ API, then every surface a person or a log sees is read and searched for every se
 Surfaces: the spans in the SQLite span store (content capture on and off: attributes,
 events, status, links), every log record of every agentrt logger, the CLI (runs, show,
 trace, replay, approvals, approvals show, artifacts), every API response (runs, a run, its
-trace, its artifacts, the approvals, one approval, the event stream, the answers to POSTs,
-a 500), and the review page (queue, runs, each run). Secrets stay exact where a run executes
-from: the checkpoint, the ledger, the approvals table; a tool's credential is in none of
-them.
+trace, its artifacts, its messages, the approvals, one approval, the event stream, the
+answers to POSTs, a 500), and the review page (queue, runs, each run with its messages).
+One thread goes on with a follow-up that holds a secret and is answered with another.
+Secrets stay exact where a run executes from: the checkpoint, the ledger, the approvals
+table; a tool's credential is in none of them.
 """
 
 from __future__ import annotations
@@ -161,6 +162,7 @@ async def _service(rt: AgentRuntime, walk: Walk, monkeypatch: pytest.MonkeyPatch
         walk.check("POST /approvals/{id}/decision", decided.text)
         await worker.wait(approved)
         assert rt.get(approved).status == "succeeded"
+        await _follow_up(http, app, approved, olive, walk)
         assert "Incorrect API key provided: [REDACTED:api_key]" in (rt.get(failed).error or "")
 
         # A store that fails under the worker, and a request that fails: both are logged.
@@ -179,6 +181,7 @@ async def _service(rt: AgentRuntime, walk: Walk, monkeypatch: pytest.MonkeyPatch
             await get(f"/runs/{thread_id}")
             await get(f"/runs/{thread_id}/trace")
             await get(f"/runs/{thread_id}/artifacts")
+            await get(f"/runs/{thread_id}/messages")
         for thread_id in (approved, failed):  # the streams of runs that ended
             assert "event: status" in await get(f"/runs/{thread_id}/events")
         await get("/approvals", abe)
@@ -193,7 +196,22 @@ async def _service(rt: AgentRuntime, walk: Walk, monkeypatch: pytest.MonkeyPatch
         for thread_id in runs:
             page = await get(f"/ui/runs/{thread_id}", {})
             assert "[REDACTED:" in page
+            if thread_id == approved:  # its messages listed, the follow-up's masked
+                assert "Put it on my other card, [REDACTED:card]" in page
     return runs
+
+
+async def _follow_up(
+    http: httpx.AsyncClient, app: Any, thread_id: str, who: dict[str, str], walk: Walk
+) -> None:
+    """The thread goes on: a follow-up with secrets, answered with another."""
+    sent = await http.post(
+        f"/runs/{thread_id}/messages", json={"message": S.FOLLOW_UP}, headers=who
+    )
+    walk.check("POST /runs/{id}/messages", sent.text)
+    await app.state.agentrt.worker.wait(thread_id)
+    run = app.state.agentrt.runtime.get(thread_id)
+    assert (run.status, run.message) == ("succeeded", 1)
 
 
 def _route(path: str) -> str:
@@ -254,6 +272,7 @@ def _cli(db: Path, runs: list[str], walk: Walk) -> None:
         shown = walk.check(" ".join(["agentrt", *map(_route, command)]), done.output)
         if command[0] == "show" and command[1] == approved:
             assert '"iban": "[REDACTED:iban]"' in shown  # the plan's arguments, masked
+            assert "Put it on my other card, [REDACTED:card]" in shown  # its messages
 
 
 def _requests(db: Path) -> list[Any]:
