@@ -14,42 +14,22 @@ from collections.abc import Mapping
 from typing import Any, cast
 
 from agentrt.errors import ConfigError, RunError, UnknownRun
-from agentrt.records import LeaseRecord, RunRecord
+from agentrt.records import RunRecord
 from agentrt.runs import lifecycle
+from agentrt.runs.lease import GRAPH_HOST, graph_lease, graph_name, is_own_graph
 from agentrt.state import TERMINAL, RunState, RunStatus
 from agentrt.store.protocols import Store
 
 __all__ = [
     "GRAPH_HOST",
     "graph_lease",
+    "graph_name",
     "is_own_graph",
     "live_record",
     "thread_id_of",
     "thread_state",
     "to_running",
 ]
-
-GRAPH_HOST = "graph"
-"""The lease host of a thread that an app's own graph drives (no process of agentrt's)."""
-
-_NEVER = 253_402_300_799.0
-"""9999-12-31: a lease the app's graph holds for good (nobody renews it; nobody takes it)."""
-
-
-def graph_lease(name: str) -> LeaseRecord:
-    """The lease a thread of the app's graph ``name`` is born with and keeps."""
-    return LeaseRecord(owner=f"graph:{name}", host=GRAPH_HOST, pid=0, expires_at=_NEVER)
-
-
-def is_own_graph(record: RunRecord) -> bool:
-    """True if an app's own graph drives this run (not agentrt's run graph)."""
-    return record.lease_owner is not None and record.lease_owner.startswith("graph:")
-
-
-def graph_name(record: RunRecord) -> str:
-    """The name of the graph that drives an own-graph run."""
-    assert record.lease_owner is not None
-    return record.lease_owner.removeprefix("graph:")
 
 
 def thread_id_of(config: Mapping[str, Any] | None) -> str:

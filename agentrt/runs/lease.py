@@ -19,10 +19,19 @@ from dataclasses import dataclass
 from agentrt.errors import RunBusy
 from agentrt.logs import get_logger
 from agentrt.processes import pid_alive
-from agentrt.records import LeaseRecord
+from agentrt.records import LeaseRecord, RunRecord
 from agentrt.store.protocols import LeaseStore
 
-__all__ = ["Heartbeat", "LeaseOwner", "acquire", "owner_dead"]
+__all__ = [
+    "GRAPH_HOST",
+    "Heartbeat",
+    "LeaseOwner",
+    "acquire",
+    "graph_lease",
+    "graph_name",
+    "is_own_graph",
+    "owner_dead",
+]
 
 logger = get_logger()
 
@@ -112,3 +121,28 @@ class Heartbeat:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join()
+
+
+# An app's own graph holds its threads' leases for good (agentrt.governed.threads).
+
+GRAPH_HOST = "graph"
+"""The lease host of a thread that an app's own graph drives (no process of agentrt's)."""
+
+_NEVER = 253_402_300_799.0
+"""9999-12-31: a lease the app's graph holds for good (nobody renews it; nobody takes it)."""
+
+
+def graph_lease(name: str) -> LeaseRecord:
+    """The lease a thread of the app's graph ``name`` is born with and keeps."""
+    return LeaseRecord(owner=f"graph:{name}", host=GRAPH_HOST, pid=0, expires_at=_NEVER)
+
+
+def is_own_graph(record: RunRecord) -> bool:
+    """True if an app's own graph drives this run (not agentrt's run graph)."""
+    return record.lease_owner is not None and record.lease_owner.startswith("graph:")
+
+
+def graph_name(record: RunRecord) -> str:
+    """The name of the graph that drives an own-graph run."""
+    assert record.lease_owner is not None
+    return record.lease_owner.removeprefix("graph:")

@@ -9,12 +9,11 @@ from typing import TYPE_CHECKING, Any
 from agentrt.approvals.model import ApprovalQuery
 from agentrt.budget import Budget
 from agentrt.errors import ConfigError, ThreadBusy, UnknownRun
-from agentrt.governed.threads import is_own_graph
 from agentrt.limits import SizeLimits
 from agentrt.principal import Principal
 from agentrt.records import LeaseRecord, MessageRecord, NewMessage, RunRecord
 from agentrt.runs.budgets import BudgetLayers
-from agentrt.runs.lease import LeaseOwner
+from agentrt.runs.lease import LeaseOwner, is_own_graph
 from agentrt.runs.messages import (
     INTERRUPT_BEFORE,
     DoubleTexting,
