@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import math
 import re
@@ -24,6 +23,7 @@ from agentrt.policies.loader import (
     read_policy_file,
     validate_policy_data,
 )
+from agentrt.policies.matching import mismatch
 from agentrt.policies.model import PolicyFile, Rule
 from agentrt.principal import Principal
 from agentrt.tools.contract import ToolSpec
@@ -383,7 +383,7 @@ class Policy:
         context: cel.Context | None = None
         matched: list[tuple[Rule, str]] = []
         for cr in self.rules:
-            miss = self._mismatch(cr.rule, tool, principal, checks is not None)
+            miss = mismatch(cr.rule, tool, principal, explain=checks is not None)
             if miss is not None:
                 if checks is not None:
                     checks.append(RuleCheck(rule=cr.rule, matched=False, why=miss))
@@ -454,52 +454,6 @@ class Policy:
             **extra,
             **common,
         )
-
-    @staticmethod
-    def _mismatch(rule: Rule, tool: ToolSpec, principal: Principal, explain: bool) -> str | None:
-        """Why ``rule`` is not about this action, or None if its match holds.
-
-        Without ``explain`` the reason is only "no": the hot path builds no strings.
-        """
-        m = rule.match
-        if not any(fnmatch.fnmatchcase(tool.name, pattern) for pattern in m.tools):
-            return f"tool {tool.name!r} is not in {m.tools!r}" if explain else "no"
-        if m.effects is not None and tool.effect not in m.effects:
-            return (
-                f"effect {tool.effect.value!r} is not in {[e.value for e in m.effects]!r}"
-                if explain
-                else "no"
-            )
-        if m.scopes is not None and not any(
-            fnmatch.fnmatchcase(scope, pattern) for scope in tool.scopes for pattern in m.scopes
-        ):
-            return (
-                f"the tool's scopes {list(tool.scopes)!r} match none of {m.scopes!r}"
-                if explain
-                else "no"
-            )
-        if m.roles is not None and not set(m.roles) & set(principal.roles):
-            return (
-                f"principal roles {list(principal.roles)!r} hold none of {m.roles!r}"
-                if explain
-                else "no"
-            )
-        if m.tenants is not None and principal.tenant not in m.tenants:
-            return f"tenant {principal.tenant!r} is not in {m.tenants!r}" if explain else "no"
-        if m.credentials is not None and not any(
-            fnmatch.fnmatchcase(c, p) for c in tool.credentials for p in m.credentials
-        ):
-            return f"the tool's credentials match none of {m.credentials!r}" if explain else "no"
-        if m.servers is not None and not (
-            tool.server is not None
-            and any(fnmatch.fnmatchcase(tool.server, pattern) for pattern in m.servers)
-        ):
-            if not explain:
-                return "no"
-            if tool.server is None:
-                return f"tool {tool.name!r} is not an MCP server's"
-            return f"MCP server {tool.server!r} is not in {m.servers!r}"
-        return None
 
     def __repr__(self) -> str:
         return (
