@@ -16,6 +16,7 @@ from agentrt.approvals.model import ApprovalQuery, Decided
 from agentrt.budget import empty_usage
 from agentrt.records import LeaseRecord, MessageOpening, MessageRecord, NewMessage
 from agentrt.runs import lifecycle
+from agentrt.runs.messages import goal_message
 from agentrt.state import RunStatus, Usage
 from agentrt.store.protocols import Store
 from tests.conftest import FakeClock
@@ -53,18 +54,7 @@ def finished(store: Store, thread_id: str = "t1", output: str = "done") -> None:
 def opening(store: Store, index: int, **changes: Any) -> MessageOpening:
     run = store.get_run("t1")
     assert run is not None
-    first = None
-    if run.message == 0:
-        first = MessageRecord(
-            thread_id="t1",
-            index=0,
-            text=run.goal,
-            principal=run.principal,
-            status="current",
-            created_at=run.created_at,
-            usage_before=empty_usage(),
-            started_at=run.created_at,
-        )
+    first = goal_message(run) if run.message == 0 else None
     made = MessageOpening(
         from_status=run.status,
         from_message=run.message,
@@ -77,6 +67,29 @@ def opening(store: Store, index: int, **changes: Any) -> MessageOpening:
         lease=LEASE,
     )
     return dataclasses.replace(made, **changes)
+
+
+def gate_request(
+    thread_id: str, request_id: str, at: float, *, kind: str = "action", step_id: str = "0.0"
+) -> ApprovalRequest:
+    """A request a run waits on at a gate (``kind`` reconcile: an effect in doubt)."""
+    return ApprovalRequest(
+        id=request_id,
+        thread_id=thread_id,
+        step_id=step_id,
+        kind=kind,
+        tool="refund",
+        args={},
+        args_digest="d",
+        rule_id="r",
+        reason="big",
+        required_role=None,
+        four_eyes=False,
+        requested_by="alice",
+        tenant="acme",
+        requested_at=at,
+        expires_at=None,
+    )
 
 
 def test_messages_are_numbered_after_the_goal_and_queued_in_order(store: Store) -> None:
@@ -156,24 +169,7 @@ def test_an_interrupting_message_cancels_the_pending_requests_of_the_gate(
     new_run(store)
     lifecycle.move(store, "t1", RunStatus.RUNNING, now=clock())
     lifecycle.move(store, "t1", RunStatus.AWAITING_APPROVAL, now=clock())
-    request = ApprovalRequest(
-        id="a1",
-        thread_id="t1",
-        step_id="0.0",
-        kind="action",
-        tool="refund",
-        args={"order_id": "7"},
-        args_digest="d",
-        rule_id="r",
-        reason="big",
-        required_role=None,
-        four_eyes=False,
-        requested_by="alice",
-        tenant="acme",
-        requested_at=clock(),
-        expires_at=None,
-    )
-    store.put_approval(request)
+    store.put_approval(gate_request("t1", "a1", clock()))
     assert store.stop_requests("t1") == (None, False)
     store.add_message(NewMessage(thread_id="t1", text="never mind", principal=BOB, interrupt=True))
     assert store.stop_requests("t1") == (None, True)
@@ -221,24 +217,7 @@ def test_a_thread_a_message_waits_for_is_claimed(store: Store, clock: FakeClock)
     lifecycle.move(store, "at-gate-interrupted", RunStatus.RUNNING, now=clock())
     lifecycle.move(store, "at-gate-interrupted", RunStatus.AWAITING_APPROVAL, now=clock())
     for thread_id in ("at-gate", "at-gate-interrupted"):
-        request = ApprovalRequest(
-            id=f"a-{thread_id}",
-            thread_id=thread_id,
-            step_id="0.0",
-            kind="action",
-            tool="refund",
-            args={},
-            args_digest="d",
-            rule_id="r",
-            reason="big",
-            required_role=None,
-            four_eyes=False,
-            requested_by="alice",
-            tenant="acme",
-            requested_at=clock(),
-            expires_at=None,
-        )
-        store.put_approval(request)
+        store.put_approval(gate_request(thread_id, f"a-{thread_id}", clock()))
     store.add_message(NewMessage(thread_id="queued", text="more", principal=BOB))
     store.add_message(NewMessage(thread_id="at-gate", text="later", principal=BOB))
     store.add_message(
@@ -258,24 +237,7 @@ def test_an_interrupt_waits_unclaimed_while_a_reconcile_gate_holds_the_thread(
     new_run(store)
     lifecycle.move(store, "t1", RunStatus.RUNNING, now=clock())
     lifecycle.move(store, "t1", RunStatus.AWAITING_APPROVAL, now=clock())
-    request = ApprovalRequest(
-        id="r1",
-        thread_id="t1",
-        step_id="0.0",
-        kind="reconcile",
-        tool="send_mail",
-        args={},
-        args_digest="d",
-        rule_id=None,
-        reason="in doubt",
-        required_role=None,
-        four_eyes=False,
-        requested_by="alice",
-        tenant="acme",
-        requested_at=clock(),
-        expires_at=None,
-    )
-    store.put_approval(request)
+    store.put_approval(gate_request("t1", "r1", clock(), kind="reconcile"))
     store.add_message(NewMessage(thread_id="t1", text="now", principal=BOB, interrupt=True))
     assert claimed(store).thread_ids == ()
     # Settled, the thread moves again: claimed to go on (and take the message after).
@@ -340,25 +302,7 @@ def test_an_interrupting_message_supersedes_an_approval_never_carried_out(
     lifecycle.move(store, "t1", RunStatus.RUNNING, now=clock())
     lifecycle.move(store, "t1", RunStatus.AWAITING_APPROVAL, now=clock())
     for n in (1, 2):
-        store.put_approval(
-            ApprovalRequest(
-                id=f"a{n}",
-                thread_id="t1",
-                step_id=f"0.{n}",
-                kind="action",
-                tool="refund",
-                args={},
-                args_digest="d",
-                rule_id="r",
-                reason="big",
-                required_role=None,
-                four_eyes=False,
-                requested_by="alice",
-                tenant="acme",
-                requested_at=clock(),
-                expires_at=None,
-            )
-        )
+        store.put_approval(gate_request("t1", f"a{n}", clock(), step_id=f"0.{n}"))
         assert store.decide_approval(f"a{n}", Decided(status=ApprovalStatus.APPROVED, by="bob"))
     store.add_message(NewMessage(thread_id="t1", text="stop", principal=BOB, interrupt=True))
     taken = opening(
