@@ -4,10 +4,9 @@
 CPython collects its youngest generation every 700 new container objects and, every so
 often, walks every object it tracks. A run allocates thousands of containers a step that
 all die young, and a serving process holds a quarter of a million that never die: the
-modules, classes and compiled graph loaded at start-up. Profiled over 100 runs at once
-through `agentrt serve` (bench/service.py), the server spent about a fifth of its CPU
-walking them; frozen and collected less often, its CPU per run fell from 29 to 21-24 ms
-(bench/README.md, Profile).
+modules, classes and compiled graph loaded at start-up. Over 100 runs at once through
+`agentrt serve` (bench/service.py, four batches with and without this, interleaved), the
+server's CPU per run was 21 ms against 25.5 (medians; bench/README.md, service).
 
 Only for processes agentrt owns: a library call inside someone's app leaves their
 collector as they set it.

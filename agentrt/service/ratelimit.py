@@ -28,7 +28,8 @@ class RateLimiter:
     old ones as it is hit: a hit costs the same at 10/minute as at 1,000,000/minute, and
     nothing runs between hits. (``limits``' in-memory storage, which parses the rate here,
     started a timer thread from the event loop every 10 ms under load and copied its window
-    on every hit; on a busy server that was about a quarter of its CPU.)
+    on every hit: with it and a thread hop of every request gone, a GET costs the server
+    0.43 ms of CPU instead of 0.55.)
     """
 
     def __init__(
