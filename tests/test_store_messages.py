@@ -245,6 +245,16 @@ def test_an_interrupt_waits_unclaimed_while_a_reconcile_gate_holds_the_thread(
     assert claimed(store).thread_ids == ("t1",)
 
 
+def test_a_finished_thread_a_message_waits_for_is_not_pruned(
+    store: Store, clock: FakeClock
+) -> None:
+    for thread_id in ("idle", "queued"):
+        new_run(store, thread_id)
+        finished(store, thread_id)
+    store.add_message(NewMessage(thread_id="queued", text="one more thing", principal=BOB))
+    assert store.prunable_runs(before=clock() + 1) == ["idle"]
+
+
 def test_a_deleted_run_takes_its_messages_with_it(store: Store) -> None:
     new_run(store)
     store.add_message(NewMessage(thread_id="t1", text="more", principal=BOB))

@@ -188,7 +188,10 @@ class MemoryStore(MessagesMemory, ArtifactsMemory, OutboxMemory, EffectsMemory):
             old = [
                 r
                 for r in self._runs.values()
-                if r.status in TERMINAL and r.updated_at < before and r.thread_id not in newest
+                if r.status in TERMINAL
+                and r.updated_at < before
+                and r.thread_id not in newest
+                and self.queued_message(r.thread_id) is None
             ]
             return [r.thread_id for r in sorted(old, key=lambda r: (r.created_at, r.thread_id))]
 

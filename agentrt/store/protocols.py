@@ -162,7 +162,8 @@ class RunStore(Protocol):
     def set_trace(self, thread_id: str, trace_id: str, span_id: str | None) -> None: ...
 
     def prunable_runs(self, *, before: float, keep_latest: int = 0) -> list[str]:
-        """Finished runs last updated before ``before``, except the newest keep_latest."""
+        """Finished runs last updated before ``before``, except the newest keep_latest and
+        those a queued message waits for (the thread goes on)."""
         ...
 
     def delete_run(self, thread_id: str) -> None:

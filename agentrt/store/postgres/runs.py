@@ -194,6 +194,8 @@ class RunsTable:
     def prunable_runs(self, *, before: float, keep_latest: int = 0) -> list[str]:
         return self.db.all(
             "SELECT thread_id FROM runs WHERE status = ANY(%s) AND updated_at < %s "
+            "AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.thread_id = runs.thread_id "
+            "AND m.status = 'queued') "
             "AND thread_id NOT IN (SELECT thread_id FROM runs "
             "ORDER BY created_at DESC, thread_id LIMIT %s) "
             "ORDER BY created_at, thread_id",

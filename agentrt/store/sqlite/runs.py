@@ -198,6 +198,8 @@ class RunsTable:
             }
             rows = db.execute(
                 f"SELECT thread_id FROM runs WHERE status IN ({marks}) AND updated_at < ? "
+                "AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.thread_id = runs.thread_id "
+                "AND m.status = 'queued') "
                 "ORDER BY created_at, thread_id",
                 (*terminal, before),
             ).fetchall()
