@@ -121,6 +121,19 @@ def test_explain_with_the_app(db: Path) -> None:
     ]
 
 
+def test_commands_that_read_only_the_app_leave_no_database_behind(tmp_path: Path) -> None:
+    args = '{"order_id": "42", "amount": "89"}'
+    code, out = cli(
+        "policy", "explain", FILE, "--tool", "issue_refund", "--args", args, *ALICE, *DEMO
+    )
+    assert code == 0, out
+    assert "decision deny" in out.splitlines()  # alice holds no payments:write
+    assert cli("policy", "check", FILE, *DEMO)[0] == 0
+    assert cli("tools", *DEMO)[0] == 0
+    # The demo factory's default is agentrt.db in the working directory (the test's own).
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
 def test_explain_without_scopes_consults_no_rule(db: Path) -> None:
     code, out = cli(
         "policy", "explain", FILE, "--tool", "issue_refund", "--args",

@@ -8,6 +8,7 @@ import json
 import os
 import sqlite3
 import sys
+import tempfile
 import time
 import tomllib
 from collections.abc import Iterator
@@ -71,13 +72,20 @@ def _app_from_toml() -> tuple[str | None, str | None]:
 
 
 def load_runtime(
-    spec: str | None, db: str | None, *, db_only: bool = False, create: bool = True
+    spec: str | None,
+    db: str | None,
+    *,
+    db_only: bool = False,
+    create: bool = True,
+    scratch: str | None = None,
 ) -> AgentRuntime:
     """Import module:attribute and return the AgentRuntime it names (or makes).
 
     ``db_only``: with a database and no app, the runtime of the database alone (see
     database_runtime). ``create``: False refuses a database path that does not exist,
-    rather than making a new empty file there.
+    rather than making a new empty file there. ``scratch``: with no database given, the
+    database an app factory is made on (a command that reads only the app: its tools and
+    policy), instead of the factory's default file in the working directory.
     """
     from agentrt.runtime import AgentRuntime
 
@@ -118,6 +126,7 @@ def load_runtime(
             )
         return target
     if callable(target):
+        db = db if db is not None else scratch
         runtime = target(db=db) if db is not None else target()
         if isinstance(runtime, AgentRuntime):
             return runtime
@@ -167,17 +176,34 @@ def database_runtime(db: str) -> AgentRuntime:
 
 @contextmanager
 def runtime_from(
-    spec: str | None, db: str | None, *, db_only: bool = False, create: bool = False
+    spec: str | None,
+    db: str | None,
+    *,
+    db_only: bool = False,
+    create: bool = False,
+    app_only: bool = False,
 ) -> Iterator[AgentRuntime]:
     """The app's runtime for one command; its refusals become one line and an exit status.
 
     ``db_only``: the command needs only the database, so --db alone will do. ``create``:
     the command may make a new database (else a --db that does not exist is an error).
+    ``app_only``: the command reads only the app, never its runs: with no --db, an app
+    factory gets a scratch database that goes with the command.
     """
+    with tempfile.TemporaryDirectory(prefix="agentrt-") as tmp:
+        scratch = str(Path(tmp, "scratch.db")) if app_only else None
+        with _runtime_from(spec, db, db_only=db_only, create=create, scratch=scratch) as rt:
+            yield rt
+
+
+@contextmanager
+def _runtime_from(
+    spec: str | None, db: str | None, *, db_only: bool, create: bool, scratch: str | None
+) -> Iterator[AgentRuntime]:
     from agentrt.errors import AgentRuntimeError
 
     try:
-        rt = load_runtime(spec, db, db_only=db_only, create=create)
+        rt = load_runtime(spec, db, db_only=db_only, create=create, scratch=scratch)
     except (CliError, AgentRuntimeError) as exc:
         fail(exc)
     except sqlite3.DatabaseError as exc:

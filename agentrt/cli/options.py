@@ -45,10 +45,12 @@ class AppOptions(OptionGroup):
     db: DbOption = None
 
     def runtime(
-        self, *, db_only: bool = False, create: bool = False
+        self, *, db_only: bool = False, create: bool = False, app_only: bool = False
     ) -> AbstractContextManager[AgentRuntime]:
         """The app's runtime for one command (``runtime_from``: what the flags mean)."""
-        return runtime_from(self.app_spec, self.db, db_only=db_only, create=create)
+        return runtime_from(
+            self.app_spec, self.db, db_only=db_only, create=create, app_only=app_only
+        )
 
 
 def grouped(command: Callable[..., None]) -> Callable[..., None]:

@@ -45,7 +45,7 @@ def _maybe_runtime(stack: ExitStack, app_options: AppOptions) -> AgentRuntime | 
     """The app's runtime if one is configured; None when the file is checked alone."""
     if not (app_options.app_spec or _app_from_toml()[0]):
         return None
-    return stack.enter_context(app_options.runtime(create=True))
+    return stack.enter_context(app_options.runtime(create=True, app_only=True))
 
 
 def _duration(seconds: float) -> str:

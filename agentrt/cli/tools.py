@@ -100,7 +100,7 @@ def list_tools(
     if principal is not None or role or tenant is not None or scope:
         who = Principal(principal or "cli", roles=role or [], tenant=tenant, scopes=scope or [])
     try:
-        with app_options.runtime(create=True) as rt:
+        with app_options.runtime(create=True, app_only=True) as rt:
             rows = [_row(rt, spec, who) for spec in rt.tools]
             policy = f"{rt.policy.name}@{rt.policy.version}"
     except (CliError, AgentRuntimeError) as exc:
