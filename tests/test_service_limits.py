@@ -128,7 +128,7 @@ async def test_a_budget_body_cannot_make_a_run_ask_or_choose_who_raises_its_limi
 
 
 async def test_a_taken_thread_id_answers_the_same_whichever_tenant_holds_it_even_in_a_race(
-    api: Api, monkeypatch: pytest.MonkeyPatch
+    api: Api,
 ) -> None:
     mine = await api.call("POST", "/runs", json={"goal": GOAL, "thread_id": "order-42"})
     assert mine.status_code == 202
@@ -138,19 +138,20 @@ async def test_a_taken_thread_id_answers_the_same_whichever_tenant_holds_it_even
     again = await api.call("POST", "/runs", json={"goal": GOAL, "thread_id": "order-42"})
     assert problem(theirs, 409, "thread-id-taken") == problem(again, 409, "thread-id-taken")
 
-    # Two requests racing for one id: the loser sees the id free, then the store refuses it.
-    # It gets the same answer, never the store's own message (which names the server's file).
-    real = api.rt.store.get_run
-    looks: list[str] = []
-
-    def first_look_sees_it_free(thread_id: str) -> Any:
-        looks.append(thread_id)
-        return None if len(looks) == 1 else real(thread_id)
-
-    monkeypatch.setattr(api.rt.store, "get_run", first_look_sees_it_free)
-    raced = await api.call("POST", "/runs", json={"goal": GOAL, "thread_id": "order-42"}, who="eve")
-    assert problem(raced, 409, "thread-id-taken") == problem(theirs, 409)
-    assert str(api.rt.db) not in raced.text
+    # Two requests racing for one new id, from two tenants: the store's insert takes one and
+    # refuses the other, which gets the same answer, never the store's own message (which
+    # names the server's file).
+    raced = await asyncio.gather(
+        api.call("POST", "/runs", json={"goal": GOAL, "thread_id": "order-44"}),
+        api.call("POST", "/runs", json={"goal": GOAL, "thread_id": "order-44"}, who="eve"),
+    )
+    assert sorted(r.status_code for r in raced) == [202, 409]
+    (lost,) = [r for r in raced if r.status_code == 409]
+    assert problem(lost, 409, "thread-id-taken") == {
+        **problem(theirs, 409),
+        "detail": problem(theirs, 409)["detail"].replace("order-42", "order-44"),
+    }
+    assert str(api.rt.db) not in lost.text
     # A new id is taken as before.
     fresh = await api.call("POST", "/runs", json={"goal": GOAL, "thread_id": "order-43"}, who="eve")
     assert fresh.status_code == 202
