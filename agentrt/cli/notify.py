@@ -104,7 +104,7 @@ def deliveries(
 ) -> None:
     """Deliveries, newest event first: who gets what, how many tries, the last error."""
     from agentrt.readable import iso
-    from agentrt.store.outbox import DeliveryQuery
+    from agentrt.webhooks import DeliveryQuery
 
     if status not in _STATUSES:
         raise CliError(f"--status {status!r} is not one of {', '.join(_STATUSES)}")
@@ -171,7 +171,7 @@ def retry(
     app_options: AppOptions,
 ) -> None:
     """Send a dead delivery again: pending at once, its tries counted afresh."""
-    from agentrt.store.outbox import DeliveryQuery
+    from agentrt.webhooks import DeliveryQuery
 
     with app_options.runtime(db_only=True) as rt:
         query = DeliveryQuery(endpoint=endpoint, event_id=event_id)

@@ -17,7 +17,7 @@ from agentrt.readable import iso
 from agentrt.service.auth import Caller, current_service
 from agentrt.service.context import Service
 from agentrt.service.problems import Problem
-from agentrt.store.outbox import Delivery, DeliveryQuery
+from agentrt.webhooks import Delivery, DeliveryQuery
 
 __all__ = ["DeliveryList", "DeliveryOut", "router"]
 
