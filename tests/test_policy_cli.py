@@ -222,3 +222,11 @@ def test_show_prints_each_decision_with_its_rules_and_version(
         "  policy 2.0: require_approval (large-refunds: Refunds over $50 needs a refund "
         f"approver.) matched: large-refunds; policy refund-desk@{new_version}"
     )
+
+
+def test_repeatable_options_name_what_they_take() -> None:
+    for command in (["policy", "explain"], ["tools"], ["keys", "create"]):
+        code, out = cli(*command, "--help")
+        assert code == 0, out
+        assert "--role ROLE" in out, command
+        assert "list[str]" not in out, command

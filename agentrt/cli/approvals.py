@@ -158,7 +158,8 @@ class Decider(OptionGroup):
 
     name: Annotated[str, typer.Option("--as", help="Your principal id.")]
     role: Annotated[
-        list[str] | None, typer.Option("--role", help="A role you hold; repeat for several.")
+        list[str] | None,
+        typer.Option("--role", metavar="ROLE", help="A role you hold; repeat for several."),
     ] = None
     tenant: Annotated[
         str | None,

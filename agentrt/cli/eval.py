@@ -54,7 +54,9 @@ def eval_command(
     last: Annotated[int, typer.Option(min=1, help="With --replay: the last N runs.")] = 50,
     status: Annotated[
         list[str] | None,
-        typer.Option(help="With --replay: only runs in this status (repeat for several)."),
+        typer.Option(
+            metavar="STATUS", help="With --replay: only runs in this status (repeat for several)."
+        ),
     ] = None,
     tenant: Annotated[str | None, typer.Option(help="With --replay: one tenant's runs.")] = None,
     policy: Annotated[

@@ -19,10 +19,11 @@ def create(
     principal: Annotated[str, typer.Option("--id", help="Principal id the key acts as.")],
     tenant: Annotated[str, typer.Option(help="Its tenant: the key sees only this tenant's runs.")],
     role: Annotated[
-        list[str] | None, typer.Option(help="A role it holds (repeat for more).")
+        list[str] | None, typer.Option(metavar="ROLE", help="A role it holds (repeat for more).")
     ] = None,
     scope: Annotated[
-        list[str] | None, typer.Option(help="A scope it grants its runs (repeat for more).")
+        list[str] | None,
+        typer.Option(metavar="SCOPE", help="A scope it grants its runs (repeat for more)."),
     ] = None,
     label: Annotated[str | None, typer.Option(help="What the key is for.")] = None,
     *,

@@ -144,11 +144,13 @@ def explain(
     args: Annotated[str, typer.Option(help="The action's arguments, as a JSON object.")] = "{}",
     principal: Annotated[str, typer.Option(help="Id of the principal the run acts for.")] = ("cli"),
     role: Annotated[
-        list[str] | None, typer.Option("--role", help="A role it holds; repeat for several.")
+        list[str] | None,
+        typer.Option("--role", metavar="ROLE", help="A role it holds; repeat for several."),
     ] = None,
     tenant: Annotated[str | None, typer.Option(help="Its tenant.")] = None,
     scope: Annotated[
-        list[str] | None, typer.Option("--scope", help="A scope it grants; repeat for several.")
+        list[str] | None,
+        typer.Option("--scope", metavar="SCOPE", help="A scope it grants; repeat for several."),
     ] = None,
     goal: Annotated[str, typer.Option(help="The run's goal, as `run.goal` sees it.")] = "",
     usage: Annotated[
@@ -163,7 +165,9 @@ def explain(
     ] = None,
     tool_scope: Annotated[
         list[str] | None,
-        typer.Option("--tool-scope", help="Without an app: a scope the tool requires."),
+        typer.Option(
+            "--tool-scope", metavar="SCOPE", help="Without an app: a scope the tool requires."
+        ),
     ] = None,
     *,
     app_options: AppOptions,

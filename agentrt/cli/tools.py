@@ -81,11 +81,13 @@ def list_tools(
         typer.Option(help="Decide each tool for this principal id (with --role, --tenant, ...)."),
     ] = None,
     role: Annotated[
-        list[str] | None, typer.Option("--role", help="A role it holds; repeat for several.")
+        list[str] | None,
+        typer.Option("--role", metavar="ROLE", help="A role it holds; repeat for several."),
     ] = None,
     tenant: Annotated[str | None, typer.Option(help="Its tenant.")] = None,
     scope: Annotated[
-        list[str] | None, typer.Option("--scope", help="A scope it grants; repeat for several.")
+        list[str] | None,
+        typer.Option("--scope", metavar="SCOPE", help="A scope it grants; repeat for several."),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON object a tool.")] = False,
     *,
