@@ -12,7 +12,7 @@ import tempfile
 import time
 import tomllib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -190,8 +190,8 @@ def runtime_from(
     ``app_only``: the command reads only the app, never its runs: with no --db, an app
     factory gets a scratch database that goes with the command.
     """
-    with tempfile.TemporaryDirectory(prefix="agentrt-") as tmp:
-        scratch = str(Path(tmp, "scratch.db")) if app_only else None
+    with tempfile.TemporaryDirectory(prefix="agentrt-") if app_only else nullcontext() as tmp:
+        scratch = str(Path(tmp, "scratch.db")) if tmp is not None else None
         with _runtime_from(spec, db, db_only=db_only, create=create, scratch=scratch) as rt:
             yield rt
 
