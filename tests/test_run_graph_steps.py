@@ -1,5 +1,6 @@
 """A node written as steps: the cancel check shares the worker-thread trip of the node's
-first blocking call, and a cancel still comes before any of the node's work."""
+first blocking call, and a cancel still comes before any of the node's work. When a node
+looks for a stop request at all (agentrt.nodes.stop_watch)."""
 
 from __future__ import annotations
 
@@ -9,24 +10,27 @@ from typing import Any, cast
 
 import pytest
 
-from agentrt.graphs.run_graph import _checked
+from agentrt.graphs.run_graph import _cancelled, _checked
+from agentrt.nodes.deps import StepStopped
+from agentrt.nodes.stop_watch import STALE, StopWatch, stop_asked
 from agentrt.steps import Step, Steps, adrive, blocking, drive
 
 STATE: Any = {"thread_id": "t1"}
 
 
 class _Store:
-    def __init__(self, cancel: str | None) -> None:
+    def __init__(self, cancel: str | None, interrupt: bool = False) -> None:
         self.cancel = cancel
+        self.interrupt = interrupt
         self.calls: list[str] = []
 
     def stop_requests(self, thread_id: str) -> tuple[str | None, bool]:
         self.calls.append("check")
-        return self.cancel, False
+        return self.cancel, self.interrupt
 
 
-def _deps(store: _Store) -> Any:
-    return cast(Any, SimpleNamespace(store=store))
+def _deps(store: _Store, watch: StopWatch | None = None) -> Any:
+    return cast(Any, SimpleNamespace(store=store, stop_watch=watch or StopWatch()))
 
 
 def _node(store: _Store, seen: list[Any], *, fail: bool = False) -> Steps[dict[str, Any]]:
@@ -100,3 +104,53 @@ def test_a_node_starting_with_an_awaited_step_is_checked_first() -> None:
     assert update == {"route": "awaited"}
     assert store.calls == ["check"]
     assert trips == 2
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_pure_nodes_look_again_only_when_a_stop_may_be_new() -> None:
+    clock, store = _Clock(), _Store(None)
+    deps = _deps(store, StopWatch(clock=clock))
+    assert _cancelled("plan", STATE, deps) is None
+    assert _cancelled("policy", STATE, deps) is None  # looked a moment ago: not again
+    assert _cancelled("verify", STATE, deps) is None
+    assert store.calls == ["check"]
+    assert _cancelled("tool", STATE, deps) is None  # a node with consequences always looks
+    assert store.calls == ["check", "check"]
+    store.cancel = "enough"  # asked by another process
+    clock.now += STALE / 2
+    assert _cancelled("policy", STATE, deps) is None  # not yet looked for
+    clock.now += STALE
+    assert _cancelled("verify", STATE, deps) == {
+        "stop": {"status": "cancelled", "reason": "enough"},
+        "route": "finish",
+    }
+
+
+def test_a_stop_asked_in_this_process_is_seen_at_the_next_node() -> None:
+    clock, store = _Clock(), _Store(None)
+    deps = _deps(store, StopWatch(clock=clock))
+    assert _cancelled("plan", STATE, deps) is None
+    store.cancel = "withdrawn"
+    stop_asked()  # no time passes: the ask itself makes the next look due
+    update = _cancelled("policy", STATE, deps)
+    assert update is not None
+    assert update["stop"]["reason"] == "withdrawn"
+    assert store.calls == ["check", "check"]
+
+
+def test_an_interrupt_seen_before_verify_is_looked_for_again_at_the_next_safe_node() -> None:
+    clock, store = _Clock(), _Store(None, interrupt=True)
+    deps = _deps(store, StopWatch(clock=clock))
+    # verify is never interrupted (it checks an effect done), so the run goes on to it...
+    assert _cancelled("verify", STATE, deps) is None
+    # ...and the look did not count: policy, a safe node, looks and stops there.
+    with pytest.raises(StepStopped, match="interrupts the run"):
+        _cancelled("policy", STATE, deps)
+    assert store.calls == ["check", "check"]

@@ -39,6 +39,7 @@ from opentelemetry.trace import Span
 from agentrt.budget import Budget, budget_attributes
 from agentrt.nodes import NODES, Node
 from agentrt.nodes.deps import RunDeps, StepStopped
+from agentrt.nodes.stop_watch import stops_asked
 from agentrt.runs.messages import INTERRUPT_BEFORE
 from agentrt.state import RunState, Stop, Usage
 from agentrt.steps import Step, Steps, adrive, blocking, drive
@@ -190,14 +191,25 @@ def _cancelled(kind: str, state: RunState, deps: RunDeps) -> dict[str, Any] | No
     ends it here, before the node's work: between steps, never inside an effect."""
     if kind == "finish":
         return None
-    reason, interrupt = deps.store.stop_requests(state["thread_id"])
+    thread_id = state["thread_id"]
+    if kind in _LOOKS_WHEN_DUE and not deps.stop_watch.due(thread_id):
+        return None
+    asked = stops_asked()
+    reason, interrupt = deps.store.stop_requests(thread_id)
     if reason is None:
         if interrupt and kind in INTERRUPT_BEFORE:
             # A message was sent to interrupt the run: it stops here, where nothing is half
             # done, and whoever drives it next takes the message (agentrt.runs.messages).
             raise StepStopped("a new message interrupts the run; it is taken next")
+        if not interrupt:  # an interrupt waiting for a safe node: look again at the next
+            deps.stop_watch.looked(thread_id, asked)
         return None
     return {"stop": Stop(status="cancelled", reason=reason), "route": "finish"}
+
+
+_LOOKS_WHEN_DUE = frozenset({"policy", "verify"})
+"""The pure nodes, before which a run looks for a stop request only when one may be new
+(agentrt.nodes.stop_watch); the rest look every time."""
 
 
 def _step_id(kind: str, state: RunState) -> str | None:

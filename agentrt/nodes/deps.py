@@ -16,6 +16,7 @@ from opentelemetry.trace import NoOpTracer, Tracer
 from agentrt.approvals import ApprovalRequest
 from agentrt.budget import ModelPrice
 from agentrt.limits import SizeLimits
+from agentrt.nodes.stop_watch import StopWatch
 from agentrt.policies import Policy
 from agentrt.store.protocols import Store
 from agentrt.summaries import Summarizing
@@ -80,6 +81,9 @@ class RunDeps:
     stopping: threading.Event = field(default_factory=threading.Event)
     """Set when this process stops driving runs (a worker told to shut down): each run
     stops before its next step, resumable, rather than being cancelled."""
+    stop_watch: StopWatch = field(default_factory=StopWatch)
+    """When each run last looked for a request to stop it (a cancel, an interrupting
+    message): before a pure node it looks again only when one may be new."""
     stopping_threads: set[str] = field(default_factory=set)
     """Runs this process stops before their next step, resumable (a stream its caller left)."""
     decisions_in_resume: DecisionsInResume | None = None

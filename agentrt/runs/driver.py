@@ -10,10 +10,10 @@ checkpoints say what it did, and its lease says who drives it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, Required, TypedDict
 
-from langgraph.types import Command, StateSnapshot
+from langgraph.types import Command
 from typing_extensions import Unpack
 
 from agentrt.approvals.expiry import expire_due
@@ -24,6 +24,7 @@ from agentrt.faults import retry_after, retry_delay, transient_cause
 from agentrt.limits import SizeLimits
 from agentrt.logs import get_logger
 from agentrt.nodes.deps import RunDeps, StepStopped
+from agentrt.nodes.stop_watch import stop_asked
 from agentrt.principal import Principal
 from agentrt.records import LeaseRecord, NewRun, RunRecord
 from agentrt.redaction import Redactor
@@ -34,7 +35,7 @@ from agentrt.runs.lease import Heartbeat, LeaseOwner, acquire
 from agentrt.runs.record import Run, Sweep, initial_state, run_of
 from agentrt.runs.segments import SegmentTrace, segment_span, segment_trace
 from agentrt.runs.stats import denials_of
-from agentrt.runs.streaming import graph_run
+from agentrt.runs.streaming import INTERRUPT_KEY, ended_state, final_values, graph_run, read_ended
 from agentrt.runs.taking import MessageTaking
 from agentrt.state import TERMINAL, RunState, RunStatus, storable_text, unstorable
 from agentrt.steps import Step, Steps, blocking
@@ -68,10 +69,6 @@ def _invoke(graph: Any, graph_input: Any, cfg: Any) -> Step[Any]:
     """Run the graph until it stops, checkpointing each step (the async planner awaits its
     model without holding a thread)."""
     return graph_run(graph, graph_input, cfg)  # rt.stream runs it with graph.stream
-
-
-def _snapshot(graph: Any, cfg: Any) -> Step[StateSnapshot]:
-    return Step(lambda: graph.get_state(cfg), lambda: graph.aget_state(cfg))
 
 
 class NewRunRequest(TypedDict, total=False):
@@ -231,15 +228,16 @@ class Driver(MessageTaking):
                 with segment_span(self.tracing, known) as span:
                     run: Run
                     try:
-                        yield _invoke(graph, graph_input, config(thread_id))
+                        ended = yield _invoke(graph, graph_input, config(thread_id))
                     except StepStopped:  # this process stops: left running, resumable
                         run = yield blocking(self.get, thread_id)
                     except Exception as exc:  # a failed run is a result, not a crash
                         run = yield blocking(self.fail, graph, thread_id, exc)
                         self.tracing.failed(span, exc, run.error or str(exc))
                     else:
-                        snapshot = yield _snapshot(graph, config(thread_id))
-                        run = yield blocking(self.settle, graph, thread_id, snapshot)
+                        if not final_values(ended):  # streamed: read what it ended with
+                            ended = yield read_ended(graph, config(thread_id))
+                        run = yield blocking(self.settle, graph, thread_id, ended)
                     self.tracing.settled(span, run.status.value, output=run.output, error=run.error)
                     return run
             finally:
@@ -344,7 +342,7 @@ class Driver(MessageTaking):
             # The graph finished, but the process died before the row said so. (A step
             # whose node writes were saved but whose next checkpoint was not has tasks
             # and no "next": invoking again applies those writes and goes on.)
-            self.settle(graph, thread_id, snapshot)
+            self.settle(graph, thread_id, ended_state(snapshot))
             return NOTHING
         return None
 
@@ -360,13 +358,13 @@ class Driver(MessageTaking):
                 raise
         return owner
 
-    def settle(self, graph: Any, thread_id: str, snapshot: StateSnapshot) -> Run:
-        """Write what the graph ended with into the runs row."""
+    def settle(self, graph: Any, thread_id: str, values: Mapping[str, Any]) -> Run:
+        """Write what the graph ended with (its values, as ``invoke`` answers them: with
+        ``__interrupt__`` when a gate stopped it) into the runs row."""
         self._spans_before_status()
-        values = snapshot.values
         usage = values.get("usage")
         denials = denials_of(values.get("events", ()))
-        if snapshot.interrupts:
+        if values.get(INTERRUPT_KEY):
             record = self.move(thread_id, RunStatus.AWAITING_APPROVAL, usage=usage, denials=denials)
         else:
             status = RunStatus(values["status"])
@@ -445,6 +443,7 @@ class Driver(MessageTaking):
             self._acquire(thread_id, owner)
         except RunBusy:
             self.store.request_cancel(thread_id, reason)
+            stop_asked()
             try:  # the driver may have let go meanwhile, before it saw the request
                 self._acquire(thread_id, owner)
             except RunBusy:

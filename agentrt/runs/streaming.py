@@ -23,18 +23,33 @@ from functools import wraps
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
 
 from langchain_core.messages import AIMessageChunk
+from langgraph.types import StateSnapshot
 
 from agentrt.budget import Budget
 from agentrt.events import WARN_AT, StreamEvent, StreamKind
 from agentrt.nodes.deps import RunDeps
 from agentrt.steps import Step, Steps, _Stepper
 
-__all__ = ["GraphRun", "Translate", "astream", "astreamed", "graph_run", "stream", "streamed"]
+__all__ = [
+    "INTERRUPT_KEY",
+    "GraphRun",
+    "Translate",
+    "astream",
+    "astreamed",
+    "ended_state",
+    "final_values",
+    "graph_run",
+    "read_ended",
+    "stream",
+    "streamed",
+]
 
 _S = TypeVar("_S")
 _P = ParamSpec("_P")
 
 _MODES = ["tasks", "messages", "custom"]
+INTERRUPT_KEY = "__interrupt__"
+"""Where invoke's answer holds the interrupts that stopped the run (LangGraph's own key)."""
 _ACTION_NODES = ("tool", "commit")
 
 
@@ -61,6 +76,31 @@ def graph_run(graph: Any, graph_input: Any, cfg: Any) -> GraphRun:
         achunks=lambda: graph.astream(graph_input, cfg, durability="sync", stream_mode=_MODES),
         given=tuple(graph_input.get("events") or ()) if isinstance(graph_input, Mapping) else (),
     )
+
+
+def final_values(ended: Any) -> bool:
+    """True if ``ended`` is what invoke answered (the run's state as the graph stopped);
+    a streamed run answers None."""
+    return isinstance(ended, Mapping) and "status" in ended
+
+
+def ended_state(snapshot: StateSnapshot) -> dict[str, Any]:
+    """A checkpoint's state in the shape invoke answers: the values, and the gate's
+    interrupts under ``__interrupt__`` when one waits. Settling from invoke's answer spares
+    reading the checkpoint back, which rebuilds the whole event log from its deltas."""
+    ended = dict(snapshot.values)
+    if snapshot.interrupts:
+        ended[INTERRUPT_KEY] = snapshot.interrupts
+    return ended
+
+
+def read_ended(graph: Any, cfg: Any) -> Step[dict[str, Any]]:
+    """What a run ended with, read from its checkpoint (a streamed run's answer is None)."""
+
+    async def aread() -> dict[str, Any]:
+        return ended_state(await graph.aget_state(cfg))
+
+    return Step(lambda: ended_state(graph.get_state(cfg)), aread)
 
 
 def stream(steps: Steps[Any], deps: RunDeps) -> Iterator[StreamEvent]:

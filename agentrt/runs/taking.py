@@ -10,6 +10,7 @@ from agentrt.approvals.model import ApprovalQuery
 from agentrt.budget import Budget
 from agentrt.errors import ConfigError, ThreadBusy, UnknownRun
 from agentrt.limits import SizeLimits
+from agentrt.nodes.stop_watch import stop_asked
 from agentrt.principal import Principal
 from agentrt.records import LeaseRecord, MessageRecord, NewMessage, RunRecord
 from agentrt.runs.budgets import BudgetLayers
@@ -130,6 +131,8 @@ class MessageTaking:
             # Idle as the write finds it: of two messages sent at once, one is kept.
             only_if_idle=rejecting,
         )
+        if kept is not None and kept.interrupt:
+            stop_asked()  # this process's runs look for it at their next node
         if kept is None:
             now = self.store.get_run(thread_id)
             if now is None:  # pruned meanwhile
