@@ -95,6 +95,8 @@ class RunRecord:
     message: int = 0
     """The thread's current message: 0 for the goal it was started with, then each
     follow-up taken (agentrt.runs.messages)."""
+    trace_span_id: str | None = None
+    """The span id of its last agent.run segment that ended (None before one has)."""
 
 
 @dataclass(frozen=True, slots=True)

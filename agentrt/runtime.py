@@ -48,7 +48,7 @@ from agentrt.runs.conversing import Conversing
 from agentrt.runs.driver import Driver, NewRunRequest
 from agentrt.runs.messages import DoubleTexting, check_double_texting
 from agentrt.runs.reading import RunReading
-from agentrt.runs.record import Run, Sweep
+from agentrt.runs.record import Run, Sweep, run_of
 from agentrt.runs.streaming import astreamed, streamed
 from agentrt.runs.workers import Worker, WorkerSettings
 from agentrt.state import RunState
@@ -380,9 +380,9 @@ class AgentRuntime(RunReading, OwnGraphDoor, Conversing):
         this process or another: a service answers the request at once and drives the run
         in the background.
         """
-        created = yield blocking(self._driver.create, goal, **request)
-        run: Run = yield blocking(self.get, created[0])
-        return run
+        # Answered with the row as written: reading it back would only cost a round trip.
+        record, _ = yield blocking(self._driver.new_run, goal, **request)
+        return run_of(record, self.store)
 
     create = synchronous(_create)
     acreate = asynchronous(_create)

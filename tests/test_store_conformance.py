@@ -187,6 +187,27 @@ def test_a_change_applies_only_from_the_status_it_was_worked_out_from(store: Sto
     assert store.change_run("nobody", stale) is None
 
 
+def test_a_move_from_the_row_in_hand_is_decided_again_if_the_row_moved_on(
+    store: Store, clock: FakeClock
+) -> None:
+    new_run(store)
+    in_hand = move(store, "t1", RunStatus.RUNNING)
+    clock.now += 5
+    move(store, "t1", RunStatus.AWAITING_APPROVAL)  # another process moved it meanwhile
+    clock.now += 5
+    # From the row in hand (running) the write finds the run at its gate: the move is
+    # decided again from the row, and counts the time waited there.
+    moved = move(store, "t1", RunStatus.RUNNING, known=in_hand)
+    assert (moved.status, moved.waited_seconds) == (RunStatus.RUNNING, 5.0)
+    # A row in hand that says the move is illegal is checked against the row itself.
+    finished = dataclasses.replace(moved, status=RunStatus.SUCCEEDED)
+    failed = move(store, "t1", RunStatus.FAILED, known=finished, error="x")
+    assert failed.status is RunStatus.FAILED
+    with pytest.raises(IllegalTransition, match="from status 'failed' to 'running'"):
+        move(store, "t1", RunStatus.RUNNING, known=moved)
+    assert store.get_run("t1") == failed
+
+
 def test_time_at_a_gate_and_waiting_to_retry_is_counted_on_leaving(
     store: Store, clock: FakeClock
 ) -> None:
@@ -265,6 +286,9 @@ def test_usage_budget_and_trace_are_kept(store: Store) -> None:
     )
     assert store.run_trace("t1") == ("a" * 32, "b" * 16)
     assert store.run_trace("nobody") == (None, None)
+    # The row says it too: a driver that read the row needs no second read for its trace.
+    assert record.trace_span_id == "b" * 16
+    assert new_run(store, "t2").trace_span_id is None  # no segment has ended yet
 
 
 def test_prune_picks_old_finished_runs_and_delete_takes_everything(
@@ -385,6 +409,21 @@ def test_renew_and_release_belong_to_the_owner(leased: Store, clock: FakeClock) 
     leased.release_lease("t1", A.label)
     assert owner_of(leased) is None
     take(leased, B)  # free for anyone now
+    assert owner_of(leased) == B.label
+
+
+def test_a_segment_ends_in_one_write_its_trace_kept_its_lease_let_go(
+    leased: Store, clock: FakeClock
+) -> None:
+    take(leased, A)
+    leased.release_lease("t1", B.label, trace=("c" * 32, "d" * 16))  # not B's lease
+    assert (owner_of(leased), leased.run_trace("t1")) == (A.label, ("c" * 32, "d" * 16))
+    leased.release_lease("t1", A.label, trace=("c" * 32, "e" * 16))
+    record = leased.get_run("t1")
+    assert record is not None
+    assert (owner_of(leased), record.trace_id, record.trace_span_id) == (None, "c" * 32, "e" * 16)
+    assert leased.lease_of("t1") is None  # every lease column cleared, not only the owner
+    take(leased, B)
     assert owner_of(leased) == B.label
 
 

@@ -11,25 +11,24 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Mapping
-from typing import Any, Required, TypedDict
+from typing import Any
 
 from langgraph.types import Command
 from typing_extensions import Unpack
 
 from agentrt.approvals.expiry import expire_due
 from agentrt.approvals.model import ApprovalQuery, ApprovalRequest, Decision
-from agentrt.budget import Budget, empty_usage
-from agentrt.errors import ConfigError, IllegalTransition, RunBusy, ThreadTaken, UnknownRun
+from agentrt.errors import ConfigError, IllegalTransition, RunBusy, UnknownRun
 from agentrt.faults import retry_after, retry_delay, transient_cause
 from agentrt.limits import SizeLimits
 from agentrt.logs import get_logger
 from agentrt.nodes.deps import RunDeps, StepStopped
 from agentrt.nodes.stop_watch import stop_asked
-from agentrt.principal import Principal
-from agentrt.records import LeaseRecord, NewRun, RunRecord
+from agentrt.records import LeaseRecord, RunRecord
 from agentrt.redaction import Redactor
 from agentrt.runs import lifecycle
 from agentrt.runs.budgets import BudgetLayers
+from agentrt.runs.creating import NewRunRequest, RunCreating
 from agentrt.runs.decisions import record_decision
 from agentrt.runs.lease import Heartbeat, LeaseOwner, acquire
 from agentrt.runs.record import Run, Sweep, initial_state, run_of
@@ -37,11 +36,11 @@ from agentrt.runs.segments import SegmentTrace, segment_span, segment_trace
 from agentrt.runs.stats import denials_of
 from agentrt.runs.streaming import INTERRUPT_KEY, ended_state, final_values, graph_run, read_ended
 from agentrt.runs.taking import MessageTaking
-from agentrt.state import TERMINAL, RunState, RunStatus, storable_text, unstorable
+from agentrt.state import TERMINAL, RunStatus, storable_text
 from agentrt.steps import Step, Steps, blocking
 from agentrt.store.protocols import Store
 from agentrt.tools.registry import ToolRegistry
-from agentrt.tracing import RunTracing, new_trace_id
+from agentrt.tracing import RunTracing
 from agentrt.tracing.shown import shown
 
 __all__ = ["NOTHING", "Driver", "NewRunRequest"]
@@ -71,20 +70,9 @@ def _invoke(graph: Any, graph_input: Any, cfg: Any) -> Step[Any]:
     return graph_run(graph, graph_input, cfg)  # rt.stream runs it with graph.stream
 
 
-class NewRunRequest(TypedDict, total=False):
-    """Who a new run acts for, and what may be said of it besides its goal."""
-
-    principal: Required[Principal]
-    """Who the run acts for: its roles, tenant and scopes."""
-    budget: Budget | None
-    """Limits over the runtime's and the tenant's (None: theirs)."""
-    thread_id: str | None
-    """The run's id; None for a new one. A given id must be new."""
-
-
-class Driver(MessageTaking):
-    """Carries runs of one runtime through their lifecycle (and threads on to their next
-    message: agentrt.runs.taking)."""
+class Driver(MessageTaking, RunCreating):
+    """Carries runs of one runtime through their lifecycle (threads on to their next
+    message: agentrt.runs.taking; new runs' rows: agentrt.runs.creating)."""
 
     def __init__(
         self,
@@ -109,9 +97,6 @@ class Driver(MessageTaking):
         self.budgets = budgets
         self.lease_ttl = lease_ttl
         self.new_id = new_id or (lambda: uuid.uuid4().hex)
-        self._segments: dict[str, SegmentTrace] = {}
-        """The trace of each segment this process drives now, by thread (its lease makes
-        it the only one)."""
         self.stopping = deps.stopping
         """Set: runs this process drives stop before their next step (stop_at_next_step)."""
         self.stopping_threads = deps.stopping_threads
@@ -153,14 +138,22 @@ class Driver(MessageTaking):
     def take_over(self, thread_id: str, owner: LeaseOwner) -> Steps[Run]:
         """Carry on a run this process claimed (its lease held by ``owner``); the lease is
         let go at the end, also when the run had nothing to do."""
+        let_go = False
         try:
             if self.stopping.is_set():  # claimed just as this process began to stop
                 run: Run = yield blocking(self.get, thread_id)
-            else:
-                run = yield from self.resume(thread_id, owner)
+                return run
+            graph = self.graph()
+            graph_input = yield blocking(self.resume_input, graph, thread_id, owner)
+            if graph_input is NOTHING:
+                now: Run = yield blocking(self.get, thread_id)
+                return now
+            run = yield from self.drive(thread_id, graph_input, graph, owner=owner)
+            let_go = True  # the segment let the lease go as it ended
+            return (yield from self.follow_on(run))
         finally:
-            yield blocking(self.store.release_lease, thread_id, owner.label)
-        return run
+            if not let_go:
+                yield blocking(self.store.release_lease, thread_id, owner.label)
 
     def stop_at_next_step(self) -> None:
         """Stop every run this process drives before its next step, resumable (status
@@ -219,94 +212,42 @@ class Driver(MessageTaking):
         """One segment: take the lease (as ``owner``, who may hold it already), run the
         graph until it stops, settle the row."""
         graph = graph or self.graph()
-        owner = yield blocking(self.begin, thread_id, owner)
+        owner, record = yield blocking(self.begin, thread_id, owner)
+        known: SegmentTrace | None = None
+        trace = None
         try:
             beat = Heartbeat(self.store, thread_id, owner, self.lease_ttl, self.store.clock)
             beat.start()
             try:
-                known = yield blocking(self._segment_trace, graph, thread_id, graph_input)
+                # The row in hand (read under the lease, moved to running) is what the
+                # segment starts from: its trace, and the status each move is made from.
+                cfg = config(thread_id)
+                known = yield blocking(segment_trace, graph, record, graph_input, cfg)
                 with segment_span(self.tracing, known) as span:
                     run: Run
                     try:
-                        ended = yield _invoke(graph, graph_input, config(thread_id))
+                        ended = yield _invoke(graph, graph_input, cfg)
                     except StepStopped:  # this process stops: left running, resumable
                         run = yield blocking(self.get, thread_id)
                     except Exception as exc:  # a failed run is a result, not a crash
-                        run = yield blocking(self.fail, graph, thread_id, exc)
+                        run = yield blocking(self.fail, graph, thread_id, exc, record)
                         self.tracing.failed(span, exc, run.error or str(exc))
                     else:
                         if not final_values(ended):  # streamed: read what it ended with
-                            ended = yield read_ended(graph, config(thread_id))
-                        run = yield blocking(self.settle, graph, thread_id, ended)
+                            ended = yield read_ended(graph, cfg)
+                        run = yield blocking(self.settle, graph, thread_id, ended, record)
                     self.tracing.settled(span, run.status.value, output=run.output, error=run.error)
                     return run
             finally:
                 # A renewal in progress may wait on SQLite's lock: stopped off the loop.
                 yield blocking(beat.stop)
-                yield blocking(self._segment_ended, thread_id)
+                trace = yield blocking(self._segment_ended, known)
         finally:
-            yield blocking(self.store.release_lease, thread_id, owner.label)
+            # Letting go records where the segment's span is (once handed to the exporter):
+            # the next segment hangs under the run's root and links to this one.
+            yield blocking(self.store.release_lease, thread_id, owner.label, trace=trace)
 
     # blocking steps -----------------------------------------------------------------------
-
-    def create(
-        self,
-        goal: str,
-        *,
-        leased: bool = False,
-        lease: LeaseRecord | None = None,
-        **request: Unpack[NewRunRequest],
-    ) -> tuple[str, RunState, LeaseOwner | None]:
-        """Check a new run and write its row (status pending); its id, its first state,
-        and, when ``leased``, the owner of this process the row is leased to (who drives
-        it at once). Unleased, the run waits for whoever claims it. ``lease``: the row is
-        born with this lease instead (an app's own graph drives the run)."""
-        principal = request["principal"]
-        budget = request.get("budget")
-        thread_id = request.get("thread_id")
-        if not isinstance(goal, str) or not goal.strip():
-            raise ConfigError(f"a run needs a goal in words, got {goal!r}")
-        if len(goal) > self.limits.goal_chars:
-            raise ConfigError(
-                f"the goal is {len(goal):,} characters, over the runtime's limit of "
-                f"{self.limits.goal_chars:,} (SizeLimits.goal_chars); shorten it, or pass the "
-                "material to a tool instead of the goal"
-            )
-        if not isinstance(principal, Principal):
-            raise ConfigError(
-                f"principal must be an agentrt Principal, got {principal!r}; "
-                "e.g. Principal('alice', roles=['operator'], scopes=['orders:read'])"
-            )
-        if budget is not None and not isinstance(budget, Budget):
-            raise ConfigError(f"budget must be an agentrt Budget, got {budget!r}")
-        if thread_id is not None and (not isinstance(thread_id, str) or not thread_id):
-            raise ConfigError(f"thread_id must be a non-empty string or None, got {thread_id!r}")
-        given = {"goal": goal, "principal": principal.to_dict(), "thread_id": thread_id}
-        if problem := unstorable(given, "run"):
-            raise ConfigError(f"this run cannot be stored: {problem}; pass text only")
-        effective = self.budgets.for_run(principal, budget)
-        self.budgets.check(effective, "the run's budget")
-        thread_id = thread_id or self.new_id()
-        owner = LeaseOwner.this_process(self.new_id()) if leased else None
-        record = self.store.create_run(
-            NewRun(
-                thread_id=thread_id,
-                goal=goal,
-                principal=principal.to_dict(),
-                budget=effective.to_dict(),
-                usage=empty_usage(),
-                trace_id=new_trace_id(),
-                lease=lease if owner is None else self.lease_for(owner),
-            )
-        )
-        if record is None:
-            raise ThreadTaken(
-                f"thread id {thread_id!r} already names a run in {self.store.location!r}; "
-                "pass a new id (or None for a fresh one), or continue that run with "
-                f"rt.resume({thread_id!r})"
-            )
-        self.tracing.metrics.run_started(record.tenant)
-        return thread_id, initial_state(record), owner
 
     def resume_input(self, graph: Any, thread_id: str, owner: LeaseOwner | None = None) -> Any:
         """What to feed the graph to carry this run on, or NOTHING if it cannot move now
@@ -346,26 +287,40 @@ class Driver(MessageTaking):
             return NOTHING
         return None
 
-    def begin(self, thread_id: str, owner: LeaseOwner | None = None) -> LeaseOwner:
-        """Take the run's lease and mark it running; RunBusy if a live process drives it."""
+    def begin(
+        self, thread_id: str, owner: LeaseOwner | None = None
+    ) -> tuple[LeaseOwner, RunRecord]:
+        """Take the run's lease and mark it running; RunBusy if a live process drives it.
+        The owner, and the row as it then is (the segment's moves start from it)."""
+        holding = owner is not None  # claimed, or created leased to it: renewing suffices
         owner = owner or LeaseOwner.this_process(self.new_id())
-        self._acquire(thread_id, owner)
-        if self.record(thread_id).status is not RunStatus.RUNNING:
+        self._acquire(thread_id, owner, holding=holding)
+        record = self.record(thread_id)
+        if record.status is not RunStatus.RUNNING:
             try:
-                self.move(thread_id, RunStatus.RUNNING)
+                record = self.move(thread_id, RunStatus.RUNNING, known=record)
             except BaseException:
                 self.store.release_lease(thread_id, owner.label)
                 raise
-        return owner
+        return owner, record
 
-    def settle(self, graph: Any, thread_id: str, values: Mapping[str, Any]) -> Run:
+    def settle(
+        self,
+        graph: Any,
+        thread_id: str,
+        values: Mapping[str, Any],
+        known: RunRecord | None = None,
+    ) -> Run:
         """Write what the graph ended with (its values, as ``invoke`` answers them: with
-        ``__interrupt__`` when a gate stopped it) into the runs row."""
+        ``__interrupt__`` when a gate stopped it) into the runs row (``known``: the row as
+        the segment began, which the move starts from)."""
         self._spans_before_status()
         usage = values.get("usage")
         denials = denials_of(values.get("events", ()))
         if values.get(INTERRUPT_KEY):
-            record = self.move(thread_id, RunStatus.AWAITING_APPROVAL, usage=usage, denials=denials)
+            record = self.move(
+                thread_id, RunStatus.AWAITING_APPROVAL, known=known, usage=usage, denials=denials
+            )
         else:
             status = RunStatus(values["status"])
             if status not in TERMINAL:
@@ -376,6 +331,7 @@ class Driver(MessageTaking):
             record = self.move(
                 thread_id,
                 status,
+                known=known,
                 output=values.get("output"),
                 error=values.get("error"),
                 usage=usage,
@@ -384,16 +340,19 @@ class Driver(MessageTaking):
             )
         run = run_of(record, self.store)
         if run.cancel_requested is not None:  # asked after its last step
-            return self.end(graph, thread_id, RunStatus.CANCELLED, run.cancel_requested)
+            return self.end(graph, thread_id, RunStatus.CANCELLED, run.cancel_requested, record)
         return run
 
-    def fail(self, graph: Any, thread_id: str, exc: Exception) -> Run:
+    def fail(
+        self, graph: Any, thread_id: str, exc: Exception, known: RunRecord | None = None
+    ) -> Run:
         """A node raised past its retries: end the run as failed, in the graph and the row;
-        or, for a failure that may pass, leave it waiting to be retried."""
+        or, for a failure that may pass, leave it waiting to be retried (``known``: the row
+        as the segment began)."""
         self._spans_before_status()
         cause = transient_cause(exc)
         if cause is not None:
-            failures = self.record(thread_id).transient_failures + 1
+            failures = (known or self.record(thread_id)).transient_failures + 1
             delay = retry_delay(failures, at_least=retry_after(exc))
             # Expected now and then: one line; the stack trace only for those who ask.
             logger.warning("run %r waits to retry in %.0fs: %s", thread_id, delay, cause)
@@ -401,15 +360,25 @@ class Driver(MessageTaking):
             record = self.move(
                 thread_id,
                 RunStatus.WAITING_RETRY,
+                known=known,
                 error=storable_text(shown(f"waiting to retry: {cause}", self.redactor)),
                 retry_at=self.clock() + delay,
             )
             return run_of(record, self.store)
         logger.error("run %r failed", thread_id, exc_info=exc)
-        return self.end(graph, thread_id, RunStatus.FAILED, f"{type(exc).__name__}: {exc}")
+        reason = f"{type(exc).__name__}: {exc}"
+        return self.end(graph, thread_id, RunStatus.FAILED, reason, known)
 
-    def end(self, graph: Any, thread_id: str, status: RunStatus, reason: str) -> Run:
-        """End a run in ``status``, in the checkpoint and the row."""
+    def end(
+        self,
+        graph: Any,
+        thread_id: str,
+        status: RunStatus,
+        reason: str,
+        known: RunRecord | None = None,
+    ) -> Run:
+        """End a run in ``status``, in the checkpoint and the row (``known``: the row as
+        this process holding the lease last had it)."""
         # Redacted here, at the source: an error quotes what failed (a provider's message
         # with the API key it was given), and the stored error is what every surface shows.
         reason = storable_text(shown(reason, self.redactor))
@@ -427,7 +396,9 @@ class Driver(MessageTaking):
             )
         usage = snapshot.values.get("usage") if snapshot.values else None
         denials = denials_of(snapshot.values.get("events", ())) if snapshot.values else None
-        record = self.move(thread_id, status, error=reason, usage=usage, denials=denials)
+        record = self.move(
+            thread_id, status, known=known, error=reason, usage=usage, denials=denials
+        )
         return run_of(record, self.store)
 
     def cancel(self, thread_id: str, *, reason: str, owner: LeaseOwner | None = None) -> Run:
@@ -458,31 +429,32 @@ class Driver(MessageTaking):
         expires_at = self.store.clock() + self.lease_ttl
         return LeaseRecord(owner=owner.label, host=owner.host, pid=owner.pid, expires_at=expires_at)
 
-    def move(self, thread_id: str, status: RunStatus, **change: Any) -> RunRecord:
+    def move(
+        self, thread_id: str, status: RunStatus, known: RunRecord | None = None, **change: Any
+    ) -> RunRecord:
         record = lifecycle.move(
-            self.store, thread_id, status, now=self.clock(), where=self.store.location, **change
+            self.store,
+            thread_id,
+            status,
+            now=self.clock(),
+            where=self.store.location,
+            known=known,
+            **change,
         )
         if status in TERMINAL:  # a finished run moves no more: counted once
             limit = (record.budget_report or {}).get("limit")
             self.tracing.metrics.run_ended(status.value, record.tenant, limit=limit)
         return record
 
-    def _acquire(self, thread_id: str, owner: LeaseOwner) -> None:
-        """Take the run's lease (RunBusy if a live process holds it), counting a takeover."""
+    def _acquire(self, thread_id: str, owner: LeaseOwner, *, holding: bool = False) -> None:
+        """Take the run's lease (RunBusy if a live process holds it), counting a takeover;
+        ``holding``: ``owner`` may hold it already (agentrt.runs.lease.acquire)."""
         now = self.store.clock()
-        taken = acquire(self.store, thread_id, owner, self.lease_ttl, now=now)
+        taken = acquire(self.store, thread_id, owner, self.lease_ttl, now=now, holding=holding)
         if taken is not None:
             self.tracing.metrics.lease_taken_over(
                 "expired" if taken.expires_at <= now else "owner_gone"
             )
-
-    def _segment_trace(self, graph: Any, thread_id: str, graph_input: Any) -> SegmentTrace:
-        """Where this segment's span goes in the run's trace (agentrt.runs.segments)."""
-        known = segment_trace(
-            self.store, graph, self.record(thread_id), graph_input, config(thread_id)
-        )
-        self._segments[thread_id] = known
-        return known
 
     def _spans_before_status(self) -> None:
         """Node spans stored before the row says where the run stopped: whoever sees that
@@ -490,10 +462,10 @@ class Driver(MessageTaking):
         if self.tracing.stored:  # elsewhere (OTLP) no one reads them by the row: no wait
             self.tracing.flush()
 
-    def _segment_ended(self, thread_id: str) -> None:
-        """Hand the segment's spans to the exporter, then record on the row that it ended:
-        the next segment hangs under the run's root and links to this one."""
+    def _segment_ended(self, known: SegmentTrace | None) -> tuple[str, str] | None:
+        """Hand the segment's spans to the exporter; then the trace and span id the row
+        records of it as the lease is let go (never before the span has left)."""
         self.tracing.flush()
-        known = self._segments.pop(thread_id, None)
-        if known is not None and known.span_id is not None:
-            self.store.set_trace(thread_id, known.trace_id, known.span_id)
+        if known is None or known.span_id is None:
+            return None
+        return known.trace_id, known.span_id

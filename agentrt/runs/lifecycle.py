@@ -15,7 +15,7 @@ from typing import Any, TypedDict
 
 from typing_extensions import Unpack
 
-from agentrt.errors import UnknownRun
+from agentrt.errors import IllegalTransition, UnknownRun
 from agentrt.state import TERMINAL, RunStatus, Usage, check_transition
 from agentrt.store.protocols import RunChange, RunRecord, RunStore
 
@@ -77,16 +77,33 @@ def move(
     *,
     now: float,
     where: str = "this store",
+    known: RunRecord | None = None,
     **carried: Unpack[Carried],
 ) -> RunRecord:
     """Move a run to ``status`` and return its row after; IllegalTransition if the table
-    forbids the move from where the run is when it is written."""
+    forbids the move from where the run is when it is written.
+
+    ``known``: the row as the caller read or wrote it while holding the run's lease (the
+    driver has it in hand), tried instead of reading it again. The write applies only if
+    the run is still in that status; if not, the row is read and the move decided anew.
+    """
+    record = known if known is not None and known.thread_id == thread_id else None
     while True:
-        record = store.get_run(thread_id)
+        read = record is None
         if record is None:
-            raise UnknownRun(thread_id, where)
-        moved = store.change_run(thread_id, change_for(record, status, now=now, **carried))
+            record = store.get_run(thread_id)
+            if record is None:
+                raise UnknownRun(thread_id, where)
+        try:
+            change = change_for(record, status, now=now, **carried)
+        except IllegalTransition:
+            if read:
+                raise
+            record = None  # the row in hand may be behind: judge the move on the row itself
+            continue
+        moved = store.change_run(thread_id, change)
         if moved is not None:
             return moved
         # Another process moved the run between the read and the write: decide again from
         # where it is now (the transition table may no longer allow this move).
+        record = None

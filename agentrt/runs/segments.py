@@ -18,7 +18,6 @@ from langgraph.types import Command
 from opentelemetry.trace import Span
 
 from agentrt.records import RunRecord
-from agentrt.store.protocols import Store
 from agentrt.tracing import RunTracing, new_trace_id
 
 __all__ = ["SegmentTrace", "segment_span", "segment_trace"]
@@ -45,11 +44,10 @@ class SegmentTrace:
     """This segment's own span id, once its span is open."""
 
 
-def segment_trace(
-    store: Store, graph: Any, record: RunRecord, graph_input: Any, config: Any
-) -> SegmentTrace:
-    """The trace of the segment about to drive ``record``'s run with ``graph_input``."""
-    trace_id, previous = store.run_trace(record.thread_id)
+def segment_trace(graph: Any, record: RunRecord, graph_input: Any, config: Any) -> SegmentTrace:
+    """The trace of the segment about to drive ``record``'s run with ``graph_input``
+    (``record``: the row as its driver read it, holding the lease: the trace on it is the
+    one the last segment that ended left)."""
     since = None
     goal, message = record.goal, None
     if isinstance(graph_input, dict) and graph_input.get("message"):  # a follow-up taken
@@ -66,8 +64,8 @@ def segment_trace(
         since = min((float(r["requested_at"]) for r in requests), default=None)
     return SegmentTrace(
         thread_id=record.thread_id,
-        trace_id=trace_id or record.trace_id or new_trace_id(),
-        previous=previous,
+        trace_id=record.trace_id or new_trace_id(),
+        previous=record.trace_span_id,
         since=since,
         goal=goal,
         user=(graph_input.get("principal") if message else record.principal or {}).get("id"),

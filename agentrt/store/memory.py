@@ -180,7 +180,7 @@ class MemoryStore(MessagesMemory, ArtifactsMemory, OutboxMemory, EffectsMemory):
         with self._lock:
             if thread_id in self._runs:
                 self._traces[thread_id] = (trace_id, span_id)
-                self._update(thread_id, trace_id=trace_id)
+                self._update(thread_id, trace_id=trace_id, trace_span_id=span_id)
 
     def prunable_runs(self, *, before: float, keep_latest: int = 0) -> list[str]:
         with self._lock:
@@ -285,8 +285,12 @@ class MemoryStore(MessagesMemory, ArtifactsMemory, OutboxMemory, EffectsMemory):
             self._leases[thread_id] = replace(held, expires_at=expires_at)
             return True
 
-    def release_lease(self, thread_id: str, owner: str) -> None:
+    def release_lease(
+        self, thread_id: str, owner: str, *, trace: tuple[str, str | None] | None = None
+    ) -> None:
         with self._lock:
+            if trace is not None:
+                self.set_trace(thread_id, *trace)
             held = self._leases.get(thread_id)
             if held is not None and held.owner == owner:
                 del self._leases[thread_id]

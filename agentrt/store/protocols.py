@@ -208,7 +208,13 @@ class LeaseStore(Protocol):
         """Extend ``owner``'s lease; False if it no longer holds it."""
         ...
 
-    def release_lease(self, thread_id: str, owner: str) -> None: ...
+    def release_lease(
+        self, thread_id: str, owner: str, *, trace: tuple[str, str | None] | None = None
+    ) -> None:
+        """Let ``owner``'s lease go (nothing if it no longer holds it). ``trace``: the run's
+        trace id and the span id of the segment that just ended, set as ``set_trace`` sets
+        them (whoever holds the lease) in the same write: a segment ends in one."""
+        ...
 
 
 class ApprovalStore(Protocol):

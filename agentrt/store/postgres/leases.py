@@ -83,6 +83,17 @@ FROM picked WHERE runs.thread_id = picked.thread_id
 RETURNING runs.thread_id, runs.created_at, NULL::double precision AS next_at
 """
 
+# The trace is set whoever holds the lease (as set_trace sets it); the lease goes only if
+# ``owner`` holds it. SET reads the row as it was, so each CASE sees the old owner.
+_RELEASE_WITH_TRACE = """
+UPDATE runs SET trace_id = %(trace_id)s, trace_span_id = %(span_id)s,
+    lease_owner = NULLIF(lease_owner, %(owner)s),
+    lease_host = CASE WHEN lease_owner = %(owner)s THEN NULL ELSE lease_host END,
+    lease_pid = CASE WHEN lease_owner = %(owner)s THEN NULL ELSE lease_pid END,
+    lease_expires_at = CASE WHEN lease_owner = %(owner)s THEN NULL ELSE lease_expires_at END
+WHERE thread_id = %(thread_id)s
+"""
+
 
 class LeasesTable:
     """LeaseStore on PostgreSQL."""
@@ -149,11 +160,20 @@ class LeasesTable:
             == 1
         )
 
-    def release_lease(self, thread_id: str, owner: str) -> None:
+    def release_lease(
+        self, thread_id: str, owner: str, *, trace: tuple[str, str | None] | None = None
+    ) -> None:
+        if trace is None:
+            self.db.execute(
+                "UPDATE runs SET lease_owner=NULL, lease_host=NULL, lease_pid=NULL, "
+                "lease_expires_at=NULL WHERE thread_id=%s AND lease_owner=%s",
+                (thread_id, owner),
+            )
+            return
+        trace_id, span_id = trace
         self.db.execute(
-            "UPDATE runs SET lease_owner=NULL, lease_host=NULL, lease_pid=NULL, "
-            "lease_expires_at=NULL WHERE thread_id=%s AND lease_owner=%s",
-            (thread_id, owner),
+            _RELEASE_WITH_TRACE,
+            {"trace_id": trace_id, "span_id": span_id, "owner": owner, "thread_id": thread_id},
         )
 
 

@@ -127,8 +127,15 @@ class LeasesTable:
             )
         return cur.rowcount == 1
 
-    def release_lease(self, thread_id: str, owner: str) -> None:
+    def release_lease(
+        self, thread_id: str, owner: str, *, trace: tuple[str, str | None] | None = None
+    ) -> None:
         with self.db.tx() as db:
+            if trace is not None:  # in the same write transaction: one commit
+                db.execute(
+                    "UPDATE runs SET trace_id=?, trace_span_id=? WHERE thread_id=?",
+                    (*trace, thread_id),
+                )
             db.execute(
                 "UPDATE runs SET lease_owner=NULL, lease_host=NULL, lease_pid=NULL, "
                 "lease_expires_at=NULL WHERE thread_id=? AND lease_owner=?",

@@ -1,0 +1,127 @@
+"""A new run: its request (who it acts for, what may be said of it), checked before anything
+is written, and its row (``rt.start`` and ``rt.create`` alike; mixed into the Driver)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Required, TypedDict
+
+from typing_extensions import Unpack
+
+from agentrt.budget import Budget, empty_usage
+from agentrt.errors import ConfigError, ThreadTaken
+from agentrt.limits import SizeLimits
+from agentrt.principal import Principal
+from agentrt.records import LeaseRecord, NewRun, RunRecord
+from agentrt.runs.budgets import BudgetLayers
+from agentrt.runs.lease import LeaseOwner
+from agentrt.runs.record import initial_state
+from agentrt.state import RunState, unstorable
+from agentrt.store.protocols import Store
+from agentrt.tracing import RunTracing, new_trace_id
+
+__all__ = ["NewRunRequest", "RunCreating", "check_new_run"]
+
+
+class NewRunRequest(TypedDict, total=False):
+    """Who a new run acts for, and what may be said of it besides its goal."""
+
+    principal: Required[Principal]
+    """Who the run acts for: its roles, tenant and scopes."""
+    budget: Budget | None
+    """Limits over the runtime's and the tenant's (None: theirs)."""
+    thread_id: str | None
+    """The run's id; None for a new one. A given id must be new."""
+
+
+def check_new_run(goal: str, request: NewRunRequest, limits: SizeLimits) -> None:
+    """ConfigError naming the value, if the goal or the request cannot make a run."""
+    principal = request["principal"]
+    budget = request.get("budget")
+    thread_id = request.get("thread_id")
+    if not isinstance(goal, str) or not goal.strip():
+        raise ConfigError(f"a run needs a goal in words, got {goal!r}")
+    if len(goal) > limits.goal_chars:
+        raise ConfigError(
+            f"the goal is {len(goal):,} characters, over the runtime's limit of "
+            f"{limits.goal_chars:,} (SizeLimits.goal_chars); shorten it, or pass the "
+            "material to a tool instead of the goal"
+        )
+    if not isinstance(principal, Principal):
+        raise ConfigError(
+            f"principal must be an agentrt Principal, got {principal!r}; "
+            "e.g. Principal('alice', roles=['operator'], scopes=['orders:read'])"
+        )
+    if budget is not None and not isinstance(budget, Budget):
+        raise ConfigError(f"budget must be an agentrt Budget, got {budget!r}")
+    if thread_id is not None and (not isinstance(thread_id, str) or not thread_id):
+        raise ConfigError(f"thread_id must be a non-empty string or None, got {thread_id!r}")
+    given = {"goal": goal, "principal": principal.to_dict(), "thread_id": thread_id}
+    if problem := unstorable(given, "run"):
+        raise ConfigError(f"this run cannot be stored: {problem}; pass text only")
+
+
+class RunCreating:
+    """Mixed into the Driver: writing a new run's row."""
+
+    store: Store
+    limits: SizeLimits
+    budgets: BudgetLayers
+    tracing: RunTracing
+    new_id: Callable[[], str]
+
+    if TYPE_CHECKING:  # the Driver's own
+
+        def lease_for(self, owner: LeaseOwner) -> LeaseRecord: ...
+
+    def create(
+        self,
+        goal: str,
+        *,
+        leased: bool = False,
+        lease: LeaseRecord | None = None,
+        **request: Unpack[NewRunRequest],
+    ) -> tuple[str, RunState, LeaseOwner | None]:
+        """Check a new run and write its row (status pending); its id, its first state,
+        and, when ``leased``, the owner of this process the row is leased to (who drives
+        it at once). Unleased, the run waits for whoever claims it. ``lease``: the row is
+        born with this lease instead (an app's own graph drives the run)."""
+        record, owner = self.new_run(goal, leased=leased, lease=lease, **request)
+        return record.thread_id, initial_state(record), owner
+
+    def new_run(
+        self,
+        goal: str,
+        *,
+        leased: bool = False,
+        lease: LeaseRecord | None = None,
+        **request: Unpack[NewRunRequest],
+    ) -> tuple[RunRecord, LeaseOwner | None]:
+        """``create``'s work: the row as written (which ``rt.create`` answers with), and
+        the owner it is leased to when ``leased``."""
+        check_new_run(goal, request, self.limits)
+        principal = request["principal"]
+        thread_id = request.get("thread_id")
+        effective = self.budgets.for_run(principal, request.get("budget"))
+        self.budgets.check(effective, "the run's budget")
+        thread_id = thread_id or self.new_id()
+        owner = LeaseOwner.this_process(self.new_id()) if leased else None
+        record = self.store.create_run(
+            NewRun(
+                thread_id=thread_id,
+                goal=goal,
+                principal=principal.to_dict(),
+                budget=effective.to_dict(),
+                usage=empty_usage(),
+                trace_id=new_trace_id(),
+                lease=lease if owner is None else self.lease_for(owner),
+            )
+        )
+        if record is None:
+            raise ThreadTaken(
+                f"thread id {thread_id!r} already names a run in {self.store.location!r}; "
+                "pass a new id (or None for a fresh one), or continue that run with "
+                f"rt.resume({thread_id!r})"
+            )
+        self.tracing.metrics.run_started(record.tenant)
+        return record, owner
