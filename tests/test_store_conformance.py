@@ -412,6 +412,21 @@ def test_renew_and_release_belong_to_the_owner(leased: Store, clock: FakeClock) 
     assert owner_of(leased) == B.label
 
 
+def test_holding_a_lease_renews_it_and_reads_the_row_in_one(
+    leased: Store, clock: FakeClock
+) -> None:
+    take(leased, A)
+    assert leased.hold_lease("t1", B.label, clock.now + 90) is None  # not B's to hold
+    clock.now += 20
+    held = leased.hold_lease("t1", A.label, clock.now + 30)
+    assert held is not None
+    assert (held, held.lease_owner) == (leased.get_run("t1"), A.label)
+    assert leased.lease_of("t1") == LeaseRecord(A.label, HOST, A.pid, clock.now + 30)
+    assert leased.hold_lease("nobody", A.label, clock.now + 30) is None
+    leased.release_lease("t1", A.label)
+    assert leased.hold_lease("t1", A.label, clock.now + 30) is None  # let go: not held
+
+
 def test_a_segment_ends_in_one_write_its_trace_kept_its_lease_let_go(
     leased: Store, clock: FakeClock
 ) -> None:

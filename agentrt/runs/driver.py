@@ -292,10 +292,14 @@ class Driver(MessageTaking, RunCreating):
     ) -> tuple[LeaseOwner, RunRecord]:
         """Take the run's lease and mark it running; RunBusy if a live process drives it.
         The owner, and the row as it then is (the segment's moves start from it)."""
-        holding = owner is not None  # claimed, or created leased to it: renewing suffices
+        record = None
+        if owner is not None:  # claimed, or created leased to it: renewed, the row read too
+            expires_at = self.store.clock() + self.lease_ttl
+            record = self.store.hold_lease(thread_id, owner.label, expires_at)
         owner = owner or LeaseOwner.this_process(self.new_id())
-        self._acquire(thread_id, owner, holding=holding)
-        record = self.record(thread_id)
+        if record is None:
+            self._acquire(thread_id, owner)
+            record = self.record(thread_id)
         if record.status is not RunStatus.RUNNING:
             try:
                 record = self.move(thread_id, RunStatus.RUNNING, known=record)
@@ -446,11 +450,10 @@ class Driver(MessageTaking, RunCreating):
             self.tracing.metrics.run_ended(status.value, record.tenant, limit=limit)
         return record
 
-    def _acquire(self, thread_id: str, owner: LeaseOwner, *, holding: bool = False) -> None:
-        """Take the run's lease (RunBusy if a live process holds it), counting a takeover;
-        ``holding``: ``owner`` may hold it already (agentrt.runs.lease.acquire)."""
+    def _acquire(self, thread_id: str, owner: LeaseOwner) -> None:
+        """Take the run's lease (RunBusy if a live process holds it), counting a takeover."""
         now = self.store.clock()
-        taken = acquire(self.store, thread_id, owner, self.lease_ttl, now=now, holding=holding)
+        taken = acquire(self.store, thread_id, owner, self.lease_ttl, now=now)
         if taken is not None:
             self.tracing.metrics.lease_taken_over(
                 "expired" if taken.expires_at <= now else "owner_gone"

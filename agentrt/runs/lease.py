@@ -54,26 +54,15 @@ class LeaseOwner:
 
 
 def acquire(
-    store: LeaseStore,
-    thread_id: str,
-    owner: LeaseOwner,
-    ttl: float,
-    *,
-    now: float,
-    holding: bool = False,
+    store: LeaseStore, thread_id: str, owner: LeaseOwner, ttl: float, *, now: float
 ) -> LeaseRecord | None:
     """Take the run's lease for ``ttl`` seconds, or raise RunBusy if a live process holds it.
     Returns the lease it took over from another owner (expired, or its process gone), if
     it did.
 
     KeyError for an unknown run. The write is conditional on the owner read just before,
-    so of two processes taking an expired lease at once exactly one wins. ``holding``: the
-    owner may hold the lease already (it claimed the run, or created it leased): renewing
-    it, one write conditional on the owner, is tried first, and only if that finds the
-    lease gone is it read and taken as usual.
+    so of two processes taking an expired lease at once exactly one wins.
     """
-    if holding and store.renew_lease(thread_id, owner.label, now + ttl):
-        return None
     while True:
         held = store.lease_of(thread_id)
         if (

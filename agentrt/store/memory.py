@@ -285,6 +285,12 @@ class MemoryStore(MessagesMemory, ArtifactsMemory, OutboxMemory, EffectsMemory):
             self._leases[thread_id] = replace(held, expires_at=expires_at)
             return True
 
+    def hold_lease(self, thread_id: str, owner: str, expires_at: float) -> records.RunRecord | None:
+        with self._lock:
+            if not self.renew_lease(thread_id, owner, expires_at):
+                return None
+            return self.get_run(thread_id)
+
     def release_lease(
         self, thread_id: str, owner: str, *, trace: tuple[str, str | None] | None = None
     ) -> None:

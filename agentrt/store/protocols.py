@@ -208,6 +208,11 @@ class LeaseStore(Protocol):
         """Extend ``owner``'s lease; False if it no longer holds it."""
         ...
 
+    def hold_lease(self, thread_id: str, owner: str, expires_at: float) -> RunRecord | None:
+        """Extend ``owner``'s lease as renew_lease does, and return the run's row as it then
+        is, in one write; None if ``owner`` no longer holds it (or there is no such run)."""
+        ...
+
     def release_lease(
         self, thread_id: str, owner: str, *, trace: tuple[str, str | None] | None = None
     ) -> None:

@@ -16,7 +16,8 @@ from agentrt.approvals.model import ApprovalStatus
 from agentrt.state import RunStatus
 from agentrt.store.postgres.database import Cursor, Database, one_row
 from agentrt.store.postgres.listen import Listener
-from agentrt.store.protocols import Claim, LeaseRecord
+from agentrt.store.postgres.runs import RUN, run_record
+from agentrt.store.protocols import Claim, LeaseRecord, RunRecord
 
 __all__ = ["LeasesTable"]
 
@@ -158,6 +159,16 @@ class LeasesTable:
                 (expires_at, thread_id, owner),
             )
             == 1
+        )
+
+    def hold_lease(self, thread_id: str, owner: str, expires_at: float) -> RunRecord | None:
+        # Autocommitted, and run again after a lost connection as renew_lease is: the second
+        # finds the same owner, sets the same time, and reads the same row.
+        return self.db.one(
+            f"UPDATE runs SET lease_expires_at=%s WHERE thread_id=%s AND lease_owner=%s "
+            f"RETURNING {RUN}",
+            (expires_at, thread_id, owner),
+            run_record,
         )
 
     def release_lease(

@@ -14,7 +14,7 @@ from agentrt.store.postgres.database import Conn, Cursor, Database, columns_of, 
 from agentrt.store.postgres.outbox import insert_event
 from agentrt.store.protocols import NewRun, RunChange, RunRecord
 
-__all__ = ["RunsTable"]
+__all__ = ["RunsTable", "run_record"]
 
 RUN = columns_of(RunRecord)
 
@@ -82,7 +82,7 @@ class RunsTable:
         )
 
     def get_run(self, thread_id: str) -> RunRecord | None:
-        return self.db.one(f"SELECT {RUN} FROM runs WHERE thread_id=%s", (thread_id,), _run_record)
+        return self.db.one(f"SELECT {RUN} FROM runs WHERE thread_id=%s", (thread_id,), run_record)
 
     def list_runs(
         self, *, status: str | None = None, tenant: str | None = None, limit: int = 100
@@ -95,7 +95,7 @@ class RunsTable:
             sql += " AND tenant=%s"
             params.append(tenant)
         sql += " ORDER BY created_at DESC, thread_id LIMIT %s"
-        return self.db.all(sql, (*params, max(0, limit)), _run_record)
+        return self.db.all(sql, (*params, max(0, limit)), run_record)
 
     def change_run(self, thread_id: str, change: RunChange) -> RunRecord | None:
         now = self.db.clock()
@@ -216,12 +216,13 @@ class RunsTable:
 
 def _returned(cur: Cursor) -> RunRecord | None:
     row = cur.fetchone()
-    return _run_record(row) if row is not None else None
+    return run_record(row) if row is not None else None
 
 
 def _thread_id(row: DictRow) -> str:
     return str(row["thread_id"])
 
 
-def _run_record(row: DictRow) -> RunRecord:
+def run_record(row: DictRow) -> RunRecord:
+    """The record a runs row (its RUN columns) makes."""
     return record_of(RunRecord, row, status=RunStatus)

@@ -12,8 +12,9 @@ from typing import Any
 
 from agentrt.approvals.model import ApprovalStatus
 from agentrt.state import RunStatus
-from agentrt.store.protocols import Claim, LeaseRecord
+from agentrt.store.protocols import Claim, LeaseRecord, RunRecord
 from agentrt.store.sqlite.database import Database
+from agentrt.store.sqlite.runs import run_record
 
 __all__ = ["LeasesTable"]
 
@@ -126,6 +127,17 @@ class LeasesTable:
                 (expires_at, thread_id, owner),
             )
         return cur.rowcount == 1
+
+    def hold_lease(self, thread_id: str, owner: str, expires_at: float) -> RunRecord | None:
+        with self.db.tx() as db:
+            cur = db.execute(
+                "UPDATE runs SET lease_expires_at=? WHERE thread_id=? AND lease_owner=?",
+                (expires_at, thread_id, owner),
+            )
+            if cur.rowcount != 1:
+                return None
+            row = db.execute("SELECT * FROM runs WHERE thread_id=?", (thread_id,)).fetchone()
+        return run_record(row)
 
     def release_lease(
         self, thread_id: str, owner: str, *, trace: tuple[str, str | None] | None = None

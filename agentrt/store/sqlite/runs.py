@@ -14,7 +14,7 @@ from agentrt.store.protocols import NewRun, RunChange, RunRecord
 from agentrt.store.sqlite.database import Database, record_of
 from agentrt.store.sqlite.outbox import insert_event
 
-__all__ = ["RunsTable"]
+__all__ = ["RunsTable", "run_record"]
 
 
 class RunsTable:
@@ -54,7 +54,7 @@ class RunsTable:
         return self.get_run(run.thread_id)
 
     def get_run(self, thread_id: str) -> RunRecord | None:
-        return self.db.one("SELECT * FROM runs WHERE thread_id=?", (thread_id,), _run_record)
+        return self.db.one("SELECT * FROM runs WHERE thread_id=?", (thread_id,), run_record)
 
     def list_runs(
         self, *, status: str | None = None, tenant: str | None = None, limit: int = 100
@@ -67,7 +67,7 @@ class RunsTable:
             sql += " AND tenant=?"
             params.append(tenant)
         sql += " ORDER BY created_at DESC, thread_id LIMIT ?"
-        return self.db.all(sql, (*params, limit), _run_record)
+        return self.db.all(sql, (*params, limit), run_record)
 
     def change_run(self, thread_id: str, change: RunChange) -> RunRecord | None:
         now = self.db.clock()
@@ -105,7 +105,7 @@ class RunsTable:
             if change.status is not change.from_status and change.status in TOLD_STATUSES:
                 # Told in the same transaction: no event for a move that rolled back.
                 row = db.execute("SELECT * FROM runs WHERE thread_id=?", (thread_id,)).fetchone()
-                moved = _run_record(row)
+                moved = run_record(row)
                 insert_event(db, run_event(moved, from_status=change.from_status, now=now))
             if change.cancel_pending is not None:
                 db.execute(
@@ -216,7 +216,8 @@ class RunsTable:
             db.execute("DELETE FROM runs WHERE thread_id=?", (thread_id,))
 
 
-def _run_record(row: sqlite3.Row) -> RunRecord:
+def run_record(row: sqlite3.Row) -> RunRecord:
+    """The record a runs row makes."""
     return record_of(
         RunRecord,
         row,
