@@ -9,7 +9,9 @@ lease, policy and verify per action, the closing status write.
 Per node: agentrt's run graph with its node bodies replaced by empty ones (so what is left
 is the ``_step`` wrapper, the routers and the RunState channels), against a bare graph of
 the same shape (plan -> policy -> tool -> verify, then plan -> finish) whose nodes are
-empty functions over a one-key state; once in memory and once on the SqliteSaver.
+empty functions over a one-key state; once in memory and once checkpointing every
+superstep (the anchor on SqliteSaver, agentrt on its own checkpointer as AgentRuntime runs
+the graph: values stored compact, the pure nodes' writes held for the next write).
 """
 
 from __future__ import annotations
@@ -40,8 +42,10 @@ from langgraph.graph import END, START, StateGraph
 
 from agentrt.graphs import build_run_graph
 from agentrt.nodes import NODES, Node
+from agentrt.runs.held_writes import holding
 from agentrt.runs.record import initial_state as _initial_run_state
 from agentrt.state import RunState
+from agentrt.store.sqlite.checkpoints import Checkpoints
 from agentrt.testing import ScriptedChatModel
 
 __all__ = ["main", "per_action", "per_node"]
@@ -173,15 +177,18 @@ def per_node(tmp: Path, *, checkpoint: bool) -> Row:
     rt = agentrt_runtime(ScriptedChatModel(["unused"]), tmp / "deps.db", 1)
 
     def ours() -> float:
-        saver = sqlite_saver(_tmp_db(tmp, counter)) if checkpoint else None
+        # agentrt's checkpointer, as AgentRuntime runs the graph: its values stored compact,
+        # the pure nodes' writes held for the next write (agentrt.runs.held_writes).
+        saver = Checkpoints(_tmp_db(tmp, counter)) if checkpoint else None
         try:
             graph = build_run_graph(rt.deps, saver, nodes=_empty_agentrt_nodes(CYCLES))
             started = time.perf_counter()
-            final = graph.invoke(_initial_state(), config("bench"), **_durability(saver))
+            with holding(graph, "bench"):
+                final = graph.invoke(_initial_state(), config("bench"), **_durability(saver))
             seconds = time.perf_counter() - started
         finally:
             if saver is not None:
-                close_saver(saver)
+                saver.close()
         if final["status"] != "succeeded":
             raise RuntimeError(f"the stubbed run graph ended {final['status']!r}")
         return seconds * 1e6 / supersteps

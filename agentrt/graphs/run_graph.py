@@ -37,7 +37,7 @@ from langgraph.types import Command
 from opentelemetry.trace import Span
 
 from agentrt.budget import Budget, budget_attributes
-from agentrt.nodes import NODES, Node
+from agentrt.nodes import NODES, PURE_NODES, Node
 from agentrt.nodes.deps import RunDeps, StepStopped
 from agentrt.nodes.stop_watch import stops_asked
 from agentrt.runs.messages import INTERRUPT_BEFORE
@@ -192,7 +192,7 @@ def _cancelled(kind: str, state: RunState, deps: RunDeps) -> dict[str, Any] | No
     if kind == "finish":
         return None
     thread_id = state["thread_id"]
-    if kind in _LOOKS_WHEN_DUE and not deps.stop_watch.due(thread_id):
+    if kind in PURE_NODES and not deps.stop_watch.due(thread_id):
         return None
     asked = stops_asked()
     reason, interrupt = deps.store.stop_requests(thread_id)
@@ -205,11 +205,6 @@ def _cancelled(kind: str, state: RunState, deps: RunDeps) -> dict[str, Any] | No
             deps.stop_watch.looked(thread_id, asked)
         return None
     return {"stop": Stop(status="cancelled", reason=reason), "route": "finish"}
-
-
-_LOOKS_WHEN_DUE = frozenset({"policy", "verify"})
-"""The pure nodes, before which a run looks for a stop request only when one may be new
-(agentrt.nodes.stop_watch); the rest look every time."""
 
 
 def _step_id(kind: str, state: RunState) -> str | None:

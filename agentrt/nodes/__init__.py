@@ -18,7 +18,7 @@ from agentrt.nodes import (
 )
 from agentrt.nodes.spec import Node
 
-__all__ = ["NODES", "Node"]
+__all__ = ["NODES", "PURE_NODES", "Node"]
 
 NODES: tuple[Node, ...] = (
     plan.NODE,
@@ -33,3 +33,6 @@ NODES: tuple[Node, ...] = (
     finish.NODE,
 )
 """Every node of the run graph."""
+
+PURE_NODES: frozenset[str] = frozenset(n.name for n in NODES if n.pure)
+"""The nodes that only decide (Node.pure)."""

@@ -193,4 +193,9 @@ def _version_change(state: RunState, verdict: PolicyVerdict) -> list[Event]:
     return []
 
 
-NODE = Node(name="policy", body=policy, routes=("tool", "approval", "policy", "plan", "finish"))
+NODE = Node(
+    name="policy",
+    body=policy,
+    routes=("tool", "approval", "policy", "plan", "finish"),
+    pure=True,
+)

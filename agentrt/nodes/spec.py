@@ -40,6 +40,11 @@ class Node:
     """"model": retried with the runtime's model_retry (a provider's transient errors)."""
     entry: bool = False
     """The node a run starts at."""
+    pure: bool = False
+    """It only decides, from the state: no model call, no effect, no gate. Run again after a
+    crash it decides the same, so a run looks for stop requests before it only when one
+    may be new (agentrt.nodes.stop_watch), and what it writes to the checkpoint waits for
+    the run's next write (agentrt.store.held)."""
 
     def __post_init__(self) -> None:
         if (self.body is None) == (self.steps is None):

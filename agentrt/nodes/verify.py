@@ -70,4 +70,4 @@ def verify(state: RunState, deps: RunDeps) -> dict[str, Any]:
     return update
 
 
-NODE = Node(name="verify", body=verify, routes=("policy", "plan", "commit", "finish"))
+NODE = Node(name="verify", body=verify, routes=("policy", "plan", "commit", "finish"), pure=True)

@@ -28,6 +28,7 @@ from langgraph.types import StateSnapshot
 from agentrt.budget import Budget
 from agentrt.events import WARN_AT, StreamEvent, StreamKind
 from agentrt.nodes.deps import RunDeps
+from agentrt.runs.held_writes import aholding, holding
 from agentrt.steps import Step, Steps, _Stepper
 
 __all__ = [
@@ -67,13 +68,35 @@ class GraphRun(Step[Any]):
 
 
 def graph_run(graph: Any, graph_input: Any, cfg: Any) -> GraphRun:
-    """Run ``graph`` until it stops, checkpointing each step (durability sync)."""
+    """Run ``graph`` until it stops, checkpointing each step (durability sync; what the
+    pure nodes write waits for the next write, agentrt.runs.held_writes)."""
+    thread_id = cfg["configurable"]["thread_id"]
+
+    def invoke() -> Any:
+        with holding(graph, thread_id):
+            return graph.invoke(graph_input, cfg, durability="sync")
+
+    async def ainvoke() -> Any:
+        async with aholding(graph, thread_id):
+            return await graph.ainvoke(graph_input, cfg, durability="sync")
+
+    def chunks() -> Iterator[Any]:
+        with holding(graph, thread_id):
+            yield from graph.stream(graph_input, cfg, durability="sync", stream_mode=_MODES)
+
+    async def achunks() -> AsyncIterator[Any]:
+        async with aholding(graph, thread_id):
+            async for chunk in graph.astream(
+                graph_input, cfg, durability="sync", stream_mode=_MODES
+            ):
+                yield chunk
+
     return GraphRun(
-        lambda: graph.invoke(graph_input, cfg, durability="sync"),
-        lambda: graph.ainvoke(graph_input, cfg, durability="sync"),
-        thread_id=cfg["configurable"]["thread_id"],
-        chunks=lambda: graph.stream(graph_input, cfg, durability="sync", stream_mode=_MODES),
-        achunks=lambda: graph.astream(graph_input, cfg, durability="sync", stream_mode=_MODES),
+        invoke,
+        ainvoke,
+        thread_id=thread_id,
+        chunks=chunks,
+        achunks=achunks,
         given=tuple(graph_input.get("events") or ()) if isinstance(graph_input, Mapping) else (),
     )
 

@@ -7,13 +7,16 @@ Every call is tried again while the server is out of reach: a checkpoint write i
 (what it writes is keyed by thread, namespace, checkpoint and channel version), so writing
 it twice is writing it once. And the lock PostgresSaver holds around every call, which a
 single shared connection needs, is dropped: each call has a pooled connection to itself.
+While a driver holds a thread, what its pure nodes write waits for the thread's next write
+and goes in the same transaction (agentrt.store.held).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+import threading
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
@@ -27,12 +30,18 @@ from langgraph.checkpoint.base import (
     DeltaChannelHistory,
 )
 from langgraph.checkpoint.postgres import PostgresSaver
+from psycopg import Cursor
+from psycopg.rows import DictRow, dict_row
 
+from agentrt.logs import get_logger
+from agentrt.store.held import Held, Holding, saved_config
 from agentrt.store.postgres.database import Database
 
 __all__ = ["Checkpoints"]
 
 _T = TypeVar("_T")
+
+logger = get_logger()
 
 
 class Checkpoints(PostgresSaver):
@@ -47,13 +56,25 @@ class Checkpoints(PostgresSaver):
         self._worker = ThreadPoolExecutor(
             max_workers=db.settings.max_size, thread_name_prefix="agentrt-checkpoints"
         )
+        self.holding = Holding()
+        self._in_one_go = threading.local()
 
     def setup(self) -> None:
         """Nothing to do: opening the store migrated LangGraph's tables with agentrt's."""
 
     # sync: PostgresSaver's own, tried again while the server is out of reach ----------------
 
+    @contextlib.contextmanager
+    def _cursor(self, *, pipeline: bool = False) -> Iterator[Cursor[DictRow]]:
+        shared = getattr(self._in_one_go, "cursor", None)
+        if shared is not None:  # _in_one's: every call on one connection, one transaction
+            yield shared
+            return
+        with super()._cursor(pipeline=pipeline) as cur:
+            yield cur
+
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        self.flush(config["configurable"]["thread_id"])
         return self.db.patiently(lambda: super(Checkpoints, self).get_tuple(config))
 
     def list(
@@ -64,6 +85,7 @@ class Checkpoints(PostgresSaver):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
+        self.flush((config or {}).get("configurable", {}).get("thread_id"))
         # Read in one go, so a failed try has handed out nothing yet.
         found = self.db.patiently(
             lambda: [
@@ -79,9 +101,11 @@ class Checkpoints(PostgresSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        return self.db.patiently(
-            lambda: super(Checkpoints, self).put(config, checkpoint, metadata, new_versions)
-        )
+        call = partial(PostgresSaver.put, self, config, checkpoint, metadata, new_versions)
+        conf = config["configurable"]
+        if not self.holding.checkpoint(conf["thread_id"], conf.get("checkpoint_id"), call):
+            self._write(conf["thread_id"], call)
+        return saved_config(config, checkpoint)
 
     def put_writes(
         self,
@@ -90,16 +114,62 @@ class Checkpoints(PostgresSaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        self.db.patiently(
-            lambda: super(Checkpoints, self).put_writes(config, writes, task_id, task_path)
-        )
+        call = partial(PostgresSaver.put_writes, self, config, writes, task_id, task_path)
+        conf = config["configurable"]
+        if not self.holding.writes(conf["thread_id"], conf["checkpoint_id"], task_path, call):
+            self._write(conf["thread_id"], call)
 
     def delete_thread(self, thread_id: str) -> None:
+        self.holding.forget(thread_id)  # what the thread held goes with it
         self.db.patiently(lambda: super(Checkpoints, self).delete_thread(thread_id))
+
+    def hold(self, thread_id: str, pure: Collection[str]) -> None:
+        """Hold back what the nodes named ``pure`` write on this thread (agentrt.store.held)."""
+        self.holding.hold(thread_id, pure)
+
+    def release(self, thread_id: str) -> None:
+        """Stop holding this thread, writing what it still holds."""
+        try:
+            self._write(thread_id)
+        except Exception:
+            # Only a pure node's work is lost: the run resumes from the checkpoint before it.
+            logger.warning("checkpoint writes held for thread %r were not stored", thread_id)
+        finally:
+            self.holding.forget(thread_id)
+
+    def flush(self, thread_id: str | None = None) -> None:
+        """Write what ``thread_id`` (None: every thread) holds: before a read of it."""
+        for thread in [thread_id] if thread_id is not None else self.holding.threads():
+            self._write(thread)
+
+    def _write(self, thread_id: str, call: Held | None = None) -> None:
+        """``call`` (None: none) after what the thread holds, in one transaction; tried
+        again while the server is out of reach (each is an upsert)."""
+        with self.holding.writing(thread_id) as held:
+            calls = [*held, call] if call is not None else held
+            if len(calls) == 1:
+                self.db.patiently(calls[0])
+            elif calls:
+                self.db.patiently(lambda: self._in_one(calls))
+
+    def _in_one(self, calls: Sequence[Held]) -> None:
+        """PostgresSaver's calls on one connection, in one transaction."""
+        with (
+            self.db.pool.connection() as conn,
+            conn.transaction(),
+            conn.cursor(binary=True, row_factory=dict_row) as cur,
+        ):
+            self._in_one_go.cursor = cur
+            try:
+                for call in calls:
+                    call()
+            finally:
+                self._in_one_go.cursor = None
 
     def get_delta_channel_history(
         self, *, config: RunnableConfig, channels: Sequence[str]
     ) -> Mapping[str, DeltaChannelHistory]:
+        self.flush(config["configurable"]["thread_id"])
         return self.db.patiently(
             lambda: super(Checkpoints, self).get_delta_channel_history(
                 config=config, channels=channels
@@ -107,8 +177,10 @@ class Checkpoints(PostgresSaver):
         )
 
     def close(self) -> None:
-        """Finish the calls already asked for; the store closes the pool."""
+        """Finish the calls already asked for and write those held; the store closes the
+        pool."""
         self._worker.shutdown(wait=True)
+        self.flush()
 
     # async: the same, on the saver's worker threads -----------------------------------------
 

@@ -12,31 +12,43 @@ the order they were asked for and no thread of the event loop's pool waits on SQ
 The same saver serves the sync graph and the async one: no connection is bound to a loop.
 
 Checkpoints are stored compact (agentrt.store.sqlite.compact): short channel versions,
-values deflated against a dictionary of the run state's shape.
+values deflated against a dictionary of the run state's shape. While a driver holds a
+thread, what its pure nodes write waits for the thread's next write and goes in the same
+transaction (agentrt.store.held).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+import sqlite3
+import threading
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
     CheckpointTuple,
     DeltaChannelHistory,
 )
 from langgraph.checkpoint.sqlite import SqliteSaver
 
+from agentrt.logs import get_logger
+from agentrt.store.held import Held, Holding, saved_config
 from agentrt.store.sqlite.compact import CompactSerializer, next_version
 from agentrt.store.sqlite.database import connect, retry_locked
 
 __all__ = ["Checkpoints"]
 
 _T = TypeVar("_T")
+
+logger = get_logger()
 
 
 class Checkpoints(SqliteSaver):
@@ -47,33 +59,132 @@ class Checkpoints(SqliteSaver):
         # transaction and commits at the end of it.
         super().__init__(connect(path, autocommit=False), serde=CompactSerializer())
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="agentrt-checkpoints")
+        self.holding = Holding()
+        self._in_one_go = threading.local()
 
     def get_next_version(self, current: str | None, channel: None) -> str:
         return next_version(current)
 
+    @contextmanager
+    def cursor(self, transaction: bool = True) -> Iterator[sqlite3.Cursor]:
+        if getattr(self._in_one_go, "on", False):  # _in_one holds the lock and commits once
+            cur = self.conn.cursor()
+            try:
+                yield cur
+            finally:
+                cur.close()
+            return
+        with super().cursor(transaction) as cur:
+            yield cur
+
     # Writes wait out another process's write lock (retry_locked) instead of failing the
     # run at busy_timeout. Each is SqliteSaver's own method, with its own signature.
 
-    def put(self, *args: Any, **kwargs: Any) -> RunnableConfig:
-        return self._waiting(super().put, *args, **kwargs)
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        call = partial(SqliteSaver.put, self, config, checkpoint, metadata, new_versions)
+        conf = config["configurable"]
+        if not self.holding.checkpoint(conf["thread_id"], conf.get("checkpoint_id"), call):
+            self._write(conf["thread_id"], call)
+        return saved_config(config, checkpoint)
 
-    def put_writes(self, *args: Any, **kwargs: Any) -> None:
-        self._waiting(super().put_writes, *args, **kwargs)
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        call = partial(SqliteSaver.put_writes, self, config, writes, task_id, task_path)
+        conf = config["configurable"]
+        if not self.holding.writes(conf["thread_id"], conf["checkpoint_id"], task_path, call):
+            self._write(conf["thread_id"], call)
 
     def delete_thread(self, thread_id: str) -> None:
-        self._waiting(super().delete_thread, thread_id)
+        self.holding.forget(thread_id)  # what the thread held goes with it
+        retry_locked(lambda: SqliteSaver.delete_thread(self, thread_id), undo=self._rollback)
 
-    def _waiting(self, write: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-        return retry_locked(lambda: write(*args, **kwargs), undo=self._rollback)
+    def hold(self, thread_id: str, pure: Collection[str]) -> None:
+        """Hold back what the nodes named ``pure`` write on this thread (agentrt.store.held)."""
+        self.holding.hold(thread_id, pure)
+
+    def release(self, thread_id: str) -> None:
+        """Stop holding this thread, writing what it still holds."""
+        try:
+            self._write(thread_id)
+        except sqlite3.Error:
+            # Only a pure node's work is lost: the run resumes from the checkpoint before it.
+            logger.warning("checkpoint writes held for thread %r were not stored", thread_id)
+        finally:
+            self.holding.forget(thread_id)
+
+    def flush(self, thread_id: str | None = None) -> None:
+        """Write what ``thread_id`` (None: every thread) holds: before a read of it."""
+        for thread in [thread_id] if thread_id is not None else self.holding.threads():
+            self._write(thread)
+
+    def _write(self, thread_id: str, call: Held | None = None) -> None:
+        """``call`` (None: none) after what the thread holds, in one transaction."""
+        with self.holding.writing(thread_id) as held:
+            calls = [*held, call] if call is not None else held
+            if len(calls) == 1:
+                retry_locked(calls[0], undo=self._rollback)
+            elif calls:
+                retry_locked(lambda: self._in_one(calls), undo=self._rollback)
+
+    def _in_one(self, calls: Sequence[Held]) -> None:
+        """SqliteSaver's calls, in one transaction."""
+        with self.lock:
+            self.setup()
+            self._in_one_go.on = True
+            try:
+                for call in calls:
+                    call()
+                self.conn.commit()
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.rollback()
+                raise
+            finally:
+                self._in_one_go.on = False
 
     def _rollback(self) -> None:
         with self.lock:
             if self.conn.in_transaction:
                 self.conn.rollback()
 
+    # Reads see what this process holds: written first.
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        self.flush(config["configurable"]["thread_id"])
+        return super().get_tuple(config)
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        self.flush((config or {}).get("configurable", {}).get("thread_id"))
+        return super().list(config, filter=filter, before=before, limit=limit)
+
+    def get_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        self.flush(config["configurable"]["thread_id"])
+        return super().get_delta_channel_history(config=config, channels=channels)
+
     def close(self) -> None:
-        """Finish the writes already asked for, then close the connection."""
+        """Finish the writes already asked for and those held, then close the connection."""
         self._worker.shutdown(wait=True)
+        self.flush()
         self.conn.close()
 
     async def _call(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:

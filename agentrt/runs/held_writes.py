@@ -1,0 +1,56 @@
+"""A run's graph driven with its pure nodes' checkpoint writes held back
+(agentrt.store.held): invoked or streamed, sync or async, the thread is held for as long as
+the graph runs, and what it still holds is written when the graph stops."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from typing import Any, Protocol, runtime_checkable
+
+from agentrt.nodes import PURE_NODES
+
+__all__ = ["HoldsWrites", "aholding", "holding"]
+
+
+@runtime_checkable
+class HoldsWrites(Protocol):
+    """A checkpointer that can hold a thread's pure nodes' writes back (agentrt's own)."""
+
+    def hold(self, thread_id: str, pure: frozenset[str]) -> None: ...
+
+    def release(self, thread_id: str) -> None: ...
+
+
+def _saver(graph: Any) -> HoldsWrites | None:
+    saver = getattr(graph, "checkpointer", None)
+    return saver if isinstance(saver, HoldsWrites) else None
+
+
+@contextmanager
+def holding(graph: Any, thread_id: str) -> Iterator[None]:
+    """While the block runs ``graph`` on ``thread_id``, its pure nodes' writes are held."""
+    saver = _saver(graph)
+    if saver is None:
+        yield
+        return
+    saver.hold(thread_id, PURE_NODES)
+    try:
+        yield
+    finally:
+        saver.release(thread_id)
+
+
+@asynccontextmanager
+async def aholding(graph: Any, thread_id: str) -> AsyncIterator[None]:
+    """``holding`` on the event loop: what is still held is written off the loop."""
+    saver = _saver(graph)
+    if saver is None:
+        yield
+        return
+    saver.hold(thread_id, PURE_NODES)
+    try:
+        yield
+    finally:
+        await asyncio.to_thread(saver.release, thread_id)

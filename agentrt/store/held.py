@@ -1,0 +1,123 @@
+"""Checkpoint writes held back until the run's next write that matters.
+
+A run writes a checkpoint, and its node's writes, after every node, each in a transaction
+of its own. After a node that only decides (policy, verify: ``Node.pure``), a crash that
+loses what it wrote costs nothing but running it again: the run resumes from the checkpoint
+before it and decides the same. So while a driver holds a thread (``hold``), what such a
+node wrote, and the checkpoint that follows it, wait in memory and are written in the same
+transaction as the thread's next write that is not held back; ``release`` (the segment's
+end) hands over whatever still waits, and a read of the thread through the saver writes its
+held calls first, so this process never sees its own run go back.
+
+Order is kept: a write that is not held carries every held one before it, in one
+transaction, so no checkpoint is stored without the ones it descends from. The checkpoint
+after a pure node is held only when that node's writes were (LangGraph hands the saver a
+node's event-log writes before the checkpoint that follows them).
+
+Only threads a driver holds are affected: an app's own graph may have nodes of the same
+names, and its checkpoints are written as LangGraph writes them.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Collection, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import Checkpoint
+
+__all__ = ["Held", "Holding", "saved_config"]
+
+Held = Callable[[], Any]
+"""A saver call held back, to be made (in the transaction of a later one)."""
+
+
+@dataclass(slots=True)
+class _Thread:
+    pure: frozenset[str]
+    calls: list[Held] = field(default_factory=list)
+    after_pure: str | None = None
+    """The checkpoint a pure node ran from, once its writes are held: the checkpoint
+    saved next descends from it, and is held too."""
+    writing: threading.Lock = field(default_factory=threading.Lock)
+    """Held while a write carries the held calls: the thread's writes reach the database
+    in the order they were taken."""
+
+
+class Holding:
+    """Which threads hold their pure nodes' writes back, and the calls held for each."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._threads: dict[str, _Thread] = {}
+
+    def hold(self, thread_id: str, pure: Collection[str]) -> None:
+        """From now on, hold back what the nodes named ``pure`` write on this thread."""
+        with self._lock:
+            self._threads.setdefault(thread_id, _Thread(frozenset(pure)))
+
+    def forget(self, thread_id: str) -> None:
+        """Stop holding this thread (what it held is dropped: write it first)."""
+        with self._lock:
+            self._threads.pop(thread_id, None)
+
+    def threads(self) -> list[str]:
+        """The threads held now."""
+        with self._lock:
+            return list(self._threads)
+
+    def writes(self, thread_id: str, checkpoint_id: str, task_path: str, call: Held) -> bool:
+        """True if ``call``, a node's writes against ``checkpoint_id``, is held back."""
+        node = task_path.rsplit(", ", 1)[-1]
+        with self._lock:
+            thread = self._threads.get(thread_id)
+            if thread is None or node not in thread.pure:
+                return False
+            thread.calls.append(call)
+            thread.after_pure = checkpoint_id
+            return True
+
+    def checkpoint(self, thread_id: str, parent_id: str | None, call: Held) -> bool:
+        """True if ``call``, a checkpoint descending from ``parent_id``, is held back."""
+        with self._lock:
+            thread = self._threads.get(thread_id)
+            if thread is None or parent_id is None or thread.after_pure != parent_id:
+                return False
+            thread.calls.append(call)
+            thread.after_pure = None
+            return True
+
+    @contextmanager
+    def writing(self, thread_id: str) -> Iterator[list[Held]]:
+        """The calls held for ``thread_id``, taken by a write that makes them first, in its
+        own transaction; the thread's other writes wait until it is done. If it fails,
+        they are held again, ahead of any held since."""
+        with self._lock:
+            thread = self._threads.get(thread_id)
+        if thread is None:
+            yield []
+            return
+        with thread.writing:
+            with self._lock:
+                taken, thread.calls = thread.calls, []
+            try:
+                yield taken
+            except BaseException:
+                with self._lock:
+                    thread.calls[:0] = taken
+                raise
+
+
+def saved_config(config: RunnableConfig, checkpoint: Checkpoint) -> RunnableConfig:
+    """What a saver's ``put`` answers: the config of the checkpoint it saved."""
+    conf = config["configurable"]
+    return {
+        "configurable": {
+            "thread_id": conf["thread_id"],
+            "checkpoint_ns": conf.get("checkpoint_ns", ""),
+            "checkpoint_id": checkpoint["id"],
+        }
+    }

@@ -1,0 +1,175 @@
+"""What a pure node writes to the checkpoint waits for the run's next write and goes in its
+transaction (agentrt.store.held), on both savers: a second saver on the same database,
+which holds nothing, reads what is stored."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.base import CheckpointMetadata, empty_checkpoint
+
+from agentrt.nodes import PURE_NODES
+from agentrt.store import OpenedStore, open_store
+from agentrt.store.held import Holding
+from tests.crashy_app import build_runtime
+
+ROOT = Path(__file__).resolve().parent.parent
+
+START: RunnableConfig = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
+STEP: CheckpointMetadata = {"source": "loop", "step": 0, "parents": {}}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def url(request: pytest.FixtureRequest) -> str:
+    if request.param == "sqlite":
+        return str(request.getfixturevalue("tmp_path") / "agentrt.db")
+    return str(request.getfixturevalue("postgres_url"))
+
+
+def _opened(url: str) -> Iterator[OpenedStore]:
+    opened = open_store(url)
+    try:
+        yield opened
+    finally:
+        opened.checkpointer.close()  # type: ignore[attr-defined]
+        opened.store.close()
+
+
+@pytest.fixture
+def saver(url: str) -> Iterator[Any]:
+    yield from (o.checkpointer for o in _opened(url))
+
+
+@pytest.fixture
+def reader(url: str) -> Iterator[Any]:
+    """Another saver on the database: it sees only what was stored."""
+    yield from (o.checkpointer for o in _opened(url))
+
+
+def _put(saver: Any, parent: RunnableConfig) -> RunnableConfig:
+    config: RunnableConfig = saver.put(parent, empty_checkpoint(), STEP, {})
+    return config
+
+
+def _writes(saver: Any, node: str, at: RunnableConfig, route: str) -> None:
+    saver.put_writes(at, [("route", route)], f"task-{route}", f"~__pregel_pull, {node}")
+
+
+def _stored(reader: Any) -> list[tuple[str, list[Any]]]:
+    """The thread's checkpoints, oldest first, each with the values its tasks wrote."""
+    found = [
+        (t.config["configurable"]["checkpoint_id"], t.pending_writes) for t in reader.list(START)
+    ]
+    return [(cid, sorted(w[2] for w in writes or [])) for cid, writes in reversed(found)]
+
+
+def _id(config: RunnableConfig) -> str:
+    return str(config["configurable"]["checkpoint_id"])
+
+
+def test_a_pure_nodes_writes_wait_for_the_next_write_and_go_with_it(
+    saver: Any, reader: Any
+) -> None:
+    first = _put(saver, START)
+    saver.hold("t", PURE_NODES)
+    _writes(saver, "policy", first, "tool")
+    after_policy = _put(saver, first)
+    assert _stored(reader) == [(_id(first), [])]  # both held
+    _writes(saver, "tool", after_policy, "verify")  # not pure: carries them
+    assert _stored(reader) == [(_id(first), ["tool"]), (_id(after_policy), ["verify"])]
+    after_tool = _put(saver, after_policy)  # after a node that is not pure: at once
+    assert [cid for cid, _ in _stored(reader)][-1] == _id(after_tool)
+
+
+def test_a_read_through_the_saver_stores_what_it_holds_first(saver: Any, reader: Any) -> None:
+    first = _put(saver, START)
+    saver.hold("t", PURE_NODES)
+    _writes(saver, "verify", first, "plan")
+    after_verify = _put(saver, first)
+    latest = saver.get_tuple(START)  # this process never sees its own run go back
+    assert latest is not None
+    assert _id(latest.config) == _id(after_verify)
+    assert _stored(reader) == [(_id(first), ["plan"]), (_id(after_verify), [])]
+
+
+def test_release_stores_what_is_still_held_and_holds_no_more(saver: Any, reader: Any) -> None:
+    first = _put(saver, START)
+    saver.hold("t", PURE_NODES)
+    _writes(saver, "policy", first, "tool")
+    after_policy = _put(saver, first)
+    saver.release("t")  # the segment ended (a stop before the next node)
+    assert _stored(reader) == [(_id(first), ["tool"]), (_id(after_policy), [])]
+    _writes(saver, "policy", after_policy, "approval")  # not held any more: stored at once
+    assert _stored(reader)[-1] == (_id(after_policy), ["approval"])
+
+
+def test_a_thread_not_held_is_written_as_langgraph_writes_it(saver: Any, reader: Any) -> None:
+    # An app's own graph may have a node called verify: nothing of its is held.
+    first = _put(saver, START)
+    _writes(saver, "verify", first, "plan")
+    second = _put(saver, first)
+    assert _stored(reader) == [(_id(first), ["plan"]), (_id(second), [])]
+
+
+def test_a_failed_write_holds_what_it_carried_again() -> None:
+    holding = Holding()
+    holding.hold("t", {"policy"})
+    assert holding.writes("t", "c0", "~__pregel_pull, policy", lambda: "w0")
+    assert holding.checkpoint("t", "c0", lambda: "c1")
+
+    def failing_write() -> None:
+        with holding.writing("t") as taken:
+            assert [call() for call in taken] == ["w0", "c1"]
+            raise RuntimeError("the database went away")
+
+    with pytest.raises(RuntimeError, match="went away"):
+        failing_write()
+    with holding.writing("t") as again:
+        assert [call() for call in again] == ["w0", "c1"]
+    with holding.writing("t") as nothing:
+        assert nothing == []
+    assert not holding.checkpoint("t", "c0", lambda: "c1")  # only right after a pure node
+
+
+@pytest.mark.subprocess
+def test_a_crash_after_a_pure_node_costs_running_it_again_once(tmp_path: Path) -> None:
+    db = tmp_path / "agentrt.db"
+    starter = (
+        "import sys\nfrom tests.crashy_app import build_runtime\n"
+        "build_runtime(sys.argv[1]).start('charge al, bo and cy', "
+        "principal=__import__('agentrt').Principal('ops'), thread_id='t-crash')\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", starter, str(db)],
+        cwd=ROOT,
+        env={**os.environ, "AGENTRT_TEST_BLOCK_AT": "tool"},
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "BLOCKED tool\n"  # inside the first charge
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+    proc.stdout.close()
+    assert proc.stdin is not None
+    proc.stdin.close()
+
+    with build_runtime(db) as rt:
+        cfg: RunnableConfig = {"configurable": {"thread_id": "t-crash"}}
+        # What policy wrote was held for the charge's write, which never came: the run
+        # goes on from before policy, the model's plan kept.
+        assert rt.graph.get_state(cfg).next == ("policy",)
+        run = rt.resume("t-crash")
+        assert (run.status.value, run.output) == ("succeeded", "charged three")
+        decided = [e["step_id"] for e in rt.events("t-crash") if e["type"] == "policy"]
+    assert decided == ["0.0", "1.0", "1.1"]  # policy's first decision is logged once
