@@ -773,6 +773,16 @@ def test_spans_are_read_back_by_trace_in_start_order(store: Store) -> None:
     ]
 
 
+def test_a_span_given_twice_is_kept_as_given_last(store: Store) -> None:
+    first, again = span("s1", "t" * 32), span("s1", "t" * 32, start=7)
+    store.write_spans([first, span("s2", "t" * 32, start=3), again])
+    assert store.spans_of("t" * 32) == [span("s2", "t" * 32, start=3), again]
+    store.write_spans([first])  # written again later: as given then
+    assert store.spans_of("t" * 32) == [first, span("s2", "t" * 32, start=3)]
+    store.write_spans([])
+    assert len(store.spans_of("t" * 32)) == 2
+
+
 def artifact(thread_id: str, name: str, content: bytes, **kw: Any) -> ArtifactRecord:
     ref = ArtifactRef(
         name=name,

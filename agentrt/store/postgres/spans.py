@@ -24,6 +24,23 @@ SPAN_PATIENCE = 1.0
 
 SPAN = columns_of(SpanRow)
 
+# A batch is one statement, whatever its size (a row per span would be one statement per
+# span): the columns as arrays, unnested in the batch's order, which the seq column keeps.
+_WRITE = (
+    "INSERT INTO spans (span_id, trace_id, parent_id, thread_id, name, start_ns, end_ns, "
+    "status, attributes, events, links) "
+    "SELECT span_id, trace_id, parent_id, thread_id, name, start_ns, end_ns, status, "
+    "attributes, events, links FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], "
+    "%s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::json[], %s::json[], %s::json[]) "
+    "WITH ORDINALITY AS batch (span_id, trace_id, parent_id, thread_id, name, start_ns, "
+    "end_ns, status, attributes, events, links, n) ORDER BY n "
+    "ON CONFLICT (span_id) DO UPDATE SET trace_id=excluded.trace_id, "
+    "parent_id=excluded.parent_id, thread_id=excluded.thread_id, "
+    "name=excluded.name, start_ns=excluded.start_ns, end_ns=excluded.end_ns, "
+    "status=excluded.status, attributes=excluded.attributes, "
+    "events=excluded.events, links=excluded.links"
+)
+
 
 class SpansTable:
     """SpanStore on PostgreSQL."""
@@ -34,20 +51,14 @@ class SpansTable:
         if not rows:
             return
 
+        # One statement may not upsert a row twice: a span given twice in a batch is
+        # written once, as it was given last (as one upsert after another would leave it).
+        last = {r.span_id: r for r in rows}
+        columns = [list(c) for c in zip(*(_values(r) for r in last.values()), strict=True)]
+
         def write(conn: Conn) -> None:
             conn.execute(f"SET LOCAL lock_timeout = '{SPAN_LOCK_WAIT_MS}ms'")
-            with conn.cursor() as cur:
-                cur.executemany(
-                    "INSERT INTO spans (span_id, trace_id, parent_id, thread_id, name, "
-                    "start_ns, end_ns, status, attributes, events, links) "
-                    "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
-                    "ON CONFLICT (span_id) DO UPDATE SET trace_id=excluded.trace_id, "
-                    "parent_id=excluded.parent_id, thread_id=excluded.thread_id, "
-                    "name=excluded.name, start_ns=excluded.start_ns, end_ns=excluded.end_ns, "
-                    "status=excluded.status, attributes=excluded.attributes, "
-                    "events=excluded.events, links=excluded.links",
-                    [_values(r) for r in rows],
-                )
+            conn.execute(_WRITE, columns)
 
         self.db.write(write, patience=SPAN_PATIENCE)
 
