@@ -71,8 +71,18 @@ def test_a_claimed_run_goes_to_its_row_only_where_it_must(
     claim = rt.store.claim_runs(driver.lease_for(owner), now=rt.store.clock(), limit=1)
     assert claim.thread_ids == (thread_id,)
     calls = counting(rt, monkeypatch)
+    checkpointer = rt._opened.checkpointer
+    read = checkpointer.get_tuple
+
+    def get_tuple(*args: Any, **kw: Any) -> Any:
+        calls["checkpoint reads"] += 1
+        return read(*args, **kw)
+
+    monkeypatch.setattr(checkpointer, "get_tuple", get_tuple)
     run = drive(driver.take_over(thread_id, owner))
     assert run.status.value == "succeeded"
+    # A run never begun has no checkpoint to look at: only the graph reads its own, once.
+    assert calls.pop("checkpoint reads") == 1
     # The row read once to see what the run needs, once after to see if a message waits;
     # as the segment begins, the claimed lease renewed and the row read in one write (the
     # moves to running and to succeeded start from that row); let go once, with the trace.

@@ -265,6 +265,10 @@ class Driver(MessageTaking, RunCreating):
             # Asked while another process drove it, which let go before its next step.
             self.cancel(thread_id, reason=record.cancel_requested, owner=owner)
             return NOTHING
+        if record.status is RunStatus.PENDING:
+            # Never begun (a segment moves its run to running before the graph runs), so no
+            # checkpoint to read: it starts from its row, as a new run does.
+            return initial_state(record)
         snapshot = graph.get_state(config(thread_id))
         if snapshot.values and snapshot.values.get("message", 0) < record.message:
             # The thread took a message, and its process died before the graph was given it.
