@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,12 +17,16 @@ import pytest
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import CheckpointMetadata, empty_checkpoint
 
+from agentrt import AgentRuntime, Policy, Principal, ToolContext, tool
 from agentrt.nodes import PURE_NODES
+from agentrt.runs import taking
 from agentrt.store import OpenedStore, open_store
 from agentrt.store.held import Holding
-from tests.crashy_app import build_runtime
+from agentrt.testing import ScriptedChatModel, ai, tool_call
+from tests.crashy_app import build_runtime, sink_path
 
 ROOT = Path(__file__).resolve().parent.parent
+OPS = Principal("olga", roles=["operator"], tenant="acme")
 
 START: RunnableConfig = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
 STEP: CheckpointMetadata = {"source": "loop", "step": 0, "parents": {}}
@@ -140,7 +145,7 @@ def test_a_failed_write_holds_what_it_carried_again() -> None:
 
 
 @pytest.mark.subprocess
-def test_a_crash_after_a_pure_node_costs_running_it_again_once(tmp_path: Path) -> None:
+def test_the_decision_an_effect_acts_on_is_stored_before_the_effect_begins(tmp_path: Path) -> None:
     db = tmp_path / "agentrt.db"
     starter = (
         "import sys\nfrom tests.crashy_app import build_runtime\n"
@@ -166,10 +171,60 @@ def test_a_crash_after_a_pure_node_costs_running_it_again_once(tmp_path: Path) -
 
     with build_runtime(db) as rt:
         cfg: RunnableConfig = {"configurable": {"thread_id": "t-crash"}}
-        # What policy wrote was held for the charge's write, which never came: the run
-        # goes on from before policy, the model's plan kept.
-        assert rt.graph.get_state(cfg).next == ("policy",)
+        # policy's allow was stored as the charge began: the run goes on from the charge.
+        assert rt.graph.get_state(cfg).next == ("tool",)
+        # A policy deployed meanwhile denies charges: the charge under way is not denied
+        # after the fact (the ledger carries it on), only the ones not begun.
+        rt.set_policy(Policy(default="deny", name="no-charges"))
         run = rt.resume("t-crash")
-        assert (run.status.value, run.output) == ("succeeded", "charged three")
-        decided = [e["step_id"] for e in rt.events("t-crash") if e["type"] == "policy"]
-    assert decided == ["0.0", "1.0", "1.1"]  # policy's first decision is logged once
+        assert run.status.value == "succeeded"
+        log = [
+            (e["type"], e.get("step_id"), e["data"].get("outcome") or e["data"].get("kind"))
+            for e in rt.events("t-crash")
+            if e["type"] in ("policy", "observation")
+        ]
+    assert log == [
+        ("policy", "0.0", "allow"),
+        ("observation", "0.0", "ok"),
+        ("policy", "1.0", "deny"),
+        ("observation", "1.0", "denied"),
+        ("observation", "1.1", "skipped"),
+    ]
+    with sqlite3.connect(sink_path(db)) as conn:
+        charged = conn.execute("SELECT who FROM charges").fetchall()
+    assert charged == [("al",)]  # once: the call made again carried the same key
+
+
+def test_a_message_interrupting_from_another_process_stops_the_rest_of_the_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The sender is in another process: this one is not told a stop was asked.
+    monkeypatch.setattr(taking, "stop_asked", lambda: None)
+    paid: list[str] = []
+    runtime: list[AgentRuntime] = []
+
+    @tool(effect="write", idempotent=True)
+    def pay(who: str, ctx: ToolContext) -> dict[str, str]:
+        """Pay someone.
+
+        Args:
+            who: Payee.
+        """
+        paid.append(who)
+        if who == "al":
+            runtime[0].send(
+                ctx.thread_id,
+                "stop paying",
+                principal=OPS,
+                double_texting="interrupt",
+                resume=False,
+            )
+        return {"paid": who}
+
+    model = ScriptedChatModel(
+        [ai("", *(tool_call("pay", {"who": w}) for w in ("al", "bo", "cy"))), "done", "ok"]
+    )
+    with AgentRuntime(model, tools=[pay], policy=Policy.allow_all(), db=tmp_path / "a.db") as rt:
+        runtime.append(rt)
+        rt.start("pay al, bo and cy", principal=OPS)
+    assert paid == ["al"]

@@ -30,7 +30,9 @@ class _Store:
 
 
 def _deps(store: _Store, watch: StopWatch | None = None) -> Any:
-    return cast(Any, SimpleNamespace(store=store, stop_watch=watch or StopWatch()))
+    return cast(
+        Any, SimpleNamespace(store=store, stop_watch=watch or StopWatch(), checkpoints=None)
+    )
 
 
 def _node(store: _Store, seen: list[Any], *, fail: bool = False) -> Steps[dict[str, Any]]:
@@ -114,18 +116,20 @@ class _Clock:
         return self.now
 
 
-def test_the_pure_nodes_look_again_only_when_a_stop_may_be_new() -> None:
+def test_verify_looks_again_only_when_a_stop_may_be_new() -> None:
     clock, store = _Clock(), _Store(None)
     deps = _deps(store, StopWatch(clock=clock))
-    assert _cancelled("plan", STATE, deps) is None
-    assert _cancelled("policy", STATE, deps) is None  # looked a moment ago: not again
-    assert _cancelled("verify", STATE, deps) is None
+    assert _cancelled("tool", STATE, deps) is None
+    assert _cancelled("verify", STATE, deps) is None  # looked a moment ago: not again
     assert store.calls == ["check"]
-    assert _cancelled("tool", STATE, deps) is None  # a node with consequences always looks
-    assert store.calls == ["check", "check"]
+    # policy, where an interrupt would stop the rest of a plan, and the nodes with
+    # consequences look every time.
+    for kind in ("policy", "tool", "plan"):
+        assert _cancelled(kind, STATE, deps) is None
+    assert store.calls == ["check"] * 4
     store.cancel = "enough"  # asked by another process
     clock.now += STALE / 2
-    assert _cancelled("policy", STATE, deps) is None  # not yet looked for
+    assert _cancelled("verify", STATE, deps) is None  # not yet looked for
     clock.now += STALE
     assert _cancelled("verify", STATE, deps) == {
         "stop": {"status": "cancelled", "reason": "enough"},
@@ -136,21 +140,42 @@ def test_the_pure_nodes_look_again_only_when_a_stop_may_be_new() -> None:
 def test_a_stop_asked_in_this_process_is_seen_at_the_next_node() -> None:
     clock, store = _Clock(), _Store(None)
     deps = _deps(store, StopWatch(clock=clock))
-    assert _cancelled("plan", STATE, deps) is None
+    assert _cancelled("tool", STATE, deps) is None
     store.cancel = "withdrawn"
     stop_asked()  # no time passes: the ask itself makes the next look due
-    update = _cancelled("policy", STATE, deps)
+    update = _cancelled("verify", STATE, deps)
     assert update is not None
     assert update["stop"]["reason"] == "withdrawn"
     assert store.calls == ["check", "check"]
 
 
-def test_an_interrupt_seen_before_verify_is_looked_for_again_at_the_next_safe_node() -> None:
+def test_an_interrupt_found_where_it_cannot_stop_the_run_makes_the_next_node_look() -> None:
     clock, store = _Clock(), _Store(None, interrupt=True)
     deps = _deps(store, StopWatch(clock=clock))
-    # verify is never interrupted (it checks an effect done), so the run goes on to it...
+    # Found before the tool (no interrupt stops a run there), then verify, which would
+    # otherwise skip its look this soon, looks again...
+    assert _cancelled("tool", STATE, deps) is None
     assert _cancelled("verify", STATE, deps) is None
-    # ...and the look did not count: policy, a safe node, looks and stops there.
+    assert store.calls == ["check", "check"]
+    # ...and policy, a safe node, stops the run before its next action.
     with pytest.raises(StepStopped, match="interrupts the run"):
         _cancelled("policy", STATE, deps)
-    assert store.calls == ["check", "check"]
+
+
+class _Saver:
+    def __init__(self, calls: list[str]) -> None:
+        self.calls = calls
+
+    def flush(self, thread_id: str | None = None) -> None:
+        self.calls.append(f"flush {thread_id}")
+
+
+@pytest.mark.parametrize(("kind", "flushed"), [("tool", True), ("commit", True),
+                                               ("approval", True), ("plan", False),
+                                               ("policy", False), ("verify", False)])  # fmt: skip
+def test_a_node_acting_on_a_decision_stores_it_before_it_begins(kind: str, flushed: bool) -> None:
+    store = _Store(None)
+    deps = _deps(store)
+    deps.checkpoints = _Saver(store.calls)
+    assert _cancelled(kind, STATE, deps) is None
+    assert store.calls == (["flush t1", "check"] if flushed else ["check"])

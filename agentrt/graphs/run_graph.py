@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from typing import Any, TypeVar
 
@@ -37,12 +37,13 @@ from langgraph.types import Command
 from opentelemetry.trace import Span
 
 from agentrt.budget import Budget, budget_attributes
-from agentrt.nodes import NODES, PURE_NODES, Node
+from agentrt.nodes import ACTING_NODES, NODES, PURE_NODES, Node
 from agentrt.nodes.deps import RunDeps, StepStopped
 from agentrt.nodes.stop_watch import stops_asked
 from agentrt.runs.messages import INTERRUPT_BEFORE
 from agentrt.state import RunState, Stop, Usage
 from agentrt.steps import Step, Steps, adrive, blocking, drive
+from agentrt.store.held import HoldsWrites
 
 __all__ = ["ROUTES", "build_run_graph", "run_graph_builder"]
 
@@ -188,11 +189,15 @@ def _stop_check(deps: RunDeps, thread_id: str) -> None:
 
 def _cancelled(kind: str, state: RunState, deps: RunDeps) -> dict[str, Any] | None:
     """If someone asked to cancel the run while this process drives it, the update that
-    ends it here, before the node's work: between steps, never inside an effect."""
+    ends it here, before the node's work: between steps, never inside an effect. Before a
+    node that acts on a pure node's decision, that decision is stored first
+    (agentrt.store.held), in the same trip."""
     if kind == "finish":
         return None
+    if kind in ACTING_NODES and deps.checkpoints is not None:
+        deps.checkpoints.flush(state["thread_id"])
     thread_id = state["thread_id"]
-    if kind in PURE_NODES and not deps.stop_watch.due(thread_id):
+    if kind in _LOOKS_WHEN_DUE and not deps.stop_watch.due(thread_id):
         return None
     asked = stops_asked()
     reason, interrupt = deps.store.stop_requests(thread_id)
@@ -201,10 +206,19 @@ def _cancelled(kind: str, state: RunState, deps: RunDeps) -> dict[str, Any] | No
             # A message was sent to interrupt the run: it stops here, where nothing is half
             # done, and whoever drives it next takes the message (agentrt.runs.messages).
             raise StepStopped("a new message interrupts the run; it is taken next")
-        if not interrupt:  # an interrupt waiting for a safe node: look again at the next
+        if interrupt:  # waiting for a node it may stop before: every node looks till then
+            deps.stop_watch.forget(thread_id)
+        else:
             deps.stop_watch.looked(thread_id, asked)
         return None
     return {"stop": Stop(status="cancelled", reason=reason), "route": "finish"}
+
+
+_LOOKS_WHEN_DUE = PURE_NODES - INTERRUPT_BEFORE
+"""Before these (verify) a run looks for a stop request only when one may be new
+(agentrt.nodes.stop_watch): a pure node where no interrupt stops the run. Before policy,
+where one does, the run always looks: a message sent to stop the rest of a plan is seen
+before its next action, from whichever process it came."""
 
 
 def _step_id(kind: str, state: RunState) -> str | None:
@@ -278,6 +292,8 @@ def build_run_graph(
 ) -> CompiledStateGraph[RunState, None, RunState, RunState]:
     """Compile the run graph over ``deps`` from the nodes' declarations, checkpointing to
     ``checkpointer``. ``nodes`` replaces the declarations (a test, a benchmark)."""
+    if isinstance(checkpointer, HoldsWrites):  # the nodes store held decisions before acting
+        deps = replace(deps, checkpoints=checkpointer)
     compiled: CompiledStateGraph[RunState, None, RunState, RunState] = run_graph_builder(
         deps, nodes=nodes
     ).compile(checkpointer=checkpointer)

@@ -162,4 +162,4 @@ def approval(state: RunState, deps: RunDeps) -> dict[str, Any]:
     }
 
 
-NODE = Node(name="approval", body=approval, routes=("tool", "policy", "plan", "finish"))
+NODE = Node(name="approval", body=approval, routes=("tool", "policy", "plan", "finish"), acts=True)

@@ -22,4 +22,9 @@ def commit(state: RunState, deps: RunDeps) -> Steps[dict[str, Any]]:
     return update
 
 
-NODE = Node(name="commit", steps=commit, routes=("verify", "budget_gate", "reconcile", "finish"))
+NODE = Node(
+    name="commit",
+    steps=commit,
+    routes=("verify", "budget_gate", "reconcile", "finish"),
+    acts=True,
+)

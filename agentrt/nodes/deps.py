@@ -18,6 +18,7 @@ from agentrt.budget import ModelPrice
 from agentrt.limits import SizeLimits
 from agentrt.nodes.stop_watch import StopWatch
 from agentrt.policies import Policy
+from agentrt.store.held import HoldsWrites
 from agentrt.store.protocols import Store
 from agentrt.summaries import Summarizing
 from agentrt.tools.credentials import Credentials
@@ -81,6 +82,10 @@ class RunDeps:
     stopping: threading.Event = field(default_factory=threading.Event)
     """Set when this process stops driving runs (a worker told to shut down): each run
     stops before its next step, resumable, rather than being cancelled."""
+    checkpoints: HoldsWrites | None = None
+    """The run graph's checkpointer, when it holds the pure nodes' writes back
+    (agentrt.store.held; build_run_graph sets it): a node that acts on their decision has
+    it store them first."""
     stop_watch: StopWatch = field(default_factory=StopWatch)
     """When each run last looked for a request to stop it (a cancel, an interrupting
     message): before a pure node it looks again only when one may be new."""

@@ -41,10 +41,13 @@ class Node:
     entry: bool = False
     """The node a run starts at."""
     pure: bool = False
-    """It only decides, from the state: no model call, no effect, no gate. Run again after a
-    crash it decides the same, so a run looks for stop requests before it only when one
-    may be new (agentrt.nodes.stop_watch), and what it writes to the checkpoint waits for
-    the run's next write (agentrt.store.held)."""
+    """It only decides, from the state: no model call, no effect, no gate. What it writes to
+    the checkpoint waits for the run's next write (agentrt.store.held): a crash before
+    then costs deciding again on resume. (Before verify, where no interrupt stops a run, a
+    run looks for stop requests only when one may be new: agentrt.nodes.stop_watch.)"""
+    acts: bool = False
+    """It acts on the decision of a pure node before it (an effect, a question to a
+    person): what that node wrote is stored before this one begins."""
 
     def __post_init__(self) -> None:
         if (self.body is None) == (self.steps is None):

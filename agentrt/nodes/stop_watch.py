@@ -1,14 +1,14 @@
 """When a node looks in the store for a request to stop its run (a cancel, an interrupting
 message).
 
-The run looks before every node that starts work with consequences: a model call (plan,
-summarize), an effect (tool, commit), a gate. Before the pure nodes between them (policy
-and verify, which only decide) it looks only if ``STALE`` seconds have passed since it last
+The run looks before every node that starts work with consequences (a model call, an
+effect, a gate) and before policy, where an interrupting message stops the run before its
+next action. Before verify, which only checks an effect already done and where nothing but
+a cancel could stop the run, it looks only if ``STALE`` seconds have passed since it last
 looked for that thread, or if this process has asked any run to stop since (``stop_asked``):
-a request made in this process is seen at the next node, as always; one made in another
-process is seen within ``STALE`` seconds or at the next node with consequences, whichever
-comes first. A look is a read of the store, which on PostgreSQL is a round trip: a run
-whose nodes follow one another quickly made one for every node.
+a cancel made in this process is seen at the next node, as always; one made in another
+process at the next node that looks, which is the node after verify at the latest. A look
+is a read of the store, which on PostgreSQL is a round trip.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Callable
 __all__ = ["STALE", "StopWatch", "stop_asked", "stops_asked"]
 
 STALE = 0.25
-"""Seconds after which a run looks again before a pure node."""
+"""Seconds after which a run looks again before verify."""
 _KEPT = 4096
 """Threads whose last look is remembered; past it all are forgotten (each then looks)."""
 
@@ -54,6 +54,10 @@ class StopWatch:
         if last is None or last[1] != _asked[0]:
             return True
         return self._clock() - last[0] >= self.stale
+
+    def forget(self, thread_id: str) -> None:
+        """The run found an interrupt it cannot act on yet: its next node looks again."""
+        self._looked.pop(thread_id, None)
 
     def looked(self, thread_id: str, asked: int) -> None:
         """The run looked (``asked``: ``stops_asked()`` read before the look)."""

@@ -132,4 +132,6 @@ def tool(state: RunState, deps: RunDeps) -> Steps[dict[str, Any]]:
     }
 
 
-NODE = Node(name="tool", steps=tool, routes=("verify", "budget_gate", "reconcile", "finish"))
+NODE = Node(
+    name="tool", steps=tool, routes=("verify", "budget_gate", "reconcile", "finish"), acts=True
+)

@@ -7,20 +7,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
-from typing import Any, Protocol, runtime_checkable
+from typing import Any
 
 from agentrt.nodes import PURE_NODES
+from agentrt.store.held import HoldsWrites
 
-__all__ = ["HoldsWrites", "aholding", "holding"]
-
-
-@runtime_checkable
-class HoldsWrites(Protocol):
-    """A checkpointer that can hold a thread's pure nodes' writes back (agentrt's own)."""
-
-    def hold(self, thread_id: str, pure: frozenset[str]) -> None: ...
-
-    def release(self, thread_id: str) -> None: ...
+__all__ = ["aholding", "holding"]
 
 
 def _saver(graph: Any) -> HoldsWrites | None:

@@ -12,7 +12,10 @@ held calls first, so this process never sees its own run go back.
 Order is kept: a write that is not held carries every held one before it, in one
 transaction, so no checkpoint is stored without the ones it descends from. The checkpoint
 after a pure node is held only when that node's writes were (LangGraph hands the saver a
-node's event-log writes before the checkpoint that follows them).
+node's event-log writes before the checkpoint that follows them). And a node that acts on a
+pure node's decision (tool, commit, approval: ``Node.acts``) has the held calls written
+before it begins: an effect is never under way while the decision that allowed it could
+still be lost, and made again otherwise on resume (a policy changed meanwhile).
 
 Only threads a driver holds are affected: an app's own graph may have nodes of the same
 names, and its checkpoints are written as LangGraph writes them.
@@ -24,15 +27,29 @@ import threading
 from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol, runtime_checkable
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import Checkpoint
 
-__all__ = ["Held", "Holding", "saved_config"]
+__all__ = ["Held", "Holding", "HoldsWrites", "saved_config"]
 
 Held = Callable[[], Any]
 """A saver call held back, to be made (in the transaction of a later one)."""
+
+
+@runtime_checkable
+class HoldsWrites(Protocol):
+    """A checkpointer that can hold a thread's pure nodes' writes back (agentrt's own)."""
+
+    def hold(self, thread_id: str, pure: Collection[str]) -> None:
+        """Hold back what the nodes named ``pure`` write on this thread."""
+
+    def release(self, thread_id: str) -> None:
+        """Stop holding this thread, writing what it still holds."""
+
+    def flush(self, thread_id: str | None = None) -> None:
+        """Write what the thread (None: every thread) holds."""
 
 
 @dataclass(slots=True)
