@@ -9,9 +9,9 @@ lease, policy and verify per action, the closing status write.
 Per node: agentrt's run graph with its node bodies replaced by empty ones (so what is left
 is the ``_step`` wrapper, the routers and the RunState channels), against a bare graph of
 the same shape (plan -> policy -> tool -> verify, then plan -> finish) whose nodes are
-empty functions over a one-key state; once in memory and once checkpointing every
-superstep (the anchor on SqliteSaver, agentrt on its own checkpointer as AgentRuntime runs
-the graph: values stored compact, the pure nodes' writes held for the next write).
+empty functions over a one-key state; in memory, then checkpointing every superstep on
+SqliteSaver (both sides), then with agentrt on its own checkpointer as AgentRuntime runs
+the graph (values stored compact, the pure nodes' writes held for the next write).
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ import typing
 from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, TypedDict
+from typing import Any, Literal, TypedDict
 
 from agents import (
     GOAL,
@@ -169,7 +169,30 @@ def _durability(saver: Any) -> dict[str, Any]:
     return {"durability": "sync"} if saver is not None else {}
 
 
-def per_node(tmp: Path, *, checkpoint: bool) -> Row:
+Saver = Literal["none", "sqlite", "agentrt"]
+"""What agentrt's side of a per-node row checkpoints to: nothing, LangGraph's SqliteSaver
+(the anchor's), or agentrt's own checkpointer as AgentRuntime runs the graph (values
+stored compact, the pure nodes' writes held for the next write: agentrt.runs.held_writes)."""
+
+
+def _saver(kind: Saver, db: Path) -> Any:
+    if kind == "sqlite":
+        return sqlite_saver(db)
+    if kind == "agentrt":
+        saver = Checkpoints(db)
+        saver.setup()
+        return saver
+    return None
+
+
+def _close(saver: Any) -> None:
+    if isinstance(saver, Checkpoints):
+        saver.close()
+    elif saver is not None:
+        close_saver(saver)
+
+
+def per_node(tmp: Path, *, saver: Saver) -> Row:
     """µs per node: agentrt's wrappers and state around empty nodes, against bare ones."""
     supersteps = 4 * CYCLES + 2
     counter = [0]
@@ -177,39 +200,39 @@ def per_node(tmp: Path, *, checkpoint: bool) -> Row:
     rt = agentrt_runtime(ScriptedChatModel(["unused"]), tmp / "deps.db", 1)
 
     def ours() -> float:
-        # agentrt's checkpointer, as AgentRuntime runs the graph: its values stored compact,
-        # the pure nodes' writes held for the next write (agentrt.runs.held_writes).
-        saver = Checkpoints(_tmp_db(tmp, counter)) if checkpoint else None
+        checkpointer = _saver(saver, _tmp_db(tmp, counter))
         try:
-            graph = build_run_graph(rt.deps, saver, nodes=_empty_agentrt_nodes(CYCLES))
+            graph = build_run_graph(rt.deps, checkpointer, nodes=_empty_agentrt_nodes(CYCLES))
             started = time.perf_counter()
-            with holding(graph, "bench"):
-                final = graph.invoke(_initial_state(), config("bench"), **_durability(saver))
+            with holding(graph, "bench"):  # a checkpointer that holds nothing ignores it
+                final = graph.invoke(_initial_state(), config("bench"), **_durability(checkpointer))
             seconds = time.perf_counter() - started
         finally:
-            if saver is not None:
-                saver.close()
+            _close(checkpointer)
         if final["status"] != "succeeded":
             raise RuntimeError(f"the stubbed run graph ended {final['status']!r}")
         return seconds * 1e6 / supersteps
 
     def anchor() -> float:
-        saver = sqlite_saver(_tmp_db(tmp, counter)) if checkpoint else None
+        checkpointer = _saver("none" if saver == "none" else "sqlite", _tmp_db(tmp, counter))
         try:
-            graph = _bare_graph(CYCLES, saver)
+            graph = _bare_graph(CYCLES, checkpointer)
             started = time.perf_counter()
-            graph.invoke({"n": 0}, config("bench"), **_durability(saver))
+            graph.invoke({"n": 0}, config("bench"), **_durability(checkpointer))
             seconds = time.perf_counter() - started
         finally:
-            if saver is not None:
-                close_saver(saver)
+            _close(checkpointer)
         return seconds * 1e6 / supersteps
 
     try:
         a, b = paired(ours, anchor, REPEATS)
     finally:
         rt.close()
-    where = "SqliteSaver, sync" if checkpoint else "no checkpointer"
+    where = {
+        "none": "no checkpointer",
+        "sqlite": "SqliteSaver, sync",
+        "agentrt": "agentrt's checkpointer against SqliteSaver, sync",
+    }[saver]
     return Row.of(
         "per node",
         f"µs per node, empty nodes ({supersteps} supersteps, {where})",
@@ -225,8 +248,9 @@ def main() -> Report:
         rows = [
             per_action(Path(tmp)),
             per_action(Path(tmp), LONG_ACTIONS, repeats=2 if QUICK else 3),
-            per_node(Path(tmp), checkpoint=False),
-            per_node(Path(tmp), checkpoint=True),
+            per_node(Path(tmp), saver="none"),
+            per_node(Path(tmp), saver="sqlite"),
+            per_node(Path(tmp), saver="agentrt"),
         ]
     notes = (
         f"Per action: {ACTIONS} (and {LONG_ACTIONS}) actions a run, each a model turn "

@@ -2,8 +2,8 @@
 
 A run writes a checkpoint, and its node's writes, after every node, each in a transaction
 of its own. After a node that only decides (policy, verify: ``Node.pure``), a crash that
-loses what it wrote costs nothing but running it again: the run resumes from the checkpoint
-before it and decides the same. So while a driver holds a thread (``hold``), what such a
+loses what it wrote costs running it again: the run resumes from the checkpoint before it
+and decides again, before anything has acted on the decision. So while a driver holds a thread (``hold``), what such a
 node wrote, and the checkpoint that follows it, wait in memory and are written in the same
 transaction as the thread's next write that is not held back; ``release`` (the segment's
 end) hands over whatever still waits, and a read of the thread through the saver writes its
