@@ -3,11 +3,12 @@
 A run writes a checkpoint, and its node's writes, after every node, each in a transaction
 of its own. After a node that only decides (policy, verify: ``Node.pure``), a crash that
 loses what it wrote costs running it again: the run resumes from the checkpoint before it
-and decides again, before anything has acted on the decision. So while a driver holds a thread (``hold``), what such a
-node wrote, and the checkpoint that follows it, wait in memory and are written in the same
-transaction as the thread's next write that is not held back; ``release`` (the segment's
-end) hands over whatever still waits, and a read of the thread through the saver writes its
-held calls first, so this process never sees its own run go back.
+and decides again, before anything has acted on the decision. So while a driver holds a
+thread (``hold``), what such a node wrote, and the checkpoint that follows it, wait in
+memory and are written in the same transaction as the thread's next write that is not held
+back; ``release`` (the segment's end) writes whatever still waits, and a read of the thread
+through the saver writes its held calls first, so this process never sees its own run go
+back.
 
 Order is kept: a write that is not held carries every held one before it, in one
 transaction, so no checkpoint is stored without the ones it descends from. The checkpoint
@@ -24,15 +25,25 @@ names, and its checkpoints are written as LangGraph writes them.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Protocol, runtime_checkable
 
 from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import Checkpoint
+from langgraph.checkpoint.base import (
+    BaseCheckpointSaver,
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
+)
 
-__all__ = ["Held", "Holding", "HoldsWrites", "saved_config"]
+from agentrt.logs import get_logger
+
+__all__ = ["Held", "Holding", "HoldingSaver", "HoldsWrites", "saved_config"]
+
+logger = get_logger()
 
 Held = Callable[[], Any]
 """A saver call held back, to be made (in the transaction of a later one)."""
@@ -126,6 +137,77 @@ class Holding:
                 with self._lock:
                     thread.calls[:0] = taken
                 raise
+
+
+class HoldingSaver(BaseCheckpointSaver[str]):
+    """What agentrt's savers share to hold a thread's pure nodes' writes back: ``put`` and
+    ``put_writes`` held, or made after what the thread holds, in one transaction. Put it
+    before the LangGraph saver it wraps (``class Checkpoints(HoldingSaver, SqliteSaver)``);
+    the saver says how it makes one call (``_write_one``) and several in one transaction
+    (``_write_all``), each retried as its database needs."""
+
+    holding: Holding
+
+    def _write_one(self, call: Held) -> None:
+        raise NotImplementedError
+
+    def _write_all(self, calls: Sequence[Held]) -> None:
+        raise NotImplementedError
+
+    def put(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        call = partial(super().put, config, checkpoint, metadata, new_versions)
+        conf = config["configurable"]
+        if not self.holding.checkpoint(conf["thread_id"], conf.get("checkpoint_id"), call):
+            self._write(conf["thread_id"], call)
+        return saved_config(config, checkpoint)
+
+    def put_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        call = partial(super().put_writes, config, writes, task_id, task_path)
+        conf = config["configurable"]
+        if not self.holding.writes(conf["thread_id"], conf["checkpoint_id"], task_path, call):
+            self._write(conf["thread_id"], call)
+
+    def hold(self, thread_id: str, pure: Collection[str]) -> None:
+        """Hold back what the nodes named ``pure`` write on this thread."""
+        self.holding.hold(thread_id, pure)
+
+    def release(self, thread_id: str) -> None:
+        """Stop holding this thread, writing what it still holds."""
+        try:
+            self._write(thread_id)
+        except Exception:
+            # Only a pure node's work is lost: the run resumes from the checkpoint before it.
+            logger.warning(
+                "checkpoint writes held for thread %r were not stored", thread_id, exc_info=True
+            )
+        finally:
+            self.holding.forget(thread_id)
+
+    def flush(self, thread_id: str | None = None) -> None:
+        """Write what ``thread_id`` (None: every thread) holds: before a read of it."""
+        for thread in [thread_id] if thread_id is not None else self.holding.threads():
+            self._write(thread)
+
+    def _write(self, thread_id: str, call: Held | None = None) -> None:
+        """``call`` (None: none) after what the thread holds, in one transaction."""
+        with self.holding.writing(thread_id) as held:
+            calls = [*held, call] if call is not None else held
+            if len(calls) == 1:
+                self._write_one(calls[0])
+            elif calls:
+                self._write_all(calls)
 
 
 def saved_config(config: RunnableConfig, checkpoint: Checkpoint) -> RunnableConfig:

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any, TypeVar
@@ -34,7 +34,7 @@ from psycopg import Cursor
 from psycopg.rows import DictRow, dict_row
 
 from agentrt.logs import get_logger
-from agentrt.store.held import Held, Holding, saved_config
+from agentrt.store.held import Held, Holding, HoldingSaver
 from agentrt.store.postgres.database import Database
 
 __all__ = ["Checkpoints"]
@@ -44,7 +44,7 @@ _T = TypeVar("_T")
 logger = get_logger()
 
 
-class Checkpoints(PostgresSaver):
+class Checkpoints(HoldingSaver, PostgresSaver):
     """PostgresSaver on the store's pool: async methods on worker threads, every call
     patient with a server that restarts."""
 
@@ -94,63 +94,15 @@ class Checkpoints(PostgresSaver):
         )
         return iter(found)
 
-    def put(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        call = partial(PostgresSaver.put, self, config, checkpoint, metadata, new_versions)
-        conf = config["configurable"]
-        if not self.holding.checkpoint(conf["thread_id"], conf.get("checkpoint_id"), call):
-            self._write(conf["thread_id"], call)
-        return saved_config(config, checkpoint)
+    def _write_one(self, call: Held) -> None:
+        self.db.patiently(call)  # each is an upsert: made twice, it is made once
 
-    def put_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        call = partial(PostgresSaver.put_writes, self, config, writes, task_id, task_path)
-        conf = config["configurable"]
-        if not self.holding.writes(conf["thread_id"], conf["checkpoint_id"], task_path, call):
-            self._write(conf["thread_id"], call)
+    def _write_all(self, calls: Sequence[Held]) -> None:
+        self.db.patiently(lambda: self._in_one(calls))
 
     def delete_thread(self, thread_id: str) -> None:
         self.holding.forget(thread_id)  # what the thread held goes with it
         self.db.patiently(lambda: super(Checkpoints, self).delete_thread(thread_id))
-
-    def hold(self, thread_id: str, pure: Collection[str]) -> None:
-        """Hold back what the nodes named ``pure`` write on this thread (agentrt.store.held)."""
-        self.holding.hold(thread_id, pure)
-
-    def release(self, thread_id: str) -> None:
-        """Stop holding this thread, writing what it still holds."""
-        try:
-            self._write(thread_id)
-        except Exception:
-            # Only a pure node's work is lost: the run resumes from the checkpoint before it.
-            logger.warning("checkpoint writes held for thread %r were not stored", thread_id)
-        finally:
-            self.holding.forget(thread_id)
-
-    def flush(self, thread_id: str | None = None) -> None:
-        """Write what ``thread_id`` (None: every thread) holds: before a read of it."""
-        for thread in [thread_id] if thread_id is not None else self.holding.threads():
-            self._write(thread)
-
-    def _write(self, thread_id: str, call: Held | None = None) -> None:
-        """``call`` (None: none) after what the thread holds, in one transaction; tried
-        again while the server is out of reach (each is an upsert)."""
-        with self.holding.writing(thread_id) as held:
-            calls = [*held, call] if call is not None else held
-            if len(calls) == 1:
-                self.db.patiently(calls[0])
-            elif calls:
-                self.db.patiently(lambda: self._in_one(calls))
 
     def _in_one(self, calls: Sequence[Held]) -> None:
         """PostgresSaver's calls on one connection, in one transaction."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import partial
@@ -31,16 +31,13 @@ from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
-    ChannelVersions,
-    Checkpoint,
-    CheckpointMetadata,
     CheckpointTuple,
     DeltaChannelHistory,
 )
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from agentrt.logs import get_logger
-from agentrt.store.held import Held, Holding, saved_config
+from agentrt.store.held import Held, Holding, HoldingSaver
 from agentrt.store.sqlite.compact import CompactSerializer, next_version
 from agentrt.store.sqlite.database import connect, retry_locked
 
@@ -51,7 +48,7 @@ _T = TypeVar("_T")
 logger = get_logger()
 
 
-class Checkpoints(SqliteSaver):
+class Checkpoints(HoldingSaver, SqliteSaver):
     """SqliteSaver with async methods that never hold a transaction across an await."""
 
     def __init__(self, path: str | Path) -> None:
@@ -78,64 +75,17 @@ class Checkpoints(SqliteSaver):
             yield cur
 
     # Writes wait out another process's write lock (retry_locked) instead of failing the
-    # run at busy_timeout. Each is SqliteSaver's own method, with its own signature.
+    # run at busy_timeout.
 
-    def put(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        call = partial(SqliteSaver.put, self, config, checkpoint, metadata, new_versions)
-        conf = config["configurable"]
-        if not self.holding.checkpoint(conf["thread_id"], conf.get("checkpoint_id"), call):
-            self._write(conf["thread_id"], call)
-        return saved_config(config, checkpoint)
+    def _write_one(self, call: Held) -> None:
+        retry_locked(call, undo=self._rollback)
 
-    def put_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        call = partial(SqliteSaver.put_writes, self, config, writes, task_id, task_path)
-        conf = config["configurable"]
-        if not self.holding.writes(conf["thread_id"], conf["checkpoint_id"], task_path, call):
-            self._write(conf["thread_id"], call)
+    def _write_all(self, calls: Sequence[Held]) -> None:
+        retry_locked(lambda: self._in_one(calls), undo=self._rollback)
 
     def delete_thread(self, thread_id: str) -> None:
         self.holding.forget(thread_id)  # what the thread held goes with it
         retry_locked(lambda: SqliteSaver.delete_thread(self, thread_id), undo=self._rollback)
-
-    def hold(self, thread_id: str, pure: Collection[str]) -> None:
-        """Hold back what the nodes named ``pure`` write on this thread (agentrt.store.held)."""
-        self.holding.hold(thread_id, pure)
-
-    def release(self, thread_id: str) -> None:
-        """Stop holding this thread, writing what it still holds."""
-        try:
-            self._write(thread_id)
-        except sqlite3.Error:
-            # Only a pure node's work is lost: the run resumes from the checkpoint before it.
-            logger.warning("checkpoint writes held for thread %r were not stored", thread_id)
-        finally:
-            self.holding.forget(thread_id)
-
-    def flush(self, thread_id: str | None = None) -> None:
-        """Write what ``thread_id`` (None: every thread) holds: before a read of it."""
-        for thread in [thread_id] if thread_id is not None else self.holding.threads():
-            self._write(thread)
-
-    def _write(self, thread_id: str, call: Held | None = None) -> None:
-        """``call`` (None: none) after what the thread holds, in one transaction."""
-        with self.holding.writing(thread_id) as held:
-            calls = [*held, call] if call is not None else held
-            if len(calls) == 1:
-                retry_locked(calls[0], undo=self._rollback)
-            elif calls:
-                retry_locked(lambda: self._in_one(calls), undo=self._rollback)
 
     def _in_one(self, calls: Sequence[Held]) -> None:
         """SqliteSaver's calls, in one transaction."""
