@@ -105,6 +105,8 @@ def test_a_run_started_here_and_resumed_after_its_gate_is_one_trace(
     done = rt.decide(Decision.approve(request.id, by=worker_app.PAYER))
     assert done.status.value == "succeeded"
     assert (calls["run_trace"], calls["set_trace"], calls["lease_of"]) == (0, 0, 1)
+    # The resume took the lease, which it did not hold: no renewal tried first.
+    assert (calls["take_lease"], calls["hold_lease"]) == (1, 0)
     after = rt.store.get_run(run.thread_id)
     assert after is not None
     assert after.trace_span_id not in (None, first.trace_span_id)

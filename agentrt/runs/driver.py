@@ -100,6 +100,7 @@ class Driver(MessageTaking, RunCreating):
         self.stopping = deps.stopping
         """Set: runs this process drives stop before their next step (stop_at_next_step)."""
         self.stopping_threads = deps.stopping_threads
+        self.leased_by_taking: set[str] = set()
         self.own_graphs: Any = own_graphs
         """Set by the runtime (agentrt.governed.OwnGraphs): carries on the threads of apps'
         own graphs, which the run graph never drives."""
@@ -127,12 +128,16 @@ class Driver(MessageTaking, RunCreating):
 
     def resume(self, thread_id: str, owner: LeaseOwner | None = None) -> Steps[Run]:
         graph = self.graph()
-        owner = owner or LeaseOwner.this_process(self.new_id())
-        graph_input = yield blocking(self.resume_input, graph, thread_id, owner)
+        mine = owner or LeaseOwner.this_process(self.new_id())
+        graph_input = yield blocking(self.resume_input, graph, thread_id, mine)
+        taken = mine.label in self.leased_by_taking  # a message taken for it leased the run
+        self.leased_by_taking.discard(mine.label)
         if graph_input is NOTHING:
             now: Run = yield blocking(self.get, thread_id)
             return now
-        run: Run = yield from self.drive(thread_id, graph_input, graph, owner=owner)
+        # The segment renews a lease it holds; one not taken yet it takes (Driver.begin).
+        held = mine if owner is not None or taken else None
+        run: Run = yield from self.drive(thread_id, graph_input, graph, owner=held)
         return (yield from self.follow_on(run))
 
     def take_over(self, thread_id: str, owner: LeaseOwner) -> Steps[Run]:

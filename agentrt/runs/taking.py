@@ -39,6 +39,9 @@ class MessageTaking:
     budgets: BudgetLayers
     stopping: threading.Event
     stopping_threads: set[str]
+    leased_by_taking: set[str]
+    """Owners (labels) a message taken for them left holding a run's lease, until the
+    segment that answers it begins."""
 
     if TYPE_CHECKING:  # the Driver's own
 
@@ -200,6 +203,7 @@ class MessageTaking:
             self.store.release_lease(record.thread_id, owner.label)
             return None
         interrupted = None if record.status in TERMINAL else record.message
+        self.leased_by_taking.add(owner.label)
         return self.answer_input(opened, values, interrupted=interrupted)
 
     def answer_input(
