@@ -25,7 +25,7 @@ names, and its checkpoints are written as LangGraph writes them.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -37,6 +37,8 @@ from langgraph.checkpoint.base import (
     ChannelVersions,
     Checkpoint,
     CheckpointMetadata,
+    CheckpointTuple,
+    DeltaChannelHistory,
 )
 
 from agentrt.logs import get_logger
@@ -141,7 +143,8 @@ class Holding:
 
 class HoldingSaver(BaseCheckpointSaver[str]):
     """What agentrt's savers share to hold a thread's pure nodes' writes back: ``put`` and
-    ``put_writes`` held, or made after what the thread holds, in one transaction. Put it
+    ``put_writes`` held, or made after what the thread holds, in one transaction; reads
+    made after what the thread holds is written. Put it
     before the LangGraph saver it wraps (``class Checkpoints(HoldingSaver, SqliteSaver)``);
     the saver says how it makes one call (``_write_one``) and several in one transaction
     (``_write_all``), each retried as its database needs."""
@@ -178,6 +181,29 @@ class HoldingSaver(BaseCheckpointSaver[str]):
         conf = config["configurable"]
         if not self.holding.writes(conf["thread_id"], conf["checkpoint_id"], task_path, call):
             self._write(conf["thread_id"], call)
+
+    # Reads see what this process holds: written first.
+
+    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        self.flush(config["configurable"]["thread_id"])
+        return super().get_tuple(config)
+
+    def list(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> Iterator[CheckpointTuple]:
+        self.flush((config or {}).get("configurable", {}).get("thread_id"))
+        return super().list(config, filter=filter, before=before, limit=limit)
+
+    def get_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        self.flush(config["configurable"]["thread_id"])
+        return super().get_delta_channel_history(config=config, channels=channels)
 
     def hold(self, thread_id: str, pure: Collection[str]) -> None:
         """Hold back what the nodes named ``pure`` write on this thread."""

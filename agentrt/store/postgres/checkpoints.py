@@ -73,8 +73,9 @@ class Checkpoints(HoldingSaver, PostgresSaver):
         with super()._cursor(pipeline=pipeline) as cur:
             yield cur
 
+    # Reads store what the thread holds first (HoldingSaver, next in line after this class).
+
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        self.flush(config["configurable"]["thread_id"])
         return self.db.patiently(lambda: super(Checkpoints, self).get_tuple(config))
 
     def list(
@@ -85,7 +86,6 @@ class Checkpoints(HoldingSaver, PostgresSaver):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
-        self.flush((config or {}).get("configurable", {}).get("thread_id"))
         # Read in one go, so a failed try has handed out nothing yet.
         found = self.db.patiently(
             lambda: [
@@ -121,7 +121,6 @@ class Checkpoints(HoldingSaver, PostgresSaver):
     def get_delta_channel_history(
         self, *, config: RunnableConfig, channels: Sequence[str]
     ) -> Mapping[str, DeltaChannelHistory]:
-        self.flush(config["configurable"]["thread_id"])
         return self.db.patiently(
             lambda: super(Checkpoints, self).get_delta_channel_history(
                 config=config, channels=channels

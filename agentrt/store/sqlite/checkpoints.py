@@ -108,29 +108,6 @@ class Checkpoints(HoldingSaver, SqliteSaver):
             if self.conn.in_transaction:
                 self.conn.rollback()
 
-    # Reads see what this process holds: written first.
-
-    def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        self.flush(config["configurable"]["thread_id"])
-        return super().get_tuple(config)
-
-    def list(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> Iterator[CheckpointTuple]:
-        self.flush((config or {}).get("configurable", {}).get("thread_id"))
-        return super().list(config, filter=filter, before=before, limit=limit)
-
-    def get_delta_channel_history(
-        self, *, config: RunnableConfig, channels: Sequence[str]
-    ) -> Mapping[str, DeltaChannelHistory]:
-        self.flush(config["configurable"]["thread_id"])
-        return super().get_delta_channel_history(config=config, channels=channels)
-
     def close(self) -> None:
         """Finish the writes already asked for and those held, then close the connection."""
         self._worker.shutdown(wait=True)
