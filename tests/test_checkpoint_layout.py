@@ -12,7 +12,8 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 
 from agentrt import Decision, RunStatus
 from agentrt.store.sqlite import checkpoints
-from agentrt.store.sqlite.compact import CODEC, CompactSerializer, Deflate, next_version
+from agentrt.store.sqlite.compact import CODEC, CompactSerializer, Deflate
+from agentrt.store.versions import next_version
 from tests.conftest import FakeClock
 from tests.gate_app import GOAL, OPS, PAYER, T0, build_runtime, paid
 

@@ -1,14 +1,16 @@
 """LangGraph's checkpoints in the same PostgreSQL database, for sync and async runs alike.
 
-LangGraph's PostgresSaver on the store's pool, with three changes. Its async methods are
+LangGraph's PostgresSaver on the store's pool, with these changes. Its async methods are
 the sync ones run on worker threads of the saver's own (as the SQLite saver does), so one
 saver serves the sync graph and the async one and no connection is bound to an event loop.
 Every call is tried again while the server is out of reach: a checkpoint write is an upsert
 (what it writes is keyed by thread, namespace, checkpoint and channel version), so writing
-it twice is writing it once. And the lock PostgresSaver holds around every call, which a
+it twice is writing it once. The lock PostgresSaver holds around every call, which a
 single shared connection needs, is dropped: each call has a pooled connection to itself.
-While a driver holds a thread, what its pure nodes write waits for the thread's next write
-and goes in the same transaction (agentrt.store.held).
+A checkpoint, and a task's writes, go in one statement each, with short channel versions
+(agentrt.store.postgres.checkpoint_rows). While a driver holds a thread, what its pure
+nodes write waits for the thread's next write and goes in the same transaction
+(agentrt.store.held).
 """
 
 from __future__ import annotations
@@ -29,12 +31,12 @@ from langgraph.checkpoint.base import (
     CheckpointTuple,
     DeltaChannelHistory,
 )
-from langgraph.checkpoint.postgres import PostgresSaver
 from psycopg import Cursor
 from psycopg.rows import DictRow, dict_row
 
 from agentrt.logs import get_logger
 from agentrt.store.held import Held, Holding, HoldingSaver
+from agentrt.store.postgres.checkpoint_rows import RowsSaver
 from agentrt.store.postgres.database import Database
 
 __all__ = ["Checkpoints"]
@@ -44,7 +46,7 @@ _T = TypeVar("_T")
 logger = get_logger()
 
 
-class Checkpoints(HoldingSaver, PostgresSaver):
+class Checkpoints(HoldingSaver, RowsSaver):
     """PostgresSaver on the store's pool: async methods on worker threads, every call
     patient with a server that restarts."""
 

@@ -38,8 +38,9 @@ from langgraph.checkpoint.sqlite import SqliteSaver
 
 from agentrt.logs import get_logger
 from agentrt.store.held import Held, Holding, HoldingSaver
-from agentrt.store.sqlite.compact import CompactSerializer, next_version
+from agentrt.store.sqlite.compact import CompactSerializer
 from agentrt.store.sqlite.database import connect, retry_locked
+from agentrt.store.versions import next_version
 
 __all__ = ["Checkpoints"]
 

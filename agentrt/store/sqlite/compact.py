@@ -1,5 +1,5 @@
-"""Checkpoints in fewer bytes: short channel versions, and values deflated against a
-dictionary of the run state's own shape.
+"""Checkpoints in fewer bytes: values deflated against a dictionary of the run state's own
+shape (and short channel versions, agentrt.store.versions).
 
 SqliteSaver writes every channel's whole value into every checkpoint (a superstep's
 checkpoint repeats the goal, the principal, the budget, the usage...), with a 49-character
@@ -19,29 +19,7 @@ from typing import Any
 from langgraph.checkpoint.serde.encrypted import EncryptedSerializer
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 
-__all__ = ["CODEC", "CompactSerializer", "Deflate", "next_version"]
-
-
-def next_version(current: str | int | None) -> str:
-    """The channel version after ``current``: the count in as few digits as it takes, after
-    a letter that says how many (``a7``, ``b42``, ``c100``), so versions sort as text in the
-    order they were made, which is how LangGraph compares them.
-
-    A version SqliteSaver wrote (``00000000000000000000000000000042.0.7356...``, a digit
-    first) sorts below every letter, so a checkpoint from before reads back and goes on
-    from its count.
-    """
-    if current is None:
-        count = 0
-    elif isinstance(current, int):
-        count = current
-    elif current[:1].isdigit():
-        count = int(current.split(".", 1)[0])
-    else:
-        count = int(current[1:])
-    digits = str(count + 1)
-    return chr(ord("a") + len(digits) - 1) + digits
-
+__all__ = ["CODEC", "CompactSerializer", "Deflate"]
 
 CODEC = "z1"
 """The name stored after a value's type (``msgpack+z1``): deflate with ``_DICTIONARY``.
