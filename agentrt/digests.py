@@ -9,10 +9,18 @@ from __future__ import annotations
 
 import hashlib
 import json
+import operator
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["approval_id", "args_digest", "canonical_json", "effect_key", "request_digest"]
+__all__ = [
+    "GrowingRequest",
+    "approval_id",
+    "args_digest",
+    "canonical_json",
+    "effect_key",
+    "request_digest",
+]
 
 
 def canonical_json(value: Any) -> str:
@@ -41,9 +49,45 @@ def approval_id(thread_id: str, step_id: str, kind: str) -> str:
 
 def request_digest(messages: Sequence[Any]) -> str:
     """sha256 of what a model was asked: each message's role, text and tool calls."""
-    return _sha256(
-        [[m.type, m.content, [[c["name"], c["args"]] for c in _tool_calls(m)]] for m in messages]
-    )
+    return _sha256([_asked(m) for m in messages])
+
+
+class GrowingRequest:
+    """``request_digest`` of a conversation that grows between calls, working out only the
+    messages added since the last call: a run's planner is asked its whole conversation
+    each turn, which made digesting it quadratic in the run's length.
+
+    The digest is the same as ``request_digest``'s: the canonical JSON of a list is its
+    items' canonical JSON between brackets and commas, so the hash is fed item by item and
+    a copy of it is finished for each call. Messages are matched by identity: a list that
+    is not the one digested before plus new messages is digested from the start.
+    """
+
+    def __init__(self) -> None:
+        self._fed: list[Any] = []
+        self._hash = hashlib.sha256(b"[")
+
+    def digest(self, messages: Sequence[Any]) -> str:
+        fed = len(self._fed)
+        if len(messages) < fed or not all(map(operator.is_, messages, self._fed)):
+            self._fed, self._hash, fed = [], hashlib.sha256(b"["), 0
+        for message in messages[fed:]:
+            if self._fed:
+                self._hash.update(b",")
+            self._hash.update(canonical_json(_asked(message)).encode())
+            self._fed.append(message)
+        finished = self._hash.copy()
+        finished.update(b"]")
+        return finished.hexdigest()
+
+
+def _asked(message: Any) -> list[Any]:
+    """What of a message a request digest covers."""
+    return [
+        message.type,
+        message.content,
+        [[c["name"], c["args"]] for c in _tool_calls(message)],
+    ]
 
 
 def _tool_calls(message: Any) -> Any:

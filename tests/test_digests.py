@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
-from agentrt.digests import request_digest
+from agentrt.digests import GrowingRequest, request_digest
 
 
 def test_a_request_digest_is_the_same_whatever_the_message_kinds() -> None:
@@ -20,3 +20,24 @@ def test_a_request_digest_is_the_same_whatever_the_message_kinds() -> None:
     assert request_digest(asked) == (
         "e9ee2421aefc15e003f7e1a9adf45e53940e5577e5d4f29ff91c91e4770dff02"
     )
+
+
+def test_a_growing_request_s_digest_is_request_digest_at_every_length() -> None:
+    asked = [
+        SystemMessage("You are the refund desk."),
+        HumanMessage("Refund order 17 für Zoë."),
+        AIMessage("", tool_calls=[{"name": "refund", "args": {"order": 17}, "id": "c1"}]),
+        ToolMessage([{"type": "text", "text": "refunded"}], tool_call_id="c1"),
+        AIMessage("Done."),
+    ]
+    growing = GrowingRequest()
+    assert growing.digest([]) == request_digest([])
+    for length in range(1, len(asked) + 1):
+        assert growing.digest(asked[:length]) == request_digest(asked[:length])
+    # The same again, and a list that is not the digested one grown: worked out afresh.
+    assert growing.digest(asked) == request_digest(asked)
+    other = [asked[0], HumanMessage("Refund order 18."), *asked[2:]]
+    assert growing.digest(other) == request_digest(other)
+    assert growing.digest(asked[:2]) == request_digest(asked[:2])
+    assert growing.digest(asked) == request_digest(asked)
+    assert request_digest(other) != request_digest(asked)

@@ -18,7 +18,7 @@ from langchain_core.messages import (
 from langchain_core.runnables import Runnable
 
 from agentrt.budget import Budget, ModelCallPlan, plan_model_call, tokens_used
-from agentrt.digests import request_digest
+from agentrt.digests import GrowingRequest, request_digest
 from agentrt.errors import BudgetExceeded
 from agentrt.events import as_messages, plan_event
 from agentrt.limits import SizeLimits, json_size
@@ -60,6 +60,8 @@ class _Conversation(NamedTuple):
     last: Event | None
     """The last of those events (the object itself, to tell this log from any other)."""
     messages: list[BaseMessage]
+    request: GrowingRequest
+    """The request digest of the messages, worked out as they were added."""
 
 
 # Recent runs' conversations, by thread id. The log only grows, so a turn converts just the
@@ -79,12 +81,18 @@ def build_messages(state: RunState, instructions: str) -> list[BaseMessage]:
     kept between turns and extended with the events appended since, which gives the same
     list: reused only while the log is the same objects up to where it was read.
     """
+    return _conversation(state, instructions)[0]
+
+
+def _conversation(state: RunState, instructions: str) -> tuple[list[BaseMessage], str]:
+    """``build_messages``, and the messages' request digest."""
     events = state.get("events", [])
     goal = state["goal"]
     if summary := state.get("summary"):
         # The older turns condensed: what is left verbatim is bounded, built afresh.
         head = [SystemMessage(instructions), HumanMessage(goal), summary_message(summary)]
-        return [*head, *as_messages(events[summary["upto"] :])]
+        messages = [*head, *as_messages(events[summary["upto"] :])]
+        return messages, request_digest(messages)
     key = state.get("thread_id", "")
     with _CONVERSATIONS_LOCK:
         cached = _CONVERSATIONS.get(key)
@@ -96,16 +104,20 @@ def build_messages(state: RunState, instructions: str) -> list[BaseMessage]:
         and (cached.seen == 0 or events[cached.seen - 1] is cached.last)
     ):
         messages = [*cached.messages, *as_messages(events[cached.seen :])]
+        request = cached.request
     else:
         messages = [SystemMessage(instructions), HumanMessage(goal), *as_messages(events)]
+        request = GrowingRequest()
+    digest = request.digest(messages)
     with _CONVERSATIONS_LOCK:
         _CONVERSATIONS[key] = _Conversation(
-            instructions, goal, len(events), events[-1] if events else None, messages
+            instructions, goal, len(events), events[-1] if events else None, messages, request
         )
         _CONVERSATIONS.move_to_end(key)
         while len(_CONVERSATIONS) > _CONVERSATIONS_MAX:
             _CONVERSATIONS.popitem(last=False)
-    return list(messages)  # the caller may change its list; the kept one stays as built
+    # The caller may change its list; the kept one stays as built.
+    return list(messages), digest
 
 
 def _actions(response: AIMessage, revision: int, limits: SizeLimits) -> list[Action]:
@@ -233,7 +245,7 @@ def _ask(state: RunState, deps: RunDeps) -> _Ask | dict[str, Any]:
     that stops the run."""
     principal = Principal.from_dict(state["principal"])
     offered = [t.schema() for t in deps.tools.offered_to(principal)]
-    messages = build_messages(state, deps.instructions)
+    messages, digest = _conversation(state, deps.instructions)
     budget = Budget.from_dict(state.get("budget"))
     cap_field = output_cap_field(deps.model)
     # Counting can cost a request (some providers count server-side): only when a limit
@@ -260,7 +272,6 @@ def _ask(state: RunState, deps: RunDeps) -> _Ask | dict[str, Any]:
     model: Runnable[Any, Any] = deps.model.bind_tools(offered) if offered else deps.model
     if call.capped_by is not None and cap_field is not None:
         model = model.bind(**{cap_field: call.cap})
-    digest = request_digest(messages)  # what the record is keyed on, worked out once
     return _Ask(
         model=model,
         messages=messages,
