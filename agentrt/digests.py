@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import operator
+import threading
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -64,19 +65,25 @@ class GrowingRequest:
     """
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self._fed: list[Any] = []
         self._hash = hashlib.sha256(b"[")
 
     def digest(self, messages: Sequence[Any]) -> str:
-        fed = len(self._fed)
-        if len(messages) < fed or not all(map(operator.is_, messages, self._fed)):
-            self._fed, self._hash, fed = [], hashlib.sha256(b"["), 0
-        for message in messages[fed:]:
-            if self._fed:
-                self._hash.update(b",")
-            self._hash.update(canonical_json(_asked(message)).encode())
-            self._fed.append(message)
-        finished = self._hash.copy()
+        # One is kept per thread id in a process: two replays of a run may digest at once.
+        with self._lock:
+            fed = len(self._fed)
+            if len(messages) < fed or not all(map(operator.is_, messages, self._fed)):
+                self._fed, self._hash, fed = [], hashlib.sha256(b"["), 0
+            for message in messages[fed:]:
+                # Spelled out first: a message that cannot be digested leaves the hash as
+                # it was, without a comma fed for it.
+                item = canonical_json(_asked(message)).encode()
+                if self._fed:
+                    self._hash.update(b",")
+                self._hash.update(item)
+                self._fed.append(message)
+            finished = self._hash.copy()
         finished.update(b"]")
         return finished.hexdigest()
 

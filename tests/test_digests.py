@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import sys
+import threading
+
+import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
 from agentrt.digests import GrowingRequest, request_digest
@@ -41,3 +45,37 @@ def test_a_growing_request_s_digest_is_request_digest_at_every_length() -> None:
     assert growing.digest(asked[:2]) == request_digest(asked[:2])
     assert growing.digest(asked) == request_digest(asked)
     assert request_digest(other) != request_digest(asked)
+
+
+def test_a_growing_request_digested_from_two_threads_at_once_stays_right() -> None:
+    # One is kept per thread id in a process: two replays of one run may plan at once.
+    asked = [HumanMessage(f"turn {i} " * 20) for i in range(300)]
+    growing, barrier, wrong = GrowingRequest(), threading.Barrier(2), []
+    switching = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # hand the GIL over as often as it goes
+
+    def digest(lengths: range) -> None:
+        for length in lengths:
+            barrier.wait(timeout=60)
+            if growing.digest(asked[:length]) != request_digest(asked[:length]):
+                wrong.append(length)
+
+    try:
+        threads = [threading.Thread(target=digest, args=(range(n, 301, 2),)) for n in (1, 2)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switching)
+    assert wrong == []
+
+
+def test_a_message_that_cannot_be_digested_leaves_the_growing_request_as_it_was() -> None:
+    asked = [SystemMessage("You are the refund desk."), HumanMessage("Refund order 17.")]
+    growing = GrowingRequest()
+    growing.digest(asked)
+    with pytest.raises(UnicodeEncodeError):  # request_digest refuses it too
+        growing.digest([*asked, ToolMessage("\ud800", tool_call_id="c1")])
+    more = [*asked, ToolMessage("refunded", tool_call_id="c1")]
+    assert growing.digest(more) == request_digest(more)
