@@ -106,7 +106,7 @@ def test_a_checkpoint_with_blobs_inline_values_and_a_snapshot_is_stored_alike(
     }
     first = _checkpoint("1f0-a", values)
     versions = dict(first["channel_versions"])
-    versions["cleared"] = f"{9:032}.0.5"  # a version with no value: stored as "empty"
+    versions["cleared"] = f"{9:032}.0.5"  # a version with no value: neither saver stores it
     savers.both("put", _config(), first, {"source": "loop", "step": 1}, versions)
     second = _checkpoint("1f0-b", {"goal": "refund"})
     savers.both("put", _config("1f0-a"), second, {"source": "loop", "step": 2}, {})

@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.rows import dict_row
 from typer.testing import CliRunner
 
 from agentrt import AgentRuntime, ConfigError, Decision, Principal, RunStatus, tool
@@ -120,7 +121,7 @@ def test_a_new_database_gets_both_sets_of_tables_and_its_version(
             "store",  # the long-term store: runs' memory across threads
             "store_migrations",
         }
-        assert store.schema_version == SCHEMA_VERSION == 6
+        assert store.schema_version == SCHEMA_VERSION == 7
         salt = store.redaction_salt()
         assert len(salt) == 32
         assert store.redaction_salt() == salt  # made once
@@ -653,3 +654,57 @@ def test_the_command_works_on_a_postgres_url(postgres_url: str, in_tmp: Path) ->
     assert "awaiting_approval" in out
     password = postgres_url.split(":")[2].split("@", maxsplit=1)[0]
     assert password not in out
+
+
+def test_an_outbox_writer_holds_the_next_one_back_till_it_commits(
+    store: PostgresStore, postgres_url: str
+) -> None:
+    # seq order must be commit order: a dispatcher moves its cursor past what it read, so a
+    # lower seq committed later would never be delivered. A writer draws its seq under the
+    # outbox's lock and holds the lock to its commit; the next writer waits, then draws.
+    from agentrt.store.outbox import OutboxEvent
+    from agentrt.store.postgres.outbox import insert_event
+    from tests.test_workers import wait_until
+
+    new_run(store, "t1")
+
+    def event(name: str) -> OutboxEvent:
+        return OutboxEvent(
+            id=name,
+            type="run.succeeded",
+            thread_id="t1",
+            tenant=None,
+            data={"n": name},
+            created_at=1000.0,
+        )
+
+    def connect() -> psycopg.Connection[Any]:
+        return psycopg.connect(postgres_url, autocommit=True, row_factory=dict_row)
+
+    with connect() as first, connect() as second, connect() as watcher:
+        first.execute("BEGIN")
+        insert_event(first, event("first"))
+        second_pid = second.execute("SELECT pg_backend_pid() AS pid").fetchone()["pid"]
+
+        def write_second() -> None:
+            with second.transaction():
+                insert_event(second, event("second"))
+
+        writer = threading.Thread(target=write_second)
+        writer.start()
+        wait_until(
+            lambda: (
+                watcher.execute(
+                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (second_pid,)
+                ).fetchone()["wait_event_type"]
+                == "Lock"
+            ),
+            "the second writer waits for the outbox's lock",
+            timeout=30,
+        )
+        assert watcher.execute("SELECT count(*) AS n FROM outbox").fetchone()["n"] == 0
+        first.execute("COMMIT")
+        writer.join(timeout=30)
+        assert not writer.is_alive()
+        rows = watcher.execute("SELECT id FROM outbox ORDER BY seq").fetchall()
+    assert [r["id"] for r in rows] == ["first", "second"]

@@ -41,11 +41,13 @@ def insert_event(conn: Conn, event: OutboxEvent | None) -> None:
     by a re-run of the same change, stays as it was)."""
     if event is None:
         return
-    conn.execute("SELECT pg_advisory_xact_lock(%s)", (OUTBOX_LOCK,))
+    # The lock, then the row (its seq drawn after the lock is held), in one round trip.
     conn.execute(
+        "WITH locked AS (SELECT pg_advisory_xact_lock(%s)) "
         "INSERT INTO outbox (id, type, thread_id, tenant, data, created_at) "
-        "VALUES (%s,%s,%s,%s,%s,%s) ON CONFLICT (id) DO NOTHING",
+        "SELECT %s,%s,%s,%s,%s,%s FROM locked ON CONFLICT (id) DO NOTHING",
         (
+            OUTBOX_LOCK,
             event.id,
             event.type,
             event.thread_id,

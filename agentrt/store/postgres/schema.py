@@ -13,7 +13,7 @@ from __future__ import annotations
 
 __all__ = ["CHANNEL", "MIGRATIONS", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 CHANNEL = "agentrt_runs"
 """Where the database says a run may need a driver (LISTEN/NOTIFY); the payload is its id."""
@@ -292,6 +292,11 @@ MIGRATIONS: tuple[str, ...] = (
     );
     CREATE INDEX messages_queued ON messages (status, thread_id);
     """,
+    # 7: nothing to change in a table; checkpoints from here on carry agentrt's short
+    # channel versions (agentrt.store.versions), which an agentrt from before cannot go on
+    # from (it reads a version as a number). The new version has it refuse the database
+    # when it opens it, rather than fail runs part way.
+    "SELECT 1",
 )
 
 assert len(MIGRATIONS) == SCHEMA_VERSION
