@@ -363,6 +363,8 @@ class RunState(TypedDict, total=False):
     """The run's older turns, condensed by the summarize node once the conversation
     passed Summarize.at_tokens; None until then."""
     route: Route
+    """Where a node sent the run, in checkpoints written before the route went only with
+    the node's Command (agentrt.graphs.run_graph); no longer written."""
     message: int
     """The thread's message this stretch of the run answers: 0 the goal, then each
     follow-up (agentrt.runs.messages)."""

@@ -97,3 +97,16 @@ def test_a_run_stopped_at_a_gate_under_the_layout_before_goes_on(
         assert rt.get(run.thread_id).usage["tool_calls"] == 3
     assert paid(db) == [("al", 5000), ("bo", 200), ("cy", 9000)]
     assert _types(db)[0] == {"msgpack", f"msgpack+{CODEC}"}
+
+
+def test_a_node_s_route_goes_with_its_command_not_into_the_state(tmp_path: Path) -> None:
+    # Where a node sends the run is checkpointed by LangGraph as the Command's branch; a
+    # route channel written at every node would cost every checkpoint a version and a write.
+    db = tmp_path / "agentrt.db"
+    with build_runtime(db, clock=FakeClock(T0)) as rt:
+        run = rt.start(GOAL, principal=OPS)
+        assert run.status is RunStatus.AWAITING_APPROVAL
+    with sqlite3.connect(db) as conn:
+        channels = {c for (c,) in conn.execute("SELECT DISTINCT channel FROM writes")}
+    assert "branch:to:approval" in channels  # the routes taken, as LangGraph keeps them
+    assert "route" not in channels

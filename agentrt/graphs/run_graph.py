@@ -17,8 +17,8 @@
 
 Each node module declares itself (agentrt.nodes.spec.Node): its body, the routes it may
 take, its retry policy. The graph is derived from those declarations alone: each node
-returns the route it chose in state["route"], and its wrapper sends the run there (a
-Command) only if the node declared that route, so the drawn graph is the design.
+returns the route it chose as "route" in its update, and its wrapper sends the run there
+(a Command) only if the node declared that route, so the drawn graph is the design.
 """
 
 from __future__ import annotations
@@ -154,11 +154,13 @@ def _goto(node: Node, update: dict[str, Any]) -> Command[str]:
 
     The node names its next node itself (a Command) rather than through a conditional
     edge: LangGraph runs a conditional edge on a fresh copy of every channel of the state,
-    which cost more than the rest of an empty node's machinery.
+    which cost more than the rest of an empty node's machinery. The route is not written
+    to the state: the Command carries it (LangGraph checkpoints where it goes), and a
+    channel written at every node costs every checkpoint a version and a write.
     """
+    target = update.pop("route", None)
     if not node.routes:
         return Command(update=update)
-    target = update.get("route")
     if target not in node.routes:
         raise RuntimeError(f"node {node.name!r} chose route {target!r}; allowed: {node.routes!r}")
     return Command(update=update, goto=target)

@@ -1,7 +1,7 @@
 """What a node module declares about itself; the run graph is built from these alone.
 
-A node is its name, the routes it may take (it names one in ``state["route"]``), and its
-body. A body that only computes is a plain function, which LangGraph runs in its thread
+A node is its name, the routes it may take (it names one as ``"route"`` in its update), and
+its body. A body that only computes is a plain function, which LangGraph runs in its thread
 pool under ``ainvoke``. A body that waits on I/O (the model, a tool) is written once as
 steps (agentrt.steps): under ``invoke`` it runs in the caller's thread, under ``ainvoke``
 it awaits on the event loop with its blocking work in a worker thread.
