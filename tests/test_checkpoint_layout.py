@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Any
 
 import pytest
 from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from agentrt import Decision, RunStatus
+from agentrt.graphs.run_graph import _changed
 from agentrt.store.sqlite import checkpoints
 from agentrt.store.sqlite.compact import CODEC, CompactSerializer, Deflate
 from agentrt.store.versions import next_version
@@ -110,3 +112,29 @@ def test_a_node_s_route_goes_with_its_command_not_into_the_state(tmp_path: Path)
         channels = {c for (c,) in conn.execute("SELECT DISTINCT channel FROM writes")}
     assert "branch:to:approval" in channels  # the routes taken, as LangGraph keeps them
     assert "route" not in channels
+
+
+def test_a_value_the_state_already_holds_is_not_written_again(tmp_path: Path) -> None:
+    # The run starts with status running, cursor 0 and no outcome; plan sets them to the
+    # same again. Each write would cost the checkpoint a version and a row.
+    db = tmp_path / "agentrt.db"
+    with build_runtime(db, clock=FakeClock(T0)) as rt:
+        rt.start(GOAL, principal=OPS)
+    with sqlite3.connect(db) as conn:
+        writes = dict(conn.execute("SELECT channel, count(*) FROM writes GROUP BY channel"))
+    assert (writes["status"], writes["cursor"], writes["outcome"]) == (1, 1, 1)
+    assert writes["events"] == 3  # the log's batches, each new: plan, policy, approval
+
+
+def test_an_update_keeps_only_what_changes() -> None:
+    state: Any = {"status": "running", "verdict": None, "cursor": 2, "events": [{"type": "plan"}]}
+    update = {
+        "status": "running",  # as it is: dropped
+        "verdict": None,  # as it is: dropped
+        "cursor": 3,  # changed
+        "outcome": None,  # not in the state yet: written
+        "events": [],  # nothing to append: dropped
+        "route": "plan",  # where the Command goes: kept for it
+    }
+    assert _changed(update, state) == {"cursor": 3, "outcome": None, "route": "plan"}
+    assert _changed({"events": [{"type": "policy"}]}, state) == {"events": [{"type": "policy"}]}

@@ -68,7 +68,7 @@ def _stepping(kind: str, state: RunState, deps: RunDeps) -> Iterator[_Step]:
     step = _Step()
     with deps.tracing.step(kind, state["thread_id"], _step_id(kind, state)) as span:
         yield step
-        step.update = _accounted(step.update, state, deps, started, span)
+        step.update = _changed(_accounted(step.update, state, deps, started, span), state)
 
 
 def _body(node: Node, state: RunState, deps: RunDeps) -> Command[str]:
@@ -164,6 +164,25 @@ def _goto(node: Node, update: dict[str, Any]) -> Command[str]:
     if target not in node.routes:
         raise RuntimeError(f"node {node.name!r} chose route {target!r}; allowed: {node.routes!r}")
     return Command(update=update, goto=target)
+
+
+_UNSET = object()
+
+
+def _changed(update: dict[str, Any], state: RunState) -> dict[str, Any]:
+    """The update without the values the state already holds.
+
+    LangGraph gives every channel written a new version and a checkpoint write, whatever
+    the value; no node of this graph waits on a channel's version (each is sent on by its
+    Command), so a value written again is only cost: a node resets its action's verdict,
+    outcome and gate each time, mostly to what they already are. The event log only
+    grows: an empty batch is dropped too.
+    """
+    return {
+        key: value
+        for key, value in update.items()
+        if key == "route" or (value != [] if key == "events" else state.get(key, _UNSET) != value)
+    }
 
 
 def _accounted(
