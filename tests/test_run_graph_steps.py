@@ -1,19 +1,25 @@
 """A node written as steps: the cancel check shares the worker-thread trip of the node's
 first blocking call, and a cancel still comes before any of the node's work. When a node
-looks for a stop request at all (agentrt.nodes.stop_watch)."""
+looks for a stop request at all (agentrt.nodes.stop_watch). How often a tool goes to a
+worker thread before it is called."""
 
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
 
 import pytest
 
+from agentrt import AgentRuntime, Policy, tool
 from agentrt.graphs.run_graph import _cancelled, _checked
 from agentrt.nodes.deps import StepStopped
 from agentrt.nodes.stop_watch import STALE, StopWatch, stop_asked
+from agentrt.nodes.tool import run_action
+from agentrt.runs.record import initial_state
 from agentrt.steps import Step, Steps, adrive, blocking, drive
+from agentrt.testing import ScriptedChatModel
 
 STATE: Any = {"thread_id": "t1"}
 
@@ -179,3 +185,46 @@ def test_a_node_acting_on_a_decision_stores_it_before_it_begins(kind: str, flush
     deps.checkpoints = _Saver(store.calls)
     assert _cancelled(kind, STATE, deps) is None
     assert store.calls == (["flush t1", "check"] if flushed else ["check"])
+
+
+def test_a_tool_goes_to_a_worker_thread_once_before_it_is_called(tmp_path: Path) -> None:
+    # Its credentials and the run's usage with the call counted, one trip: under ainvoke
+    # each trip is a hand-off from the event loop and back.
+    trips_before_call: list[int] = []
+    trips = [0]
+
+    @tool(effect="read")
+    def look(query: str) -> str:
+        trips_before_call.append(trips[0])
+        return "seen"
+
+    with AgentRuntime(
+        ScriptedChatModel([]), tools=[look], db=tmp_path / "a.db", policy=Policy.allow_all()
+    ) as rt:
+        principal = {"id": "ops", "roles": [], "tenant": None, "scopes": []}
+        row = SimpleNamespace(thread_id="t1", goal="g", principal=principal, budget={})
+        state: Any = {
+            **initial_state(cast(Any, row)),
+            "plan": {
+                "revision": 0,
+                "content": "",
+                "final": None,
+                "actions": [
+                    {"step_id": "0.0", "call_id": "c0", "tool": "look", "args": {"query": "q"}}
+                ],
+            },
+        }
+        spec = rt.deps.tools.get("look")
+        assert spec is not None
+        steps = run_action(state, rt.deps, spec)
+        sent: Any = None
+        while True:
+            try:
+                step = steps.send(sent)
+            except StopIteration as done:
+                update = done.value
+                break
+            trips[0] += step.threaded
+            sent = step.sync()
+    assert trips_before_call == [2]  # that trip, then the call's own
+    assert update["outcome"]["content"] == "seen"

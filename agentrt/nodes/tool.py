@@ -13,9 +13,9 @@ from agentrt.nodes.common import (
 )
 from agentrt.nodes.deps import RunDeps
 from agentrt.nodes.spec import Node
-from agentrt.state import ObservationKind, Outcome, RunState
+from agentrt.state import ObservationKind, Outcome, RunState, Usage
 from agentrt.steps import Steps, blocking
-from agentrt.tools.contract import Effect, ToolSpec, to_json_text
+from agentrt.tools.contract import Effect, ToolContext, ToolSpec, to_json_text
 from agentrt.tools.credentials import CredentialError
 from agentrt.tools.execution import ToolFailure
 from agentrt.tools.ledger import EffectInDoubt
@@ -37,12 +37,11 @@ def run_action(state: RunState, deps: RunDeps, spec: ToolSpec) -> Steps[dict[str
     stop = budget_stop(state, deps, node=node, action=action, tool_calls=1, cost_usd=spec.cost_usd)
     if stop is not None:
         return stop
+    usage = spent(state["usage"], spec)
     try:
-        ctx = yield blocking(with_credentials, tool_context(state, action, deps), spec, deps)
+        ctx = yield blocking(_ready, tool_context(state, action, deps), spec, deps, usage)
     except CredentialError as exc:  # nothing was called, nothing is spent
         return {"outcome": unresolved(action["step_id"], exc), "route": "verify"}
-    usage = spent(state["usage"], spec)
-    yield blocking(deps.store.set_usage, state["thread_id"], usage)  # shown before it runs
     try:
         with deps.tracing.tool_call(spec, action, "commit" if node == "commit" else "call") as call:
             if spec.effect is Effect.READ:
@@ -65,6 +64,15 @@ def run_action(state: RunState, deps: RunDeps, spec: ToolSpec) -> Steps[dict[str
         "outcome": ok_outcome(action["step_id"], "done", result, retries),
         "route": "verify",
     }
+
+
+def _ready(ctx: ToolContext, spec: ToolSpec, deps: RunDeps, usage: Usage) -> ToolContext:
+    """The call's context with its credentials, then the run's usage with the call counted,
+    shown before it runs: one trip to a worker thread. A credential that cannot be resolved
+    spends nothing."""
+    ready = with_credentials(ctx, spec, deps)
+    deps.store.set_usage(ctx.thread_id, usage)
+    return ready
 
 
 def ok_outcome(
