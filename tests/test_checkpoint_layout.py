@@ -138,3 +138,5 @@ def test_an_update_keeps_only_what_changes() -> None:
     }
     assert _changed(update, state) == {"cursor": 3, "outcome": None, "route": "plan"}
     assert _changed({"events": [{"type": "policy"}]}, state) == {"events": [{"type": "policy"}]}
+    # The log is appended to: a batch equal to the whole log so far is still new.
+    assert _changed({"events": [{"type": "plan"}]}, state) == {"events": [{"type": "plan"}]}

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar, get_origin, get_type_hints
 
 from langchain_core.runnables import RunnableLambda
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -175,14 +175,22 @@ def _changed(update: dict[str, Any], state: RunState) -> dict[str, Any]:
     LangGraph gives every channel written a new version and a checkpoint write, whatever
     the value; no node of this graph waits on a channel's version (each is sent on by its
     Command), so a value written again is only cost: a node resets its action's verdict,
-    outcome and gate each time, mostly to what they already are. The event log only
-    grows: an empty batch is dropped too.
+    outcome and gate each time, mostly to what they already are. A channel written through
+    a reducer (the event log) is appended to: only an empty batch is dropped there.
     """
     return {
         key: value
         for key, value in update.items()
-        if key == "route" or (value != [] if key == "events" else state.get(key, _UNSET) != value)
+        if key == "route" or (value != [] if key in _APPENDED else state.get(key, _UNSET) != value)
     }
+
+
+_APPENDED = frozenset(
+    key
+    for key, hint in get_type_hints(RunState, include_extras=True).items()
+    if get_origin(hint) is Annotated
+)
+"""The channels a write appends to (through a reducer) rather than replaces: the log."""
 
 
 def _accounted(
