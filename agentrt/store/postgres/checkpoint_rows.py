@@ -3,10 +3,10 @@
 PostgresSaver stores a task's writes one row a statement (a pipelined executemany), and a
 checkpoint as one statement for each channel blob and one for the checkpoint. A run of ten
 supersteps made about 120 such statements, two thirds of all it sent, and each costs the
-worker's Python (psycopg, the pool) far more than the row costs the server. Here
-the rows go as arrays through ``unnest``: one statement for a task's writes, one for a
-checkpoint with its blobs (the blobs in a data-modifying CTE). The tables, the rows and
-what the upserts do on a conflict are PostgresSaver's, so its reads are unchanged.
+worker's Python (psycopg, the pool) far more than the row costs the server. Here the rows
+go as arrays through ``unnest``: one statement for a task's writes, one for a checkpoint
+with its blobs (the blobs in a data-modifying CTE). The tables, the rows and what the
+upserts do on a conflict are PostgresSaver's, so its reads are unchanged.
 
 Channel versions are agentrt's short ones (agentrt.store.versions): they halve a
 checkpoint row's JSON, which then stays under the size at which PostgreSQL compresses it.
@@ -130,7 +130,7 @@ class RowsSaver(PostgresSaver):
 
     def _split_values(self, checkpoint: Checkpoint) -> tuple[dict[str, Any], dict[str, Any]]:
         """The checkpoint as its row holds it (plain values inline), and the values stored as
-        blobs: PostgresSaver's split, taken from its put."""
+        blobs: the split PostgresSaver's put makes."""
         copy: dict[str, Any] = {**checkpoint, "channel_values": {}}
         inline = copy["channel_values"]
         blobs: dict[str, Any] = {}
