@@ -159,12 +159,15 @@ class MessageTaking:
         once the thread has finished, one sent to interrupt while it is live (unless it
         waits at a reconcile gate, where an effect in doubt must be settled first)."""
         if record.status in TERMINAL:
-            queued = self.store.queued_message(record.thread_id)
-            return queued.index if queued is not None else None
+            return self._queued(record.thread_id)
         _, interrupt = self.store.stop_requests(record.thread_id)
         if not interrupt or self._settling(record):
             return None
-        queued = self.store.queued_message(record.thread_id)
+        return self._queued(record.thread_id)
+
+    def _queued(self, thread_id: str) -> int | None:
+        """The index of the thread's next queued message, if one is queued."""
+        queued = self.store.queued_message(thread_id)
         return queued.index if queued is not None else None
 
     def message_to_take(self, graph: Any, cfg: Any, record: RunRecord) -> int | None:
@@ -228,8 +231,11 @@ class MessageTaking:
             return run
         if self.stopping.is_set() or run.thread_id in self.stopping_threads:
             return run
-        record = yield blocking(self.store.get_run, run.thread_id)
-        waiting = yield blocking(self.message_waiting, record)
+        if run.status in TERMINAL:  # it stays so: whether a message waits is all to ask
+            waiting = yield blocking(self._queued, run.thread_id)
+        else:
+            record = yield blocking(self.store.get_run, run.thread_id)
+            waiting = yield blocking(self.message_waiting, record)
         if waiting is None:
             return run
         carried: Run = yield from self.resume(run.thread_id)
