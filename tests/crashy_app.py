@@ -1,9 +1,9 @@
 """An app for crash tests: three side effects into a separate "payment system" file.
 
-With AGENTRT_TEST_BLOCK_AT=model|answered|tool|verify, the process announces "BLOCKED
-<where>" on stdout and then blocks on stdin, so the test can SIGKILL it at a known point
-inside a node ("answered": the model's answer is recorded, the plan step not yet
-checkpointed).
+With AGENTRT_TEST_BLOCK_AT=model|answered|deciding|tool|verify, the process announces
+"BLOCKED <where>" on stdout and then blocks on stdin, so the test can SIGKILL it at a known
+point inside a node ("answered": the model's answer is recorded, the plan step not yet
+checkpointed; "deciding": policy is deciding on bo's charge, the second plan's first).
 """
 
 from __future__ import annotations
@@ -54,9 +54,25 @@ def _block_once_answered() -> None:
     RecordingsTable.record_model_call = record_then_block  # type: ignore[method-assign]
 
 
+def _block_deciding_on_bo() -> None:
+    """Block while policy decides on charging bo."""
+    original = Policy.evaluate
+
+    def block_then_evaluate(
+        self: Policy, tool: Any, name: str, args: Any, *a: Any, **kw: Any
+    ) -> Any:
+        if args.get("who") == "bo":
+            _block("deciding")
+        return original(self, tool, name, args, *a, **kw)
+
+    Policy.evaluate = block_then_evaluate  # type: ignore[method-assign]
+
+
 def build_runtime(db: str | Path = "agentrt.db") -> AgentRuntime:
     if os.environ.get("AGENTRT_TEST_BLOCK_AT") == "answered":
         _block_once_answered()
+    if os.environ.get("AGENTRT_TEST_BLOCK_AT") == "deciding":
+        _block_deciding_on_bo()
 
     def charged(args: dict[str, Any], result: Any) -> bool:
         _block("verify")

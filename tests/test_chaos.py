@@ -19,8 +19,9 @@ pytestmark = pytest.mark.subprocess
 
 def test_eighty_sigkills_lose_nothing_and_repeat_nothing(tmp_path: Path) -> None:
     # 80 kills with this seed reach each window below several times (50 reached one of
-    # them once, which a loaded machine's timing could take away).
-    args = ["--min-kills", "80", "--seed", "3", "--dir", str(tmp_path)]
+    # them once, which a loaded machine's timing could take away). The kill points are
+    # counted, so which windows a seed reaches moves when the writes a run makes do.
+    args = ["--min-kills", "80", "--seed", "5", "--dir", str(tmp_path)]
     done = subprocess.run(
         [sys.executable, "-m", "tests.chaos_app", *args],
         cwd=ROOT,

@@ -133,10 +133,45 @@ def test_a_task_s_writes_are_stored_alike_and_again_as_the_saver_would(
 
 
 def test_a_task_writing_one_special_channel_twice_is_stored_alike(savers: _Savers) -> None:
-    # One statement cannot upsert a key twice: such writes go one row at a time.
+    # One statement cannot upsert a key twice: the rows are merged first, newer value kept.
     savers.both("put", _config(), _checkpoint("1f0-a", {"goal": "g"}), {}, {})
     at = _config("1f0-a")
     savers.both("put_writes", at, [(INTERRUPT, ["a"]), (INTERRUPT, ["b"])], "task-1")
+    savers.assert_same()
+
+
+def test_calls_held_together_are_stored_as_one_call_after_another_stores_them(
+    savers: _Savers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # What a held node writes waits for the thread's next write and goes in its statement
+    # (agentrt.store.held): conflicts inside that one statement end as PostgresSaver's
+    # calls, made one after another, leave them.
+    statements: list[int] = []
+    write_rows = savers.ours.write_rows
+    monkeypatch.setattr(
+        savers.ours, "write_rows", lambda calls: (statements.append(len(calls)), write_rows(calls))
+    )
+    savers.ours.hold("t1", {"policy"})
+    first = _checkpoint("1f0-a", {"goal": "g", "plan": {"n": 1}})
+    again = _checkpoint("1f0-a", {"goal": "g", "plan": {"n": 2}})  # same versions, new blobs
+    at = _config("1f0-a")
+    policy = "~__pregel_pull, policy"
+    calls: list[tuple[str, tuple[Any, ...]]] = [
+        ("put_writes", (_config("1f0-0"), [("goal", "g")], "task-0", policy)),
+        ("put", (_config("1f0-0"), first, {"step": 1}, first["channel_versions"])),
+        ("put_writes", (at, [("route", "tool"), (ERROR, ValueError("a"))], "t-1", policy)),
+        ("put_writes", (at, [("route", "plan")], "t-1", policy)),
+        ("put_writes", (at, [(ERROR, ValueError("b"))], "t-1", "~other, policy")),
+        ("put_writes", (at, [(INTERRUPT, ["x"])], "t-2", policy)),
+        ("put_writes", (at, [(INTERRUPT, ["y"]), (INTERRUPT, ["z"])], "t-2", policy)),
+        ("put", (at, again, {"step": 2}, again["channel_versions"])),
+    ]
+    for method, args in calls:
+        getattr(savers.theirs, method)(*args)
+        getattr(savers.ours, method)(*args)
+    assert statements == []  # all held: the first is a policy write, each one after follows
+    savers.both("put_writes", _config("1f0-a"), [("cursor", 1)], "t-3", "~__pregel_pull, tool")
+    assert statements == [len(calls) + 1]  # written in one statement
     savers.assert_same()
 
 

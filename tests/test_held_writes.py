@@ -195,6 +195,48 @@ def test_the_decision_an_effect_acts_on_is_stored_before_the_effect_begins(tmp_p
     assert charged == [("al",)]  # once: the call made again carried the same key
 
 
+@pytest.mark.subprocess
+def test_a_plan_step_waits_with_the_decision_and_runs_again_from_its_recorded_answer(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "agentrt.db"
+    starter = (
+        "import sys\nfrom tests.crashy_app import build_runtime\n"
+        "build_runtime(sys.argv[1]).start('charge al, bo and cy', "
+        "principal=__import__('agentrt').Principal('ops'), thread_id='t-crash')\n"
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", starter, str(db)],
+        cwd=ROOT,
+        env={**os.environ, "AGENTRT_TEST_BLOCK_AT": "deciding"},
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+    )
+    assert proc.stdout is not None
+    assert proc.stdout.readline() == "BLOCKED deciding\n"  # policy on bo, turn 2's first
+    proc.send_signal(signal.SIGKILL)
+    assert proc.wait(timeout=30) == -signal.SIGKILL
+    proc.stdout.close()
+    assert proc.stdin is not None
+    proc.stdin.close()
+
+    with build_runtime(db) as rt:
+        cfg: RunnableConfig = {"configurable": {"thread_id": "t-crash"}}
+        # Stored: up to al's charge. Verify, turn 2's plan step and policy were held.
+        assert rt.graph.get_state(cfg).next == ("verify",)
+        run = rt.resume("t-crash")
+        assert run.status.value == "succeeded"
+        plans = [e["data"]["revision"] for e in rt.events("t-crash") if e["type"] == "plan"]
+    with sqlite3.connect(sink_path(db)) as conn:
+        asks = conn.execute("SELECT count(*) FROM asks").fetchone()[0]
+        charged = conn.execute("SELECT who FROM charges ORDER BY who").fetchall()
+    assert asks == 1  # turn 2 was answered once: its step ran again from the record
+    assert plans == sorted(set(plans))  # each plan step once in the log
+    assert charged == [("al",), ("bo",), ("cy",)]
+
+
 def test_a_message_interrupting_from_another_process_stops_the_rest_of_the_plan(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -382,4 +382,5 @@ NODE = Node(
     # their own error contract.
     retry="model",
     entry=True,
+    recorded=True,
 )

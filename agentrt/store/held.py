@@ -1,9 +1,10 @@
 """Checkpoint writes held back until the run's next write that matters.
 
 A run writes a checkpoint, and its node's writes, after every node, each in a transaction
-of its own. After a node that only decides (policy, verify: ``Node.pure``), a crash that
-loses what it wrote costs running it again: the run resumes from the checkpoint before it
-and decides again, before anything has acted on the decision. So while a driver holds a
+of its own. After a node that only decides (policy, verify: ``Node.pure``), or whose model
+call is recorded (plan: ``Node.recorded``), a crash that loses what it wrote costs running
+it again: the run resumes from the checkpoint before it and decides again (the plan from
+the recorded answer), before anything has acted on the decision. So while a driver holds a
 thread (``hold``), what such a node wrote, and the checkpoint that follows it, wait in
 memory and are written in the same transaction as the thread's next write that is not held
 back; ``release`` (the segment's end) writes whatever still waits, and a read of the thread
@@ -12,7 +13,7 @@ back.
 
 Order is kept: a write that is not held carries every held one before it, in one
 transaction, so no checkpoint is stored without the ones it descends from. The checkpoint
-after a pure node is held only when that node's writes were (LangGraph hands the saver a
+after a held node is held only when that node's writes were (LangGraph hands the saver a
 node's event-log writes before the checkpoint that follows them). And a node that acts on a
 pure node's decision (tool, commit, approval: ``Node.acts``) has the held calls written
 before it begins: an effect is never under way while the decision that allowed it could
@@ -25,7 +26,7 @@ names, and its checkpoints are written as LangGraph writes them.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
@@ -47,16 +48,17 @@ __all__ = ["Held", "Holding", "HoldingSaver", "HoldsWrites", "saved_config"]
 
 logger = get_logger()
 
-Held = Callable[[], Any]
-"""A saver call held back, to be made (in the transaction of a later one)."""
+Held = Any
+"""A saver call held back, to be made later (with a later one): what the saver makes of
+the call (``HoldingSaver._put_call``), a call itself by default."""
 
 
 @runtime_checkable
 class HoldsWrites(Protocol):
-    """A checkpointer that can hold a thread's pure nodes' writes back (agentrt's own)."""
+    """A checkpointer that can hold back what some nodes of a thread write (agentrt's own)."""
 
-    def hold(self, thread_id: str, pure: Collection[str]) -> None:
-        """Hold back what the nodes named ``pure`` write on this thread."""
+    def hold(self, thread_id: str, nodes: Collection[str]) -> None:
+        """Hold back what the nodes named ``nodes`` write on this thread."""
 
     def release(self, thread_id: str) -> None:
         """Stop holding this thread, writing what it still holds."""
@@ -67,10 +69,10 @@ class HoldsWrites(Protocol):
 
 @dataclass(slots=True)
 class _Thread:
-    pure: frozenset[str]
+    nodes: frozenset[str]
     calls: list[Held] = field(default_factory=list)
-    after_pure: str | None = None
-    """The checkpoint a pure node ran from, once its writes are held: the checkpoint
+    after_held: str | None = None
+    """The checkpoint a held node ran from, once its writes are held: the checkpoint
     saved next descends from it, and is held too."""
     writing: threading.Lock = field(default_factory=threading.Lock)
     """Held while a write carries the held calls: the thread's writes reach the database
@@ -78,16 +80,16 @@ class _Thread:
 
 
 class Holding:
-    """Which threads hold their pure nodes' writes back, and the calls held for each."""
+    """Which threads hold some nodes' writes back, and the calls held for each."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._threads: dict[str, _Thread] = {}
 
-    def hold(self, thread_id: str, pure: Collection[str]) -> None:
-        """From now on, hold back what the nodes named ``pure`` write on this thread."""
+    def hold(self, thread_id: str, nodes: Collection[str]) -> None:
+        """From now on, hold back what the nodes named ``nodes`` write on this thread."""
         with self._lock:
-            self._threads.setdefault(thread_id, _Thread(frozenset(pure)))
+            self._threads.setdefault(thread_id, _Thread(frozenset(nodes)))
 
     def forget(self, thread_id: str) -> None:
         """Stop holding this thread (what it held is dropped: write it first)."""
@@ -104,20 +106,20 @@ class Holding:
         node = task_path.rsplit(", ", 1)[-1]
         with self._lock:
             thread = self._threads.get(thread_id)
-            if thread is None or node not in thread.pure:
+            if thread is None or node not in thread.nodes:
                 return False
             thread.calls.append(call)
-            thread.after_pure = checkpoint_id
+            thread.after_held = checkpoint_id
             return True
 
     def checkpoint(self, thread_id: str, parent_id: str | None, call: Held) -> bool:
         """True if ``call``, a checkpoint descending from ``parent_id``, is held back."""
         with self._lock:
             thread = self._threads.get(thread_id)
-            if thread is None or parent_id is None or thread.after_pure != parent_id:
+            if thread is None or parent_id is None or thread.after_held != parent_id:
                 return False
             thread.calls.append(call)
-            thread.after_pure = None
+            thread.after_held = None
             return True
 
     @contextmanager
@@ -142,12 +144,13 @@ class Holding:
 
 
 class HoldingSaver(BaseCheckpointSaver[str]):
-    """What agentrt's savers share to hold a thread's pure nodes' writes back: ``put`` and
+    """What agentrt's savers share to hold back what some nodes of a thread write: ``put`` and
     ``put_writes`` held, or made after what the thread holds, in one transaction; reads
     made after what the thread holds is written. Put it
     before the LangGraph saver it wraps (``class Checkpoints(HoldingSaver, SqliteSaver)``);
-    the saver says how it makes one call (``_write_one``) and several in one transaction
-    (``_write_all``), each retried as its database needs."""
+    the saver says what it holds of a call (``_put_call``, ``_writes_call``), how it makes
+    one (``_write_one``) and several in one transaction (``_write_all``), each retried as its
+    database needs."""
 
     holding: Holding
 
@@ -164,7 +167,7 @@ class HoldingSaver(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        call = partial(super().put, config, checkpoint, metadata, new_versions)
+        call = self._put_call(config, checkpoint, metadata, new_versions)
         conf = config["configurable"]
         if not self.holding.checkpoint(conf["thread_id"], conf.get("checkpoint_id"), call):
             self._write(conf["thread_id"], call)
@@ -177,10 +180,30 @@ class HoldingSaver(BaseCheckpointSaver[str]):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        call = partial(super().put_writes, config, writes, task_id, task_path)
+        call = self._writes_call(config, writes, task_id, task_path)
         conf = config["configurable"]
         if not self.holding.writes(conf["thread_id"], conf["checkpoint_id"], task_path, call):
             self._write(conf["thread_id"], call)
+
+    def _put_call(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> Held:
+        """``put`` as the saver holds it: the wrapped saver's call, by default."""
+        return partial(super().put, config, checkpoint, metadata, new_versions)
+
+    def _writes_call(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str,
+    ) -> Held:
+        """``put_writes`` as the saver holds it: the wrapped saver's call, by default."""
+        return partial(super().put_writes, config, writes, task_id, task_path)
 
     # Reads see what this process holds: written first.
 
@@ -205,16 +228,16 @@ class HoldingSaver(BaseCheckpointSaver[str]):
         self.flush(config["configurable"]["thread_id"])
         return super().get_delta_channel_history(config=config, channels=channels)
 
-    def hold(self, thread_id: str, pure: Collection[str]) -> None:
-        """Hold back what the nodes named ``pure`` write on this thread."""
-        self.holding.hold(thread_id, pure)
+    def hold(self, thread_id: str, nodes: Collection[str]) -> None:
+        """Hold back what the nodes named ``nodes`` write on this thread."""
+        self.holding.hold(thread_id, nodes)
 
     def release(self, thread_id: str) -> None:
         """Stop holding this thread, writing what it still holds."""
         try:
             self._write(thread_id)
         except Exception:
-            # Only a pure node's work is lost: the run resumes from the checkpoint before it.
+            # Only a held node's work is lost: the run resumes from the checkpoint before it.
             logger.warning(
                 "checkpoint writes held for thread %r were not stored", thread_id, exc_info=True
             )

@@ -1,12 +1,16 @@
-"""A checkpoint, or a task's writes, stored in one statement each, in PostgresSaver's tables.
+"""Checkpoints and task writes stored in one statement, in PostgresSaver's tables.
 
 PostgresSaver stores a task's writes one row a statement (a pipelined executemany), and a
 checkpoint as one statement for each channel blob and one for the checkpoint. A run of ten
 supersteps made about 120 such statements, two thirds of all it sent, and each costs the
-worker's Python (psycopg, the pool) far more than the row costs the server. Here the rows
-go as arrays through ``unnest``: one statement for a task's writes, one for a checkpoint
-with its blobs (the blobs in a data-modifying CTE). The tables, the rows and what the
-upserts do on a conflict are PostgresSaver's, so its reads are unchanged.
+worker's Python (psycopg, the pool) far more than the row costs the server. Here a saver
+call is first made rows (``Rows``), and rows go as arrays through ``unnest``, in binary
+(text arrays of JSON would be escaped character by character): one statement for a
+checkpoint with its blobs, or a task's writes, or for several such calls a thread held
+back (agentrt.store.held), the tables in data-modifying CTEs. Rows that one statement would
+write twice are merged first (``merged``) into what the calls, made one after another,
+leave. The tables, the rows and what the upserts do on a conflict are PostgresSaver's, so
+its reads are unchanged.
 
 Channel versions are agentrt's short ones (agentrt.store.versions): they halve a
 checkpoint row's JSON, which then stays under the size at which PostgreSQL compresses it.
@@ -14,7 +18,9 @@ checkpoint row's JSON, which then stays under the size at which PostgreSQL compr
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -32,40 +38,93 @@ from psycopg.types.json import Jsonb
 from agentrt.store.held import saved_config
 from agentrt.store.versions import next_version
 
-__all__ = ["RowsSaver"]
+__all__ = ["Rows", "RowsSaver", "merged"]
 
+_BLOBS = """
+    INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)
+    SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+        %b::bytea[])
+    ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING
+"""
 _WRITES = """
     INSERT INTO checkpoint_writes (thread_id, checkpoint_ns, checkpoint_id, task_id,
         task_path, idx, channel, type, blob)
-    SELECT %s, %s, %s, %s, %s, w.idx, w.channel, w.type, w.blob
-    FROM unnest(%s::int[], %s::text[], %s::text[], %s::bytea[]) AS w(idx, channel, type, blob)
+    SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::text[],
+        %b::int[], %b::text[], %b::text[], %b::bytea[])
     ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO
 """
-_WRITES_UPSERT = _WRITES + (
+_ADDED = _WRITES + "NOTHING"
+_REPLACED = _WRITES + (
     "UPDATE SET channel = EXCLUDED.channel, type = EXCLUDED.type, blob = EXCLUDED.blob"
 )
 """Only special writes (an error, an interrupt): written again, the newer one counts."""
-_WRITES_INSERT = _WRITES + "NOTHING"
-
-_CHECKPOINT = """
-    WITH blobs AS (
-        INSERT INTO checkpoint_blobs (thread_id, checkpoint_ns, channel, version, type, blob)
-        SELECT %s, %s, b.channel, b.version, b.type, b.blob
-        FROM unnest(%s::text[], %s::text[], %s::text[], %s::bytea[])
-            AS b(channel, version, type, blob)
-        ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING
-    )
+_CHECKPOINTS = """
     INSERT INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id,
         checkpoint, metadata)
-    VALUES (%s, %s, %s, %s, %s, %s)
+    SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], %b::jsonb[],
+        %b::jsonb[])
     ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id)
     DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata
 """
+_PARTS = (_BLOBS, _ADDED, _REPLACED, _CHECKPOINTS)
+_WIDTHS = (6, 9, 9, 6)
+
+Row = tuple[Any, ...]
+
+
+@dataclass(slots=True)
+class Rows:
+    """What saver calls write, as rows of PostgresSaver's three tables, not yet written."""
+
+    blobs: list[Row] = field(default_factory=list)
+    writes: list[tuple[Row, bool]] = field(default_factory=list)
+    """Each write's row, and whether it replaces one already stored (a special write)."""
+    checkpoints: list[Row] = field(default_factory=list)
+
+
+def merged(calls: Sequence[Rows]) -> tuple[list[Row], ...]:
+    """The rows ``calls`` write, one a key, as making the calls one after another would
+    leave them (one statement may not upsert a key twice): the blobs, the writes added, the
+    writes replacing, the checkpoints.
+
+    A blob, or an ordinary write, already stored stays (DO NOTHING): the first counts. A
+    special write replaces the value (channel, type, blob) but keeps the row's task path,
+    and a checkpoint its parent: what PostgresSaver's upserts leave of the first.
+    """
+    blobs: dict[Row, Row] = {}
+    writes: dict[Row, tuple[Row, bool]] = {}
+    checkpoints: dict[Row, Row] = {}
+    for call in calls:
+        for row in call.blobs:
+            blobs.setdefault(row[:4], row)
+        for row, replaces in call.writes:
+            key = (*row[:4], row[5])
+            first = writes.get(key)
+            if first is None:
+                writes[key] = row, replaces
+            elif replaces:
+                writes[key] = (*first[0][:6], *row[6:]), True
+        for row in call.checkpoints:
+            key = row[:3]
+            first_row = checkpoints.get(key)
+            checkpoints[key] = row if first_row is None else (*first_row[:4], *row[4:])
+    added = [row for row, replaces in writes.values() if not replaces]
+    replaced = [row for row, replaces in writes.values() if replaces]
+    return list(blobs.values()), added, replaced, list(checkpoints.values())
+
+
+@functools.cache
+def _statement(present: tuple[bool, ...]) -> str:
+    """One statement writing the parts ``present`` says have rows: all but the last in
+    data-modifying CTEs, each run once whether or not the statement reads it."""
+    parts = [part for part, there in zip(_PARTS, present, strict=True) if there]
+    ctes = ", ".join(f"p{i} AS ({part})" for i, part in enumerate(parts[:-1]))
+    return (f"WITH {ctes} " if ctes else "") + parts[-1]
 
 
 class RowsSaver(PostgresSaver):
-    """PostgresSaver writing a checkpoint, and a task's writes, in one statement each, with
-    short channel versions."""
+    """PostgresSaver writing a checkpoint, and a task's writes, in one statement each, or
+    several such calls in one, with short channel versions."""
 
     def get_next_version(self, current: str | None, channel: None) -> str:
         return next_version(current)
@@ -77,27 +136,7 @@ class RowsSaver(PostgresSaver):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        configurable = config["configurable"]
-        thread_id = configurable["thread_id"]
-        checkpoint_ns = configurable["checkpoint_ns"]
-        copy, blob_values = self._split_values(checkpoint)
-        blob_versions = {k: v for k, v in new_versions.items() if k in blob_values}
-        blobs = self._dump_blobs(thread_id, checkpoint_ns, blob_values, blob_versions)
-        with self._cursor() as cur:
-            cur.execute(
-                _CHECKPOINT,
-                (
-                    thread_id,
-                    checkpoint_ns,
-                    *_columns(blobs, 2, 6),
-                    thread_id,
-                    checkpoint_ns,
-                    checkpoint["id"],
-                    configurable.get("checkpoint_id"),
-                    Jsonb(copy),
-                    Jsonb(get_serializable_checkpoint_metadata(config, metadata)),
-                ),
-            )
+        self.write_rows([self.checkpoint_rows(config, checkpoint, metadata, new_versions)])
         return saved_config(config, checkpoint)
 
     def put_writes(
@@ -107,8 +146,41 @@ class RowsSaver(PostgresSaver):
         task_id: str,
         task_path: str = "",
     ) -> None:
-        if not writes:
-            return
+        if writes:
+            self.write_rows([self.writes_rows(config, writes, task_id, task_path)])
+
+    def checkpoint_rows(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> Rows:
+        """The rows ``put`` writes: the checkpoint's, and its values' blobs."""
+        configurable = config["configurable"]
+        thread_id = configurable["thread_id"]
+        checkpoint_ns = configurable["checkpoint_ns"]
+        copy, blob_values = self._split_values(checkpoint)
+        blob_versions = {k: v for k, v in new_versions.items() if k in blob_values}
+        row = (
+            thread_id,
+            checkpoint_ns,
+            checkpoint["id"],
+            configurable.get("checkpoint_id"),
+            Jsonb(copy),
+            Jsonb(get_serializable_checkpoint_metadata(config, metadata)),
+        )
+        blobs = self._dump_blobs(thread_id, checkpoint_ns, blob_values, blob_versions)
+        return Rows(blobs=list(blobs), checkpoints=[row])
+
+    def writes_rows(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> Rows:
+        """The rows ``put_writes`` writes: all replacing or none, as PostgresSaver's."""
         configurable = config["configurable"]
         rows = self._dump_writes(
             configurable["thread_id"],
@@ -118,15 +190,23 @@ class RowsSaver(PostgresSaver):
             task_path,
             writes,
         )
-        if len({row[5] for row in rows}) < len(rows):  # one statement cannot upsert a key twice
-            super().put_writes(config, writes, task_id, task_path)
+        replaces = all(channel in WRITES_IDX_MAP for channel, _ in writes)
+        return Rows(writes=[(row, replaces) for row in rows])
+
+    def write_rows(self, calls: Sequence[Rows]) -> None:
+        """What ``calls`` write, in one statement."""
+        parts = merged(calls)
+        present = tuple(bool(rows) for rows in parts)
+        if not any(present):
             return
-        special = all(channel in WRITES_IDX_MAP for channel, _ in writes)
+        params = [
+            column
+            for rows, width in zip(parts, _WIDTHS, strict=True)
+            if rows
+            for column in _columns(rows, width)
+        ]
         with self._cursor() as cur:
-            cur.execute(
-                _WRITES_UPSERT if special else _WRITES_INSERT,
-                (*rows[0][:5], *_columns(rows, 5, 9)),
-            )
+            cur.execute(_statement(present), params)
 
     def _split_values(self, checkpoint: Checkpoint) -> tuple[dict[str, Any], dict[str, Any]]:
         """The checkpoint as its row holds it (plain values inline), and the values stored as
@@ -145,6 +225,6 @@ class RowsSaver(PostgresSaver):
         return copy, blobs
 
 
-def _columns(rows: Sequence[tuple[Any, ...]], start: int, stop: int) -> list[list[Any]]:
-    """Columns ``start`` to ``stop`` of ``rows``, each a list: the arrays unnest takes."""
-    return [[row[i] for row in rows] for i in range(start, stop)]
+def _columns(rows: Sequence[Row], width: int) -> list[list[Any]]:
+    """The ``width`` columns of ``rows``, each a list: the arrays unnest takes."""
+    return [[row[i] for row in rows] for i in range(width)]

@@ -8,16 +8,15 @@ Every call is tried again while the server is out of reach: a checkpoint write i
 it twice is writing it once. The lock PostgresSaver holds around every call, which a
 single shared connection needs, is dropped: each call has a pooled connection to itself.
 A checkpoint, and a task's writes, go in one statement each, with short channel versions
-(agentrt.store.postgres.checkpoint_rows). While a driver holds a thread, what its pure
-nodes write waits for the thread's next write and goes in the same transaction
-(agentrt.store.held).
+(agentrt.store.postgres.checkpoint_rows). While a driver holds a thread, what some of its
+nodes write waits for the thread's next write (agentrt.store.held) and goes in the same
+statement.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import threading
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
@@ -31,12 +30,10 @@ from langgraph.checkpoint.base import (
     CheckpointTuple,
     DeltaChannelHistory,
 )
-from psycopg import Cursor
-from psycopg.rows import DictRow, dict_row
 
 from agentrt.logs import get_logger
-from agentrt.store.held import Held, Holding, HoldingSaver
-from agentrt.store.postgres.checkpoint_rows import RowsSaver
+from agentrt.store.held import Holding, HoldingSaver
+from agentrt.store.postgres.checkpoint_rows import Rows, RowsSaver
 from agentrt.store.postgres.database import Database
 
 __all__ = ["Checkpoints"]
@@ -59,21 +56,11 @@ class Checkpoints(HoldingSaver, RowsSaver):
             max_workers=db.settings.max_size, thread_name_prefix="agentrt-checkpoints"
         )
         self.holding = Holding()
-        self._in_one_go = threading.local()
 
     def setup(self) -> None:
         """Nothing to do: opening the store migrated LangGraph's tables with agentrt's."""
 
     # sync: PostgresSaver's own, tried again while the server is out of reach ----------------
-
-    @contextlib.contextmanager
-    def _cursor(self, *, pipeline: bool = False) -> Iterator[Cursor[DictRow]]:
-        shared = getattr(self._in_one_go, "cursor", None)
-        if shared is not None:  # _in_one's: every call on one connection, one transaction
-            yield shared
-            return
-        with super()._cursor(pipeline=pipeline) as cur:
-            yield cur
 
     # Reads store what the thread holds first (HoldingSaver, next in line after this class).
 
@@ -96,29 +83,37 @@ class Checkpoints(HoldingSaver, RowsSaver):
         )
         return iter(found)
 
-    def _write_one(self, call: Held) -> None:
-        self.db.patiently(call)  # each is an upsert: made twice, it is made once
+    # Writes: what a call writes, as rows, so that held calls go in one statement with the
+    # next (agentrt.store.postgres.checkpoint_rows). Each is an upsert: made twice, it is
+    # made once, so a lost connection is simply tried again.
 
-    def _write_all(self, calls: Sequence[Held]) -> None:
-        self.db.patiently(lambda: self._in_one(calls))
+    def _put_call(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> Rows:
+        return self.checkpoint_rows(config, checkpoint, metadata, new_versions)
+
+    def _writes_call(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str,
+    ) -> Rows:
+        return self.writes_rows(config, writes, task_id, task_path)
+
+    def _write_one(self, call: Rows) -> None:
+        self.db.patiently(lambda: self.write_rows([call]))
+
+    def _write_all(self, calls: Sequence[Rows]) -> None:
+        self.db.patiently(lambda: self.write_rows(calls))
 
     def delete_thread(self, thread_id: str) -> None:
         self.holding.forget(thread_id)  # what the thread held goes with it
         self.db.patiently(lambda: super(Checkpoints, self).delete_thread(thread_id))
-
-    def _in_one(self, calls: Sequence[Held]) -> None:
-        """PostgresSaver's calls on one connection, in one transaction."""
-        with (
-            self.db.pool.connection() as conn,
-            conn.transaction(),
-            conn.cursor(binary=True, row_factory=dict_row) as cur,
-        ):
-            self._in_one_go.cursor = cur
-            try:
-                for call in calls:
-                    call()
-            finally:
-                self._in_one_go.cursor = None
 
     def get_delta_channel_history(
         self, *, config: RunnableConfig, channels: Sequence[str]

@@ -6,11 +6,11 @@ connection broke, or the server broke a deadlock is tried again on another conne
 ``PoolSettings.patience`` runs out: such a transaction never committed, so trying again is
 safe. The one doubtful moment is a COMMIT whose answer never came: the transaction may have
 committed. A write that may run twice to the same end (an upsert, a plain set) is simply
-run again (``execute``: one round trip). Any other (``apply``, ``write``) notes its
-transaction id before it commits, and after such a loss asks the server what became of
-that transaction (``pg_xact_status``): committed, the write is done and its result stands;
-aborted, it is tried again. So a conditional write (a status move, a lease, a decision) is
-never applied twice and never reported lost when it won.
+run again (``execute``, ``execute_all``: one round trip). Any other (``apply``, ``write``)
+notes its transaction id before it commits, and after such a loss asks the server what
+became of that transaction (``pg_xact_status``): committed, the write is done and its
+result stands; aborted, it is tried again. So a conditional write (a status move, a
+lease, a decision) is never applied twice and never reported lost when it won.
 """
 
 from __future__ import annotations
@@ -188,6 +188,18 @@ class Database:
                 return conn.execute(sql, params).rowcount
 
         return self.patiently(attempt)
+
+    def execute_all(self, work: Callable[[Conn], None], *, patience: float | None = None) -> None:
+        """``work(conn)``, statements that may run twice to the same end (upserts), in one
+        transaction sent in one round trip (nothing in it reads a result), and simply run
+        again after a lost connection; tried up to ``patience`` seconds (the pool's by
+        default)."""
+
+        def attempt() -> None:
+            with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
+                work(conn)
+
+        self.patiently(attempt, patience)
 
     def apply(self, sql: str, params: Params, result: Callable[[Cursor], _T]) -> _T:
         """One statement whose second run would differ from its first (an insert that may

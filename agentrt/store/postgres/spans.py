@@ -30,8 +30,8 @@ _WRITE = (
     "INSERT INTO spans (span_id, trace_id, parent_id, thread_id, name, start_ns, end_ns, "
     "status, attributes, events, links) "
     "SELECT span_id, trace_id, parent_id, thread_id, name, start_ns, end_ns, status, "
-    "attributes, events, links FROM unnest(%s::text[], %s::text[], %s::text[], %s::text[], "
-    "%s::text[], %s::bigint[], %s::bigint[], %s::text[], %s::json[], %s::json[], %s::json[]) "
+    "attributes, events, links FROM unnest(%b::text[], %b::text[], %b::text[], %b::text[], "
+    "%b::text[], %b::bigint[], %b::bigint[], %b::text[], %b::json[], %b::json[], %b::json[]) "
     "WITH ORDINALITY AS batch (span_id, trace_id, parent_id, thread_id, name, start_ns, "
     "end_ns, status, attributes, events, links, n) ORDER BY n "
     "ON CONFLICT (span_id) DO UPDATE SET trace_id=excluded.trace_id, "
@@ -60,7 +60,7 @@ class SpansTable:
             conn.execute(f"SET LOCAL lock_timeout = '{SPAN_LOCK_WAIT_MS}ms'")
             conn.execute(_WRITE, columns)
 
-        self.db.write(write, patience=SPAN_PATIENCE)
+        self.db.execute_all(write, patience=SPAN_PATIENCE)  # an upsert: twice is once
 
     def spans_of(self, trace_id: str) -> list[SpanRow]:
         return self.db.all(
