@@ -81,8 +81,7 @@ def charges(db: Path) -> tuple[list[tuple[str, int]], int]:
         ("model", 1, 2),  # killed while the model was answering turn 2: asked again
         # killed after turn 2's answer was recorded, before its checkpoint: not asked again
         ("answered", 1, 1),
-        # killed while policy decided on turn 2's first action: turn 2's plan step was not
-        # stored yet (agentrt.store.held); it ran again from the recorded answer
+        # killed while policy decided on turn 2's first action: only that decision is lost
         ("deciding", 1, 1),
         ("tool", 2, 1),  # killed inside the first charge: called again with the same key
         ("verify", 1, 1),  # killed after the charge was recorded: the ledger answers, no call

@@ -18,7 +18,7 @@ from agentrt.nodes import (
 )
 from agentrt.nodes.spec import Node
 
-__all__ = ["ACTING_NODES", "HELD_NODES", "NODES", "PURE_NODES", "Node"]
+__all__ = ["ACTING_NODES", "NODES", "PURE_NODES", "Node"]
 
 NODES: tuple[Node, ...] = (
     plan.NODE,
@@ -36,10 +36,6 @@ NODES: tuple[Node, ...] = (
 
 PURE_NODES: frozenset[str] = frozenset(n.name for n in NODES if n.pure)
 """The nodes that only decide (Node.pure)."""
-
-HELD_NODES: frozenset[str] = frozenset(n.name for n in NODES if n.pure or n.recorded)
-"""The nodes whose checkpoint writes wait for the run's next write (agentrt.store.held):
-run again after a crash, one does nothing new (Node.pure, Node.recorded)."""
 
 ACTING_NODES: frozenset[str] = frozenset(n.name for n in NODES if n.acts)
 """The nodes that act on a pure node's decision (Node.acts)."""

@@ -382,5 +382,4 @@ NODE = Node(
     # their own error contract.
     retry="model",
     entry=True,
-    recorded=True,
 )

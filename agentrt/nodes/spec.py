@@ -45,12 +45,6 @@ class Node:
     the checkpoint waits for the run's next write (agentrt.store.held): a crash before
     then costs deciding again on resume. (Before verify, where no interrupt stops a run, a
     run looks for stop requests only when one may be new: agentrt.nodes.stop_watch.)"""
-    recorded: bool = False
-    """Its one call outside, the model's answer, is recorded before the node returns
-    (agentrt.records.ModelCall) and answered from the record when the node runs again on
-    the same state. What it writes to the checkpoint waits for the run's next write, as a
-    pure node's does: a crash before then costs running it again, not asking the model
-    again."""
     acts: bool = False
     """It acts on the decision of a pure node before it (an effect, a question to a
     person): what that node wrote is stored before this one begins."""

@@ -1,7 +1,6 @@
-"""A run's graph driven with some of its nodes' checkpoint writes held back
-(agentrt.store.held, agentrt.nodes.HELD_NODES): invoked or streamed, sync or async, the
-thread is held for as long as the graph runs, and what it still holds is written when the
-graph stops."""
+"""A run's graph driven with its pure nodes' checkpoint writes held back
+(agentrt.store.held): invoked or streamed, sync or async, the thread is held for as long as
+the graph runs, and what it still holds is written when the graph stops."""
 
 from __future__ import annotations
 
@@ -10,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-from agentrt.nodes import HELD_NODES
+from agentrt.nodes import PURE_NODES
 from agentrt.store.held import HoldsWrites
 
 __all__ = ["aholding", "holding"]
@@ -23,13 +22,12 @@ def _saver(graph: Any) -> HoldsWrites | None:
 
 @contextmanager
 def holding(graph: Any, thread_id: str) -> Iterator[None]:
-    """While the block runs ``graph`` on ``thread_id``, the writes of its HELD_NODES are
-    held."""
+    """While the block runs ``graph`` on ``thread_id``, its pure nodes' writes are held."""
     saver = _saver(graph)
     if saver is None:
         yield
         return
-    saver.hold(thread_id, HELD_NODES)
+    saver.hold(thread_id, PURE_NODES)
     try:
         yield
     finally:
@@ -43,7 +41,7 @@ async def aholding(graph: Any, thread_id: str) -> AsyncIterator[None]:
     if saver is None:
         yield
         return
-    saver.hold(thread_id, HELD_NODES)
+    saver.hold(thread_id, PURE_NODES)
     try:
         yield
     finally:

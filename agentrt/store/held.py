@@ -1,10 +1,9 @@
 """Checkpoint writes held back until the run's next write that matters.
 
 A run writes a checkpoint, and its node's writes, after every node, each in a transaction
-of its own. After a node that only decides (policy, verify: ``Node.pure``), or whose model
-call is recorded (plan: ``Node.recorded``), a crash that loses what it wrote costs running
-it again: the run resumes from the checkpoint before it and decides again (the plan from
-the recorded answer), before anything has acted on the decision. So while a driver holds a
+of its own. After a node that only decides (policy, verify: ``Node.pure``), a crash that
+loses what it wrote costs running it again: the run resumes from the checkpoint before it
+and decides again, before anything has acted on the decision. So while a driver holds a
 thread (``hold``), what such a node wrote, and the checkpoint that follows it, wait in
 memory and are written in the same transaction as the thread's next write that is not held
 back; ``release`` (the segment's end) writes whatever still waits, and a read of the thread
@@ -13,7 +12,7 @@ back.
 
 Order is kept: a write that is not held carries every held one before it, in one
 transaction, so no checkpoint is stored without the ones it descends from. The checkpoint
-after a held node is held only when that node's writes were (LangGraph hands the saver a
+after a pure node is held only when that node's writes were (LangGraph hands the saver a
 node's event-log writes before the checkpoint that follows them). And a node that acts on a
 pure node's decision (tool, commit, approval: ``Node.acts``) has the held calls written
 before it begins: an effect is never under way while the decision that allowed it could
@@ -237,7 +236,7 @@ class HoldingSaver(BaseCheckpointSaver[str]):
         try:
             self._write(thread_id)
         except Exception:
-            # Only a held node's work is lost: the run resumes from the checkpoint before it.
+            # Only a pure node's work is lost: the run resumes from the checkpoint before it.
             logger.warning(
                 "checkpoint writes held for thread %r were not stored", thread_id, exc_info=True
             )

@@ -61,7 +61,6 @@ class Checkpoints(HoldingSaver, RowsSaver):
         """Nothing to do: opening the store migrated LangGraph's tables with agentrt's."""
 
     # sync: PostgresSaver's own, tried again while the server is out of reach ----------------
-
     # Reads store what the thread holds first (HoldingSaver, next in line after this class).
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:

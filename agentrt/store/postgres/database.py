@@ -196,8 +196,17 @@ class Database:
         default)."""
 
         def attempt() -> None:
-            with self.pool.connection() as conn, conn.pipeline(), conn.transaction():
-                work(conn)
+            with self.pool.connection() as conn:
+                try:
+                    # BEGIN and COMMIT as statements: a transaction() block in a pipeline
+                    # would wait for the server at each end of it.
+                    with conn.pipeline():
+                        conn.execute("BEGIN")
+                        work(conn)
+                        conn.execute("COMMIT")
+                except BaseException:
+                    _rollback(conn)
+                    raise
 
         self.patiently(attempt, patience)
 
