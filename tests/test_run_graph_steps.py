@@ -21,18 +21,24 @@ from agentrt.runs.record import initial_state
 from agentrt.steps import Step, Steps, adrive, blocking, drive
 from agentrt.testing import ScriptedChatModel
 
-STATE: Any = {"thread_id": "t1"}
+STATE: Any = {"thread_id": "t1", "usage": {"steps": 1}}
 
 
 class _Store:
-    def __init__(self, cancel: str | None, interrupt: bool = False) -> None:
+    def __init__(self, cancel: str | None, interrupt: bool = False, answered: int = -1) -> None:
         self.cancel = cancel
         self.interrupt = interrupt
+        self.answered = answered
         self.calls: list[str] = []
 
     def stop_requests(self, thread_id: str) -> tuple[str | None, bool]:
         self.calls.append("check")
         return self.cancel, self.interrupt
+
+    def model_call(self, thread_id: str, revision: int) -> object | None:
+        """The model call recorded at ``revision``: one at ``answered`` and before."""
+        self.calls.append(f"recorded {revision}")
+        return object() if revision <= self.answered else None
 
 
 def _deps(store: _Store, watch: StopWatch | None = None) -> Any:
@@ -166,6 +172,16 @@ def test_an_interrupt_found_where_it_cannot_stop_the_run_makes_the_next_node_loo
     # ...and policy, a safe node, stops the run before its next action.
     with pytest.raises(StepStopped, match="interrupts the run"):
         _cancelled("policy", STATE, deps)
+
+
+def test_an_interrupt_waits_while_the_next_model_call_is_recorded_already() -> None:
+    # The run's process died after the model answered, before the plan step's checkpoint:
+    # the plan step runs from that answer before the message stops the run.
+    store = _Store(None, interrupt=True, answered=1)
+    assert _cancelled("plan", STATE, _deps(store)) is None
+    assert store.calls == ["check", "recorded 1"]
+    with pytest.raises(StepStopped, match="interrupts the run"):
+        _cancelled("policy", {**STATE, "usage": {"steps": 2}}, _deps(store))
 
 
 class _Saver:

@@ -231,7 +231,7 @@ def _cancelled(kind: str, state: RunState, deps: RunDeps) -> dict[str, Any] | No
     asked = stops_asked()
     reason, interrupt = deps.store.stop_requests(thread_id)
     if reason is None:
-        if interrupt and kind in INTERRUPT_BEFORE:
+        if interrupt and kind in INTERRUPT_BEFORE and not _answered_already(state, deps):
             # A message was sent to interrupt the run: it stops here, where nothing is half
             # done, and whoever drives it next takes the message (agentrt.runs.messages).
             raise StepStopped("a new message interrupts the run; it is taken next")
@@ -241,6 +241,13 @@ def _cancelled(kind: str, state: RunState, deps: RunDeps) -> dict[str, Any] | No
             deps.stop_watch.looked(thread_id, asked)
         return None
     return {"stop": Stop(status="cancelled", reason=reason), "route": "finish"}
+
+
+def _answered_already(state: RunState, deps: RunDeps) -> bool:
+    """The run's next model call is recorded already: a process died after the model
+    answered, before the plan step's checkpoint. The run plans from that answer before a
+    message stops it, so an answer paid for is neither asked for again nor lost."""
+    return deps.store.model_call(state["thread_id"], state["usage"]["steps"]) is not None
 
 
 _LOOKS_WHEN_DUE = PURE_NODES - INTERRUPT_BEFORE

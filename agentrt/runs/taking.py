@@ -184,6 +184,11 @@ class MessageTaking:
         if not snapshot.values:  # it never began: nothing is half done
             return waiting
         safe = bool(snapshot.next) and all(node in INTERRUPT_BEFORE for node in snapshot.next)
+        if safe:
+            # Not while its next model call is recorded already (its process died after the
+            # model answered): resumed, it plans from that answer first (run_graph).
+            steps = snapshot.values.get("usage", {}).get("steps", 0)
+            safe = self.store.model_call(record.thread_id, steps) is None
         return waiting if safe else None
 
     def take_message(
