@@ -9,8 +9,12 @@ checkpointed; "deciding": policy is deciding on bo's charge, the second plan's f
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
+import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +23,48 @@ from langchain_core.messages import AIMessage, BaseMessage
 from agentrt import AgentRuntime, Policy, ToolContext, tool
 from agentrt.store.sqlite.recordings import RecordingsTable
 from agentrt.testing import ScriptedChatModel, ai, tool_call
+
+ROOT = Path(__file__).resolve().parent.parent
+STARTER = (
+    "import sys\nfrom tests.crashy_app import build_runtime\n"
+    "build_runtime(sys.argv[1]).start('charge al, bo and cy', "
+    "principal=__import__('agentrt').Principal('ops'), thread_id='t-crash')\n"
+)
+"""The crashy run, thread 't-crash', started in a process of its own."""
+
+
+@contextmanager
+def blocked_at(db: str | Path, where: str) -> Iterator[subprocess.Popen[str]]:
+    """The crashy run's process, blocked at ``where`` (it said so); SIGKILLed, for real,
+    when the block ends."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", STARTER, str(db)],
+        cwd=ROOT,
+        env={**os.environ, "AGENTRT_TEST_BLOCK_AT": where},
+        text=True,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None
+    assert proc.stderr is not None
+    assert proc.stdin is not None
+    try:
+        line = proc.stdout.readline()
+        assert line == f"BLOCKED {where}\n", line or proc.stderr.read()
+        yield proc
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+        for stream in (proc.stdin, proc.stdout, proc.stderr):
+            stream.close()
+    assert proc.returncode == -signal.SIGKILL
+
+
+def killed_at(db: str | Path, where: str) -> None:
+    """Start the crashy run and SIGKILL its process once it is blocked at ``where``."""
+    with blocked_at(db, where):
+        pass
 
 
 def _block(where: str) -> None:

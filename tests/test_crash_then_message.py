@@ -4,47 +4,18 @@ for is neither asked for again nor dropped from the run's usage."""
 
 from __future__ import annotations
 
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from agentrt import Principal, RunStatus
-from tests.crashy_app import build_runtime, sink_path
+from tests.crashy_app import build_runtime, killed_at, sink_path
 
 ROOT = Path(__file__).resolve().parent.parent
 OPS = Principal("ops")
 
 pytestmark = pytest.mark.subprocess
-
-
-def _killed_once_answered(db: Path) -> None:
-    """Start the crashy run and SIGKILL it right after turn 2's answer is recorded."""
-    starter = (
-        "import sys\nfrom tests.crashy_app import build_runtime\n"
-        "build_runtime(sys.argv[1]).start('charge al, bo and cy', "
-        "principal=__import__('agentrt').Principal('ops'), thread_id='t-crash')\n"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", starter, str(db)],
-        cwd=ROOT,
-        env={**os.environ, "AGENTRT_TEST_BLOCK_AT": "answered"},
-        text=True,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    assert proc.stdout is not None
-    assert proc.stdin is not None
-    assert proc.stdout.readline() == "BLOCKED answered\n"
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait(timeout=30) == -signal.SIGKILL
-    proc.stdout.close()
-    proc.stdin.close()
 
 
 def _asks(db: Path) -> int:
@@ -54,7 +25,7 @@ def _asks(db: Path) -> int:
 
 def test_an_interrupting_message_waits_for_the_answer_already_paid_for(tmp_path: Path) -> None:
     db = tmp_path / "agentrt.db"
-    _killed_once_answered(db)
+    killed_at(db, "answered")
     with build_runtime(db) as rt:
         paid = rt.get("t-crash").usage
         run = rt.send("t-crash", "that is enough", principal=OPS, double_texting="interrupt")
@@ -69,7 +40,7 @@ def test_an_interrupting_message_waits_for_the_answer_already_paid_for(tmp_path:
 
 def test_a_cancel_keeps_the_answer_already_paid_for_in_the_usage(tmp_path: Path) -> None:
     db = tmp_path / "agentrt.db"
-    _killed_once_answered(db)
+    killed_at(db, "answered")
     with build_runtime(db) as rt:
         paid = rt.get("t-crash").usage  # the row counted turn 2 as it was recorded
         assert paid["steps"] == 2

@@ -4,11 +4,7 @@ which holds nothing, reads what is stored."""
 
 from __future__ import annotations
 
-import os
-import signal
 import sqlite3
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,7 +19,7 @@ from agentrt.runs import taking
 from agentrt.store import OpenedStore, open_store
 from agentrt.store.held import Holding
 from agentrt.testing import ScriptedChatModel, ai, tool_call
-from tests.crashy_app import build_runtime, sink_path
+from tests.crashy_app import build_runtime, killed_at, sink_path
 
 ROOT = Path(__file__).resolve().parent.parent
 OPS = Principal("olga", roles=["operator"], tenant="acme")
@@ -147,27 +143,7 @@ def test_a_failed_write_holds_what_it_carried_again() -> None:
 @pytest.mark.subprocess
 def test_the_decision_an_effect_acts_on_is_stored_before_the_effect_begins(tmp_path: Path) -> None:
     db = tmp_path / "agentrt.db"
-    starter = (
-        "import sys\nfrom tests.crashy_app import build_runtime\n"
-        "build_runtime(sys.argv[1]).start('charge al, bo and cy', "
-        "principal=__import__('agentrt').Principal('ops'), thread_id='t-crash')\n"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", starter, str(db)],
-        cwd=ROOT,
-        env={**os.environ, "AGENTRT_TEST_BLOCK_AT": "tool"},
-        text=True,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    assert proc.stdout is not None
-    assert proc.stdout.readline() == "BLOCKED tool\n"  # inside the first charge
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait(timeout=30) == -signal.SIGKILL
-    proc.stdout.close()
-    assert proc.stdin is not None
-    proc.stdin.close()
+    killed_at(db, "tool")  # inside the first charge
 
     with build_runtime(db) as rt:
         cfg: RunnableConfig = {"configurable": {"thread_id": "t-crash"}}
@@ -198,27 +174,7 @@ def test_the_decision_an_effect_acts_on_is_stored_before_the_effect_begins(tmp_p
 @pytest.mark.subprocess
 def test_a_crash_while_policy_decides_loses_the_decision_only(tmp_path: Path) -> None:
     db = tmp_path / "agentrt.db"
-    starter = (
-        "import sys\nfrom tests.crashy_app import build_runtime\n"
-        "build_runtime(sys.argv[1]).start('charge al, bo and cy', "
-        "principal=__import__('agentrt').Principal('ops'), thread_id='t-crash')\n"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", starter, str(db)],
-        cwd=ROOT,
-        env={**os.environ, "AGENTRT_TEST_BLOCK_AT": "deciding"},
-        text=True,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-    )
-    assert proc.stdout is not None
-    assert proc.stdout.readline() == "BLOCKED deciding\n"  # policy on bo, turn 2's first
-    proc.send_signal(signal.SIGKILL)
-    assert proc.wait(timeout=30) == -signal.SIGKILL
-    proc.stdout.close()
-    assert proc.stdin is not None
-    proc.stdin.close()
+    killed_at(db, "deciding")  # policy on bo, turn 2's first
 
     with build_runtime(db) as rt:
         cfg: RunnableConfig = {"configurable": {"thread_id": "t-crash"}}

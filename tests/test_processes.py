@@ -4,8 +4,6 @@ process is SIGKILLed inside a node is resumed from its thread id and finishes.""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -14,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agentrt import RunBusy
-from tests.crashy_app import build_runtime, sink_path
+from tests.crashy_app import blocked_at, build_runtime, sink_path
 
 ROOT = Path(__file__).resolve().parent.parent
 AGENTRT = [sys.executable, "-m", "agentrt"]
@@ -91,35 +89,13 @@ def test_sigkill_inside_a_node_then_resume(
     tmp_path: Path, where: str, tool_calls: int, asks: int
 ) -> None:
     db = tmp_path / "agentrt.db"
-    env = {**os.environ, "AGENTRT_TEST_BLOCK_AT": where}
-    starter = (
-        "import sys\nfrom tests.crashy_app import build_runtime\n"
-        "build_runtime(sys.argv[1]).start('charge al, bo and cy', "
-        "principal=__import__('agentrt').Principal('ops'), thread_id='t-crash')\n"
-    )
-    proc = subprocess.Popen(
-        [sys.executable, "-c", starter, str(db)],
-        cwd=ROOT,
-        env=env,
-        text=True,
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
-    assert proc.stdout is not None
-    line = proc.stdout.readline()
-    assert line == f"BLOCKED {where}\n", proc.stderr.read() if proc.stderr else ""
     # While its process lives, nobody else may drive the run.
-    with build_runtime(db) as rt, pytest.raises(RunBusy, match="'t-crash' is being driven by"):
+    with (
+        blocked_at(db, where),
+        build_runtime(db) as rt,
+        pytest.raises(RunBusy, match="'t-crash' is being driven by"),
+    ):
         rt.resume("t-crash")
-    proc.send_signal(signal.SIGKILL)
-    proc.wait(timeout=30)
-    assert proc.returncode == -signal.SIGKILL
-    if proc.stderr:
-        proc.stderr.close()
-    proc.stdout.close()
-    if proc.stdin:
-        proc.stdin.close()
 
     with sqlite3.connect(db) as conn:
         status, owner = conn.execute(
