@@ -179,25 +179,30 @@ def test_calls_held_together_are_stored_as_one_call_after_another_stores_them(
 def _random_call(rng: random.Random, prefix: str) -> tuple[str, tuple[Any, ...]]:
     """A put or a put_writes drawn to collide often: few threads, ids, channels and tasks."""
     conf: dict[str, Any] = {
-        "thread_id": prefix + rng.choice(["t1", "t1", "t2"]),
-        "checkpoint_ns": rng.choice(["", "", "sub:1"]),
+        "thread_id": prefix + rng.choice(["t1", "t1", "t1", "t2"]),
+        "checkpoint_ns": rng.choice(["", "", "", "sub:1"]),
     }
     if rng.random() < 0.35:
         parent = rng.choice([None, "1f0-0", "1f0-a"])
         if parent is not None:
             conf["checkpoint_id"] = parent
-        choices = ["ü" * rng.randint(0, 2), rng.randint(0, 3), {"t": "日本"}, None]
+        choices = [
+            "ü" * rng.randint(0, 2),
+            rng.randint(0, 3),
+            {"t": "日本", "n": rng.random()},
+            None,
+        ]
         values = {
             channel: rng.choice([*choices, _DeltaSnapshot([{"k": rng.randint(0, 2)}])])
             for channel in rng.sample(["goal", "plan", "events", "cursor"], rng.randint(0, 4))
         }
         checkpoint = _checkpoint(rng.choice(["1f0-a", "1f0-b"]), values)
-        versions = {k: f"{rng.randint(1, 2):032}.0.5" for k in values}
+        versions = {k: f"{rng.choice([1, 1, 1, 2]):032}.0.5" for k in values}
         checkpoint["channel_versions"] = versions
         return "put", ({"configurable": conf}, checkpoint, {"step": rng.randint(0, 9)}, versions)
-    conf["checkpoint_id"] = rng.choice(["1f0-a", "1f0-b"])
+    conf["checkpoint_id"] = rng.choice(["1f0-a", "1f0-a", "1f0-b"])
     writes = []
-    for _ in range(rng.randint(0, 3)):
+    for _ in range(rng.choice([0, 1, 1, 2, 3])):
         channel = rng.choice([ERROR, INTERRUPT, "route", "événement"])
         value = ValueError(f"e{rng.randint(0, 3)}") if channel == ERROR else rng.choice([1, "ÿ"])
         writes.append((channel, value))
@@ -206,9 +211,9 @@ def _random_call(rng: random.Random, prefix: str) -> tuple[str, tuple[Any, ...]]
 
 
 def test_random_batches_are_stored_as_the_calls_one_after_another(savers: _Savers) -> None:
-    for seed in range(30):
+    for seed in range(40):
         rng = random.Random(seed)
-        calls = [_random_call(rng, f"s{seed}-") for _ in range(rng.randint(2, 12))]
+        calls = [_random_call(rng, f"s{seed}-") for _ in range(rng.randint(4, 14))]
         split = rng.randint(0, len(calls) - 1)
         for method, args in calls:
             getattr(savers.theirs, method)(*args)
