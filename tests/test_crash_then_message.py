@@ -12,7 +12,6 @@ import pytest
 from agentrt import Principal, RunStatus
 from tests.crashy_app import build_runtime, killed_at, sink_path
 
-ROOT = Path(__file__).resolve().parent.parent
 OPS = Principal("ops")
 
 pytestmark = pytest.mark.subprocess

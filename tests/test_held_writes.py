@@ -21,7 +21,6 @@ from agentrt.store.held import Holding
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 from tests.crashy_app import build_runtime, killed_at, sink_path
 
-ROOT = Path(__file__).resolve().parent.parent
 OPS = Principal("olga", roles=["operator"], tenant="acme")
 
 START: RunnableConfig = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}

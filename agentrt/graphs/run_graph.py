@@ -39,6 +39,7 @@ from opentelemetry.trace import Span
 from agentrt.budget import Budget, budget_attributes
 from agentrt.nodes import ACTING_NODES, NODES, PURE_NODES, Node
 from agentrt.nodes.deps import RunDeps, StepStopped
+from agentrt.nodes.plan import answer_recorded
 from agentrt.nodes.stop_watch import stops_asked
 from agentrt.runs.messages import INTERRUPT_BEFORE
 from agentrt.state import RunState, Stop, Usage
@@ -231,7 +232,7 @@ def _cancelled(kind: str, state: RunState, deps: RunDeps) -> dict[str, Any] | No
     asked = stops_asked()
     reason, interrupt = deps.store.stop_requests(thread_id)
     if reason is None:
-        if interrupt and kind in INTERRUPT_BEFORE and not _answered_already(state, deps):
+        if interrupt and kind in INTERRUPT_BEFORE and not _answered(state, deps):
             # A message was sent to interrupt the run: it stops here, where nothing is half
             # done, and whoever drives it next takes the message (agentrt.runs.messages).
             raise StepStopped("a new message interrupts the run; it is taken next")
@@ -243,11 +244,9 @@ def _cancelled(kind: str, state: RunState, deps: RunDeps) -> dict[str, Any] | No
     return {"stop": Stop(status="cancelled", reason=reason), "route": "finish"}
 
 
-def _answered_already(state: RunState, deps: RunDeps) -> bool:
-    """The run's next model call is recorded already: a process died after the model
-    answered, before the plan step's checkpoint. The run plans from that answer before a
-    message stops it, so an answer paid for is neither asked for again nor lost."""
-    return deps.store.model_call(state["thread_id"], state["usage"]["steps"]) is not None
+def _answered(state: RunState, deps: RunDeps) -> bool:
+    """The run's next plan step has its answer recorded already (plan.answer_recorded)."""
+    return answer_recorded(deps.store, state["thread_id"], state["usage"]["steps"])
 
 
 _LOOKS_WHEN_DUE = PURE_NODES - INTERRUPT_BEFORE

@@ -45,9 +45,10 @@ from agentrt.state import (
     unstorable,
 )
 from agentrt.steps import Step, Steps, blocking
+from agentrt.store.protocols import RecordingStore
 from agentrt.summaries import cut_point, summary_message
 
-__all__ = ["NODE", "build_messages", "plan"]
+__all__ = ["NODE", "answer_recorded", "build_messages", "plan"]
 
 
 class _Conversation(NamedTuple):
@@ -194,6 +195,15 @@ def recorded_response(deps: RunDeps, state: RunState, digest: str) -> AIMessage 
         return None
     [message] = messages_from_dict([found.response])
     return message if isinstance(message, AIMessage) else None
+
+
+def answer_recorded(store: RecordingStore, thread_id: str, steps: int) -> bool:
+    """Whether plan step ``steps`` (the usage's step count before it) has its model answer
+    recorded already: its process died after the model answered, before the step's
+    checkpoint. Run again, the step plans from that answer (``recorded_response``), so a
+    message waits until it has (agentrt.graphs.run_graph, agentrt.runs.taking): an answer
+    paid for is neither asked for again nor lost."""
+    return store.model_call(thread_id, steps) is not None
 
 
 class _Ask(NamedTuple):

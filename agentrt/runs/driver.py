@@ -408,11 +408,12 @@ class Driver(MessageTaking, RunCreating):
                 as_node="finish",
             )
         usage = snapshot.values.get("usage") if snapshot.values else None
-        row = known or self.store.get_run(thread_id)
-        if usage is not None and row is not None and row.usage["steps"] > usage["steps"]:
-            # A model answer recorded (and counted in the row) after the last checkpoint,
-            # its process dead since: paid for, so it stays counted.
-            usage = row.usage
+        if usage is not None:
+            row = known or self.store.get_run(thread_id)
+            if row is not None and row.usage["steps"] > usage["steps"]:
+                # A model answer recorded (and counted in the row) after the last
+                # checkpoint, its process dead since: paid for, so it stays counted.
+                usage = row.usage
         denials = denials_of(snapshot.values.get("events", ())) if snapshot.values else None
         record = self.move(
             thread_id, status, known=known, error=reason, usage=usage, denials=denials

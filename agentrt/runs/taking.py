@@ -10,6 +10,7 @@ from agentrt.approvals.model import ApprovalQuery
 from agentrt.budget import Budget
 from agentrt.errors import ConfigError, ThreadBusy, UnknownRun
 from agentrt.limits import SizeLimits
+from agentrt.nodes.plan import answer_recorded
 from agentrt.nodes.stop_watch import stop_asked
 from agentrt.principal import Principal
 from agentrt.records import LeaseRecord, MessageRecord, NewMessage, RunRecord
@@ -184,11 +185,9 @@ class MessageTaking:
         if not snapshot.values:  # it never began: nothing is half done
             return waiting
         safe = bool(snapshot.next) and all(node in INTERRUPT_BEFORE for node in snapshot.next)
-        if safe:
-            # Not while its next model call is recorded already (its process died after the
-            # model answered): resumed, it plans from that answer first (run_graph).
+        if safe:  # not before a plan step whose answer is recorded: it plans from it first
             steps = snapshot.values.get("usage", {}).get("steps", 0)
-            safe = self.store.model_call(record.thread_id, steps) is None
+            safe = not answer_recorded(self.store, record.thread_id, steps)
         return waiting if safe else None
 
     def take_message(
