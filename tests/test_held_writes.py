@@ -1,6 +1,7 @@
-"""What a pure node writes to the checkpoint waits for the run's next write and goes in its
-transaction (agentrt.store.held), on both savers: a second saver on the same database,
-which holds nothing, reads what is stored."""
+"""What a node writes to the checkpoint waits for the checkpoint after it, and after a pure
+node that checkpoint waits for the run's next write, each going in its transaction
+(agentrt.store.held), on both savers: a second saver on the same database, which holds
+nothing, reads what is stored."""
 
 from __future__ import annotations
 
@@ -89,6 +90,72 @@ def test_a_pure_nodes_writes_wait_for_the_next_write_and_go_with_it(
     assert [cid for cid, _ in _stored(reader)][-1] == _id(after_tool)
 
 
+def _transactions(saver: Any) -> list[int]:
+    """How many calls each of the saver's writes from now on carries, in order."""
+    made: list[int] = []
+    one, all_ = saver._write_one, saver._write_all
+
+    def write_one(call: Any) -> None:
+        made.append(1)
+        one(call)
+
+    def write_all(calls: Any) -> None:
+        made.append(len(calls))
+        all_(calls)
+
+    saver._write_one, saver._write_all = write_one, write_all
+    return made
+
+
+def test_a_nodes_writes_wait_for_the_checkpoint_after_them_and_go_in_its_transaction(
+    saver: Any, reader: Any
+) -> None:
+    first = _put(saver, START)
+    saver.hold("t", PURE_NODES, {"plan", "tool"})
+    made = _transactions(saver)
+    _writes(saver, "plan", first, "policy")
+    assert _stored(reader) == [(_id(first), [])]  # the model's answer is recorded already
+    after_plan = _put(saver, first)
+    assert _stored(reader) == [(_id(first), ["policy"]), (_id(after_plan), [])]
+    assert made == [2]  # one transaction
+    _writes(saver, "tool", after_plan, "verify")
+    after_tool = _put(saver, after_plan)  # not held past it, as after a pure node
+    assert [cid for cid, _ in _stored(reader)][-1] == _id(after_tool)
+    assert made == [2, 2]
+
+
+def test_a_pure_nodes_checkpoint_and_the_next_nodes_writes_go_with_the_checkpoint_after(
+    saver: Any, reader: Any
+) -> None:
+    first = _put(saver, START)
+    saver.hold("t", PURE_NODES, {"plan"})
+    made = _transactions(saver)
+    _writes(saver, "verify", first, "plan")
+    after_verify = _put(saver, first)
+    _writes(saver, "plan", after_verify, "policy")
+    assert _stored(reader) == [(_id(first), [])]
+    after_plan = _put(saver, after_verify)
+    assert _stored(reader) == [
+        (_id(first), ["plan"]),
+        (_id(after_verify), ["policy"]),
+        (_id(after_plan), []),
+    ]
+    assert made == [4]
+
+
+def test_writes_no_checkpoint_follows_are_stored_when_the_segment_ends(
+    saver: Any, reader: Any
+) -> None:
+    # A node that stops the run (an interrupt, an error): LangGraph stores its writes and
+    # no checkpoint after them.
+    first = _put(saver, START)
+    saver.hold("t", PURE_NODES, {"approval"})
+    _writes(saver, "approval", first, "asked")
+    assert _stored(reader) == [(_id(first), [])]
+    saver.release("t")
+    assert _stored(reader) == [(_id(first), ["asked"])]
+
+
 def test_a_read_through_the_saver_stores_what_it_holds_first(saver: Any, reader: Any) -> None:
     first = _put(saver, START)
     saver.hold("t", PURE_NODES)
@@ -137,6 +204,18 @@ def test_a_failed_write_holds_what_it_carried_again() -> None:
     with holding.writing("t") as nothing:
         assert nothing == []
     assert not holding.checkpoint("t", "c0", lambda: "c1")  # only right after a pure node
+
+
+def test_a_checkpoint_waits_only_when_every_task_before_it_was_pure() -> None:
+    holding = Holding()
+    holding.hold("t", {"policy"}, {"tool"})
+    assert holding.writes("t", "c0", "~__pregel_pull, policy", lambda: "w0")
+    assert holding.writes("t", "c0", "~__pregel_pull, tool", lambda: "w1")  # same step
+    assert not holding.checkpoint("t", "c0", lambda: "c1")  # written now, with both
+    assert holding.writes("t", "c1", "~__pregel_pull, policy", lambda: "w2")
+    assert holding.checkpoint("t", "c1", lambda: "c2")
+    assert not holding.writes("t", "c2", "~__pregel_pull, finish", lambda: "w3")  # not named
+    assert not holding.writes("t", "c2", "", lambda: "resume")  # before any node: at once
 
 
 @pytest.mark.subprocess

@@ -1,6 +1,7 @@
-"""A run's graph driven with its pure nodes' checkpoint writes held back
-(agentrt.store.held): invoked or streamed, sync or async, the thread is held for as long as
-the graph runs, and what it still holds is written when the graph stops."""
+"""A run's graph driven with its checkpoint writes held back (agentrt.store.held): every
+node's writes wait for the checkpoint that follows them, and after a pure node that
+checkpoint waits for the next write. Invoked or streamed, sync or async, the thread is held
+for as long as the graph runs, and what it still holds is written when the graph stops."""
 
 from __future__ import annotations
 
@@ -9,10 +10,14 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
-from agentrt.nodes import PURE_NODES
+from agentrt.nodes import NODES, PURE_NODES
 from agentrt.store.held import HoldsWrites
 
 __all__ = ["aholding", "holding"]
+
+
+_OTHERS = frozenset(node.name for node in NODES) - PURE_NODES
+"""The nodes whose writes wait only for the checkpoint that follows them."""
 
 
 def _saver(graph: Any) -> HoldsWrites | None:
@@ -22,12 +27,12 @@ def _saver(graph: Any) -> HoldsWrites | None:
 
 @contextmanager
 def holding(graph: Any, thread_id: str) -> Iterator[None]:
-    """While the block runs ``graph`` on ``thread_id``, its pure nodes' writes are held."""
+    """While the block runs ``graph`` on ``thread_id``, its nodes' writes are held."""
     saver = _saver(graph)
     if saver is None:
         yield
         return
-    saver.hold(thread_id, PURE_NODES)
+    saver.hold(thread_id, PURE_NODES, _OTHERS)
     try:
         yield
     finally:
@@ -41,7 +46,7 @@ async def aholding(graph: Any, thread_id: str) -> AsyncIterator[None]:
     if saver is None:
         yield
         return
-    saver.hold(thread_id, PURE_NODES)
+    saver.hold(thread_id, PURE_NODES, _OTHERS)
     try:
         yield
     finally:

@@ -1,25 +1,35 @@
 """Checkpoint writes held back until the run's next write that matters.
 
-A run writes a checkpoint, and its node's writes, after every node, each in a transaction
-of its own. After a node that only decides (policy, verify: ``Node.pure``), a crash that
-loses what it wrote costs running it again: the run resumes from the checkpoint before it
-and decides again, before anything has acted on the decision. So while a driver holds a
-thread (``hold``), what such a node wrote, and the checkpoint that follows it, wait in
-memory and are written in the same transaction as the thread's next write that is not held
-back; ``release`` (the segment's end) writes whatever still waits, and a read of the thread
-through the saver writes its held calls first, so this process never sees its own run go
-back.
+LangGraph stores a node's writes when the node ends, then the checkpoint that follows
+them, each in a transaction of its own. While a driver holds a thread (``hold``), agentrt's
+savers hold them back and store them together:
+
+- Every node's writes wait for the checkpoint that follows them, and go in its
+  transaction. A crash between the two loses the node's writes, so the run resumes from
+  the checkpoint before it and runs the node again: as after a crash just before LangGraph
+  stored them, which every node already survives (a model's answer is recorded, an
+  effect is in the ledger, before the node ends).
+- After a node that only decides (policy, verify: ``Node.pure``), the checkpoint waits
+  too, for the thread's next write that is not held back: a crash that loses them costs
+  deciding again, before anything has acted on the decision.
+
+``release`` (the segment's end) writes whatever still waits (the writes of a node that
+stopped the run, which no checkpoint follows), and a read of the thread through the saver
+writes its held calls first, so this process never sees its own run go back.
 
 Order is kept: a write that is not held carries every held one before it, in one
-transaction, so no checkpoint is stored without the ones it descends from. The checkpoint
-after a pure node is held only when that node's writes were (LangGraph hands the saver a
-node's event-log writes before the checkpoint that follows them). And a node that acts on a
-pure node's decision (tool, commit, approval: ``Node.acts``) has the held calls written
-before it begins: an effect is never under way while the decision that allowed it could
-still be lost, and made again otherwise on resume (a policy changed meanwhile).
+transaction, so no checkpoint is stored without the ones it descends from. A checkpoint is
+held only when the writes before it are (LangGraph hands the saver a node's event-log
+writes before the checkpoint that follows them), and only when every one of them is a
+pure node's. And a node that acts on a pure node's decision (tool, commit, approval:
+``Node.acts``) has the held calls written before it begins: an effect is never under way
+while the decision that allowed it could still be lost, and made again otherwise on
+resume (a policy changed meanwhile).
 
-Only threads a driver holds are affected: an app's own graph may have nodes of the same
-names, and its checkpoints are written as LangGraph writes them.
+Only threads a driver holds are affected, and only the writes of the nodes it names: an
+app's own graph may have nodes of the same names, and its checkpoints are written as
+LangGraph writes them; a resume value LangGraph writes before any node runs is stored at
+once.
 """
 
 from __future__ import annotations
@@ -56,8 +66,9 @@ the call (``HoldingSaver._put_call``), a call itself by default."""
 class HoldsWrites(Protocol):
     """A checkpointer that can hold back what some nodes of a thread write (agentrt's own)."""
 
-    def hold(self, thread_id: str, nodes: Collection[str]) -> None:
-        """Hold back what the nodes named ``nodes`` write on this thread."""
+    def hold(self, thread_id: str, pure: Collection[str], others: Collection[str] = ()) -> None:
+        """Hold back what the nodes named ``pure`` write on this thread, and the checkpoint
+        after them; what the nodes named ``others`` write, until the checkpoint after it."""
 
     def release(self, thread_id: str) -> None:
         """Stop holding this thread, writing what it still holds."""
@@ -69,10 +80,14 @@ class HoldsWrites(Protocol):
 @dataclass(slots=True)
 class _Thread:
     nodes: frozenset[str]
+    pure: frozenset[str]
     calls: list[Held] = field(default_factory=list)
     after_held: str | None = None
-    """The checkpoint a held node ran from, once its writes are held: the checkpoint
-    saved next descends from it, and is held too."""
+    """The checkpoint held nodes ran from, once their writes are held: the checkpoint
+    saved next descends from it, and goes with them."""
+    checkpoint_waits: bool = False
+    """Whether that next checkpoint is held too: every node whose writes wait for it is
+    pure."""
     writing: threading.Lock = field(default_factory=threading.Lock)
     """Held while a write carries the held calls: the thread's writes reach the database
     in the order they were taken."""
@@ -85,10 +100,13 @@ class Holding:
         self._lock = threading.Lock()
         self._threads: dict[str, _Thread] = {}
 
-    def hold(self, thread_id: str, nodes: Collection[str]) -> None:
-        """From now on, hold back what the nodes named ``nodes`` write on this thread."""
+    def hold(self, thread_id: str, pure: Collection[str], others: Collection[str] = ()) -> None:
+        """From now on, hold back what the nodes named ``pure`` write on this thread, and
+        the checkpoint after them; what the nodes named ``others`` write, until the
+        checkpoint after it."""
+        pure = frozenset(pure)
         with self._lock:
-            self._threads.setdefault(thread_id, _Thread(frozenset(nodes)))
+            self._threads.setdefault(thread_id, _Thread(pure | frozenset(others), pure))
 
     def forget(self, thread_id: str) -> None:
         """Stop holding this thread (what it held is dropped: write it first)."""
@@ -108,17 +126,24 @@ class Holding:
             if thread is None or node not in thread.nodes:
                 return False
             thread.calls.append(call)
-            thread.after_held = checkpoint_id
+            pure = node in thread.pure
+            if thread.after_held != checkpoint_id:
+                thread.after_held, thread.checkpoint_waits = checkpoint_id, pure
+            else:  # another task of the same step
+                thread.checkpoint_waits = thread.checkpoint_waits and pure
             return True
 
     def checkpoint(self, thread_id: str, parent_id: str | None, call: Held) -> bool:
-        """True if ``call``, a checkpoint descending from ``parent_id``, is held back."""
+        """True if ``call``, a checkpoint descending from ``parent_id``, is held back.
+        False: it is to be written now, with what the thread holds."""
         with self._lock:
             thread = self._threads.get(thread_id)
             if thread is None or parent_id is None or thread.after_held != parent_id:
                 return False
-            thread.calls.append(call)
             thread.after_held = None
+            if not thread.checkpoint_waits:
+                return False
+            thread.calls.append(call)
             return True
 
     @contextmanager
@@ -227,9 +252,10 @@ class HoldingSaver(BaseCheckpointSaver[str]):
         self.flush(config["configurable"]["thread_id"])
         return super().get_delta_channel_history(config=config, channels=channels)
 
-    def hold(self, thread_id: str, nodes: Collection[str]) -> None:
-        """Hold back what the nodes named ``nodes`` write on this thread."""
-        self.holding.hold(thread_id, nodes)
+    def hold(self, thread_id: str, pure: Collection[str], others: Collection[str] = ()) -> None:
+        """Hold back what the nodes named ``pure`` write on this thread, and the checkpoint
+        after them; what the nodes named ``others`` write, until the checkpoint after it."""
+        self.holding.hold(thread_id, pure, others)
 
     def release(self, thread_id: str) -> None:
         """Stop holding this thread, writing what it still holds."""
