@@ -26,6 +26,7 @@ OPS = Principal("olga", roles=["operator"], tenant="acme")
 
 START: RunnableConfig = {"configurable": {"thread_id": "t", "checkpoint_ns": ""}}
 STEP: CheckpointMetadata = {"source": "loop", "step": 0, "parents": {}}
+INPUT: CheckpointMetadata = {"source": "input", "step": -1, "parents": {}}
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -141,6 +142,19 @@ def test_a_pure_nodes_checkpoint_and_the_next_nodes_writes_go_with_the_checkpoin
         (_id(after_plan), []),
     ]
     assert made == [4]
+
+
+def test_a_runs_input_its_writes_and_the_first_checkpoint_go_in_one_transaction(
+    saver: Any, reader: Any
+) -> None:
+    saver.hold("t", PURE_NODES, {"__start__"})
+    made = _transactions(saver)
+    given: RunnableConfig = saver.put(START, empty_checkpoint(), INPUT, {})
+    _writes(saver, "__start__", given, "plan")
+    assert _stored(reader) == []  # nothing ran from the input yet
+    first = _put(saver, given)
+    assert _stored(reader) == [(_id(given), ["plan"]), (_id(first), [])]
+    assert made == [3]
 
 
 def test_writes_no_checkpoint_follows_are_stored_when_the_segment_ends(

@@ -16,8 +16,9 @@ from agentrt.store.held import HoldsWrites
 __all__ = ["aholding", "holding"]
 
 
-_OTHERS = frozenset(node.name for node in NODES) - PURE_NODES
-"""The nodes whose writes wait only for the checkpoint that follows them."""
+_OTHERS = frozenset(node.name for node in NODES) - PURE_NODES | {"__start__"}
+"""The nodes whose writes wait only for the checkpoint that follows them; LangGraph's
+__start__ writes the run's input."""
 
 
 def _saver(graph: Any) -> HoldsWrites | None:

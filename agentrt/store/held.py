@@ -12,6 +12,8 @@ savers hold them back and store them together:
 - After a node that only decides (policy, verify: ``Node.pure``), the checkpoint waits
   too, for the thread's next write that is not held back: a crash that loses them costs
   deciding again, before anything has acted on the decision.
+- So does the checkpoint of a run's input, from which nothing has run yet: a crash that
+  loses it is one before the run took its input, which the driver gives again on resume.
 
 ``release`` (the segment's end) writes whatever still waits (the writes of a node that
 stopped the run, which no checkpoint follows), and a read of the thread through the saver
@@ -133,12 +135,20 @@ class Holding:
                 thread.checkpoint_waits = thread.checkpoint_waits and pure
             return True
 
-    def checkpoint(self, thread_id: str, parent_id: str | None, call: Held) -> bool:
-        """True if ``call``, a checkpoint descending from ``parent_id``, is held back.
-        False: it is to be written now, with what the thread holds."""
+    def checkpoint(
+        self, thread_id: str, parent_id: str | None, call: Held, *, input: bool = False
+    ) -> bool:
+        """True if ``call``, a checkpoint descending from ``parent_id``, is held back: one
+        after a held pure node's writes, or one of the run's ``input``, from which nothing
+        has run yet. False: it is to be written now, with what the thread holds."""
         with self._lock:
             thread = self._threads.get(thread_id)
-            if thread is None or parent_id is None or thread.after_held != parent_id:
+            if thread is None:
+                return False
+            if input:
+                thread.calls.append(call)
+                return True
+            if parent_id is None or thread.after_held != parent_id:
                 return False
             thread.after_held = None
             if not thread.checkpoint_waits:
@@ -193,7 +203,10 @@ class HoldingSaver(BaseCheckpointSaver[str]):
     ) -> RunnableConfig:
         call = self._put_call(config, checkpoint, metadata, new_versions)
         conf = config["configurable"]
-        if not self.holding.checkpoint(conf["thread_id"], conf.get("checkpoint_id"), call):
+        input = metadata.get("source") == "input"
+        if not self.holding.checkpoint(
+            conf["thread_id"], conf.get("checkpoint_id"), call, input=input
+        ):
             self._write(conf["thread_id"], call)
         return saved_config(config, checkpoint)
 
