@@ -14,9 +14,10 @@ values of sensitive fields are collected first and cut out of every text shown w
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import suppress
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Protocol, TypeVar
 
 from agentrt.redaction import Redactor
@@ -41,9 +42,12 @@ class _Shown(Protocol):
 
 
 __all__ = [
+    "MessagesShown",
     "SensitiveOf",
+    "ShownConversation",
     "secret_values",
     "shown",
+    "shown_again",
     "shown_events",
     "shown_live",
     "shown_messages",
@@ -207,26 +211,99 @@ def shown_messages(
     arguments and each tool result masked by that tool's sensitive fields, and every
     message by the secret values those arguments hold (a result or an answer may repeat
     one)."""
-    r = redactor or _DEFAULT
-    tools: dict[Any, str] = {}  # tool call id -> tool name: a result is masked as its call
-    known: list[Any] = []
-    for message in messages:
-        for call in getattr(message, "tool_calls", None) or ():
-            tools[call.get("id")] = name = str(call.get("name"))
-            known += secret_values(call.get("args"), r, sensitive_of(name))
-    out = []
-    for message in messages:
+    return MessagesShown(redactor, sensitive_of, size=0)(messages, output=output)
+
+
+class ShownConversation(list[dict[str, Any]]):
+    """Messages as ``shown_messages`` shows them: shown again, they are as they are."""
+
+
+def shown_again(
+    value: Any, redactor: Redactor, sensitive: Collection[str], known: Collection[Any]
+) -> Any:
+    """``shown``, but for a conversation shown already with nothing more to cut out of it:
+    as it is (showing is the same again; a long one costs its length a model call)."""
+    if isinstance(value, ShownConversation) and not sensitive and not known:
+        return value
+    return shown(value, redactor, sensitive=sensitive, known=known)
+
+
+@dataclass(slots=True)
+class _Seen:
+    message: Any
+    """Kept, so that its id is not another message's while it is remembered."""
+    calls: list[tuple[Any, str, list[Any]]]
+    """Its tool calls: id, tool name, the secret values their arguments hold."""
+    shown: dict[tuple[Any, ...], dict[str, Any]] = field(default_factory=dict)
+    """The message as shown, by what showing it depends on besides itself."""
+
+
+class MessagesShown:
+    """``shown_messages`` for conversations that grow: a run's next model call repeats every
+    message before it, so each message is shown once and remembered (the last ``size``)
+    while what showing it depends on stays the same (the secret values known from the
+    conversation's tool calls, the tool a result answers)."""
+
+    def __init__(self, redactor: Redactor | None, sensitive_of: SensitiveOf, size: int = 4096):
+        self.redactor = redactor or _DEFAULT
+        self.sensitive_of = sensitive_of
+        self.size = size
+        self._seen: OrderedDict[int, _Seen] = OrderedDict()
+
+    def __call__(self, messages: Sequence[Any], *, output: bool = False) -> ShownConversation:
+        seen = [self._remembered(message) for message in messages]
+        tools: dict[Any, str] = {}  # tool call id -> tool name: a result is masked as its call
+        known: list[Any] = []
+        for entry in seen:
+            for call_id, name, secrets in entry.calls:
+                tools[call_id] = name
+                known += secrets
+        known_key = tuple(map(repr, known))
+        out = ShownConversation()
+        for entry in seen:
+            message = entry.message
+            called = tools.get(getattr(message, "tool_call_id", None))
+            key = (output, known_key, called)
+            item = entry.shown.get(key)
+            if item is None:
+                item = self._shown(message, output, tools, known)
+                entry.shown = {key: item}  # the newest only: the conversation grows
+            out.append(item)
+        return out
+
+    def _remembered(self, message: Any) -> _Seen:
+        entry = self._seen.get(id(message))
+        if entry is not None and entry.message is message:
+            self._seen.move_to_end(id(message))
+            return entry
+        calls = [
+            (call.get("id"), name, secret_values(call.get("args"), self.redactor, fields))
+            for call in getattr(message, "tool_calls", None) or ()
+            for name in [str(call.get("name"))]
+            for fields in [self.sensitive_of(name)]
+        ]
+        entry = _Seen(message, calls)
+        if self.size:
+            self._seen[id(message)] = entry
+            while len(self._seen) > self.size:
+                self._seen.popitem(last=False)
+        return entry
+
+    def _shown(
+        self, message: Any, output: bool, tools: Mapping[Any, str], known: list[Any]
+    ) -> dict[str, Any]:
+        r = self.redactor
         item = output_message(message) if output else input_message(message)
         for part in item["parts"]:
             if part["type"] == "tool_call":
-                fields: Collection[str] = sensitive_of(part["name"])
+                fields: Collection[str] = self.sensitive_of(part["name"])
                 part["arguments"] = shown(part["arguments"], r, sensitive=fields, known=known)
             elif part["type"] == "tool_call_response":
                 called = tools.get(part["id"])
-                fields = sensitive_of(called or str(getattr(message, "name", "") or ""))
+                fields = self.sensitive_of(called or str(getattr(message, "name", "") or ""))
                 part["response"] = shown(part["response"], r, sensitive=fields, known=known)
-        out.append(shown(item, r, known=known))
-    return out
+        result: dict[str, Any] = shown(item, r, known=known)
+        return result
 
 
 def shown_run(run: _R, redactor: Redactor | None = None) -> _R:

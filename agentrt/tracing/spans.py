@@ -51,7 +51,7 @@ from agentrt.tracing.ids import (
 )
 from agentrt.tracing.messages import split_system, tool_definitions
 from agentrt.tracing.metrics import RunMetrics
-from agentrt.tracing.shown import SensitiveOf, secret_values, shown, shown_messages
+from agentrt.tracing.shown import MessagesShown, SensitiveOf, secret_values, shown, shown_again
 
 __all__ = [
     "ModelCallSpan",
@@ -108,6 +108,7 @@ class RunTracing:
         """Where runs, calls and decisions are counted (agentrt.tracing.metrics)."""
         self._runs: dict[str, Span] = {}
         self._failed: dict[str, tuple[str, str | None, int]] = {}
+        self._messages_shown = MessagesShown(self.redactor, self.sensitive_of)
 
     def flush(self) -> None:
         """Deliver the spans still held for export: a segment's spans are readable (by
@@ -144,7 +145,7 @@ class RunTracing:
             if key in A.CONTENT_KEYS:
                 if not self.capture_content:
                     continue
-                kept[key] = _plain(shown(value, self.redactor, sensitive=sensitive, known=known))
+                kept[key] = _plain(shown_again(value, self.redactor, sensitive, known))
                 continue
             kept[key] = _plain(value)
         return kept
@@ -429,7 +430,7 @@ class RunTracing:
     def conversation(self, messages: list[Any], *, output: bool = False) -> list[dict[str, Any]]:
         """Chat messages in the GenAI conventions' shape (role, parts; with ``output``,
         a finish_reason each), as shown."""
-        return shown_messages(messages, self.redactor, self.sensitive_of, output=output)
+        return self._messages_shown(messages, output=output)
 
     def approval_wait(self, request: Any) -> None:
         """approval.wait (``await_approval {tool}``): from the request (the interrupt) to the
