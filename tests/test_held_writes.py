@@ -5,6 +5,7 @@ nothing, reads what is stored."""
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
@@ -317,3 +318,28 @@ def test_a_message_interrupting_from_another_process_stops_the_rest_of_the_plan(
         runtime.append(rt)
         rt.start("pay al, bo and cy", principal=OPS)
     assert paid == ["al"]
+
+
+def test_an_async_run_holds_its_writes_as_a_sync_run_does(url: str) -> None:
+    # LangGraph hands the saver a task's path only if its signature names it: without the
+    # path no write would be known as a node's, and none held.
+    @tool(effect="read")
+    def look(q: str) -> str:
+        """Look something up.
+
+        Args:
+            q: What to look up.
+        """
+        return q
+
+    turns = [ai("", tool_call("look", {"q": "x"})), "done"]
+    model = ScriptedChatModel(turns * 2)
+    with AgentRuntime(model, tools=[look], policy=Policy.allow_all(), db=url) as rt:
+        made = _transactions(rt.graph.checkpointer)
+        assert rt.start("look x", principal=OPS).status.value == "succeeded"
+        sync = list(made)
+        made.clear()
+        run = asyncio.run(rt.astart("look x", principal=OPS))
+        assert run.status.value == "succeeded"
+    assert made == sync
+    assert all(n > 1 for n in made)  # each a checkpoint with the writes before it

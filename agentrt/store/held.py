@@ -275,9 +275,13 @@ class HoldingSaver(BaseCheckpointSaver[str]):
         try:
             self._write(thread_id)
         except Exception:
-            # Only a pure node's work is lost: the run resumes from the checkpoint before it.
+            # As a crash before they were stored: the run resumes from the stored checkpoint
+            # before them, and runs the nodes after it again.
             logger.warning(
-                "checkpoint writes held for thread %r were not stored", thread_id, exc_info=True
+                "checkpoint writes held for thread %r were not stored; the run goes on from "
+                "its last stored checkpoint when it is resumed",
+                thread_id,
+                exc_info=True,
             )
         finally:
             self.holding.forget(thread_id)

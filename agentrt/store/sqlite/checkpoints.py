@@ -31,6 +31,9 @@ from typing import Any, TypeVar
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
+    ChannelVersions,
+    Checkpoint,
+    CheckpointMetadata,
     CheckpointTuple,
     DeltaChannelHistory,
 )
@@ -138,11 +141,25 @@ class Checkpoints(HoldingSaver, SqliteSaver):
         for item in found:
             yield item
 
-    async def aput(self, *args: Any, **kwargs: Any) -> RunnableConfig:
-        return await self._call(self.put, *args, **kwargs)
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return await self._call(self.put, config, checkpoint, metadata, new_versions)
 
-    async def aput_writes(self, *args: Any, **kwargs: Any) -> None:
-        await self._call(self.put_writes, *args, **kwargs)
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        # task_path named: LangGraph hands it only to a saver whose signature has it, and
+        # the held writes are told apart by it (agentrt.store.held).
+        await self._call(self.put_writes, config, writes, task_id, task_path)
 
     async def adelete_thread(self, thread_id: str) -> None:
         await self._call(self.delete_thread, thread_id)
