@@ -14,6 +14,7 @@ values of sensitive fields are collected first and cut out of every text shown w
 from __future__ import annotations
 
 import json
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
 from contextlib import suppress
@@ -249,6 +250,7 @@ class MessagesShown:
         self.sensitive_of = sensitive_of
         self.size = size
         self._seen: OrderedDict[int, _Seen] = OrderedDict()
+        self._lock = threading.Lock()  # runs in many threads share one
 
     def __call__(self, messages: Sequence[Any], *, output: bool = False) -> ShownConversation:
         seen = [self._remembered(message) for message in messages]
@@ -272,10 +274,11 @@ class MessagesShown:
         return out
 
     def _remembered(self, message: Any) -> _Seen:
-        entry = self._seen.get(id(message))
-        if entry is not None and entry.message is message:
-            self._seen.move_to_end(id(message))
-            return entry
+        with self._lock:
+            entry = self._seen.get(id(message))
+            if entry is not None and entry.message is message:
+                self._seen.move_to_end(id(message))
+                return entry
         calls = [
             (call.get("id"), name, secret_values(call.get("args"), self.redactor, fields))
             for call in getattr(message, "tool_calls", None) or ()
@@ -284,9 +287,10 @@ class MessagesShown:
         ]
         entry = _Seen(message, calls)
         if self.size:
-            self._seen[id(message)] = entry
-            while len(self._seen) > self.size:
-                self._seen.popitem(last=False)
+            with self._lock:
+                self._seen[id(message)] = entry
+                while len(self._seen) > self.size:
+                    self._seen.popitem(last=False)
         return entry
 
     def _shown(
