@@ -36,12 +36,14 @@ once.
 
 from __future__ import annotations
 
+import asyncio
 import threading
-from collections.abc import Collection, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Collection, Iterator, Mapping, Sequence
+from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -58,6 +60,8 @@ from agentrt.logs import get_logger
 __all__ = ["Held", "Holding", "HoldingSaver", "HoldsWrites", "saved_config"]
 
 logger = get_logger()
+
+_T = TypeVar("_T")
 
 Held = Any
 """A saver call held back, to be made later (with a later one): what the saver makes of
@@ -187,6 +191,8 @@ class HoldingSaver(BaseCheckpointSaver[str]):
     database needs."""
 
     holding: Holding
+    _worker: Executor
+    """Where the async methods make the saver's calls, off the event loop."""
 
     def _write_one(self, call: Held) -> None:
         raise NotImplementedError
@@ -269,6 +275,59 @@ class HoldingSaver(BaseCheckpointSaver[str]):
         """Hold back what the nodes named ``pure`` write on this thread, and the checkpoint
         after them; what the nodes named ``others`` write, until the checkpoint after it."""
         self.holding.hold(thread_id, pure, others)
+
+    # async: the same, on the saver's worker thread(s) (``_worker``) -------------------------
+
+    async def _call(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._worker, partial(fn, *args, **kwargs)
+        )
+
+    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
+        return await self._call(self.get_tuple, config)
+
+    async def alist(
+        self,
+        config: RunnableConfig | None,
+        *,
+        filter: dict[str, Any] | None = None,
+        before: RunnableConfig | None = None,
+        limit: int | None = None,
+    ) -> AsyncIterator[CheckpointTuple]:
+        # Read in one go: a generator left open across awaits would hold the saver's lock.
+        found = await self._call(
+            lambda: list(self.list(config, filter=filter, before=before, limit=limit))
+        )
+        for item in found:
+            yield item
+
+    async def aput(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> RunnableConfig:
+        return await self._call(self.put, config, checkpoint, metadata, new_versions)
+
+    async def aput_writes(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str = "",
+    ) -> None:
+        # task_path named: LangGraph hands it only to a saver whose signature has it, and
+        # the held writes are told apart by it.
+        await self._call(self.put_writes, config, writes, task_id, task_path)
+
+    async def adelete_thread(self, thread_id: str) -> None:
+        await self._call(self.delete_thread, thread_id)
+
+    async def aget_delta_channel_history(
+        self, *, config: RunnableConfig, channels: Sequence[str]
+    ) -> Mapping[str, DeltaChannelHistory]:
+        return await self._call(self.get_delta_channel_history, config=config, channels=channels)
 
     def release(self, thread_id: str) -> None:
         """Stop holding this thread, writing what it still holds."""

@@ -1,26 +1,25 @@
 """LangGraph's checkpoints in the same PostgreSQL database, for sync and async runs alike.
 
 LangGraph's PostgresSaver on the store's pool, with these changes. Its async methods are
-the sync ones run on worker threads of the saver's own (as the SQLite saver does), so one
+the sync ones run on worker threads of the saver's own (agentrt.store.held's, as the SQLite
+saver's are), so one
 saver serves the sync graph and the async one and no connection is bound to an event loop.
 Every call is tried again while the server is out of reach: a checkpoint write is an upsert
 (what it writes is keyed by thread, namespace, checkpoint and channel version), so writing
 it twice is writing it once. The lock PostgresSaver holds around every call, which a
 single shared connection needs, is dropped: each call has a pooled connection to itself.
 A checkpoint, and a task's writes, go in one statement each, with short channel versions
-(agentrt.store.postgres.checkpoint_rows). While a driver holds a thread, what some of its
-nodes write waits for the thread's next write (agentrt.store.held) and goes in the same
-statement.
+(agentrt.store.postgres.checkpoint_rows). While a driver holds a thread, what its nodes
+write waits for the checkpoint after it, or after a pure node for the thread's next write
+(agentrt.store.held), and goes in the same statement.
 """
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
-from typing import Any, TypeVar
+from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import (
@@ -38,7 +37,6 @@ from agentrt.store.postgres.database import Database
 
 __all__ = ["Checkpoints"]
 
-_T = TypeVar("_T")
 
 logger = get_logger()
 
@@ -128,53 +126,3 @@ class Checkpoints(HoldingSaver, RowsSaver):
         pool."""
         self._worker.shutdown(wait=True)
         self.flush()
-
-    # async: the same, on the saver's worker threads -----------------------------------------
-
-    async def _call(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-        return await asyncio.get_running_loop().run_in_executor(
-            self._worker, partial(fn, *args, **kwargs)
-        )
-
-    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return await self._call(self.get_tuple, config)
-
-    async def alist(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> AsyncIterator[CheckpointTuple]:
-        found = await self._call(
-            lambda: [*self.list(config, filter=filter, before=before, limit=limit)]
-        )
-        for item in found:
-            yield item
-
-    async def aput(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        return await self._call(self.put, config, checkpoint, metadata, new_versions)
-
-    async def aput_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        await self._call(self.put_writes, config, writes, task_id, task_path)
-
-    async def adelete_thread(self, thread_id: str) -> None:
-        await self._call(self.delete_thread, thread_id)
-
-    async def aget_delta_channel_history(
-        self, *, config: RunnableConfig, channels: Sequence[str]
-    ) -> Mapping[str, DeltaChannelHistory]:
-        return await self._call(self.get_delta_channel_history, config=config, channels=channels)

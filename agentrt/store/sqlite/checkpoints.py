@@ -13,30 +13,20 @@ The same saver serves the sync graph and the async one: no connection is bound t
 
 Checkpoints are stored compact (agentrt.store.sqlite.compact): short channel versions,
 values deflated against a dictionary of the run state's shape. While a driver holds a
-thread, what its pure nodes write waits for the thread's next write and goes in the same
-transaction (agentrt.store.held).
+thread, what its nodes write waits for the checkpoint after it, or after a pure node for
+the thread's next write, and goes in the same transaction (agentrt.store.held, where the
+async methods are too).
 """
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
-from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
 
-from langchain_core.runnables import RunnableConfig
-from langgraph.checkpoint.base import (
-    ChannelVersions,
-    Checkpoint,
-    CheckpointMetadata,
-    CheckpointTuple,
-    DeltaChannelHistory,
-)
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from agentrt.logs import get_logger
@@ -47,7 +37,6 @@ from agentrt.store.versions import next_version
 
 __all__ = ["Checkpoints"]
 
-_T = TypeVar("_T")
 
 logger = get_logger()
 
@@ -117,54 +106,3 @@ class Checkpoints(HoldingSaver, SqliteSaver):
         self._worker.shutdown(wait=True)
         self.flush()
         self.conn.close()
-
-    async def _call(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-        return await asyncio.get_running_loop().run_in_executor(
-            self._worker, partial(fn, *args, **kwargs)
-        )
-
-    async def aget_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        return await self._call(self.get_tuple, config)
-
-    async def alist(
-        self,
-        config: RunnableConfig | None,
-        *,
-        filter: dict[str, Any] | None = None,
-        before: RunnableConfig | None = None,
-        limit: int | None = None,
-    ) -> AsyncIterator[CheckpointTuple]:
-        # Read in one go: a generator left open across awaits would hold the saver's lock.
-        found = await self._call(
-            lambda: list(self.list(config, filter=filter, before=before, limit=limit))
-        )
-        for item in found:
-            yield item
-
-    async def aput(
-        self,
-        config: RunnableConfig,
-        checkpoint: Checkpoint,
-        metadata: CheckpointMetadata,
-        new_versions: ChannelVersions,
-    ) -> RunnableConfig:
-        return await self._call(self.put, config, checkpoint, metadata, new_versions)
-
-    async def aput_writes(
-        self,
-        config: RunnableConfig,
-        writes: Sequence[tuple[str, Any]],
-        task_id: str,
-        task_path: str = "",
-    ) -> None:
-        # task_path named: LangGraph hands it only to a saver whose signature has it, and
-        # the held writes are told apart by it (agentrt.store.held).
-        await self._call(self.put_writes, config, writes, task_id, task_path)
-
-    async def adelete_thread(self, thread_id: str) -> None:
-        await self._call(self.delete_thread, thread_id)
-
-    async def aget_delta_channel_history(
-        self, *, config: RunnableConfig, channels: Sequence[str]
-    ) -> Mapping[str, DeltaChannelHistory]:
-        return await self._call(self.get_delta_channel_history, config=config, channels=channels)
