@@ -460,9 +460,9 @@ def test_spans_held_by_a_busy_database_are_written_as_the_runtime_closes(
 def test_spans_a_database_never_takes_before_closing_are_counted_lost(
     db: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from agentrt.tracing import exporters
+    from agentrt.tracing import store_spans
 
-    monkeypatch.setattr(exporters, "CLOSING_PATIENCE", 0.3)
+    monkeypatch.setattr(store_spans, "CLOSING_PATIENCE", 0.3)
     rt = refund_desk.build_runtime(db, clock=clock)
     guarded = rt._tracing_setup.exporter
     assert guarded is not None

@@ -7,7 +7,8 @@
 - spans: RunTracing, which opens the spans with explicit parents and sets attributes;
   handles: the open spans a node records its outcome on.
 - messages: chat messages in the GenAI conventions' shape ({role, parts}).
-- exporters: the SQLite span store, console, OTLP/HTTP, or the caller's TracerProvider.
+- exporters: the run's store, console, OTLP/HTTP, or the caller's TracerProvider;
+  store_spans: how spans reach the store (each made a row as it ends, written in batches).
 - view: a run's trace as a tree with durations and where the time went.
 """
 

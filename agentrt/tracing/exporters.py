@@ -3,8 +3,8 @@
 Every exporter agentrt builds is wrapped in GuardedExporter: an exporter that raises or
 reports failure is logged and counted, and the run goes on. The store takes spans in
 batches, from a background thread, and is flushed as each segment ends (so `agentrt trace`
-sees a run the moment a segment stops, in any process); OTLP goes through a batch processor
-too, so a slow or unreachable collector never holds a run up.
+sees a run the moment a segment stops, in any process: agentrt.tracing.store_spans); OTLP
+goes through a batch processor too, so a slow or unreachable collector never holds a run up.
 
 A batch the store cannot take because the database is busy (many runs' checkpoints hold
 its write lock in turn) is not lost: the store's exporter holds it and writes it with the
@@ -14,14 +14,13 @@ will not pass (a broken table) loses spans, each counted and logged.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, OTELResourceDetector, Resource
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import (
     BatchSpanProcessor,
     ConsoleSpanExporter,
@@ -31,17 +30,17 @@ from opentelemetry.sdk.trace.export import (
 )
 
 from agentrt.errors import ConfigError
-from agentrt.faults import transient_cause
 from agentrt.logs import get_logger
-from agentrt.records import SpanRow
-from agentrt.tracing import attributes as A
+from agentrt.tracing.store_spans import (
+    SpansHeld,
+    SpanSink,
+    StoreSpanExporter,
+    StoreSpanProcessor,
+)
 
 __all__ = [
     "TRACER_NAME",
     "GuardedExporter",
-    "SpanSink",
-    "SpansHeld",
-    "StoreSpanExporter",
     "TracingSetup",
     "make_provider",
 ]
@@ -53,19 +52,6 @@ SERVICE = "agentrt"
 """service.name of the spans agentrt's own provider makes, unless OTEL_SERVICE_NAME or
 OTEL_RESOURCE_ATTRIBUTES names the service."""
 MODES = ("sqlite", "console", "otlp")
-SPAN_QUEUE_SIZE = 1_000_000
-"""Spans the store's processor holds before it writes them: no run outgrows it."""
-CLOSING_PATIENCE = 30.0
-"""Seconds the store's exporter keeps trying, as the runtime closes, to write spans a busy
-database could not take yet."""
-
-
-class SpansHeld(Exception):
-    """The database was busy: the spans are held, to be written with the next batch."""
-
-    def __init__(self, count: int, cause: str) -> None:
-        self.count = count
-        super().__init__(f"{count} span(s) held for the next batch: {cause}")
 
 
 class GuardedExporter(SpanExporter):
@@ -81,7 +67,9 @@ class GuardedExporter(SpanExporter):
         self.held = 0
         """Batches held back by a busy database (written later, not lost)."""
 
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+    def export(self, spans: Sequence[Any]) -> SpanExportResult:
+        """Export ``spans``: finished spans, or for the store's exporter the rows its
+        processor made of them (agentrt.tracing.store_spans)."""
         try:
             result = self.inner.export(spans)
         except SpansHeld as held:
@@ -138,112 +126,6 @@ class GuardedExporter(SpanExporter):
             return False
 
 
-def _hex(value: int, width: int) -> str:
-    return format(value, f"0{width}x")
-
-
-class SpanSink(Protocol):
-    """Where stored spans go: the store's span table (agentrt.store's SpanStore), handed in."""
-
-    def write_spans(self, rows: Sequence[SpanRow]) -> None: ...
-
-
-class StoreSpanExporter(SpanExporter):
-    """Writes finished spans into the run's store (the `spans` table of its database);
-    holds those a busy database could not take, for the next write."""
-
-    def __init__(self, sink: SpanSink) -> None:
-        self._sink: SpanSink | None = sink
-        self._held: list[SpanRow] = []
-
-    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
-        if self._sink is None:
-            return SpanExportResult.FAILURE
-        self._write([_row(span) for span in spans if span.context is not None])
-        return SpanExportResult.SUCCESS
-
-    def _write(self, rows: list[SpanRow]) -> None:
-        """Write the held rows and ``rows``; SpansHeld if the database was too busy."""
-        assert self._sink is not None
-        rows, self._held = self._held + rows, []
-        if not rows:
-            return
-        try:
-            self._sink.write_spans(rows)
-        except Exception as exc:
-            cause = transient_cause(exc)
-            if cause is None:
-                raise  # will not pass: GuardedExporter counts these spans as lost
-            self._held = rows
-            raise SpansHeld(len(rows), cause) from exc
-
-    def shutdown(self) -> None:
-        if self._sink is not None and self._held:
-            deadline = time.monotonic() + CLOSING_PATIENCE
-            while self._held:
-                try:
-                    self._write([])
-                except SpansHeld:
-                    if time.monotonic() >= deadline:
-                        raise
-                    time.sleep(0.05)
-        self._sink = None
-
-    def force_flush(self, timeout_millis: int = 30000) -> bool:
-        """Try the held spans again (the batch processor flushes only what it queued)."""
-        if self._sink is not None and self._held:
-            self._write([])
-        return True
-
-
-class _StoreSpanProcessor(BatchSpanProcessor):
-    """The batch processor, whose flush also tries the spans its exporter holds."""
-
-    def __init__(self, exporter: GuardedExporter) -> None:
-        super().__init__(exporter, schedule_delay_millis=1000, max_queue_size=SPAN_QUEUE_SIZE)
-        self._guarded = exporter
-
-    def force_flush(self, timeout_millis: int | None = None) -> bool:
-        flushed = super().force_flush(timeout_millis)
-        return self._guarded.force_flush() and flushed
-
-
-def _row(span: ReadableSpan) -> SpanRow:
-    ctx = span.context
-    assert ctx is not None
-    attributes = dict(span.attributes or {})
-    thread_id = attributes.get(A.RUN_ID)
-    parent = span.parent
-    return SpanRow(
-        span_id=f"{ctx.span_id:016x}",
-        trace_id=f"{ctx.trace_id:032x}",
-        parent_id=f"{parent.span_id:016x}" if parent is not None else None,
-        thread_id=thread_id if isinstance(thread_id, str) else None,
-        name=span.name,
-        start_ns=span.start_time or 0,
-        end_ns=span.end_time,
-        status=span.status.status_code.name,
-        attributes=attributes,
-        # Most spans have neither: skip building the empty lists' comprehensions.
-        events=[
-            {"name": e.name, "time_ns": e.timestamp, "attributes": dict(e.attributes or {})}
-            for e in span.events
-        ]
-        if span.events
-        else [],
-        links=[
-            {
-                "trace_id": _hex(link.context.trace_id, 32),
-                "span_id": _hex(link.context.span_id, 16),
-                "attributes": dict(link.attributes or {}),
-            }
-            for link in span.links
-        ]
-        if span.links
-        else [],
-    )
-
-
 def otlp_exporter() -> SpanExporter:
     """OTLP over HTTP, configured by the standard OTEL_EXPORTER_OTLP_* environment variables."""
     try:
@@ -297,12 +179,10 @@ def make_provider(tracing: Any, sink: SpanSink) -> TracingSetup:
     if tracing == "sqlite":
         # Batched: one transaction for many spans, on a thread of the processor's own,
         # instead of one per span in the run's thread. The runtime flushes at the end of
-        # each segment, so a segment's spans are stored when it stops.
-        # The queue is as long as memory allows: the processor drops spans past it (2,048
-        # by default, a few hundred steps without a flush, or a burst of concurrent runs),
-        # and the run's own record of what happened must not lose any.
+        # each segment, so a segment's spans are stored when it stops. Nothing is
+        # dropped, however many wait (OpenTelemetry's batch processor drops past 2,048).
         exporter = GuardedExporter(StoreSpanExporter(sink), "sqlite")
-        provider.add_span_processor(_StoreSpanProcessor(exporter))
+        provider.add_span_processor(StoreSpanProcessor(exporter))
     elif tracing == "console":
         exporter = GuardedExporter(ConsoleSpanExporter(), "console")
         provider.add_span_processor(SimpleSpanProcessor(exporter))
