@@ -224,6 +224,46 @@ def test_a_message_taken_by_a_process_that_died_before_driving_it_is_answered(
     assert effects(db) == ["note 1/1"]
 
 
+def test_an_interrupting_message_taken_by_a_process_that_died_says_what_it_interrupted(
+    db: str,
+) -> None:
+    from agentrt.runs.messages import opening_for
+
+    with threads_app.build_runtime(db) as rt:
+        first = rt.start("pay 500", principal=OPS)
+        assert first.status is RunStatus.AWAITING_APPROVAL
+        # A sender that died right after taking an interrupting message: the message at
+        # the gate written down as interrupted, the row at the new message, leased to a
+        # process that is gone; the graph never given it.
+        queued = rt.store.add_message(
+            NewMessage(
+                thread_id=first.thread_id, text="note 1", principal=OPS.to_dict(), interrupt=True
+            )
+        )
+        assert queued is not None
+        record = rt.store.get_run(first.thread_id)
+        assert record is not None
+        host = LeaseOwner.this_process("x").host
+        gone = LeaseRecord(f"{host}:{2**22 + 7}:gone", host, 2**22 + 7, rt.store.clock() + 0.5)
+        values = rt.graph.get_state({"configurable": {"thread_id": first.thread_id}}).values
+        opening = opening_for(
+            rt.store, record, values, index=queued.index, lease=gone, now=rt.store.clock()
+        )
+        assert rt.store.open_message(first.thread_id, opening) is not None
+    with threads_app.build_runtime(db) as rt:
+        wait_until(lambda: _free_or_gone(rt, first.thread_id), "the dead lease can be taken")
+        resumed = rt.resume(first.thread_id)
+        assert (resumed.status, resumed.message, resumed.output) == (
+            RunStatus.SUCCEEDED,
+            1,
+            "noted 1",
+        )
+        [message] = [e for e in rt.events(first.thread_id) if e["type"] == "message"]
+        assert message["data"]["interrupted"] == 0
+        assert [m.status for m in rt.messages(first.thread_id)] == ["interrupted", "succeeded"]
+    assert effects(db) == ["note 1/1"]
+
+
 def _free_or_gone(rt: AgentRuntime, thread_id: str) -> bool:
     """A dead owner's lease is taken at once on one host; on PostgreSQL once it expires."""
     lease = rt.store.lease_of(thread_id)

@@ -18,6 +18,7 @@ from agentrt.runs.budgets import BudgetLayers
 from agentrt.runs.lease import LeaseOwner, is_own_graph
 from agentrt.runs.messages import (
     INTERRUPT_BEFORE,
+    INTERRUPTED,
     DoubleTexting,
     check_double_texting,
     message_input,
@@ -209,17 +210,19 @@ class MessageTaking:
         if opened is None:
             self.store.release_lease(record.thread_id, owner.label)
             return None
-        interrupted = None if record.status in TERMINAL else record.message
         self.leased_by_taking.add(owner.label)
-        return self.answer_input(opened, values, interrupted=interrupted)
+        return self.answer_input(opened, values)
 
-    def answer_input(
-        self, record: RunRecord, values: RunState, *, interrupted: int | None = None
-    ) -> dict[str, Any]:
-        """The graph input that answers the thread's current message (``record.message``)."""
-        [message] = [
-            m for m in self.store.thread_messages(record.thread_id) if m.index == record.message
-        ]
+    def answer_input(self, record: RunRecord, values: RunState) -> dict[str, Any]:
+        """The graph input that answers the thread's current message (``record.message``).
+
+        Whether it interrupted the stretch before it is read from how that stretch's message
+        ended (taking it wrote that down), so an input given again, after the process that
+        took the message died before giving it, says so as the first would have."""
+        kept = {m.index: m for m in self.store.thread_messages(record.thread_id)}
+        message = kept[record.message]
+        before = kept.get(values.get("message", 0)) if values else None
+        interrupted = before.index if before is not None and before.status == INTERRUPTED else None
         given = message_input(
             message, Budget.from_dict(record.budget), values, interrupted=interrupted
         )
