@@ -27,7 +27,7 @@ from typing import Any
 
 from langgraph.errors import GraphBubbleUp
 from opentelemetry import trace
-from opentelemetry.context import Context
+from opentelemetry.context import Context, attach, detach
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace import Tracer as SdkTracer
 from opentelemetry.trace import (
@@ -198,11 +198,9 @@ class RunTracing:
             finally:
                 RUN_ROOT.reset(root_token)
                 RUN_TRACE.reset(token)
+        attached = attach(trace.set_span_in_context(span))  # use_span, less its generator
         try:
-            with trace.use_span(
-                span, end_on_exit=False, record_exception=False, set_status_on_exception=False
-            ):
-                yield span
+            yield span
         except GraphBubbleUp:
             # An interrupt is LangGraph's way of pausing, not a failure.
             self.set(span, {A.INTERRUPTED: True})
@@ -219,6 +217,7 @@ class RunTracing:
             span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {message}"))
             raise
         finally:
+            detach(attached)
             span.end(end_time=self._ns())
 
     # the spans ----------------------------------------------------------------------------
