@@ -5,9 +5,11 @@ rows the store keeps, in batches, from a thread of its own."""
 
 from __future__ import annotations
 
+import logging
 import os
 import threading
 from collections.abc import Sequence
+from typing import Any
 
 import pytest
 from opentelemetry import trace
@@ -113,3 +115,28 @@ def test_a_forked_child_writes_its_spans_from_a_thread_of_its_own(
     assert os.waitstatus_to_exitcode(status) == 0
     setup.provider.shutdown()
     assert sink.batches == []  # the child's rows were the child's
+
+
+def test_a_span_that_cannot_be_made_a_row_is_counted_lost_and_its_run_goes_on(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    made = store_spans.span_row
+
+    def row_of(span: Any) -> SpanRow:
+        if span.name == "odd":
+            raise ValueError("an attribute the store cannot keep")
+        return made(span)
+
+    monkeypatch.setattr(store_spans, "span_row", row_of)
+    sink = RecordingSink()
+    setup = make_provider("sqlite", sink)
+    assert setup.provider is not None
+    assert setup.exporter is not None
+    with caplog.at_level(logging.WARNING, logger="agentrt"):
+        setup.tracer.start_span("odd").end()  # ends without raising into the run
+    setup.tracer.start_span("fine").end()
+    assert setup.provider.force_flush(30_000)
+    assert [row.name for batch in sink.batches for row in batch] == ["fine"]
+    assert setup.exporter.failures == 1
+    assert "the sqlite span exporter failed on 1 span(s)" in caplog.text
+    setup.provider.shutdown()

@@ -178,7 +178,7 @@ class StoreSpanExporter(SpanExporter):
 class RowExporter(Protocol):
     """What StoreSpanProcessor hands its rows to: the guarded StoreSpanExporter."""
 
-    def export(self, spans: Sequence[SpanRow]) -> SpanExportResult: ...
+    def export(self, spans: Sequence[SpanRow | ReadableSpan]) -> SpanExportResult: ...
 
     def force_flush(self, timeout_millis: int = 30000) -> bool: ...
 
@@ -211,7 +211,12 @@ class StoreSpanProcessor(SpanProcessor):
         ctx = span.context
         if ctx is None or not ctx.trace_flags.sampled or self._closed:
             return
-        self._rows.append(span_row(span))
+        try:
+            row = span_row(span)
+        except Exception:  # the run that ended it goes on: the exporter counts and logs it
+            self._exporter.export([span])
+            return
+        self._rows.append(row)
         if len(self._rows) >= BATCH and not self._wake.is_set():
             self._wake.set()
 
@@ -221,17 +226,18 @@ class StoreSpanProcessor(SpanProcessor):
             self._wake.clear()  # before writing: a batch filling meanwhile wakes it again
             self._write()
 
-    def _write(self) -> None:
-        """Write every row there is, a batch at a time."""
+    def _write(self, flush: bool = False) -> bool:
+        """Write every row there is, a batch at a time (``flush``: and the rows the exporter
+        holds). One writer at a time: the exporter's held rows are not for two threads."""
         with self._writing:
             while self._rows:
                 count = min(BATCH, len(self._rows))
                 self._exporter.export([self._rows.popleft() for _ in range(count)])
+            return self._exporter.force_flush() if flush else True
 
     def force_flush(self, timeout_millis: int = 30000) -> bool:
         """Write every row now, in the caller's thread, and the held ones with them."""
-        self._write()
-        return self._exporter.force_flush(timeout_millis)
+        return self._write(flush=True)
 
     def shutdown(self) -> None:
         if self._closed:
