@@ -227,29 +227,10 @@ def test_a_message_taken_by_a_process_that_died_before_driving_it_is_answered(
 def test_an_interrupting_message_taken_by_a_process_that_died_says_what_it_interrupted(
     db: str,
 ) -> None:
-    from agentrt.runs.messages import opening_for
-
     with threads_app.build_runtime(db) as rt:
         first = rt.start("pay 500", principal=OPS)
         assert first.status is RunStatus.AWAITING_APPROVAL
-        # A sender that died right after taking an interrupting message: the message at
-        # the gate written down as interrupted, the row at the new message, leased to a
-        # process that is gone; the graph never given it.
-        queued = rt.store.add_message(
-            NewMessage(
-                thread_id=first.thread_id, text="note 1", principal=OPS.to_dict(), interrupt=True
-            )
-        )
-        assert queued is not None
-        record = rt.store.get_run(first.thread_id)
-        assert record is not None
-        host = LeaseOwner.this_process("x").host
-        gone = LeaseRecord(f"{host}:{2**22 + 7}:gone", host, 2**22 + 7, rt.store.clock() + 0.5)
-        values = rt.graph.get_state({"configurable": {"thread_id": first.thread_id}}).values
-        opening = opening_for(
-            rt.store, record, values, index=queued.index, lease=gone, now=rt.store.clock()
-        )
-        assert rt.store.open_message(first.thread_id, opening) is not None
+        _taken_by_a_dead_process(rt, first.thread_id, "note 1")
     with threads_app.build_runtime(db) as rt:
         wait_until(lambda: _free_or_gone(rt, first.thread_id), "the dead lease can be taken")
         resumed = rt.resume(first.thread_id)
@@ -258,10 +239,68 @@ def test_an_interrupting_message_taken_by_a_process_that_died_says_what_it_inter
             1,
             "noted 1",
         )
-        [message] = [e for e in rt.events(first.thread_id) if e["type"] == "message"]
-        assert message["data"]["interrupted"] == 0
+        [message] = _message_events(rt, first.thread_id)
+        assert message["interrupted"] == 0
         assert [m.status for m in rt.messages(first.thread_id)] == ["interrupted", "succeeded"]
     assert effects(db) == ["note 1/1"]
+
+
+def _taken_by_a_dead_process(rt: AgentRuntime, thread_id: str, text: str) -> None:
+    """What a sender that died right after taking an interrupting message leaves: the
+    stretch before written down as interrupted, the row at the new message, leased to a
+    process that is gone; the graph never given it."""
+    from agentrt.runs.messages import opening_for
+
+    queued = rt.store.add_message(
+        NewMessage(thread_id=thread_id, text=text, principal=OPS.to_dict(), interrupt=True)
+    )
+    assert queued is not None
+    record = rt.store.get_run(thread_id)
+    assert record is not None
+    host = LeaseOwner.this_process("x").host
+    gone = LeaseRecord(f"{host}:{2**22 + 7}:gone", host, 2**22 + 7, rt.store.clock() + 0.5)
+    values = rt.graph.get_state({"configurable": {"thread_id": thread_id}}).values
+    opening = opening_for(
+        rt.store, record, values, index=queued.index, lease=gone, now=rt.store.clock()
+    )
+    assert rt.store.open_message(thread_id, opening) is not None
+
+
+def _message_events(rt: AgentRuntime, thread_id: str) -> list[dict[str, object]]:
+    return [e["data"] for e in rt.events(thread_id) if e["type"] == "message"]
+
+
+def test_a_message_taken_before_the_first_checkpoint_by_a_process_that_died_is_answered(
+    db: str,
+) -> None:
+    with threads_app.build_runtime(db) as rt:
+        made = rt.create("note 1", principal=OPS)  # pending: no checkpoint yet
+        _taken_by_a_dead_process(rt, made.thread_id, "hello")
+    with threads_app.build_runtime(db) as rt:
+        wait_until(lambda: _free_or_gone(rt, made.thread_id), "the dead lease can be taken")
+        resumed = rt.resume(made.thread_id)
+        # The message is answered, not the goal it interrupted.
+        assert (resumed.status, resumed.message, resumed.output) == (
+            RunStatus.SUCCEEDED,
+            1,
+            "you said: hello",
+        )
+        assert _message_events(rt, made.thread_id) == [
+            {"index": 1, "text": "hello", "by": OPS.id, "interrupted": 0}
+        ]
+    assert effects(db) == []
+
+
+def test_a_message_never_given_to_the_graph_is_what_the_next_one_interrupts(db: str) -> None:
+    with threads_app.build_runtime(db) as rt:
+        first = rt.start("pay 500", principal=OPS)
+        _taken_by_a_dead_process(rt, first.thread_id, "note 1")
+    with threads_app.build_runtime(db) as rt:
+        wait_until(lambda: _free_or_gone(rt, first.thread_id), "the dead lease can be taken")
+        run = rt.send(first.thread_id, "note 2", principal=OPS, double_texting="interrupt")
+        assert (run.status, run.message, run.output) == (RunStatus.SUCCEEDED, 2, "noted 2")
+        [event] = _message_events(rt, first.thread_id)
+        assert (event["index"], event["interrupted"]) == (2, 1)
 
 
 def _free_or_gone(rt: AgentRuntime, thread_id: str) -> bool:

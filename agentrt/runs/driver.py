@@ -275,8 +275,9 @@ class Driver(MessageTaking, RunCreating):
             # checkpoint to read: it starts from its row, as a new run does.
             return initial_state(record)
         snapshot = graph.get_state(config(thread_id))
-        if snapshot.values and snapshot.values.get("message", 0) < record.message:
-            # The thread took a message, and its process died before the graph was given it.
+        if (snapshot.values or {}).get("message", 0) < record.message:
+            # The thread took a message, and its process died before the graph was given it
+            # (before its first checkpoint, too: the input then starts from the row).
             return self.answer_input(record, snapshot.values)
         if not snapshot.values:
             # Died before the first checkpoint: start over from the row, which holds it all.

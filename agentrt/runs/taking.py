@@ -219,9 +219,13 @@ class MessageTaking:
         Whether it interrupted the stretch before it is read from how that stretch's message
         ended (taking it wrote that down), so an input given again, after the process that
         took the message died before giving it, says so as the first would have."""
-        kept = {m.index: m for m in self.store.thread_messages(record.thread_id)}
-        message = kept[record.message]
-        before = kept.get(values.get("message", 0)) if values else None
+        kept = self.store.thread_messages(record.thread_id)
+        [message] = [m for m in kept if m.index == record.message]
+        # The stretch before: the last message before it (they are taken in order), which
+        # the checkpoint may not name (none yet, or a taken one its taker never gave).
+        before = max(
+            (m for m in kept if m.index < record.message), key=lambda m: m.index, default=None
+        )
         interrupted = before.index if before is not None and before.status == INTERRUPTED else None
         given = message_input(
             message, Budget.from_dict(record.budget), values, interrupted=interrupted
