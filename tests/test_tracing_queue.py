@@ -140,3 +140,21 @@ def test_a_span_that_cannot_be_made_a_row_is_counted_lost_and_its_run_goes_on(
     assert setup.exporter.failures == 1
     assert "the sqlite span exporter failed on 1 span(s)" in caplog.text
     setup.provider.shutdown()
+
+
+def test_a_processor_shut_down_before_a_fork_stays_shut_down_in_the_child(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(store_spans, "DELAY", 0.05)
+    sink = RecordingSink()
+    setup = make_provider("sqlite", sink)
+    assert setup.provider is not None
+    setup.provider.shutdown()
+    assert setup.exporter is not None
+    pid = os.fork()
+    if pid == 0:  # taken, this span would go to an exporter with no store: a failure
+        setup.tracer.start_span("after the close").end()
+        setup.provider.force_flush()
+        os._exit(0 if setup.exporter.failures == 0 and not sink.batches else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0

@@ -192,15 +192,22 @@ class StoreSpanProcessor(SpanProcessor):
 
     def __init__(self, exporter: RowExporter) -> None:
         self._exporter = exporter
+        self._closed = False
         self._start()
         if hasattr(os, "register_at_fork"):  # a forked child starts with no thread
-            os.register_at_fork(after_in_child=partial(_if_alive, weakref.WeakMethod(self._start)))
+            os.register_at_fork(
+                after_in_child=partial(_if_alive, weakref.WeakMethod(self._restart))
+            )
+
+    def _restart(self) -> None:
+        """In a forked child: a thread of its own, unless the processor was shut down."""
+        if not self._closed:
+            self._start()
 
     def _start(self) -> None:
         self._rows: deque[SpanRow] = deque()  # appended in one thread, taken in another
         self._wake = threading.Event()
         self._writing = threading.Lock()
-        self._closed = False
         self._thread = threading.Thread(target=self._work, name="agentrt-span-store", daemon=True)
         self._thread.start()
 
