@@ -214,13 +214,7 @@ def test_a_message_taken_by_a_process_that_died_before_driving_it_is_answered(
         assert opened is not None
         assert opened.status is RunStatus.RUNNING
     with threads_app.build_runtime(db) as rt:
-        wait_until(lambda: _free_or_gone(rt, first.thread_id), "the dead lease can be taken")
-        resumed = rt.resume(first.thread_id)
-        assert (resumed.status, resumed.message, resumed.output) == (
-            RunStatus.SUCCEEDED,
-            1,
-            "noted 1",
-        )
+        assert _resumed_once_free(rt, first.thread_id) == (RunStatus.SUCCEEDED, 1, "noted 1")
     assert effects(db) == ["note 1/1"]
 
 
@@ -232,13 +226,7 @@ def test_an_interrupting_message_taken_by_a_process_that_died_says_what_it_inter
         assert first.status is RunStatus.AWAITING_APPROVAL
         _taken_by_a_dead_process(rt, first.thread_id, "note 1")
     with threads_app.build_runtime(db) as rt:
-        wait_until(lambda: _free_or_gone(rt, first.thread_id), "the dead lease can be taken")
-        resumed = rt.resume(first.thread_id)
-        assert (resumed.status, resumed.message, resumed.output) == (
-            RunStatus.SUCCEEDED,
-            1,
-            "noted 1",
-        )
+        assert _resumed_once_free(rt, first.thread_id) == (RunStatus.SUCCEEDED, 1, "noted 1")
         [message] = _message_events(rt, first.thread_id)
         assert message["interrupted"] == 0
         assert [m.status for m in rt.messages(first.thread_id)] == ["interrupted", "succeeded"]
@@ -277,14 +265,8 @@ def test_a_message_taken_before_the_first_checkpoint_by_a_process_that_died_is_a
         made = rt.create("note 1", principal=OPS)  # pending: no checkpoint yet
         _taken_by_a_dead_process(rt, made.thread_id, "hello")
     with threads_app.build_runtime(db) as rt:
-        wait_until(lambda: _free_or_gone(rt, made.thread_id), "the dead lease can be taken")
-        resumed = rt.resume(made.thread_id)
         # The message is answered, not the goal it interrupted.
-        assert (resumed.status, resumed.message, resumed.output) == (
-            RunStatus.SUCCEEDED,
-            1,
-            "you said: hello",
-        )
+        assert _resumed_once_free(rt, made.thread_id) == (RunStatus.SUCCEEDED, 1, "you said: hello")
         assert _message_events(rt, made.thread_id) == [
             {"index": 1, "text": "hello", "by": OPS.id, "interrupted": 0}
         ]
@@ -301,6 +283,13 @@ def test_a_message_never_given_to_the_graph_is_what_the_next_one_interrupts(db: 
         assert (run.status, run.message, run.output) == (RunStatus.SUCCEEDED, 2, "noted 2")
         [event] = _message_events(rt, first.thread_id)
         assert (event["index"], event["interrupted"]) == (2, 1)
+
+
+def _resumed_once_free(rt: AgentRuntime, thread_id: str) -> tuple[RunStatus, int, str | None]:
+    """Resume the run once the dead sender's lease can be taken: its status, message, output."""
+    wait_until(lambda: _free_or_gone(rt, thread_id), "the dead lease can be taken")
+    resumed = rt.resume(thread_id)
+    return resumed.status, resumed.message, resumed.output
 
 
 def _free_or_gone(rt: AgentRuntime, thread_id: str) -> bool:

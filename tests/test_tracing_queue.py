@@ -8,7 +8,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
@@ -106,13 +106,12 @@ def test_a_forked_child_writes_its_spans_from_a_thread_of_its_own(
     sink = RecordingSink()
     setup = make_provider("sqlite", sink)
     assert setup.provider is not None
-    pid = os.fork()
-    if pid == 0:  # the child: a thread that is not there would never write this span
+
+    def written() -> bool:  # a thread that is not there would never write this span
         setup.tracer.start_span("in the child").end()
-        written = sink.arrived.wait(30) and sink.batches[0][0].name == "in the child"
-        os._exit(0 if written else 1)
-    _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+        return sink.arrived.wait(30) and sink.batches[0][0].name == "in the child"
+
+    assert _in_a_child(written)
     setup.provider.shutdown()
     assert sink.batches == []  # the child's rows were the child's
 
@@ -151,10 +150,25 @@ def test_a_processor_shut_down_before_a_fork_stays_shut_down_in_the_child(
     assert setup.provider is not None
     setup.provider.shutdown()
     assert setup.exporter is not None
-    pid = os.fork()
-    if pid == 0:  # taken, this span would go to an exporter with no store: a failure
+
+    def not_taken() -> bool:  # taken, this span would go to an exporter with no store
+        assert setup.provider is not None
+        assert setup.exporter is not None
         setup.tracer.start_span("after the close").end()
         setup.provider.force_flush()
-        os._exit(0 if setup.exporter.failures == 0 and not sink.batches else 1)
+        return setup.exporter.failures == 0 and not sink.batches
+
+    assert _in_a_child(not_taken)
+
+
+def _in_a_child(check: Callable[[], bool]) -> bool:
+    """``check`` run in a forked child of this process: whether it held there."""
+    pid = os.fork()
+    if pid == 0:  # the child never returns: its answer is its exit status
+        held = False
+        try:
+            held = check()
+        finally:
+            os._exit(0 if held else 1)
     _, status = os.waitpid(pid, 0)
-    assert os.waitstatus_to_exitcode(status) == 0
+    return os.waitstatus_to_exitcode(status) == 0
