@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -347,3 +348,43 @@ def test_an_async_run_holds_its_writes_as_a_sync_run_does(url: str) -> None:
     # after them only when they append to the event log: writes that come late go with
     # the thread's next write, or at the release, one transaction more at most.
     assert len(made) <= len(sync) + 1
+
+
+def test_an_async_call_the_thread_holds_back_makes_no_trip_to_the_worker(url: str) -> None:
+    # Held, a call is only noted in memory: sent to the saver's worker thread it would cost
+    # the event loop a hand-off each, most of an async run's saver calls.
+    wrote = threading.local()
+    trips: list[tuple[str, int]] = []
+    with AgentRuntime(ScriptedChatModel(["done"]), policy=Policy.allow_all(), db=url) as rt:
+        saver = rt.graph.checkpointer
+        one, all_, worker = saver._write_one, saver._write_all, saver._worker
+
+        def counted(write: Any) -> Any:
+            def call(arg: Any) -> None:
+                wrote.n = getattr(wrote, "n", 0) + 1
+                write(arg)
+
+            return call
+
+        class Worker:
+            def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Any:
+                def trip() -> Any:
+                    wrote.n = 0
+                    try:
+                        return fn(*args, **kwargs)
+                    finally:
+                        trips.append((getattr(fn, "func", fn).__name__, wrote.n))
+
+                return worker.submit(trip)
+
+            def shutdown(self, wait: bool = True) -> None:
+                worker.shutdown(wait=wait)
+
+        saver._write_one, saver._write_all = counted(one), counted(all_)
+        saver._worker = Worker()
+        run = asyncio.run(rt.astart("hello", principal=OPS))
+        assert run.status.value == "succeeded"
+        assert run.output == "done"
+    assert trips[0] == ("get_tuple", 0)  # where the thread stands, before its input
+    assert trips[1:]
+    assert all(trip == ("_write", 1) for trip in trips[1:])  # each one writes

@@ -207,13 +207,9 @@ class HoldingSaver(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        call = self._put_call(config, checkpoint, metadata, new_versions)
-        conf = config["configurable"]
-        input = metadata.get("source") == "input"
-        if not self.holding.checkpoint(
-            conf["thread_id"], conf.get("checkpoint_id"), call, input=input
-        ):
-            self._write(conf["thread_id"], call)
+        call = self._put_unless_held(config, checkpoint, metadata, new_versions)
+        if call is not None:
+            self._write(config["configurable"]["thread_id"], call)
         return saved_config(config, checkpoint)
 
     def put_writes(
@@ -223,10 +219,38 @@ class HoldingSaver(BaseCheckpointSaver[str]):
         task_id: str,
         task_path: str = "",
     ) -> None:
+        call = self._writes_unless_held(config, writes, task_id, task_path)
+        if call is not None:
+            self._write(config["configurable"]["thread_id"], call)
+
+    def _put_unless_held(
+        self,
+        config: RunnableConfig,
+        checkpoint: Checkpoint,
+        metadata: CheckpointMetadata,
+        new_versions: ChannelVersions,
+    ) -> Held | None:
+        """``put`` as a call to write now, or None: the thread holds it back."""
+        call = self._put_call(config, checkpoint, metadata, new_versions)
+        conf = config["configurable"]
+        input = metadata.get("source") == "input"
+        if self.holding.checkpoint(conf["thread_id"], conf.get("checkpoint_id"), call, input=input):
+            return None
+        return call
+
+    def _writes_unless_held(
+        self,
+        config: RunnableConfig,
+        writes: Sequence[tuple[str, Any]],
+        task_id: str,
+        task_path: str,
+    ) -> Held | None:
+        """``put_writes`` as a call to write now, or None: the thread holds it back."""
         call = self._writes_call(config, writes, task_id, task_path)
         conf = config["configurable"]
-        if not self.holding.writes(conf["thread_id"], conf["checkpoint_id"], task_path, call):
-            self._write(conf["thread_id"], call)
+        if self.holding.writes(conf["thread_id"], conf["checkpoint_id"], task_path, call):
+            return None
+        return call
 
     def _put_call(
         self,
@@ -308,7 +332,12 @@ class HoldingSaver(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        return await self._call(self.put, config, checkpoint, metadata, new_versions)
+        # Whether the thread holds it back is decided here, on the loop, as it would be at
+        # the head of the worker's queue: a held call (most of a run's) costs no trip.
+        call = self._put_unless_held(config, checkpoint, metadata, new_versions)
+        if call is not None:
+            await self._call(self._write, config["configurable"]["thread_id"], call)
+        return saved_config(config, checkpoint)
 
     async def aput_writes(
         self,
@@ -319,7 +348,9 @@ class HoldingSaver(BaseCheckpointSaver[str]):
     ) -> None:
         # task_path named: LangGraph hands it only to a saver whose signature has it, and
         # the held writes are told apart by it.
-        await self._call(self.put_writes, config, writes, task_id, task_path)
+        call = self._writes_unless_held(config, writes, task_id, task_path)
+        if call is not None:
+            await self._call(self._write, config["configurable"]["thread_id"], call)
 
     async def adelete_thread(self, thread_id: str) -> None:
         await self._call(self.delete_thread, thread_id)
