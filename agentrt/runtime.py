@@ -279,9 +279,11 @@ class AgentRuntime(RunReading, OwnGraphDoor, Conversing):
     # lifecycle ----------------------------------------------------------------------------
 
     def close(self) -> None:
-        """Close the database connections and flush and stop the span exporter we built."""
+        """Close the database connections, flush and stop the span exporter we built, and
+        stop renewing leases."""
         stop_redacting_logs(self.redactor, self)
         self.tools.close()
+        self._driver.leases.close()
         if self._tracing_setup.provider is not None:
             self._tracing_setup.provider.shutdown()
         if self._metrics_setup.provider is not None:

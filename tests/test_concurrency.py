@@ -3,18 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import threading
-import time
 from concurrent.futures import ThreadPoolExecutor
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from pydantic import PrivateAttr
 
 from agentrt import AgentRuntime, Budget, Policy, Principal, RunStatus, tool
-from agentrt.runs.lease import Heartbeat, LeaseOwner
-from agentrt.steps import Steps, adrive, blocking
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 
 
@@ -50,42 +46,6 @@ def test_concurrent_astart_runs_all_finish(db: Path) -> None:
             (f"t{i}", RunStatus.SUCCEEDED, "done", 3) for i in range(24)
         ]
         assert {r.status for r in rt.runs(limit=100)} == {RunStatus.SUCCEEDED}
-
-
-class _RenewalNeedsTheLoop:
-    """A store whose lease renewal waits for the event loop to release it.
-
-    It stands for a renewal blocked on SQLite's write lock while the lock's holder, a
-    checkpoint transaction, waits for the loop to commit.
-    """
-
-    def __init__(self) -> None:
-        self.renewing = threading.Event()
-        self.released = threading.Event()
-        self.starved = False
-
-    def renew_lease(self, thread_id: str, owner: str, expires_at: float) -> bool:
-        self.renewing.set()
-        if not self.released.wait(timeout=30):
-            self.starved = True
-        return True
-
-
-def test_leaving_the_heartbeat_in_an_async_run_keeps_the_loop_free() -> None:
-    store = _RenewalNeedsTheLoop()
-
-    def segment() -> Steps[None]:
-        # ttl 0: the heartbeat renews at once and keeps renewing.
-        beat = Heartbeat(cast(Any, store), "t1", LeaseOwner.this_process("me"), 0.0, time.time)
-        beat.start()
-        yield blocking(store.renewing.wait, 30)
-        # Runs only if stopping the heartbeat lets the loop go on while the renewal in
-        # progress waits; joining that thread on the loop would starve it 30 s.
-        asyncio.get_running_loop().call_soon(store.released.set)
-        yield blocking(beat.stop)
-
-    asyncio.run(adrive(segment()))
-    assert store.starved is False
 
 
 _ASYNC_CALL: ContextVar[bool] = ContextVar("async_call", default=False)

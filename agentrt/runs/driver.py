@@ -30,7 +30,8 @@ from agentrt.runs import lifecycle
 from agentrt.runs.budgets import BudgetLayers
 from agentrt.runs.creating import NewRunRequest, RunCreating
 from agentrt.runs.decisions import record_decision
-from agentrt.runs.lease import Heartbeat, LeaseOwner, acquire
+from agentrt.runs.lease import LeaseOwner, acquire
+from agentrt.runs.lease_keeper import LeaseKeeper
 from agentrt.runs.record import Run, Sweep, initial_state, run_of
 from agentrt.runs.segments import SegmentTrace, segment_span, segment_trace
 from agentrt.runs.stats import denials_of
@@ -96,6 +97,8 @@ class Driver(MessageTaking, RunCreating):
         self.redactor = redactor
         self.budgets = budgets
         self.lease_ttl = lease_ttl
+        self.leases = LeaseKeeper(self.store, self.store.clock)
+        """Renews the leases of the runs this driver's segments hold, from one thread."""
         self.new_id = new_id or (lambda: uuid.uuid4().hex)
         self.stopping = deps.stopping
         """Set: runs this process drives stop before their next step (stop_at_next_step)."""
@@ -221,8 +224,7 @@ class Driver(MessageTaking, RunCreating):
         known: SegmentTrace | None = None
         trace = None
         try:
-            beat = Heartbeat(self.store, thread_id, owner, self.lease_ttl, self.store.clock)
-            beat.start()
+            kept = self.leases.keep(thread_id, owner.label, self.lease_ttl)
             try:
                 # The row in hand (read under the lease, moved to running) is what the
                 # segment starts from: its trace, and the status each move is made from.
@@ -244,8 +246,7 @@ class Driver(MessageTaking, RunCreating):
                     self.tracing.settled(span, run.status.value, output=run.output, error=run.error)
                     return run
             finally:
-                # A renewal in progress may wait on SQLite's lock: stopped off the loop.
-                yield blocking(beat.stop)
+                self.leases.let_go(kept)  # never waits on a renewal: done on the loop
                 trace = yield blocking(self._segment_ended, known)
         finally:
             # Letting go records where the segment's span is (once handed to the exporter):

@@ -1,4 +1,5 @@
-"""Who drives a run: a lease on its row, renewed by a heartbeat while a process drives it.
+"""Who drives a run: a lease on its row, renewed while a process drives it
+(agentrt.runs.lease_keeper).
 
 A second process that tries to drive the same run gets RunBusy. A lease whose owner is gone
 is not a wall: on a store only this machine uses (a SQLite file) a dead owner's pid is
@@ -12,8 +13,6 @@ from __future__ import annotations
 
 import os
 import socket
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 
 from agentrt.errors import RunBusy
@@ -24,7 +23,6 @@ from agentrt.store.protocols import LeaseStore
 
 __all__ = [
     "GRAPH_HOST",
-    "Heartbeat",
     "LeaseOwner",
     "acquire",
     "graph_lease",
@@ -81,46 +79,6 @@ def owner_dead(held: LeaseRecord, host: str) -> bool:
     """True if the lease's owner ran on ``host`` (this one) and its process is gone; for a
     store that only this machine uses (``one_host``), where a pid names a process here."""
     return held.host == host and not pid_alive(held.pid)
-
-
-class Heartbeat:
-    """Keeps a run's lease alive from a background thread while this process drives it.
-
-    ``stop()`` may wait for a renewal in progress, which may wait for SQLite's write lock:
-    the async driver calls it off the event loop.
-    """
-
-    def __init__(
-        self,
-        store: LeaseStore,
-        thread_id: str,
-        owner: LeaseOwner,
-        ttl: float,
-        clock: Callable[[], float],
-    ) -> None:
-        self._store = store
-        self._args = (thread_id, owner, ttl)
-        self._clock = clock
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._beat, name="agentrt-lease", daemon=True)
-
-    def start(self) -> Heartbeat:
-        self._thread.start()
-        return self
-
-    def _beat(self) -> None:
-        thread_id, owner, ttl = self._args
-        while not self._stop.wait(ttl / 3):
-            try:
-                if not self._store.renew_lease(thread_id, owner.label, self._clock() + ttl):
-                    logger.warning("lost the lease on run %r", thread_id)
-                    return
-            except Exception:  # a failed renewal must not kill the run it protects
-                logger.exception("could not renew the lease on run %r", thread_id)
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
 
 
 # An app's own graph holds its threads' leases for good (agentrt.governed.threads).

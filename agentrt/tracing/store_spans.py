@@ -15,13 +15,10 @@ with the next batch, the next flush, or at the latest when the runtime closes.
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-import weakref
 from collections import deque
-from collections.abc import Callable, Sequence
-from functools import partial
+from collections.abc import Sequence
 from types import MappingProxyType
 from typing import Protocol
 
@@ -30,6 +27,7 @@ from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 
 from agentrt.faults import transient_cause
+from agentrt.processes import in_forked_child
 from agentrt.records import SpanRow
 from agentrt.tracing import attributes as A
 
@@ -66,13 +64,6 @@ class SpanSink(Protocol):
     """Where stored spans go: the store's span table (agentrt.store's SpanStore), handed in."""
 
     def write_spans(self, rows: Sequence[SpanRow]) -> None: ...
-
-
-def _if_alive(method: weakref.WeakMethod[Callable[[], None]]) -> None:
-    """Call ``method`` unless its object is gone (a fork hook outlives a closed runtime)."""
-    found = method()
-    if found is not None:
-        found()
 
 
 def _hex(value: int, width: int) -> str:
@@ -194,10 +185,7 @@ class StoreSpanProcessor(SpanProcessor):
         self._exporter = exporter
         self._closed = False
         self._start()
-        if hasattr(os, "register_at_fork"):  # a forked child starts with no thread
-            os.register_at_fork(
-                after_in_child=partial(_if_alive, weakref.WeakMethod(self._restart))
-            )
+        in_forked_child(self._restart)  # a forked child starts with no thread
 
     def _restart(self) -> None:
         """In a forked child: a thread of its own, unless the processor was shut down."""

@@ -1,0 +1,144 @@
+"""One thread a process renews the leases of every run the process drives.
+
+A run's lease (agentrt.runs.lease) expires ``ttl`` seconds after it was last taken or
+renewed, so while a segment runs its lease is renewed every ``ttl / 3``. One thread keeps
+them all, however many runs are driven at once: a thread a run cost every segment a
+thread's start and join, the join a trip off the event loop (it may wait on a renewal in
+progress), and a few hundred concurrent runs as many threads.
+
+``let_go`` only takes the lease off the list: it never waits, so the async driver calls
+it on the loop. A renewal already under way may still land; it is conditional on the
+owner, so once the lease is released it changes nothing, and a refusal for a lease let
+go is not reported as lost.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from agentrt.logs import get_logger
+from agentrt.processes import in_forked_child
+from agentrt.store.protocols import LeaseStore
+
+__all__ = ["Kept", "LeaseKeeper"]
+
+logger = get_logger()
+
+
+@dataclass(eq=False, slots=True)
+class Kept:
+    """A lease the keeper renews: one segment's hold on its run."""
+
+    thread_id: str
+    owner: str
+    ttl: float
+    due: float
+    """When (``monotonic``) it is renewed next."""
+
+
+class LeaseKeeper:
+    """Renews the leases of the runs this process drives, from one thread of its own.
+
+    The thread starts with the first lease kept and ends when it finds none left, so a
+    process that drives nothing has no thread. Lease times are the store's ``clock``;
+    when to renew is this process's ``monotonic`` clock.
+    """
+
+    def __init__(
+        self,
+        store: LeaseStore,
+        clock: Callable[[], float],
+        *,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._monotonic = monotonic
+        self._forget()
+        in_forked_child(self._forget)
+
+    def _forget(self) -> None:
+        """Keep nothing: at the start, and in a forked child (its parent's leases, and the
+        thread renewing them, are not its own; the parent's lock may have been held)."""
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._kept: dict[str, Kept] = {}
+        self._thread: threading.Thread | None = None
+
+    def keep(self, thread_id: str, owner: str, ttl: float) -> Kept:
+        """Renew ``owner``'s lease on the run every ``ttl / 3`` until ``let_go``."""
+        kept = Kept(thread_id, owner, ttl, self._monotonic() + ttl / 3)
+        with self._lock:
+            # The thread waits for the earliest lease due: told when this one comes first.
+            first = all(kept.due < k.due for k in self._kept.values())
+            self._kept[thread_id] = kept
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="agentrt-leases", daemon=True
+                )
+                self._thread.start()
+            elif first:
+                self._changed.notify()
+        return kept
+
+    def let_go(self, kept: Kept) -> None:
+        """Stop renewing that lease (the caller releases it). Never waits on a renewal."""
+        with self._lock:
+            if self._kept.get(kept.thread_id) is kept:
+                del self._kept[kept.thread_id]
+
+    def close(self) -> None:
+        """Renew nothing more and end the thread (a lease kept later starts a new one)."""
+        with self._lock:
+            self._kept.clear()
+            thread = self._thread
+            self._changed.notify()
+        if thread is not None and thread is not threading.current_thread():
+            thread.join()  # after a renewal in progress, if any
+
+    def kept(self) -> list[str]:
+        """The runs whose leases are being renewed now."""
+        with self._lock:
+            return list(self._kept)
+
+    def renew_due(self) -> float | None:
+        """Renew every lease due now; seconds until the next is due (None: none is kept)."""
+        now = self._monotonic()
+        with self._lock:
+            due = [k for k in self._kept.values() if k.due <= now]
+            for kept in due:
+                kept.due = now + kept.ttl / 3
+        for kept in due:
+            self._renew(kept)
+        with self._lock:
+            if not self._kept:
+                return None
+            return max(0.0, min(k.due for k in self._kept.values()) - self._monotonic())
+
+    def _renew(self, kept: Kept) -> None:
+        try:
+            renewed = self._store.renew_lease(kept.thread_id, kept.owner, self._clock() + kept.ttl)
+        except Exception:  # a failed renewal must not end the others, or the run
+            logger.exception("could not renew the lease on run %r", kept.thread_id)
+            return
+        if renewed:
+            return
+        with self._lock:
+            if self._kept.get(kept.thread_id) is not kept:
+                return  # let go meanwhile: released, not lost
+            del self._kept[kept.thread_id]
+        logger.warning("lost the lease on run %r", kept.thread_id)
+
+    def _run(self) -> None:
+        while True:
+            wait = self.renew_due()
+            with self._lock:
+                if not self._kept:
+                    # Ends under the lock: a lease kept from now on starts a new thread.
+                    self._thread = None
+                    return
+                if wait is not None and wait > 0:
+                    self._changed.wait(wait)

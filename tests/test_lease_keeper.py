@@ -1,0 +1,254 @@
+"""One thread renews the lease of every run a process drives (agentrt.runs.lease_keeper):
+on time, on the store's clock, never past a let-go, and a lost lease is reported once."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sqlite3
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any, cast
+
+import pytest
+
+from agentrt import AgentRuntime, Policy, Principal, tool
+from agentrt.budget import empty_usage
+from agentrt.records import NewRun
+from agentrt.runs.lease import LeaseOwner, acquire
+from agentrt.runs.lease_keeper import LeaseKeeper
+from agentrt.steps import Steps, adrive, blocking
+from agentrt.store import Store, open_store
+from agentrt.testing import ScriptedChatModel, ai, tool_call
+from tests.conftest import FakeClock
+
+TTL = 30.0
+
+
+@pytest.fixture
+def store(db: Path) -> Iterator[Store]:
+    opened = open_store(str(db))
+    yield opened.store
+    opened.store.close()
+
+
+def _leased(store: Store, thread_id: str, owner: LeaseOwner, clock: FakeClock) -> None:
+    store.create_run(
+        NewRun(thread_id=thread_id, goal="g", principal={"id": "p"}, budget={}, usage=empty_usage())
+    )
+    acquire(store, thread_id, owner, TTL, now=clock())
+
+
+def _lease(db: Path, thread_id: str) -> tuple[Any, ...]:
+    with sqlite3.connect(db) as conn:
+        row = conn.execute(
+            "SELECT lease_owner, lease_expires_at FROM runs WHERE thread_id=?", (thread_id,)
+        ).fetchone()
+    return tuple(row)
+
+
+def test_each_lease_is_renewed_a_third_of_its_ttl_after_it_was_last(
+    store: Store, db: Path, clock: FakeClock
+) -> None:
+    ticks = FakeClock(0.0)  # when to renew: the process's monotonic clock
+    keeper = LeaseKeeper(store, clock, monotonic=ticks)
+    me = LeaseOwner.this_process("me")
+    _leased(store, "a", me, clock)
+    _leased(store, "b", me, clock)
+    keeper._thread = cast(Any, "driven by the test")  # renew_due is called by hand here
+    a = keeper.keep("a", me.label, TTL)
+    ticks.advance(4.0)
+    keeper.keep("b", me.label, TTL)
+    started = clock()
+
+    assert keeper.renew_due() == pytest.approx(6.0)  # nothing due yet: "a" is due first
+    assert _lease(db, "a") == (me.label, started + TTL)
+    ticks.advance(6.0)
+    clock.advance(6.0)
+    assert keeper.renew_due() == pytest.approx(4.0)  # "a" renewed; "b" due in 4 s
+    assert _lease(db, "a") == (me.label, clock() + TTL)  # to ttl past the store's now
+    assert _lease(db, "b") == (me.label, started + TTL)
+    keeper.let_go(a)
+    ticks.advance(10.0)
+    clock.advance(10.0)
+    assert keeper.renew_due() == pytest.approx(10.0)  # "b" renewed (late), "a" no more
+    assert _lease(db, "a") == (me.label, started + 6.0 + TTL)
+    assert _lease(db, "b") == (me.label, clock() + TTL)
+    assert keeper.kept() == ["b"]
+
+
+def test_a_lease_another_owner_took_is_reported_lost_once_and_renewed_no_more(
+    store: Store, db: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    ticks = FakeClock(0.0)
+    keeper = LeaseKeeper(store, clock, monotonic=ticks)
+    mine = LeaseOwner(token="me", host="elsewhere", pid=1)
+    theirs = LeaseOwner(token="them", host="elsewhere", pid=2)
+    _leased(store, "lost", mine, clock)
+    _leased(store, "kept", mine, clock)
+    keeper._thread = cast(Any, "driven by the test")
+    keeper.keep("lost", mine.label, TTL)
+    keeper.keep("kept", mine.label, TTL)
+    clock.advance(TTL + 1)  # both expired; another host takes one of them
+    acquire(store, "lost", theirs, TTL, now=clock())
+    ticks.advance(TTL / 3)
+
+    with caplog.at_level(logging.WARNING, logger="agentrt"):
+        keeper.renew_due()
+        keeper.renew_due()
+
+    assert [r.getMessage() for r in caplog.records] == ["lost the lease on run 'lost'"]
+    assert keeper.kept() == ["kept"]
+    assert _lease(db, "lost") == (theirs.label, clock() + TTL)
+    assert _lease(db, "kept") == (mine.label, clock() + TTL)
+
+
+class _Renewals:
+    """A store whose renewals the test holds and answers."""
+
+    def __init__(self, answer: bool | Exception = True) -> None:
+        self.answer = answer
+        self.renewing = threading.Event()
+        self.go_on = threading.Event()
+        self.renewed: list[str] = []
+
+    def renew_lease(self, thread_id: str, owner: str, expires_at: float) -> bool:
+        self.renewing.set()
+        self.go_on.wait(timeout=30)
+        if isinstance(self.answer, Exception):
+            raise self.answer
+        self.renewed.append(thread_id)
+        return self.answer
+
+
+def test_a_refusal_for_a_lease_let_go_meanwhile_is_not_reported_lost(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = _Renewals(answer=False)  # the lease was released while the renewal waited
+    keeper = LeaseKeeper(cast(Any, store), FakeClock())
+    kept = keeper.keep("t", "me", 0.0)  # due at once, in the keeper's thread
+    assert store.renewing.wait(timeout=30)
+    keeper.let_go(kept)  # returns while the renewal waits: it never waits on one
+    store.go_on.set()
+    with caplog.at_level(logging.WARNING, logger="agentrt"):
+        _ended(keeper)
+    assert store.renewed == ["t"]
+    assert not [r for r in caplog.records if "lost the lease" in r.getMessage()]
+
+
+def test_a_renewal_that_fails_is_logged_and_the_lease_kept(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = _Renewals(answer=sqlite3.OperationalError("database is locked"))
+    store.go_on.set()
+    ticks = FakeClock(0.0)
+    keeper = LeaseKeeper(cast(Any, store), FakeClock(), monotonic=ticks)
+    keeper._thread = cast(Any, "driven by the test")
+    keeper.keep("t", "me", TTL)
+    ticks.advance(TTL / 3)
+    with caplog.at_level(logging.ERROR, logger="agentrt"):
+        assert keeper.renew_due() == pytest.approx(TTL / 3)
+    assert [r.getMessage() for r in caplog.records] == ["could not renew the lease on run 't'"]
+    assert keeper.kept() == ["t"]  # tried again next time
+
+
+def test_letting_go_in_an_async_run_keeps_the_loop_free_while_a_renewal_waits() -> None:
+    # The renewal stands for one blocked on SQLite's write lock while the lock's holder, a
+    # checkpoint transaction, waits for the loop to commit: letting go must not wait on it.
+    store = _Renewals()
+    keeper = LeaseKeeper(cast(Any, store), FakeClock())
+
+    def segment() -> Steps[None]:
+        kept = keeper.keep("t1", "me", 0.0)  # ttl 0: renews at once and keeps renewing
+        yield blocking(store.renewing.wait, 30)
+        keeper.let_go(kept)
+        asyncio.get_running_loop().call_soon(store.go_on.set)
+        yield blocking(lambda: None)
+
+    asyncio.run(adrive(segment()))
+    _ended(keeper)
+    assert keeper.kept() == []
+
+
+def _ended(keeper: LeaseKeeper) -> None:
+    """Wait for the keeper's thread to find nothing kept and end."""
+    thread = keeper._thread
+    if thread is not None:
+        thread.join(timeout=30)
+        assert not thread.is_alive()
+    assert keeper._thread is None
+
+
+def _lease_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "agentrt-leases"]
+
+
+def test_one_thread_renews_every_run_a_runtime_drives_at_once(db: Path) -> None:
+    # Each run's tool waits until all of them are in their tool: the runs are driven at
+    # the same time, and the test looks then.
+    parties = 12
+    before = set(_lease_threads())  # another test's keeper may not have ended yet
+    all_in = asyncio.Event()
+    inside: list[int] = []
+    seen: dict[str, Any] = {}
+
+    @tool(effect="read")
+    async def wait_for_all(i: int) -> str:
+        """Wait until every run is here.
+
+        Args:
+            i: Which run this is.
+        """
+        inside.append(i)
+        if len(inside) == parties:
+            seen["threads"] = len(set(_lease_threads()) - before)
+            seen["kept"] = sorted(rt._driver.leases.kept())
+            all_in.set()
+        await all_in.wait()
+        return "ok"
+
+    turns = [ai("", tool_call("wait_for_all", {"i": 1})), "done"]
+    model = ScriptedChatModel(turns * parties)
+    with AgentRuntime(
+        model, tools=[wait_for_all], policy=Policy.allow_all(), db=str(db), lease_ttl=5.0
+    ) as rt:
+
+        async def drive() -> list[Any]:
+            return await asyncio.gather(
+                *(
+                    rt.astart("wait", principal=Principal("p"), thread_id=f"t{i}")
+                    for i in range(parties)
+                )
+            )
+
+        runs = asyncio.run(drive())
+        assert [r.status.value for r in runs] == ["succeeded"] * parties
+        assert seen == {"threads": 1, "kept": sorted(f"t{i}" for i in range(parties))}
+        assert rt._driver.leases.kept() == []  # each let go when its segment ended
+        keeper = rt._driver.leases._thread
+        with sqlite3.connect(db) as conn:
+            held = conn.execute("SELECT count(*) FROM runs WHERE lease_owner IS NOT NULL")
+            assert held.fetchone() == (0,)  # every lease released
+    assert keeper is not None
+    assert not keeper.is_alive()  # closing the runtime ended the keeper's thread
+
+
+def test_a_forked_child_keeps_none_of_its_parents_leases_and_renews_its_own() -> None:
+    store = _Renewals()
+    store.go_on.set()
+    keeper = LeaseKeeper(cast(Any, store), FakeClock())
+    parents = keeper.keep("parent's", "me", TTL)
+    pid = os.fork()
+    if pid == 0:  # the child: exits 0 only if all holds
+        ok = keeper.kept() == []
+        child = keeper.keep("child's", "me", 0.0)
+        ok = ok and store.renewing.wait(timeout=30) and keeper._thread is not None
+        keeper.let_go(child)
+        os._exit(0 if ok and store.renewed[:1] == ["child's"] else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert keeper.kept() == ["parent's"]  # the parent's own, untouched
+    keeper.let_go(parents)
+    keeper.close()
