@@ -388,3 +388,26 @@ def test_an_async_call_the_thread_holds_back_makes_no_trip_to_the_worker(url: st
     assert trips[0] == ("get_tuple", 0)  # where the thread stands, before its input
     assert trips[1:]
     assert all(trip == ("_write", 1) for trip in trips[1:])  # each one writes
+
+
+def test_an_async_run_serialises_its_checkpoints_off_the_event_loop(url: str) -> None:
+    # Whether a call is held is decided on the loop; making it what the database stores
+    # (the state serialised: milliseconds for a long conversation) is not, held or not.
+    loop_thread = threading.current_thread()
+    serialised_on: list[threading.Thread] = []
+    with AgentRuntime(ScriptedChatModel(["done"]), policy=Policy.allow_all(), db=url) as rt:
+        serde = rt.graph.checkpointer.serde
+        dumps = serde.dumps_typed
+
+        def recorded(obj: Any) -> Any:
+            serialised_on.append(threading.current_thread())
+            return dumps(obj)
+
+        serde.dumps_typed = recorded
+        try:
+            run = asyncio.run(rt.astart("hello", principal=OPS))
+        finally:
+            del serde.dumps_typed
+        assert run.status.value == "succeeded"
+    assert serialised_on  # the run's checkpoints were serialised...
+    assert loop_thread not in serialised_on  # ...and never on the loop's thread

@@ -113,10 +113,13 @@ class _Renewals:
         self.renewing = threading.Event()
         self.go_on = threading.Event()
         self.renewed: list[str] = []
+        self.starved = False
+        """A renewal waited 30 s for the test to let it go on: the test's side was held."""
 
     def renew_lease(self, thread_id: str, owner: str, expires_at: float) -> bool:
         self.renewing.set()
-        self.go_on.wait(timeout=30)
+        if not self.go_on.wait(timeout=30):
+            self.starved = True
         if isinstance(self.answer, Exception):
             raise self.answer
         self.renewed.append(thread_id)
@@ -170,6 +173,41 @@ def test_letting_go_in_an_async_run_keeps_the_loop_free_while_a_renewal_waits() 
     asyncio.run(adrive(segment()))
     _ended(keeper)
     assert keeper.kept() == []
+    assert store.starved is False  # letting go did not hold the loop the renewal waited on
+
+
+def test_a_lease_due_before_the_one_waited_for_wakes_the_keeper() -> None:
+    store = _Renewals()
+    store.go_on.set()
+    keeper = LeaseKeeper(cast(Any, store), FakeClock())
+    slow = keeper.keep("slow", "me", 300.0)  # the thread waits 100 s for it
+    fast = keeper.keep("fast", "me", 0.3)  # due in 0.1 s: the wait is cut short
+    assert store.renewing.wait(timeout=30)
+    assert store.renewed[:1] == ["fast"]
+    keeper.let_go(slow)
+    keeper.let_go(fast)
+    keeper.close()
+
+
+def test_closing_ends_the_keeper_even_with_leases_kept_meanwhile() -> None:
+    store = _Renewals()
+    keeper = LeaseKeeper(cast(Any, store), FakeClock())
+    keeper.keep("a", "me", 0.0)
+    assert store.renewing.wait(timeout=30)  # a renewal in progress
+    thread = keeper._thread
+    closing = threading.Thread(target=keeper.close)
+    closing.start()
+    while keeper.kept():  # close() has taken the list before the next keep
+        closing.join(timeout=0.01)
+    keeper.keep("b", "me", 0.0)  # after close: not kept, no thread started
+    store.go_on.set()
+    closing.join(timeout=30)
+    assert not closing.is_alive()
+    assert thread is not None
+    assert not thread.is_alive()
+    assert keeper.kept() == []
+    assert keeper._thread is None
+    assert store.renewed == ["a"]
 
 
 def _ended(keeper: LeaseKeeper) -> None:

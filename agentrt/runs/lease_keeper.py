@@ -57,6 +57,7 @@ class LeaseKeeper:
         self._store = store
         self._clock = clock
         self._monotonic = monotonic
+        self._closed = False
         self._forget()
         in_forked_child(self._forget)
 
@@ -72,6 +73,8 @@ class LeaseKeeper:
         """Renew ``owner``'s lease on the run every ``ttl / 3`` until ``let_go``."""
         kept = Kept(thread_id, owner, ttl, self._monotonic() + ttl / 3)
         with self._lock:
+            if self._closed:  # the runtime is closed: nothing is renewed any more
+                return kept
             # The thread waits for the earliest lease due: told when this one comes first.
             first = all(kept.due < k.due for k in self._kept.values())
             self._kept[thread_id] = kept
@@ -91,8 +94,9 @@ class LeaseKeeper:
                 del self._kept[kept.thread_id]
 
     def close(self) -> None:
-        """Renew nothing more and end the thread (a lease kept later starts a new one)."""
+        """Renew nothing more, and end the thread (none starts again)."""
         with self._lock:
+            self._closed = True
             self._kept.clear()
             thread = self._thread
             self._changed.notify()
@@ -134,11 +138,14 @@ class LeaseKeeper:
 
     def _run(self) -> None:
         while True:
-            wait = self.renew_due()
+            self.renew_due()
             with self._lock:
-                if not self._kept:
+                if self._closed or not self._kept:
                     # Ends under the lock: a lease kept from now on starts a new thread.
                     self._thread = None
                     return
-                if wait is not None and wait > 0:
+                # Worked out under the lock it waits on, so a keep that comes first is
+                # never told before the wait begins.
+                wait = min(k.due for k in self._kept.values()) - self._monotonic()
+                if wait > 0:
                     self._changed.wait(wait)

@@ -17,8 +17,9 @@ write waits for the checkpoint after it, or after a pure node for the thread's n
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
@@ -82,7 +83,9 @@ class Checkpoints(HoldingSaver, RowsSaver):
 
     # Writes: what a call writes, as rows, so that held calls go in one statement with the
     # next (agentrt.store.postgres.checkpoint_rows). Each is an upsert: made twice, it is
-    # made once, so a lost connection is simply tried again.
+    # made once, so a lost connection is simply tried again. A call is made rows when it is
+    # written, in the thread that writes it: an async call is held or not on the event
+    # loop, which serialising the state would hold.
 
     def _put_call(
         self,
@@ -90,8 +93,8 @@ class Checkpoints(HoldingSaver, RowsSaver):
         checkpoint: Checkpoint,
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
-    ) -> Rows:
-        return self.checkpoint_rows(config, checkpoint, metadata, new_versions)
+    ) -> Callable[[], Rows]:
+        return partial(self.checkpoint_rows, config, checkpoint, metadata, new_versions)
 
     def _writes_call(
         self,
@@ -99,14 +102,16 @@ class Checkpoints(HoldingSaver, RowsSaver):
         writes: Sequence[tuple[str, Any]],
         task_id: str,
         task_path: str,
-    ) -> Rows:
-        return self.writes_rows(config, writes, task_id, task_path)
+    ) -> Callable[[], Rows]:
+        return partial(self.writes_rows, config, writes, task_id, task_path)
 
-    def _write_one(self, call: Rows) -> None:
-        self.db.patiently(lambda: self.write_rows([call]))
+    def _write_one(self, call: Callable[[], Rows]) -> None:
+        rows = [call()]
+        self.db.patiently(lambda: self.write_rows(rows))
 
-    def _write_all(self, calls: Sequence[Rows]) -> None:
-        self.db.patiently(lambda: self.write_rows(calls))
+    def _write_all(self, calls: Sequence[Callable[[], Rows]]) -> None:
+        rows = [call() for call in calls]
+        self.db.patiently(lambda: self.write_rows(rows))
 
     def delete_thread(self, thread_id: str) -> None:
         self.holding.forget(thread_id)  # what the thread held goes with it
