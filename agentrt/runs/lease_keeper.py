@@ -1,4 +1,4 @@
-"""One thread a process renews the leases of every run the process drives.
+"""One thread a runtime renews the leases of every run its segments hold.
 
 A run's lease (agentrt.runs.lease) expires ``ttl`` seconds after it was last taken or
 renewed, so while a segment runs its lease is renewed every ``ttl / 3``. One thread keeps
@@ -40,10 +40,10 @@ class Kept:
 
 
 class LeaseKeeper:
-    """Renews the leases of the runs this process drives, from one thread of its own.
+    """Renews the leases of the runs a driver's segments hold, from one thread of its own.
 
     The thread starts with the first lease kept and ends when it finds none left, so a
-    process that drives nothing has no thread. Lease times are the store's ``clock``;
+    runtime that drives nothing has no thread. Lease times are the store's ``clock``;
     when to renew is this process's ``monotonic`` clock.
     """
 

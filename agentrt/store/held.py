@@ -332,8 +332,8 @@ class HoldingSaver(BaseCheckpointSaver[str]):
         metadata: CheckpointMetadata,
         new_versions: ChannelVersions,
     ) -> RunnableConfig:
-        # Whether the thread holds it back is decided here, on the loop, as it would be at
-        # the head of the worker's queue: a held call (most of a run's) costs no trip.
+        # Whether the thread holds it back is decided here, on the loop, in the order
+        # LangGraph makes the calls: a held call (most of a run's) costs no trip.
         call = self._put_unless_held(config, checkpoint, metadata, new_versions)
         if call is not None:
             await self._call(self._write, config["configurable"]["thread_id"], call)
