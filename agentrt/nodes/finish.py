@@ -6,6 +6,7 @@ from typing import Any
 
 from agentrt.events import finish_event
 from agentrt.nodes.deps import RunDeps
+from agentrt.nodes.plan import forget_conversation
 from agentrt.nodes.spec import Node
 from agentrt.state import RunState, RunStatus
 
@@ -20,6 +21,7 @@ def finish(state: RunState, deps: RunDeps) -> dict[str, Any]:
         plan = state.get("plan")
         status, output, error = RunStatus.SUCCEEDED, plan["final"] if plan else None, None
     event = finish_event(status, output, error)
+    forget_conversation(state.get("thread_id", ""))  # planned for the last time
     return {"status": status.value, "output": output, "error": error, "events": [event]}
 
 

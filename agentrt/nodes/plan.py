@@ -48,7 +48,7 @@ from agentrt.steps import Step, Steps, blocking
 from agentrt.store.protocols import RecordingStore
 from agentrt.summaries import cut_point, summary_message
 
-__all__ = ["NODE", "answer_recorded", "build_messages", "plan"]
+__all__ = ["NODE", "answer_recorded", "build_messages", "forget_conversation", "plan"]
 
 
 class _Conversation(NamedTuple):
@@ -65,13 +65,22 @@ class _Conversation(NamedTuple):
     """The request digest of the messages, worked out as they were added."""
 
 
-# Recent runs' conversations, by thread id. The log only grows, so a turn converts just the
-# events appended since the run's previous turn instead of the whole log (which made a
-# run's planning quadratic in its length). Bounded: a run not among the most recent ones
-# is rebuilt from its log, as in a new process.
+# The conversations of runs under way, by thread id. The log only grows, so a turn converts
+# just the events appended since the run's previous turn instead of the whole log (which
+# made a run's planning quadratic in its length). A run's entry goes when its segment ends
+# (agentrt.runs.driver) and when it finishes: a run that goes on later is rebuilt from its
+# log, as in a new process. The bound is a safety net above the runs a process drives at
+# once: under it, concurrent runs push each other out, and every turn of every run starts
+# over (at 256, each turn of 500 concurrent runs did).
 _CONVERSATIONS: OrderedDict[str, _Conversation] = OrderedDict()
-_CONVERSATIONS_MAX = 256
+_CONVERSATIONS_MAX = 2048
 _CONVERSATIONS_LOCK = threading.Lock()
+
+
+def forget_conversation(thread_id: str) -> None:
+    """Drop the run's kept conversation: its segment, or the run, ended."""
+    with _CONVERSATIONS_LOCK:
+        _CONVERSATIONS.pop(thread_id, None)
 
 
 def build_messages(state: RunState, instructions: str) -> list[BaseMessage]:

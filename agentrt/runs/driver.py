@@ -23,6 +23,7 @@ from agentrt.faults import retry_after, retry_delay, transient_cause
 from agentrt.limits import SizeLimits
 from agentrt.logs import get_logger
 from agentrt.nodes.deps import RunDeps, StepStopped
+from agentrt.nodes.plan import forget_conversation
 from agentrt.nodes.stop_watch import stop_asked
 from agentrt.records import LeaseRecord, RunRecord
 from agentrt.redaction import Redactor
@@ -247,6 +248,7 @@ class Driver(MessageTaking, RunCreating):
                     return run
             finally:
                 self.leases.let_go(kept)  # never waits on a renewal: done on the loop
+                forget_conversation(thread_id)  # kept only while a segment drives the run
                 trace = yield blocking(self._segment_ended, known)
         finally:
             # Letting go records where the segment's span is (once handed to the exporter):
