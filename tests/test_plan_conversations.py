@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from langchain_core.runnables import RunnableConfig
+from langgraph.checkpoint.memory import InMemorySaver
 
 from agentrt import AgentRuntime, Policy, Principal, tool
 from agentrt.examples import refund_desk
@@ -70,3 +72,15 @@ def test_a_run_that_stops_at_a_gate_lets_its_conversation_go(db: Path) -> None:
         assert run.thread_id not in plan._CONVERSATIONS  # its segment ended at the gate
     finally:
         rt.close()
+
+
+def test_a_served_graph_stopped_at_a_gate_lets_its_conversation_go(db: Path) -> None:
+    # No driver around it (the graph a LangGraph API server runs): the node that stops the
+    # graph lets the conversation go, which the thread's next run could never reuse.
+    with refund_desk.build_runtime(db) as rt:
+        served = rt.served_graph(principal=OPERATOR)
+        graph = served.copy(update={"checkpointer": InMemorySaver()})
+        config: RunnableConfig = {"configurable": {"thread_id": "served-gate"}}
+        graph.invoke({"goal": GOAL}, config)
+        assert graph.get_state(config).next == ("approval",)
+        assert "served-gate" not in plan._CONVERSATIONS

@@ -39,7 +39,7 @@ from opentelemetry.trace import Span
 from agentrt.budget import Budget, budget_attributes
 from agentrt.nodes import ACTING_NODES, NODES, PURE_NODES, Node
 from agentrt.nodes.deps import RunDeps, StepStopped
-from agentrt.nodes.plan import answer_recorded
+from agentrt.nodes.plan import answer_recorded, forget_conversation
 from agentrt.nodes.stop_watch import stops_asked
 from agentrt.runs.messages import INTERRUPT_BEFORE
 from agentrt.state import RunState, Stop, Usage
@@ -68,7 +68,13 @@ def _stepping(kind: str, state: RunState, deps: RunDeps) -> Iterator[_Step]:
     started = deps.clock()
     step = _Step()
     with deps.tracing.step(kind, state["thread_id"], _step_id(kind, state)) as span:
-        yield step
+        try:
+            yield step
+        except BaseException:
+            # The graph stops here (a gate's interrupt, a failure): the run goes on from its
+            # log read back anew, which the kept conversation is never matched against.
+            forget_conversation(state["thread_id"])
+            raise
         step.update = _changed(_accounted(step.update, state, deps, started, span), state)
 
 

@@ -68,10 +68,11 @@ class _Conversation(NamedTuple):
 # The conversations of runs under way, by thread id. The log only grows, so a turn converts
 # just the events appended since the run's previous turn instead of the whole log (which
 # made a run's planning quadratic in its length). A run's entry goes when its segment ends
-# (agentrt.runs.driver) and when it finishes: a run that goes on later is rebuilt from its
-# log, as in a new process. The bound is a safety net above the runs a process drives at
-# once: under it, concurrent runs push each other out, and every turn of every run starts
-# over (at 256, each turn of 500 concurrent runs did).
+# (agentrt.runs.driver), when a node stops the graph (a gate, a failure: the run graph's
+# node wrapper) and when it finishes: a run that goes on later reads its log back anew,
+# so its conversation is rebuilt from it, as in a new process. The bound is a safety net
+# above the runs a process drives at once: under it, concurrent runs push each other out,
+# and every turn of every run starts over (at 256, each turn of 500 concurrent runs did).
 _CONVERSATIONS: OrderedDict[str, _Conversation] = OrderedDict()
 _CONVERSATIONS_MAX = 2048
 _CONVERSATIONS_LOCK = threading.Lock()
