@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import socket
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from agentrt import AgentRuntime
+from agentrt import AgentRuntime, Principal, Run
 from agentrt.examples import refund_desk
 from tests.phoenix import phoenix  # noqa: F401
 from tests.postgres import empty_postgres_url, postgres_server, postgres_url  # noqa: F401
@@ -75,3 +76,15 @@ def desk(db: Path, clock: FakeClock) -> Iterator[AgentRuntime]:
     rt = refund_desk.build_runtime(db, clock=clock, new_id=Ids())
     yield rt
     rt.close()
+
+
+def started_at_once(rt: AgentRuntime, goal: str, runs: int) -> list[Run]:
+    """``runs`` runs of ``goal`` started together on one event loop (``rt.astart``),
+    threads t0, t1, ...; each as it ended, in that order."""
+
+    async def drive() -> list[Run]:
+        return await asyncio.gather(
+            *(rt.astart(goal, principal=Principal("p"), thread_id=f"t{i}") for i in range(runs))
+        )
+
+    return asyncio.run(drive())

@@ -12,6 +12,7 @@ from pydantic import PrivateAttr
 
 from agentrt import AgentRuntime, Budget, Policy, Principal, RunStatus, tool
 from agentrt.testing import ScriptedChatModel, ai, tool_call
+from tests.conftest import started_at_once
 
 
 @tool(effect="read")
@@ -32,16 +33,7 @@ def test_concurrent_astart_runs_all_finish(db: Path) -> None:
     with AgentRuntime(
         model, tools=[echo], policy=Policy.allow_all(), db=db, budget=Budget(max_steps=5)
     ) as rt:
-
-        async def drive() -> list[Any]:
-            return await asyncio.gather(
-                *(
-                    rt.astart("echo three numbers", principal=Principal("p"), thread_id=f"t{i}")
-                    for i in range(24)
-                )
-            )
-
-        runs = asyncio.run(drive())
+        runs = started_at_once(rt, "echo three numbers", 24)
         assert [(r.thread_id, r.status, r.output, r.usage["tool_calls"]) for r in runs] == [
             (f"t{i}", RunStatus.SUCCEEDED, "done", 3) for i in range(24)
         ]

@@ -14,7 +14,7 @@ from typing import Any, cast
 
 import pytest
 
-from agentrt import AgentRuntime, Policy, Principal, tool
+from agentrt import AgentRuntime, Policy, tool
 from agentrt.budget import empty_usage
 from agentrt.records import NewRun
 from agentrt.runs.lease import LeaseOwner, acquire
@@ -22,7 +22,7 @@ from agentrt.runs.lease_keeper import LeaseKeeper
 from agentrt.steps import Steps, adrive, blocking
 from agentrt.store import Store, open_store
 from agentrt.testing import ScriptedChatModel, ai, tool_call
-from tests.conftest import FakeClock
+from tests.conftest import FakeClock, started_at_once
 
 TTL = 30.0
 
@@ -252,16 +252,7 @@ def test_one_thread_renews_every_run_a_runtime_drives_at_once(db: Path) -> None:
     with AgentRuntime(
         model, tools=[wait_for_all], policy=Policy.allow_all(), db=str(db), lease_ttl=5.0
     ) as rt:
-
-        async def drive() -> list[Any]:
-            return await asyncio.gather(
-                *(
-                    rt.astart("wait", principal=Principal("p"), thread_id=f"t{i}")
-                    for i in range(parties)
-                )
-            )
-
-        runs = asyncio.run(drive())
+        runs = started_at_once(rt, "wait", parties)
         assert [r.status.value for r in runs] == ["succeeded"] * parties
         assert seen == {"threads": 1, "kept": sorted(f"t{i}" for i in range(parties))}
         assert rt._driver.leases.kept() == []  # each let go when its segment ended

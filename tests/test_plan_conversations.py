@@ -4,19 +4,18 @@ extends the conversation rather than building it again from the log."""
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
-from typing import Any
 
 import pytest
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.memory import InMemorySaver
 
-from agentrt import AgentRuntime, Policy, Principal, tool
+from agentrt import AgentRuntime, Policy, tool
 from agentrt.examples import refund_desk
 from agentrt.examples.refund_desk import GOAL, OPERATOR
 from agentrt.nodes import plan
 from agentrt.testing import ScriptedChatModel, ai, tool_call
+from tests.conftest import started_at_once
 
 RUNS = 300
 """More runs at once than the kept conversations' old bound (256)."""
@@ -49,16 +48,7 @@ def test_many_runs_at_once_each_build_their_conversation_once(
     with AgentRuntime(
         ScriptedChatModel(turns * RUNS), tools=[look], policy=Policy.allow_all(), db=str(db)
     ) as rt:
-
-        async def drive() -> list[Any]:
-            return await asyncio.gather(
-                *(
-                    rt.astart("look", principal=Principal("p"), thread_id=f"t{i}")
-                    for i in range(RUNS)
-                )
-            )
-
-        runs = asyncio.run(drive())
+        runs = started_at_once(rt, "look", RUNS)
     assert [r.status.value for r in runs] == ["succeeded"] * RUNS
     assert _Counted.built == RUNS  # 3 turns a run, each conversation built from its log once
     assert not set(plan._CONVERSATIONS) & {f"t{i}" for i in range(RUNS)}  # let go at the end
