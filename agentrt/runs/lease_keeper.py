@@ -118,9 +118,13 @@ class LeaseKeeper:
         for kept in due:
             self._renew(kept)
         with self._lock:
-            if not self._kept:
-                return None
-            return max(0.0, min(k.due for k in self._kept.values()) - self._monotonic())
+            return self._next_wait()
+
+    def _next_wait(self) -> float | None:
+        """Seconds until the earliest lease kept is due (None: none is); under the lock."""
+        if not self._kept:
+            return None
+        return max(0.0, min(k.due for k in self._kept.values()) - self._monotonic())
 
     def _renew(self, kept: Kept) -> None:
         try:
@@ -146,6 +150,6 @@ class LeaseKeeper:
                     return
                 # Worked out under the lock it waits on, so a keep that comes first is
                 # never told before the wait begins.
-                wait = min(k.due for k in self._kept.values()) - self._monotonic()
-                if wait > 0:
+                wait = self._next_wait()
+                if wait:
                     self._changed.wait(wait)

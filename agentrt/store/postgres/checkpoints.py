@@ -106,8 +106,7 @@ class Checkpoints(HoldingSaver, RowsSaver):
         return partial(self.writes_rows, config, writes, task_id, task_path)
 
     def _write_one(self, call: Callable[[], Rows]) -> None:
-        rows = [call()]
-        self.db.patiently(lambda: self.write_rows(rows))
+        self._write_all([call])
 
     def _write_all(self, calls: Sequence[Callable[[], Rows]]) -> None:
         rows = [call() for call in calls]
