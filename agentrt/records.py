@@ -114,6 +114,15 @@ class LeaseRecord:
 
 
 @dataclass(frozen=True, slots=True)
+class LeaseRenewal:
+    """One lease to extend: ``owner``'s on the run, to ``expires_at`` (epoch seconds)."""
+
+    thread_id: str
+    owner: str
+    expires_at: float
+
+
+@dataclass(frozen=True, slots=True)
 class EffectRecord:
     """One row of the effects ledger."""
 

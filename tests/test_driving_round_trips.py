@@ -25,7 +25,7 @@ COUNTED = (
     "run_trace",
     "lease_of",
     "take_lease",
-    "renew_lease",
+    "renew_leases",
     "hold_lease",
     "set_trace",
     "release_lease",

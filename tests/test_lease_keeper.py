@@ -16,7 +16,7 @@ import pytest
 
 from agentrt import AgentRuntime, Policy, tool
 from agentrt.budget import empty_usage
-from agentrt.records import NewRun
+from agentrt.records import LeaseRenewal, NewRun
 from agentrt.runs.lease import LeaseOwner, acquire
 from agentrt.runs.lease_keeper import LeaseKeeper
 from agentrt.steps import Steps, adrive, blocking
@@ -106,9 +106,9 @@ def test_a_lease_another_owner_took_is_reported_lost_once_and_renewed_no_more(
 
 
 class _Renewals:
-    """A store whose renewals the test holds and answers."""
+    """A store whose renewals the test holds and answers (None: the run's row was busy)."""
 
-    def __init__(self, answer: bool | Exception = True) -> None:
+    def __init__(self, answer: bool | Exception | None = True) -> None:
         self.answer = answer
         self.renewing = threading.Event()
         self.go_on = threading.Event()
@@ -116,14 +116,14 @@ class _Renewals:
         self.starved = False
         """A renewal waited 30 s for the test to let it go on: the test's side was held."""
 
-    def renew_lease(self, thread_id: str, owner: str, expires_at: float) -> bool:
+    def renew_leases(self, leases: list[LeaseRenewal]) -> dict[str, bool | None]:
         self.renewing.set()
         if not self.go_on.wait(timeout=30):
             self.starved = True
         if isinstance(self.answer, Exception):
             raise self.answer
-        self.renewed.append(thread_id)
-        return self.answer
+        self.renewed.extend(lease.thread_id for lease in leases)
+        return {lease.thread_id: self.answer for lease in leases}
 
 
 def test_a_refusal_for_a_lease_let_go_meanwhile_is_not_reported_lost(
@@ -155,6 +155,99 @@ def test_a_renewal_that_fails_is_logged_and_the_lease_kept(
         assert keeper.renew_due() == pytest.approx(TTL / 3)
     assert [r.getMessage() for r in caplog.records] == ["could not renew the lease on run 't'"]
     assert keeper.kept() == ["t"]  # tried again next time
+
+
+def test_leases_due_together_are_renewed_in_one_write(
+    store: Store, db: Path, clock: FakeClock
+) -> None:
+    renewals: list[list[str]] = []
+    renew_leases = store.renew_leases
+
+    def counted(leases: list[LeaseRenewal]) -> dict[str, bool | None]:
+        renewals.append([lease.thread_id for lease in leases])
+        return renew_leases(leases)
+
+    store.renew_leases = counted  # type: ignore[method-assign]
+    ticks = FakeClock(0.0)
+    keeper = LeaseKeeper(store, clock, monotonic=ticks)
+    me = LeaseOwner.this_process("me")
+    keeper._thread = cast(Any, "driven by the test")
+    for name in ("a", "b", "c"):
+        _leased(store, name, me, clock)
+        keeper.keep(name, me.label, TTL)
+    ticks.advance(TTL / 3)
+    clock.advance(TTL / 3)
+    keeper.renew_due()
+    assert renewals == [["a", "b", "c"]]
+    assert {_lease(db, name) for name in "abc"} == {(me.label, clock() + TTL)}
+
+
+def test_a_lease_whose_row_is_busy_is_asked_again_soon_and_the_others_kept_on_time(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = _Renewals(answer=None)  # another transaction holds the run's row
+    store.go_on.set()
+    ticks = FakeClock(0.0)
+    keeper = LeaseKeeper(cast(Any, store), FakeClock(), monotonic=ticks)
+    keeper._thread = cast(Any, "driven by the test")
+    keeper.keep("busy", "me", TTL)
+    ticks.advance(5.0)
+    keeper.keep("other", "me", TTL)
+    ticks.advance(TTL / 3 - 5.0)
+    with caplog.at_level(logging.WARNING, logger="agentrt"):
+        assert keeper.renew_due() == pytest.approx(TTL / 30)  # asked again in a second
+        store.answer = True
+        ticks.advance(TTL / 30)
+        assert keeper.renew_due() == pytest.approx(5.0 - TTL / 30)  # "other" is due next
+    assert store.renewed == ["busy", "busy"]
+    assert sorted(keeper.kept()) == ["busy", "other"]
+    assert caplog.records == []  # busy is not lost
+
+
+def test_a_row_another_transaction_holds_does_not_hold_up_the_other_leases_on_postgres(
+    postgres_url: str, clock: FakeClock
+) -> None:
+    import psycopg
+
+    opened = open_store(postgres_url, clock=clock)
+    store = opened.store
+    me = LeaseOwner.this_process("me")
+    for name in ("locked", "free"):
+        store.delete_run(name)  # the server is the session's: a run from a test before
+        _leased(store, name, me, clock)
+    ticks = FakeClock(0.0)
+    keeper = LeaseKeeper(store, clock, monotonic=ticks)
+    keeper._thread = cast(Any, "driven by the test")
+    keeper.keep("locked", me.label, TTL)
+    keeper.keep("free", me.label, TTL)
+    before = clock()
+    ticks.advance(TTL / 3)
+    clock.advance(TTL / 3)
+    waits: list[float | None] = []
+    with psycopg.connect(postgres_url) as holder:  # a transaction that holds one run's row
+        holder.execute("SELECT 1 FROM runs WHERE thread_id='locked' FOR UPDATE")
+        renewing = threading.Thread(target=lambda: waits.append(keeper.renew_due()))
+        renewing.start()
+        renewing.join(timeout=30)
+        held_up = renewing.is_alive()
+        holder.rollback()  # lets a renewal that waited on the row go on
+    renewing.join(timeout=30)
+    try:
+        assert held_up is False
+        assert waits == [pytest.approx(TTL / 30)]  # the busy one is asked again soon
+        leases = {name: store.lease_of(name) for name in ("locked", "free")}
+        assert {name: lease.expires_at for name, lease in leases.items() if lease} == {
+            "locked": before + TTL,  # not renewed yet, still this process's
+            "free": clock() + TTL,
+        }
+        ticks.advance(TTL / 30)
+        keeper.renew_due()  # the row is free now
+        assert store.lease_of("locked").expires_at == clock() + TTL  # type: ignore[union-attr]
+        assert sorted(keeper.kept()) == ["free", "locked"]
+    finally:
+        for name in ("locked", "free"):
+            store.delete_run(name)
+        store.close()
 
 
 def test_letting_go_in_an_async_run_keeps_the_loop_free_while_a_renewal_waits() -> None:

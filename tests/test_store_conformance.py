@@ -28,7 +28,15 @@ from agentrt.budget import empty_usage
 from agentrt.digests import approval_id, args_digest
 from agentrt.errors import IllegalTransition, RunBusy
 from agentrt.principal import Principal
-from agentrt.records import ApiKey, EffectOutcome, LeaseRecord, ModelCall, NewRun, SpanRow
+from agentrt.records import (
+    ApiKey,
+    EffectOutcome,
+    LeaseRecord,
+    LeaseRenewal,
+    ModelCall,
+    NewRun,
+    SpanRow,
+)
 from agentrt.runs import lifecycle
 from agentrt.runs.lease import LeaseOwner, acquire
 from agentrt.state import TERMINAL, RunStatus, Usage
@@ -340,6 +348,10 @@ def owner_of(store: Store) -> str | None:
     return record.lease_owner
 
 
+def renew(store: Store, owner: LeaseOwner, expires_at: float) -> bool | None:
+    return store.renew_leases([LeaseRenewal("t1", owner.label, expires_at)])["t1"]
+
+
 def test_a_live_lease_is_busy_until_it_expires(leased: Store, clock: FakeClock) -> None:
     take(leased, A)
     assert owner_of(leased) == A.label
@@ -357,7 +369,7 @@ def test_a_live_lease_is_busy_until_it_expires(leased: Store, clock: FakeClock) 
     clock.now = 1030.5
     take(leased, B)
     assert owner_of(leased) == B.label
-    assert leased.renew_lease("t1", A.label, clock.now + 30) is False  # A lost it
+    assert renew(leased, A, clock.now + 30) is False  # A lost it
 
 
 def test_a_dead_process_lease_is_taken_over_at_once_on_one_host(
@@ -395,13 +407,13 @@ def test_a_lease_held_on_another_host_must_expire(leased: Store, clock: FakeCloc
 def test_renew_and_release_belong_to_the_owner(leased: Store, clock: FakeClock) -> None:
     take(leased, A)
     clock.now += 10
-    assert leased.renew_lease("t1", B.label, clock.now + 30) is False
+    assert renew(leased, B, clock.now + 30) is False
     leased.release_lease("t1", B.label)  # not B's to release
     with pytest.raises(RunBusy, match="lease held until 1970-01-01T00:17:10Z"):  # A's, as it was
         take(leased, B)
 
     clock.now += 10
-    assert leased.renew_lease("t1", A.label, clock.now + 30) is True
+    assert renew(leased, A, clock.now + 30) is True
     clock.now += 20  # past the first expiry, within the renewed one
     with pytest.raises(RunBusy, match="lease held until 1970-01-01T00:17:30Z"):
         take(leased, B)
@@ -410,6 +422,24 @@ def test_renew_and_release_belong_to_the_owner(leased: Store, clock: FakeClock) 
     assert owner_of(leased) is None
     take(leased, B)  # free for anyone now
     assert owner_of(leased) == B.label
+
+
+def test_leases_are_renewed_together_each_answered(leased: Store, clock: FakeClock) -> None:
+    new_run(leased, "t2")
+    take(leased, A)
+    acquire(leased, "t2", B, 30, now=clock.now)
+    clock.now += 10
+    answers = leased.renew_leases(
+        [
+            LeaseRenewal("t1", A.label, clock.now + 30),  # A's: renewed
+            LeaseRenewal("t2", A.label, clock.now + 30),  # B's: not A's to renew
+            LeaseRenewal("nope", A.label, clock.now + 30),  # no such run
+        ]
+    )
+    assert answers == {"t1": True, "t2": False, "nope": False}
+    assert leased.lease_of("t1").expires_at == clock.now + 30  # type: ignore[union-attr]
+    assert leased.lease_of("t2").expires_at == clock.now - 10 + 30  # type: ignore[union-attr]
+    assert leased.renew_leases([]) == {}
 
 
 def test_holding_a_lease_renews_it_and_reads_the_row_in_one(
@@ -493,7 +523,7 @@ def test_claim_takes_the_runs_that_need_a_driver_oldest_first(
         assert store.take_lease(
             thread_id, LeaseRecord(A.label, HOST, 1, clock.now + 5), expected=None
         )
-    store.renew_lease("running-held", A.label, clock.now + 100)
+    store.renew_leases([LeaseRenewal("running-held", A.label, clock.now + 100)])
     for thread_id in ("gate-waiting", "gate-decided", "gate-cancel"):
         move(store, thread_id, RunStatus.AWAITING_APPROVAL)
         store.put_approval(request(thread_id))

@@ -6,6 +6,10 @@ them all, however many runs are driven at once: a thread a run cost every segmen
 thread's start and join, the join a trip off the event loop (it may wait on a renewal in
 progress), and a few hundred concurrent runs as many threads.
 
+The leases due together are renewed in one write (``LeaseStore.renew_leases``). A run's
+row that another transaction holds is not waited for: that lease is asked again a
+thirtieth of its ttl later (a second at the default), and the others are renewed on time.
+
 ``let_go`` only takes the lease off the list: it never waits, so the async driver calls
 it on the loop. A renewal already under way may still land; it is conditional on the
 owner, so once the lease is released it changes nothing, and a refusal for a lease let
@@ -21,11 +25,23 @@ from dataclasses import dataclass
 
 from agentrt.logs import get_logger
 from agentrt.processes import in_forked_child
-from agentrt.store.protocols import LeaseStore
+from agentrt.store.protocols import LeaseRenewal, LeaseStore
 
 __all__ = ["Kept", "LeaseKeeper"]
 
 logger = get_logger()
+
+_BUSY_RETRIES = 30
+"""A lease whose run's row was busy is asked again after ttl / this: a second at 30 s."""
+
+
+def _leases(kept: list[Kept]) -> str:
+    """The leases, named by their runs for a log line: the first few, and how many more."""
+    if len(kept) == 1:
+        return f"the lease on run {kept[0].thread_id!r}"
+    named = ", ".join(repr(k.thread_id) for k in kept[:5])
+    more = f" and {len(kept) - 5} more" if len(kept) > 5 else ""
+    return f"the leases on runs {named}{more}"
 
 
 @dataclass(eq=False, slots=True)
@@ -115,8 +131,8 @@ class LeaseKeeper:
             due = [k for k in self._kept.values() if k.due <= now]
             for kept in due:
                 kept.due = now + kept.ttl / 3
-        for kept in due:
-            self._renew(kept)
+        if due:
+            self._renew(due, now)
         with self._lock:
             return self._next_wait()
 
@@ -126,19 +142,28 @@ class LeaseKeeper:
             return None
         return max(0.0, min(k.due for k in self._kept.values()) - self._monotonic())
 
-    def _renew(self, kept: Kept) -> None:
+    def _renew(self, due: list[Kept], now: float) -> None:
+        at = self._clock()
         try:
-            renewed = self._store.renew_lease(kept.thread_id, kept.owner, self._clock() + kept.ttl)
-        except Exception:  # a failed renewal must not end the others, or the run
-            logger.exception("could not renew the lease on run %r", kept.thread_id)
-            return
-        if renewed:
-            return
+            answers = self._store.renew_leases(
+                [LeaseRenewal(k.thread_id, k.owner, at + k.ttl) for k in due]
+            )
+        except Exception:  # a failed renewal must not end the keeper, or the runs
+            logger.exception("could not renew %s", _leases(due))
+            return  # each is tried again when next due
+        lost: list[Kept] = []
         with self._lock:
-            if self._kept.get(kept.thread_id) is not kept:
-                return  # let go meanwhile: released, not lost
-            del self._kept[kept.thread_id]
-        logger.warning("lost the lease on run %r", kept.thread_id)
+            for kept in due:
+                if self._kept.get(kept.thread_id) is not kept:
+                    continue  # let go meanwhile: released, not lost
+                answer = answers.get(kept.thread_id)
+                if answer is None:  # its row was busy: asked again soon, before it expires
+                    kept.due = now + kept.ttl / _BUSY_RETRIES
+                elif not answer:
+                    del self._kept[kept.thread_id]
+                    lost.append(kept)
+        for kept in lost:
+            logger.warning("lost the lease on run %r", kept.thread_id)
 
     def _run(self) -> None:
         while True:

@@ -277,7 +277,14 @@ class MemoryStore(MessagesMemory, ArtifactsMemory, OutboxMemory, EffectsMemory):
             self._leases[thread_id] = lease
             return True
 
-    def renew_lease(self, thread_id: str, owner: str, expires_at: float) -> bool:
+    def renew_leases(self, leases: Sequence[records.LeaseRenewal]) -> dict[str, bool | None]:
+        with self._lock:
+            return {
+                lease.thread_id: self._renew(lease.thread_id, lease.owner, lease.expires_at)
+                for lease in leases
+            }
+
+    def _renew(self, thread_id: str, owner: str, expires_at: float) -> bool:
         with self._lock:
             held = self._leases.get(thread_id)
             if held is None or held.owner != owner:
@@ -287,7 +294,7 @@ class MemoryStore(MessagesMemory, ArtifactsMemory, OutboxMemory, EffectsMemory):
 
     def hold_lease(self, thread_id: str, owner: str, expires_at: float) -> records.RunRecord | None:
         with self._lock:
-            if not self.renew_lease(thread_id, owner, expires_at):
+            if not self._renew(thread_id, owner, expires_at):
                 return None
             return self.get_run(thread_id)
 

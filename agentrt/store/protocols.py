@@ -20,6 +20,7 @@ from agentrt.records import (
     EffectOutcome,
     EffectRecord,
     LeaseRecord,
+    LeaseRenewal,
     MessageOpening,
     MessageRecord,
     ModelCall,
@@ -43,6 +44,7 @@ __all__ = [
     "EffectStore",
     "KeyStore",
     "LeaseRecord",
+    "LeaseRenewal",
     "LeaseStore",
     "Listening",
     "MessageStore",
@@ -204,12 +206,15 @@ class LeaseStore(Protocol):
         """Set the lease if its owner is still ``expected`` (None: nobody); False if not."""
         ...
 
-    def renew_lease(self, thread_id: str, owner: str, expires_at: float) -> bool:
-        """Extend ``owner``'s lease; False if it no longer holds it."""
+    def renew_leases(self, leases: Sequence[LeaseRenewal]) -> dict[str, bool | None]:
+        """Extend each lease (one a run) if its owner still holds it, all in one write. Per
+        run: True, renewed; False, the owner no longer holds it (or there is no such run);
+        None, not now: another transaction holds the run's row, and a store with row locks
+        does not wait for it, so one busy row holds up no other lease. Ask again soon."""
         ...
 
     def hold_lease(self, thread_id: str, owner: str, expires_at: float) -> RunRecord | None:
-        """Extend ``owner``'s lease as renew_lease does, and return the run's row as it then
+        """Extend ``owner``'s lease as renew_leases does, and return the run's row as it then
         is, in one write; None if ``owner`` no longer holds it (or there is no such run)."""
         ...
 

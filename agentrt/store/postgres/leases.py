@@ -9,7 +9,7 @@ matches, so each run goes to one worker.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from agentrt.approvals.model import ApprovalStatus
@@ -17,9 +17,31 @@ from agentrt.state import RunStatus
 from agentrt.store.postgres.database import Cursor, Database, one_row
 from agentrt.store.postgres.listen import Listener
 from agentrt.store.postgres.runs import RUN, run_record
-from agentrt.store.protocols import Claim, LeaseRecord, RunRecord
+from agentrt.store.protocols import Claim, LeaseRecord, LeaseRenewal, RunRecord
 
 __all__ = ["LeasesTable"]
+
+_RENEW = """
+WITH wanted AS (
+    SELECT * FROM unnest(%s::text[], %s::text[], %s::double precision[])
+        AS w (thread_id, owner, expires_at)
+), free AS (
+    SELECT r.thread_id FROM runs r JOIN wanted w
+        ON r.thread_id = w.thread_id AND r.lease_owner = w.owner
+    FOR UPDATE OF r SKIP LOCKED
+), renewed AS (
+    UPDATE runs r SET lease_expires_at = w.expires_at FROM wanted w
+    WHERE r.thread_id = w.thread_id AND r.thread_id IN (SELECT thread_id FROM free)
+    RETURNING r.thread_id
+)
+SELECT w.thread_id,
+       w.thread_id IN (SELECT thread_id FROM renewed) AS renewed,
+       r.lease_owner IS NOT DISTINCT FROM w.owner AS held
+FROM wanted w LEFT JOIN runs r ON r.thread_id = w.thread_id
+"""
+"""Each lease whose row is free renewed; for the others, whether the owner still held it
+as last committed (the final SELECT reads the statement's snapshot, from before any
+renewal): held is busy, not held is lost."""
 
 _LIVE = (
     RunStatus.PENDING.value,
@@ -151,18 +173,29 @@ class LeasesTable:
             one_row,
         )
 
-    def renew_lease(self, thread_id: str, owner: str, expires_at: float) -> bool:
-        # Run twice, the second finds the same owner and sets the same time: same answer.
-        return (
-            self.db.execute(
-                "UPDATE runs SET lease_expires_at=%s WHERE thread_id=%s AND lease_owner=%s",
-                (expires_at, thread_id, owner),
-            )
-            == 1
+    def renew_leases(self, leases: Sequence[LeaseRenewal]) -> dict[str, bool | None]:
+        # One statement, autocommitted, run again after a lost connection: the second finds
+        # the same owners and sets the same times. A row another transaction holds is
+        # skipped, not waited for, and answered None: its run's lease is still this owner's
+        # as last committed, but renewing it now would wait, and every other lease with it.
+        if not leases:
+            return {}
+        rows = self.db.all(
+            _RENEW,
+            (
+                [lease.thread_id for lease in leases],
+                [lease.owner for lease in leases],
+                [lease.expires_at for lease in leases],
+            ),
+            lambda row: (row["thread_id"], row["renewed"], row["held"]),
         )
+        return {
+            thread_id: True if renewed else None if held else False
+            for thread_id, renewed, held in rows
+        }
 
     def hold_lease(self, thread_id: str, owner: str, expires_at: float) -> RunRecord | None:
-        # Autocommitted, and run again after a lost connection as renew_lease is: the second
+        # Autocommitted, and run again after a lost connection as renew_leases is: the second
         # finds the same owner, sets the same time, and reads the same row.
         return self.db.one(
             f"UPDATE runs SET lease_expires_at=%s WHERE thread_id=%s AND lease_owner=%s "

@@ -7,12 +7,12 @@ workers on the file never take the same run.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from agentrt.approvals.model import ApprovalStatus
 from agentrt.state import RunStatus
-from agentrt.store.protocols import Claim, LeaseRecord, RunRecord
+from agentrt.store.protocols import Claim, LeaseRecord, LeaseRenewal, RunRecord
 from agentrt.store.sqlite.database import Database
 from agentrt.store.sqlite.runs import run_record
 
@@ -120,13 +120,19 @@ class LeasesTable:
             )
         return cur.rowcount == 1
 
-    def renew_lease(self, thread_id: str, owner: str, expires_at: float) -> bool:
+    def renew_leases(self, leases: Sequence[LeaseRenewal]) -> dict[str, bool | None]:
+        # One transaction for all: SQLite locks the file, not a row, so none is ever busy.
+        if not leases:
+            return {}
         with self.db.tx() as db:
-            cur = db.execute(
-                "UPDATE runs SET lease_expires_at=? WHERE thread_id=? AND lease_owner=?",
-                (expires_at, thread_id, owner),
-            )
-        return cur.rowcount == 1
+            return {
+                lease.thread_id: db.execute(
+                    "UPDATE runs SET lease_expires_at=? WHERE thread_id=? AND lease_owner=?",
+                    (lease.expires_at, lease.thread_id, lease.owner),
+                ).rowcount
+                == 1
+                for lease in leases
+            }
 
     def hold_lease(self, thread_id: str, owner: str, expires_at: float) -> RunRecord | None:
         with self.db.tx() as db:
