@@ -141,20 +141,69 @@ def test_a_refusal_for_a_lease_let_go_meanwhile_is_not_reported_lost(
     assert not [r for r in caplog.records if "lost the lease" in r.getMessage()]
 
 
-def test_a_renewal_that_fails_is_logged_and_the_lease_kept(
+def test_a_renewal_that_fails_is_asked_again_soon_and_logged_once_till_one_goes_through(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    store = _Renewals(answer=sqlite3.OperationalError("database is locked"))
+    failure = sqlite3.OperationalError("database is locked")
+    store = _Renewals(answer=failure)
     store.go_on.set()
     ticks = FakeClock(0.0)
     keeper = LeaseKeeper(cast(Any, store), FakeClock(), monotonic=ticks)
     keeper._thread = cast(Any, "driven by the test")
     keeper.keep("t", "me", TTL)
     ticks.advance(TTL / 3)
+    logged = ["could not renew the lease on run 't'; asking again"]
     with caplog.at_level(logging.ERROR, logger="agentrt"):
-        assert keeper.renew_due() == pytest.approx(TTL / 3)
-    assert [r.getMessage() for r in caplog.records] == ["could not renew the lease on run 't'"]
-    assert keeper.kept() == ["t"]  # tried again next time
+        assert keeper.renew_due() == pytest.approx(TTL / 30)  # asked again in a second
+        ticks.advance(TTL / 30)
+        assert keeper.renew_due() == pytest.approx(TTL / 30)  # failed again: not logged again
+        assert [r.getMessage() for r in caplog.records] == logged
+        store.answer = True
+        ticks.advance(TTL / 30)
+        assert keeper.renew_due() == pytest.approx(TTL / 3)  # went through
+        store.answer = failure
+        ticks.advance(TTL / 3)
+        keeper.renew_due()  # a new failure is logged again
+    assert [r.getMessage() for r in caplog.records] == logged * 2
+    assert keeper.kept() == ["t"]
+    assert store.renewed == ["t"]
+
+
+def test_leases_due_within_a_moment_of_each_other_are_renewed_together() -> None:
+    store = _Renewals()
+    store.go_on.set()
+    ticks = FakeClock(0.0)
+    keeper = LeaseKeeper(cast(Any, store), FakeClock(), monotonic=ticks)
+    keeper._thread = cast(Any, "driven by the test")
+    keeper.keep("a", "me", TTL)
+    ticks.advance(TTL / 60)  # half a moment later
+    keeper.keep("b", "me", TTL)
+    ticks.advance(TTL / 30)  # a second later
+    keeper.keep("c", "me", TTL)
+    ticks.advance(TTL / 3 - TTL / 30 - TTL / 60)  # "a" is due
+    assert keeper.renew_due() == pytest.approx(TTL / 20)  # "c" is due a moment and a half on
+    assert store.renewed == ["a", "b"]
+
+
+def test_a_lease_left_unrenewed_by_a_busy_row_is_warned_of_once(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = _Renewals(answer=None)
+    store.go_on.set()
+    ticks = FakeClock(0.0)
+    keeper = LeaseKeeper(cast(Any, store), FakeClock(), monotonic=ticks)
+    keeper._thread = cast(Any, "driven by the test")
+    keeper.keep("t", "me", TTL)
+    with caplog.at_level(logging.WARNING, logger="agentrt"):
+        ticks.advance(TTL / 3)
+        while ticks() < 2 * TTL / 3 + 3 * TTL / 30:
+            keeper.renew_due()
+            ticks.advance(TTL / 30)
+    assert [r.getMessage() for r in caplog.records] == [
+        "could not renew the lease on run 't' for 20 s: another transaction holds its row; "
+        "the lease expires in 10 s unless it is let go"
+    ]
+    assert keeper.kept() == ["t"]
 
 
 def test_leases_due_together_are_renewed_in_one_write(
@@ -209,11 +258,9 @@ def test_a_row_another_transaction_holds_does_not_hold_up_the_other_leases_on_po
 ) -> None:
     import psycopg
 
-    opened = open_store(postgres_url, clock=clock)
-    store = opened.store
+    store = open_store(postgres_url, clock=clock).store
     me = LeaseOwner.this_process("me")
     for name in ("locked", "free"):
-        store.delete_run(name)  # the server is the session's: a run from a test before
         _leased(store, name, me, clock)
     ticks = FakeClock(0.0)
     keeper = LeaseKeeper(store, clock, monotonic=ticks)
@@ -245,8 +292,29 @@ def test_a_row_another_transaction_holds_does_not_hold_up_the_other_leases_on_po
         assert store.lease_of("locked").expires_at == clock() + TTL  # type: ignore[union-attr]
         assert sorted(keeper.kept()) == ["free", "locked"]
     finally:
-        for name in ("locked", "free"):
-            store.delete_run(name)
+        store.close()
+
+
+def test_a_run_another_transaction_adds_a_row_for_is_renewed_on_postgres(
+    postgres_url: str, clock: FakeClock
+) -> None:
+    # Adding a row that refers to the run (a model call, an approval) takes FOR KEY SHARE
+    # on the run's row for its foreign key: that must not make the renewal busy.
+    import psycopg
+
+    store = open_store(postgres_url, clock=clock).store
+    me = LeaseOwner.this_process("me")
+    _leased(store, "t", me, clock)
+    try:
+        with psycopg.connect(postgres_url) as adding:
+            adding.execute(
+                "INSERT INTO model_calls (thread_id, revision, request_digest, response, "
+                "created_at) VALUES ('t', 0, 'd', '{}', 0)"
+            )
+            answers = store.renew_leases([LeaseRenewal("t", me.label, clock() + 99)])
+            adding.rollback()
+        assert answers == {"t": True}
+    finally:
         store.close()
 
 

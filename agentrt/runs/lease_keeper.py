@@ -6,9 +6,12 @@ them all, however many runs are driven at once: a thread a run cost every segmen
 thread's start and join, the join a trip off the event loop (it may wait on a renewal in
 progress), and a few hundred concurrent runs as many threads.
 
-The leases due together are renewed in one write (``LeaseStore.renew_leases``). A run's
-row that another transaction holds is not waited for: that lease is asked again a
-thirtieth of its ttl later (a second at the default), and the others are renewed on time.
+The leases due within a moment of each other (a thirtieth of their ttl, a second at the
+default) are renewed together, in one write (``LeaseStore.renew_leases``). A run's row
+that another transaction holds is not waited for: that lease is asked again a moment
+later, and the others are renewed on time; a warning says so once the lease has gone
+unrenewed for two thirds of its ttl. A renewal that fails (a lost connection) is asked
+again a moment later too, and logged once until one goes through.
 
 ``let_go`` only takes the lease off the list: it never waits, so the async driver calls
 it on the loop. A renewal already under way may still land; it is conditional on the
@@ -31,8 +34,9 @@ __all__ = ["Kept", "LeaseKeeper"]
 
 logger = get_logger()
 
-_BUSY_RETRIES = 30
-"""A lease whose run's row was busy is asked again after ttl / this: a second at 30 s."""
+_MOMENT = 30
+"""A moment is ttl / this (a second at 30 s): leases due within it are renewed together,
+and a lease that could not be renewed is asked again after it."""
 
 
 def _leases(kept: list[Kept]) -> str:
@@ -53,6 +57,10 @@ class Kept:
     ttl: float
     due: float
     """When (``monotonic``) it is renewed next."""
+    renewed: float
+    """When (``monotonic``) it was last taken or renewed: it expires ``ttl`` after."""
+    warned: bool = False
+    """A warning said it has gone unrenewed too long (until it is renewed again)."""
 
 
 class LeaseKeeper:
@@ -84,10 +92,13 @@ class LeaseKeeper:
         self._changed = threading.Condition(self._lock)
         self._kept: dict[str, Kept] = {}
         self._thread: threading.Thread | None = None
+        self._failing = False
+        """The last renewal failed (logged once, till one goes through)."""
 
     def keep(self, thread_id: str, owner: str, ttl: float) -> Kept:
         """Renew ``owner``'s lease on the run every ``ttl / 3`` until ``let_go``."""
-        kept = Kept(thread_id, owner, ttl, self._monotonic() + ttl / 3)
+        now = self._monotonic()
+        kept = Kept(thread_id, owner, ttl, now + ttl / 3, now)
         with self._lock:
             if self._closed:  # the runtime is closed: nothing is renewed any more
                 return kept
@@ -125,10 +136,11 @@ class LeaseKeeper:
             return list(self._kept)
 
     def renew_due(self) -> float | None:
-        """Renew every lease due now; seconds until the next is due (None: none is kept)."""
+        """Renew every lease due now or within a moment, in one write; seconds until the
+        next is due (None: none is kept)."""
         now = self._monotonic()
         with self._lock:
-            due = [k for k in self._kept.values() if k.due <= now]
+            due = [k for k in self._kept.values() if k.due - k.ttl / _MOMENT <= now]
             for kept in due:
                 kept.due = now + kept.ttl / 3
         if due:
@@ -149,21 +161,41 @@ class LeaseKeeper:
                 [LeaseRenewal(k.thread_id, k.owner, at + k.ttl) for k in due]
             )
         except Exception:  # a failed renewal must not end the keeper, or the runs
-            logger.exception("could not renew %s", _leases(due))
-            return  # each is tried again when next due
+            if not self._failing:
+                logger.exception("could not renew %s; asking again", _leases(due))
+            self._failing = True
+            with self._lock:  # a passing fault gets more tries before the leases expire
+                for kept in due:
+                    kept.due = now + kept.ttl / _MOMENT
+            return
+        self._failing = False
         lost: list[Kept] = []
+        stuck: list[Kept] = []
         with self._lock:
             for kept in due:
                 if self._kept.get(kept.thread_id) is not kept:
                     continue  # let go meanwhile: released, not lost
                 answer = answers.get(kept.thread_id)
-                if answer is None:  # its row was busy: asked again soon, before it expires
-                    kept.due = now + kept.ttl / _BUSY_RETRIES
-                elif not answer:
+                if answer:
+                    kept.renewed, kept.warned = now, False
+                elif answer is False:
                     del self._kept[kept.thread_id]
                     lost.append(kept)
+                else:  # its row was busy (or the store gave no answer): asked again soon
+                    kept.due = now + kept.ttl / _MOMENT
+                    if not kept.warned and now - kept.renewed >= 2 * kept.ttl / 3:
+                        kept.warned = True
+                        stuck.append(kept)
         for kept in lost:
             logger.warning("lost the lease on run %r", kept.thread_id)
+        for kept in stuck:
+            logger.warning(
+                "could not renew the lease on run %r for %.0f s: another transaction holds "
+                "its row; the lease expires in %.0f s unless it is let go",
+                kept.thread_id,
+                now - kept.renewed,
+                kept.renewed + kept.ttl - now,
+            )
 
     def _run(self) -> None:
         while True:

@@ -26,12 +26,12 @@ WITH wanted AS (
     SELECT * FROM unnest(%s::text[], %s::text[], %s::double precision[])
         AS w (thread_id, owner, expires_at)
 ), free AS (
-    SELECT r.thread_id FROM runs r JOIN wanted w
+    SELECT r.thread_id, w.expires_at FROM runs r JOIN wanted w
         ON r.thread_id = w.thread_id AND r.lease_owner = w.owner
-    FOR UPDATE OF r SKIP LOCKED
+    FOR NO KEY UPDATE OF r SKIP LOCKED
 ), renewed AS (
-    UPDATE runs r SET lease_expires_at = w.expires_at FROM wanted w
-    WHERE r.thread_id = w.thread_id AND r.thread_id IN (SELECT thread_id FROM free)
+    UPDATE runs r SET lease_expires_at = f.expires_at FROM free f
+    WHERE r.thread_id = f.thread_id
     RETURNING r.thread_id
 )
 SELECT w.thread_id,
@@ -41,7 +41,9 @@ FROM wanted w LEFT JOIN runs r ON r.thread_id = w.thread_id
 """
 """Each lease whose row is free renewed; for the others, whether the owner still held it
 as last committed (the final SELECT reads the statement's snapshot, from before any
-renewal): held is busy, not held is lost."""
+renewal): held is busy, not held is lost. The lock is the UPDATE's own, FOR NO KEY
+UPDATE: a FOR UPDATE would also find busy every run a transaction is adding a row for
+(an approval, a model call: their foreign key's check takes FOR KEY SHARE on the run)."""
 
 _LIVE = (
     RunStatus.PENDING.value,
@@ -66,7 +68,7 @@ WITH picked AS (
                               AND a.status = '{ApprovalStatus.PENDING.value}'))))
     ORDER BY created_at, thread_id
     LIMIT %(limit)s
-    FOR UPDATE OF r SKIP LOCKED
+    FOR NO KEY UPDATE OF r SKIP LOCKED
 ), taken AS (
     UPDATE runs SET lease_owner = %(owner)s, lease_host = %(host)s, lease_pid = %(pid)s,
         lease_expires_at = %(expires_at)s
@@ -98,7 +100,7 @@ WITH picked AS (
       AND (lease_owner IS NULL OR lease_expires_at <= %(now)s)
     ORDER BY created_at, thread_id
     LIMIT %(limit)s
-    FOR UPDATE OF r SKIP LOCKED
+    FOR NO KEY UPDATE OF r SKIP LOCKED
 )
 UPDATE runs SET lease_owner = %(owner)s, lease_host = %(host)s, lease_pid = %(pid)s,
     lease_expires_at = %(expires_at)s
