@@ -37,6 +37,7 @@ def test_cli_help_does_not_import_langgraph() -> None:
     assert script.is_file(), f"the agentrt console script is not installed at {script}"
     modules = _imported([str(script), "--help"])
     assert modules & set(HEAVY) == set()
+    assert {"asyncio", "ssl"} & modules == set()  # the MCP command's, loaded when it runs
     # and `python -m agentrt` takes the same path
     assert _imported([sys.executable, "-m", "agentrt", "--help"]) & set(HEAVY) == set()
 

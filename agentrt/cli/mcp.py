@@ -12,7 +12,6 @@ stdout is the protocol's: nothing else is printed once it serves; logs go to std
 
 from __future__ import annotations
 
-import asyncio
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -82,6 +81,8 @@ def serve_mcp(
 
 def review_server(rt: AgentRuntime, key: str, *, resume: bool = True) -> MCPServer:
     """The MCP server: the review queue of ``key``'s tenant, decided as its principal."""
+    import asyncio  # here, not at the top: `agentrt --help` has no use for it
+
     from mcp.server.mcpserver import MCPServer
     from mcp.server.mcpserver.exceptions import ToolError
     from mcp.types import ToolAnnotations
