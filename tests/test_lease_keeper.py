@@ -126,6 +126,17 @@ class _Renewals:
         return {lease.thread_id: self.answer for lease in leases}
 
 
+def _by_hand(answer: bool | Exception | None = True) -> tuple[_Renewals, FakeClock, LeaseKeeper]:
+    """A keeper whose renewals the test makes (renew_due) on its own monotonic clock, over a
+    store that answers each renewal at once with ``answer``."""
+    store = _Renewals(answer)
+    store.go_on.set()
+    ticks = FakeClock(0.0)
+    keeper = LeaseKeeper(cast(Any, store), FakeClock(), monotonic=ticks)
+    keeper._thread = cast(Any, "driven by the test")
+    return store, ticks, keeper
+
+
 def test_a_refusal_for_a_lease_let_go_meanwhile_is_not_reported_lost(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
@@ -145,11 +156,7 @@ def test_a_renewal_that_fails_is_asked_again_soon_and_logged_once_till_one_goes_
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     failure = sqlite3.OperationalError("database is locked")
-    store = _Renewals(answer=failure)
-    store.go_on.set()
-    ticks = FakeClock(0.0)
-    keeper = LeaseKeeper(cast(Any, store), FakeClock(), monotonic=ticks)
-    keeper._thread = cast(Any, "driven by the test")
+    store, ticks, keeper = _by_hand(answer=failure)
     keeper.keep("t", "me", TTL)
     ticks.advance(TTL / 3)
     logged = ["could not renew the lease on run 't'; asking again"]
@@ -170,11 +177,7 @@ def test_a_renewal_that_fails_is_asked_again_soon_and_logged_once_till_one_goes_
 
 
 def test_leases_due_within_a_moment_of_each_other_are_renewed_together() -> None:
-    store = _Renewals()
-    store.go_on.set()
-    ticks = FakeClock(0.0)
-    keeper = LeaseKeeper(cast(Any, store), FakeClock(), monotonic=ticks)
-    keeper._thread = cast(Any, "driven by the test")
+    store, ticks, keeper = _by_hand()
     keeper.keep("a", "me", TTL)
     ticks.advance(TTL / 60)  # half a moment later
     keeper.keep("b", "me", TTL)
@@ -188,11 +191,7 @@ def test_leases_due_within_a_moment_of_each_other_are_renewed_together() -> None
 def test_a_lease_left_unrenewed_by_a_busy_row_is_warned_of_once(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    store = _Renewals(answer=None)
-    store.go_on.set()
-    ticks = FakeClock(0.0)
-    keeper = LeaseKeeper(cast(Any, store), FakeClock(), monotonic=ticks)
-    keeper._thread = cast(Any, "driven by the test")
+    _, ticks, keeper = _by_hand(answer=None)
     keeper.keep("t", "me", TTL)
     with caplog.at_level(logging.WARNING, logger="agentrt"):
         ticks.advance(TTL / 3)
@@ -234,11 +233,7 @@ def test_leases_due_together_are_renewed_in_one_write(
 def test_a_lease_whose_row_is_busy_is_asked_again_soon_and_the_others_kept_on_time(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    store = _Renewals(answer=None)  # another transaction holds the run's row
-    store.go_on.set()
-    ticks = FakeClock(0.0)
-    keeper = LeaseKeeper(cast(Any, store), FakeClock(), monotonic=ticks)
-    keeper._thread = cast(Any, "driven by the test")
+    store, ticks, keeper = _by_hand(answer=None)  # another transaction holds the run's row
     keeper.keep("busy", "me", TTL)
     ticks.advance(5.0)
     keeper.keep("other", "me", TTL)
