@@ -29,7 +29,7 @@ from agentrt.cli import app as cli_app
 from agentrt.digests import approval_id, args_digest
 from agentrt.examples import refund_desk
 from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR
-from agentrt.records import NewRun
+from agentrt.records import LeaseRecord, NewRun
 from agentrt.runs import lifecycle
 from agentrt.service import issue_key
 from agentrt.store import open_store
@@ -351,6 +351,23 @@ def test_of_racing_writers_on_other_connections_exactly_one_wins(postgres_url: s
     finally:
         for s in stores:
             s.close()
+
+
+def test_a_run_a_transaction_adds_a_row_for_is_claimed_not_skipped(
+    store: PostgresStore, postgres_url: str
+) -> None:
+    # Adding a row that refers to a run (a model call, a message) takes FOR KEY SHARE on the
+    # run's row for the foreign key. A claim locks the rows it picks with the UPDATE's own
+    # lock, FOR NO KEY UPDATE, which that does not block: the run is claimed, not skipped.
+    new_run(store)
+    with psycopg.connect(postgres_url) as adding:
+        adding.execute(
+            "INSERT INTO model_calls (thread_id, revision, request_digest, response, "
+            "created_at) VALUES ('t1', 0, 'd', '{}', 0)"
+        )
+        claim = store.claim_runs(LeaseRecord("h:1:w", "h", 1, 1030.0), now=1000.0, limit=5)
+        adding.rollback()
+    assert claim.thread_ids == ("t1",)
 
 
 # a COMMIT whose answer was lost ------------------------------------------------------------
