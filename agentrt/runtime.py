@@ -8,6 +8,7 @@ ways (agentrt.runs.ops).
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -479,7 +480,7 @@ def _check_settings(
     for what, (given, kind) in typed.items():
         if given is not None and not isinstance(given, kind):
             raise ConfigError(f"{what} must be an agentrt {kind.__name__}, got {given!r}")
-    if lease_ttl <= 0:
-        raise ConfigError(f"lease_ttl must be > 0 seconds, got {lease_ttl!r}")
+    if not (isinstance(lease_ttl, int | float) and math.isfinite(lease_ttl) and lease_ttl > 0):
+        raise ConfigError(f"lease_ttl must be a number of seconds > 0, got {lease_ttl!r}")
     if not isinstance(name, str) or not name.strip():
         raise ConfigError(f"name must be the agent's name in words, got {name!r}")

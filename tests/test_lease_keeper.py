@@ -199,8 +199,8 @@ def test_a_lease_left_unrenewed_by_a_busy_row_is_warned_of_once(
             keeper.renew_due()
             ticks.advance(TTL / 30)
     assert [r.getMessage() for r in caplog.records] == [
-        "could not renew the lease on run 't' for 20 s: another transaction holds its row; "
-        "the lease expires in 10 s unless it is let go"
+        "could not renew the lease on run 't' for 20.0 s: another transaction holds its "
+        "row; the lease expires in 10.0 s unless it is let go"
     ]
     assert keeper.kept() == ["t"]
 
@@ -228,6 +228,50 @@ def test_leases_due_together_are_renewed_in_one_write(
     keeper.renew_due()
     assert renewals == [["a", "b", "c"]]
     assert {_lease(db, name) for name in "abc"} == {(me.label, clock() + TTL)}
+
+
+def test_a_lease_renewed_after_a_warning_is_warned_of_again_only_two_thirds_of_a_ttl_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store, ticks, keeper = _by_hand(answer=None)
+    keeper.keep("t", "me", TTL)
+
+    def busy_until(t: float) -> None:
+        while ticks() < t:
+            keeper.renew_due()
+            ticks.advance(TTL / 30)
+
+    with caplog.at_level(logging.WARNING, logger="agentrt"):
+        ticks.advance(TTL / 3)
+        busy_until(2 * TTL / 3 + TTL / 30)
+        assert len(caplog.records) == 1
+        store.answer = True
+        keeper.renew_due()  # renewed at 21 s
+        store.answer = None
+        ticks.advance(TTL / 3)
+        busy_until(21 + 2 * TTL / 3 - TTL / 30)
+        assert len(caplog.records) == 1  # not two thirds of a ttl since the renewal yet
+        busy_until(21 + 2 * TTL / 3 + TTL / 30)
+    assert len(caplog.records) == 2
+    assert "expires in 10.0 s" in caplog.records[-1].getMessage()
+
+
+def test_a_lease_that_fails_is_logged_even_when_one_let_go_before_it_failed_too(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    _, ticks, keeper = _by_hand(answer=sqlite3.OperationalError("database is locked"))
+    a = keeper.keep("a", "me", TTL)
+    with caplog.at_level(logging.ERROR, logger="agentrt"):
+        ticks.advance(TTL / 3)
+        keeper.renew_due()  # a's renewal fails, and a's segment ends before one goes through
+        keeper.let_go(a)
+        keeper.keep("b", "me", TTL)
+        ticks.advance(TTL / 3)
+        keeper.renew_due()
+    assert [r.getMessage() for r in caplog.records] == [
+        "could not renew the lease on run 'a'; asking again",
+        "could not renew the lease on run 'b'; asking again",
+    ]
 
 
 def test_a_lease_whose_row_is_busy_is_asked_again_soon_and_the_others_kept_on_time(

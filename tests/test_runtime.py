@@ -326,6 +326,14 @@ def test_bad_start_arguments(desk: AgentRuntime, db: Path, kwargs: Any, message:
     assert table(db, "runs") == []
 
 
+@pytest.mark.parametrize("ttl", [0, -1.0, float("nan"), float("inf"), "30"])
+def test_a_lease_ttl_that_is_not_a_positive_number_of_seconds_is_refused(
+    db: Path, ttl: Any
+) -> None:
+    with pytest.raises(ConfigError, match=r"lease_ttl must be a number of seconds > 0, got "):
+        AgentRuntime(ScriptedChatModel(["done"]), db=str(db), lease_ttl=ttl)
+
+
 # Small runtimes built for one behaviour each -----------------------------------------------
 
 

@@ -359,15 +359,24 @@ def test_a_run_a_transaction_adds_a_row_for_is_claimed_not_skipped(
     # Adding a row that refers to a run (a model call, a message) takes FOR KEY SHARE on the
     # run's row for the foreign key. A claim locks the rows it picks with the UPDATE's own
     # lock, FOR NO KEY UPDATE, which that does not block: the run is claimed, not skipped.
-    new_run(store)
+    new_run(store)  # pending: the claim of runs that need a driver
+    new_run(store, "t2")  # a finished thread with a message queued: the claim of those
+    sql(postgres_url, "UPDATE runs SET status='succeeded' WHERE thread_id='t2'")
+    sql(
+        postgres_url,
+        "INSERT INTO messages (thread_id, idx, text, principal, status, created_at) "
+        "VALUES ('t2', 1, 'and the other order?', '{}', 'queued', 0)",
+    )
     with psycopg.connect(postgres_url) as adding:
-        adding.execute(
-            "INSERT INTO model_calls (thread_id, revision, request_digest, response, "
-            "created_at) VALUES ('t1', 0, 'd', '{}', 0)"
-        )
+        for thread_id in ("t1", "t2"):
+            adding.execute(
+                "INSERT INTO model_calls (thread_id, revision, request_digest, response, "
+                "created_at) VALUES (%s, 0, 'd', '{}', 0)",
+                (thread_id,),
+            )
         claim = store.claim_runs(LeaseRecord("h:1:w", "h", 1, 1030.0), now=1000.0, limit=5)
         adding.rollback()
-    assert claim.thread_ids == ("t1",)
+    assert sorted(claim.thread_ids) == ["t1", "t2"]
 
 
 # a COMMIT whose answer was lost ------------------------------------------------------------

@@ -11,7 +11,7 @@ default) are renewed together, in one write (``LeaseStore.renew_leases``). A run
 that another transaction holds is not waited for: that lease is asked again a moment
 later, and the others are renewed on time; a warning says so once the lease has gone
 unrenewed for two thirds of its ttl. A renewal that fails (a lost connection) is asked
-again a moment later too, and logged once until one goes through.
+again a moment later too, and logged once a lease until one goes through.
 
 ``let_go`` only takes the lease off the list: it never waits, so the async driver calls
 it on the loop. A renewal already under way may still land; it is conditional on the
@@ -61,6 +61,8 @@ class Kept:
     """When (``monotonic``) it was last taken or renewed: it expires ``ttl`` after."""
     warned: bool = False
     """A warning said it has gone unrenewed too long (until it is renewed again)."""
+    failing: bool = False
+    """Its last renewal failed (logged once, till one goes through)."""
 
 
 class LeaseKeeper:
@@ -92,8 +94,6 @@ class LeaseKeeper:
         self._changed = threading.Condition(self._lock)
         self._kept: dict[str, Kept] = {}
         self._thread: threading.Thread | None = None
-        self._failing = False
-        """The last renewal failed (logged once, till one goes through)."""
 
     def keep(self, thread_id: str, owner: str, ttl: float) -> Kept:
         """Renew ``owner``'s lease on the run every ``ttl / 3`` until ``let_go``."""
@@ -161,14 +161,13 @@ class LeaseKeeper:
                 [LeaseRenewal(k.thread_id, k.owner, at + k.ttl) for k in due]
             )
         except Exception:  # a failed renewal must not end the keeper, or the runs
-            if not self._failing:
-                logger.exception("could not renew %s; asking again", _leases(due))
-            self._failing = True
+            newly = [k for k in due if not k.failing]
+            if newly:  # each lease logged once, till one of its renewals goes through
+                logger.exception("could not renew %s; asking again", _leases(newly))
             with self._lock:  # a passing fault gets more tries before the leases expire
                 for kept in due:
-                    kept.due = now + kept.ttl / _MOMENT
+                    kept.due, kept.failing = now + kept.ttl / _MOMENT, True
             return
-        self._failing = False
         lost: list[Kept] = []
         stuck: list[Kept] = []
         with self._lock:
@@ -176,6 +175,7 @@ class LeaseKeeper:
                 if self._kept.get(kept.thread_id) is not kept:
                     continue  # let go meanwhile: released, not lost
                 answer = answers.get(kept.thread_id)
+                kept.failing = False
                 if answer:
                     kept.renewed, kept.warned = now, False
                 elif answer is False:
@@ -189,12 +189,15 @@ class LeaseKeeper:
         for kept in lost:
             logger.warning("lost the lease on run %r", kept.thread_id)
         for kept in stuck:
+            left = kept.renewed + kept.ttl - now
             logger.warning(
-                "could not renew the lease on run %r for %.0f s: another transaction holds "
-                "its row; the lease expires in %.0f s unless it is let go",
+                "could not renew the lease on run %r for %.1f s: another transaction holds "
+                "its row; %s",
                 kept.thread_id,
                 now - kept.renewed,
-                kept.renewed + kept.ttl - now,
+                f"the lease expires in {left:.1f} s unless it is let go"
+                if left > 0
+                else f"the lease expired {-left:.1f} s ago",
             )
 
     def _run(self) -> None:

@@ -5,8 +5,9 @@ for the row, then finds the owner changed and touches nothing. Workers claim run
 one UPDATE over the rows a ``FOR NO KEY UPDATE SKIP LOCKED`` select picked: a row another
 claimer has locked is skipped, not waited for, and a row it has just leased no longer
 matches, so each run goes to one worker. NO KEY: the UPDATE's own lock, so a run that a
-transaction is adding a row for (an approval, a message: their foreign key's check takes
-FOR KEY SHARE on the run) is not skipped for it; renewals pick their rows the same way.
+transaction is adding a row for (an approval, a model call: their foreign key's check
+takes FOR KEY SHARE on the run) is not skipped for it; renewals pick their rows the same
+way.
 """
 
 from __future__ import annotations
