@@ -285,12 +285,12 @@ class MemoryStore(MessagesMemory, ArtifactsMemory, OutboxMemory, EffectsMemory):
             }
 
     def _renew(self, thread_id: str, owner: str, expires_at: float) -> bool:
-        with self._lock:
-            held = self._leases.get(thread_id)
-            if held is None or held.owner != owner:
-                return False
-            self._leases[thread_id] = replace(held, expires_at=expires_at)
-            return True
+        """Extend ``owner``'s lease; False if it no longer holds it. Under the lock."""
+        held = self._leases.get(thread_id)
+        if held is None or held.owner != owner:
+            return False
+        self._leases[thread_id] = replace(held, expires_at=expires_at)
+        return True
 
     def hold_lease(self, thread_id: str, owner: str, expires_at: float) -> records.RunRecord | None:
         with self._lock:

@@ -44,9 +44,8 @@ FROM wanted w LEFT JOIN runs r ON r.thread_id = w.thread_id
 """
 """Each lease whose row is free renewed; for the others, whether the owner still held it
 as last committed (the final SELECT reads the statement's snapshot, from before any
-renewal): held is busy, not held is lost. The lock is the UPDATE's own, FOR NO KEY
-UPDATE: a FOR UPDATE would also find busy every run a transaction is adding a row for
-(an approval, a model call: their foreign key's check takes FOR KEY SHARE on the run)."""
+renewal): held is busy, not held is lost. The rows are locked as the claim's are (FOR NO
+KEY UPDATE, see the module's doc)."""
 
 _LIVE = (
     RunStatus.PENDING.value,
