@@ -356,7 +356,7 @@ def test_of_racing_writers_on_other_connections_exactly_one_wins(postgres_url: s
 def test_a_run_a_transaction_adds_a_row_for_is_claimed_not_skipped(
     store: PostgresStore, postgres_url: str
 ) -> None:
-    # Adding a row that refers to a run (a model call, a message) takes FOR KEY SHARE on the
+    # Adding a row that refers to a run (a model call, an approval) takes FOR KEY SHARE on the
     # run's row for the foreign key. A claim locks the rows it picks with the UPDATE's own
     # lock, FOR NO KEY UPDATE, which that does not block: the run is claimed, not skipped.
     new_run(store)  # pending: the claim of runs that need a driver
