@@ -15,7 +15,7 @@ import pytest
 from agentrt import AgentRuntime, Policy, tool
 from agentrt.graphs.run_graph import _cancelled, _checked
 from agentrt.nodes.deps import StepStopped
-from agentrt.nodes.stop_watch import STALE, StopWatch, stop_asked
+from agentrt.nodes.stop_watch import MARKED_STALE, STALE, StopWatch, stop_asked
 from agentrt.nodes.tool import run_action
 from agentrt.runs.record import initial_state
 from agentrt.steps import Step, Steps, adrive, blocking, drive
@@ -30,6 +30,10 @@ class _Store:
         self.interrupt = interrupt
         self.answered = answered
         self.calls: list[str] = []
+        self.mark: object | None = None  # as PostgreSQL keeps none
+
+    def stop_mark(self) -> object | None:
+        return self.mark
 
     def stop_requests(self, thread_id: str) -> tuple[str | None, bool]:
         self.calls.append("check")
@@ -172,6 +176,68 @@ def test_an_interrupt_found_where_it_cannot_stop_the_run_makes_the_next_node_loo
     # ...and policy, a safe node, stops the run before its next action.
     with pytest.raises(StepStopped, match="interrupts the run"):
         _cancelled("policy", STATE, deps)
+
+
+def test_with_a_stop_mark_no_node_looks_again_until_the_mark_moves() -> None:
+    clock, store = _Clock(), _Store(None)
+    store.mark = b"first"
+    deps = _deps(store, StopWatch(clock=clock))
+    assert _cancelled("plan", STATE, deps) is None
+    for kind in ("policy", "tool", "verify", "plan", "approval", "commit"):
+        assert _cancelled(kind, STATE, deps) is None
+    assert store.calls == ["check"]  # the mark stood still: nothing new to read
+    store.cancel, store.mark = "asked elsewhere", b"moved"  # another process's cancel
+    update = _cancelled("tool", STATE, deps)  # the very next node, before its effect
+    assert update is not None
+    assert update["stop"]["reason"] == "asked elsewhere"
+    assert store.calls == ["check", "check"]
+
+
+def test_with_a_stop_mark_a_request_written_around_it_is_seen_once_stale() -> None:
+    # A cancel whose process died between its commit and the mark, or written by hand.
+    clock, store = _Clock(), _Store(None)
+    store.mark = b"still"
+    deps = _deps(store, StopWatch(clock=clock))
+    assert _cancelled("tool", STATE, deps) is None
+    store.cancel = "by hand"
+    clock.now += MARKED_STALE / 2
+    assert _cancelled("tool", STATE, deps) is None
+    clock.now += MARKED_STALE / 2
+    update = _cancelled("tool", STATE, deps)
+    assert update is not None
+    assert update["stop"]["reason"] == "by hand"
+    assert store.calls == ["check", "check"]
+
+
+def test_with_a_stop_mark_a_stop_asked_in_this_process_is_seen_at_the_next_node() -> None:
+    clock, store = _Clock(), _Store(None)
+    store.mark = b"still"
+    deps = _deps(store, StopWatch(clock=clock))
+    assert _cancelled("policy", STATE, deps) is None
+    store.cancel = "withdrawn"
+    stop_asked()
+    update = _cancelled("tool", STATE, deps)
+    assert update is not None
+    assert update["stop"]["reason"] == "withdrawn"
+
+
+def test_the_mark_is_read_before_the_look_so_a_request_during_it_is_looked_for_again() -> None:
+    clock, store = _Clock(), _Store(None)
+    store.mark = b"before"
+    deps = _deps(store, StopWatch(clock=clock))
+    looked = store.stop_requests
+
+    def moved_while_reading(thread_id: str) -> tuple[str | None, bool]:
+        found = looked(thread_id)
+        store.cancel, store.mark = "during the read", b"after"  # committed after the read
+        return found
+
+    store.stop_requests = moved_while_reading  # type: ignore[method-assign]
+    assert _cancelled("policy", STATE, deps) is None
+    store.stop_requests = looked  # type: ignore[method-assign]
+    update = _cancelled("tool", STATE, deps)
+    assert update is not None
+    assert update["stop"]["reason"] == "during the read"
 
 
 def test_an_interrupt_waits_while_the_next_model_call_is_recorded_already() -> None:

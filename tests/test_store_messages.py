@@ -205,6 +205,25 @@ def test_stop_requests_read_a_cancel_and_an_interrupt_at_once(store: Store) -> N
     assert store.stop_requests("t1") == ("enough", False)
 
 
+def test_the_stop_mark_moves_with_each_stop_request_written(store: Store) -> None:
+    new_run(store)
+    mark = store.stop_mark()
+    if mark is None:  # PostgreSQL: workers on other machines; every look reads
+        return
+    store.add_message(NewMessage(thread_id="t1", text="later", principal=BOB))
+    assert store.stop_mark() == mark  # merely queued: nothing to stop
+    store.add_message(NewMessage(thread_id="t1", text="now", principal=BOB, interrupt=True))
+    interrupted = store.stop_mark()
+    assert interrupted != mark
+    store.request_cancel("t1", "enough")
+    assert store.stop_mark() not in (mark, interrupted)
+
+
+def test_no_store_but_postgres_goes_without_a_stop_mark(store: Store) -> None:
+    kind = type(store).__name__
+    assert (store.stop_mark() is None) == (kind == "PostgresStore"), kind
+
+
 def test_a_thread_a_message_waits_for_is_claimed(store: Store, clock: FakeClock) -> None:
     new_run(store, "idle")
     finished(store, "idle")

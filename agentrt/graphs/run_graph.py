@@ -233,7 +233,8 @@ def _cancelled(kind: str, state: RunState, deps: RunDeps) -> dict[str, Any] | No
     if kind in ACTING_NODES and deps.checkpoints is not None:
         deps.checkpoints.flush(state["thread_id"])
     thread_id = state["thread_id"]
-    if kind in _LOOKS_WHEN_DUE and not deps.stop_watch.due(thread_id):
+    mark = deps.store.stop_mark()
+    if not deps.stop_watch.due(thread_id, mark, unmarked=kind not in _LOOKS_WHEN_DUE):
         return None
     asked = stops_asked()
     reason, interrupt = deps.store.stop_requests(thread_id)
@@ -245,7 +246,7 @@ def _cancelled(kind: str, state: RunState, deps: RunDeps) -> dict[str, Any] | No
         if interrupt:  # waiting for a node it may stop before: every node looks till then
             deps.stop_watch.forget(thread_id)
         else:
-            deps.stop_watch.looked(thread_id, asked)
+            deps.stop_watch.looked(thread_id, asked, mark)
         return None
     return {"stop": Stop(status="cancelled", reason=reason), "route": "finish"}
 
@@ -256,10 +257,11 @@ def _answered(state: RunState, deps: RunDeps) -> bool:
 
 
 _LOOKS_WHEN_DUE = PURE_NODES - INTERRUPT_BEFORE
-"""Before these (verify) a run looks for a stop request only when one may be new
-(agentrt.nodes.stop_watch): a pure node where no interrupt stops the run. Before policy,
-where one does, the run always looks: a message sent to stop the rest of a plan is seen
-before its next action, from whichever process it came."""
+"""Before these (verify), on a store with no stop mark, a run looks for a stop request
+only when one may be new (agentrt.nodes.stop_watch): a pure node where no interrupt stops
+the run. Before policy, where one does, it always looks there: a message sent to stop the
+rest of a plan is seen before its next action, from whichever process it came. With a
+mark, every node looks only when the mark moved (or the look is stale)."""
 
 
 def _step_id(kind: str, state: RunState) -> str | None:

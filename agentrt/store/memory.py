@@ -47,6 +47,8 @@ class MemoryStore(MessagesMemory, ArtifactsMemory, OutboxMemory, EffectsMemory):
         self._keys: dict[str, tuple[records.ApiKey, str]] = {}
         self._spans: dict[str, records.SpanRow] = {}
         self._salt = secrets.token_hex(16)
+        self._stops = 0
+        """Stop requests written so far: the store's stop_mark."""
         self._outbox_init()
 
     def redaction_salt(self) -> str:
@@ -166,6 +168,7 @@ class MemoryStore(MessagesMemory, ArtifactsMemory, OutboxMemory, EffectsMemory):
             record = self._runs.get(thread_id)
             if record is not None and record.cancel_requested is None:
                 self._runs[thread_id] = replace(record, cancel_requested=reason)
+            self._stops += 1
 
     def cancel_requested(self, thread_id: str) -> str | None:
         with self._lock:

@@ -29,6 +29,7 @@ class MessagesMemory:
     _runs: dict[str, records.RunRecord]
     _leases: dict[str, records.LeaseRecord]
     _approvals: dict[str, ApprovalRequest]
+    _stops: int
 
     @property
     def _messages(self) -> dict[str, dict[int, MessageRecord]]:
@@ -77,6 +78,7 @@ class MessagesMemory:
                 return None
             kept = _new(message, index, QUEUED, self.clock())
             self._messages.setdefault(message.thread_id, {})[index] = kept
+            self._stops += message.interrupt
             return kept
 
     def thread_messages(self, thread_id: str) -> list[MessageRecord]:
@@ -148,6 +150,9 @@ class MessagesMemory:
                         )
             moved = self._runs[thread_id]
             return replace(moved, lease_owner=opening.lease.owner)
+
+    def stop_mark(self) -> int:
+        return self._stops
 
     def stop_requests(self, thread_id: str) -> tuple[str | None, bool]:
         with self._lock:

@@ -75,6 +75,9 @@ class MessagesTable:
         now = self.db.clock()
         return self.db.write(lambda conn: _open(conn, thread_id, opening, now))
 
+    def stop_mark(self) -> None:
+        return None  # workers on other machines: each look reads
+
     def stop_requests(self, thread_id: str) -> tuple[str | None, bool]:
         found = self.db.one(
             "SELECT cancel_requested, EXISTS (SELECT 1 FROM messages m WHERE "

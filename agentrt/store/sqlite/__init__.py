@@ -32,6 +32,7 @@ from agentrt.store.sqlite.recordings import RecordingsTable
 from agentrt.store.sqlite.runs import RunsTable
 from agentrt.store.sqlite.spans import SpansTable
 from agentrt.store.sqlite.stats import StatsTable
+from agentrt.store.sqlite.stop_mark import StopMark
 
 __all__ = [
     "BUSY_TIMEOUT_MS",
@@ -62,6 +63,7 @@ class SqliteStore(
 
     def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time) -> None:
         self.db = Database(path, clock=clock)
+        self._stop_mark = StopMark(path)
         self._span_conn = None
         self._span_lock = threading.Lock()
 
@@ -87,4 +89,5 @@ class SqliteStore(
 
     def close(self) -> None:
         self.close_spans()
+        self._stop_mark.close()
         self.db.close()

@@ -10,6 +10,7 @@ from agentrt.approvals.model import ApprovalStatus
 from agentrt.records import MessageOpening, MessageRecord, NewMessage, RunRecord
 from agentrt.state import TERMINAL, RunStatus
 from agentrt.store.sqlite.database import Database
+from agentrt.store.sqlite.stop_mark import StopMark
 
 __all__ = ["MessagesTable"]
 
@@ -21,6 +22,7 @@ class MessagesTable:
     """MessageStore on SQLite."""
 
     db: Database
+    _stop_mark: StopMark
 
     def add_message(
         self, message: NewMessage, *, only_if_idle: bool = False
@@ -31,6 +33,8 @@ class MessagesTable:
             if index is None or (only_if_idle and not _idle(db, message.thread_id)):
                 return None
             _insert(db, message, index, QUEUED, now)
+        if message.interrupt:  # after the commit, as a cancel's (stop_mark)
+            self._stop_mark.change()
         return self._message(message.thread_id, index)
 
     def thread_messages(self, thread_id: str) -> list[MessageRecord]:
@@ -128,6 +132,9 @@ class MessagesTable:
                     ],
                 )
         return self.get_run(thread_id)  # type: ignore[attr-defined,no-any-return]
+
+    def stop_mark(self) -> bytes | None:
+        return self._stop_mark.read()
 
     def stop_requests(self, thread_id: str) -> tuple[str | None, bool]:
         found = self.db.one(

@@ -13,6 +13,7 @@ from agentrt.store.outbox import TOLD_STATUSES, run_event
 from agentrt.store.protocols import NewRun, RunChange, RunRecord
 from agentrt.store.sqlite.database import Database, record_of
 from agentrt.store.sqlite.outbox import insert_event
+from agentrt.store.sqlite.stop_mark import StopMark
 
 __all__ = ["RunsTable", "run_record"]
 
@@ -21,6 +22,7 @@ class RunsTable:
     """RunStore on SQLite."""
 
     db: Database
+    _stop_mark: StopMark
 
     def create_run(self, run: NewRun) -> RunRecord | None:
         now = self.db.clock()
@@ -163,6 +165,7 @@ class RunsTable:
                 "UPDATE runs SET cancel_requested=? WHERE thread_id=? AND cancel_requested IS NULL",
                 (reason, thread_id),
             )
+        self._stop_mark.change()  # after the commit: a run that sees the mark finds the request
 
     def cancel_requested(self, thread_id: str) -> str | None:
         with self.db.read() as db:

@@ -1,0 +1,129 @@
+"""The stop mark beside a SQLite file (agentrt.store.sqlite.stop_mark): a process that
+writes a stop request moves it, and a run in another process that finds it moved looks for
+the request at its next node, where it would otherwise not read the file at all."""
+
+from __future__ import annotations
+
+import os
+import stat
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+
+from agentrt import AgentRuntime, Policy, Principal, Run, RunStatus, tool
+from agentrt.store.sqlite import SqliteStore
+from agentrt.store.sqlite.stop_mark import SUFFIX, StopMark
+from agentrt.testing import ScriptedChatModel, ai, tool_call
+
+ROOT = Path(__file__).resolve().parent.parent
+OPS = Principal("ops", roles=["ops"], tenant="acme")
+
+
+def _in_another_process(code: str) -> None:
+    """Run ``code`` in a fresh interpreter: nothing it does is known to this process."""
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        check=False,  # the assert below shows what it printed
+        cwd=ROOT,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_a_stop_asked_in_another_process_moves_the_mark_here(tmp_path: Path) -> None:
+    db = tmp_path / "agentrt.db"
+    store = SqliteStore(db)
+    try:
+        before = store.stop_mark()
+        assert isinstance(before, bytes)
+        _in_another_process(
+            "from agentrt.store.sqlite import SqliteStore\n"
+            f"s = SqliteStore({str(db)!r})\n"
+            "s.request_cancel('t1', 'from afar')\n"
+            "s.close()\n"
+        )
+        assert store.stop_mark() != before
+    finally:
+        store.close()
+
+
+def test_the_mark_lies_beside_the_file_and_is_readable_as_the_file_is(tmp_path: Path) -> None:
+    db = tmp_path / "agentrt.db"
+    SqliteStore(db).close()
+    os.chmod(db, 0o640)
+    store = SqliteStore(db)  # the mark exists already: kept as it is
+    store.close()
+    mark = tmp_path / ("agentrt.db" + SUFFIX)
+    assert mark.stat().st_size == 16
+    other = tmp_path / "other.db"
+    other.touch(mode=0o600)
+    os.chmod(other, 0o600)
+    SqliteStore(other).close()
+    assert stat.S_IMODE((tmp_path / ("other.db" + SUFFIX)).stat().st_mode) == 0o600
+
+
+def test_where_no_mark_can_be_made_every_look_reads(tmp_path: Path) -> None:
+    db = tmp_path / "agentrt.db"
+    (tmp_path / ("agentrt.db" + SUFFIX)).mkdir()  # in the way: no file can be opened there
+    store = SqliteStore(db)
+    try:
+        assert store.stop_mark() is None
+        store.request_cancel("t1", "still written")  # moving no mark is no error
+    finally:
+        store.close()
+    assert StopMark(":memory:").read() is None
+
+
+@pytest.mark.timeout(120)
+def test_a_cancel_from_another_process_stops_the_run_before_its_next_effect(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "agentrt.db"
+    entered, release = threading.Event(), threading.Event()
+    done: list[str] = []
+
+    @tool(effect="write", idempotent=True)
+    def slow(job: str) -> dict[str, str]:
+        """A long job.
+
+        Args:
+            job: Which.
+        """
+        entered.set()
+        release.wait(60)
+        done.append(job)
+        return {"job": job}
+
+    model = ScriptedChatModel(
+        [ai("", tool_call("slow", {"job": "a"})), ai("", tool_call("slow", {"job": "b"})), "ok"]
+    )
+    driver = AgentRuntime(model, tools=[slow], policy=Policy.allow_all(), db=db, tracing=None)
+    # Only the mark may make this run look again: no look goes stale in this test.
+    driver.deps.stop_watch.marked_stale = 3600.0
+    result: list[object] = []
+    worker = threading.Thread(
+        target=lambda: result.append(driver.start("two jobs", principal=OPS, thread_id="t"))
+    )
+    worker.start()
+    try:
+        assert entered.wait(60)
+        _in_another_process(
+            "from agentrt import AgentRuntime\n"
+            "from agentrt.testing import ScriptedChatModel\n"
+            f"with AgentRuntime(ScriptedChatModel([]), db={str(db)!r}, tracing=None) as rt:\n"
+            "    rt.cancel('t', reason='customer withdrew')\n"
+        )
+    finally:
+        release.set()
+        worker.join(60)
+        driver.close()
+    [run] = result
+    assert isinstance(run, Run)
+    assert done == ["a"]  # the call in flight finished; the next one never began
+    assert (run.status, run.error) == (RunStatus.CANCELLED, "customer withdrew")
