@@ -53,19 +53,52 @@ def test_a_stop_asked_in_another_process_moves_the_mark_here(tmp_path: Path) -> 
         store.close()
 
 
-def test_the_mark_lies_beside_the_file_and_is_readable_as_the_file_is(tmp_path: Path) -> None:
-    db = tmp_path / "agentrt.db"
-    SqliteStore(db).close()
-    os.chmod(db, 0o640)
-    store = SqliteStore(db)  # the mark exists already: kept as it is
-    store.close()
-    mark = tmp_path / ("agentrt.db" + SUFFIX)
+def test_the_mark_lies_beside_the_file_with_its_permissions(tmp_path: Path) -> None:
+    shared = tmp_path / "shared.db"
+    shared.touch()
+    os.chmod(shared, 0o660)  # a database a group shares: its members all move the mark
+    kept = os.umask(0o022)  # which would take the group's write away from a new file
+    try:
+        SqliteStore(shared).close()
+    finally:
+        os.umask(kept)
+    mark = tmp_path / ("shared.db" + SUFFIX)
     assert mark.stat().st_size == 16
-    other = tmp_path / "other.db"
-    other.touch(mode=0o600)
-    os.chmod(other, 0o600)
-    SqliteStore(other).close()
-    assert stat.S_IMODE((tmp_path / ("other.db" + SUFFIX)).stat().st_mode) == 0o600
+    assert stat.S_IMODE(mark.stat().st_mode) == 0o660
+    own = tmp_path / "own.db"
+    own.touch()
+    os.chmod(own, 0o600)
+    SqliteStore(own).close()
+    assert stat.S_IMODE((tmp_path / ("own.db" + SUFFIX)).stat().st_mode) == 0o600
+
+
+def test_a_database_opened_through_a_link_shares_the_mark_of_the_file(tmp_path: Path) -> None:
+    db = tmp_path / "agentrt.db"
+    link = tmp_path / "link.db"
+    store = SqliteStore(db)
+    link.symlink_to(db)
+    through = SqliteStore(link)
+    try:
+        before = store.stop_mark()
+        through.request_cancel("t1", "through the link")
+        assert store.stop_mark() != before
+        assert not (tmp_path / ("link.db" + SUFFIX)).exists()
+    finally:
+        through.close()
+        store.close()
+
+
+def test_a_mark_made_by_another_process_is_kept_as_it_is(tmp_path: Path) -> None:
+    db = tmp_path / "agentrt.db"
+    first = SqliteStore(db)
+    try:
+        first.request_cancel("t1", "moves it")
+        moved = first.stop_mark()
+        second = SqliteStore(db)  # finds the file made: maps it, never rewrites it
+        assert second.stop_mark() == moved
+        second.close()
+    finally:
+        first.close()
 
 
 def test_where_no_mark_can_be_made_every_look_reads(tmp_path: Path) -> None:
@@ -78,6 +111,7 @@ def test_where_no_mark_can_be_made_every_look_reads(tmp_path: Path) -> None:
     finally:
         store.close()
     assert StopMark(":memory:").read() is None
+    assert StopMark("").read() is None  # SQLite's private temporary database
 
 
 @pytest.mark.timeout(120)

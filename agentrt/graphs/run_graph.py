@@ -234,7 +234,7 @@ def _cancelled(kind: str, state: RunState, deps: RunDeps) -> dict[str, Any] | No
         deps.checkpoints.flush(state["thread_id"])
     thread_id = state["thread_id"]
     mark = deps.store.stop_mark()
-    if not deps.stop_watch.due(thread_id, mark, unmarked=kind not in _LOOKS_WHEN_DUE):
+    if not deps.stop_watch.due(thread_id, mark, always_unmarked=kind not in _LOOKS_WHEN_DUE):
         return None
     asked = stops_asked()
     reason, interrupt = deps.store.stop_requests(thread_id)

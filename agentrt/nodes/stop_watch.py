@@ -68,15 +68,15 @@ class StopWatch:
         self._clock = clock
         self._looked: dict[str, tuple[float, int, object]] = {}
 
-    def due(self, thread_id: str, mark: object | None, *, unmarked: bool) -> bool:
+    def due(self, thread_id: str, mark: object | None, *, always_unmarked: bool) -> bool:
         """True if the run should look now. ``mark``: the store's stop mark, read now
-        (None: it keeps none); ``unmarked``: whether, with no mark, this node looks every
-        time (all but verify)."""
+        (None: it keeps none); ``always_unmarked``: whether, with no mark, this node looks
+        every time (all but verify)."""
         last = self._looked.get(thread_id)
         if last is None or last[1] != _asked[0]:
             return True
         if mark is None:
-            return unmarked or self._clock() - last[0] >= self.stale
+            return always_unmarked or self._clock() - last[0] >= self.stale
         return mark != last[2] or self._clock() - last[0] >= self.marked_stale
 
     def forget(self, thread_id: str) -> None:

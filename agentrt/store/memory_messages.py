@@ -78,7 +78,8 @@ class MessagesMemory:
                 return None
             kept = _new(message, index, QUEUED, self.clock())
             self._messages.setdefault(message.thread_id, {})[index] = kept
-            self._stops += message.interrupt
+            if message.interrupt:
+                self._stops += 1
             return kept
 
     def thread_messages(self, thread_id: str) -> list[MessageRecord]:

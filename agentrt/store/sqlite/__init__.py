@@ -89,5 +89,5 @@ class SqliteStore(
 
     def close(self) -> None:
         self.close_spans()
-        self._stop_mark.close()
         self.db.close()
+        self._stop_mark.close()  # last: a cancel committed just before can still move it
