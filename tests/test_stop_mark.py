@@ -4,12 +4,18 @@ the request at its next node, where it would otherwise not read the file at all.
 
 from __future__ import annotations
 
+import json
+import logging
 import os
+import shutil
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any, cast
 
 import pytest
 
@@ -88,6 +94,25 @@ def test_a_database_opened_through_a_link_shares_the_mark_of_the_file(tmp_path: 
         store.close()
 
 
+def test_a_link_planted_where_the_mark_goes_is_not_written_through(tmp_path: Path) -> None:
+    victim = tmp_path / "victim.conf"
+    victim.write_text("important=config\n")
+    (tmp_path / ("agentrt.db" + SUFFIX)).symlink_to(victim)
+    store = SqliteStore(tmp_path / "agentrt.db")
+    try:
+        assert store.stop_mark() is None  # no mark: runs look as with none
+        store.request_cancel("t1", "a stop request")
+    finally:
+        store.close()
+    assert victim.read_text() == "important=config\n"
+
+
+def test_the_mark_is_made_whole_before_it_is_in_place(tmp_path: Path) -> None:
+    SqliteStore(tmp_path / "agentrt.db").close()
+    assert sorted(p.name for p in tmp_path.glob("*" + SUFFIX + "*")) == ["agentrt.db" + SUFFIX]
+    assert (tmp_path / ("agentrt.db" + SUFFIX)).read_bytes() == bytes(16)
+
+
 def test_a_mark_made_by_another_process_is_kept_as_it_is(tmp_path: Path) -> None:
     db = tmp_path / "agentrt.db"
     first = SqliteStore(db)
@@ -112,6 +137,57 @@ def test_where_no_mark_can_be_made_every_look_reads(tmp_path: Path) -> None:
         store.close()
     assert StopMark(":memory:").read() is None
     assert StopMark("").read() is None  # SQLite's private temporary database
+
+
+def _as_nobody(work: Callable[[], object]) -> object:
+    """``work``'s result in a forked child that runs as user nobody (agentrt already
+    imported: the child needs no access to the checkout)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        try:
+            os.setgid(65534)
+            os.setuid(65534)
+            os.write(write, json.dumps(work()).encode())
+        finally:
+            os._exit(0)
+    os.close(write)
+    with os.fdopen(read) as pipe:
+        said = pipe.read()
+    os.waitpid(pid, 0)
+    return json.loads(said)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
+def test_a_process_that_may_only_read_the_mark_warns_and_runs_see_its_cancel_later(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    shared = Path(tempfile.mkdtemp(prefix="agentrt-mark-"))
+    try:
+        shared.chmod(0o777)
+        db = shared / "agentrt.db"
+        db.touch()
+        db.chmod(0o666)
+        store = SqliteStore(db)
+        mark = shared / ("agentrt.db" + SUFFIX)
+        mark.chmod(0o644)  # nobody may write the database, and only read the mark
+        before = store.stop_mark()
+
+        def cancel() -> object:
+            theirs = SqliteStore(db)
+            with caplog.at_level(logging.WARNING, logger="agentrt"):
+                seen = theirs.stop_mark() == before
+                theirs.request_cancel("t1", "from nobody")
+            theirs.close()
+            return [seen, [r.getMessage() for r in caplog.records]]
+
+        seen, said = cast(list[Any], _as_nobody(cancel))
+        assert seen  # mapped for reading: the same mark
+        assert any("may not write the stop mark" in line for line in said), said
+        assert store.stop_mark() == before  # unmoved: runs here see it at a stale look
+        store.close()
+    finally:
+        shutil.rmtree(shared)
 
 
 @pytest.mark.timeout(120)

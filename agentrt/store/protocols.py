@@ -399,9 +399,9 @@ class MessageStore(Protocol):
     def stop_mark(self) -> object | None:
         """A value that changes whenever a stop request (a cancel, an interrupting message)
         is written through this store's kind, from any process that may drive its runs,
-        once the request is committed; None if the store cannot tell, and a run reads
-        ``stop_requests`` before each node. Read before a look: the same mark later means
-        no request was asked since (agentrt.nodes.stop_watch)."""
+        once the request is committed; None if the store cannot tell (runs then look as
+        agentrt.nodes.stop_watch says for a store with none). Read before a look: the same
+        mark later means no request was asked since."""
         ...
 
 

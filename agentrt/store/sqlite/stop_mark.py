@@ -12,14 +12,16 @@ at the next node. One written without moving the mark (its process died between 
 an agentrt from before the mark, a hand-written UPDATE) is seen at the first node
 ``agentrt.nodes.stop_watch.MARKED_STALE`` seconds after the run last looked. Like the
 WAL's own shared memory (``-shm``), the mark needs every process on one machine, which
-SQLite in WAL mode needs already; and, like it, it takes the database file's owner and
-permissions, and must never be cut short while processes have it open. Where it cannot be
-made (a read-only directory), there is none, and every look reads the file; where it can
-only be read, this process's own stop requests reach runs elsewhere through that read.
+SQLite in WAL mode needs already; and, like it, it takes the database file's permissions
+and group, and must never be cut short while processes have it open. Where it cannot be
+made (a read-only directory), there is none, and runs look as they do on a store with no
+mark; a process that may only read it does not move it, so runs other processes drive see
+its own stop requests only at their next look, seconds later (it warns once).
 """
 
 from __future__ import annotations
 
+import contextlib
 import mmap
 import os
 import threading
@@ -42,11 +44,11 @@ class StopMark:
 
     def __init__(self, db_path: str | Path) -> None:
         self._lock = threading.Lock()
-        self._map, self._writable = _open(str(db_path))
+        self._map, self._writable, self._path = _open(str(db_path))
         self._warned = False
 
     def read(self) -> bytes | None:
-        """The mark as it stands; None where there is none (every look reads)."""
+        """The mark as it stands; None where there is none (runs look as with no mark)."""
         found = self._map
         try:
             return None if found is None else found[:_SIZE]
@@ -58,14 +60,16 @@ class StopMark:
         with self._lock:
             if self._map is not None and self._writable:
                 self._map[:_SIZE] = os.urandom(_SIZE)
-            elif self._map is not None and not self._warned:
-                self._warned = True
-                log.warning(
-                    "this process may not write the stop mark beside the database: runs "
-                    "other processes drive see its stop requests seconds later, not at "
-                    "their next node; let it write the %s file as it writes the database",
-                    SUFFIX,
-                )
+                return
+            if self._warned or self._path is None or not os.path.lexists(self._path):
+                return  # no mark anywhere: every process's runs look as with none
+            self._warned = True
+            log.warning(
+                "this process may not write the stop mark %s: runs that other processes "
+                "drive see its stop requests only at their next look, seconds later, not "
+                "at their next node; let it write that file as it writes the database",
+                self._path,
+            )
 
     def close(self) -> None:
         with self._lock:
@@ -74,50 +78,61 @@ class StopMark:
             found.close()
 
 
-def _open(db: str) -> tuple[mmap.mmap | None, bool]:
-    """The mark mapped, and whether this process may write it; (None, False) if none."""
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
+"""A link planted where the mark goes is not followed (SQLite opens its -wal and -shm
+so): every stop request would write into the file it points to."""
+
+
+def _open(db: str) -> tuple[mmap.mmap | None, bool, str | None]:
+    """The mark mapped, whether this process may write it, and where it lies."""
     if db in ("", ":memory:"):
-        return None, False  # a private database: no file to sit beside, no other process
+        return None, False, None  # a private database: nothing beside it, no other process
     # SQLite follows a symbolic link to the file it names, and so does the mark.
     real = os.path.realpath(db)
     path = real + SUFFIX
     try:
-        owner = os.stat(real)
+        if not os.path.lexists(path):
+            _make(path, os.stat(real))
         try:
-            fd, writable = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600), True
-            _as_the_database(fd, owner)
-        except FileExistsError:
-            try:
-                fd, writable = os.open(path, os.O_RDWR), True
-            except PermissionError:
-                fd, writable = os.open(path, os.O_RDONLY), False
+            fd, writable = os.open(path, os.O_RDWR | _NOFOLLOW), True
+        except PermissionError:
+            fd, writable = os.open(path, os.O_RDONLY | _NOFOLLOW), False
         try:
-            if writable and os.fstat(fd).st_size < _SIZE:
-                _grow(fd)
             if os.fstat(fd).st_size < _SIZE:
-                return None, False  # not made yet by a process that may write it
+                return None, False, path  # not a mark this agentrt made
             access = mmap.ACCESS_WRITE if writable else mmap.ACCESS_READ
-            return mmap.mmap(fd, _SIZE, access=access), writable
+            return mmap.mmap(fd, _SIZE, access=access), writable, path
         finally:
             os.close(fd)
     except OSError as exc:
-        log.info("no stop mark at %s (%s): runs read the file before every node", path, exc)
-        return None, False
+        log.info("no stop mark at %s (%s): runs look as they do with none", path, exc)
+        return None, False, path
 
 
-def _as_the_database(fd: int, owner: os.stat_result) -> None:
-    """A new mark gets the database file's permissions, and its owner when made by root, as
-    SQLite's ``-wal`` and ``-shm`` do: whoever may write the database may move the mark."""
-    os.fchmod(fd, owner.st_mode & 0o666)
-    if os.geteuid() == 0:
-        os.fchown(fd, owner.st_uid, owner.st_gid)
-
-
-def _grow(fd: int) -> None:
-    """Make the file the mark's size without touching what it holds: a mark another process
-    wrote stays as it is. Blocks on disk where the system can, not a hole that a full disk
-    could not fill once mapped."""
+def _make(path: str, database: os.stat_result) -> None:
+    """Make the mark whole under a name of its own, then link it into place: no process
+    ever finds it short, or with other permissions than the database file's. Of processes
+    making it at once, the first link wins and the others use that one."""
+    made = f"{path}.{os.getpid()}.{threading.get_ident()}"
+    fd = os.open(made, os.O_RDWR | os.O_CREAT | os.O_EXCL | _NOFOLLOW, 0o600)
     try:
-        os.posix_fallocate(fd, 0, _SIZE)
-    except (AttributeError, OSError):  # macOS has none; some file systems refuse it
-        os.ftruncate(fd, max(_SIZE, os.fstat(fd).st_size))
+        os.write(fd, bytes(_SIZE))
+        _as_the_database(fd, database)
+        with contextlib.suppress(FileExistsError):  # another process's came first
+            os.link(made, path)
+    finally:
+        os.close(fd)
+        os.unlink(made)
+
+
+def _as_the_database(fd: int, database: os.stat_result) -> None:
+    """The database file's permissions, and its group (its owner too when made by root),
+    as SQLite gives its -wal and -shm: whoever may write the database may move the mark."""
+    os.fchmod(fd, database.st_mode & 0o666)
+    try:
+        if os.geteuid() == 0:
+            os.fchown(fd, database.st_uid, database.st_gid)
+        else:
+            os.fchown(fd, -1, database.st_gid)
+    except OSError as exc:  # not a member of its group, or root squashed on NFS
+        log.info("the stop mark keeps this process's owner and group (%s)", exc)
