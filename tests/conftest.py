@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from agentrt import AgentRuntime, Principal, Run
+from agentrt import AgentRuntime, Policy, Principal, Run, tool
 from agentrt.examples import refund_desk
+from agentrt.testing import ScriptedChatModel, ai, tool_call
 from tests.phoenix import phoenix  # noqa: F401
 from tests.postgres import empty_postgres_url, postgres_server, postgres_url  # noqa: F401
 
@@ -88,3 +90,50 @@ def started_at_once(rt: AgentRuntime, goal: str, runs: int) -> list[Run]:
         )
 
     return asyncio.run(drive())
+
+
+class SlowJobs:
+    """A run of two jobs whose first is held in flight until ``release``: something is
+    asked of the run meanwhile (a cancel) while its first effect is under way."""
+
+    def __init__(self, db: Path, *, patience: float = 30.0) -> None:
+        self.entered, self.release = threading.Event(), threading.Event()
+        self.done: list[str] = []
+        self.patience = patience
+
+        @tool(effect="write", idempotent=True)
+        def slow(job: str) -> dict[str, str]:
+            """A long job.
+
+            Args:
+                job: Which.
+            """
+            self.entered.set()
+            self.release.wait(patience)
+            self.done.append(job)
+            return {"job": job}
+
+        model = ScriptedChatModel(
+            [ai("", tool_call("slow", {"job": "a"})), ai("", tool_call("slow", {"job": "b"})), "ok"]
+        )
+        self.driver = AgentRuntime(model, tools=[slow], policy=Policy.allow_all(), db=db)
+
+    def run_while(self, meanwhile: Callable[[], None]) -> Run:
+        """Start the run in a thread; once its first job is in flight, do ``meanwhile``, then
+        let the job end. The run as it ended."""
+        result: list[Run] = []
+        worker = threading.Thread(
+            target=lambda: result.append(
+                self.driver.start("two jobs", principal=Principal("ops"), thread_id="t")
+            )
+        )
+        worker.start()
+        try:
+            assert self.entered.wait(self.patience)
+            meanwhile()
+        finally:
+            self.release.set()
+            worker.join(self.patience)
+            self.driver.close()
+        [run] = result
+        return run

@@ -15,12 +15,11 @@ from agentrt import (
     NotAuthorized,
     Policy,
     Principal,
-    Run,
     RunStatus,
     tool,
 )
 from agentrt.testing import ScriptedChatModel, ai, tool_call
-from tests.conftest import FakeClock, Ids
+from tests.conftest import FakeClock, Ids, SlowJobs
 from tests.gate_app import GOAL, OPS, PAYER, T0, build_runtime, paid
 from tests.test_cli import cli
 from tests.test_runtime import summary
@@ -283,48 +282,19 @@ def test_a_routing_loop_stops_the_run_instead_of_spinning(db: Path) -> None:
 
 @pytest.mark.timeout(60)
 def test_cancel_reaches_a_run_another_process_is_driving(db: Path) -> None:
-    import threading
+    jobs = SlowJobs(db)
 
-    entered, release = threading.Event(), threading.Event()
-    done: list[str] = []
-
-    @tool(effect="write", idempotent=True)
-    def slow(job: str) -> dict[str, str]:
-        """A long job.
-
-        Args:
-            job: Which.
-        """
-        entered.set()
-        release.wait(30)
-        done.append(job)
-        return {"job": job}
-
-    model = ScriptedChatModel(
-        [ai("", tool_call("slow", {"job": "a"})), ai("", tool_call("slow", {"job": "b"})), "ok"]
-    )
-    driver = AgentRuntime(model, tools=[slow], policy=Policy.allow_all(), db=db)
-    result: list[object] = []
-    worker = threading.Thread(
-        target=lambda: result.append(driver.start("two jobs", principal=OPS, thread_id="t"))
-    )
-    worker.start()
-    try:
-        assert entered.wait(30)
+    def cancel() -> None:
         with AgentRuntime(ScriptedChatModel([]), db=db, tracing=None) as other:
             asked = other.cancel("t", reason="customer withdrew")
             assert (asked.status, asked.cancel_requested) == (
                 RunStatus.RUNNING,
                 "customer withdrew",
             )
-    finally:
-        release.set()
-        worker.join(30)
-        driver.close()
-    [run] = result
-    assert isinstance(run, Run)
+
+    run = jobs.run_while(cancel)
     # The call in flight finished (never cut inside an effect); the next one never started.
-    assert done == ["a"]
+    assert jobs.done == ["a"]
     assert (run.status, run.error, run.cancel_requested) == (
         RunStatus.CANCELLED,
         "customer withdrew",

@@ -12,17 +12,16 @@ import stat
 import subprocess
 import sys
 import tempfile
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
 
-from agentrt import AgentRuntime, Policy, Principal, Run, RunStatus, tool
+from agentrt import Principal, RunStatus
 from agentrt.store.sqlite import SqliteStore
 from agentrt.store.sqlite.stop_mark import SUFFIX, StopMark
-from agentrt.testing import ScriptedChatModel, ai, tool_call
+from tests.conftest import SlowJobs
 
 ROOT = Path(__file__).resolve().parent.parent
 OPS = Principal("ops", roles=["ops"], tenant="acme")
@@ -195,45 +194,16 @@ def test_a_cancel_from_another_process_stops_the_run_before_its_next_effect(
     tmp_path: Path,
 ) -> None:
     db = tmp_path / "agentrt.db"
-    entered, release = threading.Event(), threading.Event()
-    done: list[str] = []
-
-    @tool(effect="write", idempotent=True)
-    def slow(job: str) -> dict[str, str]:
-        """A long job.
-
-        Args:
-            job: Which.
-        """
-        entered.set()
-        release.wait(60)
-        done.append(job)
-        return {"job": job}
-
-    model = ScriptedChatModel(
-        [ai("", tool_call("slow", {"job": "a"})), ai("", tool_call("slow", {"job": "b"})), "ok"]
-    )
-    driver = AgentRuntime(model, tools=[slow], policy=Policy.allow_all(), db=db, tracing=None)
+    jobs = SlowJobs(db, patience=60.0)
     # Only the mark may make this run look again: no look goes stale in this test.
-    driver.deps.stop_watch.marked_stale = 3600.0
-    result: list[object] = []
-    worker = threading.Thread(
-        target=lambda: result.append(driver.start("two jobs", principal=OPS, thread_id="t"))
-    )
-    worker.start()
-    try:
-        assert entered.wait(60)
-        _in_another_process(
+    jobs.driver.deps.stop_watch.marked_stale = 3600.0
+    run = jobs.run_while(
+        lambda: _in_another_process(
             "from agentrt import AgentRuntime\n"
             "from agentrt.testing import ScriptedChatModel\n"
             f"with AgentRuntime(ScriptedChatModel([]), db={str(db)!r}, tracing=None) as rt:\n"
             "    rt.cancel('t', reason='customer withdrew')\n"
         )
-    finally:
-        release.set()
-        worker.join(60)
-        driver.close()
-    [run] = result
-    assert isinstance(run, Run)
-    assert done == ["a"]  # the call in flight finished; the next one never began
+    )
+    assert jobs.done == ["a"]  # the call in flight finished; the next one never began
     assert (run.status, run.error) == (RunStatus.CANCELLED, "customer withdrew")
