@@ -73,14 +73,14 @@ class StopMark:
 
     def close(self) -> None:
         with self._lock:
-            found, self._map = self._map, None
+            found, self._map, self._path = self._map, None, None  # closed: nothing to warn of
         if found is not None:
             found.close()
 
 
 _NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)
-"""A link planted where the mark goes is not followed (SQLite opens its -wal and -shm
-so): every stop request would write into the file it points to."""
+"""A link planted where the mark goes is not followed, as SQLite opens its -wal and -shm:
+through one, every stop request would write into the file it points to."""
 
 
 def _open(db: str) -> tuple[mmap.mmap | None, bool, str | None]:
