@@ -128,6 +128,8 @@ def _make(path: str, database: os.stat_result) -> None:
 def _as_the_database(fd: int, database: os.stat_result) -> None:
     """The database file's permissions, and its group (its owner too when made by root),
     as SQLite gives its -wal and -shm: whoever may write the database may move the mark."""
+    if not hasattr(os, "fchown"):  # Windows: files carry no such permissions
+        return
     os.fchmod(fd, database.st_mode & 0o666)
     try:
         if os.geteuid() == 0:
