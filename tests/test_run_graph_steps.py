@@ -178,10 +178,15 @@ def test_an_interrupt_found_where_it_cannot_stop_the_run_makes_the_next_node_loo
         _cancelled("policy", STATE, deps)
 
 
-def test_with_a_stop_mark_no_node_looks_again_until_the_mark_moves() -> None:
+def _marked(mark: bytes) -> tuple[_Clock, _Store, Any]:
+    """A store keeping a stop mark (as SQLite's), and a watch on a clock the test moves."""
     clock, store = _Clock(), _Store(None)
-    store.mark = b"first"
-    deps = _deps(store, StopWatch(clock=clock))
+    store.mark = mark
+    return clock, store, _deps(store, StopWatch(clock=clock))
+
+
+def test_with_a_stop_mark_no_node_looks_again_until_the_mark_moves() -> None:
+    _, store, deps = _marked(b"first")
     assert _cancelled("plan", STATE, deps) is None
     for kind in ("policy", "tool", "verify", "plan", "approval", "commit"):
         assert _cancelled(kind, STATE, deps) is None
@@ -195,9 +200,7 @@ def test_with_a_stop_mark_no_node_looks_again_until_the_mark_moves() -> None:
 
 def test_with_a_stop_mark_a_request_written_around_it_is_seen_once_stale() -> None:
     # A cancel whose process died between its commit and the mark, or written by hand.
-    clock, store = _Clock(), _Store(None)
-    store.mark = b"still"
-    deps = _deps(store, StopWatch(clock=clock))
+    clock, store, deps = _marked(b"still")
     assert _cancelled("tool", STATE, deps) is None
     store.cancel = "by hand"
     clock.now += MARKED_STALE / 2
@@ -210,9 +213,7 @@ def test_with_a_stop_mark_a_request_written_around_it_is_seen_once_stale() -> No
 
 
 def test_with_a_stop_mark_a_stop_asked_in_this_process_is_seen_at_the_next_node() -> None:
-    clock, store = _Clock(), _Store(None)
-    store.mark = b"still"
-    deps = _deps(store, StopWatch(clock=clock))
+    _, store, deps = _marked(b"still")
     assert _cancelled("policy", STATE, deps) is None
     store.cancel = "withdrawn"
     stop_asked()
@@ -222,9 +223,7 @@ def test_with_a_stop_mark_a_stop_asked_in_this_process_is_seen_at_the_next_node(
 
 
 def test_the_mark_is_read_before_the_look_so_a_request_during_it_is_looked_for_again() -> None:
-    clock, store = _Clock(), _Store(None)
-    store.mark = b"before"
-    deps = _deps(store, StopWatch(clock=clock))
+    _, store, deps = _marked(b"before")
     looked = store.stop_requests
 
     def moved_while_reading(thread_id: str) -> tuple[str | None, bool]:
