@@ -76,3 +76,27 @@ def test_rows_pair_samples_into_ratios(monkeypatch: pytest.MonkeyPatch) -> None:
     )
     with pytest.raises(ValueError, match="unpaired"):
         Row.of("x", "y", [1.0], "z", [1.0, 2.0])
+
+
+@pytest.mark.subprocess
+def test_each_benchmark_runs_in_a_process_of_its_own(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What one benchmark leaves in memory is not there when the next is measured."""
+    monkeypatch.syspath_prepend(str(BENCH))
+    import run  # bench/run.py
+    from harness import Report
+
+    (tmp_path / "leaves.py").write_text(
+        "import os, sys\n"
+        "from harness import Report\n"
+        "def main():\n"
+        "    left = getattr(sys, 'left_by_a_benchmark', 0)\n"
+        "    sys.left_by_a_benchmark = left + 1\n"
+        "    return Report(rows=[], extra={'pid': os.getpid(), 'left': left})\n"
+    )
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), str(BENCH)]))
+    first, second = run.run_apart("leaves"), run.run_apart("leaves")
+    assert isinstance(first, Report)
+    assert first.extra["left"] == second.extra["left"] == 0
+    assert len({first.extra["pid"], second.extra["pid"], os.getpid()}) == 3
