@@ -6,15 +6,29 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatResult
 
-from agentrt import AgentRuntime, Decision, RunStatus
+from agentrt import AgentRuntime, Decision, Policy, RunStatus
 from agentrt.events import KINDS, describe
-from agentrt.examples.refund_desk import APPROVER
-from agentrt.service import create_app
+from agentrt.examples.refund_desk import APPROVER, GOAL
+from agentrt.service import create_app, issue_key
+from agentrt.testing import ScriptedChatModel
 from agentrt.tracing.shown import shown_events
+from tests.conftest import FakeClock
+from tests.openai_server import Reply, openai_server
+from tests.provider_app import OPERATOR, TREASURER
+from tests.test_providers import (
+    PAY,
+    offline_tokenizer,  # noqa: F401 (a fixture: tiktoken offline)
+)
+from tests.test_providers import runtime as provider_runtime
 from tests.test_service import Api, keys_for, parse_sse
 from tests.test_service_ui import _browser
 
@@ -108,3 +122,147 @@ async def test_the_run_page_is_drawn_without_a_feed_once_the_run_is_over(
         drawn = await page.client.get(f"/ui/runs/{thread_id}")
     assert drawn.status_code == 200
     assert "data-events" not in drawn.text
+
+
+def _count_model_calls(
+    monkeypatch: pytest.MonkeyPatch, first: asyncio.Event | None = None
+) -> list[str]:
+    """How each model call is answered from now on, in order: "whole" or "streamed".
+    ``first``: the first whole call waits for it (a call in flight)."""
+    asked: list[str] = []
+    whole, streamed = ScriptedChatModel._agenerate, ScriptedChatModel._astream
+
+    async def counted_whole(self: ScriptedChatModel, *args: Any, **kwargs: Any) -> Any:
+        asked.append("whole")
+        if first is not None and asked.count("whole") == 1:
+            await first.wait()
+        return await whole(self, *args, **kwargs)
+
+    def counted_stream(self: ScriptedChatModel, *args: Any, **kwargs: Any) -> Any:
+        asked.append("streamed")
+        return streamed(self, *args, **kwargs)
+
+    monkeypatch.setattr(ScriptedChatModel, "_agenerate", counted_whole)
+    monkeypatch.setattr(ScriptedChatModel, "_astream", counted_stream)
+    return asked
+
+
+async def test_tokens_are_streamed_only_while_someone_watches(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run no one watches asks its model for whole answers; one watched, in tokens."""
+    asked = _count_model_calls(monkeypatch)
+    thread_id, approval = await api.waiting_run()  # driven by the server, unwatched
+    assert asked
+    assert set(asked) == {"whole"}
+    assert thread_id not in api.rt.deps.quiet_threads  # forgotten once the drive ended
+
+    asked.clear()
+    worker = api.app.state.agentrt.worker
+    stream = asyncio.create_task(api.call("GET", f"/runs/{thread_id}/events"))
+    while not worker.watched(thread_id):
+        await asyncio.sleep(0)
+    decided = await api.decide(approval, {"outcome": "approve"}, who="bob")
+    assert decided.status_code == 200, decided.text
+    events = parse_sse((await asyncio.wait_for(stream, 30)).text)
+    assert asked
+    assert set(asked) == {"streamed"}
+    assert "token" in {e["event"] for e in events}
+    assert api.rt.get(thread_id).status is RunStatus.SUCCEEDED
+
+
+async def test_a_page_that_watches_mid_run_gets_the_next_calls_tokens(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    release = asyncio.Event()
+    asked = _count_model_calls(monkeypatch, first=release)
+    started = await api.call("POST", "/runs", json={"goal": GOAL})
+    thread_id = started.json()["thread_id"]
+    while not asked:  # the run's first model call is in flight
+        await asyncio.sleep(0)
+    worker, quiet = api.app.state.agentrt.worker, api.rt.deps.quiet_threads
+    assert thread_id in quiet
+    with worker.watch(thread_id):
+        assert thread_id not in quiet
+    assert thread_id in quiet  # the page left: quiet again
+    with worker.watch(thread_id) as events:
+        release.set()
+        await api.settled(thread_id)
+    kinds = []
+    while not events.empty():
+        event = events.get_nowait()
+        kinds.append(event.type if event is not None else None)
+    # The call in flight whole, the later ones in tokens.
+    assert asked[0] == "whole"
+    assert len(asked) > 1
+    assert set(asked[1:]) == {"streamed"}
+    assert "token" in kinds
+    assert thread_id not in quiet
+    assert api.rt.get(thread_id).status is RunStatus.AWAITING_APPROVAL
+
+
+@pytest.mark.usefixtures("offline_tokenizer")
+async def test_the_provider_streams_only_to_a_watched_run(db: Path, clock: FakeClock) -> None:
+    """The real OpenAI client over HTTP: a served run no one watches asks for whole
+    answers (``"stream": false``); once an event stream watches it, for a stream."""
+    with openai_server([PAY, Reply("paid")]) as server:
+        rt = provider_runtime(db, server, clock)
+        app = create_app(rt, poll_interval=3600, sweep_every=None, rate_limit="10000/minute")
+        keys = {"olga": issue_key(rt, OPERATOR), "tess": issue_key(rt, TREASURER)}
+        try:
+            async with (
+                app.router.lifespan_context(app),
+                httpx.AsyncClient(
+                    transport=httpx.ASGITransport(app=app), base_url="http://agentrt.test"
+                ) as client,
+            ):
+                api = Api(app, client, keys)
+                started = await api.call("POST", "/runs", "olga", json={"goal": "pay acme-7"})
+                thread_id = started.json()["thread_id"]
+                await api.settled(thread_id)
+                assert [r.get("stream") for r in server.requests] == [False]
+                run = (await api.call("GET", f"/runs/{thread_id}", "olga")).json()
+                approval = run["pending_approvals"][0]["id"]
+
+                worker = app.state.agentrt.worker
+                stream = asyncio.create_task(api.call("GET", f"/runs/{thread_id}/events", "olga"))
+                while not worker.watched(thread_id):
+                    await asyncio.sleep(0)
+                decided = await api.decide(approval, {"outcome": "approve"}, who="tess")
+                assert decided.status_code == 200, decided.text
+                events = parse_sse((await asyncio.wait_for(stream, 30)).text)
+            assert rt.get(thread_id).status is RunStatus.SUCCEEDED
+        finally:
+            rt.close()
+    assert [r.get("stream") for r in server.requests] == [False, True]
+    assert "token" in {e["event"] for e in events}
+
+
+class _NoOptions(BaseChatModel):
+    """A model whose answering hook takes no call options (no ``**kwargs``)."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "no-options"
+
+    def bind_tools(self, tools: Any, **kwargs: Any) -> Any:
+        return self  # offered none here
+
+    def _generate(
+        self, messages: list[BaseMessage], stop: list[str] | None = None, run_manager: Any = None
+    ) -> ChatResult:
+        return ChatResult(generations=[ChatGeneration(message=AIMessage("hello"))])
+
+
+async def test_a_model_that_takes_no_call_options_answers_a_quiet_run_as_before(
+    tmp_path: Path,
+) -> None:
+    rt = AgentRuntime(_NoOptions(), tools=[], policy=Policy.allow_all(), db=tmp_path / "a.db")
+    with rt:
+        rt.deps.quiet_threads.add("t")  # as the server marks a run no one watches
+        async for _ in rt.astream("Say hello", principal=OPERATOR, thread_id="t"):
+            pass
+        run = rt.get("t")
+    # Asked as it always was: ``stream=False`` would reach its hook and fail the run.
+    assert run.status is RunStatus.SUCCEEDED, run.error
+    assert run.output == "hello"

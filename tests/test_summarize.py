@@ -262,3 +262,32 @@ def test_approvals_and_denials_are_kept_word_for_word() -> None:
 def test_bad_settings_are_refused_by_name(kwargs: dict[str, Any], message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         Summarize(**kwargs)
+
+
+@pytest.mark.parametrize("watched", [True, False])
+def test_a_run_no_one_watches_gets_the_summary_whole_as_it_does_its_plans(
+    db: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, watched: bool
+) -> None:
+    """A streamed run whose tokens no one reads (RunDeps.quiet_threads, as the server marks
+    its runs no page watches) asks the summarizer, as the planner, for whole answers."""
+    asked: set[tuple[str, str]] = set()
+    for hook, kind in (("_generate", "whole"), ("_stream", "streamed")):
+        answer = getattr(ScriptedChatModel, hook)
+
+        def counted(
+            self: ScriptedChatModel, *args: Any, _a: Any = answer, _k: str = kind, **kw: Any
+        ) -> Any:
+            asked.add((str(self.model_name), _k))
+            return _a(self, *args, **kw)
+
+        monkeypatch.setattr(ScriptedChatModel, hook, counted)
+    writer = ScriptedChatModel([condense], model_name="summarizer")
+    rt, _ = runtime(db, clock, 30, Summarize(at_tokens=1_500, keep_turns=3, model=writer))
+    with rt:
+        if not watched:
+            rt.deps.quiet_threads.add("t")
+        for _ in rt.stream("Read every record", principal=OPS, thread_id="t"):
+            pass
+        assert rt.get("t").status is RunStatus.SUCCEEDED
+    kind = "streamed" if watched else "whole"
+    assert asked == {("planner", kind), ("summarizer", kind)}

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import inspect
 import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
+from langchain_core.runnables import Runnable
 from langgraph.store.base import BaseStore
 from langgraph.types import RetryPolicy
 from opentelemetry.trace import NoOpTracer, Tracer
@@ -91,6 +94,10 @@ class RunDeps:
     message): before a pure node it looks again only when one may be new."""
     stopping_threads: set[str] = field(default_factory=set)
     """Runs this process stops before their next step, resumable (a stream its caller left)."""
+    quiet_threads: set[str] = field(default_factory=set)
+    """Runs streamed where no one reads their tokens now (the server's runs no page
+    watches): their next model calls ask for the answer whole (``stream=False``), not a
+    token at a time."""
     decisions_in_resume: DecisionsInResume | None = None
     """Records the decisions a resume value (``Command(resume=...)``) hands a gate on its
     pending requests, each checked as rt.decide checks it; returns why the value decided
@@ -101,3 +108,25 @@ class RunDeps:
     """LangGraph's long-term store on the run's database: tools' memory across threads."""
     credentials: Credentials | None = None
     """Resolves the credentials a tool declares, at each call; None: no tool may have any."""
+
+    def for_run(
+        self, bound: Runnable[Any, Any], model: BaseChatModel, thread_id: str
+    ) -> Runnable[Any, Any]:
+        """``bound`` (``model`` with its tools and cap) as run ``thread_id`` calls it: asked
+        for its answer whole while no one reads the run's tokens (``quiet_threads``).
+        ``stream=False`` is LangChain's own opt-out: no token callbacks, and no streamed
+        request to the provider, which costs far more to read than one whole answer."""
+        if thread_id in self.quiet_threads and _takes_call_options(type(model)):
+            return bound.bind(stream=False)
+        return bound
+
+
+@cache
+def _takes_call_options(cls: type[BaseChatModel]) -> bool:
+    """True if the model class's answering hooks take the call's options (``**kwargs``), as
+    BaseChatModel's do: LangChain hands them ``stream=False``. A class that takes none
+    answers as it always did (streamed, when a stream watches)."""
+    return all(
+        any(p.kind is p.VAR_KEYWORD for p in inspect.signature(hook).parameters.values())
+        for hook in (cls._generate, cls._agenerate)
+    )

@@ -292,6 +292,7 @@ def _ask(state: RunState, deps: RunDeps) -> _Ask | dict[str, Any]:
     model: Runnable[Any, Any] = deps.model.bind_tools(offered) if offered else deps.model
     if call.capped_by is not None and cap_field is not None:
         model = model.bind(**{cap_field: call.cap})
+    model = deps.for_run(model, deps.model, state["thread_id"])
     return _Ask(
         model=model,
         messages=messages,

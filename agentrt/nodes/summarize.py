@@ -95,6 +95,7 @@ def _prepare(state: RunState, deps: RunDeps) -> _Fold | dict[str, Any]:
     field = output_cap_field(writer.model)
     if call.capped_by is not None and field is not None:
         bound = bound.bind(**{field: call.cap})
+    bound = deps.for_run(bound, writer.model, state["thread_id"])
     digest = request_digest(messages)
     return _Fold(
         cut=cut,

@@ -13,7 +13,9 @@ Under ``serve --no-worker`` (``enabled=False``) it drives nothing: processes run
 
 It drives each segment with ``astream_resume`` and hands every event, as it happens, to
 whoever ``watch``es the run (the event stream of /runs/{id}/events), then ``None`` when
-the segment has ended and the run's row says where it stopped.
+the segment has ended and the run's row says where it stopped. While no one watches a run,
+its model is asked for whole answers (``RunDeps.quiet_threads``): the tokens would go to
+no one. A page that starts watching gets them from a later model call.
 """
 
 from __future__ import annotations
@@ -47,6 +49,8 @@ class RunWorker:
         self._later: dict[str, asyncio.TimerHandle] = {}
         self._slots: asyncio.Semaphore | None = None
         self._watchers: dict[str, set[asyncio.Queue[StreamEvent | None]]] = {}
+        self._quiet = runtime.deps.quiet_threads
+        """The runs this worker drives that no one watches: shared with the run graph."""
 
     @contextmanager
     def watch(self, thread_id: str) -> Iterator[asyncio.Queue[StreamEvent | None]]:
@@ -56,6 +60,7 @@ class RunWorker:
         log again)."""
         queue: asyncio.Queue[StreamEvent | None] = asyncio.Queue(WATCH_BACKLOG)
         self._watchers.setdefault(thread_id, set()).add(queue)
+        self._quiet.discard(thread_id)
         try:
             yield queue
         finally:
@@ -63,6 +68,8 @@ class RunWorker:
             watchers.discard(queue)
             if not watchers:
                 self._watchers.pop(thread_id, None)
+                if thread_id in self._tasks:
+                    self._quiet.add(thread_id)
 
     def watched(self, thread_id: str) -> bool:
         """True while someone watches the run."""
@@ -102,6 +109,8 @@ class RunWorker:
     async def _drive(self, thread_id: str) -> None:
         if self._slots is None:
             self._slots = asyncio.Semaphore(self.max_concurrent)
+        if not self.watched(thread_id):
+            self._quiet.add(thread_id)
         try:
             while True:
                 self._again.discard(thread_id)
@@ -121,6 +130,7 @@ class RunWorker:
                     return
         finally:
             self._tasks.pop(thread_id, None)
+            self._quiet.discard(thread_id)
 
     def _try_when_free(self, thread_id: str, expires_at: float) -> None:
         """Look at the run again when its lease would expire: a live holder renews it
