@@ -39,6 +39,7 @@ BENCHMARKS: tuple[str, ...] = (
     "approvals",
     "tracing",
     "service",
+    "provider",
     "workers",
     "stats",
 )

@@ -25,7 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -36,6 +36,7 @@ from agents import GOAL
 from harness import QUICK, Complaints, Report, Row, num, paired
 from service_app import ACTIONS, LATENCY, PRINCIPAL, build_runtime
 
+from agentrt import AgentRuntime
 from agentrt.cli.serve import serve
 from agentrt.state import TERMINAL
 
@@ -89,8 +90,8 @@ def _free_port() -> int:
         return port
 
 
-def _cli(*args: str) -> list[str]:
-    return [sys.executable, "-m", "agentrt", *args, "--app", APP]
+def _cli(*args: str, app: str = APP) -> list[str]:
+    return [sys.executable, "-m", "agentrt", *args, "--app", app]
 
 
 @dataclass
@@ -106,11 +107,15 @@ class Server:
 
 
 @contextmanager
-def _serving(db: Path | str, log: Path, *args: str) -> Iterator[Server]:
-    """`agentrt serve` on a free port with a key made by `agentrt keys create`; stopped after.
-    ``args``: more of serve's options (``--no-worker``)."""
+def _serving(db: Path | str, log: Path, *args: str, app: str = APP) -> Iterator[Server]:
+    """`agentrt serve` of ``app`` on a free port with a key made by `agentrt keys create`;
+    stopped after. ``args``: more of serve's options (``--no-worker``)."""
     made = subprocess.run(
-        [*_cli("keys", "create", "--id", PRINCIPAL.id, "--tenant", "bench"), "--db", str(db)],
+        [
+            *_cli("keys", "create", "--id", PRINCIPAL.id, "--tenant", "bench", app=app),
+            "--db",
+            str(db),
+        ],
         cwd=BENCH,
         capture_output=True,
         text=True,
@@ -120,7 +125,7 @@ def _serving(db: Path | str, log: Path, *args: str) -> Iterator[Server]:
     with log.open("wb") as stderr:
         process = subprocess.Popen(
             [
-                *_cli("serve"),
+                *_cli("serve", app=app),
                 "--db",
                 str(db),
                 "--port",
@@ -229,13 +234,16 @@ async def _over_http(server: Server, n: int, batch: str, *, spread: float = 0.0)
     return Batch(n / seconds, post_ms, get_ms, idle_ms, cpu)
 
 
-async def _in_process(db: Path, n: int) -> tuple[float, float]:
-    """The same n runs with ``rt.astart`` in this process: runs/s and CPU seconds."""
+async def _in_process(
+    db: Path, n: int, build: Callable[[Path], AgentRuntime] = build_runtime
+) -> tuple[float, float]:
+    """The same n runs with ``rt.astart`` in this process (the runtime ``build`` makes):
+    runs/s and CPU seconds."""
     # The pool `agentrt serve` gives its loop, so both sides have as many node threads.
     asyncio.get_running_loop().set_default_executor(
         ThreadPoolExecutor(THREADS, thread_name_prefix="agentrt")
     )
-    rt = build_runtime(db)
+    rt = build(db)
     try:
         cpu = time.process_time()
         started = time.perf_counter()

@@ -39,6 +39,7 @@ def test_quick_mode_runs_every_benchmark_and_leaves_the_readme() -> None:
         "start-up",
         "storage",
         "service",
+        "provider",
         "workers",
     }
     assert all(float(ratio) > 0 for _, ratio in rows)
