@@ -8,11 +8,11 @@ import os
 from pathlib import Path
 
 import httpx
-from agents import noop
+from agents import agentrt_runtime
 from langchain_openai import ChatOpenAI
 from service_app import ACTIONS
 
-from agentrt import AgentRuntime, Budget, Policy
+from agentrt import AgentRuntime
 
 __all__ = ["URL_VARIABLE", "build_runtime"]
 
@@ -31,10 +31,4 @@ def build_runtime(db: str | Path = "provider-bench.db") -> AgentRuntime:
         # and bound to the first event loop it ran on; each in-process sample has its own.
         http_async_client=httpx.AsyncClient(timeout=60),
     )
-    return AgentRuntime(
-        model,
-        tools=[noop],
-        policy=Policy.allow_all(),
-        db=db,
-        budget=Budget(max_steps=ACTIONS + 1),
-    )
+    return agentrt_runtime(model, db, ACTIONS)
