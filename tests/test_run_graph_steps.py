@@ -153,15 +153,21 @@ def test_verify_looks_again_only_when_a_stop_may_be_new() -> None:
     }
 
 
+def _stopped_by(kind: str, deps: Any) -> str:
+    """The reason the run is stopped with before a ``kind`` node; fails if it goes on."""
+    update = _cancelled(kind, STATE, deps)
+    assert update is not None, f"the run went on into {kind}"
+    reason: str = update["stop"]["reason"]
+    return reason
+
+
 def test_a_stop_asked_in_this_process_is_seen_at_the_next_node() -> None:
     clock, store = _Clock(), _Store(None)
     deps = _deps(store, StopWatch(clock=clock))
     assert _cancelled("tool", STATE, deps) is None
     store.cancel = "withdrawn"
     stop_asked()  # no time passes: the ask itself makes the next look due
-    update = _cancelled("verify", STATE, deps)
-    assert update is not None
-    assert update["stop"]["reason"] == "withdrawn"
+    assert _stopped_by("verify", deps) == "withdrawn"
     assert store.calls == ["check", "check"]
 
 
@@ -192,9 +198,8 @@ def test_with_a_stop_mark_no_node_looks_again_until_the_mark_moves() -> None:
         assert _cancelled(kind, STATE, deps) is None
     assert store.calls == ["check"]  # the mark stood still: nothing new to read
     store.cancel, store.mark = "asked elsewhere", b"moved"  # another process's cancel
-    update = _cancelled("tool", STATE, deps)  # the very next node, before its effect
-    assert update is not None
-    assert update["stop"]["reason"] == "asked elsewhere"
+    # The very next node, before its effect:
+    assert _stopped_by("tool", deps) == "asked elsewhere"
     assert store.calls == ["check", "check"]
 
 
@@ -206,9 +211,7 @@ def test_with_a_stop_mark_a_request_written_around_it_is_seen_once_stale() -> No
     clock.now += MARKED_STALE / 2
     assert _cancelled("tool", STATE, deps) is None
     clock.now += MARKED_STALE / 2
-    update = _cancelled("tool", STATE, deps)
-    assert update is not None
-    assert update["stop"]["reason"] == "by hand"
+    assert _stopped_by("tool", deps) == "by hand"
     assert store.calls == ["check", "check"]
 
 
@@ -217,9 +220,7 @@ def test_with_a_stop_mark_a_stop_asked_in_this_process_is_seen_at_the_next_node(
     assert _cancelled("policy", STATE, deps) is None
     store.cancel = "withdrawn"
     stop_asked()
-    update = _cancelled("tool", STATE, deps)
-    assert update is not None
-    assert update["stop"]["reason"] == "withdrawn"
+    assert _stopped_by("tool", deps) == "withdrawn"
 
 
 def test_the_mark_is_read_before_the_look_so_a_request_during_it_is_looked_for_again() -> None:
@@ -234,9 +235,7 @@ def test_the_mark_is_read_before_the_look_so_a_request_during_it_is_looked_for_a
     store.stop_requests = moved_while_reading  # type: ignore[method-assign]
     assert _cancelled("policy", STATE, deps) is None
     store.stop_requests = looked  # type: ignore[method-assign]
-    update = _cancelled("tool", STATE, deps)
-    assert update is not None
-    assert update["stop"]["reason"] == "during the read"
+    assert _stopped_by("tool", deps) == "during the read"
 
 
 def test_an_interrupt_waits_while_the_next_model_call_is_recorded_already() -> None:
