@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import sys
+import threading
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.metrics import CallbackOptions
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
@@ -17,7 +20,8 @@ from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR
 from agentrt.records import LeaseRecord
 from agentrt.state import RunStatus
 from agentrt.testing import ScriptedChatModel, ai, tool_call
-from agentrt.tracing.metrics import metric_points
+from agentrt.tracing.metrics import RunMetrics, metric_points
+from agentrt.tracing.tally import Tally
 from tests.conftest import FakeClock, Ids
 
 APP = {"agentrt.app": "refund-desk"}
@@ -193,3 +197,74 @@ def test_metrics_off_and_a_bad_setting(db: Path, clock: FakeClock) -> None:
         assert rt.metrics() == {}
     with pytest.raises(ConfigError, match="metrics='yes' is not a metrics setting; use True"):
         refund_desk.build_runtime(db, clock=clock, metrics="yes")
+
+
+def test_two_runtimes_on_one_provider_add_to_the_same_points(
+    tmp_path: Path, clock: FakeClock, reader: InMemoryMetricReader
+) -> None:
+    # OpenTelemetry keeps the first instrument registered under a name: the second
+    # runtime's counts must reach the same sums, not a callback it never calls.
+    provider = MeterProvider(metric_readers=[reader])
+    for name in ("one", "two"):
+        with refund_desk.build_runtime(
+            tmp_path / f"{name}.db", clock=clock, new_id=Ids(), metrics=provider
+        ) as rt:
+            rt.start(GOAL, principal=OPERATOR)
+    points = metric_points(reader)
+    assert sums(points, "agentrt.runs.started", "agentrt.tenant") == {"acme": 2}
+    # Each run asks the model three times before it waits at its gate.
+    assert sums(points, "agentrt.model.calls", "agentrt.app") == {"refund-desk": 2 * 3}
+
+
+def test_the_sums_are_cumulative_and_every_add_from_every_thread_counts(
+    reader: InMemoryMetricReader,
+) -> None:
+    metrics = RunMetrics(MeterProvider(metric_readers=[reader]).get_meter("t"), app="a")
+    metrics.tool_call("send", "ok")
+    assert sums(metric_points(reader), "agentrt.tool.calls", "gen_ai.tool.name") == {"send": 1}
+
+    def count() -> None:
+        for _ in range(5_000):
+            metrics.tool_call("send", "ok")
+            metrics.policy_decision("allow", None)
+
+    threads = [threading.Thread(target=count) for _ in range(4)]
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # threads switch between any two bytecodes, often
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(interval)
+    points = metric_points(reader)
+    assert sums(points, "agentrt.tool.calls", "gen_ai.tool.name") == {"send": 20_001}
+    assert sums(points, "agentrt.policy.decisions", "agentrt.policy.rule") == {"default": 20_000}
+    [point] = points["agentrt.tool.calls"]  # one point for the one attribute set
+    assert point["attributes"] == {
+        "agentrt.app": "a",
+        "gen_ai.tool.name": "send",
+        "agentrt.outcome": "ok",
+        "agentrt.tool.phase": "call",
+    }
+
+
+def test_attributes_given_in_another_order_are_one_point(reader: InMemoryMetricReader) -> None:
+    tally = Tally.of(MeterProvider(metric_readers=[reader]).get_meter("t"))
+    counter = tally.counter("agentrt.things", "{thing}", "Things.")
+    counter.add(1, {"a": 1, "b": 2})
+    counter.add(2, {"b": 2, "a": 1})
+    counter.add(5, {"a": 1, "b": 3})
+    found = {
+        tuple(sorted(p["attributes"].items())): p["value"]
+        for p in metric_points(reader)["agentrt.things"]
+    }
+    assert found == {(("a", 1), ("b", 2)): 3, (("a", 1), ("b", 3)): 5}
+    # What the meter is handed: one observation an attribute set (two of one set in one
+    # callback are left to the SDK to resolve, which the API leaves open).
+    observed = tally._observe("agentrt.things", CallbackOptions())
+    assert sorted((sorted(o.attributes.items()), o.value) for o in observed) == [
+        ([("a", 1), ("b", 2)], 3),
+        ([("a", 1), ("b", 3)], 5),
+    ]

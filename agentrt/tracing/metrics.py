@@ -33,6 +33,7 @@ from opentelemetry.sdk.metrics.export import (
 from agentrt.errors import ConfigError
 from agentrt.tracing import attributes as A
 from agentrt.tracing.exporters import resource
+from agentrt.tracing.tally import Tally
 
 __all__ = [
     "METER_NAME",
@@ -127,7 +128,9 @@ class RunMetrics:
         """agentrt.app on every point: the runtime's name."""
         self.model = model
         """gen_ai.request.model on the model's points: the planner's model."""
-        counter = meter.create_counter
+        # Summed by agentrt, read by the meter when it collects (agentrt.tracing.tally):
+        # an add here is a dict update, not OpenTelemetry's per-point lookup.
+        counter = Tally.of(meter).counter
         self._started = counter("agentrt.runs.started", "{run}", "Runs created.")
         self._ended = counter("agentrt.runs.ended", "{run}", "Runs that reached an end status.")
         self._model_calls = counter("agentrt.model.calls", "{call}", "Answers from the model.")
