@@ -11,8 +11,10 @@ from typing import Any
 
 import pytest
 from opentelemetry.metrics import CallbackOptions
+from opentelemetry.sdk import metrics as sdk
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.metrics.export import AggregationTemporality, InMemoryMetricReader
+from opentelemetry.sdk.metrics.view import View
 
 from agentrt import AgentRuntime, Budget, ConfigError, Decision, Policy, Principal, tool
 from agentrt.examples import refund_desk
@@ -20,8 +22,9 @@ from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR
 from agentrt.records import LeaseRecord
 from agentrt.state import RunStatus
 from agentrt.testing import ScriptedChatModel, ai, tool_call
+from agentrt.tracing import tally
 from agentrt.tracing.metrics import RunMetrics, metric_points
-from agentrt.tracing.tally import Tally
+from agentrt.tracing.tally import summed_counter
 from tests.conftest import FakeClock, Ids
 
 APP = {"agentrt.app": "refund-desk"}
@@ -42,22 +45,40 @@ def reader() -> InMemoryMetricReader:
     return InMemoryMetricReader()
 
 
-def desk(db: Path, clock: FakeClock, reader: InMemoryMetricReader, **kwargs: Any) -> AgentRuntime:
-    provider = MeterProvider(metric_readers=[reader])
-    return refund_desk.build_runtime(db, clock=clock, new_id=Ids(), metrics=provider, **kwargs)
+class Counted:
+    """Where a test's runtime counts: the caller's MeterProvider (OpenTelemetry's own
+    counters), or agentrt's own, read with rt.metrics() (counters agentrt sums)."""
+
+    def __init__(self, where: str) -> None:
+        self.reader = InMemoryMetricReader() if where == "caller" else None
+
+    def setting(self) -> bool | MeterProvider:
+        return True if self.reader is None else MeterProvider(metric_readers=[self.reader])
+
+    def points(self, rt: AgentRuntime) -> dict[str, list[dict[str, Any]]]:
+        return rt.metrics() if self.reader is None else metric_points(self.reader)
 
 
-def test_a_run_through_a_gate_is_counted(
-    db: Path, clock: FakeClock, reader: InMemoryMetricReader
-) -> None:
-    with desk(db, clock, reader, prices={"refund-desk-script": (3.0, 15.0)}) as rt:
+@pytest.fixture(params=["caller", "own"])
+def counted(request: pytest.FixtureRequest) -> Counted:
+    return Counted(request.param)
+
+
+def desk(db: Path, clock: FakeClock, counted: Counted, **kwargs: Any) -> AgentRuntime:
+    return refund_desk.build_runtime(
+        db, clock=clock, new_id=Ids(), metrics=counted.setting(), **kwargs
+    )
+
+
+def test_a_run_through_a_gate_is_counted(db: Path, clock: FakeClock, counted: Counted) -> None:
+    with desk(db, clock, counted, prices={"refund-desk-script": (3.0, 15.0)}) as rt:
         run = rt.start(GOAL, principal=OPERATOR)
         assert run.pending_approval is not None
         clock.advance(120)
         done = rt.decide(Decision.approve(run.pending_approval.id, by=APPROVER))
         assert done.status is RunStatus.SUCCEEDED
         events = rt.events(run.thread_id)
-        points = metric_points(reader)
+        points = counted.points(rt)
 
     assert sums(points, "agentrt.runs.started", "agentrt.tenant", "agentrt.app") == {
         ("acme", "refund-desk"): 1
@@ -103,7 +124,7 @@ def test_a_run_through_a_gate_is_counted(
 
 
 def test_a_budget_stop_and_a_denial_are_counted_by_limit_and_rule(
-    db: Path, clock: FakeClock, reader: InMemoryMetricReader
+    db: Path, clock: FakeClock, counted: Counted
 ) -> None:
     model = ScriptedChatModel(
         [
@@ -113,10 +134,10 @@ def test_a_budget_stop_and_a_denial_are_counted_by_limit_and_rule(
             "unreachable",
         ]
     )
-    with desk(db, clock, reader, model=model) as rt:
+    with desk(db, clock, counted, model=model) as rt:
         run = rt.start(GOAL, principal=OPERATOR, budget=Budget(max_tool_calls=1))
         assert run.status is RunStatus.BUDGET_EXCEEDED
-        points = metric_points(reader)
+        points = counted.points(rt)
     assert sums(points, "agentrt.budget.stops", "agentrt.budget.limit", "agentrt.tenant") == {
         ("max_tool_calls", "acme"): 1
     }
@@ -130,7 +151,7 @@ class Crash(BaseException):
 
 
 def test_a_reconcile_and_a_lease_takeover_are_counted(
-    db: Path, clock: FakeClock, reader: InMemoryMetricReader
+    db: Path, clock: FakeClock, counted: Counted
 ) -> None:
     calls: list[str] = []
 
@@ -143,10 +164,10 @@ def test_a_reconcile_and_a_lease_takeover_are_counted(
         return "sent"
 
     model = ScriptedChatModel([ai("", tool_call("send", {"to": "al"})), "sent it"])
-    provider = MeterProvider(metric_readers=[reader])
     ops = Principal("ops", tenant="acme")
+    setting = counted.setting()
     with AgentRuntime(
-        model, tools=[send], policy=Policy.allow_all(), db=db, clock=clock, metrics=provider
+        model, tools=[send], policy=Policy.allow_all(), db=db, clock=clock, metrics=setting
     ) as rt:
         with pytest.raises(Crash):
             rt.start("mail al", principal=ops, thread_id="t1")
@@ -158,7 +179,7 @@ def test_a_reconcile_and_a_lease_takeover_are_counted(
         assert waiting.pending_approval.kind == "reconcile"
         done = rt.decide(Decision.resolve(waiting.pending_approval.id, result="sent", by=ops))
         assert done.status is RunStatus.SUCCEEDED
-        points = metric_points(reader)
+        points = counted.points(rt)
     assert calls == ["al"]
     assert sums(points, "agentrt.lease.takeovers", "agentrt.outcome") == {"expired": 1}
     assert sums(points, "agentrt.ledger.reconciles", "gen_ai.tool.name", "agentrt.outcome") == {
@@ -199,11 +220,9 @@ def test_metrics_off_and_a_bad_setting(db: Path, clock: FakeClock) -> None:
         refund_desk.build_runtime(db, clock=clock, metrics="yes")
 
 
-def test_two_runtimes_on_one_provider_add_to_the_same_points(
+def test_two_runtimes_on_one_provider_of_the_callers_add_to_the_same_points(
     tmp_path: Path, clock: FakeClock, reader: InMemoryMetricReader
 ) -> None:
-    # OpenTelemetry keeps the first instrument registered under a name: the second
-    # runtime's counts must reach the same sums, not a callback it never calls.
     provider = MeterProvider(metric_readers=[reader])
     for name in ("one", "two"):
         with refund_desk.build_runtime(
@@ -216,10 +235,31 @@ def test_two_runtimes_on_one_provider_add_to_the_same_points(
     assert sums(points, "agentrt.model.calls", "agentrt.app") == {"refund-desk": 2 * 3}
 
 
-def test_the_sums_are_cumulative_and_every_add_from_every_thread_counts(
+def test_a_callers_views_and_temporality_for_counters_apply(db: Path, clock: FakeClock) -> None:
+    # The caller configured Counters: agentrt's counters on their provider are Counters.
+    reader = InMemoryMetricReader(preferred_temporality={sdk.Counter: AggregationTemporality.DELTA})
+    view = View(instrument_type=sdk.Counter, attribute_keys={"agentrt.tenant"})
+    provider = MeterProvider(metric_readers=[reader], views=[view])
+    with desk_on(db, clock, provider) as rt:
+        rt.start(GOAL, principal=OPERATOR)
+        first = metric_points(reader)
+        rt.start(GOAL, principal=OPERATOR)
+        second = metric_points(reader)
+    for points in (first, second):  # deltas: one run each time
+        assert points["agentrt.runs.started"] == [
+            {"attributes": {"agentrt.tenant": "acme"}, "value": 1}
+        ]
+
+
+def desk_on(db: Path, clock: FakeClock, provider: MeterProvider) -> AgentRuntime:
+    return refund_desk.build_runtime(db, clock=clock, new_id=Ids(), metrics=provider)
+
+
+def test_summed_counts_are_cumulative_and_every_add_from_every_thread_counts(
     reader: InMemoryMetricReader,
 ) -> None:
-    metrics = RunMetrics(MeterProvider(metric_readers=[reader]).get_meter("t"), app="a")
+    meter = MeterProvider(metric_readers=[reader]).get_meter("t")
+    metrics = RunMetrics(meter, app="a", summed=True)
     metrics.tool_call("send", "ok")
     assert sums(metric_points(reader), "agentrt.tool.calls", "gen_ai.tool.name") == {"send": 1}
 
@@ -238,8 +278,11 @@ def test_the_sums_are_cumulative_and_every_add_from_every_thread_counts(
             thread.join()
     finally:
         sys.setswitchinterval(interval)
+    # A second RunMetrics on the meter adds to the same sums: OpenTelemetry keeps only the
+    # first observable counter of a name, and so only its callback.
+    RunMetrics(meter, app="a", summed=True).tool_call("send", "ok")
     points = metric_points(reader)
-    assert sums(points, "agentrt.tool.calls", "gen_ai.tool.name") == {"send": 20_001}
+    assert sums(points, "agentrt.tool.calls", "gen_ai.tool.name") == {"send": 20_002}
     assert sums(points, "agentrt.policy.decisions", "agentrt.policy.rule") == {"default": 20_000}
     [point] = points["agentrt.tool.calls"]  # one point for the one attribute set
     assert point["attributes"] == {
@@ -251,11 +294,12 @@ def test_the_sums_are_cumulative_and_every_add_from_every_thread_counts(
 
 
 def test_attributes_given_in_another_order_are_one_point(reader: InMemoryMetricReader) -> None:
-    tally = Tally.of(MeterProvider(metric_readers=[reader]).get_meter("t"))
-    counter = tally.counter("agentrt.things", "{thing}", "Things.")
+    meter = MeterProvider(metric_readers=[reader]).get_meter("t")
+    counter = summed_counter(meter, "agentrt.things", "{thing}", "Things.")
     counter.add(1, {"a": 1, "b": 2})
     counter.add(2, {"b": 2, "a": 1})
     counter.add(5, {"a": 1, "b": 3})
+    counter.add(-4, {"a": 1, "b": 3})  # dropped, as a Counter drops it: sums only grow
     found = {
         tuple(sorted(p["attributes"].items())): p["value"]
         for p in metric_points(reader)["agentrt.things"]
@@ -263,7 +307,7 @@ def test_attributes_given_in_another_order_are_one_point(reader: InMemoryMetricR
     assert found == {(("a", 1), ("b", 2)): 3, (("a", 1), ("b", 3)): 5}
     # What the meter is handed: one observation an attribute set (two of one set in one
     # callback are left to the SDK to resolve, which the API leaves open).
-    observed = tally._observe("agentrt.things", CallbackOptions())
+    observed = tally._tallies[meter].observe("agentrt.things", CallbackOptions())
     assert sorted((sorted(o.attributes.items()), o.value) for o in observed) == [
         ([("a", 1), ("b", 2)], 3),
         ([("a", 1), ("b", 3)], 5),

@@ -10,7 +10,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
+    ExportMetricsServiceRequest,
+)
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
+from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
 
 from agentrt import Decision
 from agentrt.examples import refund_desk
@@ -19,23 +23,32 @@ from tests.conftest import FakeClock
 
 
 class Collector(ThreadingHTTPServer):
-    """A minimal OTLP/HTTP trace receiver: keeps each request's spans."""
+    """A minimal OTLP/HTTP receiver: keeps each request's spans, and the sums of metrics."""
 
     def __init__(self) -> None:
         super().__init__(("127.0.0.1", 0), _Receive)
         self.spans: list[tuple[str, dict[str, object]]] = []
         self.services: set[str] = set()
+        self.sums: list[tuple[str, int, bool, list[float]]] = []
+        """Each sum metric as exported: name, temporality, monotonic, its points' values."""
 
     @property
     def endpoint(self) -> str:
         return f"http://127.0.0.1:{self.server_address[1]}/v1/traces"
 
+    @property
+    def metrics_endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}/v1/metrics"
+
 
 class _Receive(BaseHTTPRequestHandler):
     def do_POST(self) -> None:
         body = self.rfile.read(int(self.headers["Content-Length"]))
-        request = ExportTraceServiceRequest.FromString(body)
         assert isinstance(self.server, Collector)
+        if self.path == "/v1/metrics":
+            self._metrics(body)
+            return
+        request = ExportTraceServiceRequest.FromString(body)
         for resource in request.resource_spans:
             for a in resource.resource.attributes:
                 if a.key == "service.name":
@@ -44,6 +57,25 @@ class _Receive(BaseHTTPRequestHandler):
                 for span in scope.spans:
                     attrs = {a.key: a.value.string_value for a in span.attributes}
                     self.server.spans.append((span.name, attrs))
+        self.send_response(200)
+        self.send_header("Content-Type", "application/x-protobuf")
+        self.end_headers()
+
+    def _metrics(self, body: bytes) -> None:
+        assert isinstance(self.server, Collector)
+        request = ExportMetricsServiceRequest.FromString(body)
+        for resource in request.resource_metrics:
+            for scope in resource.scope_metrics:
+                for metric in scope.metrics:
+                    if metric.HasField("sum"):
+                        self.server.sums.append(
+                            (
+                                metric.name,
+                                metric.sum.aggregation_temporality,
+                                metric.sum.is_monotonic,
+                                [p.as_int or p.as_double for p in metric.sum.data_points],
+                            )
+                        )
         self.send_response(200)
         self.send_header("Content-Type", "application/x-protobuf")
         self.end_headers()
@@ -66,6 +98,8 @@ def test_spans_go_over_otlp_http(
     db: Path, clock: FakeClock, collector: Collector, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", collector.endpoint)
+    # The metrics too, or closing waits out retries to a collector that is not there.
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", collector.metrics_endpoint)
     monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
     monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
     with refund_desk.build_runtime(db, clock=clock, tracing="otlp") as rt:
@@ -97,7 +131,40 @@ def test_an_unreachable_collector_is_counted_not_raised(
         port = s.getsockname()[1]
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", f"http://127.0.0.1:{port}/v1/traces")
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_TIMEOUT", "1")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", f"http://127.0.0.1:{port}/v1/metrics")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_TIMEOUT", "1")
     with refund_desk.build_runtime(db, clock=clock, tracing="otlp") as rt:
         run = rt.start(GOAL, principal=OPERATOR)
         assert run.status == "awaiting_approval"
     assert rt.export_failures >= 1
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        ("cumulative", AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE),
+        ("delta", AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA),
+        # Counters as deltas: agentrt's are observable counters (agentrt.tracing.tally), which
+        # OpenTelemetry's "lowmemory" alone would send as totals.
+        ("lowmemory", AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA),
+    ],
+)
+def test_the_metrics_go_over_otlp_as_the_temporality_preference_says(
+    db: Path,
+    clock: FakeClock,
+    collector: Collector,
+    monkeypatch: pytest.MonkeyPatch,
+    case: tuple[str, int],
+) -> None:
+    preference, temporality = case
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", collector.endpoint)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", collector.metrics_endpoint)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", preference)
+    with refund_desk.build_runtime(db, clock=clock, tracing="otlp") as rt:
+        rt.start(GOAL, principal=OPERATOR)
+        rt.start(GOAL, principal=OPERATOR)
+    # close() exported them once.
+    sums = {name: (kind, monotonic, values) for name, kind, monotonic, values in collector.sums}
+    assert sums["agentrt.runs.started"] == (temporality, True, [2])
+    assert sums["agentrt.model.calls"] == (temporality, True, [6])
+    assert {kind for kind, _, _ in sums.values()} == {temporality}

@@ -10,19 +10,24 @@ Where they go follows ``tracing=``: "otlp" and "console" export them every
 ``METRIC_INTERVAL_MS`` through OpenTelemetry's own metric exporters, and every runtime
 keeps them in memory too (an InMemoryMetricReader), so ``rt.metrics()`` reads them with
 no collector. A MeterProvider passed as ``metrics=`` takes them instead (its readers are
-the caller's); ``metrics=False`` turns them off.
+the caller's); ``metrics=False`` turns them off. On agentrt's own provider the counters'
+sums are kept by agentrt and read as the meter collects (agentrt.tracing.tally); a
+caller's provider gets OpenTelemetry's Counters, which its views and temporality name.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 from opentelemetry import metrics
-from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics import MeterProvider, ObservableCounter
 from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
     ConsoleMetricExporter,
     InMemoryMetricReader,
     MetricExporter,
@@ -33,7 +38,7 @@ from opentelemetry.sdk.metrics.export import (
 from agentrt.errors import ConfigError
 from agentrt.tracing import attributes as A
 from agentrt.tracing.exporters import resource
-from agentrt.tracing.tally import Tally
+from agentrt.tracing.tally import summed_counter
 
 __all__ = [
     "METER_NAME",
@@ -116,21 +121,34 @@ def _exporter(tracing: Any) -> MetricExporter | None:
                 "tracing='otlp' needs the OTLP exporter, which is the optional extra 'otlp': "
                 "pip install 'agentrt[otlp]'"
             ) from None
-        return OTLPMetricExporter()
+        return OTLPMetricExporter(preferred_temporality=_counters_as_counters())
     return None
+
+
+def _counters_as_counters() -> dict[type, AggregationTemporality]:
+    """agentrt's counters are observable ones (agentrt.tracing.tally), and OpenTelemetry's
+    "lowmemory" preference sends a Counter's points as deltas but an observable counter's
+    as totals: these keep the temporality a Counter gets."""
+    preference = os.environ.get("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "")
+    if preference.strip().upper() == "LOWMEMORY":
+        return {ObservableCounter: AggregationTemporality.DELTA}
+    return {}
 
 
 class RunMetrics:
     """The instruments, and one method a thing worth counting."""
 
-    def __init__(self, meter: metrics.Meter, *, app: str, model: str | None = None) -> None:
+    def __init__(
+        self, meter: metrics.Meter, *, app: str, model: str | None = None, summed: bool = False
+    ) -> None:
+        """``summed``: the meter is agentrt's own (``metrics=True``), so the counters'
+        sums may be kept by agentrt and read as the meter collects (agentrt.tracing.tally):
+        an add is then a dict update, not OpenTelemetry's per-point lookup."""
         self.app = app
         """agentrt.app on every point: the runtime's name."""
         self.model = model
         """gen_ai.request.model on the model's points: the planner's model."""
-        # Summed by agentrt, read by the meter when it collects (agentrt.tracing.tally):
-        # an add here is a dict update, not OpenTelemetry's per-point lookup.
-        counter = Tally.of(meter).counter
+        counter = partial(summed_counter, meter) if summed else meter.create_counter
         self._started = counter("agentrt.runs.started", "{run}", "Runs created.")
         self._ended = counter("agentrt.runs.ended", "{run}", "Runs that reached an end status.")
         self._model_calls = counter("agentrt.model.calls", "{call}", "Answers from the model.")

@@ -1,18 +1,21 @@
 """Counters whose sums agentrt keeps itself, read by OpenTelemetry whenever it collects.
 
 OpenTelemetry's synchronous counter checks and hashes a point's attributes and finds its
-aggregation under a lock at every ``add``: about 7 µs alone, and 30 µs or more inside a run,
-where a run counts a model call, a tool call and a policy decision at every action (about
-2% of a 20-action run's time, bench/README.md). Here an ``add`` is one dict update under a
-lock, and the sums reach the meter through observable counters, OpenTelemetry's instrument
-for values a program keeps itself. It reads them when it collects: ``rt.metrics()``, an
-exporter's interval, the provider's shutdown. The points are the same monotonic sums,
-under the same names, units and attributes.
+aggregation under a lock at every ``add``: 7-8 µs in a loop of its own, 22-35 µs inside a
+run (bench/README.md, eleventh stop), where a run counts a model call, a tool call and a
+policy decision at every action. Here an ``add`` is one dict update under a lock, and the
+sums reach the meter through observable counters, OpenTelemetry's instrument for values a
+program keeps itself. The meter reads them when it collects: ``rt.metrics()``, an
+exporter's interval, the provider's shutdown.
 
-Every ``RunMetrics`` on one meter shares one tally: OpenTelemetry keeps the first
-instrument registered under a name, and so the first one's callback, so a second runtime
-on the caller's MeterProvider adds to the same sums, as two synchronous counters of one
-name would.
+The points are the same monotonic sums, under the same names, units and attributes, with
+two differences a backend may see: a series starts at the first collection that finds it,
+not at its first count; and under delta temporality every series seen so far is sent at
+each export, at 0 when nothing was counted since.
+
+Only for the MeterProvider agentrt builds itself (``metrics=True``): OpenTelemetry picks
+temporality and views by the instrument's kind, so a caller's provider, whose views and
+readers are the caller's, gets the synchronous counters it was configured for.
 """
 
 from __future__ import annotations
@@ -25,51 +28,49 @@ from typing import Any
 
 from opentelemetry.metrics import CallbackOptions, Meter, Observation
 
-__all__ = ["Summed", "Tally"]
+__all__ = ["Summed", "summed_counter"]
 
 _Key = tuple[tuple[str, Any], ...]
 
 
-class Tally:
-    """The sums of one meter's counters, by name, then by attributes."""
+class _Tally:
+    """The sums of one meter's counters, by name, then by attributes. Every counter of
+    one name on one meter shares its sums: OpenTelemetry keeps the first instrument
+    registered under a name, and so only the first one's callback."""
 
-    _of: weakref.WeakKeyDictionary[Meter, Tally] = weakref.WeakKeyDictionary()
-    _of_lock = threading.Lock()
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.sums: dict[str, dict[_Key, float]] = {}
 
-    def __init__(self, meter: Meter) -> None:
-        # The meter is not kept: its instruments keep this tally through their callbacks,
-        # and the table above keeps it only while the meter lives.
-        self._create = weakref.WeakMethod(meter.create_observable_counter)
-        self._lock = threading.Lock()
-        self._sums: dict[str, dict[_Key, float]] = {}
-
-    @classmethod
-    def of(cls, meter: Meter) -> Tally:
-        """The tally of ``meter``, made on first use."""
-        with cls._of_lock:
-            tally = cls._of.get(meter)
-            if tally is None:
-                tally = cls._of[meter] = cls(meter)
-            return tally
-
-    def counter(self, name: str, unit: str, description: str) -> Summed:
-        """A counter called ``name``, registered with the meter once."""
-        with self._lock:
-            if name not in self._sums:
-                self._sums[name] = {}
-                create = self._create()
-                if create is not None:
-                    create(name, [partial(self._observe, name)], unit, description)
-        return Summed(self._sums[name], self._lock)
-
-    def _observe(self, name: str, options: CallbackOptions) -> Iterable[Observation]:
-        with self._lock:
-            sums = list(self._sums[name].items())
+    def observe(self, name: str, options: CallbackOptions) -> Iterable[Observation]:
+        with self.lock:
+            sums = list(self.sums[name].items())
         points: dict[_Key, float] = {}
         for key, value in sums:  # one point an attribute set, whatever order it came in
             point = tuple(sorted(key))
             points[point] = points.get(point, 0) + value
         return [Observation(value, dict(key)) for key, value in points.items()]
+
+
+# A meter's tally lives as long as the meter: its instruments' callbacks hold the tally,
+# and nothing here holds the meter.
+_tallies: weakref.WeakKeyDictionary[Meter, _Tally] = weakref.WeakKeyDictionary()
+_tallies_lock = threading.Lock()
+
+
+def summed_counter(meter: Meter, name: str, unit: str, description: str) -> Summed:
+    """A counter called ``name`` on ``meter`` whose sums agentrt keeps: an observable
+    counter, registered with the meter the first time the name is asked for."""
+    with _tallies_lock:
+        tally = _tallies.get(meter)
+        if tally is None:
+            tally = _tallies[meter] = _Tally()
+    with tally.lock:
+        sums = tally.sums.get(name)
+        if sums is None:
+            sums = tally.sums[name] = {}
+            meter.create_observable_counter(name, [partial(tally.observe, name)], unit, description)
+    return Summed(sums, tally.lock)
 
 
 class Summed:
@@ -83,7 +84,10 @@ class Summed:
 
     def add(self, amount: float, attributes: Mapping[str, Any]) -> None:
         """Add ``amount`` to the sum of the point with these ``attributes`` (kept in the
-        order given, which costs no sort here; collecting merges the orders)."""
+        order given, which costs no sort here; collecting merges the orders). A negative
+        amount is dropped, as OpenTelemetry's Counter drops it: the sums only grow."""
+        if amount < 0:
+            return
         key = tuple(attributes.items())
         with self._lock:
             self._sums[key] = self._sums.get(key, 0) + amount
