@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -90,6 +91,20 @@ def started_at_once(rt: AgentRuntime, goal: str, runs: int) -> list[Run]:
         )
 
     return asyncio.run(drive())
+
+
+def run_interleaved(*threads: threading.Thread) -> None:
+    """Start ``threads`` and wait for them, with the interpreter handing its lock from one
+    to another as often as it can: a race between any two bytecodes has its chance."""
+    switching = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+    finally:
+        sys.setswitchinterval(switching)
 
 
 class SlowJobs:

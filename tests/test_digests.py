@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 import threading
 
 import pytest
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, ToolMessage
 
 from agentrt.digests import GrowingRequest, request_digest
+from tests.conftest import run_interleaved
 
 
 def test_a_request_digest_is_the_same_whatever_the_message_kinds() -> None:
@@ -51,8 +51,6 @@ def test_a_growing_request_digested_from_two_threads_at_once_stays_right() -> No
     # One is kept per thread id in a process: two replays of one run may plan at once.
     asked = [HumanMessage(f"turn {i} " * 20) for i in range(300)]
     growing, barrier, wrong = GrowingRequest(), threading.Barrier(2), []
-    switching = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # hand the GIL over as often as it goes
 
     def digest(lengths: range) -> None:
         for length in lengths:
@@ -60,14 +58,7 @@ def test_a_growing_request_digested_from_two_threads_at_once_stays_right() -> No
             if growing.digest(asked[:length]) != request_digest(asked[:length]):
                 wrong.append(length)
 
-    try:
-        threads = [threading.Thread(target=digest, args=(range(n, 301, 2),)) for n in (1, 2)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    finally:
-        sys.setswitchinterval(switching)
+    run_interleaved(*(threading.Thread(target=digest, args=(range(n, 301, 2),)) for n in (1, 2)))
     assert wrong == []
 
 

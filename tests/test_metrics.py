@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 import threading
 from collections import Counter
 from pathlib import Path
@@ -25,7 +24,7 @@ from agentrt.testing import ScriptedChatModel, ai, tool_call
 from agentrt.tracing import tally
 from agentrt.tracing.metrics import RunMetrics, metric_points
 from agentrt.tracing.tally import summed_counter
-from tests.conftest import FakeClock, Ids
+from tests.conftest import FakeClock, Ids, run_interleaved
 
 APP = {"agentrt.app": "refund-desk"}
 
@@ -268,16 +267,7 @@ def test_summed_counts_are_cumulative_and_every_add_from_every_thread_counts(
             metrics.tool_call("send", "ok")
             metrics.policy_decision("allow", None)
 
-    threads = [threading.Thread(target=count) for _ in range(4)]
-    interval = sys.getswitchinterval()
-    sys.setswitchinterval(1e-6)  # threads switch between any two bytecodes, often
-    try:
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-    finally:
-        sys.setswitchinterval(interval)
+    run_interleaved(*(threading.Thread(target=count) for _ in range(4)))
     # A second RunMetrics on the meter adds to the same sums: OpenTelemetry keeps only the
     # first observable counter of a name, and so only its callback.
     RunMetrics(meter, app="a", summed=True).tool_call("send", "ok")
