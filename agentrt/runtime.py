@@ -317,10 +317,7 @@ class AgentRuntime(RunReading, OwnGraphDoor, Conversing):
 
     def _run_metrics(self, setting: Any, tracing: Any, name: str) -> RunMetrics:
         setup = self._metrics_setup = make_meter(setting, tracing)
-        # Its own provider, whose readers it made: its counters may be summed by agentrt.
-        return RunMetrics(
-            setup.meter, app=name, model=self.model_name, summed=setup.provider is not None
-        )
+        return RunMetrics(setup.meter, app=name, model=self.model_name, summed=setup.summed)
 
     def metrics(self) -> dict[str, list[dict[str, Any]]]:
         """The runtime's metrics as they stand, by name (agentrt.runs.started, ...): each

@@ -22,8 +22,8 @@ from agentrt.records import LeaseRecord
 from agentrt.state import RunStatus
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 from agentrt.tracing import tally
-from agentrt.tracing.metrics import RunMetrics, metric_points
-from agentrt.tracing.tally import summed_counter
+from agentrt.tracing.metrics import RunMetrics, make_meter, metric_points
+from agentrt.tracing.tally import Summed, summed_counter
 from tests.conftest import FakeClock, Ids, run_interleaved
 
 APP = {"agentrt.app": "refund-desk"}
@@ -197,6 +197,40 @@ def test_rt_metrics_reads_them_without_a_collector(db: Path, clock: FakeClock) -
         figures = rt.metrics()
     assert sums(figures, "agentrt.runs.started", "agentrt.tenant") == {"acme": 1}
     assert json.loads(json.dumps(figures)) == figures  # plain data
+
+
+@pytest.mark.parametrize(
+    ("tracing", "preference", "summed"),
+    [
+        ("sqlite", "delta", True),  # kept in memory only: read as totals
+        ("console", "", True),
+        ("otlp", "", True),
+        ("otlp", " Cumulative ", True),
+        # Sent as deltas, observable counters would keep every series for good, and fold new
+        # ones past the SDK's limit into its overflow point: Counters there.
+        ("otlp", "delta", False),
+        ("otlp", "lowmemory", False),
+    ],
+)
+def test_agentrts_own_counters_are_summed_where_they_are_read_as_totals(
+    monkeypatch: pytest.MonkeyPatch, tracing: str, preference: str, summed: bool
+) -> None:
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", preference)
+    setup = make_meter(True, tracing)
+    assert setup.provider is not None
+    try:
+        assert setup.summed is summed
+        counted = RunMetrics(setup.meter, app="a", summed=setup.summed)
+        assert isinstance(counted._started, Summed) is summed
+    finally:
+        setup.provider.shutdown()
+    assert make_meter(MeterProvider(), tracing).summed is False  # the caller's: Counters
+    assert make_meter(False, tracing).summed is False
+
+
+def test_a_runtime_on_its_own_provider_counts_through_the_tally(db: Path, clock: FakeClock) -> None:
+    with refund_desk.build_runtime(db, clock=clock, new_id=Ids()) as rt:
+        assert isinstance(rt.deps.tracing.metrics._started, Summed)
 
 
 def test_console_tracing_exports_the_metrics_too(

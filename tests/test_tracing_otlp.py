@@ -144,8 +144,8 @@ def test_an_unreachable_collector_is_counted_not_raised(
     [
         ("cumulative", AggregationTemporality.AGGREGATION_TEMPORALITY_CUMULATIVE),
         ("delta", AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA),
-        # Counters as deltas: agentrt's are observable counters (agentrt.tracing.tally), which
-        # OpenTelemetry's "lowmemory" alone would send as totals.
+        # Counters as deltas: agentrt counts with Counters there (MetricsSetup.summed), where
+        # its observable counters would go out as totals.
         ("lowmemory", AggregationTemporality.AGGREGATION_TEMPORALITY_DELTA),
     ],
 )

@@ -10,9 +10,10 @@ Where they go follows ``tracing=``: "otlp" and "console" export them every
 ``METRIC_INTERVAL_MS`` through OpenTelemetry's own metric exporters, and every runtime
 keeps them in memory too (an InMemoryMetricReader), so ``rt.metrics()`` reads them with
 no collector. A MeterProvider passed as ``metrics=`` takes them instead (its readers are
-the caller's); ``metrics=False`` turns them off. On agentrt's own provider the counters'
-sums are kept by agentrt and read as the meter collects (agentrt.tracing.tally); a
-caller's provider gets OpenTelemetry's Counters, which its views and temporality name.
+the caller's); ``metrics=False`` turns them off. On agentrt's own provider, exported as
+totals, the counters' sums are kept by agentrt and read as the meter collects
+(agentrt.tracing.tally); a caller's provider gets OpenTelemetry's Counters, which its
+views and temporality name, as do exports sent as deltas.
 """
 
 from __future__ import annotations
@@ -25,9 +26,8 @@ from functools import partial
 from typing import Any
 
 from opentelemetry import metrics
-from opentelemetry.sdk.metrics import MeterProvider, ObservableCounter
+from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import (
-    AggregationTemporality,
     ConsoleMetricExporter,
     InMemoryMetricReader,
     MetricExporter,
@@ -76,6 +76,12 @@ class MetricsSetup:
     """The provider agentrt built (and shuts down on close); None for the caller's or off."""
     reader: InMemoryMetricReader | None
     """Where rt.metrics() reads from; None when the caller's provider (or none) has them."""
+    summed: bool = False
+    """The counters' sums are kept by agentrt (agentrt.tracing.tally): only on its own
+    provider, and only while every reader takes counters as totals. Sent as deltas, an
+    observable counter's series would stay in the SDK and go out at every export for
+    good, and a new one past its limit of 2,000 a counter would fold into the overflow
+    point, where a Counter starts afresh at each export."""
 
 
 def check_setting(setting: Any) -> None:
@@ -104,7 +110,8 @@ def make_meter(setting: Any, tracing: Any) -> MetricsSetup:
             PeriodicExportingMetricReader(exporter, export_interval_millis=METRIC_INTERVAL_MS)
         )
     provider = MeterProvider(metric_readers=readers, resource=resource())
-    return MetricsSetup(provider.get_meter(METER_NAME), provider, reader)
+    meter = provider.get_meter(METER_NAME)
+    return MetricsSetup(meter, provider, reader, summed=not _sent_as_deltas(tracing))
 
 
 def _exporter(tracing: Any) -> MetricExporter | None:
@@ -121,18 +128,15 @@ def _exporter(tracing: Any) -> MetricExporter | None:
                 "tracing='otlp' needs the OTLP exporter, which is the optional extra 'otlp': "
                 "pip install 'agentrt[otlp]'"
             ) from None
-        return OTLPMetricExporter(preferred_temporality=_counters_as_counters())
+        return OTLPMetricExporter()
     return None
 
 
-def _counters_as_counters() -> dict[type, AggregationTemporality]:
-    """agentrt's counters are observable ones (agentrt.tracing.tally), and OpenTelemetry's
-    "lowmemory" preference sends a Counter's points as deltas but an observable counter's
-    as totals: these keep the temporality a Counter gets."""
+def _sent_as_deltas(tracing: Any) -> bool:
+    """True when the OTLP exporter will send counters as deltas: OpenTelemetry's preference
+    "delta", or "lowmemory" (which sends Counters so, and observable counters as totals)."""
     preference = os.environ.get("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "")
-    if preference.strip().upper() == "LOWMEMORY":
-        return {ObservableCounter: AggregationTemporality.DELTA}
-    return {}
+    return tracing == "otlp" and preference.strip().upper() in ("DELTA", "LOWMEMORY")
 
 
 class RunMetrics:
@@ -141,9 +145,9 @@ class RunMetrics:
     def __init__(
         self, meter: metrics.Meter, *, app: str, model: str | None = None, summed: bool = False
     ) -> None:
-        """``summed``: the meter is agentrt's own (``metrics=True``), so the counters'
-        sums may be kept by agentrt and read as the meter collects (agentrt.tracing.tally):
-        an add is then a dict update, not OpenTelemetry's per-point lookup."""
+        """``summed``: the counters' sums are kept by agentrt and read as the meter
+        collects (agentrt.tracing.tally; ``MetricsSetup.summed`` says when): an add is
+        then a dict update, not OpenTelemetry's per-point lookup."""
         self.app = app
         """agentrt.app on every point: the runtime's name."""
         self.model = model

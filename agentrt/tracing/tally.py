@@ -9,13 +9,13 @@ program keeps itself. The meter reads them when it collects: ``rt.metrics()``, a
 exporter's interval, the provider's shutdown.
 
 The points are the same monotonic sums, under the same names, units and attributes, with
-two differences a backend may see: a series starts at the first collection that finds it,
-not at its first count; and under delta temporality every series seen so far is sent at
-each export, at 0 when nothing was counted since.
+one difference a backend may see: a series starts at the first collection that finds it,
+not at its first count.
 
-Only for the MeterProvider agentrt builds itself (``metrics=True``): OpenTelemetry picks
-temporality and views by the instrument's kind, so a caller's provider, whose views and
-readers are the caller's, gets the synchronous counters it was configured for.
+Only for the MeterProvider agentrt builds itself (``metrics=True``), and only while its
+readers take counters as totals (``MetricsSetup.summed``): OpenTelemetry picks temporality
+and views by the instrument's kind, so a caller's provider, whose views and readers are
+the caller's, gets the synchronous counters it was configured for.
 """
 
 from __future__ import annotations
@@ -67,9 +67,13 @@ def summed_counter(meter: Meter, name: str, unit: str, description: str) -> Summ
             tally = _tallies[meter] = _Tally()
     with tally.lock:
         sums = tally.sums.get(name)
+        new = sums is None
         if sums is None:
             sums = tally.sums[name] = {}
-            meter.create_observable_counter(name, [partial(tally.observe, name)], unit, description)
+    if new:
+        # Outside the tally's lock: a collection holds the SDK's lock while it calls
+        # observe, which takes the tally's, and registering takes the SDK's.
+        meter.create_observable_counter(name, [partial(tally.observe, name)], unit, description)
     return Summed(sums, tally.lock)
 
 
@@ -85,8 +89,9 @@ class Summed:
     def add(self, amount: float, attributes: Mapping[str, Any]) -> None:
         """Add ``amount`` to the sum of the point with these ``attributes`` (kept in the
         order given, which costs no sort here; collecting merges the orders). A negative
-        amount is dropped, as OpenTelemetry's Counter drops it: the sums only grow."""
-        if amount < 0:
+        amount is dropped, as OpenTelemetry's Counter drops it (and NaN, which would spoil
+        the sum for good): the sums only grow."""
+        if not amount >= 0:
             return
         key = tuple(attributes.items())
         with self._lock:
