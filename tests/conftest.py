@@ -93,16 +93,17 @@ def started_at_once(rt: AgentRuntime, goal: str, runs: int) -> list[Run]:
     return asyncio.run(drive())
 
 
-def run_interleaved(*threads: threading.Thread) -> None:
-    """Start ``threads`` and wait for them, with the interpreter handing its lock from one
-    to another as often as it can: a race between any two bytecodes has its chance."""
+def run_interleaved(*threads: threading.Thread, timeout: float | None = None) -> None:
+    """Start ``threads`` and wait for them (each at most ``timeout`` seconds), with the
+    interpreter handing its lock from one to another as often as it can: a race between
+    any two bytecodes has its chance."""
     switching = sys.getswitchinterval()
     sys.setswitchinterval(1e-6)
     try:
         for thread in threads:
             thread.start()
         for thread in threads:
-            thread.join()
+            thread.join(timeout)
     finally:
         sys.setswitchinterval(switching)
 

@@ -336,3 +336,30 @@ def test_attributes_given_in_another_order_are_one_point(reader: InMemoryMetricR
         ([("a", 1), ("b", 2)], 3),
         ([("a", 1), ("b", 3)], 5),
     ]
+
+
+def test_counters_registered_while_the_meter_collects_do_not_deadlock(
+    reader: InMemoryMetricReader,
+) -> None:
+    # A collection holds the SDK's lock and asks the tally; registering a counter takes
+    # the SDK's lock: the tally must not hold its own while it registers.
+    meter = MeterProvider(metric_readers=[reader]).get_meter("t")
+    summed_counter(meter, "c0", "1", "").add(1, {"a": 1})
+    done = threading.Event()
+
+    def collect() -> None:
+        while not done.is_set():
+            reader.get_metrics_data()
+
+    def register() -> None:
+        for i in range(1, 40):
+            summed_counter(meter, f"c{i}", "1", "").add(1, {"a": 1})
+        done.set()
+
+    run_interleaved(
+        threading.Thread(target=register, daemon=True),
+        threading.Thread(target=collect, daemon=True),
+        timeout=30,
+    )
+    assert done.is_set(), "registering a counter deadlocked with a collection"
+    assert len(metric_points(reader)) == 40
