@@ -46,29 +46,33 @@ class _Receive(BaseHTTPRequestHandler):
         body = self.rfile.read(int(self.headers["Content-Length"]))
         assert isinstance(self.server, Collector)
         if self.path == "/v1/metrics":
-            self._metrics(body)
-            return
-        request = ExportTraceServiceRequest.FromString(body)
-        for resource in request.resource_spans:
-            for a in resource.resource.attributes:
-                if a.key == "service.name":
-                    self.server.services.add(a.value.string_value)
-            for scope in resource.scope_spans:
-                for span in scope.spans:
-                    attrs = {a.key: a.value.string_value for a in span.attributes}
-                    self.server.spans.append((span.name, attrs))
+            self._metrics(self.server, body)
+        else:
+            self._spans(self.server, body)
         self.send_response(200)
         self.send_header("Content-Type", "application/x-protobuf")
         self.end_headers()
 
-    def _metrics(self, body: bytes) -> None:
-        assert isinstance(self.server, Collector)
+    @staticmethod
+    def _spans(server: Collector, body: bytes) -> None:
+        request = ExportTraceServiceRequest.FromString(body)
+        for resource in request.resource_spans:
+            for a in resource.resource.attributes:
+                if a.key == "service.name":
+                    server.services.add(a.value.string_value)
+            for scope in resource.scope_spans:
+                for span in scope.spans:
+                    attrs = {a.key: a.value.string_value for a in span.attributes}
+                    server.spans.append((span.name, attrs))
+
+    @staticmethod
+    def _metrics(server: Collector, body: bytes) -> None:
         request = ExportMetricsServiceRequest.FromString(body)
         for resource in request.resource_metrics:
             for scope in resource.scope_metrics:
                 for metric in scope.metrics:
                     if metric.HasField("sum"):
-                        self.server.sums.append(
+                        server.sums.append(
                             (
                                 metric.name,
                                 metric.sum.aggregation_temporality,
@@ -76,9 +80,6 @@ class _Receive(BaseHTTPRequestHandler):
                                 [p.as_int or p.as_double for p in metric.sum.data_points],
                             )
                         )
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.end_headers()
 
     def log_message(self, format: str, *args: object) -> None:
         pass
