@@ -142,6 +142,52 @@ def test_file_size_limit_caps_what_it_writes() -> None:
     assert "File too large" in err or code == -signal.SIGXFSZ
 
 
+def test_only_the_written_files_it_keeps_are_read_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The program can leave any number of files on the host's disk; what is read back is
+    # agentrt's own memory, so only the files it keeps are read: the first max_written.
+    from agentrt.tools.sandbox import workdir
+
+    opened: list[str] = []
+    real_open = os.open
+
+    class CountingOs:  # the module's os, whose open notes what it opens
+        def __getattr__(self, name: str) -> object:
+            return getattr(os, name)
+
+        @staticmethod
+        def open(path: str, flags: int, *args: int) -> int:
+            opened.append(os.path.basename(path))
+            return real_open(path, flags, *args)
+
+    monkeypatch.setattr(workdir, "os", CountingOs())
+    program = (
+        "for i in range(30):\n"
+        "    open(f'f{i:02}.bin', 'wb').write(b'x' * 100_000)\n"
+        "open('same.txt', 'w').write('kept as given')\n"
+        "open('longer.txt', 'w').write('changed, longer')\n"
+    )
+    inputs = {"main.py": program, "same.txt": "kept as given", "longer.txt": "given"}
+    done = run_sandboxed(
+        [sys.executable, "-I", "main.py"], files=inputs, keep_written=True, max_written=3
+    )
+    assert done.returncode == 0, done.stderr
+    assert len(done.files) == 33  # all listed
+    assert list(done.written) == ["f00.bin", "f01.bin", "f02.bin"]
+    assert done.written["f00.bin"] == b"x" * 100_000
+    assert opened == ["f00.bin", "f01.bin", "f02.bin"]
+
+    # An input of the same size is read to see whether it changed; one of another size is
+    # known changed without a comparison, and kept.
+    opened.clear()
+    done = run_sandboxed(
+        [sys.executable, "-I", "main.py"], files=inputs, keep_written=True, max_written=40
+    )
+    assert set(done.written) == {f"f{i:02}.bin" for i in range(30)} | {"longer.txt"}
+    assert done.written["longer.txt"] == b"changed, longer"
+    assert "same.txt" in opened
+    assert "main.py" in opened
+
+
 def test_run_python_in_a_run(tmp_path: Path) -> None:
     model = ScriptedChatModel(
         [

@@ -91,7 +91,8 @@ class SandboxResult:
     writable cgroup) or "per-process" (Landlock mode: memory per process, no process count)."""
     written: dict[str, bytes] = field(default_factory=dict)
     """With ``keep_written``: the content of each file the program wrote or changed
-    (relative path -> bytes), read before the directory was removed."""
+    (relative path -> bytes), read before the directory was removed; the first
+    ``max_written`` of them in path order (``files`` lists them all)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -29,6 +29,7 @@ def run_sandboxed(
     files: Mapping[str, str] | None = None,
     limits: SandboxLimits | None = None,
     keep_written: bool = False,
+    max_written: int = 20,
 ) -> SandboxResult:
     """Run ``argv`` in a fresh working directory holding ``files``, under ``limits``.
 
@@ -36,7 +37,9 @@ def run_sandboxed(
     and cannot reach); a host without it gets a ToolError saying what to install, unless
     ``limits.isolation`` opts into the weaker "landlock" mode. Every process the call starts
     is dead when this returns, and its working directory removed. ``keep_written``: the
-    files the program wrote come back in ``written``, read once every process is dead.
+    files the program wrote come back in ``written``, read once every process is dead: the
+    first ``max_written`` in path order (each is file_size_bytes at most, so this bounds
+    what this process reads; the program can leave any number on disk).
     """
     limits = limits or SandboxLimits()
     files = files or {}
@@ -72,7 +75,7 @@ def run_sandboxed(
             files=workdir.listing(root),
             isolation=outcome.isolation,
             bound=outcome.bound,
-            written=workdir.written(root, files) if keep_written else {},
+            written=workdir.written(root, files, max_written) if keep_written else {},
         )
     finally:
         workdir.remove(root)

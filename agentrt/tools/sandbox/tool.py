@@ -57,17 +57,22 @@ def run_python_tool(
         """
         inputs = {**(files or {}), "main.py": code}
         done = run_sandboxed(
-            [sys.executable, "-I", "main.py"], files=inputs, limits=limits, keep_written=True
+            [sys.executable, "-I", "main.py"],
+            files=inputs,
+            limits=limits,
+            keep_written=True,
+            max_written=MAX_ARTIFACTS,
         )
         if done.timed_out:
             raise TimeoutError(f"the program was killed at its timeout of {limits.timeout:g}s")
-        kept = list(done.written.items())[:MAX_ARTIFACTS]
         return RunPythonResult(
             exit_code=done.returncode,
             stdout=done.stdout,
             stderr=done.stderr,
             files=done.files,
-            artifacts=[ctx.artifacts.put(artifact_name(path), data) for path, data in kept],
+            artifacts=[
+                ctx.artifacts.put(artifact_name(path), data) for path, data in done.written.items()
+            ],
         )
 
     return run_python

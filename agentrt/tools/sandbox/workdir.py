@@ -75,25 +75,33 @@ def listing(root: Path) -> dict[str, int]:
     return found
 
 
-def written(root: Path, inputs: Mapping[str, str]) -> dict[str, bytes]:
-    """The regular files under ``root`` the program made or changed (an input it left as
-    it was is not one; nor is Python's bytecode cache), relative path -> content.
+def written(root: Path, inputs: Mapping[str, str], limit: int) -> dict[str, bytes]:
+    """The first ``limit`` regular files under ``root``, in path order, that the program
+    made or changed (an input it left as it was is not one; nor is Python's bytecode
+    cache), relative path -> content.
 
+    Only those are read: the program can leave any number of files of file_size_bytes on
+    disk, and what is read here is this process's memory, which no sandbox limit bounds.
     Called once every process of the call is dead, so nothing moves under it; a link is
     never followed (O_NOFOLLOW), so a link to a file outside is not read through.
     """
     found: dict[str, bytes] = {}
-    for name in sorted(listing(root)):
+    for name, size in sorted(listing(root).items()):
+        if len(found) >= limit:
+            break
         if "__pycache__" in PurePosixPath(name).parts:
             continue
+        given = inputs.get(name)
+        given_bytes = given.encode("utf-8") if given is not None else None
+        if given_bytes is not None and len(given_bytes) != size:
+            given_bytes = None  # changed: its size says so without reading it twice
         try:
             fd = os.open(os.path.join(root, name), os.O_RDONLY | os.O_NOFOLLOW)
             with os.fdopen(fd, "rb") as f:
                 content = f.read()
         except OSError:  # a file the code made unreadable (mode 000): not returned
             continue
-        given = inputs.get(name)
-        if given is None or given.encode("utf-8") != content:
+        if given_bytes != content:
             found[name] = content
     return found
 
