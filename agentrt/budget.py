@@ -23,6 +23,7 @@ from agentrt.state import BudgetReport, Usage
 
 __all__ = [
     "DEFAULT_PRICES",
+    "MAX_LIMIT",
     "MIN_OUTPUT_TOKENS",
     "Budget",
     "BudgetExceeded",
@@ -44,10 +45,15 @@ OnExceed = Literal["stop", "ask"]
 MIN_OUTPUT_TOKENS = 1
 """A model call needs room for at least this many output tokens, or it is not made."""
 
+MAX_LIMIT = 2**63 - 1
+"""The largest whole number a limit may be: a run's checkpoint and rows store 64-bit
+integers, so a larger one would be accepted and then fail the run when it is saved."""
+
 # Floats add up with rounding error (0.1 + 0.2 > 0.3): money is compared to a nano-dollar.
 _USD_EPSILON = 1e-9
 
 _UNLIMITED = 2**62
+_TOO_LARGE = f"past the largest limit a run can store ({MAX_LIMIT}, 2**63 - 1)"
 
 _LIMITS = ("max_tokens", "max_cost_usd", "max_tool_calls", "max_steps", "max_active_seconds")
 _COUNTS = ("max_tokens", "max_tool_calls", "max_steps")
@@ -81,7 +87,11 @@ class Budget:
                 continue
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ConfigError(f"Budget.{name} must be a number or None, got {value!r}")
-            if not math.isfinite(value) or value < 0:
+            if isinstance(value, int) and value > MAX_LIMIT:
+                raise ConfigError(
+                    f"Budget.{name} is {value!r}, {_TOO_LARGE}; use None for no limit"
+                )
+            if value < 0 or not math.isfinite(value):  # a negative int past floats too
                 raise ConfigError(
                     f"Budget.{name} must be a finite number >= 0, got {value!r}; "
                     "use None for no limit"
@@ -367,11 +377,13 @@ def plan_model_call(
         left = budget.max_cost_usd - usage["cost_usd"] - price.cost(prompt_tokens, 0)
         per_token = price.output_per_mtok / 1e6
         # Free output: only the prompt must fit. Else a millionth of a token of float slack.
-        room = (
-            math.floor(left / per_token + 1e-6)
-            if per_token > 0
-            else (_UNLIMITED if left >= -_USD_EPSILON else 0)
-        )
+        units = left / per_token + 1e-6 if per_token > 0 else None
+        if units is None:
+            room = _UNLIMITED if left >= -_USD_EPSILON else 0
+        else:
+            # A limit of more tokens than a 64-bit cap can say (or a float's range) leaves
+            # the answer uncapped, as free output does.
+            room = _UNLIMITED if units >= _UNLIMITED else math.floor(units)
         rooms.append(("max_cost_usd", usage["cost_usd"], budget.max_cost_usd, room))
     cap, capped_by = model_cap, None
     needs = MIN_OUTPUT_TOKENS if can_cap else (model_cap or MIN_OUTPUT_TOKENS)
@@ -443,6 +455,10 @@ def raised_budget(budget: Budget, limit: str, new_value: Any) -> Budget:
     value: float = new_value
     if limit in _COUNTS and isinstance(value, float) and value.is_integer():
         value = int(value)  # "30" from a CLI arrives as 30.0
+    if isinstance(value, int) and value > MAX_LIMIT:
+        raise ConfigError(f"the new {limit} {new_value!r} is {_TOO_LARGE}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ConfigError(f"the new {limit} must be a finite number, got {new_value!r}")
     if not value > current:
         raise ConfigError(
             f"the new {limit} must be higher than the current {current!r}, got {new_value!r}"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -14,6 +16,7 @@ from langchain_core.outputs import ChatGeneration, ChatResult
 from agentrt import AgentRuntime, Budget, ConfigError
 from agentrt.budget import (
     DEFAULT_PRICES,
+    MAX_LIMIT,
     ModelCallPlan,
     ModelPrice,
     budget_attributes,
@@ -39,11 +42,34 @@ def usage(**spent: float) -> Usage:
         ({"on_exceed": "maybe"}, "Budget.on_exceed must be 'stop' or 'ask', got 'maybe'"),
         ({"approver_role": ""}, "Budget.approver_role must be a role name or None, got ''"),
         ({"max_cost_usd": float("inf")}, "Budget.max_cost_usd must be a finite number >= 0"),
+        ({"max_cost_usd": float("nan")}, "Budget.max_cost_usd must be a finite number >= 0"),
+        ({"max_active_seconds": -1.0}, "Budget.max_active_seconds must be a finite number >= 0"),
+        ({"max_tokens": -(10**400)}, "Budget.max_tokens must be a finite number >= 0"),
+        # A run stores its limits as 64-bit integers: a larger one would fail the run later.
+        (
+            {"max_tokens": 2**63},
+            "Budget.max_tokens is 9223372036854775808, past the largest limit a run can store "
+            "(9223372036854775807, 2**63 - 1); use None for no limit",
+        ),
+        ({"max_tool_calls": 10**400}, "Budget.max_tool_calls is 1000000"),
+        ({"max_steps": 10**20}, "Budget.max_steps is 100000000000000000000, past the largest"),
+        ({"max_cost_usd": 10**20}, "Budget.max_cost_usd is 100000000000000000000, past the"),
+        ({"deadline": 2**64}, "Budget.deadline is 18446744073709551616, past the largest"),
     ],
 )
 def test_bad_budgets_are_refused(kwargs: dict[str, object], message: str) -> None:
-    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+    with pytest.raises(ConfigError, match=re.escape(message)):
         Budget(**kwargs)  # type: ignore[arg-type]
+
+
+def test_the_largest_limit_a_run_can_store_is_accepted() -> None:
+    largest = Budget(max_tokens=MAX_LIMIT, max_tool_calls=MAX_LIMIT, max_steps=MAX_LIMIT)
+    assert largest.limits() == dict.fromkeys(
+        ["max_tokens", "max_tool_calls", "max_steps"], MAX_LIMIT
+    )
+    assert (
+        Budget(max_cost_usd=1e300, deadline=1e300).max_cost_usd == 1e300
+    )  # floats are stored as they are
 
 
 def test_layers_replace_set_fields_and_inherit_none() -> None:
@@ -184,6 +210,15 @@ def test_free_output_is_not_capped_by_money() -> None:
     assert preflight(Budget(max_cost_usd=0.000009), price=free).exceeded is not None
 
 
+@pytest.mark.parametrize("limit", [1e20, 1e300, 1.7e308])
+def test_a_cost_limit_past_any_cap_leaves_the_answer_uncapped(limit: float) -> None:
+    # What it would pay for is more tokens than a 64-bit cap (or a float) can say: a cap
+    # that large could not be stored with the model call, nor sent to a provider.
+    call = preflight(Budget(max_cost_usd=limit), model_cap=None, price=PRICE)
+    assert (call.exceeded, call.cap, call.capped_by) == (None, None, None)
+    assert preflight(Budget(max_cost_usd=limit), price=PRICE).cap == 256
+
+
 def test_remaining_and_span_attributes() -> None:
     budget = Budget(max_tokens=100, max_tool_calls=3, max_steps=10, deadline=50.0)
     spent = usage(input_tokens=30, output_tokens=20, tool_calls=3, steps=4)
@@ -207,6 +242,7 @@ def test_a_raise_must_name_a_set_limit_and_go_up() -> None:
     assert raised_budget(budget, "max_tool_calls", 8) == Budget(max_tool_calls=8, max_cost_usd=1.0)
     assert raised_budget(budget, "max_tool_calls", 8.0).max_tool_calls == 8
     assert raised_budget(budget, "max_cost_usd", 1.5).max_cost_usd == 1.5
+    assert raised_budget(budget, "max_tool_calls", MAX_LIMIT).max_tool_calls == MAX_LIMIT
     for limit, value, message in [
         ("max_tool_calls", 5, "must be higher than the current 5, got 5"),
         ("max_tool_calls", 4, "must be higher than the current 5, got 4"),
@@ -214,6 +250,18 @@ def test_a_raise_must_name_a_set_limit_and_go_up() -> None:
         ("max_tool_calls", "9", "the new max_tool_calls must be a number, got '9'"),
         ("max_steps", 9, "'max_steps' is not a limit this run has"),
         ("on_exceed", 9, "'on_exceed' is not a limit this run has"),
+        # Past 64 bits, or not finite: refused, not accepted and then failing the run.
+        (
+            "max_tool_calls",
+            1e20,
+            "the new max_tool_calls 1e+20 is past the largest limit a run can store "
+            "(9223372036854775807, 2**63 - 1)",
+        ),
+        ("max_tool_calls", 2**63, "the new max_tool_calls 9223372036854775808 is past"),
+        ("max_cost_usd", 10**20, "the new max_cost_usd 100000000000000000000 is past"),
+        ("max_tool_calls", math.inf, "the new max_tool_calls must be a finite number, got inf"),
+        ("max_cost_usd", math.nan, "the new max_cost_usd must be a finite number, got nan"),
+        ("max_cost_usd", math.inf, "the new max_cost_usd must be a finite number, got inf"),
     ]:
         with pytest.raises(ConfigError) as caught:
             raised_budget(budget, limit, value)

@@ -4,6 +4,7 @@ tool calls, the raise-limit gate, spans, and the command line."""
 from __future__ import annotations
 
 import asyncio
+import math
 import re
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -352,6 +353,18 @@ def test_a_person_raises_the_limit_and_the_run_goes_on(db: Path, clock: FakeCloc
                 InvalidDecision,
                 "counts whole units, got 3.5",
             ),
+            # Past 64 bits, the raised limit could not be stored with the run.
+            (
+                Decision.raise_limit(request.id, limit="max_tool_calls", to=1e20, by=OWNER),
+                InvalidDecision,
+                "cannot raise max_tool_calls of run 'id-1': the new max_tool_calls 1e+20 is past "
+                "the largest limit a run can store (9223372036854775807, 2**63 - 1)",
+            ),
+            (
+                Decision.raise_limit(request.id, limit="max_tool_calls", to=math.inf, by=OWNER),
+                InvalidDecision,
+                "the new max_tool_calls must be a finite number, got inf",
+            ),
             (
                 Decision.raise_limit(request.id, limit="max_tool_calls", to=9, by=OPS),
                 NotAuthorized,
@@ -359,7 +372,7 @@ def test_a_person_raises_the_limit_and_the_run_goes_on(db: Path, clock: FakeCloc
             ),
         ]
         for decision, error, message in refused:
-            with pytest.raises(error, match=message.replace("[", r"\[").replace("]", r"\]")):
+            with pytest.raises(error, match=re.escape(message)):
                 rt.decide(decision)
             assert rt.get(run.thread_id) == run
             assert rt.approvals() == [request]
@@ -384,6 +397,18 @@ def test_a_person_raises_the_limit_and_the_run_goes_on(db: Path, clock: FakeCloc
             "stopped before tool call ping (step 4.0); the request to raise it was rejected "
             "by 'fin': enough pinging"
         )
+
+
+def test_a_cost_limit_past_any_output_cap_lets_the_run_finish(db: Path, clock: FakeClock) -> None:
+    # $1e20 pays for more output tokens than a 64-bit cap can say: no cap is set, rather
+    # than one that fails the run when the model call is recorded.
+    model = ScriptedChatModel(["Done."], model_name="test-model")
+    with AgentRuntime(
+        model, policy=Policy.allow_all(), db=db, clock=clock, new_id=Ids(), prices=PRICES
+    ) as rt:
+        run = rt.start("hi", principal=OPS, budget=Budget(max_cost_usd=1e20))
+        assert (run.status, run.output) == (RunStatus.SUCCEEDED, "Done.")
+        assert model.calls[0].max_tokens is None
 
 
 def test_a_model_call_over_budget_asks_too(db: Path, clock: FakeClock) -> None:

@@ -159,6 +159,32 @@ def test_a_grant_of_a_credential_no_tool_declares_is_flagged_with_its_line(
     open_runtime(db, Policy.from_file(fixed)).close()  # "*" and a declared name pass
 
 
+def test_a_rule_matching_a_credential_no_tool_declares_is_refused_with_its_line(
+    tmp_path: Path, db: Path
+) -> None:
+    rule = "rules:\n  - id: crm-needs-a-person\n    decision: require_approval\n    match:\n"
+    path = write_policy(
+        tmp_path, "  crm: {roles: [support]}\n" + rule + "      credentials: [crm, crn]\n"
+    )
+    with pytest.raises(PolicyFileError) as info:
+        open_runtime(db, Policy.from_file(path))
+    assert str(info.value) == (
+        f"{path}:10:26: rule 'crm-needs-a-person' names credential 'crn', which no tool of "
+        "this runtime declares; the tools' credentials: ['crm']"
+    )
+    glob = write_policy(tmp_path, "  crm: {}\n" + rule + "      credentials: ['CRM*']\n")
+    with pytest.raises(PolicyFileError) as info:
+        open_runtime(db, Policy.from_file(glob))
+    assert str(info.value) == (
+        f"{glob}:10:21: rule 'crm-needs-a-person' names credentials 'CRM*', a pattern that "
+        "matches no credential its tools declare (matching is case-sensitive); the tools' "
+        "credentials: ['crm']"
+    )
+    for fine in ("[crm]", "['crm*']", "['*']", "['c?m']"):
+        ok = write_policy(tmp_path, "  crm: {}\n" + rule + f"      credentials: {fine}\n")
+        open_runtime(db, Policy.from_file(ok)).close()
+
+
 def test_policy_check_flags_a_grant_no_tool_needs(tmp_path: Path) -> None:
     from typer.testing import CliRunner
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +13,12 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 import agentrt.examples
 from agentrt.errors import ConfigError
 from agentrt.policies import Policy, PolicyDecision, PolicyFileError
+from agentrt.policies.model import Match
 from agentrt.principal import Principal
 from agentrt.tools import ToolSpec, tool
 
@@ -223,6 +226,48 @@ RULE_A = "rules:\n  - id: a\n    decision: allow\n"
             "would keep only the last one, so say it once",
             id="duplicate-key-in-flow-mapping",
         ),
+        # An empty match list matches nothing: the rule would silently never apply.
+        pytest.param(
+            "rules:\n  - id: no-refunds\n    match: {tools: [issue_refund], roles: []}\n"
+            "    decision: deny\n",
+            "3:43",
+            "rule 'no-refunds', rules.0.match.roles: Value error, an empty list matches "
+            "nothing, so the rule would never apply; leave roles out to match any role (got [])",
+            id="empty-roles",
+        ),
+        pytest.param(
+            "rules:\n  - id: no-refunds\n    decision: deny\n    match:\n      tenants: []\n",
+            "5:16",
+            "rule 'no-refunds', rules.0.match.tenants: Value error, an empty list matches "
+            "nothing, so the rule would never apply; leave tenants out to match any tenant "
+            "(got [])",
+            id="empty-tenants-block",
+        ),
+        # A number that is no duration: NaN compares false with anything, so say it.
+        pytest.param(
+            "rules:\n  - id: a\n    decision: require_approval\n    approval: {expires_in: .nan}\n",
+            "4:28",
+            "rule 'a', rules.0.approval.expires_in: Value error, a duration must be a finite "
+            "number > 0, got nan (got nan)",
+            id="nan-duration",
+        ),
+        # An empty role would let anyone approve: left out is how that is said.
+        pytest.param(
+            "rules:\n  - id: a\n    decision: require_approval\n    approval: {role: ''}\n",
+            "4:22",
+            "rule 'a', rules.0.approval.role: Value error, an empty role names no role; name "
+            "one, or leave role out to let anyone approve (got '')",
+            id="empty-approver-role",
+        ),
+        # Who approves, on a rule no one is asked about: a decision written wrong, most likely.
+        pytest.param(
+            "rules:\n  - id: a\n    decision: allow\n    approval: {role: manager}\n",
+            "2:5",
+            "rule 'a', rules.0: Value error, approval: says who approves, but this rule's "
+            "decision is 'allow', which asks no one; make it require_approval, or remove "
+            "approval: (got {'id': 'a', 'decision': 'allow', 'approval': {'role': 'manager'}})",
+            id="approval-on-allow",
+        ),
     ],
 )
 def test_malformed_file_error_names_file_line_column(
@@ -296,6 +341,72 @@ def test_rule_naming_a_missing_tool_is_refused(tmp_path: Path) -> None:
         "have; known tools: ['issue_refund', 'lookup_order']"
     )
     policy.check_tools(["issue_refund", "isue_refund"])  # globs and known names pass
+
+
+@pytest.mark.parametrize(
+    "field", ["tools", "effects", "scopes", "roles", "tenants", "servers", "credentials"]
+)
+def test_an_empty_match_list_is_refused_naming_its_field(field: str) -> None:
+    with pytest.raises(PolicyFileError) as info:
+        Policy([{"id": "x", "match": {field: []}, "decision": "deny"}], name="p")
+    assert str(info.value) == (
+        f"<policy p>: rule 'x', rules.0.match.{field}: Value error, an empty list matches "
+        f"nothing, so the rule would never apply; leave {field} out to match any "
+        f"{field[:-1]} (got [])"
+    )
+    with pytest.raises(ValidationError, match=f"leave {field} out"):
+        Match(**{field: ()})
+
+
+def test_a_tool_glob_that_matches_no_tool_is_refused(tmp_path: Path) -> None:
+    path = write_policy(
+        tmp_path,
+        "rules:\n  - id: fine\n    match: {tools: ['issue_*', 'l?okup_order', '*']}\n"
+        "    decision: allow\n  - id: no-refunds\n    match:\n      tools: [lookup_order, "
+        "'Issue_*']\n    decision: deny\n",
+    )
+    policy = Policy.from_file(path)
+    with pytest.raises(PolicyFileError) as info:
+        policy.check_tools(["issue_refund", "lookup_order"])
+    assert str(info.value) == (
+        f"{path}:7:29: rule 'no-refunds' names tools 'Issue_*', a pattern that matches no tool "
+        "this runtime has (matching is case-sensitive); known tools: ['issue_refund', "
+        "'lookup_order']"
+    )
+    policy.check_tools(["issue_refund", "lookup_order", "Issue_x"])
+    # "*" (what a rule without tools: matches) stands for any tool, even with none.
+    Policy.cautious().check_tools([])
+    Policy([{"id": "x", "match": {"tools": ["*"]}, "decision": "deny"}]).check_tools([])
+    for pattern in ("[A-Z]*", "lookup_order?", "add_*"):
+        with pytest.raises(PolicyFileError, match=re.escape(f"names tools {pattern!r}")):
+            Policy([{"id": "x", "match": {"tools": [pattern]}, "decision": "deny"}]).check_tools(
+                ["issue_refund", "lookup_order"]
+            )
+
+
+def test_a_rule_credential_is_checked_against_the_ones_tools_declare() -> None:
+    policy = Policy(
+        [
+            {"id": "any", "match": {"credentials": ["*"]}, "decision": "deny"},
+            {"id": "crm", "match": {"credentials": ["crm", "erp*"]}, "decision": "deny"},
+        ],
+        name="p",
+    )
+    policy.check_tools([], credentials=["crm", "erp_eu"])
+    policy.check_tools([])  # not given (what-if, evals): not checked
+    with pytest.raises(PolicyFileError) as info:
+        policy.check_tools([], credentials=["crm"])
+    assert str(info.value) == (
+        "<policy p>: rule 'crm' names credentials 'erp*', a pattern that matches no "
+        "credential its tools declare (matching is case-sensitive); the tools' credentials: "
+        "['crm']"
+    )
+    with pytest.raises(PolicyFileError) as info:
+        policy.check_tools([], credentials=["Crm", "erp"])
+    assert str(info.value) == (
+        "<policy p>: rule 'crm' names credential 'crm', which no tool of this runtime "
+        "declares; the tools' credentials: ['Crm', 'erp']"
+    )
 
 
 def test_python_rules_naming_a_missing_tool_have_no_line() -> None:
@@ -558,19 +669,21 @@ _matches = st.fixed_dictionaries(
         "tenants": st.lists(st.sampled_from(["acme", "globex"]), min_size=1),
     },
 )
-_rule_bodies = st.fixed_dictionaries(
-    {"decision": st.sampled_from(["allow", "deny", "require_approval"]), "match": _matches},
+_approvals = st.fixed_dictionaries(
+    {},
     optional={
-        "when": _whens,
-        "approval": st.fixed_dictionaries(
-            {},
-            optional={
-                "role": st.sampled_from(["lead", "ops"]),
-                "four_eyes": st.booleans(),
-                "expires_in": st.sampled_from(["1h", "4h"]),
-            },
-        ),
+        "role": st.sampled_from(["lead", "ops"]),
+        "four_eyes": st.booleans(),
+        "expires_in": st.sampled_from(["1h", "4h"]),
     },
+)
+# Who approves is never said on an allow (refused: it asks no one).
+_rule_bodies = st.fixed_dictionaries(
+    {"decision": st.just("allow"), "match": _matches},
+    optional={"when": _whens},
+) | st.fixed_dictionaries(
+    {"decision": st.sampled_from(["deny", "require_approval"]), "match": _matches},
+    optional={"when": _whens, "approval": _approvals},
 )
 _rule_lists = st.lists(_rule_bodies, max_size=6).map(
     lambda bodies: [{"id": f"r{i}", **b} for i, b in enumerate(bodies)]

@@ -17,6 +17,8 @@ from agentrt import (
     Policy,
     Principal,
     RunStatus,
+    ToolContext,
+    ToolSpec,
     tool,
 )
 from agentrt.budget import empty_usage
@@ -25,6 +27,7 @@ from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR, POLICY_FILE
 from agentrt.nodes.policy import policy as policy_node
 from agentrt.state import Action, Event, RunState
 from agentrt.testing import ScriptedChatModel, ai, node_deps, tool_call
+from agentrt.tools import toolset_tool
 from tests.conftest import FakeClock, Ids
 from tests.test_runtime import refunds, summary
 
@@ -155,6 +158,51 @@ def test_a_refused_swap_changes_nothing(desk: AgentRuntime) -> None:
     with pytest.raises(ConfigError, match="policy must be an agentrt Policy, got 'strict'"):
         desk.policy = "strict"  # type: ignore[assignment]
     assert (desk.policy, desk.graph) == (before, graph)
+
+
+class ListedAtStart:
+    """A toolset whose tools are known only once it started, as an MCP server's are."""
+
+    name = "remote"
+    kind = "MCP server"
+
+    def __init__(self) -> None:
+        self.started = self.closed = False
+
+    async def start(self) -> None:
+        self.started = True
+
+    async def list_tools(self) -> list[ToolSpec]:
+        assert self.started, "listed before start"
+        schema = {"type": "object", "properties": {"text": {"type": "string"}}}
+        return [toolset_tool(self, name="remote_echo", description="Echo it.", schema=schema)]
+
+    async def call(self, spec: ToolSpec, args: dict[str, Any], ctx: ToolContext) -> Any:
+        return args
+
+    async def close(self) -> None:
+        self.closed = True
+
+
+def test_a_tool_glob_is_checked_against_the_tools_a_server_lists_at_start(
+    db: Path, clock: FakeClock
+) -> None:
+    def built(pattern: str, remote: ListedAtStart) -> AgentRuntime:
+        rule = {"id": "remote", "match": {"tools": [pattern]}, "decision": "require_approval"}
+        model = ScriptedChatModel(["Done."])
+        return AgentRuntime(model, tools=[remote], policy=Policy([rule]), db=db, clock=clock)
+
+    # The runtime starts its toolsets before it checks the policy: the glob finds the tool.
+    with built("remote_*", ListedAtStart()) as rt:
+        assert rt.tools.names() == ["remote_echo"]
+    remote = ListedAtStart()
+    with pytest.raises(ConfigError) as info:
+        built("Remote_*", remote)
+    assert str(info.value) == (
+        "<policy policy>: rule 'remote' names tools 'Remote_*', a pattern that matches no tool "
+        "this runtime has (matching is case-sensitive); known tools: ['remote_echo']"
+    )
+    assert remote.closed  # a refused runtime leaves no server running
 
 
 # an edited action is checked like a new one ----------------------------------------------------

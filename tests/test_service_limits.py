@@ -20,6 +20,7 @@ from agentrt.examples import refund_desk
 from agentrt.examples.refund_desk import GOAL, OPERATOR
 from agentrt.service import create_app, issue_key
 from agentrt.service.context import Service
+from tests import budget_app
 from tests.conftest import FakeClock, Ids
 from tests.test_service import Api, keys_for, parse_sse, problem
 
@@ -158,6 +159,58 @@ async def test_a_taken_thread_id_answers_the_same_whichever_tenant_holds_it_even
 
 
 # 4. numbers that are not numbers, ids that are not ids ------------------------------------
+
+
+async def test_a_limit_past_64_bits_is_a_422_naming_it_not_a_run_that_fails_later(
+    api: Api,
+) -> None:
+    thread_id, _ = await api.waiting_run()
+    more = f"/runs/{thread_id}/messages"
+    cases = [
+        ("/runs", {"goal": GOAL, "budget": {"max_tokens": 10**20}}, "max_tokens"),
+        ("/runs", {"goal": GOAL, "budget": {"max_tool_calls": 2**63}}, "max_tool_calls"),
+        ("/runs", {"goal": GOAL, "budget": {"max_steps": 2**64}}, "max_steps"),
+        (more, {"message": "and 43?", "budget": {"max_tokens": 10**20}}, "max_tokens"),
+    ]
+    for path, body, field in cases:
+        refused = problem(await api.call("POST", path, json=body), 422, "invalid-request")
+        assert (
+            f"body.budget.{field}: Input should be less than or equal to 9223372036854775807"
+            in (refused["detail"])
+        ), refused
+    assert len(api.rt.runs()) == 1
+    # The largest a run can store is taken (where nothing above it is lower), and the run
+    # it starts is checkpointed and goes on.
+    largest = {"max_tokens": 2**63 - 1, "max_tool_calls": 2**63 - 1, "max_steps": 2**63 - 1}
+    started = await api.call("POST", "/runs", json={"goal": GOAL, "budget": largest})
+    assert started.status_code == 202, started.text
+    await api.settled(started.json()["thread_id"])
+    run = api.rt.get(started.json()["thread_id"])
+    assert (run.status, run.budget.max_tokens) == (RunStatus.AWAITING_APPROVAL, 2**63 - 1)
+
+
+async def test_a_raise_past_64_bits_is_a_422_and_the_run_still_waits(
+    db: Path, clock: FakeClock
+) -> None:
+    asks = Budget(max_tool_calls=2, on_exceed="ask")
+    with budget_app.build_runtime(db, clock=clock, new_id=Ids()) as rt:
+        async with serving(rt) as api:
+            run = await rt.acreate("ping forever", principal=OPERATOR, budget=asks)
+            service_of(api).worker.drive(run.thread_id)
+            await api.settled(run.thread_id)
+            [request] = rt.get(run.thread_id).pending_approvals
+            for to, said in [
+                (1e20, "the new max_tool_calls 1e+20 is past the largest limit a run can store"),
+                (2**64, "the new max_tool_calls 1.8446744073709552e+19 is past the largest"),
+            ]:
+                refused = problem(
+                    await api.decide(request.id, {"outcome": "raise_limit", "to": to}),
+                    422,
+                    "invalid-decision",
+                )
+                assert said in refused["detail"], refused
+            assert rt.approval(request.id).status.value == "pending"
+            assert rt.get(run.thread_id).status is RunStatus.AWAITING_APPROVAL
 
 
 async def test_nan_infinity_and_lone_surrogates_in_a_body_are_a_422_not_a_500(api: Api) -> None:

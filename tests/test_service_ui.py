@@ -463,6 +463,7 @@ async def test_a_budget_request_is_raised_or_ends_the_run_from_the_page(
                 ("lots", "the new limit must be a number, got 'lots'"),
                 ("", "the new limit must be a number, got ''"),
                 ("1", "max_tool_calls"),
+                ("1e20", "the new max_tool_calls 1e+20 is past the largest limit a run can store"),
             ):
                 refused = await page.decide(request.id, outcome="raise_limit", to=typed)
                 assert refused.status_code == 422, typed

@@ -25,6 +25,7 @@ from agentrt.policies.loader import (
 )
 from agentrt.policies.matching import mismatch
 from agentrt.policies.model import PolicyFile, Rule
+from agentrt.policies.names import MatchField, first_unmatched, unknown_text
 from agentrt.principal import Principal
 from agentrt.tools.contract import ToolSpec
 
@@ -242,10 +243,14 @@ class Policy:
         servers: Iterable[str] | None = None,
         credentials: Iterable[str] | None = None,
     ) -> None:
-        """Refuse a rule that names a tool (without wildcards) the runtime does not have,
-        a ``tools:`` entry for a tool it does not have, and, given the runtime's MCP
-        ``servers``, a rule that names a server (without wildcards) it does not have, and,
-        given the ``credentials`` its tools declare, a grant of one no tool declares."""
+        """Refuse what the policy names that the runtime lacks: a rule's tool (a name, or a
+        glob that matches none of ``tool_names``), a ``tools:`` entry for a tool it does not
+        have; given the runtime's MCP ``servers``, a rule's server (without wildcards); given
+        the ``credentials`` its tools declare, a grant of one no tool declares and a rule's
+        credential (a name, or a glob) that matches none of them.
+
+        ``tool_names`` must be every tool the runtime has, an MCP server's too: a runtime
+        checks its policy after its toolsets listed their tools."""
         names = set(tool_names)
         if credentials is not None and (typo := ungranted_names(self.credentials, credentials)):
             raise self._error(
@@ -261,29 +266,23 @@ class Policy:
                     f"does not have; known tools: {sorted(names)!r}",
                     at_key=True,
                 )
-        if servers is not None:
-            known = set(servers)
-            for index, cr in enumerate(self.rules):
-                for at, pattern in enumerate(cr.rule.match.servers or ()):
-                    if any(ch in pattern for ch in "*?[") or pattern in known:
-                        continue
-                    raise self._error(
-                        self._node,
-                        ["rules", index, "match", "servers", at],
-                        self.source,
-                        f"rule {cr.rule.id!r} names MCP server {pattern!r}, which this runtime "
-                        f"does not have; its servers: {sorted(known)!r}",
-                    )
-        for index, cr in enumerate(self.rules):
-            for at, pattern in enumerate(cr.rule.match.tools):
-                if any(ch in pattern for ch in "*?[") or pattern in names:
-                    continue
+        checks: list[tuple[MatchField, set[str] | None, bool]] = [
+            ("servers", None if servers is None else set(servers), False),
+            ("tools", names, True),
+            ("credentials", None if credentials is None else set(credentials), True),
+        ]
+        rules = [cr.rule for cr in self.rules]
+        for field, known, globs in checks:
+            if known is None:
+                continue
+            found = first_unmatched(rules, field, known, globs=globs)
+            if found is not None:
+                index, at, pattern = found
                 raise self._error(
                     self._node,
-                    ["rules", index, "match", "tools", at],
+                    ["rules", index, "match", field, at],
                     self.source,
-                    f"rule {cr.rule.id!r} names tool {pattern!r}, which this runtime does not "
-                    f"have; known tools: {sorted(names)!r}",
+                    unknown_text(rules[index], field, pattern, known),
                 )
 
     def evaluate(

@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from agentrt.tools.contract import Effect
 
@@ -28,8 +36,8 @@ _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 def parse_duration(value: str | float | int) -> float:
     """'90s', '15m', '4h', '3d' or a number of seconds -> seconds."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        if value <= 0:
-            raise ValueError(f"a duration must be > 0, got {value!r}")
+        if not math.isfinite(value) or value <= 0:  # NaN compares false: said apart
+            raise ValueError(f"a duration must be a finite number > 0, got {value!r}")
         return float(value)
     m = _DURATION.match(str(value))
     if not m or float(m.group(1)) <= 0:
@@ -64,12 +72,26 @@ class Match(_Strict):
     credentials: list[str] | None = None
     """Credential name globs: the tool needs at least one matching credential."""
 
+    @field_validator(
+        "tools", "effects", "scopes", "roles", "tenants", "servers", "credentials", mode="before"
+    )
+    @classmethod
+    def _not_empty(cls, value: object, info: ValidationInfo) -> object:
+        # An empty list matches nothing: a deny or approval rule that never applies, with
+        # nothing said. A field left out is the way to say "any".
+        if isinstance(value, list | tuple) and not value:
+            raise ValueError(
+                f"an empty list matches nothing, so the rule would never apply; leave "
+                f"{info.field_name} out to match any {str(info.field_name).removesuffix('s')}"
+            )
+        return value
+
 
 class ApprovalSpec(_Strict):
     """Who must approve, for require_approval rules."""
 
     role: str | None = None
-    """Role the approver must hold; None lets any principal approve."""
+    """Role the approver must hold; None (left out) lets any principal approve."""
     four_eyes: bool = False
     """The run's own principal may not approve."""
     expires_in: float | None = None
@@ -85,6 +107,18 @@ class ApprovalSpec(_Strict):
     @classmethod
     def _duration(cls, value: object) -> float | None:
         return None if value is None else parse_duration(value)  # type: ignore[arg-type]
+
+    @field_validator("role", "escalate_to")
+    @classmethod
+    def _named(cls, value: str | None, info: ValidationInfo) -> str | None:
+        # "" reads as "no role", which for role means anyone may approve: say it apart.
+        if value is not None and not value.strip():
+            raise ValueError(
+                f"an empty {info.field_name} names no role; name one, or leave "
+                f"{info.field_name} out"
+                + (" to let anyone approve" if info.field_name == "role" else "")
+            )
+        return value
 
     @model_validator(mode="after")
     def _escalation(self) -> ApprovalSpec:
@@ -122,6 +156,19 @@ class Rule(_Strict):
     """For require_approval: who approves and until when."""
     reason: str = ""
     """Why, in words a person reviewing the decision understands."""
+
+    @model_validator(mode="after")
+    def _no_approver_on_allow(self) -> Rule:
+        # Who approves, on a rule that allows without asking anyone: most likely a
+        # require_approval written wrong, which would let the action through unseen. (On a
+        # deny it is ignored and nothing gets through: a rule turned to deny for a while
+        # may keep it.)
+        if self.approval is not None and self.decision == "allow":
+            raise ValueError(
+                "approval: says who approves, but this rule's decision is 'allow', which "
+                "asks no one; make it require_approval, or remove approval:"
+            )
+        return self
 
 
 class ToolSettings(_Strict):

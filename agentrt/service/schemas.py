@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agentrt.approvals import ApprovalRequest
 from agentrt.approvals.display import shown_args
+from agentrt.budget import MAX_LIMIT
 from agentrt.runs.messages import ThreadMessage
 from agentrt.runtime import AgentRuntime, Run
 from agentrt.tracing.shown import shown, shown_run
@@ -51,10 +52,11 @@ class _In(BaseModel):
 class BudgetIn(_In):
     """Limits for one run, layered over the runtime's and the tenant's (None inherits)."""
 
-    max_tokens: int | None = Field(None, ge=0)
+    # A count past 64 bits could not be stored with the run: refused here, not later.
+    max_tokens: int | None = Field(None, ge=0, le=MAX_LIMIT)
     max_cost_usd: float | None = Field(None, ge=0)
-    max_tool_calls: int | None = Field(None, ge=0)
-    max_steps: int | None = Field(None, ge=0)
+    max_tool_calls: int | None = Field(None, ge=0, le=MAX_LIMIT)
+    max_steps: int | None = Field(None, ge=0, le=MAX_LIMIT)
     max_active_seconds: float | None = Field(None, ge=0)
     deadline: float | None = Field(None, description="Epoch seconds.")
     on_exceed: Literal["stop", "ask"] | None = None
