@@ -3,12 +3,15 @@
 Three ways a value is recognised as sensitive:
 - its key name matches a pattern (password, token, api_key, authorization, ...);
 - a detector finds it inside text (emails, card numbers that pass the Luhn check, IBANs
-  that pass mod-97, bearer tokens, JWTs, API keys of the common shapes, AWS secret keys,
-  "password: ..." in prose);
+  that pass mod-97, bearer tokens, Basic credentials, JWTs, API keys of the common shapes,
+  AWS secret keys, "password: ..." in prose);
 - the tool declared the field sensitive (``@tool(sensitive=[...])``); a value known to be
-  secret (``known=``) is also cut out wherever text repeats it.
+  secret (``known=``, ``remember``) is also cut out wherever text repeats it, as it is or
+  as JSON text or a URL spells it (``secret_forms``).
 
 Key names are matched as written and in snake case, so ``accessToken`` is ``access_token``.
+A key is text too: an email, a card or a credential used as one is masked as a value would
+be, and two keys masked alike both stay, the later with " (2)" after it.
 
 What happens to it: "mask" (a marker naming the kind), "hash" (a short keyed digest, so
 equal values can still be correlated) or "drop" (the field is removed; a secret found in
@@ -24,10 +27,11 @@ import logging
 import re
 import threading
 import traceback
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Container, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, Literal
+from urllib.parse import quote, quote_plus
 
 from agentrt.errors import ConfigError
 
@@ -36,8 +40,11 @@ __all__ = [
     "DEFAULT_KEY_PATTERNS",
     "Detector",
     "Redactor",
+    "free_key",
     "iban_valid",
     "luhn_valid",
+    "secret_forms",
+    "secrets_pattern",
 ]
 
 Mode = Literal["mask", "hash", "drop"]
@@ -54,6 +61,12 @@ pieces out of unrelated words and numbers."""
 MAX_REMEMBERED = 10_000
 """Values a Redactor keeps from ``remember``; past it the oldest are let go (a provider
 that rotates every call would otherwise grow it without end)."""
+
+
+MAX_NAMES = 4096
+"""Field names a Redactor keeps what its detectors made of (past it, the rest are worked
+out each time); a name longer than _NAME_KEPT is not kept."""
+_NAME_KEPT = 200
 
 
 class _Remembered:
@@ -78,8 +91,50 @@ class _Remembered:
                 self._values[value] = None
             while len(self._values) > MAX_REMEMBERED:
                 del self._values[next(iter(self._values))]
-            ordered = sorted(self._values, key=len, reverse=True)
-            self.pattern = re.compile("|".join(re.escape(v) for v in ordered))
+            self.pattern = secrets_pattern(self._values)
+
+
+def secret_forms(value: str) -> tuple[str, ...]:
+    """The spellings of a secret to look for in text: as it is, inside JSON text (quotes,
+    backslashes and control characters escaped; non-ASCII escaped or as it is) and inside a
+    URL (percent-encoded, with "+" or "%20" for a space). A tool that returns JSON text or
+    raises an error quoting the URL it called repeats a secret in one of these."""
+    forms = (
+        value,
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        # surrogatepass: a lone surrogate must not make looking for the rest fail.
+        quote(value, safe="", errors="surrogatepass"),
+        quote_plus(value, safe="", errors="surrogatepass"),
+    )
+    return tuple(dict.fromkeys(forms))
+
+
+def secrets_pattern(values: Iterable[str], *, whole: bool = False) -> re.Pattern[str] | None:
+    """One pattern that finds any of ``values`` in any of its ``secret_forms``, the longest
+    first; None if none is MIN_KNOWN characters or more (a shorter one is not looked for).
+    ``whole``: not where it would be part of a longer word or number."""
+    forms = {f for v in values if len(v) >= MIN_KNOWN for f in secret_forms(v)}
+    if not forms:
+        return None
+    parts = [
+        ("(?<![A-Za-z0-9])" if whole and f[0].isalnum() else "")
+        + re.escape(f)
+        + ("(?![A-Za-z0-9])" if whole and f[-1].isalnum() else "")
+        for f in sorted(forms, key=len, reverse=True)
+    ]
+    return re.compile("|".join(parts))
+
+
+def free_key(key: str, taken: Container[str]) -> str:
+    """``key``, or if a field of that name is ``taken`` already, ``key`` with " (2)",
+    " (3)", ... after it: two names masked to the same marker keep both their values."""
+    if key not in taken:
+        return key
+    n = 2
+    while f"{key} ({n})" in taken:
+        n += 1
+    return f"{key} ({n})"
 
 
 def luhn_valid(digits: str) -> bool:
@@ -189,28 +244,43 @@ DEFAULT_DETECTORS: tuple[Detector, ...] = (
         check=_card,
     ),
     Detector(
+        # "Proxy-Authorization: Basic dXNlcjpwdw==": the user and password, base64 encoded.
+        kind="basic_auth",
+        pattern=re.compile(
+            r"(?i)authorization[\"']?\s*[:=]\s*[\"']?basic\s+"
+            r"(?P<secret>[A-Za-z0-9+/]{4,}={0,2})(?![A-Za-z0-9+/=])"
+        ),
+    ),
+    Detector(
         # "password: hunter2", "token=abc", "accessToken: ..." in prose or in a message
         # that quotes a payload; the value ends at a closing quote, or else at a space
         # (not at punctuation: a password may hold any, and more masked beats less).
         # Never inside a marker ("[secret:1a2b...]" is one) nor on a value that is one.
+        # A password's name may go on ("password2", "password_confirmation",
+        # "passwordHash"), but not run into a word ("passwordless").
         kind="secret",
         pattern=re.compile(
             r"(?i)(?<![\[A-Za-z0-9_-])[A-Za-z_-]{0,40}?"
-            r"(?:password|passwd|passphrase|secret|token|api[_-]?key|access[_-]?key)"
+            r"(?:pass(?:word|wd|phrase)(?:[_-][A-Za-z0-9]+|\d+|(?-i:[A-Z])[A-Za-z0-9]*)?"
+            r"|secret|token|api[_-]?key|access[_-]?key)"
             r"(?![A-Za-z0-9])[\"']?\s*[:=]\s*(?P<q>[\"'])?"
             r"(?P<secret>(?!\[)(?(q)[^\"'\n]+|[^\s\"']+))"
         ),
     ),
 )
 """Bearer tokens, JWTs, API keys, AWS secret keys, IBANs (mod-97), emails, card numbers
-(Luhn), and secrets written as "password: ..." in prose, tried in that order."""
+(Luhn), Basic credentials after "Authorization:", and secrets written as "password: ..." in
+prose, tried in that order."""
 
 DEFAULT_KEY_PATTERNS: tuple[str, ...] = (
-    r"pass(word|wd|phrase)?$",
+    # "db_pass", and the word with more after it ("password2", "password_confirmation",
+    # "passwordHash" as password_Hash) but not run into another word ("passwordless").
+    r"pass(word|wd|phrase)?$|pass(word|wd|phrase)s?(?![a-z])",
     r"secret",
     r"(^|[-_])token$",
     r"api[-_]?key",
-    r"^auth(orization)?$|[-_]auth$",
+    r"access[-_]?key",
+    r"^((proxy|x)[-_])?auth(orization)?$|[-_]auth$",
     r"credential",
     r"private[-_]?key",
     r"cookie",
@@ -244,6 +314,7 @@ class Redactor:
     _remembered: _Remembered = field(
         default_factory=_Remembered, init=False, repr=False, compare=False
     )
+    _names: dict[str, str] = field(default_factory=dict, init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.mode not in _MODES:
@@ -290,11 +361,16 @@ class Redactor:
         if isinstance(value, Mapping):
             out: dict[str, Any] = {}
             for key, item in value.items():
-                if self.sensitive_key(str(key), sensitive):
-                    if self.mode != "drop":
-                        out[str(key)] = self._replace("field", _as_text(item))
-                    continue
-                out[str(key)] = self._redact(item, sensitive, known)
+                name = str(key)
+                # A name is text too: an email, a card or a credential used as a key.
+                shown = self._plain(key, known, name=True) if isinstance(key, str) else name
+                secret = self.sensitive_key(name, sensitive)
+                if self.mode == "drop" and (secret or shown != name):
+                    continue  # a name with its secret cut out would say nothing: drop it all
+                if secret:
+                    out[free_key(shown, out)] = self._replace("field", _as_text(item))
+                else:
+                    out[free_key(shown, out)] = self._redact(item, sensitive, known)
             return out
         if isinstance(value, list | tuple):
             return [self._redact(item, sensitive, known) for item in value]
@@ -311,11 +387,28 @@ class Redactor:
                 pass
             else:
                 return json.dumps(self._redact(parsed, sensitive, known), sort_keys=True)
+        return self._plain(text, known)
+
+    def _plain(self, text: str, known: re.Pattern[str] | None, *, name: bool = False) -> str:
+        """``text`` with known, remembered and detected secrets replaced (not read as JSON);
+        ``name``: it is a field's name."""
         if known is not None:
             text = known.sub(lambda m: self._replace("field", m.group(0)), text)
         remembered = self._remembered.pattern
         if remembered is not None:
             text = remembered.sub(lambda m: self._replace("credential", m.group(0)), text)
+        if not name or len(text) > _NAME_KEPT:
+            return self._detected(text)
+        # The same few names come again in every span and log line, and what the detectors
+        # (fixed for this Redactor) make of one never changes: worked out once.
+        shown = self._names.get(text)
+        if shown is None:
+            shown = self._detected(text)
+            if len(self._names) < MAX_NAMES:
+                self._names[text] = shown
+        return shown
+
+    def _detected(self, text: str) -> str:
         for detector in self.detectors:
             text = detector.pattern.sub(partial(self._found, detector), text)
         return text
@@ -374,22 +467,10 @@ class Redactor:
 
 
 def _literals(known: Collection[Any]) -> re.Pattern[str] | None:
-    """One pattern for the known secret values, longest first, not inside a longer word."""
-    values = {
-        str(v)
-        for v in known
-        if isinstance(v, str | int) and not isinstance(v, bool) and len(str(v)) >= MIN_KNOWN
-    }
-    values = {v for v in values if not _MARKER.fullmatch(v)}
-    if not values:
-        return None
-    parts = [
-        ("(?<![A-Za-z0-9])" if v[0].isalnum() else "")
-        + re.escape(v)
-        + ("(?![A-Za-z0-9])" if v[-1].isalnum() else "")
-        for v in sorted(values, key=len, reverse=True)
-    ]
-    return re.compile("|".join(parts))
+    """One pattern for the known secret values in each of their forms, longest first, not
+    inside a longer word."""
+    values = {str(v) for v in known if isinstance(v, str | int) and not isinstance(v, bool)}
+    return secrets_pattern((v for v in values if not _MARKER.fullmatch(v)), whole=True)
 
 
 def _as_text(value: Any) -> str:

@@ -9,6 +9,8 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote as url_quote
+from urllib.parse import quote_plus
 
 import pytest
 
@@ -157,3 +159,90 @@ def test_short_values_cut_up_no_other_text() -> None:
     assert redactor.redact(text) == text
     redactor.remember(["cabbage"])
     assert redactor.redact(text) == "abacus [REDACTED:credential] 1234"
+
+
+# a credential whose characters JSON escapes, and its other spellings ------------------------
+
+ODD_KEYS = ("pay-Café9Wren", 'pay-"Cobalt"9', "pay-Co\\balt9")
+
+
+@pytest.mark.parametrize("key", ODD_KEYS)
+def test_an_object_holding_a_credential_json_would_escape_is_scrubbed(key: str) -> None:
+    secrets = Secrets({"pay": key})
+    assert secrets.scrub(Quote(700, key)) == {"amount": 700, "auth": CREDENTIAL_MARKER}
+    assert secrets.scrub([Quote(1, f"{key}!")]) == [{"amount": 1, "auth": "[REDACTED:credential]!"}]
+    clean = Quote(700, "someone else's")
+    assert secrets.scrub(clean) is clean  # nothing to cut: the object as it was
+
+
+def test_a_non_ascii_credential_in_a_returned_object_never_reaches_the_model_or_the_log(
+    db: Path,
+) -> None:
+    key = "pay-Café9Wren-key"
+
+    @tool(effect="read", credentials=["pay"])
+    def open_quote(cents: int, ctx: ToolContext):  # no return type: kept as the object
+        """Quote a payment (the client's object, key included)."""
+        return Quote(cents, ctx.credentials["pay"])
+
+    model = ScriptedChatModel([ai("", tool_call("open_quote", {"cents": 5})), "Quoted."])
+    with AgentRuntime(
+        model, tools=[open_quote], policy=Policy.from_yaml(POLICY), db=db, credentials=keys(key)
+    ) as rt:
+        run = rt.start("Quote 5.", principal=ALICE)
+        assert run.status is RunStatus.SUCCEEDED
+        told = [str(m.content) for m in model.calls[-1].messages if m.type == "tool"]
+        logged = json.dumps([e["data"] for e in rt.events(run.thread_id)], ensure_ascii=False)
+        kept = checkpoints_text(rt, run.thread_id)
+    assert CREDENTIAL_MARKER in told[0]
+    escaped = json.dumps(key)[1:-1]
+    for text in (*told, logged, kept, run.output or ""):
+        assert key not in text
+        assert escaped not in text
+
+
+ODD_KEY = 'Cob"alt9 Wren/Key==é\\'  # a quote, a space, URL punctuation, é, a backslash
+ODD_SPELLINGS = {  # how: (text a tool gives back, the credential as it is spelled in it)
+    "json": json.dumps(ODD_KEY)[1:-1],
+    "json, non-ASCII kept": json.dumps(ODD_KEY, ensure_ascii=False)[1:-1],
+    "url": url_quote(ODD_KEY, safe=""),
+    "form": quote_plus(ODD_KEY),
+}
+
+
+@pytest.mark.parametrize("how", list(ODD_SPELLINGS))
+def test_a_credential_in_json_text_or_a_url_is_cut_out(how: str) -> None:
+    spelled = ODD_SPELLINGS[how]
+    for text in (f'{{"echo": "{spelled}"}}', f"401 for url https://pay.example/v1?key={spelled}"):
+        assert Secrets({"pay": ODD_KEY}).scrub(text) == text.replace(spelled, CREDENTIAL_MARKER)
+        # too short to be looked for as it is: not looked for in a longer spelling either
+        assert Secrets({"pay": "é\\"}).scrub(text) == text
+
+
+def test_a_credential_in_a_tools_error_url_never_reaches_the_model(db: Path) -> None:
+    key = "pay key/Cobalt+9=="
+
+    @tool(effect="read", credentials=["pay"])
+    def balance(ctx: ToolContext) -> str:
+        """The account's balance."""
+        raise ValueError(
+            f"401 for url https://pay.example/v1?key={quote_plus(ctx.credentials['pay'])}"
+        )
+
+    model = ScriptedChatModel([ai("", tool_call("balance", {})), "No."])
+    with AgentRuntime(
+        model, tools=[balance], policy=Policy.from_yaml(POLICY), db=db, credentials=keys(key)
+    ) as rt:
+        run = rt.start("Balance?", principal=ALICE)
+        (seen,) = [e["data"] for e in rt.events(run.thread_id) if e["type"] == "observation"]
+    assert seen["content"].endswith(f"401 for url https://pay.example/v1?key={CREDENTIAL_MARKER}")
+    assert quote_plus(key) not in str([m.content for m in model.calls[-1].messages])
+
+
+def test_credentials_as_keys_cut_to_one_marker_keep_both_values() -> None:
+    secrets = Secrets({"a": "pay-Cobalt9Wren", "b": "crm-Cobalt9Wren"})
+    assert secrets.scrub({"pay-Cobalt9Wren": 1, "crm-Cobalt9Wren": 2, "n": 3}) == {
+        CREDENTIAL_MARKER: 1,
+        f"{CREDENTIAL_MARKER} (2)": 2,
+        "n": 3,
+    }

@@ -313,3 +313,16 @@ def test_show_with_the_database_alone_hides_every_field_of_a_tool_it_cannot_see(
     assert PIN not in shown.output
     assert "58213" not in shown.output
     assert '"door": "[REDACTED:field]"' in shown.output
+
+
+def test_an_edit_keeps_a_field_whose_name_the_view_masked() -> None:
+    email = "lee.park@example.com"  # as a key, and no key pattern's word in it
+    original = {email: 3, "cents": 10}
+    seen = Redactor().redact(original)
+    assert seen == {"[REDACTED:email]": 3, "cents": 10}
+    assert unmasked({**seen, "cents": 5}, original, seen) == {email: 3, "cents": 5}
+    assert unmasked({**seen, "[REDACTED:email]": 4}, original, seen) == {email: 4, "cents": 10}
+    assert unmasked({"cents": 10}, original, seen) == {"cents": 10}  # removed, so gone
+    # a view that dropped a field cannot pair names by place: what it did not show stays
+    dropped = Redactor(mode="drop").redact(original)
+    assert unmasked({"cents": 5}, original, dropped) == {"cents": 5, email: 3}

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import sqlite3
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import pytest
 
 from agentrt import AgentRuntime, ConfigError, Policy, Principal, ToolContext, tool
-from agentrt.redaction import luhn_valid
+from agentrt.redaction import luhn_valid, secret_forms, secrets_pattern
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 from agentrt.tracing import Redactor
 from tests.conftest import FakeClock
@@ -153,3 +155,155 @@ def test_seeded_secrets_never_reach_spans_or_logs(
     for marker in ("[REDACTED:email]", "[REDACTED:api_key]", "[REDACTED:card]", "[REDACTED:field]"):
         assert marker in exported
     assert "upstream refused key [REDACTED:api_key] for [REDACTED:email]" in logs
+
+
+# field names ---------------------------------------------------------------------------------
+
+SECRET_NAMES = (
+    "password_confirmation",
+    "password2",
+    "passwordHash",
+    "new_password",
+    "passwords",
+    "db_pass",
+    "access_key",
+    "aws_access_key",
+    "accessKey",
+    "Proxy-Authorization",
+    "proxy_authorization",
+    "X-Authorization",
+)
+PLAIN_NAMES = (
+    "passed",
+    "pass_rate",
+    "passenger",
+    "passport",
+    "compass_heading",
+    "passwordless",
+    "access_level",
+    "accessed_at",
+    "author",
+    "authorized",
+    "authorization_url",
+    "input_tokens",
+    "token_count",
+)
+
+
+@pytest.mark.parametrize("name", SECRET_NAMES)
+def test_a_field_named_for_a_secret_is_masked(name: str) -> None:
+    value = {"user": "alice", name: "hunter2-Zq"}
+    assert Redactor().redact(value) == {"user": "alice", name: "[REDACTED:field]"}
+
+
+@pytest.mark.parametrize("name", PLAIN_NAMES)
+def test_a_field_whose_name_only_looks_like_one_is_shown(name: str) -> None:
+    assert Redactor().redact({name: "hunter2-Zq"}) == {name: "hunter2-Zq"}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("password_confirmation=hunter2-Zq", "password_confirmation=[REDACTED:secret]"),
+        ("passwordHash: x9f8e7d6", "passwordHash: [REDACTED:secret]"),
+        ("password2: hunter2-Zq ok", "password2: [REDACTED:secret] ok"),
+        (
+            "Proxy-Authorization: Basic YWxpY2U6aHVudGVyMg==",
+            "Proxy-Authorization: Basic [REDACTED:basic_auth]",
+        ),
+        (
+            '{"Authorization": "Basic YWxpY2U6aHVudGVyMg=="} sent',
+            '{"Authorization": "Basic [REDACTED:basic_auth]"} sent',
+        ),
+        ("passwordless: true, token_count=5", None),
+        ("Basic training: 6 weeks, basic usage is simple", None),
+    ],
+)
+def test_names_for_secrets_are_found_in_prose(text: str, expected: str | None) -> None:
+    assert Redactor().redact_text(text) == (text if expected is None else expected)
+
+
+# a secret's other spellings ------------------------------------------------------------------
+
+ODD = 'Café"9 Wren\\key+/='  # non-ASCII, a quote, a space, a backslash, URL punctuation
+ODD_FORMS = (  # inside a JSON string (no quotes around), in a URL
+    json.dumps(ODD)[1:-1],
+    json.dumps(ODD, ensure_ascii=False)[1:-1],
+    quote(ODD, safe=""),
+    quote_plus(ODD),
+)
+
+
+@pytest.mark.parametrize("form", ODD_FORMS)
+def test_a_known_or_remembered_secret_is_found_as_json_text_or_a_url_spells_it(
+    form: str,
+) -> None:
+    text = f"GET https://crm.example/v1?body={form} failed"  # not JSON: searched as text
+    remembering = Redactor()
+    remembering.remember([ODD])
+    for cut, marker in (
+        (remembering.redact_text(text), "[REDACTED:credential]"),
+        (Redactor().redact_text(text, known=[ODD]), "[REDACTED:field]"),
+    ):
+        assert cut == f"GET https://crm.example/v1?body={marker} failed"
+    assert set(ODD_FORMS) <= set(secret_forms(ODD))
+
+
+def test_a_secret_too_short_to_look_for_is_not_looked_for_in_its_longer_spellings() -> None:
+    short = 'é"'  # two characters; "%C3%A9%22" is nine
+    text = f"{quote(short, safe='')} {json.dumps(short)} {short}"
+    remembering = Redactor()
+    remembering.remember([short])
+    assert remembering.redact_text(text) == text
+    assert Redactor().redact_text(text, known=[short]) == text
+    assert secrets_pattern([short]) is None
+
+
+# keys ----------------------------------------------------------------------------------------
+
+CRED = "crm-Cobalt9Wren-key"
+
+
+def test_a_secret_used_as_a_key_is_masked_like_a_value() -> None:
+    r = Redactor()
+    r.remember([CRED])
+    value = {
+        EMAIL: {"orders": 3},
+        CRED: "ok",
+        f"orders of {EMAIL}": 2,
+        "zebra-58213": 1,
+        "password": "pw",
+        "n": 4,
+    }
+    assert r.redact(value, known=["zebra-58213"]) == {
+        "[REDACTED:email]": {"orders": 3},
+        "[REDACTED:credential]": "ok",
+        "orders of [REDACTED:email]": 2,
+        "[REDACTED:field]": 1,
+        "password": "[REDACTED:field]",
+        "n": 4,
+    }
+    as_json = r.redact_text(json.dumps({CARD: "visa", API_KEY: 1}))
+    assert json.loads(as_json) == {"[REDACTED:card]": "visa", "[REDACTED:api_key]": 1}
+    assert r.redact({1: "a", None: "b"}) == {"1": "a", "None": "b"}  # not text: as before
+    # a name shown before is masked once it is a credential the runtime resolved
+    assert r.redact({"pay-Cobalt9Wren": 1}) == {"pay-Cobalt9Wren": 1}
+    r.remember(["pay-Cobalt9Wren"])
+    assert r.redact({"pay-Cobalt9Wren": 1}) == {"[REDACTED:credential]": 1}
+
+
+def test_keys_masked_alike_keep_both_values_and_redacting_again_changes_nothing() -> None:
+    value = {"a@example.com": 1, "b@example.com": 2, "[REDACTED:email] (2)": 3}
+    masked = Redactor().redact(value)
+    assert masked == {
+        "[REDACTED:email]": 1,
+        "[REDACTED:email] (2)": 2,
+        "[REDACTED:email] (2) (2)": 3,  # a name already taken: the same rule
+    }
+    assert Redactor().redact(masked) == masked
+    hashed = Redactor(mode="hash").redact(value)
+    assert sorted(hashed.values()) == [1, 2, 3]
+    assert "a@example.com" not in str(hashed)
+    assert Redactor(mode="hash").redact(hashed) == hashed
+    # drop: a name with its secret cut out would say nothing, so the field goes
+    assert Redactor(mode="drop").redact({"a@example.com": 1, "n": 2}) == {"n": 2}

@@ -13,7 +13,6 @@ them, so a log line or a page that repeats one shows a marker instead.
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -29,7 +28,7 @@ from pydantic_core import to_jsonable_python
 
 from agentrt.errors import AgentRuntimeError, ConfigError
 from agentrt.principal import Principal
-from agentrt.redaction import MIN_KNOWN
+from agentrt.redaction import MIN_KNOWN, free_key, secrets_pattern
 
 __all__ = [
     "CREDENTIAL_MARKER",
@@ -230,21 +229,24 @@ class Secrets(Mapping[str, str]):
         return f"Secrets({sorted(self._values)!r})"
 
     def scrub(self, value: Any) -> Any:
-        """``value`` (JSON data or text) with every credential's value cut out (a value
-        shorter than MIN_KNOWN is not looked for: it would cut up unrelated words; the
-        runtime refuses to resolve one)."""
-        secrets = [v for v in self._values.values() if len(v) >= MIN_KNOWN]
-        if not secrets:
-            return value
-        pattern = re.compile("|".join(re.escape(v) for v in sorted(secrets, key=len, reverse=True)))
-        return _scrub(value, pattern)
+        """``value`` (JSON data or text) with every credential's value cut out, as it is and
+        as JSON text or a URL spells it (``redaction.secret_forms``). A value shorter than
+        MIN_KNOWN is not looked for: it would cut up unrelated words; the runtime refuses
+        to resolve one."""
+        pattern = secrets_pattern(self._values.values())
+        return value if pattern is None else _scrub(value, pattern)
 
 
 def _scrub(value: Any, pattern: re.Pattern[str]) -> Any:
     if isinstance(value, str):
         return pattern.sub(CREDENTIAL_MARKER, value)
     if isinstance(value, Mapping):
-        return {_scrub(k, pattern): _scrub(v, pattern) for k, v in value.items()}
+        out: dict[Any, Any] = {}
+        for k, v in value.items():
+            key = _scrub(k, pattern)
+            # Two names cut to the same marker keep both their values.
+            out[free_key(key, out) if isinstance(key, str) else key] = _scrub(v, pattern)
+        return out
     if isinstance(value, list | tuple):
         return [_scrub(item, pattern) for item in value]
     if isinstance(value, bytes | bytearray):
@@ -252,8 +254,11 @@ def _scrub(value: Any, pattern: re.Pattern[str]) -> Any:
     if isinstance(value, int | float | bool) or value is None:
         return value
     # Not JSON: its JSON form, every field (a repr may hide one), cut if it holds one.
+    # Compared, not searched for in a dump: json.dumps escapes the very characters
+    # (non-ASCII, quotes, backslashes) a credential may hold.
     data = to_jsonable_python(value, fallback=str)
-    return _scrub(data, pattern) if pattern.search(json.dumps(data)) else value
+    scrubbed = _scrub(data, pattern)
+    return scrubbed if scrubbed != data else value
 
 
 def resolve_for(
