@@ -492,3 +492,18 @@ def test_a_version_1_file_migrates_and_keeps_its_requests_and_runs(db: Path) -> 
         assert run.waited_seconds == 0.0
     finally:
         store.close()
+
+
+def test_an_edit_that_leaves_a_masked_value_as_shown_keeps_the_real_one(
+    gates: AgentRuntime,
+) -> None:
+    _, al, _ = waiting_at_gate(gates)
+    # Arguments as a person was shown them (`agentrt show`, the API): the card masked.
+    shown = {"who": "al", "cents": 4000, "card": "[REDACTED:field]"}
+    gates.decide(Decision.edit(al, args=shown, by=PAYER))
+    assert gates.approval(al).edited_args == {"who": "al", "cents": 4000, "card": "4111-1111"}
+    # A card typed in is the card meant.
+    _, again, _ = waiting_at_gate(gates)
+    typed = {**shown, "card": "4999-0000"}
+    gates.decide(Decision.edit(again, args=typed, by=PAYER))
+    assert gates.approval(again).edited_args == typed

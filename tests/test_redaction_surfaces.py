@@ -19,14 +19,15 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from typer.testing import CliRunner
 
 from agentrt import AgentRuntime, Decision, Policy, Principal, tool
+from agentrt.approvals.display import unmasked
 from agentrt.cli import app as cli_app
 from agentrt.logs import get_logger
 from agentrt.redaction import iban_valid
 from agentrt.service import create_app, issue_key
-from agentrt.service.ui.forms import unmasked
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 from agentrt.tracing import Redactor
 from agentrt.tracing import attributes as A
+from agentrt.tracing.shown import shown_events
 from tests import secrets_app as S
 from tests.test_service import parse_sse
 
@@ -107,6 +108,25 @@ def test_a_tool_error_on_its_span_is_masked_with_capture_off(db: Path) -> None:
     assert PIN not in text
     assert "hunter2-x9" not in text
     assert not A.CONTENT_KEYS & {k for s in spans for k in (s.attributes or {})}
+
+
+@pytest.mark.parametrize(
+    "pin",
+    ["zebra-58213-quartz-marble-77120-otter-lantern-99341-copper", "zebra\\58213\\quartz"],
+    ids=["longer-than-a-quote", "escaped-by-repr"],
+)
+def test_an_invalid_args_error_shows_no_part_of_a_sensitive_argument(db: Path, pin: str) -> None:
+    # The model leaves out the required door: the error quotes the arguments, pin included.
+    model = ScriptedChatModel([ai("", tool_call("unlock", {"pin": pin})), "gave up"])
+    rt, exporter = traced(db, model, capture_content=True)
+    with rt:
+        run = rt.start("open the door", principal=ALICE)
+        log = rt.events(run.thread_id)
+        shown = json.dumps(shown_events(log, rt.redactor, rt.tools.sensitive_of))
+    (invalid,) = [e for e in log if e["data"].get("kind") == "invalid_args"]
+    assert "door: Field required (got {'pin': '[REDACTED:field]'})" in invalid["data"]["content"]
+    for text in (invalid["data"]["content"], shown, everything(exporter.get_finished_spans())):
+        assert "58213" not in text
 
 
 # (c) ----------------------------------------------------------------------------------------

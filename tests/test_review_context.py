@@ -35,6 +35,22 @@ def test_an_edit_is_shown_as_what_it_changed() -> None:
     assert diff_args(before, dict(before)) == []
 
 
+def test_an_edit_is_compared_on_the_real_values_and_shown_masked() -> None:
+    # Only the hidden account changed: masked alike in both views, it is a change all the same.
+    before = {"iban": "DE89370400440532013000", "cents": 100, "pin": "4711"}
+    after = {"iban": "GB33BUKB20201555555555", "cents": 100}
+    seen_before = {"iban": "[REDACTED:field]", "cents": 100, "pin": "[REDACTED:field]"}
+    seen_after = {"iban": "[REDACTED:field]", "cents": 100}
+    assert diff_args(before, after, seen_before, seen_after) == [
+        Change("iban", "[REDACTED:field]", "[REDACTED:field]", "changed"),
+        Change("pin", "[REDACTED:field]", None, "removed"),
+    ]
+    # A view that drops a field (Redactor mode "drop") still lists its change, values hidden.
+    assert diff_args(before, after, {"cents": 100}, {"cents": 100})[0] == (
+        Change("iban", "(hidden)", "(hidden)", "changed")
+    )
+
+
 def test_a_day_long_wait_takes_a_fixed_share_and_the_work_keeps_its_scale() -> None:
     day = 86_400.0
     first = span("start", 0.0, 10.0, A.AGENT_RUN, span("chat", 0.0, 4.0, A.LLM_CALL))

@@ -26,6 +26,7 @@ from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR
 from agentrt.service import create_app, issue_key
 from agentrt.service.app import sweep_once
 from agentrt.store.sqlite.schema import SCHEMA_VERSION
+from tests import gate_app
 from tests.conftest import FakeClock
 
 pytestmark = pytest.mark.anyio
@@ -584,3 +585,44 @@ async def test_an_edit_that_changes_nothing_over_http_approves_and_the_run_goes_
     run = (await api.call("GET", f"/runs/{thread_id}")).json()
     assert run["status"] == "succeeded"
     assert api.rt.approval(approval).status.value == "approved"
+
+
+async def test_an_edit_over_http_from_the_masked_arguments_keeps_the_hidden_ones(
+    db: Path, clock: FakeClock
+) -> None:
+    rt = gate_app.build_runtime(db, clock=clock)
+    app = create_app(rt, poll_interval=0.01, sweep_every=None, rate_limit="10000/minute")
+    second = Principal("pat", roles=["payer"], tenant="acme")
+    keys = {"olga": issue_key(rt, gate_app.OPS), "bob": issue_key(rt, gate_app.PAYER)}
+    keys["pat"] = issue_key(rt, second)
+    try:
+        async with (
+            app.router.lifespan_context(app),
+            httpx.AsyncClient(
+                transport=httpx.ASGITransport(app=app), base_url="http://agentrt.test"
+            ) as client,
+        ):
+            api = Api(app, client, keys)
+            started = await api.call("POST", "/runs", "olga", json={"goal": gate_app.GOAL})
+            thread_id = started.json()["thread_id"]
+            await api.settled(thread_id)
+            al, cy = rt.get(thread_id).pending_approvals
+            shown = (await api.call("GET", f"/approvals/{al.id}", "bob")).json()
+            assert shown["args"] == {"who": "al", "cents": 5000, "card": "[REDACTED:field]"}
+            # The card as GET showed it, masked: the run's own card stays.
+            lowered = {**shown["args"], "cents": 900}
+            assert (await api.decide(al.id, {"outcome": "edit", "args": lowered})).is_success
+            assert rt.approval(al.id).edited_args == {**al.args, "cents": 900}
+            # cy's card changed, and only it: both views mask it, changed_args names it.
+            moved = {**cy.args, "card": "4999-0000"}
+            assert (await api.decide(cy.id, {"outcome": "edit", "args": moved})).is_success
+            decided = (await api.call("GET", f"/approvals/{cy.id}", "pat")).json()
+            assert decided["args"]["card"] == decided["edited_args"]["card"] == "[REDACTED:field]"
+            assert decided["changed_args"] == ["card"]
+            await api.settled(thread_id)
+            (made,) = [r for r in rt.get(thread_id).pending_approvals if r.edited_from == cy.id]
+            again = (await api.call("GET", f"/approvals/{made.id}", "pat")).json()
+            assert (again["edited_from"], again["edited_by"]) == (cy.id, "bob")
+            assert again["changed_args"] is None  # not decided yet
+    finally:
+        rt.close()

@@ -259,6 +259,36 @@ async def test_a_last_event_id_this_stream_never_sent_is_a_400(api: Api) -> None
     assert parse_sse(blank.text)[0]["id"] == "0"  # a blank one is no id: from the start
 
 
+async def test_a_last_event_id_past_the_runs_log_is_a_400_and_one_within_it_resumes(
+    api: Api,
+) -> None:
+    async def events(thread_id: str, last: str) -> httpx.Response:
+        return await api.call("GET", f"/runs/{thread_id}/events", headers={"Last-Event-ID": last})
+
+    thread_id, approval = await api.waiting_run()
+    at_gate = len(api.rt.events(thread_id))
+    await api.decide(approval, {"outcome": "approve"})
+    await api.settled(thread_id)
+    ended = len(api.rt.events(thread_id))
+    assert ended > at_gate
+    for past in (str(ended), "999999"):
+        refused = problem(await events(thread_id, past), 400, "bad-last-event-id")
+        assert refused["detail"].startswith(
+            f"Last-Event-ID {past!r} is past the end of run {thread_id!r}'s event log "
+            f"(ids 0 to {ended - 1}), so this stream never sent it; reconnect with"
+        ), refused
+    # The last id the gate's stream sent, before the decision: the rest follows.
+    resumed = parse_sse((await events(thread_id, str(at_gate - 1))).text)
+    assert [e["id"] for e in resumed if e["event"] != "status"] == [
+        str(i) for i in range(at_gate, ended)
+    ]
+    last = parse_sse((await events(thread_id, str(ended - 1))).text)
+    assert [e["event"] for e in last] == ["status"]
+    # A run waiting at its gate runs nothing: its log is all the stream could have sent.
+    waiting, _ = await api.waiting_run()
+    problem(await events(waiting, str(at_gate)), 400, "bad-last-event-id")
+
+
 # 5. rates per client address, streams per key, the event stream's work, page headers ---------
 
 

@@ -14,6 +14,7 @@ import pytest
 from fastapi import FastAPI
 
 from agentrt import AgentRuntime, Budget, Principal, RunStatus
+from agentrt.errors import InvalidDecision
 from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR
 from agentrt.service import create_app
 from agentrt.service.ui import routes
@@ -620,3 +621,103 @@ async def test_the_queue_filters_and_a_tenant_key_sees_its_own_tenant_only(page:
     assert cards(await page.client.get("/ui?tenant=globex")) == 1  # acme's key stays acme's
     await page.sign_in(EVE)
     assert cards(await page.client.get("/ui?tenant=acme")) == 0
+
+
+# what a refusal and an edit may show ---------------------------------------------------------
+
+
+async def test_an_edit_refused_by_the_schema_shows_no_hidden_argument(
+    db: Path, clock: FakeClock
+) -> None:
+    rt = gate_app.build_runtime(db, clock=clock)
+    try:
+        async with _browser(rt) as page:
+            thread_id, approval_id = await page.waiting(gate_app.GOAL, gate_app.OPS)
+            await page.sign_in(gate_app.PAYER)
+            # cents left out by mistake, the card as shown: the form swaps the card back
+            # before the schema check, whose message quotes the arguments.
+            refused = await page.decide(
+                approval_id,
+                back=f"/ui/runs/{thread_id}",
+                outcome="edit",
+                args='{"who": "al", "card": "[REDACTED:field]"}',
+            )
+            assert refused.status_code == 422
+            assert "cents: Field required (got {'who': 'al', 'card': '[REDACTED:field]'})" in (
+                alert(refused)
+            )
+            assert not re.search("4111-?1111", refused.text)
+    finally:
+        rt.close()
+
+
+async def test_a_refusal_quoting_a_hidden_argument_is_masked_on_the_page(
+    db: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rt = gate_app.build_runtime(db, clock=clock)
+    try:
+        async with _browser(rt) as page:
+            _, approval_id = await page.waiting(gate_app.GOAL, gate_app.OPS)
+            card = rt.approval(approval_id).args["card"]
+
+            async def refuses(decision: object, **kw: object) -> None:
+                # Any message the runtime may word one day: it repeats the card.
+                raise InvalidDecision(f"card {card} ({card!r}) is not accepted today")
+
+            monkeypatch.setattr(rt, "adecide", refuses)
+            await page.sign_in(gate_app.PAYER)
+            refused = await page.decide(approval_id, outcome="approve")
+            assert refused.status_code == 422
+            assert alert(refused) == (
+                "card [REDACTED:field] ('[REDACTED:field]') is not accepted today"
+            )
+            assert card not in refused.text
+    finally:
+        rt.close()
+
+
+async def test_the_second_pair_of_eyes_sees_a_change_to_a_hidden_argument(
+    db: Path, clock: FakeClock
+) -> None:
+    rt = gate_app.build_runtime(db, clock=clock)
+    second = Principal("pat", roles=["payer"], tenant="acme")
+    try:
+        async with _browser(rt) as page:
+            thread_id, approval_id = await page.waiting(gate_app.GOAL, gate_app.OPS)
+            await page.sign_in(gate_app.PAYER)
+            # bob changes only the card, the one argument masked for him
+            edited = await page.decide(
+                approval_id,
+                outcome="edit",
+                args='{"who": "al", "cents": 5000, "card": "4999-0000"}',
+            )
+            assert edited.status_code == 303, edited.text
+            (cy,) = [r for r in rt.get(thread_id).pending_approvals if r.id != approval_id]
+            assert (await page.decide(cy.id, outcome="approve")).status_code == 303
+            await page.settled(thread_id)
+            waiting = rt.get(thread_id).pending_approvals
+            (again,) = [r for r in waiting if r.edited_from == approval_id]
+            assert again.args["card"] == "4999-0000"
+
+            await page.sign_in(second)
+            shown = await page.client.get(f"/ui/runs/{thread_id}")
+            visible = text(shown)
+            assert "The edit left the arguments as they were" not in visible
+            diff = re.search(r'<table class="diff".*?</table>', shown.text, re.S)
+            assert diff is not None
+            rows = " ".join(unescape(re.sub(r"<[^>]+>", " ", diff.group(0))).split())
+            assert rows == ('argument was now card "[REDACTED:field]" "[REDACTED:field]"')
+            assert not re.search("4111-?1111|4999-?0000", shown.text)
+    finally:
+        rt.close()
+
+
+async def test_a_decide_form_missing_a_field_is_refused_on_a_page(page: Page) -> None:
+    thread_id, approval_id = await page.waiting()
+    await page.sign_in(APPROVER)
+    for form in ({"reason": "x", "back": "/ui"}, {}):
+        refused = await page.client.post(f"/ui/approvals/{approval_id}/decision", data=form)
+        assert refused.status_code == 422
+        assert text(refused).startswith("422 · agentrt"), text(refused)
+        assert "this decision form is incomplete (outcome: Field required)" in text(refused)
+    assert page.rt.get(thread_id).status is RunStatus.AWAITING_APPROVAL

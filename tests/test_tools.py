@@ -187,6 +187,51 @@ def test_validate_args_refuses_bad_arguments(args: Any, detail: str) -> None:
     assert args == before  # the caller's arguments are left as they were
 
 
+@tool(sensitive=["pin"])
+def unlock_door(door: str, pin: str) -> None:
+    """Unlock a door with its pin."""
+
+
+LONG_PIN = "zebra-58213-quartz-marble-77120-otter-lantern-99341-copper"
+
+
+@pytest.mark.parametrize(
+    ("args", "detail"),
+    [
+        pytest.param(
+            {"pin": LONG_PIN},
+            "door: Field required (got {'pin': '[REDACTED:field]'})",
+            id="whole-arguments-quoted-long-value",
+        ),
+        pytest.param(
+            {"pin": "zebra\\58213\\quartz"},
+            "door: Field required (got {'pin': '[REDACTED:field]'})",
+            id="whole-arguments-quoted-escaped-value",
+        ),
+        pytest.param(
+            {"door": "front", "pin": 58213},
+            "pin: Input should be a valid string (the value is not shown: the field is sensitive)",
+            id="at-the-sensitive-field",
+        ),
+        pytest.param(
+            f'{{"door": 1, "pin": "{LONG_PIN}"}}',
+            "(arguments): arguments must be a JSON object "
+            '(got \'{"door": 1, "pin": "[REDACTED:field]"}\')',
+            id="json-text-instead-of-an-object",
+        ),
+    ],
+)
+def test_an_invalid_args_error_never_quotes_a_sensitive_argument(args: Any, detail: str) -> None:
+    # The masking of what is shown later cuts out a secret it finds whole; quoted cut to 60
+    # characters or escaped by repr, the pin would have passed it.
+    with pytest.raises(ToolArgsError) as info:
+        unlock_door.validate_args(args)
+    message = str(info.value)
+    assert message == f"arguments for tool 'unlock_door' do not match its schema: {detail}{SUFFIX}"
+    assert "58213" not in message
+    assert info.value.sensitive == ("pin",)
+
+
 class Line(BaseModel):
     price: float
 

@@ -130,6 +130,53 @@ def test_the_error_message_reads_like_a_pydantic_tools() -> None:
     )
 
 
+LOCK = {
+    "type": "object",
+    "properties": {"door": {"type": "string"}, "pin": {"type": "string"}},
+    "required": ["door", "pin"],
+}
+PIN = "zebra-58213-quartz-marble-77120-otter-lantern-99341-copper"
+
+
+@pytest.mark.parametrize(
+    ("args", "detail"),
+    [
+        pytest.param(
+            {"pin": PIN},
+            "door: Field required (got {'pin': '[REDACTED:field]'})",
+            id="whole-arguments-quoted",
+        ),
+        pytest.param(
+            {"door": "front", "pin": 58213},
+            "pin: Input is not of type 'string' (the value is not shown: the field is sensitive)",
+            id="at-the-sensitive-field",
+        ),
+        pytest.param(
+            # not declared, but a key name the Redactor always masks
+            {"door": "front", "pin": "x", "password": "zebra\\58213"},
+            "password: Extra inputs are not permitted "
+            "(the value is not shown: the field is sensitive)",
+            id="an-extra-field-sensitive-by-its-name",
+        ),
+    ],
+)
+def test_an_invalid_args_error_never_quotes_a_sensitive_argument(args: Any, detail: str) -> None:
+    spec = schema_tool(
+        lambda args, ctx: None,
+        name="unlock",
+        description="Unlock.",
+        schema=LOCK,
+        sensitive=["pin"],
+    )
+    with pytest.raises(ToolArgsError) as info:
+        spec.validate_args(args)
+    assert str(info.value) == (
+        f"arguments for tool 'unlock' do not match its schema: {detail}. Call it again with "
+        "arguments that match the schema."
+    )
+    assert "58213" not in str(info.value)
+
+
 def test_a_schema_may_allow_extra_properties_and_a_tool_non_finite_numbers() -> None:
     open_schema = {**REFUND, "additionalProperties": {"type": "string"}}
     spec = refund_tool(open_schema, allow_non_finite=True)

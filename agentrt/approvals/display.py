@@ -9,7 +9,7 @@ from agentrt.approvals.model import ApprovalRequest
 from agentrt.redaction import Redactor
 from agentrt.tracing.shown import secret_values, shown
 
-__all__ = ["Tools", "masked", "shown_args"]
+__all__ = ["Tools", "masked", "shown_about", "shown_args", "unmasked"]
 
 
 class Tools(Protocol):
@@ -46,3 +46,48 @@ def shown_args(
     sensitive = tools.sensitive_of(request.tool)
     known = secret_values(request.args, redactor or Redactor(), sensitive)
     return shown(value, redactor, sensitive=sensitive, known=known)
+
+
+def shown_about(
+    request: ApprovalRequest,
+    tools: Tools,
+    text: str,
+    *,
+    args: Any = None,
+    redactor: Redactor | None = None,
+) -> str:
+    """``text`` about ``request`` (a refused decision's message) as a person may see it:
+    the secret values its sensitive arguments hold, and those of ``args`` (say, an edit's,
+    as JSON text or a dict), cut out wherever it repeats them. A message may quote
+    arguments: the edit's, where a masked value was already swapped for the run's own."""
+    sensitive = () if request.kind == "budget" else tools.sensitive_of(request.tool)
+    r = redactor or Redactor()
+    known = [*secret_values(request.args, r, sensitive), *secret_values(args, r, sensitive)]
+    return str(shown(text, redactor, sensitive=sensitive, known=known))
+
+
+def unmasked(edited: Any, original: Any, seen: Any) -> Any:
+    """An edit as meant, from ``edited`` (made from ``seen``, the ``original`` arguments as
+    ``shown_args`` showed them): a value left exactly as it was shown (masked, or with a
+    secret cut out of its text) is the run's own value, and a field the view dropped stays.
+    A person edits what they were shown; the secret they could not see is not theirs to
+    replace with its mask."""
+    if edited == seen:
+        return original
+    if isinstance(edited, dict) and isinstance(original, dict) and isinstance(seen, dict):
+        # A name that held a secret (an email used as a key) is shown masked: the field shown
+        # under it is the run's field in the same place. A view that dropped nothing keeps
+        # every field in its place, so only then are names paired by place.
+        own = dict(zip(seen, original, strict=True)) if len(seen) == len(original) else {}
+        shown_as = {name: masked for masked, name in own.items()}
+        out: dict[Any, Any] = {}
+        for k, v in edited.items():
+            name = own.get(k, k)
+            out[name] = unmasked(v, original[name], seen.get(k)) if name in original else v
+        return out | {
+            k: v for k, v in original.items() if shown_as.get(k, k) not in seen and k not in out
+        }
+    lists = all(isinstance(x, list) for x in (edited, original, seen))
+    if lists and len(edited) == len(original) == len(seen):
+        return [unmasked(*parts) for parts in zip(edited, original, seen, strict=True)]
+    return edited

@@ -193,6 +193,7 @@ class Governor:
                         decision,
                         clock=deps.clock,
                         where=deps.store.location,
+                        redactor=deps.tracing.redactor,
                     )
                 except ApprovalError as exc:
                     logger.warning("decision on %r refused: %s", request.id, exc)

@@ -271,6 +271,7 @@ class _Served:
                     item,
                     clock=self.driver.clock,
                     where=self.store.location,
+                    redactor=self.driver.redactor,
                 )
             except ApprovalError as exc:
                 refused = _refusal(type(exc).__name__, str(exc))

@@ -11,9 +11,11 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from agentrt.approvals.checks import check_decision
+from agentrt.approvals.display import shown_args, unmasked
 from agentrt.approvals.model import ApprovalRequest, ApprovalStatus, Decided, Decision
 from agentrt.budget import Budget, raised_budget
 from agentrt.errors import AlreadyDecided, ConfigError, InvalidDecision
+from agentrt.redaction import Redactor
 from agentrt.state import unstorable
 from agentrt.store.protocols import ApprovalStore, RunStore
 from agentrt.tools.contract import ToolArgsError
@@ -53,8 +55,13 @@ def record_decision(
     *,
     clock: Callable[[], float],
     where: str,
+    redactor: Redactor | None = None,
 ) -> ApprovalRequest:
     """Check ``decision`` against its stored request and record it; the request as it was.
+
+    An edit's arguments may be those a person was shown, masked by ``redactor`` (the
+    runtime's): a value left exactly as shown keeps the run's own (``unmasked``), whether
+    the edit came from the review page, the API or ``rt.decide``.
 
     InvalidDecision, ApprovalExpired, NotAuthorized or AlreadyDecided say why not.
     """
@@ -67,7 +74,7 @@ def record_decision(
         )
     request = approval_named(store, parsed.approval_id, where=where)
     check_decision(request, parsed, now=clock())
-    edited, result = _decided_values(store, tools, request, parsed)
+    edited, result = _decided_values(store, tools, request, parsed, redactor)
     status = _DECISION_STATUS[parsed.outcome]
     if status is ApprovalStatus.EDITED and edited == request.args:
         # "Approve with these arguments" without changing them is an approval: recorded
@@ -91,7 +98,11 @@ def record_decision(
 
 
 def _decided_values(
-    runs: RunStore, tools: ToolRegistry, request: ApprovalRequest, decision: Decision
+    runs: RunStore,
+    tools: ToolRegistry,
+    request: ApprovalRequest,
+    decision: Decision,
+    redactor: Redactor | None,
 ) -> tuple[dict[str, Any] | None, Any]:
     """The edited arguments (or raised limit) and the result a decision carries, checked."""
     if request.kind == "budget":
@@ -116,8 +127,10 @@ def _decided_values(
             approval_id=request.id,
         )
     assert decision.args is not None
+    # The mask text as a sensitive value is never meant: it is what the person was shown.
+    seen = shown_args(request, tools, redactor=redactor)
     try:
-        return spec.validate_args(decision.args), None
+        return spec.validate_args(unmasked(decision.args, request.args, seen)), None
     except ToolArgsError as exc:
         raise InvalidDecision(
             f"edit of {request.id!r} rejected: {exc}", approval_id=request.id

@@ -177,6 +177,7 @@ class Driver(MessageTaking, RunCreating):
             decision,
             clock=self.clock,
             where=self.store.location,
+            redactor=self.redactor,
         )
         if request.kind == "reconcile":  # a person settled an effect in doubt
             self.tracing.metrics.reconciled(request.tool, str(Decision.parse(decision).outcome))

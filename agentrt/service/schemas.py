@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -122,6 +123,15 @@ class ApprovalOut(BaseModel):
     args: Any = Field(description="The arguments, with the tool's sensitive fields masked.")
     args_digest: str
     edited_args: Any = None
+    changed_args: list[str] | None = Field(
+        None,
+        description="For an edit: the arguments it changed, compared on their real values "
+        "(a sensitive one is named though args and edited_args both show it masked).",
+    )
+    edited_from: str | None = Field(
+        None, description="The request whose edit made this one; its changed_args say what."
+    )
+    edited_by: str | None = None
     rule_id: str | None
     reason: str
     required_role: str | None
@@ -214,8 +224,9 @@ def _non_finite(value: Any, where: str = "") -> str | None:
 def approval_out(rt: AgentRuntime, req: ApprovalRequest) -> ApprovalOut:
     """A request as the API shows it: each field the request's own of that name, but its
     status as a string and its arguments and comment as a person may see them."""
-    data = {name: getattr(req, name) for name in ApprovalOut.model_fields}
+    data = {name: getattr(req, name) for name in ApprovalOut.model_fields if hasattr(req, name)}
     data.update(
+        changed_args=None if req.edited_args is None else _changed(req.args, req.edited_args),
         status=req.status.value,
         args=shown_args(req, rt.tools, redactor=rt.redactor),
         edited_args=None
@@ -224,6 +235,13 @@ def approval_out(rt: AgentRuntime, req: ApprovalRequest) -> ApprovalOut:
         comment=shown(req.comment, rt.redactor),
     )
     return ApprovalOut.model_validate(data)
+
+
+def _changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """The names of the arguments that differ, in the order of the original's then the new."""
+    missing = object()
+    keys = dict.fromkeys([*before, *after])
+    return [k for k in keys if before.get(k, missing) != after.get(k, missing)]
 
 
 def run_out(rt: AgentRuntime, run: Run, *, driving: bool = False) -> RunOut:

@@ -166,17 +166,21 @@ class ToolSpec:
     def validate_args(self, args: Mapping[str, Any]) -> dict[str, Any]:
         """Validate arguments against the schema; return them in their JSON form."""
         if self.args_schema is not None:
-            return self.args_schema.validate(args, allow_non_finite=self.allow_non_finite)
+            return self.args_schema.validate(
+                args, allow_non_finite=self.allow_non_finite, sensitive=self.sensitive
+            )
         assert self.args_model is not None  # one of the two, as __post_init__ checked
         if not isinstance(args, Mapping):
             raise ToolArgsError(
                 self.name,
                 [{"loc": (), "msg": "arguments must be a JSON object", "input": args}],
+                sensitive=self.sensitive,
             )
         try:
             model = self.args_model.model_validate(dict(args))
         except ValidationError as exc:
-            raise ToolArgsError(self.name, [dict(e) for e in exc.errors()]) from None
+            errors = [dict(e) for e in exc.errors()]
+            raise ToolArgsError(self.name, errors, sensitive=self.sensitive) from None
         if not self.allow_non_finite:
             # The args model refuses them in its own float fields; this catches the rest
             # (nested models, dicts, Any), whatever their declared type.
@@ -186,6 +190,7 @@ class ToolSpec:
                 raise ToolArgsError(
                     self.name,
                     [{"loc": where, "msg": "Input should be a finite number", "input": value}],
+                    sensitive=self.sensitive,
                 )
         return model.model_dump(mode="json")
 

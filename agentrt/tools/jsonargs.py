@@ -13,7 +13,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 from agentrt.errors import ConfigError
@@ -77,11 +77,16 @@ class JsonSchemaArgs:
         """A copy of the schema, for the model's tool list (callers may change it)."""
         return copy.deepcopy(self.schema)
 
-    def validate(self, args: Any, *, allow_non_finite: bool = False) -> dict[str, Any]:
-        """The arguments in their JSON form, or ToolArgsError naming each bad field."""
+    def validate(
+        self, args: Any, *, allow_non_finite: bool = False, sensitive: Collection[str] = ()
+    ) -> dict[str, Any]:
+        """The arguments in their JSON form, or ToolArgsError naming each bad field (and
+        quoting no value of the tool's ``sensitive`` fields)."""
         if not isinstance(args, Mapping):
             raise ToolArgsError(
-                self.tool, [{"loc": (), "msg": "arguments must be a JSON object", "input": args}]
+                self.tool,
+                [{"loc": (), "msg": "arguments must be a JSON object", "input": args}],
+                sensitive=sensitive,
             )
         try:
             # JSON in, JSON out: tuples become lists, and a value JSON cannot carry (a set,
@@ -91,6 +96,7 @@ class JsonSchemaArgs:
             raise ToolArgsError(
                 self.tool,
                 [{"loc": (), "msg": f"arguments must be JSON values ({exc})", "input": args}],
+                sensitive=sensitive,
             ) from None
         errors: list[dict[str, Any]] = []
         for err in self._validator.iter_errors(data):
@@ -98,7 +104,7 @@ class JsonSchemaArgs:
             # _described names every missing one: keep each (field, problem) once.
             errors += [e for e in _described(err) if _key(e) not in map(_key, errors)]
         if errors:
-            raise ToolArgsError(self.tool, errors)
+            raise ToolArgsError(self.tool, errors, sensitive=sensitive)
         if not allow_non_finite:
             found = non_finite(data)
             if found is not None:
@@ -106,6 +112,7 @@ class JsonSchemaArgs:
                 raise ToolArgsError(
                     self.tool,
                     [{"loc": where, "msg": "Input should be a finite number", "input": value}],
+                    sensitive=sensitive,
                 )
         return data
 

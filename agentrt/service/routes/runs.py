@@ -199,11 +199,11 @@ async def run_trace(run: TenantRun, service: ServiceDep) -> dict[str, Any]:
 _EVENT_ID_DIGITS = 18
 
 
-def _first_unsent(last_event_id: Annotated[str | None, Header()] = None) -> int:
-    """The index of the first event to send: the one after Last-Event-ID, or 0."""
+def _last_event_id(last_event_id: Annotated[str | None, Header()] = None) -> int | None:
+    """The id in Last-Event-ID, if one was sent; 400 for one that is no id."""
     text = (last_event_id or "").strip()
     if not text:
-        return 0
+        return None
     if not (text.isascii() and text.isdigit() and len(text) <= _EVENT_ID_DIGITS):
         shown = text if len(text) <= 40 else text[:37] + "..."
         raise Problem(
@@ -213,7 +213,37 @@ def _first_unsent(last_event_id: Annotated[str | None, Header()] = None) -> int:
             "from the start",
             type="bad-last-event-id",
         )
-    return int(text) + 1
+    return int(text)
+
+
+async def _first_unsent(
+    thread_id: str, service: ServiceDep, last: Annotated[int | None, Depends(_last_event_id)]
+) -> int:
+    """The index of the first event to send: the one after Last-Event-ID, or 0.
+
+    An id is a log entry's index, so one past the run's log was never sent, and taking it
+    would skip the entries up to it as they come. A run that is running may have had
+    entries pushed before its checkpoint keeps them (``_pushed``): its ids are taken as
+    they are. The run is read before the log: a run seen not running had its log kept.
+    A route declares it after its run, whose tenant (API key or page cookie) is checked
+    first.
+    """
+    if last is None:
+        return 0
+    run = await asyncio.to_thread(service.runtime.get, thread_id)
+    if run.status is RunStatus.RUNNING or service.worker.driving(thread_id):
+        return last + 1
+    logged = len(await asyncio.to_thread(service.runtime.events, thread_id))
+    if last >= logged:
+        have = f"ids 0 to {logged - 1}" if logged else "no events yet"
+        raise Problem(
+            400,
+            f"Last-Event-ID {str(last)!r} is past the end of run {thread_id!r}'s event log "
+            f"({have}), so this stream never sent it; reconnect with the id of the last "
+            "event you received, or without Last-Event-ID to get the events from the start",
+            type="bad-last-event-id",
+        )
+    return last + 1
 
 
 async def _stream_slot(key: Caller, service: ServiceDep) -> AsyncIterator[None]:

@@ -85,17 +85,51 @@ class DecisionContext:
     """For an edited request: what the edit changed in the arguments."""
 
 
-def diff_args(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[Change]:
-    """The arguments an edit changed, in the order of the original's then the new keys."""
+def diff_args(
+    before: Mapping[str, Any],
+    after: Mapping[str, Any],
+    seen_before: Mapping[str, Any] | None = None,
+    seen_after: Mapping[str, Any] | None = None,
+) -> list[Change]:
+    """The arguments an edit changed, in the order of the original's then the new keys:
+    compared on the values that run (``before``, ``after``), each change shown with its
+    values as a person may see them (``seen_before``, ``seen_after``; the real ones if not
+    given). A masked field that changed is listed, its values still masked."""
+    was = before if seen_before is None else seen_before
+    now = after if seen_after is None else seen_after
     changes = []
     for key in [*before, *(k for k in after if k not in before)]:
         if key not in after:
-            changes.append(Change(key, before[key], None, "removed"))
+            changes.append(Change(key, was.get(key, _HIDDEN), None, "removed"))
         elif key not in before:
-            changes.append(Change(key, None, after[key], "added"))
+            changes.append(Change(key, None, now.get(key, _HIDDEN), "added"))
         elif before[key] != after[key]:
-            changes.append(Change(key, before[key], after[key], "changed"))
+            changes.append(Change(key, was.get(key, _HIDDEN), now.get(key, _HIDDEN), "changed"))
     return changes
+
+
+_HIDDEN = "(hidden)"
+"""A changed value the view leaves out (a Redactor that drops sensitive fields)."""
+
+
+def _changes(
+    request: ApprovalOut,
+    stored: ApprovalRequest,
+    original: ApprovalOut | None,
+    original_stored: ApprovalRequest | None,
+) -> list[Change]:
+    """What the edit that made ``stored`` changed: compared on the real arguments, shown
+    as the page shows them (a change to a masked field is one too)."""
+    if original is None:
+        return []
+    if original_stored is None:  # the original is not at hand: only what the page shows
+        return diff_args(_view(original.args), _view(request.args))
+    return diff_args(original_stored.args, stored.args, _view(original.args), _view(request.args))
+
+
+def _view(args: Any) -> Mapping[str, Any]:
+    """Shown arguments as a mapping; none for arguments hidden whole (an unknown tool)."""
+    return args if isinstance(args, Mapping) else {}
 
 
 def decision_context(
@@ -107,9 +141,11 @@ def decision_context(
     *,
     now: float,
     original: ApprovalOut | None = None,
+    original_stored: ApprovalRequest | None = None,
 ) -> DecisionContext:
     """The context of ``request`` (masked, as the page shows it; ``stored`` as kept) in
-    ``run``, from its masked event log; ``original`` is the request it was edited from."""
+    ``run``, from its masked event log; ``original`` is the request it was edited from
+    (``original_stored`` as kept)."""
     revision = _revision(request.step_id)
     plans = [e for e in events if e.get("type") == "plan"]
     plan = next(
@@ -154,7 +190,7 @@ def decision_context(
         budget=lines,
         edited_from=stored.edited_from,
         edited_by=stored.edited_by,
-        changes=diff_args(original.args, request.args) if original is not None else [],
+        changes=_changes(request, stored, original, original_stored),
     )
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-__all__ = ["DecisionForm", "Refused", "json_field", "number", "plain", "unmasked"]
+__all__ = ["DecisionForm", "Refused", "json_field", "number", "plain"]
 
 
 class DecisionForm(BaseModel):
@@ -70,27 +70,3 @@ def plain(error: Any) -> str:
     """One pydantic validation error in words."""
     where = ".".join(str(p) for p in error["loc"])
     return f"{where}: {error['msg']}" if where else str(error["msg"])
-
-
-def unmasked(edited: Any, original: Any, seen: Any) -> Any:
-    """The edit as meant: a value left exactly as it was shown (masked, or with a secret cut
-    out of its text) is the run's own value, and a field the view dropped stays."""
-    if edited == seen:
-        return original
-    if isinstance(edited, dict) and isinstance(original, dict) and isinstance(seen, dict):
-        # A name that held a secret (an email used as a key) is shown masked: the field shown
-        # under it is the run's field in the same place. A view that dropped nothing keeps
-        # every field in its place, so only then are names paired by place.
-        own = dict(zip(seen, original, strict=True)) if len(seen) == len(original) else {}
-        shown_as = {name: masked for masked, name in own.items()}
-        out: dict[Any, Any] = {}
-        for k, v in edited.items():
-            name = own.get(k, k)
-            out[name] = unmasked(v, original[name], seen.get(k)) if name in original else v
-        return out | {
-            k: v for k, v in original.items() if shown_as.get(k, k) not in seen and k not in out
-        }
-    lists = all(isinstance(x, list) for x in (edited, original, seen))
-    if lists and len(edited) == len(original) == len(seen):
-        return [unmasked(*parts) for parts in zip(edited, original, seen, strict=True)]
-    return edited

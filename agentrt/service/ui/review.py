@@ -85,7 +85,7 @@ def contexts_of(
     found: dict[str, DecisionContext] = {}
     stored = {r.id: r for r in run.pending_approvals}
     for request in shown:
-        original = _original(rt, stored[request.id]) if request.id in stored else None
+        before = _original(rt, stored[request.id])
         found[request.id] = decision_context(
             request,
             stored[request.id],
@@ -93,14 +93,15 @@ def contexts_of(
             events,
             policy,
             now=rt.clock(),
-            original=original,
+            original=approval_out(rt, before) if before is not None else None,
+            original_stored=before,
         )
     return found
 
 
-def _original(rt: AgentRuntime, request: ApprovalRequest) -> ApprovalOut | None:
-    """The request an edit made this one from, as the page may show it."""
+def _original(rt: AgentRuntime, request: ApprovalRequest) -> ApprovalRequest | None:
+    """The request an edit made this one from, as kept (what the edit changed is compared
+    on its real arguments, and shown as the page may show them)."""
     if request.edited_from is None:
         return None
-    before = rt.store.get_approval(request.edited_from)
-    return approval_out(rt, before) if before is not None else None
+    return rt.store.get_approval(request.edited_from)

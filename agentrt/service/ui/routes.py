@@ -26,7 +26,7 @@ from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Redirect
 from pydantic import ValidationError
 
 from agentrt.approvals import ApprovalRequest
-from agentrt.approvals.display import shown_args
+from agentrt.approvals.display import shown_about
 from agentrt.approvals.queue import queue_page
 from agentrt.errors import AgentRuntimeError, ConfigError
 from agentrt.records import ApiKey
@@ -38,7 +38,7 @@ from agentrt.service.routes.approvals import decision_of
 from agentrt.service.routes.artifacts import artifacts_out
 from agentrt.service.schemas import DecisionIn, approval_out, message_out
 from agentrt.service.ui import review, views
-from agentrt.service.ui.forms import DecisionForm, Refused, json_field, number, plain, unmasked
+from agentrt.service.ui.forms import DecisionForm, Refused, json_field, number, plain
 from agentrt.service.ui.waterfall import waterfall
 from agentrt.state import TERMINAL, RunStatus
 from agentrt.tracing.shown import shown_events, shown_run
@@ -394,13 +394,28 @@ async def approval_link(
 # deciding ----------------------------------------------------------------------------------
 
 
+async def _decision_form(request: Request) -> DecisionForm:
+    """The decide form as posted. One the page's own forms would not send (a field left
+    out) is refused on a page, as every refusal here: a Form() model answers with JSON."""
+    posted = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
+    try:
+        return DecisionForm.model_validate(posted)
+    except ValidationError as exc:
+        problems = "; ".join(plain(e) for e in exc.errors())
+        raise PageError(
+            422,
+            f"this decision form is incomplete ({problems}); reload the page and decide "
+            "with the buttons of its request",
+        ) from None
+
+
 @router.post("/approvals/{approval_id}/decision", dependencies=[SameOrigin])
 async def decide(
     request: Request,
     approval_id: str,
     key: Caller,
     service: ServiceDep,
-    posted: Annotated[DecisionForm, Form()],
+    posted: Annotated[DecisionForm, Depends(_decision_form)],
 ) -> Response:
     """Decide as the signed-in person; back to the page it came from either way."""
     back = _local(posted.back)
@@ -412,7 +427,13 @@ async def decide(
     try:
         run = await _decide(service, key, request_, form, posted.args_digest)
     except Refused as refused:
-        refusal = Refusal(approval_id, refused.message, refused.status, form)
+        # A message may quote the arguments, real values in (an edit's are unmasked
+        # before they are checked): shown as everything else on the page is.
+        rt = service.runtime
+        message = shown_about(
+            request_, rt.tools, refused.message, args=form["args"], redactor=rt.redactor
+        )
+        refusal = Refusal(approval_id, message, refused.status, form)
         if back.startswith("/ui/runs/"):
             return await _run_page(request, key, service, request_.thread_id, refusal)
         return await _queue(request, key, service, None, refusal)
@@ -439,10 +460,8 @@ async def _decide(
             raise Refused(
                 422, f"the edited arguments must be a JSON object, got {form['args'].strip()!r}"
             )
-        # The person saw masked values; a field left as shown keeps what the run had.
-        rt = service.runtime
-        seen = shown_args(request, rt.tools, redactor=rt.redactor)
-        body["args"] = unmasked(edited, request.args, seen)
+        # As shown, masked: a field left so keeps what the run had (runs/decisions.py).
+        body["args"] = edited
     elif form["outcome"] == "resolve":
         body["result"] = json_field(form["result"], "the result is", '{"sent": true}')
     elif form["outcome"] == "raise_limit":
