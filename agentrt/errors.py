@@ -5,6 +5,7 @@
     ├── IllegalTransition      a run status change the transition table does not allow
     ├── UnknownRun             no run has this thread id
     ├── RunBusy                another live process is driving this run
+    ├── LeaseLost              this process lost its lease on a run to another
     ├── ThreadBusy             a message came while the thread was busy, and the policy said reject
     ├── RunError               a run failed
     │   └── BudgetExceeded
@@ -31,6 +32,7 @@ __all__ = [
     "DatabaseUnavailable",
     "IllegalTransition",
     "InvalidDecision",
+    "LeaseLost",
     "NotAuthorized",
     "RunBusy",
     "RunError",
@@ -92,6 +94,21 @@ class RunBusy(AgentRuntimeError):
             f"run {thread_id!r} is being driven by {owner!r} (lease held until "
             f"{moment(expires_at, now=now)}); wait for it to stop or for the lease to "
             "expire, then retry"
+        )
+
+
+class LeaseLost(AgentRuntimeError):
+    """This process no longer holds the run's lease: another took the run over while this
+    one was paused or cut off past the lease's time. The driver stops where it is, before
+    any effect or checkpoint more, and returns the run as it stands; the process that
+    holds the lease carries it on."""
+
+    def __init__(self, thread_id: str, owner: str) -> None:
+        self.thread_id = thread_id
+        self.owner = owner
+        super().__init__(
+            f"this process ({owner}) lost its lease on run {thread_id!r} to another; it "
+            "stops driving the run, which the lease's holder carries on"
         )
 
 

@@ -150,7 +150,9 @@ def test_calls_held_together_are_stored_as_one_call_after_another_stores_them(
     statements: list[int] = []
     write_rows = savers.ours.write_rows
     monkeypatch.setattr(
-        savers.ours, "write_rows", lambda calls: (statements.append(len(calls)), write_rows(calls))
+        savers.ours,
+        "write_rows",
+        lambda calls, fence=None: (statements.append(len(calls)), write_rows(calls, fence)),
     )
     savers.ours.hold("t1", {"policy"})
     first = _checkpoint("1f0-a", {"goal": "g", "plan": {"n": 1}})

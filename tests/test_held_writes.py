@@ -98,13 +98,13 @@ def _transactions(saver: Any) -> list[int]:
     made: list[int] = []
     one, all_ = saver._write_one, saver._write_all
 
-    def write_one(call: Any) -> None:
+    def write_one(call: Any, fence: Any = None) -> None:
         made.append(1)
-        one(call)
+        one(call, fence)
 
-    def write_all(calls: Any) -> None:
+    def write_all(calls: Any, fence: Any = None) -> None:
         made.append(len(calls))
-        all_(calls)
+        all_(calls, fence)
 
     saver._write_one, saver._write_all = write_one, write_all
     return made
@@ -360,9 +360,9 @@ def test_an_async_call_the_thread_holds_back_makes_no_trip_to_the_worker(url: st
         one, all_, worker = saver._write_one, saver._write_all, saver._worker
 
         def counted(write: Any) -> Any:
-            def call(arg: Any) -> None:
+            def call(*args: Any) -> None:
                 wrote.n = getattr(wrote, "n", 0) + 1
-                write(arg)
+                write(*args)
 
             return call
 
@@ -411,3 +411,39 @@ def test_an_async_run_serialises_its_checkpoints_off_the_event_loop(url: str) ->
         assert run.status.value == "succeeded"
     assert serialised_on  # the run's checkpoints were serialised...
     assert loop_thread not in serialised_on  # ...and never on the loop's thread
+
+
+def test_a_thread_held_under_a_lease_is_written_only_while_the_lease_is_its_owners(
+    url: str,
+) -> None:
+    # A driver paused past its lease, which another process then took, must not write a
+    # checkpoint over the run the other drives: each write looks at the lease with it.
+    from agentrt.errors import LeaseLost
+    from agentrt.runs.lease import LeaseOwner, acquire
+
+    mine, theirs = LeaseOwner("a", host="here", pid=1), LeaseOwner("b", host="here", pid=2)
+    with AgentRuntime(ScriptedChatModel([]), db=url) as rt:
+        thread_id = rt.create("g", principal=OPS).thread_id
+        saver, store = rt.graph.checkpointer, rt.store
+        at: RunnableConfig = {"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}}
+        acquire(store, thread_id, mine, 30.0, now=store.clock())
+        saver.hold(thread_id, PURE_NODES, {"plan"}, mine.label)
+        first = saver.put(at, empty_checkpoint(), STEP, {})  # the lease is mine: written
+        saver.put_writes(first, [("route", "x")], "task-1", "~__pregel_pull, plan")  # held
+        store.release_lease(thread_id, mine.label)
+        acquire(store, thread_id, theirs, 30.0, now=store.clock())  # taken over
+        with pytest.raises(LeaseLost, match=f"lost its lease on run {thread_id!r}"):
+            saver.put(first, empty_checkpoint(), STEP, {})  # carries the held writes
+        # A read in that process sees what is stored: what the thread holds is dropped.
+        found = saver.get_tuple(at)
+        assert found is not None
+        assert (
+            found.config["configurable"]["checkpoint_id"] == first["configurable"]["checkpoint_id"]
+        )
+        saver.put_writes(first, [("route", "y")], "task-2", "~__pregel_pull, plan")  # held
+        with pytest.raises(LeaseLost):  # what it still holds as it lets go: not written
+            saver.release(thread_id)
+        stored = [
+            (t.config["configurable"]["checkpoint_id"], t.pending_writes) for t in saver.list(at)
+        ]
+        assert stored == [(first["configurable"]["checkpoint_id"], [])]

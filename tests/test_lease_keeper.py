@@ -89,8 +89,8 @@ def test_a_lease_another_owner_took_is_reported_lost_once_and_renewed_no_more(
     _leased(store, "lost", mine, clock)
     _leased(store, "kept", mine, clock)
     keeper._thread = cast(Any, "driven by the test")
-    keeper.keep("lost", mine.label, TTL)
-    keeper.keep("kept", mine.label, TTL)
+    lost = keeper.keep("lost", mine.label, TTL)
+    kept = keeper.keep("kept", mine.label, TTL)
     clock.advance(TTL + 1)  # both expired; another host takes one of them
     acquire(store, "lost", theirs, TTL, now=clock())
     ticks.advance(TTL / 3)
@@ -101,6 +101,7 @@ def test_a_lease_another_owner_took_is_reported_lost_once_and_renewed_no_more(
 
     assert [r.getMessage() for r in caplog.records] == ["lost the lease on run 'lost'"]
     assert keeper.kept() == ["kept"]
+    assert (lost.lost, kept.lost) == (True, False)  # the segment's next step looks
     assert _lease(db, "lost") == (theirs.label, clock() + TTL)
     assert _lease(db, "kept") == (mine.label, clock() + TTL)
 

@@ -6,6 +6,7 @@ worker thread before it is called."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -13,7 +14,8 @@ from typing import Any, cast
 import pytest
 
 from agentrt import AgentRuntime, Policy, tool
-from agentrt.graphs.run_graph import _cancelled, _checked
+from agentrt.errors import LeaseLost
+from agentrt.graphs.run_graph import _cancelled, _checked, _stop_check
 from agentrt.nodes.deps import StepStopped
 from agentrt.nodes.stop_watch import MARKED_STALE, STALE, StopWatch, stop_asked
 from agentrt.nodes.tool import run_action
@@ -308,3 +310,17 @@ def test_a_tool_goes_to_a_worker_thread_once_before_it_is_called(tmp_path: Path)
             sent = step.sync()
     assert trips_before_call == [2]  # that trip, then the call's own
     assert update["outcome"]["content"] == "seen"
+
+
+def test_a_run_whose_lease_was_lost_stops_before_its_next_node() -> None:
+    # The lease keeper found the lease another process's: the node's work never starts
+    # (on a store whose checkpoint writes look at the lease too, they would refuse later).
+    held = SimpleNamespace(owner="host:1:a", lost=False)
+    deps: Any = SimpleNamespace(
+        stopping=threading.Event(), stopping_threads=set(), held_leases={"t1": held}
+    )
+    _stop_check(deps, "t1")  # still held: on it goes
+    held.lost = True
+    with pytest.raises(LeaseLost, match="lost its lease on run 't1'"):
+        _stop_check(deps, "t1")
+    _stop_check(deps, "t2")  # another run of the same process goes on

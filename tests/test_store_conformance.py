@@ -311,7 +311,7 @@ def test_prune_picks_old_finished_runs_and_delete_takes_everything(
     assert store.prunable_runs(before=clock.now + 1) == ["old", "new"]
     assert store.prunable_runs(before=clock.now + 1, keep_latest=1) == ["old"]
     store.put_approval(request("old"))
-    store.start_effect(key="k", thread_id="old", step_id="1.0", tool="x", args_digest="d")
+    store.start_effect(key="k", thread_id="old", step_id="1.0", tool="x", args_digest="d", seen=0)
     store.record_model_call("old", ModelCall(0, "m", "r", {"a": 1}))
     store.set_trace("old", "c" * 32, None)
     store.write_spans([span("s1", "c" * 32, thread_id="old")])
@@ -461,8 +461,10 @@ def test_a_segment_ends_in_one_write_its_trace_kept_its_lease_let_go(
     leased: Store, clock: FakeClock
 ) -> None:
     take(leased, A)
-    leased.release_lease("t1", B.label, trace=("c" * 32, "d" * 16))  # not B's lease
-    assert (owner_of(leased), leased.run_trace("t1")) == (A.label, ("c" * 32, "d" * 16))
+    before = leased.run_trace("t1")
+    # Not B's lease (B lost it to A, say): neither the lease nor the trace is B's to change.
+    leased.release_lease("t1", B.label, trace=("c" * 32, "d" * 16))
+    assert (owner_of(leased), leased.run_trace("t1")) == (A.label, before)
     leased.release_lease("t1", A.label, trace=("c" * 32, "e" * 16))
     record = leased.get_run("t1")
     assert record is not None
@@ -706,7 +708,7 @@ def test_due_approvals_expire_once_with_their_escalation(leased: Store) -> None:
 
 def test_the_ledger_reserves_records_and_settles(leased: Store) -> None:
     key = dict(key="k1", thread_id="t1", step_id="1.0", tool="pay", args_digest="d")
-    assert leased.start_effect(**key) == 1
+    assert leased.start_effect(**key, seen=0) == 1
     leased.note_in_doubt("k1", "timed out", retries=2)
     doubt = leased.get_effect("k1")
     assert doubt is not None
@@ -719,12 +721,14 @@ def test_the_ledger_reserves_records_and_settles(leased: Store) -> None:
     assert not leased.settle_effect("k1", 2, happened=True, result=1)  # not the attempt in doubt
     assert leased.settle_effect("k1", 1, happened=False)
     assert leased.get_effect("k1").status == "retry"  # type: ignore[union-attr]
-    assert leased.start_effect(**key) == 2
+    assert leased.start_effect(**key, seen=1) == 2
     leased.finish_effect("k1", EffectOutcome(result={"ok": True}, retries=1))
     done = leased.get_effect("k1")
     assert done is not None
     assert (done.status, done.result, done.attempts, done.retries) == ("done", {"ok": True}, 2, 1)
-    leased.start_effect(key="k2", thread_id="t1", step_id="2.0", tool="pay", args_digest="e")
+    leased.start_effect(
+        key="k2", thread_id="t1", step_id="2.0", tool="pay", args_digest="e", seen=0
+    )
     leased.finish_effect("k2", EffectOutcome(error="card declined", error_kind="permanent"))
     failed = leased.get_effect("k2")
     assert failed is not None
@@ -734,6 +738,37 @@ def test_the_ledger_reserves_records_and_settles(leased: Store) -> None:
         "permanent",
     )
     assert [e.key for e in leased.list_effects("t1")] == ["k1", "k2"]
+
+
+def test_an_effect_is_reserved_only_from_what_was_read_and_under_the_runs_lease(
+    leased: Store,
+) -> None:
+    # The ledger reads a key, then reserves it: a process paused between the two (or past
+    # its lease) must find it moved and reserve nothing, never start a done effect again.
+    key = dict(key="k1", thread_id="t1", step_id="1.0", tool="pay", args_digest="d")
+    take(leased, A)
+    assert leased.start_effect(**key, seen=0, owner=A.label) == 1
+    assert leased.start_effect(**key, seen=0, owner=A.label) is None  # started since read
+    assert leased.start_effect(**key, seen=1, owner=A.label) == 2  # an idempotent call again
+    leased.finish_effect("k1", EffectOutcome(result={"ok": True}))
+    for seen in (0, 2):  # done: never started again, whatever was read
+        assert leased.start_effect(**key, seen=seen, owner=A.label) is None
+        assert leased.start_effect(**key, seen=seen) is None
+    done = leased.get_effect("k1")
+    assert done is not None
+    assert (done.status, done.attempts, done.result) == ("done", 2, {"ok": True})
+
+    # A's lease taken over by B: A reserves nothing, and writes nothing.
+    leased.release_lease("t1", A.label)
+    take(leased, B)
+    other = dict(key="k2", thread_id="t1", step_id="2.0", tool="pay", args_digest="e")
+    assert leased.start_effect(**other, seen=0, owner=A.label) is None
+    assert leased.get_effect("k2") is None
+    assert leased.start_effect(**other, seen=0, owner=B.label) == 1
+    leased.release_lease("t1", B.label)  # no lease at all: only its owner could have reserved
+    third = dict(key="k3", thread_id="t1", step_id="3.0", tool="pay", args_digest="f")
+    assert leased.start_effect(**third, seen=0, owner=B.label) is None
+    assert leased.start_effect(**third, seen=0) == 1  # no lease asked for: as before
 
 
 # recordings, keys, spans -------------------------------------------------------------------

@@ -401,7 +401,7 @@ def test_a_commit_that_happened_but_whose_answer_was_lost_is_not_done_twice(
     assert moved.status is RunStatus.RUNNING
     assert commits == ["committed"]  # asked the server, which said it committed: not redone
     attempts = store.start_effect(
-        key="k", thread_id="t1", step_id="1.0", tool="pay", args_digest="d"
+        key="k", thread_id="t1", step_id="1.0", tool="pay", args_digest="d", seen=0
     )
     assert attempts == 1
 
@@ -421,7 +421,9 @@ def test_a_commit_that_never_reached_the_server_is_done_again(
         real_commit(self, conn)
 
     monkeypatch.setattr(Database, "_commit", connection_lost)
-    assert store.start_effect(key="k", thread_id="t1", step_id="1.0", tool="pay", args_digest="d")
+    assert store.start_effect(
+        key="k", thread_id="t1", step_id="1.0", tool="pay", args_digest="d", seen=0
+    )
     assert tries == ["commit", "commit"]
     effect = store.get_effect("k")
     assert effect is not None

@@ -533,6 +533,7 @@ def start_only(store: Store, ctx: ToolContext) -> None:
         step_id=ctx.step_id,
         tool="add_note",
         args_digest="d",
+        seen=0,
     )
 
 

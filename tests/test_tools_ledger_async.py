@@ -17,7 +17,9 @@ import pytest
 from langgraph.types import RetryPolicy
 
 from agentrt import AgentRuntime
+from agentrt.errors import LeaseLost
 from agentrt.principal import Principal
+from agentrt.runs.lease import LeaseOwner, acquire
 from agentrt.store import Store
 from agentrt.testing import ScriptedChatModel
 from agentrt.tools import (
@@ -141,7 +143,9 @@ def test_a_started_non_idempotent_key_is_in_doubt_and_nothing_is_called(
     store: Store, execute: Execute
 ) -> None:
     spec, calls = charge_tool()
-    store.start_effect(key=KEY, thread_id="t1", step_id="1.0", tool="charge", args_digest="d")
+    store.start_effect(
+        key=KEY, thread_id="t1", step_id="1.0", tool="charge", args_digest="d", seen=0
+    )
     with pytest.raises(EffectInDoubt) as info:
         execute(Ledger(store), spec, ToolRunner())
     assert (info.value.key, info.value.attempt, calls) == (KEY, 1, [])
@@ -154,7 +158,9 @@ def test_a_started_idempotent_key_is_called_again_until_the_crash_limit(
     store: Store, execute: Execute
 ) -> None:
     spec, calls = charge_tool(idempotent=True)
-    store.start_effect(key=KEY, thread_id="t1", step_id="1.0", tool="charge", args_digest="d")
+    store.start_effect(
+        key=KEY, thread_id="t1", step_id="1.0", tool="charge", args_digest="d", seen=0
+    )
     assert not execute(Ledger(store), spec, ToolRunner()).replayed
     record = store.get_effect(KEY)
     assert record is not None
@@ -235,3 +241,52 @@ def test_a_sync_tool_on_the_async_path_runs_in_a_worker_thread(store: Store) -> 
 
     assert asyncio.run(scenario()) not in threads
     assert len(threads) == 1
+
+
+def _execute_as(via: str, owner: str | None) -> Execute:
+    if via == "execute":
+        return lambda ledger, spec, runner: ledger.execute(spec, ARGS, CTX, runner, owner=owner)
+    return lambda ledger, spec, runner: asyncio.run(
+        ledger.aexecute(spec, ARGS, CTX, runner, owner=owner)
+    )
+
+
+@pytest.mark.parametrize("via", ["execute", "aexecute"])
+def test_under_a_lease_another_holds_nothing_is_reserved_or_called(
+    store: Store, tool_loop: LoopThread, via: str
+) -> None:
+    # A process paused past its lease wakes in its tool node after another took the run
+    # over: the ledger reserves nothing for it, and the tool is not called.
+    mine = LeaseOwner("a", host="here", pid=1)
+    theirs = LeaseOwner("b", host="here", pid=2)
+    acquire(store, "t1", theirs, 30.0, now=store.clock())
+    spec, calls = charge_tool()
+    runner = ToolRunner(loop=tool_loop)
+    with pytest.raises(LeaseLost) as lost:
+        _execute_as(via, mine.label)(Ledger(store), spec, runner)
+    assert (lost.value.thread_id, lost.value.owner, calls) == ("t1", mine.label, [])
+    assert store.get_effect(KEY) is None
+    done = _execute_as(via, theirs.label)(Ledger(store), spec, runner)  # the holder's call
+    assert (done.replayed, len(calls)) == (False, 1)
+
+
+@pytest.mark.parametrize("via", ["execute", "aexecute"])
+def test_a_key_done_between_the_read_and_the_reservation_is_not_called_again(
+    store: Store, tool_loop: LoopThread, via: str
+) -> None:
+    # Read: nothing; then another call of the same step reserves, calls and records it
+    # before this one reserves. The reservation is refused, and the record answers.
+    spec, calls = charge_tool()
+    runner = ToolRunner(loop=tool_loop)
+    _execute_as(via, None)(Ledger(store), spec, runner)
+
+    class ReadTooEarly(Spy):
+        def get_effect(self, key: str) -> Any:
+            self.threads.append(("get_effect", 0))
+            return None if len(self.threads) == 1 else self.store.get_effect(key)
+
+    again = _execute_as(via, None)(Ledger(ReadTooEarly(store)), spec, runner)
+    assert (again.replayed, again.result, len(calls)) == (True, {"charged": "o1", "n": 1}, 1)
+    record = store.get_effect(KEY)
+    assert record is not None
+    assert (record.status, record.attempts) == ("done", 1)

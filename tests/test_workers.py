@@ -115,6 +115,29 @@ def test_a_stopping_worker_leaves_its_run_resumable_at_the_next_step(
     assert [w for w, _ in calls_by_thread(db)[thread_id]] == ["note 1", "note 2", "note 3"]
 
 
+def test_a_stopped_worker_stops_its_own_runs_and_no_other(rt: AgentRuntime) -> None:
+    # A worker's stop is its runs': the runtime it belongs to goes on driving runs, in
+    # process and through a new worker.
+    pool = rt.worker(concurrency=1, poll=0.05)
+    runner = threading.Thread(target=pool.run)
+    runner.start()
+    pool.stop()
+    runner.join(timeout=60)
+    assert not runner.is_alive()
+    assert rt.start("note 1", principal=worker_app.OPS).status.value == "succeeded"
+    thread_id = create(rt, "note 1", 1)[0]
+    second = rt.worker(concurrency=1, poll=0.05)
+    runner = threading.Thread(target=second.run)
+    runner.start()
+    try:
+        wait_until(lambda: rt.get(thread_id).status.value == "succeeded", "the new worker's run")
+    finally:
+        second.stop()
+        runner.join(timeout=60)
+    assert second.driven == 1  # driven once, to its end: not claimed and let go again
+    assert rt._driver.stopping_threads == set()
+
+
 def test_a_run_started_in_process_is_never_claimed(rt: AgentRuntime) -> None:
     # A worker looking all the time: a run written unleased would be claimed between its
     # row and the start's own lease, and the start would meet RunBusy.

@@ -37,6 +37,7 @@ from langgraph.types import Command
 from opentelemetry.trace import Span
 
 from agentrt.budget import Budget, budget_attributes
+from agentrt.errors import LeaseLost
 from agentrt.nodes import ACTING_NODES, NODES, PURE_NODES, Node
 from agentrt.nodes.deps import RunDeps, StepStopped
 from agentrt.nodes.plan import answer_recorded, forget_conversation
@@ -215,12 +216,14 @@ def _accounted(
 
 
 def _stop_check(deps: RunDeps, thread_id: str) -> None:
-    """Before a node's work: if this process is stopping, stop here. The node has not run,
-    so the checkpoint before it is where the run goes on, in whichever process resumes it."""
-    if deps.stopping.is_set():
-        raise StepStopped("this process stops driving runs; the run goes on elsewhere")
+    """Before a node's work: if this process stops driving the run, or has lost its lease,
+    stop here. The node has not run, so the checkpoint before it is where the run goes on,
+    in whichever process resumes it (or holds its lease now)."""
     if thread_id in deps.stopping_threads:
-        raise StepStopped("the caller stopped following this run; resume carries it on")
+        raise StepStopped("this process stops driving the run here; resume carries it on")
+    held = deps.held_leases.get(thread_id)
+    if held is not None and held.lost:
+        raise LeaseLost(thread_id, held.owner)
 
 
 def _cancelled(kind: str, state: RunState, deps: RunDeps) -> dict[str, Any] | None:

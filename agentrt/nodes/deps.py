@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import inspect
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any
+from typing import Any, Protocol
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import Runnable
@@ -30,7 +29,7 @@ from agentrt.tools.ledger import Ledger
 from agentrt.tools.registry import ToolRegistry
 from agentrt.tracing.spans import RunTracing
 
-__all__ = ["DEFAULT_INSTRUCTIONS", "DecisionsInResume", "RunDeps", "StepStopped"]
+__all__ = ["DEFAULT_INSTRUCTIONS", "DecisionsInResume", "HeldLease", "RunDeps", "StepStopped"]
 
 DecisionsInResume = Callable[[Any, Sequence[ApprovalRequest]], dict[str, str] | None]
 """Records the decisions a resume value hands a gate's pending requests; why none counted."""
@@ -45,9 +44,22 @@ DEFAULT_INSTRUCTIONS = (
 )
 
 
+class HeldLease(Protocol):
+    """The lease a driver holds on a run for a segment (agentrt.runs.lease_keeper.Kept)."""
+
+    @property
+    def owner(self) -> str:
+        """Who holds it: the label the store's row names."""
+
+    @property
+    def lost(self) -> bool:
+        """True once a renewal found it another owner's."""
+
+
 class StepStopped(Exception):
-    """Raised before a node's work when this process stops driving runs (``stopping``): the
-    run stays where its last checkpoint left it, for another process to carry on."""
+    """Raised before a node's work when this process stops driving the run
+    (``stopping_threads``: a worker shutting down, a stream its caller left): the run stays
+    where its last checkpoint left it, for another process to carry on."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,9 +94,6 @@ class RunDeps:
     """Largest goal, arguments and result a run keeps."""
     summarize: Summarizing | None = None
     """When and with what a long run's older turns are condensed; None: never."""
-    stopping: threading.Event = field(default_factory=threading.Event)
-    """Set when this process stops driving runs (a worker told to shut down): each run
-    stops before its next step, resumable, rather than being cancelled."""
     checkpoints: HoldsWrites | None = None
     """The run graph's checkpointer, when it holds the pure nodes' writes back
     (agentrt.store.held; build_run_graph sets it): a node that acts on their decision has
@@ -92,8 +101,13 @@ class RunDeps:
     stop_watch: StopWatch = field(default_factory=StopWatch)
     """When each run last looked for a request to stop it (a cancel, an interrupting
     message): before a pure node it looks again only when one may be new."""
+    held_leases: dict[str, HeldLease] = field(default_factory=dict)
+    """The lease each run this process drives holds for its segment, by thread id (set by
+    the driver): a run whose lease was lost stops before its next step, and the ledger
+    reserves its effects only while the lease is still the owner's."""
     stopping_threads: set[str] = field(default_factory=set)
-    """Runs this process stops before their next step, resumable (a stream its caller left)."""
+    """Runs this process stops before their next step, resumable rather than cancelled: a
+    stream its caller left, the runs of a worker told to shut down."""
     quiet_threads: set[str] = field(default_factory=set)
     """Runs streamed where no one reads their tokens now (the server's runs no page
     watches): their next model calls ask for the answer whole (``stream=False``), not a

@@ -48,7 +48,14 @@ def run_action(state: RunState, deps: RunDeps, spec: ToolSpec) -> Steps[dict[str
                 called = yield from deps.runner.attempts(spec, action["args"], ctx)
                 result, retries = called.result, called.retries
             else:
-                recorded = yield from deps.ledger.steps(spec, action["args"], ctx, deps.runner)
+                held = deps.held_leases.get(ctx.thread_id)
+                recorded = yield from deps.ledger.steps(
+                    spec,
+                    action["args"],
+                    ctx,
+                    deps.runner,
+                    owner=None if held is None else held.owner,
+                )
                 result, retries = recorded.result, recorded.retries
             call.result(result, retries=retries)
     except EffectInDoubt:

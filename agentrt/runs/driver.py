@@ -10,15 +10,15 @@ checkpoints say what it did, and its lease says who drives it.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
+from functools import partial
 from typing import Any
 
-from langgraph.types import Command
 from typing_extensions import Unpack
 
 from agentrt.approvals.expiry import expire_due
-from agentrt.approvals.model import ApprovalQuery, ApprovalRequest, Decision
-from agentrt.errors import ConfigError, IllegalTransition, RunBusy, UnknownRun
+from agentrt.approvals.model import ApprovalRequest, Decision
+from agentrt.errors import ConfigError, IllegalTransition, LeaseLost, RunBusy, UnknownRun
 from agentrt.faults import retry_after, retry_delay, transient_cause
 from agentrt.limits import SizeLimits
 from agentrt.logs import get_logger
@@ -32,11 +32,12 @@ from agentrt.runs.budgets import BudgetLayers
 from agentrt.runs.creating import NewRunRequest, RunCreating
 from agentrt.runs.decisions import record_decision
 from agentrt.runs.lease import LeaseOwner, acquire
-from agentrt.runs.lease_keeper import LeaseKeeper
-from agentrt.runs.record import Run, Sweep, initial_state, run_of
+from agentrt.runs.lease_keeper import Kept, LeaseKeeper
+from agentrt.runs.record import Run, Sweep, run_of
+from agentrt.runs.resuming import NOTHING, RunResuming, config
 from agentrt.runs.segments import SegmentTrace, segment_span, segment_trace
 from agentrt.runs.stats import denials_of
-from agentrt.runs.streaming import INTERRUPT_KEY, ended_state, final_values, graph_run, read_ended
+from agentrt.runs.streaming import INTERRUPT_KEY, final_values, graph_run, read_ended
 from agentrt.runs.taking import MessageTaking
 from agentrt.state import TERMINAL, RunStatus, storable_text
 from agentrt.steps import Step, Steps, blocking
@@ -45,34 +46,18 @@ from agentrt.tools.registry import ToolRegistry
 from agentrt.tracing import RunTracing
 from agentrt.tracing.shown import shown
 
-__all__ = ["NOTHING", "Driver", "NewRunRequest"]
+__all__ = ["Driver", "NewRunRequest"]
 
 logger = get_logger()
 
-# LangGraph's recursion limit counts supersteps; the run's Budget is the real limit, so
-# this only has to stay out of its way.
-_RECURSION_LIMIT = 1_000_000
+
+def _invoke(graph: Any, graph_input: Any, cfg: Any, owner: str) -> Step[Any]:
+    """Run the graph until it stops, checkpointing each step under ``owner``'s lease (the
+    async planner awaits its model without holding a thread)."""
+    return graph_run(graph, graph_input, cfg, owner)  # rt.stream runs it with graph.stream
 
 
-class _Nothing:
-    """Marker: the run cannot move now (finished, or waiting for a person)."""
-
-
-NOTHING: Any = _Nothing()
-
-
-def config(thread_id: str) -> Any:
-    """The graph config of a run's thread."""
-    return {"configurable": {"thread_id": thread_id}, "recursion_limit": _RECURSION_LIMIT}
-
-
-def _invoke(graph: Any, graph_input: Any, cfg: Any) -> Step[Any]:
-    """Run the graph until it stops, checkpointing each step (the async planner awaits its
-    model without holding a thread)."""
-    return graph_run(graph, graph_input, cfg)  # rt.stream runs it with graph.stream
-
-
-class Driver(MessageTaking, RunCreating):
+class Driver(MessageTaking, RunCreating, RunResuming):
     """Carries runs of one runtime through their lifecycle (threads on to their next
     message: agentrt.runs.taking; new runs' rows: agentrt.runs.creating)."""
 
@@ -101,10 +86,9 @@ class Driver(MessageTaking, RunCreating):
         self.leases = LeaseKeeper(self.store, self.store.clock)
         """Renews the leases of the runs this driver's segments hold, from one thread."""
         self.new_id = new_id or (lambda: uuid.uuid4().hex)
-        self.stopping = deps.stopping
-        """Set: runs this process drives stop before their next step (stop_at_next_step)."""
         self.stopping_threads = deps.stopping_threads
-        self.leased_by_taking: set[str] = set()
+        """Runs this process drives that stop before their next step (stop_at_next_step)."""
+        self.held_leases = deps.held_leases
         self.own_graphs: Any = own_graphs
         """Set by the runtime (agentrt.governed.OwnGraphs): carries on the threads of apps'
         own graphs, which the run graph never drives."""
@@ -130,26 +114,12 @@ class Driver(MessageTaking, RunCreating):
         run: Run = yield from self.drive(thread_id, state, owner=owner)
         return (yield from self.follow_on(run))
 
-    def resume(self, thread_id: str, owner: LeaseOwner | None = None) -> Steps[Run]:
-        graph = self.graph()
-        mine = owner or LeaseOwner.this_process(self.new_id())
-        graph_input = yield blocking(self.resume_input, graph, thread_id, mine)
-        taken = mine.label in self.leased_by_taking  # a message taken for it leased the run
-        self.leased_by_taking.discard(mine.label)
-        if graph_input is NOTHING:
-            now: Run = yield blocking(self.get, thread_id)
-            return now
-        # The segment renews a lease it holds; one not taken yet it takes (Driver.begin).
-        held = mine if owner is not None or taken else None
-        run: Run = yield from self.drive(thread_id, graph_input, graph, owner=held)
-        return (yield from self.follow_on(run))
-
     def take_over(self, thread_id: str, owner: LeaseOwner) -> Steps[Run]:
         """Carry on a run this process claimed (its lease held by ``owner``); the lease is
         let go at the end, also when the run had nothing to do."""
         let_go = False
         try:
-            if self.stopping.is_set():  # claimed just as this process began to stop
+            if thread_id in self.stopping_threads:  # claimed just as its worker began to stop
                 run: Run = yield blocking(self.get, thread_id)
                 return run
             graph = self.graph()
@@ -164,10 +134,11 @@ class Driver(MessageTaking, RunCreating):
             if not let_go:
                 yield blocking(self.store.release_lease, thread_id, owner.label)
 
-    def stop_at_next_step(self) -> None:
-        """Stop every run this process drives before its next step, resumable (status
-        running, lease let go), for another process to carry on: a worker shutting down."""
-        self.stopping.set()
+    def stop_at_next_step(self, thread_ids: Collection[str]) -> None:
+        """Stop these runs this process drives before their next step, resumable (status
+        running, lease let go), for another process to carry on: a worker shutting down.
+        The runtime's other runs go on; ``stopping_threads`` forgets each once let go."""
+        self.stopping_threads.update(thread_ids)
 
     def decide(self, decision: Decision | dict[str, Any], resume: bool) -> Steps[Run]:
         request: ApprovalRequest = yield blocking(
@@ -218,15 +189,17 @@ class Driver(MessageTaking, RunCreating):
         graph: Any = None,
         *,
         owner: LeaseOwner | None = None,
+        taken: bool = False,
     ) -> Steps[Run]:
-        """One segment: take the lease (as ``owner``, who may hold it already), run the
-        graph until it stops, settle the row."""
+        """One segment: take the lease (as ``owner``, who may hold it already; ``taken``: a
+        moment ago), run the graph until it stops, settle the row."""
         graph = graph or self.graph()
-        owner, record = yield blocking(self.begin, thread_id, owner)
+        owner, record = yield blocking(self.begin, thread_id, owner, taken)
         known: SegmentTrace | None = None
         trace = None
         try:
             kept = self.leases.keep(thread_id, owner.label, self.lease_ttl)
+            self.held_leases[thread_id] = kept
             try:
                 # The row in hand (read under the lease, moved to running) is what the
                 # segment starts from: its trace, and the status each move is made from.
@@ -235,20 +208,26 @@ class Driver(MessageTaking, RunCreating):
                 with segment_span(self.tracing, known) as span:
                     run: Run
                     try:
-                        ended = yield _invoke(graph, graph_input, cfg)
-                    except StepStopped:  # this process stops: left running, resumable
-                        run = yield blocking(self.get, thread_id)
-                    except Exception as exc:  # a failed run is a result, not a crash
-                        run = yield blocking(self.fail, graph, thread_id, exc, record)
-                        self.tracing.failed(span, exc, run.error or str(exc))
-                    else:
+                        ended = yield _invoke(graph, graph_input, cfg, owner.label)
                         if not final_values(ended):  # streamed: read what it ended with
                             ended = yield read_ended(graph, cfg)
-                        run = yield blocking(self.settle, graph, thread_id, ended, record)
+                    except (StepStopped, LeaseLost):
+                        # This process stops, or another took the run over: left as it
+                        # is, for whoever drives it next (or drives it now).
+                        run = yield blocking(self.get, thread_id)
+                    except Exception as exc:  # a failed run is a result, not a crash
+                        fail = partial(self.fail, graph, thread_id, exc, record)
+                        run = yield blocking(self._if_ours, kept, fail)
+                        self.tracing.failed(span, exc, run.error or str(exc))
+                    else:
+                        settle = partial(self.settle, graph, thread_id, ended, record)
+                        run = yield blocking(self._if_ours, kept, settle)
                     self.tracing.settled(span, run.status.value, output=run.output, error=run.error)
                     return run
             finally:
                 self.leases.let_go(kept)  # never waits on a renewal: done on the loop
+                if self.held_leases.get(thread_id) is kept:
+                    del self.held_leases[thread_id]
                 forget_conversation(thread_id)  # kept only while a segment drives the run
                 trace = yield blocking(self._segment_ended, known)
         finally:
@@ -258,56 +237,17 @@ class Driver(MessageTaking, RunCreating):
 
     # blocking steps -----------------------------------------------------------------------
 
-    def resume_input(self, graph: Any, thread_id: str, owner: LeaseOwner | None = None) -> Any:
-        """What to feed the graph to carry this run on, or NOTHING if it cannot move now
-        (``owner``: the lease this process holds on it already, if any)."""
-        record = self.record(thread_id)
-        if record.status in TERMINAL or record.cancel_requested is None:
-            waiting = self.message_to_take(graph, config(thread_id), record)
-            if waiting is not None:
-                owner = owner or LeaseOwner.this_process(self.new_id())
-                taken = self.take_message(graph, config(thread_id), record, waiting, owner)
-                return NOTHING if taken is None else taken
-        if record.status in TERMINAL:
-            return NOTHING
-        if record.cancel_requested is not None:
-            # Asked while another process drove it, which let go before its next step.
-            self.cancel(thread_id, reason=record.cancel_requested, owner=owner)
-            return NOTHING
-        if record.status is RunStatus.PENDING:
-            # Never begun (a segment moves its run to running before the graph runs), so no
-            # checkpoint to read: it starts from its row, as a new run does.
-            return initial_state(record)
-        snapshot = graph.get_state(config(thread_id))
-        if (snapshot.values or {}).get("message", 0) < record.message:
-            # The thread took a message, and its process died before the graph was given it
-            # (before its first checkpoint, too: the input then starts from the row).
-            return self.answer_input(record, snapshot.values)
-        if not snapshot.values:
-            # Died before the first checkpoint: start over from the row, which holds it all.
-            return initial_state(record)
-        if snapshot.interrupts:
-            if self.store.list_approvals(ApprovalQuery(thread_id=thread_id, limit=1)):
-                if record.status is not RunStatus.AWAITING_APPROVAL:
-                    self.move(thread_id, RunStatus.AWAITING_APPROVAL)
-                return NOTHING  # still waiting for a person
-            # The gate nodes read the decision from the table, not from this value.
-            return Command(resume={"decided": True})
-        if not snapshot.next and not snapshot.tasks:
-            # The graph finished, but the process died before the row said so. (A step
-            # whose node writes were saved but whose next checkpoint was not has tasks
-            # and no "next": invoking again applies those writes and goes on.)
-            self.settle(graph, thread_id, ended_state(snapshot))
-            return NOTHING
-        return None
-
     def begin(
-        self, thread_id: str, owner: LeaseOwner | None = None
+        self, thread_id: str, owner: LeaseOwner | None = None, taken: bool = False
     ) -> tuple[LeaseOwner, RunRecord]:
         """Take the run's lease and mark it running; RunBusy if a live process drives it.
-        The owner, and the row as it then is (the segment's moves start from it)."""
+        The owner, and the row as it then is (the segment's moves start from it).
+        ``taken``: ``owner`` took the lease a moment ago, so it is not renewed yet."""
+        self._not_driven_here(thread_id)
         record = None
-        if owner is not None:  # claimed, or created leased to it: renewed, the row read too
+        if owner is not None and taken:
+            record = self.record(thread_id)
+        elif owner is not None:  # claimed, or created leased to it: renewed, the row read too
             expires_at = self.store.clock() + self.lease_ttl
             record = self.store.hold_lease(thread_id, owner.label, expires_at)
         owner = owner or LeaseOwner.this_process(self.new_id())
@@ -469,6 +409,28 @@ class Driver(MessageTaking, RunCreating):
             limit = (record.budget_report or {}).get("limit")
             self.tracing.metrics.run_ended(status.value, record.tenant, limit=limit)
         return record
+
+    def _not_driven_here(self, thread_id: str) -> None:
+        """RunBusy if a segment of the run is under way in this process: its lease expired
+        here (renewals failing) and was taken again here. One process drives a run once at
+        a time: the leases it keeps, and the writes it holds, are the run's, not a
+        segment's."""
+        held = self.held_leases.get(thread_id)
+        if held is not None:
+            raise RunBusy(thread_id, held.owner, self.store.clock() + self.lease_ttl)
+
+    def _if_ours(self, kept: Kept, end: Callable[[], Run]) -> Run:
+        """``end()``, the segment's end written (settled, failed), if this process still
+        holds the run's lease; else the run as it stands. Another process took it over
+        while an error or a gate ended the segment before a write could say so, and how
+        the run ends is not this one's to say. A lease renewed lately is looked at no
+        further: none could take it over yet."""
+        if not self.leases.surely_held(kept):
+            held = self.store.lease_of(kept.thread_id)
+            if held is None or held.owner != kept.owner:
+                logger.info("run %r: another process took it over; left to it", kept.thread_id)
+                return self.get(kept.thread_id)
+        return end()
 
     def _acquire(self, thread_id: str, owner: LeaseOwner) -> None:
         """Take the run's lease (RunBusy if a live process holds it), counting a takeover."""

@@ -27,13 +27,14 @@ def _saver(graph: Any) -> HoldsWrites | None:
 
 
 @contextmanager
-def holding(graph: Any, thread_id: str) -> Iterator[None]:
-    """While the block runs ``graph`` on ``thread_id``, its nodes' writes are held."""
+def holding(graph: Any, thread_id: str, owner: str | None = None) -> Iterator[None]:
+    """While the block runs ``graph`` on ``thread_id``, its nodes' writes are held; each
+    write only while ``owner`` (if given) still holds the run's lease."""
     saver = _saver(graph)
     if saver is None:
         yield
         return
-    saver.hold(thread_id, PURE_NODES, _OTHERS)
+    saver.hold(thread_id, PURE_NODES, _OTHERS, owner)
     try:
         yield
     finally:
@@ -41,13 +42,13 @@ def holding(graph: Any, thread_id: str) -> Iterator[None]:
 
 
 @asynccontextmanager
-async def aholding(graph: Any, thread_id: str) -> AsyncIterator[None]:
+async def aholding(graph: Any, thread_id: str, owner: str | None = None) -> AsyncIterator[None]:
     """``holding`` on the event loop: what is still held is written off the loop."""
     saver = _saver(graph)
     if saver is None:
         yield
         return
-    saver.hold(thread_id, PURE_NODES, _OTHERS)
+    saver.hold(thread_id, PURE_NODES, _OTHERS, owner)
     try:
         yield
     finally:

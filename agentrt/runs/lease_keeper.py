@@ -63,6 +63,11 @@ class Kept:
     """A warning said it has gone unrenewed too long (until it is renewed again)."""
     failing: bool = False
     """Its last renewal failed (logged once, till one goes through)."""
+    lost: bool = False
+    """A renewal found the lease another owner's: the segment stops before its next step
+    (the node wrapper looks), and the ledger would refuse its effects anyway."""
+    expires_at: float = 0.0
+    """When (the store's clock) the lease runs out as last taken or renewed here."""
 
 
 class LeaseKeeper:
@@ -98,7 +103,7 @@ class LeaseKeeper:
     def keep(self, thread_id: str, owner: str, ttl: float) -> Kept:
         """Renew ``owner``'s lease on the run every ``ttl / 3`` until ``let_go``."""
         now = self._monotonic()
-        kept = Kept(thread_id, owner, ttl, now + ttl / 3, now)
+        kept = Kept(thread_id, owner, ttl, now + ttl / 3, now, expires_at=self._clock() + ttl)
         with self._lock:
             if self._closed:  # the runtime is closed: nothing is renewed any more
                 return kept
@@ -129,6 +134,12 @@ class LeaseKeeper:
             self._changed.notify()
         if thread is not None and thread is not threading.current_thread():
             thread.join()  # after a renewal in progress, if any
+
+    def surely_held(self, kept: Kept) -> bool:
+        """True if no other process can have taken ``kept`` over yet: not found lost, and
+        taken or renewed less than half its ttl ago (on the store's clock, by which it
+        expires). Else its row must be read to know."""
+        return not kept.lost and self._clock() + kept.ttl / 2 < kept.expires_at
 
     def kept(self) -> list[str]:
         """The runs whose leases are being renewed now."""
@@ -177,9 +188,10 @@ class LeaseKeeper:
                 answer = answers.get(kept.thread_id)
                 kept.failing = False
                 if answer:
-                    kept.renewed, kept.warned = now, False
+                    kept.renewed, kept.warned, kept.expires_at = now, False, at + kept.ttl
                 elif answer is False:
                     del self._kept[kept.thread_id]
+                    kept.lost = True
                     lost.append(kept)
                 else:  # its row was busy (or the store gave no answer): asked again soon
                     kept.due = now + kept.ttl / _MOMENT

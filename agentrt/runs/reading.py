@@ -13,8 +13,9 @@ from agentrt.approvals.queue import queue_page
 from agentrt.artifacts import ArtifactRef
 from agentrt.errors import ConfigError
 from agentrt.runs.decisions import approval_named
-from agentrt.runs.driver import Driver, config
+from agentrt.runs.driver import Driver
 from agentrt.runs.record import Run, run_of, status_named
+from agentrt.runs.resuming import config
 from agentrt.runs.stats import RunStats, compute_stats
 from agentrt.state import Event, RunStatus
 from agentrt.store import OpenedStore

@@ -67,25 +67,26 @@ class GraphRun(Step[Any]):
     """Log entries the run's input appends (a follow-up message): no node writes them."""
 
 
-def graph_run(graph: Any, graph_input: Any, cfg: Any) -> GraphRun:
+def graph_run(graph: Any, graph_input: Any, cfg: Any, owner: str | None = None) -> GraphRun:
     """Run ``graph`` until it stops, checkpointing each step (durability sync; what the
-    pure nodes write waits for the next write, agentrt.runs.held_writes)."""
+    pure nodes write waits for the next write, agentrt.runs.held_writes), each write only
+    while ``owner`` (if given) still holds the run's lease."""
     thread_id = cfg["configurable"]["thread_id"]
 
     def invoke() -> Any:
-        with holding(graph, thread_id):
+        with holding(graph, thread_id, owner):
             return graph.invoke(graph_input, cfg, durability="sync")
 
     async def ainvoke() -> Any:
-        async with aholding(graph, thread_id):
+        async with aholding(graph, thread_id, owner):
             return await graph.ainvoke(graph_input, cfg, durability="sync")
 
     def chunks() -> Iterator[Any]:
-        with holding(graph, thread_id):
+        with holding(graph, thread_id, owner):
             yield from graph.stream(graph_input, cfg, durability="sync", stream_mode=_MODES)
 
     async def achunks() -> AsyncIterator[Any]:
-        async with aholding(graph, thread_id):
+        async with aholding(graph, thread_id, owner):
             async for chunk in graph.astream(
                 graph_input, cfg, durability="sync", stream_mode=_MODES
             ):

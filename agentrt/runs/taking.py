@@ -3,12 +3,11 @@ on once a message ends while another waits (agentrt.runs.messages says what it m
 
 from __future__ import annotations
 
-import threading
 from typing import TYPE_CHECKING, Any
 
 from agentrt.approvals.model import ApprovalQuery
 from agentrt.budget import Budget
-from agentrt.errors import ConfigError, ThreadBusy, UnknownRun
+from agentrt.errors import ConfigError, RunBusy, ThreadBusy, UnknownRun
 from agentrt.limits import SizeLimits
 from agentrt.nodes.plan import answer_recorded
 from agentrt.nodes.stop_watch import stop_asked
@@ -39,11 +38,7 @@ class MessageTaking:
     clock: Any
     limits: SizeLimits
     budgets: BudgetLayers
-    stopping: threading.Event
     stopping_threads: set[str]
-    leased_by_taking: set[str]
-    """Owners (labels) a message taken for them left holding a run's lease, until the
-    segment that answers it begins."""
 
     if TYPE_CHECKING:  # the Driver's own
 
@@ -55,7 +50,9 @@ class MessageTaking:
 
         def lease_for(self, owner: LeaseOwner) -> LeaseRecord: ...
 
-        def resume(self, thread_id: str, owner: LeaseOwner | None = None) -> Steps[Run]: ...
+        def resume(self, thread_id: str) -> Steps[Run]: ...
+
+        def get(self, thread_id: str) -> Run: ...
 
     def send(
         self,
@@ -210,7 +207,6 @@ class MessageTaking:
         if opened is None:
             self.store.release_lease(record.thread_id, owner.label)
             return None
-        self.leased_by_taking.add(owner.label)
         return self.answer_input(opened, values)
 
     def answer_input(self, record: RunRecord, values: RunState) -> dict[str, Any]:
@@ -240,7 +236,7 @@ class MessageTaking:
         that is stopping leaves it to whoever drives the thread next)."""
         if run.status not in TERMINAL and run.status is not RunStatus.RUNNING:
             return run
-        if self.stopping.is_set() or run.thread_id in self.stopping_threads:
+        if run.thread_id in self.stopping_threads:
             return run
         if run.status in TERMINAL:  # it stays so: whether a message waits is all to ask
             waiting = yield blocking(self._queued, run.thread_id)
@@ -249,5 +245,9 @@ class MessageTaking:
             waiting = yield blocking(self.message_waiting, record)
         if waiting is None:
             return run
-        carried: Run = yield from self.resume(run.thread_id)
+        try:
+            carried: Run = yield from self.resume(run.thread_id)
+        except RunBusy:  # another process drives the thread now: it takes the message
+            now: Run = yield blocking(self.get, run.thread_id)
+            return now
         return carried

@@ -15,6 +15,7 @@ any number of machines (PostgreSQL) or on one (a SQLite file). A worker:
   write), which leaves their runs to be claimed;
 - on ``stop()`` claims nothing more, and each run it drives stops before its next step,
   resumable, its lease let go: another worker claims it at once. ``run()`` returns then.
+  Only its own runs stop: the runtime goes on driving others (``rt.start``, a new worker).
 """
 
 from __future__ import annotations
@@ -92,7 +93,10 @@ class Worker:
         """Claim nothing more; runs in hand stop before their next step (safe from a signal
         handler and from any thread)."""
         self._stopping.set()
-        self.driver.stop_at_next_step()
+        # Every run claimed, driven or waiting for a thread of the pool; under the lock, so
+        # a run that ends meanwhile is forgotten after it is marked, never before.
+        with self._lock:
+            self.driver.stop_at_next_step(self._in_hand)
         self._wake.set()
 
     def run(self) -> None:
@@ -166,11 +170,12 @@ class Worker:
     def _submit(self, pool: ThreadPoolExecutor, thread_id: str, owner: LeaseOwner) -> None:
         with self._lock:
             self._in_hand.add(thread_id)
+            if self._stopping.is_set():  # stop() came after the claim: this run stops too
+                self.driver.stop_at_next_step([thread_id])
         try:
             pool.submit(self._drive, thread_id, owner)
         except RuntimeError:  # the interpreter is shutting down: let the run go, and stop
-            with self._lock:
-                self._in_hand.discard(thread_id)
+            self._let_go(thread_id)
             self.store.release_lease(thread_id, owner.label)
             self.stop()
 
@@ -181,7 +186,15 @@ class Worker:
         except Exception:
             logger.exception("worker: driving run %r failed", thread_id)
         finally:
+            self._let_go(thread_id)
             with self._lock:
-                self._in_hand.discard(thread_id)
                 self.driven += 1
             self._wake.set()
+
+    def _let_go(self, thread_id: str) -> None:
+        """The run is no longer in hand; marked to stop for this worker, it is no longer
+        (the runtime, another worker, may drive it again)."""
+        with self._lock:
+            self._in_hand.discard(thread_id)
+            if self._stopping.is_set():
+                self.driver.stopping_threads.discard(thread_id)

@@ -28,6 +28,12 @@ pure node's. And a node that acts on a pure node's decision (tool, commit, appro
 while the decision that allowed it could still be lost, and made again otherwise on
 resume (a policy changed meanwhile).
 
+A driver holds a thread under the run's lease (``owner``): every write of the thread then
+checks, as it writes (in its transaction, or its one statement), that the lease is still
+the owner's, and raises LeaseLost with nothing written if another process took the run
+over meanwhile: a process paused past its lease never writes a checkpoint over the run
+another drives now. A read in that process drops what the thread holds instead.
+
 Only threads a driver holds are affected, and only the writes of the nodes it names: an
 app's own graph may have nodes of the same names, and its checkpoints are written as
 LangGraph writes them; a resume value LangGraph writes before any node runs is stored at
@@ -55,13 +61,17 @@ from langgraph.checkpoint.base import (
     DeltaChannelHistory,
 )
 
+from agentrt.errors import LeaseLost
 from agentrt.logs import get_logger
 
-__all__ = ["Held", "Holding", "HoldingSaver", "HoldsWrites", "saved_config"]
+__all__ = ["Fence", "Held", "Holding", "HoldingSaver", "HoldsWrites", "saved_config"]
 
 logger = get_logger()
 
 _T = TypeVar("_T")
+
+Fence = tuple[str, str]
+"""A write's condition: (thread id, owner), the run's lease that must still be the owner's."""
 
 Held = Any
 """A saver call held back, to be made later (with a later one): what the saver makes of
@@ -72,15 +82,23 @@ the call (``HoldingSaver._put_call``), a call itself by default."""
 class HoldsWrites(Protocol):
     """A checkpointer that can hold back what some nodes of a thread write (agentrt's own)."""
 
-    def hold(self, thread_id: str, pure: Collection[str], others: Collection[str] = ()) -> None:
+    def hold(
+        self,
+        thread_id: str,
+        pure: Collection[str],
+        others: Collection[str] = (),
+        owner: str | None = None,
+    ) -> None:
         """Hold back what the nodes named ``pure`` write on this thread, and the checkpoint
-        after them; what the nodes named ``others`` write, until the checkpoint after it."""
+        after them; what the nodes named ``others`` write, until the checkpoint after it.
+        ``owner``: the run's lease, which each write of the thread checks is still held."""
 
     def release(self, thread_id: str) -> None:
-        """Stop holding this thread, writing what it still holds."""
+        """Stop holding this thread, writing what it still holds (LeaseLost, nothing
+        written, if the run's lease went to another process)."""
 
     def flush(self, thread_id: str | None = None) -> None:
-        """Write what the thread (None: every thread) holds."""
+        """Write what the thread (None: every thread) holds (LeaseLost, as ``release``)."""
 
 
 @dataclass(slots=True)
@@ -97,6 +115,8 @@ class _Thread:
     writing: threading.Lock = field(default_factory=threading.Lock)
     """Held while a write carries the held calls: the thread's writes reach the database
     in the order they were taken."""
+    owner: str | None = None
+    """The run's lease the thread is held under: each write checks it is still held."""
 
 
 class Holding:
@@ -106,18 +126,33 @@ class Holding:
         self._lock = threading.Lock()
         self._threads: dict[str, _Thread] = {}
 
-    def hold(self, thread_id: str, pure: Collection[str], others: Collection[str] = ()) -> None:
+    def hold(
+        self,
+        thread_id: str,
+        pure: Collection[str],
+        others: Collection[str] = (),
+        owner: str | None = None,
+    ) -> None:
         """From now on, hold back what the nodes named ``pure`` write on this thread, and
         the checkpoint after them; what the nodes named ``others`` write, until the
-        checkpoint after it."""
+        checkpoint after it; each write checking that ``owner`` still holds the lease."""
         pure = frozenset(pure)
         with self._lock:
-            self._threads.setdefault(thread_id, _Thread(pure | frozenset(others), pure))
+            self._threads.setdefault(
+                thread_id, _Thread(pure | frozenset(others), pure, owner=owner)
+            )
 
     def forget(self, thread_id: str) -> None:
         """Stop holding this thread (what it held is dropped: write it first)."""
         with self._lock:
             self._threads.pop(thread_id, None)
+
+    def drop(self, thread_id: str) -> None:
+        """Forget what the thread holds, keeping it held (its later writes still checked)."""
+        with self._lock:
+            thread = self._threads.get(thread_id)
+            if thread is not None:
+                thread.calls, thread.after_held, thread.checkpoint_waits = [], None, False
 
     def threads(self) -> list[str]:
         """The threads held now."""
@@ -160,6 +195,12 @@ class Holding:
             thread.calls.append(call)
             return True
 
+    def owner(self, thread_id: str) -> str | None:
+        """The lease the thread is held under (None: none, or not held)."""
+        with self._lock:
+            thread = self._threads.get(thread_id)
+        return None if thread is None else thread.owner
+
     @contextmanager
     def writing(self, thread_id: str) -> Iterator[list[Held]]:
         """The calls held for ``thread_id``, taken by a write that makes them first, in its
@@ -188,16 +229,17 @@ class HoldingSaver(BaseCheckpointSaver[str]):
     before the LangGraph saver it wraps (``class Checkpoints(HoldingSaver, SqliteSaver)``);
     the saver says what it holds of a call (``_put_call``, ``_writes_call``), how it makes
     one (``_write_one``) and several in one transaction (``_write_all``), each retried as its
-    database needs."""
+    database needs, and each, given a ``fence`` (thread id, owner), only while the run's
+    lease is that owner's (LeaseLost otherwise, nothing written)."""
 
     holding: Holding
     _worker: Executor
     """Where the async methods make the saver's calls, off the event loop."""
 
-    def _write_one(self, call: Held) -> None:
+    def _write_one(self, call: Held, fence: Fence | None = None) -> None:
         raise NotImplementedError
 
-    def _write_all(self, calls: Sequence[Held]) -> None:
+    def _write_all(self, calls: Sequence[Held], fence: Fence | None = None) -> None:
         raise NotImplementedError
 
     def put(
@@ -275,7 +317,7 @@ class HoldingSaver(BaseCheckpointSaver[str]):
     # Reads see what this process holds: written first.
 
     def get_tuple(self, config: RunnableConfig) -> CheckpointTuple | None:
-        self.flush(config["configurable"]["thread_id"])
+        self.flush_for_read(config["configurable"]["thread_id"])
         return super().get_tuple(config)
 
     def list(
@@ -286,19 +328,26 @@ class HoldingSaver(BaseCheckpointSaver[str]):
         before: RunnableConfig | None = None,
         limit: int | None = None,
     ) -> Iterator[CheckpointTuple]:
-        self.flush((config or {}).get("configurable", {}).get("thread_id"))
+        self.flush_for_read((config or {}).get("configurable", {}).get("thread_id"))
         return super().list(config, filter=filter, before=before, limit=limit)
 
     def get_delta_channel_history(
         self, *, config: RunnableConfig, channels: Sequence[str]
     ) -> Mapping[str, DeltaChannelHistory]:
-        self.flush(config["configurable"]["thread_id"])
+        self.flush_for_read(config["configurable"]["thread_id"])
         return super().get_delta_channel_history(config=config, channels=channels)
 
-    def hold(self, thread_id: str, pure: Collection[str], others: Collection[str] = ()) -> None:
+    def hold(
+        self,
+        thread_id: str,
+        pure: Collection[str],
+        others: Collection[str] = (),
+        owner: str | None = None,
+    ) -> None:
         """Hold back what the nodes named ``pure`` write on this thread, and the checkpoint
-        after them; what the nodes named ``others`` write, until the checkpoint after it."""
-        self.holding.hold(thread_id, pure, others)
+        after them; what the nodes named ``others`` write, until the checkpoint after it.
+        ``owner``: the run's lease, which each write of the thread checks is still held."""
+        self.holding.hold(thread_id, pure, others, owner)
 
     # async: the same, on the saver's worker thread(s) (``_worker``) -------------------------
 
@@ -361,9 +410,12 @@ class HoldingSaver(BaseCheckpointSaver[str]):
         return await self._call(self.get_delta_channel_history, config=config, channels=channels)
 
     def release(self, thread_id: str) -> None:
-        """Stop holding this thread, writing what it still holds."""
+        """Stop holding this thread, writing what it still holds (LeaseLost, nothing
+        written, if the run's lease went to another process)."""
         try:
             self._write(thread_id)
+        except LeaseLost:
+            raise  # not this driver's to write any more: it stops, writing nothing
         except Exception:
             # As a crash before they were stored: the run resumes from the stored checkpoint
             # before them, and runs the nodes after it again.
@@ -377,18 +429,31 @@ class HoldingSaver(BaseCheckpointSaver[str]):
             self.holding.forget(thread_id)
 
     def flush(self, thread_id: str | None = None) -> None:
-        """Write what ``thread_id`` (None: every thread) holds: before a read of it."""
+        """Write what ``thread_id`` (None: every thread) holds: before a node that acts on
+        it (LeaseLost, nothing written, if the run's lease went to another process)."""
         for thread in [thread_id] if thread_id is not None else self.holding.threads():
             self._write(thread)
 
+    def flush_for_read(self, thread_id: str | None = None) -> None:
+        """``flush`` before a read, or a close: a thread whose lease went to another process
+        meanwhile has what it holds dropped, not written (not this process's to write; the
+        read sees what the run's driver stored). Its later writes are refused still."""
+        for thread in [thread_id] if thread_id is not None else self.holding.threads():
+            try:
+                self._write(thread)
+            except LeaseLost:
+                self.holding.drop(thread)
+
     def _write(self, thread_id: str, call: Held | None = None) -> None:
         """``call`` (None: none) after what the thread holds, in one transaction."""
+        owner = self.holding.owner(thread_id)
+        fence = None if owner is None else (thread_id, owner)
         with self.holding.writing(thread_id) as held:
             calls = [*held, call] if call is not None else held
             if len(calls) == 1:
-                self._write_one(calls[0])
+                self._write_one(calls[0], fence)
             elif calls:
-                self._write_all(calls)
+                self._write_all(calls, fence)
 
 
 def saved_config(config: RunnableConfig, checkpoint: Checkpoint) -> RunnableConfig:

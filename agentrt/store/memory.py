@@ -305,10 +305,10 @@ class MemoryStore(MessagesMemory, ArtifactsMemory, OutboxMemory, EffectsMemory):
         self, thread_id: str, owner: str, *, trace: tuple[str, str | None] | None = None
     ) -> None:
         with self._lock:
-            if trace is not None:
-                self.set_trace(thread_id, *trace)
             held = self._leases.get(thread_id)
             if held is not None and held.owner == owner:
+                if trace is not None:  # only by the owner, as the other stores
+                    self.set_trace(thread_id, *trace)
                 del self._leases[thread_id]
 
     # approvals ----------------------------------------------------------------------------

@@ -17,6 +17,8 @@ class EffectsMemory:
     """EffectStore in memory."""
 
     _lock: threading.RLock
+    _leases: dict[str, records.LeaseRecord]
+    """The runs' leases (MemoryStore's): an effect is reserved only under its run's."""
 
     @property
     def _effects(self) -> dict[str, records.EffectRecord]:
@@ -33,10 +35,26 @@ class EffectsMemory:
             return [e for e in self._effects.values() if e.thread_id == thread_id]
 
     def start_effect(
-        self, *, key: str, thread_id: str, step_id: str, tool: str, args_digest: str
-    ) -> int:
+        self,
+        *,
+        key: str,
+        thread_id: str,
+        step_id: str,
+        tool: str,
+        args_digest: str,
+        seen: int,
+        owner: str | None = None,
+    ) -> int | None:
         with self._lock:
+            if owner is not None:
+                held = self._leases.get(thread_id)
+                if held is None or held.owner != owner:
+                    return None
             found = self._effects.get(key)
+            if found is not None and (
+                found.status not in ("started", "retry") or found.attempts != seen
+            ):
+                return None
             attempts = 1 if found is None else found.attempts + 1
             self._effects[key] = records.EffectRecord(
                 key=key,

@@ -1,10 +1,10 @@
 """What every store must do, one protocol per table family, and the records they hold.
 
-A backend (SQLite today, Postgres when a team outgrows one machine) implements ``Store``:
-every family below, each write its own transaction. The families hold data and apply
-conditional updates; the rules that decide what to write (which status may follow which,
-when a lease may be taken over, what a decision means) live above, next to the code that
-drives runs. tests/store_conformance.py says what each method must do, for every backend.
+A backend (SQLite, PostgreSQL, the memory store) implements ``Store``: every family below,
+each write its own transaction. The families hold data and apply conditional updates; the
+rules that decide what to write (which status may follow which, when a lease may be taken
+over, what a decision means) live above, next to the code that drives runs.
+tests/test_store_conformance.py says what each method must do, for every backend.
 """
 
 from __future__ import annotations
@@ -266,9 +266,19 @@ class EffectStore(Protocol):
         ...
 
     def start_effect(
-        self, *, key: str, thread_id: str, step_id: str, tool: str, args_digest: str
-    ) -> int:
-        """Reserve the key (status started); which attempt this is, from 1."""
+        self,
+        *,
+        key: str,
+        thread_id: str,
+        step_id: str,
+        tool: str,
+        args_digest: str,
+        seen: int,
+        owner: str | None = None,
+    ) -> int | None:
+        """Reserve the key (status started); which attempt this is, from 1. Only from what
+        the ledger read (``seen`` attempts, 0: none) and, with ``owner``, under the run's
+        lease held by that owner: else None, nothing written."""
         ...
 
     def finish_effect(self, key: str, outcome: EffectOutcome) -> None:

@@ -4,6 +4,12 @@ key = sha256(thread_id, step_id, tool name, canonical args). Reserve (started), 
 (done or failed), each in its own committed transaction, so a process killed at any point
 leaves a record that tells the next attempt what it may do.
 
+The reservation is a conditional write: from the record the ledger read (none, or the
+attempt it had), and, for a run a driver leases, only while its lease is still the
+driver's. A process paused past its lease (a long GC, a frozen VM) while another took the
+run over finds the key moved or the lease gone, and stops (LeaseLost) instead of acting
+a second time.
+
 The procedure is written once, as steps (``Ledger.steps``), and driven two ways:
 ``execute`` in the calling thread, ``aexecute`` on the caller's event loop with every store
 call in a worker thread (SQLite may wait on its lock) and the tool call awaited.
@@ -16,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from agentrt.digests import args_digest, effect_key
+from agentrt.errors import LeaseLost
 from agentrt.records import EffectOutcome, EffectRecord
 from agentrt.steps import Steps, asynchronous, blocking, synchronous
 from agentrt.store.protocols import EffectStore
@@ -93,6 +100,8 @@ class Ledger:
         args: Mapping[str, Any],
         ctx: ToolContext,
         runner: ToolRunner | None = None,
+        *,
+        owner: str | None = None,
     ) -> Steps[LedgerResult]:
         """Call the tool once for this step, or return what an earlier attempt recorded.
 
@@ -101,7 +110,8 @@ class Ledger:
         with the same key; any other raises EffectInDoubt. A timeout of a non-idempotent
         call leaves the key started and raises EffectInDoubt too. Async callers get the
         store's calls in a worker thread and the tool awaited (async tools on the runner's
-        tool loop).
+        tool loop). ``owner``: the lease the run is driven under, which the reservation
+        needs to be still held (LeaseLost if it is not); None: a run no driver leases.
         """
         runner = runner or ToolRunner()
         key = ctx.idempotency_key
@@ -116,7 +126,25 @@ class Ledger:
             step_id=ctx.step_id,
             tool=spec.name,
             args_digest=args_digest(args),
+            seen=0 if record is None else record.attempts,
+            owner=owner,
         )
+        if attempt is None:  # refused: nothing was written
+            if owner is not None:
+                # Under a lease only its holder reserves the run's effects, one at a time:
+                # refused, the lease has gone to another process, whatever the key says.
+                raise LeaseLost(ctx.thread_id, owner)
+            # No lease to go by: another caller moved the key since it was read.
+            record = yield blocking(self.store.get_effect, key)
+            recorded = outcome_of(spec, key, record)
+            if recorded is not None:
+                return recorded
+            raise EffectInDoubt(
+                spec.name,
+                key,
+                0 if record is None else record.attempts,
+                "another call of the same step reserved it at the same moment",
+            )
         try:
             called = yield from runner.attempts(spec, args, ctx)
         except ToolFailure as failure:

@@ -35,7 +35,8 @@ from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.checkpoint.serde.types import _DeltaSnapshot
 from psycopg.types.json import Jsonb
 
-from agentrt.store.held import saved_config
+from agentrt.errors import LeaseLost
+from agentrt.store.held import Fence, saved_config
 from agentrt.store.versions import next_version
 
 __all__ = ["Rows", "RowsSaver", "merged"]
@@ -113,11 +114,22 @@ def merged(calls: Sequence[Rows]) -> tuple[list[Row], ...]:
     return list(blobs.values()), added, replaced, list(checkpoints.values())
 
 
+_FENCE = "fence AS (SELECT 1 FROM runs WHERE thread_id = %s AND lease_owner = %s)"
+"""Whether the run's lease is still the writer's (its two parameters come first)."""
+_FENCED = "    WHERE EXISTS (SELECT 1 FROM fence)\n    ON CONFLICT"
+
+
 @functools.cache
-def _statement(present: tuple[bool, ...]) -> str:
+def _statement(present: tuple[bool, ...], fenced: bool = False) -> str:
     """One statement writing the parts ``present`` says have rows: all but the last in
-    data-modifying CTEs, each run once whether or not the statement reads it."""
+    data-modifying CTEs, each run once whether or not the statement reads it. ``fenced``:
+    each part writes only while the run's lease is the writer's, and the statement says
+    whether it was (every part a CTE then, read by a last SELECT)."""
     parts = [part for part, there in zip(_PARTS, present, strict=True) if there]
+    if fenced:
+        guarded = [part.replace("    ON CONFLICT", _FENCED, 1) for part in parts]
+        ctes = ", ".join([_FENCE, *(f"p{i} AS ({part})" for i, part in enumerate(guarded))])
+        return f"WITH {ctes} SELECT EXISTS (SELECT 1 FROM fence) AS held"
     ctes = ", ".join(f"p{i} AS ({part})" for i, part in enumerate(parts[:-1]))
     return (f"WITH {ctes} " if ctes else "") + parts[-1]
 
@@ -193,8 +205,10 @@ class RowsSaver(PostgresSaver):
         replaces = all(channel in WRITES_IDX_MAP for channel, _ in writes)
         return Rows(writes=[(row, replaces) for row in rows])
 
-    def write_rows(self, calls: Sequence[Rows]) -> None:
-        """What ``calls`` write, in one statement."""
+    def write_rows(self, calls: Sequence[Rows], fence: Fence | None = None) -> None:
+        """What ``calls`` write, in one statement; with a ``fence`` (thread id, owner), only
+        while the run's lease is the owner's, looked at in the same statement (LeaseLost,
+        nothing written, if it is not)."""
         parts = merged(calls)
         present = tuple(bool(rows) for rows in parts)
         if not any(present):
@@ -206,7 +220,13 @@ class RowsSaver(PostgresSaver):
             for column in _columns(rows, width)
         ]
         with self._cursor() as cur:
-            cur.execute(_statement(present), params)
+            if fence is None:
+                cur.execute(_statement(present), params)
+                return
+            cur.execute(_statement(present, fenced=True), [*fence, *params])
+            row = cur.fetchone()
+        if row is None or not row["held"]:
+            raise LeaseLost(*fence)
 
     def _split_values(self, checkpoint: Checkpoint) -> tuple[dict[str, Any], dict[str, Any]]:
         """The checkpoint as its row holds it (plain values inline), and the values stored as

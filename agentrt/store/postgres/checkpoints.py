@@ -32,7 +32,7 @@ from langgraph.checkpoint.base import (
 )
 
 from agentrt.logs import get_logger
-from agentrt.store.held import Holding, HoldingSaver
+from agentrt.store.held import Fence, Holding, HoldingSaver
 from agentrt.store.postgres.checkpoint_rows import Rows, RowsSaver
 from agentrt.store.postgres.database import Database
 
@@ -105,12 +105,12 @@ class Checkpoints(HoldingSaver, RowsSaver):
     ) -> Callable[[], Rows]:
         return partial(self.writes_rows, config, writes, task_id, task_path)
 
-    def _write_one(self, call: Callable[[], Rows]) -> None:
-        self._write_all([call])
+    def _write_one(self, call: Callable[[], Rows], fence: Fence | None = None) -> None:
+        self._write_all([call], fence)
 
-    def _write_all(self, calls: Sequence[Callable[[], Rows]]) -> None:
+    def _write_all(self, calls: Sequence[Callable[[], Rows]], fence: Fence | None = None) -> None:
         rows = [call() for call in calls]
-        self.db.patiently(lambda: self.write_rows(rows))
+        self.db.patiently(lambda: self.write_rows(rows, fence))
 
     def delete_thread(self, thread_id: str) -> None:
         self.holding.forget(thread_id)  # what the thread held goes with it
@@ -129,4 +129,4 @@ class Checkpoints(HoldingSaver, RowsSaver):
         """Finish the calls already asked for and write those held; the store closes the
         pool."""
         self._worker.shutdown(wait=True)
-        self.flush()
+        self.flush_for_read()

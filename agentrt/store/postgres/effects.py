@@ -36,17 +36,40 @@ class EffectsTable:
         )
 
     def start_effect(
-        self, *, key: str, thread_id: str, step_id: str, tool: str, args_digest: str
-    ) -> int:
-        """Reserve the key (status started) and return which attempt this is, from 1."""
-        params = (key, thread_id, step_id, tool, args_digest, self.db.clock())
-
+        self,
+        *,
+        key: str,
+        thread_id: str,
+        step_id: str,
+        tool: str,
+        args_digest: str,
+        seen: int,
+        owner: str | None = None,
+    ) -> int | None:
+        """Reserve the key (status started) and return which attempt this is, from 1; None
+        if it moved since it was read (``seen`` attempts, 0: no row) or ``owner`` no longer
+        holds the run's lease."""
+        params = (
+            key,
+            thread_id,
+            step_id,
+            tool,
+            args_digest,
+            self.db.clock(),
+            owner,
+            thread_id,
+            owner,
+            seen,
+        )
         return self.db.apply(
             "INSERT INTO effects (key, thread_id, step_id, tool, args_digest, status, "
-            "started_at) VALUES (%s,%s,%s,%s,%s,'started',%s) "
+            "started_at) SELECT %s,%s,%s,%s,%s,'started',%s "
+            "WHERE %s::text IS NULL OR EXISTS "
+            "(SELECT 1 FROM runs WHERE thread_id=%s AND lease_owner=%s) "
             "ON CONFLICT (key) DO UPDATE SET status='started', "
             "attempts=effects.attempts+1, started_at=excluded.started_at, error=NULL, "
-            "error_kind=NULL RETURNING attempts",
+            "error_kind=NULL WHERE effects.status IN ('started', 'retry') "
+            "AND effects.attempts=%s RETURNING attempts",
             params,
             _attempts,
         )
@@ -92,10 +115,9 @@ class EffectsTable:
         )
 
 
-def _attempts(cur: Cursor) -> int:
+def _attempts(cur: Cursor) -> int | None:
     row = cur.fetchone()
-    assert row is not None
-    return int(row["attempts"])
+    return None if row is None else int(row["attempts"])
 
 
 def _effect(row: DictRow) -> EffectRecord:

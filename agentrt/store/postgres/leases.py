@@ -110,15 +110,12 @@ FROM picked WHERE runs.thread_id = picked.thread_id
 RETURNING runs.thread_id, runs.created_at, NULL::double precision AS next_at
 """
 
-# The trace is set whoever holds the lease (as set_trace sets it); the lease goes only if
-# ``owner`` holds it. SET reads the row as it was, so each CASE sees the old owner.
+# Both only by the lease's owner: one that lost it must not point the run's trace at its
+# segment while another drives the run.
 _RELEASE_WITH_TRACE = """
 UPDATE runs SET trace_id = %(trace_id)s, trace_span_id = %(span_id)s,
-    lease_owner = NULLIF(lease_owner, %(owner)s),
-    lease_host = CASE WHEN lease_owner = %(owner)s THEN NULL ELSE lease_host END,
-    lease_pid = CASE WHEN lease_owner = %(owner)s THEN NULL ELSE lease_pid END,
-    lease_expires_at = CASE WHEN lease_owner = %(owner)s THEN NULL ELSE lease_expires_at END
-WHERE thread_id = %(thread_id)s
+    lease_owner = NULL, lease_host = NULL, lease_pid = NULL, lease_expires_at = NULL
+WHERE thread_id = %(thread_id)s AND lease_owner = %(owner)s
 """
 
 

@@ -29,8 +29,9 @@ from pathlib import Path
 
 from langgraph.checkpoint.sqlite import SqliteSaver
 
+from agentrt.errors import LeaseLost
 from agentrt.logs import get_logger
-from agentrt.store.held import Held, Holding, HoldingSaver
+from agentrt.store.held import Fence, Held, Holding, HoldingSaver
 from agentrt.store.sqlite.compact import CompactSerializer
 from agentrt.store.sqlite.database import connect, retry_locked
 from agentrt.store.versions import next_version
@@ -70,22 +71,35 @@ class Checkpoints(HoldingSaver, SqliteSaver):
     # Writes wait out another process's write lock (retry_locked) instead of failing the
     # run at busy_timeout.
 
-    def _write_one(self, call: Held) -> None:
-        retry_locked(call, undo=self._rollback)
+    def _write_one(self, call: Held, fence: Fence | None = None) -> None:
+        if fence is not None:  # the lease's check and the write: one transaction
+            retry_locked(lambda: self._in_one([call], fence), undo=self._rollback)
+        else:
+            retry_locked(call, undo=self._rollback)
 
-    def _write_all(self, calls: Sequence[Held]) -> None:
-        retry_locked(lambda: self._in_one(calls), undo=self._rollback)
+    def _write_all(self, calls: Sequence[Held], fence: Fence | None = None) -> None:
+        retry_locked(lambda: self._in_one(calls, fence), undo=self._rollback)
 
     def delete_thread(self, thread_id: str) -> None:
         self.holding.forget(thread_id)  # what the thread held goes with it
         retry_locked(lambda: SqliteSaver.delete_thread(self, thread_id), undo=self._rollback)
 
-    def _in_one(self, calls: Sequence[Held]) -> None:
-        """SqliteSaver's calls, in one transaction."""
+    def _in_one(self, calls: Sequence[Held], fence: Fence | None = None) -> None:
+        """SqliteSaver's calls, in one transaction; with a ``fence``, only while the run's
+        lease is still its owner's (the write lock taken first, so no process takes the
+        lease over between the look and the commit)."""
         with self.lock:
             self.setup()
             self._in_one_go.on = True
             try:
+                if fence is not None:
+                    self.conn.execute("BEGIN IMMEDIATE")
+                    thread_id, owner = fence
+                    held = self.conn.execute(
+                        "SELECT lease_owner FROM runs WHERE thread_id=?", (thread_id,)
+                    ).fetchone()
+                    if held is None or held[0] != owner:
+                        raise LeaseLost(thread_id, owner)
                 for call in calls:
                     call()
                 self.conn.commit()
@@ -104,5 +118,5 @@ class Checkpoints(HoldingSaver, SqliteSaver):
     def close(self) -> None:
         """Finish the writes already asked for and those held, then close the connection."""
         self._worker.shutdown(wait=True)
-        self.flush()
+        self.flush_for_read()
         self.conn.close()

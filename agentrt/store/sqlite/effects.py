@@ -27,19 +27,43 @@ class EffectsTable:
         )
 
     def start_effect(
-        self, *, key: str, thread_id: str, step_id: str, tool: str, args_digest: str
-    ) -> int:
-        """Reserve the key (status started) and return which attempt this is, from 1."""
+        self,
+        *,
+        key: str,
+        thread_id: str,
+        step_id: str,
+        tool: str,
+        args_digest: str,
+        seen: int,
+        owner: str | None = None,
+    ) -> int | None:
+        """Reserve the key (status started) and return which attempt this is, from 1; None
+        if it moved since it was read (``seen`` attempts, 0: no row) or ``owner`` no longer
+        holds the run's lease."""
         with self.db.tx() as db:
             row = db.execute(
                 "INSERT INTO effects (key, thread_id, step_id, tool, args_digest, status, "
-                "started_at) VALUES (?,?,?,?,?,'started',?) "
+                "started_at) SELECT ?,?,?,?,?,'started',? "
+                "WHERE ? IS NULL OR EXISTS "
+                "(SELECT 1 FROM runs WHERE thread_id=? AND lease_owner=?) "
                 "ON CONFLICT (key) DO UPDATE SET status='started', attempts=attempts+1, "
                 "started_at=excluded.started_at, error=NULL, error_kind=NULL "
+                "WHERE effects.status IN ('started', 'retry') AND effects.attempts=? "
                 "RETURNING attempts",
-                (key, thread_id, step_id, tool, args_digest, self.db.clock()),
+                (
+                    key,
+                    thread_id,
+                    step_id,
+                    tool,
+                    args_digest,
+                    self.db.clock(),
+                    owner,
+                    thread_id,
+                    owner,
+                    seen,
+                ),
             ).fetchone()
-        return int(row["attempts"])
+        return None if row is None else int(row["attempts"])
 
     def finish_effect(self, key: str, outcome: EffectOutcome) -> None:
         """Record the outcome of the started attempt: done with its result, or failed."""

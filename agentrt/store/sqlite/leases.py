@@ -150,9 +150,12 @@ class LeasesTable:
     ) -> None:
         with self.db.tx() as db:
             if trace is not None:  # in the same write transaction: one commit
+                # Only by the lease's owner: one that lost it must not point the run's
+                # trace at its segment while another drives the run.
                 db.execute(
-                    "UPDATE runs SET trace_id=?, trace_span_id=? WHERE thread_id=?",
-                    (*trace, thread_id),
+                    "UPDATE runs SET trace_id=?, trace_span_id=? WHERE thread_id=? "
+                    "AND lease_owner=?",
+                    (*trace, thread_id, owner),
                 )
             db.execute(
                 "UPDATE runs SET lease_owner=NULL, lease_host=NULL, lease_pid=NULL, "
