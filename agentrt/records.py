@@ -15,6 +15,7 @@ from agentrt.state import RunStatus, Usage
 
 __all__ = [
     "ApiKey",
+    "Claim",
     "EffectOutcome",
     "EffectRecord",
     "LeaseRecord",
@@ -308,3 +309,14 @@ class MessageOpening:
     """Approvals given at the gate the message interrupts but never carried out (decided
     after the message was sent, before the run went on): cancelled with cancel_pending's
     comment too, if they are still approved or edited."""
+
+
+@dataclass(frozen=True, slots=True)
+class Claim:
+    """What one claim_runs took, and when another look may find more."""
+
+    thread_ids: tuple[str, ...]
+    """The runs now leased to the claimant, oldest first."""
+    next_at: float | None
+    """The soonest moment a run that could not be claimed now may become claimable (a
+    wait to retry ends, a lease not renewed expires); None if no such moment is known."""

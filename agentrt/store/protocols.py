@@ -17,6 +17,7 @@ from agentrt.approvals.model import ApprovalQuery, ApprovalRequest, Decided
 from agentrt.artifacts import ArtifactRecord
 from agentrt.records import (
     ApiKey,
+    Claim,
     EffectOutcome,
     EffectRecord,
     LeaseRecord,
@@ -96,17 +97,6 @@ class RunChange:
     denials: Mapping[str, int] | None = None
     """Set when not None: the run's policy denials so far by rule id ("" for the policy's
     default), for run analytics."""
-
-
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """What one claim_runs took, and when another look may find more."""
-
-    thread_ids: tuple[str, ...]
-    """The runs now leased to the claimant, oldest first."""
-    next_at: float | None
-    """The soonest moment a run that could not be claimed now may become claimable (a
-    wait to retry ends, a lease not renewed expires); None if no such moment is known."""
 
 
 class Listening(Protocol):

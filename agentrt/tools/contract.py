@@ -15,7 +15,7 @@ import math
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from functools import cached_property
+from functools import cached_property, partial
 from typing import TYPE_CHECKING, Any, TypedDict, get_type_hints, overload
 
 from langgraph.types import RetryPolicy
@@ -170,27 +170,21 @@ class ToolSpec:
                 args, allow_non_finite=self.allow_non_finite, sensitive=self.sensitive
             )
         assert self.args_model is not None  # one of the two, as __post_init__ checked
+        refused = partial(ToolArgsError, self.name, sensitive=self.sensitive)
         if not isinstance(args, Mapping):
-            raise ToolArgsError(
-                self.name,
-                [{"loc": (), "msg": "arguments must be a JSON object", "input": args}],
-                sensitive=self.sensitive,
-            )
+            raise refused([{"loc": (), "msg": "arguments must be a JSON object", "input": args}])
         try:
             model = self.args_model.model_validate(dict(args))
         except ValidationError as exc:
-            errors = [dict(e) for e in exc.errors()]
-            raise ToolArgsError(self.name, errors, sensitive=self.sensitive) from None
+            raise refused([dict(e) for e in exc.errors()]) from None
         if not self.allow_non_finite:
             # The args model refuses them in its own float fields; this catches the rest
             # (nested models, dicts, Any), whatever their declared type.
             found = non_finite(model.model_dump())
             if found is not None:
                 where, value = found
-                raise ToolArgsError(
-                    self.name,
-                    [{"loc": where, "msg": "Input should be a finite number", "input": value}],
-                    sensitive=self.sensitive,
+                raise refused(
+                    [{"loc": where, "msg": "Input should be a finite number", "input": value}]
                 )
         return model.model_dump(mode="json")
 
