@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -412,6 +413,32 @@ def test_unparseable_arguments_are_invalid_args(db: Path, clock: FakeClock) -> N
         assert (obs["kind"], obs["call_id"]) == ("invalid_args", "c1")
         assert "not valid JSON: '{sku: oops'" in obs["content"]
         assert run.output == "gave up"
+
+
+def test_unparseable_arguments_of_a_tool_with_a_sensitive_field_are_not_quoted(
+    db: Path, clock: FakeClock
+) -> None:
+    # Text that is not JSON cannot be masked field by field: a tool with a sensitive field
+    # (or one the runtime does not know) gets the error without the text it was given.
+    @tool(effect="write", sensitive=["pin"])
+    def open_door(door: str, pin: str) -> str:
+        """Open a door."""
+        return "open"
+
+    def broken(name: str) -> AIMessage:
+        call = {"name": name, "args": '{"door": "d1", "pin": "5123-7789-0012"', "id": "c1"}
+        return AIMessage("", invalid_tool_calls=[{**call, "error": "bad json"}])  # type: ignore[list-item]
+
+    model = ScriptedChatModel([broken("open_door"), broken("no_such_tool"), "gave up"])
+    with AgentRuntime(
+        model, tools=[open_door], policy=Policy.allow_all(), db=db, clock=clock
+    ) as rt:
+        run = rt.start("open d1", principal=WORKER)
+        events = rt.events(run.thread_id)
+    seen = [e["data"]["content"] for e in events if e["type"] == "observation"]
+    assert seen[0] == "arguments for tool 'open_door': arguments are not valid JSON (bad json)"
+    assert "unknown tool 'no_such_tool'" in seen[1]
+    assert "5123" not in json.dumps(events)  # not in the plan steps kept either
 
 
 def test_tools_are_offered_by_scope_and_unoffered_calls_are_denied(

@@ -47,6 +47,7 @@ from agentrt.state import (
 from agentrt.steps import Step, Steps, blocking
 from agentrt.store.protocols import RecordingStore
 from agentrt.summaries import cut_point, summary_message
+from agentrt.tools.registry import ToolRegistry
 
 __all__ = ["NODE", "answer_recorded", "build_messages", "forget_conversation", "plan"]
 
@@ -131,7 +132,9 @@ def _conversation(state: RunState, instructions: str) -> tuple[list[BaseMessage]
     return list(messages), digest
 
 
-def _actions(response: AIMessage, revision: int, limits: SizeLimits) -> list[Action]:
+def _actions(
+    response: AIMessage, revision: int, limits: SizeLimits, tools: ToolRegistry
+) -> list[Action]:
     actions: list[Action] = []
     for call in response.tool_calls:
         index = len(actions)
@@ -150,13 +153,18 @@ def _actions(response: AIMessage, revision: int, limits: SizeLimits) -> list[Act
     # Calls whose arguments were not even JSON still get a step, so the model is told.
     for bad in response.invalid_tool_calls:
         index = len(actions)
+        name = storable_text(bad.get("name") or "")
+        # Quoted only for a known tool with no sensitive field: text that is not JSON cannot
+        # be masked field by field, and the step's error is kept and shown.
+        spec = tools.get(name)
+        quoted = f": {bad.get('args')!r}" if spec is not None and not spec.sensitive else ""
         actions.append(
             Action(
                 step_id=f"{revision}.{index}",
                 call_id=bad.get("id") or f"call_{revision}_{index}",
-                tool=storable_text(bad.get("name") or ""),
+                tool=name,
                 args={},
-                parse_error=f"arguments are not valid JSON: {bad.get('args')!r} "
+                parse_error=f"arguments are not valid JSON{quoted} "
                 f"({bad.get('error') or 'parse error'})",
             )
         )
@@ -342,7 +350,7 @@ def _answered(
     content = storable_text(
         response.content if isinstance(response.content, str) else json.dumps(response.content)
     )
-    actions = _actions(response, revision, deps.limits)
+    actions = _actions(response, revision, deps.limits, deps.tools)
     new_plan = Plan(
         revision=revision,
         content=content,
