@@ -287,7 +287,7 @@ def test_expired_and_already_decided(desk: AgentRuntime, db: Path, clock: FakeCl
     rid = run.pending_approval.id
     clock.advance(3 * 86400)  # the rule says expires_in: 3d
     before = _snapshot(db)
-    with pytest.raises(ApprovalExpired, match=r"expired at .* the run must ask again"):
+    with pytest.raises(ApprovalExpired, match=r"expired at .*; the next sweep of overdue"):
         desk.decide(Decision.approve(rid, by=APPROVER))
     assert _snapshot(db) == before
 

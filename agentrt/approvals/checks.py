@@ -65,8 +65,9 @@ def check_decision(request: ApprovalRequest, decision: Decision, *, now: float) 
         )
     if request.expires_at is not None and now >= request.expires_at:
         raise ApprovalExpired(
-            f"approval {rid!r} expired at {moment(request.expires_at, now=now)}; "
-            "the run must ask again",
+            f"approval {rid!r} expired at {moment(request.expires_at, now=now)}; the next "
+            "sweep of overdue approvals (rt.sweep_approvals(), `agentrt approvals sweep`, a "
+            "worker's or `agentrt serve`'s) applies it, and the run goes on without it",
             approval_id=rid,
         )
     missing = [role for role in request.roles if role not in decision.by.roles]
