@@ -721,3 +721,21 @@ async def test_a_decide_form_missing_a_field_is_refused_on_a_page(page: Page) ->
         assert text(refused).startswith("422 · agentrt"), text(refused)
         assert "this decision form is incomplete (outcome: Field required)" in text(refused)
     assert page.rt.get(thread_id).status is RunStatus.AWAITING_APPROVAL
+
+
+async def test_a_page_asked_for_with_a_query_it_does_not_take_is_refused_on_a_page(
+    page: Page,
+) -> None:
+    # A link with a query the page does not take (hop=abc) gets the error page; the API's
+    # own requests keep their problem+json.
+    _, approval_id = await page.waiting()
+    await page.sign_in(APPROVER)
+    refused = await page.client.get(f"/ui/approvals/{approval_id}?hop=abc")
+    assert refused.status_code == 422
+    assert refused.headers["content-type"].startswith("text/html")
+    assert text(refused).startswith("422 · agentrt"), text(refused)
+    assert "This page cannot be shown: query.hop: Input should be a valid integer" in text(refused)
+    bearer = {"Authorization": f"Bearer {page.key(APPROVER)}"}
+    api = await page.client.get("/runs?limit=abc", headers=bearer)
+    assert api.status_code == 422
+    assert api.headers["content-type"].startswith("application/problem+json")

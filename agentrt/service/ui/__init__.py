@@ -7,7 +7,7 @@ create_app does.
 
 from fastapi import FastAPI
 
-from agentrt.service.ui import artifacts, live, routes, stats
+from agentrt.service.ui import answers, artifacts, live, routes, stats
 
 __all__ = ["install"]
 
@@ -15,7 +15,8 @@ __all__ = ["install"]
 def install(app: FastAPI) -> None:
     """Add the review page to ``app``: the queue, runs and deciding, each run's live feed,
     and the stats page."""
-    routes.install(app)
+    answers.install(app)
+    app.include_router(routes.router)
     app.include_router(stats.router)
     app.include_router(live.router)
     app.include_router(artifacts.router)

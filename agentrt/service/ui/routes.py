@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Annotated, Any, TypeVar
 from urllib.parse import urlencode, urlsplit
 
-from fastapi import APIRouter, Depends, FastAPI, Form, Query, Request
+from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
@@ -38,13 +38,14 @@ from agentrt.service.routes.approvals import decision_of
 from agentrt.service.routes.artifacts import artifacts_out
 from agentrt.service.schemas import DecisionIn, approval_out, message_out
 from agentrt.service.ui import review, views
+from agentrt.service.ui.answers import PageError, SignInNeeded
 from agentrt.service.ui.forms import DecisionForm, Refused, json_field, number, plain
 from agentrt.service.ui.waterfall import waterfall
 from agentrt.state import TERMINAL, RunStatus
 from agentrt.tracing.shown import shown_events, shown_run
 from agentrt.tracing.view import Trace
 
-__all__ = ["install", "router"]
+__all__ = ["Caller", "PageError", "ServiceDep", "router"]
 
 _HERE = Path(__file__).parent
 _STATIC = {"ui.css": "text/css", "ui.js": "text/javascript"}
@@ -55,58 +56,11 @@ router = APIRouter(prefix="/ui", include_in_schema=False)
 _T = TypeVar("_T")
 
 
-class SignInNeeded(Exception):
-    """The request has no usable key: the person is sent to the sign-in form."""
-
-    def __init__(self, request: Request, why: str | None = None) -> None:
-        super().__init__(why or "sign in")
-        # Back to the page asked for; a form post or the run page's poll go to the queue.
-        wanted = request.method == "GET" and not request.url.path.endswith("/state")
-        self.next = request.url.path if wanted else "/ui"
-        self.why = why
-
-
-class PageError(Exception):
-    """A refusal shown as an HTML page (the review page never answers with JSON errors)."""
-
-    def __init__(self, status: int, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or {}
-
-
 _WHY = {
     "unknown": "That key is unknown or has been revoked. Ask for a new one "
     "(`agentrt keys create`) and sign in with it.",
     "signed-out": "You have signed out.",
 }
-
-
-def install(app: FastAPI) -> None:
-    """Add the review page to ``app``: its routes and its HTML answers to refusals."""
-
-    async def on_sign_in(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, SignInNeeded)
-        query = {"next": exc.next} | ({"why": exc.why} if exc.why else {})
-        response = RedirectResponse(f"/ui/login?{urlencode(query)}", status_code=303)
-        if exc.why:  # a key that no longer works is forgotten
-            response.delete_cookie(auth.COOKIE, path="/ui")
-        return response
-
-    async def on_page_error(request: Request, exc: Exception) -> Response:
-        assert isinstance(exc, PageError)
-        return views.page(
-            request,
-            "error.html",
-            {"status": exc.status, "message": exc.message},
-            status=exc.status,
-            headers=exc.headers,
-        )
-
-    app.add_exception_handler(SignInNeeded, on_sign_in)
-    app.add_exception_handler(PageError, on_page_error)
-    app.include_router(router)
 
 
 # who is asking -----------------------------------------------------------------------------
