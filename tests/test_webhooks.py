@@ -294,6 +294,63 @@ endpoints:
         WebhookEndpoint(name="x", url="https://h.example.com", secret=SECRET, tenant="")
 
 
+def test_a_webhook_url_that_is_no_plain_url_is_refused_with_its_line() -> None:
+    # A YAML block (url: |) ends the URL with a line break, which urlsplit drops without a
+    # word and the HTTP client then refuses at every send; a bracket left open is no URL.
+    text = (
+        "endpoints:\n"
+        "  - name: ops\n"
+        "    url: |\n"
+        "      https://hooks.example.com/agentrt\n"
+        "    secret_env: S\n"
+        "    tenant: acme\n"
+    )
+    with pytest.raises(
+        ConfigError,
+        match=r"webhooks.yaml:2: endpoints\[0\]: webhook endpoint 'ops': url "
+        r"'https://hooks.example.com/agentrt\\n' holds a space or a control character",
+    ):
+        Webhooks.from_yaml(text, source="webhooks.yaml", environ={"S": SECRET})
+    for url in ("https://hooks.example.com/a b", "https://hooks.example.com/\tx"):
+        with pytest.raises(ConfigError, match="holds a space or a control character"):
+            WebhookEndpoint(name="x", url=url, secret=SECRET, tenant="acme")
+    with pytest.raises(ConfigError, match=r"url 'http://\[::1/x' is not a URL \(Invalid IPv6"):
+        WebhookEndpoint(name="x", url="http://[::1/x", secret=SECRET, tenant="acme")
+    with pytest.raises(ConfigError, match=r"url 'http://h.example.com:port' is not a URL"):
+        WebhookEndpoint(name="x", url="http://h.example.com:port", secret=SECRET, tenant="acme")
+
+
+def test_a_send_that_cannot_go_out_is_a_failed_attempt_and_holds_no_other_endpoint_up(
+    desk: AgentRuntime, clock: FakeClock
+) -> None:
+    # Whatever the client raises before a send goes out (a URL it refuses, say), the
+    # delivery is settled as a failed send, retried, then dead; the pass goes on.
+    class Refusing:
+        def __init__(self, real: httpx.Client, bad: str) -> None:
+            self.real, self.bad = real, bad
+
+        def post(self, url: str, **kw: object) -> httpx.Response:
+            if url == self.bad:
+                raise httpx.InvalidURL("the client refuses this URL")
+            return self.real.post(url, **kw)  # type: ignore[arg-type]
+
+    with Receiver() as receiver, httpx.Client() as client:
+        refused = WebhookEndpoint(
+            name="refused", url="https://refused.example.com/h", secret=SECRET, tenant="acme"
+        )
+        endpoints = (refused, endpoint(receiver, name="good"))
+        webhooks = Webhooks(endpoints=endpoints, retry=RetrySchedule(max_attempts=2))
+        thread_id = refund(desk)
+        sender = Refusing(client, refused.url)
+        dispatcher = Dispatcher(desk.store, webhooks, clock=clock, rand=lambda: 0.5, sender=sender)
+        drain(dispatcher, clock)
+    ids = [e.id for e in desk.store.outbox_events(thread_id=thread_id)]
+    assert receiver.accepted() == ids  # the good endpoint got every event
+    dead = desk.store.list_deliveries(DeliveryQuery(status="dead"))
+    assert {(d.endpoint, d.attempts) for d in dead} == {("refused", 2)}
+    assert {d.last_error for d in dead} == {"gave up after 2 sends: could not send: InvalidURL"}
+
+
 NOTIFY_APP = "tests.webhook_app:build_runtime"
 WEBHOOKS_YAML = """
 public_url: https://agents.example.com

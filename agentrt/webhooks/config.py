@@ -99,8 +99,21 @@ class WebhookEndpoint:
                 f"webhook endpoint name {self.name!r} must be 1-64 letters, digits, '.', '_' "
                 "or '-' (it names the endpoint's deliveries)"
             )
-        parts = urlsplit(self.url) if isinstance(self.url, str) else None
-        if parts is None or parts.scheme not in ("http", "https") or not parts.hostname:
+        if not isinstance(self.url, str) or not self.url.isprintable() or " " in self.url:
+            # urlsplit drops a newline or a tab without a word (a YAML block's last line
+            # break), and the HTTP client then refuses the URL at every send.
+            raise ConfigError(
+                f"webhook endpoint {self.name!r}: url {self.url!r} holds a space or a "
+                "control character (a line break?); give the URL alone"
+            )
+        try:
+            parts = urlsplit(self.url)
+            parts.port  # noqa: B018 (a port that is not a number raises here)
+        except ValueError as exc:
+            raise ConfigError(
+                f"webhook endpoint {self.name!r}: url {self.url!r} is not a URL ({exc})"
+            ) from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(
                 f"webhook endpoint {self.name!r}: url must be an http(s) URL with a host"
             )
@@ -243,16 +256,21 @@ class Webhooks:
                     f"{source}: endpoints[{index}] ({e.name!r}): the environment variable "
                     f"{e.secret_env!r} holding its secret is not set"
                 )
-            endpoints.append(
-                WebhookEndpoint(
-                    name=e.name,
-                    url=e.url,
-                    secret=secret,
-                    tenant=e.tenant,
-                    events=tuple(e.events),
-                    timeout=e.timeout,
+            try:
+                endpoints.append(
+                    WebhookEndpoint(
+                        name=e.name,
+                        url=e.url,
+                        secret=secret,
+                        tenant=e.tenant,
+                        events=tuple(e.events),
+                        timeout=e.timeout,
+                    )
                 )
-            )
+            except ConfigError as exc:
+                at = locate(node, ["endpoints", index])
+                where = f"{source}:{at.start_mark.line + 1}" if at is not None else source
+                raise ConfigError(f"{where}: endpoints[{index}]: {exc}") from None
         retry = RetrySchedule(**parsed.retry.model_dump()) if parsed.retry else RetrySchedule()
         return cls(endpoints=tuple(endpoints), public_url=parsed.public_url, retry=retry)
 

@@ -183,6 +183,10 @@ class Dispatcher:
         except httpx.TransportError as exc:
             # The exception's text may hold the URL; its kind says enough.
             error = _kind_of(exc)
+        except Exception as exc:  # a send that cannot even go out is an attempt too
+            # Settled like any failed send (retried, then dead), not left pending: a pass
+            # stopped here would never reach the endpoints after it.
+            error = f"could not send: {type(exc).__name__}"
         now = self.clock()
         if error is None:
             outcome = DeliveryOutcome(
