@@ -258,3 +258,40 @@ def test_a_server_is_described_without_its_secrets() -> None:
         MCPServer.http("ftp://example.com", name="b")
     with pytest.raises(ConfigError, match="an MCP server's name must be letters"):
         MCPServer.stdio("srv", name="two words")
+
+
+TOKEN = "notes-pat-7Qm2Zr9Kx4Lw"
+
+
+def test_a_secret_the_app_gave_a_server_is_cut_out_of_what_the_server_answers(db: Path) -> None:
+    # A server that echoes the token it was started with (in an answer, in an error) has
+    # it cut out before the run keeps either; a variable whose name says no secret stays.
+    server = MCPServer.stdio(
+        sys.executable,
+        ["-m", "tests.mcp_echo_server"],
+        name="echo",
+        cwd=ROOT,
+        env={"NOTES_TOKEN": TOKEN, "NOTES_SITE": "notes.example.com", "PYTHONPATH": str(ROOT)},
+    )
+    model = ScriptedChatModel(
+        [ai("", tool_call("whoami", {})), ai("", tool_call("fail", {})), "done"]
+    )
+    with AgentRuntime(model, tools=[server], policy=Policy.allow_all(), db=db) as rt:
+        run = rt.start("who am i", principal=Principal("u", tenant="acme"))
+        seen = [
+            e["data"]["content"] for e in rt.events(run.thread_id) if e["type"] == "observation"
+        ]
+    assert run.status is RunStatus.SUCCEEDED
+    assert seen[0] == "logged in with [REDACTED:credential] at notes.example.com"
+    assert "token [REDACTED:credential] rejected" in seen[1]
+    assert all(TOKEN not in str(call.messages) for call in model.calls)
+    assert TOKEN.encode() not in db.read_bytes()
+
+
+def test_what_counts_as_a_secret_given_to_a_server_is_said_by_its_name() -> None:
+    from agentrt.tools.mcp.transports import given_secrets
+
+    headers = {"Authorization": "Bearer abc", "X-Api-Key": "k-123", "Accept": "text/plain"}
+    env = {"GITHUB_PERSONAL_ACCESS_TOKEN": "t", "LOG_LEVEL": "production", "PATH": "/bin"}
+    assert given_secrets(headers.items()) == {"Authorization": "Bearer abc", "X-Api-Key": "k-123"}
+    assert given_secrets(env.items()) == {"GITHUB_PERSONAL_ACCESS_TOKEN": "t"}

@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 from agentrt.errors import ConfigError
 from agentrt.logs import get_logger
 from agentrt.tools.contract import Effect, ToolContext, ToolError, ToolSpec
+from agentrt.tools.credentials import Secrets
 from agentrt.tools.errors import OutcomeUnknown
 from agentrt.tools.mcp.connection import Connection, one_line
 from agentrt.tools.mcp.contracts import (
@@ -102,6 +103,8 @@ class MCPServer:
                 )
         self._name = name
         self._transport = transport
+        self._given = Secrets(transport.secrets())
+        """What the app gave the server to authenticate with: cut out of what it answers."""
         self._prefix = prefix
         self._overrides = overrides_of(overrides)
         self._include = None if include is None else tuple(include)
@@ -241,7 +244,7 @@ class MCPServer:
             if exc.code != CONNECTION_CLOSED:
                 raise ToolError(
                     f"MCP server {self._name!r} answered the call of {remote!r} with error "
-                    f"{exc.code}: {exc.error.message}"
+                    f"{exc.code}: {self._given.scrub(exc.error.message)}"
                 ) from None
             raise await self._lost(connection, spec, remote) from None
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
@@ -252,8 +255,8 @@ class MCPServer:
                 f"that is not a tools/call result ({exc.error_count()} problems)"
             ) from None
         if result.is_error:
-            raise ToolError(error_text(result))
-        return answer_of(result)
+            raise ToolError(self._given.scrub(error_text(result)))
+        return self._given.scrub(answer_of(result))
 
     async def close(self) -> None:
         """Close the session (a stdio server is stopped: stdin closed, then signals)."""

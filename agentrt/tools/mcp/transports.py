@@ -17,6 +17,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from agentrt.errors import ConfigError
+from agentrt.redaction import Redactor
 from agentrt.tools.mcp.connection import StderrToLog, WatchedTransport
 
 __all__ = ["Http", "Stdio", "http_transport", "stdio_transport"]
@@ -38,6 +39,10 @@ class Stdio:
 
     def shown(self) -> str:
         return " ".join([self.command, *self.args])
+
+    def secrets(self) -> dict[str, str]:
+        """The variables of ``env`` whose names say they hold a secret (a token, a key)."""
+        return given_secrets(self.env)
 
     def open(self, server: str, on_end: Callable[[], None]) -> WatchedTransport:
         """The SDK's stdio transport (the process starts as it is entered)."""
@@ -80,6 +85,10 @@ class Http:
     def kind(self) -> str:
         return "http"
 
+    def secrets(self) -> dict[str, str]:
+        """The headers whose names say they hold a secret (Authorization, X-Api-Key)."""
+        return given_secrets(self.headers)
+
     def shown(self) -> str:
         parts = urlsplit(self.url)
         host = parts.hostname or ""
@@ -95,6 +104,14 @@ class Http:
         return WatchedTransport(
             streamable_http_client(self.url, http_client=http), on_end, on_exit=http.aclose
         )
+
+
+def given_secrets(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
+    """The pairs whose names the Redactor's key patterns call secret: what the app gave a
+    server to authenticate with, which the server may echo (a debug line, an auth error).
+    Only those: ``env`` holds ordinary words too, which would be cut out everywhere."""
+    names = Redactor()
+    return {name: value for name, value in pairs if names.sensitive_key(name)}
 
 
 def stdio_transport(
