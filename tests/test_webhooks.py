@@ -320,6 +320,24 @@ def test_a_webhook_url_that_is_no_plain_url_is_refused_with_its_line() -> None:
         WebhookEndpoint(name="x", url="http://h.example.com:port", secret=SECRET, tenant="acme")
 
 
+def test_an_endpoint_or_a_retry_schedule_that_could_never_work_is_refused() -> None:
+    # NaN compares false with everything, so "> 0" let it through; an empty filter would
+    # receive nothing, silently.
+    def made(**kw: object) -> WebhookEndpoint:
+        return WebhookEndpoint(name="x", url="https://h.example.com", secret=SECRET, **kw)  # type: ignore[arg-type]
+
+    with pytest.raises(
+        ConfigError, match="timeout must be a finite number of seconds > 0, got nan"
+    ):
+        made(tenant="acme", timeout=float("nan"))
+    with pytest.raises(ConfigError, match="events is empty, so it would receive nothing"):
+        made(tenant="acme", events=())
+    for field in ("first_delay", "factor", "max_delay"):
+        with pytest.raises(ConfigError, match=f"retry needs finite numbers, got .*{field}=nan"):
+            RetrySchedule(**{field: float("nan")})  # type: ignore[arg-type]
+    assert made(tenant="acme", timeout=2.5).timeout == 2.5
+
+
 def test_a_send_that_cannot_go_out_is_a_failed_attempt_and_holds_no_other_endpoint_up(
     desk: AgentRuntime, clock: FakeClock
 ) -> None:

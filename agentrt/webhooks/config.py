@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import fnmatch
+import math
 import os
 import re
 from collections.abc import Mapping
@@ -57,6 +58,13 @@ class RetrySchedule:
     """After this many failed sends the delivery is dead (listed, retried by hand)."""
 
     def __post_init__(self) -> None:
+        numbers = (self.first_delay, self.factor, self.max_delay, self.jitter)
+        if not all(math.isfinite(n) for n in numbers):  # NaN compares false: said apart
+            raise ConfigError(
+                "retry needs finite numbers, got "
+                f"first_delay={self.first_delay!r}, factor={self.factor!r}, "
+                f"max_delay={self.max_delay!r}, jitter={self.jitter!r}"
+            )
         if self.first_delay <= 0 or self.factor < 1 or self.max_delay < self.first_delay:
             raise ConfigError(
                 "retry needs first_delay > 0, factor >= 1 and max_delay >= first_delay, got "
@@ -141,15 +149,21 @@ class WebhookEndpoint:
                 f"webhook endpoint {self.name!r}: events must be a list of globs, got "
                 f"{self.events!r}"
             )
+        if not self.events:
+            raise ConfigError(
+                f"webhook endpoint {self.name!r}: events is empty, so it would receive "
+                "nothing; leave it out for every event, or name some"
+            )
         for pattern in self.events:
             if not any(fnmatch.fnmatchcase(t, pattern) for t in EVENT_TYPES):
                 raise ConfigError(
                     f"webhook endpoint {self.name!r}: event filter {pattern!r} matches no "
                     f"event type; the types are {', '.join(EVENT_TYPES)}"
                 )
-        if self.timeout <= 0:
+        if not math.isfinite(self.timeout) or self.timeout <= 0:
             raise ConfigError(
-                f"webhook endpoint {self.name!r}: timeout must be > 0 s, got {self.timeout!r}"
+                f"webhook endpoint {self.name!r}: timeout must be a finite number of seconds "
+                f"> 0, got {self.timeout!r}"
             )
 
     @property
