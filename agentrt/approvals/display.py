@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any, Protocol
 
 from agentrt.approvals.model import ApprovalRequest
 from agentrt.redaction import Redactor
 from agentrt.tracing.shown import secret_values, shown
 
-__all__ = ["Tools", "masked", "shown_about", "shown_args", "unmasked"]
+__all__ = ["Tools", "changed_args", "masked", "shown_about", "shown_args", "unmasked"]
 
 
 class Tools(Protocol):
@@ -91,3 +91,11 @@ def unmasked(edited: Any, original: Any, seen: Any) -> Any:
     if lists and len(edited) == len(original) == len(seen):
         return [unmasked(*parts) for parts in zip(edited, original, seen, strict=True)]
     return edited
+
+
+def changed_args(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
+    """The names of the arguments an edit changed (added, removed or given another value),
+    in the order of the original's then the new ones; compared on the values that run."""
+    missing = object()
+    names = dict.fromkeys([*before, *after])
+    return [n for n in names if before.get(n, missing) != after.get(n, missing)]

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agentrt.approvals import ApprovalRequest
-from agentrt.approvals.display import shown_args
+from agentrt.approvals.display import changed_args, shown_args
 from agentrt.budget import MAX_LIMIT
 from agentrt.runs.messages import ThreadMessage
 from agentrt.runtime import AgentRuntime, Run
@@ -226,7 +225,7 @@ def approval_out(rt: AgentRuntime, req: ApprovalRequest) -> ApprovalOut:
     status as a string and its arguments and comment as a person may see them."""
     data = {name: getattr(req, name) for name in ApprovalOut.model_fields if hasattr(req, name)}
     data.update(
-        changed_args=None if req.edited_args is None else _changed(req.args, req.edited_args),
+        changed_args=None if req.edited_args is None else changed_args(req.args, req.edited_args),
         status=req.status.value,
         args=shown_args(req, rt.tools, redactor=rt.redactor),
         edited_args=None
@@ -235,13 +234,6 @@ def approval_out(rt: AgentRuntime, req: ApprovalRequest) -> ApprovalOut:
         comment=shown(req.comment, rt.redactor),
     )
     return ApprovalOut.model_validate(data)
-
-
-def _changed(before: Mapping[str, Any], after: Mapping[str, Any]) -> list[str]:
-    """The names of the arguments that differ, in the order of the original's then the new."""
-    missing = object()
-    keys = dict.fromkeys([*before, *after])
-    return [k for k in keys if before.get(k, missing) != after.get(k, missing)]
 
 
 def run_out(rt: AgentRuntime, run: Run, *, driving: bool = False) -> RunOut:

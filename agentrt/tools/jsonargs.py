@@ -14,6 +14,7 @@ import copy
 import json
 import re
 from collections.abc import Collection, Iterator, Mapping
+from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from agentrt.errors import ConfigError
@@ -82,21 +83,16 @@ class JsonSchemaArgs:
     ) -> dict[str, Any]:
         """The arguments in their JSON form, or ToolArgsError naming each bad field (and
         quoting no value of the tool's ``sensitive`` fields)."""
+        refused = partial(ToolArgsError, self.tool, sensitive=sensitive)
         if not isinstance(args, Mapping):
-            raise ToolArgsError(
-                self.tool,
-                [{"loc": (), "msg": "arguments must be a JSON object", "input": args}],
-                sensitive=sensitive,
-            )
+            raise refused([{"loc": (), "msg": "arguments must be a JSON object", "input": args}])
         try:
             # JSON in, JSON out: tuples become lists, and a value JSON cannot carry (a set,
             # an object) is refused here rather than by the checkpoint later.
             data: dict[str, Any] = json.loads(json.dumps(dict(args)))
         except (TypeError, ValueError) as exc:
-            raise ToolArgsError(
-                self.tool,
-                [{"loc": (), "msg": f"arguments must be JSON values ({exc})", "input": args}],
-                sensitive=sensitive,
+            raise refused(
+                [{"loc": (), "msg": f"arguments must be JSON values ({exc})", "input": args}]
             ) from None
         errors: list[dict[str, Any]] = []
         for err in self._validator.iter_errors(data):
@@ -104,15 +100,13 @@ class JsonSchemaArgs:
             # _described names every missing one: keep each (field, problem) once.
             errors += [e for e in _described(err) if _key(e) not in map(_key, errors)]
         if errors:
-            raise ToolArgsError(self.tool, errors, sensitive=sensitive)
+            raise refused(errors)
         if not allow_non_finite:
             found = non_finite(data)
             if found is not None:
                 where, value = found
-                raise ToolArgsError(
-                    self.tool,
-                    [{"loc": where, "msg": "Input should be a finite number", "input": value}],
-                    sensitive=sensitive,
+                raise refused(
+                    [{"loc": where, "msg": "Input should be a finite number", "input": value}]
                 )
         return data
 

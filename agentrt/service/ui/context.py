@@ -12,6 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from agentrt.approvals.display import changed_args
 from agentrt.approvals.model import ApprovalRequest
 from agentrt.budget import remaining, tokens_used
 from agentrt.policies import Policy
@@ -98,12 +99,12 @@ def diff_args(
     was = before if seen_before is None else seen_before
     now = after if seen_after is None else seen_after
     changes = []
-    for key in [*before, *(k for k in after if k not in before)]:
+    for key in changed_args(before, after):
         if key not in after:
             changes.append(Change(key, was.get(key, _HIDDEN), None, "removed"))
         elif key not in before:
             changes.append(Change(key, None, now.get(key, _HIDDEN), "added"))
-        elif before[key] != after[key]:
+        else:
             changes.append(Change(key, was.get(key, _HIDDEN), now.get(key, _HIDDEN), "changed"))
     return changes
 
