@@ -1,9 +1,11 @@
 """A stdio MCP server that echoes the token its environment holds: in an answer
-(``whoami``), in an error (``fail``), as a server's debug line or auth error may."""
+(``whoami``), in an error (``fail``) and on stderr as it starts, as a server's debug line
+or auth error may."""
 
 from __future__ import annotations
 
 import os
+import sys
 from typing import Any
 
 import anyio
@@ -41,6 +43,8 @@ server = Server("echo", on_list_tools=list_tools, on_call_tool=call_tool)
 
 
 async def main() -> None:
+    print(f"echo starting with token {os.environ.get('NOTES_TOKEN', '')}", file=sys.stderr)
+    sys.stderr.flush()
     async with stdio_server() as (read, write):
         await server.run(read, write, server.create_initialization_options())
 

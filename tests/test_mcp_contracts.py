@@ -263,9 +263,13 @@ def test_a_server_is_described_without_its_secrets() -> None:
 TOKEN = "notes-pat-7Qm2Zr9Kx4Lw"
 
 
-def test_a_secret_the_app_gave_a_server_is_cut_out_of_what_the_server_answers(db: Path) -> None:
-    # A server that echoes the token it was started with (in an answer, in an error) has
-    # it cut out before the run keeps either; a variable whose name says no secret stays.
+def test_a_secret_the_app_gave_a_server_is_cut_out_of_what_the_server_answers(
+    db: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A server that echoes the token it was started with (in an answer, in an error, on
+    # its stderr) has it cut out before the run keeps or logs any of them; a variable
+    # whose name says no secret stays.
+    caplog.set_level(logging.INFO, logger="agentrt.mcp")
     server = MCPServer.stdio(
         sys.executable,
         ["-m", "tests.mcp_echo_server"],
@@ -286,6 +290,9 @@ def test_a_secret_the_app_gave_a_server_is_cut_out_of_what_the_server_answers(db
     assert "token [REDACTED:credential] rejected" in seen[1]
     assert all(TOKEN not in str(call.messages) for call in model.calls)
     assert TOKEN.encode() not in db.read_bytes()
+    logged = [r.getMessage() for r in caplog.records if r.name == "agentrt.mcp"]
+    assert "MCP server 'echo': echo starting with token [REDACTED:credential]" in logged
+    assert TOKEN not in caplog.text
 
 
 def test_what_counts_as_a_secret_given_to_a_server_is_said_by_its_name() -> None:

@@ -12,7 +12,9 @@ How the server went away decides what a call in flight means, so the connection 
   the next call starts a new connection first;
 - ``unreachable`` says the failure was a refused connection: nothing was sent.
 
-A stdio server's stderr goes to the log, line by line, through agentrt's redacting logger.
+A stdio server's stderr goes to the log, line by line, through agentrt's redacting logger,
+with what the app gave the server to authenticate with cut out first: the logger's
+Redactor knows secret shapes, not the values this server was handed.
 """
 
 from __future__ import annotations
@@ -40,10 +42,12 @@ closing stdin to SIGKILL takes about 4.5 s)."""
 
 
 class StderrToLog:
-    """A pipe for a server process's stderr, read by a thread that logs each line."""
+    """A pipe for a server process's stderr, read by a thread that logs each line after
+    ``scrub`` (what the app gave the server, cut out)."""
 
-    def __init__(self, server: str) -> None:
+    def __init__(self, server: str, scrub: Callable[[str], str] = str) -> None:
         self.server = server
+        self._scrub = scrub
         read_fd, write_fd = os.pipe()
         self.file = os.fdopen(write_fd, "w", encoding="utf-8")
         """The write end, handed to the process as its stderr."""
@@ -62,7 +66,7 @@ class StderrToLog:
             for raw in pipe:
                 line = raw.decode("utf-8", errors="replace").rstrip()
                 if line:
-                    logger.info("MCP server %r: %s", self.server, line)
+                    logger.info("MCP server %r: %s", self.server, self._scrub(line))
 
 
 class _WatchedRead:

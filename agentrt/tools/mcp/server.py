@@ -305,7 +305,7 @@ class MCPServer:
             if holder:
                 holder[0].transport_ended()
 
-        wrapped = transport.open(self._name, ended)
+        wrapped = transport.open(self._name, ended, self._given.scrub)
         client = Client(
             wrapped,
             cache=None,

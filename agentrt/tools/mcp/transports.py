@@ -44,13 +44,16 @@ class Stdio:
         """The variables of ``env`` whose names say they hold a secret (a token, a key)."""
         return given_secrets(self.env)
 
-    def open(self, server: str, on_end: Callable[[], None]) -> WatchedTransport:
-        """The SDK's stdio transport (the process starts as it is entered)."""
+    def open(
+        self, server: str, on_end: Callable[[], None], scrub: Callable[[str], str] = str
+    ) -> WatchedTransport:
+        """The SDK's stdio transport (the process starts as it is entered); its stderr
+        lines are logged after ``scrub``."""
         from mcp import StdioServerParameters
         from mcp.client.stdio import get_default_environment, stdio_client
 
         self._check(server, get_default_environment() | dict(self.env))
-        stderr = StderrToLog(server)
+        stderr = StderrToLog(server, scrub)
         params = StdioServerParameters(
             command=self.command, args=list(self.args), env=dict(self.env), cwd=self.cwd
         )
@@ -95,8 +98,11 @@ class Http:
         port = f":{parts.port}" if parts.port else ""
         return f"{parts.scheme}://{host}{port}{parts.path}"
 
-    def open(self, server: str, on_end: Callable[[], None]) -> WatchedTransport:
-        """The SDK's Streamable HTTP transport, on an HTTP client with the headers."""
+    def open(
+        self, server: str, on_end: Callable[[], None], scrub: Callable[[str], str] = str
+    ) -> WatchedTransport:
+        """The SDK's Streamable HTTP transport, on an HTTP client with the headers (the
+        server's own output stays where it runs: ``scrub`` has nothing to do)."""
         from mcp.client.streamable_http import streamable_http_client
         from mcp.shared._httpx_utils import create_mcp_http_client
 
