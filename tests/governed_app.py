@@ -49,6 +49,15 @@ SCRIPTS: dict[str, list[Any]] = {
         ai("", tool_call("issue_refund", {"order_id": "42", "amount": -5.0})),
         "I could not refund a negative amount.",
     ],
+    # a read and a gated refund in one message
+    "read_and_refund": [
+        ai(
+            "",
+            tool_call("lookup_order", {"order_id": "42"}),
+            tool_call("issue_refund", {"order_id": "42", "amount": 89.0}),
+        ),
+        "Order 42 is refunded.",
+    ],
     # two tool calls, then an answer
     "two_calls": [
         ai("", tool_call("lookup_order", {"order_id": "42"})),
@@ -64,6 +73,11 @@ def calls_path(workdir: Path) -> Path:
 
 def calls(workdir: Path) -> list[str]:
     path = calls_path(workdir)
+    return path.read_text().splitlines() if path.exists() else []
+
+
+def lookups(workdir: Path) -> list[str]:
+    path = workdir / "lookups.txt"
     return path.read_text().splitlines() if path.exists() else []
 
 
@@ -83,6 +97,8 @@ def tools(workdir: Path) -> list[Any]:
         Args:
             order_id: The order's number.
         """
+        with (workdir / "lookups.txt").open("a") as f:  # every call
+            f.write(f"{order_id}\n")
         return {"order_id": order_id, "total": 89.0}
 
     # AGENTRT_TEST_NOT_IDEMPOTENT=1: a payment system that takes no idempotency key, so a

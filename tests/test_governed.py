@@ -24,7 +24,7 @@ from agentrt import (
     RunStatus,
 )
 from agentrt.examples.refund_desk import APPROVER, OPERATOR
-from tests.governed_app import KINDS, THREAD, app, calls, refunds, start
+from tests.governed_app import KINDS, THREAD, app, calls, lookups, refunds, start
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -184,6 +184,32 @@ def test_a_tool_budget_stops_the_thread(kind: str, tmp_path: Path) -> None:
         assert calls(tmp_path) == []  # stopped before the refund, not after
         with pytest.raises(Exception, match="ended budget_exceeded"):
             graph.invoke(None, {"configurable": {"thread_id": THREAD}})
+
+
+def test_a_read_beside_a_gated_call_is_called_and_counted_once(kind: str, tmp_path: Path) -> None:
+    # One message: a read and a refund that waits for a person. LangGraph runs the tool
+    # node again when the gate is answered; the read ran before the gate, so the second
+    # run replays its recorded result: it is neither called nor counted again, and the
+    # approved refund fits the budget of two calls.
+    with app(kind, tmp_path, "read_and_refund") as (rt, graph):
+        config = start(rt, graph, budget=Budget(max_tool_calls=2))
+        assert lookups(tmp_path) == ["42"]
+        assert rt.get(THREAD).usage["tool_calls"] == 1
+        (request,) = rt.approvals(tenant="acme")
+        graph.invoke(Command(resume=Decision.approve(request.id, by=APPROVER)), config)
+        run = rt.get(THREAD)
+        assert run.status is not RunStatus.BUDGET_EXCEEDED, run.budget_report
+        assert [(o, a) for _, o, a in refunds(tmp_path)] == [("42", 89.0)]
+        assert lookups(tmp_path) == ["42"]
+        assert run.usage["tool_calls"] == 2
+        messages = tool_messages(graph, config)
+        assert [(m.name, m.status) for m in messages] == [
+            ("lookup_order", "success"),
+            ("issue_refund", "success"),
+        ]
+        assert '"total": 89.0' in str(messages[0].content)
+        last = graph.get_state(config).values["messages"][-1]
+        assert last.content == "Order 42 is refunded."
 
 
 def test_a_decision_handed_in_with_command_resume_is_checked_as_decide_checks_it(

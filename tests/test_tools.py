@@ -460,10 +460,12 @@ def store(tmp_path: Path) -> Iterator[Store]:
     s.close()
 
 
-def counting_tool(*, idempotent: bool = False, fail: bool = False) -> tuple[ToolSpec, list[str]]:
+def counting_tool(
+    *, idempotent: bool = False, fail: bool = False, effect: str = "write"
+) -> tuple[ToolSpec, list[str]]:
     calls: list[str] = []
 
-    @tool(name="add_note", effect="write", idempotent=idempotent)
+    @tool(name="add_note", effect=effect, idempotent=idempotent)
     def spec(order_id: str, text: str, ctx: ToolContext) -> dict[str, Any]:
         calls.append(ctx.idempotency_key)
         if fail:
@@ -568,6 +570,18 @@ def test_unfinished_effect_of_an_idempotent_tool_is_called_again(store: Store) -
     record = store.get_effect(ctx.idempotency_key)
     assert record is not None
     assert (record.status, record.attempts) == ("done", 2)
+
+
+def test_unfinished_read_is_called_again_not_put_to_a_person(store: Store) -> None:
+    # An app's own graph records reads in the ledger; a read acts on nothing, so one that
+    # started and left no outcome is simply made again.
+    spec, calls = counting_tool(effect="read")
+    ctx = make_ctx()
+    start_only(store, ctx)
+
+    result = Ledger(store).execute(spec, ARGS, ctx)
+    assert result == LedgerResult({"note_id": 1, "order_id": "o1"}, replayed=False)
+    assert calls == [ctx.idempotency_key]
 
 
 def test_effect_key_is_deterministic_and_distinguishes_calls() -> None:

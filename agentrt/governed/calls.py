@@ -4,8 +4,9 @@ The same parts the run graph's nodes use, applied around one call instead of spr
 nodes: ``nodes.policy.judge`` decides, ``nodes.approval.request_for`` writes the request
 (ids deterministic from the thread and the step, so a re-run finds it), decisions are read
 from the approvals table after ``interrupt()`` (a decision handed in as the resume value is
-recorded first, with every check ``rt.decide`` makes), a side effect goes through the
-ledger, and an effect in doubt goes to a reconcile request. The call is written once as
+recorded first, with every check ``rt.decide`` makes), every call goes through the ledger
+(a read too: a node run again replays it), and an effect in doubt goes to a reconcile
+request. The call is written once as
 steps (agentrt.steps) and driven in the caller's thread or on its event loop.
 
 The step id is ``<superstep>.<tool call id>``: the same when LangGraph runs the node again
@@ -44,7 +45,7 @@ from agentrt.runs.decisions import record_decision
 from agentrt.runs.segments import SegmentTrace, segment_span
 from agentrt.state import Action, GateItem, RunState, RunStatus, Usage
 from agentrt.steps import Steps, blocking
-from agentrt.tools.contract import Effect, ToolArgsError, ToolSpec, to_json_text
+from agentrt.tools.contract import ToolArgsError, ToolSpec, to_json_text
 from agentrt.tools.credentials import CredentialError
 from agentrt.tools.execution import ToolFailure
 from agentrt.tools.ledger import EffectInDoubt
@@ -220,21 +221,18 @@ class Governor:
             ctx = yield blocking(with_credentials, tool_context(state, action, deps), spec, deps)
         except CredentialError as exc:  # nothing was called, nothing is spent
             return _error(action, "permanent", f"permanent error: {exc}")
-        effect = None
-        if spec.effect is not Effect.READ:
-            effect = yield blocking(deps.store.get_effect, ctx.idempotency_key)
+        # A read goes through the ledger too: LangGraph runs the whole tool node again when
+        # a gate of the same message is answered, and the read that ran before the gate
+        # is replayed from its record, not called and counted a second time.
+        effect = yield blocking(deps.store.get_effect, ctx.idempotency_key)
         if effect is None:  # not counted yet: a re-run of a recorded call spends nothing
             yield blocking(self._spend, deps, state, action, spec)
         while True:
             try:
                 with deps.tracing.tool_call(spec, action, "call") as span:
-                    if spec.effect is Effect.READ:
-                        called = yield from deps.runner.attempts(spec, action["args"], ctx)
-                        result, retries = called.result, called.retries
-                    else:
-                        done = yield from deps.ledger.steps(spec, action["args"], ctx, deps.runner)
-                        result, retries = done.result, done.retries
-                    span.result(result, retries=retries)
+                    done = yield from deps.ledger.steps(spec, action["args"], ctx, deps.runner)
+                    span.result(done.result, retries=done.retries)
+                    result = done.result
             except EffectInDoubt:
                 settled_result = yield from self._reconcile(deps, state, action, spec)
                 if settled_result is _RETRY:

@@ -26,7 +26,7 @@ from agentrt.errors import LeaseLost
 from agentrt.records import EffectOutcome, EffectRecord
 from agentrt.steps import Steps, asynchronous, blocking, synchronous
 from agentrt.store.protocols import EffectStore
-from agentrt.tools.contract import ToolContext, ToolSpec
+from agentrt.tools.contract import Effect, ToolContext, ToolSpec
 from agentrt.tools.execution import FailureKind, ToolFailure, ToolRunner
 
 __all__ = [
@@ -148,7 +148,7 @@ class Ledger:
         try:
             called = yield from runner.attempts(spec, args, ctx)
         except ToolFailure as failure:
-            if failure.kind == "timeout" and not spec.idempotent:
+            if failure.kind == "timeout" and not callable_again(spec):
                 yield blocking(
                     self.store.note_in_doubt, key, failure.message, retries=failure.retries
                 )
@@ -183,7 +183,7 @@ def outcome_of(spec: ToolSpec, key: str, record: EffectRecord | None) -> LedgerR
         raise RecordedFailure(
             failure_kind(record.error_kind), record.error or "failed", retries=record.retries
         )
-    if record.status == "started" and not spec.idempotent:
+    if record.status == "started" and not callable_again(spec):
         raise EffectInDoubt(
             spec.name,
             key,
@@ -203,6 +203,13 @@ def outcome_of(spec: ToolSpec, key: str, record: EffectRecord | None) -> LedgerR
             idempotent=True,
         )
     return None
+
+
+def callable_again(spec: ToolSpec) -> bool:
+    """Whether a call that started and left no outcome may simply be made again: an
+    idempotent tool (its key makes a second call a no-op), or a read (it acts on nothing;
+    the run graph keeps reads out of the ledger, an app's own graph records them)."""
+    return spec.idempotent or spec.effect is Effect.READ
 
 
 def failure_kind(value: str | None) -> FailureKind:
