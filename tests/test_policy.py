@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import json
 import math
 import re
 from pathlib import Path
@@ -325,6 +326,36 @@ def test_cel_syntax_error_names_rule_and_place(tmp_path: Path) -> None:
         f"{path}:6:25: rule 'big-refunds': `when` is not a valid CEL expression "
         "'args.amount >': Syntax error: mismatched input '<EOF>'"
     )
+
+
+def test_a_condition_reading_a_variable_it_does_not_have_is_refused(tmp_path: Path) -> None:
+    # `arg` for `args`: at run time it fails closed (this deny would deny every refund),
+    # so the file is refused where the typo is.
+    path = write_policy(
+        tmp_path, RULE_A + "  - id: big-refunds\n    decision: deny\n    when: arg.amount > 50\n"
+    )
+    with pytest.raises(PolicyFileError) as info:
+        Policy.from_file(path)
+    assert str(info.value) == (
+        f"{path}:6:11: rule 'big-refunds': `when` reads 'arg', which a condition does not "
+        "have (it has args, budget, principal, run, tool, usage); check the spelling"
+    )
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        "args.items.exists(i, i.price > 10.0)",
+        "args.items.all(i, i.qty < 5) && args.items.exists_one(j, j.gift)",
+        "args.items.map(i, i.price).filter(p, p > 3.0).size() > 0",
+        "{'a': 1}.all(k, v, v > 0) && usage.tool_calls < 3",
+        "cel.bind(big, args.amount > 50.0, big && principal.tenant == 'acme')",
+        "has(budget.max_cost_usd) && run.goal != '' && tool.name == 'x'",
+    ],
+)
+def test_a_condition_s_own_names_are_not_taken_for_unknown_variables(when: str) -> None:
+    rules = f"rules:\n  - id: r\n    decision: allow\n    when: {json.dumps(when)}\n"
+    assert Policy.from_yaml(rules).rules[0].program is not None
 
 
 def test_rule_naming_a_missing_tool_is_refused(tmp_path: Path) -> None:

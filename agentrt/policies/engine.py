@@ -14,6 +14,7 @@ import cel
 import yaml
 
 from agentrt.errors import ConfigError
+from agentrt.policies.conditions import CONDITION_VARIABLES, unknown_variables
 from agentrt.policies.decisions import Explanation, PolicyDecision, RuleCheck
 from agentrt.policies.grants import credential_refusal, ungranted_names
 from agentrt.policies.loader import (
@@ -170,6 +171,16 @@ class Policy:
                     program = cel.compile(rule.when)
                 except ValueError as exc:
                     raise self._cel_error(node, index, source, rule, str(exc)) from None
+                unknown = unknown_variables(program, rule.when)
+                if unknown:
+                    raise self._error(
+                        node,
+                        ["rules", index, "when"],
+                        source,
+                        f"rule {rule.id!r}: `when` reads {unknown[0]!r}, which a condition "
+                        f"does not have (it has {', '.join(CONDITION_VARIABLES)}); check the "
+                        "spelling",
+                    )
             compiled.append(_CompiledRule(rule, program))
         self.rules: tuple[_CompiledRule, ...] = tuple(compiled)
         self._tools = dict(parsed.tools)
