@@ -242,6 +242,13 @@ def test_a_policy_file_naming_a_tool_or_server_the_runtime_lacks_is_refused_with
         f"{path}:5:23: rule 'clock-changes' names MCP server 'tmie', which this runtime does "
         "not have; its servers: ['time']"
     )
+    path.write_text(POLICY.replace("servers: [time]", "servers: [TIME*]"))
+    with pytest.raises(PolicyFileError) as caught:
+        runtime(db, time_server(), policy=Policy.from_file(path))
+    assert str(caught.value) == (
+        f"{path}:5:23: rule 'clock-changes' names servers 'TIME*', a pattern that matches no "
+        "MCP server this runtime has (matching is case-sensitive); its servers: ['time']"
+    )
     assert children("mcp-server-time") == []
 
 

@@ -256,7 +256,7 @@ class Policy:
     ) -> None:
         """Refuse what the policy names that the runtime lacks: a rule's tool (a name, or a
         glob that matches none of ``tool_names``), a ``tools:`` entry for a tool it does not
-        have; given the runtime's MCP ``servers``, a rule's server (without wildcards); given
+        have; given the runtime's MCP ``servers``, a rule's server (a name, or a glob); given
         the ``credentials`` its tools declare, a grant of one no tool declares and a rule's
         credential (a name, or a glob) that matches none of them.
 
@@ -277,16 +277,16 @@ class Policy:
                     f"does not have; known tools: {sorted(names)!r}",
                     at_key=True,
                 )
-        checks: list[tuple[MatchField, set[str] | None, bool]] = [
-            ("servers", None if servers is None else set(servers), False),
-            ("tools", names, True),
-            ("credentials", None if credentials is None else set(credentials), True),
+        checks: list[tuple[MatchField, set[str] | None]] = [
+            ("servers", None if servers is None else set(servers)),
+            ("tools", names),
+            ("credentials", None if credentials is None else set(credentials)),
         ]
         rules = [cr.rule for cr in self.rules]
-        for field, known, globs in checks:
+        for field, known in checks:
             if known is None:
                 continue
-            found = first_unmatched(rules, field, known, globs=globs)
+            found = first_unmatched(rules, field, known)
             if found is not None:
                 index, at, pattern = found
                 raise self._error(

@@ -32,21 +32,19 @@ def is_glob(pattern: str) -> bool:
 
 
 def first_unmatched(
-    rules: Sequence[Rule], field: MatchField, known: Collection[str], *, globs: bool = True
+    rules: Sequence[Rule], field: MatchField, known: Collection[str]
 ) -> tuple[int, int, str] | None:
     """The first (rule index, entry index, pattern) of the rules' ``match.<field>`` that
     names nothing in ``known``, matched as a rule matches (case-sensitively); None if none.
 
     ``"*"`` always passes: it means any, even where there is none (a runtime without
-    tools, tools without credentials). Without ``globs`` only exact names are checked.
+    tools, tools without credentials).
     """
     for index, rule in enumerate(rules):
         for at, pattern in enumerate(getattr(rule.match, field) or ()):
             if pattern == "*" or pattern in known:
                 continue
-            if is_glob(pattern) and (
-                not globs or any(fnmatch.fnmatchcase(name, pattern) for name in known)
-            ):
+            if is_glob(pattern) and any(fnmatch.fnmatchcase(name, pattern) for name in known):
                 continue
             return index, at, pattern
     return None
