@@ -19,12 +19,14 @@ from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Literal, cast
 
 from agentrt.errors import BudgetExceeded, ConfigError
+from agentrt.model_names import by_model_name
 from agentrt.state import BudgetReport, Usage
 
 __all__ = [
     "DEFAULT_PRICES",
     "MAX_LIMIT",
     "MIN_OUTPUT_TOKENS",
+    "OUTPUT_CEILING",
     "Budget",
     "BudgetExceeded",
     "ModelCallPlan",
@@ -53,6 +55,8 @@ integers, so a larger one would be accepted and then fail the run when it is sav
 _USD_EPSILON = 1e-9
 
 _UNLIMITED = 2**62
+OUTPUT_CEILING = 2**31 - 1
+"""An output cap no model reaches: a limit leaving this much room or more sets no cap."""
 _TOO_LARGE = f"past the largest limit a run can store ({MAX_LIMIT}, 2**63 - 1)"
 
 _LIMITS = ("max_tokens", "max_cost_usd", "max_tool_calls", "max_steps", "max_active_seconds")
@@ -285,15 +289,7 @@ def find_price(model_name: str | None, table: Mapping[str, ModelPrice]) -> Model
     and a "provider:" prefix is ignored, as is a router's "vendor/" ("openai/gpt-4o-mini",
     as OpenRouter names models, is OpenAI's gpt-4o-mini).
     """
-    if not model_name:
-        return None
-    name = model_name.rsplit(":", 1)[-1] if ":" in model_name else model_name
-    name = name.rsplit("/", 1)[-1]
-    for candidate in (model_name, name):
-        if candidate in table:
-            return table[candidate]
-    matches = [key for key in table if name.startswith(key + "-") or name.startswith(key + "@")]
-    return table[max(matches, key=len)] if matches else None
+    return by_model_name(model_name, table)
 
 
 # checks ------------------------------------------------------------------------------------
@@ -394,7 +390,9 @@ def plan_model_call(
                 requested = price.cost(prompt_tokens, needs)
             exceeded = BudgetExceeded(name, spent, allowed, requested=requested)
             return ModelCallPlan(exceeded, None, None)
-        if can_cap and room != _UNLIMITED and (cap is None or room < cap):
+        # A room past any answer a model gives is not sent: a provider may refuse a cap
+        # that large (past 32 bits) as it refuses one past the model's own largest.
+        if can_cap and room < OUTPUT_CEILING and (cap is None or room < cap):
             cap, capped_by = room, name
     return ModelCallPlan(None, cap, capped_by)
 

@@ -17,9 +17,11 @@ from langgraph.types import RetryPolicy
 from agentrt.errors import ConfigError
 from agentrt.faults import retryable_model_error
 from agentrt.logs import get_logger
+from agentrt.model_names import by_model_name
 
 __all__ = [
     "CAP_FIELDS",
+    "MAX_OUTPUT_TOKENS",
     "approximate_tokens",
     "count_prompt_tokens",
     "default_model_retry",
@@ -27,6 +29,7 @@ __all__ = [
     "model_name_of",
     "output_cap",
     "output_cap_field",
+    "output_limit",
     "reporting_usage",
     "resolve_model",
     "was_cut",
@@ -95,6 +98,55 @@ def output_cap(model: BaseChatModel) -> int | None:
     field = output_cap_field(model)
     value = getattr(model, field, None) if field else None
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
+
+
+MAX_OUTPUT_TOKENS: dict[str, int] = {
+    # OpenAI.
+    "gpt-5": 128_000,
+    "gpt-4.1": 32_768,
+    "gpt-4o": 16_384,
+    "gpt-4o-2024-05-13": 4_096,
+    "gpt-4o-mini": 16_384,
+    "gpt-4-turbo": 4_096,
+    "gpt-4": 8_192,
+    "gpt-3.5-turbo": 4_096,
+    "o1": 100_000,
+    "o1-mini": 65_536,
+    "o3": 100_000,
+    "o3-mini": 100_000,
+    "o4-mini": 100_000,
+    # Anthropic.
+    "claude-opus-4-5": 64_000,
+    "claude-opus-4-1": 32_000,
+    "claude-opus-4": 32_000,
+    "claude-sonnet-4-5": 64_000,
+    "claude-sonnet-4": 64_000,
+    "claude-3-7-sonnet": 64_000,
+    "claude-haiku-4-5": 64_000,
+    "claude-3-5-sonnet": 8_192,
+    "claude-3-5-haiku": 8_192,
+    "claude-3-opus": 4_096,
+    "claude-3-haiku": 4_096,
+    # Google.
+    "gemini-2.5-pro": 65_536,
+    "gemini-2.5-flash": 65_536,
+    "gemini-2.0-flash": 8_192,
+    "gemini-1.5-pro": 8_192,
+    "gemini-1.5-flash": 8_192,
+}
+"""The largest answer (output tokens) of common models, by name or name prefix.
+
+A provider refuses a call whose output cap is past its model's largest ("max_tokens is
+too large"), so a budget's cap is sent only below it; above it the model's own limit
+already keeps the answer within the budget. Set the model's own cap (``max_tokens=``) for
+a model not listed here.
+"""
+
+
+def output_limit(model: BaseChatModel) -> int | None:
+    """The most the model answers in one call: its configured cap, else the largest answer
+    of its model family (MAX_OUTPUT_TOKENS); None if neither is known."""
+    return output_cap(model) or by_model_name(model_name_of(model), MAX_OUTPUT_TOKENS)
 
 
 def approximate_tokens(messages: Sequence[BaseMessage], tools: Sequence[Any] = ()) -> int:

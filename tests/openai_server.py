@@ -5,7 +5,9 @@ or a fault (an HTTP status with an OpenAI-shaped error body, and headers such as
 Retry-After). Requests are kept, so a test says exactly how many the client sent.
 Streaming requests are answered as server-sent events, with a usage chunk only when the
 client asks for one (``stream_options.include_usage``), as OpenAI does; a server made with
-``stream_usage=False`` never sends one, as some OpenAI-compatible servers do not.
+``stream_usage=False`` never sends one, as some OpenAI-compatible servers do not. An output
+cap past the model's largest answer is refused with a 400, as OpenAI refuses it (the
+gpt-4o family's 16,384 tokens here).
 """
 
 from __future__ import annotations
@@ -38,6 +40,20 @@ class Fault:
     message: str = "the server had an error processing your request"
     code: str | None = None
     headers: dict[str, str] = field(default_factory=dict)
+
+
+LARGEST_ANSWER = 16_384
+"""Output tokens the gpt-4o family answers at most: a larger cap is a 400."""
+
+
+def _cap_refused(body: dict[str, Any]) -> str | None:
+    cap = body.get("max_completion_tokens", body.get("max_tokens"))
+    if isinstance(cap, int) and cap > LARGEST_ANSWER:
+        return (
+            f"max_tokens is too large: {cap}. This model supports at most {LARGEST_ANSWER} "
+            f"completion tokens, whereas you provided {cap}."
+        )
+    return None
 
 
 class OpenAIServer:
@@ -132,6 +148,11 @@ def _handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
             if isinstance(entry, Fault):
                 error = {"message": entry.message, "type": "server_error", "code": entry.code}
                 self._send(entry.status, {"error": error}, entry.headers)
+                return
+            refused = _cap_refused(body)
+            if refused is not None:
+                error = {"message": refused, "type": "invalid_request_error", "code": None}
+                self._send(400, {"error": error}, {})
                 return
             model = body.get("model", "gpt-4o-mini")
             if not body.get("stream"):

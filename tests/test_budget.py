@@ -219,6 +219,23 @@ def test_a_cost_limit_past_any_cap_leaves_the_answer_uncapped(limit: float) -> N
     assert preflight(Budget(max_cost_usd=limit), price=PRICE).cap == 256
 
 
+@pytest.mark.parametrize("limit", [2**31 + 10, 2**40, 2**63 - 1])
+def test_a_token_limit_past_any_answer_sets_no_cap(limit: int) -> None:
+    # No model answers 2**31 tokens; a cap that large is refused by providers.
+    call = preflight(Budget(max_tokens=limit), model_cap=None)
+    assert (call.exceeded, call.cap, call.capped_by) == (None, None, None)
+
+
+def test_a_models_largest_answer_is_its_cap_when_it_sets_none() -> None:
+    from agentrt.models import output_limit
+
+    assert output_limit(ScriptedChatModel([], model_name="gpt-4o-2024-08-06")) == 16_384
+    assert output_limit(ScriptedChatModel([], model_name="gpt-4o-2024-05-13")) == 4_096
+    assert output_limit(ScriptedChatModel([], model_name="openai:gpt-4.1-mini")) == 32_768
+    assert output_limit(ScriptedChatModel([], model_name="gpt-4o", max_tokens=500)) == 500
+    assert output_limit(ScriptedChatModel([], model_name="my-local-model")) is None
+
+
 def test_remaining_and_span_attributes() -> None:
     budget = Budget(max_tokens=100, max_tool_calls=3, max_steps=10, deadline=50.0)
     spent = usage(input_tokens=30, output_tokens=20, tool_calls=3, steps=4)

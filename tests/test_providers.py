@@ -267,6 +267,27 @@ def test_a_budget_stopped_run_replays_identical_on_the_numbers_it_recorded(
     assert llm.attributes["gen_ai.response.id"] == "chatcmpl-test0"
 
 
+@pytest.mark.parametrize("limit", [100_000, 10**15])
+def test_a_token_budget_past_the_models_largest_answer_sends_no_cap(
+    db: Path, clock: FakeClock, limit: int
+) -> None:
+    # The budget leaves room for more than gpt-4o-mini ever answers: a cap that large is a
+    # 400 from the provider ("max_tokens is too large"), and the model's own limit keeps
+    # the answer within the budget anyway.
+    with (
+        openai_server([Reply("Nothing to pay.")]) as server,
+        runtime(
+            db, server, clock, policy=Policy.allow_all(), budget=Budget(max_tokens=limit)
+        ) as rt,
+    ):
+        run = rt.start("pay nobody", principal=OPERATOR, thread_id="t")
+        trace = rt.trace("t")
+    assert (run.status, run.output) == (RunStatus.SUCCEEDED, "Nothing to pay."), run.error
+    assert "max_completion_tokens" not in server.requests[0]
+    (llm,) = [s for _, s in trace.spans() if s.kind == "llm.call"]
+    assert "gen_ai.request.max_tokens" not in llm.attributes
+
+
 def test_replay_of_a_run_whose_provider_failed_matches_up_to_the_failed_call(
     db: Path, clock: FakeClock
 ) -> None:

@@ -27,6 +27,7 @@ from agentrt.models import (
     estimated_usage,
     output_cap,
     output_cap_field,
+    output_limit,
     was_cut,
 )
 from agentrt.nodes.common import over_budget
@@ -251,7 +252,7 @@ def plan(state: RunState, deps: RunDeps) -> Steps[dict[str, Any]]:
     ask: _Ask | dict[str, Any] = yield blocking(_ask, state, deps)
     if not isinstance(ask, _Ask):
         return ask
-    cap = ask.call.cap if ask.call.cap is not None else output_cap(deps.model)
+    cap = ask.call.cap if ask.call.capped_by is not None else output_cap(deps.model)
     with deps.tracing.llm_call(deps.model, ask.messages, max_tokens=cap, tools=ask.offered) as llm:
         response = ask.recorded
         if response is None:
@@ -291,7 +292,7 @@ def _ask(state: RunState, deps: RunDeps) -> _Ask | dict[str, Any]:
         state["usage"],
         now=deps.clock(),
         prompt_tokens=prompt_tokens or 0,
-        model_cap=output_cap(deps.model),
+        model_cap=output_limit(deps.model),
         can_cap=cap_field is not None,
         price=deps.model_price,
     )

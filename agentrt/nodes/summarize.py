@@ -17,7 +17,13 @@ from langchain_core.messages import AIMessage, BaseMessage, messages_to_dict
 
 from agentrt.budget import Budget, plan_model_call
 from agentrt.digests import request_digest
-from agentrt.models import count_prompt_tokens, estimated_usage, output_cap, output_cap_field
+from agentrt.models import (
+    count_prompt_tokens,
+    estimated_usage,
+    output_cap,
+    output_cap_field,
+    output_limit,
+)
 from agentrt.nodes.common import over_budget
 from agentrt.nodes.deps import RunDeps
 from agentrt.nodes.plan import recorded_response
@@ -84,7 +90,7 @@ def _prepare(state: RunState, deps: RunDeps) -> _Fold | dict[str, Any]:
         state["usage"],
         now=deps.clock(),
         prompt_tokens=count_prompt_tokens(writer.model, messages),
-        model_cap=output_cap(writer.model),
+        model_cap=output_limit(writer.model),
         can_cap=output_cap_field(writer.model) is not None,
         price=writer.price,
     )
@@ -102,7 +108,7 @@ def _prepare(state: RunState, deps: RunDeps) -> _Fold | dict[str, Any]:
         messages=messages,
         digest=digest,
         recorded=recorded_response(deps, state, digest),
-        cap=call.cap if call.cap is not None else output_cap(writer.model),
+        cap=call.cap if call.capped_by is not None else output_cap(writer.model),
         bound=bound,
     )
 
