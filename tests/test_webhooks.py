@@ -369,6 +369,37 @@ def test_a_send_that_cannot_go_out_is_a_failed_attempt_and_holds_no_other_endpoi
     assert {d.last_error for d in dead} == {"gave up after 2 sends: could not send: InvalidURL"}
 
 
+def test_a_slow_receiver_lets_no_second_dispatcher_send_an_event_again(
+    desk: AgentRuntime, clock: FakeClock
+) -> None:
+    # Each send takes the endpoint's whole timeout (10 s), and a second dispatcher passes
+    # after every send. The first claims only what it can send within its claim (60 s),
+    # and starts no send its claim may not outlast, so the second never takes over a
+    # delivery the first is still going to send: each event arrives once.
+    class Slow:
+        def __init__(self, real: httpx.Client) -> None:
+            self.real = real
+            self.other: Dispatcher | None = None
+
+        def post(self, url: str, **kw: object) -> httpx.Response:
+            answer = self.real.post(url, **kw)  # type: ignore[arg-type]
+            clock.now += 10.0
+            if self.other is not None:
+                self.other.deliver_due()
+            return answer
+
+    threads = [refund(desk) for _ in range(8)]
+    with Receiver() as receiver, httpx.Client() as client:
+        webhooks = Webhooks(endpoints=(endpoint(receiver, timeout=10.0),))
+        slow = Slow(client)
+        first = Dispatcher(desk.store, webhooks, clock=clock, sender=slow, owner="first")
+        slow.other = Dispatcher(desk.store, webhooks, clock=clock, sender=client, owner="second")
+        drain(first, clock)
+    ids = [e.id for t in threads for e in desk.store.outbox_events(thread_id=t)]
+    assert sorted(receiver.ids()) == sorted(ids)  # every event, none twice
+    assert Counter(r.headers["webhook-id"] for r in receiver.received).most_common(1)[0][1] == 1
+
+
 NOTIFY_APP = "tests.webhook_app:build_runtime"
 WEBHOOKS_YAML = """
 public_url: https://agents.example.com

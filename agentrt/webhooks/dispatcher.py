@@ -9,7 +9,10 @@ exponential backoff and jitter, until the schedule's last attempt makes it dead.
 A claim lasts a while (``claim_ttl``): a dispatcher killed between sending and marking
 leaves its claim to run out, and the next pass (this process's, another's) sends the event
 again with the same id. Receivers dedupe on ``webhook-id``. Any number of dispatchers may
-share a database: the store hands each delivery to one of them at a time.
+share a database: the store hands each delivery to one of them at a time. A dispatcher
+claims no more than it can send within the claim, each send taking at most the endpoint's
+timeout, and starts no send its claim may not outlast: a slow receiver does not let a
+second dispatcher take over deliveries the first is still going to send.
 
 Nothing it logs or stores holds a secret or an endpoint's URL; errors are said in words
 (``HTTP 503``, ``timed out``, ``connection refused``).
@@ -131,18 +134,24 @@ class Dispatcher:
             self.fan_out(endpoint)
             # A claim holds each run's oldest pending event only (order per run); once
             # those are sent, the next of each run may go in the same pass.
+            # A claim long enough for two sends at least, and as many claimed as it leaves
+            # time to send, one endpoint timeout each.
+            ttl = max(self.claim_ttl, 2 * endpoint.timeout)
+            limit = max(1, min(self.batch, int(ttl // endpoint.timeout) - 1))
             for _ in range(_ROUNDS):
                 now = self.clock()
+                until = now + ttl
                 claimed = self.store.claim_deliveries(
-                    endpoint.name,
-                    owner=self.owner,
-                    now=now,
-                    until=now + self.claim_ttl,
-                    limit=self.batch,
+                    endpoint.name, owner=self.owner, now=now, until=until, limit=limit
                 )
                 if not claimed:
                     break
-                counts.update(self._send(endpoint, d) for d in claimed)
+                for delivery in claimed:
+                    if self.clock() + endpoint.timeout > until:
+                        # Its claim may run out mid-send and another dispatcher send it
+                        # too: left to be claimed again once the claim has run out.
+                        break
+                    counts[self._send(endpoint, delivery)] += 1
         return Pass(
             delivered=counts[DeliveryStatus.DELIVERED],
             retrying=counts[DeliveryStatus.PENDING],
