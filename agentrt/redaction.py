@@ -96,18 +96,30 @@ class _Remembered:
 
 def secret_forms(value: str) -> tuple[str, ...]:
     """The spellings of a secret to look for in text: as it is, inside JSON text (quotes,
-    backslashes and control characters escaped; non-ASCII escaped or as it is) and inside a
-    URL (percent-encoded, with "+" or "%20" for a space). A tool that returns JSON text or
-    raises an error quoting the URL it called repeats a secret in one of these."""
+    backslashes and control characters escaped; non-ASCII escaped or as it is; "/" escaped
+    or not; escaped twice, as JSON text inside a JSON string) and inside a URL
+    (percent-encoded in upper or lower case, with "+" or "%20" for a space). A tool that
+    returns JSON text or raises an error quoting the URL it called repeats a secret in one
+    of these."""
+    in_json = json.dumps(value)[1:-1]
+    # surrogatepass: a lone surrogate must not make looking for the rest fail.
+    in_url = quote(value, safe="", errors="surrogatepass")
+    in_form = quote_plus(value, safe="", errors="surrogatepass")
     forms = (
         value,
-        json.dumps(value)[1:-1],
+        in_json,
         json.dumps(value, ensure_ascii=False)[1:-1],
-        # surrogatepass: a lone surrogate must not make looking for the rest fail.
-        quote(value, safe="", errors="surrogatepass"),
-        quote_plus(value, safe="", errors="surrogatepass"),
+        in_json.replace("/", "\\/"),  # JSON encoders that escape "/" too
+        json.dumps(in_json)[1:-1],  # JSON text inside a JSON string (a logged body)
+        in_url,
+        in_form,
+        _LOWER_HEX.sub(lambda hexed: hexed.group().lower(), in_url),  # "%2f" is "%2F"
+        _LOWER_HEX.sub(lambda hexed: hexed.group().lower(), in_form),
     )
     return tuple(dict.fromkeys(forms))
+
+
+_LOWER_HEX = re.compile(r"%[0-9A-F]{2}")
 
 
 def secrets_pattern(values: Iterable[str], *, whole: bool = False) -> re.Pattern[str] | None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -231,6 +232,10 @@ ODD_FORMS = (  # inside a JSON string (no quotes around), in a URL
     json.dumps(ODD, ensure_ascii=False)[1:-1],
     quote(ODD, safe=""),
     quote_plus(ODD),
+    json.dumps(ODD)[1:-1].replace("/", "\\/"),  # "/" escaped, as some encoders do
+    json.dumps(json.dumps(ODD))[3:-3],  # JSON text inside a JSON string
+    re.sub("%[0-9A-F]{2}", lambda m: m.group().lower(), quote(ODD, safe="")),  # "%c3%a9"
+    re.sub("%[0-9A-F]{2}", lambda m: m.group().lower(), quote_plus(ODD)),
 )
 
 
