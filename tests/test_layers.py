@@ -58,6 +58,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "agentrt.collector",  # the garbage collector of a process that serves runs
         "agentrt.logs",
         "agentrt.models",
+        "agentrt.model_names",  # a model's entry in a table by name: prices, largest answers
         "agentrt.approvals",  # requests and decisions, their checks, the queue, expiry
         "agentrt.redaction",  # the Redactor: log lines pass it too, from every layer
         "agentrt.readable",  # times and money as people read them, in messages and screens
