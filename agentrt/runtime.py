@@ -151,12 +151,14 @@ class AgentRuntime(RunReading, OwnGraphDoor, Conversing):
                 self.model_name,
                 self.model_name,
             )
+        summarizing = self._summarizing(summarize, chat, prices)
         self._budgets = BudgetLayers(
             default=DEFAULT_BUDGET if budget is None else budget.over(DEFAULT_BUDGET),
             tenants=dict(tenant_budgets or {}),
             model_name=self.model_name,
             model_price=self.model_price,
             can_cap=output_cap_field(chat) is not None or output_cap(chat) is not None,
+            summarizing=summarizing,
         )
         self.clock = clock
         self.lease_ttl = lease_ttl
@@ -204,7 +206,7 @@ class AgentRuntime(RunReading, OwnGraphDoor, Conversing):
             model_retry=model_retry or default_model_retry(chat),
             model_price=self.model_price,
             limits=self.limits,
-            summarize=self._summarizing(summarize, chat, prices),
+            summarize=summarizing,
             memories=opened.memories,
             credentials=credentials,
         )

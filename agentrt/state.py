@@ -22,6 +22,7 @@ __all__ = [
     "BudgetReport",
     "Event",
     "GateItem",
+    "MessageBudget",
     "Observation",
     "ObservationKind",
     "Outcome",
@@ -241,6 +242,19 @@ class Usage(TypedDict):
     on Run.usage, never active time."""
 
 
+class MessageBudget(TypedDict):
+    """The budget a follow-up message was sent with, kept beside the limits it makes
+    (``RunState.budget``) so a limit that trips is answered as its setter said
+    (agentrt.message_budget)."""
+
+    own: dict[str, Any]
+    """The message's own Budget, its limits counted from when it was taken."""
+    thread: dict[str, Any]
+    """The thread's Budget, which binds across all its messages."""
+    before: Usage
+    """The thread's usage when the message was taken."""
+
+
 class BudgetReport(TypedDict):
     """Why a budget stopped a run (or asks a person to raise a limit)."""
 
@@ -368,4 +382,7 @@ class RunState(TypedDict, total=False):
     message: int
     """The thread's message this stretch of the run answers: 0 the goal, then each
     follow-up (agentrt.runs.messages)."""
+    message_budget: MessageBudget | None
+    """The budget that message was sent with, if any; ``budget`` holds the limits it
+    makes on the thread's running totals."""
     events: Annotated[list[Event], DeltaChannel(append_events, snapshot_frequency=1000)]

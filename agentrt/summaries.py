@@ -3,11 +3,13 @@
 A run's conversation is built from its event log, which only grows. Past
 ``Summarize.at_tokens`` (counted as the budget pre-flight counts a prompt) the summarize
 node asks a model to condense the older turns into a summary the planner reads instead
-of them. What is never condensed: the latest ``keep_turns`` turns, every tool call not
-yet answered (a turn is cut only whole, at a plan), the person's latest follow-up on a
-thread that went on, and every approval and denial, which the summary message quotes
-word for word. The log itself keeps every event, so
-replay and the trace still show everything.
+of them. What the planner keeps reading word for word: the latest ``keep_turns`` turns,
+every tool call not yet answered (a turn is cut only whole, at a plan), the goal, the
+person's latest follow-up on a thread that went on (the question it is answering, put
+right after the summary once the turns after it are condensed too, so a long follow-up
+is condensed as a long first run is), and every approval and denial, which the summary
+message quotes. The log itself keeps every event, so replay and the trace still show
+everything.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ __all__ = [
     "DEFAULT_SUMMARY_INSTRUCTIONS",
     "Summarize",
     "Summarizing",
+    "condensed_conversation",
     "cut_point",
     "kept_decisions",
     "summary_message",
@@ -59,7 +62,8 @@ class Summarize:
     """The latest turns (a model answer and what its tool calls returned) kept verbatim."""
     model: BaseChatModel | None = None
     """Who writes the summary; None: the runtime's own model. Its cost counts against the
-    run's budget either way."""
+    run's budget either way, at its price (``prices=``): a cost limit with a summarizer of
+    no known price is a ConfigError, as it is for the planner."""
     instructions: str = DEFAULT_SUMMARY_INSTRUCTIONS
     """The summarizer's system prompt."""
 
@@ -92,14 +96,17 @@ class Summarizing:
     settings: Summarize
     model: BaseChatModel
     price: ModelPrice | None
-    """What the summarizer charges (None: unpriced, its calls add tokens but no cost)."""
+    """What the summarizer charges (None: unpriced, its calls add tokens but no cost, so
+    no max_cost_usd is accepted: agentrt.runs.budgets)."""
 
 
 def cut_point(events: Sequence[Event], start: int, keep_turns: int) -> int | None:
     """Where the verbatim part of the log begins if the turns from ``start`` are condensed
     now: at a plan, ``keep_turns`` plans from the end, moved earlier past any plan whose
-    tool calls are not all answered, and never past the person's latest follow-up (a
-    thread that went on). None when nothing past ``start`` can be condensed."""
+    tool calls are not all answered. None when nothing past ``start`` can be condensed.
+
+    The cut may pass the person's latest follow-up: ``condensed_conversation`` keeps it
+    word for word all the same."""
     plans = [i for i in range(start, len(events)) if events[i]["type"] == "plan"]
     if len(plans) <= keep_turns:
         return None
@@ -112,10 +119,17 @@ def cut_point(events: Sequence[Event], start: int, keep_turns: int) -> int | Non
         if not calls <= answered:
             cut = i  # a call still waiting for its answer stays with its answer
             break
-    said = [i for i in range(start, len(events)) if events[i]["type"] == "message"]
-    if said and said[-1] < cut:
-        cut = said[-1]  # the person's latest message stays word for word: it is the question
     return cut if cut > start else None
+
+
+def condensed_conversation(events: Sequence[Event], summary: Summary) -> list[BaseMessage]:
+    """What the planner reads after the goal once ``summary`` condensed the log's first
+    ``upto`` events: the summary, the person's latest follow-up word for word if the
+    summary covers it (it is the question the run is answering), then the rest verbatim."""
+    upto = summary["upto"]
+    latest = next((i for i in reversed(range(len(events))) if events[i]["type"] == "message"), -1)
+    asked = as_messages([events[latest]]) if 0 <= latest < upto else []
+    return [summary_message(summary), *asked, *as_messages(events[upto:])]
 
 
 def kept_decisions(events: Sequence[Event]) -> list[str]:

@@ -78,9 +78,11 @@ def runtime(
         clock=clock,
         new_id=Ids(),
         summarize=summarize,
-        budget=Budget(max_steps=10 * total),
-        prices={"planner": (1.0, 2.0), "summarizer": (10.0, 20.0)},
-        **kwargs,
+        **{
+            "budget": Budget(max_steps=10 * total),
+            "prices": {"planner": (1.0, 2.0), "summarizer": (10.0, 20.0)},
+            **kwargs,
+        },
     )
     return rt, planner
 
@@ -169,6 +171,70 @@ def test_a_500_step_run_stays_under_its_context_size_only_with_summarize(
         assert largest_prompt(planner) > 15 * LIMIT
 
 
+def up_to() -> Any:
+    """A planner that reads records up to the number the person's latest turn asks for
+    ("read up to N"), on from the last record it saw, then says how far it got."""
+
+    def turn(messages: list[BaseMessage]) -> AIMessage:
+        asked = [m for m in messages if isinstance(m, HumanMessage)]
+        upto = int(re.findall(r"read up to (\d+)", str(asked[-1].content))[-1])
+        seen = last_record(messages)
+        nxt = 0 if seen is None else seen + 1
+        if nxt >= upto:
+            return AIMessage(f"read up to {upto}")
+        return ai("", tool_call("lookup", {"n": nxt}))
+
+    return turn
+
+
+def test_a_long_follow_up_stays_under_its_context_size_and_keeps_its_question(
+    db: Path, clock: FakeClock
+) -> None:
+    planner = ScriptedChatModel([up_to()] * 200, model_name="planner")
+    writer = ScriptedChatModel([condense] * 100, model_name="summarizer")
+    with AgentRuntime(
+        planner,
+        tools=[lookup],
+        policy=Policy.allow_all(),
+        db=db,
+        clock=clock,
+        new_id=Ids(),
+        summarize=Summarize(at_tokens=1_500, keep_turns=3, model=writer),
+        budget=Budget(max_steps=1_000),
+        prices={"planner": (1.0, 2.0), "summarizer": (10.0, 20.0)},
+    ) as rt:
+        first = rt.start("read up to 5", principal=OPS)
+        assert (first.status, first.output) == (RunStatus.SUCCEEDED, "read up to 5")
+        before = len(planner.calls), len(writer.calls)
+        again = rt.send(first.thread_id, "now read up to 120", principal=OPS)
+        assert (again.status, again.output) == (RunStatus.SUCCEEDED, "read up to 120")
+        reads = [e for e in rt.events(first.thread_id) if e["type"] == "observation"]
+        report = rt.replay(first.thread_id)
+    # Every record read once, in order; the follow-up summarized again and again, and its
+    # prompt stayed as small as a long first run's.
+    assert [e["data"]["content"].split(":")[0] for e in reads] == [
+        f"record {n}" for n in range(120)
+    ]
+    assert len(writer.calls) - before[1] >= 3
+    prompts = [list(c.messages) for c in planner.calls[before[0] :]]
+    assert max(planner.get_num_tokens_from_messages(p) for p in prompts) < LIMIT
+    # The planner's last prompt: instructions, goal, the summary, the follow-up word for
+    # word (the question it answers), then the latest turns verbatim.
+    last = list(planner.calls[-1].messages)
+    assert [type(m).__name__ for m in last[:4]] == [
+        "SystemMessage",
+        "HumanMessage",
+        "HumanMessage",
+        "HumanMessage",
+    ]
+    assert last[1].content == "read up to 5"
+    assert str(last[2].content).startswith("[Earlier in this run, condensed]\nRecords 0 to ")
+    assert last[3].content == "now read up to 120"
+    assert isinstance(last[4], AIMessage)
+    assert 3 <= sum(isinstance(m, AIMessage) for m in last) < 20
+    assert report.identical, report.divergence
+
+
 class Crash(BaseException):
     """The process dying while the summary is being written."""
 
@@ -248,6 +314,83 @@ def test_approvals_and_denials_are_kept_word_for_word() -> None:
     assert cut_point(events, 0, 1) == 4
     assert cut_point(events, 0, 4) is None  # fewer turns than kept: nothing to condense
     assert cut_point(events, 4, 1) is None
+
+
+def test_an_unpriced_summarizer_under_a_cost_limit_is_refused_as_an_unpriced_planner_is(
+    db: Path, clock: FakeClock
+) -> None:
+    writer = ScriptedChatModel([condense], model_name="condenser")
+    settings = Summarize(at_tokens=1_500, keep_turns=3, model=writer)
+    refusal = (
+        "sets max_cost_usd={}, but the summarizer (Summarize.model) 'condenser' "
+        "has no price, so its summaries would count as free; pass "
+        "prices={{'condenser': (input_usd, output_usd)}} per million tokens"
+    )
+    with pytest.raises(ConfigError) as caught:
+        runtime(db, clock, 40, settings, budget=Budget(max_cost_usd=5.0))
+    assert str(caught.value) == "the runtime's budget " + refusal.format(5.0)
+    with pytest.raises(ConfigError) as caught:
+        runtime(db, clock, 40, settings, tenant_budgets={"acme": Budget(max_cost_usd=2.0)})
+    assert str(caught.value) == "tenant 'acme''s budget " + refusal.format(2.0)
+    # Without a cost limit it runs, its tokens counted; a run's or a message's own cost
+    # limit is refused as the planner's would be, before anything runs or is kept.
+    rt, _ = runtime(db, clock, 3, settings)
+    with rt:
+        with pytest.raises(ConfigError) as caught:
+            rt.start("Read every record", principal=OPS, budget=Budget(max_cost_usd=1.0))
+        assert str(caught.value) == "the run's budget " + refusal.format(1.0)
+        assert rt.runs() == []
+        run = rt.start("Read every record", principal=OPS)
+        assert run.status is RunStatus.SUCCEEDED
+        with pytest.raises(ConfigError) as caught:
+            rt.send(run.thread_id, "again", principal=OPS, budget=Budget(max_cost_usd=1.0))
+        assert str(caught.value) == "the message's budget " + refusal.format(1.0)
+        assert [m.index for m in rt.messages(run.thread_id)] == [0]  # nothing was kept
+    # Priced (or the planner's own model, priced with it), the same limits are accepted.
+    runtime(
+        db,
+        clock,
+        3,
+        settings,
+        budget=Budget(max_cost_usd=5.0),
+        prices={"planner": (1.0, 2.0), "condenser": (1.0, 1.0)},
+    )[0].close()
+    runtime(db, clock, 3, Summarize(at_tokens=1_500), budget=Budget(max_cost_usd=5.0))[0].close()
+
+
+def test_a_priced_summarizers_calls_count_against_the_cost_limit(
+    db: Path, clock: FakeClock
+) -> None:
+    # A summary of ~1,500 tokens at $1,000 per million costs about $1.50: the first fits
+    # under $2.50 with the plans, the second does not, and is never asked for.
+    writer = ScriptedChatModel([condense] * 3, model_name="summarizer")
+    settings = Summarize(at_tokens=1_500, keep_turns=3, model=writer)
+    rt, _ = runtime(
+        db,
+        clock,
+        80,
+        settings,
+        budget=Budget(max_cost_usd=2.5, max_steps=800),
+        prices={"planner": (1.0, 2.0), "summarizer": (1_000.0, 1_000.0)},
+    )
+    with rt:
+        run = rt.start("Read every record", principal=OPS)
+    assert len(writer.calls) == 1
+    assert run.status is RunStatus.BUDGET_EXCEEDED
+    report = run.budget_report
+    assert report is not None
+    assert report["limit"] == "max_cost_usd"
+    assert report["action"].startswith("summarizing the run")
+    first = writer.calls[0].outcome
+    assert isinstance(first, AIMessage)
+    assert first.usage_metadata is not None
+    summary_cost = (
+        first.usage_metadata["input_tokens"] + first.usage_metadata["output_tokens"]
+    ) / 1e3
+    assert summary_cost > 1.0
+    assert report["used"] == pytest.approx(run.usage["cost_usd"])
+    assert run.usage["cost_usd"] > summary_cost  # the summary's cost with the plans'
+    assert report["used"] + report["requested"] > 2.5
 
 
 @pytest.mark.parametrize(

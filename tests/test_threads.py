@@ -133,6 +133,141 @@ def test_the_thread_budget_binds_across_its_messages(db: Path, clock: FakeClock)
         assert effects(db) == ["note 1/2", "note 2/2", "note 1/2"]
 
 
+ASKS_PAYER = Budget(max_steps=100, on_exceed="ask", approver_role="payer")
+
+
+def test_a_message_that_says_stop_stops_at_its_own_limit_on_a_thread_that_asks(
+    rt: AgentRuntime,
+) -> None:
+    run = rt.start("note 1", principal=OPS, budget=ASKS_PAYER)
+    own = Budget(max_tool_calls=1, on_exceed="stop")
+    stopped = rt.send(run.thread_id, "note 3", principal=OPS, budget=own)
+    # No one is asked: the limit this message's sender set stops it, named as they set it.
+    assert (stopped.status, stopped.pending_approval) == (RunStatus.BUDGET_EXCEEDED, None)
+    assert rt.approvals(status=None, thread_id=run.thread_id) == []
+    report = stopped.budget_report
+    assert report is not None
+    assert (report["limit"], report["allowed"], report["used"], report["requested"]) == (
+        "max_tool_calls",
+        1,
+        1,
+        1,
+    )
+    assert (
+        stopped.error
+        == report["message"]
+        == (
+            "message #1's budget limit max_tool_calls=1 reached: 1 used, and the next action "
+            "needs 1 more; stopped before tool call note (step 3.0)"
+        )
+    )
+    assert effects(rt.db) == ["note 1/1", "note 1/3"]
+    assert stopped.budget == ASKS_PAYER  # the thread's limits are as they were
+
+
+def test_a_message_that_says_ask_asks_to_raise_its_own_limit_alone(rt: AgentRuntime) -> None:
+    run = rt.start("note 1", principal=OPS)  # the thread's limits stop it
+    own = Budget(max_tool_calls=1, on_exceed="ask", approver_role="payer")
+    asked = rt.send(run.thread_id, "note 3", principal=OPS, budget=own)
+    assert asked.status is RunStatus.AWAITING_APPROVAL, asked.error
+    request = asked.pending_approval
+    assert request is not None
+    assert (request.kind, request.required_role) == ("budget", "payer")
+    assert request.args == {"limit": "max_tool_calls", "allowed": 1, "used": 1, "requested": 1}
+    assert request.reason == (
+        "message #1's budget limit max_tool_calls=1 reached: 1 used, and the next action "
+        "needs 1 more; stopped before tool call note (step 3.0)"
+    )
+    # It is raised from the value the message set (the thread sets none), by its role.
+    with pytest.raises(ApprovalError, match="must be higher than the current 1, got 1"):
+        rt.decide(Decision.raise_limit(request.id, limit="max_tool_calls", to=1, by=PAYER))
+    with pytest.raises(ApprovalError, match="requires role 'payer'"):
+        rt.decide(Decision.raise_limit(request.id, limit="max_tool_calls", to=3, by=OPS))
+    done = rt.decide(Decision.raise_limit(request.id, limit="max_tool_calls", to=3, by=PAYER))
+    assert (done.status, done.output) == (SUCCEEDED, "noted 3")
+    assert effects(rt.db) == ["note 1/1", "note 1/3", "note 2/3", "note 3/3"]
+    # The message's limit was raised, not the thread's: the next message has none.
+    assert done.budget == rt.budget_for(OPS)
+    after = rt.send(run.thread_id, "note 2", principal=OPS)
+    assert (after.status, after.output) == (SUCCEEDED, "noted 2")
+
+
+def test_a_message_that_says_ask_leaves_the_threads_limits_to_the_thread(
+    db: Path, clock: FakeClock
+) -> None:
+    with threads_app.build_runtime(db, clock=clock, budget=Budget(max_tool_calls=2)) as rt:
+        run = rt.start("note 1", principal=OPS)
+        own = Budget(max_tool_calls=5, on_exceed="ask", approver_role="payer")
+        over = rt.send(run.thread_id, "note 3", principal=OPS, budget=own)
+        # The thread's limit, tighter, trips first, and the thread's says stop.
+        assert over.status is RunStatus.BUDGET_EXCEEDED
+        assert over.error == (
+            "budget limit max_tool_calls=2 reached: 2 used, and the next action needs 1 more; "
+            "stopped before tool call note (step 3.0)"
+        )
+        assert rt.approvals(status=None, thread_id=run.thread_id) == []
+
+
+def test_raising_the_threads_limit_during_a_message_with_its_own_keeps_the_threads(
+    db: Path, clock: FakeClock
+) -> None:
+    thread = Budget(max_tool_calls=2, on_exceed="ask", approver_role="payer")
+    with threads_app.build_runtime(db, clock=clock, budget=thread) as rt:
+        run = rt.start("note 1", principal=OPS)
+        asked = rt.send(run.thread_id, "note 3", principal=OPS, budget=Budget(max_steps=20))
+        request = asked.pending_approval
+        assert request is not None
+        assert request.args == {"limit": "max_tool_calls", "allowed": 2, "used": 2, "requested": 1}
+        assert request.reason.startswith("budget limit max_tool_calls=2 reached")
+        done = rt.decide(Decision.raise_limit(request.id, limit="max_tool_calls", to=4, by=PAYER))
+        assert (done.status, done.output) == (SUCCEEDED, "noted 3")
+        # The thread's row holds the thread's limits, raised, not this message's own.
+        assert done.budget == Budget(
+            max_steps=100, max_tool_calls=4, on_exceed="ask", approver_role="payer"
+        )
+
+
+@pytest.mark.parametrize(
+    ("thread", "own", "message"),
+    [
+        (
+            None,
+            Budget(on_exceed="stop"),
+            "the message's budget sets on_exceed='stop' but no limit of its own; they answer "
+            "for the limits the message sets (the thread's limits keep the thread's answer): "
+            "add a limit, e.g. Budget(max_tool_calls=5, on_exceed='stop'), or leave them out",
+        ),
+        (
+            ASKS_PAYER,
+            Budget(approver_role="ops-lead"),
+            "the message's budget sets approver_role='ops-lead' but no limit of its own",
+        ),
+        (
+            None,
+            Budget(max_tool_calls=1, approver_role="payer"),
+            "the message's budget sets approver_role='payer', but its limits stop the message "
+            "(on_exceed='stop'), so no one is asked; add on_exceed='ask', or leave "
+            "approver_role out",
+        ),
+        (
+            ASKS_PAYER,
+            Budget(max_tool_calls=1, on_exceed="stop", approver_role="payer"),
+            "approver_role='payer', but its limits stop the message (on_exceed='stop')",
+        ),
+    ],
+)
+def test_a_messages_budget_that_would_answer_nothing_is_refused_by_name(
+    rt: AgentRuntime, thread: Budget | None, own: Budget, message: str
+) -> None:
+    run = rt.start("hello", principal=OPS, budget=thread)
+    with pytest.raises(ConfigError) as refused:
+        rt.send(run.thread_id, "note 1", principal=OPS, budget=own)
+    assert message in str(refused.value)
+    assert [m.index for m in rt.messages(run.thread_id)] == [0]  # nothing was kept
+    with pytest.raises(UnknownRun):  # another tenant's thread: no word of its budget
+        rt.send(run.thread_id, "note 1", principal=STRANGER, budget=own)
+
+
 def test_another_tenants_thread_answers_as_no_thread_at_all(rt: AgentRuntime) -> None:
     run = rt.start("hello", principal=OPS)
     with pytest.raises(UnknownRun) as theirs:
@@ -463,15 +598,41 @@ def test_a_thread_cancelled_before_it_ran_goes_on_from_its_goal(rt: AgentRuntime
     assert said(model.calls[-1].messages) == [("human", "note 1"), ("human", "hello")]
 
 
-def test_a_long_threads_summary_never_condenses_the_latest_message() -> None:
+def test_a_long_threads_summary_keeps_the_latest_message_word_for_word() -> None:
     from agentrt.events import message_event, plan_event
-    from agentrt.summaries import cut_point
+    from agentrt.state import Summary
+    from agentrt.summaries import condensed_conversation, cut_point
+
+    def read(log: list[Any], upto: int) -> list[tuple[str, Any]]:
+        summary = Summary(text="earlier", upto=upto, kept=[])
+        return [(m.type, m.content) for m in condensed_conversation(log, summary)]
 
     turns = [plan_event(i, f"turn {i}", []) for i in range(6)]
     log = [*turns[:2], message_event(1, "and then?", "olga"), *turns[2:]]
-    assert cut_point(log, 0, keep_turns=4) == 2  # at the message, though a plan came later
-    log = [*turns[:1], message_event(1, "and then?", "olga"), *turns[1:]]
-    assert cut_point(log, 0, keep_turns=4) == 1
+    # The turns after the message are condensed as any others...
+    assert cut_point(log, 0, keep_turns=4) == 3
+    assert cut_point(log, 3, keep_turns=2) == 5
+    # ...and the planner still reads the message word for word, right after the summary.
+    assert read(log, 5) == [
+        ("human", "[Earlier in this run, condensed]\nearlier"),
+        ("human", "and then?"),
+        ("ai", "turn 4"),
+        ("ai", "turn 5"),
+    ]
+    # Where the summary stops before it, it is read where it came, once.
+    assert read(log, 1) == [
+        ("human", "[Earlier in this run, condensed]\nearlier"),
+        ("ai", "turn 1"),
+        ("human", "and then?"),
+        *[("ai", f"turn {i}") for i in range(2, 6)],
+    ]
+    # Only the latest message is the question: an earlier one is condensed with its turns.
+    log = [*log[:4], message_event(2, "and now?", "olga"), *log[4:]]
+    assert read(log, 6)[:3] == [
+        ("human", "[Earlier in this run, condensed]\nearlier"),
+        ("human", "and now?"),
+        ("ai", "turn 4"),
+    ]
     assert cut_point(turns, 0, keep_turns=4) == 2  # no message: as before
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from agentrt.approvals import ApprovalRequest, ApprovalStatus
-from agentrt.budget import Budget, raised_budget
+from agentrt.budget import Budget
+from agentrt.message_budget import own_limit, raised
 from agentrt.nodes.common import await_decision, gate_request
 from agentrt.nodes.deps import RunDeps
 from agentrt.nodes.spec import Node
@@ -21,8 +22,15 @@ __all__ = ["NODE", "budget_gate", "budget_request"]
 
 
 def budget_request(state: RunState, found: BudgetReport, deps: RunDeps) -> ApprovalRequest:
-    """The approval request of kind "budget" asking to raise the limit in ``found``."""
+    """The approval request of kind "budget" asking to raise the limit in ``found``: a
+    limit the thread's current message set is its own, for its approver_role to raise."""
     budget = Budget.from_dict(state.get("budget"))
+    own = own_limit(state, found["limit"])
+    role = budget.approver_role
+    key = f"{found['limit']}:{found['allowed']!r}"
+    if own is not None:
+        role = own.approver_role or role
+        key = f"message {state.get('message', 0)}:{key}"
     args = {
         "limit": found["limit"],
         "allowed": found["allowed"],
@@ -33,12 +41,12 @@ def budget_request(state: RunState, found: BudgetReport, deps: RunDeps) -> Appro
         state,
         kind="budget",
         # The current value is part of the id: hitting the raised limit later is a new request.
-        key=f"{found['limit']}:{found['allowed']!r}",
+        key=key,
         step_id=found["step_id"],
         tool=found["tool"],
         args=args,
         reason=found["message"],
-        required_role=budget.approver_role,
+        required_role=role,
         now=deps.clock(),
     )
 
@@ -49,10 +57,16 @@ def budget_gate(state: RunState, deps: RunDeps) -> dict[str, Any]:
     request, event = await_decision(deps, budget_request(state, found, deps))
     if request.status is ApprovalStatus.EDITED and request.edited_args:
         ((limit, value),) = request.edited_args.items()
-        budget = raised_budget(Budget.from_dict(state.get("budget")), limit, value).to_dict()
-        deps.store.set_budget(state["thread_id"], budget)
+        budget, thread, kept = raised(state, limit, value)
+        deps.store.set_budget(state["thread_id"], thread.to_dict())  # the row: the thread's
         # Back to the node that stopped: it runs its pre-flight again under the new limit.
-        return {"budget": budget, "over_budget": None, "events": [event], "route": found["node"]}
+        update: dict[str, Any] = {
+            "budget": budget.to_dict(),
+            "over_budget": None,
+            "events": [event],
+            "route": found["node"],
+        }
+        return update if kept is None else update | {"message_budget": kept}
     reason = f"{found['message']}; the request to raise it was {request.status.value}"
     if request.decided_by:
         reason += f" by {request.decided_by!r}"

@@ -14,6 +14,7 @@ from agentrt.approvals import ApprovalRequest, ApprovalStatus
 from agentrt.budget import Budget, first_exceeded, report
 from agentrt.digests import approval_id, args_digest, effect_key
 from agentrt.errors import BudgetExceeded
+from agentrt.message_budget import as_set, own_limit
 from agentrt.nodes.deps import RunDeps
 from agentrt.principal import Principal
 from agentrt.state import Action, Event, Observation, ObservationKind, RunState, Stop, Usage
@@ -146,9 +147,17 @@ def over_budget(
     else:
         step_id, tool = action["step_id"], action["tool"]
         what = what or f"tool call {tool} (step {step_id})"
-    found = report(exceeded, usage, action=what, node=node, step_id=step_id, tool=tool)
+    # A limit the thread's current message set is answered as its sender set it.
+    own = own_limit(state, exceeded.limit)
+    found = report(
+        as_set(state, exceeded), usage, action=what, node=node, step_id=step_id, tool=tool
+    )
+    on_exceed = Budget.from_dict(state.get("budget")).on_exceed
+    if own is not None:
+        found["message"] = f"message #{state.get('message', 0)}'s {found['message']}"
+        on_exceed = own.on_exceed or on_exceed
     update: dict[str, Any] = {"usage": usage}
-    if Budget.from_dict(state.get("budget")).asks:
+    if on_exceed == "ask":
         return update | {"over_budget": found, "route": "budget_gate"}
     stop = Stop(status="budget_exceeded", reason=found["message"], budget=found)
     return update | {"stop": stop, "route": "finish"}

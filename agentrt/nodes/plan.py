@@ -47,7 +47,7 @@ from agentrt.state import (
 )
 from agentrt.steps import Step, Steps, blocking
 from agentrt.store.protocols import RecordingStore
-from agentrt.summaries import cut_point, summary_message
+from agentrt.summaries import condensed_conversation, cut_point
 from agentrt.tools.registry import ToolRegistry
 
 __all__ = ["NODE", "answer_recorded", "build_messages", "forget_conversation", "plan"]
@@ -103,8 +103,8 @@ def _conversation(state: RunState, instructions: str) -> tuple[list[BaseMessage]
     goal = state["goal"]
     if summary := state.get("summary"):
         # The older turns condensed: what is left verbatim is bounded, built afresh.
-        head = [SystemMessage(instructions), HumanMessage(goal), summary_message(summary)]
-        messages = [*head, *as_messages(events[summary["upto"] :])]
+        head = [SystemMessage(instructions), HumanMessage(goal)]
+        messages = [*head, *condensed_conversation(events, summary)]
         return messages, request_digest(messages)
     key = state.get("thread_id", "")
     with _CONVERSATIONS_LOCK:

@@ -7,7 +7,9 @@ from dataclasses import dataclass, field
 
 from agentrt.budget import Budget, ModelPrice
 from agentrt.errors import ConfigError
+from agentrt.models import model_name_of
 from agentrt.principal import Principal
+from agentrt.summaries import Summarizing
 
 __all__ = ["DEFAULT_BUDGET", "BudgetLayers"]
 
@@ -28,6 +30,8 @@ class BudgetLayers:
     """None: the model is unpriced, so a cost limit cannot hold."""
     can_cap: bool = True
     """Whether the model's output can be capped (the pre-flight lowers the cap)."""
+    summarizing: Summarizing | None = None
+    """The summarize step's model and its price (None: runs are never summarized)."""
 
     def __post_init__(self) -> None:
         for tenant, budget in self.tenants.items():
@@ -55,6 +59,14 @@ class BudgetLayers:
                 f"{where} sets max_cost_usd={budget.max_cost_usd!r}, but model "
                 f"{self.model_name!r} has no price, so its calls would count as free; pass "
                 f"prices={{{self.model_name!r}: (input_usd, output_usd)}} per million tokens"
+            )
+        writer = self.summarizing
+        if budget.max_cost_usd is not None and writer is not None and writer.price is None:
+            name = model_name_of(writer.model)
+            raise ConfigError(
+                f"{where} sets max_cost_usd={budget.max_cost_usd!r}, but the summarizer "
+                f"(Summarize.model) {name!r} has no price, so its summaries would count as "
+                f"free; pass prices={{{name!r}: (input_usd, output_usd)}} per million tokens"
             )
         limited = budget.max_tokens is not None or budget.max_cost_usd is not None
         if limited and not self.can_cap:

@@ -74,7 +74,7 @@ def record_decision(
         )
     request = approval_named(store, parsed.approval_id, where=where)
     check_decision(request, parsed, now=clock())
-    edited, result = _decided_values(store, tools, request, parsed, redactor)
+    edited, result = _decided_values(tools, request, parsed, redactor)
     status = _DECISION_STATUS[parsed.outcome]
     if status is ApprovalStatus.EDITED and edited == request.args:
         # "Approve with these arguments" without changing them is an approval: recorded
@@ -98,7 +98,6 @@ def record_decision(
 
 
 def _decided_values(
-    runs: RunStore,
     tools: ToolRegistry,
     request: ApprovalRequest,
     decision: Decision,
@@ -106,7 +105,7 @@ def _decided_values(
 ) -> tuple[dict[str, Any] | None, Any]:
     """The edited arguments (or raised limit) and the result a decision carries, checked."""
     if request.kind == "budget":
-        return _raised_limit(runs, request, decision), None
+        return _raised_limit(request, decision), None
     spec = tools.get(request.tool)
     if decision.outcome == "resolve":
         result = spec.to_json(decision.result) if spec else decision.result
@@ -137,9 +136,7 @@ def _decided_values(
         ) from None
 
 
-def _raised_limit(
-    runs: RunStore, request: ApprovalRequest, decision: Decision
-) -> dict[str, Any] | None:
+def _raised_limit(request: ApprovalRequest, decision: Decision) -> dict[str, Any] | None:
     """The new limit a decision on a "budget" request carries, checked; None for reject."""
     if decision.outcome == "reject":
         return None
@@ -157,10 +154,11 @@ def _raised_limit(
             f"{sorted(decision.args)!r}; give a new value for {limit!r} only",
             approval_id=request.id,
         )
-    record = runs.get_run(request.thread_id)
-    assert record is not None, "a request's run is deleted with it"
+    # Raised from the value the request names: the run's own limit, or one its current
+    # message set, which the run's row does not hold (agentrt.message_budget).
     try:
-        raised = raised_budget(Budget.from_dict(record.budget), limit, decision.args[limit])
+        current = Budget.from_dict({limit: request.args["allowed"]})
+        raised = raised_budget(current, limit, decision.args[limit])
     except ConfigError as exc:
         raise InvalidDecision(
             f"cannot raise {limit} of run {request.thread_id!r}: {exc}", approval_id=request.id

@@ -24,20 +24,21 @@ is handled by the policy in force (``DoubleTexting``):
 Usage is kept per thread (the run's usage, across every message) and per message (what
 it spent since it was taken). A message's own budget binds its spending alone: its
 limits are moved onto the thread's running totals and layered under the thread's, so
-whichever is tighter stops it.
+whichever is tighter stops it, and a limit it set trips as its own on_exceed and
+approver_role say (agentrt.message_budget).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
 from agentrt.approvals.model import ApprovalQuery, ApprovalStatus
-from agentrt.budget import Budget, empty_usage, tokens_used
+from agentrt.budget import Budget, empty_usage
 from agentrt.errors import ConfigError
 from agentrt.events import message_event, observation_event
+from agentrt.message_budget import message_budget, message_limits
 from agentrt.principal import Principal
 from agentrt.records import LeaseRecord, MessageOpening, MessageRecord, RunRecord
 from agentrt.state import TERMINAL, Event, Observation, ObservationKind, RunState, RunStatus, Usage
@@ -49,6 +50,7 @@ __all__ = [
     "DoubleTexting",
     "ThreadMessage",
     "check_double_texting",
+    "check_message_budget",
     "goal_message",
     "message_input",
     "message_limits",
@@ -145,32 +147,25 @@ def spent_since(now: Usage, before: Usage | None) -> Usage:
     )
 
 
-_USED: dict[str, Callable[[Usage], float]] = {
-    "max_tokens": tokens_used,
-    "max_cost_usd": lambda u: u["cost_usd"],
-    "max_tool_calls": lambda u: u["tool_calls"],
-    "max_steps": lambda u: u["steps"],
-    "max_active_seconds": lambda u: u["active_seconds"],
-}
-
-
-def message_limits(thread: Budget, own: Budget | None, before: Usage) -> Budget:
-    """The limits a message runs under, on the thread's running totals (which the nodes
-    check): the thread's, and the message's own moved past what the thread had spent when
-    the message was taken, whichever is tighter."""
-    if own is None:
-        return thread
-    tighter: dict[str, Any] = {}
-    for name, used in _USED.items():
-        mine = getattr(own, name)
-        if mine is None:
-            continue
-        moved = used(before) + mine
-        theirs = getattr(thread, name)
-        tighter[name] = moved if theirs is None else min(theirs, moved)
-    if own.deadline is not None:
-        tighter["deadline"] = min(own.deadline, thread.deadline or own.deadline)
-    return replace(thread, **tighter)
+def check_message_budget(own: Budget, thread: Budget) -> None:
+    """ConfigError for a message's budget whose ``on_exceed`` or ``approver_role`` would
+    answer nothing: they answer for the limits the message sets (the thread's keep the
+    thread's), so they need one, and a role needs limits that ask."""
+    said = {k: v for k in ("on_exceed", "approver_role") if (v := getattr(own, k)) is not None}
+    if said and not own.limits():
+        shown = ", ".join(f"{k}={v!r}" for k, v in said.items())
+        raise ConfigError(
+            f"the message's budget sets {shown} but no limit of its own; they answer for the "
+            "limits the message sets (the thread's limits keep the thread's answer): add a "
+            "limit, e.g. Budget(max_tool_calls=5, on_exceed='stop'), or leave them out"
+        )
+    asks = (own.on_exceed or thread.on_exceed) == "ask"
+    if own.approver_role is not None and not asks:
+        raise ConfigError(
+            f"the message's budget sets approver_role={own.approver_role!r}, but its limits "
+            f"stop the message (on_exceed={own.on_exceed or thread.on_exceed or 'stop'!r}), "
+            "so no one is asked; add on_exceed='ask', or leave approver_role out"
+        )
 
 
 def opening_for(
@@ -242,6 +237,7 @@ def message_input(
         "principal": message.principal,
         "budget": message_limits(thread_budget, own, before).to_dict(),
         "message": message.index,
+        "message_budget": message_budget(thread_budget, own, before),
         "plan": None,
         "cursor": 0,
         "verdict": None,

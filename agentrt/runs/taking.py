@@ -20,6 +20,7 @@ from agentrt.runs.messages import (
     INTERRUPTED,
     DoubleTexting,
     check_double_texting,
+    check_message_budget,
     message_input,
     opening_for,
 )
@@ -118,6 +119,8 @@ class MessageTaking:
                 "conversation: send the message through that graph (graph.invoke on its "
                 "thread), not rt.send"
             )
+        if budget is not None:
+            check_message_budget(budget, Budget.from_dict(record.budget))
         busy = record.status not in TERMINAL
         rejecting = mode is DoubleTexting.REJECT
         if busy and rejecting:
