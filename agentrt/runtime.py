@@ -59,7 +59,7 @@ from agentrt.summaries import Summarize, Summarizing
 from agentrt.tools.credentials import Credentials, check_provider
 from agentrt.tools.execution import ToolRunner
 from agentrt.tools.ledger import Ledger
-from agentrt.tools.memory import Memory
+from agentrt.tools.memory import Memory, memory_for
 from agentrt.tools.registry import ToolLike, ToolRegistry
 from agentrt.tracing import Redactor, RunTracing, make_provider
 from agentrt.tracing.metrics import RunMetrics, make_meter, metric_points
@@ -350,10 +350,9 @@ class AgentRuntime(RunReading, OwnGraphDoor, Conversing):
 
     def memory(self, tenant: str | None, *, principal: str | None = None) -> Memory:
         """Tenant ``tenant``'s long-term memory, as its runs' tools see it (``principal``:
-        that principal's own items): to read, seed or clean up what runs remember."""
-        return Memory(
-            self._opened.memories, tenant=tenant, principal=principal, personal=bool(principal)
-        )
+        that principal's own items): to read, seed or clean up what runs remember.
+        ConfigError for an empty ``tenant`` or ``principal``."""
+        return memory_for(self._opened.memories, tenant, principal)
 
     def replay(self, thread_id: str, *, policy: Policy | None = None) -> ReplayReport:
         """Re-run a run from its recordings with today's code and policy; report divergence.

@@ -431,3 +431,59 @@ def test_run_python_returns_the_files_its_program_wrote(db: Path) -> None:
     assert refs["chart.png"].media_type == "image/png"
     assert refs["chart.png"].preview == ""
     assert refs["out-summary.csv"].preview == "n,total\n3,36.0\n"
+
+
+@pytest.mark.subprocess
+def test_run_python_keeps_every_file_whose_names_map_alike(db: Path) -> None:
+    program = (
+        "import os\n"
+        "os.makedirs('out')\n"
+        "open('out/a.csv', 'w').write('nested\\n')\n"
+        "open('out-a.csv', 'w').write('flat\\n')\n"
+        "open('out-a-2.csv', 'w').write('named so\\n')\n"
+    )
+    call = tool_call("run_python", {"code": program})
+    with AgentRuntime(
+        ScriptedChatModel([ai("", call), "done"]),
+        tools=[run_python],
+        policy=Policy.allow_all(),
+        db=db,
+    ) as rt:
+        run = rt.start("compute", principal=P)
+        (seen,) = observations(rt, run.thread_id)
+        contents = {r.name: rt.artifact(run.thread_id, r.name) for r in rt.artifacts(run.thread_id)}
+    result = json.loads(seen)
+    # In path order each takes its name; one whose name is taken gets the first free -n,
+    # never a name another file has as it is.
+    assert result["artifact_names"] == {
+        "out-a-2.csv": "out-a-2.csv",
+        "out-a.csv": "out-a.csv",
+        "out/a.csv": "out-a-3.csv",
+    }
+    assert contents == {
+        "out-a-2.csv": b"named so\n",
+        "out-a.csv": b"flat\n",
+        "out-a-3.csv": b"nested\n",
+    }
+    assert [a["name"] for a in result["artifacts"]] == ["out-a-2.csv", "out-a.csv", "out-a-3.csv"]
+
+
+def test_names_that_map_alike_get_a_suffix_before_the_extension() -> None:
+    from agentrt.tools.sandbox.tool import artifact_names
+
+    long = "x" * 250
+    named = artifact_names(
+        ["a/b.txt", "a-b.txt", "a_b.txt", "notes", "é", "ü", f"{long}.csv", f"{long}.tsv"]
+    )
+    assert named == {
+        "a/b.txt": "a-b.txt",
+        "a-b.txt": "a-b-2.txt",
+        "a_b.txt": "a_b.txt",
+        "notes": "notes",
+        "é": "file",
+        "ü": "file-2",
+        f"{long}.csv": "x" * 200,
+        f"{long}.tsv": "x" * 198 + "-2",
+    }
+    assert len(set(named.values())) == len(named)
+    assert artifact_names(reversed(list(named))) != named  # by the order given: path order

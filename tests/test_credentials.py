@@ -361,3 +361,66 @@ def test_what_a_tool_puts_as_an_artifact_has_its_credentials_cut_out(db: Path) -
         for table in ("artifacts", "artifact_blobs"):
             text = "\n".join(str(row) for row in conn.execute(f'SELECT * FROM "{table}"'))
             assert ACME_KEY not in text, table
+
+
+ROLES_VAULT_KEYS = {"admin": "crm-acme-Write4Granite", "viewer": "crm-acme-Read5Pebble"}
+
+
+@pytest.mark.parametrize(
+    ("first", "then"),
+    [
+        (  # only by role
+            Principal("alice", roles=["support", "admin"], tenant="acme"),
+            Principal("alice", roles=["support"], tenant="acme"),
+        ),
+        (  # only by scope
+            Principal("alice", roles=["support"], tenant="acme", scopes=["crm:write"]),
+            Principal("alice", roles=["support"], tenant="acme"),
+        ),
+        (  # only by tenant
+            Principal("alice", roles=["support"], tenant="acme"),
+            Principal("alice", roles=["support"], tenant="globex"),
+        ),
+        (  # only by id
+            Principal("alice", roles=["support"], tenant="acme"),
+            Principal("eve", roles=["support"], tenant="acme"),
+        ),
+    ],
+    ids=["role", "scope", "tenant", "id"],
+)
+def test_a_ttl_never_hands_one_principals_value_to_another(
+    clock: FakeClock, first: Principal, then: Principal
+) -> None:
+    fetched: list[Principal] = []
+
+    def by_all_it_is_handed(name: str, principal: Principal) -> str:
+        # A vault may answer by any of it: a write token for admins, say.
+        fetched.append(principal)
+        return "-".join(
+            [name, principal.tenant or "", principal.id, *principal.roles, *principal.scopes]
+        )
+
+    provider = Credentials.from_callable(by_all_it_is_handed, ttl=60, clock=clock)
+    assert provider.resolve("crm", first) == by_all_it_is_handed("crm", first)
+    assert provider.resolve("crm", then) == by_all_it_is_handed("crm", then)
+    assert fetched == [first, first, then, then]  # each fetched, once by the provider
+    # Within the ttl each gets its own value again, kept.
+    assert provider.resolve("crm", then) == by_all_it_is_handed("crm", then)
+    assert provider.resolve("crm", first) == by_all_it_is_handed("crm", first)
+    assert fetched == [first, first, then, then, then, first]
+
+
+def test_a_ttl_in_a_run_gives_the_less_privileged_principal_its_own_value(
+    db: Path, clock: FakeClock
+) -> None:
+    def by_role(name: str, principal: Principal) -> str:
+        return ROLES_VAULT_KEYS["admin" if "admin" in principal.roles else "viewer"]
+
+    provider = Credentials.from_callable(by_role, ttl=60, clock=clock)
+    with runtime(db, provider) as rt:
+        rt.start(
+            "Look c0 up.", principal=Principal("bob", roles=["support", "admin"], tenant="acme")
+        )
+    with runtime(db, provider) as rt:
+        rt.start("Look c0 up.", principal=Principal("bob", roles=["support"], tenant="acme"))
+    assert calls == [ROLES_VAULT_KEYS["admin"], ROLES_VAULT_KEYS["viewer"]]

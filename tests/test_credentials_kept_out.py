@@ -246,3 +246,94 @@ def test_credentials_as_keys_cut_to_one_marker_keep_both_values() -> None:
         f"{CREDENTIAL_MARKER} (2)": 2,
         "n": 3,
     }
+
+
+def test_a_credential_in_a_memory_key_or_namespace_is_refused_to_the_tool(db: Path) -> None:
+    """Refused, not cut out: a key cut to the marker is not the one asked for later, and
+    two credentials cut alike would share one item."""
+    wrote: list[str] = []
+
+    @tool(effect="write", idempotent=True, credentials=["pay"])
+    def cache_session(where: str, ctx: ToolContext) -> str:
+        """Cache the session under a name made from its key (carelessly)."""
+        key = ctx.credentials["pay"]
+        namespace, item = {
+            "key": ("sessions", f"s-{key}"),
+            "label": (f"by-key/{key}", "s"),
+            "url label": (("by-key", f"k={quote_plus(key)}"), "s"),
+            "fine": ("sessions", "s-1"),
+        }[where]
+        ctx.memory.put(namespace, item, {"ok": True})
+        wrote.append(where)
+        return "cached"
+
+    places = ["key", "label", "url label", "fine"]
+    script = [ai("", tool_call("cache_session", {"where": w})) for w in places]
+    with AgentRuntime(
+        ScriptedChatModel([*script, "Done."]),
+        tools=[cache_session],
+        policy=Policy.from_yaml(POLICY),
+        db=db,
+        credentials=keys("pay key/Cobalt+9=="),
+    ) as rt:
+        run = rt.start("Cache it.", principal=ALICE)
+        observed = [e["data"] for e in rt.events(run.thread_id) if e["type"] == "observation"]
+        kept = rt.memory("acme").search(limit=10)
+    assert wrote == ["fine"]
+    assert [(o["kind"], o["content"]) for o in observed] == [
+        (
+            "permanent",
+            f"permanent error: the memory {what} {shown!r} holds the value of credential 'pay'; "
+            "keys and namespaces are kept and shown as they are, so name the item by "
+            "something that is not secret (a customer id)",
+        )
+        for what, shown in (
+            ("key", f"s-{CREDENTIAL_MARKER}"),
+            ("namespace", f"by-key/{CREDENTIAL_MARKER}"),
+            ("namespace", f"by-key/k={CREDENTIAL_MARKER}"),
+        )
+    ] + [("ok", "cached")]
+    assert [(item.namespace, item.key) for item in kept] == [(("sessions",), "s-1")]
+    with sqlite3.connect(db) as conn:
+        stored = repr(conn.execute("SELECT * FROM store").fetchall())
+    assert "Cobalt" not in stored
+
+
+def test_a_credential_in_an_artifact_name_is_refused_to_the_tool(db: Path) -> None:
+    @tool(credentials=["pay"])
+    def export(named: str, ctx: ToolContext) -> Any:
+        """Export under a name made from the key (carelessly)."""
+        key = ctx.credentials["pay"]
+        name = {"key": f"export-{key}.csv", "fine": "export.csv"}[named]
+        return ctx.artifacts.put(name, "a,b\n")
+
+    script = [ai("", tool_call("export", {"named": n})) for n in ("key", "fine")]
+    with AgentRuntime(
+        ScriptedChatModel([*script, "Done."]),
+        tools=[export],
+        policy=Policy.from_yaml(POLICY),
+        db=db,
+        credentials=keys(PAY_KEY),
+    ) as rt:
+        run = rt.start("Export.", principal=ALICE)
+        observed = [e["data"] for e in rt.events(run.thread_id) if e["type"] == "observation"]
+        names = [ref.name for ref in rt.artifacts(run.thread_id)]
+    assert (observed[0]["kind"], observed[0]["content"]) == (
+        "permanent",
+        f"permanent error: artifact name 'export-{CREDENTIAL_MARKER}.csv' holds the value of "
+        "credential 'pay'; a name is kept and shown as it is (listings, URLs, files written "
+        "out), so name the artifact by something that is not secret (export.csv)",
+    )
+    assert observed[1]["kind"] == "ok"
+    assert names == ["export.csv"]
+    with sqlite3.connect(db) as conn:
+        assert PAY_KEY not in repr(conn.execute("SELECT * FROM artifacts").fetchall())
+
+
+def test_secrets_name_the_credentials_a_text_holds_in_any_spelling() -> None:
+    secrets = Secrets({"pay": ODD_KEY, "crm": "crm-acme-Quill7Harbor"})
+    for spelled in ODD_SPELLINGS.values():
+        assert secrets.held_in(f"x-{spelled}-y") == ["pay"]
+    assert secrets.held_in("crm-acme-Quill7Harbor/pay") == ["crm"]
+    assert secrets.held_in("nothing secret") == []
+    assert Secrets({"pay": "ab"}).held_in("ab-ab") == []  # too short to be looked for

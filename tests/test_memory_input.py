@@ -218,3 +218,67 @@ def test_a_tool_gets_no_door_to_the_store_behind_its_memory(tmp_path: Path) -> N
             "writable",
         ]
     ]
+
+
+@pytest.mark.parametrize("limit", [0, -1])
+def test_a_models_search_limit_below_one_is_refused_never_unlimited(
+    tmp_path: Path, limit: int
+) -> None:
+    script = [
+        ai("", tool_call("memory_search", {"namespace": "n", "limit": limit})),
+        ai("", tool_call("memory_search", {"namespace": "n", "limit": 1000})),
+        "Done.",
+    ]
+    with runtime(str(tmp_path / "agentrt.db"), script) as rt:
+        memory = rt.memory("acme")
+        for i in range(120):
+            memory.put("n", f"k{i}", {"i": i})
+        run = rt.start("Search.", principal=ALICE)
+        refused, capped = [
+            e["data"] for e in rt.events(run.thread_id) if e["type"] == "observation"
+        ]
+        offered = rt.tools.get("memory_search")
+    assert (refused["kind"], refused["content"]) == (
+        "permanent",
+        f"permanent error: limit must be at least 1, got {limit}; ask for 1 to 100 items",
+    )
+    assert capped["kind"] == "ok"
+    assert len(json.loads(capped["content"])) == 100
+    assert offered is not None  # the model is told the range
+    described = offered.args_model.model_json_schema()["properties"]["limit"]["description"]
+    assert described == "At most this many items, 1 to 100 (more is cut to 100)."
+
+
+@pytest.mark.parametrize(
+    ("tenant", "principal", "message"),
+    [
+        (
+            "acme",
+            "",
+            "memory principal '' is not usable: give non-empty text without NUL, "
+            "or None for the tenant's shared items",
+        ),
+        (
+            "",
+            None,
+            "memory tenant '' is not usable: give non-empty text without NUL, "
+            "or None for the items of runs without a tenant",
+        ),
+        ("", "alice", "memory tenant '' is not usable"),
+        ("acme", "a\x00b", "memory principal 'a\\x00b' is not usable"),
+    ],
+)
+def test_an_empty_tenant_or_principal_is_refused_never_the_shared_view(
+    tmp_path: Path, tenant: str, principal: str | None, message: str
+) -> None:
+    with runtime(str(tmp_path / "agentrt.db"), []) as rt:
+        rt.memory("acme").put("notes", "shared", {"x": 1})
+        with pytest.raises(ConfigError) as info:
+            rt.memory(tenant, principal=principal)
+        assert str(info.value).startswith(message)
+        with pytest.raises(ConfigError) as listed:
+            tenant_items(rt.deps.memories, tenant, principal=principal)
+        assert str(listed.value) == str(info.value)
+        # None still means what it says: the shared items, or a tenantless run's.
+        assert rt.memory("acme", principal=None).get("notes", "shared") is not None
+        assert rt.memory(None).search() == []

@@ -29,6 +29,7 @@ from agentrt.artifacts import (
 from agentrt.errors import ConfigError
 from agentrt.limits import SizeLimits
 from agentrt.store.protocols import ArtifactStore
+from agentrt.tools.errors import ToolError
 
 if TYPE_CHECKING:
     from agentrt.tools.credentials import Secrets
@@ -62,7 +63,7 @@ class ToolArtifacts:
     def scrubbing(self, secrets: Secrets) -> ToolArtifacts:
         """These artifacts for one call, cutting ``secrets`` (its credentials) out of what
         it puts: the preview, and content that is text. Bytes that are not UTF-8 (an image,
-        a PDF) are kept as the tool wrote them."""
+        a PDF) are kept as the tool wrote them; a name that holds one is refused."""
         made = ToolArtifacts(
             self._store,
             self.thread_id,
@@ -98,6 +99,8 @@ class ToolArtifacts:
         text and application/octet-stream for bytes. ``preview`` is what the model reads
         instead of the content (cut to PREVIEW_CHARS); for text it defaults to its start.
         """
+        if self._secrets is not None and isinstance(name, str):
+            _no_credential(self._secrets, name)  # first: check_name's error would quote it
         check_name(name)
         if isinstance(data, str):
             content = data.encode("utf-8")
@@ -160,6 +163,19 @@ class ToolArtifacts:
     async def aget(self, ref: ArtifactRef | Mapping[str, Any] | str) -> bytes:
         """``get`` for an async tool."""
         return await asyncio.to_thread(self.get, ref)
+
+
+def _no_credential(secrets: Secrets, name: str) -> None:
+    """ToolError if the name ``name`` holds one of the call's credentials. Refused, not cut
+    out as from the content: the marker is no artifact name, and a name cut is not the
+    one the tool (or its model) asks for later."""
+    names = secrets.held_in(name)
+    if names:
+        raise ToolError(
+            f"artifact name {secrets.scrub(name)!r} holds the value of credential "
+            f"{names[0]!r}; a name is kept and shown as it is (listings, URLs, files written "
+            "out), so name the artifact by something that is not secret (export.csv)"
+        )
 
 
 def _scrubbed(

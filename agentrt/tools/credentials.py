@@ -72,11 +72,11 @@ class Credentials:
     source: str = "a callable"
     """What the provider reads, in words, for error messages."""
     ttl: float = 0.0
-    """Seconds a resolved value may be used again for the same principal before it is
-    fetched anew; 0: fetched at every call."""
+    """Seconds a resolved value may be used again for the same principal (its id, tenant,
+    roles and scopes alike) before it is fetched anew; 0: fetched at every call."""
     clock: Callable[[], float] = time.monotonic
     """Seconds, for ttl; injected by tests."""
-    _kept: dict[tuple[str, str | None, str], tuple[float, str]] = field(
+    _kept: dict[tuple[str, Principal], tuple[float, str]] = field(
         default_factory=dict, init=False, repr=False, compare=False
     )
     _lock: threading.Lock = field(
@@ -159,13 +159,15 @@ class Credentials:
         cls, fetch: Fetch, *, ttl: float = 0.0, clock: Callable[[], float] = time.monotonic
     ) -> Credentials:
         """From ``fetch(name, principal)`` (a vault client, say): called at each call, or
-        once a ``ttl`` for the same name and principal."""
+        once a ``ttl`` for the same name and principal (id, tenant, roles and scopes)."""
         return cls(fetch=fetch, ttl=ttl, clock=clock)
 
     def resolve(self, name: str, principal: Principal) -> str:
         """The value of ``name`` for ``principal``; LookupError if the provider has none,
         or what the provider raised."""
-        key = (name, principal.tenant, principal.id)
+        # Keyed on all fetch is handed: a vault may answer by role or scope, and the same
+        # id with fewer of them must not get the value fetched for more.
+        key = (name, principal)
         if self.ttl:
             with self._lock:
                 kept = self._kept.get(key)
@@ -235,6 +237,16 @@ class Secrets(Mapping[str, str]):
         to resolve one."""
         pattern = secrets_pattern(self._values.values())
         return value if pattern is None else _scrub(value, pattern)
+
+    def held_in(self, text: str) -> list[str]:
+        """The names of the credentials whose value ``text`` holds, in any form ``scrub``
+        cuts out; [] if none. For what is kept as it is, never scrubbed: a memory key,
+        an artifact's name."""
+        return [
+            name
+            for name, value in self._values.items()
+            if (pattern := secrets_pattern([value])) is not None and pattern.search(text)
+        ]
 
 
 def _scrub(value: Any, pattern: re.Pattern[str]) -> Any:

@@ -26,10 +26,19 @@ from typing import Any
 
 from langgraph.store.base import BaseStore, Item
 
+from agentrt.errors import ConfigError
 from agentrt.tools.credentials import Secrets
 from agentrt.tools.errors import ToolError
 
-__all__ = ["Memory", "MemoryItem", "Namespace", "memory_root", "parse_namespace", "tenant_items"]
+__all__ = [
+    "Memory",
+    "MemoryItem",
+    "Namespace",
+    "memory_for",
+    "memory_root",
+    "parse_namespace",
+    "tenant_items",
+]
 
 Namespace = str | Sequence[str]
 """A namespace: a path of labels, as a tuple, or as one string with "/" between them
@@ -188,6 +197,21 @@ class Memory:
             )
         _check_key(key)
 
+    def _no_credential(self, namespace: Namespace, key: str) -> None:
+        """ToolError if ``namespace`` or ``key`` holds one of the call's credentials.
+        Refused, not cut out as from a value: a key cut to the marker is not the key the
+        tool (or its model) asks for later, and two credentials cut alike would share one
+        item."""
+        # The labels joined, as they are shown: a credential with a "/" spans two.
+        for what, text in (("namespace", "/".join(_labels(namespace))), ("key", key)):
+            names = self._secrets.held_in(text)
+            if names:
+                raise ToolError(
+                    f"the memory {what} {self._secrets.scrub(text)!r} holds the value of "
+                    f"credential {names[0]!r}; keys and namespaces are kept and shown as they "
+                    "are, so name the item by something that is not secret (a customer id)"
+                )
+
     def _item(self, item: Item) -> MemoryItem:
         return self._item_under(item, len(self._root))
 
@@ -226,6 +250,7 @@ class Memory:
     def put(self, namespace: Namespace, key: str, value: Mapping[str, Any]) -> None:
         """Remember ``value`` (a JSON object) at ``namespace``/``key``, replacing what was."""
         self._writing("write", namespace, key)
+        self._no_credential(namespace, key)
         where = f"{'/'.join(_labels(namespace))}:{key!r}"
         if not isinstance(value, Mapping):
             raise ToolError(
@@ -287,6 +312,34 @@ class Memory:
         return f"Memory(tenant={self.tenant!r}{whose}{mode})"
 
 
+def memory_for(store: BaseStore | None, tenant: str | None, principal: str | None = None) -> Memory:
+    """Tenant ``tenant``'s memory as a person reaches it (``rt.memory``, the CLI): its
+    shared items, or given ``principal``, that principal's own; ConfigError naming an
+    empty tenant or principal, which would otherwise be no one's label or the shared view."""
+    # Checked here, where a person names them, not in Memory: a run whose principal's
+    # tenant is "" still gets a tool context (its memory calls fail as before).
+    for what, label in (("tenant", tenant), ("principal", principal)):
+        if label is not None:
+            _check_label(what, label)
+    return Memory(store, tenant=tenant, principal=principal, personal=principal is not None)
+
+
+_NONE_IS = {
+    "tenant": "the items of runs without a tenant",
+    "principal": "the tenant's shared items",
+}
+
+
+def _check_label(what: str, value: object) -> None:
+    """ConfigError naming ``value`` unless it can be a label of the layout (a tenant's or
+    a principal's): non-empty text without NUL."""
+    if not isinstance(value, str) or not value or "\x00" in value:
+        raise ConfigError(
+            f"memory {what} {value!r} is not usable: give non-empty text without NUL, or "
+            f"None for {_NONE_IS[what]}"
+        )
+
+
 def _labels(namespace: Namespace) -> tuple[str, ...]:
     """parse_namespace, failing the tool's call (ToolError) on a bad namespace."""
     try:
@@ -319,10 +372,10 @@ def tenant_items(
 ) -> list[MemoryItem]:
     """A tenant's items for a person (``agentrt memory list``): its shared items under
     ``namespace``, or ``principal``'s own, or (``everyone``) the shared and every
-    principal's own items together."""
+    principal's own items together. ConfigError for an empty tenant or principal."""
+    asked = memory_for(store, tenant, principal)
     if not everyone:
-        view = Memory(store, tenant=tenant, principal=principal, personal=principal is not None)
-        return view.search(namespace, limit=limit)
+        return asked.search(namespace, limit=limit)
     top = memory_root(tenant)[:-1]
     # Each root (the shared one, each principal's own) is searched under ``namespace`` on
     # its own: one search of the whole tenant would cut at ``limit`` before the namespace

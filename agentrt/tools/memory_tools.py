@@ -11,9 +11,13 @@ from typing import Any
 
 from agentrt.errors import ConfigError
 from agentrt.tools.contract import ToolContext, ToolSpec, tool
+from agentrt.tools.errors import ToolError
 from agentrt.tools.memory import Memory
 
-__all__ = ["memory_tools"]
+__all__ = ["MAX_SEARCH", "memory_tools"]
+
+MAX_SEARCH = 100
+"""Most items one ``<prefix>_search`` call returns, whatever limit the model asks for."""
 
 
 def memory_tools(*, personal: bool = False, prefix: str = "memory") -> list[ToolSpec]:
@@ -32,17 +36,27 @@ def memory_tools(*, personal: bool = False, prefix: str = "memory") -> list[Tool
 
     @tool(name=f"{prefix}_search", description=f"List {whose} remembered items, latest first.")
     def search(namespace: str = "", limit: int = 10, *, ctx: ToolContext) -> list[dict[str, Any]]:
-        """Args:
-        namespace: Where to look, labels separated by "/" (e.g. "customers"); empty: everywhere.
-        limit: At most this many items.
+        """List remembered items.
+
+        Args:
+            namespace: Where to look, labels separated by "/" (e.g. "customers"); empty: all.
+            limit: At most this many items, 1 to 100 (more is cut to 100).
         """
-        return [item.to_dict() for item in view(ctx).search(namespace, limit=min(limit, 100))]
+        # The store takes a limit below 1 as none at all: every item of the tenant.
+        if limit < 1:
+            raise ToolError(
+                f"limit must be at least 1, got {limit!r}; ask for 1 to {MAX_SEARCH} items"
+            )
+        found = view(ctx).search(namespace, limit=min(limit, MAX_SEARCH))
+        return [item.to_dict() for item in found]
 
     @tool(name=f"{prefix}_get", description=f"Read one of {whose} remembered items.")
     def get(namespace: str, key: str, *, ctx: ToolContext) -> dict[str, Any] | None:
-        """Args:
-        namespace: Where it is, labels separated by "/".
-        key: Its key.
+        """Read one remembered item.
+
+        Args:
+            namespace: Where it is, labels separated by "/".
+            key: Its key.
         """
         item = view(ctx).get(namespace, key)
         return None if item is None else item.to_dict()
@@ -54,10 +68,12 @@ def memory_tools(*, personal: bool = False, prefix: str = "memory") -> list[Tool
         idempotent=True,
     )
     def put(namespace: str, key: str, value: dict[str, Any], *, ctx: ToolContext) -> dict[str, Any]:
-        """Args:
-        namespace: Where to keep it, labels separated by "/" (e.g. "customers").
-        key: Its key: writing the same key again replaces the value.
-        value: The JSON object to remember.
+        """Remember a JSON object.
+
+        Args:
+            namespace: Where to keep it, labels separated by "/" (e.g. "customers").
+            key: Its key: writing the same key again replaces the value.
+            value: The JSON object to remember.
         """
         view(ctx).put(namespace, key, value)
         return {"remembered": f"{namespace}/{key}"}
@@ -69,9 +85,11 @@ def memory_tools(*, personal: bool = False, prefix: str = "memory") -> list[Tool
         idempotent=True,
     )
     def forget(namespace: str, key: str, *, ctx: ToolContext) -> dict[str, Any]:
-        """Args:
-        namespace: Where it is, labels separated by "/".
-        key: Its key.
+        """Forget one remembered item.
+
+        Args:
+            namespace: Where it is, labels separated by "/".
+            key: Its key.
         """
         return {"forgotten": view(ctx).delete(namespace, key)}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from langgraph.types import RetryPolicy
 from pydantic import BaseModel
@@ -27,6 +27,9 @@ class RunPythonResult(BaseModel):
     files: dict[str, int]
     artifacts: list[ArtifactRef] = []
     """The files the program wrote, each kept as an artifact of the run."""
+    artifact_names: dict[str, str] = {}
+    """Each kept file's path -> the name of its artifact (``out/a.csv``: ``out-a.csv``;
+    a second path that maps to a name taken gets ``-2``, ``-3``, ...)."""
 
 
 def run_python_tool(
@@ -49,7 +52,7 @@ def run_python_tool(
         code: str, ctx: ToolContext, files: dict[str, str] | None = None
     ) -> RunPythonResult:
         """Run a Python program in a sandbox and return its exit code and output; the files
-        it writes come back as artifacts.
+        it writes come back as artifacts, named in artifact_names.
 
         Args:
             code: The program, run as main.py in a fresh, empty working directory.
@@ -65,14 +68,14 @@ def run_python_tool(
         )
         if done.timed_out:
             raise TimeoutError(f"the program was killed at its timeout of {limits.timeout:g}s")
+        names = artifact_names(done.written)
         return RunPythonResult(
             exit_code=done.returncode,
             stdout=done.stdout,
             stderr=done.stderr,
             files=done.files,
-            artifacts=[
-                ctx.artifacts.put(artifact_name(path), data) for path, data in done.written.items()
-            ],
+            artifacts=[ctx.artifacts.put(names[path], data) for path, data in done.written.items()],
+            artifact_names=names,
         )
 
     return run_python
@@ -83,6 +86,38 @@ def artifact_name(path: str) -> str:
     ``out-a.csv``)."""
     name = re.sub(r"[^A-Za-z0-9._\-]", "_", path.replace("/", "-")).lstrip("._-")
     return name[:200] or "file"
+
+
+def artifact_names(paths: Iterable[str]) -> dict[str, str]:
+    """Each of ``paths`` (one call's files, in path order) -> its own artifact name: its
+    ``artifact_name``, or where an earlier path took that, the name with the first free
+    ``-2``, ``-3``, ... before its extension (``out/a.csv`` beside ``out-a.csv``:
+    ``out-a-2.csv``). Never a name another path maps to, so each file is kept; the same
+    paths get the same names, so a re-run of the call names them alike."""
+    ordered = list(dict.fromkeys(paths))
+    mapped = {path: artifact_name(path) for path in ordered}
+    # A suffixed name must not be one a later path maps to as it is: that file keeps it.
+    taken = set(mapped.values())
+    given: dict[str, str] = {}
+    used: set[str] = set()
+    for path in ordered:
+        name = mapped[path]
+        if name in used:
+            n = 2
+            while (name := _numbered(mapped[path], n)) in used or name in taken:
+                n += 1
+        used.add(name)
+        given[path] = name
+    return given
+
+
+def _numbered(name: str, n: int) -> str:
+    """``name`` with ``-n`` before its extension (a short one), cut to stay 200 long."""
+    stem, dot, ext = name.rpartition(".")
+    if not stem or len(ext) > 16:
+        stem, dot, ext = name, "", ""
+    suffix = f"-{n}{dot}{ext}"
+    return stem[: 200 - len(suffix)] + suffix
 
 
 run_python = run_python_tool()
