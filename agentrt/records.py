@@ -272,6 +272,9 @@ class MessageRecord:
     """Why it ended without one."""
     started_at: float | None = None
     ended_at: float | None = None
+    budget_report: dict[str, Any] | None = None
+    """Once it ended budget_exceeded: why (the run's budget report then, which the run's
+    row gives up when the thread goes on)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -5,31 +5,38 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import psycopg
 import pytest
 from typer.testing import CliRunner
 
-from agentrt import ConfigError
+from agentrt import Budget, ConfigError
 from agentrt.approvals import ApprovalRequest, ApprovalStatus
 from agentrt.approvals.model import Decided
+from agentrt.budget import empty_usage, tokens_used
 from agentrt.digests import approval_id, args_digest
 from agentrt.examples import refund_desk
 from agentrt.examples.refund_desk import OPERATOR
-from agentrt.records import NewRun, SpanRow
+from agentrt.records import LeaseRecord, NewMessage, NewRun, SpanRow
+from agentrt.runs import lifecycle
+from agentrt.runs.messages import opening_for
 from agentrt.runs.stats import compute_stats, denials_of, percentile
-from agentrt.state import RunStatus, Usage
+from agentrt.state import RunState, RunStatus, Usage
 from agentrt.store.analytics import Count, Spend, StatsQuery, ToolTiming
 from agentrt.store.postgres import PostgresStore
 from agentrt.store.protocols import RunChange, Store
 from agentrt.store.sqlite import SqliteStore
 from agentrt.testing import ScriptedChatModel, ai, tool_call
+from tests import threads_app
 from tests.conftest import FakeClock, Ids
+from tests.postgres import PostgresServer
 
 DAY = 86400.0
 MIDNIGHT = 1_799_971_200.0  # 2027-01-15T00:00:00Z
@@ -326,9 +333,17 @@ def test_the_queries_read_through_indexes(tmp_path: Path, clock: FakeClock) -> N
         ]:
             rows = db.execute(f"EXPLAIN QUERY PLAN {sql}", params).fetchall()
             plans.append(" | ".join(r["detail"] for r in rows))
+        # Spend and budget stops, a message at a time: the runs that never went on by
+        # their creation, every later message by its start, whatever the tenant has.
+        turns, params = store._turns(query)
+        rows = db.execute(f"EXPLAIN QUERY PLAN SELECT * FROM ({turns}) t", params).fetchall()
+        plans.append(" | ".join(r["detail"] for r in rows))
     assert "USING INDEX runs_by_tenant_time" in plans[0]
     assert "USING INDEX runs_by_time" in plans[1]
     assert "USING INDEX spans_by_trace" in plans[2]
+    assert "SEARCH r USING INDEX runs_by_tenant_time (tenant=? AND created_at>?)" in plans[3]
+    assert "SEARCH m USING INDEX messages_by_start (started_at>?)" in plans[3]
+    assert "SCAN" not in plans[3].replace("SCAN t", "")  # t: the rows read, summed
     assert query.tenant == "acme"
     store.close()
 
@@ -441,3 +456,282 @@ def test_agentrt_stats_prints_the_figures_and_json(db: Path, clock: FakeClock) -
     result = runner.invoke(app, ["stats", "--db", str(db), "--since", "a week"])
     assert result.exit_code == 2
     assert "--since 'a week' is not an age; write a number and a unit" in result.output
+
+
+# --- threads that go on -------------------------------------------------------------------
+
+LEASE = LeaseRecord(owner="host:1:me", host="host", pid=1, expires_at=0.0)
+
+
+def _spent(tokens: int, *, tool_calls: int = 0) -> Usage:
+    return Usage(
+        input_tokens=tokens,
+        output_tokens=tokens // 10,
+        cost_usd=tokens / 1000,
+        tool_calls=tool_calls,
+        steps=1,
+        active_seconds=1.0,
+    )
+
+
+def _plus(a: Usage, b: Usage) -> Usage:
+    return Usage(**{key: a[key] + b[key] for key in a})  # type: ignore[literal-required]
+
+
+@dataclass
+class Turn:
+    """One message of a seeded thread: when it starts, what it spends, how it ends."""
+
+    at: float
+    tokens: int
+    ends: str = "succeeded"
+    limit: str | None = None
+
+
+def converse(
+    store: Store,
+    clock: FakeClock,
+    thread_id: str,
+    tenant: str | None,
+    turns: list[Turn],
+    *,
+    trace_id: str | None = None,
+) -> None:
+    """A thread whose message i starts at ``turns[i].at`` and spends its tokens there; each
+    follow-up taken as the driver takes one (``opening_for``: the one before closed with
+    what it spent, the thread's usage carried on)."""
+    principal = {"id": "alice", "roles": [], "tenant": tenant, "scopes": []}
+    total = empty_usage()
+    for index, turn in enumerate(turns):
+        clock.now = turn.at
+        if index == 0:
+            made = store.create_run(
+                NewRun(
+                    thread_id=thread_id,
+                    goal="g",
+                    principal=principal,
+                    budget={},
+                    usage=total,
+                    trace_id=trace_id,
+                )
+            )
+            assert made is not None
+            lifecycle.move(store, thread_id, RunStatus.RUNNING, now=clock())
+        else:
+            store.add_message(
+                NewMessage(thread_id=thread_id, text=f"m{index}", principal=principal)
+            )
+            record = store.get_run(thread_id)
+            assert record is not None
+            taking = opening_for(store, record, RunState(), index=index, lease=LEASE, now=clock())
+            assert store.open_message(thread_id, taking) is not None
+        total = _plus(total, _spent(turn.tokens))
+        clock.now = turn.at + 60
+        lifecycle.move(
+            store,
+            thread_id,
+            RunStatus(turn.ends),
+            now=clock(),
+            usage=total,
+            output="ok" if turn.ends == "succeeded" else None,
+            budget_report={"limit": turn.limit, "message": "over"} if turn.limit else None,
+        )
+
+
+def _figures(spend: list[Spend]) -> list[tuple[str | None, str, int, int, int]]:
+    return [(s.tenant, s.day, s.runs, s.input_tokens, s.output_tokens) for s in spend]
+
+
+def test_spend_is_counted_on_the_day_each_message_spent_it(store: Store, clock: FakeClock) -> None:
+    d = [MIDNIGHT + n * DAY for n in range(32)]
+    # Started a month ago; followed up on day 30, and on day 31 (still at work).
+    converse(
+        store,
+        clock,
+        "old",
+        "acme",
+        [Turn(d[0], 100), Turn(d[30], 500), Turn(d[31], 2000, ends="running")],
+    )
+    converse(store, clock, "new", "acme", [Turn(d[31] + 3600, 40)])  # never went on
+    converse(store, clock, "other", "globex", [Turn(d[0], 7), Turn(d[31], 70)])
+    converse(store, clock, "nobody's", None, [Turn(d[31], 9)])
+
+    every = compute_stats(store)
+    assert _figures(every.spend) == [
+        ("acme", "2027-01-15", 1, 100, 10),
+        ("globex", "2027-01-15", 1, 7, 0),
+        ("acme", "2027-02-14", 0, 500, 50),  # a follow-up: no run was created that day
+        (None, "2027-02-15", 1, 9, 0),
+        ("acme", "2027-02-15", 1, 2040, 204),  # the current message's, and a new run's
+        ("globex", "2027-02-15", 0, 70, 7),
+    ]
+    assert every.tokens == sum(t + t // 10 for t in (100, 500, 2000, 40, 7, 70, 9))
+    assert every.cost_usd == pytest.approx(sum((100, 500, 2000, 40, 7, 70, 9)) / 1000)
+    assert every.runs == sum(s.runs for s in every.spend) == 4
+
+    # "What did acme spend in the last two days?": the follow-ups, and the new run.
+    recent = compute_stats(store, since=d[30], tenant="acme")
+    assert _figures(recent.spend) == [
+        ("acme", "2027-02-14", 0, 500, 50),
+        ("acme", "2027-02-15", 1, 2040, 204),
+    ]
+    assert (recent.runs, recent.runs_by_status) == (1, {"succeeded": 1})  # created then
+    assert recent.cost_usd == pytest.approx(2.54)
+    today = compute_stats(store, since=d[31])
+    assert today.tokens == sum(t + t // 10 for t in (2000, 40, 70, 9))
+    assert compute_stats(store, since=d[31] + DAY).spend == []
+
+
+def test_a_budget_stop_stays_counted_once_the_thread_went_on(
+    store: Store, clock: FakeClock
+) -> None:
+    d = [MIDNIGHT + n * DAY for n in range(3)]
+    stopped = Turn(d[0], 10, ends="budget_exceeded", limit="max_tool_calls")
+    converse(store, clock, "went-on", "acme", [stopped, Turn(d[1], 10)])
+    converse(store, clock, "went-on-twice", "acme", [stopped, Turn(d[1], 10), Turn(d[2], 10)])
+    # Stopped at its current message, after one that ended well.
+    later = Turn(d[2], 10, ends="budget_exceeded", limit="max_cost_usd")
+    converse(store, clock, "stopped-now", "acme", [Turn(d[0], 10), later])
+    converse(store, clock, "never-went-on", "acme", [later])
+
+    assert compute_stats(store).budget_stops == [
+        Count("max_cost_usd", 2),
+        Count("max_tool_calls", 2),
+    ]
+    assert compute_stats(store).runs_by_status == {"succeeded": 2, "budget_exceeded": 2}
+    # A stop is counted in the window its message started in.
+    assert compute_stats(store, since=d[1]).budget_stops == [Count("max_cost_usd", 2)]
+    assert compute_stats(store, tenant="globex").budget_stops == []
+
+
+def test_an_approval_superseded_after_its_decision_waited_until_its_decision(
+    store: Store, clock: FakeClock
+) -> None:
+    clock.now = MIDNIGHT
+    converse(store, clock, "t1", "acme", [Turn(MIDNIGHT, 10, ends="awaiting_approval")])
+    gates = [
+        _request("t1", f"0.{n}", "large-refunds", "refund-approver", "acme", at=clock())
+        for n in range(2)
+    ]
+    for request in gates:
+        store.put_approval(request)
+    clock.advance(10)  # the approver decides the first after 10 s; the other stays pending
+    assert store.decide_approval(
+        gates[0].id, Decided(status=ApprovalStatus.APPROVED, by="bob", comment="checked")
+    )
+    clock.advance(1000)  # a message supersedes the gate much later
+    sender = {"id": "alice", "roles": [], "tenant": "acme", "scopes": []}
+    store.add_message(NewMessage(thread_id="t1", text="stop", principal=sender, interrupt=True))
+    record = store.get_run("t1")
+    assert record is not None
+    taking = opening_for(store, record, RunState(), index=1, lease=LEASE, now=clock())
+    taking = replace(taking, supersede=(gates[0].id,))  # given at the gate, never carried out
+    assert store.open_message("t1", taking) is not None
+    [wait] = compute_stats(store).approval_waits
+    assert (wait.rule_id, wait.decided, wait.max_seconds) == ("large-refunds", 1, 10.0)
+
+
+@pytest.fixture
+def postgres_in_english(postgres_server: PostgresServer) -> Iterator[str]:
+    """A database whose text sorts as people read it (ICU en-US: case and punctuation
+    weigh least), as many servers' default is; the session's server sorts byte-wise."""
+    url = postgres_server.url(f"agentrt_test_{os.getpid()}_english")
+    postgres_server.drop_database(url)
+    with psycopg.connect(postgres_server.admin_url, autocommit=True) as conn:
+        conn.execute(
+            f'CREATE DATABASE "{url.rsplit("/", 1)[1]}" TEMPLATE template0 '
+            "LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'"
+        )
+    yield url
+    postgres_server.drop_database(url)
+
+
+@pytest.fixture(params=["sqlite", "postgres", "postgres-english"])
+def any_sorting_store(request: pytest.FixtureRequest, clock: FakeClock) -> Iterator[Store]:
+    if request.param == "postgres-english":
+        s: Store = PostgresStore(request.getfixturevalue("postgres_in_english"), clock=clock)
+    else:
+        s = BACKENDS[request.param](request, clock)
+    yield s
+    s.close()
+
+
+def test_rows_come_in_the_same_order_on_every_backend(
+    any_sorting_store: Store, clock: FakeClock
+) -> None:
+    # Ties broken by key: text byte-wise (capitals first, as SQLite compares), a missing
+    # tenant or limit first; whatever the database's own collation.
+    store = any_sorting_store
+    tenants = ["beta", "acme", None, "Acme", "_x"]
+    for i, tenant in enumerate(tenants):
+        stop = ("max_steps", None, "max_cost_usd", "max_steps", None)[i]
+        converse(
+            store,
+            clock,
+            f"t{i}",
+            tenant,
+            [Turn(MIDNIGHT + i, 10, ends="budget_exceeded", limit=stop)],
+            trace_id=f"{i + 1:032x}",
+        )
+        clock.now = MIDNIGHT + i
+        store.change_run(
+            f"t{i}",
+            RunChange(
+                from_status=RunStatus.BUDGET_EXCEEDED,
+                status=RunStatus.BUDGET_EXCEEDED,
+                denials={("b-rule", "B-rule", "a_rule", "A-rule", "")[i]: 1},
+            ),
+        )
+    store.write_spans(
+        [
+            _span(f"{1:032x}", f"{k:016x}", f"execute_tool {tool}", MIDNIGHT, 1.0)
+            for k, tool in enumerate(["zap", "Zap", "alpha", "_lift"])
+        ]
+    )
+    figures = compute_stats(store)
+    assert [s.tenant for s in figures.spend] == [None, "Acme", "_x", "acme", "beta"]
+    assert figures.budget_stops == [
+        Count(None, 2),
+        Count("max_steps", 2),
+        Count("max_cost_usd", 1),
+    ]
+    assert [c.key for c in figures.denials] == [None, "A-rule", "B-rule", "a_rule", "b-rule"]
+    assert [s.tenant for s in figures.by_tenant()] == [None, "Acme", "_x", "acme", "beta"]
+    assert [t.tool for t in figures.slowest_tools] == ["Zap", "_lift", "alpha", "zap"]
+    assert figures.runs_by_status == {"budget_exceeded": 5}
+
+
+def test_this_weeks_spend_counts_a_follow_up_sent_this_week_on_an_old_thread(
+    db: Path, clock: FakeClock
+) -> None:
+    with threads_app.build_runtime(db, clock=clock, new_id=Ids()) as rt:
+        first = rt.start("note 2", principal=threads_app.OPS)  # a thread started a month ago
+        clock.advance(30 * DAY)
+        before = rt.get(first.thread_id).usage
+        rt.send(first.thread_id, "note 3", principal=threads_app.OPS)  # this week's work
+        after = rt.get(first.thread_id).usage
+        spent = tokens_used(after) - tokens_used(before)
+        assert spent > 0
+        week = rt.stats(since=clock() - 7 * DAY, tenant="acme")
+        assert (week.tokens, week.runs) == (spent, 0)  # spent this week; created before
+        assert week.cost_usd == pytest.approx(after["cost_usd"] - before["cost_usd"])
+        assert rt.stats().tokens == tokens_used(after)  # every day: the thread's whole spend
+        [follow_up] = [m for m in rt.messages(first.thread_id) if m.index == 1]
+        assert tokens_used(follow_up.usage) == spent  # as rt.messages tells it
+
+
+def test_a_budget_stop_is_counted_after_the_thread_went_on_and_was_answered(
+    db: Path, clock: FakeClock
+) -> None:
+    with threads_app.build_runtime(db, clock=clock, new_id=Ids()) as rt:
+        stopped = rt.start("note 3", principal=threads_app.OPS, budget=Budget(max_tool_calls=1))
+        assert stopped.status is RunStatus.BUDGET_EXCEEDED
+        rt.send(stopped.thread_id, "thanks", principal=threads_app.OPS)  # answered at once
+        assert [m.status for m in rt.messages(stopped.thread_id)] == [
+            "budget_exceeded",
+            "succeeded",
+        ]
+        figures = rt.stats()
+        assert figures.budget_stops == [Count("max_tool_calls", 1)]
+        assert figures.runs_by_status == {"succeeded": 1}  # how the thread stands now
+        assert sum(p["value"] for p in rt.metrics()["agentrt.budget.stops"]) == 1

@@ -152,6 +152,34 @@ def test_taking_a_message_closes_the_one_before_and_reopens_the_run_leased(
     assert queued.index == 2
 
 
+def test_a_message_a_budget_stopped_keeps_why_once_the_thread_goes_on(store: Store) -> None:
+    new_run(store)
+    lifecycle.move(store, "t1", RunStatus.RUNNING, now=store.clock())
+    report = {"limit": "max_tool_calls", "message": "over"}
+    lifecycle.move(store, "t1", RunStatus.BUDGET_EXCEEDED, now=store.clock(), budget_report=report)
+    store.add_message(NewMessage(thread_id="t1", text="go on", principal=BOB))
+    opened = store.open_message("t1", opening(store, 1))
+    assert opened is not None
+    assert opened.budget_report is None  # the run goes on: its row no longer says it
+    goal, one = store.thread_messages("t1")
+    assert (goal.status, goal.budget_report) == ("budget_exceeded", report)
+    assert one.budget_report is None
+    # A message that ended otherwise keeps no report.
+    lifecycle.move(store, "t1", RunStatus.SUCCEEDED, now=store.clock(), output="ok")
+    store.add_message(NewMessage(thread_id="t1", text="and again", principal=BOB))
+    assert store.open_message("t1", opening(store, 2)) is not None
+    assert [(m.status, m.budget_report) for m in store.thread_messages("t1")] == [
+        ("budget_exceeded", report),
+        ("succeeded", None),
+        ("current", None),
+    ]
+    # An opening worked out from a row that moved since writes nothing, report or not.
+    store.add_message(NewMessage(thread_id="t1", text="late", principal=BOB))
+    stale = opening(store, 3, from_status=RunStatus.BUDGET_EXCEEDED, closing="budget_exceeded")
+    assert store.open_message("t1", stale) is None
+    assert [m.status for m in store.thread_messages("t1")][-2:] == ["current", "queued"]
+
+
 def test_a_queued_message_is_taken_once(store: Store) -> None:
     new_run(store)
     finished(store)
@@ -330,9 +358,15 @@ def test_an_interrupting_message_supersedes_an_approval_never_carried_out(
     new_run(store)
     lifecycle.move(store, "t1", RunStatus.RUNNING, now=clock())
     lifecycle.move(store, "t1", RunStatus.AWAITING_APPROVAL, now=clock())
-    for n in (1, 2):
-        store.put_approval(gate_request("t1", f"a{n}", clock(), step_id=f"0.{n}"))
-        assert store.decide_approval(f"a{n}", Decided(status=ApprovalStatus.APPROVED, by="bob"))
+    asked = clock()
+    for n in (1, 2, 3):
+        store.put_approval(gate_request("t1", f"a{n}", asked, step_id=f"0.{n}"))
+    clock.advance(10)  # bob decides two of them after 10 s, a3 stays pending
+    for n, comment in ((1, None), (2, "checked with finance")):
+        assert store.decide_approval(
+            f"a{n}", Decided(status=ApprovalStatus.APPROVED, by="bob", comment=comment)
+        )
+    clock.advance(1000)  # the interrupt comes much later
     store.add_message(NewMessage(thread_id="t1", text="stop", principal=BOB, interrupt=True))
     taken = opening(
         store,
@@ -344,8 +378,25 @@ def test_an_interrupting_message_supersedes_an_approval_never_carried_out(
     assert store.open_message("t1", taken) is not None
     found = {r.id: r for r in store.list_approvals(ApprovalQuery(thread_id="t1", status=None))}
     assert found["a1"].status is ApprovalStatus.APPROVED  # carried out before: left alone
-    assert (found["a2"].status, found["a2"].comment, found["a2"].decided_by) == (
+    assert found["a1"].superseded is None
+
+    def kept(r: ApprovalRequest) -> tuple[Any, ...]:
+        return (r.status, r.decided_by, r.decided_at, r.comment, r.superseded)
+
+    # Bob's decision stays as he gave it (when, and why); that it never ran is said apart.
+    assert kept(found["a2"]) == (
         ApprovalStatus.CANCELLED,
-        "superseded by message #1",
         "bob",
+        asked + 10,
+        "checked with finance",
+        "superseded by message #1",
+    )
+    assert found["a2"].waited_seconds == 10.0
+    # Nobody decided a3: it is cancelled now, and says why where a decision's note goes.
+    assert kept(found["a3"]) == (
+        ApprovalStatus.CANCELLED,
+        None,
+        clock(),
+        "superseded by message #1",
+        "superseded by message #1",
     )

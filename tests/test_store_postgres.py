@@ -31,13 +31,15 @@ from agentrt.examples import refund_desk
 from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR
 from agentrt.records import LeaseRecord, NewRun
 from agentrt.runs import lifecycle
+from agentrt.runs.stats import compute_stats
 from agentrt.service import issue_key
 from agentrt.store import open_store
+from agentrt.store.analytics import Count
 from agentrt.store.postgres import DatabaseUnavailable, PoolSettings, PostgresStore
 from agentrt.store.postgres import database as pg_database
 from agentrt.store.postgres.approvals import queue_sql
 from agentrt.store.postgres.database import Database, hidden_password
-from agentrt.store.postgres.schema import SCHEMA_VERSION
+from agentrt.store.postgres.schema import MIGRATIONS, SCHEMA_VERSION
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 from tests import crashy_app
 from tests.conftest import FakeClock, Ids
@@ -121,7 +123,7 @@ def test_a_new_database_gets_both_sets_of_tables_and_its_version(
             "store",  # the long-term store: runs' memory across threads
             "store_migrations",
         }
-        assert store.schema_version == SCHEMA_VERSION == 7
+        assert store.schema_version == SCHEMA_VERSION == 8
         salt = store.redaction_salt()
         assert len(salt) == 32
         assert store.redaction_salt() == salt  # made once
@@ -132,6 +134,66 @@ def test_a_new_database_gets_both_sets_of_tables_and_its_version(
         assert (again.schema_version, again.redaction_salt()) == (SCHEMA_VERSION, salt)
     finally:
         again.close()
+
+
+def test_a_version_7_database_migrates_and_keeps_its_threads(empty_postgres_url: str) -> None:
+    url = empty_postgres_url
+    with psycopg.connect(url, autocommit=True) as conn:
+        for step in MIGRATIONS[:7]:
+            conn.execute(step, prepare=False)
+        conn.execute(
+            "CREATE TABLE agentrt_meta (key TEXT PRIMARY KEY, value TEXT);"
+            "INSERT INTO agentrt_meta VALUES ('schema_version', '7');"
+            "INSERT INTO runs (thread_id, status, goal, principal, tenant, budget, usage, "
+            "created_at, updated_at, message) VALUES ('t', 'succeeded', 'g', '{\"id\": \"p\"}', "
+            "'acme', '{}', '{\"input_tokens\": 30, \"output_tokens\": 3, \"cost_usd\": 0.3}', "
+            "86400, 90000, 1);"
+            "INSERT INTO messages (thread_id, idx, text, principal, status, usage_before, usage, "
+            "created_at, started_at, ended_at) VALUES ('t', 0, 'g', '{}', 'budget_exceeded', "
+            '\'{}\', \'{"input_tokens": 10, "output_tokens": 1, "cost_usd": 0.1}\', '
+            "86400, 86400, 86460);"
+            "INSERT INTO messages (thread_id, idx, text, principal, status, usage_before, "
+            "created_at, started_at) VALUES ('t', 1, 'go on', '{}', 'current', "
+            '\'{"input_tokens": 10, "output_tokens": 1, "cost_usd": 0.1}\', '
+            "172800, 172800);",
+            prepare=False,
+        )
+        for request_id, comment in (
+            ("superseded", "superseded by message #1"),
+            ("ended", "run ended failed"),
+        ):
+            conn.execute(
+                "INSERT INTO approvals (id, thread_id, step_id, kind, tool, args, args_digest, "
+                "reason, requested_by, requested_at, status, decided_at, comment) VALUES "
+                "(%s, 't', '0.0', 'action', 'pay', '{}', 'd', 'why', 'p', 1, 'cancelled', 2, %s)",
+                (request_id, comment),
+            )
+
+    store = PostgresStore(url)
+    try:
+        assert store.schema_version == SCHEMA_VERSION == 8
+        # A request superseded before this version says so where it is asked now.
+        found = {a.id: a for a in store.list_approvals(ApprovalQuery(thread_id="t", status=None))}
+        assert (found["superseded"].superseded, found["ended"].superseded) == (
+            "superseded by message #1",
+            None,
+        )
+        # A stop from before kept no report: counted, under no limit.
+        assert [(m.index, m.budget_report) for m in store.thread_messages("t")] == [
+            (0, None),
+            (1, None),
+        ]
+        figures = compute_stats(store)
+        assert [(s.day, s.runs, s.input_tokens) for s in figures.spend] == [
+            ("1970-01-02", 1, 10),
+            ("1970-01-03", 0, 20),
+        ]
+        assert figures.budget_stops == [Count(None, 1)]
+    finally:
+        store.close()
+    assert sql(url, "SELECT indexname FROM pg_indexes WHERE indexname = 'messages_by_start'") == [
+        ("messages_by_start",)
+    ]
 
 
 def test_opening_a_new_database_at_once_from_many_places_migrates_it_once(

@@ -9,12 +9,15 @@ from typing import Any
 
 import pytest
 
+from agentrt.approvals.model import ApprovalQuery
 from agentrt.budget import empty_usage
 from agentrt.errors import ConfigError
 from agentrt.records import NewRun
+from agentrt.runs.stats import compute_stats
 from agentrt.store import open_store, sqlite_path
+from agentrt.store.analytics import Count
 from agentrt.store.sqlite import SqliteStore, connect
-from agentrt.store.sqlite.schema import SCHEMA_VERSION
+from agentrt.store.sqlite.schema import MIGRATIONS, SCHEMA_VERSION
 from tests.conftest import FakeClock
 
 
@@ -146,3 +149,62 @@ def test_open_store_gives_the_store_and_its_checkpointer(tmp_path: Path) -> None
         assert opened.checkpointer.get_tuple({"configurable": {"thread_id": "none"}}) is None
     finally:
         opened.close()
+
+
+def test_a_version_13_file_migrates_and_keeps_its_threads(db_path: Path) -> None:
+    conn = sqlite3.connect(db_path)
+    for step in MIGRATIONS[:13]:
+        conn.executescript(step)
+    conn.executescript(
+        "CREATE TABLE agentrt_meta (key TEXT PRIMARY KEY, value TEXT);"
+        "INSERT INTO agentrt_meta VALUES ('schema_version', '13');"
+        "INSERT INTO runs (thread_id, status, goal, principal, tenant, budget, usage, "
+        "created_at, updated_at, message) VALUES ('t', 'succeeded', 'g', '{\"id\": \"p\"}', "
+        "'acme', '{}', '{\"input_tokens\": 30, \"output_tokens\": 3, \"cost_usd\": 0.3}', "
+        "86400, 90000, 1);"
+        "INSERT INTO messages (thread_id, idx, text, principal, status, usage_before, usage, "
+        "created_at, started_at, ended_at) VALUES ('t', 0, 'g', '{}', 'budget_exceeded', "
+        '\'{}\', \'{"input_tokens": 10, "output_tokens": 1, "cost_usd": 0.1}\', '
+        "86400, 86400, 86460);"
+        "INSERT INTO messages (thread_id, idx, text, principal, status, usage_before, "
+        "created_at, started_at) VALUES ('t', 1, 'go on', '{}', 'current', "
+        '\'{"input_tokens": 10, "output_tokens": 1, "cost_usd": 0.1}\', 172800, 172800);'
+    )
+    for request_id, comment in (
+        ("superseded", "superseded by message #1"),
+        ("ended", "run ended failed"),
+    ):
+        conn.execute(
+            "INSERT INTO approvals (id, thread_id, step_id, kind, tool, args, args_digest, "
+            "reason, requested_by, requested_at, status, decided_at, comment) "
+            "VALUES (?, 't', '0.0', 'action', 'pay', '{}', 'd', 'why', 'p', 1, 'cancelled', "
+            "2, ?)",
+            (request_id, comment),
+        )
+    conn.commit()
+    conn.close()
+
+    store = SqliteStore(db_path)
+    try:
+        assert store.schema_version == SCHEMA_VERSION == 14
+        # A request superseded before this version says so where it is asked now.
+        found = {a.id: a for a in store.list_approvals(ApprovalQuery(thread_id="t", status=None))}
+        assert (found["superseded"].superseded, found["ended"].superseded) == (
+            "superseded by message #1",
+            None,
+        )
+        assert found["superseded"].comment == "superseded by message #1"
+        # A stop from before kept no report: counted, under no limit.
+        assert [(m.index, m.budget_report) for m in store.thread_messages("t")] == [
+            (0, None),
+            (1, None),
+        ]
+        figures = compute_stats(store)
+        assert [(s.day, s.runs, s.input_tokens) for s in figures.spend] == [
+            ("1970-01-02", 1, 10),
+            ("1970-01-03", 0, 20),
+        ]
+        assert figures.budget_stops == [Count(None, 1)]
+    finally:
+        store.close()
+    assert ("index", "messages_by_start") in schema_of(db_path)

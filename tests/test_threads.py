@@ -719,8 +719,42 @@ def test_an_approval_given_after_an_interrupt_was_sent_is_superseded_with_the_ga
     assert (taken.status, taken.message, taken.output) == (SUCCEEDED, 1, "noted 1")
     assert effects(db) == ["note 1/1"]  # never paid, and the request does not say it was
     [superseded] = rt.approvals(status=None, thread_id=run.thread_id)
-    assert (superseded.status.value, superseded.comment, superseded.decided_by) == (
+    assert (superseded.status.value, superseded.superseded, superseded.decided_by) == (
         "cancelled",
         "superseded by message #1",
         "bob",
     )
+    assert superseded.comment is None  # bob gave no reason; none is made up for him
+
+
+def test_an_approval_superseded_after_its_decision_keeps_the_decision_and_its_wait(
+    rt: AgentRuntime, clock: FakeClock
+) -> None:
+    run = rt.start("pay 500", principal=OPS)
+    request = run.pending_approval
+    assert request is not None
+    clock.advance(10)  # the payer approves after 10 s
+    rt.decide(Decision.approve(request.id, by=PAYER, reason="checked with finance"), resume=False)
+    clock.advance(1000)  # a person interrupts much later, before anyone carried it on
+    taken = rt.send(run.thread_id, "note 1", principal=OPS, double_texting="interrupt")
+    assert (taken.status, taken.output) == (SUCCEEDED, "noted 1")
+    [superseded] = rt.approvals(status=None, thread_id=run.thread_id)
+    assert (
+        superseded.status.value,
+        superseded.decided_by,
+        superseded.decided_at,
+        superseded.comment,
+        superseded.superseded,
+    ) == (
+        "cancelled",
+        "bob",
+        request.requested_at + 10,
+        "checked with finance",
+        "superseded by message #1",
+    )
+    # The wait is from the request to bob's decision, not to the later supersession.
+    [wait] = rt.stats().approval_waits
+    assert (wait.decided, wait.max_seconds) == (1, 10.0)
+    # Deciding it again is refused with what happened to it, not bob's reason.
+    with pytest.raises(ApprovalError, match="superseded by message #1"):
+        rt.decide(Decision.approve(request.id, by=PAYER))

@@ -31,6 +31,12 @@ def check_decision(request: ApprovalRequest, decision: Decision, *, now: float) 
             f"{moment(request.decided_at or request.expires_at or now, now=now)}{then}",
             approval_id=rid,
         )
+    if request.status is ApprovalStatus.CANCELLED and request.superseded:
+        raise AlreadyDecided(
+            f"approval {rid!r} was {request.superseded} of its run {request.thread_id!r} "
+            "before its action ran; nothing to decide",
+            approval_id=rid,
+        )
     if request.status is ApprovalStatus.CANCELLED:
         raise AlreadyDecided(
             f"approval {rid!r} was cancelled because its run {request.thread_id!r} ended "

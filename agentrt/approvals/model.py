@@ -109,6 +109,10 @@ class ApprovalRequest:
     """Id of the expired request this one escalates."""
     escalated_to: str | None = None
     """Id of the request that took over when this one expired."""
+    superseded: str | None = None
+    """Why a later message of the thread cancelled the request before its action ran
+    (``superseded by message #2``); a decision given before keeps its decider, time and
+    comment."""
 
     @property
     def roles(self) -> tuple[str, ...]:

@@ -24,7 +24,10 @@ def stats(
     app_options: AppOptions,
     since: Annotated[
         str | None,
-        typer.Option(help="Only runs created within this age, e.g. 7d, 12h (default: all)."),
+        typer.Option(
+            help="Only runs created, and what was spent, within this age, e.g. 7d, 12h "
+            "(default: all)."
+        ),
     ] = None,
     tenant: Annotated[str | None, typer.Option(help="Only runs of this tenant.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
@@ -41,10 +44,11 @@ def stats(
     if as_json:
         typer.echo(json.dumps(figures.to_dict(), indent=2))
         return
-    window = "every run" if start is None else f"runs created since {iso(start)}"
+    window = "every run" if start is None else f"since {iso(start)}"
     typer.echo(
         f"{window}{'' if tenant is None else f' of tenant {tenant!r}'}: "
-        f"{figures.runs} run(s), {usd(figures.cost_usd)}, {figures.tokens:,} tokens"
+        f"{figures.runs} run(s) created, {usd(figures.cost_usd)} and {figures.tokens:,} "
+        "tokens spent"
     )
     typer.echo("\nruns by status:")
     table(["status", "runs"], [[k, str(v)] for k, v in figures.runs_by_status.items()])
@@ -91,7 +95,7 @@ def stats(
         [[c.key or "(default)", str(c.count)] for c in figures.denials],
     )
     typer.echo("\nbudget stops by limit:")
-    table(["limit", "runs"], [[c.key or "-", str(c.count)] for c in figures.budget_stops])
+    table(["limit", "stops"], [[c.key or "-", str(c.count)] for c in figures.budget_stops])
     typer.echo("\nslowest tools (from the span store):")
     table(
         ["tool", "calls", "mean", "max"],

@@ -143,6 +143,7 @@ class RunReading:
 
     def stats(self, *, since: float | None = None, tenant: str | None = None) -> RunStats:
         """What the runs created at or after ``since`` (epoch seconds; None: every run) of
-        ``tenant`` (None: every tenant) did: counts by status, spend by tenant and day,
-        approval waits, denials by rule, budget stops and the slowest tools."""
+        ``tenant`` (None: every tenant) did: counts by status, approval waits, denials by
+        rule and the slowest tools; and what was spent since, by tenant and day, and the
+        budget stops of the messages taken since (agentrt.runs.stats)."""
         return compute_stats(self.store, since=since, tenant=tenant)

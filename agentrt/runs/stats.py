@@ -66,18 +66,21 @@ class RunStats:
     """What the runs of a window did: the figures of `agentrt stats`."""
 
     since: float | None
-    """Runs created at or after this epoch second (None: every run)."""
+    """Runs created at or after this epoch second, and what was spent from then on (None:
+    every run)."""
     tenant: str | None
     """Of this tenant only (None: every tenant)."""
     runs_by_status: dict[str, int]
     spend: list[Spend]
-    """Runs, tokens and cost by UTC day and tenant."""
+    """Runs created, tokens and cost spent, by UTC day and tenant: a follow-up's spending
+    on the day it was taken."""
     approval_waits: list[WaitStats]
     """By rule and role, the longest p95 first."""
     denials: list[Count]
     """Policy denials by rule id (None: the policy's default), most first."""
     budget_stops: list[Count]
-    """Runs a budget stopped, by the limit that tripped."""
+    """Messages a budget stopped (a run's goal is its first), by the limit that tripped;
+    a stop stays counted once the thread went on."""
     slowest_tools: list[ToolTiming]
     """From the span store (tracing="sqlite"): empty when spans go elsewhere."""
 
@@ -153,7 +156,8 @@ def compute_stats(
     store: Any, *, since: float | None = None, tenant: str | None = None, tools: int = 10
 ) -> RunStats:
     """The figures of the runs created at or after ``since`` (epoch seconds; None: all),
-    of ``tenant`` (None: every tenant), with the ``tools`` slowest tools."""
+    of ``tenant`` (None: every tenant), with the ``tools`` slowest tools; their spend and
+    budget stops those of the messages taken from ``since`` on."""
     if not isinstance(store, StatsStore):
         raise ConfigError(
             f"the store {type(store).__name__!r} keeps no run analytics; open a SQLite file "

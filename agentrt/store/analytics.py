@@ -2,8 +2,12 @@
 
 Each query is one indexed read over the runs of a window (created at or after ``since``,
 of one tenant or all): the runs table by (created_at) or (tenant, created_at), and the
-tables a run owns through their run's id. The store sums and counts; what the figures mean
-(percentiles, the report people read) is worked out above it, in agentrt.runs.stats.
+tables a run owns through their run's id. Spend and budget stops are a message's: a
+thread that goes on spends on the day each message is taken, and a stop stays counted
+once the thread went on; they are read from the messages table by when each message
+started (a run that never went on is its one message). The store sums and counts; what
+the figures mean (percentiles, the report people read) is worked out above it, in
+agentrt.runs.stats.
 """
 
 from __future__ import annotations
@@ -26,7 +30,8 @@ class StatsQuery:
     """Which runs the figures are about."""
 
     since: float | None = None
-    """Runs created at or after this epoch second; None: every run."""
+    """Runs created at or after this epoch second, and what the messages taken from then
+    on spent; None: every run."""
     tenant: str | None = None
     """Runs of this tenant only; None: every tenant."""
 
@@ -41,12 +46,14 @@ class Count:
 
 @dataclass(frozen=True, slots=True)
 class Spend:
-    """What the runs of one tenant created on one day (UTC) spent."""
+    """What one tenant's runs spent on one day (UTC): each message's spending falls on
+    the day it was taken, a thread's first (its goal) on the day the run was created."""
 
     tenant: str | None
     day: str
     """YYYY-MM-DD, in UTC."""
     runs: int
+    """Runs created that day (a day of follow-ups alone has none)."""
     input_tokens: int
     output_tokens: int
     cost_usd: float
@@ -80,7 +87,8 @@ class StatsStore(Protocol):
         ...
 
     def spend(self, query: StatsQuery) -> list[Spend]:
-        """Runs, tokens and cost by tenant and UTC day of creation, by day then tenant."""
+        """Runs created, tokens and cost spent, by tenant and UTC day, by day then tenant
+        (no tenant first)."""
         ...
 
     def approval_waits(self, query: StatsQuery) -> list[ApprovalWait]:
@@ -92,7 +100,8 @@ class StatsStore(Protocol):
         ...
 
     def budget_stops(self, query: StatsQuery) -> list[Count]:
-        """Runs a budget stopped, by the limit that tripped, most first."""
+        """Messages a budget stopped (a run's goal is its first), by the limit that
+        tripped, most first; still counted once the thread went on."""
         ...
 
     def tool_timings(self, query: StatsQuery, *, limit: int = 10) -> list[ToolTiming]:

@@ -118,6 +118,12 @@ class MessagesMemory:
                     error=opening.error,
                     usage=Usage(**opening.spent),
                     ended_at=now,
+                    budget_report=(
+                        dict(record.budget_report)
+                        if record.budget_report is not None
+                        and opening.closing == RunStatus.BUDGET_EXCEEDED.value
+                        else None
+                    ),
                 )
             kept[index] = replace(
                 taken, status=CURRENT, usage_before=opening.usage_before, started_at=now
@@ -137,20 +143,30 @@ class MessagesMemory:
             )
             self._leases[thread_id] = opening.lease
             if opening.cancel_pending is not None:
-                given = (ApprovalStatus.APPROVED, ApprovalStatus.EDITED)
-                for request in list(self._approvals.values()):
-                    if request.thread_id == thread_id and (
-                        request.status is ApprovalStatus.PENDING
-                        or (request.id in opening.supersede and request.status in given)
-                    ):
-                        self._approvals[request.id] = replace(
-                            request,
-                            status=ApprovalStatus.CANCELLED,
-                            decided_at=now,
-                            comment=opening.cancel_pending,
-                        )
+                self._supersede(thread_id, opening, now)
             moved = self._runs[thread_id]
             return replace(moved, lease_owner=opening.lease.owner)
+
+    def _supersede(self, thread_id: str, opening: MessageOpening, now: float) -> None:
+        """The run's pending requests cancelled as superseded, and those the opening
+        names that a person gave and nothing carried out: their decision stays as given."""
+        note = opening.cancel_pending
+        given = (ApprovalStatus.APPROVED, ApprovalStatus.EDITED)
+        for request in list(self._approvals.values()):
+            if request.thread_id != thread_id:
+                continue
+            if request.status is ApprovalStatus.PENDING:
+                self._approvals[request.id] = replace(
+                    request,
+                    status=ApprovalStatus.CANCELLED,
+                    decided_at=now,
+                    comment=note,
+                    superseded=note,
+                )
+            elif request.id in opening.supersede and request.status in given:
+                self._approvals[request.id] = replace(
+                    request, status=ApprovalStatus.CANCELLED, superseded=note
+                )
 
     def stop_mark(self) -> int:
         return self._stops

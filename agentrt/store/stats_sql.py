@@ -1,11 +1,16 @@
 """The run-analytics queries (agentrt.store.analytics.StatsStore), written once for both
 SQL backends: one read a figure. Each backend's ``StatsTable`` names its dialect in a few
 class attributes (how a parameter is marked, how a JSON field is read, how a day is
-written).
+written, how text sorts).
 
 The window's runs are found by the runs table's index on created_at, or on (tenant,
 created_at); what a run owns is joined through an index of its own: approvals by the run's
-id, spans by the run's trace id.
+id, spans by the run's trace id. What was spent and which budgets stopped are read a
+message at a time (``_turns``): a thread that went on has its messages in the messages
+table, found by when each started (messages_by_start); one that never did is its run row.
+
+Rows come in the same order on both: text sorts byte-wise (``BYTES``) and a missing key
+(no tenant, no limit) sorts first.
 """
 
 from __future__ import annotations
@@ -23,6 +28,9 @@ _T = TypeVar("_T")
 TOOL_SPAN = "execute_tool "
 """How a tool.call span's name starts; the tool's name follows."""
 
+SPENT = ("input_tokens", "output_tokens", "cost_usd")
+"""The fields of a usage document the spend figures sum."""
+
 
 def _count(row: Any) -> Count:
     return Count(row["key"] or None, int(row["n"]))
@@ -36,17 +44,19 @@ class StatsSql:
     TRUE: ClassVar[str]
     """A condition that always holds."""
     DAY: ClassVar[str]
-    """A run's created_at as its UTC day, YYYY-MM-DD."""
+    """Epoch seconds (``{at}``) as their UTC day, YYYY-MM-DD."""
     USAGE_INT: ClassVar[str]
-    """A field of a run's usage (``{key}``) as an integer."""
+    """A field (``{key}``) of a usage document (``{doc}``) as an integer."""
     USAGE_REAL: ClassVar[str]
-    """A field of a run's usage (``{key}``) as a number with a fraction."""
+    """A field (``{key}``) of a usage document (``{doc}``) as a number with a fraction."""
     EACH_DENIAL: ClassVar[str]
     """After ``FROM runs r``: each (key, value) of the run's denials, as ``d``."""
     DENIAL_COUNT: ClassVar[str]
     """One denial entry's count."""
     BUDGET_LIMIT: ClassVar[str]
-    """The limit that stopped a run, from its budget report."""
+    """The limit that stopped a run, from a budget report (``{doc}``)."""
+    BYTES: ClassVar[str]
+    """The collation that sorts text byte-wise, as SQLite's default does."""
 
     db: Any
     """The backend's Database (its subclass says which): ``all(sql, params, record)``."""
@@ -55,33 +65,89 @@ class StatsSql:
         rows: list[_T] = self.db.all(sql, params, record)
         return rows
 
-    def _window(self, query: StatsQuery) -> tuple[str, list[Any]]:
+    def _window(self, query: StatsQuery, at: str = "r.created_at") -> tuple[str, list[Any]]:
+        """The condition on ``runs r`` (and a time, ``at``) that picks the window."""
         sql, params = self.TRUE, list[Any]()
         if query.tenant is not None:
             sql += f" AND r.tenant = {self.MARK}"
             params.append(query.tenant)
         if query.since is not None:
-            sql += f" AND r.created_at >= {self.MARK}"
+            sql += f" AND {at} >= {self.MARK}"
             params.append(query.since)
         return sql, params
+
+    def _spent(self, doc: str, before: str | None = None) -> list[str]:
+        """The tokens and cost (``SPENT``) of usage ``doc``, less usage ``before``."""
+        values = []
+        for key in SPENT:
+            kind = self.USAGE_REAL if key == "cost_usd" else self.USAGE_INT
+            value = kind.format(doc=doc, key=key)
+            if before is not None:
+                value += f" - COALESCE({kind.format(doc=before, key=key)}, 0)"
+            values.append(value)
+        return values
+
+    def _turns(self, query: StatsQuery) -> tuple[str, list[Any]]:
+        """Each message of the window's threads that started in the window: ``tenant``,
+        ``idx`` (0: the goal the run was created with), ``at`` (when it started),
+        ``status`` (how it ended; the run's, for the thread's current one), what it spent
+        (``SPENT``) and the limit that stopped it (``stop_limit``).
+
+        A run that never went on is its one message, with the run's figures. The current
+        message of one that did spent the run's usage less what the thread had spent when
+        the message was taken, as ``rt.messages`` shows it; the messages before it keep
+        what they spent.
+        """
+        alone, alone_params = self._window(query)
+        went_on, went_on_params = self._window(query, "m.started_at")
+        current = "m.idx = r.message"
+        own = ", ".join(
+            f"{value} AS {key}" for key, value in zip(SPENT, self._spent("r.usage"), strict=True)
+        )
+        each = ", ".join(
+            f"CASE WHEN {current} THEN {mine} ELSE {kept} END"
+            for mine, kept in zip(
+                self._spent("r.usage", before="m.usage_before"),
+                self._spent("m.usage"),
+                strict=True,
+            )
+        )
+        # A window in time is found by messages_by_start, however many runs its tenant
+        # has: SQLite's planner, which knows no table's size, would go through them all
+        # (a CROSS JOIN keeps its tables in the order written; PostgreSQL plans as ever).
+        join = " CROSS JOIN" if query.since is not None else ","
+        run_limit = self.BUDGET_LIMIT.format(doc="r.budget_report")
+        kept_limit = self.BUDGET_LIMIT.format(doc="m.budget_report")
+        sql = (
+            f"SELECT r.tenant AS tenant, 0 AS idx, r.created_at AS at, r.status AS status, "
+            f"{own}, {run_limit} AS stop_limit "
+            f"FROM runs r WHERE r.message = 0 AND {alone} "
+            "UNION ALL "
+            "SELECT r.tenant, m.idx, m.started_at, "
+            f"CASE WHEN {current} THEN r.status ELSE m.status END, {each}, "
+            f"CASE WHEN {current} THEN {run_limit} ELSE {kept_limit} END "
+            f"FROM messages m{join} runs r WHERE r.thread_id = m.thread_id "
+            f"AND m.started_at IS NOT NULL AND {went_on}"
+        )
+        return sql, [*alone_params, *went_on_params]
 
     def run_counts(self, query: StatsQuery) -> list[Count]:
         where, params = self._window(query)
         return self._all(
             f"SELECT status AS key, COUNT(*) AS n FROM runs r WHERE {where} "
-            "GROUP BY status ORDER BY n DESC, status",
+            f"GROUP BY status ORDER BY n DESC, status {self.BYTES}",
             params,
             _count,
         )
 
     def spend(self, query: StatsQuery) -> list[Spend]:
-        where, params = self._window(query)
+        turns, params = self._turns(query)
         return self._all(
-            f"SELECT tenant, {self.DAY} AS day, COUNT(*) AS runs, "
-            f"SUM({self.USAGE_INT.format(key='input_tokens')}) AS input_tokens, "
-            f"SUM({self.USAGE_INT.format(key='output_tokens')}) AS output_tokens, "
-            f"SUM({self.USAGE_REAL.format(key='cost_usd')}) AS cost_usd "
-            f"FROM runs r WHERE {where} GROUP BY day, tenant ORDER BY day, tenant",
+            f"SELECT tenant, {self.DAY.format(at='at')} AS day, "
+            "SUM(CASE WHEN idx = 0 THEN 1 ELSE 0 END) AS runs, "
+            "SUM(input_tokens) AS input_tokens, SUM(output_tokens) AS output_tokens, "
+            f"SUM(cost_usd) AS cost_usd FROM ({turns}) t "
+            f"GROUP BY day, tenant ORDER BY day, tenant {self.BYTES} NULLS FIRST",
             params,
             lambda row: Spend(
                 row["tenant"],
@@ -110,17 +176,16 @@ class StatsSql:
         return self._all(
             f"SELECT d.key AS key, SUM({self.DENIAL_COUNT}) AS n "
             f"FROM runs r {self.EACH_DENIAL} WHERE {where} "
-            "AND r.denials IS NOT NULL GROUP BY d.key ORDER BY n DESC, d.key",
+            f"AND r.denials IS NOT NULL GROUP BY d.key ORDER BY n DESC, d.key {self.BYTES}",
             params,
             _count,
         )
 
     def budget_stops(self, query: StatsQuery) -> list[Count]:
-        where, params = self._window(query)
+        turns, params = self._turns(query)
         return self._all(
-            f"SELECT {self.BUDGET_LIMIT} AS key, COUNT(*) AS n "
-            f"FROM runs r WHERE {where} AND r.status = {self.MARK} "
-            "GROUP BY key ORDER BY n DESC, key",
+            f"SELECT stop_limit {self.BYTES} AS key, COUNT(*) AS n FROM ({turns}) t "
+            f"WHERE status = {self.MARK} GROUP BY key ORDER BY n DESC, key NULLS FIRST",
             [*params, RunStatus.BUDGET_EXCEEDED.value],
             _count,
         )
@@ -128,7 +193,8 @@ class StatsSql:
     def tool_timings(self, query: StatsQuery, *, limit: int = 10) -> list[ToolTiming]:
         where, params = self._window(query)
         return self._all(
-            f"SELECT substr(s.name, {len(TOOL_SPAN) + 1}) AS tool, COUNT(*) AS calls, "
+            f"SELECT substr(s.name, {len(TOOL_SPAN) + 1}) {self.BYTES} AS tool, "
+            "COUNT(*) AS calls, "
             "AVG(s.end_ns - s.start_ns) / 1e9 AS mean_seconds, "
             "MAX(s.end_ns - s.start_ns) / 1e9 AS max_seconds "
             f"FROM runs r JOIN spans s ON s.trace_id = r.trace_id WHERE {where} "

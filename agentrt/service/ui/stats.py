@@ -29,7 +29,8 @@ WINDOWS: dict[str, float | None] = {
     "30d": 30 * 86400.0,
     "all": None,
 }
-"""The windows the page offers, by how the query names them (runs created within)."""
+"""The windows the page offers, by how the query names them (runs created, and what was
+spent, within)."""
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 

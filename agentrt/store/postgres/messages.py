@@ -100,6 +100,18 @@ def _open(conn: Conn, thread_id: str, opening: MessageOpening, now: float) -> Ru
     ).fetchone()
     if queued is None:  # taken meanwhile
         return None
+    report = None
+    if opening.closing == RunStatus.BUDGET_EXCEEDED.value:
+        # What stopped the message, read before the run's row drops it; the row locked,
+        # so it is the report the move below replaces (or the move finds nothing).
+        stopped = conn.execute(
+            "SELECT budget_report FROM runs WHERE thread_id=%s AND status=%s AND message=%s "
+            "FOR UPDATE",
+            (thread_id, opening.from_status.value, opening.from_message),
+        ).fetchone()
+        if stopped is None:  # the run moved meanwhile
+            return None
+        report = stopped["budget_report"]
     moved = conn.execute(
         "UPDATE runs SET status=%s, message=%s, output=NULL, error=NULL, budget_report=NULL, "
         "cancel_requested=NULL, retry_at=NULL, transient_failures=0, "
@@ -138,14 +150,15 @@ def _open(conn: Conn, thread_id: str, opening: MessageOpening, now: float) -> Ru
             ),
         )
     conn.execute(
-        "UPDATE messages SET status=%s, output=%s, error=%s, usage=%s, ended_at=%s "
-        "WHERE thread_id=%s AND idx=%s AND status=%s",
+        "UPDATE messages SET status=%s, output=%s, error=%s, usage=%s, ended_at=%s, "
+        "budget_report=%s WHERE thread_id=%s AND idx=%s AND status=%s",
         (
             opening.closing,
             opening.output,
             opening.error,
             doc(opening.spent),
             now,
+            doc(report),
             thread_id,
             opening.from_message,
             CURRENT,
@@ -158,23 +171,25 @@ def _open(conn: Conn, thread_id: str, opening: MessageOpening, now: float) -> Ru
     )
     if opening.cancel_pending is not None:
         conn.execute(
-            "UPDATE approvals SET status=%s, decided_at=%s, comment=%s "
+            "UPDATE approvals SET status=%s, decided_at=%s, comment=%s, superseded=%s "
             "WHERE thread_id=%s AND status=%s",
             (
                 ApprovalStatus.CANCELLED.value,
                 now,
+                opening.cancel_pending,
                 opening.cancel_pending,
                 thread_id,
                 ApprovalStatus.PENDING.value,
             ),
         )
         if opening.supersede:
+            # A person's decision stays as they gave it (its time is the wait stats
+            # count); only that it never ran is new.
             conn.execute(
-                "UPDATE approvals SET status=%s, decided_at=%s, comment=%s "
+                "UPDATE approvals SET status=%s, superseded=%s "
                 "WHERE id = ANY(%s) AND thread_id=%s AND status = ANY(%s)",
                 (
                     ApprovalStatus.CANCELLED.value,
-                    now,
                     opening.cancel_pending,
                     list(opening.supersede),
                     thread_id,

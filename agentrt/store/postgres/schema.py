@@ -13,7 +13,7 @@ from __future__ import annotations
 
 __all__ = ["CHANNEL", "MIGRATIONS", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 7
+SCHEMA_VERSION = 8
 
 CHANNEL = "agentrt_runs"
 """Where the database says a run may need a driver (LISTEN/NOTIFY); the payload is its id."""
@@ -297,6 +297,17 @@ MIGRATIONS: tuple[str, ...] = (
     # from (it reads a version as a number). The new version has it refuse the database
     # when it opens it, rather than fail runs part way.
     "SELECT 1",
+    # 8: what a thread's messages leave behind (as SQLite's 14): a request superseded
+    # after a person decided it keeps their decision, superseded says why it never ran; a
+    # message a budget stopped keeps the run's budget report; spend is read by when each
+    # message started.
+    """
+    ALTER TABLE approvals ADD COLUMN superseded TEXT;
+    UPDATE approvals SET superseded = comment
+        WHERE status = 'cancelled' AND comment LIKE 'superseded by message #%';
+    ALTER TABLE messages ADD COLUMN budget_report JSON;
+    CREATE INDEX messages_by_start ON messages (started_at);
+    """,
 )
 
 assert len(MIGRATIONS) == SCHEMA_VERSION

@@ -13,11 +13,12 @@ class StatsTable(StatsSql):
 
     MARK = "%s"
     TRUE = "TRUE"
-    DAY = "to_char(to_timestamp(created_at) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
-    USAGE_INT = "(usage->>'{key}')::bigint"
-    USAGE_REAL = "(usage->>'{key}')::double precision"
+    DAY = "to_char(to_timestamp({at}) AT TIME ZONE 'UTC', 'YYYY-MM-DD')"
+    USAGE_INT = "({doc}->>'{key}')::bigint"
+    USAGE_REAL = "({doc}->>'{key}')::double precision"
     EACH_DENIAL = "CROSS JOIN LATERAL json_each_text(r.denials) d"
     DENIAL_COUNT = "d.value::bigint"
-    BUDGET_LIMIT = "budget_report->>'limit'"
+    BUDGET_LIMIT = "{doc}->>'limit'"
+    BYTES = 'COLLATE "C"'
 
     db: Database

@@ -61,6 +61,7 @@ class MessagesTable:
             ).fetchone()
             if queued is None:  # taken meanwhile
                 return None
+            report = _budget_report(db, thread_id, opening)  # before the run's row drops it
             cur = db.execute(
                 "UPDATE runs SET status=?, message=?, output=NULL, error=NULL, "
                 "budget_report=NULL, cancel_requested=NULL, retry_at=NULL, transient_failures=0, "
@@ -85,14 +86,15 @@ class MessagesTable:
             if opening.first is not None:
                 _insert_first(db, opening.first)
             db.execute(
-                "UPDATE messages SET status=?, output=?, error=?, usage=?, ended_at=? "
-                "WHERE thread_id=? AND idx=? AND status=?",
+                "UPDATE messages SET status=?, output=?, error=?, usage=?, ended_at=?, "
+                "budget_report=? WHERE thread_id=? AND idx=? AND status=?",
                 (
                     opening.closing,
                     opening.output,
                     opening.error,
                     json.dumps(opening.spent),
                     now,
+                    report,
                     thread_id,
                     opening.from_message,
                     CURRENT,
@@ -105,23 +107,25 @@ class MessagesTable:
             )
             if opening.cancel_pending is not None:
                 db.execute(
-                    "UPDATE approvals SET status=?, decided_at=?, comment=? "
+                    "UPDATE approvals SET status=?, decided_at=?, comment=?, superseded=? "
                     "WHERE thread_id=? AND status=?",
                     (
                         ApprovalStatus.CANCELLED.value,
                         now,
                         opening.cancel_pending,
+                        opening.cancel_pending,
                         thread_id,
                         ApprovalStatus.PENDING.value,
                     ),
                 )
+                # A person's decision stays as they gave it (its time is the wait stats
+                # count); only that it never ran is new.
                 db.executemany(
-                    "UPDATE approvals SET status=?, decided_at=?, comment=? "
+                    "UPDATE approvals SET status=?, superseded=? "
                     "WHERE id=? AND thread_id=? AND status IN (?, ?)",
                     [
                         (
                             ApprovalStatus.CANCELLED.value,
-                            now,
                             opening.cancel_pending,
                             approval_id,
                             thread_id,
@@ -160,6 +164,15 @@ def _next_index(db: sqlite3.Connection, thread_id: str) -> int | None:
         (thread_id,),
     ).fetchone()
     return int(row["idx"]) if row is not None else None
+
+
+def _budget_report(db: sqlite3.Connection, thread_id: str, opening: MessageOpening) -> str | None:
+    """The run's budget report (JSON text) if the message the opening closes ended
+    budget_exceeded: the message keeps it, for the stops run analytics count."""
+    if opening.closing != RunStatus.BUDGET_EXCEEDED.value:
+        return None
+    row = db.execute("SELECT budget_report FROM runs WHERE thread_id=?", (thread_id,)).fetchone()
+    return row["budget_report"] if row is not None else None
 
 
 def _idle(db: sqlite3.Connection, thread_id: str) -> bool:
@@ -230,4 +243,5 @@ def _message(row: sqlite3.Row) -> MessageRecord:
         error=row["error"],
         started_at=row["started_at"],
         ended_at=row["ended_at"],
+        budget_report=_json(row["budget_report"]),
     )

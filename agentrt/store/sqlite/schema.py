@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 13
+SCHEMA_VERSION = 14
 
 # MIGRATIONS[i] takes a database at version i to version i + 1. Never edit a released
 # entry: append a new one, so every existing file walks the same path.
@@ -264,6 +264,19 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (thread_id, idx)
     );
     CREATE INDEX messages_queued ON messages (status, thread_id);
+    """,
+    # 14: what a thread's messages leave behind. A request a later message supersedes
+    # after a person decided it keeps their decision's time and comment: superseded says
+    # why it was never carried out (a pending one's comment says so too, as before; the
+    # requests superseded before this version are found by that comment). A message a
+    # budget stopped keeps the run's budget report, which the run's row gives up when the
+    # thread goes on. Run analytics read spend by when each message started.
+    """
+    ALTER TABLE approvals ADD COLUMN superseded TEXT;
+    UPDATE approvals SET superseded = comment
+        WHERE status = 'cancelled' AND comment LIKE 'superseded by message #%';
+    ALTER TABLE messages ADD COLUMN budget_report TEXT;
+    CREATE INDEX messages_by_start ON messages (started_at);
     """,
 )
 

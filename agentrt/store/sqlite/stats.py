@@ -13,11 +13,12 @@ class StatsTable(StatsSql):
 
     MARK = "?"
     TRUE = "1=1"
-    DAY = "date(created_at, 'unixepoch')"
-    USAGE_INT = "json_extract(usage, '$.{key}')"
-    USAGE_REAL = "json_extract(usage, '$.{key}')"
+    DAY = "date({at}, 'unixepoch')"
+    USAGE_INT = "json_extract({doc}, '$.{key}')"
+    USAGE_REAL = "json_extract({doc}, '$.{key}')"
     EACH_DENIAL = ", json_each(r.denials) d"
     DENIAL_COUNT = "d.value"
-    BUDGET_LIMIT = "json_extract(budget_report, '$.limit')"
+    BUDGET_LIMIT = "json_extract({doc}, '$.limit')"
+    BYTES = "COLLATE BINARY"
 
     db: Database
