@@ -4,6 +4,8 @@
   a policy change that makes a passing case regress;
 - ``amount_runtime``: the refund desk whose scripted model refunds the amount its goal
   names ("Refund $30 on order 42."), to record many runs that differ;
+- ``priced_runtime``: the refund desk whose scripted model has a price, so a cost
+  ceiling (``expect.max_cost_usd``) counts;
 - scorers of each kind a custom scorer may return, and one that raises;
 - judge models on a script: one that passes, one that fails, one that answers no JSON.
 """
@@ -54,6 +56,14 @@ def amount_model() -> ScriptedChatModel:
 
 def amount_runtime(db: str | Path = "agentrt.db", **kwargs: Any) -> AgentRuntime:
     return refund_desk.build_runtime(db, model=amount_model(), **kwargs)
+
+
+PRICE = (1000.0, 1000.0)
+"""The desk's scripted model at $1000 per million tokens in and out: $0.001 a token."""
+
+
+def priced_runtime(db: str | Path = "agentrt.db", **kwargs: Any) -> AgentRuntime:
+    return refund_desk.build_runtime(db, prices={"refund-desk-script": PRICE}, **kwargs)
 
 
 def says_amount(t: Trajectory) -> bool:

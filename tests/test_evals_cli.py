@@ -11,6 +11,7 @@ from junitparser import Failure, JUnitXml
 from typer.testing import CliRunner
 
 from agentrt.cli import app
+from agentrt.examples import refund_desk
 
 runner = CliRunner()
 
@@ -118,7 +119,9 @@ def test_a_dataset_reports_each_case_and_exits_1_under_the_threshold(
     for run in report["runs"]:
         assert run["thread_id"].startswith(f"eval-{report['eval_id']}-")
         shown = runner.invoke(app, ["show", run["thread_id"], "--db", str(db)])
-        assert f"status    {run['status']}" in shown.output
+        # The run left at the gate was scored there, then cancelled (see below).
+        status = "cancelled" if run["cancelled"] else run["status"]
+        assert f"status    {status}" in shown.output
         traced = runner.invoke(app, ["trace", run["thread_id"], "--db", str(db)])
         assert traced.exit_code == 0, traced.output
         assert run["thread_id"] in traced.output
@@ -288,6 +291,83 @@ BAD = {
         "    goal: Refund $20 on order 43.\n    budget: {max_tool_call: 3}\n",
         "case 'small-refund', field budget: unknown Budget fields ['max_tool_call']",
     ),
+    "json schema $ref to nowhere": (
+        "output: {contains: Refunded, regex: '\\$89\\.00'}",
+        "output: {json_schema: {$ref: '#/$defs/refund'}}",
+        "refunds.yaml:28, case 'approved-refund-succeeds', field expect.output.json_schema: "
+        "$ref '#/$defs/refund' resolves to nothing (PointerToNowhere); point it at a part of "
+        "this schema, e.g. '#/$defs/NAME' with NAME under $defs (other documents are not "
+        "fetched)",
+    ),
+    "json schema $ref to another document": (
+        "output: {contains: Refunded, regex: '\\$89\\.00'}",
+        "output: {json_schema: {$ref: 'https://example.com/refund.json'}}",
+        "refunds.yaml:28, case 'approved-refund-succeeds', field expect.output.json_schema: "
+        "$ref 'https://example.com/refund.json' resolves to nothing (Unresolvable)",
+    ),
+    "json schema of an unknown dialect": (
+        "output: {contains: Refunded, regex: '\\$89\\.00'}",
+        "output: {json_schema: {$schema: 'https://example.com/my-draft'}}",
+        "field expect.output.json_schema: $schema 'https://example.com/my-draft' is not a JSON "
+        "Schema dialect jsonschema knows; leave it out (draft 2020-12) or write "
+        "'https://json-schema.org/draft/2020-12/schema'",
+    ),
+    "empty tools": (
+        "      tools: {only: [issue_refund]}\n",
+        "      tools: {}\n",
+        "refunds.yaml:40, case 'small-refund', field expect.tools: {} checks nothing; name "
+        "tools under called, not_called, only, sequence or counts, or leave tools out",
+    ),
+    "tools naming none": (
+        "      tools: {only: [issue_refund]}\n",
+        "      tools: {called: [], sequence: []}\n",
+        "refunds.yaml:40, case 'small-refund', field expect.tools: {'called': [], "
+        "'sequence': []} checks nothing",
+    ),
+    "empty output": (
+        "      output: {contains: Refunded}\n",
+        "      output: {contains: []}\n",
+        "refunds.yaml:51, case 'negative-refund-is-refused', field expect.output: "
+        "{'contains': []} checks nothing; give contains, not_contains, regex or json_schema, "
+        "or leave output out",
+    ),
+    "empty text": (
+        "      output: {contains: Refunded}\n",
+        "      output: {contains: ''}\n",
+        "refunds.yaml:51, case 'negative-refund-is-refused', field expect.output.contains: "
+        "'' is in every output; give the text to look for",
+    ),
+    "empty regex": (
+        "      output: {contains: Refunded}\n",
+        "      output: {regex: ''}\n",
+        "field expect.output.regex: the regex '' matches every output; give a pattern",
+    ),
+    "no status": (
+        "      status: awaiting_approval\n",
+        "      status: []\n",
+        "refunds.yaml:12, case 'full-refund-waits-for-approval', field expect.status: no "
+        "run's status is in an empty list; give one status or several",
+    ),
+    "no expectation": (
+        "    expect:\n      status: succeeded\n      approvals: 0\n      tools: {only: "
+        "[issue_refund]}\n",
+        "",
+        "refunds.yaml:31, case 'small-refund', field expect: the case expects nothing, so "
+        "every run would pass it, a failed one too; give it an expectation (e.g. `expect: "
+        "{status: succeeded}`), a scorer or a judge rubric",
+    ),
+    "decider": (
+        "by: {id: bob,",
+        "by: {id: '',",
+        "refunds.yaml:25, case 'approved-refund-succeeds', field decide.by: a Principal needs "
+        "a non-empty id, got ''",
+    ),
+    "rejection without a reason": (
+        "decide: {decision: approve,",
+        "decide: {decision: reject, reason: ' ',",
+        "refunds.yaml:25, case 'approved-refund-succeeds', field decide.reason: a rejection "
+        "needs a reason in words, got ' '; write one, or leave reason out",
+    ),
 }
 
 
@@ -358,3 +438,230 @@ def test_bad_flags_exit_2(dataset: Path, db: Path, args: list[str], message: str
     result = runner.invoke(app, ["eval", str(dataset), *DESK, "--db", str(db), *args])
     assert result.exit_code == 2, result.output
     assert message in result.stderr
+
+
+def eval_threads(db: Path) -> list[str]:
+    """The eval runs' thread ids in the database, if it was made."""
+    if not db.exists():
+        return []
+    listed = runner.invoke(app, ["runs", "--db", str(db)])
+    return [line.split()[0] for line in listed.output.splitlines() if line.startswith("eval-")]
+
+
+ON_THE_APP = {
+    "a tool the app lacks": (
+        "      tools: {only: [issue_refund]}\n",
+        "      tools: {not_called: [issue_refnd]}\n",
+        "refunds.yaml, case 'small-refund', field expect.tools.not_called[0]: tool "
+        "'issue_refnd' is not one of the app's tools, so this check could never tell a run "
+        "that used it; did you mean 'issue_refund'? the app's tools: ['add_order_note', "
+        "'issue_refund', 'lookup_customer', 'lookup_order']",
+    ),
+    "a count of a tool the app lacks": (
+        "counts: {issue_refund: 1}",
+        "counts: {Issue_Refund: 0}",
+        "case 'full-refund-waits-for-approval', field expect.tools.counts.Issue_Refund: tool "
+        "'Issue_Refund' is not one of the app's tools",
+    ),
+    "a cost ceiling on a model without a price": (
+        "      max_tool_calls: 5\n",
+        "      max_cost_usd: 0.0001\n",
+        "case 'full-refund-waits-for-approval', field expect.max_cost_usd: max_cost_usd "
+        "0.0001 could never fail: model 'refund-desk-script' has no known price, so every "
+        "run costs $0; give the app's AgentRuntime prices={'refund-desk-script': (input, "
+        "output)} in USD per million tokens, or expect max_tokens instead",
+    ),
+    "a cost ceiling on a script without a price": (
+        "      approvals: 0\n",
+        "      approvals: 0\n      max_cost_usd: 1\n",
+        "case 'small-refund', field expect.max_cost_usd: max_cost_usd 1 could never fail: "
+        "model 'refund-desk-script' has no known price",
+    ),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(ON_THE_APP))
+def test_what_the_app_lacks_is_refused_before_any_run(dataset: Path, db: Path, kind: str) -> None:
+    """A check that could never fail on this app (a typo's tool, a cost no price counts)
+    passes every run: refused as a typo is, exit 2, before any case runs."""
+    old, new, message = ON_THE_APP[kind]
+    assert old in DATASET
+    dataset.write_text(DATASET.replace(old, new, 1), encoding="utf-8")
+    result = runner.invoke(app, ["eval", str(dataset), *DESK, "--db", str(db)])
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert eval_threads(db) == []
+
+
+def test_a_cost_ceiling_counts_on_a_priced_model(dataset: Path, db: Path) -> None:
+    text = DATASET.replace("      max_tool_calls: 5\n", "      max_cost_usd: 0.01\n")
+    dataset.write_text(text, encoding="utf-8")
+    priced = ["--app", "tests.eval_app:priced_runtime", "--db", str(db)]
+    result = runner.invoke(app, ["eval", str(dataset), *priced, "--json"])
+    assert result.exit_code == 1, result.output
+    [run] = [r for r in json.loads(result.stdout)["runs"] if r["case"].startswith("full")]
+    [limits] = [s for s in run["scores"] if s["name"] == "limits"]
+    assert run["cost_usd"] > 0.01
+    assert limits == {
+        "name": "limits",
+        "passed": False,
+        "reason": f"cost_usd {run['cost_usd']:g} > 0.01",
+        "value": None,
+    }
+
+
+def test_cases_whose_names_make_the_same_slug_get_threads_of_their_own(
+    dataset: Path, db: Path
+) -> None:
+    """Thread ids carry the case's number: names that slug alike ("small refund",
+    "small/refund", or alike in their first 40 characters) are runs of their own."""
+    long = "a refund that is large enough to wait for a person"
+    cases = "".join(
+        f"  - name: {name}\n    goal: Refund $20 on order 43.\n    model:\n      script:\n"
+        '        - tool_calls: [{name: issue_refund, args: {order_id: "43", amount: 20.0}}]\n'
+        "        - Refunded $20.00 on order 43.\n    expect: {status: succeeded}\n"
+        for name in ("small refund", "small/refund", f"{long} (1)", f"{long} (2)")
+    )
+    dataset.write_text(
+        DATASET.split("cases:\n", maxsplit=1)[0] + "cases:\n" + cases, encoding="utf-8"
+    )
+    result = runner.invoke(app, ["eval", str(dataset), *DESK, "--db", str(db), "--json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [r["error"] for r in report["runs"]] == [None] * 4
+    eval_id = report["eval_id"]
+    assert [r["thread_id"] for r in report["runs"]] == [
+        f"eval-{eval_id}-1-small-refund-1",
+        f"eval-{eval_id}-2-small-refund-1",
+        f"eval-{eval_id}-3-a-refund-that-is-large-enough-to-wait-fo-1",
+        f"eval-{eval_id}-4-a-refund-that-is-large-enough-to-wait-fo-1",
+    ]
+    assert sorted(eval_threads(db)) == sorted(r["thread_id"] for r in report["runs"])
+
+
+def test_a_run_left_at_a_gate_is_cancelled_once_scored_with_its_request(
+    dataset: Path, db: Path
+) -> None:
+    """An eval's runs are real: a case that ends at a gate would leave a live request in
+    the app's review queue, which a reviewer could approve into a real refund. Scored
+    there, the run is cancelled with its request, and the report says so."""
+    result = runner.invoke(app, ["eval", str(dataset), *DESK, "--db", str(db), "--threshold", "0"])
+    assert result.exit_code == 0, result.output
+    assert (
+        "1 run was left waiting (awaiting_approval) and cancelled once scored, their "
+        "requests with them: an eval leaves nothing a reviewer could approve into a real "
+        "effect"
+    ) in result.stdout
+    queue = runner.invoke(app, ["approvals", "--db", str(db)])
+    assert queue.exit_code == 0, queue.output
+    assert "issue_refund" not in queue.output
+    as_json = runner.invoke(
+        app, ["eval", str(dataset), *DESK, "--db", str(db), "--threshold", "0", "--json"]
+    )
+    runs = json.loads(as_json.stdout)["runs"]
+    # Scored as it stood at the gate, then cancelled.
+    assert [(r["case"], r["status"], r["cancelled"]) for r in runs] == [
+        ("full-refund-waits-for-approval", "awaiting_approval", True),
+        ("approved-refund-succeeds", "succeeded", False),
+        ("small-refund", "succeeded", False),
+        ("negative-refund-is-refused", "succeeded", False),
+    ]
+    # Webhooks: the request was told (approval.requested) like any run's, and so is its
+    # end (run.cancelled), so a receiver that was told of the request learns it is gone.
+    with refund_desk.build_runtime(db) as rt:
+        events = rt.store.outbox_events(thread_id=runs[0]["thread_id"])
+        assert [e.type for e in events] == ["approval.requested", "run.cancelled"]
+        assert rt.approvals(status="pending") == []
+
+
+def test_a_run_whose_decision_fails_at_the_gate_is_cancelled_too(dataset: Path, db: Path) -> None:
+    other = DATASET.replace("tenant: acme}}", "tenant: globex}}")  # bob decides for globex
+    dataset.write_text(other, encoding="utf-8")
+    result = runner.invoke(
+        app, ["eval", str(dataset), *DESK, "--db", str(db), "--threshold", "0", "--json"]
+    )
+    [run] = [r for r in json.loads(result.stdout)["runs"] if r["case"].startswith("approved")]
+    assert (run["status"], run["cancelled"], run["passed"]) == ("awaiting_approval", True, False)
+    assert run["error"].startswith("NotAuthorized: 'bob' of tenant 'globex' cannot decide")
+    shown = runner.invoke(app, ["show", run["thread_id"], "--db", str(db)])
+    assert "status    cancelled" in shown.output
+
+
+def test_junit_holds_control_characters_written_out(
+    dataset: Path, db: Path, tmp_path: Path
+) -> None:
+    """XML 1.0 cannot hold most control characters: a bell in a case name is written as
+    \\x07, so a CI reader parses the file and the name still says what it was."""
+    text = DATASET.replace("- name: small-refund", '- name: "small\\x07refund"')
+    dataset.write_text(text, encoding="utf-8")
+    junit = tmp_path / "eval.xml"
+    result = runner.invoke(
+        app, ["eval", str(dataset), *DESK, "--db", str(db), "--junit", str(junit)]
+    )
+    assert result.exit_code == 1, result.output
+    [suite] = list(JUnitXml.fromfile(str(junit)))
+    assert "small\\x07refund" in {case.name for case in suite}
+
+
+@pytest.mark.parametrize("flag", ["--junit", "--save-baseline"])
+def test_an_output_path_that_cannot_be_written_is_refused_before_any_run(
+    dataset: Path, db: Path, tmp_path: Path, flag: str
+) -> None:
+    missing = tmp_path / "no-such-dir" / "out"
+    result = runner.invoke(app, ["eval", str(dataset), *DESK, "--db", str(db), flag, str(missing)])
+    assert result.exit_code == 2, result.output
+    assert result.stderr == (
+        f"error: {flag} {str(missing)!r}: there is no directory "
+        f"{str(missing.parent)!r}; create it first, or give a path in one that exists\n"
+    )
+    assert not db.exists()
+    folder = runner.invoke(app, ["eval", str(dataset), *DESK, "--db", str(db), flag, str(tmp_path)])
+    assert folder.exit_code == 2, folder.output
+    assert f"error: {flag} {str(tmp_path)!r} is a directory; give a file path" in folder.stderr
+    assert not db.exists()
+
+
+def test_junit_and_baseline_in_one_file_are_refused(
+    dataset: Path, db: Path, tmp_path: Path
+) -> None:
+    out = str(tmp_path / "out")
+    result = runner.invoke(
+        app, ["eval", str(dataset), *DESK, "--db", str(db), "--junit", out, "--save-baseline", out]
+    )
+    assert result.exit_code == 2, result.output
+    assert f"--junit and --save-baseline both name {out!r}; give each a file of its own" in (
+        result.stderr
+    )
+
+
+@pytest.mark.parametrize(
+    ("flag", "target"),
+    [
+        ("--junit", "agentrt.evals.write_junit"),
+        ("--save-baseline", "agentrt.evals.EvalReport.save"),
+    ],
+)
+def test_an_output_file_that_fails_to_write_is_one_line_after_the_report(
+    dataset: Path,
+    db: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    *,
+    flag: str,
+    target: str,
+) -> None:
+    """The disk fills, or the directory goes, while the cases run: the report is printed,
+    then one line says which file was not written (exit 2), not a traceback."""
+
+    def full(*args: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(target, full)
+    out = str(tmp_path / "out")
+    result = runner.invoke(app, ["eval", str(dataset), *DESK, "--db", str(db), flag, out])
+    assert result.exit_code == 2, result.output
+    assert result.stdout.splitlines()[-1].startswith("pass rate 75.0% (3/4)")
+    # (stderr starts with the progress bar's line, cleared)
+    assert result.stderr.endswith(
+        f"\nerror: cannot write {flag} {out!r}: No space left on device\n"
+    )

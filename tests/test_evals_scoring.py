@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -22,8 +23,10 @@ from agentrt.evals import (
     regressions,
     run_eval,
 )
+from agentrt.evals.junit import junit_xml
 from agentrt.evals.scorers import checks_of
 from agentrt.examples import refund_desk
+from agentrt.principal import Principal
 from agentrt.testing import ScriptedChatModel
 from tests import eval_app
 from tests.conftest import FakeClock, Ids
@@ -295,3 +298,162 @@ def test_dataset_problems_are_named(text: str, message: str) -> None:
     with pytest.raises(DatasetError) as caught:
         parse_dataset(text)
     assert message in str(caught.value)
+
+
+def test_a_check_that_raises_fails_alone_naming_what_it_raised() -> None:
+    """JSON nested past the interpreter's depth raises RecursionError in json.loads, which
+    is not a ValueError: it fails the output scorer, and the others still score."""
+    nested = "[" * 100_000
+    found = scores(
+        "{status: succeeded, output: {json_schema: {type: array}}}", trajectory(output=nested)
+    )
+    assert [(s.name, s.passed) for s in found] == [("status", True), ("output", False)]
+    assert found[1].reason.startswith("the check raised RecursionError: maximum recursion depth")
+
+
+def test_a_scorer_that_raises_in_a_run_fails_that_scorer_not_the_eval(
+    db: Path, clock: FakeClock
+) -> None:
+    """A schema that refers to itself ({$ref: '#'}) resolves, yet validating against it
+    recurses without end: that run's output scorer fails, every other run is reported."""
+    text = """
+defaults:
+  principal: {id: alice, tenant: acme, scopes: [orders:read, orders:write, payments:write]}
+cases:
+  - name: self-referring-schema
+    goal: Answer in JSON.
+    model: {script: ['{"refund_id": "rf_1"}']}
+    expect: {status: succeeded, output: {json_schema: {$ref: '#'}}}
+  - name: plain
+    goal: Answer in JSON.
+    model: {script: ['{"refund_id": "rf_1"}']}
+    expect: {status: succeeded, output: {json_schema: {type: object}}}
+"""
+    with refund_desk.build_runtime(db, clock=clock, new_id=Ids()) as rt:
+        report = run_eval(rt, parse_dataset(text))
+    assert [(r.case, r.passed, r.error) for r in report.runs] == [
+        ("self-referring-schema", False, None),
+        ("plain", True, None),
+    ]
+    [failed] = report.runs[0].failures
+    assert failed.name == "output"
+    assert failed.reason.startswith("the check raised RecursionError:")
+
+
+def test_json_schemas_resolve_refs_in_their_own_dialect() -> None:
+    """A draft-07 schema's references (#/definitions/...) resolve at load and validate at
+    scoring under draft 7, as jsonschema reads its $schema."""
+    schema = (
+        "{$schema: 'http://json-schema.org/draft-07/schema#', definitions: {id: {type: "
+        "string}}, properties: {refund_id: {$ref: '#/definitions/id'}}}"
+    )
+    assert scores(
+        f"{{output: {{json_schema: {schema}}}}}", trajectory(output='{"refund_id": "a"}')
+    ) == [Score("output", True)]
+    [unfit] = scores(
+        f"{{output: {{json_schema: {schema}}}}}", trajectory(output='{"refund_id": 7}')
+    )
+    assert unfit.reason == (
+        "output does not fit the schema: 7 is not of type 'string'; it was '{\"refund_id\": 7}'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("expect", "passed"),
+    [
+        ("{tools: {only: []}}", False),  # only: [] says no tool was called
+        ("{approvals: []}", False),  # no approval asked
+        ("{denials: []}", True),
+        ("{tools: {counts: {lookup_order: 0}}}", False),
+    ],
+)
+def test_an_empty_list_that_still_checks_something_is_kept(expect: str, passed: bool) -> None:
+    [score] = scores(expect, trajectory(LOOKUP, REFUND))
+    assert score.passed is passed
+
+
+def test_a_case_with_only_a_scorer_or_a_rubric_expects_something() -> None:
+    text = (
+        "cases:\n"
+        "  - {name: a, goal: g, principal: {id: x}, scorers: ['tests.eval_app:low_score']}\n"
+        "  - {name: b, goal: g, principal: {id: x}, judge: The answer is polite.}\n"
+    )
+    assert [c.name for c in parse_dataset(text).cases] == ["a", "b"]
+
+
+def test_the_decider_is_built_at_load() -> None:
+    text = (
+        "defaults: {decide: {decision: approve, by: {id: bob, roles: [refund-approver]}}}\n"
+        "cases:\n  - {name: a, goal: g, principal: {id: x}, expect: {status: succeeded}}\n"
+    )
+    [case] = parse_dataset(text).cases
+    assert case.decider == Principal("bob", roles=["refund-approver"])
+    with pytest.raises(DatasetError) as caught:
+        parse_dataset(text.replace("id: bob, roles: [refund-approver]", "id: ' '"))
+    assert str(caught.value) == (
+        "<string>:3, case 'a', field decide.by: a Principal needs a non-empty id, got ' '"
+    )
+
+
+def test_junit_writes_out_what_xml_cannot_hold() -> None:
+    """A scorer's reason with a terminal's colours, a case name with a bell, a lone
+    surrogate: the document parses, and each is there as \\x1b, \\x07, \\ud800."""
+    report = EvalReport(
+        dataset="d\x00",
+        eval_id="x",
+        runs=(
+            RunResult(
+                case="bell\x07case",
+                repeat=1,
+                thread_id="t1",
+                status="succeeded",
+                scores=(Score("s", False, "colour \x1b[31mred\x1b[0m\ttab\nline"),),
+            ),
+            RunResult(
+                case="c", repeat=1, thread_id="t2", status="failed", scores=(), error="odd \ud800"
+            ),
+        ),
+    )
+    text = ET.tostring(junit_xml(report).getroot(), encoding="unicode")
+    root = ET.fromstring(text.encode("utf-8"))
+    suite = root.find("testsuite")
+    assert suite is not None
+    assert suite.get("name") == "d\\x00"
+    first, second = suite.findall("testcase")
+    assert first.get("name") == "bell\\x07case"
+    failure = first.find("failure")
+    assert failure is not None
+    assert failure.get("message") == "s: colour \\x1b[31mred\\x1b[0m\ttab\nline"
+    assert failure.text == "s: colour \\x1b[31mred\\x1b[0m\ttab\nline"
+    error = second.find("error")
+    assert error is not None
+    assert error.get("message") == error.text == "odd \\ud800"
+
+
+def test_a_run_that_cannot_be_cancelled_fails_saying_it_is_live(
+    db: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run left at its gate that the eval could not cancel keeps a live request: it
+    fails, whatever it scored, and says how to cancel it."""
+    text = """
+defaults:
+  principal: {id: alice, tenant: acme, scopes: [orders:read, orders:write, payments:write]}
+cases:
+  - name: waits
+    goal: The customer on order 42 says the blender arrived broken. Refund the order.
+    expect: {status: awaiting_approval}
+"""
+
+    def refused(self: object, thread_id: str, *, reason: str) -> None:
+        raise OSError("the database is read-only")
+
+    monkeypatch.setattr("agentrt.runtime.AgentRuntime.cancel", refused)
+    with refund_desk.build_runtime(db, clock=clock, new_id=Ids()) as rt:
+        [run] = run_eval(rt, parse_dataset(text)).runs
+        assert rt.get(run.thread_id).status == "awaiting_approval"
+    assert (run.status, run.cancelled, run.passed) == ("awaiting_approval", False, False)
+    assert run.scores == (Score("status", True),)
+    assert run.error == (
+        "the run is left waiting, not cancelled (OSError: the database is read-only); "
+        f"cancel it: agentrt cancel {run.thread_id} --reason 'an eval run'"
+    )

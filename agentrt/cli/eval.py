@@ -4,7 +4,8 @@ policy.
 
 Exit status: 0 when the pass rate reaches --threshold and nothing regressed against
 --baseline; 1 when it does not; 2 for bad input (a dataset with an unknown field, an
-unknown scorer, a CEL syntax error, a bad flag), before any run starts. With --replay: 0
+unknown scorer, a CEL syntax error, a tool the app lacks, a bad flag, a --junit or
+--save-baseline path that cannot be written), before any run starts. With --replay: 0
 when every run replays identical, 3 when any diverges (as `agentrt replay`).
 """
 
@@ -14,11 +15,12 @@ import importlib
 import json
 import os
 import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from agentrt.cli.common import CliError, app, short, table
+from agentrt.cli.common import CliError, app, fail, short, table
 from agentrt.cli.options import AppOptions, grouped
 
 if TYPE_CHECKING:
@@ -78,6 +80,7 @@ def eval_command(
                 raise CliError("give a dataset file, or --replay for recorded runs")
             if not 0.0 <= threshold <= 1.0:
                 raise CliError(f"--threshold must be between 0 and 1, got {threshold!r}")
+            _check_writable(junit, save_baseline)
         loaded = load_dataset(dataset) if dataset is not None else None
         saved = EvalReport.load(baseline) if baseline is not None else None
     except (CliError, ConfigError) as exc:
@@ -105,6 +108,37 @@ def _refuse_without_replay(
     used = [n for n, v in (("--status", status), ("--tenant", tenant), ("--policy", policy)) if v]
     if used:
         raise CliError(f"{', '.join(used)} apply to --replay only")
+
+
+def _check_writable(junit: str | None, save_baseline: str | None) -> None:
+    """CliError for an output path the report could not be written to: found now, not
+    after every case ran."""
+    if junit is not None and save_baseline is not None and Path(junit) == Path(save_baseline):
+        raise CliError(
+            f"--junit and --save-baseline both name {junit!r}; give each a file of its own"
+        )
+    for flag, path in (("--junit", junit), ("--save-baseline", save_baseline)):
+        if path is None:
+            continue
+        target = Path(path)
+        folder = target.parent
+        if target.is_dir():
+            raise CliError(f"{flag} {path!r} is a directory; give a file path in it")
+        if not folder.is_dir():
+            raise CliError(
+                f"{flag} {path!r}: there is no directory {str(folder)!r}; create it first, "
+                "or give a path in one that exists"
+            )
+        if not os.access(target if target.exists() else folder, os.W_OK):
+            raise CliError(f"{flag} {path!r}: not allowed to write there; give another path")
+
+
+def _write(flag: str, path: str, write: Any) -> None:
+    """Write an output file; OSError as one line (exit 2): the report was printed."""
+    try:
+        write(path)
+    except OSError as exc:
+        fail(CliError(f"cannot write {flag} {path!r}: {exc.strerror or exc}"))
 
 
 def _judge_model(spec: str) -> Any:
@@ -167,15 +201,15 @@ def _finish(
     from agentrt.evals import regressions, write_junit
 
     worse = regressions(saved, report) if saved is not None else []
-    if junit is not None:
-        write_junit(report, junit)
-    if save_to is not None:
-        report.save(save_to)
     if as_json:
         body = report.to_dict() | {"threshold": threshold, "regressions": worse}
         typer.echo(json.dumps(body, indent=2))
     else:
         _print_report(report)
+    if junit is not None:
+        _write("--junit", junit, lambda path: write_junit(report, path))
+    if save_to is not None:
+        _write("--save-baseline", save_to, report.save)
     failed = False
     if report.pass_rate < threshold:
         typer.secho(
@@ -252,11 +286,20 @@ def _print_report(report: EvalReport) -> None:
         typer.echo("\nfailed runs (agentrt trace THREAD shows one):")
         for run in failing:
             label = f"{run.case} [{run.repeat}/{report.repeat}]" if report.repeat > 1 else run.case
-            typer.echo(f"  {label}  {run.thread_id}  ({run.status})")
+            left = ", cancelled once scored" if run.cancelled else ""
+            typer.echo(f"  {label}  {run.thread_id}  ({run.status}{left})")
             if run.error:
                 typer.echo(f"    error: {short(run.error, 200)}")
             for score in run.failures:
                 typer.echo(f"    {score.name}: {short(score.reason, 200)}")
+    cancelled = [r for r in report.runs if r.cancelled]
+    if cancelled:
+        waiting = ", ".join(sorted({r.status for r in cancelled}))
+        runs = "1 run was" if len(cancelled) == 1 else f"{len(cancelled)} runs were"
+        typer.echo(
+            f"\n{runs} left waiting ({waiting}) and cancelled once scored, their requests "
+            "with them: an eval leaves nothing a reviewer could approve into a real effect"
+        )
     typer.echo(
         f"\npass rate {report.pass_rate:.1%} ({report.passed}/{len(report.runs)}), "
         f"cost {usd(report.cost_usd)}, {report.tokens} tokens, "

@@ -13,7 +13,9 @@ what_if(rt, recent_runs(rt, last=200), policy=Policy.from_file("candidate.yaml")
 ```
 
 `agentrt eval` is the same from the command line. The runs are real runs in the app's
-database (thread ids ``eval-<eval id>-<case>-<n>``), so each can be shown and traced.
+database (thread ids ``eval-<eval id>-<case number>-<case>-<n>``), so each can be shown
+and traced; one left waiting once scored (at a gate, to retry) is cancelled, its requests
+with it, so an eval leaves nothing a reviewer could approve into a real effect.
 """
 
 from agentrt.evals.dataset import Case, Dataset, DatasetError, load_dataset, parse_dataset

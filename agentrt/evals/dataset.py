@@ -6,8 +6,10 @@ expect of the outcome and the trajectory. Every problem is reported before the f
 runs, naming the file, the line where YAML gives one, the case and the field, e.g.
 ``refunds.yaml:14: case 'big-refund', field expect.tols: unknown field; known fields: ...``.
 
-CEL conditions are compiled, regular expressions and JSON schemas checked, and custom
-scorers imported here, so a typo fails the load, not the fifth case of a CI run.
+CEL conditions are compiled, regular expressions and JSON schemas checked (every
+``$ref`` resolved), custom scorers imported and the decider of the gates built here, so a
+typo fails the load, not the fifth case of a CI run; and a case that expects nothing, or
+an expectation with nothing in it, is refused: it would pass any run, a failed one too.
 """
 
 from __future__ import annotations
@@ -83,6 +85,8 @@ class Case:
     """Each CEL condition with its compiled program."""
     scorers: tuple[tuple[str, Scorer], ...]
     """Each custom scorer's "module:function" with the function."""
+    decider: Principal | None = None
+    """Who decides at the gates, as ``decide.by`` says (None without ``decide``)."""
 
     @property
     def name(self) -> str:
@@ -149,13 +153,15 @@ def parse_dataset(
     if not parsed.cases:
         raise DatasetError(source, "the dataset has no cases; add some under `cases:`")
     seen: set[str] = set()
-    ready: list[Case] = []
     for index, spec in enumerate(parsed.cases):
-        place = _Place(source, spec.name, index, node, lines)
         if spec.name in seen:
+            place = _Place(source, spec.name, index, node, lines)
             raise place.error("name", f"two cases are named {spec.name!r}; names must be unique")
         seen.add(spec.name)
-        ready.append(_ready(spec, parsed.defaults, place))
+    ready = [
+        _ready(spec, parsed.defaults, _Place(source, spec.name, index, node, lines))
+        for index, spec in enumerate(parsed.cases)
+    ]
     return Dataset(name=parsed.name or name, source=source, cases=tuple(ready), judge=parsed.judge)
 
 
@@ -174,13 +180,10 @@ class _Place:
         for part in re.split(r"[.\[\]]+", field):
             if part:
                 path.append(int(part) if part.isdigit() else part)
-        return DatasetError(
-            self.source,
-            message,
-            case=self.case,
-            field=field,
-            line=_line(path, self.node, self.lines),
-        )
+        # A field the case leaves to defaults (or leaves out) is not in the file: the
+        # case's own line then says which case.
+        line = _line(path, self.node, self.lines) or _line(path[:2], self.node, self.lines)
+        return DatasetError(self.source, message, case=self.case, field=field, line=line)
 
 
 def _line(path: Sequence[str | int], node: yaml.Node | None, lines: list[int]) -> int | None:
@@ -294,14 +297,55 @@ def _ready(spec: CaseSpec, defaults: Defaults, place: _Place) -> Case:
     scorers = [
         (name, _scorer(name, place, f"scorers[{index}]")) for index, name in enumerate(spec.scorers)
     ]
+    _refuse_checking_nothing(spec, place)
+    decide = spec.decide or defaults.decide
+    try:
+        decider = decide.by.principal() if decide is not None else None
+    except ConfigError as exc:
+        raise place.error("decide.by", str(exc)) from None
     return Case(
         spec=spec,
         principal=principal,
         budget=budget,
-        decide=spec.decide or defaults.decide,
+        decide=decide,
         where=tuple(where),
         scorers=tuple(scorers),
+        decider=decider,
     )
+
+
+def _refuse_checking_nothing(spec: CaseSpec, place: _Place) -> None:
+    """An expectation with nothing in it can never fail, nor can a case without one: each
+    would pass any run, a failed one too."""
+    expect, tools = spec.expect, spec.expect.tools
+    # only: [] does check something (that no tool was called); the others empty do not.
+    if (
+        tools is not None
+        and tools.only is None
+        and not any((tools.called, tools.not_called, tools.sequence, tools.counts))
+    ):
+        raise place.error(
+            "expect.tools",
+            f"{tools.model_dump(exclude_unset=True)!r} checks nothing; name tools under "
+            "called, not_called, only, sequence or counts, or leave tools out",
+        )
+    output = expect.output
+    if output is not None and not (
+        output.contains or output.not_contains or output.regex or output.json_schema is not None
+    ):
+        raise place.error(
+            "expect.output",
+            f"{output.model_dump(exclude_unset=True)!r} checks nothing; give contains, "
+            "not_contains, regex or json_schema, or leave output out",
+        )
+    given = [getattr(expect, name) for name in Expect.model_fields if name != "where"]
+    if not (any(v is not None for v in given) or expect.where or spec.scorers or spec.judge):
+        raise place.error(
+            "expect",
+            "the case expects nothing, so every run would pass it, a failed one too; give "
+            "it an expectation (e.g. `expect: {status: succeeded}`), a scorer or a judge "
+            "rubric",
+        )
 
 
 def _scorer(name: str, place: _Place, field: str) -> Scorer:

@@ -47,6 +47,10 @@ class RunResult:
     latency_seconds: float = 0.0
     error: str | None = None
     """Why the run could not be made or finished (the case fails)."""
+    cancelled: bool = False
+    """The run was left waiting once scored (``status`` says at what: a gate, a retry),
+    and the eval cancelled it, its requests with it: a test case leaves no request a
+    reviewer could approve into a real effect."""
 
     @property
     def passed(self) -> bool:
@@ -69,6 +73,7 @@ class RunResult:
             "tool_calls": self.tool_calls,
             "latency_seconds": self.latency_seconds,
             "error": self.error,
+            "cancelled": self.cancelled,
             "scores": [s.to_dict() for s in self.scores],
         }
 
@@ -86,6 +91,7 @@ class RunResult:
             tool_calls=data["tool_calls"],
             latency_seconds=data["latency_seconds"],
             error=data.get("error"),
+            cancelled=data.get("cancelled", False),
         )
 
 

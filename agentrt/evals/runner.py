@@ -1,10 +1,15 @@
 """Running an eval: every case (times --repeat) live on the app's runtime, scored.
 
 Each run is a real run in the app's database, with a thread id that names the eval and
-the case (``eval-<eval id>-<case>-<n>``): `agentrt show` and `agentrt trace` work on it
-afterwards. A case with its own model answers (a script, or a recorded run's) runs on a
-runtime built beside the app's: the same tools, policy, budgets, prices, instructions and
-database, another model. Runs go concurrently (``concurrency`` at a time) on one event loop.
+the case (``eval-<eval id>-<case number>-<case>-<n>``): `agentrt show` and `agentrt trace`
+work on it afterwards. A case with its own model answers (a script, or a recorded run's)
+runs on a runtime built beside the app's: the same tools, policy, budgets, prices,
+instructions and database, another model. Runs go concurrently (``concurrency`` at a time)
+on one event loop.
+
+A run left waiting once scored (at an approval gate the case does not decide, or to retry)
+is cancelled, its requests with it: a test case leaves nothing in the review queue that a
+reviewer could approve into a real effect, and nothing a worker would drive on.
 """
 
 from __future__ import annotations
@@ -22,13 +27,15 @@ from langchain_core.language_models import BaseChatModel
 from agentrt.approvals import Decision
 from agentrt.evals.dataset import Case, Dataset, DatasetError
 from agentrt.evals.judge import Judge, JudgeBudget
+from agentrt.evals.preflight import check_on_app, sibling_prices
 from agentrt.evals.report import EvalReport, RunResult
-from agentrt.evals.schema import DecideSpec, ModelSpec
+from agentrt.evals.schema import ModelSpec
 from agentrt.evals.scorers import checks_of
 from agentrt.evals.trajectory import Trajectory
 from agentrt.models import resolve_model
 from agentrt.replay import recorded_model
 from agentrt.runtime import AgentRuntime, Run
+from agentrt.state import TERMINAL
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 from agentrt.tracing.shown import shown, shown_events
 
@@ -68,27 +75,25 @@ async def arun_eval(
     if repeat < 1:
         raise DatasetError(dataset.source, f"repeat must be >= 1, got {repeat!r}")
     grader = judge_for(dataset, judge)
-    for case in dataset.cases:
-        recorded = case.spec.model.recorded if case.spec.model else None
-        if recorded is not None and not rt.exists(recorded):
-            raise DatasetError(
-                dataset.source,
-                f"no run {recorded!r} in {rt.store.location!r} to take the answers of",
-                case=case.name,
-                field="model.recorded",
-            )
+    check_on_app(rt, dataset)
     eval_id = uuid.uuid4().hex[:8]
     gate = asyncio.Semaphore(concurrency)
 
-    async def one(case: Case, n: int) -> RunResult:
+    async def one(case: Case, number: int, n: int) -> RunResult:
+        # The case's number keeps thread ids apart where names slug alike ("a b", "a/b").
+        thread_id = f"eval-{eval_id}-{number}-{_slug(case.name)}-{n}"
         async with gate:
-            result = await _run_case(rt, case, n, eval_id, grader)
+            result = await _run_case(rt, case, n, thread_id, grader)
         if on_run is not None:
             on_run(result)
         return result
 
     runs = await asyncio.gather(
-        *(one(case, n) for case in dataset.cases for n in range(1, repeat + 1))
+        *(
+            one(case, number, n)
+            for number, case in enumerate(dataset.cases, start=1)
+            for n in range(1, repeat + 1)
+        )
     )
     return EvalReport(dataset=dataset.name, eval_id=eval_id, runs=tuple(runs), repeat=repeat)
 
@@ -120,7 +125,7 @@ def judge_for(dataset: Dataset, given: BaseChatModel | Judge | None) -> Judge | 
 def sibling(rt: AgentRuntime, model: BaseChatModel) -> AgentRuntime:
     """A runtime like ``rt`` (tools, policy, budgets, prices, instructions, database) that
     plans with ``model``. The caller closes it."""
-    prices = {rt.model_name: rt.model_price} if rt.model_name and rt.model_price else None
+    prices = sibling_prices(rt)
     return AgentRuntime(
         model,
         tools=list(rt.tools),
@@ -156,37 +161,79 @@ def _slug(name: str) -> str:
 
 
 async def _run_case(
-    rt: AgentRuntime, case: Case, n: int, eval_id: str, judge: Judge | None
+    rt: AgentRuntime, case: Case, n: int, thread_id: str, judge: Judge | None
 ) -> RunResult:
-    thread_id = f"eval-{eval_id}-{_slug(case.name)}-{n}"
-    target, own = rt, None
+    """One run of ``case``, scored; it fails alone whatever goes wrong, and is left
+    waiting on nothing."""
     started = time.perf_counter()
-    try:
-        if case.spec.model is not None:
-            own = await asyncio.to_thread(sibling, rt, _model_of(rt, case.spec.model))
-            target = own
-        started = time.perf_counter()
-        run = await target.astart(
-            case.spec.goal, principal=case.principal, budget=case.budget, thread_id=thread_id
-        )
-        run = await _gates(target, run, case.decide)
-        latency = time.perf_counter() - started
-        events = await asyncio.to_thread(target.events, thread_id)
-    except Exception as exc:  # a case that cannot run fails alone; the eval goes on
-        error = shown(f"{type(exc).__name__}: {exc}", rt.redactor)
-        status = rt.get(thread_id).status.value if rt.exists(thread_id) else "not started"
+    if await asyncio.to_thread(rt.exists, thread_id):  # not this case's run: left alone
         return RunResult(
             case=case.name,
             repeat=n,
             thread_id=thread_id,
-            status=status,
+            status="not started",
             scores=(),
-            latency_seconds=time.perf_counter() - started,
-            error=error,
+            error=f"thread {thread_id!r} is taken in {rt.store.location!r}; run the eval again",
         )
+    target, own = rt, None
+    try:
+        try:
+            if case.spec.model is not None:
+                own = await asyncio.to_thread(sibling, rt, _model_of(rt, case.spec.model))
+                target = own
+            started = time.perf_counter()
+            result = await _scored(rt, target, case, n, thread_id, judge=judge)
+        except Exception as exc:  # a case that cannot run fails alone; the eval goes on
+            result = await _failed(rt, case, n, thread_id, exc, started=started)
+        try:
+            if await _cancel_if_waiting(target, thread_id):
+                result = dataclasses.replace(result, cancelled=True)
+        except Exception as exc:  # a live request stays: the run fails, and says so
+            problem = shown(
+                f"the run is left waiting, not cancelled ({type(exc).__name__}: {exc}); "
+                f"cancel it: agentrt cancel {thread_id} --reason 'an eval run'",
+                rt.redactor,
+            )
+            said = f"{result.error}; " if result.error else ""
+            result = dataclasses.replace(result, error=said + problem)
+        return result
     finally:
         if own is not None:
             await asyncio.to_thread(own.close)
+
+
+async def _failed(
+    rt: AgentRuntime, case: Case, n: int, thread_id: str, exc: Exception, *, started: float
+) -> RunResult:
+    exists = await asyncio.to_thread(rt.exists, thread_id)
+    status = (await asyncio.to_thread(rt.get, thread_id)).status.value if exists else None
+    return RunResult(
+        case=case.name,
+        repeat=n,
+        thread_id=thread_id,
+        status=status or "not started",
+        scores=(),
+        latency_seconds=time.perf_counter() - started,
+        error=shown(f"{type(exc).__name__}: {exc}", rt.redactor),
+    )
+
+
+async def _scored(
+    rt: AgentRuntime,
+    target: AgentRuntime,
+    case: Case,
+    n: int,
+    thread_id: str,
+    *,
+    judge: Judge | None,
+) -> RunResult:
+    started = time.perf_counter()
+    run = await target.astart(
+        case.spec.goal, principal=case.principal, budget=case.budget, thread_id=thread_id
+    )
+    run = await _gates(target, run, case)
+    latency = time.perf_counter() - started
+    events = await asyncio.to_thread(target.events, thread_id)
     trajectory = Trajectory.of(run, events, latency_seconds=latency)
     scores = [check(trajectory) for check in checks_of(case)]
     if case.spec.judge is not None and judge is not None:
@@ -211,14 +258,32 @@ async def _run_case(
     )
 
 
-async def _gates(target: AgentRuntime, run: Run, decide: DecideSpec | None) -> Run:
+async def _cancel_if_waiting(target: AgentRuntime, thread_id: str) -> bool:
+    """Cancel the case's run if it waits (a request no one decided, a retry due): an
+    eval's runs are real, and a test case must leave no request a reviewer could approve
+    into a real effect. True if it was cancelled (or asked to stop); an error if it could
+    not be, so the run fails and the report says so."""
+    if not await asyncio.to_thread(target.exists, thread_id):
+        return False
+    waiting = (await asyncio.to_thread(target.get, thread_id)).status
+    if waiting in TERMINAL:
+        return False
+    await asyncio.to_thread(
+        target.cancel,
+        thread_id,
+        reason=f"an eval's run, left {waiting.value} once scored: cancelled with its requests",
+    )
+    return True
+
+
+async def _gates(target: AgentRuntime, run: Run, case: Case) -> Run:
     """Decide every approval gate the run meets as the case says, until it ends or waits
     on something else (a reconcile, a budget raise)."""
+    decide, by = case.decide, case.decider
     for _ in range(_MAX_GATES):
         request = run.pending_approval
-        if request is None or decide is None or request.kind != "action":
+        if request is None or decide is None or by is None or request.kind != "action":
             break
-        by = decide.by.principal()
         decision = (
             Decision.approve(request.id, by=by)
             if decide.decision == "approve"

@@ -7,9 +7,9 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-import jsonschema
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from agentrt.evals.json_schemas import schema_problem
 from agentrt.principal import Principal
 from agentrt.state import RunStatus
 
@@ -83,6 +83,16 @@ class DecideSpec(_Strict):
     by: PrincipalSpec
     reason: str = "rejected by the eval"
 
+    @field_validator("reason")
+    @classmethod
+    def _in_words(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError(
+                f"a rejection needs a reason in words, got {value!r}; write one, or leave "
+                "reason out"
+            )
+        return value
+
 
 class ToolsExpect(_Strict):
     """Which tools the run called."""
@@ -117,6 +127,8 @@ class OutputExpect(_Strict):
     @field_validator("regex")
     @classmethod
     def _compiles(cls, value: str | None) -> str | None:
+        if value == "":
+            raise ValueError("the regex '' matches every output; give a pattern to look for")
         if value is not None:
             try:
                 re.compile(value)
@@ -127,11 +139,17 @@ class OutputExpect(_Strict):
     @field_validator("json_schema")
     @classmethod
     def _schema(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None:
-            try:
-                jsonschema.Draft202012Validator.check_schema(value)
-            except jsonschema.SchemaError as exc:
-                raise ValueError(f"not a valid JSON schema: {exc.message}") from None
+        problem = schema_problem(value) if value is not None else None
+        if problem is not None:
+            raise ValueError(problem)
+        return value
+
+    @field_validator("contains", "not_contains")
+    @classmethod
+    def _no_empty_text(cls, value: list[str]) -> list[str]:
+        if "" in value:
+            # "" is in every output: contains would always pass, not_contains always fail.
+            raise ValueError("'' is in every output; give the text to look for")
         return value
 
 
@@ -158,6 +176,13 @@ class Expect(_Strict):
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @field_validator("status")
+    @classmethod
+    def _some_status(cls, value: RunStatus | list[RunStatus] | None) -> Any:
+        if value == []:
+            raise ValueError("no run's status is in an empty list; give one status or several")
+        return value
 
 
 class JudgeSpec(_Strict):

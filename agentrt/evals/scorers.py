@@ -16,9 +16,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import cel
-import jsonschema
 
 from agentrt.evals.dataset import Case
+from agentrt.evals.json_schemas import validation_error
 from agentrt.evals.schema import Expect, OutputExpect, ToolsExpect
 from agentrt.evals.trajectory import NO_RULE, Trajectory
 
@@ -55,31 +55,45 @@ Check = Callable[[Trajectory], Score]
 
 
 def checks_of(case: Case) -> list[Check]:
-    """The case's expectations and custom scorers, in the order the report lists them."""
+    """The case's expectations and custom scorers, in the order the report lists them.
+    A check that raises fails alone, saying what it raised: never the run, nor the eval."""
     expect = case.spec.expect
-    found: list[Check] = []
+    found: list[tuple[str, Check]] = []
     if expect.status is not None:
-        found.append(lambda t: _status(expect, t))
+        found.append(("status", lambda t: _status(expect, t)))
     if expect.tools is not None:
         tools = expect.tools
-        found.append(lambda t: _tools(tools, t))
+        found.append(("tools", lambda t: _tools(tools, t)))
     if case.where:
         where = case.where
-        found.append(lambda t: _where(where, t))
+        found.append(("where", lambda t: _where(where, t)))
     if expect.approvals is not None:
         approvals = expect.approvals
-        found.append(lambda t: _rules("approvals", approvals, [c.rule for c in t.approvals]))
+        found.append(
+            ("approvals", lambda t: _rules("approvals", approvals, [c.rule for c in t.approvals]))
+        )
     if expect.denials is not None:
         denials = expect.denials
-        found.append(lambda t: _rules("denials", denials, [c.rule for c in t.denials]))
+        found.append(("denials", lambda t: _rules("denials", denials, [c.rule for c in t.denials])))
     if any(getattr(expect, f) is not None for f in _LIMITS):
-        found.append(lambda t: _limits(expect, t))
+        found.append(("limits", lambda t: _limits(expect, t)))
     if expect.output is not None:
         output = expect.output
-        found.append(lambda t: _output(output, t))
+        found.append(("output", lambda t: _output(output, t)))
     for name, fn in case.scorers:
-        found.append(lambda t, name=name, fn=fn: custom_score(name, fn, t))  # type: ignore[misc]
-    return found
+        found.append((name, lambda t, name=name, fn=fn: custom_score(name, fn, t)))  # type: ignore[misc]
+    return [_guarded(name, check) for name, check in found]
+
+
+def _guarded(name: str, check: Check) -> Check:
+    def guarded(t: Trajectory) -> Score:
+        try:
+            return check(t)
+        except Exception as exc:  # an output no check foresaw (JSON nested past the
+            # interpreter's depth, a schema that refers to itself): this scorer's verdict
+            return Score(name, False, f"the check raised {type(exc).__name__}: {exc}")
+
+    return guarded
 
 
 def _status(expect: Expect, t: Trajectory) -> Score:
@@ -173,11 +187,13 @@ def _output(spec: OutputExpect, t: Trajectory) -> Score:
         problems.append(f"does not match /{spec.regex}/")
     if spec.json_schema is not None:
         try:
-            jsonschema.validate(json.loads(text), spec.json_schema)
+            value = json.loads(text)
         except ValueError as exc:
             problems.append(f"is not JSON: {exc}")
-        except jsonschema.ValidationError as exc:
-            problems.append(f"does not fit the schema: {exc.message}")
+        else:
+            unfit = validation_error(spec.json_schema, value)
+            if unfit is not None:
+                problems.append(f"does not fit the schema: {unfit}")
     if not problems:
         return Score("output", True)
     return Score("output", False, f"output {'; '.join(problems)}; it was {_quoted(text)}")
