@@ -397,6 +397,50 @@ def test_the_command_lists_and_writes_out_artifacts(db: Path, tmp_path: Path) ->
     assert f"error: run {thread!r} has no artifact named 'nope.csv'" in said
 
 
+def test_the_command_says_where_it_cannot_write_out(db: Path, tmp_path: Path) -> None:
+    thread, _ = two_runs(db)
+    (tmp_path / "taken").write_text("a file, not a directory")
+    cases = [
+        (
+            tmp_path / "no" / "r.csv",
+            f"--out {str(tmp_path / 'no' / 'r.csv')!r}: there is no directory "
+            f"{str(tmp_path / 'no')!r}; create it first or give a path in a directory that exists",
+        ),
+        (
+            tmp_path / "taken" / "r.csv",
+            f"--out {str(tmp_path / 'taken' / 'r.csv')!r}: there is no directory "
+            f"{str(tmp_path / 'taken')!r}",
+        ),
+        (
+            tmp_path,
+            f"--out {str(tmp_path)!r} is a directory; give a file in it: "
+            f"--out {tmp_path / 'report.csv'}",
+        ),
+    ]
+    for out, said in cases:
+        result = CliRunner().invoke(
+            cli_app, ["artifacts", thread, "report.csv", "--out", str(out), "--db", str(db)]
+        )
+        assert isinstance(result.exception, SystemExit), repr(result.exception)
+        assert result.exit_code == 2, result.output
+        assert result.output.startswith(f"error: {said}"), result.output
+        assert len(result.output.splitlines()) == 1
+    assert not (tmp_path / "report.csv").exists()
+    if Path("/dev/full").exists():  # a write that fails past the checks: a full disk
+        full = CliRunner().invoke(
+            cli_app, ["artifacts", thread, "report.csv", "-o", "/dev/full", "--db", str(db)]
+        )
+        assert (full.exit_code, full.output) == (
+            2,
+            "error: cannot write --out '/dev/full': No space left on device\n",
+        )
+    nameless = CliRunner().invoke(cli_app, ["artifacts", thread, "--out", "x", "--db", str(db)])
+    assert (nameless.exit_code, nameless.output) == (
+        2,
+        "error: --out needs an artifact's name: agentrt artifacts THREAD NAME --out FILE\n",
+    )
+
+
 @pytest.mark.subprocess
 def test_run_python_returns_the_files_its_program_wrote(db: Path) -> None:
     program = (

@@ -135,6 +135,15 @@ def test_edit_from_the_cli(db: Path) -> None:
     assert "the run is now succeeded" in out
 
 
+def factory_of_two(db: str, model: str) -> None:
+    """An app factory that needs more than db=."""
+
+
+def factory_with_a_bug(db: str = "agentrt.db") -> None:
+    """An app factory that takes db= and fails inside it with a TypeError of its own."""
+    raise TypeError("a bug of the app's own")
+
+
 @pytest.mark.parametrize(
     ("args", "code", "message"),
     [
@@ -152,6 +161,39 @@ def test_edit_from_the_cli(db: Path) -> None:
         (["approve", "apr_x", "--as", "bob", *DEMO], 1, "no approval request has id 'apr_x'"),
         (["runs", *DEMO, "--status", "paused"], 1, "unknown run status 'paused'"),
         (["demo", "--decision", "maybe"], 2, "--decision must be approve or reject"),
+        (
+            ["runs", "--app", "agentrt.examples.refund_desk:demo_model"],
+            2,
+            "error: app factory 'agentrt.examples.refund_desk:demo_model' cannot be called "
+            "with db= alone (got an unexpected keyword argument 'db'); a command calls it with "
+            "db= (the SQLite file or postgresql:// URL), so give it that parameter and defaults "
+            "for the rest, as in def build_runtime(db='agentrt.db'), or give an AgentRuntime as "
+            "--app",
+        ),
+        (
+            ["runs", "--app", "tests.test_cli:factory_of_two"],
+            2,
+            "error: app factory 'tests.test_cli:factory_of_two' cannot be called with db= "
+            "alone (missing a required argument: 'model'); a command calls it with db=",
+        ),
+        *(
+            (
+                ["runs", *DEMO, "--limit", n],
+                2,
+                "Invalid value for '--limit': Input should be greater than or equal to 1",
+            )
+            for n in ("0", "-1")
+        ),
+        (
+            ["approvals", *DEMO, "--limit", "0"],
+            2,
+            "Invalid value for '--limit': Input should be greater than or equal to 1",
+        ),
+        (
+            ["worker", *DEMO, "--concurrency", "0"],
+            2,
+            "Invalid value for '--concurrency': Input should be greater than or equal to 1",
+        ),
     ],
 )
 def test_errors_are_one_clear_line(
@@ -182,3 +224,14 @@ def test_app_from_agentrt_toml(db: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     refund_desk.build_runtime("from-toml.db").close()
     code, out = cli("runs")
     assert (code, out.strip()) == (0, "(none)")
+
+
+def test_a_type_error_inside_an_app_factory_is_the_apps_own(db: Path) -> None:
+    # Only a call the factory's signature refuses is said to be about db=; a TypeError
+    # raised inside a factory that takes db= is the app's bug, and surfaces as it is.
+    refund_desk.build_runtime(db).close()
+    bug = "tests.test_cli:factory_with_a_bug"
+    result = runner.invoke(app, ["runs", "--app", bug, "--db", str(db)])
+    assert isinstance(result.exception, TypeError), result.output
+    assert str(result.exception) == "a bug of the app's own"
+    assert "db=" not in result.output

@@ -5,14 +5,18 @@ wrong."""
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 import pytest
 from typer.testing import CliRunner
 
+from agentrt import AgentRuntime
 from agentrt.cli import app
+from agentrt.examples import refund_desk
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ["--app", "agentrt.examples.refund_desk:build_runtime"]
@@ -84,6 +88,9 @@ def test_commands_that_need_only_the_database_work_with_db_alone(db: Path) -> No
         ["approve", "apr_1", "--as", "bob", *DEMO],
         ["raise-limit", "apr_1", "--to", "40", "--as", "bob", *DEMO],
         ["prune", "--older-than", "30d", *DEMO],
+        ["memory", "list", "--tenant", "acme"],
+        ["artifacts", "t1"],
+        ["stats"],
     ],
 )
 def test_a_database_that_does_not_exist_is_named_and_not_made(
@@ -93,6 +100,58 @@ def test_a_database_that_does_not_exist_is_named_and_not_made(
     code, out = cli(*args, "--db", str(typo))
     assert (code, out.strip()) == (2, f"error: no database at {str(typo)!r}; {NOT_MADE}")
     assert list(tmp_path.iterdir()) == []
+
+
+def _no_pool(*args: object, **kwargs: object) -> NoReturn:
+    """In place of AgentRuntime.worker: a worker that got this far polls for ever."""
+    raise AssertionError("the worker started on a database it should have refused")
+
+
+def test_a_worker_on_a_database_that_does_not_exist_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # It would poll an empty file for ever: a typo'd --db is said instead.
+    monkeypatch.setattr(signal, "signal", lambda signum, handler: None)  # pytest's, kept
+    monkeypatch.setattr(AgentRuntime, "worker", _no_pool)
+    typo = tmp_path / "typo.db"
+    code, out = cli("worker", *DEMO, "--db", str(typo))
+    assert (code, out.strip()) == (2, f"error: no database at {str(typo)!r}; {NOT_MADE}")
+    assert list(tmp_path.iterdir()) == []
+
+
+FACTORY_DEFAULT = (
+    "error: no database at 'agentrt.db' (the default db= of app factory "
+    "'agentrt.examples.refund_desk:build_runtime'); give the database with --db FILE, or run "
+    "where that file is (this command reads an existing database and does not make a new one)"
+)
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["runs"],
+        ["show", "t1"],
+        ["approvals"],
+        ["trace", "t1"],
+        ["resume", "t1"],
+        ["memory", "list", "--tenant", "acme"],
+        ["artifacts", "t1"],
+        ["stats"],
+        ["worker"],
+    ],
+)
+def test_an_app_factory_without_db_opens_its_default_only_if_it_exists(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str]
+) -> None:
+    monkeypatch.setattr(signal, "signal", lambda signum, handler: None)
+    monkeypatch.setattr(AgentRuntime, "worker", _no_pool)
+    code, out = cli(*args, *DEMO)
+    assert (code, out.strip()) == (2, FACTORY_DEFAULT)
+    assert list(tmp_path.iterdir()) == []  # no empty agentrt.db left in the working directory
+    refund_desk.build_runtime(tmp_path / "agentrt.db").close()
+    if args[0] != "worker":  # where the default is, it is the database read
+        code, out = cli(*args, *DEMO)
+        assert FACTORY_DEFAULT not in out, out
 
 
 def test_a_file_that_is_not_an_sqlite_database_is_named(tmp_path: Path) -> None:

@@ -269,6 +269,56 @@ def test_cli_names_a_key_it_does_not_have(remembered: str) -> None:
     assert other.exit_code == 2
 
 
+def test_cli_masks_what_it_shows_as_every_command_does(tmp_path: Path) -> None:
+    db = str(tmp_path / "agentrt.db")
+    card = "4111 1111 1111 1111"
+    with runtime(db, []) as rt:
+        rt.memory("acme").put(
+            "notes", card, {"password": "hunter2-hunter2", "text": f"paid with {card}"}
+        )
+    listed = cli("list", "--tenant", "acme", "--db", db)
+    shown = cli("show", "notes", card, "--tenant", "acme", "--db", db)
+    for done in (listed, shown):
+        assert done.exit_code == 0, done.output
+        assert "hunter2" not in done.output
+        assert "4111" not in done.output  # in the key and in the value
+    assert json.loads(shown.output) == {
+        "namespace": "notes",
+        "key": "[REDACTED:card]",
+        "value": {"password": "[REDACTED:field]", "text": "paid with [REDACTED:card]"},
+        "created_at": json.loads(shown.output)["created_at"],
+        "updated_at": json.loads(shown.output)["updated_at"],
+    }
+    assert listed.output.splitlines()[1].split()[:3] == ["notes", "[REDACTED:card]", "(shared)"]
+
+
+def test_cli_reaches_the_memory_of_runs_without_a_tenant(remembered: str) -> None:
+    with runtime(remembered, []) as rt:
+        rt.memory(None).put("notes", "solo", {"text": "no tenant"})
+        rt.memory("no-tenant").put("notes", "named", {"text": "a tenant named so"})
+    listed = cli("list", "--no-tenant", "--all", "--db", remembered)
+    assert listed.exit_code == 0, listed.output
+    assert [line.split()[:3] for line in listed.output.splitlines()[1:]] == [
+        ["notes", "solo", "(shared)"]
+    ]  # not acme's, nor the items of a tenant that is called "no-tenant"
+    shown = cli("show", "notes", "solo", "--no-tenant", "--db", remembered)
+    assert json.loads(shown.output)["value"] == {"text": "no tenant"}
+    missing = cli("show", "notes", "named", "--no-tenant", "--db", remembered)
+    assert (missing.exit_code, " ".join(missing.output.split())) == (
+        2,
+        "error: no memory item 'notes'/'named' in the runs without a tenant; see what there "
+        "is with `agentrt memory list --no-tenant --all`",
+    )
+    gone = cli("delete", "notes", "solo", "--no-tenant", "--db", remembered)
+    assert (gone.exit_code, gone.output) == (
+        0,
+        "deleted notes/solo of the runs without a tenant\n",
+    )
+    with runtime(remembered, []) as rt:
+        assert rt.memory(None).get("notes", "solo") is None
+        assert rt.memory("no-tenant").get("notes", "named") is not None
+
+
 def test_an_async_tool_awaits_memory(database: str) -> None:
     @tool(effect="write", idempotent=True)
     async def remember_async(text: str, ctx: ToolContext) -> Any:

@@ -86,6 +86,52 @@ def test_cli_names_a_bad_namespace(tmp_path: Path, command: str) -> None:
     ) in " ".join(done.output.split())
 
 
+NO_TENANT = "or --no-tenant for the memory of runs without a tenant"
+
+
+@pytest.mark.parametrize(
+    ("args", "said"),
+    [
+        (
+            ["list", "--tenant", ""],
+            f"--tenant '' names no tenant; give its name, e.g. --tenant acme, {NO_TENANT}",
+        ),
+        (
+            ["show", "notes", "k", "--tenant", ""],
+            f"--tenant '' names no tenant; give its name, e.g. --tenant acme, {NO_TENANT}",
+        ),
+        (["list"], f"give the tenant whose memory this is: --tenant NAME, {NO_TENANT}"),
+        (
+            ["delete", "notes", "k"],
+            f"give the tenant whose memory this is: --tenant NAME, {NO_TENANT}",
+        ),
+        (
+            ["list", "--tenant", "acme", "--no-tenant"],
+            "--tenant 'acme' and --no-tenant name two memories; give one",
+        ),
+        *(
+            (
+                [*command, "--tenant", "acme", "--principal", ""],
+                "--principal '' names no principal; give its id, e.g. --principal alice, or "
+                "leave --principal out for the tenant's shared items",
+            )
+            for command in (["list"], ["show", "notes", "k"], ["delete", "notes", "k"])
+        ),
+    ],
+)
+def test_cli_refuses_an_empty_or_missing_tenant_or_principal(
+    tmp_path: Path, args: list[str], said: str
+) -> None:
+    db = str(tmp_path / "agentrt.db")
+    with runtime(db, []) as rt:
+        rt.memory("acme").put("notes", "k", {"shared": True})
+    done = cli(*args, "--db", db)
+    assert done.exception is None or isinstance(done.exception, SystemExit), done.exception
+    assert (done.exit_code, " ".join(done.output.split())) == (2, f"error: {said}")
+    with runtime(db, []) as rt:  # a delete as principal '' did not take the shared item
+        assert rt.memory("acme").get("notes", "k") is not None
+
+
 def test_cli_names_an_empty_key(tmp_path: Path) -> None:
     db = str(tmp_path / "agentrt.db")
     runtime(db, []).close()

@@ -185,6 +185,20 @@ def test_explain_sees_usage_and_budget(tmp_path: Path) -> None:
         (["--args", "{nope"], 2, "error: --args '{nope' is not JSON:"),
         (["--args", "[1]"], 2, "error: --args must be a JSON object, got '[1]'"),
         (["--usage", "x"], 2, "error: --usage 'x' is not JSON:"),
+        (
+            ["--usage", "[1]"],
+            2,
+            "error: --usage must be a JSON object, got '[1]'; e.g. --usage "
+            """'{"cost_usd": 1.5, "tool_calls": 3}'""",
+        ),
+        (["--usage", "null"], 2, "error: --usage must be a JSON object, got 'null'"),
+        (
+            ["--budget", "5"],
+            2,
+            "error: --budget must be a JSON object, got '5'; e.g. "
+            """--budget '{"max_cost_usd": 5}'""",
+        ),
+        (["--budget", '"x"'], 2, """error: --budget must be a JSON object, got '"x"'"""),
         ([], 2, "error: no app to take tool 'issue_refund' from: give --app module:attribute"),
         (["--effect", "sideways"], 1, "effect 'sideways' is not one of"),
         (["--principal", " "], 1, "error: a Principal needs a non-empty id"),

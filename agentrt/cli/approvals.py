@@ -44,7 +44,7 @@ def approvals(
     ] = "pending",
     tenant: Annotated[str | None, typer.Option(help="Only this tenant's requests.")] = None,
     role: Annotated[str | None, typer.Option(help="Only requests that require this role.")] = None,
-    limit: Annotated[int, typer.Option(help="Rows a page, oldest first.")] = 50,
+    limit: Annotated[int, typer.Option(help="Rows a page, oldest first.", min=1)] = 50,
     cursor: Annotated[
         str | None, typer.Option(help="Continue after a previous page (printed below it).")
     ] = None,

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from agentrt.cli.common import app
+from agentrt.cli.common import CliError, app, fail
 from agentrt.cli.options import AppOptions, ThreadArgument, grouped
 
 if TYPE_CHECKING:
@@ -32,10 +32,10 @@ def artifacts(
 ) -> None:
     """List a run's artifacts (files its tools kept, results too large to inline), or
     write one out: ``agentrt artifacts THREAD report.csv --out report.csv``."""
-    from agentrt.cli.common import CliError
-
     if name is None and out is not None:
-        raise CliError("--out needs an artifact's name: agentrt artifacts THREAD NAME --out FILE")
+        fail(CliError("--out needs an artifact's name: agentrt artifacts THREAD NAME --out FILE"))
+    if out is not None and name is not None:
+        _check_out(out, name)  # before the database is read: a bad path is said at once
     with app_options.runtime(db_only=True) as rt:
         if name is None:
             if not print_artifacts(rt, thread_id):
@@ -46,8 +46,25 @@ def artifacts(
             sys.stdout.buffer.write(content)
             sys.stdout.buffer.flush()
         else:
-            out.write_bytes(content)
+            try:
+                out.write_bytes(content)
+            except OSError as exc:  # no permission, a full disk: said, not a traceback
+                raise CliError(f"cannot write --out {str(out)!r}: {exc.strerror}") from None
             typer.echo(f"wrote {len(content):,} bytes to {out}", err=True)
+
+
+def _check_out(out: Path, name: str) -> None:
+    """Exit with one line if ``out`` is a directory, or in a directory that does not exist
+    (a file already there is replaced, as a shell's ``>`` would)."""
+    if out.is_dir():
+        fail(CliError(f"--out {str(out)!r} is a directory; give a file in it: --out {out / name}"))
+    if not out.parent.is_dir():
+        fail(
+            CliError(
+                f"--out {str(out)!r}: there is no directory {str(out.parent)!r}; create it "
+                "first or give a path in a directory that exists"
+            )
+        )
 
 
 def print_artifacts(rt: AgentRuntime, thread_id: str, *, indent: str = "") -> int:

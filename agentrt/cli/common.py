@@ -4,6 +4,7 @@ and plain-text tables."""
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
 import os
 import sqlite3
@@ -82,10 +83,11 @@ def load_runtime(
     """Import module:attribute and return the AgentRuntime it names (or makes).
 
     ``db_only``: with a database and no app, the runtime of the database alone (see
-    database_runtime). ``create``: False refuses a database path that does not exist,
-    rather than making a new empty file there. ``scratch``: with no database given, the
-    database an app factory is made on (a command that reads only the app: its tools and
-    policy), instead of the factory's default file in the working directory.
+    database_runtime). ``create``: False refuses a database path that does not exist (given,
+    or an app factory's default db=), rather than making a new empty file there.
+    ``scratch``: with no database given, the database an app factory is made on (a command
+    that reads only the app: its tools and policy), instead of the factory's default file
+    in the working directory.
     """
     from agentrt.runtime import AgentRuntime
 
@@ -127,11 +129,55 @@ def load_runtime(
         return target
     if callable(target):
         db = db if db is not None else scratch
+        _check_factory(spec, target, db, create=create)
         runtime = target(db=db) if db is not None else target()
         if isinstance(runtime, AgentRuntime):
             return runtime
         raise CliError(f"app factory {spec!r} returned {runtime!r}, not an AgentRuntime")
     raise CliError(f"app {spec!r} is {target!r}, neither an AgentRuntime nor a factory of one")
+
+
+def _check_factory(spec: str, factory: Any, db: str | None, *, create: bool) -> None:
+    """CliError unless app factory ``factory`` can be called on ``db`` (None: with no
+    arguments, on its own default database, which must then exist unless ``create``).
+
+    Only the call's arguments are checked, against the factory's signature, before it is
+    called: a TypeError the factory raises itself is its own, and not said to be this.
+    """
+    try:
+        signature = inspect.signature(factory)
+    except (TypeError, ValueError):  # a callable whose signature Python cannot read
+        return
+    try:
+        if db is not None:
+            signature.bind(db=db)
+        else:
+            signature.bind()
+    except TypeError as exc:
+        if db is not None:
+            raise CliError(
+                f"app factory {spec!r} cannot be called with db= alone ({exc}); a command "
+                "calls it with db= (the SQLite file or postgresql:// URL), so give it that "
+                "parameter and defaults for the rest, as in def build_runtime(db='agentrt.db'), "
+                "or give an AgentRuntime as --app"
+            ) from None
+        raise CliError(
+            f"app factory {spec!r} cannot be called without arguments ({exc}); give its "
+            "database with --db FILE, or give its other parameters defaults"
+        ) from None
+    param = signature.parameters.get("db")
+    default = None if param is None else param.default
+    if db is None and isinstance(default, str | os.PathLike):
+        # The factory would open (and so make) its default file: a read command must not
+        # leave an empty database in the working directory for want of --db.
+        path = os.fsdecode(default)
+        if not create and "://" not in path and not Path(path).exists():
+            raise CliError(
+                f"no database at {path!r} (the default db= of app factory {spec!r}); "
+                "give the database with --db FILE, or run where that file is (this command "
+                "reads an existing database and does not make a new one)"
+            )
+        check_database(path, create=create)
 
 
 def check_database(db: str, *, create: bool) -> None:

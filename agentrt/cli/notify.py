@@ -97,7 +97,7 @@ def deliveries(
     endpoint: Annotated[str | None, typer.Option(help="Only this endpoint's.")] = None,
     run: Annotated[str | None, typer.Option("--run", help="Only this run's events.")] = None,
     tenant: Annotated[str | None, typer.Option(help="Only this tenant's events.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many.")] = 50,
+    limit: Annotated[int, typer.Option(help="At most this many.", min=1)] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
     *,
     app_options: AppOptions,

@@ -183,8 +183,8 @@ def explain(
         if not isinstance(parsed_args, dict):
             raise CliError(f"--args must be a JSON object, got {args!r}")
         who = Principal(principal, roles=role or [], tenant=tenant, scopes=scope or [])
-        spent = json_option("--usage", usage)
-        limits = json_option("--budget", budget)
+        spent = _json_object("--usage", usage, '{"cost_usd": 1.5, "tool_calls": 3}')
+        limits = _json_object("--budget", budget, '{"max_cost_usd": 5}')
         policy = Policy.from_file(path)
         rt = _maybe_runtime(stack, app_options)
         spec: ToolSpec | None
@@ -220,6 +220,16 @@ def explain(
             budget=limits,
         )
     _print_explanation(policy, path, spec, tool_name, parsed_args, who, explanation)
+
+
+def _json_object(flag: str, text: str | None, example: str) -> dict[str, Any] | None:
+    """The JSON object given as ``flag`` (None if it was not given)."""
+    if text is None:
+        return None
+    value = json_option(flag, text)
+    if not isinstance(value, dict):
+        raise CliError(f"{flag} must be a JSON object, got {text!r}; e.g. {flag} '{example}'")
+    return value
 
 
 def _print_explanation(

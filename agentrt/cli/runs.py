@@ -16,7 +16,7 @@ def runs(
     app_options: AppOptions,
     status: Annotated[str | None, typer.Option(help="Only runs in this status.")] = None,
     tenant: Annotated[str | None, typer.Option(help="Only runs of this tenant.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many, newest first.")] = 50,
+    limit: Annotated[int, typer.Option(help="At most this many, newest first.", min=1)] = 50,
 ) -> None:
     """List runs, newest first."""
     from agentrt.tracing.shown import shown

@@ -19,7 +19,7 @@ from agentrt.collector import tune_for_serving
 @grouped
 def worker(
     app_options: AppOptions,
-    concurrency: Annotated[int, typer.Option(help="Runs driven at once.")] = 8,
+    concurrency: Annotated[int, typer.Option(help="Runs driven at once.", min=1)] = 8,
     poll: Annotated[
         float,
         typer.Option(
@@ -54,7 +54,9 @@ def worker(
     signalled: list[int] = []
     signal.signal(signal.SIGTERM, lambda signum, frame: signalled.append(signum))
     signal.signal(signal.SIGINT, lambda signum, frame: signalled.append(signum))
-    with app_options.runtime(create=True) as rt:
+    # A worker drives the runs of a database that exists: one it made of a typo'd --db
+    # would be empty, and polled for ever.
+    with app_options.runtime() as rt:
         pool = rt.worker(
             concurrency=concurrency, poll=poll or None, sweep_every=sweep_every or None
         )
