@@ -199,6 +199,8 @@ def _counts(row: Any) -> tuple[int, int]:
 def _batch(db: str, workers: int, logs: Path, postmaster: int | None = None) -> Batch:
     """RUNS runs written here and driven by ``workers`` worker processes: runs/s, and the
     CPU each side spent on them."""
+    if "://" not in db:
+        build_runtime(db).close()  # the file made first: a worker opens only an existing one
     with _workers(db, workers, logs) as procs, build_runtime(db) as rt, _counting(db) as counts:
         cpu = [_cpu(p.pid) for p in procs], _postgres_cpu(postmaster), time.process_time()
         started = time.perf_counter()
