@@ -3,8 +3,8 @@
 Three ways a value is recognised as sensitive:
 - its key name matches a pattern (password, token, api_key, authorization, ...);
 - a detector finds it inside text (emails, card numbers that pass the Luhn check, IBANs
-  that pass mod-97, bearer tokens, Basic credentials, JWTs, API keys of the common shapes,
-  AWS secret keys, "password: ..." in prose);
+  that pass mod-97, bearer tokens, Basic credentials, JWTs, API keys of the common shapes
+  (agentrt's own too), AWS secret keys, "password: ..." in prose);
 - the tool declared the field sensitive (``@tool(sensitive=[...])``); a value known to be
   secret (``known=``, ``remember``) is also cut out wherever text repeats it, as it is or
   as JSON text or a URL spells it (``secret_forms``).
@@ -221,6 +221,8 @@ DEFAULT_DETECTORS: tuple[Detector, ...] = (
             r"|\bxox[abpr]-[A-Za-z0-9\-]{10,}"
             r"|\bAKIA[0-9A-Z]{16}\b"
             r"|\bAIza[0-9A-Za-z_\-]{35}"
+            # agentrt's own service keys (agentrt.apikeys): agrt_<12 hex>_<secret>.
+            r"|\bagrt_[0-9a-f]{12}_[A-Za-z0-9_\-]{32,}"
         ),
     ),
     Detector(

@@ -193,6 +193,23 @@ def test_expiry_that_rejects(db: Path, clock: FakeClock) -> None:
             rt.decide(Decision.approve(al, by=PAYER))
 
 
+@pytest.mark.parametrize("now", [float("inf"), float("-inf"), float("nan"), "tomorrow", True])
+def test_a_sweep_as_of_what_is_no_time_is_refused_and_changes_nothing(
+    gates: AgentRuntime, clock: FakeClock, now: Any
+) -> None:
+    thread, al, cy = waiting_at_gate(gates)
+    clock.advance(7 * DAY)  # both are due by the clock: a sweep that went ahead would expire them
+    message = f"now must be epoch seconds or None (the clock's), got {now!r}"
+    with pytest.raises(ConfigError) as refused:
+        gates.sweep_approvals(now)
+    assert str(refused.value) == message
+    with pytest.raises(ConfigError) as refused:
+        asyncio.run(gates.asweep_approvals(now))
+    assert str(refused.value) == message
+    assert [gates.approval(i).status for i in (al, cy)] == [ApprovalStatus.PENDING] * 2
+    assert gates.get(thread).status is RunStatus.AWAITING_APPROVAL
+
+
 def test_the_async_sweep_carries_runs_on_like_the_sync_one(db: Path, clock: FakeClock) -> None:
     async def scenario() -> Any:
         with build_runtime(db, clock=clock, policy=Policy.from_yaml(REJECT_ON_EXPIRY)) as rt:

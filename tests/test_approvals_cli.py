@@ -70,6 +70,18 @@ def test_show_sweep_and_cancel(db: Path, waiting: list[str]) -> None:
     code, out = cli("approvals", "sweep", *GATES, "--db", str(db), "--now", str(T0 + 7 * DAY))
     assert out.splitlines()[-1] == "0 expired, 0 escalated"
 
+    for nowhen in ("inf", "nan", "-inf"):  # no time: one line, and nothing expired
+        code, out = cli("approvals", "sweep", *GATES, "--db", str(db), "--now", nowhen)
+        assert (code, out.splitlines()) == (
+            2,
+            [
+                f"error: --now {float(nowhen)!r} is not a time; give epoch seconds, e.g. "
+                "--now 1767225600"
+            ],
+        )
+    code, out = cli("approvals", *GATES, "--db", str(db), "--status", "expired")
+    assert len(out.splitlines()) == 5  # the header and the four the sweep above expired
+
     code, out = cli("approvals", *GATES, "--db", str(db), "--role", "treasurer")
     thread = out.splitlines()[1].split()[-1]
     code, out = cli("cancel", thread, "--reason", "duplicate", *GATES, "--db", str(db))

@@ -272,6 +272,45 @@ def test_detectors_find_what_the_review_found_missing(text: str, expected: str |
     assert Redactor().redact_text(text) == (text if expected is None else expected)
 
 
+def test_an_agentrt_api_key_is_masked_in_text_and_agentrt_ids_are_not(db: Path) -> None:
+    import sqlite3
+
+    from agentrt.examples import refund_desk
+    from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR
+    from agentrt.tracing.shown import shown
+
+    with refund_desk.build_runtime(db) as rt:  # its own ids, as they come
+        record, key = rt.keys.create(OPERATOR)
+        assert key.startswith(f"agrt_{record.key_id}_")
+        run = rt.start(f"{GOAL} The bot's key is {key}.", principal=OPERATOR)
+        assert run.pending_approval is not None
+        rt.decide(Decision.approve(run.pending_approval.id, by=APPROVER))
+        assert key not in str(shown(run.goal, rt.redactor))
+        for text in (f"key={key}", f"use {key} for it", f'{{"note": "{key}"}}', f"X-Key: {key}"):
+            assert key not in rt.redactor.redact_text(text), text
+        assert Redactor().redact_text(f"use {key} now") == "use [REDACTED:api_key] now"
+    # Every id agentrt made for the run, and the key's own id, stays readable.
+    with sqlite3.connect(db) as conn:
+        ids = [
+            str(value)
+            for query in (
+                "SELECT thread_id, trace_id, trace_span_id FROM runs",
+                "SELECT id, step_id, args_digest FROM approvals",
+                "SELECT key, args_digest FROM effects",
+                "SELECT span_id, trace_id, parent_id FROM spans",
+                "SELECT id FROM outbox",
+                "SELECT key_id FROM api_keys",
+            )
+            for row in conn.execute(query)
+            for value in row
+            if value is not None
+        ]
+    ids += [f"agrt_{record.key_id}", f"agrt_{record.key_id}_"]
+    assert len(ids) > 20
+    text = " ".join(ids)
+    assert Redactor().redact_text(text) == text
+
+
 def test_camel_case_key_names_are_sensitive() -> None:
     value = {"accessToken": "a", "apiKey": "b", "clientSecret": "c", "APIKey": "d", "idToken": "e"}
     assert set(Redactor().redact(value).values()) == {"[REDACTED:field]"}

@@ -302,6 +302,43 @@ def test_a_finished_thread_a_message_waits_for_is_not_pruned(
     assert store.prunable_runs(before=clock() + 1) == ["idle"]
 
 
+def test_a_run_that_wakes_after_prune_chose_it_is_not_deleted(
+    store: Store, clock: FakeClock
+) -> None:
+    # prune reads the runs it may delete, then deletes each: whatever woke a run between
+    # the two (a message sent or taken, a lease taken, a change) keeps it and all it has.
+    for thread_id in ("t1", "queued", "leased", "touched", "idle"):
+        new_run(store, thread_id)
+        finished(store, thread_id)
+    cutoff = clock() + 1
+    chosen = store.prunable_runs(before=cutoff)
+    assert chosen == ["idle", "leased", "queued", "t1", "touched"]
+
+    store.add_message(NewMessage(thread_id="t1", text="and 43?", principal=BOB))
+    assert store.open_message("t1", opening(store, 1)) is not None  # taken: running again
+    store.add_message(NewMessage(thread_id="queued", text="and 44?", principal=BOB))
+    assert store.take_lease("leased", LEASE, expected=None)  # held until 1030
+    clock.advance(5)
+    store.set_budget("touched", {"max_steps": 9})  # changed after the cutoff
+
+    deleted = {t: store.delete_run(t, idle_before=cutoff) for t in chosen}
+    assert deleted == {
+        "idle": True,
+        "leased": False,
+        "queued": False,
+        "t1": False,
+        "touched": False,
+    }
+    assert [t for t in chosen if store.get_run(t) is None] == ["idle"]
+    assert [m.index for m in store.thread_messages("queued")] == [1]
+    assert [m.status for m in store.thread_messages("t1")] == ["succeeded", "current"]
+    assert store.delete_run("idle", idle_before=cutoff) is False  # gone already
+    assert store.delete_run("nobody", idle_before=cutoff) is False
+    # A lease left on a finished run (its process died) holds it only until it expires.
+    clock.advance(30)
+    assert store.delete_run("leased", idle_before=cutoff) is True
+
+
 def test_a_deleted_run_takes_its_messages_with_it(store: Store) -> None:
     new_run(store)
     store.add_message(NewMessage(thread_id="t1", text="more", principal=BOB))

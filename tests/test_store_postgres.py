@@ -441,6 +441,49 @@ def test_a_run_a_transaction_adds_a_row_for_is_claimed_not_skipped(
     assert sorted(claim.thread_ids) == ["t1", "t2"]
 
 
+def test_prune_does_not_delete_a_run_a_message_is_being_added_to(
+    store: PostgresStore, postgres_url: str
+) -> None:
+    # Adding a message locks the run's row (to number the message) and commits later. A
+    # delete that waited for that lock must then see the message: it keeps the run, rather
+    # than deleting it and the message its sender was told was queued.
+    from tests.test_workers import wait_until
+
+    new_run(store)
+    lifecycle.move(store, "t1", RunStatus.RUNNING, now=1000.0)
+    lifecycle.move(store, "t1", RunStatus.SUCCEEDED, now=1000.0)
+    assert store.prunable_runs(before=1001.0) == ["t1"]
+    deleted: list[bool] = []
+    with (
+        psycopg.connect(postgres_url, row_factory=dict_row) as adding,
+        psycopg.connect(postgres_url, autocommit=True, row_factory=dict_row) as watcher,
+    ):
+        adding.execute("SELECT 1 FROM runs WHERE thread_id='t1' FOR UPDATE")
+        adding.execute(
+            "INSERT INTO messages (thread_id, idx, text, principal, status, created_at) "
+            "VALUES ('t1', 1, 'and the other order?', '{}', 'queued', 1000)"
+        )
+        pruning = threading.Thread(
+            target=lambda: deleted.append(store.delete_run("t1", idle_before=1001.0))
+        )
+        pruning.start()
+        wait_until(
+            lambda: (
+                watcher.execute(
+                    "SELECT count(*) AS n FROM pg_stat_activity WHERE datname = current_database() "
+                    "AND wait_event_type = 'Lock'"
+                ).fetchone()["n"]
+                == 1
+            ),
+            "the delete waits for the run's row",
+            timeout=30,
+        )
+        adding.commit()
+        pruning.join(timeout=30)
+    assert deleted == [False]
+    assert [m.status for m in store.thread_messages("t1")] == ["queued"]
+
+
 # a COMMIT whose answer was lost ------------------------------------------------------------
 
 

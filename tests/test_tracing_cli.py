@@ -72,6 +72,73 @@ def test_prune_refuses_negative_numbers(
     assert str(refused.value) == message
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        (
+            {"older_than": "30d"},
+            "older_than must be a finite number of seconds, got '30d' (30 days: 30 * 86400)",
+        ),
+        ({"older_than": None}, "older_than must be a finite number of seconds, got None"),
+        ({"older_than": True}, "older_than must be a finite number of seconds, got True"),
+        ({"older_than": float("nan")}, "older_than must be a finite number of seconds, got nan"),
+        ({"older_than": float("inf")}, "older_than must be a finite number of seconds, got inf"),
+        (
+            {"older_than": 60.0, "keep_latest": 1.5},
+            "keep_latest must be a whole number of runs, got 1.5",
+        ),
+        (
+            {"older_than": 60.0, "keep_latest": "3"},
+            "keep_latest must be a whole number of runs, got '3'",
+        ),
+        (
+            {"older_than": 60.0, "keep_latest": None},
+            "keep_latest must be a whole number of runs, got None",
+        ),
+    ],
+)
+def test_prune_refuses_what_is_not_a_count_by_name(
+    db: Path, clock: FakeClock, kwargs: dict[str, object], message: str
+) -> None:
+    with refund_desk.build_runtime(db, clock=clock, new_id=Ids()) as rt:
+        old = finished(rt)
+        clock.advance(40 * DAY)
+        with pytest.raises(ConfigError) as refused:
+            rt.prune(**kwargs)  # type: ignore[arg-type]
+        assert str(refused.value).startswith(message), str(refused.value)
+        assert rt.exists(old)  # refused before anything was deleted
+
+
+def test_prune_leaves_a_thread_a_follow_up_woke_after_prune_chose_it(
+    db: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests import threads_app
+
+    with threads_app.build_runtime(db, clock=clock, new_id=Ids()) as rt:
+        done = rt.start("note 1", principal=threads_app.OPS)
+        assert done.status == "succeeded"
+        clock.advance(40 * DAY)
+        chose = rt.store.prunable_runs
+        woke = []
+
+        def a_follow_up_meanwhile(*, before: float, keep_latest: int = 0) -> list[str]:
+            doomed = chose(before=before, keep_latest=keep_latest)
+            # Another process sends a follow-up after prune chose the thread; it waits at
+            # a gate by the time prune deletes.
+            woke.append(rt.send(done.thread_id, "pay 500", principal=threads_app.OPS))
+            return doomed
+
+        monkeypatch.setattr(rt.store, "prunable_runs", a_follow_up_meanwhile)
+        assert rt.prune(older_than=30 * DAY) == []
+        monkeypatch.undo()
+        [waiting] = woke
+        assert waiting.status == "awaiting_approval"
+        assert rt.get(done.thread_id).status == "awaiting_approval"
+        assert rows_of(db, done.thread_id)["checkpoints"] > 0  # its checkpoints stay too
+        decided = rt.decide(Decision.approve(waiting.pending_approval.id, by=threads_app.PAYER))
+        assert decided.status == "succeeded"
+
+
 def test_agentrt_prune_command(db: Path) -> None:
     # Runs made in 2001 are older than 30 days by any real clock.
     clock = FakeClock(1_000_000_000.0)
@@ -88,6 +155,13 @@ def test_agentrt_prune_command(db: Path) -> None:
     bad = runner.invoke(app, ["prune", "--older-than", "30 days", *DEMO, "--db", str(db)])
     assert bad.exit_code == 2
     assert "--older-than '30 days' is not an age; write a number and a unit, e.g. 30d" in bad.output
+    forever = "9" * 400 + "d"  # a number past any float: no age either
+    bad = runner.invoke(app, ["prune", "--older-than", forever, *DEMO, "--db", str(db)])
+    assert bad.exit_code == 2
+    assert bad.output.splitlines() == [
+        f"error: --older-than {forever!r} is not an age; write a number and a unit, e.g. 30d, "
+        "12h, 90m, 45s or 2w"
+    ]
 
 
 def test_agentrt_trace_prints_the_tree_and_where_time_went(db: Path) -> None:

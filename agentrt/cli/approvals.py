@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from agentrt.cli.common import (
+    CliError,
     age,
     app,
+    fail,
     json_option,
     print_run,
     rule_of,
@@ -137,6 +140,8 @@ def sweep(
     ] = None,
 ) -> None:
     """Expire overdue requests (reject or escalate, as their rule says) and carry runs on."""
+    if now is not None and not math.isfinite(now):
+        fail(CliError(f"--now {now!r} is not a time; give epoch seconds, e.g. --now 1767225600"))
     with app_options.runtime() as rt:
         done = rt.sweep_approvals(now)
         follow = {e.escalated_from: e for e in done.escalated}

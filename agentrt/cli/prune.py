@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated
 
@@ -16,7 +17,7 @@ _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 def parse_age(text: str, *, flag: str = "--older-than") -> float:
     """'30d', '12h', '90m', '45s', '2w' as seconds (``flag``: the option it came from)."""
     m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*", text)
-    if m is None:
+    if m is None or not math.isfinite(float(m.group(1)) * _UNITS[m.group(2)]):
         raise CliError(
             f"{flag} {text!r} is not an age; write a number and a unit, e.g. 30d, 12h, "
             "90m, 45s or 2w"

@@ -9,6 +9,7 @@ checkpoints say what it did, and its lease says who drives it.
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Callable, Collection, Mapping
 from functools import partial
@@ -156,6 +157,12 @@ class Driver(MessageTaking, RunCreating, RunResuming):
         return run
 
     def sweep(self, now: float | None, resume: bool) -> Steps[Sweep]:
+        # A time that is no time would expire every request "at infinity" and fail its run
+        # on the way (a span's end past any timestamp): refused before anything is read.
+        if now is not None and (
+            isinstance(now, bool) or not isinstance(now, int | float) or not math.isfinite(now)
+        ):
+            raise ConfigError(f"now must be epoch seconds or None (the clock's), got {now!r}")
         when = self.clock() if now is None else now
         expired, escalated = yield blocking(expire_due, self.store, when)
         runs = []

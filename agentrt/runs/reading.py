@@ -5,6 +5,7 @@ is one line into the room that does the work, over the attributes the runtime se
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -128,18 +129,36 @@ class RunReading:
         Their checkpoints, approvals, ledger entries, spans, model calls and artifacts go
         with them (an artifact's content stays while a kept run refers to it); the newest
         ``keep_latest`` runs stay whatever their age. A run waiting at a gate, running, or
-        stopped by a crash is never pruned. Returns the deleted thread ids.
+        stopped by a crash is never pruned, nor one that wakes while prune works (a message
+        sent to it, a resume). Returns the deleted thread ids; ConfigError names an argument
+        that is not a count of seconds or runs.
         """
+        if (
+            isinstance(older_than, bool)
+            or not isinstance(older_than, int | float)
+            or not math.isfinite(older_than)
+        ):
+            raise ConfigError(
+                f"older_than must be a finite number of seconds, got {older_than!r} "
+                "(30 days: 30 * 86400)"
+            )
         if older_than < 0:
             raise ConfigError(f"older_than must be >= 0 seconds, got {older_than!r}")
+        if isinstance(keep_latest, bool) or not isinstance(keep_latest, int):
+            raise ConfigError(f"keep_latest must be a whole number of runs, got {keep_latest!r}")
         if keep_latest < 0:
             raise ConfigError(f"keep_latest must be >= 0, got {keep_latest!r}")
-        doomed = self.store.prunable_runs(before=self.clock() - older_than, keep_latest=keep_latest)
+        before = self.clock() - older_than
+        doomed = self.store.prunable_runs(before=before, keep_latest=keep_latest)
+        gone = []
         for thread_id in doomed:
-            self._opened.checkpointer.delete_thread(thread_id)
-            self.store.delete_run(thread_id)
+            # Looked at again as it is deleted: a run that woke meanwhile (a message sent, a
+            # lease taken, a move) stays, and so do its checkpoints.
+            if self.store.delete_run(thread_id, idle_before=before):
+                self._opened.checkpointer.delete_thread(thread_id)
+                gone.append(thread_id)
         self.store.drop_unreferenced_artifacts()
-        return doomed
+        return gone
 
     def stats(self, *, since: float | None = None, tenant: str | None = None) -> RunStats:
         """What the runs created at or after ``since`` (epoch seconds; None: every run) of

@@ -191,17 +191,28 @@ class MemoryStore(MessagesMemory, ArtifactsMemory, OutboxMemory, EffectsMemory):
             old = [
                 r
                 for r in self._runs.values()
-                if r.status in TERMINAL
-                and r.updated_at < before
-                and r.thread_id not in newest
-                and self.queued_message(r.thread_id) is None
+                if self._idle(r, before) and r.thread_id not in newest
             ]
             return [r.thread_id for r in sorted(old, key=lambda r: (r.created_at, r.thread_id))]
 
-    def delete_run(self, thread_id: str) -> None:
+    def _idle(self, run: records.RunRecord, before: float) -> bool:
+        """Whether prune may take ``run``: finished, last updated before ``before``, no
+        message queued for it, no lease held on it."""
+        held = self._leases.get(run.thread_id)
+        return (
+            run.status in TERMINAL
+            and run.updated_at < before
+            and self.queued_message(run.thread_id) is None
+            and (held is None or held.expires_at <= self.clock())
+        )
+
+    def delete_run(self, thread_id: str, *, idle_before: float | None = None) -> bool:
         with self._lock:
+            run = self._runs.get(thread_id)
+            if run is None or (idle_before is not None and not self._idle(run, idle_before)):
+                return False
             trace_id, _ = self._traces.pop(thread_id, (None, None))
-            self._runs.pop(thread_id, None)
+            del self._runs[thread_id]
             self._leases.pop(thread_id, None)
             self._forget_run(thread_id)
             for table in (self._approvals, self._effects):
@@ -215,6 +226,7 @@ class MemoryStore(MessagesMemory, ArtifactsMemory, OutboxMemory, EffectsMemory):
                 if v.thread_id == thread_id or (trace_id and v.trace_id == trace_id)
             ]:
                 del self._spans[span]
+            return True
 
     def _update(self, thread_id: str, **fields: Any) -> None:
         with self._lock:

@@ -154,12 +154,17 @@ class RunStore(Protocol):
     def set_trace(self, thread_id: str, trace_id: str, span_id: str | None) -> None: ...
 
     def prunable_runs(self, *, before: float, keep_latest: int = 0) -> list[str]:
-        """Finished runs last updated before ``before``, except the newest keep_latest and
-        those a queued message waits for (the thread goes on)."""
+        """Finished runs last updated before ``before``, except the newest keep_latest,
+        those a queued message waits for (the thread goes on) and those whose lease is
+        held (someone is at work on them)."""
         ...
 
-    def delete_run(self, thread_id: str) -> None:
-        """The run's row and everything of it: approvals, effects, model calls, spans."""
+    def delete_run(self, thread_id: str, *, idle_before: float | None = None) -> bool:
+        """The run's row and everything of it: approvals, effects, model calls, messages,
+        artifacts' references, events, spans. With ``idle_before``, only if the run is still
+        one prunable_runs(before=idle_before) would name (keep_latest aside), looked at in
+        the delete's own transaction. True if the row was deleted; nothing is deleted
+        otherwise."""
         ...
 
 

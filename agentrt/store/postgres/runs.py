@@ -18,6 +18,30 @@ __all__ = ["RunsTable", "run_record"]
 
 RUN = columns_of(RunRecord)
 
+_TERMINAL = sorted(s.value for s in TERMINAL)
+
+# A run prune may take: finished, last updated before the cutoff, no message queued for it
+# (the thread goes on) and no lease held on it (someone is at work on it).
+# Parameters: the terminal statuses, the cutoff, now.
+_IDLE = (
+    "status = ANY(%s) AND updated_at < %s "
+    "AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.thread_id = runs.thread_id "
+    "AND m.status = 'queued') AND (lease_owner IS NULL OR lease_expires_at <= %s)"
+)
+
+# The run's row if {idle} holds, and its spans with it: approvals, effects, model calls,
+# messages, artifacts and events go with the row (ON DELETE CASCADE); spans are kept by
+# trace, and a run's trace may hold spans written before its thread was. One row read back
+# a row deleted. Parameters: the thread id, then {idle}'s.
+_DELETE = """
+WITH gone AS (DELETE FROM runs WHERE thread_id = %s AND {idle} RETURNING thread_id, trace_id),
+spans_gone AS (
+    DELETE FROM spans WHERE thread_id IN (SELECT thread_id FROM gone)
+    OR trace_id IN (SELECT trace_id FROM gone WHERE trace_id IS NOT NULL)
+)
+SELECT thread_id FROM gone
+"""
+
 # The move and the cancelling of the run's pending requests are one statement: both happen,
 # or (the run moved meanwhile) neither.
 _CHANGE = f"""
@@ -193,25 +217,29 @@ class RunsTable:
 
     def prunable_runs(self, *, before: float, keep_latest: int = 0) -> list[str]:
         return self.db.all(
-            "SELECT thread_id FROM runs WHERE status = ANY(%s) AND updated_at < %s "
-            "AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.thread_id = runs.thread_id "
-            "AND m.status = 'queued') "
+            f"SELECT thread_id FROM runs WHERE {_IDLE} "
             "AND thread_id NOT IN (SELECT thread_id FROM runs "
             "ORDER BY created_at DESC, thread_id LIMIT %s) "
             "ORDER BY created_at, thread_id",
-            (sorted(s.value for s in TERMINAL), before, max(0, keep_latest)),
+            (_TERMINAL, before, self.db.clock(), max(0, keep_latest)),
             _thread_id,
         )
 
-    def delete_run(self, thread_id: str) -> None:
-        # Approvals, effects and model calls go with the row (ON DELETE CASCADE); spans are
-        # kept by trace, and a run's trace may hold spans written before its thread was.
-        self.db.execute(
-            "WITH gone AS (DELETE FROM runs WHERE thread_id=%s RETURNING trace_id) "
-            "DELETE FROM spans WHERE thread_id=%s "
-            "OR trace_id IN (SELECT trace_id FROM gone WHERE trace_id IS NOT NULL)",
-            (thread_id, thread_id),
-        )
+    def delete_run(self, thread_id: str, *, idle_before: float | None = None) -> bool:
+        def delete(conn: Conn) -> bool:
+            # The row locked first: a message being added holds it until its commit, and
+            # the look below, a statement of its own, then sees that message.
+            locked = conn.execute("SELECT 1 FROM runs WHERE thread_id=%s FOR UPDATE", (thread_id,))
+            if locked.fetchone() is None:
+                return False
+            if idle_before is None:
+                gone = conn.execute(_DELETE.format(idle="TRUE"), (thread_id,))
+            else:
+                idle = (_TERMINAL, idle_before, self.db.clock())
+                gone = conn.execute(_DELETE.format(idle=_IDLE), (thread_id, *idle))
+            return gone.fetchone() is not None
+
+        return self.db.write(delete)
 
 
 def _returned(cur: Cursor) -> RunRecord | None:

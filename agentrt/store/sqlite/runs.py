@@ -17,6 +17,17 @@ from agentrt.store.sqlite.stop_mark import StopMark
 
 __all__ = ["RunsTable", "run_record"]
 
+_TERMINAL = tuple(sorted(s.value for s in TERMINAL))
+
+# A run prune may take: finished, last updated before the cutoff, no message queued for it
+# (the thread goes on) and no lease held on it (someone is at work on it).
+# Parameters: the terminal statuses, the cutoff, now.
+_IDLE = (
+    f"status IN ({','.join('?' * len(_TERMINAL))}) AND updated_at < ? "
+    "AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.thread_id = runs.thread_id "
+    "AND m.status = 'queued') AND (lease_owner IS NULL OR lease_expires_at <= ?)"
+)
+
 
 class RunsTable:
     """RunStore on SQLite."""
@@ -189,8 +200,6 @@ class RunsTable:
             )
 
     def prunable_runs(self, *, before: float, keep_latest: int = 0) -> list[str]:
-        terminal = sorted(s.value for s in TERMINAL)
-        marks = ",".join("?" * len(terminal))
         with self.db.read() as db:
             newest = {
                 r["thread_id"]
@@ -200,23 +209,31 @@ class RunsTable:
                 )
             }
             rows = db.execute(
-                f"SELECT thread_id FROM runs WHERE status IN ({marks}) AND updated_at < ? "
-                "AND NOT EXISTS (SELECT 1 FROM messages m WHERE m.thread_id = runs.thread_id "
-                "AND m.status = 'queued') "
-                "ORDER BY created_at, thread_id",
-                (*terminal, before),
+                f"SELECT thread_id FROM runs WHERE {_IDLE} ORDER BY created_at, thread_id",
+                (*_TERMINAL, before, self.db.clock()),
             ).fetchall()
         return [r["thread_id"] for r in rows if r["thread_id"] not in newest]
 
-    def delete_run(self, thread_id: str) -> None:
+    def delete_run(self, thread_id: str, *, idle_before: float | None = None) -> bool:
+        # The look and the delete in one write transaction: a message sent, a lease taken
+        # or a move made after prune chose the run finds it still there, or none at all.
         with self.db.tx() as db:
-            trace = db.execute(
-                "SELECT trace_id FROM runs WHERE thread_id=?", (thread_id,)
-            ).fetchone()
+            if idle_before is None:
+                found = "SELECT trace_id FROM runs WHERE thread_id=?"
+                params: tuple[Any, ...] = (thread_id,)
+            else:
+                found = f"SELECT trace_id FROM runs WHERE thread_id=? AND {_IDLE}"
+                params = (thread_id, *_TERMINAL, idle_before, self.db.clock())
+            trace = db.execute(found, params).fetchone()
+            if trace is None:
+                return False
+            # Approvals, effects, model calls, messages, artifacts and events go with the
+            # row (ON DELETE CASCADE); spans are kept by trace.
             db.execute("DELETE FROM spans WHERE thread_id=?", (thread_id,))
-            if trace is not None and trace["trace_id"]:
+            if trace["trace_id"]:
                 db.execute("DELETE FROM spans WHERE trace_id=?", (trace["trace_id"],))
             db.execute("DELETE FROM runs WHERE thread_id=?", (thread_id,))
+        return True
 
 
 def run_record(row: sqlite3.Row) -> RunRecord:
