@@ -139,6 +139,8 @@ class ApprovalData(TypedDict):
     escalate_to: NotRequired[str | None]
     escalated_from: NotRequired[str | None]
     escalated_to: NotRequired[str | None]
+    superseded: NotRequired[str | None]
+    """Why a request a later message of the thread superseded was never carried out."""
     waited_seconds: NotRequired[float | None]
 
 
