@@ -371,6 +371,16 @@ class Redactor:
         """``text`` with detected secrets replaced; JSON text is redacted field by field."""
         return self._text(text, sensitive, _literals(known))
 
+    def passes(self, known: Collection[Any] = ()) -> list[Detector]:
+        """What ``redact_text`` looks for in plain text, pass after pass: the ``known`` values
+        and the remembered ones (as detectors of "field" and "credential"), then each
+        detector; a match becomes what ``found`` makes of it."""
+        return [*self._literal(_literals(known)), *self.detectors]
+
+    def _literal(self, known: re.Pattern[str] | None) -> list[Detector]:
+        found = [(known, "field"), (self._remembered.pattern, "credential")]
+        return [Detector(kind=kind, pattern=p) for p, kind in found if p is not None]
+
     def _redact(self, value: Any, sensitive: Collection[str], known: re.Pattern[str] | None) -> Any:
         if isinstance(value, Mapping):
             out: dict[str, Any] = {}
@@ -406,11 +416,8 @@ class Redactor:
     def _plain(self, text: str, known: re.Pattern[str] | None, *, name: bool = False) -> str:
         """``text`` with known, remembered and detected secrets replaced (not read as JSON);
         ``name``: it is a field's name."""
-        if known is not None:
-            text = known.sub(lambda m: self._replace("field", m.group(0)), text)
-        remembered = self._remembered.pattern
-        if remembered is not None:
-            text = remembered.sub(lambda m: self._replace("credential", m.group(0)), text)
+        for literal in self._literal(known):
+            text = literal.pattern.sub(partial(self.found, literal), text)
         if not name or len(text) > _NAME_KEPT:
             return self._detected(text)
         # The same few names come again in every span and log line, and what the detectors
@@ -424,10 +431,11 @@ class Redactor:
 
     def _detected(self, text: str) -> str:
         for detector in self.detectors:
-            text = detector.pattern.sub(partial(self._found, detector), text)
+            text = detector.pattern.sub(partial(self.found, detector), text)
         return text
 
-    def _found(self, detector: Detector, match: re.Match[str]) -> str:
+    def found(self, detector: Detector, match: re.Match[str]) -> str:
+        """What ``match`` of ``detector`` becomes (itself, if the detector's check refuses it)."""
         if detector.check is not None and not detector.check(match):
             return match.group(0)
         if "secret" not in detector.pattern.groupindex:

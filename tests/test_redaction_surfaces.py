@@ -180,6 +180,65 @@ async def test_results_and_errors_are_masked_on_the_run_page_the_stream_and_show
             assert secret not in text
 
 
+def pin_desk(db: str | Path = "pin.db", **kwargs: Any) -> AgentRuntime:
+    """A thread whose answers repeat the pin its tool was given (the CLI builds it by --app)."""
+    model = ScriptedChatModel(
+        [
+            ai("", tool_call("unlock", {"door": "front", "pin": PIN})),
+            f"Opened the front door with {PIN}.",
+            f"Yes, it was {PIN}.",
+        ]
+    )
+    return AgentRuntime(model, tools=[unlock], policy=Policy.allow_all(), db=db, **kwargs)
+
+
+@pytest.mark.anyio
+async def test_a_sensitive_argument_an_answer_repeats_is_masked_wherever_a_run_is_shown(
+    db: Path,
+) -> None:
+    rt = pin_desk(db)
+    thread_id = rt.start("open the front door", principal=ALICE).thread_id
+    app = create_app(rt, poll_interval=0.01, sweep_every=None, rate_limit="10000/minute")
+    key = issue_key(rt, ALICE)
+    base = "http://agentrt.test"
+    seen: dict[str, str] = {}
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url=base,
+            headers={"Origin": base, "Authorization": f"Bearer {key}"},
+        ) as http,
+    ):
+        path = f"/runs/{thread_id}"
+        stream = parse_sse((await http.get(f"{path}/events")).text)
+        seen["the event stream's status"] = str([e for e in stream if e["event"] == "status"])
+        said = {"message": f"was it {PIN}?"}  # the person repeats it too
+        seen["POST /runs/{id}/messages"] = (await http.post(f"{path}/messages", json=said)).text
+        await app.state.agentrt.worker.wait(thread_id)
+        for surface in ("", "/messages", "/join"):
+            seen[f"GET /runs/{{id}}{surface}"] = (await http.get(f"{path}{surface}")).text
+        seen["GET /runs"] = (await http.get("/runs")).text
+        await http.post("/ui/login", data={"key": key})
+        seen["the run page"] = html.unescape((await http.get(f"/ui{path}")).text)
+    rt.close()
+    shown = CliRunner().invoke(
+        cli_app, ["show", thread_id, "--app", f"{__name__}:pin_desk", "--db", str(db)]
+    )
+    assert shown.exit_code == 0, shown.output
+    seen["agentrt show"] = shown.output
+    assert {where: PIN in text for where, text in seen.items()} == dict.fromkeys(seen, False)
+    # Masked where it stood, as the run's log masks it.
+    run = json.loads(seen["GET /runs/{id}"])
+    assert run["output"] == "Yes, it was [REDACTED:field]."
+    messages = json.loads(seen["GET /runs/{id}/messages"])["messages"]
+    assert [(m["text"], m["output"]) for m in messages] == [
+        ("open the front door", "Opened the front door with [REDACTED:field]."),
+        ("was it [REDACTED:field]?", "Yes, it was [REDACTED:field]."),
+    ]
+    assert "Opened the front door with [REDACTED:field]." in seen["the event stream's status"]
+
+
 # (d) ----------------------------------------------------------------------------------------
 
 

@@ -20,7 +20,8 @@ from agentrt.examples import refund_desk
 from agentrt.examples.refund_desk import GOAL, OPERATOR
 from agentrt.service import create_app, issue_key
 from agentrt.service.context import Service
-from tests import budget_app
+from agentrt.testing import ScriptedChatModel
+from tests import budget_app, threads_app
 from tests.conftest import FakeClock, Ids
 from tests.test_service import Api, keys_for, parse_sse, problem
 
@@ -287,6 +288,77 @@ async def test_a_last_event_id_past_the_runs_log_is_a_400_and_one_within_it_resu
     # A run waiting at its gate runs nothing: its log is all the stream could have sent.
     waiting, _ = await api.waiting_run()
     problem(await events(waiting, str(at_gate)), 400, "bad-last-event-id")
+
+
+async def test_a_last_event_id_past_the_log_is_a_400_while_the_run_runs_elsewhere(
+    db: Path, clock: FakeClock
+) -> None:
+    with threads_app.build_runtime(db, clock=clock, new_id=Ids()) as rt:
+        # A run left running: its caller stopped watching it after its first step.
+        events = rt.stream("note 3", principal=threads_app.OPS)
+        thread_id = next(e for e in events if e.type == "tool_result").thread_id
+        events.close()
+        assert rt.get(thread_id).status is RunStatus.RUNNING
+        logged = len(rt.events(thread_id))
+        async with serving(rt, drive_runs=False) as api:  # an `agentrt worker` drives it
+            path = f"/runs/{thread_id}/events"
+            for past in (str(logged), "999999"):
+                asked = api.call("GET", path, headers={"Last-Event-ID": past})
+                refused = problem(await asyncio.wait_for(asked, 5), 400, "bad-last-event-id")
+                assert f"(ids 0 to {logged - 1}), so this stream never sent it" in refused["detail"]
+            # The last id it did send: the rest follows, as a worker carries the run on.
+            asked = api.call("GET", path, headers={"Last-Event-ID": str(logged - 1)})
+            resumed, _ = await asyncio.gather(asked, asyncio.to_thread(rt.resume, thread_id))
+        ids = [e["id"] for e in parse_sse(resumed.text) if e["event"] in KINDS]
+        assert ids == [str(i) for i in range(logged, len(rt.events(thread_id)))]
+        assert ids
+
+
+async def test_the_last_id_a_stream_sent_resumes_it_while_this_server_drives_it(
+    db: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    calls: list[int] = []
+    answer = asyncio.Event()
+    asked = ScriptedChatModel._agenerate
+
+    async def answered(self: ScriptedChatModel, *args: Any, **kwargs: Any) -> Any:
+        calls.append(len(calls))
+        if len(calls) == 2:  # the run's second model call waits for the test
+            await answer.wait()
+        return await asked(self, *args, **kwargs)
+
+    monkeypatch.setattr(ScriptedChatModel, "_agenerate", answered)
+    with threads_app.build_runtime(db, clock=clock, new_id=Ids()) as rt:
+        async with serving(rt) as api:
+            worker = service_of(api).worker
+            started = await api.call("POST", "/runs", json={"goal": "note 1"})
+            thread_id = started.json()["thread_id"]
+            while len(calls) < 2:
+                await asyncio.sleep(0)
+            told = worker.logged(thread_id)  # what a stream watching it was pushed
+            assert told == len(rt.events(thread_id)) > 1
+            path = f"/runs/{thread_id}/events"
+            past = await api.call("GET", path, headers={"Last-Event-ID": str(told)})
+            problem(past, 400, "bad-last-event-id")
+            # A node's entries are pushed as it ends, a moment before the saver has them: a
+            # look at the checkpoints then finds one fewer, and the id is still one sent.
+            events, looks = rt.events, iter([True])
+
+            def read(thread_id: str) -> list[Any]:
+                return events(thread_id)[: -1 if next(looks, False) else None]
+
+            monkeypatch.setattr(rt, "events", read)
+            headers = {"Last-Event-ID": str(told - 1)}
+            stream = asyncio.create_task(api.call("GET", path, headers=headers))
+            while not worker.watched(thread_id):
+                await asyncio.sleep(0)
+            answer.set()
+            resumed = await asyncio.wait_for(stream, 30)
+        assert resumed.status_code == 200, resumed.text
+        ids = [e["id"] for e in parse_sse(resumed.text) if e["event"] in KINDS]
+        assert ids == [str(i) for i in range(told, len(rt.events(thread_id)))]
+        assert ids
+        assert rt.get(thread_id).status is RunStatus.SUCCEEDED
 
 
 # 5. rates per client address, streams per key, the event stream's work, page headers ---------

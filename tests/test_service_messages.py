@@ -4,6 +4,7 @@ tenant check, double-texting and each message's usage."""
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -11,12 +12,15 @@ from typing import Any
 
 import httpx
 import pytest
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
-from agentrt import AgentRuntime
+from agentrt import AgentRuntime, Policy, tool
+from agentrt.events import KINDS
 from agentrt.service import create_app, issue_key
+from agentrt.testing import ScriptedChatModel, ai, tool_call
 from tests import threads_app
 from tests.conftest import FakeClock, Ids
-from tests.test_service import Api, problem
+from tests.test_service import Api, parse_sse, problem
 from tests.threads_app import OPS, PAYER, STRANGER, effects
 
 pytestmark = pytest.mark.anyio
@@ -223,3 +227,104 @@ async def test_join_waits_for_a_message_that_another_process_answers(
             await asyncio.to_thread(answer, run.thread_id)
             joined = (await joining).json()
             assert (joined["status"], joined["message"]) == ("succeeded", 1), joined
+
+
+async def _first_done(*waits: Any) -> set[asyncio.Future[Any]]:
+    """The waits that ended first (each a coroutine or a task)."""
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    done, _ = await asyncio.wait(tasks, timeout=30, return_when=asyncio.FIRST_COMPLETED)
+    return done
+
+
+async def test_the_event_stream_follows_a_follow_up_another_process_answers(
+    threads: AgentRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # serve --no-worker: a runtime beside it (an `agentrt worker`, here the test's) answers.
+    app = create_app(threads, drive_runs=False, sweep_every=None, poll_interval=0.01)
+    seen = threading.Event()
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://agentrt.test"
+        ) as client,
+    ):
+        api = Api(app, client, {"alice": issue_key(threads, OPS)})
+        path = f"/runs/{threads.start('note 1', principal=OPS).thread_id}"
+        sent = await api.call("POST", f"{path}/messages", json={"message": "you there?"})
+        assert sent.status_code == 202, sent.text
+        # What tells the stream a message waits for the thread, which has ended.
+        read = threads.store.queued_message
+        monkeypatch.setattr(threads.store, "queued_message", _telling(seen, read))
+        stream = asyncio.create_task(api.call("GET", f"{path}/events"))
+        looked = await _first_done(stream, asyncio.to_thread(seen.wait, 30))
+        seen.set()
+        assert stream not in looked, "the stream ended with a message waiting for the thread"
+        await asyncio.to_thread(threads.resume, path.removeprefix("/runs/"))
+        events = parse_sse((await asyncio.wait_for(stream, 30)).text)
+    logged = [json.loads(e["data"]) for e in events if e["event"] in KINDS]
+    assert [e["type"] for e in logged].count("message") == 1
+    assert logged[-1]["data"]["output"] == "you said: you there?"
+    statuses = [json.loads(e["data"]) for e in events if e["event"] == "status"]
+    assert [(s["status"], s["message"]) for s in statuses][-1] == ("succeeded", 1)
+    assert statuses[-1]["output"] == "you said: you there?"
+
+
+async def test_the_event_stream_follows_a_follow_up_this_server_has_in_hand(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The server drives one run at a time, and another run holds the slot for now: the
+    # follow-up waits in the worker's hands, and then is answered.
+    let_go = threading.Event()
+
+    @tool(effect="read")
+    def block(job: str) -> dict[str, Any]:
+        """Wait for the test."""
+        assert let_go.wait(30)
+        return {"done": job}
+
+    def turn(messages: list[BaseMessage]) -> AIMessage | str:
+        last = max(i for i, m in enumerate(messages) if isinstance(m, HumanMessage))
+        said = str(messages[last].content)
+        if said == "block" and not any(isinstance(m, AIMessage) for m in messages[last:]):
+            return ai("", tool_call("block", {"job": "x"}))
+        return f"you said: {said}"
+
+    rt = AgentRuntime(
+        ScriptedChatModel([turn] * 9), tools=[block], policy=Policy.allow_all(), db=db
+    )
+    first = rt.start("hello", principal=OPS).thread_id
+    app = create_app(rt, poll_interval=3600, max_concurrent_runs=1, sweep_every=None)
+    worker = app.state.agentrt.worker
+    waited = asyncio.Event()
+    wait = worker.wait
+
+    async def waiting(thread_id: str | None = None) -> None:
+        if thread_id == first:  # the stream waits for the worker to let the thread go
+            waited.set()
+        await wait(thread_id)
+
+    monkeypatch.setattr(worker, "wait", waiting)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://agentrt.test"
+        ) as client,
+    ):
+        api = Api(app, client, {"alice": issue_key(rt, OPS)})
+        assert (await api.call("POST", "/runs", json={"goal": "block"})).status_code == 202
+        sent = await api.call("POST", f"/runs/{first}/messages", json={"message": "you there?"})
+        assert sent.status_code == 202, sent.text
+        assert worker.driving(first)  # in this server's hands, waiting for the slot
+        stream = asyncio.create_task(api.call("GET", f"/runs/{first}/events"))
+        looked = await _first_done(stream, waited.wait())
+        assert stream not in looked, "the stream ended with the follow-up in the worker's hands"
+        let_go.set()
+        events = parse_sse((await asyncio.wait_for(stream, 30)).text)
+        await wait()
+    rt.close()
+    kinds = [e["event"] for e in events]
+    assert "message" in kinds, kinds
+    assert "token" in kinds  # pushed as it happened, to the stream that watched
+    statuses = [json.loads(e["data"]) for e in events if e["event"] == "status"]
+    assert (statuses[-1]["status"], statuses[-1]["message"]) == ("succeeded", 1)
+    assert statuses[-1]["output"] == "you said: you there?"

@@ -321,10 +321,19 @@ def shown_args(rt: AgentRuntime, req: ApprovalRequest, args: Any = None) -> Any:
     return shown_args(req, rt.tools, args, redactor=rt.redactor)
 
 
+def run_secrets(rt: AgentRuntime, thread_id: str) -> list[Any]:
+    """The secret values the run's log holds, which its output and messages are masked
+    with as its events are (an answer may repeat a sensitive argument)."""
+    from agentrt.tracing.shown import log_secrets
+
+    return log_secrets(rt.events(thread_id), rt.redactor, rt.tools.sensitive_of)
+
+
 def print_run(run: Run, rt: AgentRuntime) -> None:
     from agentrt.tracing.shown import shown_run
 
-    run = shown_run(run, rt.redactor)  # goal, output and error as a person may see them
+    # Goal, output and error as a person may see them.
+    run = shown_run(run, rt.redactor, known=run_secrets(rt, run.thread_id))
     typer.echo(f"thread    {run.thread_id}")
     typer.echo(f"status    {run.status.value}")
     typer.echo(f"goal      {run.goal}")
@@ -359,16 +368,17 @@ def print_run(run: Run, rt: AgentRuntime) -> None:
         print_request(req, rt)
 
 
-def message_line(message: ThreadMessage, rt: AgentRuntime) -> str:
-    """One message of a thread in a line: who said what, how it ended, what it spent."""
+def message_line(message: ThreadMessage, rt: AgentRuntime, known: list[Any]) -> str:
+    """One message of a thread in a line: who said what, how it ended, what it spent;
+    masked with ``known``, the secret values of the thread's log (``run_secrets``)."""
     from agentrt.tracing.shown import shown
 
     u = message.usage
     answer = message.output if message.output is not None else message.error
     said = f"#{message.index} {message.status:<17} {message.principal.id}: "
-    said += short(shown(message.text, rt.redactor), 40)
+    said += short(shown(message.text, rt.redactor, known=known), 40)
     if answer:
-        said += f" -> {short(shown(answer, rt.redactor), 40)}"
+        said += f" -> {short(shown(answer, rt.redactor, known=known), 40)}"
     return (
         f"{said}  ({u['steps']} steps, {u['tool_calls']} tool calls, "
         f"{u['input_tokens'] + u['output_tokens']} tokens, {usd(u['cost_usd'])})"

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from agentrt.cli.common import age, app, message_line, print_run, short, table
+from agentrt.cli.common import age, app, message_line, print_run, run_secrets, short, table
 from agentrt.cli.options import AppOptions, ThreadArgument, grouped
 
 
@@ -56,8 +56,9 @@ def show(thread_id: ThreadArgument, app_options: AppOptions) -> None:
         said = rt.messages(thread_id)
         if len(said) > 1:  # a thread that went on: each message, its answer and its spend
             typer.echo("messages:")
+            known = run_secrets(rt, thread_id)
             for m in said:
-                typer.echo(f"  {message_line(m, rt)}")
+                typer.echo(f"  {message_line(m, rt, known)}")
         typer.echo("events:")
         for event in shown_events(rt.events(thread_id), rt.redactor, rt.tools.sensitive_of):
             typer.echo(f"  {describe(event)}")

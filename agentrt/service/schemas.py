@@ -12,7 +12,7 @@ from agentrt.approvals.display import changed_args, shown_args
 from agentrt.budget import MAX_LIMIT
 from agentrt.runs.messages import ThreadMessage
 from agentrt.runtime import AgentRuntime, Run
-from agentrt.tracing.shown import shown, shown_run
+from agentrt.tracing.shown import log_secrets, shown, shown_run
 
 __all__ = [
     "ApprovalList",
@@ -29,6 +29,7 @@ __all__ = [
     "approval_out",
     "message_out",
     "run_out",
+    "run_secrets",
 ]
 
 
@@ -236,8 +237,23 @@ def approval_out(rt: AgentRuntime, req: ApprovalRequest) -> ApprovalOut:
     return ApprovalOut.model_validate(data)
 
 
-def run_out(rt: AgentRuntime, run: Run, *, driving: bool = False) -> RunOut:
-    run = shown_run(run, rt.redactor)  # what a person reads: the output may quote secrets
+def run_secrets(rt: AgentRuntime, thread_id: str) -> list[Any]:
+    """The secret values the run's log holds (``log_secrets``: its tools' sensitive
+    arguments and results), which every text shown of the run is masked with, as its events
+    are. It reads the log: call it off the event loop."""
+    return log_secrets(rt.events(thread_id), rt.redactor, rt.tools.sensitive_of)
+
+
+def run_out(
+    rt: AgentRuntime, run: Run, *, driving: bool = False, known: list[Any] | None = None
+) -> RunOut:
+    """A run as the API shows it: its goal, output and error as a person may read them,
+    masked with the secret values its log holds (``known``, or read from its log: then call
+    it off the event loop)."""
+    if known is None:
+        known = run_secrets(rt, run.thread_id)
+    # What a person reads: the output may quote a secret, or repeat a sensitive argument.
+    run = shown_run(run, rt.redactor, known=known)
     return RunOut(
         thread_id=run.thread_id,
         status=run.status.value,
@@ -256,9 +272,15 @@ def run_out(rt: AgentRuntime, run: Run, *, driving: bool = False) -> RunOut:
     )
 
 
-def message_out(rt: AgentRuntime, message: ThreadMessage) -> MessageOut:
-    """A message as the API shows it: its text and answer as a person may read them."""
+def message_out(
+    rt: AgentRuntime, message: ThreadMessage, known: list[Any] | None = None
+) -> MessageOut:
+    """A message as the API shows it: its text and answer as a person may read them, masked
+    as its run's are (``known``, or read from the thread's log: then call it off the event
+    loop)."""
+    if known is None:
+        known = run_secrets(rt, message.thread_id)
     data = message.to_dict()
     for said in ("text", "output", "error"):
-        data[said] = shown(data[said], rt.redactor)
+        data[said] = shown(data[said], rt.redactor, known=known)
     return MessageOut.model_validate(data)

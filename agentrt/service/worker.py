@@ -49,6 +49,8 @@ class RunWorker:
         self._later: dict[str, asyncio.TimerHandle] = {}
         self._slots: asyncio.Semaphore | None = None
         self._watchers: dict[str, set[asyncio.Queue[StreamEvent | None]]] = {}
+        self._logged: dict[str, int] = {}
+        """How far each run's log goes as told while it is driven here (``logged``)."""
         self._quiet = runtime.deps.quiet_threads
         """The runs this worker drives that no one watches: shared with the run graph."""
 
@@ -75,7 +77,15 @@ class RunWorker:
         """True while someone watches the run."""
         return thread_id in self._watchers
 
+    def logged(self, thread_id: str) -> int:
+        """How many entries of the run's log this worker has told while it has the run in
+        hand (0 once it let the run go): a told entry may be ahead of the checkpoints, held
+        back with its node's writes until the segment writes them."""
+        return self._logged.get(thread_id, 0)
+
     def _tell(self, thread_id: str, event: StreamEvent | None) -> None:
+        if event is not None and event.index is not None:
+            self._logged[thread_id] = max(self.logged(thread_id), event.index + 1)
         for queue in self._watchers.get(thread_id, ()):
             try:
                 queue.put_nowait(event)
@@ -130,6 +140,7 @@ class RunWorker:
                     return
         finally:
             self._tasks.pop(thread_id, None)
+            self._logged.pop(thread_id, None)
             self._quiet.discard(thread_id)
 
     def _try_when_free(self, thread_id: str, expires_at: float) -> None:

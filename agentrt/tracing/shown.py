@@ -46,6 +46,7 @@ __all__ = [
     "MessagesShown",
     "SensitiveOf",
     "ShownConversation",
+    "log_secrets",
     "secret_values",
     "shown",
     "shown_again",
@@ -112,11 +113,23 @@ def shown_events(
     fields, and every event masked with the secret values any of them held (an error that
     quotes one, a result or an answer that repeats it)."""
     r = redactor or _DEFAULT
+    known = log_secrets(events, r, sensitive_of)
+    return [_shown_event(event, r, sensitive_of, known) for event in events[start:]]
+
+
+def log_secrets(
+    events: Sequence[Mapping[str, Any]], redactor: Redactor | None, sensitive_of: SensitiveOf
+) -> list[Any]:
+    """The secret values a run's log holds: what its tools were given or gave back in a
+    sensitive field. A value is secret wherever the run repeats it, so every text shown of
+    the run (its entries, its output and error, its messages, a streamed answer) is masked
+    with them."""
+    r = redactor or _DEFAULT
     known: list[Any] = []
-    for event in events:  # the whole log: a value is secret wherever the run repeats it
+    for event in events:
         for tool, content in _tool_content(event):
             known += secret_values(content, r, sensitive_of(tool))
-    return [_shown_event(event, r, sensitive_of, known) for event in events[start:]]
+    return known
 
 
 def shown_live(
@@ -310,12 +323,14 @@ class MessagesShown:
         return result
 
 
-def shown_run(run: _R, redactor: Redactor | None = None) -> _R:
-    """``run`` with its goal, output and error as shown; the rest is kept (its pending
-    requests' arguments are shown through ``approvals.display.shown_args``)."""
+def shown_run(run: _R, redactor: Redactor | None = None, *, known: Collection[Any] = ()) -> _R:
+    """``run`` with its goal, output and error as shown, masked too with the ``known`` secret
+    values (``log_secrets`` of the run's log: an answer may repeat a sensitive argument);
+    the rest is kept (its pending requests' arguments are shown through
+    ``approvals.display.shown_args``)."""
     return replace(
         run,
-        goal=shown(run.goal, redactor),
-        output=shown(run.output, redactor),
-        error=shown(run.error, redactor),
+        goal=shown(run.goal, redactor, known=known),
+        output=shown(run.output, redactor, known=known),
+        error=shown(run.error, redactor, known=known),
     )

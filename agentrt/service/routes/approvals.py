@@ -75,10 +75,9 @@ async def decide(
     run = await rt.adecide(decision, resume=False)
     service.worker.drive(run.thread_id)
     decided = await asyncio.to_thread(rt.approval, approval_id)
-    return DecisionOut(
-        approval=approval_out(rt, decided),
-        run=run_out(rt, run, driving=service.worker.driving(run.thread_id)),
-    )
+    driving = service.worker.driving(run.thread_id)
+    shown = await asyncio.to_thread(run_out, rt, run, driving=driving)  # it reads the log
+    return DecisionOut(approval=approval_out(rt, decided), run=shown)
 
 
 def decision_of(request: ApprovalRequest, body: DecisionIn, by: Principal) -> Decision:

@@ -13,7 +13,13 @@ from agentrt.service.auth import Caller, current_service
 from agentrt.service.context import Service
 from agentrt.service.problems import Problem
 from agentrt.service.routes.runs import TenantRun
-from agentrt.service.schemas import MessageIn, MessageList, MessageOut, message_out
+from agentrt.service.schemas import (
+    MessageIn,
+    MessageList,
+    MessageOut,
+    message_out,
+    run_secrets,
+)
 
 __all__ = ["router"]
 
@@ -62,7 +68,7 @@ async def send_message(
         raise Problem(409, str(busy), type="thread-busy", status_now=busy.status) from None
     service.worker.drive(run.thread_id)
     response.headers["Location"] = f"/runs/{run.thread_id}/messages"
-    return message_out(rt, kept)
+    return await asyncio.to_thread(message_out, rt, kept)  # it reads the thread's log
 
 
 @router.get("/runs/{thread_id}/messages", response_model=MessageList)
@@ -70,5 +76,10 @@ async def list_messages(run: TenantRun, service: ServiceDep) -> MessageList:
     """The thread's messages in order: its goal (index 0), then each follow-up, queued or
     answered, with its answer and what it spent."""
     rt = service.runtime
-    found = await asyncio.to_thread(rt.messages, run.thread_id)
-    return MessageList(messages=[message_out(rt, m) for m in found])
+
+    def shown() -> list[MessageOut]:
+        found = rt.messages(run.thread_id)
+        known = run_secrets(rt, run.thread_id)  # the log once, for every message
+        return [message_out(rt, m, known) for m in found]
+
+    return MessageList(messages=await asyncio.to_thread(shown))

@@ -19,8 +19,9 @@ from agentrt.service.auth import Caller, current_service
 from agentrt.service.context import Service
 from agentrt.service.problems import Problem
 from agentrt.service.schemas import RunIn, RunList, RunOut, run_out
+from agentrt.service.streamed import Pushed
 from agentrt.state import TERMINAL, RunStatus
-from agentrt.tracing.shown import shown_events, shown_live
+from agentrt.tracing.shown import shown_events
 
 __all__ = ["router"]
 
@@ -36,8 +37,11 @@ async def _tenant_run(thread_id: str, key: Caller, service: ServiceDep) -> Run:
 TenantRun = Annotated[Run, Depends(_tenant_run)]
 
 
-def _out(service: Service, run: Run) -> RunOut:
-    return run_out(service.runtime, run, driving=service.worker.driving(run.thread_id))
+async def _out(service: Service, run: Run, known: list[Any] | None = None) -> RunOut:
+    """``run_out`` off the event loop (it reads the run's log for what to mask, unless
+    given what the log holds, ``known``)."""
+    driving = service.worker.driving(run.thread_id)
+    return await asyncio.to_thread(run_out, service.runtime, run, driving=driving, known=known)
 
 
 @router.post("/runs", status_code=202, response_model=RunOut)
@@ -70,7 +74,7 @@ async def start_run(body: RunIn, key: Caller, service: ServiceDep, response: Res
         raise taken from None
     service.worker.drive(run.thread_id)
     response.headers["Location"] = f"/runs/{run.thread_id}"
-    return _out(service, run)
+    return await _out(service, run)
 
 
 def _check_goal(goal: str, limit: int) -> None:
@@ -94,16 +98,19 @@ async def list_runs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> RunList:
     """The caller's tenant's runs, newest first."""
-    runs = await asyncio.to_thread(
-        service.runtime.runs, status, tenant=key.principal.tenant, limit=limit
+    rt = service.runtime
+    runs = await asyncio.to_thread(rt.runs, status, tenant=key.principal.tenant, limit=limit)
+    driving = [service.worker.driving(r.thread_id) for r in runs]
+    shown = await asyncio.to_thread(
+        lambda: [run_out(rt, r, driving=d) for r, d in zip(runs, driving, strict=True)]
     )
-    return RunList(runs=[_out(service, r) for r in runs])
+    return RunList(runs=shown)
 
 
 @router.get("/runs/{thread_id}", response_model=RunOut)
 async def get_run(run: TenantRun, service: ServiceDep) -> RunOut:
     """One run: status, usage, budget, output, and the approvals it waits for."""
-    return _out(service, run)
+    return await _out(service, run)
 
 
 GOING = frozenset({RunStatus.PENDING, RunStatus.RUNNING})
@@ -160,7 +167,7 @@ async def join_run(
                 else:
                     await asyncio.sleep(service.settings.poll_interval)
         current = await service.runtime.aget(run.thread_id)
-    return _out(service, current)
+    return await _out(service, current)
 
 
 @router.post("/runs/{thread_id}/resume", status_code=202, response_model=RunOut)
@@ -183,7 +190,7 @@ async def resume_run(run: TenantRun, service: ServiceDep) -> RunOut:
             type="awaiting-approval",
         )
     service.worker.drive(run.thread_id)
-    return _out(service, run)
+    return await _out(service, run)
 
 
 @router.get("/runs/{thread_id}/trace")
@@ -221,19 +228,17 @@ async def _first_unsent(
 ) -> int:
     """The index of the first event to send: the one after Last-Event-ID, or 0.
 
-    An id is a log entry's index, so one past the run's log was never sent, and taking it
-    would skip the entries up to it as they come. A run that is running may have had
-    entries pushed before its checkpoint keeps them (``_pushed``): its ids are taken as
-    they are. The run is read before the log: a run seen not running had its log kept.
-    A route declares it after its run, whose tenant (API key or page cookie) is checked
-    first.
+    An id is a log entry's index, so one past what the stream could have sent was never
+    sent, and taking it would skip the entries up to it as they come: 400. A stream sends
+    what the run's checkpoints keep, and for a run this process drives what its worker
+    tells, which may be ahead of them (``RunWorker.logged``). That is read before the log:
+    once the worker lets the run go, the checkpoints hold what it told. A route declares it
+    after its run, whose tenant (API key or page cookie) is checked first.
     """
     if last is None:
         return 0
-    run = await asyncio.to_thread(service.runtime.get, thread_id)
-    if run.status is RunStatus.RUNNING or service.worker.driving(thread_id):
-        return last + 1
-    logged = len(await asyncio.to_thread(service.runtime.events, thread_id))
+    told = service.worker.logged(thread_id)
+    logged = max(told, len(await asyncio.to_thread(service.runtime.events, thread_id)))
     if last >= logged:
         have = f"ids 0 to {logged - 1}" if logged else "no events yet"
         raise Problem(
@@ -261,21 +266,23 @@ def _checkpoint_id(rt: AgentRuntime, thread_id: str) -> str | None:
     return None if saved is None else cast(str, saved.config["configurable"]["checkpoint_id"])
 
 
-async def _pushed(
-    event: StreamEvent, log: list[Any], sent: int, rt: AgentRuntime
-) -> AsyncIterator[ServerSentEvent]:
-    """A pushed event as the stream sends it: a log entry with its index as id (appended
-    to ``log``), once; a live kind without an id. Masked as the log is."""
-    if event.index is None:
-        data = shown_live(event.to_dict(), log, rt.redactor, rt.tools.sensitive_of)
-        yield ServerSentEvent(data=data, event=event.type)
-        return
-    if event.index != len(log):  # read from the checkpoint already, or some missed
-        return
-    log.append({"type": event.type, "step_id": event.step_id, "data": dict(event.data)})
-    if event.index >= sent:
-        data = shown_events(log, rt.redactor, rt.tools.sensitive_of, start=event.index)[0]
-        yield ServerSentEvent(data=data, event=event.type, id=str(event.index))
+async def _told(
+    told: asyncio.Queue[StreamEvent | None], service: Service, thread_id: str
+) -> StreamEvent | None:
+    """The next event the worker pushes for the run; None once a segment ended, the worker
+    let the run go, or ``poll_interval`` passed (driven elsewhere, or waiting)."""
+    got = asyncio.ensure_future(told.get())
+    waits: set[asyncio.Future[Any]] = {got}
+    if service.worker.driving(thread_id):
+        waits.add(asyncio.ensure_future(service.worker.wait(thread_id)))
+    try:
+        await asyncio.wait(
+            waits, timeout=service.settings.poll_interval, return_when=asyncio.FIRST_COMPLETED
+        )
+    finally:
+        for wait in waits:
+            wait.cancel()
+    return got.result() if got.done() and not got.cancelled() else None
 
 
 @router.get(
@@ -294,22 +301,25 @@ async def run_events(
     Each log entry is an event named for its type (plan, policy, approval, observation,
     finish...) with its index as id, so a client that reconnects with Last-Event-ID gets
     only what it missed (400 for an id this stream never sent). ``status`` events carry
-    the whole run. The stream ends when the run does. Content is shown as everywhere
-    else (agentrt.tracing.shown): tools' sensitive fields and detected secrets masked.
-    A key may hold ``max_streams_per_key`` streams open at once (429 past it).
+    the whole run. The stream ends when the run does and no follow-up waits for the
+    thread (queued, or in this process's hands), as a join does. Content is shown as
+    everywhere else (agentrt.tracing.shown): tools' sensitive fields, the values the log
+    holds in them, and detected secrets masked. A key may hold ``max_streams_per_key``
+    streams open at once (429 past it).
 
     A run this process drives is pushed as it happens (``RunWorker.watch``): its log
     entries, and besides them, without an id, what only a watcher needs (step_started,
     token, tool_call, tool_result, gate, budget_warning, step_ended, custom; see
-    ``agentrt.events.StreamEvent``). A run another process drives (an ``agentrt worker``)
-    is looked at every ``poll_interval``.
+    ``agentrt.events.StreamEvent``). A model's tokens are held back where a secret could
+    still be completing, and sent once it cannot (``agentrt.service.streamed``): joined,
+    they are the answer's log entry as shown. A run another process drives (an ``agentrt
+    worker``) is looked at every ``poll_interval``.
     """
     rt = service.runtime
-    status: RunStatus | None = None
+    shown_as: tuple[RunStatus, int] | None = None
     thread_id = run.thread_id
     seen: str | None = None
-    log: list[Any] = []
-    """The run's log as far as this stream has read it or been told."""
+    pushed = Pushed(rt)
     look = "all"
     with service.worker.watch(thread_id) as told:
         while True:
@@ -321,7 +331,7 @@ async def run_events(
                 checkpoint = await asyncio.to_thread(_checkpoint_id, rt, thread_id)
                 if checkpoint != seen:
                     seen = checkpoint
-                    log = await asyncio.to_thread(rt.events, thread_id)
+                    log = pushed.log = await asyncio.to_thread(rt.events, thread_id)
                     shown_log = await asyncio.to_thread(
                         shown_events, log, rt.redactor, rt.tools.sensitive_of, start=sent
                     )
@@ -333,21 +343,26 @@ async def run_events(
                 if current.status in TERMINAL:  # ended past what was pushed: read it all
                     look = "all"
                     continue
-            if look and current.status is not status:
-                status = current.status
-                yield ServerSentEvent(data=_out(service, current).model_dump(), event="status")
-            if look and (status in TERMINAL or await request.is_disconnected()):
+            # A follow-up answered between two looks is a change too: its output is new.
+            if look and (current.status, current.message) != shown_as:
+                shown_as = (current.status, current.message)
+                out = await _out(service, current, pushed.known())
+                yield ServerSentEvent(data=out.model_dump(), event="status")
+            if look and (
+                await request.is_disconnected()
+                # An ended thread goes on while a message waits for it or this process
+                # has it in hand, as a join waits it out.
+                or (current.status in TERMINAL and not await _going(current, service))
+            ):
                 return
-            try:
-                told_event = await asyncio.wait_for(told.get(), service.settings.poll_interval)
-            except TimeoutError:  # driven elsewhere, or waiting: look again
-                told_event = None
+            told_event = await _told(told, service, thread_id)
             look = "all" if told_event is None else ""
             if told_event is not None:
-                async for pushed in _pushed(told_event, log, sent, rt):
-                    yield pushed
-                if told_event.index is not None and told_event.index > len(log):
+                for sse in pushed.told(told_event, sent):
+                    yield sse
+                if told_event.index is not None and told_event.index > len(pushed.log):
                     look = "all"  # some were missed: read the log again
-                sent = max(sent, len(log)) if told_event.index is not None else sent
+                if told_event.index is not None:
+                    sent = max(sent, len(pushed.log))
                 if told_event.type == "step_ended":
                     look = "status"

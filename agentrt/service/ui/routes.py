@@ -42,7 +42,7 @@ from agentrt.service.ui.answers import PageError, SignInNeeded
 from agentrt.service.ui.forms import DecisionForm, Refused, json_field, number, plain
 from agentrt.service.ui.waterfall import waterfall
 from agentrt.state import TERMINAL, RunStatus
-from agentrt.tracing.shown import shown_events, shown_run
+from agentrt.tracing.shown import log_secrets, shown_events, shown_run
 from agentrt.tracing.view import Trace
 
 __all__ = ["Caller", "PageError", "ServiceDep", "router"]
@@ -264,6 +264,10 @@ async def _run_page(
     rt = service.runtime
     log = await asyncio.to_thread(rt.events, thread_id)
     shown_log = await asyncio.to_thread(shown_events, log, rt.redactor, rt.tools.sensitive_of)
+    # The run's output and messages are masked with the secret values its log holds, as
+    # its steps are: an answer may repeat a sensitive argument.
+    known = await asyncio.to_thread(log_secrets, log, rt.redactor, rt.tools.sensitive_of)
+    shown_as = shown_run(run, rt.redactor, known=known)
     try:
         trace: Trace | None = await asyncio.to_thread(rt.trace, thread_id)
     except ConfigError:
@@ -271,15 +275,15 @@ async def _run_page(
     said = await asyncio.to_thread(rt.messages, thread_id)
     shown = [approval_out(rt, r) for r in run.pending_approvals]
     contexts = await asyncio.to_thread(
-        review.contexts_of, rt, shown_run(run, rt.redactor), shown, shown_log, policy=rt.policy
+        review.contexts_of, rt, shown_as, shown, shown_log, policy=rt.policy
     )
     return views.page(
         request,
         "run.html",
         {
             "key": key,
-            "messages": [message_out(rt, m) for m in said],
-            "run": shown_run(run, rt.redactor),
+            "messages": [message_out(rt, m, known) for m in said],
+            "run": shown_as,
             "terminal": run.status in TERMINAL,
             "version": _version(run),
             "driving": service.worker.driving(thread_id),
