@@ -358,7 +358,7 @@ class AgentRuntime(RunReading, OwnGraphDoor, Conversing):
         """Re-run a run from its recordings with today's code and policy; report divergence.
 
         The model's answers come from model_calls, tool results from the ledger and the
-        event log: nothing real is called. The re-run happens in a scratch database, so
+        run's checkpoints: nothing real is called. The re-run happens in a scratch database, so
         this one is not touched. ``policy``: decide the re-run's actions by this policy
         instead of the runtime's (a what-if for a policy not yet live).
         """

@@ -218,3 +218,25 @@ def test_a_datasets_recorded_cases_run_live_and_replay(recorded: Path, tmp_path:
     assert result.stdout.splitlines()[-1].startswith(
         "this policy would have required approval on 1 of the last 2 runs and denied 0"
     )
+
+
+def test_a_decision_the_candidate_refuses_counts_as_a_divergence(tmp_path: Path) -> None:
+    from agentrt import Principal
+    from tests import gate_app
+
+    db = tmp_path / "agentrt.db"
+    four_eyes = Policy.from_yaml(gate_app.POLICY)
+    olga = Principal("olga", roles=["operator", "payer"], tenant="acme", scopes=["pay"])
+    no_four_eyes = Policy.from_yaml(gate_app.POLICY.replace("four_eyes: true, ", ""))
+    with gate_app.build_runtime(db, clock=FakeClock(), new_id=Ids(), policy=no_four_eyes) as rt:
+        run = rt.start(gate_app.GOAL, principal=olga)
+        for request in run.pending_approvals:  # she approves her own: no four eyes yet
+            run = rt.decide(Decision.approve(request.id, by=olga))
+        assert run.status == "succeeded"
+        found = what_if(rt, [run.thread_id], policy=four_eyes)
+    [one] = found.runs
+    assert (one.identical, one.error, one.step_id) == (False, None, "0.0")
+    assert found.not_replayed == []
+    assert one.divergence is not None
+    assert "four-eyes rule" in one.divergence
+    assert found.counts()["approval_now"] == 1  # reached up to the refused decision
