@@ -239,6 +239,45 @@ async def test_a_sensitive_argument_an_answer_repeats_is_masked_wherever_a_run_i
     assert "Opened the front door with [REDACTED:field]." in seen["the event stream's status"]
 
 
+@pytest.mark.anyio
+async def test_a_run_polled_reads_its_log_for_what_to_mask_once_per_move(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A monitor polls a run many times a second: its log is read once for each state of
+    # its row, and again once the run moves (a follow-up's answer masked with what is new).
+    rt = pin_desk(db)
+    thread_id = rt.start("open the front door", principal=ALICE).thread_id
+    app = create_app(rt, poll_interval=0.01, sweep_every=None, rate_limit="10000/minute")
+    key = issue_key(rt, ALICE)
+    reads: list[str] = []
+    events = rt.events
+
+    def counted(tid: str, *args: Any, **kwargs: Any) -> Any:
+        reads.append(tid)
+        return events(tid, *args, **kwargs)
+
+    monkeypatch.setattr(rt, "events", counted)
+    base = "http://agentrt.test"
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app),
+            base_url=base,
+            headers={"Origin": base, "Authorization": f"Bearer {key}"},
+        ) as http,
+    ):
+        path = f"/runs/{thread_id}"
+        polled = [(await http.get(path)).json()["output"] for _ in range(5)]
+        assert reads == [thread_id]
+        assert polled == ["Opened the front door with [REDACTED:field]."] * 5
+        await http.post(f"{path}/messages", json={"message": "and again?"})
+        await app.state.agentrt.worker.wait(thread_id)
+        again = (await http.get(path)).json()["output"]
+    assert again == "Yes, it was [REDACTED:field]."
+    assert PIN not in again
+    assert len(reads) >= 2  # read again once the run moved
+
+
 # (d) ----------------------------------------------------------------------------------------
 
 

@@ -15,6 +15,7 @@ from agentrt.principal import Principal
 from agentrt.runtime import AgentRuntime, Run
 from agentrt.service.problems import Problem
 from agentrt.service.ratelimit import RateLimiter
+from agentrt.service.run_secrets import RunSecrets
 from agentrt.service.worker import RunWorker
 
 __all__ = ["Service", "ServiceOptions", "ServiceSettings", "StreamSlots"]
@@ -156,12 +157,15 @@ class Service:
     logins: RateLimiter
     """Sign-in form posts per client address."""
     streams: StreamSlots = field(init=False)
+    secrets: RunSecrets = field(init=False)
+    """What each run's log holds to mask its texts with, read once per state of its row."""
     started: bool = field(default=False, init=False)
     """True while the app's lifespan runs (its own, or agentrt_lifespan's when mounted)."""
     _told_unstarted: bool = field(default=False, init=False, repr=False)
 
     def __post_init__(self) -> None:
         self.streams = StreamSlots(self.settings.max_streams_per_key)
+        self.secrets = RunSecrets(self.runtime)
 
     def check_started(self) -> None:
         """Say once, in the log, that requests are served with no lifespan running: mounted

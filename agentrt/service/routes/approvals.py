@@ -76,7 +76,8 @@ async def decide(
     service.worker.drive(run.thread_id)
     decided = await asyncio.to_thread(rt.approval, approval_id)
     driving = service.worker.driving(run.thread_id)
-    shown = await asyncio.to_thread(run_out, rt, run, driving=driving)  # it reads the log
+    known = await asyncio.to_thread(service.secrets.known, run)  # it may read the log
+    shown = run_out(rt, run, driving=driving, known=known)
     return DecisionOut(approval=approval_out(rt, decided), run=shown)
 
 

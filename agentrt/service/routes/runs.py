@@ -38,10 +38,14 @@ TenantRun = Annotated[Run, Depends(_tenant_run)]
 
 
 async def _out(service: Service, run: Run, known: list[Any] | None = None) -> RunOut:
-    """``run_out`` off the event loop (it reads the run's log for what to mask, unless
-    given what the log holds, ``known``)."""
+    """``run_out``, masked with ``known`` (what the run's log holds), else with what
+    ``service.secrets`` kept of it, else read off the event loop."""
     driving = service.worker.driving(run.thread_id)
-    return await asyncio.to_thread(run_out, service.runtime, run, driving=driving, known=known)
+    if known is None:
+        known = service.secrets.cached(run)
+    if known is None:
+        known = await asyncio.to_thread(service.secrets.known, run)
+    return run_out(service.runtime, run, driving=driving, known=known)
 
 
 @router.post("/runs", status_code=202, response_model=RunOut)
@@ -102,7 +106,10 @@ async def list_runs(
     runs = await asyncio.to_thread(rt.runs, status, tenant=key.principal.tenant, limit=limit)
     driving = [service.worker.driving(r.thread_id) for r in runs]
     shown = await asyncio.to_thread(
-        lambda: [run_out(rt, r, driving=d) for r, d in zip(runs, driving, strict=True)]
+        lambda: [
+            run_out(rt, r, driving=d, known=service.secrets.known(r))
+            for r, d in zip(runs, driving, strict=True)
+        ]
     )
     return RunList(runs=shown)
 

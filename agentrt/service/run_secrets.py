@@ -1,0 +1,61 @@
+"""The secret values each run's log holds, kept while the run's row stays as it was.
+
+Every text the API shows of a run (its goal, output and error) is masked with the secret
+values its log holds (``schemas.run_secrets``): an answer may repeat a tool's sensitive
+argument. Reading them means reading the run's whole log, and a monitor polls a run many
+times a second; so what was read is kept, keyed by the row's status and last change. An
+output or an error comes with a move of the run's status, so a run shown with one is
+always masked with what its log held by then. While a run goes on between moves, the
+values its newer steps add reach only its goal, which masks them again once it moves.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Any
+
+from agentrt.runtime import AgentRuntime, Run
+from agentrt.service.schemas import run_secrets
+
+__all__ = ["RunSecrets"]
+
+KEPT = 4096
+"""Runs whose secrets are kept, the least recently shown dropped first."""
+
+
+class RunSecrets:
+    """``run_secrets`` of each run, read once per state of its row."""
+
+    def __init__(self, runtime: AgentRuntime, kept: int = KEPT) -> None:
+        self._runtime = runtime
+        self._kept: OrderedDict[str, tuple[tuple[str, float], list[Any]]] = OrderedDict()
+        self._size = kept
+        self._lock = threading.Lock()
+
+    @staticmethod
+    def _state(run: Run) -> tuple[str, float]:
+        return run.status.value, run.updated_at
+
+    def cached(self, run: Run) -> list[Any] | None:
+        """What ``run``'s log held when its row was last as it is now; None if not read."""
+        with self._lock:
+            found = self._kept.get(run.thread_id)
+            if found is None or found[0] != self._state(run):
+                return None
+            self._kept.move_to_end(run.thread_id)
+            return found[1]
+
+    def known(self, run: Run) -> list[Any]:
+        """What ``run``'s log holds, read if not kept for its row as it is: off the event
+        loop then."""
+        found = self.cached(run)
+        if found is not None:
+            return found
+        values = run_secrets(self._runtime, run.thread_id)
+        with self._lock:
+            self._kept[run.thread_id] = (self._state(run), values)
+            self._kept.move_to_end(run.thread_id)
+            while len(self._kept) > self._size:
+                self._kept.popitem(last=False)
+        return values
