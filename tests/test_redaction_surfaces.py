@@ -7,7 +7,8 @@ import ast
 import html
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -192,16 +193,12 @@ def pin_desk(db: str | Path = "pin.db", **kwargs: Any) -> AgentRuntime:
     return AgentRuntime(model, tools=[unlock], policy=Policy.allow_all(), db=db, **kwargs)
 
 
-@pytest.mark.anyio
-async def test_a_sensitive_argument_an_answer_repeats_is_masked_wherever_a_run_is_shown(
-    db: Path,
-) -> None:
-    rt = pin_desk(db)
-    thread_id = rt.start("open the front door", principal=ALICE).thread_id
+@asynccontextmanager
+async def served(rt: AgentRuntime) -> AsyncIterator[tuple[Any, httpx.AsyncClient, str]]:
+    """The service app of ``rt`` running, a client holding ALICE's key, and the key."""
     app = create_app(rt, poll_interval=0.01, sweep_every=None, rate_limit="10000/minute")
     key = issue_key(rt, ALICE)
     base = "http://agentrt.test"
-    seen: dict[str, str] = {}
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(
@@ -210,6 +207,17 @@ async def test_a_sensitive_argument_an_answer_repeats_is_masked_wherever_a_run_i
             headers={"Origin": base, "Authorization": f"Bearer {key}"},
         ) as http,
     ):
+        yield app, http, key
+
+
+@pytest.mark.anyio
+async def test_a_sensitive_argument_an_answer_repeats_is_masked_wherever_a_run_is_shown(
+    db: Path,
+) -> None:
+    rt = pin_desk(db)
+    thread_id = rt.start("open the front door", principal=ALICE).thread_id
+    seen: dict[str, str] = {}
+    async with served(rt) as (app, http, key):
         path = f"/runs/{thread_id}"
         stream = parse_sse((await http.get(f"{path}/events")).text)
         seen["the event stream's status"] = str([e for e in stream if e["event"] == "status"])
@@ -247,8 +255,6 @@ async def test_a_run_polled_reads_its_log_for_what_to_mask_once_per_move(
     # its row, and again once the run moves (a follow-up's answer masked with what is new).
     rt = pin_desk(db)
     thread_id = rt.start("open the front door", principal=ALICE).thread_id
-    app = create_app(rt, poll_interval=0.01, sweep_every=None, rate_limit="10000/minute")
-    key = issue_key(rt, ALICE)
     reads: list[str] = []
     events = rt.events
 
@@ -257,15 +263,7 @@ async def test_a_run_polled_reads_its_log_for_what_to_mask_once_per_move(
         return events(tid, *args, **kwargs)
 
     monkeypatch.setattr(rt, "events", counted)
-    base = "http://agentrt.test"
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app),
-            base_url=base,
-            headers={"Origin": base, "Authorization": f"Bearer {key}"},
-        ) as http,
-    ):
+    async with served(rt) as (app, http, _):
         path = f"/runs/{thread_id}"
         polled = [(await http.get(path)).json()["output"] for _ in range(5)]
         assert reads == [thread_id]
