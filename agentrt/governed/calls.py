@@ -6,8 +6,8 @@ nodes: ``nodes.policy.judge`` decides, ``nodes.approval.request_for`` writes the
 from the approvals table after ``interrupt()`` (a decision handed in as the resume value is
 recorded first, with every check ``rt.decide`` makes), every call goes through the ledger
 (a read too: a node run again replays it), and an effect in doubt goes to a reconcile
-request. The call is written once as
-steps (agentrt.steps) and driven in the caller's thread or on its event loop.
+request. The call is written once as steps (agentrt.steps) and driven in the caller's
+thread or on its event loop.
 
 The step id is ``<superstep>.<tool call id>``: the same when LangGraph runs the node again
 (after an interrupt is answered, or after a crash), so the ledger key and the request ids
