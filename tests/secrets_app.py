@@ -154,7 +154,9 @@ SCRIPT = [
         tool_call("crm_sync", {"account": "walker", "fail": False}),
         tool_call("crm_sync", {"account": "walker", "fail": True}),
     ),
-    f"Done. Your new key is {ANSWER_KEY}; write to {ANSWER_EMAIL} with questions.",
+    # The answer repeats a sensitive argument: masked wherever the answer is shown.
+    f"Done. Your new key is {ANSWER_KEY}; write to {ANSWER_EMAIL} with questions. The "
+    f"back door refused pin {PIN}.",
     f"Noted. The card is on file; your next key is {FOLLOW_KEY}.",  # answers FOLLOW_UP
 ]
 

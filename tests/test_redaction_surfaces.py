@@ -7,6 +7,7 @@ import ast
 import html
 import json
 import logging
+import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -276,6 +277,41 @@ async def test_a_run_polled_reads_its_log_for_what_to_mask_once_per_move(
     assert len(reads) >= 2  # read again once the run moved
 
 
+DOORS = """
+version: 1
+name: doors
+default: allow
+rules:
+  - id: doors
+    match: {tools: [unlock]}
+    decision: require_approval
+    reason: A door needs a person.
+"""
+
+
+@pytest.mark.anyio
+async def test_a_goal_that_holds_a_sensitive_argument_is_masked_in_every_list_of_runs(
+    db: Path,
+) -> None:
+    model = ScriptedChatModel([ai("", tool_call("unlock", {"door": "front", "pin": PIN}))])
+    rt = AgentRuntime(model, tools=[unlock], policy=Policy.from_yaml(DOORS), db=db)
+    run = rt.start(f"open the front door, its pin is {PIN}", principal=ALICE)
+    assert run.status == "awaiting_approval"
+    seen: dict[str, str] = {}
+    async with served(rt) as (_, http, key):
+        seen["GET /runs"] = (await http.get("/runs")).text
+        await http.post("/ui/login", data={"key": key})
+        for where, path in (("the review queue", "/ui"), ("the runs page", "/ui/runs")):
+            seen[where] = html.unescape((await http.get(path)).text)
+        seen["the run page"] = html.unescape((await http.get(f"/ui/runs/{run.thread_id}")).text)
+    rt.close()
+    # The log holds the pin (unlock's sensitive argument): every list masks it in the goal,
+    # as the run's own page does; the Redactor alone knows nothing of it.
+    assert {where: PIN in text for where, text in seen.items()} == dict.fromkeys(seen, False)
+    for text in seen.values():
+        assert "open the front door, its pin is [REDACTED:field]" in text
+
+
 # (d) ----------------------------------------------------------------------------------------
 
 
@@ -481,3 +517,117 @@ def test_an_edit_keeps_a_field_whose_name_the_view_masked() -> None:
     # a view that dropped a field cannot pair names by place: what it did not show stays
     dropped = Redactor(mode="drop").redact(original)
     assert unmasked({"cents": 5}, original, dropped) == {"cents": 5, email: 3}
+
+
+# a reconcile request's reason ----------------------------------------------------------------
+
+
+@tool(effect="write", sensitive=["pin"])  # not idempotent: a timeout leaves it in doubt
+def open_vault(vault: str, pin: str) -> dict[str, Any]:
+    """Open a vault with its pin; the bank's timeout quotes the pin, as a careless API does."""
+    raise TimeoutError(f"vault {vault} did not answer to pin {pin} (key {S.ANSWER_KEY})")
+
+
+def vault_model() -> ScriptedChatModel:
+    """A model that opens the vault, then says it is done."""
+    return ScriptedChatModel([ai("", tool_call("open_vault", {"vault": "v1", "pin": PIN})), "ok"])
+
+
+def vault_desk(db: str | Path = "vault.db", **kwargs: Any) -> AgentRuntime:
+    """Runs whose call is left in doubt, waiting for a person to reconcile it."""
+    model = kwargs.pop("model", None) or vault_model()
+    return AgentRuntime(model, tools=[open_vault], policy=Policy.allow_all(), db=db, **kwargs)
+
+
+@pytest.mark.anyio
+async def test_a_reconcile_requests_reason_and_comment_are_masked_wherever_shown_or_sent(
+    db: Path,
+) -> None:
+    from agentrt.cli.mcp import shown as reviewed
+    from agentrt.webhooks.dispatcher import body_of
+
+    rt = vault_desk(db)
+    # Written masked (the ledger keeps the tool's error exact): what reads the request as
+    # kept, the run's log and the webhooks' events, has it masked too.
+    first = rt.start("open vault v1", principal=ALICE).pending_approval
+    assert first is not None
+    assert first.kind == "reconcile"
+    said = "did not answer to pin [REDACTED:field] (key [REDACTED:api_key])"
+    assert said in first.reason, first.reason
+    resolved = rt.decide(Decision.resolve(first.id, result={"opened": True}, by=ALICE))
+    assert resolved.status == "succeeded"
+    (logged,) = [e for e in rt.events(first.thread_id) if e["type"] == "approval"]
+    assert said in logged["data"]["reason"]
+    sent = [body_of(e, "https://agentrt.example") for e in rt.store.outbox_events()]
+    assert [json.loads(b)["type"] for b in sent] == [
+        "approval.requested",
+        "approval.decided",
+        "run.succeeded",
+    ]
+    assert all(PIN.encode() not in body for body in sent)
+    # A request whose row holds its reason raw (written before it was masked) is masked
+    # wherever it is shown...
+    request = rt.start("open vault v1 again", principal=ALICE).pending_approval
+    assert request is not None
+    raw = f"'open_vault' has no recorded outcome: vault v1 did not answer to pin {PIN}"
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE approvals SET reason=? WHERE id=?", (raw, request.id))
+    seen = await _reconcile_surfaces(rt, db, request.thread_id, request.id)
+    # ... and so is a person's comment that quotes the pin, once it is settled.
+    done = Decision.resolve(request.id, result={"opened": True}, by=ALICE, reason=f"pin {PIN} ok")
+    rt.decide(done, resume=False)
+    settled = await _reconcile_surfaces(rt, db, request.thread_id, request.id)
+    seen |= {f"{where}, settled": text for where, text in settled.items()}
+    seen["the MCP review tool"] = json.dumps(reviewed(rt, rt.approval(request.id)))
+    rt.close()
+    assert {where: PIN in text for where, text in seen.items()} == dict.fromkeys(seen, False)
+    assert "did not answer to pin [REDACTED:field]" in seen["GET /approvals/{id}"]
+    assert json.loads(seen["GET /approvals/{id}, settled"])["comment"] == "pin [REDACTED:field] ok"
+    assert "did not answer to pin [REDACTED:field]" in seen["agentrt approvals show"]
+
+
+def test_an_apps_own_graph_writes_its_reconcile_requests_reason_masked(db: Path) -> None:
+    from langchain_core.messages import HumanMessage
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from agentrt.examples.own_graph import build_graph
+
+    model = vault_model()
+    with vault_desk(db, model=model) as rt:
+        graph = build_graph(rt, model, InMemorySaver())
+        rt.attach(graph)
+        graph.invoke({"messages": [HumanMessage("open vault v1")]}, rt.thread(principal=ALICE))
+        (request,) = rt.approvals(tenant=ALICE.tenant)
+    assert request.kind == "reconcile"
+    assert "did not answer to pin [REDACTED:field] (key [REDACTED:api_key])" in request.reason
+
+
+async def _reconcile_surfaces(
+    rt: AgentRuntime, db: Path, thread_id: str, approval_id: str
+) -> dict[str, str]:
+    """Every place a person reads the request: the API, the review page, the CLI."""
+    seen: dict[str, str] = {}
+    async with served(rt) as (_, http, key):
+        status = rt.approval(approval_id).status.value
+        for path in (
+            f"/approvals/{approval_id}",
+            f"/approvals?status={status}",
+            f"/runs/{thread_id}",
+        ):
+            answer = await http.get(path)
+            assert answer.status_code == 200, answer.text
+            seen[f"GET {path.replace(approval_id, '{id}').replace(thread_id, '{id}')}"] = (
+                answer.text
+            )
+        assert approval_id in seen[f"GET /approvals?status={status}"]
+        await http.post("/ui/login", data={"key": key})
+        seen["the review queue"] = html.unescape((await http.get("/ui")).text)
+        seen["the run page"] = html.unescape((await http.get(f"/ui/runs/{thread_id}")).text)
+    where = ["--app", f"{__name__}:vault_desk", "--db", str(db)]
+    for command in (["approvals", "show", approval_id], ["show", thread_id]):
+        shown = CliRunner().invoke(cli_app, [*command, *where])
+        assert shown.exit_code == 0, shown.output
+        seen[f"agentrt {command[0]} {'show' if command[0] == 'approvals' else ''}".strip()] = (
+            shown.output
+        )
+    return seen

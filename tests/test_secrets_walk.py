@@ -125,7 +125,7 @@ async def test_seeded_secrets_reach_no_surface(
             f"\nsecrets walk: surfaces={len(walk.surfaces)} secrets={len(S.SECRETS)} "
             f"leaks={len(walk.leaks)}"
         )
-    assert walk.leaks == []
+    assert walk.leaks == [], "\n".join(walk.leaks)
 
 
 async def _service(rt: AgentRuntime, walk: Walk, monkeypatch: pytest.MonkeyPatch) -> list[str]:

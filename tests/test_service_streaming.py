@@ -121,6 +121,63 @@ async def test_the_run_page_follows_a_live_run_from_its_event_stream(desk: Agent
     assert json.loads(events[-1]["data"])["status"] == "succeeded"
 
 
+def _after_revoking(events: list[dict[str, str]], logged: int) -> dict[str, Any]:
+    """What a stream sent beyond what it had when its key was revoked (``logged`` log
+    entries, the run waiting at its gate)."""
+    return {
+        "log entries": [e["id"] for e in events if e["event"] in KINDS and int(e["id"]) >= logged],
+        "statuses": [
+            json.loads(e["data"])["status"]
+            for e in events
+            if e["event"] == "status" and json.loads(e["data"])["status"] != "awaiting_approval"
+        ],
+        "live events": [e["event"] for e in events if e["event"] not in {*KINDS, "status"}],
+    }
+
+
+async def test_a_revoked_key_stops_receiving_the_event_stream_it_opened(api: Api) -> None:
+    thread_id, approval = await api.waiting_run()
+    worker = api.app.state.agentrt.worker
+    stream = asyncio.create_task(api.call("GET", f"/runs/{thread_id}/events"))
+    while not worker.watched(thread_id):
+        await asyncio.sleep(0)
+    logged = len(api.rt.events(thread_id))
+    (alice,) = [k for k in api.rt.keys.list() if k.principal.roles == ("operator",)]
+    api.rt.keys.revoke(alice.key_id)
+    decided = await api.decide(approval, {"outcome": "approve"}, who="bob")
+    assert decided.status_code == 200, decided.text
+    # An hour's poll interval: the stream ends at the first push it wakes for.
+    events = parse_sse((await asyncio.wait_for(stream, 30)).text)
+    await api.settled(thread_id)
+    assert api.rt.get(thread_id).status is RunStatus.SUCCEEDED  # the run went on regardless
+    assert [e["id"] for e in events if e["event"] in KINDS] == [str(i) for i in range(logged)]
+    assert _after_revoking(events, logged) == {"log entries": [], "statuses": [], "live events": []}
+    again = await api.call("GET", f"/runs/{thread_id}/events")
+    assert again.status_code == 401
+
+
+async def test_a_revoked_key_stops_the_run_pages_open_feed(desk: AgentRuntime) -> None:
+    async with _browser(desk) as page:
+        thread_id, approval = await page.waiting()
+        await page.sign_in(APPROVER)
+        worker = page.app.state.agentrt.worker
+        feed = asyncio.create_task(page.client.get(f"/ui/runs/{thread_id}/events"))
+        while not worker.watched(thread_id):
+            await asyncio.sleep(0)
+        logged = len(desk.events(thread_id))
+        (signed_in,) = [k for k in desk.keys.list() if k.principal.id == APPROVER.id]
+        desk.keys.revoke(signed_in.key_id)  # the key the page's cookie holds
+        await desk.adecide(Decision.approve(approval, by=APPROVER), resume=False)
+        worker.drive(thread_id)
+        events = parse_sse((await asyncio.wait_for(feed, 30)).text)
+        await page.settled(thread_id)
+        again = await page.client.get(f"/ui/runs/{thread_id}/events")
+    assert desk.get(thread_id).status is RunStatus.SUCCEEDED
+    assert _after_revoking(events, logged) == {"log entries": [], "statuses": [], "live events": []}
+    assert again.status_code == 303  # to the sign-in page: the key is no longer good
+    assert again.headers["location"].startswith("/ui/login")
+
+
 async def test_the_run_page_is_drawn_without_a_feed_once_the_run_is_over(
     desk: AgentRuntime,
 ) -> None:

@@ -8,17 +8,19 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from html import unescape
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 from fastapi import FastAPI
+from langchain_core.messages import BaseMessage, HumanMessage
 
-from agentrt import AgentRuntime, Budget, Principal, RunStatus
+from agentrt import AgentRuntime, Budget, Decision, Policy, Principal, RunStatus, tool
 from agentrt.errors import InvalidDecision
 from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR
 from agentrt.service import create_app
 from agentrt.service.ui import routes
-from agentrt.testing import ai, tool_call
+from agentrt.testing import ScriptedChatModel, ai, tool_call
 from tests import budget_app, gate_app
 from tests.conftest import FakeClock, Ids
 from tests.test_tools_runtime import CLERK, Sink, crash_then_resume, make_rt
@@ -581,6 +583,74 @@ async def test_runs_list_the_tenant_runs_and_a_goal_is_shown_as_text(page: Page)
     assert goal in text(run)
     assert "No steps yet." in text(run)
     assert "No spans are stored for this run" in text(run)
+
+
+@tool(effect="read")
+def look(door: str) -> str:
+    """Look at a door."""
+    return f"the {door} door is shut"
+
+
+@tool(effect="write", idempotent=True, sensitive=["pin"])
+def unlock(door: str, pin: str) -> str:
+    """Unlock a door with its pin."""
+    return f"the {door} door is open"
+
+
+DOORS = """
+version: 1
+name: doors
+default: allow
+rules:
+  - id: doors
+    match: {tools: [look, unlock]}
+    decision: require_approval
+    reason: Doors need a person.
+"""
+
+
+async def test_a_list_of_runs_reads_a_runs_log_again_only_once_the_run_moved(
+    db: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    pin = "zebra-58213-quartz"
+
+    def first_turn(messages: list[BaseMessage]) -> Any:
+        goal = next(m.content for m in messages if isinstance(m, HumanMessage))
+        opens = str(goal).startswith("open")  # the first run: a gate; the others end at once
+        return ai("", tool_call("look", {"door": "front"})) if opens else "Nothing to do."
+
+    unlocks = ai("", tool_call("unlock", {"door": "front", "pin": pin}))
+    model = ScriptedChatModel([first_turn, unlocks])
+    rt = AgentRuntime(
+        model, tools=[look, unlock], policy=Policy.from_yaml(DOORS), db=db, clock=clock
+    )
+    first = rt.start(f"open the front door, its pin is {pin}", principal=OPERATOR)
+    others = [rt.start(f"run {i}", principal=OPERATOR) for i in (2, 3)]
+    assert [r.status for r in (first, *others)] == ["awaiting_approval", "succeeded", "succeeded"]
+    read: list[str] = []
+    events = rt.events
+    monkeypatch.setattr(rt, "events", lambda thread_id: read.append(thread_id) or events(thread_id))
+    async with _browser(rt) as page:
+        await page.sign_in(APPROVER)
+        listed = await page.client.get("/ui/runs")
+        assert sorted(read) == sorted(r.thread_id for r in (first, *others))
+        # Nothing yet says the pin is secret: the log holds only the look at the door.
+        assert f"its pin is {pin}" in unescape(listed.text)
+        read.clear()
+        for path in ("/ui/runs", "/ui", "/ui/runs?status=succeeded"):  # none has moved
+            assert (await page.client.get(path)).status_code == 200
+        assert read == []
+        # The first moves on to its next gate (the clock, a test's, stands still), where
+        # the model passed the pin to unlock: only its log is read again, and its goal
+        # is masked with what the log now holds.
+        await rt.adecide(Decision.approve(first.pending_approvals[0].id, by=APPROVER))
+        assert rt.get(first.thread_id).pending_approvals[0].tool == "unlock"
+        listed = unescape((await page.client.get("/ui/runs")).text)
+        assert read == [first.thread_id]
+        queued = unescape((await page.client.get("/ui")).text)
+    for shown in (listed, queued):
+        assert pin not in shown
+        assert "open the front door, its pin is [REDACTED:field]" in shown
 
 
 async def test_a_notifications_link_shows_nothing_before_a_sign_in_and_decides_nothing(

@@ -158,6 +158,75 @@ def test_seeded_secrets_never_reach_spans_or_logs(
     assert "upstream refused key [REDACTED:api_key] for [REDACTED:email]" in logs
 
 
+PIN = "zebra-58213-quartz"  # no detector knows its shape: only its field says it is secret
+NEW_PIN = "maple-90417-comet"
+
+
+@tool(effect="write", idempotent=True, sensitive=["pin"])
+def unlock(door: str, pin: str) -> str:
+    """Unlock a door with its pin."""
+    return f"door {door} is open"
+
+
+@tool(effect="write", idempotent=True, sensitive=["pin"])
+def new_pin(door: str) -> dict[str, str]:
+    """Give a door a new pin."""
+    return {"door": door, "pin": NEW_PIN}
+
+
+def test_an_answer_or_error_that_repeats_a_sensitive_value_is_masked_on_every_span(
+    db: Path, clock: FakeClock
+) -> None:
+    from langgraph.types import RetryPolicy
+
+    opened = ai("", tool_call("unlock", {"door": "back", "pin": PIN}))
+    scripts = {
+        # The answer repeats an argument the tool declared sensitive...
+        "repeats an argument": [opened, f"Opened the back door with pin {PIN}."],
+        # ... or a value the tool gave back in a sensitive field.
+        "repeats a result": [
+            ai("", tool_call("new_pin", {"door": "back"})),
+            f"The back door's pin is now {NEW_PIN}.",
+        ],
+        # The model's provider fails with an error that quotes the argument.
+        "fails quoting it": [opened, RuntimeError(f"upstream refused pin {PIN}")],
+    }
+    ended = {}
+    for goal, script in scripts.items():
+        with AgentRuntime(
+            ScriptedChatModel(script),
+            tools=[unlock, new_pin],
+            policy=Policy.allow_all(),
+            db=db,
+            clock=clock,
+            capture_content=True,
+            model_retry=RetryPolicy(max_attempts=1),
+        ) as rt:
+            ended[goal] = rt.start(goal, principal=Principal("alice")).status.value
+    assert ended == {
+        "repeats an argument": "succeeded",
+        "repeats a result": "succeeded",
+        "fails quoting it": "failed",
+    }
+    with sqlite3.connect(db) as conn:
+        spans = conn.execute("SELECT name, status, attributes, events FROM spans").fetchall()
+    leaks = sorted(
+        {
+            (row[0], part)
+            for row in spans
+            for part, text in zip(("status", "attributes", "events"), row[1:], strict=True)
+            if PIN in str(text) or NEW_PIN in str(text)
+        }
+    )
+    # The agent.run span's output and status, and llm.call's output messages, were masked
+    # with the Redactor alone: the pin reached them.
+    assert leaks == [], leaks
+    shown = "\n".join(str(part) for row in spans for part in row)
+    assert "Opened the back door with pin [REDACTED:field]." in shown
+    assert "The back door's pin is now [REDACTED:field]." in shown
+    assert "upstream refused pin [REDACTED:field]" in shown
+
+
 # field names ---------------------------------------------------------------------------------
 
 SECRET_NAMES = (

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
+from dataclasses import replace
 from typing import Any, Protocol
 
 from agentrt.approvals.model import ApprovalRequest
 from agentrt.redaction import Redactor
 from agentrt.tracing.shown import secret_values, shown
 
-__all__ = ["Tools", "changed_args", "masked", "shown_about", "shown_args", "unmasked"]
+__all__ = [
+    "Tools",
+    "changed_args",
+    "masked",
+    "shown_about",
+    "shown_args",
+    "shown_request",
+    "unmasked",
+]
 
 
 class Tools(Protocol):
@@ -55,15 +64,45 @@ def shown_about(
     *,
     args: Any = None,
     redactor: Redactor | None = None,
+    known: Collection[Any] = (),
 ) -> str:
-    """``text`` about ``request`` (a refused decision's message) as a person may see it:
-    the secret values its sensitive arguments hold, and those of ``args`` (say, an edit's,
-    as JSON text or a dict), cut out wherever it repeats them. A message may quote
-    arguments: the edit's, where a masked value was already swapped for the run's own."""
+    """``text`` about ``request`` (a refused decision's message, its reason) as a person may
+    see it: the secret values its sensitive arguments hold, those of ``args`` (say, an
+    edit's, as JSON text or a dict) and the ``known`` ones (its run's log's) cut out wherever
+    it repeats them. A message may quote arguments: the edit's, where a masked value was
+    already swapped for the run's own."""
     sensitive = () if request.kind == "budget" else tools.sensitive_of(request.tool)
     r = redactor or Redactor()
-    known = [*secret_values(request.args, r, sensitive), *secret_values(args, r, sensitive)]
+    known = [
+        *known,
+        *secret_values(request.args, r, sensitive),
+        *secret_values(args, r, sensitive),
+    ]
     return str(shown(text, redactor, sensitive=sensitive, known=known))
+
+
+def shown_request(
+    request: ApprovalRequest,
+    tools: Tools,
+    *,
+    redactor: Redactor | None = None,
+    known: Collection[Any] = (),
+) -> ApprovalRequest:
+    """``request`` with its words as a person may see them wherever it is shown or sent:
+    why it was asked (a reconcile's reason quotes the tool's error, which may repeat a
+    sensitive argument) and the decider's comment, through ``shown_about`` with its edited
+    arguments' secrets too. Its arguments stay exact: show them with ``shown_args``."""
+
+    def said(text: str) -> str:
+        return shown_about(
+            request, tools, text, args=request.edited_args, redactor=redactor, known=known
+        )
+
+    return replace(
+        request,
+        reason=said(request.reason),
+        comment=None if request.comment is None else said(request.comment),
+    )
 
 
 def unmasked(edited: Any, original: Any, seen: Any) -> Any:

@@ -18,6 +18,7 @@ from agentrt.cli.common import (
     rule_of,
     short,
     shown_args,
+    shown_request,
     table,
 )
 from agentrt.cli.options import AppOptions, OptionGroup, grouped
@@ -90,10 +91,9 @@ def approvals(
 @grouped
 def show_request(approval_id: ApprovalArgument, app_options: AppOptions) -> None:
     """One request in full: arguments (masked), rule, who asked, who decided, how long it waited."""
-    from agentrt.tracing.shown import shown
-
     with app_options.runtime(db_only=True) as rt:
-        req = rt.approval(approval_id)
+        # Its reason and comment as a person may see them (a reason may quote a tool's error).
+        req = shown_request(rt, rt.approval(approval_id))
         now = rt.clock()
         edited = None if req.edited_args is None else shown_args(rt, req, req.edited_args)
         waited = req.waited_seconds
@@ -110,7 +110,7 @@ def show_request(approval_id: ApprovalArgument, app_options: AppOptions) -> None
             ("expires", "never" if req.expires_at is None else moment(req.expires_at, now=now)),
             (
                 "decided by",
-                f"{req.decided_by or ''} {shown(req.comment, rt.redactor) or ''}".strip(),
+                f"{req.decided_by or ''} {req.comment or ''}".strip(),
             ),
             ("waited", "" if waited is None else f"{waited:.0f}s"),
             ("on expiry", "" if req.expires_at is None else _on_expiry(req)),

@@ -321,6 +321,16 @@ def shown_args(rt: AgentRuntime, req: ApprovalRequest, args: Any = None) -> Any:
     return shown_args(req, rt.tools, args, redactor=rt.redactor)
 
 
+def shown_request(
+    rt: AgentRuntime, req: ApprovalRequest, known: list[Any] | None = None
+) -> ApprovalRequest:
+    """A request with its words (reason, comment) as a person may see them; its arguments
+    stay exact, for ``shown_args`` (``known``: its run's log's secret values)."""
+    from agentrt.approvals.display import shown_request
+
+    return shown_request(req, rt.tools, redactor=rt.redactor, known=known or ())
+
+
 def run_secrets(rt: AgentRuntime, thread_id: str) -> list[Any]:
     """The secret values the run's log holds, which its output and messages are masked
     with as its events are (an answer may repeat a sensitive argument)."""
@@ -333,7 +343,8 @@ def print_run(run: Run, rt: AgentRuntime) -> None:
     from agentrt.tracing.shown import shown_run
 
     # Goal, output and error as a person may see them.
-    run = shown_run(run, rt.redactor, known=run_secrets(rt, run.thread_id))
+    known = run_secrets(rt, run.thread_id)
+    run = shown_run(run, rt.redactor, known=known)
     typer.echo(f"thread    {run.thread_id}")
     typer.echo(f"status    {run.status.value}")
     typer.echo(f"goal      {run.goal}")
@@ -365,7 +376,7 @@ def print_run(run: Run, rt: AgentRuntime) -> None:
             f"{r['used']:g} used, {r['requested']:g} more needed"
         )
     for req in run.pending_approvals:
-        print_request(req, rt)
+        print_request(req, rt, known)
 
 
 def message_line(message: ThreadMessage, rt: AgentRuntime, known: list[Any]) -> str:
@@ -402,7 +413,10 @@ def describe_budget(run: Run) -> str:
     return ", ".join(parts) or "no limits"
 
 
-def print_request(req: ApprovalRequest, rt: AgentRuntime) -> None:
+def print_request(req: ApprovalRequest, rt: AgentRuntime, known: list[Any] | None = None) -> None:
+    """A pending request in a few lines, its words and arguments as a person may see them
+    (``known``: its run's log's secret values)."""
+    req = shown_request(rt, req, known)
     if req.kind == "budget":
         a = req.args
         typer.echo("waiting for a person to raise a budget limit:")

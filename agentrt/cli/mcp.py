@@ -191,10 +191,10 @@ def review_server(rt: AgentRuntime, key: str, *, resume: bool = True) -> MCPServ
 
 
 def shown(rt: AgentRuntime, request: ApprovalRequest) -> dict[str, Any]:
-    """A request as a reviewer sees it: its arguments through the masking path."""
-    from agentrt.approvals.display import shown_args
-    from agentrt.tracing.shown import shown as masked_text
+    """A request as a reviewer sees it: its arguments and words through the masking path."""
+    from agentrt.approvals.display import shown_args, shown_request
 
+    said = shown_request(request, rt.tools, redactor=rt.redactor)
     return {
         "id": request.id,
         "kind": request.kind,
@@ -208,7 +208,7 @@ def shown(rt: AgentRuntime, request: ApprovalRequest) -> dict[str, Any]:
         if request.edited_args is None
         else shown_args(request, rt.tools, request.edited_args, redactor=rt.redactor),
         "rule_id": request.rule_id,
-        "reason": request.reason,
+        "reason": said.reason,
         "required_roles": list(request.required_roles),
         "four_eyes": request.four_eyes,
         "requested_by": request.requested_by,
@@ -216,7 +216,7 @@ def shown(rt: AgentRuntime, request: ApprovalRequest) -> dict[str, Any]:
         "expires_at": request.expires_at,
         "decided_by": request.decided_by,
         "decided_at": request.decided_at,
-        "comment": masked_text(request.comment, rt.redactor),
+        "comment": said.comment,
     }
 
 

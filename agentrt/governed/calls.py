@@ -39,6 +39,7 @@ from agentrt.nodes.common import (
 )
 from agentrt.nodes.deps import RunDeps
 from agentrt.nodes.policy import MAX_RECHECKS, judge
+from agentrt.nodes.reconcile import what_stopped
 from agentrt.records import RunRecord
 from agentrt.runs import lifecycle
 from agentrt.runs.decisions import record_decision
@@ -288,9 +289,10 @@ class Governor:
         key = tool_context(state, action, deps).idempotency_key
         effect = yield blocking(deps.store.get_effect, key)
         assert effect is not None
+        stopped = what_stopped(effect, spec, action["args"], deps.tracing.redactor)
         why = (
             f"{spec.name!r} is not idempotent and its call (attempt {effect.attempts}) has no "
-            f"recorded outcome: {effect.error or 'the process stopped mid-call'}"
+            f"recorded outcome: {stopped}"
         )
         request = gate_request(
             state,

@@ -46,6 +46,7 @@ from agentrt.runs.messages import INTERRUPT_BEFORE
 from agentrt.state import RunState, Stop, Usage
 from agentrt.steps import Step, Steps, adrive, blocking, drive
 from agentrt.store.held import HoldsWrites
+from agentrt.tracing.shown import log_secrets
 
 __all__ = ["ROUTES", "build_run_graph", "run_graph_builder"]
 
@@ -68,7 +69,10 @@ def _stepping(kind: str, state: RunState, deps: RunDeps) -> Iterator[_Step]:
     """
     started = deps.clock()
     step = _Step()
-    with deps.tracing.step(kind, state["thread_id"], _step_id(kind, state)) as span:
+    # An error that ends the node is masked too with what the run's log holds.
+    tracing = deps.tracing
+    known = partial(log_secrets, state.get("events", ()), tracing.redactor, tracing.sensitive_of)
+    with tracing.step(kind, state["thread_id"], _step_id(kind, state), known=known) as span:
         try:
             yield step
         except BaseException:

@@ -13,6 +13,7 @@ settled and carries on from it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from agentrt.approvals import ApprovalRequest, ApprovalStatus
@@ -22,12 +23,14 @@ from agentrt.nodes.deps import RunDeps
 from agentrt.nodes.spec import Node
 from agentrt.nodes.tool import failed_outcome, ok_outcome
 from agentrt.records import EffectRecord
+from agentrt.redaction import Redactor
 from agentrt.state import Action, Event, RunState, Stop
 from agentrt.tools.contract import Effect, ToolSpec
 from agentrt.tools.execution import ToolFailure
 from agentrt.tools.ledger import failure_kind
+from agentrt.tracing.shown import secret_values, shown
 
-__all__ = ["NODE", "reconcile"]
+__all__ = ["NODE", "reconcile", "what_stopped"]
 
 
 def _request(
@@ -40,9 +43,10 @@ def _request(
             "time before the call returned; it may be what kills the process"
         )
     else:
+        stopped = what_stopped(effect, spec, action["args"], deps.tracing.redactor)
         why = (
             f"{spec.name!r} is not idempotent and its call (attempt {effect.attempts}) has no "
-            f"recorded outcome: {effect.error or 'the process stopped mid-call'}"
+            f"recorded outcome: {stopped}"
         )
     # Settling says whether an effect happens (again): by default it takes the person the
     # action's own approval took, so its requester cannot retry it alone.
@@ -64,6 +68,19 @@ def _request(
         four_eyes=approved.four_eyes if approved is not None else False,
         now=deps.clock(),
     )
+
+
+def what_stopped(
+    effect: EffectRecord, spec: ToolSpec, args: Mapping[str, Any], redactor: Redactor
+) -> str:
+    """What stopped the call in doubt, for its request's reason: the tool's error as a person
+    may see it. A reason is shown and sent as it is kept (the review queue, webhooks, the
+    run's log), and an error may quote the call's sensitive arguments or a detected secret;
+    the ledger keeps the error exact."""
+    if not effect.error:
+        return "the process stopped mid-call"
+    known = secret_values(args, redactor, spec.sensitive)
+    return str(shown(effect.error, redactor, sensitive=spec.sensitive, known=known))
 
 
 def _approval_of(state: RunState, deps: RunDeps, action: Action) -> ApprovalRequest | None:

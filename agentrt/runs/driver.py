@@ -45,7 +45,7 @@ from agentrt.steps import Step, Steps, blocking
 from agentrt.store.protocols import Store
 from agentrt.tools.registry import ToolRegistry
 from agentrt.tracing import RunTracing
-from agentrt.tracing.shown import shown
+from agentrt.tracing.shown import log_secrets, shown
 
 __all__ = ["Driver", "NewRunRequest"]
 
@@ -56,6 +56,17 @@ def _invoke(graph: Any, graph_input: Any, cfg: Any, owner: str) -> Step[Any]:
     """Run the graph until it stops, checkpointing each step under ``owner``'s lease (the
     async planner awaits its model without holding a thread)."""
     return graph_run(graph, graph_input, cfg, owner)  # rt.stream runs it with graph.stream
+
+
+def _log_of(graph: Any, cfg: Any) -> Steps[Mapping[str, Any]]:
+    """The run's state as its checkpoint has it, for what its log holds; none if it
+    cannot be read (the store that failed the run): what is shown is masked all the same."""
+    try:
+        ended: Mapping[str, Any] = yield read_ended(graph, cfg)
+    except Exception:
+        logger.debug("a run's log could not be read to mask its error with", exc_info=True)
+        return {}
+    return ended
 
 
 class Driver(MessageTaking, RunCreating, RunResuming):
@@ -222,14 +233,26 @@ class Driver(MessageTaking, RunCreating, RunResuming):
                         # This process stops, or another took the run over: left as it
                         # is, for whoever drives it next (or drives it now).
                         run = yield blocking(self.get, thread_id)
+                        ended = yield from _log_of(graph, cfg)
                     except Exception as exc:  # a failed run is a result, not a crash
                         fail = partial(self.fail, graph, thread_id, exc, record)
                         run = yield blocking(self._if_ours, kept, fail)
-                        self.tracing.failed(span, exc, run.error or str(exc))
+                        ended = yield from _log_of(graph, cfg)
+                        said = shown(
+                            run.error or str(exc), self.redactor, known=self._secrets(ended)
+                        )
+                        self.tracing.failed(span, exc, said)
                     else:
                         settle = partial(self.settle, graph, thread_id, ended, record)
                         run = yield blocking(self._if_ours, kept, settle)
-                    self.tracing.settled(span, run.status.value, output=run.output, error=run.error)
+                    # Shown as the run is everywhere: masked with what its log holds.
+                    self.tracing.settled(
+                        span,
+                        run.status.value,
+                        output=run.output,
+                        error=run.error,
+                        known=partial(self._secrets, ended),
+                    )
                     return run
             finally:
                 self.leases.let_go(kept)  # never waits on a renewal: done on the loop
@@ -241,6 +264,11 @@ class Driver(MessageTaking, RunCreating, RunResuming):
             # Letting go records where the segment's span is (once handed to the exporter):
             # the next segment hangs under the run's root and links to this one.
             yield blocking(self.store.release_lease, thread_id, owner.label, trace=trace)
+
+    def _secrets(self, ended: Mapping[str, Any]) -> list[Any]:
+        """The secret values the log of a run's state (``ended``) holds: its output and
+        error are shown masked with them (``tracing.shown.log_secrets``)."""
+        return log_secrets(ended.get("events") or (), self.redactor, self.tools.sensitive_of)
 
     # blocking steps -----------------------------------------------------------------------
 

@@ -26,6 +26,7 @@ __all__ = [
     "current_service",
     "key_from_request",
     "service_of",
+    "still_valid",
 ]
 
 COOKIE = "agentrt_key"
@@ -92,6 +93,19 @@ async def authenticate(request: Request, key: str | None) -> ApiKey:
         )
     service.rate_limiter.hit(found.key_id)
     return found
+
+
+async def still_valid(request: Request, key: ApiKey, *, cookie: bool = False) -> bool:
+    """True while the key ``request`` was let in with (``key``) is still active: looked up
+    again by its hash, and neither counted against its rate nor as a failure. An answer that
+    goes on (an event stream) asks at each wake-up, so a key revoked meanwhile ends it, as
+    it refuses the key's next request. ``cookie``: the review page's, which keeps the key in
+    its cookie."""
+    given = key_from_request(request, cookie=cookie)
+    if not given:
+        return False
+    found = await asyncio.to_thread(service_of(request).runtime.keys.authenticate, given)
+    return found is not None and found.key_id == key.key_id
 
 
 # Declared for /openapi.json (the schemes a client may use); the key is read by

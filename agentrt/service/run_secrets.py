@@ -3,7 +3,8 @@
 Every text the API shows of a run (its goal, output and error) is masked with the secret
 values its log holds (``schemas.run_secrets``): an answer may repeat a tool's sensitive
 argument. Reading them means reading the run's whole log, and a monitor polls a run many
-times a second; so what was read is kept, keyed by the row's status and last change. An
+times a second (the review page lists 200); so what was read is kept, keyed by the row's
+state (its status and last change, message, usage and the requests it waits for). An
 output or an error comes with a move of the run's status, so a run shown with one is
 always masked with what its log held by then. While a run goes on between moves, the
 values its newer steps add reach only its goal, which masks them again once it moves.
@@ -29,13 +30,22 @@ class RunSecrets:
 
     def __init__(self, runtime: AgentRuntime, kept: int = KEPT) -> None:
         self._runtime = runtime
-        self._kept: OrderedDict[str, tuple[tuple[str, float], list[Any]]] = OrderedDict()
+        self._kept: OrderedDict[str, tuple[tuple[Any, ...], list[Any]]] = OrderedDict()
         self._size = kept
         self._lock = threading.Lock()
 
     @staticmethod
-    def _state(run: Run) -> tuple[str, float]:
-        return run.status.value, run.updated_at
+    def _state(run: Run) -> tuple[Any, ...]:
+        """What says the row moved: its status and last change, and besides them its
+        message, usage and the requests it waits for, so that two states a clock did not
+        tell apart (a test's, or two moves in one tick) are never taken for one."""
+        return (
+            run.status.value,
+            run.updated_at,
+            run.message,
+            tuple(sorted(run.usage.items())),
+            tuple(r.id for r in run.pending_approvals),
+        )
 
     def cached(self, run: Run) -> list[Any] | None:
         """What ``run``'s log held when its row was last as it is now; None if not read."""

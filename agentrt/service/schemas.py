@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agentrt.approvals import ApprovalRequest
-from agentrt.approvals.display import changed_args, shown_args
+from agentrt.approvals.display import changed_args, shown_args, shown_request
 from agentrt.budget import MAX_LIMIT
 from agentrt.runs.messages import ThreadMessage
 from agentrt.runtime import AgentRuntime, Run
@@ -221,10 +222,14 @@ def _non_finite(value: Any, where: str = "") -> str | None:
     return None
 
 
-def approval_out(rt: AgentRuntime, req: ApprovalRequest) -> ApprovalOut:
+def approval_out(
+    rt: AgentRuntime, req: ApprovalRequest, known: Collection[Any] = ()
+) -> ApprovalOut:
     """A request as the API shows it: each field the request's own of that name, but its
-    status as a string and its arguments and comment as a person may see them."""
-    data = {name: getattr(req, name) for name in ApprovalOut.model_fields if hasattr(req, name)}
+    status as a string and its arguments and words (reason, comment) as a person may see
+    them (``shown_request``; ``known``: its run's log's secret values, when at hand)."""
+    said = shown_request(req, rt.tools, redactor=rt.redactor, known=known)
+    data = {name: getattr(said, name) for name in ApprovalOut.model_fields if hasattr(said, name)}
     data.update(
         changed_args=None if req.edited_args is None else changed_args(req.args, req.edited_args),
         status=req.status.value,
@@ -232,7 +237,6 @@ def approval_out(rt: AgentRuntime, req: ApprovalRequest) -> ApprovalOut:
         edited_args=None
         if req.edited_args is None
         else shown_args(req, rt.tools, req.edited_args, redactor=rt.redactor),
-        comment=shown(req.comment, rt.redactor),
     )
     return ApprovalOut.model_validate(data)
 
@@ -264,7 +268,7 @@ def run_out(
         usage=dict(run.usage),
         budget=run.budget.to_dict(),
         budget_report=dict(run.budget_report) if run.budget_report else None,
-        pending_approvals=[approval_out(rt, r) for r in run.pending_approvals],
+        pending_approvals=[approval_out(rt, r, known) for r in run.pending_approvals],
         created_at=run.created_at,
         updated_at=run.updated_at,
         message=run.message,

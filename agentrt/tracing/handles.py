@@ -32,7 +32,7 @@ class Tracing(Protocol):
     ) -> None: ...
 
     def conversation(
-        self, messages: list[Any], *, output: bool = False
+        self, messages: list[Any], *, output: bool = False, known: Collection[Any] = ()
     ) -> list[dict[str, Any]]: ...
 
 
@@ -56,6 +56,10 @@ class _Handle:
 
 class ModelCallSpan(_Handle):
     """The open llm.call span; record the model's response on it."""
+
+    asked: Collection[Any] = ()
+    """The secret values the conversation the model was asked holds (set with capture on):
+    its answer is shown with them."""
 
     def response(self, message: Any, *, cost: tuple[float, float] | None = None) -> None:
         """The answer: its usage, model, id and finish reason; with capture on, the answer
@@ -91,7 +95,7 @@ class ModelCallSpan(_Handle):
                 },
             )
         if self.tracing.capture_content:
-            output = self.tracing.conversation([message], output=True)
+            output = self.tracing.conversation([message], output=True, known=self.asked)
             self.content(A.GEN_AI_OUTPUT_MESSAGES, output)
 
 

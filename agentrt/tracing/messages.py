@@ -19,6 +19,8 @@ __all__ = [
     "FINISH_REASONS",
     "finish_reason",
     "input_message",
+    "model_names",
+    "model_temperature",
     "output_message",
     "split_system",
     "tool_definitions",
@@ -154,3 +156,23 @@ def _content_parts(content: Any) -> list[dict[str, Any]]:
 
 def _text_or_none(value: Any) -> str | None:
     return value if isinstance(value, str) and value else None
+
+
+def model_names(model: Any) -> tuple[str | None, str | None]:
+    """A chat model's name and provider as a model call's span names them (either None
+    where the model does not say)."""
+    name = getattr(model, "model_name", None) or getattr(model, "model", None)
+    provider = None
+    try:
+        params = model._get_ls_params()
+        name = name or params.get("ls_model_name")
+        provider = params.get("ls_provider")
+    except Exception:  # naming is best effort; a model without ls params is still traced
+        pass
+    return (name if isinstance(name, str) else None, provider)
+
+
+def model_temperature(model: Any) -> float | None:
+    """A chat model's temperature, if it has a number for one."""
+    value = getattr(model, "temperature", None)
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None

@@ -248,6 +248,8 @@ class _Seen:
     """Kept, so that its id is not another message's while it is remembered."""
     calls: list[tuple[Any, str, list[Any]]]
     """Its tool calls: id, tool name, the secret values their arguments hold."""
+    gave: list[Any] = field(default_factory=list)
+    """For a tool's result: the secret values it gave back in a sensitive field."""
     shown: dict[tuple[Any, ...], dict[str, Any]] = field(default_factory=dict)
     """The message as shown, by what showing it depends on besides itself."""
 
@@ -265,11 +267,16 @@ class MessagesShown:
         self._seen: OrderedDict[int, _Seen] = OrderedDict()
         self._lock = threading.Lock()  # runs in many threads share one
 
-    def __call__(self, messages: Sequence[Any], *, output: bool = False) -> ShownConversation:
+    def __call__(
+        self, messages: Sequence[Any], *, output: bool = False, known: Collection[Any] = ()
+    ) -> ShownConversation:
+        """``messages`` as shown; ``known``: secret values from elsewhere (for an answer,
+        those of the conversation it answers: ``secrets``)."""
         seen = [self._remembered(message) for message in messages]
         tools: dict[Any, str] = {}  # tool call id -> tool name: a result is masked as its call
-        known: list[Any] = []
+        known = list(known)
         for entry in seen:
+            known += entry.gave
             for call_id, name, secrets in entry.calls:
                 tools[call_id] = name
                 known += secrets
@@ -286,6 +293,17 @@ class MessagesShown:
             out.append(item)
         return out
 
+    def secrets(self, messages: Sequence[Any]) -> list[Any]:
+        """The secret values ``messages`` hold as a run's log holds them (``log_secrets``):
+        what their tool calls were given, and their tools' results gave back, in a sensitive
+        field. An answer to them may repeat any: it is shown with them."""
+        known: list[Any] = []
+        for entry in map(self._remembered, messages):
+            known += entry.gave
+            for _, _, secrets in entry.calls:
+                known += secrets
+        return known
+
     def _remembered(self, message: Any) -> _Seen:
         with self._lock:
             entry = self._seen.get(id(message))
@@ -298,7 +316,11 @@ class MessagesShown:
             for name in [str(call.get("name"))]
             for fields in [self.sensitive_of(name)]
         ]
-        entry = _Seen(message, calls)
+        gave: list[Any] = []
+        tool = getattr(message, "name", None) if getattr(message, "type", None) == "tool" else None
+        if tool:  # a tool's result (a run's always names its tool), read as its log entry is
+            gave = secret_values(message.content, self.redactor, self.sensitive_of(str(tool)))
+        entry = _Seen(message, calls, gave)
         if self.size:
             with self._lock:
                 self._seen[id(message)] = entry

@@ -49,7 +49,7 @@ from agentrt.tracing.ids import (
     remote_context,
     root_span_id,
 )
-from agentrt.tracing.messages import split_system, tool_definitions
+from agentrt.tracing.messages import model_names, model_temperature, split_system, tool_definitions
 from agentrt.tracing.metrics import RunMetrics
 from agentrt.tracing.shown import MessagesShown, SensitiveOf, secret_values, shown, shown_again
 
@@ -70,6 +70,10 @@ def _plain(value: Any) -> Any:
     if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
         return list(value)
     return json.dumps(value, sort_keys=True, default=str)
+
+
+Lazy = Callable[[], Collection[Any]]
+"""Secret values to mask with, asked for only when something is to be shown."""
 
 
 class RunTracing:
@@ -165,11 +169,12 @@ class RunTracing:
         start: float | None = None,
         sensitive: Collection[str] = (),
         known: Collection[Any] = (),
+        failing: Lazy = tuple,
     ) -> Iterator[Span]:
         """A span of agentrt's ``kind`` called ``name``, under ``parent`` (or the current
         span); ``root``: under none, in trace ``trace_id`` if given (a run's own trace),
         else a new trace, with id ``span_id`` if given. It starts now, or at ``start`` if
-        that is earlier."""
+        that is earlier. ``failing``: what else an error that ends it is masked with."""
         if root:
             context: Context | None = Context()
         elif parent is not None:
@@ -208,7 +213,8 @@ class RunTracing:
         except BaseException as exc:
             # Not span.record_exception: an error message can quote arguments, so it is
             # shown like content (capture on or off), and the stack trace stays in the logs.
-            message = shown(str(exc), self.redactor, sensitive=sensitive, known=known)
+            secrets = [*known, *failing()]
+            message = shown(str(exc), self.redactor, sensitive=sensitive, known=secrets)
             span.add_event(
                 "exception",
                 {"exception.type": type(exc).__name__, "exception.message": message},
@@ -291,22 +297,32 @@ class RunTracing:
             finally:
                 self._runs.pop(thread_id, None)
 
-    def settled(self, span: Span, status: str, *, output: str | None, error: str | None) -> None:
+    def settled(
+        self, span: Span, status: str, *, output: str | None, error: str | None, known: Lazy = tuple
+    ) -> None:
         """Record how a segment ended on its agent.run span: the run's status, and as its
-        output the answer (content) or why it failed. A run that failed or ran out of
-        budget is an error, said by its status, unless an exception already said more."""
+        output the answer (content) or why it failed, masked too with the secret values of
+        ``known`` (its log's: an answer may repeat a sensitive argument). A run that failed
+        or ran out of budget is an error, said by its status, unless an exception said more."""
         self.set(span, {A.RUN_STATUS: status})
         said = output if output is not None else error
-        if said is not None and self.capture_content:
-            self.set(span, {A.OUTPUT_VALUE: said, A.OUTPUT_MIME_TYPE: "text/plain"})
-        if status in ("failed", "budget_exceeded") and not _errored(span):
-            span.set_status(Status(StatusCode.ERROR, shown(error or status, self.redactor)))
+        keep = said is not None and self.capture_content
+        erred = status in ("failed", "budget_exceeded") and not _errored(span)
+        secrets = known() if keep or erred else ()
+        if keep:
+            self.set(span, {A.OUTPUT_VALUE: said, A.OUTPUT_MIME_TYPE: "text/plain"}, known=secrets)
+        if erred:
+            message = shown(error or status, self.redactor, known=secrets)
+            span.set_status(Status(StatusCode.ERROR, message))
             self.set(span, {A.ERROR_TYPE: status})
 
     @contextmanager
-    def step(self, kind: str, thread_id: str, step_id: str | None = None) -> Iterator[Span]:
+    def step(
+        self, kind: str, thread_id: str, step_id: str | None = None, *, known: Lazy = tuple
+    ) -> Iterator[Span]:
         """agent.step: one node of the run graph, under its thread's agent.run span, named
-        for the node and the plan step it works on (``plan``, ``policy 1.0``).
+        for the node and the plan step it works on (``plan``, ``policy 1.0``); an error
+        that ends it is masked too with the secret values ``known`` gives (its run's log's).
 
         A node that LangGraph retries after an error makes one span an attempt; the
         retries carry agentrt.retry_count.
@@ -325,6 +341,7 @@ class RunTracing:
                     A.OPENINFERENCE_KIND: "CHAIN",
                 },
                 parent=self._runs.get(thread_id),
+                failing=known,
             ) as span:
                 yield span
         except GraphBubbleUp:
@@ -352,7 +369,7 @@ class RunTracing:
         """llm.call (``chat {model}``): one call of the planner's model, with GenAI
         attributes; ``max_tokens`` is the output cap it is called with, if any, and
         ``tools`` the function schemas it is offered."""
-        name, provider = _model_names(model)
+        name, provider = model_names(model)
         with self._span(
             A.LLM_CALL,
             f"chat {name}" if name else "chat",
@@ -360,14 +377,18 @@ class RunTracing:
                 A.GEN_AI_OPERATION: "chat",
                 A.GEN_AI_REQUEST_MODEL: name,
                 A.GEN_AI_REQUEST_MAX_TOKENS: max_tokens,
-                A.GEN_AI_REQUEST_TEMPERATURE: _temperature(model),
+                A.GEN_AI_REQUEST_TEMPERATURE: model_temperature(model),
                 A.GEN_AI_PROVIDER: provider,
                 A.OPENINFERENCE_KIND: "LLM",
             },
+            # A provider's error may quote the conversation, and what its tools were given.
+            failing=lambda: self._messages_shown.secrets(messages),
         ) as span:
             handle = ModelCallSpan(self, span)
             if self.capture_content:  # the whole conversation: build it only when kept
                 system, history = split_system(messages)
+                # The answer may repeat what its tools were given or gave back: masked too.
+                handle.asked = self._messages_shown.secrets(history)
                 handle.content(A.GEN_AI_SYSTEM_INSTRUCTIONS, system or None)
                 handle.content(A.GEN_AI_INPUT_MESSAGES, self.conversation(history))
                 handle.content(A.GEN_AI_TOOL_DEFINITIONS, tool_definitions(tools or ()) or None)
@@ -426,10 +447,12 @@ class RunTracing:
         ) as span:
             yield PolicySpan(self, span)
 
-    def conversation(self, messages: list[Any], *, output: bool = False) -> list[dict[str, Any]]:
+    def conversation(
+        self, messages: list[Any], *, output: bool = False, known: Collection[Any] = ()
+    ) -> list[dict[str, Any]]:
         """Chat messages in the GenAI conventions' shape (role, parts; with ``output``,
-        a finish_reason each), as shown."""
-        return self._messages_shown(messages, output=output)
+        a finish_reason each), as shown; ``known``: secret values from elsewhere."""
+        return self._messages_shown(messages, output=output, known=known)
 
     def approval_wait(self, request: Any) -> None:
         """approval.wait (``await_approval {tool}``): from the request (the interrupt) to the
@@ -475,20 +498,3 @@ class RunTracing:
 
 def _errored(span: Span) -> bool:
     return isinstance(span, ReadableSpan) and span.status.status_code is StatusCode.ERROR
-
-
-def _temperature(model: Any) -> float | None:
-    value = getattr(model, "temperature", None)
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def _model_names(model: Any) -> tuple[str | None, str | None]:
-    name = getattr(model, "model_name", None) or getattr(model, "model", None)
-    provider = None
-    try:
-        params = model._get_ls_params()
-        name = name or params.get("ls_model_name")
-        provider = params.get("ls_provider")
-    except Exception:  # naming is best effort; a model without ls params is still traced
-        pass
-    return (name if isinstance(name, str) else None, provider)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 from typing import Annotated, Any, cast
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
@@ -15,7 +16,7 @@ from agentrt.budget import Budget
 from agentrt.errors import ConfigError, ThreadTaken
 from agentrt.events import StreamEvent
 from agentrt.runtime import AgentRuntime, Run
-from agentrt.service.auth import Caller, current_service
+from agentrt.service.auth import Caller, current_service, still_valid
 from agentrt.service.context import Service
 from agentrt.service.problems import Problem
 from agentrt.service.schemas import RunIn, RunList, RunOut, run_out
@@ -23,7 +24,7 @@ from agentrt.service.streamed import Pushed
 from agentrt.state import TERMINAL, RunStatus
 from agentrt.tracing.shown import shown_events
 
-__all__ = ["router"]
+__all__ = ["router", "stream_run"]
 
 router = APIRouter(tags=["runs"])
 
@@ -299,6 +300,7 @@ async def _told(
 )
 async def run_events(
     run: TenantRun,
+    key: Caller,
     service: ServiceDep,
     request: Request,
     sent: Annotated[int, Depends(_first_unsent)],
@@ -321,7 +323,24 @@ async def run_events(
     still be completing, and sent once it cannot (``agentrt.service.streamed``): joined,
     they are the answer's log entry as shown. A run another process drives (an ``agentrt
     worker``) is looked at every ``poll_interval``.
+
+    The key is looked up again each time the stream wakes: once it is revoked, the stream
+    ends, sending nothing more (reconnecting is then refused, 401).
     """
+    async for event in stream_run(run, service, request, sent, partial(still_valid, request, key)):
+        yield event
+
+
+async def stream_run(
+    run: Run,
+    service: Service,
+    request: Request,
+    sent: int,
+    allowed: Callable[[], Awaitable[bool]],
+) -> AsyncIterator[ServerSentEvent]:
+    """The events of ``run_events`` from the log's entry ``sent`` on, for a caller whom
+    ``allowed`` says at each wake-up may still have them (the key it opened the stream with
+    is still active); the stream ends once it may not."""
     rt = service.runtime
     shown_as: tuple[RunStatus, int] | None = None
     thread_id = run.thread_id
@@ -363,6 +382,9 @@ async def run_events(
             ):
                 return
             told_event = await _told(told, service, thread_id)
+            # Woken: whatever comes next goes only to a caller still allowed it.
+            if not await allowed():
+                return
             look = "all" if told_event is None else ""
             if told_event is not None:
                 for sse in pushed.told(told_event, sent):

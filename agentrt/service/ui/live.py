@@ -8,6 +8,7 @@ line in words (``agentrt.events.describe`` of the masked event) for the page to 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from functools import partial
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
@@ -15,8 +16,9 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 
 from agentrt.events import describe
 from agentrt.runtime import Run
+from agentrt.service.auth import still_valid
 from agentrt.service.problems import Problem
-from agentrt.service.routes.runs import _first_unsent, run_events
+from agentrt.service.routes.runs import _first_unsent, stream_run
 from agentrt.service.ui.routes import Caller, PageError, ServiceDep
 
 __all__ = ["router"]
@@ -44,12 +46,15 @@ async def _slot(key: Caller, service: ServiceDep) -> AsyncIterator[None]:
 )
 async def run_feed(
     run: Annotated[Run, Depends(_page_run)],
+    key: Caller,
     service: ServiceDep,
     request: Request,
     sent: Annotated[int, Depends(_first_unsent)],
 ) -> AsyncIterator[ServerSentEvent]:
-    """The run's events as /runs/{id}/events sends them, each with a ``line`` to show."""
-    async for event in run_events(run, service, request, sent):
+    """The run's events as /runs/{id}/events sends them, each with a ``line`` to show;
+    it ends once the key the page signed in with is revoked."""
+    allowed = partial(still_valid, request, key, cookie=True)
+    async for event in stream_run(run, service, request, sent, allowed):
         data: Any = event.data
         if event.event != "status" and isinstance(data, dict):
             data = {**data, "line": describe(data)}

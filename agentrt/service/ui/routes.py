@@ -14,7 +14,7 @@ that, a Referer) naming this server's own host, or it is refused with 403.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -190,13 +190,16 @@ async def _queue(
         ),
         f"{cursor!r} is not a page of this queue; start at /ui",
     )
-    goals = {r.thread_id: await _goal(service, key, r.thread_id) for r in page}
+    asking = dict.fromkeys(r.thread_id for r in page)
+    waiting = {t: await _tenant_run(service, key, t) for t in asking}
+    known = await _known(service, waiting.values())
+    goals = {t: shown_run(run, rt.redactor, known=known[t]).goal for t, run in waiting.items()}
     return views.page(
         request,
         "queue.html",
         {
             "key": key,
-            "approvals": [approval_out(rt, r) for r in page],
+            "approvals": [approval_out(rt, r, known[r.thread_id]) for r in page],
             "goals": goals,
             "next_cursor": page.next_cursor,
             "cursor": cursor,
@@ -209,10 +212,13 @@ async def _queue(
     )
 
 
-async def _goal(service: Service, key: ApiKey, thread_id: str) -> str:
-    """A queued request's run goal, as its page shows it."""
-    run = await _tenant_run(service, key, thread_id)
-    return shown_run(run, service.runtime.redactor).goal
+async def _known(service: Service, runs: Iterable[Run]) -> dict[str, list[Any]]:
+    """The secret values each run's log holds, by thread id: a listed run's goal is masked
+    with them as its own page masks it (kept per state of its row, so a list drawn again
+    reads no log that cannot have grown: ``service.secrets``)."""
+    listed = list(runs)
+    known = await asyncio.to_thread(lambda: [service.secrets.known(r) for r in listed])
+    return {r.thread_id: k for r, k in zip(listed, known, strict=True)}
 
 
 @router.get("/runs", response_class=HTMLResponse)
@@ -223,12 +229,14 @@ async def runs(
         partial(service.runtime.runs, status or None, tenant=key.principal.tenant, limit=200),
         f"{status!r} is not a run status; use one of {_STATUSES}",
     )
+    known = await _known(service, found)
+    redactor = service.runtime.redactor
     return views.page(
         request,
         "runs.html",
         {
             "key": key,
-            "runs": [shown_run(r, service.runtime.redactor) for r in found],
+            "runs": [shown_run(r, redactor, known=known[r.thread_id]) for r in found],
             "status": status,
             "statuses": _STATUSES,
         },
@@ -273,7 +281,7 @@ async def _run_page(
     except ConfigError:
         trace = None
     said = await asyncio.to_thread(rt.messages, thread_id)
-    shown = [approval_out(rt, r) for r in run.pending_approvals]
+    shown = [approval_out(rt, r, known) for r in run.pending_approvals]
     contexts = await asyncio.to_thread(
         review.contexts_of, rt, shown_as, shown, shown_log, policy=rt.policy
     )
