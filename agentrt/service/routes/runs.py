@@ -278,7 +278,11 @@ async def _told(
     told: asyncio.Queue[StreamEvent | None], service: Service, thread_id: str
 ) -> StreamEvent | None:
     """The next event the worker pushes for the run; None once a segment ended, the worker
-    let the run go, or ``poll_interval`` passed (driven elsewhere, or waiting)."""
+    let the run go, or ``poll_interval`` passed (driven elsewhere, or waiting). What the
+    worker pushed comes first: a segment that ended as its last events were pushed must
+    not cut them off (the tokens and steps no look at the log could tell)."""
+    with contextlib.suppress(asyncio.QueueEmpty):
+        return told.get_nowait()
     got = asyncio.ensure_future(told.get())
     waits: set[asyncio.Future[Any]] = {got}
     if service.worker.driving(thread_id):
@@ -366,9 +370,11 @@ async def stream_run(
                     sent = max(sent, len(log))
             elif look == "status":
                 current = await asyncio.to_thread(rt.get, thread_id)
-                if current.status in TERMINAL:  # ended past what was pushed: read it all
-                    look = "all"
+                if current.status in TERMINAL and told.empty():
+                    look = "all"  # ended past what was pushed: read it all
                     continue
+                if current.status in TERMINAL:
+                    look = ""  # what was pushed first, in its order; the log after
             # A follow-up answered between two looks is a change too: its output is new.
             if look and (current.status, current.message) != shown_as:
                 shown_as = (current.status, current.message)
@@ -377,8 +383,12 @@ async def stream_run(
             if look and (
                 await request.is_disconnected()
                 # An ended thread goes on while a message waits for it or this process
-                # has it in hand, as a join waits it out.
-                or (current.status in TERMINAL and not await _going(current, service))
+                # has it in hand, as a join waits it out; what was pushed is sent first.
+                or (
+                    current.status in TERMINAL
+                    and told.empty()
+                    and not await _going(current, service)
+                )
             ):
                 return
             told_event = await _told(told, service, thread_id)
