@@ -18,6 +18,7 @@ from typing import Any
 
 from agentrt.runtime import AgentRuntime, Run
 from agentrt.service.schemas import run_secrets
+from agentrt.state import RunStatus
 
 __all__ = ["RunSecrets"]
 
@@ -37,18 +38,20 @@ class RunSecrets:
     @staticmethod
     def _state(run: Run) -> tuple[Any, ...]:
         """What says the row moved: its status and last change, and besides them its
-        message, usage and the requests it waits for, so that two states a clock did not
-        tell apart (a test's, or two moves in one tick) are never taken for one."""
+        message and the requests it waits for, so that two states a clock did not tell
+        apart (a test's, or two moves in one tick) are never taken for one. Not its usage,
+        which every step changes: a polled run would read its log at each."""
         return (
             run.status.value,
             run.updated_at,
             run.message,
-            tuple(sorted(run.usage.items())),
             tuple(r.id for r in run.pending_approvals),
         )
 
     def cached(self, run: Run) -> list[Any] | None:
         """What ``run``'s log held when its row was last as it is now; None if not read."""
+        if run.status is RunStatus.PENDING:
+            return []  # never begun: it has no log yet
         with self._lock:
             found = self._kept.get(run.thread_id)
             if found is None or found[0] != self._state(run):
