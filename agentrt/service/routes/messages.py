@@ -18,7 +18,6 @@ from agentrt.service.schemas import (
     MessageList,
     MessageOut,
     message_out,
-    run_secrets,
 )
 
 __all__ = ["router"]
@@ -68,7 +67,9 @@ async def send_message(
         raise Problem(409, str(busy), type="thread-busy", status_now=busy.status) from None
     service.worker.drive(run.thread_id)
     response.headers["Location"] = f"/runs/{run.thread_id}/messages"
-    return await asyncio.to_thread(message_out, rt, kept)  # it reads the thread's log
+    # Keeping a message adds nothing to the log: what the row as read holds masks it.
+    known = await asyncio.to_thread(service.secrets.known, run)
+    return message_out(rt, kept, known)
 
 
 @router.get("/runs/{thread_id}/messages", response_model=MessageList)
@@ -79,7 +80,7 @@ async def list_messages(run: TenantRun, service: ServiceDep) -> MessageList:
 
     def shown() -> list[MessageOut]:
         found = rt.messages(run.thread_id)
-        known = run_secrets(rt, run.thread_id)  # the log once, for every message
+        known = service.secrets.known(run)  # the log once, for every message
         return [message_out(rt, m, known) for m in found]
 
     return MessageList(messages=await asyncio.to_thread(shown))
