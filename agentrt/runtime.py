@@ -63,6 +63,7 @@ from agentrt.tools.memory import Memory, memory_for
 from agentrt.tools.registry import ToolLike, ToolRegistry
 from agentrt.tracing import Redactor, RunTracing, make_provider
 from agentrt.tracing.metrics import RunMetrics, make_meter, metric_points
+from agentrt.tracing.shown import log_secrets
 from agentrt.webhooks import Dispatcher, Webhooks
 
 __all__ = ["DEFAULT_BUDGET", "AgentRuntime", "Run", "Sweep"]
@@ -454,7 +455,17 @@ class AgentRuntime(RunReading, OwnGraphDoor, Conversing):
         """A dispatcher of this runtime's webhooks: ``run()`` sends the outbox's events to
         its endpoints until ``stop()``; ``deliver_due()`` is one pass. ``agentrt serve``,
         ``agentrt worker`` and ``agentrt notify`` run one. See agentrt.webhooks."""
-        return Dispatcher(self.store, self.webhooks, clock=self.clock, poll=poll)
+        return Dispatcher(
+            self.store,
+            self.webhooks,
+            clock=self.clock,
+            poll=poll,
+            redactor=self.redactor,
+            # A run's goal and error are sent masked as every surface shows them.
+            secrets_of=lambda thread_id: log_secrets(
+                self.events(thread_id), self.redactor, self.tools.sensitive_of
+            ),
+        )
 
     def cancel(self, thread_id: str, *, reason: str) -> Run:
         """End a run that has not finished, as cancelled; its pending approvals are cancelled.

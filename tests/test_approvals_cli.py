@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ from typer.testing import CliRunner
 
 from agentrt.cli import app
 from agentrt.readable import iso
+from tests import threads_app
 from tests.gate_app import GOAL, OPS, T0, build_runtime
 
 DAY = 86400.0
@@ -90,6 +92,31 @@ def test_show_sweep_and_cancel(db: Path, waiting: list[str]) -> None:
     assert "error     duplicate" in out
     code, out = cli("approvals", *GATES, "--db", str(db), "--status", "cancelled")
     assert len(out.splitlines()) == 3  # the header and the run's two escalated requests
+
+
+def test_show_says_why_a_superseded_request_never_ran(db: Path) -> None:
+    threads = ["--app", "tests.threads_app:build_runtime", "--db", str(db)]
+    with threads_app.build_runtime(db) as rt:
+        run = rt.start("pay 500", principal=threads_app.OPS)
+        (asked,) = run.pending_approvals
+        rt.send(run.thread_id, "hello", principal=threads_app.OPS, double_texting="interrupt")
+        (waiting,) = rt.start("pay 700", principal=threads_app.OPS).pending_approvals
+    code, out = cli("approvals", "show", asked.id, *threads)
+    assert code == 0, out
+    assert "status     cancelled" in out
+    assert "superseded superseded by message #1" in out
+    code, out = cli("approvals", "show", waiting.id, *threads)
+    assert code == 0, out
+    assert "superseded" not in out  # a pending request: nothing superseded it
+    # Its words are shown as a request's others are, masked: a row written by another
+    # hand that quotes a card shows none of it.
+    said = "superseded by message #1; card 4111 1111 1111 1111"
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE approvals SET superseded=? WHERE id=?", (said, asked.id))
+    code, out = cli("approvals", "show", asked.id, *threads)
+    assert code == 0, out
+    assert "superseded superseded by message #1; card [REDACTED:card]" in out
+    assert "4111 1111" not in out
 
 
 @pytest.mark.parametrize(

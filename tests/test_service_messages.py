@@ -14,7 +14,7 @@ import httpx
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
-from agentrt import AgentRuntime, Policy, tool
+from agentrt import AgentRuntime, Decision, Policy, tool
 from agentrt.events import KINDS
 from agentrt.service import create_app, issue_key
 from agentrt.testing import ScriptedChatModel, ai, tool_call
@@ -123,6 +123,33 @@ async def test_a_message_to_a_busy_thread_is_rejected_enqueued_or_interrupts(
     assert effects(threads.db) == ["note 1/1"]  # the payment never ran
     queue = (await api.call("GET", "/approvals?status=cancelled", "bob")).json()["approvals"]
     assert [a["comment"] for a in queue] == ["superseded by message #2"]
+    assert [a["superseded"] for a in queue] == ["superseded by message #2"]
+
+
+async def test_a_superseded_request_says_why_it_never_ran_beside_its_decision(
+    api: Api, threads: AgentRuntime
+) -> None:
+    thread_id = await started(api, "pay 500")
+    (asked,) = (await api.call("GET", f"/runs/{thread_id}")).json()["pending_approvals"]
+    assert asked["superseded"] is None  # pending: nothing superseded it (yet)
+    # bob approves, and before anyone carries the run on a message interrupts its gate.
+    approve = Decision.approve(asked["id"], by=PAYER, reason="checked with finance")
+    await threads.adecide(approve, resume=False)
+    path = f"/runs/{thread_id}/messages"
+    cut = await api.call("POST", path, json={"message": "hello", "double_texting": "interrupt"})
+    assert cut.status_code == 202, cut.text
+    await api.settled(thread_id)
+    assert effects(threads.db) == []  # the payment never ran
+    one = (await api.call("GET", f"/approvals/{asked['id']}", "bob")).json()
+    listed = (await api.call("GET", "/approvals?status=cancelled", "bob")).json()["approvals"]
+    assert [one] == listed
+    said = ("status", "decided_by", "comment", "superseded")
+    assert {k: one[k] for k in said} == {
+        "status": "cancelled",
+        "decided_by": "bob",
+        "comment": "checked with finance",  # bob's, kept as he gave it
+        "superseded": "superseded by message #1",
+    }
 
 
 async def test_bad_messages_are_refused_by_name(api: Api) -> None:

@@ -21,7 +21,7 @@ from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR
 from agentrt.service import create_app
 from agentrt.service.ui import routes
 from agentrt.testing import ScriptedChatModel, ai, tool_call
-from tests import budget_app, gate_app
+from tests import budget_app, gate_app, threads_app
 from tests.conftest import FakeClock, Ids
 from tests.test_tools_runtime import CLERK, Sink, crash_then_resume, make_rt
 
@@ -674,6 +674,33 @@ async def test_a_notifications_link_shows_nothing_before_a_sign_in_and_decides_n
     assert page.rt.get(thread_id).status is RunStatus.AWAITING_APPROVAL  # nothing decided
     await page.sign_in(EVE)
     assert (await page.client.get(link)).status_code == 404  # not globex's
+
+
+async def test_a_superseded_request_is_on_its_run_page_where_its_link_lands(
+    db: Path, clock: FakeClock
+) -> None:
+    with threads_app.build_runtime(db, clock=clock) as rt:
+        run = rt.start("pay 500", principal=threads_app.OPS)
+        (asked,) = run.pending_approvals
+        approve = Decision.approve(asked.id, by=threads_app.PAYER, reason="checked with finance")
+        rt.decide(approve, resume=False)
+        rt.send(run.thread_id, "hello", principal=threads_app.OPS, double_texting="interrupt")
+        (waiting,) = rt.start("pay 700", principal=threads_app.OPS).pending_approvals
+        async with _browser(rt) as page:
+            await page.sign_in(threads_app.OPS)
+            opened = await page.client.get(f"/ui/approvals/{asked.id}?hop=1")
+            assert opened.headers["location"] == f"/ui/runs/{run.thread_id}#approval-{asked.id}"
+            shown = await page.client.get(f"/ui/runs/{run.thread_id}")
+            other = await page.client.get(f"/ui/runs/{waiting.thread_id}")
+    (card,) = re.findall(rf'<article [^>]*id="approval-{asked.id}".*?</article>', shown.text, re.S)
+    said = " ".join(unescape(re.sub(r"<[^>]+>", " ", card)).split())
+    assert "Superseded superseded by message #1" in said
+    assert "Decided by bob: checked with finance" in said
+    assert '"cents": 500' in said
+    assert "Superseded by a later message" in text(shown)
+    # A request that still waits is a card to decide, with nothing superseded on its page.
+    assert f'id="approval-{waiting.id}"' in other.text
+    assert "superseded" not in text(other).lower()
 
 
 async def test_the_queue_filters_and_a_tenant_key_sees_its_own_tenant_only(page: Page) -> None:

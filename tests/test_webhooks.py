@@ -13,25 +13,31 @@ import logging
 import os
 import re
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
+from langchain_core.messages import BaseMessage
+from langgraph.types import RetryPolicy
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from typer.testing import CliRunner
 
-from agentrt import AgentRuntime, Decision, Principal
+from agentrt import AgentRuntime, Decision, Policy, Principal, tool
 from agentrt.cli import app as cli
 from agentrt.errors import ConfigError
 from agentrt.examples import refund_desk
 from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR
 from agentrt.service import create_app, issue_key
+from agentrt.service.schemas import run_out
 from agentrt.store.outbox import DeliveryQuery
+from agentrt.testing import ScriptedChatModel, ai, tool_call
 from agentrt.webhooks import (
     Dispatcher,
     RetrySchedule,
@@ -367,6 +373,91 @@ def test_a_send_that_cannot_go_out_is_a_failed_attempt_and_holds_no_other_endpoi
     dead = desk.store.list_deliveries(DeliveryQuery(status="dead"))
     assert {(d.endpoint, d.attempts) for d in dead} == {("refused", 2)}
     assert {d.last_error for d in dead} == {"gave up after 2 sends: could not send: InvalidURL"}
+
+
+PIN = "otter-40917-copper"  # no detector knows its shape: only its field says it is secret
+
+
+@tool(effect="read", sensitive=["pin"])
+def check_door(door: str, pin: str) -> dict[str, Any]:
+    """Check that a door opens to a pin."""
+    return {"door": door, "opens": True}
+
+
+def _provider_quotes_the_prompt(messages: list[BaseMessage]) -> Any:
+    raise RuntimeError(f"the provider refused a prompt holding {PIN}")
+
+
+def door_desk(db: Path, clock: FakeClock, webhooks: Webhooks) -> AgentRuntime:
+    """Runs whose goal names the pin a tool is given, and that fail with an error quoting it."""
+    model = ScriptedChatModel(
+        [ai("", tool_call("check_door", {"door": "back", "pin": PIN})), _provider_quotes_the_prompt]
+    )
+    return AgentRuntime(
+        model,
+        tools=[check_door],
+        policy=Policy.allow_all(),
+        db=db,
+        clock=clock,
+        tracing=None,
+        webhooks=webhooks,
+        model_retry=RetryPolicy(max_attempts=1),  # the provider's error is final at once
+    )
+
+
+def test_a_runs_goal_and_error_reach_a_receiver_masked_as_the_service_shows_them(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    with Receiver() as receiver:
+        webhooks = Webhooks(endpoints=(endpoint(receiver, events=("run.*",)),))
+        with door_desk(tmp_path / "doors.db", clock, webhooks) as rt:
+            run = rt.start(f"Open the back door with pin {PIN}.", principal=OPERATOR)
+            assert run.status == "failed"
+            dispatcher = rt.dispatcher()
+            try:
+                drain(dispatcher, clock)
+            finally:
+                dispatcher.close()
+            shown = run_out(rt, rt.get(run.thread_id))
+    (sent,) = receiver.received
+    assert sent.document["type"] == "run.failed"
+    assert PIN.encode() not in sent.body
+    assert b"40917" not in sent.body  # nor a part of it
+    data = sent.document["data"]
+    assert data["goal"] == "Open the back door with pin [REDACTED:field]."
+    assert data["error"] == "RuntimeError: the provider refused a prompt holding [REDACTED:field]"
+    assert (data["goal"], data["error"]) == (shown.goal, shown.error)  # as the API shows it
+
+
+def test_a_run_event_whose_log_cannot_be_read_is_never_sent_unmasked(
+    tmp_path: Path, clock: FakeClock
+) -> None:
+    def locked(thread_id: str) -> list[Any]:
+        raise sqlite3.OperationalError("database is locked")
+
+    with Receiver() as receiver:
+        webhooks = Webhooks(
+            endpoints=(endpoint(receiver, events=("run.*",)),),
+            retry=RetrySchedule(first_delay=60, max_attempts=3),
+        )
+        with door_desk(tmp_path / "doors.db", clock, webhooks) as rt:
+            rt.start(f"Open the back door with pin {PIN}.", principal=OPERATOR)
+            # The log unreadable (the database away): a failed attempt, tried again later.
+            blind = Dispatcher(rt.store, webhooks, clock=clock, rand=lambda: 0.0, secrets_of=locked)
+            assert blind.deliver_due().retrying == 1
+            (waiting,) = rt.store.list_deliveries(DeliveryQuery(status="pending"))
+            assert waiting.last_error == "could not send: OperationalError"
+            assert receiver.received == []
+            # Readable again at the next try: sent, masked.
+            clock.advance(60)
+            dispatcher = rt.dispatcher()
+            try:
+                assert dispatcher.deliver_due().delivered == 1
+            finally:
+                dispatcher.close()
+    (sent,) = receiver.received
+    assert sent.document["data"]["goal"] == "Open the back door with pin [REDACTED:field]."
+    assert PIN.encode() not in sent.body
 
 
 def test_a_slow_receiver_lets_no_second_dispatcher_send_an_event_again(

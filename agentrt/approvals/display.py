@@ -90,8 +90,9 @@ def shown_request(
 ) -> ApprovalRequest:
     """``request`` with its words as a person may see them wherever it is shown or sent:
     why it was asked (a reconcile's reason quotes the tool's error, which may repeat a
-    sensitive argument) and the decider's comment, through ``shown_about`` with its edited
-    arguments' secrets too. Its arguments stay exact: show them with ``shown_args``."""
+    sensitive argument), the decider's comment and why a later message superseded it,
+    through ``shown_about`` with its edited arguments' secrets too. Its arguments stay
+    exact: show them with ``shown_args``."""
 
     def said(text: str) -> str:
         return shown_about(
@@ -102,6 +103,9 @@ def shown_request(
         request,
         reason=said(request.reason),
         comment=None if request.comment is None else said(request.comment),
+        # The runtime's own words today ("superseded by message #2"), shown as the others
+        # are all the same: a surface never has to know which words may quote a secret.
+        superseded=None if request.superseded is None else said(request.superseded),
     )
 
 

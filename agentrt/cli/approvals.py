@@ -92,7 +92,8 @@ def approvals(
 def show_request(approval_id: ApprovalArgument, app_options: AppOptions) -> None:
     """One request in full: arguments (masked), rule, who asked, who decided, how long it waited."""
     with app_options.runtime(db_only=True) as rt:
-        # Its reason and comment as a person may see them (a reason may quote a tool's error).
+        # Its words (reason, comment, superseded) as a person may see them (a reason may
+        # quote a tool's error).
         req = shown_request(rt, rt.approval(approval_id))
         now = rt.clock()
         edited = None if req.edited_args is None else shown_args(rt, req, req.edited_args)
@@ -115,6 +116,7 @@ def show_request(approval_id: ApprovalArgument, app_options: AppOptions) -> None
             ("waited", "" if waited is None else f"{waited:.0f}s"),
             ("on expiry", "" if req.expires_at is None else _on_expiry(req)),
             ("escalated", req.escalated_to or req.escalated_from or ""),
+            ("superseded", req.superseded or ""),
         ]
         for label, value in rows:
             if value:

@@ -324,8 +324,8 @@ def shown_args(rt: AgentRuntime, req: ApprovalRequest, args: Any = None) -> Any:
 def shown_request(
     rt: AgentRuntime, req: ApprovalRequest, known: list[Any] | None = None
 ) -> ApprovalRequest:
-    """A request with its words (reason, comment) as a person may see them; its arguments
-    stay exact, for ``shown_args`` (``known``: its run's log's secret values)."""
+    """A request with its words (reason, comment, superseded) as a person may see them; its
+    arguments stay exact, for ``shown_args`` (``known``: its run's log's secret values)."""
     from agentrt.approvals.display import shown_request
 
     return shown_request(req, rt.tools, redactor=rt.redactor, known=known or ())

@@ -147,6 +147,12 @@ class ApprovalOut(BaseModel):
     waited_seconds: float | None
     escalated_from: str | None
     escalated_to: str | None
+    superseded: str | None = Field(
+        None,
+        description="Why a later message of the thread cancelled the request before its "
+        'action ran ("superseded by message #2"); a decision given before keeps its '
+        "decided_by, decided_at and comment.",
+    )
 
 
 class RunOut(BaseModel):
@@ -227,7 +233,8 @@ def approval_out(
 ) -> ApprovalOut:
     """A request as the API shows it: each field the request's own of that name, but its
     status as a string and its arguments and words (reason, comment) as a person may see
-    them (``shown_request``; ``known``: its run's log's secret values, when at hand)."""
+    them (``shown_request``: reason, comment, superseded; ``known``: its run's log's secret
+    values, when at hand)."""
     said = shown_request(req, rt.tools, redactor=rt.redactor, known=known)
     data = {name: getattr(said, name) for name in ApprovalOut.model_fields if hasattr(said, name)}
     data.update(

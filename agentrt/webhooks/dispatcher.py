@@ -16,6 +16,11 @@ second dispatcher take over deliveries the first is still going to send.
 
 Nothing it logs or stores holds a secret or an endpoint's URL; errors are said in words
 (``HTTP 503``, ``timed out``, ``connection refused``).
+
+What leaves is masked here, as it is sent (``shown_event``): a run's goal and error go to
+a receiver as every other surface shows them, through the one masking path with the secret
+values the run's log holds. The outbox keeps them exact, as the runs table does; the
+store, which writes the event, knows neither the tools' sensitive fields nor the log.
 """
 
 from __future__ import annotations
@@ -27,20 +32,22 @@ import socket
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Collection
+from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
 import httpx
 
 from agentrt.logs import get_logger
 from agentrt.readable import iso
+from agentrt.redaction import Redactor
 from agentrt.store.outbox import Delivery, DeliveryOutcome, DeliveryStatus, OutboxEvent
 from agentrt.store.protocols import OutboxStore
+from agentrt.tracing.shown import shown
 from agentrt.webhooks.config import WebhookEndpoint, Webhooks
 from agentrt.webhooks.signing import signed_headers
 
-__all__ = ["Dispatcher", "Pass", "Sender", "body_of"]
+__all__ = ["Dispatcher", "Pass", "SecretsOf", "Sender", "body_of", "shown_event"]
 
 logger = get_logger("agentrt.webhooks")
 
@@ -50,6 +57,12 @@ _FAN_OUT = 500
 _ROUNDS = 20
 """Claims per endpoint and pass: a run's events go one after another, so a pass sends up
 to this many of one run's."""
+
+_WORDS = ("goal", "error")
+"""A run event's texts that may repeat a secret: what was asked of the run, what stopped it."""
+
+SecretsOf = Callable[[str], Collection[Any]]
+"""The secret values a run's log holds, by its thread id (``tracing.shown.log_secrets``)."""
 
 
 class Sender(Protocol):
@@ -94,11 +107,29 @@ def body_of(event: OutboxEvent, public_url: str | None) -> bytes:
     return json.dumps(document, separators=(",", ":"), sort_keys=True).encode()
 
 
+def shown_event(
+    event: OutboxEvent, redactor: Redactor | None, secrets_of: SecretsOf | None
+) -> OutboxEvent:
+    """``event`` as a receiver may see it: a run's goal and error masked as the service and
+    the review page show them (``tracing.shown``), with the secret values its run's log
+    holds (``secrets_of``: its tools' sensitive arguments and results) and the credentials
+    ``redactor`` was told of cut out. A log is read only for an event with such words."""
+    words = {k: v for k in _WORDS if isinstance(v := event.data.get(k), str)}
+    if not words:
+        return event
+    known = secrets_of(event.thread_id) if secrets_of is not None else ()
+    masked = {k: shown(v, redactor, known=known) for k, v in words.items()}
+    return replace(event, data={**event.data, **masked})
+
+
 class Dispatcher:
     """Sends the outbox's events to a runtime's webhook endpoints.
 
     ``deliver_due()`` is one pass (tests drive it with their own clock); ``run()`` passes
-    until ``stop()``, waking every ``poll`` seconds.
+    until ``stop()``, waking every ``poll`` seconds. Each event goes as ``shown_event``
+    shows it with ``redactor`` and ``secrets_of``, which ``AgentRuntime.dispatcher()`` gives
+    from the runtime (without them, a goal or an error is masked by the Redactor's detectors
+    alone).
     """
 
     def __init__(
@@ -113,6 +144,8 @@ class Dispatcher:
         claim_ttl: float = 60.0,
         batch: int = 50,
         poll: float = 1.0,
+        redactor: Redactor | None = None,
+        secrets_of: SecretsOf | None = None,
     ) -> None:
         self.store = store
         self.webhooks = webhooks
@@ -123,6 +156,9 @@ class Dispatcher:
         self.claim_ttl = claim_ttl
         self.batch = batch
         self.poll = poll
+        self.redactor = redactor
+        self.secrets_of = secrets_of
+        """The secret values a run's log holds, that its goal and error are masked with."""
         self._own_sender = sender is None
         self.sender: Sender = sender if sender is not None else httpx.Client()
         self._stop = threading.Event()
@@ -176,12 +212,16 @@ class Dispatcher:
 
     def _send(self, endpoint: WebhookEndpoint, delivery: Delivery) -> DeliveryStatus:
         event = delivery.event
-        body = body_of(event, self.webhooks.public_url)
-        headers = signed_headers(endpoint.key, event.id, int(self.clock()), body)
         attempts = delivery.attempts + 1
         error: str | None
         code: int | None = None
         try:
+            # Masked in the try: a log that cannot be read now (the database away; the run
+            # pruned since the claim, its delivery with it) is a failed attempt, never a
+            # send of the words unmasked.
+            said = shown_event(event, self.redactor, self.secrets_of)
+            body = body_of(said, self.webhooks.public_url)
+            headers = signed_headers(endpoint.key, event.id, int(self.clock()), body)
             answer = self.sender.post(
                 endpoint.url, content=body, headers=headers, timeout=endpoint.timeout
             )

@@ -50,6 +50,8 @@ __all__ = ["Caller", "PageError", "ServiceDep", "router"]
 _HERE = Path(__file__).parent
 _STATIC = {"ui.css": "text/css", "ui.js": "text/javascript"}
 PAGE_SIZE = 50
+_SUPERSEDED_SHOWN = 200
+"""A run page's superseded requests shown at most, oldest first (one a message, at most)."""
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
@@ -282,6 +284,12 @@ async def _run_page(
         trace = None
     said = await asyncio.to_thread(rt.messages, thread_id)
     shown = [approval_out(rt, r, known) for r in run.pending_approvals]
+    # A request a later message superseded never ran, so its log tells nothing of it: it
+    # is shown here, where a notification's link about it lands (#approval-<id>).
+    cancelled = await asyncio.to_thread(
+        rt.approvals, "cancelled", thread_id=thread_id, limit=_SUPERSEDED_SHOWN
+    )
+    superseded = [approval_out(rt, r, known) for r in cancelled if r.superseded]
     contexts = await asyncio.to_thread(
         review.contexts_of, rt, shown_as, shown, shown_log, policy=rt.policy
     )
@@ -296,6 +304,7 @@ async def _run_page(
             "version": _version(run),
             "driving": service.worker.driving(thread_id),
             "approvals": shown,
+            "superseded": superseded,
             "contexts": contexts,
             "steps": [views.step(i, e) for i, e in enumerate(shown_log)],
             "artifacts": await asyncio.to_thread(artifacts_out, rt, thread_id),
