@@ -443,8 +443,11 @@ def report(
     )
 
 
-def raised_budget(budget: Budget, limit: str, new_value: Any) -> Budget:
-    """``budget`` with ``limit`` raised to ``new_value``, or ConfigError saying why not."""
+def raised_budget(
+    budget: Budget, limit: str, new_value: Any, *, used: float = 0.0, requested: float = 0.0
+) -> Budget:
+    """``budget`` with ``limit`` raised to ``new_value``, or ConfigError saying why not:
+    also when it still stops the run that spent ``used`` before a spend of ``requested``."""
     current = getattr(budget, limit, None) if limit in (*_LIMITS, "deadline") else None
     if current is None:
         raise ConfigError(f"{limit!r} is not a limit this run has; raise one of its set limits")
@@ -460,5 +463,21 @@ def raised_budget(budget: Budget, limit: str, new_value: Any) -> Budget:
     if not value > current:
         raise ConfigError(
             f"the new {limit} must be higher than the current {current!r}, got {new_value!r}"
+        )
+    # As first_exceeded and plan_model_call judge it: a spend known before (a count, money,
+    # a model call's prompt) must fit; tokens and time stop the run once the limit is reached.
+    if requested or limit in ("max_steps", "max_tool_calls", "max_cost_usd"):
+        slack = _USD_EPSILON if limit == "max_cost_usd" else 0.0
+        if used + requested > value + slack:
+            needs = f" and the next action needs {requested:.10g} more" if requested else ""
+            raise ConfigError(
+                f"the new {limit} {new_value!r} would stop the run again: the run has used "
+                f"{used:.10g}{needs}; give at least {used + requested:.10g}"
+            )
+    elif value <= used:
+        said = "the run stopped at" if limit == "deadline" else "the run has used"
+        raise ConfigError(
+            f"the new {limit} {new_value!r} would stop the run again: {said} {used:.10g}; "
+            f"give more than {used:.10g}"
         )
     return replace(budget, **cast(dict[str, Any], {limit: value}))

@@ -38,16 +38,28 @@ class Principal:
     ) -> None:
         if not isinstance(id, str) or not id.strip():
             raise ConfigError(f"a Principal needs a non-empty id, got {id!r}")
+        held: dict[str, tuple[str, ...]] = {}
         for name, values in (("roles", roles), ("scopes", scopes)):
             if isinstance(values, str):
                 raise ConfigError(
                     f"Principal {name} must be a list of strings, got the string {values!r}; "
                     f"write {name}=[{values!r}]"
                 )
+            # Checked here, not left to tuple(): a decider typed by a person (a resume in
+            # Studio, a JSON body) is built with this, and must be told what was wrong.
+            items = tuple(values) if isinstance(values, Iterable) else None
+            if items is None or not all(isinstance(v, str) for v in items):
+                raise ConfigError(
+                    f"Principal {name} must be a list of strings, got {values!r}; "
+                    f"e.g. {name}=['operator']"
+                )
+            held[name] = items
+        if tenant is not None and not isinstance(tenant, str):
+            raise ConfigError(f"a Principal's tenant is a name or None, got {tenant!r}")
         object.__setattr__(self, "id", id)
-        object.__setattr__(self, "roles", tuple(roles))
+        object.__setattr__(self, "roles", held["roles"])
         object.__setattr__(self, "tenant", tenant)
-        object.__setattr__(self, "scopes", tuple(scopes))
+        object.__setattr__(self, "scopes", held["scopes"])
 
     ALL_TENANTS: ClassVar[str] = "*"
     """The tenant of a principal that may decide every tenant's requests."""
@@ -68,9 +80,9 @@ class Principal:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Principal:
-        """Inverse of to_dict."""
+        """Inverse of to_dict; ConfigError naming what is wrong with ``data``."""
         return cls(
-            data["id"],
+            data.get("id"),  # type: ignore[arg-type]  # None: __init__ says it is missing
             roles=data.get("roles", ()),
             tenant=data.get("tenant"),
             scopes=data.get("scopes", ()),

@@ -285,6 +285,53 @@ def test_a_raise_must_name_a_set_limit_and_go_up() -> None:
         assert message in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("limit", "asked", "to", "refused"),
+    [
+        # asked: the limit, what the run used, and what its next action needs.
+        # A spend known before it is made (a count, money, a model call's prompt) must fit.
+        ("max_tool_calls", (2, 2, 1), 3, None),
+        ("max_steps", (2, 4, 1), 4, "has used 4 and the next action needs 1 more; give at least 5"),
+        ("max_cost_usd", (0.015, 0.01, 0.01), 0.02, None),
+        (
+            "max_cost_usd",
+            (0.015, 0.01, 0.01),
+            0.016,
+            "the new max_cost_usd 0.016 would stop the run again: the run has used 0.01 and the "
+            "next action needs 0.01 more; give at least 0.02",
+        ),
+        ("max_tokens", (100, 90, 20), 110, None),
+        ("max_tokens", (100, 90, 20), 109, "give at least 110"),
+        # Tokens and time are measured after the spend: the run stops once they are reached.
+        ("max_tokens", (100, 120, 0), 121, None),
+        ("max_tokens", (100, 120, 0), 120, "the run has used 120; give more than 120"),
+        ("max_active_seconds", (1.5, 2.0, 0), 2.5, None),
+        (
+            "max_active_seconds",
+            (1.5, 2.0, 0),
+            1.8,
+            "the new max_active_seconds 1.8 would stop the run again: the run has used 2; "
+            "give more than 2",
+        ),
+        ("max_active_seconds", (1.5, 2.0, 0), 2.0, "give more than 2"),
+        ("deadline", (1000.0, 1005.0, 0), 1003.0, "the run stopped at 1005; give more than 1005"),
+        ("deadline", (1000.0, 1005.0, 0), 1006.0, None),
+    ],
+)
+def test_a_raise_must_cover_what_the_run_used_and_its_next_action_needs(
+    limit: str, asked: tuple[float, float, float], to: float, refused: str | None
+) -> None:
+    allowed, used, requested = asked
+    current = Budget.from_dict({limit: allowed})
+    if refused is None:
+        raised = raised_budget(current, limit, to, used=used, requested=requested)
+        assert getattr(raised, limit) == to
+        return
+    with pytest.raises(ConfigError) as caught:
+        raised_budget(current, limit, to, used=used, requested=requested)
+    assert refused in str(caught.value)
+
+
 def test_prompt_tokens_come_from_the_model_or_a_documented_approximation() -> None:
     messages = [SystemMessage("x" * 40), HumanMessage("y" * 9), AIMessage("")]
     # 49 characters -> 13 tokens, plus 4 a message.

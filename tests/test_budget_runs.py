@@ -399,6 +399,60 @@ def test_a_person_raises_the_limit_and_the_run_goes_on(db: Path, clock: FakeCloc
         )
 
 
+@pytest.mark.parametrize(
+    ("budget", "asked", "raises"),
+    [
+        # Time is measured after the spend: the run is at 2 s of its 1.5 s when it asks.
+        (
+            Budget(max_active_seconds=1.5, on_exceed="ask"),
+            {"limit": "max_active_seconds", "allowed": 1.5, "used": 2.0, "requested": 0},
+            (
+                1.8,
+                "the new max_active_seconds 1.8 would stop the run again: the run has used 2; "
+                "give more than 2",
+                2.5,
+            ),
+        ),
+        # Money is checked before: the second ping needs $0.01 more than the $0.01 spent.
+        (
+            Budget(max_cost_usd=0.015, on_exceed="ask"),
+            {"limit": "max_cost_usd", "allowed": 0.015, "used": 0.01, "requested": 0.01},
+            (
+                0.016,
+                "the new max_cost_usd 0.016 would stop the run again: the run has used 0.01 "
+                "and the next action needs 0.01 more; give at least 0.02",
+                0.02,
+            ),
+        ),
+    ],
+    ids=["active-seconds", "cost"],
+)
+def test_a_raise_that_still_stops_the_run_is_refused(
+    db: Path,
+    clock: FakeClock,
+    budget: Budget,
+    asked: dict[str, Any],
+    raises: tuple[float, str, float],
+) -> None:
+    # Higher than the limit, yet not past what the run used (and its next action needs):
+    # accepted, it would be recorded as the person's decision and the run would ask again.
+    with pinging(db, clock, prices={"test-model": (0.0, 0.0)}) as (rt, executed):
+        run = rt.start("ping", principal=OPS, budget=budget)
+        request = run.pending_approval
+        assert request is not None
+        assert request.args == asked
+        limit = asked["limit"]
+        short, refused, enough = raises  # too low (and why), then enough
+        with pytest.raises(InvalidDecision, match=re.escape(f"of run 'id-1': {refused}")):
+            rt.decide(Decision.raise_limit(request.id, limit=limit, to=short, by=OWNER))
+        assert rt.get(run.thread_id) == run
+        assert rt.approvals() == [request]
+
+        run = rt.decide(Decision.raise_limit(request.id, limit=limit, to=enough, by=OWNER))
+        assert (run.status, run.output) == (RunStatus.SUCCEEDED, "pinged twice")
+        assert executed == [0, 1]
+
+
 def test_a_cost_limit_past_any_output_cap_lets_the_run_finish(db: Path, clock: FakeClock) -> None:
     # $1e20 pays for more output tokens than a 64-bit cap can say: no cap is set, rather
     # than one that fails the run when the model call is recorded.

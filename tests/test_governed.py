@@ -20,6 +20,7 @@ from agentrt import (
     Budget,
     BudgetExceeded,
     Decision,
+    InvalidDecision,
     NotAuthorized,
     RunStatus,
 )
@@ -230,6 +231,26 @@ def test_a_decision_handed_in_with_command_resume_is_checked_as_decide_checks_it
         assert refunds(tmp_path) == []
         graph.invoke(Command(resume=Decision.approve(request.id, by=APPROVER)), config)
         assert rt.approval(request.id).decided_by == "bob"
+        assert [(o, a) for _, o, a in refunds(tmp_path)] == [("42", 89.0)]
+
+
+def test_a_malformed_decider_handed_in_with_command_resume_is_refused_not_raised(
+    kind: str, tmp_path: Path
+) -> None:
+    # Raised, it would fail this resume and, as LangGraph keeps a resume value for good,
+    # every later one of the thread: refused, the gate asks again, saying what to write.
+    with app(kind, tmp_path) as (rt, graph):
+        config = start(rt, graph)
+        (request,) = rt.approvals(tenant="acme")
+        bob = {"id": "bob", "roles": "refund-approver", "tenant": "acme"}
+        resume = {"approval_id": request.id, "outcome": "approve", "by": bob}
+        out = graph.invoke(Command(resume=resume), config)
+        (again,) = out["__interrupt__"]
+        assert again.value["refused"]["error"] == InvalidDecision.__name__
+        assert "write roles=['refund-approver']" in again.value["refused"]["message"]
+        assert rt.approval(request.id).status is ApprovalStatus.PENDING
+        assert refunds(tmp_path) == []
+        graph.invoke(Command(resume=Decision.approve(request.id, by=APPROVER)), config)
         assert [(o, a) for _, o, a in refunds(tmp_path)] == [("42", 89.0)]
 
 

@@ -254,6 +254,61 @@ def _snapshot(db: Path) -> list[list[tuple[Any, ...]]]:
             InvalidDecision,
             "a reject decision needs a reason",
         ),
+        # A decider typed as JSON: what is wrong with it, and how to write it.
+        (
+            lambda rid: {
+                "approval_id": rid,
+                "outcome": "approve",
+                "by": {"id": "bob", "roles": "refund-approver", "tenant": "acme"},
+            },
+            InvalidDecision,
+            "by: Value error, Principal roles must be a list of strings, got the string "
+            "'refund-approver'; write roles=['refund-approver']; a decider is written "
+            "{'id': 'bob', 'roles': ['approver'], 'tenant': 'acme', 'scopes': []}",
+        ),
+        (
+            lambda rid: {"approval_id": rid, "outcome": "approve", "by": {"roles": ["x"]}},
+            InvalidDecision,
+            "by: Value error, a Principal needs a non-empty id, got None; a decider is written "
+            "{'id': ",
+        ),
+        (
+            lambda rid: {"approval_id": rid, "outcome": "approve", "by": {"id": "bob", "roles": 7}},
+            InvalidDecision,
+            "Principal roles must be a list of strings, got 7",
+        ),
+        (
+            lambda rid: {
+                "approval_id": rid,
+                "outcome": "approve",
+                "by": {"id": "bob", "scopes": [None]},
+            },
+            InvalidDecision,
+            "Principal scopes must be a list of strings, got [None]",
+        ),
+        (
+            lambda rid: {
+                "approval_id": rid,
+                "outcome": "approve",
+                "by": {"id": "bob", "tenant": 1},
+            },
+            InvalidDecision,
+            "a Principal's tenant is a name or None, got 1",
+        ),
+        (
+            lambda rid: {
+                "approval_id": rid,
+                "outcome": "approve",
+                "by": {"id": "bob", "role": "refund-approver"},
+            },
+            InvalidDecision,
+            "by has no field ['role']; a decider is written {'id': 'bob', 'roles': ['approver']",
+        ),
+        (
+            lambda rid: {"approval_id": rid, "outcome": "approve", "by": "bob"},
+            InvalidDecision,
+            "by must be a Principal, got 'bob'; a decider is written {'id': 'bob'",
+        ),
     ],
     ids=[
         "unknown-id",
@@ -264,6 +319,13 @@ def _snapshot(db: Path) -> list[list[tuple[Any, ...]]]:
         "edit-schema",
         "malformed",
         "reject-without-reason",
+        "decider-roles-a-string",
+        "decider-without-id",
+        "decider-roles-a-number",
+        "decider-scopes-not-strings",
+        "decider-tenant-a-number",
+        "decider-unknown-field",
+        "decider-a-string",
     ],
 )
 def test_refused_decisions_change_nothing(

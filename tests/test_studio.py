@@ -25,8 +25,8 @@ import pytest
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
-from agentrt import AgentRuntime, Decision
-from agentrt.errors import ConfigError, RunError
+from agentrt import AgentRuntime, Decision, RunStatus
+from agentrt.errors import ConfigError, RunError, ThreadTaken
 from agentrt.examples.refund_desk import APPROVER, OPERATOR, build_runtime
 from tests.serving import ROOT, free_port
 
@@ -107,6 +107,23 @@ def test_a_thread_runs_to_its_gate_and_a_decision_takes_it_past(desk: Any) -> No
             "four-eyes",
         ),
         ({"outcome": "approve", "by": {"id": "carol", "tenant": "acme"}}, "NotAuthorized", "role"),
+        # A decider typed wrong: refused as any bad decision is, never raised (LangGraph
+        # keeps a resume value for good: raised, it would fail every later resume too).
+        (
+            {"outcome": "approve", "by": {**BOB, "roles": "refund-approver"}},
+            "InvalidDecision",
+            "write roles=['refund-approver']",
+        ),
+        (
+            {"outcome": "approve", "by": {"roles": ["refund-approver"], "tenant": "acme"}},
+            "InvalidDecision",
+            "a Principal needs a non-empty id, got None",
+        ),
+        (
+            {"outcome": "approve", "by": {**BOB, "role": "refund-approver"}},
+            "InvalidDecision",
+            "by has no field ['role']; a decider is written {'id': 'bob', 'roles': [",
+        ),
     ],
 )
 def test_a_bad_resume_is_refused_clearly_and_the_thread_stays_at_its_gate(
@@ -252,6 +269,79 @@ def test_a_tighter_budget_written_into_the_state_is_kept(desk: Any) -> None:
     graph.update_state(_cfg("t-10"), {"budget": {**budget, "max_tool_calls": 1}})
     graph.invoke(None, _cfg("t-10"))
     assert graph.get_state(_cfg("t-10")).values["status"] == "budget_exceeded"
+    assert _refunds(db) == []
+
+
+def _served_again(rt: AgentRuntime) -> Any:
+    """The served graph on a new checkpointer: the server's threads deleted (or the dev
+    server's state wiped), agentrt's store kept."""
+    return rt.served_graph(principal=OPERATOR).copy(update={"checkpointer": InMemorySaver()})
+
+
+@pytest.mark.parametrize(
+    ("goal", "status"),
+    [
+        ("Refund order 42", "succeeded"),  # the old run's own goal, ended
+        ("Refund order 7", "succeeded"),
+        ("Refund order 42", "awaiting_approval"),  # the old run waits at its gate
+    ],
+)
+def test_a_thread_id_given_again_after_its_server_thread_is_gone_is_refused(
+    desk: Any, goal: str, status: str
+) -> None:
+    rt, graph, db = desk
+    graph.invoke({"goal": "Refund order 42"}, _cfg("t-11"))
+    if status == "succeeded":
+        (request,) = rt.approvals(thread_id="t-11")
+        graph.invoke(Command(resume=Decision.approve(request.id, by=APPROVER)), _cfg("t-11"))
+    old = rt.get("t-11")
+    assert old.status.value == status
+    asked, refunded = rt.approvals(None, thread_id="t-11"), _refunds(db)
+    again = _served_again(rt)
+    # Neither the old goal in the new thread's place, nor the new goal under the old run's
+    # id (its ledger and approvals would answer for the new run's calls and gates).
+    with pytest.raises(ThreadTaken) as refused:
+        again.invoke({"goal": goal}, _cfg("t-11"))
+    assert str(refused.value) == (
+        f"thread id 't-11' already names a run of graph 'studio' in {str(db)!r} "
+        f"(status {status}, goal 'Refund order 42') that this thread did not start: its "
+        "server thread is gone and the id was given again. The id is that run's history "
+        "(its ledger, approvals and trace), so no other run goes on under it; start a new "
+        "thread, with a new id. The old run is in agentrt's store: rt.get('t-11')"
+    )
+    assert (rt.get("t-11"), rt.approvals(None, thread_id="t-11")) == (old, asked)
+    assert _refunds(db) == refunded
+    # A new id runs the goal it is given.
+    again.invoke({"goal": "Refund order 7"}, _cfg("t-12"))
+    assert rt.get("t-12").goal == "Refund order 7"
+
+
+def test_open_tried_again_after_dying_before_the_move_to_running_takes_its_row_on(
+    desk: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rt, graph, db = desk
+    driver = rt._driver
+    move = driver.move
+
+    class Died(Exception):
+        """The server's process, gone between writing the row and moving it on."""
+
+    def dies(thread_id: str, status: RunStatus, *args: Any, **change: Any) -> Any:
+        if status is RunStatus.RUNNING:
+            raise Died
+        return move(thread_id, status, *args, **change)
+
+    given = {"goal": "Refund order 42", "budget": {"max_tool_calls": 0}}
+    with monkeypatch.context() as patched:
+        patched.setattr(driver, "move", dies)
+        with pytest.raises(Died):
+            graph.invoke(given, _cfg("t-14"))
+    assert rt.get("t-14").status is RunStatus.PENDING
+    # The server runs the step again: it takes the row its first try wrote, and the run
+    # ends as it would have, its end written into the row.
+    graph.invoke(None, _cfg("t-14"))
+    assert graph.get_state(_cfg("t-14")).values["status"] == "budget_exceeded"
+    assert rt.get("t-14").status is RunStatus.BUDGET_EXCEEDED
     assert _refunds(db) == []
 
 

@@ -15,7 +15,7 @@ from typing import Any, Literal, TypedDict
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from typing_extensions import Unpack
 
-from agentrt.errors import InvalidDecision
+from agentrt.errors import ConfigError, InvalidDecision
 from agentrt.principal import Principal
 
 __all__ = [
@@ -145,6 +145,11 @@ class ApprovalPage(list[ApprovalRequest]):
         """None on the last page."""
 
 
+_DECIDER = "{'id': 'bob', 'roles': ['approver'], 'tenant': 'acme', 'scopes': []}"
+"""A decider's shape, as a refusal shows it (roles and scopes lists; tenant, scopes optional)."""
+_DECIDER_FIELDS = frozenset({"id", "roles", "tenant", "scopes"})
+
+
 class Terms(TypedDict, total=False):
     """What any decision may add: why, and the arguments it was made for."""
 
@@ -180,11 +185,21 @@ class Decision(BaseModel):
     @field_validator("by", mode="before")
     @classmethod
     def _principal(cls, value: Any) -> Any:
-        if isinstance(value, Mapping):
+        if isinstance(value, Principal):
+            return value
+        if not isinstance(value, Mapping):
+            raise ValueError(
+                f"by must be a Principal, got {value!r}; a decider is written {_DECIDER}"
+            )
+        unknown = sorted(set(value) - _DECIDER_FIELDS, key=str)
+        if unknown:
+            raise ValueError(f"by has no field {unknown!r}; a decider is written {_DECIDER}")
+        # Principal's own refusal is a ConfigError, which pydantic would let through (it
+        # wraps only ValueError): as one it becomes this decision's InvalidDecision.
+        try:
             return Principal.from_dict(value)
-        if not isinstance(value, Principal):
-            raise ValueError(f"by must be a Principal, got {value!r}")
-        return value
+        except ConfigError as exc:
+            raise ValueError(f"{exc}; a decider is written {_DECIDER}") from None
 
     @model_validator(mode="after")
     def _consistent(self) -> Decision:
@@ -247,7 +262,8 @@ class Decision(BaseModel):
         cls, approval_id: str, *, limit: str, to: float, by: Principal, reason: str | None = None
     ) -> Decision:
         """Answer a "budget" request: set ``limit`` (the one that tripped) to ``to``, higher
-        than before, and let the run go on. Reject the request to end the run instead."""
+        than before and past what the run used (and its next action needs), and let the run
+        go on. Reject the request to end the run instead."""
         return cls._of(approval_id, "edit", by=by, reason=reason, args={limit: to})
 
     @classmethod

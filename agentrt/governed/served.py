@@ -25,8 +25,8 @@ from langgraph.graph.state import CompiledStateGraph
 from typing_extensions import TypedDict
 
 from agentrt.approvals import ApprovalRequest
-from agentrt.budget import Budget
-from agentrt.errors import AgentRuntimeError, ApprovalError, ConfigError, RunError
+from agentrt.budget import Budget, empty_usage
+from agentrt.errors import AgentRuntimeError, ApprovalError, ConfigError, RunError, ThreadTaken
 from agentrt.governed.threads import graph_lease, graph_name, is_own_graph, thread_id_of
 from agentrt.graphs.run_graph import run_graph_builder
 from agentrt.nodes import NODES, Node
@@ -143,18 +143,10 @@ class _Served:
                 f"thread {thread_id!r} already ran its goal; start a new thread for another "
                 "goal (its run is in agentrt's store under the same id)"
             )
+        goal = state.get("goal")
+        budget = _budget(state.get("budget"))
         found = self.store.get_run(thread_id)
-        if found is not None:
-            # Written by an earlier try of this step that died before its checkpoint.
-            if not is_own_graph(found) or graph_name(found) != self.name:
-                raise ConfigError(
-                    f"thread id {thread_id!r} already names a run in {self.store.location!r} "
-                    f"that is not a thread of graph {self.name!r}; use a new thread"
-                )
-            record = found
-        else:
-            goal = state.get("goal")
-            budget = _budget(state.get("budget"))
+        if found is None:
             self.driver.create(
                 goal,  # type: ignore[arg-type]  # checked by create
                 principal=self.principal,
@@ -162,8 +154,50 @@ class _Served:
                 thread_id=thread_id,
                 lease=graph_lease(self.name),
             )
-            record = self._running(thread_id)
+        else:
+            self._written_by_an_earlier_try(found, goal, budget)
+        # Also for an earlier try that died between writing the row and this move: from
+        # pending, finish could not write the run's end, and the row leased to this graph
+        # would be pending for good.
+        record = self._running(thread_id)
         return dict(initial_state(record))
+
+    def _written_by_an_earlier_try(self, found: RunRecord, goal: Any, budget: Any) -> None:
+        """Refuse the row ``found`` under this thread's id unless an earlier try of ``open``
+        with this same input wrote it (and died before its checkpoint): the row as created,
+        for the same goal, principal and budget, not yet past pending or running.
+
+        Anything else is another run whose server thread is gone (deleted in Studio, the
+        dev server's state wiped) and whose id a new thread was given again. Its goal must
+        not run in the new one's place, and the new goal must not run under its id either:
+        the id keys the run's row, ledger, approvals and trace, so a new run under it would
+        replay the old one's recorded effects and decisions as its own, and overwrite the
+        history of what the old one did."""
+        thread_id = found.thread_id
+        if not is_own_graph(found) or graph_name(found) != self.name:
+            raise ThreadTaken(
+                f"thread id {thread_id!r} already names a run in {self.store.location!r} "
+                f"that is not a thread of graph {self.name!r}; use a new thread"
+            )
+        given = {
+            "goal": goal,
+            "principal": self.principal.to_dict(),
+            "budget": self.driver.budgets.for_run(self.principal, budget).to_dict(),
+        }
+        kept = {"goal": found.goal, "principal": found.principal, "budget": found.budget}
+        fresh = found.status in (RunStatus.PENDING, RunStatus.RUNNING) and found.usage == (
+            empty_usage()
+        )
+        if fresh and given == kept:
+            return
+        raise ThreadTaken(
+            f"thread id {thread_id!r} already names a run of graph {self.name!r} in "
+            f"{self.store.location!r} (status {found.status.value}, goal {found.goal!r}) "
+            "that this thread did not start: its server thread is gone and the id was given "
+            "again. The id is that run's history (its ledger, approvals and trace), so no "
+            "other run goes on under it; start a new thread, with a new id. The old run is "
+            f"in agentrt's store: rt.get({thread_id!r})"
+        )
 
     # A run cancelled (rt.cancel ends a served thread's row at once) stops before any
     # node's work, as the driver's runs do: never inside an effect.

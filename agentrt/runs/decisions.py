@@ -155,10 +155,18 @@ def _raised_limit(request: ApprovalRequest, decision: Decision) -> dict[str, Any
             approval_id=request.id,
         )
     # Raised from the value the request names: the run's own limit, or one its current
-    # message set, which the run's row does not hold (agentrt.message_budget).
+    # message set, which the run's row does not hold (agentrt.message_budget). It must
+    # also cover what the run used and what the action it stopped before needs (the
+    # request's terms too), or the run would stop, and ask, again at once.
     try:
         current = Budget.from_dict({limit: request.args["allowed"]})
-        raised = raised_budget(current, limit, decision.args[limit])
+        raised = raised_budget(
+            current,
+            limit,
+            decision.args[limit],
+            used=request.args.get("used") or 0.0,
+            requested=request.args.get("requested") or 0.0,
+        )
     except ConfigError as exc:
         raise InvalidDecision(
             f"cannot raise {limit} of run {request.thread_id!r}: {exc}", approval_id=request.id
