@@ -386,7 +386,7 @@ class AgentRuntime(RunReading, OwnGraphDoor, Conversing):
         in the background.
         """
         # Answered with the row as written: reading it back would only cost a round trip.
-        record, _ = yield blocking(self._driver.new_run, goal, **request)
+        record = yield blocking(self._driver.new_run, goal, **request)
         return run_of(record, self.store)
 
     create = synchronous(_create)

@@ -8,7 +8,9 @@ each step in the calling thread; ``adrive`` awaits it, with blocking work (SQLit
 a worker thread so the event loop is never held. Nothing decides twice, so the sync and
 async paths cannot drift apart. An error a step raises is thrown back into the procedure
 at its ``yield``, so its own try/finally (releasing a lease, ending a span) reads as plain
-code; cancellation too, so a cancelled async procedure still cleans up.
+code; cancellation too, so a cancelled async procedure still cleans up. A worker thread
+runs on whatever the loop does, so a step whose work must be cleaned up after (taking a
+run's lease) is ``unbroken``: the procedure hears of a cancel once that work is over.
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ __all__ = [
     "blocking",
     "drive",
     "synchronous",
+    "to_thread_unbroken",
+    "unbroken",
 ]
 
 T = TypeVar("T")
@@ -54,6 +58,34 @@ Steps: TypeAlias = Generator[Step[Any], Any, T]
 def blocking(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Step[T]:
     """A blocking call (a store method): as it is when sync, in a worker thread when async."""
     return Step(lambda: fn(*args, **kwargs), lambda: asyncio.to_thread(fn, *args, **kwargs), True)
+
+
+def unbroken(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> Step[T]:
+    """A blocking call that a cancel does not cut short (taking or letting go a run's
+    lease, writing where a run stopped): when async, the cancel is thrown in at its
+    ``yield`` once the call is over, so the procedure's cleanup comes after the call's
+    write, never beside it, and a lease it took is there to let go."""
+    # Not ``threaded``: a trip shared with another call could be cut short by a cancel.
+    return Step(lambda: fn(*args, **kwargs), lambda: to_thread_unbroken(fn, *args, **kwargs))
+
+
+async def to_thread_unbroken(fn: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
+    """``asyncio.to_thread``, but a cancel waits for the call to end before it is raised
+    (also a cancel that comes again and again, as anyio's cancel scopes send it). The
+    thread would go on either way; cut short, its caller would not know what it did, and
+    a call not yet begun would never run."""
+    call = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
+    cancelled: asyncio.CancelledError | None = None
+    while not call.done():
+        try:
+            await asyncio.wait((call,))
+        except asyncio.CancelledError as exc:
+            cancelled = exc
+    if cancelled is not None:
+        if not call.cancelled():
+            call.exception()  # seen: the cancel is what the caller is told
+        raise cancelled
+    return call.result()
 
 
 class _Stepper:

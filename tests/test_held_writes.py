@@ -10,6 +10,7 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from langgraph.checkpoint.base import CheckpointMetadata, empty_checkpoint
 from agentrt import AgentRuntime, Policy, Principal, ToolContext, tool
 from agentrt.nodes import PURE_NODES
 from agentrt.runs import taking
+from agentrt.runs.held_writes import aholding
 from agentrt.store import OpenedStore, open_store
 from agentrt.store.held import Holding
 from agentrt.testing import ScriptedChatModel, ai, tool_call
@@ -200,6 +202,56 @@ def test_a_thread_not_held_is_written_as_langgraph_writes_it(saver: Any, reader:
     _writes(saver, "verify", first, "plan")
     second = _put(saver, first)
     assert _stored(reader) == [(_id(first), ["plan"]), (_id(second), [])]
+
+
+class _CancelledAsItReleases:
+    """A saver whose release, in its worker thread, has the awaiting task cancelled again
+    (as anyio's cancel scopes do, at every await) and ends only once the task has had it."""
+
+    def __init__(self, log: list[str]) -> None:
+        self.log = log
+        self.task: asyncio.Future[Any] | None = None
+        self.seen = threading.Event()
+
+    def hold(self, *args: Any) -> None:
+        pass
+
+    def flush(self, thread_id: str | None = None) -> None:
+        pass
+
+    def release(self, thread_id: str) -> None:
+        assert self.task is not None
+        loop = self.task.get_loop()
+        loop.call_soon_threadsafe(self.task.cancel)
+        loop.call_soon_threadsafe(loop.call_soon, self.seen.set)  # once the task had it
+        assert self.seen.wait(timeout=30)
+        self.log.append("released")
+
+
+def test_what_is_held_is_stored_before_a_cancelled_segment_goes_on(tmp_path: Path) -> None:
+    # The graph run is cancelled, and its caller cancelled again as what the thread still
+    # holds is written: the segment goes on (to let its lease go) only once it is written.
+    log: list[str] = []
+    saver = _CancelledAsItReleases(log)
+    graph = SimpleNamespace(checkpointer=saver)
+
+    async def segment() -> None:
+        try:
+            async with aholding(graph, "t"):
+                await asyncio.Event().wait()  # the graph runs until its caller is cancelled
+        except asyncio.CancelledError:
+            log.append("segment goes on")
+            raise
+
+    async def scenario() -> None:
+        saver.task = asyncio.ensure_future(segment())
+        await asyncio.sleep(0)  # the graph is running
+        saver.task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await saver.task
+
+    asyncio.run(scenario())
+    assert log == ["released", "segment goes on"]
 
 
 def test_a_failed_write_holds_what_it_carried_again() -> None:

@@ -1,12 +1,13 @@
 """A node written as steps: the cancel check shares the worker-thread trip of the node's
 first blocking call, and a cancel still comes before any of the node's work. When a node
 looks for a stop request at all (agentrt.nodes.stop_watch). How often a tool goes to a
-worker thread before it is called."""
+worker thread before it is called. A cancel waits out an unbroken call."""
 
 from __future__ import annotations
 
 import asyncio
 import threading
+from functools import partial
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, cast
@@ -20,7 +21,7 @@ from agentrt.nodes.deps import StepStopped
 from agentrt.nodes.stop_watch import MARKED_STALE, STALE, StopWatch, stop_asked
 from agentrt.nodes.tool import run_action
 from agentrt.runs.record import initial_state
-from agentrt.steps import Step, Steps, adrive, blocking, drive
+from agentrt.steps import Step, Steps, adrive, blocking, drive, unbroken
 from agentrt.testing import ScriptedChatModel
 
 STATE: Any = {"thread_id": "t1", "usage": {"steps": 1}}
@@ -111,6 +112,49 @@ def test_the_first_calls_error_reaches_the_node_at_its_yield(driver: str) -> Non
     update = drive(steps) if driver == "sync" else asyncio.run(adrive(steps))
     assert update == {"route": "policy"}
     assert seen == ["first call failed", "two"]
+
+
+@pytest.mark.parametrize("cancels", [1, 3])
+def test_a_cancel_waits_out_an_unbroken_call_before_the_procedure_hears_of_it(
+    cancels: int,
+) -> None:
+    # A worker thread runs on whatever the loop does: a procedure's cleanup (letting a lease
+    # go) comes after the call's write (taking it), not beside it in another thread; with
+    # a cancel sent again and again too, as anyio's cancel scopes send it.
+    log: list[str] = []
+    awaiting: list[asyncio.Future[Any]] = []
+    seen_last = threading.Event()
+
+    def call() -> str:
+        log.append("call began")
+        task = awaiting[0]
+
+        def cancel(times: int) -> None:
+            task.cancel()
+            after = partial(cancel, times - 1) if times > 1 else seen_last.set
+            task.get_loop().call_soon(after)  # once the task has had this cancel
+
+        task.get_loop().call_soon_threadsafe(cancel, cancels)
+        assert seen_last.wait(timeout=30)
+        log.append("call ended")
+        return "taken"
+
+    def procedure() -> Steps[str]:
+        try:
+            taken: str = yield unbroken(call)
+        except asyncio.CancelledError:
+            log.append("cancel heard")
+            yield unbroken(log.append, "cleaned up")
+            raise
+        return taken
+
+    async def scenario() -> None:
+        awaiting.append(asyncio.ensure_future(adrive(procedure())))
+        with pytest.raises(asyncio.CancelledError):
+            await awaiting[0]
+
+    asyncio.run(scenario())
+    assert log == ["call began", "call ended", "cancel heard", "cleaned up"]
 
 
 def test_a_node_starting_with_an_awaited_step_is_checked_first() -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage
+from pydantic import PrivateAttr
 
 from agentrt import (
     AgentRuntime,
@@ -22,15 +24,17 @@ from agentrt import (
     NotAuthorized,
     Policy,
     Principal,
+    RunBusy,
     RunStatus,
     UnknownRun,
     tool,
 )
 from agentrt.approvals.model import Decided
 from agentrt.budget import empty_usage
+from agentrt.errors import ThreadTaken
 from agentrt.examples import refund_desk
 from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR, payments_path
-from agentrt.records import NewRun
+from agentrt.records import LeaseRecord, NewRun
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 from tests.conftest import FakeClock, Ids
 
@@ -621,6 +625,206 @@ def test_async_twins(db: Path, clock: FakeClock) -> None:
     assert waiting == run
     assert done.status is RunStatus.SUCCEEDED
     assert refunds(db) == [("42", 89.0)]
+
+
+# Async callers cancelled while they drive ------------------------------------------------
+
+
+class CancelAt:
+    """Cancels an async call at a store call it awaits in a worker thread: ``method`` does
+    its write, then asks the loop to cancel the awaiting task. The loop does that before it
+    hands the task the call's result (both reach it in that order), so the cancel lands at
+    that await with the write done, as a client that hangs up just then would."""
+
+    def __init__(
+        self, rt: AgentRuntime, method: str, when: Callable[..., bool] | None = None
+    ) -> None:
+        self.fired = False
+        self._task: asyncio.Future[Any] | None = None
+        real = getattr(rt.store, method)
+
+        def hooked(*args: Any, **kwargs: Any) -> Any:
+            result = real(*args, **kwargs)
+            task = self._task
+            if task is not None and not self.fired and (when is None or when(*args)):
+                self.fired = True
+                task.get_loop().call_soon_threadsafe(task.cancel)
+            return result
+
+        setattr(rt.store, method, hooked)
+
+    def cancel(self, call: Coroutine[Any, Any, Any]) -> None:
+        """Await ``call`` on a loop of its own: it ends cancelled, at the hook."""
+
+        async def scenario() -> None:
+            self._task = asyncio.ensure_future(call)
+            with pytest.raises(asyncio.CancelledError):
+                await self._task
+
+        asyncio.run(scenario())
+        assert self.fired
+
+
+def moved_to(status: RunStatus) -> Callable[..., bool]:
+    """A ``change_run`` that moves the run to ``status`` (from another)."""
+    return lambda _thread_id, change: change.status is status and change.from_status is not status
+
+
+BOSS = Principal("boss")
+
+MOVE = [ai("", tool_call("move_stock", {"sku": "A", "units": 1})), "moved", "moved again"]
+"""A run that stops at the default policy's gate, then answers twice."""
+
+
+def astart(rt: AgentRuntime) -> tuple[Coroutine[Any, Any, Any], RunStatus]:
+    """The call to cancel (after what comes before it, done synchronously), and where a
+    resume then takes the run."""
+    return rt.astart("move", principal=WORKER, thread_id="t"), RunStatus.AWAITING_APPROVAL
+
+
+def aresume_created(rt: AgentRuntime) -> tuple[Coroutine[Any, Any, Any], RunStatus]:
+    rt.create("move", principal=WORKER, thread_id="t")
+    return rt.aresume("t"), RunStatus.AWAITING_APPROVAL
+
+
+def adecide_at_gate(rt: AgentRuntime) -> tuple[Coroutine[Any, Any, Any], RunStatus]:
+    run = rt.start("move", principal=WORKER, thread_id="t")
+    assert run.pending_approval is not None
+    return rt.adecide(Decision.approve(run.pending_approval.id, by=BOSS)), RunStatus.SUCCEEDED
+
+
+def asend_after_the_end(rt: AgentRuntime) -> tuple[Coroutine[Any, Any, Any], RunStatus]:
+    run = rt.start("move", principal=WORKER, thread_id="t")
+    assert run.pending_approval is not None
+    assert rt.decide(Decision.approve(run.pending_approval.id, by=BOSS)).output == "moved"
+    return rt.asend("t", "and again", principal=WORKER), RunStatus.SUCCEEDED
+
+
+@pytest.mark.parametrize(
+    ("method", "when", "enter"),
+    [
+        pytest.param("create_run", None, astart, id="astart-as-its-row-is-written"),
+        pytest.param("hold_lease", None, astart, id="astart-as-its-segment-begins"),
+        pytest.param("take_lease", None, aresume_created, id="aresume-as-it-takes-the-lease"),
+        pytest.param(
+            "change_run",
+            moved_to(RunStatus.RUNNING),
+            aresume_created,
+            id="aresume-as-its-segment-marks-the-run-running",
+        ),
+        pytest.param("take_lease", None, adecide_at_gate, id="adecide-as-its-resume-begins"),
+        pytest.param("take_lease", None, asend_after_the_end, id="asend-as-its-resume-begins"),
+        pytest.param("open_message", None, asend_after_the_end, id="asend-as-it-takes-the-message"),
+    ],
+)
+def test_a_cancelled_async_caller_lets_the_lease_it_took_go(
+    db: Path, clock: FakeClock, method: str, when: Callable[..., bool] | None, enter: Any
+) -> None:
+    # A client that hangs up, a timeout, a task group cancelling: the lease taken before the
+    # cancel is let go, so the run can be carried on at once, here or elsewhere, not after
+    # the lease expires (a live process's lease is never taken over before).
+    with runtime(db, clock, list(MOVE), policy=None) as rt:
+        at = CancelAt(rt, method, when)
+        call, goes_to = enter(rt)
+        at.cancel(call)
+        assert rt.store.lease_of("t") is None
+        assert not rt._driver.held_leases
+        assert rt.resume("t").status is goes_to
+        assert rt.store.lease_of("t") is None
+
+
+def test_a_refused_async_caller_lets_go_no_lease_it_did_not_take(
+    db: Path, clock: FakeClock
+) -> None:
+    # Another process drives run "t": a start under its id, a resume of it, and a start
+    # with a bad goal are refused, and the other's lease stays as it was.
+    theirs = LeaseRecord(owner="elsewhere:1:x", host="elsewhere", pid=1, expires_at=clock() + 60)
+    with runtime(db, clock, list(MOVE), policy=None) as rt:
+        rt.create("move", principal=WORKER, thread_id="t")
+        assert rt.store.take_lease("t", theirs, expected=None)
+
+        async def refused() -> None:
+            with pytest.raises(ThreadTaken, match=r"thread id 't' already names a run"):
+                await rt.astart("move", principal=WORKER, thread_id="t")
+            with pytest.raises(RunBusy):
+                await rt.aresume("t")
+            with pytest.raises(ConfigError, match="a run needs a goal in words, got ''"):
+                await rt.astart("", principal=WORKER, thread_id="u")
+
+        asyncio.run(refused())
+        assert rt.store.lease_of("t") == theirs
+        assert rt.store.get_run("u") is None
+        assert not rt._driver.held_leases
+
+
+def test_a_caller_cancelled_as_its_segment_settles_leaves_the_run_where_the_graph_ended(
+    db: Path, clock: FakeClock
+) -> None:
+    # The graph reached its gate; the cancel lands as the row says so: the row says it all
+    # the same (the gate's request with it), and the lease is let go only after.
+    with runtime(db, clock, list(MOVE), policy=None) as rt:
+        at = CancelAt(rt, "change_run", moved_to(RunStatus.AWAITING_APPROVAL))
+        at.cancel(rt.astart("move", principal=WORKER, thread_id="t"))
+        row = rt.store.get_run("t")
+        assert row is not None
+        assert (row.status, row.lease_owner) == (RunStatus.AWAITING_APPROVAL, None)
+        run = rt.get("t")
+        assert run.pending_approval is not None
+        assert rt.resume("t") == run  # nothing to do until a person decides
+        done = rt.decide(Decision.approve(run.pending_approval.id, by=BOSS))
+        assert (done.status, done.output) == (RunStatus.SUCCEEDED, "moved")
+
+
+class CancelsItsCaller(ScriptedChatModel):
+    """Answers its first turn; in its second it cancels the task awaiting ``rt.astart``
+    (``caller``) and waits for the cancel to reach it, as a client hanging up mid-call."""
+
+    caller: Any = None
+    _asked: int = PrivateAttr(default=0)
+
+    async def _agenerate(self, *args: Any, **kwargs: Any) -> Any:
+        self._asked += 1
+        if self._asked == 2:
+            self.caller.cancel()
+            await asyncio.Event().wait()  # until the cancel lands here
+        return await super()._agenerate(*args, **kwargs)
+
+
+def test_a_caller_cancelled_mid_graph_leaves_the_run_resumable_from_its_checkpoints(
+    db: Path, clock: FakeClock
+) -> None:
+    # Cancelled in its second model call, after a tool ran: the run is left running, let
+    # go, its checkpoints kept, and a resume goes on from them (the tool is not run again).
+    counted: list[str] = []
+
+    @tool(effect="read")
+    def count(sku: str) -> int:
+        """Count a SKU's units.
+
+        Args:
+            sku: The stock keeping unit.
+        """
+        counted.append(sku)
+        return 7
+
+    model = CancelsItsCaller([ai("", tool_call("count", {"sku": "A"})), "7 units"])
+    policy = Policy.allow_all()
+    with AgentRuntime(model, tools=[count], policy=policy, db=db, clock=clock) as rt:
+
+        async def scenario() -> None:
+            model.caller = asyncio.ensure_future(
+                rt.astart("count A", principal=WORKER, thread_id="t")
+            )
+            with pytest.raises(asyncio.CancelledError):
+                await model.caller
+
+        asyncio.run(scenario())
+        row = rt.store.get_run("t")
+        assert row is not None
+        assert (row.status, row.lease_owner) == (RunStatus.RUNNING, None)
+        done = rt.resume("t")
+        assert (done.status, done.output) == (RunStatus.SUCCEEDED, "7 units")
+        assert counted == ["A"]
 
 
 def test_graph_is_the_compiled_design(desk: AgentRuntime) -> None:

@@ -57,7 +57,7 @@ class OwnGraphDoor:
         """
         if thread_id is not None and (found := self.store.get_run(thread_id)) is not None:
             return self._own.reopened(found, principal, graph)
-        created, _, _ = self._driver.create(
+        created, _ = self._driver.create(
             goal,
             principal=principal,
             budget=budget,

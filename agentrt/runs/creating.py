@@ -4,6 +4,7 @@ is written, and its row (``rt.start`` and ``rt.create`` alike; mixed into the Dr
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from typing import TYPE_CHECKING, Required, TypedDict
 
 from typing_extensions import Unpack
@@ -75,53 +76,51 @@ class RunCreating:
         def lease_for(self, owner: LeaseOwner) -> LeaseRecord: ...
 
     def create(
-        self,
-        goal: str,
-        *,
-        leased: bool = False,
-        lease: LeaseRecord | None = None,
-        **request: Unpack[NewRunRequest],
-    ) -> tuple[str, RunState, LeaseOwner | None]:
-        """Check a new run and write its row (status pending); its id, its first state,
-        and, when ``leased``, the owner of this process the row is leased to (who drives
-        it at once). Unleased, the run waits for whoever claims it. ``lease``: the row is
-        born with this lease instead (an app's own graph drives the run)."""
-        record, owner = self.new_run(goal, leased=leased, lease=lease, **request)
-        return record.thread_id, initial_state(record), owner
+        self, goal: str, *, lease: LeaseRecord | None = None, **request: Unpack[NewRunRequest]
+    ) -> tuple[str, RunState]:
+        """Check a new run and write its row (status pending); its id and its first state.
+        The run waits for whoever claims it; ``lease``: the row is born with this lease
+        instead (an app's own graph drives the run)."""
+        record = self.new_run(goal, lease=lease, **request)
+        return record.thread_id, initial_state(record)
 
     def new_run(
-        self,
-        goal: str,
-        *,
-        leased: bool = False,
-        lease: LeaseRecord | None = None,
-        **request: Unpack[NewRunRequest],
-    ) -> tuple[RunRecord, LeaseOwner | None]:
-        """``create``'s work: the row as written (which ``rt.create`` answers with), and
-        the owner it is leased to when ``leased``."""
+        self, goal: str, *, lease: LeaseRecord | None = None, **request: Unpack[NewRunRequest]
+    ) -> RunRecord:
+        """``create``'s work: the row as written (which ``rt.create`` answers with)."""
+        return self.write_run(self.run_row(goal, lease=lease, **request))
+
+    def run_row(
+        self, goal: str, *, lease: LeaseRecord | None = None, **request: Unpack[NewRunRequest]
+    ) -> NewRun:
+        """A new run checked and named (its id, if the request has none), not written yet:
+        ``rt.start`` names the run before a worker thread writes it, so that a caller
+        cancelled meanwhile knows which run's lease to let go. No I/O."""
         check_new_run(goal, request, self.limits)
         principal = request["principal"]
-        thread_id = request.get("thread_id")
         effective = self.budgets.for_run(principal, request.get("budget"))
         self.budgets.check(effective, "the run's budget")
-        thread_id = thread_id or self.new_id()
-        owner = LeaseOwner.this_process(self.new_id()) if leased else None
-        record = self.store.create_run(
-            NewRun(
-                thread_id=thread_id,
-                goal=goal,
-                principal=principal.to_dict(),
-                budget=effective.to_dict(),
-                usage=empty_usage(),
-                trace_id=new_trace_id(),
-                lease=lease if owner is None else self.lease_for(owner),
-            )
+        return NewRun(
+            thread_id=request.get("thread_id") or self.new_id(),
+            goal=goal,
+            principal=principal.to_dict(),
+            budget=effective.to_dict(),
+            usage=empty_usage(),
+            trace_id=new_trace_id(),
+            lease=lease,
         )
+
+    def write_run(self, row: NewRun, owner: LeaseOwner | None = None) -> RunRecord:
+        """Write a new run's row, leased to ``owner`` from now if given (who drives it at
+        once: no worker claims it meanwhile); ThreadTaken if its id names a run already."""
+        if owner is not None:
+            row = replace(row, lease=self.lease_for(owner))  # the store's clock: its I/O
+        record = self.store.create_run(row)
         if record is None:
             raise ThreadTaken(
-                f"thread id {thread_id!r} already names a run in {self.store.location!r}; "
+                f"thread id {row.thread_id!r} already names a run in {self.store.location!r}; "
                 "pass a new id (or None for a fresh one), or continue that run with "
-                f"rt.resume({thread_id!r})"
+                f"rt.resume({row.thread_id!r})"
             )
         self.tracing.metrics.run_started(record.tenant)
-        return record, owner
+        return record

@@ -19,8 +19,14 @@ from typing_extensions import Unpack
 
 from agentrt.approvals.expiry import expire_due
 from agentrt.approvals.model import ApprovalRequest, Decision
-from agentrt.errors import ConfigError, IllegalTransition, LeaseLost, RunBusy, UnknownRun
-from agentrt.faults import retry_after, retry_delay, transient_cause
+from agentrt.errors import (
+    ConfigError,
+    IllegalTransition,
+    LeaseLost,
+    RunBusy,
+    ThreadTaken,
+    UnknownRun,
+)
 from agentrt.limits import SizeLimits
 from agentrt.logs import get_logger
 from agentrt.nodes.deps import RunDeps, StepStopped
@@ -34,14 +40,14 @@ from agentrt.runs.creating import NewRunRequest, RunCreating
 from agentrt.runs.decisions import record_decision
 from agentrt.runs.lease import LeaseOwner, acquire
 from agentrt.runs.lease_keeper import Kept, LeaseKeeper
-from agentrt.runs.record import Run, Sweep, run_of
+from agentrt.runs.record import Run, Sweep, initial_state, run_of
 from agentrt.runs.resuming import NOTHING, RunResuming, config
 from agentrt.runs.segments import SegmentTrace, segment_span, segment_trace
-from agentrt.runs.stats import denials_of
-from agentrt.runs.streaming import INTERRUPT_KEY, final_values, graph_run, read_ended
+from agentrt.runs.settling import RunSettling
+from agentrt.runs.streaming import final_values, graph_run, read_ended
 from agentrt.runs.taking import MessageTaking
-from agentrt.state import TERMINAL, RunStatus, storable_text
-from agentrt.steps import Step, Steps, blocking
+from agentrt.state import TERMINAL, RunStatus
+from agentrt.steps import Step, Steps, blocking, unbroken
 from agentrt.store.protocols import Store
 from agentrt.tools.registry import ToolRegistry
 from agentrt.tracing import RunTracing
@@ -69,9 +75,10 @@ def _log_of(graph: Any, cfg: Any) -> Steps[Mapping[str, Any]]:
     return ended
 
 
-class Driver(MessageTaking, RunCreating, RunResuming):
+class Driver(MessageTaking, RunCreating, RunResuming, RunSettling):
     """Carries runs of one runtime through their lifecycle (threads on to their next
-    message: agentrt.runs.taking; new runs' rows: agentrt.runs.creating)."""
+    message: agentrt.runs.taking; new runs' rows: agentrt.runs.creating; a segment's end
+    in its row: agentrt.runs.settling)."""
 
     def __init__(
         self,
@@ -121,9 +128,19 @@ class Driver(MessageTaking, RunCreating, RunResuming):
     # operations (agentrt.steps) --------------------------------------------------------
 
     def start(self, goal: str, **request: Unpack[NewRunRequest]) -> Steps[Run]:
-        # Leased from birth: a worker sharing the database must not claim it meanwhile.
-        thread_id, state, owner = yield blocking(self.create, goal, leased=True, **request)
-        run: Run = yield from self.drive(thread_id, state, owner=owner)
+        # Named here, written in a worker thread (which a cancel waits out): a caller
+        # cancelled meanwhile knows which lease to let go.
+        row = self.run_row(goal, **request)
+        owner = LeaseOwner.this_process(self.new_id())
+        try:
+            # Leased from birth: a worker sharing the database must not claim it meanwhile.
+            record = yield unbroken(self.write_run, row, owner)
+        except ThreadTaken:
+            raise  # the id names another run: nothing written, no lease taken
+        except BaseException:
+            yield unbroken(self.store.release_lease, row.thread_id, owner.label)
+            raise
+        run: Run = yield from self.drive(row.thread_id, initial_state(record), owner=owner)
         return (yield from self.follow_on(run))
 
     def take_over(self, thread_id: str, owner: LeaseOwner) -> Steps[Run]:
@@ -135,7 +152,9 @@ class Driver(MessageTaking, RunCreating, RunResuming):
                 run: Run = yield blocking(self.get, thread_id)
                 return run
             graph = self.graph()
-            graph_input = yield blocking(self.resume_input, graph, thread_id, owner)
+            # Waited out by a cancel: a message it takes is leased to ``owner`` before the
+            # lease is let go below, not after.
+            graph_input = yield unbroken(self.resume_input, graph, thread_id, owner)
             if graph_input is NOTHING:
                 now: Run = yield blocking(self.get, thread_id)
                 return now
@@ -144,7 +163,7 @@ class Driver(MessageTaking, RunCreating, RunResuming):
             return (yield from self.follow_on(run))
         finally:
             if not let_go:
-                yield blocking(self.store.release_lease, thread_id, owner.label)
+                yield unbroken(self.store.release_lease, thread_id, owner.label)
 
     def stop_at_next_step(self, thread_ids: Collection[str]) -> None:
         """Stop these runs this process drives before their next step, resumable (status
@@ -210,12 +229,17 @@ class Driver(MessageTaking, RunCreating, RunResuming):
         taken: bool = False,
     ) -> Steps[Run]:
         """One segment: take the lease (as ``owner``, who may hold it already; ``taken``: a
-        moment ago), run the graph until it stops, settle the row."""
+        moment ago), run the graph until it stops, settle the row. The lease is let go as
+        the segment ends, however it ends (a cancel too), also one ``owner`` held before."""
         graph = graph or self.graph()
-        owner, record = yield blocking(self.begin, thread_id, owner, taken)
+        held = owner is not None
+        owner = owner or LeaseOwner.this_process(self.new_id())  # named before it is taken
         known: SegmentTrace | None = None
         trace = None
         try:
+            # Waited out by a cancel, as each step here that writes the row: the lease is
+            # let go below only after them, never beside them in another thread.
+            record = yield unbroken(self.begin, thread_id, owner, held=held, taken=taken)
             kept = self.leases.keep(thread_id, owner.label, self.lease_ttl)
             self.held_leases[thread_id] = kept
             try:
@@ -236,7 +260,7 @@ class Driver(MessageTaking, RunCreating, RunResuming):
                         ended = yield from _log_of(graph, cfg)
                     except Exception as exc:  # a failed run is a result, not a crash
                         fail = partial(self.fail, graph, thread_id, exc, record)
-                        run = yield blocking(self._if_ours, kept, fail)
+                        run = yield unbroken(self._if_ours, kept, fail)
                         ended = yield from _log_of(graph, cfg)
                         said = shown(
                             run.error or str(exc), self.redactor, known=self._secrets(ended)
@@ -244,7 +268,7 @@ class Driver(MessageTaking, RunCreating, RunResuming):
                         self.tracing.failed(span, exc, said)
                     else:
                         settle = partial(self.settle, graph, thread_id, ended, record)
-                        run = yield blocking(self._if_ours, kept, settle)
+                        run = yield unbroken(self._if_ours, kept, settle)
                     # Shown as the run is everywhere: masked with what its log holds.
                     self.tracing.settled(
                         span,
@@ -263,7 +287,7 @@ class Driver(MessageTaking, RunCreating, RunResuming):
         finally:
             # Letting go records where the segment's span is (once handed to the exporter):
             # the next segment hangs under the run's root and links to this one.
-            yield blocking(self.store.release_lease, thread_id, owner.label, trace=trace)
+            yield unbroken(self.store.release_lease, thread_id, owner.label, trace=trace)
 
     def _secrets(self, ended: Mapping[str, Any]) -> list[Any]:
         """The secret values the log of a run's state (``ended``) holds: its output and
@@ -273,132 +297,25 @@ class Driver(MessageTaking, RunCreating, RunResuming):
     # blocking steps -----------------------------------------------------------------------
 
     def begin(
-        self, thread_id: str, owner: LeaseOwner | None = None, taken: bool = False
-    ) -> tuple[LeaseOwner, RunRecord]:
-        """Take the run's lease and mark it running; RunBusy if a live process drives it.
-        The owner, and the row as it then is (the segment's moves start from it).
-        ``taken``: ``owner`` took the lease a moment ago, so it is not renewed yet."""
+        self, thread_id: str, owner: LeaseOwner, *, held: bool, taken: bool = False
+    ) -> RunRecord:
+        """Have ``owner`` hold the run's lease and mark the run running; RunBusy if a live
+        process drives it. The row as it then is (the segment's moves start from it).
+        ``held``: ``owner`` holds the lease already (claimed, created leased to it, or
+        ``taken`` a moment ago, so not renewed yet); else it is taken here."""
         self._not_driven_here(thread_id)
         record = None
-        if owner is not None and taken:
+        if held and taken:
             record = self.record(thread_id)
-        elif owner is not None:  # claimed, or created leased to it: renewed, the row read too
+        elif held:  # renewed, the row read too
             expires_at = self.store.clock() + self.lease_ttl
             record = self.store.hold_lease(thread_id, owner.label, expires_at)
-        owner = owner or LeaseOwner.this_process(self.new_id())
         if record is None:
             self._acquire(thread_id, owner)
             record = self.record(thread_id)
         if record.status is not RunStatus.RUNNING:
-            try:
-                record = self.move(thread_id, RunStatus.RUNNING, known=record)
-            except BaseException:
-                self.store.release_lease(thread_id, owner.label)
-                raise
-        return owner, record
-
-    def settle(
-        self,
-        graph: Any,
-        thread_id: str,
-        values: Mapping[str, Any],
-        known: RunRecord | None = None,
-    ) -> Run:
-        """Write what the graph ended with (its values, as ``invoke`` answers them: with
-        ``__interrupt__`` when a gate stopped it) into the runs row (``known``: the row as
-        the segment began, which the move starts from)."""
-        self._spans_before_status()
-        usage = values.get("usage")
-        denials = denials_of(values.get("events", ()))
-        if values.get(INTERRUPT_KEY):
-            record = self.move(
-                thread_id, RunStatus.AWAITING_APPROVAL, known=known, usage=usage, denials=denials
-            )
-        else:
-            status = RunStatus(values["status"])
-            if status not in TERMINAL:
-                raise RuntimeError(
-                    f"run {thread_id!r} stopped in status {status.value!r} with nothing next"
-                )
-            stop = values.get("stop") or {}
-            record = self.move(
-                thread_id,
-                status,
-                known=known,
-                output=values.get("output"),
-                error=values.get("error"),
-                usage=usage,
-                budget_report=stop.get("budget"),
-                denials=denials,
-            )
-        run = run_of(record, self.store)
-        if run.cancel_requested is not None:  # asked after its last step
-            return self.end(graph, thread_id, RunStatus.CANCELLED, run.cancel_requested, record)
-        return run
-
-    def fail(
-        self, graph: Any, thread_id: str, exc: Exception, known: RunRecord | None = None
-    ) -> Run:
-        """A node raised past its retries: end the run as failed, in the graph and the row;
-        or, for a failure that may pass, leave it waiting to be retried (``known``: the row
-        as the segment began)."""
-        self._spans_before_status()
-        cause = transient_cause(exc)
-        if cause is not None:
-            failures = (known or self.record(thread_id)).transient_failures + 1
-            delay = retry_delay(failures, at_least=retry_after(exc))
-            # Expected now and then: one line; the stack trace only for those who ask.
-            logger.warning("run %r waits to retry in %.0fs: %s", thread_id, delay, cause)
-            logger.debug("run %r stopped to wait by", thread_id, exc_info=exc)
-            record = self.move(
-                thread_id,
-                RunStatus.WAITING_RETRY,
-                known=known,
-                error=storable_text(shown(f"waiting to retry: {cause}", self.redactor)),
-                retry_at=self.clock() + delay,
-            )
-            return run_of(record, self.store)
-        logger.error("run %r failed", thread_id, exc_info=exc)
-        reason = f"{type(exc).__name__}: {exc}"
-        return self.end(graph, thread_id, RunStatus.FAILED, reason, known)
-
-    def end(
-        self,
-        graph: Any,
-        thread_id: str,
-        status: RunStatus,
-        reason: str,
-        known: RunRecord | None = None,
-    ) -> Run:
-        """End a run in ``status``, in the checkpoint and the row (``known``: the row as
-        this process holding the lease last had it)."""
-        # Redacted here, at the source: an error quotes what failed (a provider's message
-        # with the API key it was given), and the stored error is what every surface shows.
-        reason = storable_text(shown(reason, self.redactor))
-        snapshot = graph.get_state(config(thread_id))
-        if snapshot.values:
-            # Mark the checkpoint itself terminal, so a resume has nothing left to run.
-            graph.update_state(
-                config(thread_id),
-                {
-                    "status": status.value,
-                    "error": reason,
-                    "stop": {"status": status.value, "reason": reason},
-                },
-                as_node="finish",
-            )
-        usage = snapshot.values.get("usage") if snapshot.values else None
-        if usage is not None:
-            row = known or self.store.get_run(thread_id)
-            if row is not None and row.usage["steps"] > usage["steps"]:
-                # A model answer recorded (and counted in the row) after the last
-                # checkpoint, its process dead since: paid for, so it stays counted.
-                usage = row.usage
-        denials = denials_of(snapshot.values.get("events", ())) if snapshot.values else None
-        record = self.move(
-            thread_id, status, known=known, error=reason, usage=usage, denials=denials
-        )
-        return run_of(record, self.store)
+            record = self.move(thread_id, RunStatus.RUNNING, known=record)
+        return record
 
     def cancel(self, thread_id: str, *, reason: str, owner: LeaseOwner | None = None) -> Run:
         """End a run that has not finished, as cancelled; a run another process drives is
@@ -475,12 +392,6 @@ class Driver(MessageTaking, RunCreating, RunResuming):
             self.tracing.metrics.lease_taken_over(
                 "expired" if taken.expires_at <= now else "owner_gone"
             )
-
-    def _spans_before_status(self) -> None:
-        """Node spans stored before the row says where the run stopped: whoever sees that
-        status can read its trace (the segment's own span closes just after)."""
-        if self.tracing.stored:  # elsewhere (OTLP) no one reads them by the row: no wait
-            self.tracing.flush()
 
     def _segment_ended(self, known: SegmentTrace | None) -> tuple[str, str] | None:
         """Hand the segment's spans to the exporter; then the trace and span id the row

@@ -5,12 +5,12 @@ for as long as the graph runs, and what it still holds is written when the graph
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
 from typing import Any
 
 from agentrt.nodes import NODES, PURE_NODES
+from agentrt.steps import to_thread_unbroken
 from agentrt.store.held import HoldsWrites
 
 __all__ = ["aholding", "holding"]
@@ -52,4 +52,6 @@ async def aholding(graph: Any, thread_id: str, owner: str | None = None) -> Asyn
     try:
         yield
     finally:
-        await asyncio.to_thread(saver.release, thread_id)
+        # Waited out by a cancel: what LangGraph counts as written is stored (and the thread
+        # no longer held) before the segment lets its lease go.
+        await to_thread_unbroken(saver.release, thread_id)

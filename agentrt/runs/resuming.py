@@ -9,12 +9,13 @@ from typing import TYPE_CHECKING, Any
 from langgraph.types import Command
 
 from agentrt.approvals.model import ApprovalQuery
+from agentrt.errors import RunBusy, UnknownRun
 from agentrt.records import RunRecord
 from agentrt.runs.lease import LeaseOwner
 from agentrt.runs.record import Run, initial_state
 from agentrt.runs.streaming import ended_state
 from agentrt.state import TERMINAL, RunState, RunStatus
-from agentrt.steps import Steps, blocking
+from agentrt.steps import Steps, blocking, unbroken
 from agentrt.store.protocols import Store
 
 __all__ = ["NOTHING", "RunResuming", "config"]
@@ -89,15 +90,19 @@ class RunResuming:
         graph = self.graph()
         mine = LeaseOwner.this_process(self.new_id())
         # The lease first, then what to feed the graph, read under it: no other driver moves
-        # the run in between (a stale input would start a live run over).
-        yield blocking(self._lease_to_resume, thread_id, mine)
+        # the run in between (a stale input would start a live run over). A cancel waits
+        # each out, so what they took (the lease, a message leased to ``mine``) is let go
+        # after them, never beside them in another thread.
         try:
-            graph_input = yield blocking(self.resume_input, graph, thread_id, mine)
+            yield unbroken(self._lease_to_resume, thread_id, mine)
+            graph_input = yield unbroken(self.resume_input, graph, thread_id, mine)
+        except (RunBusy, UnknownRun):
+            raise  # no lease of ``mine``'s to let go: none was taken, or the run is gone
         except BaseException:
-            yield blocking(self.store.release_lease, thread_id, mine.label)
+            yield unbroken(self.store.release_lease, thread_id, mine.label)
             raise
         if graph_input is NOTHING:
-            yield blocking(self.store.release_lease, thread_id, mine.label)
+            yield unbroken(self.store.release_lease, thread_id, mine.label)
             now: Run = yield blocking(self.get, thread_id)
             return now
         run: Run = yield from self.drive(thread_id, graph_input, graph, owner=mine, taken=True)
