@@ -219,6 +219,9 @@ class _CancelledAsItReleases:
     def flush(self, thread_id: str | None = None) -> None:
         pass
 
+    def hold_usage(self, thread_id: str, usage: Any) -> bool:
+        return False
+
     def release(self, thread_id: str) -> None:
         assert self.task is not None
         loop = self.task.get_loop()
@@ -499,3 +502,62 @@ def test_a_thread_held_under_a_lease_is_written_only_while_the_lease_is_its_owne
             (t.config["configurable"]["checkpoint_id"], t.pending_writes) for t in saver.list(at)
         ]
         assert stored == [(first["configurable"]["checkpoint_id"], [])]
+
+
+def test_a_reads_count_reaches_the_runs_row_in_the_transaction_of_the_tools_checkpoint(
+    url: str,
+) -> None:
+    # An effect's count is on the row before it runs; a read's goes with the checkpoint
+    # after it, in its transaction: no transaction of its own, and the row keeps up with
+    # every checkpoint (tests/test_budget_processes.py kills a run to see that).
+    seen: list[tuple[str, int]] = []
+
+    def counted(name: str, ctx: ToolContext) -> None:
+        seen.append((name, rt.get(ctx.thread_id).usage["tool_calls"]))
+
+    @tool(effect="read")
+    def look(q: str, ctx: ToolContext) -> str:
+        counted("look", ctx)
+        return "seen"
+
+    @tool(effect="write", idempotent=True)
+    def note(text: str, ctx: ToolContext) -> str:
+        counted("note", ctx)
+        return "noted"
+
+    turns = [
+        ai("", tool_call("look", {"q": "a"})),
+        ai("", tool_call("note", {"text": "b"}), tool_call("look", {"q": "c"})),
+        "done",
+    ]
+    with AgentRuntime(
+        ScriptedChatModel(turns), tools=[look, note], db=url, policy=Policy.allow_all()
+    ) as rt:
+        saver = rt.graph.checkpointer
+        usage_calls: list[Any] = []
+        carried: list[int] = []  # for each write with a usage call: how many calls it made
+        usage_call, write_one, write_all = saver._usage_call, saver._write_one, saver._write_all
+
+        def noted_usage(thread_id: str, usage: Any) -> Any:
+            usage_calls.append(usage_call(thread_id, usage))
+            return usage_calls[-1]
+
+        def one(call: Any, fence: Any = None) -> None:
+            carried.extend(1 for c in usage_calls if c is call)
+            write_one(call, fence)
+
+        def all_(calls: Any, fence: Any = None) -> None:
+            carried.extend(len(calls) for c in usage_calls if any(c is d for d in calls))
+            write_all(calls, fence)
+
+        saver._usage_call, saver._write_one, saver._write_all = noted_usage, one, all_
+        run = rt.start("look, note, look", principal=OPS)
+        assert run.status.value == "succeeded"
+        assert rt.get(run.thread_id).usage == run.usage
+    # The first read sees none counted; the write sees itself counted (and the read before
+    # it, carried by the read's checkpoint); the last read sees the write but not itself.
+    assert seen == [("look", 0), ("note", 2), ("look", 2)]
+    assert len(usage_calls) == 2
+    # Each read's count went in a write with others: its tool's writes and checkpoint.
+    assert len(carried) == 2
+    assert min(carried) >= 3

@@ -302,6 +302,21 @@ class _Saver:
         self.calls.append(f"flush {thread_id}")
 
 
+@tool(effect="write", idempotent=True)
+def _charge(who: str) -> str:
+    return who
+
+
+@tool(effect="read")
+def _look(q: str) -> str:
+    return q
+
+
+def _about_to_call(name: str) -> Any:
+    action = {"step_id": "0.0", "call_id": "c0", "tool": name, "args": {}}
+    return {**STATE, "plan": {"revision": 0, "content": "", "final": None, "actions": [action]}}
+
+
 @pytest.mark.parametrize(("kind", "flushed"), [("tool", True), ("commit", True),
                                                ("approval", True), ("plan", False),
                                                ("policy", False), ("verify", False)])  # fmt: skip
@@ -309,8 +324,23 @@ def test_a_node_acting_on_a_decision_stores_it_before_it_begins(kind: str, flush
     store = _Store(None)
     deps = _deps(store)
     deps.checkpoints = _Saver(store.calls)
-    assert _cancelled(kind, STATE, deps) is None
+    deps.tools = {"_charge": _charge}
+    assert _cancelled(kind, _about_to_call("_charge"), deps) is None
     assert store.calls == (["flush t1", "check"] if flushed else ["check"])
+
+
+def test_a_read_acts_on_nothing_so_the_decision_before_it_waits_for_its_checkpoint() -> None:
+    # A crash before the read's checkpoint has policy decide again and the read made
+    # again: the decision need not be stored first, a transaction fewer a read.
+    store = _Store(None)
+    deps = _deps(store)
+    deps.checkpoints = _Saver(store.calls)
+    deps.tools = {"_look": _look}
+    assert _cancelled("tool", _about_to_call("_look"), deps) is None
+    assert store.calls == ["check"]
+    # A tool the runtime does not have (policy refuses it later) is no read it knows of.
+    assert _cancelled("tool", _about_to_call("gone"), deps) is None
+    assert store.calls == ["check", "flush t1", "check"]
 
 
 def test_a_tool_goes_to_a_worker_thread_once_before_it_is_called(tmp_path: Path) -> None:

@@ -42,6 +42,7 @@ from agentrt.nodes import ACTING_NODES, NODES, PURE_NODES, Node
 from agentrt.nodes.deps import RunDeps, StepStopped
 from agentrt.nodes.plan import answer_recorded, forget_conversation
 from agentrt.nodes.stop_watch import stops_asked
+from agentrt.nodes.tool import only_reads
 from agentrt.runs.messages import INTERRUPT_BEFORE
 from agentrt.state import RunState, Stop, Usage
 from agentrt.steps import Step, Steps, adrive, blocking, drive
@@ -234,10 +235,10 @@ def _cancelled(kind: str, state: RunState, deps: RunDeps) -> dict[str, Any] | No
     """If someone asked to cancel the run while this process drives it, the update that
     ends it here, before the node's work: between steps, never inside an effect. Before a
     node that acts on a pure node's decision, that decision is stored first
-    (agentrt.store.held), in the same trip."""
+    (agentrt.store.held), in the same trip; not before a read, which is no effect."""
     if kind == "finish":
         return None
-    if kind in ACTING_NODES and deps.checkpoints is not None:
+    if kind in ACTING_NODES and deps.checkpoints is not None and not only_reads(kind, state, deps):
         deps.checkpoints.flush(state["thread_id"])
     thread_id = state["thread_id"]
     mark = deps.store.stop_mark()

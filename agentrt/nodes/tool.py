@@ -20,7 +20,7 @@ from agentrt.tools.credentials import CredentialError
 from agentrt.tools.execution import ToolFailure
 from agentrt.tools.ledger import EffectInDoubt
 
-__all__ = ["NODE", "failed_outcome", "ok_outcome", "run_action", "tool"]
+__all__ = ["NODE", "failed_outcome", "ok_outcome", "only_reads", "run_action", "tool"]
 
 
 def run_action(state: RunState, deps: RunDeps, spec: ToolSpec) -> Steps[dict[str, Any]]:
@@ -74,12 +74,29 @@ def run_action(state: RunState, deps: RunDeps, spec: ToolSpec) -> Steps[dict[str
 
 
 def _ready(ctx: ToolContext, spec: ToolSpec, deps: RunDeps, usage: Usage) -> ToolContext:
-    """The call's context with its credentials, then the run's usage with the call counted,
-    shown before it runs: one trip to a worker thread. A credential that cannot be resolved
-    spends nothing."""
+    """The call's context with its credentials, then the run's usage with the call
+    counted, on its row: one trip to a worker thread. A credential that cannot be resolved
+    spends nothing.
+
+    An effect's count is written before it runs. A read's goes with the tool's checkpoint,
+    in its transaction, where the checkpointer can carry it: a transaction fewer a read,
+    and the row keeps up with every checkpoint (a read cut short by a crash is made, and
+    counted, again on resume, from the checkpoint before it)."""
     ready = with_credentials(ctx, spec, deps)
-    deps.store.set_usage(ctx.thread_id, usage)
+    saver = deps.checkpoints if spec.effect is Effect.READ else None
+    if saver is None or not saver.hold_usage(ctx.thread_id, usage):
+        deps.store.set_usage(ctx.thread_id, usage)
     return ready
+
+
+def only_reads(kind: str, state: RunState, deps: RunDeps) -> bool:
+    """Whether node ``kind`` is about to call a read, which acts on nothing: what policy
+    decided need not be stored before it (agentrt.store.held), as a read is made again
+    on resume after any crash before the tool's checkpoint, decided again first."""
+    if kind != "tool":
+        return False
+    spec = deps.tools.get(current_action(state)["tool"])
+    return spec is not None and spec.effect is Effect.READ
 
 
 def ok_outcome(

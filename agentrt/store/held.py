@@ -26,7 +26,8 @@ writes before the checkpoint that follows them), and only when every one of them
 pure node's. And a node that acts on a pure node's decision (tool, commit, approval:
 ``Node.acts``) has the held calls written before it begins: an effect is never under way
 while the decision that allowed it could still be lost, and made again otherwise on
-resume (a policy changed meanwhile).
+resume (a policy changed meanwhile). A tool node calling a read does not: a read acts on
+nothing, and a crash before the tool's checkpoint has it decided and made again anyway.
 
 A driver holds a thread under the run's lease (``owner``): every write of the thread then
 checks, as it writes (in its transaction, or its one statement), that the lease is still
@@ -99,6 +100,11 @@ class HoldsWrites(Protocol):
 
     def flush(self, thread_id: str | None = None) -> None:
         """Write what the thread (None: every thread) holds (LeaseLost, as ``release``)."""
+
+    def hold_usage(self, thread_id: str, usage: Mapping[str, Any]) -> bool:
+        """Put the run's ``usage`` on its row with the thread's next write, in its
+        transaction; False if it cannot (the thread is not held, or the saver does not
+        write rows): the caller writes it itself."""
 
 
 @dataclass(slots=True)
@@ -191,6 +197,16 @@ class Holding:
                 return False
             thread.after_held = None
             if not thread.checkpoint_waits:
+                return False
+            thread.calls.append(call)
+            return True
+
+    def also(self, thread_id: str, call: Held) -> bool:
+        """True if ``call``, a write of the thread's that is no saver call, is held for the
+        thread's next write (it changes nothing of which checkpoint waits)."""
+        with self._lock:
+            thread = self._threads.get(thread_id)
+            if thread is None:
                 return False
             thread.calls.append(call)
             return True
@@ -313,6 +329,17 @@ class HoldingSaver(BaseCheckpointSaver[str]):
     ) -> Held:
         """``put_writes`` as the saver holds it: the wrapped saver's call, by default."""
         return partial(super().put_writes, config, writes, task_id, task_path)
+
+    def hold_usage(self, thread_id: str, usage: Mapping[str, Any]) -> bool:
+        """Put the run's ``usage`` on its row with the thread's next write, in its
+        transaction (``_usage_call``); False if the thread is not held or the saver writes
+        no rows of agentrt's: the caller writes it itself."""
+        call = self._usage_call(thread_id, usage)
+        return call is not None and self.holding.also(thread_id, call)
+
+    def _usage_call(self, thread_id: str, usage: Mapping[str, Any]) -> Held | None:
+        """The run's usage written onto its row, as a held call; None: not this saver's."""
+        return None
 
     # Reads see what this process holds: written first.
 

@@ -67,8 +67,14 @@ _CHECKPOINTS = """
     ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id)
     DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata
 """
-_PARTS = (_BLOBS, _ADDED, _REPLACED, _CHECKPOINTS)
-_WIDTHS = (6, 9, 9, 6)
+_USAGE = """
+    UPDATE runs SET usage = u.usage
+    FROM unnest(%b::text[], %b::json[]) AS u(thread_id, usage)
+    WHERE runs.thread_id = u.thread_id
+"""
+"""A run's usage onto its row, with the checkpoint that carries it (agentrt.store.held)."""
+_PARTS = (_BLOBS, _ADDED, _REPLACED, _CHECKPOINTS, _USAGE)
+_WIDTHS = (6, 9, 9, 6, 2)
 
 Row = tuple[Any, ...]
 
@@ -81,12 +87,14 @@ class Rows:
     writes: list[tuple[Row, bool]] = field(default_factory=list)
     """Each write's row, and whether it replaces one already stored (a special write)."""
     checkpoints: list[Row] = field(default_factory=list)
+    usage: list[Row] = field(default_factory=list)
+    """A run's usage for its row: (thread id, usage)."""
 
 
 def merged(calls: Sequence[Rows]) -> tuple[list[Row], ...]:
     """The rows ``calls`` write, one a key, as making the calls one after another would
     leave them (one statement may not upsert a key twice): the blobs, the writes added, the
-    writes replacing, the checkpoints.
+    writes replacing, the checkpoints, the runs' usage (the last given for each run).
 
     A blob, or an ordinary write, already stored stays (DO NOTHING): the first counts. A
     special write replaces the value (channel, type, blob) but keeps the row's task path,
@@ -95,7 +103,10 @@ def merged(calls: Sequence[Rows]) -> tuple[list[Row], ...]:
     blobs: dict[Row, Row] = {}
     writes: dict[Row, tuple[Row, bool]] = {}
     checkpoints: dict[Row, Row] = {}
+    usage: dict[Any, Row] = {}
     for call in calls:
+        for row in call.usage:
+            usage[row[0]] = row
         for row in call.blobs:
             blobs.setdefault(row[:4], row)
         for row, replaces in call.writes:
@@ -111,12 +122,13 @@ def merged(calls: Sequence[Rows]) -> tuple[list[Row], ...]:
             checkpoints[key] = row if first_row is None else (*first_row[:4], *row[4:])
     added = [row for row, replaces in writes.values() if not replaces]
     replaced = [row for row, replaces in writes.values() if replaces]
-    return list(blobs.values()), added, replaced, list(checkpoints.values())
+    return list(blobs.values()), added, replaced, list(checkpoints.values()), [*usage.values()]
 
 
 _FENCE = "fence AS (SELECT 1 FROM runs WHERE thread_id = %s AND lease_owner = %s)"
 """Whether the run's lease is still the writer's (its two parameters come first)."""
 _FENCED = "    WHERE EXISTS (SELECT 1 FROM fence)\n    ON CONFLICT"
+_FENCED_UPDATE = "    AND EXISTS (SELECT 1 FROM fence)\n"
 
 
 @functools.cache
@@ -127,7 +139,10 @@ def _statement(present: tuple[bool, ...], fenced: bool = False) -> str:
     whether it was (every part a CTE then, read by a last SELECT)."""
     parts = [part for part, there in zip(_PARTS, present, strict=True) if there]
     if fenced:
-        guarded = [part.replace("    ON CONFLICT", _FENCED, 1) for part in parts]
+        guarded = [
+            part + _FENCED_UPDATE if part is _USAGE else part.replace("    ON CONFLICT", _FENCED, 1)
+            for part in parts
+        ]
         ctes = ", ".join([_FENCE, *(f"p{i} AS ({part})" for i, part in enumerate(guarded))])
         return f"WITH {ctes} SELECT EXISTS (SELECT 1 FROM fence) AS held"
     ctes = ", ".join(f"p{i} AS ({part})" for i, part in enumerate(parts[:-1]))

@@ -34,7 +34,7 @@ from langgraph.checkpoint.base import (
 from agentrt.logs import get_logger
 from agentrt.store.held import Fence, Holding, HoldingSaver
 from agentrt.store.postgres.checkpoint_rows import Rows, RowsSaver
-from agentrt.store.postgres.database import Database
+from agentrt.store.postgres.database import Database, doc
 
 __all__ = ["Checkpoints"]
 
@@ -104,6 +104,9 @@ class Checkpoints(HoldingSaver, RowsSaver):
         task_path: str,
     ) -> Callable[[], Rows]:
         return partial(self.writes_rows, config, writes, task_id, task_path)
+
+    def _usage_call(self, thread_id: str, usage: Mapping[str, Any]) -> Callable[[], Rows]:
+        return partial(Rows, usage=[(thread_id, doc(dict(usage)))])
 
     def _write_one(self, call: Callable[[], Rows], fence: Fence | None = None) -> None:
         self._write_all([call], fence)

@@ -22,18 +22,22 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from functools import partial
 from pathlib import Path
+from typing import Any, cast
 
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from agentrt.errors import LeaseLost
 from agentrt.logs import get_logger
+from agentrt.state import Usage
 from agentrt.store.held import Fence, Held, Holding, HoldingSaver
 from agentrt.store.sqlite.compact import CompactSerializer
 from agentrt.store.sqlite.database import connect, retry_locked
+from agentrt.store.sqlite.runs import write_usage
 from agentrt.store.versions import next_version
 
 __all__ = ["Checkpoints"]
@@ -79,6 +83,13 @@ class Checkpoints(HoldingSaver, SqliteSaver):
 
     def _write_all(self, calls: Sequence[Held], fence: Fence | None = None) -> None:
         retry_locked(lambda: self._in_one(calls, fence), undo=self._rollback)
+
+    def _usage_call(self, thread_id: str, usage: Mapping[str, Any]) -> Held:
+        return partial(self._write_usage, thread_id, usage)
+
+    def _write_usage(self, thread_id: str, usage: Mapping[str, Any]) -> None:
+        with self.cursor() as cur:  # in the transaction of the write that carries it
+            write_usage(cur, thread_id, cast(Usage, usage))
 
     def delete_thread(self, thread_id: str) -> None:
         self.holding.forget(thread_id)  # what the thread held goes with it

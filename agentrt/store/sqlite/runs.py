@@ -15,7 +15,7 @@ from agentrt.store.sqlite.database import Database, record_of
 from agentrt.store.sqlite.outbox import insert_event
 from agentrt.store.sqlite.stop_mark import StopMark
 
-__all__ = ["RunsTable", "run_record"]
+__all__ = ["RunsTable", "run_record", "write_usage"]
 
 _TERMINAL = tuple(sorted(s.value for s in TERMINAL))
 
@@ -161,7 +161,7 @@ class RunsTable:
 
     def set_usage(self, thread_id: str, usage: Usage) -> None:
         with self.db.tx() as db:
-            db.execute("UPDATE runs SET usage=? WHERE thread_id=?", (json.dumps(usage), thread_id))
+            write_usage(db, thread_id, usage)
 
     def set_budget(self, thread_id: str, budget: Mapping[str, Any]) -> None:
         with self.db.tx() as db:
@@ -247,3 +247,9 @@ def run_record(row: sqlite3.Row) -> RunRecord:
         usage=json.loads,
         budget_report=json.loads,
     )
+
+
+def write_usage(db: sqlite3.Connection | sqlite3.Cursor, thread_id: str, usage: Usage) -> None:
+    """The run's usage onto its row, in the caller's transaction: ``set_usage``'s, or a
+    checkpoint's that carries it (agentrt.store.sqlite.checkpoints)."""
+    db.execute("UPDATE runs SET usage=? WHERE thread_id=?", (json.dumps(usage), thread_id))
