@@ -63,3 +63,43 @@ def test_unknown_name_is_an_attribute_error() -> None:
     with pytest.raises(AttributeError, match="has no attribute 'Nope'"):
         agentrt.Nope  # noqa: B018
     assert not hasattr(agentrt, "_private")
+
+
+@pytest.mark.subprocess
+def test_a_policy_with_conditions_loads_the_cel_engine_without_its_command_line() -> None:
+    # cel's package imports its interactive command line (typer, prompt_toolkit, rich):
+    # about 190 modules every process would carry; agentrt loads the engine alone.
+    script = (
+        "from agentrt import Policy, Principal, tool\n"
+        "@tool(effect='write', idempotent=True)\n"
+        "def pay(amount: float) -> str: return 'paid'\n"
+        "policy = Policy.from_yaml('default: allow\\nrules:\\n  - id: big\\n"
+        "    match: {tools: [pay]}\\n    when: args.amount > 50.0\\n    decision: deny\\n')\n"
+        "verdict = policy.evaluate(pay, 'pay', {'amount': 80.0}, Principal('a'))\n"
+        "assert verdict.outcome == 'deny', verdict\n"
+        "import sys; assert 'cel.cel' in sys.modules\n"
+    )
+    modules = _imported([sys.executable, "-c", script])
+    assert {"typer", "prompt_toolkit", "rich", "pygments"} & modules == set()
+
+
+def test_cel_imported_after_agentrt_is_the_whole_package() -> None:
+    # The package agentrt left unrun runs whole at the first name it was not given.
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import agentrt.policies.cel_engine\n"
+            "import sys; assert 'cel.cli' not in sys.modules\n"
+            "import cel\n"
+            "from cel import evaluate\n"
+            "assert evaluate('1 + 2') == 3\n"
+            "assert cel.cli.__name__ == 'cel.cli' and cel.stdlib.__name__ == 'cel.stdlib'\n"
+            "assert cel.compile('1 + 1').execute(cel.Context()) == 2\n",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]

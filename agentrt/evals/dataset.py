@@ -26,13 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import cel
 import yaml
 from pydantic import BaseModel, ValidationError
 
 from agentrt.budget import Budget
 from agentrt.errors import ConfigError
 from agentrt.evals.schema import CaseSpec, DatasetFile, DecideSpec, Defaults, Expect, JudgeConfig
+from agentrt.policies.cel_engine import cel
 from agentrt.policies.loader import locate
 from agentrt.principal import Principal
 

@@ -15,12 +15,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-import cel
-
 from agentrt.evals.dataset import Case
 from agentrt.evals.json_schemas import validation_error
 from agentrt.evals.schema import Expect, OutputExpect, ToolsExpect
 from agentrt.evals.trajectory import NO_RULE, Trajectory
+from agentrt.policies.cel_engine import cel
 
 __all__ = ["Check", "Score", "checks_of", "custom_score"]
 

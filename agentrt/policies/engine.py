@@ -8,12 +8,12 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import cel
 import yaml
 
 from agentrt.errors import ConfigError
+from agentrt.policies.cel_engine import cel
 from agentrt.policies.conditions import CONDITION_VARIABLES, unknown_variables
 from agentrt.policies.decisions import Explanation, PolicyDecision, RuleCheck
 from agentrt.policies.grants import credential_refusal, ungranted_names
@@ -29,6 +29,9 @@ from agentrt.policies.model import PolicyFile, Rule
 from agentrt.policies.names import MatchField, first_unmatched, unknown_text
 from agentrt.principal import Principal
 from agentrt.tools.contract import ToolSpec
+
+if TYPE_CHECKING:
+    from cel import Context
 
 __all__ = ["Explanation", "Policy", "PolicyDecision", "RuleCheck"]
 
@@ -390,7 +393,7 @@ class Policy:
         }
         # Built once per decision, on the first condition that runs: converting the
         # activation to CEL values costs more than evaluating a condition.
-        context: cel.Context | None = None
+        context: Context | None = None
         matched: list[tuple[Rule, str]] = []
         for cr in self.rules:
             miss = mismatch(cr.rule, tool, principal, explain=checks is not None)
