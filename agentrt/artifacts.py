@@ -82,12 +82,27 @@ class ArtifactRecord:
 
 
 class UnknownArtifact(AgentRuntimeError, KeyError):
-    """No artifact of this name in this run."""
+    """No artifact of this name in this run, or none of the content a reference names."""
 
-    def __init__(self, thread_id: str, name: str, *, known: Sequence[str] | None = None) -> None:
+    def __init__(
+        self,
+        thread_id: str,
+        name: str,
+        *,
+        known: Sequence[str] | None = None,
+        digest: str | None = None,
+    ) -> None:
         self.thread_id = thread_id
         self.name = name
-        if known is None:
+        self.digest = digest
+        """The digest the reference named, where the name now holds other content."""
+        if digest is not None:  # said to a tool (and its model)
+            message = (
+                f"this run's artifact {name!r} no longer holds the content this reference "
+                f"names (sha256 {digest[:12]}...): it was put again since; use the reference "
+                "its latest put returned, or its name for what it holds now"
+            )
+        elif known is None:
             message = (
                 f"run {thread_id!r} has no artifact named {name!r}; list its artifacts with "
                 f"rt.artifacts({thread_id!r}) or `agentrt artifacts {thread_id}`"

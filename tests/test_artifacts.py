@@ -33,7 +33,9 @@ from agentrt import (
 from agentrt.artifacts import artifact_digest, is_artifact_ref
 from agentrt.cli import app as cli_app
 from agentrt.service import create_app, issue_key
+from agentrt.store.memory import MemoryStore
 from agentrt.testing import ScriptedChatModel, ai, tool_call
+from agentrt.tools.artifacts import ToolArtifacts
 from agentrt.tools.sandbox import run_python
 from tests.conftest import FakeClock
 
@@ -110,9 +112,9 @@ def db_bytes(path: Path) -> int:
 
 
 def runtime(db: Path, model: ScriptedChatModel, **kw: Any) -> AgentRuntime:
+    kw.setdefault("tools", [export, write_report, read_report, counted_report, copy_report])
     return AgentRuntime(
         model,
-        tools=[export, write_report, read_report, counted_report, copy_report],
         policy=Policy.allow_all(),
         db=db,
         limits=SizeLimits(result_bytes=32_000_000),
@@ -465,16 +467,17 @@ def test_run_python_returns_the_files_its_program_wrote(db: Path) -> None:
 
     result = json.loads(seen)
     assert result["stdout"] == "wrote\n"
-    # Written or changed: kept; the program and an input it left alone: not.
+    # Written or changed: kept, named for the call; the program and an input it left
+    # alone: not.
     assert contents == {
-        "chart.png": bytes([137, 80, 78, 71, 0, 1]),
-        "data.txt": b"changed",
-        "out-summary.csv": b"n,total\n3,36.0\n",
+        "run_python-0.0-chart.png": bytes([137, 80, 78, 71, 0, 1]),
+        "run_python-0.0-data.txt": b"changed",
+        "run_python-0.0-out-summary.csv": b"n,total\n3,36.0\n",
     }
     assert result["artifacts"] == [refs[n].to_json() for n in sorted(refs)]
-    assert refs["chart.png"].media_type == "image/png"
-    assert refs["chart.png"].preview == ""
-    assert refs["out-summary.csv"].preview == "n,total\n3,36.0\n"
+    assert refs["run_python-0.0-chart.png"].media_type == "image/png"
+    assert refs["run_python-0.0-chart.png"].preview == ""
+    assert refs["run_python-0.0-out-summary.csv"].preview == "n,total\n3,36.0\n"
 
 
 @pytest.mark.subprocess
@@ -499,17 +502,22 @@ def test_run_python_keeps_every_file_whose_names_map_alike(db: Path) -> None:
     result = json.loads(seen)
     # In path order each takes its name; one whose name is taken gets the first free -n,
     # never a name another file has as it is.
+    at = "run_python-0.0-"
     assert result["artifact_names"] == {
-        "out-a-2.csv": "out-a-2.csv",
-        "out-a.csv": "out-a.csv",
-        "out/a.csv": "out-a-3.csv",
+        "out-a-2.csv": f"{at}out-a-2.csv",
+        "out-a.csv": f"{at}out-a.csv",
+        "out/a.csv": f"{at}out-a-3.csv",
     }
     assert contents == {
-        "out-a-2.csv": b"named so\n",
-        "out-a.csv": b"flat\n",
-        "out-a-3.csv": b"nested\n",
+        f"{at}out-a-2.csv": b"named so\n",
+        f"{at}out-a.csv": b"flat\n",
+        f"{at}out-a-3.csv": b"nested\n",
     }
-    assert [a["name"] for a in result["artifacts"]] == ["out-a-2.csv", "out-a.csv", "out-a-3.csv"]
+    assert [a["name"] for a in result["artifacts"]] == [
+        f"{at}out-a-2.csv",
+        f"{at}out-a.csv",
+        f"{at}out-a-3.csv",
+    ]
 
 
 def test_names_that_map_alike_get_a_suffix_before_the_extension() -> None:
@@ -531,3 +539,56 @@ def test_names_that_map_alike_get_a_suffix_before_the_extension() -> None:
     }
     assert len(set(named.values())) == len(named)
     assert artifact_names(reversed(list(named))) != named  # by the order given: path order
+
+
+def test_a_reference_gives_the_content_its_digest_names_or_none() -> None:
+    store = MemoryStore()
+    arts = ToolArtifacts(store, "t", tenant="acme", step_id="1.0")
+    first = arts.put("report.csv", "v1")
+    second = arts.put("report.csv", "v2")  # a name put again names the new content
+    assert arts.get("report.csv") == arts.get(second) == arts.get(second.to_json()) == b"v2"
+    # The first reference names v1, which the run no longer holds: refused, not v2.
+    refused = r"this run's artifact 'report.csv' no longer holds the content this reference"
+    for ref in (first, first.to_json()):
+        with pytest.raises(UnknownArtifact, match=refused):
+            arts.get(ref)
+    # A reference whose digest is another run's content (forged by a model): refused too.
+    other = ToolArtifacts(store, "other", tenant="globex").put("secret.txt", "globex's")
+    with pytest.raises(UnknownArtifact, match=rf"sha256 {other.digest[:12]}\.\.\."):
+        arts.get({**second.to_json(), "digest": other.digest})
+    # Content the run refers to by another name is still the run's: the reference gives it.
+    arts.put("kept.csv", "v1")
+    assert arts.get(first) == b"v1"
+    with pytest.raises(UnknownArtifact, match=r"no artifact named 'gone.csv'; it has 'kept.csv'"):
+        arts.get({**first.to_json(), "name": "gone.csv"})
+
+
+@pytest.mark.subprocess
+def test_run_python_files_never_replace_another_tools_artifacts(db: Path) -> None:
+    # Code that writes files named as another tool's artifacts (its own, and the name
+    # agentrt gives its too-large result): they are kept under the call's own names.
+    forge = (
+        "open('report.csv', 'w').write('forged')\nopen('write_report-0.0.json', 'w').write('{}')\n"
+    )
+    model = ScriptedChatModel(
+        [
+            ai("", tool_call("write_report", {"title": "Refunds"})),
+            ai("", tool_call("run_python", {"code": forge})),
+            ai("", tool_call("read_report", {"name": "report.csv"})),
+            "done",
+        ]
+    )
+    with runtime(db, model, tools=[write_report, read_report, run_python]) as rt:
+        run = rt.start("report", principal=P)
+        _, ran, read = observations(rt, run.thread_id)
+        names = [r.name for r in rt.artifacts(run.thread_id)]
+    assert names == [
+        "report.csv",
+        "run_python-1.0-report.csv",
+        "run_python-1.0-write_report-0.0.json",
+    ]
+    assert json.loads(read) == {"lines": ["Refunds", "order,amount", "7,12.50"]}
+    assert json.loads(ran)["artifact_names"] == {
+        "report.csv": "run_python-1.0-report.csv",
+        "write_report-0.0.json": "run_python-1.0-write_report-0.0.json",
+    }

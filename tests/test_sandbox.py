@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sys
@@ -145,7 +146,7 @@ def test_file_size_limit_caps_what_it_writes() -> None:
 def test_only_the_written_files_it_keeps_are_read_back(monkeypatch: pytest.MonkeyPatch) -> None:
     # The program can leave any number of files on the host's disk; what is read back is
     # agentrt's own memory, so only the files it keeps are read: the first max_written.
-    from agentrt.tools.sandbox import workdir
+    from agentrt.tools.sandbox import tree
 
     opened: list[str] = []
     real_open = os.open
@@ -155,11 +156,11 @@ def test_only_the_written_files_it_keeps_are_read_back(monkeypatch: pytest.Monke
             return getattr(os, name)
 
         @staticmethod
-        def open(path: str, flags: int, *args: int) -> int:
+        def open(path: str, flags: int, *args: int, **kwargs: int) -> int:
             opened.append(os.path.basename(path))
-            return real_open(path, flags, *args)
+            return real_open(path, flags, *args, **kwargs)
 
-    monkeypatch.setattr(workdir, "os", CountingOs())
+    monkeypatch.setattr(tree, "os", CountingOs())
     program = (
         "for i in range(30):\n"
         "    open(f'f{i:02}.bin', 'wb').write(b'x' * 100_000)\n"
@@ -221,3 +222,23 @@ def test_run_python_in_a_run(tmp_path: Path) -> None:
 def test_run_python_is_only_present_when_registered(tmp_path: Path) -> None:
     with AgentRuntime(ScriptedChatModel(["hi"]), db=tmp_path / "a.db") as rt:
         assert rt.tools.names() == []
+
+
+def test_a_nul_in_its_output_keeps_the_result(tmp_path: Path) -> None:
+    # A NUL (any binary output) is text no store keeps: replaced, the rest of the result
+    # (exit code, output, files) reaches the model.
+    code = "import sys; print('answer 42'); sys.stdout.write('\\x00'); sys.stderr.write('\\x00!')"
+    model = ScriptedChatModel([ai("", tool_call("run_python", {"code": code})), "done"])
+    with AgentRuntime(
+        model, tools=[run_python], policy=Policy.allow_all(), db=tmp_path / "a.db"
+    ) as rt:
+        run = rt.start("compute", principal=Principal("p"))
+        (obs,) = [e["data"] for e in rt.events(run.thread_id) if e["type"] == "observation"]
+    assert obs["kind"] == "ok", obs
+    result = json.loads(obs["content"])
+    assert (result["exit_code"], result["stdout"], result["stderr"]) == (
+        0,
+        "answer 42\n\ufffd",
+        "\ufffd!",
+    )
+    assert run.status is RunStatus.SUCCEEDED

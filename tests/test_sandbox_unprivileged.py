@@ -11,7 +11,6 @@ from __future__ import annotations
 import ctypes
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -27,10 +26,11 @@ from tests.test_sandbox import assert_none_left
 pytestmark = pytest.mark.subprocess
 
 NOBODY = 65534
+ROOT = Path(__file__).resolve().parents[1]
 
 SCRIPT = """
 import json, os, sys, tempfile
-from agentrt.tools.sandbox import SandboxLimits, run_sandboxed
+from agentrt.tools.sandbox import SandboxLimits, landlock_abi, run_sandboxed
 
 def py(code, **limits):
     return run_sandboxed([sys.executable, "-I", "-c", code], limits=SandboxLimits(**limits))
@@ -56,6 +56,22 @@ import subprocess, sys
 subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)", sys.argv[1]],
                  start_new_session=True)
 '''
+DEEP = '''
+import os
+for _ in range(1500):
+    os.mkdir("a")
+    os.chdir("a")
+'''
+MEMFD = '''
+import ctypes, errno, os
+try:
+    os.memfd_create("m")
+    print("memfd")
+except OSError as e:
+    print(errno.errorcode[e.errno])
+libc = ctypes.CDLL(None, use_errno=True)
+print("shm" if libc.shmget(0, 1 << 20, 0o1600) >= 0 else errno.errorcode[ctypes.get_errno()])
+'''
 TRAP = '''
 import os
 os.makedirs("trap/inner")
@@ -72,6 +88,10 @@ big = py("bytearray(400 << 20)", memory_bytes=200 << 20)
 out["memory"] = [big.returncode, big.stderr.strip().splitlines()[-1]]
 py(TRAP)
 out["left"] = sorted(os.listdir(tempfile.gettempdir()))
+if landlock_abi():  # a directory on the host's disk, 1,500 deep, a mode-000 one at the bottom
+    py(DEEP + TRAP, isolation="landlock")
+out["left_landlock"] = sorted(os.listdir(tempfile.gettempdir()))
+out["memfd"] = py(MEMFD).stdout.split()
 run_sandboxed([sys.executable, "-I", "-c", DAEMON, sys.argv[1]])
 print(json.dumps(out))
 """
@@ -131,7 +151,12 @@ def unprivileged() -> Iterator[dict[str, Any]]:
             os.chown(tmp, NOBODY, NOBODY)
         done = subprocess.run(
             [sys.executable, "-c", SCRIPT, marker],
-            env={"PATH": os.environ["PATH"], "TMPDIR": str(tmp), "HOME": str(tmp)},
+            env={
+                "PATH": os.environ["PATH"],
+                "TMPDIR": str(tmp),
+                "HOME": str(tmp),
+                "PYTHONPATH": str(ROOT),  # this checkout's agentrt, whatever is installed
+            },
             cwd=tmp,
             capture_output=True,
             text=True,
@@ -142,7 +167,8 @@ def unprivileged() -> Iterator[dict[str, Any]]:
         assert done.returncode == 0, done.stderr[-3000:]
         yield {**json.loads(done.stdout.splitlines()[-1]), "as_root": as_root, "marker": marker}
     finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        # rm -rf walks any depth (fts), where shutil.rmtree of Python 3.11 recurses.
+        subprocess.run(["rm", "-rf", str(tmp)], check=False, timeout=120)
 
 
 def test_it_runs_in_bubblewrap_as_the_user_who_runs_agentrt(unprivileged: dict[str, Any]) -> None:
@@ -166,6 +192,13 @@ def test_without_a_cgroup_memory_is_bounded_per_process(unprivileged: dict[str, 
 
 def test_a_mode_000_directory_it_leaves_is_removed(unprivileged: dict[str, Any]) -> None:
     assert unprivileged["left"] == []
+    assert unprivileged["left_landlock"] == []  # at any depth, on the host's disk too
+
+
+def test_without_a_cgroup_memfd_and_shared_memory_are_refused(
+    unprivileged: dict[str, Any],
+) -> None:
+    assert unprivileged["memfd"] == ["EPERM", "EPERM"]
 
 
 def test_a_setsid_daemon_dies_with_the_call(unprivileged: dict[str, Any]) -> None:

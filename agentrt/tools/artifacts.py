@@ -34,7 +34,7 @@ from agentrt.tools.errors import ToolError
 if TYPE_CHECKING:
     from agentrt.tools.credentials import Secrets
 
-__all__ = ["ToolArtifacts", "artifact_of", "refs_as_json", "result_artifact"]
+__all__ = ["ToolArtifacts", "artifact_of", "call_stem", "refs_as_json", "result_artifact"]
 
 _UNSHOWN = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _UNNAMEABLE = re.compile(r"[^A-Za-z0-9._\-]")
@@ -136,14 +136,25 @@ class ToolArtifacts:
         return ref
 
     def get(self, ref: ArtifactRef | Mapping[str, Any] | str) -> bytes:
-        """The content of this run's artifact ``ref`` (a reference, its JSON form, or its
-        name); UnknownArtifact if the run has none of that name."""
-        name = _name_of(ref)
-        try:
-            return artifact_of(self.store, self.thread_id, name)[1]
-        except UnknownArtifact:
+        """The content of this run's artifact ``ref``: for a reference (or its JSON form),
+        the content its digest names, which a name put again since no longer holds; for a
+        name, what it holds now. UnknownArtifact if the run has none of that name, or
+        refers to that content no more."""
+        name, digest = _name_of(ref), _digest_of(ref)
+        record = self.store.get_artifact(self.thread_id, name)
+        if record is not None and digest is not None and record.ref.digest != digest:
+            # Put again (by another tool, or code it ran) since this reference was made:
+            # its content is still the run's if another of its names refers to it.
+            held = any(a.ref.digest == digest for a in self.store.list_artifacts(self.thread_id))
+            if not held:
+                raise UnknownArtifact(self.thread_id, name, digest=digest)
+        content = None
+        if record is not None:
+            content = self.store.artifact_content(digest or record.ref.digest)
+        if content is None:
             known = [a.ref.name for a in self.store.list_artifacts(self.thread_id)]
-            raise UnknownArtifact(self.thread_id, name, known=known) from None
+            raise UnknownArtifact(self.thread_id, name, known=known)
+        return content
 
     def list(self) -> list[ArtifactRef]:
         """The run's artifacts so far, by name."""
@@ -205,11 +216,18 @@ def artifact_of(store: ArtifactStore, thread_id: str, name: str) -> tuple[Artifa
     return record, content
 
 
+def call_stem(tool: str, step_id: str) -> str:
+    """What the artifacts agentrt names for one call begin with: its tool and step
+    (``export-0.1``). Its result, when too large, is ``<stem>.json`` or ``<stem>.txt``;
+    names that go on with ``-`` (run_python's files) are never one of those."""
+    return _UNNAMEABLE.sub("_", f"{tool}-{step_id}").lstrip("._-") or "result"
+
+
 def result_artifact(artifacts: ToolArtifacts, tool: str, step_id: str, result: Any) -> ArtifactRef:
     """Keep a tool's too-large result (JSON form) as an artifact: a string as text, any
     other value as JSON, named for the tool and the step (a re-run of the step names the
     same), previewed by its start."""
-    stem = _UNNAMEABLE.sub("_", f"{tool}-{step_id}").lstrip("._-") or "result"
+    stem = call_stem(tool, step_id)
     if isinstance(result, str):
         return artifacts.put(f"{stem}.txt", result, media_type="text/plain; charset=utf-8")
     text = json.dumps(result, ensure_ascii=False, separators=(",", ":"), default=str)
@@ -228,6 +246,13 @@ def refs_as_json(value: Any) -> Any:
         seq = [refs_as_json(v) for v in value]
         return seq if any(a is not b for a, b in zip(seq, value, strict=True)) else value
     return value
+
+
+def _digest_of(ref: ArtifactRef | Mapping[str, Any] | str) -> str | None:
+    """The digest a reference names; None for a name."""
+    if isinstance(ref, ArtifactRef):
+        return ref.digest
+    return None if isinstance(ref, str) else str(ref["digest"])
 
 
 def _name_of(ref: ArtifactRef | Mapping[str, Any] | str) -> str:

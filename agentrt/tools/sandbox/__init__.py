@@ -1,7 +1,8 @@
 """A sandboxed subprocess runner for tools that run code, and the built-in run_python tool.
 
-Each call gets a fresh working directory (removed afterwards, whatever modes the code left),
-an environment with nothing of the parent's (no API keys, no tokens), rlimits on CPU seconds,
+Each call gets a fresh working directory (under bubblewrap a tmpfs of workdir_bytes, gone
+with the call; walked and removed at any depth, whatever modes the code left), an
+environment with nothing of the parent's (no API keys, no tokens), rlimits on CPU seconds,
 address space and file size, and a timeout; everything the call started is dead when it
 returns. By default the code runs in bubblewrap, with its own PID, network, IPC, UTS and
 mount namespaces, no capabilities, read-only binds of only what the interpreter needs, and as
@@ -12,7 +13,7 @@ per-call cgroup, where one is writable, bounds memory and process count for the 
 
     run_sandboxed(argv, files=, limits=)   the runner, for your own code-running tools
     run_python / run_python_tool(limits)   the tool; register it to offer it
-    SandboxLimits                          timeout, cpu, memory, processes, isolation, uid/gid
+    SandboxLimits                          timeout, cpu, memory, processes, disk, isolation, uid
     SandboxResult                          exit status, output, files, isolation and bound used
 """
 

@@ -8,15 +8,17 @@ What the program sees and may do:
 - A filesystem of read-only binds of what an interpreter needs (/usr, the /bin and /lib*
   links or directories, the dynamic linker's files in /etc, and the Python prefixes of
   ``sys.executable``), a fresh /proc and a minimal /dev, private tmpfs /tmp and /dev/shm of
-  file_size_bytes each, and its working directory at /sandbox, the only place on disk it can
-  write. Host sockets (docker.sock, D-Bus, ssh-agent), home directories and other files are
-  not there to reach.
+  file_size_bytes each, and its working directory at /sandbox, a private tmpfs of
+  workdir_bytes: the only places it can write, none of them on the host's disk. Host
+  sockets (docker.sock, D-Bus, ssh-agent), home directories and other files are not there
+  to reach.
 - No capabilities, a new session (no TIOCSTI into agentrt's terminal), an environment of
-  PATH, HOME, TMPDIR, LANG and SandboxLimits.env only.
+  PATH, HOME, TMPDIR, LANG and SandboxLimits.env only. Without a cgroup, no memfd and no
+  SysV shared memory either (seccomp.py): memory no rlimit would count.
 - When agentrt runs as root, it runs as SandboxLimits.uid/gid (nobody), so what it owns on
   the host it owns as nobody. Privileges are dropped before bubblewrap runs; the Python
-  prefixes and working directory are first bound into a private mount namespace where that
-  user can reach them (a prefix under /root, mode 700, is otherwise out of its reach).
+  prefixes are first bound into a private mount namespace where that user can reach them (a
+  prefix under /root, mode 700, is otherwise out of its reach).
 - bubblewrap is PID 1 of its PID namespace: when it dies (at the timeout, or with agentrt,
   through --die-with-parent) the kernel kills every process of the call. When the program
   exits, the launcher (launcher.py) kills what it left, setsid() daemons too, so PID 1 exits.
@@ -32,6 +34,7 @@ import shutil
 import signal
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from agentrt.tools.sandbox import launcher
@@ -69,22 +72,35 @@ def python_dirs() -> list[str]:
     return dirs
 
 
+@dataclass(frozen=True, kw_only=True)
+class Fds:
+    """The descriptors a call hands bubblewrap (see launcher.py for the launcher's)."""
+
+    status: int
+    info: int
+    lifeline: int
+    inputs: int
+    handback: int
+    seccomp: int | None
+
+
 def command(
     bwrap: str,
     argv: Sequence[str],
-    workdir: Path,
+    call: str,
     sources: dict[str, str],
     limits: SandboxLimits,
     *,
-    status_fd: int,
-    info_fd: int,
-    lifeline_fd: int,
+    fds: Fds,
     max_processes: int,
 ) -> list[str]:
-    """The bwrap command line; ``sources`` maps each sandbox path to bind to where it is now."""
+    """The bwrap command line; ``sources`` maps each sandbox path to bind read-only to where
+    it is now, and ``call`` names the call."""
     cmd = [bwrap, "--unshare-all", "--unshare-user", "--disable-userns", "--die-with-parent"]
-    cmd += ["--new-session", "--cap-drop", "ALL", "--info-fd", str(info_fd)]
-    cmd += ["--hostname", workdir.name]  # names the call, and its owner: see sweep_orphans
+    cmd += ["--new-session", "--cap-drop", "ALL", "--info-fd", str(fds.info)]
+    cmd += ["--hostname", call]  # names the call, and its owner: see sweep_orphans
+    if fds.seccomp is not None:
+        cmd += ["--seccomp", str(fds.seccomp)]
     cmd += ["--ro-bind", "/usr", "/usr"]
     for top in ("/bin", "/sbin", "/lib", "/lib32", "/lib64", "/libx32"):
         if os.path.islink(top):
@@ -98,13 +114,17 @@ def command(
     size = str(limits.file_size_bytes)
     cmd += ["--proc", "/proc", "--dev", "/dev", "--size", size, "--tmpfs", "/dev/shm"]
     cmd += ["--remount-ro", "/dev", "--size", size, "--tmpfs", "/tmp"]
+    # The working directory is a tmpfs too, so what the program leaves is bounded, and gone
+    # with the last descriptor of it (the launcher hands agentrt one).
+    cmd += ["--size", str(limits.workdir_bytes), "--tmpfs", WORKDIR]
     for inside, outside in sources.items():  # after /tmp's tmpfs, which would hide one under it
-        cmd += ["--bind" if inside == WORKDIR else "--ro-bind", outside, inside]
+        cmd += ["--ro-bind", outside, inside]
     cmd += ["--remount-ro", "/", "--chdir", WORKDIR, "--clearenv"]
     for key, value in environment(limits).items():
         cmd += ["--setenv", key, value]
     cmd += ["--", sys.executable, "-I", "-S", "-c", _LAUNCHER]
-    return [*cmd, str(status_fd), str(lifeline_fd), str(max_processes), *argv]
+    cmd += [str(fds.status), str(fds.lifeline), str(max_processes)]
+    return [*cmd, str(fds.inputs), str(fds.handback), *argv]
 
 
 def environment(limits: SandboxLimits) -> dict[str, str]:
@@ -130,18 +150,17 @@ def _reachable(path: str, uid: int, gid: int) -> bool:
 
 def prepare_child(
     limits: SandboxLimits,
-    workdir: Path,
     cgroup: CallCgroup | None,
     status_fd: int,
 ) -> tuple[dict[str, str], Callable[[], None]]:
     """The bind sources to give bwrap, and the function the child runs before exec'ing it."""
     as_root = os.geteuid() == 0
-    sources = {WORKDIR: str(workdir), **{d: d for d in python_dirs()}}
+    sources = {d: d for d in python_dirs()}
     staged: list[tuple[bytes, bytes]] = []
     if as_root and not all(_reachable(s, limits.uid, limits.gid) for s in sources.values()):
-        # A source the unprivileged user cannot reach (a Python under /root, mode 700, or a
-        # temporary directory under a private one): the child, still root, binds each at
-        # /tmp/<n> of a mount namespace of its own, and bwrap binds it from there.
+        # A source the unprivileged user cannot reach (a Python under /root, mode 700): the
+        # child, still root, binds each at /tmp/<n> of a mount namespace of its own, and
+        # bwrap binds it from there.
         staged = [
             (os.fsencode(src), f"{_STAGE}/{n}".encode()) for n, src in enumerate(sources.values())
         ]
@@ -163,7 +182,7 @@ def prepare_child(
     def stage() -> None:
         check(libc.unshare(_CLONE_NEWNS), "unshare(CLONE_NEWNS)")
         check(libc.mount(None, b"/", None, _MS_REC | _MS_PRIVATE, None), "making / private")
-        # Opened before /tmp is covered: the working directory may be under it.
+        # Opened before /tmp is covered: a source may be under it.
         fds = [os.open(src, os.O_PATH | os.O_DIRECTORY) for src, _ in staged]
         flags = _MS_NOSUID | _MS_NODEV
         check(libc.mount(b"tmpfs", _STAGE.encode(), b"tmpfs", flags, b"mode=0755"), "tmpfs")

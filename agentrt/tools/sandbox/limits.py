@@ -31,8 +31,13 @@ class SandboxLimits:
     file_size_bytes: int = 16 * 1024 * 1024
     """RLIMIT_FSIZE: largest file a process may write, its captured output included; also
     the size of each of the sandbox's private /tmp and /dev/shm."""
+    workdir_bytes: int = 64 * 1024 * 1024
+    """What the working directory holds at most, its input files included: it is a tmpfs of
+    this size (memory, not the host's disk, and under a cgroup counted in memory_bytes);
+    writing past it fails with ENOSPC. Not bounded in landlock mode."""
     max_output_chars: int = 64_000
-    """stdout and stderr are each cut to this many characters in the result."""
+    """stdout and stderr are each cut to this many characters in the result, and so are the
+    paths the listing of its files names, all together."""
     env: Mapping[str, str] = field(default_factory=dict)
     """Extra environment variables; nothing of the parent's environment is passed."""
     isolation: Isolation = "bubblewrap"
@@ -51,7 +56,14 @@ class SandboxLimits:
                 f"SandboxLimits(isolation={self.isolation!r}) is not one of {ISOLATIONS!r}; "
                 "use 'bubblewrap' unless bubblewrap cannot be installed"
             )
-        for name in ("timeout", "cpu_seconds", "memory_bytes", "max_processes", "file_size_bytes"):
+        for name in (
+            "timeout",
+            "cpu_seconds",
+            "memory_bytes",
+            "max_processes",
+            "file_size_bytes",
+            "workdir_bytes",
+        ):
             value = getattr(self, name)
             if value <= 0:
                 raise ConfigError(f"SandboxLimits({name}={value!r}) must be positive")
@@ -81,18 +93,24 @@ class SandboxResult:
     confined: bool
     """True if its writes were confined to its working directory."""
     files: dict[str, int]
-    """Files left in the working directory (relative path -> size), before it was removed."""
+    """Files left in the working directory (relative path -> size), before it was removed:
+    the first in path order, at most 1,000 (tree.MAX_LISTED) and max_output_chars
+    characters of paths; directories nested past 32 levels are not looked into."""
     isolation: Literal["bubblewrap", "landlock", "none"]
     """"bubblewrap" (namespaces), "landlock" (writes confined, nothing else) or "none"
     (Landlock mode on a kernel without Landlock, with require_confinement=False)."""
     bound: Bound
     """What bounded its processes and memory: "cgroup" (memory_bytes and max_processes for the
-    whole call), "rlimit" (max_processes for the whole call, memory_bytes per process: no
-    writable cgroup) or "per-process" (Landlock mode: memory per process, no process count)."""
+    whole call), "rlimit" (max_processes for the whole call, memory_bytes per process, and
+    memfd and SysV shared memory refused: no writable cgroup) or "per-process" (Landlock
+    mode: each process's address space, no process count)."""
     written: dict[str, bytes] = field(default_factory=dict)
     """With ``keep_written``: the content of each file the program wrote or changed
     (relative path -> bytes), read before the directory was removed; the first
-    ``max_written`` of them in path order (``files`` lists them all)."""
+    ``max_written`` of them in path order, among those ``files`` lists."""
+    files_not_listed: int = 0
+    """Files left out of ``files`` by its bound, and directories not looked into (nested
+    too deep, or made unreadable), each of those counted as one."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -104,3 +122,6 @@ class Outcome:
     confined: bool
     isolation: Literal["bubblewrap", "landlock", "none"]
     bound: Bound
+    tree: int | None = None
+    """Bubblewrap: a descriptor of the call's working directory (its tmpfs, kept while it
+    is held), which the runner reads and closes; None if the launcher never sent it."""

@@ -7,20 +7,23 @@ import json
 import os
 import select
 import signal
+import socket
+import stat
 import subprocess
 import tempfile
 import threading
 from collections.abc import Mapping, Sequence
-from pathlib import Path
+from dataclasses import replace
 from typing import IO
 
 from agentrt.tools.contract import ToolError
-from agentrt.tools.sandbox import bubblewrap, cgroups, landlock, workdir
+from agentrt.tools.sandbox import bubblewrap, cgroups, landlock, seccomp, tree, workdir
 from agentrt.tools.sandbox.cgroups import CallCgroup
 from agentrt.tools.sandbox.limits import Outcome, SandboxLimits, SandboxResult
 
 _swept_by = 0  # the pid that swept: a forked child sweeps again
 _sweep_lock = threading.Lock()
+_DIR = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def run_sandboxed(
@@ -39,12 +42,10 @@ def run_sandboxed(
     is dead when this returns, and its working directory removed. ``keep_written``: the
     files the program wrote come back in ``written``, read once every process is dead: the
     first ``max_written`` in path order (each is file_size_bytes at most, so this bounds
-    what this process reads; the program can leave any number on disk).
+    what this process reads; the program can leave more).
     """
     limits = limits or SandboxLimits()
-    files = files or {}
-    for name in files:
-        workdir.check_name(name)
+    files = {str(workdir.check_name(name)): text for name, text in (files or {}).items()}
     bwrap = None
     if limits.isolation == "bubblewrap":
         bwrap = bubblewrap.find_bwrap()
@@ -56,29 +57,45 @@ def run_sandboxed(
                 "writes only, with SandboxLimits(isolation='landlock')"
             )
     _sweep_once()
-    as_root = os.geteuid() == 0
-    owner = (limits.uid, limits.gid) if bwrap is not None and as_root else None
-    root = workdir.make(files, owner)
+    root = None if bwrap is not None else workdir.make(files)
+    outcome: Outcome | None = None
     try:
         with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
             if bwrap is not None:
-                outcome = _run_bubblewrap(bwrap, argv, root, limits, out=out, err=err)
+                outcome = _run_bubblewrap(bwrap, argv, files, limits, out=out, err=err)
             else:
+                assert root is not None
                 outcome = landlock.run(argv, root, limits, out, err)
+                with contextlib.suppress(OSError):  # made unreadable by the code: no files
+                    outcome = replace(outcome, tree=os.open(root, _DIR))
             stdout, stderr = (_read(f, limits.max_output_chars) for f in (out, err))
+        tree_fd = outcome.tree
+        listed = (
+            tree.listing(tree_fd, limits.max_output_chars)
+            if tree_fd is not None
+            else tree.Listing({}, 0)
+        )
         return SandboxResult(
             returncode=outcome.returncode,
             stdout=stdout,
             stderr=stderr,
             timed_out=outcome.timed_out,
             confined=outcome.confined,
-            files=workdir.listing(root),
+            files=listed.files,
+            files_not_listed=listed.not_listed,
             isolation=outcome.isolation,
             bound=outcome.bound,
-            written=workdir.written(root, files, max_written) if keep_written else {},
+            written=(
+                workdir.written(tree_fd, listed.files, files, max_written)
+                if keep_written and tree_fd is not None
+                else {}
+            ),
         )
     finally:
-        workdir.remove(root)
+        if outcome is not None and outcome.tree is not None:
+            os.close(outcome.tree)  # the last hold on a bubblewrap call's tmpfs: it is freed
+        if root is not None:
+            workdir.remove(root)
 
 
 def _sweep_once() -> None:
@@ -96,7 +113,7 @@ def _sweep_once() -> None:
 def _run_bubblewrap(
     bwrap: str,
     argv: Sequence[str],
-    root: Path,
+    files: Mapping[str, str],
     limits: SandboxLimits,
     *,
     out: IO[bytes],
@@ -104,20 +121,38 @@ def _run_bubblewrap(
 ) -> Outcome:
     max_tasks = limits.max_processes + bubblewrap.OVERHEAD_TASKS
     cgroup = CallCgroup.create(limits.memory_bytes, max_tasks)
+    # Without a cgroup, memory that no rlimit counts is refused (seccomp.py).
+    rules = seccomp.memory_filter() if cgroup is None else None
     # The launcher's lifeline (see launcher.py): the write end stays here, unshared.
     lifeline, held = os.pipe()
+    ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    got: int | None = None
     try:
-        with tempfile.TemporaryFile() as status, tempfile.TemporaryFile() as info:
-            sources, in_child = bubblewrap.prepare_child(limits, root, cgroup, status.fileno())
+        with contextlib.ExitStack() as temporary:
+            status, info, inputs, filter_file = (
+                temporary.enter_context(tempfile.TemporaryFile()) for _ in range(4)
+            )
+            inputs.write(json.dumps(list(files.items())).encode("ascii"))
+            inputs.seek(0)
+            if rules is not None:
+                filter_file.write(rules)
+                filter_file.seek(0)
+            fds = bubblewrap.Fds(
+                status=status.fileno(),
+                info=info.fileno(),
+                lifeline=lifeline,
+                inputs=inputs.fileno(),
+                handback=theirs.fileno(),
+                seccomp=filter_file.fileno() if rules is not None else None,
+            )
+            sources, in_child = bubblewrap.prepare_child(limits, cgroup, status.fileno())
             cmd = bubblewrap.command(
                 bwrap,
                 argv,
-                root,
+                workdir.call_name(),
                 sources,
                 limits,
-                status_fd=status.fileno(),
-                info_fd=info.fileno(),
-                lifeline_fd=lifeline,
+                fds=fds,
                 # Without a cgroup, the launcher bounds the count with RLIMIT_NPROC.
                 max_processes=0 if cgroup else limits.max_processes + bubblewrap.INSIDE_TASKS,
             )
@@ -129,7 +164,11 @@ def _run_bubblewrap(
                     stdin=subprocess.DEVNULL,
                     stdout=out,
                     stderr=err,
-                    pass_fds=(status.fileno(), info.fileno(), lifeline),
+                    pass_fds=[
+                        fd
+                        for fd in (fds.status, fds.info, lifeline, fds.inputs, fds.handback)
+                        + (() if fds.seccomp is None else (fds.seccomp,))
+                    ],
                     preexec_fn=in_child,  # noqa: PLW1509 (cgroup, mounts, uid: in the child)
                 )
             except subprocess.SubprocessError as e:
@@ -140,6 +179,7 @@ def _run_bubblewrap(
                     "CAP_SYS_ADMIN to bind a Python or temporary directory that "
                     f"uid {limits.uid} cannot reach, or put them where it can"
                 ) from e
+            theirs.close()  # the launcher's, and only the launcher's, from now on
             timed_out = False
             try:
                 proc.wait(timeout=limits.timeout)
@@ -150,22 +190,58 @@ def _run_bubblewrap(
                 _kill(proc, info)
                 raise
             report = _lines(status)
+            got = _handed_back(ours)
     finally:
         os.close(lifeline)
         os.close(held)
+        ours.close()
+        theirs.close()
         if cgroup is not None:
             cgroup.close()
+    try:
+        returncode = _returncode(
+            report, proc.returncode, timed_out=timed_out, argv=argv, inputs=list(files), err=err
+        )
+    except BaseException:
+        if got is not None:
+            os.close(got)
+        raise
     return Outcome(
-        returncode=_returncode(report, proc.returncode, timed_out, argv, err),
+        returncode=returncode,
         timed_out=timed_out,
         confined=True,
         isolation="bubblewrap",
         bound="cgroup" if cgroup is not None else "rlimit",
+        tree=got,
     )
 
 
+def _handed_back(sock: socket.socket) -> int | None:
+    """The working directory's descriptor the launcher sent, if it did (it was first on
+    the socket, and nothing else could send on it: see launcher.py)."""
+    sock.setblocking(False)
+    try:
+        _, fds, _, _ = socket.recv_fds(sock, 1, 1)
+    except OSError:  # nothing sent: the launcher never got that far
+        return None
+    for extra in fds[1:]:
+        os.close(extra)
+    if not fds:
+        return None
+    if not stat.S_ISDIR(os.fstat(fds[0]).st_mode):
+        os.close(fds[0])
+        return None
+    return fds[0]
+
+
 def _returncode(
-    report: list[str], bwrap_code: int, timed_out: bool, argv: Sequence[str], err: IO[bytes]
+    report: list[str],
+    bwrap_code: int,
+    *,
+    timed_out: bool,
+    argv: Sequence[str],
+    inputs: Sequence[str],
+    err: IO[bytes],
 ) -> int:
     """The program's exit status, from the launcher's report where there is one."""
     if timed_out:
@@ -174,6 +250,9 @@ def _returncode(
         word, _, rest = line.partition(" ")
         if word == "exited":
             return os.waitstatus_to_exitcode(int(rest))
+        if word == "cannot-create":
+            index, _, reason = rest.partition(" ")
+            raise workdir.cannot_create(inputs[int(index)], reason)
         if word == "cannot-run":
             raise ToolError(
                 f"cannot run {argv[0]!r} in the sandbox: {rest.partition(' ')[2]}; it sees "

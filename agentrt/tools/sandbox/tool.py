@@ -10,6 +10,8 @@ from langgraph.types import RetryPolicy
 from pydantic import BaseModel
 
 from agentrt.artifacts import ArtifactRef
+from agentrt.state import storable_text
+from agentrt.tools.artifacts import call_stem
 from agentrt.tools.contract import ToolContext, ToolSpec, tool
 from agentrt.tools.sandbox.limits import SandboxLimits
 from agentrt.tools.sandbox.runner import run_sandboxed
@@ -23,13 +25,20 @@ class RunPythonResult(BaseModel):
 
     exit_code: int
     stdout: str
+    """What it printed (cut to max_output_chars; a NUL or other non-text as U+FFFD)."""
     stderr: str
     files: dict[str, int]
+    """The files it left, path -> size: the first in path order, within a bound."""
+    files_not_listed: int = 0
+    """Files it left that ``files`` does not list (past its bound), and directories not
+    looked into, each of those counted as one."""
     artifacts: list[ArtifactRef] = []
     """The files the program wrote, each kept as an artifact of the run."""
     artifact_names: dict[str, str] = {}
-    """Each kept file's path -> the name of its artifact (``out/a.csv``: ``out-a.csv``;
-    a second path that maps to a name taken gets ``-2``, ``-3``, ...)."""
+    """Each kept file's path -> the name of its artifact: the call's tool and step, then
+    the path (``out/a.csv`` at step 0.1: ``run_python-0.1-out-a.csv``; a second path that
+    maps to a name taken gets ``-2``, ``-3``, ...). Never a name agentrt gives another
+    tool's result, nor one of another call's files."""
 
 
 def run_python_tool(
@@ -68,12 +77,15 @@ def run_python_tool(
         )
         if done.timed_out:
             raise TimeoutError(f"the program was killed at its timeout of {limits.timeout:g}s")
-        names = artifact_names(done.written)
+        names = artifact_names(done.written, prefix=f"{call_stem(name, ctx.step_id)}-")
         return RunPythonResult(
             exit_code=done.returncode,
-            stdout=done.stdout,
-            stderr=done.stderr,
+            # Output is the program's bytes: a NUL in it would make the result one no
+            # store can keep, and the model would lose it all.
+            stdout=storable_text(done.stdout),
+            stderr=storable_text(done.stderr),
             files=done.files,
+            files_not_listed=done.files_not_listed,
             artifacts=[ctx.artifacts.put(names[path], data) for path, data in done.written.items()],
             artifact_names=names,
         )
@@ -81,21 +93,21 @@ def run_python_tool(
     return run_python
 
 
-def artifact_name(path: str) -> str:
-    """A file's path in the working directory as an artifact's name (``out/a.csv``:
-    ``out-a.csv``)."""
+def artifact_name(path: str, prefix: str = "") -> str:
+    """A file's path in the working directory as an artifact's name, after ``prefix``
+    (``out/a.csv``: ``out-a.csv``), 200 characters at most."""
     name = re.sub(r"[^A-Za-z0-9._\-]", "_", path.replace("/", "-")).lstrip("._-")
-    return name[:200] or "file"
+    return (prefix + (name or "file"))[:200]
 
 
-def artifact_names(paths: Iterable[str]) -> dict[str, str]:
+def artifact_names(paths: Iterable[str], *, prefix: str = "") -> dict[str, str]:
     """Each of ``paths`` (one call's files, in path order) -> its own artifact name: its
-    ``artifact_name``, or where an earlier path took that, the name with the first free
-    ``-2``, ``-3``, ... before its extension (``out/a.csv`` beside ``out-a.csv``:
-    ``out-a-2.csv``). Never a name another path maps to, so each file is kept; the same
-    paths get the same names, so a re-run of the call names them alike."""
+    ``artifact_name`` after ``prefix``, or where an earlier path took that, the name with
+    the first free ``-2``, ``-3``, ... before its extension (``out/a.csv`` beside
+    ``out-a.csv``: ``out-a-2.csv``). Never a name another path maps to, so each file is
+    kept; the same paths get the same names, so a re-run of the call names them alike."""
     ordered = list(dict.fromkeys(paths))
-    mapped = {path: artifact_name(path) for path in ordered}
+    mapped = {path: artifact_name(path, prefix) for path in ordered}
     # A suffixed name must not be one a later path maps to as it is: that file keeps it.
     taken = set(mapped.values())
     given: dict[str, str] = {}

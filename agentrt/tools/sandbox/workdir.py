@@ -1,27 +1,32 @@
-"""A call's working directory: made, filled, listed, removed, and swept after a crash.
+"""A call's working directory: named, filled, read back, removed, and swept after a crash.
 
-Each directory is named ``agentrt-sandbox-<pid>-<random>`` after the process that owns it,
-so one left behind by a killed process is known as such: the first call of every process
-removes those whose owner is dead (and cgroups of the same name, see cgroups.py).
+Under bubblewrap the working directory is a tmpfs of the call's own (bubblewrap.py), which
+the launcher fills with the call's files and hands back by descriptor: nothing of it is on
+the host's disk. In landlock mode it is a host directory, made and removed here. Either
+way it is named ``agentrt-sandbox-<pid>-<random>`` after the process that owns it (the
+bubblewrap sandbox's host name, the directory's name), so one left behind by a killed
+process is known as such: the first call of every process removes those whose owner is
+dead (and cgroups and sandboxes of the same name, see cgroups.py and bubblewrap.py).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import re
-import shutil
-import stat
+import secrets
 import tempfile
 import warnings
 from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 
+from agentrt.logs import get_logger
 from agentrt.processes import pid_alive
 from agentrt.tools.contract import ToolError
+from agentrt.tools.sandbox import tree
 
 PREFIX = "agentrt-sandbox-"
 _OWNED = re.compile(rf"^{PREFIX}(\d+)-")
+logger = get_logger("agentrt.sandbox")
 
 
 def check_name(name: str) -> PurePosixPath:
@@ -39,8 +44,21 @@ def check_name(name: str) -> PurePosixPath:
     return rel
 
 
-def make(files: Mapping[str, str], owner: tuple[int, int] | None) -> Path:
-    """A fresh working directory holding ``files``, owned by ``owner`` (uid, gid) if given."""
+def call_name() -> str:
+    """A new call's name, its owner's pid in it (see sweep)."""
+    return f"{PREFIX}{os.getpid()}-{secrets.token_hex(4)}"
+
+
+def cannot_create(name: str, reason: str) -> ToolError:
+    """The ToolError for an input file the working directory cannot hold."""
+    return ToolError(
+        f"cannot create {name!r} in the sandbox's working directory: {reason}; give each "
+        "file its own path, each within file_size_bytes and all within workdir_bytes"
+    )
+
+
+def make(files: Mapping[str, str]) -> Path:
+    """A fresh host directory holding ``files`` (landlock mode)."""
     names = {name: check_name(name) for name in files}  # every name checked before any write
     root = Path(tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-"))
     try:
@@ -50,43 +68,27 @@ def make(files: Mapping[str, str], owner: tuple[int, int] | None) -> Path:
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_text(content, encoding="utf-8")
             except OSError as e:
-                raise ToolError(
-                    f"cannot create {name!r} in the sandbox's working directory: {e.strerror}; "
-                    "give each file its own path"
-                ) from e
-        if owner is not None:
-            for path in [root, *root.rglob("*")]:
-                os.chown(path, *owner, follow_symlinks=False)
+                raise cannot_create(name, e.strerror or str(e)) from e
     except BaseException:
         remove(root)
         raise
     return root
 
 
-def listing(root: Path) -> dict[str, int]:
-    """Regular files under ``root`` (relative path -> size); links are not followed."""
-    found: dict[str, int] = {}
-    for top, _, names in os.walk(root):
-        for name in names:
-            path = os.path.join(top, name)
-            st = os.lstat(path)
-            if stat.S_ISREG(st.st_mode):
-                found[os.path.relpath(path, root)] = st.st_size
-    return found
+def written(
+    root: int, listed: Mapping[str, int], inputs: Mapping[str, str], limit: int
+) -> dict[str, bytes]:
+    """The first ``limit`` of the ``listed`` files under the directory ``root`` (a
+    descriptor), in path order, that the program made or changed (an input it left as it
+    was is not one; nor is Python's bytecode cache), relative path -> content.
 
-
-def written(root: Path, inputs: Mapping[str, str], limit: int) -> dict[str, bytes]:
-    """The first ``limit`` regular files under ``root``, in path order, that the program
-    made or changed (an input it left as it was is not one; nor is Python's bytecode
-    cache), relative path -> content.
-
-    Only those are read: the program can leave any number of files of file_size_bytes on
-    disk, and what is read here is this process's memory, which no sandbox limit bounds.
-    Called once every process of the call is dead, so nothing moves under it; a link is
-    never followed (O_NOFOLLOW), so a link to a file outside is not read through.
+    Only those are read: the program can leave any number of files of file_size_bytes,
+    and what is read here is this process's memory, which no sandbox limit bounds. Called
+    once every process of the call is dead, so nothing moves under it; a link is never
+    followed, so a link to a file outside is not read through.
     """
     found: dict[str, bytes] = {}
-    for name, size in sorted(listing(root).items()):
+    for name, size in sorted(listed.items()):
         if len(found) >= limit:
             break
         if "__pycache__" in PurePosixPath(name).parts:
@@ -95,48 +97,20 @@ def written(root: Path, inputs: Mapping[str, str], limit: int) -> dict[str, byte
         given_bytes = given.encode("utf-8") if given is not None else None
         if given_bytes is not None and len(given_bytes) != size:
             given_bytes = None  # changed: its size says so without reading it twice
-        try:
-            fd = os.open(os.path.join(root, name), os.O_RDONLY | os.O_NOFOLLOW)
-            with os.fdopen(fd, "rb") as f:
-                content = f.read()
-        except OSError:  # a file the code made unreadable (mode 000): not returned
-            continue
-        if given_bytes != content:
+        content = tree.read_file(root, name)
+        if content is not None and given_bytes != content:
             found[name] = content
     return found
 
 
-def unlock(root: Path) -> None:
-    """Give every directory under ``root`` (itself included) rwx for its owner.
-
-    Code can leave a directory it owns at mode 000, which a user other than root can then
-    neither list nor empty. Nothing runs in it any more, so a checked directory stays one;
-    symbolic links are never followed (a link to a file of yours must not change its mode).
-    """
-    stack = [str(root)]
-    while stack:
-        path = stack.pop()
-        st = os.lstat(path)
-        if not stat.S_ISDIR(st.st_mode):
-            continue
-        if st.st_mode & 0o700 != 0o700:
-            with contextlib.suppress(OSError):  # not ours: rmtree reports it
-                os.chmod(path, stat.S_IMODE(st.st_mode) | 0o700)
-        with contextlib.suppress(OSError):
-            stack.extend(entry.path for entry in os.scandir(path))
-
-
-def remove(root: Path, *, quiet: bool = False) -> None:
-    """Remove a working directory, whatever modes the code left in it."""
+def remove(root: Path) -> None:
+    """Remove a working directory, whatever modes, depth or path lengths the code left in
+    it; a RuntimeWarning if it cannot be (a later process's sweep tries again)."""
     try:
-        if os.geteuid() != 0:  # root needs no permission bits
-            unlock(root)
-        shutil.rmtree(root)
+        tree.remove(root)
     except FileNotFoundError:
         pass
     except OSError as e:
-        if quiet:
-            return
         warnings.warn(
             f"could not remove the sandbox directory {str(root)!r}: {e}; the first sandbox "
             "call of a later process removes it once this one has exited",
@@ -155,9 +129,23 @@ def owner_alive(name: str) -> bool:
 
 
 def sweep() -> None:
-    """Remove the working directories of owners that have exited."""
+    """Remove the working directories of owners that have exited. One that cannot be
+    removed (another user's, or anything else) is logged and passed over: it never stops
+    the sweep, nor the call that sweeps."""
     tmp = Path(tempfile.gettempdir())
-    with contextlib.suppress(OSError):
-        for entry in os.scandir(tmp):
-            if entry.name.startswith(PREFIX) and not owner_alive(entry.name):
-                remove(Path(entry.path), quiet=True)  # maybe another user's: not ours to fix
+    try:
+        stale = [
+            Path(entry.path)
+            for entry in os.scandir(tmp)
+            if entry.name.startswith(PREFIX) and not owner_alive(entry.name)
+        ]
+    except OSError as e:
+        logger.warning("cannot look for stale sandbox directories in %r: %s", str(tmp), e)
+        return
+    for path in stale:
+        try:
+            tree.remove(path)
+        except FileNotFoundError:
+            pass  # another process's sweep was first
+        except Exception as e:  # whatever it is, the next directory and the call go on
+            logger.warning("cannot remove the stale sandbox directory %r: %r", str(path), e)
