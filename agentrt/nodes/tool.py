@@ -93,9 +93,10 @@ def only_reads(kind: str, state: RunState, deps: RunDeps) -> bool:
     """Whether node ``kind`` is about to call a read, which acts on nothing: what policy
     decided need not be stored before it (agentrt.store.held), as a read is made again
     on resume after any crash before the tool's checkpoint, decided again first."""
-    if kind != "tool":
-        return False
-    spec = deps.tools.get(current_action(state)["tool"])
+    plan, cursor = state.get("plan"), state.get("cursor", 0)
+    if kind != "tool" or not plan or cursor >= len(plan["actions"]):
+        return False  # no action to call: nothing to judge by (the node says what is wrong)
+    spec = deps.tools.get(plan["actions"][cursor]["tool"])
     return spec is not None and spec.effect is Effect.READ
 
 
