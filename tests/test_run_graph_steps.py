@@ -341,6 +341,9 @@ def test_a_read_acts_on_nothing_so_the_decision_before_it_waits_for_its_checkpoi
     # A tool the runtime does not have (policy refuses it later) is no read it knows of.
     assert _cancelled("tool", _about_to_call("gone"), deps) is None
     assert store.calls == ["check", "flush t1", "check"]
+    # Nor is a state with no action to call (the node says what is wrong, after the flush).
+    assert _cancelled("tool", STATE, deps) is None
+    assert store.calls[-2:] == ["flush t1", "check"]
 
 
 def test_a_tool_goes_to_a_worker_thread_once_before_it_is_called(tmp_path: Path) -> None:
