@@ -105,6 +105,7 @@ def test_show_says_why_a_superseded_request_never_ran(db: Path) -> None:
     assert code == 0, out
     assert "status     cancelled" in out
     assert "superseded superseded by message #1" in out
+    assert out.count("superseded by message #1") == 1  # not again as a comment no one made
     code, out = cli("approvals", "show", waiting.id, *threads)
     assert code == 0, out
     assert "superseded" not in out  # a pending request: nothing superseded it

@@ -109,9 +109,10 @@ def show_request(approval_id: ApprovalArgument, app_options: AppOptions) -> None
             ("asked by", f"{req.requested_by} (tenant {req.tenant})"),
             ("asked", f"{age(req.requested_at, now)} ago"),
             ("expires", "never" if req.expires_at is None else moment(req.expires_at, now=now)),
+            # A request superseded while pending has the same note as its comment: said once.
             (
                 "decided by",
-                f"{req.decided_by or ''} {req.comment or ''}".strip(),
+                f"{req.decided_by or ''} {_own_comment(req)}".strip(),
             ),
             ("waited", "" if waited is None else f"{waited:.0f}s"),
             ("on expiry", "" if req.expires_at is None else _on_expiry(req)),
@@ -121,6 +122,11 @@ def show_request(approval_id: ApprovalArgument, app_options: AppOptions) -> None
         for label, value in rows:
             if value:
                 typer.echo(f"{label:<11}{value}")
+
+
+def _own_comment(req: ApprovalRequest) -> str:
+    """The request's comment, unless it is only the superseded note shown on its own row."""
+    return "" if req.comment in (None, req.superseded) else str(req.comment)
 
 
 def _on_expiry(req: ApprovalRequest) -> str:

@@ -3,7 +3,8 @@
 Like the approval node it runs twice (up to interrupt(), then from the top on resume). The
 request id is deterministic from the limit and its value, so the re-run finds the same
 record; the new limit is read from the approvals table, where AgentRuntime.decide checked
-it (the right field, higher than before), never from the resume value.
+it (the right field, higher than before and past what the run used and its next action
+needs), never from the resume value.
 """
 
 from __future__ import annotations
