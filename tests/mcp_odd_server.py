@@ -1,8 +1,9 @@
 """A small MCP server over stdio, on the SDK's low-level Server, that says odd things on
 purpose: a tool name no provider accepts, a result off its own outputSchema, an invalid
-input schema (with --bad-schema), and a secret on stderr as it starts.
+input schema (with --bad-schema), a secret on stderr as it starts, and (with --redos) a
+tool whose schemas have a pattern that backtracks for hours on forty a's and a "!".
 
-Run as ``python -m tests.mcp_odd_server [--bad-schema]``.
+Run as ``python -m tests.mcp_odd_server [--bad-schema] [--redos]``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ SECRET = "Bearer sk0dd5ecret0000000000042"
 """What the server writes to stderr as it starts: the log must never show it."""
 
 BAD_SCHEMA = "--bad-schema" in sys.argv
+REDOS = "--redos" in sys.argv
+
+EVIL = "^(a|a)*$"
+"""Exponential for a backtracking engine on a string of a's that does not end the match."""
+EVIL_TEXT = "a" * 40 + "!"
 
 COUNT = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
 
@@ -56,6 +62,17 @@ def tools() -> list[types.Tool]:
             annotations=types.ToolAnnotations(read_only_hint=False, destructive_hint=True),
         ),
     ]
+    if REDOS:
+        evil = {"type": "object", "properties": {"s": {"type": "string", "pattern": EVIL}}}
+        listed.append(
+            types.Tool(
+                name="repeat",
+                description="Repeat the text, or forty a's and a '!' if none.",
+                input_schema=evil,
+                output_schema=evil,
+                annotations=types.ToolAnnotations(read_only_hint=True),
+            )
+        )
     if BAD_SCHEMA:
         listed.append(
             types.Tool(
@@ -84,6 +101,9 @@ async def call_tool(ctx: Any, params: types.CallToolRequestParams) -> types.Call
         return types.CallToolResult(
             content=[types.TextContent(type="text", text="3")], structured_content={"n": 3}
         )
+    if params.name == "repeat":
+        text = str(args.get("s") or EVIL_TEXT)
+        return types.CallToolResult(content=[], structured_content={"s": text})
     if params.name == "wipe":
         return types.CallToolResult(
             content=[types.TextContent(type="text", text="refused: nothing to wipe")],

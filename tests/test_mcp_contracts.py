@@ -3,11 +3,15 @@ annotations (none: a write), function names every provider takes, result schemas
 by verify, overrides in Python and in the policy file, and the clear errors of bad input
 (a schema that is not JSON Schema, two tools with one name, an override of a tool that is
 not there, a server command that does not exist). The server's stderr reaches the log
-redacted."""
+redacted and bounded; what the app gave a server is cut out of all the server says (its
+tool list, its stdout, what the SDK logs); a server's patterns cannot freeze the process;
+a call that never ends is timed out."""
 
 from __future__ import annotations
 
+import json
 import logging
+import subprocess
 import sys
 from pathlib import Path
 
@@ -19,8 +23,9 @@ from agentrt.policies import PolicyFileError
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 from agentrt.tools.mcp import MCPServer
 from agentrt.tools.mcp.contracts import effect_of, function_names
-from tests.mcp_helpers import ROOT, TIME_SERVER, children
-from tests.mcp_odd_server import SECRET
+from tests.mcp_echo_server import CUT_AT
+from tests.mcp_helpers import ROOT, TIME_SERVER, children, wait_for
+from tests.mcp_odd_server import EVIL, EVIL_TEXT, SECRET
 
 pytestmark = pytest.mark.subprocess
 
@@ -300,6 +305,178 @@ def test_a_secret_the_app_gave_a_server_is_cut_out_of_what_the_server_answers(
     logged = [r.getMessage() for r in caplog.records if r.name == "agentrt.mcp"]
     assert "MCP server 'echo': echo starting with token [REDACTED:credential]" in logged
     assert TOKEN not in caplog.text
+
+
+def echo(*flags: str, **options: object) -> MCPServer:
+    """The echo server, given NOTES_TOKEN (a secret by its name) and NOTES_SITE (not one)."""
+    return MCPServer.stdio(
+        sys.executable,
+        ["-m", "tests.mcp_echo_server", *flags],
+        name="echo",
+        cwd=ROOT,
+        env={"NOTES_TOKEN": TOKEN, "NOTES_SITE": "notes.example.com", "PYTHONPATH": str(ROOT)},
+        **options,  # type: ignore[arg-type]
+    )
+
+
+CUT = "[REDACTED:credential]"
+
+
+def test_a_secret_the_app_gave_a_server_is_cut_out_of_its_tool_list(
+    db: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The model is offered a tool's description and schema at every plan, and with
+    # capture_content the plan's span stores them: a server that echoes its token there has
+    # it cut out (every string: a title, a property's description, an enum; the output
+    # schema verify quotes too), and a tool whose name holds it is not offered at all.
+    caplog.set_level(logging.INFO, logger="agentrt.mcp")
+    model = ScriptedChatModel([ai("", tool_call("search", {"q": "notes"})), "done"])
+    with runtime(db, echo("--listing"), model=model, capture_content=True) as rt:
+        assert sorted(rt.tools.names()) == ["fail", "search", "whoami"]
+        search = rt.tools.get("search")
+        assert search is not None
+        assert search.schema()["function"] == {
+            "name": "search",
+            "description": f"Search the notes (debug: authenticated as {CUT}).",
+            "parameters": {
+                "type": "object",
+                "properties": {
+                    "q": {"type": "string", "description": f"the query; key {CUT}"},
+                    "scope": {"enum": ["mine", CUT]},
+                },
+                "additionalProperties": False,
+            },
+        }
+        run = rt.start("search the notes", principal=ALICE)
+        seen = [
+            (e["data"]["kind"], e["data"]["content"])
+            for e in rt.events(run.thread_id)
+            if e["type"] == "observation"
+        ]
+    assert run.status is RunStatus.SUCCEEDED
+    assert len(seen) == 1
+    assert seen[0][0] == "permanent"
+    assert f"who: {CUT!r} was expected (by the server's outputSchema)" in seen[0][1]
+    assert TOKEN.encode() not in db.read_bytes()
+    logged = [r.getMessage() for r in caplog.records if r.name == "agentrt.mcp"]
+    assert (
+        "MCP server 'echo' lists a tool whose name holds the value of NOTES_TOKEN, which the "
+        "app gave it; the tool is left out"
+    ) in logged
+    assert TOKEN not in caplog.text
+
+
+def test_a_secret_on_a_servers_stdout_is_cut_out_of_every_log(
+    db: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A stdout line that is not JSON-RPC comes back as the SDK's parse error quoting it:
+    # agentrt logs it (agentrt.mcp), and so does the SDK (mcp.client.stdio, its traceback
+    # too; its dispatcher at debug). Every one of them has the token cut out.
+    caplog.set_level(logging.DEBUG)
+    with runtime(db, echo("--stdout")) as rt:
+        assert rt.tools.get("whoami") is not None
+    ours = [r.getMessage() for r in caplog.records if r.name == "agentrt.mcp"]
+    assert any(m.startswith("MCP server 'echo': ValidationError: ") and CUT in m for m in ours)
+    sdk = [r for r in caplog.records if r.name == "mcp.client.stdio"]
+    assert sdk
+    assert all(CUT in (r.exc_text or "") for r in sdk)
+    assert TOKEN not in caplog.text
+    # Closed, the server's secrets are no longer looked for: other records pass as they are.
+    logging.getLogger("mcp.client.stdio").warning("after: %s", TOKEN)
+    assert caplog.records[-1].getMessage() == f"after: {TOKEN}"
+
+
+def test_a_long_stderr_line_is_cut_and_a_secret_split_by_the_cut_is_not_shown(
+    db: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A line of 4 MiB is not held, nor logged, whole: it is cut at 8 KiB and
+    # says so. The cut falls inside the token, whose start alone the scrub cannot know:
+    # it goes too, with as much of the line's end as the longest spelling of a secret.
+    caplog.set_level(logging.INFO, logger="agentrt.mcp")
+    with runtime(db, echo("--long-stderr")) as rt:
+        assert rt.tools.get("whoami") is not None
+
+    def logged() -> list[str]:
+        return [r.getMessage() for r in caplog.records if r.name == "agentrt.mcp"]
+
+    wait_for(
+        "the line after the long one", lambda: "MCP server 'echo': after the long line" in logged()
+    )
+    long = [m for m in logged() if m.startswith("MCP server 'echo': xxx")]
+    assert len(long) == 1
+    assert long[0].endswith(f"x [cut: the line is longer than {CUT_AT:,} bytes]")
+    assert len(long[0]) < CUT_AT + 100
+    assert TOKEN[: len(TOKEN) // 2] not in caplog.text
+    assert "y" * 10 not in caplog.text
+
+
+def test_a_servers_patterns_cannot_freeze_the_process(tmp_path: Path) -> None:
+    # A server lists the pattern ^(a|a)*$ in a tool's inputSchema and outputSchema: Python's
+    # backtracking re holds the GIL for hours on forty a's and a "!", stopping every thread
+    # of the process. Patterns run on RE2: the model's argument is refused at once
+    # (invalid_args), the server's result fails verify at once, a good one passes. In a
+    # process of its own, so that a regression fails here rather than freezing the tests.
+    script = f"""
+import json, sys
+from pathlib import Path
+from agentrt import AgentRuntime, Policy, Principal
+from agentrt.testing import ScriptedChatModel, ai, tool_call
+from agentrt.tools.mcp import MCPServer
+server = MCPServer.stdio(sys.executable, ["-m", "tests.mcp_odd_server", "--redos"], name="odd")
+model = ScriptedChatModel([
+    ai("", tool_call("repeat", {{"s": {EVIL_TEXT!r}}})),
+    ai("", tool_call("repeat", {{}})),
+    ai("", tool_call("repeat", {{"s": "aaaa"}})),
+    "done",
+])
+db = Path({str(tmp_path / "a.db")!r})
+with AgentRuntime(model, tools=[server], policy=Policy.allow_all(), db=db) as rt:
+    run = rt.start("repeat", principal=Principal("p", tenant="acme"))
+    seen = [e["data"] for e in rt.events(run.thread_id) if e["type"] == "observation"]
+print(json.dumps([run.status.value, [(o["kind"], o["content"]) for o in seen]]))
+"""
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            cwd=ROOT,
+            check=False,
+        )
+    except subprocess.TimeoutExpired:
+        pytest.fail("a run with a server's pattern ^(a|a)*$ did not end within 60 s")
+    assert done.returncode == 0, done.stderr[-2000:]
+    status, seen = json.loads(done.stdout.splitlines()[-1])
+    assert status == "succeeded"
+    assert [kind for kind, _ in seen] == ["invalid_args", "permanent", "ok"]
+    assert f"s: Input does not match {EVIL!r}" in seen[0][1]
+    assert f"s: {EVIL_TEXT!r} does not match {EVIL!r} (by the server's outputSchema)" in seen[1][1]
+    assert seen[2][1] == '{"s": "aaaa"}'
+
+
+def test_a_call_is_timed_out_by_default_and_the_app_sets_how_long(db: Path) -> None:
+    # A server that never answers would hold the run (and its lease) until a deadline, if
+    # there is one: each call has call_timeout (60 s unless the app says), which an
+    # override of a tool's timeout (or the policy file's) sets apart.
+    with runtime(db, echo("--hang", overrides={"fail": {"timeout": 5}})) as rt:
+        timeouts = {t.name: t.timeout for t in rt.tools}
+    assert timeouts == {"whoami": 60.0, "fail": 5.0, "hang": 60.0}
+    with runtime(db, echo("--hang", call_timeout=None)) as rt:
+        assert {t.timeout for t in rt.tools} == {None}
+    for bad in (0, -1.0, float("nan"), float("inf"), "60"):
+        with pytest.raises(ConfigError, match="call_timeout must be seconds > 0"):
+            echo(call_timeout=bad)
+    model = ScriptedChatModel([ai("", tool_call("hang", {})), "done"])
+    with runtime(db, echo("--hang", call_timeout=0.5), model=model) as rt:
+        run = rt.start("hang", principal=ALICE)
+    # "hang" says nothing of its effect (a write): timed out, it may have acted, so the
+    # ledger asks a person, as for any tool that timed out in doubt.
+    assert run.status is RunStatus.AWAITING_APPROVAL
+    request = run.pending_approval
+    assert request is not None
+    assert (request.kind, request.tool) == ("reconcile", "hang")
+    assert "TimeoutError: tool 'hang' did not finish within its timeout of 0.5s" in request.reason
 
 
 def test_what_counts_as_a_secret_given_to_a_server_is_said_by_its_name() -> None:

@@ -2,7 +2,8 @@
 
 The same rules as for @tool functions: a bad argument is a ToolArgsError naming its field
 (an invalid_args observation in a run, nothing called), extra properties are refused unless
-the schema allows them, NaN and infinities are refused unless the tool allows them.
+the schema allows them, NaN and infinities are refused unless the tool allows them. A
+schema's patterns are searched in linear time (RE2), whatever the model writes.
 """
 
 from __future__ import annotations
@@ -230,6 +231,93 @@ def test_a_bad_schema_is_a_config_error(schema: Any, message: str) -> None:
     with pytest.raises(ConfigError) as info:
         refund_tool(schema)
     assert str(info.value).startswith(message)
+
+
+EVIL = "^(a|a)*$"
+"""Exponential for a backtracking engine on EVIL_TEXT: hours of Python's re, holding the GIL."""
+EVIL_TEXT = "a" * 40 + "!"
+
+
+@pytest.fixture
+def no_backtracking(monkeypatch: pytest.MonkeyPatch) -> None:
+    """jsonschema's own pattern searches (Python's re) fail the test, at once, if used."""
+    import jsonschema._keywords
+    import jsonschema._legacy_keywords
+    import jsonschema._utils
+
+    class Refused:
+        def search(self, pattern: str, text: str) -> None:
+            raise AssertionError(f"Python's backtracking re searched {pattern!r}")
+
+    for module in (jsonschema._keywords, jsonschema._utils, jsonschema._legacy_keywords):
+        monkeypatch.setattr(module, "re", Refused())
+
+
+@pytest.mark.usefixtures("no_backtracking")
+def test_patterns_are_searched_in_linear_time_whatever_the_model_writes() -> None:
+    spec = refund_tool(
+        {
+            "type": "object",
+            "properties": {"s": {"type": "string", "pattern": EVIL}},
+            "patternProperties": {"^x(a|a)*$": {"type": "integer"}},
+        }
+    )
+    assert spec.validate_args({"s": "aaa", "xaa": 1}) == {"s": "aaa", "xaa": 1}
+    assert problems(spec, {"s": EVIL_TEXT}) == [(("s",), f"Input does not match {EVIL!r}")]
+    assert problems(spec, {"xaa": "one"}) == [(("xaa",), "Input is not of type 'integer'")]
+    assert problems(spec, {f"x{EVIL_TEXT}": 1}) == [
+        ((f"x{EVIL_TEXT}",), "Extra inputs are not permitted")
+    ]
+    # Closed with unevaluatedProperties, which reads patternProperties too.
+    composed = refund_tool({"allOf": [{"patternProperties": {"^x(a|a)*$": {"type": "integer"}}}]})
+    assert composed.validate_args({"xaa": 1}) == {"xaa": 1}
+    assert problems(composed, {f"x{EVIL_TEXT}": 1}) == [
+        ((), f"Unevaluated properties are not allowed ('x{EVIL_TEXT}' was unexpected)")
+    ]
+
+
+def test_patterns_keep_json_schema_rules_and_one_re2_cannot_run_is_refused() -> None:
+    spec = refund_tool(
+        {
+            "type": "object",
+            "properties": {
+                "code": {"type": "string", "pattern": "[0-9]{3}"},
+                "name": {"type": "string", "pattern": "^\\u0041\\w*$"},
+            },
+        }
+    )
+    # Searched for, not matched whole; ECMA-262's \uXXXX escape; $ is the text's end (as in
+    # ECMA-262, where Python's re also matches before a last newline).
+    assert spec.validate_args({"code": "ab123cd", "name": "Ab_c"}) == {
+        "code": "ab123cd",
+        "name": "Ab_c",
+    }
+    assert problems(spec, {"code": "12", "name": "Abc\n"}) == [
+        (("code",), "Input does not match '[0-9]{3}'"),
+        (("name",), "Input does not match '^\\\\u0041\\\\w*$'"),
+    ]
+    unrunnable = (
+        "pattern '(?=.*[0-9])' cannot be checked in linear time (invalid perl operator: (?=); "
+        "patterns run on RE2 here, which has no lookaround, no backreferences and no repeat "
+        "past {1000}: write it without them"
+    )
+    with pytest.raises(ConfigError) as info:
+        refund_tool({"type": "object", "properties": {"pin": {"pattern": "(?=.*[0-9])"}}})
+    assert str(info.value) == (
+        "tool 'refund': its argument schema is not a valid JSON Schema at "
+        f"properties/pin/pattern: {unrunnable}"
+    )
+    with pytest.raises(ConfigError, match=r"\(a lone surrogate, which UTF-8 cannot carry\)"):
+        refund_tool({"type": "object", "properties": {"s": {"pattern": "\ud800"}}})
+    # Draft 4's meta-schema does not check patternProperties' keys: the value fails instead.
+    draft4 = refund_tool(
+        {
+            "$schema": "http://json-schema.org/draft-04/schema#",
+            "type": "object",
+            "patternProperties": {"(?=.*[0-9])": {}},
+        }
+    )
+    assert problems(draft4, {"a1": 1}) == [((), unrunnable)]
 
 
 def test_a_spec_describes_its_arguments_exactly_once() -> None:

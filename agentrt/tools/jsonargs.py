@@ -3,22 +3,28 @@ MCP tools, anything described over the wire rather than by a Python signature (s
 is made with agentrt.tools.adapters.schema_tool).
 
 The schema is what the model is offered and what arguments are checked against (with the
-``jsonschema`` library), with the pydantic path's rules: an object of named arguments,
-extra properties refused unless the schema allows them, NaN and infinities refused unless
-the tool allows them, every problem reported with the path of the field it is about.
+``jsonschema`` library, its patterns searched in linear time: ``schema_patterns``), with
+the pydantic path's rules: an object of named arguments, extra properties refused unless
+the schema allows them, NaN and infinities refused unless the tool allows them, every
+problem reported with the path of the field it is about.
 """
 
 from __future__ import annotations
 
 import copy
 import json
-import re
 from collections.abc import Collection, Iterator, Mapping
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from agentrt.errors import ConfigError
 from agentrt.tools.errors import ToolArgsError
+from agentrt.tools.schema_patterns import (
+    UnrunnablePattern,
+    bounded_validator,
+    check_schema,
+    extra_keys,
+)
 from agentrt.tools.schemas import non_finite
 
 if TYPE_CHECKING:
@@ -38,7 +44,6 @@ class JsonSchemaArgs:
     def __init__(self, schema: Mapping[str, Any], *, tool: str) -> None:
         # jsonschema is imported here, not at module level: `import agentrt` stays light.
         from jsonschema.exceptions import SchemaError
-        from jsonschema.validators import Draft202012Validator, validator_for
 
         if not isinstance(schema, Mapping):
             raise ConfigError(
@@ -58,9 +63,10 @@ class JsonSchemaArgs:
                 f"tool {tool!r}: its argument schema has type {kind!r}; a tool's arguments "
                 "are a JSON object of named values, so the schema's type must be 'object'"
             )
-        cls = validator_for(own, default=Draft202012Validator)
+        # Its patterns run on RE2: the model writes the values they are searched in.
+        cls = bounded_validator(own)
         try:
-            cls.check_schema(own)
+            check_schema(cls, own)
         except SchemaError as exc:
             where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
             raise ConfigError(
@@ -147,13 +153,18 @@ def _described(err: ValidationError) -> Iterator[dict[str, Any]]:
                 yield {"loc": (*where, name), "msg": "Field required", "input": instance}
         return
     if err.validator == "additionalProperties" and isinstance(instance, Mapping):
-        for name in _extra(instance, err.schema):
+        try:
+            extras = extra_keys(instance, err.schema)
+        except UnrunnablePattern:
+            extras = []  # the error says which pattern, below
+        for name in extras:
             yield {
                 "loc": (*where, name),
                 "msg": "Extra inputs are not permitted",
                 "input": instance[name],
             }
-        return
+        if extras:
+            return
     message = err.message
     shown = repr(instance)
     if message.startswith(shown):  # "'abc' is not of type 'number'": the value is shown apart
@@ -163,14 +174,3 @@ def _described(err: ValidationError) -> Iterator[dict[str, Any]]:
 
 def _key(error: Mapping[str, Any]) -> tuple[Any, ...]:
     return (error["loc"], error["msg"])
-
-
-def _extra(instance: Mapping[str, Any], schema: Any) -> list[str]:
-    """The keys of ``instance`` that neither properties nor patternProperties name."""
-    if not isinstance(schema, Mapping):
-        return []
-    named = schema.get("properties", {})
-    patterns = list(schema.get("patternProperties", {}))
-    return [
-        key for key in instance if key not in named and not any(re.search(p, key) for p in patterns)
-    ]

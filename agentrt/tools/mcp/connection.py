@@ -14,7 +14,10 @@ How the server went away decides what a call in flight means, so the connection 
 
 A stdio server's stderr goes to the log, line by line, through agentrt's redacting logger,
 with what the app gave the server to authenticate with cut out first: the logger's
-Redactor knows secret shapes, not the values this server was handed.
+Redactor knows secret shapes, not the values this server was handed. A line is read up to
+STDERR_LINE_BYTES; the rest of a longer one is read in pieces and dropped: the server does
+not choose how much agentrt holds or logs. The connection's own messages (why it ended)
+are cut of the server's secrets too.
 """
 
 from __future__ import annotations
@@ -40,14 +43,21 @@ CLOSE_GRACE = 10.0
 """Seconds a closing connection gets to stop its server (the SDK's own escalation from
 closing stdin to SIGKILL takes about 4.5 s)."""
 
+STDERR_LINE_BYTES = 8192
+"""The most of one stderr line that is read and logged; the rest of a longer line is
+read in pieces of this size and dropped."""
+
 
 class StderrToLog:
     """A pipe for a server process's stderr, read by a thread that logs each line after
-    ``scrub`` (what the app gave the server, cut out)."""
+    ``scrub`` (what the app gave the server, cut out). ``hold`` is the length of the
+    longest form of a secret ``scrub`` looks for: a line cut short loses that much more
+    of its end, where a secret cut in two would not be found."""
 
-    def __init__(self, server: str, scrub: Callable[[str], str] = str) -> None:
+    def __init__(self, server: str, scrub: Callable[[str], str] = str, hold: int = 0) -> None:
         self.server = server
         self._scrub = scrub
+        self._hold = hold
         read_fd, write_fd = os.pipe()
         self.file = os.fdopen(write_fd, "w", encoding="utf-8")
         """The write end, handed to the process as its stderr."""
@@ -63,10 +73,18 @@ class StderrToLog:
 
     def _pump(self, read_fd: int) -> None:
         with open(read_fd, "rb") as pipe:
-            for raw in pipe:
-                line = raw.decode("utf-8", errors="replace").rstrip()
+            while raw := pipe.readline(STDERR_LINE_BYTES):
+                cut = len(raw) == STDERR_LINE_BYTES and not raw.endswith(b"\n")
+                line = self._scrub(raw.decode("utf-8", errors="replace").rstrip())
+                if cut:
+                    # A secret the cut split in two is not found: its start is somewhere
+                    # in the last `hold` characters, which go too.
+                    line = line[: max(0, len(line) - self._hold)]
+                    line += f" [cut: the line is longer than {STDERR_LINE_BYTES:,} bytes]"
                 if line:
-                    logger.info("MCP server %r: %s", self.server, self._scrub(line))
+                    logger.info("MCP server %r: %s", self.server, line)
+                while cut and (rest := pipe.readline(STDERR_LINE_BYTES)):
+                    cut = not rest.endswith(b"\n")
 
 
 class _WatchedRead:
@@ -157,9 +175,11 @@ class WatchedTransport:
 class Connection:
     """A Client entered by a holder task of its own, until ``close`` or the server's end."""
 
-    def __init__(self, server: str, client: Client) -> None:
+    def __init__(self, server: str, client: Client, scrub: Callable[[str], str] = str) -> None:
         self.server = server
         self.client = client
+        self._scrub = scrub
+        """What the app gave the server, cut out of the connection's messages."""
         self.loop = asyncio.get_running_loop()
         self.error: BaseException | None = None
         """Why the holder left the Client, if it was not told to."""
@@ -221,7 +241,9 @@ class Connection:
             elif not (cancelled and self._closing.is_set()):
                 self.error = exc
                 logger.warning(
-                    "MCP server %r: the connection ended: %s", self.server, one_line(exc)
+                    "MCP server %r: the connection ended: %s",
+                    self.server,
+                    self._scrub(one_line(exc)),
                 )
             if cancelled and not self._closing.is_set():
                 raise
@@ -233,9 +255,9 @@ class Connection:
         if self._holder is not None and not self._holder.done():
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(asyncio.shield(self._holder), wait)
-        return (
-            one_line(self.error) if self.error is not None else "the server closed the connection"
-        )
+        if self.error is None:
+            return "the server closed the connection"
+        return self._scrub(one_line(self.error))
 
     async def close(self) -> None:
         """Leave the Client (which stops a stdio server) and wait for it, within a grace."""

@@ -20,6 +20,7 @@ from pydantic import AfterValidator
 from agentrt.errors import ConfigError
 from agentrt.logs import get_logger
 from agentrt.tools.contract import Effect
+from agentrt.tools.schema_patterns import bounded_validator, check_schema
 
 if TYPE_CHECKING:
     from mcp.types import CallToolResult, ToolAnnotations
@@ -84,16 +85,16 @@ def effect_of(annotations: ToolAnnotations | None) -> tuple[Effect, bool]:
 def output_type(server: str, tool: str, schema: Mapping[str, Any]) -> Any:
     """A type whose validation is the tool's outputSchema (what verify checks results by).
 
-    A schema that is not valid JSON Schema checks nothing and says so once in the log: the
-    server's mistake should not cost the app its other tools.
+    A schema that is not valid JSON Schema (or has a pattern RE2 cannot run) checks nothing
+    and says so once in the log: the server's mistake should not cost the app its other tools.
     """
     from jsonschema.exceptions import SchemaError
-    from jsonschema.validators import Draft202012Validator, validator_for
 
     schema = dict(schema)
-    cls = validator_for(schema, default=Draft202012Validator)
+    # The server writes both the patterns and the values searched: RE2, never backtracking.
+    cls = bounded_validator(schema)
     try:
-        cls.check_schema(schema)
+        check_schema(cls, schema)
     except SchemaError as exc:
         logger.warning(
             "MCP server %r: the outputSchema of tool %r is not valid JSON Schema (%s); its "

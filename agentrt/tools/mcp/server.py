@@ -12,6 +12,11 @@ sent (``invalid_args``), policy, approval, budget, the ledger, verify, spans. It
   idempotent tool is called again, any other goes to the ledger's reconcile gate;
 - it is closed (a stdio server stopped) with the runtime.
 
+A call waits ``call_timeout`` seconds at most (a tool's ``timeout`` override wins): a server
+that never answers does not hold a run, and its lease, for good. What the app gave the
+server is cut out of all it says: its tool list (a tool whose name holds a secret is left
+out), its answers and errors, its stderr, what the SDK logs of it.
+
 The protocol carries no idempotency key, so each call passes ``ctx.idempotency_key`` in
 the request's ``_meta`` under ``IDEMPOTENCY_KEY_META``, for servers that read it.
 """
@@ -21,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import importlib.util
 import json
+import math
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
@@ -40,6 +46,7 @@ from agentrt.tools.mcp.contracts import (
     function_names,
     output_type,
 )
+from agentrt.tools.mcp.sdk_log import scrub_sdk_logs, stop_scrubbing
 from agentrt.tools.mcp.transports import Http, Stdio, http_transport, stdio_transport
 from agentrt.tools.overrides import ToolOverride, overrides_of, unknown_names
 from agentrt.tools.toolset import toolset_tool
@@ -48,12 +55,15 @@ if TYPE_CHECKING:
     from mcp import Client
     from mcp.types import Tool
 
-__all__ = ["IDEMPOTENCY_KEY_META", "MCPServer"]
+__all__ = ["DEFAULT_CALL_TIMEOUT", "IDEMPOTENCY_KEY_META", "MCPServer"]
 
 logger = get_logger("agentrt.mcp")
 
 IDEMPOTENCY_KEY_META = "agentrt/idempotency-key"
 """The key in a tools/call request's ``_meta`` that carries the call's idempotency key."""
+
+DEFAULT_CALL_TIMEOUT = 60.0
+"""Seconds a call may take unless the app says (the TypeScript SDK's request timeout)."""
 
 _SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _MAX_PAGES = 100
@@ -76,6 +86,7 @@ class MCPServer:
         include: Iterable[str] | None = None,
         exclude: Iterable[str] = (),
         connect_timeout: float = 30.0,
+        call_timeout: float | None = DEFAULT_CALL_TIMEOUT,
     ) -> None:
         if importlib.util.find_spec("mcp") is None:
             raise ImportError(
@@ -95,6 +106,13 @@ class MCPServer:
             raise ConfigError(
                 f"MCP server {name!r}: connect_timeout must be seconds > 0, got {connect_timeout!r}"
             )
+        if call_timeout is not None and not (
+            isinstance(call_timeout, int | float) and 0 < call_timeout < math.inf
+        ):
+            raise ConfigError(
+                f"MCP server {name!r}: call_timeout must be seconds > 0 (or None: no limit), "
+                f"got {call_timeout!r}"
+            )
         for label, names in (("include", include), ("exclude", exclude)):
             if isinstance(names, str):
                 raise ConfigError(
@@ -110,6 +128,7 @@ class MCPServer:
         self._include = None if include is None else tuple(include)
         self._exclude = tuple(exclude)
         self._connect_timeout = float(connect_timeout)
+        self._call_timeout = None if call_timeout is None else float(call_timeout)
         self._connection: Connection | None = None
         self._connecting: asyncio.Lock | None = None
         self._remote: dict[str, str] = {}
@@ -133,6 +152,7 @@ class MCPServer:
         include: Iterable[str] | None = None,
         exclude: Iterable[str] = (),
         connect_timeout: float = 30.0,
+        call_timeout: float | None = DEFAULT_CALL_TIMEOUT,
     ) -> MCPServer:
         """A server this runtime starts as a subprocess and talks to over stdin/stdout.
 
@@ -141,7 +161,8 @@ class MCPServer:
         appear in messages). ``prefix`` goes before each tool's name ("git" offers
         ``git_status`` as ``git_git_status``); ``overrides`` set a tool's effect,
         idempotent, scopes, cost_usd, sensitive or timeout by its name; ``include`` keeps
-        only the tools it names, ``exclude`` leaves those out.
+        only the tools it names, ``exclude`` leaves those out. ``call_timeout`` bounds one
+        call of any of its tools (seconds; None: no limit but the run's deadline).
         """
         return cls(
             stdio_transport(name, command, args, env, cwd),
@@ -151,6 +172,7 @@ class MCPServer:
             include=include,
             exclude=exclude,
             connect_timeout=connect_timeout,
+            call_timeout=call_timeout,
         )
 
     @classmethod
@@ -165,6 +187,7 @@ class MCPServer:
         include: Iterable[str] | None = None,
         exclude: Iterable[str] = (),
         connect_timeout: float = 30.0,
+        call_timeout: float | None = DEFAULT_CALL_TIMEOUT,
     ) -> MCPServer:
         """A server that runs elsewhere, reached over Streamable HTTP at ``url`` (its MCP
         endpoint, e.g. ``http://127.0.0.1:8000/mcp``), with ``headers`` on every request
@@ -178,6 +201,7 @@ class MCPServer:
             include=include,
             exclude=exclude,
             connect_timeout=connect_timeout,
+            call_timeout=call_timeout,
         )
 
     # the toolset protocol ---------------------------------------------------------------
@@ -263,6 +287,7 @@ class MCPServer:
         connection, self._connection = self._connection, None
         if connection is not None:
             await connection.close()
+        stop_scrubbing(self)
 
     # connecting -------------------------------------------------------------------------
 
@@ -312,7 +337,9 @@ class MCPServer:
             message_handler=self._on_message,
             raise_exceptions=False,
         )
-        connection = Connection(self._name, client)
+        if self._given:  # the SDK's modules are imported now: their loggers exist
+            scrub_sdk_logs(self, self._given.scrub)
+        connection = Connection(self._name, client, self._given.scrub)
         holder.append(connection)
         try:
             await connection.open(self._connect_timeout, watch=self._watch)
@@ -331,7 +358,7 @@ class MCPServer:
             why = connection.error or exc
             raise ToolError(
                 f"MCP server {self._name!r} ({transport.shown()}) could not be reached: "
-                f"{one_line(why)}",
+                f"{self._given.scrub(one_line(why))}",
                 kind="transient",
             ) from None
         logger.info("MCP server %r connected (%s)", self._name, transport.shown())
@@ -342,7 +369,8 @@ class MCPServer:
         if getattr(message, "method", None) == "notifications/tools/list_changed":
             self._changed = True
         elif isinstance(message, Exception):
-            logger.warning("MCP server %r: %s", self._name, one_line(message))
+            # A parse error quotes the stdout line it could not read: a server's debug line.
+            logger.warning("MCP server %r: %s", self._name, self._given.scrub(one_line(message)))
 
     async def _watch(self, client: Client) -> None:
         """On a 2026-07-28 session, ask for list changes (older ones send them unasked)."""
@@ -358,7 +386,8 @@ class MCPServer:
                 async for _ in subscription:
                     self._changed = True
         except Exception as exc:  # the session's end ends the subscription too
-            logger.debug("MCP server %r: list-change subscription ended: %s", self._name, exc)
+            why = self._given.scrub(str(exc))
+            logger.debug("MCP server %r: list-change subscription ended: %s", self._name, why)
 
     async def _lost(self, connection: Connection, spec: ToolSpec, remote: str) -> Exception:
         """What a call whose connection closed under it means, by what the call may have done."""
@@ -383,6 +412,7 @@ class MCPServer:
     # listing ----------------------------------------------------------------------------
 
     def _specs_of(self, tools: list[Tool]) -> list[ToolSpec]:
+        tools = [t for t in tools if not self._holds_secret(t.name)]
         listed = [t.name for t in tools]
         for label, names in (("include", self._include or ()), ("exclude", self._exclude)):
             unknown = unknown_names(names, listed)
@@ -418,16 +448,31 @@ class MCPServer:
         self._remote = offered
         return [spec for _, spec in specs.values()]
 
+    def _holds_secret(self, remote: str) -> bool:
+        """True (said in the log) if a tool's name holds a secret the app gave the server:
+        it cannot be offered or called without showing it."""
+        held = self._given.held_in(remote)
+        if held:
+            logger.warning(
+                "MCP server %r lists a tool whose name holds the value of %s, which the app "
+                "gave it; the tool is left out",
+                self._name,
+                " and ".join(held),
+            )
+        return bool(held)
+
     def _spec(self, name: str, tool: Tool) -> ToolSpec:
         effect, idempotent = effect_of(tool.annotations)
-        description = (
+        # Offered to the model, stored, quoted by verify: every string cut as an answer's is.
+        scrub = self._given.scrub
+        description = scrub(
             tool.description
             or (tool.annotations.title if tool.annotations else None)
             or tool.title
             or tool.name
         )
         output = (
-            output_type(self._name, tool.name, tool.output_schema)
+            output_type(self._name, tool.name, scrub(tool.output_schema))
             if tool.output_schema is not None
             else None
         )
@@ -436,10 +481,11 @@ class MCPServer:
                 self,
                 name=name,
                 description=description,
-                schema=tool.input_schema,
+                schema=scrub(tool.input_schema),
                 effect=effect,
                 idempotent=idempotent,
                 output=output,
+                timeout=self._call_timeout,
             )
         except ConfigError as exc:
             raise ConfigError(

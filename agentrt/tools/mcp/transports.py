@@ -17,10 +17,10 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from agentrt.errors import ConfigError
-from agentrt.redaction import Redactor
+from agentrt.redaction import Redactor, secret_forms
 from agentrt.tools.mcp.connection import StderrToLog, WatchedTransport
 
-__all__ = ["Http", "Stdio", "http_transport", "stdio_transport"]
+__all__ = ["Http", "Stdio", "http_transport", "longest_form", "stdio_transport"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,7 +53,7 @@ class Stdio:
         from mcp.client.stdio import get_default_environment, stdio_client
 
         self._check(server, get_default_environment() | dict(self.env))
-        stderr = StderrToLog(server, scrub)
+        stderr = StderrToLog(server, scrub, hold=longest_form(self.secrets().values()))
         params = StdioServerParameters(
             command=self.command, args=list(self.args), env=dict(self.env), cwd=self.cwd
         )
@@ -118,6 +118,12 @@ def given_secrets(pairs: Iterable[tuple[str, str]]) -> dict[str, str]:
     Only those: ``env`` holds ordinary words too, which would be cut out everywhere."""
     names = Redactor()
     return {name: value for name, value in pairs if names.sensitive_key(name)}
+
+
+def longest_form(values: Iterable[str]) -> int:
+    """The length of the longest spelling of any of ``values`` that a scrub looks for
+    (``redaction.secret_forms``): how much of a cut line's end may hold the start of one."""
+    return max((len(form) for value in values for form in secret_forms(value)), default=0)
 
 
 def stdio_transport(

@@ -1,0 +1,267 @@
+"""JSON Schema validation whose regular expressions run in linear time, on RE2.
+
+jsonschema searches ``pattern`` and the keys of ``patternProperties`` with Python's ``re``,
+a backtracking engine that holds the GIL while it searches. A schema from outside (an MCP
+server's outputSchema; any tool's inputSchema, filled in by the model) with ``^(a|a)*$``
+and a value of forty a's and a "!" would stop every thread of the process for hours. The
+validator classes made here search with RE2 (google-re2) instead, whose time grows with
+the text and the pattern, never exponentially: ``pattern``, ``patternProperties`` and the
+two keywords that read patternProperties (``additionalProperties``,
+``unevaluatedProperties``). ``check_schema`` refuses a pattern RE2 cannot run (a
+lookaround, a backreference, a repeat past {1000}), saying so.
+
+JSON Schema's rules stay: a pattern is searched for, not matched whole, and ECMA-262's
+``\\uXXXX`` escape is read as RE2's ``\\x{XXXX}``.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any, cast
+
+if TYPE_CHECKING:
+    from jsonschema.protocols import Validator
+
+__all__ = ["UnrunnablePattern", "bounded_validator", "check_schema", "extra_keys", "search"]
+
+_ECMA_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|.)", re.DOTALL)
+
+
+class UnrunnablePattern(ValueError):
+    """A pattern RE2 cannot run: a value cannot be checked against it."""
+
+
+@functools.lru_cache(maxsize=128)
+def _compiled(pattern: str) -> Any:
+    """RE2's program for ``pattern``, within RE2's default memory bound (8 MiB: a larger
+    one is refused); re2 keeps the last 128 too, so a server listing many cannot grow it."""
+    import re2  # type: ignore[import-untyped]
+
+    options = re2.Options()
+    options.log_errors = False  # RE2 would print the pattern on stderr, past every redactor
+    try:
+        return re2.compile(_ECMA_ESCAPE.sub(_as_re2, pattern), options)
+    except re2.error as exc:
+        why = exc.args[0].decode("utf-8", "replace") if exc.args else "refused"
+    except UnicodeEncodeError:
+        why = "a lone surrogate, which UTF-8 cannot carry"
+    raise UnrunnablePattern(
+        f"pattern {pattern!r} cannot be checked in linear time ({why}); patterns run on RE2 "
+        "here, which has no lookaround, no backreferences and no repeat past {1000}: write "
+        "it without them"
+    )
+
+
+def _as_re2(escape: re.Match[str]) -> str:
+    return f"\\x{{{escape[1]}}}" if escape[1] else escape[0]
+
+
+def search(pattern: str, text: str) -> bool:
+    """True if ``pattern`` is found anywhere in ``text`` (JSON Schema's rule), in time linear
+    in the text. UnrunnablePattern if RE2 cannot run the pattern."""
+    # surrogatepass: JSON may carry a lone surrogate ("\\ud800"), which UTF-8 cannot.
+    return _compiled(pattern).search(text.encode("utf-8", "surrogatepass")) is not None
+
+
+def extra_keys(instance: Mapping[str, Any], schema: Any) -> list[str]:
+    """The keys of ``instance`` that neither ``properties`` nor ``patternProperties`` name."""
+    if not isinstance(schema, Mapping):
+        return []
+    named = schema.get("properties", {})
+    patterns = list(schema.get("patternProperties", {}))
+    return [
+        key for key in instance if key not in named and not any(search(p, key) for p in patterns)
+    ]
+
+
+def bounded_validator(schema: Mapping[str, Any]) -> type[Validator]:
+    """The validator class of ``schema``'s dialect (2020-12 if it names none), its patterns
+    searched by RE2."""
+    from jsonschema.validators import Draft202012Validator, validator_for
+
+    return _bounded(validator_for(schema, default=Draft202012Validator))
+
+
+def check_schema(cls: type[Validator], schema: Mapping[str, Any]) -> None:
+    """``cls.check_schema(schema)``, every pattern the meta-schema points at compiled by RE2
+    as well: SchemaError (its message saying why) if one cannot be run."""
+    from jsonschema import FormatChecker
+    from jsonschema.exceptions import SchemaError
+
+    checker = FormatChecker(formats=())
+    checker.checkers = dict(cls.FORMAT_CHECKER.checkers)
+    checker.checks("regex", raises=UnrunnablePattern)(_runnable)
+    try:
+        # format_checker= is jsonschema's (4.17+), not yet its protocol's.
+        cast(Any, cls).check_schema(schema, format_checker=checker)
+    except SchemaError as exc:
+        if isinstance(exc.cause, UnrunnablePattern):
+            exc.message = str(exc.cause)
+        raise
+
+
+def _runnable(instance: object) -> bool:
+    if isinstance(instance, str):
+        _compiled(instance)
+    return True
+
+
+@functools.cache
+def _bounded(base: type[Validator]) -> type[Validator]:
+    from jsonschema.validators import extend
+
+    ours = {
+        "pattern": _pattern,
+        "patternProperties": _pattern_properties,
+        "additionalProperties": _additional_properties,
+        "unevaluatedProperties": _unevaluated_properties,
+    }
+    kept = {keyword: fn for keyword, fn in ours.items() if keyword in base.VALIDATORS}
+    return cast("type[Validator]", cast(Any, extend)(base, kept))
+
+
+# The keywords, as jsonschema writes them (same messages), searching with RE2 ----------------
+# A pattern RE2 cannot run is an error of the value checked, never an exception out of
+# iter_errors; check_schema refuses most such patterns before a validator is made.
+
+Errors = Iterator[Any]
+
+
+def _pattern(validator: Any, pattern: str, instance: Any, schema: Any) -> Errors:
+    from jsonschema.exceptions import ValidationError
+
+    if not validator.is_type(instance, "string"):
+        return
+    try:
+        found = search(pattern, instance)
+    except UnrunnablePattern as exc:
+        yield ValidationError(str(exc))
+        return
+    if not found:
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+def _pattern_properties(validator: Any, patterns: Any, instance: Any, schema: Any) -> Errors:
+    from jsonschema.exceptions import ValidationError
+
+    if not validator.is_type(instance, "object"):
+        return
+    for pattern, subschema in patterns.items():
+        try:
+            keys = [key for key in instance if search(pattern, key)]
+        except UnrunnablePattern as exc:
+            yield ValidationError(str(exc))
+            continue
+        for key in keys:
+            yield from validator.descend(instance[key], subschema, path=key, schema_path=pattern)
+
+
+def _additional_properties(validator: Any, allowed: Any, instance: Any, schema: Any) -> Errors:
+    from jsonschema.exceptions import ValidationError
+
+    if not validator.is_type(instance, "object"):
+        return
+    try:
+        extras = extra_keys(instance, schema)
+    except UnrunnablePattern as exc:
+        yield ValidationError(str(exc))
+        return
+    if validator.is_type(allowed, "object"):
+        for extra in extras:
+            yield from validator.descend(instance[extra], allowed, path=extra)
+    elif not allowed and extras:
+        if "patternProperties" in schema:
+            verb = "does" if len(extras) == 1 else "do"
+            joined = ", ".join(repr(each) for each in sorted(extras))
+            patterns = ", ".join(repr(each) for each in sorted(schema["patternProperties"]))
+            yield ValidationError(f"{joined} {verb} not match any of the regexes: {patterns}")
+        else:
+            yield ValidationError(
+                f"Additional properties are not allowed ({_listed(sorted(extras, key=str))} "
+                "unexpected)"
+            )
+
+
+def _unevaluated_properties(validator: Any, allowed: Any, instance: Any, schema: Any) -> Errors:
+    from jsonschema.exceptions import ValidationError
+
+    if not validator.is_type(instance, "object"):
+        return
+    try:
+        evaluated = set(_evaluated_keys(validator, instance, schema))
+    except UnrunnablePattern as exc:
+        yield ValidationError(str(exc))
+        return
+    unevaluated = [
+        key
+        for key in instance
+        if key not in evaluated
+        and next(validator.descend(instance[key], allowed, path=key, schema_path=key), None)
+        is not None
+    ]
+    if not unevaluated:
+        return
+    if allowed is False:
+        yield ValidationError(
+            f"Unevaluated properties are not allowed ({_listed(sorted(unevaluated, key=str))} "
+            "unexpected)"
+        )
+    else:
+        yield ValidationError(
+            "Unevaluated properties are not valid under the given schema "
+            f"({_listed(unevaluated)} unevaluated and invalid)"
+        )
+
+
+def _listed(keys: list[Any]) -> str:
+    return ", ".join(repr(key) for key in keys) + (" was" if len(keys) == 1 else " were")
+
+
+def _evaluated_keys(validator: Any, instance: Any, schema: Any) -> list[Any]:
+    """The keys of ``instance`` some keyword of ``schema`` evaluates (what
+    unevaluatedProperties leaves alone): jsonschema's own walk of draft 2020-12, its
+    patternProperties searched by RE2. A 2019-09 schema is walked the same way (with its
+    $recursiveRef), where jsonschema's walk for it miscounts additionalProperties."""
+    if validator.is_type(schema, "boolean"):
+        return []
+    keys: list[Any] = []
+    for keyword in ("$ref", "$dynamicRef", "$recursiveRef"):
+        if keyword not in schema:
+            continue
+        if keyword == "$recursiveRef":
+            from referencing.jsonschema import lookup_recursive_ref
+
+            resolved = lookup_recursive_ref(validator._resolver)
+        else:
+            resolved = validator._resolver.lookup(schema[keyword])
+        inner = validator.evolve(schema=resolved.contents, _resolver=resolved.resolver)
+        keys += _evaluated_keys(inner, instance, resolved.contents)
+    properties = schema.get("properties")
+    if validator.is_type(properties, "object"):
+        keys += properties.keys() & instance.keys()
+    for keyword in ("additionalProperties", "unevaluatedProperties"):
+        if (subschema := schema.get(keyword)) is not None:
+            keys += [key for key, value in instance.items() if _valid(validator, value, subschema)]
+    for pattern in schema.get("patternProperties", {}):
+        keys += [key for key in instance if search(pattern, key)]
+    for key, subschema in schema.get("dependentSchemas", {}).items():
+        if key in instance:
+            keys += _evaluated_keys(validator, instance, subschema)
+    for keyword in ("allOf", "oneOf", "anyOf"):
+        for subschema in schema.get(keyword, []):
+            if _valid(validator, instance, subschema):
+                keys += _evaluated_keys(validator, instance, subschema)
+    if "if" in schema:
+        if validator.evolve(schema=schema["if"]).is_valid(instance):
+            keys += _evaluated_keys(validator, instance, schema["if"])
+            if "then" in schema:
+                keys += _evaluated_keys(validator, instance, schema["then"])
+        elif "else" in schema:
+            keys += _evaluated_keys(validator, instance, schema["else"])
+    return keys
+
+
+def _valid(validator: Any, instance: Any, schema: Any) -> bool:
+    return next(validator.descend(instance, schema), None) is None
