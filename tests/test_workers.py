@@ -247,7 +247,9 @@ def test_a_sigterm_while_the_worker_starts_is_obeyed_once_it_is_up(tmp_path: Pat
 
 
 def test_after_sigterm_another_worker_takes_the_runs_over_at_once(pg: str, tmp_path: Path) -> None:
-    env = {"WORKER_APP_LATENCY": "0.4"}  # runs long enough to outlast b's start
+    # Runs long enough (8 notes of 0.8 s) to outlast b's start on a loaded machine, where
+    # 0.4 s a note let a finish a run before b was up.
+    env = {"WORKER_APP_LATENCY": "0.8"}
     with worker_app.build_runtime(pg) as rt:
         runs = create(rt, "note 8", 3)
         with worker(APP, pg, tmp_path / "a.log", env=env, args=("--concurrency", "3")) as a:
