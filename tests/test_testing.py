@@ -377,6 +377,29 @@ def test_calls_record_messages_tools_turn_step_and_outcome() -> None:
     assert essentials(call.outcome) == essentials(reply)
 
 
+def test_a_call_keeps_the_messages_as_they_were_and_gives_copies() -> None:
+    # Kept pickled, not as objects: a message changed after the call, or a copy read from
+    # the record and changed, leaves the record as the call saw it.
+    model = ScriptedChatModel(["one", "two"])
+    said = HumanMessage("first")
+    model.invoke([said])
+    said.content = "changed after the call"
+    (call,) = model.calls
+    assert isinstance(call._kept, bytes)
+    read = call.messages
+    assert [m.content for m in read] == ["first"]
+    read[0].content = "changed on a copy"
+    assert call.messages[0].content == "first"
+    assert call.messages is not read
+    with pytest.raises(AttributeError, match="cannot be set"):
+        call.turn = 3  # type: ignore[misc]
+    # Content pickle cannot take is kept as copies, as before.
+    odd = HumanMessage(content=[{"type": "text", "text": "x", "hook": lambda: 1}])
+    model.invoke([odd])
+    assert isinstance(model.calls[1]._kept, tuple)
+    assert model.calls[1].messages[0].content[0]["text"] == "x"  # type: ignore[index]
+
+
 def test_bind_tools_shares_the_script_with_the_parent() -> None:
     model = ScriptedChatModel(["zero", "one"])
     bound = model.bind_tools([lookup_order], tool_choice="any")
