@@ -48,6 +48,9 @@ class NewRun:
     lease: LeaseRecord | None = None
     """Held from the start by a process that drives the run at once (``rt.start``), so no
     worker claims it meanwhile; None leaves a new run to whoever claims it."""
+    app: str | None = None
+    """The app that made it (agentrt.runs.apps): only that app's workers claim it. None:
+    any worker (as runs made before rows recorded their app)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +101,9 @@ class RunRecord:
     follow-up taken (agentrt.runs.messages)."""
     trace_span_id: str | None = None
     """The span id of its last agent.run segment that ended (None before one has)."""
+    app: str | None = None
+    """The app that made it, whose workers claim it (agentrt.runs.apps); None for a run
+    made before rows recorded their app, which any worker claims."""
 
 
 @dataclass(frozen=True, slots=True)

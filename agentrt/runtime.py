@@ -44,6 +44,7 @@ from agentrt.models import (
 from agentrt.policies import Policy
 from agentrt.principal import Principal
 from agentrt.replay import ReplayReport, replay_run
+from agentrt.runs.apps import app_identity
 from agentrt.runs.budgets import DEFAULT_BUDGET, BudgetLayers
 from agentrt.runs.conversing import Conversing
 from agentrt.runs.driver import Driver, NewRunRequest
@@ -108,6 +109,7 @@ class AgentRuntime(RunReading, OwnGraphDoor, Conversing):
         double_texting: DoubleTexting | str = DoubleTexting.REJECT,
         credentials: Credentials | None = None,
         name: str = "agentrt",
+        app: str | None = None,
     ) -> None:
         _check_settings(
             capture_content=capture_content,
@@ -136,6 +138,8 @@ class AgentRuntime(RunReading, OwnGraphDoor, Conversing):
             self.tools.override(policy.tool_settings)
             needs = {n: spec.credentials for n in self.tools.names() if (spec := self.tools.get(n))}
             check_provider(needs, credentials)
+            self.app = app_identity(app, self.tools.names())
+            """Which app this is (agentrt.runs.apps): its runs say so; its workers claim them."""
         except BaseException:
             self.tools.close()  # a server the runtime started is not left running
             raise
@@ -226,6 +230,7 @@ class AgentRuntime(RunReading, OwnGraphDoor, Conversing):
             lease_ttl=lease_ttl,
             new_id=new_id,
             own_graphs=OwnGraphs(self.store),
+            app=self.app,
         )
 
     # configuration ------------------------------------------------------------------------
@@ -437,14 +442,10 @@ class AgentRuntime(RunReading, OwnGraphDoor, Conversing):
     asweep_approvals = asynchronous(_sweep_approvals)
 
     def worker(
-        self,
-        *,
-        concurrency: int = 8,
-        poll: float | None = None,
-        sweep_every: float | None = 30.0,
+        self, *, concurrency: int = 8, poll: float | None = None, sweep_every: float | None = 30.0
     ) -> Worker:
-        """A worker over this runtime's database: ``run()`` claims the runs that need a
-        driver (made with ``create``, decided with ``resume=False``, left by a stopped or
+        """A worker over this runtime's database: ``run()`` claims this app's runs that need
+        a driver (made with ``create``, decided with ``resume=False``, left by a stopped or
         dead process, due to retry) and drives them, ``concurrency`` at a time, until
         ``stop()``. Any number of workers may share the database; ``agentrt worker`` runs
         one. See agentrt.runs.workers."""

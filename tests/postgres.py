@@ -20,6 +20,7 @@ import shutil
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,7 +29,13 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 
-__all__ = ["PostgresServer", "empty_postgres_url", "postgres_server", "postgres_url"]
+__all__ = [
+    "PostgresServer",
+    "SilentRelay",
+    "empty_postgres_url",
+    "postgres_server",
+    "postgres_url",
+]
 
 ENV = "AGENTRT_TEST_POSTGRES"
 
@@ -196,6 +203,70 @@ class PostgresServer:
                 if time.monotonic() > deadline:
                     raise
                 time.sleep(0.05)
+
+
+class SilentRelay:
+    """A TCP relay to a PostgreSQL server whose connections can go silent.
+
+    After ``go_silent()``, nothing more passes either way on the connections open then, and
+    their sockets stay open: what a NAT or a firewall that dropped an idle connection leaves
+    (no FIN, no RST). Connections made after it pass as before.
+    """
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        self._to = (parts.hostname or "127.0.0.1", parts.port or 5432)
+        self._server = socket.create_server(("127.0.0.1", 0))
+        userinfo = parts.netloc.rpartition("@")[0]
+        here = f"127.0.0.1:{self._server.getsockname()[1]}"
+        self.url = urlunsplit(parts._replace(netloc=f"{userinfo}@{here}" if userinfo else here))
+        """The server's URL through the relay."""
+        self._lock = threading.Lock()
+        self._open: dict[int, tuple[socket.socket, socket.socket]] = {}
+        self._silent: set[int] = set()
+        threading.Thread(target=self._accept, name="silent-relay", daemon=True).start()
+
+    def _accept(self) -> None:
+        for key in itertools.count():
+            try:
+                client, _ = self._server.accept()
+            except OSError:  # closed
+                return
+            upstream = socket.create_connection(self._to)
+            with self._lock:
+                self._open[key] = (client, upstream)
+            for src, dst in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._relay, args=(src, dst, key), daemon=True).start()
+
+    def _relay(self, src: socket.socket, dst: socket.socket, key: int) -> None:
+        while True:
+            try:
+                data = src.recv(65536)
+                if not data:
+                    dst.shutdown(socket.SHUT_WR)
+                    return
+                if key not in self._silent:  # a silent connection's bytes are dropped
+                    dst.sendall(data)
+            except OSError:
+                return
+
+    def go_silent(self) -> None:
+        """Pass nothing more on the connections open now."""
+        with self._lock:
+            self._silent.update(self._open)
+
+    def close(self) -> None:
+        self._server.close()
+        with self._lock:
+            for pair in self._open.values():
+                for end in pair:
+                    end.close()
+
+    def __enter__(self) -> SilentRelay:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 @pytest.fixture(scope="session")

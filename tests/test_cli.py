@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import sys
 from pathlib import Path
 
@@ -226,12 +227,27 @@ def test_app_from_agentrt_toml(db: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert (code, out.strip()) == (0, "(none)")
 
 
-def test_a_type_error_inside_an_app_factory_is_the_apps_own(db: Path) -> None:
-    # Only a call the factory's signature refuses is said to be about db=; a TypeError
-    # raised inside a factory that takes db= is the app's bug, and surfaces as it is.
+def test_an_error_inside_an_app_factory_is_the_apps_own_in_one_line(
+    db: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Only a call the factory's signature refuses is said to be about db=; an error raised
+    # inside a factory that takes db= (or by its module as it is imported) is the app's own:
+    # said as it is, with the app's line that raised it, in one line as every start-up
+    # failure is, not a traceback of the command's frames.
     refund_desk.build_runtime(db).close()
     bug = "tests.test_cli:factory_with_a_bug"
-    result = runner.invoke(app, ["runs", "--app", bug, "--db", str(db)])
-    assert isinstance(result.exception, TypeError), result.output
-    assert str(result.exception) == "a bug of the app's own"
-    assert "db=" not in result.output
+    line = inspect.getsourcelines(factory_with_a_bug)[1] + 2
+    code, out = cli("runs", "--app", bug, "--db", str(db))
+    assert (code, out.strip()) == (
+        2,
+        f"error: app factory {bug!r} failed: TypeError: a bug of the app's own "
+        f"(raised at {__file__}:{line})",
+    )
+    monkeypatch.chdir(db.parent)
+    Path("broken_app.py").write_text("import os\nKEY = os.environ['NO_SUCH_KEY']\n")
+    code, out = cli("runs", "--app", "broken_app:build", "--db", str(db))
+    assert (code, out.strip()) == (
+        2,
+        "error: module 'broken_app' of app 'broken_app:build' failed: KeyError: "
+        f"'NO_SUCH_KEY' (raised at {db.parent / 'broken_app.py'}:2)",
+    )

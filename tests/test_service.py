@@ -17,7 +17,7 @@ from click.testing import Result
 from fastapi import FastAPI
 from typer.testing import CliRunner
 
-from agentrt import AgentRuntime, Decision, Principal, RunStatus
+from agentrt import AgentRuntime, Decision, Policy, Principal, RunStatus
 from agentrt.cli import app
 from agentrt.cli.common import DEMO_APP
 from agentrt.errors import ConfigError
@@ -26,6 +26,7 @@ from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR
 from agentrt.service import create_app, issue_key
 from agentrt.service.app import sweep_once
 from agentrt.store.sqlite.schema import SCHEMA_VERSION
+from agentrt.testing import ScriptedChatModel
 from tests import gate_app
 from tests.conftest import FakeClock
 
@@ -281,6 +282,33 @@ async def test_on_startup_the_service_carries_on_runs_a_process_left(desk: Agent
     assert desk.get(decided.thread_id).status is RunStatus.SUCCEEDED
     assert desk.get(waiting.thread_id).status is RunStatus.AWAITING_APPROVAL
     assert desk.store.unfinished_runs() == []
+
+
+async def test_the_service_drives_no_run_another_app_made(desk: AgentRuntime, db: Path) -> None:
+    # Two apps on one database (agentrt.runs.apps): the service carries on its own app's
+    # runs, and leaves another app's to that app's workers, at start and when asked to
+    # resume one: driven here, it would go on with this app's model, tools and policy.
+    other = AgentRuntime(ScriptedChatModel(["done"]), policy=Policy.allow_all(), db=db)
+    with other:
+        theirs = other.create("Look up order 43.", principal=OPERATOR).thread_id
+    mine = desk.create(GOAL, principal=OPERATOR).thread_id
+    made = desk.store.get_run(theirs)
+    assert made is not None
+    assert made.app == other.app != desk.app
+    app = create_app(desk, sweep_every=None)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://agentrt.test"
+        ) as client,
+    ):
+        api = Api(app, client, keys_for(desk))
+        await app.state.agentrt.worker.wait()
+        assert (await api.call("POST", f"/runs/{theirs}/resume")).status_code == 202
+        await api.settled(theirs)
+    assert desk.get(mine).status is RunStatus.AWAITING_APPROVAL
+    run = desk.get(theirs)
+    assert (run.status, desk.store.lease_of(theirs)) == (RunStatus.PENDING, None)
 
 
 async def test_the_sweep_expires_overdue_approvals_and_carries_their_runs_on(

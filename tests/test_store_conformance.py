@@ -34,6 +34,7 @@ from agentrt.records import (
     LeaseRecord,
     LeaseRenewal,
     ModelCall,
+    NewMessage,
     NewRun,
     SpanRow,
 )
@@ -500,9 +501,17 @@ def test_taking_a_lease_is_conditional_on_its_owner(leased: Store) -> None:
 W = LeaseRecord("host:1:worker", "host", 1, 0.0)
 
 
-def claimed(store: Store, *, limit: int = 10, ttl: float = 30, owner: LeaseRecord = W) -> Claim:
+def claimed(
+    store: Store,
+    *,
+    limit: int = 10,
+    ttl: float = 30,
+    owner: LeaseRecord = W,
+    app: str | None = None,
+) -> Claim:
     now = store.clock()
-    return store.claim_runs(dataclasses.replace(owner, expires_at=now + ttl), now=now, limit=limit)
+    lease = dataclasses.replace(owner, expires_at=now + ttl)
+    return store.claim_runs(lease, now=now, limit=limit, app=app)
 
 
 def test_claim_takes_the_runs_that_need_a_driver_oldest_first(
@@ -558,6 +567,29 @@ def test_a_claim_is_empty_when_nothing_needs_a_driver(store: Store) -> None:
     assert claimed(store) == Claim(thread_ids=(), next_at=None)
     new_run(store)
     assert claimed(store, limit=0).thread_ids == ()
+
+
+def test_a_claim_for_an_app_takes_its_runs_and_those_that_name_none(
+    store: Store, clock: FakeClock
+) -> None:
+    # Two apps on one database (agentrt.runs.apps): a claim for one takes its runs and
+    # those made before runs recorded their app, never the other app's, whose own workers
+    # claim them: its new run, nor its finished thread a message was kept for.
+    made = {"theirs": "shredder", "before": None, "mine": "notes", "their-thread": "shredder"}
+    for thread_id, app in made.items():
+        store.create_run(NewRun(**NEW, thread_id=thread_id, app=app))
+        clock.now += 1
+    assert {t: run.app for t in made if (run := store.get_run(t))} == made
+    move(store, "their-thread", RunStatus.RUNNING)
+    move(store, "their-thread", RunStatus.SUCCEEDED, output="shredded")
+    store.add_message(NewMessage(thread_id="their-thread", text="and the rest", principal=ALICE))
+
+    assert claimed(store, app="notes").thread_ids == ("before", "mine")
+    assert claimed(store, app="notes") == Claim(thread_ids=(), next_at=1034.0)
+    assert claimed(store, app="shredder").thread_ids == ("theirs", "their-thread")
+    clock.now = 1034.0  # every lease expired: claimable again, each by its own app
+    assert claimed(store, app="shredder", limit=1).thread_ids == ("theirs",)
+    assert claimed(store).thread_ids == ("before", "mine", "their-thread")  # no app: any
 
 
 def test_concurrent_claims_take_each_run_once(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,7 @@ from agentrt.cli import app as cli_app
 from agentrt.digests import approval_id, args_digest
 from agentrt.examples import refund_desk
 from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR
-from agentrt.records import LeaseRecord, NewRun
+from agentrt.records import LeaseRecord, NewMessage, NewRun
 from agentrt.runs import lifecycle
 from agentrt.runs.stats import compute_stats
 from agentrt.service import issue_key
@@ -37,13 +38,15 @@ from agentrt.store import open_store
 from agentrt.store.analytics import Count
 from agentrt.store.postgres import DatabaseUnavailable, PoolSettings, PostgresStore
 from agentrt.store.postgres import database as pg_database
+from agentrt.store.postgres import leases as pg_leases
+from agentrt.store.postgres import listen as pg_listen
 from agentrt.store.postgres.approvals import queue_sql
 from agentrt.store.postgres.database import Database, hidden_password
 from agentrt.store.postgres.schema import MIGRATIONS, SCHEMA_VERSION
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 from tests import crashy_app
 from tests.conftest import FakeClock, Ids
-from tests.postgres import PostgresServer, _free_port
+from tests.postgres import PostgresServer, SilentRelay, _free_port
 from tests.serving import serve, wait_for
 
 ALICE = {"id": "alice", "roles": [], "tenant": "acme", "scopes": []}
@@ -123,7 +126,7 @@ def test_a_new_database_gets_both_sets_of_tables_and_its_version(
             "store",  # the long-term store: runs' memory across threads
             "store_migrations",
         }
-        assert store.schema_version == SCHEMA_VERSION == 8
+        assert store.schema_version == SCHEMA_VERSION == 10
         salt = store.redaction_salt()
         assert len(salt) == 32
         assert store.redaction_salt() == salt  # made once
@@ -171,7 +174,10 @@ def test_a_version_7_database_migrates_and_keeps_its_threads(empty_postgres_url:
 
     store = PostgresStore(url)
     try:
-        assert store.schema_version == SCHEMA_VERSION == 8
+        assert store.schema_version == SCHEMA_VERSION == 10
+        run = store.get_run("t")
+        assert run is not None
+        assert run.app is None  # made before runs recorded their app: any worker's
         # A request superseded before this version says so where it is asked now.
         found = {a.id: a for a in store.list_approvals(ApprovalQuery(thread_id="t", status=None))}
         assert (found["superseded"].superseded, found["ended"].superseded) == (
@@ -482,6 +488,116 @@ def test_prune_does_not_delete_a_run_a_message_is_being_added_to(
         pruning.join(timeout=30)
     assert deleted == [False]
     assert [m.status for m in store.thread_messages("t1")] == ["queued"]
+
+
+# workers: their claims, what wakes them ------------------------------------------------------
+
+
+def test_a_claim_for_an_app_reads_past_another_apps_backlog_by_index(
+    postgres_url: str,
+) -> None:
+    # Another app has 20,000 runs waiting for its workers, older than this app's: a claim
+    # for this app reads its own runs (and those from before runs recorded one) off
+    # runs_to_drive_by_app, never every row of the other's.
+    sql(
+        postgres_url,
+        "INSERT INTO runs (thread_id, status, goal, principal, tenant, budget, usage, "
+        "created_at, updated_at, app) SELECT 't' || i, 'pending', 'g', '{}', 'acme', '{}', "
+        "'{}', i, i, CASE WHEN i < 20000 THEN 'theirs' WHEN i < 20003 THEN NULL ELSE 'mine' "
+        "END FROM generate_series(0, 20005) i",
+    )
+    sql(postgres_url, "ANALYZE")
+    params = {
+        "now": 1e9,
+        "limit": 8,
+        "owner": "h:1:w",
+        "host": "h",
+        "pid": 1,
+        "expires_at": 2e9,
+        "app": "mine",
+    }
+    with psycopg.connect(postgres_url) as conn:
+        plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + pg_leases._CLAIM_MINE, params))
+    assert "runs_to_drive_by_app" in plan, plan
+    assert "Seq Scan on runs" not in plan, plan
+    store = PostgresStore(postgres_url)
+    try:
+        claim = store.claim_runs(LeaseRecord("h:1:w", "h", 1, 2e9), now=1e9, limit=8, app="mine")
+    finally:
+        store.close()
+    assert claim.thread_ids == tuple(f"t{i}" for i in range(20000, 20006))
+
+
+def test_a_message_kept_for_a_thread_tells_the_workers(
+    store: PostgresStore, postgres_url: str
+) -> None:
+    # A follow-up queued on a finished thread (or sent to interrupt a live one no process
+    # drives) needs a driver now: the database says so, as it does of a new run or a
+    # decision, and a listening worker claims the thread at once.
+    new_run(store, "t1")
+    sql(postgres_url, "UPDATE runs SET status='succeeded' WHERE thread_id='t1'")
+    with psycopg.connect(postgres_url, autocommit=True) as listening:
+        listening.execute("LISTEN agentrt_runs")
+        kept = store.add_message(NewMessage(thread_id="t1", text="and the rest?", principal=ALICE))
+        assert kept is not None
+        assert kept.status == "queued"
+        heard = [n.payload for n in listening.notifies(timeout=10, stop_after=1)]
+    assert heard == ["t1"]
+
+
+def test_a_listening_connection_gone_silent_is_made_again_and_wakes_the_worker(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A NAT or firewall that dropped the idle LISTEN connection tells neither end: nothing
+    # passes, nothing is closed. The listener asks its connection a question when it has
+    # heard nothing for a while; unanswered, it connects again and wakes the worker (runs
+    # may have come meanwhile), and it is told of what comes after.
+    monkeypatch.setattr(pg_listen, "CHECK_EVERY", 0.2)
+    monkeypatch.setattr(pg_listen, "ANSWER_WITHIN", 0.5)
+    woken = threading.Semaphore(0)
+    wakes: list[float] = []
+
+    def wake() -> None:
+        wakes.append(time.monotonic())
+        woken.release()
+
+    with SilentRelay(postgres_url) as relay:
+        listener = pg_listen.Listener(relay.url, "the relay", wake)
+        try:
+            assert woken.acquire(timeout=30), "it never listened"
+            (first,) = listen_backends(postgres_url)
+            relay.go_silent()
+            silent_at = time.monotonic()
+            assert woken.acquire(timeout=10), "the silent connection was never noticed"
+            assert wakes[1] - silent_at < 5
+            until(lambda: listener.listening.is_set() and len(wakes) >= 3, "listening again")
+            assert [pid for pid in listen_backends(postgres_url) if pid != first]
+            told = len(wakes)
+            sql(postgres_url, "NOTIFY agentrt_runs, 't9'")
+            until(lambda: len(wakes) > told, "told of a run after it connected again")
+        finally:
+            listener.close()
+
+
+def listen_backends(url: str) -> list[int]:
+    """The server's processes of connections that listen for runs."""
+    return [
+        pid
+        for (pid,) in sql(
+            url,
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND query = 'LISTEN agentrt_runs'",
+        )
+    ]
+
+
+def until(check: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Until ``check()`` holds (another thread moves it on; nothing to wait on)."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"not within {timeout} s: {what}")
+        time.sleep(0.01)
 
 
 # a COMMIT whose answer was lost ------------------------------------------------------------

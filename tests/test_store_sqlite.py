@@ -186,7 +186,10 @@ def test_a_version_13_file_migrates_and_keeps_its_threads(db_path: Path) -> None
 
     store = SqliteStore(db_path)
     try:
-        assert store.schema_version == SCHEMA_VERSION == 14
+        assert store.schema_version == SCHEMA_VERSION == 15
+        run = store.get_run("t")
+        assert run is not None
+        assert run.app is None  # made before runs recorded their app: any worker's
         # A request superseded before this version says so where it is asked now.
         found = {a.id: a for a in store.list_approvals(ApprovalQuery(thread_id="t", status=None))}
         assert (found["superseded"].superseded, found["ended"].superseded) == (

@@ -7,6 +7,11 @@ the pid that made it, to a sink: an effect is a key, a call is a row.
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import socket
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +21,7 @@ import pytest
 
 from agentrt import AgentRuntime, Decision
 from agentrt.errors import ConfigError
+from agentrt.records import LeaseRecord
 from agentrt.runs.workers import WorkerSettings
 from tests import worker_app
 from tests.postgres import PostgresServer
@@ -153,6 +159,65 @@ def test_a_run_started_in_process_is_never_claimed(rt: AgentRuntime) -> None:
     assert pool.driven == 0  # the starting process drove each one
 
 
+def test_an_app_is_its_name_or_the_names_of_its_tools(tmp_path: Path) -> None:
+    db = str(tmp_path / "agentrt.db")
+    with (
+        worker_app.build_runtime(db) as notes,
+        worker_app.build_runtime(db, lease_ttl=5) as again,
+        worker_app.build_shredder(db) as shredder,
+        worker_app.build_runtime(db, app="notes-desk") as named,
+    ):
+        # The same tools, the same app (another instance, a version with other settings);
+        # other tools, another app; a name, whatever its tools.
+        assert notes.app == again.app != shredder.app
+        assert notes.app.startswith("tools:")
+        assert named.app == "notes-desk"
+        for rt in (notes, named):
+            made = rt.store.get_run(rt.create("note 1", principal=worker_app.OPS).thread_id)
+            assert made is not None
+            assert made.app == rt.app
+    for bad in ("", "   ", " notes", "notes\n", "x" * 201, 7, b"notes"):
+        with pytest.raises(ConfigError, match=r"app must be the app's name, .* got "):
+            worker_app.build_runtime(db, app=bad)
+    # A version whose tools changed may go on as the app its runs of before say it is.
+    with worker_app.build_shredder(db, app=notes.app) as renamed:
+        assert renamed.app == notes.app
+
+
+def test_a_worker_claims_only_its_own_apps_runs_and_those_from_before(
+    rt: AgentRuntime, db: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Two apps on one database (agentrt.runs.apps): the shredder's worker drives its own
+    # run and one made before runs recorded their app; the notes app's runs wait for the
+    # notes app's workers, also one whose process here died (taken over at once on SQLite).
+    theirs = create(rt, "note 2", 1)[0]
+    before = rt.store.create_run(
+        dataclasses.replace(rt._driver.run_row("note 1", principal=worker_app.OPS), app=None)
+    )
+    assert before is not None
+    orphan = create(rt, "note 2", 1)[0]
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # its pid is gone now
+    host = socket.gethostname()
+    gone = LeaseRecord(f"{host}:{dead.pid}:gone", host, dead.pid, rt.store.clock() + 300)
+    assert rt.store.take_lease(orphan, gone, expected=None)
+    with worker_app.build_shredder(db) as shredder:
+        mine = shredder.create("shred", principal=worker_app.OPS).thread_id
+        pool = shredder.worker(concurrency=1, poll=0.05)
+        caplog.set_level("INFO", logger="agentrt")
+        runner = threading.Thread(target=pool.run)
+        runner.start()
+        try:
+            wait_until(all_succeeded(shredder, [before.thread_id, mine]), "the shredder's runs")
+        finally:
+            pool.stop()
+            runner.join(timeout=60)
+    assert statuses(rt, [theirs, orphan]) == ["pending", "pending"]
+    assert (rt.store.lease_of(theirs), rt.store.lease_of(orphan)) == (None, gone)
+    assert set(calls_by_thread(db)) == {before.thread_id, mine}
+    assert f"1 of {rt.app!r}" in caplog.text  # the one waiting for a driver, said at start
+
+
 # worker processes ---------------------------------------------------------------------------
 
 pytestmark = pytest.mark.subprocess
@@ -244,6 +309,110 @@ def test_a_sigterm_while_the_worker_starts_is_obeyed_once_it_is_up(tmp_path: Pat
         assert "SIGTERM: stopping" in a.text(), a.text()
         assert rt.get(run).status.value == "pending"  # nothing claimed
     assert calls_by_thread(db) == {}
+
+
+# A worker whose own lock sends its process SIGTERM the first time the loop's thread takes
+# it: a signal that comes (a `kill <pid>`, a supervisor's) while the loop holds it. The rest
+# is the real `agentrt worker`.
+_SIGTERM_WHILE_LOCKED = """
+import os, signal, sys, threading
+from agentrt.runs import workers
+
+
+class SignalWhileHeld:
+    def __init__(self):
+        self._inner = threading.Lock()
+        self._sent = False
+
+    def __enter__(self):
+        self._inner.acquire()
+        if not self._sent and threading.current_thread() is threading.main_thread():
+            self._sent = True
+            os.kill(os.getpid(), signal.SIGTERM)
+        return self
+
+    def __exit__(self, *exc):
+        self._inner.release()
+
+
+made = workers.Worker.__init__
+
+
+def init(self, *args, **kwargs):
+    made(self, *args, **kwargs)
+    self._lock = SignalWhileHeld()
+
+
+workers.Worker.__init__ = init
+from agentrt.cli import main
+
+sys.argv = ["agentrt", "worker", "--app", sys.argv[1], "--db", sys.argv[2]]
+main()
+"""
+
+
+def test_a_sigterm_while_the_worker_loop_holds_its_lock_still_stops_it(tmp_path: Path) -> None:
+    # The handler runs on the loop's thread, between any two of its steps: were stop() to
+    # wait for the loop's lock there, it would wait for ever.
+    from tests.serving import ROOT
+
+    db = str(tmp_path / "agentrt.db")
+    with worker_app.build_runtime(db):
+        pass
+    env = {**os.environ, "WORKER_APP_SINK": str(tmp_path / "sink.db")}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", _SIGTERM_WHILE_LOCKED, APP, db],
+            cwd=ROOT, env=env, capture_output=True, text=True, timeout=30, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired as hung:
+        pytest.fail(f"the worker hung after a SIGTERM came while it held its lock: {hung.stderr!r}")
+    assert (done.returncode, "SIGTERM: stopping" in done.stderr) == (0, True), done.stderr
+    assert "worker: stopped, 0 runs carried on" in done.stderr
+
+
+def test_a_worker_of_another_app_leaves_its_runs_to_their_own(pg: str, tmp_path: Path) -> None:
+    # Two apps on one database (or an old and a new version of one during a deploy): the
+    # shredder's worker drives its own run, and leaves the notes app's older run (whose
+    # tool it has not) to the notes app's workers.
+    with worker_app.build_runtime(pg) as rt:
+        theirs = create(rt, "note 2", 1)[0]
+        with (
+            worker("tests.worker_app:build_shredder", pg, tmp_path / "b.log") as b,
+            worker_app.build_shredder(pg) as shredder,
+        ):
+            mine = shredder.create("shred", principal=worker_app.OPS).thread_id
+            # Claims go oldest first: once its own later run has ended, it has looked.
+            wait_until(all_succeeded(shredder, [mine]), "the shredder's own run")
+            assert b.terminate() == 0
+        assert calls_by_thread(pg) == {mine: [("shred all", b.pid)]}
+        run = rt.get(theirs)
+        assert (run.status.value, run.output) == ("pending", None)
+        with worker(APP, pg, tmp_path / "a.log") as a:  # its own app's worker takes it
+            wait_until(all_succeeded(rt, [theirs]), "the notes app's worker drove its run")
+            assert a.terminate() == 0
+    assert f"of {rt.app!r}" in b.text(), b.text()  # said as the shredder's worker started
+
+
+def test_a_follow_up_kept_for_an_idle_worker_wakes_it_at_once(pg: str, tmp_path: Path) -> None:
+    # `serve --no-worker` keeps a follow-up for a worker (POST /runs/{id}/messages,
+    # rt.keep_message). The database tells a listening worker of it, as of a new run or a
+    # decision: it looks on its own only every --poll seconds (a minute here).
+    with (
+        worker_app.build_runtime(pg) as rt,
+        worker(APP, pg, tmp_path / "a.log", args=("--poll", "60")) as a,
+    ):
+        first = create(rt, "note 1", 1)[0]
+        wait_until(all_succeeded(rt, [first]), "a new run, at once", timeout=15)
+        wait_until(lambda: rt.store.lease_of(first) is None, "the worker let the run go")
+        kept = rt.keep_message(first, "once more", principal=worker_app.OPS)
+        assert kept.status == "queued"
+        wait_until(
+            lambda: rt.messages(first)[-1].status == "succeeded",
+            "the follow-up kept for the worker was answered",
+            timeout=15,
+        )
+        assert a.terminate() == 0
 
 
 def test_after_sigterm_another_worker_takes_the_runs_over_at_once(pg: str, tmp_path: Path) -> None:

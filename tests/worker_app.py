@@ -9,6 +9,9 @@ Every call of either tool is written to a sink, a SQLite file named by WORKER_AP
 tests count effects (one row a key), calls (every attempt) and who made them.
 WORKER_APP_LATENCY sets the model's seconds per answer; WORKER_APP_LEASE_TTL the lease;
 WORKER_APP_OPEN_GATE a file the app waits for before it opens (a slow start).
+
+``build_shredder`` is another app on the same database: its own tool (``shred``, its
+calls in the same sink) and model, as a second team's agent or a version that changed.
 """
 
 from __future__ import annotations
@@ -108,3 +111,14 @@ def build_runtime(db: str | Path = "agentrt.db", **options: Any) -> AgentRuntime
     model = ScriptedChatModel([_turn] * 12, latency=latency)
     options.setdefault("lease_ttl", float(os.environ.get("WORKER_APP_LEASE_TTL", "30")))
     return AgentRuntime(model, tools=[note, pay], policy=Policy.from_yaml(POLICY), db=db, **options)
+
+
+def build_shredder(db: str | Path = "agentrt.db", **options: Any) -> AgentRuntime:
+    @tool(effect="write", idempotent=True)
+    def shred(doc: str, ctx: ToolContext) -> dict[str, str]:
+        """Shred a document."""
+        _effect(db, ctx, f"shred {doc}")
+        return {"shredded": doc}
+
+    model = ScriptedChatModel([ai("", tool_call("shred", {"doc": "all"})), "shredded"] * 6)
+    return AgentRuntime(model, tools=[shred], policy=Policy.allow_all(), db=db, **options)

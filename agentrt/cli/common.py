@@ -9,9 +9,11 @@ import json
 import os
 import sqlite3
 import sys
+import sysconfig
 import tempfile
 import time
 import tomllib
+import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
@@ -89,8 +91,12 @@ def load_runtime(
     that reads only the app: its tools and policy), instead of the factory's default file
     in the working directory.
     """
+    from agentrt.errors import AgentRuntimeError
     from agentrt.runtime import AgentRuntime
 
+    # What agentrt says itself (a refusal, a database it cannot open) stays as it is; what
+    # the app's own code raises is one line, as every other start-up failure is.
+    said = (CliError, AgentRuntimeError, sqlite3.DatabaseError)
     toml_app, toml_db = _app_from_toml()
     spec = spec or toml_app
     db = db or toml_db
@@ -113,6 +119,10 @@ def load_runtime(
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise CliError(f"cannot import module {module_name!r} of app {spec!r}: {exc}") from None
+    except said:
+        raise
+    except Exception as exc:
+        raise CliError(f"module {module_name!r} of app {spec!r} failed: {raised(exc)}") from None
     finally:
         sys.path.pop(0)
     target: Any = module
@@ -130,11 +140,30 @@ def load_runtime(
     if callable(target):
         db = db if db is not None else scratch
         _check_factory(spec, target, db, create=create)
-        runtime = target(db=db) if db is not None else target()
+        try:
+            runtime = target(db=db) if db is not None else target()
+        except said:
+            raise
+        except Exception as exc:
+            raise CliError(f"app factory {spec!r} failed: {raised(exc)}") from None
         if isinstance(runtime, AgentRuntime):
             return runtime
         raise CliError(f"app factory {spec!r} returned {runtime!r}, not an AgentRuntime")
     raise CliError(f"app {spec!r} is {target!r}, neither an AgentRuntime nor a factory of one")
+
+
+def raised(exc: BaseException) -> str:
+    """An exception the app's code raised, in one line: its type, what it says, and the
+    app's line it came from (the innermost frame outside Python's and installed packages'
+    files, where there is one)."""
+    libraries = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
+    frames = traceback.extract_tb(exc.__traceback__)
+    own = [
+        f for f in frames if not f.filename.startswith(("<", *libraries)) and f.lineno is not None
+    ]
+    where = (own or frames)[-1:]
+    at = f" (raised at {where[0].filename}:{where[0].lineno})" if where else ""
+    return f"{type(exc).__name__}: {' '.join(str(exc).split()) or '(no message)'}{at}"
 
 
 def _check_factory(spec: str, factory: Any, db: str | None, *, create: bool) -> None:

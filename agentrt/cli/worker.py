@@ -62,12 +62,14 @@ def worker(
         )
 
         def stop(signum: int, frame: FrameType | None) -> None:
+            # First, and takes no lock: the handler runs on the worker loop's thread,
+            # between any two of its steps (agentrt.runs.workers.Worker.stop).
+            pool.stop()
             typer.echo(
                 f"agentrt worker: {signal.Signals(signum).name}: stopping once each run in "
                 "hand finishes its step",
                 err=True,
             )
-            pool.stop()
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)

@@ -123,8 +123,8 @@ def judge_for(dataset: Dataset, given: BaseChatModel | Judge | None) -> Judge | 
 
 
 def sibling(rt: AgentRuntime, model: BaseChatModel) -> AgentRuntime:
-    """A runtime like ``rt`` (tools, policy, budgets, prices, instructions, database) that
-    plans with ``model``. The caller closes it."""
+    """A runtime like ``rt`` (tools, policy, budgets, prices, instructions, database, app)
+    that plans with ``model``. The caller closes it."""
     prices = sibling_prices(rt)
     return AgentRuntime(
         model,
@@ -141,6 +141,7 @@ def sibling(rt: AgentRuntime, model: BaseChatModel) -> AgentRuntime:
         model_retry=rt.deps.model_retry,
         limits=rt.limits,
         credentials=rt.deps.credentials,
+        app=rt.app,  # its runs are the app's: its workers, not another app's, carry them on
     )
 
 

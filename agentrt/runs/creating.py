@@ -70,6 +70,7 @@ class RunCreating:
     budgets: BudgetLayers
     tracing: RunTracing
     new_id: Callable[[], str]
+    app: str | None
 
     if TYPE_CHECKING:  # the Driver's own
 
@@ -108,6 +109,7 @@ class RunCreating:
             usage=empty_usage(),
             trace_id=new_trace_id(),
             lease=lease,
+            app=self.app,
         )
 
     def write_run(self, row: NewRun, owner: LeaseOwner | None = None) -> RunRecord:

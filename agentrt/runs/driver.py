@@ -90,6 +90,7 @@ class Driver(MessageTaking, RunCreating, RunResuming, RunSettling):
         lease_ttl: float,
         new_id: Callable[[], str] | None = None,
         own_graphs: Any = None,
+        app: str | None = None,
     ) -> None:
         # The parts every run shares; the policy (which set_policy swaps) is the graph's.
         self.store: Store = deps.store
@@ -105,6 +106,9 @@ class Driver(MessageTaking, RunCreating, RunResuming, RunSettling):
         self.leases = LeaseKeeper(self.store, self.store.clock)
         """Renews the leases of the runs this driver's segments hold, from one thread."""
         self.new_id = new_id or (lambda: uuid.uuid4().hex)
+        self.app = app
+        """The app whose runs these are (agentrt.runs.apps): each new run records it, and
+        workers claim its runs only; None records none."""
         self.stopping_threads = deps.stopping_threads
         """Runs this process drives that stop before their next step (stop_at_next_step)."""
         self.held_leases = deps.held_leases

@@ -4,8 +4,9 @@
 any number of machines (PostgreSQL) or on one (a SQLite file). A worker:
 
 - claims as many runs as it has free slots (``Store.claim_runs``: each run goes to one
-  worker) and drives each in a thread of its own (``Driver.take_over``) until the run ends,
-  waits at a gate, waits to retry, or fails;
+  worker), of its own app only (agentrt.runs.apps: another app's run would go on with
+  this app's model, tools and policy), and drives each in a thread of its own
+  (``Driver.take_over``) until the run ends, waits at a gate, waits to retry, or fails;
 - looks again when the database says a run may need a driver (LISTEN/NOTIFY on PostgreSQL),
   when one of its runs frees a slot, when a wait to retry or a lease it saw ends, and at
   least every ``poll`` seconds (SQLite tells no one of a commit, so there it polls often);
@@ -27,6 +28,7 @@ from dataclasses import dataclass
 
 from agentrt.errors import ConfigError, RunBusy
 from agentrt.logs import get_logger
+from agentrt.runs.apps import owns
 from agentrt.runs.driver import Driver
 from agentrt.runs.lease import LeaseOwner, acquire, owner_dead
 from agentrt.state import RunStatus
@@ -42,6 +44,10 @@ only while the listening connection is down, and it looks again when it is back)
 
 POLLED_POLL = 0.25
 """Seconds between looks on a store that notifies no one (SQLite)."""
+
+STOP_CHECK = 0.25
+"""Seconds at most between the loop's looks at a stop asked on its own thread (a signal
+handler's): the most such a stop waits before the worker acts on it."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -77,7 +83,12 @@ class Worker:
         self.store = driver.store
         self.settings = settings
         self._wake = threading.Event()
+        self._asked = False
+        """stop() was called: a plain attribute, which a signal handler may set whatever
+        lock the code it interrupted holds."""
         self._stopping = threading.Event()
+        self._loop: int | None = None
+        """The thread running run(), while it does."""
         self._lock = threading.Lock()
         self._in_hand: set[str] = set()
         self.driven = 0
@@ -91,7 +102,17 @@ class Worker:
 
     def stop(self) -> None:
         """Claim nothing more; runs in hand stop before their next step (safe from a signal
-        handler and from any thread)."""
+        handler and from any thread).
+
+        On the thread running ``run()``, which is where a signal handler runs, it only asks,
+        taking no lock: the handler may have interrupted the loop while it held one, and
+        waiting for it there would wait for ever. The loop acts on it within STOP_CHECK
+        seconds. From any other thread the runs in hand are told at once."""
+        self._asked = True
+        if threading.get_ident() != self._loop:
+            self._stop_now()
+
+    def _stop_now(self) -> None:
         self._stopping.set()
         # Every run claimed, driven or waiting for a thread of the pool; under the lock, so
         # a run that ends meanwhile is forgotten after it is marked, never before.
@@ -111,10 +132,12 @@ class Worker:
             if listening is not None
             else f"looking every {poll:g} s",
         )
+        self._say_others()
         sweep_at = time.monotonic()
         pool = ThreadPoolExecutor(self.settings.concurrency, thread_name_prefix="agentrt-run")
+        self._loop = threading.get_ident()
         try:
-            while not self._stopping.is_set():
+            while not self._asked:
                 self._wake.clear()
                 wait = poll
                 try:
@@ -125,13 +148,23 @@ class Worker:
                 except Exception:  # a database away past its patience: try again shortly
                     logger.exception("worker: claiming runs failed; trying again")
                     wait = min(wait, 1.0)
-                self._wake.wait(wait)
+                self._pause(wait)
         finally:
-            self.stop()
+            self._stop_now()
             pool.shutdown(wait=True)  # each run stops before its next step
             if listening is not None:
                 listening.close()
+            self._loop = None  # a signal from here on finds the loop's locks free
         logger.info("worker: stopped, %d runs carried on", self.driven)
+
+    def _pause(self, seconds: float) -> None:
+        """Until woken, asked to stop, or ``seconds`` have passed: woken at once by the
+        database, a run's end or a stop from another thread; a stop asked on this thread
+        (which cannot wake it) is seen within STOP_CHECK seconds."""
+        until = time.monotonic() + seconds
+        while not self._asked and (left := until - time.monotonic()) > 0:
+            if self._wake.wait(min(left, STOP_CHECK)):
+                return
 
     def _claim(self, pool: ThreadPoolExecutor) -> float:
         """Claim runs for the free slots and hand them to the pool; seconds until a run not
@@ -141,7 +174,8 @@ class Worker:
             return float("inf")  # a run that ends frees a slot and wakes the loop
         now = self.store.clock()
         owner = LeaseOwner.this_process(self.driver.new_id())
-        claim = self.store.claim_runs(self.driver.lease_for(owner), now=now, limit=free)
+        lease = self.driver.lease_for(owner)
+        claim = self.store.claim_runs(lease, now=now, limit=free, app=self.driver.app)
         for thread_id in claim.thread_ids:
             self._submit(pool, thread_id, owner)
         if self.store.one_host and len(claim.thread_ids) < free:
@@ -160,12 +194,38 @@ class Worker:
                 held = self.store.lease_of(record.thread_id) if record.lease_owner else None
                 if held is None or held.expires_at <= now or not owner_dead(held, owner.host):
                     continue  # free or expired: the next claim takes it
+                if not self._owns(record.app):
+                    continue  # another app's: one of its workers takes it over
                 try:
                     acquire(self.store, record.thread_id, owner, self.driver.lease_ttl, now=now)
                 except (RunBusy, KeyError):
                     continue  # another worker was first, or the run is gone
                 self._submit(pool, record.thread_id, owner)
                 free -= 1
+
+    def _owns(self, recorded: str | None) -> bool:
+        return self.driver.app is None or owns(self.driver.app, recorded)
+
+    def _say_others(self) -> None:
+        """Log the runs waiting for a driver that other apps made (agentrt.runs.apps): this
+        worker leaves them to their own apps' workers, and an operator who sees them wait
+        for ever learns why (an app whose tools changed, with no name of its own)."""
+        others: dict[str, int] = {}
+        try:
+            for status in (RunStatus.PENDING, RunStatus.RUNNING):
+                for record in self.store.list_runs(status=status.value, limit=1000):
+                    if record.lease_owner is None and not self._owns(record.app):
+                        others[str(record.app)] = others.get(str(record.app), 0) + 1
+        except Exception:  # only a word in the log: the claims say what is wrong
+            logger.debug("worker: the runs of other apps could not be counted", exc_info=True)
+        if others:
+            logger.info(
+                "worker: %d runs waiting for a driver were made by other apps (%s), not by "
+                "this one (%s): only their own apps' workers claim them",
+                sum(others.values()),
+                ", ".join(f"{n} of {app!r}" for app, n in sorted(others.items())),
+                self.driver.app,
+            )
 
     def _submit(self, pool: ThreadPoolExecutor, thread_id: str, owner: LeaseOwner) -> None:
         with self._lock:

@@ -9,7 +9,9 @@ again when that lease would expire: if its holder died (on another host, or on a
 database shared across hosts, where no pid is checked), it is taken over then.
 
 Under ``serve --no-worker`` (``enabled=False``) it drives nothing: processes running
-``agentrt worker`` claim the runs the requests wrote.
+``agentrt worker`` claim the runs the requests wrote. Nor does it drive a run another app
+made (agentrt.runs.apps; a database two apps share): a decision or a message for it is
+recorded, and that app's workers carry it on, with its own tools and policy.
 
 It drives each segment with ``astream_resume`` and hands every event, as it happens, to
 whoever ``watch``es the run (the event stream of /runs/{id}/events), then ``None`` when
@@ -28,6 +30,7 @@ from contextlib import contextmanager
 from agentrt.errors import RunBusy
 from agentrt.events import StreamEvent
 from agentrt.logs import get_logger
+from agentrt.runs.apps import owns
 from agentrt.runtime import AgentRuntime
 
 __all__ = ["WATCH_BACKLOG", "RunWorker"]
@@ -122,6 +125,8 @@ class RunWorker:
         if not self.watched(thread_id):
             self._quiet.add(thread_id)
         try:
+            if not await self._ours(thread_id):
+                return
             while True:
                 self._again.discard(thread_id)
                 async with self._slots:
@@ -142,6 +147,23 @@ class RunWorker:
             self._tasks.pop(thread_id, None)
             self._logged.pop(thread_id, None)
             self._quiet.discard(thread_id)
+
+    async def _ours(self, thread_id: str) -> bool:
+        """False for a run another app made, which is left to that app's workers."""
+        rt = self.runtime
+        try:
+            record = await asyncio.to_thread(rt.store.get_run, thread_id)
+        except Exception:  # the store is away: the drive meets it and says so
+            return True
+        if record is None or owns(rt.app, record.app):
+            return True
+        logger.info(
+            "run %r was made by app %r, not by this one (%r): left to that app's workers",
+            thread_id,
+            record.app,
+            rt.app,
+        )
+        return False
 
     def _try_when_free(self, thread_id: str, expires_at: float) -> None:
         """Look at the run again when its lease would expire: a live holder renews it

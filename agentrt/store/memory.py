@@ -243,7 +243,9 @@ class MemoryStore(MessagesMemory, ArtifactsMemory, OutboxMemory, EffectsMemory):
     one_host = True
     """Only this process sees the store."""
 
-    def claim_runs(self, lease: records.LeaseRecord, *, now: float, limit: int) -> Claim:
+    def claim_runs(
+        self, lease: records.LeaseRecord, *, now: float, limit: int, app: str | None = None
+    ) -> Claim:
         with self._lock:
             pending = {
                 r.thread_id for r in self._approvals.values() if r.status is ApprovalStatus.PENDING
@@ -265,7 +267,8 @@ class MemoryStore(MessagesMemory, ArtifactsMemory, OutboxMemory, EffectsMemory):
                         continue
                 elif r.status not in (RunStatus.PENDING, RunStatus.RUNNING):
                     continue
-                claimable.append(r)
+                if app is None or r.app in (None, app):  # another app's: its workers claim it
+                    claimable.append(r)
             claimable.sort(key=lambda r: (r.created_at, r.thread_id))
             taken = tuple(r.thread_id for r in claimable[: max(0, limit)])
             for thread_id in taken:

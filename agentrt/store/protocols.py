@@ -178,12 +178,14 @@ class LeaseStore(Protocol):
         where only a lease's expiry says its owner is gone."""
         ...
 
-    def claim_runs(self, lease: LeaseRecord, *, now: float, limit: int) -> Claim:
-        """Lease up to ``limit`` runs that need a driver and have none, oldest first: new
-        (pending), left running (released mid-way, or their lease expired by ``now``),
-        decided at their gate (no pending request left) or asked to cancel there, and
-        waiting to retry with retry_at come. Each taken run gets ``lease``. Exactly once:
-        of processes claiming at the same time, each run goes to one of them."""
+    def claim_runs(
+        self, lease: LeaseRecord, *, now: float, limit: int, app: str | None = None
+    ) -> Claim:
+        """Lease up to ``limit`` runs of ``app`` (or of none recorded; None: of any) that need
+        a driver and have none, oldest first: new (pending), left running (released mid-way,
+        or their lease expired by ``now``), decided at their gate (no pending request left)
+        or asked to cancel there, and waiting to retry with retry_at come. Each taken run
+        gets ``lease``. Exactly once: of processes claiming at once, each goes to one."""
         ...
 
     def listen(self, wake: Callable[[], None]) -> Listening | None:

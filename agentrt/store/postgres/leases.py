@@ -54,15 +54,18 @@ _LIVE = (
     RunStatus.WAITING_RETRY.value,
 )
 
+# Where a claim is for one app: its runs, and those with none recorded (agentrt.runs.apps).
+_MINE = "\n      AND (r.app IS NULL OR r.app = %(app)s)"
+
 # The runs that need a driver and have none (see LeaseStore.claim_runs), oldest first, off
-# the partial index runs_to_drive; leased in the same statement. The last row carries when
-# a look may next find something (the rows taken are not in it: the select reads the
-# table as it was before the update).
+# the partial index runs_to_drive (one app's, and those with none, off runs_to_drive_by_app);
+# leased in the same statement. The last row carries when a look may next find something
+# (the rows taken are not in it: the select reads the table as it was before the update).
 _CLAIM = f"""
 WITH picked AS (
     SELECT thread_id FROM runs r
     WHERE status IN {_LIVE}
-      AND (lease_owner IS NULL OR lease_expires_at <= %(now)s)
+      AND (lease_owner IS NULL OR lease_expires_at <= %(now)s){{mine}}
       AND (status IN ('{RunStatus.PENDING.value}', '{RunStatus.RUNNING.value}')
            OR (status = '{RunStatus.WAITING_RETRY.value}' AND retry_at <= %(now)s)
            OR (status = '{RunStatus.AWAITING_APPROVAL.value}' AND (cancel_requested IS NOT NULL
@@ -85,6 +88,7 @@ SELECT NULL, NULL, least(
     (SELECT min(lease_expires_at) FROM runs
      WHERE lease_owner IS NOT NULL AND lease_expires_at > %(now)s))
 """
+_CLAIM_ANY, _CLAIM_MINE = _CLAIM.format(mine=""), _CLAIM.format(mine=_MINE)
 
 
 # Threads a message waits for (a finished one with one queued, a live one with one sent to
@@ -99,7 +103,7 @@ WITH picked AS (
                                    SELECT 1 FROM approvals a WHERE a.thread_id = r.thread_id
                                    AND a.status = '{ApprovalStatus.PENDING.value}'
                                    AND a.kind = 'reconcile'))))
-      AND (lease_owner IS NULL OR lease_expires_at <= %(now)s)
+      AND (lease_owner IS NULL OR lease_expires_at <= %(now)s){{mine}}
     ORDER BY created_at, thread_id
     LIMIT %(limit)s
     FOR NO KEY UPDATE OF r SKIP LOCKED
@@ -109,6 +113,7 @@ UPDATE runs SET lease_owner = %(owner)s, lease_host = %(host)s, lease_pid = %(pi
 FROM picked WHERE runs.thread_id = picked.thread_id
 RETURNING runs.thread_id, runs.created_at, NULL::double precision AS next_at
 """
+_WAITING_ANY, _WAITING_MINE = _CLAIM_WAITING.format(mine=""), _CLAIM_WAITING.format(mine=_MINE)
 
 # Both only by the lease's owner: one that lost it must not point the run's trace at its
 # segment while another drives the run.
@@ -127,7 +132,9 @@ class LeasesTable:
     one_host = False
     """A server is shared by processes on any number of machines: a pid says nothing."""
 
-    def claim_runs(self, lease: LeaseRecord, *, now: float, limit: int) -> Claim:
+    def claim_runs(
+        self, lease: LeaseRecord, *, now: float, limit: int, app: str | None = None
+    ) -> Claim:
         params = {
             "now": now,
             "limit": max(0, limit),
@@ -135,12 +142,13 @@ class LeasesTable:
             "host": lease.host,
             "pid": lease.pid,
             "expires_at": lease.expires_at,
+            "app": app,
         }
-        claim = self.db.apply(_CLAIM, params, _claim)
+        claim = self.db.apply(_CLAIM_ANY if app is None else _CLAIM_MINE, params, _claim)
         if len(claim.thread_ids) >= limit:
             return claim
         params["limit"] = limit - len(claim.thread_ids)
-        waiting = self.db.apply(_CLAIM_WAITING, params, _claim)
+        waiting = self.db.apply(_WAITING_ANY if app is None else _WAITING_MINE, params, _claim)
         return Claim(thread_ids=claim.thread_ids + waiting.thread_ids, next_at=claim.next_at)
 
     def listen(self, wake: Callable[[], None]) -> Listener:

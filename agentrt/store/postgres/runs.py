@@ -95,11 +95,12 @@ class RunsTable:
                 if lease is None
                 else (lease.owner, lease.host, lease.pid, lease.expires_at)
             ),
+            run.app,
         )
         return self.db.apply(
             "INSERT INTO runs (thread_id, status, goal, principal, tenant, budget, usage, "
             "trace_id, created_at, updated_at, lease_owner, lease_host, lease_pid, "
-            "lease_expires_at) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+            "lease_expires_at, app) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
             f"ON CONFLICT (thread_id) DO NOTHING RETURNING {RUN}",
             params,
             _returned,

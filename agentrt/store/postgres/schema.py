@@ -13,7 +13,7 @@ from __future__ import annotations
 
 __all__ = ["CHANNEL", "MIGRATIONS", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 8
+SCHEMA_VERSION = 10
 
 CHANNEL = "agentrt_runs"
 """Where the database says a run may need a driver (LISTEN/NOTIFY); the payload is its id."""
@@ -307,6 +307,27 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE status = 'cancelled' AND comment LIKE 'superseded by message #%';
     ALTER TABLE messages ADD COLUMN budget_report JSON;
     CREATE INDEX messages_by_start ON messages (started_at);
+    """,
+    # 9: a message kept for a thread tells the workers too (as migration 2's triggers do
+    # for runs and decisions): queued on a finished thread, or sent to interrupt a live one
+    # no process drives, its thread needs a driver now, not at a worker's next own look.
+    f"""
+    CREATE FUNCTION agentrt_message_wakes() RETURNS trigger LANGUAGE plpgsql AS $$
+    BEGIN
+        PERFORM pg_notify('{CHANNEL}', NEW.thread_id);
+        RETURN NULL;
+    END $$;
+    CREATE TRIGGER messages_wake AFTER INSERT ON messages
+        FOR EACH ROW WHEN (NEW.status = 'queued')
+        EXECUTE FUNCTION agentrt_message_wakes();
+    """,
+    # 10: the app that made each run (as SQLite's 15, agentrt.runs.apps), whose workers
+    # alone claim it; NULL for the runs made before, which any worker claims. A claim
+    # reads the live runs of its app, and those with none, past any other app's.
+    """
+    ALTER TABLE runs ADD COLUMN app TEXT;
+    CREATE INDEX runs_to_drive_by_app ON runs (app, created_at, thread_id)
+        WHERE status IN ('pending', 'running', 'awaiting_approval', 'waiting_retry');
     """,
 )
 

@@ -28,14 +28,15 @@ _LIVE = (
 # The runs that need a driver and have none (see LeaseStore.claim_runs), oldest first:
 # live runs that can move, and threads with a message waiting for them (a finished thread
 # with one queued, a live one with one sent to interrupt it, unless a reconcile gate holds
-# it: an effect in doubt is settled first, and the message taken after).
-# Parameters: now, now, now, limit. (``+a.status`` keeps SQLite from reading the approvals
-# by status, all the pending ones, rather than by run.)
+# it: an effect in doubt is settled first, and the message taken after). {mine} keeps a
+# claim for one app to that app's runs and those with none recorded (agentrt.runs.apps).
+# Parameters: now, [app,] now, now, [app,] limit. (``+a.status`` keeps SQLite from reading
+# the approvals by status, all the pending ones, rather than by run.)
 _CLAIMABLE = f"""
 SELECT thread_id FROM (
     SELECT thread_id, created_at FROM runs r
     WHERE status IN {_LIVE}
-      AND (lease_owner IS NULL OR lease_expires_at <= ?)
+      AND (lease_owner IS NULL OR lease_expires_at <= ?){{mine}}
       AND (status IN ('{RunStatus.PENDING.value}', '{RunStatus.RUNNING.value}')
            OR (status = '{RunStatus.WAITING_RETRY.value}' AND retry_at <= ?)
            OR (status = '{RunStatus.AWAITING_APPROVAL.value}' AND (cancel_requested IS NOT NULL
@@ -43,7 +44,7 @@ SELECT thread_id FROM (
                               AND +a.status = '{ApprovalStatus.PENDING.value}'))))
     UNION
     SELECT r.thread_id, r.created_at FROM messages m JOIN runs r ON r.thread_id = m.thread_id
-    WHERE m.status = 'queued' AND (r.lease_owner IS NULL OR r.lease_expires_at <= ?)
+    WHERE m.status = 'queued' AND (r.lease_owner IS NULL OR r.lease_expires_at <= ?){{mine}}
       AND (r.status NOT IN {_LIVE}
            OR (m.interrupt AND NOT EXISTS (SELECT 1 FROM approvals a
                WHERE a.thread_id = r.thread_id AND +a.status = '{ApprovalStatus.PENDING.value}'
@@ -52,6 +53,8 @@ SELECT thread_id FROM (
 ORDER BY created_at, thread_id
 LIMIT ?
 """
+_CLAIMABLE_ANY = _CLAIMABLE.format(mine="")
+_CLAIMABLE_MINE = _CLAIMABLE.format(mine=" AND (r.app IS NULL OR r.app = ?)")
 
 # When a look may next find something: a wait to retry ending, or a lease left to expire
 # (a finished run's leftover lease, from a process that died just after the end, costs
@@ -74,13 +77,19 @@ class LeasesTable:
     one_host = True
     """A SQLite file is shared only by processes on one machine (WAL needs shared memory)."""
 
-    def claim_runs(self, lease: LeaseRecord, *, now: float, limit: int) -> Claim:
-        params = (now, now, now, max(0, limit))
+    def claim_runs(
+        self, lease: LeaseRecord, *, now: float, limit: int, app: str | None = None
+    ) -> Claim:
+        sql, params = (
+            (_CLAIMABLE_ANY, (now, now, now, max(0, limit)))
+            if app is None
+            else (_CLAIMABLE_MINE, (now, app, now, now, app, max(0, limit)))
+        )
         taken: tuple[str, ...] = ()
         # Most looks find nothing: a read first, which never waits for the write lock.
-        if self.db.all(_CLAIMABLE, params, _thread_id):
+        if self.db.all(sql, params, _thread_id):
             with self.db.tx() as db:
-                taken = tuple(r["thread_id"] for r in db.execute(_CLAIMABLE, params))
+                taken = tuple(r["thread_id"] for r in db.execute(sql, params))
                 db.executemany(
                     "UPDATE runs SET lease_owner=?, lease_host=?, lease_pid=?, "
                     "lease_expires_at=? WHERE thread_id=?",

@@ -43,7 +43,7 @@ class RunsTable:
                 db.execute(
                     "INSERT INTO runs (thread_id, status, goal, principal, tenant, budget, usage, "
                     "trace_id, created_at, updated_at, lease_owner, lease_host, lease_pid, "
-                    "lease_expires_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "lease_expires_at, app) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         run.thread_id,
                         RunStatus.PENDING.value,
@@ -60,6 +60,7 @@ class RunsTable:
                             if lease is None
                             else (lease.owner, lease.host, lease.pid, lease.expires_at)
                         ),
+                        run.app,
                     ),
                 )
         except sqlite3.IntegrityError:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 14
+SCHEMA_VERSION = 15
 
 # MIGRATIONS[i] takes a database at version i to version i + 1. Never edit a released
 # entry: append a new one, so every existing file walks the same path.
@@ -277,6 +277,12 @@ MIGRATIONS: tuple[str, ...] = (
         WHERE status = 'cancelled' AND comment LIKE 'superseded by message #%';
     ALTER TABLE messages ADD COLUMN budget_report TEXT;
     CREATE INDEX messages_by_start ON messages (started_at);
+    """,
+    # 15: the app that made each run (agentrt.runs.apps), whose workers alone claim it;
+    # NULL for the runs made before, which any worker claims. (No index: SQLite's claim
+    # reads the runs in creation order, and tells the apps' runs apart as it goes.)
+    """
+    ALTER TABLE runs ADD COLUMN app TEXT;
     """,
 )
 
