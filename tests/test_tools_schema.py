@@ -320,6 +320,33 @@ def test_patterns_keep_json_schema_rules_and_one_re2_cannot_run_is_refused() -> 
     assert problems(draft4, {"a1": 1}) == [((), unrunnable)]
 
 
+@pytest.mark.parametrize("space", ["\u00a0", "\x0b", "\u2028", "\u3000", "\ufeff", " "])
+def test_backslash_s_is_ecma_262s_whitespace_as_it_was_on_pythons_re(space: str) -> None:
+    # RE2's \s is ASCII's whitespace alone: a "no whitespace" field would take a no-break
+    # space. Read as ECMA-262's, outside a class and inside one; [\s\S] is still anything.
+    spec = refund_tool(
+        {
+            "type": "object",
+            "properties": {
+                "user": {"type": "string", "pattern": "^\\S+$"},
+                "code": {"type": "string", "pattern": "^[^\\s]+$"},
+                "gap": {"type": "string", "pattern": "a\\sb"},
+                "any": {"type": "string", "pattern": "^x[\\s\\S]y$"},
+            },
+        }
+    )
+    text = f"a{space}b"
+    assert problems(spec, {"user": text, "code": text}) == [
+        (("user",), "Input does not match '^\\\\S+$'"),
+        (("code",), "Input does not match '^[^\\\\s]+$'"),
+    ]
+    assert spec.validate_args({"gap": text, "any": f"x{space}y"}) == {
+        "gap": text,
+        "any": f"x{space}y",
+    }
+    assert spec.validate_args({"user": "ab", "code": "ab", "any": "x\ny"})["any"] == "x\ny"
+
+
 def test_a_spec_describes_its_arguments_exactly_once() -> None:
     import dataclasses
 

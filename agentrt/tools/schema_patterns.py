@@ -10,8 +10,11 @@ two keywords that read patternProperties (``additionalProperties``,
 ``unevaluatedProperties``). ``check_schema`` refuses a pattern RE2 cannot run (a
 lookaround, a backreference, a repeat past {1000}), saying so.
 
-JSON Schema's rules stay: a pattern is searched for, not matched whole, and ECMA-262's
-``\\uXXXX`` escape is read as RE2's ``\\x{XXXX}``.
+JSON Schema's rules stay: a pattern is searched for, not matched whole, ECMA-262's
+``\\uXXXX`` escape is read as RE2's ``\\x{XXXX}``, and ``\\s`` is ECMA-262's whitespace
+(the no-break space, U+2028, U+3000 and the rest besides ASCII's), where RE2's is ASCII's
+alone: a "no whitespace" field (``^\\S+$``) refuses them as it did on Python's ``re``. Only
+``\\S`` inside a character class keeps RE2's meaning (``[\\s\\S]``, anything, still is).
 """
 
 from __future__ import annotations
@@ -26,7 +29,13 @@ if TYPE_CHECKING:
 
 __all__ = ["UnrunnablePattern", "bounded_validator", "check_schema", "extra_keys", "search"]
 
-_ECMA_ESCAPE = re.compile(r"\\(?:u([0-9a-fA-F]{4})|.)", re.DOTALL)
+_TOKENS = re.compile(r"\\u([0-9a-fA-F]{4})|(\\.)|(\[)|(\])|.", re.DOTALL)
+"""A pattern's parts that its reading for RE2 looks at: escapes and the class brackets."""
+_ECMA_SPACE = (
+    r"\t\n\x{0b}\f\r \x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}"
+    r"\x{3000}\x{feff}"
+)
+"""ECMA-262's WhiteSpace and LineTerminator, what its ``\\s`` matches, as a class's members."""
 
 
 class UnrunnablePattern(ValueError):
@@ -42,7 +51,7 @@ def _compiled(pattern: str) -> Any:
     options = re2.Options()
     options.log_errors = False  # RE2 would print the pattern on stderr, past every redactor
     try:
-        return re2.compile(_ECMA_ESCAPE.sub(_as_re2, pattern), options)
+        return re2.compile(_as_re2(pattern), options)
     except re2.error as exc:
         why = exc.args[0].decode("utf-8", "replace") if exc.args else "refused"
     except UnicodeEncodeError:
@@ -54,8 +63,23 @@ def _compiled(pattern: str) -> Any:
     )
 
 
-def _as_re2(escape: re.Match[str]) -> str:
-    return f"\\x{{{escape[1]}}}" if escape[1] else escape[0]
+def _as_re2(pattern: str) -> str:
+    """``pattern`` as RE2 reads ECMA-262's: ``\\uXXXX`` as ``\\x{XXXX}``, ``\\s`` and
+    ``\\S`` as ECMA-262's whitespace and the rest."""
+    out: list[str] = []
+    in_class = False
+    for part in _TOKENS.finditer(pattern):
+        code, escape, opens, closes = part.groups()
+        if code is not None:
+            out.append(f"\\x{{{code}}}")
+        elif escape == "\\s":
+            out.append(_ECMA_SPACE if in_class else f"[{_ECMA_SPACE}]")
+        elif escape == "\\S" and not in_class:
+            out.append(f"[^{_ECMA_SPACE}]")
+        else:
+            in_class = (in_class or opens is not None) and closes is None
+            out.append(part[0])
+    return "".join(out)
 
 
 def search(pattern: str, text: str) -> bool:
