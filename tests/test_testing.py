@@ -1,6 +1,8 @@
 """Tests for agentrt.testing.ScriptedChatModel and its helpers."""
 
 import asyncio
+import copy
+import pickle
 import re
 import threading
 import time
@@ -393,6 +395,11 @@ def test_a_call_keeps_the_messages_as_they_were_and_gives_copies() -> None:
     assert call.messages is not read
     with pytest.raises(AttributeError, match="cannot be set"):
         call.turn = 3  # type: ignore[misc]
+    # Copied and pickled as a record, made positionally in its fields' order, as before.
+    for again in (copy.copy(call), copy.deepcopy(call), pickle.loads(pickle.dumps(call))):
+        assert again == call
+        assert again.messages[0].content == "first"
+    assert call == ScriptedCall(call.messages, (), 0, 0, call.outcome)
     # Content pickle cannot take is kept as copies, as before.
     odd = HumanMessage(content=[{"type": "text", "text": "x", "hook": lambda: 1}])
     model.invoke([odd])

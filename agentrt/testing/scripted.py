@@ -91,10 +91,9 @@ class ScriptedCall:
 
     _kept: bytes | tuple[BaseMessage, ...]
 
-    def __init__(
+    def __init__(  # noqa: PLR0917  # positional in the record's order, as it always was
         self,
         messages: Sequence[BaseMessage],
-        *,
         tool_names: tuple[str, ...],
         turn: int,
         step_index: int,
@@ -136,6 +135,18 @@ class ScriptedCall:
 
     def __setattr__(self, name: str, value: Any) -> None:
         raise AttributeError(f"a ScriptedCall is a record; {name!r} cannot be set")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Copied and pickled as it is kept (copy.copy, copy.deepcopy, pickle): a record
+        # made again from its messages kept, never through __setattr__.
+        return _recorded_again, (
+            self._kept,
+            self.tool_names,
+            self.turn,
+            self.step_index,
+            self.outcome,
+            self.max_tokens,
+        )
 
     def __repr__(self) -> str:
         return (
@@ -524,6 +535,12 @@ def _short_repr(value: object) -> str:
     if len(text) <= _REPR_LIMIT:
         return text
     return text[: _REPR_LIMIT - 3] + "..."
+
+
+def _recorded_again(kept: bytes | tuple[BaseMessage, ...], *fields: Any) -> ScriptedCall:
+    """A record as ``ScriptedCall.__reduce__`` gave it."""
+    names = ("tool_names", "turn", "step_index", "outcome", "max_tokens")
+    return _recorded(kept, **dict(zip(names, fields, strict=True)))
 
 
 def _recorded(kept: bytes | tuple[BaseMessage, ...], **fields: Any) -> ScriptedCall:
