@@ -9,6 +9,7 @@ schema's patterns are searched in linear time (RE2), whatever the model writes.
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from typing import Any
 
@@ -296,28 +297,42 @@ def test_patterns_keep_json_schema_rules_and_one_re2_cannot_run_is_refused() -> 
         (("code",), "Input does not match '[0-9]{3}'"),
         (("name",), "Input does not match '^\\\\u0041\\\\w*$'"),
     ]
-    unrunnable = (
-        "pattern '(?=.*[0-9])' cannot be checked in linear time (invalid perl operator: (?=); "
-        "patterns run on RE2 here, which has no lookaround, no backreferences and no repeat "
-        "past {1000}: write it without them"
-    )
-    with pytest.raises(ConfigError) as info:
-        refund_tool({"type": "object", "properties": {"pin": {"pattern": "(?=.*[0-9])"}}})
-    assert str(info.value) == (
-        "tool 'refund': its argument schema is not a valid JSON Schema at "
-        f"properties/pin/pattern: {unrunnable}"
-    )
-    with pytest.raises(ConfigError, match=r"\(a lone surrogate, which UTF-8 cannot carry\)"):
-        refund_tool({"type": "object", "properties": {"s": {"pattern": "\ud800"}}})
-    # Draft 4's meta-schema does not check patternProperties' keys: the value fails instead.
-    draft4 = refund_tool(
+    # A pattern RE2 cannot run (a lookaround, a backreference, a repeat past {1000}) runs
+    # on the backtracking engine, each value cut at BACKTRACKING_SECONDS.
+    spec = refund_tool(
         {
-            "$schema": "http://json-schema.org/draft-04/schema#",
             "type": "object",
-            "patternProperties": {"(?=.*[0-9])": {}},
+            "properties": {
+                "pin": {"type": "string", "pattern": "^(?=.*[0-9])[a-z0-9]+$"},
+                "note": {"type": "string", "pattern": "^.{1,5000}$"},
+                "twice": {"type": "string", "pattern": "^(a+)\\1$"},
+                "slow": {"type": "string", "pattern": "^(?=a)(a|a)*$"},
+            },
         }
     )
-    assert problems(draft4, {"a1": 1}) == [((), unrunnable)]
+    assert spec.validate_args({"pin": "ab1", "note": "n", "twice": "aaaa"})["twice"] == "aaaa"
+    assert problems(spec, {"pin": "ab", "note": "", "twice": "aaa"}) == [
+        (("pin",), "Input does not match '^(?=.*[0-9])[a-z0-9]+$'"),
+        (("note",), "Input does not match '^.{1,5000}$'"),
+        (("twice",), "Input does not match '^(a+)\\\\1$'"),
+    ]
+    started = time.monotonic()
+    assert problems(spec, {"slow": "a" * 40 + "!"}) == [
+        (
+            ("slow",),
+            "pattern '^(?=a)(a|a)*$' could not decide this value within 0.05 s (it has a "
+            "lookaround, a backreference or a repeat past {1000}, so it runs on a "
+            "backtracking engine): the value is refused",
+        )
+    ]
+    assert time.monotonic() - started < 5  # cut short, not hours
+    # A pattern no engine reads is refused as the tool is made.
+    with pytest.raises(ConfigError) as info:
+        refund_tool({"type": "object", "properties": {"pin": {"pattern": "(ab"}}})
+    assert str(info.value).startswith(
+        "tool 'refund': its argument schema is not a valid JSON Schema at "
+        "properties/pin/pattern: pattern '(ab' is not a regular expression: "
+    )
 
 
 @pytest.mark.parametrize("space", ["\u00a0", "\x0b", "\u2028", "\u3000", "\ufeff", " "])

@@ -63,7 +63,7 @@ class JsonSchemaArgs:
                 f"tool {tool!r}: its argument schema has type {kind!r}; a tool's arguments "
                 "are a JSON object of named values, so the schema's type must be 'object'"
             )
-        # Its patterns run on RE2: the model writes the values they are searched in.
+        # Its patterns run on RE2 (or bounded in time): the model writes the values.
         cls = bounded_validator(own)
         try:
             check_schema(cls, own)

@@ -7,8 +7,11 @@ and a value of forty a's and a "!" would stop every thread of the process for ho
 validator classes made here search with RE2 (google-re2) instead, whose time grows with
 the text and the pattern, never exponentially: ``pattern``, ``patternProperties`` and the
 two keywords that read patternProperties (``additionalProperties``,
-``unevaluatedProperties``). ``check_schema`` refuses a pattern RE2 cannot run (a
-lookaround, a backreference, a repeat past {1000}), saying so.
+``unevaluatedProperties``). A pattern RE2 cannot run (a lookaround, a backreference, a
+repeat past {1000}: ``^.{1,5000}$`` is common in servers' schemas) is searched on the
+backtracking ``regex`` engine with a time limit (``BACKTRACKING_SECONDS``): a value it cannot
+decide by then is refused, saying so, and nothing holds the process. ``check_schema``
+refuses a pattern neither engine can read.
 
 JSON Schema's rules stay: a pattern is searched for, not matched whole, ECMA-262's
 ``\\uXXXX`` escape is read as RE2's ``\\x{XXXX}``, and ``\\s`` is ECMA-262's whitespace
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any, cast
 
 if TYPE_CHECKING:
@@ -38,29 +41,52 @@ _ECMA_SPACE = (
 """ECMA-262's WhiteSpace and LineTerminator, what its ``\\s`` matches, as a class's members."""
 
 
+BACKTRACKING_SECONDS = 0.05
+"""How long a pattern RE2 cannot run may search one value on the backtracking engine."""
+
+
 class UnrunnablePattern(ValueError):
-    """A pattern RE2 cannot run: a value cannot be checked against it."""
+    """A pattern no engine can read, or one that could not decide a value in its time."""
 
 
 @functools.lru_cache(maxsize=128)
-def _compiled(pattern: str) -> Any:
-    """RE2's program for ``pattern``, within RE2's default memory bound (8 MiB: a larger
-    one is refused); re2 keeps the last 128 too, so a server listing many cannot grow it."""
+def _compiled(pattern: str) -> Callable[[str], bool]:
+    """Whether ``pattern`` is found in a text: on RE2, within its default memory bound (8
+    MiB), or, for a pattern RE2 cannot run, on ``regex`` with a time limit. The last 128 are
+    kept, so a server listing many cannot grow the cache."""
     import re2  # type: ignore[import-untyped]
 
     options = re2.Options()
     options.log_errors = False  # RE2 would print the pattern on stderr, past every redactor
     try:
-        return re2.compile(_as_re2(pattern), options)
-    except re2.error as exc:
-        why = exc.args[0].decode("utf-8", "replace") if exc.args else "refused"
-    except UnicodeEncodeError:
-        why = "a lone surrogate, which UTF-8 cannot carry"
-    raise UnrunnablePattern(
-        f"pattern {pattern!r} cannot be checked in linear time ({why}); patterns run on RE2 "
-        "here, which has no lookaround, no backreferences and no repeat past {1000}: write "
-        "it without them"
-    )
+        program = re2.compile(_as_re2(pattern), options)
+    except (re2.error, UnicodeEncodeError):  # (a lone surrogate: UTF-8 cannot carry it)
+        return _backtracking(pattern)
+    # surrogatepass: JSON may carry a lone surrogate ("\\ud800"), which UTF-8 cannot.
+    return lambda text: program.search(text.encode("utf-8", "surrogatepass")) is not None
+
+
+def _backtracking(pattern: str) -> Callable[[str], bool]:
+    """``pattern`` on the backtracking ``regex`` engine, each search cut at
+    ``BACKTRACKING_SECONDS``; UnrunnablePattern if it cannot read it either."""
+    import regex
+
+    try:
+        program = regex.compile(pattern)
+    except regex.error as exc:
+        raise UnrunnablePattern(f"pattern {pattern!r} is not a regular expression: {exc}") from None
+
+    def found(text: str) -> bool:
+        try:
+            return program.search(text, timeout=BACKTRACKING_SECONDS) is not None
+        except TimeoutError:
+            raise UnrunnablePattern(
+                f"pattern {pattern!r} could not decide this value within "
+                f"{BACKTRACKING_SECONDS} s (it has a lookaround, a backreference or a repeat "
+                "past {1000}, so it runs on a backtracking engine): the value is refused"
+            ) from None
+
+    return found
 
 
 def _as_re2(pattern: str) -> str:
@@ -84,9 +110,9 @@ def _as_re2(pattern: str) -> str:
 
 def search(pattern: str, text: str) -> bool:
     """True if ``pattern`` is found anywhere in ``text`` (JSON Schema's rule), in time linear
-    in the text. UnrunnablePattern if RE2 cannot run the pattern."""
-    # surrogatepass: JSON may carry a lone surrogate ("\\ud800"), which UTF-8 cannot.
-    return _compiled(pattern).search(text.encode("utf-8", "surrogatepass")) is not None
+    in the text on RE2, or cut short on the backtracking engine: UnrunnablePattern then, or
+    for a pattern no engine reads."""
+    return _compiled(pattern)(text)
 
 
 def extra_keys(instance: Mapping[str, Any], schema: Any) -> list[str]:

@@ -85,13 +85,13 @@ def effect_of(annotations: ToolAnnotations | None) -> tuple[Effect, bool]:
 def output_type(server: str, tool: str, schema: Mapping[str, Any]) -> Any:
     """A type whose validation is the tool's outputSchema (what verify checks results by).
 
-    A schema that is not valid JSON Schema (or has a pattern RE2 cannot run) checks nothing
+    A schema that is not valid JSON Schema (or has a pattern no engine reads) checks nothing
     and says so once in the log: the server's mistake should not cost the app its other tools.
     """
     from jsonschema.exceptions import SchemaError
 
     schema = dict(schema)
-    # The server writes both the patterns and the values searched: RE2, never backtracking.
+    # The server writes both the patterns and the values searched: RE2, or bounded in time.
     cls = bounded_validator(schema)
     try:
         check_schema(cls, schema)
