@@ -216,6 +216,11 @@ def test_a_worker_claims_only_its_own_apps_runs_and_those_from_before(
     assert (rt.store.lease_of(theirs), rt.store.lease_of(orphan)) == (None, gone)
     assert set(calls_by_thread(db)) == {before.thread_id, mine}
     assert f"1 of {rt.app!r}" in caplog.text  # the one waiting for a driver, said at start
+    # Both apps named by their tools, as one app before and after its tools changed: said
+    # as a warning, with how to take them on.
+    (said,) = [r for r in caplog.records if "made by other apps" in r.getMessage()]
+    assert said.levelname == "WARNING"
+    assert "name the app with the identity they carry" in said.getMessage()
 
 
 # worker processes ---------------------------------------------------------------------------

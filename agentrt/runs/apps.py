@@ -26,9 +26,9 @@ from collections.abc import Iterable
 
 from agentrt.errors import ConfigError
 
-__all__ = ["app_identity", "owns"]
+__all__ = ["DERIVED", "app_identity", "owns"]
 
-_DERIVED = "tools:"
+DERIVED = "tools:"
 """What an identity agentrt derives from the tools' names begins with."""
 
 _LONGEST = 200
@@ -39,7 +39,7 @@ def app_identity(given: object, tool_names: Iterable[str]) -> str:
     names of its tools. ConfigError naming a ``given`` that cannot be one."""
     if given is None:
         names = "\n".join(sorted(set(tool_names)))
-        return _DERIVED + hashlib.sha256(names.encode()).hexdigest()[:16]
+        return DERIVED + hashlib.sha256(names.encode()).hexdigest()[:16]
     if (
         not isinstance(given, str)
         or not given.strip()

@@ -21,6 +21,7 @@ any number of machines (PostgreSQL) or on one (a SQLite file). A worker:
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -28,7 +29,7 @@ from dataclasses import dataclass
 
 from agentrt.errors import ConfigError, RunBusy
 from agentrt.logs import get_logger
-from agentrt.runs.apps import owns
+from agentrt.runs.apps import DERIVED, owns
 from agentrt.runs.driver import Driver
 from agentrt.runs.lease import LeaseOwner, acquire, owner_dead
 from agentrt.state import RunStatus
@@ -218,14 +219,25 @@ class Worker:
                         others[str(record.app)] = others.get(str(record.app), 0) + 1
         except Exception:  # only a word in the log: the claims say what is wrong
             logger.debug("worker: the runs of other apps could not be counted", exc_info=True)
-        if others:
-            logger.info(
-                "worker: %d runs waiting for a driver were made by other apps (%s), not by "
-                "this one (%s): only their own apps' workers claim them",
-                sum(others.values()),
-                ", ".join(f"{n} of {app!r}" for app, n in sorted(others.items())),
-                self.driver.app,
-            )
+        if not others:
+            return
+        # Both named by their tools: likely this app before its tools changed (a tool added,
+        # an MCP server upgraded), whose runs no worker may claim now. Said louder.
+        derived = str(self.driver.app).startswith(DERIVED) and any(
+            app.startswith(DERIVED) for app in others
+        )
+        logger.log(
+            logging.WARNING if derived else logging.INFO,
+            "worker: %d runs waiting for a driver were made by other apps (%s), not by "
+            "this one (%s): only their own apps' workers claim them%s",
+            sum(others.values()),
+            ", ".join(f"{n} of {app!r}" for app, n in sorted(others.items())),
+            self.driver.app,
+            "; if they are this app's from before its tools changed, name the app with "
+            "the identity they carry (AgentRuntime(app=...)) to take them on"
+            if derived
+            else "",
+        )
 
     def _submit(self, pool: ThreadPoolExecutor, thread_id: str, owner: LeaseOwner) -> None:
         with self._lock:
