@@ -8,9 +8,7 @@ following the same script. Its docstring has the whole contract.
 from __future__ import annotations
 
 import asyncio
-import copy
 import math
-import pickle
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
@@ -37,6 +35,7 @@ from typing_extensions import TypeIs
 
 from agentrt import steps as procedure
 from agentrt.testing import wire
+from agentrt.testing.calls import ScriptedCall, keep, recorded
 
 __all__ = ["ScriptExhausted", "ScriptedCall", "ScriptedChatModel", "ai", "tool_call"]
 
@@ -58,111 +57,6 @@ class ScriptExhausted(AssertionError):
     It subclasses `AssertionError` so test runners report it as a failed
     expectation rather than as a crash of the code under test.
     """
-
-
-class ScriptedCall:
-    """Record of one request made to a `ScriptedChatModel`, for assertions.
-
-    The messages are kept pickled, and made anew at each read of ``messages``: a run calls
-    its model with the whole conversation each time, so copies kept as objects grew with
-    the square of the run, and every full collection of the garbage collector walked them.
-    """
-
-    __slots__ = ("_kept", "max_tokens", "outcome", "step_index", "tool_names", "turn")
-
-    tool_names: tuple[str, ...]
-    """Names of the tools offered to the model for this call, in bind order."""
-
-    turn: int
-    """The turn asked for: the number of AI messages already in `messages`."""
-
-    step_index: int
-    """Index into the script's steps of the step served or raised.
-
-    Equal to `len(steps)` when the call raised `ScriptExhausted`, since no step
-    was involved.
-    """
-
-    outcome: AIMessage | BaseException
-    """The response produced by the script, or the exception raised."""
-
-    max_tokens: int | None
-    """The output cap the call asked for (bound with ``bind(max_tokens=...)``), if any."""
-
-    _kept: bytes | tuple[BaseMessage, ...]
-
-    def __init__(  # noqa: PLR0917  # positional in the record's order, as it always was
-        self,
-        messages: Sequence[BaseMessage],
-        tool_names: tuple[str, ...],
-        turn: int,
-        step_index: int,
-        outcome: AIMessage | BaseException,
-        max_tokens: int | None = None,
-    ) -> None:
-        for name, value in (
-            ("_kept", _kept(messages)),
-            ("tool_names", tool_names),
-            ("turn", turn),
-            ("step_index", step_index),
-            ("outcome", outcome),
-            ("max_tokens", max_tokens),
-        ):
-            object.__setattr__(self, name, value)
-
-    @property
-    def messages(self) -> tuple[BaseMessage, ...]:
-        """Copies of the messages the model was called with, as they were then."""
-        kept = self._kept
-        return pickle.loads(kept) if isinstance(kept, bytes) else copy.deepcopy(kept)
-
-    def _fields(self) -> tuple[Any, ...]:
-        return (
-            self.messages,
-            self.tool_names,
-            self.turn,
-            self.step_index,
-            self.outcome,
-            self.max_tokens,
-        )
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, ScriptedCall):
-            return NotImplemented
-        return self._fields() == other._fields()
-
-    __hash__ = None  # type: ignore[assignment]  # equal by value, as a dataclass of lists
-
-    def __setattr__(self, name: str, value: Any) -> None:
-        raise AttributeError(f"a ScriptedCall is a record; {name!r} cannot be set")
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        # Copied and pickled as it is kept (copy.copy, copy.deepcopy, pickle): a record
-        # made again from its messages kept, never through __setattr__.
-        return _recorded_again, (
-            self._kept,
-            self.tool_names,
-            self.turn,
-            self.step_index,
-            self.outcome,
-            self.max_tokens,
-        )
-
-    def __repr__(self) -> str:
-        return (
-            f"ScriptedCall(messages={self.messages!r}, tool_names={self.tool_names!r}, "
-            f"turn={self.turn!r}, step_index={self.step_index!r}, outcome={self.outcome!r}, "
-            f"max_tokens={self.max_tokens!r})"
-        )
-
-
-def _kept(messages: Sequence[BaseMessage]) -> bytes | tuple[BaseMessage, ...]:
-    """``messages`` as a call keeps them: pickled (one bytes object, which the collector
-    never walks), or deep copies where a message holds something pickle cannot take."""
-    try:
-        return pickle.dumps(tuple(messages), protocol=pickle.HIGHEST_PROTOCOL)
-    except Exception:  # a content part of the app's own making: kept as objects
-        return tuple(m.model_copy(deep=True) for m in messages)
 
 
 @dataclass(frozen=True)
@@ -432,7 +326,7 @@ class ScriptedChatModel(BaseChatModel):
         """Serve or raise the step for the turn the conversation asks for."""
         cap = max_tokens if max_tokens is not None else self.max_tokens
         turn = sum(isinstance(m, AIMessage) for m in messages)
-        snapshot = _kept(messages)
+        snapshot = keep(messages)
         tool_names = wire.tool_names(tools)
         scripted = self._turns[turn] if turn < len(self._turns) else None
         if scripted is not None:
@@ -449,7 +343,7 @@ class ScriptedChatModel(BaseChatModel):
         def record(step_index: int, outcome: AIMessage | BaseException) -> None:
             with self._lock:
                 self._calls.append(
-                    _recorded(
+                    recorded(
                         snapshot,
                         tool_names=tool_names,
                         turn=turn,
@@ -535,16 +429,3 @@ def _short_repr(value: object) -> str:
     if len(text) <= _REPR_LIMIT:
         return text
     return text[: _REPR_LIMIT - 3] + "..."
-
-
-def _recorded_again(kept: bytes | tuple[BaseMessage, ...], *fields: Any) -> ScriptedCall:
-    """A record as ``ScriptedCall.__reduce__`` gave it."""
-    names = ("tool_names", "turn", "step_index", "outcome", "max_tokens")
-    return _recorded(kept, **dict(zip(names, fields, strict=True)))
-
-
-def _recorded(kept: bytes | tuple[BaseMessage, ...], **fields: Any) -> ScriptedCall:
-    """A call's record from messages kept already (at the call, before any step ran)."""
-    call = ScriptedCall((), **fields)
-    object.__setattr__(call, "_kept", kept)
-    return call
