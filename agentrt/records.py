@@ -15,6 +15,7 @@ from agentrt.state import RunStatus, Usage
 
 __all__ = [
     "ApiKey",
+    "AppIdentity",
     "Claim",
     "EffectOutcome",
     "EffectRecord",
@@ -49,8 +50,12 @@ class NewRun:
     """Held from the start by a process that drives the run at once (``rt.start``), so no
     worker claims it meanwhile; None leaves a new run to whoever claims it."""
     app: str | None = None
-    """The app that made it (agentrt.runs.apps): only that app's workers claim it. None:
-    any worker (as runs made before rows recorded their app)."""
+    """The name of the app that made it (agentrt.runs.apps): only that app's workers claim
+    it. None for an app with no name, whose ``tools`` say who may."""
+    tools: tuple[str, ...] | None = None
+    """The tools of the unnamed app that made it, sorted: a worker whose app has them all
+    claims it. None with no ``app`` either: any worker (as runs made before rows recorded
+    their app)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,8 +107,24 @@ class RunRecord:
     trace_span_id: str | None = None
     """The span id of its last agent.run segment that ended (None before one has)."""
     app: str | None = None
-    """The app that made it, whose workers claim it (agentrt.runs.apps); None for a run
-    made before rows recorded their app, which any worker claims."""
+    """The name of the app that made it, whose workers alone claim it (agentrt.runs.apps);
+    None for a run of an unnamed app (see ``tools``) or one made before rows recorded
+    their app."""
+    tools: tuple[str, ...] | None = None
+    """The tools of the unnamed app that made it, sorted: a worker whose app has them all
+    claims it. None for a named app's run, and for one made before rows recorded their
+    app (neither set), which any worker claims."""
+
+
+@dataclass(frozen=True, slots=True)
+class AppIdentity:
+    """Which app a process is, as its runs record it and its claims ask for runs
+    (agentrt.runs.apps decides which runs it may drive)."""
+
+    name: str | None
+    """``AgentRuntime(app=...)``; None for an app with no name."""
+    tools: frozenset[str]
+    """The names of the app's tools."""
 
 
 @dataclass(frozen=True, slots=True)

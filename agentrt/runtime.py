@@ -139,7 +139,8 @@ class AgentRuntime(RunReading, OwnGraphDoor, Conversing):
             needs = {n: spec.credentials for n in self.tools.names() if (spec := self.tools.get(n))}
             check_provider(needs, credentials)
             self.app = app_identity(app, self.tools.names())
-            """Which app this is (agentrt.runs.apps): its runs say so; its workers claim them."""
+            """Which app this is (agentrt.runs.apps): its name, if given, and its tools. Its
+            runs record it; its workers claim the runs it may drive."""
         except BaseException:
             self.tools.close()  # a server the runtime started is not left running
             raise
@@ -444,11 +445,11 @@ class AgentRuntime(RunReading, OwnGraphDoor, Conversing):
     def worker(
         self, *, concurrency: int = 8, poll: float | None = None, sweep_every: float | None = 30.0
     ) -> Worker:
-        """A worker over this runtime's database: ``run()`` claims this app's runs that need
-        a driver (made with ``create``, decided with ``resume=False``, left by a stopped or
-        dead process, due to retry) and drives them, ``concurrency`` at a time, until
-        ``stop()``. Any number of workers may share the database; ``agentrt worker`` runs
-        one. See agentrt.runs.workers."""
+        """A worker over this runtime's database: ``run()`` claims the runs that need a
+        driver (made with ``create``, decided with ``resume=False``, left by a stopped or
+        dead process, due to retry) and that this app may drive (agentrt.runs.apps), and
+        drives them, ``concurrency`` at a time, until ``stop()``. Any number of workers may
+        share the database; ``agentrt worker`` runs one. See agentrt.runs.workers."""
         settings = WorkerSettings(concurrency=concurrency, poll=poll, sweep_every=sweep_every)
         return Worker(self._driver, settings)
 

@@ -17,12 +17,13 @@ from click.testing import Result
 from fastapi import FastAPI
 from typer.testing import CliRunner
 
-from agentrt import AgentRuntime, Decision, Policy, Principal, RunStatus
+from agentrt import AgentRuntime, Decision, Policy, Principal, RunStatus, tool
 from agentrt.cli import app
 from agentrt.cli.common import DEMO_APP
 from agentrt.errors import ConfigError
 from agentrt.examples import refund_desk
 from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR
+from agentrt.runs.apps import may_drive
 from agentrt.service import create_app, issue_key
 from agentrt.service.app import sweep_once
 from agentrt.store.sqlite.schema import SCHEMA_VERSION
@@ -286,15 +287,24 @@ async def test_on_startup_the_service_carries_on_runs_a_process_left(desk: Agent
 
 async def test_the_service_drives_no_run_another_app_made(desk: AgentRuntime, db: Path) -> None:
     # Two apps on one database (agentrt.runs.apps): the service carries on its own app's
-    # runs, and leaves another app's to that app's workers, at start and when asked to
-    # resume one: driven here, it would go on with this app's model, tools and policy.
-    other = AgentRuntime(ScriptedChatModel(["done"]), policy=Policy.allow_all(), db=db)
+    # runs, and leaves to another app's workers a run that needs a tool this app has not,
+    # at start and when asked to resume it: driven here, it would go on with this app's
+    # model, tools and policy.
+    @tool(effect="write")
+    def shred(doc: str) -> str:
+        """Shred a document."""
+        return doc
+
+    other = AgentRuntime(
+        ScriptedChatModel(["done"]), tools=[shred], policy=Policy.allow_all(), db=db
+    )
     with other:
         theirs = other.create("Look up order 43.", principal=OPERATOR).thread_id
     mine = desk.create(GOAL, principal=OPERATOR).thread_id
     made = desk.store.get_run(theirs)
     assert made is not None
-    assert made.app == other.app != desk.app
+    assert (made.app, made.tools) == (None, ("shred",))
+    assert not may_drive(desk.app, made)
     app = create_app(desk, sweep_every=None)
     async with (
         app.router.lifespan_context(app),

@@ -30,6 +30,7 @@ from agentrt.errors import IllegalTransition, RunBusy
 from agentrt.principal import Principal
 from agentrt.records import (
     ApiKey,
+    AppIdentity,
     EffectOutcome,
     LeaseRecord,
     LeaseRenewal,
@@ -507,7 +508,7 @@ def claimed(
     limit: int = 10,
     ttl: float = 30,
     owner: LeaseRecord = W,
-    app: str | None = None,
+    app: AppIdentity | None = None,
 ) -> Claim:
     now = store.clock()
     lease = dataclasses.replace(owner, expires_at=now + ttl)
@@ -569,27 +570,43 @@ def test_a_claim_is_empty_when_nothing_needs_a_driver(store: Store) -> None:
     assert claimed(store, limit=0).thread_ids == ()
 
 
-def test_a_claim_for_an_app_takes_its_runs_and_those_that_name_none(
-    store: Store, clock: FakeClock
-) -> None:
-    # Two apps on one database (agentrt.runs.apps): a claim for one takes its runs and
-    # those made before runs recorded their app, never the other app's, whose own workers
-    # claim them: its new run, nor its finished thread a message was kept for.
-    made = {"theirs": "shredder", "before": None, "mine": "notes", "their-thread": "shredder"}
-    for thread_id, app in made.items():
-        store.create_run(NewRun(**NEW, thread_id=thread_id, app=app))
+def test_a_claim_for_an_app_takes_the_runs_it_may_drive(store: Store, clock: FakeClock) -> None:
+    # Apps on one database (agentrt.runs.apps): a named app's run goes to workers of its
+    # name; an unnamed app's run to a worker whose app has all its tools (named or not);
+    # a run from before (neither recorded) to any. A long tool list is kept whole (on
+    # PostgreSQL it is in no B-tree index, whose entries must stay under ~2.7 KB).
+    long = tuple(sorted(f"tool_{n:03d}_{'x' * 40}" for n in range(200)))
+    made: dict[str, tuple[str | None, tuple[str, ...] | None]] = {
+        "theirs": ("shredder", None),
+        "before": (None, None),
+        "mine": ("notes", None),
+        "small": (None, ("note",)),
+        "big": (None, ("note", "pay", "shred")),
+        "long": (None, long),
+        "their-thread": ("shredder", None),
+    }
+    for thread_id, (app, tools) in made.items():
+        store.create_run(NewRun(**NEW, thread_id=thread_id, app=app, tools=tools))
         clock.now += 1
-    assert {t: run.app for t in made if (run := store.get_run(t))} == made
+    assert {t: (run.app, run.tools) for t in made if (run := store.get_run(t))} == made
     move(store, "their-thread", RunStatus.RUNNING)
     move(store, "their-thread", RunStatus.SUCCEEDED, output="shredded")
     store.add_message(NewMessage(thread_id="their-thread", text="and the rest", principal=ALICE))
+    unnamed = AppIdentity(name=None, tools=frozenset({"note", "pay"}))
+    notes = AppIdentity(name="notes", tools=frozenset({"note", "pay"}))
+    shredder = AppIdentity(name="shredder", tools=frozenset({"shred"}))
+    everything = AppIdentity(name=None, tools=frozenset({"note", "pay", "shred", *long}))
 
-    assert claimed(store, app="notes").thread_ids == ("before", "mine")
-    assert claimed(store, app="notes") == Claim(thread_ids=(), next_at=1034.0)
-    assert claimed(store, app="shredder").thread_ids == ("theirs", "their-thread")
-    clock.now = 1034.0  # every lease expired: claimable again, each by its own app
-    assert claimed(store, app="shredder", limit=1).thread_ids == ("theirs",)
-    assert claimed(store).thread_ids == ("before", "mine", "their-thread")  # no app: any
+    # A subset of its tools, and from before: never a superset ("big"), nor a named run.
+    assert claimed(store, app=unnamed).thread_ids == ("before", "small")
+    assert claimed(store, app=notes).thread_ids == ("mine",)  # its name's
+    assert claimed(store, app=shredder).thread_ids == ("theirs", "their-thread")
+    assert claimed(store, app=unnamed) == Claim(thread_ids=(), next_at=1037.0)
+    clock.now = 1037.0  # every lease expired: claimable again
+    # A named app takes an unnamed app's run whose tools it has (that run asked for no more).
+    assert claimed(store, app=notes).thread_ids == ("before", "mine", "small")
+    assert claimed(store, app=everything).thread_ids == ("big", "long")
+    assert claimed(store).thread_ids == ("theirs", "their-thread")  # no app: any
 
 
 def test_concurrent_claims_take_each_run_once(

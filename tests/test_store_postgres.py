@@ -30,7 +30,7 @@ from agentrt.cli import app as cli_app
 from agentrt.digests import approval_id, args_digest
 from agentrt.examples import refund_desk
 from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR
-from agentrt.records import LeaseRecord, NewMessage, NewRun
+from agentrt.records import AppIdentity, LeaseRecord, NewMessage, NewRun
 from agentrt.runs import lifecycle
 from agentrt.runs.stats import compute_stats
 from agentrt.service import issue_key
@@ -126,7 +126,7 @@ def test_a_new_database_gets_both_sets_of_tables_and_its_version(
             "store",  # the long-term store: runs' memory across threads
             "store_migrations",
         }
-        assert store.schema_version == SCHEMA_VERSION == 10
+        assert store.schema_version == SCHEMA_VERSION == 11
         salt = store.redaction_salt()
         assert len(salt) == 32
         assert store.redaction_salt() == salt  # made once
@@ -174,10 +174,10 @@ def test_a_version_7_database_migrates_and_keeps_its_threads(empty_postgres_url:
 
     store = PostgresStore(url)
     try:
-        assert store.schema_version == SCHEMA_VERSION == 10
+        assert store.schema_version == SCHEMA_VERSION == 11
         run = store.get_run("t")
         assert run is not None
-        assert run.app is None  # made before runs recorded their app: any worker's
+        assert (run.app, run.tools) == (None, None)  # from before runs recorded their app
         # A request superseded before this version says so where it is asked now.
         found = {a.id: a for a in store.list_approvals(ApprovalQuery(thread_id="t", status=None))}
         assert (found["superseded"].superseded, found["ended"].superseded) == (
@@ -497,35 +497,78 @@ def test_a_claim_for_an_app_reads_past_another_apps_backlog_by_index(
     postgres_url: str,
 ) -> None:
     # Another app has 20,000 runs waiting for its workers, older than this app's: a claim
-    # for this app reads its own runs (and those from before runs recorded one) off
-    # runs_to_drive_by_app, never every row of the other's.
+    # for this app, named or not, reads the runs it may drive (its name's, an unnamed app's,
+    # those from before) off runs_to_drive_by_app, never every row of the other's. Tool
+    # lists are in no index: they sift the unnamed app's runs the index found.
     sql(
         postgres_url,
         "INSERT INTO runs (thread_id, status, goal, principal, tenant, budget, usage, "
-        "created_at, updated_at, app) SELECT 't' || i, 'pending', 'g', '{}', 'acme', '{}', "
-        "'{}', i, i, CASE WHEN i < 20000 THEN 'theirs' WHEN i < 20003 THEN NULL ELSE 'mine' "
-        "END FROM generate_series(0, 20005) i",
+        "created_at, updated_at, app, tools) SELECT 't' || i, 'pending', 'g', '{}', 'acme', "
+        "'{}', '{}', i, i, CASE WHEN i < 20000 THEN 'theirs' WHEN i < 20003 THEN NULL "
+        "WHEN i < 20006 THEN 'mine' END, CASE WHEN i >= 20006 THEN ARRAY['note'] END "
+        "FROM generate_series(0, 20008) i",
     )
     sql(postgres_url, "ANALYZE")
     params = {
         "now": 1e9,
-        "limit": 8,
+        "limit": 10,
         "owner": "h:1:w",
         "host": "h",
         "pid": 1,
         "expires_at": 2e9,
-        "app": "mine",
+        "tools": ["note", "pay"],
     }
     with psycopg.connect(postgres_url) as conn:
-        plan = "\n".join(r[0] for r in conn.execute("EXPLAIN " + pg_leases._CLAIM_MINE, params))
-    assert "runs_to_drive_by_app" in plan, plan
-    assert "Seq Scan on runs" not in plan, plan
+        for app in ("mine", None):
+            explained = conn.execute("EXPLAIN " + pg_leases._CLAIM_MINE, {**params, "app": app})
+            plan = "\n".join(r[0] for r in explained)
+            assert "runs_to_drive_by_app" in plan, plan
+            assert "Seq Scan on runs" not in plan, plan
     store = PostgresStore(postgres_url)
+    mine = AppIdentity(name="mine", tools=frozenset({"note", "pay"}))
     try:
-        claim = store.claim_runs(LeaseRecord("h:1:w", "h", 1, 2e9), now=1e9, limit=8, app="mine")
+        claim = store.claim_runs(LeaseRecord("h:1:w", "h", 1, 2e9), now=1e9, limit=10, app=mine)
     finally:
         store.close()
-    assert claim.thread_ids == tuple(f"t{i}" for i in range(20000, 20006))
+    assert claim.thread_ids == tuple(f"t{i}" for i in range(20000, 20009))
+
+
+def test_a_version_10_databases_runs_named_by_a_digest_of_tools_go_to_any_worker(
+    empty_postgres_url: str,
+) -> None:
+    # As SQLite's 15: an identity derived from a digest of the tools cannot be read back
+    # into their names, so those runs record nothing now, and any worker claims them. A
+    # name, even one shaped like that, is kept.
+    url = empty_postgres_url
+    with psycopg.connect(url, autocommit=True) as conn:
+        for step in MIGRATIONS[:10]:
+            conn.execute(step, prepare=False)
+        conn.execute(
+            "CREATE TABLE agentrt_meta (key TEXT PRIMARY KEY, value TEXT);"
+            "INSERT INTO agentrt_meta VALUES ('schema_version', '10');"
+            "INSERT INTO runs (thread_id, status, goal, principal, tenant, budget, usage, "
+            "created_at, updated_at, app) VALUES "
+            "('derived', 'pending', 'g', '{}', 'acme', '{}', '{}', 0, 0, "
+            "'tools:0123456789abcdef'), "
+            "('named', 'pending', 'g', '{}', 'acme', '{}', '{}', 1, 1, 'refund-desk'), "
+            "('shaped', 'pending', 'g', '{}', 'acme', '{}', '{}', 2, 2, 'tools:refund-desk')",
+            prepare=False,
+        )
+    store = PostgresStore(url)
+    try:
+        assert store.schema_version == SCHEMA_VERSION == 11
+        assert {
+            t: (r.app, r.tools) for t in ("derived", "named", "shaped") if (r := store.get_run(t))
+        } == {
+            "derived": (None, None),
+            "named": ("refund-desk", None),
+            "shaped": ("tools:refund-desk", None),
+        }
+        nothing = AppIdentity(name=None, tools=frozenset())
+        claim = store.claim_runs(LeaseRecord("h:1:w", "h", 1, 2e9), now=1e9, limit=9, app=nothing)
+        assert claim.thread_ids == ("derived",)
+    finally:
+        store.close()
 
 
 def test_a_message_kept_for_a_thread_tells_the_workers(

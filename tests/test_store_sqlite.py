@@ -12,7 +12,7 @@ import pytest
 from agentrt.approvals.model import ApprovalQuery
 from agentrt.budget import empty_usage
 from agentrt.errors import ConfigError
-from agentrt.records import NewRun
+from agentrt.records import AppIdentity, LeaseRecord, NewRun
 from agentrt.runs.stats import compute_stats
 from agentrt.store import open_store, sqlite_path
 from agentrt.store.analytics import Count
@@ -186,10 +186,10 @@ def test_a_version_13_file_migrates_and_keeps_its_threads(db_path: Path) -> None
 
     store = SqliteStore(db_path)
     try:
-        assert store.schema_version == SCHEMA_VERSION == 15
+        assert store.schema_version == SCHEMA_VERSION == 16
         run = store.get_run("t")
         assert run is not None
-        assert run.app is None  # made before runs recorded their app: any worker's
+        assert (run.app, run.tools) == (None, None)  # from before runs recorded their app
         # A request superseded before this version says so where it is asked now.
         found = {a.id: a for a in store.list_approvals(ApprovalQuery(thread_id="t", status=None))}
         assert (found["superseded"].superseded, found["ended"].superseded) == (
@@ -211,3 +211,50 @@ def test_a_version_13_file_migrates_and_keeps_its_threads(db_path: Path) -> None
     finally:
         store.close()
     assert ("index", "messages_by_start") in schema_of(db_path)
+
+
+def test_a_version_15_files_runs_named_by_a_digest_of_tools_go_to_any_worker(
+    db_path: Path,
+) -> None:
+    # Version 15 recorded an unnamed app as 'tools:' and a digest of its tools' names,
+    # which cannot be read back into the names: those runs record nothing now, as runs from
+    # before, and any worker claims them. A name, even one shaped like that, is kept.
+    conn = sqlite3.connect(db_path)
+    for step in MIGRATIONS[:15]:
+        conn.executescript(step)
+    conn.executescript(
+        "CREATE TABLE agentrt_meta (key TEXT PRIMARY KEY, value TEXT);"
+        "INSERT INTO agentrt_meta VALUES ('schema_version', '15');"
+    )
+    made = {
+        "derived": "tools:0123456789abcdef",
+        "named": "refund-desk",
+        "shaped": "tools:refund-desk",
+        "upper": "tools:0123456789ABCDEF",
+    }
+    for n, (thread_id, app) in enumerate(made.items()):
+        conn.execute(
+            "INSERT INTO runs (thread_id, status, goal, principal, tenant, budget, usage, "
+            "created_at, updated_at, app) VALUES (?, 'pending', 'g', '{}', 'acme', '{}', "
+            "'{}', ?, ?, ?)",
+            (thread_id, n, n, app),
+        )
+    conn.commit()
+    conn.close()
+
+    store = SqliteStore(db_path, clock=FakeClock(1000.0))
+    try:
+        assert store.schema_version == SCHEMA_VERSION == 16
+        assert {t: (r.app, r.tools) for t in made if (r := store.get_run(t))} == {
+            "derived": (None, None),
+            "named": ("refund-desk", None),
+            "shaped": ("tools:refund-desk", None),
+            "upper": ("tools:0123456789ABCDEF", None),  # not a digest agentrt made
+        }
+        nothing = AppIdentity(name=None, tools=frozenset())
+        claim = store.claim_runs(
+            LeaseRecord("h:1:w", "h", 1, 2000.0), now=1000.0, limit=9, app=nothing
+        )
+        assert claim.thread_ids == ("derived",)
+    finally:
+        store.close()

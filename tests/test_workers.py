@@ -21,7 +21,8 @@ import pytest
 
 from agentrt import AgentRuntime, Decision
 from agentrt.errors import ConfigError
-from agentrt.records import LeaseRecord
+from agentrt.records import AppIdentity, LeaseRecord, NewRun
+from agentrt.runs.apps import lacks, may_drive
 from agentrt.runs.workers import WorkerSettings
 from tests import worker_app
 from tests.postgres import PostgresServer
@@ -159,40 +160,72 @@ def test_a_run_started_in_process_is_never_claimed(rt: AgentRuntime) -> None:
     assert pool.driven == 0  # the starting process drove each one
 
 
-def test_an_app_is_its_name_or_the_names_of_its_tools(tmp_path: Path) -> None:
+def test_an_app_records_its_name_or_the_names_of_its_tools(tmp_path: Path) -> None:
     db = str(tmp_path / "agentrt.db")
     with (
         worker_app.build_runtime(db) as notes,
-        worker_app.build_runtime(db, lease_ttl=5) as again,
         worker_app.build_shredder(db) as shredder,
         worker_app.build_runtime(db, app="notes-desk") as named,
     ):
-        # The same tools, the same app (another instance, a version with other settings);
-        # other tools, another app; a name, whatever its tools.
-        assert notes.app == again.app != shredder.app
-        assert notes.app.startswith("tools:")
-        assert named.app == "notes-desk"
-        for rt in (notes, named):
+        assert notes.app == AppIdentity(name=None, tools=frozenset({"note", "pay"}))
+        assert shredder.app == AppIdentity(name=None, tools=frozenset({"shred"}))
+        assert named.app == AppIdentity(name="notes-desk", tools=frozenset({"note", "pay"}))
+        # A name is what a named app's runs record; an unnamed app's record its tools.
+        for rt, recorded in ((notes, (None, ("note", "pay"))), (named, ("notes-desk", None))):
             made = rt.store.get_run(rt.create("note 1", principal=worker_app.OPS).thread_id)
             assert made is not None
-            assert made.app == rt.app
+            assert (made.app, made.tools) == recorded
     for bad in ("", "   ", " notes", "notes\n", "x" * 201, 7, b"notes"):
         with pytest.raises(ConfigError, match=r"app must be the app's name, .* got "):
             worker_app.build_runtime(db, app=bad)
-    # A version whose tools changed may go on as the app its runs of before say it is.
-    with worker_app.build_shredder(db, app=notes.app) as renamed:
-        assert renamed.app == notes.app
 
 
-def test_a_worker_claims_only_its_own_apps_runs_and_those_from_before(
+def test_who_may_drive_a_run_is_its_name_its_tools_or_anyone() -> None:
+    notes = AppIdentity(name=None, tools=frozenset({"note", "pay"}))
+    desk = AppIdentity(name="notes-desk", tools=frozenset({"note", "pay"}))
+    row = {"thread_id": "t", "goal": "g", "principal": {}, "budget": {}, "usage": {}}
+    runs = {
+        "before": NewRun(**row),
+        "named": NewRun(**row, app="notes-desk"),
+        "subset": NewRun(**row, tools=("note",)),
+        "superset": NewRun(**row, tools=("archive", "note", "pay")),
+        "none": NewRun(**row, tools=()),
+    }
+    assert {k: may_drive(notes, r) for k, r in runs.items()} == {
+        "before": True,
+        "named": False,  # only workers of its name
+        "subset": True,
+        "superset": False,  # it may call archive, which this app has not
+        "none": True,
+    }
+    assert {k: lacks(notes, r) for k, r in runs.items() if lacks(notes, r)} == {
+        "named": "the app 'notes-desk'",
+        "superset": "the tool 'archive'",
+    }
+    # A named app drives an unnamed app's run whose tools it has: that run asked no more.
+    assert [k for k, r in runs.items() if may_drive(desk, r)] == [
+        "before",
+        "named",
+        "subset",
+        "none",
+    ]
+    assert lacks(AppIdentity(name=None, tools=frozenset()), runs["superset"]) == (
+        "the tools 'archive', 'note', 'pay'"
+    )
+
+
+def test_a_worker_claims_only_the_runs_its_app_may_drive(
     rt: AgentRuntime, db: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # Two apps on one database (agentrt.runs.apps): the shredder's worker drives its own
-    # run and one made before runs recorded their app; the notes app's runs wait for the
-    # notes app's workers, also one whose process here died (taken over at once on SQLite).
+    # Apps on one database (agentrt.runs.apps): the shredder's worker drives its own run
+    # and one made before runs recorded their app; the notes app's runs (whose tools the
+    # shredder has not) wait for a worker that has them, also one whose process here died
+    # (taken over at once on SQLite), and a named app's run waits for its name's workers.
     theirs = create(rt, "note 2", 1)[0]
     before = rt.store.create_run(
-        dataclasses.replace(rt._driver.run_row("note 1", principal=worker_app.OPS), app=None)
+        dataclasses.replace(
+            rt._driver.run_row("note 1", principal=worker_app.OPS), app=None, tools=None
+        )
     )
     assert before is not None
     orphan = create(rt, "note 2", 1)[0]
@@ -201,6 +234,8 @@ def test_a_worker_claims_only_its_own_apps_runs_and_those_from_before(
     host = socket.gethostname()
     gone = LeaseRecord(f"{host}:{dead.pid}:gone", host, dead.pid, rt.store.clock() + 300)
     assert rt.store.take_lease(orphan, gone, expected=None)
+    with worker_app.build_shredder(db, app="desk") as desk:
+        named = create(desk, "shred", 1)[0]
     with worker_app.build_shredder(db) as shredder:
         mine = shredder.create("shred", principal=worker_app.OPS).thread_id
         pool = shredder.worker(concurrency=1, poll=0.05)
@@ -212,15 +247,56 @@ def test_a_worker_claims_only_its_own_apps_runs_and_those_from_before(
         finally:
             pool.stop()
             runner.join(timeout=60)
-    assert statuses(rt, [theirs, orphan]) == ["pending", "pending"]
+    assert statuses(rt, [theirs, orphan, named]) == ["pending"] * 3
     assert (rt.store.lease_of(theirs), rt.store.lease_of(orphan)) == (None, gone)
     assert set(calls_by_thread(db)) == {before.thread_id, mine}
-    assert f"1 of {rt.app!r}" in caplog.text  # the one waiting for a driver, said at start
-    # Both apps named by their tools, as one app before and after its tools changed: said
-    # as a warning, with how to take them on.
-    (said,) = [r for r in caplog.records if "made by other apps" in r.getMessage()]
+    # Said at start: the runs waiting for a driver it may not claim, by what they need
+    # (the one whose process died is leased: the takeover's, not counted). Tools it lacks
+    # may be this app's runs from a version with one more tool: said as a warning.
+    (said,) = [r for r in caplog.records if "need what this app" in r.getMessage()]
     assert said.levelname == "WARNING"
-    assert "name the app with the identity they carry" in said.getMessage()
+    assert said.getMessage().endswith(
+        "has not: the app 'desk' (1); the tools 'note', 'pay' (1); they wait for a worker "
+        "whose app has it"
+    ), said.getMessage()
+
+
+def test_a_version_with_one_more_tool_goes_on_with_the_runs_of_the_one_before(db: str) -> None:
+    # The common deploy: one app on its database, its next version adds a tool (or an MCP
+    # server now lists one more). The runs of the version before, one waiting at a gate
+    # (for days, say), one new, need no tool the new version lacks: once the old workers
+    # are gone, the new version's workers carry them on. A rollback's workers leave the
+    # new version's runs (which may call the new tool) alone.
+    with worker_app.build_runtime(db) as old:
+        waiting = old.start("pay 500", principal=worker_app.OPS)
+        assert waiting.status.value == "awaiting_approval"
+        gate = waiting.pending_approval
+        assert gate is not None
+        fresh = create(old, "note 1", 1)[0]
+        old_app = old.app
+    with worker_app.build_next_version(db) as new:
+        assert new.app.tools == old_app.tools | {"archive"}
+        new.decide(Decision.approve(gate.id, by=worker_app.PAYER), resume=False)
+        pool = new.worker(concurrency=2, poll=0.05)
+        runner = threading.Thread(target=pool.run)
+        runner.start()
+        try:
+            wait_until(all_succeeded(new, [waiting.thread_id, fresh]), "the old version's runs")
+        finally:
+            pool.stop()
+            runner.join(timeout=60)
+        assert pool.driven == 2
+        newer = create(new, "note 1", 1)[0]
+    with worker_app.build_runtime(db) as rolled_back:
+        lease = LeaseRecord("h:1:w", "h", 1, rolled_back.store.clock() + 30)
+        now = rolled_back.store.clock()
+        claim = rolled_back.store.claim_runs(lease, now=now, limit=5, app=rolled_back.app)
+        assert claim.thread_ids == ()
+        assert rolled_back.get(newer).status.value == "pending"
+    assert sorted(w for calls in calls_by_thread(db).values() for w, _ in calls) == [
+        "note 1",
+        "pay 500",
+    ]
 
 
 # worker processes ---------------------------------------------------------------------------
@@ -396,7 +472,7 @@ def test_a_worker_of_another_app_leaves_its_runs_to_their_own(pg: str, tmp_path:
         with worker(APP, pg, tmp_path / "a.log") as a:  # its own app's worker takes it
             wait_until(all_succeeded(rt, [theirs]), "the notes app's worker drove its run")
             assert a.terminate() == 0
-    assert f"of {rt.app!r}" in b.text(), b.text()  # said as the shredder's worker started
+    assert "the tools 'note', 'pay' (1)" in b.text(), b.text()  # said as it started
 
 
 def test_a_follow_up_kept_for_an_idle_worker_wakes_it_at_once(pg: str, tmp_path: Path) -> None:

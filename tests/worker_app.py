@@ -12,6 +12,7 @@ WORKER_APP_OPEN_GATE a file the app waits for before it opens (a slow start).
 
 ``build_shredder`` is another app on the same database: its own tool (``shred``, its
 calls in the same sink) and model, as a second team's agent or a version that changed.
+``build_next_version`` is this app's next version, with one more tool (``archive``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import os
 import re
 import sqlite3
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -89,7 +91,9 @@ def _turn(messages: list[BaseMessage]) -> AIMessage | str:
     return ai("", tool_call("note", {"step": done + 1})) if done < notes else "noted"
 
 
-def build_runtime(db: str | Path = "agentrt.db", **options: Any) -> AgentRuntime:
+def build_runtime(
+    db: str | Path = "agentrt.db", *, more_tools: Sequence[Any] = (), **options: Any
+) -> AgentRuntime:
     @tool(effect="write", idempotent=True)
     def note(step: int, ctx: ToolContext) -> dict[str, Any]:
         """Note a step; the system dedupes on the idempotency key."""
@@ -110,7 +114,21 @@ def build_runtime(db: str | Path = "agentrt.db", **options: Any) -> AgentRuntime
     latency = float(os.environ.get("WORKER_APP_LATENCY", "0"))
     model = ScriptedChatModel([_turn] * 12, latency=latency)
     options.setdefault("lease_ttl", float(os.environ.get("WORKER_APP_LEASE_TTL", "30")))
-    return AgentRuntime(model, tools=[note, pay], policy=Policy.from_yaml(POLICY), db=db, **options)
+    return AgentRuntime(
+        model, tools=[note, pay, *more_tools], policy=Policy.from_yaml(POLICY), db=db, **options
+    )
+
+
+def build_next_version(db: str | Path = "agentrt.db", **options: Any) -> AgentRuntime:
+    """This app as its next version deploys it: one more tool, all else the same."""
+
+    @tool(effect="write", idempotent=True)
+    def archive(doc: str, ctx: ToolContext) -> dict[str, str]:
+        """Archive a document."""
+        _effect(db, ctx, f"archive {doc}")
+        return {"archived": doc}
+
+    return build_runtime(db, more_tools=[archive], **options)
 
 
 def build_shredder(db: str | Path = "agentrt.db", **options: Any) -> AgentRuntime:

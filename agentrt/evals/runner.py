@@ -141,7 +141,7 @@ def sibling(rt: AgentRuntime, model: BaseChatModel) -> AgentRuntime:
         model_retry=rt.deps.model_retry,
         limits=rt.limits,
         credentials=rt.deps.credentials,
-        app=rt.app,  # its runs are the app's: its workers, not another app's, carry them on
+        app=rt.app.name,  # its runs are the app's: its workers, not another app's, carry them on
     )
 
 

@@ -13,7 +13,8 @@ from agentrt.budget import Budget, empty_usage
 from agentrt.errors import ConfigError, ThreadTaken
 from agentrt.limits import SizeLimits
 from agentrt.principal import Principal
-from agentrt.records import LeaseRecord, NewRun, RunRecord
+from agentrt.records import AppIdentity, LeaseRecord, NewRun, RunRecord
+from agentrt.runs.apps import recorded
 from agentrt.runs.budgets import BudgetLayers
 from agentrt.runs.lease import LeaseOwner
 from agentrt.runs.record import initial_state
@@ -70,7 +71,7 @@ class RunCreating:
     budgets: BudgetLayers
     tracing: RunTracing
     new_id: Callable[[], str]
-    app: str | None
+    app: AppIdentity | None
 
     if TYPE_CHECKING:  # the Driver's own
 
@@ -101,6 +102,7 @@ class RunCreating:
         principal = request["principal"]
         effective = self.budgets.for_run(principal, request.get("budget"))
         self.budgets.check(effective, "the run's budget")
+        app, tools = recorded(self.app)
         return NewRun(
             thread_id=request.get("thread_id") or self.new_id(),
             goal=goal,
@@ -109,7 +111,8 @@ class RunCreating:
             usage=empty_usage(),
             trace_id=new_trace_id(),
             lease=lease,
-            app=self.app,
+            app=app,
+            tools=tools,
         )
 
     def write_run(self, row: NewRun, owner: LeaseOwner | None = None) -> RunRecord:

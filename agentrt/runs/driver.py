@@ -32,7 +32,7 @@ from agentrt.logs import get_logger
 from agentrt.nodes.deps import RunDeps, StepStopped
 from agentrt.nodes.plan import forget_conversation
 from agentrt.nodes.stop_watch import stop_asked
-from agentrt.records import LeaseRecord, RunRecord
+from agentrt.records import AppIdentity, LeaseRecord, RunRecord
 from agentrt.redaction import Redactor
 from agentrt.runs import lifecycle
 from agentrt.runs.budgets import BudgetLayers
@@ -90,7 +90,7 @@ class Driver(MessageTaking, RunCreating, RunResuming, RunSettling):
         lease_ttl: float,
         new_id: Callable[[], str] | None = None,
         own_graphs: Any = None,
-        app: str | None = None,
+        app: AppIdentity | None = None,
     ) -> None:
         # The parts every run shares; the policy (which set_policy swaps) is the graph's.
         self.store: Store = deps.store
@@ -108,7 +108,7 @@ class Driver(MessageTaking, RunCreating, RunResuming, RunSettling):
         self.new_id = new_id or (lambda: uuid.uuid4().hex)
         self.app = app
         """The app whose runs these are (agentrt.runs.apps): each new run records it, and
-        workers claim its runs only; None records none."""
+        workers claim only the runs it may drive; None records none (any worker's)."""
         self.stopping_threads = deps.stopping_threads
         """Runs this process drives that stop before their next step (stop_at_next_step)."""
         self.held_leases = deps.held_leases

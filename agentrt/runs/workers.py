@@ -4,8 +4,8 @@
 any number of machines (PostgreSQL) or on one (a SQLite file). A worker:
 
 - claims as many runs as it has free slots (``Store.claim_runs``: each run goes to one
-  worker), of its own app only (agentrt.runs.apps: another app's run would go on with
-  this app's model, tools and policy), and drives each in a thread of its own
+  worker), only those its app may drive (agentrt.runs.apps: its own name's, or an unnamed
+  app's whose tools it all has), and drives each in a thread of its own
   (``Driver.take_over``) until the run ends, waits at a gate, waits to retry, or fails;
 - looks again when the database says a run may need a driver (LISTEN/NOTIFY on PostgreSQL),
   when one of its runs frees a slot, when a wait to retry or a lease it saw ends, and at
@@ -29,11 +29,12 @@ from dataclasses import dataclass
 
 from agentrt.errors import ConfigError, RunBusy
 from agentrt.logs import get_logger
-from agentrt.runs.apps import DERIVED, owns
+from agentrt.runs.apps import described, lacks, may_drive
 from agentrt.runs.driver import Driver
 from agentrt.runs.lease import LeaseOwner, acquire, owner_dead
 from agentrt.state import RunStatus
 from agentrt.steps import drive as drive_steps
+from agentrt.store.protocols import RunRecord
 
 __all__ = ["Worker", "WorkerSettings"]
 
@@ -195,7 +196,7 @@ class Worker:
                 held = self.store.lease_of(record.thread_id) if record.lease_owner else None
                 if held is None or held.expires_at <= now or not owner_dead(held, owner.host):
                     continue  # free or expired: the next claim takes it
-                if not self._owns(record.app):
+                if not self._may_drive(record):
                     continue  # another app's: one of its workers takes it over
                 try:
                     acquire(self.store, record.thread_id, owner, self.driver.lease_ttl, now=now)
@@ -204,39 +205,36 @@ class Worker:
                 self._submit(pool, record.thread_id, owner)
                 free -= 1
 
-    def _owns(self, recorded: str | None) -> bool:
-        return self.driver.app is None or owns(self.driver.app, recorded)
+    def _may_drive(self, record: RunRecord) -> bool:
+        return self.driver.app is None or may_drive(self.driver.app, record)
 
     def _say_others(self) -> None:
-        """Log the runs waiting for a driver that other apps made (agentrt.runs.apps): this
-        worker leaves them to their own apps' workers, and an operator who sees them wait
-        for ever learns why (an app whose tools changed, with no name of its own)."""
-        others: dict[str, int] = {}
+        """Log the runs waiting for a driver that this worker may not claim, by what they
+        need that its app has not (agentrt.runs.apps: a name, tools): it leaves them to
+        workers that have it, and an operator who sees them wait for ever learns why."""
+        app = self.driver.app
+        if app is None:
+            return
+        needs: dict[str, int] = {}
         try:
             for status in (RunStatus.PENDING, RunStatus.RUNNING):
                 for record in self.store.list_runs(status=status.value, limit=1000):
-                    if record.lease_owner is None and not self._owns(record.app):
-                        others[str(record.app)] = others.get(str(record.app), 0) + 1
+                    if record.lease_owner is None and (need := lacks(app, record)):
+                        needs[need] = needs.get(need, 0) + 1
         except Exception:  # only a word in the log: the claims say what is wrong
             logger.debug("worker: the runs of other apps could not be counted", exc_info=True)
-        if not others:
+        if not needs:
             return
-        # Both named by their tools: likely this app before its tools changed (a tool added,
-        # an MCP server upgraded), whose runs no worker may claim now. Said louder.
-        derived = str(self.driver.app).startswith(DERIVED) and any(
-            app.startswith(DERIVED) for app in others
-        )
+        # Tools it lacks: likely this app's runs from a version that had one more (a tool
+        # dropped, a rollback), which no worker of this version may drive. Said louder.
+        tools = any(need.startswith("the tool") for need in needs)
         logger.log(
-            logging.WARNING if derived else logging.INFO,
-            "worker: %d runs waiting for a driver were made by other apps (%s), not by "
-            "this one (%s): only their own apps' workers claim them%s",
-            sum(others.values()),
-            ", ".join(f"{n} of {app!r}" for app, n in sorted(others.items())),
-            self.driver.app,
-            "; if they are this app's from before its tools changed, name the app with "
-            "the identity they carry (AgentRuntime(app=...)) to take them on"
-            if derived
-            else "",
+            logging.WARNING if tools else logging.INFO,
+            "worker: %d runs waiting for a driver need what this app (%s) has not: %s; "
+            "they wait for a worker whose app has it",
+            sum(needs.values()),
+            described(app),
+            "; ".join(f"{need} ({n})" for need, n in sorted(needs.items())),
         )
 
     def _submit(self, pool: ThreadPoolExecutor, thread_id: str, owner: LeaseOwner) -> None:

@@ -9,9 +9,10 @@ again when that lease would expire: if its holder died (on another host, or on a
 database shared across hosts, where no pid is checked), it is taken over then.
 
 Under ``serve --no-worker`` (``enabled=False``) it drives nothing: processes running
-``agentrt worker`` claim the runs the requests wrote. Nor does it drive a run another app
-made (agentrt.runs.apps; a database two apps share): a decision or a message for it is
-recorded, and that app's workers carry it on, with its own tools and policy.
+``agentrt worker`` claim the runs the requests wrote. Nor does it drive a run its app may
+not (agentrt.runs.apps; a database two apps share: another name's, or one needing a tool
+this app has not): a decision or a message for it is recorded, and a worker of an app
+that may carries it on, with its own tools and policy.
 
 It drives each segment with ``astream_resume`` and hands every event, as it happens, to
 whoever ``watch``es the run (the event stream of /runs/{id}/events), then ``None`` when
@@ -30,7 +31,7 @@ from contextlib import contextmanager
 from agentrt.errors import RunBusy
 from agentrt.events import StreamEvent
 from agentrt.logs import get_logger
-from agentrt.runs.apps import owns
+from agentrt.runs.apps import described, lacks
 from agentrt.runtime import AgentRuntime
 
 __all__ = ["WATCH_BACKLOG", "RunWorker"]
@@ -149,19 +150,20 @@ class RunWorker:
             self._quiet.discard(thread_id)
 
     async def _ours(self, thread_id: str) -> bool:
-        """False for a run another app made, which is left to that app's workers."""
+        """False for a run this app may not drive (runs.apps.may_drive), which is left to a
+        worker whose app may."""
         rt = self.runtime
         try:
             record = await asyncio.to_thread(rt.store.get_run, thread_id)
         except Exception:  # the store is away: the drive meets it and says so
             return True
-        if record is None or owns(rt.app, record.app):
+        if record is None or not (need := lacks(rt.app, record)):
             return True
         logger.info(
-            "run %r was made by app %r, not by this one (%r): left to that app's workers",
+            "run %r needs %s, which this app (%s) has not: left to a worker whose app has it",
             thread_id,
-            record.app,
-            rt.app,
+            need,
+            described(rt.app),
         )
         return False
 

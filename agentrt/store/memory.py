@@ -244,7 +244,12 @@ class MemoryStore(MessagesMemory, ArtifactsMemory, OutboxMemory, EffectsMemory):
     """Only this process sees the store."""
 
     def claim_runs(
-        self, lease: records.LeaseRecord, *, now: float, limit: int, app: str | None = None
+        self,
+        lease: records.LeaseRecord,
+        *,
+        now: float,
+        limit: int,
+        app: records.AppIdentity | None = None,
     ) -> Claim:
         with self._lock:
             pending = {
@@ -267,7 +272,7 @@ class MemoryStore(MessagesMemory, ArtifactsMemory, OutboxMemory, EffectsMemory):
                         continue
                 elif r.status not in (RunStatus.PENDING, RunStatus.RUNNING):
                     continue
-                if app is None or r.app in (None, app):  # another app's: its workers claim it
+                if app is None or _may_drive(app, r):  # another app's: its workers claim it
                     claimable.append(r)
             claimable.sort(key=lambda r: (r.created_at, r.thread_id))
             taken = tuple(r.thread_id for r in claimable[: max(0, limit)])
@@ -477,3 +482,11 @@ def _due(
     by the second (an id)."""
     due = [(at, item) for item in items if (at := when(item))[0] is not None and at[0] <= now]
     return [item for _, item in sorted(due, key=lambda pair: pair[0])]
+
+
+def _may_drive(app: records.AppIdentity, run: records.RunRecord) -> bool:
+    """agentrt.runs.apps.may_drive, as the SQL stores mirror it (the store is below runs):
+    a run of ``app``'s name, of an unnamed app whose tools it all has, or from before."""
+    if run.app is not None:
+        return run.app == app.name
+    return run.tools is None or app.tools.issuperset(run.tools)

@@ -17,6 +17,7 @@ from agentrt.approvals.model import ApprovalQuery, ApprovalRequest, Decided
 from agentrt.artifacts import ArtifactRecord
 from agentrt.records import (
     ApiKey,
+    AppIdentity,
     Claim,
     EffectOutcome,
     EffectRecord,
@@ -67,8 +68,7 @@ class RunChange:
     """A move of a run from one status to another, with what goes with it, written at once.
 
     Worked out above the store (runs/lifecycle.py) from the row as it was read; the store
-    applies it only if the run is still in ``from_status``.
-    """
+    applies it only if the run is still in ``from_status``."""
 
     from_status: RunStatus
     """The status the change was worked out from."""
@@ -179,12 +179,12 @@ class LeaseStore(Protocol):
         ...
 
     def claim_runs(
-        self, lease: LeaseRecord, *, now: float, limit: int, app: str | None = None
+        self, lease: LeaseRecord, *, now: float, limit: int, app: AppIdentity | None = None
     ) -> Claim:
-        """Lease up to ``limit`` runs of ``app`` (or of none recorded; None: of any) that need
-        a driver and have none, oldest first: new (pending), left running (released mid-way,
-        or their lease expired by ``now``), decided at their gate (no pending request left)
-        or asked to cancel there, and waiting to retry with retry_at come. Each taken run
+        """Lease up to ``limit`` runs ``app`` may drive (runs.apps.may_drive; None: any) that
+        need a driver and have none, oldest first: new (pending), left running (released
+        mid-way, or their lease expired by ``now``), decided at their gate (no pending request
+        left) or asked to cancel there, waiting to retry with retry_at come. Each taken run
         gets ``lease``. Exactly once: of processes claiming at once, each goes to one."""
         ...
 

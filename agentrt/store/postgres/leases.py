@@ -16,6 +16,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from agentrt.approvals.model import ApprovalStatus
+from agentrt.records import AppIdentity
 from agentrt.state import RunStatus
 from agentrt.store.postgres.database import Cursor, Database, one_row
 from agentrt.store.postgres.listen import Listener
@@ -54,11 +55,15 @@ _LIVE = (
     RunStatus.WAITING_RETRY.value,
 )
 
-# Where a claim is for one app: its runs, and those with none recorded (agentrt.runs.apps).
-_MINE = "\n      AND (r.app IS NULL OR r.app = %(app)s)"
+# Where a claim is for one app: the runs it may drive (runs.apps.may_drive): of its name,
+# of an unnamed app whose tools it all has, or from before (neither recorded). Both are
+# off runs_to_drive_by_app (app = its name, app IS NULL); tools sift the unnamed ones.
+_MINE = """
+      AND (r.app = %(app)s OR (r.app IS NULL AND (r.tools IS NULL
+           OR r.tools <@ %(tools)s::text[])))"""
 
 # The runs that need a driver and have none (see LeaseStore.claim_runs), oldest first, off
-# the partial index runs_to_drive (one app's, and those with none, off runs_to_drive_by_app);
+# the partial index runs_to_drive (one app's, off runs_to_drive_by_app);
 # leased in the same statement. The last row carries when a look may next find something
 # (the rows taken are not in it: the select reads the table as it was before the update).
 _CLAIM = f"""
@@ -133,7 +138,7 @@ class LeasesTable:
     """A server is shared by processes on any number of machines: a pid says nothing."""
 
     def claim_runs(
-        self, lease: LeaseRecord, *, now: float, limit: int, app: str | None = None
+        self, lease: LeaseRecord, *, now: float, limit: int, app: AppIdentity | None = None
     ) -> Claim:
         params = {
             "now": now,
@@ -142,7 +147,8 @@ class LeasesTable:
             "host": lease.host,
             "pid": lease.pid,
             "expires_at": lease.expires_at,
-            "app": app,
+            "app": None if app is None else app.name,
+            "tools": None if app is None else sorted(app.tools),
         }
         claim = self.db.apply(_CLAIM_ANY if app is None else _CLAIM_MINE, params, _claim)
         if len(claim.thread_ids) >= limit:

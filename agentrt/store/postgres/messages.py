@@ -196,7 +196,7 @@ def _open(conn: Conn, thread_id: str, opening: MessageOpening, now: float) -> Ru
                     [ApprovalStatus.APPROVED.value, ApprovalStatus.EDITED.value],
                 ),
             )
-    return record_of(RunRecord, moved, status=RunStatus)
+    return record_of(RunRecord, moved, status=RunStatus, tools=tuple)
 
 
 def _next_index(conn: Conn, thread_id: str) -> int | None:

@@ -96,11 +96,13 @@ class RunsTable:
                 else (lease.owner, lease.host, lease.pid, lease.expires_at)
             ),
             run.app,
+            None if run.tools is None else list(run.tools),
         )
         return self.db.apply(
             "INSERT INTO runs (thread_id, status, goal, principal, tenant, budget, usage, "
             "trace_id, created_at, updated_at, lease_owner, lease_host, lease_pid, "
-            "lease_expires_at, app) VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s) "
+            "lease_expires_at, app, tools) "
+            "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s::text[]) "
             f"ON CONFLICT (thread_id) DO NOTHING RETURNING {RUN}",
             params,
             _returned,
@@ -254,4 +256,4 @@ def _thread_id(row: DictRow) -> str:
 
 def run_record(row: DictRow) -> RunRecord:
     """The record a runs row (its RUN columns) makes."""
-    return record_of(RunRecord, row, status=RunStatus)
+    return record_of(RunRecord, row, status=RunStatus, tools=tuple)

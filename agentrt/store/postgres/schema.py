@@ -13,7 +13,7 @@ from __future__ import annotations
 
 __all__ = ["CHANNEL", "MIGRATIONS", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 10
+SCHEMA_VERSION = 11
 
 CHANNEL = "agentrt_runs"
 """Where the database says a run may need a driver (LISTEN/NOTIFY); the payload is its id."""
@@ -328,6 +328,16 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN app TEXT;
     CREATE INDEX runs_to_drive_by_app ON runs (app, created_at, thread_id)
         WHERE status IN ('pending', 'running', 'awaiting_approval', 'waiting_retry');
+    """,
+    # 11: what an unnamed app's run records is its tools (as SQLite's 16), not a digest of
+    # them: a worker whose app has them all (tools <@ its own) claims it. An array, kept
+    # out of every index (a long list would pass the size a B-tree entry may have); such
+    # runs have app NULL, so a claim still reads runs_to_drive_by_app, and sifts the
+    # unnamed ones by their tools. The identities 10 derived ('tools:' and 16 hex digits)
+    # cannot be read back into names: their runs record nothing now, any worker's.
+    """
+    ALTER TABLE runs ADD COLUMN tools TEXT[];
+    UPDATE runs SET app = NULL WHERE app ~ '^tools:[0-9a-f]{16}$';
     """,
 )
 

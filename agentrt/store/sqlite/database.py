@@ -11,7 +11,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import MISSING, fields
 from pathlib import Path
@@ -131,8 +131,14 @@ class Database:
             row = db.execute(sql, params).fetchone()
         return record(row) if row is not None else None
 
-    def all(self, sql: str, params: Sequence[Any], record: Callable[[sqlite3.Row], _T]) -> list[_T]:
-        """Every row ``sql`` reads, as ``record`` makes each."""
+    def all(
+        self,
+        sql: str,
+        params: Sequence[Any] | Mapping[str, Any],
+        record: Callable[[sqlite3.Row], _T],
+    ) -> list[_T]:
+        """Every row ``sql`` reads (its parameters by place or by name), as ``record`` makes
+        each."""
         with self.read() as db:
             rows = db.execute(sql, params).fetchall()
         return [record(r) for r in rows]

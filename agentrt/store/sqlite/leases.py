@@ -7,10 +7,12 @@ workers on the file never take the same run.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from agentrt.approvals.model import ApprovalStatus
+from agentrt.records import AppIdentity
 from agentrt.state import RunStatus
 from agentrt.store.protocols import Claim, LeaseRecord, LeaseRenewal, RunRecord
 from agentrt.store.sqlite.database import Database
@@ -29,32 +31,39 @@ _LIVE = (
 # live runs that can move, and threads with a message waiting for them (a finished thread
 # with one queued, a live one with one sent to interrupt it, unless a reconcile gate holds
 # it: an effect in doubt is settled first, and the message taken after). {mine} keeps a
-# claim for one app to that app's runs and those with none recorded (agentrt.runs.apps).
-# Parameters: now, [app,] now, now, [app,] limit. (``+a.status`` keeps SQLite from reading
-# the approvals by status, all the pending ones, rather than by run.)
+# claim for one app to the runs it may drive (runs.apps.may_drive): of its name, of an
+# unnamed app none of whose tools it lacks, or from before (neither recorded). The app's
+# runs are told apart as the runs are read in creation order (no index: tools are a list).
+# (``+a.status`` keeps SQLite from reading the approvals by status, all the pending ones,
+# rather than by run.)
 _CLAIMABLE = f"""
 SELECT thread_id FROM (
     SELECT thread_id, created_at FROM runs r
     WHERE status IN {_LIVE}
-      AND (lease_owner IS NULL OR lease_expires_at <= ?){{mine}}
+      AND (lease_owner IS NULL OR lease_expires_at <= :now){{mine}}
       AND (status IN ('{RunStatus.PENDING.value}', '{RunStatus.RUNNING.value}')
-           OR (status = '{RunStatus.WAITING_RETRY.value}' AND retry_at <= ?)
+           OR (status = '{RunStatus.WAITING_RETRY.value}' AND retry_at <= :now)
            OR (status = '{RunStatus.AWAITING_APPROVAL.value}' AND (cancel_requested IS NOT NULL
                OR NOT EXISTS (SELECT 1 FROM approvals a WHERE a.thread_id = r.thread_id
                               AND +a.status = '{ApprovalStatus.PENDING.value}'))))
     UNION
     SELECT r.thread_id, r.created_at FROM messages m JOIN runs r ON r.thread_id = m.thread_id
-    WHERE m.status = 'queued' AND (r.lease_owner IS NULL OR r.lease_expires_at <= ?){{mine}}
+    WHERE m.status = 'queued' AND (r.lease_owner IS NULL OR r.lease_expires_at <= :now){{mine}}
       AND (r.status NOT IN {_LIVE}
            OR (m.interrupt AND NOT EXISTS (SELECT 1 FROM approvals a
                WHERE a.thread_id = r.thread_id AND +a.status = '{ApprovalStatus.PENDING.value}'
                  AND a.kind = 'reconcile')))
 )
 ORDER BY created_at, thread_id
-LIMIT ?
+LIMIT :limit
 """
 _CLAIMABLE_ANY = _CLAIMABLE.format(mine="")
-_CLAIMABLE_MINE = _CLAIMABLE.format(mine=" AND (r.app IS NULL OR r.app = ?)")
+_CLAIMABLE_MINE = _CLAIMABLE.format(
+    mine="""
+      AND (r.app = :app OR (r.app IS NULL AND (r.tools IS NULL OR NOT EXISTS (
+          SELECT 1 FROM json_each(r.tools) t
+          WHERE t.value NOT IN (SELECT value FROM json_each(:tools))))))"""
+)
 
 # When a look may next find something: a wait to retry ending, or a lease left to expire
 # (a finished run's leftover lease, from a process that died just after the end, costs
@@ -78,13 +87,13 @@ class LeasesTable:
     """A SQLite file is shared only by processes on one machine (WAL needs shared memory)."""
 
     def claim_runs(
-        self, lease: LeaseRecord, *, now: float, limit: int, app: str | None = None
+        self, lease: LeaseRecord, *, now: float, limit: int, app: AppIdentity | None = None
     ) -> Claim:
-        sql, params = (
-            (_CLAIMABLE_ANY, (now, now, now, max(0, limit)))
-            if app is None
-            else (_CLAIMABLE_MINE, (now, app, now, now, app, max(0, limit)))
-        )
+        params: dict[str, Any] = {"now": now, "limit": max(0, limit)}
+        sql = _CLAIMABLE_ANY
+        if app is not None:
+            sql = _CLAIMABLE_MINE
+            params.update(app=app.name, tools=json.dumps(sorted(app.tools)))
         taken: tuple[str, ...] = ()
         # Most looks find nothing: a read first, which never waits for the write lock.
         if self.db.all(sql, params, _thread_id):

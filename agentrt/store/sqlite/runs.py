@@ -43,7 +43,7 @@ class RunsTable:
                 db.execute(
                     "INSERT INTO runs (thread_id, status, goal, principal, tenant, budget, usage, "
                     "trace_id, created_at, updated_at, lease_owner, lease_host, lease_pid, "
-                    "lease_expires_at, app) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                    "lease_expires_at, app, tools) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                     (
                         run.thread_id,
                         RunStatus.PENDING.value,
@@ -61,6 +61,7 @@ class RunsTable:
                             else (lease.owner, lease.host, lease.pid, lease.expires_at)
                         ),
                         run.app,
+                        None if run.tools is None else json.dumps(list(run.tools)),
                     ),
                 )
         except sqlite3.IntegrityError:
@@ -247,6 +248,7 @@ def run_record(row: sqlite3.Row) -> RunRecord:
         budget=json.loads,
         usage=json.loads,
         budget_report=json.loads,
+        tools=lambda text: tuple(json.loads(text)),
     )
 
 

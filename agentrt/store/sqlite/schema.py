@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 15
+SCHEMA_VERSION = 16
 
 # MIGRATIONS[i] takes a database at version i to version i + 1. Never edit a released
 # entry: append a new one, so every existing file walks the same path.
@@ -283,6 +283,16 @@ MIGRATIONS: tuple[str, ...] = (
     # reads the runs in creation order, and tells the apps' runs apart as it goes.)
     """
     ALTER TABLE runs ADD COLUMN app TEXT;
+    """,
+    # 16: what an unnamed app's run records is its tools (a JSON array of their names,
+    # sorted), not a digest of them: a worker whose app has them all claims it, so a
+    # version that adds a tool goes on with the runs of the one before. The identities 15
+    # derived from the tools ('tools:' and 16 hex digits) cannot be read back into names:
+    # their runs record nothing now, as those made before 15, and any worker claims them.
+    """
+    ALTER TABLE runs ADD COLUMN tools TEXT;
+    UPDATE runs SET app = NULL
+        WHERE length(app) = 22 AND app GLOB 'tools:*' AND substr(app, 7) NOT GLOB '*[^0-9a-f]*';
     """,
 )
 
