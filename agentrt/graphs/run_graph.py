@@ -39,6 +39,7 @@ from opentelemetry.trace import Span
 from agentrt.budget import Budget, budget_attributes
 from agentrt.errors import LeaseLost
 from agentrt.nodes import ACTING_NODES, NODES, PURE_NODES, Node
+from agentrt.nodes.common import next_action
 from agentrt.nodes.deps import RunDeps, StepStopped
 from agentrt.nodes.plan import answer_recorded, forget_conversation
 from agentrt.nodes.stop_watch import stops_asked
@@ -274,11 +275,8 @@ mark, every node looks only when the mark moved (or the look is stale)."""
 
 def _step_id(kind: str, state: RunState) -> str | None:
     """The plan step an action node works on; plan and finish have none."""
-    plan = state.get("plan")
-    cursor = state.get("cursor", 0)
-    if kind in ("plan", "finish") or not plan or cursor >= len(plan["actions"]):
-        return None
-    return plan["actions"][cursor]["step_id"]
+    action = None if kind in ("plan", "finish") else next_action(state)
+    return None if action is None else action["step_id"]
 
 
 def _runnable(node: Node, deps: RunDeps) -> Any:

@@ -30,6 +30,7 @@ __all__ = [
     "advance",
     "budget_stop",
     "current_action",
+    "next_action",
     "observation_event",
     "over_budget",
     "tool_context",
@@ -38,12 +39,20 @@ __all__ = [
 ]
 
 
-def current_action(state: RunState) -> Action:
+def next_action(state: RunState) -> Action | None:
+    """The plan's action at the cursor; None when there is no plan or none is left."""
     plan = state.get("plan")
     cursor = state.get("cursor", 0)
     if not plan or cursor >= len(plan["actions"]):
-        raise RuntimeError("no current action: the graph routed to an action node without one")
+        return None
     return plan["actions"][cursor]
+
+
+def current_action(state: RunState) -> Action:
+    action = next_action(state)
+    if action is None:
+        raise RuntimeError("no current action: the graph routed to an action node without one")
+    return action
 
 
 def observation_event(

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from agentrt.nodes.common import (
     budget_stop,
     current_action,
+    next_action,
     spent,
     tool_context,
     with_credentials,
@@ -93,10 +94,10 @@ def only_reads(kind: str, state: RunState, deps: RunDeps) -> bool:
     """Whether node ``kind`` is about to call a read, which acts on nothing: what policy
     decided need not be stored before it (agentrt.store.held), as a read is made again
     on resume after any crash before the tool's checkpoint, decided again first."""
-    plan, cursor = state.get("plan"), state.get("cursor", 0)
-    if kind != "tool" or not plan or cursor >= len(plan["actions"]):
+    action = next_action(state) if kind == "tool" else None
+    if action is None:
         return False  # no action to call: nothing to judge by (the node says what is wrong)
-    spec = deps.tools.get(plan["actions"][cursor]["tool"])
+    spec = deps.tools.get(action["tool"])
     return spec is not None and spec.effect is Effect.READ
 
 
