@@ -14,7 +14,7 @@ import pytest
 from agentrt import AgentRuntime, ConfigError, Policy, Principal, RunStatus, ToolContext, tool
 from agentrt.logs import get_logger
 from agentrt.testing import ScriptedChatModel, ai, tool_call
-from agentrt.tools.credentials import CredentialError, Credentials, Secrets
+from agentrt.tools.credentials import KEPT_AT_MOST, CredentialError, Credentials, Secrets
 from tests.conftest import FakeClock
 
 ALICE = Principal("alice", roles=["support"], tenant="acme")
@@ -408,6 +408,31 @@ def test_a_ttl_never_hands_one_principals_value_to_another(
     assert provider.resolve("crm", then) == by_all_it_is_handed("crm", then)
     assert provider.resolve("crm", first) == by_all_it_is_handed("crm", first)
     assert fetched == [first, first, then, then, then, first]
+
+
+def test_a_ttl_lets_go_of_expired_values_and_keeps_a_bounded_number(clock: FakeClock) -> None:
+    # A server sees many principals over its life: their values must not stay for good.
+    fetched: list[str] = []
+
+    def vault(name: str, principal: Principal) -> str:
+        fetched.append(principal.id)
+        return f"{name}-{principal.id}"
+
+    provider = Credentials.from_callable(vault, ttl=60, clock=clock)
+    for i in range(3 * KEPT_AT_MOST):
+        provider.resolve("crm", Principal(f"user{i}", tenant="acme"))
+        clock.advance(0.01)  # 3 * 4096 callers within one ttl
+    assert len(provider._kept) == KEPT_AT_MOST  # the nearest expiry went first
+    # The newest is still kept; the oldest was let go and is fetched anew.
+    newest = Principal(f"user{3 * KEPT_AT_MOST - 1}", tenant="acme")
+    before = len(fetched)
+    assert provider.resolve("crm", newest) == f"crm-{newest.id}"
+    assert len(fetched) == before
+    assert provider.resolve("crm", Principal("user0", tenant="acme")) == "crm-user0"
+    assert len(fetched) == before + 1
+    clock.advance(61)  # all expired: the next value kept lets every one of them go
+    provider.resolve("crm", Principal("late", tenant="acme"))
+    assert list(provider._kept) == [("crm", Principal("late", tenant="acme"))]
 
 
 def test_a_ttl_in_a_run_gives_the_less_privileged_principal_its_own_value(

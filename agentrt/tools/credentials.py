@@ -179,10 +179,26 @@ class Credentials:
         if not isinstance(value, str):
             raise TypeError(f"{self.source} gave a {type(value).__name__}, not text")
         if self.ttl:
-            with self._lock:
-                self._kept[key] = (self.clock() + self.ttl, value)
+            self._keep(key, value)
         return value
 
+    def _keep(self, key: tuple[str, Principal], value: str) -> None:
+        """Keep ``value`` for a ttl, letting go of what has expired: a server sees many
+        principals over its life, and their values must not stay in memory for good."""
+        now = self.clock()
+        with self._lock:
+            kept = self._kept
+            kept.pop(key, None)  # to the end: with one ttl, the order is that of expiry
+            while kept:
+                first = next(iter(kept))
+                if kept[first][0] > now and len(kept) < KEPT_AT_MOST:
+                    break
+                del kept[first]
+            kept[key] = (now + self.ttl, value)
+
+
+KEPT_AT_MOST = 4096
+"""Values a Credentials with a ttl keeps at once; past it, those nearest expiry go first."""
 
 _PLAIN = re.compile(r"[a-z0-9]+(?:_[a-z0-9]+)*")
 
