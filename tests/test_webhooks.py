@@ -16,6 +16,7 @@ import signal
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -500,6 +501,40 @@ endpoints:
     secret_env: OPS_WEBHOOK_SECRET
     tenant: acme
 """
+
+
+def test_a_stop_from_the_dispatchers_own_thread_takes_no_lock(desk: AgentRuntime) -> None:
+    # A signal's handler runs on run()'s thread, between any two of its bytecodes: inside
+    # the Event's wait, say, holding its lock. stop() there must not take that lock again.
+    dispatcher = Dispatcher(desk.store, Webhooks(endpoints=()), poll=3600)
+    passes: list[int] = []
+
+    def a_pass_a_signal_interrupts() -> Any:
+        passes.append(1)
+        with dispatcher._stop._cond:  # where a handler may find the loop
+            dispatcher.stop()
+        return None
+
+    dispatcher.deliver_due = a_pass_a_signal_interrupts  # type: ignore[method-assign]
+    loop = threading.Thread(target=dispatcher.run, daemon=True)
+    loop.start()
+    loop.join(30)
+    assert not loop.is_alive(), "stop() from the loop's own thread waited on the Event's lock"
+    assert passes == [1]  # and run() ended after that pass, without its hour's wait
+
+
+def test_a_stop_from_another_thread_wakes_the_dispatchers_wait_at_once(
+    desk: AgentRuntime,
+) -> None:
+    dispatcher = Dispatcher(desk.store, Webhooks(endpoints=()), poll=3600)
+    waiting = threading.Event()
+    dispatcher.deliver_due = waiting.set  # type: ignore[assignment,method-assign]
+    loop = threading.Thread(target=dispatcher.run, daemon=True)
+    loop.start()
+    assert waiting.wait(30)
+    dispatcher.stop()
+    loop.join(30)
+    assert not loop.is_alive()
 
 
 @pytest.mark.subprocess

@@ -7,8 +7,11 @@ the pid that made it, to a sink: an effect is a key, a call is a row.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -16,10 +19,12 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from agentrt import AgentRuntime, Decision
+from agentrt.cli.said import say_from_handler
 from agentrt.errors import ConfigError
 from agentrt.records import AppIdentity, LeaseRecord, NewRun
 from agentrt.runs.apps import lacks, may_drive
@@ -372,6 +377,55 @@ def test_sigterm_stops_each_run_at_its_next_step_resumable(tmp_path: Path) -> No
     for thread_id in runs:  # every call once: the stop fell between steps
         assert [w for w, _ in calls[thread_id]] == ["note 1", "note 2", "note 3"]
         assert {pid for _, pid in calls[thread_id]} == {a.pid, b.pid}
+
+
+def test_a_handlers_line_is_written_while_the_loop_is_inside_a_write_to_stderr() -> None:
+    # The handler may interrupt a log line half written: stderr's buffer is then held, and a
+    # write through it raises "reentrant call" out of the handler into the worker's loop.
+    read_end, write_end = os.pipe()
+    said: list[BaseException | None] = []
+
+    def handler(signum: int, frame: object) -> None:
+        try:
+            say_from_handler("agentrt worker: SIGUSR1: stopping")
+            said.append(None)
+        except BaseException as exc:  # what the handler raised is the finding
+            said.append(exc)
+
+    class Stderr(io.RawIOBase):
+        def writable(self) -> bool:
+            return True
+
+        def fileno(self) -> int:
+            return write_end
+
+        def write(self, b: Any) -> int:
+            if not said:  # the signal lands while BufferedWriter.write holds its lock
+                os.kill(os.getpid(), signal.SIGUSR1)
+            return os.write(write_end, bytes(b))
+
+    stream = io.TextIOWrapper(io.BufferedWriter(Stderr()), line_buffering=True)  # as stderr is
+    before = signal.signal(signal.SIGUSR1, handler)
+    try:
+        with contextlib.redirect_stderr(stream):
+            print("a log line", file=sys.stderr)
+        assert said == [None]  # the handler ran inside that write, and raised nothing
+
+        # The old way, typer.echo(err=True) through the same stream, is what raised:
+        def through_the_stream(signum: int, frame: object) -> None:
+            said.append(None)
+            print("through the stream", file=sys.stderr)
+
+        said.clear()
+        signal.signal(signal.SIGUSR1, through_the_stream)
+        with contextlib.redirect_stderr(stream), pytest.raises(RuntimeError, match="reentrant"):
+            print("another log line", file=sys.stderr)
+    finally:
+        signal.signal(signal.SIGUSR1, before)
+        os.close(write_end)
+    with os.fdopen(read_end) as written:
+        text = written.read()
+    assert text.splitlines()[:2] == ["agentrt worker: SIGUSR1: stopping", "a log line"]
 
 
 def test_a_sigterm_while_the_worker_starts_is_obeyed_once_it_is_up(tmp_path: Path) -> None:

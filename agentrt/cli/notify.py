@@ -14,6 +14,7 @@ import typer
 
 from agentrt.cli.common import CliError, age, app, short, table
 from agentrt.cli.options import AppOptions, grouped
+from agentrt.cli.said import say_from_handler
 
 webhooks_app = typer.Typer(
     help="The app's webhook endpoints and their deliveries: pending, delivered, dead."
@@ -61,8 +62,8 @@ def notify(
                 return
 
             def stop(signum: int, frame: FrameType | None) -> None:
-                typer.echo(f"agentrt notify: {signal.Signals(signum).name}: stopping", err=True)
-                dispatcher.stop()
+                dispatcher.stop()  # first: takes no lock on this thread
+                say_from_handler(f"agentrt notify: {signal.Signals(signum).name}: stopping")
 
             signal.signal(signal.SIGTERM, stop)
             signal.signal(signal.SIGINT, stop)

@@ -12,6 +12,7 @@ import typer
 
 from agentrt.cli.common import CliError, app
 from agentrt.cli.options import AppOptions, grouped
+from agentrt.cli.said import say_from_handler
 from agentrt.collector import tune_for_serving
 
 
@@ -65,10 +66,9 @@ def worker(
             # First, and takes no lock: the handler runs on the worker loop's thread,
             # between any two of its steps (agentrt.runs.workers.Worker.stop).
             pool.stop()
-            typer.echo(
+            say_from_handler(
                 f"agentrt worker: {signal.Signals(signum).name}: stopping once each run in "
-                "hand finishes its step",
-                err=True,
+                "hand finishes its step"
             )
 
         signal.signal(signal.SIGTERM, stop)

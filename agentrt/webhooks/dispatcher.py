@@ -122,6 +122,10 @@ def shown_event(
     return replace(event, data={**event.data, **masked})
 
 
+STOP_CHECK = 0.25
+"""Seconds within which run() sees a stop its own thread asked for."""
+
+
 class Dispatcher:
     """Sends the outbox's events to a runtime's webhook endpoints.
 
@@ -162,6 +166,9 @@ class Dispatcher:
         self._own_sender = sender is None
         self.sender: Sender = sender if sender is not None else httpx.Client()
         self._stop = threading.Event()
+        self._asked = False
+        self._loop: int | None = None
+        """The thread in run(), where a signal's handler runs."""
 
     def deliver_due(self) -> Pass:
         """One pass over every endpoint: new deliveries made, due ones sent."""
@@ -288,16 +295,35 @@ class Dispatcher:
     def run(self) -> None:
         """Pass after pass until stop(); a failed pass (the database away) is logged and
         the next one tried."""
-        while not self._stop.is_set():
-            try:
-                self.deliver_due()
-            except Exception:
-                logger.exception("a webhook pass failed; trying again in %s s", self.poll)
-            self._stop.wait(self.poll)
+        self._loop = threading.get_ident()
+        try:
+            while not self._asked:
+                try:
+                    self.deliver_due()
+                except Exception:
+                    logger.exception("a webhook pass failed; trying again in %s s", self.poll)
+                self._pause()
+        finally:
+            self._loop = None
+
+    def _pause(self) -> None:
+        """Wait ``poll`` seconds, or until stop(); a stop asked from the loop's own thread
+        (a signal's handler) is seen within STOP_CHECK seconds."""
+        until = time.monotonic() + self.poll
+        while not self._asked:
+            left = until - time.monotonic()
+            if left <= 0 or self._stop.wait(min(left, STOP_CHECK)):
+                return
 
     def stop(self) -> None:
-        """End run() after the pass in hand."""
-        self._stop.set()
+        """End run() after the pass in hand (safe from a signal's handler and any thread).
+
+        On run()'s own thread, where a handler runs, it takes no lock: the handler may have
+        interrupted the loop inside the Event's, which is not reentrant. From another thread
+        it also wakes the loop's wait at once."""
+        self._asked = True
+        if threading.get_ident() != self._loop:
+            self._stop.set()
 
     def close(self) -> None:
         """Close the HTTP client this dispatcher made."""
