@@ -21,6 +21,7 @@ from agentrt.records import NewRun
 from agentrt.state import TERMINAL, RunStatus, Usage
 from agentrt.store.memory_artifacts import ArtifactsMemory
 from agentrt.store.memory_effects import EffectsMemory
+from agentrt.store.memory_keys import KeysMemory
 from agentrt.store.memory_messages import MessagesMemory
 from agentrt.store.memory_outbox import OutboxMemory
 from agentrt.store.outbox import EventType, approval_event, run_event
@@ -29,7 +30,7 @@ from agentrt.store.protocols import Claim, RunChange
 __all__ = ["MemoryStore"]
 
 
-class MemoryStore(MessagesMemory, ArtifactsMemory, OutboxMemory, EffectsMemory):
+class MemoryStore(MessagesMemory, ArtifactsMemory, OutboxMemory, EffectsMemory, KeysMemory):
     """agentrt.store.protocols.Store, in this process's memory."""
 
     schema_version = 0
@@ -44,11 +45,10 @@ class MemoryStore(MessagesMemory, ArtifactsMemory, OutboxMemory, EffectsMemory):
         self._leases: dict[str, records.LeaseRecord] = {}
         self._approvals: dict[str, ApprovalRequest] = {}
         self._calls: dict[tuple[str, int], records.ModelCall] = {}
-        self._keys: dict[str, tuple[records.ApiKey, str]] = {}
-        self._spans: dict[str, records.SpanRow] = {}
         self._salt = secrets.token_hex(16)
         self._stops = 0
         """Stop requests written so far: the store's stop_mark."""
+        self._keys_init()
         self._outbox_init()
 
     def redaction_salt(self) -> str:
@@ -290,6 +290,21 @@ class MemoryStore(MessagesMemory, ArtifactsMemory, OutboxMemory, EffectsMemory):
                 raise KeyError(thread_id)
             return self._leases.get(thread_id)
 
+    def leased_on(
+        self, host: str, *, now: float
+    ) -> list[tuple[records.RunRecord, records.LeaseRecord]]:
+        live = (RunStatus.PENDING, RunStatus.RUNNING)
+        with self._lock:
+            found = [
+                (self._with_lease(run), held)
+                for run in self._runs.values()
+                if run.status in live
+                and (held := self._leases.get(run.thread_id)) is not None
+                and held.host == host
+                and held.expires_at > now
+            ]
+        return sorted(found, key=lambda pair: (pair[0].created_at, pair[0].thread_id))
+
     def take_lease(
         self, thread_id: str, lease: records.LeaseRecord, *, expected: str | None
     ) -> bool:
@@ -411,7 +426,7 @@ class MemoryStore(MessagesMemory, ArtifactsMemory, OutboxMemory, EffectsMemory):
             self._approvals[approval_id] = replace(request, **changes)
             return True
 
-    # recordings, keys, spans --------------------------------------------------------------
+    # recordings (keys and spans: memory_keys) ---------------------------------------------
 
     def record_model_call(
         self, thread_id: str, call: records.ModelCall, *, usage: Usage | None = None
@@ -430,45 +445,6 @@ class MemoryStore(MessagesMemory, ArtifactsMemory, OutboxMemory, EffectsMemory):
             return sorted(
                 (c for (t, _), c in self._calls.items() if t == thread_id),
                 key=lambda c: c.revision,
-            )
-
-    def add_key(self, key: records.ApiKey, key_hash: str) -> None:
-        with self._lock:
-            self._keys[key.key_id] = (key, key_hash)
-
-    def key_by_hash(self, key_hash: str) -> records.ApiKey | None:
-        with self._lock:
-            for key, digest in self._keys.values():
-                if digest == key_hash and key.active:
-                    return key
-            return None
-
-    def list_keys(self, *, include_revoked: bool = False) -> list[records.ApiKey]:
-        with self._lock:
-            keys = [k for k, _ in self._keys.values() if include_revoked or k.active]
-            return sorted(keys, key=lambda k: (k.created_at, k.key_id))
-
-    def revoke_key(self, key_id: str) -> records.ApiKey | None:
-        with self._lock:
-            found = self._keys.get(key_id)
-            if found is None:
-                return None
-            key, digest = found
-            if key.active:
-                key = replace(key, revoked_at=self.clock())
-                self._keys[key_id] = (key, digest)
-            return key
-
-    def write_spans(self, rows: Sequence[records.SpanRow]) -> None:
-        with self._lock:
-            for row in rows:
-                self._spans[row.span_id] = row
-
-    def spans_of(self, trace_id: str) -> list[records.SpanRow]:
-        with self._lock:
-            return sorted(
-                (s for s in self._spans.values() if s.trace_id == trace_id),
-                key=lambda s: s.start_ns,
             )
 
 

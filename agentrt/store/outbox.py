@@ -15,9 +15,10 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from agentrt.approvals.model import ApprovalRequest
 from agentrt.records import RunRecord
@@ -32,6 +33,7 @@ __all__ = [
     "DeliveryStatus",
     "EventType",
     "OutboxEvent",
+    "OutboxStore",
     "approval_event",
     "run_event",
 ]
@@ -220,3 +222,56 @@ def run_event(record: RunRecord, *, from_status: RunStatus, now: float) -> Outbo
         data=data,
         created_at=now,
     )
+
+
+class OutboxStore(Protocol):
+    """Events written in the transaction of the change they describe (store/outbox.py says
+    which: a store writes them from change_run, put_approval, decide_approval and
+    expire_approval), and their deliveries to webhook endpoints.
+
+    An endpoint's deliveries are made from the outbox past its cursor; the rules of
+    which events an endpoint takes, and of retrying, live above (agentrt.webhooks).
+    """
+
+    def outbox_events(
+        self, *, after: int = 0, limit: int = 500, thread_id: str | None = None
+    ) -> list[OutboxEvent]:
+        """Events past seq ``after`` (one run's, if given), in the order written."""
+        ...
+
+    def outbox_cursor(self, endpoint: str) -> int:
+        """The seq up to which events were looked at for ``endpoint`` (0 before any)."""
+        ...
+
+    def add_deliveries(
+        self, endpoint: str, events: Sequence[OutboxEvent], *, cursor: int, upto: int, now: float
+    ) -> bool:
+        """Pending deliveries of ``events`` to ``endpoint``, due at ``now``, and its cursor
+        moved from ``cursor`` to ``upto``, at once; False (nothing written) if the cursor
+        is no longer ``cursor`` (another dispatcher moved it first)."""
+        ...
+
+    def claim_deliveries(
+        self, endpoint: str, *, owner: str, now: float, until: float, limit: int
+    ) -> list[Delivery]:
+        """Hold up to ``limit`` pending deliveries due by ``now`` for ``owner`` until
+        ``until``, oldest first, skipping those a live claim holds; each is the oldest
+        delivery of its run still pending for this endpoint, so a run's events go out in
+        order. Of dispatchers claiming at once, each delivery goes to one."""
+        ...
+
+    def finish_delivery(
+        self, endpoint: str, event_id: str, *, owner: str, outcome: DeliveryOutcome
+    ) -> bool:
+        """Write how a try went, if ``owner`` still holds the claim and the delivery is
+        pending; the claim is let go. False if not (its claim ran out and another took it)."""
+        ...
+
+    def list_deliveries(self, query: DeliveryQuery) -> list[Delivery]:
+        """Newest event first."""
+        ...
+
+    def retry_delivery(self, endpoint: str, event_id: str, *, now: float) -> bool:
+        """A dead delivery pending again, due at ``now``, its attempts counted from 0;
+        False if there is no such dead delivery."""
+        ...

@@ -32,7 +32,7 @@ from agentrt.records import (
     SpanRow,
 )
 from agentrt.state import RunStatus, Usage
-from agentrt.store.outbox import Delivery, DeliveryOutcome, DeliveryQuery, OutboxEvent
+from agentrt.store.outbox import OutboxStore
 
 __all__ = [
     "ApiKey",
@@ -201,6 +201,12 @@ class LeaseStore(Protocol):
 
     def take_lease(self, thread_id: str, lease: LeaseRecord, *, expected: str | None) -> bool:
         """Set the lease if its owner is still ``expected`` (None: nobody); False if not."""
+        ...
+
+    def leased_on(self, host: str, *, now: float) -> list[tuple[RunRecord, LeaseRecord]]:
+        """The runs left pending or running whose lease a process on ``host`` holds, not
+        expired by ``now``, oldest first, each with its lease: those a takeover of a dead
+        process's runs looks at (on a ``one_host`` store), whatever their number."""
         ...
 
     def renew_leases(self, leases: Sequence[LeaseRenewal]) -> dict[str, bool | None]:
@@ -409,59 +415,6 @@ class MessageStore(Protocol):
         once the request is committed; None if the store cannot tell (runs then look as
         agentrt.nodes.stop_watch says for a store with none). Read before a look: the same
         mark later means no request was asked since."""
-        ...
-
-
-class OutboxStore(Protocol):
-    """Events written in the transaction of the change they describe (store/outbox.py says
-    which: a store writes them from change_run, put_approval, decide_approval and
-    expire_approval), and their deliveries to webhook endpoints.
-
-    An endpoint's deliveries are made from the outbox past its cursor; the rules of
-    which events an endpoint takes, and of retrying, live above (agentrt.webhooks).
-    """
-
-    def outbox_events(
-        self, *, after: int = 0, limit: int = 500, thread_id: str | None = None
-    ) -> list[OutboxEvent]:
-        """Events past seq ``after`` (one run's, if given), in the order written."""
-        ...
-
-    def outbox_cursor(self, endpoint: str) -> int:
-        """The seq up to which events were looked at for ``endpoint`` (0 before any)."""
-        ...
-
-    def add_deliveries(
-        self, endpoint: str, events: Sequence[OutboxEvent], *, cursor: int, upto: int, now: float
-    ) -> bool:
-        """Pending deliveries of ``events`` to ``endpoint``, due at ``now``, and its cursor
-        moved from ``cursor`` to ``upto``, at once; False (nothing written) if the cursor
-        is no longer ``cursor`` (another dispatcher moved it first)."""
-        ...
-
-    def claim_deliveries(
-        self, endpoint: str, *, owner: str, now: float, until: float, limit: int
-    ) -> list[Delivery]:
-        """Hold up to ``limit`` pending deliveries due by ``now`` for ``owner`` until
-        ``until``, oldest first, skipping those a live claim holds; each is the oldest
-        delivery of its run still pending for this endpoint, so a run's events go out in
-        order. Of dispatchers claiming at once, each delivery goes to one."""
-        ...
-
-    def finish_delivery(
-        self, endpoint: str, event_id: str, *, owner: str, outcome: DeliveryOutcome
-    ) -> bool:
-        """Write how a try went, if ``owner`` still holds the claim and the delivery is
-        pending; the claim is let go. False if not (its claim ran out and another took it)."""
-        ...
-
-    def list_deliveries(self, query: DeliveryQuery) -> list[Delivery]:
-        """Newest event first."""
-        ...
-
-    def retry_delivery(self, endpoint: str, event_id: str, *, now: float) -> bool:
-        """A dead delivery pending again, due at ``now``, its attempts counted from 0;
-        False if there is no such dead delivery."""
         ...
 
 
