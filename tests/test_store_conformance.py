@@ -406,6 +406,36 @@ def test_a_lease_held_on_another_host_must_expire(leased: Store, clock: FakeCloc
     assert owner_of(leased) == B.label
 
 
+def test_the_runs_leased_on_a_host_are_listed_whatever_their_number(
+    store: Store, clock: FakeClock
+) -> None:
+    # The takeover of a dead process's runs reads these, each with its lease: every one,
+    # oldest first, not the newest so many of every run left running.
+    for i in range(1, 1_203):
+        new_run(store, f"r{i:04}")
+        clock.now += 0.001
+    for i in range(1, 1_201):  # held here, left pending or running
+        if i % 2:
+            move(store, f"r{i:04}", RunStatus.RUNNING)
+        acquire(store, f"r{i:04}", A, 60, now=clock.now)
+    acquire(store, "r1201", LeaseOwner("token-r", host="other-host", pid=1), 60, now=clock.now)
+    acquire(store, "r1202", A, 60, now=clock.now)
+    move(store, "r1202", RunStatus.CANCELLED)  # finished: nothing to take over
+    listed = store.leased_on(HOST, now=clock.now)
+    assert [run.thread_id for run, _ in listed] == [f"r{i:04}" for i in range(1, 1_201)]
+    first, lease = listed[0]
+    assert (first.lease_owner, lease.owner, lease.host, lease.pid) == (
+        A.label,
+        A.label,
+        HOST,
+        os.getpid(),
+    )
+    assert lease.expires_at == pytest.approx(clock.now + 60)
+    assert store.leased_on("other-host", now=clock.now)[0][0].thread_id == "r1201"
+    clock.now += 61  # expired: the claim takes them, not the takeover
+    assert store.leased_on(HOST, now=clock.now) == []
+
+
 def test_renew_and_release_belong_to_the_owner(leased: Store, clock: FakeClock) -> None:
     take(leased, A)
     clock.now += 10

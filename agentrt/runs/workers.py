@@ -189,21 +189,19 @@ class Worker:
     ) -> None:
         """On a store only this machine uses: take over the runs whose lease is held by a
         process here that is gone, without waiting for the lease to expire."""
-        for status in (RunStatus.RUNNING, RunStatus.PENDING):
-            for record in self.store.list_runs(status=status.value, limit=1000):
-                if free <= 0:
-                    return
-                held = self.store.lease_of(record.thread_id) if record.lease_owner else None
-                if held is None or held.expires_at <= now or not owner_dead(held, owner.host):
-                    continue  # free or expired: the next claim takes it
-                if not self._may_drive(record):
-                    continue  # another app's: one of its workers takes it over
-                try:
-                    acquire(self.store, record.thread_id, owner, self.driver.lease_ttl, now=now)
-                except (RunBusy, KeyError):
-                    continue  # another worker was first, or the run is gone
-                self._submit(pool, record.thread_id, owner)
-                free -= 1
+        for record, held in self.store.leased_on(owner.host, now=now):
+            if free <= 0:
+                return
+            if not owner_dead(held, owner.host):
+                continue  # alive: its process lets it go, or its lease expires
+            if not self._may_drive(record):
+                continue  # another app's: one of its workers takes it over
+            try:
+                acquire(self.store, record.thread_id, owner, self.driver.lease_ttl, now=now)
+            except (RunBusy, KeyError):
+                continue  # another worker was first, or the run is gone
+            self._submit(pool, record.thread_id, owner)
+            free -= 1
 
     def _may_drive(self, record: RunRecord) -> bool:
         return self.driver.app is None or may_drive(self.driver.app, record)

@@ -165,20 +165,21 @@ class LeasesTable:
             "SELECT lease_owner, lease_host, lease_pid, lease_expires_at FROM runs "
             "WHERE thread_id=%s",
             (thread_id,),
-            lambda row: (
-                None
-                if row["lease_owner"] is None
-                else LeaseRecord(
-                    owner=row["lease_owner"],
-                    host=row["lease_host"],
-                    pid=row["lease_pid"],
-                    expires_at=row["lease_expires_at"],
-                ),
-            ),
+            lambda row: (None if row["lease_owner"] is None else _lease(row),),
         )
         if found is None:
             raise KeyError(thread_id)
         return found[0]
+
+    def leased_on(self, host: str, *, now: float) -> list[tuple[RunRecord, LeaseRecord]]:
+        return self.db.all(
+            f"SELECT {RUN}, lease_host, lease_pid, lease_expires_at FROM runs "
+            "WHERE status IN (%s, %s) "
+            "AND lease_owner IS NOT NULL AND lease_host=%s AND lease_expires_at > %s "
+            "ORDER BY created_at, thread_id",
+            (RunStatus.PENDING.value, RunStatus.RUNNING.value, host, now),
+            lambda row: (run_record(row), _lease(row)),
+        )
 
     def take_lease(self, thread_id: str, lease: LeaseRecord, *, expected: str | None) -> bool:
         return self.db.apply(
@@ -241,3 +242,12 @@ def _claim(cur: Cursor) -> Claim:
     taken = sorted((r["created_at"], r["thread_id"]) for r in rows if r["thread_id"] is not None)
     next_at = next((r["next_at"] for r in rows if r["thread_id"] is None), None)
     return Claim(thread_ids=tuple(t for _, t in taken), next_at=next_at)
+
+
+def _lease(row: Any) -> LeaseRecord:
+    return LeaseRecord(
+        owner=row["lease_owner"],
+        host=row["lease_host"],
+        pid=row["lease_pid"],
+        expires_at=row["lease_expires_at"],
+    )

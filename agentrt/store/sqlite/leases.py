@@ -120,13 +120,14 @@ class LeasesTable:
             ).fetchone()
         if row is None:
             raise KeyError(thread_id)
-        if row["lease_owner"] is None:
-            return None
-        return LeaseRecord(
-            owner=row["lease_owner"],
-            host=row["lease_host"],
-            pid=row["lease_pid"],
-            expires_at=row["lease_expires_at"],
+        return None if row["lease_owner"] is None else _lease(row)
+
+    def leased_on(self, host: str, *, now: float) -> list[tuple[RunRecord, LeaseRecord]]:
+        return self.db.all(
+            "SELECT * FROM runs WHERE status IN (?, ?) AND lease_owner IS NOT NULL "
+            "AND lease_host=? AND lease_expires_at > ? ORDER BY created_at, thread_id",
+            (RunStatus.PENDING.value, RunStatus.RUNNING.value, host, now),
+            lambda row: (run_record(row), _lease(row)),
         )
 
     def take_lease(self, thread_id: str, lease: LeaseRecord, *, expected: str | None) -> bool:
@@ -184,3 +185,12 @@ class LeasesTable:
 
 def _thread_id(row: Any) -> str:
     return str(row["thread_id"])
+
+
+def _lease(row: Any) -> LeaseRecord:
+    return LeaseRecord(
+        owner=row["lease_owner"],
+        host=row["lease_host"],
+        pid=row["lease_pid"],
+        expires_at=row["lease_expires_at"],
+    )
