@@ -30,6 +30,7 @@ from agentrt.records import AppIdentity, LeaseRecord, NewRun
 from agentrt.runs.apps import lacks, may_drive
 from agentrt.runs.workers import WorkerSettings
 from tests import worker_app
+from tests.conftest import FakeClock
 from tests.postgres import PostgresServer
 from tests.serving import worker
 
@@ -148,6 +149,63 @@ def test_a_stopped_worker_stops_its_own_runs_and_no_other(rt: AgentRuntime) -> N
         runner.join(timeout=60)
     assert second.driven == 1  # driven once, to its end: not claimed and let go again
     assert rt._driver.stopping_threads == set()
+
+
+def test_a_run_whose_driving_fails_is_held_off_not_claimed_again_at_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # What failed outside the graph (an unreadable checkpoint, say) fails again at once:
+    # claimed again on the spot, the run was taken over thousands of times a second.
+    clock = FakeClock()
+    with worker_app.build_runtime(str(tmp_path / "agentrt.db"), clock=clock) as rt:
+        (broken,) = create(rt, "note 1", 1)
+        tried: list[float] = []
+        looks: list[float] = []
+
+        resume_input = rt._driver.resume_input
+
+        def unreadable(graph: Any, thread_id: str, owner: Any) -> Any:
+            if thread_id != broken:
+                return resume_input(graph, thread_id, owner)
+            tried.append(clock.now)
+            raise RuntimeError("checkpoint unreadable")
+
+        claim_runs = rt.store.claim_runs
+
+        def counted(*args: Any, **kwargs: Any) -> Any:
+            looks.append(clock.now)
+            return claim_runs(*args, **kwargs)
+
+        rt._driver.resume_input = unreadable  # type: ignore[method-assign]
+        rt.store.claim_runs = counted  # type: ignore[method-assign]
+        pool = rt.worker(concurrency=2, poll=0.01)
+        runner = threading.Thread(target=pool.run)
+        runner.start()
+        try:
+            wait_until(lambda: len(tried) >= 1, "the first try")
+            seen = len(looks)
+            wait_until(lambda: len(looks) >= seen + 20, "twenty more looks")
+            assert len(tried) == 1  # held off: not claimed again, by this worker or another
+            held = rt.store.lease_of(broken)
+            assert held is not None
+            assert held.expires_at == clock.now + 1.0
+            clock.advance(1.0)
+            wait_until(lambda: len(tried) == 2, "the second try, once held off for 1 s")
+            held = rt.store.lease_of(broken)
+            assert held is not None
+            assert held.expires_at == clock.now + 2.0  # doubled
+            # A run that works meanwhile is driven as ever.
+            (fine,) = create(rt, "note 1", 1)
+            wait_until(lambda: rt.get(fine).status.value == "succeeded", "another run")
+        finally:
+            pool.stop()
+            runner.join(timeout=60)
+    assert len(tried) == 2
+    said = [r.getMessage() for r in caplog.records if "driving run" in r.getMessage()]
+    assert said == [
+        f"worker: driving run {broken!r} failed; it may be claimed again in 1 s",
+        f"worker: driving run {broken!r} failed; it may be claimed again in 2 s",
+    ]
 
 
 def test_a_run_started_in_process_is_never_claimed(rt: AgentRuntime) -> None:

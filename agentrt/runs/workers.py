@@ -14,6 +14,10 @@ any number of machines (PostgreSQL) or on one (a SQLite file). A worker:
   died (its pid is gone) rather than waiting for their leases to expire;
 - expires overdue approvals now and then (any process may: each expiry is a conditional
   write), which leaves their runs to be claimed;
+- holds off a run whose driving failed outside its graph (its checkpoint unreadable, the
+  database away): its lease is kept, to no one's work, for a while that doubles with each
+  failure in a row (HOLD_OFF), where it would be claimed again at once, thousands of times
+  a second, each a traceback in the log;
 - on ``stop()`` claims nothing more, and each run it drives stops before its next step,
   resumable, its lease let go: another worker claims it at once. ``run()`` returns then.
   Only its own runs stop: the runtime goes on driving others (``rt.start``, a new worker).
@@ -25,7 +29,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from agentrt.errors import ConfigError, RunBusy
 from agentrt.logs import get_logger
@@ -46,6 +50,10 @@ only while the listening connection is down, and it looks again when it is back)
 
 POLLED_POLL = 0.25
 """Seconds between looks on a store that notifies no one (SQLite)."""
+
+HOLD_OFF = (1.0, 60.0)
+"""Seconds a run whose driving failed is left before it may be claimed again: the first
+time, and at most (doubling with each failure in a row)."""
 
 STOP_CHECK = 0.25
 """Seconds at most between the loop's looks at a stop asked on its own thread (a signal
@@ -93,6 +101,8 @@ class Worker:
         """The thread running run(), while it does."""
         self._lock = threading.Lock()
         self._in_hand: set[str] = set()
+        self._failures: dict[str, int] = {}
+        """Runs whose driving failed, each with its failures in a row."""
         self.driven = 0
         """Runs this worker has carried on (each claim of a run counts)."""
 
@@ -251,13 +261,34 @@ class Worker:
         try:
             run = drive_steps(self.driver.take_over(thread_id, owner))
             logger.debug("worker: run %r is %s", thread_id, run.status.value)
+            with self._lock:
+                self._failures.pop(thread_id, None)
         except Exception:
-            logger.exception("worker: driving run %r failed", thread_id)
+            wait = self._hold_off(thread_id, owner)
+            logger.exception(
+                "worker: driving run %r failed; it may be claimed again in %g s", thread_id, wait
+            )
         finally:
             self._let_go(thread_id)
             with self._lock:
                 self.driven += 1
             self._wake.set()
+
+    def _hold_off(self, thread_id: str, owner: LeaseOwner) -> float:
+        """Lease a run whose driving failed to ``owner`` for a while, working on nothing:
+        what failed (an unreadable checkpoint, a database away) most likely fails again at
+        once, and every worker would claim it in a loop. Seconds held."""
+        with self._lock:
+            failures = self._failures.get(thread_id, 0) + 1
+            self._failures[thread_id] = failures
+        first, most = HOLD_OFF
+        wait = min(first * 2 ** min(failures - 1, 32), most)
+        lease = replace(self.driver.lease_for(owner), expires_at=self.store.clock() + wait)
+        try:  # only if no one took it meanwhile: then it is theirs to try
+            self.store.take_lease(thread_id, lease, expected=None)
+        except Exception:  # the database away: the next claim finds it as it can
+            logger.debug("worker: run %r could not be held off", thread_id, exc_info=True)
+        return wait
 
     def _let_go(self, thread_id: str) -> None:
         """The run is no longer in hand; marked to stop for this worker, it is no longer
