@@ -282,7 +282,7 @@ class Worker:
             failures = self._failures.get(thread_id, 0) + 1
             self._failures[thread_id] = failures
         first, most = HOLD_OFF
-        wait = min(first * 2 ** min(failures - 1, 32), most)
+        wait = min(first * float(2 ** min(failures - 1, 32)), most)
         lease = replace(self.driver.lease_for(owner), expires_at=self.store.clock() + wait)
         try:  # only if no one took it meanwhile: then it is theirs to try
             self.store.take_lease(thread_id, lease, expected=None)
