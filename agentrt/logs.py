@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import logging
 import weakref
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import TYPE_CHECKING, Any
@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from agentrt.redaction import Redactor
 
-__all__ = ["ROOT", "get_logger", "quiet", "redact_logs", "stop_redacting_logs"]
+__all__ = ["ROOT", "get_logger", "masking", "quiet", "redact_logs", "stop_redacting_logs"]
 
 ROOT = "agentrt"
 """The name every agentrt logger is under."""
@@ -45,6 +45,11 @@ _DEFAULT: list[Redactor] = []
 # Set inside ``quiet``: agentrt's records made in this context are dropped.
 _QUIET: ContextVar[bool] = ContextVar("agentrt_logs_quiet", default=False)
 
+# Set inside ``masking``: secret values cut out of agentrt's records made in this context.
+# Held here, never on the record: a handler that writes a record's every attribute (a JSON
+# formatter) would write them in clear.
+_KNOWN: ContextVar[tuple[object, ...]] = ContextVar("agentrt_logs_known", default=())
+
 
 class _Redacting(logging.Filter):
     """Redacts a record in place (message, exception and its causes); drops only what is
@@ -53,8 +58,9 @@ class _Redacting(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if _QUIET.get():
             return False
+        known = _KNOWN.get()
         for redactor in _redactors():
-            redactor.redact_record(record)
+            redactor.redact_record(record, known=known)
         return True
 
 
@@ -68,6 +74,19 @@ def quiet() -> Iterator[None]:
         yield
     finally:
         _QUIET.reset(token)
+
+
+@contextmanager
+def masking(known: Collection[object]) -> Iterator[None]:
+    """Cut the ``known`` secret values out of agentrt's log records made in this context
+    too, their tracebacks included: a run's (``tracing.shown.log_secrets``, what its tools
+    were given or gave back in a sensitive field), whose error may quote one in a shape no
+    detector knows."""
+    token = _KNOWN.set((*_KNOWN.get(), *known))
+    try:
+        yield
+    finally:
+        _KNOWN.reset(token)
 
 
 _FILTER = _Redacting("redact")

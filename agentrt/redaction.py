@@ -458,25 +458,26 @@ class Redactor:
             return f"[{kind}:{digest[:12]}]"
         return f"[REDACTED:{kind}]"
 
-    def redact_record(self, record: logging.LogRecord) -> None:
-        """Redact a log record in place: its message, and its exception's whole traceback
-        (the messages of the exceptions it was raised from included)."""
+    def redact_record(self, record: logging.LogRecord, *, known: Collection[Any] = ()) -> None:
+        """Redact a log record in place, ``known`` secret values cut out too: its message,
+        and its exception's whole traceback (with the exceptions it was raised from)."""
+        literals = _literals(known)
         try:
             message, broken = record.getMessage(), False
         except Exception:  # a bad format string: show it redacted, never its raw arguments
             message, broken = str(record.msg), True
-        cleaned = self.redact_text(message)
+        cleaned = self._text(message, (), literals)
         if cleaned != message or broken:
             record.msg, record.args = cleaned, None
         if record.exc_info and record.exc_info[1] is not None:
             text = "".join(traceback.format_exception(*record.exc_info)).rstrip("\n")
-            cleaned = self.redact_text(text)
+            cleaned = self._text(text, (), literals)
             if cleaned != text:
                 # A formatter prints exc_text when exc_info is gone, and a handler that
                 # reads the exception object itself never gets it.
                 record.exc_info, record.exc_text = None, cleaned
         elif record.exc_text:
-            record.exc_text = self.redact_text(record.exc_text)
+            record.exc_text = self._text(record.exc_text, (), literals)
 
     def filter_logs(self) -> Callable[[logging.LogRecord], bool]:
         """A logging filter that redacts each record's message and exception text."""

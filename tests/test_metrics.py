@@ -24,6 +24,7 @@ from agentrt.testing import ScriptedChatModel, ai, tool_call
 from agentrt.tracing import tally
 from agentrt.tracing.metrics import RunMetrics, make_meter, metric_points
 from agentrt.tracing.tally import Summed, summed_counter
+from tests import threads_app
 from tests.conftest import FakeClock, Ids, run_interleaved
 
 APP = {"agentrt.app": "refund-desk"}
@@ -120,6 +121,40 @@ def test_a_run_through_a_gate_is_counted(db: Path, clock: FakeClock, counted: Co
     }
     assert (wait["count"], wait["sum"], wait["buckets"]["300.0"]) == (1, 120.0, 1)
     assert "agentrt.budget.stops" not in points
+
+
+def test_a_thread_that_goes_on_keeps_runs_started_and_ended_in_step(
+    db: Path, clock: FakeClock, counted: Counted
+) -> None:
+    """A dashboard reads started - ended as the runs in flight and ended / started as the
+    completion rate: a follow-up that sets a finished thread going again is a start, as
+    its end is an end; one that interrupts a live stretch starts nothing, for that stretch
+    never ends."""
+    ops = threads_app.OPS
+
+    def in_step(rt: AgentRuntime) -> tuple[int, int]:
+        points = counted.points(rt)
+        started = sums(points, "agentrt.runs.started", "agentrt.tenant")
+        ended = sums(points, "agentrt.runs.ended", "agentrt.tenant")
+        return started["acme"], ended["acme"]
+
+    with threads_app.build_runtime(db, clock=clock, new_id=Ids(), metrics=counted.setting()) as rt:
+        first = rt.start("note 1", principal=ops)
+        assert first.status is RunStatus.SUCCEEDED
+        assert in_step(rt) == (1, 1)
+        assert rt.send(first.thread_id, "hello", principal=ops).status is RunStatus.SUCCEEDED
+        assert in_step(rt) == (2, 2)
+        gated = rt.send(first.thread_id, "pay 500", principal=ops)
+        assert gated.status is RunStatus.AWAITING_APPROVAL
+        assert in_step(rt) == (3, 2)  # one in flight: the follow-up waits for a payer
+        # An interrupt closes the waiting stretch as interrupted, not ended: no new start.
+        taken = rt.send(first.thread_id, "note 1", principal=ops, double_texting="interrupt")
+        assert (taken.status, taken.message) == (RunStatus.SUCCEEDED, 3)
+        assert in_step(rt) == (3, 3)
+        ended = sums(counted.points(rt), "agentrt.runs.ended", "agentrt.run.status")
+        told = [m.status for m in rt.messages(first.thread_id)]
+    assert ended == {"succeeded": 3}
+    assert told == ["succeeded", "succeeded", "interrupted", "succeeded"]
 
 
 def test_a_budget_stop_and_a_denial_are_counted_by_limit_and_rule(

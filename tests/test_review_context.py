@@ -4,7 +4,7 @@ waterfall whose waits for people are cut to a fixed share of the axis."""
 from __future__ import annotations
 
 from agentrt.service.ui.context import Change, diff_args
-from agentrt.service.ui.waterfall import WAIT_SHARE, waterfall
+from agentrt.service.ui.waterfall import MIN_WIDTH, WAIT_SHARE, WAITS_SHARE, waterfall
 from agentrt.tracing import attributes as A
 from agentrt.tracing.view import Trace, TraceSpan
 
@@ -73,3 +73,52 @@ def test_a_day_long_wait_takes_a_fixed_share_and_the_work_keeps_its_scale() -> N
     assert bars["tool"].kind == "tool"
     assert bars["resume"].left + bars["resume"].width == 100
     assert [b.depth for b in drawn.bars] == [0, 1, 0, 1, 1]
+
+
+def gated_trace(waits: int, hours: float = 1.0) -> Trace:
+    """A run stopped at ``waits`` gates, each waited out ``hours``, with 10 s of work before
+    each gate and after the last, and a span of no time at its very end."""
+    roots, now = [], 0.0
+    for i in range(waits + 1):
+        children = [span(f"chat {i}", now, now + 4.0, A.LLM_CALL)]
+        if i:  # the wait this segment resumed from
+            children.insert(0, span(f"wait {i}", now - hours * 3600, now, A.APPROVAL_WAIT))
+        if i == waits:
+            children.append(span("last", now + 10.0, now + 10.0, A.POLICY_CHECK))
+        roots.append(span(f"segment {i}", now, now + 10.0, A.AGENT_RUN, *children))
+        now += 10.0 + hours * 3600
+    return Trace(thread_id="t", trace_id="x", roots=roots)
+
+
+def test_many_waits_share_half_the_axis_and_every_bar_stays_on_it() -> None:
+    for waits in (1, 6, 7, 13, 200):
+        drawn = waterfall(gated_trace(waits))
+        assert drawn.waits == waits
+        off = [b for b in drawn.bars if b.left < 0 or b.left + b.width > 100]
+        assert off == [], (waits, off)
+        shares = [b.width for b in drawn.bars if b.kind == "wait"]
+        # Up to six waits each keeps its fixed share; past that, half the axis is theirs.
+        each = max(MIN_WIDTH, 100 * min(WAIT_SHARE, WAITS_SHARE / waits))
+        assert all(abs(share - each) < 0.002 for share in shares), (waits, each, shares)
+        # The work keeps its order and its scale: every segment as wide as the others.
+        segments = [b for b in drawn.bars if b.name.startswith("segment")]
+        assert [b.left for b in segments] == sorted(b.left for b in segments)
+        work = 100 - waits * 100 * min(WAIT_SHARE, WAITS_SHARE / waits)
+        for b in segments:
+            assert abs(b.width - max(MIN_WIDTH, work / (waits + 1))) < 0.002, (waits, b)
+    # The span of no time at the very end is drawn at its narrowest, ending at the axis's end.
+    last = next(b for b in waterfall(gated_trace(13)).bars if b.name == "last")
+    assert (last.left, last.width) == (100 - MIN_WIDTH, MIN_WIDTH)
+
+
+def test_a_trace_of_waits_alone_or_of_no_time_stays_on_the_axis() -> None:
+    only_waits = Trace(
+        thread_id="t",
+        trace_id="x",
+        roots=[span(f"wait {i}", i * 10.0, i * 10.0 + 5.0, A.APPROVAL_WAIT) for i in range(20)],
+    )
+    no_time = Trace(thread_id="t", trace_id="x", roots=[span("start", 5.0, 5.0, A.AGENT_RUN)])
+    for trace in (only_waits, no_time, Trace(thread_id="t", trace_id="x", roots=[])):
+        for b in waterfall(trace).bars:
+            assert b.left >= 0, b
+            assert b.left + b.width <= 100, b

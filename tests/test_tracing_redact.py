@@ -227,6 +227,69 @@ def test_an_answer_or_error_that_repeats_a_sensitive_value_is_masked_on_every_sp
     assert "upstream refused pin [REDACTED:field]" in shown
 
 
+def test_a_failed_or_waiting_runs_log_lines_do_not_show_a_sensitive_argument_they_quote(
+    db: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The model's provider fails quoting the pin the run gave ``unlock``, in a shape no
+    detector knows: the driver's "failed" line (its traceback) and its "waits to retry"
+    lines are masked with the run's log's secrets, as its spans are."""
+    from langgraph.types import RetryPolicy
+
+    opened = ai("", tool_call("unlock", {"door": "back", "pin": PIN}))
+    scripts = {
+        "fails": [opened, RuntimeError(f"upstream refused pin {PIN}")],
+        "waits": [opened, ConnectionError(f"reset while sending pin {PIN}")],  # may pass
+    }
+    ended = {}
+    with caplog.at_level(logging.DEBUG, logger="agentrt"):
+        for goal, script in scripts.items():
+            with AgentRuntime(
+                ScriptedChatModel(script),
+                tools=[unlock],
+                policy=Policy.allow_all(),
+                db=db,
+                clock=clock,
+                model_retry=RetryPolicy(max_attempts=1),
+            ) as rt:
+                ended[goal] = rt.start(goal, principal=Principal("alice")).status.value
+    assert ended == {"fails": "failed", "waits": "waiting_retry"}
+    lines = {r.getMessage(): caplog.handler.format(r) for r in caplog.records}
+    assert [line for line in lines.values() if PIN in line] == []
+    # The lines are there, masked where they quote it: the message and the traceback.
+    [failed] = [text for message, text in lines.items() if message.endswith("failed")]
+    assert "RuntimeError: upstream refused pin [REDACTED:field]" in failed
+    [waits] = [message for message in lines if "waits to retry" in message]
+    assert waits.endswith("may pass: reset while sending pin [REDACTED:field]")
+    [stopped] = [text for message, text in lines.items() if "stopped to wait by" in message]
+    assert "ConnectionError: reset while sending pin [REDACTED:field]" in stopped
+
+
+def test_masking_cuts_its_values_out_of_agentrts_records_made_inside_it_only(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from agentrt.logs import get_logger, masking
+
+    log = get_logger("agentrt.test_masking")
+    with caplog.at_level(logging.INFO, logger="agentrt"):
+        with masking([PIN, 73519, True, None, ""]):  # not text nor a number: nothing to cut
+            with masking([NEW_PIN]):  # nested: both apply
+                try:
+                    raise ValueError(f"bad {PIN} and {NEW_PIN}")
+                except ValueError as exc:
+                    log.error("failed: %s", exc, exc_info=exc)
+            log.info("after: %s, %s, 73519, True", PIN, NEW_PIN)
+        log.info("outside: %s", PIN)  # not a run's line: its detectors alone
+    inside, after, outside = caplog.records
+    assert inside.getMessage() == "failed: bad [REDACTED:field] and [REDACTED:field]"
+    assert "ValueError: bad [REDACTED:field] and [REDACTED:field]" in str(inside.exc_text)
+    assert after.getMessage() == f"after: [REDACTED:field], {NEW_PIN}, [REDACTED:field], True"
+    assert outside.getMessage() == f"outside: {PIN}"
+    # The values ride on no record: a handler that writes its every attribute never sees
+    # them (a JSON formatter), nor one that reads the exception itself.
+    for record in (inside, after):
+        assert PIN not in repr(vars(record))
+
+
 # field names ---------------------------------------------------------------------------------
 
 SECRET_NAMES = (

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from agentrt.faults import retry_after, retry_delay, transient_cause
-from agentrt.logs import get_logger
+from agentrt.logs import get_logger, masking
 from agentrt.records import RunRecord
 from agentrt.redaction import Redactor
 from agentrt.runs.record import Run, run_of
@@ -17,8 +17,9 @@ from agentrt.runs.stats import denials_of
 from agentrt.runs.streaming import INTERRUPT_KEY
 from agentrt.state import TERMINAL, RunStatus, storable_text
 from agentrt.store.protocols import Store
+from agentrt.tools.registry import ToolRegistry
 from agentrt.tracing import RunTracing
-from agentrt.tracing.shown import shown
+from agentrt.tracing.shown import log_secrets, shown
 
 __all__ = ["RunSettling"]
 
@@ -30,6 +31,7 @@ class RunSettling:
     checkpoint)."""
 
     store: Store
+    tools: ToolRegistry
     tracing: RunTracing
     redactor: Redactor
     clock: Any
@@ -93,8 +95,9 @@ class RunSettling:
             failures = (known or self.record(thread_id)).transient_failures + 1
             delay = retry_delay(failures, at_least=retry_after(exc))
             # Expected now and then: one line; the stack trace only for those who ask.
-            logger.warning("run %r waits to retry in %.0fs: %s", thread_id, delay, cause)
-            logger.debug("run %r stopped to wait by", thread_id, exc_info=exc)
+            with masking(self._log_secrets(graph, thread_id)):
+                logger.warning("run %r waits to retry in %.0fs: %s", thread_id, delay, cause)
+                logger.debug("run %r stopped to wait by", thread_id, exc_info=exc)
             record = self.move(
                 thread_id,
                 RunStatus.WAITING_RETRY,
@@ -103,7 +106,8 @@ class RunSettling:
                 retry_at=self.clock() + delay,
             )
             return run_of(record, self.store)
-        logger.error("run %r failed", thread_id, exc_info=exc)
+        with masking(self._log_secrets(graph, thread_id)):
+            logger.error("run %r failed", thread_id, exc_info=exc)
         reason = f"{type(exc).__name__}: {exc}"
         return self.end(graph, thread_id, RunStatus.FAILED, reason, known)
 
@@ -144,6 +148,17 @@ class RunSettling:
             thread_id, status, known=known, error=reason, usage=usage, denials=denials
         )
         return run_of(record, self.store)
+
+    def _log_secrets(self, graph: Any, thread_id: str) -> list[Any]:
+        """The secret values the run's log holds (``tracing.shown.log_secrets``): its error
+        may quote a sensitive argument, in a log line too, as on its spans; none if the log
+        cannot be read (the store that failed the run): the line is masked all the same."""
+        try:
+            events = graph.get_state(config(thread_id)).values.get("events") or ()
+        except Exception:
+            logger.debug("a run's log could not be read to mask its error with", exc_info=True)
+            return []
+        return log_secrets(events, self.redactor, self.tools.sensitive_of)
 
     def _spans_before_status(self) -> None:
         """Node spans stored before the row says where the run stopped: whoever sees that

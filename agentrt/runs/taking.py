@@ -28,6 +28,7 @@ from agentrt.runs.record import Run, initial_state
 from agentrt.state import TERMINAL, RunState, RunStatus, unstorable
 from agentrt.steps import Steps, blocking
 from agentrt.store.protocols import Store
+from agentrt.tracing import RunTracing
 
 __all__ = ["MessageTaking"]
 
@@ -36,6 +37,7 @@ class MessageTaking:
     """Mixed into the Driver: what it does when a message waits for a thread."""
 
     store: Store
+    tracing: RunTracing
     clock: Any
     limits: SizeLimits
     budgets: BudgetLayers
@@ -210,6 +212,12 @@ class MessageTaking:
         if opened is None:
             self.store.release_lease(record.thread_id, owner.label)
             return None
+        if opening.from_status in TERMINAL:
+            # A finished thread set going again starts as a run does, for it will end as
+            # one does (runs.ended counts each move to an end status): started - ended is
+            # then what is in flight, and ended / started a completion rate. A message that
+            # interrupts a live run starts nothing: the stretch it cuts off never ends.
+            self.tracing.metrics.run_started(opened.tenant)
         return self.answer_input(opened, values)
 
     def answer_input(self, record: RunRecord, values: RunState) -> dict[str, Any]:

@@ -1,10 +1,11 @@
 """The runtime's OpenTelemetry metrics, next to its spans (the same SDK, the same exporters).
 
 Recorded once a run, a call or a decision, never once a node, so the per-step path pays
-nothing for them: runs started and ended (by status, tenant and app), model calls with
-their tokens and cost, tool calls by outcome, policy decisions by outcome and rule, the
-wait for a person (a histogram), budget stops by limit, ledger reconciles and lease
-takeovers.
+nothing for them: runs started and ended (by status, tenant and app; a follow-up that
+sets a finished thread going again starts and ends it again, so the two stay in step),
+model calls with their tokens and cost, tool calls by outcome, policy decisions by outcome
+and rule, the wait for a person (a histogram), budget stops by limit, ledger reconciles
+and lease takeovers.
 
 Where they go follows ``tracing=``: "otlp" and "console" export them every
 ``METRIC_INTERVAL_MS`` through OpenTelemetry's own metric exporters, and every runtime
@@ -153,7 +154,14 @@ class RunMetrics:
         self.model = model
         """gen_ai.request.model on the model's points: the planner's model."""
         counter = partial(summed_counter, meter) if summed else meter.create_counter
-        self._started = counter("agentrt.runs.started", "{run}", "Runs created.")
+        # On one footing: a start is a run created or a finished thread set going again by
+        # a follow-up, an end each move to an end status (once a message), so started -
+        # ended is what runs now and ended / started a completion rate.
+        self._started = counter(
+            "agentrt.runs.started",
+            "{run}",
+            "Runs created, and finished threads a follow-up set going again.",
+        )
         self._ended = counter("agentrt.runs.ended", "{run}", "Runs that reached an end status.")
         self._model_calls = counter("agentrt.model.calls", "{call}", "Answers from the model.")
         self._tokens = counter("agentrt.model.tokens", "{token}", "Tokens the model counted.")

@@ -4,7 +4,8 @@ the waits for people drawn apart.
 A wait for a person can last days while the work around it takes seconds; on one linear
 axis every other bar would shrink to nothing. So each wait is cut to a fixed share of the
 axis (a break, labelled with how long it really was), and the rest of the axis is the
-run's active time, at scale.
+run's active time, at scale. Many waits share at most ``WAITS_SHARE`` between them, so a
+run approved again and again keeps its work on the axis, and every bar within 0-100%.
 """
 
 from __future__ import annotations
@@ -17,7 +18,15 @@ from agentrt.tracing.view import Trace, TraceSpan
 __all__ = ["Bar", "Waterfall", "waterfall"]
 
 WAIT_SHARE = 0.08
-"""The part of the axis one wait for a person takes, however long it was."""
+"""The part of the axis one wait for a person takes, however long it was (while the waits
+together take no more than ``WAITS_SHARE``)."""
+
+WAITS_SHARE = 0.5
+"""The most of the axis all the waits together take, however many: the run's work is drawn
+on the rest (past six waits, each takes this divided by their number)."""
+
+MIN_WIDTH = 0.4
+"""The narrowest a bar is drawn, in percent: a span of no time is still seen."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,9 +66,11 @@ def waterfall(trace: Trace) -> Waterfall:
     end = max(s.end for _, s in spans)
     waited = sum(b - a for a, b in waits)
     active = max(0.0, end - start - waited)
-    share = WAIT_SHARE * len(waits)
-    scale = (100.0 * (1 - share) / active) if active > 0 else 0.0
-    wait_width = 100.0 * WAIT_SHARE if waits else 0.0
+    # A fixed share a wait would leave nothing (13 waits: less than nothing, and the
+    # work's scale would turn negative) for the work past a dozen waits.
+    each = min(WAIT_SHARE, WAITS_SHARE / len(waits)) if waits else 0.0
+    scale = (100.0 * (1 - each * len(waits)) / active) if active > 0 else 0.0
+    wait_width = 100.0 * each
 
     def at(moment: float) -> float:
         """Where ``moment`` falls on the axis, in percent."""
@@ -76,15 +87,17 @@ def waterfall(trace: Trace) -> Waterfall:
 
     bars = []
     for depth, span in spans:
-        left = at(span.start)
-        right = at(span.end)
+        left, right = round(at(span.start), 3), round(at(span.end), 3)
+        width = round(max(MIN_WIDTH, right - left), 3)
+        # A span of no time at the very end is drawn ending there, not past the axis.
+        left = min(left, round(100.0 - width, 3))
         bars.append(
             Bar(
                 name=span.name,
                 label=span.label,
                 depth=depth,
-                left=round(left, 3),
-                width=round(max(0.4, right - left), 3),
+                left=left,
+                width=width,
                 seconds=span.duration,
                 kind=_kind(span),
             )
