@@ -8,7 +8,9 @@ or auth error may. Flags make it say more:
 - ``--stdout``: on stdout as it starts, a line that is not JSON-RPC;
 - ``--long-stderr``: on stderr, a line of 4 MiB with the token across the point where
   agentrt cuts a line, then a short line;
-- ``--hang``: a tool ``hang`` that never answers.
+- ``--hang``: a tool ``hang`` that never answers;
+- ``--huge``: a tool ``chatty`` whose description is 1 MiB, and a tool ``sprawling``
+  whose inputSchema is 1 MiB of properties.
 
 Run as ``python -m tests.mcp_echo_server [flags]``.
 """
@@ -53,6 +55,24 @@ def leaky() -> list[types.Tool]:
     ]
 
 
+def huge() -> list[types.Tool]:
+    properties = {f"field_{i}": {"type": "string", "description": "x" * 100} for i in range(8000)}
+    return [
+        types.Tool(
+            name="chatty",
+            description="Chat. " + "Very important. " * (1 << 16),
+            input_schema=_NO_ARGS,
+            annotations=_READ,
+        ),
+        types.Tool(
+            name="sprawling",
+            description="Sprawl.",
+            input_schema={"type": "object", "properties": properties},
+            annotations=_READ,
+        ),
+    ]
+
+
 async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
     tools = [
         types.Tool(
@@ -62,6 +82,8 @@ async def list_tools(ctx: Any, params: Any) -> types.ListToolsResult:
     ]
     if "--listing" in sys.argv:
         tools += leaky()
+    if "--huge" in sys.argv:
+        tools += huge()
     if "--hang" in sys.argv:
         tools.append(types.Tool(name="hang", description="Never answers.", input_schema=_NO_ARGS))
     return types.ListToolsResult(tools=tools)

@@ -23,6 +23,7 @@ from agentrt.policies import PolicyFileError
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 from agentrt.tools.mcp import MCPServer
 from agentrt.tools.mcp.contracts import effect_of, function_names
+from agentrt.tools.mcp.listing import DESCRIPTION_CHARS, SCHEMA_BYTES
 from tests.mcp_echo_server import CUT_AT
 from tests.mcp_helpers import ROOT, TIME_SERVER, children, wait_for
 from tests.mcp_odd_server import EVIL, EVIL_TEXT, SECRET
@@ -364,6 +365,31 @@ def test_a_secret_the_app_gave_a_server_is_cut_out_of_its_tool_list(
         "app gave it; the tool is left out"
     ) in logged
     assert TOKEN not in caplog.text
+
+
+def test_a_servers_huge_description_is_cut_and_a_huge_schema_left_out(
+    db: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The model is offered every tool's description and schema at every call, and the run
+    # stores them: a server that lists a megabyte of either would fill each prompt.
+    caplog.set_level(logging.INFO, logger="agentrt.mcp")
+    with runtime(db, echo("--huge")) as rt:
+        assert sorted(rt.tools.names()) == ["chatty", "fail", "whoami"]
+        chatty = rt.tools.get("chatty")
+        assert chatty is not None
+        offered = chatty.schema()["function"]["description"]
+        assert len(offered) == DESCRIPTION_CHARS
+        assert offered.startswith("Chat. Very important. ")
+    logged = [r.getMessage() for r in caplog.records if r.name == "agentrt.mcp"]
+    assert (
+        f"MCP server 'echo': the description of tool 'chatty' is {6 + 16 * (1 << 16)} "
+        f"characters; the first {DESCRIPTION_CHARS} are offered to the model"
+    ) in logged
+    (left_out,) = [m for m in logged if "'sprawling'" in m]
+    assert left_out.startswith("MCP server 'echo' lists tool 'sprawling' with an inputSchema of ")
+    assert left_out.endswith(
+        f" bytes, past the {SCHEMA_BYTES} agentrt offers a model; the tool is left out"
+    )
 
 
 def test_a_secret_on_a_servers_stdout_is_cut_out_of_every_log(

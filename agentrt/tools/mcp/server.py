@@ -25,11 +25,9 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
-import json
 import math
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -41,15 +39,12 @@ from agentrt.tools.errors import OutcomeUnknown
 from agentrt.tools.mcp.connection import Connection, one_line
 from agentrt.tools.mcp.contracts import (
     answer_of,
-    effect_of,
     error_text,
-    function_names,
-    output_type,
 )
+from agentrt.tools.mcp.listing import Listing
 from agentrt.tools.mcp.sdk_log import scrub_sdk_logs, stop_scrubbing
 from agentrt.tools.mcp.transports import Http, Stdio, http_transport, stdio_transport
-from agentrt.tools.overrides import ToolOverride, overrides_of, unknown_names
-from agentrt.tools.toolset import toolset_tool
+from agentrt.tools.overrides import ToolOverride, overrides_of
 
 if TYPE_CHECKING:
     from mcp import Client
@@ -69,7 +64,7 @@ _SERVER_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _MAX_PAGES = 100
 
 
-class MCPServer:
+class MCPServer(Listing):
     """An MCP server's tools, over stdio or Streamable HTTP: make one with
     ``MCPServer.stdio(...)`` or ``MCPServer.http(...)`` and give it in ``tools=[...]``."""
 
@@ -408,93 +403,6 @@ class MCPServer:
             f"MCP server {self._name!r} went away during the call of {remote!r} ({why}); "
             "whether it acted is unknown"
         )
-
-    # listing ----------------------------------------------------------------------------
-
-    def _specs_of(self, tools: list[Tool]) -> list[ToolSpec]:
-        tools = [t for t in tools if not self._holds_secret(t.name)]
-        listed = [t.name for t in tools]
-        for label, names in (("include", self._include or ()), ("exclude", self._exclude)):
-            unknown = unknown_names(names, listed)
-            if unknown:
-                raise ConfigError(
-                    f"MCP server {self._name!r}: {label} names tools it does not list: "
-                    f"{unknown!r}; it lists {sorted(listed)!r}"
-                )
-        kept = [
-            t
-            for t in tools
-            if (self._include is None or t.name in self._include) and t.name not in self._exclude
-        ]
-        offered = function_names(self._name, [t.name for t in kept], self._prefix)
-        unknown = unknown_names(self._overrides, offered)
-        if unknown:
-            raise ConfigError(
-                f"MCP server {self._name!r}: overrides name tools it does not offer: "
-                f"{unknown!r}; it offers {sorted(offered)!r}"
-            )
-        by_remote = {t.name: t for t in kept}
-        specs: dict[str, tuple[str, ToolSpec]] = {}
-        for name, remote in offered.items():
-            tool = by_remote[remote]
-            # One spec object while its definition stays the same: a refresh then reports
-            # only what changed.
-            key = json.dumps(tool.model_dump(mode="json", by_alias=True), sort_keys=True)
-            cached = self._specs.get(name)
-            specs[name] = (
-                cached if cached is not None and cached[0] == key else (key, self._spec(name, tool))
-            )
-        self._specs = specs
-        self._remote = offered
-        return [spec for _, spec in specs.values()]
-
-    def _holds_secret(self, remote: str) -> bool:
-        """True (said in the log) if a tool's name holds a secret the app gave the server:
-        it cannot be offered or called without showing it."""
-        held = self._given.held_in(remote)
-        if held:
-            logger.warning(
-                "MCP server %r lists a tool whose name holds the value of %s, which the app "
-                "gave it; the tool is left out",
-                self._name,
-                " and ".join(held),
-            )
-        return bool(held)
-
-    def _spec(self, name: str, tool: Tool) -> ToolSpec:
-        effect, idempotent = effect_of(tool.annotations)
-        # Offered to the model, stored, quoted by verify: every string cut as an answer's is.
-        scrub = self._given.scrub
-        description = scrub(
-            tool.description
-            or (tool.annotations.title if tool.annotations else None)
-            or tool.title
-            or tool.name
-        )
-        output = (
-            output_type(self._name, tool.name, scrub(tool.output_schema))
-            if tool.output_schema is not None
-            else None
-        )
-        try:
-            spec = toolset_tool(
-                self,
-                name=name,
-                description=description,
-                schema=scrub(tool.input_schema),
-                effect=effect,
-                idempotent=idempotent,
-                output=output,
-                timeout=self._call_timeout,
-            )
-        except ConfigError as exc:
-            raise ConfigError(
-                f"MCP server {self._name!r}, tool {tool.name!r}: {exc}; leave it out with "
-                f"exclude=[{tool.name!r}]"
-            ) from None
-        spec = replace(spec, source="mcp", server=self._name)
-        override = self._overrides.get(name)
-        return override.apply(spec) if override is not None else spec
 
     def __repr__(self) -> str:
         return f"MCPServer.{self.transport}({self._transport.shown()!r}, name={self._name!r})"
