@@ -5,18 +5,30 @@ checkpoints, the ledger, recorded model calls and spans), so one 10 MB value gro
 database by far more. A result past inline_result_bytes is therefore kept once, as an
 artifact (agentrt.artifacts), and the run keeps its reference. Past a limit a value is
 refused with an error that says which limit and how to raise it, before anything is
-written.
+written. An error's text is not refused but cut (``error_text``): it says what failed in
+its first lines, and past them is most often a body quoted whole (an HTML error page).
 """
 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from agentrt.errors import ConfigError
 
-__all__ = ["SizeLimits", "json_size"]
+__all__ = ["ERROR_TEXT_CHARS", "SizeLimits", "error_text", "json_size"]
+
+ERROR_TEXT_CHARS = 8192
+"""Characters of an error's text that a tool result, a span or a run's error carries: about
+2,000 tokens, an eighth of SizeLimits.inline_result_bytes; room for any message or list of
+problems written for a person, and a 10 MB response body an exception quotes costs the
+model, the log and every span no more than this."""
+
+# A word the cut would split (a token, a key, a card number): dropped whole, so what is
+# left never holds the start of a secret the masking no longer recognises.
+_SPLIT_WORD = re.compile(r"[^\s\"'<>(){}\[\],;]{1,256}$")
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -46,3 +58,12 @@ def json_size(value: Any) -> int:
     """Bytes of ``value`` as compact JSON (UTF-8), as it would be stored."""
     text = json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str)
     return len(text.encode("utf-8", errors="replace"))
+
+
+def error_text(text: str, limit: int = ERROR_TEXT_CHARS) -> str:
+    """``text`` cut to about ``limit`` characters, saying how many were cut; the word the
+    cut falls in is dropped whole. Shorter text is returned as it is."""
+    if len(text) <= limit:
+        return text
+    head = _SPLIT_WORD.sub("", text[:limit])
+    return f"{head}... [{len(text) - len(head)} more characters cut]"

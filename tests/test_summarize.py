@@ -4,6 +4,7 @@ as it should, the log keeps everything, and replay of a summarized run is identi
 from __future__ import annotations
 
 import re
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -434,3 +435,62 @@ def test_a_run_no_one_watches_gets_the_summary_whole_as_it_does_its_plans(
         assert rt.get("t").status is RunStatus.SUCCEEDED
     kind = "streamed" if watched else "whole"
     assert asked == {("planner", kind), ("summarizer", kind)}
+
+
+PIN = "zebra-58213-quartz"  # no detector knows its shape: only its field says it is secret
+
+
+@tool(effect="read", sensitive=["pin"])
+def unlock(door: str, pin: str) -> str:
+    """Unlock a door with its pin.
+
+    Args:
+        door: Which door.
+        pin: The door's pin.
+    """
+    return f"door {door} is open {FILLER}"
+
+
+def test_the_summarizers_call_does_not_show_a_sensitive_argument(
+    db: Path, clock: FakeClock
+) -> None:
+    """The summarizer is given the condensed turns as prose (``calls unlock({... "pin":
+    ...})``), where the pin is no longer a field its tool declared sensitive; its llm.call
+    span, and the planner's calls that carry its summary, are masked with the secret values
+    the run's log holds."""
+    doors = ["front", "back", "side", "cellar", "attic", "garage"]
+
+    def planner(messages: list[BaseMessage]) -> AIMessage:
+        opened = sum(1 for m in messages if isinstance(m, ToolMessage))
+        condensed = any("[Earlier in this run, condensed]" in str(m.content) for m in messages)
+        opened += 4 if condensed else 0
+        if opened >= len(doors):
+            return AIMessage("all doors open")
+        return ai("", tool_call("unlock", {"door": doors[opened], "pin": PIN}))
+
+    def writer(messages: list[BaseMessage]) -> str:  # one that quotes what it read
+        return "Doors were unlocked: " + "\n".join(str(m.content) for m in messages)[-300:]
+
+    with AgentRuntime(
+        ScriptedChatModel([planner] * 20, model_name="planner"),
+        tools=[unlock],
+        policy=Policy.allow_all(),
+        db=db,
+        clock=clock,
+        new_id=Ids(),
+        capture_content=True,
+        summarize=Summarize(
+            at_tokens=400,
+            keep_turns=1,
+            model=ScriptedChatModel([writer] * 20, model_name="summarizer"),
+        ),
+        budget=Budget(max_steps=100),
+    ) as rt:
+        run = rt.start("open the doors", principal=OPS)
+    assert run.status == "succeeded", run.error
+    with sqlite3.connect(db) as conn:
+        spans = conn.execute("SELECT name, attributes FROM spans").fetchall()
+    summarizer = [attrs for name, attrs in spans if name == "chat summarizer"]
+    assert summarizer, [name for name, _ in spans]
+    assert "[REDACTED:field]" in summarizer[0]
+    assert sorted({name for name, attrs in spans if PIN in attrs}) == []

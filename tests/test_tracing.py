@@ -4,6 +4,7 @@ the SQLite span store, where time went, exporters that fail, and the tracing set
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 import re
 import sqlite3
@@ -20,8 +21,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from agentrt import AgentRuntime, ConfigError, Decision, Policy, tool
 from agentrt.examples import refund_desk
 from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR
+from agentrt.limits import ERROR_TEXT_CHARS, error_text
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 from agentrt.tracing import attributes as A
+from agentrt.tracing.ids import segment_span_id
 from agentrt.tracing.spans import root_span_id
 from tests.conftest import FakeClock, Ids
 
@@ -496,3 +499,116 @@ def test_a_run_started_inside_an_app_span_keeps_its_trace_and_links_back(
     assert [(link.context, dict(link.attributes or {})) for link in run_span.links] == [
         (request.get_span_context(), {A.SEGMENT: "caller"})
     ]
+
+
+def test_a_resumed_segment_killed_before_its_span_left_is_the_parent_of_its_spans() -> None:
+    """A later segment's span id is worked out from the segment before it
+    (tracing.ids.segment_span_id), as the root's is from the trace: the node spans a killed
+    segment left (stored; its own span never left its process) hang under the segment
+    that next resumes the run from the same point, in another process."""
+    from agentrt.tracing.spans import RunTracing, new_trace_id
+
+    exporter = InMemorySpanExporter()
+
+    def tracing() -> RunTracing:  # each process its own provider and ids
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        return RunTracing(provider.get_tracer("agentrt"), clock=lambda: 1.0)
+
+    trace_id = new_trace_id()
+    with tracing().run("t-1", trace_id=trace_id, root=True) as first:
+        pass
+    first_id = format(first.get_span_context().span_id, "016x")
+
+    def killed() -> None:
+        segment = tracing().run("t-1", trace_id=trace_id, root=False, previous_span_id=first_id)
+        segment.__enter__()  # never left: its process was killed in a tool
+        with tracing().tool_call(None, {"tool": "step", "args": {}}):
+            pass
+
+    contextvars.copy_context().run(killed)  # what it attached dies with it
+    with tracing().run("t-1", trace_id=trace_id, root=False, previous_span_id=first_id) as again:
+        pass
+    (orphan,) = (s for s in exporter.get_finished_spans() if kind(s) == A.TOOL_CALL)
+    assert orphan.parent is not None
+    assert orphan.parent.span_id == again.get_span_context().span_id
+    assert again.get_span_context().span_id not in (first.get_span_context().span_id, 0)
+    # The segment after that one has an id of its own, not one met before.
+    again_id = format(again.get_span_context().span_id, "016x")
+    assert segment_span_id(trace_id, again_id) not in (first_id, again_id)
+    assert segment_span_id(trace_id, None) == root_span_id(trace_id) == first_id
+
+
+@pytest.mark.parametrize("previous", ["", "abc", "g" * 16, "0" * 17])
+def test_a_previous_span_id_that_is_not_one_is_refused_by_name(previous: str) -> None:
+    """A segment after "" would take the root's own id, and be its own parent."""
+    with pytest.raises(ValueError, match=re.escape(repr(previous))):
+        segment_span_id("0af7651916cd43dd8448eb211c80319c", previous)
+
+
+@tool(effect="read")
+def fetch_report(name: str) -> str:
+    """Fetch a report from a service that answers errors with its whole body.
+
+    Args:
+        name: The report.
+    """
+    raise RuntimeError("the service answered 502: " + "<html>bad gateway</html>" * 40_000)
+
+
+def test_a_tool_errors_huge_message_is_cut_before_a_span_or_the_model_sees_it(
+    db: Path, clock: FakeClock
+) -> None:
+    """A result past inline_result_bytes becomes an artifact; an error quoting a 1 MB body
+    is cut to ERROR_TEXT_CHARS: on the tool's span (status and exception event, capture
+    off too) and in what the next model call is given."""
+    model = ScriptedChatModel([ai("", tool_call("fetch_report", {"name": "q3"})), "gave up"])
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    with AgentRuntime(
+        model,
+        tools=[fetch_report],
+        policy=Policy.allow_all(),
+        db=db,
+        clock=clock,
+        tracing=provider,
+        capture_content=True,
+    ) as rt:
+        run = rt.start("fetch the q3 report", principal=OPERATOR)
+    assert run.status == "succeeded", run.error
+    sizes = {}
+    for s in exporter.get_finished_spans():
+        sizes[(s.name, "status")] = len(s.status.description or "")
+        for k, v in (s.attributes or {}).items():
+            sizes[(s.name, k)] = len(str(v))
+        for e in s.events:
+            for k, v in (e.attributes or {}).items():
+                sizes[(s.name, f"{e.name} {k}")] = len(str(v))
+    bound = ERROR_TEXT_CHARS + 100  # the cut's note, and the status's error type
+    # The next call's messages: the goal, the call, and the error as the tool result.
+    assert sizes.pop(("chat scripted", "gen_ai.input.messages")) <= bound + 500
+    assert {k: n for k, n in sizes.items() if n > bound} == {}
+    tool_span = "execute_tool fetch_report"
+    assert ERROR_TEXT_CHARS < sizes[(tool_span, "status")] <= bound
+    assert ERROR_TEXT_CHARS < sizes[(tool_span, "exception exception.message")] <= bound
+    told = str(model.calls[1].messages[-1].content)
+    assert "RuntimeError: the service answered 502: <html>bad gateway</html>" in told
+    assert re.search(r"\.\.\. \[\d+ more characters cut\]$", told), told[-80:]
+    assert len(told) <= bound
+
+
+@pytest.mark.parametrize(
+    ("text", "limit", "expected"),
+    [
+        ("", 10, ""),
+        ("a" * 10, 10, "a" * 10),  # at the limit: kept whole
+        ("one two three", 9, "one two ... [5 more characters cut]"),  # "three" is split
+        ("key=sk-live-4eC39HqLyjWD", 12, "... [24 more characters cut]"),  # no part of it
+        ("<p>bad</p><p>bad</p>", 12, "<p>bad</p><... [9 more characters cut]"),
+    ],
+)
+def test_an_error_text_is_cut_at_a_word_saying_how_much(
+    text: str, limit: int, expected: str
+) -> None:
+    assert error_text(text, limit) == expected

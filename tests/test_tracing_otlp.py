@@ -3,22 +3,29 @@ Arize Phoenix: tests/test_tracing_phoenix.py)."""
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from langchain_core.messages import AIMessage, BaseMessage
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
 )
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 from opentelemetry.proto.metrics.v1.metrics_pb2 import AggregationTemporality
+from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter, SpanExportResult
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from agentrt import Decision
+from agentrt import AgentRuntime, Budget, Decision, Policy, Principal, tool
 from agentrt.examples import refund_desk
 from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR
+from agentrt.testing import ScriptedChatModel, ai, tool_call
+from agentrt.tracing import exporters
 from tests.conftest import FakeClock
 
 
@@ -169,3 +176,102 @@ def test_the_metrics_go_over_otlp_as_the_temporality_preference_says(
     assert sums["agentrt.runs.started"] == (temporality, True, [2])
     assert sums["agentrt.model.calls"] == (temporality, True, [6])
     assert {kind for kind, _, _ in sums.values()} == {temporality}
+
+
+class HeldExporter(SpanExporter):
+    """A collector's exporter that does not answer until ``release`` is set (a hung proxy, a
+    collector busy with a batch); records which thread each export came from."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.spans: list[ReadableSpan] = []
+        self.from_the_run: list[int] = []
+        """Spans the run's own thread tried to send: it would have waited on the collector."""
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        if threading.current_thread() is threading.main_thread():
+            self.from_the_run.append(len(spans))
+        else:
+            self.release.wait()
+        self.spans.extend(spans)
+        return SpanExportResult.SUCCESS
+
+
+@pytest.fixture
+def held(monkeypatch: pytest.MonkeyPatch) -> Iterator[HeldExporter]:
+    exporter = HeldExporter()
+    monkeypatch.setattr(exporters, "otlp_exporter", lambda: exporter)
+    yield exporter
+    exporter.release.set()
+
+
+def test_a_collector_that_never_answers_holds_no_run_up(db: Path, held: HeldExporter) -> None:
+    """A segment's end flushes only the spans stored in the run's database, which `agentrt
+    trace` reads back by the run's row: OTLP's spans leave from the processor's thread, so
+    rt.start never waits on the collector (which, here, answers only once it has ended)."""
+    rt = AgentRuntime(
+        ScriptedChatModel(["done"]), policy=Policy.allow_all(), db=db, tracing="otlp", metrics=False
+    )
+    with rt:
+        run = rt.start("say done", principal=Principal("alice"))
+        assert run.status == "succeeded"
+        assert held.from_the_run == []
+        held.release.set()
+    # close() sent what was left, from the processor's thread.
+    assert [s.name for s in held.spans][-1] == "invoke_agent agentrt"
+    assert held.from_the_run == []
+    assert rt.export_failures == 0
+
+
+def test_spans_a_busy_collector_leaves_no_room_for_are_counted(
+    db: Path, held: HeldExporter, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The collector answers its first batch only once the run's last tool is called: the
+    queue (OTEL_BSP_MAX_QUEUE_SIZE) fills, and the oldest spans are dropped. Each is
+    counted (export_failures: a lost batch each batch's worth) and logged; none waits."""
+    monkeypatch.setenv("OTEL_BSP_MAX_QUEUE_SIZE", "64")
+    monkeypatch.setenv("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", "16")
+    calls = 30
+
+    @tool(effect="read")
+    def tick(n: int) -> int:
+        """Count.
+
+        Args:
+            n: The count.
+        """
+        if n == calls - 1:
+            held.release.set()  # the collector answers from now on
+        return n
+
+    def planner(messages: list[BaseMessage]) -> AIMessage | str:
+        done = sum(1 for m in messages if getattr(m, "type", "") == "tool")
+        return "counted" if done >= calls else ai("", tool_call("tick", {"n": done}))
+
+    made = InMemorySpanExporter()
+    rt = AgentRuntime(
+        ScriptedChatModel([planner] * (calls + 1)),
+        tools=[tick],
+        policy=Policy.allow_all(),
+        db=db,
+        tracing="otlp",
+        metrics=False,
+        budget=Budget(max_steps=calls + 10),
+    )
+    setup = rt._tracing_setup
+    assert setup.provider is not None
+    assert setup.exporter is not None
+    setup.provider.add_span_processor(SimpleSpanProcessor(made))  # every span made
+    with caplog.at_level(logging.WARNING, logger="agentrt"), rt:
+        run = rt.start("count to 30", principal=Principal("alice"))
+        assert run.status == "succeeded", run.error
+    produced = len(made.get_finished_spans())
+    lost = produced - len(held.spans)
+    assert lost > 16
+    assert produced > 64 + 16
+    assert rt.export_failures == -(-lost // 16)  # one lost batch each 16 spans, the first too
+    assert setup.exporter.dropped == lost
+    assert "the otlp span exporter is behind" in caplog.text
+    # The oldest went: the run's own span, which ends last, reached the collector.
+    assert "invoke_agent agentrt" in {s.name for s in held.spans}
+    assert held.from_the_run == []

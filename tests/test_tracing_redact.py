@@ -290,6 +290,33 @@ def test_masking_cuts_its_values_out_of_agentrts_records_made_inside_it_only(
         assert PIN not in repr(vars(record))
 
 
+def test_a_goal_that_gives_a_sensitive_argument_is_masked_on_the_spans(
+    db: Path, clock: FakeClock
+) -> None:
+    """The goal gives the pin the run then passes to unlock's sensitive field: the run's
+    input.value (set as the segment ends) and the first model call's messages (set as the
+    call ends, when its answer's tool call says what is secret) show it masked."""
+    goal = f"open the front door, its pin is {PIN}"
+    model = ScriptedChatModel([ai("", tool_call("unlock", {"door": "front", "pin": PIN})), "ok"])
+    with AgentRuntime(
+        model,
+        tools=[unlock],
+        policy=Policy.allow_all(),
+        db=db,
+        clock=clock,
+        capture_content=True,
+    ) as rt:
+        run = rt.start(goal, principal=Principal("alice"))
+    assert run.status == "succeeded", run.error
+    with sqlite3.connect(db) as conn:
+        spans = conn.execute("SELECT name, status, attributes, events FROM spans").fetchall()
+    assert [row[0] for row in spans if PIN in str(row)] == []
+    masked = "open the front door, its pin is [REDACTED:field]"
+    attrs = {row[0]: json.loads(row[2]) for row in spans}
+    assert attrs["invoke_agent agentrt"]["input.value"] == masked
+    assert masked in attrs["chat scripted"]["gen_ai.input.messages"]
+
+
 # field names ---------------------------------------------------------------------------------
 
 SECRET_NAMES = (

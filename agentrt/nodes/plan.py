@@ -253,7 +253,11 @@ def plan(state: RunState, deps: RunDeps) -> Steps[dict[str, Any]]:
     if not isinstance(ask, _Ask):
         return ask
     cap = ask.call.cap if ask.call.capped_by is not None else output_cap(deps.model)
-    with deps.tracing.llm_call(deps.model, ask.messages, max_tokens=cap, tools=ask.offered) as llm:
+    # Shown masked with the log's secrets too: a summary in the prompt may repeat them.
+    known = deps.tracing.log_secrets(state.get("events", ()))
+    with deps.tracing.llm_call(
+        deps.model, ask.messages, max_tokens=cap, tools=ask.offered, known=known
+    ) as llm:
         response = ask.recorded
         if response is None:
             response = yield Step(

@@ -53,7 +53,12 @@ def summarize(state: RunState, deps: RunDeps) -> Steps[dict[str, Any]]:
     if not isinstance(fold, _Fold):
         return fold
     writer = _writer(deps)
-    with deps.tracing.llm_call(writer.model, fold.messages, max_tokens=fold.cap) as llm:
+    # The turns it condenses are prose here, their tool calls' sensitive fields no longer
+    # fields: masked with the secret values the run's log holds.
+    known = deps.tracing.log_secrets(state.get("events", ()))
+    with deps.tracing.llm_call(
+        writer.model, fold.messages, max_tokens=fold.cap, known=known
+    ) as llm:
         response = fold.recorded
         if response is None:
             response = yield Step(

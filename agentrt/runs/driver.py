@@ -27,7 +27,7 @@ from agentrt.errors import (
     ThreadTaken,
     UnknownRun,
 )
-from agentrt.limits import SizeLimits
+from agentrt.limits import SizeLimits, error_text
 from agentrt.logs import get_logger
 from agentrt.nodes.deps import RunDeps, StepStopped
 from agentrt.nodes.plan import forget_conversation
@@ -267,7 +267,9 @@ class Driver(MessageTaking, RunCreating, RunResuming, RunSettling):
                         run = yield unbroken(self._if_ours, kept, fail)
                         ended = yield from _log_of(graph, cfg)
                         said = shown(
-                            run.error or str(exc), self.redactor, known=self._secrets(ended)
+                            error_text(run.error or str(exc)),
+                            self.redactor,
+                            known=self._secrets(ended),
                         )
                         self.tracing.failed(span, exc, said)
                     else:
@@ -398,8 +400,9 @@ class Driver(MessageTaking, RunCreating, RunResuming, RunSettling):
             )
 
     def _segment_ended(self, known: SegmentTrace | None) -> tuple[str, str] | None:
-        """Hand the segment's spans to the exporter; then the trace and span id the row
-        records of it as the lease is let go (never before the span has left)."""
+        """Hand the segment's spans to the exporter (stored spans are written now); then the
+        trace and span id the row records of it as the lease is let go (never before the
+        span has left)."""
         self.tracing.flush()
         if known is None or known.span_id is None:
             return None

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from agentrt.faults import retry_after, retry_delay, transient_cause
+from agentrt.limits import error_text
 from agentrt.logs import get_logger, masking
 from agentrt.records import RunRecord
 from agentrt.redaction import Redactor
@@ -108,7 +109,7 @@ class RunSettling:
             return run_of(record, self.store)
         with masking(self._log_secrets(graph, thread_id)):
             logger.error("run %r failed", thread_id, exc_info=exc)
-        reason = f"{type(exc).__name__}: {exc}"
+        reason = error_text(f"{type(exc).__name__}: {exc}")  # a body it quotes: not whole
         return self.end(graph, thread_id, RunStatus.FAILED, reason, known)
 
     def end(
@@ -163,5 +164,4 @@ class RunSettling:
     def _spans_before_status(self) -> None:
         """Node spans stored before the row says where the run stopped: whoever sees that
         status can read its trace (the segment's own span closes just after)."""
-        if self.tracing.stored:  # elsewhere (OTLP) no one reads them by the row: no wait
-            self.tracing.flush()
+        self.tracing.flush()  # only where they are stored: no one waits on a collector

@@ -26,7 +26,7 @@ from typing import Any, Literal
 from langgraph.types import RetryPolicy
 
 from agentrt.artifacts import is_artifact_ref
-from agentrt.limits import SizeLimits, json_size
+from agentrt.limits import SizeLimits, error_text, json_size
 from agentrt.state import unstorable
 from agentrt.steps import Step, Steps, asynchronous, blocking, synchronous
 from agentrt.tools.artifacts import refs_as_json, result_artifact
@@ -144,7 +144,9 @@ class ToolRunner:
                 out = ctx.credentials.scrub(spec.to_json(result, preview=fn is not None))
             except Exception as exc:
                 kind = classify(spec, exc)
-                message = ctx.credentials.scrub(_describe(exc))
+                # Cut after the scrub, so no part of a credential is left at the cut: the
+                # model, the log and the spans carry what failed, not a body quoted whole.
+                message = error_text(ctx.credentials.scrub(_describe(exc)))
             else:
                 if fn is None:
                     out = refs_as_json(out)

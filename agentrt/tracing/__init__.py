@@ -5,10 +5,12 @@
 - shown: the one path content takes to a person or a log (spans, logs, the service,
   the review page, the CLI): the Redactor with the tool's sensitive fields.
 - spans: RunTracing, which opens the spans with explicit parents and sets attributes;
-  handles: the open spans a node records its outcome on.
+  segment_spans: a run's segment spans; handles: the open spans a node records its
+  outcome on.
 - messages: chat messages in the GenAI conventions' shape ({role, parts}).
 - exporters: the run's store, console, OTLP/HTTP, or the caller's TracerProvider;
-  store_spans: how spans reach the store (each made a row as it ends, written in batches).
+  store_spans: how spans reach the store (each made a row as it ends, written in batches);
+  sent_spans: how they reach a collector (queued, sent in batches, drops counted).
 - view: a run's trace as a tree with durations and where the time went.
 """
 

@@ -4,7 +4,9 @@ Every exporter agentrt builds is wrapped in GuardedExporter: an exporter that ra
 reports failure is logged and counted, and the run goes on. The store takes spans in
 batches, from a background thread, and is flushed as each segment ends (so `agentrt trace`
 sees a run the moment a segment stops, in any process: agentrt.tracing.store_spans); OTLP
-goes through a batch processor too, so a slow or unreachable collector never holds a run up.
+goes through a batch processor too, never flushed by a run, so a slow or unreachable
+collector never holds a run up; the spans its full queue drops are counted
+(agentrt.tracing.sent_spans).
 
 A batch the store cannot take because the database is busy (many runs' checkpoints hold
 its write lock in turn) is not lost: the store's exporter holds it and writes it with the
@@ -22,7 +24,6 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import SERVICE_NAME, OTELResourceDetector, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import (
-    BatchSpanProcessor,
     ConsoleSpanExporter,
     SimpleSpanProcessor,
     SpanExporter,
@@ -31,6 +32,7 @@ from opentelemetry.sdk.trace.export import (
 
 from agentrt.errors import ConfigError
 from agentrt.logs import get_logger
+from agentrt.tracing.sent_spans import SentSpanProcessor
 from agentrt.tracing.store_spans import (
     SpansHeld,
     SpanSink,
@@ -66,6 +68,8 @@ class GuardedExporter(SpanExporter):
         """Spans exported."""
         self.held = 0
         """Batches held back by a busy database (written later, not lost)."""
+        self.dropped = 0
+        """Spans dropped before they reached this exporter: its processor's queue was full."""
 
     def export(self, spans: Sequence[Any]) -> SpanExportResult:
         """Export ``spans``: finished spans, or for the store's exporter the rows its
@@ -98,6 +102,21 @@ class GuardedExporter(SpanExporter):
         else:
             self.exported += len(spans)
         return result
+
+    def drop(self, batch: int) -> None:
+        """Count one span its processor dropped (queue full); the first and each ``batch``
+        after count as one lost batch in ``failures``, and are logged."""
+        if self.dropped % batch == 0:
+            self.failures += 1
+            logger.warning(
+                "the %s span exporter is behind: the spans waiting for it fill the queue, and "
+                "the oldest are dropped (%d so far; %d failed batches so far); "
+                "OTEL_BSP_MAX_QUEUE_SIZE sets how many may wait",
+                self.name,
+                self.dropped + 1,
+                self.failures,
+            )
+        self.dropped += 1
 
     def shutdown(self) -> None:
         try:
@@ -188,5 +207,5 @@ def make_provider(tracing: Any, sink: SpanSink) -> TracingSetup:
         provider.add_span_processor(SimpleSpanProcessor(exporter))
     else:
         exporter = GuardedExporter(otlp_exporter(), "otlp")
-        provider.add_span_processor(BatchSpanProcessor(exporter))
+        provider.add_span_processor(SentSpanProcessor(exporter))
     return TracingSetup(provider.get_tracer(TRACER_NAME), provider, exporter)

@@ -49,9 +49,12 @@ class _Handle:
         self.sensitive = sensitive
         self.known = known
 
-    def content(self, key: str, value: Any) -> None:
-        """Put content on the span (only with capture on, always as shown)."""
-        self.tracing.set(self.span, {key: value}, sensitive=self.sensitive, known=self.known)
+    def content(self, key: str, value: Any, *, known: Collection[Any] = ()) -> None:
+        """Put content on the span (only with capture on, always as shown; ``known``:
+        secret values to mask it with besides the call's own)."""
+        self.tracing.set(
+            self.span, {key: value}, sensitive=self.sensitive, known=[*self.known, *known]
+        )
 
 
 class ModelCallSpan(_Handle):
@@ -60,11 +63,14 @@ class ModelCallSpan(_Handle):
     asked: Collection[Any] = ()
     """The secret values the conversation the model was asked holds (set with capture on):
     its answer is shown with them."""
+    answer: Any = None
+    """The model's answer, once recorded (``response``)."""
 
     def response(self, message: Any, *, cost: tuple[float, float] | None = None) -> None:
         """The answer: its usage, model, id and finish reason; with capture on, the answer
         itself as an output message. ``cost``: what the call cost in USD by agentrt's own
         price table, for the prompt and the completion (None: the model has no price)."""
+        self.answer = message
         meta = getattr(message, "usage_metadata", None) or {}
         info = getattr(message, "response_metadata", None) or {}
         finish = info.get("finish_reason") or info.get("stop_reason")

@@ -1,11 +1,13 @@
-"""A run's trace and root span ids: one trace per run, whose root every segment (in any
-process) can name without asking anyone, and the id generator that gives them out."""
+"""A run's trace and segment span ids: one trace per run, whose root, and each segment after
+the one before, every process can name without asking anyone; and the id generator that
+gives them out."""
 
 from __future__ import annotations
 
 import contextvars
 import hashlib
 import secrets
+from string import hexdigits
 
 from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import SpanContext, TraceFlags
@@ -17,6 +19,7 @@ __all__ = [
     "new_trace_id",
     "remote_context",
     "root_span_id",
+    "segment_span_id",
 ]
 
 RUN_TRACE: contextvars.ContextVar[int | None] = contextvars.ContextVar(
@@ -26,7 +29,7 @@ RUN_TRACE: contextvars.ContextVar[int | None] = contextvars.ContextVar(
 RUN_ROOT: contextvars.ContextVar[int | None] = contextvars.ContextVar(
     "agentrt_run_root", default=None
 )
-"""The span id the next span made in this context takes (a run's root)."""
+"""The span id the next span made in this context takes (a run's segment)."""
 
 
 def new_trace_id() -> str:
@@ -38,13 +41,31 @@ def root_span_id(trace_id: str) -> str:
     """The span id of a run's root span, as 16 hex digits: worked out from the run's trace
     id, so every segment, in any process, knows the root it hangs under without asking
     anyone (whichever segment is the first to end becomes it)."""
-    digest = hashlib.sha256(bytes.fromhex(trace_id)).hexdigest()[:16]
+    return _derived(bytes.fromhex(trace_id))
+
+
+def segment_span_id(trace_id: str, previous_span_id: str | None) -> str:
+    """The span id of the segment that follows ``previous_span_id`` (the last segment that
+    ended; None: the run's root, root_span_id()), as 16 hex digits. Worked out, not drawn:
+    a segment killed before its span left the process still had its node spans stored
+    under this id, and whoever resumes the run next finds the same segment before it and
+    takes the same id, so its span is the parent they were waiting for."""
+    if previous_span_id is None:
+        return root_span_id(trace_id)
+    if len(previous_span_id) != 16 or not all(c in hexdigits for c in previous_span_id):
+        # "" would give the root's own id: a segment its own parent.
+        raise ValueError(f"a span id is 16 hex digits, got {previous_span_id!r}")
+    return _derived(bytes.fromhex(trace_id) + bytes.fromhex(previous_span_id))
+
+
+def _derived(seed: bytes) -> str:
+    digest = hashlib.sha256(seed).hexdigest()[:16]
     return digest if int(digest, 16) else "0" * 15 + "1"  # an all-zero span id is invalid
 
 
 class RunTraceIds(IdGenerator):
-    """Gives a run's root span the trace id its run already has, and the span id
-    root_span_id() says; any other span the usual ids."""
+    """Gives a run's segment span the trace id its run already has, and the span id
+    segment_span_id() says; any other span the usual ids."""
 
     def __init__(self, inner: IdGenerator) -> None:
         self.inner = inner

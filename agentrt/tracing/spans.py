@@ -4,7 +4,7 @@ A run is one trace (its id lives in the runs row) with one root: the agent.run s
 first segment (the first to end, if one was killed). Every later segment (a resume, in any
 process) is an agent.run under that root, linked to the segment before it; a segment that
 resumes from a human gate begins where the wait for the person began, so the
-approval.wait it holds lies inside it.
+approval.wait it holds lies inside it (agentrt.tracing.segment_spans).
 agent.step spans take the run span of their thread as explicit parent, not whatever
 context LangGraph's executor happens to carry; llm.call, tool.call and policy.check nest
 under the step that opens them. Every time comes from the runtime's clock, so a test's
@@ -15,43 +15,39 @@ prompts, arguments, results) goes on a span only with capture_content=True, and 
 ``shown`` makes it (the Redactor, with the tool's declared sensitive fields: in a model
 call's messages too, for each tool call and tool result they hold). An error's message goes
 on the span whether capture is on or not, so it is shown the same way, with the failing
-call's secrets.
+call's secrets, and cut to agentrt.limits.ERROR_TEXT_CHARS.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from functools import partial
 from typing import Any
 
 from langgraph.errors import GraphBubbleUp
 from opentelemetry import trace
 from opentelemetry.context import Context, attach, detach
-from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace import Tracer as SdkTracer
-from opentelemetry.trace import (
-    Link,
-    NonRecordingSpan,
-    Span,
-    Status,
-    StatusCode,
-)
+from opentelemetry.trace import Link, Span, Status, StatusCode
 
+from agentrt.limits import error_text
 from agentrt.redaction import Redactor
 from agentrt.tracing import attributes as A
 from agentrt.tracing.handles import ModelCallSpan, PolicySpan, ToolCallSpan
-from agentrt.tracing.ids import (
-    RUN_ROOT,
-    RUN_TRACE,
-    RunTraceIds,
-    new_trace_id,
-    remote_context,
-    root_span_id,
-)
+from agentrt.tracing.ids import RUN_ROOT, RUN_TRACE, RunTraceIds, new_trace_id, root_span_id
 from agentrt.tracing.messages import model_names, model_temperature, split_system, tool_definitions
 from agentrt.tracing.metrics import RunMetrics
-from agentrt.tracing.shown import MessagesShown, SensitiveOf, secret_values, shown, shown_again
+from agentrt.tracing.segment_spans import Lazy, SegmentSpans
+from agentrt.tracing.shown import (
+    MessagesShown,
+    SensitiveOf,
+    log_secrets,
+    secret_values,
+    shown,
+    shown_again,
+)
 
 __all__ = [
     "ModelCallSpan",
@@ -72,12 +68,9 @@ def _plain(value: Any) -> Any:
     return json.dumps(value, sort_keys=True, default=str)
 
 
-Lazy = Callable[[], Collection[Any]]
-"""Secret values to mask with, asked for only when something is to be shown."""
-
-
-class RunTracing:
-    """Opens the runtime's spans and is the one place their attributes are set."""
+class RunTracing(SegmentSpans):
+    """Opens the runtime's spans and is the one place their attributes are set (a run's
+    segment spans: agentrt.tracing.segment_spans)."""
 
     def __init__(
         self,
@@ -111,14 +104,22 @@ class RunTracing:
         self.metrics = metrics or RunMetrics.off()
         """Where runs, calls and decisions are counted (agentrt.tracing.metrics)."""
         self._runs: dict[str, Span] = {}
+        self._inputs: dict[int, str] = {}
         self._failed: dict[str, tuple[str, str | None, int]] = {}
         self._messages_shown = MessagesShown(self.redactor, self.sensitive_of)
 
     def flush(self) -> None:
-        """Deliver the spans still held for export: a segment's spans are readable (by
-        `agentrt trace`, in any process) once it ends."""
-        if self._flush is not None:
+        """Deliver the spans still held for export, where they are ``stored``: a segment's
+        spans are readable (by `agentrt trace`, in any process) once it ends. Elsewhere
+        (OTLP) no one reads them back by the run's row, and the batch processor's thread
+        sends them: a run never waits on a collector that does not answer."""
+        if self._flush is not None and self.stored:
             self._flush()
+
+    def log_secrets(self, events: Sequence[Mapping[str, Any]]) -> Lazy:
+        """The secret values a run's log (``events``) holds, asked for only when something
+        is to be shown (``tracing.shown.log_secrets``)."""
+        return partial(log_secrets, events, self.redactor, self.sensitive_of)
 
     def _ns(self, at: float | None = None) -> int:
         return int((self.clock() if at is None else at) * 1e9)
@@ -214,7 +215,8 @@ class RunTracing:
             # Not span.record_exception: an error message can quote arguments, so it is
             # shown like content (capture on or off), and the stack trace stays in the logs.
             secrets = [*known, *failing()]
-            message = shown(str(exc), self.redactor, sensitive=sensitive, known=secrets)
+            said = error_text(str(exc))  # a body the error quotes whole: not on every span
+            message = shown(said, self.redactor, sensitive=sensitive, known=secrets)
             span.add_event(
                 "exception",
                 {"exception.type": type(exc).__name__, "exception.message": message},
@@ -227,94 +229,6 @@ class RunTracing:
             span.end(end_time=self._ns())
 
     # the spans ----------------------------------------------------------------------------
-
-    @contextmanager
-    def run(
-        self,
-        thread_id: str,
-        *,
-        trace_id: str,
-        root: bool,
-        previous_span_id: str | None = None,
-        since: float | None = None,
-        goal: str | None = None,
-        user: str | None = None,
-        tenant: str | None = None,
-        message: int | None = None,
-    ) -> Iterator[Span]:
-        """agent.run: one segment of a run, in the run's trace.
-
-        The ``root`` segment (the run's first to end) is the trace's root, with the span id
-        root_span_id() gives; every other segment hangs under it, wherever it runs, and
-        links to the segment before it (``previous_span_id``, the last that ended).
-        ``since``: when the wait this segment resumes from began (the span starts there,
-        so the wait lies inside it). A segment started inside an app's span links to that
-        span too. The goal is the span's input (content); the principal and tenant say
-        whose run it is. A segment that takes a follow-up ``message`` (its index; the goal
-        is then its text) is named ``send <agent>``.
-        """
-        tid = int(trace_id, 16)
-        rid = int(root_span_id(trace_id), 16)
-        links = []
-        if previous_span_id:
-            links.append(Link(remote_context(tid, previous_span_id), {A.SEGMENT: "previous"}))
-        caller = trace.get_current_span().get_span_context()
-        if caller.is_valid:
-            # Called inside the app's own span (a request, a job): the run keeps its own
-            # trace, which outlives that span, and links back to it.
-            links.append(Link(caller, {A.SEGMENT: "caller"}))
-        segment = "message" if message else "start" if root else "resume"
-        named = {"message": "send", "start": "invoke_agent", "resume": "resume"}[segment]
-        with self._span(
-            A.AGENT_RUN,
-            f"{named} {self.agent_name}",
-            {
-                A.RUN_ID: thread_id,
-                A.SEGMENT: segment,
-                A.MESSAGE_INDEX: message,
-                A.DRIVEN_FROM: self.clock() if since is not None else None,
-                A.GEN_AI_OPERATION: "invoke_agent",
-                A.GEN_AI_AGENT_NAME: self.agent_name,
-                A.GEN_AI_CONVERSATION: thread_id,
-                A.SESSION_ID: thread_id,
-                A.USER_ID: user,
-                A.TENANT: tenant,
-                A.METADATA: {"tenant": tenant} if tenant is not None else None,
-                A.INPUT_VALUE: goal,
-                A.INPUT_MIME_TYPE: "text/plain" if self.capture_content and goal else None,
-                A.OPENINFERENCE_KIND: "AGENT",
-            },
-            parent=None if root else NonRecordingSpan(remote_context(tid, rid)),
-            links=links,
-            root=root,
-            trace_id=tid,
-            span_id=rid if root else None,
-            start=since,
-        ) as span:
-            self._runs[thread_id] = span
-            try:
-                yield span
-            finally:
-                self._runs.pop(thread_id, None)
-
-    def settled(
-        self, span: Span, status: str, *, output: str | None, error: str | None, known: Lazy = tuple
-    ) -> None:
-        """Record how a segment ended on its agent.run span: the run's status, and as its
-        output the answer (content) or why it failed, masked too with the secret values of
-        ``known`` (its log's: an answer may repeat a sensitive argument). A run that failed
-        or ran out of budget is an error, said by its status, unless an exception said more."""
-        self.set(span, {A.RUN_STATUS: status})
-        said = output if output is not None else error
-        keep = said is not None and self.capture_content
-        erred = status in ("failed", "budget_exceeded") and not _errored(span)
-        secrets = known() if keep or erred else ()
-        if keep:
-            self.set(span, {A.OUTPUT_VALUE: said, A.OUTPUT_MIME_TYPE: "text/plain"}, known=secrets)
-        if erred:
-            message = shown(error or status, self.redactor, known=secrets)
-            span.set_status(Status(StatusCode.ERROR, message))
-            self.set(span, {A.ERROR_TYPE: status})
 
     @contextmanager
     def step(
@@ -350,13 +264,6 @@ class RunTracing:
             self._failed[thread_id] = (kind, step_id, retries)
             raise
 
-    def failed(self, span: Span, exc: BaseException, message: str) -> None:
-        """Mark ``span`` as ended by ``exc`` (a run's segment that failed, or stopped to
-        wait for a retry): status ERROR with ``message`` as shown, and error.type."""
-        shown_message = shown(message, self.redactor)
-        span.set_status(Status(StatusCode.ERROR, shown_message))
-        self.set(span, {A.ERROR_TYPE: type(exc).__name__})
-
     @contextmanager
     def llm_call(
         self,
@@ -365,10 +272,16 @@ class RunTracing:
         *,
         max_tokens: int | None = None,
         tools: list[dict[str, Any]] | None = None,
+        known: Lazy = tuple,
     ) -> Iterator[ModelCallSpan]:
-        """llm.call (``chat {model}``): one call of the planner's model, with GenAI
-        attributes; ``max_tokens`` is the output cap it is called with, if any, and
-        ``tools`` the function schemas it is offered."""
+        """llm.call (``chat {model}``): one call of a model, with GenAI attributes;
+        ``max_tokens`` is the output cap it is called with, if any, ``tools`` the function
+        schemas it is offered, and ``known`` the secret values of the run's log (a summary
+        prompt quotes the calls as prose, a summary repeats them).
+
+        The conversation goes on the span as the call ends, masked too with what the
+        answer's tool calls were given: a goal may give the value a sensitive field then
+        takes."""
         name, provider = model_names(model)
         with self._span(
             A.LLM_CALL,
@@ -382,17 +295,26 @@ class RunTracing:
                 A.OPENINFERENCE_KIND: "LLM",
             },
             # A provider's error may quote the conversation, and what its tools were given.
-            failing=lambda: self._messages_shown.secrets(messages),
+            failing=lambda: [*self._messages_shown.secrets(messages), *known()],
         ) as span:
             handle = ModelCallSpan(self, span)
-            if self.capture_content:  # the whole conversation: build it only when kept
-                system, history = split_system(messages)
-                # The answer may repeat what its tools were given or gave back: masked too.
-                handle.asked = self._messages_shown.secrets(history)
-                handle.content(A.GEN_AI_SYSTEM_INSTRUCTIONS, system or None)
-                handle.content(A.GEN_AI_INPUT_MESSAGES, self.conversation(history))
+            if not self.capture_content:  # the whole conversation: built only when kept
+                yield handle
+                return
+            system, history = split_system(messages)
+            # The answer may repeat what its tools were given or gave back: masked too.
+            asked = self._messages_shown.secrets(history)
+            handle.asked = [*asked, *_new(known(), asked)]
+            try:
+                yield handle
+            finally:
+                answered = self._messages_shown.secrets([handle.answer] if handle.answer else [])
+                secrets = [*handle.asked, *_new(answered, handle.asked)]
+                # Only what the conversation's own calls do not hold: it is shown once.
+                extra = _new(secrets, asked)
+                handle.content(A.GEN_AI_SYSTEM_INSTRUCTIONS, system or None, known=secrets)
+                handle.content(A.GEN_AI_INPUT_MESSAGES, self.conversation(history, known=extra))
                 handle.content(A.GEN_AI_TOOL_DEFINITIONS, tool_definitions(tools or ()) or None)
-            yield handle
 
     @contextmanager
     def tool_call(
@@ -454,47 +376,13 @@ class RunTracing:
         a finish_reason each), as shown; ``known``: secret values from elsewhere."""
         return self._messages_shown(messages, output=output, known=known)
 
-    def approval_wait(self, request: Any) -> None:
-        """approval.wait (``await_approval {tool}``): from the request (the interrupt) to the
-        decision, emitted once decided, under the segment that resumed from it (which
-        began when the wait did).
 
-        Its times are the approvals table's, so the wait is right even when the request and
-        the decision happened in different processes. A person's review is a guardrail, not
-        a tool call: the tool is named by agentrt.tool.name.
-        """
-        if request.decided_at is None:
-            return
-        parent = self._runs.get(request.thread_id)
-        context = trace.set_span_in_context(parent) if parent is not None else None
-        span = self.tracer.start_span(
-            f"await_approval {request.tool}",
-            context=context,
-            start_time=self._ns(request.requested_at),
-        )
-        self.set(
-            span,
-            {
-                A.SPAN_KIND: A.APPROVAL_WAIT,
-                A.HUMAN_GATE: request.id,
-                A.RUN_ID: request.thread_id,
-                A.STEP_ID: request.step_id,
-                A.TOOL_NAME: request.tool,
-                A.APPROVAL_KIND: request.kind,
-                A.APPROVAL_STATUS: request.status.value,
-                A.APPROVAL_DECIDED_BY: request.decided_by,
-                A.APPROVAL_ROLE: request.required_role,
-                A.OPENINFERENCE_KIND: "GUARDRAIL",
-            },
-        )
-        span.end(end_time=self._ns(max(request.decided_at, request.requested_at)))
-        self.metrics.approval_waited(
-            request.decided_at - request.requested_at,
-            status=request.status.value,
-            rule=request.rule_id,
-            role=request.required_role,
-        )
-
-
-def _errored(span: Span) -> bool:
-    return isinstance(span, ReadableSpan) and span.status.status_code is StatusCode.ERROR
+def _new(values: Collection[Any], seen: Collection[Any]) -> list[Any]:
+    """``values`` not among ``seen``, each once."""
+    known = set(map(repr, seen))
+    fresh: list[Any] = []
+    for value in values:
+        if repr(value) not in known:
+            known.add(repr(value))
+            fresh.append(value)
+    return fresh
