@@ -11,7 +11,11 @@ prompt past the context window) is a real failure, reported at once with its mes
 
 Provider errors are read as LangChain's standard model errors say (``ModelError`` and its
 ``is_retryable``: rate limits, 5xx, connection and timeouts may pass); any other error with
-an HTTP status is read by the status, as those errors do.
+an HTTP status is read by the status, as those errors do. A provider SDK's error with no
+status (OpenAI's ``APIError`` for an error event in the middle of a stream, its answer's
+200 already sent) is read by the error type its body names: a client's error type (a bad
+request, a bad key) will not pass, any other (``server_error``, or none) may, as a
+connection dropped mid-answer may.
 """
 
 from __future__ import annotations
@@ -29,6 +33,21 @@ __all__ = ["retry_after", "retry_delay", "retryable_model_error", "transient_cau
 
 # HTTP statuses a retry may get past: a timeout, a conflict, a rate limit, a server error.
 _PASSING_STATUSES = frozenset({408, 409, 429})
+
+# Error types (and codes) providers give a request that fails the same way every time:
+# OpenAI's and Anthropic's words for a 400, 401, 403, 404, 413 and a prompt too long.
+_CLIENT_ERROR_TYPES = frozenset(
+    {
+        "invalid_request_error",
+        "authentication_error",
+        "permission_error",
+        "permission_denied",
+        "not_found_error",
+        "request_too_large",
+        "invalid_api_key",
+        "context_length_exceeded",
+    }
+)
 
 
 def transient_cause(exc: BaseException) -> str | None:
@@ -89,7 +108,17 @@ def _passing(exc: BaseException) -> bool | None:
         return status in _PASSING_STATUSES or status >= 500
     if isinstance(exc, TimeoutError | ConnectionError):
         return True
+    if _sdk_api_error(exc):
+        named = (getattr(exc, "type", None), getattr(exc, "code", None))
+        return not any(isinstance(n, str) and n in _CLIENT_ERROR_TYPES for n in named)
     return None
+
+
+def _sdk_api_error(exc: BaseException) -> bool:
+    """True for a provider SDK's API error (OpenAI's and Anthropic's base class is named
+    APIError, and keeps the request it answers): matched by name, as agentrt imports no
+    provider's SDK."""
+    return hasattr(exc, "request") and any(c.__name__ == "APIError" for c in type(exc).__mro__)
 
 
 def _status(exc: BaseException) -> int | None:

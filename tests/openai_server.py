@@ -7,7 +7,8 @@ Streaming requests are answered as server-sent events, with a usage chunk only w
 client asks for one (``stream_options.include_usage``), as OpenAI does; a server made with
 ``stream_usage=False`` never sends one, as some OpenAI-compatible servers do not. An output
 cap past the model's largest answer is refused with a 400, as OpenAI refuses it (the
-gpt-4o family's 16,384 tokens here).
+gpt-4o family's 16,384 tokens here). A stream may break off with an error event after its
+first words, as OpenAI reports a failure once its 200 is sent.
 """
 
 from __future__ import annotations
@@ -42,6 +43,16 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class BrokenStream:
+    """A streamed answer that breaks off: its first words, then an error event (a request
+    not streamed gets the error as a 500)."""
+
+    said: str = "Hel"
+    message: str = "The server had an error while processing your request."
+    type: str = "server_error"
+
+
 LARGEST_ANSWER = 16_384
 """Output tokens the gpt-4o family answers at most: a larger cap is a 400."""
 
@@ -59,7 +70,9 @@ def _cap_refused(body: dict[str, Any]) -> str | None:
 class OpenAIServer:
     """The server's script and what it was asked; ``url`` is its base URL (…/v1)."""
 
-    def __init__(self, script: Sequence[Reply | Fault], *, stream_usage: bool = True) -> None:
+    def __init__(
+        self, script: Sequence[Reply | Fault | BrokenStream], *, stream_usage: bool = True
+    ) -> None:
         self.script = list(script)
         self.stream_usage = stream_usage
         self.requests: list[dict[str, Any]] = []
@@ -67,7 +80,7 @@ class OpenAIServer:
         self._served = 0
         self.url = ""
 
-    def next_entry(self, body: dict[str, Any]) -> Reply | Fault:
+    def next_entry(self, body: dict[str, Any]) -> Reply | Fault | BrokenStream:
         with self._lock:
             self.requests.append(body)
             if self._served >= len(self.script):
@@ -149,6 +162,9 @@ def _handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
                 error = {"message": entry.message, "type": "server_error", "code": entry.code}
                 self._send(entry.status, {"error": error}, entry.headers)
                 return
+            if isinstance(entry, BrokenStream):
+                self._break_off(entry, index, body)
+                return
             refused = _cap_refused(body)
             if refused is not None:
                 error = {"message": refused, "type": "invalid_request_error", "code": None}
@@ -173,6 +189,26 @@ def _handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(payload)
 
+        def _break_off(self, entry: BrokenStream, index: int, body: dict[str, Any]) -> None:
+            error = {"message": entry.message, "type": entry.type, "code": None}
+            if not body.get("stream"):
+                self._send(500, {"error": error}, {})
+                return
+            first = {
+                "id": f"chatcmpl-test{index}",
+                "object": "chat.completion.chunk",
+                "created": 1_800_000_000,
+                "model": body.get("model", "gpt-4o-mini"),
+                "choices": [{"index": 0, "delta": {"role": "assistant", "content": entry.said}}],
+            }
+            self.send_response(200)
+            self.send_header("Content-Type", "text/event-stream")
+            self.end_headers()
+            for chunk in (first, {"error": error}):
+                self.wfile.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+            self.wfile.flush()
+            self.close_connection = True
+
         def _send(self, status: int, body: dict[str, Any], headers: dict[str, str]) -> None:
             data = json.dumps(body).encode()
             self.send_response(status)
@@ -188,7 +224,7 @@ def _handler(server: OpenAIServer) -> type[BaseHTTPRequestHandler]:
 
 @contextmanager
 def openai_server(
-    script: Sequence[Reply | Fault], *, stream_usage: bool = True
+    script: Sequence[Reply | Fault | BrokenStream], *, stream_usage: bool = True
 ) -> Iterator[OpenAIServer]:
     """Serve ``script`` on 127.0.0.1 at a free port until the block ends."""
     server = OpenAIServer(script, stream_usage=stream_usage)

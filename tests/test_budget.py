@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -59,7 +60,7 @@ def usage(**spent: float) -> Usage:
 )
 def test_bad_budgets_are_refused(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
-        Budget(**kwargs)  # type: ignore[arg-type]
+        Budget(**kwargs)
 
 
 def test_the_largest_limit_a_run_can_store_is_accepted() -> None:
@@ -146,7 +147,7 @@ def test_prices_find_dated_snapshots_and_providers_and_take_overrides() -> None:
 )
 def test_bad_prices_are_refused(prices: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError) as caught:
-        price_table(prices)  # type: ignore[arg-type]
+        price_table(prices)
     assert message in str(caught.value)
 
 
@@ -347,6 +348,92 @@ def test_prompt_tokens_come_from_the_model_or_a_documented_approximation() -> No
         "output_tokens": 1,
         "total_tokens": 49 // 4 + 1,
     }
+
+
+def test_text_outside_ascii_is_counted_by_its_bytes_not_four_characters_a_token() -> None:
+    # English (ASCII) is four characters a token, as before; any other character two
+    # quarters a UTF-8 byte: a CJK character 1.5 tokens, where a tokenizer takes about one
+    # (four characters a token took a Chinese prompt for a quarter of its size).
+    english = "Look up order 42 and check each line's amount and tax. " * 10
+    assert approximate_tokens([HumanMessage(english)]) == math.ceil(len(english) / 4) + 4
+    chinese = "请查询订单并核对每一行的金额与税费" * 235  # 3,995 characters, 3 bytes each
+    assert approximate_tokens([HumanMessage(chinese)]) == math.ceil(3995 * 3 / 2) + 4
+    for text, tokens in [
+        ("привет", 6),  # Cyrillic: 2 bytes, a token a character
+        ("\U0001f642", 2),  # an emoji: 4 bytes
+        ("café", 2),  # "caf" 3 quarters, "é" 4: 7 quarters
+        ("\ud800", 2),  # a lone surrogate (a provider's bad JSON) counts, it does not raise
+        ("", 0),
+    ]:
+        assert approximate_tokens([HumanMessage(text)]) == tokens + 4, text
+    # Content blocks and tool calls count their characters as written, not \u escapes.
+    blocks = [{"type": "text", "text": "税" * 100}]
+    quarters = len('[{"text": "", "type": "text"}]') + 100 * 6
+    assert approximate_tokens([HumanMessage(content=blocks)]) == math.ceil(quarters / 4) + 4
+    call = AIMessage("", tool_calls=[{"name": "t", "args": {"q": "税" * 100}, "id": "c1"}])
+    assert approximate_tokens([call]) > 100 * 6 / 4
+
+
+class _LeavesToolsOut(ScriptedChatModel):
+    """A counter as ChatOpenAI's is with its tokenizer: it warns, and counts the messages."""
+
+    def get_num_tokens_from_messages(
+        self, messages: list[BaseMessage], tools: Sequence[Any] | None = None
+    ) -> int:
+        if tools is not None:
+            warnings.warn(
+                "Counting tokens in tool schemas is not yet supported. Ignoring tools.",
+                stacklevel=2,
+            )
+        return super().get_num_tokens_from_messages(messages)
+
+
+class _CountsTools(ScriptedChatModel):
+    """A counter that warns of something else and counts the tools itself."""
+
+    def get_num_tokens_from_messages(
+        self, messages: list[BaseMessage], tools: Sequence[Any] | None = None
+    ) -> int:
+        warnings.warn(
+            "Token counts for file inputs are not supported. Ignoring file inputs.", stacklevel=2
+        )
+        return super().get_num_tokens_from_messages(messages) + 100 * len(tools or ())
+
+
+class _CountsOnlyWithTools(ScriptedChatModel):
+    """A counter that warns with the tools and fails without them: it cannot be told."""
+
+    def get_num_tokens_from_messages(
+        self, messages: list[BaseMessage], tools: Sequence[Any] | None = None
+    ) -> int:
+        if tools is None:
+            raise KeyError("no encoding for this model")
+        warnings.warn("something about the tools", stacklevel=2)
+        return 12
+
+
+def test_a_counter_that_leaves_the_tool_schemas_out_has_them_approximated_on_top(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    messages = [SystemMessage("x" * 40), HumanMessage("y" * 9)]  # 12 tokens counted
+    tools = [{"name": "find_order", "description": "z" * 400}]
+    schemas = approximate_tokens([], tools)
+    assert schemas > 100
+    assert count_prompt_tokens(_LeavesToolsOut(["ok"]), messages, tools) == 12 + schemas
+    assert count_prompt_tokens(_LeavesToolsOut(["ok"]), messages) == 12  # none to add
+    assert count_prompt_tokens(_CountsTools(["ok"]), messages, tools) == 12 + 100  # not twice
+    assert count_prompt_tokens(_CountsOnlyWithTools(["ok"]), messages, tools) == 12 + schemas
+    # A counter that says nothing is taken at its word (the scripted model reports as it
+    # counts, tools left out of both).
+    assert count_prompt_tokens(ScriptedChatModel(["ok"]), messages, tools) == 12
+    said = [r.getMessage() for r in caplog.records]
+    assert (
+        said.count(
+            "_LeavesToolsOut counting tokens: Counting tokens in tool schemas is not yet "
+            "supported. Ignoring tools."
+        )
+        == 2
+    )  # once for each of the two models
 
 
 def test_the_output_cap_is_found_by_the_field_providers_use() -> None:

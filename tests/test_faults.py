@@ -52,6 +52,59 @@ def test_model_errors_are_read_by_what_they_say(exc: Exception, passes: bool) ->
     assert (transient_cause(exc) is not None) is passes
 
 
+def streamed_error(body: object) -> Exception:
+    """What OpenAI's SDK raises for an error event in the middle of a stream: its plain
+    APIError, no status (the stream's 200 is already sent), typed by the event's body."""
+    import httpx2
+    import openai
+
+    request = httpx2.Request("POST", "http://127.0.0.1/v1/chat/completions")
+    return openai.APIError("The server had an error", request, body=body)
+
+
+class APIError(Exception):
+    """Another SDK's base error (Anthropic's has this name and shape): the request, a type."""
+
+    def __init__(self, kind: str | None) -> None:
+        super().__init__(f"stream broke off: {kind}")
+        self.request = object()
+        self.type = kind
+
+
+@pytest.mark.parametrize(
+    ("exc", "passes"),
+    [
+        (streamed_error({"message": "Sorry", "type": "server_error", "code": None}), True),
+        (streamed_error(None), True),  # "An error occurred during streaming", nothing said
+        (streamed_error("<html>502 Bad Gateway</html>"), True),  # not JSON
+        (streamed_error({"message": "Sorry", "type": ["odd"], "code": 7}), True),
+        (APIError("overloaded_error"), True),
+        (streamed_error({"message": "bad", "type": "invalid_request_error"}), False),
+        (streamed_error({"message": "key", "type": "authentication_error"}), False),
+        (
+            streamed_error({"message": "long", "type": None, "code": "context_length_exceeded"}),
+            False,
+        ),
+        (APIError("not_found_error"), False),
+    ],
+)
+def test_a_providers_error_with_no_status_is_read_by_the_type_it_names(
+    exc: Exception, passes: bool
+) -> None:
+    # A server failing mid-answer may pass, as a connection dropped mid-answer does; a
+    # request the provider calls bad is bad however it was reported.
+    assert retryable_model_error(exc) is passes
+    assert (transient_cause(exc) is not None) is passes
+
+
+def test_an_error_named_as_an_sdks_that_answers_no_request_is_not_a_providers() -> None:
+    class APIError(Exception):  # an application's own error of that name
+        pass
+
+    assert transient_cause(APIError("the app's own")) is None
+    assert not retryable_model_error(APIError("the app's own"))
+
+
 def chained(outer: BaseException, inner: BaseException, *, cause: bool) -> BaseException:
     """``outer`` raised while handling ``inner``: as its cause, or only its context."""
     try:

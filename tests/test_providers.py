@@ -11,6 +11,7 @@ tokenizer (tiktoken downloads it): the fixture below makes that so on any machin
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -19,10 +20,10 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from agentrt import AgentRuntime, Budget, ConfigError, Decision, Policy, RunStatus
+from agentrt import AgentRuntime, Budget, ConfigError, Decision, Policy, RunStatus, tool
 from agentrt.cli import app as cli_app
 from tests.conftest import FakeClock
-from tests.openai_server import Fault, OpenAIServer, Reply, openai_server
+from tests.openai_server import BrokenStream, Fault, OpenAIServer, Reply, openai_server
 from tests.provider_app import OPERATOR, TREASURER, build_runtime, chat, transfers
 
 # The client waits what the server asks (retry-after-ms) between its own retries: 1 ms.
@@ -133,6 +134,45 @@ def test_an_error_no_retry_can_fix_is_sent_once_and_fails_with_the_providers_mes
     assert (segment.status, segment.attributes["error.type"]) == ("ERROR", error), segment
 
 
+def test_a_stream_the_provider_breaks_off_with_a_server_error_waits_to_retry(
+    db: Path, clock: FakeClock
+) -> None:
+    # The error comes as an event after the stream's 200 (OpenAI's SDK raises its plain
+    # APIError, no status): an outage seen late, which may pass as a dropped connection does.
+    script = [BrokenStream(), Reply("Nothing to pay.")]
+    with (
+        openai_server(script) as server,
+        runtime(db, server, clock, client={"streaming": True}) as rt,
+    ):
+        run = rt.start("pay acme-7 $900", principal=OPERATOR, thread_id="t")
+        assert (run.status, len(server.requests)) == (RunStatus.WAITING_RETRY, 1)
+        assert run.error == (
+            "waiting to retry: the model provider failed in a way that may pass: "
+            "The server had an error while processing your request."
+        )
+        clock.advance(5.0)
+        done = rt.resume("t")
+    assert (done.status, done.output, len(server.requests)) == (
+        RunStatus.SUCCEEDED,
+        "Nothing to pay.",
+        2,
+    )
+
+
+def test_a_stream_broken_off_by_a_bad_request_fails_at_once(db: Path, clock: FakeClock) -> None:
+    broken = BrokenStream(message="Invalid 'messages[1].content'", type="invalid_request_error")
+    with (
+        openai_server([broken, Reply("never asked")]) as server,
+        runtime(db, server, clock, client={"streaming": True}) as rt,
+    ):
+        run = rt.start("pay acme-7 $900", principal=OPERATOR, thread_id="t")
+    assert (run.status, run.error, len(server.requests)) == (
+        RunStatus.FAILED,
+        "APIError: Invalid 'messages[1].content'",
+        1,
+    )
+
+
 def test_a_rate_limit_is_retried_by_the_client_alone(db: Path, clock: FakeClock) -> None:
     limited = Fault(429, "Rate limit reached", headers={"retry-after-ms": "1"})
     with openai_server([limited] * 3 + [Reply("done")]) as server, runtime(db, server, clock) as rt:
@@ -237,6 +277,71 @@ def test_the_tokenizer_that_cannot_load_is_reported_once_per_runtime(
         "Ignoring tools.",
         "ChatOpenAI could not count tokens; approximating",
     ]
+
+
+class _Encoding:
+    """tiktoken's encoding as it loads online, made here offline: four characters a token."""
+
+    def encode(self, text: str, **kwargs: Any) -> list[int]:
+        return [0] * math.ceil(len(text) / 4)
+
+
+MANUAL = "Look an order up by its id. " + "The order system keeps seven years of orders. " * 200
+
+
+@tool(effect="read", description=MANUAL)
+def find_order(order_id: str) -> dict[str, Any]:
+    return {"order_id": order_id}
+
+
+@pytest.mark.parametrize(
+    ("budget", "sent"),
+    [
+        (Budget(max_tokens=1000), False),
+        (Budget(max_cost_usd=0.0002), False),  # the schemas alone are $0.00035 of input
+        (Budget(max_tokens=5000), True),
+    ],
+)
+def test_a_tokenizer_that_leaves_the_tool_schemas_out_has_them_counted_all_the_same(
+    db: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch, budget: Budget, sent: bool
+) -> None:
+    # Loaded, ChatOpenAI's tokenizer counts the messages and ignores the tools it is handed
+    # (it warns so); the schemas go with every call, so the pre-flight counts them too.
+    import tiktoken
+
+    monkeypatch.setattr(tiktoken, "encoding_for_model", lambda *a, **k: _Encoding())
+    schemas = math.ceil(len(MANUAL) / 4)
+    with (
+        openai_server([Reply("Found it.", prompt_tokens=schemas + 60)]) as server,
+        AgentRuntime(
+            chat(server.url), tools=[find_order], policy=Policy.allow_all(), db=db, clock=clock
+        ) as rt,
+    ):
+        run = rt.start("Find order 42", principal=OPERATOR, thread_id="t", budget=budget)
+        calls = rt.store.model_calls("t")
+    if not sent:
+        assert (run.status, len(server.requests), calls) == (RunStatus.BUDGET_EXCEEDED, 0, [])
+        return
+    assert (run.status, run.output) == (RunStatus.SUCCEEDED, "Found it."), run.error
+    [call] = calls
+    assert call.prompt_tokens is not None
+    assert schemas < call.prompt_tokens < schemas + 200
+    assert server.requests[0]["max_completion_tokens"] == 5000 - call.prompt_tokens
+
+
+def test_a_prompt_not_in_english_is_not_undercounted_where_no_tokenizer_loads(
+    db: Path, clock: FakeClock
+) -> None:
+    # Offline the pre-flight approximates. A 4,000-character Chinese goal is some 3,000
+    # tokens to OpenAI's tokenizers; counted as four characters a token (1,000) it was
+    # sent under max_tokens=2500 and spent 3,100.
+    goal = "请查询订单并核对每一行的金额与税费" * 235
+    with (
+        openai_server([Reply("done", prompt_tokens=3100)]) as server,
+        runtime(db, server, clock, budget=Budget(max_tokens=2500)) as rt,
+    ):
+        run = rt.start(goal, principal=OPERATOR, thread_id="t")
+    assert (run.status, len(server.requests)) == (RunStatus.BUDGET_EXCEEDED, 0)
 
 
 def test_a_budget_stopped_run_replays_identical_on_the_numbers_it_recorded(

@@ -10,8 +10,10 @@ from typing import Any
 
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMessage
+from langgraph.types import RetryPolicy
 
 from agentrt import AgentRuntime, Budget, ConfigError, Policy, Principal, Summarize, tool
+from agentrt.faults import retryable_model_error
 from agentrt.state import RunStatus
 from agentrt.summaries import cut_point, kept_decisions
 from agentrt.testing import ScriptedChatModel, ai, tool_call
@@ -392,6 +394,61 @@ def test_a_priced_summarizers_calls_count_against_the_cost_limit(
     assert report["used"] == pytest.approx(run.usage["cost_usd"])
     assert run.usage["cost_usd"] > summary_cost  # the summary's cost with the plans'
     assert report["used"] + report["requested"] > 2.5
+
+
+class SelfRetrying(ScriptedChatModel):
+    """A scripted model whose client retries on its own, as ChatOpenAI's does."""
+
+    max_retries: int = 2
+
+
+def retries(rt: AgentRuntime, node: str) -> int:
+    policy = rt.graph.builder.nodes[node].retry_policy
+    assert isinstance(policy, RetryPolicy), policy
+    return policy.max_attempts
+
+
+@pytest.mark.parametrize(
+    ("planner", "writer", "attempts"),
+    [
+        (ScriptedChatModel([]), SelfRetrying([]), {"plan": 3, "summarize": 1}),
+        (SelfRetrying([]), ScriptedChatModel([]), {"plan": 1, "summarize": 3}),
+        (SelfRetrying([]), None, {"plan": 1, "summarize": 1}),  # the planner's model
+        (ScriptedChatModel([]), None, {"plan": 3, "summarize": 3}),
+    ],
+)
+def test_the_summarizer_is_retried_as_its_own_model_calls_for(
+    db: Path, planner: ScriptedChatModel, writer: ScriptedChatModel | None, attempts: Any
+) -> None:
+    # A client that retries itself gets no retries on top (they multiply the requests a
+    # rate limit sees); one that does not gets its three: whatever the planner's are.
+    settings = Summarize(at_tokens=50, model=writer)
+    with AgentRuntime(planner, tools=[lookup], db=db, summarize=settings) as rt:
+        assert {node: retries(rt, node) for node in attempts} == attempts
+
+
+def test_a_runtimes_own_model_retry_is_the_summarizers_when_it_is_the_planners(
+    db: Path,
+) -> None:
+    mine = RetryPolicy(max_attempts=5, retry_on=retryable_model_error)
+    settings = Summarize(at_tokens=50)
+    with AgentRuntime(
+        SelfRetrying([]), tools=[lookup], db=db, summarize=settings, model_retry=mine
+    ) as rt:
+        assert rt.graph.builder.nodes["summarize"].retry_policy is mine
+
+
+def test_a_summarizer_that_retries_itself_is_asked_once_when_its_provider_fails(
+    db: Path, clock: FakeClock
+) -> None:
+    # A scripted planner (three attempts its own) beside a summarizer whose client retried
+    # already: the summarizer's failure is not asked again, the run waits to retry.
+    writer = SelfRetrying([ConnectionError("reset")] * 3 + [condense])
+    rt, _ = runtime(db, clock, 4, Summarize(at_tokens=50, keep_turns=1, model=writer))
+    with rt:
+        run = rt.start("Read every record", principal=OPS)
+    assert run.status is RunStatus.WAITING_RETRY, run.error
+    assert len(writer.calls) == 1
 
 
 @pytest.mark.parametrize(

@@ -264,6 +264,47 @@ def test_a_failed_or_waiting_runs_log_lines_do_not_show_a_sensitive_argument_the
     assert "ConnectionError: reset while sending pin [REDACTED:field]" in stopped
 
 
+def test_a_failed_or_waiting_runs_error_does_not_show_a_sensitive_argument_it_quotes(
+    db: Path, clock: FakeClock
+) -> None:
+    """The provider's error quotes the pin the run gave ``unlock``: Run.error, as the run
+    answers it, the runs row and the checkpoint have it masked with the log's secrets, a
+    failed run's reason and a waiting run's alike; the rest of the message stays."""
+    from langgraph.types import RetryPolicy
+
+    opened = ai("", tool_call("unlock", {"door": "back", "pin": PIN}))
+    scripts = {
+        "fails": [opened, RuntimeError(f"upstream refused pin {PIN}")],
+        "waits": [opened, ConnectionError(f"reset while sending pin {PIN}")],  # may pass
+    }
+    errors: dict[str, list[str | None]] = {}
+    for goal, script in scripts.items():
+        with AgentRuntime(
+            ScriptedChatModel(script),
+            tools=[unlock],
+            policy=Policy.allow_all(),
+            db=db,
+            clock=clock,
+            model_retry=RetryPolicy(max_attempts=1),
+        ) as rt:
+            run = rt.start(goal, principal=Principal("alice"), thread_id=goal)
+            stored = rt.store.get_run(goal)
+            errors[goal] = [run.status.value, run.error, rt.get(goal).error]
+            errors[goal] += [stored.error if stored else None]
+            if goal == "fails":  # a waiting run's checkpoint is not ended: no error there
+                checkpoint = rt.graph.get_state({"configurable": {"thread_id": goal}})
+                errors[goal] += [checkpoint.values["error"]]
+    assert errors == {
+        "fails": ["failed"] + ["RuntimeError: upstream refused pin [REDACTED:field]"] * 4,
+        "waits": ["waiting_retry"]
+        + [
+            "waiting to retry: the model provider failed in a way that may pass: "
+            "reset while sending pin [REDACTED:field]"
+        ]
+        * 3,
+    }
+
+
 def test_masking_cuts_its_values_out_of_agentrts_records_made_inside_it_only(
     caplog: pytest.LogCaptureFixture,
 ) -> None:

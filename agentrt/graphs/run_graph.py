@@ -33,11 +33,12 @@ from langchain_core.runnables import RunnableLambda
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import Command
+from langgraph.types import Command, RetryPolicy
 from opentelemetry.trace import Span
 
 from agentrt.budget import Budget, budget_attributes
 from agentrt.errors import LeaseLost
+from agentrt.models import default_model_retry
 from agentrt.nodes import ACTING_NODES, NODES, PURE_NODES, Node
 from agentrt.nodes.common import next_action
 from agentrt.nodes.deps import RunDeps, StepStopped
@@ -322,7 +323,7 @@ def run_graph_builder(
         builder.add_node(
             node.name,
             _runnable(node, deps),
-            retry_policy=deps.model_retry if node.retry == "model" else None,
+            retry_policy=_retry_policy(node, deps),
             # Where its Command may go: what LangGraph draws and checks the graph by.
             destinations=node.routes or None,
         )
@@ -331,6 +332,19 @@ def run_graph_builder(
         if not node.routes:
             builder.add_edge(node.name, END)
     return builder
+
+
+def _retry_policy(node: Node, deps: RunDeps) -> RetryPolicy | None:
+    """A node's in-step retries: for one that calls a model ("model"), the runtime's
+    model_retry, worked out from the planner's model; but a summarizer of its own
+    (Summarize.model) is retried as its own client calls for (default_model_retry): one
+    that retries itself gets no retries on top, one that does not gets its attempts."""
+    if node.retry != "model":
+        return None
+    writer = deps.summarize.model if deps.summarize is not None else deps.model
+    if node.name == "summarize" and writer is not deps.model:
+        return default_model_retry(writer)
+    return deps.model_retry
 
 
 def build_run_graph(

@@ -37,7 +37,8 @@ class Node:
     steps: NodeSteps | None = None
     """A body that waits on I/O, written once as steps."""
     retry: Literal["model"] | None = None
-    """"model": retried with the runtime's model_retry (a provider's transient errors)."""
+    """"model": retried with the runtime's model_retry (a provider's transient errors); a
+    summarizer of its own as its client calls for (graphs.run_graph._retry_policy)."""
     entry: bool = False
     """The node a run starts at."""
     pure: bool = False

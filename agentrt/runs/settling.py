@@ -92,22 +92,24 @@ class RunSettling:
         as the segment began)."""
         self._spans_before_status()
         cause = transient_cause(exc)
+        secrets = self._log_secrets(graph, thread_id)
         if cause is not None:
             failures = (known or self.record(thread_id)).transient_failures + 1
             delay = retry_delay(failures, at_least=retry_after(exc))
             # Expected now and then: one line; the stack trace only for those who ask.
-            with masking(self._log_secrets(graph, thread_id)):
+            with masking(secrets):
                 logger.warning("run %r waits to retry in %.0fs: %s", thread_id, delay, cause)
                 logger.debug("run %r stopped to wait by", thread_id, exc_info=exc)
+            said = shown(f"waiting to retry: {cause}", self.redactor, known=secrets)
             record = self.move(
                 thread_id,
                 RunStatus.WAITING_RETRY,
                 known=known,
-                error=storable_text(shown(f"waiting to retry: {cause}", self.redactor)),
+                error=storable_text(said),
                 retry_at=self.clock() + delay,
             )
             return run_of(record, self.store)
-        with masking(self._log_secrets(graph, thread_id)):
+        with masking(secrets):
             logger.error("run %r failed", thread_id, exc_info=exc)
         reason = error_text(f"{type(exc).__name__}: {exc}")  # a body it quotes: not whole
         return self.end(graph, thread_id, RunStatus.FAILED, reason, known)
@@ -122,10 +124,13 @@ class RunSettling:
     ) -> Run:
         """End a run in ``status``, in the checkpoint and the row (``known``: the row as
         this process holding the lease last had it)."""
-        # Redacted here, at the source: an error quotes what failed (a provider's message
-        # with the API key it was given), and the stored error is what every surface shows.
-        reason = storable_text(shown(reason, self.redactor))
         snapshot = graph.get_state(config(thread_id))
+        # Redacted here, at the source: an error quotes what failed (a provider's message
+        # with the API key it was given, or a sensitive argument the run's log holds), and
+        # the stored error is what every surface shows.
+        events = (snapshot.values.get("events") if snapshot.values else None) or ()
+        secrets = log_secrets(events, self.redactor, self.tools.sensitive_of)
+        reason = storable_text(shown(reason, self.redactor, known=secrets))
         if snapshot.values:
             # Mark the checkpoint itself terminal, so a resume has nothing left to run.
             graph.update_state(
