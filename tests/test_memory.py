@@ -376,3 +376,19 @@ def test_isolation_does_not_rest_on_the_stores_prefix_match() -> None:
     assert Memory(store, tenant="acme", principal="al", personal=True).search() == []
     assert tenant_items(store, "acme", everyone=True)[0].value == {"v": 1}
     assert len(tenant_items(store, "acme", everyone=True)) == 1
+
+
+def test_an_items_times_are_utc_and_say_so_on_every_backend(database: str) -> None:
+    # SqliteStore reads its times naive, PostgresStore aware: a tool comparing either with
+    # datetime.now(UTC) must not meet a TypeError on one backend only.
+    from datetime import UTC, datetime, timedelta
+
+    with runtime(database, []) as rt:
+        memory = rt.memory("acme")
+        memory.put("notes", "k", {"v": 1})
+        for item in (memory.get("notes", "k"), *memory.search("notes")):
+            assert item is not None
+            for moment in (item.created_at, item.updated_at):
+                assert moment.utcoffset() == timedelta(0)
+                assert timedelta(0) <= datetime.now(UTC) - moment < timedelta(hours=1)
+            assert item.to_dict()["updated_at"].endswith("+00:00")

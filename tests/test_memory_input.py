@@ -209,6 +209,52 @@ def test_a_value_must_be_a_json_object(memory: Memory) -> None:
     assert memory.search() == []
 
 
+REPLACE_IT = "; remove it or replace it (e.g. with U+FFFD) before putting the value"
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "why"),
+    [
+        (
+            "k",
+            {"text": "line one\x00line two"},
+            "the memory value for notes:'k' cannot be kept: text holds a NUL character "
+            "(U+0000), which is not text" + REPLACE_IT,
+        ),
+        (
+            "k",
+            {"files": [{"name": "caf\udce9.txt"}]},
+            "the memory value for notes:'k' cannot be kept: files[0].name holds '\\udce9', "
+            "which is not text (a lone surrogate)" + REPLACE_IT,
+        ),
+        (
+            "k",
+            {"a\x00b": 1},
+            "the memory value for notes:'k' cannot be kept: a key of the value holds a NUL "
+            "character (U+0000), which is not text" + REPLACE_IT,
+        ),
+        (
+            "a\x00b",
+            {"v": 1},
+            "a memory key must be text, got 'a\\x00b': the key holds a NUL character (U+0000), "
+            "which is not text; name the item by text without it, e.g. 'customer-42'",
+        ),
+    ],
+    ids=["nul", "surrogate", "nul-in-a-field-name", "nul-in-the-key"],
+)
+def test_a_memory_value_or_key_that_is_not_text_is_refused_by_name_on_every_backend(
+    database: str, key: str, value: dict[str, Any], why: str
+) -> None:
+    # PostgreSQL's jsonb holds neither a NUL nor a lone surrogate: refused on SQLite too, as
+    # the tool's own permanent failure, never a raw database error tried again.
+    with runtime(database, []) as rt:
+        memory = rt.memory("acme")
+        with pytest.raises(ToolError) as info:
+            memory.put("notes", key, value)
+        assert (info.value.kind, str(info.value)) == ("permanent", why)
+        assert memory.search() == []
+
+
 def test_a_models_bad_namespace_fails_its_call_with_the_reason(tmp_path: Path) -> None:
     script = [
         ai("", tool_call("memory_put", {"namespace": "a//b", "key": "k", "value": {"x": 1}})),

@@ -10,6 +10,8 @@ throwaway one (tests/postgres.py).
 from __future__ import annotations
 
 import asyncio
+import random
+import secrets
 import sqlite3
 import threading
 import time
@@ -721,6 +723,223 @@ def test_past_its_patience_a_write_gives_the_error_up(
     finally:
         sql(postgres_server.admin_url, f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
         s.close()
+
+
+# errors no retry gets past -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "tried_again"),
+    [
+        (psycopg.OperationalError("server closed the connection unexpectedly"), True),
+        (psycopg.errors.AdminShutdown("terminating connection"), True),
+        (psycopg.errors.CannotConnectNow("the database system is starting up"), True),
+        (psycopg.errors.IdleSessionTimeout("idle-session timeout"), True),
+        (psycopg.errors.ConnectionFailure("connection failure"), True),
+        (psycopg.errors.SerializationFailure("could not serialize access"), True),
+        (psycopg.errors.DeadlockDetected("deadlock detected"), True),
+        (psycopg.errors.TooManyConnections("too many clients already"), True),
+        (psycopg.errors.LockNotAvailable("canceling statement due to lock timeout"), True),
+        (psycopg.errors.QueryCanceled("canceling statement due to statement timeout"), False),
+        (psycopg.errors.ProgramLimitExceeded("index row size 5016 exceeds ..."), False),
+        (psycopg.errors.DatabaseDropped("the database was dropped"), False),
+        (psycopg.errors.TransactionIntegrityConstraintViolation("deferred check"), False),
+    ],
+    ids=lambda value: type(value).__name__ if isinstance(value, Exception) else str(value),
+)
+def test_only_errors_that_may_pass_are_tried_again(
+    store: PostgresStore,
+    monkeypatch: pytest.MonkeyPatch,
+    error: psycopg.OperationalError,
+    tried_again: bool,
+) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(pg_database, "_sleep", slept.append)
+    tries: list[int] = []
+
+    def attempt() -> str:
+        tries.append(1)
+        if len(tries) == 1:
+            raise error
+        return "done"
+
+    if tried_again:
+        assert store.db.patiently(attempt) == "done"
+        assert (len(tries), len(slept)) == (2, 1)
+    else:
+        with pytest.raises(type(error)) as info:
+            store.db.patiently(attempt)
+        assert info.value is error  # as it was, at once
+        assert (len(tries), slept) == (1, [])
+
+
+@pytest.mark.parametrize("field", ["thread_id", "tenant"])
+def test_a_value_too_long_for_an_index_is_refused_at_once_by_its_column(
+    store: PostgresStore, monkeypatch: pytest.MonkeyPatch, field: str
+) -> None:
+    slept: list[float] = []
+    monkeypatch.setattr(pg_database, "_sleep", slept.append)
+    # Fine on SQLite; more than a btree index row holds, compressed or not.
+    long = random.Random(7).randbytes(2500).hex()
+    principal = ALICE | {"tenant": long} if field == "tenant" else ALICE
+    with pytest.raises(ConfigError) as info:
+        store.create_run(
+            NewRun(
+                thread_id=long if field == "thread_id" else "t1",
+                goal="g",
+                principal=principal,
+                budget={},
+                usage=empty_usage(),
+            )
+        )
+    assert slept == []  # not taken for an outage
+    assert isinstance(info.value.__cause__, psycopg.errors.ProgramLimitExceeded)
+    if field == "thread_id":
+        assert str(info.value) == (
+            "a value is too long for PostgreSQL to index in index 'runs_pkey' on runs "
+            "(thread_id): index row size 5016 exceeds btree version 4 maximum 2704 for index "
+            '"runs_pkey". An index row holds at most 2704 bytes, so give a shorter value (a '
+            "thread id, tenant, principal id or key is an identifier: keep it to a few "
+            "hundred characters)"
+        )
+    else:
+        assert "index 'runs_by_tenant' on runs (tenant, status, created_at, thread_id)" in str(
+            info.value
+        )
+    assert store.get_run("t1") is None
+    assert store.get_run(long) is None
+
+
+# a role with data rights only ------------------------------------------------------------------
+
+
+@pytest.fixture
+def data_role(postgres_server: PostgresServer) -> Iterator[Callable[[str], tuple[str, str]]]:
+    """A role that may connect to the test's databases and use their schema, no more: its
+    name and the URL of a database as that role (its data rights granted by the test)."""
+    role = f"app_rw_{secrets.token_hex(4)}"
+    sql(postgres_server.admin_url, f"CREATE ROLE {role} LOGIN PASSWORD 'app-secret'")
+    used: list[str] = []
+
+    def url_of(url: str) -> tuple[str, str]:
+        name = url.rsplit("/", 1)[1]
+        used.append(url)
+        sql(postgres_server.admin_url, f'GRANT CONNECT ON DATABASE "{name}" TO {role}')
+        sql(url, f"GRANT USAGE ON SCHEMA public TO {role}")
+        # Not the schema's CREATE, which PostgreSQL before 15 gives every role.
+        sql(url, "REVOKE CREATE ON SCHEMA public FROM PUBLIC")
+        user = url.split("//", 1)[1].split("@", 1)[0]
+        return role, url.replace(f"//{user}@", f"//{role}:app-secret@")
+
+    try:
+        yield url_of
+    finally:
+        sql(
+            postgres_server.admin_url,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = %s",
+            (role,),
+        )
+        for url in used:
+            sql(url, f"DROP OWNED BY {role}")
+        sql(postgres_server.admin_url, f"DROP ROLE IF EXISTS {role}")
+
+
+def grant_data_rights(url: str, role: str) -> None:
+    sql(url, f"GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA public TO {role}")
+    sql(url, f"GRANT USAGE, SELECT ON ALL SEQUENCES IN SCHEMA public TO {role}")
+
+
+def test_a_role_with_data_rights_only_opens_a_database_already_migrated(
+    postgres_url: str, data_role: Callable[[str], tuple[str, str]]
+) -> None:
+    role, app_url = data_role(postgres_url)
+    grant_data_rights(postgres_url, role)
+    model = ScriptedChatModel([ai("Done.")])
+    with AgentRuntime(model, tools=[], db=app_url) as rt:
+        run = rt.start("hello", principal=OPERATOR)
+        assert run.status is RunStatus.SUCCEEDED
+        rt.memory("acme").put("notes", "k", {"v": 1})
+        item = rt.memory("acme").get("notes", "k")
+        assert item is not None
+        assert item.value == {"v": 1}
+
+
+def test_a_role_that_may_not_migrate_a_database_that_needs_it_is_told_what_to_do(
+    empty_postgres_url: str, data_role: Callable[[str], tuple[str, str]]
+) -> None:
+    role, app_url = data_role(empty_postgres_url)
+    with pytest.raises(ConfigError) as info:
+        PostgresStore(app_url)
+    assert str(info.value) == (
+        f"{hidden_password(app_url)!r} is not at this agentrt's schema (agentrt's tables, "
+        "LangGraph's checkpoint tables, LangGraph's long-term store missing or older), and "
+        f"role {role!r} may not migrate it: permission denied for schema public. Have a role "
+        "that may create tables in its schema (the database's owner) open it once with this "
+        "agentrt, which migrates it: any command that opens it does (there is no separate "
+        "migrate command), e.g. `agentrt runs --db <the owner's URL>`; then grant "
+        f"{role!r} SELECT, INSERT, UPDATE, DELETE on its tables and USAGE, SELECT on its "
+        "sequences"
+    )
+    assert "app-secret" not in str(info.value)
+    # Its owner migrates it once, as the message says; then the role opens it.
+    PostgresStore(empty_postgres_url).close()
+    grant_data_rights(empty_postgres_url, role)
+    opened = PostgresStore(app_url)
+    try:
+        new_run(opened)
+        assert opened.get_run("t1") is not None
+    finally:
+        opened.close()
+
+
+# memory (LangGraph's PostgresStore on the store's pool) ----------------------------------------
+
+
+def test_memory_outlives_the_server_closing_its_idle_connections(
+    postgres_server: PostgresServer, postgres_url: str
+) -> None:
+    name = postgres_url.rsplit("/", 1)[1]
+    with AgentRuntime(ScriptedChatModel([]), tools=[], db=postgres_url) as rt:
+        memory = rt.memory("acme")
+        memory.put("customers", "c-42", {"channel": "email"})
+        # What a restart, a failover, idle_session_timeout or a pooler does to idle ones.
+        sql(
+            postgres_server.admin_url,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+        item = memory.get("customers", "c-42")
+        assert item is not None
+        assert item.value == {"channel": "email"}
+        sql(
+            postgres_server.admin_url,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = %s AND pid <> pg_backend_pid()",
+            (name,),
+        )
+        memory.put("customers", "c-43", {"channel": "phone"})  # a write too
+        assert [i.key for i in memory.search("customers")] == ["c-43", "c-42"]
+
+
+def test_memory_past_its_patience_gives_up_as_every_database_call_does(
+    postgres_server: PostgresServer, postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(pg_database, "_sleep", lambda pause: None)
+    opened = open_store(postgres_url, pool=PoolSettings(timeout=0.2, patience=0.1))
+    name = postgres_url.rsplit("/", 1)[1]
+    try:
+        sql(postgres_server.admin_url, f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS false')
+        sql(
+            postgres_server.admin_url,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = %s",
+            (name,),
+        )
+        with pytest.raises(DatabaseUnavailable):
+            opened.memories.get(("notes",), "k")
+    finally:
+        sql(postgres_server.admin_url, f'ALTER DATABASE "{name}" WITH ALLOW_CONNECTIONS true')
+        opened.store.close()
 
 
 # whole runs through the runtime --------------------------------------------------------------

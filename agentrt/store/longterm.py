@@ -9,7 +9,7 @@ principal) is the namespace's business, decided above the store (agentrt.tools.m
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -80,7 +80,16 @@ class SqliteMemories(SqliteStore):
 
 
 def postgres_memories(db: Database) -> BaseStore:
-    """LangGraph's PostgresStore on the store's pool (already migrated by ``db``)."""
+    """LangGraph's PostgresStore on the store's pool (already migrated by ``db``), its calls
+    as patient as agentrt's own: each batch is tried again while the server is out of reach
+    or a pooled connection turns out broken (a restart, a failover, idle sessions ended)."""
+    from langgraph.store.base import Op, Result
     from langgraph.store.postgres import PostgresStore
 
-    return PostgresStore(db.pool)
+    class PatientMemories(PostgresStore):
+        def batch(self, ops: Iterable[Op]) -> list[Result]:
+            # Safe to run again: reads, upserts and deletes, each autocommitted.
+            listed = list(ops)  # an iterator would be spent by the first try
+            return db.patiently(lambda: PostgresStore.batch(self, listed))
+
+    return PatientMemories(db.pool)

@@ -21,7 +21,7 @@ import asyncio
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from langgraph.store.base import BaseStore, Item
@@ -220,8 +220,8 @@ class Memory:
             namespace=tuple(_unescape(label) for label in item.namespace[depth:]),
             key=item.key,
             value=dict(item.value),
-            created_at=item.created_at,
-            updated_at=item.updated_at,
+            created_at=_utc(item.created_at),
+            updated_at=_utc(item.updated_at),
             principal=self.principal if self.is_personal else None,
         )
 
@@ -264,6 +264,13 @@ class Memory:
                 f"the memory value for {where} must be JSON data (text, numbers, true/false, "
                 f"null, lists and objects): {exc}"
             ) from None
+        # Refused on every backend alike: PostgreSQL's jsonb holds neither, so SQLite
+        # keeping one would make memory a backend's choice.
+        if found := _not_text(value, ""):
+            raise ToolError(
+                f"the memory value for {where} cannot be kept: {found}; remove it or replace "
+                "it (e.g. with U+FFFD) before putting the value"
+            )
         # A credential the tool writes would come back, unmasked, to whoever reads it.
         value = self._secrets.scrub(dict(value))
         self._backend().put(self._where(namespace), key, value, index=False)
@@ -354,6 +361,45 @@ def _check_key(key: object) -> None:
             f"a memory key must be non-empty text, got {_shown(key)}; name the item, "
             "e.g. 'customer-42'"
         )
+    if found := _not_text(key, "the key"):
+        raise ToolError(
+            f"a memory key must be text, got {_shown(key)}: {found}; name the item by "
+            "text without it, e.g. 'customer-42'"
+        )
+
+
+def _not_text(value: object, path: str) -> str | None:
+    """Where in ``value`` (a JSON value) a string holds what is not text, a NUL or a lone
+    surrogate, in words; None if nowhere. JSON escapes both, so json.dumps passes them."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            return f"{path or 'the value'} holds a NUL character (U+0000), which is not text"
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            bad = value[exc.start : exc.end]
+            return f"{path or 'the value'} holds {bad!r}, which is not text (a lone surrogate)"
+        return None
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            found = _not_text(key, f"a key of {path or 'the value'}") or _not_text(
+                item, f"{path}.{key}" if path else str(key)
+            )
+            if found:
+                return found
+    elif isinstance(value, list | tuple):
+        for i, item in enumerate(value):
+            if found := _not_text(item, f"{path}[{i}]"):
+                return found
+    return None
+
+
+def _utc(moment: datetime) -> datetime:
+    """``moment`` in UTC, with its zone: SqliteStore gives naive UTC times, PostgresStore
+    aware ones, and a tool compares either with datetime.now(UTC)."""
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
 
 
 def _shown(value: object) -> str:

@@ -26,8 +26,6 @@ from typing import Any, TypeAlias, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import psycopg
-from langgraph.checkpoint.postgres import PostgresSaver
-from langgraph.store.postgres import PostgresStore as PostgresMemories
 from psycopg import pq
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from psycopg.rows import DictRow, dict_row
@@ -36,7 +34,8 @@ from psycopg_pool import ConnectionPool
 
 from agentrt.errors import ConfigError, DatabaseUnavailable
 from agentrt.logs import get_logger
-from agentrt.store.postgres.schema import MIGRATIONS, SCHEMA_VERSION
+from agentrt.store.postgres.failures import may_pass, too_long
+from agentrt.store.postgres.migrating import migrate
 
 __all__ = [
     "CommitInDoubt",
@@ -67,8 +66,6 @@ _sleep = time.sleep  # between tries of a write; tests count the tries through i
 # The connections LangGraph's PostgresSaver expects, and the store uses the same: each
 # statement its own transaction unless one is begun, rows as dicts, statements prepared.
 CONNECTION: dict[str, Any] = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
-
-MIGRATION_LOCK = 0x6167656E74_7274  # "agentrt": one migrator at a time per database
 
 POOL_QUERY = {"pool_min_size": "min_size", "pool_max_size": "max_size", "pool_timeout": "timeout"}
 """The URL's query parameters that configure the pool (libpq never sees them)."""
@@ -279,7 +276,8 @@ class Database:
     def patiently(self, attempt: Callable[[], _T], patience: float | None = None) -> _T:
         """``attempt()``, tried again while the server is out of reach (up to ``patience``
         seconds, the pool's by default): for work that is safe to repeat. Past that,
-        DatabaseUnavailable, from the last error."""
+        DatabaseUnavailable, from the last error. An error no retry gets past (a value too
+        long for an index, a cancelled statement: see failures.py) goes up at once."""
         patience = self.settings.patience if patience is None else patience
         deadline = time.monotonic() + patience
         pause = 0.0
@@ -287,6 +285,11 @@ class Database:
             try:
                 return attempt()
             except (psycopg.OperationalError, CommitInDoubt) as exc:
+                if isinstance(exc, psycopg.OperationalError) and not may_pass(exc):
+                    clearer = too_long(exc, self.pool)
+                    if clearer is None:
+                        raise
+                    raise clearer from exc
                 if time.monotonic() + pause > deadline:
                     raise DatabaseUnavailable(self.location, patience, exc) from exc
                 logger.info("database %s: %s; trying again", self.location, _first_line(exc))
@@ -339,58 +342,14 @@ class Database:
         self.pool.close()
 
     def _migrate(self) -> None:
-        """agentrt's tables, then LangGraph's, under a lock: two processes opening a new
-        database at once migrate it once."""
+        """agentrt's tables, then LangGraph's, brought to this agentrt's schema if they are
+        not there yet (migrating.py)."""
         try:
             conn = psycopg.Connection[DictRow].connect(self.conninfo, **CONNECTION)
         except psycopg.OperationalError as exc:
             raise ConfigError(f"cannot connect to {self.location!r}: {_first_line(exc)}") from None
         with conn:
-            self._lock_migrations(conn)
-            with conn.transaction():
-                conn.execute(
-                    "CREATE TABLE IF NOT EXISTS agentrt_meta (key TEXT PRIMARY KEY, value TEXT)"
-                )
-                row = conn.execute(
-                    "SELECT value FROM agentrt_meta WHERE key='schema_version'"
-                ).fetchone()
-                version = int(row["value"]) if row else 0
-                if version > SCHEMA_VERSION:
-                    raise ConfigError(
-                        f"{self.location!r} has agentrt schema version {version}, newer than "
-                        f"this agentrt understands ({SCHEMA_VERSION}); upgrade agentrt"
-                    )
-                for step in MIGRATIONS[version:]:
-                    conn.execute(step, prepare=False)  # several statements: not preparable
-                conn.execute(
-                    "INSERT INTO agentrt_meta (key, value) VALUES ('schema_version', %s) "
-                    "ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                    (str(SCHEMA_VERSION),),
-                )
-            # LangGraph's own migrations (its CREATE INDEX CONCURRENTLY needs autocommit):
-            # the checkpointer's, and the long-term store's (the runs' memory).
-            PostgresSaver(conn).setup()
-            PostgresMemories(conn).setup()
-
-    def _lock_migrations(self, conn: Conn) -> None:
-        """The database's migration lock (a session lock: closing the connection frees it).
-
-        Tried, not waited for: LangGraph's CREATE INDEX CONCURRENTLY waits for every
-        statement in flight, and a statement waiting for this lock would wait on it back.
-        """
-        deadline = time.monotonic() + self.settings.patience
-        while True:
-            row = conn.execute(
-                "SELECT pg_try_advisory_lock(%s) AS taken", (MIGRATION_LOCK,)
-            ).fetchone()
-            if row is not None and row["taken"]:
-                return
-            if time.monotonic() > deadline:
-                raise ConfigError(
-                    f"{self.location!r}: another process has been migrating the database "
-                    f"for over {self.settings.patience:g} s; try again when it is done"
-                )
-            time.sleep(0.05)
+            migrate(conn, self.location, self.settings.patience)
 
     @property
     def schema_version(self) -> int:

@@ -1,0 +1,87 @@
+"""Which PostgreSQL errors a call may outlast by trying again, and which it never will.
+
+psycopg files very different errors under ``OperationalError``: a broken connection and a
+server shutting down, but also a value too long for an index (``ProgramLimitExceeded``)
+and a statement cancelled by ``statement_timeout``. Only the first kind passes, so only it
+is tried again (``Database.patiently``); the rest go up at once, a value too long for an
+index as a ConfigError naming the column it was for.
+
+Tried again (SQLSTATE): no SQLSTATE at all (the client lost or could not get a connection,
+or the pool had none free); class 08, connection exceptions; class 40, a transaction the
+server rolled back to break a deadlock or a serialization conflict (but 40002, a deferred
+constraint, which fails again); class 53, resources the server ran short of (connections,
+memory, disk) and gets back; 57P01-57P03 and 57P05, a server shutting down, crashed,
+starting up, or ending idle sessions; 55P03, a lock another transaction held past
+``lock_timeout``, which it lets go when it ends (agentrt's span writes set it short on
+purpose, and try again).
+
+Not tried again: 57014, a statement cancelled, by ``statement_timeout`` or by a person
+(``pg_cancel_backend``). Either is a decision that the statement should stop, not an
+outage: running it again would ask the same work of the server for as long as the store's
+patience lasts, past the limit its operator set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from typing import Any
+
+import psycopg
+
+from agentrt.errors import ConfigError
+
+__all__ = ["INDEX_ROW_LIMIT", "may_pass", "too_long"]
+
+INDEX_ROW_LIMIT = 2704
+"""The most bytes a btree index row holds (PostgreSQL's default 8 kB pages)."""
+
+_PASSING_CLASSES = ("08", "40", "53")
+_PASSING_STATES = frozenset({"57P01", "57P02", "57P03", "57P05", "55P03"})
+_NOT_PASSING_STATES = frozenset({"40002"})
+
+_INDEX = re.compile(r'for index "([^"]+)"')
+
+_COLUMNS = (
+    "SELECT c.relname AS table_name, array_agg(a.attname::text ORDER BY k.n) AS columns "
+    "FROM pg_index i JOIN pg_class c ON c.oid = i.indrelid "
+    "CROSS JOIN unnest(i.indkey) WITH ORDINALITY AS k(attnum, n) "
+    "JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum "
+    "WHERE i.indexrelid = to_regclass(%s) GROUP BY c.relname"
+)
+
+
+def may_pass(exc: psycopg.OperationalError) -> bool:
+    """True if trying ``exc``'s call again may succeed: the server or the connection was
+    away, or another transaction was in the way (see the module's doc)."""
+    state = exc.sqlstate
+    if state is None:
+        return True
+    if state in _NOT_PASSING_STATES:
+        return False
+    return state in _PASSING_STATES or state.startswith(_PASSING_CLASSES)
+
+
+def too_long(exc: psycopg.OperationalError, pool: Any) -> ConfigError | None:
+    """A ConfigError naming the column a value was too long to index for, if ``exc`` says
+    so (``index row size 5016 exceeds btree version 4 maximum 2704 for index
+    "runs_pkey"``); None for any other error. ``pool`` gives the connection that reads which
+    columns the index covers."""
+    if not isinstance(exc, psycopg.errors.ProgramLimitExceeded):
+        return None
+    first = (exc.diag.message_primary or str(exc)).strip().splitlines()[0]
+    found = _INDEX.search(first)
+    if found is None:
+        return None
+    index = found.group(1)
+    where = f"index {index!r}"
+    with contextlib.suppress(psycopg.Error):  # the error is clear enough without the columns
+        with pool.connection() as conn:
+            row = conn.execute(_COLUMNS, (f'"{index}"',)).fetchone()
+        if row is not None:
+            where = f"{where} on {row['table_name']} ({', '.join(row['columns'])})"
+    return ConfigError(
+        f"a value is too long for PostgreSQL to index in {where}: {first}. An index row holds "
+        f"at most {INDEX_ROW_LIMIT} bytes, so give a shorter value (a thread id, tenant, "
+        "principal id or key is an identifier: keep it to a few hundred characters)"
+    )
