@@ -178,6 +178,25 @@ def test_a_file_that_is_not_an_sqlite_database_is_named(tmp_path: Path) -> None:
     assert notes.read_text(encoding="utf-8") == "shopping: milk, eggs\n"  # left as it was
 
 
+def test_a_database_url_that_fails_to_open_is_not_printed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import sqlite3
+
+    from agentrt.cli import common
+
+    def refused(*args: object, **kwargs: object) -> NoReturn:
+        raise sqlite3.DatabaseError("file is not a database")
+
+    monkeypatch.setattr(common, "load_runtime", refused)
+    code, out = cli("runs", "--db", "postgresql://app:s3cret-pw@db.example/agentrt")
+    assert (code, out.strip()) == (
+        2,
+        "error: cannot open the database --db names: file is not a database; is it an "
+        "agentrt SQLite database?",
+    )
+
+
 @pytest.mark.parametrize("to", ["abc", "nan", "inf", ""])
 def test_raise_limit_to_something_that_is_no_number_is_a_clear_error(db: Path, to: str) -> None:
     code, out = cli("raise-limit", "apr_1", "--to", to, "--as", "bob", *DEMO, "--db", str(db))

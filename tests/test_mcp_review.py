@@ -118,3 +118,23 @@ def test_the_console_refuses_to_start_without_a_known_key(db: Path) -> None:
     assert (done.returncode, done.stdout) == (2, "")
     assert "API key 'ak_not-a-key-at-...' is unknown or revoked in" in done.stderr
     assert "ak_not-a-key-at-all" not in done.stderr  # never the whole key
+
+
+def test_the_console_refusing_a_key_hides_the_database_password(
+    postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from agentrt.cli import app
+
+    monkeypatch.chdir(tmp_path)  # the demo app keeps its payments file beside it
+    password = postgres_url.split("@", 1)[0].rsplit(":", 1)[1]
+    done = CliRunner().invoke(
+        app,
+        ["mcp", "--app", APP, "--db", postgres_url],
+        env={"AGENTRT_API_KEY": "ak_not-a-key-at-all"},
+    )
+    assert done.exit_code == 2
+    assert "API key 'ak_not-a-key-at-...' is unknown or revoked in 'postgresql://" in done.output
+    assert password not in done.output
+    assert ":***@" in done.output

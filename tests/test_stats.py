@@ -542,6 +542,31 @@ def _figures(spend: list[Spend]) -> list[tuple[str | None, str, int, int, int]]:
     return [(s.tenant, s.day, s.runs, s.input_tokens, s.output_tokens) for s in spend]
 
 
+def test_agentrt_stats_windows_are_on_the_stores_clock(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL created_at is the server's time: a host whose own clock runs two days
+    ahead still counts the run created a moment ago in the last hour."""
+    import time
+
+    from agentrt import AgentRuntime
+    from agentrt.cli import app, common
+
+    with AgentRuntime(ScriptedChatModel([ai("Done.")]), tools=[], db=postgres_url) as rt:
+        rt.start("hello", principal=OPERATOR)
+
+    opened = common.database_runtime
+
+    def ahead(db: str) -> AgentRuntime:
+        rt = opened(db)
+        rt.clock = lambda: time.time() + 2 * 86400  # this host's time.time, two days fast
+        return rt
+
+    monkeypatch.setattr(common, "database_runtime", ahead)
+    result = runner.invoke(app, ["stats", "--db", postgres_url, "--since", "1h", "--json"])
+    assert (result.exit_code, json.loads(result.output)["runs"]) == (0, 1), result.output
+
+
 def test_spend_is_counted_on_the_day_each_message_spent_it(store: Store, clock: FakeClock) -> None:
     d = [MIDNIGHT + n * DAY for n in range(32)]
     # Started a month ago; followed up on day 30, and on day 31 (still at work).

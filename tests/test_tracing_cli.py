@@ -57,6 +57,20 @@ def test_prune_deletes_old_finished_runs_and_all_they_left(db: Path, clock: Fake
         assert [r.thread_id for r in rt.runs()] == [waiting]
 
 
+def test_prune_cuts_off_by_the_stores_clock(postgres_url: str) -> None:
+    """On PostgreSQL updated_at is the server's time: a host whose own clock runs two days
+    ahead, pruning runs older than a day, keeps the run that finished a moment ago."""
+    import time
+
+    from agentrt.testing import ScriptedChatModel, ai
+
+    with AgentRuntime(ScriptedChatModel([ai("Done.")]), tools=[], db=postgres_url) as rt:
+        run = rt.start("hello", principal=OPERATOR)
+        rt.clock = lambda: time.time() + 2 * DAY  # this host's time.time, two days fast
+        assert rt.prune(older_than=DAY) == []
+        assert rt.get(run.thread_id).status == "succeeded"
+
+
 @pytest.mark.parametrize(
     ("kwargs", "message"),
     [

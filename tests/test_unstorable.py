@@ -21,6 +21,7 @@ from agentrt import (
 )
 from agentrt.state import unstorable
 from agentrt.testing import ScriptedChatModel, ai, tool_call
+from agentrt.tools.credentials import Credentials
 
 P = Principal("p", tenant="acme")
 
@@ -102,6 +103,103 @@ def test_a_result_storage_cannot_keep_is_a_permanent_failure(db: Path) -> None:
         "permanent error: tool 'huge' returned a value that cannot be stored: "
         "result.value is an integer of 22 digits, past 64 bits",
     )
+
+
+NOT_TEXT = {"nul": "\x00", "surrogate": b"\xe9".decode("utf-8", "surrogateescape")}
+"""What an error can quote that storage cannot keep: raw modem or subprocess output (a
+NUL), a file name decoded with surrogateescape (a lone surrogate)."""
+
+
+def _failing(effect: str) -> Any:
+    @tool(name=f"fail_{effect}", effect=effect, idempotent=effect == "write")
+    def fail(name: str) -> str:
+        """Fail, quoting what it was given as it came.
+
+        Args:
+            name: Which of NOT_TEXT to quote.
+        """
+        raise FileNotFoundError(f"no such file: caf{NOT_TEXT[name]}.txt")
+
+    return fail
+
+
+@pytest.mark.parametrize("bad", sorted(NOT_TEXT))
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_a_tool_error_quoting_what_is_not_text_is_an_observation_and_the_run_goes_on(
+    backend: str, bad: str, db: Path, request: pytest.FixtureRequest
+) -> None:
+    where = str(db) if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    model = ScriptedChatModel(
+        [
+            ai("", tool_call("fail_read", {"name": bad})),
+            ai("", tool_call("fail_write", {"name": bad})),
+            "both failed",
+        ]
+    )
+    tools = [_failing("read"), _failing("write")]
+    with AgentRuntime(model, tools=tools, policy=Policy.allow_all(), db=where) as rt:
+        run = rt.start("fail twice", principal=P)
+        seen = observations(rt, run.thread_id)
+        effects = [(e.tool, e.status, e.error) for e in rt.store.list_effects(run.thread_id)]
+    said = "FileNotFoundError: no such file: caf\ufffd.txt"
+    assert (run.status, run.error, run.output) == (RunStatus.SUCCEEDED, None, "both failed")
+    assert seen == [
+        ("fail_read", "permanent", f"permanent error: {said}"),
+        ("fail_write", "permanent", f"permanent error: {said}"),
+    ]
+    assert effects == [("fail_write", "failed", said)]
+
+
+def test_a_check_or_a_credential_failing_with_what_is_not_text_is_an_observation(
+    db: Path,
+) -> None:
+    def rejects(args: dict[str, Any], data: Any) -> str:
+        raise ValueError(f"checked caf{NOT_TEXT[args['name']]}.txt")
+
+    @tool(effect="read", verify=rejects)
+    def checked(name: str) -> str:
+        """Return something its check refuses.
+
+        Args:
+            name: Which of NOT_TEXT the check quotes.
+        """
+        return "ok"
+
+    @tool(effect="read", credentials=["crm"])
+    def crm(name: str) -> str:
+        """Need a credential the vault fails to give.
+
+        Args:
+            name: Unused.
+        """
+        return "ok"
+
+    def vault(name: str, principal: Principal) -> str:
+        raise RuntimeError("vault said \udce9\x00")
+
+    model = ScriptedChatModel(
+        [
+            ai("", tool_call("checked", {"name": "surrogate"})),
+            ai("", tool_call("checked", {"name": "nul"})),
+            ai("", tool_call("crm", {"name": "x"})),
+            "all failed",
+        ]
+    )
+    with AgentRuntime(
+        model,
+        tools=[checked, crm],
+        policy=Policy.allow_all(),
+        db=db,
+        credentials=Credentials.from_callable(vault),
+    ) as rt:
+        run = rt.start("check", principal=P)
+        seen = observations(rt, run.thread_id)
+    assert (run.status, run.error, run.output) == (RunStatus.SUCCEEDED, None, "all failed")
+    checks = "postcondition of 'checked' raised ValueError: checked caf\ufffd.txt"
+    assert seen[:2] == [("checked", "permanent", checks)] * 2
+    [(name, kind, content)] = seen[2:]
+    assert (name, kind) == ("crm", "permanent")
+    assert "RuntimeError: vault said \ufffd\ufffd; the tool was not called" in content
 
 
 def test_sizes_past_the_runtimes_limits_are_refused_by_name(db: Path) -> None:

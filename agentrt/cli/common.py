@@ -282,7 +282,10 @@ def _runtime_from(
     except (CliError, AgentRuntimeError) as exc:
         fail(exc)
     except sqlite3.DatabaseError as exc:
-        where = f"database {db!r}" if db else "the app's database"
+        if db and "://" in db:  # a URL may hold a password, which is never printed
+            where = "the database --db names"
+        else:
+            where = f"database {db!r}" if db else "the app's database"
         fail(CliError(f"cannot open {where}: {exc}; is it an agentrt SQLite database?"))
     try:
         yield rt

@@ -71,8 +71,9 @@ def serve_mcp(
             found = rt.keys.authenticate(key)
             if found is None:
                 raise CliError(
-                    f"API key {_hint(key)!r} is unknown or revoked in {rt.db!r}; ask for a new "
-                    "one (`agentrt keys create`)"
+                    # The store's location: the URL with its password hidden (rt.db has it).
+                    f"API key {_hint(key)!r} is unknown or revoked in {rt.store.location!r}; "
+                    "ask for a new one (`agentrt keys create`)"
                 )
             review_server(rt, key, resume=resume).run("stdio")
     except (CliError, AgentRuntimeError) as exc:

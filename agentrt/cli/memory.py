@@ -58,7 +58,7 @@ def list_(
     whose = _whose(tenant, no_tenant, principal)
     with app_options.runtime(db_only=True) as rt:
         if rt.deps.memories is None:
-            raise CliError(f"the database {rt.db!r} keeps no memory")
+            raise CliError(f"the database {rt.store.location!r} keeps no memory")
         items = tenant_items(
             rt.deps.memories,
             whose.tenant,

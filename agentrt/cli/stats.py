@@ -39,7 +39,8 @@ def stats(
     except CliError as exc:
         fail(exc)
     with app_options.runtime(db_only=True) as rt:
-        start = None if seconds is None else rt.clock() - seconds
+        # On the store's clock, which wrote the runs' created_at (on PostgreSQL the server's).
+        start = None if seconds is None else rt.store.clock() - seconds
         figures = rt.stats(since=start, tenant=tenant)
     if as_json:
         typer.echo(json.dumps(figures.to_dict(), indent=2))

@@ -9,7 +9,7 @@ from agentrt.artifacts import ArtifactRef, is_artifact_ref
 from agentrt.nodes.common import abandon_plan, advance, current_action, observation_event
 from agentrt.nodes.deps import RunDeps
 from agentrt.nodes.spec import Node
-from agentrt.state import ObservationKind, RunState
+from agentrt.state import ObservationKind, RunState, storable_text
 from agentrt.tools.contract import ToolSpec
 
 __all__ = ["NODE", "verify"]
@@ -59,7 +59,11 @@ def verify(state: RunState, deps: RunDeps) -> dict[str, Any]:
     data = _as_returned(spec, outcome["data"], deps, preview=preview)
     problem = spec.check_output(data, preview=preview) or _postcondition(spec, action["args"], data)
     if problem is not None:
-        return abandon_plan(state, ObservationKind.PERMANENT, problem, retries=retries)
+        # The tool's check says why in its own words (or its exception's), which may quote
+        # raw bytes: made text here, as the observation goes to the log and the next prompt.
+        return abandon_plan(
+            state, ObservationKind.PERMANENT, storable_text(problem), retries=retries
+        )
     if preview:
         # The preview of an irreversible effect passed: only now may commit perform it.
         return {"route": "commit"}

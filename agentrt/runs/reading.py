@@ -148,7 +148,9 @@ class RunReading:
             raise ConfigError(f"keep_latest must be a whole number of runs, got {keep_latest!r}")
         if keep_latest < 0:
             raise ConfigError(f"keep_latest must be >= 0, got {keep_latest!r}")
-        before = self.clock() - older_than
+        # The store's clock, by which it wrote updated_at (on PostgreSQL the server's): a
+        # host whose own clock runs ahead would otherwise delete runs that just finished.
+        before = self.store.clock() - older_than
         doomed = self.store.prunable_runs(before=before, keep_latest=keep_latest)
         gone = []
         for thread_id in doomed:

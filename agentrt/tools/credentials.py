@@ -29,6 +29,7 @@ from pydantic_core import to_jsonable_python
 from agentrt.errors import AgentRuntimeError, ConfigError
 from agentrt.principal import Principal
 from agentrt.redaction import MIN_KNOWN, free_key, secrets_pattern
+from agentrt.state import storable_text
 
 __all__ = [
     "CREDENTIAL_MARKER",
@@ -54,9 +55,12 @@ class CredentialError(AgentRuntimeError):
     def __init__(self, name: str, tool: str, principal: Principal, why: str) -> None:
         self.name = name
         self.tool = tool
+        # ``why`` may be a provider's own error (a vault's raw answer): the run keeps this
+        # message as the call's observation, so it is made text here.
         super().__init__(
             f"credential {name!r} for tool {tool!r} could not be resolved for principal "
-            f"{principal.id!r} of tenant {principal.tenant!r}: {why}; the tool was not called"
+            f"{principal.id!r} of tenant {principal.tenant!r}: {storable_text(why)}; the "
+            "tool was not called"
         )
 
 

@@ -27,7 +27,7 @@ from langgraph.types import RetryPolicy
 
 from agentrt.artifacts import is_artifact_ref
 from agentrt.limits import SizeLimits, error_text, json_size
-from agentrt.state import unstorable
+from agentrt.state import storable_text, unstorable
 from agentrt.steps import Step, Steps, asynchronous, blocking, synchronous
 from agentrt.tools.artifacts import refs_as_json, result_artifact
 from agentrt.tools.contract import ToolContext, ToolError, ToolSpec
@@ -146,7 +146,10 @@ class ToolRunner:
                 kind = classify(spec, exc)
                 # Cut after the scrub, so no part of a credential is left at the cut: the
                 # model, the log and the spans carry what failed, not a body quoted whole.
-                message = error_text(ctx.credentials.scrub(_describe(exc)))
+                # Made storable here too, once: the message goes on to the ledger, the event
+                # log, the next request's digest and spans, and a NUL or a lone surrogate
+                # (raw bytes decoded with surrogateescape) would fail the run in any of them.
+                message = storable_text(error_text(ctx.credentials.scrub(_describe(exc))))
             else:
                 if fn is None:
                     out = refs_as_json(out)

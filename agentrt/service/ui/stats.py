@@ -54,7 +54,8 @@ async def stats_page(
     rt = service.runtime
     whose = key.principal.tenant or tenant or None
     window = WINDOWS[since]
-    start = None if window is None else rt.clock() - window
+    # On the store's clock, which wrote the runs' created_at (on PostgreSQL the server's).
+    start = None if window is None else rt.store.clock() - window
     try:
         figures = await asyncio.to_thread(rt.stats, since=start, tenant=whose)
     except ConfigError as exc:
