@@ -89,6 +89,10 @@ class PlanData(TypedDict):
     """The model's text (with no actions: the final answer)."""
     actions: list[Action]
     """The tool calls it asked for, in order; empty for a final answer."""
+    blocks: NotRequired[list[Any]]
+    """The answer's content blocks as the model gave them (made storable), when they hold
+    more than its text (a reasoning block and its signature): its turn goes back to it so.
+    Absent otherwise, and in logs older versions wrote: the turn goes back as its text."""
 
 
 PolicyData: TypeAlias = PolicyVerdict
@@ -172,9 +176,14 @@ class MessageData(TypedDict):
 # making them ----------------------------------------------------------------------------------
 
 
-def plan_event(revision: int, content: str, actions: Sequence[Action]) -> Event:
-    """The model answered plan step ``revision`` with ``content`` and ``actions``."""
+def plan_event(
+    revision: int, content: str, actions: Sequence[Action], *, blocks: list[Any] | None = None
+) -> Event:
+    """The model answered plan step ``revision`` with ``content`` and ``actions``; ``blocks``:
+    its content blocks, when its text is not all of them."""
     data = PlanData(revision=revision, content=content, actions=[a.copy() for a in actions])
+    if blocks is not None:
+        data["blocks"] = blocks
     return Event(type="plan", data=dict(data))
 
 
@@ -341,7 +350,11 @@ def _plan_messages(data: Mapping[str, Any]) -> list[BaseMessage]:
         {"id": a["call_id"], "name": a["tool"], "args": a["args"], "type": "tool_call"}
         for a in data["actions"]
     ]
-    return [AIMessage(content=data["content"], tool_calls=calls)]
+    # The model's own turn as it gave it: its blocks if kept (reasoning a provider wants
+    # back with the calls), else its text.
+    blocks = data.get("blocks")
+    content = blocks if isinstance(blocks, list) and blocks else data["content"]
+    return [AIMessage(content=content, tool_calls=calls)]
 
 
 def _observation_messages(data: Mapping[str, Any]) -> list[BaseMessage]:

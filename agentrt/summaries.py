@@ -164,6 +164,7 @@ def summary_request(
 def _line(message: BaseMessage) -> str:
     text = message.content if isinstance(message.content, str) else json.dumps(message.content)
     if isinstance(message, AIMessage):
+        text = message.text  # its answer, not the reasoning blocks its turn may keep
         calls = "; ".join(
             f"{c['name']}({json.dumps(c['args'], sort_keys=True)})" for c in message.tool_calls
         )

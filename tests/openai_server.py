@@ -31,6 +31,10 @@ class Reply:
     prompt_tokens: int = 20
     completion_tokens: int = 10
     finish_reason: str | None = None
+    refusal: str | None = None
+    """OpenAI's ``refusal`` field, content null: the model declined."""
+    call_ids: Sequence[str] = ()
+    """The tool calls' ids, in order, instead of numbered ones (a server may repeat one)."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +97,7 @@ class OpenAIServer:
 def _completion(reply: Reply, index: int, model: str) -> dict[str, Any]:
     calls = [
         {
-            "id": f"call_{index}_{i}",
+            "id": _call_id(reply, index, i),
             "type": "function",
             "function": {"name": name, "arguments": json.dumps(args)},
         }
@@ -102,6 +106,8 @@ def _completion(reply: Reply, index: int, model: str) -> dict[str, Any]:
     message: dict[str, Any] = {"role": "assistant", "content": reply.content or None}
     if calls:
         message["tool_calls"] = calls
+    if reply.refusal is not None:
+        message["refusal"] = reply.refusal
     return {
         "id": f"chatcmpl-test{index}",
         "object": "chat.completion",
@@ -118,6 +124,10 @@ def _completion(reply: Reply, index: int, model: str) -> dict[str, Any]:
     }
 
 
+def _call_id(reply: Reply, index: int, i: int) -> str:
+    return reply.call_ids[i] if i < len(reply.call_ids) else f"call_{index}_{i}"
+
+
 def _usage(reply: Reply) -> dict[str, int]:
     return {
         "prompt_tokens": reply.prompt_tokens,
@@ -132,10 +142,12 @@ def _chunks(reply: Reply, index: int, model: str, with_usage: bool) -> Iterator[
     yield base | {"choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}}]}
     if reply.content:
         yield base | {"choices": [{"index": 0, "delta": {"content": reply.content}}]}
+    if reply.refusal is not None:
+        yield base | {"choices": [{"index": 0, "delta": {"refusal": reply.refusal}}]}
     for i, (name, args) in enumerate(reply.tool_calls):
         call = {
             "index": i,
-            "id": f"call_{index}_{i}",
+            "id": _call_id(reply, index, i),
             "type": "function",
             "function": {"name": name, "arguments": json.dumps(args)},
         }

@@ -269,3 +269,21 @@ def test_the_review_page_says_every_kind_in_the_same_words() -> None:
         row = views.step(0, event)
         assert row["line"] == line
         assert row["type"] == event["type"]
+
+
+def test_a_plan_keeps_its_blocks_only_when_its_text_is_not_all_of_them() -> None:
+    thinking = {"type": "thinking", "thinking": "Look it up first.", "signature": "sig-1"}
+    kept = plan_event(1, "", [LOOKUP], blocks=[thinking])
+    assert kept["data"] == {
+        "revision": 1,
+        "content": "",
+        "actions": [dict(LOOKUP)],
+        "blocks": [thinking],
+    }
+    json.dumps(kept)  # plain data, as the checkpoint keeps it
+    assert describe(kept) == 'plan #1: lookup_order({"order_id": "42"})'
+    [turn] = as_messages([kept])
+    assert (turn.content, [c["id"] for c in turn.tool_calls]) == ([thinking], ["c1"])
+    # No blocks (a text answer, or a log an earlier version wrote): the turn is its text.
+    [said] = as_messages([plan_event(2, "Refunded.", [])])
+    assert said.content == "Refunded."

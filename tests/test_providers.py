@@ -423,3 +423,130 @@ def test_replay_of_a_run_that_never_got_an_answer_says_so(db: Path, clock: FakeC
         "OpenAIAuthenticationError: Error code: 401 - Incorrect API key provided), "
     )
     assert str(info.value).endswith("so there is nothing to replay")
+
+
+# -- what an answer says: its text, a refusal, nothing, its calls' ids, its usage ------------
+
+
+def test_an_answer_given_as_content_blocks_is_the_runs_output_as_its_text(
+    db: Path, clock: FakeClock
+) -> None:
+    # LangChain's standard content (output_version="v1", or LC_OUTPUT_VERSION=v1) answers a
+    # list of blocks: the output is their text, not their JSON.
+    with (
+        openai_server([Reply("Nothing to pay.")]) as server,
+        runtime(db, server, clock, client={"output_version": "v1"}) as rt,
+    ):
+        run = rt.start("pay nobody", principal=OPERATOR, thread_id="t")
+        [plan] = [e["data"] for e in rt.events("t") if e["type"] == "plan"]
+    assert (run.status, run.output) == (RunStatus.SUCCEEDED, "Nothing to pay.")
+    # Text blocks alone say no more than their text: nothing else is kept.
+    assert plan == {"revision": 0, "content": "Nothing to pay.", "actions": []}
+
+
+@pytest.mark.parametrize("streaming", [False, True])
+def test_a_refusal_fails_the_run_quoting_it(db: Path, clock: FakeClock, streaming: bool) -> None:
+    # OpenAI's refusal: content null, the words in "refusal". A success with an empty output
+    # would tell nobody; asked again, the same request is refused again.
+    refusal = Reply(refusal="I can't help with moving money.")
+    with (
+        openai_server([refusal]) as server,
+        runtime(db, server, clock, client={"streaming": streaming}) as rt,
+    ):
+        run = rt.start("pay acme-7 $900", principal=OPERATOR, thread_id="t")
+        kinds = [e["type"] for e in rt.events("t")]
+    assert (run.status, run.output) == (RunStatus.FAILED, None)
+    if streaming:  # langchain-openai drops a streamed refusal: the answer is empty
+        assert "had no text and no tool call (finish reason 'stop')" in (run.error or "")
+    else:
+        assert run.error == (
+            'the model refused to answer plan step 0: "I can\'t help with moving money."; '
+            "change the goal or the instructions, or have a person take the task"
+        )
+    assert (len(server.requests), kinds, run.usage["steps"]) == (1, ["finish"], 1)
+    assert run.usage["input_tokens"] == 20  # paid for, so counted
+
+
+@pytest.mark.parametrize(
+    ("reply", "said"),
+    [
+        (Reply("", finish_reason="content_filter"), "withheld the model's answer"),
+        (Reply("Paid.", finish_reason="content_filter"), "withheld the model's answer"),
+        (Reply("", finish_reason="stop"), "had no text and no tool call"),
+        (Reply("  \n", finish_reason="stop"), "had no text and no tool call"),
+    ],
+)
+def test_a_filtered_or_empty_answer_fails_naming_its_finish_reason(
+    db: Path, clock: FakeClock, reply: Reply, said: str
+) -> None:
+    # An answer the provider's filter stopped may be cut anywhere: acting on it, or calling
+    # it the run's output, is worse than stopping. One with nothing in it is no answer.
+    with openai_server([reply]) as server, runtime(db, server, clock) as rt:
+        run = rt.start("pay acme-7 $900", principal=OPERATOR, thread_id="t")
+    assert (run.status, run.output) == (RunStatus.FAILED, None)
+    assert said in (run.error or "")
+    assert f"(finish reason {reply.finish_reason!r})" in (run.error or "")
+
+
+def test_two_tool_calls_with_one_id_are_told_apart_and_replay_identical(
+    db: Path, clock: FakeClock
+) -> None:
+    # Some OpenAI-compatible servers repeat an id within an answer. Each result must answer
+    # its own call: the second gets an id of its own, in the log, in the turn sent back and
+    # in the tool messages, and a replay of the recorded answer makes the same.
+    twice = Reply(
+        tool_calls=[
+            ("transfer", {"account": "acme-7", "amount": 5}),
+            ("transfer", {"account": "acme-8", "amount": 6}),
+        ],
+        call_ids=["call_0", "call_0"],
+    )
+    with (
+        openai_server([twice, Reply("paid both")]) as server,
+        runtime(db, server, clock, policy=Policy.allow_all()) as rt,
+    ):
+        run = rt.start("pay acme-7 and acme-8", principal=OPERATOR, thread_id="t")
+        events = rt.events("t")
+        report = rt.replay("t")
+    assert run.status is RunStatus.SUCCEEDED, run.error
+    [plan] = [e["data"] for e in events if e["type"] == "plan" and e["data"]["actions"]]
+    stored = [a["call_id"] for a in plan["actions"]]
+    observed = [e["data"]["call_id"] for e in events if e["type"] == "observation"]
+    sent = server.requests[1]["messages"]
+    asked = [c["id"] for m in sent if m["role"] == "assistant" for c in m.get("tool_calls", [])]
+    answered = [m["tool_call_id"] for m in sent if m["role"] == "tool"]
+    assert stored == observed == asked == answered == ["call_0", "call_0_1"]
+    assert transfers(db) == ["acme-7 5", "acme-8 6"]
+    assert str(report) == "identical"
+
+
+def test_usage_reported_as_zeros_is_estimated_and_said_so(db: Path, clock: FakeClock) -> None:
+    # Some servers and proxies send usage as zeros: a prompt is never empty, nor an answer
+    # with text, so the zeros are estimated as a missing usage is, never a silent zero.
+    long_text = "Nothing to pay. " * 200
+    reply = Reply(long_text, prompt_tokens=0, completion_tokens=0)
+    with openai_server([reply]) as server, runtime(db, server, clock) as rt:
+        run = rt.start("pay nobody", principal=OPERATOR, thread_id="t")
+    usage = run.usage
+    assert run.status is RunStatus.SUCCEEDED, run.error
+    assert usage["output_tokens"] >= len(long_text) // 4
+    assert usage["input_tokens"] > 0
+    assert usage["estimated_tokens"] == usage["input_tokens"] + usage["output_tokens"]
+
+
+def test_a_zero_only_where_one_can_be_is_counted_as_reported(db: Path, clock: FakeClock) -> None:
+    # A tool call with no text is still output; a reported prompt stays as reported.
+    pay = Reply(
+        tool_calls=[("transfer", {"account": "acme-7", "amount": 5})],
+        prompt_tokens=120,
+        completion_tokens=0,
+    )
+    with (
+        openai_server([pay, Reply("paid", prompt_tokens=150, completion_tokens=2)]) as server,
+        runtime(db, server, clock, policy=Policy.allow_all()) as rt,
+    ):
+        run = rt.start("pay acme-7 $5", principal=OPERATOR, thread_id="t")
+    usage = run.usage
+    assert run.status is RunStatus.SUCCEEDED, run.error
+    assert usage["input_tokens"] == 270
+    assert usage["estimated_tokens"] == usage["output_tokens"] - 2 > 0

@@ -7,9 +7,20 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from langchain_core.messages import AIMessage
 from typer.testing import CliRunner
 
-from agentrt import AgentRuntime, Budget, ConfigError, Decision, Policy, Principal, ToolError, tool
+from agentrt import (
+    AgentRuntime,
+    Budget,
+    ConfigError,
+    Decision,
+    Policy,
+    Principal,
+    RunStatus,
+    ToolError,
+    tool,
+)
 from agentrt.cli import app
 from agentrt.examples import refund_desk
 from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR, POLICY_FILE
@@ -65,6 +76,34 @@ def test_an_unchanged_run_replays_identical_without_touching_the_file(
     assert report.events == 14  # 4 plans, 4 policy, 1 approval, 4 results, finish
     assert str(report) == "identical"
     assert table_counts(db) == before
+
+
+@tool(effect="read")
+def weigh(parcel: str) -> dict[str, Any]:
+    """Weigh a parcel.
+
+    Args:
+        parcel: Its id.
+    """
+    return {"parcel": parcel, "kg": 2}
+
+
+def test_answers_with_reasoning_blocks_or_repeated_call_ids_replay_identical(
+    db: Path, clock: FakeClock
+) -> None:
+    # Replay gives the recorded answers again: the blocks a turn keeps, the ids made unique
+    # in it and a refusal's failure come out as the run's did.
+    thinking = {"type": "thinking", "thinking": "Weigh both.", "signature": "sig-1"}
+    calls = [tool_call("weigh", {"parcel": p}, id="same") for p in ("p1", "p2")]
+    refusal = AIMessage("", additional_kwargs={"refusal": "I won't weigh a third."})
+    model = ScriptedChatModel([AIMessage(content=[thinking], tool_calls=calls), refusal])
+    with AgentRuntime(model, tools=[weigh], policy=Policy.allow_all(), db=db, clock=clock) as rt:
+        run = rt.start("weigh p1 and p2", principal=Principal("p"), thread_id="t")
+        report = rt.replay("t")
+    assert run.status is RunStatus.FAILED
+    assert "I won't weigh a third." in (run.error or "")
+    assert [c["id"] for c in model.calls[1].messages[2].tool_calls] == ["same", "call_0_1"]
+    assert str(report) == "identical"
 
 
 def test_a_rejected_run_replays_identical(db: Path, clock: FakeClock) -> None:

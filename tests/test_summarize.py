@@ -13,9 +13,10 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, ToolMe
 from langgraph.types import RetryPolicy
 
 from agentrt import AgentRuntime, Budget, ConfigError, Policy, Principal, Summarize, tool
+from agentrt.events import observation_event, plan_event
 from agentrt.faults import retryable_model_error
 from agentrt.state import RunStatus
-from agentrt.summaries import cut_point, kept_decisions
+from agentrt.summaries import cut_point, kept_decisions, summary_request
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 from tests.conftest import FakeClock, Ids
 
@@ -551,3 +552,23 @@ def test_the_summarizers_call_does_not_show_a_sensitive_argument(
     assert summarizer, [name for name, _ in spans]
     assert "[REDACTED:field]" in summarizer[0]
     assert sorted({name for name, attrs in spans if PIN in attrs}) == []
+
+
+def test_the_summarizer_reads_a_turn_as_its_text_not_its_reasoning_blocks() -> None:
+    # A turn keeps its blocks for the planner (a thinking block goes back with its call);
+    # the summarizer is told what the agent said and did, not its private reasoning.
+    action = {"step_id": "0.0", "call_id": "c1", "tool": "lookup", "args": {"n": 1}}
+    thinking = {"type": "thinking", "thinking": "secret musing", "signature": "sig-1"}
+    result = {**action, "kind": "ok", "content": "record 1"}
+    del result["args"]
+    log = [
+        plan_event(
+            0, "Reading.", [action], blocks=[thinking, {"type": "text", "text": "Reading."}]
+        ),
+        observation_event(result),  # type: ignore[arg-type]
+    ]
+    [_, asked] = summary_request(log, None, "condense")
+    assert asked.content == (
+        'Turns to fold into the summary:\nagent: Reading. [calls lookup({"n": 1})]\n'
+        "lookup returned: record 1"
+    )

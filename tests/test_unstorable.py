@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from langchain_core.messages import AIMessage
 
 from agentrt import (
     AgentRuntime,
@@ -75,6 +76,65 @@ def test_arguments_storage_cannot_keep_are_invalid_args_and_the_run_goes_on(
     assert (run.status, run.output) == (RunStatus.SUCCEEDED, "gave up")
     assert (name, kind) == ("look", "invalid_args")
     assert content.startswith(f"arguments for tool 'look': {problem}")
+
+
+@tool(effect="read", sensitive=["pin"])
+def unlock(door: str, pin: str) -> dict[str, Any]:
+    """Unlock a door.
+
+    Args:
+        door: Which door.
+        pin: Its PIN.
+    """
+    return {"door": door, "open": True}
+
+
+def _not_json(tool_name: str, args: str, call_id: str) -> AIMessage:
+    """A call whose arguments are not JSON, with the error LangChain's parser gives it."""
+    error = f"Function {tool_name} arguments:\n\n{args}\n\nare not valid JSON. Received ..."
+    bad = {"name": tool_name, "args": args, "id": call_id, "error": error}
+    return AIMessage("", invalid_tool_calls=[{**bad, "type": "invalid_tool_call"}])
+
+
+@pytest.mark.parametrize(
+    ("answer", "said"),
+    [
+        (
+            _not_json("look", '{"n": 4\ud8002', "c1"),
+            "arguments for tool 'look': arguments are not valid JSON: '{\"n\": 4\\ud8002' "
+            '(Function look arguments:\n\n{"n": 4\ufffd2\n\nare not valid JSON. Received ...); '
+            "their text holds '\\ud800', which is not text (a lone surrogate)",
+        ),
+        (
+            _not_json("unlock", '{"door": "d1", "pin": "5123-77\ud80089', "c1"),
+            "arguments for tool 'unlock': arguments are not valid JSON (Function unlock "
+            "arguments:\n\n<the arguments>\n\nare not valid JSON. Received ...); their text "
+            "holds '\\ud800', which is not text (a lone surrogate)",
+        ),
+        (
+            _not_json("look", '{"n": 4', "call_\ud800"),
+            "arguments for tool 'look': arguments are not valid JSON: '{\"n\": 4' "
+            '(Function look arguments:\n\n{"n": 4\n\nare not valid JSON. Received ...)',
+        ),
+    ],
+    ids=["arguments", "sensitive", "id"],
+)
+def test_a_call_that_is_not_json_and_not_text_is_refused_and_the_run_goes_on(
+    db: Path, answer: AIMessage, said: str
+) -> None:
+    # What storage cannot keep in a call whose arguments are not JSON is refused as in one
+    # whose are: the model is told, naming the tool and what holds it, and the run goes on.
+    model = ScriptedChatModel([answer, "gave up"])
+    with AgentRuntime(model, tools=[look, unlock], policy=Policy.allow_all(), db=db) as rt:
+        run = rt.start("look", principal=P)
+        events = rt.events(run.thread_id)
+    assert (run.status, run.output) == (RunStatus.SUCCEEDED, "gave up"), run.error
+    [observed] = [e["data"] for e in events if e["type"] == "observation"]
+    assert (observed["kind"], observed["content"]) == ("invalid_args", said)
+    assert observed["call_id"] in ("c1", "call_\ufffd")
+    [turn] = [m for m in model.calls[1].messages if isinstance(m, AIMessage)]
+    assert [c["id"] for c in turn.tool_calls] == [observed["call_id"]]
+    assert "5123-77" not in str(events)  # a sensitive tool's text is quoted nowhere
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])

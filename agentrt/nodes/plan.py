@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import OrderedDict
 from typing import Any, NamedTuple
@@ -21,7 +20,6 @@ from agentrt.budget import Budget, ModelCallPlan, plan_model_call, tokens_used
 from agentrt.digests import GrowingRequest, request_digest
 from agentrt.errors import BudgetExceeded
 from agentrt.events import as_messages, plan_event
-from agentrt.limits import SizeLimits, json_size
 from agentrt.models import (
     count_prompt_tokens,
     estimated_usage,
@@ -32,23 +30,21 @@ from agentrt.models import (
 )
 from agentrt.nodes.common import over_budget
 from agentrt.nodes.deps import RunDeps
+from agentrt.nodes.plan_answer import answer_actions, answer_blocks, answer_text, unusable
 from agentrt.nodes.spec import Node
 from agentrt.principal import Principal
 from agentrt.records import ModelCall
 from agentrt.state import (
-    Action,
     Event,
     Plan,
     RunState,
     RunStatus,
+    Stop,
     Usage,
-    storable_text,
-    unstorable,
 )
 from agentrt.steps import Step, Steps, blocking
 from agentrt.store.protocols import RecordingStore
 from agentrt.summaries import condensed_conversation, cut_point
-from agentrt.tools.registry import ToolRegistry
 
 __all__ = ["NODE", "answer_recorded", "build_messages", "forget_conversation", "plan"]
 
@@ -131,57 +127,6 @@ def _conversation(state: RunState, instructions: str) -> tuple[list[BaseMessage]
             _CONVERSATIONS.popitem(last=False)
     # The caller may change its list; the kept one stays as built.
     return list(messages), digest
-
-
-def _actions(
-    response: AIMessage, revision: int, limits: SizeLimits, tools: ToolRegistry
-) -> list[Action]:
-    actions: list[Action] = []
-    for call in response.tool_calls:
-        index = len(actions)
-        action = Action(
-            step_id=f"{revision}.{index}",
-            call_id=storable_text(call.get("id") or f"call_{revision}_{index}"),
-            tool=storable_text(call["name"]),
-            args=dict(call["args"]),
-        )
-        if problem := _unkeepable(action["args"], limits):
-            # Kept, the run could not checkpoint (or would swell): the model is told, as for
-            # arguments that are not JSON, and nothing of them is stored.
-            action["args"] = {}
-            action["parse_error"] = problem
-        actions.append(action)
-    # Calls whose arguments were not even JSON still get a step, so the model is told.
-    for bad in response.invalid_tool_calls:
-        index = len(actions)
-        name = storable_text(bad.get("name") or "")
-        # Quoted only for a known tool with no sensitive field: text that is not JSON cannot
-        # be masked field by field, and the step's error is kept and shown.
-        spec = tools.get(name)
-        quoted = f": {bad.get('args')!r}" if spec is not None and not spec.sensitive else ""
-        actions.append(
-            Action(
-                step_id=f"{revision}.{index}",
-                call_id=bad.get("id") or f"call_{revision}_{index}",
-                tool=name,
-                args={},
-                parse_error=f"arguments are not valid JSON{quoted} "
-                f"({bad.get('error') or 'parse error'})",
-            )
-        )
-    return actions
-
-
-def _unkeepable(args: dict[str, Any], limits: SizeLimits) -> str | None:
-    if problem := unstorable(args):
-        return f"{problem}; give a value that fits"
-    size = json_size(args)
-    if size > limits.args_bytes:
-        return (
-            f"the arguments are {size:,} bytes, over the runtime's limit of "
-            f"{limits.args_bytes:,} (SizeLimits.args_bytes); pass less"
-        )
-    return None
 
 
 def record_response(
@@ -352,17 +297,18 @@ def _answered(
         what = f"acting on model answer {revision}, cut at {ask.call.cap} output tokens"
         return over_budget(state, cut, node="plan", action=None, usage=usage, what=what)
 
-    content = storable_text(
-        response.content if isinstance(response.content, str) else json.dumps(response.content)
-    )
-    actions = _actions(response, revision, deps.limits, deps.tools)
+    if (why := unusable(response, revision)) is not None:
+        # Recorded and counted as any answer; nothing of it is acted on or logged as a plan.
+        return {"usage": usage, "stop": Stop(status="failed", reason=why), "route": "finish"}
+    content = answer_text(response)
+    actions = answer_actions(response, revision, deps.limits, deps.tools)
     new_plan = Plan(
         revision=revision,
         content=content,
         actions=actions,
         final=None if actions else content,
     )
-    event = plan_event(revision, content, actions)
+    event = plan_event(revision, content, actions, blocks=answer_blocks(response))
     return {
         "plan": new_plan,
         "cursor": 0,
@@ -385,11 +331,21 @@ class _Tokens(NamedTuple):
 
 
 def _tokens(response: AIMessage, deps: RunDeps, ask: _Ask) -> _Tokens:
+    """The answer's tokens as it reported them; estimated where it reported none, or a zero
+    it cannot have had (some OpenAI-compatible servers and proxies send usage as zeros): a
+    prompt is never empty, nor an answer with content. Never a silent zero against a limit."""
     meta = response.usage_metadata
-    if meta is not None:
-        return _Tokens(meta["input_tokens"], meta["output_tokens"], 0)
-    input_tokens, output_tokens = estimated_usage(deps.model, ask.messages, ask.offered, response)
-    return _Tokens(input_tokens, output_tokens, input_tokens + output_tokens)
+    reported = (meta["input_tokens"], meta["output_tokens"]) if meta is not None else (0, 0)
+    said = bool(response.content or response.tool_calls or response.invalid_tool_calls)
+    guess_input = meta is None or reported[0] <= 0
+    guess_output = meta is None or (reported[1] <= 0 and said)
+    if not (guess_input or guess_output):
+        return _Tokens(reported[0], reported[1], 0)
+    guessed = estimated_usage(deps.model, ask.messages, ask.offered, response)
+    input_tokens = guessed[0] if guess_input else reported[0]
+    output_tokens = guessed[1] if guess_output else reported[1]
+    estimated = (guessed[0] if guess_input else 0) + (guessed[1] if guess_output else 0)
+    return _Tokens(input_tokens, output_tokens, estimated)
 
 
 def _spent(usage: Usage, tokens: _Tokens, deps: RunDeps) -> Usage:
