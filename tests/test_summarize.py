@@ -572,3 +572,38 @@ def test_the_summarizer_reads_a_turn_as_its_text_not_its_reasoning_blocks() -> N
         'Turns to fold into the summary:\nagent: Reading. [calls lookup({"n": 1})]\n'
         "lookup returned: record 1"
     )
+
+
+def test_a_summary_of_reasoning_blocks_and_zero_usage_is_its_text_and_estimated(
+    db: Path, clock: FakeClock
+) -> None:
+    # A reasoning summarizer answers in blocks, and some servers report usage as zeros:
+    # the summary the planner reads is its text (not the blocks as JSON, its musing with
+    # them), and its tokens are estimated and said so, as a plan's are.
+    def reasoned(messages: list[BaseMessage]) -> AIMessage:
+        return AIMessage(
+            content=[
+                {"type": "reasoning", "reasoning": "private musing"},
+                {"type": "text", "text": condense(messages)},
+            ],
+            usage_metadata={"input_tokens": 0, "output_tokens": 0, "total_tokens": 0},
+        )
+
+    writer = ScriptedChatModel([reasoned] * 10, model_name="summarizer")
+    rt, planner = runtime(db, clock, 30, Summarize(at_tokens=1_500, keep_turns=3, model=writer))
+    with rt:
+        run = rt.start("Read every record", principal=OPS)
+        state = rt.graph.get_state({"configurable": {"thread_id": run.thread_id}}).values
+    assert run.status is RunStatus.SUCCEEDED
+    assert writer.calls
+    assert state["summary"]["text"].startswith("Records 0 to ")
+    condensed = [
+        str(m.content)
+        for c in planner.calls
+        for m in c.messages
+        if str(m.content).startswith("[Earlier in this run, condensed]")
+    ]
+    assert condensed
+    assert not any("musing" in text for text in condensed)
+    # The planner reports its usage; the summaries' zeros were estimated, and said so.
+    assert run.usage["estimated_tokens"] > 0

@@ -30,7 +30,14 @@ from agentrt.models import (
 )
 from agentrt.nodes.common import over_budget
 from agentrt.nodes.deps import RunDeps
-from agentrt.nodes.plan_answer import answer_actions, answer_blocks, answer_text, unusable
+from agentrt.nodes.plan_answer import (
+    AnswerTokens,
+    answer_actions,
+    answer_blocks,
+    answer_text,
+    answer_tokens,
+    unusable,
+)
 from agentrt.nodes.spec import Node
 from agentrt.principal import Principal
 from agentrt.records import ModelCall
@@ -276,7 +283,7 @@ def _long(state: RunState, deps: RunDeps, prompt_tokens: int | None) -> bool:
 
 
 def _answered(
-    state: RunState, deps: RunDeps, ask: _Ask, response: Any, tokens: _Tokens | None
+    state: RunState, deps: RunDeps, ask: _Ask, response: Any, tokens: AnswerTokens | None
 ) -> dict[str, Any]:
     """The plan the model's answer makes (recorded, and its usage counted)."""
     if not isinstance(response, AIMessage):
@@ -321,34 +328,13 @@ def _answered(
     }
 
 
-class _Tokens(NamedTuple):
-    """One answer's tokens: as it reported them, or estimated when it reported none."""
-
-    input: int
-    output: int
-    estimated: int
-    """How many of them were estimated (0: all reported)."""
+def _tokens(response: AIMessage, deps: RunDeps, ask: _Ask) -> AnswerTokens:
+    return answer_tokens(
+        response, lambda: estimated_usage(deps.model, ask.messages, ask.offered, response)
+    )
 
 
-def _tokens(response: AIMessage, deps: RunDeps, ask: _Ask) -> _Tokens:
-    """The answer's tokens as it reported them; estimated where it reported none, or a zero
-    it cannot have had (some OpenAI-compatible servers and proxies send usage as zeros): a
-    prompt is never empty, nor an answer with content. Never a silent zero against a limit."""
-    meta = response.usage_metadata
-    reported = (meta["input_tokens"], meta["output_tokens"]) if meta is not None else (0, 0)
-    said = bool(response.content or response.tool_calls or response.invalid_tool_calls)
-    guess_input = meta is None or reported[0] <= 0
-    guess_output = meta is None or (reported[1] <= 0 and said)
-    if not (guess_input or guess_output):
-        return _Tokens(reported[0], reported[1], 0)
-    guessed = estimated_usage(deps.model, ask.messages, ask.offered, response)
-    input_tokens = guessed[0] if guess_input else reported[0]
-    output_tokens = guessed[1] if guess_output else reported[1]
-    estimated = (guessed[0] if guess_input else 0) + (guessed[1] if guess_output else 0)
-    return _Tokens(input_tokens, output_tokens, estimated)
-
-
-def _spent(usage: Usage, tokens: _Tokens, deps: RunDeps) -> Usage:
+def _spent(usage: Usage, tokens: AnswerTokens, deps: RunDeps) -> Usage:
     """Usage after one model call: its tokens (estimated, and said so, when the answer
     reports none), their price, one more step."""
     price = deps.model_price

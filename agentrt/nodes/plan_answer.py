@@ -5,7 +5,8 @@ actions whose ids are unique in the turn, and why an answer cannot be acted on."
 from __future__ import annotations
 
 import json
-from typing import Any
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 from langchain_core.messages import AIMessage
 
@@ -13,7 +14,14 @@ from agentrt.limits import SizeLimits, json_size
 from agentrt.state import Action, storable_text, unstorable
 from agentrt.tools.registry import ToolRegistry
 
-__all__ = ["answer_actions", "answer_blocks", "answer_text", "unusable"]
+__all__ = [
+    "AnswerTokens",
+    "answer_actions",
+    "answer_blocks",
+    "answer_text",
+    "answer_tokens",
+    "unusable",
+]
 
 
 def answer_text(response: AIMessage) -> str:
@@ -211,3 +219,31 @@ def _unkeepable(args: dict[str, Any], limits: SizeLimits) -> str | None:
             f"{limits.args_bytes:,} (SizeLimits.args_bytes); pass less"
         )
     return None
+
+
+class AnswerTokens(NamedTuple):
+    """One answer's tokens: as it reported them, or estimated where it could not have."""
+
+    input: int
+    output: int
+    estimated: int
+    """How many of them were estimated (0: all reported)."""
+
+
+def answer_tokens(response: AIMessage, estimate: Callable[[], tuple[int, int]]) -> AnswerTokens:
+    """The answer's tokens as it reported them; ``estimate``d where it reported none, or a
+    zero it cannot have had (some OpenAI-compatible servers and proxies send usage as
+    zeros): a prompt is never empty, nor an answer with content. Never a silent zero
+    against a limit."""
+    meta = response.usage_metadata
+    reported = (meta["input_tokens"], meta["output_tokens"]) if meta is not None else (0, 0)
+    said = bool(response.content or response.tool_calls or response.invalid_tool_calls)
+    guess_input = meta is None or reported[0] <= 0
+    guess_output = meta is None or (reported[1] <= 0 and said)
+    if not (guess_input or guess_output):
+        return AnswerTokens(reported[0], reported[1], 0)
+    guessed = estimate()
+    input_tokens = guessed[0] if guess_input else reported[0]
+    output_tokens = guessed[1] if guess_output else reported[1]
+    estimated = (guessed[0] if guess_input else 0) + (guessed[1] if guess_output else 0)
+    return AnswerTokens(input_tokens, output_tokens, estimated)

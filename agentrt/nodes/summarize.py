@@ -10,7 +10,6 @@ keeps the summary and how much of the log it covers.
 
 from __future__ import annotations
 
-import json
 from typing import Any, NamedTuple
 
 from langchain_core.messages import AIMessage, BaseMessage, messages_to_dict
@@ -27,9 +26,10 @@ from agentrt.models import (
 from agentrt.nodes.common import over_budget
 from agentrt.nodes.deps import RunDeps
 from agentrt.nodes.plan import recorded_response
+from agentrt.nodes.plan_answer import AnswerTokens, answer_text, answer_tokens
 from agentrt.nodes.spec import Node
 from agentrt.records import ModelCall
-from agentrt.state import RunState, Summary, Usage, storable_text
+from agentrt.state import RunState, Summary, Usage
 from agentrt.steps import Step, Steps, blocking
 from agentrt.summaries import Summarizing, cut_point, kept_decisions, summary_request
 
@@ -70,7 +70,7 @@ def summarize(state: RunState, deps: RunDeps) -> Steps[dict[str, Any]]:
         price = writer.price
         llm.response(
             response,
-            cost=(price.cost(tokens[0], 0), price.cost(0, tokens[1])) if price else None,
+            cost=(price.cost(tokens.input, 0), price.cost(0, tokens.output)) if price else None,
         )
     update: dict[str, Any] = yield blocking(_folded, state, deps, fold, response, tokens)
     return update
@@ -118,13 +118,9 @@ def _prepare(state: RunState, deps: RunDeps) -> _Fold | dict[str, Any]:
     )
 
 
-def _tokens(
-    response: AIMessage, writer: Summarizing, messages: list[BaseMessage]
-) -> tuple[int, int]:
-    meta = response.usage_metadata
-    if meta is not None:
-        return meta["input_tokens"], meta["output_tokens"]
-    return estimated_usage(writer.model, messages, [], response)
+def _tokens(response: AIMessage, writer: Summarizing, messages: list[BaseMessage]) -> AnswerTokens:
+    # As the planner's: a usage of zeros is no more believed here than there.
+    return answer_tokens(response, lambda: estimated_usage(writer.model, messages, [], response))
 
 
 def _folded(
@@ -132,12 +128,12 @@ def _folded(
     deps: RunDeps,
     fold: _Fold,
     response: AIMessage,
-    tokens: tuple[int, int],
+    tokens: AnswerTokens,
 ) -> dict[str, Any]:
     """Keep the answer (for a re-run and for replay), count what it cost, and hand the
     planner the summary in place of the turns it covers."""
     writer = _writer(deps)
-    usage = _spent(state["usage"], tokens, writer, estimated=response.usage_metadata is None)
+    usage = _spent(state["usage"], tokens, writer)
     if fold.recorded is None:  # the answer and its cost kept in one transaction
         call = ModelCall(
             revision=state["usage"]["steps"],
@@ -153,27 +149,26 @@ def _folded(
     previous = state.get("summary")
     start = previous["upto"] if previous else 0
     events = state.get("events", [])
-    text = response.content if isinstance(response.content, str) else json.dumps(response.content)
     summary = Summary(
-        text=storable_text(text),
+        text=answer_text(response),  # its text: never its reasoning blocks as JSON
         upto=fold.cut,
         kept=[*(previous["kept"] if previous else []), *kept_decisions(events[start : fold.cut])],
     )
     return {"summary": summary, "usage": usage, "route": "plan"}
 
 
-def _spent(usage: Usage, tokens: tuple[int, int], writer: Summarizing, *, estimated: bool) -> Usage:
+def _spent(usage: Usage, tokens: AnswerTokens, writer: Summarizing) -> Usage:
     """Usage after the summary: its tokens and their price, one more model call (step)."""
     price = writer.price
     spent: Usage = {
         **usage,
-        "input_tokens": usage["input_tokens"] + tokens[0],
-        "output_tokens": usage["output_tokens"] + tokens[1],
-        "cost_usd": usage["cost_usd"] + (price.cost(tokens[0], tokens[1]) if price else 0.0),
+        "input_tokens": usage["input_tokens"] + tokens.input,
+        "output_tokens": usage["output_tokens"] + tokens.output,
+        "cost_usd": usage["cost_usd"] + (price.cost(tokens.input, tokens.output) if price else 0.0),
         "steps": usage["steps"] + 1,
     }
-    if estimated:
-        spent["estimated_tokens"] = usage.get("estimated_tokens", 0) + tokens[0] + tokens[1]
+    if tokens.estimated:
+        spent["estimated_tokens"] = usage.get("estimated_tokens", 0) + tokens.estimated
     return spent
 
 
