@@ -1219,3 +1219,24 @@ def test_an_outbox_writer_holds_the_next_one_back_till_it_commits(
         assert not writer.is_alive()
         rows = watcher.execute("SELECT id FROM outbox ORDER BY seq").fetchall()
     assert [r["id"] for r in rows] == ["first", "second"]
+
+
+class _SelfRetrying(ScriptedChatModel):
+    """A model whose client retries on its own (as ChatOpenAI's): agentrt adds none, so a
+    connection error sends the run to wait at once."""
+
+    max_retries: int = 2
+
+
+def test_a_run_waiting_to_retry_is_due_by_the_stores_clock(postgres_url: str) -> None:
+    # retry_at is compared with the server's clock when a worker claims the run: written by
+    # a host whose own clock runs two days fast, the run would wait two days more.
+    model = _SelfRetrying([ConnectionError("connection reset"), ai("Done.")])
+    with AgentRuntime(model, tools=[], db=postgres_url) as rt:
+        rt._driver.clock = lambda: time.time() + 2 * 86400  # this host's time, two days fast
+        run = rt.start("hello", principal=Principal("alice", tenant="acme"))
+        assert run.status is RunStatus.WAITING_RETRY
+        row = rt.store.get_run(run.thread_id)
+        assert row is not None
+        assert row.retry_at is not None
+        assert 0 < row.retry_at - rt.store.clock() <= 120  # the first wait, on the server's clock

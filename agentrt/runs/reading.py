@@ -116,7 +116,7 @@ class RunReading:
 
     def due_retries(self) -> list[str]:
         """Runs waiting to retry whose wait is over, soonest first."""
-        return self.store.due_retries(self.clock())
+        return self.store.due_retries(self.store.clock())  # retry_at is on its clock
 
     @property
     def schema_version(self) -> int:

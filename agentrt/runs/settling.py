@@ -106,7 +106,7 @@ class RunSettling:
                 RunStatus.WAITING_RETRY,
                 known=known,
                 error=storable_text(said),
-                retry_at=self.clock() + delay,
+                retry_at=self.store.clock() + delay,  # claims compare it with the store's
             )
             return run_of(record, self.store)
         with masking(secrets):
