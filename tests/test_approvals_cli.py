@@ -121,19 +121,25 @@ def test_show_says_why_a_superseded_request_never_ran(db: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("args", "code", "message"),
     [
-        (["--status", "stale"], "unknown approval status 'stale'"),
-        (["--cursor", "zzz"], "queue cursor 'zzz' is not one this queue handed out"),
-        (["show", "apr_nope"], "no approval request has id 'apr_nope'"),
+        # A status that is none is a typo, a usage error (2) as `webhooks deliveries` says.
+        (
+            ["--status", "stale"],
+            2,
+            "error: --status 'stale' is not a request status; give one of pending, approved, "
+            "rejected, edited, expired, cancelled, resolved, retried, all",
+        ),
+        (["--cursor", "zzz"], 1, "queue cursor 'zzz' is not one this queue handed out"),
+        (["show", "apr_nope"], 1, "no approval request has id 'apr_nope'"),
     ],
 )
 def test_queue_commands_refuse_clearly(
-    db: Path, waiting: list[str], args: list[str], message: str
+    db: Path, waiting: list[str], args: list[str], code: int, message: str
 ) -> None:
     if args[0] == "show":
-        code, out = cli("approvals", *args, *GATES, "--db", str(db))
+        got, out = cli("approvals", *args, *GATES, "--db", str(db))
     else:
-        code, out = cli("approvals", *GATES, "--db", str(db), *args)
-    assert code == 1
+        got, out = cli("approvals", *GATES, "--db", str(db), *args)
+    assert got == code, out
     assert message in out

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -14,6 +15,7 @@ from agentrt.examples import refund_desk
 
 runner = CliRunner()
 DEMO = ["--app", "agentrt.examples.refund_desk:build_runtime"]
+HUGE = "99999999999999999999999"  # past SQLite's integers and any datetime
 
 
 def cli(*args: str, input: str | None = None) -> tuple[int, str]:
@@ -160,7 +162,12 @@ def factory_with_a_bug(db: str = "agentrt.db") -> None:
         (["show", "ghost", *DEMO], 1, "error: no run with thread id 'ghost'"),
         (["resume", "ghost", *DEMO], 1, "error: no run with thread id 'ghost'"),
         (["approve", "apr_x", "--as", "bob", *DEMO], 1, "no approval request has id 'apr_x'"),
-        (["runs", *DEMO, "--status", "paused"], 1, "unknown run status 'paused'"),
+        (
+            ["runs", *DEMO, "--status", "paused"],
+            2,
+            "error: --status 'paused' is not a run status; give one of pending, running, "
+            "awaiting_approval, waiting_retry, succeeded, failed, cancelled, budget_exceeded",
+        ),
         (["demo", "--decision", "maybe"], 2, "--decision must be approve or reject"),
         (
             ["runs", "--app", "agentrt.examples.refund_desk:demo_model"],
@@ -194,6 +201,47 @@ def factory_with_a_bug(db: str = "agentrt.db") -> None:
             ["worker", *DEMO, "--concurrency", "0"],
             2,
             "Invalid value for '--concurrency': Input should be greater than or equal to 1",
+        ),
+        # Numbers past what the store or a datetime holds: a usage error, not an OverflowError.
+        *(
+            (
+                [*command, *DEMO, flag, HUGE],
+                2,
+                f"Invalid value for '{flag}': {HUGE} is not from {low} to {high}",
+            )
+            for command, flag, low, high in (
+                (["runs"], "--limit", 1, 10000),
+                (["approvals"], "--limit", 1, 10000),
+                (["memory", "list", "--tenant", "acme"], "--limit", 1, 10000),
+                (["webhooks", "deliveries"], "--limit", 1, 10000),
+                (["eval", "--replay"], "--last", 1, 10000),
+                (["prune", "--older-than", "30d"], "--keep-latest", 0, 1000000000),
+            )
+        ),
+        (
+            ["runs", *DEMO, "--limit", "10001"],
+            2,
+            "Invalid value for '--limit': 10001 is not from 1 to 10000",
+        ),
+        (
+            ["stats", *DEMO, "--since", f"{HUGE}d"],
+            2,
+            f"error: --since '{HUGE}d' is more than 100 years; give an age up to 36500d",
+        ),
+        (
+            ["prune", *DEMO, "--older-than", "36501d"],
+            2,
+            "error: --older-than '36501d' is more than 100 years; give an age up to 36500d",
+        ),
+        (
+            ["worker", *DEMO, "--poll", "-1"],
+            2,
+            "error: --poll -1.0 is not a number of seconds >= 0 (0: the database's default)",
+        ),
+        (
+            ["worker", *DEMO, "--sweep-every", "-0.5"],
+            2,
+            "error: --sweep-every -0.5 is not a number of seconds >= 0 (0: no sweep)",
         ),
     ],
 )
@@ -251,3 +299,68 @@ def test_an_error_inside_an_app_factory_is_the_apps_own_in_one_line(
         "error: module 'broken_app' of app 'broken_app:build' failed: KeyError: "
         f"'NO_SUCH_KEY' (raised at {db.parent / 'broken_app.py'}:2)",
     )
+
+
+@pytest.fixture
+def started(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
+    """uvicorn.run's and AgentRuntime.worker's calls, recorded in their place: a command
+    that gets that far returns at once instead of serving or polling for ever."""
+    import signal
+
+    import uvicorn
+
+    from agentrt.runtime import AgentRuntime
+
+    calls: list[dict[str, Any]] = []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **options: calls.append(options))
+    monkeypatch.setattr("agentrt.cli.serve.tune_for_serving", lambda: None)
+    monkeypatch.setattr(signal, "signal", lambda signum, handler: None)  # pytest's, kept
+    monkeypatch.setattr(AgentRuntime, "worker", lambda rt, **options: calls.append(options))
+    return calls
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        # uvicorn takes port 99999 without a word, and nothing is reachable there.
+        (["serve", "--port", "99999"], "Invalid value for '--port': 99999 is not from 0 to 65535"),
+        (["serve", "--port", "65536"], "Invalid value for '--port': 65536 is not from 0 to 65535"),
+        (["serve", "--port", "-1"], "Invalid value for '--port': -1 is not from 0 to 65535"),
+        (
+            ["serve", "--rate-limit", "bogus"],
+            "error: rate limit 'bogus' is not understood; write it like '120/minute', "
+            "'10/second' or '5000/hour' (see agentrt serve --help)",
+        ),
+        (["serve", "--threads", "0"], "Invalid value for '--threads': Input should be greater"),
+        (["serve", "--max-body-bytes", "-5"], "Invalid value for '--max-body-bytes': Input"),
+        (["serve", "--max-concurrent-runs", "0"], "Invalid value for '--max-concurrent-runs'"),
+        (
+            ["serve", "--sweep-every", "nan"],
+            "error: --sweep-every nan is not a number of seconds >= 0 (0: none)",
+        ),
+        (
+            ["worker", "--poll", "inf"],
+            "error: --poll inf is not a number of seconds >= 0 (0: the database's default)",
+        ),
+        (
+            ["worker", "--sweep-every", "nan"],
+            "error: --sweep-every nan is not a number of seconds >= 0 (0: no sweep)",
+        ),
+    ],
+)
+def test_serve_and_worker_refuse_bad_options_before_they_start(
+    db: Path, started: list[dict[str, Any]], args: list[str], message: str
+) -> None:
+    refund_desk.build_runtime(db).close()
+    code, out = cli(*args, *DEMO, "--db", str(db))
+    assert (code, message in out) == (2, True), out
+    assert started == []
+    assert "Traceback" not in out
+    assert "serving" not in out
+
+
+def test_serve_takes_every_port_from_0_to_65535(db: Path, started: list[dict[str, Any]]) -> None:
+    for port in ("0", "65535"):
+        code, out = cli("serve", "--port", port, *DEMO, "--db", str(db))
+        assert code == 0, out
+    assert [call["port"] for call in started] == [0, 65535]

@@ -300,6 +300,45 @@ def test_dataset_problems_are_named(text: str, message: str) -> None:
     assert message in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("expect", "message"),
+    [
+        ("{max_cost_usd: .nan}", "field expect.max_cost_usd: nan checks nothing"),
+        ("{max_cost_usd: .inf}", "field expect.max_cost_usd: inf checks nothing"),
+        ("{max_cost_usd: 1e400}", "field expect.max_cost_usd: inf checks nothing"),
+        ("{max_cost_usd: -.inf}", "field expect.max_cost_usd: -inf is below 0, so every run"),
+        ("{max_cost_usd: -1}", "field expect.max_cost_usd: -1.0 is below 0, so every run"),
+        ("{max_steps: -1}", "field expect.max_steps: -1 is below 0, so every run would fail"),
+        ("{max_tokens: .nan}", "field expect.max_tokens: Input should be a finite number"),
+        ("{approvals: -2}", "field expect.approvals: -2 is below 0"),
+        ("{denials: -1}", "field expect.denials: -1 is below 0"),
+        ("{max_tool_calls: true}", "field expect.max_tool_calls: True is no number"),
+        ("{max_cost_usd: false}", "field expect.max_cost_usd: False is no number"),
+        ("{tools: {counts: {a: 1, b: -1}}}", "field expect.tools.counts: no tool is called "),
+    ],
+)
+def test_an_expectation_that_cannot_fail_or_cannot_pass_is_refused(
+    expect: str, message: str
+) -> None:
+    """`used > nan` and `used > inf` are never true: such a limit passed any run, a failed
+    one too; a count or limit below 0 fails every run. Each is named at load, with its
+    case and field."""
+    text = f"cases:\n  - {{name: c, goal: g, principal: {{id: x}}, expect: {expect}}}"
+    with pytest.raises(DatasetError) as caught:
+        parse_dataset(text, source="ds.yaml")
+    assert str(caught.value).startswith("ds.yaml:2, case 'c', ")
+    assert message in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "expect", ["{max_cost_usd: 0}", "{max_cost_usd: 0.5}", "{max_steps: 0}", "{approvals: 0}"]
+)
+def test_limits_of_zero_and_above_are_expectations(expect: str) -> None:
+    text = f"cases:\n  - {{name: c, goal: g, principal: {{id: x}}, expect: {expect}}}"
+    [case] = parse_dataset(text).cases
+    assert case.spec.expect.model_dump(exclude_unset=True)
+
+
 def test_a_check_that_raises_fails_alone_naming_what_it_raised() -> None:
     """JSON nested past the interpreter's depth raises RecursionError in json.loads, which
     is not a ValueError: it fails the output scorer, and the others still score."""

@@ -481,6 +481,26 @@ def test_non_utf8_policy_file_is_a_config_error(tmp_path: Path) -> None:
         Policy.from_file(path)
 
 
+@pytest.mark.parametrize("text", ["", "\n  \n", "# refund rules\n", "---\n", "null\n"])
+def test_a_policy_file_that_holds_nothing_is_refused(tmp_path: Path, text: str) -> None:
+    """A file truncated on deploy would load as a policy of no rules, denying every action."""
+    path = tmp_path / "refunds.yaml"
+    path.write_text(text, encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        Policy.from_file(path)
+    assert str(info.value) == (
+        f"{path}: the policy file holds nothing, and as a policy it would deny every action; "
+        "write its rules, or `rules: []` for a policy that is its default alone"
+    )
+
+
+@pytest.mark.parametrize("text", ["rules: []\n", "default: allow\n", "{}\n"])
+def test_a_policy_that_says_it_has_no_rules_loads(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "defaults.yaml"
+    path.write_text(text, encoding="utf-8")
+    assert Policy.from_file(path).rules == ()
+
+
 # engine semantics --------------------------------------------------------------------------
 
 

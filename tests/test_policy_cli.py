@@ -76,6 +76,8 @@ def test_check_with_the_app_checks_tool_names(db: Path, tmp_path: Path) -> None:
             "rules:\n  - id: a\n    decision: deny\n  - id: a\n    decision: allow\n",
             ":4:9: duplicate rule id 'a'",
         ),
+        ("", ": the policy file holds nothing, and as a policy it would deny every action"),
+        ("# rules to come\n\n", ": the policy file holds nothing"),
     ],
 )
 def test_check_reports_a_broken_file_with_its_place(tmp_path: Path, text: str, error: str) -> None:
@@ -199,6 +201,22 @@ def test_explain_sees_usage_and_budget(tmp_path: Path) -> None:
             """--budget '{"max_cost_usd": 5}'""",
         ),
         (["--budget", '"x"'], 2, """error: --budget must be a JSON object, got '"x"'"""),
+        (
+            ["--budget", '{"max_stepz": 1, "max_cost_usd": 5}'],
+            2,
+            "error: --budget has unknown keys ['max_stepz']; its keys are max_tokens, "
+            "max_cost_usd, max_tool_calls, max_steps, max_active_seconds, deadline, "
+            "on_exceed, approver_role",
+        ),
+        (
+            ["--budget", '{"max_steps": "x"}'],
+            2,
+            """error: --budget '{"max_steps": "x"}': Budget.max_steps must be a number or """
+            "None, got 'x'",
+        ),
+        (["--budget", '{"max_cost_usd": NaN}'], 2, "Budget.max_cost_usd must be a finite"),
+        (["--usage", '{"cost_usdd": 1}'], 2, "error: --usage has unknown keys ['cost_usdd']"),
+        (["--usage", '{"steps": "3"}'], 2, "error: --usage 'steps' must be a number, got '3'"),
         ([], 2, "error: no app to take tool 'issue_refund' from: give --app module:attribute"),
         (["--effect", "sideways"], 1, "effect 'sideways' is not one of"),
         (["--principal", " "], 1, "error: a Principal needs a non-empty id"),

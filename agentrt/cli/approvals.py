@@ -21,7 +21,7 @@ from agentrt.cli.common import (
     shown_request,
     table,
 )
-from agentrt.cli.options import AppOptions, OptionGroup, grouped
+from agentrt.cli.options import LIMIT_MAX, AppOptions, OptionGroup, grouped, within
 from agentrt.readable import moment
 
 if TYPE_CHECKING:
@@ -48,7 +48,9 @@ def approvals(
     ] = "pending",
     tenant: Annotated[str | None, typer.Option(help="Only this tenant's requests.")] = None,
     role: Annotated[str | None, typer.Option(help="Only requests that require this role.")] = None,
-    limit: Annotated[int, typer.Option(help="Rows a page, oldest first.", min=1)] = 50,
+    limit: Annotated[
+        int, typer.Option(help="Rows a page, oldest first.", min=1, callback=within(1, LIMIT_MAX))
+    ] = 50,
     cursor: Annotated[
         str | None, typer.Option(help="Continue after a previous page (printed below it).")
     ] = None,
@@ -57,8 +59,18 @@ def approvals(
 
     Arguments are shown with each tool's sensitive fields masked.
     """
+    from agentrt.approvals import ApprovalStatus
+
     if ctx.invoked_subcommand is not None:
         return
+    statuses = [*(s.value for s in ApprovalStatus), "all"]
+    if status not in statuses:
+        # A typo is a usage error (2), not a refusal of the database's (1).
+        fail(
+            CliError(
+                f"--status {status!r} is not a request status; give one of {', '.join(statuses)}"
+            )
+        )
     with app_options.runtime(db_only=True) as rt:
         page = rt.approvals(
             None if status == "all" else status,

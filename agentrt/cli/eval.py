@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 from agentrt.cli.common import CliError, app, fail, short, table
-from agentrt.cli.options import AppOptions, grouped
+from agentrt.cli.options import LIMIT_MAX, AppOptions, grouped, within
 
 if TYPE_CHECKING:
     from agentrt.evals import EvalReport, RunWhatIf, WhatIfReport
@@ -53,7 +53,10 @@ def eval_command(
     replay: Annotated[
         bool, typer.Option("--replay", help="Replay recorded runs instead (what-if).")
     ] = False,
-    last: Annotated[int, typer.Option(min=1, help="With --replay: the last N runs.")] = 50,
+    last: Annotated[
+        int,
+        typer.Option(min=1, callback=within(1, LIMIT_MAX), help="With --replay: the last N runs."),
+    ] = 50,
     status: Annotated[
         list[str] | None,
         typer.Option(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from agentrt.cli.common import CliError, app, fail, short, table
-from agentrt.cli.options import AppOptions, grouped
+from agentrt.cli.options import LIMIT_MAX, AppOptions, grouped, within
 
 if TYPE_CHECKING:
     from agentrt.runtime import AgentRuntime
@@ -47,7 +47,9 @@ def list_(
     all_: Annotated[
         bool, typer.Option("--all", help="The shared items and every principal's own.")
     ] = False,
-    limit: Annotated[int, typer.Option(help="At most this many items.", min=1)] = 100,
+    limit: Annotated[
+        int, typer.Option(help="At most this many items.", min=1, callback=within(1, LIMIT_MAX))
+    ] = 100,
     *,
     app_options: AppOptions,
 ) -> None:

@@ -13,7 +13,7 @@ from typing import Annotated
 import typer
 
 from agentrt.cli.common import CliError, age, app, short, table
-from agentrt.cli.options import AppOptions, grouped
+from agentrt.cli.options import LIMIT_MAX, AppOptions, grouped, within
 from agentrt.cli.said import say_from_handler
 
 webhooks_app = typer.Typer(
@@ -98,7 +98,9 @@ def deliveries(
     endpoint: Annotated[str | None, typer.Option(help="Only this endpoint's.")] = None,
     run: Annotated[str | None, typer.Option("--run", help="Only this run's events.")] = None,
     tenant: Annotated[str | None, typer.Option(help="Only this tenant's events.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many.", min=1)] = 50,
+    limit: Annotated[
+        int, typer.Option(help="At most this many.", min=1, callback=within(1, LIMIT_MAX))
+    ] = 50,
     as_json: Annotated[bool, typer.Option("--json", help="One JSON document.")] = False,
     *,
     app_options: AppOptions,

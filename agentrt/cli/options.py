@@ -25,9 +25,26 @@ from agentrt.cli.common import AppOption, DbOption, runtime_from
 if TYPE_CHECKING:
     from agentrt.runtime import AgentRuntime
 
-__all__ = ["AppOptions", "OptionGroup", "ThreadArgument", "grouped"]
+__all__ = ["LIMIT_MAX", "AppOptions", "OptionGroup", "ThreadArgument", "grouped", "within"]
 
 ThreadArgument = Annotated[str, typer.Argument(help="The run's thread id.")]
+
+LIMIT_MAX = 10_000
+"""The most rows a command's --limit may ask for: as many as rt.approvals pages at once.
+Unbounded, a number past SQLite's integers reached the database as an OverflowError."""
+
+
+def within(low: int, high: int) -> Callable[[int], int]:
+    """A typer callback for an int option: its value, or a usage error (exit 2) naming the
+    option, the value and the range. typer's own max= does not say the value it refuses."""
+
+    def check(value: int) -> int:
+        if not low <= value <= high:
+            raise typer.BadParameter(f"{value} is not from {low} to {high}")
+        return value
+
+    return check
+
 
 _Build = Callable[[dict[str, Any]], Any]
 

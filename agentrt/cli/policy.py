@@ -183,8 +183,8 @@ def explain(
         if not isinstance(parsed_args, dict):
             raise CliError(f"--args must be a JSON object, got {args!r}")
         who = Principal(principal, roles=role or [], tenant=tenant, scopes=scope or [])
-        spent = _json_object("--usage", usage, '{"cost_usd": 1.5, "tool_calls": 3}')
-        limits = _json_object("--budget", budget, '{"max_cost_usd": 5}')
+        spent = _usage_option(usage)
+        limits = _budget_option(budget)
         policy = Policy.from_file(path)
         rt = _maybe_runtime(stack, app_options)
         spec: ToolSpec | None
@@ -230,6 +230,45 @@ def _json_object(flag: str, text: str | None, example: str) -> dict[str, Any] | 
     if not isinstance(value, dict):
         raise CliError(f"{flag} must be a JSON object, got {text!r}; e.g. {flag} '{example}'")
     return value
+
+
+def _budget_option(text: str | None) -> dict[str, Any] | None:
+    """--budget as the run's limits, each a field Budget has with a value it takes: a typo'd
+    key would otherwise explain the action as if that limit were not set."""
+    from agentrt.budget import Budget
+    from agentrt.errors import ConfigError
+
+    limits = _json_object("--budget", text, '{"max_cost_usd": 5}')
+    if limits is None:
+        return None
+    _known_keys("--budget", limits, list(Budget.__dataclass_fields__))
+    try:
+        Budget.from_dict(limits)
+    except ConfigError as exc:
+        raise CliError(f"--budget {text!r}: {exc}") from None
+    return limits
+
+
+def _usage_option(text: str | None) -> dict[str, Any] | None:
+    """--usage as what the run has spent: each key one of a run's usage figures, each value
+    a number."""
+    from agentrt.state import Usage
+
+    spent = _json_object("--usage", text, '{"cost_usd": 1.5, "tool_calls": 3}')
+    if spent is None:
+        return None
+    _known_keys("--usage", spent, sorted(Usage.__required_keys__ | Usage.__optional_keys__))
+    for key, value in spent.items():
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise CliError(f"--usage {key!r} must be a number, got {value!r}")
+    return spent
+
+
+def _known_keys(flag: str, given: dict[str, Any], known: list[str]) -> None:
+    """CliError naming the keys of ``given`` that are not in ``known``, and the known ones."""
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        raise CliError(f"{flag} has unknown keys {unknown!r}; its keys are {', '.join(known)}")
 
 
 def _print_explanation(

@@ -6,8 +6,18 @@ from typing import Annotated
 
 import typer
 
-from agentrt.cli.common import age, app, message_line, print_run, run_secrets, short, table
-from agentrt.cli.options import AppOptions, ThreadArgument, grouped
+from agentrt.cli.common import (
+    CliError,
+    age,
+    app,
+    fail,
+    message_line,
+    print_run,
+    run_secrets,
+    short,
+    table,
+)
+from agentrt.cli.options import LIMIT_MAX, AppOptions, ThreadArgument, grouped, within
 
 
 @app.command()
@@ -16,11 +26,21 @@ def runs(
     app_options: AppOptions,
     status: Annotated[str | None, typer.Option(help="Only runs in this status.")] = None,
     tenant: Annotated[str | None, typer.Option(help="Only runs of this tenant.")] = None,
-    limit: Annotated[int, typer.Option(help="At most this many, newest first.", min=1)] = 50,
+    limit: Annotated[
+        int,
+        typer.Option(help="At most this many, newest first.", min=1, callback=within(1, LIMIT_MAX)),
+    ] = 50,
 ) -> None:
     """List runs, newest first."""
+    from agentrt.state import RunStatus
     from agentrt.tracing.shown import shown
 
+    statuses = [s.value for s in RunStatus]
+    if status is not None and status not in statuses:
+        # A typo is a usage error (2), not a refusal of the database's (1).
+        fail(
+            CliError(f"--status {status!r} is not a run status; give one of {', '.join(statuses)}")
+        )
     with app_options.runtime(db_only=True) as rt:
         found = rt.runs(status, tenant=tenant, limit=limit)
         table(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 import signal
 import threading
 from types import FrameType
@@ -10,7 +11,7 @@ from typing import Annotated
 
 import typer
 
-from agentrt.cli.common import CliError, app
+from agentrt.cli.common import CliError, app, fail
 from agentrt.cli.options import AppOptions, grouped
 from agentrt.cli.said import say_from_handler
 from agentrt.collector import tune_for_serving
@@ -49,6 +50,12 @@ def worker(
     level = logging.getLevelNamesMapping().get(log_level.upper())
     if level is None:
         raise CliError(f"--log-level {log_level!r} is not one of debug, info, warning, error")
+    for flag, seconds, zero in (
+        ("--poll", poll, "the database's default"),
+        ("--sweep-every", sweep_every, "no sweep"),
+    ):
+        if not (math.isfinite(seconds) and seconds >= 0):
+            fail(CliError(f"{flag} {seconds!r} is not a number of seconds >= 0 (0: {zero})"))
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     # A signal while the app and its database open (seconds, on a busy machine) is kept and
     # obeyed once the worker exists: it then claims nothing and exits 0.

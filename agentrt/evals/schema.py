@@ -4,6 +4,7 @@ silently ignored expectation."""
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Literal
 
@@ -108,6 +109,17 @@ class ToolsExpect(_Strict):
     counts: dict[str, int] | None = None
     """How many times each was called."""
 
+    @field_validator("counts")
+    @classmethod
+    def _countable(cls, value: dict[str, int] | None) -> dict[str, int] | None:
+        below = {name: n for name, n in (value or {}).items() if n < 0}
+        if below:
+            raise ValueError(
+                f"no tool is called fewer than 0 times, got {below!r}: every run would fail; "
+                "give each a count of 0 or more"
+            )
+        return value
+
 
 class OutputExpect(_Strict):
     """What the run's final answer says."""
@@ -153,6 +165,16 @@ class OutputExpect(_Strict):
         return value
 
 
+_COUNTS = ("max_tokens", "max_steps", "max_tool_calls", "approvals", "denials")
+"""Expect's fields that are (or may be) a count."""
+
+
+def _refuse_below_0(value: object) -> None:
+    """ValueError for a number below 0, which no run's count or cost is."""
+    if isinstance(value, int | float) and value < 0:
+        raise ValueError(f"{value!r} is below 0, so every run would fail; give 0 or more")
+
+
 class Expect(_Strict):
     """What a case's run must show: its outcome and its trajectory."""
 
@@ -176,6 +198,33 @@ class Expect(_Strict):
     @classmethod
     def _one_or_many(cls, value: Any) -> Any:
         return [value] if isinstance(value, str) else value
+
+    @field_validator(*_COUNTS, "max_cost_usd", mode="before")
+    @classmethod
+    def _not_a_truth(cls, value: Any) -> Any:
+        # YAML's true is an int to pydantic: `max_steps: true` would be a limit of 1 step.
+        if isinstance(value, bool):
+            raise ValueError(f"{value!r} is no number; give a number, or leave the field out")
+        return value
+
+    @field_validator("max_cost_usd")
+    @classmethod
+    def _a_cost(cls, value: float | None) -> float | None:
+        # No run's cost is over NaN or over infinity: such a limit passes any run.
+        if value is not None and (math.isnan(value) or value == math.inf):
+            raise ValueError(
+                f"{value!r} checks nothing: no run's cost is over it, so every run would "
+                "pass, a failed one too; give the most dollars the run may spend, or leave "
+                "it out"
+            )
+        _refuse_below_0(value)
+        return value
+
+    @field_validator(*_COUNTS)
+    @classmethod
+    def _a_count(cls, value: Any) -> Any:
+        _refuse_below_0(value)
+        return value
 
     @field_validator("status")
     @classmethod

@@ -198,7 +198,16 @@ def load_policy_text(text: str, source: str = "<string>") -> tuple[PolicyFile, y
             "keep only the last one, so say it once",
         )
     if data is None:
-        data = {}
+        # Nothing at all (empty, blank or only comments): a file truncated on deploy, or the
+        # wrong one. Loaded, it would deny every action; a file that means no rules says so
+        # (`rules: []`, or its name and default alone).
+        raise PolicyFileError(
+            source,
+            None,
+            None,
+            "the policy file holds nothing, and as a policy it would deny every action; "
+            "write its rules, or `rules: []` for a policy that is its default alone",
+        )
     if not isinstance(data, dict):
         raise PolicyFileError(source, 1, 1, f"a policy file is a mapping, got {data!r}")
     return validate_policy_data(data, source, node), node
