@@ -147,7 +147,8 @@ class AgentRuntime(RunReading, OwnGraphDoor, Conversing):
         chat = reporting_usage(resolve_model(model))
         self.model_name = model_name_of(chat)
         """The planner model's name, as its price is looked up."""
-        self.model_price = find_price(self.model_name, price_table(prices))
+        self._prices = price_table(prices)
+        self.model_price = find_price(self.model_name, self._prices)
         """What the model charges; None if neither the table nor prices= knows it."""
         if self.model_price is None:
             logger.info(

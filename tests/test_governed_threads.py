@@ -10,6 +10,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from langchain_core.messages import HumanMessage, ToolMessage
@@ -17,6 +18,7 @@ from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
 from agentrt import (
+    AgentRuntime,
     ApprovalStatus,
     Budget,
     BudgetExceeded,
@@ -26,9 +28,11 @@ from agentrt import (
     RunError,
     RunStatus,
 )
+from agentrt.budget import DEFAULT_PRICES
 from agentrt.examples.own_graph import build_runtime, scripted_model
 from agentrt.examples.refund_desk import APPROVER, OPERATOR
 from agentrt.records import LeaseRecord
+from agentrt.testing import ScriptedChatModel
 from tests.governed_app import KINDS, THREAD, app, refunds, start
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -110,6 +114,83 @@ def test_the_agents_model_calls_are_budgeted_before_each_call(tmp_path: Path) ->
         assert run.usage["input_tokens"] > 0
         assert run.usage["tool_calls"] == 2
         assert rt.deps.model.calls.__len__() == 2  # type: ignore[attr-defined]
+
+
+def _agent(rt: AgentRuntime, model: ScriptedChatModel) -> Any:
+    """A create_agent agent on ``model`` (not the runtime's), governed by rt.middleware()."""
+    from langchain.agents import create_agent
+
+    return create_agent(model, middleware=[rt.middleware()], checkpointer=InMemorySaver())
+
+
+def test_the_agents_model_is_priced_by_its_own_name_and_stops_at_the_cost_limit(
+    tmp_path: Path,
+) -> None:
+    # The runtime plans with gpt-4o-mini; the agent talks to gpt-4o, and its calls cost
+    # gpt-4o's price (it was once counted $0 for any model but the runtime's own).
+    planner = ScriptedChatModel(["unused"], model_name="gpt-4o-mini")
+    with AgentRuntime(planner, db=tmp_path / "agentrt.db") as rt:
+        model = ScriptedChatModel(["word " * 2000, "never asked"], model_name="gpt-4o")
+        agent = _agent(rt, model)
+        config = rt.thread(principal=OPERATOR, thread_id=THREAD, budget=Budget(max_cost_usd=0.01))
+        agent.invoke({"messages": [HumanMessage("say a lot")]}, config)
+        usage = rt.get(THREAD).usage
+        spent = DEFAULT_PRICES["gpt-4o"].cost(usage["input_tokens"], usage["output_tokens"])
+        assert usage["output_tokens"] >= 2000
+        assert usage["cost_usd"] == pytest.approx(spent)
+        assert spent > 0.01
+        with pytest.raises(BudgetExceeded, match="max_cost_usd"):
+            agent.invoke({"messages": [HumanMessage("and more")]}, config)
+        assert rt.get(THREAD).status is RunStatus.BUDGET_EXCEEDED
+        assert len(model.calls) == 1  # the second call was refused before it was made
+
+
+def test_the_agents_model_is_priced_by_the_runtimes_prices(tmp_path: Path) -> None:
+    planner = ScriptedChatModel(["unused"], model_name="gpt-4o-mini")
+    prices = {"my-local-model": (1.0, 3.0), "gpt-4o-mini": (0.0, 0.0)}
+    with AgentRuntime(planner, db=tmp_path / "agentrt.db", prices=prices) as rt:
+        agent = _agent(rt, ScriptedChatModel(["an answer"], model_name="my-local-model"))
+        config = rt.thread(principal=OPERATOR, thread_id=THREAD, budget=Budget(max_cost_usd=1.0))
+        agent.invoke({"messages": [HumanMessage("hi")]}, config)
+        usage = rt.get(THREAD).usage
+        tokens_in, tokens_out = usage["input_tokens"], usage["output_tokens"]
+        assert tokens_in > 0
+        assert tokens_out > 0
+        assert usage["cost_usd"] == pytest.approx((tokens_in * 1.0 + tokens_out * 3.0) / 1e6)
+
+
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [
+        ("my-local-model", "pass AgentRuntime(prices={'my-local-model': (input_usd, output_usd)})"),
+        ("", "it has no model name (none of model_name, model, model_id on ScriptedChatModel)"),
+    ],
+)
+def test_an_unpriced_agent_model_is_refused_under_a_cost_limit(
+    name: str, said: str, tmp_path: Path
+) -> None:
+    planner = ScriptedChatModel(["unused"], model_name="gpt-4o-mini")
+    with AgentRuntime(planner, db=tmp_path / "agentrt.db") as rt:
+        model = ScriptedChatModel(["an answer", "another"], model_name=name)
+        agent = _agent(rt, model)
+        config = rt.thread(principal=OPERATOR, thread_id=THREAD, budget=Budget(max_cost_usd=1.0))
+        with pytest.raises(ConfigError) as refused:
+            agent.invoke({"messages": [HumanMessage("hi")]}, config)
+        assert str(refused.value).startswith(
+            f"thread {THREAD!r} sets max_cost_usd=1.0, but the agent's model "
+            f"{name or 'ScriptedChatModel'!r} has no price, so its calls would count as free; "
+        )
+        assert said in str(refused.value)
+        # Refused before the call: nothing spent, the thread as it was.
+        assert model.calls == []
+        run = rt.get(THREAD)
+        assert (run.status, run.usage["steps"]) == (RunStatus.PENDING, 0)
+        # Without a cost limit the same model runs, its tokens counted at no cost.
+        free = rt.thread(principal=OPERATOR, thread_id="t2", budget=Budget(max_steps=5))
+        agent.invoke({"messages": [HumanMessage("hi")]}, free)
+        usage = rt.get("t2").usage
+        assert (usage["steps"], usage["cost_usd"]) == (1, 0.0)
+        assert usage["output_tokens"] > 0
 
 
 @pytest.mark.parametrize("example", ["own_graph", "create_agent"])

@@ -5,14 +5,14 @@ file of its own, over the attributes the runtime sets.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import cached_property
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.runnables import RunnableConfig
 
-from agentrt.budget import Budget, ModelPrice
+from agentrt.budget import Budget, ModelPrice, find_price
 from agentrt.governed.calls import Governor
 from agentrt.governed.graphs import OwnGraphs, thread_config
 from agentrt.governed.served import served_graph
@@ -38,6 +38,7 @@ class OwnGraphDoor:
     deps: RunDeps
     model_name: str | None
     model_price: ModelPrice | None
+    _prices: Mapping[str, ModelPrice]  # the table with prices=: an agent's model is its own
     _driver: Driver
 
     def thread(
@@ -114,4 +115,6 @@ class OwnGraphDoor:
         return Governor(lambda: self.deps)
 
     def _price_of(self, model: BaseChatModel) -> ModelPrice | None:
-        return self.model_price if model_name_of(model) == self.model_name else None
+        """What an app's own agent's model charges, by its own name (it need not be the
+        runtime's): agentrt's price table with the runtime's ``prices=`` on top."""
+        return find_price(model_name_of(model), self._prices)

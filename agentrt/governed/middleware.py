@@ -25,6 +25,7 @@ from agentrt.errors import ConfigError
 from agentrt.governed.calls import Governor, segment, stop_thread
 from agentrt.governed.threads import live_record, thread_id_of, to_running
 from agentrt.governed.tool_node import ToolCallHandler, langchain_tools, offered_names
+from agentrt.models import model_name_of
 from agentrt.nodes.deps import RunDeps
 from agentrt.records import RunRecord
 from agentrt.steps import Step, Steps, adrive, blocking, drive
@@ -122,7 +123,9 @@ class _ModelBudget:
         """One model call of a create_agent thread: budget first, then the call in an llm
         span of the thread's trace, then its usage counted."""
         deps = self._deps()
-        record = yield from self.preflight(request.model, get_config())
+        # The agent's own model, priced by its own name: it need not be the runtime's.
+        price = self._price_of(request.model)
+        record = yield from self.preflight(request.model, price, get_config())
         with (
             segment(deps, record),
             deps.tracing.step("plan", record.thread_id),
@@ -133,16 +136,22 @@ class _ModelBudget:
                 m for m in getattr(response, "result", [response]) if isinstance(m, AIMessage)
             ]
             if answers:
-                llm.response(answers[-1])
-        yield from self.counted(record.thread_id, request.model, response)
+                llm.response(answers[-1], cost=_cost(price, *_tokens(answers[-1:])))
+        yield from self.counted(record.thread_id, price, response)
         return response
 
-    def preflight(self, model: BaseChatModel, config: Any) -> Steps[RunRecord]:
+    def preflight(
+        self, model: BaseChatModel, price: ModelPrice | None, config: Any
+    ) -> Steps[RunRecord]:
         """The thread's row, running; BudgetExceeded (the row ended so) if the next model
-        call would break a limit."""
+        call would break a limit; ConfigError (the row left as it was) if the thread has a
+        cost limit and ``model`` no price."""
         deps = self._deps()
         thread_id = thread_id_of(config)
         found: RunRecord = yield blocking(live_record, deps.store, thread_id)
+        limit = Budget.from_dict(found.budget).max_cost_usd
+        if limit is not None and price is None:
+            raise _unpriced(model, thread_id, limit)
         record: RunRecord = yield blocking(to_running, deps.store, found, now=deps.clock())
         exceeded = first_exceeded(
             Budget.from_dict(record.budget), record.usage, now=deps.clock(), next_steps=1
@@ -161,17 +170,11 @@ class _ModelBudget:
             )
         return record
 
-    def counted(self, thread_id: str, model: BaseChatModel, response: Any) -> Steps[None]:
-        """Add one step and the answer's tokens and cost to the thread's usage."""
+    def counted(self, thread_id: str, price: ModelPrice | None, response: Any) -> Steps[None]:
+        """Add one step and the answer's tokens and their cost at ``price`` to the
+        thread's usage."""
         deps = self._deps()
-        messages = getattr(response, "result", None) or [response]
-        tokens_in = tokens_out = 0
-        for message in messages:
-            meta = message.usage_metadata if isinstance(message, AIMessage) else None
-            if meta:
-                tokens_in += int(meta.get("input_tokens", 0))
-                tokens_out += int(meta.get("output_tokens", 0))
-        price = self._price_of(model)
+        tokens_in, tokens_out = _tokens(getattr(response, "result", None) or [response])
         record = yield blocking(deps.store.get_run, thread_id)
         assert record is not None
         usage = record.usage
@@ -187,3 +190,36 @@ class _ModelBudget:
                 "steps": usage["steps"] + 1,
             },
         )
+
+
+def _tokens(messages: Iterable[Any]) -> tuple[int, int]:
+    """The input and output tokens the answers among ``messages`` report."""
+    tokens_in = tokens_out = 0
+    for message in messages:
+        meta = message.usage_metadata if isinstance(message, AIMessage) else None
+        if meta:
+            tokens_in += int(meta.get("input_tokens", 0))
+            tokens_out += int(meta.get("output_tokens", 0))
+    return tokens_in, tokens_out
+
+
+def _cost(price: ModelPrice | None, tokens_in: int, tokens_out: int) -> tuple[float, float] | None:
+    """What the prompt and the answer cost at ``price``; None for an unpriced model."""
+    return None if price is None else (price.cost(tokens_in, 0), price.cost(0, tokens_out))
+
+
+def _unpriced(model: BaseChatModel, thread_id: str, limit: float) -> ConfigError:
+    """The refusal of a model call whose cost a thread's max_cost_usd cannot count."""
+    name = model_name_of(model)
+    if name is None:
+        how = (
+            f"it has no model name (none of model_name, model, model_id on "
+            f"{type(model).__name__}) to look a price up by; give it one and pass "
+            "AgentRuntime(prices={name: (input_usd, output_usd)}) per million tokens"
+        )
+    else:
+        how = f"pass AgentRuntime(prices={{{name!r}: (input_usd, output_usd)}}) per million tokens"
+    return ConfigError(
+        f"thread {thread_id!r} sets max_cost_usd={limit!r}, but the agent's model "
+        f"{name or type(model).__name__!r} has no price, so its calls would count as free; " + how
+    )
