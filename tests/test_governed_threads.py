@@ -136,9 +136,10 @@ def test_the_agents_model_is_priced_by_its_own_name_and_stops_at_the_cost_limit(
         agent.invoke({"messages": [HumanMessage("say a lot")]}, config)
         usage = rt.get(THREAD).usage
         spent = DEFAULT_PRICES["gpt-4o"].cost(usage["input_tokens"], usage["output_tokens"])
-        assert usage["output_tokens"] >= 2000
+        # Its answer capped to what $0.01 leaves at gpt-4o's price, not the 2,000 words.
+        assert 900 < usage["output_tokens"] < 2000
         assert usage["cost_usd"] == pytest.approx(spent)
-        assert spent > 0.01
+        assert 0.009 < spent <= 0.01
         with pytest.raises(BudgetExceeded, match="max_cost_usd"):
             agent.invoke({"messages": [HumanMessage("and more")]}, config)
         assert rt.get(THREAD).status is RunStatus.BUDGET_EXCEEDED
@@ -157,6 +158,24 @@ def test_the_agents_model_is_priced_by_the_runtimes_prices(tmp_path: Path) -> No
         assert tokens_in > 0
         assert tokens_out > 0
         assert usage["cost_usd"] == pytest.approx((tokens_in * 1.0 + tokens_out * 3.0) / 1e6)
+
+
+def test_the_agents_answer_is_capped_to_what_the_token_limit_leaves(tmp_path: Path) -> None:
+    # As the run graph's plan: the prompt is counted before the call, and the answer may
+    # take only what the limit leaves after it, not the 2,000 words the model would say.
+    planner = ScriptedChatModel(["unused"], model_name="gpt-4o-mini")
+    with AgentRuntime(planner, db=tmp_path / "agentrt.db") as rt:
+        model = ScriptedChatModel(["word " * 2000, "never asked"], model_name="gpt-4o")
+        agent = _agent(rt, model)
+        config = rt.thread(principal=OPERATOR, thread_id=THREAD, budget=Budget(max_tokens=300))
+        agent.invoke({"messages": [HumanMessage("say a lot")]}, config)
+        usage = rt.get(THREAD).usage
+        assert 0 < usage["output_tokens"] < 300
+        assert usage["input_tokens"] + usage["output_tokens"] <= 300
+        with pytest.raises(BudgetExceeded, match="max_tokens"):
+            agent.invoke({"messages": [HumanMessage("and more " * 100)]}, config)
+        assert len(model.calls) == 1  # refused before the call: its prompt alone is past it
+        assert rt.get(THREAD).status is RunStatus.BUDGET_EXCEEDED
 
 
 @pytest.mark.parametrize(

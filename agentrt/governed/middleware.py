@@ -3,7 +3,9 @@
 Around every tool call (``wrap_tool_call``) the Governor applies the policy, the human gate
 with its approval records, the budget and the exactly-once ledger, as the run graph does;
 around every model call (``wrap_model_call``) the budget is checked before the call (steps,
-tokens, cost, time) and the call's usage counted after it, with an llm span. Where
+tokens, cost, time; the prompt counted with the agent's own model and its output cap
+lowered to what the limits leave, as the run graph's plan does) and the call's usage
+counted after it, with an llm span. Where
 ``HumanInTheLoopMiddleware`` is used today it drops in: the gate is a row in the review
 queue with roles, four-eyes and expiry, not a bare interrupt.
 
@@ -17,15 +19,22 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, ToolMessage
+from langchain_core.utils.function_calling import convert_to_openai_tool
 from langgraph.config import get_config
 from langgraph.types import Command
 
-from agentrt.budget import Budget, ModelPrice, first_exceeded
+from agentrt.budget import Budget, ModelPrice, first_exceeded, plan_model_call
 from agentrt.errors import ConfigError
 from agentrt.governed.calls import Governor, segment, stop_thread
 from agentrt.governed.threads import live_record, thread_id_of, to_running
 from agentrt.governed.tool_node import ToolCallHandler, langchain_tools, offered_names
-from agentrt.models import model_name_of
+from agentrt.models import (
+    count_prompt_tokens,
+    model_name_of,
+    output_cap,
+    output_cap_field,
+    output_limit,
+)
 from agentrt.nodes.deps import RunDeps
 from agentrt.records import RunRecord
 from agentrt.steps import Step, Steps, adrive, blocking, drive
@@ -90,7 +99,7 @@ if AgentMiddleware is not None:
         def wrap_model_call(
             self, request: ModelRequest, handler: Callable[[ModelRequest], ModelResponse]
         ) -> Any:
-            return drive(self._budget.model_call(request, Step(lambda: handler(request), _aio)))
+            return drive(self._budget.model_call(request, lambda r: Step(lambda: handler(r), _aio)))
 
         async def awrap_model_call(
             self,
@@ -98,7 +107,7 @@ if AgentMiddleware is not None:
             handler: Callable[[ModelRequest], Awaitable[ModelResponse]],
         ) -> Any:
             return await adrive(
-                self._budget.model_call(request, Step(_sync, lambda: handler(request)))
+                self._budget.model_call(request, lambda r: Step(_sync, lambda: handler(r)))
             )
 
 
@@ -119,19 +128,23 @@ class _ModelBudget:
         self._deps = deps
         self._price_of = price_of
 
-    def model_call(self, request: Any, call: Step[Any]) -> Steps[Any]:
-        """One model call of a create_agent thread: budget first, then the call in an llm
-        span of the thread's trace, then its usage counted."""
+    def model_call(self, request: Any, call: Callable[[Any], Step[Any]]) -> Steps[Any]:
+        """One model call of a create_agent thread: budget first (the call refused, or its
+        output cap lowered to what the limits leave), then the call in an llm span of the
+        thread's trace, then its usage counted."""
         deps = self._deps()
         # The agent's own model, priced by its own name: it need not be the runtime's.
         price = self._price_of(request.model)
         record = yield from self.preflight(request.model, price, get_config())
+        request = yield from self.capped(request, price, record)
         with (
             segment(deps, record),
             deps.tracing.step("plan", record.thread_id),
-            deps.tracing.llm_call(request.model, list(request.messages)) as llm,
+            deps.tracing.llm_call(
+                request.model, list(request.messages), max_tokens=_cap_of(request)
+            ) as llm,
         ):
-            response = yield call
+            response = yield call(request)
             answers = [
                 m for m in getattr(response, "result", [response]) if isinstance(m, AIMessage)
             ]
@@ -170,6 +183,47 @@ class _ModelBudget:
             )
         return record
 
+    def capped(self, request: Any, price: ModelPrice | None, record: RunRecord) -> Steps[Any]:
+        """``request``, its output cap lowered to what the thread's token and cost limits
+        leave after its prompt (counted with the agent's model, its tools and system message
+        included), as the run graph's plan does; BudgetExceeded (the row ended so) if they
+        leave no room for an answer. As it was when no such limit is set."""
+        budget = Budget.from_dict(record.budget)
+        if budget.max_tokens is None and (budget.max_cost_usd is None or price is None):
+            return request  # nothing to count against: counting may cost a request
+        model = request.model
+        messages = [
+            *([request.system_message] if request.system_message else ()),
+            *request.messages,
+        ]
+        tools = [convert_to_openai_tool(t) for t in request.tools or ()]
+        cap_field = output_cap_field(model)
+        deps = self._deps()
+        call = plan_model_call(
+            budget,
+            record.usage,
+            now=deps.clock(),
+            prompt_tokens=count_prompt_tokens(model, messages, tools),
+            model_cap=output_limit(model),
+            can_cap=cap_field is not None,
+            price=price,
+        )
+        if call.exceeded is not None:
+            step = str(record.usage["steps"])
+            yield blocking(
+                stop_thread,
+                deps,
+                record,
+                call.exceeded,
+                what=f"model call (step {step})",
+                node="model",
+                step_id=step,
+                tool="",
+            )
+        if call.capped_by is None or cap_field is None:
+            return request
+        return request.override(model_settings={**request.model_settings, cap_field: call.cap})
+
     def counted(self, thread_id: str, price: ModelPrice | None, response: Any) -> Steps[None]:
         """Add one step and the answer's tokens and their cost at ``price`` to the
         thread's usage."""
@@ -190,6 +244,13 @@ class _ModelBudget:
                 "steps": usage["steps"] + 1,
             },
         )
+
+
+def _cap_of(request: Any) -> int | None:
+    """The output cap the call is made with: the one the budget set, else the model's."""
+    field = output_cap_field(request.model)
+    cap = request.model_settings.get(field) if field else None
+    return cap if isinstance(cap, int) else output_cap(request.model)
 
 
 def _tokens(messages: Iterable[Any]) -> tuple[int, int]:
