@@ -20,6 +20,7 @@ from typing import Any, Literal, cast
 
 from agentrt.errors import BudgetExceeded, ConfigError
 from agentrt.model_names import by_model_name
+from agentrt.readable import LAST_INSTANT, iso
 from agentrt.state import BudgetReport, Usage
 
 __all__ = [
@@ -100,6 +101,13 @@ class Budget:
                     f"Budget.{name} must be a finite number >= 0, got {value!r}; "
                     "use None for no limit"
                 )
+            if name == "deadline" and value > LAST_INSTANT:
+                # Accepted, it would be a time no page or command could show.
+                raise ConfigError(
+                    f"Budget.deadline is {value!r}, past {iso(LAST_INSTANT)} (epoch seconds "
+                    f"{LAST_INSTANT:.0f}), the last time a date shows; give epoch seconds "
+                    "before it (e.g. time.time() + 3600), or None for no deadline"
+                )
         for name in _COUNTS:
             value = getattr(self, name)
             if value is not None and not isinstance(value, int):
@@ -176,11 +184,16 @@ class Budget:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Budget:
-        """Inverse of to_dict; unknown keys are a ConfigError."""
+        """Inverse of to_dict; unknown keys are a ConfigError. A deadline past the last
+        date (LAST_INSTANT), kept before such were refused, is read as that date: it comes
+        no sooner, and the run it belongs to can still be shown and driven."""
         data = dict(data or {})
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
             raise ConfigError(f"unknown Budget fields {sorted(unknown)!r}")
+        deadline = data.get("deadline")
+        if isinstance(deadline, int | float) and LAST_INSTANT < deadline < math.inf:
+            data["deadline"] = LAST_INSTANT
         return cls(**data)
 
 

@@ -11,17 +11,37 @@ import math
 import time
 from datetime import UTC, datetime
 
-__all__ = ["iso", "moment", "span", "usd"]
+__all__ = ["LAST_INSTANT", "iso", "moment", "span", "usd"]
+
+LAST_INSTANT = 253_402_300_799.0
+"""9999-12-31T23:59:59Z in epoch seconds, the last instant a date can show: a time given
+past it (a deadline, an expiry) is refused where it is given."""
 
 
 def iso(epoch: float) -> str:
-    """An instant as ISO 8601 in UTC, to the second: "2026-12-01T08:16:37Z"."""
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    """An instant as ISO 8601 in UTC, to the second: "2026-12-01T08:16:37Z"; one no date
+    can show (NaN, past the year 9999) as its epoch seconds: "epoch 1e+300"."""
+    when = _date(epoch)
+    if when is None:
+        return f"epoch {epoch!r}"
+    return when.isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def _date(epoch: float) -> datetime | None:
+    try:
+        return datetime.fromtimestamp(epoch, UTC)
+    except (OverflowError, ValueError, OSError):
+        # A time kept before times were checked where they are given: shown as a number,
+        # never a crash of the page or command that shows it.
+        return None
 
 
 def moment(epoch: float, *, now: float | None = None) -> str:
     """An instant and how far it is from ``now`` (default: the wall clock):
-    "2026-12-01T08:16:37Z (in 29s)", "... (3h 5m ago)", "... (now)"."""
+    "2026-12-01T08:16:37Z (in 29s)", "... (3h 5m ago)", "... (now)"; one no date can
+    show, as ``iso`` shows it."""
+    if _date(epoch) is None:
+        return iso(epoch)
     delta = epoch - (time.time() if now is None else now)
     if abs(delta) < 1:
         relative = "now"
@@ -33,8 +53,11 @@ def moment(epoch: float, *, now: float | None = None) -> str:
 
 
 def span(seconds: float) -> str:
-    """A span of time in its two largest units: 45s, 12m, 5h 20m, 2d 23h."""
-    whole = int(max(0.0, seconds))
+    """A span of time in its two largest units: 45s, 12m, 5h 20m, 2d 23h ("forever" for
+    an infinite one)."""
+    if math.isinf(seconds) and seconds > 0:
+        return "forever"
+    whole = int(max(0.0, seconds))  # NaN: max keeps 0.0
     days, hours, minutes = whole // 86400, whole % 86400 // 3600, whole % 3600 // 60
     if days:
         return f"{days}d {hours}h" if hours else f"{days}d"

@@ -33,11 +33,13 @@ from functools import partial
 from typing import Any, Literal
 from urllib.parse import quote, quote_plus
 
+from agentrt.checksums import aws_secret_match, card_match, iban_match, iban_valid, luhn_valid
 from agentrt.errors import ConfigError
 
 __all__ = [
     "DEFAULT_DETECTORS",
     "DEFAULT_KEY_PATTERNS",
+    "MAX_DEPTH",
     "Detector",
     "Redactor",
     "free_key",
@@ -67,6 +69,11 @@ MAX_NAMES = 4096
 """Field names a Redactor keeps what its detectors made of (past it, the rest are worked
 out each time); a name longer than _NAME_KEPT is not kept."""
 _NAME_KEPT = 200
+
+MAX_DEPTH = 100
+"""How deep a Redactor looks into arrays and objects inside one another (JSON text in a
+string counts on): a part nested deeper is masked whole ("nested"), unread, so no content
+makes it recurse past Python's limit."""
 
 
 class _Remembered:
@@ -149,47 +156,6 @@ def free_key(key: str, taken: Container[str]) -> str:
     return f"{key} ({n})"
 
 
-def luhn_valid(digits: str) -> bool:
-    """True if the digit string passes the Luhn checksum card numbers carry."""
-    total = 0
-    for i, ch in enumerate(reversed(digits)):
-        n = int(ch)
-        if i % 2 == 1:
-            n *= 2
-            if n > 9:
-                n -= 9
-        total += n
-    return total % 10 == 0
-
-
-def iban_valid(text: str) -> bool:
-    """True if ``text`` (spaces allowed) is an IBAN whose ISO 13616 mod-97 check holds."""
-    compact = text.replace(" ", "").upper()
-    if not 15 <= len(compact) <= 34 or not re.fullmatch(r"[A-Z]{2}\d{2}[A-Z0-9]+", compact):
-        return False
-    return int("".join(str(int(ch, 36)) for ch in compact[4:] + compact[:4])) % 97 == 1
-
-
-def _card(match: re.Match[str]) -> bool:
-    digits = re.sub(r"[ -]", "", match.group(0))
-    return 13 <= len(digits) <= 19 and luhn_valid(digits)
-
-
-def _iban(match: re.Match[str]) -> bool:
-    return iban_valid(match.group(0))
-
-
-_AWS_CONTEXT = re.compile(r"(?i)\baws|amazon|\b(?:AKIA|ASIA)[0-9A-Z]{16}\b")
-
-
-def _aws_secret(match: re.Match[str]) -> bool:
-    # Forty base64 characters alone could be anything (a git hash is forty hex digits):
-    # mixed case and digits, in a text that speaks of AWS, make it a secret access key.
-    value = match.group("secret")
-    mixed = all(re.search(c, value) for c in ("[a-z]", "[A-Z]", "[0-9]"))
-    return mixed and _AWS_CONTEXT.search(match.string) is not None
-
-
 @dataclass(frozen=True, kw_only=True, slots=True)
 class Detector:
     """Finds one kind of sensitive value inside text."""
@@ -235,14 +201,14 @@ DEFAULT_DETECTORS: tuple[Detector, ...] = (
     Detector(
         kind="aws_secret",
         pattern=re.compile(r"(?<![A-Za-z0-9/+=])(?P<secret>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"),
-        check=_aws_secret,
+        check=aws_secret_match,
     ),
     Detector(
         kind="iban",
         pattern=re.compile(
             r"\b[A-Z]{2}\d{2}(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,4})?)\b"
         ),
-        check=_iban,
+        check=iban_match,
     ),
     Detector(
         # Only from the start of a run of address characters: trying every position of a
@@ -255,7 +221,7 @@ DEFAULT_DETECTORS: tuple[Detector, ...] = (
     Detector(
         kind="card",
         pattern=re.compile(r"\b\d(?:[ -]?\d){12,18}\b"),
-        check=_card,
+        check=card_match,
     ),
     Detector(
         # "Proxy-Authorization: Basic dXNlcjpwdw==": the user and password, base64 encoded.
@@ -381,7 +347,12 @@ class Redactor:
         found = [(known, "field"), (self._remembered.pattern, "credential")]
         return [Detector(kind=kind, pattern=p) for p, kind in found if p is not None]
 
-    def _redact(self, value: Any, sensitive: Collection[str], known: re.Pattern[str] | None) -> Any:
+    def _redact(
+        self, value: Any, sensitive: Collection[str], known: re.Pattern[str] | None, depth: int = 0
+    ) -> Any:
+        if isinstance(value, Mapping | list | tuple) and depth >= MAX_DEPTH:
+            # Unread, so masked whole: what cannot be looked into is never shown.
+            return self._replace("nested", "(nested past MAX_DEPTH)")
         if isinstance(value, Mapping):
             out: dict[str, Any] = {}
             for key, item in value.items():
@@ -394,15 +365,17 @@ class Redactor:
                 if secret:
                     out[free_key(shown, out)] = self._replace("field", _as_text(item))
                 else:
-                    out[free_key(shown, out)] = self._redact(item, sensitive, known)
+                    out[free_key(shown, out)] = self._redact(item, sensitive, known, depth + 1)
             return out
         if isinstance(value, list | tuple):
-            return [self._redact(item, sensitive, known) for item in value]
+            return [self._redact(item, sensitive, known, depth + 1) for item in value]
         if isinstance(value, str):
-            return self._text(value, sensitive, known)
+            return self._text(value, sensitive, known, depth)
         return value
 
-    def _text(self, text: str, sensitive: Collection[str], known: re.Pattern[str] | None) -> str:
+    def _text(
+        self, text: str, sensitive: Collection[str], known: re.Pattern[str] | None, depth: int = 0
+    ) -> str:
         stripped = text.strip()
         if stripped[:1] in ("{", "["):
             try:
@@ -410,7 +383,7 @@ class Redactor:
             except ValueError:
                 pass
             else:
-                return json.dumps(self._redact(parsed, sensitive, known), sort_keys=True)
+                return json.dumps(self._redact(parsed, sensitive, known, depth), sort_keys=True)
         return self._plain(text, known)
 
     def _plain(self, text: str, known: re.Pattern[str] | None, *, name: bool = False) -> str:
@@ -497,4 +470,9 @@ def _literals(known: Collection[Any]) -> re.Pattern[str] | None:
 
 
 def _as_text(value: Any) -> str:
-    return value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    if isinstance(value, str):
+        return value
+    try:
+        return json.dumps(value, sort_keys=True, default=str)
+    except (RecursionError, ValueError):  # nested past the encoder's reach, or a cycle
+        return "(not JSON)"

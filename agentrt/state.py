@@ -294,10 +294,20 @@ class Event(TypedDict):
 _INT_RANGE = (-(2**63), 2**64 - 1)
 
 
-def unstorable(value: Any, path: str = "") -> str | None:
+MAX_NESTING = 100
+"""How deep arrays and objects may nest in a value kept in a checkpoint or a row: past
+it every walk over the value (masking, storing) would recurse too far."""
+
+
+def unstorable(value: Any, path: str = "", depth: int = 0) -> str | None:
     """Why ``value`` cannot be kept in a checkpoint or a row, naming where in it; None if
     it can. A model's JSON may hold integers past 64 bits and lone surrogates, which JSON
-    parsers accept and storage does not."""
+    parsers accept and storage does not, and nest past MAX_NESTING."""
+    if isinstance(value, Mapping | list | tuple) and depth >= MAX_NESTING:
+        where = path if len(path) <= 60 else path[:60] + "…"
+        return (
+            f"{where or 'the value'} nests more than {MAX_NESTING} levels deep, past what is stored"
+        )
     if isinstance(value, bool) or value is None or isinstance(value, float):
         return None
     if isinstance(value, int):
@@ -318,14 +328,14 @@ def unstorable(value: Any, path: str = "") -> str | None:
     if isinstance(value, Mapping):
         for key, item in value.items():
             found = unstorable(key, f"a key of {path or 'the value'}") or unstorable(
-                item, f"{path}.{key}" if path else str(key)
+                item, f"{path}.{key}" if path else str(key), depth + 1
             )
             if found:
                 return found
         return None
     if isinstance(value, list | tuple):
         for i, item in enumerate(value):
-            if found := unstorable(item, f"{path}[{i}]"):
+            if found := unstorable(item, f"{path}[{i}]", depth + 1):
                 return found
     return None
 

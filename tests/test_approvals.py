@@ -409,6 +409,12 @@ def test_queue_filters(gates: AgentRuntime, clock: FakeClock) -> None:
         ({"limit": 0}, "limit must be an int from 1 to 10000, got 0"),
         ({"cursor": "not-a-cursor"}, "queue cursor 'not-a-cursor' is not one this queue"),
         ({"cursor": "WzEsMl0"}, "queue cursor 'WzEsMl0' is not one"),  # [1,2]: wrong shape
+        # Right shape, never handed out: a lone surrogate reached sqlite3 (an encoding error),
+        # NaN matched no row (an empty page, as if the queue had ended), and so did inf.
+        ({"cursor": "WzEsICJcdWQ4MDAiXQ"}, "queue cursor 'WzEsICJcdWQ4MDAiXQ' is not one"),
+        ({"cursor": "W05hTiwgImFwcl94Il0"}, "queue cursor 'W05hTiwgImFwcl94Il0' is not one"),
+        ({"cursor": "W0luZmluaXR5LCAiYSJd"}, "queue cursor 'W0luZmluaXR5LCAiYSJd' is not one"),
+        ({"cursor": "WzFlNDAwLCAiYSJd"}, "queue cursor 'WzFlNDAwLCAiYSJd' is not one"),
     ],
 )
 def test_queue_refuses_bad_arguments(

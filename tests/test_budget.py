@@ -29,6 +29,7 @@ from agentrt.budget import (
     remaining,
 )
 from agentrt.models import approximate_tokens, count_prompt_tokens, output_cap, output_cap_field
+from agentrt.readable import LAST_INSTANT
 from agentrt.state import Usage
 from agentrt.testing import ScriptedChatModel
 
@@ -56,11 +57,26 @@ def usage(**spent: float) -> Usage:
         ({"max_steps": 10**20}, "Budget.max_steps is 100000000000000000000, past the largest"),
         ({"max_cost_usd": 10**20}, "Budget.max_cost_usd is 100000000000000000000, past the"),
         ({"deadline": 2**64}, "Budget.deadline is 18446744073709551616, past the largest"),
+        # A deadline no date can show would break every page and command that shows it.
+        (
+            {"deadline": 1e300},
+            "Budget.deadline is 1e+300, past 9999-12-31T23:59:59Z (epoch seconds "
+            "253402300799), the last time a date shows; give epoch seconds before it",
+        ),
+        ({"deadline": LAST_INSTANT + 1}, "Budget.deadline is 253402300800.0, past 9999-12-31"),
     ],
 )
 def test_bad_budgets_are_refused(kwargs: dict[str, object], message: str) -> None:
     with pytest.raises(ConfigError, match=re.escape(message)):
         Budget(**kwargs)
+
+
+def test_a_deadline_raised_past_the_last_date_is_refused() -> None:
+    with pytest.raises(ConfigError, match=re.escape("Budget.deadline is 1e+20, past 9999")):
+        raised_budget(Budget(deadline=100.0), "deadline", 1e20, used=100.0)
+    assert raised_budget(Budget(deadline=100.0), "deadline", LAST_INSTANT).deadline == (
+        LAST_INSTANT
+    )
 
 
 def test_the_largest_limit_a_run_can_store_is_accepted() -> None:
@@ -69,8 +85,8 @@ def test_the_largest_limit_a_run_can_store_is_accepted() -> None:
         ["max_tokens", "max_tool_calls", "max_steps"], MAX_LIMIT
     )
     assert (
-        Budget(max_cost_usd=1e300, deadline=1e300).max_cost_usd == 1e300
-    )  # floats are stored as they are
+        Budget(max_cost_usd=1e300, deadline=LAST_INSTANT).max_cost_usd == 1e300
+    )  # floats are stored as they are; a deadline up to the last time a date shows
 
 
 def test_layers_replace_set_fields_and_inherit_none() -> None:

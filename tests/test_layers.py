@@ -61,6 +61,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "agentrt.model_names",  # a model's entry in a table by name: prices, largest answers
         "agentrt.approvals",  # requests and decisions, their checks, the queue, expiry
         "agentrt.redaction",  # the Redactor: log lines pass it too, from every layer
+        "agentrt.checksums",  # what a detector's candidate must pass: Luhn, mod-97, AWS
         "agentrt.readable",  # times and money as people read them, in messages and screens
         "agentrt.summaries",  # when a long run's older turns are condensed, and which
         "agentrt.message_budget",  # a follow-up's own limits, and whose limit tripped

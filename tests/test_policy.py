@@ -19,7 +19,7 @@ from pydantic import ValidationError
 import agentrt.examples
 from agentrt.errors import ConfigError
 from agentrt.policies import Policy, PolicyDecision, PolicyFileError
-from agentrt.policies.model import Match
+from agentrt.policies.model import MAX_DURATION, Match, parse_duration
 from agentrt.principal import Principal
 from agentrt.tools import ToolSpec, tool
 
@@ -252,6 +252,17 @@ RULE_A = "rules:\n  - id: a\n    decision: allow\n"
             "number > 0, got nan (got nan)",
             id="nan-duration",
         ),
+        # A request whose expiry no date can show (past the year 9999): refused here, not
+        # left to break every page and command that shows the request.
+        pytest.param(
+            "rules:\n  - id: a\n    decision: require_approval\n"
+            "    approval: {expires_in: 99999999999999999999d}\n",
+            "4:28",
+            "rule 'a', rules.0.approval.expires_in: Value error, a duration must be at most "
+            "36500d (100 years), got '99999999999999999999d'; give a shorter one (a request "
+            "that should never expire leaves expires_in out) (got '99999999999999999999d')",
+            id="duration-past-any-date",
+        ),
         # An empty role would let anyone approve: left out is how that is said.
         pytest.param(
             "rules:\n  - id: a\n    decision: require_approval\n    approval: {role: ''}\n",
@@ -282,6 +293,13 @@ def test_malformed_file_error_names_file_line_column(
     assert (info.value.source, info.value.line, info.value.column) == (str(path), line, column)
     assert isinstance(info.value, ConfigError)
     assert path.read_text(encoding="utf-8") == text  # loading never touches the file
+
+
+def test_a_duration_is_at_most_a_hundred_years_however_it_is_written() -> None:
+    assert parse_duration("36500d") == MAX_DURATION == 36_500 * 86_400
+    for longer in ("36501d", "876001h", MAX_DURATION + 1, 10**400, "1" + "0" * 400 + "s"):
+        with pytest.raises(ValueError, match=r"a duration must be at most 36500d \(100 years\)"):
+            parse_duration(longer)
 
 
 UNKNOWN_KEY = "rules:\n  - id: ok\n    decision: allow\n  - id: refunds\n    decision: deny\n"

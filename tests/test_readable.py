@@ -3,7 +3,9 @@ requests in words, flags as flags, and a demo prompt that understands y and n.""
 
 from __future__ import annotations
 
+import math
 import re
+import sqlite3
 import sys
 import time
 from dataclasses import replace
@@ -19,7 +21,7 @@ from agentrt.cli import app
 from agentrt.cli.common import print_run
 from agentrt.examples import refund_desk
 from agentrt.examples.refund_desk import GOAL, OPERATOR
-from agentrt.readable import iso, moment, span, usd
+from agentrt.readable import LAST_INSTANT, iso, moment, span, usd
 from agentrt.service.ui.views import templates
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 from tests.conftest import FakeClock
@@ -140,6 +142,45 @@ def test_approvals_show_says_what_expiry_does_in_words(desk: AgentRuntime, db: P
         "on expiry  it is rejected: the agent is told nobody decided, and goes on without it" in one
     )
     assert f"expires    {iso(run.pending_approval.expires_at or 0)} (" in one
+
+
+def test_an_instant_no_date_can_show_is_its_number_never_a_crash() -> None:
+    # Kept before such times were refused where they are given (a deadline of 1e300, an
+    # expiry 8.64e24 seconds away): every message and page still shows them.
+    assert [iso(v) for v in (1e300, LAST_INSTANT + 1, math.nan)] == [
+        "epoch 1e+300",
+        "epoch 253402300800.0",
+        "epoch nan",
+    ]
+    assert moment(8.64e24, now=1_800_000_000) == "epoch 8.64e+24"
+    assert moment(LAST_INSTANT, now=LAST_INSTANT - 29) == "9999-12-31T23:59:59Z (in 29s)"
+    assert [span(v) for v in (math.inf, -math.inf, math.nan)] == ["forever", "0s", "0s"]
+    filters = templates.env.filters
+    assert filters["when"](1e300) == "epoch 1e+300"
+    assert filters["when"](LAST_INSTANT) == "9999-12-31 23:59:59 UTC"
+    assert filters["spent"](1e300, "deadline") == "epoch 1e+300"
+    assert filters["ago"](math.inf) == "forever"
+
+
+def test_a_run_and_a_request_kept_with_times_past_any_date_are_shown(
+    desk: AgentRuntime, db: Path
+) -> None:
+    run = desk.start(GOAL, principal=OPERATOR)
+    assert run.pending_approval is not None
+    desk.close()
+    # As a version that took them wrote them: a policy's expires_in of 1e20 days, a
+    # budget's deadline of 1e300.
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE approvals SET expires_at = 8.64e24")
+        conn.execute("UPDATE runs SET budget = json_set(budget, '$.deadline', 1e300)")
+    conn.close()
+    code, one = cli("approvals", "show", run.pending_approval.id, "--db", str(db))
+    assert code == 0, one
+    assert "\nexpires    epoch 8.64e+24\n" in one
+    code, shown = cli("show", run.thread_id, "--db", str(db))
+    assert code == 0, shown
+    # Read as the last date, which it comes no sooner than: the run can still go on.
+    assert "deadline 9999-12-31T23:59:59Z (in " in shown
 
 
 def commands(command: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

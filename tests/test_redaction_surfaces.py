@@ -24,7 +24,7 @@ from agentrt import AgentRuntime, Decision, Policy, Principal, tool
 from agentrt.approvals.display import unmasked
 from agentrt.cli import app as cli_app
 from agentrt.logs import get_logger
-from agentrt.redaction import iban_valid
+from agentrt.redaction import MAX_DEPTH, iban_valid
 from agentrt.service import create_app, issue_key
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 from agentrt.tracing import Redactor
@@ -462,6 +462,39 @@ def test_redacting_twice_changes_nothing_and_known_values_are_cut_from_text() ->
         assert r.redact(once) == once
     cut = Redactor().redact({"note": f"pin {PIN} or {PIN}x"}, known=[PIN, "abc"])
     assert cut == {"note": f"pin [REDACTED:field] or {PIN}x"}
+
+
+def nested(depth: int, inner: Any) -> Any:
+    """``inner`` inside ``depth`` lists, built without recursion."""
+    for _ in range(depth):
+        inner = [inner]
+    return inner
+
+
+def test_a_value_nested_past_max_depth_is_masked_whole_never_a_recursion_error() -> None:
+    # A 2.4 KB body nested 600 deep made the Redactor recurse past Python's limit: a 500
+    # for an edit whose refusal it masked.
+    deep = {"email": S.EMAIL, "x": nested(600, S.EMAIL)}
+    for mode, marker in (("mask", "[REDACTED:nested]"), ("hash", "[nested:"), ("drop", "")):
+        shown = Redactor(mode=mode).redact(deep)  # type: ignore[arg-type]
+        inner, levels = shown["x"], 0
+        while isinstance(inner, list):
+            inner, levels = inner[0], levels + 1
+        assert levels == MAX_DEPTH - 1  # the mapping is the first level
+        assert inner.startswith(marker)
+        assert S.EMAIL not in json.dumps(shown)
+    # Within the bound nothing changes: the email is masked where it stands.
+    assert Redactor().redact(nested(MAX_DEPTH - 1, S.EMAIL)) == nested(
+        MAX_DEPTH - 1, "[REDACTED:email]"
+    )
+    # As JSON text too, and a sensitive field's value however deep (hashed from a stand-in).
+    text = json.dumps(deep)
+    assert S.EMAIL not in Redactor().redact_text(text)
+    assert (
+        Redactor(mode="hash")
+        .redact({"password": nested(5000, "pw")})["password"]
+        .startswith("[field:")
+    )
 
 
 # the salt ------------------------------------------------------------------------------------

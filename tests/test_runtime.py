@@ -212,6 +212,14 @@ def _snapshot(db: Path) -> list[list[tuple[Any, ...]]]:
     return [table(db, t) for t in ("runs", "approvals", "effects", "checkpoints", "writes")]
 
 
+def nested(depth: int) -> Any:
+    """An empty list inside ``depth - 1`` more, built without recursion."""
+    value: Any = []
+    for _ in range(depth - 1):
+        value = [value]
+    return value
+
+
 @pytest.mark.parametrize(
     ("make", "error", "message"),
     [
@@ -313,6 +321,21 @@ def _snapshot(db: Path) -> list[list[tuple[Any, ...]]]:
             InvalidDecision,
             "by must be a Principal, got 'bob'; a decider is written {'id': 'bob'",
         ),
+        # Arguments that are no mapping: named, not a bare TypeError of dict().
+        (
+            lambda rid: Decision.edit(rid, args=[1], by=APPROVER),  # type: ignore[arg-type]
+            InvalidDecision,
+            "args: Input should be a valid dictionary (got [1])",
+        ),
+        # Nested past what every walk over it (masking, storing) can go: said, not a
+        # RecursionError, however deep.
+        (
+            lambda rid: Decision.edit(
+                rid, args={"order_id": "42", "amount": 89.0, "x": nested(3000)}, by=APPROVER
+            ),
+            InvalidDecision,
+            "cannot be recorded: decision.args.x[0][0]",
+        ),
     ],
     ids=[
         "unknown-id",
@@ -330,6 +353,8 @@ def _snapshot(db: Path) -> list[list[tuple[Any, ...]]]:
         "decider-tenant-a-number",
         "decider-unknown-field",
         "decider-a-string",
+        "edit-args-a-list",
+        "edit-args-nested-too-deep",
     ],
 )
 def test_refused_decisions_change_nothing(
@@ -368,6 +393,35 @@ def test_unknown_thread_ids(desk: AgentRuntime, db: Path) -> None:
         with pytest.raises(UnknownRun, match=r"no run with thread id 'ghost' in .*agentrt runs"):
             call("ghost")
     assert table(db, "runs") == []
+
+
+def test_ids_no_database_can_be_asked_about_name_nothing(desk: AgentRuntime, db: Path) -> None:
+    # A lone surrogate (what os.fsdecode makes of a bad byte) or a NUL: rt.create refuses
+    # such a thread id, so no run has one; sqlite3 could not even encode the question.
+    desk.start(GOAL, principal=OPERATOR, thread_id="t-1")
+    for ghost in ("t-1\ud800", "t-1\x00"):
+        for call in (desk.get, desk.events, desk.trace, desk.artifacts):
+            with pytest.raises(UnknownRun, match="no run with thread id 't-1"):
+                call(ghost)
+        assert desk.exists(ghost) is False
+    with pytest.raises(InvalidDecision, match=r"no approval request has id 'apr_\\ud800'"):
+        desk.approval("apr_\ud800")
+
+
+@pytest.mark.parametrize("limit", [0, -1, 2**63, 10**30, "5", 5.0, True, None])
+def test_runs_limit_outside_one_to_64_bits_is_refused_by_name(
+    desk: AgentRuntime, limit: Any
+) -> None:
+    # SQLite read -1 as no limit at all (every run listed), and sqlite3 raised
+    # OverflowError past 64 bits; "5" was passed on as it was.
+    desk.start(GOAL, principal=OPERATOR)
+    with pytest.raises(ConfigError) as refused:
+        desk.runs(limit=limit)
+    assert str(refused.value) == (
+        f"limit must be a whole number from 1 to 2**63 - 1, got {limit!r}; give how many "
+        "runs to list, newest first"
+    )
+    assert len(desk.runs(limit=1)) == len(desk.runs(limit=2**63 - 1)) == 1
 
 
 def test_a_given_thread_id_must_be_new(desk: AgentRuntime, db: Path) -> None:

@@ -493,11 +493,14 @@ async def test_422_names_what_is_wrong_and_changes_nothing(api: Api) -> None:
         "invalid-decision",
     )
     assert "budget request" in raise_on_action["detail"]
-    problem(
-        await api.call("GET", "/approvals", params={"cursor": "not-a-cursor"}),
-        422,
-        "invalid-request",
-    )
+    for cursor in ("not-a-cursor", "WzEsICJcdWQ4MDAiXQ", "W05hTiwgImFwcl94Il0"):
+        # [1, "\ud800"] was a 500, [NaN, "apr_x"] an empty page: each one named, a 422.
+        refused = problem(
+            await api.call("GET", "/approvals", params={"cursor": cursor}),
+            422,
+            "invalid-request",
+        )
+        assert f"queue cursor {cursor!r} is not one this queue handed out" in refused["detail"]
     assert api.rt.approval(approval).status.value == "pending"
     assert len(api.rt.runs()) == 1
     assert api.rt.get(thread_id).status is RunStatus.AWAITING_APPROVAL

@@ -20,6 +20,7 @@ from agentrt.examples import refund_desk
 from agentrt.examples.refund_desk import GOAL, OPERATOR
 from agentrt.service import create_app, issue_key
 from agentrt.service.context import Service
+from agentrt.service.schemas import MAX_DEPTH
 from agentrt.testing import ScriptedChatModel
 from tests import budget_app, threads_app
 from tests.conftest import FakeClock, Ids
@@ -188,6 +189,113 @@ async def test_a_limit_past_64_bits_is_a_422_naming_it_not_a_run_that_fails_late
     await api.settled(started.json()["thread_id"])
     run = api.rt.get(started.json()["thread_id"])
     assert (run.status, run.budget.max_tokens) == (RunStatus.AWAITING_APPROVAL, 2**63 - 1)
+
+
+async def test_a_limit_of_the_wrong_type_is_a_422_naming_it_as_budget_would(api: Api) -> None:
+    # Lax, true was stored as max_steps=1 (a one-step run) and "5" as 5, where
+    # Budget(max_steps=True) and Budget.from_dict({"max_steps": "5"}) are ConfigErrors.
+    thread_id, approval = await api.waiting_run()
+    more = f"/runs/{thread_id}/messages"
+    cases = [
+        ("/runs", {"goal": GOAL, "budget": {"max_steps": True}}, "budget.max_steps", "integer"),
+        ("/runs", {"goal": GOAL, "budget": {"max_steps": "5"}}, "budget.max_steps", "integer"),
+        ("/runs", {"goal": GOAL, "budget": {"max_tokens": 5.0}}, "budget.max_tokens", "integer"),
+        (
+            "/runs",
+            {"goal": GOAL, "budget": {"max_cost_usd": "1.5"}},
+            "budget.max_cost_usd",
+            "number",
+        ),
+        ("/runs", {"goal": GOAL, "budget": {"deadline": False}}, "budget.deadline", "number"),
+        (
+            more,
+            {"message": "and 43?", "budget": {"max_tool_calls": True}},
+            "budget.max_tool_calls",
+            "integer",
+        ),
+        (f"/approvals/{approval}/decision", {"outcome": "raise_limit", "to": "30"}, "to", "number"),
+    ]
+    for path, body, field, kind in cases:
+        who = "bob" if "approvals" in path else "alice"
+        refused = problem(await api.call("POST", path, who, json=body), 422, "invalid-request")
+        assert f"body.{field}: Input should be a valid {kind}" in refused["detail"], refused
+    assert len(api.rt.runs()) == 1
+    assert api.rt.approval(approval).status.value == "pending"
+    # A whole number is a number where a number is asked for.
+    started = await api.call(
+        "POST", "/runs", json={"goal": GOAL, "budget": {"max_active_seconds": 600, "max_steps": 30}}
+    )
+    assert started.status_code == 202, started.text
+
+
+async def test_a_deadline_past_the_last_date_is_a_422_naming_it(api: Api) -> None:
+    # Taken, 1e300 made the run's review page a 500 and `agentrt show` a traceback.
+    for deadline in (1e300, 253_402_300_800):
+        refused = problem(
+            await api.call("POST", "/runs", json={"goal": GOAL, "budget": {"deadline": deadline}}),
+            422,
+            "invalid-request",
+        )
+        assert (
+            "body.budget.deadline: Input should be less than or equal to 253402300799"
+            in refused["detail"]
+        ), refused
+    assert api.rt.runs() == []
+
+
+def nested_json(depth: int) -> str:
+    """A JSON array ``depth`` arrays deep."""
+    return "[" * depth + "]" * depth
+
+
+async def test_a_body_nested_past_max_depth_is_a_422_naming_the_limit(api: Api) -> None:
+    # 2.4 KB nested 600 deep, well under the size limit: the 422 handler and the Redactor
+    # recursed into it past Python's limit, a 500 for any key holder.
+    thread_id, approval = await api.waiting_run()
+    deep = nested_json(600)
+    cases = [
+        ("/runs", '{"goal": "x", "bogus": ' + deep + "}", "bogus.0.0.0"),
+        ("/runs", '{"goal": "x", "budget": {"max_steps": ' + deep + "}}", "budget.max_steps.0"),
+        (f"/runs/{thread_id}/messages", '{"message": "x", "extra": ' + deep + "}", "extra.0.0"),
+        (
+            f"/approvals/{approval}/decision",
+            '{"outcome": "edit", "args": {"order_id": "42", "amount": 89.0, "x": ' + deep + "}}",
+            "args.x.0.0",
+        ),
+    ]
+    for path, body, where in cases:
+        who = "bob" if "approvals" in path else "alice"
+        refused = problem(
+            await api.call(
+                "POST", path, who, content=body, headers={"Content-Type": "application/json"}
+            ),
+            422,
+            "invalid-request",
+        )
+        assert refused["detail"].startswith(
+            "the request does not match the schema: body: Value error, " + where
+        ), refused
+        assert (
+            f"nests arrays and objects more than {MAX_DEPTH} levels deep, past what a request "
+            f"may carry; send it at most {MAX_DEPTH} levels deep" in refused["detail"]
+        )
+        assert "got" not in refused["errors"][0]  # the body is not echoed back
+    assert len(api.rt.runs()) == 1
+    assert api.rt.approval(approval).status.value == "pending"
+    # At the limit the body is read: here the tool's schema refuses the extra field.
+    within = '{"order_id": "42", "amount": 89.0, "x": ' + nested_json(MAX_DEPTH - 2) + "}"
+    refused = problem(
+        await api.call(
+            "POST",
+            f"/approvals/{approval}/decision",
+            "bob",
+            content='{"outcome": "edit", "args": ' + within + "}",
+            headers={"Content-Type": "application/json"},
+        ),
+        422,
+        "invalid-decision",
+    )
+    assert "x: Extra inputs are not permitted" in refused["detail"]
 
 
 async def test_a_raise_past_64_bits_is_a_422_and_the_run_still_waits(

@@ -4,6 +4,7 @@ and every refusal shown on the page it came from."""
 from __future__ import annotations
 
 import re
+import sqlite3
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from html import unescape
@@ -559,6 +560,25 @@ async def test_an_effect_in_doubt_that_did_not_happen_is_called_again(
 
 
 # runs -----------------------------------------------------------------------------------------
+
+
+async def test_a_run_and_request_kept_with_times_past_any_date_still_have_their_pages(
+    page: Page, db: Path
+) -> None:
+    # As a version that took them wrote them (a deadline of 1e300, a policy's expires_in
+    # of 1e20 days): the run's page was a 500 for every reviewer.
+    thread_id, approval_id = await page.waiting()
+    with sqlite3.connect(db) as conn:
+        conn.execute("UPDATE approvals SET expires_at = 8.64e24")
+        conn.execute("UPDATE runs SET budget = json_set(budget, '$.deadline', 1e300)")
+    conn.close()
+    await page.sign_in(APPROVER)
+    run_page = await page.client.get(f"/ui/runs/{thread_id}")
+    assert run_page.status_code == 200, run_page.text[:300]
+    assert "· deadline 9999-12-31 23:59:59 UTC" in text(run_page)
+    queue = await page.client.get("/ui")
+    assert queue.status_code == 200
+    assert approval_id in queue.text
 
 
 async def test_runs_list_the_tenant_runs_and_a_goal_is_shown_as_text(page: Page) -> None:

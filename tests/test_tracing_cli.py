@@ -76,6 +76,12 @@ def test_prune_cuts_off_by_the_stores_clock(postgres_url: str) -> None:
     [
         ({"older_than": -1.0}, "older_than must be >= 0 seconds, got -1.0"),
         ({"older_than": 1.0, "keep_latest": -2}, "keep_latest must be >= 0, got -2"),
+        # Past 64 bits no database takes it: sqlite3 raised OverflowError.
+        (
+            {"older_than": 1.0, "keep_latest": 10**30},
+            f"keep_latest must be at most 2**63 - 1 runs, got {10**30}; to keep every run, "
+            "do not prune",
+        ),
     ],
 )
 def test_prune_refuses_negative_numbers(

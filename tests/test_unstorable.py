@@ -20,7 +20,7 @@ from agentrt import (
     SizeLimits,
     tool,
 )
-from agentrt.state import unstorable
+from agentrt.state import MAX_NESTING, unstorable
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 from agentrt.tools.credentials import Credentials
 
@@ -304,3 +304,20 @@ def test_unstorable_accepts_what_storage_keeps() -> None:
     assert unstorable(keepable) is None
     assert unstorable(2**64) == "the value is an integer of 20 digits, past 64 bits"
     assert unstorable(-(2**63) - 1) == "the value is an integer of 19 digits, past 64 bits"
+
+
+def test_a_value_nested_past_max_nesting_is_unstorable_however_deep() -> None:
+    # Every walk over a value (masking, storing) recursed into it: 3000 deep was a
+    # RecursionError where the reason is said.
+    def nested(depth: int) -> Any:
+        value: Any = 1
+        for _ in range(depth):
+            value = {"a": [value]}
+        return value
+
+    assert unstorable(nested(MAX_NESTING // 2)) is None
+    for depth in (MAX_NESTING, 3000):
+        said = unstorable(nested(depth), "result")
+        assert said is not None
+        assert said.startswith("result.a[0].a[0].a[0]")
+        assert said.endswith(f"… nests more than {MAX_NESTING} levels deep, past what is stored")

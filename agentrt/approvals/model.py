@@ -255,7 +255,9 @@ class Decision(BaseModel):
         cls, approval_id: str, *, args: Mapping[str, Any], by: Principal, **terms: Unpack[Terms]
     ) -> Decision:
         """Run the action with other arguments; they go through the policy again."""
-        return cls._of(approval_id, "edit", by=by, args=dict(args), **terms)
+        # A copy of a mapping; anything else goes as it is, for parse to refuse by name.
+        edited = dict(args) if isinstance(args, Mapping) else args
+        return cls._of(approval_id, "edit", by=by, args=edited, **terms)
 
     @classmethod
     def raise_limit(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
 from typing import Protocol
 
 from agentrt.approvals.model import ApprovalPage, ApprovalQuery, ApprovalRequest, ApprovalStatus
@@ -38,7 +39,12 @@ def decode_cursor(cursor: str) -> tuple[float, str]:
         at, rid = json.loads(raw)
         if isinstance(at, bool) or not isinstance(at, int | float) or not isinstance(rid, str):
             raise ValueError(cursor)
-    except (ValueError, TypeError, binascii.Error):
+        # Never handed out, and each would fail below: NaN matches no row (an empty page,
+        # as if the queue had ended), a lone surrogate cannot reach the database.
+        if not math.isfinite(at):
+            raise ValueError(cursor)
+        rid.encode("utf-8")
+    except (ValueError, TypeError, OverflowError, binascii.Error):
         raise ConfigError(
             f"queue cursor {cursor!r} is not one this queue handed out; pass the next_cursor "
             "of the previous page, or None for the first page"

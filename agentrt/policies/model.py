@@ -18,6 +18,7 @@ from pydantic import (
 from agentrt.tools.contract import Effect
 
 __all__ = [
+    "MAX_DURATION",
     "ApprovalSpec",
     "CredentialGrant",
     "Match",
@@ -33,16 +34,29 @@ _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhd])\s*$")
 _UNIT = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
+MAX_DURATION = 36_500 * 86_400.0
+"""The longest duration a policy may give, 36500d (100 years): an approval's expiry is
+its request's time plus this, and must stay a date people can read."""
+
+
 def parse_duration(value: str | float | int) -> float:
-    """'90s', '15m', '4h', '3d' or a number of seconds -> seconds."""
+    """'90s', '15m', '4h', '3d' or a number of seconds -> seconds, at most MAX_DURATION."""
     if isinstance(value, int | float) and not isinstance(value, bool):
-        if not math.isfinite(value) or value <= 0:  # NaN compares false: said apart
+        if (isinstance(value, float) and not math.isfinite(value)) or value <= 0:
+            # NaN compares false with 0: said apart
             raise ValueError(f"a duration must be a finite number > 0, got {value!r}")
-        return float(value)
-    m = _DURATION.match(str(value))
-    if not m or float(m.group(1)) <= 0:
-        raise ValueError(f"{value!r} is not a duration like '90s', '15m', '4h' or '3d'")
-    return float(m.group(1)) * _UNIT[m.group(2)]
+        seconds = value  # an int past floats is compared as it is, below
+    else:
+        m = _DURATION.match(str(value))
+        if not m or float(m.group(1)) <= 0:
+            raise ValueError(f"{value!r} is not a duration like '90s', '15m', '4h' or '3d'")
+        seconds = float(m.group(1)) * _UNIT[m.group(2)]  # inf past floats: refused below
+    if seconds > MAX_DURATION:
+        raise ValueError(
+            f"a duration must be at most 36500d (100 years), got {value!r}; give a shorter "
+            "one (a request that should never expire leaves expires_in out)"
+        )
+    return float(seconds)
 
 
 class _Strict(BaseModel):

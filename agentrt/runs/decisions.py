@@ -38,7 +38,8 @@ class _Store(ApprovalStore, RunStore, Protocol):
 
 def approval_named(store: ApprovalStore, approval_id: str, *, where: str) -> ApprovalRequest:
     """One request by id, whatever its status; InvalidDecision if there is none."""
-    request = store.get_approval(approval_id)
+    # An id no database can be asked about (a lone surrogate) names no request.
+    request = None if unstorable(approval_id) else store.get_approval(approval_id)
     if request is None:
         raise InvalidDecision(
             f"no approval request has id {approval_id!r} in {where!r}; "

@@ -46,7 +46,7 @@ from agentrt.runs.segments import SegmentTrace, segment_span, segment_trace
 from agentrt.runs.settling import RunSettling
 from agentrt.runs.streaming import final_values, graph_run, read_ended
 from agentrt.runs.taking import MessageTaking
-from agentrt.state import TERMINAL, RunStatus
+from agentrt.state import TERMINAL, RunStatus, unstorable
 from agentrt.steps import Step, Steps, blocking, unbroken
 from agentrt.store.protocols import Store
 from agentrt.tools.registry import ToolRegistry
@@ -121,7 +121,9 @@ class Driver(MessageTaking, RunCreating, RunResuming, RunSettling):
     def record(self, thread_id: str) -> RunRecord:
         if not isinstance(thread_id, str) or not thread_id:
             raise ConfigError(f"a thread id is a non-empty string, got {thread_id!r}")
-        found = self.store.get_run(thread_id)
+        # One no database can be asked about (a lone surrogate, a NUL) is one no run was
+        # created with: unknown, as a query for it would have said.
+        found = None if unstorable(thread_id) else self.store.get_run(thread_id)
         if found is None:
             raise UnknownRun(thread_id, self.store.location)
         return found

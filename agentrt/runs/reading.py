@@ -12,13 +12,14 @@ from typing import Any
 from agentrt.approvals.model import ApprovalPage, ApprovalRequest, ApprovalStatus
 from agentrt.approvals.queue import queue_page
 from agentrt.artifacts import ArtifactRef
+from agentrt.budget import MAX_LIMIT
 from agentrt.errors import ConfigError
 from agentrt.runs.decisions import approval_named
 from agentrt.runs.driver import Driver
 from agentrt.runs.record import Run, run_of, status_named
 from agentrt.runs.resuming import config
 from agentrt.runs.stats import RunStats, compute_stats
-from agentrt.state import Event, RunStatus
+from agentrt.state import Event, RunStatus, unstorable
 from agentrt.store import OpenedStore
 from agentrt.store.protocols import Store
 from agentrt.tools.artifacts import artifact_of
@@ -40,7 +41,14 @@ class RunReading:
     def runs(
         self, status: RunStatus | str | None = None, *, tenant: str | None = None, limit: int = 100
     ) -> list[Run]:
-        """Runs, newest first, filtered by status and tenant."""
+        """Runs, newest first, filtered by status and tenant; at most ``limit`` (1 to
+        2**63 - 1) of them."""
+        if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+            # SQLite reads a negative LIMIT as none at all, and cannot take one past 64 bits.
+            raise ConfigError(
+                f"limit must be a whole number from 1 to 2**63 - 1, got {limit!r}; "
+                "give how many runs to list, newest first"
+            )
         named = None if status is None else status_named(status)
         found = self.store.list_runs(status=named, tenant=tenant, limit=limit)
         return [run_of(r, self.store) for r in found]
@@ -73,7 +81,7 @@ class RunReading:
 
     def exists(self, thread_id: str) -> bool:
         """True if a run has this thread id (in any tenant)."""
-        return self.store.get_run(thread_id) is not None
+        return not unstorable(thread_id) and self.store.get_run(thread_id) is not None
 
     def approval(self, approval_id: str) -> ApprovalRequest:
         """One approval request by id, whatever its status; InvalidDecision if unknown."""
@@ -148,6 +156,11 @@ class RunReading:
             raise ConfigError(f"keep_latest must be a whole number of runs, got {keep_latest!r}")
         if keep_latest < 0:
             raise ConfigError(f"keep_latest must be >= 0, got {keep_latest!r}")
+        if keep_latest > MAX_LIMIT:  # past 64 bits: no database can take it
+            raise ConfigError(
+                f"keep_latest must be at most 2**63 - 1 runs, got {keep_latest!r}; to keep "
+                "every run, do not prune"
+            )
         # The store's clock, by which it wrote updated_at (on PostgreSQL the server's): a
         # host whose own clock runs ahead would otherwise delete runs that just finished.
         before = self.store.clock() - older_than

@@ -173,18 +173,36 @@ def install_problem_handlers(app: FastAPI) -> None:
 
 def _is_json(value: Any) -> bool:
     """True if ``value`` can be echoed back in a JSON answer: finite numbers, text that is
-    valid Unicode (a body may carry NaN, or a lone surrogate as an escape)."""
-    if value is None or isinstance(value, bool | int):
-        return True
-    if isinstance(value, float):
-        return math.isfinite(value)
-    if isinstance(value, str):
-        return _text(value) == value
-    if isinstance(value, list):
-        return all(_is_json(v) for v in value)
-    if isinstance(value, dict):
-        return all(isinstance(k, str) and _is_json(k) and _is_json(v) for k, v in value.items())
-    return False
+    valid Unicode (a body may carry NaN, or a lone surrogate as an escape), at most
+    _ECHO_DEPTH arrays and objects deep. Walked with a stack of its own: a refused body
+    nested hundreds deep must not make its refusal fail."""
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if item is None or isinstance(item, bool | int):
+            continue
+        if isinstance(item, float):
+            if not math.isfinite(item):
+                return False
+        elif isinstance(item, str):
+            if _text(item) != item:
+                return False
+        elif isinstance(item, list | dict):
+            if depth > _ECHO_DEPTH:
+                return False
+            if isinstance(item, dict):
+                if not all(isinstance(k, str) and _text(k) == k for k in item):
+                    return False
+                stack.extend((v, depth + 1) for v in item.values())
+            else:
+                stack.extend((v, depth + 1) for v in item)
+        else:
+            return False
+    return True
+
+
+_ECHO_DEPTH = 64
+"""How deep a refused value may nest and still be echoed back (``errors[].got``)."""
 
 
 def _text(text: str) -> str:

@@ -11,11 +11,13 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from agentrt.approvals import ApprovalRequest
 from agentrt.approvals.display import changed_args, shown_args, shown_request
 from agentrt.budget import MAX_LIMIT
+from agentrt.readable import LAST_INSTANT
 from agentrt.runs.messages import ThreadMessage
 from agentrt.runtime import AgentRuntime, Run
 from agentrt.tracing.shown import log_secrets, shown, shown_run
 
 __all__ = [
+    "MAX_DEPTH",
     "ApprovalList",
     "ApprovalOut",
     "BudgetIn",
@@ -34,6 +36,11 @@ __all__ = [
 ]
 
 
+MAX_DEPTH = 64
+"""How deep the arrays and objects of a request body may nest (the body itself is the
+first level): a small body nested hundreds deep is refused with a 422 naming this."""
+
+
 class _In(BaseModel):
     # A misspelt field is a 422 that names it, never a silently ignored option.
     model_config = ConfigDict(extra="forbid")
@@ -42,12 +49,11 @@ class _In(BaseModel):
     @classmethod
     def _finite(cls, data: Any) -> Any:
         # Python's JSON parser takes NaN and Infinity, which are not JSON; anywhere in a
-        # body (free-form arguments and results too) they are refused, not stored.
-        where = _non_finite(data)
-        if where is not None:
-            raise ValueError(
-                f"{where or 'the body'} is NaN or infinite; JSON numbers must be finite"
-            )
+        # body (free-form arguments and results too) they are refused, not stored. So is
+        # a value nested past MAX_DEPTH, which every walk over it would recurse into.
+        problem = _unacceptable(data)
+        if problem is not None:
+            raise ValueError(problem)
         return data
 
 
@@ -55,12 +61,19 @@ class BudgetIn(_In):
     """Limits for one run, layered over the runtime's and the tenant's (None inherits)."""
 
     # A count past 64 bits could not be stored with the run: refused here, not later.
-    max_tokens: int | None = Field(None, ge=0, le=MAX_LIMIT)
-    max_cost_usd: float | None = Field(None, ge=0)
-    max_tool_calls: int | None = Field(None, ge=0, le=MAX_LIMIT)
-    max_steps: int | None = Field(None, ge=0, le=MAX_LIMIT)
-    max_active_seconds: float | None = Field(None, ge=0)
-    deadline: float | None = Field(None, description="Epoch seconds.")
+    # Strict, as Budget is: true is no count and "5" no number (lax, they were 1 and 5).
+    max_tokens: int | None = Field(None, ge=0, le=MAX_LIMIT, strict=True)
+    max_cost_usd: float | None = Field(None, ge=0, strict=True)
+    max_tool_calls: int | None = Field(None, ge=0, le=MAX_LIMIT, strict=True)
+    max_steps: int | None = Field(None, ge=0, le=MAX_LIMIT, strict=True)
+    max_active_seconds: float | None = Field(None, ge=0, strict=True)
+    deadline: float | None = Field(
+        None,
+        ge=0,
+        le=LAST_INSTANT,
+        strict=True,
+        description="Epoch seconds, at most 253402300799 (9999-12-31T23:59:59Z).",
+    )
     on_exceed: Literal["stop", "ask"] | None = None
     approver_role: str | None = None
 
@@ -108,7 +121,9 @@ class DecisionIn(_In):
     reason: str | None = Field(None, max_length=5_000, description="Required for reject.")
     args: dict[str, Any] | None = Field(None, description="For edit: the arguments to run.")
     result: Any = Field(None, description="For resolve: the result the effect had.")
-    to: float | None = Field(None, description="For raise_limit: the limit's new value.")
+    to: float | None = Field(
+        None, strict=True, description="For raise_limit: the limit's new value."
+    )
     args_digest: str | None = Field(
         None, description="If set, the decision applies only to exactly these arguments."
     )
@@ -211,20 +226,29 @@ class DecisionOut(BaseModel):
     run: RunOut
 
 
-def _non_finite(value: Any, where: str = "") -> str | None:
-    """The dotted place of the first NaN or infinity in ``value``, or None."""
-    if isinstance(value, float):
-        return None if math.isfinite(value) else where
-    if isinstance(value, dict):
-        items: Any = value.items()
-    elif isinstance(value, list):
-        items = enumerate(value)
-    else:
-        return None
-    for key, item in items:
-        found = _non_finite(item, f"{where}.{key}" if where else str(key))
-        if found is not None:
-            return found
+def _unacceptable(value: Any) -> str | None:
+    """What makes ``value`` (a body) unfit to take, naming its dotted place: the first NaN
+    or infinity in it, or a value nested past MAX_DEPTH; None if nothing does. Walked with
+    a stack of its own, so no body recurses past Python's limit."""
+    stack: list[tuple[Any, str, int]] = [(value, "", 1)]
+    while stack:
+        item, where, depth = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return f"{where or 'the body'} is NaN or infinite; JSON numbers must be finite"
+        if isinstance(item, dict):
+            children: list[tuple[Any, Any]] = list(item.items())
+        elif isinstance(item, list):
+            children = list(enumerate(item))
+        else:
+            continue
+        if depth > MAX_DEPTH:
+            place = where if len(where) <= 40 else where[:40] + "…"
+            return (
+                f"{place} nests arrays and objects more than {MAX_DEPTH} levels deep, past "
+                f"what a request may carry; send it at most {MAX_DEPTH} levels deep"
+            )
+        for key, child in reversed(children):
+            stack.append((child, f"{where}.{key}" if where else str(key), depth + 1))
     return None
 
 

@@ -4,6 +4,7 @@ the pages list (a run's steps), formatted for a person."""
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -16,7 +17,7 @@ from fastapi.templating import Jinja2Templates
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
 from agentrt.events import describe
-from agentrt.readable import usd
+from agentrt.readable import iso, span, usd
 from agentrt.service import auth
 from agentrt.tracing.view import format_seconds
 
@@ -70,11 +71,17 @@ def step(index: int, event: Mapping[str, Any]) -> dict[str, Any]:
 def _when(epoch: float | None) -> str:
     if epoch is None:
         return ""
-    return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    try:
+        return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, ValueError, OSError):
+        # A time no date can show (kept before such were refused): the page still renders.
+        return iso(epoch)
 
 
 def _ago(seconds: float) -> str:
     """A span of time as a person reads it: 45s, 12m, 5h 20m, 2d 23h."""
+    if not math.isfinite(seconds):
+        return span(seconds)  # "forever", or 0s for what is not a span
     whole = int(max(0.0, seconds))
     days, hours, minutes = whole // 86400, whole % 86400 // 3600, whole % 3600 // 60
     if days:
