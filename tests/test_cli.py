@@ -275,6 +275,58 @@ def test_app_from_agentrt_toml(db: Path, monkeypatch: pytest.MonkeyPatch) -> Non
     assert (code, out.strip()) == (0, "(none)")
 
 
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        (
+            b"[agentrt]\napp = 5\n",
+            'agentrt.toml: [agentrt] app must be a string, app = "module:attribute" (e.g. '
+            '"myapp:build_runtime"), got an integer',
+        ),
+        (
+            b'[agentrt]\napp = ""\n',
+            'agentrt.toml: [agentrt] app must be a string, app = "module:attribute" (e.g. '
+            '"myapp:build_runtime"), got an empty string',
+        ),
+        (
+            # Only its kind is said: a db value may be a URL with a password in it.
+            b'[agentrt]\ndb = ["postgresql://app:s3cret@db/agentrt"]\n',
+            'agentrt.toml: [agentrt] db must be a string, db = "agentrt.db" (a SQLite file or '
+            "a postgresql:// URL), got an array",
+        ),
+        (
+            b"[agentrt]\ndb = 2024-01-01\n",
+            'agentrt.toml: [agentrt] db must be a string, db = "agentrt.db" (a SQLite file or '
+            "a postgresql:// URL), got a date or a time",
+        ),
+        (
+            b"agentrt = 5\n",
+            "agentrt.toml: agentrt must be a table ([agentrt], then app = ... and db = ... under "
+            "it), got an integer",
+        ),
+        (
+            '[agentrt]\napp = "m:a"\n'.encode("utf-16"),
+            "agentrt.toml is not UTF-8 text (byte 0); save it as UTF-8",
+        ),
+        (b"[agentrt\n", "agentrt.toml is not valid TOML: "),
+    ],
+    ids=["app-number", "app-empty", "db-list", "db-date", "section-number", "utf16", "no-toml"],
+)
+def test_an_agentrt_toml_of_the_wrong_shape_is_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, toml: bytes, message: str
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("AGENTRT_APP", raising=False)
+    (tmp_path / "agentrt.toml").write_bytes(toml)
+    from agentrt.examples.refund_desk import POLICY_FILE
+
+    for args in (["runs"], ["policy", "check", str(POLICY_FILE)], ["keys", "list", "--db", "x"]):
+        code, out = cli(*args)
+        assert (code, out.startswith(f"error: {message}")) == (2, True), (args, out)
+        assert len(out.strip().splitlines()) == 1, out
+    assert "s3cret" not in out
+
+
 def test_an_error_inside_an_app_factory_is_the_apps_own_in_one_line(
     db: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

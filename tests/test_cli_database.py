@@ -178,6 +178,85 @@ def test_a_file_that_is_not_an_sqlite_database_is_named(tmp_path: Path) -> None:
     assert notes.read_text(encoding="utf-8") == "shopping: milk, eggs\n"  # left as it was
 
 
+def _another_apps_file(path: Path) -> bytes:
+    import sqlite3
+
+    conn = sqlite3.connect(path)
+    with conn:
+        conn.execute("CREATE TABLE stock (sku TEXT PRIMARY KEY, qty INTEGER)")
+        conn.execute("INSERT INTO stock VALUES ('A-1', 3)")
+    conn.close()
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["runs"],
+        ["show", "t1"],
+        ["approvals"],
+        ["trace", "t1"],
+        ["stats"],
+        ["runs", *DEMO],
+        ["approve", "apr_1", "--as", "bob", *DEMO],
+        # A command that may make a new database makes none inside another app's either.
+        ["keys", "create", "--id", "a", "--tenant", "acme"],
+    ],
+)
+def test_another_applications_sqlite_file_is_refused_and_left_alone(
+    tmp_path: Path, args: list[str]
+) -> None:
+    theirs = tmp_path / "inventory.db"
+    before = _another_apps_file(theirs)
+    for db in (str(theirs), f"sqlite:///{theirs}"):
+        code, out = cli(*args, "--db", db)
+        assert (code, out.strip()) == (
+            2,
+            f"error: {db!r} is another application's SQLite database (tables stock; none of "
+            "agentrt's), left as it is: check --db (or AGENTRT_DB, or db in agentrt.toml) and "
+            "give agentrt's own database, the file your app's runtime opens",
+        ), args
+    assert theirs.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["inventory.db"]  # nothing beside it
+
+
+def test_agentrts_own_database_and_an_empty_file_are_opened(db: Path, tmp_path: Path) -> None:
+    refund_desk.build_runtime(db).close()
+    assert cli("runs", "--db", str(db)) == (0, "(none)\n")
+    empty = tmp_path / "empty.db"
+    empty.touch()  # no tables yet: agentrt's database from its first open, as before
+    assert cli("runs", "--db", str(empty)) == (0, "(none)\n")
+
+
+def test_a_sqlite_url_that_names_no_file_yet_is_not_made(tmp_path: Path) -> None:
+    typo = f"sqlite:///{tmp_path / 'typo.db'}"
+    code, out = cli("runs", "--db", typo)
+    assert (code, out.strip()) == (2, f"error: no database at {typo!r}; {NOT_MADE}")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://agent:hunter2-s3cret@db.internal/agentrt",
+        "postgresql+psycopg://agent:hunter2-s3cret@db.internal/agentrt",
+    ],
+)
+def test_a_database_url_of_another_scheme_is_a_usage_error_without_its_password(
+    url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for given in (["--db", url], []):
+        monkeypatch.setenv("AGENTRT_DB", url)
+        code, out = cli("runs", *given)
+        scheme = url.split("://", maxsplit=1)[0]
+        assert (code, out.strip()) == (
+            2,
+            f"error: database URL {url.replace('hunter2-s3cret', '***')!r} has scheme "
+            f"{scheme!r}, which this agentrt cannot open; give a SQLite file path (agentrt.db), "
+            "sqlite:///path/to/file.db or postgresql://user:password@host/database",
+        )
+
+
 def test_a_database_url_that_fails_to_open_is_not_printed(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

@@ -273,6 +273,30 @@ def test_a_jsonl_dataset_names_the_line_of_a_bad_case() -> None:
         parse_dataset(f"{good}\n{{nope\n", source="cases.jsonl", jsonl=True)
 
 
+def test_a_key_given_twice_in_a_dataset_is_refused_at_its_line() -> None:
+    # YAML and JSON keep the last silently: the case would check a limit it was not given.
+    text = (
+        "cases:\n"
+        "  - name: a\n"
+        "    goal: g\n"
+        "    principal: {id: x}\n"
+        "    expect: {status: succeeded, max_steps: 3, max_steps: 30}\n"
+    )
+    with pytest.raises(DatasetError) as caught:
+        parse_dataset(text, source="cases.yaml")
+    assert str(caught.value) == (
+        "cases.yaml:5: cases.0.expect: duplicate key 'max_steps' (first at line 5, column 33); "
+        "YAML would keep only the last one, so say it once"
+    )
+    good = json.dumps({"name": "a", "goal": "g", "principal": {"id": "x"}})
+    twice = '{"name": "b", "goal": "g", "principal": {"id": "x", "id": "y"}}'
+    with pytest.raises(DatasetError) as caught:
+        parse_dataset(f"{good}\n{twice}\n", source="cases.jsonl", jsonl=True)
+    assert str(caught.value) == (
+        "cases.jsonl:2: duplicate key 'id'; JSON would keep only the last one, so say it once"
+    )
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

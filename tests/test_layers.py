@@ -63,6 +63,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "agentrt.redaction",  # the Redactor: log lines pass it too, from every layer
         "agentrt.checksums",  # what a detector's candidate must pass: Luhn, mod-97, AWS
         "agentrt.readable",  # times and money as people read them, in messages and screens
+        "agentrt.urls",  # a URL as messages show it: its password hidden
         "agentrt.summaries",  # when a long run's older turns are condensed, and which
         "agentrt.message_budget",  # a follow-up's own limits, and whose limit tripped
     ),

@@ -273,6 +273,27 @@ def test_a_server_is_described_without_its_secrets() -> None:
         MCPServer.stdio("srv", name="two words")
 
 
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("htps://bot:pw-s3cret@mcp.example.com/mcp", "got 'htps://bot:***@mcp.example.com/mcp'"),
+        (
+            "ftp://mcp.example.com/x?password=pw-s3cret",
+            "got 'ftp://mcp.example.com/x?password=***'",
+        ),
+        ("http://bot:pw-s3cret@[::1/mcp", "got 'http://***'"),
+        (b"https://bot:pw-s3cret@mcp.example.com", "got a bytes"),
+    ],
+    ids=["scheme-typo", "password-in-query", "broken-host", "bytes"],
+)
+def test_a_refused_server_url_is_shown_with_its_password_hidden(url: object, shown: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        MCPServer.http(url, name="crm")  # type: ignore[arg-type]
+    assert str(caught.value) == (
+        f"MCP server 'crm': url must be an http:// or https:// URL, {shown}"
+    )
+
+
 TOKEN = "notes-pat-7Qm2Zr9Kx4Lw"
 
 

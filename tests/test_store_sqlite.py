@@ -142,6 +142,83 @@ def test_other_urls_are_refused_by_name(url: str, message: str) -> None:
         sqlite_path(url)
 
 
+PASSWORD = "hunter2-s3cret"
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        (
+            f"mysql://agent:{PASSWORD}@db.internal/agentrt",
+            "'mysql://agent:***@db.internal/agentrt'",
+        ),
+        # SQLAlchemy's spelling of PostgreSQL with its driver, as many env files have it.
+        (
+            f"postgresql+psycopg://agent:{PASSWORD}@db/agentrt?password={PASSWORD}",
+            "'postgresql+psycopg://agent:***@db/agentrt?password=***'",
+        ),
+        (f"sqlite://agent:{PASSWORD}@db/x.db", "'sqlite://agent:***@db/x.db'"),
+        (f"mysql://agent:{PASSWORD}@[db/agentrt", "'mysql://***'"),
+    ],
+    ids=["mysql", "sqlalchemy-postgres", "sqlite-with-a-host", "broken-host"],
+)
+def test_a_refused_database_url_is_shown_with_its_password_hidden(url: str, shown: str) -> None:
+    from agentrt import AgentRuntime
+    from agentrt.testing import ScriptedChatModel
+
+    for refuse in (sqlite_path, lambda u: AgentRuntime(ScriptedChatModel(["x"]), db=u)):
+        with pytest.raises(ConfigError) as caught:
+            refuse(url)
+        assert f"database URL {shown} " in str(caught.value)
+        assert PASSWORD not in str(caught.value)
+    with pytest.raises(ConfigError) as caught:
+        open_store(url, pool=object())  # type: ignore[arg-type]
+    assert PASSWORD not in str(caught.value)
+
+
+@pytest.mark.parametrize("db", ["", "  "])
+def test_an_empty_db_is_refused_when_the_runtime_is_built(
+    db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # SQLite would open a private scratch database on each connection: the runtime would
+    # build, then every run fail on tables its connection lacks, and nothing be kept.
+    from agentrt import AgentRuntime
+    from agentrt.testing import ScriptedChatModel
+
+    monkeypatch.chdir(tmp_path)  # where "  " would be made as a file
+    with pytest.raises(ConfigError) as caught:
+        AgentRuntime(ScriptedChatModel(["x"]), db=db)
+    assert str(caught.value) == (
+        f"db {db!r} names no database; give a SQLite file path (agentrt.db) or a postgresql:// URL"
+    )
+
+
+def test_a_db_that_cannot_be_a_sqlite_file_is_a_config_error_naming_it(tmp_path: Path) -> None:
+    from agentrt import AgentRuntime
+    from agentrt.testing import ScriptedChatModel
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("shopping: milk, eggs\n", encoding="utf-8")
+    broken = tmp_path / "broken.db"
+    broken.write_bytes(b"SQLite format 3\x00" + b"\xff" * 200)
+    cases = {
+        tmp_path: f"db {str(tmp_path)!r} is a directory; give a SQLite file (in it, or a new path)",
+        notes: f"cannot open db {str(notes)!r} as a SQLite database (file is not a database); "
+        "give agentrt's SQLite file, or a path where there is none yet",
+        broken: f"cannot open db {str(broken)!r} as a SQLite database (file is not a database); "
+        "give agentrt's SQLite file, or a path where there is none yet",
+        tmp_path / "no" / "x.db": f"cannot open db {str(tmp_path / 'no' / 'x.db')!r} as a SQLite "
+        "database (unable to open database file); check that its directory exists and that "
+        "this process may write there",
+    }
+    for db, message in cases.items():
+        with pytest.raises(ConfigError) as caught:
+            AgentRuntime(ScriptedChatModel(["x"]), db=db).close()
+        assert str(caught.value) == message
+    assert notes.read_text(encoding="utf-8") == "shopping: milk, eggs\n"  # left as it was
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["broken.db", "notes.txt"]
+
+
 def test_open_store_gives_the_store_and_its_checkpointer(tmp_path: Path) -> None:
     opened = open_store(f"sqlite:///{tmp_path / 'x.db'}")
     try:

@@ -312,19 +312,90 @@ def test_a_webhook_url_that_is_no_plain_url_is_refused_with_its_line() -> None:
         "    secret_env: S\n"
         "    tenant: acme\n"
     )
+    # The URL is shown as its scheme and host only (its path may hold a token), with the
+    # character that is wrong and where.
     with pytest.raises(
         ConfigError,
         match=r"webhooks.yaml:2: endpoints\[0\]: webhook endpoint 'ops': url "
-        r"'https://hooks.example.com/agentrt\\n' holds a space or a control character",
+        r"'https://hooks.example.com/...' holds a space or a control character "
+        r"\('\\n' at character 34; a line break\?\)",
     ):
         Webhooks.from_yaml(text, source="webhooks.yaml", environ={"S": SECRET})
     for url in ("https://hooks.example.com/a b", "https://hooks.example.com/\tx"):
         with pytest.raises(ConfigError, match="holds a space or a control character"):
             WebhookEndpoint(name="x", url=url, secret=SECRET, tenant="acme")
-    with pytest.raises(ConfigError, match=r"url 'http://\[::1/x' is not a URL \(Invalid IPv6"):
+    with pytest.raises(ConfigError, match=r"url 'http://...' is not a URL \(Invalid IPv6"):
         WebhookEndpoint(name="x", url="http://[::1/x", secret=SECRET, tenant="acme")
-    with pytest.raises(ConfigError, match=r"url 'http://h.example.com:port' is not a URL"):
+    with pytest.raises(
+        ConfigError, match=r"url 'http://h.example.com/...' is not a URL \(Port could not"
+    ):
         WebhookEndpoint(name="x", url="http://h.example.com:port", secret=SECRET, tenant="acme")
+
+
+PASSWORD = "hunter2-s3cret"
+
+
+@pytest.mark.parametrize(
+    ("url_yaml", "hidden"),
+    [
+        # A block scalar keeps its line break; the token in the path stays out of the error.
+        ("|\n      https://hooks.example.com/services/T0/B0/TOKENabc123xyz\n", "TOKENabc123xyz"),
+        (f"https://bot:{PASSWORD}@hooks.example.com:80a/x\n", PASSWORD),
+        (f"'http://bot:{PASSWORD}@[::1/x'\n", PASSWORD),
+        (f"'https://hooks.example.com/{PASSWORD} x'\n", PASSWORD),
+    ],
+    ids=["token-in-path", "password-bad-port", "password-bad-host", "space-after-token"],
+)
+def test_a_webhook_url_refused_is_shown_without_its_token_or_password(
+    url_yaml: str, hidden: str
+) -> None:
+    text = f"endpoints:\n  - name: ops\n    url: {url_yaml}    secret_env: S\n    tenant: acme\n"
+    with pytest.raises(ConfigError) as caught:
+        Webhooks.from_yaml(text, source="hooks.yaml", environ={"S": SECRET})
+    assert str(caught.value).startswith("hooks.yaml:2: endpoints[0]: webhook endpoint 'ops': url")
+    assert hidden not in str(caught.value)
+
+
+def test_a_public_url_refused_is_shown_with_its_password_hidden() -> None:
+    with pytest.raises(ConfigError) as caught:
+        Webhooks.from_yaml(f"public_url: ftp://ops:{PASSWORD}@review.example.com/\n")
+    assert str(caught.value) == (
+        "webhooks public_url must be the service's http(s) address, got "
+        "'ftp://ops:***@review.example.com/'"
+    )
+
+
+def test_a_webhooks_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "hooks.yaml"
+    path.write_text("endpoints: []\n", encoding="utf-16")  # as some Windows editors save
+    with pytest.raises(ConfigError) as caught:
+        Webhooks.from_file(path, environ={})
+    assert str(caught.value) == (
+        f"webhooks file {str(path)!r} is not UTF-8 text (byte 0); save it as UTF-8"
+    )
+
+
+def test_a_webhooks_key_given_twice_is_refused_at_its_line() -> None:
+    # YAML keeps the last silently: events would go to the second URL without a word.
+    text = (
+        "endpoints:\n"
+        "  - name: ops\n"
+        "    url: https://a.example.com/hook\n"
+        "    url: https://b.example.com/hook\n"
+        "    secret_env: S\n"
+        "    tenant: acme\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        Webhooks.from_yaml(text, source="hooks.yaml", environ={"S": SECRET})
+    assert str(caught.value) == (
+        "hooks.yaml:4: endpoints.0: duplicate key 'url' (first at line 3, column 5); YAML "
+        "would keep only the last one, so say it once"
+    )
+    with pytest.raises(ConfigError, match=r"^hooks.yaml:2: file: duplicate key 'public_url'"):
+        Webhooks.from_yaml(
+            "public_url: https://a.example.com\npublic_url: https://b.example.com\n",
+            source="hooks.yaml",
+        )
 
 
 def test_an_endpoint_or_a_retry_schedule_that_could_never_work_is_refused() -> None:

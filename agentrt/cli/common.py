@@ -12,7 +12,6 @@ import sys
 import sysconfig
 import tempfile
 import time
-import tomllib
 import traceback
 from collections.abc import Iterator
 from contextlib import contextmanager, nullcontext
@@ -21,6 +20,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from agentrt.cli.usage import CliError
+from agentrt.cli.where import app_from_toml, check_database
 from agentrt.readable import moment, usd
 
 if TYPE_CHECKING:
@@ -28,7 +29,36 @@ if TYPE_CHECKING:
     from agentrt.runs.messages import ThreadMessage
     from agentrt.runtime import AgentRuntime, Run
 
+__all__ = [
+    "DEMO_APP",
+    "AppOption",
+    "CliError",
+    "DbOption",
+    "age",
+    "app",
+    "check_database",
+    "database_runtime",
+    "describe_budget",
+    "fail",
+    "json_option",
+    "load_runtime",
+    "message_line",
+    "not_text",
+    "print_request",
+    "print_run",
+    "raised",
+    "rule_of",
+    "run_secrets",
+    "runtime_from",
+    "short",
+    "shown_args",
+    "shown_request",
+    "table",
+]
+
 DEMO_APP = "agentrt.examples.refund_desk:build_runtime"
+
+_app_from_toml = app_from_toml  # as cli/policy.py knows it
 
 app = typer.Typer(
     name="agentrt",
@@ -55,23 +85,6 @@ DbOption = Annotated[
         "app with it.",
     ),
 ]
-
-_SQLITE_HEADER = b"SQLite format 3\x00"
-
-
-class CliError(Exception):
-    """A problem to report in one line, with exit status 2."""
-
-
-def _app_from_toml() -> tuple[str | None, str | None]:
-    path = Path("agentrt.toml")
-    if not path.is_file():
-        return None, None
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8")).get("agentrt", {})
-    except tomllib.TOMLDecodeError as exc:
-        raise CliError(f"agentrt.toml is not valid TOML: {exc}") from None
-    return data.get("app"), data.get("db")
 
 
 def load_runtime(
@@ -207,31 +220,6 @@ def _check_factory(spec: str, factory: Any, db: str | None, *, create: bool) -> 
                 "reads an existing database and does not make a new one)"
             )
         check_database(path, create=create)
-
-
-def check_database(db: str, *, create: bool) -> None:
-    """CliError unless ``db`` names a SQLite file, or (with ``create``) nothing yet."""
-    if "://" in db:  # a database URL: its server says whether it exists
-        return
-    path = Path(db)
-    if path.is_dir():
-        raise CliError(f"--db {db!r} is a directory; give the SQLite file in it")
-    if not path.exists():
-        if create:
-            return
-        raise CliError(
-            f"no database at {db!r}; check the path (this command reads an existing "
-            "database and does not make a new one)"
-        )
-    try:
-        with path.open("rb") as f:
-            header = f.read(len(_SQLITE_HEADER))
-    except OSError as exc:
-        raise CliError(f"cannot read database {db!r}: {exc.strerror}") from None
-    if header and header != _SQLITE_HEADER:
-        raise CliError(
-            f"{db!r} is not a SQLite database (it does not start with SQLite's header); check --db"
-        )
 
 
 def database_runtime(db: str) -> AgentRuntime:

@@ -33,7 +33,7 @@ from agentrt.budget import Budget
 from agentrt.errors import ConfigError
 from agentrt.evals.schema import CaseSpec, DatasetFile, DecideSpec, Defaults, Expect, JudgeConfig
 from agentrt.policies.cel_engine import cel
-from agentrt.policies.loader import locate
+from agentrt.policies.loader import duplicate_key, locate
 from agentrt.principal import Principal
 
 __all__ = [
@@ -131,9 +131,15 @@ def parse_dataset(
             if not line.strip():
                 continue
             try:
-                cases.append(json.loads(line))
+                cases.append(json.loads(line, object_pairs_hook=_once_each))
             except json.JSONDecodeError as exc:
                 raise DatasetError(source, f"not a JSON object: {exc.msg}", line=number) from None
+            except _KeyTwice as exc:
+                raise DatasetError(
+                    source,
+                    f"duplicate key {exc.key!r}; JSON would keep only the last one, so say it once",
+                    line=number,
+                ) from None
             lines.append(number)
         data: Any = {"cases": cases}
     else:
@@ -144,6 +150,9 @@ def parse_dataset(
             mark = exc.problem_mark
             at = mark.line + 1 if mark else None
             raise DatasetError(source, f"not valid YAML: {exc.problem}", line=at) from None
+        duplicate = duplicate_key(node)
+        if duplicate is not None:
+            raise DatasetError(source, duplicate.problem(), line=duplicate.line)
     if not isinstance(data, dict):
         raise DatasetError(source, "a dataset is a mapping with a `cases:` list")
     try:
@@ -163,6 +172,22 @@ def parse_dataset(
         for index, spec in enumerate(parsed.cases)
     ]
     return Dataset(name=parsed.name or name, source=source, cases=tuple(ready), judge=parsed.judge)
+
+
+class _KeyTwice(Exception):
+    def __init__(self, key: str) -> None:
+        self.key = key
+
+
+def _once_each(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object's pairs as a dict; _KeyTwice for a key given twice (json keeps the
+    last silently)."""
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise _KeyTwice(key)
+        data[key] = value
+    return data
 
 
 @dataclass(frozen=True, slots=True)

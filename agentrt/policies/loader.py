@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,9 @@ from agentrt.errors import ConfigError
 from agentrt.policies.model import PolicyFile
 
 __all__ = [
+    "DuplicateKey",
     "PolicyFileError",
+    "duplicate_key",
     "load_policy_text",
     "locate",
     "read_policy_file",
@@ -138,13 +141,46 @@ def rule_at_yaml_error(text: str) -> str | None:
     return repr(ids[current]) if current in ids else f"#{current + 1}"
 
 
+@dataclass(frozen=True, slots=True)
+class DuplicateKey:
+    """A key given twice in one mapping of a YAML file. A YAML loader silently keeps the
+    last, so every agentrt file (policies, webhooks, eval datasets) refuses it."""
+
+    path: tuple[str | int, ...]
+    """The mapping's place: its keys and list indices from the top."""
+    again: yaml.ScalarNode
+    """The key the second time."""
+    first: yaml.ScalarNode
+    """The key the first time."""
+
+    @property
+    def line(self) -> int:
+        return self.again.start_mark.line + 1
+
+    @property
+    def column(self) -> int:
+        return self.again.start_mark.column + 1
+
+    def problem(self) -> str:
+        """The problem, placed in the file by the mapping's path, without file:line."""
+        dotted = ".".join(str(p) for p in self.path) or "file"
+        first = self.first.start_mark
+        return (
+            f"{dotted}: duplicate key {self.again.value!r} (first at line {first.line + 1}, "
+            f"column {first.column + 1}); YAML would keep only the last one, so say it once"
+        )
+
+
+def duplicate_key(node: yaml.Node | None) -> DuplicateKey | None:
+    """The first key given twice in one mapping of the document ``node``, in document
+    order, or None."""
+    found = _duplicate_key(node, [], set())
+    return None if found is None else DuplicateKey(tuple(found[0]), found[1], found[2])
+
+
 def _duplicate_key(
-    node: yaml.Node | None, path: list[str | int] | None = None, seen: set[int] | None = None
+    node: yaml.Node | None, path: list[str | int], seen: set[int]
 ) -> tuple[list[str | int], yaml.ScalarNode, yaml.ScalarNode] | None:
-    """The first key given twice in one mapping, in document order: the path of the
-    mapping, the second key and the first. (A YAML loader silently keeps the last.)"""
-    path = path or []
-    seen = set() if seen is None else seen
     if node is None or id(node) in seen:  # an alias of a node already walked
         return None
     seen.add(id(node))
@@ -183,19 +219,12 @@ def load_policy_text(text: str, source: str = "<string>") -> tuple[PolicyFile, y
             mark.column + 1 if mark else None,
             f"{where}not valid YAML: {exc.problem}",
         ) from None
-    duplicate = _duplicate_key(node)
+    duplicate = duplicate_key(node)
     if duplicate is not None:
-        path, again, first = duplicate
-        rule = _rule_id(data, path)
+        rule = _rule_id(data, duplicate.path)
         where = f"rule {rule}, " if rule else ""
-        dotted = ".".join(str(p) for p in path) or "file"
         raise PolicyFileError(
-            source,
-            again.start_mark.line + 1,
-            again.start_mark.column + 1,
-            f"{where}{dotted}: duplicate key {again.value!r} (first at line "
-            f"{first.start_mark.line + 1}, column {first.start_mark.column + 1}); YAML would "
-            "keep only the last one, so say it once",
+            source, duplicate.line, duplicate.column, f"{where}{duplicate.problem()}"
         )
     if data is None:
         # Nothing at all (empty, blank or only comments): a file truncated on deploy, or the

@@ -21,6 +21,7 @@ from langgraph.store.base import BaseStore
 
 from agentrt.errors import ConfigError
 from agentrt.store.protocols import Store
+from agentrt.urls import hidden_password
 
 if TYPE_CHECKING:
     from agentrt.store.postgres.database import PoolSettings
@@ -51,22 +52,30 @@ class OpenedStore:
 def sqlite_path(url: str | Path) -> str:
     """The file a SQLite path or URL names. As in SQLAlchemy, what follows
     ``sqlite:///`` is the path: ``sqlite:///agentrt.db`` is relative,
-    ``sqlite:////var/lib/agentrt.db`` absolute. ConfigError for any other scheme."""
+    ``sqlite:////var/lib/agentrt.db`` absolute. ConfigError for any other scheme, and for
+    an empty path (SQLite would open a private scratch database on each connection, which
+    keeps nothing). Each message shows a URL with its password hidden."""
     text = str(url)
     if text.startswith("sqlite:"):
         path = text[len("sqlite:///") :] if text.startswith("sqlite:///") else ""
-        if not path:
+        if not path.strip():
             raise ConfigError(
-                f"database URL {text!r} names no file; write sqlite:///relative/file.db "
-                "or sqlite:////absolute/file.db"
+                f"database URL {hidden_password(text)!r} names no file; write "
+                "sqlite:///relative/file.db or sqlite:////absolute/file.db"
             )
         return path
     if "://" in text:
         scheme = text.split("://", 1)[0]
         raise ConfigError(
-            f"database URL {text!r} has scheme {scheme!r}, which this agentrt cannot open; "
-            "give a SQLite file path (agentrt.db), sqlite:///path/to/file.db or "
+            f"database URL {hidden_password(text)!r} has scheme {scheme!r}, which this agentrt "
+            "cannot open; give a SQLite file path (agentrt.db), sqlite:///path/to/file.db or "
             "postgresql://user:password@host/database"
+        )
+    if not text.strip():
+        # An unset setting read as "": every run would fail on tables its connection lacks.
+        raise ConfigError(
+            f"db {text!r} names no database; give a SQLite file path (agentrt.db) or a "
+            "postgresql:// URL"
         )
     return text
 
@@ -89,7 +98,9 @@ def open_store(
     if is_postgres(url):
         return _open_postgres(str(url), clock=clock, pool=pool)
     if pool is not None:
-        raise ConfigError(f"pool= applies to a postgresql:// database, not to {str(url)!r}")
+        raise ConfigError(
+            f"pool= applies to a postgresql:// database, not to {hidden_password(str(url))!r}"
+        )
     from agentrt.store.longterm import SqliteMemories
     from agentrt.store.sqlite import SqliteStore
     from agentrt.store.sqlite.checkpoints import Checkpoints

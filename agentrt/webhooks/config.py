@@ -23,8 +23,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentrt.errors import ConfigError
-from agentrt.policies.loader import locate
+from agentrt.policies.loader import duplicate_key, locate
 from agentrt.store.outbox import EVENT_TYPES, OutboxEvent
+from agentrt.urls import hidden_password
 
 __all__ = ["ALL_TENANTS", "RetrySchedule", "WebhookEndpoint", "Webhooks", "shown_url"]
 
@@ -35,9 +36,19 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 
 def shown_url(url: str) -> str:
-    """``url`` as messages show it: scheme and host only (a path may hold a token)."""
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.hostname or ''}{f':{parts.port}' if parts.port else ''}/..."
+    """``url`` as messages show it: scheme and host only (a path may hold a token, the
+    authority a password); a port that is no number left out, and no part of a URL that
+    cannot be taken apart shown."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # a bracket left open
+        scheme = url.split("://", 1)[0] if "://" in url else ""
+        return f"{scheme}://..." if scheme.isalnum() else "..."
+    try:
+        port = parts.port
+    except ValueError:  # a port that is not a number
+        port = None
+    return f"{parts.scheme}://{parts.hostname or ''}{f':{port}' if port else ''}/..."
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -107,19 +118,27 @@ class WebhookEndpoint:
                 f"webhook endpoint name {self.name!r} must be 1-64 letters, digits, '.', '_' "
                 "or '-' (it names the endpoint's deliveries)"
             )
-        if not isinstance(self.url, str) or not self.url.isprintable() or " " in self.url:
+        if not isinstance(self.url, str):
+            raise ConfigError(
+                f"webhook endpoint {self.name!r}: url must be text, got a {type(self.url).__name__}"
+            )
+        # The URL itself is never said (its path may hold a token, its authority a
+        # password): shown_url's scheme and host, and where the problem is.
+        bad = next((i for i, c in enumerate(self.url) if c == " " or not c.isprintable()), None)
+        if bad is not None:
             # urlsplit drops a newline or a tab without a word (a YAML block's last line
             # break), and the HTTP client then refuses the URL at every send.
             raise ConfigError(
-                f"webhook endpoint {self.name!r}: url {self.url!r} holds a space or a "
-                "control character (a line break?); give the URL alone"
+                f"webhook endpoint {self.name!r}: url {shown_url(self.url)!r} holds a space "
+                f"or a control character ({self.url[bad]!r} at character {bad + 1}; a line "
+                "break?); give the URL alone"
             )
         try:
             parts = urlsplit(self.url)
             parts.port  # noqa: B018 (a port that is not a number raises here)
         except ValueError as exc:
             raise ConfigError(
-                f"webhook endpoint {self.name!r}: url {self.url!r} is not a URL ({exc})"
+                f"webhook endpoint {self.name!r}: url {shown_url(self.url)!r} is not a URL ({exc})"
             ) from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ConfigError(
@@ -208,7 +227,7 @@ class Webhooks:
             if parts.scheme not in ("http", "https") or not parts.hostname:
                 raise ConfigError(
                     f"webhooks public_url must be the service's http(s) address, got "
-                    f"{self.public_url!r}"
+                    f"{hidden_password(self.public_url)!r}"
                 )
 
     @classmethod
@@ -239,6 +258,10 @@ class Webhooks:
             text = Path(path).read_text(encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"cannot read webhooks file {source!r}: {exc.strerror}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(
+                f"webhooks file {source!r} is not UTF-8 text (byte {exc.start}); save it as UTF-8"
+            ) from None
         return cls.from_yaml(text, source=source, environ=environ)
 
     @classmethod
@@ -254,6 +277,9 @@ class Webhooks:
             mark = getattr(exc, "problem_mark", None)
             where = f"{source}:{mark.line + 1}" if mark else source
             raise ConfigError(f"{where}: not valid YAML: {exc}") from None
+        duplicate = duplicate_key(node)
+        if duplicate is not None:
+            raise ConfigError(f"{source}:{duplicate.line}: {duplicate.problem()}")
         try:
             parsed = _File.model_validate(data or {})
         except ValidationError as exc:

@@ -36,6 +36,7 @@ from agentrt.errors import ConfigError, DatabaseUnavailable
 from agentrt.logs import get_logger
 from agentrt.store.postgres.failures import may_pass, too_long
 from agentrt.store.postgres.migrating import migrate
+from agentrt.urls import hidden_password
 
 __all__ = [
     "CommitInDoubt",
@@ -98,21 +99,6 @@ class PoolSettings:
                 f"pool timeout must be > 0 and patience >= 0 seconds, got "
                 f"timeout={self.timeout!r}, patience={self.patience!r}"
             )
-
-
-def hidden_password(url: str) -> str:
-    """``url`` with its password (in the authority or the query) shown as ***."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    userinfo, at, hosts = netloc.rpartition("@")
-    if at and ":" in userinfo:
-        netloc = f"{userinfo.split(':', 1)[0]}:***@{hosts}"
-    query = parts.query
-    if query:
-        pairs = parse_qsl(query, keep_blank_values=True)
-        if any(k == "password" for k, _ in pairs):
-            query = urlencode([(k, "***" if k == "password" else v) for k, v in pairs], safe="*")
-    return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 
 def parse_url(url: str, settings: PoolSettings) -> tuple[str, PoolSettings]:

@@ -26,6 +26,7 @@ __all__ = [
     "Database",
     "begin_waiting",
     "connect",
+    "foreign_tables",
     "locked",
     "record_of",
     "retry_locked",
@@ -51,12 +52,16 @@ def connect(path: str | Path, *, autocommit: bool = True) -> sqlite3.Connection:
     conn = sqlite3.connect(str(path), check_same_thread=False, timeout=BUSY_TIMEOUT_MS / 1000)
     if autocommit:
         conn.isolation_level = None
-    conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA foreign_keys=ON")
-    # NORMAL is durable across process crashes in WAL mode; only power loss can drop the
-    # last commits, and that is the trade SQLite documents for WAL.
-    conn.execute("PRAGMA synchronous=NORMAL")
+    try:
+        conn.execute("PRAGMA journal_mode=WAL")  # the first read: a file that is no database
+        conn.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
+        conn.execute("PRAGMA foreign_keys=ON")
+        # NORMAL is durable across process crashes in WAL mode; only power loss can drop the
+        # last commits, and that is the trade SQLite documents for WAL.
+        conn.execute("PRAGMA synchronous=NORMAL")
+    except BaseException:
+        conn.close()
+        raise
     return conn
 
 
@@ -101,9 +106,25 @@ class Database:
         self.clock = clock
         """Epoch seconds for the times the tables write."""
         self._lock = threading.RLock()
-        self._conn = connect(self.path)
+        if Path(self.path).is_dir():
+            raise ConfigError(
+                f"db {self.path!r} is a directory; give a SQLite file (in it, or a new path)"
+            )
+        try:
+            self._conn = connect(self.path)
+        except sqlite3.DatabaseError as exc:
+            raise ConfigError(_unusable(self.path, exc)) from None
         self._conn.row_factory = sqlite3.Row
-        self._migrate()
+        try:
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            if locked(exc):  # another writer held it past LOCK_PATIENCE: not the file's fault
+                raise
+            raise ConfigError(_unusable(self.path, exc)) from None
+        except BaseException:
+            self._conn.close()
+            raise
 
     @contextmanager
     def tx(self) -> Iterator[sqlite3.Connection]:
@@ -186,6 +207,31 @@ class Database:
             )
             row = db.execute("SELECT value FROM agentrt_meta WHERE key='redaction_salt'").fetchone()
         return str(row["value"])
+
+
+def foreign_tables(path: str | Path) -> list[str]:
+    """The tables of the SQLite file at ``path`` if it holds another application's data:
+    none for agentrt's database, or for a file with no tables yet. Read only (the file is
+    left as it is); sqlite3.DatabaseError for a file SQLite cannot read."""
+    conn = sqlite3.connect(f"{Path(path).resolve().as_uri()}?mode=ro", uri=True)
+    try:
+        rows = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        tables = [str(row[0]) for row in rows]
+    finally:
+        conn.close()
+    # Every agentrt database has agentrt_meta from its first open (Database._migrate).
+    return [] if "agentrt_meta" in tables else tables
+
+
+def _unusable(path: str, exc: sqlite3.DatabaseError) -> str:
+    """Why the file at ``path`` cannot be agentrt's database, and what to do."""
+    if "not a database" in str(exc):
+        hint = "give agentrt's SQLite file, or a path where there is none yet"
+    elif "malformed" in str(exc):
+        hint = "the file is damaged: restore it from a backup"
+    else:
+        hint = "check that its directory exists and that this process may write there"
+    return f"cannot open db {path!r} as a SQLite database ({exc}); {hint}"
 
 
 def record_of(cls: type[_T], row: sqlite3.Row, **decode: Callable[[Any], Any]) -> _T:

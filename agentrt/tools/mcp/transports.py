@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 from agentrt.errors import ConfigError
 from agentrt.redaction import Redactor, secret_forms
 from agentrt.tools.mcp.connection import StderrToLog, WatchedTransport
+from agentrt.urls import hidden_password
 
 __all__ = ["Http", "Stdio", "http_transport", "longest_form", "stdio_transport"]
 
@@ -162,9 +163,11 @@ def stdio_transport(
 
 def http_transport(server: str, url: Any, headers: Mapping[str, str] | None) -> Http:
     """An HTTP transport from what the app gave, each part checked."""
-    if not isinstance(url, str) or urlsplit(url).scheme not in ("http", "https"):
+    if not isinstance(url, str) or _scheme(url) not in ("http", "https"):
+        # The URL as given may carry a password (https://user:password@host): never shown.
+        got = repr(hidden_password(url)) if isinstance(url, str) else f"a {type(url).__name__}"
         raise ConfigError(
-            f"MCP server {server!r}: url must be an http:// or https:// URL, got {url!r}"
+            f"MCP server {server!r}: url must be an http:// or https:// URL, got {got}"
         )
     if headers is not None and not (
         isinstance(headers, Mapping)
@@ -175,3 +178,10 @@ def http_transport(server: str, url: Any, headers: Mapping[str, str] | None) -> 
             "(their values are not shown here)"
         )
     return Http(url=url, headers=tuple(sorted((headers or {}).items())))
+
+
+def _scheme(url: str) -> str:
+    try:
+        return urlsplit(url).scheme
+    except ValueError:  # a bracket left open: no URL
+        return ""
