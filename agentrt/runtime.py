@@ -158,7 +158,7 @@ class AgentRuntime(RunReading, OwnGraphDoor, Conversing):
                 self.model_name,
                 self.model_name,
             )
-        summarizing = self._summarizing(summarize, chat, prices)
+        summarizing = self._summarizing(summarize, chat)
         self._budgets = BudgetLayers(
             default=DEFAULT_BUDGET if budget is None else budget.over(DEFAULT_BUDGET),
             tenants=dict(tenant_budgets or {}),
@@ -307,12 +307,7 @@ class AgentRuntime(RunReading, OwnGraphDoor, Conversing):
         exporter = self._tracing_setup.exporter
         return exporter.failures if exporter is not None else 0
 
-    def _summarizing(
-        self,
-        summarize: Summarize | None,
-        chat: BaseChatModel,
-        prices: Mapping[str, ModelPrice | tuple[float, float]] | None,
-    ) -> Summarizing | None:
+    def _summarizing(self, summarize: Summarize | None, chat: BaseChatModel) -> Summarizing | None:
         if summarize is not None and not isinstance(summarize, Summarize):
             raise ConfigError(f"summarize must be an agentrt Summarize, got {summarize!r}")
         self.summarize = summarize
@@ -322,7 +317,7 @@ class AgentRuntime(RunReading, OwnGraphDoor, Conversing):
         if summarize.model is None:
             return Summarizing(settings=summarize, model=chat, price=self.model_price)
         writer = reporting_usage(summarize.model)
-        price = find_price(model_name_of(writer), price_table(prices))
+        price = find_price(model_name_of(writer), self._prices)  # prices= over the table
         return Summarizing(settings=summarize, model=writer, price=price)
 
     def _run_metrics(self, setting: Any, tracing: Any, name: str) -> RunMetrics:
