@@ -5,16 +5,21 @@ examples as a user runs them."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import sqlite3
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 from langchain_core.messages import HumanMessage, ToolMessage
 from langgraph.checkpoint.memory import InMemorySaver
+from langgraph.graph import START, MessagesState, StateGraph
+from langgraph.prebuilt import tools_condition
 from langgraph.types import Command
 
 from agentrt import (
@@ -24,15 +29,17 @@ from agentrt import (
     BudgetExceeded,
     ConfigError,
     Decision,
+    Policy,
     Principal,
     RunError,
     RunStatus,
+    tool,
 )
 from agentrt.budget import DEFAULT_PRICES
-from agentrt.examples.own_graph import build_runtime, scripted_model
+from agentrt.examples.own_graph import POLICY, build_runtime, scripted_model
 from agentrt.examples.refund_desk import APPROVER, OPERATOR
 from agentrt.records import LeaseRecord
-from agentrt.testing import ScriptedChatModel
+from agentrt.testing import ScriptedChatModel, ai, tool_call
 from tests.governed_app import KINDS, THREAD, app, refunds, start
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -264,3 +271,317 @@ def test_the_readme_own_graph_and_create_agent_blocks_run_as_printed(tmp_path: P
         payments = tmp_path / "agentrt.payments.db"
         with sqlite3.connect(payments) as db:
             assert db.execute("SELECT count(*) FROM refunds").fetchone() == (2,)
+
+
+# Parallel calls, cancels, resume values, keys and limits of own-graph threads ---------------
+
+NOTES = """
+  - id: notes
+    match: {tools: [write_note]}
+    decision: allow
+    reason: Notes need no approval.
+  - id: wires
+    match: {tools: [wire]}
+    decision: require_approval
+    approval: {role: refund-approver}
+    reason: A wire needs a person.
+"""
+
+
+class Desk:
+    """A runtime on the examples' policy with a note and a wire beside the refund, what
+    each tool did (in order), and a hand-written graph of it; ``hold`` keeps notes in
+    their tool until set."""
+
+    def __init__(self, tmp_path: Path, script: list[Any], **kw: Any) -> None:
+        self.done: list[tuple[Any, ...]] = []
+        self.hold: threading.Event | None = kw.pop("hold", None)
+        self.entered = threading.Event()
+        self.model = ScriptedChatModel(script)
+        self.rt = AgentRuntime(
+            self.model,
+            tools=self.tools(),
+            policy=Policy.from_yaml(POLICY + NOTES),
+            db=tmp_path / "agentrt.db",
+            **kw,
+        )
+
+    def tools(self) -> list[Any]:
+        @tool(effect="irreversible", scopes=["payments:write"], idempotent=True)
+        def issue_refund(order_id: str, amount: float) -> dict[str, Any]:
+            """Refund an order.
+
+            Args:
+                order_id: The order's number.
+                amount: How much, in USD.
+            """
+            self.done.append(("refund", order_id))
+            return {"refunded": amount}
+
+        @tool(effect="write")
+        def write_note(text: str) -> dict[str, Any]:
+            """Write a note.
+
+            Args:
+                text: The note.
+            """
+            self.entered.set()
+            if self.hold is not None:
+                assert self.hold.wait(30)
+            self.done.append(("note", text))
+            return {"noted": text}
+
+        @tool(effect="write", sensitive=["account"])
+        def wire(account: str, amount: float) -> dict[str, Any]:
+            """Wire money.
+
+            Args:
+                account: The account.
+                amount: How much, in USD.
+            """
+            self.done.append(("wire", account))
+            return {"sent": amount}
+
+        return [issue_refund, write_note, wire]
+
+    def graph(self, node: Any = None, *, inner: bool = False) -> Any:
+        """The model and a governed tool node (or ``node``); ``inner``: as a subgraph."""
+        graph = StateGraph(MessagesState)
+        graph.add_node("model", lambda state: {"messages": [self.model.invoke(state["messages"])]})
+        graph.add_node("tools", node if node is not None else self.rt.tool_node())
+        graph.add_edge(START, "model")
+        graph.add_conditional_edges("model", tools_condition)
+        graph.add_edge("tools", "model")
+        if not inner:
+            return graph.compile(checkpointer=InMemorySaver())
+        outer = StateGraph(MessagesState)
+        outer.add_node("agent", graph.compile())
+        outer.add_edge(START, "agent")
+        return outer.compile(checkpointer=InMemorySaver())
+
+
+REFUND_AND_NOTE = [
+    ai(
+        "",
+        tool_call("issue_refund", {"order_id": "42", "amount": 89.0}),
+        tool_call("write_note", {"text": "hi"}),
+    ),
+    "done",
+]
+TWO_REFUNDS = [
+    ai(
+        "",
+        tool_call("issue_refund", {"order_id": "42", "amount": 89.0}),
+        tool_call("issue_refund", {"order_id": "44", "amount": 99.0}),
+    ),
+    "done",
+]
+GO = {"messages": [HumanMessage("go")]}
+
+
+def in_flight(rt: AgentRuntime) -> int:
+    """Threads with a governed call in flight in this process (what the Governor keeps)."""
+    return len(rt._governor._turns)
+
+
+@pytest.mark.parametrize("mode", ["sync", "async"])
+def test_a_parallel_call_beside_a_gate_runs_before_the_graph_returns_at_the_gate(
+    mode: str, tmp_path: Path
+) -> None:
+    # The gated refund comes first (one call at a time in sync); the note beside it runs
+    # all the same, and in both modes before invoke returns: an async ToolNode's gather
+    # returns at the first interrupt, and the note must not act after it. The row stays
+    # at the gate while the refund's request is pending.
+    desk = Desk(tmp_path, REFUND_AND_NOTE)
+    with desk.rt as rt:
+        graph, config = desk.graph(), rt.thread(principal=OPERATOR, thread_id=THREAD)
+        if mode == "sync":
+            out = graph.invoke(GO, {**config, "max_concurrency": 1}, durability="sync")
+        else:
+
+            async def waiting() -> dict[str, Any]:
+                out = await graph.ainvoke(GO, config, durability="sync")
+                assert desk.done == [("note", "hi")]  # done before it returned
+                assert in_flight(rt) == 0  # and nothing of the thread goes on after
+                return dict(out)
+
+            out = asyncio.run(waiting())
+        assert len(out["__interrupt__"]) == 1
+        assert desk.done == [("note", "hi")]
+        (request,) = rt.approvals(thread_id=THREAD)
+        assert rt.get(THREAD).status is RunStatus.AWAITING_APPROVAL
+        assert [r.thread_id for r in rt.runs(status="awaiting_approval")] == [THREAD]
+        graph.invoke(Command(resume=Decision.approve(request.id, by=APPROVER)), config)
+        assert desk.done == [("note", "hi"), ("refund", "42")]  # the note replayed, not run
+        assert (rt.get(THREAD).status, rt.get(THREAD).usage["tool_calls"]) == (
+            RunStatus.RUNNING,
+            2,
+        )
+
+
+def test_a_cancelled_async_graph_lets_go_of_the_thread(tmp_path: Path) -> None:
+    # One note holds the thread's turn in its tool, the other waits for it; the app
+    # cancels the ainvoke. The waiting call takes nothing, the holder gives its turn back:
+    # the thread's next call (the graph carried on) answers, and nothing is kept.
+    hold = threading.Event()
+    notes = [tool_call("write_note", {"text": "a"}), tool_call("write_note", {"text": "b"})]
+    desk = Desk(tmp_path, [ai("", *notes), "done"], hold=hold)
+    with desk.rt as rt:
+        graph, config = desk.graph(), rt.thread(principal=OPERATOR, thread_id=THREAD)
+
+        async def cancelled() -> None:
+            task = asyncio.create_task(graph.ainvoke(GO, config))
+            assert await asyncio.to_thread(desk.entered.wait, 10)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            hold.set()  # the note cut off goes on in its worker thread, then ends
+
+        # In a thread of its own, bounded: asyncio.run waits for its worker threads.
+        loop = threading.Thread(target=asyncio.run, args=(cancelled(),), daemon=True)
+        loop.start()
+        loop.join(30)
+        assert not loop.is_alive(), "the cancelled graph's loop never ends"
+        answered = threading.Event()
+        threading.Thread(
+            target=lambda: (graph.invoke(None, config), answered.set()), daemon=True
+        ).start()
+        assert answered.wait(30), "the thread's next governed call hangs"
+        assert in_flight(rt) == 0
+
+
+def test_every_decision_handed_in_with_command_resume_is_recorded_or_refused(
+    tmp_path: Path,
+) -> None:
+    desk = Desk(tmp_path, TWO_REFUNDS)
+    with desk.rt as rt:
+        graph, config = desk.graph(), rt.thread(principal=OPERATOR, thread_id=THREAD)
+        out = graph.invoke(GO, {**config, "max_concurrency": 1})
+        asked = out["__interrupt__"][0].value["approvals"][0]["id"]
+        first, second = sorted(rt.approvals(thread_id=THREAD), key=lambda r: r.id != asked)
+        # Another thread's request is refused with the reason; neither is recorded.
+        rt.thread(principal=OPERATOR, thread_id="t2")
+        graph.invoke(GO, {"configurable": {"thread_id": "t2"}})
+        (elsewhere, _) = rt.approvals(thread_id="t2")
+        out = graph.invoke(Command(resume=Decision.approve(elsewhere.id, by=APPROVER)), config)
+        refused = out["__interrupt__"][0].value["refused"]
+        assert refused["error"] == "InvalidDecision"
+        assert f"approval {elsewhere.id!r} is not a request of thread 't1'" in refused["message"]
+        assert rt.approval(elsewhere.id).status is ApprovalStatus.PENDING
+        # A decision on the request the interrupt does not name is recorded: that call runs.
+        out = graph.invoke(Command(resume=Decision.approve(second.id, by=APPROVER)), config)
+        assert rt.approval(second.id).status is ApprovalStatus.APPROVED
+        assert "refused" not in out["__interrupt__"][0].value  # that value, again, is no refusal
+        assert desk.done == [("refund", "44")]
+        assert rt.get(THREAD).status is RunStatus.AWAITING_APPROVAL
+        # Both of the other thread's, in one list: both recorded, both refunds made.
+        both = [Decision.approve(r.id, by=APPROVER) for r in rt.approvals(thread_id="t2")]
+        graph.invoke(Command(resume=both), {"configurable": {"thread_id": "t2"}})
+        assert sorted(desk.done) == [("refund", "42"), ("refund", "44"), ("refund", "44")]
+        assert rt.approvals(thread_id="t2") == []
+        graph.invoke(Command(resume=Decision.approve(first.id, by=APPROVER)), config)
+        assert rt.get(THREAD).status is RunStatus.RUNNING
+
+
+def test_a_refused_edit_keeps_its_sensitive_argument_out_of_the_log_and_the_refusal(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    secret = "ACCT-55550000-NEWX"
+    wire = tool_call("wire", {"account": "ACCT-77441199-ZQX", "amount": 5.0})
+    desk = Desk(tmp_path, [ai("", wire), "done"])
+    with desk.rt as rt:
+        graph, config = desk.graph(), rt.thread(principal=OPERATOR, thread_id=THREAD)
+        graph.invoke(GO, config)
+        (request,) = rt.approvals(thread_id=THREAD)
+        bad = {"approval_id": request.id, "outcome": "edit", "by": "bob"}
+        with caplog.at_level(logging.WARNING, logger="agentrt"):
+            out = graph.invoke(Command(resume={**bad, "args": {"account": secret}}), config)
+        refused = out["__interrupt__"][0].value["refused"]
+        logged = "\n".join(r.getMessage() for r in caplog.records)
+        assert refused["error"] == "InvalidDecision"
+        assert f"decision on {request.id!r} refused: malformed decision" in logged
+        for shown_text in (logged, refused["message"]):
+            assert secret not in shown_text
+            assert "ACCT-77441199-ZQX" not in shown_text
+        assert desk.done == []
+
+
+def test_two_drivers_of_one_thread_count_each_call_against_its_budget(tmp_path: Path) -> None:
+    # Two runtimes on one database (two processes: the app's worker and the service) drive
+    # one thread with max_tool_calls=1; both read the usage before either counts its call.
+    meet = threading.Barrier(2, timeout=30)
+    met: set[int] = set()
+
+    def clock() -> float:
+        if sys._getframe(1).f_code.co_name == "_spend" and threading.get_ident() not in met:
+            met.add(threading.get_ident())
+            meet.wait()
+        return time.time()
+
+    def driver(order: str) -> tuple[Desk, Any]:
+        refund = tool_call("issue_refund", {"order_id": order, "amount": 10.0}, id=order)
+        desk = Desk(tmp_path, [ai("", refund), "done"], clock=clock)
+        return desk, desk.graph()
+
+    (a, graph_a), (b, graph_b) = driver("1"), driver("2")
+    with a.rt, b.rt:
+        config = a.rt.thread(principal=OPERATOR, thread_id=THREAD, budget=Budget(max_tool_calls=1))
+        raised: list[BaseException] = []
+
+        def drive(graph: Any) -> None:
+            try:
+                graph.invoke(GO, config)
+            except BudgetExceeded as exc:
+                raised.append(exc)
+
+        threads = [threading.Thread(target=drive, args=(g,)) for g in (graph_a, graph_b)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        made = a.done + b.done
+        assert (len(made), len(raised)) == (1, 1), (made, raised)
+        run = a.rt.get(THREAD)
+        assert (run.status, run.usage["tool_calls"]) == (RunStatus.BUDGET_EXCEEDED, 1)
+
+
+def test_a_later_turn_of_a_subgraph_makes_its_own_call(tmp_path: Path) -> None:
+    # A subgraph's supersteps count from 0 at each turn; a provider that numbers its calls
+    # per message asks again with the same id. Two turns, two refunds.
+    same = tool_call("issue_refund", {"order_id": "9", "amount": 10.0}, id="call_1")
+    desk = Desk(tmp_path, [ai("", same), "refunded", ai("", same), "refunded again"])
+    with desk.rt as rt:
+        graph, config = desk.graph(inner=True), rt.thread(principal=OPERATOR, thread_id=THREAD)
+        graph.invoke(GO, config)
+        graph.invoke(GO, config)
+        assert desk.done == [("refund", "9"), ("refund", "9")]
+        assert rt.get(THREAD).usage["tool_calls"] == 2
+        assert len({e.key for e in rt.store.list_effects(THREAD)}) == 2
+
+
+def test_a_tool_node_offering_no_tools_runs_none(tmp_path: Path) -> None:
+    desk = Desk(
+        tmp_path, [ai("", tool_call("issue_refund", {"order_id": "9", "amount": 10.0})), "done"]
+    )
+    with desk.rt as rt:
+        node = rt.tool_node(tools=[])
+        assert list(node.tools_by_name) == []
+        graph, config = desk.graph(node), rt.thread(principal=OPERATOR, thread_id=THREAD)
+        out = graph.invoke(GO, config)
+        (message,) = [m for m in out["messages"] if isinstance(m, ToolMessage)]
+        assert (message.status, message.content) == (
+            "error",
+            "denied: tool 'issue_refund' is not offered here",
+        )
+        assert desk.done == []
+
+
+def test_the_governor_keeps_nothing_of_a_thread_once_its_calls_are_over(tmp_path: Path) -> None:
+    note = ai("", tool_call("write_note", {"text": "n"}))
+    desk = Desk(tmp_path, [note, "ok"] * 5)
+    with desk.rt as rt:
+        graph = desk.graph()
+        for n in range(5):
+            graph.invoke(GO, rt.thread(principal=OPERATOR, thread_id=f"t{n}"))
+        assert len(desk.done) == 5
+        assert in_flight(rt) == 0

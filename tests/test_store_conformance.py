@@ -301,6 +301,22 @@ def test_usage_budget_and_trace_are_kept(store: Store) -> None:
     assert new_run(store, "t2").trace_span_id is None  # no segment has ended yet
 
 
+def test_usage_is_swapped_only_from_the_usage_read(store: Store) -> None:
+    # Two drivers of one thread both read the usage, then both count a call: the second
+    # write is refused (False), so it reads again and checks its limit against the first.
+    new_run(store)
+    one = USAGE | {"tool_calls": 1, "cost_usd": 0.1}
+    assert store.swap_usage("t1", USAGE, one) is True
+    assert store.swap_usage("t1", USAGE, USAGE | {"tool_calls": 1}) is False
+    read = store.get_run("t1")
+    assert read is not None
+    assert read.usage == one
+    # Equal as JSON is what matches, whatever the order of its keys.
+    assert store.swap_usage("t1", dict(reversed(list(read.usage.items()))), one | {"tool_calls": 2})
+    assert store.get_run("t1").usage["tool_calls"] == 2  # type: ignore[union-attr]
+    assert store.swap_usage("nobody", USAGE, one) is False
+
+
 def test_prune_picks_old_finished_runs_and_delete_takes_everything(
     store: Store, clock: FakeClock
 ) -> None:

@@ -9,25 +9,33 @@ recorded first, with every check ``rt.decide`` makes), every call goes through t
 request. The call is written once as steps (agentrt.steps) and driven in the caller's
 thread or on its event loop.
 
-The step id is ``<superstep>.<tool call id>``: the same when LangGraph runs the node again
-(after an interrupt is answered, or after a crash), so the ledger key and the request ids
-are too.
+The step id is ``<superstep>.<tool call id>@<node run>`` (step_id_of): the same when
+LangGraph runs the node again (after an interrupt is answered, or after a crash), so the
+ledger key and the request ids are too, and another for another run of the node.
+
+A message's parallel calls act one at a time (agentrt.governed.turns). When one stops at a
+gate, the others already begun go on as they would have (a read or an allowed call runs, a
+gated one files its request), in sync and async graphs alike, before the interrupt reaches
+the graph; the row says awaiting_approval while any request of the thread is pending.
 """
 
 from __future__ import annotations
 
-import threading
+import hashlib
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any, cast
 
 from langchain_core.messages import ToolMessage
+from langgraph.errors import GraphInterrupt
 from langgraph.types import interrupt
 
 from agentrt.approvals import ApprovalRequest, ApprovalStatus
 from agentrt.budget import Budget, first_exceeded, report
-from agentrt.errors import ApprovalError, BudgetExceeded, RunError
+from agentrt.errors import BudgetExceeded, RunError
+from agentrt.governed.resumed import decisions_given
 from agentrt.governed.threads import live_record, thread_id_of, thread_state, to_running
+from agentrt.governed.turns import Turns
 from agentrt.logs import get_logger
 from agentrt.nodes.approval import request_for, settled
 from agentrt.nodes.common import (
@@ -42,7 +50,6 @@ from agentrt.nodes.policy import MAX_RECHECKS, judge
 from agentrt.nodes.reconcile import what_stopped
 from agentrt.records import RunRecord
 from agentrt.runs import lifecycle
-from agentrt.runs.decisions import record_decision
 from agentrt.runs.segments import SegmentTrace, segment_span
 from agentrt.state import Action, GateItem, RunState, RunStatus, Usage
 from agentrt.steps import Steps, blocking
@@ -52,7 +59,7 @@ from agentrt.tools.execution import ToolFailure
 from agentrt.tools.ledger import EffectInDoubt
 from agentrt.tracing import new_trace_id
 
-__all__ = ["Governor", "segment", "stop_thread"]
+__all__ = ["Governor", "segment", "step_id_of", "stop_thread"]
 
 logger = get_logger()
 
@@ -62,14 +69,7 @@ class Governor:
 
     def __init__(self, deps: Callable[[], RunDeps]) -> None:
         self._deps = deps
-        self._locks: dict[str, threading.Lock] = {}
-        self._guard = threading.Lock()
-
-    def _lock(self, thread_id: str) -> threading.Lock:
-        # One governed call of a thread at a time in this process: parallel tool calls of
-        # one message would otherwise race for the same run row, gate and trace segment.
-        with self._guard:
-            return self._locks.setdefault(thread_id, threading.Lock())
+        self._turns = Turns()
 
     # the call -----------------------------------------------------------------------------
 
@@ -80,22 +80,38 @@ class Governor:
         config is ``config``; raises BudgetExceeded when a limit stops the thread."""
         deps = self._deps()
         thread_id = thread_id_of(config)
-        metadata = config.get("metadata") or {}
         call_id = str(tool_call.get("id") or "")
-        step_id = f"{metadata.get('langgraph_step', 0)}.{call_id}"
+        step_id = step_id_of(config, call_id)
         name = str(tool_call["name"])
         action = Action(
             step_id=step_id, call_id=call_id, tool=name, args=dict(tool_call.get("args") or {})
         )
-        lock = self._lock(thread_id)
-        yield blocking(lock.acquire)
+        turns = self._turns
+        turns.enter(thread_id)
+        left = False
         try:
-            record = yield blocking(self._begin, deps, thread_id)
-            with segment(deps, record), deps.tracing.step("tool", thread_id, step_id):
-                message: ToolMessage = yield from self._govern(deps, record, action, offered)
-            return message
+            # One call of the thread at a time in this process: parallel tool calls of one
+            # message would otherwise race for the same run row, gate and trace segment.
+            yield turns.take(thread_id)
+            try:
+                record = yield blocking(self._begin, deps, thread_id)
+                with segment(deps, record), deps.tracing.step("tool", thread_id, step_id):
+                    message: ToolMessage = yield from self._govern(deps, record, action, offered)
+                return message
+            finally:
+                turns.give(thread_id)
+        except GraphInterrupt:
+            # The message waits at a gate. Its other calls in flight here end first, each
+            # acting (or asking) as it would have: an async ToolNode's gather returns at the
+            # first interrupt and leaves them running, so the graph would say "waiting at
+            # the gate" while a call of the thread still acts, as a sync one never does.
+            turns.leave(thread_id)
+            left = True
+            yield turns.quiet(thread_id)
+            raise
         finally:
-            lock.release()
+            if not left:
+                turns.leave(thread_id)
 
     def _begin(self, deps: RunDeps, thread_id: str) -> RunRecord:
         record = live_record(deps.store, thread_id)
@@ -116,7 +132,7 @@ class Governor:
         self, deps: RunDeps, record: RunRecord, action: Action, offered: frozenset[str]
     ) -> Steps[ToolMessage]:
         state = thread_state(record)
-        if offered and action["tool"] not in offered:
+        if action["tool"] not in offered:  # the names a node offers; none offers none
             return _error(action, "denied", f"tool {action['tool']!r} is not offered here")
         for _ in range(MAX_RECHECKS):
             try:
@@ -181,30 +197,20 @@ class Governor:
             if refused is not None:
                 asked["refused"] = refused
             given = interrupt(asked)
-            refused = None
-            for decision in _decisions_for(given, request.id):
-                # Handed in with the app's own Command(resume=...): checked as decide checks
-                # it. A refused one is not raised: LangGraph keeps a resume value for good,
-                # so raising would refuse every later resume of this thread too. The gate
-                # asks again instead, saying why (``refused`` in the next interrupt).
-                try:
-                    yield blocking(
-                        record_decision,
-                        deps.store,
-                        deps.tools,
-                        decision,
-                        clock=deps.clock,
-                        where=deps.store.location,
-                        redactor=deps.tracing.redactor,
-                    )
-                except ApprovalError as exc:
-                    logger.warning("decision on %r refused: %s", request.id, exc)
-                    refused = {"error": type(exc).__name__, "message": str(exc)}
+            # Decisions handed in with the app's own Command(resume=...), on any pending
+            # request of the thread, recorded as decide records them (agentrt.governed.resumed).
+            refused = yield blocking(decisions_given, deps, request.thread_id, given)
             stored = yield blocking(deps.store.get_approval, request.id)
             request = yield blocking(settled, deps.store, stored or request)
-        yield blocking(self._move, deps, request.thread_id, RunStatus.RUNNING)
+        yield blocking(self._running, deps, request.thread_id)
         deps.tracing.approval_wait(request)
         return request
+
+    def _running(self, deps: RunDeps, thread_id: str) -> None:
+        """The row running again once its gate has no pending request (to_running)."""
+        record = deps.store.get_run(thread_id)
+        if record is not None and record.status is not RunStatus.RUNNING:
+            to_running(deps.store, record, now=deps.clock())
 
     def _move(self, deps: RunDeps, thread_id: str, status: RunStatus) -> None:
         record = deps.store.get_run(thread_id)
@@ -260,27 +266,32 @@ class Governor:
     def _spend(self, deps: RunDeps, state: RunState, action: Action, spec: ToolSpec) -> None:
         """Count the call in the run's usage, or stop the thread before it if a limit would
         break (the row says budget_exceeded and BudgetExceeded is raised)."""
-        record = deps.store.get_run(state["thread_id"])
-        assert record is not None
-        usage = record.usage
-        exceeded = first_exceeded(
-            _budget(record),
-            usage,
-            now=deps.clock(),
-            next_tool_calls=1,
-            next_cost_usd=spec.cost_usd,
-        )
-        if exceeded is not None:
-            stop_thread(
-                deps,
-                record,
-                exceeded,
-                what=f"tool call {action['tool']} (step {action['step_id']})",
-                node="tool",
-                step_id=action["step_id"],
-                tool=action["tool"],
+        while True:
+            record = deps.store.get_run(state["thread_id"])
+            assert record is not None
+            usage = record.usage
+            exceeded = first_exceeded(
+                _budget(record),
+                usage,
+                now=deps.clock(),
+                next_tool_calls=1,
+                next_cost_usd=spec.cost_usd,
             )
-        deps.store.set_usage(state["thread_id"], spent(usage, spec))
+            if exceeded is not None:
+                stop_thread(
+                    deps,
+                    record,
+                    exceeded,
+                    what=f"tool call {action['tool']} (step {action['step_id']})",
+                    node="tool",
+                    step_id=action["step_id"],
+                    tool=action["tool"],
+                )
+            # The check and the count are one conditional write: another process driving
+            # the thread (an own-graph thread's lease never keeps one out) may have counted
+            # a call since the read, and then this one is checked again against it.
+            if deps.store.swap_usage(state["thread_id"], usage, spent(usage, spec)):
+                return
 
     def _reconcile(
         self, deps: RunDeps, state: RunState, action: Action, spec: ToolSpec
@@ -348,16 +359,37 @@ def segment(deps: RunDeps, record: RunRecord) -> Iterator[None]:
             finally:
                 # Active time is counted here (the app's graph keeps no agentrt state);
                 # waiting for a person happens between segments and never counts.
+                spent = max(0.0, deps.clock() - began)
                 now = deps.store.get_run(record.thread_id)
-                if now is not None:
-                    spent = max(0.0, deps.clock() - began)
+                # Added with a conditional write: another driver's counts are kept.
+                while now is not None:
                     usage = {**now.usage, "active_seconds": now.usage["active_seconds"] + spent}
-                    deps.store.set_usage(record.thread_id, cast(Usage, usage))
+                    if deps.store.swap_usage(record.thread_id, now.usage, cast(Usage, usage)):
+                        break
+                    now = deps.store.get_run(record.thread_id)
+                if now is not None:
                     deps.tracing.settled(span, now.status.value, output=now.output, error=now.error)
     finally:
         deps.tracing.flush()
         if known.span_id is not None:
             deps.store.set_trace(record.thread_id, known.trace_id, known.span_id)
+
+
+def step_id_of(config: Mapping[str, Any], call_id: str) -> str:
+    """The step id of a call: ``<superstep>.<tool call id>``, and which run of the node it
+    is. A subgraph's supersteps count from 0 at each invocation and a provider may number
+    its calls per message (or give none), so the two alone would key a later turn's call
+    as an earlier one's. The node run's checkpoint namespace holds its task id, which
+    LangGraph derives from the checkpoint the node runs from: the same when it runs the
+    node again (a retry, a resume, after a crash), another for another run of it."""
+    metadata = config.get("metadata") or {}
+    step = f"{metadata.get('langgraph_step', 0)}.{call_id}"
+    namespace = (config.get("configurable") or {}).get("checkpoint_ns") or metadata.get(
+        "langgraph_checkpoint_ns"
+    )
+    if not namespace:
+        return step
+    return f"{step}@{hashlib.sha256(str(namespace).encode()).hexdigest()[:16]}"
 
 
 def _budget(record: RunRecord) -> Budget:
@@ -388,21 +420,6 @@ def stop_thread(
     )
     exceeded.thread_id = record.thread_id
     raise exceeded
-
-
-def _decisions_for(given: Any, approval_id: str) -> list[Any]:
-    """The decisions on ``approval_id`` in a resume value: a Decision, its dict, a list of
-    them or ``{"decisions": [...]}``; anything else (``{"decided": True}``) carries none."""
-    if isinstance(given, Mapping) and "decisions" in given:
-        given = given["decisions"]
-    items = given if isinstance(given, list | tuple) else [given]
-    found = []
-    for item in items:
-        named = item.get("approval_id") if isinstance(item, Mapping) else None
-        named = getattr(item, "approval_id", named)
-        if named == approval_id:
-            found.append(item)
-    return found
 
 
 def _error(action: Action, kind: str, content: str) -> ToolMessage:

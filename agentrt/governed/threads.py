@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, cast
 
+from agentrt.approvals.model import ApprovalQuery, ApprovalStatus
 from agentrt.errors import ConfigError, RunError, UnknownRun
 from agentrt.records import RunRecord
 from agentrt.runs import lifecycle
@@ -70,8 +71,14 @@ def live_record(store: Store, thread_id: str) -> RunRecord:
 
 
 def to_running(store: Store, record: RunRecord, *, now: float) -> RunRecord:
-    """The run as running (from pending, or from a gate once decided)."""
+    """The run as running (from pending, or from a gate once decided). A run at a gate
+    stays there while a request of the thread is pending: a parallel call of the message
+    that waits may act meanwhile, but the thread still waits for a person."""
     if record.status is RunStatus.RUNNING:
+        return record
+    if record.status is RunStatus.AWAITING_APPROVAL and store.list_approvals(
+        ApprovalQuery(status=ApprovalStatus.PENDING.value, thread_id=record.thread_id, limit=1)
+    ):
         return record
     try:
         return lifecycle.move(

@@ -160,6 +160,14 @@ class MemoryStore(MessagesMemory, ArtifactsMemory, OutboxMemory, EffectsMemory, 
     def set_usage(self, thread_id: str, usage: Usage) -> None:
         self._update(thread_id, usage=usage)
 
+    def swap_usage(self, thread_id: str, expected: Usage, usage: Usage) -> bool:
+        with self._lock:
+            record = self._runs.get(thread_id)
+            if record is None or record.usage != expected:
+                return False
+            self._runs[thread_id] = replace(record, usage=usage)
+            return True
+
     def set_budget(self, thread_id: str, budget: Mapping[str, Any]) -> None:
         self._update(thread_id, budget=dict(budget), updated_at=self.clock())
 

@@ -138,6 +138,12 @@ class RunStore(Protocol):
 
     def set_usage(self, thread_id: str, usage: Usage) -> None: ...
 
+    def swap_usage(self, thread_id: str, expected: Usage, usage: Usage) -> bool:
+        """Write ``usage`` only if the row's usage is still ``expected`` (equal as JSON):
+        one conditional write, so of two drivers counting from the same read one wins and
+        the other reads again. False if it was not written (or there is no such run)."""
+        ...
+
     def set_budget(self, thread_id: str, budget: Mapping[str, Any]) -> None: ...
 
     def request_cancel(self, thread_id: str, reason: str) -> None:

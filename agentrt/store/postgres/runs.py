@@ -185,6 +185,15 @@ class RunsTable:
     def set_usage(self, thread_id: str, usage: Usage) -> None:
         self.db.execute("UPDATE runs SET usage=%s WHERE thread_id=%s", (doc(usage), thread_id))
 
+    def swap_usage(self, thread_id: str, expected: Usage, usage: Usage) -> bool:
+        # json has no equality; jsonb's is by value (key order and 1 against 1.0 aside).
+        # Committed once (apply): run again, it would find its own write and say False.
+        return self.db.apply(
+            "UPDATE runs SET usage=%s WHERE thread_id=%s AND usage::jsonb = %s::jsonb",
+            (doc(usage), thread_id, doc(expected)),
+            lambda cur: cur.rowcount == 1,
+        )
+
     def set_budget(self, thread_id: str, budget: Mapping[str, Any]) -> None:
         self.db.execute(
             "UPDATE runs SET budget=%s, updated_at=%s WHERE thread_id=%s",

@@ -165,6 +165,14 @@ class RunsTable:
         with self.db.tx() as db:
             write_usage(db, thread_id, usage)
 
+    def swap_usage(self, thread_id: str, expected: Usage, usage: Usage) -> bool:
+        with self.db.tx() as db:  # the look and the write in one write transaction
+            row = db.execute("SELECT usage FROM runs WHERE thread_id=?", (thread_id,)).fetchone()
+            if row is None or json.loads(row["usage"]) != expected:
+                return False
+            write_usage(db, thread_id, usage)
+        return True
+
     def set_budget(self, thread_id: str, budget: Mapping[str, Any]) -> None:
         with self.db.tx() as db:
             db.execute(
