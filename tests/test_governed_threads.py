@@ -185,6 +185,42 @@ def test_the_agents_answer_is_capped_to_what_the_token_limit_leaves(tmp_path: Pa
         assert rt.get(THREAD).status is RunStatus.BUDGET_EXCEEDED
 
 
+def test_a_model_calls_count_keeps_what_another_driver_counted_meanwhile(
+    tmp_path: Path,
+) -> None:
+    # Two processes may drive one own-graph thread (its lease names the graph): a count
+    # read, added to and written whole would drop the other's step made in between.
+    planner = ScriptedChatModel(["unused"], model_name="gpt-4o-mini")
+    with AgentRuntime(planner, db=tmp_path / "agentrt.db") as rt:
+        agent = _agent(rt, ScriptedChatModel(["an answer"], model_name="gpt-4o"))
+        config = rt.thread(principal=OPERATOR, thread_id=THREAD, budget=Budget(max_steps=9))
+        store = rt.store
+        real_swap, real_set = store.swap_usage, store.set_usage
+        others: list[int] = []
+
+        def another_driver_counts_first() -> None:
+            if not others:
+                others.append(1)
+                now = store.get_run(THREAD)
+                assert now is not None
+                assert real_swap(THREAD, now.usage, {**now.usage, "steps": now.usage["steps"] + 1})
+
+        def swap(thread_id: str, expected: Any, usage: Any) -> bool:
+            if usage["steps"] > expected["steps"]:  # a model call's count
+                another_driver_counts_first()
+            return real_swap(thread_id, expected, usage)
+
+        def set_usage(thread_id: str, usage: Any) -> None:
+            another_driver_counts_first()
+            real_set(thread_id, usage)
+
+        store.swap_usage = swap  # type: ignore[method-assign]
+        store.set_usage = set_usage  # type: ignore[method-assign]
+        agent.invoke({"messages": [HumanMessage("hi")]}, config)
+        assert others == [1]
+        assert rt.get(THREAD).usage["steps"] == 2  # the other driver's step, and this one
+
+
 @pytest.mark.parametrize(
     ("name", "said"),
     [

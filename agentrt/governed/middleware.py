@@ -15,7 +15,7 @@ langchain (v1) is an optional dependency: install ``agentrt[agents]``.
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable
-from typing import Any
+from typing import Any, cast
 
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, ToolMessage
@@ -37,6 +37,7 @@ from agentrt.models import (
 )
 from agentrt.nodes.deps import RunDeps
 from agentrt.records import RunRecord
+from agentrt.state import Usage
 from agentrt.steps import Step, Steps, adrive, blocking, drive
 from agentrt.tools.contract import ToolSpec
 from agentrt.tools.registry import ToolRegistry
@@ -229,21 +230,23 @@ class _ModelBudget:
         thread's usage."""
         deps = self._deps()
         tokens_in, tokens_out = _tokens(getattr(response, "result", None) or [response])
-        record = yield blocking(deps.store.get_run, thread_id)
-        assert record is not None
-        usage = record.usage
-        yield blocking(
-            deps.store.set_usage,
-            thread_id,
-            {
+        # Added with a conditional write (as a tool call's count is): another driver of the
+        # thread may have counted since the read, and its counts are kept.
+        while True:
+            record = yield blocking(deps.store.get_run, thread_id)
+            assert record is not None
+            usage = record.usage
+            added = {
                 **usage,
                 "input_tokens": usage["input_tokens"] + tokens_in,
                 "output_tokens": usage["output_tokens"] + tokens_out,
                 "cost_usd": usage["cost_usd"]
                 + (price.cost(tokens_in, tokens_out) if price else 0.0),
                 "steps": usage["steps"] + 1,
-            },
-        )
+            }
+            swapped = yield blocking(deps.store.swap_usage, thread_id, usage, cast(Usage, added))
+            if swapped:
+                return
 
 
 def _cap_of(request: Any) -> int | None:
