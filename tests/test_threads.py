@@ -28,6 +28,7 @@ from agentrt import (
     tool,
 )
 from agentrt.events import KINDS
+from agentrt.runs.messages import thread_messages
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 from agentrt.tracing import attributes as A
 from tests import threads_app
@@ -87,6 +88,23 @@ def test_a_follow_up_continues_the_finished_thread_with_its_history(rt: AgentRun
     third = rt.send(first.thread_id, "note 1", principal=OPS)
     assert (third.message, third.output) == (2, "noted 1")
     assert effects(rt.db) == ["note 1/1", "note 1/1"]  # two calls, two keys
+
+
+def test_a_thread_read_across_a_messages_opening_shows_each_message_its_own_answer(
+    rt: AgentRuntime,
+) -> None:
+    # The row and the messages are two reads: a row read before a message opened, with the
+    # messages read after, once gave the new message the one before's status and answer
+    # (a worker's message listed "succeeded" while it still ran).
+    first = rt.start("note 1", principal=OPS)
+    before = rt.store.get_run(first.thread_id)  # message 0's row, as a reader first read it
+    assert before is not None
+    rt.send(first.thread_id, "hello", principal=PAYER)
+    seen = thread_messages(rt.store, before)
+    assert [(m.index, m.status, m.output) for m in seen] == [
+        (0, "succeeded", "noted 1"),
+        (1, "succeeded", "you said: hello"),
+    ]
 
 
 def test_usage_is_kept_per_message_and_per_thread(rt: AgentRuntime) -> None:

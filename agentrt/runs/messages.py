@@ -283,6 +283,16 @@ def thread_messages(store: Store, record: RunRecord) -> list[ThreadMessage]:
     current one's figures read from the run's row (message 0 from the row alone until the
     thread first goes on)."""
     kept = store.thread_messages(record.thread_id)
+    for _ in range(3):
+        current = next((m for m in kept if m.status == "current"), None)
+        if current is None or current.index == record.message:
+            break
+        # The row and the messages were read either side of a message's opening: the
+        # current one's figures would be another message's (its output, its end). Again.
+        fresh = store.get_run(record.thread_id)
+        if fresh is None:
+            break
+        record, kept = fresh, store.thread_messages(record.thread_id)
     if not kept or kept[0].index != 0:
         kept = [goal_message(record), *kept]
     return [message_seen(m, record) for m in kept]
