@@ -7,13 +7,14 @@ import json
 import math
 import warnings
 import weakref
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel, BaseLanguageModel
 from langchain_core.messages import AIMessage, BaseMessage
 from langgraph.types import RetryPolicy
 
+from agentrt.budget import ModelPrice, find_price
 from agentrt.errors import ConfigError
 from agentrt.faults import retryable_model_error
 from agentrt.logs import get_logger
@@ -30,6 +31,7 @@ __all__ = [
     "output_cap",
     "output_cap_field",
     "output_limit",
+    "priced",
     "reporting_usage",
     "resolve_model",
     "was_cut",
@@ -288,3 +290,18 @@ def was_cut(response: AIMessage) -> bool:
     """True if the provider says the answer stopped at the output cap."""
     meta = response.response_metadata
     return bool({meta.get("finish_reason"), meta.get("stop_reason")} & _CUT_REASONS)
+
+
+def priced(model_name: str | None, table: Mapping[str, ModelPrice]) -> ModelPrice | None:
+    """The runtime's model's price in ``table`` (find_price), said in the log when there is
+    none: its tokens are counted, never its cost, and a cost limit is refused."""
+    price = find_price(model_name, table)
+    if price is None:
+        logger.info(
+            "no price for model %r: usage counts its tokens but no cost, and a "
+            "max_cost_usd limit is refused; pass prices={%r: (input, output)} in USD "
+            "per million tokens",
+            model_name,
+            model_name,
+        )
+    return price

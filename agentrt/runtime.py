@@ -38,6 +38,7 @@ from agentrt.models import (
     model_name_of,
     output_cap,
     output_cap_field,
+    priced,
     reporting_usage,
     resolve_model,
 )
@@ -141,99 +142,93 @@ class AgentRuntime(RunReading, OwnGraphDoor, Conversing):
             self.app = app_identity(app, self.tools.names())
             """Which app this is (agentrt.runs.apps): its name, if given, and its tools. Its
             runs record it; its workers claim the runs it may drive."""
-        except BaseException:
-            self.tools.close()  # a server the runtime started is not left running
-            raise
-        chat = reporting_usage(resolve_model(model))
-        self.model_name = model_name_of(chat)
-        """The planner model's name, as its price is looked up."""
-        self._prices = price_table(prices)
-        self.model_price = find_price(self.model_name, self._prices)
-        """What the model charges; None if neither the table nor prices= knows it."""
-        if self.model_price is None:
-            logger.info(
-                "no price for model %r: usage counts its tokens but no cost, and a "
-                "max_cost_usd limit is refused; pass prices={%r: (input, output)} in USD "
-                "per million tokens",
-                self.model_name,
-                self.model_name,
+            chat = reporting_usage(resolve_model(model))
+            self.model_name = model_name_of(chat)
+            """The planner model's name, as its price is looked up."""
+            self._prices = price_table(prices)
+            self.model_price = priced(self.model_name, self._prices)
+            """What the model charges; None if neither the table nor prices= knows it."""
+            summarizing = self._summarizing(summarize, chat)
+            self._budgets = BudgetLayers(
+                default=DEFAULT_BUDGET if budget is None else budget.over(DEFAULT_BUDGET),
+                tenants=dict(tenant_budgets or {}),
+                model_name=self.model_name,
+                model_price=self.model_price,
+                can_cap=output_cap_field(chat) is not None or output_cap(chat) is not None,
+                summarizing=summarizing,
             )
-        summarizing = self._summarizing(summarize, chat)
-        self._budgets = BudgetLayers(
-            default=DEFAULT_BUDGET if budget is None else budget.over(DEFAULT_BUDGET),
-            tenants=dict(tenant_budgets or {}),
-            model_name=self.model_name,
-            model_price=self.model_price,
-            can_cap=output_cap_field(chat) is not None or output_cap(chat) is not None,
-            summarizing=summarizing,
-        )
-        self.clock = clock
-        self.lease_ttl = lease_ttl
-        opened = open_store(self.db, clock=clock)
-        self.store = opened.store
-        """The runtime's database, behind agentrt.store.protocols.Store."""
-        self._opened = opened
-        self._tracing_setup = make_provider(tracing, self.store)
-        # The default hashes with this database's own random salt: a known salt would let
-        # anyone hash guesses (a card number) and match them against hashed content.
-        self.redactor = redactor or Redactor(salt=self.store.redaction_salt())
-        """What content passes before a person, a span or a log line sees it."""
-        redact_logs(self.redactor, self)
-        self.tracing = RunTracing(
-            self._tracing_setup.tracer,
-            clock=clock,
-            capture_content=capture_content,
-            redactor=self.redactor,
-            sensitive_of=self.tools.sensitive_of,
-            flush=self._tracing_setup.provider.force_flush
-            if self._tracing_setup.provider is not None
-            else None,
-            stored=tracing == "sqlite",
-            agent_name=name,
-            metrics=self._run_metrics(metrics, tracing, name),
-        )
-        """The runtime's spans and metrics; ``export_failures`` counts spans an exporter lost."""
-        self.deps = RunDeps(
-            model=chat,
-            tools=self.tools,
-            policy=policy,
-            store=self.store,
-            ledger=Ledger(self.store),
-            tracer=self._tracing_setup.tracer,
-            tracing=self.tracing,
-            clock=clock,
-            runner=ToolRunner(
-                sleep=sleep,
-                rand=rand,
+            self.clock = clock
+            self.lease_ttl = lease_ttl
+            opened = open_store(self.db, clock=clock)
+            self.store = opened.store
+            """The runtime's database, behind agentrt.store.protocols.Store."""
+            self._opened = opened
+            self._tracing_setup = make_provider(tracing, self.store)
+            # The default hashes with this database's own random salt: a known salt would let
+            # anyone hash guesses (a card number) and match them against hashed content.
+            self.redactor = redactor or Redactor(salt=self.store.redaction_salt())
+            """What content passes before a person, a span or a log line sees it."""
+            redact_logs(self.redactor, self)
+            self.tracing = RunTracing(
+                self._tracing_setup.tracer,
                 clock=clock,
-                max_result_bytes=self.limits.result_bytes,
-                inline_result_bytes=self.limits.inline_result_bytes,
-            ),
-            instructions=instructions,
-            model_retry=model_retry or default_model_retry(chat),
-            model_price=self.model_price,
-            limits=self.limits,
-            summarize=summarizing,
-            memories=opened.memories,
-            credentials=credentials,
-        )
-        self.graph: CompiledStateGraph[RunState, None, RunState, RunState] = build_run_graph(
-            self.deps, opened.checkpointer
-        )
-        """The compiled run graph, checkpointed to ``db``; embed it or draw it (set_policy
-        compiles a new one)."""
-        self.keys = ApiKeys(self.store, clock=clock, where=self.store.location)
-        """The service's API keys in this database: create, list, revoke, authenticate."""
-        self._driver = Driver(
-            self.deps,
-            graph=lambda: self.graph,
-            redactor=self.redactor,
-            budgets=self._budgets,
-            lease_ttl=lease_ttl,
-            new_id=new_id,
-            own_graphs=OwnGraphs(self.store),
-            app=self.app,
-        )
+                capture_content=capture_content,
+                redactor=self.redactor,
+                sensitive_of=self.tools.sensitive_of,
+                flush=self._tracing_setup.provider.force_flush
+                if self._tracing_setup.provider is not None
+                else None,
+                stored=tracing == "sqlite",
+                agent_name=name,
+                metrics=self._run_metrics(metrics, tracing, name),
+            )
+            """The runtime's spans and metrics (``export_failures``: spans an exporter lost)."""
+            self.deps = RunDeps(
+                model=chat,
+                tools=self.tools,
+                policy=policy,
+                store=self.store,
+                ledger=Ledger(self.store),
+                tracer=self._tracing_setup.tracer,
+                tracing=self.tracing,
+                clock=clock,
+                runner=ToolRunner(
+                    sleep=sleep,
+                    rand=rand,
+                    clock=clock,
+                    max_result_bytes=self.limits.result_bytes,
+                    inline_result_bytes=self.limits.inline_result_bytes,
+                ),
+                instructions=instructions,
+                model_retry=model_retry or default_model_retry(chat),
+                model_price=self.model_price,
+                limits=self.limits,
+                summarize=summarizing,
+                memories=opened.memories,
+                credentials=credentials,
+            )
+            self.graph: CompiledStateGraph[RunState, None, RunState, RunState] = build_run_graph(
+                self.deps, opened.checkpointer
+            )
+            """The compiled run graph, checkpointed to ``db``; embed it or draw it (set_policy
+            compiles a new one)."""
+            self.keys = ApiKeys(self.store, clock=clock, where=self.store.location)
+            """The service's API keys in this database: create, list, revoke, authenticate."""
+            self._driver = Driver(
+                self.deps,
+                graph=lambda: self.graph,
+                redactor=self.redactor,
+                budgets=self._budgets,
+                lease_ttl=lease_ttl,
+                new_id=new_id,
+                own_graphs=OwnGraphs(self.store),
+                app=self.app,
+            )
+        except BaseException:
+            # A toolset the runtime started (an MCP server) is not left running when the
+            # rest cannot be built (a bad model, a database it cannot open).
+            self.tools.close()
+            raise
 
     # configuration ------------------------------------------------------------------------
 

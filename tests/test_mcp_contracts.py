@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -386,6 +387,34 @@ def test_a_secret_the_app_gave_a_server_is_cut_out_of_its_tool_list(
         "app gave it; the tool is left out"
     ) in logged
     assert TOKEN not in caplog.text
+
+
+def _echo_servers_running() -> list[int]:
+    """The pids of this process's children running the echo server."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == os.getpid() and b"tests.mcp_echo_server" in cmdline:
+            found.append(int(entry.name))
+    return found
+
+
+def test_a_runtime_that_cannot_open_its_database_stops_the_server_it_started(
+    tmp_path: Path,
+) -> None:
+    # The server starts first (its tools are known only then); a database that cannot be
+    # opened (here a directory) must not leave it running behind the error.
+    assert _echo_servers_running() == []
+    with pytest.raises(ConfigError, match="directory"):
+        runtime(tmp_path, echo())
+    assert _echo_servers_running() == []
 
 
 def test_a_servers_huge_description_is_cut_and_a_huge_schema_left_out(
