@@ -486,39 +486,6 @@ def test_a_cancelled_async_graph_lets_go_of_the_thread(tmp_path: Path) -> None:
         assert in_flight(rt) == 0
 
 
-def test_every_decision_handed_in_with_command_resume_is_recorded_or_refused(
-    tmp_path: Path,
-) -> None:
-    desk = Desk(tmp_path, TWO_REFUNDS)
-    with desk.rt as rt:
-        graph, config = desk.graph(), rt.thread(principal=OPERATOR, thread_id=THREAD)
-        out = graph.invoke(GO, {**config, "max_concurrency": 1})
-        asked = out["__interrupt__"][0].value["approvals"][0]["id"]
-        first, second = sorted(rt.approvals(thread_id=THREAD), key=lambda r: r.id != asked)
-        # Another thread's request is refused with the reason; neither is recorded.
-        rt.thread(principal=OPERATOR, thread_id="t2")
-        graph.invoke(GO, {"configurable": {"thread_id": "t2"}})
-        (elsewhere, _) = rt.approvals(thread_id="t2")
-        out = graph.invoke(Command(resume=Decision.approve(elsewhere.id, by=APPROVER)), config)
-        refused = out["__interrupt__"][0].value["refused"]
-        assert refused["error"] == "InvalidDecision"
-        assert f"approval {elsewhere.id!r} is not a request of thread 't1'" in refused["message"]
-        assert rt.approval(elsewhere.id).status is ApprovalStatus.PENDING
-        # A decision on the request the interrupt does not name is recorded: that call runs.
-        out = graph.invoke(Command(resume=Decision.approve(second.id, by=APPROVER)), config)
-        assert rt.approval(second.id).status is ApprovalStatus.APPROVED
-        assert "refused" not in out["__interrupt__"][0].value  # that value, again, is no refusal
-        assert desk.done == [("refund", "44")]
-        assert rt.get(THREAD).status is RunStatus.AWAITING_APPROVAL
-        # Both of the other thread's, in one list: both recorded, both refunds made.
-        both = [Decision.approve(r.id, by=APPROVER) for r in rt.approvals(thread_id="t2")]
-        graph.invoke(Command(resume=both), {"configurable": {"thread_id": "t2"}})
-        assert sorted(desk.done) == [("refund", "42"), ("refund", "44"), ("refund", "44")]
-        assert rt.approvals(thread_id="t2") == []
-        graph.invoke(Command(resume=Decision.approve(first.id, by=APPROVER)), config)
-        assert rt.get(THREAD).status is RunStatus.RUNNING
-
-
 def test_a_refused_edit_keeps_its_sensitive_argument_out_of_the_log_and_the_refusal(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
