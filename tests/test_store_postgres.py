@@ -1240,3 +1240,26 @@ def test_a_run_waiting_to_retry_is_due_by_the_stores_clock(postgres_url: str) ->
         assert row is not None
         assert row.retry_at is not None
         assert 0 < row.retry_at - rt.store.clock() <= 120  # the first wait, on the server's clock
+
+
+def test_a_requests_expiry_is_on_the_stores_clock(postgres_url: str) -> None:
+    # Every host sweeps expiries against the server's clock: a request written by a host
+    # whose own clock runs two days fast would have lived two days more than its 3 days
+    # (and one written by a slow host would be swept early).
+    from agentrt.examples import refund_desk
+    from agentrt.store.postgres.clock import ServerClock
+
+    def fast() -> float:
+        return time.time() + 2 * 86400  # this host's clock, two days fast
+
+    with refund_desk.build_runtime(postgres_url, clock=fast) as rt:
+        # Given a clock, the store takes it too (a test's); the server's, as by default.
+        rt.store.db.clock = ServerClock(rt.store._server_time)  # type: ignore[attr-defined]
+        run = rt.start(refund_desk.GOAL, principal=refund_desk.OPERATOR)
+        assert run.status is RunStatus.AWAITING_APPROVAL
+        (request,) = run.pending_approvals
+        assert request.expires_at is not None
+        now = rt.store.clock()
+        assert abs(request.requested_at - now) < 120
+        assert abs(request.expires_at - (now + 3 * 86400)) < 120
+        assert rt.sweep_approvals().expired == ()  # not due by the server's clock

@@ -146,7 +146,8 @@ class Governor:
                 )
             if verdict["outcome"] == "allow":
                 break
-            request = request_for(state, GateItem(action=action, verdict=verdict), now=deps.clock())
+            item = GateItem(action=action, verdict=verdict)
+            request = request_for(state, item, now=deps.store.clock())  # the store's clock
             request = yield from self._await(deps, request)
             status = request.status
             if status is ApprovalStatus.EDITED and request.edited_args == request.args:

@@ -64,7 +64,7 @@ def decisions_given(deps: RunDeps, thread_id: str, given: Any) -> dict[str, str]
                     deps.store,
                     deps.tools,
                     item,
-                    clock=deps.clock,
+                    clock=deps.store.clock,
                     where=deps.store.location,
                     redactor=deps.tracing.redactor,
                 )

@@ -303,7 +303,7 @@ class _Served:
                     self.store,
                     self.driver.tools,
                     item,
-                    clock=self.driver.clock,
+                    clock=self.driver.store.clock,
                     where=self.store.location,
                     redactor=self.driver.redactor,
                 )

@@ -91,7 +91,7 @@ def settled(store: ApprovalStore, request: ApprovalRequest) -> ApprovalRequest:
 
 
 def approval(state: RunState, deps: RunDeps) -> dict[str, Any]:
-    now = deps.clock()
+    now = deps.store.clock()  # a request's times are the store's, as its decision's are
     asked = [deps.store.put_approval(request_for(state, item, now=now)) for item in _gate(state)]
     requests = [settled(deps.store, r) for r in asked]
     if any(r.status is ApprovalStatus.PENDING for r in requests):

@@ -48,7 +48,7 @@ def budget_request(state: RunState, found: BudgetReport, deps: RunDeps) -> Appro
         args=args,
         reason=found["message"],
         required_role=role,
-        now=deps.clock(),
+        now=deps.store.clock(),  # the store's, as the request's decision and expiry are
     )
 
 

@@ -66,7 +66,7 @@ def _request(
         required_role=roles[0] if roles else None,
         required_roles=roles,
         four_eyes=approved.four_eyes if approved is not None else False,
-        now=deps.clock(),
+        now=deps.store.clock(),  # the store's, as the request's decision and expiry are
     )
 
 

@@ -183,7 +183,7 @@ class Driver(MessageTaking, RunCreating, RunResuming, RunSettling):
             self.store,
             self.tools,
             decision,
-            clock=self.clock,
+            clock=self.store.clock,  # a request's expiry is on the store's clock
             where=self.store.location,
             redactor=self.redactor,
         )
@@ -199,7 +199,7 @@ class Driver(MessageTaking, RunCreating, RunResuming, RunSettling):
             isinstance(now, bool) or not isinstance(now, int | float) or not math.isfinite(now)
         ):
             raise ConfigError(f"now must be epoch seconds or None (the clock's), got {now!r}")
-        when = self.clock() if now is None else now
+        when = self.store.clock() if now is None else now  # expires_at is on its clock
         expired, escalated = yield blocking(expire_due, self.store, when)
         runs = []
         for thread_id in dict.fromkeys(r.thread_id for r in expired):
