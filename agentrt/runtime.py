@@ -56,7 +56,8 @@ from agentrt.runs.streaming import astreamed, streamed
 from agentrt.runs.workers import Worker, WorkerSettings
 from agentrt.state import RunState
 from agentrt.steps import Steps, asynchronous, blocking, synchronous
-from agentrt.store import open_store
+from agentrt.store import is_postgres, open_store, sqlite_path
+from agentrt.store.sqlite.database import foreign_tables
 from agentrt.summaries import Summarize, Summarizing
 from agentrt.tools.credentials import Credentials, check_provider
 from agentrt.tools.execution import ToolRunner
@@ -366,10 +367,8 @@ class AgentRuntime(RunReading, OwnGraphDoor, Conversing):
 
     def _start(self, goal: str, **request: Unpack[NewRunRequest]) -> Steps[Run]:
         """Start a run toward ``goal`` for ``principal``; returns when it ends or waits.
-
         ``budget`` layers over the runtime's and the tenant's limits; ``thread_id``: None
-        for a new id, a given id must be new.
-        """
+        for a new id, a given id must be new."""
         return self._driver.start(goal, **request)
 
     start = synchronous(_start)
@@ -469,6 +468,16 @@ class AgentRuntime(RunReading, OwnGraphDoor, Conversing):
         """
         own = self._own.cancel(thread_id, reason=reason, now=self.clock())
         return own if own is not None else self._driver.cancel(thread_id, reason=reason)
+
+
+def sqlite_file(db: str) -> str | None:
+    """The SQLite file ``db`` names; None for a server (ConfigError: another scheme)."""
+    return None if is_postgres(db) else sqlite_path(db)
+
+
+def other_applications_tables(path: str | Path) -> list[str]:
+    """The tables of the SQLite file at ``path`` if none is agentrt's: another app's file."""
+    return foreign_tables(path)
 
 
 def _check_settings(

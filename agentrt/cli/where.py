@@ -80,14 +80,15 @@ def check_database(db: str, *, create: bool) -> None:
     shown = db
     if "://" in db:
         from agentrt.errors import ConfigError
-        from agentrt.store import is_postgres, sqlite_path
+        from agentrt.runtime import sqlite_file
 
-        if is_postgres(db):
-            return  # a database server: it says whether the database exists
         try:
-            db = sqlite_path(db)  # refuses another scheme, its password hidden
+            named = sqlite_file(db)  # refuses another scheme, its password hidden
         except ConfigError as exc:
             raise CliError(str(exc)) from None
+        if named is None:
+            return  # a database server: it says whether the database exists
+        db = named
     path = Path(db)
     if path.is_dir():
         raise CliError(f"--db {shown!r} is a directory; give the SQLite file in it")
@@ -115,10 +116,10 @@ def check_database(db: str, *, create: bool) -> None:
 
 def _check_tables(path: Path, shown: str) -> None:
     """CliError unless the SQLite file at ``path`` is agentrt's, or holds no tables yet."""
-    from agentrt.store.sqlite.database import foreign_tables
+    from agentrt.runtime import other_applications_tables
 
     try:
-        tables = foreign_tables(path)
+        tables = other_applications_tables(path)
     except sqlite3.DatabaseError as exc:
         if "locked" in str(exc) or "busy" in str(exc):
             return  # another process is writing it; the runtime waits longer, then says so
