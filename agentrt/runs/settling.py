@@ -92,7 +92,8 @@ class RunSettling:
         as the segment began)."""
         self._spans_before_status()
         cause = transient_cause(exc)
-        secrets = self._log_secrets(graph, thread_id)
+        snapshot = self._snapshot(graph, thread_id)
+        secrets = self._secrets_of(snapshot)
         if cause is not None:
             failures = (known or self.record(thread_id)).transient_failures + 1
             delay = retry_delay(failures, at_least=retry_after(exc))
@@ -112,7 +113,7 @@ class RunSettling:
         with masking(secrets):
             logger.error("run %r failed", thread_id, exc_info=exc)
         reason = error_text(f"{type(exc).__name__}: {exc}")  # a body it quotes: not whole
-        return self.end(graph, thread_id, RunStatus.FAILED, reason, known)
+        return self.end(graph, thread_id, RunStatus.FAILED, reason, known, snapshot=snapshot)
 
     def end(
         self,
@@ -121,16 +122,18 @@ class RunSettling:
         status: RunStatus,
         reason: str,
         known: RunRecord | None = None,
+        *,
+        snapshot: Any = None,
     ) -> Run:
         """End a run in ``status``, in the checkpoint and the row (``known``: the row as
-        this process holding the lease last had it)."""
-        snapshot = graph.get_state(config(thread_id))
+        this process holding the lease last had it; ``snapshot``: its state as just read,
+        if it was)."""
+        if snapshot is None:
+            snapshot = graph.get_state(config(thread_id))
         # Redacted here, at the source: an error quotes what failed (a provider's message
         # with the API key it was given, or a sensitive argument the run's log holds), and
         # the stored error is what every surface shows.
-        events = (snapshot.values.get("events") if snapshot.values else None) or ()
-        secrets = log_secrets(events, self.redactor, self.tools.sensitive_of)
-        reason = storable_text(shown(reason, self.redactor, known=secrets))
+        reason = storable_text(shown(reason, self.redactor, known=self._secrets_of(snapshot)))
         if snapshot.values:
             # Mark the checkpoint itself terminal, so a resume has nothing left to run.
             graph.update_state(
@@ -155,15 +158,20 @@ class RunSettling:
         )
         return run_of(record, self.store)
 
-    def _log_secrets(self, graph: Any, thread_id: str) -> list[Any]:
-        """The secret values the run's log holds (``tracing.shown.log_secrets``): its error
-        may quote a sensitive argument, in a log line too, as on its spans; none if the log
-        cannot be read (the store that failed the run): the line is masked all the same."""
+    def _snapshot(self, graph: Any, thread_id: str) -> Any:
+        """The run's state, to mask its error with what its log holds; None if it cannot be
+        read (the store that failed the run): the error is masked all the same."""
         try:
-            events = graph.get_state(config(thread_id)).values.get("events") or ()
+            return graph.get_state(config(thread_id))
         except Exception:
             logger.debug("a run's log could not be read to mask its error with", exc_info=True)
-            return []
+            return None
+
+    def _secrets_of(self, snapshot: Any) -> list[Any]:
+        """The secret values the run's log holds (``tracing.shown.log_secrets``): its error
+        may quote a sensitive argument, in a log line too, as on its spans."""
+        values = snapshot.values if snapshot is not None else None
+        events = (values.get("events") if values else None) or ()
         return log_secrets(events, self.redactor, self.tools.sensitive_of)
 
     def _spans_before_status(self) -> None:
