@@ -1,14 +1,33 @@
 """Processes: whether one of this host still runs (how a dead owner is told from a busy
-one), and what an object redoes in a forked child."""
+one), what an object redoes in a forked child, and a long-lived loop's wait that a stop
+ends (``pause``)."""
 
 from __future__ import annotations
 
 import os
+import threading
+import time
 import weakref
 from collections.abc import Callable
 from functools import partial
 
-__all__ = ["in_forked_child", "pid_alive"]
+__all__ = ["STOP_CHECK", "in_forked_child", "pause", "pid_alive"]
+
+STOP_CHECK = 0.25
+"""Seconds at most between a loop's looks at a stop asked on its own thread (a signal's
+handler's): the most such a stop waits before the loop acts on it."""
+
+
+def pause(wake: threading.Event, seconds: float, asked: Callable[[], bool]) -> None:
+    """Wait ``seconds``, or until ``wake`` is set or ``asked()`` (a worker's, a webhook
+    dispatcher's loop). A stop from another thread sets ``wake`` and ends it at once; one
+    asked on the loop's own thread, by a signal's handler that may take no lock (the
+    Event's may be held by the very wait it interrupted), only sets what ``asked`` reads,
+    and is seen within STOP_CHECK seconds."""
+    until = time.monotonic() + seconds
+    while not asked() and (left := until - time.monotonic()) > 0:
+        if wake.wait(min(left, STOP_CHECK)):
+            return
 
 
 def in_forked_child(method: Callable[[], None]) -> None:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, replace
 
 from agentrt.errors import ConfigError, RunBusy
 from agentrt.logs import get_logger
+from agentrt.processes import pause
 from agentrt.runs.apps import described, lacks, may_drive
 from agentrt.runs.driver import Driver
 from agentrt.runs.lease import LeaseOwner, acquire, owner_dead
@@ -54,10 +55,6 @@ POLLED_POLL = 0.25
 HOLD_OFF = (1.0, 60.0)
 """Seconds a run whose driving failed is left before it may be claimed again: the first
 time, and at most (doubling with each failure in a row)."""
-
-STOP_CHECK = 0.25
-"""Seconds at most between the loop's looks at a stop asked on its own thread (a signal
-handler's): the most such a stop waits before the worker acts on it."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -118,7 +115,7 @@ class Worker:
 
         On the thread running ``run()``, which is where a signal handler runs, it only asks,
         taking no lock: the handler may have interrupted the loop while it held one, and
-        waiting for it there would wait for ever. The loop acts on it within STOP_CHECK
+        waiting for it there would wait for ever. The loop acts on it within processes.STOP_CHECK
         seconds. From any other thread the runs in hand are told at once."""
         self._asked = True
         if threading.get_ident() != self._loop:
@@ -170,13 +167,9 @@ class Worker:
         logger.info("worker: stopped, %d runs carried on", self.driven)
 
     def _pause(self, seconds: float) -> None:
-        """Until woken, asked to stop, or ``seconds`` have passed: woken at once by the
-        database, a run's end or a stop from another thread; a stop asked on this thread
-        (which cannot wake it) is seen within STOP_CHECK seconds."""
-        until = time.monotonic() + seconds
-        while not self._asked and (left := until - time.monotonic()) > 0:
-            if self._wake.wait(min(left, STOP_CHECK)):
-                return
+        """Until woken (by the database, a run's end, a stop from another thread), asked to
+        stop on this thread, or ``seconds`` have passed (processes.pause)."""
+        pause(self._wake, seconds, lambda: self._asked)
 
     def _claim(self, pool: ThreadPoolExecutor) -> float:
         """Claim runs for the free slots and hand them to the pool; seconds until a run not

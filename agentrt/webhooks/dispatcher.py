@@ -39,6 +39,7 @@ from typing import Any, Protocol
 import httpx
 
 from agentrt.logs import get_logger
+from agentrt.processes import pause
 from agentrt.readable import iso
 from agentrt.redaction import Redactor
 from agentrt.store.outbox import Delivery, DeliveryOutcome, DeliveryStatus, OutboxEvent
@@ -120,10 +121,6 @@ def shown_event(
     known = secrets_of(event.thread_id) if secrets_of is not None else ()
     masked = {k: shown(v, redactor, known=known) for k, v in words.items()}
     return replace(event, data={**event.data, **masked})
-
-
-STOP_CHECK = 0.25
-"""Seconds within which run() sees a stop its own thread asked for."""
 
 
 class Dispatcher:
@@ -307,13 +304,8 @@ class Dispatcher:
             self._loop = None
 
     def _pause(self) -> None:
-        """Wait ``poll`` seconds, or until stop(); a stop asked from the loop's own thread
-        (a signal's handler) is seen within STOP_CHECK seconds."""
-        until = time.monotonic() + self.poll
-        while not self._asked:
-            left = until - time.monotonic()
-            if left <= 0 or self._stop.wait(min(left, STOP_CHECK)):
-                return
+        """Wait ``poll`` seconds, or until stop(), from any thread (processes.pause)."""
+        pause(self._stop, self.poll, lambda: self._asked)
 
     def stop(self) -> None:
         """End run() after the pass in hand (safe from a signal's handler and any thread).
