@@ -16,6 +16,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import TYPE_CHECKING, Any
 
 from opentelemetry import trace
+from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import Link, NonRecordingSpan, Span, Status, StatusCode
 
@@ -57,6 +58,16 @@ class SegmentSpans:
         ) -> None: ...
 
         def _ns(self, at: float | None = None) -> int: ...
+
+        def _start(
+            self,
+            name: str,
+            *,
+            context: Context | None,
+            at: float,
+            links: list[Link] | None = None,
+            attributes: Mapping[str, Any] | None = None,
+        ) -> Span: ...
 
         def _span(
             self,
@@ -197,10 +208,8 @@ class SegmentSpans:
             return
         parent = self._runs.get(request.thread_id)
         context = trace.set_span_in_context(parent) if parent is not None else None
-        span = self.tracer.start_span(
-            f"await_approval {request.tool}",
-            context=context,
-            start_time=self._ns(request.requested_at),
+        span = self._start(
+            f"await_approval {request.tool}", context=context, at=request.requested_at
         )
         self.set(
             span,
