@@ -383,6 +383,10 @@ class RunState(TypedDict, total=False):
     """How often policy checked that step again without a new decision in between."""
     answered: str
     """The approval request the approval node acted on last."""
+    gate_decisions: dict[str, str]
+    """The current plan's later actions a person refused or edited in a shared gate, by
+    step id: the request that says so, acted on at that action's turn whatever the policy
+    says by then (agentrt.nodes.approval)."""
     summary: Summary | None
     """The run's older turns, condensed by the summarize node once the conversation
     passed Summarize.at_tokens; None until then."""

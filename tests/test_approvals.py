@@ -151,6 +151,96 @@ def test_after_a_rejection_only_the_actions_a_person_approved_still_run(
     }
 
 
+ANY_PAYMENT = """
+version: 1
+name: payouts
+default: deny
+rules:
+  - id: any-payment
+    match: {tools: [pay]}
+    decision: allow
+"""
+FIRST_LARGE_ONLY = POLICY.replace(
+    "when: args.cents > 1000\n", "when: args.cents > 1000 && usage.tool_calls == 0\n"
+) + (
+    "  - id: later-large-payments\n"
+    "    match: {tools: [pay]}\n"
+    "    when: args.cents > 1000 && usage.tool_calls > 0\n"
+    "    decision: allow\n"
+)
+
+
+def decided_at_gate(rt: AgentRuntime, decision_on_cy: Any) -> str:
+    """Wait at the gate, approve al and decide cy as ``decision_on_cy(cy)``, not resuming."""
+    thread, al, cy = waiting_at_gate(rt)
+    rt.decide(Decision.approve(al, by=PAYER), resume=False)
+    rt.decide(decision_on_cy(cy), resume=False)
+    return thread
+
+
+@pytest.mark.parametrize("verdict_turns", ["policy swapped", "rule reads usage"])
+def test_a_later_action_rejected_at_the_gate_stays_rejected_when_policy_would_allow_it(
+    db: Path, clock: FakeClock, verdict_turns: str
+) -> None:
+    # cy shared al's gate; by its turn the verdict is allow (the policy was swapped, or
+    # its rule asks only before the first payment): a person's rejection still stands.
+    swapped = verdict_turns == "policy swapped"
+    policy, rule = (
+        (POLICY, "any-payment") if swapped else (FIRST_LARGE_ONLY, "later-large-payments")
+    )
+    with build_runtime(db, clock=clock, policy=Policy.from_yaml(policy)) as rt:
+        thread = decided_at_gate(rt, lambda cy: Decision.reject(cy, by=PAYER, reason="not owed"))
+        if swapped:
+            rt.set_policy(Policy.from_yaml(ANY_PAYMENT))
+        done = rt.resume(thread)
+        log = summary(rt, thread)
+
+    assert done.status is RunStatus.SUCCEEDED
+    assert paid(db) == [("al", 5000), ("bo", 200)]
+    assert log[-5:-2] == [
+        ("policy", "0.2", "allow", rule),
+        ("approval", "0.2", "rejected", "bob"),  # decided at the gate: that decision stands
+        ("observed", "0.2", "pay", "rejected"),
+    ]
+
+
+def test_a_later_action_edited_at_the_gate_runs_only_as_edited_after_a_policy_swap(
+    db: Path, clock: FakeClock
+) -> None:
+    edit = {"who": "cy", "cents": 9500, "card": "4444-4444"}
+    with build_runtime(db, clock=clock) as rt:
+        thread = decided_at_gate(rt, lambda cy: Decision.edit(cy, args=edit, by=PAYER))
+        rt.set_policy(Policy.from_yaml(ANY_PAYMENT))
+        done = rt.resume(thread)
+        log = summary(rt, thread)
+
+    assert done.status is RunStatus.SUCCEEDED
+    assert paid(db) == [("al", 5000), ("bo", 200), ("cy", 9500)]  # never the 9000 replaced
+    assert log[-6:-2] == [
+        ("policy", "0.2", "allow", "any-payment"),
+        ("approval", "0.2", "edited", "bob"),
+        ("policy", "0.2", "allow", "any-payment"),  # the edit passed policy again
+        ("observed", "0.2", "pay", "ok"),
+    ]
+
+
+def test_a_gate_asked_again_under_new_terms_leaves_out_an_action_already_rejected(
+    db: Path, clock: FakeClock
+) -> None:
+    with build_runtime(db, clock=clock) as rt:
+        thread = decided_at_gate(rt, lambda cy: Decision.reject(cy, by=PAYER, reason="not owed"))
+        rt.set_policy(Policy.from_yaml(POLICY.replace("role: payer", "role: treasurer")))
+        again = rt.resume(thread)
+        # al's approval does not cover the new role; cy's rejection needs nobody again.
+        assert [(r.step_id, r.required_role) for r in again.pending_approvals] == [
+            ("0.0", "treasurer")
+        ]
+        done = rt.decide(Decision.approve(again.pending_approvals[0].id, by=TREASURER))
+
+    assert done.status is RunStatus.SUCCEEDED
+    assert paid(db) == [("al", 5000), ("bo", 200)]
+
+
 def test_waiting_for_a_person_is_recorded_and_is_not_active_time(
     gates: AgentRuntime, clock: FakeClock
 ) -> None:

@@ -26,6 +26,7 @@ from agentrt import (
     Principal,
     RunBusy,
     RunStatus,
+    ToolContext,
     UnknownRun,
     tool,
 )
@@ -593,6 +594,38 @@ def test_a_denial_skips_the_rest_of_the_plan(db: Path, clock: FakeClock) -> None
             ("policy", "0.0", "deny", "None"),
             ("observed", "0.0", "delete_everything", "denied"),
             ("observed", "0.1", "count_stock", "skipped"),
+        ]
+
+
+@pytest.mark.parametrize(
+    ("result", "told"),
+    [("crunched", "ok"), ("garbled", "permanent")],  # failing its check: told, not dropped
+)
+def test_a_cancel_seen_after_an_effect_still_tells_the_effect_in_the_runs_log(
+    db: Path, clock: FakeClock, result: str, told: str
+) -> None:
+    holder: list[AgentRuntime] = []
+
+    @tool(effect="write", idempotent=True, verify=lambda args, out: out["job"] == "crunched")
+    def crunch(job: str, ctx: ToolContext) -> dict[str, Any]:
+        """Crunch a job; meanwhile someone cancels the run (here, the tool itself)."""
+        holder[0].cancel(ctx.thread_id, reason="operator stopped it")
+        return {"job": result}
+
+    steps = [ai("", tool_call("crunch", {"job": "j1"})), "not reached"]
+    with AgentRuntime(
+        ScriptedChatModel(steps), tools=[crunch], policy=Policy.allow_all(), db=db, clock=clock
+    ) as rt:
+        holder.append(rt)
+        run = rt.start("crunch j1", principal=WORKER, thread_id="t")
+        # The effect acted (the ledger says done), and the run's own history says so too.
+        assert [e.status for e in rt.store.list_effects("t")] == ["done"]
+        assert (run.status, run.error) == (RunStatus.CANCELLED, "operator stopped it")
+        assert summary(rt, "t") == [
+            ("plan", "crunch"),
+            ("policy", "0.0", "allow", "None"),
+            ("observed", "0.0", "crunch", told),
+            ("finish", "cancelled"),
         ]
 
 

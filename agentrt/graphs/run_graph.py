@@ -45,6 +45,7 @@ from agentrt.nodes.deps import RunDeps, StepStopped
 from agentrt.nodes.plan import answer_recorded, forget_conversation
 from agentrt.nodes.stop_watch import stops_asked
 from agentrt.nodes.tool import only_reads
+from agentrt.nodes.verify import verify
 from agentrt.runs.messages import INTERRUPT_BEFORE
 from agentrt.state import RunState, Stop, Usage
 from agentrt.steps import Step, Steps, adrive, blocking, drive
@@ -237,7 +238,9 @@ def _cancelled(kind: str, state: RunState, deps: RunDeps) -> dict[str, Any] | No
     """If someone asked to cancel the run while this process drives it, the update that
     ends it here, before the node's work: between steps, never inside an effect. Before a
     node that acts on a pure node's decision, that decision is stored first
-    (agentrt.store.held), in the same trip; not before a read, which is no effect."""
+    (agentrt.store.held), in the same trip; not before a read, which is no effect. Before
+    verify, the effect just done is told first (its observation), so the run's log holds
+    every effect that acted before it ends."""
     if kind == "finish":
         return None
     if kind in ACTING_NODES and deps.checkpoints is not None and not only_reads(kind, state, deps):
@@ -258,7 +261,13 @@ def _cancelled(kind: str, state: RunState, deps: RunDeps) -> dict[str, Any] | No
         else:
             deps.stop_watch.looked(thread_id, asked, mark)
         return None
-    return {"stop": Stop(status="cancelled", reason=reason), "route": "finish"}
+    stop: dict[str, Any] = {"stop": Stop(status="cancelled", reason=reason), "route": "finish"}
+    if kind == "verify" and state.get("outcome") is not None:
+        # verify only reads what the tool returned: its log lines are what the run would
+        # have said of the effect at its next step (none for a preview, which acted on
+        # nothing); the rest of its update (the cursor, the next route) goes nowhere.
+        stop["events"] = verify(state, deps).get("events", [])
+    return stop
 
 
 def _answered(state: RunState, deps: RunDeps) -> bool:

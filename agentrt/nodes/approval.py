@@ -4,7 +4,10 @@ A gate carries every action of the current plan that needs a person (the policy 
 gathered them), so one interrupt asks about all of them and the run resumes when each has
 its decision. Each action then goes its own way when its turn comes: approved to the tool,
 rejected or expired to an observation, edited back through policy. After a refusal, the
-plan's later actions that no person approved are skipped (policy node).
+plan's later actions that no person approved are skipped (policy node). A later action a
+person refused or edited is kept in ``RunState.gate_decisions``: at its turn that decision
+stands whatever the policy says by then (changed, or a rule reading usage that flipped),
+as a lone action's does, since policy sends it here to be acted on.
 
 The node runs twice: once up to interrupt(), and again from the top when the run resumes.
 Request ids are deterministic and the insert ignores duplicates, so the second run finds
@@ -14,6 +17,7 @@ validated and wrote them, never taken on trust from the resume value.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from agentrt.approvals import ApprovalRequest, ApprovalStatus
@@ -91,8 +95,18 @@ def settled(store: ApprovalStore, request: ApprovalRequest) -> ApprovalRequest:
 
 
 def approval(state: RunState, deps: RunDeps) -> dict[str, Any]:
+    action = current_action(state)
+    decided = state.get("gate_decisions") or {}
+    if action["step_id"] in decided:
+        # A shared gate already has a person's word on this action: it is acted on, never
+        # asked again nor passed over (the entry goes, so an edit is applied once).
+        stored = deps.store.get_approval(decided[action["step_id"]])
+        assert stored is not None, f"gate request {decided[action['step_id']]!r} is missing"
+        rest = {step: rid for step, rid in decided.items() if step != action["step_id"]}
+        return _acted_on(state, deps, settled(deps.store, stored)) | {"gate_decisions": rest}
     now = deps.store.clock()  # a request's times are the store's, as its decision's are
-    asked = [deps.store.put_approval(request_for(state, item, now=now)) for item in _gate(state)]
+    gate = _gate(state)
+    asked = [deps.store.put_approval(request_for(state, item, now=now)) for item in gate]
     requests = [settled(deps.store, r) for r in asked]
     if any(r.status is ApprovalStatus.PENDING for r in requests):
         requests = wait_for_people(
@@ -105,7 +119,31 @@ def approval(state: RunState, deps: RunDeps) -> dict[str, Any]:
             # hand can do that): gate again from policy, which interrupts once more.
             return {"route": "policy"}
 
-    request = requests[0]
+    update = _acted_on(state, deps, requests[0])
+    later = _overruled(gate[1:], asked[1:], requests[1:])
+    if later:
+        # The first word on an action stands: a gate asked again (new terms) adds only new.
+        revision = action["step_id"].split(".", 1)[0]
+        kept = {s: r for s, r in decided.items() if s.split(".", 1)[0] == revision}
+        update["gate_decisions"] = later | kept
+    return update
+
+
+def _overruled(
+    items: Sequence[GateItem], asked: Sequence[ApprovalRequest], decided: Sequence[ApprovalRequest]
+) -> dict[str, str]:
+    """The gate's later actions a person refused or edited: step id -> the request asked
+    (which ``settled`` follows to its escalation, if any)."""
+    return {
+        item["action"]["step_id"]: request.id
+        for item, request, final in zip(items, asked, decided, strict=True)
+        if final.status in (ApprovalStatus.REJECTED, ApprovalStatus.EXPIRED)
+        or (final.status is ApprovalStatus.EDITED and final.edited_args != final.args)
+    }
+
+
+def _acted_on(state: RunState, deps: RunDeps, request: ApprovalRequest) -> dict[str, Any]:
+    """The update that acts on the current action's decided ``request``."""
     deps.tracing.approval_wait(request)
     action = current_action(state)
     update: dict[str, Any] = {"events": [approval_event(public_request(request))]}

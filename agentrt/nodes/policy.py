@@ -88,6 +88,11 @@ def _policy(state: RunState, deps: RunDeps, action: Action) -> dict[str, Any]:
         *_version_change(state, verdict),
         policy_event(verdict),
     ]
+    if action["step_id"] in (state.get("gate_decisions") or {}):
+        # A person refused or edited this action in the gate it shared with an earlier one:
+        # their word stands whatever the verdict is now, as for a lone action. The approval
+        # node acts on it (an edit comes back here with the edited arguments).
+        return {"verdict": verdict, "gate": None, "events": events, "route": "approval"}
     if verdict["outcome"] == "deny":
         update = abandon_plan(
             state, ObservationKind.DENIED, f"policy denied {action['tool']!r}: {verdict['reason']}"
@@ -133,8 +138,11 @@ def _later_gated(state: RunState, deps: RunDeps) -> list[GateItem]:
     """
     plan = state["plan"]
     assert plan is not None
+    decided = state.get("gate_decisions") or {}
     gated: list[GateItem] = []
     for action in plan["actions"][state.get("cursor", 0) + 1 :]:
+        if action["step_id"] in decided:
+            continue  # a person refused or edited it at an earlier gate: that word stands
         try:
             args, verdict = judge(action, state, deps)
         except (ToolArgsError, ValueError):
