@@ -52,3 +52,24 @@ def test_a_call_that_killed_its_process_twice_goes_to_a_person(db: Path) -> None
         done = rt.decide(Decision.resolve(request.id, result={"job": "j1"}, by=CLERK))
     assert done.status is RunStatus.SUCCEEDED
     assert calls(db) == 2
+
+
+def test_a_crash_loop_a_person_settled_replays_identical(db: Path) -> None:
+    """The replay cannot die as the run's process did: its ledger holds the attempts that
+    died, so today's ledger asks a person at the same step, as the run's did on resume."""
+    assert in_process(db, "rt.start('crunch j1', principal=OPS, thread_id='t')").returncode == (
+        -signal.SIGKILL
+    )
+    assert in_process(db, "rt.resume('t')").returncode == -signal.SIGKILL
+    third = in_process(db, "print(rt.resume('t').status)")
+    assert third.stdout.strip() == "awaiting_approval", third.stderr
+
+    with build_runtime(db) as rt:
+        # Waiting at the gate: the replay waits there too (nothing called, no retry).
+        assert str(rt.replay("t")) == "identical"
+        request = rt.get("t").pending_approval
+        assert request is not None
+        done = rt.decide(Decision.resolve(request.id, result={"job": "j1"}, by=CLERK))
+        assert done.status is RunStatus.SUCCEEDED
+        assert str(rt.replay("t")) == "identical"
+    assert calls(db) == 2  # the replays killed nothing

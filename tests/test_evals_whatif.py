@@ -7,14 +7,16 @@ from __future__ import annotations
 import json
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
 
-from agentrt import Decision, Policy
+from agentrt import AgentRuntime, Decision, Policy, tool
 from agentrt.cli import app
 from agentrt.evals import load_dataset, recent_runs, run_eval, what_if
 from agentrt.examples.refund_desk import APPROVER, OPERATOR, POLICY_FILE
+from agentrt.testing import ScriptedChatModel, ai, tool_call
 from tests.conftest import FakeClock, Ids
 from tests.eval_app import amount_runtime
 
@@ -240,3 +242,56 @@ def test_a_decision_the_candidate_refuses_counts_as_a_divergence(tmp_path: Path)
     assert one.divergence is not None
     assert "four-eyes rule" in one.divergence
     assert found.counts()["approval_now"] == 1  # reached up to the refused decision
+
+
+def test_a_run_cancelled_midway_counts_only_as_far_as_it_went(tmp_path: Path) -> None:
+    """The run was cancelled while its second plan's first call ran. Past the cancel the
+    replay reaches a step the run never did (a note the candidate gates): not counted, and
+    the run is no divergence."""
+    holder: dict[str, AgentRuntime] = {}
+
+    @tool(effect="write", idempotent=True)
+    def crunch(job: str) -> dict[str, Any]:
+        """Crunch a job.
+
+        Args:
+            job: Which job.
+        """
+        if job == "j2":
+            holder["rt"].cancel("t", reason="operator stopped it")
+        return {"job": job}
+
+    @tool(effect="write", idempotent=True)
+    def note(text: str) -> dict[str, Any]:
+        """Write a note.
+
+        Args:
+            text: What to note.
+        """
+        return {"noted": text}
+
+    model = ScriptedChatModel(
+        [
+            ai("", tool_call("crunch", {"job": "j1"})),
+            ai("", tool_call("crunch", {"job": "j2"}), tool_call("note", {"text": "j2 done"})),
+            "ok",
+        ]
+    )
+    gates_notes = Policy.from_yaml(
+        "version: 1\nname: gated-notes\ndefault: allow\nrules:\n"
+        "  - id: notes\n    match: {tools: [note]}\n    decision: require_approval\n"
+        "    approval: {role: editor}\n"
+    )
+    with AgentRuntime(
+        model, tools=[crunch, note], policy=Policy.allow_all(), db=tmp_path / "agentrt.db",
+        clock=FakeClock(), new_id=Ids(),
+    ) as rt:  # fmt: skip
+        holder["rt"] = rt
+        assert rt.start("crunch", principal=OPERATOR, thread_id="t").status == "cancelled"
+        found = what_if(rt, ["t"], policy=gates_notes)
+    [one] = found.runs
+    assert (one.identical, one.divergence, one.now, one.was) == (
+        True, None, frozenset({"allow"}), frozenset({"allow"}),
+    )  # fmt: skip
+    assert found.diverged == []
+    assert found.counts()["approval_now"] == 0

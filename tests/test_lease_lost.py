@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from langchain_core.messages import AIMessage, BaseMessage
 
-from agentrt import AgentRuntime, Policy, Principal, Run, RunStatus, tool
+from agentrt import AgentRuntime, Decision, Policy, Principal, Run, RunStatus, tool
 from agentrt.errors import RunBusy
 from agentrt.runs.lease import LeaseOwner, acquire
 from agentrt.testing import ScriptedChatModel, ai, tool_call
@@ -268,3 +268,64 @@ def test_a_run_this_process_drives_is_not_driven_twice_by_it(
         a.resume("t")
     assert wake().status is RunStatus.SUCCEEDED
     assert payments == [{"to": "al", "cents": 500}]  # once
+
+
+def test_a_call_that_returns_after_its_attempt_was_retried_records_nothing_over_the_retry(
+    db: Path, clock: FakeClock
+) -> None:
+    # A is paused inside a payment past its lease. B takes the run over, finds the call in
+    # doubt, a person says it did not happen (retry), and B pays again. A wakes while B's
+    # attempt is in flight: its outcome is attempt 1's, never written over attempt 2's row
+    # (had B died then, the ledger would say done and hide B's payment in doubt).
+    inside_a, wake_a = threading.Event(), threading.Event()
+    seen_by_b: list[tuple[str, int, Any]] = []
+    ended_a: list[Any] = []
+
+    @tool(effect="write")
+    def send_payment(to: str, cents: int) -> str:
+        """Send money (not idempotent).
+
+        Args:
+            to: Who gets it.
+            cents: How much.
+        """
+        if not inside_a.is_set():  # A's call: paused past its lease
+            inside_a.set()
+            assert wake_a.wait(timeout=30), "the test never woke A"
+            return "sent by A"
+        wake_a.set()  # B's call, in flight: A wakes and returns meanwhile
+        thread.join(timeout=30)
+        row = b.store.get_effect(b.store.list_effects("t")[0].key)
+        assert row is not None
+        seen_by_b.append((row.status, row.attempts, row.result))
+        return "sent by B"
+
+    def app() -> AgentRuntime:
+        script = [ai("", tool_call("send_payment", {"to": "al", "cents": 500})), "paid"]
+        return AgentRuntime(
+            ScriptedChatModel(script), tools=[send_payment], policy=Policy.allow_all(),
+            db=db, clock=clock, lease_ttl=TTL,
+        )  # fmt: skip
+
+    def start() -> None:
+        try:
+            ended_a.append(a.start("pay al", principal=P, thread_id="t"))
+        except Exception as exc:  # what A raised, for the test to see
+            ended_a.append(exc)
+
+    with app() as a, app() as b:
+        thread = threading.Thread(target=start)
+        thread.start()
+        assert inside_a.wait(timeout=30)
+        clock.advance(TTL + 1)
+        waiting = b.resume("t")
+        request = waiting.pending_approval
+        assert request is not None
+        assert request.kind == "reconcile"
+        done = b.decide(Decision.retry(request.id, by=P))
+        thread.join(timeout=30)
+        [effect] = b.store.list_effects("t")
+    assert seen_by_b == [("started", 2, None)]  # A wrote nothing over B's attempt
+    assert isinstance(ended_a[0], Run), ended_a
+    assert done.status is RunStatus.SUCCEEDED
+    assert (effect.status, effect.attempts, effect.result) == ("done", 2, "sent by B")

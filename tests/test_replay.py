@@ -599,3 +599,54 @@ def test_a_decision_todays_checks_refuse_is_a_divergence_at_its_step(db: Path) -
     result = CliRunner().invoke(app, ["replay", run.thread_id, *app_args])
     assert result.exit_code == 3, result.output
     assert result.output.startswith("diverged: step 0.0: today's checks refuse the decision")
+
+
+def _self_cancelling(db: Path, clock: FakeClock, **kw: Any) -> AgentRuntime:
+    """A runtime whose write tool asks to cancel its own run (as an operator in another
+    thread of the app would) while it crunches j1: the run ends cancelled at its next step.
+    """
+    holder: dict[str, AgentRuntime] = {}
+
+    @tool(effect="write", idempotent=True)
+    def crunch(job: str) -> dict[str, str]:
+        """Crunch a job.
+
+        Args:
+            job: Which job.
+        """
+        if job == "j1":
+            holder["rt"].cancel("t", reason="operator stopped it")
+        return {"job": job}
+
+    plans = [ai("", tool_call("crunch", {"job": job})) for job in ("j1", "j2")]
+    model = ScriptedChatModel([*plans, "ok"])
+    rt = AgentRuntime(model, tools=[crunch], db=db, clock=clock, new_id=Ids(), **kw)
+    holder["rt"] = rt
+    return rt
+
+
+def test_a_run_cancelled_between_steps_replays_identical_as_far_as_it_went(
+    db: Path, clock: FakeClock
+) -> None:
+    """A cancel is an outside input, as a decision is: where the run was cancelled the
+    replay is compared no further, and an unchanged run is identical."""
+    with _self_cancelling(db, clock, policy=Policy.allow_all()) as rt:
+        run = rt.start("crunch", principal=OPERATOR, thread_id="t")
+        assert run.status is RunStatus.CANCELLED, run
+        report = rt.replay("t")
+    assert str(report) == (
+        "identical (compared as far as the run went: finish: cancelled: operator stopped it)"
+    )
+
+
+def test_a_cancelled_run_that_went_another_way_before_its_cancel_diverges(
+    db: Path, clock: FakeClock
+) -> None:
+    denies = Policy.from_yaml("version: 1\nname: no-crunch\ndefault: deny\n")
+    with _self_cancelling(db, clock, policy=Policy.allow_all()) as rt:
+        assert rt.start("crunch", principal=OPERATOR, thread_id="t").status == "cancelled"
+        report = rt.replay("t", policy=denies)
+    assert not report.identical
+    assert (report.step_id, report.events) == ("0.0", 1)
+    assert report.divergence is not None
+    assert report.divergence.startswith("step 0.0: policy now denies 'crunch'")

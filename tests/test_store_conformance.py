@@ -817,14 +817,15 @@ def test_the_ledger_reserves_records_and_settles(leased: Store) -> None:
     assert leased.settle_effect("k1", 1, happened=False)
     assert leased.get_effect("k1").status == "retry"  # type: ignore[union-attr]
     assert leased.start_effect(**key, seen=1) == 2
-    leased.finish_effect("k1", EffectOutcome(result={"ok": True}, retries=1))
+    assert leased.finish_effect("k1", EffectOutcome(result={"ok": True}, retries=1), attempt=2)
     done = leased.get_effect("k1")
     assert done is not None
     assert (done.status, done.result, done.attempts, done.retries) == ("done", {"ok": True}, 2, 1)
     leased.start_effect(
         key="k2", thread_id="t1", step_id="2.0", tool="pay", args_digest="e", seen=0
     )
-    leased.finish_effect("k2", EffectOutcome(error="card declined", error_kind="permanent"))
+    declined = EffectOutcome(error="card declined", error_kind="permanent")
+    assert leased.finish_effect("k2", declined, attempt=1)
     failed = leased.get_effect("k2")
     assert failed is not None
     assert (failed.status, failed.error, failed.error_kind) == (
@@ -833,6 +834,35 @@ def test_the_ledger_reserves_records_and_settles(leased: Store) -> None:
         "permanent",
     )
     assert [e.key for e in leased.list_effects("t1")] == ["k1", "k2"]
+
+
+def test_an_attempt_records_its_outcome_only_while_it_is_the_one_started(leased: Store) -> None:
+    # A process paused mid-call past its lease wakes after another took the run over and a
+    # person settled the call, or another attempt began: its outcome is not written over
+    # the row, which is the later decision's or attempt's.
+    key = dict(key="k1", thread_id="t1", step_id="1.0", tool="pay", args_digest="d")
+    late = EffectOutcome(result="sent by A")
+    assert leased.start_effect(**key, seen=0) == 1
+    assert leased.settle_effect("k1", 1, happened=False)  # a person: retry
+    assert not leased.finish_effect("k1", late, attempt=1)
+    assert leased.get_effect("k1").status == "retry"  # type: ignore[union-attr]
+    assert leased.start_effect(**key, seen=1) == 2
+    for outcome in (late, EffectOutcome(error="A's call broke", error_kind="transient")):
+        assert not leased.finish_effect("k1", outcome, attempt=1)
+        assert not leased.finish_effect("k1", outcome, attempt=3)  # never started
+    started = leased.get_effect("k1")
+    assert started is not None
+    assert (started.status, started.attempts, started.result, started.error) == (
+        "started", 2, None, None,
+    )  # fmt: skip
+    assert leased.finish_effect("k1", EffectOutcome(result="sent by B"), attempt=2)
+    assert not leased.finish_effect("k1", late, attempt=2)  # recorded once
+    assert leased.settle_effect("k1", 2, happened=True, result="x") is False
+    done = leased.get_effect("k1")
+    assert done is not None
+    assert (done.status, done.attempts, done.result) == ("done", 2, "sent by B")
+    assert not leased.finish_effect("nope", late, attempt=1)  # no such key: nothing made
+    assert leased.get_effect("nope") is None
 
 
 def test_an_effect_is_reserved_only_from_what_was_read_and_under_the_runs_lease(
@@ -845,7 +875,7 @@ def test_an_effect_is_reserved_only_from_what_was_read_and_under_the_runs_lease(
     assert leased.start_effect(**key, seen=0, owner=A.label) == 1
     assert leased.start_effect(**key, seen=0, owner=A.label) is None  # started since read
     assert leased.start_effect(**key, seen=1, owner=A.label) == 2  # an idempotent call again
-    leased.finish_effect("k1", EffectOutcome(result={"ok": True}))
+    assert leased.finish_effect("k1", EffectOutcome(result={"ok": True}), attempt=2)
     for seen in (0, 2):  # done: never started again, whatever was read
         assert leased.start_effect(**key, seen=seen, owner=A.label) is None
         assert leased.start_effect(**key, seen=seen) is None

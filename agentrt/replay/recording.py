@@ -4,28 +4,32 @@ decisions its gates got, and the limits it started with.
 A call is played back as the run's went, through today's tool runner and ledger: the
 transient failures its retries passed, then its result (a str stays a str) or the
 failure that ended it, of its kind and with its message word for word. A call whose
-effect was in doubt (a reconcile gate met at its step) goes in doubt again first. The
-source is the ledger for a call with a side effect, and for any other (a read) the
-outcome the run checkpointed after it: the event log keeps only its text, which cannot
-tell "42" from 42.
+effect was in doubt (a reconcile gate met at its step) goes in doubt again first: a
+non-idempotent call's as a timeout; an idempotent call's, which only the crash limit
+sends to a person, by the replay's ledger holding the attempts that died with their
+process (``prime``). The source is the ledger for a call with a side effect, and for any
+other (a read) the outcome the run checkpointed after it: the event log keeps only its
+text, which cannot tell "42" from 42.
 """
 
 from __future__ import annotations
 
 import dataclasses
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from langgraph.checkpoint.base import BaseCheckpointSaver
 
+from agentrt.approvals.model import ApprovalQuery
 from agentrt.budget import Budget
-from agentrt.digests import approval_id, effect_key
+from agentrt.digests import approval_id, args_digest, effect_key
 from agentrt.state import Event, Outcome
-from agentrt.store.protocols import Store
+from agentrt.store.protocols import EffectStore, Store
 from agentrt.tools.contract import ToolContext, ToolError, ToolSpec
 from agentrt.tools.execution import FailureKind
-from agentrt.tools.ledger import failure_kind
+from agentrt.tools.ledger import CRASH_LIMIT, callable_again, failure_kind
 
 __all__ = ["IN_DOUBT", "Recording", "failure_message"]
 
@@ -100,7 +104,47 @@ class Recording:
         """By step: (tool, arguments, outcome) of each call the run's checkpoints hold."""
         self.misses: dict[str, str] = {}
         """By step: why the replay could not follow the recordings there, for the report."""
+        self.crashed: set[str] = set()
+        """The steps whose first doubt the replay's ledger holds (``prime``)."""
         self._plays: dict[str, list[_Play]] = {}
+
+    def prime(self, ledger: EffectStore, thread_id: str, tools: Iterable[ToolSpec]) -> None:
+        """Make the replay's ``ledger`` (its run ``thread_id``) hold, at each step where the
+        run asked a person to settle a call of an idempotent tool, the attempts that died
+        with their process, as the run's ledger did when it asked.
+
+        An idempotent call goes to a person only once its process died in it CRASH_LIMIT
+        times (agentrt.tools.ledger.outcome_of), and a replay cannot die: played back as
+        a timeout, the runner would retry it and the replay never reach the gate. With
+        the attempts in its ledger, today's ledger finds the crash limit reached, as the
+        run's did on resume, and asks a person without calling the tool."""
+        idempotent = {spec.name for spec in tools if callable_again(spec)}
+        asked = self.store.list_approvals(
+            ApprovalQuery(status=None, thread_id=self.thread_id, limit=10_000)
+        )
+        for request in sorted(asked, key=lambda r: (r.requested_at, r.id)):
+            step = request.step_id
+            if request.kind != "reconcile" or request.tool not in idempotent:
+                continue
+            if step in self.crashed:
+                # Asked again after a person said retry: its process died once more. The
+                # replay cannot die, so it does not get there; the report says why.
+                self.misses[step] = (
+                    f"{request.tool!r} killed its process again after a person said retry; a "
+                    "replay cannot play a process's death back"
+                )
+                continue
+            self.crashed.add(step)
+            key = effect_key(thread_id, step, request.tool, request.args)
+            for seen in range(CRASH_LIMIT):
+                ledger.start_effect(
+                    key=key,
+                    thread_id=thread_id,
+                    step_id=step,
+                    tool=request.tool,
+                    args_digest=args_digest(request.args),
+                    seen=seen,
+                )
 
     def result(self, spec: ToolSpec, args: dict[str, Any], ctx: ToolContext) -> Any:
         """The next call of this step as the run's went, or raise: the replay never calls
@@ -123,7 +167,9 @@ class Recording:
         """How the run's calls of ``spec`` with ``args`` at ``step`` went, call by call."""
         effect = self.store.get_effect(key)
         if effect is not None:
-            doubt = [_Play(kind="timeout", message=IN_DOUBT)] * self.reconciled[step]
+            # The first doubt of a step ``prime`` made is the replay's ledger's to raise.
+            doubts = max(0, self.reconciled[step] - (step in self.crashed))
+            doubt = [_Play(kind="timeout", message=IN_DOUBT)] * doubts
             if effect.status == "done":
                 return doubt + _ended(effect.retries, _Play(result=effect.result))
             if effect.status == "failed":

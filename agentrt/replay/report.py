@@ -91,10 +91,15 @@ def compare(
                     "recorded (instructions or history changed)",
                 )
         if _key(was) != _key(now):
+            if _cancelled(original, index):
+                return _cancelled_there(thread_id, index, said(original, index))
             step = now.get("step_id") or was.get("step_id")
             words = (said(original, index), said(replayed, index))
             text = _difference(was, now, misses, tools, words)
             return _diverged(thread_id, index, step, text)
+    if len(replayed) == len(original) - 1 and _cancelled(original, len(replayed)):
+        # The replay stopped where the run was cancelled (out of answers, or at its gate).
+        return _cancelled_there(thread_id, len(replayed), said(original, len(replayed)))
     rest = original[len(replayed) :]
     if unanswered is not None and (
         not rest
@@ -123,6 +128,26 @@ def compare(
         text = f"the replay went on to {said(replayed, index)} where the run had ended"
         return _diverged(thread_id, index, extra.get("step_id"), _prefix(extra, text))
     return ReplayReport(thread_id, True, None, None, len(original))
+
+
+def _cancelled(log: list[Event], index: int) -> bool:
+    """Whether ``log`` ends at ``index`` cancelled: by rt.cancel, or a request someone
+    cancelled. Either is an input from outside the run, as a decision is."""
+    event = log[index]
+    return (
+        index == len(log) - 1
+        and event["type"] == "finish"
+        and event["data"]["status"] == "cancelled"
+    )
+
+
+def _cancelled_there(thread_id: str, index: int, words: str) -> ReplayReport:
+    """The replay matched the run up to where someone cancelled it (``words``: its finish
+    as shown): identical, as far as the run went. Past the cancel nothing vouches for what
+    the replay does (no answer the run got, no call it made), so it is not compared: the
+    cancel is taken as given, as a decision is."""
+    note = f"compared as far as the run went: {words}"
+    return ReplayReport(thread_id, True, None, None, index, note)
 
 
 def _diverged(thread_id: str, index: int, step: str | None, text: str) -> ReplayReport:

@@ -119,8 +119,13 @@ def replay_logs(
             credentials=Credentials.from_callable(lambda name, _: f"agentrt-replay-{name}-0x5e"),
         )
         try:
+            # Written first, driven once the replay's ledger holds what the run's held
+            # before its steps (the calls that died with their process): create, then resume,
+            # is start in two.
+            made = replica.create(run.goal, principal=run.principal, budget=budget)
+            recording.prime(replica.store, made.thread_id, rt.tools)
             with quiet():  # where the recordings end the replica fails, by design
-                again = replica.start(run.goal, principal=run.principal, budget=budget)
+                again = replica.resume(made.thread_id)
                 # Each follow-up the thread took, in the order taken, sent as it was.
                 taken = sorted(
                     (m for m in rt.messages(thread_id)[1:] if m.started_at is not None),
@@ -161,4 +166,6 @@ def replay_logs(
         said=said,
         unanswered=run.status.value if ran_out else None,
     )
-    return Replayed(report, original, replayed)
+    # Identical only so far (the run was cancelled there, or the recordings end): what the
+    # replay did past that point is vouched for by nothing, and not counted (the what-if).
+    return Replayed(report, original, replayed[: report.events] if report.identical else replayed)

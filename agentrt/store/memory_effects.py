@@ -69,18 +69,20 @@ class EffectsMemory:
             )
             return attempts
 
-    def finish_effect(self, key: str, outcome: EffectOutcome) -> None:
+    def finish_effect(self, key: str, outcome: EffectOutcome, *, attempt: int) -> bool:
         with self._lock:
             found = self._effects.get(key)
-            if found is not None:
-                self._effects[key] = replace(
-                    found,
-                    status="failed" if outcome.failed else "done",
-                    result=None if outcome.failed else outcome.result,
-                    error=outcome.error,
-                    error_kind=outcome.error_kind if outcome.failed else None,
-                    retries=outcome.retries,
-                )
+            if found is None or found.status != "started" or found.attempts != attempt:
+                return False
+            self._effects[key] = replace(
+                found,
+                status="failed" if outcome.failed else "done",
+                result=None if outcome.failed else outcome.result,
+                error=outcome.error,
+                error_kind=outcome.error_kind if outcome.failed else None,
+                retries=outcome.retries,
+            )
+            return True
 
     def note_in_doubt(self, key: str, reason: str, *, retries: int = 0) -> None:
         with self._lock:

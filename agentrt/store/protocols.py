@@ -290,8 +290,9 @@ class EffectStore(Protocol):
         lease held by that owner: else None, nothing written."""
         ...
 
-    def finish_effect(self, key: str, outcome: EffectOutcome) -> None:
-        """done with the result, or failed with the error."""
+    def finish_effect(self, key: str, outcome: EffectOutcome, *, attempt: int) -> bool:
+        """done with the result, or failed with the error, if ``attempt`` is still the one
+        started: else False, nothing written (it was settled, or another attempt began)."""
         ...
 
     def note_in_doubt(self, key: str, reason: str, *, retries: int = 0) -> None:

@@ -23,6 +23,7 @@ from typing import Any
 
 from agentrt.digests import args_digest, effect_key
 from agentrt.errors import LeaseLost
+from agentrt.logs import get_logger
 from agentrt.records import EffectOutcome, EffectRecord
 from agentrt.steps import Steps, asynchronous, blocking, synchronous
 from agentrt.store.protocols import EffectStore
@@ -40,6 +41,7 @@ __all__ = [
     "outcome_of",
 ]
 
+logger = get_logger("agentrt.tools")
 
 CRASH_LIMIT = 2
 """Attempts of one call that may start and die with their process before a person is
@@ -156,16 +158,44 @@ class Ledger:
             failed = EffectOutcome(
                 error=failure.message, error_kind=failure.kind, retries=failure.retries
             )
-            yield blocking(self.store.finish_effect, key, failed)
+            kept = yield blocking(self.store.finish_effect, key, failed, attempt=attempt)
+            _late(kept, spec, ctx, attempt, owner=owner, what=f"{failure.kind} failure")
             raise failure from None
         done = EffectOutcome(result=called.result, retries=called.retries)
-        yield blocking(self.store.finish_effect, key, done)
+        kept = yield blocking(self.store.finish_effect, key, done, attempt=attempt)
+        _late(kept, spec, ctx, attempt, owner=owner, what="result")
         return LedgerResult(called.result, replayed=False, retries=called.retries)
 
     execute = synchronous(_execute)
     aexecute = asynchronous(_execute)
     steps = _execute
     """The ledger's procedure as steps, for a node's own procedure (``yield from``)."""
+
+
+def _late(
+    kept: bool, spec: ToolSpec, ctx: ToolContext, attempt: int, *, owner: str | None, what: str
+) -> None:
+    """Stop a caller whose attempt's outcome the ledger refused (``kept`` False).
+
+    The attempt is no longer the one started: the caller was paused past its lease while
+    another took the run over, and a person settled the call in doubt or another attempt
+    began. That row is the later attempt's; writing over it would hide the later call,
+    in doubt if its process dies. So the late outcome is not recorded, only logged for
+    the person who settled it (an effect that happened after all), and a leased caller
+    stops as when its reservation is refused."""
+    if kept:
+        return
+    logger.warning(
+        "run %r step %s: %r attempt %d ended (%s) after it was settled or tried again; "
+        "the ledger keeps the later decision, not this outcome",
+        ctx.thread_id,
+        ctx.step_id,
+        spec.name,
+        attempt,
+        what,
+    )
+    if owner is not None:
+        raise LeaseLost(ctx.thread_id, owner)
 
 
 def outcome_of(spec: ToolSpec, key: str, record: EffectRecord | None) -> LedgerResult | None:

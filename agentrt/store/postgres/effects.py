@@ -74,11 +74,13 @@ class EffectsTable:
             _attempts,
         )
 
-    def finish_effect(self, key: str, outcome: EffectOutcome) -> None:
-        """Record the outcome of the started attempt: done with its result, or failed."""
-        self.db.execute(
+    def finish_effect(self, key: str, outcome: EffectOutcome, *, attempt: int) -> bool:
+        """Record the outcome of ``attempt``: done with its result, or failed. False if it
+        is no longer the attempt started (a person settled it, or another began since):
+        a process that woke late writes nothing over the row's later attempt."""
+        return self.db.apply(
             "UPDATE effects SET status=%s, result=%s, error=%s, error_kind=%s, retries=%s, "
-            "finished_at=%s WHERE key=%s",
+            "finished_at=%s WHERE key=%s AND status='started' AND attempts=%s",
             (
                 "failed" if outcome.failed else "done",
                 None if outcome.failed else doc(outcome.result, default=str),
@@ -87,7 +89,9 @@ class EffectsTable:
                 outcome.retries,
                 self.db.clock(),
                 key,
+                attempt,
             ),
+            one_row,
         )
 
     def note_in_doubt(self, key: str, reason: str, *, retries: int = 0) -> None:

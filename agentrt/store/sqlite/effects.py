@@ -65,12 +65,14 @@ class EffectsTable:
             ).fetchone()
         return None if row is None else int(row["attempts"])
 
-    def finish_effect(self, key: str, outcome: EffectOutcome) -> None:
-        """Record the outcome of the started attempt: done with its result, or failed."""
+    def finish_effect(self, key: str, outcome: EffectOutcome, *, attempt: int) -> bool:
+        """Record the outcome of ``attempt``: done with its result, or failed. False if it
+        is no longer the attempt started (a person settled it, or another began since):
+        a process that woke late writes nothing over the row's later attempt."""
         with self.db.tx() as db:
-            db.execute(
+            cur = db.execute(
                 "UPDATE effects SET status=?, result=?, error=?, error_kind=?, retries=?, "
-                "finished_at=? WHERE key=?",
+                "finished_at=? WHERE key=? AND status='started' AND attempts=?",
                 (
                     "failed" if outcome.failed else "done",
                     None if outcome.failed else json.dumps(outcome.result, default=str),
@@ -79,8 +81,10 @@ class EffectsTable:
                     outcome.retries,
                     self.db.clock(),
                     key,
+                    attempt,
                 ),
             )
+        return cur.rowcount == 1
 
     def note_in_doubt(self, key: str, reason: str, *, retries: int = 0) -> None:
         """Say why a started effect is in doubt, leaving it started (a person settles it)."""
