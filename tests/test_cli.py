@@ -384,6 +384,12 @@ def started(monkeypatch: pytest.MonkeyPatch) -> list[dict[str, Any]]:
             "'10/second' or '5000/hour' (see agentrt serve --help)",
         ),
         (["serve", "--threads", "0"], "Invalid value for '--threads': Input should be greater"),
+        # uvicorn raised KeyError: 'loud' after "serving" was printed.
+        (
+            ["serve", "--log-level", "loud"],
+            "Invalid value for '--log-level': 'loud' is not one of 'critical', 'error', "
+            "'warning', 'info', 'debug', 'trace'",
+        ),
         (["serve", "--max-body-bytes", "-5"], "Invalid value for '--max-body-bytes': Input"),
         (["serve", "--max-concurrent-runs", "0"], "Invalid value for '--max-concurrent-runs'"),
         (
@@ -409,6 +415,19 @@ def test_serve_and_worker_refuse_bad_options_before_they_start(
     assert started == []
     assert "Traceback" not in out
     assert "serving" not in out
+
+
+def test_serve_takes_uvicorns_log_levels_in_any_case(
+    db: Path, started: list[dict[str, Any]]
+) -> None:
+    from uvicorn.config import LOG_LEVELS
+
+    from agentrt.cli.serve import LOG_LEVELS as OFFERED
+
+    assert set(OFFERED) == set(LOG_LEVELS)
+    code, out = cli("serve", "--log-level", "WARNING", *DEMO, "--db", str(db))
+    assert code == 0, out
+    assert started[-1]["log_level"] == "warning"
 
 
 def test_serve_takes_every_port_from_0_to_65535(db: Path, started: list[dict[str, Any]]) -> None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import sqlite3
 import subprocess
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import pytest
@@ -356,6 +358,46 @@ async def test_healthz_and_the_openapi_schema_need_no_key(api: Api) -> None:
     assert set(schema["components"]["securitySchemes"]) == {"HTTPBearer", "APIKeyHeader"}
     # Swagger UI would load its scripts from a CDN; the service runs on closed networks.
     problem(await api.call("GET", "/docs", who=None), 404, "not-found")
+
+
+async def test_healthz_says_the_database_does_not_answer_without_its_error_text(
+    api: Api, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    # /healthz needs no key: a store's error may name the database's URL, password in.
+    def down(rt: AgentRuntime) -> int:
+        raise ConnectionError("cannot reach postgresql://agentrt:hunter2@db.internal/agentrt")
+
+    monkeypatch.setattr(AgentRuntime, "schema_version", property(down))
+    with caplog.at_level(logging.WARNING, logger="agentrt.service"):
+        body = problem(await api.call("GET", "/healthz", who=None), 503, "unavailable")
+    assert "hunter2" not in json.dumps(body)
+    assert "db.internal" not in json.dumps(body)
+    assert "ConnectionError" in body["detail"], body
+    # The operator still finds why in the server's log.
+    (logged,) = [r for r in caplog.records if "/healthz" in r.getMessage()]
+    assert "ConnectionError" in f"{logged.getMessage()} {logged.exc_text}"
+
+
+@pytest.mark.parametrize("thread_id", ["acme/42", "50%2Foff", "ticket#42"])
+async def test_a_run_whose_thread_id_holds_a_slash_is_read_with_the_slash_encoded(
+    api: Api, thread_id: str
+) -> None:
+    # POST /runs takes a plain id only, but rt.start takes any (an app's own "acme/42"):
+    # a server decodes %2F before routing, and /runs/{id} is one segment.
+    await api.rt.acreate(GOAL, principal=OPERATOR, thread_id=thread_id)
+    api.app.state.agentrt.worker.drive(thread_id)
+    await api.settled(thread_id)
+    at = f"/runs/{quote(thread_id, safe='')}"
+    found = await api.call("GET", at)
+    assert found.status_code == 200, found.text
+    assert found.json()["thread_id"] == thread_id
+    for more in ("/trace", "/messages", "/artifacts", "/join?timeout=1"):
+        assert (await api.call("GET", at + more)).status_code == 200, more
+    # Another tenant's key: the same 404 as for an id that does not exist.
+    refused = problem(await api.call("GET", at, who="eve"), 404, "unknown-run")
+    assert repr(thread_id) in refused["detail"]
+    # The slash unencoded is another address (no run "acme" has a "42").
+    assert (await api.call("GET", f"/runs/{thread_id}")).status_code == 404
 
 
 # refusals ---------------------------------------------------------------------------------

@@ -856,3 +856,184 @@ async def test_a_page_asked_for_with_a_query_it_does_not_take_is_refused_on_a_pa
     api = await page.client.get("/runs?limit=abc", headers=bearer)
     assert api.status_code == 422
     assert api.headers["content-type"].startswith("application/problem+json")
+
+
+async def test_an_unknown_address_and_a_method_a_page_does_not_take_are_refused_on_pages(
+    page: Page,
+) -> None:
+    await page.sign_in(APPROVER)
+    missing = await page.client.get("/ui/runs/a/b")
+    assert missing.status_code == 404
+    assert text(missing).startswith("404 · agentrt"), text(missing)
+    assert "There is no page at '/ui/runs/a/b'." in text(missing)
+    wrong = await page.client.get("/ui/logout")
+    assert wrong.status_code == 405
+    assert "'/ui/logout' is not opened with GET (it takes POST)" in text(wrong)
+    # The API's own refusals keep their problem+json.
+    api = await page.client.get("/nowhere")
+    assert api.status_code == 404
+    assert api.headers["content-type"].startswith("application/problem+json")
+
+
+@pytest.mark.parametrize("chunked", [False, True], ids=["declared", "chunked"])
+async def test_an_edit_over_the_body_limit_is_refused_on_a_page_saying_what_to_do(
+    page: Page, chunked: bool
+) -> None:
+    # A reviewer pastes large edited arguments into the edit form: a page, never the API's
+    # JSON; none of the body was read, so it says to go back and send less.
+    thread_id, approval_id = await page.waiting()
+    await page.sign_in(APPROVER)
+    big = '{"order_id": "%s", "amount": 1}' % ("x" * (300 * 1024))
+    if chunked:  # no Content-Length: refused as the body passes the limit
+
+        async def body() -> AsyncIterator[bytes]:
+            yield b"outcome=edit&back=%2Fui&args="
+            yield big.encode()
+
+        refused = await page.client.post(
+            f"/ui/approvals/{approval_id}/decision",
+            content=body(),
+            headers={"content-type": "application/x-www-form-urlencoded"},
+        )
+    else:
+        refused = await page.decide(approval_id, outcome="edit", args=big)
+    assert refused.status_code == 413
+    said = text(refused)
+    assert said.startswith("413 · agentrt"), said
+    assert f"over this service's limit of {256 * 1024} bytes" in said
+    assert "nothing was decided. Go back to the page (your browser keeps what you typed)" in said
+    assert page.rt.get(thread_id).status is RunStatus.AWAITING_APPROVAL
+    bearer = {"Authorization": f"Bearer {page.key(APPROVER)}"}
+    api = await page.client.post(
+        f"/approvals/{approval_id}/decision", headers=bearer, json={"outcome": "edit", "x": big}
+    )
+    assert api.status_code == 413
+    assert api.headers["content-type"].startswith("application/problem+json")
+
+
+def _hidden(form_html: str) -> dict[str, str]:
+    """A form's hidden fields, as a browser would post them."""
+    return {
+        name: unescape(value)
+        for name, value in re.findall(
+            r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form_html
+        )
+    }
+
+
+async def test_deciding_from_a_filtered_queue_keeps_the_filter(page: Page) -> None:
+    # README: each filter "stays in the address (/ui?tool=issue_refund&age=1h)". A reviewer
+    # working down a filtered queue was sent back to the whole queue after every decision.
+    await page.waiting()
+    _, second = await page.waiting()
+    await page.sign_in(APPROVER)
+    queue = await page.client.get("/ui?tool=issue_refund&age=")
+    form = re.search(r'class="approve">(.*?)</form>', queue.text, re.S)
+    assert form is not None
+    posted = await page.client.post(
+        re.findall(r'action="([^"]+)" class="approve"', queue.text)[0], data=_hidden(form[1])
+    )
+    assert posted.status_code == 303, posted.text[:300]
+    location = posted.headers["location"]
+    assert location.startswith("/ui?tool=issue_refund&decided=apr_"), location
+    # The notice of the decision is not carried into the next one's answer.
+    after = await page.client.get(location)
+    assert 'name="back" value="/ui?tool=issue_refund"' in after.text
+    # A refused decision is shown on the same filtered queue.
+    refused = await page.decide(second, back="/ui?tool=issue_refund&decided=x", outcome="reject")
+    assert refused.status_code == 422
+    assert "<option selected>issue_refund</option>" in refused.text
+    assert 'name="back" value="/ui?tool=issue_refund"' in refused.text
+
+
+async def test_open_run_pages_do_not_lock_the_reviewer_out_of_deciding(
+    desk: AgentRuntime,
+) -> None:
+    # Each open run page of a run that has not ended polls /ui/runs/{id}/state once a
+    # second (static/ui.js). Ten tabs open for a minute are 600 polls: they count in a
+    # bucket of their own, so the reviewer's decision still goes through.
+    async with _browser(desk, rate_limit="600/minute") as page:
+        thread_id, approval_id = await page.waiting()
+        await page.sign_in(APPROVER)
+        for _ in range(600):
+            polled = await page.client.get(f"/ui/runs/{thread_id}/state")
+            assert polled.status_code == 200
+        # The polls are bounded all the same: their own bucket runs out.
+        over = await page.client.get(f"/ui/runs/{thread_id}/state")
+        assert over.status_code == 429
+        assert "this API key's open pages have polled over its rate (600/minute)" in text(over)
+        decided = await page.decide(approval_id, outcome="reject", reason="not today")
+        assert decided.status_code == 303, (decided.status_code, decided.text[:300])
+
+
+ODD_IDS = ["acme/42", "ticket#42", "order?42", "50%2Foff", "a b/ü"]
+
+
+@pytest.mark.parametrize("thread_id", ODD_IDS)
+async def test_a_run_whose_thread_id_holds_a_slash_hash_or_query_has_its_pages(
+    page: Page, thread_id: str
+) -> None:
+    # rt.start takes any thread id, and an app keys its threads as it likes: the page's
+    # links quote the id, and its routes take it back whole ('/' as %2F too).
+    run = await page.rt.acreate(GOAL, principal=OPERATOR, thread_id=thread_id)
+    page.app.state.agentrt.worker.drive(run.thread_id)
+    await page.settled(run.thread_id)
+    approval_id = page.rt.get(thread_id).pending_approvals[0].id
+    await page.sign_in(APPROVER)
+    queue = await page.client.get("/ui")
+    (link,) = re.findall(r'<dd><a href="([^"]+)">', queue.text)
+    opened = await page.client.get(unescape(link))
+    assert opened.status_code == 200, (link, opened.text[:300])
+    assert f"Run {thread_id}" in text(opened)
+    follow = re.search(r'data-follow="([^"]+)"', opened.text)
+    assert follow is not None
+    state = await page.client.get(unescape(follow[1]))
+    assert state.json()["status"] == "awaiting_approval"
+    landed = await page.client.get(f"/ui/approvals/{approval_id}?hop=1")
+    assert landed.status_code == 303
+    assert landed.headers["location"] == f"{unescape(link)}#approval-{approval_id}"
+    # Deciding on the run's page comes back to it.
+    decided = await page.decide(approval_id, back=unescape(link), outcome="reject", reason="no")
+    assert decided.status_code == 303
+    assert decided.headers["location"].startswith(f"{unescape(link)}?decided={approval_id}")
+    assert (await page.client.get(decided.headers["location"])).status_code == 200
+
+
+ACROSS = Principal("ops", roles=["refund-approver"], tenant=Principal.ALL_TENANTS)
+GLOBEX = Principal("gina", roles=OPERATOR.roles, tenant="globex", scopes=OPERATOR.scopes)
+
+
+async def test_an_all_tenants_key_reads_and_decides_every_tenant_and_filters_by_tenant(
+    page: Page,
+) -> None:
+    # README: the queue filters "by tenant for a key of every tenant"; such a key saw an
+    # empty queue and got 404 deciding.
+    acme_thread, acme_request = await page.waiting()
+    globex_thread, _ = await page.waiting(principal=GLOBEX)
+    await page.sign_in(ACROSS)
+
+    def cards(response: httpx.Response) -> set[str]:
+        return set(re.findall(r'data-approval="([^"]+)"', response.text))
+
+    everyone = await page.client.get("/ui")
+    assert len(cards(everyone)) == 2
+    assert 'name="tenant"' in everyone.text
+    acme = await page.client.get("/ui?tenant=acme")
+    assert cards(acme) == {acme_request}
+    assert 'name="back" value="/ui?tenant=acme"' in acme.text
+    runs = text(await page.client.get("/ui/runs"))
+    assert acme_thread in runs
+    assert globex_thread in runs
+    assert (await page.client.get(f"/ui/runs/{globex_thread}")).status_code == 200
+    decided = await page.decide(acme_request, back="/ui?tenant=acme", outcome="reject", reason="no")
+    assert decided.status_code == 303, text(decided)
+    assert page.rt.approval(acme_request).decided_by == "ops"
+    # Over the API too.
+    bearer = {"Authorization": f"Bearer {page.key(ACROSS)}"}
+    listed = (await page.client.get("/approvals", headers=bearer)).json()["approvals"]
+    assert [a["thread_id"] for a in listed] == [globex_thread]
+    assert (await page.client.get(f"/runs/{acme_thread}", headers=bearer)).status_code == 200
+    # A key of one tenant still sees its own only, whatever it asks.
+    await page.sign_in(EVE)
+    assert cards(await page.client.get("/ui?tenant=acme")) == cards(await page.client.get("/ui"))
+    assert (await page.client.get(f"/ui/runs/{acme_thread}")).status_code == 404

@@ -728,3 +728,21 @@ def test_a_worker_sends_the_webhooks_of_the_runs_it_drives(tmp_path: Path) -> No
     (sent,) = receiver.received
     assert sent.document["type"] == "approval.requested"
     assert sent.document["thread_id"] == created.thread_id
+
+
+def test_the_run_link_quotes_a_thread_id_that_holds_a_slash_or_hash() -> None:
+    # An app's own thread ids ("acme/42", "ticket#42") are one segment of the run's page.
+    from agentrt.store.outbox import OutboxEvent
+    from agentrt.webhooks.dispatcher import body_of
+
+    for thread_id, shown in (("acme/42", "acme%2F42"), ("ticket#42?x", "ticket%2342%3Fx")):
+        event = OutboxEvent(
+            id="evt_1",
+            type="run.ended",
+            thread_id=thread_id,
+            tenant="acme",
+            data={},
+            created_at=1_800_000_000.0,
+        )
+        links = json.loads(body_of(event, "https://agents.example.com/desk/"))["links"]
+        assert links["run"] == f"https://agents.example.com/desk/ui/runs/{shown}"

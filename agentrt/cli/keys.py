@@ -17,7 +17,12 @@ app.add_typer(keys_app, name="keys")
 @grouped
 def create(
     principal: Annotated[str, typer.Option("--id", help="Principal id the key acts as.")],
-    tenant: Annotated[str, typer.Option(help="Its tenant: the key sees only this tenant's runs.")],
+    tenant: Annotated[
+        str,
+        typer.Option(
+            help="Its tenant: the key sees only this tenant's runs ('*': every tenant's)."
+        ),
+    ],
     role: Annotated[
         list[str] | None, typer.Option(metavar="ROLE", help="A role it holds (repeat for more).")
     ] = None,

@@ -25,7 +25,15 @@ from agentrt.cli.common import AppOption, DbOption, runtime_from
 if TYPE_CHECKING:
     from agentrt.runtime import AgentRuntime
 
-__all__ = ["LIMIT_MAX", "AppOptions", "OptionGroup", "ThreadArgument", "grouped", "within"]
+__all__ = [
+    "LIMIT_MAX",
+    "AppOptions",
+    "OptionGroup",
+    "ThreadArgument",
+    "grouped",
+    "one_of",
+    "within",
+]
 
 ThreadArgument = Annotated[str, typer.Argument(help="The run's thread id.")]
 
@@ -42,6 +50,20 @@ def within(low: int, high: int) -> Callable[[int], int]:
         if not low <= value <= high:
             raise typer.BadParameter(f"{value} is not from {low} to {high}")
         return value
+
+    return check
+
+
+def one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
+    """A typer callback for a word option: the choice it names (in any case), or a usage
+    error (exit 2) naming the option, the value and the choices."""
+
+    def check(value: str) -> str:
+        if value.lower() not in choices:
+            raise typer.BadParameter(
+                f"{value!r} is not one of {', '.join(repr(c) for c in choices)}"
+            )
+        return value.lower()
 
     return check
 

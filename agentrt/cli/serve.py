@@ -8,9 +8,13 @@ from typing import Annotated
 import typer
 
 from agentrt.cli.common import CliError, app, fail
-from agentrt.cli.options import AppOptions, grouped, within
+from agentrt.cli.options import AppOptions, grouped, one_of, within
 from agentrt.collector import tune_for_serving
 from agentrt.errors import ConfigError
+
+LOG_LEVELS = ("critical", "error", "warning", "info", "debug", "trace")
+"""uvicorn's log levels (``uvicorn.config.LOG_LEVELS``), named here so that a word uvicorn
+lacks is a usage error before anything starts, not its KeyError once serving."""
 
 
 @app.command()
@@ -37,7 +41,10 @@ def serve(
     sweep_every: Annotated[
         float, typer.Option(help="Seconds between expiry sweeps of approvals; 0: none.")
     ] = 30.0,
-    log_level: Annotated[str, typer.Option(help="uvicorn's log level.")] = "info",
+    log_level: Annotated[
+        str,
+        typer.Option(help="uvicorn's log level.", callback=one_of(LOG_LEVELS)),
+    ] = "info",
 ) -> None:
     """Serve the app's runtime: the HTTP API (/runs, /approvals, /openapi.json) and /ui.
 

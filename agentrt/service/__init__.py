@@ -31,6 +31,7 @@ def issue_key(runtime: AgentRuntime, principal: Principal, *, label: str | None 
     """Make an API key acting as ``principal`` in the runtime's database; returns the key.
 
     Only its hash is stored: keep the key, it is never shown again. The principal needs a
-    tenant, since the service shows each key its own tenant's runs only.
+    tenant, since the service shows each key its own tenant's runs only
+    (``Principal.ALL_TENANTS``: every tenant's).
     """
     return runtime.keys.create(principal, label=label)[1]

@@ -23,6 +23,7 @@ from agentrt.service.auth import current_service
 from agentrt.service.bodylimit import BodyLimit
 from agentrt.service.context import Service, ServiceOptions, ServiceSettings
 from agentrt.service.headers import SecurityHeaders
+from agentrt.service.paths import EncodedSlashes
 from agentrt.service.problems import Problem, install_problem_handlers
 from agentrt.service.ratelimit import RateLimiter
 from agentrt.service.routes import approvals, artifacts, messages, runs, webhooks
@@ -81,6 +82,9 @@ def create_app(runtime: AgentRuntime, **options: Unpack[ServiceOptions]) -> Fast
             runtime, max_concurrent=settings.max_concurrent_runs, enabled=settings.drive_runs
         ),
         rate_limiter=RateLimiter(settings.rate_limit),
+        page_polls=RateLimiter(
+            settings.rate_limit, over="this API key's open pages have polled over its rate ({rate})"
+        ),
         auth_failures=RateLimiter(
             settings.auth_failure_limit,
             setting="auth_failure_limit",
@@ -104,7 +108,8 @@ def create_app(runtime: AgentRuntime, **options: Unpack[ServiceOptions]) -> Fast
     )
     app.state.agentrt = service
     install_problem_handlers(app)
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes, refused=ui.answers.too_large)
+    app.add_middleware(EncodedSlashes)  # a thread id may hold '/': paths.py
     app.add_middleware(SecurityHeaders)  # outermost: on every answer, refusals included
     app.include_router(runs.router)
     app.include_router(messages.router)
@@ -121,7 +126,14 @@ async def healthz(service: Annotated[Service, Depends(current_service)]) -> dict
     try:
         version = await asyncio.to_thread(lambda: service.runtime.schema_version)
     except Exception as exc:
-        raise Problem(503, f"the database does not answer: {exc}", type="unavailable") from None
+        # Anyone may ask, and a store's error may name its database's URL, password in:
+        # the answer names the error's kind only, the server's log says the rest.
+        logger.warning("/healthz: the database does not answer", exc_info=exc)
+        raise Problem(
+            503,
+            f"the database does not answer ({type(exc).__name__}); the server's log says why",
+            type="unavailable",
+        ) from None
     return {"status": "ok", "schema_version": version, "runs_in_hand": service.worker.in_flight}
 
 

@@ -62,8 +62,11 @@ def client_address(request: Request) -> str:
     return request.client.host if request.client else "unknown"
 
 
-async def authenticate(request: Request, key: str | None) -> ApiKey:
+async def authenticate(request: Request, key: str | None, *, polling: bool = False) -> ApiKey:
     """The active key ``key`` names, counted against its rate; 401 or 429 otherwise.
+    ``polling``: a review page's own background request (its poll, its live feed),
+    counted against the key's rate for those (``Service.page_polls``), not the one its
+    person's own requests, decisions among them, need.
 
     A failure (no key, an unknown or revoked one) counts against the client address; an
     address over ``auth_failure_limit`` gets 429 before any key it sends is looked at, so
@@ -91,7 +94,7 @@ async def authenticate(request: Request, key: str | None) -> ApiKey:
             type="unauthenticated",
             headers={"WWW-Authenticate": 'Bearer realm="agentrt", error="invalid_token"'},
         )
-    service.rate_limiter.hit(found.key_id)
+    (service.page_polls if polling else service.rate_limiter).hit(found.key_id)
     return found
 
 

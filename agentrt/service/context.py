@@ -18,7 +18,14 @@ from agentrt.service.ratelimit import RateLimiter
 from agentrt.service.run_secrets import RunSecrets
 from agentrt.service.worker import RunWorker
 
-__all__ = ["Service", "ServiceOptions", "ServiceSettings", "StreamSlots"]
+__all__ = [
+    "Service",
+    "ServiceOptions",
+    "ServiceSettings",
+    "StreamSlots",
+    "picks_tenant",
+    "tenant_listed",
+]
 
 logger = get_logger("agentrt.service")
 
@@ -146,12 +153,28 @@ class StreamSlots:
                 self._open[key_id] = left
 
 
+def picks_tenant(principal: Principal) -> bool:
+    """True for a caller of no one tenant (``Principal.ALL_TENANTS``): it reads and decides
+    every tenant's runs and requests, and its lists may be narrowed to one tenant."""
+    return principal.tenant in (None, Principal.ALL_TENANTS)
+
+
+def tenant_listed(principal: Principal, picked: str | None = None) -> str | None:
+    """Whose runs and requests a list shows ``principal``: its own tenant's; for a caller
+    of every tenant, the one it ``picked``, or every tenant's (None)."""
+    return (picked or None) if picks_tenant(principal) else principal.tenant
+
+
 @dataclass(eq=False)
 class Service:
     runtime: AgentRuntime
     settings: ServiceSettings
     worker: RunWorker
     rate_limiter: RateLimiter
+    page_polls: RateLimiter
+    """The review page's own background requests per key (a run page's polls and live
+    feed), counted apart: a reviewer's open tabs never use up the rate their decisions
+    need."""
     auth_failures: RateLimiter
     """Failed authentications per client address."""
     logins: RateLimiter
@@ -182,12 +205,13 @@ class Service:
         )
 
     async def run_for(self, principal: Principal, thread_id: str) -> Run:
-        """The run, if it belongs to the caller's tenant; 404 (as for no run) otherwise."""
+        """The run, if it belongs to the caller's tenant (any, for a caller of every tenant:
+        ``Principal.decides_for``); 404 (as for no run) otherwise."""
         try:
             run = await self.runtime.aget(thread_id)
         except UnknownRun:
             run = None
-        if run is None or run.principal.tenant != principal.tenant:
+        if run is None or not principal.decides_for(run.principal.tenant):
             raise Problem(
                 404,
                 f"no run with thread id {thread_id!r} in your tenant; list yours with GET /runs",
@@ -196,12 +220,13 @@ class Service:
         return run
 
     async def approval_for(self, principal: Principal, approval_id: str) -> ApprovalRequest:
-        """The request, if it belongs to the caller's tenant; 404 otherwise."""
+        """The request, if it belongs to the caller's tenant (any, for a caller of every
+        tenant); 404 otherwise."""
         try:
             found = await asyncio.to_thread(self.runtime.approval, approval_id)
         except InvalidDecision:
             found = None
-        if found is None or found.tenant != principal.tenant:
+        if found is None or not principal.decides_for(found.tenant):
             raise Problem(
                 404,
                 f"no approval request with id {approval_id!r} in your tenant; list the "

@@ -35,6 +35,7 @@ from collections import Counter
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
+from urllib.parse import quote
 
 import httpx
 
@@ -92,7 +93,8 @@ def body_of(event: OutboxEvent, public_url: str | None) -> bytes:
     links: dict[str, str] = {}
     if public_url is not None:
         base = public_url.rstrip("/")
-        links["run"] = f"{base}/ui/runs/{event.thread_id}"
+        # Quoted: a thread id may hold '/', '#' or '?' (service/paths.py).
+        links["run"] = f"{base}/ui/runs/{quote(event.thread_id, safe='')}"
         approval = event.data.get("approval_id")
         if isinstance(approval, str):
             links["review"] = f"{base}/ui/approvals/{approval}"

@@ -10,7 +10,7 @@ from fastapi import APIRouter, Depends, Query
 from agentrt.approvals import ApprovalRequest, ApprovalStatus, Decision
 from agentrt.principal import Principal
 from agentrt.service.auth import Caller, current_service
-from agentrt.service.context import Service
+from agentrt.service.context import Service, tenant_listed
 from agentrt.service.problems import Problem
 from agentrt.service.schemas import (
     ApprovalList,
@@ -43,7 +43,7 @@ async def list_approvals(
     page = await asyncio.to_thread(
         rt.approvals,
         status,
-        tenant=key.principal.tenant,
+        tenant=tenant_listed(key.principal),
         role=role,
         thread_id=thread_id,
         limit=limit,

@@ -12,6 +12,7 @@ from agentrt.artifacts import ArtifactRef, UnknownArtifact
 from agentrt.runtime import AgentRuntime
 from agentrt.service.auth import Caller, current_service
 from agentrt.service.context import Service
+from agentrt.service.paths import ARTIFACT, RUN, quoted
 from agentrt.service.problems import Problem
 from agentrt.tools.artifacts import artifact_of
 from agentrt.tracing.shown import shown
@@ -53,7 +54,7 @@ def artifact_out(rt: AgentRuntime, thread_id: str, ref: ArtifactRef) -> Artifact
         size=ref.size,
         digest=ref.digest,
         preview=str(shown(ref.preview, rt.redactor)),
-        url=f"/runs/{thread_id}/artifacts/{ref.name}",
+        url=f"/runs/{quoted(thread_id)}/artifacts/{ref.name}",
     )
 
 
@@ -62,7 +63,7 @@ def artifacts_out(rt: AgentRuntime, thread_id: str) -> list[ArtifactOut]:
     return [artifact_out(rt, thread_id, r) for r in rt.artifacts(thread_id)]
 
 
-@router.get("/runs/{thread_id}/artifacts", response_model=ArtifactList)
+@router.get(f"{RUN}/artifacts", response_model=ArtifactList)
 async def list_artifacts(thread_id: str, key: Caller, service: ServiceDep) -> ArtifactList:
     """The run's artifacts, by name; 404 for a run of another tenant."""
     await service.run_for(key.principal, thread_id)
@@ -72,7 +73,7 @@ async def list_artifacts(thread_id: str, key: Caller, service: ServiceDep) -> Ar
 
 
 @router.get(
-    "/runs/{thread_id}/artifacts/{name}",
+    ARTIFACT,
     response_class=Response,
     responses={200: {"content": {"application/octet-stream": {}}}},
 )

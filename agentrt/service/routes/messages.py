@@ -11,6 +11,7 @@ from agentrt.budget import Budget
 from agentrt.errors import ThreadBusy
 from agentrt.service.auth import Caller, current_service
 from agentrt.service.context import Service
+from agentrt.service.paths import RUN, quoted
 from agentrt.service.problems import Problem
 from agentrt.service.routes.runs import TenantRun
 from agentrt.service.schemas import (
@@ -27,7 +28,7 @@ router = APIRouter(tags=["runs"])
 ServiceDep = Annotated[Service, Depends(current_service)]
 
 
-@router.post("/runs/{thread_id}/messages", status_code=202, response_model=MessageOut)
+@router.post(f"{RUN}/messages", status_code=202, response_model=MessageOut)
 async def send_message(
     run: TenantRun, body: MessageIn, key: Caller, service: ServiceDep, response: Response
 ) -> MessageOut:
@@ -66,13 +67,13 @@ async def send_message(
     except ThreadBusy as busy:
         raise Problem(409, str(busy), type="thread-busy", status_now=busy.status) from None
     service.worker.drive(run.thread_id)
-    response.headers["Location"] = f"/runs/{run.thread_id}/messages"
+    response.headers["Location"] = f"/runs/{quoted(run.thread_id)}/messages"
     # Keeping a message adds nothing to the log: what the row as read holds masks it.
     known = await asyncio.to_thread(service.secrets.known, run)
     return message_out(rt, kept, known)
 
 
-@router.get("/runs/{thread_id}/messages", response_model=MessageList)
+@router.get(f"{RUN}/messages", response_model=MessageList)
 async def list_messages(run: TenantRun, service: ServiceDep) -> MessageList:
     """The thread's messages in order: its goal (index 0), then each follow-up, queued or
     answered, with its answer and what it spent."""

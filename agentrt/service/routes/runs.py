@@ -17,7 +17,8 @@ from agentrt.errors import ConfigError, ThreadTaken
 from agentrt.events import StreamEvent
 from agentrt.runtime import AgentRuntime, Run
 from agentrt.service.auth import Caller, current_service, still_valid
-from agentrt.service.context import Service
+from agentrt.service.context import Service, tenant_listed
+from agentrt.service.paths import RUN, quoted
 from agentrt.service.problems import Problem
 from agentrt.service.schemas import RunIn, RunList, RunOut, run_out
 from agentrt.service.streamed import Pushed
@@ -78,7 +79,7 @@ async def start_run(body: RunIn, key: Caller, service: ServiceDep, response: Res
         # id get the same answer; never the store's own message (it names the server's file).
         raise taken from None
     service.worker.drive(run.thread_id)
-    response.headers["Location"] = f"/runs/{run.thread_id}"
+    response.headers["Location"] = f"/runs/{quoted(run.thread_id)}"
     return await _out(service, run)
 
 
@@ -104,7 +105,9 @@ async def list_runs(
 ) -> RunList:
     """The caller's tenant's runs, newest first."""
     rt = service.runtime
-    runs = await asyncio.to_thread(rt.runs, status, tenant=key.principal.tenant, limit=limit)
+    runs = await asyncio.to_thread(
+        rt.runs, status, tenant=tenant_listed(key.principal), limit=limit
+    )
     driving = [service.worker.driving(r.thread_id) for r in runs]
     shown = await asyncio.to_thread(
         lambda: [
@@ -115,7 +118,7 @@ async def list_runs(
     return RunList(runs=shown)
 
 
-@router.get("/runs/{thread_id}", response_model=RunOut)
+@router.get(RUN, response_model=RunOut)
 async def get_run(run: TenantRun, service: ServiceDep) -> RunOut:
     """One run: status, usage, budget, output, and the approvals it waits for."""
     return await _out(service, run)
@@ -150,7 +153,7 @@ def _message_waits(rt: AgentRuntime, run: Run) -> bool:
     return interrupt and not any(r.kind == "reconcile" for r in run.pending_approvals)
 
 
-@router.get("/runs/{thread_id}/join", response_model=RunOut)
+@router.get(f"{RUN}/join", response_model=RunOut)
 async def join_run(
     run: TenantRun,
     service: ServiceDep,
@@ -178,7 +181,7 @@ async def join_run(
     return await _out(service, current)
 
 
-@router.post("/runs/{thread_id}/resume", status_code=202, response_model=RunOut)
+@router.post(f"{RUN}/resume", status_code=202, response_model=RunOut)
 async def resume_run(run: TenantRun, service: ServiceDep) -> RunOut:
     """Carry a stopped run on (after a crash or a restart) in the background.
 
@@ -201,7 +204,7 @@ async def resume_run(run: TenantRun, service: ServiceDep) -> RunOut:
     return await _out(service, run)
 
 
-@router.get("/runs/{thread_id}/trace")
+@router.get(f"{RUN}/trace")
 async def run_trace(run: TenantRun, service: ServiceDep) -> dict[str, Any]:
     """The run's spans as a tree, with where the time went."""
     try:
@@ -298,7 +301,7 @@ async def _told(
 
 
 @router.get(
-    "/runs/{thread_id}/events",
+    f"{RUN}/events",
     response_class=EventSourceResponse,
     dependencies=[Depends(_stream_slot)],
 )

@@ -15,7 +15,7 @@ from pydantic import BaseModel
 
 from agentrt.readable import iso
 from agentrt.service.auth import Caller, current_service
-from agentrt.service.context import Service
+from agentrt.service.context import Service, tenant_listed
 from agentrt.service.problems import Problem
 from agentrt.webhooks import Delivery, DeliveryQuery
 
@@ -82,7 +82,7 @@ async def list_deliveries(
     query = DeliveryQuery(
         status=status,
         endpoint=endpoint,
-        tenant=key.principal.tenant,
+        tenant=tenant_listed(key.principal),
         thread_id=thread_id,
         limit=limit,
     )
@@ -98,7 +98,9 @@ async def retry_delivery(
     store = service.runtime.store
 
     def retry() -> Delivery | None:
-        query = DeliveryQuery(endpoint=endpoint, tenant=key.principal.tenant, event_id=event_id)
+        query = DeliveryQuery(
+            endpoint=endpoint, tenant=tenant_listed(key.principal), event_id=event_id
+        )
         mine = store.list_deliveries(query)
         if not mine:
             return None

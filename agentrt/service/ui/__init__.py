@@ -7,7 +7,7 @@ create_app does.
 
 from fastapi import FastAPI
 
-from agentrt.service.ui import answers, artifacts, live, routes, stats
+from agentrt.service.ui import answers, artifacts, deciding, live, routes, stats
 
 __all__ = ["install"]
 
@@ -17,6 +17,7 @@ def install(app: FastAPI) -> None:
     and the stats page."""
     answers.install(app)
     app.include_router(routes.router)
+    app.include_router(deciding.router)
     app.include_router(stats.router)
     app.include_router(live.router)
     app.include_router(artifacts.router)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
+from agentrt.service.paths import ARTIFACT
 from agentrt.service.problems import Problem
 from agentrt.service.routes.artifacts import artifact_response
 from agentrt.service.ui.routes import Caller, PageError, ServiceDep
@@ -13,7 +14,7 @@ __all__ = ["router"]
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
 
-@router.get("/runs/{thread_id}/artifacts/{name}")
+@router.get(ARTIFACT)
 async def download(thread_id: str, name: str, key: Caller, service: ServiceDep) -> Response:
     """The artifact as a file (the run page links each one here, signed in by its cookie)."""
     try:

@@ -2,7 +2,8 @@
 
 The page's script (static/ui.js) opens it with EventSource, which sends cookies but no
 Authorization header; what it streams is ``routes.runs.run_events``, each event with its
-line in words (``agentrt.events.describe`` of the masked event) for the page to show.
+line in words (``agentrt.events.describe`` of the masked event) for the page to show. It
+is the page's own request, counted against the key's rate for those (``Poller``).
 """
 
 from __future__ import annotations
@@ -17,36 +18,37 @@ from fastapi.sse import EventSourceResponse, ServerSentEvent
 from agentrt.events import describe
 from agentrt.runtime import Run
 from agentrt.service.auth import still_valid
+from agentrt.service.paths import RUN
 from agentrt.service.problems import Problem
 from agentrt.service.routes.runs import _first_unsent, stream_run
-from agentrt.service.ui.routes import Caller, PageError, ServiceDep
+from agentrt.service.ui.routes import PageError, Poller, ServiceDep
 
 __all__ = ["router"]
 
 router = APIRouter(prefix="/ui", include_in_schema=False)
 
 
-async def _page_run(thread_id: str, key: Caller, service: ServiceDep) -> Run:
+async def _page_run(thread_id: str, key: Poller, service: ServiceDep) -> Run:
     try:
         return await service.run_for(key.principal, thread_id)
     except Problem as exc:
         raise PageError(exc.status, f"No run {thread_id!r} in your tenant.") from None
 
 
-async def _slot(key: Caller, service: ServiceDep) -> AsyncIterator[None]:
+async def _slot(key: Poller, service: ServiceDep) -> AsyncIterator[None]:
     # As the API's stream: held until the stream ends, max_streams_per_key a key.
     with service.streams.slot(key.key_id):
         yield
 
 
 @router.get(
-    "/runs/{thread_id}/events",
+    f"{RUN}/events",
     response_class=EventSourceResponse,
     dependencies=[Depends(_slot)],
 )
 async def run_feed(
     run: Annotated[Run, Depends(_page_run)],
-    key: Caller,
+    key: Poller,
     service: ServiceDep,
     request: Request,
     sent: Annotated[int, Depends(_first_unsent)],

@@ -13,6 +13,7 @@ from agentrt.approvals import ApprovalRequest
 from agentrt.policies import Policy
 from agentrt.records import ApiKey
 from agentrt.runtime import AgentRuntime, Run
+from agentrt.service.context import picks_tenant, tenant_listed
 from agentrt.service.schemas import ApprovalOut, approval_out
 from agentrt.service.ui.context import DecisionContext, decision_context
 
@@ -52,15 +53,15 @@ def queue_filters(key: ApiKey, params: Mapping[str, str]) -> QueueFilters:
     return QueueFilters(
         tool=params.get("tool") or None,
         rule=params.get("rule") or None,
-        tenant=None if key.principal.tenant else params.get("tenant") or None,
+        tenant=params.get("tenant") or None if picks_tenant(key.principal) else None,
         age=age if age in AGES else None,
     )
 
 
 def tenant_of(key: ApiKey, filters: QueueFilters) -> str | None:
-    """Whose requests the queue lists: the key's own tenant, or the one a key of none
-    chose (None: every tenant's)."""
-    return key.principal.tenant or filters.tenant
+    """Whose requests the queue lists: the key's own tenant, or the one a key of every
+    tenant chose (None: every tenant's)."""
+    return tenant_listed(key.principal, filters.tenant)
 
 
 def filter_choices(rt: AgentRuntime) -> dict[str, Any]:

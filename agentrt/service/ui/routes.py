@@ -1,10 +1,8 @@
-"""The review page's routes: sign-in, the approval queue, runs, and deciding from a form.
+"""The review page's routes: sign-in, the approval queue, runs (deciding from a form is
+``deciding.py``'s, which draws its answers with ``queue_view`` and ``run_view``).
 
 Every page authenticates with the API key a person typed into the sign-in form, kept in
-an HttpOnly, SameSite=Strict cookie scoped to /ui. Decisions take the API's own path
-(decision_of, then ``adecide(resume=False)``, then the background worker), so the runtime
-checks a click exactly as it checks an API call. A refused decision shows its message on
-the page it came from, with what the person typed still in the form.
+an HttpOnly, SameSite=Strict cookie scoped to /ui.
 
 Cross-site requests: the cookie is SameSite=Strict, so a browser does not send it with a
 request another site starts; on top of that every POST must carry an Origin (or, failing
@@ -14,7 +12,7 @@ that, a Referer) naming this server's own host, or it is refused with 403.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -23,29 +21,25 @@ from urllib.parse import urlencode, urlsplit
 
 from fastapi import APIRouter, Depends, Form, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
-from pydantic import ValidationError
 
-from agentrt.approvals import ApprovalRequest
-from agentrt.approvals.display import shown_about
 from agentrt.approvals.queue import queue_page
-from agentrt.errors import AgentRuntimeError, ConfigError
+from agentrt.errors import ConfigError
 from agentrt.records import ApiKey
 from agentrt.runtime import Run
 from agentrt.service import auth
-from agentrt.service.context import Service
-from agentrt.service.problems import Problem, status_of
-from agentrt.service.routes.approvals import decision_of
+from agentrt.service.context import Service, picks_tenant, tenant_listed
+from agentrt.service.paths import RUN, quoted
+from agentrt.service.problems import Problem
 from agentrt.service.routes.artifacts import artifacts_out
-from agentrt.service.schemas import DecisionIn, approval_out, message_out
+from agentrt.service.schemas import approval_out, message_out
 from agentrt.service.ui import review, views
 from agentrt.service.ui.answers import PageError, SignInNeeded
-from agentrt.service.ui.forms import DecisionForm, Refused, json_field, number, plain
 from agentrt.service.ui.waterfall import waterfall
 from agentrt.state import TERMINAL, RunStatus
 from agentrt.tracing.shown import log_secrets, shown_events, shown_run
 from agentrt.tracing.view import Trace
 
-__all__ = ["Caller", "PageError", "ServiceDep", "router"]
+__all__ = ["Caller", "PageError", "Poller", "ServiceDep", "router"]
 
 _HERE = Path(__file__).parent
 _STATIC = {"ui.css": "text/css", "ui.js": "text/javascript"}
@@ -69,11 +63,20 @@ _WHY = {
 
 
 async def _signed_in(request: Request) -> ApiKey:
+    return await _signed_in_as(request, polling=False)
+
+
+async def _polling(request: Request) -> ApiKey:
+    """``Caller`` for what the page's script asks by itself (``auth.authenticate``)."""
+    return await _signed_in_as(request, polling=True)
+
+
+async def _signed_in_as(request: Request, *, polling: bool) -> ApiKey:
     key = auth.key_from_request(request, cookie=True)
     if not key:
         raise SignInNeeded(request)
     try:
-        return await auth.authenticate(request, key)
+        return await auth.authenticate(request, key, polling=polling)
     except Problem as exc:
         if exc.status == 401:
             raise SignInNeeded(request, "unknown") from None
@@ -93,6 +96,7 @@ def _same_origin(request: Request) -> None:
 
 
 Caller = Annotated[ApiKey, Depends(_signed_in)]
+Poller = Annotated[ApiKey, Depends(_polling)]
 ServiceDep = Annotated[Service, Depends(auth.current_service)]
 SameOrigin = Depends(_same_origin)
 
@@ -104,7 +108,7 @@ SameOrigin = Depends(_same_origin)
 async def login_form(
     request: Request, next: str = "/ui", why: Annotated[str | None, Query()] = None
 ) -> Response:
-    return views.page(request, "login.html", {"next": _local(next), "notice": _WHY.get(why or "")})
+    return views.page(request, "login.html", {"next": local(next), "notice": _WHY.get(why or "")})
 
 
 @router.post("/login", dependencies=[SameOrigin])
@@ -120,9 +124,9 @@ async def login(
             raise PageError(exc.status, exc.detail, exc.headers) from None
         message = "Paste your API key." if not key else _WHY["unknown"]
         return views.page(
-            request, "login.html", {"next": _local(next), "error": message}, status=401
+            request, "login.html", {"next": local(next), "error": message}, status=401
         )
-    response = RedirectResponse(_local(next), status_code=303)
+    response = RedirectResponse(local(next), status_code=303)
     response.set_cookie(
         auth.COOKIE,
         key,
@@ -141,7 +145,7 @@ async def logout() -> Response:
     return response
 
 
-def _local(target: str) -> str:
+def local(target: str) -> str:
     """Only a path of the review page itself is a place to go after signing in."""
     own = target == "/ui" or target.startswith(("/ui/", "/ui?"))
     return target if own and "//" not in target and "\\" not in target else "/ui"
@@ -164,18 +168,22 @@ class Refusal:
 async def queue(
     request: Request, key: Caller, service: ServiceDep, cursor: str | None = None
 ) -> Response:
-    return await _queue(request, key, service, cursor)
+    return await queue_view(request, key, service, cursor)
 
 
-async def _queue(
+async def queue_view(
     request: Request,
     key: ApiKey,
     service: Service,
     cursor: str | None,
     refusal: Refusal | None = None,
+    *,
+    params: Mapping[str, str] | None = None,
 ) -> Response:
+    """The queue page, narrowed by the filters in ``params`` (the request's query if not
+    given: a refused decision passes those of the page it was made on)."""
     rt = service.runtime
-    filters = review.queue_filters(key, request.query_params)
+    filters = review.queue_filters(key, request.query_params if params is None else params)
     page = await _listed(
         partial(
             queue_page,
@@ -206,8 +214,10 @@ async def _queue(
             "next_cursor": page.next_cursor,
             "cursor": cursor,
             "refusal": refusal,
-            "back": "/ui",
+            # A decision made here comes back to this queue, its filters kept (README).
+            "back": f"/ui?{urlencode(filters.query())}" if filters.active else "/ui",
             "filters": filters,
+            "pick_tenant": picks_tenant(key.principal),
             "choices": review.filter_choices(rt),
         },
         status=refusal.status if refusal else 200,
@@ -228,7 +238,9 @@ async def runs(
     request: Request, key: Caller, service: ServiceDep, status: str | None = None
 ) -> Response:
     found = await _listed(
-        partial(service.runtime.runs, status or None, tenant=key.principal.tenant, limit=200),
+        partial(
+            service.runtime.runs, status or None, tenant=tenant_listed(key.principal), limit=200
+        ),
         f"{status!r} is not a run status; use one of {_STATUSES}",
     )
     known = await _known(service, found)
@@ -258,12 +270,12 @@ async def _listed(fetch: Callable[[], _T], refused: str) -> _T:
         raise PageError(400, refused) from None
 
 
-@router.get("/runs/{thread_id}", response_class=HTMLResponse)
+@router.get(RUN, response_class=HTMLResponse)
 async def run_page(request: Request, thread_id: str, key: Caller, service: ServiceDep) -> Response:
-    return await _run_page(request, key, service, thread_id)
+    return await run_view(request, key, service, thread_id)
 
 
-async def _run_page(
+async def run_view(
     request: Request,
     key: ApiKey,
     service: Service,
@@ -312,14 +324,14 @@ async def _run_page(
             "waterfall": waterfall(trace) if trace else None,
             "time_went": trace.time_went() if trace else {},
             "refusal": refusal,
-            "back": f"/ui/runs/{thread_id}",
+            "back": f"/ui/runs/{quoted(thread_id)}",
         },
         status=refusal.status if refusal else 200,
     )
 
 
-@router.get("/runs/{thread_id}/state")
-async def run_state(thread_id: str, key: Caller, service: ServiceDep) -> JSONResponse:
+@router.get(f"{RUN}/state")
+async def run_state(thread_id: str, key: Poller, service: ServiceDep) -> JSONResponse:
     """What the run page's script polls: it reloads the page when this changes."""
     run = await _tenant_run(service, key, thread_id)
     return JSONResponse(
@@ -363,96 +375,9 @@ async def approval_link(
         raise PageError(
             404, f"No approval request {approval_id!r} in your tenant. The queue lists yours."
         ) from None
-    return RedirectResponse(f"/ui/runs/{found.thread_id}#approval-{found.id}", status_code=303)
-
-
-# deciding ----------------------------------------------------------------------------------
-
-
-async def _decision_form(request: Request) -> DecisionForm:
-    """The decide form as posted. One the page's own forms would not send (a field left
-    out) is refused on a page, as every refusal here: a Form() model answers with JSON."""
-    posted = {k: v for k, v in (await request.form()).items() if isinstance(v, str)}
-    try:
-        return DecisionForm.model_validate(posted)
-    except ValidationError as exc:
-        problems = "; ".join(plain(e) for e in exc.errors())
-        raise PageError(
-            422,
-            f"this decision form is incomplete ({problems}); reload the page and decide "
-            "with the buttons of its request",
-        ) from None
-
-
-@router.post("/approvals/{approval_id}/decision", dependencies=[SameOrigin])
-async def decide(
-    request: Request,
-    approval_id: str,
-    key: Caller,
-    service: ServiceDep,
-    posted: Annotated[DecisionForm, Depends(_decision_form)],
-) -> Response:
-    """Decide as the signed-in person; back to the page it came from either way."""
-    back = _local(posted.back)
-    form = posted.model_dump(exclude={"args_digest", "back"})
-    try:
-        request_ = await service.approval_for(key.principal, approval_id)
-    except Problem as exc:
-        raise PageError(exc.status, exc.detail) from None
-    try:
-        run = await _decide(service, key, request_, form, posted.args_digest)
-    except Refused as refused:
-        # A message may quote the arguments, real values in (an edit's are unmasked
-        # before they are checked): shown as everything else on the page is.
-        rt = service.runtime
-        message = shown_about(
-            request_, rt.tools, refused.message, args=form["args"], redactor=rt.redactor
-        )
-        refusal = Refusal(approval_id, message, refused.status, form)
-        if back.startswith("/ui/runs/"):
-            return await _run_page(request, key, service, request_.thread_id, refusal)
-        return await _queue(request, key, service, None, refusal)
-    done = urlencode({"decided": approval_id, "outcome": posted.outcome, "run": run.thread_id})
-    return RedirectResponse(f"{back}?{done}", status_code=303)
-
-
-async def _decide(
-    service: Service,
-    key: ApiKey,
-    request: ApprovalRequest,
-    form: dict[str, str],
-    args_digest: str,
-) -> Run:
-    # Only what the form filled in, as an API client would send it.
-    body: dict[str, Any] = {"outcome": form["outcome"]}
-    if args_digest:
-        body["args_digest"] = args_digest
-    if form["reason"].strip():
-        body["reason"] = form["reason"].strip()
-    if form["outcome"] == "edit":
-        edited = json_field(form["args"], "the edited arguments are", '{"amount": 40}')
-        if not isinstance(edited, dict):
-            raise Refused(
-                422, f"the edited arguments must be a JSON object, got {form['args'].strip()!r}"
-            )
-        # As shown, masked: a field left so keeps what the run had (runs/decisions.py).
-        body["args"] = edited
-    elif form["outcome"] == "resolve":
-        body["result"] = json_field(form["result"], "the result is", '{"sent": true}')
-    elif form["outcome"] == "raise_limit":
-        body["to"] = number(form["to"])
-    try:
-        parsed = DecisionIn.model_validate(body)
-        decision = decision_of(request, parsed, key.principal)
-        run = await service.runtime.adecide(decision, resume=False)
-    except ValidationError as exc:
-        raise Refused(422, "; ".join(plain(e) for e in exc.errors())) from None
-    except Problem as exc:
-        raise Refused(exc.status, exc.detail) from None
-    except AgentRuntimeError as exc:
-        raise Refused(status_of(exc)[0], str(exc)) from None
-    service.worker.drive(run.thread_id)
-    return run
+    return RedirectResponse(
+        f"/ui/runs/{quoted(found.thread_id)}#approval-{found.id}", status_code=303
+    )
 
 
 # a run, as the signed-in person may see it ---------------------------------------------------

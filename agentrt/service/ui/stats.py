@@ -1,6 +1,6 @@
 """The review app's stats page (/ui/stats): `agentrt stats` for admins, in a browser.
 
-A key whose principal holds the role ``admin`` sees its tenant's runs (a key of no tenant:
+A key whose principal holds the role ``admin`` sees its tenant's runs (a key of every tenant:
 every tenant's, or one it picks) over a window: runs by status and cost by day as bars,
 where a table would be harder to read; spend by tenant, approval waits, denials, budget
 stops and the slowest tools as tables. The figures are rt.stats(), read off the event loop.
@@ -15,6 +15,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from agentrt.errors import ConfigError
 from agentrt.readable import usd
+from agentrt.service.context import picks_tenant, tenant_listed
 from agentrt.service.ui import views
 from agentrt.service.ui.routes import Caller, PageError, ServiceDep
 
@@ -52,7 +53,7 @@ async def stats_page(
     if since not in WINDOWS:
         raise PageError(400, f"{since!r} is not a window of this page; use one of {list(WINDOWS)}")
     rt = service.runtime
-    whose = key.principal.tenant or tenant or None
+    whose = tenant_listed(key.principal, tenant)
     window = WINDOWS[since]
     # On the store's clock, which wrote the runs' created_at (on PostgreSQL the server's).
     start = None if window is None else rt.store.clock() - window
@@ -72,7 +73,7 @@ async def stats_page(
             "since": since,
             "windows": list(WINDOWS),
             "tenant": whose,
-            "pick_tenant": not key.principal.tenant,
+            "pick_tenant": picks_tenant(key.principal),
             "start": start,
             "total_cost": usd(figures.cost_usd),
             "status_bars": [

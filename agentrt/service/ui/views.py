@@ -19,6 +19,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from agentrt.events import describe
 from agentrt.readable import iso, span, usd
 from agentrt.service import auth
+from agentrt.service.paths import quoted
 from agentrt.tracing.view import format_seconds
 
 __all__ = ["STEP_WIDTH", "page", "step", "templates"]
@@ -119,4 +120,6 @@ templates.env.filters.update(
     pretty=_pretty,
     spent=_spent,
     combine_query=_combine_query,
+    # An id in an address: a thread id may hold '/', '#' or '?'.
+    segment=quoted,
 )
