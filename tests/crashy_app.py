@@ -4,6 +4,8 @@ With AGENTRT_TEST_BLOCK_AT=model|answered|deciding|tool|verify, the process anno
 "BLOCKED <where>" on stdout and then blocks on stdin, so the test can SIGKILL it at a known
 point inside a node ("answered": the model's answer is recorded, the plan step not yet
 checkpointed; "deciding": policy is deciding on bo's charge, the second plan's first).
+With AGENTRT_TEST_NOT_IDEMPOTENT=1 the payment system takes no idempotency key: a charge
+cut off mid-call is in doubt, for a person to settle.
 """
 
 from __future__ import annotations
@@ -124,7 +126,9 @@ def build_runtime(db: str | Path = "agentrt.db") -> AgentRuntime:
         _block("verify")
         return True
 
-    @tool(effect="write", idempotent=True, verify=charged)
+    idempotent = os.environ.get("AGENTRT_TEST_NOT_IDEMPOTENT") != "1"
+
+    @tool(effect="write", idempotent=idempotent, verify=charged)
     def charge(who: str, cents: int, ctx: ToolContext) -> dict[str, Any]:
         """Charge a customer; the payment system dedupes on the idempotency key."""
         with _sink(db) as conn:

@@ -22,8 +22,10 @@ from agentrt import (
     Decision,
     InvalidDecision,
     NotAuthorized,
+    Policy,
     RunStatus,
 )
+from agentrt.examples.own_graph import POLICY
 from agentrt.examples.refund_desk import APPROVER, OPERATOR
 from tests.governed_app import KINDS, THREAD, app, calls, lookups, refunds, start
 
@@ -298,3 +300,65 @@ def test_an_effect_in_doubt_goes_to_a_person_who_says_retry(
         (message,) = tool_messages(graph, config)
         assert message.status == "success"
         assert graph.get_state(config).values["messages"][-1].content == "Order 43 is refunded."
+
+
+ALLOW_REFUNDS = """
+version: 1
+name: refunds-allowed
+default: allow
+"""
+
+
+@pytest.mark.parametrize("said", ["decide", "resume"])
+def test_a_call_a_person_rejected_never_runs_once_the_policy_allows_it(
+    kind: str, said: str, tmp_path: Path
+) -> None:
+    # The person rejects the refund (with rt.decide, or in the app's Command(resume=...));
+    # the policy then allows every refund. The rejection stands, as in the run graph.
+    with app(kind, tmp_path) as (rt, graph):
+        config = start(rt, graph)
+        (request,) = rt.approvals(tenant="acme")
+        reject = Decision.reject(request.id, by=APPROVER, reason="not this order")
+        if said == "decide":
+            rt.decide(reject)
+        rt.set_policy(Policy.from_yaml(ALLOW_REFUNDS))
+        graph.invoke(Command(resume=reject if said == "resume" else {"decided": True}), config)
+        assert refunds(tmp_path) == [], "a refund a person rejected ran"
+        assert calls(tmp_path) == []
+        decided = rt.approval(request.id)
+        assert (decided.status, decided.decided_by) == (ApprovalStatus.REJECTED, "bob")
+        refund = [m for m in tool_messages(graph, config) if m.name == "issue_refund"]
+        assert [(m.status, m.content) for m in refund] == [
+            ("error", "rejected: 'bob' rejected 'issue_refund': not this order")
+        ]
+        assert rt.get(THREAD).usage["tool_calls"] == 1  # the lookup only
+
+
+def test_a_call_a_person_edited_runs_edited_once_the_policy_allows_the_original(
+    kind: str, tmp_path: Path
+) -> None:
+    with app(kind, tmp_path) as (rt, graph):
+        config = start(rt, graph)
+        (request,) = rt.approvals(tenant="acme")
+        # Still over $50: under the old policy the edit would wait for an approver again.
+        rt.decide(Decision.edit(request.id, args={"order_id": "42", "amount": 60.0}, by=APPROVER))
+        rt.set_policy(Policy.from_yaml(ALLOW_REFUNDS))
+        graph.invoke(Command(resume={"decided": True}), config)
+        assert [(o, a) for _, o, a in refunds(tmp_path)] == [("42", 60.0)], (
+            "the arguments a person edited away ran"
+        )
+        assert rt.approvals(tenant="acme") == []  # allowed now: nobody is asked again
+
+
+def test_a_rejection_stands_when_the_policy_asks_on_other_terms(kind: str, tmp_path: Path) -> None:
+    # The new policy still gates the refund, but for another role: a new question with a
+    # new id. The person's rejection of this very call is not asked about again.
+    with app(kind, tmp_path) as (rt, graph):
+        config = start(rt, graph)
+        (request,) = rt.approvals(tenant="acme")
+        rt.decide(Decision.reject(request.id, by=APPROVER, reason="no"))
+        rt.set_policy(Policy.from_yaml(POLICY.replace("refund-approver", "finance")))
+        out = graph.invoke(Command(resume={"decided": True}), config)
+        assert "__interrupt__" not in out
+        assert rt.approvals(tenant="acme") == []
+        assert refunds(tmp_path) == []

@@ -42,6 +42,10 @@ class _Store:
         self.calls.append("check")
         return self.cancel, self.interrupt
 
+    def list_effects(self, thread_id: str) -> list[object]:
+        """The run's ledger, which a cancel reads for calls left in doubt: none here."""
+        return []
+
     def model_call(self, thread_id: str, revision: int) -> object | None:
         """The model call recorded at ``revision``: one at ``answered`` and before."""
         self.calls.append(f"recorded {revision}")

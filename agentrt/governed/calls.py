@@ -33,6 +33,7 @@ from langgraph.types import interrupt
 from agentrt.approvals import ApprovalRequest, ApprovalStatus
 from agentrt.budget import Budget, first_exceeded, report
 from agentrt.errors import BudgetExceeded, RunError
+from agentrt.governed.decided import word_on
 from agentrt.governed.resumed import decisions_given
 from agentrt.governed.threads import live_record, thread_id_of, thread_state, to_running
 from agentrt.governed.turns import Turns
@@ -140,20 +141,30 @@ class Governor:
             except (ToolArgsError, ValueError) as exc:
                 return _error(action, "invalid_args", str(exc))
             action = Action(**{**action, "args": args})  # validated: what runs is what is keyed
-            if verdict["outcome"] == "deny":
-                return _error(
-                    action, "denied", f"policy denied {action['tool']!r}: {verdict['reason']}"
-                )
-            if verdict["outcome"] == "allow":
-                break
-            item = GateItem(action=action, verdict=verdict)
-            request = request_for(state, item, now=deps.store.clock())  # the store's clock
-            request = yield from self._await(deps, request)
+            # A person's refusal or edit of this very call stands whatever the verdict is
+            # by now (agentrt.governed.decided); a question still open is answered first.
+            asked = yield blocking(word_on, deps.store, state["thread_id"], action)
+            current = asked is None  # the question the verdict asks now, not an older one
+            if asked is None:
+                if verdict["outcome"] == "deny":
+                    return _error(
+                        action, "denied", f"policy denied {action['tool']!r}: {verdict['reason']}"
+                    )
+                if verdict["outcome"] == "allow":
+                    break
+                item = GateItem(action=action, verdict=verdict)
+                asked = request_for(state, item, now=deps.store.clock())  # the store's clock
+            elif verdict["outcome"] == "require_approval":
+                item = GateItem(action=action, verdict=verdict)
+                current = request_for(state, item, now=0.0).id == asked.id  # ids ignore times
+            request = yield from self._await(deps, asked)
             status = request.status
             if status is ApprovalStatus.EDITED and request.edited_args == request.args:
                 status = ApprovalStatus.APPROVED
             if status is ApprovalStatus.APPROVED:
-                break
+                if current:
+                    break
+                continue  # approved on older terms: policy decides again, as in the run graph
             if status is ApprovalStatus.EDITED:
                 assert request.edited_args is not None
                 # An edit never bypasses a rule: the edited call goes back through policy.

@@ -43,11 +43,12 @@ from agentrt.nodes import ACTING_NODES, NODES, PURE_NODES, Node
 from agentrt.nodes.common import next_action
 from agentrt.nodes.deps import RunDeps, StepStopped
 from agentrt.nodes.plan import answer_recorded, forget_conversation
+from agentrt.nodes.reconcile import in_doubt
 from agentrt.nodes.stop_watch import stops_asked
 from agentrt.nodes.tool import only_reads
 from agentrt.nodes.verify import verify
 from agentrt.runs.messages import INTERRUPT_BEFORE
-from agentrt.state import RunState, Stop, Usage
+from agentrt.state import Event, RunState, Stop, Usage
 from agentrt.steps import Step, Steps, adrive, blocking, drive
 from agentrt.store.held import HoldsWrites
 from agentrt.tracing.shown import log_secrets
@@ -240,7 +241,7 @@ def _cancelled(kind: str, state: RunState, deps: RunDeps) -> dict[str, Any] | No
     node that acts on a pure node's decision, that decision is stored first
     (agentrt.store.held), in the same trip; not before a read, which is no effect. Before
     verify, the effect just done is told first (its observation), so the run's log holds
-    every effect that acted before it ends."""
+    every effect that acted before it ends, and a call left in doubt is told as such."""
     if kind == "finish":
         return None
     if kind in ACTING_NODES and deps.checkpoints is not None and not only_reads(kind, state, deps):
@@ -261,12 +262,20 @@ def _cancelled(kind: str, state: RunState, deps: RunDeps) -> dict[str, Any] | No
         else:
             deps.stop_watch.looked(thread_id, asked, mark)
         return None
-    stop: dict[str, Any] = {"stop": Stop(status="cancelled", reason=reason), "route": "finish"}
+    told: list[Event] = []
     if kind == "verify" and state.get("outcome") is not None:
         # verify only reads what the tool returned: its log lines are what the run would
         # have said of the effect at its next step (none for a preview, which acted on
         # nothing); the rest of its update (the cursor, the next route) goes nowhere.
-        stop["events"] = verify(state, deps).get("events", [])
+        told = verify(state, deps).get("events", [])
+    # A call in doubt (before reconcile, say) is never settled once the run ends: its log
+    # and error say so, rather than end as if nothing had acted.
+    doubted, doubt = in_doubt(deps.store, thread_id, state)
+    if doubt is not None:
+        reason = f"{reason}; {doubt}"
+    stop: dict[str, Any] = {"stop": Stop(status="cancelled", reason=reason), "route": "finish"}
+    if told or doubted:
+        stop["events"] = [*told, *doubted]
     return stop
 
 

@@ -18,19 +18,26 @@ from typing import Any
 
 from agentrt.approvals import ApprovalRequest, ApprovalStatus
 from agentrt.approvals.model import ApprovalQuery
-from agentrt.nodes.common import await_decision, current_action, gate_request, tool_context
+from agentrt.nodes.common import (
+    await_decision,
+    current_action,
+    gate_request,
+    observation_event,
+    tool_context,
+)
 from agentrt.nodes.deps import RunDeps
 from agentrt.nodes.spec import Node
 from agentrt.nodes.tool import failed_outcome, ok_outcome
 from agentrt.records import EffectRecord
 from agentrt.redaction import Redactor
-from agentrt.state import Action, Event, RunState, Stop
+from agentrt.state import Action, Event, ObservationKind, RunState, Stop
+from agentrt.store.protocols import EffectStore
 from agentrt.tools.contract import Effect, ToolSpec
 from agentrt.tools.execution import ToolFailure
 from agentrt.tools.ledger import failure_kind
 from agentrt.tracing.shown import secret_values, shown
 
-__all__ = ["NODE", "reconcile", "what_stopped"]
+__all__ = ["NODE", "in_doubt", "reconcile", "what_stopped"]
 
 
 def _request(
@@ -81,6 +88,41 @@ def what_stopped(
         return "the process stopped mid-call"
     known = secret_values(args, redactor, spec.sensitive)
     return str(shown(effect.error, redactor, sensitive=spec.sensitive, known=known))
+
+
+def in_doubt(
+    store: EffectStore, thread_id: str, state: Mapping[str, Any] | None
+) -> tuple[list[Event], str | None]:
+    """The run's calls in doubt as a cancel leaves them: an observation each for its log,
+    and what its error says of them; ``([], None)`` if none.
+
+    A cancel ends a run between steps, never calling again, so a call that started and
+    recorded no outcome (its process died mid-call, or it timed out) stays in doubt for
+    good: it may have acted, and nobody would know from the run. ``state``: the run's,
+    whose plan names the model's call each answers."""
+    doubtful = [e for e in store.list_effects(thread_id) if e.status == "started"]
+    if not doubtful:
+        return [], None
+    plan = (state or {}).get("plan") or {}
+    calls = {a["step_id"]: a.get("call_id", "") for a in plan.get("actions", ())}
+    told: list[Event] = []
+    said: list[str] = []
+    for effect in doubtful:
+        # Only the names: the row's error may quote a sensitive argument.
+        text = (
+            f"{effect.tool!r} (step {effect.step_id}, attempt {effect.attempts}) started and "
+            "recorded no outcome, so it may have acted: check the target system before "
+            "calling it again"
+        )
+        action = Action(
+            step_id=effect.step_id,
+            call_id=calls.get(effect.step_id, ""),
+            tool=effect.tool,
+            args={},
+        )
+        told.append(observation_event(action, ObservationKind.ERROR, f"in doubt: {text}"))
+        said.append(text)
+    return told, "an effect may have happened: " + "; ".join(said)
 
 
 def _approval_of(state: RunState, deps: RunDeps, action: Action) -> ApprovalRequest | None:

@@ -31,6 +31,7 @@ from agentrt.limits import SizeLimits, error_text
 from agentrt.logs import get_logger
 from agentrt.nodes.deps import RunDeps, StepStopped
 from agentrt.nodes.plan import forget_conversation
+from agentrt.nodes.reconcile import in_doubt
 from agentrt.nodes.stop_watch import stop_asked
 from agentrt.records import AppIdentity, LeaseRecord, RunRecord
 from agentrt.redaction import Redactor
@@ -344,7 +345,17 @@ class Driver(MessageTaking, RunCreating, RunResuming, RunSettling):
             except RunBusy:
                 return self.get(thread_id)
         try:
-            return self.end(self.graph(), thread_id, RunStatus.CANCELLED, reason)
+            graph = self.graph()
+            snapshot = graph.get_state(config(thread_id))
+            # A call its dead driver left in doubt is never settled once the run ends: the
+            # run's log and error say so (agentrt.nodes.reconcile.in_doubt).
+            told, doubt = in_doubt(self.store, thread_id, snapshot.values)
+            if doubt is not None:
+                logger.warning("run %r cancelled with %s", thread_id, doubt)
+                reason = f"{reason}; {doubt}"
+            return self.end(
+                graph, thread_id, RunStatus.CANCELLED, reason, snapshot=snapshot, told=told
+            )
         finally:
             self.store.release_lease(thread_id, owner.label)
 

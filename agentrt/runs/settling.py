@@ -4,7 +4,7 @@ Driver (agentrt.runs.driver), which calls each in a worker thread holding the le
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from agentrt.faults import retry_after, retry_delay, transient_cause
@@ -16,7 +16,7 @@ from agentrt.runs.record import Run, run_of
 from agentrt.runs.resuming import config
 from agentrt.runs.stats import denials_of
 from agentrt.runs.streaming import INTERRUPT_KEY
-from agentrt.state import TERMINAL, RunStatus, storable_text
+from agentrt.state import TERMINAL, Event, RunStatus, storable_text
 from agentrt.store.protocols import Store
 from agentrt.tools.registry import ToolRegistry
 from agentrt.tracing import RunTracing
@@ -124,10 +124,11 @@ class RunSettling:
         known: RunRecord | None = None,
         *,
         snapshot: Any = None,
+        told: Sequence[Event] = (),
     ) -> Run:
         """End a run in ``status``, in the checkpoint and the row (``known``: the row as
         this process holding the lease last had it; ``snapshot``: its state as just read,
-        if it was)."""
+        if it was; ``told``: events its log gets as it ends)."""
         if snapshot is None:
             snapshot = graph.get_state(config(thread_id))
         # Redacted here, at the source: an error quotes what failed (a provider's message
@@ -142,6 +143,7 @@ class RunSettling:
                     "status": status.value,
                     "error": reason,
                     "stop": {"status": status.value, "reason": reason},
+                    **({"events": list(told)} if told else {}),
                 },
                 as_node="finish",
             )
