@@ -114,6 +114,11 @@ class RunRecord:
     """The tools of the unnamed app that made it, sorted: a worker whose app has them all
     claims it. None for a named app's run, and for one made before rows recorded their
     app (neither set), which any worker claims."""
+    live_active_seconds: float | None = None
+    """The run's active time as its driver last counted it, a node in flight included,
+    written with each renewal of the run's lease (None until one was): what a segment
+    killed inside a node spent, which its checkpoints never got. The next segment starts
+    counting from at least it."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -143,11 +148,15 @@ class LeaseRecord:
 
 @dataclass(frozen=True, slots=True)
 class LeaseRenewal:
-    """One lease to extend: ``owner``'s on the run, to ``expires_at`` (epoch seconds)."""
+    """One lease to extend: ``owner``'s on the run, to ``expires_at`` (epoch seconds), and
+    the run's active time to note with it."""
 
     thread_id: str
     owner: str
     expires_at: float
+    active_seconds: float | None = None
+    """The run's active time as its driver counts it now (RunRecord.live_active_seconds);
+    None leaves the row's as it is."""
 
 
 @dataclass(frozen=True, slots=True)

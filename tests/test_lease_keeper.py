@@ -79,6 +79,40 @@ def test_each_lease_is_renewed_a_third_of_its_ttl_after_it_was_last(
     assert keeper.kept() == ["b"]
 
 
+def test_each_renewal_writes_the_runs_active_time_the_node_in_flight_included(
+    store: Store, clock: FakeClock
+) -> None:
+    ticks = FakeClock(0.0)
+    timed = FakeClock(500.0)  # the runtime's clock, which times the nodes: not the store's
+    keeper = LeaseKeeper(store, clock, monotonic=ticks, run_clock=timed)
+    me = LeaseOwner.this_process("me")
+    keeper._thread = cast(Any, "driven by the test")
+    _leased(store, "counted", me, clock)
+    _leased(store, "uncounted", me, clock)
+    counted = keeper.keep("counted", me.label, TTL, active=7.0)  # a segment before spent 7 s
+    keeper.keep("uncounted", me.label, TTL)  # nothing counted (a lease held off)
+
+    def renewed() -> dict[str, float | None]:
+        ticks.advance(TTL / 3)
+        keeper.renew_due()
+        return {
+            t: run.live_active_seconds
+            for t in ("counted", "uncounted")
+            if (run := store.get_run(t))
+        }
+
+    assert renewed() == {"counted": 7.0, "uncounted": None}
+    counted.counted = (7.0, timed())  # a node begins (the node wrapper notes it)
+    timed.advance(25.0)
+    assert renewed() == {"counted": 32.0, "uncounted": None}  # 25 s into the node so far
+    timed.advance(8.0)
+    counted.counted = (40.0, None)  # it ended, 33 s in all; between nodes nothing counts
+    timed.advance(1000.0)
+    assert renewed() == {"counted": 40.0, "uncounted": None}
+    counted.counted = (40.0, timed() + 5)  # a clock stepped back counts no negative time
+    assert renewed() == {"counted": 40.0, "uncounted": None}
+
+
 def test_a_lease_another_owner_took_is_reported_lost_once_and_renewed_no_more(
     store: Store, db: Path, clock: FakeClock, caplog: pytest.LogCaptureFixture
 ) -> None:

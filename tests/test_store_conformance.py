@@ -490,6 +490,37 @@ def test_leases_are_renewed_together_each_answered(leased: Store, clock: FakeClo
     assert leased.renew_leases([]) == {}
 
 
+def test_a_renewal_notes_the_runs_live_active_time_with_the_lease_only(
+    leased: Store, clock: FakeClock
+) -> None:
+    new_run(leased, "t2")
+    take(leased, A)
+    acquire(leased, "t2", B, 30, now=clock.now)
+
+    def live() -> tuple[float | None, ...]:
+        return tuple(run.live_active_seconds for t in ("t1", "t2") if (run := leased.get_run(t)))
+
+    assert live() == (None, None)  # none until a renewal counted
+    later = clock.now + 30
+    answers = leased.renew_leases(
+        [
+            LeaseRenewal("t1", A.label, later, active_seconds=12.5),  # A's: noted
+            LeaseRenewal("t2", A.label, later, active_seconds=99.0),  # B's: not A's to count
+        ]
+    )
+    assert (answers, live()) == ({"t1": True, "t2": False}, (12.5, None))
+    # A renewal that counts nothing (a lease a worker holds off with) leaves the figure.
+    assert leased.renew_leases([LeaseRenewal("t1", A.label, later + 1)]) == {"t1": True}
+    assert live() == (12.5, None)
+    assert leased.renew_leases([LeaseRenewal("t1", A.label, later + 2, 40.25)]) == {"t1": True}
+    assert leased.renew_leases([LeaseRenewal("t2", B.label, later, 3.0)]) == {"t2": True}
+    assert live() == (40.25, 3.0)
+    assert leased.lease_of("t1").expires_at == later + 2  # type: ignore[union-attr]
+    held = leased.hold_lease("t1", A.label, later + 3)  # the row as a segment begins reads it
+    assert held is not None
+    assert held.live_active_seconds == 40.25
+
+
 def test_holding_a_lease_renews_it_and_reads_the_row_in_one(
     leased: Store, clock: FakeClock
 ) -> None:

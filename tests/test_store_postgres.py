@@ -128,7 +128,7 @@ def test_a_new_database_gets_both_sets_of_tables_and_its_version(
             "store",  # the long-term store: runs' memory across threads
             "store_migrations",
         }
-        assert store.schema_version == SCHEMA_VERSION == 11
+        assert store.schema_version == SCHEMA_VERSION == 12
         salt = store.redaction_salt()
         assert len(salt) == 32
         assert store.redaction_salt() == salt  # made once
@@ -176,7 +176,7 @@ def test_a_version_7_database_migrates_and_keeps_its_threads(empty_postgres_url:
 
     store = PostgresStore(url)
     try:
-        assert store.schema_version == SCHEMA_VERSION == 11
+        assert store.schema_version == SCHEMA_VERSION == 12
         run = store.get_run("t")
         assert run is not None
         assert (run.app, run.tools) == (None, None)  # from before runs recorded their app
@@ -558,7 +558,10 @@ def test_a_version_10_databases_runs_named_by_a_digest_of_tools_go_to_any_worker
         )
     store = PostgresStore(url)
     try:
-        assert store.schema_version == SCHEMA_VERSION == 11
+        assert store.schema_version == SCHEMA_VERSION == 12
+        # 12: no renewal counted these runs' active time yet.
+        made = ("derived", "named", "shaped")
+        assert {r.live_active_seconds for t in made if (r := store.get_run(t))} == {None}
         assert {
             t: (r.app, r.tools) for t in ("derived", "named", "shaped") if (r := store.get_run(t))
         } == {

@@ -263,7 +263,7 @@ def test_a_version_13_file_migrates_and_keeps_its_threads(db_path: Path) -> None
 
     store = SqliteStore(db_path)
     try:
-        assert store.schema_version == SCHEMA_VERSION == 16
+        assert store.schema_version == SCHEMA_VERSION == 17
         run = store.get_run("t")
         assert run is not None
         assert (run.app, run.tools) == (None, None)  # from before runs recorded their app
@@ -321,7 +321,9 @@ def test_a_version_15_files_runs_named_by_a_digest_of_tools_go_to_any_worker(
 
     store = SqliteStore(db_path, clock=FakeClock(1000.0))
     try:
-        assert store.schema_version == SCHEMA_VERSION == 16
+        assert store.schema_version == SCHEMA_VERSION == 17
+        # 17: no renewal counted these runs' active time yet.
+        assert {r.live_active_seconds for t in made if (r := store.get_run(t))} == {None}
         assert {t: (r.app, r.tools) for t in made if (r := store.get_run(t))} == {
             "derived": (None, None),
             "named": ("refund-desk", None),

@@ -27,7 +27,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from functools import partial
-from typing import Annotated, Any, TypeVar, get_origin, get_type_hints
+from typing import Annotated, Any, TypeVar, cast, get_origin, get_type_hints
 
 from langchain_core.runnables import RunnableLambda
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -41,7 +41,7 @@ from agentrt.errors import LeaseLost
 from agentrt.models import default_model_retry
 from agentrt.nodes import ACTING_NODES, NODES, PURE_NODES, Node
 from agentrt.nodes.common import next_action
-from agentrt.nodes.deps import RunDeps, StepStopped
+from agentrt.nodes.deps import HeldLease, RunDeps, StepStopped
 from agentrt.nodes.plan import answer_recorded, forget_conversation
 from agentrt.nodes.reconcile import in_doubt
 from agentrt.nodes.stop_watch import stops_asked
@@ -63,17 +63,22 @@ ROUTES: dict[str, tuple[str, ...]] = {n.name: n.routes for n in NODES if n.route
 
 @dataclass(slots=True)
 class _Step:
+    state: RunState
+    """The state the node works from (its active time counted on, see _counting)."""
     update: dict[str, Any] = field(default_factory=dict)
 
 
 @contextmanager
-def _stepping(kind: str, state: RunState, deps: RunDeps) -> Iterator[_Step]:
+def _stepping(kind: str, state: RunState, deps: RunDeps, held: HeldLease | None) -> Iterator[_Step]:
     """One node inside its agent.step span, adding its time to the run's active time.
 
-    Only node time counts: time spent waiting for a person happens between nodes.
+    Only node time counts: time spent waiting for a person happens between nodes. The
+    run's lease (``held``) is told, in memory, when the node begins and what the run's
+    active time is when it ends: its renewals write that onto the run's row, the node in
+    flight's time so far included, so a process killed inside the node leaves it there.
     """
     started = deps.clock()
-    step = _Step()
+    step = _Step(_counting(state, held, started))
     # An error that ends the node is masked too with what the run's log holds.
     tracing = deps.tracing
     known = partial(log_secrets, state.get("events", ()), tracing.redactor, tracing.sensitive_of)
@@ -84,23 +89,50 @@ def _stepping(kind: str, state: RunState, deps: RunDeps) -> Iterator[_Step]:
             # The graph stops here (a gate's interrupt, a failure): the run goes on from its
             # log read back anew, which the kept conversation is never matched against.
             forget_conversation(state["thread_id"])
+            if held is not None:  # the node's time is not counted, as in its checkpoint
+                held.counted = (step.state["usage"]["active_seconds"], None)
             raise
-        step.update = _changed(_accounted(step.update, state, deps, started, span), state)
+        update = _accounted(step.update, step.state, deps, started, span)
+        if held is not None:
+            held.counted = (update["usage"]["active_seconds"], None)
+        # Against the checkpoint's state: active time counted on is written even when the
+        # node added none.
+        step.update = _changed(update, state)
+
+
+def _counting(state: RunState, held: HeldLease | None, started: float) -> RunState:
+    """The state a node beginning at ``started`` works from, noted on the run's lease.
+
+    A segment killed inside a node left on the run's row what it spent there (the lease's
+    renewals wrote it; the driver gave it to ``held``), which no checkpoint holds: the run
+    counts on from the larger of the two, so a resume never hands that time out again,
+    and the node's budget checks see it. Only a live driver renews, so no time when no
+    process held the run is in it."""
+    if held is None:
+        return state
+    active = state["usage"]["active_seconds"]
+    counted = held.counted
+    if counted is not None and counted[0] > active:
+        active = counted[0]
+        state = cast(RunState, {**state, "usage": {**state["usage"], "active_seconds": active}})
+    held.counted = (active, started)  # one value swapped: the renewing thread reads it whole
+    return state
 
 
 def _body(node: Node, state: RunState, deps: RunDeps) -> Command[str]:
-    _stop_check(deps, state["thread_id"])
-    with _stepping(node.name, state, deps) as step:
+    held = _stop_check(deps, state["thread_id"])
+    with _stepping(node.name, state, deps, held) as step:
         assert node.body is not None
-        step.update = _cancelled(node.name, state, deps) or node.body(state, deps)
+        step.update = _cancelled(node.name, step.state, deps) or node.body(step.state, deps)
     return _goto(node, step.update)
 
 
 def _steps(node: Node, state: RunState, deps: RunDeps) -> Steps[Command[str]]:
-    _stop_check(deps, state["thread_id"])
-    with _stepping(node.name, state, deps) as step:
+    held = _stop_check(deps, state["thread_id"])
+    with _stepping(node.name, state, deps, held) as step:
         assert node.steps is not None
-        step.update = yield from _checked(node.name, state, deps, node.steps(state, deps))
+        now = step.state
+        step.update = yield from _checked(node.name, now, deps, node.steps(now, deps))
     return _goto(node, step.update)
 
 
@@ -224,15 +256,17 @@ def _accounted(
     return update
 
 
-def _stop_check(deps: RunDeps, thread_id: str) -> None:
+def _stop_check(deps: RunDeps, thread_id: str) -> HeldLease | None:
     """Before a node's work: if this process stops driving the run, or has lost its lease,
     stop here. The node has not run, so the checkpoint before it is where the run goes on,
-    in whichever process resumes it (or holds its lease now)."""
+    in whichever process resumes it (or holds its lease now). The lease the run's segment
+    holds here, if any, which goes on."""
     if thread_id in deps.stopping_threads:
         raise StepStopped("this process stops driving the run here; resume carries it on")
     held = deps.held_leases.get(thread_id)
     if held is not None and held.lost:
         raise LeaseLost(thread_id, held.owner)
+    return held
 
 
 def _cancelled(kind: str, state: RunState, deps: RunDeps) -> dict[str, Any] | None:

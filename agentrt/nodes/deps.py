@@ -55,6 +55,12 @@ class HeldLease(Protocol):
     def lost(self) -> bool:
         """True once a renewal found it another owner's."""
 
+    counted: tuple[float, float | None] | None
+    """The run's active seconds as this segment counts them, and when (the run's clock)
+    the node in flight began (None between nodes): the node wrapper sets it as each node
+    begins and ends, and each renewal of the lease writes it onto the run's row, so a
+    process killed inside a node leaves the time it spent there. None: nothing counted."""
+
 
 class StepStopped(Exception):
     """Raised before a node's work when this process stops driving the run

@@ -104,8 +104,10 @@ class Driver(MessageTaking, RunCreating, RunResuming, RunSettling):
         self.redactor = redactor
         self.budgets = budgets
         self.lease_ttl = lease_ttl
-        self.leases = LeaseKeeper(self.store, self.store.clock)
-        """Renews the leases of the runs this driver's segments hold, from one thread."""
+        self.leases = LeaseKeeper(self.store, self.store.clock, run_clock=deps.clock)
+        """Renews the leases of the runs this driver's segments hold, from one thread, and
+        notes with each the run's active time as the nodes count it (on the runtime's
+        clock, which times them)."""
         self.new_id = new_id or (lambda: uuid.uuid4().hex)
         self.app = app
         """The app whose runs these are (agentrt.runs.apps): each new run records it, and
@@ -247,7 +249,10 @@ class Driver(MessageTaking, RunCreating, RunResuming, RunSettling):
             # Waited out by a cancel, as each step here that writes the row: the lease is
             # let go below only after them, never beside them in another thread.
             record = yield unbroken(self.begin, thread_id, owner, held=held, taken=taken)
-            kept = self.leases.keep(thread_id, owner.label, self.lease_ttl)
+            # Counted on from what a segment before it spent, killed inside a node maybe:
+            # the node wrapper starts from the larger of that and the checkpoint's.
+            active = record.live_active_seconds
+            kept = self.leases.keep(thread_id, owner.label, self.lease_ttl, active=active)
             self.held_leases[thread_id] = kept
             try:
                 # The row in hand (read under the lease, moved to running) is what the

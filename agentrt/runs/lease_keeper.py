@@ -17,6 +17,13 @@ again a moment later too, and logged once a lease until one goes through.
 it on the loop. A renewal already under way may still land; it is conditional on the
 owner, so once the lease is released it changes nothing, and a refusal for a lease let
 go is not reported as lost.
+
+Each renewal also writes the run's active time as its segment counts it now, the node in
+flight included (``Kept.counted``, which the node wrapper notes in memory as each node
+begins and ends): a process killed inside a long node leaves on the row what it spent
+there, all but the last ``ttl / 3`` at most, and the next segment counts on from it. Only
+a live driver renews, so time when no process held the run (killed at night, resumed in
+the morning) is never counted; and a node costs no write for it.
 """
 
 from __future__ import annotations
@@ -68,6 +75,20 @@ class Kept:
     (the node wrapper looks), and the ledger would refuse its effects anyway."""
     expires_at: float = 0.0
     """When (the store's clock) the lease runs out as last taken or renewed here."""
+    counted: tuple[float, float | None] | None = None
+    """The run's active seconds as this segment counts them, and when (the run's clock)
+    the node in flight began, whose time is not in them yet (None between nodes); None:
+    nothing counted, a renewal leaves the row's figure as it is. One value, swapped whole
+    by the node wrapper, so the renewing thread never reads half of a change."""
+
+    def active_seconds(self, now: float) -> float | None:
+        """The run's active time at ``now`` (the run's clock), the node in flight's so far
+        included; None if nothing is counted."""
+        counted = self.counted
+        if counted is None:
+            return None
+        active, since = counted
+        return active if since is None else active + max(0.0, now - since)
 
 
 class LeaseKeeper:
@@ -75,7 +96,8 @@ class LeaseKeeper:
 
     The thread starts with the first lease kept and ends when it finds none left, so a
     runtime that drives nothing has no thread. Lease times are the store's ``clock``;
-    when to renew is this process's ``monotonic`` clock.
+    when to renew is this process's ``monotonic`` clock; active time is the run's
+    ``run_clock`` (the runtime's, by which nodes are timed; the store's if not given).
     """
 
     def __init__(
@@ -84,10 +106,12 @@ class LeaseKeeper:
         clock: Callable[[], float],
         *,
         monotonic: Callable[[], float] = time.monotonic,
+        run_clock: Callable[[], float] | None = None,
     ) -> None:
         self._store = store
         self._clock = clock
         self._monotonic = monotonic
+        self._run_clock = run_clock or clock
         self._closed = False
         self._forget()
         in_forked_child(self._forget)
@@ -100,10 +124,13 @@ class LeaseKeeper:
         self._kept: dict[str, Kept] = {}
         self._thread: threading.Thread | None = None
 
-    def keep(self, thread_id: str, owner: str, ttl: float) -> Kept:
-        """Renew ``owner``'s lease on the run every ``ttl / 3`` until ``let_go``."""
+    def keep(self, thread_id: str, owner: str, ttl: float, *, active: float | None = None) -> Kept:
+        """Renew ``owner``'s lease on the run every ``ttl / 3`` until ``let_go``; ``active``:
+        the run's active seconds counted so far, if known (the row's live figure)."""
         now = self._monotonic()
         kept = Kept(thread_id, owner, ttl, now + ttl / 3, now, expires_at=self._clock() + ttl)
+        if active is not None:
+            kept.counted = (active, None)
         with self._lock:
             if self._closed:  # the runtime is closed: nothing is renewed any more
                 return kept
@@ -166,10 +193,10 @@ class LeaseKeeper:
         return max(0.0, min(k.due for k in self._kept.values()) - self._monotonic())
 
     def _renew(self, due: list[Kept], now: float) -> None:
-        at = self._clock()
+        at, ran = self._clock(), self._run_clock()
         try:
             answers = self._store.renew_leases(
-                [LeaseRenewal(k.thread_id, k.owner, at + k.ttl) for k in due]
+                [LeaseRenewal(k.thread_id, k.owner, at + k.ttl, k.active_seconds(ran)) for k in due]
             )
         except Exception:  # a failed renewal must not end the keeper, or the runs
             newly = [k for k in due if not k.failing]

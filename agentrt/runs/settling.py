@@ -154,6 +154,11 @@ class RunSettling:
                 # A model answer recorded (and counted in the row) after the last
                 # checkpoint, its process dead since: paid for, so it stays counted.
                 usage = row.usage
+            live = None if row is None else row.live_active_seconds
+            if live is not None and live > usage["active_seconds"]:
+                # Time a segment killed inside a node spent there (its lease's renewals
+                # wrote it), which no checkpoint holds: spent, so it stays counted.
+                usage = {**usage, "active_seconds": live}
         denials = denials_of(snapshot.values.get("events", ())) if snapshot.values else None
         record = self.move(
             thread_id, status, known=known, error=reason, usage=usage, denials=denials

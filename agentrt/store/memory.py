@@ -325,10 +325,17 @@ class MemoryStore(MessagesMemory, ArtifactsMemory, OutboxMemory, EffectsMemory, 
 
     def renew_leases(self, leases: Sequence[records.LeaseRenewal]) -> dict[str, bool | None]:
         with self._lock:
-            return {
+            renewed: dict[str, bool | None] = {
                 lease.thread_id: self._renew(lease.thread_id, lease.owner, lease.expires_at)
                 for lease in leases
             }
+            for lease in leases:
+                if renewed[lease.thread_id] and lease.active_seconds is not None:
+                    run = self._runs[lease.thread_id]
+                    self._runs[lease.thread_id] = replace(
+                        run, live_active_seconds=lease.active_seconds
+                    )
+            return renewed
 
     def _renew(self, thread_id: str, owner: str, expires_at: float) -> bool:
         """Extend ``owner``'s lease; False if it no longer holds it. Under the lock."""

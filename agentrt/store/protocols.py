@@ -216,10 +216,12 @@ class LeaseStore(Protocol):
         ...
 
     def renew_leases(self, leases: Sequence[LeaseRenewal]) -> dict[str, bool | None]:
-        """Extend each lease (one a run) if its owner still holds it, all in one write. Per
-        run: True, renewed; False, the owner no longer holds it (or there is no such run);
-        None, not now: another transaction holds the run's row, and a store with row locks
-        does not wait for it, so one busy row holds up no other lease. Ask again soon."""
+        """Extend each lease (one a run) if its owner still holds it, all in one write,
+        setting the run's live_active_seconds to the renewal's active_seconds where that is
+        not None (with the lease only: a driver that lost it counts for no one). Per run:
+        True, renewed; False, the owner no longer holds it (or there is no such run); None,
+        not now: another transaction holds the run's row, and a store with row locks does
+        not wait for it, so one busy row holds up no other lease. Ask again soon."""
         ...
 
     def hold_lease(self, thread_id: str, owner: str, expires_at: float) -> RunRecord | None:

@@ -27,14 +27,17 @@ __all__ = ["LeasesTable"]
 
 _RENEW = """
 WITH wanted AS (
-    SELECT * FROM unnest(%s::text[], %s::text[], %s::double precision[])
-        AS w (thread_id, owner, expires_at)
+    SELECT * FROM unnest(%s::text[], %s::text[], %s::double precision[],
+                         %s::double precision[])
+        AS w (thread_id, owner, expires_at, active_seconds)
 ), free AS (
-    SELECT r.thread_id, w.expires_at FROM runs r JOIN wanted w
+    SELECT r.thread_id, w.expires_at, w.active_seconds FROM runs r JOIN wanted w
         ON r.thread_id = w.thread_id AND r.lease_owner = w.owner
     FOR NO KEY UPDATE OF r SKIP LOCKED
 ), renewed AS (
-    UPDATE runs r SET lease_expires_at = f.expires_at FROM free f
+    UPDATE runs r SET lease_expires_at = f.expires_at,
+        live_active_seconds = coalesce(f.active_seconds, r.live_active_seconds)
+    FROM free f
     WHERE r.thread_id = f.thread_id
     RETURNING r.thread_id
 )
@@ -202,6 +205,7 @@ class LeasesTable:
                 [lease.thread_id for lease in leases],
                 [lease.owner for lease in leases],
                 [lease.expires_at for lease in leases],
+                [lease.active_seconds for lease in leases],
             ),
             lambda row: (row["thread_id"], row["renewed"], row["held"]),
         )

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 __all__ = ["CHANNEL", "MIGRATIONS", "SCHEMA_VERSION"]
 
-SCHEMA_VERSION = 11
+SCHEMA_VERSION = 12
 
 CHANNEL = "agentrt_runs"
 """Where the database says a run may need a driver (LISTEN/NOTIFY); the payload is its id."""
@@ -338,6 +338,13 @@ MIGRATIONS: tuple[str, ...] = (
     """
     ALTER TABLE runs ADD COLUMN tools TEXT[];
     UPDATE runs SET app = NULL WHERE app ~ '^tools:[0-9a-f]{16}$';
+    """,
+    # 12: the run's active time as its driver counts it, a node in flight included (as
+    # SQLite's 17), written with each renewal of its lease: a segment killed inside a node
+    # leaves what it spent there, which the next segment counts from. NULL until a renewal
+    # wrote one; a column of its own, so a renewal never rewrites the usage document.
+    """
+    ALTER TABLE runs ADD COLUMN live_active_seconds DOUBLE PRECISION;
     """,
 )
 

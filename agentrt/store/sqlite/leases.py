@@ -146,8 +146,10 @@ class LeasesTable:
         with self.db.tx() as db:
             return {
                 lease.thread_id: db.execute(
-                    "UPDATE runs SET lease_expires_at=? WHERE thread_id=? AND lease_owner=?",
-                    (lease.expires_at, lease.thread_id, lease.owner),
+                    "UPDATE runs SET lease_expires_at=?, "
+                    "live_active_seconds=coalesce(?, live_active_seconds) "
+                    "WHERE thread_id=? AND lease_owner=?",
+                    (lease.expires_at, lease.active_seconds, lease.thread_id, lease.owner),
                 ).rowcount
                 == 1
                 for lease in leases

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-SCHEMA_VERSION = 16
+SCHEMA_VERSION = 17
 
 # MIGRATIONS[i] takes a database at version i to version i + 1. Never edit a released
 # entry: append a new one, so every existing file walks the same path.
@@ -293,6 +293,12 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE runs ADD COLUMN tools TEXT;
     UPDATE runs SET app = NULL
         WHERE length(app) = 22 AND app GLOB 'tools:*' AND substr(app, 7) NOT GLOB '*[^0-9a-f]*';
+    """,
+    # 17: the run's active time as its driver counts it, a node in flight included, written
+    # with each renewal of its lease: a segment killed inside a node leaves what it spent
+    # there, which the next segment counts from. NULL until a renewal wrote one.
+    """
+    ALTER TABLE runs ADD COLUMN live_active_seconds REAL;
     """,
 )
 
