@@ -5,6 +5,7 @@ check keeps ordinary numbers and hashes readable; kept apart from the Redactor i
 from __future__ import annotations
 
 import re
+import threading
 
 __all__ = ["aws_secret_match", "card_match", "iban_match", "iban_valid", "luhn_valid"]
 
@@ -51,4 +52,29 @@ def aws_secret_match(match: re.Match[str]) -> bool:
     # mixed case and digits, in a text that speaks of AWS, make it a secret access key.
     value = match.group("secret")
     mixed = all(re.search(c, value) for c in ("[a-z]", "[A-Z]", "[0-9]"))
-    return mixed and _AWS_CONTEXT.search(match.string) is not None
+    return mixed and _speaks_of_aws(match.string)
+
+
+class _Last(threading.local):
+    """What ``_speaks_of_aws`` found of the last text it read, in this thread."""
+
+    text: tuple[int, int, int] | None = None
+    """The text's id, length and hash: not the text, which may be long and hold secrets."""
+    found: bool = False
+
+
+_LAST = _Last()
+
+
+def _speaks_of_aws(text: str) -> bool:
+    """True if ``text`` speaks of AWS; read once for all the candidates found in it: a
+    text of many forty-character words, each of them searching the whole text again,
+    took time quadratic in its length."""
+    # A string's hash is worked out once and kept on it. Another text, made later where
+    # one freed was, is taken for it only if its length and hash are the same too: a
+    # chance of one in 2**64.
+    seen = (id(text), len(text), hash(text))
+    if _LAST.text != seen:
+        _LAST.found = _AWS_CONTEXT.search(text) is not None
+        _LAST.text = seen
+    return _LAST.found

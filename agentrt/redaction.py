@@ -7,15 +7,19 @@ Three ways a value is recognised as sensitive:
   (agentrt's own too), AWS secret keys, "password: ..." in prose);
 - the tool declared the field sensitive (``@tool(sensitive=[...])``); a value known to be
   secret (``known=``, ``remember``) is also cut out wherever text repeats it, as it is or
-  as JSON text or a URL spells it (``secret_forms``).
+  as JSON text, a URL or Python's repr spells it (``secret_forms``).
 
 Key names are matched as written and in snake case, so ``accessToken`` is ``access_token``.
-A key is text too: an email, a card or a credential used as one is masked as a value would
-be, and two keys masked alike both stay, the later with " (2)" after it.
+A key is text too, whatever its type: an email, a card or a credential used as one is
+masked as a value would be, and two keys masked alike both stay, the later with " (2)"
+after it.
 
 What happens to it: "mask" (a marker naming the kind), "hash" (a short keyed digest, so
 equal values can still be correlated) or "drop" (the field is removed; a secret found in
 text is cut out). Redacting twice changes nothing: a marker is never redacted again.
+
+The detectors are ``agentrt.detectors``'s; JSON text is read by ``agentrt.json_text``, no
+deeper than MAX_DEPTH, so no text makes masking fail.
 """
 
 from __future__ import annotations
@@ -33,8 +37,10 @@ from functools import partial
 from typing import Any, Literal
 from urllib.parse import quote, quote_plus
 
-from agentrt.checksums import aws_secret_match, card_match, iban_match, iban_valid, luhn_valid
+from agentrt.checksums import iban_valid, luhn_valid
+from agentrt.detectors import DEFAULT_DETECTORS, Detector
 from agentrt.errors import ConfigError
+from agentrt.json_text import NOT_JSON, read_json
 
 __all__ = [
     "DEFAULT_DETECTORS",
@@ -45,6 +51,7 @@ __all__ = [
     "free_key",
     "iban_valid",
     "luhn_valid",
+    "repr_forms",
     "secret_forms",
     "secrets_pattern",
 ]
@@ -72,8 +79,9 @@ _NAME_KEPT = 200
 
 MAX_DEPTH = 100
 """How deep a Redactor looks into arrays and objects inside one another (JSON text in a
-string counts on): a part nested deeper is masked whole ("nested"), unread, so no content
-makes it recurse past Python's limit."""
+string counts on): a part nested deeper is masked whole ("nested"), unread (JSON text
+too deep for Python's parser is parsed without it), so no content makes it recurse past
+Python's limit."""
 
 
 class _Remembered:
@@ -104,14 +112,16 @@ class _Remembered:
 def secret_forms(value: str) -> tuple[str, ...]:
     """The spellings of a secret to look for in text: as it is, inside JSON text (quotes,
     backslashes and control characters escaped; non-ASCII escaped or as it is; "/" escaped
-    or not; escaped twice, as JSON text inside a JSON string) and inside a URL
-    (percent-encoded in upper or lower case, with "+" or "%20" for a space). A tool that
-    returns JSON text or raises an error quoting the URL it called repeats a secret in one
-    of these."""
+    or not; escaped twice, as JSON text inside a JSON string), inside a URL
+    (percent-encoded in upper or lower case, with "+" or "%20" for a space) and between
+    the quotes of Python's repr (``repr_forms``). A tool that returns JSON text, or raises
+    an error quoting the URL it called or the value itself with ``!r``, repeats a secret
+    in one of these."""
     in_json = json.dumps(value)[1:-1]
     # surrogatepass: a lone surrogate must not make looking for the rest fail.
     in_url = quote(value, safe="", errors="surrogatepass")
     in_form = quote_plus(value, safe="", errors="surrogatepass")
+    in_repr = repr_forms(value)
     forms = (
         value,
         in_json,
@@ -122,8 +132,26 @@ def secret_forms(value: str) -> tuple[str, ...]:
         in_form,
         _LOWER_HEX.sub(lambda hexed: hexed.group().lower(), in_url),  # "%2f" is "%2F"
         _LOWER_HEX.sub(lambda hexed: hexed.group().lower(), in_form),
+        *in_repr,
+        *(json.dumps(form)[1:-1] for form in in_repr),  # an error's text in a JSON body
     )
     return tuple(dict.fromkeys(forms))
+
+
+def repr_forms(value: str) -> tuple[str, ...]:
+    """How Python's ``repr`` and ``ascii`` spell ``value`` between their quotes: its
+    backslashes and unprintable characters escaped (with ``ascii``, non-ASCII too), and its
+    "'" escaped or not. repr escapes "'" when ``value`` holds both kinds of quote, or when
+    the text it quotes is longer (``repr(f"refused {key!r}")``, which a KeyError's message
+    is): that text's repr is here too, ``value`` escaped twice."""
+    # A text that holds '"' is quoted with "'" (whose every "'" is escaped): the "'" it
+    # closes with, and the '"' before it, are cut off again.
+    quoted = [spell(value + '"')[1:-2] for spell in (repr, ascii)]
+    bare = [
+        "'".join(spell(part + '"')[1:-2] for part in value.split("'")) for spell in (repr, ascii)
+    ]
+    twice = repr(quoted[0] + '"')[1:-2]
+    return tuple(dict.fromkeys((*quoted, *bare, twice)))
 
 
 _LOWER_HEX = re.compile(r"%[0-9A-F]{2}")
@@ -155,102 +183,6 @@ def free_key(key: str, taken: Container[str]) -> str:
         n += 1
     return f"{key} ({n})"
 
-
-@dataclass(frozen=True, kw_only=True, slots=True)
-class Detector:
-    """Finds one kind of sensitive value inside text."""
-
-    kind: str
-    """Name shown in the mask, e.g. 'email'."""
-    pattern: re.Pattern[str]
-    """Candidates. If it has a group named ``secret``, only that part is replaced and the
-    rest (a key name, "password: ") stays readable."""
-    check: Callable[[re.Match[str]], bool] | None = None
-    """Optional confirmation of a candidate (the Luhn check for card numbers)."""
-
-
-DEFAULT_DETECTORS: tuple[Detector, ...] = (
-    Detector(
-        kind="bearer",
-        pattern=re.compile(r"(?i)\bbearer\s+[A-Za-z0-9\-._~+/]{8,}=*"),
-    ),
-    Detector(
-        kind="jwt",
-        pattern=re.compile(r"\beyJ[A-Za-z0-9_-]{4,}\.eyJ[A-Za-z0-9_-]{4,}\.[A-Za-z0-9_-]*"),
-    ),
-    Detector(
-        kind="api_key",
-        pattern=re.compile(
-            r"\b(?:sk|pk|rk)[-_](?:live[-_]|test[-_]|proj[-_])?[A-Za-z0-9_\-]{16,}"
-            r"|\bgh[pousr]_[A-Za-z0-9]{30,}"
-            r"|\bgithub_pat_[A-Za-z0-9_]{22,}"
-            r"|\bxox[abpr]-[A-Za-z0-9\-]{10,}"
-            r"|\bAKIA[0-9A-Z]{16}\b"
-            r"|\bAIza[0-9A-Za-z_\-]{35}"
-            # agentrt's own service keys (agentrt.apikeys): agrt_<12 hex>_<secret>.
-            r"|\bagrt_[0-9a-f]{12}_[A-Za-z0-9_\-]{32,}"
-        ),
-    ),
-    Detector(
-        kind="aws_secret",
-        pattern=re.compile(
-            r"(?i)\baws[\w\- ]{0,30}?secret[\w\- ]{0,30}?[\"']?\s*[:=]?\s*[\"']?"
-            r"(?P<secret>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
-        ),
-    ),
-    Detector(
-        kind="aws_secret",
-        pattern=re.compile(r"(?<![A-Za-z0-9/+=])(?P<secret>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"),
-        check=aws_secret_match,
-    ),
-    Detector(
-        kind="iban",
-        pattern=re.compile(
-            r"\b[A-Z]{2}\d{2}(?:[A-Z0-9]{11,30}|(?: [A-Z0-9]{4}){2,7}(?: [A-Z0-9]{1,4})?)\b"
-        ),
-        check=iban_match,
-    ),
-    Detector(
-        # Only from the start of a run of address characters: trying every position of a
-        # long run (a 100 kB argument, say) would take quadratic time.
-        kind="email",
-        pattern=re.compile(
-            r"(?<![A-Za-z0-9._%+\-])[A-Za-z0-9._%+\-]+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}"
-        ),
-    ),
-    Detector(
-        kind="card",
-        pattern=re.compile(r"\b\d(?:[ -]?\d){12,18}\b"),
-        check=card_match,
-    ),
-    Detector(
-        # "Proxy-Authorization: Basic dXNlcjpwdw==": the user and password, base64 encoded.
-        kind="basic_auth",
-        pattern=re.compile(
-            r"(?i)authorization[\"']?\s*[:=]\s*[\"']?basic\s+"
-            r"(?P<secret>[A-Za-z0-9+/]{4,}={0,2})(?![A-Za-z0-9+/=])"
-        ),
-    ),
-    Detector(
-        # "password: hunter2", "token=abc", "accessToken: ..." in prose or in a message
-        # that quotes a payload; the value ends at a closing quote, or else at a space
-        # (not at punctuation: a password may hold any, and more masked beats less).
-        # Never inside a marker ("[secret:1a2b...]" is one) nor on a value that is one.
-        # A password's name may go on ("password2", "password_confirmation",
-        # "passwordHash"), but not run into a word ("passwordless").
-        kind="secret",
-        pattern=re.compile(
-            r"(?i)(?<![\[A-Za-z0-9_-])[A-Za-z_-]{0,40}?"
-            r"(?:pass(?:word|wd|phrase)(?:[_-][A-Za-z0-9]+|\d+|(?-i:[A-Z])[A-Za-z0-9]*)?"
-            r"|secret|token|api[_-]?key|access[_-]?key)"
-            r"(?![A-Za-z0-9])[\"']?\s*[:=]\s*(?P<q>[\"'])?"
-            r"(?P<secret>(?!\[)(?(q)[^\"'\n]+|[^\s\"']+))"
-        ),
-    ),
-)
-"""Bearer tokens, JWTs, API keys, AWS secret keys, IBANs (mod-97), emails, card numbers
-(Luhn), Basic credentials after "Authorization:", and secrets written as "password: ..." in
-prose, tried in that order."""
 
 DEFAULT_KEY_PATTERNS: tuple[str, ...] = (
     # "db_pass", and the word with more after it ("password2", "password_confirmation",
@@ -352,13 +284,14 @@ class Redactor:
     ) -> Any:
         if isinstance(value, Mapping | list | tuple) and depth >= MAX_DEPTH:
             # Unread, so masked whole: what cannot be looked into is never shown.
-            return self._replace("nested", "(nested past MAX_DEPTH)")
+            return self._nested()
         if isinstance(value, Mapping):
             out: dict[str, Any] = {}
             for key, item in value.items():
                 name = str(key)
-                # A name is text too: an email, a card or a credential used as a key.
-                shown = self._plain(key, known, name=True) if isinstance(key, str) else name
+                # A name is text too, whatever its type: an email, a card (an int, say) or
+                # a credential used as a key.
+                shown = self._plain(name, known, name=True)
                 secret = self.sensitive_key(name, sensitive)
                 if self.mode == "drop" and (secret or shown != name):
                     continue  # a name with its secret cut out would say nothing: drop it all
@@ -378,13 +311,15 @@ class Redactor:
     ) -> str:
         stripped = text.strip()
         if stripped[:1] in ("{", "["):
-            try:
-                parsed = json.loads(stripped)
-            except ValueError:
-                pass
-            else:
+            # Read no deeper than _redact would look: what lies past it is masked whole.
+            parsed = read_json(stripped, MAX_DEPTH - depth, self._nested())
+            if parsed is not NOT_JSON:
                 return json.dumps(self._redact(parsed, sensitive, known, depth), sort_keys=True)
         return self._plain(text, known)
+
+    def _nested(self) -> str:
+        """What an array or object nested past MAX_DEPTH becomes."""
+        return self._replace("nested", "(nested past MAX_DEPTH)")
 
     def _plain(self, text: str, known: re.Pattern[str] | None, *, name: bool = False) -> str:
         """``text`` with known, remembered and detected secrets replaced (not read as JSON);

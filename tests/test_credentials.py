@@ -449,3 +449,31 @@ def test_a_ttl_in_a_run_gives_the_less_privileged_principal_its_own_value(
     with runtime(db, provider) as rt:
         rt.start("Look c0 up.", principal=Principal("bob", roles=["support"], tenant="acme"))
     assert calls == [ROLES_VAULT_KEYS["admin"], ROLES_VAULT_KEYS["viewer"]]
+
+
+def test_a_providers_own_error_tells_the_model_none_of_the_secrets_it_quotes(db: Path) -> None:
+    def vault_client(name: str, principal: Principal) -> str:
+        # A vault client's error, quoting the token it authenticated with.
+        raise PermissionError(
+            "403 from vault: Authorization: Bearer hvs.CAESIJ9xQ2wZlQ; token=s.Zq8yXc4Lm"
+        )
+
+    model = ScriptedChatModel([ai("", tool_call("crm_lookup", {"customer": "c0"})), "Done."])
+    with AgentRuntime(
+        model,
+        tools=[crm_lookup],
+        policy=Policy.from_yaml(POLICY),
+        db=db,
+        credentials=Credentials.from_callable(vault_client),
+    ) as rt:
+        run = rt.start("Look c0 up.", principal=ALICE)
+        seen = observations(rt, run.thread_id)[0]
+    told = [str(m.content) for m in model.calls[-1].messages if m.type == "tool"]
+    assert calls == []
+    assert seen["content"] == (
+        "permanent error: credential 'crm' for tool 'crm_lookup' could not be resolved for "
+        "principal 'alice' of tenant 'acme': PermissionError: 403 from vault: Authorization: "
+        "[REDACTED:bearer]; token=[REDACTED:secret]; the tool was not called"
+    )
+    assert "CAESIJ9xQ2wZlQ" not in str(told)
+    assert "Zq8yXc4Lm" not in str(told)

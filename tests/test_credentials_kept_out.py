@@ -5,6 +5,7 @@ to be found again (refused before the call)."""
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -15,6 +16,7 @@ from urllib.parse import quote_plus
 import pytest
 
 from agentrt import AgentRuntime, Decision, Policy, Principal, RunStatus, ToolContext, tool
+from agentrt.logs import get_logger
 from agentrt.redaction import MIN_KNOWN, Redactor
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 from agentrt.tools.credentials import CREDENTIAL_MARKER, Credentials, Secrets
@@ -337,3 +339,63 @@ def test_secrets_name_the_credentials_a_text_holds_in_any_spelling() -> None:
     assert secrets.held_in("crm-acme-Quill7Harbor/pay") == ["crm"]
     assert secrets.held_in("nothing secret") == []
     assert Secrets({"pay": "ab"}).held_in("ab-ab") == []  # too short to be looked for
+
+
+# a credential an error quotes with repr -----------------------------------------------------
+
+QUOTED_KEY = "pay-Kx7'q\"Zp2-Rw9"  # both kinds of quote: repr escapes "'", JSON escapes '"'
+ONE_QUOTE_KEY = "pay-Kx7'qZp2-Rw9"  # repr leaves its "'" as it is, unless the text is longer
+REPR_SPELLINGS = {  # how: the text a tool raises or logs
+    "repr": f"the CRM refused api key {QUOTED_KEY!r}",
+    "ascii": f"refused {QUOTED_KEY + 'é'!a}",
+    "a KeyError": str(KeyError(QUOTED_KEY)),
+    "repr of a text quoting it with repr": str(KeyError(f"no account for {QUOTED_KEY!r}")),
+    "one quote, in a longer text's repr": repr(f'key "{ONE_QUOTE_KEY}" refused'),
+    "repr, in a JSON body": json.dumps({"error": f"refused {QUOTED_KEY!r}"}),
+}
+
+
+@pytest.mark.parametrize("how", list(REPR_SPELLINGS))
+def test_a_credential_quoted_with_repr_is_cut_out(how: str) -> None:
+    text = REPR_SPELLINGS[how]
+    secrets = Secrets({"pay": QUOTED_KEY, "crm": ONE_QUOTE_KEY})
+    remembering = Redactor()
+    remembering.remember([QUOTED_KEY, ONE_QUOTE_KEY])
+    for cut in (secrets.scrub(text), remembering.redact_text(text)):
+        assert CREDENTIAL_MARKER in cut
+        assert "Zp2-Rw9" not in cut, cut
+    assert secrets.held_in(text) == (["crm"] if "one quote" in how else ["pay"])
+
+
+def test_a_credential_a_tools_error_quotes_with_repr_reaches_neither_the_model_nor_the_log(
+    db: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    @tool(effect="read", credentials=["pay"])
+    def balance(ctx: ToolContext) -> str:
+        """The account's balance."""
+        key = ctx.credentials["pay"]
+        get_logger("agentrt.tests.pay").warning("calling with %r", key)
+        raise PermissionError(f"the payment system refused api key {key!r}")
+
+    model = ScriptedChatModel([ai("", tool_call("balance", {})), "No."])
+    with (
+        caplog.at_level(logging.WARNING, logger="agentrt.tests.pay"),
+        AgentRuntime(
+            model,
+            tools=[balance],
+            policy=Policy.from_yaml(POLICY),
+            db=db,
+            credentials=keys(QUOTED_KEY),
+        ) as rt,
+    ):
+        run = rt.start("Balance?", principal=ALICE)
+        assert run.status is RunStatus.SUCCEEDED
+        (seen,) = [e["data"] for e in rt.events(run.thread_id) if e["type"] == "observation"]
+    assert seen["content"] == (
+        f"permanent error: PermissionError: the payment system refused api key "
+        f"'{CREDENTIAL_MARKER}'"
+    )
+    told = str([m.content for m in model.calls[-1].messages])
+    logged = [r.getMessage() for r in caplog.records if r.name == "agentrt.tests.pay"]
+    assert "Zp2-Rw9" not in told
+    assert logged == [f"calling with '{CREDENTIAL_MARKER}'"]

@@ -62,6 +62,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "agentrt.approvals",  # requests and decisions, their checks, the queue, expiry
         "agentrt.redaction",  # the Redactor: log lines pass it too, from every layer
         "agentrt.checksums",  # what a detector's candidate must pass: Luhn, mod-97, AWS
+        "agentrt.detectors",  # what a Redactor looks for in text, each in linear time
+        "agentrt.json_text",  # JSON text read for masking, however deep: never a RecursionError
         "agentrt.readable",  # times and money as people read them, in messages and screens
         "agentrt.urls",  # a URL as messages show it: its password hidden
         "agentrt.summaries",  # when a long run's older turns are condensed, and which

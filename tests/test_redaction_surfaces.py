@@ -20,7 +20,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from typer.testing import CliRunner
 
-from agentrt import AgentRuntime, Decision, Policy, Principal, tool
+from agentrt import AgentRuntime, Decision, Policy, Principal, RunStatus, tool
 from agentrt.approvals.display import unmasked
 from agentrt.cli import app as cli_app
 from agentrt.logs import get_logger
@@ -495,6 +495,63 @@ def test_a_value_nested_past_max_depth_is_masked_whole_never_a_recursion_error()
         .redact({"password": nested(5000, "pw")})["password"]
         .startswith("[field:")
     )
+
+
+DEEP_TEXT = "[" * 3000 + "]" * 3000  # 6 KB: past json.loads' reach, which raised RecursionError
+
+
+def test_json_text_too_deep_to_parse_is_masked_as_json_within_the_bound_never_an_error() -> None:
+    for mode in ("mask", "hash", "drop"):
+        r = Redactor(mode=mode)  # type: ignore[arg-type]
+        # Cut where the Redactor stops looking: as a text nested 150 deep (which parses) is.
+        assert r.redact_text(DEEP_TEXT) == r.redact_text("[" * 150 + "]" * 150)
+        deep = json.dumps({"pin": PIN, "to": S.EMAIL, "x": "@"}).replace('"@"', DEEP_TEXT)
+        masked = json.loads(r.redact_text(deep, sensitive=["pin"]))
+        assert PIN not in str(masked)
+        assert S.EMAIL not in str(masked)
+        parsed = json.dumps({"x": nested(150, [])})
+        assert masked["x"] == json.loads(r.redact_text(parsed))["x"]
+        assert PIN not in str(r.redact({"note": deep}, sensitive=["pin"]))  # a field's value
+    assert json.loads(Redactor().redact_text(DEEP_TEXT)) == nested(MAX_DEPTH, "[REDACTED:nested]")
+    # Only brackets outside strings nest; text whose brackets or quotes do not pair is no
+    # JSON, and is masked as text.
+    text = r'{"a": "]]}}\\\"[[", "to": "' + S.EMAIL + '", "x": ' + DEEP_TEXT + "}"
+    assert json.loads(Redactor().redact_text(text))["a"] == ']]}}\\"[['
+    for broken in (DEEP_TEXT + "]", DEEP_TEXT[1:], "[" * 3000 + f'"{S.EMAIL}'):
+        assert Redactor().redact_text(broken) == broken.replace(S.EMAIL, "[REDACTED:email]")
+
+
+def test_content_nested_past_pythons_limit_is_shown() -> None:
+    from agentrt.tracing.shown import secret_values, shown
+
+    # The sensitive fields' values are read without recursion, JSON text as the Redactor
+    # reads it.
+    deep = {"pin": PIN, "x": nested(5000, {"pin": "zebra-2"}), "y": DEEP_TEXT}
+    assert secret_values(deep, Redactor(), ["pin"]) == [PIN, "zebra-2"]
+    assert PIN not in json.dumps(shown(deep, Redactor(), sensitive=["pin"]))
+
+
+@tool
+def fetch(url: str) -> str:
+    """Fetch a page: brackets nested 3,000 deep."""
+    return DEEP_TEXT
+
+
+@pytest.mark.parametrize("capture", [True, False], ids=["content-captured", "not-captured"])
+def test_a_tool_result_of_deeply_nested_json_text_fails_no_run_and_is_shown(
+    db: Path, capture: bool
+) -> None:
+    # With content captured, the spans masked it as the run went: RecursionError failed it.
+    model = ScriptedChatModel([ai("", tool_call("fetch", {"url": "https://x.test"})), "Done."])
+    with AgentRuntime(
+        model, tools=[fetch], policy=Policy.allow_all(), db=db, capture_content=capture
+    ) as rt:
+        run = rt.start("Fetch the page.", principal=ALICE)
+        assert run.status is RunStatus.SUCCEEDED, run.error
+        events = rt.events(run.thread_id)
+    shown = shown_events(events, rt.redactor, rt.tools.sensitive_of)  # raised RecursionError
+    (seen,) = [e["data"] for e in shown if e["type"] == "observation"]
+    assert seen["content"] == rt.redactor.redact_text(DEEP_TEXT)
 
 
 # the salt ------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ import json
 import logging
 import re
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, quote_plus
@@ -21,6 +22,8 @@ from tests.conftest import FakeClock
 API_KEY = "sk-live-4eC39HqLyjWDarjtT1zdp7dc"
 EMAIL = "dana.reyes@example.com"
 CARD = "4111 1111 1111 1111"
+AWS_KEY = "wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY"
+JWT = "eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0In0.c2lnbmF0dXJl"
 SECRETS = (API_KEY, EMAIL, CARD, CARD.replace(" ", ""), "4111-1111-1111-1111")
 
 
@@ -512,3 +515,63 @@ def test_keys_masked_alike_keep_both_values_and_redacting_again_changes_nothing(
     assert Redactor(mode="hash").redact(hashed) == hashed
     # drop: a name with its secret cut out would say nothing, so the field goes
     assert Redactor(mode="drop").redact({"a@example.com": 1, "n": 2}) == {"n": 2}
+
+
+def test_a_card_number_or_a_known_value_used_as_a_key_of_any_type_is_masked() -> None:
+    # A result keyed by card number, before it is JSON: the key is an int.
+    assert Redactor().redact({4111111111111111: {"status": "blocked"}}) == {
+        "[REDACTED:card]": {"status": "blocked"}
+    }
+    assert Redactor().redact({58213907: 1, 2: 2}, known=[58213907]) == {
+        "[REDACTED:field]": 1,
+        "2": 2,
+    }
+    assert Redactor(mode="drop").redact({4111111111111111: "visa", 7: "x"}) == {"7": "x"}
+
+
+# time ----------------------------------------------------------------------------------------
+
+CRAFTED = {  # texts made to hold a detector: each took seconds, on every surface showing it
+    "jwt": "eyJ-" * 32_000,  # each "eyJ" began a token read to the end: 128 KB, 5 s
+    "aws-name-then-spaces": "aws secret" + " " * 3_000,  # spaces shared three ways: 9 s
+    "aws-name-then-tabs": "aws secret" + "\t" * 10_000,  # shared two ways: 5 s
+    "forty-character-words": (("Ab1" * 14)[:40] + " ") * 1_200,  # each read the text: 5 s
+}
+
+
+@pytest.mark.parametrize("name", list(CRAFTED))
+def test_masking_a_crafted_text_takes_time_linear_in_its_length(name: str) -> None:
+    crafted = CRAFTED[name]
+    plain = ("word " * len(crafted))[: len(crafted)]
+    redactor = Redactor()
+    took = []
+    for text in (plain, crafted):
+        started = time.perf_counter()
+        redactor.redact_text(text)
+        took.append(time.perf_counter() - started)
+    # Generous: the crafted texts take about what plain text does, milliseconds.
+    assert took[1] < max(1.0, 20 * took[0]), f"{len(crafted):,} characters took {took[1]:.2f}s"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            f"AWS_SECRET_ACCESS_KEY={AWS_KEY}",
+            "AWS_SECRET_ACCESS_KEY=[REDACTED:aws_secret]",
+        ),
+        (
+            f'aws_secret_access_key: "{AWS_KEY}"',
+            'aws_secret_access_key: "[REDACTED:aws_secret]"',
+        ),
+        (
+            f"aws secret access key  =\t{AWS_KEY} ok",
+            "aws secret access key  =\t[REDACTED:aws_secret] ok",
+        ),
+        (f"aws secret key   {AWS_KEY}", "aws secret key   [REDACTED:aws_secret]"),
+        (f"token={JWT}; again: '{JWT}'", "token=[REDACTED:jwt]; again: '[REDACTED:jwt]'"),
+        ("eyJ-" * 50, None),
+    ],
+)
+def test_the_detectors_made_linear_find_what_they_found(text: str, expected: str | None) -> None:
+    assert Redactor().redact_text(text) == (text if expected is None else expected)

@@ -28,7 +28,7 @@ from pydantic_core import to_jsonable_python
 
 from agentrt.errors import AgentRuntimeError, ConfigError
 from agentrt.principal import Principal
-from agentrt.redaction import MIN_KNOWN, free_key, secrets_pattern
+from agentrt.redaction import MIN_KNOWN, Redactor, free_key, secrets_pattern
 from agentrt.state import storable_text
 
 __all__ = [
@@ -293,6 +293,10 @@ def _scrub(value: Any, pattern: re.Pattern[str]) -> Any:
     return scrubbed if scrubbed != data else value
 
 
+_DETECTED = Redactor()
+"""Cuts out of a provider's error what the default detectors find (tokens, keys, ...)."""
+
+
 def resolve_for(
     tool: str,
     names: Collection[str],
@@ -313,7 +317,11 @@ def resolve_for(
         try:
             value = provider.resolve(name, principal)
         except Exception as exc:  # any provider failure: the call does not happen
-            raise CredentialError(name, tool, principal, f"{type(exc).__name__}: {exc}") from None
+            # The provider's own words go to the model as the call's observation: a vault
+            # client may quote its own token or a "password=" in them, which no Secrets
+            # knows, so what the detectors find in them is cut out first.
+            why = _DETECTED.redact_text(f"{type(exc).__name__}: {exc}")
+            raise CredentialError(name, tool, principal, why) from None
         if len(value) < MIN_KNOWN:
             # Too short to find again: masking it would cut pieces out of unrelated text.
             raise CredentialError(

@@ -13,15 +13,14 @@ values of sensitive fields are collected first and cut out of every text shown w
 
 from __future__ import annotations
 
-import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Mapping, Sequence
-from contextlib import suppress
 from dataclasses import dataclass, field, replace
 from typing import Any, ClassVar, Protocol, TypeVar
 
-from agentrt.redaction import Redactor
+from agentrt.json_text import NOT_JSON, read_json
+from agentrt.redaction import MAX_DEPTH, Redactor
 from agentrt.tracing.messages import input_message, output_message
 
 _R = TypeVar("_R", bound="_Shown")
@@ -81,23 +80,25 @@ def shown(
 
 
 def secret_values(value: Any, redactor: Redactor, sensitive: Collection[str] = ()) -> list[Any]:
-    """The values held by sensitive fields of ``value``, at any depth (JSON text included)."""
+    """The values held by sensitive fields of ``value``, at any depth (JSON text included,
+    read no deeper than the Redactor reads it: ``MAX_DEPTH``)."""
     found: list[Any] = []
-
-    def walk(item: Any, secret: bool) -> None:
+    # A stack, not recursion: content nested thousands deep must not make showing it fail.
+    todo: list[tuple[Any, bool]] = [(value, False)]
+    while todo:
+        item, secret = todo.pop()
         if isinstance(item, str) and item.strip()[:1] in ("{", "["):
-            with suppress(ValueError):
-                item = json.loads(item)
+            parsed = read_json(item.strip(), MAX_DEPTH, None)
+            item = item if parsed is NOT_JSON else parsed
         if isinstance(item, Mapping):
-            for key, inner in item.items():
-                walk(inner, secret or redactor.sensitive_key(str(key), sensitive))
+            todo += [
+                (inner, secret or redactor.sensitive_key(str(key), sensitive))
+                for key, inner in reversed(list(item.items()))
+            ]
         elif isinstance(item, list | tuple):
-            for inner in item:
-                walk(inner, secret)
+            todo += [(inner, secret) for inner in reversed(item)]
         elif secret and isinstance(item, str | int) and not isinstance(item, bool):
             found.append(item)
-
-    walk(value, False)
     return found
 
 
