@@ -145,6 +145,26 @@ def test_a_grant_with_a_misspelt_term_names_it_and_its_line(tmp_path: Path) -> N
     assert "role" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    ("term", "one"), [("roles", "role"), ("principals", "principal"), ("tenants", "tenant")]
+)
+def test_a_grant_whose_term_is_left_empty_is_refused_not_granted_to_everyone(
+    tmp_path: Path, term: str, one: str
+) -> None:
+    # The grant was meant for a few; its list's items were commented out. YAML reads that
+    # as null, which was taken for the term left out: the credential granted to anyone.
+    path = write_policy(tmp_path, f"  crm:\n    {term}:\n      # - support\n")
+    with pytest.raises(PolicyFileError) as info:
+        Policy.from_file(path)
+    assert str(info.value) == (
+        f"{path}:6:{6 + len(term)}: credentials.crm.{term}: Value error, {term} is given with "
+        "no value (YAML null: nothing but a comment after the key, or every item of its list "
+        f"commented out), which would read as any {one}, granting the credential to them "
+        f"all; list the {term} it is granted to, or remove the {term} key to grant it to any "
+        f"{one} (got None)"
+    )
+
+
 def test_a_grant_of_a_credential_no_tool_declares_is_flagged_with_its_line(
     tmp_path: Path, db: Path
 ) -> None:

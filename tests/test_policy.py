@@ -19,7 +19,7 @@ from pydantic import ValidationError
 import agentrt.examples
 from agentrt.errors import ConfigError
 from agentrt.policies import Policy, PolicyDecision, PolicyFileError
-from agentrt.policies.model import MAX_DURATION, Match, parse_duration
+from agentrt.policies.model import MAX_DURATION, Match, Rule, parse_duration
 from agentrt.principal import Principal
 from agentrt.tools import ToolSpec, tool
 
@@ -407,6 +407,95 @@ def test_an_empty_match_list_is_refused_naming_its_field(field: str) -> None:
         Match(**{field: ()})
 
 
+@pytest.mark.parametrize(
+    ("text", "place", "problem"),
+    [
+        pytest.param(
+            "rules:\n  - id: refunds\n    match: {tools: [issue_refund]}\n"
+            "    decision: require_approval\n    approval:\n"
+            "      role:            # refund-approver, to be filled in\n"
+            "      four_eyes: true\n",
+            "6:12: rule 'refunds', rules.0.approval.role",
+            "role is given with no value (YAML null: nothing but a comment after the key, or "
+            "every item of its list commented out), which would read as anyone may approve; "
+            "name the role that approves (role: approver), or remove the role key to let "
+            "anyone approve (got None)",
+            id="approval-role",
+        ),
+        pytest.param(
+            "rules:\n  - id: managers-refund\n    match:\n      tools: [issue_refund]\n"
+            "      roles:\n        # - manager\n    decision: allow\n",
+            "5:13: rule 'managers-refund', rules.0.match.roles",
+            "roles is given with no value (YAML null: nothing but a comment after the key, or "
+            "every item of its list commented out), which would read as any role; list the "
+            "roles the rule is about, or remove the roles key to match any role (got None)",
+            id="match-roles-items-commented-out",
+        ),
+        pytest.param(
+            "rules:\n  - id: small-refunds\n    match: {tools: [issue_refund]}\n"
+            "    when:   # args.amount <= 50\n    decision: allow\n",
+            "4:10: rule 'small-refunds', rules.0.when",
+            "when is given with no value (YAML null: nothing but a comment after the key, or "
+            "every item of its list commented out), which would read as no condition, a rule "
+            "that applies whatever the arguments; write the CEL condition (when: args.amount "
+            "<= 50), or remove the when key for a rule with none (got None)",
+            id="when",
+        ),
+        pytest.param(
+            "rules:\n  - id: refunds\n    decision: require_approval\n    approval:\n",
+            "4:14: rule 'refunds', rules.0.approval",
+            "approval is given with no value (YAML null: nothing but a comment after the key, "
+            "or every item of its list commented out), which would read as anyone may approve; "
+            "say who (approval: {role: approver}), or remove the approval key to let anyone "
+            "approve (got None)",
+            id="approval",
+        ),
+        pytest.param(
+            "rules:\n  - id: refunds\n    decision: require_approval\n"
+            "    approval: {role: manager, expires_in: }\n",
+            "4:42: rule 'refunds', rules.0.approval.expires_in",
+            "expires_in is given with no value (YAML null: nothing but a comment after the "
+            "key, or every item of its list commented out), which would read as a request that "
+            "never expires; give a duration such as '4h', or remove the expires_in key for one "
+            "that never expires (got None)",
+            id="expires-in",
+        ),
+    ],
+)
+def test_a_key_given_with_no_value_is_refused_not_read_as_any(
+    tmp_path: Path, text: str, place: str, problem: str
+) -> None:
+    # YAML reads a key with nothing after it (or only commented-out items) as null, which
+    # pydantic took for the key left out: the widest meaning, with nothing said.
+    path = write_policy(tmp_path, text)
+    with pytest.raises(PolicyFileError) as info:
+        Policy.from_file(path)
+    assert str(info.value) == f"{path}:{place}: Value error, {problem}"
+
+
+@pytest.mark.parametrize(
+    "field", ["tools", "effects", "scopes", "roles", "tenants", "servers", "credentials"]
+)
+def test_a_match_field_null_in_yaml_is_refused_and_none_in_python_is_left_out(field: str) -> None:
+    text = f"rules:\n  - id: x\n    match:\n      {field}:\n    decision: deny\n"
+    with pytest.raises(PolicyFileError) as info:
+        Policy.from_yaml(text, source="p.yaml")
+    assert str(info.value).startswith(
+        f"p.yaml:4:{8 + len(field)}: rule 'x', rules.0.match.{field}: Value error, {field} is "
+        "given with no value"
+    )
+    assert f"remove the {field} key to match any {field[:-1]} (got None)" in str(info.value)
+    # In Python, None is written on purpose, and is what a field left out is (tools, whose
+    # "any" is ["*"], takes no None at all).
+    if field == "tools":
+        with pytest.raises(ValidationError, match="Input should be a valid list"):
+            Match(tools=None)  # type: ignore[arg-type]
+        return
+    python = Policy([{"id": "x", "match": {field: None}, "decision": "deny"}], name="p")
+    assert python.rules[0].rule == Rule(id="x", decision="deny")
+    assert Match(**{field: None}) == Match()
+
+
 def test_a_tool_glob_that_matches_no_tool_is_refused(tmp_path: Path) -> None:
     path = write_policy(
         tmp_path,
@@ -431,6 +520,56 @@ def test_a_tool_glob_that_matches_no_tool_is_refused(tmp_path: Path) -> None:
             Policy([{"id": "x", "match": {"tools": [pattern]}, "decision": "deny"}]).check_tools(
                 ["issue_refund", "lookup_order"]
             )
+
+
+@tool(name="wipe[prod]", effect="write", scopes=["db[eu]:write"], credentials=["vault[eu]"])
+def wipe_prod(target: str) -> str:
+    """Wipe a production target."""
+    return "wiped"
+
+
+@tool(effect="write")
+def wiped(target: str) -> str:
+    """Say a target was wiped."""
+    return "noted"
+
+
+@pytest.mark.parametrize(
+    ("field", "entry"),
+    [("tools", "wipe[prod]"), ("scopes", "db[eu]:write"), ("credentials", "vault[eu]")],
+)
+def test_a_rule_naming_a_name_with_glob_characters_exactly_matches_it(
+    field: str, entry: str
+) -> None:
+    # Read only as a glob, "[prod]" is a class of one letter: the deny named the tool and
+    # never applied to it (check_tools passed it, the name being the tool's).
+    policy = Policy(
+        [{"id": "no-wipe", "match": {field: [entry]}, "decision": "deny"}],
+        default="allow",
+        credentials={"vault[eu]": {}},
+    )
+    policy.check_tools(["wipe[prod]"], credentials=["vault[eu]"])
+    boss = Principal("boss", tenant="acme", scopes=["db[eu]:write"])
+    decision = policy.evaluate(wipe_prod, "wipe[prod]", {"target": "db"}, boss)
+    assert (decision.outcome, decision.rule_id) == ("deny", "no-wipe")
+
+
+def test_an_entry_that_is_one_name_and_a_glob_of_others_is_refused_saying_how_to_write_it() -> None:
+    policy = Policy([{"id": "no-wipe", "match": {"tools": ["wipe[prod]"]}, "decision": "deny"}])
+    with pytest.raises(PolicyFileError) as info:
+        policy.check_tools(["wipe[prod]", "wiped"])
+    assert str(info.value) == (
+        "<policy policy>: rule 'no-wipe' names tools 'wipe[prod]', which is the tool "
+        "'wipe[prod]' and, read as a glob, matches ['wiped'] too; write 'wipe[[]prod]' to name "
+        "that tool alone (each of *?[ in brackets), or a glob that says which you mean"
+    )
+    alone = Policy(
+        [{"id": "no-wipe", "match": {"tools": ["wipe[[]prod]"]}, "decision": "deny"}],
+        default="allow",
+    )
+    alone.check_tools(["wipe[prod]", "wiped"])
+    assert alone.evaluate(wipe_prod, "wipe[prod]", {"target": "x"}, AGENT).outcome == "deny"
+    assert alone.evaluate(wiped, "wiped", {"target": "x"}, AGENT).outcome == "allow"
 
 
 def test_a_rule_credential_is_checked_against_the_ones_tools_declare() -> None:

@@ -6,6 +6,7 @@ Real bubblewrap throughout: where it cannot run these fail, loudly (the Makefile
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
@@ -141,6 +142,57 @@ def test_limits_are_checked_when_made() -> None:
         SandboxLimits(workdir_bytes=0)
     with pytest.raises(ConfigError, match=r"uid=0\) must name an unprivileged id"):
         SandboxLimits(uid=0)
+
+
+@pytest.mark.parametrize(
+    ("limits", "message"),
+    [
+        (
+            {"timeout": math.nan},
+            "SandboxLimits(timeout=nan) must be a finite number of seconds; NaN or infinity "
+            "would mean no wall-clock limit at all",
+        ),
+        (
+            {"timeout": math.inf},
+            "SandboxLimits(timeout=inf) must be a finite number of seconds; NaN or infinity "
+            "would mean no wall-clock limit at all",
+        ),
+        ({"timeout": -1.5}, "SandboxLimits(timeout=-1.5) must be positive"),
+        ({"timeout": "10"}, "SandboxLimits(timeout='10') must be a number of seconds, such as 10"),
+        ({"timeout": True}, "SandboxLimits(timeout=True) must be a number of seconds, such as 10"),
+        (
+            {"cpu_seconds": math.nan},
+            "SandboxLimits(cpu_seconds=nan) must be a whole number (an int)",
+        ),
+        (
+            {"memory_bytes": 1e9},
+            "SandboxLimits(memory_bytes=1000000000.0) must be a whole number (an int)",
+        ),
+        ({"file_size_bytes": -1}, "SandboxLimits(file_size_bytes=-1) must be positive"),
+        ({"max_output_chars": -1}, "SandboxLimits(max_output_chars=-1) must not be negative"),
+        ({"gid": -3}, "SandboxLimits(gid=-3) must name an unprivileged id (not root)"),
+    ],
+    ids=[
+        "timeout-nan",
+        "timeout-inf",
+        "timeout-negative",
+        "timeout-text",
+        "timeout-bool",
+        "cpu-nan",
+        "memory-float",
+        "file-size-negative",
+        "output-negative",
+        "gid-negative",
+    ],
+)
+def test_a_limit_that_is_no_finite_number_or_negative_is_refused_naming_it(
+    limits: dict[str, object], message: str
+) -> None:
+    # NaN passed "<= 0" and meant no limit: a sleeping program ran as long as it liked.
+    with pytest.raises(ConfigError) as info:
+        SandboxLimits(**limits)  # type: ignore[arg-type]
+    assert str(info.value) == message
+    assert SandboxLimits(timeout=0.5, max_output_chars=0).timeout == 0.5
 
 
 def test_calls_at_once_each_get_their_own_sandbox() -> None:

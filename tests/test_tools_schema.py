@@ -234,6 +234,94 @@ def test_a_bad_schema_is_a_config_error(schema: Any, message: str) -> None:
     assert str(info.value).startswith(message)
 
 
+NOWHERE = (
+    "points nowhere (no such place in the schema, and nothing is fetched); define what it "
+    "names (under $defs, or definitions before draft 2019-09), or write that subschema in "
+    "its place"
+)
+
+
+@pytest.mark.parametrize(
+    ("schema", "ref"),
+    [
+        ({"properties": {"order": {"$ref": "#/$defs/order"}}}, "#/$defs/order"),
+        (
+            {"$defs": {"order": {"type": "string"}}, "properties": {"o": {"$ref": "#/$defs/ordr"}}},
+            "#/$defs/ordr",
+        ),
+        ({"properties": {"o": {"items": {"$ref": "#order"}}}}, "#order"),
+        (
+            {"properties": {"o": {"$ref": "https://example.com/order.json"}}},
+            "https://example.com/order.json",
+        ),
+        (
+            # Under a $id, "#/..." is that subschema's own: it has no $defs of its own.
+            {
+                "$defs": {
+                    "order": {
+                        "$id": "https://example.com/order",
+                        "properties": {"q": {"$ref": "#/$defs/qty"}},
+                    }
+                },
+                "properties": {"o": {"$ref": "https://example.com/order"}},
+            },
+            "#/$defs/qty",
+        ),
+        (
+            {
+                "$schema": "http://json-schema.org/draft-07/schema#",
+                "properties": {"o": {"$ref": "#/definitions/order"}},
+            },
+            "#/definitions/order",
+        ),
+        ({"properties": {"o": {"$dynamicRef": "#/$defs/node"}}}, "#/$defs/node"),
+    ],
+    ids=["no-defs", "misspelt", "anchor", "remote", "under-an-id", "draft-7", "dynamic"],
+)
+def test_a_schema_whose_ref_points_nowhere_is_refused_when_the_tool_is_made(
+    schema: dict[str, Any], ref: str
+) -> None:
+    # Made, it would fail every run that calls it, with jsonschema's own error (no
+    # ValidationError, so no invalid_args) at the first value checked.
+    with pytest.raises(ConfigError) as info:
+        refund_tool(schema)
+    assert str(info.value) == f"tool 'refund': its argument schema's $ref {ref!r} {NOWHERE}"
+
+
+def test_a_ref_that_resolves_is_followed_and_a_bad_output_schema_checks_nothing(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from agentrt.tools.mcp.contracts import output_type
+
+    spec = refund_tool(
+        {
+            "$defs": {
+                "qty": {"$anchor": "qty", "type": "integer"},
+                "line": {
+                    "$id": "https://example.com/line",
+                    "$defs": {"sku": {"type": "string"}},
+                    # "#..." under a $id is that subschema's own, where $defs/sku is
+                    "properties": {"sku": {"$ref": "#/$defs/sku"}},
+                },
+            },
+            "properties": {
+                "line": {"$ref": "https://example.com/line"},
+                "n": {"$ref": "#qty"},
+                "meta": {"$ref": "https://json-schema.org/draft/2020-12/schema"},
+            },
+        }
+    )
+    assert spec.validate_args({"line": {"sku": "a1"}, "n": 2}) == {"line": {"sku": "a1"}, "n": 2}
+    assert problems(spec, {"line": {"sku": 1}, "n": "2"}) == [
+        (("line", "sku"), "Input is not of type 'string'"),
+        (("n",), "Input is not of type 'integer'"),
+    ]
+    # A server's outputSchema whose $ref points nowhere: its results are not checked, said
+    # once, rather than every call failing its run.
+    assert output_type("odd", "get", {"$ref": "#/$defs/x"}) is Any
+    assert "outputSchema of tool 'get' is not valid JSON Schema ($ref '#/$defs/x'" in caplog.text
+
+
 EVIL = "^(a|a)*$"
 """Exponential for a backtracking engine on EVIL_TEXT: hours of Python's re, holding the GIL."""
 EVIL_TEXT = "a" * 40 + "!"
@@ -333,6 +421,34 @@ def test_patterns_keep_json_schema_rules_and_one_re2_cannot_run_is_refused() -> 
         "tool 'refund': its argument schema is not a valid JSON Schema at "
         "properties/pin/pattern: pattern '(ab' is not a regular expression: "
     )
+
+
+@pytest.mark.parametrize(
+    ("pattern", "value", "valid"),
+    [
+        ("^[a-z]+$", "bob\n", False),  # $ is the text's end, not also before a last newline
+        ("^[a-z]+$", "bob", True),
+        ("^[a-z]+$|^-$", "-\n", False),
+        ("^[$a-z]+$", "b$b", True),  # a $ in a class, or escaped, is the character
+        ("^\\$[a-z]+$", "$ab", True),
+        ("^\\d+$", "\u0661\u0662", False),  # \d, \w are ASCII's, as in ECMA-262 and RE2
+        ("^\\w+$", "caf\u00e9", False),
+        ("^\\S+$", "a\x1cb", True),  # \s is ECMA-262's whitespace, which \x1c is not
+        ("^\\S+$", "a\u3000b", False),
+    ],
+)
+def test_a_pattern_reads_the_same_on_either_engine(pattern: str, value: str, valid: bool) -> None:
+    # A lookahead sends a pattern to the backtracking engine (RE2 has none): the guard
+    # "not admin" must not change what else the pattern takes ("bob\n" got through).
+    guarded = "^(?!admin)" + pattern.removeprefix("^")
+    for each in (pattern, guarded):
+        spec = refund_tool({"type": "object", "properties": {"user": {"pattern": each}}})
+        if valid:
+            assert spec.validate_args({"user": value}) == {"user": value}, each
+        else:
+            assert problems(spec, {"user": value}) == [
+                (("user",), f"Input does not match {each!r}")
+            ], each
 
 
 @pytest.mark.parametrize("space", ["\u00a0", "\x0b", "\u2028", "\u3000", "\ufeff", " "])

@@ -26,7 +26,7 @@ from agentrt.policies.loader import (
 )
 from agentrt.policies.matching import mismatch
 from agentrt.policies.model import PolicyFile, Rule
-from agentrt.policies.names import MatchField, first_unmatched, unknown_text
+from agentrt.policies.names import MatchField, first_problem
 from agentrt.principal import Principal
 from agentrt.tools.contract import ToolSpec
 
@@ -261,7 +261,8 @@ class Policy:
         glob that matches none of ``tool_names``), a ``tools:`` entry for a tool it does not
         have; given the runtime's MCP ``servers``, a rule's server (a name, or a glob); given
         the ``credentials`` its tools declare, a grant of one no tool declares and a rule's
-        credential (a name, or a glob) that matches none of them.
+        credential (a name, or a glob) that matches none of them; and an entry that is one
+        of these names and, read as a glob, others too (``wipe[prod]`` and ``wiped``).
 
         ``tool_names`` must be every tool the runtime has, an MCP server's too: a runtime
         checks its policy after its toolsets listed their tools."""
@@ -289,14 +290,11 @@ class Policy:
         for field, known in checks:
             if known is None:
                 continue
-            found = first_unmatched(rules, field, known)
+            found = first_problem(rules, field, known)
             if found is not None:
-                index, at, pattern = found
+                index, at, why = found
                 raise self._error(
-                    self._node,
-                    ["rules", index, "match", field, at],
-                    self.source,
-                    unknown_text(rules[index], field, pattern, known),
+                    self._node, ["rules", index, "match", field, at], self.source, why
                 )
 
     def evaluate(

@@ -11,7 +11,7 @@ import yaml
 from pydantic import ValidationError
 
 from agentrt.errors import ConfigError
-from agentrt.policies.model import PolicyFile
+from agentrt.policies.model import FROM_YAML, PolicyFile
 
 __all__ = [
     "DuplicateKey",
@@ -239,19 +239,21 @@ def load_policy_text(text: str, source: str = "<string>") -> tuple[PolicyFile, y
         )
     if not isinstance(data, dict):
         raise PolicyFileError(source, 1, 1, f"a policy file is a mapping, got {data!r}")
-    return validate_policy_data(data, source, node), node
+    return validate_policy_data(data, source, node, from_yaml=True), node
 
 
 def validate_policy_data(
-    data: dict[str, Any], source: str, node: yaml.Node | None = None
+    data: dict[str, Any], source: str, node: yaml.Node | None = None, *, from_yaml: bool = False
 ) -> PolicyFile:
     """Validate parsed policy data; the first problem becomes a PolicyFileError.
 
     With the YAML ``node`` the error is placed at file:line:column; without it (rules
-    built in Python) it names the rule and the field.
+    built in Python) it names the rule and the field. ``from_yaml``: the data is a YAML
+    file's, whose nulls are keys given no value (refused where they would mean "any");
+    in Python, None is a field left out.
     """
     try:
-        return PolicyFile.model_validate(data)
+        return PolicyFile.model_validate(data, context={FROM_YAML: from_yaml})
     except ValidationError as exc:
         errors = exc.errors()
         # A misspelt key also makes the real one "missing"; the typo is the useful report.

@@ -18,6 +18,7 @@ from pydantic import (
 from agentrt.tools.contract import Effect
 
 __all__ = [
+    "FROM_YAML",
     "MAX_DURATION",
     "ApprovalSpec",
     "CredentialGrant",
@@ -63,6 +64,29 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+FROM_YAML = "from_yaml"
+"""The validation context's key that says the data is a YAML file's (``{FROM_YAML: True}``):
+there a null is a key given with no value, refused where it would mean "any"."""
+
+
+def _given(value: object, info: ValidationInfo, instead: str) -> object:
+    """``value`` unless it is a YAML null: a key given with no value, refused saying
+    ``instead``.
+
+    YAML reads a key written with nothing after it, or whose list items are all commented
+    out, as null, and None is what a field left out means: here the widest one (any role,
+    any approver, no condition). A key that is written means to say something, so it
+    must: the field is left out to mean "any". (In Python, None is written on purpose.)
+    """
+    if value is None and info.context and info.context.get(FROM_YAML):
+        raise ValueError(
+            f"{info.field_name} is given with no value (YAML null: nothing but a comment "
+            f"after the key, or every item of its list commented out), which would read as "
+            f"{instead}"
+        )
+    return value
+
+
 class Match(_Strict):
     """Which actions a rule is about. Every given field must match; omitted means any."""
 
@@ -93,12 +117,18 @@ class Match(_Strict):
     def _not_empty(cls, value: object, info: ValidationInfo) -> object:
         # An empty list matches nothing: a deny or approval rule that never applies, with
         # nothing said. A field left out is the way to say "any".
+        one = str(info.field_name).removesuffix("s")
         if isinstance(value, list | tuple) and not value:
             raise ValueError(
                 f"an empty list matches nothing, so the rule would never apply; leave "
-                f"{info.field_name} out to match any {str(info.field_name).removesuffix('s')}"
+                f"{info.field_name} out to match any {one}"
             )
-        return value
+        return _given(
+            value,
+            info,
+            f"any {one}; list the {info.field_name} the rule is about, or remove the "
+            f"{info.field_name} key to match any {one}",
+        )
 
 
 class ApprovalSpec(_Strict):
@@ -117,10 +147,26 @@ class ApprovalSpec(_Strict):
     escalate_to: str | None = None
     """For on_expiry: escalate, the role the new request requires."""
 
+    @field_validator("role", "escalate_to", mode="before")
+    @classmethod
+    def _stated(cls, value: object, info: ValidationInfo) -> object:
+        instead = {
+            "role": "anyone may approve; name the role that approves (role: approver), or "
+            "remove the role key to let anyone approve",
+            "escalate_to": "no role; name the role an expired request goes to",
+        }[str(info.field_name)]
+        return _given(value, info, instead)
+
     @field_validator("expires_in", mode="before")
     @classmethod
-    def _duration(cls, value: object) -> float | None:
-        return None if value is None else parse_duration(value)  # type: ignore[arg-type]
+    def _duration(cls, value: object, info: ValidationInfo) -> float | None:
+        given = _given(
+            value,
+            info,
+            "a request that never expires; give a duration such as '4h', or remove the "
+            "expires_in key for one that never expires",
+        )
+        return None if given is None else parse_duration(given)  # type: ignore[arg-type]
 
     @field_validator("role", "escalate_to")
     @classmethod
@@ -171,6 +217,18 @@ class Rule(_Strict):
     reason: str = ""
     """Why, in words a person reviewing the decision understands."""
 
+    @field_validator("when", "approval", mode="before")
+    @classmethod
+    def _stated(cls, value: object, info: ValidationInfo) -> object:
+        instead = {
+            "when": "no condition, a rule that applies whatever the arguments; write the "
+            "CEL condition (when: args.amount <= 50), or remove the when key for a rule "
+            "with none",
+            "approval": "anyone may approve; say who (approval: {role: approver}), or "
+            "remove the approval key to let anyone approve",
+        }[str(info.field_name)]
+        return _given(value, info, instead)
+
     @model_validator(mode="after")
     def _no_approver_on_allow(self) -> Rule:
         # Who approves, on a rule that allows without asking anyone: most likely a
@@ -219,6 +277,17 @@ class CredentialGrant(_Strict):
     """The run's principal belongs to one of these tenants."""
     reason: str = ""
     """Why, in words, for a principal who is refused."""
+
+    @field_validator("principals", "roles", "tenants", mode="before")
+    @classmethod
+    def _stated(cls, value: object, info: ValidationInfo) -> object:
+        one = str(info.field_name).removesuffix("s")
+        return _given(
+            value,
+            info,
+            f"any {one}, granting the credential to them all; list the {info.field_name} "
+            f"it is granted to, or remove the {info.field_name} key to grant it to any {one}",
+        )
 
 
 class PolicyFile(_Strict):

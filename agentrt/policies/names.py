@@ -4,17 +4,30 @@ A rule whose ``match`` names a tool, server or credential nobody has (a typo, mo
 likely: ``crn`` for ``crm``, ``CRM_*`` for ``crm_*``) matches no action, so a deny or an
 approval rule silently never applies. ``Policy.check_tools`` refuses one when the runtime
 is built, once its toolsets (MCP servers too) have listed their tools.
+
+An entry equal to a name matches it, even if the name holds glob characters
+(``wipe[prod]``); read as a glob too, such an entry would match other names
+(``wiped``), so one that does is refused, saying how to write the name alone:
+each of ``*?[`` in brackets (``wipe[[]prod]``), as fnmatch reads them.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import re
 from collections.abc import Collection, Sequence
 from typing import Literal
 
 from agentrt.policies.model import Rule
 
-__all__ = ["MatchField", "first_unmatched", "is_glob", "unknown_text"]
+__all__ = [
+    "MatchField",
+    "first_problem",
+    "first_unmatched",
+    "is_glob",
+    "literal",
+    "unknown_text",
+]
 
 MatchField = Literal["tools", "servers", "credentials"]
 
@@ -29,6 +42,44 @@ _WHAT: dict[MatchField, tuple[str, str, str]] = {
 def is_glob(pattern: str) -> bool:
     """True if ``pattern`` has a wildcard a rule matches by (fnmatch's ``*?[``)."""
     return any(ch in pattern for ch in "*?[")
+
+
+def literal(name: str) -> str:
+    """An entry that matches ``name`` alone: each of its glob characters ``*?[`` in
+    brackets (``wipe[prod]`` -> ``wipe[[]prod]``)."""
+    return re.sub(r"([*?[])", r"[\1]", name)
+
+
+def first_problem(
+    rules: Sequence[Rule], field: MatchField, known: Collection[str]
+) -> tuple[int, int, str] | None:
+    """The first (rule index, entry index, why) of the rules' ``match.<field>`` that names
+    nothing in ``known``, or that is one known name and, as a glob, others too; None if
+    none does."""
+    found = first_unmatched(rules, field, known)
+    if found is not None:
+        index, at, pattern = found
+        return index, at, unknown_text(rules[index], field, pattern, known)
+    for index, rule in enumerate(rules):
+        for at, pattern in enumerate(getattr(rule.match, field) or ()):
+            if pattern not in known or not is_glob(pattern):
+                continue
+            others = sorted(
+                name for name in known if name != pattern and fnmatch.fnmatchcase(name, pattern)
+            )
+            if others:
+                one = _WHAT[field][0]
+                return (
+                    index,
+                    at,
+                    (
+                        f"rule {rule.id!r} names {field} {pattern!r}, which is the {one} "
+                        f"{pattern!r} and, read as a glob, matches {others!r} too; write "
+                        f"{literal(pattern)!r} to name that {one} alone (each of *?[ in "
+                        "brackets), or a glob that says which you mean"
+                    ),
+                )
+    return None
 
 
 def first_unmatched(

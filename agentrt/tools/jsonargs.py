@@ -68,6 +68,8 @@ class JsonSchemaArgs:
         try:
             check_schema(cls, own)
         except SchemaError as exc:
+            if exc.validator == "$ref":
+                raise ConfigError(f"tool {tool!r}: its argument schema's {exc.message}") from None
             where = "/".join(str(p) for p in exc.absolute_path) or "(top level)"
             raise ConfigError(
                 f"tool {tool!r}: its argument schema is not a valid JSON Schema at {where}: "

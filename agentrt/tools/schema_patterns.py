@@ -39,6 +39,8 @@ _ECMA_SPACE = (
     r"\x{3000}\x{feff}"
 )
 """ECMA-262's WhiteSpace and LineTerminator, what its ``\\s`` matches, as a class's members."""
+_ECMA_SPACE_REGEX = re.sub(r"\\x\{([0-9a-f]+)\}", lambda m: f"\\u{int(m[1], 16):04x}", _ECMA_SPACE)
+"""The same members as ``regex`` writes them (it has no ``\\x{...}``)."""
 
 
 BACKTRACKING_SECONDS = 0.05
@@ -59,7 +61,7 @@ def _compiled(pattern: str) -> Callable[[str], bool]:
     options = re2.Options()
     options.log_errors = False  # RE2 would print the pattern on stderr, past every redactor
     try:
-        program = re2.compile(_as_re2(pattern), options)
+        program = re2.compile(_as_ecma(pattern, re2=True), options)
     except (re2.error, UnicodeEncodeError):  # (a lone surrogate: UTF-8 cannot carry it)
         return _backtracking(pattern)
     # surrogatepass: JSON may carry a lone surrogate ("\\ud800"), which UTF-8 cannot.
@@ -72,7 +74,8 @@ def _backtracking(pattern: str) -> Callable[[str], bool]:
     import regex
 
     try:
-        program = regex.compile(pattern)
+        # ASCII: \d, \w and \b are ECMA-262's (and RE2's), not every script's digits.
+        program = regex.compile(_as_ecma(pattern, re2=False), flags=regex.ASCII)
     except regex.error as exc:
         raise UnrunnablePattern(f"pattern {pattern!r} is not a regular expression: {exc}") from None
 
@@ -89,19 +92,24 @@ def _backtracking(pattern: str) -> Callable[[str], bool]:
     return found
 
 
-def _as_re2(pattern: str) -> str:
-    """``pattern`` as RE2 reads ECMA-262's: ``\\uXXXX`` as ``\\x{XXXX}``, ``\\s`` and
-    ``\\S`` as ECMA-262's whitespace and the rest."""
+def _as_ecma(pattern: str, *, re2: bool) -> str:
+    """``pattern`` as RE2 (or ``regex``) reads ECMA-262's: ``\\uXXXX`` as RE2's
+    ``\\x{XXXX}``, ``\\s`` and ``\\S`` as ECMA-262's whitespace and the rest, and for
+    ``regex`` a ``$`` as ``\\Z``: ECMA-262's ``$`` (and RE2's) is the end of the text, where
+    ``regex``'s is also just before a final newline ("bob\\n" would pass ``^[a-z]+$``)."""
+    space = _ECMA_SPACE if re2 else _ECMA_SPACE_REGEX
     out: list[str] = []
     in_class = False
     for part in _TOKENS.finditer(pattern):
         code, escape, opens, closes = part.groups()
         if code is not None:
-            out.append(f"\\x{{{code}}}")
+            out.append(f"\\x{{{code}}}" if re2 else part[0])
         elif escape == "\\s":
-            out.append(_ECMA_SPACE if in_class else f"[{_ECMA_SPACE}]")
+            out.append(space if in_class else f"[{space}]")
         elif escape == "\\S" and not in_class:
-            out.append(f"[^{_ECMA_SPACE}]")
+            out.append(f"[^{space}]")
+        elif part[0] == "$" and not in_class and not re2:
+            out.append("\\Z")
         else:
             in_class = (in_class or opens is not None) and closes is None
             out.append(part[0])
@@ -136,9 +144,13 @@ def bounded_validator(schema: Mapping[str, Any]) -> type[Validator]:
 
 def check_schema(cls: type[Validator], schema: Mapping[str, Any]) -> None:
     """``cls.check_schema(schema)``, every pattern the meta-schema points at compiled by RE2
-    as well: SchemaError (its message saying why) if one cannot be run."""
+    as well: SchemaError (its message saying why) if one cannot be run. A ``$ref`` that
+    resolves to nothing is a SchemaError too (its ``validator`` "$ref"), not an exception
+    at the first value checked."""
     from jsonschema import FormatChecker
     from jsonschema.exceptions import SchemaError
+
+    from agentrt.tools.schema_refs import unresolved_ref
 
     checker = FormatChecker(formats=())
     checker.checkers = dict(cls.FORMAT_CHECKER.checkers)
@@ -150,6 +162,15 @@ def check_schema(cls: type[Validator], schema: Mapping[str, Any]) -> None:
         if isinstance(exc.cause, UnrunnablePattern):
             exc.message = str(exc.cause)
         raise
+    ref = unresolved_ref(cls, schema)
+    if ref is not None:
+        raise SchemaError(
+            f"$ref {ref!r} points nowhere (no such place in the schema, and nothing is "
+            "fetched); define what it names (under $defs, or definitions before draft "
+            "2019-09), or write that subschema in its place",
+            validator="$ref",
+            validator_value=ref,
+        )
 
 
 def _runnable(instance: object) -> bool:

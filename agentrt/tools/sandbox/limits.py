@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -56,23 +57,44 @@ class SandboxLimits:
                 f"SandboxLimits(isolation={self.isolation!r}) is not one of {ISOLATIONS!r}; "
                 "use 'bubblewrap' unless bubblewrap cannot be installed"
             )
-        for name in (
-            "timeout",
-            "cpu_seconds",
-            "memory_bytes",
-            "max_processes",
-            "file_size_bytes",
-            "workdir_bytes",
+        timeout = self.timeout
+        if isinstance(timeout, bool) or not isinstance(timeout, int | float):
+            raise ConfigError(
+                f"SandboxLimits(timeout={timeout!r}) must be a number of seconds, such as 10"
+            )
+        if not math.isfinite(timeout):
+            # NaN compares false with everything: the call would wait however long it ran.
+            raise ConfigError(
+                f"SandboxLimits(timeout={timeout!r}) must be a finite number of seconds; "
+                "NaN or infinity would mean no wall-clock limit at all"
+            )
+        if timeout <= 0:
+            raise ConfigError(f"SandboxLimits(timeout={timeout!r}) must be positive")
+        for name, least in (
+            ("cpu_seconds", 1),
+            ("memory_bytes", 1),
+            ("max_processes", 1),
+            ("file_size_bytes", 1),
+            ("workdir_bytes", 1),
+            ("max_output_chars", 0),
+            ("uid", 1),
+            ("gid", 1),
         ):
             value = getattr(self, name)
-            if value <= 0:
-                raise ConfigError(f"SandboxLimits({name}={value!r}) must be positive")
-        for name in ("uid", "gid"):
-            value = getattr(self, name)
-            if value <= 0:
+            # A float reaches setrlimit or a cgroup file as no limit it reads (nan, 1e9).
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ConfigError(
+                    f"SandboxLimits({name}={value!r}) must be a whole number (an int)"
+                )
+            if value >= least:
+                continue
+            if name in ("uid", "gid"):
                 raise ConfigError(
                     f"SandboxLimits({name}={value!r}) must name an unprivileged id (not root)"
                 )
+            if least == 0:
+                raise ConfigError(f"SandboxLimits({name}={value!r}) must not be negative")
+            raise ConfigError(f"SandboxLimits({name}={value!r}) must be positive")
 
 
 Bound = Literal["cgroup", "rlimit", "per-process"]
