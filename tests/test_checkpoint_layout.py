@@ -140,3 +140,50 @@ def test_an_update_keeps_only_what_changes() -> None:
     assert _changed({"events": [{"type": "policy"}]}, state) == {"events": [{"type": "policy"}]}
     # The log is appended to: a batch equal to the whole log so far is still new.
     assert _changed({"events": [{"type": "plan"}]}, state) == {"events": [{"type": "plan"}]}
+
+
+def test_keys_a_run_leaves_unset_read_as_their_default_and_are_never_stored(
+    tmp_path: Path,
+) -> None:
+    # A gate's, a follow-up's, a summary's keys stay unset for most runs: they read as
+    # what reading them unset gave, cost no version nor row, and hold a value once written.
+    db = tmp_path / "agentrt.db"
+    with build_runtime(db, clock=FakeClock(T0)) as rt:
+        run = rt.start(GOAL, principal=OPS)
+        assert run.status is RunStatus.AWAITING_APPROVAL
+        values = rt.graph.get_state({"configurable": {"thread_id": run.thread_id}}).values
+        ids = [r.id for r in run.pending_approvals]
+        for request_id in ids:
+            rt.decide(Decision.approve(request_id, by=PAYER))
+        values_after = rt.graph.get_state({"configurable": {"thread_id": run.thread_id}}).values
+    unset = {
+        "checking": "",
+        "rechecks": 0,
+        "message": 0,
+        "message_budget": None,
+        "summary": None,
+        "gate_decisions": None,
+    }
+    assert {k: values[k] for k in unset} == {**unset, "checking": values["checking"]}
+    assert values["checking"] == "0.0"  # written by policy: a value like any other
+    assert values["gate"]  # written at the gate
+    assert values_after["answered"] in ids  # written by the approval node
+    with sqlite3.connect(db) as conn:
+        written = {c for (c,) in conn.execute("SELECT DISTINCT channel FROM writes")}
+    assert not written & {"message", "message_budget", "summary", "gate_decisions"}
+
+
+def test_a_key_left_unset_reads_as_its_default_in_each_node() -> None:
+    from langgraph.channels.last_value import LastValue
+
+    from agentrt.state import Unset
+
+    channel = Unset(int, default=0)
+    nothing = LastValue(int).checkpoint()  # what an unset channel stores: nothing
+    restored = channel.from_checkpoint(nothing)
+    assert (restored.get(), restored.is_available()) == (0, True)
+    assert restored.checkpoint() is nothing
+    assert restored.update([7]) is True
+    copied = restored.copy()
+    assert (copied.get(), copied.default, copied.checkpoint()) == (7, 0, 7)
+    assert channel.from_checkpoint(5).get() == 5  # as the layout before stored it

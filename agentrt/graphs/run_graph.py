@@ -48,7 +48,7 @@ from agentrt.nodes.stop_watch import stops_asked
 from agentrt.nodes.tool import only_reads
 from agentrt.nodes.verify import verify
 from agentrt.runs.messages import INTERRUPT_BEFORE
-from agentrt.state import Event, RunState, Stop, Usage
+from agentrt.state import Event, RunState, Stop, Unset, Usage
 from agentrt.steps import Step, Steps, adrive, blocking, drive
 from agentrt.store.held import HoldsWrites
 from agentrt.tracing.shown import log_secrets
@@ -237,7 +237,7 @@ def _changed(update: dict[str, Any], state: RunState) -> dict[str, Any]:
 _APPENDED = frozenset(
     key
     for key, hint in get_type_hints(RunState, include_extras=True).items()
-    if get_origin(hint) is Annotated
+    if get_origin(hint) is Annotated and not isinstance(hint.__metadata__[0], Unset)
 )
 """The channels a write appends to (through a reducer) rather than replaces: the log."""
 
