@@ -47,6 +47,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
         "agentrt.wording",  # the pieces an event's line for a person is made of
         "agentrt.digests",
         "agentrt.budget",
+        "agentrt.prices",  # what a model charges, the default table, a model's entry
         "agentrt.errors",
         "agentrt.principal",
         "agentrt.records",
