@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.sampling import (
     Sampler,
     SamplingResult,
 )
-from opentelemetry.trace import Link, SpanKind
+from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
 from opentelemetry.util.types import Attributes
 
 from agentrt import AgentRuntime, Policy, tool
@@ -238,3 +238,44 @@ def test_a_tracer_not_of_the_sdk_makes_its_own_spans(tmp_path: Path) -> None:
         tracing=trace.NoOpTracerProvider(),
     ) as rt:
         assert rt.start("look it up", principal=OPERATOR).status == "succeeded"
+
+
+def both(limits: SpanLimits, act: Any) -> tuple[ReadableSpan, ReadableSpan]:
+    """``act(span)`` on a span agentrt makes and on the SDK tracer's own, each as exported."""
+    out = []
+    for made in (True, False):
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider(span_limits=limits)
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        tracer = provider.get_tracer("t")
+        maker = SpanMaker.of(tracer)
+        assert maker is not None
+        span = (
+            maker.start("s", context=None, links=None, start_time=5, attributes={"z": 0})
+            if made
+            else tracer.start_span("s", start_time=5, attributes={"z": 0})
+        )
+        act(span)
+        span.end(end_time=7)
+        (one,) = exporter.get_finished_spans()
+        out.append(one)
+    return out[0], out[1]
+
+
+def test_at_its_limits_a_span_keeps_and_counts_what_the_sdks_own_would() -> None:
+    other = SpanContext(1, 2, is_remote=False, trace_flags=TraceFlags(1))
+
+    def act(span: Any) -> None:
+        span.set_attribute("a", 1)
+        span.set_attributes({"b": 2, "a": 3})  # set again: the newest, the last dropped
+        span.set_attribute("c", 4)
+        span.set_attribute("bad", [1, "mixed"])
+        for i in range(3):
+            span.add_event(f"e{i}")
+            span.add_link(other)
+
+    made, sdk = both(SpanLimits(max_span_attributes=2, max_events=0, max_links=0), act)
+    assert list((sdk.attributes or {}).items()) == [("c", 4), ("bad", (1, "mixed"))]
+    assert [*(made.attributes or {}).items()] == [*(sdk.attributes or {}).items()]
+    assert (sdk.dropped_attributes, sdk.dropped_events, sdk.dropped_links) == (3, 3, 3)
+    assert (made.dropped_attributes, made.dropped_events, made.dropped_links) == (3, 3, 3)

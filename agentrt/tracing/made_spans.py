@@ -96,7 +96,8 @@ class MadeSpan(SdkSpan):
         self._lock = maker.lock
         self._attributes: Any = dict(attributes)
         self._unchecked = not _all_plain(attributes, limits.max_span_attribute_length)
-        """Some value the limits or OpenTelemetry's kinds may change, checked as it ends."""
+        """Some value the limits or OpenTelemetry's kinds may change, checked as it ends (in
+        the order set, a key set again the newest, as the SDK keeps them)."""
         if links:
             self._links = self._new_links(links)
         self._record_end_metrics = None
@@ -104,7 +105,10 @@ class MadeSpan(SdkSpan):
     def set_attributes(self, attributes: Mapping[str, types.AnyValue]) -> None:
         if self._end_time is not None:
             return  # as the SDK does, less its warning a call
-        self._attributes.update(attributes)
+        kept = self._attributes
+        for key in attributes.keys() & kept.keys():
+            del kept[key]  # as the SDK's: an attribute set again is the newest, last dropped
+        kept.update(attributes)
         if not self._unchecked:
             self._unchecked = not _all_plain(attributes, self._limits.max_span_attribute_length)
 
@@ -115,7 +119,7 @@ class MadeSpan(SdkSpan):
         with self._lock:
             if self._end_time is not None:
                 return
-            if not self._events:
+            if type(self._events) is tuple:  # none yet (an empty BoundedList counts drops)
                 self._events = BoundedList(self._limits.max_events)
             self._events.append(event)
 
@@ -123,14 +127,15 @@ class MadeSpan(SdkSpan):
         with self._lock:
             if self._end_time is not None:
                 return
-            if not self._links:
+            if type(self._links) is tuple:
                 self._links = BoundedList(self._limits.max_links)
             self._links.append(link)
 
     def end(self, end_time: int | None = None) -> None:
-        if self._end_time is not None:
-            return
-        self._end_time = end_time if end_time is not None else time_ns()
+        with self._lock:  # ended once, whichever thread ends it first
+            if self._end_time is not None:
+                return
+            self._end_time = end_time if end_time is not None else time_ns()
         given = self._attributes
         limit = self._limits.max_span_attributes
         if self._unchecked or (limit is not None and len(given) > limit):
