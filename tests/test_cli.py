@@ -309,8 +309,22 @@ def test_app_from_agentrt_toml(db: Path, monkeypatch: pytest.MonkeyPatch) -> Non
             "agentrt.toml is not UTF-8 text (byte 0); save it as UTF-8",
         ),
         (b"[agentrt\n", "agentrt.toml is not valid TOML: "),
+        (
+            b'[agentrt]\nap = "m:a"\n',
+            "agentrt.toml: [agentrt] takes app and db only, not 'ap'; check its spelling "
+            "(other tools' settings go in tables of their own)",
+        ),
     ],
-    ids=["app-number", "app-empty", "db-list", "db-date", "section-number", "utf16", "no-toml"],
+    ids=[
+        "app-number",
+        "app-empty",
+        "db-list",
+        "db-date",
+        "section-number",
+        "utf16",
+        "no-toml",
+        "unknown-key",
+    ],
 )
 def test_an_agentrt_toml_of_the_wrong_shape_is_one_line(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, toml: bytes, message: str

@@ -54,6 +54,13 @@ def app_from_toml() -> tuple[str | None, str | None]:
             f"{TOML}: agentrt must be a table ([agentrt], then app = ... and db = ... under "
             f"it), got {_kind(section)}"
         )
+    unknown = sorted(str(k) for k in section if k not in _WANTED)
+    if unknown:
+        # A typo ("ap", "database") would be read as nothing: the app or the db not given.
+        raise CliError(
+            f"{TOML}: [agentrt] takes {' and '.join(_WANTED)} only, not {unknown[0]!r}; "
+            "check its spelling (other tools' settings go in tables of their own)"
+        )
     found: list[str | None] = []
     for key, wanted in _WANTED.items():
         value = section.get(key)
