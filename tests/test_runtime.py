@@ -448,6 +448,16 @@ def test_bad_start_arguments(desk: AgentRuntime, db: Path, kwargs: Any, message:
     assert table(db, "runs") == []
 
 
+def test_a_run_without_a_principal_is_refused_saying_what_to_give(
+    desk: AgentRuntime, db: Path
+) -> None:
+    with pytest.raises(ConfigError, match=r"^a run needs principal=, who it acts for; e\.g\. "):
+        desk.start(GOAL)  # type: ignore[call-arg]
+    with pytest.raises(ConfigError, match=r"^a run needs principal=, who it acts for"):
+        asyncio.run(desk.astart(GOAL))  # type: ignore[call-arg]
+    assert table(db, "runs") == []
+
+
 @pytest.mark.parametrize("ttl", [0, -1.0, float("nan"), float("inf"), "30"])
 def test_a_lease_ttl_that_is_not_a_positive_number_of_seconds_is_refused(
     db: Path, ttl: Any

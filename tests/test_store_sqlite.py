@@ -176,6 +176,22 @@ def test_a_refused_database_url_is_shown_with_its_password_hidden(url: str, show
     assert PASSWORD not in str(caught.value)
 
 
+@pytest.mark.parametrize("db", [":memory:", "file::memory:?cache=shared"])
+def test_an_in_memory_db_is_refused_when_the_runtime_is_built(
+    db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Each of the runtime's connections would have a database of its own: it built, then
+    # every run failed on tables another connection made ("no such table: spans").
+    from agentrt import AgentRuntime
+    from agentrt.testing import ScriptedChatModel
+
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError, match=r"a database each connection has to itself") as caught:
+        AgentRuntime(ScriptedChatModel(["x"]), db=db)
+    assert f"db {db!r} " in str(caught.value)
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("db", ["", "  "])
 def test_an_empty_db_is_refused_when_the_runtime_is_built(
     db: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

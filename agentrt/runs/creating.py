@@ -38,7 +38,7 @@ class NewRunRequest(TypedDict, total=False):
 
 def check_new_run(goal: str, request: NewRunRequest, limits: SizeLimits) -> None:
     """ConfigError naming the value, if the goal or the request cannot make a run."""
-    principal = request["principal"]
+    principal = request.get("principal")
     budget = request.get("budget")
     thread_id = request.get("thread_id")
     if not isinstance(goal, str) or not goal.strip():
@@ -48,6 +48,11 @@ def check_new_run(goal: str, request: NewRunRequest, limits: SizeLimits) -> None
             f"the goal is {len(goal):,} characters, over the runtime's limit of "
             f"{limits.goal_chars:,} (SizeLimits.goal_chars); shorten it, or pass the "
             "material to a tool instead of the goal"
+        )
+    if "principal" not in request:
+        raise ConfigError(
+            "a run needs principal=, who it acts for; e.g. "
+            "principal=Principal('alice', roles=['operator'], scopes=['orders:read'])"
         )
     if not isinstance(principal, Principal):
         raise ConfigError(
@@ -99,7 +104,7 @@ class RunCreating:
         ``rt.start`` names the run before a worker thread writes it, so that a caller
         cancelled meanwhile knows which run's lease to let go. No I/O."""
         check_new_run(goal, request, self.limits)
-        principal = request["principal"]
+        principal = request.get("principal")
         effective = self.budgets.for_run(principal, request.get("budget"))
         self.budgets.check(effective, "the run's budget")
         app, tools = recorded(self.app)

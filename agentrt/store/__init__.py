@@ -77,6 +77,14 @@ def sqlite_path(url: str | Path) -> str:
             f"db {text!r} names no database; give a SQLite file path (agentrt.db) or a "
             "postgresql:// URL"
         )
+    if text.strip() == ":memory:" or (text.startswith("file:") and "memory" in text):
+        # Each of the runtime's connections (runs, spans, checkpoints) would open a database
+        # of its own: its runs would fail on tables the others made, and nothing be kept.
+        raise ConfigError(
+            f"db {text!r} is a database each connection has to itself, which a runtime "
+            "cannot share between its parts; give a SQLite file (a temporary one, "
+            "tempfile.mkdtemp() + '/agentrt.db', for a scratch runtime) or a postgresql:// URL"
+        )
     return text
 
 
