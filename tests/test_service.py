@@ -459,6 +459,70 @@ async def test_404_for_another_tenants_run_and_approval_as_for_ids_that_do_not_e
     assert api.rt.approval(approval).status.value == "pending"
 
 
+EVERY_TENANT = Principal(
+    "root",
+    roles=["operator", "refund-approver"],
+    tenant=Principal.ALL_TENANTS,
+    scopes=OPERATOR.scopes,
+)
+
+
+def every_tenants_refusal(response: httpx.Response, act: str) -> None:
+    """``response`` is the 403 a key of every tenant gets for ``act``, saying what it may do."""
+    detail = problem(response, 403, "all-tenants-key")["detail"]
+    assert f"it cannot {act}" in detail
+    assert "may only read runs and decide approval requests" in detail
+    assert "a key of the run's own tenant" in detail
+
+
+async def test_an_all_tenants_key_cannot_send_a_message_into_a_tenants_thread(api: Api) -> None:
+    # Review D: run_for let a key of every tenant ('*') past the tenant check, and the
+    # follow-up it sent ran as a principal of tenant '*', past any rule naming acme. README:
+    # such a key "reads and decides every tenant's"; "The sender must be of the thread's
+    # tenant". 403, not 404: the key reads this very run, so a 404 would hide nothing and
+    # contradict GET /runs/{id}; the 403 says what it may do instead.
+    api.keys["root"] = issue_key(api.rt, EVERY_TENANT)
+    thread_id, approval = await api.waiting_run()
+    message = {"message": "Refund it all, twice.", "double_texting": "enqueue"}
+    sent = await api.call("POST", f"/runs/{thread_id}/messages", "root", json=message)
+    every_tenants_refusal(sent, "send a message into a thread")
+    assert [m.index for m in api.rt.messages(thread_id)] == [0]  # nothing kept
+    # The same answer for an id that names no run: refused before any run is looked up.
+    nowhere = await api.call("POST", "/runs/no-such-run/messages", "root", json=message)
+    assert nowhere.json()["detail"] == sent.json()["detail"]
+    # It still reads the thread and decides its request.
+    assert (await api.call("GET", f"/runs/{thread_id}/messages", "root")).status_code == 200
+    assert (await api.call("GET", f"/runs/{thread_id}", "root")).status_code == 200
+    decided = await api.decide(approval, {"outcome": "reject", "reason": "no"}, who="root")
+    assert decided.status_code == 200, decided.text
+    assert api.rt.approval(approval).decided_by == "root"
+
+
+async def test_an_all_tenants_key_cannot_resume_a_tenants_run(api: Api) -> None:
+    # A run a dead process left, which a key of the run's tenant may carry on (202).
+    api.keys["root"] = issue_key(api.rt, EVERY_TENANT)
+    stopped = api.rt.create("Look up order 43.", principal=OPERATOR)  # never driven
+    path = f"/runs/{stopped.thread_id}/resume"
+    every_tenants_refusal(await api.call("POST", path, "root"), "resume a run")
+    every_tenants_refusal(await api.call("POST", "/runs/nope/resume", "root"), "resume a run")
+    assert not api.app.state.agentrt.worker.driving(stopped.thread_id)
+    assert api.rt.get(stopped.thread_id).status is RunStatus.PENDING
+    assert (await api.call("GET", f"/runs/{stopped.thread_id}", "root")).status_code == 200
+
+
+async def test_an_all_tenants_key_cannot_start_a_run(api: Api) -> None:
+    # A run it started would be of tenant '*': of no tenant, so no tenant's rules and
+    # budgets would bind it.
+    api.keys["root"] = issue_key(api.rt, EVERY_TENANT)
+    started = await api.call("POST", "/runs", "root", json={"goal": GOAL, "thread_id": "mine"})
+    every_tenants_refusal(started, "start a run")
+    assert api.rt.runs() == []
+    # The id was not taken either: a key of acme may have it.
+    made = await api.call("POST", "/runs", json={"goal": GOAL, "thread_id": "mine"})
+    assert made.status_code == 202, made.text
+    await api.settled("mine")
+
+
 async def test_409_for_a_second_decision_a_finished_run_and_a_taken_thread_id(
     api: Api,
 ) -> None:

@@ -20,6 +20,7 @@ from agentrt import (
     ConfigError,
     Decision,
     Policy,
+    Principal,
     Run,
     RunStatus,
     ThreadBusy,
@@ -299,6 +300,23 @@ def test_another_tenants_thread_answers_as_no_thread_at_all(rt: AgentRuntime) ->
     assert [m.index for m in rt.messages(run.thread_id)] == [0]  # nothing was kept
     with pytest.raises(UnknownRun):
         rt.messages(run.thread_id, principal=STRANGER)
+
+
+def test_a_principal_of_every_tenant_sends_no_message_into_a_tenants_thread(
+    rt: AgentRuntime,
+) -> None:
+    # README: "The sender must be of the thread's tenant". A principal of every tenant
+    # decides any tenant's requests, but a turn it sent would act for tenant '*', past
+    # every rule naming the thread's tenant: its thread is another tenant's, as for a stranger.
+    run = rt.start("hello", principal=OPS)
+    root = Principal("root", roles=OPS.roles, tenant=Principal.ALL_TENANTS, scopes=OPS.scopes)
+    with pytest.raises(UnknownRun) as refused:
+        rt.send(run.thread_id, "note 1", principal=root)
+    with pytest.raises(UnknownRun) as stranger:
+        rt.send(run.thread_id, "note 1", principal=STRANGER)
+    assert str(refused.value) == str(stranger.value)
+    assert [m.index for m in rt.messages(run.thread_id)] == [0]  # nothing was kept
+    assert [m.index for m in rt.messages(run.thread_id, principal=root)] == [0]  # it reads
 
 
 def test_bad_messages_and_policies_are_refused_by_name(rt: AgentRuntime, db: Path) -> None:

@@ -112,8 +112,11 @@ class MessageTaking:
             self.budgets.check(budget, "the message's budget")
         mode = check_double_texting(double_texting)
         record = self.record(thread_id)
-        if not principal.decides_for(record.tenant):
-            # Another tenant's thread answers as no thread at all: ids do not leak.
+        if principal.tenant != record.tenant:
+            # Another tenant's thread answers as no thread at all: ids do not leak. The
+            # sender must be of the thread's tenant (README), so a principal of every
+            # tenant, who may read and decide its requests, speaks in none: its turn would
+            # act past every policy rule that names the thread's tenant.
             raise UnknownRun(thread_id, self.store.location)
         if is_own_graph(record):
             raise ConfigError(

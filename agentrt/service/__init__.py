@@ -32,6 +32,6 @@ def issue_key(runtime: AgentRuntime, principal: Principal, *, label: str | None 
 
     Only its hash is stored: keep the key, it is never shown again. The principal needs a
     tenant, since the service shows each key its own tenant's runs only
-    (``Principal.ALL_TENANTS``: every tenant's).
+    (``Principal.ALL_TENANTS``: every tenant's, to read and decide only).
     """
     return runtime.keys.create(principal, label=label)[1]

@@ -23,6 +23,7 @@ __all__ = [
     "ServiceOptions",
     "ServiceSettings",
     "StreamSlots",
+    "acts_in_a_tenant",
     "picks_tenant",
     "tenant_listed",
 ]
@@ -159,6 +160,25 @@ def picks_tenant(principal: Principal) -> bool:
     return principal.tenant in (None, Principal.ALL_TENANTS)
 
 
+def acts_in_a_tenant(principal: Principal, act: str) -> None:
+    """Refuse (403) a caller of every tenant (``Principal.ALL_TENANTS``) who asks to ``act``
+    as itself: to start a run, send a message, carry a run on.
+
+    Such a key reads every tenant's runs and decides their requests (README), and no more:
+    what it started or sent would act for a principal of no tenant, which a policy rule
+    naming the thread's tenant does not match. Refused before any run is looked up, so the
+    answer is the same for every thread id.
+    """
+    if principal.tenant == Principal.ALL_TENANTS:
+        raise Problem(
+            403,
+            f"a key of every tenant (tenant {Principal.ALL_TENANTS!r}) may only read runs and "
+            f"decide approval requests, of any tenant; it cannot {act}. Do it with a key of "
+            "the run's own tenant (agentrt keys create --tenant <tenant>)",
+            type="all-tenants-key",
+        )
+
+
 def tenant_listed(principal: Principal, picked: str | None = None) -> str | None:
     """Whose runs and requests a list shows ``principal``: its own tenant's; for a caller
     of every tenant, the one it ``picked``, or every tenant's (None)."""
@@ -218,6 +238,13 @@ class Service:
                 type="unknown-run",
             )
         return run
+
+    async def run_acted_on(self, principal: Principal, thread_id: str, act: str) -> Run:
+        """The run, for a caller who will ``act`` on it as itself: of the caller's own tenant
+        (404 otherwise, as ``run_for``); a caller of every tenant only reads and decides
+        (403: ``acts_in_a_tenant``)."""
+        acts_in_a_tenant(principal, act)
+        return await self.run_for(principal, thread_id)
 
     async def approval_for(self, principal: Principal, approval_id: str) -> ApprovalRequest:
         """The request, if it belongs to the caller's tenant (any, for a caller of every

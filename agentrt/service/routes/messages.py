@@ -9,11 +9,12 @@ from fastapi import APIRouter, Depends, Response
 
 from agentrt.budget import Budget
 from agentrt.errors import ThreadBusy
+from agentrt.runtime import Run
 from agentrt.service.auth import Caller, current_service
 from agentrt.service.context import Service
 from agentrt.service.paths import RUN, quoted
 from agentrt.service.problems import Problem
-from agentrt.service.routes.runs import TenantRun
+from agentrt.service.routes.runs import TenantRun, acted_on
 from agentrt.service.schemas import (
     MessageIn,
     MessageList,
@@ -30,14 +31,20 @@ ServiceDep = Annotated[Service, Depends(current_service)]
 
 @router.post(f"{RUN}/messages", status_code=202, response_model=MessageOut)
 async def send_message(
-    run: TenantRun, body: MessageIn, key: Caller, service: ServiceDep, response: Response
+    run: Annotated[Run, acted_on("send a message into a thread")],
+    body: MessageIn,
+    key: Caller,
+    service: ServiceDep,
+    response: Response,
 ) -> MessageOut:
     """Send a follow-up on the thread, as the caller; it is answered in the background
     with the thread's history. Follow it with GET /runs/{id}/events or poll the run.
 
     A thread still at work or waiting at a gate: ``double_texting`` says what happens (409
     for reject; the runtime's policy when omitted). A ``budget`` limits this message alone
-    and can only tighten what the runtime and the caller's tenant allow.
+    and can only tighten what the runtime and the caller's tenant allow. The sender must be
+    of the thread's tenant: 404 for another tenant's thread, 403 for a key of every tenant
+    (it reads and decides, and speaks in no tenant's thread).
     """
     rt = service.runtime
     size = len(body.message.encode("utf-8", "surrogatepass"))

@@ -17,7 +17,7 @@ from agentrt.errors import ConfigError, ThreadTaken
 from agentrt.events import StreamEvent
 from agentrt.runtime import AgentRuntime, Run
 from agentrt.service.auth import Caller, current_service, still_valid
-from agentrt.service.context import Service, tenant_listed
+from agentrt.service.context import Service, acts_in_a_tenant, tenant_listed
 from agentrt.service.paths import RUN, quoted
 from agentrt.service.problems import Problem
 from agentrt.service.schemas import RunIn, RunList, RunOut, run_out
@@ -25,7 +25,7 @@ from agentrt.service.streamed import Pushed
 from agentrt.state import TERMINAL, RunStatus
 from agentrt.tracing.shown import shown_events
 
-__all__ = ["router", "stream_run"]
+__all__ = ["acted_on", "router", "stream_run"]
 
 router = APIRouter(tags=["runs"])
 
@@ -37,6 +37,18 @@ async def _tenant_run(thread_id: str, key: Caller, service: ServiceDep) -> Run:
 
 
 TenantRun = Annotated[Run, Depends(_tenant_run)]
+"""The path's run, for a caller who reads it (or decides its requests)."""
+
+
+def acted_on(act: str) -> Any:
+    """The dependency for a path's run that the caller will ``act`` on as itself ("send a
+    message into a thread"): a run of its own tenant, never for a key of every tenant
+    (``Service.run_acted_on``)."""
+
+    async def acted_run(thread_id: str, key: Caller, service: ServiceDep) -> Run:
+        return await service.run_acted_on(key.principal, thread_id, act)
+
+    return Depends(acted_run)
 
 
 async def _out(service: Service, run: Run, known: list[Any] | None = None) -> RunOut:
@@ -57,6 +69,7 @@ async def start_run(body: RunIn, key: Caller, service: ServiceDep, response: Res
     A ``budget`` can only tighten the limits the runtime and the caller's tenant set
     (``Budget.tightened``): each limit is the smaller of the two.
     """
+    acts_in_a_tenant(key.principal, "start a run")
     rt = service.runtime
     _check_goal(body.goal, service.settings.max_goal_bytes)
     budget = None
@@ -182,10 +195,11 @@ async def join_run(
 
 
 @router.post(f"{RUN}/resume", status_code=202, response_model=RunOut)
-async def resume_run(run: TenantRun, service: ServiceDep) -> RunOut:
+async def resume_run(run: Annotated[Run, acted_on("resume a run")], service: ServiceDep) -> RunOut:
     """Carry a stopped run on (after a crash or a restart) in the background.
 
-    409 if it has ended; a run waiting for a person goes on once the gate is decided.
+    409 if it has ended; a run waiting for a person goes on once the gate is decided. 403
+    for a key of every tenant, which reads and decides but carries no run on.
     """
     if run.status in TERMINAL:
         raise Problem(
