@@ -35,7 +35,7 @@ from agentrt.cli import app as cli
 from agentrt.errors import ConfigError
 from agentrt.examples import refund_desk
 from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR
-from agentrt.service import create_app, issue_key
+from agentrt.service import create_app
 from agentrt.service.schemas import run_out
 from agentrt.store.outbox import DeliveryQuery
 from agentrt.testing import ScriptedChatModel, ai, tool_call
@@ -232,46 +232,6 @@ def test_given_up_deliveries_are_dead_listed_and_sent_again_by_hand(
     assert SECRET not in logged
     assert receiver.path not in logged
     assert thread_id  # the run's id may be logged; it is not a secret
-
-
-async def test_the_api_lists_a_tenants_dead_letters_and_sends_one_again(
-    desk: AgentRuntime, clock: FakeClock
-) -> None:
-    with Receiver(fail_first=1) as receiver:
-        webhooks = Webhooks(
-            endpoints=(endpoint(receiver, tenant="*", events=("run.*",)),),
-            retry=RetrySchedule(max_attempts=1),
-        )
-        mine, theirs = refund(desk), refund(desk, GLOBEX)
-        drain(Dispatcher(desk.store, webhooks, clock=clock), clock)
-    keys = {"alice": issue_key(desk, OPERATOR), "gina": issue_key(desk, GLOBEX)}
-    app = create_app(desk, sweep_every=None, rate_limit="10000/minute")
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://agentrt.test"
-        ) as client,
-    ):
-
-        async def call(method: str, path: str, who: str) -> httpx.Response:
-            return await client.request(
-                method, path, headers={"Authorization": f"Bearer {keys[who]}"}
-            )
-
-        answer = await call("GET", "/webhooks/deliveries?status=dead", "alice")
-        assert answer.status_code == 200, answer.text
-        (dead,) = answer.json()["deliveries"]
-        assert (dead["thread_id"], dead["type"], dead["endpoint"]) == (mine, "run.succeeded", "ops")
-        assert dead["last_error"] == "gave up after 1 sends: HTTP 503"
-        assert "url" not in dead
-        theirs_listed = (await call("GET", "/webhooks/deliveries", "gina")).json()["deliveries"]
-        assert {d["thread_id"] for d in theirs_listed} == {theirs}
-        path = f"/webhooks/deliveries/ops/{dead['event_id']}/retry"
-        assert (await call("POST", path, "gina")).status_code == 404  # not globex's
-        retried = await call("POST", path, "alice")
-        assert retried.status_code == 200, retried.text
-        assert (retried.json()["status"], retried.json()["attempts"]) == ("pending", 0)
-        assert (await call("POST", path, "alice")).status_code == 409
 
 
 def test_a_bad_webhooks_file_names_the_line_and_what_to_do(tmp_path: Path) -> None:

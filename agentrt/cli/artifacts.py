@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from agentrt.cli.common import CliError, app, fail
+from agentrt.cli.common import CliError, app, fail, run_secrets
 from agentrt.cli.options import AppOptions, ThreadArgument, grouped
 
 if TYPE_CHECKING:
@@ -68,12 +68,15 @@ def _check_out(out: Path, name: str) -> None:
 
 
 def print_artifacts(rt: AgentRuntime, thread_id: str, *, indent: str = "") -> int:
-    """One line an artifact of the run (name, media type, size, masked preview); how many."""
-    from agentrt.tracing.shown import shown
+    """One line an artifact of the run (name, media type, size, preview masked as the run's
+    log masks it); how many."""
+    from agentrt.tools.artifacts import shown_ref
 
     refs = rt.artifacts(thread_id)
+    # The log after the artifacts: it held each call's arguments before its tool ran.
+    known = run_secrets(rt, thread_id) if refs else []
     for ref in refs:
-        preview = str(shown(ref.preview, rt.redactor)).replace("\n", " ")
+        preview = shown_ref(ref, rt.redactor, known=known).preview.replace("\n", " ")
         typer.echo(
             f"{indent}{ref.name:<24} {ref.media_type:<28} {ref.size:>12,} B  "
             f"sha256:{ref.digest[:12]}  {preview}"

@@ -4,7 +4,8 @@ A tool puts a file (``ctx.artifacts.put("report.csv", data, media_type="text/csv
 preview="42 rows")``) and returns the ArtifactRef it gets, or gets one an earlier step
 made (``ctx.artifacts.get("report.csv")``). A result past SizeLimits.inline_result_bytes is
 put by the runtime itself (``result_artifact``): the ledger, the run's state, spans and
-the model keep only the reference.
+the model keep only the reference. Wherever a run's artifacts are listed for a person, each
+reference is shown as the run's log shows its copy (``shown_ref``).
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ import asyncio
 import json
 import mimetypes
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
 from agentrt.artifacts import (
@@ -28,13 +30,22 @@ from agentrt.artifacts import (
 )
 from agentrt.errors import ConfigError
 from agentrt.limits import SizeLimits
+from agentrt.redaction import Redactor
 from agentrt.store.protocols import ArtifactStore
 from agentrt.tools.errors import ToolError
+from agentrt.tracing.shown import shown
 
 if TYPE_CHECKING:
     from agentrt.tools.credentials import Secrets
 
-__all__ = ["ToolArtifacts", "artifact_of", "call_stem", "refs_as_json", "result_artifact"]
+__all__ = [
+    "ToolArtifacts",
+    "artifact_of",
+    "call_stem",
+    "refs_as_json",
+    "result_artifact",
+    "shown_ref",
+]
 
 _UNSHOWN = re.compile(r"[\x00-\x08\x0b-\x1f\x7f]")
 _UNNAMEABLE = re.compile(r"[^A-Za-z0-9._\-]")
@@ -214,6 +225,17 @@ def artifact_of(store: ArtifactStore, thread_id: str, name: str) -> tuple[Artifa
     if record is None or content is None:
         raise UnknownArtifact(thread_id, name)
     return record, content
+
+
+def shown_ref(
+    ref: ArtifactRef, redactor: Redactor | None, *, known: Collection[Any]
+) -> ArtifactRef:
+    """``ref`` as a person may read it, on every surface that lists a run's artifacts (the
+    API, the review page, ``agentrt artifacts``): its preview masked as the run's log masks
+    its copy of the reference, by the Redactor and with ``known``, the secret values the
+    run's log holds (``tracing.shown.log_secrets``). ``put`` cuts out only credentials, and
+    a preview (the start of a text) may repeat a tool's sensitive argument."""
+    return replace(ref, preview=str(shown(ref.preview, redactor, known=known)))
 
 
 def call_stem(tool: str, step_id: str) -> str:

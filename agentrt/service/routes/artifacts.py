@@ -1,9 +1,14 @@
-"""/runs/{id}/artifacts: a run's artifacts, listed and served, under the run's tenant check."""
+"""/runs/{id}/artifacts: a run's artifacts, listed and served, under the run's tenant check.
+
+Listed as the run's log shows them: each preview masked with the secret values the log
+holds (``tools.artifacts.shown_ref``), as ``agentrt artifacts`` shows them too.
+"""
 
 from __future__ import annotations
 
 import asyncio
-from typing import Annotated
+from collections.abc import Collection
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel
@@ -14,8 +19,8 @@ from agentrt.service.auth import Caller, current_service
 from agentrt.service.context import Service
 from agentrt.service.paths import ARTIFACT, RUN, quoted
 from agentrt.service.problems import Problem
-from agentrt.tools.artifacts import artifact_of
-from agentrt.tracing.shown import shown
+from agentrt.service.schemas import run_secrets
+from agentrt.tools.artifacts import artifact_of, shown_ref
 
 __all__ = [
     "ArtifactList",
@@ -46,21 +51,31 @@ class ArtifactList(BaseModel):
     artifacts: list[ArtifactOut]
 
 
-def artifact_out(rt: AgentRuntime, thread_id: str, ref: ArtifactRef) -> ArtifactOut:
-    """``ref`` as a person may read it: its preview passes the Redactor like any output."""
+def artifact_out(
+    rt: AgentRuntime, thread_id: str, ref: ArtifactRef, *, known: Collection[Any]
+) -> ArtifactOut:
+    """``ref`` as a person may read it: its preview masked as the run's log masks its copy
+    (``shown_ref``; ``known``: the secret values the run's log holds)."""
     return ArtifactOut(
         name=ref.name,
         media_type=ref.media_type,
         size=ref.size,
         digest=ref.digest,
-        preview=str(shown(ref.preview, rt.redactor)),
+        preview=shown_ref(ref, rt.redactor, known=known).preview,
         url=f"/runs/{quoted(thread_id)}/artifacts/{ref.name}",
     )
 
 
 def artifacts_out(rt: AgentRuntime, thread_id: str) -> list[ArtifactOut]:
-    """The run's artifacts as a person may read them (a run the caller may read)."""
-    return [artifact_out(rt, thread_id, r) for r in rt.artifacts(thread_id)]
+    """The run's artifacts as a person may read them (a run the caller may read). It reads
+    the run's log: call it off the event loop."""
+    refs = rt.artifacts(thread_id)
+    if not refs:
+        return []  # no log to read
+    # The log is read after the artifacts: a step's arguments are in it before its tool
+    # runs, so each artifact listed is masked with the secrets of the call that made it.
+    known = run_secrets(rt, thread_id)
+    return [artifact_out(rt, thread_id, r, known=known) for r in refs]
 
 
 @router.get(f"{RUN}/artifacts", response_model=ArtifactList)

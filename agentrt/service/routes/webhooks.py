@@ -2,24 +2,31 @@
 sending a dead one again.
 
 Deliveries are named by their endpoint's name: an endpoint's URL and secret never leave
-the runtime's configuration.
+the runtime's configuration. The outbox keeps a run event's goal and error as they were
+written; they are shown here as the dispatcher sends them and ``GET /runs/{id}`` shows the
+run: masked with the secret values the run's log holds (a goal may repeat a sensitive
+argument).
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
+from dataclasses import replace
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 
+from agentrt.errors import UnknownRun
 from agentrt.readable import iso
 from agentrt.service.auth import Caller, current_service
 from agentrt.service.context import Service, tenant_listed
 from agentrt.service.problems import Problem
 from agentrt.webhooks import Delivery, DeliveryQuery
+from agentrt.webhooks.dispatcher import shown_event
 
-__all__ = ["DeliveryList", "DeliveryOut", "router"]
+__all__ = ["DeliveryList", "DeliveryOut", "deliveries_out", "router"]
 
 router = APIRouter(tags=["webhooks"])
 
@@ -49,6 +56,7 @@ class DeliveryList(BaseModel):
 
 
 def delivery_out(d: Delivery) -> DeliveryOut:
+    """``d`` in the API's shape, its event's data as it is: show it through ``deliveries_out``."""
     return DeliveryOut(
         endpoint=d.endpoint,
         event_id=d.event.id,
@@ -64,6 +72,30 @@ def delivery_out(d: Delivery) -> DeliveryOut:
         created_at=iso(d.event.created_at),
         data=d.event.data,
     )
+
+
+def deliveries_out(service: Service, found: Sequence[Delivery]) -> list[DeliveryOut]:
+    """``found`` as the caller may read them: each event as the dispatcher sends it
+    (``shown_event``), its goal and error masked with the secret values its run's log holds
+    (``service.secrets``, each run's row read once). A delivery whose run was pruned since
+    it was listed is left out, gone with its run: its log can no longer say what to mask.
+    It may read logs: call it off the event loop."""
+    rt = service.runtime
+    read: dict[str, list[Any]] = {}
+
+    def secrets_of(thread_id: str) -> list[Any]:
+        if thread_id not in read:
+            read[thread_id] = service.secrets.known(rt.get(thread_id))
+        return read[thread_id]
+
+    out = []
+    for d in found:
+        try:
+            event = shown_event(d.event, rt.redactor, secrets_of)
+        except UnknownRun:
+            continue
+        out.append(delivery_out(replace(d, event=event)))
+    return out
 
 
 @router.get("/webhooks/deliveries", response_model=DeliveryList)
@@ -86,8 +118,11 @@ async def list_deliveries(
         thread_id=thread_id,
         limit=limit,
     )
-    found = await asyncio.to_thread(service.runtime.store.list_deliveries, query)
-    return DeliveryList(deliveries=[delivery_out(d) for d in found])
+
+    def listed() -> list[DeliveryOut]:
+        return deliveries_out(service, service.runtime.store.list_deliveries(query))
+
+    return DeliveryList(deliveries=await asyncio.to_thread(listed))
 
 
 @router.post("/webhooks/deliveries/{endpoint}/{event_id}/retry", response_model=DeliveryOut)
@@ -97,7 +132,7 @@ async def retry_delivery(
     """Send a dead delivery again: pending at once, its tries counted afresh."""
     store = service.runtime.store
 
-    def retry() -> Delivery | None:
+    def retry() -> DeliveryOut | None:
         query = DeliveryQuery(
             endpoint=endpoint, tenant=tenant_listed(key.principal), event_id=event_id
         )
@@ -111,7 +146,8 @@ async def retry_delivery(
                 "only a dead delivery is sent again by hand",
                 type="not-dead",
             )
-        return store.list_deliveries(query)[0]
+        shown = deliveries_out(service, store.list_deliveries(query))
+        return shown[0] if shown else None
 
     found = await asyncio.to_thread(retry)
     if found is None:
@@ -121,4 +157,4 @@ async def retry_delivery(
             "GET /webhooks/deliveries",
             type="not-found",
         )
-    return delivery_out(found)
+    return found
