@@ -16,6 +16,10 @@ are an AWS key in a text that speaks of AWS, wherever it does). What a place bef
 shows is sent. An answer that starts as JSON is masked field by field once whole, so none
 of it goes before its end. When the answer ends, the rest is its log entry's text after
 what was sent, so the tokens joined are the entry's text.
+
+An answer ``held`` sends nothing before its end: the tool calls a message carries come
+after its text, and one may pass a value of that text in a sensitive field, which makes it
+a secret of the entry (``streamed.takes_secrets`` says when a run's tools can).
 """
 
 from __future__ import annotations
@@ -45,11 +49,15 @@ class AnswerShown:
     values of the run's log) and the Redactor, as its log entry shows it; at no moment is
     it more than a beginning of that."""
 
-    def __init__(self, node: str, redactor: Redactor, known: list[Any]) -> None:
+    def __init__(
+        self, node: str, redactor: Redactor, known: list[Any], *, held: bool = False
+    ) -> None:
         self.node = node
         """The node whose model answers (plan, summarize)."""
         self.redactor = redactor
         self.known = known
+        self.held = held
+        """True: nothing is sent before the end, which its log entry alone can tell."""
         self.said = ""
         """The answer so far, as the model gave it."""
         self.sent = ""
@@ -62,6 +70,8 @@ class AnswerShown:
     def add(self, text: str) -> str:
         """What to send now that the model said ``text`` next ("" for nothing yet)."""
         self.said += text
+        if self.held:
+            return ""
         if len(self.said) - self._looked < len(self.said) // LOOK_SHARE:
             return ""  # looked at a moment ago: each look reads all of it
         self._looked = len(self.said)
@@ -76,8 +86,11 @@ class AnswerShown:
     def end(self, whole: str | None = None) -> str:
         """The rest of the answer once it is whole: of ``whole`` (its log entry's text as
         shown), or without one of the answer as shown, what follows what was sent; "" if
-        that does not begin with what was sent (the entry is another answer's)."""
+        that does not begin with what was sent (the entry is another answer's), and "" for
+        an answer held that no entry ends."""
         if whole is None:
+            if self.held:
+                return ""  # no entry says what its tool calls made secret
             whole = str(shown(self.said, self.redactor, known=self.known))
         if not whole.startswith(self.sent):
             return ""

@@ -1,5 +1,13 @@
 """What an event stream sends of the events the worker pushes for its run: each masked as
-the run's log is, and a model's answer, token by token, as ``AnswerShown`` lets it go."""
+the run's log is, and a model's answer, token by token, as ``AnswerShown`` lets it go.
+
+A planner's message carries its tool calls after its text, and a call may pass a value the
+text repeats in a field its tool declares sensitive (or names as a secret: ``pin``,
+``password``): the entry then masks the value in the text, and tokens sent before the call
+came would have shown it. So where a run's tools can take a secret (``takes_secrets``), a
+planner's answer is held until its entry ends it, and sent then as the entry shows it. A
+summary carries no tool call, nor does a run whose tools take none: those go live.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +16,16 @@ from typing import Any
 from fastapi.sse import ServerSentEvent
 
 from agentrt.events import StreamEvent
+from agentrt.redaction import Redactor
 from agentrt.runtime import AgentRuntime
 from agentrt.service.answer_shown import AnswerShown
+from agentrt.tools.registry import ToolRegistry
 from agentrt.tracing.shown import log_secrets, shown, shown_events, shown_live
 
-__all__ = ["Pushed"]
+__all__ = ["Pushed", "takes_secrets"]
+
+_NO_CALLS = ("summarize",)
+"""Nodes whose model is given no tools: their answers carry no tool call."""
 
 
 class Pushed:
@@ -62,7 +75,8 @@ class Pushed:
         if self._answer is None or self._answer.node != node:
             if node != self._node:
                 return []
-            self._answer = AnswerShown(node, self.rt.redactor, self.known())
+            held = node not in _NO_CALLS and takes_secrets(self.rt.tools, self.rt.redactor)
+            self._answer = AnswerShown(node, self.rt.redactor, self.known(), held=held)
         return self._sent(event, node, self._answer.add(str(event.data.get("text", ""))))
 
     def _ended(self, event: StreamEvent) -> list[ServerSentEvent]:
@@ -92,3 +106,34 @@ class Pushed:
         head = shown(token.to_dict(), self.rt.redactor, known=self.known())
         data = {**head, "data": {"text": text, **head["data"]}}
         return [ServerSentEvent(data=data, event="token")]
+
+
+def takes_secrets(tools: ToolRegistry, redactor: Redactor) -> bool:
+    """True if a call of one of ``tools`` can make a secret of a value: a tool declares a
+    sensitive field, or its arguments' schema has a field (at any depth) that ``redactor``
+    takes for a secret by its name."""
+    for name in tools.names():
+        spec = tools.get(name)
+        if spec is None:
+            continue
+        if spec.sensitive:
+            return True
+        if _names_a_secret(spec.schema()["function"].get("parameters"), redactor):
+            return True
+    return False
+
+
+def _names_a_secret(schema: Any, redactor: Redactor) -> bool:
+    """True if a JSON Schema holds a property, at any depth, named as a secret."""
+    # A stack, not recursion: a schema an MCP server lists may nest deep.
+    todo = [schema]
+    while todo:
+        item = todo.pop()
+        if isinstance(item, dict):
+            fields = item.get("properties")
+            if isinstance(fields, dict) and any(redactor.sensitive_key(str(k)) for k in fields):
+                return True
+            todo += item.values()
+        elif isinstance(item, list):
+            todo += item
+    return False

@@ -11,8 +11,9 @@ leaves its claim to run out, and the next pass (this process's, another's) sends
 again with the same id. Receivers dedupe on ``webhook-id``. Any number of dispatchers may
 share a database: the store hands each delivery to one of them at a time. A dispatcher
 claims no more than it can send within the claim, each send taking at most the endpoint's
-timeout, and starts no send its claim may not outlast: a slow receiver does not let a
-second dispatcher take over deliveries the first is still going to send.
+timeout (the whole exchange, however slowly a receiver trickles its answer:
+``sending.BoundedSender``), and starts no send its claim may not outlast: a slow receiver
+does not let a second dispatcher take over deliveries the first is still going to send.
 
 Nothing it logs or stores holds a secret or an endpoint's URL; errors are said in words
 (``HTTP 503``, ``timed out``, ``connection refused``).
@@ -47,6 +48,7 @@ from agentrt.store.outbox import Delivery, DeliveryOutcome, DeliveryStatus, Outb
 from agentrt.store.protocols import OutboxStore
 from agentrt.tracing.shown import shown
 from agentrt.webhooks.config import WebhookEndpoint, Webhooks
+from agentrt.webhooks.sending import BoundedSender
 from agentrt.webhooks.signing import signed_headers
 
 __all__ = ["Dispatcher", "Pass", "SecretsOf", "Sender", "body_of", "shown_event"]
@@ -68,7 +70,9 @@ SecretsOf = Callable[[str], Collection[Any]]
 
 
 class Sender(Protocol):
-    """Posts one request; httpx.Client is one (tests may pass a client on a transport)."""
+    """Posts one request, the whole exchange within ``timeout`` seconds (as
+    ``BoundedSender``, the default, does; an httpx.Client bounds each read only, which tests
+    on a transport may pass)."""
 
     def post(
         self, url: str, *, content: bytes, headers: dict[str, str], timeout: float
@@ -162,8 +166,10 @@ class Dispatcher:
         self.redactor = redactor
         self.secrets_of = secrets_of
         """The secret values a run's log holds, that its goal and error are masked with."""
-        self._own_sender = sender is None
-        self.sender: Sender = sender if sender is not None else httpx.Client()
+        self._own_sender: BoundedSender | None = None
+        if sender is None:
+            sender = self._own_sender = BoundedSender()
+        self.sender: Sender = sender
         self._stop = threading.Event()
         self._asked = False
         self._loop: int | None = None
@@ -321,8 +327,8 @@ class Dispatcher:
 
     def close(self) -> None:
         """Close the HTTP client this dispatcher made."""
-        if self._own_sender and isinstance(self.sender, httpx.Client):
-            self.sender.close()
+        if self._own_sender is not None:
+            self._own_sender.close()
 
 
 def _kind_of(exc: httpx.TransportError) -> str:
