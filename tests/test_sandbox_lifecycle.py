@@ -195,6 +195,51 @@ def test_a_limit_that_is_no_finite_number_or_negative_is_refused_naming_it(
     assert SandboxLimits(timeout=0.5, max_output_chars=0).timeout == 0.5
 
 
+@pytest.mark.parametrize(
+    ("field", "value", "most", "why"),
+    [
+        ("memory_bytes", 2**64, sys.maxsize, "the most setrlimit takes"),
+        ("memory_bytes", sys.maxsize + 1, sys.maxsize, "the most setrlimit takes"),
+        ("file_size_bytes", 2**64, sys.maxsize, "the most setrlimit takes"),
+        ("cpu_seconds", 2**64, sys.maxsize, "the most setrlimit takes"),
+        ("workdir_bytes", 2**64, sys.maxsize, "the most setrlimit takes"),
+        (
+            "max_processes",
+            4_194_305,
+            4_194_304,
+            "PID_MAX_LIMIT, the most processes Linux can have",
+        ),
+        (
+            "uid",
+            2**32 - 1,
+            2**32 - 2,
+            "the largest user or group id; setuid refuses 2**32 - 1",
+        ),
+        ("gid", 2**40, 2**32 - 2, "the largest user or group id; setuid refuses 2**32 - 1"),
+    ],
+)
+def test_a_limit_past_what_the_kernel_takes_is_refused_naming_it(
+    field: str, value: int, most: int, why: str
+) -> None:
+    # Taken, it failed every call in the child, with subprocess's bare "Exception occurred
+    # in preexec_fn." (landlock mode), naming neither the field nor the value.
+    with pytest.raises(ConfigError) as info:
+        SandboxLimits(**{field: value})  # type: ignore[arg-type]
+    assert str(info.value) == (
+        f"SandboxLimits({field}={value!r}) is past {most} ({why}); give at most that"
+    )
+
+
+@pytest.mark.skipif(not landlock_abi(), reason="the kernel has no Landlock")
+def test_the_largest_limits_it_takes_run() -> None:
+    most = sys.maxsize
+    limits = SandboxLimits(
+        isolation="landlock", cpu_seconds=most, memory_bytes=most, file_size_bytes=most
+    )
+    done = run_sandboxed(["true"], limits=limits)
+    assert (done.returncode, done.isolation) == (0, "landlock")
+
+
 def test_calls_at_once_each_get_their_own_sandbox() -> None:
     code = "import os; open('mine', 'w').write(os.environ['N']); print(sorted(os.listdir()))"
     with ThreadPoolExecutor(4) as pool:

@@ -8,8 +8,13 @@ schema's patterns are searched in linear time (RE2), whatever the model writes.
 
 from __future__ import annotations
 
+import http.server
+import json
 import math
+import socket
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -251,10 +256,6 @@ NOWHERE = (
         ),
         ({"properties": {"o": {"items": {"$ref": "#order"}}}}, "#order"),
         (
-            {"properties": {"o": {"$ref": "https://example.com/order.json"}}},
-            "https://example.com/order.json",
-        ),
-        (
             # Under a $id, "#/..." is that subschema's own: it has no $defs of its own.
             {
                 "$defs": {
@@ -276,7 +277,7 @@ NOWHERE = (
         ),
         ({"properties": {"o": {"$dynamicRef": "#/$defs/node"}}}, "#/$defs/node"),
     ],
-    ids=["no-defs", "misspelt", "anchor", "remote", "under-an-id", "draft-7", "dynamic"],
+    ids=["no-defs", "misspelt", "anchor", "under-an-id", "draft-7", "dynamic"],
 )
 def test_a_schema_whose_ref_points_nowhere_is_refused_when_the_tool_is_made(
     schema: dict[str, Any], ref: str
@@ -286,6 +287,110 @@ def test_a_schema_whose_ref_points_nowhere_is_refused_when_the_tool_is_made(
     with pytest.raises(ConfigError) as info:
         refund_tool(schema)
     assert str(info.value) == f"tool 'refund': its argument schema's $ref {ref!r} {NOWHERE}"
+
+
+ELSEWHERE = NOWHERE.replace("no such place in the schema", "it names another document")
+
+
+@pytest.fixture
+def schema_server() -> Iterator[tuple[str, list[str]]]:
+    """A loopback HTTP server that answers every GET with a schema: its URL, and the paths
+    asked of it (what a tool's making would have fetched)."""
+    asked: list[str] = []
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            asked.append(self.path)
+            body = b'{"type": "string"}'
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Handler)
+    serving = threading.Thread(target=server.serve_forever, daemon=True)
+    serving.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", asked
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("schema", "ref"),
+    [
+        ({"properties": {"o": {"$ref": "URL/internal/secret.json"}}}, "URL/internal/secret.json"),
+        ({"$id": "URL/tool.json", "properties": {"o": {"$ref": "order.json"}}}, "order.json"),
+        ({"properties": {"o": {"$dynamicRef": "URL/node.json"}}}, "URL/node.json"),
+        (
+            # Under a keyword no one reads, a pointer still leads the validator to it.
+            {"x-kept": {"$ref": "URL/kept.json"}, "properties": {"o": {"$ref": "#/x-kept"}}},
+            "URL/kept.json",
+        ),
+        (
+            {"properties": {"o": {"$ref": "https://example.com/order.json"}}},
+            "https://example.com/order.json",
+        ),
+    ],
+    ids=["url", "relative-to-an-id", "dynamic", "through-a-pointer", "another-host"],
+)
+def test_a_ref_to_another_document_is_refused_and_nothing_is_fetched(
+    schema_server: tuple[str, list[str]], schema: dict[str, Any], ref: str
+) -> None:
+    # jsonschema's default registry fetches any URL (no timeout): an MCP server's tool list
+    # made the runtime request internal addresses as it was built.
+    url, asked = schema_server
+    schema = json.loads(json.dumps(schema).replace("URL", url))
+    ref = ref.replace("URL", url)
+    with pytest.raises(ConfigError) as info:
+        refund_tool(schema)
+    assert str(info.value) == f"tool 'refund': its argument schema's $ref {ref!r} {ELSEWHERE}"
+    assert asked == []
+
+
+def test_a_ref_to_a_server_that_never_answers_is_refused_at_once() -> None:
+    # A server that takes the connection and says nothing held the runtime's making forever.
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)  # never accepted, never answered
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/slow.json"
+    outcome: list[BaseException] = []
+
+    def make() -> None:
+        with pytest.raises(ConfigError, match="points nowhere") as info:
+            refund_tool({"properties": {"o": {"$ref": url}}})
+        outcome.append(info.value)
+
+    maker = threading.Thread(target=make, daemon=True)
+    maker.start()
+    maker.join(timeout=5)  # at once when nothing is fetched: the timeout is a failure's only
+    listener.close()
+    assert outcome, "making a tool whose $ref names a silent server still waits after 5 s"
+
+
+def test_the_validators_tools_make_fetch_nothing_either(
+    schema_server: tuple[str, list[str]],
+) -> None:
+    from jsonschema.validators import Draft202012Validator
+    from referencing.exceptions import Unresolvable
+
+    from agentrt.tools.schema_patterns import bounded_validator, local_validator
+
+    url, asked = schema_server
+    schema = {"properties": {"o": {"$ref": f"{url}/o.json"}}}
+    validator = local_validator(bounded_validator(schema), schema)
+    # (Such a schema is refused when a tool is made: this is the line behind that.)
+    with pytest.raises(Unresolvable):
+        validator.is_valid({"o": 1})
+    assert asked == []
+    # The meta-schemas are at hand, without a fetch.
+    meta = {"$ref": "https://json-schema.org/draft/2020-12/schema"}
+    assert local_validator(Draft202012Validator, meta).is_valid({"type": "string"})
 
 
 def test_a_ref_that_resolves_is_followed_and_a_bad_output_schema_checks_nothing(
@@ -435,6 +540,16 @@ def test_patterns_keep_json_schema_rules_and_one_re2_cannot_run_is_refused() -> 
         ("^\\w+$", "caf\u00e9", False),
         ("^\\S+$", "a\x1cb", True),  # \s is ECMA-262's whitespace, which \x1c is not
         ("^\\S+$", "a\u3000b", False),
+        ("^[\\S]+$", "a\u00a0b", False),  # \S in a class too: it took the no-break space
+        ("^[\\S\\d]+$", "a\u2028b", False),
+        ("^[\\S]+$", "a\U0001f600\x1cb", True),
+        ("^[^\\S]+$", "\u00a0\u3000", True),
+        ("^[^\\S]+$", " a", False),
+        ("^[!-\\s]+$", "!-\u00a0", True),  # by ECMA-262 (Annex B): "!", "-" and \s, no range
+        ("^[!-\\s]+$", "a", False),
+        ("^[\\S-]+$", "a-", True),
+        ("^[\\s-~]+$", "- ~", True),
+        ("^[\\s-~]+$", "a", False),
     ],
 )
 def test_a_pattern_reads_the_same_on_either_engine(pattern: str, value: str, valid: bool) -> None:
@@ -476,6 +591,33 @@ def test_backslash_s_is_ecma_262s_whitespace_as_it_was_on_pythons_re(space: str)
         "any": f"x{space}y",
     }
     assert spec.validate_args({"user": "ab", "code": "ab", "any": "x\ny"})["any"] == "x\ny"
+
+
+ECMA_SPACE = "\t\n\v\f\r \u00a0\u1680\u2000\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+"""ECMA-262's whitespace at each edge of its ranges (U+2000 to U+200A is one)."""
+
+
+@pytest.mark.parametrize("guard", ["", "(?!x)"], ids=["re2", "backtracking"])
+def test_backslash_s_and_S_in_a_class_are_what_they_are_outside_one(guard: str) -> None:
+    from agentrt.tools.schema_patterns import search
+
+    # Each whitespace code point and those next to it, the ends of Unicode, a lone surrogate.
+    points = {0, 0x10FFFF, 0xD800} | {
+        near for c in ECMA_SPACE for near in (ord(c) - 1, ord(c), ord(c) + 1)
+    }
+    for char in map(chr, sorted(points)):
+        space = char in ECMA_SPACE or "\u2000" <= char <= "\u200a"
+        for pattern, takes in [
+            ("\\s", space),
+            ("[\\s]", space),
+            ("[^\\S]", space),
+            ("\\S", not space),
+            ("[\\S]", not space),
+            ("[^\\s]", not space),
+            ("[\\S\\s]", True),
+            ("[^\\S\\s]", False),
+        ]:
+            assert search(f"^{guard}{pattern}$", char) is takes, (pattern, char)
 
 
 def test_a_spec_describes_its_arguments_exactly_once() -> None:

@@ -24,6 +24,7 @@ from agentrt.tools.schema_patterns import (
     bounded_validator,
     check_schema,
     extra_keys,
+    local_validator,
 )
 from agentrt.tools.schemas import non_finite
 
@@ -80,7 +81,7 @@ class JsonSchemaArgs:
             own, open_ended="unevaluatedProperties" in cls.VALIDATORS
         )
         """The schema as offered to the model: closed to extra properties unless it said."""
-        self._validator: Validator = cls(self.schema)
+        self._validator: Validator = local_validator(cls, self.schema)
 
     def offered(self) -> dict[str, Any]:
         """A copy of the schema, for the model's tool list (callers may change it)."""

@@ -16,8 +16,8 @@ refuses a pattern neither engine can read.
 JSON Schema's rules stay: a pattern is searched for, not matched whole, ECMA-262's
 ``\\uXXXX`` escape is read as RE2's ``\\x{XXXX}``, and ``\\s`` is ECMA-262's whitespace
 (the no-break space, U+2028, U+3000 and the rest besides ASCII's), where RE2's is ASCII's
-alone: a "no whitespace" field (``^\\S+$``) refuses them as it did on Python's ``re``. Only
-``\\S`` inside a character class keeps RE2's meaning (``[\\s\\S]``, anything, still is).
+alone: a "no whitespace" field (``^\\S+$``, or ``^[\\S]+$``) refuses them as it did on
+Python's ``re``.
 """
 
 from __future__ import annotations
@@ -30,18 +30,61 @@ from typing import TYPE_CHECKING, Any, cast
 if TYPE_CHECKING:
     from jsonschema.protocols import Validator
 
-__all__ = ["UnrunnablePattern", "bounded_validator", "check_schema", "extra_keys", "search"]
+__all__ = [
+    "UnrunnablePattern",
+    "bounded_validator",
+    "check_schema",
+    "extra_keys",
+    "local_validator",
+    "search",
+]
 
 _TOKENS = re.compile(r"\\u([0-9a-fA-F]{4})|(\\.)|(\[)|(\])|.", re.DOTALL)
 """A pattern's parts that its reading for RE2 looks at: escapes and the class brackets."""
-_ECMA_SPACE = (
-    r"\t\n\x{0b}\f\r \x{a0}\x{1680}\x{2000}-\x{200a}\x{2028}\x{2029}\x{202f}\x{205f}"
-    r"\x{3000}\x{feff}"
+_ECMA_SPACE_RANGES = (
+    (0x9, 0xD),
+    (0x20, 0x20),
+    (0xA0, 0xA0),
+    (0x1680, 0x1680),
+    (0x2000, 0x200A),
+    (0x2028, 0x2029),
+    (0x202F, 0x202F),
+    (0x205F, 0x205F),
+    (0x3000, 0x3000),
+    (0xFEFF, 0xFEFF),
 )
-"""ECMA-262's WhiteSpace and LineTerminator, what its ``\\s`` matches, as a class's members."""
-_ECMA_SPACE_REGEX = re.sub(r"\\x\{([0-9a-f]+)\}", lambda m: f"\\u{int(m[1], 16):04x}", _ECMA_SPACE)
-"""The same members as ``regex`` writes them (it has no ``\\x{...}``)."""
+"""ECMA-262's WhiteSpace and LineTerminator, what its ``\\s`` matches: first, last code point."""
 
+
+def _complement(ranges: tuple[tuple[int, int], ...]) -> tuple[tuple[int, int], ...]:
+    """The code points no range of ``ranges`` (in order, apart) holds, as ranges."""
+    starts = [0, *(last + 1 for _, last in ranges)]
+    ends = [*(first - 1 for first, _ in ranges), 0x10FFFF]
+    return tuple((start, end) for start, end in zip(starts, ends, strict=True) if start <= end)
+
+
+def _members(ranges: tuple[tuple[int, int], ...], *, re2: bool) -> str:
+    """``ranges`` as a character class's members, as RE2 (``\\x{...}``) or ``regex``
+    (``\\uXXXX``, ``\\UXXXXXXXX``: it has no ``\\x{...}``) writes them."""
+
+    def one(code: int) -> str:
+        if re2:
+            return f"\\x{{{code:x}}}"
+        return f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}"
+
+    return "".join(one(a) if a == b else f"{one(a)}-{one(b)}" for a, b in ranges)
+
+
+_ECMA_MEMBERS = {
+    # (re2, negated): \s's members, or \S's spelt out: [^...] cannot be a class's member,
+    # and [\S\d] must hold what \S holds, the no-break space and U+2028 left out.
+    (re2, negated): _members(
+        _complement(_ECMA_SPACE_RANGES) if negated else _ECMA_SPACE_RANGES, re2=re2
+    )
+    for re2 in (True, False)
+    for negated in (True, False)
+}
+"""What ECMA-262's ``\\s`` (negated: ``\\S``) matches, as a class's members, for each engine."""
 
 BACKTRACKING_SECONDS = 0.05
 """How long a pattern RE2 cannot run may search one value on the backtracking engine."""
@@ -94,25 +137,31 @@ def _backtracking(pattern: str) -> Callable[[str], bool]:
 
 def _as_ecma(pattern: str, *, re2: bool) -> str:
     """``pattern`` as RE2 (or ``regex``) reads ECMA-262's: ``\\uXXXX`` as RE2's
-    ``\\x{XXXX}``, ``\\s`` and ``\\S`` as ECMA-262's whitespace and the rest, and for
-    ``regex`` a ``$`` as ``\\Z``: ECMA-262's ``$`` (and RE2's) is the end of the text, where
-    ``regex``'s is also just before a final newline ("bob\\n" would pass ``^[a-z]+$``)."""
-    space = _ECMA_SPACE if re2 else _ECMA_SPACE_REGEX
+    ``\\x{XXXX}``, ``\\s`` and ``\\S`` as ECMA-262's whitespace and the rest, in a class
+    too, and for ``regex`` a ``$`` as ``\\Z``: ECMA-262's ``$`` (and RE2's) is the end of the
+    text, where ``regex``'s is also just before a final newline ("bob\\n" would pass
+    ``^[a-z]+$``)."""
     out: list[str] = []
     in_class = False
+    previous = None
     for part in _TOKENS.finditer(pattern):
         code, escape, opens, closes = part.groups()
         if code is not None:
             out.append(f"\\x{{{code}}}" if re2 else part[0])
-        elif escape == "\\s":
-            out.append(space if in_class else f"[{space}]")
-        elif escape == "\\S" and not in_class:
-            out.append(f"[^{space}]")
+        elif escape in ("\\s", "\\S"):
+            if in_class and out[-1] == "-":
+                # ECMA-262 reads "[!-\s]" as "!", "-" and \s, not a range to the first member.
+                out[-1] = "\\-"
+            members = _ECMA_MEMBERS[re2, escape == "\\S"]
+            out.append(members if in_class else f"[{members}]")
+        elif in_class and part[0] == "-" and previous in ("\\s", "\\S"):
+            out.append("\\-")  # "[\s-~]" likewise: \s, "-" and "~"
         elif part[0] == "$" and not in_class and not re2:
             out.append("\\Z")
         else:
             in_class = (in_class or opens is not None) and closes is None
             out.append(part[0])
+        previous = escape
     return "".join(out)
 
 
@@ -142,6 +191,14 @@ def bounded_validator(schema: Mapping[str, Any]) -> type[Validator]:
     return _bounded(validator_for(schema, default=Draft202012Validator))
 
 
+def local_validator(cls: type[Validator], schema: Mapping[str, Any]) -> Validator:
+    """``cls(schema)`` (a class of ``bounded_validator``), its references resolved within
+    the schema and the meta-schemas: a value checked never makes it fetch a URL."""
+    from agentrt.tools.schema_refs import local_registry
+
+    return cls(schema, registry=local_registry())
+
+
 def check_schema(cls: type[Validator], schema: Mapping[str, Any]) -> None:
     """``cls.check_schema(schema)``, every pattern the meta-schema points at compiled by RE2
     as well: SchemaError (its message saying why) if one cannot be run. A ``$ref`` that
@@ -162,12 +219,12 @@ def check_schema(cls: type[Validator], schema: Mapping[str, Any]) -> None:
         if isinstance(exc.cause, UnrunnablePattern):
             exc.message = str(exc.cause)
         raise
-    ref = unresolved_ref(cls, schema)
-    if ref is not None:
+    unresolved = unresolved_ref(cls, schema)
+    if unresolved is not None:
+        ref, why = unresolved
         raise SchemaError(
-            f"$ref {ref!r} points nowhere (no such place in the schema, and nothing is "
-            "fetched); define what it names (under $defs, or definitions before draft "
-            "2019-09), or write that subschema in its place",
+            f"$ref {ref!r} points nowhere ({why}); define what it names (under $defs, or "
+            "definitions before draft 2019-09), or write that subschema in its place",
             validator="$ref",
             validator_value=ref,
         )

@@ -20,7 +20,7 @@ from pydantic import AfterValidator
 from agentrt.errors import ConfigError
 from agentrt.logs import get_logger
 from agentrt.tools.contract import Effect
-from agentrt.tools.schema_patterns import bounded_validator, check_schema
+from agentrt.tools.schema_patterns import bounded_validator, check_schema, local_validator
 
 if TYPE_CHECKING:
     from mcp.types import CallToolResult, ToolAnnotations
@@ -104,7 +104,7 @@ def output_type(server: str, tool: str, schema: Mapping[str, Any]) -> Any:
             exc.message,
         )
         return Any
-    validator = cls(schema)
+    validator = local_validator(cls, schema)
 
     def check(value: Any) -> Any:
         problems = [

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -13,6 +14,14 @@ Isolation = Literal["bubblewrap", "landlock"]
 """How code is kept in: "bubblewrap" (namespaces) or "landlock" (the weaker opt-in mode)."""
 
 ISOLATIONS: tuple[Isolation, ...] = ("bubblewrap", "landlock")
+
+_RLIMIT_MOST = (sys.maxsize, "the most setrlimit takes")
+"""The largest limit, and why: past a C long, setrlimit fails in the child, which says only
+"Exception occurred in preexec_fn." (landlock mode) or blames user namespaces (bubblewrap)."""
+_PROCESSES_MOST = (4_194_304, "PID_MAX_LIMIT, the most processes Linux can have")
+"""The most processes, and why (a cgroup's pids.max refuses more)."""
+_ID_MOST = (2**32 - 2, "the largest user or group id; setuid refuses 2**32 - 1")
+"""The largest uid and gid, and why."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -70,21 +79,27 @@ class SandboxLimits:
             )
         if timeout <= 0:
             raise ConfigError(f"SandboxLimits(timeout={timeout!r}) must be positive")
-        for name, least in (
-            ("cpu_seconds", 1),
-            ("memory_bytes", 1),
-            ("max_processes", 1),
-            ("file_size_bytes", 1),
-            ("workdir_bytes", 1),
-            ("max_output_chars", 0),
-            ("uid", 1),
-            ("gid", 1),
+        for name, least, most in (
+            ("cpu_seconds", 1, _RLIMIT_MOST),
+            ("memory_bytes", 1, _RLIMIT_MOST),
+            ("max_processes", 1, _PROCESSES_MOST),
+            ("file_size_bytes", 1, _RLIMIT_MOST),
+            ("workdir_bytes", 1, _RLIMIT_MOST),
+            ("max_output_chars", 0, None),
+            ("uid", 1, _ID_MOST),
+            ("gid", 1, _ID_MOST),
         ):
             value = getattr(self, name)
             # A float reaches setrlimit or a cgroup file as no limit it reads (nan, 1e9).
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ConfigError(
                     f"SandboxLimits({name}={value!r}) must be a whole number (an int)"
+                )
+            if most is not None and value > most[0]:
+                # Checked now: in the child, the call would fail without naming the value.
+                raise ConfigError(
+                    f"SandboxLimits({name}={value!r}) is past {most[0]} ({most[1]}); "
+                    "give at most that"
                 )
             if value >= least:
                 continue
