@@ -188,6 +188,10 @@ class Budget:
         """Inverse of to_dict; unknown keys are a ConfigError. A deadline past the last
         date (LAST_INSTANT), kept before such were refused, is read as that date: it comes
         no sooner, and the run it belongs to can still be shown and driven."""
+        last = _last_read
+        if last is not None and last[0] is data and last[1] == data:
+            return last[2]
+        given = data
         data = dict(data or {})
         unknown = set(data) - set(cls.__dataclass_fields__)
         if unknown:
@@ -195,7 +199,21 @@ class Budget:
         deadline = data.get("deadline")
         if isinstance(deadline, int | float) and LAST_INSTANT < deadline < math.inf:
             data["deadline"] = LAST_INSTANT
-        return cls(**data)
+        budget = cls(**data)
+        if given is not None:
+            _remember(given, budget)
+        return budget
+
+
+_last_read: tuple[Mapping[str, Any], dict[str, Any], Budget] | None = None
+"""The last dict Budget.from_dict read, as it was then, and its Budget: a run's nodes read
+the same state dict once a node or more (its checks, its span), and a Budget checks each
+limit as it is made. A dict changed since (the same object) is read again."""
+
+
+def _remember(data: Mapping[str, Any], budget: Budget) -> None:
+    global _last_read  # noqa: PLW0603  # one tuple swapped whole: threads read it whole
+    _last_read = (data, dict(data), budget)
 
 
 def empty_usage() -> Usage:

@@ -354,6 +354,10 @@ def append_events(log: list[Event], batches: Sequence[list[Event]]) -> list[Even
     return [*log, *(event for batch in batches for event in batch)]
 
 
+_NEVER_WRITTEN: Any = LastValue(object).value
+"""What LangGraph's LastValue holds until it is first written."""
+
+
 class Unset(LastValue[Any]):
     """A channel that reads as ``default`` until it is first written: what reading the
     key unset would give (``state.get(key, default)``), never stored until written.
@@ -381,7 +385,8 @@ class Unset(LastValue[Any]):
         return restored
 
     def get(self) -> Any:
-        return self.value if LastValue.is_available(self) else self.default
+        value = self.value
+        return self.default if value is _NEVER_WRITTEN else value
 
     def is_available(self) -> bool:
         return True
