@@ -497,3 +497,15 @@ def test_token_and_cost_limits_need_a_model_whose_output_can_be_capped(tmp_path:
             )
     # Other limits need no cap.
     AgentRuntime(_Uncapped(), db=tmp_path / "b.db", budget=Budget(max_tool_calls=3)).close()
+
+
+def test_a_budget_read_again_from_the_same_dict_is_the_same_unless_the_dict_changed() -> None:
+    data = Budget(max_steps=3).to_dict()
+    first = Budget.from_dict(data)
+    assert Budget.from_dict(data) is first  # read once, not checked again a node
+    data["max_steps"] = 5  # changed in place: read anew
+    assert Budget.from_dict(data).max_steps == 5
+    data["max_steps"] = -1
+    with pytest.raises(ConfigError, match="max_steps must be a finite number >= 0"):
+        Budget.from_dict(data)
+    assert Budget.from_dict(dict(data, max_steps=2)).max_steps == 2
