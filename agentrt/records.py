@@ -332,6 +332,9 @@ class MessageOpening:
     output: str | None = None
     """The current message's answer, if it had one."""
     error: str | None = None
+    ended_at: float | None = None
+    """When the current message ended, if it had (its run's end, as the row says); None:
+    it ends now, interrupted by the message taken."""
     spent: Usage
     """What the current message spent."""
     first: MessageRecord | None = None

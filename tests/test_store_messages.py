@@ -152,6 +152,19 @@ def test_taking_a_message_closes_the_one_before_and_reopens_the_run_leased(
     assert queued.index == 2
 
 
+def test_a_message_that_had_ended_keeps_its_end_when_the_next_one_is_taken(
+    store: Store, clock: FakeClock
+) -> None:
+    new_run(store)
+    finished(store)
+    ended = clock.now
+    store.add_message(NewMessage(thread_id="t1", text="and 43?", principal=BOB))
+    clock.advance(40 * 86_400)  # taken 40 days later
+    assert store.open_message("t1", opening(store, 1, ended_at=ended)) is not None
+    goal, one = store.thread_messages("t1")
+    assert (goal.ended_at, one.started_at) == (ended, clock.now)
+
+
 def test_a_message_a_budget_stopped_keeps_why_once_the_thread_goes_on(store: Store) -> None:
     new_run(store)
     lifecycle.move(store, "t1", RunStatus.RUNNING, now=store.clock())

@@ -108,6 +108,18 @@ def test_a_thread_read_across_a_messages_opening_shows_each_message_its_own_answ
     ]
 
 
+def test_a_message_keeps_its_end_time_when_the_thread_goes_on(
+    rt: AgentRuntime, clock: FakeClock
+) -> None:
+    first = rt.start("note 1", principal=OPS)
+    ended = rt.messages(first.thread_id)[0].ended_at
+    assert ended == clock.now
+    clock.advance(40 * 86_400)  # the follow-up comes 40 days later
+    rt.send(first.thread_id, "hello", principal=PAYER)
+    goal, follow = rt.messages(first.thread_id)
+    assert (goal.ended_at, follow.started_at) == (ended, clock.now)
+
+
 def test_usage_is_kept_per_message_and_per_thread(rt: AgentRuntime) -> None:
     run = rt.start("note 2", principal=OPS)
     run = rt.send(run.thread_id, "note 1", principal=OPS)

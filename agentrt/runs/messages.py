@@ -193,6 +193,7 @@ def opening_for(
         closing=record.status.value if finished else INTERRUPTED,
         output=record.output if finished else None,
         error=record.error if finished else f"interrupted by message #{index}",
+        ended_at=record.updated_at if finished else None,
         spent=spent_since(usage_now, before),
         first=first,
         usage_before=usage_now,

@@ -117,7 +117,7 @@ class MessagesMemory:
                     output=opening.output,
                     error=opening.error,
                     usage=Usage(**opening.spent),
-                    ended_at=now,
+                    ended_at=now if opening.ended_at is None else opening.ended_at,
                     budget_report=(
                         dict(record.budget_report)
                         if record.budget_report is not None

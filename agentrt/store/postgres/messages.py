@@ -157,7 +157,7 @@ def _open(conn: Conn, thread_id: str, opening: MessageOpening, now: float) -> Ru
             opening.output,
             opening.error,
             doc(opening.spent),
-            now,
+            now if opening.ended_at is None else opening.ended_at,
             doc(report),
             thread_id,
             opening.from_message,

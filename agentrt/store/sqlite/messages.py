@@ -93,7 +93,7 @@ class MessagesTable:
                     opening.output,
                     opening.error,
                     json.dumps(opening.spent),
-                    now,
+                    now if opening.ended_at is None else opening.ended_at,
                     report,
                     thread_id,
                     opening.from_message,
