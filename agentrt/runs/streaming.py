@@ -33,6 +33,7 @@ from agentrt.steps import Step, Steps, _Stepper
 
 __all__ = [
     "INTERRUPT_KEY",
+    "SETTLED_KEYS",
     "GraphRun",
     "Translate",
     "astream",
@@ -52,6 +53,9 @@ _MODES = ["tasks", "messages", "custom"]
 INTERRUPT_KEY = "__interrupt__"
 """Where invoke's answer holds the interrupts that stopped the run (LangGraph's own key)."""
 _ACTION_NODES = ("tool", "commit")
+SETTLED_KEYS = ("status", "usage", "events", "stop", "output", "error")
+"""What a segment's end is written from (runs.settling, and its log's secrets): all invoke
+answers. LangGraph reads the keys it answers after every step, so not the whole state."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,11 +79,13 @@ def graph_run(graph: Any, graph_input: Any, cfg: Any, owner: str | None = None) 
 
     def invoke() -> Any:
         with holding(graph, thread_id, owner):
-            return graph.invoke(graph_input, cfg, durability="sync")
+            return graph.invoke(graph_input, cfg, durability="sync", output_keys=SETTLED_KEYS)
 
     async def ainvoke() -> Any:
         async with aholding(graph, thread_id, owner):
-            return await graph.ainvoke(graph_input, cfg, durability="sync")
+            return await graph.ainvoke(
+                graph_input, cfg, durability="sync", output_keys=SETTLED_KEYS
+            )
 
     def chunks() -> Iterator[Any]:
         with holding(graph, thread_id, owner):
