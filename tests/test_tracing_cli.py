@@ -57,6 +57,30 @@ def test_prune_deletes_old_finished_runs_and_all_they_left(db: Path, clock: Fake
         assert [r.thread_id for r in rt.runs()] == [waiting]
 
 
+def test_a_run_is_never_started_on_the_state_a_prune_stopped_midway_left(
+    db: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Prune deletes a run's row, then its checkpoints: a process dying in between left the
+    # checkpoints under an id that names no run. A run started there under that id went on
+    # from them: the old run's log and conversation (another tenant's, maybe) in its prompt.
+    with refund_desk.build_runtime(db, clock=clock, new_id=Ids()) as rt:
+        old = rt.start(GOAL, principal=OPERATOR, thread_id="t-1")
+        assert old.pending_approval is not None
+        rt.decide(Decision.approve(old.pending_approval.id, by=APPROVER))
+        clock.advance(40 * DAY)
+        saver = type(rt.graph.checkpointer)
+        monkeypatch.setattr(saver, "delete_thread", lambda self, thread_id: None)  # it died
+        assert rt.prune(older_than=30 * DAY) == ["t-1"]
+        assert rows_of(db, "t-1")["checkpoints"] > 0  # left, under an id that names no run
+        before = rows_of(db, "t-1")
+        for make in (rt.start, rt.create):
+            with pytest.raises(ConfigError, match=r"'t-1' names no run .* holds a graph's state"):
+                make(GOAL, principal=OPERATOR, thread_id="t-1")
+        assert rows_of(db, "t-1") == before  # nothing written
+        fresh = rt.start(GOAL, principal=OPERATOR)  # a new id starts clean
+        assert [e["type"] for e in rt.events(fresh.thread_id)][:1] == ["plan"]
+
+
 def test_prune_cuts_off_by_the_stores_clock(postgres_url: str) -> None:
     """On PostgreSQL updated_at is the server's time: a host whose own clock runs two days
     ahead, pruning runs older than a day, keeps the run that finished a moment ago."""

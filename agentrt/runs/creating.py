@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from typing import TYPE_CHECKING, Required, TypedDict
+from typing import TYPE_CHECKING, Any, Required, TypedDict
 
 from typing_extensions import Unpack
 
@@ -77,10 +77,21 @@ class RunCreating:
     tracing: RunTracing
     new_id: Callable[[], str]
     app: AppIdentity | None
+    graph: Callable[[], Any]
 
     if TYPE_CHECKING:  # the Driver's own
 
         def lease_for(self, owner: LeaseOwner) -> LeaseRecord: ...
+
+    def _holds_state(self, thread_id: str) -> bool:
+        """True if the run graph's checkpointer has a checkpoint of ``thread_id``."""
+        saver = getattr(self.graph(), "checkpointer", None)
+        if saver is None or isinstance(saver, bool):
+            return False
+        return (
+            saver.get_tuple({"configurable": {"thread_id": thread_id, "checkpoint_ns": ""}})
+            is not None
+        )
 
     def create(
         self, goal: str, *, lease: LeaseRecord | None = None, **request: Unpack[NewRunRequest]
@@ -95,7 +106,9 @@ class RunCreating:
         self, goal: str, *, lease: LeaseRecord | None = None, **request: Unpack[NewRunRequest]
     ) -> RunRecord:
         """``create``'s work: the row as written (which ``rt.create`` answers with)."""
-        return self.write_run(self.run_row(goal, lease=lease, **request))
+        row = self.run_row(goal, lease=lease, **request)
+        # An app's own graph writes the row of a thread its graph already holds (lease).
+        return self.write_run(row, named=lease is None and bool(request.get("thread_id")))
 
     def run_row(
         self, goal: str, *, lease: LeaseRecord | None = None, **request: Unpack[NewRunRequest]
@@ -120,9 +133,21 @@ class RunCreating:
             tools=tools,
         )
 
-    def write_run(self, row: NewRun, owner: LeaseOwner | None = None) -> RunRecord:
+    def write_run(
+        self, row: NewRun, owner: LeaseOwner | None = None, *, named: bool = False
+    ) -> RunRecord:
         """Write a new run's row, leased to ``owner`` from now if given (who drives it at
-        once: no worker claims it meanwhile); ThreadTaken if its id names a run already."""
+        once: no worker claims it meanwhile); ThreadTaken if its id names a run already,
+        or (``named``: the caller gave the id) a graph's state with no run: a prune that
+        stopped between a run's row and its checkpoints left them, or another graph's
+        thread shares the database. A run started there would go on from that state: the
+        old run's log and conversation, another tenant's maybe, in its prompt."""
+        if named and self.store.get_run(row.thread_id) is None and self._holds_state(row.thread_id):
+            raise ThreadTaken(
+                f"thread id {row.thread_id!r} names no run in {self.store.location!r} but "
+                "holds a graph's state (left by a prune that stopped midway, or another "
+                "graph's thread in this database); pass a new id, or None for a fresh one"
+            )
         if owner is not None:
             row = replace(row, lease=self.lease_for(owner))  # the store's clock: its I/O
         record = self.store.create_run(row)

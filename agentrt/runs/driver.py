@@ -143,7 +143,8 @@ class Driver(MessageTaking, RunCreating, RunResuming, RunSettling):
         owner = LeaseOwner.this_process(self.new_id())
         try:
             # Leased from birth: a worker sharing the database must not claim it meanwhile.
-            record = yield unbroken(self.write_run, row, owner)
+            named = bool(request.get("thread_id"))
+            record = yield unbroken(partial(self.write_run, row, owner, named=named))
         except ThreadTaken:
             raise  # the id names another run: nothing written, no lease taken
         except BaseException:
