@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import xml.etree.ElementTree as ET
 from pathlib import Path
@@ -13,8 +12,6 @@ from agentrt.evals import (
     Call,
     DatasetError,
     EvalReport,
-    Judge,
-    JudgeBudget,
     RunResult,
     Score,
     Trajectory,
@@ -27,8 +24,6 @@ from agentrt.evals.junit import junit_xml
 from agentrt.evals.scorers import checks_of
 from agentrt.examples import refund_desk
 from agentrt.principal import Principal
-from agentrt.testing import ScriptedChatModel
-from tests import eval_app
 from tests.conftest import FakeClock, Ids
 
 
@@ -164,60 +159,6 @@ def test_custom_scorers_answer_in_any_form() -> None:
             "returned 'yes'; a scorer returns a bool, a number from 0 to 1 or a Score",
         ),
     ]
-
-
-def test_the_judge_sees_rubric_goal_trajectory_and_output() -> None:
-    model = eval_app.judge_pass()
-    score = asyncio.run(
-        Judge(model).score("States the amount.", trajectory(LOOKUP), pass_score=0.5)
-    )
-    assert score == Score("judge", True, "The refund amount is stated.", 0.9)
-    [asked] = model.calls
-    system, human = asked.messages
-    assert "answer with one JSON object" in str(system.content)
-    assert str(human.content) == (
-        "<Rubric>\nStates the amount.\n</Rubric>\n\n<Goal>\nRefund order 42\n</Goal>\n\n"
-        "<Trajectory>\n- (nothing)\n</Trajectory>\n\n"
-        "<Outcome>\nstatus: succeeded\noutput: Refunded $89.00.\n</Outcome>"
-    )
-
-
-def test_a_score_under_the_pass_score_fails_and_a_rambling_judge_fails() -> None:
-    strict = asyncio.run(Judge(eval_app.judge_pass()).score("r", trajectory(), pass_score=0.95))
-    assert (strict.passed, strict.value) == (False, 0.9)
-    rambling = asyncio.run(Judge(eval_app.judge_rambles()).score("r", trajectory(), pass_score=0.5))
-    assert not rambling.passed
-    assert rambling.reason.startswith("the judge did not answer the JSON verdict asked for")
-    assert rambling.reason.endswith("'I think it is fine.'")
-
-
-def test_the_judge_stops_at_its_own_budget(db: Path, clock: FakeClock) -> None:
-    text = """
-judge: {max_calls: 1}
-defaults:
-  principal: {id: alice, tenant: acme, scopes: [orders:read, orders:write, payments:write]}
-cases:
-  - {name: first, goal: Refund order 42., judge: The output names the amount.}
-  - {name: second, goal: Refund order 42., judge: The output names the amount.}
-"""
-    judge = ScriptedChatModel(['{"pass": true, "score": 1, "reason": "ok"}'])
-    with refund_desk.build_runtime(db, clock=clock, new_id=Ids()) as rt:
-        report = run_eval(rt, parse_dataset(text), concurrency=1, judge=judge)
-    verdicts = sorted((s.passed, s.reason) for r in report.runs for s in r.scores)
-    assert verdicts == [
-        (False, "not judged: the judge's budget is spent (max_calls 1 reached)"),
-        (True, "ok"),
-    ]
-    assert len(judge.calls) == 1
-
-
-def test_a_judge_cost_limit_needs_a_price() -> None:
-    judge = Judge(eval_app.judge_pass(), budget=JudgeBudget(max_cost_usd=0.1))
-    assert judge.spent() == "max_cost_usd is set but model 'judge-script' has no known price"
-    priced = Judge(
-        eval_app.judge_pass(), budget=JudgeBudget(max_cost_usd=0.1), prices={"judge-script": (1, 1)}
-    )
-    assert priced.spent() is None
 
 
 def test_percentiles_interpolate_between_ranks() -> None:

@@ -32,14 +32,18 @@ from agentrt.evals.report import EvalReport, RunResult
 from agentrt.evals.schema import ModelSpec
 from agentrt.evals.scorers import checks_of
 from agentrt.evals.trajectory import Trajectory
+from agentrt.logs import get_logger
 from agentrt.models import resolve_model
 from agentrt.replay import recorded_model
 from agentrt.runtime import AgentRuntime, Run
 from agentrt.state import TERMINAL
+from agentrt.steps import to_thread_unbroken
 from agentrt.testing import ScriptedChatModel, ai, tool_call
-from agentrt.tracing.shown import shown, shown_events
+from agentrt.tracing.shown import log_secrets, shown, shown_events
 
 __all__ = ["arun_eval", "judge_for", "run_eval", "sibling"]
+
+logger = get_logger()
 
 _MAX_GATES = 50
 """Gates one run may pass under a case's `decide` before the eval stops deciding."""
@@ -165,7 +169,7 @@ async def _run_case(
     rt: AgentRuntime, case: Case, n: int, thread_id: str, judge: Judge | None
 ) -> RunResult:
     """One run of ``case``, scored; it fails alone whatever goes wrong, and is left
-    waiting on nothing."""
+    waiting on nothing, the eval stopped midway too."""
     started = time.perf_counter()
     if await asyncio.to_thread(rt.exists, thread_id):  # not this case's run: left alone
         return RunResult(
@@ -180,27 +184,69 @@ async def _run_case(
     try:
         try:
             if case.spec.model is not None:
-                own = await asyncio.to_thread(sibling, rt, _model_of(rt, case.spec.model))
+                model = _model_of(rt, case.spec.model)
+                own = await to_thread_unbroken(sibling, rt, model)  # made, it is closed
                 target = own
             started = time.perf_counter()
             result = await _scored(rt, target, case, n, thread_id, judge=judge)
         except Exception as exc:  # a case that cannot run fails alone; the eval goes on
             result = await _failed(rt, case, n, thread_id, exc, started=started)
-        try:
-            if await _cancel_if_waiting(target, thread_id):
-                result = dataclasses.replace(result, cancelled=True)
-        except Exception as exc:  # a live request stays: the run fails, and says so
-            problem = shown(
-                f"the run is left waiting, not cancelled ({type(exc).__name__}: {exc}); "
-                f"cancel it: agentrt cancel {thread_id} --reason 'an eval run'",
-                rt.redactor,
-            )
-            said = f"{result.error}; " if result.error else ""
-            result = dataclasses.replace(result, error=said + problem)
-        return result
+        return await _no_longer_waiting(rt, target, thread_id, result)
+    except BaseException as stop:
+        # The eval stopped midway (Ctrl-C, a CI job's timeout: its task cancelled): no
+        # report will say the run was left waiting, so it is cancelled all the same.
+        if not isinstance(stop, GeneratorExit):  # a coroutine closed unrun awaits nothing
+            await _stopped(rt, target, thread_id)
+        raise
     finally:
         if own is not None:
-            await asyncio.to_thread(own.close)
+            await to_thread_unbroken(own.close)
+
+
+async def _no_longer_waiting(
+    rt: AgentRuntime, target: AgentRuntime, thread_id: str, result: RunResult
+) -> RunResult:
+    """``result``, its run cancelled if it waits once scored; a run that could not be
+    cancelled fails, saying how to cancel it."""
+    try:
+        if await to_thread_unbroken(_cancel_if_waiting, target, thread_id, "once scored"):
+            return dataclasses.replace(result, cancelled=True)
+        return result
+    except Exception as exc:  # a live request stays: the run fails, and says so
+        problem = await _not_cancelled(rt, thread_id, exc)
+        said = f"{result.error}; " if result.error else ""
+        return dataclasses.replace(result, error=said + problem)
+
+
+async def _stopped(rt: AgentRuntime, target: AgentRuntime, thread_id: str) -> None:
+    """Cancel the run of an eval that stopped midway if it waits; a cancel that comes
+    again waits for it. No report follows: a run that could not be cancelled is logged."""
+    try:
+        await to_thread_unbroken(_cancel_if_waiting, target, thread_id, "when the eval stopped")
+    except Exception as exc:
+        logger.warning(await _not_cancelled(rt, thread_id, exc))
+
+
+async def _not_cancelled(rt: AgentRuntime, thread_id: str, exc: Exception) -> str:
+    """What to say of a run the eval could not cancel, masked as every screen shows it."""
+    try:
+        known = await to_thread_unbroken(_secrets, rt, thread_id)
+        why = f"{type(exc).__name__}: {exc}"
+    except Exception:  # with no log to mask it by, what the error quotes is not said
+        known, why = [], type(exc).__name__
+    said = (
+        f"the run is left waiting, not cancelled ({why}); "
+        f"cancel it: agentrt cancel {thread_id} --reason 'an eval run'"
+    )
+    return str(shown(said, rt.redactor, known=known))
+
+
+def _secrets(rt: AgentRuntime, thread_id: str) -> list[Any]:
+    """The secret values the run's log holds (``log_secrets``), none if there is no run:
+    a text that quotes the run is shown masked with them, as every screen shows it."""
+    if not rt.exists(thread_id):
+        return []
+    return log_secrets(rt.events(thread_id), rt.redactor, rt.tools.sensitive_of)
 
 
 async def _failed(
@@ -208,6 +254,7 @@ async def _failed(
 ) -> RunResult:
     exists = await asyncio.to_thread(rt.exists, thread_id)
     status = (await asyncio.to_thread(rt.get, thread_id)).status.value if exists else None
+    known = await asyncio.to_thread(_secrets, rt, thread_id) if exists else []
     return RunResult(
         case=case.name,
         repeat=n,
@@ -215,7 +262,7 @@ async def _failed(
         status=status or "not started",
         scores=(),
         latency_seconds=time.perf_counter() - started,
-        error=shown(f"{type(exc).__name__}: {exc}", rt.redactor),
+        error=shown(f"{type(exc).__name__}: {exc}", rt.redactor, known=known),
     )
 
 
@@ -237,12 +284,16 @@ async def _scored(
     events = await asyncio.to_thread(target.events, thread_id)
     trajectory = Trajectory.of(run, events, latency_seconds=latency)
     scores = [check(trajectory) for check in checks_of(case)]
+    # An answer may repeat a sensitive argument: what the report and the judge are given
+    # of the run is masked with the secret values its log holds, as every screen masks it.
+    known = await asyncio.to_thread(log_secrets, events, rt.redactor, rt.tools.sensitive_of)
     if case.spec.judge is not None and judge is not None:
         spec = case.spec.judge
         rubric, pass_score = (
             (spec, 0.5) if isinstance(spec, str) else (spec.rubric, spec.pass_score)
         )
-        scores.append(await judge.score(rubric, _masked(rt, trajectory), pass_score=pass_score))
+        shown_to = _masked(rt, trajectory, known)
+        scores.append(await judge.score(rubric, shown_to, pass_score=pass_score))
     u = trajectory.usage
     return RunResult(
         case=case.name,
@@ -250,7 +301,9 @@ async def _scored(
         thread_id=thread_id,
         status=trajectory.status,
         # Reasons quote outputs and arguments: they pass the masking path like any screen.
-        scores=tuple(dataclasses.replace(s, reason=shown(s.reason, rt.redactor)) for s in scores),
+        scores=tuple(
+            dataclasses.replace(s, reason=shown(s.reason, rt.redactor, known=known)) for s in scores
+        ),
         cost_usd=u["cost_usd"],
         tokens=u["tokens"],
         steps=u["steps"],
@@ -259,20 +312,19 @@ async def _scored(
     )
 
 
-async def _cancel_if_waiting(target: AgentRuntime, thread_id: str) -> bool:
+def _cancel_if_waiting(target: AgentRuntime, thread_id: str, when: str) -> bool:
     """Cancel the case's run if it waits (a request no one decided, a retry due): an
     eval's runs are real, and a test case must leave no request a reviewer could approve
     into a real effect. True if it was cancelled (or asked to stop); an error if it could
-    not be, so the run fails and the report says so."""
-    if not await asyncio.to_thread(target.exists, thread_id):
+    not be."""
+    if not target.exists(thread_id):
         return False
-    waiting = (await asyncio.to_thread(target.get, thread_id)).status
+    waiting = target.get(thread_id).status
     if waiting in TERMINAL:
         return False
-    await asyncio.to_thread(
-        target.cancel,
+    target.cancel(
         thread_id,
-        reason=f"an eval's run, left {waiting.value} once scored: cancelled with its requests",
+        reason=f"an eval's run, left {waiting.value} {when}: cancelled with its requests",
     )
     return True
 
@@ -294,9 +346,24 @@ async def _gates(target: AgentRuntime, run: Run, case: Case) -> Run:
     return run
 
 
-def _masked(rt: AgentRuntime, t: Trajectory) -> Trajectory:
-    """The trajectory as a person may see it: what the judge is shown."""
+def _masked(rt: AgentRuntime, t: Trajectory, known: list[Any]) -> Trajectory:
+    """The trajectory as a person may see it, masked too with ``known`` (the secret values
+    its log holds): what the judge is shown."""
     events: Any = shown_events(t.events, rt.redactor, rt.tools.sensitive_of)
+    calls = tuple(
+        dataclasses.replace(
+            c,
+            args=shown(c.args, rt.redactor, sensitive=fields, known=known),
+            content=shown(c.content, rt.redactor, sensitive=fields, known=known),
+        )
+        for c in t.calls
+        for fields in [rt.tools.sensitive_of(c.tool)]
+    )
     return dataclasses.replace(
-        t, goal=shown(t.goal, rt.redactor), output=shown(t.output, rt.redactor), events=events
+        t,
+        goal=shown(t.goal, rt.redactor, known=known),
+        output=shown(t.output, rt.redactor, known=known),
+        error=shown(t.error, rt.redactor, known=known),
+        calls=calls,
+        events=events,
     )

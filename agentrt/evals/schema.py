@@ -27,6 +27,7 @@ __all__ = [
     "PrincipalSpec",
     "ToolsExpect",
     "TurnSpec",
+    "judge_limit_problem",
 ]
 
 
@@ -275,6 +276,33 @@ class JudgeConfig(_Strict):
     max_tokens: int | None = 200_000
     max_cost_usd: float | None = None
     max_calls: int | None = None
+
+    @field_validator("max_tokens", "max_cost_usd", "max_calls", mode="before")
+    @classmethod
+    def _a_limit(cls, value: Any) -> Any:
+        problem = judge_limit_problem(value)
+        if problem is not None:
+            raise ValueError(f"{problem}; give a number above 0, or leave the field out")
+        return value
+
+
+def judge_limit_problem(value: object) -> str | None:
+    """What is wrong with ``value`` as a limit of the judge's budget, or None (no limit
+    is fine). A limit no spending reaches (NaN, infinity) never stops the judge; one
+    reached before it starts (0 or below) fails every judged case "not judged"."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        # YAML's true is an int to pydantic: `max_calls: true` would be a limit of 1.
+        return f"{value!r} is no number"
+    if not math.isfinite(value):
+        return f"{value!r} never stops the judge: no spending reaches it"
+    if value <= 0:
+        return (
+            f"{value!r} is spent before the first judgement: every judged case would fail "
+            "'not judged'"
+        )
+    return None
 
 
 class DatasetFile(_Strict):
