@@ -6,7 +6,10 @@
   names ("Refund $30 on order 42."), to record many runs that differ;
 - ``priced_runtime``: the refund desk whose scripted model has a price, so a cost
   ceiling (``expect.max_cost_usd``) counts;
-- scorers of each kind a custom scorer may return, and one that raises;
+- ``broken_runtime``: the refund desk whose model always fails, so its runs have no
+  answer to replay;
+- scorers of each kind a custom scorer may return, one that raises, and Scores a
+  scorer must not return (a `passed` that is no bool, a value that is no number);
 - judge models on a script: one that passes, one that fails, one that answers no JSON.
 """
 
@@ -66,6 +69,11 @@ def priced_runtime(db: str | Path = "agentrt.db", **kwargs: Any) -> AgentRuntime
     return refund_desk.build_runtime(db, prices={"refund-desk-script": PRICE}, **kwargs)
 
 
+def broken_runtime(db: str | Path = "agentrt.db", **kwargs: Any) -> AgentRuntime:
+    model = ScriptedChatModel([RuntimeError("provider down")] * 5 + ["unreached"])
+    return refund_desk.build_runtime(db, model=model, **kwargs)
+
+
 def says_amount(t: Trajectory) -> bool:
     return "$89.00" in (t.output or "")
 
@@ -84,6 +92,19 @@ def broken(t: Trajectory) -> bool:
 
 def wrong_type(t: Trajectory) -> str:
     return "yes"
+
+
+def partly(t: Trajectory) -> Score:
+    """How far it got, in `passed`: a user's slip that, taken as it is, is truthy."""
+    return Score("partly", 0.2, "20% of the refund was right")  # type: ignore[arg-type]
+
+
+def says_no(t: Trajectory) -> Score:
+    return Score("says_no", "no", "the refund was wrong")  # type: ignore[arg-type]
+
+
+def unmeasured(t: Trajectory) -> Score:
+    return Score("unmeasured", True, "no value to give", float("nan"))
 
 
 NOT_A_FUNCTION = 42

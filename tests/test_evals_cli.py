@@ -227,6 +227,26 @@ def test_a_baseline_regression_exits_1_and_names_the_case(
         ],
     )
     assert same.exit_code == 0, same.output
+    # Compared with the baseline, then saved over it: read before any case ran, it rolls on.
+    was = json.loads(baseline.read_text())["eval_id"]
+    rolled = runner.invoke(
+        app,
+        [
+            "eval",
+            str(dataset),
+            *DESK,
+            "--db",
+            str(db),
+            "--threshold",
+            "0",
+            "--baseline",
+            str(baseline),
+            "--save-baseline",
+            str(baseline),
+        ],
+    )
+    assert rolled.exit_code == 0, rolled.output
+    assert json.loads(baseline.read_text())["eval_id"] != was
     # The policy tightens: refunds over $10 now wait for a person.
     strict = runner.invoke(
         app,
@@ -250,148 +270,6 @@ def test_a_baseline_regression_exits_1_and_names_the_case(
         "case 'small-refund' passed 1/1 in the baseline, 0/1 now (status, approvals now fail)"
     ]
     assert f"regression: {regressions[0]}" in strict.stderr
-
-
-BAD = {
-    "typo": (
-        "    expect:\n      status: awaiting_approval\n",
-        "    expect:\n      statsu: awaiting_approval\n",
-        "refunds.yaml:12, case 'full-refund-waits-for-approval', field expect.statsu: "
-        "unknown field; known fields: status, tools, where, approvals, denials, "
-        "max_cost_usd, max_tokens, max_steps, max_tool_calls, output",
-    ),
-    "scorer": (
-        '"tests.eval_app:says_amount"',
-        '"tests.eval_app:says_amont"',
-        "refunds.yaml:29, case 'approved-refund-succeeds', field scorers[0]: module "
-        "'tests.eval_app' has no scorer 'says_amont'",
-    ),
-    "not a function": (
-        '"tests.eval_app:says_amount"',
-        '"tests.eval_app:NOT_A_FUNCTION"',
-        "refunds.yaml:29, case 'approved-refund-succeeds', field scorers[0]: scorer "
-        "'tests.eval_app:NOT_A_FUNCTION' is 42, not a function",
-    ),
-    "cel": (
-        "c.args.amount == 89.0)",
-        "c.args.amount == 89.0",
-        "refunds.yaml:19, case 'full-refund-waits-for-approval', field expect.where[0]: "
-        'not a valid CEL expression \'calls.exists(c, c.tool == "issue_refund" && '
-        "c.args.amount == 89.0': Syntax error: missing ')' at '<EOF>'",
-    ),
-    "status": (
-        "      status: awaiting_approval\n",
-        "      status: waiting\n",
-        "refunds.yaml:12, case 'full-refund-waits-for-approval', field expect.status: Input "
-        "should be 'pending', 'running', 'awaiting_approval', 'waiting_retry', 'succeeded', "
-        "'failed', 'cancelled' or 'budget_exceeded'",
-    ),
-    "budget": (
-        "    goal: Refund $20 on order 43.\n",
-        "    goal: Refund $20 on order 43.\n    budget: {max_tool_call: 3}\n",
-        "case 'small-refund', field budget: unknown Budget fields ['max_tool_call']",
-    ),
-    "json schema $ref to nowhere": (
-        "output: {contains: Refunded, regex: '\\$89\\.00'}",
-        "output: {json_schema: {$ref: '#/$defs/refund'}}",
-        "refunds.yaml:28, case 'approved-refund-succeeds', field expect.output.json_schema: "
-        "$ref '#/$defs/refund' resolves to nothing (PointerToNowhere); point it at a part of "
-        "this schema, e.g. '#/$defs/NAME' with NAME under $defs (other documents are not "
-        "fetched)",
-    ),
-    "json schema $ref to another document": (
-        "output: {contains: Refunded, regex: '\\$89\\.00'}",
-        "output: {json_schema: {$ref: 'https://example.com/refund.json'}}",
-        "refunds.yaml:28, case 'approved-refund-succeeds', field expect.output.json_schema: "
-        "$ref 'https://example.com/refund.json' resolves to nothing (Unresolvable)",
-    ),
-    "json schema of an unknown dialect": (
-        "output: {contains: Refunded, regex: '\\$89\\.00'}",
-        "output: {json_schema: {$schema: 'https://example.com/my-draft'}}",
-        "field expect.output.json_schema: $schema 'https://example.com/my-draft' is not a JSON "
-        "Schema dialect jsonschema knows; leave it out (draft 2020-12) or write "
-        "'https://json-schema.org/draft/2020-12/schema'",
-    ),
-    "empty tools": (
-        "      tools: {only: [issue_refund]}\n",
-        "      tools: {}\n",
-        "refunds.yaml:40, case 'small-refund', field expect.tools: {} checks nothing; name "
-        "tools under called, not_called, only, sequence or counts, or leave tools out",
-    ),
-    "tools naming none": (
-        "      tools: {only: [issue_refund]}\n",
-        "      tools: {called: [], sequence: []}\n",
-        "refunds.yaml:40, case 'small-refund', field expect.tools: {'called': [], "
-        "'sequence': []} checks nothing",
-    ),
-    "empty output": (
-        "      output: {contains: Refunded}\n",
-        "      output: {contains: []}\n",
-        "refunds.yaml:51, case 'negative-refund-is-refused', field expect.output: "
-        "{'contains': []} checks nothing; give contains, not_contains, regex or json_schema, "
-        "or leave output out",
-    ),
-    "empty text": (
-        "      output: {contains: Refunded}\n",
-        "      output: {contains: ''}\n",
-        "refunds.yaml:51, case 'negative-refund-is-refused', field expect.output.contains: "
-        "'' is in every output; give the text to look for",
-    ),
-    "empty regex": (
-        "      output: {contains: Refunded}\n",
-        "      output: {regex: ''}\n",
-        "field expect.output.regex: the regex '' matches every output; give a pattern",
-    ),
-    "no status": (
-        "      status: awaiting_approval\n",
-        "      status: []\n",
-        "refunds.yaml:12, case 'full-refund-waits-for-approval', field expect.status: no "
-        "run's status is in an empty list; give one status or several",
-    ),
-    "no expectation": (
-        "    expect:\n      status: succeeded\n      approvals: 0\n      tools: {only: "
-        "[issue_refund]}\n",
-        "",
-        "refunds.yaml:31, case 'small-refund', field expect: the case expects nothing, so "
-        "every run would pass it, a failed one too; give it an expectation (e.g. `expect: "
-        "{status: succeeded}`), a scorer or a judge rubric",
-    ),
-    "decider": (
-        "by: {id: bob,",
-        "by: {id: '',",
-        "refunds.yaml:25, case 'approved-refund-succeeds', field decide.by: a Principal needs "
-        "a non-empty id, got ''",
-    ),
-    "rejection without a reason": (
-        "decide: {decision: approve,",
-        "decide: {decision: reject, reason: ' ',",
-        "refunds.yaml:25, case 'approved-refund-succeeds', field decide.reason: a rejection "
-        "needs a reason in words, got ' '; write one, or leave reason out",
-    ),
-}
-
-
-@pytest.mark.parametrize("kind", sorted(BAD))
-def test_bad_input_names_the_case_and_field_and_exits_2_before_any_run(
-    dataset: Path, db: Path, kind: str
-) -> None:
-    old, new, message = BAD[kind]
-    assert old in DATASET
-    dataset.write_text(DATASET.replace(old, new, 1), encoding="utf-8")
-    result = runner.invoke(app, ["eval", str(dataset), *DESK, "--db", str(db)])
-    assert result.exit_code == 2, result.output
-    assert message in result.stderr
-    assert not db.exists()  # refused before the app's database was opened
-
-
-def test_a_rubric_without_a_judge_model_is_refused(dataset: Path, db: Path) -> None:
-    dataset.write_text(DATASET + "    judge: The answer says what was refused.\n")
-    result = runner.invoke(app, ["eval", str(dataset), *DESK, "--db", str(db)])
-    assert result.exit_code == 2
-    assert (
-        "case 'negative-refund-is-refused', field judge: the case has a judge rubric but no "
-        "judge model is given" in result.stderr
-    )
 
 
 @pytest.mark.parametrize(("judge", "passed"), [("judge_pass", True), ("judge_fail", False)])
@@ -425,72 +303,12 @@ def test_the_judge_model_grades_against_the_rubric(
     assert (score["passed"], score["reason"], score["value"]) == expected
 
 
-@pytest.mark.parametrize(
-    ("args", "message"),
-    [
-        (["--policy", "x.yaml"], "--policy apply to --replay only"),
-        (["--replay", "--junit", "x.xml"], "--junit apply to a dataset run, not to --replay"),
-        (["--threshold", "1.5"], "--threshold must be between 0 and 1, got 1.5"),
-        (["--baseline", "missing.json"], "cannot read baseline 'missing.json'"),
-    ],
-)
-def test_bad_flags_exit_2(dataset: Path, db: Path, args: list[str], message: str) -> None:
-    result = runner.invoke(app, ["eval", str(dataset), *DESK, "--db", str(db), *args])
-    assert result.exit_code == 2, result.output
-    assert message in result.stderr
-
-
 def eval_threads(db: Path) -> list[str]:
     """The eval runs' thread ids in the database, if it was made."""
     if not db.exists():
         return []
     listed = runner.invoke(app, ["runs", "--db", str(db)])
     return [line.split()[0] for line in listed.output.splitlines() if line.startswith("eval-")]
-
-
-ON_THE_APP = {
-    "a tool the app lacks": (
-        "      tools: {only: [issue_refund]}\n",
-        "      tools: {not_called: [issue_refnd]}\n",
-        "refunds.yaml, case 'small-refund', field expect.tools.not_called[0]: tool "
-        "'issue_refnd' is not one of the app's tools, so this check could never tell a run "
-        "that used it; did you mean 'issue_refund'? the app's tools: ['add_order_note', "
-        "'issue_refund', 'lookup_customer', 'lookup_order']",
-    ),
-    "a count of a tool the app lacks": (
-        "counts: {issue_refund: 1}",
-        "counts: {Issue_Refund: 0}",
-        "case 'full-refund-waits-for-approval', field expect.tools.counts.Issue_Refund: tool "
-        "'Issue_Refund' is not one of the app's tools",
-    ),
-    "a cost ceiling on a model without a price": (
-        "      max_tool_calls: 5\n",
-        "      max_cost_usd: 0.0001\n",
-        "case 'full-refund-waits-for-approval', field expect.max_cost_usd: max_cost_usd "
-        "0.0001 could never fail: model 'refund-desk-script' has no known price, so every "
-        "run costs $0; give the app's AgentRuntime prices={'refund-desk-script': (input, "
-        "output)} in USD per million tokens, or expect max_tokens instead",
-    ),
-    "a cost ceiling on a script without a price": (
-        "      approvals: 0\n",
-        "      approvals: 0\n      max_cost_usd: 1\n",
-        "case 'small-refund', field expect.max_cost_usd: max_cost_usd 1 could never fail: "
-        "model 'refund-desk-script' has no known price",
-    ),
-}
-
-
-@pytest.mark.parametrize("kind", sorted(ON_THE_APP))
-def test_what_the_app_lacks_is_refused_before_any_run(dataset: Path, db: Path, kind: str) -> None:
-    """A check that could never fail on this app (a typo's tool, a cost no price counts)
-    passes every run: refused as a typo is, exit 2, before any case runs."""
-    old, new, message = ON_THE_APP[kind]
-    assert old in DATASET
-    dataset.write_text(DATASET.replace(old, new, 1), encoding="utf-8")
-    result = runner.invoke(app, ["eval", str(dataset), *DESK, "--db", str(db)])
-    assert result.exit_code == 2, result.output
-    assert message in result.stderr
-    assert eval_threads(db) == []
 
 
 def test_a_cost_ceiling_counts_on_a_priced_model(dataset: Path, db: Path) -> None:
@@ -601,37 +419,6 @@ def test_junit_holds_control_characters_written_out(
     assert result.exit_code == 1, result.output
     [suite] = list(JUnitXml.fromfile(str(junit)))
     assert "small\\x07refund" in {case.name for case in suite}
-
-
-@pytest.mark.parametrize("flag", ["--junit", "--save-baseline"])
-def test_an_output_path_that_cannot_be_written_is_refused_before_any_run(
-    dataset: Path, db: Path, tmp_path: Path, flag: str
-) -> None:
-    missing = tmp_path / "no-such-dir" / "out"
-    result = runner.invoke(app, ["eval", str(dataset), *DESK, "--db", str(db), flag, str(missing)])
-    assert result.exit_code == 2, result.output
-    assert result.stderr == (
-        f"error: {flag} {str(missing)!r}: there is no directory "
-        f"{str(missing.parent)!r}; create it first, or give a path in one that exists\n"
-    )
-    assert not db.exists()
-    folder = runner.invoke(app, ["eval", str(dataset), *DESK, "--db", str(db), flag, str(tmp_path)])
-    assert folder.exit_code == 2, folder.output
-    assert f"error: {flag} {str(tmp_path)!r} is a directory; give a file path" in folder.stderr
-    assert not db.exists()
-
-
-def test_junit_and_baseline_in_one_file_are_refused(
-    dataset: Path, db: Path, tmp_path: Path
-) -> None:
-    out = str(tmp_path / "out")
-    result = runner.invoke(
-        app, ["eval", str(dataset), *DESK, "--db", str(db), "--junit", out, "--save-baseline", out]
-    )
-    assert result.exit_code == 2, result.output
-    assert f"--junit and --save-baseline both name {out!r}; give each a file of its own" in (
-        result.stderr
-    )
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,9 @@
-"""Scorers, the judge, the report's arithmetic and regressions, through the Python API."""
+"""Scorers, the judge and datasets, through the Python API (the report's arithmetic,
+regressions and JUnit: test_evals_report.py)."""
 
 from __future__ import annotations
 
 import json
-import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
@@ -11,16 +11,11 @@ import pytest
 from agentrt.evals import (
     Call,
     DatasetError,
-    EvalReport,
-    RunResult,
     Score,
     Trajectory,
     parse_dataset,
-    percentile,
-    regressions,
     run_eval,
 )
-from agentrt.evals.junit import junit_xml
 from agentrt.evals.scorers import checks_of
 from agentrt.examples import refund_desk
 from agentrt.principal import Principal
@@ -161,45 +156,23 @@ def test_custom_scorers_answer_in_any_form() -> None:
     ]
 
 
-def test_percentiles_interpolate_between_ranks() -> None:
-    values = [0.4, 0.1, 0.3, 0.2, 1.0]
-    assert (percentile(values, 50), percentile(values, 95), percentile([], 50)) == (
-        0.3,
-        pytest.approx(0.88),
-        0.0,
-    )
-
-
-def run(case: str, n: int, passed: bool, *failing: str) -> RunResult:
-    scores_ = [Score(name, False, "no") for name in failing] or [Score("status", passed)]
-    return RunResult(
-        case=case, repeat=n, thread_id=f"{case}-{n}", status="succeeded", scores=tuple(scores_)
-    )
-
-
-def test_regressions_name_the_case_and_the_scorers_that_now_fail() -> None:
-    baseline = EvalReport(
-        dataset="d",
-        eval_id="a",
-        repeat=2,
-        runs=(run("a", 1, True), run("a", 2, True), run("b", 1, False, "tools"), run("b", 2, True)),
-    )
-    now = EvalReport(
-        dataset="d",
-        eval_id="b",
-        repeat=2,
-        runs=(
-            run("a", 1, True),
-            run("a", 2, False, "status"),
-            run("b", 1, True),
-            run("c", 1, False, "x"),
+def test_a_score_whose_passed_is_no_bool_fails_saying_so() -> None:
+    """A Score's `passed` of 0.2 or "no", taken as it was, is truthy: the run passed. A
+    Score a scorer returns is checked as a plain answer is, and fails naming the value."""
+    names = [f"tests.eval_app:{n}" for n in ("partly", "says_no")]
+    found = scores("{}", trajectory(), scorers=json.dumps(names))
+    assert found == [
+        Score(
+            "tests.eval_app:partly",
+            False,
+            "returned a Score whose passed is 0.2; a Score passes with True or fails with False",
         ),
-    )
-    assert regressions(baseline, now) == [
-        "case 'a' passed 2/2 in the baseline, 1/2 now (status now fail)"
+        Score(
+            "tests.eval_app:says_no",
+            False,
+            "returned a Score whose passed is 'no'; a Score passes with True or fails with False",
+        ),
     ]
-    assert regressions(now, now) == []
-    assert EvalReport.from_dict(json.loads(json.dumps(now.to_dict()))) == now
 
 
 def test_a_jsonl_dataset_names_the_line_of_a_bad_case() -> None:
@@ -263,6 +236,43 @@ def test_dataset_problems_are_named(text: str, message: str) -> None:
     with pytest.raises(DatasetError) as caught:
         parse_dataset(text)
     assert message in str(caught.value)
+
+
+def nots(depth: int) -> dict[str, object]:
+    """A JSON Schema of nots in nots, ``depth`` deep."""
+    schema: dict[str, object] = {}
+    for _ in range(depth):
+        schema = {"not": schema}
+    return schema
+
+
+@pytest.mark.parametrize(
+    ("text", "jsonl", "message"),
+    [
+        ("cases: " + "[" * 2000 + "]" * 2000, False, "d.yaml: the dataset is nested too deeply"),
+        (
+            '{"name": "a"}\n' + "[" * 100_000 + "]" * 100_000,
+            True,
+            "d.yaml:2: the case is nested too deeply",
+        ),
+        (
+            '{"name": "a", "goal": "g", "principal": {"id": "x"}}\n'
+            + json.dumps(
+                {"name": "deep", "goal": "g", "expect": {"output": {"json_schema": nots(400)}}}
+            ),
+            True,
+            "d.yaml:2, case 'deep': the case is nested too deeply",
+        ),
+    ],
+)
+def test_a_dataset_nested_past_reading_is_a_dataset_error(
+    text: str, jsonl: bool, message: str
+) -> None:
+    """Lists thousands deep (a runaway bracket) raised RecursionError: a crash, not the
+    error naming the file, line and case that bad input gets."""
+    with pytest.raises(DatasetError) as caught:
+        parse_dataset(text, source="d.yaml", jsonl=jsonl)
+    assert str(caught.value).startswith(message)
 
 
 @pytest.mark.parametrize(
@@ -397,41 +407,6 @@ def test_the_decider_is_built_at_load() -> None:
     assert str(caught.value) == (
         "<string>:3, case 'a', field decide.by: a Principal needs a non-empty id, got ' '"
     )
-
-
-def test_junit_writes_out_what_xml_cannot_hold() -> None:
-    """A scorer's reason with a terminal's colours, a case name with a bell, a lone
-    surrogate: the document parses, and each is there as \\x1b, \\x07, \\ud800."""
-    report = EvalReport(
-        dataset="d\x00",
-        eval_id="x",
-        runs=(
-            RunResult(
-                case="bell\x07case",
-                repeat=1,
-                thread_id="t1",
-                status="succeeded",
-                scores=(Score("s", False, "colour \x1b[31mred\x1b[0m\ttab\nline"),),
-            ),
-            RunResult(
-                case="c", repeat=1, thread_id="t2", status="failed", scores=(), error="odd \ud800"
-            ),
-        ),
-    )
-    text = ET.tostring(junit_xml(report).getroot(), encoding="unicode")
-    root = ET.fromstring(text.encode("utf-8"))
-    suite = root.find("testsuite")
-    assert suite is not None
-    assert suite.get("name") == "d\\x00"
-    first, second = suite.findall("testcase")
-    assert first.get("name") == "bell\\x07case"
-    failure = first.find("failure")
-    assert failure is not None
-    assert failure.get("message") == "s: colour \\x1b[31mred\\x1b[0m\ttab\nline"
-    assert failure.text == "s: colour \\x1b[31mred\\x1b[0m\ttab\nline"
-    error = second.find("error")
-    assert error is not None
-    assert error.get("message") == error.text == "odd \\ud800"
 
 
 def test_a_run_that_cannot_be_cancelled_fails_saying_it_is_live(

@@ -18,7 +18,7 @@ from agentrt.evals import load_dataset, recent_runs, run_eval, what_if
 from agentrt.examples.refund_desk import APPROVER, OPERATOR, POLICY_FILE
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 from tests.conftest import FakeClock, Ids
-from tests.eval_app import amount_runtime
+from tests.eval_app import amount_runtime, broken_runtime
 
 runner = CliRunner()
 
@@ -144,6 +144,32 @@ def test_recorded_runs_replay_identical_under_todays_policy(recorded: Path) -> N
         "today's code and policy would have required approval on 8 of the last 20 runs and "
         "denied 0 (as recorded: 8 and 0); 0 diverge, 20 replay identical"
     )
+
+
+def test_a_replay_that_checked_nothing_or_not_every_run_does_not_exit_0(tmp_path: Path) -> None:
+    """A CI gate on a candidate policy must not pass having checked nothing: a database
+    with no runs, or a run that could not be replayed (its model never answered), exits
+    1 saying how many were checked; not 0, as "every run replays identical" does."""
+    db = tmp_path / "agentrt.db"
+    broken = ["eval", "--replay", "--app", "tests.eval_app:broken_runtime", "--db", str(db)]
+    with broken_runtime(db):
+        pass  # the app's database, with no runs yet
+    empty = runner.invoke(app, broken)
+    assert empty.exit_code == 1, empty.output
+    assert empty.stderr == (
+        "error: no recorded run was replayed: none matched (the database has no runs of "
+        "that status or tenant); nothing was checked\n"
+    )
+    with broken_runtime(db) as rt:
+        assert rt.start("Refund $10 on order 42.", principal=OPERATOR).status == "failed"
+    for flags in ([], ["--json"]):
+        result = runner.invoke(app, [*broken, *flags])
+        assert result.exit_code == 1, result.output
+        assert result.stderr == (
+            "error: 1 of 1 runs could not be replayed (each one's error says why); only 0 "
+            "were checked, so the replay does not vouch for the rest\n"
+        )
+    assert result.stdout.count('"identical": null') == 1  # the run, in --json's report
 
 
 def test_a_policy_naming_an_unknown_tool_is_refused(recorded: Path, tmp_path: Path) -> None:

@@ -5,8 +5,10 @@ policy.
 Exit status: 0 when the pass rate reaches --threshold and nothing regressed against
 --baseline; 1 when it does not; 2 for bad input (a dataset with an unknown field, an
 unknown scorer, a CEL syntax error, a tool the app lacks, a bad flag, a --junit or
---save-baseline path that cannot be written), before any run starts. With --replay: 0
-when every run replays identical, 3 when any diverges (as `agentrt replay`).
+--save-baseline path that cannot be written or is one of the eval's inputs, a judge model
+that cannot be made), before any run starts. With --replay: 0 when every run replays
+identical, 3 when any diverges (as `agentrt replay`), 1 when none was replayed or any
+could not be (a policy gate never passes having checked nothing).
 """
 
 from __future__ import annotations
@@ -15,16 +17,17 @@ import importlib
 import json
 import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from agentrt.cli.common import CliError, app, fail, short, table
+from agentrt.cli.common import CliError, app, fail, raised, short, table
+from agentrt.cli.eval_files import check_not_database, check_outputs
 from agentrt.cli.options import LIMIT_MAX, AppOptions, grouped, within
+from agentrt.cli.where import app_from_toml
 
 if TYPE_CHECKING:
-    from agentrt.evals import EvalReport, RunWhatIf, WhatIfReport
+    from agentrt.evals import Dataset, EvalReport, Judge, RunWhatIf, WhatIfReport
     from agentrt.runtime import AgentRuntime
 
 _PATH = Annotated[str | None, typer.Argument(help="The dataset: a YAML file, or JSONL.")]
@@ -83,9 +86,11 @@ def eval_command(
                 raise CliError("give a dataset file, or --replay for recorded runs")
             if not 0.0 <= threshold <= 1.0:
                 raise CliError(f"--threshold must be between 0 and 1, got {threshold!r}")
-            _check_writable(junit, save_baseline)
+            inputs = {"the dataset": dataset, "--baseline": baseline}
+            check_outputs(junit, save_baseline, inputs, _database_file(app_options.db))
         loaded = load_dataset(dataset) if dataset is not None else None
         saved = EvalReport.load(baseline) if baseline is not None else None
+        grader = _grader(loaded, judge) if loaded is not None and not replay else None
     except (CliError, ConfigError) as exc:
         typer.secho(f"error: {exc}", fg=typer.colors.RED, err=True)
         raise typer.Exit(2) from None
@@ -94,7 +99,10 @@ def eval_command(
         return
     assert loaded is not None
     with app_options.runtime(create=True) as rt:
-        report = _run(rt, loaded, concurrency, repeat, judge)
+        opened = _database_file(rt.db)
+        if opened is not None:  # an app factory's own default, known only now
+            check_not_database(junit, save_baseline, opened)
+        report = _run(rt, loaded, concurrency, repeat, grader)
     _finish(report, as_json, junit, threshold, saved, save_baseline)
 
 
@@ -113,27 +121,19 @@ def _refuse_without_replay(
         raise CliError(f"{', '.join(used)} apply to --replay only")
 
 
-def _check_writable(junit: str | None, save_baseline: str | None) -> None:
-    """CliError for an output path the report could not be written to: found now, not
-    after every case ran."""
-    if junit is not None and save_baseline is not None and Path(junit) == Path(save_baseline):
-        raise CliError(
-            f"--junit and --save-baseline both name {junit!r}; give each a file of its own"
-        )
-    for flag, path in (("--junit", junit), ("--save-baseline", save_baseline)):
-        if path is None:
-            continue
-        target = Path(path)
-        folder = target.parent
-        if target.is_dir():
-            raise CliError(f"{flag} {path!r} is a directory; give a file path in it")
-        if not folder.is_dir():
-            raise CliError(
-                f"{flag} {path!r}: there is no directory {str(folder)!r}; create it first, "
-                "or give a path in one that exists"
-            )
-        if not os.access(target if target.exists() else folder, os.W_OK):
-            raise CliError(f"{flag} {path!r}: not allowed to write there; give another path")
+def _database_file(db: str | None) -> str | None:
+    """The SQLite file the eval's runs go into, as far as it is known before the app is
+    loaded (--db, AGENTRT_DB, agentrt.toml); None for a server or none given."""
+    from agentrt.errors import ConfigError
+    from agentrt.runtime import sqlite_file
+
+    db = db or app_from_toml()[1]
+    if db is None:
+        return None
+    try:
+        return sqlite_file(db)
+    except ConfigError:
+        return None  # another scheme: refused, saying so, when the database is opened
 
 
 def _write(flag: str, path: str, write: Any) -> None:
@@ -163,19 +163,43 @@ def _judge_model(spec: str) -> Any:
             raise CliError(f"--judge: module {module_name!r} has no attribute {attr!r}")
         target = getattr(target, part)
     if not isinstance(target, BaseChatModel) and callable(target):
-        target = target()
+        try:
+            target = target()
+        except Exception as exc:  # the user's factory, or a callable that is none
+            raise CliError(f"--judge {spec!r}: calling it failed: {raised(exc)}") from None
     if not isinstance(target, BaseChatModel):
         raise CliError(f"--judge {spec!r} is {target!r}, not a LangChain chat model")
     return target
 
 
-def _run(rt: AgentRuntime, dataset: Any, concurrency: int, repeat: int, judge: str | None) -> Any:
+def _grader(dataset: Dataset, judge: str | None) -> Judge | None:
+    """The judge of the dataset's rubrics (--judge's model, or judge.model), made now so
+    that a model that cannot be made is bad input, said before any run; None without
+    rubrics."""
+    from agentrt.errors import ConfigError
+    from agentrt.evals import DatasetError
+    from agentrt.evals.runner import judge_for
+
+    model = _judge_model(judge) if judge is not None else None
+    try:
+        return judge_for(dataset, model)
+    except DatasetError:
+        raise
+    except ConfigError as exc:  # the provider's own words may run to many lines: one
+        said = " ".join(str(exc).split())
+        raise CliError(f"{dataset.source}: judge.model: {said}") from None
+    except Exception as exc:  # a provider's own constructor: a missing key, a bad setting
+        raise CliError(f"{dataset.source}: judge.model: {raised(exc)}") from None
+
+
+def _run(
+    rt: AgentRuntime, dataset: Dataset, concurrency: int, repeat: int, judge: Judge | None
+) -> Any:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from agentrt.evals import DatasetError, run_eval
 
-    model = _judge_model(judge) if judge is not None else None
     total = len(dataset.cases) * repeat
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
@@ -186,7 +210,7 @@ def _run(rt: AgentRuntime, dataset: Any, concurrency: int, repeat: int, judge: s
                 dataset,
                 concurrency=concurrency,
                 repeat=repeat,
-                judge=model,
+                judge=judge,
                 on_run=lambda _: progress.advance(task),
             )
         except DatasetError as exc:
@@ -346,8 +370,30 @@ def _what_if(
         typer.echo(json.dumps(found.to_dict(), indent=2))
     else:
         _print_what_if(found)
+    unchecked = _unchecked(found)
+    if unchecked is not None:
+        typer.secho(f"error: {unchecked}", fg=typer.colors.RED, err=True)
     if found.diverged:
         raise typer.Exit(3)
+    if unchecked is not None:
+        raise typer.Exit(1)
+
+
+def _unchecked(found: WhatIfReport) -> str | None:
+    """Why the replay cannot vouch for the runs asked for, or None: none was replayed, or
+    some could not be. A policy gate must not pass having checked nothing."""
+    if not found.runs:
+        return (
+            "no recorded run was replayed: none matched (the database has no runs of that "
+            "status or tenant); nothing was checked"
+        )
+    missed = len(found.not_replayed)
+    if not missed:
+        return None
+    return (
+        f"{missed} of {len(found.runs)} runs could not be replayed (each one's error says "
+        f"why); only {found.replayed} were checked, so the replay does not vouch for the rest"
+    )
 
 
 def _print_what_if(found: WhatIfReport) -> None:

@@ -123,42 +123,15 @@ def parse_dataset(
     text: str, *, source: str = "<string>", jsonl: bool = False, name: str = "dataset"
 ) -> Dataset:
     """A dataset from its text; DatasetError at the first problem."""
-    node: yaml.Node | None = None
-    lines: list[int] = []
-    if jsonl:
-        cases: list[Any] = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if not line.strip():
-                continue
-            try:
-                cases.append(json.loads(line, object_pairs_hook=_once_each))
-            except json.JSONDecodeError as exc:
-                raise DatasetError(source, f"not a JSON object: {exc.msg}", line=number) from None
-            except _KeyTwice as exc:
-                raise DatasetError(
-                    source,
-                    f"duplicate key {exc.key!r}; JSON would keep only the last one, so say it once",
-                    line=number,
-                ) from None
-            lines.append(number)
-        data: Any = {"cases": cases}
-    else:
-        try:
-            node = yaml.compose(text, Loader=yaml.SafeLoader)
-            data = yaml.safe_load(text)
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark
-            at = mark.line + 1 if mark else None
-            raise DatasetError(source, f"not valid YAML: {exc.problem}", line=at) from None
-        duplicate = duplicate_key(node)
-        if duplicate is not None:
-            raise DatasetError(source, duplicate.problem(), line=duplicate.line)
+    data, node, lines = _jsonl(text, source) if jsonl else _yaml(text, source)
     if not isinstance(data, dict):
         raise DatasetError(source, "a dataset is a mapping with a `cases:` list")
     try:
         parsed = DatasetFile.model_validate(data)
     except ValidationError as exc:
         raise _first_error(exc, data, source, node, lines) from None
+    except RecursionError:
+        raise _too_deep_case(data, source, node, lines) from None
     if not parsed.cases:
         raise DatasetError(source, "the dataset has no cases; add some under `cases:`")
     seen: set[str] = set()
@@ -167,11 +140,86 @@ def parse_dataset(
             place = _Place(source, spec.name, index, node, lines)
             raise place.error("name", f"two cases are named {spec.name!r}; names must be unique")
         seen.add(spec.name)
-    ready = [
-        _ready(spec, parsed.defaults, _Place(source, spec.name, index, node, lines))
-        for index, spec in enumerate(parsed.cases)
-    ]
+    ready = []
+    for index, spec in enumerate(parsed.cases):
+        place = _Place(source, spec.name, index, node, lines)
+        try:
+            ready.append(_ready(spec, parsed.defaults, place))
+        except RecursionError:  # a JSON Schema or a script's arguments nested past reading
+            line = _line(["cases", index], node, lines)
+            raise _too_deep(source, line, case=spec.name) from None
     return Dataset(name=parsed.name or name, source=source, cases=tuple(ready), judge=parsed.judge)
+
+
+def _jsonl(text: str, source: str) -> tuple[Any, None, list[int]]:
+    """A JSONL dataset's data, one case a line, and each case's line number."""
+    cases: list[Any] = []
+    lines: list[int] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            cases.append(json.loads(line, object_pairs_hook=_once_each))
+        except json.JSONDecodeError as exc:
+            raise DatasetError(source, f"not a JSON object: {exc.msg}", line=number) from None
+        except RecursionError:
+            raise _too_deep(source, number) from None
+        except _KeyTwice as exc:
+            raise DatasetError(
+                source,
+                f"duplicate key {exc.key!r}; JSON would keep only the last one, so say it once",
+                line=number,
+            ) from None
+        lines.append(number)
+    return {"cases": cases}, None, lines
+
+
+def _yaml(text: str, source: str) -> tuple[Any, yaml.Node | None, list[int]]:
+    """A YAML dataset's data, and its node tree (to name the line of a problem)."""
+    try:
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data = yaml.safe_load(text)
+        duplicate = duplicate_key(node)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark
+        at = mark.line + 1 if mark else None
+        raise DatasetError(source, f"not valid YAML: {exc.problem}", line=at) from None
+    except RecursionError:
+        raise _too_deep(source, None) from None
+    if duplicate is not None:
+        raise DatasetError(source, duplicate.problem(), line=duplicate.line)
+    return data, node, []
+
+
+def _too_deep(source: str, line: int | None, case: str | None = None) -> DatasetError:
+    """The error for a dataset nested past what the interpreter can read (lists in lists
+    thousands deep): bad input, said as such, not a crash."""
+    where = "the case" if line is not None or case is not None else "the dataset"
+    return DatasetError(
+        source,
+        f"{where} is nested too deeply to read (lists or mappings inside each other, "
+        "hundreds of levels down); no case needs that: look for a runaway bracket",
+        case=case,
+        line=line,
+    )
+
+
+def _too_deep_case(
+    data: dict[str, Any], source: str, node: yaml.Node | None, lines: list[int]
+) -> DatasetError:
+    """``_too_deep`` naming the case whose fields are nested past checking, found by
+    checking each case alone."""
+    cases = data.get("cases")
+    for index, raw in enumerate(cases if isinstance(cases, list) else []):
+        try:
+            CaseSpec.model_validate(raw)
+        except RecursionError:
+            name = raw.get("name") if isinstance(raw, dict) else None
+            line = _line(["cases", index], node, lines)
+            return _too_deep(source, line, case=name if isinstance(name, str) else None)
+        except ValidationError:
+            continue
+    return _too_deep(source, None)
 
 
 class _KeyTwice(Exception):

@@ -202,6 +202,24 @@ def _quoted(text: str, width: int = 160) -> str:
     return repr(text if len(text) <= width else text[: width - 3] + "...")
 
 
+def _unfit(score: Score) -> str | None:
+    """What is wrong with a Score a custom scorer returned, or None: the report counts
+    `passed` as a verdict and writes `value` as JSON (where NaN is not a number)."""
+    if not isinstance(score.passed, bool):
+        return f"passed is {score.passed!r}; a Score passes with True or fails with False"
+    value = score.value
+    if value is not None and (
+        isinstance(value, bool)
+        or not isinstance(value, int | float)
+        or not math.isfinite(value)
+        or not 0 <= value <= 1
+    ):
+        return f"value is {value!r}; a Score's value is None or a number from 0 to 1"
+    if not isinstance(score.reason, str):
+        return f"reason is {score.reason!r}; a Score's reason is text"
+    return None
+
+
 def custom_score(name: str, fn: Callable[..., Any], t: Trajectory) -> Score:
     """Call a custom scorer; its answer as a Score (0.5 and up passes a plain number)."""
     try:
@@ -209,6 +227,10 @@ def custom_score(name: str, fn: Callable[..., Any], t: Trajectory) -> Score:
     except Exception as exc:  # the user's code: its failure is this scorer's verdict
         return Score(name, False, f"raised {type(exc).__name__}: {exc}")
     if isinstance(answer, Score):
+        wrong = _unfit(answer)
+        if wrong is not None:
+            # Taken as it is, a `passed` of 0.2 or "no" is truthy: the run would pass.
+            return Score(name, False, f"returned a Score whose {wrong}")
         return Score(name, answer.passed, answer.reason, answer.value)
     if isinstance(answer, bool):
         return Score(name, answer)
