@@ -21,7 +21,7 @@ from opentelemetry.sdk.trace.sampling import (
     Sampler,
     SamplingResult,
 )
-from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags
+from opentelemetry.trace import Link, SpanContext, SpanKind, TraceFlags, TraceState
 from opentelemetry.util.types import Attributes
 
 from agentrt import AgentRuntime, Policy, tool
@@ -279,3 +279,33 @@ def test_at_its_limits_a_span_keeps_and_counts_what_the_sdks_own_would() -> None
     assert [*(made.attributes or {}).items()] == [*(sdk.attributes or {}).items()]
     assert (sdk.dropped_attributes, sdk.dropped_events, sdk.dropped_links) == (3, 3, 3)
     assert (made.dropped_attributes, made.dropped_events, made.dropped_links) == (3, 3, 3)
+
+
+@pytest.mark.parametrize("sampled", [True, False], ids=["sampled", "not-sampled"])
+def test_under_a_local_parent_the_default_sampler_decides_as_the_sdks_own(sampled: bool) -> None:
+    state = TraceState([("vendor", "v1")])
+    flags = TraceFlags(TraceFlags.SAMPLED if sampled else TraceFlags.DEFAULT)
+    parent = trace.NonRecordingSpan(
+        SpanContext(7, 9, is_remote=False, trace_flags=flags, trace_state=state)
+    )
+    context = trace.set_span_in_context(parent)
+    made_and_sdk = []
+    for made in (True, False):
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()  # ParentBased(ALWAYS_ON), the SDK's default
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        tracer = provider.get_tracer("t")
+        maker = SpanMaker.of(tracer)
+        assert maker is not None
+        span = (
+            maker.start("s", context=context, links=None, start_time=5, attributes={"a": 1})
+            if made
+            else tracer.start_span("s", context=context, start_time=5, attributes={"a": 1})
+        )
+        ctx = span.get_span_context()
+        made_and_sdk.append((span.is_recording(), ctx.trace_id, ctx.trace_flags, ctx.trace_state))
+        span.end(end_time=7)
+        assert len(exporter.get_finished_spans()) == (1 if sampled else 0)
+    made_one, sdk_one = made_and_sdk
+    assert made_one == sdk_one
+    assert made_one[0] is sampled

@@ -32,8 +32,16 @@ from opentelemetry.context import Context
 from opentelemetry.sdk.trace import Event
 from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace import Tracer as SdkTracer
+from opentelemetry.sdk.trace.sampling import DEFAULT_ON
 from opentelemetry.sdk.util import BoundedList
-from opentelemetry.trace import Link, NonRecordingSpan, SpanContext, SpanKind, TraceFlags
+from opentelemetry.trace import (
+    Link,
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    TraceFlags,
+    TraceState,
+)
 from opentelemetry.util import types
 
 __all__ = ["MadeSpan", "SpanMaker"]
@@ -208,12 +216,21 @@ class SpanMaker:
         else:
             trace_id = parent.trace_id
             random_id = parent.trace_flags.random_trace_id
-        sampled = self.sampler.should_sample(
-            context, trace_id, name, SpanKind.INTERNAL, attributes, links
-        )
-        decision = sampled.decision
-        recording = decision.is_recording()  # type: ignore[no-untyped-call]
-        flags = TraceFlags.SAMPLED if decision.is_sampled() else TraceFlags.DEFAULT  # type: ignore[no-untyped-call]
+        trace_state: TraceState | None
+        if self.sampler is DEFAULT_ON and parent is not None and not parent.is_remote:
+            # The SDK's default sampler, ParentBased(ALWAYS_ON), decides a local parent's
+            # child as the parent was decided, its trace state and the attributes as given:
+            # the same answer without the call (a span's start, in most apps).
+            recording = sampled_too = parent.trace_flags.sampled
+            trace_state, kept = parent.trace_state, attributes
+        else:
+            sampled = self.sampler.should_sample(
+                context, trace_id, name, SpanKind.INTERNAL, attributes, links
+            )
+            recording = sampled.decision.is_recording()  # type: ignore[no-untyped-call]
+            sampled_too = sampled.decision.is_sampled()  # type: ignore[no-untyped-call]
+            trace_state, kept = sampled.trace_state, sampled.attributes or {}
+        flags = TraceFlags.SAMPLED if sampled_too else TraceFlags.DEFAULT
         if random_id:
             flags |= TraceFlags.RANDOM_TRACE_ID
         span_context = SpanContext(
@@ -221,7 +238,7 @@ class SpanMaker:
             self.ids.generate_span_id(),
             is_remote=False,
             trace_flags=TraceFlags(flags),
-            trace_state=sampled.trace_state,
+            trace_state=trace_state,
         )
         if not recording:
             return NonRecordingSpan(span_context)
@@ -230,7 +247,7 @@ class SpanMaker:
             span_context,
             parent=parent,
             maker=self,
-            attributes=sampled.attributes or {},
+            attributes=kept,
             links=links,
             start_time=start_time,
         )
