@@ -66,7 +66,6 @@ from agentrt.tools.memory import Memory, memory_for
 from agentrt.tools.registry import ToolLike, ToolRegistry
 from agentrt.tracing import Redactor, RunTracing, make_provider
 from agentrt.tracing.metrics import RunMetrics, make_meter, metric_points
-from agentrt.tracing.shown import log_secrets
 from agentrt.webhooks import Dispatcher, Webhooks
 
 __all__ = ["DEFAULT_BUDGET", "AgentRuntime", "Run", "Sweep"]
@@ -454,9 +453,7 @@ class AgentRuntime(RunReading, OwnGraphDoor, Conversing):
             poll=poll,
             redactor=self.redactor,
             # A run's goal and error are sent masked as every surface shows them.
-            secrets_of=lambda thread_id: log_secrets(
-                self.events(thread_id), self.redactor, self.tools.sensitive_of
-            ),
+            secrets_of=self.log_secrets,
         )
 
     def cancel(self, thread_id: str, *, reason: str) -> Run:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from agentrt.cli.common import CliError, app, fail, run_secrets
+from agentrt.cli.common import CliError, app, fail
 from agentrt.cli.options import AppOptions, ThreadArgument, grouped
 
 if TYPE_CHECKING:
@@ -74,7 +74,7 @@ def print_artifacts(rt: AgentRuntime, thread_id: str, *, indent: str = "") -> in
 
     refs = rt.artifacts(thread_id)
     # The log after the artifacts: it held each call's arguments before its tool ran.
-    known = run_secrets(rt, thread_id) if refs else []
+    known = rt.log_secrets(thread_id) if refs else []
     for ref in refs:
         preview = shown_ref(ref, rt.redactor, known=known).preview.replace("\n", " ")
         typer.echo(

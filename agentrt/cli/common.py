@@ -48,7 +48,6 @@ __all__ = [
     "print_run",
     "raised",
     "rule_of",
-    "run_secrets",
     "runtime_from",
     "short",
     "shown_args",
@@ -351,19 +350,11 @@ def shown_request(
     return shown_request(req, rt.tools, redactor=rt.redactor, known=known or ())
 
 
-def run_secrets(rt: AgentRuntime, thread_id: str) -> list[Any]:
-    """The secret values the run's log holds, which its output and messages are masked
-    with as its events are (an answer may repeat a sensitive argument)."""
-    from agentrt.tracing.shown import log_secrets
-
-    return log_secrets(rt.events(thread_id), rt.redactor, rt.tools.sensitive_of)
-
-
 def print_run(run: Run, rt: AgentRuntime) -> None:
     from agentrt.tracing.shown import shown_run
 
     # Goal, output and error as a person may see them.
-    known = run_secrets(rt, run.thread_id)
+    known = rt.log_secrets(run.thread_id)
     run = shown_run(run, rt.redactor, known=known)
     typer.echo(f"thread    {run.thread_id}")
     typer.echo(f"status    {run.status.value}")
@@ -401,7 +392,7 @@ def print_run(run: Run, rt: AgentRuntime) -> None:
 
 def message_line(message: ThreadMessage, rt: AgentRuntime, known: list[Any]) -> str:
     """One message of a thread in a line: who said what, how it ended, what it spent;
-    masked with ``known``, the secret values of the thread's log (``run_secrets``)."""
+    masked with ``known``, the secret values of the thread's log (``rt.log_secrets``)."""
     from agentrt.tracing.shown import shown
 
     u = message.usage

@@ -13,7 +13,6 @@ from agentrt.cli.common import (
     fail,
     message_line,
     print_run,
-    run_secrets,
     short,
     table,
 )
@@ -76,7 +75,7 @@ def show(thread_id: ThreadArgument, app_options: AppOptions) -> None:
         said = rt.messages(thread_id)
         if len(said) > 1:  # a thread that went on: each message, its answer and its spend
             typer.echo("messages:")
-            known = run_secrets(rt, thread_id)
+            known = rt.log_secrets(thread_id)
             for m in said:
                 typer.echo(f"  {message_line(m, rt, known)}")
         typer.echo("events:")

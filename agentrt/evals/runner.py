@@ -246,7 +246,7 @@ def _secrets(rt: AgentRuntime, thread_id: str) -> list[Any]:
     a text that quotes the run is shown masked with them, as every screen shows it."""
     if not rt.exists(thread_id):
         return []
-    return log_secrets(rt.events(thread_id), rt.redactor, rt.tools.sensitive_of)
+    return rt.log_secrets(thread_id)
 
 
 async def _failed(

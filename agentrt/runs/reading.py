@@ -14,6 +14,7 @@ from agentrt.approvals.queue import queue_page
 from agentrt.artifacts import ArtifactRef
 from agentrt.budget import MAX_LIMIT
 from agentrt.errors import ConfigError
+from agentrt.redaction import Redactor
 from agentrt.runs.decisions import approval_named
 from agentrt.runs.driver import Driver
 from agentrt.runs.record import Run, run_of, status_named
@@ -23,7 +24,9 @@ from agentrt.state import Event, RunStatus, unstorable
 from agentrt.store import OpenedStore
 from agentrt.store.protocols import Store
 from agentrt.tools.artifacts import artifact_of
+from agentrt.tools.registry import ToolRegistry
 from agentrt.tracing import Trace
+from agentrt.tracing.shown import log_secrets
 from agentrt.tracing.view import build_trace
 
 __all__ = ["RunReading"]
@@ -37,6 +40,8 @@ class RunReading:
     clock: Callable[[], float]
     _driver: Driver
     _opened: OpenedStore
+    redactor: Redactor
+    tools: ToolRegistry
 
     def runs(
         self, status: RunStatus | str | None = None, *, tenant: str | None = None, limit: int = 100
@@ -91,6 +96,13 @@ class RunReading:
         """The run's event log: plans, policy decisions, approvals, observations, finish."""
         self._driver.record(thread_id)
         return list(self.graph.get_state(config(thread_id)).values.get("events", []))
+
+    def log_secrets(self, thread_id: str) -> list[Any]:
+        """The secret values the run's log holds (its tools' sensitive arguments and
+        results, ``tracing.shown.log_secrets``): what every text shown of the run (its
+        output, an error, a report, an event sent out) is masked with, as its events are.
+        It reads the log: off the event loop."""
+        return log_secrets(self.events(thread_id), self.redactor, self.tools.sensitive_of)
 
     def trace(self, thread_id: str) -> Trace:
         """The run's spans from the database's span store: a tree and where the time went."""

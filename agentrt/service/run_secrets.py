@@ -1,7 +1,7 @@
 """The secret values each run's log holds, kept while the run's row stays as it was.
 
 Every text the API shows of a run (its goal, output and error) is masked with the secret
-values its log holds (``schemas.run_secrets``): an answer may repeat a tool's sensitive
+values its log holds (``rt.log_secrets``): an answer may repeat a tool's sensitive
 argument. Reading them means reading the run's whole log, and a monitor polls a run many
 times a second (the review page lists 200); so what was read is kept, keyed by the row's
 state (its status and last change, message, usage and the requests it waits for). An
@@ -17,7 +17,6 @@ from collections import OrderedDict
 from typing import Any
 
 from agentrt.runtime import AgentRuntime, Run
-from agentrt.service.schemas import run_secrets
 from agentrt.state import RunStatus
 
 __all__ = ["RunSecrets"]
@@ -65,7 +64,7 @@ class RunSecrets:
         found = self.cached(run)
         if found is not None:
             return found
-        values = run_secrets(self._runtime, run.thread_id)
+        values = self._runtime.log_secrets(run.thread_id)
         with self._lock:
             self._kept[run.thread_id] = (self._state(run), values)
             self._kept.move_to_end(run.thread_id)

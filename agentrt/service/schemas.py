@@ -14,7 +14,7 @@ from agentrt.budget import MAX_LIMIT
 from agentrt.readable import LAST_INSTANT
 from agentrt.runs.messages import ThreadMessage
 from agentrt.runtime import AgentRuntime, Run
-from agentrt.tracing.shown import log_secrets, shown, shown_run
+from agentrt.tracing.shown import shown, shown_run
 
 __all__ = [
     "MAX_DEPTH",
@@ -32,7 +32,6 @@ __all__ = [
     "approval_out",
     "message_out",
     "run_out",
-    "run_secrets",
 ]
 
 
@@ -272,13 +271,6 @@ def approval_out(
     return ApprovalOut.model_validate(data)
 
 
-def run_secrets(rt: AgentRuntime, thread_id: str) -> list[Any]:
-    """The secret values the run's log holds (``log_secrets``: its tools' sensitive
-    arguments and results), which every text shown of the run is masked with, as its events
-    are. It reads the log: call it off the event loop."""
-    return log_secrets(rt.events(thread_id), rt.redactor, rt.tools.sensitive_of)
-
-
 def run_out(
     rt: AgentRuntime, run: Run, *, driving: bool = False, known: list[Any] | None = None
 ) -> RunOut:
@@ -286,7 +278,7 @@ def run_out(
     masked with the secret values its log holds (``known``, or read from its log: then call
     it off the event loop)."""
     if known is None:
-        known = run_secrets(rt, run.thread_id)
+        known = rt.log_secrets(run.thread_id)
     # What a person reads: the output may quote a secret, or repeat a sensitive argument.
     run = shown_run(run, rt.redactor, known=known)
     return RunOut(
@@ -314,7 +306,7 @@ def message_out(
     as its run's are (``known``, or read from the thread's log: then call it off the event
     loop)."""
     if known is None:
-        known = run_secrets(rt, message.thread_id)
+        known = rt.log_secrets(message.thread_id)
     data = message.to_dict()
     for said in ("text", "output", "error"):
         data[said] = shown(data[said], rt.redactor, known=known)

@@ -19,7 +19,6 @@ from agentrt.service.auth import Caller, current_service
 from agentrt.service.context import Service
 from agentrt.service.paths import ARTIFACT, RUN, quoted
 from agentrt.service.problems import Problem
-from agentrt.service.schemas import run_secrets
 from agentrt.tools.artifacts import artifact_of, shown_ref
 
 __all__ = [
@@ -74,7 +73,7 @@ def artifacts_out(rt: AgentRuntime, thread_id: str) -> list[ArtifactOut]:
         return []  # no log to read
     # The log is read after the artifacts: a step's arguments are in it before its tool
     # runs, so each artifact listed is masked with the secrets of the call that made it.
-    known = run_secrets(rt, thread_id)
+    known = rt.log_secrets(thread_id)
     return [artifact_out(rt, thread_id, r, known=known) for r in refs]
 
 
