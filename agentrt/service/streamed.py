@@ -43,6 +43,8 @@ class Pushed:
         One begun before the stream watched is not (a secret may start in what it missed);
         its log entry brings it whole."""
         self._known: tuple[int, list[Any]] = (-1, [])
+        self._secret_taking: bool | None = None
+        """``takes_secrets`` of the runtime's tools, worked out at the first answer."""
 
     def known(self) -> list[Any]:
         """The secret values the log holds so far (worked out again only as it grows)."""
@@ -75,7 +77,9 @@ class Pushed:
         if self._answer is None or self._answer.node != node:
             if node != self._node:
                 return []
-            held = node not in _NO_CALLS and takes_secrets(self.rt.tools, self.rt.redactor)
+            if self._secret_taking is None:
+                self._secret_taking = takes_secrets(self.rt.tools, self.rt.redactor)
+            held = node not in _NO_CALLS and self._secret_taking
             self._answer = AnswerShown(node, self.rt.redactor, self.known(), held=held)
         return self._sent(event, node, self._answer.add(str(event.data.get("text", ""))))
 
