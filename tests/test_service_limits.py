@@ -426,26 +426,42 @@ async def test_the_last_id_a_stream_sent_resumes_it_while_this_server_drives_it(
     db: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     calls: list[int] = []
-    answer = asyncio.Event()
-    asked = ScriptedChatModel._agenerate
+    first, answer = asyncio.Event(), asyncio.Event()
+    asked, streamed = ScriptedChatModel._agenerate, ScriptedChatModel._astream
+
+    async def called() -> None:
+        calls.append(len(calls))
+        # the run's first model call waits for a watcher, its second for the test
+        await (first if len(calls) == 1 else answer).wait()
 
     async def answered(self: ScriptedChatModel, *args: Any, **kwargs: Any) -> Any:
-        calls.append(len(calls))
-        if len(calls) == 2:  # the run's second model call waits for the test
-            await answer.wait()
+        await called()
         return await asked(self, *args, **kwargs)
 
+    async def answered_streamed(self: ScriptedChatModel, *args: Any, **kwargs: Any) -> Any:
+        await called()  # watched: the model's answer is streamed
+        async for chunk in streamed(self, *args, **kwargs):
+            yield chunk
+
     monkeypatch.setattr(ScriptedChatModel, "_agenerate", answered)
+    monkeypatch.setattr(ScriptedChatModel, "_astream", answered_streamed)
     with threads_app.build_runtime(db, clock=clock, new_id=Ids()) as rt:
         async with serving(rt) as api:
             worker = service_of(api).worker
             started = await api.call("POST", "/runs", json={"goal": "note 1"})
             thread_id = started.json()["thread_id"]
+            path = f"/runs/{thread_id}/events"
+            while not calls:
+                await asyncio.sleep(0)
+            # Begun with no one watching; a watcher has it go on streamed, pushed to it.
+            watching = asyncio.create_task(api.call("GET", path))
+            while not worker.watched(thread_id):
+                await asyncio.sleep(0)
+            first.set()
             while len(calls) < 2:
                 await asyncio.sleep(0)
             told = worker.logged(thread_id)  # what a stream watching it was pushed
             assert told == len(rt.events(thread_id)) > 1
-            path = f"/runs/{thread_id}/events"
             past = await api.call("GET", path, headers={"Last-Event-ID": str(told)})
             problem(past, 400, "bad-last-event-id")
             # A node's entries are pushed as it ends, a moment before the saver has them: a
@@ -462,6 +478,7 @@ async def test_the_last_id_a_stream_sent_resumes_it_while_this_server_drives_it(
                 await asyncio.sleep(0)
             answer.set()
             resumed = await asyncio.wait_for(stream, 30)
+            assert (await asyncio.wait_for(watching, 30)).status_code == 200
         assert resumed.status_code == 200, resumed.text
         ids = [e["id"] for e in parse_sse(resumed.text) if e["event"] in KINDS]
         assert ids == [str(i) for i in range(told, len(rt.events(thread_id)))]

@@ -323,3 +323,64 @@ async def test_a_model_that_takes_no_call_options_answers_a_quiet_run_as_before(
     # Asked as it always was: ``stream=False`` would reach its hook and fail the run.
     assert run.status is RunStatus.SUCCEEDED, run.error
     assert run.output == "hello"
+
+
+async def test_a_segment_no_one_watches_goes_unstreamed_until_a_watcher_comes(
+    api: Api, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No one watches the run as it begins: it is driven without a stream (no stream's
+    cost, with no one to read it). A watcher that comes while its model answers has it stop
+    before the next step and go on streamed: each log entry reaches the watcher once, the
+    steps after as they happen, and the run acts as it would have unwatched."""
+    rt, worker = api.rt, api.app.state.agentrt.worker
+    segments: list[str] = []
+
+    def counted(name: str) -> Any:
+        method = getattr(rt, name)
+
+        def call(thread_id: str) -> Any:
+            segments.append(name)
+            return method(thread_id)
+
+        return call
+
+    for name in ("aresume", "astream_resume"):
+        monkeypatch.setattr(rt, name, counted(name))
+    first, asked = asyncio.Event(), ScriptedChatModel._agenerate
+
+    async def answered(self: ScriptedChatModel, *args: Any, **kwargs: Any) -> Any:
+        await first.wait()  # the first answer waits for the watcher; none after it
+        return await asked(self, *args, **kwargs)
+
+    monkeypatch.setattr(ScriptedChatModel, "_agenerate", answered)
+    started = await api.call("POST", "/runs", json={"goal": GOAL})
+    thread_id = started.json()["thread_id"]
+    while not rt.store.get_run(thread_id) or rt.get(thread_id).status is not RunStatus.RUNNING:
+        await asyncio.sleep(0)
+    assert segments == ["aresume"]
+    stream = asyncio.create_task(api.call("GET", f"/runs/{thread_id}/events"))
+    while not worker.watched(thread_id):
+        await asyncio.sleep(0)
+    first.set()
+    await api.settled(thread_id)
+    run = rt.get(thread_id)
+    assert run.status is RunStatus.AWAITING_APPROVAL
+    assert segments == ["aresume", "astream_resume"]  # stopped for the watcher, on streamed
+    decided = await api.decide(run.pending_approvals[0].id, {"outcome": "approve"}, who="bob")
+    assert decided.status_code == 200, decided.text
+    events = parse_sse((await asyncio.wait_for(stream, 30)).text)
+    assert segments == ["aresume", "astream_resume", "astream_resume"]  # watched as it began
+    assert rt.get(thread_id).status is RunStatus.SUCCEEDED
+    log = rt.events(thread_id)
+    logged = [e for e in events if e["event"] in KINDS]
+    assert [e["id"] for e in logged] == [str(i) for i in range(len(log))]
+    assert [e["event"] for e in logged] == [e["type"] for e in log]
+    refunds = [e for e in log if e["type"] == "observation" and e["data"]["tool"] == "issue_refund"]
+    assert len(refunds) == 1
+    live = [e["event"] for e in events if e["event"] not in KINDS and e["event"] != "status"]
+    # Pushed as they happened from the step after the watcher came, before any tool: every
+    # call, the three reads' and the refund's (prepared, then committed).
+    assert [e["type"] for e in log].count("observation") == 4
+    assert live.count("tool_call") == 5
+    # What the model answered before the stop is not asked for again.
+    assert len(rt.deps.model.calls) == [e["type"] for e in log].count("plan")

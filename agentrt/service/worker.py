@@ -14,11 +14,15 @@ not (agentrt.runs.apps; a database two apps share: another name's, or one needin
 this app has not): a decision or a message for it is recorded, and a worker of an app
 that may carries it on, with its own tools and policy.
 
-It drives each segment with ``astream_resume`` and hands every event, as it happens, to
-whoever ``watch``es the run (the event stream of /runs/{id}/events), then ``None`` when
-the segment has ended and the run's row says where it stopped. While no one watches a run,
-its model is asked for whole answers (``RunDeps.quiet_threads``): the tokens would go to
-no one. A page that starts watching gets them from a later model call.
+A segment someone ``watch``es as it begins (the event stream of /runs/{id}/events) is
+driven with ``astream_resume``: every event is handed to the watchers as it happens, then
+``None`` when the segment has ended and the run's row says where it stopped. One no one
+watches is driven with ``aresume``, without a stream (which cost a run a tenth of its CPU
+with no one to read it), and its model is asked for whole answers (``RunDeps.quiet_threads``).
+A watcher that comes meanwhile has the run stop before its next step (resumable, as a
+worker shutting down leaves it: ``RunDeps.stopping_threads``) and go on at once, streamed;
+until then it is told ``None`` and reads the log as it grows. A page that starts watching
+a streamed segment gets the model's tokens from its next model call.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from agentrt.events import StreamEvent
 from agentrt.logs import get_logger
 from agentrt.runs.apps import described, lacks
 from agentrt.runtime import AgentRuntime
+from agentrt.state import RunStatus
 
 __all__ = ["WATCH_BACKLOG", "RunWorker"]
 
@@ -57,6 +62,10 @@ class RunWorker:
         """How far each run's log goes as told while it is driven here (``logged``)."""
         self._quiet = runtime.deps.quiet_threads
         """The runs this worker drives that no one watches: shared with the run graph."""
+        self._unstreamed: set[str] = set()
+        """The runs whose segment in flight is driven without a stream (no one watched it
+        as it began): a watcher has them stop before their next step, to go on streamed."""
+        self._stopping = runtime.deps.stopping_threads
 
     @contextmanager
     def watch(self, thread_id: str) -> Iterator[asyncio.Queue[StreamEvent | None]]:
@@ -67,6 +76,8 @@ class RunWorker:
         queue: asyncio.Queue[StreamEvent | None] = asyncio.Queue(WATCH_BACKLOG)
         self._watchers.setdefault(thread_id, set()).add(queue)
         self._quiet.discard(thread_id)
+        if thread_id in self._unstreamed:
+            self._stopping.add(thread_id)  # to go on streamed (``_segment``)
         try:
             yield queue
         finally:
@@ -132,8 +143,8 @@ class RunWorker:
                 self._again.discard(thread_id)
                 async with self._slots:
                     try:
-                        async for event in self.runtime.astream_resume(thread_id):
-                            self._tell(thread_id, event)
+                        if await self._segment(thread_id):
+                            self._again.add(thread_id)  # a watcher came: on, streamed
                     except RunBusy as busy:
                         # Another process drives it; it sees any decision at the gate.
                         logger.info("run %r is driven elsewhere; left to it", thread_id)
@@ -148,6 +159,23 @@ class RunWorker:
             self._tasks.pop(thread_id, None)
             self._logged.pop(thread_id, None)
             self._quiet.discard(thread_id)
+
+    async def _segment(self, thread_id: str) -> bool:
+        """Drive the run's next segment: streamed to its watchers, or, with none, without a
+        stream. True if it stopped before a step for a watcher that came meanwhile (the run
+        goes on, streamed)."""
+        if self.watched(thread_id):
+            async for event in self.runtime.astream_resume(thread_id):
+                self._tell(thread_id, event)
+            return False
+        self._unstreamed.add(thread_id)
+        try:
+            run = await self.runtime.aresume(thread_id)
+        finally:
+            self._unstreamed.discard(thread_id)
+            stopped = thread_id in self._stopping
+            self._stopping.discard(thread_id)
+        return stopped and run.status is RunStatus.RUNNING
 
     async def _ours(self, thread_id: str) -> bool:
         """False for a run this app may not drive (runs.apps.may_drive), which is left to a
