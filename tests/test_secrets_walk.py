@@ -168,7 +168,8 @@ async def _service(rt: AgentRuntime, walk: Walk, monkeypatch: pytest.MonkeyPatch
         # A store that fails under the worker, and a request that fails: both are logged.
         broken = f"store refused card {S.LOG_CARD} with key {S.OPENAI_KEY}"
         with monkeypatch.context() as patch:
-            patch.setattr(rt, "astream_resume", _fails(RuntimeError(broken)))  # what it drives with
+            for drives in ("aresume", "astream_resume"):  # what it drives with, unwatched or not
+                patch.setattr(rt, drives, _fails(RuntimeError(broken)))
             patch.setattr(rt, "trace", _fails(OSError(broken)))
             lost = await http.post("/runs", json={"goal": S.GOAL}, headers=olive)
             await worker.wait(lost.json()["thread_id"])

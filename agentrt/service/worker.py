@@ -37,7 +37,6 @@ from agentrt.events import StreamEvent
 from agentrt.logs import get_logger
 from agentrt.runs.apps import described, lacks
 from agentrt.runtime import AgentRuntime
-from agentrt.state import RunStatus
 
 __all__ = ["WATCH_BACKLOG", "RunWorker"]
 
@@ -62,7 +61,7 @@ class RunWorker:
         """How far each run's log goes as told while it is driven here (``logged``)."""
         self._quiet = runtime.deps.quiet_threads
         """The runs this worker drives that no one watches: shared with the run graph."""
-        self._unstreamed: set[str] = set()
+        self._unstreamed_now: set[str] = set()
         """The runs whose segment in flight is driven without a stream (no one watched it
         as it began): a watcher has them stop before their next step, to go on streamed."""
         self._stopping = runtime.deps.stopping_threads
@@ -76,7 +75,7 @@ class RunWorker:
         queue: asyncio.Queue[StreamEvent | None] = asyncio.Queue(WATCH_BACKLOG)
         self._watchers.setdefault(thread_id, set()).add(queue)
         self._quiet.discard(thread_id)
-        if thread_id in self._unstreamed:
+        if thread_id in self._unstreamed_now:
             self._stopping.add(thread_id)  # to go on streamed (``_segment``)
         try:
             yield queue
@@ -143,8 +142,7 @@ class RunWorker:
                 self._again.discard(thread_id)
                 async with self._slots:
                     try:
-                        if await self._segment(thread_id):
-                            self._again.add(thread_id)  # a watcher came: on, streamed
+                        await self._segment(thread_id)
                     except RunBusy as busy:
                         # Another process drives it; it sees any decision at the gate.
                         logger.info("run %r is driven elsewhere; left to it", thread_id)
@@ -160,22 +158,29 @@ class RunWorker:
             self._logged.pop(thread_id, None)
             self._quiet.discard(thread_id)
 
-    async def _segment(self, thread_id: str) -> bool:
+    async def _segment(self, thread_id: str) -> None:
         """Drive the run's next segment: streamed to its watchers, or, with none, without a
-        stream. True if it stopped before a step for a watcher that came meanwhile (the run
-        goes on, streamed)."""
-        if self.watched(thread_id):
-            async for event in self.runtime.astream_resume(thread_id):
-                self._tell(thread_id, event)
-            return False
-        self._unstreamed.add(thread_id)
+        stream; one a watcher came to meanwhile stops before its next step and goes on at
+        once, streamed, in the same slot (no run queued for one goes first)."""
+        if not self.watched(thread_id) and not await self._unstreamed(thread_id):
+            return
+        async for event in self.runtime.astream_resume(thread_id):
+            self._tell(thread_id, event)
+
+    async def _unstreamed(self, thread_id: str) -> bool:
+        """Drive the run's next segment without a stream. True if a watcher came meanwhile:
+        the run stopped before its next step (or ended, maybe leaving a follow-up it would
+        have taken for the next driver), to be driven on, streamed."""
+        self._unstreamed_now.add(thread_id)
         try:
-            run = await self.runtime.aresume(thread_id)
+            await self.runtime.aresume(thread_id)
         finally:
-            self._unstreamed.discard(thread_id)
+            self._unstreamed_now.discard(thread_id)
             stopped = thread_id in self._stopping
             self._stopping.discard(thread_id)
-        return stopped and run.status is RunStatus.RUNNING
+        if stopped:
+            self._tell(thread_id, None)  # it stopped: what it wrote is in the log
+        return stopped
 
     async def _ours(self, thread_id: str) -> bool:
         """False for a run this app may not drive (runs.apps.may_drive), which is left to a
