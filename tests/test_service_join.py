@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
 
-from agentrt import AgentRuntime
+from agentrt import AgentRuntime, Policy, Principal, tool
 from agentrt.examples.refund_desk import GOAL
-from agentrt.service import create_app
+from agentrt.service import create_app, issue_key
+from agentrt.testing import ScriptedChatModel, ai, tool_call
+from tests.conftest import FakeClock
 from tests.test_service import Api, keys_for, problem
 
 pytestmark = pytest.mark.anyio
@@ -103,3 +107,50 @@ async def test_a_join_sees_only_the_callers_tenant_and_takes_only_a_sane_timeout
         refused = await api.call("GET", f"/runs/{thread_id}/join", params={"timeout": bad})
         body = problem(refused, 422)
         assert "timeout" in body["detail"], body
+
+
+PIN = "otter-40917-copper"  # no detector knows its shape: only its field says it is secret
+
+
+@tool(effect="read", sensitive=["pin"])
+def check_door(door: str, pin: str) -> dict[str, Any]:
+    """Check that a door opens to a pin."""
+    return {"door": door, "opens": True}
+
+
+async def test_a_join_masks_the_answer_with_the_log_the_segment_ended_with_reading_none(
+    db: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The run's answer repeats a sensitive argument: the join shows it masked, with the
+    secrets the segment this process drove ended with (kept as it moved the row), so it
+    reads no log, nor does a look at the run after."""
+    said = f"The back door opens with pin {PIN}."
+    model = ScriptedChatModel([ai("", tool_call("check_door", {"door": "back", "pin": PIN})), said])
+    rt = AgentRuntime(model, tools=[check_door], policy=Policy.allow_all(), db=db, clock=clock)
+    app = create_app(rt, poll_interval=3600, sweep_every=None, rate_limit="10000/minute")
+    keys = {"alice": issue_key(rt, Principal("alice", tenant="acme"))}
+    reads: list[str] = []
+    events = rt.events
+
+    def counted(thread_id: str) -> Any:
+        reads.append(thread_id)
+        return events(thread_id)
+
+    monkeypatch.setattr(rt, "events", counted)
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as client,
+    ):
+        api = Api(app, client, keys)
+        started = await api.call("POST", "/runs", json={"goal": "open the back door"})
+        thread_id = started.json()["thread_id"]
+        joined = (await api.call("GET", f"/runs/{thread_id}/join")).json()
+        assert joined["status"] == "succeeded"
+        assert joined["output"] == "The back door opens with pin [REDACTED:field]."
+        again = (await api.call("GET", f"/runs/{thread_id}")).json()
+        assert again == joined
+        assert reads == []
+        # Asked with no row in hand, the runtime reads the log, and finds the same.
+        assert rt.log_secrets(thread_id) == [PIN]
+        assert reads == [thread_id]
+    rt.close()

@@ -647,10 +647,22 @@ async def test_a_list_of_runs_reads_a_runs_log_again_only_once_the_run_moved(
     first = rt.start(f"open the front door, its pin is {pin}", principal=OPERATOR)
     others = [rt.start(f"run {i}", principal=OPERATOR) for i in (2, 3)]
     assert [r.status for r in (first, *others)] == ["awaiting_approval", "succeeded", "succeeded"]
+    # The pages of a server apart from the process that drives the runs (which keeps what
+    # each segment ended with, agentrt.runs.kept_secrets, and reads no log: below).
+    server = AgentRuntime(
+        model, tools=[look, unlock], policy=Policy.from_yaml(DOORS), db=db, clock=clock
+    )
     read: list[str] = []
-    events = rt.events
-    monkeypatch.setattr(rt, "events", lambda thread_id: read.append(thread_id) or events(thread_id))
+    events, driven = server.events, rt.events
+    monkeypatch.setattr(
+        server, "events", lambda thread_id: read.append(thread_id) or events(thread_id)
+    )
+    monkeypatch.setattr(rt, "events", lambda thread_id: read.append(thread_id) or driven(thread_id))
     async with _browser(rt) as page:
+        await page.sign_in(APPROVER)
+        assert (await page.client.get("/ui/runs")).status_code == 200
+    assert read == []
+    async with _browser(server) as page:
         await page.sign_in(APPROVER)
         listed = await page.client.get("/ui/runs")
         assert sorted(read) == sorted(r.thread_id for r in (first, *others))
@@ -668,6 +680,7 @@ async def test_a_list_of_runs_reads_a_runs_log_again_only_once_the_run_moved(
         listed = unescape((await page.client.get("/ui/runs")).text)
         assert read == [first.thread_id]
         queued = unescape((await page.client.get("/ui")).text)
+    server.close()
     for shown in (listed, queued):
         assert pin not in shown
         assert "open the front door, its pin is [REDACTED:field]" in shown

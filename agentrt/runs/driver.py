@@ -39,6 +39,7 @@ from agentrt.runs import lifecycle
 from agentrt.runs.budgets import BudgetLayers
 from agentrt.runs.creating import NewRunRequest, RunCreating
 from agentrt.runs.decisions import record_decision
+from agentrt.runs.kept_secrets import KeptSecrets
 from agentrt.runs.lease import LeaseOwner, acquire
 from agentrt.runs.lease_keeper import Kept, LeaseKeeper
 from agentrt.runs.record import Run, Sweep, initial_state, run_of
@@ -74,6 +75,10 @@ def _log_of(graph: Any, cfg: Any) -> Steps[Mapping[str, Any]]:
         logger.debug("a run's log could not be read to mask its error with", exc_info=True)
         return {}
     return ended
+
+
+_GOING = frozenset({RunStatus.PENDING, RunStatus.RUNNING})
+"""A run in these is yet to settle: its log may grow with no move of its row."""
 
 
 class Driver(MessageTaking, RunCreating, RunResuming, RunSettling):
@@ -115,6 +120,8 @@ class Driver(MessageTaking, RunCreating, RunResuming, RunSettling):
         self.stopping_threads = deps.stopping_threads
         """Runs this process drives that stop before their next step (stop_at_next_step)."""
         self.held_leases = deps.held_leases
+        self.kept_secrets = KeptSecrets()
+        """What each run's log held as its row last moved (a segment here ends with it)."""
         self.own_graphs: Any = own_graphs
         """Set by the runtime (agentrt.governed.OwnGraphs): carries on the threads of apps'
         own graphs, which the run graph never drives."""
@@ -262,6 +269,7 @@ class Driver(MessageTaking, RunCreating, RunResuming, RunSettling):
                 known = yield blocking(segment_trace, graph, record, graph_input, cfg)
                 with segment_span(self.tracing, known) as span:
                     run: Run
+                    failure: Exception | None = None
                     try:
                         ended = yield _invoke(graph, graph_input, cfg, owner.label)
                         if not final_values(ended):  # streamed: read what it ended with
@@ -275,22 +283,27 @@ class Driver(MessageTaking, RunCreating, RunResuming, RunSettling):
                         fail = partial(self.fail, graph, thread_id, exc, record)
                         run = yield unbroken(self._if_ours, kept, fail)
                         ended = yield from _log_of(graph, cfg)
-                        said = shown(
-                            error_text(run.error or str(exc)),
-                            self.redactor,
-                            known=self._secrets(ended),
-                        )
-                        self.tracing.failed(span, exc, said)
+                        failure = exc
                     else:
                         settle = partial(self.settle, graph, thread_id, ended, record)
                         run = yield unbroken(self._if_ours, kept, settle)
+                    secrets = self._secrets(ended)
+                    if run.status not in _GOING:
+                        # Its log stays as it is until its row moves: the first look at
+                        # the run (a service's answer, masked with them) reads no log.
+                        self.kept_secrets.keep(run, secrets)
+                    if failure is not None:
+                        said = shown(
+                            error_text(run.error or str(failure)), self.redactor, known=secrets
+                        )
+                        self.tracing.failed(span, failure, said)
                     # Shown as the run is everywhere: masked with what its log holds.
                     self.tracing.settled(
                         span,
                         run.status.value,
                         output=run.output,
                         error=run.error,
-                        known=partial(self._secrets, ended),
+                        known=lambda: secrets,
                     )
                     return run
             finally:

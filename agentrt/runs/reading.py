@@ -97,12 +97,26 @@ class RunReading:
         self._driver.record(thread_id)
         return list(self.graph.get_state(config(thread_id)).values.get("events", []))
 
-    def log_secrets(self, thread_id: str) -> list[Any]:
+    def log_secrets(self, thread_id: str, *, as_of: Run | None = None) -> list[Any]:
         """The secret values the run's log holds (its tools' sensitive arguments and
         results, ``tracing.shown.log_secrets``): what every text shown of the run (its
         output, an error, a report, an event sent out) is masked with, as its events are.
-        It reads the log: off the event loop."""
-        return log_secrets(self.events(thread_id), self.redactor, self.tools.sensitive_of)
+        It reads the log: off the event loop. ``as_of``: the run as just read, whose row's
+        state keeps what its log held (``kept_log_secrets``), read only if not kept."""
+        if as_of is not None and (kept := self.kept_log_secrets(as_of)) is not None:
+            return kept
+        values = log_secrets(self.events(thread_id), self.redactor, self.tools.sensitive_of)
+        if as_of is not None:
+            self._driver.kept_secrets.keep(as_of, values)
+        return values
+
+    def kept_log_secrets(self, run: Run) -> list[Any] | None:
+        """What ``run``'s log held when its row was last in the state ``run`` shows, if this
+        runtime kept it (the segment that moved it there, or a read ``as_of`` it); None if
+        not. No I/O: for the event loop (agentrt.runs.kept_secrets)."""
+        if run.status is RunStatus.PENDING:
+            return []  # never begun: it has no log yet
+        return self._driver.kept_secrets.get(run)
 
     def trace(self, thread_id: str) -> Trace:
         """The run's spans from the database's span store: a tree and where the time went."""
