@@ -58,19 +58,19 @@ def test_prune_deletes_old_finished_runs_and_all_they_left(db: Path, clock: Fake
 
 
 def test_a_run_is_never_started_on_the_state_a_prune_stopped_midway_left(
-    db: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+    db: Path, clock: FakeClock
 ) -> None:
-    # Prune deletes a run's row, then its checkpoints: a process dying in between left the
-    # checkpoints under an id that names no run. A run started there under that id went on
-    # from them: the old run's log and conversation (another tenant's, maybe) in its prompt.
+    # An older agentrt's prune deleted a run's row, then its checkpoints: a process dying in
+    # between left the checkpoints under an id that names no run. A run started there under
+    # that id went on from them: the old run's log and conversation (another tenant's,
+    # maybe) in its prompt. A database such a prune left is refused still.
     with refund_desk.build_runtime(db, clock=clock, new_id=Ids()) as rt:
         old = rt.start(GOAL, principal=OPERATOR, thread_id="t-1")
         assert old.pending_approval is not None
         rt.decide(Decision.approve(old.pending_approval.id, by=APPROVER))
-        clock.advance(40 * DAY)
-        saver = type(rt.graph.checkpointer)
-        monkeypatch.setattr(saver, "delete_thread", lambda self, thread_id: None)  # it died
-        assert rt.prune(older_than=30 * DAY) == ["t-1"]
+        with sqlite3.connect(db) as conn:  # the row deleted as that prune did, then it died
+            conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("DELETE FROM runs WHERE thread_id='t-1'")
         assert rows_of(db, "t-1")["checkpoints"] > 0  # left, under an id that names no run
         before = rows_of(db, "t-1")
         for make in (rt.start, rt.create):
@@ -79,6 +79,81 @@ def test_a_run_is_never_started_on_the_state_a_prune_stopped_midway_left(
         assert rows_of(db, "t-1") == before  # nothing written
         fresh = rt.start(GOAL, principal=OPERATOR)  # a new id starts clean
         assert [e["type"] for e in rt.events(fresh.thread_id)][:1] == ["plan"]
+
+
+def test_a_prune_that_fails_midway_through_a_run_deletes_none_of_it(
+    db: Path, clock: FakeClock
+) -> None:
+    # A run's row and its checkpoints went in two transactions: failing (or dying) between
+    # them left the checkpoints under an id free again. Now they go in one.
+    with refund_desk.build_runtime(db, clock=clock, new_id=Ids()) as rt:
+        finished_run = rt.start(GOAL, principal=OPERATOR, thread_id="t-1")
+        assert finished_run.pending_approval is not None
+        rt.decide(Decision.approve(finished_run.pending_approval.id, by=APPROVER))
+        clock.advance(40 * DAY)
+        whole = rows_of(db, "t-1")
+        assert all(whole.values())
+        with sqlite3.connect(db) as conn:  # the checkpoints' delete fails, after the row's
+            conn.execute(
+                "CREATE TRIGGER dies BEFORE DELETE ON checkpoints "
+                "BEGIN SELECT RAISE(ABORT, 'the process died here'); END"
+            )
+        with pytest.raises(sqlite3.IntegrityError, match="the process died here"):
+            rt.prune(older_than=30 * DAY)
+        assert rows_of(db, "t-1") == whole  # nothing deleted: the run is whole
+        assert rt.get("t-1").status == "succeeded"
+
+        with sqlite3.connect(db) as conn:
+            conn.execute("DROP TRIGGER dies")
+        assert rt.prune(older_than=30 * DAY) == ["t-1"]
+        assert rows_of(db, "t-1") == dict.fromkeys(whole, 0)
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("SELECT count(*) FROM writes WHERE thread_id='t-1'").fetchone() == (
+                0,
+            )
+        again = rt.start(GOAL, principal=OPERATOR, thread_id="t-1")  # the id is free, clean
+        assert again.status == "awaiting_approval"
+
+
+def test_a_prune_that_fails_midway_through_a_run_deletes_none_of_it_on_postgres(
+    postgres_url: str,
+) -> None:
+    import psycopg
+
+    from agentrt.testing import ScriptedChatModel, ai
+
+    def rows() -> dict[str, int]:
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            return {
+                table: conn.execute(
+                    f"SELECT count(*) FROM {table} WHERE thread_id = 't-1'"
+                ).fetchone()[0]  # type: ignore[index]
+                for table in ("runs", "spans", "checkpoints", "checkpoint_blobs")
+            }
+
+    model = ScriptedChatModel([ai("Done."), ai("Done again.")])
+    with AgentRuntime(model, tools=[], db=postgres_url) as rt:
+        assert rt.start("hello", principal=OPERATOR, thread_id="t-1").status == "succeeded"
+        whole = rows()
+        assert all(whole.values())
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute(
+                "CREATE FUNCTION dies() RETURNS trigger LANGUAGE plpgsql AS "
+                "$$ BEGIN RAISE EXCEPTION 'the process died here'; END $$"
+            )
+            conn.execute(
+                "CREATE TRIGGER dies BEFORE DELETE ON checkpoints "
+                "FOR EACH ROW EXECUTE FUNCTION dies()"
+            )
+        with pytest.raises(psycopg.Error, match="the process died here"):
+            rt.prune(older_than=0)
+        assert rows() == whole  # nothing deleted: the run is whole
+
+        with psycopg.connect(postgres_url, autocommit=True) as conn:
+            conn.execute("DROP TRIGGER dies ON checkpoints")
+        assert rt.prune(older_than=0) == ["t-1"]
+        assert rows() == dict.fromkeys(whole, 0)
+        assert rt.start("hello", principal=OPERATOR, thread_id="t-1").status == "succeeded"
 
 
 def test_prune_cuts_off_by_the_stores_clock(postgres_url: str) -> None:

@@ -138,15 +138,17 @@ class RunCreating:
     ) -> RunRecord:
         """Write a new run's row, leased to ``owner`` from now if given (who drives it at
         once: no worker claims it meanwhile); ThreadTaken if its id names a run already,
-        or (``named``: the caller gave the id) a graph's state with no run: a prune that
-        stopped between a run's row and its checkpoints left them, or another graph's
-        thread shares the database. A run started there would go on from that state: the
-        old run's log and conversation, another tenant's maybe, in its prompt."""
+        or (``named``: the caller gave the id) a graph's state with no run: a prune by an
+        older agentrt, which deleted a run's row and its checkpoints in two steps, stopped
+        between them, or another graph's thread shares the database. A run started there
+        would go on from that state: the old run's log and conversation, another tenant's
+        maybe, in its prompt."""
         if named and self.store.get_run(row.thread_id) is None and self._holds_state(row.thread_id):
             raise ThreadTaken(
                 f"thread id {row.thread_id!r} names no run in {self.store.location!r} but "
-                "holds a graph's state (left by a prune that stopped midway, or another "
-                "graph's thread in this database); pass a new id, or None for a fresh one"
+                "holds a graph's state (left by an older agentrt's prune that stopped "
+                "midway, or another graph's thread in this database); pass a new id, or None "
+                "for a fresh one"
             )
         if owner is not None:
             row = replace(row, lease=self.lease_for(owner))  # the store's clock: its I/O

@@ -22,6 +22,7 @@ from agentrt.runs.resuming import config
 from agentrt.runs.stats import RunStats, compute_stats
 from agentrt.state import Event, RunStatus, unstorable
 from agentrt.store import OpenedStore
+from agentrt.store.held import HoldingSaver
 from agentrt.store.protocols import Store
 from agentrt.tools.artifacts import artifact_of
 from agentrt.tools.registry import ToolRegistry
@@ -191,12 +192,16 @@ class RunReading:
         # host whose own clock runs ahead would otherwise delete runs that just finished.
         before = self.store.clock() - older_than
         doomed = self.store.prunable_runs(before=before, keep_latest=keep_latest)
+        saver = self._opened.checkpointer
         gone = []
         for thread_id in doomed:
             # Looked at again as it is deleted: a run that woke meanwhile (a message sent, a
-            # lease taken, a move) stays, and so do its checkpoints.
+            # lease taken, a move) stays, and so do its checkpoints. Its checkpoints go in
+            # the row's transaction: a prune that dies midway leaves no graph's state under
+            # an id that is free again.
             if self.store.delete_run(thread_id, idle_before=before):
-                self._opened.checkpointer.delete_thread(thread_id)
+                if isinstance(saver, HoldingSaver):
+                    saver.holding.forget(thread_id)  # what this process held of it goes too
                 gone.append(thread_id)
         self.store.drop_unreferenced_artifacts()
         return gone

@@ -167,10 +167,11 @@ class RunStore(Protocol):
 
     def delete_run(self, thread_id: str, *, idle_before: float | None = None) -> bool:
         """The run's row and everything of it: approvals, effects, model calls, messages,
-        artifacts' references, events, spans. With ``idle_before``, only if the run is still
-        one prunable_runs(before=idle_before) would name (keep_latest aside), looked at in
-        the delete's own transaction. True if the row was deleted; nothing is deleted
-        otherwise."""
+        artifacts' references, events, spans, and the graph's checkpoints and writes of its
+        thread where the database holds them, all in one transaction. With ``idle_before``,
+        only if the run is still one prunable_runs(before=idle_before) would name
+        (keep_latest aside), looked at in the delete's own transaction. True if the row was
+        deleted; nothing is deleted otherwise."""
         ...
 
 

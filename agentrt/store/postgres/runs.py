@@ -42,6 +42,10 @@ spans_gone AS (
 SELECT thread_id FROM gone
 """
 
+_CHECKPOINT_TABLES = ("checkpoints", "checkpoint_blobs", "checkpoint_writes")
+"""LangGraph's PostgresSaver's tables of a thread, which opening the store made
+(agentrt.store.postgres.migrating)."""
+
 # The move and the cancelling of the run's pending requests are one statement: both happen,
 # or (the run moved meanwhile) neither.
 _CHANGE = f"""
@@ -249,7 +253,13 @@ class RunsTable:
             else:
                 idle = (_TERMINAL, idle_before, self.db.clock())
                 gone = conn.execute(_DELETE.format(idle=_IDLE), (thread_id, *idle))
-            return gone.fetchone() is not None
+            if gone.fetchone() is None:
+                return False
+            # The graph's state in the same transaction: a process dying midway leaves the
+            # run whole, never its checkpoints under an id that names no run any more.
+            for table in _CHECKPOINT_TABLES:
+                conn.execute(f"DELETE FROM {table} WHERE thread_id = %s", (thread_id,))
+            return True
 
         return self.db.write(delete)
 

@@ -28,6 +28,10 @@ _IDLE = (
     "AND m.status = 'queued') AND (lease_owner IS NULL OR lease_expires_at <= ?)"
 )
 
+_CHECKPOINT_TABLES = frozenset({"checkpoints", "writes"})
+"""LangGraph's SqliteSaver's tables of a thread, in the same file
+(agentrt.store.sqlite.checkpoints); made when the saver is first set up."""
+
 
 class RunsTable:
     """RunStore on SQLite."""
@@ -243,7 +247,17 @@ class RunsTable:
             if trace["trace_id"]:
                 db.execute("DELETE FROM spans WHERE trace_id=?", (trace["trace_id"],))
             db.execute("DELETE FROM runs WHERE thread_id=?", (thread_id,))
+            # The graph's state in the same transaction: a process dying midway leaves the
+            # run whole, never its checkpoints under an id that names no run any more.
+            for table in sorted(_CHECKPOINT_TABLES & _tables(db)):
+                db.execute(f"DELETE FROM {table} WHERE thread_id=?", (thread_id,))
         return True
+
+
+def _tables(db: sqlite3.Connection) -> set[str]:
+    """The file's tables: a store opened without its checkpointer may have none of the
+    saver's yet."""
+    return {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
 
 
 def run_record(row: sqlite3.Row) -> RunRecord:
