@@ -41,6 +41,15 @@ class ApiKeys:
                 f"principal {principal.id!r} has no tenant; an API key needs one, since the "
                 "service shows each key only its own tenant's runs and approvals"
             )
+        for role in principal.roles:
+            if not role.strip():
+                # A role is a name an approval rule asks for; a blank one is a typo (an
+                # unset variable in a script) that no rule can ever name.
+                raise ConfigError(
+                    f"principal {principal.id!r} has the blank role {role!r}; give each "
+                    "role a name, e.g. roles=['refund-approver'] (agentrt keys create "
+                    "--role refund-approver), or no roles for a key with none"
+                )
         key_id = secrets.token_hex(6)
         key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
         record = ApiKey(key_id, principal, label, self._clock())

@@ -678,6 +678,50 @@ def test_keys_are_made_listed_and_revoked_from_the_command_line(db: Path) -> Non
     assert "--tenant" in no_tenant.output
 
 
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_keys_create_refuses_a_blank_role_and_stores_nothing(db: Path, blank: str) -> None:
+    refund_desk.build_runtime(db).close()
+
+    def create(*roles: str, where: Path = db) -> Result:
+        args = ["keys", "create", "--id", "bob", "--tenant", "acme"]
+        for role in roles:
+            args += ["--role", role]
+        return CliRunner().invoke(app, [*args, "--app", DEMO_APP, "--db", str(where)])
+
+    for roles in ([blank], ["refund-approver", blank]):
+        refused = create(*roles)
+        assert refused.exit_code == 2, refused.output
+        assert refused.stdout == ""  # no key printed
+        assert refused.stderr == (
+            f"error: --role {blank!r} is blank; give the role's name, e.g. --role "
+            "refund-approver, or leave --role out for a key with no role\n"
+        )
+    with refund_desk.build_runtime(db) as rt:
+        assert rt.keys.list(include_revoked=True) == []
+    fresh = db.with_name("fresh.db")
+    assert create(blank, where=fresh).exit_code == 2
+    assert not fresh.exists()  # refused before the database was made
+
+
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_issuing_a_key_refuses_a_blank_role_and_stores_nothing(
+    desk: AgentRuntime, blank: str
+) -> None:
+    for roles in ([blank], ["refund-approver", blank]):
+        who = Principal("bob", roles=roles, tenant="acme")
+        message = (
+            f"principal 'bob' has the blank role {blank!r}; give each role a name, e.g. "
+            "roles=['refund-approver'] (agentrt keys create --role refund-approver), or no "
+            "roles for a key with none"
+        )
+        for issue in (issue_key, lambda rt, who: rt.keys.create(who)):
+            with pytest.raises(ConfigError) as refused:
+                issue(desk, who)
+            assert str(refused.value) == message
+    assert desk.keys.list(include_revoked=True) == []
+    assert issue_key(desk, Principal("bob", roles=["refund-approver"], tenant="acme"))
+
+
 # helpers ----------------------------------------------------------------------------------
 
 

@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from agentrt.cli.common import age, app, table
+from agentrt.cli.common import CliError, age, app, fail, table
 from agentrt.cli.options import AppOptions, grouped
 
 keys_app = typer.Typer(help="API keys of `agentrt serve`: each acts as one principal.")
@@ -37,6 +37,14 @@ def create(
     """Make a key and print it once: only its hash is stored."""
     from agentrt.principal import Principal
 
+    for name in role or []:
+        if not name.strip():  # refused before the database is opened, or made
+            fail(
+                CliError(
+                    f"--role {name!r} is blank; give the role's name, e.g. --role "
+                    "refund-approver, or leave --role out for a key with no role"
+                )
+            )
     with app_options.runtime(db_only=True, create=True) as rt:
         who = Principal(principal, roles=role or [], tenant=tenant, scopes=scope or [])
         record, key = rt.keys.create(who, label=label)
