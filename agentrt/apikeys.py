@@ -41,15 +41,19 @@ class ApiKeys:
                 f"principal {principal.id!r} has no tenant; an API key needs one, since the "
                 "service shows each key only its own tenant's runs and approvals"
             )
-        for role in principal.roles:
-            if not role.strip():
-                # A role is a name an approval rule asks for; a blank one is a typo (an
-                # unset variable in a script) that no rule can ever name.
-                raise ConfigError(
-                    f"principal {principal.id!r} has the blank role {role!r}; give each "
-                    "role a name, e.g. roles=['refund-approver'] (agentrt keys create "
-                    "--role refund-approver), or no roles for a key with none"
-                )
+        # A role is a name an approval rule asks for, a scope one a tool requires; a blank
+        # one is a typo (an unset variable in a script) that no rule or tool can ever name.
+        for kind, names, example in (
+            ("role", principal.roles, "refund-approver"),
+            ("scope", principal.scopes, "orders:read"),
+        ):
+            for name in names:
+                if not name.strip():
+                    raise ConfigError(
+                        f"principal {principal.id!r} has the blank {kind} {name!r}; give each "
+                        f"{kind} a name, e.g. {kind}s=[{example!r}] (agentrt keys create "
+                        f"--{kind} {example}), or no {kind}s for a key with none"
+                    )
         key_id = secrets.token_hex(6)
         key = f"{KEY_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
         record = ApiKey(key_id, principal, label, self._clock())

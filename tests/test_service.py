@@ -722,6 +722,85 @@ def test_issuing_a_key_refuses_a_blank_role_and_stores_nothing(
     assert issue_key(desk, Principal("bob", roles=["refund-approver"], tenant="acme"))
 
 
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_keys_create_refuses_a_blank_scope_and_stores_nothing(db: Path, blank: str) -> None:
+    refund_desk.build_runtime(db).close()
+
+    def create(*scopes: str, where: Path = db) -> Result:
+        args = ["keys", "create", "--id", "bob", "--tenant", "acme"]
+        for scope in scopes:
+            args += ["--scope", scope]
+        return CliRunner().invoke(app, [*args, "--app", DEMO_APP, "--db", str(where)])
+
+    for scopes in ([blank], ["orders:read", blank]):
+        refused = create(*scopes)
+        assert refused.exit_code == 2, refused.output
+        assert refused.stdout == ""  # no key printed
+        assert refused.stderr == (
+            f"error: --scope {blank!r} is blank; give the scope's name, e.g. --scope "
+            "orders:read, or leave --scope out for a key with no scope\n"
+        )
+    with refund_desk.build_runtime(db) as rt:
+        assert rt.keys.list(include_revoked=True) == []
+    fresh = db.with_name("fresh.db")
+    assert create(blank, where=fresh).exit_code == 2
+    assert not fresh.exists()  # refused before the database was made
+    made = create("orders:read")
+    assert made.exit_code == 0, made.output
+    with refund_desk.build_runtime(db) as rt:
+        assert [k.principal.scopes for k in rt.keys.list()] == [("orders:read",)]
+
+
+@pytest.mark.parametrize("blank", ["", "   "])
+@pytest.mark.parametrize(
+    ("option", "what"),
+    [
+        ("--id", "the principal's id the key acts as, e.g. --id bob"),
+        ("--tenant", "its tenant's name, e.g. --tenant acme ('*': every tenant's)"),
+    ],
+    ids=["id", "tenant"],
+)
+def test_keys_create_refuses_a_blank_id_or_tenant_as_a_usage_error(
+    db: Path, option: str, what: str, blank: str
+) -> None:
+    refund_desk.build_runtime(db).close()
+
+    def create(where: Path) -> Result:
+        given = {"--id": "bob", "--tenant": "acme", option: blank}
+        args = [arg for pair in given.items() for arg in pair]
+        return CliRunner().invoke(app, ["keys", "create", *args, "--db", str(where)])
+
+    refused = create(db)
+    assert refused.exit_code == 2, refused.output  # a usage error, as a blank --role is
+    assert refused.stdout == ""  # no key printed
+    assert refused.stderr == f"error: {option} {blank!r} is blank; give {what}\n"
+    with refund_desk.build_runtime(db) as rt:
+        assert rt.keys.list(include_revoked=True) == []
+    fresh = db.with_name("fresh.db")
+    assert create(fresh).exit_code == 2
+    assert not fresh.exists()  # refused before the database was made
+    assert not list(db.parent.glob("fresh.db*"))  # nor anything beside it
+
+
+@pytest.mark.parametrize("blank", ["", "   "])
+def test_issuing_a_key_refuses_a_blank_scope_and_stores_nothing(
+    desk: AgentRuntime, blank: str
+) -> None:
+    for scopes in ([blank], ["orders:read", blank]):
+        who = Principal("bob", tenant="acme", scopes=scopes)
+        message = (
+            f"principal 'bob' has the blank scope {blank!r}; give each scope a name, e.g. "
+            "scopes=['orders:read'] (agentrt keys create --scope orders:read), or no "
+            "scopes for a key with none"
+        )
+        for issue in (issue_key, lambda rt, who: rt.keys.create(who)):
+            with pytest.raises(ConfigError) as refused:
+                issue(desk, who)
+            assert str(refused.value) == message
+    assert desk.keys.list(include_revoked=True) == []
+    assert issue_key(desk, Principal("bob", tenant="acme", scopes=["orders:read"]))
+
+
 # helpers ----------------------------------------------------------------------------------
 
 

@@ -37,14 +37,27 @@ def create(
     """Make a key and print it once: only its hash is stored."""
     from agentrt.principal import Principal
 
-    for name in role or []:
-        if not name.strip():  # refused before the database is opened, or made
-            fail(
-                CliError(
-                    f"--role {name!r} is blank; give the role's name, e.g. --role "
-                    "refund-approver, or leave --role out for a key with no role"
+    # A blank value is a typo (an unset variable in a script): a usage error, said before
+    # the database is opened, or made.
+    for option, value, what in (
+        ("--id", principal, "the principal's id the key acts as, e.g. --id bob"),
+        ("--tenant", tenant, "its tenant's name, e.g. --tenant acme ('*': every tenant's)"),
+    ):
+        if not value.strip():
+            fail(CliError(f"{option} {value!r} is blank; give {what}"))
+    for option, names, example in (
+        ("--role", role, "refund-approver"),
+        ("--scope", scope, "orders:read"),
+    ):
+        for name in names or []:
+            if not name.strip():
+                kind = option.removeprefix("--")
+                fail(
+                    CliError(
+                        f"{option} {name!r} is blank; give the {kind}'s name, e.g. {option} "
+                        f"{example}, or leave {option} out for a key with no {kind}"
+                    )
                 )
-            )
     with app_options.runtime(db_only=True, create=True) as rt:
         who = Principal(principal, roles=role or [], tenant=tenant, scopes=scope or [])
         record, key = rt.keys.create(who, label=label)
