@@ -28,6 +28,7 @@ import hashlib
 import hmac
 import json
 import logging
+import math
 import re
 import threading
 import traceback
@@ -400,8 +401,27 @@ class Redactor:
 def _literals(known: Collection[Any]) -> re.Pattern[str] | None:
     """One pattern for the known secret values in each of their forms, longest first, not
     inside a longer word."""
-    values = {str(v) for v in known if isinstance(v, str | int) and not isinstance(v, bool)}
+    values = {text for v in known for text in _spelled(v)}
     return secrets_pattern((v for v in values if not _MARKER.fullmatch(v)), whole=True)
+
+
+def _spelled(value: Any) -> tuple[str, ...]:
+    """How text repeats a known secret value: a string as it is, a number as Python and JSON
+    write it (a whole float as the integer a person says too: 4471.0 is also "4471")."""
+    if isinstance(value, str):
+        return (value,)
+    # True is an int to Python but no secret's text; nor are nan and inf numbers anyone says.
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return ()
+    if isinstance(value, float) and not math.isfinite(value):
+        return ()
+    whole = isinstance(value, int) or value.is_integer()
+    texts = (str(int(value)), repr(value)) if whole else (repr(value),)
+    # A number is looked for only with MIN_KNOWN digits or more, its sign, point and a whole
+    # float's ".0" not counted: a sensitive 0, 1, -12 or 2.5 would cut those digits out of
+    # every count, price and date a run shows, where a pin of 4471 is worth looking for.
+    digits = sum(c.isdigit() for c in texts[0].partition("e")[0])
+    return tuple(dict.fromkeys(texts)) if digits >= MIN_KNOWN else ()
 
 
 def _as_text(value: Any) -> str:

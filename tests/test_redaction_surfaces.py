@@ -7,6 +7,7 @@ import ast
 import html
 import json
 import logging
+import math
 import sqlite3
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -312,6 +313,70 @@ async def test_a_goal_that_holds_a_sensitive_argument_is_masked_in_every_list_of
     assert {where: PIN in text for where, text in seen.items()} == dict.fromkeys(seen, False)
     for text in seen.values():
         assert "open the front door, its pin is [REDACTED:field]" in text
+
+
+@tool(effect="read", sensitive=["pin"])
+def dial(door: str, pin: int) -> str:
+    """Open a door by its keypad: the pin is a number."""
+    return f"door {door} open"
+
+
+@tool(effect="read", sensitive=["weight"])
+def weigh(crate: str, weight: float) -> str:
+    """Check a crate against its weight, which is kept secret."""
+    return f"crate {crate} checked"
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("called", "answer", "masked"),
+    [
+        (tool_call("dial", {"door": "front", "pin": 4471}), "The pin is 4471.", "The pin is ?."),
+        (
+            tool_call("weigh", {"crate": "c1", "weight": 4471.25}),
+            "It weighs 4471.25 kg.",
+            "It weighs ? kg.",
+        ),
+        (
+            tool_call("weigh", {"crate": "c1", "weight": 4471.0}),
+            "It weighs 4471.0 kg, 4471 kg rounded.",
+            "It weighs ? kg, ? kg rounded.",
+        ),
+    ],
+    ids=["int", "float", "whole-float"],
+)
+async def test_a_sensitive_number_an_answer_repeats_as_text_is_masked(
+    db: Path, called: dict[str, Any], answer: str, masked: str
+) -> None:
+    model = ScriptedChatModel([ai("", called), answer])
+    rt = AgentRuntime(model, tools=[dial, weigh], policy=Policy.allow_all(), db=db)
+    run = rt.start("open up", principal=ALICE)
+    assert run.status == "succeeded"
+    assert rt.get(run.thread_id).output == answer  # what the run holds, never masked
+    assert rt.log_secrets(run.thread_id) == list(called["args"].values())[1:]
+    shown = masked.replace("?", "[REDACTED:field]")
+    async with served(rt) as (_, http, _key):
+        path = f"/runs/{run.thread_id}"
+        got = (await http.get(path)).json()
+        listed = (await http.get("/runs")).json()
+        stream = (await http.get(f"{path}/events")).text
+    rt.close()
+    assert got["output"] == shown
+    assert [r["output"] for r in listed["runs"]] == [shown]
+    assert shown in stream
+    assert answer not in stream
+
+
+def test_a_sensitive_number_too_short_to_look_for_masks_no_digit_of_other_text() -> None:
+    # A sensitive 0, 1 or True would otherwise cut every such digit out of every text shown.
+    text = "0 of 1 crates at 7 kg, -12 C and 2.5 m, 100 doors in 2017, 1000.5 km"
+    small = [0, 1, True, False, 7, -12, 2.5, 100.0, 1.5e-07, math.nan, -math.inf, None]
+    assert Redactor().redact({"note": text}, known=small) == {"note": text}
+    long = [2017, 1000.5]
+    assert Redactor().redact({"note": text}, known=long) == {
+        "note": "0 of 1 crates at 7 kg, -12 C and 2.5 m, 100 doors in [REDACTED:field], "
+        "[REDACTED:field] km"
+    }
 
 
 # (d) ----------------------------------------------------------------------------------------

@@ -97,7 +97,7 @@ def secret_values(value: Any, redactor: Redactor, sensitive: Collection[str] = (
             ]
         elif isinstance(item, list | tuple):
             todo += [(inner, secret) for inner in reversed(item)]
-        elif secret and isinstance(item, str | int) and not isinstance(item, bool):
+        elif secret and isinstance(item, str | int | float) and not isinstance(item, bool):
             found.append(item)
     return found
 
