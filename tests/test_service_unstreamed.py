@@ -10,17 +10,16 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 
 from agentrt import AgentRuntime, RunStatus
 from agentrt.events import KINDS
 from agentrt.examples import refund_desk
 from agentrt.examples.refund_desk import GOAL
-from agentrt.service import create_app
 from agentrt.testing import ScriptedChatModel
 from tests.conftest import FakeClock, Ids
-from tests.test_service import Api, keys_for, parse_sse
+from tests.test_service import Api, parse_sse
+from tests.test_service_join import _api
 
 pytestmark = pytest.mark.anyio
 
@@ -32,14 +31,9 @@ def anyio_backend() -> str:
 
 @pytest.fixture
 async def api(desk: AgentRuntime) -> AsyncIterator[Api]:
-    app = create_app(desk, poll_interval=3600, sweep_every=None, rate_limit="10000/minute")
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://agentrt.test"
-        ) as client,
-    ):
-        yield Api(app, client, keys_for(desk))
+    # A poll interval far past the test: a watcher is told only what the worker pushes.
+    async for api in _api(desk, poll_interval=3600):
+        yield api
 
 
 async def _until(cond: Any, limit: int = 200_000) -> None:
@@ -144,20 +138,8 @@ async def test_a_segment_no_one_watches_goes_unstreamed_until_a_watcher_comes(
 @pytest.fixture
 async def api_one(desk: AgentRuntime) -> AsyncIterator[Api]:
     """The service driving at most one run at a time (max_concurrent_runs=1)."""
-    app = create_app(
-        desk,
-        poll_interval=3600,
-        sweep_every=None,
-        rate_limit="10000/minute",
-        max_concurrent_runs=1,
-    )
-    async with (
-        app.router.lifespan_context(app),
-        httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=app), base_url="http://agentrt.test"
-        ) as client,
-    ):
-        yield Api(app, client, keys_for(desk))
+    async for api in _api(desk, poll_interval=3600, max_concurrent_runs=1):
+        yield api
 
 
 async def test_a_watched_run_goes_on_at_once_not_behind_the_runs_queued_for_a_slot(
@@ -198,14 +180,8 @@ async def api_conv(db: Path, clock: FakeClock) -> AsyncIterator[Api]:
         model_name="refund-desk-script",
     )
     with refund_desk.build_runtime(db, clock=clock, new_id=Ids(), model=model) as rt:
-        app = create_app(rt, poll_interval=3600, sweep_every=None, rate_limit="10000/minute")
-        async with (
-            app.router.lifespan_context(app),
-            httpx.AsyncClient(
-                transport=httpx.ASGITransport(app=app), base_url="http://agentrt.test"
-            ) as client,
-        ):
-            yield Api(app, client, keys_for(rt))
+        async for api in _api(rt, poll_interval=3600):
+            yield api
 
 
 async def test_a_watcher_that_comes_as_a_run_ends_leaves_no_follow_up_unanswered(
