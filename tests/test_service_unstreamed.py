@@ -95,17 +95,17 @@ async def test_a_segment_no_one_watches_goes_unstreamed_until_a_watcher_comes(
 
     for name in ("aresume", "astream_resume"):
         monkeypatch.setattr(rt, name, counted(name))
-    first, asked = asyncio.Event(), ScriptedChatModel._agenerate
+    first, asked, asking = asyncio.Event(), ScriptedChatModel._agenerate, asyncio.Event()
 
     async def answered(self: ScriptedChatModel, *args: Any, **kwargs: Any) -> Any:
+        asking.set()
         await first.wait()  # the first answer waits for the watcher; none after it
         return await asked(self, *args, **kwargs)
 
     monkeypatch.setattr(ScriptedChatModel, "_agenerate", answered)
     started = await api.call("POST", "/runs", json={"goal": GOAL})
     thread_id = started.json()["thread_id"]
-    while not rt.store.get_run(thread_id) or rt.get(thread_id).status is not RunStatus.RUNNING:
-        await asyncio.sleep(0)
+    await asyncio.wait_for(asking.wait(), 30)  # its first model call, asked for whole
     assert segments == ["aresume"]
     stream = asyncio.create_task(api.call("GET", f"/runs/{thread_id}/events"))
     while not worker.watched(thread_id):
@@ -131,7 +131,7 @@ async def test_a_segment_no_one_watches_goes_unstreamed_until_a_watcher_comes(
     # call, the three reads' and the refund's (prepared, then committed).
     assert [e["type"] for e in log].count("observation") == 4
     assert live.count("tool_call") == 5
-    # What the model answered before the stop is not asked for again.
+    # Each plan asked the model once: no step ran twice across the stop.
     assert len(rt.deps.model.calls) == [e["type"] for e in log].count("plan")
 
 
