@@ -41,6 +41,11 @@ class ApiKeys:
                 f"principal {principal.id!r} has no tenant; an API key needs one, since the "
                 "service shows each key only its own tenant's runs and approvals"
             )
+        if not principal.tenant.strip():  # a tenant no run is ever started in
+            raise ConfigError(
+                f"principal {principal.id!r} has the blank tenant {principal.tenant!r}; give "
+                "its tenant's name, e.g. tenant='acme' ('*': every tenant's)"
+            )
         # A role is a name an approval rule asks for, a scope one a tool requires; a blank
         # one is a typo (an unset variable in a script) that no rule or tool can ever name.
         for kind, names, example in (

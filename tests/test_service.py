@@ -801,6 +801,18 @@ def test_issuing_a_key_refuses_a_blank_scope_and_stores_nothing(
     assert issue_key(desk, Principal("bob", tenant="acme", scopes=["orders:read"]))
 
 
+def test_issuing_a_key_refuses_a_blank_tenant_and_stores_nothing(desk: AgentRuntime) -> None:
+    who = Principal("bob", tenant="   ")
+    for issue in (issue_key, lambda rt, who: rt.keys.create(who)):
+        with pytest.raises(ConfigError) as refused:
+            issue(desk, who)
+        assert str(refused.value) == (
+            "principal 'bob' has the blank tenant '   '; give its tenant's name, e.g. "
+            "tenant='acme' ('*': every tenant's)"
+        )
+    assert desk.keys.list(include_revoked=True) == []
+
+
 # helpers ----------------------------------------------------------------------------------
 
 
