@@ -421,7 +421,7 @@ def _spelled(value: Any) -> tuple[str, ...]:
     # float's ".0" not counted: a sensitive 0, 1, -12 or 2.5 would cut those digits out of
     # every count, price and date a run shows, where a pin of 4471 is worth looking for.
     digits = sum(c.isdigit() for c in texts[0].partition("e")[0])
-    return tuple(dict.fromkeys(texts)) if digits >= MIN_KNOWN else ()
+    return texts if digits >= MIN_KNOWN else ()  # _literals makes a set of them
 
 
 def _as_text(value: Any) -> str:
