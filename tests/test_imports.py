@@ -103,3 +103,21 @@ def test_cel_imported_after_agentrt_is_the_whole_package() -> None:
         check=False,
     )
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_commands_typer_reads_hold_no_string_annotations() -> None:
+    """typer reads every command's signature to build even the top-level help; a string
+    annotation there is compiled and evaluated again at each start of `agentrt`."""
+    import agentrt.cli
+
+    apps = [agentrt.cli.app, *(g.typer_instance for g in agentrt.cli.app.registered_groups)]
+    commands = [c.callback for a in apps if a is not None for c in a.registered_commands]
+    assert len(commands) > 30
+    strings = {
+        f"{fn.__module__}.{fn.__qualname__}: {name}"
+        for fn in commands
+        if fn is not None
+        for name, hint in fn.__annotations__.items()
+        if isinstance(hint, str)
+    }
+    assert strings == set()

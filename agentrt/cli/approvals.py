@@ -1,7 +1,5 @@
 """`agentrt approvals` (the review queue, `show`, `sweep`), `approve`, `reject` and `edit`."""
 
-from __future__ import annotations
-
 import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
@@ -136,12 +134,12 @@ def show_request(approval_id: ApprovalArgument, app_options: AppOptions) -> None
                 typer.echo(f"{label:<11}{value}")
 
 
-def _own_comment(req: ApprovalRequest) -> str:
+def _own_comment(req: "ApprovalRequest") -> str:
     """The request's comment, unless it is only the superseded note shown on its own row."""
     return "" if req.comment in (None, req.superseded) else str(req.comment)
 
 
-def _on_expiry(req: ApprovalRequest) -> str:
+def _on_expiry(req: "ApprovalRequest") -> str:
     """What happens to the request if nobody decides it in time, in words."""
     if req.on_expiry == "escalate" and req.escalate_to:
         return (
@@ -193,7 +191,7 @@ class Decider(OptionGroup):
         ),
     ] = None
 
-    def principal(self) -> Principal:
+    def principal(self) -> "Principal":
         from agentrt.principal import Principal
 
         return Principal(self.name, roles=self.role or [], tenant=self.tenant)

@@ -1,7 +1,5 @@
 """`agentrt artifacts THREAD [NAME]`: a run's artifacts, listed, or one written out."""
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
@@ -67,7 +65,7 @@ def _check_out(out: Path, name: str) -> None:
         )
 
 
-def print_artifacts(rt: AgentRuntime, thread_id: str, *, indent: str = "") -> int:
+def print_artifacts(rt: "AgentRuntime", thread_id: str, *, indent: str = "") -> int:
     """One line an artifact of the run (name, media type, size, preview masked as the run's
     log masks it); how many."""
     from agentrt.tools.artifacts import shown_ref

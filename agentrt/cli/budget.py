@@ -1,7 +1,5 @@
 """`agentrt raise-limit`: answer a run's request to raise the budget limit it reached."""
 
-from __future__ import annotations
-
 import math
 from typing import Annotated
 

@@ -1,8 +1,6 @@
 """What every `agentrt` command shares: the app option, loading the runtime, one error handler,
 and plain-text tables."""
 
-from __future__ import annotations
-
 import importlib
 import inspect
 import json
@@ -93,7 +91,7 @@ def load_runtime(
     db_only: bool = False,
     create: bool = True,
     scratch: str | None = None,
-) -> AgentRuntime:
+) -> "AgentRuntime":
     """Import module:attribute and return the AgentRuntime it names (or makes).
 
     ``db_only``: with a database and no app, the runtime of the database alone (see
@@ -221,7 +219,7 @@ def _check_factory(spec: str, factory: Any, db: str | None, *, create: bool) -> 
         check_database(path, create=create)
 
 
-def database_runtime(db: str) -> AgentRuntime:
+def database_runtime(db: str) -> "AgentRuntime":
     """The runtime of database ``db`` alone, for commands that only use its tables.
 
     It has no app: its model answers nothing (a command that would drive a run needs the
@@ -244,7 +242,7 @@ def runtime_from(
     db_only: bool = False,
     create: bool = False,
     app_only: bool = False,
-) -> Iterator[AgentRuntime]:
+) -> Iterator["AgentRuntime"]:
     """The app's runtime for one command; its refusals become one line and an exit status.
 
     ``db_only``: the command needs only the database, so --db alone will do. ``create``:
@@ -261,7 +259,7 @@ def runtime_from(
 @contextmanager
 def _runtime_from(
     spec: str | None, db: str | None, *, db_only: bool, create: bool, scratch: str | None
-) -> Iterator[AgentRuntime]:
+) -> Iterator["AgentRuntime"]:
     from agentrt.errors import AgentRuntimeError
 
     try:
@@ -332,7 +330,7 @@ def short(value: Any, width: int = 60) -> str:
     return text if len(text) <= width else text[: width - 3] + "..."
 
 
-def shown_args(rt: AgentRuntime, req: ApprovalRequest, args: Any = None) -> Any:
+def shown_args(rt: "AgentRuntime", req: "ApprovalRequest", args: Any = None) -> Any:
     """A request's arguments (or ``args``) for display, its tool's sensitive fields and
     detected secrets masked."""
     from agentrt.approvals.display import shown_args
@@ -341,8 +339,8 @@ def shown_args(rt: AgentRuntime, req: ApprovalRequest, args: Any = None) -> Any:
 
 
 def shown_request(
-    rt: AgentRuntime, req: ApprovalRequest, known: list[Any] | None = None
-) -> ApprovalRequest:
+    rt: "AgentRuntime", req: "ApprovalRequest", known: list[Any] | None = None
+) -> "ApprovalRequest":
     """A request with its words (reason, comment, superseded) as a person may see them; its
     arguments stay exact, for ``shown_args`` (``known``: its run's log's secret values)."""
     from agentrt.approvals.display import shown_request
@@ -350,7 +348,7 @@ def shown_request(
     return shown_request(req, rt.tools, redactor=rt.redactor, known=known or ())
 
 
-def print_run(run: Run, rt: AgentRuntime) -> None:
+def print_run(run: "Run", rt: "AgentRuntime") -> None:
     from agentrt.tracing.shown import shown_run
 
     # Goal, output and error as a person may see them.
@@ -390,7 +388,7 @@ def print_run(run: Run, rt: AgentRuntime) -> None:
         print_request(req, rt, known)
 
 
-def message_line(message: ThreadMessage, rt: AgentRuntime, known: list[Any]) -> str:
+def message_line(message: "ThreadMessage", rt: "AgentRuntime", known: list[Any]) -> str:
     """One message of a thread in a line: who said what, how it ended, what it spent;
     masked with ``known``, the secret values of the thread's log (``rt.log_secrets``)."""
     from agentrt.tracing.shown import shown
@@ -407,7 +405,7 @@ def message_line(message: ThreadMessage, rt: AgentRuntime, known: list[Any]) -> 
     )
 
 
-def describe_budget(run: Run) -> str:
+def describe_budget(run: "Run") -> str:
     """Each limit in force with what is left of it, e.g. "max_tool_calls 5 (2 left)"."""
     from agentrt.budget import remaining
 
@@ -424,7 +422,9 @@ def describe_budget(run: Run) -> str:
     return ", ".join(parts) or "no limits"
 
 
-def print_request(req: ApprovalRequest, rt: AgentRuntime, known: list[Any] | None = None) -> None:
+def print_request(
+    req: "ApprovalRequest", rt: "AgentRuntime", known: list[Any] | None = None
+) -> None:
     """A pending request in a few lines, its words and arguments as a person may see them
     (``known``: its run's log's secret values)."""
     req = shown_request(rt, req, known)
@@ -460,7 +460,7 @@ def print_request(req: ApprovalRequest, rt: AgentRuntime, known: list[Any] | Non
         )
 
 
-def rule_of(req: ApprovalRequest) -> tuple[str, str]:
+def rule_of(req: "ApprovalRequest") -> tuple[str, str]:
     """A label and a line: the rule that asked for the request, with its reason; or, for a
     request no rule asked for (an effect in doubt), the reason alone."""
     if req.rule_id is None:

@@ -1,7 +1,5 @@
 """`agentrt demo`: the refund desk on a scripted model, offline, up to its approval gate."""
 
-from __future__ import annotations
-
 import shutil
 import sys
 from pathlib import Path

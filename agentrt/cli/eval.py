@@ -11,8 +11,6 @@ identical, 3 when any diverges (as `agentrt replay`), 1 when none was replayed o
 could not be (a policy gate never passes having checked nothing).
 """
 
-from __future__ import annotations
-
 import importlib
 import json
 import os
@@ -172,7 +170,7 @@ def _judge_model(spec: str) -> Any:
     return target
 
 
-def _grader(dataset: Dataset, judge: str | None) -> Judge | None:
+def _grader(dataset: "Dataset", judge: str | None) -> "Judge | None":
     """The judge of the dataset's rubrics (--judge's model, or judge.model), made now so
     that a model that cannot be made is bad input, said before any run; None without
     rubrics."""
@@ -193,7 +191,7 @@ def _grader(dataset: Dataset, judge: str | None) -> Judge | None:
 
 
 def _run(
-    rt: AgentRuntime, dataset: Dataset, concurrency: int, repeat: int, judge: Judge | None
+    rt: "AgentRuntime", dataset: "Dataset", concurrency: int, repeat: int, judge: "Judge | None"
 ) -> Any:
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
@@ -218,11 +216,11 @@ def _run(
 
 
 def _finish(
-    report: EvalReport,
+    report: "EvalReport",
     as_json: bool,
     junit: str | None,
     threshold: float,
-    saved: EvalReport | None,
+    saved: "EvalReport | None",
     save_to: str | None,
 ) -> None:
     from agentrt.evals import regressions, write_junit
@@ -260,7 +258,7 @@ def _threads(ids: tuple[str, ...]) -> str:
     return f"{stem}-{{1..{len(ids)}}}"
 
 
-def _print_report(report: EvalReport) -> None:
+def _print_report(report: "EvalReport") -> None:
     from agentrt.readable import usd
 
     def seconds(value: float) -> str:
@@ -379,7 +377,7 @@ def _what_if(
         raise typer.Exit(1)
 
 
-def _unchecked(found: WhatIfReport) -> str | None:
+def _unchecked(found: "WhatIfReport") -> str | None:
     """Why the replay cannot vouch for the runs asked for, or None: none was replayed, or
     some could not be. A policy gate must not pass having checked nothing."""
     if not found.runs:
@@ -396,7 +394,7 @@ def _unchecked(found: WhatIfReport) -> str | None:
     )
 
 
-def _print_what_if(found: WhatIfReport) -> None:
+def _print_what_if(found: "WhatIfReport") -> None:
     def outcomes(values: frozenset[str]) -> str:
         return ",".join(sorted(values)) or "-"
 
@@ -418,7 +416,7 @@ def _print_what_if(found: WhatIfReport) -> None:
     typer.echo(found.summary())
 
 
-def _replay_column(run: RunWhatIf) -> str:
+def _replay_column(run: "RunWhatIf") -> str:
     if run.identical is None:
         return f"not replayed: {short(run.error or '', 90)}"
     return "identical" if run.identical else short(run.divergence or "", 100)

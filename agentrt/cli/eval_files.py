@@ -9,8 +9,6 @@ written over the dataset loses the cases. A path that already holds anything but
 of the kind is said, and left as it is.
 """
 
-from __future__ import annotations
-
 import os
 import re
 from pathlib import Path

@@ -1,7 +1,5 @@
 """`agentrt keys`: make, list and revoke the service's API keys."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

@@ -10,8 +10,6 @@ tenant's request is answered as one that does not exist), and every decision goe
 stdout is the protocol's: nothing else is printed once it serves; logs go to stderr.
 """
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
@@ -80,7 +78,7 @@ def serve_mcp(
         fail(exc)
 
 
-def review_server(rt: AgentRuntime, key: str, *, resume: bool = True) -> MCPServer:
+def review_server(rt: "AgentRuntime", key: str, *, resume: bool = True) -> "MCPServer":
     """The MCP server: the review queue of ``key``'s tenant, decided as its principal."""
     import asyncio  # here, not at the top: `agentrt --help` has no use for it
 
@@ -97,13 +95,13 @@ def review_server(rt: AgentRuntime, key: str, *, resume: bool = True) -> MCPServ
         read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False
     )
 
-    def caller() -> Principal:
+    def caller() -> "Principal":
         found = rt.keys.authenticate(key)
         if found is None:
             raise ToolError("this API key is unknown or revoked; ask for a new one")
         return found.principal
 
-    def request_of(who: Principal, approval_id: str) -> ApprovalRequest:
+    def request_of(who: "Principal", approval_id: str) -> "ApprovalRequest":
         try:
             found = rt.approval(approval_id)
         except InvalidDecision:
@@ -191,7 +189,7 @@ def review_server(rt: AgentRuntime, key: str, *, resume: bool = True) -> MCPServ
     return server
 
 
-def shown(rt: AgentRuntime, request: ApprovalRequest) -> dict[str, Any]:
+def shown(rt: "AgentRuntime", request: "ApprovalRequest") -> dict[str, Any]:
     """A request as a reviewer sees it: its arguments and words through the masking path."""
     from agentrt.approvals.display import shown_args, shown_request
 

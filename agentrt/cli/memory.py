@@ -5,8 +5,6 @@ whose principal has no tenant (kept apart, under "no-tenant"); an empty name is 
 rather than read as either. Items are shown masked, as every command's output is.
 """
 
-from __future__ import annotations
-
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -98,7 +96,7 @@ def show(
     """One item as JSON, masked."""
     from agentrt.tracing.shown import shown
 
-    def show_item(memory: Memory, rt: AgentRuntime) -> str | None:
+    def show_item(memory: "Memory", rt: "AgentRuntime") -> str | None:
         item = memory.get(namespace, key)
         if item is None:
             return None
@@ -121,7 +119,7 @@ def delete(
     """Forget one item; later runs of the tenant no longer find it."""
     whose = _whose(tenant, no_tenant, principal)
 
-    def delete_item(memory: Memory, rt: AgentRuntime) -> str | None:
+    def delete_item(memory: "Memory", rt: "AgentRuntime") -> str | None:
         if not memory.delete(namespace, key):
             return None
         return f"deleted {namespace}/{key} of {whose.text}"
@@ -177,7 +175,7 @@ def _one_item(
     namespace: str,
     key: str,
     whose: _Whose,
-    act: Callable[[Memory, AgentRuntime], str | None],
+    act: "Callable[[Memory, AgentRuntime], str | None]",
 ) -> None:
     """Check ``namespace``, open the tenant's (or the principal's own) memory and print
     what ``act`` says of the item; None from it: there is no such item."""

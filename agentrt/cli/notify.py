@@ -2,8 +2,6 @@
 lists the endpoints and the deliveries (the dead letter among them) and sends a dead one
 again."""
 
-from __future__ import annotations
-
 import json
 import logging
 import signal

@@ -9,8 +9,6 @@ in that place of the signature typer reads, and calls the command with the group
 from them. A group may hold groups.
 """
 
-from __future__ import annotations
-
 import dataclasses
 import functools
 import inspect
@@ -85,7 +83,7 @@ class AppOptions(OptionGroup):
 
     def runtime(
         self, *, db_only: bool = False, create: bool = False, app_only: bool = False
-    ) -> AbstractContextManager[AgentRuntime]:
+    ) -> "AbstractContextManager[AgentRuntime]":
         """The app's runtime for one command (``runtime_from``: what the flags mean)."""
         return runtime_from(
             self.app_spec, self.db, db_only=db_only, create=create, app_only=app_only

@@ -5,8 +5,6 @@ use its tools: `check` refuses rules naming tools the runtime lacks, and `explai
 with the tool's real effect, scopes and argument validation, as a run would.
 """
 
-from __future__ import annotations
-
 import json
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
@@ -41,7 +39,7 @@ def _reported() -> Iterator[None]:
         fail(exc)
 
 
-def _maybe_runtime(stack: ExitStack, app_options: AppOptions) -> AgentRuntime | None:
+def _maybe_runtime(stack: ExitStack, app_options: AppOptions) -> "AgentRuntime | None":
     """The app's runtime if one is configured; None when the file is checked alone."""
     if not (app_options.app_spec or _app_from_toml()[0]):
         return None
@@ -56,7 +54,7 @@ def _duration(seconds: float) -> str:
     return f"{seconds:g}s"
 
 
-def _match_text(rule: Rule) -> str:
+def _match_text(rule: "Rule") -> str:
     m = rule.match
     parts = [] if m.tools == ["*"] else [f"tools={','.join(m.tools)}"]
     if m.effects is not None:
@@ -72,7 +70,7 @@ def _match_text(rule: Rule) -> str:
     return " ".join(parts) or "*"
 
 
-def _approval_text(rule: Rule) -> str:
+def _approval_text(rule: "Rule") -> str:
     spec = rule.approval
     if rule.decision != "require_approval":
         return ""
@@ -126,7 +124,7 @@ def check(path: FileArgument, app_options: AppOptions) -> None:
             typer.echo(f"every tool a rule names exists in the app ({len(rt.tools)} tools)")
 
 
-def _stand_in(name: str, effect: str, scopes: list[str]) -> ToolSpec:
+def _stand_in(name: str, effect: str, scopes: list[str]) -> "ToolSpec":
     """A tool with this name, effect and scopes, for explaining without an app."""
     from agentrt.tools.contract import tool
 
@@ -272,9 +270,9 @@ def _known_keys(flag: str, given: dict[str, Any], known: list[str]) -> None:
 
 
 def _print_explanation(
-    policy: Policy,
+    policy: "Policy",
     path: str,
-    spec: ToolSpec | None,
+    spec: "ToolSpec | None",
     tool_name: str,
     args: dict[str, Any],
     who: Any,

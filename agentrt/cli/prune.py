@@ -1,7 +1,5 @@
 """`agentrt prune --older-than 30d`: delete old finished runs and everything they left."""
 
-from __future__ import annotations
-
 import math
 import re
 from typing import Annotated

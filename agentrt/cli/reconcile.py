@@ -1,7 +1,5 @@
 """`agentrt reconcile resolve|retry`: settle an effect whose outcome nobody recorded."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

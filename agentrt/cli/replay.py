@@ -1,7 +1,5 @@
 """`agentrt replay THREAD`: re-run a run from its recordings and say where it would differ."""
 
-from __future__ import annotations
-
 import typer
 
 from agentrt.cli.common import app

@@ -1,7 +1,5 @@
 """`agentrt runs`, `show` and `resume`: look at runs and carry them on."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

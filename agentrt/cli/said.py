@@ -1,7 +1,5 @@
 """A line a signal's handler may write: one write(2), taking no lock."""
 
-from __future__ import annotations
-
 import contextlib
 import os
 import sys

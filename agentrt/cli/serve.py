@@ -1,7 +1,5 @@
 """`agentrt serve`: the runtime behind its HTTP API and review page, on uvicorn."""
 
-from __future__ import annotations
-
 import math
 from typing import Annotated
 

@@ -1,7 +1,5 @@
 """`agentrt stats --since 7d [--tenant T] [--json]`: what the runs of a window did."""
 
-from __future__ import annotations
-
 import json
 from typing import Annotated
 

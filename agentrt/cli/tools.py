@@ -8,8 +8,6 @@ tool also gets the decision the app's policy would take on a call of it and the 
 takes it.
 """
 
-from __future__ import annotations
-
 import json
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -24,12 +22,12 @@ if TYPE_CHECKING:
     from agentrt.tools.contract import ToolSpec
 
 
-def source_of(spec: ToolSpec) -> str:
+def source_of(spec: "ToolSpec") -> str:
     """Where a tool comes from, in the list's words: "function", "langchain", "mcp:git"."""
     return f"mcp:{spec.server}" if spec.server else spec.source
 
 
-def decision_of(rt: AgentRuntime, spec: ToolSpec, who: Principal) -> dict[str, Any]:
+def decision_of(rt: "AgentRuntime", spec: "ToolSpec", who: "Principal") -> dict[str, Any]:
     """What the policy would say to ``who`` calling ``spec``, with no arguments known.
 
     Rules whose ``when`` looks at the call are listed apart: with real arguments they may
@@ -125,7 +123,7 @@ def list_tools(
         )
 
 
-def _row(rt: AgentRuntime, spec: ToolSpec, who: Principal | None) -> dict[str, Any]:
+def _row(rt: "AgentRuntime", spec: "ToolSpec", who: "Principal | None") -> dict[str, Any]:
     row: dict[str, Any] = {
         "tool": spec.name,
         "effect": spec.effect.value,

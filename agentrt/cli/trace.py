@@ -1,7 +1,5 @@
 """`agentrt trace THREAD`: a run's span tree with durations, and where the time went."""
 
-from __future__ import annotations
-
 import json
 from typing import Annotated
 

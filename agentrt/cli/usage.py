@@ -1,7 +1,5 @@
 """CliError: what a command refuses as a usage problem, said in one line with exit status 2."""
 
-from __future__ import annotations
-
 __all__ = ["CliError"]
 
 

@@ -6,8 +6,6 @@ A command never writes agentrt's tables into a SQLite file that holds another
 application's tables: a typo'd --db is said, and the file is left as it was.
 """
 
-from __future__ import annotations
-
 import sqlite3
 import tomllib
 from pathlib import Path

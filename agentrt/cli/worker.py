@@ -1,7 +1,5 @@
 """`agentrt worker`: a process that drives the runs in a database, beside any number of others."""
 
-from __future__ import annotations
-
 import logging
 import math
 import signal
