@@ -38,6 +38,8 @@ def test_cli_help_does_not_import_langgraph() -> None:
     modules = _imported([str(script), "--help"])
     assert modules & set(HEAVY) == set()
     assert {"asyncio", "ssl"} & modules == set()  # the MCP command's, loaded when it runs
+    # what the commands open and read (a database, agentrt.toml, logs) loads when they run
+    assert {"sqlite3", "tomllib", "tempfile", "logging", "sysconfig"} & modules == set()
     # and `python -m agentrt` takes the same path
     assert _imported([sys.executable, "-m", "agentrt", "--help"]) & set(HEAVY) == set()
 

@@ -5,10 +5,7 @@ import importlib
 import inspect
 import json
 import os
-import sqlite3
 import sys
-import sysconfig
-import tempfile
 import time
 import traceback
 from collections.abc import Iterator
@@ -101,6 +98,8 @@ def load_runtime(
     that reads only the app: its tools and policy), instead of the factory's default file
     in the working directory.
     """
+    import sqlite3
+
     from agentrt.errors import AgentRuntimeError
     from agentrt.runtime import AgentRuntime
 
@@ -166,6 +165,8 @@ def raised(exc: BaseException) -> str:
     """An exception the app's code raised, in one line: its type, what it says, and the
     app's line it came from (the innermost frame outside Python's and installed packages'
     files, where there is one)."""
+    import sysconfig
+
     libraries = {sysconfig.get_paths()[k] for k in ("stdlib", "platstdlib", "purelib", "platlib")}
     frames = traceback.extract_tb(exc.__traceback__)
     own = [
@@ -250,6 +251,8 @@ def runtime_from(
     ``app_only``: the command reads only the app, never its runs: with no --db, an app
     factory gets a scratch database that goes with the command.
     """
+    import tempfile
+
     with tempfile.TemporaryDirectory(prefix="agentrt-") if app_only else nullcontext() as tmp:
         scratch = str(Path(tmp, "scratch.db")) if tmp is not None else None
         with _runtime_from(spec, db, db_only=db_only, create=create, scratch=scratch) as rt:
@@ -260,6 +263,8 @@ def runtime_from(
 def _runtime_from(
     spec: str | None, db: str | None, *, db_only: bool, create: bool, scratch: str | None
 ) -> Iterator["AgentRuntime"]:
+    import sqlite3
+
     from agentrt.errors import AgentRuntimeError
 
     try:

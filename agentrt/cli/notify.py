@@ -3,7 +3,6 @@ lists the endpoints and the deliveries (the dead letter among them) and sends a 
 again."""
 
 import json
-import logging
 import signal
 from types import FrameType
 from typing import Annotated
@@ -38,6 +37,8 @@ def notify(
     webhooks deliveries --status dead`). Any number of processes may send from one
     database: `agentrt serve` and `agentrt worker` do too.
     """
+    import logging
+
     level = logging.getLevelNamesMapping().get(log_level.upper())
     if level is None:
         raise CliError(f"--log-level {log_level!r} is not one of debug, info, warning, error")

@@ -6,8 +6,6 @@ A command never writes agentrt's tables into a SQLite file that holds another
 application's tables: a typo'd --db is said, and the file is left as it was.
 """
 
-import sqlite3
-import tomllib
 from pathlib import Path
 
 from agentrt.cli.usage import CliError
@@ -38,6 +36,8 @@ def app_from_toml() -> tuple[str | None, str | None]:
     path = Path(TOML)
     if not path.is_file():
         return None, None
+    import tomllib
+
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
@@ -121,6 +121,8 @@ def check_database(db: str, *, create: bool) -> None:
 
 def _check_tables(path: Path, shown: str) -> None:
     """CliError unless the SQLite file at ``path`` is agentrt's, or holds no tables yet."""
+    import sqlite3
+
     from agentrt.runtime import other_applications_tables
 
     try:

@@ -1,6 +1,5 @@
 """`agentrt worker`: a process that drives the runs in a database, beside any number of others."""
 
-import logging
 import math
 import signal
 import threading
@@ -45,6 +44,8 @@ def worker(
     SIGTERM or Ctrl-C: claim nothing more, let each run finish the step it is in, let go
     of it (another worker carries it on at once) and exit 0.
     """
+    import logging
+
     level = logging.getLevelNamesMapping().get(log_level.upper())
     if level is None:
         raise CliError(f"--log-level {log_level!r} is not one of debug, info, warning, error")
