@@ -134,14 +134,20 @@ class DatabaseUnavailable(AgentRuntimeError, ConnectionError):
     a COMMIT that got no answer, the server never said it did). A run that meets it waits
     to retry (agentrt.faults)."""
 
-    def __init__(self, location: str, patience: float, cause: BaseException) -> None:
+    def __init__(
+        self,
+        location: str,
+        patience: float,
+        cause: BaseException,
+        *,
+        advice: str = "the call gave up",
+    ) -> None:
         self.location = location
         self.patience = patience
         text = str(cause).strip()
         first = text.splitlines()[0] if text else type(cause).__name__
         super().__init__(
-            f"the database {location!r} could not be used for {patience:g} s ({first}); "
-            "the call gave up"
+            f"the database {location!r} could not be used for {patience:g} s ({first}); " + advice
         )
 
 

@@ -72,7 +72,9 @@ class PostgresServer:
     # ours --------------------------------------------------------------------------------
 
     @classmethod
-    def start(cls) -> PostgresServer:
+    def start(cls, *, port: int | None = None, password: str | None = None) -> PostgresServer:
+        """A new server, started: at ``port`` with ``password`` if given (a URL made
+        before it is up), else at a free port with a random one."""
         bin_dir = _bin_dir()
         if bin_dir is None:
             pytest.fail(
@@ -81,9 +83,9 @@ class PostgresServer:
             )
         root = Path(tempfile.mkdtemp(prefix="agentrt-pg-"))
         data = root / "data"
-        password = secrets.token_hex(16)
+        password = password or secrets.token_hex(16)
         (root / "pwfile").write_text(password + "\n")
-        port = _free_port()
+        port = port or _free_port()
         server = cls(
             f"postgresql://postgres:{password}@127.0.0.1:{port}/postgres",
             data=data,

@@ -279,12 +279,16 @@ def test_the_store_location_hides_the_password(store: PostgresStore, postgres_ur
 
 
 def test_the_url_query_sizes_the_pool_and_libpq_never_sees_it(postgres_url: str) -> None:
-    s = PostgresStore(f"{postgres_url}?pool_min_size=0&pool_max_size=3&pool_timeout=2.5")
+    s = PostgresStore(
+        f"{postgres_url}?pool_min_size=0&pool_max_size=3&pool_timeout=2.5&pool_patience=7.5"
+    )
     try:
-        assert (s.db.settings.min_size, s.db.settings.max_size, s.db.settings.timeout) == (
+        settings = s.db.settings
+        assert (settings.min_size, settings.max_size, settings.timeout, settings.patience) == (
             0,
             3,
             2.5,
+            7.5,
         )
         assert (s.db.pool.min_size, s.db.pool.max_size) == (0, 3)
         new_run(s)
@@ -303,6 +307,7 @@ def test_the_url_query_sizes_the_pool_and_libpq_never_sees_it(postgres_url: str)
     [
         ("pool_max_size=lots", "pool_max_size='lots' is not a number"),
         ("pool_min_size=5&pool_max_size=2", "min_size=5, max_size=2"),
+        ("pool_patience=nan", "patience=nan"),
     ],
 )
 def test_bad_pool_settings_are_refused_by_name(
@@ -313,11 +318,12 @@ def test_bad_pool_settings_are_refused_by_name(
 
 
 def test_a_server_that_cannot_be_reached_is_one_clear_error(tmp_path: Path) -> None:
-    url = f"postgresql://app:s3cret@127.0.0.1:{_free_port()}/agentrt"
-    with pytest.raises(ConfigError) as info:
+    # No patience: given up at the first refusal (test_postgres_opening.py: the wait).
+    url = f"postgresql://app:s3cret@127.0.0.1:{_free_port()}/agentrt?pool_patience=0"
+    with pytest.raises(DatabaseUnavailable) as info:
         open_store(url)
     message = str(info.value)
-    assert message.startswith("cannot connect to 'postgresql://app:***@127.0.0.1:")
+    assert message.startswith("the database 'postgresql://app:***@127.0.0.1:")
     assert "s3cret" not in message
     with pytest.raises(ConfigError, match="pool= applies to a postgresql:// database"):
         open_store(tmp_path / "agentrt.db", pool=PoolSettings())

@@ -100,9 +100,9 @@ def open_store(
     pool: PoolSettings | None = None,
 ) -> OpenedStore:
     """The store and checkpointer for ``url``, migrated to this agentrt's schema: a SQLite
-    path or ``sqlite:///`` URL, or a ``postgresql://`` URL (its query may size the pool:
-    ``?pool_max_size=20``; ``pool`` sets the same, and how long a call keeps trying a server
-    it cannot reach)."""
+    path or ``sqlite:///`` URL, or a ``postgresql://`` URL (its query may size the pool,
+    ``?pool_max_size=20``, and say how long a call, and opening, keep trying a server they
+    cannot reach, ``?pool_patience=30``; ``pool`` sets the same)."""
     if is_postgres(url):
         return _open_postgres(str(url), clock=clock, pool=pool)
     if pool is not None:

@@ -36,6 +36,7 @@ from agentrt.errors import ConfigError, DatabaseUnavailable
 from agentrt.logs import get_logger
 from agentrt.store.postgres.failures import may_pass, too_long
 from agentrt.store.postgres.migrating import migrate
+from agentrt.store.postgres.opening import first_connection
 from agentrt.urls import hidden_password
 
 __all__ = [
@@ -68,14 +69,20 @@ _sleep = time.sleep  # between tries of a write; tests count the tries through i
 # statement its own transaction unless one is begun, rows as dicts, statements prepared.
 CONNECTION: dict[str, Any] = {"autocommit": True, "prepare_threshold": 0, "row_factory": dict_row}
 
-POOL_QUERY = {"pool_min_size": "min_size", "pool_max_size": "max_size", "pool_timeout": "timeout"}
+POOL_QUERY = {
+    "pool_min_size": "min_size",
+    "pool_max_size": "max_size",
+    "pool_timeout": "timeout",
+    "pool_patience": "patience",
+}
 """The URL's query parameters that configure the pool (libpq never sees them)."""
+_SECONDS = frozenset({"timeout", "patience"})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PoolSettings:
     """How a store holds its connections, and how long a call keeps trying a server it
-    cannot reach. The URL's query may set the first three (``?pool_max_size=20``)."""
+    cannot reach. The URL's query may set each (``?pool_max_size=20&pool_patience=30``)."""
 
     min_size: int = 1
     """Connections kept open while idle."""
@@ -86,7 +93,8 @@ class PoolSettings:
     """Seconds one try waits for a free connection, or to connect, before it fails."""
     patience: float = 120.0
     """Seconds a call keeps trying while the server is gone or connections break (a restart,
-    a failover), before the error goes up."""
+    a failover), before the error goes up; and that opening the store waits for a server
+    not taking connections yet (started beside it)."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.min_size <= self.max_size or self.max_size < 1:
@@ -94,7 +102,7 @@ class PoolSettings:
                 f"pool sizes must satisfy 0 <= min_size <= max_size and max_size >= 1, got "
                 f"min_size={self.min_size!r}, max_size={self.max_size!r}"
             )
-        if self.timeout <= 0 or self.patience < 0:
+        if not (self.timeout > 0 and self.patience >= 0):  # NaN, from a URL, is neither
             raise ConfigError(
                 f"pool timeout must be > 0 and patience >= 0 seconds, got "
                 f"timeout={self.timeout!r}, patience={self.patience!r}"
@@ -110,7 +118,7 @@ def parse_url(url: str, settings: PoolSettings) -> tuple[str, PoolSettings]:
         if key in POOL_QUERY:
             field = POOL_QUERY[key]
             try:
-                overrides[field] = float(value) if field == "timeout" else int(value)
+                overrides[field] = float(value) if field in _SECONDS else int(value)
             except ValueError:
                 raise ConfigError(
                     f"database URL {hidden_password(url)!r}: {key}={value!r} is not a number"
@@ -329,11 +337,14 @@ class Database:
 
     def _migrate(self) -> None:
         """agentrt's tables, then LangGraph's, brought to this agentrt's schema if they are
-        not there yet (migrating.py)."""
-        try:
-            conn = psycopg.Connection[DictRow].connect(self.conninfo, **CONNECTION)
-        except psycopg.OperationalError as exc:
-            raise ConfigError(f"cannot connect to {self.location!r}: {_first_line(exc)}") from None
+        not there yet (migrating.py), on a connection that first waits for a server not
+        taking connections yet (opening.py)."""
+        conn = first_connection(
+            lambda: psycopg.Connection[DictRow].connect(self.conninfo, **CONNECTION),
+            self.conninfo,
+            self.location,
+            self.settings.patience,
+        )
         with conn:
             migrate(conn, self.location, self.settings.patience)
 

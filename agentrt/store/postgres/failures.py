@@ -19,6 +19,14 @@ Not tried again: 57014, a statement cancelled, by ``statement_timeout`` or by a 
 (``pg_cancel_backend``). Either is a decision that the statement should stop, not an
 outage: running it again would ask the same work of the server for as long as the store's
 patience lasts, past the limit its operator set.
+
+A connection that could not be made carries no SQLSTATE at all (libpq keeps the server's
+answer to itself), so a refused socket and a wrong password look alike to ``may_pass``.
+``may_connect_later`` asks the server as ``pg_isready`` does (libpq's ping): nothing
+answered (refused, no answer, a name not resolved yet), or the server said it is starting
+up, shutting down or recovering (57P03), and waiting may help; any other answer means the
+server is up and refused this connection itself (a wrong password, an unknown database, no
+``pg_hba.conf`` entry), which waiting will not change.
 """
 
 from __future__ import annotations
@@ -28,10 +36,11 @@ import re
 from typing import Any
 
 import psycopg
+from psycopg import pq
 
 from agentrt.errors import ConfigError
 
-__all__ = ["INDEX_ROW_LIMIT", "may_pass", "too_long"]
+__all__ = ["INDEX_ROW_LIMIT", "may_connect_later", "may_pass", "too_long"]
 
 INDEX_ROW_LIMIT = 2704
 """The most bytes a btree index row holds (PostgreSQL's default 8 kB pages)."""
@@ -60,6 +69,15 @@ def may_pass(exc: psycopg.OperationalError) -> bool:
     if state in _NOT_PASSING_STATES:
         return False
     return state in _PASSING_STATES or state.startswith(_PASSING_CLASSES)
+
+
+def may_connect_later(exc: psycopg.OperationalError, conninfo: str) -> bool:
+    """True if a connection to ``conninfo`` that failed with ``exc`` may be made by waiting:
+    the server is not there yet, or not taking connections yet (see the module's doc)."""
+    if exc.sqlstate is not None:
+        return may_pass(exc)
+    # NO_ATTEMPT: libpq refused the parameters themselves, which waiting will not change.
+    return pq.PGconn.ping(conninfo.encode()) in (pq.Ping.REJECT, pq.Ping.NO_RESPONSE)
 
 
 def too_long(exc: psycopg.OperationalError, pool: Any) -> ConfigError | None:

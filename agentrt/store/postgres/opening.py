@@ -1,0 +1,91 @@
+"""A store's first connection, made as it opens: waiting for a server that is not up yet.
+
+``agentrt worker``, ``agentrt serve`` and their database are often started together (a
+compose file, systemd units, a container platform), and the server takes connections a few
+seconds after the process first asks. So opening waits for it, up to the store's patience
+(``PoolSettings.patience``, ``?pool_patience=`` in the URL), trying again with a backoff
+and saying once in the log what it waits for. Only what waiting may cure is waited out
+(failures.py, ``may_connect_later``: nothing answered, or the server is starting up or
+shutting down); a wrong password, an unknown database or parameters libpq refuses fail at
+once, as they always did.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import TypeVar
+
+import psycopg
+
+from agentrt.errors import ConfigError, DatabaseUnavailable
+from agentrt.logs import get_logger
+from agentrt.store.postgres.failures import may_connect_later
+
+__all__ = ["first_connection"]
+
+logger = get_logger()
+
+_C = TypeVar("_C")
+
+# Between tries, and what they are timed by: tests step a clock of their own through both.
+_sleep = time.sleep
+_clock = time.monotonic
+
+FIRST_PAUSE = 0.1
+"""Seconds before the second try; each pause after doubles, up to ``LONGEST_PAUSE``."""
+LONGEST_PAUSE = 2.0
+"""At most this long between tries: a server that comes up is found within it."""
+
+
+def first_connection(
+    connect: Callable[[], _C], conninfo: str, location: str, patience: float
+) -> _C:
+    """``connect()``, tried again while the server at ``conninfo`` is not up yet, for up
+    to ``patience`` seconds. ConfigError at once for a connection the server refused itself;
+    DatabaseUnavailable once the patience runs out. ``location`` names the database in
+    messages (its password hidden)."""
+    started = _clock()
+    deadline = started + patience
+    pause = FIRST_PAUSE
+    said = False
+    while True:
+        try:
+            return connect()
+        except psycopg.OperationalError as exc:
+            if not may_connect_later(exc, conninfo):
+                # The server answered the ping, so it is up: it may have come up since the
+                # try, so one more says whether the refusal is its own.
+                try:
+                    return connect()
+                except psycopg.OperationalError as again:
+                    raise ConfigError(
+                        f"cannot connect to {location!r}: {_first_line(again)}"
+                    ) from None
+            now = _clock()
+            if now >= deadline:
+                raise DatabaseUnavailable(
+                    location,
+                    round(now - started, 1),
+                    exc,
+                    advice=(
+                        "the store could not open. Check that its server is running and "
+                        "reachable at that host and port, or let the store wait longer for "
+                        "it with ?pool_patience=SECONDS in the URL"
+                    ),
+                ) from exc
+            if not said:
+                said = True
+                logger.warning(
+                    "database %s is not taking connections yet (%s); waiting up to %g s for it",
+                    location,
+                    _first_line(exc),
+                    patience,
+                )
+            _sleep(min(pause, deadline - now))
+            pause = min(pause * 2, LONGEST_PAUSE)
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

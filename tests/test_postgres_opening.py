@@ -1,0 +1,196 @@
+"""Opening a PostgreSQL store whose server is not up yet: it waits, within its patience.
+
+A worker or ``serve`` and its database are often started together; the store waits for the
+server to take connections, says so once, and gives a clear error when its patience runs
+out. What waiting will not cure (a wrong password, an unknown database) fails at once. The
+servers are real: the session's (tests/postgres.py), and one started here on a port a store
+is already trying.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+import time
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+import pytest
+from psycopg import pq
+
+from agentrt import ConfigError
+from agentrt.budget import empty_usage
+from agentrt.records import NewRun
+from agentrt.store import OpenedStore, open_store
+from agentrt.store.postgres import DatabaseUnavailable, PoolSettings, opening
+from tests.conftest import FakeClock
+from tests.postgres import ENV, PostgresServer, _free_port
+
+ALICE = {"id": "alice", "roles": [], "tenant": "acme", "scopes": []}
+
+
+def waits(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [r.getMessage() for r in caplog.records if "not taking connections" in r.getMessage()]
+
+
+def test_a_store_opened_before_its_server_is_up_waits_for_it_and_works(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if os.environ.get(ENV):
+        pytest.skip(f"{ENV} is set: the tests start no server of their own")
+    caplog.set_level(logging.INFO, logger="agentrt")
+    port = _free_port()
+    password = secrets.token_hex(16)
+    url = f"postgresql://postgres:{password}@127.0.0.1:{port}/postgres"
+    waiting = threading.Event()
+
+    def pause(seconds: float) -> None:  # the backoff's own sleep, seen to have begun
+        waiting.set()
+        time.sleep(seconds)
+
+    monkeypatch.setattr(opening, "_sleep", pause)
+    opened: list[OpenedStore] = []
+    failed: list[BaseException] = []
+
+    def open_it() -> None:
+        try:
+            opened.append(open_store(url, pool=PoolSettings(patience=120.0)))
+        except BaseException as exc:
+            failed.append(exc)
+
+    opener = threading.Thread(target=open_it, name="opener")
+    opener.start()
+    server: PostgresServer | None = None
+    try:
+        assert waiting.wait(timeout=30), failed  # refused, and waiting: nothing listens yet
+        server = PostgresServer.start(port=port, password=password)
+        opener.join(timeout=120)
+        assert not opener.is_alive()
+        assert failed == []
+        (store,) = opened
+        try:
+            store.store.create_run(
+                NewRun(thread_id="t1", goal="g", principal=ALICE, budget={}, usage=empty_usage())
+            )
+            run = store.store.get_run("t1")
+            assert run is not None
+            assert run.goal == "g"
+        finally:
+            store.close()
+        (said,) = waits(caplog)  # once, however many tries it took
+        assert said.startswith(
+            f"database postgresql://postgres:***@127.0.0.1:{port}/postgres is not taking "
+            "connections yet (connection failed: "
+        )
+        assert said.endswith("; waiting up to 120 s for it")
+        assert password not in said
+    finally:
+        opener.join(timeout=120)
+        if server is not None:
+            server.stop()
+
+
+def test_past_its_patience_opening_gives_up_naming_the_url_the_wait_and_the_cause(
+    caplog: pytest.LogCaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    caplog.set_level(logging.INFO, logger="agentrt")
+    clock = FakeClock(1000.0)
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.advance(seconds)
+
+    monkeypatch.setattr(opening, "_clock", clock)
+    monkeypatch.setattr(opening, "_sleep", sleep)
+    port = _free_port()  # nothing listens there
+    shown = f"postgresql://app:***@127.0.0.1:{port}/agentrt?pool_patience=5"
+    with pytest.raises(DatabaseUnavailable) as info:
+        open_store(shown.replace("***", "s3cret"))
+    # A backoff that doubles, its last pause cut to end at the patience.
+    assert slept == pytest.approx([0.1, 0.2, 0.4, 0.8, 1.6, 1.9])
+    message = str(info.value)
+    assert message.startswith(
+        f"the database {shown!r} could not be used for "
+        f'5 s (connection failed: connection to server at "127.0.0.1", port {port} failed: '
+        "Connection refused); the store could not open. Check that its server is running "
+    )
+    assert message.endswith("with ?pool_patience=SECONDS in the URL")
+    assert (info.value.location, info.value.patience) == (shown, 5)
+    assert isinstance(info.value.__cause__, psycopg.OperationalError)
+    (said,) = waits(caplog)
+    assert "s3cret" not in message + said
+
+
+def test_a_server_shutting_down_is_waited_out_not_refused_at_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if os.environ.get(ENV):
+        pytest.skip(f"{ENV} is set: the tests start no server of their own")
+    clock = FakeClock(1000.0)
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        clock.advance(seconds)
+
+    server = PostgresServer.start()
+    held = psycopg.connect(server.admin_url)
+    try:
+        # A smart shutdown waits for the connection held, and meanwhile answers every new
+        # one "the database system is shutting down" (57P03), as a server starting up does.
+        server._ctl("stop", "-m", "smart", "-W")  # -W: not waiting for it to end
+        deadline = time.monotonic() + 30
+        while pq.PGconn.ping(server.admin_url.encode()) != pq.Ping.REJECT:
+            assert time.monotonic() < deadline, "the server never began to shut down"
+            time.sleep(0.01)
+        monkeypatch.setattr(opening, "_clock", clock)
+        monkeypatch.setattr(opening, "_sleep", sleep)
+        with pytest.raises(DatabaseUnavailable) as info:
+            open_store(server.admin_url, pool=PoolSettings(patience=1.0))
+        assert slept == pytest.approx([0.1, 0.2, 0.4, 0.3])
+        assert "FATAL:  the database system is shutting down" in str(info.value)
+    finally:
+        server.stop()
+        held.close()
+
+
+def _with(url: str, *, password: str | None = None, database: str | None = None) -> str:
+    parts = urlsplit(url)
+    if password is not None:
+        user = parts.username or "postgres"
+        parts = parts._replace(netloc=f"{user}:{password}@{parts.hostname}:{parts.port}")
+    if database is not None:
+        parts = parts._replace(path="/" + database)
+    return urlunsplit(parts)
+
+
+@pytest.mark.parametrize(
+    ("wrong", "said"),
+    [
+        ({"password": "not-the-password"}, "password authentication failed"),
+        ({"database": "agentrt_no_such_database"}, 'database "agentrt_no_such_database" does'),
+    ],
+    ids=["password", "database"],
+)
+def test_what_waiting_will_not_cure_fails_at_once(
+    postgres_server: PostgresServer,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+    wrong: dict[str, str],
+    said: str,
+) -> None:
+    caplog.set_level(logging.INFO, logger="agentrt")
+    slept: list[float] = []
+    monkeypatch.setattr(opening, "_sleep", slept.append)
+    url = _with(postgres_server.admin_url, **wrong)
+    with pytest.raises(ConfigError) as info:
+        open_store(url)
+    message = str(info.value)
+    shown = _with(url, password="***")
+    assert message.startswith(f"cannot connect to {shown!r}: connection failed: ")
+    assert said in message
+    assert (slept, waits(caplog)) == ([], [])  # not one pause, not one line of waiting
+    assert "not-the-password" not in message
