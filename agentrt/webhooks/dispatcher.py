@@ -11,9 +11,10 @@ leaves its claim to run out, and the next pass (this process's, another's) sends
 again with the same id. Receivers dedupe on ``webhook-id``. Any number of dispatchers may
 share a database: the store hands each delivery to one of them at a time. A dispatcher
 claims no more than it can send within the claim, each send taking at most the endpoint's
-timeout (the whole exchange, however slowly a receiver trickles its answer:
-``sending.BoundedSender``), and starts no send its claim may not outlast: a slow receiver
-does not let a second dispatcher take over deliveries the first is still going to send.
+timeout (the whole exchange, its host's name lookup included, however slowly a receiver
+trickles its answer: ``sending.BoundedSender``), and starts no send its claim may not
+outlast: a slow receiver, or a DNS server that does not answer, does not let a second
+dispatcher take over deliveries the first is still going to send.
 
 Nothing it logs or stores holds a secret or an endpoint's URL; errors are said in words
 (``HTTP 503``, ``timed out``, ``connection refused``).

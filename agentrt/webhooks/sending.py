@@ -10,8 +10,9 @@ fails as timed out. Of the answer's body at most ``MAX_ANSWER`` bytes are read (
 status matters): a receiver that streams a large one cannot grow the dispatcher's memory.
 
 No connection is kept between sends, so each send's socket is the one it opened, the one
-its deadline shuts. Only looking a name up (DNS) runs outside the deadline, as it does
-outside httpx's timeouts.
+its deadline shuts. Looking the host's name up (DNS), which no httpx timeout bounds, is
+within the deadline too (``resolving``): a name a DNS server never answers for fails the
+send as timed out, at its deadline, as a silent receiver does.
 """
 
 from __future__ import annotations
@@ -19,12 +20,19 @@ from __future__ import annotations
 import contextlib
 import socket
 import threading
+import time
 from types import TracebackType
 from typing import Any
 
+import httpcore
 import httpx
 
+from agentrt.logs import get_logger
+from agentrt.webhooks.resolving import Lookups, Resolver, ResolvingBackend, until
+
 __all__ = ["MAX_ANSWER", "BoundedSender"]
+
+logger = get_logger("agentrt.webhooks")
 
 MAX_ANSWER = 64 * 1024
 """Bytes of a receiver's answer read at most; the rest is left unread."""
@@ -34,17 +42,19 @@ _OPENED = (".connect_tcp.complete", ".connect_unix_socket.complete")
 
 
 class BoundedSender:
-    """The dispatcher's own ``Sender``: a POST whose whole exchange (connecting, sending,
-    reading the answer's head and body) ends within ``timeout`` seconds, or fails with
-    ``httpx.TimeoutException``; of its answer's body at most ``max_answer`` bytes are read,
-    and kept in the response it returns."""
+    """The dispatcher's own ``Sender``: a POST whose whole exchange (looking the host up,
+    connecting, sending, reading the answer's head and body) ends within ``timeout``
+    seconds, or fails with ``httpx.TimeoutException``; of its answer's body at most
+    ``max_answer`` bytes are read, and kept in the response it returns. ``resolver`` looks
+    host names up (None: ``socket.getaddrinfo``; tests give their own)."""
 
-    def __init__(self, *, max_answer: int = MAX_ANSWER) -> None:
+    def __init__(self, *, max_answer: int = MAX_ANSWER, resolver: Resolver | None = None) -> None:
         if max_answer < 0:
             raise ValueError(f"max_answer must be a number of bytes >= 0, got {max_answer!r}")
         self.max_answer = max_answer
         # No connection kept: a deadline shuts the socket of its own send, never another's.
         self._client = httpx.Client(limits=httpx.Limits(max_keepalive_connections=0))
+        _look_up_within_deadline(self._client, ResolvingBackend(Lookups(resolver)))
 
     def post(
         self, url: str, *, content: bytes, headers: dict[str, str], timeout: float
@@ -56,7 +66,7 @@ class BoundedSender:
         cutoff = _Cutoff(timeout)
         request.extensions["trace"] = cutoff.trace
         try:
-            with cutoff:
+            with cutoff, until(cutoff.deadline):
                 answer = self._client.send(request, stream=True)
                 try:
                     body = self._head(answer)
@@ -88,6 +98,26 @@ class BoundedSender:
         self._client.close()
 
 
+def _look_up_within_deadline(client: httpx.Client, backend: ResolvingBackend) -> None:
+    """Have every connection ``client`` opens, straight or through a proxy the environment
+    names, connect through ``backend``. httpx offers no argument for a network backend,
+    and handing the client a transport of our own would drop the environment's proxies;
+    so each pool it made is given the backend, which it hands every connection it opens
+    from then on. An httpcore whose pools keep it elsewhere is said once, as the sender is
+    made, and its sends go on with the lookup unbounded, as before; webhooks still go."""
+    for transport in (client._transport, *client._mounts.values()):
+        if isinstance(transport, httpx.HTTPTransport):
+            pool = transport._pool
+            if not isinstance(getattr(pool, "_network_backend", None), httpcore.NetworkBackend):
+                logger.warning(
+                    "httpcore %s's connection pool keeps its network backend elsewhere: "
+                    "webhook sends look host names up outside their timeout",
+                    httpcore.__version__,
+                )
+                return
+            pool._network_backend = backend
+
+
 def _timed_out(timeout: float, request: httpx.Request) -> httpx.TimeoutException:
     return httpx.ReadTimeout(f"the exchange outlasted its {timeout:g} s", request=request)
 
@@ -96,6 +126,9 @@ class _Cutoff:
     """One send's deadline: when it comes, the sockets the send opened are shut down."""
 
     def __init__(self, seconds: float) -> None:
+        self.seconds = seconds
+        self.deadline = time.monotonic() + seconds
+        """When it comes (``time.monotonic()``), set again as it starts."""
         self.fired = False
         """True once the deadline came before the send ended."""
         self._lock = threading.Lock()
@@ -107,6 +140,7 @@ class _Cutoff:
         self._timer.daemon = True
 
     def __enter__(self) -> _Cutoff:
+        self.deadline = time.monotonic() + self.seconds
         self._timer.start()
         return self
 
