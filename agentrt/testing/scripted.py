@@ -166,6 +166,12 @@ class ScriptedChatModel(BaseChatModel):
     """Seconds each call takes before it answers (or raises), like a provider's round trip;
     0 answers at once. Sync calls ``time.sleep``, async calls ``asyncio.sleep``."""
 
+    def __repr_args__(self) -> Any:
+        # The script by its length: LangChain keeps a model it cannot serialize as its repr,
+        # made at the model's first call, and a whole script's cost 10 ms at 20 turns and
+        # 93 at 200 (pydantic's repr of every message), paid in each test's first call.
+        return [(k, f"<{len(v)} steps>" if k == "steps" else v) for k, v in super().__repr_args__()]
+
     _turns: tuple[_Turn, ...] = PrivateAttr(default=())
     _trailing_faults: tuple[tuple[int, Fault], ...] = PrivateAttr(default=())
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
