@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, fields, replace
 from typing import Any, Literal, cast
 
 from agentrt.errors import BudgetExceeded, ConfigError
@@ -181,7 +181,9 @@ class Budget:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON form, as stored in the run's state and row."""
-        return asdict(self)
+        # Each field is a number, a string or None: ``asdict``, which recurses into and
+        # deep-copies each, cost every look at a run through the API several times this.
+        return {name: getattr(self, name) for name in _FIELDS}
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any] | None) -> Budget:
@@ -204,6 +206,8 @@ class Budget:
             _remember(given, budget)
         return budget
 
+
+_FIELDS = tuple(f.name for f in fields(Budget))
 
 _last_read: tuple[Mapping[str, Any], dict[str, Any], Budget] | None = None
 """The last dict Budget.from_dict read, as it was then, and its Budget: a run's nodes read

@@ -17,6 +17,8 @@ import httpx
 import pytest
 from click.testing import Result
 from fastapi import FastAPI
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from typer.testing import CliRunner
 
 from agentrt import AgentRuntime, Decision, Policy, Principal, RunStatus, tool
@@ -26,8 +28,9 @@ from agentrt.errors import ConfigError
 from agentrt.examples import refund_desk
 from agentrt.examples.refund_desk import APPROVER, GOAL, OPERATOR
 from agentrt.runs.apps import may_drive
-from agentrt.service import create_app, issue_key
+from agentrt.service import create_app, issue_key, routes
 from agentrt.service.app import sweep_once
+from agentrt.service.auth import Authenticating
 from agentrt.store.sqlite.schema import SCHEMA_VERSION
 from agentrt.testing import ScriptedChatModel
 from tests import gate_app
@@ -632,6 +635,28 @@ async def test_429_past_a_keys_rate_with_retry_after_and_other_keys_unaffected(
     assert 1 <= int(limited.headers["retry-after"]) <= 60
     assert body["retry_after"] == int(limited.headers["retry-after"])
     assert other.status_code == 200
+
+
+def test_every_route_authenticates_its_key_once() -> None:
+    """A route's dependencies look its key up, and count it against its rate, in one
+    dependency (FastAPI solves each one once a request): never two that each do."""
+
+    def authenticating(dependant: Dependant) -> set[Any]:
+        found = {dependant.call} if isinstance(dependant.call, Authenticating) else set()
+        for inner in dependant.dependencies:
+            found |= authenticating(inner)
+        return found
+
+    modules = (routes.runs, routes.messages, routes.artifacts, routes.approvals, routes.webhooks)
+    counts = {
+        f"{sorted(route.methods)[0]} {route.path_format}": len(authenticating(route.dependant))
+        for module in modules
+        for route in module.router.routes
+        if isinstance(route, APIRoute)
+    }
+    assert counts["GET /runs/{thread_id}"] == 1
+    assert counts["GET /runs/{thread_id}/events"] == 1
+    assert set(counts.values()) == {1}, counts
 
 
 def test_create_app_refuses_settings_it_cannot_honour(desk: AgentRuntime) -> None:

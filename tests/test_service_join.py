@@ -1,4 +1,5 @@
-"""GET /runs/{id}/join: one request for a run's outcome, where polling takes many."""
+"""GET /runs/{id}/join: one request for a run's outcome, where polling takes many; and
+what a look at a run (the join's, GET /runs/{id}'s) costs the server."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import anyio.to_thread
 import httpx
 import pytest
 
 from agentrt import AgentRuntime, Policy, Principal, tool
-from agentrt.examples.refund_desk import GOAL
+from agentrt.examples import refund_desk
+from agentrt.examples.refund_desk import GOAL, OPERATOR
 from agentrt.service import create_app, issue_key
 from agentrt.testing import ScriptedChatModel, ai, tool_call
 from tests.conftest import FakeClock
@@ -26,7 +29,8 @@ def anyio_backend() -> str:
 
 
 async def _api(rt: AgentRuntime, **options: object) -> AsyncIterator[Api]:
-    app = create_app(rt, sweep_every=None, rate_limit="10000/minute", **options)  # type: ignore[arg-type]
+    settings = {"sweep_every": None, "rate_limit": "10000/minute", **options}
+    app = create_app(rt, **settings)  # type: ignore[arg-type]
     async with (
         app.router.lifespan_context(app),
         httpx.AsyncClient(
@@ -154,3 +158,69 @@ async def test_a_join_masks_the_answer_with_the_log_the_segment_ended_with_readi
         assert rt.log_secrets(thread_id) == [PIN]
         assert reads == [thread_id]
     rt.close()
+
+
+async def test_a_look_at_a_run_takes_one_trip_to_a_worker_thread(
+    api: Api, db: Path, clock: FakeClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The key is looked up and the run read in one trip to a worker thread, with what
+    the answer needs: for a join, whether a message waits for the thread; what the run's
+    log holds to mask it with, where this process has not kept it. A trip costs the
+    server more than a read."""
+    here, _ = await api.waiting_run()
+    # One another process drove: its log is read to mask it, at the first look here.
+    other = refund_desk.build_runtime(db, clock=clock)
+    elsewhere = other.start(GOAL, principal=OPERATOR).thread_id
+    other.close()
+    logs: list[str] = []
+    events = api.rt.events
+
+    def read_log(thread_id: str) -> Any:
+        logs.append(thread_id)
+        return events(thread_id)
+
+    monkeypatch.setattr(api.rt, "events", read_log)
+    trips: list[object] = []
+    loop = asyncio.get_running_loop()
+    sent = loop.run_in_executor  # asyncio.to_thread's way
+    pooled = anyio.to_thread.run_sync  # FastAPI's and Starlette's
+
+    def counted(executor: Any, func: Any, *args: Any) -> Any:
+        trips.append(func)
+        return sent(executor, func, *args)
+
+    async def counted_pooled(func: Any, *args: Any, **kwargs: Any) -> Any:
+        trips.append(func)
+        return await pooled(func, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "run_in_executor", counted)
+    monkeypatch.setattr(anyio.to_thread, "run_sync", counted_pooled)
+    looks = [f"/runs/{here}", f"/runs/{here}/join", f"/runs/{elsewhere}/join"]
+    for path in [*looks, f"/runs/{elsewhere}"]:
+        trips.clear()
+        answer = await api.call("GET", path)
+        assert answer.status_code == 200, answer.text
+        assert answer.json()["status"] == "awaiting_approval"
+        assert len(trips) == 1, (path, trips)
+    assert logs == [elsewhere]  # read once, at the join, and kept for the GET after
+
+
+async def test_a_look_at_a_run_counts_its_key_once_and_past_its_rate_reads_no_run(
+    desk: AgentRuntime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    thread_id = desk.start(GOAL, principal=OPERATOR).thread_id  # waits at its gate
+    reads: list[str] = []
+    get_run = desk.store.get_run
+
+    def counted(thread_id: str) -> Any:
+        reads.append(thread_id)
+        return get_run(thread_id)
+
+    monkeypatch.setattr(desk.store, "get_run", counted)
+    async for api in _api(desk, poll_interval=3600, rate_limit="4/minute"):
+        looks = [f"/runs/{thread_id}", f"/runs/{thread_id}/join"] * 2
+        assert [(await api.call("GET", path)).status_code for path in looks] == [200] * 4
+        assert reads == [thread_id] * 4
+        problem(await api.call("GET", f"/runs/{thread_id}"), 429, "rate-limited")
+        problem(await api.call("GET", f"/runs/{thread_id}/join"), 429, "rate-limited")
+        assert reads == [thread_id] * 4

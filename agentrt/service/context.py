@@ -227,8 +227,12 @@ class Service:
     async def run_for(self, principal: Principal, thread_id: str) -> Run:
         """The run, if it belongs to the caller's tenant (any, for a caller of every tenant:
         ``Principal.decides_for``); 404 (as for no run) otherwise."""
+        return await asyncio.to_thread(self.read_run, principal, thread_id)
+
+    def read_run(self, principal: Principal, thread_id: str) -> Run:
+        """``run_for``, read in the calling thread: off the event loop."""
         try:
-            run = await self.runtime.aget(thread_id)
+            run = self.runtime.get(thread_id)
         except UnknownRun:
             run = None
         if run is None or not principal.decides_for(run.principal.tenant):

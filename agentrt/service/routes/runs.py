@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
 from functools import partial
-from typing import Annotated, Any, cast
+from typing import Annotated, Any, Generic, TypeVar, cast
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.sse import EventSourceResponse, ServerSentEvent
@@ -15,8 +16,18 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from agentrt.budget import Budget
 from agentrt.errors import ConfigError, ThreadTaken
 from agentrt.events import StreamEvent
+from agentrt.principal import Principal
 from agentrt.runtime import AgentRuntime, Run
-from agentrt.service.auth import Caller, current_service, still_valid
+from agentrt.service.auth import (
+    Authenticating,
+    Caller,
+    HeaderKey,
+    authenticate_then,
+    current_service,
+    key_from_request,
+    service_of,
+    still_valid,
+)
 from agentrt.service.context import Service, acts_in_a_tenant, tenant_listed
 from agentrt.service.paths import RUN, quoted
 from agentrt.service.problems import Problem
@@ -29,15 +40,44 @@ __all__ = ["acted_on", "router", "stream_run"]
 
 router = APIRouter(tags=["runs"])
 
+T = TypeVar("T")
+
 ServiceDep = Annotated[Service, Depends(current_service)]
+"""The app's Service. The routes a run's caller and its monitors call (start, read, join)
+take ``service_of(request)`` instead: each dependency FastAPI solves costs every request
+(``auth.Authenticating``)."""
 
 
-async def _tenant_run(thread_id: str, key: Caller, service: ServiceDep) -> Run:
+class _TenantRead(Authenticating, Generic[T]):
+    """A dependency: the path's run as ``read`` gives it for the caller's principal (404
+    for a run of another tenant), the key looked up and the run read in one trip to a
+    worker thread (``authenticate_then``)."""
+
+    def __init__(self, read: Callable[[Service, Principal, str], T]) -> None:
+        super().__init__()
+        self.read = read
+
+    async def __call__(self, thread_id: str, request: Request, _header_key: HeaderKey) -> T:
+        service = service_of(request)
+        _, read = await authenticate_then(
+            request,
+            key_from_request(request),
+            lambda key: self.read(service, key.principal, thread_id),
+        )
+        return read
+
+
+TenantRun = Annotated[Run, Depends(_TenantRead(Service.read_run))]
+"""The path's run, for a caller who reads it (or decides its requests). A route that
+takes ``Caller`` too takes ``CallersRun`` instead, or it would count the key twice."""
+
+
+async def _callers_run(thread_id: str, key: Caller, service: ServiceDep) -> Run:
     return await service.run_for(key.principal, thread_id)
 
 
-TenantRun = Annotated[Run, Depends(_tenant_run)]
-"""The path's run, for a caller who reads it (or decides its requests)."""
+CallersRun = Annotated[Run, Depends(_callers_run)]
+"""``TenantRun`` for a route that takes ``Caller`` too, whose key it reads the run for."""
 
 
 def acted_on(act: str) -> Any:
@@ -63,12 +103,13 @@ async def _out(service: Service, run: Run, known: list[Any] | None = None) -> Ru
 
 
 @router.post("/runs", status_code=202, response_model=RunOut)
-async def start_run(body: RunIn, key: Caller, service: ServiceDep, response: Response) -> RunOut:
+async def start_run(body: RunIn, key: Caller, request: Request, response: Response) -> RunOut:
     """Start a run for the caller; it is driven in the background. Poll it or follow its events.
 
     A ``budget`` can only tighten the limits the runtime and the caller's tenant set
     (``Budget.tightened``): each limit is the smaller of the two.
     """
+    service = service_of(request)
     acts_in_a_tenant(key.principal, "start a run")
     rt = service.runtime
     _check_goal(body.goal, service.settings.max_goal_bytes)
@@ -131,10 +172,20 @@ async def list_runs(
     return RunList(runs=shown)
 
 
+def _shown(service: Service, principal: Principal, thread_id: str) -> tuple[Run, list[Any]]:
+    """The run, and what its log holds to mask it with (kept for its row's state, or read
+    in this same trip to the worker thread)."""
+    run = service.read_run(principal, thread_id)
+    return run, service.secrets.known(run)
+
+
 @router.get(RUN, response_model=RunOut)
-async def get_run(run: TenantRun, service: ServiceDep) -> RunOut:
+async def get_run(
+    shown: Annotated[tuple[Run, list[Any]], Depends(_TenantRead(_shown))], request: Request
+) -> RunOut:
     """One run: status, usage, budget, output, and the approvals it waits for."""
-    return await _out(service, run)
+    run, known = shown
+    return await _out(service_of(request), run, known)
 
 
 GOING = frozenset({RunStatus.PENDING, RunStatus.RUNNING})
@@ -143,15 +194,19 @@ GOING = frozenset({RunStatus.PENDING, RunStatus.RUNNING})
 MAX_JOIN_SECONDS = 300.0
 
 
+def _goes_on_alone(run: Run) -> bool:
+    """True while the run as read goes on without anyone acting: it is pending or running,
+    or its gate was decided and a worker is yet to carry it on."""
+    return run.status in GOING or (
+        run.status is RunStatus.AWAITING_APPROVAL and not run.pending_approvals
+    )
+
+
 async def _going(run: Run, service: Service) -> bool:
-    """True while the run goes on without anyone acting: it is pending or running, this
-    process has it in hand, its gate was decided and a worker is yet to carry it on, or a
-    message waits for whoever drives the thread next."""
-    if (
-        run.status in GOING
-        or service.worker.driving(run.thread_id)
-        or (run.status is RunStatus.AWAITING_APPROVAL and not run.pending_approvals)
-    ):
+    """True while the run goes on without anyone acting: it goes on alone
+    (``_goes_on_alone``), this process has it in hand, or a message waits for whoever
+    drives the thread next."""
+    if _goes_on_alone(run) or service.worker.driving(run.thread_id):
         return True
     return await asyncio.to_thread(_message_waits, service.runtime, run)
 
@@ -166,10 +221,32 @@ def _message_waits(rt: AgentRuntime, run: Run) -> bool:
     return interrupt and not any(r.kind == "reconcile" for r in run.pending_approvals)
 
 
+@dataclass(frozen=True, slots=True)
+class _Look:
+    """A join's look at a run: the run as read, with what its answer needs, read in one
+    trip to a worker thread."""
+
+    run: Run
+    waits: bool
+    """A message waits for the thread (looked for only when the run does not go on alone)."""
+    known: list[Any] | None
+    """What its log holds, to mask it with (only once it does not go on alone)."""
+
+    @classmethod
+    def of(cls, service: Service, run: Run) -> _Look:
+        if _goes_on_alone(run):
+            return cls(run, False, None)
+        return cls(run, _message_waits(service.runtime, run), service.secrets.known(run))
+
+
+def _joined(service: Service, principal: Principal, thread_id: str) -> _Look:
+    return _Look.of(service, service.read_run(principal, thread_id))
+
+
 @router.get(f"{RUN}/join", response_model=RunOut)
 async def join_run(
-    run: TenantRun,
-    service: ServiceDep,
+    look: Annotated[_Look, Depends(_TenantRead(_joined))],
+    request: Request,
     timeout: Annotated[float, Query(gt=0, le=MAX_JOIN_SECONDS)] = 30.0,
 ) -> RunOut:
     """Wait until the run stops going (it ended, waits at a gate or to retry), at most
@@ -180,18 +257,22 @@ async def join_run(
     A run this process drives is answered as its segment ends; one another process drives
     (an ``agentrt worker``) is looked at every ``poll_interval``.
     """
+    service = service_of(request)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    current = run
-    while await _going(current, service) and (left := deadline - loop.time()) > 0:
+    thread_id = look.run.thread_id
+    rt = service.runtime
+    while (_goes_on_alone(look.run) or service.worker.driving(thread_id) or look.waits) and (
+        left := deadline - loop.time()
+    ) > 0:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(left):
-                if service.worker.driving(run.thread_id):
-                    await service.worker.wait(run.thread_id)  # until it lets the run go
+                if service.worker.driving(thread_id):
+                    await service.worker.wait(thread_id)  # until it lets the run go
                 else:
                     await asyncio.sleep(service.settings.poll_interval)
-        current = await service.runtime.aget(run.thread_id)
-    return await _out(service, current)
+        look = await asyncio.to_thread(lambda: _Look.of(service, rt.get(thread_id)))
+    return await _out(service, look.run, look.known)
 
 
 @router.post(f"{RUN}/resume", status_code=202, response_model=RunOut)
@@ -320,7 +401,7 @@ async def _told(
     dependencies=[Depends(_stream_slot)],
 )
 async def run_events(
-    run: TenantRun,
+    run: CallersRun,
     key: Caller,
     service: ServiceDep,
     request: Request,
