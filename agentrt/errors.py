@@ -7,6 +7,7 @@
     ├── RunBusy                another live process is driving this run
     ├── LeaseLost              this process lost its lease on a run to another
     ├── ThreadBusy             a message came while the thread was busy, and the policy said reject
+    ├── StartupStopped         the process was told to stop while its store was still opening
     ├── RunError               a run failed
     │   └── BudgetExceeded
     └── ApprovalError          a decision was refused; the run is left as it was
@@ -36,6 +37,7 @@ __all__ = [
     "NotAuthorized",
     "RunBusy",
     "RunError",
+    "StartupStopped",
     "ThreadBusy",
     "ThreadTaken",
     "UnknownRun",
@@ -149,6 +151,16 @@ class DatabaseUnavailable(AgentRuntimeError, ConnectionError):
         super().__init__(
             f"the database {location!r} could not be used for {patience:g} s ({first}); " + advice
         )
+
+
+class StartupStopped(AgentRuntimeError):
+    """The process was told to stop (``agentrt worker``'s SIGTERM) while its store was still
+    opening, waiting for the database: opening gave up between two tries, having opened
+    and changed nothing (agentrt.processes.stop_start_up)."""
+
+    def __init__(self, location: str, waiting_for: str) -> None:
+        self.location = location
+        super().__init__(f"told to stop while waiting for {waiting_for}; nothing was changed")
 
 
 class RunError(AgentRuntimeError):

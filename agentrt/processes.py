@@ -1,6 +1,6 @@
 """Processes: whether one of this host still runs (how a dead owner is told from a busy
-one), what an object redoes in a forked child, and a long-lived loop's wait that a stop
-ends (``pause``)."""
+one), what an object redoes in a forked child, a long-lived loop's wait that a stop ends
+(``pause``), and a start-up's waits that a stop ends (``stop_start_up``)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,14 @@ import weakref
 from collections.abc import Callable
 from functools import partial
 
-__all__ = ["STOP_CHECK", "in_forked_child", "pause", "pid_alive"]
+__all__ = [
+    "STOP_CHECK",
+    "in_forked_child",
+    "pause",
+    "pid_alive",
+    "start_up_stopped",
+    "stop_start_up",
+]
 
 STOP_CHECK = 0.25
 """Seconds at most between a loop's looks at a stop asked on its own thread (a signal's
@@ -28,6 +35,33 @@ def pause(wake: threading.Event, seconds: float, asked: Callable[[], bool]) -> N
     while not asked() and (left := until - time.monotonic()) > 0:
         if wake.wait(min(left, STOP_CHECK)):
             return
+
+
+class _StartUp:
+    """This process's start-up: whether it is to stop."""
+
+    stopped = False
+
+
+_start_up = _StartUp()
+
+
+def stop_start_up() -> None:
+    """Give up the waits of this process's start-up: ``agentrt worker`` told to stop while
+    its store opens, which may wait minutes for a server not up yet (a unit whose database
+    never came up, stopped by systemd). Nothing is claimed yet, so nothing is left to finish.
+
+    A flag, taking no lock: a signal's handler calls it. The handler raises nothing into
+    the code it interrupted (a connect, a migration); each wait that may be given up
+    (``pause(..., start_up_stopped)``) ends within STOP_CHECK seconds, and its own loop
+    raises ``StartupStopped`` between two tries, where nothing is half done.
+    """
+    _start_up.stopped = True
+
+
+def start_up_stopped() -> bool:
+    """True once ``stop_start_up()`` was called: a wait of start-up gives up."""
+    return _start_up.stopped
 
 
 def in_forked_child(method: Callable[[], None]) -> None:

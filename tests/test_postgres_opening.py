@@ -2,9 +2,10 @@
 
 A worker or ``serve`` and its database are often started together; the store waits for the
 server to take connections, says so once, and gives a clear error when its patience runs
-out. What waiting will not cure (a wrong password, an unknown database) fails at once. The
-servers are real: the session's (tests/postgres.py), and one started here on a port a store
-is already trying.
+out. What waiting will not cure (a wrong password, an unknown database) fails at once. A
+worker told to stop while its store waits stops then, between two tries. The servers are
+real: the session's (tests/postgres.py), and one started here on a port a store is already
+trying.
 """
 
 from __future__ import annotations
@@ -12,21 +13,26 @@ from __future__ import annotations
 import logging
 import os
 import secrets
+import subprocess
 import threading
 import time
+from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
 from psycopg import pq
 
-from agentrt import ConfigError
+from agentrt import ConfigError, processes
 from agentrt.budget import empty_usage
+from agentrt.errors import StartupStopped
 from agentrt.records import NewRun
 from agentrt.store import OpenedStore, open_store
 from agentrt.store.postgres import DatabaseUnavailable, PoolSettings, opening
+from agentrt.store.postgres.migrating import MIGRATION_LOCK
 from tests.conftest import FakeClock
 from tests.postgres import ENV, PostgresServer, _free_port
+from tests.serving import worker
 
 ALICE = {"id": "alice", "roles": [], "tenant": "acme", "scopes": []}
 
@@ -194,3 +200,74 @@ def test_what_waiting_will_not_cure_fails_at_once(
     assert said in message
     assert (slept, waits(caplog)) == ([], [])  # not one pause, not one line of waiting
     assert "not-the-password" not in message
+
+
+# told to stop while opening --------------------------------------------------------------------
+
+
+def test_a_stop_of_start_up_ends_the_wait_between_two_tries(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(processes._start_up, "stopped", False)  # this process's, put back after
+    clock = FakeClock(1000.0)
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:  # the third pause is where the signal's handler runs
+        slept.append(seconds)
+        clock.advance(seconds)
+        if len(slept) == 3:
+            processes.stop_start_up()
+
+    monkeypatch.setattr(opening, "_clock", clock)
+    monkeypatch.setattr(opening, "_sleep", sleep)
+    port = _free_port()  # nothing listens there
+    shown = f"postgresql://app:***@127.0.0.1:{port}/agentrt?pool_patience=60"
+    with pytest.raises(StartupStopped) as info:
+        open_store(shown.replace("***", "s3cret"))
+    assert slept == pytest.approx([0.1, 0.2, 0.4])  # no try after the stop
+    assert str(info.value) == (
+        f"told to stop while waiting for the database {shown!r} to take connections; "
+        "nothing was changed"
+    )
+
+
+def test_a_stop_of_start_up_ends_the_wait_for_another_migrator_before_any_change(
+    empty_postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(processes._start_up, "stopped", True)
+    with psycopg.connect(empty_postgres_url, autocommit=True) as migrator:
+        migrator.execute("SELECT pg_advisory_lock(%s)", (MIGRATION_LOCK,))  # migrating
+        with pytest.raises(StartupStopped, match="waiting for another process to migrate"):
+            open_store(empty_postgres_url, pool=PoolSettings(patience=5.0))
+        tables = migrator.execute(
+            "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema()"
+        ).fetchone()
+    assert tables == (0,)  # as it was: nothing made
+
+
+APP = "tests.worker_app:build_runtime"
+
+
+def test_a_worker_told_to_stop_while_its_store_waits_for_the_server_stops_at_once(
+    tmp_path: Path,
+) -> None:
+    port = _free_port()  # nothing listens there
+    url = f"postgresql://app:s3cret@127.0.0.1:{port}/agentrt?pool_patience=60"
+    env = {"WORKER_APP_SINK": str(tmp_path / "sink.db")}
+    with worker(APP, url, tmp_path / "worker.log", env=env, started=False) as waiting:
+        deadline = time.monotonic() + 60
+        while "not taking connections yet" not in waiting.text():
+            assert waiting.process.poll() is None, waiting.text()
+            assert time.monotonic() < deadline, waiting.text()
+            time.sleep(0.05)  # it starts in another process; nothing to wait on
+        waiting.process.terminate()
+        try:
+            code = waiting.process.wait(timeout=10)  # its patience is 60 s
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the worker went on waiting after SIGTERM: {waiting.text()}")
+    said = waiting.text()
+    assert code == 0, said
+    assert said.splitlines()[-1] == (
+        "agentrt worker: SIGTERM: stopped before it was ready, claiming nothing"
+    ), said
+    assert "Traceback" not in said

@@ -265,10 +265,12 @@ def _runtime_from(
 ) -> Iterator["AgentRuntime"]:
     import sqlite3
 
-    from agentrt.errors import AgentRuntimeError
+    from agentrt.errors import AgentRuntimeError, StartupStopped
 
     try:
         rt = load_runtime(spec, db, db_only=db_only, create=create, scratch=scratch)
+    except StartupStopped:
+        raise  # not a failure: the command was told to stop, and says so itself
     except (CliError, AgentRuntimeError) as exc:
         fail(exc)
     except sqlite3.DatabaseError as exc:

@@ -18,7 +18,8 @@ from langgraph.checkpoint.postgres import PostgresSaver
 from langgraph.store.postgres import PostgresStore as PostgresMemories
 from psycopg.rows import DictRow
 
-from agentrt.errors import ConfigError
+from agentrt import processes
+from agentrt.errors import ConfigError, StartupStopped
 from agentrt.store.postgres.schema import MIGRATIONS, SCHEMA_VERSION
 
 __all__ = ["MIGRATION_LOCK", "migrate", "missing"]
@@ -112,13 +113,18 @@ def _lock(conn: _Conn, location: str, patience: float) -> None:
     """The database's migration lock (a session lock: closing the connection frees it).
 
     Tried, not waited for: LangGraph's CREATE INDEX CONCURRENTLY waits for every statement
-    in flight, and a statement waiting for this lock would wait on it back.
+    in flight, and a statement waiting for this lock would wait on it back. A process told
+    to stop meanwhile (processes.stop_start_up) gives up here, before it has changed
+    anything; once it holds the lock, the migration runs to its end, never cut short
+    between LangGraph's steps, and the process stops after.
     """
     deadline = time.monotonic() + patience
     while True:
         row = conn.execute("SELECT pg_try_advisory_lock(%s) AS taken", (MIGRATION_LOCK,)).fetchone()
         if row is not None and row["taken"]:
             return
+        if processes.start_up_stopped():
+            raise StartupStopped(location, f"another process to migrate {location!r}")
         if time.monotonic() > deadline:
             raise ConfigError(
                 f"{location!r}: another process has been migrating the database for over "

@@ -7,18 +7,22 @@ seconds after the process first asks. So opening waits for it, up to the store's
 and saying once in the log what it waits for. Only what waiting may cure is waited out
 (failures.py, ``may_connect_later``: nothing answered, or the server is starting up or
 shutting down); a wrong password, an unknown database or parameters libpq refuses fail at
-once, as they always did.
+once, as they always did. A process told to stop meanwhile (``processes.stop_start_up``,
+from ``agentrt worker``'s signal handler) stops waiting within ``processes.STOP_CHECK``
+seconds: the wait raises StartupStopped between two tries, with no connection made.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
 import psycopg
 
-from agentrt.errors import ConfigError, DatabaseUnavailable
+from agentrt import processes
+from agentrt.errors import ConfigError, DatabaseUnavailable, StartupStopped
 from agentrt.logs import get_logger
 from agentrt.store.postgres.failures import may_connect_later
 
@@ -28,8 +32,17 @@ logger = get_logger()
 
 _C = TypeVar("_C")
 
+_NO_WAKE = threading.Event()  # never set: only the time, or a stop of start-up, ends a pause
+
+
+def _pause(seconds: float) -> None:
+    """Wait ``seconds`` between tries, or less once start-up is to stop (a signal's
+    handler, on this very thread, may take no lock: processes.pause)."""
+    processes.pause(_NO_WAKE, seconds, processes.start_up_stopped)
+
+
 # Between tries, and what they are timed by: tests step a clock of their own through both.
-_sleep = time.sleep
+_sleep = _pause
 _clock = time.monotonic
 
 FIRST_PAUSE = 0.1
@@ -43,8 +56,9 @@ def first_connection(
 ) -> _C:
     """``connect()``, tried again while the server at ``conninfo`` is not up yet, for up
     to ``patience`` seconds. ConfigError at once for a connection the server refused itself;
-    DatabaseUnavailable once the patience runs out. ``location`` names the database in
-    messages (its password hidden)."""
+    DatabaseUnavailable once the patience runs out; StartupStopped once the process is told
+    to stop (processes.stop_start_up). ``location`` names the database in messages (its
+    password hidden)."""
     started = _clock()
     deadline = started + patience
     pause = FIRST_PAUSE
@@ -83,6 +97,10 @@ def first_connection(
                     patience,
                 )
             _sleep(min(pause, deadline - now))
+            if processes.start_up_stopped():  # here, between tries: no connection is open
+                raise StartupStopped(
+                    location, f"the database {location!r} to take connections"
+                ) from None
             pause = min(pause * 2, LONGEST_PAUSE)
 
 
