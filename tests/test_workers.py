@@ -632,7 +632,8 @@ def test_after_sigterm_another_worker_takes_the_runs_over_at_once(pg: str, tmp_p
 def test_a_killed_workers_runs_are_taken_over_when_its_leases_expire(
     pg: str, tmp_path: Path
 ) -> None:
-    env = {"WORKER_APP_LATENCY": "0.4", "WORKER_APP_LEASE_TTL": "2"}
+    # Slow turns: a's runs outlast b's start-up, seconds on a loaded machine.
+    env = {"WORKER_APP_LATENCY": "0.8", "WORKER_APP_LEASE_TTL": "2"}
     with worker_app.build_runtime(pg) as rt:
         runs = create(rt, "note 8", 3)
         with worker(APP, pg, tmp_path / "a.log", env=env, args=("--concurrency", "3")) as a:
