@@ -224,3 +224,34 @@ async def test_a_look_at_a_run_counts_its_key_once_and_past_its_rate_reads_no_ru
         problem(await api.call("GET", f"/runs/{thread_id}"), 429, "rate-limited")
         problem(await api.call("GET", f"/runs/{thread_id}/join"), 429, "rate-limited")
         assert reads == [thread_id] * 4
+
+
+async def test_a_join_waiting_when_its_key_is_revoked_is_answered_401(
+    desk: AgentRuntime,
+) -> None:
+    """A user revokes a leaked key: a join that key opened before (up to 300 s long) is
+    answered 401 once it looks again, as the key's next request is, never with the run (it
+    answered 200 with the run's output and status). Found by a review."""
+    app = create_app(
+        desk, sweep_every=None, poll_interval=0.01, drive_runs=False, rate_limit="10000/minute"
+    )
+    keys = keys_for(desk)
+    auth = {"Authorization": f"Bearer {keys['alice']}"}
+    async with (
+        app.router.lifespan_context(app),
+        httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://t") as c,
+    ):
+        started = await c.post("/runs", json={"goal": GOAL}, headers=auth)
+        assert started.status_code == 202, started.text
+        thread_id = started.json()["thread_id"]
+        join = asyncio.create_task(
+            c.get(f"/runs/{thread_id}/join", params={"timeout": 10}, headers=auth)
+        )
+        await asyncio.sleep(0.2)
+        assert not join.done()
+        for held in [k for k in desk.keys.list() if k.principal.id == "alice"]:
+            desk.keys.revoke(held.key_id)
+        assert (await c.get(f"/runs/{thread_id}", headers=auth)).status_code == 401
+        await asyncio.to_thread(desk.cancel, thread_id, reason="review")
+        answer = await asyncio.wait_for(join, 10)
+    assert answer.status_code == 401, (answer.status_code, answer.text[:200])

@@ -318,3 +318,39 @@ def test_an_httpcore_whose_pool_keeps_no_backend_is_said_once_and_sends_still_go
         f"httpcore {httpcore.__version__}'s connection pool keeps its network backend "
         "elsewhere: webhook sends look host names up outside their timeout"
     ]
+
+
+@pytest.fixture
+def stuck() -> Iterator[threading.Event]:
+    release = threading.Event()
+    yield release
+    release.set()
+
+
+def _lookup_threads() -> int:
+    return sum(1 for t in threading.enumerate() if t.name == "agentrt-webhook-lookup")
+
+
+def test_a_name_that_never_resolves_holds_one_thread_however_many_ports_it_is_sent_to(
+    stuck: threading.Event,
+) -> None:
+    """Endpoints on one host at several ports (or a URL whose port a user edits while its
+    DNS is down) share the one lookup in flight: the port changes nothing of a name's
+    addresses. Keyed by host and port, each left a thread blocked for as long as the DNS
+    server stayed silent. Found by a review."""
+
+    def resolver(host: str, port: int, **kw: Any) -> list[tuple[Any, ...]]:
+        stuck.wait()
+        raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+
+    sender = BoundedSender(resolver=resolver)
+    before = _lookup_threads()
+    try:
+        for port in range(9101, 9105):
+            with pytest.raises(httpx.TimeoutException):
+                sender.post(
+                    f"http://{'stuck.review.test'}:{port}/h", content=b"{}", headers={}, timeout=0.1
+                )
+        assert _lookup_threads() - before == 1
+    finally:
+        sender.close()

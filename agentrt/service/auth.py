@@ -33,6 +33,7 @@ __all__ = [
     "key_from_request",
     "service_of",
     "still_valid",
+    "unknown_key",
 ]
 
 COOKIE = "agentrt_key"
@@ -121,14 +122,18 @@ async def authenticate_then(
     looked = await asyncio.to_thread(look)
     if looked is None:
         service.auth_failures.note(address)
-        raise Problem(
-            401,
-            f"API key {_hint(key)!r} is unknown or revoked; ask for a new one "
-            "(`agentrt keys create`)",
-            type="unauthenticated",
-            headers={"WWW-Authenticate": 'Bearer realm="agentrt", error="invalid_token"'},
-        )
+        raise unknown_key(key)
     return looked
+
+
+def unknown_key(key: str) -> Problem:
+    """The 401 for a key that is unknown, or was revoked (also while its answer waited)."""
+    return Problem(
+        401,
+        f"API key {_hint(key)!r} is unknown or revoked; ask for a new one (`agentrt keys create`)",
+        type="unauthenticated",
+        headers={"WWW-Authenticate": 'Bearer realm="agentrt", error="invalid_token"'},
+    )
 
 
 async def still_valid(request: Request, key: ApiKey, *, cookie: bool = False) -> bool:

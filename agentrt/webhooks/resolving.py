@@ -62,30 +62,30 @@ class _Lookup:
 class Lookups:
     """Host names looked up each in a thread of its own, waited for a while.
 
-    One lookup a host and port at a time: a send that comes while its host's lookup is
-    still out waits on that one, so a name that never resolves holds one thread, however
-    often its deliveries are tried again. The next send of a name whose lookup ended
-    looks it up afresh (nothing is cached)."""
+    One lookup a host name at a time, whatever the port (only the addresses found are
+    used): a send that comes while its host's lookup is still out waits on that one, so a
+    name that never resolves holds one thread, however often its deliveries are tried
+    again and on however many ports. The next send of a name whose lookup ended looks it
+    up afresh (nothing is cached)."""
 
     def __init__(self, resolver: Resolver | None = None) -> None:
         # None: socket.getaddrinfo as it is at each lookup, so what patches it (a test's
         # offline guard, an app's own DNS) is heeded as httpcore's own lookup heeds it.
         self._resolver = resolver
         self._lock = threading.Lock()
-        self._out: dict[tuple[str, int], _Lookup] = {}
+        self._out: dict[str, _Lookup] = {}
 
     def addresses(self, host: str, port: int, within: float | None) -> Sequence[tuple[Any, ...]]:
-        """``getaddrinfo``'s answer for ``host`` and ``port``, waited for ``within`` seconds
-        (None: until it comes); httpcore's ConnectTimeout if it has not come by then, its
-        ConnectError if the name cannot be looked up."""
-        key = (host, port)
+        """``getaddrinfo``'s answer for ``host`` (asked with ``port``), waited for
+        ``within`` seconds (None: until it comes); httpcore's ConnectTimeout if it has not
+        come by then, its ConnectError if the name cannot be looked up."""
         with self._lock:
-            lookup = self._out.get(key)
+            lookup = self._out.get(host)
             if lookup is None:
-                lookup = self._out[key] = _Lookup()
+                lookup = self._out[host] = _Lookup()
                 threading.Thread(
                     target=self._look_up,
-                    args=(key, lookup),
+                    args=(host, port, lookup),
                     name="agentrt-webhook-lookup",
                     daemon=True,  # a lookup that never ends keeps no process alive
                 ).start()
@@ -97,16 +97,16 @@ class Lookups:
             raise httpcore.ConnectError(f"cannot look the host up: {lookup.error}")
         return lookup.found
 
-    def _look_up(self, key: tuple[str, int], lookup: _Lookup) -> None:
+    def _look_up(self, host: str, port: int, lookup: _Lookup) -> None:
         try:
             resolve = self._resolver or socket.getaddrinfo
-            lookup.found = resolve(key[0], key[1], type=socket.SOCK_STREAM)
+            lookup.found = resolve(host, port, type=socket.SOCK_STREAM)
         except Exception as exc:
             lookup.error = exc
         finally:
             with self._lock:
-                if self._out.get(key) is lookup:
-                    del self._out[key]
+                if self._out.get(host) is lookup:
+                    del self._out[host]
             lookup.done.set()
 
 

@@ -27,6 +27,7 @@ from agentrt.service.auth import (
     key_from_request,
     service_of,
     still_valid,
+    unknown_key,
 )
 from agentrt.service.context import Service, acts_in_a_tenant, tenant_listed
 from agentrt.service.paths import RUN, quoted
@@ -255,13 +256,22 @@ async def join_run(
     is; join again.
 
     A run this process drives is answered as its segment ends; one another process drives
-    (an ``agentrt worker``) is looked at every ``poll_interval``.
+    (an ``agentrt worker``) is looked at every ``poll_interval``. Each look after the first
+    looks the key up again (not counted against its rate): a key revoked while the join
+    waits is answered 401, as its next request would be.
     """
     service = service_of(request)
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     thread_id = look.run.thread_id
     rt = service.runtime
+    given = key_from_request(request) or ""
+
+    def look_again() -> _Look | None:
+        if rt.keys.authenticate(given) is None:
+            return None
+        return _Look.of(service, rt.get(thread_id))
+
     while (_goes_on_alone(look.run) or service.worker.driving(thread_id) or look.waits) and (
         left := deadline - loop.time()
     ) > 0:
@@ -271,7 +281,10 @@ async def join_run(
                     await service.worker.wait(thread_id)  # until it lets the run go
                 else:
                     await asyncio.sleep(service.settings.poll_interval)
-        look = await asyncio.to_thread(lambda: _Look.of(service, rt.get(thread_id)))
+        again = await asyncio.to_thread(look_again)
+        if again is None:
+            raise unknown_key(given)
+        look = again
     return await _out(service, look.run, look.known)
 
 
