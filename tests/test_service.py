@@ -647,7 +647,14 @@ def test_every_route_authenticates_its_key_once() -> None:
             found |= authenticating(inner)
         return found
 
-    modules = (routes.runs, routes.messages, routes.artifacts, routes.approvals, routes.webhooks)
+    modules = (
+        routes.runs,
+        routes.run_events,
+        routes.messages,
+        routes.artifacts,
+        routes.approvals,
+        routes.webhooks,
+    )
     counts = {
         f"{sorted(route.methods)[0]} {route.path_format}": len(authenticating(route.dependant))
         for module in modules

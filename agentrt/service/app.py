@@ -26,7 +26,7 @@ from agentrt.service.headers import SecurityHeaders
 from agentrt.service.paths import EncodedSlashes
 from agentrt.service.problems import Problem, install_problem_handlers
 from agentrt.service.ratelimit import RateLimiter
-from agentrt.service.routes import approvals, artifacts, messages, runs, webhooks
+from agentrt.service.routes import approvals, artifacts, messages, run_events, runs, webhooks
 from agentrt.service.worker import RunWorker
 
 __all__ = ["agentrt_lifespan", "create_app"]
@@ -112,6 +112,7 @@ def create_app(runtime: AgentRuntime, **options: Unpack[ServiceOptions]) -> Fast
     app.add_middleware(EncodedSlashes)  # a thread id may hold '/': paths.py
     app.add_middleware(SecurityHeaders)  # outermost: on every answer, refusals included
     app.include_router(runs.router)
+    app.include_router(run_events.router)
     app.include_router(messages.router)
     app.include_router(artifacts.router)
     app.include_router(approvals.router)

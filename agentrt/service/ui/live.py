@@ -1,7 +1,7 @@
 """The run page's live feed: the API's event stream of a run, signed in by the page's cookie.
 
 The page's script (static/ui.js) opens it with EventSource, which sends cookies but no
-Authorization header; what it streams is ``routes.runs.run_events``, each event with its
+Authorization header; what it streams is ``routes.run_events.run_events``, each event with its
 line in words (``agentrt.events.describe`` of the masked event) for the page to show. It
 is the page's own request, counted against the key's rate for those (``Poller``).
 """
@@ -20,7 +20,7 @@ from agentrt.runtime import Run
 from agentrt.service.auth import still_valid
 from agentrt.service.paths import RUN
 from agentrt.service.problems import Problem
-from agentrt.service.routes.runs import _first_unsent, stream_run
+from agentrt.service.routes.run_events import first_unsent, stream_run
 from agentrt.service.ui.routes import PageError, Poller, ServiceDep
 
 __all__ = ["router"]
@@ -51,7 +51,7 @@ async def run_feed(
     key: Poller,
     service: ServiceDep,
     request: Request,
-    sent: Annotated[int, Depends(_first_unsent)],
+    sent: Annotated[int, Depends(first_unsent)],
 ) -> AsyncIterator[ServerSentEvent]:
     """The run's events as /runs/{id}/events sends them, each with a ``line`` to show;
     it ends once the key the page signed in with is revoked."""
