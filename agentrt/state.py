@@ -198,7 +198,8 @@ class Summary(TypedDict):
 
 
 class Outcome(TypedDict):
-    """The result of running (or, for an irreversible tool, preparing) the current action."""
+    """The result of running (or, for an irreversible tool, preparing) the current action;
+    kept in the state till the next action's, or the next plan."""
 
     step_id: str
     phase: Literal["preview", "done"]

@@ -12,7 +12,7 @@ from langgraph.checkpoint.serde.jsonplus import JsonPlusSerializer
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from agentrt import Decision, RunStatus
-from agentrt.graphs.run_graph import _changed
+from agentrt.graphs.stepping import changed
 from agentrt.store.sqlite import checkpoints
 from agentrt.store.sqlite.compact import CODEC, CompactSerializer, Deflate
 from agentrt.store.versions import next_version
@@ -123,7 +123,8 @@ def test_a_value_the_state_already_holds_is_not_written_again(tmp_path: Path) ->
     with sqlite3.connect(db) as conn:
         writes = dict(conn.execute("SELECT channel, count(*) FROM writes GROUP BY channel"))
     assert (writes["status"], writes["cursor"], writes["outcome"]) == (1, 1, 1)
-    assert writes["events"] == 3  # the log's batches, each new: plan, policy, approval
+    # The log's batches, each new: plan's with policy's (run in plan's step), approval's.
+    assert writes["events"] == 2
 
 
 def test_an_update_keeps_only_what_changes() -> None:
@@ -136,10 +137,10 @@ def test_an_update_keeps_only_what_changes() -> None:
         "events": [],  # nothing to append: dropped
         "route": "plan",  # where the Command goes: kept for it
     }
-    assert _changed(update, state) == {"cursor": 3, "outcome": None, "route": "plan"}
-    assert _changed({"events": [{"type": "policy"}]}, state) == {"events": [{"type": "policy"}]}
+    assert changed(update, state) == {"cursor": 3, "outcome": None, "route": "plan"}
+    assert changed({"events": [{"type": "policy"}]}, state) == {"events": [{"type": "policy"}]}
     # The log is appended to: a batch equal to the whole log so far is still new.
-    assert _changed({"events": [{"type": "plan"}]}, state) == {"events": [{"type": "plan"}]}
+    assert changed({"events": [{"type": "plan"}]}, state) == {"events": [{"type": "plan"}]}
 
 
 def test_keys_a_run_leaves_unset_read_as_their_default_and_are_never_stored(

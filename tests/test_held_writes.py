@@ -327,9 +327,10 @@ def test_a_crash_while_policy_decides_loses_the_decision_only(tmp_path: Path) ->
 
     with build_runtime(db) as rt:
         cfg: RunnableConfig = {"configurable": {"thread_id": "t-crash"}}
-        # Stored: turn 2's plan step (with verify's decision before it, which it carried);
-        # policy's decision under way was held, and is made again.
-        assert rt.graph.get_state(cfg).next == ("policy",)
+        # Stored: turn 1's tool step, verify's observation in it. Policy runs in turn 2's
+        # plan step (agentrt.graphs.onward), which died with it: plan takes its recorded
+        # answer again (the model is not asked twice) and the decision is made again.
+        assert rt.graph.get_state(cfg).next == ("plan",)
         run = rt.resume("t-crash")
         assert run.status.value == "succeeded"
         plans = [e["data"]["revision"] for e in rt.events("t-crash") if e["type"] == "plan"]

@@ -16,7 +16,8 @@ import pytest
 
 from agentrt import AgentRuntime, Policy, tool
 from agentrt.errors import LeaseLost
-from agentrt.graphs.run_graph import _cancelled, _checked, _stop_check
+from agentrt.graphs.run_graph import _checked
+from agentrt.graphs.stepping import if_cancelled, stop_check
 from agentrt.nodes.deps import StepStopped
 from agentrt.nodes.stop_watch import MARKED_STALE, STALE, StopWatch, stop_asked
 from agentrt.nodes.tool import run_action
@@ -185,19 +186,19 @@ class _Clock:
 def test_verify_looks_again_only_when_a_stop_may_be_new() -> None:
     clock, store = _Clock(), _Store(None)
     deps = _deps(store, StopWatch(clock=clock))
-    assert _cancelled("tool", STATE, deps) is None
-    assert _cancelled("verify", STATE, deps) is None  # looked a moment ago: not again
+    assert if_cancelled("tool", STATE, deps) is None
+    assert if_cancelled("verify", STATE, deps) is None  # looked a moment ago: not again
     assert store.calls == ["check"]
     # policy, where an interrupt would stop the rest of a plan, and the nodes with
     # consequences look every time.
     for kind in ("policy", "tool", "plan"):
-        assert _cancelled(kind, STATE, deps) is None
+        assert if_cancelled(kind, STATE, deps) is None
     assert store.calls == ["check"] * 4
     store.cancel = "enough"  # asked by another process
     clock.now += STALE / 2
-    assert _cancelled("verify", STATE, deps) is None  # not yet looked for
+    assert if_cancelled("verify", STATE, deps) is None  # not yet looked for
     clock.now += STALE
-    assert _cancelled("verify", STATE, deps) == {
+    assert if_cancelled("verify", STATE, deps) == {
         "stop": {"status": "cancelled", "reason": "enough"},
         "route": "finish",
     }
@@ -205,7 +206,7 @@ def test_verify_looks_again_only_when_a_stop_may_be_new() -> None:
 
 def _stopped_by(kind: str, deps: Any) -> str:
     """The reason the run is stopped with before a ``kind`` node; fails if it goes on."""
-    update = _cancelled(kind, STATE, deps)
+    update = if_cancelled(kind, STATE, deps)
     assert update is not None, f"the run went on into {kind}"
     reason: str = update["stop"]["reason"]
     return reason
@@ -214,7 +215,7 @@ def _stopped_by(kind: str, deps: Any) -> str:
 def test_a_stop_asked_in_this_process_is_seen_at_the_next_node() -> None:
     clock, store = _Clock(), _Store(None)
     deps = _deps(store, StopWatch(clock=clock))
-    assert _cancelled("tool", STATE, deps) is None
+    assert if_cancelled("tool", STATE, deps) is None
     store.cancel = "withdrawn"
     stop_asked()  # no time passes: the ask itself makes the next look due
     assert _stopped_by("verify", deps) == "withdrawn"
@@ -226,12 +227,12 @@ def test_an_interrupt_found_where_it_cannot_stop_the_run_makes_the_next_node_loo
     deps = _deps(store, StopWatch(clock=clock))
     # Found before the tool (no interrupt stops a run there), then verify, which would
     # otherwise skip its look this soon, looks again...
-    assert _cancelled("tool", STATE, deps) is None
-    assert _cancelled("verify", STATE, deps) is None
+    assert if_cancelled("tool", STATE, deps) is None
+    assert if_cancelled("verify", STATE, deps) is None
     assert store.calls == ["check", "check"]
     # ...and policy, a safe node, stops the run before its next action.
     with pytest.raises(StepStopped, match="interrupts the run"):
-        _cancelled("policy", STATE, deps)
+        if_cancelled("policy", STATE, deps)
 
 
 def _marked(mark: bytes) -> tuple[_Clock, _Store, Any]:
@@ -243,9 +244,9 @@ def _marked(mark: bytes) -> tuple[_Clock, _Store, Any]:
 
 def test_with_a_stop_mark_no_node_looks_again_until_the_mark_moves() -> None:
     _, store, deps = _marked(b"first")
-    assert _cancelled("plan", STATE, deps) is None
+    assert if_cancelled("plan", STATE, deps) is None
     for kind in ("policy", "tool", "verify", "plan", "approval", "commit"):
-        assert _cancelled(kind, STATE, deps) is None
+        assert if_cancelled(kind, STATE, deps) is None
     assert store.calls == ["check"]  # the mark stood still: nothing new to read
     store.cancel, store.mark = "asked elsewhere", b"moved"  # another process's cancel
     # The very next node, before its effect:
@@ -256,10 +257,10 @@ def test_with_a_stop_mark_no_node_looks_again_until_the_mark_moves() -> None:
 def test_with_a_stop_mark_a_request_written_around_it_is_seen_once_stale() -> None:
     # A cancel whose process died between its commit and the mark, or written by hand.
     clock, store, deps = _marked(b"still")
-    assert _cancelled("tool", STATE, deps) is None
+    assert if_cancelled("tool", STATE, deps) is None
     store.cancel = "by hand"
     clock.now += MARKED_STALE / 2
-    assert _cancelled("tool", STATE, deps) is None
+    assert if_cancelled("tool", STATE, deps) is None
     clock.now += MARKED_STALE / 2
     assert _stopped_by("tool", deps) == "by hand"
     assert store.calls == ["check", "check"]
@@ -267,7 +268,7 @@ def test_with_a_stop_mark_a_request_written_around_it_is_seen_once_stale() -> No
 
 def test_with_a_stop_mark_a_stop_asked_in_this_process_is_seen_at_the_next_node() -> None:
     _, store, deps = _marked(b"still")
-    assert _cancelled("policy", STATE, deps) is None
+    assert if_cancelled("policy", STATE, deps) is None
     store.cancel = "withdrawn"
     stop_asked()
     assert _stopped_by("tool", deps) == "withdrawn"
@@ -283,7 +284,7 @@ def test_the_mark_is_read_before_the_look_so_a_request_during_it_is_looked_for_a
         return found
 
     store.stop_requests = moved_while_reading  # type: ignore[method-assign]
-    assert _cancelled("policy", STATE, deps) is None
+    assert if_cancelled("policy", STATE, deps) is None
     store.stop_requests = looked  # type: ignore[method-assign]
     assert _stopped_by("tool", deps) == "during the read"
 
@@ -292,10 +293,10 @@ def test_an_interrupt_waits_while_the_next_model_call_is_recorded_already() -> N
     # The run's process died after the model answered, before the plan step's checkpoint:
     # the plan step runs from that answer before the message stops the run.
     store = _Store(None, interrupt=True, answered=1)
-    assert _cancelled("plan", STATE, _deps(store)) is None
+    assert if_cancelled("plan", STATE, _deps(store)) is None
     assert store.calls == ["check", "recorded 1"]
     with pytest.raises(StepStopped, match="interrupts the run"):
-        _cancelled("policy", {**STATE, "usage": {"steps": 2}}, _deps(store))
+        if_cancelled("policy", {**STATE, "usage": {"steps": 2}}, _deps(store))
 
 
 class _Saver:
@@ -329,7 +330,7 @@ def test_a_node_acting_on_a_decision_stores_it_before_it_begins(kind: str, flush
     deps = _deps(store)
     deps.checkpoints = _Saver(store.calls)
     deps.tools = {"_charge": _charge}
-    assert _cancelled(kind, _about_to_call("_charge"), deps) is None
+    assert if_cancelled(kind, _about_to_call("_charge"), deps) is None
     assert store.calls == (["flush t1", "check"] if flushed else ["check"])
 
 
@@ -340,13 +341,13 @@ def test_a_read_acts_on_nothing_so_the_decision_before_it_waits_for_its_checkpoi
     deps = _deps(store)
     deps.checkpoints = _Saver(store.calls)
     deps.tools = {"_look": _look}
-    assert _cancelled("tool", _about_to_call("_look"), deps) is None
+    assert if_cancelled("tool", _about_to_call("_look"), deps) is None
     assert store.calls == ["check"]
     # A tool the runtime does not have (policy refuses it later) is no read it knows of.
-    assert _cancelled("tool", _about_to_call("gone"), deps) is None
+    assert if_cancelled("tool", _about_to_call("gone"), deps) is None
     assert store.calls == ["check", "flush t1", "check"]
     # Nor is a state with no action to call (the node says what is wrong, after the flush).
-    assert _cancelled("tool", STATE, deps) is None
+    assert if_cancelled("tool", STATE, deps) is None
     assert store.calls[-2:] == ["flush t1", "check"]
 
 
@@ -400,8 +401,8 @@ def test_a_run_whose_lease_was_lost_stops_before_its_next_node() -> None:
     deps: Any = SimpleNamespace(
         stopping=threading.Event(), stopping_threads=set(), held_leases={"t1": held}
     )
-    _stop_check(deps, "t1")  # still held: on it goes
+    stop_check(deps, "t1")  # still held: on it goes
     held.lost = True
     with pytest.raises(LeaseLost, match="lost its lease on run 't1'"):
-        _stop_check(deps, "t1")
-    _stop_check(deps, "t2")  # another run of the same process goes on
+        stop_check(deps, "t1")
+    stop_check(deps, "t2")  # another run of the same process goes on

@@ -96,7 +96,11 @@ def served_graph(
     served = _Served(driver, principal, name)
     deps = dataclasses.replace(deps, decisions_in_resume=served.decisions)
     builder = run_graph_builder(
-        deps, nodes=served.nodes(NODES), input_schema=ServedInput, output_schema=ServedOutput
+        deps,
+        nodes=served.nodes(NODES),
+        input_schema=ServedInput,
+        output_schema=ServedOutput,
+        each_a_step=True,  # Studio shows each node's step and update on its own
     )
     builder.add_node("open", served.open)
     builder.add_edge(START, "open")

@@ -91,7 +91,7 @@ def abandon_plan(
         )
         for rest in plan["actions"][cursor + 1 :]
     ]
-    return {"events": events, "cursor": len(plan["actions"]), "outcome": None, "route": "plan"}
+    return {"events": events, "cursor": len(plan["actions"]), "route": "plan"}
 
 
 def advance(state: RunState) -> dict[str, Any]:
@@ -100,12 +100,10 @@ def advance(state: RunState) -> dict[str, Any]:
     assert plan is not None
     cursor = state.get("cursor", 0) + 1
     more = cursor < len(plan["actions"])
-    return {
-        "cursor": cursor,
-        "outcome": None,
-        "verdict": None,
-        "route": "policy" if more else "plan",
-    }
+    # The outcome stays till the next action's: verify runs in the tool's step
+    # (agentrt.graphs.onward), so the checkpoint after it is the one that holds what a read
+    # returned, which replay plays back (agentrt.replay.recording).
+    return {"cursor": cursor, "verdict": None, "route": "policy" if more else "plan"}
 
 
 def budget_stop(

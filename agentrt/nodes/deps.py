@@ -114,6 +114,9 @@ class RunDeps:
     stopping_threads: set[str] = field(default_factory=set)
     """Runs this process stops before their next step, resumable rather than cancelled: a
     stream its caller left, the runs of a worker told to shut down."""
+    untold: dict[str, list[Any]] = field(default_factory=dict)
+    """By thread id, the log's entries (agentrt.events.StreamEvent) a stream left early had
+    not told yet: the thread's next stream tells them first (agentrt.runs.streaming)."""
     quiet_threads: set[str] = field(default_factory=set)
     """Runs streamed where no one reads their tokens now (the server's runs no page
     watches): their next model calls ask for the answer whole (``stream=False``), not a
