@@ -5,16 +5,22 @@ it is left to a step of its own, as every node had before."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import json
+import os
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.errors import GraphRecursionError
 
-from agentrt import AgentRuntime, Budget, Policy, Principal, RunStatus, tool
+from agentrt import AgentRuntime, Budget, Policy, Principal, RunStatus, ToolContext, tool
 from agentrt.graphs import build_run_graph
 from agentrt.graphs.onward import CHAIN
 from agentrt.graphs.run_graph import run_graph_builder
@@ -35,6 +41,14 @@ def look(sku: str) -> dict[str, Any]:
     """
     looked.append(sku)
     return {"sku": sku, "units": 3}
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A real SQLite file, or a database on a real PostgreSQL server (tests/postgres.py)."""
+    if request.param == "sqlite":
+        return str(tmp_path / "agentrt.db")
+    return str(request.getfixturevalue("postgres_url"))
 
 
 def _two_looks() -> ScriptedChatModel:
@@ -89,25 +103,149 @@ def test_a_run_takes_a_step_for_each_node_that_acts_and_spans_every_node(tmp_pat
     ]
 
 
-def test_a_stream_tells_the_nodes_run_within_a_step_as_steps_of_their_own(tmp_path: Path) -> None:
+def test_a_streamed_run_takes_a_step_for_every_node(tmp_path: Path) -> None:
+    # A caller may stop reading after any node: the run is let go before the next.
     with _runtime(tmp_path / "a.db", _two_looks()) as rt:
         events = list(rt.stream("look a and b up", principal=WHO))
         thread_id = events[0].thread_id
+        cfg = {"configurable": {"thread_id": thread_id}}
+        waiting = [s.next for s in rt.graph.get_state_history(cfg)]
         log = rt.events(thread_id)
     started = [e.data["node"] for e in events if e.type == "step_started"]
-    ended = [e.data["node"] for e in events if e.type == "step_ended"]
     nodes = ["plan", "policy", "tool", "verify", "policy", "tool", "verify", "plan", "finish"]
-    assert started == ended == nodes
-    # Each node's events between its start and its end; the log's entries each once, in order.
-    order = [(e.type, e.data.get("node")) for e in events if e.type.startswith("step_")]
-    assert order == [(kind, n) for n in nodes for kind in ("step_started", "step_ended")]
+    assert started == nodes
+    assert waiting == [(), *((n,) for n in reversed(nodes)), ("__start__",)]
     told = [(e.index, e.type) for e in events if e.index is not None]
     assert told == [(i, e["type"]) for i, e in enumerate(log)]
-    results = [e for e in events if e.type == "tool_result"]
-    assert [r.data["content"] for r in results] == [
-        '{"sku": "a", "units": 3}',
-        '{"sku": "b", "units": 3}',
+
+
+def looks_runtime(db: str) -> AgentRuntime:
+    """The two looks' runtime, for this process and one that resumes its run."""
+    return _runtime(Path(db), _two_looks())
+
+
+_RESUMER = (
+    "import json, sys\n"
+    "from tests.test_onward import looks_runtime\n"
+    "with looks_runtime(sys.argv[1]) as rt:\n"
+    "    told = [[e.index, e.type] for e in rt.stream_resume('t') if e.index is not None]\n"
+    "print(json.dumps(told))\n"
+)
+
+
+@pytest.mark.subprocess
+def test_a_stream_left_at_a_tool_result_and_resumed_elsewhere_tells_every_entry_once(
+    tmp_path: Path,
+) -> None:
+    db = tmp_path / "a.db"
+    told: list[tuple[int, str]] = []
+    with looks_runtime(str(db)) as rt:
+        for event in rt.stream("look a and b up", principal=WHO, thread_id="t"):
+            if event.index is not None:
+                told.append((event.index, event.type))
+            if event.type == "tool_result":
+                break
+        assert rt.get("t").status is RunStatus.RUNNING
+    root = Path(__file__).resolve().parent.parent
+    resumed = subprocess.run(
+        [sys.executable, "-c", _RESUMER, str(db)],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    told += [(i, kind) for i, kind in json.loads(resumed.stdout.strip().splitlines()[-1])]
+    with looks_runtime(str(db)) as rt:
+        assert rt.get("t").status is RunStatus.SUCCEEDED
+        log = [(i, e["type"]) for i, e in enumerate(rt.events("t"))]
+    assert told == log
+
+
+@pytest.mark.parametrize("streamed", ["stream", "astream"])
+def test_an_interrupt_after_a_caller_left_at_a_tool_result_skips_the_rest_of_the_plan(
+    db_url: str, streamed: str
+) -> None:
+    # Left between an effect and its check, the run stops before the next policy when a
+    # message interrupts it: the second action is skipped, not done.
+    performed: list[int] = []
+
+    @tool(effect="write", idempotent=True)
+    def note(n: int, ctx: ToolContext) -> dict[str, Any]:
+        """Note a step.
+
+        Args:
+            n: Which step.
+        """
+        performed.append(n)
+        return {"noted": n}
+
+    model = ScriptedChatModel([_note_two] * 10)
+    with AgentRuntime(model, tools=[note], policy=Policy.allow_all(), db=db_url) as rt:
+        if streamed == "stream":
+            for event in rt.stream("note two", principal=WHO, thread_id="t"):
+                if event.type == "tool_result":
+                    break  # the first effect ran; the caller leaves
+        else:
+
+            async def leave() -> None:
+                events = rt.astream("note two", principal=WHO, thread_id="t")
+                async for event in events:
+                    if event.type == "tool_result":
+                        break
+                await events.aclose()  # type: ignore[attr-defined]
+
+            asyncio.run(leave())
+        assert rt.get("t").status is RunStatus.RUNNING
+        run = rt.send("t", "stop that", principal=WHO, double_texting="interrupt")
+        assert (run.status, run.output) == (RunStatus.SUCCEEDED, "you said: stop that")
+        log = [(e["type"], e.get("step_id"), e["data"].get("kind")) for e in rt.events("t")]
+    assert performed == [1]
+    assert log[:5] == [
+        ("plan", None, None),
+        ("policy", "0.0", None),
+        ("observation", "0.0", "ok"),
+        ("observation", "0.1", "skipped"),
+        ("message", None, None),
     ]
+
+
+def _note_two(messages: list[Any]) -> Any:
+    """Two notes in one plan for "note two"; any other message is answered in words."""
+    last = max(i for i, m in enumerate(messages) if isinstance(m, HumanMessage))
+    said = str(messages[last].content)
+    if said == "note two" and not any(isinstance(m, AIMessage) for m in messages[last + 1 :]):
+        return ai("", tool_call("note", {"n": 1}), tool_call("note", {"n": 2}))
+    return f"you said: {said}"
+
+
+class _Unreachable(Policy):
+    """A policy that asks a service which is down: every evaluation raises."""
+
+    asked: list[str]
+
+    def evaluate(self, *args: Any, **kwargs: Any) -> Any:
+        self.asked.append(args[1])
+        raise RuntimeError("policy service unreachable")
+
+
+def test_a_policy_that_raises_is_asked_once_and_traced_as_one_failed_step(tmp_path: Path) -> None:
+    policy = _Unreachable(default="allow")
+    policy.asked = []
+    model = ScriptedChatModel([ai("", tool_call("look", {"sku": "a"})), "done"])
+    with AgentRuntime(model, tools=[look], policy=policy, db=tmp_path / "a.db") as rt:
+        run = rt.start("look a up", principal=WHO, thread_id="t")
+        steps = [
+            (span.name, span.status, (span.attributes or {}).get("agentrt.retry_count"))
+            for _, span in rt.trace("t").spans()
+            if span.kind == "agent.step"
+        ]
+    assert run.status is RunStatus.FAILED
+    assert "policy service unreachable" in (run.error or "")
+    assert policy.asked == ["look"]
+    assert steps == [("plan", "UNSET", None), ("policy 0.0", "ERROR", None)]
 
 
 # The graph alone, its node bodies replaced: where a pure node is left to its own step.
@@ -159,7 +297,7 @@ def test_a_pure_node_that_raises_raises_in_a_step_of_its_own() -> None:
     saved = graph.get_state(_cfg())
     assert saved.next == ("policy",)
     assert saved.values["cursor"] == 1
-    assert tries == [1, 1]
+    assert tries == [1]  # raised again in its own step, not run twice
 
 
 def test_a_run_stopping_before_a_pure_node_stops_there() -> None:

@@ -13,19 +13,20 @@ have been held into.
 
 A pure node is left to a step of its own, as every node had before, when the run stops
 before it (this process stops driving the run, its lease is gone, a message interrupts it
-there, its check for those fails), when it raises, when it chooses a route it did not
-declare, and after ``CHAIN`` of them in one step (a loop of pure nodes still meets
-LangGraph's recursion limit). The step ends with what was done before it; the node runs
-again in a step of its own, where what happens is what happened before there was this.
+there, its check for those fails), when it chooses a route it did not declare, and after
+``CHAIN`` of them in one step (a loop of pure nodes still meets LangGraph's recursion
+limit): the step ends with what was done before it, and the node runs in a step of its
+own, where what happens is what happened before there was this. One that raises is not run
+again: its own step raises its error at once (``failed_within``), as LangGraph's step of
+it would have. And while a caller streams the run, every node takes a step of its own
+(``RunDeps.streamed_threads``), so the caller can stop reading between any two.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, cast
 
-from langgraph.config import get_stream_writer
 from langgraph.types import Command
 
 from agentrt.graphs.stepping import APPENDED, changed, goto, if_cancelled, stepping, stop_check
@@ -33,22 +34,10 @@ from agentrt.nodes import Node
 from agentrt.nodes.deps import RunDeps
 from agentrt.state import RunState
 
-__all__ = ["CHAIN", "RanWithin", "onward"]
+__all__ = ["CHAIN", "failed_within", "onward"]
 
 CHAIN = 16
 """Pure nodes one step runs at most."""
-
-
-@dataclass(frozen=True, slots=True)
-class RanWithin:
-    """A run's stream told that a node ran within another's step (LangGraph's custom mode),
-    so it can be told as a step of its own (agentrt.runs.streaming): ``node`` began from
-    ``state`` and wrote ``writes``. ``state`` None: the node whose step it was ended, having
-    written ``writes`` itself (LangGraph's end of that task holds the others' too)."""
-
-    node: str
-    writes: Mapping[str, Any]
-    state: Mapping[str, Any] | None = None
 
 
 def onward(
@@ -63,7 +52,6 @@ def onward(
     step = dict(update)
     now = _applied(state, update)
     last = node
-    told: list[RanWithin] = []
     for _ in range(CHAIN):
         route = step.get("route")
         then = pure.get(route) if isinstance(route, str) else None
@@ -72,16 +60,18 @@ def onward(
         written = _ran(then, now, deps)
         if written is None:
             break
-        told.append(RanWithin(then.name, written, now))
         step = _joined(step, written)
         now = _applied(now, written)
         last = then
-    if told:  # a stream tells them as steps of their own (LangGraph's custom mode)
-        writer = get_stream_writer()
-        writer(RanWithin(node.name, update))
-        for ran in told:
-            writer(ran)
     return goto(last, changed(step, state))
+
+
+def failed_within(node: Node, state: RunState, deps: RunDeps) -> None:
+    """In ``node``'s own step: raise what it raised where it ran in the step before, if it
+    did, rather than run it again (its span, with the error, is there already)."""
+    failed = deps.failed_within.pop(state["thread_id"], None)
+    if failed is not None and failed[0] == node.name:
+        raise failed[1]
 
 
 def _ran(node: Node, state: RunState, deps: RunDeps) -> dict[str, Any] | None:
@@ -96,7 +86,8 @@ def _ran(node: Node, state: RunState, deps: RunDeps) -> dict[str, Any] | None:
         with stepping(node.name, state, deps, held) as step:
             assert node.body is not None
             step.update = stop or node.body(step.state, deps)
-    except Exception:  # the same
+    except Exception as exc:  # raised again in its own step (failed_within)
+        deps.failed_within[state["thread_id"]] = (node.name, exc)
         return None
     if node.routes and step.update.get("route") not in node.routes:
         return None

@@ -38,7 +38,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, RetryPolicy
 
-from agentrt.graphs.onward import onward
+from agentrt.graphs.onward import failed_within, onward
 from agentrt.graphs.stepping import goto, if_cancelled, stepping, stop_check
 from agentrt.models import default_model_retry
 from agentrt.nodes import NODES, Node
@@ -56,13 +56,23 @@ ROUTES: dict[str, tuple[str, ...]] = {n.name: n.routes for n in NODES if n.route
 
 
 def _body(node: Node, state: RunState, deps: RunDeps, pure: Mapping[str, Node]) -> Command[str]:
+    if node.pure:
+        failed_within(node, state, deps)
     held = stop_check(deps, state["thread_id"])
     with stepping(node.name, state, deps, held) as step:
         assert node.body is not None
         step.update = if_cancelled(node.name, step.state, deps) or node.body(step.state, deps)
-    if step.update.get("route") in pure:
+    if _goes_on(step.update, state, deps, pure):
         return onward(node, state, step.update, deps, pure)
     return goto(node, step.update)
+
+
+def _goes_on(
+    update: dict[str, Any], state: RunState, deps: RunDeps, pure: Mapping[str, Node]
+) -> bool:
+    """The node's route is a pure node's, to run in this step (agentrt.graphs.onward): not
+    while a caller streams the run, where every node is a step of its own."""
+    return update.get("route") in pure and state["thread_id"] not in deps.streamed_threads
 
 
 def _steps(
@@ -73,7 +83,7 @@ def _steps(
         assert node.steps is not None
         now = step.state
         step.update = yield from _checked(node.name, now, deps, node.steps(now, deps))
-    if step.update.get("route") in pure:
+    if _goes_on(step.update, state, deps, pure):
         onwards: Command[str] = yield blocking(onward, node, state, step.update, deps, pure)
         return onwards
     return goto(node, step.update)

@@ -114,9 +114,13 @@ class RunDeps:
     stopping_threads: set[str] = field(default_factory=set)
     """Runs this process stops before their next step, resumable rather than cancelled: a
     stream its caller left, the runs of a worker told to shut down."""
-    untold: dict[str, list[Any]] = field(default_factory=dict)
-    """By thread id, the log's entries (agentrt.events.StreamEvent) a stream left early had
-    not told yet: the thread's next stream tells them first (agentrt.runs.streaming)."""
+    streamed_threads: set[str] = field(default_factory=set)
+    """Runs a caller streams now: each of their nodes takes a LangGraph step of its own, so
+    the caller can stop reading between any two (agentrt.runs.streaming); elsewhere the
+    pure nodes run in the step before them (agentrt.graphs.onward)."""
+    failed_within: dict[str, tuple[str, Exception]] = field(default_factory=dict)
+    """By thread id, the pure node that raised where it ran in the step before it, and its
+    error: raised again at once in the node's own step, not run a second time."""
     quiet_threads: set[str] = field(default_factory=set)
     """Runs streamed where no one reads their tokens now (the server's runs no page
     watches): their next model calls ask for the answer whole (``stream=False``), not a

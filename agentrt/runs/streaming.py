@@ -12,13 +12,16 @@ live kinds (step_started, token, tool_call, gate, budget_warning, ...).
 A caller that stops iterating does not cut a node off in the middle of an effect: its run
 is marked to stop before its next node (``RunDeps.stopping_threads``), the node in flight
 finishes and is checkpointed, and the driver leaves the run running, let go, for
-``resume`` to carry on.
+``resume`` to carry on. So while a caller streams a run, every node takes a LangGraph step
+of its own (``RunDeps.streamed_threads``), the pure ones too, which otherwise run in the
+step before them (agentrt.graphs.onward): one who stops reading after a tool's result
+leaves the run before its verify, where a message sent to interrupt it still stops the
+rest of its plan.
 """
 
 from __future__ import annotations
 
-from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import wraps
 from typing import Any, Concatenate, ParamSpec, TypeVar, cast
@@ -28,7 +31,6 @@ from langgraph.types import StateSnapshot
 
 from agentrt.budget import Budget
 from agentrt.events import WARN_AT, StreamEvent, StreamKind
-from agentrt.graphs.onward import RanWithin
 from agentrt.nodes.deps import RunDeps
 from agentrt.runs.held_writes import aholding, holding
 from agentrt.steps import Step, Steps, _Stepper
@@ -146,20 +148,16 @@ def stream(steps: Steps[Any], deps: RunDeps) -> Iterator[StreamEvent]:
             continue
         translate = Translate(step.thread_id, list(step.given))
         chunks = step.chunks()
-        pending = deque(deps.untold.pop(step.thread_id, ()))
+        deps.streamed_threads.add(step.thread_id)
         try:
-            while pending:
-                yield pending.popleft()
             for chunk in chunks:
-                pending.extend(translate(chunk))
-                while pending:
-                    yield pending.popleft()
+                yield from translate(chunk)
         except GeneratorExit:
             deps.stopping_threads.add(step.thread_id)
             try:
                 try:
-                    for chunk in chunks:  # the node in flight ends; the next one stops
-                        pending.extend(translate(chunk))
+                    for _ in chunks:  # the node in flight ends; the next one stops
+                        pass
                 except BaseException as exc:
                     stepper.throw(exc)
                 else:
@@ -168,12 +166,13 @@ def stream(steps: Steps[Any], deps: RunDeps) -> Iterator[StreamEvent]:
                     stepper.do_here()
             finally:
                 deps.stopping_threads.discard(step.thread_id)
-                _keep_untold(deps, step.thread_id, pending)
             raise
         except BaseException as exc:
             stepper.throw(exc)
         else:
             stepper.send(None)
+        finally:
+            deps.streamed_threads.discard(step.thread_id)
 
 
 async def astream(steps: Steps[Any], deps: RunDeps) -> AsyncIterator[StreamEvent]:
@@ -192,20 +191,17 @@ async def astream(steps: Steps[Any], deps: RunDeps) -> AsyncIterator[StreamEvent
             continue
         translate = Translate(step.thread_id, list(step.given))
         chunks = step.achunks()
-        pending = deque(deps.untold.pop(step.thread_id, ()))
+        deps.streamed_threads.add(step.thread_id)
         try:
-            while pending:
-                yield pending.popleft()
             async for chunk in chunks:
-                pending.extend(translate(chunk))
-                while pending:
-                    yield pending.popleft()
+                for event in translate(chunk):
+                    yield event
         except GeneratorExit:
             deps.stopping_threads.add(step.thread_id)
             try:
                 try:
-                    async for chunk in chunks:
-                        pending.extend(translate(chunk))
+                    async for _ in chunks:
+                        pass
                 except BaseException as exc:
                     stepper.throw(exc)
                 else:
@@ -219,23 +215,13 @@ async def astream(steps: Steps[Any], deps: RunDeps) -> AsyncIterator[StreamEvent
                         stepper.send(result)
             finally:
                 deps.stopping_threads.discard(step.thread_id)
-                _keep_untold(deps, step.thread_id, pending)
             raise
         except BaseException as exc:
             stepper.throw(exc)
         else:
             stepper.send(None)
-
-
-def _keep_untold(deps: RunDeps, thread_id: str, pending: Iterable[StreamEvent]) -> None:
-    """Keep the log's entries a stream left early did not tell, for the thread's next
-    stream in this process to tell first. A node's step may have written more than its
-    caller read before leaving (the pure nodes run in it, agentrt.graphs.onward), and the
-    run goes on past them: resumed, it would not tell them again. Together the two streams
-    tell each entry of the log once."""
-    untold = [event for event in pending if event.index is not None]
-    if untold:
-        deps.untold[thread_id] = untold
+        finally:
+            deps.streamed_threads.discard(step.thread_id)
 
 
 @dataclass(slots=True)
@@ -245,41 +231,19 @@ class Translate:
     thread_id: str
     given: list[Mapping[str, Any]] = field(default_factory=list)
     """The input's own log entries, yielded before the first node's events."""
-    _before: dict[str, tuple[str, Mapping[str, Any]]] = field(default_factory=dict)
-    """Each running task's node and the state it started from (its log, its usage: to
-    warn on a limit it crosses)."""
-    _told: set[str] = field(default_factory=set)
-    """The running tasks whose end was told already, with the nodes run within their step."""
+    _before: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Each running task's usage when it started, to warn on a limit it crosses."""
 
     def __call__(self, chunk: Any) -> list[StreamEvent]:
         mode, payload = chunk
         if mode == "messages":
             return self._token(*payload)
         if mode == "custom":
-            if isinstance(payload, RanWithin):
-                return self._within(payload)
             data = payload if isinstance(payload, Mapping) else {"value": payload}
             return [self._event("custom", data)]
         if "result" not in payload:
             return self._started(payload)
-        task_id = str(payload.get("id"))
-        if task_id in self._told and payload.get("error") is None:
-            self._told.discard(task_id)
-            del self._before[task_id]
-            return []
         return self._ended(payload)
-
-    def _within(self, ran: RanWithin) -> list[StreamEvent]:
-        """A node run within another's step (agentrt.graphs.onward), told as a step of its
-        own, after the node whose step it was."""
-        if ran.state is not None:
-            task = {"name": ran.node, "id": "", "input": ran.state}
-            return [*self._started(task), *self._ended({**task, "result": ran.writes})]
-        for task_id, (node, _) in self._before.items():
-            if node == ran.node and task_id not in self._told:
-                self._told.add(task_id)
-                return self._ended({"name": node, "id": task_id, "result": ran.writes}, keep=True)
-        return []
 
     def _event(
         self, kind: str, data: Mapping[str, Any], step_id: Any = None, index: int | None = None
@@ -304,7 +268,7 @@ class Translate:
         node = str(task.get("name"))
         state = task.get("input")
         state = state if isinstance(state, Mapping) else {}
-        self._before[str(task.get("id"))] = (node, state)
+        self._before[str(task.get("id"))] = state
         action = _action(node, state)
         step_id = action.get("step_id") if action else None
         # The first node sees the input's entries last in the log: numbered from there.
@@ -325,10 +289,9 @@ class Translate:
             events.append(self._event("tool_call", call, step_id))
         return events
 
-    def _ended(self, task: Mapping[str, Any], *, keep: bool = False) -> list[StreamEvent]:
+    def _ended(self, task: Mapping[str, Any]) -> list[StreamEvent]:
         node = str(task.get("name"))
-        task_id = str(task.get("id"))
-        _, state = self._before[task_id] if keep else self._before.pop(task_id, ("", {}))
+        state = self._before.pop(str(task.get("id")), {})
         result = task.get("result")
         writes: Mapping[str, Any] = result if isinstance(result, Mapping) else {}
         action = _action(node, state)
