@@ -3,7 +3,8 @@
 RUNS runs started together with ``asyncio.gather``, each of ACTIONS actions (a model turn
 calling the no-op tool) and a final answer, every model call taking LATENCY seconds. agentrt
 runs them with ``rt.astart`` on one runtime; the anchor is a bare LangGraph graph doing
-the same supersteps (model, policy, tool, verify per action; model, finish at the end) on
+the same nodes (model, policy, tool, verify per action; model, finish at the end), each a
+superstep (agentrt runs policy and verify in the superstep before them), on
 one AsyncSqliteSaver, with ``ainvoke`` and ``durability="sync"``. The figure is runs
 completed per second of wall time.
 
@@ -125,7 +126,7 @@ def main() -> Report:
         f"runs/s, {RUNS} concurrent async runs of {ACTIONS} actions, "
         f"{LATENCY * 1000:.0f} ms model latency",
         a,
-        "bare LangGraph, same supersteps, AsyncSqliteSaver",
+        "bare LangGraph, same nodes, AsyncSqliteSaver",
         b,
         better="higher",
     )

@@ -7,9 +7,10 @@ calls and tool calls. agentrt's time includes everything ``start`` does: the run
 lease, policy and verify per action, the closing status write.
 
 Per node: agentrt's run graph with its node bodies replaced by empty ones (so what is left
-is the ``_step`` wrapper, the routers and the RunState channels), against a bare graph of
+is the node wrapper, the routes and the RunState channels), against a bare graph of
 the same shape (plan -> policy -> tool -> verify, then plan -> finish) whose nodes are
-empty functions over a one-key state; in memory, then checkpointing every superstep on
+empty functions over a one-key state, each a superstep (agentrt runs policy and verify in
+the superstep before them, as in a run: agentrt.graphs.onward); in memory, then checkpointing every superstep on
 SqliteSaver (both sides), then with agentrt on its own checkpointer as AgentRuntime runs
 the graph (values stored compact, the pure nodes' writes held for the next write).
 """

@@ -67,8 +67,10 @@ def onward(
 
 
 def failed_within(node: Node, state: RunState, deps: RunDeps) -> None:
-    """In ``node``'s own step: raise what it raised where it ran in the step before, if it
-    did, rather than run it again (its span, with the error, is there already)."""
+    """At the start of every step: if ``node`` raised where it ran in the step before,
+    raise that again rather than run it twice (its span, with the error, is there
+    already). Whatever the node, what the step before kept is gone after it: only the very
+    next step is the failed node's own."""
     failed = deps.failed_within.pop(state["thread_id"], None)
     if failed is not None and failed[0] == node.name:
         raise failed[1]

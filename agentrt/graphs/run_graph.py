@@ -56,8 +56,7 @@ ROUTES: dict[str, tuple[str, ...]] = {n.name: n.routes for n in NODES if n.route
 
 
 def _body(node: Node, state: RunState, deps: RunDeps, pure: Mapping[str, Node]) -> Command[str]:
-    if node.pure:
-        failed_within(node, state, deps)
+    failed_within(node, state, deps)
     held = stop_check(deps, state["thread_id"])
     with stepping(node.name, state, deps, held) as step:
         assert node.body is not None
@@ -78,6 +77,7 @@ def _goes_on(
 def _steps(
     node: Node, state: RunState, deps: RunDeps, pure: Mapping[str, Node]
 ) -> Steps[Command[str]]:
+    failed_within(node, state, deps)
     held = stop_check(deps, state["thread_id"])
     with stepping(node.name, state, deps, held) as step:
         assert node.steps is not None
