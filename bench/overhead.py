@@ -7,12 +7,13 @@ calls and tool calls. agentrt's time includes everything ``start`` does: the run
 lease, policy and verify per action, the closing status write.
 
 Per node: agentrt's run graph with its node bodies replaced by empty ones (so what is left
-is the node wrapper, the routes and the RunState channels), against a bare graph of
-the same shape (plan -> policy -> tool -> verify, then plan -> finish) whose nodes are
-empty functions over a one-key state, each a superstep (agentrt runs policy and verify in
-the superstep before them, as in a run: agentrt.graphs.onward); in memory, then checkpointing every superstep on
-SqliteSaver (both sides), then with agentrt on its own checkpointer as AgentRuntime runs
-the graph (values stored compact, the pure nodes' writes held for the next write).
+is the node wrapper, the routes and the RunState channels), against a bare graph of the
+same shape (plan -> policy -> tool -> verify, then plan -> finish) whose nodes are empty
+functions over a one-key state, each a superstep (agentrt runs policy and verify in the
+superstep before them, as in a run: agentrt.graphs.onward); in memory, then checkpointing
+every superstep on SqliteSaver (both sides), then with agentrt on its own checkpointer as
+AgentRuntime runs the graph (values stored compact, the pure nodes' writes held for the
+next write).
 """
 
 from __future__ import annotations
@@ -263,9 +264,11 @@ def main() -> Report:
         f"Per action: {ACTIONS} (and {LONG_ACTIONS}) actions a run, each a model turn "
         "calling the no-op tool, then a final answer; both sides use `ScriptedChatModel` "
         "and checkpoint every superstep into SQLite with the same pragmas. agentrt runs 4 "
-        "supersteps an action (plan, policy, tool, verify) where the bare agent runs 2 "
-        "(model, tools), and writes its runs row, lease and closing status. Per node: node "
-        "bodies are empty on both sides, so the difference is agentrt's `_step` wrapper "
+        "nodes an action (plan, policy, tool, verify) in 2 supersteps, as the bare agent runs "
+        "its 2 (model, tools): policy and verify run in the superstep before them. It also "
+        "writes its runs row, lease and closing status. Per node: node "
+        "bodies are empty on both sides (the anchor's four a superstep each, agentrt's in "
+        "two), so the difference is agentrt's node wrapper "
         "(span, clock, usage, budget attributes, the cancel check, the route it sends the "
         f"run on) and its {len(typing.get_type_hints(RunState))}-key RunState (a "
         "DeltaChannel event log among them), invoked as a run's segment invokes it (answering "
