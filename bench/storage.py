@@ -5,8 +5,9 @@ only the events written in its own superstep (plus a full snapshot now and then)
 anchor is the usual way to keep a log in LangGraph state, an ``operator.add`` list channel,
 whose every checkpoint holds the whole log so far: storage quadratic in the run's length.
 
-Both graphs do the same shape of work per step, four checkpointed supersteps
-(plan -> policy -> tool -> verify) with ``durability="sync"`` into SQLite through
+Both graphs do the same shape of work per step, plan -> policy -> tool -> verify, each
+node a checkpointed superstep on the anchor's side, two on agentrt's (policy and verify run
+in the superstep before them, agentrt.graphs.onward), with ``durability="sync"`` into SQLite through
 LangGraph's SqliteSaver, one thread per run, each on its own temporary file (but for
 baseline runs longer than KEEP_LIMIT, counted as written and not kept).
 
