@@ -9,6 +9,7 @@ import asyncio
 import dataclasses
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
@@ -24,9 +25,12 @@ from agentrt import AgentRuntime, Budget, Policy, Principal, RunStatus, ToolCont
 from agentrt.graphs import build_run_graph
 from agentrt.graphs.onward import CHAIN
 from agentrt.graphs.run_graph import run_graph_builder
+from agentrt.limits import SizeLimits
 from agentrt.nodes import NODES
+from agentrt.runs.lease import LeaseOwner, acquire
 from agentrt.state import RunState
 from agentrt.testing import ScriptedChatModel, ai, node_deps, run_state, tool_call
+from tests.conftest import FakeClock
 
 WHO = Principal("ops", tenant="t")
 looked: list[str] = []
@@ -363,3 +367,64 @@ def test_a_graph_built_each_node_a_step_takes_a_step_for_every_node() -> None:
         ("plan",),
         ("__start__",),
     ]
+
+
+# A pure node's error kept for its own step never outlives the segment that ran it.
+
+TTL = 30.0
+
+
+def _fetching(db: Path, clock: FakeClock, *, stop_in_fetch: bool = False) -> AgentRuntime:
+    """A read whose result is kept as an artifact, which verify reads back."""
+    runtime: list[AgentRuntime] = []
+
+    @tool(effect="read")
+    def fetch(key: str) -> dict[str, str]:
+        """Fetch a long record.
+
+        Args:
+            key: A key.
+        """
+        if stop_in_fetch:  # this process is told to stop while the read runs
+            runtime[0].deps.stopping_threads.add("t")
+        return {"text": "x" * 4096}
+
+    rt = AgentRuntime(
+        ScriptedChatModel([ai("", tool_call("fetch", {"key": "k"})), "fetched"]),
+        tools=[fetch],
+        policy=Policy.allow_all(),
+        db=db,
+        clock=clock,
+        lease_ttl=TTL,
+        limits=SizeLimits(inline_result_bytes=1024),
+    )
+    runtime.append(rt)
+    return rt
+
+
+def test_a_pure_nodes_error_in_a_step_whose_checkpoint_was_refused_is_not_raised_later(
+    db: Path, clock: FakeClock
+) -> None:
+    # verify, in fetch's step, meets a locked database just as another process takes the
+    # run's lease: the step's checkpoint is refused and this process lets the run go.
+    a = _fetching(db, clock)
+    read = a.store.artifact_content
+    failures: list[int] = []
+
+    def artifact_content(digest: str) -> Any:
+        if not failures:
+            failures.append(1)
+            clock.advance(TTL + 1)
+            acquire(a.store, "t", LeaseOwner.this_process("b"), TTL, now=clock())
+            raise sqlite3.OperationalError("database is locked")
+        return read(digest)
+
+    a.store.artifact_content = artifact_content  # type: ignore[method-assign]
+    with a:
+        assert a.start("fetch k", principal=WHO, thread_id="t").status is RunStatus.RUNNING
+        clock.advance(TTL + 1)
+        with _fetching(db, clock, stop_in_fetch=True) as b:  # stops before verify
+            assert b.resume("t").status is RunStatus.RUNNING
+        a.store.artifact_content = read  # type: ignore[method-assign]
+        done = a.resume("t")  # verify runs now, and passes: no error from before
+    assert (done.status, done.error) == (RunStatus.SUCCEEDED, None)

@@ -66,14 +66,14 @@ def onward(
     return goto(last, changed(step, state))
 
 
-def failed_within(node: Node, state: RunState, deps: RunDeps) -> None:
-    """At the start of every step: if ``node`` raised where it ran in the step before,
-    raise that again rather than run it twice (its span, with the error, is there
-    already). Whatever the node, what the step before kept is gone after it: only the very
-    next step is the failed node's own."""
+def failed_within(node: Node, state: RunState, deps: RunDeps) -> Exception | None:
+    """At the start of every step: what ``node`` raised where it ran in the step before, if
+    it did, for its step to raise again rather than run it twice (its span, with the error,
+    is there already). Whatever the node, what the step before kept is gone after it: only
+    the very next step is the failed node's own, and the segment's end forgets it too (a
+    step whose checkpoint was refused has no next step here: agentrt.runs.driver)."""
     failed = deps.failed_within.pop(state["thread_id"], None)
-    if failed is not None and failed[0] == node.name:
-        raise failed[1]
+    return failed[1] if failed is not None and failed[0] == node.name else None
 
 
 def _ran(node: Node, state: RunState, deps: RunDeps) -> dict[str, Any] | None:

@@ -56,8 +56,10 @@ ROUTES: dict[str, tuple[str, ...]] = {n.name: n.routes for n in NODES if n.route
 
 
 def _body(node: Node, state: RunState, deps: RunDeps, pure: Mapping[str, Node]) -> Command[str]:
-    failed_within(node, state, deps)
-    held = stop_check(deps, state["thread_id"])
+    failed = failed_within(node, state, deps)
+    held = stop_check(deps, state["thread_id"])  # a run stopping here stops, failed or not
+    if failed is not None:
+        raise failed
     with stepping(node.name, state, deps, held) as step:
         assert node.body is not None
         step.update = if_cancelled(node.name, step.state, deps) or node.body(step.state, deps)
@@ -77,7 +79,7 @@ def _goes_on(
 def _steps(
     node: Node, state: RunState, deps: RunDeps, pure: Mapping[str, Node]
 ) -> Steps[Command[str]]:
-    failed_within(node, state, deps)
+    failed_within(node, state, deps)  # not a pure node's step: what was kept is let go
     held = stop_check(deps, state["thread_id"])
     with stepping(node.name, state, deps, held) as step:
         assert node.steps is not None

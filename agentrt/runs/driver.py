@@ -120,6 +120,8 @@ class Driver(MessageTaking, RunCreating, RunResuming, RunSettling):
         self.stopping_threads = deps.stopping_threads
         """Runs this process drives that stop before their next step (stop_at_next_step)."""
         self.held_leases = deps.held_leases
+        self.failed_within = deps.failed_within
+        """A pure node's error kept for its own step (agentrt.graphs.onward), by run."""
         self.kept_secrets = KeptSecrets()
         """What each run's log held as its row last moved (a segment here ends with it)."""
         self.own_graphs: Any = own_graphs
@@ -236,6 +238,16 @@ class Driver(MessageTaking, RunCreating, RunResuming, RunSettling):
         now: Run = yield blocking(self.get, thread_id)
         return now
 
+    def _let_go(self, thread_id: str, kept: Kept) -> None:
+        """A segment's end: its lease let go (never waits on a renewal: done on the loop),
+        and what this process kept for the run's next step forgotten."""
+        self.leases.let_go(kept)
+        if self.held_leases.get(thread_id) is kept:
+            del self.held_leases[thread_id]
+        # A pure node's error kept for the step after it, which never came here (its
+        # checkpoint refused, the lease lost): the next segment runs the node anew.
+        self.failed_within.pop(thread_id, None)
+
     def drive(
         self,
         thread_id: str,
@@ -307,9 +319,7 @@ class Driver(MessageTaking, RunCreating, RunResuming, RunSettling):
                     )
                     return run
             finally:
-                self.leases.let_go(kept)  # never waits on a renewal: done on the loop
-                if self.held_leases.get(thread_id) is kept:
-                    del self.held_leases[thread_id]
+                self._let_go(thread_id, kept)
                 forget_conversation(thread_id)  # kept only while a segment drives the run
                 trace = yield blocking(self._segment_ended, known)
         finally:
