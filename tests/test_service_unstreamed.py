@@ -169,7 +169,14 @@ async def test_a_watched_run_goes_on_at_once_not_behind_the_runs_queued_for_a_sl
         await api.settled(b)
     assert api.rt.get(a).status is RunStatus.AWAITING_APPROVAL
     assert api.rt.get(b).status is RunStatus.AWAITING_APPROVAL
+    await _left(stream)
+
+
+async def _left(stream: asyncio.Task[Any]) -> None:
+    """The event stream's caller leaves: its task cancelled and its end taken, whatever it
+    was (cancelled, or the response's keepalive meeting the closed stream first)."""
     stream.cancel()
+    await asyncio.gather(stream, return_exceptions=True)
 
 
 @pytest.fixture
@@ -222,7 +229,7 @@ async def test_a_watcher_that_comes_as_a_run_ends_leaves_no_follow_up_unanswered
     await _until(lambda: worker.watched(thread_id))
     release.set()
     await api.settled(thread_id)
-    stream.cancel()
+    await _left(stream)
     messages = (await api.call("GET", f"/runs/{thread_id}/messages")).json()["messages"]
     last = messages[-1]
     assert (last["status"], last["output"]) == ("succeeded", "Order 43 is on its way."), (
