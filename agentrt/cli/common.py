@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from agentrt.cli.listed import app
 from agentrt.cli.usage import CliError
 from agentrt.cli.where import app_from_toml, check_database
 from agentrt.readable import moment, usd
@@ -54,16 +55,6 @@ DEMO_APP = "agentrt.examples.refund_desk:build_runtime"
 
 _app_from_toml = app_from_toml  # as cli/policy.py knows it
 
-app = typer.Typer(
-    name="agentrt",
-    help="Inspect and drive agentrt runs: list, show, approve, reject, resume.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-    # Plain help, as click prints it: typer's Rich panels give every flag a type ("--json
-    # <bool>") as if it took a value, and read brackets in help texts as markup.
-    rich_markup_mode=None,
-)
 
 AppOption = Annotated[
     str | None,
