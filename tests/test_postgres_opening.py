@@ -1,11 +1,11 @@
 """Opening a PostgreSQL store whose server is not up yet: it waits, within its patience.
 
 A worker or ``serve`` and its database are often started together; the store waits for the
-server to take connections, says so once, and gives a clear error when its patience runs
-out. What waiting will not cure (a wrong password, an unknown database) fails at once. A
-worker told to stop while its store waits stops then, between two tries. The servers are
-real: the session's (tests/postgres.py), and one started here on a port a store is already
-trying.
+server to take connections (or to have one free), says so once, and gives a clear error
+when its patience runs out. What waiting will not cure (a wrong password, an unknown
+database) fails at once. A worker told to stop while its store waits stops then, between
+two tries. The servers are real: the session's (tests/postgres.py), and one started here on
+a port a store is already trying.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import secrets
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
@@ -200,6 +201,76 @@ def test_what_waiting_will_not_cure_fails_at_once(
     assert said in message
     assert (slept, waits(caplog)) == ([], [])  # not one pause, not one line of waiting
     assert "not-the-password" not in message
+
+
+@pytest.fixture
+def full(postgres_server: PostgresServer) -> Iterator[tuple[str, list[psycopg.Connection]]]:
+    """A database whose role may hold two connections at once, and those two, held: the
+    server refuses a third as it refuses one past ``max_connections`` (53300). A role of
+    its own, since a superuser is let past every such limit."""
+    role, password = f"agentrt_full_{secrets.token_hex(4)}", secrets.token_hex(16)
+    name = f"{role}_db"
+    with psycopg.connect(postgres_server.admin_url, autocommit=True) as admin:
+        admin.execute(f"CREATE ROLE {role} LOGIN PASSWORD '{password}' CONNECTION LIMIT 2")
+        admin.execute(f'CREATE DATABASE "{name}" OWNER {role}')
+    at = urlsplit(postgres_server.url(name))
+    url = urlunsplit(at._replace(netloc=f"{role}:{password}@{at.hostname}:{at.port}"))
+    held = [psycopg.connect(url) for _ in range(2)]
+    try:
+        yield url, held
+    finally:
+        for conn in held:
+            conn.close()
+        with psycopg.connect(postgres_server.admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+            admin.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+def test_a_server_with_no_connection_free_is_waited_out_until_one_is(
+    full: tuple[str, list[psycopg.Connection]],
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    caplog.set_level(logging.INFO, logger="agentrt")
+    url, held = full
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:  # another client leaves during the second pause
+        slept.append(seconds)
+        if len(slept) == 2:
+            for conn in held:
+                conn.close()
+
+    monkeypatch.setattr(opening, "_sleep", sleep)
+    opened = open_store(url, pool=PoolSettings(min_size=0, max_size=2))
+    try:
+        opened.store.create_run(
+            NewRun(thread_id="t1", goal="g", principal=ALICE, budget={}, usage=empty_usage())
+        )
+        assert opened.store.get_run("t1") is not None
+    finally:
+        opened.close()
+    assert slept == pytest.approx([0.1, 0.2])
+    (said,) = waits(caplog)
+    assert "too many connections for role" in said
+    assert str(urlsplit(url).password) not in said
+
+
+def test_a_server_that_stays_full_gives_up_at_the_patience_naming_why(
+    full: tuple[str, list[psycopg.Connection]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    url, _ = full
+    clock = FakeClock(1000.0)
+
+    def sleep(seconds: float) -> None:
+        clock.advance(seconds)
+
+    monkeypatch.setattr(opening, "_clock", clock)
+    monkeypatch.setattr(opening, "_sleep", sleep)
+    with pytest.raises(DatabaseUnavailable) as info:
+        open_store(url, pool=PoolSettings(patience=1.0))
+    assert "too many connections for role" in str(info.value)
+    assert str(info.value).endswith("with ?pool_patience=SECONDS in the URL")
 
 
 # told to stop while opening --------------------------------------------------------------------

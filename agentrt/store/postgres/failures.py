@@ -26,7 +26,12 @@ answer to itself), so a refused socket and a wrong password look alike to ``may_
 answered (refused, no answer, a name not resolved yet), or the server said it is starting
 up, shutting down or recovering (57P03), and waiting may help; any other answer means the
 server is up and refused this connection itself (a wrong password, an unknown database, no
-``pg_hba.conf`` entry), which waiting will not change.
+``pg_hba.conf`` entry), which waiting will not change. But one refusal of a server that is
+up: no connection slot free (53300: ``max_connections`` reached, or the role's or the
+database's ``CONNECTION LIMIT``), which another client's leaving cures, as other workers
+stop or their pools shrink. libpq gives no SQLSTATE for it either, only the server's
+message, so it is known by the message's words (``_FULL``), as a server whose messages are
+in English says them; in another language the refusal fails at once, as before.
 """
 
 from __future__ import annotations
@@ -50,6 +55,14 @@ _PASSING_STATES = frozenset({"57P01", "57P02", "57P03", "57P05", "55P03"})
 _NOT_PASSING_STATES = frozenset({"40002"})
 
 _INDEX = re.compile(r'for index "([^"]+)"')
+
+_FULL = (
+    "too many clients already",
+    "too many connections for role",
+    "too many connections for database",
+    "remaining connection slots are reserved",
+)
+"""What a server says as it refuses a connection for want of a free slot (53300)."""
 
 _COLUMNS = (
     "SELECT c.relname AS table_name, array_agg(a.attname::text ORDER BY k.n) AS columns "
@@ -76,6 +89,8 @@ def may_connect_later(exc: psycopg.OperationalError, conninfo: str) -> bool:
     the server is not there yet, or not taking connections yet (see the module's doc)."""
     if exc.sqlstate is not None:
         return may_pass(exc)
+    if any(words in str(exc) for words in _FULL):  # the server is up, and full
+        return True
     # NO_ATTEMPT: libpq refused the parameters themselves, which waiting will not change.
     return pq.PGconn.ping(conninfo.encode()) in (pq.Ping.REJECT, pq.Ping.NO_RESPONSE)
 

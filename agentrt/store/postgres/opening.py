@@ -5,11 +5,12 @@ compose file, systemd units, a container platform), and the server takes connect
 seconds after the process first asks. So opening waits for it, up to the store's patience
 (``PoolSettings.patience``, ``?pool_patience=`` in the URL), trying again with a backoff
 and saying once in the log what it waits for. Only what waiting may cure is waited out
-(failures.py, ``may_connect_later``: nothing answered, or the server is starting up or
-shutting down); a wrong password, an unknown database or parameters libpq refuses fail at
-once, as they always did. A process told to stop meanwhile (``processes.stop_start_up``,
-from ``agentrt worker``'s signal handler) stops waiting within ``processes.STOP_CHECK``
-seconds: the wait raises StartupStopped between two tries, with no connection made.
+(failures.py, ``may_connect_later``: nothing answered, the server is starting up or
+shutting down, or it has no connection slot free for one more client); a wrong password,
+an unknown database or parameters libpq refuses fail at once, as they always did. A
+process told to stop meanwhile (``processes.stop_start_up``, from ``agentrt worker``'s
+signal handler) stops waiting within ``processes.STOP_CHECK`` seconds: the wait raises
+StartupStopped between two tries, with no connection made.
 """
 
 from __future__ import annotations
