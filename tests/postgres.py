@@ -138,8 +138,14 @@ class PostgresServer:
 
     def _ctl(self, action: str, *extra: str) -> None:
         assert self._data is not None
-        log = self._data.parent / "server.log"
+        log = self.log_file
         self._run("pg_ctl", "-D", str(self._data), "-l", str(log), "-w", "-t", "30", action, *extra)
+
+    @property
+    def log_file(self) -> Path:
+        """Where a server the tests started writes its log."""
+        assert self._data is not None
+        return self._data.parent / "server.log"
 
     @property
     def owned(self) -> bool:

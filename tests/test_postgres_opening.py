@@ -193,6 +193,7 @@ def test_what_waiting_will_not_cure_fails_at_once(
     slept: list[float] = []
     monkeypatch.setattr(opening, "_sleep", slept.append)
     url = _with(postgres_server.admin_url, **wrong)
+    refused = _refusals(postgres_server)
     with pytest.raises(ConfigError) as info:
         open_store(url)
     message = str(info.value)
@@ -201,6 +202,18 @@ def test_what_waiting_will_not_cure_fails_at_once(
     assert said in message
     assert (slept, waits(caplog)) == ([], [])  # not one pause, not one line of waiting
     assert "not-the-password" not in message
+    if refused is not None:
+        # The try, and one more after the ping (asking no password) found the server up,
+        # in case it came up between the two: never a third login to a server's log.
+        assert _refusals(postgres_server) == refused + 2
+
+
+def _refusals(server: PostgresServer) -> int | None:
+    """The connections the server's log says it refused (a FATAL each), if it is ours."""
+    if not server.owned:
+        return None
+    log = server.log_file
+    return log.read_text(errors="replace").count("FATAL:") if log.exists() else 0
 
 
 @pytest.fixture

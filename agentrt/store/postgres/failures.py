@@ -22,10 +22,11 @@ patience lasts, past the limit its operator set.
 
 A connection that could not be made carries no SQLSTATE at all (libpq keeps the server's
 answer to itself), so a refused socket and a wrong password look alike to ``may_pass``.
-``may_connect_later`` asks the server as ``pg_isready`` does (libpq's ping): nothing
-answered (refused, no answer, a name not resolved yet), or the server said it is starting
-up, shutting down or recovering (57P03), and waiting may help; any other answer means the
-server is up and refused this connection itself (a wrong password, an unknown database, no
+``may_connect_later`` asks the server as ``pg_isready`` does (libpq's ping, sent no
+password, so a wrong one is not tried once more): nothing answered (refused, no answer, a
+name not resolved yet), or the server said it is starting up, shutting down or recovering
+(57P03), and waiting may help; any other answer means the server is up and refused this
+connection itself (a wrong password, an unknown database, no
 ``pg_hba.conf`` entry), which waiting will not change. But one refusal of a server that is
 up: no connection slot free (53300: ``max_connections`` reached, or the role's or the
 database's ``CONNECTION LIMIT``), which another client's leaving cures, as other workers
@@ -42,6 +43,7 @@ from typing import Any
 
 import psycopg
 from psycopg import pq
+from psycopg.conninfo import make_conninfo
 
 from agentrt.errors import ConfigError
 
@@ -63,6 +65,9 @@ _FULL = (
     "remaining connection slots are reserved",
 )
 """What a server says as it refuses a connection for want of a free slot (53300)."""
+
+_NO_PASSFILE = "/nonexistent/agentrt/.pgpass"
+"""A password file that is not there: the ping reads no password from ~/.pgpass either."""
 
 _COLUMNS = (
     "SELECT c.relname AS table_name, array_agg(a.attname::text ORDER BY k.n) AS columns "
@@ -91,8 +96,11 @@ def may_connect_later(exc: psycopg.OperationalError, conninfo: str) -> bool:
         return may_pass(exc)
     if any(words in str(exc) for words in _FULL):  # the server is up, and full
         return True
-    # NO_ATTEMPT: libpq refused the parameters themselves, which waiting will not change.
-    return pq.PGconn.ping(conninfo.encode()) in (pq.Ping.REJECT, pq.Ping.NO_RESPONSE)
+    # Asked without a password: the server that asks for one is up, and a wrong one is not
+    # sent again, to be logged as one more failed login. NO_ATTEMPT: libpq refused the
+    # parameters themselves, which waiting will not change.
+    asked = make_conninfo(conninfo, password="", passfile=_NO_PASSFILE)
+    return pq.PGconn.ping(asked.encode()) in (pq.Ping.REJECT, pq.Ping.NO_RESPONSE)
 
 
 def too_long(exc: psycopg.OperationalError, pool: Any) -> ConfigError | None:
