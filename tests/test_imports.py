@@ -108,12 +108,10 @@ def test_cel_imported_after_agentrt_is_the_whole_package() -> None:
 
 
 def test_the_commands_typer_reads_hold_no_string_annotations() -> None:
-    """typer reads every command's signature to build any one command; a string
-    annotation there is compiled and evaluated again at each start of a command."""
+    """typer reads every command's signature to build even the top-level help; a string
+    annotation there is compiled and evaluated again at each start of `agentrt`."""
     import agentrt.cli
-    from agentrt.cli.listed import load
 
-    load()
     apps = [agentrt.cli.app, *(g.typer_instance for g in agentrt.cli.app.registered_groups)]
     commands = [c.callback for a in apps if a is not None for c in a.registered_commands]
     assert len(commands) > 30

@@ -19,7 +19,6 @@ from typer.testing import CliRunner
 from agentrt import AgentRuntime, Policy, Principal, RunBusy, RunStatus, tool
 from agentrt.cli import app
 from agentrt.cli.common import print_run
-from agentrt.cli.listed import load
 from agentrt.examples import refund_desk
 from agentrt.examples.refund_desk import GOAL, OPERATOR
 from agentrt.readable import LAST_INSTANT, iso, moment, span, usd
@@ -193,7 +192,6 @@ def commands(command: Any, path: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
 
 
 def test_help_shows_flags_as_flags() -> None:
-    load()  # the command modules register their commands as they load
     every = commands(typer.main.get_command(app))
     assert ("trace",) in every
     for path in every:

@@ -6,8 +6,10 @@ holding the commands import what they need; building all of them took a third of
 `agentrt --help`'s time. The top-level help needs only each command's name and the first
 sentence of its help, which click shortens to the terminal's width. ``Commands`` lists
 those from SUMMARIES and loads every command module the first time a command is asked for
-by name (run, its own --help, a typo to suggest a name for).
-tests/test_cli_listed.py holds SUMMARIES to the commands' own help.
+by name (run, its own --help, a typo to suggest a name for). Only the `agentrt` script
+takes this path: ``agentrt.cli.app`` loads every command module first.
+tests/test_cli_listed.py holds SUMMARIES to the commands' own help, and MODULES to the
+modules that register commands.
 """
 
 import importlib
@@ -87,20 +89,25 @@ def load() -> None:
 
 
 class Commands(TyperGroup):
-    """The top-level `agentrt` group: lists its commands from SUMMARIES and builds them
-    only when one is asked for."""
+    """The top-level `agentrt` group: lists its commands from SUMMARIES until they are
+    built, and builds them all the first time one is asked for by name. Built (or made
+    from an app whose modules were loaded), it lists what it holds, commands an embedder
+    added to the app among them."""
 
     def list_commands(self, ctx: Any) -> list[str]:
-        return list(SUMMARIES)
+        return super().list_commands(ctx) if self.commands else list(SUMMARIES)
 
     def get_command(self, ctx: Any, cmd_name: str) -> Any:
         # A name not built yet, or one to suggest a near name for (typer suggests from
-        # the commands built): build them all.
-        if cmd_name not in self.commands:
+        # the commands built): build them all, once.
+        if not self.commands:
             self.commands.update(_built())
         return self.commands.get(cmd_name)
 
     def format_commands(self, ctx: Any, formatter: Any) -> None:
+        if self.commands:
+            super().format_commands(ctx, formatter)
+            return
         # What click's format_commands writes, from SUMMARIES rather than built commands;
         # a command of that help shortens it as click would.
         limit = formatter.width - 6 - max(map(len, SUMMARIES))
