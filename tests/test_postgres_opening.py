@@ -39,7 +39,7 @@ ALICE = {"id": "alice", "roles": [], "tenant": "acme", "scopes": []}
 
 
 def waits(caplog: pytest.LogCaptureFixture) -> list[str]:
-    return [r.getMessage() for r in caplog.records if "not taking connections" in r.getMessage()]
+    return [r.getMessage() for r in caplog.records if "; waiting up to " in r.getMessage()]
 
 
 def test_a_store_opened_before_its_server_is_up_waits_for_it_and_works(
@@ -265,6 +265,7 @@ def test_a_server_with_no_connection_free_is_waited_out_until_one_is(
         opened.close()
     assert slept == pytest.approx([0.1, 0.2])
     (said,) = waits(caplog)
+    assert " has no connection free (connection failed: " in said
     assert "too many connections for role" in said
     assert str(urlsplit(url).password) not in said
 
@@ -282,8 +283,75 @@ def test_a_server_that_stays_full_gives_up_at_the_patience_naming_why(
     monkeypatch.setattr(opening, "_sleep", sleep)
     with pytest.raises(DatabaseUnavailable) as info:
         open_store(url, pool=PoolSettings(patience=1.0))
-    assert "too many connections for role" in str(info.value)
-    assert str(info.value).endswith("with ?pool_patience=SECONDS in the URL")
+    message = str(info.value)
+    assert "too many connections for role" in message
+    assert "the server has no connection free for it. Raise its max_connections" in message
+    assert "Check that its server is running" not in message  # it runs, and answered
+    assert message.endswith("with ?pool_patience=SECONDS in the URL")
+
+
+@pytest.fixture
+def read_only(postgres_server: PostgresServer) -> Iterator[str]:
+    """A database whose sessions are read-only, as a hot standby's are to libpq: its name."""
+    name = f"agentrt_ro_{secrets.token_hex(4)}"
+    with psycopg.connect(postgres_server.admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(f'ALTER DATABASE "{name}" SET default_transaction_read_only = on')
+    try:
+        yield name
+    finally:
+        with psycopg.connect(postgres_server.admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def test_a_host_list_whose_primary_is_not_up_yet_is_waited_for(
+    postgres_server: PostgresServer, read_only: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``standby,primary`` with ``target_session_attrs=read-write``, the primary not up: the
+    ping must get past the standby's password request to find nothing at the primary."""
+    at = urlsplit(postgres_server.admin_url)
+    url = urlunsplit(
+        at._replace(
+            netloc=f"postgres:{at.password}@127.0.0.1:{at.port},127.0.0.1:{_free_port()}",
+            path=f"/{read_only}",
+            query="target_session_attrs=read-write&connect_timeout=2",
+        )
+    )
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:  # during the first pause the standby is promoted
+        slept.append(seconds)
+        if len(slept) == 1:
+            with psycopg.connect(postgres_server.admin_url, autocommit=True) as admin:
+                admin.execute(f'ALTER DATABASE "{read_only}" RESET default_transaction_read_only')
+
+    monkeypatch.setattr(opening, "_sleep", sleep)
+    open_store(url, pool=PoolSettings(min_size=0, patience=30.0)).close()
+    assert slept == pytest.approx([0.1])
+
+
+def test_ssl_required_of_a_server_without_it_fails_at_once(
+    postgres_server: PostgresServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The server answered "no SSL": up, and no wait changes its answer."""
+    if not postgres_server.owned:
+        pytest.skip("needs the tests' own server, which has no SSL")
+    slept: list[float] = []
+    monkeypatch.setattr(opening, "_sleep", slept.append)
+    with pytest.raises(ConfigError, match="server does not support SSL"):
+        open_store(postgres_server.admin_url + "?sslmode=require", pool=PoolSettings(patience=5))
+    assert slept == []
+
+
+def test_a_url_with_an_empty_authority_opens(empty_postgres_url: str) -> None:
+    """``postgresql:///db?host=...``, a local socket's usual URL: its "//" is kept."""
+    at = urlsplit(empty_postgres_url)
+    url = (
+        f"postgresql://{at.path}?host={at.hostname}&port={at.port}"
+        f"&user={at.username}&password={at.password}&pool_min_size=0"
+    )
+    assert url.startswith("postgresql:///")
+    open_store(url).close()
 
 
 # told to stop while opening --------------------------------------------------------------------

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import MISSING, dataclass, fields, replace
 from typing import Any, TypeAlias, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit
 
 import psycopg
 from psycopg import pq
@@ -125,7 +125,9 @@ def parse_url(url: str, settings: PoolSettings) -> tuple[str, PoolSettings]:
                 ) from None
     settings = replace(settings, **overrides)
     rest = urlencode([(k, v) for k, v in pairs if k not in POOL_QUERY])
-    conninfo = urlunsplit(parts._replace(query=rest))
+    # Written back whole: urlunsplit drops the "//" of an empty authority
+    # ("postgresql:///db?host=/run/postgresql", a local socket's URL), which libpq needs.
+    conninfo = f"{parts.scheme}://{parts.netloc}{parts.path}" + (f"?{rest}" if rest else "")
     try:
         given = conninfo_to_dict(conninfo)
     except psycopg.ProgrammingError as exc:

@@ -43,11 +43,11 @@ from typing import Any
 
 import psycopg
 from psycopg import pq
-from psycopg.conninfo import make_conninfo
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from agentrt.errors import ConfigError
 
-__all__ = ["INDEX_ROW_LIMIT", "may_connect_later", "may_pass", "too_long"]
+__all__ = ["INDEX_ROW_LIMIT", "may_connect_later", "may_pass", "server_full", "too_long"]
 
 INDEX_ROW_LIMIT = 2704
 """The most bytes a btree index row holds (PostgreSQL's default 8 kB pages)."""
@@ -94,13 +94,29 @@ def may_connect_later(exc: psycopg.OperationalError, conninfo: str) -> bool:
     the server is not there yet, or not taking connections yet (see the module's doc)."""
     if exc.sqlstate is not None:
         return may_pass(exc)
-    if any(words in str(exc) for words in _FULL):  # the server is up, and full
+    if server_full(exc):
         return True
-    # Asked without a password: the server that asks for one is up, and a wrong one is not
-    # sent again, to be logged as one more failed login. NO_ATTEMPT: libpq refused the
-    # parameters themselves, which waiting will not change.
-    asked = make_conninfo(conninfo, password="", passfile=_NO_PASSFILE)
-    return pq.PGconn.ping(asked.encode()) in (pq.Ping.REJECT, pq.Ping.NO_RESPONSE)
+    # NO_ATTEMPT: libpq refused the parameters themselves, which waiting will not change.
+    return pq.PGconn.ping(_ping(conninfo).encode()) in (pq.Ping.REJECT, pq.Ping.NO_RESPONSE)
+
+
+def server_full(exc: psycopg.OperationalError) -> bool:
+    """True if the server refused the connection for want of a free slot (53300)."""
+    return any(words in str(exc) for words in _FULL)
+
+
+def _ping(conninfo: str) -> str:
+    """``conninfo`` as the ping asks with it. SSL as the server offers it: a server up
+    that refuses the SSL asked of it is up, and waiting will not change its answer. To one
+    server, without the password: a server that asks for one is up, and a wrong one is not
+    sent again, to be logged as one more failed login. A list of hosts, or a session kind
+    asked of them (``target_session_attrs``), keeps the password: the ping must get past
+    the first server to reach the others, as the connection would."""
+    given = conninfo_to_dict(conninfo)
+    one = "," not in str(given.get("host") or "") + str(given.get("hostaddr") or "")
+    if one and given.get("target_session_attrs", "any") == "any":
+        return make_conninfo(conninfo, sslmode="prefer", password="", passfile=_NO_PASSFILE)
+    return make_conninfo(conninfo, sslmode="prefer")
 
 
 def too_long(exc: psycopg.OperationalError, pool: Any) -> ConfigError | None:

@@ -25,7 +25,7 @@ import psycopg
 from agentrt import processes
 from agentrt.errors import ConfigError, DatabaseUnavailable, StartupStopped
 from agentrt.logs import get_logger
-from agentrt.store.postgres.failures import may_connect_later
+from agentrt.store.postgres.failures import may_connect_later, server_full
 
 __all__ = ["first_connection"]
 
@@ -50,6 +50,17 @@ FIRST_PAUSE = 0.1
 """Seconds before the second try; each pause after doubles, up to ``LONGEST_PAUSE``."""
 LONGEST_PAUSE = 2.0
 """At most this long between tries: a server that comes up is found within it."""
+
+_DOWN = (
+    "the store could not open. Check that its server is running and reachable at that host "
+    "and port, or let the store wait longer for it with ?pool_patience=SECONDS in the URL"
+)
+_FULL = (
+    "the store could not open: the server has no connection free for it. Raise its "
+    "max_connections (or the role's or the database's CONNECTION LIMIT), lower the "
+    "?pool_max_size= of the other processes using it, or let the store wait longer for one "
+    "with ?pool_patience=SECONDS in the URL"
+)
 
 
 def first_connection(
@@ -77,23 +88,18 @@ def first_connection(
                     raise ConfigError(
                         f"cannot connect to {location!r}: {_first_line(again)}"
                     ) from None
+            full = server_full(exc)
             now = _clock()
             if now >= deadline:
                 raise DatabaseUnavailable(
-                    location,
-                    round(now - started, 1),
-                    exc,
-                    advice=(
-                        "the store could not open. Check that its server is running and "
-                        "reachable at that host and port, or let the store wait longer for "
-                        "it with ?pool_patience=SECONDS in the URL"
-                    ),
+                    location, round(now - started, 1), exc, advice=_FULL if full else _DOWN
                 ) from exc
             if not said:
                 said = True
                 logger.warning(
-                    "database %s is not taking connections yet (%s); waiting up to %g s for it",
+                    "database %s %s (%s); waiting up to %g s for it",
                     location,
+                    "has no connection free" if full else "is not taking connections yet",
                     _first_line(exc),
                     patience,
                 )
