@@ -22,17 +22,17 @@ patience lasts, past the limit its operator set.
 
 A connection that could not be made carries no SQLSTATE at all (libpq keeps the server's
 answer to itself), so a refused socket and a wrong password look alike to ``may_pass``.
-``may_connect_later`` asks the server as ``pg_isready`` does (libpq's ping, sent no
-password, so a wrong one is not tried once more): nothing answered (refused, no answer, a
-name not resolved yet), or the server said it is starting up, shutting down or recovering
-(57P03), and waiting may help; any other answer means the server is up and refused this
-connection itself (a wrong password, an unknown database, no ``pg_hba.conf`` entry), which
-waiting will not change. But one refusal of a server that is up: no connection slot free
-(53300: ``max_connections`` reached, or the role's or the database's
-``CONNECTION LIMIT``), which another client's leaving cures, as other workers stop or their
-pools shrink. libpq gives no SQLSTATE for it either, only the server's message, so it is known
-by the message's words (``_FULL``), as a server whose messages are in English says them;
-in another language the refusal fails at once, as before.
+``may_connect_later`` asks the server as ``pg_isready`` does (libpq's ping, asked as
+``_ping`` says: to one server, without the password): nothing answered (refused, no
+answer, a name not resolved yet), or the server said it is starting up, shutting down or
+recovering (57P03), and waiting may help; any other answer means the server is up and
+refused this connection itself (a wrong password, an unknown database, no ``pg_hba.conf``
+entry), which waiting will not change. But one refusal of a server that is up: no
+connection slot free (53300: ``max_connections`` reached, or the role's or the database's
+``CONNECTION LIMIT``), which another client's leaving cures, as other workers stop or
+their pools shrink. libpq gives no SQLSTATE for it either, only the server's message, so
+it is known by the message's words (``_FULL``), as a server whose messages are in English
+says them; in another language the refusal fails at once, as before.
 """
 
 from __future__ import annotations
