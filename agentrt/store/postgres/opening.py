@@ -51,11 +51,11 @@ FIRST_PAUSE = 0.1
 LONGEST_PAUSE = 2.0
 """At most this long between tries: a server that comes up is found within it."""
 
-_DOWN = (
+_DOWN_ADVICE = (
     "the store could not open. Check that its server is running and reachable at that host "
     "and port, or let the store wait longer for it with ?pool_patience=SECONDS in the URL"
 )
-_FULL = (
+_FULL_ADVICE = (
     "the store could not open: the server has no connection free for it. Raise its "
     "max_connections (or the role's or the database's CONNECTION LIMIT), lower the "
     "?pool_max_size= of the other processes using it, or let the store wait longer for one "
@@ -92,7 +92,10 @@ def first_connection(
             now = _clock()
             if now >= deadline:
                 raise DatabaseUnavailable(
-                    location, round(now - started, 1), exc, advice=_FULL if full else _DOWN
+                    location,
+                    round(now - started, 1),
+                    exc,
+                    advice=_FULL_ADVICE if full else _DOWN_ADVICE,
                 ) from exc
             if not said:
                 said = True
